@@ -1,0 +1,75 @@
+# Veto for CRM writes. `make help` lists every target.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+OPA   := .tools/bin/opa
+REGAL := .tools/bin/regal
+TOOLS := .tools/bin/.opa.stamp .tools/bin/.regal.stamp
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(TOOLS) &: scripts/install-tools.sh scripts/tools/regal/go.mod
+	@bash scripts/install-tools.sh
+
+.PHONY: tools
+tools: $(TOOLS) ## Install the pinned OPA CLI and Regal into .tools/bin (go install)
+
+.PHONY: fmt
+fmt: $(TOOLS) ## Format the Rego in place
+	$(OPA) fmt --write policy
+
+.PHONY: fmt-check
+fmt-check: $(TOOLS) ## Fail when Rego is not formatted
+	$(OPA) fmt --fail --list policy
+
+.PHONY: check
+check: $(TOOLS) ## opa check --strict, also against the WASM capabilities
+	$(OPA) check --strict policy
+	@mkdir -p .build && node scripts/wasm-capabilities.mjs $(OPA) .build/wasm-capabilities.json
+	$(OPA) check --strict --capabilities .build/wasm-capabilities.json --ignore '*_test.rego' policy
+
+.PHONY: lint
+lint: $(TOOLS) ## Regal lint
+	$(REGAL) lint policy
+
+.PHONY: bundle
+bundle: $(TOOLS) ## Build bundles/crm.tar.gz (WASM) and bundles/crm-rego.tar.gz, print the version hash
+	bash scripts/build-bundles.sh bundles
+
+.PHONY: check-bundles
+check-bundles: $(TOOLS) ## Fail when the committed bundles are stale
+	bash scripts/check-bundles.sh
+
+.PHONY: test-rego
+test-rego: $(TOOLS) ## opa test with the 100% coverage gate, on OPA's evaluator and on WASM
+	@rm -rf .build/results && mkdir -p .build/results
+	$(OPA) test policy --coverage --threshold 100 --format json > /dev/null
+	@echo "rego coverage: 100% (gate --threshold 100)"
+	$(OPA) test policy --format json | node scripts/count-opa-tests.mjs rego
+	$(OPA) test -t wasm policy --format json | node scripts/count-opa-tests.mjs rego-wasm
+
+.PHONY: readme
+readme: $(TOOLS) ## Regenerate the README's reason-code table from the policy
+	node scripts/reason-table.mjs $(OPA) --write
+
+.PHONY: check-readme
+check-readme: $(TOOLS) ## Fail when the README's reason-code table differs from the policy
+	node scripts/reason-table.mjs $(OPA) --check
+
+.PHONY: test
+test: fmt-check check lint check-bundles check-readme test-rego ## Run every test (Rego and TypeScript); ends with "N passed, N failed"
+	@node scripts/test-summary.mjs
+
+.PHONY: ci
+ci: test ## What CI runs
+
+.PHONY: demo
+demo: $(TOOLS) ## Evaluate sample calls against the policy and print the decisions
+	bash scripts/demo-opa.sh
+
+.PHONY: clean
+clean: ## Remove build output (keeps .tools and the committed bundles)
+	rm -rf .build dist

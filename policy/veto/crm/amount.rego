@@ -1,0 +1,46 @@
+package veto.crm
+
+# amount: the largest absolute value among arguments.amount and the changed
+# amount fields. Values that are not numbers make the input invalid (input.rego)
+# and are never compared here: Rego orders "9000" above any number.
+
+_amount_values contains abs(value) if {
+	value := _arguments.amount
+	is_number(value)
+}
+
+_amount_values contains abs(value) if {
+	is_object(_arguments.changes)
+	some name in _amount_fields
+	value := _arguments.changes[name]
+	is_number(value)
+}
+
+default _amount := 0
+
+_amount := max(_amount_values) if count(_amount_values) > 0
+
+# A max_amount that is present but not a number acts as the strictest limit.
+_deny contains "amount_over_limit" if {
+	_write
+	limit := _tenant.max_amount
+	not _at_most(_amount, limit)
+}
+
+_at_most(amount, limit) if {
+	is_number(limit)
+	amount <= limit
+}
+
+# An approval_threshold that is present but not a number acts as zero.
+_approval contains "production_amount" if {
+	_write
+	_context.environment == "production"
+	threshold := _tenant.approval_threshold
+	not _below(_amount, threshold)
+}
+
+_below(amount, threshold) if {
+	is_number(threshold)
+	amount < threshold
+}

@@ -1,0 +1,70 @@
+package veto.crm_test
+
+import data.veto.crm
+
+with_amount(call, amount) := patched(call, {"arguments": {"amount": amount}})
+
+test_require_approval_production_amount_at_threshold if {
+	decide(with_amount(update, 5000)) == needs_approval({"production_amount"})
+}
+
+test_allow_low_value_just_below_threshold if {
+	decide(with_amount(update, 4999.99)) == allowed("low_value")
+}
+
+test_require_approval_production_amount_at_max if {
+	decide(with_amount(update, 250000)) == needs_approval({"production_amount"})
+}
+
+test_deny_amount_over_limit if {
+	decide(with_amount(update, 250000.01)) == denied({"amount_over_limit"})
+}
+
+test_amounts_compare_by_absolute_value if {
+	decide(with_amount(update, -6000)) == needs_approval({"production_amount"})
+	decide(with_amount(update, -300000)) == denied({"amount_over_limit"})
+	decide(with_amount(update, -4999)) == allowed("low_value")
+}
+
+test_require_approval_largest_amount_field_counts if {
+	call := patched(update, {"arguments": {"amount": 10, "changes": {"discount_amount": 7000, "refund_amount": -20}}})
+	decide(call) == needs_approval({"production_amount"})
+}
+
+test_deny_amount_over_limit_in_changes if {
+	decide(patched(update, {"arguments": {"changes": {"refund_amount": -300000}}})) == denied({"amount_over_limit"})
+}
+
+test_allow_low_value_unlisted_numeric_change if {
+	decide(patched(update, {"arguments": {"changes": {"probability": 900000}}})) == allowed("low_value")
+}
+
+test_allow_low_value_amount_outside_production if {
+	decide(with_amount(patched(update, {"context": {"environment": "staging"}}), 9000)) == allowed("low_value")
+}
+
+test_deny_amount_over_limit_outside_production if {
+	call := with_amount(patched(update, {"context": {"environment": "development"}}), 300000)
+	decide(call) == denied({"amount_over_limit"})
+}
+
+test_allow_low_value_tenant_without_threshold_or_limit if {
+	call := patched(update, {"context": {"tenantId": "globex"}, "arguments": {"tenantId": "globex", "amount": 1e12}})
+	decide(call) == allowed("low_value")
+}
+
+test_allow_read_only_amount_is_not_limited if {
+	decide(with_amount(read, 1e9)) == allowed("read_only")
+}
+
+test_deny_amount_over_limit_malformed_limit_is_strict if {
+	call := patched(update, {"context": {"tenantId": "strict"}, "arguments": {"tenantId": "strict", "amount": 11}})
+	decide(call) == denied({"amount_over_limit"})
+}
+
+test_require_approval_malformed_threshold_is_zero if {
+	config := json.remove(fixture, ["tenants/strict/max_amount"])
+	call := patched(update, {"context": {"tenantId": "strict"}, "arguments": {"tenantId": "strict", "amount": 0}})
+	expected := expect("require_approval", false, {"production_amount"}, ["user:a@strict.example"])
+	crm.decision == expected with input as call with data.veto.config as config
+}

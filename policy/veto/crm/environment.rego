@@ -1,0 +1,3 @@
+package veto.crm
+
+_deny contains "unknown_environment" if not object.get(_context, "environment", null) in _environments

@@ -1,0 +1,100 @@
+package veto.crm
+
+# The policy checks what it can of the input contract (CONTRACT.md section 1)
+# itself, so it stays safe when evaluated without the adapter. Each problem is a
+# sentence; together they form the invalid_input message.
+#
+# In Rego, `not f(input.missing)` is undefined rather than true, so a negated
+# check on an absent field would silently not fire. Every check therefore reads
+# the call through the views below, which are always defined: a missing field
+# reads as null, and a part of the wrong type as an empty object.
+
+default _raw_input := null
+
+_raw_input := input
+
+_call := _object_or_empty(_raw_input)
+
+_arguments := _object_or_empty(object.get(_call, "arguments", null))
+
+_context := _object_or_empty(object.get(_call, "context", null))
+
+_object_or_empty(value) := value if is_object(value)
+
+else := {}
+
+_required_context := ["actorId", "tenantId", "environment"]
+
+_optional_context := ["reason", "sourceSystem", "requestId", "sessionId", "onBehalfOf"]
+
+_string_arguments := ["object", "recordId", "tenantId", "destination"]
+
+_problems contains "input must be an object" if not is_object(_raw_input)
+
+_problems contains "tool must be a non-empty string" if not _non_empty_string(object.get(_call, "tool", null))
+
+_problems contains "arguments must be an object" if not is_object(object.get(_call, "arguments", null))
+
+_problems contains "context must be an object" if not is_object(object.get(_call, "context", null))
+
+_problems contains concat("", ["context.", name, " must be a non-empty string"]) if {
+	some name in _required_context
+	not _non_empty_string(object.get(_context, name, null))
+}
+
+_problems contains concat("", ["context.", name, " must be a string"]) if {
+	some name in _optional_context
+	value := _context[name]
+	not is_string(value)
+}
+
+_problems contains concat("", ["arguments.", name, " must be a string"]) if {
+	some name in _string_arguments
+	value := _arguments[name]
+	not is_string(value)
+}
+
+_problems contains "arguments.changes must be an object" if {
+	value := _arguments.changes
+	not is_object(value)
+}
+
+_problems contains "arguments.fields must be an array of strings" if {
+	value := _arguments.fields
+	not _string_array(value)
+}
+
+_problems contains "arguments.amount must be a finite number" if {
+	value := _arguments.amount
+	not is_number(value)
+}
+
+_problems contains concat("", ["arguments.changes.", name, " must be a finite number"]) if {
+	is_object(_arguments.changes)
+	some name in _amount_fields
+	value := _arguments.changes[name]
+	not is_number(value)
+}
+
+_problems contains "history must be an object" if {
+	value := _call.history
+	not is_object(value)
+}
+
+_problems contains "history.recentDenies must be a non-negative integer" if {
+	value := _call.history.recentDenies
+	not _count(value)
+}
+
+_string_array(value) if {
+	is_array(value)
+	every item in value {
+		is_string(item)
+	}
+}
+
+_count(value) if {
+	is_number(value)
+	value >= 0
+	floor(value) == value
+}

@@ -1,0 +1,79 @@
+package veto.crm
+
+# METADATA
+# title: Reason codes
+# description: >-
+#   Every reason code Veto can answer, defined once. `class` is the verdict class
+#   (1 wins over 2, and so on), `action` the verdict it produces, and `source`
+#   says whether the policy or the TypeScript adapter produces it. The README's
+#   reason-code table is generated from this rule.
+reason_codes := {
+	"invalid_input": {
+		"class": 1, "action": "deny", "source": "policy",
+		"message": "The call does not match the input contract",
+	},
+	"repeated_denies": {
+		"class": 2, "action": "deny", "source": "policy",
+		"message": "Repeated attempts after deny: escalated to incident review",
+	},
+	"unknown_tool": {
+		"class": 3, "action": "deny", "source": "policy",
+		"message": "The tool is not known to the policy",
+	},
+	"unknown_tenant": {
+		"class": 3, "action": "deny", "source": "policy",
+		"message": "The actor's tenant is not known to the policy",
+	},
+	"wrong_tenant": {
+		"class": 3, "action": "deny", "source": "policy",
+		"message": "The target record belongs to another tenant",
+	},
+	"actor_not_allowed": {
+		"class": 3, "action": "deny", "source": "policy",
+		"message": "The actor may not act for this tenant",
+	},
+	"unknown_environment": {
+		"class": 3, "action": "deny", "source": "policy",
+		"message": "The environment is not known to the policy",
+	},
+	"missing_reason": {
+		"class": 3, "action": "deny", "source": "policy",
+		"message": "A write needs a reason",
+	},
+	"blocked_destination": {
+		"class": 3, "action": "deny", "source": "policy",
+		"message": "The destination is blocked",
+	},
+	"amount_over_limit": {
+		"class": 3, "action": "deny", "source": "policy",
+		"message": "The amount is above the tenant's limit",
+	},
+	"no_approver": {
+		"class": 3, "action": "deny", "source": "policy",
+		"message": "Approval is required but the tenant has no approver",
+	},
+	"sensitive_field": {
+		"class": 4, "action": "require_approval", "source": "policy",
+		"message": "The call touches a sensitive field: the system owner must approve",
+	},
+	"production_amount": {
+		"class": 4, "action": "require_approval", "source": "policy",
+		"message": "A production write at or above the approval threshold: the system owner must approve",
+	},
+	"read_only": {
+		"class": 5, "action": "allow", "source": "policy",
+		"message": "Read-only call",
+	},
+	"low_value": {
+		"class": 5, "action": "allow", "source": "policy",
+		"message": "Low-value write",
+	},
+	"evaluation_error": {
+		"class": 0, "action": "deny", "source": "adapter",
+		"message": "The policy could not be evaluated",
+	},
+	"record_unavailable": {
+		"class": 0, "action": "deny", "source": "adapter",
+		"message": "The decision record could not be written durably",
+	},
+}
