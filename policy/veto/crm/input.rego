@@ -93,8 +93,11 @@ _string_array(value) if {
 	}
 }
 
+# Bounded by 2^53 - 1: above it OPA's Go evaluator (arbitrary precision) and
+# the WASM evaluator (doubles) disagree on whether floor(value) == value.
 _count(value) if {
 	is_number(value)
 	value >= 0
+	value <= 9007199254740991
 	floor(value) == value
 }

@@ -102,6 +102,7 @@ test_deny_invalid_input_history_wrong_type if {
 	decide(patched(update, {"history": {"recentDenies": -1}})) == not_a_count
 	decide(patched(update, {"history": {"recentDenies": 1.5}})) == not_a_count
 	decide(patched(update, {"history": {"recentDenies": "9"}})) == not_a_count
+	decide(patched(update, {"history": {"recentDenies": 1e300}})) == not_a_count
 }
 
 test_allow_low_value_extra_argument_fields_pass_through if {
