@@ -1,0 +1,66 @@
+/**
+ * The decision the adapter hands back (contract section 5) and the policy's
+ * own answer (section 4b) that it is built from.
+ */
+import { z } from "zod";
+
+export const ACTIONS = ["allow", "deny", "require_approval"] as const;
+export type Action = (typeof ACTIONS)[number];
+
+export const reasonSchema = z.strictObject({
+  code: z.string().min(1),
+  message: z.string(),
+});
+export type Reason = z.infer<typeof reasonSchema>;
+
+/**
+ * What `veto/crm/decision` must answer. Anything else is treated as an
+ * evaluation failure (fail closed), so the consistency rules of the contract
+ * are checked here too: approvers exactly when approval is required, and
+ * escalation only on a deny.
+ */
+export const policyAnswerSchema = z
+  .strictObject({
+    action: z.enum(ACTIONS),
+    escalated: z.boolean(),
+    reasons: z.array(reasonSchema).min(1),
+    approvers: z.array(z.string().min(1)),
+  })
+  .refine((a) => (a.action === "require_approval") === a.approvers.length > 0, {
+    message: "approvers must be non-empty exactly when action is require_approval",
+  })
+  .refine((a) => !a.escalated || a.action === "deny", {
+    message: "only a deny can be escalated",
+  });
+export type PolicyAnswer = z.infer<typeof policyAnswerSchema>;
+
+export interface BundleVersion {
+  readonly revision: string;
+  /** "sha256:" followed by 64 lowercase hex digits. */
+  readonly hash: string;
+}
+
+export interface Decision {
+  readonly id: string;
+  readonly action: Action;
+  readonly escalated: boolean;
+  readonly reason: string;
+  readonly reasons: readonly Reason[];
+  readonly approvers: readonly string[];
+  readonly bundle: BundleVersion;
+  readonly timestamp: string;
+}
+
+/** Reason codes the adapter answers itself, without (or instead of) the policy. */
+export const ADAPTER_REASON_CODES = {
+  invalidInput: "invalid_input",
+  evaluationError: "evaluation_error",
+  recordUnavailable: "record_unavailable",
+} as const;
+
+/** The messages policy/veto/crm/reasons.rego defines for these codes; the adapter appends the detail. */
+export const ADAPTER_REASON_MESSAGES: Readonly<Record<string, string>> = {
+  invalid_input: "The call does not match the input contract",
+  evaluation_error: "The policy could not be evaluated",
+  record_unavailable: "The decision record could not be written durably",
+};

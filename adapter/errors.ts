@@ -1,0 +1,109 @@
+/**
+ * Typed errors. Every error the adapter throws or rejects with is a VetoError
+ * carrying a stable, machine-readable `code`; messages say what to fix.
+ */
+import type { Decision } from "./decision.js";
+
+export type VetoErrorCode =
+  | "invalid_options"
+  | "bundle_unusable"
+  | "data_unusable"
+  | "closed"
+  | "denied"
+  | "record_unavailable"
+  | ApprovalErrorCode;
+
+export type ApprovalErrorCode =
+  | "unknown_decision"
+  | "approval_not_required"
+  | "not_an_approver"
+  | "self_approval"
+  | "already_answered"
+  | "approval_expired"
+  | "approval_rejected"
+  | "approval_timeout"
+  | "approval_aborted"
+  | "call_mismatch";
+
+export class VetoError extends Error {
+  override name = "VetoError";
+  readonly code: VetoErrorCode;
+
+  constructor(code: VetoErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
+/** Programmer misuse: bad options or arguments to the adapter's own API. */
+export class VetoOptionsError extends VetoError {
+  override name = "VetoOptionsError";
+  readonly issues: readonly string[];
+
+  constructor(message: string, issues: readonly string[] = [], options?: { cause?: unknown }) {
+    super("invalid_options", message, options);
+    this.issues = issues;
+  }
+}
+
+/** The bundle (or the data document replacing its data) cannot be used. */
+export class BundleLoadError extends VetoError {
+  override name = "BundleLoadError";
+
+  constructor(
+    code: "bundle_unusable" | "data_unusable",
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(code, message, options);
+  }
+}
+
+/** Thrown by a guarded tool when the call was denied; carries the decision. */
+export class VetoDeniedError extends VetoError {
+  override name = "VetoDeniedError";
+  readonly decision: Decision;
+
+  constructor(decision: Decision) {
+    super("denied", `call denied: ${decision.reason}`);
+    this.decision = decision;
+  }
+}
+
+/** An approval, rejection or wait that was refused, with the reason as `code`. */
+export class ApprovalError extends VetoError {
+  override name = "ApprovalError";
+  readonly decisionId: string;
+
+  constructor(
+    code: ApprovalErrorCode | "record_unavailable" | "closed",
+    decisionId: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(code, message, options);
+    this.decisionId = decisionId;
+  }
+}
+
+/** The adapter was closed; no further decisions are made. */
+export class VetoClosedError extends VetoError {
+  override name = "VetoClosedError";
+
+  constructor() {
+    super("closed", "this veto instance was closed; create a new one with createVeto()");
+  }
+}
+
+/**
+ * The WASM SDK throws strings and plain objects; turn whatever was thrown into
+ * an Error so causes always have a stack and a message.
+ */
+export function toError(thrown: unknown): Error {
+  if (thrown instanceof Error) return thrown;
+  if (typeof thrown === "string") return new Error(thrown);
+  if (thrown !== null && typeof thrown === "object" && "message" in thrown) {
+    return new Error(String((thrown as { message: unknown }).message));
+  }
+  return new Error(`non-error thrown: ${String(thrown)}`);
+}

@@ -1,0 +1,31 @@
+export { createVeto } from "./veto.js";
+export type { DeepReadonly, EscalationEvent, Veto, VetoOptions } from "./veto.js";
+export type { AnswerOptions, ApprovalAnswer, WaitOptions } from "./approvals.js";
+export type { Action, BundleVersion, Decision, PolicyAnswer, Reason } from "./decision.js";
+export { ADAPTER_REASON_CODES } from "./decision.js";
+export {
+  ApprovalError,
+  BundleLoadError,
+  VetoClosedError,
+  VetoDeniedError,
+  VetoError,
+  VetoOptionsError,
+} from "./errors.js";
+export type { ApprovalErrorCode, VetoErrorCode } from "./errors.js";
+export { DEFAULT_INPUT_LIMITS, callSchema } from "./input.js";
+export type { CallArguments, CallContext, InputLimits, VetoCall } from "./input.js";
+export { InMemoryStore } from "./store.js";
+export type {
+  ApprovalState,
+  ApprovalStatus,
+  ApprovalTransition,
+  InMemoryStoreOptions,
+  StoredDecision,
+  VetoStore,
+} from "./store.js";
+export { PinoRecordSink, REDACTED } from "./records.js";
+export type { ApprovalEventRecord, DecisionEventRecord, RecordSink, VetoRecord } from "./records.js";
+export { DECISION_ENTRYPOINT, loadBundle } from "./bundle.js";
+export type { LoadedBundle } from "./bundle.js";
+export { bundleVersionHash, bundleVersionHashOfTarball, readTarball } from "./bundle-hash.js";
+export type { BundleFile } from "./bundle-hash.js";

@@ -1,0 +1,174 @@
+/**
+ * State shared between decisions: deny history per (actorId, tenantId) and
+ * pending approvals. Asynchronous throughout so a database-backed store
+ * (several processes, one truth) can implement the same interface; the
+ * in-memory store here is the default and is bounded in memory.
+ */
+import type { Action } from "./decision.js";
+
+export type ApprovalStatus = "pending" | "answering" | "approved" | "rejected" | "expired";
+
+/** What the store keeps of a decision. */
+export interface StoredDecision {
+  readonly id: string;
+  readonly action: Action;
+  readonly escalated: boolean;
+  /** Present when the decision could be attributed (the call named them). */
+  readonly actorId?: string;
+  readonly tenantId?: string;
+  readonly atMs: number;
+  /** Digest of tool, arguments and context: what an approval authorizes. */
+  readonly callDigest?: string;
+  readonly approvers: readonly string[];
+  /** For require_approval decisions. */
+  readonly approval?: ApprovalState;
+}
+
+export interface ApprovalState {
+  readonly status: ApprovalStatus;
+  readonly expiresAtMs: number;
+  readonly reviewerId?: string;
+  readonly note?: string;
+  readonly answeredAtMs?: number;
+}
+
+export interface ApprovalTransition {
+  readonly from: ApprovalStatus;
+  readonly to: ApprovalStatus;
+  readonly reviewerId?: string;
+  readonly note?: string;
+  readonly atMs: number;
+}
+
+export interface VetoStore {
+  /**
+   * Remember a decision. A deny counts towards its actor's and tenant's
+   * history; a require_approval decision opens a pending approval.
+   */
+  appendDecision(decision: StoredDecision): Promise<void>;
+  /** Denies and rejected approvals for (actorId, tenantId) at or after sinceMs. */
+  countRecentDenies(actorId: string, tenantId: string, sinceMs: number): Promise<number>;
+  getDecision(id: string): Promise<StoredDecision | undefined>;
+  /**
+   * Move an approval from `from` to `to` if and only if it is in `from`
+   * (compare-and-set: the first answer wins). A move to "rejected" counts as a
+   * deny in the decision's history at `atMs`. Returns whether it moved.
+   */
+  transitionApproval(id: string, transition: ApprovalTransition): Promise<boolean>;
+  /** Call `listener` whenever the decision's approval changes; returns the unsubscribe. */
+  watchDecision(id: string, listener: () => void): () => void;
+  close(): Promise<void>;
+}
+
+export interface InMemoryStoreOptions {
+  /** Most decisions remembered; the oldest are forgotten first (an approval forgotten this way can no longer be given). Default 100,000. */
+  readonly maxDecisions?: number;
+  /** History older than this is dropped; set it to at least the escalation window. Default 24 hours. */
+  readonly historyRetentionMs?: number;
+}
+
+const MAX_DENIES_PER_KEY = 10_000;
+
+function historyKey(actorId: string, tenantId: string): string {
+  return JSON.stringify([actorId, tenantId]);
+}
+
+export class InMemoryStore implements VetoStore {
+  readonly #maxDecisions: number;
+  readonly #retentionMs: number;
+  readonly #decisions = new Map<string, StoredDecision>();
+  /** Sorted deny times per (actor, tenant). */
+  readonly #denies = new Map<string, number[]>();
+  readonly #watchers = new Map<string, Set<() => void>>();
+  #latestMs = 0;
+  #appendsSinceSweep = 0;
+
+  constructor(options: InMemoryStoreOptions = {}) {
+    this.#maxDecisions = options.maxDecisions ?? 100_000;
+    this.#retentionMs = options.historyRetentionMs ?? 24 * 60 * 60 * 1000;
+  }
+
+  async appendDecision(decision: StoredDecision): Promise<void> {
+    this.#decisions.set(decision.id, decision);
+    this.#latestMs = Math.max(this.#latestMs, decision.atMs);
+    if (decision.action === "deny") this.#addDeny(decision.actorId, decision.tenantId, decision.atMs);
+    this.#evict();
+  }
+
+  async countRecentDenies(actorId: string, tenantId: string, sinceMs: number): Promise<number> {
+    const times = this.#denies.get(historyKey(actorId, tenantId));
+    if (times === undefined) return 0;
+    return times.filter((t) => t >= sinceMs).length;
+  }
+
+  async getDecision(id: string): Promise<StoredDecision | undefined> {
+    return this.#decisions.get(id);
+  }
+
+  async transitionApproval(id: string, t: ApprovalTransition): Promise<boolean> {
+    const decision = this.#decisions.get(id);
+    if (decision?.approval === undefined || decision.approval.status !== t.from) return false;
+    const approval: ApprovalState = {
+      status: t.to,
+      expiresAtMs: decision.approval.expiresAtMs,
+      ...(t.reviewerId === undefined ? {} : { reviewerId: t.reviewerId }),
+      ...(t.note === undefined ? {} : { note: t.note }),
+      ...(t.to === "answering" || t.to === "pending" ? {} : { answeredAtMs: t.atMs }),
+    };
+    this.#decisions.set(id, { ...decision, approval });
+    if (t.to === "rejected") this.#addDeny(decision.actorId, decision.tenantId, t.atMs);
+    for (const listener of this.#watchers.get(id) ?? []) listener();
+    return true;
+  }
+
+  watchDecision(id: string, listener: () => void): () => void {
+    let set = this.#watchers.get(id);
+    if (set === undefined) {
+      set = new Set();
+      this.#watchers.set(id, set);
+    }
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0) this.#watchers.delete(id);
+    };
+  }
+
+  async close(): Promise<void> {
+    this.#watchers.clear();
+  }
+
+  #addDeny(actorId: string | undefined, tenantId: string | undefined, atMs: number): void {
+    if (actorId === undefined || tenantId === undefined) return;
+    const key = historyKey(actorId, tenantId);
+    const times = this.#denies.get(key) ?? [];
+    times.push(atMs);
+    if (times.length > 1 && (times[times.length - 2] ?? 0) > atMs) times.sort((a, b) => a - b);
+    // Far beyond any sensible deny threshold; keeps one noisy actor's memory bounded.
+    if (times.length > MAX_DENIES_PER_KEY) times.splice(0, times.length - MAX_DENIES_PER_KEY);
+    this.#denies.set(key, times);
+    this.#latestMs = Math.max(this.#latestMs, atMs);
+    this.#pruneHistory(key, times);
+  }
+
+  #pruneHistory(key: string, times: number[]): void {
+    const cutoff = this.#latestMs - this.#retentionMs;
+    let drop = 0;
+    while (drop < times.length && (times[drop] ?? 0) < cutoff) drop++;
+    if (drop > 0) times.splice(0, drop);
+    if (times.length === 0) this.#denies.delete(key);
+  }
+
+  #evict(): void {
+    // Maps iterate in insertion order, so the first entries are the oldest. An
+    // evicted pending approval becomes unknown, which fails closed.
+    for (const id of this.#decisions.keys()) {
+      if (this.#decisions.size <= this.#maxDecisions) break;
+      this.#decisions.delete(id);
+    }
+    if (++this.#appendsSinceSweep >= 1024) {
+      this.#appendsSinceSweep = 0;
+      for (const [key, times] of this.#denies) this.#pruneHistory(key, times);
+    }
+  }
+}

@@ -1,0 +1,400 @@
+/**
+ * createVeto and the decision flow:
+ * call -> validate -> history -> evaluate -> decision -> record -> caller.
+ * Every step fails closed: whatever goes wrong, the answer is a deny.
+ */
+import { pino, type Logger } from "pino";
+import { monotonicFactory } from "ulid";
+import { z } from "zod";
+import { ApprovalDesk, callDigest, type AnswerOptions, type ApprovalAnswer, type WaitOptions } from "./approvals.js";
+import { DECISION_ENTRYPOINT, loadBundle } from "./bundle.js";
+import { ADAPTER_REASON_CODES, ADAPTER_REASON_MESSAGES, type BundleVersion, type Decision, type PolicyAnswer } from "./decision.js";
+import { sha256Digest } from "./digest.js";
+import { VetoClosedError, VetoDeniedError, VetoOptionsError, toError } from "./errors.js";
+import { PolicyEvaluator } from "./evaluator.js";
+import {
+  DEFAULT_INPUT_LIMITS,
+  checkCall,
+  deepFreeze,
+  partialContext,
+  type CallContext,
+  type InputLimits,
+  type VetoCall,
+} from "./input.js";
+import { readPolicyData, type PolicyData } from "./policy-data.js";
+import {
+  PinoRecordSink,
+  RECORD_BUNDLE_NAME,
+  summarizeArguments,
+  type DecisionEventRecord,
+  type RecordSink,
+} from "./records.js";
+import { InMemoryStore, type VetoStore } from "./store.js";
+
+export interface EscalationEvent {
+  readonly decision: Decision;
+  readonly actorId: string;
+  readonly tenantId: string;
+  readonly recentDenies: number;
+}
+
+export interface VetoOptions {
+  /** Path of the bundle .tar.gz, or its bytes. Required. */
+  readonly bundle: string | Uint8Array;
+  /** A data document replacing the bundle's data.json entirely. Default: the bundle's. */
+  readonly data?: Record<string, unknown>;
+  /** pino logger for records (default sink) and the adapter's own errors. Default: `pino({ name: "veto" })` on stdout. */
+  readonly logger?: Logger;
+  /** Deny history and approvals. Default: a new InMemoryStore. */
+  readonly store?: VetoStore;
+  /** Where decision records go. Default: a PinoRecordSink on `logger`. */
+  readonly recordSink?: RecordSink;
+  /** Milliseconds since the epoch. Default: Date.now. */
+  readonly clock?: () => number;
+  /** How long a require_approval decision can be answered. Default: 3,600,000 (one hour). */
+  readonly approvalTtlMs?: number;
+  /** How often waitForApproval re-reads the store besides its notifications. Default: 1,000. */
+  readonly approvalPollMs?: number;
+  /** Input limits. Default: { maxInputBytes: 65,536, maxDepth: 12 }. */
+  readonly limits?: Partial<InputLimits>;
+  /** Called (not awaited; errors logged) after an escalated decision is recorded. Default: none. */
+  readonly onEscalation?: (event: EscalationEvent) => void | Promise<void>;
+}
+
+const isFunction = (v: unknown): boolean => typeof v === "function";
+const hasMethods =
+  (...names: string[]) =>
+  (v: unknown): boolean =>
+    v !== null && typeof v === "object" && names.every((n) => typeof (v as Record<string, unknown>)[n] === "function");
+const positiveInt = z.number().int().positive();
+
+const optionsSchema = z.strictObject({
+  bundle: z.union([z.string().min(1), z.instanceof(Uint8Array)], {
+    message: "bundle is required: a path to the bundle .tar.gz or its bytes",
+  }),
+  data: z
+    .custom<Record<string, unknown>>((v) => v !== null && typeof v === "object" && !Array.isArray(v), {
+      message: "data must be a JSON object (the whole data document)",
+    })
+    .optional(),
+  logger: z.custom<Logger>(hasMethods("info", "error", "child"), { message: "logger must be a pino logger" }).optional(),
+  store: z
+    .custom<VetoStore>(hasMethods("appendDecision", "countRecentDenies", "getDecision", "transitionApproval", "watchDecision", "close"), {
+      message: "store must implement VetoStore",
+    })
+    .optional(),
+  recordSink: z.custom<RecordSink>(hasMethods("write"), { message: "recordSink must have a write(record) method" }).optional(),
+  clock: z.custom<() => number>(isFunction, { message: "clock must be a function returning epoch milliseconds" }).optional(),
+  approvalTtlMs: positiveInt.optional(),
+  approvalPollMs: positiveInt.optional(),
+  limits: z.strictObject({ maxInputBytes: positiveInt.optional(), maxDepth: positiveInt.optional() }).optional(),
+  onEscalation: z.custom<(e: EscalationEvent) => void>(isFunction, { message: "onEscalation must be a function" }).optional(),
+});
+
+/** The arguments of a guarded tool as it receives them: a frozen copy of what was decided. */
+export type DeepReadonly<T> = T extends (infer U)[]
+  ? readonly DeepReadonly<U>[]
+  : T extends object
+    ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
+    : T;
+
+export interface Veto {
+  /** Decide a call. Never throws because of what the call contains. */
+  protect(call: unknown): Promise<Decision>;
+  /** Resolves when the decision is approved; rejects with an ApprovalError otherwise. */
+  waitForApproval(options: WaitOptions): Promise<ApprovalAnswer>;
+  approve(options: AnswerOptions): Promise<ApprovalAnswer>;
+  reject(options: AnswerOptions): Promise<ApprovalAnswer>;
+  guard<A extends Record<string, unknown>, R>(
+    toolName: string,
+    fn: (args: DeepReadonly<A>, context: Readonly<CallContext>, decision: Decision) => R | Promise<R>,
+  ): (args: A, context: CallContext) => Promise<Awaited<R>>;
+  /** The bundle's revision and version hash. */
+  readonly bundle: BundleVersion;
+  close(): Promise<void>;
+}
+
+export async function createVeto(options: VetoOptions): Promise<Veto> {
+  const parsed = optionsSchema.safeParse(options);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${i.path.map(String).join(".") || "options"}: ${i.message}`);
+    throw new VetoOptionsError(`createVeto: invalid options: ${issues.join("; ")}`, issues);
+  }
+  const o = parsed.data;
+  const loaded = await loadBundle(o.bundle);
+  const data = readPolicyData(o.data ?? loaded.data, o.data === undefined ? "data.json of the bundle" : "given as options.data");
+  const evaluator = await PolicyEvaluator.create(loaded.wasm, data.document);
+  return new VetoInstance(o, loaded.version, data, evaluator);
+}
+
+interface Outcome {
+  readonly answer: PolicyAnswer;
+  readonly evalNs: number;
+  readonly recentDenies: number | null;
+}
+
+function adapterDeny(code: string, detail: string): PolicyAnswer {
+  const message = `${ADAPTER_REASON_MESSAGES[code] ?? code}: ${detail}`;
+  return { action: "deny", escalated: false, reasons: [{ code, message }], approvers: [] };
+}
+
+function digestOfRaw(raw: unknown): string | null {
+  try {
+    return sha256Digest(raw);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * For front ends that parse calls themselves (the CLI): decide a call that
+ * could not be parsed. Not part of the public API.
+ */
+export function protectUnreadable(veto: Veto, text: string, problem: string): Promise<Decision> {
+  if (!(veto instanceof VetoInstance)) throw new VetoOptionsError("protectUnreadable: pass a veto made by createVeto()");
+  return veto.protectUnreadable(text, problem);
+}
+
+class VetoInstance implements Veto {
+  readonly bundle: BundleVersion;
+  readonly #data: PolicyData;
+  readonly #evaluator: PolicyEvaluator;
+  readonly #log: Logger;
+  readonly #store: VetoStore;
+  readonly #ownsStore: boolean;
+  readonly #sink: RecordSink;
+  readonly #ownsSink: boolean;
+  readonly #clock: () => number;
+  readonly #ttlMs: number;
+  readonly #limits: InputLimits;
+  readonly #onEscalation: ((e: EscalationEvent) => void | Promise<void>) | undefined;
+  readonly #nextId = monotonicFactory();
+  readonly #desk: ApprovalDesk;
+  #closed = false;
+
+  constructor(o: z.infer<typeof optionsSchema>, bundle: BundleVersion, data: PolicyData, evaluator: PolicyEvaluator) {
+    this.bundle = Object.freeze({ ...bundle });
+    this.#data = data;
+    this.#evaluator = evaluator;
+    const logger = o.logger ?? pino({ name: "veto" });
+    this.#log = logger.child({ component: "veto" });
+    this.#ownsStore = o.store === undefined;
+    this.#store = o.store ?? new InMemoryStore({ historyRetentionMs: Math.max(data.windowSeconds * 1000, 24 * 3600 * 1000) });
+    this.#ownsSink = o.recordSink === undefined;
+    this.#sink = o.recordSink ?? new PinoRecordSink(logger);
+    this.#clock = o.clock ?? Date.now;
+    this.#ttlMs = o.approvalTtlMs ?? 3_600_000;
+    this.#limits = { ...DEFAULT_INPUT_LIMITS, ...o.limits };
+    this.#onEscalation = o.onEscalation;
+    this.#desk = new ApprovalDesk({
+      store: this.#store,
+      sink: this.#sink,
+      clock: this.#clock,
+      bundle: this.bundle,
+      pollMs: o.approvalPollMs ?? 1000,
+      log: this.#log,
+    });
+  }
+
+  async protect(call: unknown): Promise<Decision> {
+    return (await this.#decide(call)).decision;
+  }
+
+  waitForApproval(options: WaitOptions): Promise<ApprovalAnswer> {
+    return this.#open().then(() => this.#desk.wait(options));
+  }
+
+  approve(options: AnswerOptions): Promise<ApprovalAnswer> {
+    return this.#open().then(() => this.#desk.answer("approval", options));
+  }
+
+  reject(options: AnswerOptions): Promise<ApprovalAnswer> {
+    return this.#open().then(() => this.#desk.answer("rejection", options));
+  }
+
+  guard<A extends Record<string, unknown>, R>(
+    toolName: string,
+    fn: (args: DeepReadonly<A>, context: Readonly<CallContext>, decision: Decision) => R | Promise<R>,
+  ): (args: A, context: CallContext) => Promise<Awaited<R>> {
+    if (typeof toolName !== "string" || toolName === "") {
+      throw new VetoOptionsError("guard: toolName must be a non-empty string");
+    }
+    if (typeof fn !== "function") throw new VetoOptionsError("guard: fn must be the tool function to run");
+    return async (args: A, context: CallContext): Promise<Awaited<R>> => {
+      const { decision, call } = await this.#decide({ tool: toolName, arguments: args, context });
+      if (decision.action === "deny" || call === undefined) throw new VetoDeniedError(decision);
+      // The snapshot is private to this call: freezing it pins down exactly
+      // what was decided (and, for approvals, what the digest covers).
+      deepFreeze(call);
+      if (decision.action === "require_approval") {
+        await this.waitForApproval({ decisionId: decision.id, call });
+      }
+      return await fn(call.arguments as DeepReadonly<A>, call.context, decision);
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#desk.abortAll(new VetoClosedError());
+    if (this.#ownsSink) await this.#sink.close?.();
+    if (this.#ownsStore) await this.#store.close();
+  }
+
+  async #open(): Promise<void> {
+    if (this.#closed) throw new VetoClosedError();
+  }
+
+  /** A call that could not even be read (e.g. a line of the CLI that is not JSON): invalid_input, recorded. */
+  async protectUnreadable(text: string, problem: string): Promise<Decision> {
+    return (await this.#decide(text, problem)).decision;
+  }
+
+  async #decide(raw: unknown, unreadable?: string): Promise<{ decision: Decision; call: VetoCall | undefined }> {
+    await this.#open();
+    const nowMs = this.#clock();
+    const id = this.#nextId(nowMs);
+    const checked =
+      unreadable === undefined
+        ? checkCall(raw, this.#limits, this.#data.amountFields)
+        : { ok: false as const, message: unreadable, partial: undefined };
+    const call = checked.ok ? checked.call : undefined;
+    const who = call === undefined ? partialContext(raw) : { ...call.context, tool: call.tool };
+
+    const outcome = call === undefined
+      ? { answer: adapterDeny(ADAPTER_REASON_CODES.invalidInput, checked.ok ? "" : checked.message), evalNs: 0, recentDenies: null }
+      : await this.#evaluate(id, call, nowMs);
+
+    let decision = this.#decision(id, nowMs, outcome.answer);
+    const digest = call === undefined ? null : callDigest(call);
+    const { summary, masked } = summarizeArguments(
+      checked.ok ? checked.call.arguments : (checked.partial as { arguments?: unknown } | undefined)?.arguments ?? null,
+      this.#data.sensitiveFields,
+    );
+    const record: DecisionEventRecord = {
+      type: "decision",
+      decision_id: id,
+      timestamp: decision.timestamp,
+      path: DECISION_ENTRYPOINT,
+      bundles: { [RECORD_BUNDLE_NAME]: this.bundle },
+      tool: who.tool ?? null,
+      actor_id: who.actorId ?? null,
+      tenant_id: who.tenantId ?? null,
+      environment: who.environment ?? null,
+      source_system: call?.context.sourceSystem ?? null,
+      request_id: call?.context.requestId ?? null,
+      session_id: call?.context.sessionId ?? null,
+      on_behalf_of: call?.context.onBehalfOf ?? null,
+      arguments: summary,
+      masked,
+      input_digest: call === undefined ? digestOfRaw(raw) : sha256Digest(call),
+      call_digest: digest,
+      history: outcome.recentDenies === null ? null : { recent_denies: outcome.recentDenies },
+      result: {
+        action: decision.action,
+        escalated: decision.escalated,
+        reason: decision.reason,
+        reasons: decision.reasons,
+        approvers: decision.approvers,
+      },
+      metrics: { timer_rego_query_eval_ns: outcome.evalNs },
+    };
+
+    const stored = {
+      id,
+      action: decision.action,
+      escalated: decision.escalated,
+      ...(who.actorId === undefined ? {} : { actorId: who.actorId }),
+      ...(who.tenantId === undefined ? {} : { tenantId: who.tenantId }),
+      atMs: nowMs,
+      ...(digest === null ? {} : { callDigest: digest }),
+      approvers: decision.approvers,
+      ...(decision.action === "require_approval"
+        ? { approval: { status: "pending" as const, expiresAtMs: nowMs + this.#ttlMs } }
+        : {}),
+    };
+
+    try {
+      await this.#sink.write(record);
+      await this.#store.appendDecision(stored);
+    } catch (error) {
+      // No side effect without its evidence: the call is denied, and we try
+      // to leave a record of that too (it supersedes any record just written).
+      const cause = toError(error);
+      this.#log.error({ err: cause, decision_id: id }, "decision could not be recorded; denying");
+      const answer = adapterDeny(
+        ADAPTER_REASON_CODES.recordUnavailable,
+        `the call is denied: ${cause.message}`,
+      );
+      decision = this.#decision(id, nowMs, answer);
+      const superseding: DecisionEventRecord = {
+        ...record,
+        result: { ...answer, reason: decision.reason },
+      };
+      await Promise.allSettled([
+        this.#sink.write(superseding),
+        this.#store.appendDecision({ ...stored, action: "deny", escalated: false, approvers: [], approval: undefined }),
+      ]);
+      return { decision, call: undefined };
+    }
+
+    if (decision.escalated && this.#onEscalation !== undefined && who.actorId !== undefined && who.tenantId !== undefined) {
+      const event: EscalationEvent = {
+        decision,
+        actorId: who.actorId,
+        tenantId: who.tenantId,
+        recentDenies: outcome.recentDenies ?? 0,
+      };
+      void Promise.resolve()
+        .then(() => this.#onEscalation?.(event))
+        .catch((error: unknown) => this.#log.error({ err: toError(error), decision_id: id }, "onEscalation hook failed"));
+    }
+    return { decision, call };
+  }
+
+  async #evaluate(id: string, call: VetoCall, nowMs: number): Promise<Outcome> {
+    let recentDenies: number;
+    try {
+      const sinceMs = nowMs - this.#data.windowSeconds * 1000;
+      recentDenies = await this.#store.countRecentDenies(call.context.actorId, call.context.tenantId, sinceMs);
+    } catch (error) {
+      this.#log.error({ err: toError(error), decision_id: id }, "deny history unavailable; denying");
+      return {
+        answer: adapterDeny(ADAPTER_REASON_CODES.evaluationError, "the deny history is unavailable"),
+        evalNs: 0,
+        recentDenies: null,
+      };
+    }
+    const evaluation = await this.#evaluator.evaluate({
+      tool: call.tool,
+      arguments: call.arguments,
+      context: call.context,
+      history: { recentDenies },
+    });
+    if (!evaluation.ok) {
+      this.#log.error({ err: evaluation.error, decision_id: id }, "policy evaluation failed; denying");
+      return {
+        answer: adapterDeny(
+          ADAPTER_REASON_CODES.evaluationError,
+          evaluation.error.message,
+        ),
+        evalNs: evaluation.evalNs,
+        recentDenies,
+      };
+    }
+    return { answer: evaluation.answer, evalNs: evaluation.evalNs, recentDenies };
+  }
+
+  #decision(id: string, nowMs: number, answer: PolicyAnswer): Decision {
+    return deepFreeze({
+      id,
+      action: answer.action,
+      escalated: answer.escalated,
+      reason: answer.reasons[0]?.message ?? "",
+      reasons: answer.reasons.map((r) => ({ code: r.code, message: r.message })),
+      approvers: [...answer.approvers],
+      bundle: { revision: this.bundle.revision, hash: this.bundle.hash },
+      timestamp: new Date(nowMs).toISOString(),
+    });
+  }
+}

@@ -1,0 +1,11 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    include: ["test/**/*.test.ts"],
+    // The differential test evaluates thousands of calls through both the WASM
+    // bundle and one `opa eval` process; give it room on a 2-core machine.
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
+  },
+});
