@@ -1,0 +1,152 @@
+/**
+ * A seeded generator of calls that reach every branch of the policy, valid
+ * and invalid, for the differential test. Only JSON-representable calls with
+ * the three contract fields: what the adapter alone refuses (size and depth
+ * limits, prototype keys, extra top-level fields) is tested elsewhere.
+ */
+
+/** mulberry32: small, fast, good enough to spread cases; same seed, same calls. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Marks a field to leave out of the object being built. */
+const ABSENT = Symbol("absent");
+type Gen = unknown | typeof ABSENT;
+
+export interface GeneratedCase {
+  readonly config: "bundle" | "alt";
+  readonly call: { tool?: unknown; arguments?: unknown; context?: unknown };
+  readonly recentDenies: number;
+}
+
+/**
+ * A second data document, unlike the shipped one in every knob: no
+ * amount_fields (so the policy's default applies), tenants without actors,
+ * approvers or limits, an approver who is also an actor, a zero threshold, a
+ * tool of an unknown kind, a tighter escalation.
+ */
+export const ALT_CONFIG = {
+  tools: {
+    "crm.read": { kind: "read" },
+    "crm.update": { kind: "write" },
+    "crm.merge": { kind: "write" },
+    "crm.peek": { kind: "read" },
+    "crm.odd": { kind: "other" },
+  },
+  environments: ["production", "staging"],
+  tenants: {
+    acme: { approvers: ["user:crm-owner@acme.example"], approval_threshold: 1000 },
+    globex: { actors: ["agent:a"], approvers: ["agent:a", "user:g@globex.example"], max_amount: 5000 },
+    initech: {},
+    hooli: { approvers: ["user:h@hooli.example", ""], approval_threshold: 0 },
+  },
+  sensitive_fields: { "*": ["SSN"], lead: ["email"] },
+  blocked_destinations: ["example.org", "PasteBin.com"],
+  escalation: { deny_threshold: 2, window_seconds: 60 },
+};
+
+export function generateCases(seed: number, count: number): GeneratedCase[] {
+  const random = seededRandom(seed);
+  const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
+  const chance = (p: number): boolean => random() < p;
+  /** Mostly one of `valid`, sometimes one of `invalid`. */
+  const mostly = (valid: readonly Gen[], invalid: readonly Gen[], pInvalid = 0.06): Gen =>
+    chance(pInvalid) && invalid.length > 0 ? pick(invalid) : pick(valid);
+
+  const set = (target: Record<string, unknown>, key: string, value: Gen): void => {
+    if (value !== ABSENT) target[key] = value;
+  };
+
+  const amountValue = (): Gen =>
+    mostly(
+      [10, 999, 1000, 4999.5, 5000, 5001, 20_000, 250_000, 250_001, -300_000, 1_000_001, 0, 0.5, 1e21],
+      ["9000", null, true, [], {}],
+      0.1,
+    );
+
+  const cases: GeneratedCase[] = [];
+  for (let i = 0; i < count; i++) {
+    const config = chance(0.65) ? "bundle" : "alt";
+    const tenant = mostly(["acme", "acme", "globex", "initech", "hooli", "umbrella"], ["", "   ", 7, null, ABSENT]);
+
+    const context: Record<string, unknown> = {};
+    set(
+      context,
+      "actorId",
+      mostly(
+        ["agent:sales-assistant", "agent:support-triage", "agent:billing-bot", "agent:a", "agent:rogue", "user:crm-owner@acme.example"],
+        ["", " ", 5, null, ABSENT],
+      ),
+    );
+    set(context, "tenantId", tenant);
+    set(context, "environment", mostly(["production", "production", "staging", "development", "qa"], ["", 3, ABSENT]));
+    set(context, "reason", mostly(["Customer asked", "Customer asked", "", "   ", ABSENT], [9, null, ["x"]]));
+    if (chance(0.3)) set(context, "sourceSystem", mostly(["salesforce"], [5, false]));
+    if (chance(0.2)) set(context, "requestId", mostly(["req_9"], [{}]));
+    if (chance(0.1)) set(context, "sessionId", mostly(["s_1"], [1]));
+    if (chance(0.1)) set(context, "onBehalfOf", mostly(["user:ana@acme.example"], [null]));
+    if (chance(0.05)) context["extra"] = "unknown context fields are allowed";
+
+    const args: Record<string, unknown> = {};
+    set(args, "object", mostly(["opportunity", "account", "contact", "lead", ABSENT], [5, null]));
+    set(args, "recordId", mostly(["opp_1", ABSENT], [7]));
+    set(args, "tenantId", mostly([ABSENT, ABSENT, tenant, tenant, "globex", "acme"], [12, null]));
+    set(
+      args,
+      "destination",
+      chance(0.3)
+        ? mostly(
+            [
+              "https://hooks.example.com/x",
+              "https://PasteBin.com./raw",
+              "https://sub.gmail.com/a?b=c",
+              "ana@gmail.com",
+              "dropbox.com",
+              "http://evilpastebin.com",
+              "//transfer.sh/x",
+              "https://user:pw@hooks.example.com:8443/p",
+              "https://example.org#frag",
+              "[::1]:80",
+              "mailto:x@EXAMPLE.ORG.",
+            ],
+            [42, null],
+          )
+        : ABSENT,
+    );
+    if (chance(0.55)) {
+      const changes: Record<string, unknown> = {};
+      const fieldNames = ["close_date", "stage", "discount_pct", "SSN", "ssn", "email", "billing_email", "amount", "discount_amount", "credit_amount", "refund_amount", "note"];
+      const n = 1 + Math.floor(random() * 3);
+      for (let k = 0; k < n; k++) {
+        const name = pick(fieldNames);
+        const isAmount = name.endsWith("amount");
+        set(changes, name, isAmount ? amountValue() : pick(["x", 1, true, null]));
+      }
+      set(args, "changes", chance(0.04) ? pick([["stage"], "stage=won", 3]) : changes);
+    }
+    if (chance(0.25)) set(args, "amount", amountValue());
+    if (chance(0.3)) {
+      set(args, "fields", mostly([["name"], ["name", "email"], ["SSN"], ["billing_email", "company"], []], [["name", 3], "name", null]));
+    }
+    if (chance(0.05)) args["note"] = "unknown argument fields are passed through";
+
+    const tool = mostly(
+      ["crm.read", "crm.search", "crm.update", "crm.update", "crm.create", "crm.delete", "crm.export", "crm.merge", "crm.peek", "crm.odd"],
+      ["", "  ", 42, null, ABSENT],
+    );
+    const call: Record<string, unknown> = {};
+    set(call, "tool", tool);
+    set(call, "arguments", chance(0.97) ? args : pick([null, [], "args", ABSENT]));
+    set(call, "context", chance(0.97) ? context : pick([null, [], "ctx", ABSENT]));
+    cases.push({ config, call, recentDenies: pick([0, 0, 0, 1, 2, 3, 4, 10]) });
+  }
+  return cases;
+}
