@@ -60,6 +60,7 @@ function requireString(value: unknown, name: string, method: string): string {
 export class ApprovalDesk {
   readonly #deps: ApprovalDeskDeps;
   readonly #waiters = new Set<(error: Error) => void>();
+  #closedWith: Error | undefined;
 
   constructor(deps: ApprovalDeskDeps) {
     this.#deps = deps;
@@ -189,6 +190,10 @@ export class ApprovalDesk {
         );
       };
 
+      if (this.#closedWith !== undefined) {
+        reject(this.#closedWith);
+        return;
+      }
       signal?.addEventListener("abort", onAbort, { once: true });
       this.#waiters.add(onClose);
       unwatch = this.#deps.store.watchDecision(decisionId, check);
@@ -209,8 +214,9 @@ export class ApprovalDesk {
     });
   }
 
-  /** Reject every pending wait (used by close()). */
+  /** Reject every pending wait, and every wait started from now on (used by close()). */
   abortAll(error: Error): void {
+    this.#closedWith = error;
     for (const waiter of [...this.#waiters]) waiter(error);
   }
 

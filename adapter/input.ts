@@ -108,7 +108,6 @@ function snapshot(raw: unknown, limits: InputLimits): JsonValue {
       for (let i = 0; i < value.length; i++) {
         const item: unknown = value[i];
         if (item === undefined) throw new InputRefused(`${path}[${i}] is undefined`);
-        count(1);
         out.push(copy(item, `${path}[${i}]`, depth + 1));
       }
       return out;
@@ -123,7 +122,7 @@ function snapshot(raw: unknown, limits: InputLimits): JsonValue {
       if (FORBIDDEN_KEYS.has(key)) throw new InputRefused(`${childPath}: the key "${key}" is not allowed`);
       const child: unknown = (value as Record<string, unknown>)[key];
       if (child === undefined) continue;
-      count(key.length + 4);
+      count(key.length + 3);
       // defineProperty, not assignment: no key can ever reach a setter.
       Object.defineProperty(out, key, { value: copy(child, childPath, depth + 1), enumerable: true, writable: true, configurable: true });
     }

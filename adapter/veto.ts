@@ -251,7 +251,9 @@ class VetoInstance implements Veto {
   }
 
   async #decide(raw: unknown, unreadable?: string): Promise<{ decision: Decision; call: VetoCall | undefined }> {
-    await this.#open();
+    // Everything up to the first await runs synchronously inside protect():
+    // the call is copied before the caller can change it.
+    if (this.#closed) throw new VetoClosedError();
     const nowMs = this.#clock();
     const id = this.#nextId(nowMs);
     const checked =
