@@ -1,0 +1,108 @@
+// The `veto` command line (contract section 8), run as built: node dist/cli.js.
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BUNDLE, bundleData, read, requireBundle, requireCli, write } from "./helpers.js";
+
+let dir: string;
+beforeAll(() => {
+  requireBundle();
+  requireCli();
+  dir = mkdtempSync(join(tmpdir(), "veto-cli-"));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function veto(args: string[], stdin = ""): { status: number | null; stdout: string; stderr: string } {
+  const run = spawnSync("node", [requireCli(), ...args], { input: stdin, encoding: "utf8" });
+  return { status: run.status, stdout: run.stdout, stderr: run.stderr };
+}
+
+const lines = (...calls: unknown[]): string => calls.map((c) => (typeof c === "string" ? c : JSON.stringify(c))).join("\n") + "\n";
+
+describe("veto eval", () => {
+  it("writes one contract-shaped decision per line, in order, sharing one deny history", () => {
+    const deny = write({ destination: "ana@gmail.com" });
+    const input = lines(read(), write({ amount: 9000 }), "{not json", "", deny, deny, deny, read());
+    // (7 decisions: the blank line is skipped.)
+    const records = join(dir, "records.jsonl");
+    const r = veto(["eval", "--bundle", BUNDLE, "--records", records], input);
+    expect(r.status).toBe(0);
+    const decisions = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    // The blank line is skipped; every other line has its decision.
+    expect(decisions.map((d) => [d["action"], d["escalated"], (d["reasons"] as { code: string }[]).map((x) => x.code)])).toEqual([
+      ["allow", false, ["read_only"]],
+      ["require_approval", false, ["production_amount"]],
+      ["deny", false, ["invalid_input"]],
+      ["deny", false, ["blocked_destination"]],
+      ["deny", false, ["blocked_destination"]],
+      ["deny", false, ["blocked_destination"]],
+      // The unparsable line names no actor, so only the three blocked calls count.
+      ["deny", true, ["repeated_denies"]],
+    ]);
+    for (const d of decisions) {
+      expect(Object.keys(d).sort()).toEqual(["action", "approvers", "bundle", "escalated", "id", "reason", "reasons", "timestamp"]);
+    }
+    expect(decisions[2]!["reason"]).toMatch(/not valid JSON/);
+    // Every decision has its record, in the records file.
+    const recorded = readFileSync(records, "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(recorded.map((x) => x["decision_id"])).toEqual(decisions.map((d) => d["id"]));
+  });
+
+  it("records go to stderr when no --records file is given", () => {
+    const r = veto(["eval", "--bundle", BUNDLE], lines(read()));
+    expect(r.status).toBe(0);
+    expect(JSON.parse(r.stderr.trim())).toMatchObject({ msg: "veto decision", type: "decision" });
+  });
+
+  it("--data replaces the data document", () => {
+    const data = bundleData();
+    data.veto.config["environments"] = ["staging"];
+    const file = join(dir, "data.json");
+    writeFileSync(file, JSON.stringify(data));
+    const r = veto(["eval", "--bundle", BUNDLE, "--data", file, "--records", join(dir, "r2.jsonl")], lines(read()));
+    expect(JSON.parse(r.stdout)).toMatchObject({ action: "deny", reasons: [{ code: "unknown_environment" }] });
+  });
+
+  it.each([
+    ["a missing bundle", ["eval", "--bundle", "/nonexistent.tar.gz"], /^veto: cannot read bundle/],
+    ["a bundle that is not one", ["eval", "--bundle", "/etc/hostname"], /^veto: bundle .* is not a readable/],
+    ["a missing data file", ["eval", "--bundle", BUNDLE, "--data", "/nonexistent.json"], /^veto: cannot read data file/],
+    ["a data file that is not JSON", ["eval", "--bundle", BUNDLE, "--data", "/etc/hostname"], /^veto: data file .* is not valid JSON/],
+  ])("exits 2 with one line on stderr for %s", (_name, args, message) => {
+    const r = veto(args as string[], lines(read()));
+    expect(r.status).toBe(2);
+    expect(r.stdout).toBe("");
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    expect(r.stderr).toMatch(message);
+  });
+
+  it("exits 2 on unusable data", () => {
+    const file = join(dir, "bad-data.json");
+    writeFileSync(file, JSON.stringify({ veto: { config: { escalation: { window_seconds: "soon" } } } }));
+    const r = veto(["eval", "--bundle", BUNDLE, "--data", file], lines(read()));
+    expect(r.status).toBe(2);
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    expect(r.stderr).toMatch(/data document .* is unusable/);
+  });
+
+  it("exits 2 with usage when called wrongly", () => {
+    expect(veto(["eval"]).status).toBe(2);
+    expect(veto(["frobnicate"]).stderr).toMatch(/unknown command frobnicate/);
+    expect(veto([]).status).toBe(2);
+  });
+});
+
+describe("veto hash", () => {
+  it("prints the version hash", () => {
+    const r = veto(["hash", BUNDLE]);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^sha256:[0-9a-f]{64}\n$/);
+  });
+  it("exits 2 on a file that is not a bundle", () => {
+    const r = veto(["hash", "/etc/hostname"]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/^veto: bundle \/etc\/hostname is not a readable/);
+  });
+});

@@ -1,0 +1,145 @@
+// Decision records (contract section 7) and failing closed when evidence or
+// evaluation is unavailable.
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { InMemoryStore, REDACTED, type DecisionEventRecord } from "../adapter/index.js";
+import { codes, makeVeto, read, requireOpa, write } from "./helpers.js";
+
+describe("the decision record", () => {
+  it("is written before protect() returns, with the contract's fields", async () => {
+    const { veto, sink } = await makeVeto();
+    const d = await veto.protect(write({ amount: 10 }, { sourceSystem: "salesforce", requestId: "req_9", sessionId: "s_1", onBehalfOf: "user:ana@acme.example" }));
+    const r = sink.last() as DecisionEventRecord;
+    expect(r).toMatchObject({
+      type: "decision",
+      decision_id: d.id,
+      timestamp: d.timestamp,
+      path: "veto/crm/decision",
+      bundles: { crm: { revision: d.bundle.revision, hash: d.bundle.hash } },
+      tool: "crm.update",
+      actor_id: "agent:sales-assistant",
+      tenant_id: "acme",
+      environment: "production",
+      source_system: "salesforce",
+      request_id: "req_9",
+      session_id: "s_1",
+      on_behalf_of: "user:ana@acme.example",
+      history: { recent_denies: 0 },
+      result: { action: "allow", escalated: false, reason: d.reason, reasons: d.reasons, approvers: [] },
+    });
+    expect(r.input_digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(r.call_digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(r.metrics.timer_rego_query_eval_ns).toBeGreaterThan(0);
+    await veto.close();
+  });
+
+  it("redacts sensitive values (any object's list, any depth, any case) and lists them in masked", async () => {
+    const { veto, sink } = await makeVeto();
+    await veto.protect(write({ object: "contact", changes: { SSN: "123-45-6789", email: "a@b.c", name: "Ana" }, nested: { tax_id: "T1" } }));
+    const r = sink.last() as DecisionEventRecord;
+    expect(r.arguments).toMatchObject({ changes: { SSN: REDACTED, email: REDACTED, name: "Ana" }, nested: { tax_id: REDACTED } });
+    expect([...r.masked].sort()).toEqual(["/arguments/changes/SSN", "/arguments/changes/email", "/arguments/nested/tax_id"]);
+    expect(JSON.stringify(r)).not.toContain("123-45-6789");
+    await veto.close();
+  });
+
+  it("the default sink writes one pino line per record, as JSON", async () => {
+    const { veto, logLines } = await makeVeto({ recordSink: undefined });
+    const d = await veto.protect(read());
+    const line = logLines.find((l) => l["decision_id"] === d.id);
+    expect(line).toMatchObject({ msg: "veto decision", component: "records", type: "decision", result: { action: "allow" } });
+    await veto.close();
+  });
+
+  it("same call, same input digest; different call, different digest", async () => {
+    const { veto, sink } = await makeVeto();
+    await veto.protect(write());
+    await veto.protect(write());
+    await veto.protect(write({ recordId: "opp_9" }));
+    const [a, b, c] = sink.records as DecisionEventRecord[];
+    expect(a!.input_digest).toBe(b!.input_digest);
+    expect(a!.input_digest).not.toBe(c!.input_digest);
+    await veto.close();
+  });
+});
+
+describe("fail closed", () => {
+  it("a record that cannot be written turns any verdict into deny record_unavailable", async () => {
+    const { veto, sink, logLines } = await makeVeto();
+    sink.failing = new Error("disk full");
+    for (const call of [read(), write({ amount: 9000 }), write({ destination: "gmail.com" })]) {
+      const d = await veto.protect(call);
+      expect([d.action, d.escalated, codes(d), d.approvers]).toEqual(["deny", false, ["record_unavailable"], []]);
+      expect(d.reason).toContain("disk full");
+    }
+    expect(logLines.filter((l) => l["msg"] === "decision could not be recorded; denying")).toHaveLength(3);
+    await veto.close();
+  });
+
+  it("a store that cannot remember the decision denies with record_unavailable", async () => {
+    const store = new InMemoryStore();
+    store.appendDecision = async () => {
+      throw new Error("store down");
+    };
+    const { veto } = await makeVeto({ store });
+    expect(codes(await veto.protect(read()))).toEqual(["record_unavailable"]);
+    await veto.close();
+  });
+
+  it("a store that cannot count history denies with evaluation_error", async () => {
+    const store = new InMemoryStore();
+    store.countRecentDenies = async () => {
+      throw new Error("store down");
+    };
+    const { veto } = await makeVeto({ store });
+    const d = await veto.protect(read());
+    expect([d.action, codes(d)]).toEqual(["deny", ["evaluation_error"]]);
+    await veto.close();
+  });
+});
+
+describe("evaluation errors, with a real bundle that misbehaves", () => {
+  // Built by the real opa: answers a valid decision for most calls, something
+  // that is not a decision for crm.explode, and nothing at all for crm.void.
+  let dir: string;
+  let broken: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), "veto-broken-"));
+    writeFileSync(
+      join(dir, "broken.rego"),
+      `package veto.crm
+
+decision := {"action": "allow", "escalated": false, "reasons": [{"code": "read_only", "message": "ok"}], "approvers": []} if {
+	not input.tool in {"crm.explode", "crm.void"}
+}
+
+decision := {"action": "launch", "reasons": []} if input.tool == "crm.explode"
+`,
+    );
+    broken = join(dir, "broken.tar.gz");
+    const run = spawnSync(requireOpa(), ["build", "-t", "wasm", "-e", "veto/crm/decision", "-o", broken, join(dir, "broken.rego")], { encoding: "utf8" });
+    if (run.status !== 0) throw new Error(`opa build failed: ${run.stderr}`);
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("an answer that is not a decision is deny evaluation_error", async () => {
+    const { veto, logLines } = await makeVeto({ bundle: broken });
+    const d = await veto.protect(read({}, {}, "crm.explode"));
+    expect([d.action, d.escalated, codes(d), d.approvers]).toEqual(["deny", false, ["evaluation_error"], []]);
+    expect(d.reason).toMatch(/not a decision/);
+    expect(logLines.some((l) => l["msg"] === "policy evaluation failed; denying")).toBe(true);
+    // The evaluator recovers for the next call.
+    expect((await veto.protect(read())).action).toBe("allow");
+    await veto.close();
+  });
+
+  it("no answer at all is deny evaluation_error", async () => {
+    const { veto } = await makeVeto({ bundle: broken });
+    const d = await veto.protect(read({}, {}, "crm.void"));
+    expect([d.action, codes(d)]).toEqual(["deny", ["evaluation_error"]]);
+    await veto.close();
+  });
+});
