@@ -32,12 +32,19 @@ export async function logFiles(path: string): Promise<string[]> {
   return [path, ...continuations.map((c) => c.file)];
 }
 
-/** Each path expanded with logFiles, duplicates (by resolved path) dropped. */
+/**
+ * Each path expanded with logFiles, duplicates (by resolved path) dropped. A
+ * continuation PATH.N given beside its PATH is folded into PATH's set, so a
+ * shell glob (which sorts PATH.10 before PATH.2) still yields chain order.
+ */
 export async function expandLogPaths(paths: readonly string[]): Promise<string[]> {
+  const given = new Set(paths.map((p) => resolve(p)));
   const seen = new Set<string>();
   const files: string[] = [];
   for (const path of paths) {
-    for (const file of await logFiles(path)) {
+    const continuation = /^(.*)\.[1-9][0-9]*$/.exec(path);
+    const base = continuation?.[1] !== undefined && given.has(resolve(continuation[1])) ? continuation[1] : path;
+    for (const file of await logFiles(base)) {
       const key = resolve(file);
       if (seen.has(key)) continue;
       seen.add(key);
