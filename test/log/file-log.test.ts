@@ -13,6 +13,7 @@ import {
   openFileLog,
   readLog,
   verifyLog,
+  type WrittenRecord,
 } from "../../adapter/log/index.js";
 import { readLines, sampleRecord, tempDir } from "./helpers.js";
 
@@ -192,7 +193,7 @@ describe("rotation", () => {
   it("continues the chain through PATH.1, PATH.2 ... and verify follows it", async () => {
     const maxBytes = 2000;
     const sink = await openFileLog(log, { maxBytes });
-    const written = [];
+    const written: WrittenRecord[] = [];
     for (let n = 1; n <= 40; n++) written.push(await sink.write(sampleRecord(n, n * 7)));
     expect(sink.stats.directorySyncs).toBe(new Set(written.map((w) => w.file)).size);
     await sink.close();
