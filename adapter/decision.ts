@@ -64,3 +64,9 @@ export const ADAPTER_REASON_MESSAGES: Readonly<Record<string, string>> = {
   evaluation_error: "The policy could not be evaluated",
   record_unavailable: "The decision record could not be written durably",
 };
+
+/** A deny the adapter answers itself: the code's message from reasons.rego, then the detail. */
+export function adapterDeny(code: string, detail: string): PolicyAnswer {
+  const message = `${ADAPTER_REASON_MESSAGES[code] ?? code}: ${detail}`;
+  return { action: "deny", escalated: false, reasons: [{ code, message }], approvers: [] };
+}

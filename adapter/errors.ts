@@ -64,8 +64,9 @@ export class VetoDeniedError extends VetoError {
   override name = "VetoDeniedError";
   readonly decision: Decision;
 
-  constructor(decision: Decision) {
-    super("denied", `call denied: ${decision.reason}`);
+  /** `cause`: for a record_unavailable deny, the error that kept the record from being written. */
+  constructor(decision: Decision, options?: { cause?: unknown }) {
+    super("denied", `call denied: ${decision.reason}`, options);
     this.decision = decision;
   }
 }

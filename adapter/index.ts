@@ -23,9 +23,40 @@ export type {
   StoredDecision,
   VetoStore,
 } from "./store.js";
-export { PinoRecordSink, REDACTED } from "./records.js";
+export { PinoRecordSink, RecordMasker } from "./records.js";
 export type { ApprovalEventRecord, DecisionEventRecord, RecordSink, VetoRecord } from "./records.js";
 export { DECISION_ENTRYPOINT, loadBundle } from "./bundle.js";
 export type { LoadedBundle } from "./bundle.js";
 export { bundleVersionHash, bundleVersionHashOfTarball, readTarball } from "./bundle-hash.js";
 export type { BundleFile } from "./bundle-hash.js";
+export {
+  CanonicalJsonError,
+  DecisionLogError,
+  FileDecisionLog,
+  GENESIS_HASH,
+  LogCorruptError,
+  LogLockedError,
+  RESERVED_FIELDS,
+  RecordUnavailableError,
+  canonicalJson,
+  logFiles,
+  openFileLog,
+  readLog,
+  verifyLog,
+} from "./log/index.js";
+export type {
+  DecisionLogErrorCode,
+  DecisionLogLogger,
+  DecisionLogStats,
+  FileDecisionLogOptions,
+  LogFileHandle,
+  LogFileSystem,
+  RecoveryReport,
+  TornTail,
+  VerifyFailure,
+  VerifyOk,
+  VerifyOptions,
+  VerifyResult,
+  WalkedRecord,
+  WrittenRecord,
+} from "./log/index.js";

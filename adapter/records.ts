@@ -4,10 +4,11 @@
  * returns. Field names follow OPA's decision-log event where one exists
  * (decision_id, timestamp, path, result, bundles, masked, metrics).
  */
+import { createHash, createHmac } from "node:crypto";
 import type { Logger } from "pino";
 import type { BundleVersion, Decision, Reason } from "./decision.js";
+import { canonicalJson } from "./digest.js";
 
-export const REDACTED = "[REDACTED]";
 export const RECORD_BUNDLE_NAME = "crm";
 
 interface RecordBase {
@@ -32,12 +33,17 @@ export interface DecisionEventRecord extends RecordBase {
   readonly request_id: string | null;
   readonly session_id: string | null;
   readonly on_behalf_of: string | null;
-  /** The call's arguments with sensitive values replaced by "[REDACTED]". */
-  readonly arguments: unknown;
-  /** JSON pointers of the values replaced in `arguments`. */
+  /**
+   * The call as received ({tool, arguments, context}), with the value of every
+   * sensitive field replaced by a digest (see RecordMasker): what replay
+   * re-evaluates. Null when the call was not JSON at all.
+   */
+  readonly input: unknown;
+  /** JSON pointers of the values replaced in `input` (OPA's `masked`). */
   readonly masked: readonly string[];
   /** Digest of the whole call as received (canonical JSON), or null when it was not JSON. */
   readonly input_digest: string | null;
+  /** The deny history the policy saw; null when it was not evaluated (replay skips such records). */
   readonly history: { readonly recent_denies: number } | null;
   readonly result: {
     readonly action: Decision["action"];
@@ -89,42 +95,66 @@ export class PinoRecordSink implements RecordSink {
   }
 }
 
-const MAX_SUMMARY_STRING = 256;
-const MAX_SUMMARY_ITEMS = 50;
+/** Keys whose values never get masked: the contract's own fields, which the policy and the adapter read. Their children can be. */
+const CONTRACT_KEYS: Readonly<Record<string, ReadonlySet<string>>> = {
+  "": new Set(["tool", "arguments", "context"]),
+  "/arguments": new Set(["object", "recordId", "tenantId", "destination", "changes", "fields", "amount"]),
+  "/context": new Set(["actorId", "tenantId", "environment", "reason", "sourceSystem", "requestId", "sessionId", "onBehalfOf"]),
+};
 
 /**
- * A copy of `value` fit for a record: values under any sensitive key (lower-cased names) replaced
- * (at any depth, whatever the object: over-redacting is the safe side), long
- * strings and arrays shortened.
+ * Replaces a sensitive value with a digest of its canonical JSON:
+ * "hmac-sha256:<hex>" with a deployment key (the same value gives the same
+ * digest across processes and restarts, and only key holders can test a
+ * guess), or "sha256:<hex>" without one (anyone can test a guess: fine for
+ * high-entropy values, weak for short ones such as a stage name).
  */
-export function summarizeArguments(
-  value: unknown,
-  sensitiveFields: ReadonlySet<string>,
-): { summary: unknown; masked: string[] } {
-  const masked: string[] = [];
-  const walk = (v: unknown, pointer: string): unknown => {
-    if (typeof v === "string") {
-      return v.length > MAX_SUMMARY_STRING ? `${v.slice(0, MAX_SUMMARY_STRING)}…(${v.length} chars)` : v;
-    }
-    if (v === null || typeof v !== "object") return v;
-    if (Array.isArray(v)) {
-      const items = v.slice(0, MAX_SUMMARY_ITEMS).map((item, i) => walk(item, `${pointer}/${i}`));
-      if (v.length > MAX_SUMMARY_ITEMS) items.push(`…(${v.length} items)`);
-      return items;
-    }
-    const out: Record<string, unknown> = {};
-    for (const [key, child] of Object.entries(v)) {
-      const childPointer = `${pointer}/${key.replaceAll("~", "~0").replaceAll("/", "~1")}`;
-      let copy: unknown;
-      if (sensitiveFields.has(key.toLowerCase())) {
-        masked.push(childPointer);
-        copy = REDACTED;
-      } else {
-        copy = walk(child, childPointer);
+export class RecordMasker {
+  readonly #key: Uint8Array | undefined;
+
+  constructor(key?: string | Uint8Array) {
+    this.#key = typeof key === "string" ? new TextEncoder().encode(key) : key;
+  }
+
+  get keyed(): boolean {
+    return this.#key !== undefined;
+  }
+
+  digest(value: unknown): string {
+    const text = canonicalJson(value);
+    if (this.#key === undefined) return `sha256:${createHash("sha256").update(text, "utf8").digest("hex")}`;
+    return `hmac-sha256:${createHmac("sha256", this.#key).update(text, "utf8").digest("hex")}`;
+  }
+
+  /**
+   * A copy of `input` (the call as received, or as much of it as is JSON) fit
+   * for a record and for replay: the value under every key named sensitive
+   * (lower-cased names, any depth, whatever the object: over-masking is the
+   * safe side) replaced by its digest, keys kept so the policy's
+   * field checks still work. The contract's own fields (tool, arguments.amount,
+   * context.actorId, ...) are never masked themselves. `masked` lists the JSON
+   * pointers replaced, rooted at the record (`/input/arguments/changes/ssn`).
+   */
+  maskInput(input: unknown, sensitiveFields: ReadonlySet<string>): { input: unknown; masked: string[] } {
+    const masked: string[] = [];
+    const walk = (v: unknown, pointer: string): unknown => {
+      if (v === null || typeof v !== "object") return v;
+      if (Array.isArray(v)) return v.map((item, i) => walk(item, `${pointer}/${i}`));
+      const protectedKeys = CONTRACT_KEYS[pointer];
+      const out: Record<string, unknown> = {};
+      for (const [key, child] of Object.entries(v)) {
+        const childPointer = `${pointer}/${key.replaceAll("~", "~0").replaceAll("/", "~1")}`;
+        let copy: unknown;
+        if (sensitiveFields.has(key.toLowerCase()) && protectedKeys?.has(key) !== true) {
+          masked.push(`/input${childPointer}`);
+          copy = this.digest(child);
+        } else {
+          copy = walk(child, childPointer);
+        }
+        Object.defineProperty(out, key, { value: copy, enumerable: true, writable: true, configurable: true });
       }
-      Object.defineProperty(out, key, { value: copy, enumerable: true, writable: true, configurable: true });
-    }
-    return out;
-  };
-  return { summary: walk(value, "/arguments"), masked };
+      return out;
+    };
+    return { input: walk(input, ""), masked };
+  }
 }

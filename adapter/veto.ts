@@ -8,7 +8,7 @@ import { monotonicFactory } from "ulid";
 import { z } from "zod";
 import { ApprovalDesk, callDigest, type AnswerOptions, type ApprovalAnswer, type WaitOptions } from "./approvals.js";
 import { DECISION_ENTRYPOINT, loadBundle } from "./bundle.js";
-import { ADAPTER_REASON_CODES, ADAPTER_REASON_MESSAGES, type BundleVersion, type Decision, type PolicyAnswer } from "./decision.js";
+import { ADAPTER_REASON_CODES, adapterDeny, type BundleVersion, type Decision, type PolicyAnswer } from "./decision.js";
 import { sha256Digest } from "./digest.js";
 import { VetoClosedError, VetoDeniedError, VetoOptionsError, toError } from "./errors.js";
 import { PolicyEvaluator } from "./evaluator.js";
@@ -25,7 +25,7 @@ import { readPolicyData, type PolicyData } from "./policy-data.js";
 import {
   PinoRecordSink,
   RECORD_BUNDLE_NAME,
-  summarizeArguments,
+  RecordMasker,
   type DecisionEventRecord,
   type RecordSink,
 } from "./records.js";
@@ -49,6 +49,14 @@ export interface VetoOptions {
   readonly store?: VetoStore;
   /** Where decision records go. Default: a PinoRecordSink on `logger`. */
   readonly recordSink?: RecordSink;
+  /**
+   * Per-deployment key (at least 16 bytes; a string counts as its UTF-8
+   * bytes) for the HMAC-SHA-256 digests that replace sensitive values in
+   * records ("hmac-sha256:<hex>"). Keep it stable across processes so equal
+   * values get equal digests. Default: none, and the digests are plain
+   * SHA-256 ("sha256:<hex>"), which anyone can test a guessed value against.
+   */
+  readonly recordKey?: string | Uint8Array;
   /** Milliseconds since the epoch. Default: Date.now. */
   readonly clock?: () => number;
   /** How long a require_approval decision can be answered. Default: 3,600,000 (one hour). */
@@ -84,6 +92,12 @@ const optionsSchema = z.strictObject({
     })
     .optional(),
   recordSink: z.custom<RecordSink>(hasMethods("write"), { message: "recordSink must have a write(record) method" }).optional(),
+  recordKey: z
+    .custom<string | Uint8Array>(
+      (v) => (typeof v === "string" ? Buffer.byteLength(v, "utf8") : v instanceof Uint8Array ? v.length : 0) >= 16,
+      { message: "recordKey must be a string or Uint8Array of at least 16 bytes" },
+    )
+    .optional(),
   clock: z.custom<() => number>(isFunction, { message: "clock must be a function returning epoch milliseconds" }).optional(),
   approvalTtlMs: positiveInt.optional(),
   approvalPollMs: positiveInt.optional(),
@@ -133,11 +147,6 @@ interface Outcome {
   readonly recentDenies: number | null;
 }
 
-function adapterDeny(code: string, detail: string): PolicyAnswer {
-  const message = `${ADAPTER_REASON_MESSAGES[code] ?? code}: ${detail}`;
-  return { action: "deny", escalated: false, reasons: [{ code, message }], approvers: [] };
-}
-
 function digestOfRaw(raw: unknown): string | null {
   try {
     return sha256Digest(raw);
@@ -164,6 +173,7 @@ class VetoInstance implements Veto {
   readonly #ownsStore: boolean;
   readonly #sink: RecordSink;
   readonly #ownsSink: boolean;
+  readonly #masker: RecordMasker;
   readonly #clock: () => number;
   readonly #ttlMs: number;
   readonly #limits: InputLimits;
@@ -182,6 +192,7 @@ class VetoInstance implements Veto {
     this.#store = o.store ?? new InMemoryStore({ historyRetentionMs: Math.max(data.windowSeconds * 1000, 24 * 3600 * 1000) });
     this.#ownsSink = o.recordSink === undefined;
     this.#sink = o.recordSink ?? new PinoRecordSink(logger);
+    this.#masker = new RecordMasker(o.recordKey);
     this.#clock = o.clock ?? Date.now;
     this.#ttlMs = o.approvalTtlMs ?? 3_600_000;
     this.#limits = { ...DEFAULT_INPUT_LIMITS, ...o.limits };
@@ -221,8 +232,10 @@ class VetoInstance implements Veto {
     }
     if (typeof fn !== "function") throw new VetoOptionsError("guard: fn must be the tool function to run");
     return async (args: A, context: CallContext): Promise<Awaited<R>> => {
-      const { decision, call } = await this.#decide({ tool: toolName, arguments: args, context });
-      if (decision.action === "deny" || call === undefined) throw new VetoDeniedError(decision);
+      const { decision, call, cause } = await this.#decide({ tool: toolName, arguments: args, context });
+      if (decision.action === "deny" || call === undefined) {
+        throw new VetoDeniedError(decision, cause === undefined ? undefined : { cause });
+      }
       // The snapshot is private to this call: freezing it pins down exactly
       // what was decided (and, for approvals, what the digest covers).
       deepFreeze(call);
@@ -250,7 +263,11 @@ class VetoInstance implements Veto {
     return (await this.#decide(text, problem)).decision;
   }
 
-  async #decide(raw: unknown, unreadable?: string): Promise<{ decision: Decision; call: VetoCall | undefined }> {
+  /** `cause`: why a record_unavailable deny was given (the sink's or store's error). */
+  async #decide(
+    raw: unknown,
+    unreadable?: string,
+  ): Promise<{ decision: Decision; call: VetoCall | undefined; cause?: Error }> {
     // Everything up to the first await runs synchronously inside protect():
     // the call is copied before the caller can change it.
     if (this.#closed) throw new VetoClosedError();
@@ -269,8 +286,9 @@ class VetoInstance implements Veto {
 
     let decision = this.#decision(id, nowMs, outcome.answer);
     const digest = call === undefined ? null : callDigest(call);
-    const { summary, masked } = summarizeArguments(
-      checked.ok ? checked.call.arguments : (checked.partial as { arguments?: unknown } | undefined)?.arguments ?? null,
+    // The whole call (or as much of it as was JSON), masked: what replay re-evaluates.
+    const { input, masked } = this.#masker.maskInput(
+      checked.ok ? checked.call : checked.partial ?? null,
       this.#data.sensitiveFields,
     );
     const record: DecisionEventRecord = {
@@ -287,7 +305,7 @@ class VetoInstance implements Veto {
       request_id: call?.context.requestId ?? null,
       session_id: call?.context.sessionId ?? null,
       on_behalf_of: call?.context.onBehalfOf ?? null,
-      arguments: summary,
+      input,
       masked,
       input_digest: call === undefined ? digestOfRaw(raw) : sha256Digest(call),
       call_digest: digest,
@@ -329,15 +347,20 @@ class VetoInstance implements Veto {
         `the call is denied: ${cause.message}`,
       );
       decision = this.#decision(id, nowMs, answer);
+      // A record the sink refused as such (no canonical JSON form, e.g. a lone
+      // surrogate in the call) is superseded without the call, so the deny
+      // itself is still on file.
+      const refusedAsIs = (cause as { code?: unknown }).code === "record_invalid";
       const superseding: DecisionEventRecord = {
         ...record,
+        ...(refusedAsIs ? { input: null, masked: [] } : {}),
         result: { ...answer, reason: decision.reason },
       };
       await Promise.allSettled([
         this.#sink.write(superseding),
         this.#store.appendDecision({ ...stored, action: "deny", escalated: false, approvers: [], approval: undefined }),
       ]);
-      return { decision, call: undefined };
+      return { decision, call: undefined, cause };
     }
 
     if (decision.escalated && this.#onEscalation !== undefined && who.actorId !== undefined && who.tenantId !== undefined) {

@@ -5,8 +5,9 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { InMemoryStore, REDACTED, type DecisionEventRecord } from "../adapter/index.js";
-import { codes, makeVeto, read, requireOpa, write } from "./helpers.js";
+import { createHash, createHmac } from "node:crypto";
+import { InMemoryStore, type DecisionEventRecord } from "../adapter/index.js";
+import { bundleData, codes, makeVeto, read, requireOpa, write } from "./helpers.js";
 
 describe("the decision record", () => {
   it("is written before protect() returns, with the contract's fields", async () => {
@@ -36,13 +37,58 @@ describe("the decision record", () => {
     await veto.close();
   });
 
-  it("redacts sensitive values (any object's list, any depth, any case) and lists them in masked", async () => {
+  it("keeps the whole call for replay, sensitive values (any object's list, any depth, any case) replaced by digests", async () => {
     const { veto, sink } = await makeVeto();
-    await veto.protect(write({ object: "contact", changes: { SSN: "123-45-6789", email: "a@b.c", name: "Ana" }, nested: { tax_id: "T1" } }));
+    const call = write({ object: "contact", changes: { SSN: "123-45-6789", email: "a@b.c", name: "Ana" }, nested: { tax_id: "T1" } });
+    await veto.protect(call);
     const r = sink.last() as DecisionEventRecord;
-    expect(r.arguments).toMatchObject({ changes: { SSN: REDACTED, email: REDACTED, name: "Ana" }, nested: { tax_id: REDACTED } });
-    expect([...r.masked].sort()).toEqual(["/arguments/changes/SSN", "/arguments/changes/email", "/arguments/nested/tax_id"]);
+    const sha = (v: unknown): string => `sha256:${createHash("sha256").update(JSON.stringify(v)).digest("hex")}`;
+    const args = call["arguments"] as Record<string, unknown>;
+    expect(r.input).toEqual({
+      ...call,
+      arguments: { ...args, changes: { SSN: sha("123-45-6789"), email: sha("a@b.c"), name: "Ana" }, nested: { tax_id: sha("T1") } },
+    });
+    expect([...r.masked].sort()).toEqual(["/input/arguments/changes/SSN", "/input/arguments/changes/email", "/input/arguments/nested/tax_id"]);
     expect(JSON.stringify(r)).not.toContain("123-45-6789");
+    expect(JSON.stringify(r)).not.toContain("a@b.c");
+    await veto.close();
+  });
+
+  it("with recordKey, sensitive values are HMAC-SHA-256 digests under that key", async () => {
+    const key = "k".repeat(32);
+    const { veto, sink } = await makeVeto({ recordKey: key });
+    await veto.protect(write({ changes: { stage: "closed_won" } }));
+    const r = sink.last() as DecisionEventRecord;
+    const hmac = `hmac-sha256:${createHmac("sha256", key).update('"closed_won"').digest("hex")}`;
+    expect(r.input).toMatchObject({ arguments: { changes: { stage: hmac } } });
+    expect(r.masked).toEqual(["/input/arguments/changes/stage"]);
+    await veto.close();
+    await expect(makeVeto({ recordKey: "short" })).rejects.toThrow(/recordKey must be a string or Uint8Array of at least 16 bytes/);
+  });
+
+  it("never masks the contract's own fields, even when a data document names them sensitive", async () => {
+    const data = bundleData();
+    data.veto.config["sensitive_fields"] = { "*": ["amount", "destination", "actorid", "stage"] };
+    const { veto, sink } = await makeVeto({ data });
+    await veto.protect(write({ amount: 10, destination: "https://hooks.example.com", changes: { stage: "won", amount: 20 } }));
+    const r = sink.last() as DecisionEventRecord;
+    expect(r.input).toMatchObject({
+      arguments: { amount: 10, destination: "https://hooks.example.com", changes: { stage: expect.stringMatching(/^sha256:/), amount: expect.stringMatching(/^sha256:/) } },
+      context: { actorId: "agent:sales-assistant" },
+    });
+    expect([...r.masked].sort()).toEqual(["/input/arguments/changes/amount", "/input/arguments/changes/stage"]);
+    await veto.close();
+  });
+
+  it("a call that fails validation keeps what was JSON of it; one that was not JSON has input null", async () => {
+    const { veto, sink } = await makeVeto();
+    await veto.protect({ tool: "crm.update", arguments: { changes: { ssn: "123-45-6789" } } });
+    const r = sink.last() as DecisionEventRecord;
+    expect(r.result.reasons.map((x) => x.code)).toEqual(["invalid_input"]);
+    expect(r.input).toEqual({ tool: "crm.update", arguments: { changes: { ssn: expect.stringMatching(/^sha256:/) } } });
+    expect(r.history).toBeNull();
+    await veto.protect({ tool: "crm.read", big: "x".repeat(70_000) });
+    expect((sink.last() as DecisionEventRecord).input).toBeNull();
     await veto.close();
   });
 
