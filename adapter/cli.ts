@@ -1,131 +1,52 @@
 /**
- * The `veto` command line (contract section 8).
- *   veto eval --bundle PATH [--data FILE] [--records FILE]
- *   veto hash BUNDLE
- * Exit codes: 0 done (whatever the verdicts); 2 bundle, data or usage unusable.
+ * The `veto` command line (contract section 8). This file only dispatches:
+ * each subcommand lives in adapter/cli/<name>.ts and is listed in COMMANDS.
+ * Exit codes: 0 done (whatever the verdicts); 1 a log does not verify (or,
+ * with replay --fail-on-change, a verdict changed); 2 the bundle, data, log
+ * or command line is unusable. Every failure is one line on stderr.
  */
-import { readFile } from "node:fs/promises";
-import { createInterface } from "node:readline";
-import { once } from "node:events";
-import { parseArgs } from "node:util";
-import { pino } from "pino";
-import { bundleVersionHashOfTarball } from "./bundle-hash.js";
-import { toError, VetoError } from "./errors.js";
-import { createVeto, protectUnreadable } from "./veto.js";
+import { CliExit, UsageError, oneLine, type Command } from "./cli/common.js";
+import { evalCommand } from "./cli/eval.js";
+import { hashCommand } from "./cli/hash.js";
+import { logCommand } from "./cli/log.js";
+import { replayCommand } from "./cli/replay.js";
+import { VetoError } from "./errors.js";
 
-const USAGE = `usage:
-  veto eval --bundle PATH [--data FILE] [--records FILE]
-      reads one call per line (JSON {tool, arguments, context}) from stdin and writes
-      one decision per line to stdout; records go to FILE (appended) or else stderr
-  veto hash BUNDLE
-      prints the bundle's version hash (sha256:<64 hex>)`;
+const COMMANDS: ReadonlyMap<string, Command> = new Map([
+  ["eval", evalCommand],
+  ["hash", hashCommand],
+  ["log", logCommand],
+  ["replay", replayCommand],
+]);
 
-class UsageError extends Error {}
+const USAGE = `usage:\n${[...COMMANDS.values()].map((c) => c.usage).join("\n")}`;
 
-/** One line on stderr, exit 2. */
-function fail(message: string): never {
-  process.stderr.write(`veto: ${message.replace(/\s*\n\s*/g, " ")}\n`);
-  process.exit(2);
-}
-
-async function hashCommand(args: string[]): Promise<void> {
-  const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
-  const [path, ...rest] = positionals;
-  if (path === undefined || rest.length > 0) throw new UsageError("hash takes exactly one bundle path");
-  let bytes: Buffer;
-  try {
-    bytes = await readFile(path);
-  } catch (error) {
-    fail(`cannot read bundle ${path}: ${toError(error).message}`);
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === "help" || name === "--help" || name === "-h") {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
   }
   try {
-    process.stdout.write(`${await bundleVersionHashOfTarball(bytes)}\n`);
+    const command = name === undefined ? undefined : COMMANDS.get(name);
+    if (command === undefined) throw new UsageError(name === undefined ? "no command given" : `unknown command ${name}`);
+    return await command.run(rest);
   } catch (error) {
-    fail(`bundle ${path} is not a readable .tar.gz: ${toError(error).message}`);
-  }
-}
-
-async function readDataFile(path: string): Promise<Record<string, unknown>> {
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (error) {
-    fail(`cannot read data file ${path}: ${toError(error).message}`);
-  }
-  try {
-    const data: unknown = JSON.parse(text);
-    if (data === null || typeof data !== "object" || Array.isArray(data)) fail(`data file ${path} is not a JSON object`);
-    return data as Record<string, unknown>;
-  } catch (error) {
-    fail(`data file ${path} is not valid JSON: ${toError(error).message}`);
-  }
-}
-
-async function evalCommand(args: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: { bundle: { type: "string" }, data: { type: "string" }, records: { type: "string" } },
-  });
-  if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`);
-  if (values.bundle === undefined) throw new UsageError("eval needs --bundle PATH");
-  const data = values.data === undefined ? undefined : await readDataFile(values.data);
-  const destination =
-    values.records === undefined
-      ? pino.destination({ fd: 2, sync: true })
-      : pino.destination({ dest: values.records, sync: true, append: true, mkdir: true });
-  const logger = pino({ name: "veto" }, destination);
-
-  let veto;
-  try {
-    veto = await createVeto({ bundle: values.bundle, logger, ...(data === undefined ? {} : { data }) });
-  } catch (error) {
-    fail(toError(error).message);
-  }
-
-  const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
-  for await (const line of lines) {
-    if (line.trim() === "") continue;
-    let call: unknown;
-    let parseError: Error | undefined;
-    try {
-      call = JSON.parse(line);
-    } catch (error) {
-      parseError = toError(error);
-    }
-    const decision =
-      parseError === undefined
-        ? await veto.protect(call)
-        : await protectUnreadable(veto, line, `the line is not valid JSON: ${parseError.message}`);
-    if (!process.stdout.write(`${JSON.stringify(decision)}\n`)) await once(process.stdout, "drain");
-  }
-  await veto.close();
-}
-
-async function main(argv: string[]): Promise<void> {
-  const [command, ...rest] = argv;
-  try {
-    switch (command) {
-      case "eval":
-        return await evalCommand(rest);
-      case "hash":
-        return await hashCommand(rest);
-      case "help":
-      case "--help":
-      case "-h":
-        process.stdout.write(`${USAGE}\n`);
-        return;
-      default:
-        throw new UsageError(command === undefined ? "no command given" : `unknown command ${command}`);
-    }
-  } catch (error) {
+    // parseArgs throws TypeErrors with an ERR_PARSE_ARGS_* code for unknown or malformed options.
     if (error instanceof UsageError || (error instanceof TypeError && "code" in error)) {
-      process.stderr.write(`veto: ${error.message}\n${USAGE}\n`);
-      process.exit(2);
+      process.stderr.write(`veto: ${oneLine(error.message)}\n${USAGE}\n`);
+      return 2;
     }
-    if (error instanceof VetoError) fail(error.message);
+    if (error instanceof CliExit) {
+      process.stderr.write(`veto: ${error.message}\n`);
+      return error.exitCode;
+    }
+    if (error instanceof VetoError) {
+      process.stderr.write(`veto: ${oneLine(error.message)}\n`);
+      return 2;
+    }
     throw error;
   }
 }
 
-await main(process.argv.slice(2));
+process.exitCode = await main(process.argv.slice(2));

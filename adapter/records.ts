@@ -67,10 +67,12 @@ export type VetoRecord = DecisionEventRecord | ApprovalEventRecord;
 /**
  * Where records go. `write` resolves only once the record is as durable as
  * the sink can make it; if it rejects, the call it records fails closed
- * (deny with record_unavailable, or the approval is refused).
+ * (deny with record_unavailable, or the approval is refused). A
+ * FileDecisionLog (adapter/log) is one: pass it as `recordSink`.
  */
 export interface RecordSink {
-  write(record: VetoRecord): Promise<void>;
+  /** What it resolves with is ignored (FileDecisionLog resolves with where the record went). */
+  write(record: VetoRecord): Promise<unknown>;
   close?(): Promise<void>;
 }
 

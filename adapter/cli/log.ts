@@ -1,0 +1,51 @@
+/**
+ * `veto log verify PATH...`: check decision logs without writing to them.
+ * Each PATH is one log: the file and its rotated continuations PATH.1,
+ * PATH.2, ... (a continuation given beside its PATH, as a shell glob does, is
+ * folded into it).
+ */
+import { resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { verifyLog } from "../log/index.js";
+import { CliExit, UsageError, print, type Command } from "./common.js";
+
+/** The logs named by `paths`: continuations PATH.N given beside their PATH dropped (verifyLog expands PATH to them). */
+export function distinctLogs(paths: readonly string[]): string[] {
+  const given = new Set(paths.map((p) => resolve(p)));
+  const seen = new Set<string>();
+  return paths.filter((path) => {
+    const base = /^(.*)\.[1-9][0-9]*$/.exec(path)?.[1];
+    if (base !== undefined && given.has(resolve(base))) return false;
+    if (seen.has(resolve(path))) return false;
+    seen.add(resolve(path));
+    return true;
+  });
+}
+
+async function verifyCommand(args: string[]): Promise<number> {
+  const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
+  if (positionals.length === 0) throw new UsageError("log verify needs at least one log PATH");
+  for (const path of distinctLogs(positionals)) {
+    const result = await verifyLog([path]);
+    if (!result.ok) throw new CliExit(1, `log verify failed: ${result.file}: ${result.reason}`);
+    const files = result.files.length > 1 ? ` (${result.files.length} files)` : "";
+    await print(`${path}: ${result.count} records, head ${result.head}${files}\n`);
+  }
+  return 0;
+}
+
+const SUBCOMMANDS: ReadonlyMap<string, (args: string[]) => Promise<number>> = new Map([["verify", verifyCommand]]);
+
+export const logCommand: Command = {
+  usage: `  veto log verify PATH...
+      checks each decision log (PATH and its rotations PATH.1, PATH.2, ...): prints
+      "PATH: N records, head sha256:..." per log and exits 0, or names the first bad
+      file and line and why on stderr and exits 1`,
+
+  async run(args) {
+    const [sub, ...rest] = args;
+    const run = sub === undefined ? undefined : SUBCOMMANDS.get(sub);
+    if (run === undefined) throw new UsageError(sub === undefined ? "log needs a subcommand (verify)" : `unknown log subcommand ${sub}`);
+    return run(rest);
+  },
+};
