@@ -60,3 +60,14 @@ export type {
   WalkedRecord,
   WrittenRecord,
 } from "./log/index.js";
+export { Replayer, changeKind, replayRecords } from "./replay.js";
+export type {
+  LoggedRecord,
+  ReplayComparison,
+  ReplayOptions,
+  ReplayOutcome,
+  ReplayReport,
+  ReplaySkip,
+  ReplayedRecord,
+  Verdict,
+} from "./replay.js";
