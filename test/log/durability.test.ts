@@ -3,17 +3,11 @@
  * closed (a failed write or sync fails the sink for good). The fault-injecting
  * file system wraps the real one: real files, with chosen calls failing.
  */
-import { open, readFile, stat } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import {
-  RecordUnavailableError,
-  openFileLog,
-  verifyLog,
-  type LogFileHandle,
-  type LogFileSystem,
-} from "../../adapter/log/index.js";
-import { sampleRecord, tempDir } from "./helpers.js";
+import { RecordUnavailableError, openFileLog, verifyLog } from "../../adapter/log/index.js";
+import { faultyFs, sampleRecord, tempDir, type Fault } from "./helpers.js";
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -62,44 +56,6 @@ describe("group commit", () => {
     expect(many.perSecond).toBeGreaterThan(one.perSecond * 2);
   });
 });
-
-type Fault = "write" | "datasync" | "sync" | "short-write-then-fail";
-
-/** The real file system, except that the chosen operation fails from call number `after` + 1 on. */
-function faultyFs(fault: Fault, after: number) {
-  const calls = { write: 0, datasync: 0, sync: 0 };
-  const eio = () => Object.assign(new Error("EIO: i/o error, injected"), { code: "EIO" });
-  const fs: LogFileSystem = {
-    open: async (path, flags) => {
-      const real = await open(path, flags);
-      const handle: LogFileHandle = {
-        write: async (buffer, offset, length, position) => {
-          calls.write += 1;
-          if (fault === "write" && calls.write > after) throw eio();
-          if (fault === "short-write-then-fail" && calls.write > after) {
-            if (calls.write === after + 1) return real.write(buffer, offset, Math.ceil(length / 2), position);
-            throw eio();
-          }
-          return real.write(buffer, offset, length, position);
-        },
-        datasync: async () => {
-          calls.datasync += 1;
-          if (fault === "datasync" && calls.datasync > after) throw eio();
-          return real.datasync();
-        },
-        sync: async () => {
-          calls.sync += 1;
-          if (fault === "sync" && calls.sync > after) throw eio();
-          return real.sync();
-        },
-        truncate: (length) => real.truncate(length),
-        close: () => real.close(),
-      };
-      return handle;
-    },
-  };
-  return { fs, calls };
-}
 
 describe("fail closed", () => {
   it.each<[Fault, number]>([

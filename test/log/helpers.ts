@@ -1,7 +1,8 @@
 /** Shared bits of the decision-log tests: temp dirs, sample records, file surgery. */
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, open, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { LogFileHandle, LogFileSystem } from "../../adapter/log/index.js";
 
 export async function tempDir(): Promise<{ dir: string; cleanup: () => Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), "veto-log-"));
@@ -31,4 +32,50 @@ export async function readLines(file: string): Promise<string[]> {
 
 export async function writeLines(file: string, lines: readonly string[]): Promise<void> {
   await writeFile(file, lines.map((l) => `${l}\n`).join(""));
+}
+
+export type Fault = "write" | "datasync" | "sync" | "short-write-then-fail";
+
+/**
+ * The real file system, except that operation `fault` fails with EIO from
+ * call number `after` + 1 on (counted over every handle). `fault` can be set
+ * later, to make a healthy log fail at a chosen moment.
+ */
+export function faultyFs(fault: Fault | null = null, after = 0) {
+  const calls = { write: 0, datasync: 0, sync: 0 };
+  const control = { fault, after, calls, fs: undefined as unknown as LogFileSystem };
+  const eio = () => Object.assign(new Error("EIO: i/o error, injected"), { code: "EIO" });
+  const failing = (op: Fault, count: number) => control.fault === op && count > control.after;
+  control.fs = {
+    open: async (path, flags) => {
+      const real = await open(path, flags);
+      let shortened = false;
+      const handle: LogFileHandle = {
+        write: async (buffer, offset, length, position) => {
+          calls.write += 1;
+          if (failing("write", calls.write)) throw eio();
+          if (failing("short-write-then-fail", calls.write)) {
+            if (shortened) throw eio();
+            shortened = true;
+            return real.write(buffer, offset, Math.ceil(length / 2), position);
+          }
+          return real.write(buffer, offset, length, position);
+        },
+        datasync: async () => {
+          calls.datasync += 1;
+          if (failing("datasync", calls.datasync)) throw eio();
+          return real.datasync();
+        },
+        sync: async () => {
+          calls.sync += 1;
+          if (failing("sync", calls.sync)) throw eio();
+          return real.sync();
+        },
+        truncate: (length) => real.truncate(length),
+        close: () => real.close(),
+      };
+      return handle;
+    },
+  };
+  return control;
 }
