@@ -63,8 +63,9 @@ function verdictText(v: Verdict): string {
 function formatReport(report: ReplayReport): string {
   const out: string[] = [];
   for (const change of report.changed) {
+    // Approvers are worth a mention only when the action stayed require_approval.
     const approvers =
-      change.old.approvers.join(",") === change.new.approvers.join(",")
+      change.old.action !== change.new.action || change.old.approvers.join(",") === change.new.approvers.join(",")
         ? ""
         : ` (approvers [${change.old.approvers.join(", ")}] → [${change.new.approvers.join(", ")}])`;
     out.push(`${change.decision_id}: ${verdictText(change.old)} → ${verdictText(change.new)}${approvers}`);
