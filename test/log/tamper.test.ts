@@ -187,6 +187,15 @@ describe("verify's other answers", () => {
     expect(await verifyLog([empty])).toEqual({ ok: true, count: 0, head: GENESIS_HASH, files: [empty] });
   });
 
+  it("a forged record that chains and hashes right but skips a seq", async () => {
+    const lines = await readLines(log);
+    const { hash: _hash, ...ninth } = JSON.parse(lines[8] as string) as Record<string, unknown>;
+    const forged: Record<string, unknown> = { ...ninth, seq: 12 };
+    forged.hash = `sha256:${createHash("sha256").update(canonicalJson(forged)).digest("hex")}`;
+    await writeLines(log, [...lines.slice(0, 8), canonicalJson(forged)]);
+    await expectRefused(log, 9, "line 9: seq 12, expected 9");
+  });
+
   it("a line that is JSON but not an object, or lacks the chain fields", async () => {
     const lines = await readLines(log);
     await writeLines(log, [...lines.slice(0, 2), "[1,2]"]);
