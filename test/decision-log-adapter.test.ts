@@ -1,7 +1,10 @@
 // The adapter writing to the real FileDecisionLog: records on disk before
 // protect() returns, and failing closed when the log cannot write or sync
 // (faults injected through the log's `fs` option, on top of the real files).
-import { open, readFile } from "node:fs/promises";
+// test/log/veto-integration.test.ts covers the basics; this adds concurrent
+// calls in flight at the failure, the error chain (logger, cause), a cleared
+// fault that stays failed, rejections, random failure moments, and replay.
+import { readFile } from "node:fs/promises";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,10 +18,9 @@ import {
   replayRecords,
   verifyLog,
   type Decision,
-  type LogFileHandle,
-  type LogFileSystem,
 } from "../adapter/index.js";
 import { APPROVER, BUNDLE, bundleData, codes, makeVeto, read, write } from "./helpers.js";
+import { faultyFs } from "./log/helpers.js";
 
 let dir: string;
 let path: string;
@@ -27,32 +29,6 @@ beforeEach(() => {
   path = join(dir, "decisions.jsonl");
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
-
-/** The real file system, with a switch: once `fault` is set, that operation fails with EIO. */
-function switchableFs(): { fs: LogFileSystem; fault: { on: "write" | "datasync" | null } } {
-  const fault: { on: "write" | "datasync" | null } = { on: null };
-  const eio = (): Error => Object.assign(new Error("EIO: i/o error, injected"), { code: "EIO" });
-  const fs: LogFileSystem = {
-    async open(file, flags) {
-      const real = await open(file, flags);
-      const handle: LogFileHandle = {
-        write: async (buffer, offset, length, position) => {
-          if (fault.on === "write") throw eio();
-          return real.write(buffer, offset, length, position);
-        },
-        datasync: async () => {
-          if (fault.on === "datasync") throw eio();
-          return real.datasync();
-        },
-        sync: () => real.sync(),
-        truncate: (length) => real.truncate(length),
-        close: () => real.close(),
-      };
-      return handle;
-    },
-  };
-  return { fs, fault };
-}
 
 describe("protect() with the durable log as record sink", () => {
   it("every decision and approval is in the log, hash-chained, before its call returns", async () => {
@@ -75,24 +51,24 @@ describe("protect() with the durable log as record sink", () => {
     expect(await verifyLog([path])).toMatchObject({ ok: true, count: 3 });
   });
 
-  it.each(["write", "datasync"] as const)(
+  it.each(["write", "datasync", "short-write-then-fail"] as const)(
     "a failing %s: every later call is denied with record_unavailable, never allowed, and the log stays failed",
     async (operation) => {
-      const { fs, fault } = switchableFs();
-      const log = await openFileLog(path, { fs });
+      const control = faultyFs();
+      const log = await openFileLog(path, { fs: control.fs });
       const { veto, logLines } = await makeVeto({ recordSink: log });
       const pending = await veto.protect(write({ amount: 9000 }));
       expect(pending.action).toBe("require_approval");
       const before = await Promise.all([read(), write(), write({ amount: 9000 })].map((c) => veto.protect(c)));
       expect(before.map((d) => d.action)).toEqual(["allow", "allow", "require_approval"]);
 
-      fault.on = operation;
+      control.fault = operation;
       // Concurrent calls in flight when the sync fails, then more after it:
       // calls the policy would allow, ask approval for, or deny.
       const calls = [read(), write(), write({ amount: 9000 }), write({ destination: "gmail.com" })];
       const during = await Promise.all([...calls, ...calls].map((c) => veto.protect(c)));
       // The fault is cleared, but a failed log stays failed: nothing is retried.
-      fault.on = null;
+      control.fault = null;
       const after = await Promise.all(calls.map((c) => veto.protect(c)));
       for (const d of [...during, ...after]) {
         expect([d.action, d.escalated, codes(d), d.approvers]).toEqual(["deny", false, ["record_unavailable"], []]);
@@ -121,12 +97,15 @@ describe("protect() with the durable log as record sink", () => {
       expect(refused).toBeInstanceOf(ApprovalError);
       expect(refused).toMatchObject({ code: "record_unavailable", decisionId: pending.id });
       expect((refused as ApprovalError).cause).toBeInstanceOf(RecordUnavailableError);
+      // Still pending: no approval took effect without its record.
       await expect(veto.waitForApproval({ decisionId: pending.id, timeoutMs: 50 })).rejects.toMatchObject({ code: "approval_timeout" });
       await expect(veto.reject({ decisionId: pending.id, reviewerId: APPROVER })).rejects.toMatchObject({ code: "record_unavailable" });
 
       await veto.close();
       await log.close();
-      // Every decision acknowledged before the failure is in the log, and it verifies.
+      // Reopening repairs a torn tail a short write left; then every decision
+      // acknowledged before the failure is in the log, and it verifies.
+      await (await openFileLog(path)).close();
       const ids = (await readLog([path])).map((r) => r.record["decision_id"]);
       expect(ids.slice(0, 4)).toEqual([pending, ...before].map((d: Decision) => d.id));
       expect(await verifyLog([path])).toMatchObject({ ok: true });
@@ -136,14 +115,14 @@ describe("protect() with the durable log as record sink", () => {
   it("under concurrent load, a fault at a random moment never lets an unrecorded call through", async () => {
     for (let trial = 0; trial < 10; trial++) {
       const file = join(dir, `load-${trial}.jsonl`);
-      const { fs, fault } = switchableFs();
-      const log = await openFileLog(file, { fs });
+      const control = faultyFs();
+      const log = await openFileLog(file, { fs: control.fs });
       const { veto } = await makeVeto({ recordSink: log });
       const calls = Array.from({ length: 60 }, (_, i) => (i % 3 === 0 ? read() : write({ amount: i * 200 })));
       const failAt = 5 + Math.floor(Math.random() * 50);
       const decisions = await Promise.all(
         calls.map(async (call, i) => {
-          if (i === failAt) fault.on = Math.random() < 0.5 ? "write" : "datasync";
+          if (i === failAt) control.fault = Math.random() < 0.5 ? "write" : "datasync";
           await new Promise((resolve) => setImmediate(resolve));
           return veto.protect(call);
         }),
