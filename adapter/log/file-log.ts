@@ -285,9 +285,10 @@ export class FileDecisionLog {
     try {
       sealed = sealRecord(record, this.#nextSeq, this.#head);
     } catch (error) {
-      if (!(error instanceof CanonicalJsonError)) throw error;
+      // CanonicalJsonError, or whatever a getter or proxy in the record threw.
+      const problem = error instanceof CanonicalJsonError ? error.message : String(error);
       return Promise.reject(
-        new RecordUnavailableError(`record not written to ${this.path}: ${error.message}`, {
+        new RecordUnavailableError(`record not written to ${this.path}: ${problem}`, {
           code: "record_invalid",
           cause: error,
         }),

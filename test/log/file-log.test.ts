@@ -76,6 +76,13 @@ describe("writing and reopening", () => {
       await expect(writing).rejects.toMatchObject({ code: "record_invalid", cause: { code: "not_canonical_json" } });
     }
     await expect(sink.write([] as unknown as object)).rejects.toMatchObject({ code: "record_invalid" });
+    const hostile = Object.defineProperty({}, "boom", {
+      enumerable: true,
+      get() {
+        throw new Error("getter threw");
+      },
+    });
+    await expect(sink.write(hostile)).rejects.toMatchObject({ code: "record_invalid", cause: { message: "getter threw" } });
     expect(await sink.write(sampleRecord(2))).toMatchObject({ seq: 2 });
     expect(sink.failure).toBeNull();
     await sink.close();
