@@ -59,16 +59,46 @@ readme: $(TOOLS) ## Regenerate the README's reason-code table from the policy
 check-readme: $(TOOLS) ## Fail when the README's reason-code table differs from the policy
 	node scripts/reason-table.mjs $(OPA) --check
 
+node_modules/.stamp: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+.PHONY: build
+build: node_modules/.stamp ## Build dist/ (library, veto CLI, .d.ts)
+	npm run build
+
+.PHONY: typecheck
+typecheck: node_modules/.stamp ## TypeScript strict type check
+	npm run typecheck
+
+.PHONY: test-ts
+test-ts: $(TOOLS) build ## vitest: adapter, decision log, CLI, demo, and the differential test vs opa eval
+	@mkdir -p .build/results
+	@# Start the throwaway PostgreSQL unless one is already running (then leave it running).
+	@was_running=$$(bash scripts/postgres.sh status || true); \
+	  export VETO_TEST_PG_URL=$$(bash scripts/postgres.sh start); \
+	  npx vitest run --reporter=default --reporter=json --outputFile.json=.build/vitest.json; s=$$?; \
+	  [ "$$was_running" = running ] || bash scripts/postgres.sh stop; \
+	  node scripts/count-vitest.mjs .build/vitest.json vitest; exit $$s
+
+.PHONY: pg-start
+pg-start: ## Start the throwaway PostgreSQL for running tests by hand (prints its URL)
+	@bash scripts/postgres.sh start
+
+.PHONY: pg-stop
+pg-stop: ## Stop it
+	@bash scripts/postgres.sh stop
+
 .PHONY: test
-test: fmt-check check lint check-bundles check-readme test-rego ## Run every test (Rego and TypeScript); ends with "N passed, N failed"
+test: fmt-check check lint check-bundles check-readme test-rego typecheck test-ts ## Run every test (Rego and TypeScript); ends with "N passed, N failed"
 	@node scripts/test-summary.mjs
 
 .PHONY: ci
 ci: test ## What CI runs
 
 .PHONY: demo
-demo: $(TOOLS) ## Evaluate sample calls against the policy and print the decisions
-	bash scripts/demo-opa.sh
+demo: build ## Run the demo: a scripted CRM agent governed by Veto (ARGS=--json for JSON)
+	node scripts/demo/run.mjs $(ARGS)
 
 .PHONY: clean
 clean: ## Remove build output (keeps .tools and the committed bundles)

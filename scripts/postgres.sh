@@ -4,6 +4,7 @@
 #   scripts/postgres.sh start   install (apt) when missing, initdb once, start; prints the URL
 #   scripts/postgres.sh stop    stop it (the data directory stays for the next run)
 #   scripts/postgres.sh url     print the connection URL of the running server
+#   scripts/postgres.sh status  "running" (exit 0) or "stopped" (exit 3)
 # The URL is also written to .build/pg/url for the test run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -69,9 +70,15 @@ stop() {
   rm -f "$ROOT/url"
 }
 
+running() {
+  local bin; bin=$(pg_bin)
+  [ -n "$bin" ] && [ -f "$DATA/PG_VERSION" ] && as_owner "$bin/pg_ctl" -D "$DATA" status >/dev/null 2>&1
+}
+
 case "${1:-}" in
   start) start ;;
+  status) running && echo running || { echo stopped; exit 3; } ;;
   stop) stop ;;
   url) cat "$ROOT/url" ;;
-  *) echo "usage: scripts/postgres.sh start|stop|url" >&2; exit 2 ;;
+  *) echo "usage: scripts/postgres.sh start|stop|status|url" >&2; exit 2 ;;
 esac
