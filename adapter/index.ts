@@ -71,3 +71,4 @@ export type {
   ReplayedRecord,
   Verdict,
 } from "./replay.js";
+export { packagedBundlePath, packagedRegoBundlePath } from "./packaged.js";
