@@ -1,12 +1,11 @@
 // The decision log from the command line, run as built (node dist/cli.js):
 // veto eval --log, veto log verify, veto replay.
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { verifyLog } from "../adapter/index.js";
-import { BUNDLE, bundleData, read, requireBundle, requireCli, write } from "./helpers.js";
+import { BUNDLE, bundleData, jsonLines, read, requireBundle, requireCli, runCli, write } from "./helpers.js";
 
 let dir: string;
 beforeAll(() => {
@@ -16,12 +15,9 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function veto(args: string[], stdin = "", env: Record<string, string> = {}): { status: number | null; stdout: string; stderr: string } {
-  const run = spawnSync("node", [requireCli(), ...args], { input: stdin, encoding: "utf8", env: { ...process.env, ...env } });
-  return { status: run.status, stdout: run.stdout, stderr: run.stderr };
-}
+const veto = runCli;
 
-const lines = (...calls: unknown[]): string => calls.map((c) => (typeof c === "string" ? c : JSON.stringify(c))).join("\n") + "\n";
+const lines = jsonLines;
 const parse = (text: string): Record<string, unknown>[] =>
   text.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
 

@@ -1,10 +1,9 @@
 // The `veto` command line (contract section 8), run as built: node dist/cli.js.
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BUNDLE, bundleData, read, requireBundle, requireCli, write } from "./helpers.js";
+import { BUNDLE, bundleData, jsonLines, read, requireBundle, requireCli, runCli, write } from "./helpers.js";
 
 let dir: string;
 beforeAll(() => {
@@ -14,12 +13,9 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function veto(args: string[], stdin = ""): { status: number | null; stdout: string; stderr: string } {
-  const run = spawnSync("node", [requireCli(), ...args], { input: stdin, encoding: "utf8" });
-  return { status: run.status, stdout: run.stdout, stderr: run.stderr };
-}
+const veto = runCli;
 
-const lines = (...calls: unknown[]): string => calls.map((c) => (typeof c === "string" ? c : JSON.stringify(c))).join("\n") + "\n";
+const lines = jsonLines;
 
 describe("veto eval", () => {
   it("writes one contract-shaped decision per line, in order, sharing one deny history", () => {

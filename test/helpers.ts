@@ -2,6 +2,7 @@
  * Shared test parts. Everything here is real: the committed bundle built by
  * `make bundle`, the real `opa` binary, pino writing into memory.
  */
+import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { Writable } from "node:stream";
@@ -27,6 +28,21 @@ export function requireOpa(): string {
 export function requireCli(): string {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run make build (npm run build)`);
   return CLI;
+}
+
+/** Run the built `veto` command (node dist/cli.js) to completion. */
+export function runCli(
+  args: string[],
+  stdin = "",
+  env: Record<string, string> = {},
+): { status: number | null; stdout: string; stderr: string } {
+  const run = spawnSync("node", [requireCli(), ...args], { input: stdin, encoding: "utf8", env: { ...process.env, ...env } });
+  return { status: run.status, stdout: run.stdout, stderr: run.stderr };
+}
+
+/** JSON Lines text for stdin: objects as JSON, strings as they are. */
+export function jsonLines(...items: unknown[]): string {
+  return items.map((c) => (typeof c === "string" ? c : JSON.stringify(c))).join("\n") + "\n";
 }
 
 /** The bundle's own data document, read from the policy source it was built from. */
