@@ -44,6 +44,8 @@ export interface ApprovalDeskDeps {
   readonly bundle: BundleVersion;
   readonly pollMs: number;
   readonly log: Logger;
+  /** The digest an approval is bound to (keyed when records are). Default: callDigest. */
+  readonly callDigest?: (call: Pick<VetoCall, "tool" | "arguments" | "context">) => string;
 }
 
 export function callDigest(call: Pick<VetoCall, "tool" | "arguments" | "context">): string {
@@ -159,7 +161,8 @@ export class ApprovalDesk {
     if (signal?.aborted) throw aborted();
 
     const decision = await this.#approvable(decisionId);
-    if (options.call !== undefined && callDigest(options.call as VetoCall) !== decision.callDigest) {
+    const digestOf = this.#deps.callDigest ?? callDigest;
+    if (options.call !== undefined && digestOf(options.call as VetoCall) !== decision.callDigest) {
       throw new ApprovalError("call_mismatch", decisionId, `the approval of ${decisionId} is for a different call`);
     }
 

@@ -105,7 +105,9 @@ const CONTRACT_KEYS: Readonly<Record<string, ReadonlySet<string>>> = {
 };
 
 /**
- * Replaces a sensitive value with a digest of its canonical JSON:
+ * Digests for records (sensitive values, and the call and input digests,
+ * which would otherwise let a reader test guesses of a masked value) of a
+ * value's canonical JSON:
  * "hmac-sha256:<hex>" with a deployment key (the same value gives the same
  * digest across processes and restarts, and only key holders can test a
  * guess), or "sha256:<hex>" without one (anyone can test a guess: fine for
@@ -126,6 +128,11 @@ export class RecordMasker {
     const text = canonicalJson(value);
     if (this.#key === undefined) return `sha256:${createHash("sha256").update(text, "utf8").digest("hex")}`;
     return `hmac-sha256:${createHmac("sha256", this.#key).update(text, "utf8").digest("hex")}`;
+  }
+
+  /** The digest of {tool, arguments, context} that an approval is bound to and records carry as `call_digest`. */
+  callDigest(call: { readonly tool: unknown; readonly arguments: unknown; readonly context: unknown }): string {
+    return this.digest({ tool: call.tool, arguments: call.arguments, context: call.context });
   }
 
   /**

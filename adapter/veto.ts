@@ -6,10 +6,9 @@
 import { pino, type Logger } from "pino";
 import { monotonicFactory } from "ulid";
 import { z } from "zod";
-import { ApprovalDesk, callDigest, type AnswerOptions, type ApprovalAnswer, type WaitOptions } from "./approvals.js";
+import { ApprovalDesk, type AnswerOptions, type ApprovalAnswer, type WaitOptions } from "./approvals.js";
 import { DECISION_ENTRYPOINT, loadBundle } from "./bundle.js";
 import { ADAPTER_REASON_CODES, adapterDeny, type BundleVersion, type Decision, type PolicyAnswer } from "./decision.js";
-import { sha256Digest } from "./digest.js";
 import { VetoClosedError, VetoDeniedError, VetoOptionsError, toError } from "./errors.js";
 import { PolicyEvaluator } from "./evaluator.js";
 import {
@@ -147,9 +146,9 @@ interface Outcome {
   readonly recentDenies: number | null;
 }
 
-function digestOfRaw(raw: unknown): string | null {
+function digestOfRaw(masker: RecordMasker, raw: unknown): string | null {
   try {
-    return sha256Digest(raw);
+    return masker.digest(raw);
   } catch {
     return null;
   }
@@ -204,6 +203,7 @@ class VetoInstance implements Veto {
       bundle: this.bundle,
       pollMs: o.approvalPollMs ?? 1000,
       log: this.#log,
+      callDigest: (call) => this.#masker.callDigest(call),
     });
   }
 
@@ -285,7 +285,9 @@ class VetoInstance implements Veto {
       : await this.#evaluate(id, call, nowMs);
 
     let decision = this.#decision(id, nowMs, outcome.answer);
-    const digest = call === undefined ? null : callDigest(call);
+    // Keyed like the masked values: with recordKey set, an unkeyed digest of
+    // the whole call would let a reader test guesses of a masked value.
+    const digest = call === undefined ? null : this.#masker.callDigest(call);
     // The whole call (or as much of it as was JSON), masked: what replay re-evaluates.
     const { input, masked } = this.#masker.maskInput(
       checked.ok ? checked.call : checked.partial ?? null,
@@ -307,7 +309,7 @@ class VetoInstance implements Veto {
       on_behalf_of: call?.context.onBehalfOf ?? null,
       input,
       masked,
-      input_digest: call === undefined ? digestOfRaw(raw) : sha256Digest(call),
+      input_digest: call === undefined ? digestOfRaw(this.#masker, raw) : this.#masker.digest(call),
       call_digest: digest,
       history: outcome.recentDenies === null ? null : { recent_denies: outcome.recentDenies },
       result: {

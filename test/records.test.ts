@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHash, createHmac } from "node:crypto";
 import { InMemoryStore, type DecisionEventRecord } from "../adapter/index.js";
-import { bundleData, codes, makeVeto, read, requireOpa, write } from "./helpers.js";
+import { APPROVER, bundleData, codes, makeVeto, read, requireOpa, write } from "./helpers.js";
 
 describe("the decision record", () => {
   it("is written before protect() returns, with the contract's fields", async () => {
@@ -62,8 +62,32 @@ describe("the decision record", () => {
     const hmac = `hmac-sha256:${createHmac("sha256", key).update('"closed_won"').digest("hex")}`;
     expect(r.input).toMatchObject({ arguments: { changes: { stage: hmac } } });
     expect(r.masked).toEqual(["/input/arguments/changes/stage"]);
+    // The whole-call digests are keyed too: unkeyed, they would let a reader test guesses of the masked value.
+    expect(r.call_digest).toMatch(/^hmac-sha256:[0-9a-f]{64}$/);
+    expect(r.input_digest).toMatch(/^hmac-sha256:[0-9a-f]{64}$/);
     await veto.close();
     await expect(makeVeto({ recordKey: "short" })).rejects.toThrow(/recordKey must be a string or Uint8Array of at least 16 bytes/);
+  });
+
+  it("with recordKey, approvals stay bound to the call: guard waits, the approval record carries the decision's keyed digest", async () => {
+    const { veto, sink } = await makeVeto({ recordKey: "a-deployment-key-of-32-bytes-000" });
+    const call = write({ amount: 9000 });
+    let ran = false;
+    const guarded = veto.guard("crm.update", () => {
+      ran = true;
+    });
+    const done = guarded(call["arguments"] as Record<string, unknown>, call["context"] as never);
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    const decision = sink.records.find((x) => x.type === "decision") as DecisionEventRecord;
+    await veto.approve({ decisionId: decision.decision_id, reviewerId: APPROVER });
+    await done;
+    expect(ran).toBe(true);
+    expect(sink.last()).toMatchObject({ type: "approval", call_digest: decision.call_digest });
+    expect(decision.call_digest).toMatch(/^hmac-sha256:/);
+    await expect(
+      veto.waitForApproval({ decisionId: decision.decision_id, call: write({ amount: 9001 }) as never }),
+    ).rejects.toMatchObject({ code: "call_mismatch" });
+    await veto.close();
   });
 
   it("never masks the contract's own fields, even when a data document names them sensitive", async () => {
