@@ -21,6 +21,41 @@ export function canonicalJson(value: unknown): string {
   return parts.join("");
 }
 
+/** One member of a canonical JSON object: its key and its `"key":value` text. */
+export interface CanonicalMember {
+  readonly key: string;
+  readonly text: string;
+}
+
+/**
+ * The members of a plain object in canonical order, each already in
+ * canonical form, so that the object can be written with and without some
+ * members (a record with and without its hash) canonicalizing each value once.
+ */
+export function canonicalMembers(value: object): CanonicalMember[] {
+  if (Array.isArray(value)) throw new CanonicalJsonError("", "an array has no members");
+  const proto: unknown = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) throw new CanonicalJsonError("", "not a plain object");
+  const ancestors = new Set<object>([value]);
+  return Object.keys(value)
+    .sort()
+    .map((key) => {
+      const parts: string[] = [];
+      const pointer = `/${escapePointerToken(key)}`;
+      writeString(key, pointer, parts);
+      parts.push(":");
+      write((value as Record<string, unknown>)[key], pointer, ancestors, parts);
+      return { key, text: parts.join("") };
+    });
+}
+
+/** The canonical JSON of an object from its members, leaving out the member `omit`. */
+export function joinMembers(members: readonly CanonicalMember[], omit?: string): string {
+  const texts: string[] = [];
+  for (const member of members) if (member.key !== omit) texts.push(member.text);
+  return `{${texts.join(",")}}`;
+}
+
 function escapePointerToken(key: string): string {
   return key.replaceAll("~", "~0").replaceAll("/", "~1");
 }

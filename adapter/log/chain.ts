@@ -11,7 +11,7 @@
  * covered by the chain.
  */
 import { createHash } from "node:crypto";
-import { canonicalJson } from "./canonical.js";
+import { canonicalMembers, joinMembers, type CanonicalMember } from "./canonical.js";
 import { CanonicalJsonError } from "./errors.js";
 
 export const GENESIS_HASH = `sha256:${"0".repeat(64)}`;
@@ -25,11 +25,9 @@ function sha256(text: string): string {
 }
 
 /** A null-prototype copy, so a key such as "__proto__" stays an ordinary field. */
-function copyFields(source: object, omit?: string): Record<string, unknown> {
+function copyFields(source: object): Record<string, unknown> {
   const copy = Object.create(null) as Record<string, unknown>;
-  for (const key of Object.keys(source)) {
-    if (key !== omit) copy[key] = (source as Record<string, unknown>)[key];
-  }
+  for (const key of Object.keys(source)) copy[key] = (source as Record<string, unknown>)[key];
   return copy;
 }
 
@@ -57,9 +55,12 @@ export function sealRecord(record: object, seq: number, prevHash: string): Seale
   const body = copyFields(record);
   body.seq = seq;
   body.prev_hash = prevHash;
-  const hash = sha256(canonicalJson(body));
-  body.hash = hash;
-  return { seq, hash, text: canonicalJson(body) };
+  // Placeholder of the final length and form; replaced below once the hash is known.
+  body.hash = GENESIS_HASH;
+  const members = canonicalMembers(body);
+  const hash = sha256(joinMembers(members, "hash"));
+  const withHash = members.map((m) => (m.key === "hash" ? { key: "hash", text: `"hash":"${hash}"` } : m));
+  return { seq, hash, text: joinMembers(withHash) };
 }
 
 /** Where a record sits: file and 1-based line. */
@@ -114,13 +115,13 @@ export class ChainChecker {
     if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
       return { ok: false, problem: "not a JSON object" };
     }
-    let canonical: string;
+    let members: CanonicalMember[] | null;
     try {
-      canonical = canonicalJson(parsed);
+      members = canonicalMembers(parsed);
     } catch {
-      canonical = "";
+      members = null; // e.g. a lone surrogate written as an escape
     }
-    if (canonical !== text) return { ok: false, problem: "not canonical JSON" };
+    if (members === null || joinMembers(members) !== text) return { ok: false, problem: "not canonical JSON" };
     const record = parsed as Record<string, unknown>;
     const { seq, prev_hash: prevHash, hash } = record;
     if (typeof seq !== "number" || !Number.isSafeInteger(seq) || seq < 1) {
@@ -132,7 +133,7 @@ export class ChainChecker {
     if (typeof hash !== "string" || !HASH_PATTERN.test(hash)) {
       return { ok: false, problem: "hash missing or malformed" };
     }
-    if (sha256(canonicalJson(copyFields(record, "hash"))) !== hash) {
+    if (sha256(joinMembers(members, "hash")) !== hash) {
       return { ok: false, problem: "hash mismatch" };
     }
     if (prevHash !== this.#head) {

@@ -202,6 +202,10 @@ describe("verify's other answers", () => {
     expect(await verifyLog([log])).toMatchObject({ line: 3, reason: "line 3: not a JSON object" });
     await writeLines(log, [...lines.slice(0, 2), canonicalJson({ seq: 3, prev_hash: "x" })]);
     expect(await verifyLog([log])).toMatchObject({ line: 3, reason: "line 3: prev_hash missing or malformed" });
+    await writeLines(log, [...lines.slice(0, 2), "{}"]);
+    expect(await verifyLog([log])).toMatchObject({ line: 3, reason: "line 3: seq missing or not a positive integer" });
+    await writeLines(log, [...lines.slice(0, 2), '{"a":"\\udc00"}']);
+    expect(await verifyLog([log])).toMatchObject({ line: 3, reason: "line 3: not canonical JSON" });
     await writeLines(log, [...lines.slice(0, 2), canonicalJson({ a: 1 })]);
     expect(await verifyLog([log])).toMatchObject({ line: 3, reason: "line 3: seq missing or not a positive integer" });
   });
