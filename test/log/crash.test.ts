@@ -106,7 +106,7 @@ describe("crash test: SIGKILL under concurrent load", () => {
   it(`loses no acknowledged record across ${TRIALS} kills`, { timeout: Math.max(120_000, TRIALS * 3_000) }, async () => {
     const seed = Number(process.env.VETO_SOAK_SEED ?? Date.now() % 2 ** 31);
     const next = random(seed);
-    const totals = { acknowledged: 0, records: 0, tornTruncated: 0, tornCompleted: 0, staleLocks: 0, killedBeforeReady: 0 };
+    const totals = { acknowledged: 0, recordsInLastLog: 0, tornTruncated: 0, tornCompleted: 0, staleLocks: 0, killedBeforeReady: 0 };
     let logPath = "";
     for (let trial = 0; trial < TRIALS; trial++) {
       if (trial % TRIALS_PER_LOG === 0) logPath = join(dir, `crash-${trial}.jsonl`);
@@ -130,7 +130,7 @@ describe("crash test: SIGKILL under concurrent load", () => {
       const present = new Map((await readLog([logPath])).map(({ record }) => [record.seq as number, record.decision_id]));
       for (const [seq, id] of acknowledged) expect(present.get(seq), `${context}: seq ${seq}`).toBe(id);
       totals.acknowledged += acknowledged.size;
-      totals.records = records;
+      totals.recordsInLastLog = records;
     }
     console.info(`crash test (seed ${seed}): ${JSON.stringify({ trials: TRIALS, ...totals })}`);
     expect(totals.acknowledged).toBeGreaterThan(TRIALS); // the load really ran
