@@ -12,6 +12,7 @@ import { ApprovalError, VetoOptionsError, toError } from "./errors.js";
 import type { VetoCall } from "./input.js";
 import { RECORD_BUNDLE_NAME, type ApprovalEventRecord, type RecordSink } from "./records.js";
 import type { StoredDecision, VetoStore } from "./store.js";
+import { runUnit } from "./unit.js";
 
 export interface AnswerOptions {
   readonly decisionId: string;
@@ -93,53 +94,70 @@ export class ApprovalDesk {
     const nowMs = clock();
     await this.#refuseIfSettled(decision, nowMs);
 
-    const reserved = await store.transitionApproval(decisionId, { from: "pending", to: "answering", reviewerId, atMs: nowMs });
-    if (!reserved) {
-      const again = await store.getDecision(decisionId);
-      if (again !== undefined) await this.#refuseIfSettled(again, nowMs);
-      throw new ApprovalError("already_answered", decisionId, `decision ${decisionId} is already being answered`);
-    }
-
+    // Reserve, record, settle: one unit, so with a transactional store the
+    // reservation is never seen by others and a crash leaves the approval
+    // pending with no record (a concurrent answer waits on the row, then
+    // finds it settled).
     const status = kind === "approval" ? "approved" : "rejected";
-    const record: ApprovalEventRecord = {
-      type: kind,
-      decision_id: decisionId,
-      timestamp: new Date(nowMs).toISOString(),
-      path: DECISION_ENTRYPOINT,
-      bundles: { [RECORD_BUNDLE_NAME]: this.#deps.bundle },
-      actor_id: decision.actorId ?? null,
-      tenant_id: decision.tenantId ?? null,
-      call_digest: decision.callDigest ?? null,
-      reviewer_id: reviewerId,
-      note: options.note ?? null,
-      result: { approval: status },
-    };
-    try {
-      await this.#deps.sink.write(record);
-    } catch (error) {
-      await store.transitionApproval(decisionId, { from: "answering", to: "pending", atMs: nowMs });
-      this.#deps.log.error({ err: toError(error), decision_id: decisionId }, `${kind} record could not be written`);
-      throw new ApprovalError(
-        "record_unavailable",
+    return await runUnit(store, this.#deps.sink, undefined, async (unit) => {
+      const reserved = await unit.transitionApproval(decisionId, { from: "pending", to: "answering", reviewerId, atMs: nowMs });
+      if (!reserved) {
+        const again = await store.getDecision(decisionId);
+        if (again !== undefined) await this.#refuseIfSettled(again, nowMs);
+        throw new ApprovalError("already_answered", decisionId, `decision ${decisionId} is already being answered`);
+      }
+
+      const record: ApprovalEventRecord = {
+        type: kind,
+        decision_id: decisionId,
+        timestamp: new Date(nowMs).toISOString(),
+        path: DECISION_ENTRYPOINT,
+        bundles: { [RECORD_BUNDLE_NAME]: this.#deps.bundle },
+        actor_id: decision.actorId ?? null,
+        tenant_id: decision.tenantId ?? null,
+        call_digest: decision.callDigest ?? null,
+        reviewer_id: reviewerId,
+        note: options.note ?? null,
+        result: { approval: status },
+      };
+      try {
+        await unit.writeRecord(record);
+      } catch (error) {
+        // A transactional unit is already rolled back (the reservation with it).
+        if (unit.transaction === undefined) {
+          await store.transitionApproval(decisionId, { from: "answering", to: "pending", atMs: nowMs });
+        }
+        this.#deps.log.error({ err: toError(error), decision_id: decisionId }, `${kind} record could not be written`);
+        throw new ApprovalError(
+          "record_unavailable",
+          decisionId,
+          `the ${kind} was refused because its record could not be written: ${toError(error).message}`,
+          { cause: toError(error) },
+        );
+      }
+      try {
+        await unit.transitionApproval(decisionId, {
+          from: "answering",
+          to: status,
+          reviewerId,
+          ...(options.note === undefined ? {} : { note: options.note }),
+          atMs: nowMs,
+        });
+        await unit.commit();
+      } catch (error) {
+        this.#deps.log.error({ err: toError(error), decision_id: decisionId }, `${kind} could not be stored`);
+        throw new ApprovalError("record_unavailable", decisionId, `the ${kind} could not be stored: ${toError(error).message}`, {
+          cause: toError(error),
+        });
+      }
+      return {
         decisionId,
-        `the ${kind} was refused because its record could not be written: ${toError(error).message}`,
-        { cause: toError(error) },
-      );
-    }
-    await store.transitionApproval(decisionId, {
-      from: "answering",
-      to: status,
-      reviewerId,
-      ...(options.note === undefined ? {} : { note: options.note }),
-      atMs: nowMs,
+        status,
+        reviewerId,
+        ...(options.note === undefined ? {} : { note: options.note }),
+        answeredAt: record.timestamp,
+      };
     });
-    return {
-      decisionId,
-      status,
-      reviewerId,
-      ...(options.note === undefined ? {} : { note: options.note }),
-      answeredAt: record.timestamp,
-    };
   }
 
   async wait(options: WaitOptions): Promise<ApprovalAnswer> {

@@ -6,12 +6,13 @@ export { ADAPTER_REASON_CODES } from "./decision.js";
 export {
   ApprovalError,
   BundleLoadError,
+  BundleSignatureError,
   VetoClosedError,
   VetoDeniedError,
   VetoError,
   VetoOptionsError,
 } from "./errors.js";
-export type { ApprovalErrorCode, VetoErrorCode } from "./errors.js";
+export type { ApprovalErrorCode, BundleSignatureCheck, VetoErrorCode } from "./errors.js";
 export { DEFAULT_INPUT_LIMITS, callSchema } from "./input.js";
 export type { CallArguments, CallContext, InputLimits, VetoCall } from "./input.js";
 export { InMemoryStore } from "./store.js";
@@ -19,15 +20,20 @@ export type {
   ApprovalState,
   ApprovalStatus,
   ApprovalTransition,
+  HistoryKey,
   InMemoryStoreOptions,
+  StoreUnit,
   StoredDecision,
   VetoStore,
 } from "./store.js";
+export type { DecisionUnit, TransactionalRecordSink } from "./unit.js";
 export { PinoRecordSink, RecordMasker } from "./records.js";
 export type { ApprovalEventRecord, DecisionEventRecord, RecordSink, VetoRecord } from "./records.js";
 export { DECISION_ENTRYPOINT, loadBundle } from "./bundle.js";
-export type { LoadedBundle } from "./bundle.js";
+export type { LoadBundleOptions, LoadedBundle } from "./bundle.js";
 export { bundleVersionHash, bundleVersionHashOfTarball, readTarball } from "./bundle-hash.js";
+export { SIGNING_ALGORITHMS, createBundleVerifier, verifyBundleSignature } from "./signature.js";
+export type { BundleVerificationKey, BundleVerifier, SigningAlgorithm, VerificationKeyInput } from "./signature.js";
 export type { BundleFile } from "./bundle-hash.js";
 export {
   CanonicalJsonError,
@@ -72,3 +78,28 @@ export type {
   Verdict,
 } from "./replay.js";
 export { packagedBundlePath, packagedRegoBundlePath } from "./packaged.js";
+export {
+  APPROVAL_CHANNEL,
+  DEFAULT_SCHEMA,
+  PostgresRecordSink,
+  PostgresStore,
+  PostgresStoreError,
+  PostgresTransaction,
+  defaultMigrationsDir,
+  loadMigrations,
+  migrate,
+  verifyPostgresLog,
+} from "./postgres/index.js";
+export type {
+  MigrateOptions,
+  MigrateResult,
+  Migration,
+  PostgresErrorCode,
+  PostgresLogger,
+  PostgresOptions,
+  PostgresStoreConfig,
+  PostgresStoreOptions,
+  PostgresVerifyResult,
+  PostgresWrittenRecord,
+  StoreOption,
+} from "./postgres/index.js";

@@ -57,7 +57,38 @@ export interface VetoStore {
   transitionApproval(id: string, transition: ApprovalTransition): Promise<boolean>;
   /** Call `listener` whenever the decision's approval changes; returns the unsubscribe. */
   watchDecision(id: string, listener: () => void): () => void;
+  /**
+   * Optional: run `fn` as one unit of work. With `history`, no other unit for
+   * the same (actorId, tenantId) runs until this one is over, in this process
+   * or (for a shared database) any other, so count -> evaluate -> append sees
+   * every deny before it and escalation starts exactly at the threshold. A
+   * transactional store makes the unit's writes visible only at `commit()`
+   * and undoes them when `fn` ends without it. A store without `unit` gets
+   * no such lock: concurrent calls of one actor may then read the same count.
+   */
+  unit?<T>(history: HistoryKey | undefined, fn: (unit: StoreUnit) => Promise<T>): Promise<T>;
   close(): Promise<void>;
+}
+
+export interface HistoryKey {
+  readonly actorId: string;
+  readonly tenantId: string;
+}
+
+/** The store as seen from inside a unit of work (see VetoStore.unit). */
+export interface StoreUnit {
+  countRecentDenies(actorId: string, tenantId: string, sinceMs: number): Promise<number>;
+  appendDecision(decision: StoredDecision): Promise<void>;
+  getDecision(id: string): Promise<StoredDecision | undefined>;
+  transitionApproval(id: string, transition: ApprovalTransition): Promise<boolean>;
+  /**
+   * Make the unit's writes durable and visible together. The unit is over
+   * after it, and after any failed operation (a database transaction is
+   * rolled back at once, so its locks never outlive the failure).
+   */
+  commit(): Promise<void>;
+  /** A transaction a record sink may join (see TransactionalRecordSink); undefined when there is none. */
+  readonly transaction?: unknown;
 }
 
 export interface InMemoryStoreOptions {
@@ -69,6 +100,38 @@ export interface InMemoryStoreOptions {
 
 const MAX_DENIES_PER_KEY = 10_000;
 
+/** Listeners per decision id, for a store's watchDecision. */
+export class DecisionWatchers {
+  readonly #listeners = new Map<string, Set<() => void>>();
+
+  get size(): number {
+    return this.#listeners.size;
+  }
+
+  add(id: string, listener: () => void): () => void {
+    let set = this.#listeners.get(id);
+    if (set === undefined) {
+      set = new Set();
+      this.#listeners.set(id, set);
+    }
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0 && this.#listeners.get(id) === set) this.#listeners.delete(id);
+    };
+  }
+
+  /** Call the listeners of `id`, or of every decision when `id` is undefined. */
+  notify(id?: string): void {
+    const sets = id === undefined ? [...this.#listeners.values()] : [this.#listeners.get(id) ?? new Set<() => void>()];
+    for (const set of sets) for (const listener of [...set]) listener();
+  }
+
+  clear(): void {
+    this.#listeners.clear();
+  }
+}
+
 function historyKey(actorId: string, tenantId: string): string {
   return JSON.stringify([actorId, tenantId]);
 }
@@ -79,7 +142,9 @@ export class InMemoryStore implements VetoStore {
   readonly #decisions = new Map<string, StoredDecision>();
   /** Sorted deny times per (actor, tenant). */
   readonly #denies = new Map<string, number[]>();
-  readonly #watchers = new Map<string, Set<() => void>>();
+  readonly #watchers = new DecisionWatchers();
+  /** Per (actor, tenant): the promise the next unit for that key waits for. */
+  readonly #historyLocks = new Map<string, Promise<void>>();
   #latestMs = 0;
   #appendsSinceSweep = 0;
 
@@ -117,21 +182,44 @@ export class InMemoryStore implements VetoStore {
     };
     this.#decisions.set(id, { ...decision, approval });
     if (t.to === "rejected") this.#addDeny(decision.actorId, decision.tenantId, t.atMs);
-    for (const listener of this.#watchers.get(id) ?? []) listener();
+    this.#watchers.notify(id);
     return true;
   }
 
   watchDecision(id: string, listener: () => void): () => void {
-    let set = this.#watchers.get(id);
-    if (set === undefined) {
-      set = new Set();
-      this.#watchers.set(id, set);
-    }
-    set.add(listener);
-    return () => {
-      set.delete(listener);
-      if (set.size === 0) this.#watchers.delete(id);
+    return this.#watchers.add(id, listener);
+  }
+
+  /**
+   * Units for one (actor, tenant) run one after another (a promise chain per
+   * key); operations apply at once, so `commit` has nothing left to do and
+   * nothing is undone. Serializing is what keeps concurrent calls of one
+   * actor from all reading the same deny count.
+   */
+  async unit<T>(history: HistoryKey | undefined, fn: (unit: StoreUnit) => Promise<T>): Promise<T> {
+    const unit: StoreUnit = {
+      countRecentDenies: (actorId, tenantId, sinceMs) => this.countRecentDenies(actorId, tenantId, sinceMs),
+      appendDecision: (decision) => this.appendDecision(decision),
+      getDecision: (id) => this.getDecision(id),
+      transitionApproval: (id, transition) => this.transitionApproval(id, transition),
+      commit: async () => {},
     };
+    if (history === undefined) return await fn(unit);
+    const key = historyKey(history.actorId, history.tenantId);
+    const before = this.#historyLocks.get(key) ?? Promise.resolve();
+    let release = (): void => {};
+    const mine = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const tail = before.then(() => mine);
+    this.#historyLocks.set(key, tail);
+    await before;
+    try {
+      return await fn(unit);
+    } finally {
+      release();
+      if (this.#historyLocks.get(key) === tail) this.#historyLocks.delete(key);
+    }
   }
 
   async close(): Promise<void> {

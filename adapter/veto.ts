@@ -14,6 +14,7 @@ import { PolicyEvaluator } from "./evaluator.js";
 import {
   DEFAULT_INPUT_LIMITS,
   checkCall,
+  type CheckedInput,
   deepFreeze,
   partialContext,
   type CallContext,
@@ -28,7 +29,9 @@ import {
   type DecisionEventRecord,
   type RecordSink,
 } from "./records.js";
+import { isStoreOption, openStore, type StoreOption } from "./postgres/config.js";
 import { InMemoryStore, type VetoStore } from "./store.js";
+import { runUnit, type DecisionUnit } from "./unit.js";
 
 export interface EscalationEvent {
   readonly decision: Decision;
@@ -44,8 +47,13 @@ export interface VetoOptions {
   readonly data?: Record<string, unknown>;
   /** pino logger for records (default sink) and the adapter's own errors. Default: `pino({ name: "veto" })` on stdout. */
   readonly logger?: Logger;
-  /** Deny history and approvals. Default: a new InMemoryStore. */
-  readonly store?: VetoStore;
+  /**
+   * Deny history and approvals: a VetoStore, or `{ postgres: { connectionString,
+   * schema?, pool?, migrate?, records? } }` for a PostgresStore shared by every
+   * instance on that database (connected here, closed by close()).
+   * Default: a new InMemoryStore.
+   */
+  readonly store?: StoreOption;
   /** Where decision records go. Default: a PinoRecordSink on `logger`. */
   readonly recordSink?: RecordSink;
   /**
@@ -86,8 +94,8 @@ const optionsSchema = z.strictObject({
     .optional(),
   logger: z.custom<Logger>(hasMethods("info", "error", "child"), { message: "logger must be a pino logger" }).optional(),
   store: z
-    .custom<VetoStore>(hasMethods("appendDecision", "countRecentDenies", "getDecision", "transitionApproval", "watchDecision", "close"), {
-      message: "store must implement VetoStore",
+    .custom<StoreOption>(isStoreOption, {
+      message: "store must implement VetoStore or be { postgres: { connectionString, schema?, pool?, migrate?, records? } }",
     })
     .optional(),
   recordSink: z.custom<RecordSink>(hasMethods("write"), { message: "recordSink must have a write(record) method" }).optional(),
@@ -137,7 +145,8 @@ export async function createVeto(options: VetoOptions): Promise<Veto> {
   const loaded = await loadBundle(o.bundle);
   const data = readPolicyData(o.data ?? loaded.data, o.data === undefined ? "data.json of the bundle" : "given as options.data");
   const evaluator = await PolicyEvaluator.create(loaded.wasm, data.document);
-  return new VetoInstance(o, loaded.version, data, evaluator);
+  const opened = await openStore(o.store, o.recordSink, (o.logger ?? pino({ name: "veto" })).child({ component: "store" }));
+  return new VetoInstance({ ...o, store: opened.store, recordSink: o.recordSink ?? opened.recordSink }, loaded.version, data, evaluator, opened.ownsStore);
 }
 
 interface Outcome {
@@ -181,13 +190,19 @@ class VetoInstance implements Veto {
   readonly #desk: ApprovalDesk;
   #closed = false;
 
-  constructor(o: z.infer<typeof optionsSchema>, bundle: BundleVersion, data: PolicyData, evaluator: PolicyEvaluator) {
+  constructor(
+    o: Omit<z.infer<typeof optionsSchema>, "store"> & { store: VetoStore | undefined },
+    bundle: BundleVersion,
+    data: PolicyData,
+    evaluator: PolicyEvaluator,
+    ownsStore: boolean,
+  ) {
     this.bundle = Object.freeze({ ...bundle });
     this.#data = data;
     this.#evaluator = evaluator;
     const logger = o.logger ?? pino({ name: "veto" });
     this.#log = logger.child({ component: "veto" });
-    this.#ownsStore = o.store === undefined;
+    this.#ownsStore = o.store === undefined || ownsStore;
     this.#store = o.store ?? new InMemoryStore({ historyRetentionMs: Math.max(data.windowSeconds * 1000, 24 * 3600 * 1000) });
     this.#ownsSink = o.recordSink === undefined;
     this.#sink = o.recordSink ?? new PinoRecordSink(logger);
@@ -279,10 +294,25 @@ class VetoInstance implements Veto {
         : { ok: false as const, message: unreadable, partial: undefined };
     const call = checked.ok ? checked.call : undefined;
     const who = call === undefined ? partialContext(raw) : { ...call.context, tool: call.tool };
+    // count -> evaluate -> record -> append as one unit, exclusive per (actor,
+    // tenant), so concurrent calls (here or, with a shared store, in other
+    // processes) each see every deny before them.
+    const history = call === undefined ? undefined : { actorId: call.context.actorId, tenantId: call.context.tenantId };
+    return await runUnit(this.#store, this.#sink, history, (unit) => this.#decideIn(unit, raw, nowMs, id, checked, call, who));
+  }
 
+  async #decideIn(
+    unit: DecisionUnit,
+    raw: unknown,
+    nowMs: number,
+    id: string,
+    checked: CheckedInput,
+    call: VetoCall | undefined,
+    who: ReturnType<typeof partialContext>,
+  ): Promise<{ decision: Decision; call: VetoCall | undefined; cause?: Error }> {
     const outcome = call === undefined
       ? { answer: adapterDeny(ADAPTER_REASON_CODES.invalidInput, checked.ok ? "" : checked.message), evalNs: 0, recentDenies: null }
-      : await this.#evaluate(id, call, nowMs);
+      : await this.#evaluate(unit, id, call, nowMs);
 
     let decision = this.#decision(id, nowMs, outcome.answer);
     // Keyed like the masked values: with recordKey set, an unkeyed digest of
@@ -337,8 +367,9 @@ class VetoInstance implements Veto {
     };
 
     try {
-      await this.#sink.write(record);
-      await this.#store.appendDecision(stored);
+      await unit.writeRecord(record);
+      await unit.appendDecision(stored);
+      await unit.commit();
     } catch (error) {
       // No side effect without its evidence: the call is denied, and we try
       // to leave a record of that too (it supersedes any record just written).
@@ -379,11 +410,11 @@ class VetoInstance implements Veto {
     return { decision, call };
   }
 
-  async #evaluate(id: string, call: VetoCall, nowMs: number): Promise<Outcome> {
+  async #evaluate(unit: DecisionUnit, id: string, call: VetoCall, nowMs: number): Promise<Outcome> {
     let recentDenies: number;
     try {
       const sinceMs = nowMs - this.#data.windowSeconds * 1000;
-      recentDenies = await this.#store.countRecentDenies(call.context.actorId, call.context.tenantId, sinceMs);
+      recentDenies = await unit.countRecentDenies(call.context.actorId, call.context.tenantId, sinceMs);
     } catch (error) {
       this.#log.error({ err: toError(error), decision_id: id }, "deny history unavailable; denying");
       return {

@@ -1,7 +1,7 @@
 // Builds dist/: the library (dist/index.js) and the CLI (dist/cli.js), both
 // ESM for Node 20. Dependencies stay external: they are installed beside it.
 import { build } from "esbuild";
-import { chmod, rm } from "node:fs/promises";
+import { chmod, cp, rm } from "node:fs/promises";
 
 await rm("dist", { recursive: true, force: true });
 
@@ -23,3 +23,6 @@ await build({
   banner: { js: "#!/usr/bin/env node" },
 });
 await chmod("dist/cli.js", 0o755);
+// The PostgreSQL migrations are read at run time from beside the bundle
+// (adapter/postgres/migrations.ts looks in ./migrations/ next to itself).
+await cp("adapter/postgres/migrations", "dist/migrations", { recursive: true });
