@@ -8,6 +8,7 @@ import { z } from "zod";
 import { bundleVersionHash, readTarball } from "./bundle-hash.js";
 import type { BundleVersion } from "./decision.js";
 import { BundleLoadError, toError } from "./errors.js";
+import { verifyBundleSignature, type BundleVerifier } from "./signature.js";
 
 export const DECISION_ENTRYPOINT = "veto/crm/decision";
 
@@ -39,7 +40,12 @@ function parseJsonFile(name: string, content: Buffer): unknown {
   }
 }
 
-export async function loadBundle(source: string | Uint8Array): Promise<LoadedBundle> {
+export interface LoadBundleOptions {
+  /** Verify the bundle's signature first (createBundleVerifier); an unsigned or altered bundle throws BundleSignatureError. Default: no verification. */
+  readonly verifier?: BundleVerifier;
+}
+
+export async function loadBundle(source: string | Uint8Array, options: LoadBundleOptions = {}): Promise<LoadedBundle> {
   const label = typeof source === "string" ? source : "<bundle bytes>";
   let bytes: Uint8Array;
   try {
@@ -54,6 +60,8 @@ export async function loadBundle(source: string | Uint8Array): Promise<LoadedBun
   } catch (error) {
     throw unusable(`bundle ${label} is not a readable .tar.gz: ${toError(error).message}`, error);
   }
+  // Before anything of the bundle is read or trusted.
+  if (options.verifier !== undefined) verifyBundleSignature(files, options.verifier);
   const byName = new Map(files.map((f) => [f.name, f.content]));
 
   const manifestBytes = byName.get(".manifest");

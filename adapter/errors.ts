@@ -7,6 +7,7 @@ import type { Decision } from "./decision.js";
 export type VetoErrorCode =
   | "invalid_options"
   | "bundle_unusable"
+  | "bundle_signature"
   | "data_unusable"
   | "closed"
   | "denied"
@@ -56,6 +57,35 @@ export class BundleLoadError extends VetoError {
     options?: { cause?: unknown },
   ) {
     super(code, message, options);
+  }
+}
+
+/** What a bundle signature check found wrong; `file` names the file when one is to blame. */
+export type BundleSignatureCheck =
+  | "unsigned"
+  | "signatures_file"
+  | "token"
+  | "algorithm"
+  | "signature"
+  | "scope"
+  | "file_unlisted"
+  | "file_missing"
+  | "file_hash"
+  | "hash_algorithm";
+
+/**
+ * A verification key is configured and the bundle's signature does not prove
+ * it is exactly what was signed: the bundle is refused before it is loaded.
+ */
+export class BundleSignatureError extends VetoError {
+  override name = "BundleSignatureError";
+  readonly check: BundleSignatureCheck;
+  readonly file: string | undefined;
+
+  constructor(check: BundleSignatureCheck, message: string, options?: { file?: string; cause?: unknown }) {
+    super("bundle_signature", `bundle signature check failed (${check}): ${message}`, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.check = check;
+    this.file = options?.file;
   }
 }
 
