@@ -6,6 +6,7 @@
  * or command line is unusable. Every failure is one line on stderr.
  */
 import { CliExit, UsageError, oneLine, type Command } from "./cli/common.js";
+import { dbCommand } from "./cli/db.js";
 import { evalCommand } from "./cli/eval.js";
 import { hashCommand } from "./cli/hash.js";
 import { logCommand } from "./cli/log.js";
@@ -17,6 +18,7 @@ const COMMANDS: ReadonlyMap<string, Command> = new Map([
   ["hash", hashCommand],
   ["log", logCommand],
   ["replay", replayCommand],
+  ["db", dbCommand],
 ]);
 
 const USAGE = `usage:\n${[...COMMANDS.values()].map((c) => c.usage).join("\n")}`;

@@ -8,6 +8,7 @@ import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { verifyLog } from "../log/index.js";
 import { CliExit, UsageError, print, type Command } from "./common.js";
+import { verifyPostgresCommand } from "./db.js";
 
 /** The logs named by `paths`: continuations PATH.N given beside their PATH dropped (verifyLog expands PATH to them). */
 export function distinctLogs(paths: readonly string[]): string[] {
@@ -23,7 +24,15 @@ export function distinctLogs(paths: readonly string[]): string[] {
 }
 
 async function verifyCommand(args: string[]): Promise<number> {
-  const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { postgres: { type: "string" }, schema: { type: "string" } },
+  });
+  if (values.postgres !== undefined || values.schema !== undefined) {
+    if (positionals.length > 0) throw new UsageError("log verify takes log PATHs or --postgres URL, not both");
+    return await verifyPostgresCommand(values.postgres, values.schema);
+  }
   if (positionals.length === 0) throw new UsageError("log verify needs at least one log PATH");
   for (const path of distinctLogs(positionals)) {
     const result = await verifyLog([path]);
@@ -40,7 +49,9 @@ export const logCommand: Command = {
   usage: `  veto log verify PATH...
       checks each decision log (PATH and its rotations PATH.1, PATH.2, ...): prints
       "PATH: N records, head sha256:..." per log and exits 0, or names the first bad
-      file and line and why on stderr and exits 1`,
+      file and line and why on stderr and exits 1
+  veto log verify --postgres URL [--schema NAME]
+      the same for the records table of a PostgreSQL store (schema default veto)`,
 
   async run(args) {
     const [sub, ...rest] = args;
