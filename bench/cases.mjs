@@ -1,0 +1,225 @@
+/**
+ * The benchmark cases. Each returns {p50_us, p99_us, ops_per_s, n, ...}.
+ * They import the built library (dist/), so `make bench` builds first.
+ */
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { request, Agent } from "node:http";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { loadPolicy } from "@open-policy-agent/opa-wasm";
+import { pino } from "pino";
+import { createVeto, openFileLog } from "../dist/index.js";
+import { measureConcurrent, measureSequential, round } from "./measure.mjs";
+import { policyInput } from "./mix.mjs";
+
+export const ENTRYPOINT = "veto/crm/decision";
+
+/** Keeps the last `size` records, as a sink that ships them elsewhere would hold them briefly. */
+export class RingSink {
+  constructor(size = 4096) {
+    this.records = new Array(size);
+    this.size = size;
+    this.written = 0;
+  }
+  async write(record) {
+    this.records[this.written++ % this.size] = record;
+  }
+}
+
+/**
+ * A clock that moves 60 s per decision: with the shipped 900 s window a key
+ * sees its last ~15 decisions, so denies escalate now and then (as in
+ * production) instead of every key escalating for good after its third deny.
+ */
+export function steppingClock() {
+  let now = Date.UTC(2025, 0, 1);
+  return () => (now += 60_000);
+}
+
+const silent = pino({ level: "silent" });
+
+/** Raw SDK: loadPolicy + setData once, then evaluate(inputObject, entrypoint) per call. */
+export async function wasmEvaluate(wasm, data, mix, opts) {
+  const policy = await loadPolicy(wasm, { initial: 16, maximum: 4096 });
+  policy.setData(data);
+  const inputs = mix.map(policyInput);
+  return await measureSequential(inputs, (input) => policy.evaluate(input, ENTRYPOINT), opts);
+}
+
+/** The same, with each input serialized to an ArrayBuffer beforehand (the SDK's pre-serialized form): the floor of the floor. */
+export async function wasmEvaluatePreserialized(wasm, data, mix, opts) {
+  const policy = await loadPolicy(wasm, { initial: 16, maximum: 4096 });
+  policy.setData(data);
+  const enc = new TextEncoder();
+  const inputs = mix.map((e) => {
+    const b = enc.encode(JSON.stringify(policyInput(e)));
+    return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength);
+  });
+  return await measureSequential(inputs, (input) => policy.evaluate(input, ENTRYPOINT), opts);
+}
+
+export async function protectMemory(bundle, mix, opts, extra = {}) {
+  const sink = new RingSink();
+  const veto = await createVeto({ bundle, logger: silent, recordSink: sink, clock: steppingClock(), ...extra });
+  const calls = mix.map((e) => e.call);
+  const actions = { allow: 0, deny: 0, require_approval: 0, escalated: 0, invalid_input: 0 };
+  // One untimed pass over the mix to report what the timed passes decide.
+  for (const call of calls) {
+    const d = await veto.protect(call);
+    actions[d.action] += 1;
+    if (d.escalated) actions.escalated += 1;
+    if (d.reasons[0]?.code === "invalid_input") actions.invalid_input += 1;
+  }
+  const result = await measureSequential(calls, (call) => veto.protect(call), opts);
+  await veto.close();
+  return { ...result, verdicts_per_pass: actions };
+}
+
+export async function protectDurable(bundle, mix, concurrency, opts) {
+  const dir = mkdtempSync(join(tmpdir(), "veto-bench-"));
+  try {
+    const log = await openFileLog(join(dir, "decisions.log"));
+    const veto = await createVeto({ bundle, logger: silent, recordSink: log, clock: steppingClock() });
+    const calls = mix.map((e) => e.call);
+    const result =
+      concurrency === 1
+        ? await measureSequential(calls, (call) => veto.protect(call), { warmupOps: 200, minOps: 1000, minMs: 3000, maxOps: 200_000, ...opts })
+        : await measureConcurrent(calls, (call) => veto.protect(call), { concurrency, warmupMs: 1000, minMs: 4000, ...opts });
+    await veto.close();
+    const stats = log.stats;
+    await log.close();
+    return { ...result, records_per_fdatasync: round(stats.records / Math.max(1, stats.dataSyncs), 1) };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** protect() with the PostgreSQL store and records in the same transaction, in a schema of its own. */
+export async function protectPostgres(bundle, mix, connectionString, concurrency, opts) {
+  const schema = `veto_bench_${process.pid}`;
+  const veto = await createVeto({
+    bundle,
+    logger: silent,
+    clock: steppingClock(),
+    store: { postgres: { connectionString, schema, migrate: true, records: true } },
+  });
+  const calls = mix.map((e) => e.call);
+  try {
+    return concurrency === 1
+      ? await measureSequential(calls, (call) => veto.protect(call), { warmupOps: 200, minOps: 500, minMs: 3000, maxOps: 100_000, ...opts })
+      : await measureConcurrent(calls, (call) => veto.protect(call), { concurrency, warmupMs: 1000, minMs: 3000, ...opts });
+  } finally {
+    await veto.close();
+    const pg = await import("pg");
+    const client = new pg.default.Client({ connectionString });
+    await client.connect();
+    await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).finally(() => client.end());
+  }
+}
+
+/**
+ * `opa bench` (OPA's Go evaluator, compiled query prepared once) on the Rego
+ * bundle, one run per representative input (one of each verdict class of
+ * the mix). p50/p99 come from OPA's own timer_rego_query_eval_ns histogram;
+ * ops/s from N/T.
+ */
+export function opaGoEval(opa, regoBundle, mix) {
+  const dir = mkdtempSync(join(tmpdir(), "veto-bench-opa-"));
+  try {
+    const byClass = new Map();
+    for (const entry of mix) {
+      const cls = entry.recentDenies >= 3 ? "escalated" : entry.kind;
+      if (!byClass.has(cls)) byClass.set(cls, entry);
+    }
+    const perInput = {};
+    let n = 0;
+    let t = 0;
+    for (const [cls, entry] of byClass) {
+      const file = join(dir, `${cls}.json`);
+      writeFileSync(file, JSON.stringify(policyInput(entry)));
+      const run = spawnSync(opa, ["bench", "--format", "json", "--count", "1", "-b", regoBundle, "-i", file, "data.veto.crm.decision"], {
+        encoding: "utf8",
+        maxBuffer: 16 << 20,
+      });
+      if (run.status !== 0) throw new Error(`opa bench failed for ${cls}: ${run.stderr}`);
+      const out = JSON.parse(run.stdout);
+      const h = (k) => out.Extra[`histogram_timer_rego_query_eval_ns_${k}`];
+      perInput[cls] = { p50_us: round(h("median") / 1000), p99_us: round(h("99%") / 1000), ops_per_s: Math.round(out.N / (out.T / 1e9)), n: out.N };
+      n += out.N;
+      t += out.T;
+    }
+    const p50s = Object.values(perInput).map((r) => r.p50_us).sort((a, b) => a - b);
+    return {
+      // The median of the per-input medians; the worst per-input p99.
+      p50_us: p50s[Math.floor(p50s.length / 2)],
+      p99_us: Math.max(...Object.values(perInput).map((r) => r.p99_us)),
+      ops_per_s: Math.round(n / (t / 1e9)),
+      n,
+      per_input: perInput,
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function httpCall(agent, port, method, path, body) {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { agent, host: "127.0.0.1", port, method, path, headers: body === undefined ? {} : { "content-type": "application/json", "content-length": Buffer.byteLength(body) } },
+      (res) => {
+        const chunks = [];
+        res.on("data", (c) => chunks.push(c));
+        res.on("end", () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString("utf8") }));
+        res.on("error", reject);
+      },
+    );
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+/** `opa run --server` on loopback with the Rego bundle, one keep-alive connection, one request at a time. */
+export async function opaServerHttp(opa, regoBundle, mix, opts) {
+  const port = await freePort();
+  const server = spawn(opa, ["run", "--server", "--addr", `127.0.0.1:${port}`, "--log-level", "error", regoBundle], { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  server.stderr.on("data", (c) => (stderr += c));
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  try {
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      try {
+        const r = await httpCall(agent, port, "GET", "/health?bundles");
+        if (r.status === 200) break;
+      } catch {
+        // not listening yet
+      }
+      if (Date.now() > deadline || server.exitCode !== null) throw new Error(`opa server did not become healthy: ${stderr}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const bodies = mix.map((e) => JSON.stringify({ input: policyInput(e) }));
+    const path = `/v1/data/${ENTRYPOINT}`;
+    const op = async (body) => {
+      const r = await httpCall(agent, port, "POST", path, body);
+      if (r.status !== 200 || JSON.parse(r.body).result === undefined) throw new Error(`opa server answered ${r.status}: ${r.body}`);
+    };
+    return await measureSequential(bodies, op, { warmupOps: 500, minOps: 3000, minMs: 3000, maxOps: 100_000, ...opts });
+  } finally {
+    agent.destroy();
+    server.kill("SIGTERM");
+    await new Promise((r) => (server.exitCode !== null ? r() : server.once("exit", r)));
+  }
+}

@@ -1,0 +1,181 @@
+/**
+ * `make bench`: every case in one run on this machine, results to
+ * bench/results.json and a table on the terminal. See BENCHMARKS.md.
+ *
+ *   node bench/run.mjs [--quick] [--only case,case]
+ *
+ * Environment: VETO_BENCH_PG_URL, a PostgreSQL URL for the protect_postgres
+ * cases; without it the throwaway server of scripts/postgres.sh is used
+ * (started, and stopped afterwards, when it is not running: it installs
+ * PostgreSQL from Debian's packages when missing). VETO_BENCH_PG=skip skips
+ * those cases.
+ */
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
+import { resolve } from "node:path";
+import { loadBundle } from "../dist/index.js";
+import {
+  opaGoEval,
+  opaServerHttp,
+  protectDurable,
+  protectMemory,
+  protectPostgres,
+  wasmEvaluate,
+  wasmEvaluatePreserialized,
+} from "./cases.mjs";
+import { round } from "./measure.mjs";
+import { SEED, buildMix } from "./mix.mjs";
+
+const ROOT = resolve(import.meta.dirname, "..");
+const BUNDLE = resolve(ROOT, "bundles/crm.tar.gz");
+const REGO_BUNDLE = resolve(ROOT, "bundles/crm-rego.tar.gz");
+const OPA = resolve(ROOT, ".tools/bin/opa");
+const OUT = resolve(ROOT, "bench/results.json");
+
+const args = process.argv.slice(2);
+const quick = args.includes("--quick");
+const onlyArg = args[args.indexOf("--only") + 1];
+const only = args.includes("--only") && onlyArg !== undefined ? new Set(onlyArg.split(",")) : null;
+const want = (name) => only === null || only.has(name);
+const scale = quick ? 0.25 : 1;
+const opts = (o = {}) => (quick ? { ...o, minMs: 500, minOps: 2000 } : o);
+
+const loaded = await loadBundle(BUNDLE);
+const mix = buildMix(loaded.data, { seed: SEED, count: 2000 });
+const kinds = {};
+for (const e of mix) kinds[e.kind] = (kinds[e.kind] ?? 0) + 1;
+
+const results = {};
+const log = (msg) => process.stderr.write(`bench: ${msg}\n`);
+const run = async (name, fn) => {
+  if (!want(name)) return;
+  log(`${name} ...`);
+  try {
+    results[name] = await fn();
+  } catch (error) {
+    log(`${name} FAILED: ${error instanceof Error ? error.stack : String(error)}`);
+    results[name] = { error: String(error instanceof Error ? error.message : error) };
+  }
+};
+
+await run("wasm_evaluate", () => wasmEvaluate(loaded.wasm, loaded.data, mix, opts({ minMs: 3000 })));
+await run("wasm_evaluate_preserialized", () => wasmEvaluatePreserialized(loaded.wasm, loaded.data, mix, opts({ minMs: 2000 })));
+await run("protect_memory", () => protectMemory(BUNDLE, mix, opts({ minMs: 4000, minOps: 50_000 })));
+await run("protect_durable_c1", () => protectDurable(BUNDLE, mix, 1, quick ? { minMs: 1000 } : {}));
+await run("protect_durable_c64", () => protectDurable(BUNDLE, mix, 64, quick ? { minMs: 1500 } : {}));
+
+const pgUrl = want("protect_postgres") || want("protect_postgres_c64") ? postgresUrl() : { url: null, why: "not selected" };
+if (pgUrl.url !== null) {
+  await run("protect_postgres", () => protectPostgres(BUNDLE, mix, pgUrl.url, 1, quick ? { minMs: 1000 } : {}));
+  await run("protect_postgres_c64", () => protectPostgres(BUNDLE, mix, pgUrl.url, 64, quick ? { minMs: 1000 } : {}));
+  if (pgUrl.stop) spawnSync("bash", [resolve(ROOT, "scripts/postgres.sh"), "stop"], { stdio: "ignore" });
+} else if (want("protect_postgres")) {
+  log(`protect_postgres skipped: ${pgUrl.why}`);
+}
+
+if (!existsSync(OPA)) {
+  log(`${OPA} missing (make tools): OPA cases skipped`);
+} else {
+  await run("opa_go_eval", () => opaGoEval(OPA, REGO_BUNDLE, mix));
+  await run("opa_server_http", () => opaServerHttp(OPA, REGO_BUNDLE, mix, quick ? { minMs: 1000, minOps: 1000 } : {}));
+}
+
+const scaling = [];
+if (want("scaling")) {
+  const points = [
+    ["tenants", 10],
+    ["tenants", 1000],
+    ["tenants", 100_000],
+    ["arg_bytes", 1024],
+    ["arg_bytes", 16 * 1024],
+    ["arg_bytes", 256 * 1024],
+  ];
+  for (const [kind, value] of points) {
+    log(`scaling ${kind}=${value} ...`);
+    const child = spawnSync(process.execPath, [resolve(ROOT, "bench/scale-point.mjs"), kind, String(value)], {
+      encoding: "utf8",
+      maxBuffer: 1 << 20,
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    if (child.status !== 0) {
+      scaling.push({ [kind]: value, error: `exit ${child.status}` });
+      continue;
+    }
+    scaling.push(JSON.parse(child.stdout.trim().split("\n").pop()));
+  }
+}
+
+const p50 = (name) => results[name]?.p50_us;
+const point = (kind, value) => scaling.find((s) => s[kind] === value);
+const ratio = (a, b) => (typeof a === "number" && typeof b === "number" && b > 0 ? round(a / b, 2) : null);
+const ratios = {
+  protect_memory_over_wasm_evaluate_p50: ratio(p50("protect_memory"), p50("wasm_evaluate")),
+  opa_server_http_over_protect_memory_p50: ratio(p50("opa_server_http"), p50("protect_memory")),
+  opa_go_eval_over_protect_memory_p50: ratio(p50("opa_go_eval"), p50("protect_memory")),
+  tenants_100000_over_10_p50: ratio(point("tenants", 100_000)?.p50_us, point("tenants", 10)?.p50_us),
+};
+
+const targets = [
+  ["protect_memory p50 <= 1.5 x wasm_evaluate p50", ratios.protect_memory_over_wasm_evaluate_p50, (v) => v <= 1.5, (v) => `${v}x`],
+  ["protect_memory p99 <= 45 us", results.protect_memory?.p99_us, (v) => v <= 45, (v) => `${v} us`],
+  ["protect_memory >= 10x faster than opa_server_http (p50)", ratios.opa_server_http_over_protect_memory_p50, (v) => v >= 10, (v) => `${v}x`],
+  ["protect_memory no slower than opa_go_eval (p50)", ratios.opa_go_eval_over_protect_memory_p50, (v) => v >= 1, (v) => `${v}x`],
+  ["protect_durable_c64 >= 5,000/s", results.protect_durable_c64?.ops_per_s, (v) => v >= 5000, (v) => `${v}/s`],
+  ["100k tenants: load < 1 s", point("tenants", 100_000)?.load_ms, (v) => v < 1000, (v) => `${v} ms`],
+  ["100k tenants: RSS < 300 MB", point("tenants", 100_000)?.rss_mb, (v) => v < 300, (v) => `${v} MB`],
+  ["100k tenants: p50 <= 1.2 x 10 tenants", ratios.tenants_100000_over_10_p50, (v) => v <= 1.2, (v) => `${v}x`],
+].map(([target, value, ok, show]) => ({ target, value: value ?? null, met: typeof value === "number" ? ok(value) : null, shown: typeof value === "number" ? show(value) : "n/a" }));
+
+const machine = {
+  node: process.version,
+  cpus: `${cpus().length} x ${cpus()[0]?.model ?? "?"}`,
+  memory_gb: round(totalmem() / 2 ** 30, 1),
+  opa: existsSync(OPA) ? execFileSync(OPA, ["version"], { encoding: "utf8" }).split("\n")[0] : null,
+  date: new Date().toISOString(),
+  quick,
+};
+const output = {
+  machine,
+  mix: { seed: SEED, calls: mix.length, kinds },
+  results,
+  scaling,
+  ratios,
+  targets: Object.fromEntries(targets.map((t) => [t.target, { value: t.value, met: t.met }])),
+};
+if (only === null) writeFileSync(OUT, `${JSON.stringify(output, null, 2)}\n`);
+else log(`--only given: ${OUT} not written`);
+
+// The table.
+const pad = (s, n) => String(s).padEnd(n);
+const lpad = (s, n) => String(s).padStart(n);
+const lines = [];
+lines.push(`${pad("case", 28)}${lpad("p50 us", 10)}${lpad("p99 us", 10)}${lpad("ops/s", 10)}`);
+for (const [name, r] of Object.entries(results)) {
+  if (r.error !== undefined) lines.push(`${pad(name, 28)}  error: ${r.error}`);
+  else lines.push(`${pad(name, 28)}${lpad(r.p50_us, 10)}${lpad(r.p99_us, 10)}${lpad(r.ops_per_s, 10)}`);
+}
+if (scaling.length > 0) {
+  lines.push("");
+  lines.push(`${pad("scaling", 28)}${lpad("load ms", 10)}${lpad("rss MB", 10)}${lpad("p50 us", 10)}`);
+  for (const s of scaling) {
+    const label = s.tenants !== undefined ? `tenants=${s.tenants}` : `arg_bytes=${s.arg_bytes}`;
+    lines.push(s.error !== undefined ? `${pad(label, 28)}  error: ${s.error}` : `${pad(label, 28)}${lpad(s.load_ms, 10)}${lpad(s.rss_mb, 10)}${lpad(s.p50_us, 10)}`);
+  }
+}
+lines.push("");
+for (const t of targets) lines.push(`${t.met === null ? "  n/a " : t.met ? "  met " : "MISSED"}  ${pad(t.target, 58)} ${t.shown}`);
+process.stdout.write(`${lines.join("\n")}\n`);
+
+function postgresUrl() {
+  if (process.env.VETO_BENCH_PG === "skip") return { url: null, why: "VETO_BENCH_PG=skip" };
+  if (process.env.VETO_BENCH_PG_URL) return { url: process.env.VETO_BENCH_PG_URL, stop: false };
+  const script = resolve(ROOT, "scripts/postgres.sh");
+  const status = spawnSync("bash", [script, "status"], { encoding: "utf8" });
+  if (status.stdout.trim() === "running") {
+    return { url: readFileSync(resolve(ROOT, ".build/pg/url"), "utf8").trim(), stop: false };
+  }
+  const started = spawnSync("bash", [script, "start"], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
+  if (started.status === 0) return { url: started.stdout.trim().split("\n").pop(), stop: true };
+  return { url: null, why: "scripts/postgres.sh start failed" };
+}
