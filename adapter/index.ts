@@ -32,6 +32,12 @@ export type { ApprovalEventRecord, DecisionEventRecord, RecordSink, VetoRecord }
 export { DECISION_ENTRYPOINT, loadBundle } from "./bundle.js";
 export type { LoadBundleOptions, LoadedBundle } from "./bundle.js";
 export { bundleVersionHash, bundleVersionHashOfTarball, readTarball } from "./bundle-hash.js";
+export {
+  DEFAULT_DOWNLOAD_TIMEOUT_MS,
+  DEFAULT_MAX_DOWNLOAD_BYTES,
+  DEFAULT_POLL_INTERVAL_MS,
+} from "./bundle-source.js";
+export type { BundleChangeEvent, BundleRefresh, BundleServerOptions, BundleSpec } from "./bundle-source.js";
 export { SIGNING_ALGORITHMS, createBundleVerifier, verifyBundleSignature } from "./signature.js";
 export type { BundleVerificationKey, BundleVerifier, SigningAlgorithm, VerificationKeyInput } from "./signature.js";
 export type { BundleFile } from "./bundle-hash.js";

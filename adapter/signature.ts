@@ -82,6 +82,11 @@ function isBundleVerificationKey(v: unknown): v is BundleVerificationKey {
   return v !== null && typeof v === "object" && !(v instanceof Uint8Array) && !(v instanceof KeyObject) && "key" in v;
 }
 
+/** The shapes createBundleVerifier accepts (for options schemas); whether the key is usable is its job. */
+export function isVerificationKeyInput(v: unknown): v is VerificationKeyInput {
+  return typeof v === "string" || v instanceof Uint8Array || v instanceof KeyObject || isBundleVerificationKey(v);
+}
+
 /** Parse and check a verification key. Throws VetoOptionsError for anything unusable. */
 export function createBundleVerifier(input: VerificationKeyInput): BundleVerifier {
   const spec: BundleVerificationKey = isBundleVerificationKey(input) ? input : { key: input };

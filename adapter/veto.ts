@@ -7,10 +7,17 @@ import { pino, type Logger } from "pino";
 import { monotonicFactory } from "ulid";
 import { z } from "zod";
 import { ApprovalDesk, type AnswerOptions, type ApprovalAnswer, type WaitOptions } from "./approvals.js";
-import { DECISION_ENTRYPOINT, loadBundle } from "./bundle.js";
+import { DECISION_ENTRYPOINT } from "./bundle.js";
+import {
+  BundleSource,
+  bundleServerSchema,
+  type ActivePolicy,
+  type BundleChangeEvent,
+  type BundleRefresh,
+  type BundleSpec,
+} from "./bundle-source.js";
 import { ADAPTER_REASON_CODES, adapterDeny, type BundleVersion, type Decision, type PolicyAnswer } from "./decision.js";
 import { VetoClosedError, VetoDeniedError, VetoOptionsError, toError } from "./errors.js";
-import { PolicyEvaluator } from "./evaluator.js";
 import {
   DEFAULT_INPUT_LIMITS,
   checkCall,
@@ -21,7 +28,6 @@ import {
   type InputLimits,
   type VetoCall,
 } from "./input.js";
-import { readPolicyData, type PolicyData } from "./policy-data.js";
 import {
   PinoRecordSink,
   RECORD_BUNDLE_NAME,
@@ -30,6 +36,7 @@ import {
   type RecordSink,
 } from "./records.js";
 import { isStoreOption, openStore, type StoreOption } from "./postgres/config.js";
+import { createBundleVerifier, isVerificationKeyInput, type VerificationKeyInput } from "./signature.js";
 import { InMemoryStore, type VetoStore } from "./store.js";
 import { runUnit, type DecisionUnit } from "./unit.js";
 
@@ -41,8 +48,25 @@ export interface EscalationEvent {
 }
 
 export interface VetoOptions {
-  /** Path of the bundle .tar.gz, or its bytes. Required. */
-  readonly bundle: string | Uint8Array;
+  /**
+   * Path of the bundle .tar.gz, its bytes, or a bundle server to load it from
+   * and poll for new ones: `{ url, pollIntervalMs?: 60,000, headers?,
+   * timeoutMs?: 30,000, maxBytes?: 64 MiB }` (OPA bundle service conventions:
+   * ETag / If-None-Match). From a server, createVeto waits for the first
+   * bundle and rejects if it cannot be had; later failures keep the bundle in
+   * force. Required.
+   */
+  readonly bundle: BundleSpec;
+  /**
+   * Verify every bundle's signature (OPA's .signatures.json) before loading it:
+   * a PEM public key (string or bytes), a KeyObject (`createSecretKey(...)` for
+   * HS256/384/512), or `{ key, algorithm?, scope? }`. An unsigned or altered
+   * bundle is refused with a BundleSignatureError. Default: none (signatures
+   * are not checked).
+   */
+  readonly verificationKey?: VerificationKeyInput;
+  /** Called (not awaited; errors logged) after a bundle from the server replaced the one in force. Default: none. */
+  readonly onBundleChange?: (event: BundleChangeEvent) => void | Promise<void>;
   /** A data document replacing the bundle's data.json entirely. Default: the bundle's. */
   readonly data?: Record<string, unknown>;
   /** pino logger for records (default sink) and the adapter's own errors. Default: `pino({ name: "veto" })` on stdout. */
@@ -84,9 +108,15 @@ const hasMethods =
 const positiveInt = z.number().int().positive();
 
 const optionsSchema = z.strictObject({
-  bundle: z.union([z.string().min(1), z.instanceof(Uint8Array)], {
-    message: "bundle is required: a path to the bundle .tar.gz or its bytes",
+  bundle: z.union([z.string().min(1), z.instanceof(Uint8Array), bundleServerSchema], {
+    message: "bundle is required: a path to the bundle .tar.gz, its bytes, or { url } of a bundle server",
   }),
+  verificationKey: z
+    .custom<VerificationKeyInput>(isVerificationKeyInput, {
+      message: "verificationKey must be a PEM string or bytes, a KeyObject, or { key, algorithm?, scope? }",
+    })
+    .optional(),
+  onBundleChange: z.custom<(e: BundleChangeEvent) => void>(isFunction, { message: "onBundleChange must be a function" }).optional(),
   data: z
     .custom<Record<string, unknown>>((v) => v !== null && typeof v === "object" && !Array.isArray(v), {
       message: "data must be a JSON object (the whole data document)",
@@ -130,8 +160,11 @@ export interface Veto {
     toolName: string,
     fn: (args: DeepReadonly<A>, context: Readonly<CallContext>, decision: Decision) => R | Promise<R>,
   ): (args: A, context: CallContext) => Promise<Awaited<R>>;
-  /** The bundle's revision and version hash. */
+  /** The revision and version hash of the bundle in force now. */
   readonly bundle: BundleVersion;
+  /** Poll the bundle server now (a no-op "static" for a path or bytes). Never rejects for a bad bundle: that is the "rejected" outcome. */
+  refreshBundle(): Promise<BundleRefresh>;
+  /** Stops polling, then closes what createVeto opened. */
   close(): Promise<void>;
 }
 
@@ -142,11 +175,17 @@ export async function createVeto(options: VetoOptions): Promise<Veto> {
     throw new VetoOptionsError(`createVeto: invalid options: ${issues.join("; ")}`, issues);
   }
   const o = parsed.data;
-  const loaded = await loadBundle(o.bundle);
-  const data = readPolicyData(o.data ?? loaded.data, o.data === undefined ? "data.json of the bundle" : "given as options.data");
-  const evaluator = await PolicyEvaluator.create(loaded.wasm, data.document);
-  const opened = await openStore(o.store, o.recordSink, (o.logger ?? pino({ name: "veto" })).child({ component: "store" }));
-  return new VetoInstance({ ...o, store: opened.store, recordSink: o.recordSink ?? opened.recordSink }, loaded.version, data, evaluator, opened.ownsStore);
+  const logger = o.logger ?? pino({ name: "veto" });
+  const verifier = o.verificationKey === undefined ? undefined : createBundleVerifier(o.verificationKey);
+  const source = await BundleSource.open(o.bundle, { verifier, data: o.data, logger, onBundleChange: o.onBundleChange });
+  let opened: Awaited<ReturnType<typeof openStore>>;
+  try {
+    opened = await openStore(o.store, o.recordSink, logger.child({ component: "store" }));
+  } catch (error) {
+    await source.close();
+    throw error;
+  }
+  return new VetoInstance({ ...o, logger, store: opened.store, recordSink: o.recordSink ?? opened.recordSink }, source, opened.ownsStore);
 }
 
 interface Outcome {
@@ -173,9 +212,8 @@ export function protectUnreadable(veto: Veto, text: string, problem: string): Pr
 }
 
 class VetoInstance implements Veto {
-  readonly bundle: BundleVersion;
-  readonly #data: PolicyData;
-  readonly #evaluator: PolicyEvaluator;
+  /** The bundle in force; each decision reads `current` once and uses that snapshot throughout. */
+  readonly #source: BundleSource;
   readonly #log: Logger;
   readonly #store: VetoStore;
   readonly #ownsStore: boolean;
@@ -192,14 +230,11 @@ class VetoInstance implements Veto {
 
   constructor(
     o: Omit<z.infer<typeof optionsSchema>, "store"> & { store: VetoStore | undefined },
-    bundle: BundleVersion,
-    data: PolicyData,
-    evaluator: PolicyEvaluator,
+    source: BundleSource,
     ownsStore: boolean,
   ) {
-    this.bundle = Object.freeze({ ...bundle });
-    this.#data = data;
-    this.#evaluator = evaluator;
+    this.#source = source;
+    const data = source.current.data;
     const logger = o.logger ?? pino({ name: "veto" });
     this.#log = logger.child({ component: "veto" });
     this.#ownsStore = o.store === undefined || ownsStore;
@@ -215,11 +250,22 @@ class VetoInstance implements Veto {
       store: this.#store,
       sink: this.#sink,
       clock: this.#clock,
-      bundle: this.bundle,
+      // Approval records name the bundle in force when they are written.
+      get bundle() {
+        return source.current.version;
+      },
       pollMs: o.approvalPollMs ?? 1000,
       log: this.#log,
       callDigest: (call) => this.#masker.callDigest(call),
     });
+  }
+
+  get bundle(): BundleVersion {
+    return this.#source.current.version;
+  }
+
+  refreshBundle(): Promise<BundleRefresh> {
+    return this.#open().then(() => this.#source.refresh());
   }
 
   async protect(call: unknown): Promise<Decision> {
@@ -264,6 +310,7 @@ class VetoInstance implements Veto {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.#source.close();
     this.#desk.abortAll(new VetoClosedError());
     if (this.#ownsSink) await this.#sink.close?.();
     if (this.#ownsStore) await this.#store.close();
@@ -288,9 +335,11 @@ class VetoInstance implements Veto {
     if (this.#closed) throw new VetoClosedError();
     const nowMs = this.#clock();
     const id = this.#nextId(nowMs);
+    // One bundle per decision: a reload during the awaits below does not reach this call.
+    const policy = this.#source.current;
     const checked =
       unreadable === undefined
-        ? checkCall(raw, this.#limits, this.#data.amountFields)
+        ? checkCall(raw, this.#limits, policy.data.amountFields)
         : { ok: false as const, message: unreadable, partial: undefined };
     const call = checked.ok ? checked.call : undefined;
     const who = call === undefined ? partialContext(raw) : { ...call.context, tool: call.tool };
@@ -298,11 +347,12 @@ class VetoInstance implements Veto {
     // tenant), so concurrent calls (here or, with a shared store, in other
     // processes) each see every deny before them.
     const history = call === undefined ? undefined : { actorId: call.context.actorId, tenantId: call.context.tenantId };
-    return await runUnit(this.#store, this.#sink, history, (unit) => this.#decideIn(unit, raw, nowMs, id, checked, call, who));
+    return await runUnit(this.#store, this.#sink, history, (unit) => this.#decideIn(unit, policy, raw, nowMs, id, checked, call, who));
   }
 
   async #decideIn(
     unit: DecisionUnit,
+    policy: ActivePolicy,
     raw: unknown,
     nowMs: number,
     id: string,
@@ -312,23 +362,23 @@ class VetoInstance implements Veto {
   ): Promise<{ decision: Decision; call: VetoCall | undefined; cause?: Error }> {
     const outcome = call === undefined
       ? { answer: adapterDeny(ADAPTER_REASON_CODES.invalidInput, checked.ok ? "" : checked.message), evalNs: 0, recentDenies: null }
-      : await this.#evaluate(unit, id, call, nowMs);
+      : await this.#evaluate(unit, policy, id, call, nowMs);
 
-    let decision = this.#decision(id, nowMs, outcome.answer);
+    let decision = this.#decision(id, nowMs, outcome.answer, policy.version);
     // Keyed like the masked values: with recordKey set, an unkeyed digest of
     // the whole call would let a reader test guesses of a masked value.
     const digest = call === undefined ? null : this.#masker.callDigest(call);
     // The whole call (or as much of it as was JSON), masked: what replay re-evaluates.
     const { input, masked } = this.#masker.maskInput(
       checked.ok ? checked.call : checked.partial ?? null,
-      this.#data.sensitiveFields,
+      policy.data.sensitiveFields,
     );
     const record: DecisionEventRecord = {
       type: "decision",
       decision_id: id,
       timestamp: decision.timestamp,
       path: DECISION_ENTRYPOINT,
-      bundles: { [RECORD_BUNDLE_NAME]: this.bundle },
+      bundles: { [RECORD_BUNDLE_NAME]: policy.version },
       tool: who.tool ?? null,
       actor_id: who.actorId ?? null,
       tenant_id: who.tenantId ?? null,
@@ -379,7 +429,7 @@ class VetoInstance implements Veto {
         ADAPTER_REASON_CODES.recordUnavailable,
         `the call is denied: ${cause.message}`,
       );
-      decision = this.#decision(id, nowMs, answer);
+      decision = this.#decision(id, nowMs, answer, policy.version);
       // A record the sink refused as such (no canonical JSON form, e.g. a lone
       // surrogate in the call) is superseded without the call, so the deny
       // itself is still on file.
@@ -410,10 +460,10 @@ class VetoInstance implements Veto {
     return { decision, call };
   }
 
-  async #evaluate(unit: DecisionUnit, id: string, call: VetoCall, nowMs: number): Promise<Outcome> {
+  async #evaluate(unit: DecisionUnit, policy: ActivePolicy, id: string, call: VetoCall, nowMs: number): Promise<Outcome> {
     let recentDenies: number;
     try {
-      const sinceMs = nowMs - this.#data.windowSeconds * 1000;
+      const sinceMs = nowMs - policy.data.windowSeconds * 1000;
       recentDenies = await unit.countRecentDenies(call.context.actorId, call.context.tenantId, sinceMs);
     } catch (error) {
       this.#log.error({ err: toError(error), decision_id: id }, "deny history unavailable; denying");
@@ -423,7 +473,7 @@ class VetoInstance implements Veto {
         recentDenies: null,
       };
     }
-    const evaluation = await this.#evaluator.evaluate({
+    const evaluation = await policy.evaluator.evaluate({
       tool: call.tool,
       arguments: call.arguments,
       context: call.context,
@@ -443,7 +493,7 @@ class VetoInstance implements Veto {
     return { answer: evaluation.answer, evalNs: evaluation.evalNs, recentDenies };
   }
 
-  #decision(id: string, nowMs: number, answer: PolicyAnswer): Decision {
+  #decision(id: string, nowMs: number, answer: PolicyAnswer, bundle: BundleVersion): Decision {
     return deepFreeze({
       id,
       action: answer.action,
@@ -451,7 +501,7 @@ class VetoInstance implements Veto {
       reason: answer.reasons[0]?.message ?? "",
       reasons: answer.reasons.map((r) => ({ code: r.code, message: r.message })),
       approvers: [...answer.approvers],
-      bundle: { revision: this.bundle.revision, hash: this.bundle.hash },
+      bundle: { revision: bundle.revision, hash: bundle.hash },
       timestamp: new Date(nowMs).toISOString(),
     });
   }

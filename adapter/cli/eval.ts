@@ -12,17 +12,19 @@ import { toError } from "../errors.js";
 import { DecisionLogError, openFileLog, type FileDecisionLog } from "../log/index.js";
 import { createVeto, protectUnreadable, type Veto } from "../veto.js";
 import { UsageError, CliExit, fail, print, readDataFile, type Command } from "./common.js";
+import { VERIFICATION_KEY_USAGE, readVerificationKey, verificationKeyOptions } from "./verification-key.js";
 
 /** Environment variable holding the per-deployment key for record digests (kept out of argv, which `ps` shows). */
 export const RECORD_KEY_ENV = "VETO_RECORD_KEY";
 
 export const evalCommand: Command = {
-  usage: `  veto eval --bundle PATH [--data FILE] [--log PATH | --records FILE]
+  usage: `  veto eval --bundle PATH [--data FILE] [--log PATH | --records FILE] [--verification-key PATH [--verification-alg ALG]]
       reads one call per line (JSON {tool, arguments, context}) from stdin and writes
       one decision per line to stdout. --log PATH: records go to a durable, hash-chained
       decision log (created if missing; each decision is printed only once its record
       is synced). --records FILE: records as pino JSON lines (appended). Neither: stderr.
-      $${RECORD_KEY_ENV}: key (>= 16 bytes) for HMAC digests of sensitive values`,
+      $${RECORD_KEY_ENV}: key (>= 16 bytes) for HMAC digests of sensitive values.
+      ${VERIFICATION_KEY_USAGE}`,
 
   async run(args) {
     const { values, positionals } = parseArgs({
@@ -33,6 +35,7 @@ export const evalCommand: Command = {
         data: { type: "string" },
         records: { type: "string" },
         log: { type: "string" },
+        ...verificationKeyOptions,
       },
     });
     if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`);
@@ -41,6 +44,7 @@ export const evalCommand: Command = {
       throw new UsageError("eval takes --log or --records, not both");
     }
     const data = values.data === undefined ? undefined : await readDataFile(values.data);
+    const verificationKey = await readVerificationKey(values["verification-key"], values["verification-alg"]);
     const recordKey = process.env[RECORD_KEY_ENV] || undefined;
     const destination =
       values.records === undefined
@@ -66,6 +70,7 @@ export const evalCommand: Command = {
         ...(data === undefined ? {} : { data }),
         ...(decisionLog === undefined ? {} : { recordSink: decisionLog }),
         ...(recordKey === undefined ? {} : { recordKey }),
+        ...(verificationKey === undefined ? {} : { verificationKey }),
       });
     } catch (error) {
       await decisionLog?.close();
