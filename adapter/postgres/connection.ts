@@ -111,8 +111,16 @@ export async function openPool(options: PostgresOptions): Promise<{ pool: Pool; 
   return { pool, ownsPool: true };
 }
 
-/** Advisory-lock keys: one 64-bit key per purpose and schema (and history key), hashed by the server. */
-export const LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
+/**
+ * Take a transaction-scoped advisory lock: one 64-bit key per purpose and
+ * schema (and history key), hashed by the server. As SQL text (the key an
+ * escaped literal) so it can share a round trip with the statement before
+ * it in one simple query; each statement still gets its own snapshot, so
+ * the statements after the lock see every commit made before it was granted.
+ */
+export function lockSql(client: { escapeLiteral(text: string): string }, key: string): string {
+  return `SELECT pg_advisory_xact_lock(hashtextextended(${client.escapeLiteral(key)}, 0))`;
+}
 
 export function historyLockKey(schema: string, actorId: string, tenantId: string): string {
   return JSON.stringify(["veto:history", schema, actorId, tenantId]);

@@ -13,7 +13,7 @@ import { CanonicalJsonError, RecordUnavailableError } from "../log/errors.js";
 import type { VetoRecord } from "../records.js";
 import type { TransactionalRecordSink } from "../unit.js";
 import {
-  LOCK_SQL,
+  lockSql,
   checkOptions,
   openPool,
   quoteIdent,
@@ -31,10 +31,12 @@ export interface PostgresWrittenRecord {
 }
 
 async function appendRecord(client: PoolClient, schema: string, record: object): Promise<PostgresWrittenRecord> {
-  await client.query(LOCK_SQL, [recordsLockKey(schema)]);
   const table = `${quoteIdent(schema)}.records`;
-  const { rows } = await client.query<{ seq: string; hash: string }>(`SELECT seq, hash FROM ${table} ORDER BY seq DESC LIMIT 1`);
-  const last = rows[0];
+  // One round trip: the chain lock, then (a new snapshot) the last record.
+  const results = (await client.query(
+    `${lockSql(client, recordsLockKey(schema))}; SELECT seq, hash FROM ${table} ORDER BY seq DESC LIMIT 1`,
+  )) as unknown as { rows: { seq: string; hash: string }[] }[];
+  const last = results[1]?.rows[0];
   const sealed = sealRecord(record, last === undefined ? 1 : Number(last.seq) + 1, last?.hash ?? GENESIS_HASH);
   const fields = record as { type?: unknown; decision_id?: unknown };
   await client.query(

@@ -29,7 +29,7 @@ import type {
 } from "../store.js";
 import type { Action } from "../decision.js";
 import {
-  LOCK_SQL,
+  lockSql,
   historyLockKey,
   quoteIdent,
   releaseClient,
@@ -221,8 +221,8 @@ export class PostgresStore implements VetoStore {
     const tx = new PostgresTransaction(this.#pool, this.schema, client);
     try {
       await tx.run(async (c) => {
-        await c.query("BEGIN");
-        if (history !== undefined) await c.query(LOCK_SQL, [historyLockKey(this.schema, history.actorId, history.tenantId)]);
+        const lock = history === undefined ? "" : `; ${lockSql(c, historyLockKey(this.schema, history.actorId, history.tenantId))}`;
+        await c.query(`BEGIN${lock}`);
       });
       const sql = this.#sql;
       return await fn({

@@ -1,0 +1,94 @@
+/**
+ * Choosing the store through createVeto's options, and the same exactness
+ * inside one process: concurrent protect() calls of one actor with a sink
+ * that takes its time (a durable one does) each see the denies before them,
+ * with the default in-memory store as with PostgreSQL.
+ */
+import { afterAll, describe, expect, it } from "vitest";
+import { PostgresStore, VetoOptionsError, createVeto, type VetoOptions, type VetoRecord } from "../../adapter/index.js";
+import { MemorySink, captureLogger, makeVeto, requireBundle, write } from "../helpers.js";
+import { pgUrl, testDatabase } from "./helpers.js";
+
+const db = testDatabase();
+afterAll(() => db.dropSchemas());
+
+/** Takes a millisecond per record: the window in which unserialized calls would all read the same count. */
+class SlowSink extends MemorySink {
+  override async write(record: VetoRecord): Promise<void> {
+    await new Promise((r) => setTimeout(r, 1));
+    await super.write(record);
+  }
+}
+
+const DENY = write({ destination: "https://pastebin.com/x" });
+
+async function burst(options: Partial<VetoOptions>): Promise<number[]> {
+  const sink = new SlowSink();
+  const { veto } = await makeVeto({ recordSink: sink, ...options });
+  await Promise.all(Array.from({ length: 12 }, () => veto.protect(DENY)));
+  await veto.close();
+  return sink.records.map((r) => (r.type === "decision" ? (r.history?.recent_denies ?? -1) : -1));
+}
+
+describe("one process, concurrent calls of one actor", () => {
+  it("in memory: 12 concurrent denies, each recorded with the count of those before it (0..11)", async () => {
+    expect(await burst({})).toEqual(Array.from({ length: 12 }, (_, i) => i));
+  });
+
+  it("on PostgreSQL, through store: { postgres }: the same", async () => {
+    const schema = db.schema("options");
+    expect(await burst({ store: { postgres: { connectionString: pgUrl(), schema, migrate: true } } })).toEqual(
+      Array.from({ length: 12 }, (_, i) => i),
+    );
+  });
+});
+
+describe("createVeto's store option", () => {
+  it("connects a PostgresStore from { postgres } and closes it with the instance; a store passed in stays open", async () => {
+    const schema = db.schema("owned");
+    const sessions = async (name: string): Promise<number> =>
+      (await db.pool.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1", [name])).rows[0].n as number;
+    const { veto } = await makeVeto({
+      store: { postgres: { connectionString: pgUrl(), schema, migrate: true, pool: { application_name: "veto-owned" } } },
+    });
+    await veto.protect(DENY);
+    expect(await sessions("veto-owned")).toBeGreaterThan(0);
+    await veto.close();
+    expect(await sessions("veto-owned")).toBe(0);
+
+    const store = await PostgresStore.connect({ connectionString: pgUrl(), schema, pool: { application_name: "veto-lent" } });
+    expect(await store.countRecentDenies("agent:sales-assistant", "acme", 0)).toBe(1);
+    const { veto: borrowing } = await makeVeto({ store });
+    await borrowing.protect(DENY);
+    await borrowing.close();
+    expect(await store.countRecentDenies("agent:sales-assistant", "acme", 0)).toBe(2);
+    await store.close();
+    expect(await sessions("veto-lent")).toBe(0);
+  });
+
+  it("refuses wrong postgres options by name, records with a recordSink, and an unmigrated schema", async () => {
+    const bundle = requireBundle();
+    const { logger } = captureLogger();
+    const attempt = (store: unknown, extra: Partial<VetoOptions> = {}): Promise<unknown> =>
+      createVeto({ bundle, logger, store: store as VetoOptions["store"], ...extra }).catch((e: unknown) => e);
+
+    const unknownKey = await attempt({ postgres: { connectionString: pgUrl(), host: "x" } });
+    expect(unknownKey).toBeInstanceOf(VetoOptionsError);
+    expect((unknownKey as VetoOptionsError).issues).toEqual(["host: unknown option"]);
+    expect(await attempt({ postgres: { connectionString: pgUrl(), schema: "no-dash" } })).toMatchObject({
+      code: "invalid_options",
+      message: expect.stringContaining("schema: must be a lower-case SQL identifier"),
+    });
+    expect(await attempt({ postgres: { connectionString: pgUrl(), records: true } }, { recordSink: new MemorySink() })).toMatchObject({
+      code: "invalid_options",
+      issues: ["store.postgres.records: cannot be used with recordSink (records would go to both)"],
+    });
+    expect(await attempt({ mysql: {} })).toMatchObject({
+      code: "invalid_options",
+      message: expect.stringContaining("store must implement VetoStore or be { postgres:"),
+    });
+    expect(await attempt({ postgres: { connectionString: pgUrl(), schema: db.schema("never") } })).toMatchObject({
+      code: "schema_not_migrated",
+    });
+  });
+});
