@@ -1,0 +1,339 @@
+// Hot reload from a bundle server (issue 8): a local node:http server speaks
+// OPA's bundle service conventions (ETag / If-None-Match / 304); bundles are
+// built and signed by the real opa with the TEST-ONLY key. A new bundle is
+// picked up, a bad one is refused while the last good one stays in force, and
+// swapping under concurrent load loses or mixes no decision.
+import { createHash } from "node:crypto";
+import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import {
+  BundleLoadError,
+  BundleSignatureError,
+  bundleVersionHashOfTarball,
+  type BundleChangeEvent,
+  type Decision,
+  type DecisionEventRecord,
+  type Veto,
+} from "../adapter/index.js";
+import { BUNDLE, MemorySink, makeVeto, requireBundle, requireOpa, write, type TestVeto } from "./helpers.js";
+import { filesOf, key, opaBuildWasm, pem, policyCopy, withFile } from "./signing-helpers.js";
+
+/** A bundle server: serves `bytes` with a strong ETag, answers 304 to a matching If-None-Match. */
+class BundleServer {
+  readonly requests: IncomingHttpHeaders[] = [];
+  #bytes: Buffer = Buffer.alloc(0);
+  #etag = "";
+  failWith: number | undefined;
+  readonly #server: Server;
+
+  constructor() {
+    this.#server = createServer((req, res) => {
+      this.requests.push(req.headers);
+      if (this.failWith !== undefined) {
+        res.writeHead(this.failWith).end("unavailable");
+      } else if (req.headers["if-none-match"] === this.#etag) {
+        res.writeHead(304, { etag: this.#etag }).end();
+      } else {
+        res.writeHead(200, { "content-type": "application/gzip", etag: this.#etag }).end(this.#bytes);
+      }
+    });
+  }
+
+  async start(): Promise<void> {
+    await new Promise<void>((resolve) => this.#server.listen(0, "127.0.0.1", resolve));
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}/bundles/crm.tar.gz`;
+  }
+
+  serve(bytes: Buffer): void {
+    this.#bytes = bytes;
+    this.#etag = `"${createHash("sha256").update(bytes).digest("hex").slice(0, 16)}"`;
+    this.failWith = undefined;
+  }
+
+  get etag(): string {
+    return this.#etag;
+  }
+
+  async stop(): Promise<void> {
+    this.#server.closeAllConnections();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+}
+
+let dir: string;
+let server: BundleServer;
+/** A: the policy as committed; B: close_date is sensitive (write() needs approval); C: another blocked destination (write() allowed). */
+const bundles: Record<"A" | "B" | "C" | "unusable", Buffer> = {} as never;
+const hashes: Record<"A" | "B" | "C", string> = {} as never;
+const verdictOf = new Map<string, Decision["action"]>();
+
+beforeAll(async () => {
+  requireBundle();
+  requireOpa();
+  dir = mkdtempSync(join(tmpdir(), "veto-reload-"));
+  const signed = (name: string, policyDir?: string): Buffer =>
+    readFileSync(
+      opaBuildWasm(dir, join(dir, `${name}.tar.gz`), {
+        signingKey: key("es256-private"),
+        signingAlg: "ES256",
+        revision: `reload-${name}`,
+        ...(policyDir === undefined ? {} : { policyDir }),
+      }),
+    );
+  bundles.A = signed("A");
+  bundles.B = signed("B", policyCopy(join(dir, "b"), (d) => {
+    const sensitive = d.veto.config["sensitive_fields"] as Record<string, string[]>;
+    sensitive["opportunity"] = [...(sensitive["opportunity"] ?? []), "close_date"];
+  }));
+  bundles.C = signed("C", policyCopy(join(dir, "c"), (d) => {
+    d.veto.config["blocked_destinations"] = [...(d.veto.config["blocked_destinations"] as string[]), "example.org"];
+  }));
+  // Signed and intact, but its data document is unusable: refused at load, not at verification.
+  bundles.unusable = signed("unusable", policyCopy(join(dir, "u"), (d) => {
+    d.veto.config["escalation"] = { deny_threshold: 3, window_seconds: -1 };
+  }));
+  for (const name of ["A", "B", "C"] as const) hashes[name] = await bundleVersionHashOfTarball(bundles[name]);
+  verdictOf.set(hashes.A, "allow").set(hashes.B, "require_approval").set(hashes.C, "allow");
+  expect(new Set(Object.values(hashes)).size).toBe(3);
+
+  server = new BundleServer();
+  await server.start();
+});
+
+afterAll(async () => {
+  await server?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+let current: TestVeto | undefined;
+afterEach(async () => {
+  await current?.veto.close();
+  current = undefined;
+});
+
+/** A record sink that takes a turn of the event loop per write, as a real one does, so decisions span reloads. */
+class SlowSink extends MemorySink {
+  override async write(record: Parameters<MemorySink["write"]>[0]): Promise<void> {
+    await new Promise((resolve) => setImmediate(resolve));
+    await super.write(record);
+  }
+}
+
+async function serverVeto(
+  options: { pollIntervalMs?: number; onBundleChange?: (e: BundleChangeEvent) => void; headers?: Record<string, string>; sink?: MemorySink } = {},
+): Promise<TestVeto> {
+  current = await makeVeto({
+    ...(options.sink === undefined ? {} : { recordSink: options.sink }),
+    bundle: { url: server.url, pollIntervalMs: options.pollIntervalMs ?? 3_600_000, ...(options.headers === undefined ? {} : { headers: options.headers }) },
+    verificationKey: pem("es256-public"),
+    ...(options.onBundleChange === undefined ? {} : { onBundleChange: options.onBundleChange }),
+  });
+  return current;
+}
+
+async function until(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const start = Date.now();
+  while (!condition()) {
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+function decisionRecords(t: TestVeto): DecisionEventRecord[] {
+  return t.sink.records.filter((r): r is DecisionEventRecord => r.type === "decision");
+}
+
+describe("loading from a bundle server", () => {
+  it("the first bundle comes from the server; a poll sends If-None-Match and a 304 keeps it", async () => {
+    server.serve(bundles.A);
+    const t = await serverVeto({ headers: { authorization: "Bearer test-token" } });
+    expect(t.veto.bundle).toEqual({ revision: "reload-A", hash: hashes.A });
+    const first = server.requests.at(-1);
+    expect(first?.["if-none-match"]).toBeUndefined();
+    expect(first?.["authorization"]).toBe("Bearer test-token");
+
+    expect(await t.veto.refreshBundle()).toEqual({ status: "not_modified" });
+    expect(server.requests.at(-1)?.["if-none-match"]).toBe(server.etag);
+    expect(t.veto.bundle.hash).toBe(hashes.A);
+    expect(t.logLines).toContainEqual(expect.objectContaining({ component: "bundle", msg: "bundle activated", bundle: { revision: "reload-A", hash: hashes.A }, url: server.url, etag: server.etag }));
+  });
+
+  it("createVeto rejects when the first bundle cannot be had: server error, tampered, unsigned", async () => {
+    server.serve(bundles.A);
+    server.failWith = 503;
+    await expect(serverVeto()).rejects.toThrow(BundleLoadError);
+    await expect(serverVeto()).rejects.toThrow(/cannot download bundle http:\/\/127\.0\.0\.1:\d+\/bundles\/crm\.tar\.gz: HTTP 503/);
+    server.serve(await withFile(bundles.A, "policy/veto/crm/tool.rego", null));
+    await expect(serverVeto()).rejects.toMatchObject({ name: "BundleSignatureError", check: "file_missing" });
+    server.serve(readFileSync(BUNDLE));
+    await expect(serverVeto()).rejects.toMatchObject({ name: "BundleSignatureError", check: "unsigned" });
+  });
+
+  it("options: a non-http URL is refused; a path or bytes has nothing to poll", async () => {
+    await expect(makeVeto({ bundle: { url: "file:///etc/passwd" } })).rejects.toThrow(/bundle\.url must be an http: or https: URL|bundle is required/);
+    const t = await makeVeto();
+    current = t;
+    expect(await t.veto.refreshBundle()).toEqual({ status: "static" });
+  });
+});
+
+describe("hot reload", () => {
+  it("a new bundle is picked up: decisions name its hash, its data flips the verdict, the swap is logged and hooked", async () => {
+    server.serve(bundles.A);
+    const changes: BundleChangeEvent[] = [];
+    const t = await serverVeto({ onBundleChange: (e) => void changes.push(e) });
+    const before = await t.veto.protect(write());
+    expect(before).toMatchObject({ action: "allow", bundle: { revision: "reload-A", hash: hashes.A } });
+
+    server.serve(bundles.B);
+    const refresh = await t.veto.refreshBundle();
+    expect(refresh).toEqual({ status: "activated", version: { revision: "reload-B", hash: hashes.B }, previous: { revision: "reload-A", hash: hashes.A } });
+    expect(t.veto.bundle.hash).toBe(hashes.B);
+
+    const after = await t.veto.protect(write());
+    expect(after).toMatchObject({ action: "require_approval", bundle: { revision: "reload-B", hash: hashes.B } });
+    expect(after.reasons.map((r) => r.code)).toEqual(["sensitive_field"]);
+    const records = decisionRecords(t);
+    expect(records.map((r) => [r.decision_id, r.bundles["crm"]?.hash, r.result.action])).toEqual([
+      [before.id, hashes.A, "allow"],
+      [after.id, hashes.B, "require_approval"],
+    ]);
+
+    await until(() => changes.length === 1, "onBundleChange");
+    expect(changes[0]).toEqual({ previous: { revision: "reload-A", hash: hashes.A }, current: { revision: "reload-B", hash: hashes.B }, url: server.url, etag: server.etag });
+    expect(t.logLines).toContainEqual(expect.objectContaining({ level: 30, msg: "bundle activated", bundle: { revision: "reload-B", hash: hashes.B }, previous: { revision: "reload-A", hash: hashes.A } }));
+
+    // The same bundle again under a new ETag: nothing to swap.
+    server.serve(Buffer.concat([bundles.B]));
+    expect(await t.veto.refreshBundle()).toMatchObject({ status: "not_modified" });
+  });
+
+  it("polling on its own picks up a new bundle; close() stops polling", async () => {
+    server.serve(bundles.A);
+    const t = await serverVeto({ pollIntervalMs: 25 });
+    server.serve(bundles.C);
+    await until(() => t.veto.bundle.hash === hashes.C, "the poller to activate C");
+    expect((await t.veto.protect(write())).bundle.hash).toBe(hashes.C);
+
+    await t.veto.close();
+    current = undefined;
+    const seen = server.requests.length;
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    expect(server.requests.length).toBe(seen);
+  });
+
+  it.each([
+    ["a tampered bundle (flipped byte in data.json)", "signature", async () => {
+      const data = (await filesOf(bundles.B)).find((f) => f.name === "data.json")?.content ?? Buffer.alloc(0);
+      return await withFile(bundles.B, "data.json", Buffer.from(data.toString("utf8").replace("close_date", "close_datf")));
+    }, { check: "file_hash", file: "data.json" }],
+    ["an extra file", "signature", async () => await withFile(bundles.B, "policy/veto/crm/extra.rego", Buffer.from("package veto.crm\n")), { check: "file_unlisted" }],
+    ["an unsigned bundle", "signature", async () => readFileSync(BUNDLE), { check: "unsigned" }],
+    ["a signed bundle whose data is unusable", "unusable", async () => bundles.unusable, {}],
+    ["bytes that are not a bundle", "unusable", async () => Buffer.from("<html>maintenance</html>"), {}],
+  ] as const)("%s is refused and decisions continue on the bundle in force", async (_label, reason, make, logged) => {
+    server.serve(bundles.A);
+    const t = await serverVeto();
+    server.serve(await make());
+    const refresh = await t.veto.refreshBundle();
+    expect(refresh.status).toBe("rejected");
+    if (reason === "signature") expect((refresh as { error: Error }).error).toBeInstanceOf(BundleSignatureError);
+    expect(t.veto.bundle.hash).toBe(hashes.A);
+    expect(await t.veto.protect(write())).toMatchObject({ action: "allow", bundle: { hash: hashes.A } });
+    expect(t.logLines).toContainEqual(
+      expect.objectContaining({ level: 50, component: "bundle", msg: "new bundle rejected; the bundle in force stays", reason, url: server.url, bundle: { revision: "reload-A", hash: hashes.A }, ...logged }),
+    );
+
+    // Fixed on the server: the next poll brings it in.
+    server.serve(bundles.B);
+    expect((await t.veto.refreshBundle()).status).toBe("activated");
+    expect((await t.veto.protect(write())).bundle.hash).toBe(hashes.B);
+  });
+
+  it("a server error or timeout is refused and logged (reason download); the bundle in force stays", async () => {
+    server.serve(bundles.A);
+    const t = await serverVeto();
+    server.failWith = 500;
+    const refresh = await t.veto.refreshBundle();
+    expect(refresh).toMatchObject({ status: "rejected", error: { name: "BundleLoadError" } });
+    expect((refresh as { error: Error }).error.message).toMatch(/HTTP 500/);
+    expect(t.logLines).toContainEqual(expect.objectContaining({ level: 50, reason: "unusable", msg: "new bundle rejected; the bundle in force stays" }));
+    expect((await t.veto.protect(write())).bundle.hash).toBe(hashes.A);
+  });
+
+  it("swapping under concurrent protect load loses or mixes no decision", async () => {
+    server.serve(bundles.A);
+    const sink = new SlowSink();
+    const t = { ...(await serverVeto({ sink })), sink };
+    const calls = 2_000;
+    const pending: Promise<Decision>[] = [];
+    const swaps: string[] = [];
+    /** The bundle in force when each decision came back. */
+    const inForceAtEnd: string[] = [];
+    const order = ["B", "C", "A", "B", "C", "B"] as const;
+
+    const load = (async () => {
+      for (let i = 0; i < calls; i++) {
+        pending.push(
+          t.veto.protect(write({ recordId: `opp_${i}` })).then((d) => {
+            inForceAtEnd[i] = t.veto.bundle.hash;
+            return d;
+          }),
+        );
+        if (i % 20 === 19) await new Promise((resolve) => setImmediate(resolve));
+      }
+    })();
+    const swapper = (async () => {
+      // Swap at even steps of the load, whatever the machine's speed, while calls keep coming.
+      for (const [k, next] of order.entries()) {
+        while (pending.length < ((k + 1) * calls) / (order.length + 1)) await new Promise((resolve) => setImmediate(resolve));
+        server.serve(bundles[next]);
+        const refresh = await t.veto.refreshBundle();
+        expect(refresh.status).toBe("activated");
+        swaps.push(t.veto.bundle.hash);
+      }
+    })();
+    await Promise.all([load, swapper]);
+    const decisions = await Promise.all(pending);
+
+    expect(swaps).toEqual([hashes.B, hashes.C, hashes.A, hashes.B, hashes.C, hashes.B]);
+    expect(decisions).toHaveLength(calls);
+    expect(new Set(decisions.map((d) => d.id)).size).toBe(calls);
+    for (const d of decisions) {
+      expect(verdictOf.has(d.bundle.hash)).toBe(true);
+      expect(d.action).toBe(verdictOf.get(d.bundle.hash));
+    }
+    // Every bundle really decided some of the calls, and swaps landed while calls were under way.
+    const used = new Set(decisions.map((d) => d.bundle.hash));
+    expect(used).toEqual(new Set([hashes.A, hashes.B, hashes.C]));
+    expect(decisions.some((d, i) => d.bundle.hash !== inForceAtEnd[i])).toBe(true);
+
+    // Every decision has exactly one record, naming the same bundle and verdict.
+    const records = new Map(decisionRecords(t).map((r) => [r.decision_id, r]));
+    expect(records.size).toBe(calls);
+    for (const d of decisions) {
+      const r = records.get(d.id);
+      expect(r?.bundles["crm"]).toEqual(d.bundle);
+      expect(r?.result.action).toBe(d.action);
+    }
+  });
+});
+
+describe("veto.bundle and close()", () => {
+  it("veto.bundle is the bundle in force, frozen", async () => {
+    server.serve(bundles.A);
+    const t = await serverVeto();
+    const v: Veto = t.veto;
+    expect(Object.isFrozen(v.bundle)).toBe(true);
+    server.serve(bundles.C);
+    await v.refreshBundle();
+    expect(v.bundle).toEqual({ revision: "reload-C", hash: hashes.C });
+  });
+});
