@@ -169,8 +169,10 @@ export class BundleSource {
   async #poll(server: BundleServerOptions): Promise<BundleRefresh> {
     const inForce = this.#current.version;
     this.#abort = new AbortController();
+    let downloaded = false;
     try {
       const answer = await download(server, this.#etag, this.#abort.signal);
+      downloaded = true;
       if (answer.status === 304) {
         this.#log.debug({ url: server.url, etag: this.#etag }, "bundle not modified");
         return { status: "not_modified" };
@@ -194,7 +196,7 @@ export class BundleSource {
           {
             err: error,
             url: server.url,
-            reason: error instanceof BundleSignatureError ? "signature" : error instanceof BundleLoadError ? "unusable" : "download",
+            reason: !downloaded ? "download" : error instanceof BundleSignatureError ? "signature" : "unusable",
             ...(error instanceof BundleSignatureError ? { check: error.check, file: error.file } : {}),
             bundle: inForce,
           },

@@ -20,20 +20,23 @@ import {
   type Veto,
 } from "../adapter/index.js";
 import { BUNDLE, MemorySink, makeVeto, requireBundle, requireOpa, write, type TestVeto } from "./helpers.js";
-import { filesOf, key, opaBuildWasm, pem, policyCopy, withFile } from "./signing-helpers.js";
+import { filesOf, key, opaBuildWasm, pem, policyCopy, repack, withFile } from "./signing-helpers.js";
 
 /** A bundle server: serves `bytes` with a strong ETag, answers 304 to a matching If-None-Match. */
 class BundleServer {
   readonly requests: IncomingHttpHeaders[] = [];
   #bytes: Buffer = Buffer.alloc(0);
   #etag = "";
-  failWith: number | undefined;
+  /** Answer every request with this status, or never answer ("hang"). */
+  failWith: number | "hang" | undefined;
   readonly #server: Server;
 
   constructor() {
     this.#server = createServer((req, res) => {
       this.requests.push(req.headers);
-      if (this.failWith !== undefined) {
+      if (this.failWith === "hang") {
+        req.resume();
+      } else if (this.failWith !== undefined) {
         res.writeHead(this.failWith).end("unavailable");
       } else if (req.headers["if-none-match"] === this.#etag) {
         res.writeHead(304, { etag: this.#etag }).end();
@@ -127,11 +130,22 @@ class SlowSink extends MemorySink {
 }
 
 async function serverVeto(
-  options: { pollIntervalMs?: number; onBundleChange?: (e: BundleChangeEvent) => void; headers?: Record<string, string>; sink?: MemorySink } = {},
+  options: {
+    pollIntervalMs?: number;
+    timeoutMs?: number;
+    onBundleChange?: (e: BundleChangeEvent) => void;
+    headers?: Record<string, string>;
+    sink?: MemorySink;
+  } = {},
 ): Promise<TestVeto> {
   current = await makeVeto({
     ...(options.sink === undefined ? {} : { recordSink: options.sink }),
-    bundle: { url: server.url, pollIntervalMs: options.pollIntervalMs ?? 3_600_000, ...(options.headers === undefined ? {} : { headers: options.headers }) },
+    bundle: {
+      url: server.url,
+      pollIntervalMs: options.pollIntervalMs ?? 3_600_000,
+      ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+      ...(options.headers === undefined ? {} : { headers: options.headers }),
+    },
     verificationKey: pem("es256-public"),
     ...(options.onBundleChange === undefined ? {} : { onBundleChange: options.onBundleChange }),
   });
@@ -210,9 +224,10 @@ describe("hot reload", () => {
     expect(changes[0]).toEqual({ previous: { revision: "reload-A", hash: hashes.A }, current: { revision: "reload-B", hash: hashes.B }, url: server.url, etag: server.etag });
     expect(t.logLines).toContainEqual(expect.objectContaining({ level: 30, msg: "bundle activated", bundle: { revision: "reload-B", hash: hashes.B }, previous: { revision: "reload-A", hash: hashes.A } }));
 
-    // The same bundle again under a new ETag: nothing to swap.
-    server.serve(Buffer.concat([bundles.B]));
-    expect(await t.veto.refreshBundle()).toMatchObject({ status: "not_modified" });
+    // The same version in other bytes (repacked, new ETag): downloaded and verified, nothing swapped.
+    server.serve(await repack(await filesOf(bundles.B), "./"));
+    expect(await t.veto.refreshBundle()).toEqual({ status: "unchanged", version: { revision: "reload-B", hash: hashes.B } });
+    expect(changes).toHaveLength(1);
   });
 
   it("polling on its own picks up a new bundle; close() stops polling", async () => {
@@ -257,14 +272,17 @@ describe("hot reload", () => {
     expect((await t.veto.protect(write())).bundle.hash).toBe(hashes.B);
   });
 
-  it("a server error or timeout is refused and logged (reason download); the bundle in force stays", async () => {
+  it.each([
+    ["HTTP 500", 500, /HTTP 500/],
+    ["no answer within timeoutMs", "hang", /no complete answer within 200 ms/],
+  ] as const)("a server that fails (%s) is logged; the bundle in force stays", async (_label, failWith, message) => {
     server.serve(bundles.A);
-    const t = await serverVeto();
-    server.failWith = 500;
+    const t = await serverVeto({ timeoutMs: 200 });
+    server.failWith = failWith;
     const refresh = await t.veto.refreshBundle();
     expect(refresh).toMatchObject({ status: "rejected", error: { name: "BundleLoadError" } });
-    expect((refresh as { error: Error }).error.message).toMatch(/HTTP 500/);
-    expect(t.logLines).toContainEqual(expect.objectContaining({ level: 50, reason: "unusable", msg: "new bundle rejected; the bundle in force stays" }));
+    expect((refresh as { error: Error }).error.message).toMatch(message);
+    expect(t.logLines).toContainEqual(expect.objectContaining({ level: 50, reason: "download", msg: "new bundle rejected; the bundle in force stays" }));
     expect((await t.veto.protect(write())).bundle.hash).toBe(hashes.A);
   });
 
