@@ -87,6 +87,8 @@ export interface StoreUnit {
    * rolled back at once, so its locks never outlive the failure).
    */
   commit(): Promise<void>;
+  /** End the unit without committing (undone where the store can undo); nothing if it is already over. */
+  rollback(): Promise<void>;
   /** A transaction a record sink may join (see TransactionalRecordSink); undefined when there is none. */
   readonly transaction?: unknown;
 }
@@ -203,6 +205,7 @@ export class InMemoryStore implements VetoStore {
       getDecision: (id) => this.getDecision(id),
       transitionApproval: (id, transition) => this.transitionApproval(id, transition),
       commit: async () => {},
+      rollback: async () => {},
     };
     if (history === undefined) return await fn(unit);
     const key = historyKey(history.actorId, history.tenantId);

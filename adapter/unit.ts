@@ -21,7 +21,12 @@ export interface TransactionalRecordSink extends RecordSink {
 }
 
 export interface DecisionUnit extends StoreUnit {
-  /** Write the record: inside the unit's transaction when the sink can join it, else through the sink. */
+  /**
+   * Write the record: inside the unit's transaction when the sink can join
+   * it, else through the sink. A failed write ends the unit (rolled back), so
+   * whatever the caller does next (a superseding deny through the store's
+   * pool) never waits on the unit's connection or locks.
+   */
   writeRecord(record: VetoRecord): Promise<void>;
 }
 
@@ -42,12 +47,18 @@ export async function runUnit<T>(
     getDecision: (id) => unit.getDecision(id),
     transitionApproval: (id, transition) => unit.transitionApproval(id, transition),
     commit: () => unit.commit(),
+    rollback: () => unit.rollback(),
     transaction: unit.transaction,
     writeRecord: async (record) => {
-      if (unit.transaction !== undefined && isTransactional(sink) && sink.joinsTransaction(unit.transaction)) {
-        await sink.writeInTransaction(unit.transaction, record);
-      } else {
-        await sink.write(record);
+      try {
+        if (unit.transaction !== undefined && isTransactional(sink) && sink.joinsTransaction(unit.transaction)) {
+          await sink.writeInTransaction(unit.transaction, record);
+        } else {
+          await sink.write(record);
+        }
+      } catch (error) {
+        await unit.rollback();
+        throw error;
       }
     },
   });
@@ -59,6 +70,7 @@ export async function runUnit<T>(
       getDecision: (id) => store.getDecision(id),
       transitionApproval: (id, transition) => store.transitionApproval(id, transition),
       commit: async () => {},
+      rollback: async () => {},
     }),
   );
 }

@@ -231,6 +231,7 @@ export class PostgresStore implements VetoStore {
         getDecision: (id) => tx.run((c) => getDecision(c, sql, id)),
         transitionApproval: (id, transition) => tx.run((c) => transitionApproval(c, sql, id, transition)),
         commit: () => tx.commit(),
+        rollback: () => tx.rollback(),
         transaction: tx,
       });
     } finally {

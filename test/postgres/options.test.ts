@@ -92,3 +92,68 @@ describe("createVeto's store option", () => {
     });
   });
 });
+
+describe("PostgreSQL store under failure", () => {
+  it("a record sink that fails for every call at once never deadlocks a small pool; every call is a stored deny", async () => {
+    const schema = db.schema("sinkfail");
+    const sink = new MemorySink();
+    sink.failing = new Error("EIO: injected");
+    const { veto } = await makeVeto({
+      recordSink: sink,
+      store: { postgres: { connectionString: pgUrl(), schema, migrate: true, pool: { max: 2 } } },
+    });
+    const calls = Array.from({ length: 8 }, (_, i) => write({}, { actorId: `agent:${i}` }));
+    const decisions = await Promise.all(calls.map((c) => veto.protect(c)));
+    for (const d of decisions) expect([d.action, d.reasons[0]?.code]).toEqual(["deny", "record_unavailable"]);
+    const { rows } = await db.pool.query(`SELECT action, count(*)::int AS n FROM "${schema}".decisions GROUP BY action`);
+    expect(rows).toEqual([{ action: "deny", n: 8 }]);
+    await veto.close();
+  });
+
+  it("a LISTEN connection the server ends comes back, and notifications flow again", async () => {
+    const schema = db.schema("relisten");
+    const store = await PostgresStore.connect({
+      connectionString: pgUrl(),
+      schema,
+      migrate: true,
+      pool: { application_name: "veto-relisten" },
+    });
+    const other = await PostgresStore.connect({ connectionString: pgUrl(), schema });
+    await store.appendDecision({
+      id: "01RELISTEN",
+      action: "require_approval",
+      escalated: false,
+      actorId: "agent:a",
+      tenantId: "acme",
+      atMs: 1,
+      callDigest: "sha256:x",
+      approvers: ["user:x"],
+      approval: { status: "pending", expiresAtMs: Date.now() + 60_000 },
+    });
+    let woken = 0;
+    const unwatch = store.watchDecision("01RELISTEN", () => (woken += 1));
+    const listener = async (): Promise<number | undefined> =>
+      (
+        await db.pool.query<{ pid: number }>(
+          "SELECT pid FROM pg_stat_activity WHERE application_name = 'veto-relisten' AND query LIKE 'LISTEN%'",
+        )
+      ).rows[0]?.pid;
+    const until = async (check: () => Promise<boolean>, what: string): Promise<void> => {
+      for (let i = 0; i < 100; i++) {
+        if (await check()) return;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error(`timed out waiting for ${what}`);
+    };
+    await until(async () => (await listener()) !== undefined, "the LISTEN connection");
+    const first = await listener();
+    await db.pool.query("SELECT pg_terminate_backend($1)", [first]);
+    await until(async () => ![undefined, first].includes(await listener()), "a new LISTEN connection");
+    const before = woken;
+    await other.transitionApproval("01RELISTEN", { from: "pending", to: "answering", reviewerId: "user:x", atMs: 2 });
+    await until(async () => woken > before, "the notification");
+    unwatch();
+    await store.close();
+    await other.close();
+  });
+});
