@@ -53,10 +53,10 @@ export type CallArguments = VetoCall["arguments"];
 export type CallContext = VetoCall["context"];
 
 export type CheckedInput =
-  | { readonly ok: true; readonly call: VetoCall }
-  | { readonly ok: false; readonly message: string; readonly partial: unknown };
+  | { readonly ok: true; readonly call: VetoCall; readonly json: string }
+  | { readonly ok: false; readonly message: string; readonly partial: unknown; readonly json?: string };
 
-type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+type JsonValue = null | boolean | number | string | readonly JsonValue[] | { readonly [key: string]: JsonValue };
 
 class InputRefused extends Error {}
 
@@ -64,11 +64,27 @@ function describePath(path: string): string {
   return path === "" ? "the call" : path;
 }
 
+/** A JSON-path-like name for error messages, built only when one is needed. */
+function pathOf(keys: readonly (string | number)[]): string {
+  let path = "";
+  for (const key of keys) path = typeof key === "number" ? `${path}[${key}]` : path === "" ? key : `${path}.${key}`;
+  return path;
+}
+
+const byKey = (a: readonly [string, string], b: readonly [string, string]): number => (a[0] < b[0] ? -1 : 1);
+
 /**
- * Copy `raw` into plain JSON values within the limits. Throws InputRefused
- * with a message naming the offending path.
+ * Copy `raw` into plain, frozen JSON values within the limits, and write its
+ * canonical JSON (digest.ts's canonicalJson: keys sorted by UTF-16 code units)
+ * in the same pass, so nothing downstream serializes the call again: the
+ * digests hash this text and the evaluator hands it to the policy. Throws
+ * InputRefused with a message naming the offending path.
+ *
+ * The copy keeps the keys in the order they arrived (it is what a guarded
+ * tool receives) and is frozen as it is built: it is what gets decided,
+ * digested and recorded, and nothing may change it afterwards.
  */
-function snapshot(raw: unknown, limits: InputLimits): JsonValue {
+function snapshot(raw: unknown, limits: InputLimits): { value: JsonValue; json: string } {
   let bytes = 0;
   const count = (n: number): void => {
     bytes += n;
@@ -77,64 +93,91 @@ function snapshot(raw: unknown, limits: InputLimits): JsonValue {
       throw new InputRefused(`the call is larger than ${limits.maxInputBytes} bytes`);
     }
   };
+  const keys: (string | number)[] = [];
+  // The canonical JSON of the value copy() returned last.
+  let json = "";
 
-  const copy = (value: unknown, path: string, depth: number): JsonValue => {
+  const copy = (value: unknown, depth: number): JsonValue => {
     switch (typeof value) {
       case "string":
         count(value.length + 2);
+        json = JSON.stringify(value);
         return value;
       case "boolean":
         count(4);
+        json = value ? "true" : "false";
         return value;
       case "number":
-        if (!Number.isFinite(value)) throw new InputRefused(`${describePath(path)} is not a finite number`);
+        if (!Number.isFinite(value)) throw new InputRefused(`${describePath(pathOf(keys))} is not a finite number`);
         count(1);
+        json = JSON.stringify(value);
         return value;
       case "object":
         break;
       default:
-        throw new InputRefused(`${describePath(path)} is a ${typeof value}, which JSON cannot carry`);
+        throw new InputRefused(`${describePath(pathOf(keys))} is a ${typeof value}, which JSON cannot carry`);
     }
     if (value === null) {
       count(4);
+      json = "null";
       return null;
     }
     if (depth + 1 > limits.maxDepth) {
-      throw new InputRefused(`${describePath(path)} nests deeper than ${limits.maxDepth} levels`);
+      throw new InputRefused(`${describePath(pathOf(keys))} nests deeper than ${limits.maxDepth} levels`);
     }
     count(2);
     if (Array.isArray(value)) {
       const out: JsonValue[] = [];
+      let text = "[";
       for (let i = 0; i < value.length; i++) {
         const item: unknown = value[i];
-        if (item === undefined) throw new InputRefused(`${path}[${i}] is undefined`);
-        out.push(copy(item, `${path}[${i}]`, depth + 1));
+        if (item === undefined) throw new InputRefused(`${pathOf(keys)}[${i}] is undefined`);
+        keys.push(i);
+        out.push(copy(item, depth + 1));
+        keys.pop();
+        text += i === 0 ? json : `,${json}`;
       }
-      return out;
+      json = `${text}]`;
+      return Object.freeze(out);
     }
     const proto: unknown = Object.getPrototypeOf(value);
     if (proto !== Object.prototype && proto !== null) {
-      throw new InputRefused(`${describePath(path)} is not a plain JSON object`);
+      throw new InputRefused(`${describePath(pathOf(keys))} is not a plain JSON object`);
     }
     const out: { [key: string]: JsonValue } = {};
+    const members: [string, string][] = [];
+    let sorted = true;
     for (const key of Object.keys(value)) {
-      const childPath = path === "" ? key : `${path}.${key}`;
-      if (FORBIDDEN_KEYS.has(key)) throw new InputRefused(`${childPath}: the key "${key}" is not allowed`);
+      if (FORBIDDEN_KEYS.has(key)) {
+        keys.push(key);
+        throw new InputRefused(`${pathOf(keys)}: the key "${key}" is not allowed`);
+      }
       const child: unknown = (value as Record<string, unknown>)[key];
       if (child === undefined) continue;
       count(key.length + 3);
+      keys.push(key);
+      const copied = copy(child, depth + 1);
+      keys.pop();
       // defineProperty, not assignment: no key can ever reach a setter.
-      Object.defineProperty(out, key, { value: copy(child, childPath, depth + 1), enumerable: true, writable: true, configurable: true });
+      Object.defineProperty(out, key, { value: copied, enumerable: true, writable: true, configurable: true });
+      const last = members[members.length - 1];
+      if (last !== undefined && last[0] > key) sorted = false;
+      members.push([key, `${JSON.stringify(key)}:${json}`]);
     }
-    return out;
+    if (!sorted) members.sort(byKey);
+    let text = "{";
+    for (let i = 0; i < members.length; i++) text += i === 0 ? (members[i] as [string, string])[1] : `,${(members[i] as [string, string])[1]}`;
+    json = `${text}}`;
+    return Object.freeze(out);
   };
 
-  const result = copy(raw, "", 0);
-  const exact = Buffer.byteLength(JSON.stringify(result), "utf8");
+  const value = copy(raw, 0);
+  // Same members, same escaping as JSON.stringify: the same number of bytes.
+  const exact = Buffer.byteLength(json, "utf8");
   if (exact > limits.maxInputBytes) {
     throw new InputRefused(`the call is larger than ${limits.maxInputBytes} bytes (${exact})`);
   }
-  return result;
+  return { value, json };
 }
 
 function firstIssue(error: z.ZodError): string {
@@ -150,31 +193,73 @@ function firstIssue(error: z.ZodError): string {
  */
 export function checkCall(raw: unknown, limits: InputLimits, amountFields: readonly string[]): CheckedInput {
   let copy: JsonValue;
+  let json: string;
   try {
-    copy = snapshot(raw, limits);
+    ({ value: copy, json } = snapshot(raw, limits));
   } catch (error) {
     const message = error instanceof InputRefused ? error.message : `the call cannot be read: ${String(error)}`;
     return { ok: false, message, partial: undefined };
   }
   if (copy === null || typeof copy !== "object" || Array.isArray(copy)) {
-    return { ok: false, message: "the call must be an object {tool, arguments, context}", partial: copy };
+    return { ok: false, message: "the call must be an object {tool, arguments, context}", partial: copy, json };
   }
   if (Object.hasOwn(copy, "history")) {
-    return { ok: false, message: "history is computed by the adapter and cannot be supplied", partial: copy };
+    return { ok: false, message: "history is computed by the adapter and cannot be supplied", partial: copy, json };
   }
-  const parsed = callSchema.safeParse(copy);
-  if (!parsed.success) return { ok: false, message: firstIssue(parsed.error), partial: copy };
+  // callSchema decides; the quick check only spares it the calls it would
+  // certainly accept (it is never more lenient: see test/input-quick.test.ts).
+  if (!quickCallCheck(copy)) {
+    const parsed = callSchema.safeParse(copy);
+    if (!parsed.success) return { ok: false, message: firstIssue(parsed.error), partial: copy, json };
+  }
 
   const call = copy as VetoCall;
   const changes = call.arguments.changes;
   if (changes !== undefined) {
     for (const field of amountFields) {
       if (Object.hasOwn(changes, field) && typeof changes[field] !== "number") {
-        return { ok: false, message: `arguments.changes.${field}: an amount must be a finite number`, partial: copy };
+        return { ok: false, message: `arguments.changes.${field}: an amount must be a finite number`, partial: copy, json };
       }
     }
   }
-  return { ok: true, call };
+  return { ok: true, call, json };
+}
+
+const CALL_KEYS: ReadonlySet<string> = new Set(["tool", "arguments", "context"]);
+const STRING_ARGUMENTS = ["object", "recordId", "tenantId", "destination"] as const;
+const REQUIRED_CONTEXT = ["actorId", "tenantId", "environment"] as const;
+const OPTIONAL_CONTEXT = ["reason", "sourceSystem", "requestId", "sessionId", "onBehalfOf"] as const;
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v);
+const isNonBlank = (v: unknown): boolean => typeof v === "string" && v.trim() !== "";
+
+/**
+ * True only for a snapshot that callSchema certainly accepts (same rules,
+ * written out so the common case costs no schema walk). False means "ask
+ * callSchema", never "invalid".
+ */
+export function quickCallCheck(copy: unknown): boolean {
+  if (!isPlainObject(copy)) return false;
+  let n = 0;
+  for (const key in copy) {
+    if (!CALL_KEYS.has(key)) return false;
+    n++;
+  }
+  if (n !== 3 || !isNonBlank(copy["tool"])) return false;
+  const args = copy["arguments"];
+  const context = copy["context"];
+  if (!isPlainObject(args) || !isPlainObject(context)) return false;
+  for (const name of STRING_ARGUMENTS) if (Object.hasOwn(args, name) && typeof args[name] !== "string") return false;
+  if (Object.hasOwn(args, "changes") && !isPlainObject(args["changes"])) return false;
+  if (Object.hasOwn(args, "amount") && typeof args["amount"] !== "number") return false;
+  if (Object.hasOwn(args, "fields")) {
+    const fields = args["fields"];
+    if (!Array.isArray(fields)) return false;
+    for (const f of fields) if (typeof f !== "string") return false;
+  }
+  for (const name of REQUIRED_CONTEXT) if (!isNonBlank(context[name])) return false;
+  for (const name of OPTIONAL_CONTEXT) if (Object.hasOwn(context, name) && typeof context[name] !== "string") return false;
+  return true;
 }
 
 /** The parts of a refused call that are safe to read for history and records. */

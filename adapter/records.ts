@@ -125,7 +125,11 @@ export class RecordMasker {
   }
 
   digest(value: unknown): string {
-    const text = canonicalJson(value);
+    return this.digestJson(canonicalJson(value));
+  }
+
+  /** The digest of a value whose canonical JSON is already at hand (checkCall's `json`). */
+  digestJson(text: string): string {
     if (this.#key === undefined) return `sha256:${createHash("sha256").update(text, "utf8").digest("hex")}`;
     return `hmac-sha256:${createHmac("sha256", this.#key).update(text, "utf8").digest("hex")}`;
   }
@@ -145,6 +149,9 @@ export class RecordMasker {
    * pointers replaced, rooted at the record (`/input/arguments/changes/ssn`).
    */
   maskInput(input: unknown, sensitiveFields: ReadonlySet<string>): { input: unknown; masked: string[] } {
+    // Most calls hold nothing to mask: then a frozen input (checkCall's
+    // snapshot) is recorded as it is, without a copy.
+    if (Object.isFrozen(input) && !hasMaskable(input, sensitiveFields, "")) return { input, masked: [] };
     const masked: string[] = [];
     const walk = (v: unknown, pointer: string): unknown => {
       if (v === null || typeof v !== "object") return v;
@@ -166,4 +173,21 @@ export class RecordMasker {
     };
     return { input: walk(input, ""), masked };
   }
+}
+
+/** Whether maskInput would replace anything in `v` (the same walk, without copying). */
+function hasMaskable(v: unknown, sensitiveFields: ReadonlySet<string>, pointer: string): boolean {
+  if (v === null || typeof v !== "object") return false;
+  if (Array.isArray(v)) {
+    for (const item of v) if (hasMaskable(item, sensitiveFields, "[]")) return true;
+    return false;
+  }
+  const protectedKeys = CONTRACT_KEYS[pointer];
+  for (const key of Object.keys(v)) {
+    if (sensitiveFields.has(key.toLowerCase()) && protectedKeys?.has(key) !== true) return true;
+    // Below the contract's own objects no key is protected ("[]": none).
+    const child = (v as Record<string, unknown>)[key];
+    if (child !== null && typeof child === "object" && hasMaskable(child, sensitiveFields, pointer === "" ? `/${key}` : "[]")) return true;
+  }
+  return false;
 }

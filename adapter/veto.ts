@@ -4,7 +4,6 @@
  * Every step fails closed: whatever goes wrong, the answer is a deny.
  */
 import { pino, type Logger } from "pino";
-import { monotonicFactory } from "ulid";
 import { z } from "zod";
 import { ApprovalDesk, type AnswerOptions, type ApprovalAnswer, type WaitOptions } from "./approvals.js";
 import { DECISION_ENTRYPOINT } from "./bundle.js";
@@ -18,6 +17,7 @@ import {
 } from "./bundle-source.js";
 import { ADAPTER_REASON_CODES, adapterDeny, type BundleVersion, type Decision, type PolicyAnswer } from "./decision.js";
 import { VetoClosedError, VetoDeniedError, VetoOptionsError, toError } from "./errors.js";
+import { monotonicUlid } from "./ids.js";
 import {
   DEFAULT_INPUT_LIMITS,
   checkCall,
@@ -224,7 +224,7 @@ class VetoInstance implements Veto {
   readonly #ttlMs: number;
   readonly #limits: InputLimits;
   readonly #onEscalation: ((e: EscalationEvent) => void | Promise<void>) | undefined;
-  readonly #nextId = monotonicFactory();
+  readonly #nextId = monotonicUlid();
   readonly #desk: ApprovalDesk;
   #closed = false;
 
@@ -362,12 +362,14 @@ class VetoInstance implements Veto {
   ): Promise<{ decision: Decision; call: VetoCall | undefined; cause?: Error }> {
     const outcome = call === undefined
       ? { answer: adapterDeny(ADAPTER_REASON_CODES.invalidInput, checked.ok ? "" : checked.message), evalNs: 0, recentDenies: null }
-      : await this.#evaluate(unit, policy, id, call, nowMs);
+      : await this.#evaluate(unit, policy, id, call, checked.ok ? checked.json : "", nowMs);
 
     let decision = this.#decision(id, nowMs, outcome.answer, policy.version);
     // Keyed like the masked values: with recordKey set, an unkeyed digest of
     // the whole call would let a reader test guesses of a masked value.
-    const digest = call === undefined ? null : this.#masker.callDigest(call);
+    // Over checkCall's canonical JSON of the call, hashed once: for a checked
+    // call (exactly tool, arguments and context) input and call digests are equal.
+    const digest = checked.ok ? this.#masker.digestJson(checked.json) : null;
     // The whole call (or as much of it as was JSON), masked: what replay re-evaluates.
     const { input, masked } = this.#masker.maskInput(
       checked.ok ? checked.call : checked.partial ?? null,
@@ -389,7 +391,7 @@ class VetoInstance implements Veto {
       on_behalf_of: call?.context.onBehalfOf ?? null,
       input,
       masked,
-      input_digest: call === undefined ? digestOfRaw(this.#masker, raw) : this.#masker.digest(call),
+      input_digest: digest ?? (checked.ok || checked.json === undefined ? digestOfRaw(this.#masker, raw) : this.#masker.digestJson(checked.json)),
       call_digest: digest,
       history: outcome.recentDenies === null ? null : { recent_denies: outcome.recentDenies },
       result: {
@@ -460,7 +462,7 @@ class VetoInstance implements Veto {
     return { decision, call };
   }
 
-  async #evaluate(unit: DecisionUnit, policy: ActivePolicy, id: string, call: VetoCall, nowMs: number): Promise<Outcome> {
+  async #evaluate(unit: DecisionUnit, policy: ActivePolicy, id: string, call: VetoCall, callJson: string, nowMs: number): Promise<Outcome> {
     let recentDenies: number;
     try {
       const sinceMs = nowMs - policy.data.windowSeconds * 1000;
@@ -473,12 +475,7 @@ class VetoInstance implements Veto {
         recentDenies: null,
       };
     }
-    const evaluation = await policy.evaluator.evaluate({
-      tool: call.tool,
-      arguments: call.arguments,
-      context: call.context,
-      history: { recentDenies },
-    });
+    const evaluation = await policy.evaluator.evaluateCall(callJson, recentDenies);
     if (!evaluation.ok) {
       this.#log.error({ err: evaluation.error, decision_id: id }, "policy evaluation failed; denying");
       return {
