@@ -16,12 +16,17 @@
 # HMAC (HS*) is left out on purpose: `opa sign` takes the secret on its
 # command line, where `ps` shows it. Use an RSA or EC key.
 set -euo pipefail
+# Paths given are relative to where the script is called from; defaults to the repository.
+from_caller() { case $1 in /*) printf '%s' "$1" ;; *) printf '%s/%s' "$PWD" "$1" ;; esac; }
+KEY=${1:+$(from_caller "$1")}
+IN=${3:+$(from_caller "$3")}
+OUT=${4:+$(from_caller "$4")}
 cd "$(dirname "$0")/.."
 OPA=${OPA:-.tools/bin/opa}
-KEY=${1:-.build/keys/dev-es256-private.pem}
+KEY=${KEY:-.build/keys/dev-es256-private.pem}
 ALG=${2:-ES256}
-IN=${3:-bundles/crm.tar.gz}
-OUT=${4:-bundles/crm.signed.tar.gz}
+IN=${IN:-bundles/crm.tar.gz}
+OUT=${OUT:-bundles/crm.signed.tar.gz}
 
 case "$ALG" in
   RS256|RS384|RS512|PS256|PS384|PS512|ES256|ES384|ES512) ;;
