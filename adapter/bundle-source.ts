@@ -94,7 +94,7 @@ export async function activatePolicy(
     options.data ?? loaded.data,
     options.data === undefined ? "data.json of the bundle" : "given as options.data",
   );
-  const evaluator = await PolicyEvaluator.create(loaded.wasm, data.document);
+  const evaluator = await PolicyEvaluator.create(loaded.wasm, data.document, data.json);
   return Object.freeze({ version: Object.freeze({ ...loaded.version }), data, evaluator });
 }
 

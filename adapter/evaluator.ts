@@ -116,11 +116,12 @@ function evaluateDirect(d: DirectEval, input: string): unknown {
 
 export class PolicyEvaluator {
   readonly #module: WebAssembly.Module;
-  readonly #data: ArrayBuffer;
+  /** The data document's JSON text, to load it again into a fresh instance (kept as text: the bytes are garbage once loaded). */
+  readonly #data: string;
   #policy: LoadedPolicy | undefined;
   #direct: DirectEval | undefined;
 
-  private constructor(module: WebAssembly.Module, data: ArrayBuffer, policy: LoadedPolicy) {
+  private constructor(module: WebAssembly.Module, data: string, policy: LoadedPolicy) {
     this.#module = module;
     this.#data = data;
     this.#policy = policy;
@@ -131,13 +132,14 @@ export class PolicyEvaluator {
    * Compile the module, load the data document and check that one evaluation
    * yields a well-formed decision. Throws BundleLoadError otherwise.
    */
-  static async create(wasm: Uint8Array, data: Record<string, unknown>): Promise<PolicyEvaluator> {
+  static async create(wasm: Uint8Array, data: Record<string, unknown>, dataJson?: string): Promise<PolicyEvaluator> {
     let module: WebAssembly.Module;
     let policy: LoadedPolicy;
-    const dataBytes = jsonBytes(data);
+    // `dataJson`: the document's JSON text when the caller has it already (PolicyData.json).
+    const dataText = dataJson ?? JSON.stringify(data);
     try {
       module = await WebAssembly.compile(new Uint8Array(wasm));
-      policy = await instantiate(module, dataBytes);
+      policy = await instantiate(module, dataText);
     } catch (error) {
       throw new BundleLoadError("bundle_unusable", `bundle wasm module cannot be loaded: ${toError(error).message}`, {
         cause: toError(error),
@@ -146,7 +148,7 @@ export class PolicyEvaluator {
     if (!Object.hasOwn(policy.entrypoints as object, DECISION_ENTRYPOINT)) {
       throw new BundleLoadError("bundle_unusable", `bundle wasm module has no entrypoint ${DECISION_ENTRYPOINT}`);
     }
-    const evaluator = new PolicyEvaluator(module, dataBytes, policy);
+    const evaluator = new PolicyEvaluator(module, dataText, policy);
     const probe = await evaluator.evaluate({ tool: "", arguments: {}, context: {}, history: { recentDenies: 0 } });
     if (!probe.ok) {
       throw new BundleLoadError(
@@ -203,7 +205,8 @@ export class PolicyEvaluator {
   }
 }
 
-async function instantiate(module: WebAssembly.Module, data: ArrayBuffer): Promise<LoadedPolicy> {
+async function instantiate(module: WebAssembly.Module, dataJson: string): Promise<LoadedPolicy> {
+  const data = jsonArrayBuffer(dataJson);
   const policy = await loadPolicy(module, memoryFor(data.byteLength));
   policy.setData(data);
   return policy;
@@ -212,11 +215,9 @@ async function instantiate(module: WebAssembly.Module, data: ArrayBuffer): Promi
 /** JSON text as a fresh ArrayBuffer, the SDK's "already serialized" form. */
 function jsonArrayBuffer(text: string): ArrayBuffer {
   const bytes = utf8Encoder.encode(text);
+  // encode() returns a view of a buffer of its own, exactly its size: no copy needed then.
+  if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength) return bytes.buffer as ArrayBuffer;
   return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
-}
-
-function jsonBytes(value: unknown): ArrayBuffer {
-  return jsonArrayBuffer(JSON.stringify(value));
 }
 
 const resultSetSchema = z.array(z.object({ result: z.unknown() })).length(1);

@@ -141,7 +141,7 @@ export class Replayer {
       options.data ?? loaded.data,
       options.data === undefined ? "data.json of the bundle" : "given to replay",
     );
-    const evaluator = await PolicyEvaluator.create(loaded.wasm, data.document);
+    const evaluator = await PolicyEvaluator.create(loaded.wasm, data.document, data.json);
     return new Replayer(loaded.version, data, evaluator);
   }
 

@@ -93,7 +93,7 @@ if (want("scaling")) {
   ];
   for (const [kind, value] of points) {
     log(`scaling ${kind}=${value} ...`);
-    const child = spawnSync(process.execPath, [resolve(ROOT, "bench/scale-point.mjs"), kind, String(value)], {
+    const child = spawnSync(process.execPath, ["--expose-gc", resolve(ROOT, "bench/scale-point.mjs"), kind, String(value)], {
       encoding: "utf8",
       maxBuffer: 1 << 20,
       stdio: ["ignore", "pipe", "inherit"],
