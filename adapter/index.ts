@@ -39,7 +39,7 @@ export {
 } from "./bundle-source.js";
 export type { BundleChangeEvent, BundleRefresh, BundleServerOptions, BundleSpec } from "./bundle-source.js";
 export { SIGNING_ALGORITHMS, createBundleVerifier, verifyBundleSignature } from "./signature.js";
-export type { BundleVerificationKey, BundleVerifier, SigningAlgorithm, VerificationKeyInput } from "./signature.js";
+export type { BundleVerificationKey, BundleVerifier, SigningAlgorithm, VerificationKeyInput, VerifierKey } from "./signature.js";
 export type { BundleFile } from "./bundle-hash.js";
 export {
   CanonicalJsonError,

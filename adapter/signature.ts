@@ -61,13 +61,22 @@ export interface BundleVerificationKey {
 
 export type VerificationKeyInput = string | Uint8Array | KeyObject | BundleVerificationKey;
 
-/** A parsed, checked verification key: build it once (createBundleVerifier), use it for every bundle. */
-export interface BundleVerifier {
+/** One key, parsed and checked. */
+export interface VerifierKey {
   readonly key: KeyObject;
   readonly algorithms: ReadonlySet<SigningAlgorithm>;
   readonly scope: string;
   /** For messages: "RSA public key", "EC P-256 public key", "HMAC secret". */
   readonly description: string;
+}
+
+/**
+ * The keys a bundle may be signed with (more than one while a signing key is
+ * rotated: a bundle passes when any of them verifies it). Build it once
+ * (createBundleVerifier), use it for every bundle.
+ */
+export interface BundleVerifier {
+  readonly keys: readonly VerifierKey[];
 }
 
 const HASH_OF_ALG: Record<string, string> = { "256": "sha256", "384": "sha384", "512": "sha512" };
@@ -82,13 +91,24 @@ function isBundleVerificationKey(v: unknown): v is BundleVerificationKey {
   return v !== null && typeof v === "object" && !(v instanceof Uint8Array) && !(v instanceof KeyObject) && "key" in v;
 }
 
-/** The shapes createBundleVerifier accepts (for options schemas); whether the key is usable is its job. */
-export function isVerificationKeyInput(v: unknown): v is VerificationKeyInput {
-  return typeof v === "string" || v instanceof Uint8Array || v instanceof KeyObject || isBundleVerificationKey(v);
+/** The shapes createBundleVerifier accepts (for options schemas); whether a key is usable is its job. */
+export function isVerificationKeyInput(v: unknown): v is VerificationKeyInput | readonly VerificationKeyInput[] {
+  const one = (k: unknown): boolean =>
+    typeof k === "string" || k instanceof Uint8Array || k instanceof KeyObject || isBundleVerificationKey(k);
+  return Array.isArray(v) ? v.length > 0 && v.every(one) : one(v);
 }
 
-/** Parse and check a verification key. Throws VetoOptionsError for anything unusable. */
-export function createBundleVerifier(input: VerificationKeyInput): BundleVerifier {
+/**
+ * Parse and check the verification key, or keys (a list while a signing key
+ * is rotated). Throws VetoOptionsError for anything unusable.
+ */
+export function createBundleVerifier(input: VerificationKeyInput | readonly VerificationKeyInput[]): BundleVerifier {
+  const inputs: readonly VerificationKeyInput[] = Array.isArray(input) ? input : [input as VerificationKeyInput];
+  if (inputs.length === 0) throw new VetoOptionsError("verificationKey: the list of keys is empty");
+  return Object.freeze({ keys: Object.freeze(inputs.map(verifierKey)) });
+}
+
+function verifierKey(input: VerificationKeyInput): VerifierKey {
   const spec: BundleVerificationKey = isBundleVerificationKey(input) ? input : { key: input };
   const wanted = spec.algorithm;
   if (wanted !== undefined && !(SIGNING_ALGORITHMS as readonly string[]).includes(wanted)) {
@@ -238,29 +258,32 @@ function verifyToken(token: string, verifier: BundleVerifier): FileEntry[] {
   const [headerPart = "", payloadPart = "", signaturePart = ""] = parts;
   const header = jsonObject(decodeSegment(headerPart, "header"), "token header");
 
+  const { keys } = verifier;
   const alg = header["alg"];
   if (typeof alg !== "string") throw refuse("algorithm", "the signature token's header names no algorithm (alg)");
   if (alg.toLowerCase() === "none") throw refuse("algorithm", 'the signature token is unsigned (alg "none"), which is never accepted');
   if (!(SIGNING_ALGORITHMS as readonly string[]).includes(alg)) {
     throw refuse("algorithm", `the signature token uses algorithm ${JSON.stringify(alg)}, which is not supported`);
   }
-  if (!verifier.algorithms.has(alg as SigningAlgorithm)) {
-    throw refuse(
-      "algorithm",
-      `the signature token uses ${alg}, but the verification key (${verifier.description}) allows only ${[...verifier.algorithms].join(", ")}`,
-    );
+  const candidates = keys.filter((k) => k.algorithms.has(alg as SigningAlgorithm));
+  if (candidates.length === 0) {
+    const allowed = keys.map((k) => `${k.description}: ${[...k.algorithms].join(", ")}`).join("; ");
+    throw refuse("algorithm", `the signature token uses ${alg}, which no configured verification key allows (${allowed})`);
   }
   if (header["crit"] !== undefined) throw refuse("token", "the signature token has critical header parameters (crit), which are not supported");
 
   const signature = decodeSegment(signaturePart, "signature");
-  if (!checkSignature(alg as SigningAlgorithm, verifier.key, Buffer.from(`${headerPart}.${payloadPart}`, "ascii"), signature)) {
-    throw refuse("signature", `the ${alg} signature does not verify with the configured ${verifier.description} (wrong key, or the token was altered)`);
+  const signingInput = Buffer.from(`${headerPart}.${payloadPart}`, "ascii");
+  const signer = candidates.find((k) => checkSignature(alg as SigningAlgorithm, k.key, signingInput, signature));
+  if (signer === undefined) {
+    const which = candidates.length === 1 ? `the configured ${candidates[0]?.description}` : `any of the ${candidates.length} configured keys that allow ${alg}`;
+    throw refuse("signature", `the ${alg} signature does not verify with ${which} (wrong key, or the token was altered)`);
   }
 
   const payload = jsonObject(decodeSegment(payloadPart, "payload"), "token payload");
   const scope = payload["scope"] ?? "";
-  if (scope !== verifier.scope) {
-    throw refuse("scope", `the signature's scope ${JSON.stringify(scope)} is not the configured ${JSON.stringify(verifier.scope)}`);
+  if (scope !== signer.scope) {
+    throw refuse("scope", `the signature's scope ${JSON.stringify(scope)} is not the configured ${JSON.stringify(signer.scope)}`);
   }
   const files = payload["files"];
   if (!Array.isArray(files)) throw refuse("token", "the signature token's payload has no files list");

@@ -60,11 +60,12 @@ export interface VetoOptions {
   /**
    * Verify every bundle's signature (OPA's .signatures.json) before loading it:
    * a PEM public key (string or bytes), a KeyObject (`createSecretKey(...)` for
-   * HS256/384/512), or `{ key, algorithm?, scope? }`. An unsigned or altered
-   * bundle is refused with a BundleSignatureError. Default: none (signatures
-   * are not checked).
+   * HS256/384/512), or `{ key, algorithm?, scope? }`; or a list of these while
+   * a signing key is rotated (any one verifying suffices). An unsigned or
+   * altered bundle is refused with a BundleSignatureError. Default: none
+   * (signatures are not checked).
    */
-  readonly verificationKey?: VerificationKeyInput;
+  readonly verificationKey?: VerificationKeyInput | readonly VerificationKeyInput[];
   /** Called (not awaited; errors logged) after a bundle from the server replaced the one in force. Default: none. */
   readonly onBundleChange?: (event: BundleChangeEvent) => void | Promise<void>;
   /** A data document replacing the bundle's data.json entirely. Default: the bundle's. */
@@ -112,8 +113,8 @@ const optionsSchema = z.strictObject({
     message: "bundle is required: a path to the bundle .tar.gz, its bytes, or { url } of a bundle server",
   }),
   verificationKey: z
-    .custom<VerificationKeyInput>(isVerificationKeyInput, {
-      message: "verificationKey must be a PEM string or bytes, a KeyObject, or { key, algorithm?, scope? }",
+    .custom<VerificationKeyInput | readonly VerificationKeyInput[]>(isVerificationKeyInput, {
+      message: "verificationKey must be a PEM string or bytes, a KeyObject, { key, algorithm?, scope? }, or a non-empty list of these",
     })
     .optional(),
   onBundleChange: z.custom<(e: BundleChangeEvent) => void>(isFunction, { message: "onBundleChange must be a function" }).optional(),

@@ -297,28 +297,32 @@ describe("hot reload", () => {
     const inForceAtEnd: string[] = [];
     const order = ["B", "C", "A", "B", "C", "B"] as const;
 
-    const load = (async () => {
-      for (let i = 0; i < calls; i++) {
-        pending.push(
-          t.veto.protect(write({ recordId: `opp_${i}` })).then((d) => {
-            inForceAtEnd[i] = t.veto.bundle.hash;
-            return d;
-          }),
-        );
-        if (i % 20 === 19) await new Promise((resolve) => setImmediate(resolve));
+    const swap = async (next: keyof typeof hashes): Promise<void> => {
+      server.serve(bundles[next]);
+      const refresh = await t.veto.refreshBundle();
+      expect(refresh.status).toBe("activated");
+      swaps.push(t.veto.bundle.hash);
+    };
+    // Seven segments of calls; at the start of each of the last six a swap begins and runs
+    // while calls keep coming; the previous swap is in force before the next begins.
+    let swapping = Promise.resolve();
+    let swapsStarted = 0;
+    for (let i = 0; i < calls; i++) {
+      const segment = Math.floor((i * (order.length + 1)) / calls);
+      if (segment > swapsStarted) {
+        await swapping;
+        swapping = swap(order[swapsStarted] ?? "A");
+        swapsStarted++;
       }
-    })();
-    const swapper = (async () => {
-      // Swap at even steps of the load, whatever the machine's speed, while calls keep coming.
-      for (const [k, next] of order.entries()) {
-        while (pending.length < ((k + 1) * calls) / (order.length + 1)) await new Promise((resolve) => setImmediate(resolve));
-        server.serve(bundles[next]);
-        const refresh = await t.veto.refreshBundle();
-        expect(refresh.status).toBe("activated");
-        swaps.push(t.veto.bundle.hash);
-      }
-    })();
-    await Promise.all([load, swapper]);
+      pending.push(
+        t.veto.protect(write({ recordId: `opp_${i}` })).then((d) => {
+          inForceAtEnd[i] = t.veto.bundle.hash;
+          return d;
+        }),
+      );
+      if (i % 20 === 19) await new Promise((resolve) => setImmediate(resolve));
+    }
+    await swapping;
     const decisions = await Promise.all(pending);
 
     expect(swaps).toEqual([hashes.B, hashes.C, hashes.A, hashes.B, hashes.C, hashes.B]);

@@ -42,7 +42,9 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function refusal(bytes: Uint8Array, verificationKey: VerificationKeyInput): Promise<BundleSignatureError> {
+type KeyOption = VerificationKeyInput | readonly VerificationKeyInput[];
+
+async function refusal(bytes: Uint8Array, verificationKey: KeyOption): Promise<BundleSignatureError> {
   const error: unknown = await loadBundle(bytes, { verifier: createBundleVerifier(verificationKey) }).then(
     () => undefined,
     (e: unknown) => e,
@@ -53,7 +55,7 @@ async function refusal(bytes: Uint8Array, verificationKey: VerificationKeyInput)
 
 async function expectRefused(
   bytes: Uint8Array,
-  verificationKey: VerificationKeyInput,
+  verificationKey: KeyOption,
   check: BundleSignatureCheck,
   file?: string,
 ): Promise<BundleSignatureError> {
@@ -168,7 +170,7 @@ describe("altered bundles are refused before load", () => {
 
   it("the wrong algorithm for the key: algorithm", async () => {
     const error = await expectRefused(rs256, pem("es256-public"), "algorithm");
-    expect(error.message).toMatch(/uses RS256, but the verification key \(EC P-256 public key\) allows only ES256/);
+    expect(error.message).toMatch(/uses RS256, which no configured verification key allows \(EC P-256 public key: ES256\)/);
     await expectRefused(es256, pem("rs256-public"), "algorithm");
     await expectRefused(rs256, { key: pem("rs256-public"), algorithm: "PS256" }, "algorithm");
   });
@@ -222,6 +224,29 @@ describe("altered bundles are refused before load", () => {
     await expectRefused(await withFile(rs256, ".signatures.json", Buffer.from(JSON.stringify({ signatures: [token, token] }))), k, "signatures_file");
     await expectRefused(await withFile(rs256, ".signatures.json", Buffer.from(JSON.stringify({ signatures: ["a.b"] }))), k, "token");
     await expectRefused(await withFile(rs256, ".signatures.json", Buffer.from(JSON.stringify({ signatures: [token], plugin: "custom" }))), k, "signatures_file");
+  });
+});
+
+describe("several verification keys (rotating the signing key)", () => {
+  it("a bundle passes when any configured key verifies it; the message says none did otherwise", async () => {
+    const oldEc = generateKeyPairSync("ec", { namedCurve: "P-256" }).publicKey;
+    const rotating = [oldEc, pem("es256-public"), pem("rs256-public")];
+    await expect(loadBundle(es256, { verifier: createBundleVerifier(rotating) })).resolves.toBeDefined();
+    await expect(loadBundle(rs256, { verifier: createBundleVerifier(rotating) })).resolves.toBeDefined();
+
+    const strangers = [oldEc, generateKeyPairSync("ec", { namedCurve: "P-256" }).publicKey];
+    const error = await expectRefused(es256, strangers, "signature");
+    expect(error.message).toContain("does not verify with any of the 2 configured keys that allow ES256");
+    const wrongType = await expectRefused(rs256, strangers, "algorithm");
+    expect(wrongType.message).toContain("(EC P-256 public key: ES256; EC P-256 public key: ES256)");
+  });
+
+  it("createVeto takes the list; an empty list is an options error", async () => {
+    const { veto } = await makeVeto({ bundle: es256, verificationKey: [pem("rs256-public"), pem("es256-public")] });
+    expect(veto.bundle.hash).toBe(await bundleVersionHashOfTarball(es256));
+    await veto.close();
+    await expect(makeVeto({ bundle: es256, verificationKey: [] })).rejects.toBeInstanceOf(VetoOptionsError);
+    expect(() => createBundleVerifier([])).toThrow(/list of keys is empty/);
   });
 });
 
