@@ -354,6 +354,16 @@ describe("veto eval --verification-key", () => {
     expect(unsigned.status).toBe(2);
     expect(unsigned.stderr).toMatch(/\(unsigned\)/);
 
+    const rotating = runCli(
+      ["eval", "--bundle", signedPath, "--verification-key", key("rs256-public"), "--verification-key", key("es256-public")],
+      jsonLines(write()),
+    );
+    expect(rotating.status).toBe(0);
+    expect(runCli(["eval", "--bundle", signedPath, "--verification-key", key("es256-public"), "--verification-alg", "ES256"], jsonLines(write())).status).toBe(0);
+    const pinnedWrong = runCli(["eval", "--bundle", signedPath, "--verification-key", key("es256-public"), "--verification-alg", "RS256"], jsonLines(write()));
+    expect(pinnedWrong.status).toBe(2);
+    expect(pinnedWrong.stderr).toMatch(/RS256 cannot be used with an EC P-256 public key/);
+
     const missingKey = runCli(["eval", "--bundle", signedPath, "--verification-key", join(dir, "nope.pem")], jsonLines(write()));
     expect(missingKey.status).toBe(2);
     expect(missingKey.stderr).toMatch(/cannot read verification key/);
