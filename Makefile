@@ -39,6 +39,19 @@ lint: $(TOOLS) ## Regal lint
 bundle: $(TOOLS) ## Build bundles/crm.tar.gz (WASM) and bundles/crm-rego.tar.gz, print the version hash
 	bash scripts/build-bundles.sh bundles
 
+.PHONY: dev-keys
+dev-keys: ## Create development bundle-signing key pairs in .build/keys (ES256, RS256; never for production)
+	bash scripts/dev-keys.sh
+
+DEV_SIGNING_KEY := .build/keys/dev-es256-private.pem
+SIGNING_KEY ?= $(DEV_SIGNING_KEY)
+SIGNING_ALG ?= ES256
+
+.PHONY: bundle-signed
+bundle-signed: $(TOOLS) ## Sign bundles/crm.tar.gz in OPA's format into bundles/crm.signed.tar.gz (SIGNING_KEY=…, SIGNING_ALG=ES256)
+	@if [ "$(SIGNING_KEY)" = "$(DEV_SIGNING_KEY)" ] && [ ! -f "$(SIGNING_KEY)" ]; then bash scripts/dev-keys.sh; fi
+	bash scripts/sign-bundle.sh $(SIGNING_KEY) $(SIGNING_ALG) bundles/crm.tar.gz bundles/crm.signed.tar.gz
+
 .PHONY: check-bundles
 check-bundles: $(TOOLS) ## Fail when the committed bundles are stale
 	bash scripts/check-bundles.sh
