@@ -77,11 +77,11 @@ export async function protectMemory(bundle, mix, opts, extra = {}) {
   return { ...result, verdicts_per_pass: actions };
 }
 
-export async function protectDurable(bundle, mix, concurrency, opts) {
+export async function protectDurable(bundle, mix, concurrency, opts, extra = {}) {
   const dir = mkdtempSync(join(tmpdir(), "veto-bench-"));
   try {
     const log = await openFileLog(join(dir, "decisions.log"));
-    const veto = await createVeto({ bundle, logger: silent, recordSink: log, clock: steppingClock() });
+    const veto = await createVeto({ bundle, logger: silent, recordSink: log, clock: steppingClock(), ...extra });
     const calls = mix.map((e) => e.call);
     const result =
       concurrency === 1
