@@ -4,12 +4,18 @@
  * returns. Field names follow OPA's decision-log event where one exists
  * (decision_id, timestamp, path, result, bundles, masked, metrics).
  */
+import * as nodeCrypto from "node:crypto";
 import { createHash, createHmac } from "node:crypto";
 import type { Logger } from "pino";
 import type { BundleVersion, Decision, Reason } from "./decision.js";
 import { canonicalJson } from "./digest.js";
 
 export const RECORD_BUNDLE_NAME = "crm";
+
+/** crypto.hash (Node 20.12+, one call, no Hash object) where there is one. */
+const oneShotHash = (nodeCrypto as { hash?: (algorithm: string, data: string, encoding: "hex") => string }).hash;
+const sha256Hex = (text: string): string =>
+  oneShotHash !== undefined ? oneShotHash("sha256", text, "hex") : createHash("sha256").update(text, "utf8").digest("hex");
 
 interface RecordBase {
   readonly decision_id: string;
@@ -130,7 +136,7 @@ export class RecordMasker {
 
   /** The digest of a value whose canonical JSON is already at hand (checkCall's `json`). */
   digestJson(text: string): string {
-    if (this.#key === undefined) return `sha256:${createHash("sha256").update(text, "utf8").digest("hex")}`;
+    if (this.#key === undefined) return `sha256:${sha256Hex(text)}`;
     return `hmac-sha256:${createHmac("sha256", this.#key).update(text, "utf8").digest("hex")}`;
   }
 

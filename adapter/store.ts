@@ -145,8 +145,17 @@ export class InMemoryStore implements VetoStore {
   /** Sorted deny times per (actor, tenant). */
   readonly #denies = new Map<string, number[]>();
   readonly #watchers = new DecisionWatchers();
-  /** Per (actor, tenant): the promise the next unit for that key waits for. */
-  readonly #historyLocks = new Map<string, Promise<void>>();
+  /** Per (actor, tenant) with a unit running: the units waiting for it, in order. */
+  readonly #historyLocks = new Map<string, (() => void)[]>();
+  /** Operations apply at once, so one unit object serves every unit of work. */
+  readonly #unit: StoreUnit = {
+    countRecentDenies: (actorId, tenantId, sinceMs) => this.countRecentDenies(actorId, tenantId, sinceMs),
+    appendDecision: (decision) => this.appendDecision(decision),
+    getDecision: (id) => this.getDecision(id),
+    transitionApproval: (id, transition) => this.transitionApproval(id, transition),
+    commit: async () => {},
+    rollback: async () => {},
+  };
   #latestMs = 0;
   #appendsSinceSweep = 0;
 
@@ -165,7 +174,10 @@ export class InMemoryStore implements VetoStore {
   async countRecentDenies(actorId: string, tenantId: string, sinceMs: number): Promise<number> {
     const times = this.#denies.get(historyKey(actorId, tenantId));
     if (times === undefined) return 0;
-    return times.filter((t) => t >= sinceMs).length;
+    // Sorted: count from the newest back to the first one before sinceMs.
+    let n = 0;
+    for (let i = times.length - 1; i >= 0 && (times[i] as number) >= sinceMs; i--) n++;
+    return n;
   }
 
   async getDecision(id: string): Promise<StoredDecision | undefined> {
@@ -199,29 +211,21 @@ export class InMemoryStore implements VetoStore {
    * actor from all reading the same deny count.
    */
   async unit<T>(history: HistoryKey | undefined, fn: (unit: StoreUnit) => Promise<T>): Promise<T> {
-    const unit: StoreUnit = {
-      countRecentDenies: (actorId, tenantId, sinceMs) => this.countRecentDenies(actorId, tenantId, sinceMs),
-      appendDecision: (decision) => this.appendDecision(decision),
-      getDecision: (id) => this.getDecision(id),
-      transitionApproval: (id, transition) => this.transitionApproval(id, transition),
-      commit: async () => {},
-      rollback: async () => {},
-    };
+    const unit = this.#unit;
     if (history === undefined) return await fn(unit);
     const key = historyKey(history.actorId, history.tenantId);
-    const before = this.#historyLocks.get(key) ?? Promise.resolve();
-    let release = (): void => {};
-    const mine = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    const tail = before.then(() => mine);
-    this.#historyLocks.set(key, tail);
-    await before;
+    // A FIFO lock per key: the first unit finds no queue and runs at once;
+    // later ones queue and are woken one at a time as each unit ends.
+    const waiting = this.#historyLocks.get(key);
+    if (waiting === undefined) this.#historyLocks.set(key, []);
+    else await new Promise<void>((resolve) => waiting.push(resolve));
     try {
       return await fn(unit);
     } finally {
-      release();
-      if (this.#historyLocks.get(key) === tail) this.#historyLocks.delete(key);
+      const queue = this.#historyLocks.get(key);
+      const next = queue?.shift();
+      if (next !== undefined) next();
+      else this.#historyLocks.delete(key);
     }
   }
 

@@ -6,7 +6,7 @@
  * pass-through with no lock, as before.
  */
 import type { RecordSink, VetoRecord } from "./records.js";
-import type { HistoryKey, StoreUnit, VetoStore } from "./store.js";
+import type { ApprovalTransition, HistoryKey, StoreUnit, StoredDecision, VetoStore } from "./store.js";
 
 /**
  * A record sink that can write inside a store's transaction (the PostgreSQL
@@ -35,42 +35,76 @@ function isTransactional(sink: RecordSink): sink is TransactionalRecordSink {
   return typeof s.joinsTransaction === "function" && typeof s.writeInTransaction === "function";
 }
 
+/** A store unit plus writeRecord: one object per unit of work (methods on the prototype, no closures). */
+class RecordingUnit implements DecisionUnit {
+  readonly #unit: StoreUnit;
+  readonly #sink: RecordSink;
+  readonly transaction: unknown;
+
+  constructor(unit: StoreUnit, sink: RecordSink) {
+    this.#unit = unit;
+    this.#sink = sink;
+    this.transaction = unit.transaction;
+  }
+
+  countRecentDenies(actorId: string, tenantId: string, sinceMs: number): Promise<number> {
+    return this.#unit.countRecentDenies(actorId, tenantId, sinceMs);
+  }
+
+  appendDecision(decision: StoredDecision): Promise<void> {
+    return this.#unit.appendDecision(decision);
+  }
+
+  getDecision(id: string): Promise<StoredDecision | undefined> {
+    return this.#unit.getDecision(id);
+  }
+
+  transitionApproval(id: string, transition: ApprovalTransition): Promise<boolean> {
+    return this.#unit.transitionApproval(id, transition);
+  }
+
+  commit(): Promise<void> {
+    return this.#unit.commit();
+  }
+
+  rollback(): Promise<void> {
+    return this.#unit.rollback();
+  }
+
+  async writeRecord(record: VetoRecord): Promise<void> {
+    const unit = this.#unit;
+    const sink = this.#sink;
+    try {
+      if (unit.transaction !== undefined && isTransactional(sink) && sink.joinsTransaction(unit.transaction)) {
+        await sink.writeInTransaction(unit.transaction, record);
+      } else {
+        await sink.write(record);
+      }
+    } catch (error) {
+      await unit.rollback();
+      throw error;
+    }
+  }
+}
+
 export async function runUnit<T>(
   store: VetoStore,
   sink: RecordSink,
   history: HistoryKey | undefined,
   fn: (unit: DecisionUnit) => Promise<T>,
 ): Promise<T> {
-  const withRecords = (unit: StoreUnit): DecisionUnit => ({
-    countRecentDenies: (actorId, tenantId, sinceMs) => unit.countRecentDenies(actorId, tenantId, sinceMs),
-    appendDecision: (decision) => unit.appendDecision(decision),
-    getDecision: (id) => unit.getDecision(id),
-    transitionApproval: (id, transition) => unit.transitionApproval(id, transition),
-    commit: () => unit.commit(),
-    rollback: () => unit.rollback(),
-    transaction: unit.transaction,
-    writeRecord: async (record) => {
-      try {
-        if (unit.transaction !== undefined && isTransactional(sink) && sink.joinsTransaction(unit.transaction)) {
-          await sink.writeInTransaction(unit.transaction, record);
-        } else {
-          await sink.write(record);
-        }
-      } catch (error) {
-        await unit.rollback();
-        throw error;
-      }
-    },
-  });
-  if (store.unit !== undefined) return await store.unit(history, (unit) => fn(withRecords(unit)));
+  if (store.unit !== undefined) return await store.unit(history, (unit) => fn(new RecordingUnit(unit, sink)));
   return await fn(
-    withRecords({
-      countRecentDenies: (actorId, tenantId, sinceMs) => store.countRecentDenies(actorId, tenantId, sinceMs),
-      appendDecision: (decision) => store.appendDecision(decision),
-      getDecision: (id) => store.getDecision(id),
-      transitionApproval: (id, transition) => store.transitionApproval(id, transition),
-      commit: async () => {},
-      rollback: async () => {},
-    }),
+    new RecordingUnit(
+      {
+        countRecentDenies: (actorId, tenantId, sinceMs) => store.countRecentDenies(actorId, tenantId, sinceMs),
+        appendDecision: (decision) => store.appendDecision(decision),
+        getDecision: (id) => store.getDecision(id),
+        transitionApproval: (id, transition) => store.transitionApproval(id, transition),
+        commit: async () => {},
+        rollback: async () => {},
+      },
+      sink,
+    ),
   );
 }
