@@ -134,6 +134,21 @@ export class DecisionWatchers {
   }
 }
 
+/**
+ * A store's operations as a unit that applies each at once: nothing to
+ * commit, nothing to undo. What stores without units of their own run in.
+ */
+export function directUnit(store: VetoStore): StoreUnit {
+  return {
+    countRecentDenies: (actorId, tenantId, sinceMs) => store.countRecentDenies(actorId, tenantId, sinceMs),
+    appendDecision: (decision) => store.appendDecision(decision),
+    getDecision: (id) => store.getDecision(id),
+    transitionApproval: (id, transition) => store.transitionApproval(id, transition),
+    commit: async () => {},
+    rollback: async () => {},
+  };
+}
+
 function historyKey(actorId: string, tenantId: string): string {
   return JSON.stringify([actorId, tenantId]);
 }
@@ -148,14 +163,7 @@ export class InMemoryStore implements VetoStore {
   /** Per (actor, tenant) with a unit running: the units waiting for it, in order. */
   readonly #historyLocks = new Map<string, (() => void)[]>();
   /** Operations apply at once, so one unit object serves every unit of work. */
-  readonly #unit: StoreUnit = {
-    countRecentDenies: (actorId, tenantId, sinceMs) => this.countRecentDenies(actorId, tenantId, sinceMs),
-    appendDecision: (decision) => this.appendDecision(decision),
-    getDecision: (id) => this.getDecision(id),
-    transitionApproval: (id, transition) => this.transitionApproval(id, transition),
-    commit: async () => {},
-    rollback: async () => {},
-  };
+  readonly #unit: StoreUnit = directUnit(this);
   #latestMs = 0;
   #appendsSinceSweep = 0;
 

@@ -6,7 +6,7 @@
  * pass-through with no lock, as before.
  */
 import type { RecordSink, VetoRecord } from "./records.js";
-import type { ApprovalTransition, HistoryKey, StoreUnit, StoredDecision, VetoStore } from "./store.js";
+import { directUnit, type ApprovalTransition, type HistoryKey, type StoreUnit, type StoredDecision, type VetoStore } from "./store.js";
 
 /**
  * A record sink that can write inside a store's transaction (the PostgreSQL
@@ -94,17 +94,5 @@ export async function runUnit<T>(
   fn: (unit: DecisionUnit) => Promise<T>,
 ): Promise<T> {
   if (store.unit !== undefined) return await store.unit(history, (unit) => fn(new RecordingUnit(unit, sink)));
-  return await fn(
-    new RecordingUnit(
-      {
-        countRecentDenies: (actorId, tenantId, sinceMs) => store.countRecentDenies(actorId, tenantId, sinceMs),
-        appendDecision: (decision) => store.appendDecision(decision),
-        getDecision: (id) => store.getDecision(id),
-        transitionApproval: (id, transition) => store.transitionApproval(id, transition),
-        commit: async () => {},
-        rollback: async () => {},
-      },
-      sink,
-    ),
-  );
+  return await fn(new RecordingUnit(directUnit(store), sink));
 }
