@@ -492,14 +492,15 @@ class VetoInstance implements Veto {
   }
 
   #decision(id: string, nowMs: number, answer: PolicyAnswer, bundle: BundleVersion): Decision {
-    return deepFreeze({
+    // Fresh objects, each frozen as it is made (what deepFreeze would do, without walking them again).
+    return Object.freeze({
       id,
       action: answer.action,
       escalated: answer.escalated,
       reason: answer.reasons[0]?.message ?? "",
-      reasons: answer.reasons.map((r) => ({ code: r.code, message: r.message })),
-      approvers: [...answer.approvers],
-      bundle: { revision: bundle.revision, hash: bundle.hash },
+      reasons: Object.freeze(answer.reasons.map((r) => Object.freeze({ code: r.code, message: r.message }))),
+      approvers: Object.freeze([...answer.approvers]),
+      bundle: Object.freeze({ revision: bundle.revision, hash: bundle.hash }),
       timestamp: new Date(nowMs).toISOString(),
     });
   }
