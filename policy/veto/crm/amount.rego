@@ -3,6 +3,37 @@ package veto.crm
 # amount: the largest absolute value among arguments.amount and the changed
 # amount fields. Values that are not numbers make the input invalid (input.rego)
 # and are never compared here: Rego orders "9000" above any number.
+#
+# A key of `changes` is an amount field when it equals an entry of
+# amount_fields ignoring case ("Amount" is "amount", as CRMs name it). When
+# amount_fields is not a list of strings, every numeric change counts.
+
+_amount_names contains lower(name) if {
+	some name in _amount_fields
+	is_string(name)
+}
+
+default _amount_fields_usable := false
+
+_amount_fields_usable if {
+	is_array(_amount_fields)
+	every name in _amount_fields {
+		is_string(name)
+	}
+}
+
+_amount_changes[name] := value if {
+	is_object(_arguments.changes)
+	some name, value in _arguments.changes
+	lower(name) in _amount_names
+}
+
+_amount_changes[name] := value if {
+	not _amount_fields_usable
+	is_object(_arguments.changes)
+	some name, value in _arguments.changes
+	is_number(value)
+}
 
 _amount_values contains abs(value) if {
 	value := _arguments.amount
@@ -10,9 +41,7 @@ _amount_values contains abs(value) if {
 }
 
 _amount_values contains abs(value) if {
-	is_object(_arguments.changes)
-	some name in _amount_fields
-	value := _arguments.changes[name]
+	some value in _amount_changes
 	is_number(value)
 }
 

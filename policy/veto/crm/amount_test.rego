@@ -68,3 +68,19 @@ test_require_approval_malformed_threshold_is_zero if {
 	expected := expect("require_approval", false, {"production_amount"}, ["user:a@strict.example"])
 	crm.decision == expected with input as call with data.veto.config as config
 }
+
+test_deny_amount_over_limit_amount_field_any_case if {
+	decide(patched(update, {"arguments": {"changes": {"Amount": 900000}}})) == denied({"amount_over_limit"})
+	decide(patched(update, {"arguments": {"changes": {"REFUND_AMOUNT": -900000}}})) == denied({"amount_over_limit"})
+}
+
+test_deny_invalid_input_amount_field_any_case_string if {
+	call := patched(update, {"arguments": {"changes": {"Discount_Amount": "9000"}}})
+	decide(call) == invalid({"arguments.changes.Discount_Amount must be a finite number"})
+}
+
+test_require_approval_malformed_amount_fields_count_every_number if {
+	config := object.union(fixture, {"amount_fields": "amount"})
+	call := patched(update, {"arguments": {"changes": {"probability": 9000, "next_step": "call"}}})
+	crm.decision == needs_approval({"production_amount"}) with input as call with data.veto.config as config
+}

@@ -61,7 +61,9 @@ test_allow_low_value_look_alike_destinations if {
 	passes("https://hooks.example.com/x")
 	passes("https://pastebin.com@hooks.example.com/")
 	passes("https://[::1]:8443/path")
-	passes("")
+	passes("localhost:8080/hook")
+	passes("https://hooks_1.example.com/x")
+	passes("https://xn--mnchen-3ya.example/path-with-@-and-\u00fc")
 }
 
 test_deny_blocked_destination_ipv6_literal if {
@@ -74,4 +76,34 @@ test_allow_low_value_blank_blocked_entries_ignored if {
 	config := object.union(fixture, {"blocked_destinations": ["", "  ", 7]})
 	call := patched(export, {"arguments": {"destination": "https://hooks.example.com"}})
 	crm.decision == allowed("low_value") with input as call with data.veto.config as config
+}
+
+# What a URL parser (WHATWG, as in fetch) reads as pastebin.com must not pass.
+test_deny_blocked_destination_parser_tricks if {
+	blocked("https:pastebin.com")
+	blocked("https:/pastebin.com/x")
+	blocked("https:\\\\pastebin.com")
+	blocked("https://pastebin.com\\@hooks.example.com")
+	blocked("user:pw@pastebin.com/x")
+}
+
+test_deny_blocked_destination_host_not_plain if {
+	blocked("https://pastebin%2Ecom/x")
+	blocked("https://paste\tbin.com/")
+	blocked("https://pastebin\u3002com/")
+	blocked("https://m\u00fcnchen.example/")
+	blocked("https:///pastebin.com")
+	blocked("")
+	blocked("   ")
+}
+
+test_deny_blocked_destination_malformed_list_blocks_all if {
+	config := object.union(fixture, {"blocked_destinations": "pastebin.com"})
+	call := patched(export, {"arguments": {"destination": "https://hooks.example.com"}})
+	crm.decision == denied({"blocked_destination"}) with input as call with data.veto.config as config
+}
+
+test_allow_low_value_no_destination_with_malformed_list if {
+	config := object.union(fixture, {"blocked_destinations": {"pastebin.com": true}})
+	crm.decision == allowed("low_value") with input as update with data.veto.config as config
 }

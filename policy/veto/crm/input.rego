@@ -70,9 +70,7 @@ _problems contains "arguments.amount must be a finite number" if {
 }
 
 _problems contains concat("", ["arguments.changes.", name, " must be a finite number"]) if {
-	is_object(_arguments.changes)
-	some name in _amount_fields
-	value := _arguments.changes[name]
+	some name, value in _amount_changes
 	not is_number(value)
 }
 

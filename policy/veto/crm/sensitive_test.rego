@@ -1,5 +1,7 @@
 package veto.crm_test
 
+import data.veto.crm
+
 test_require_approval_sensitive_field_any_object if {
 	decide(patched(update, {"arguments": {"changes": {"ssn": "123-45-6789"}}})) == needs_approval({"sensitive_field"})
 }
@@ -33,4 +35,22 @@ test_require_approval_sensitive_field_export if {
 test_require_approval_both_reasons_sorted if {
 	call := patched(update, {"arguments": {"amount": 48000, "changes": {"stage": "closed_won"}}})
 	decide(call) == needs_approval({"sensitive_field", "production_amount"})
+}
+
+test_require_approval_object_name_any_case if {
+	expected := needs_approval({"sensitive_field"})
+	decide(patched(update, {"arguments": {"object": "Opportunity", "changes": {"stage": "closed_won"}}})) == expected
+	decide(patched(update, {"arguments": {"object": " OPPORTUNITY ", "changes": {"stage": "x"}}})) == expected
+}
+
+test_require_approval_malformed_sensitive_fields_make_every_field_sensitive if {
+	config := object.union(fixture, {"sensitive_fields": {"*": "ssn"}})
+	crm.decision == needs_approval({"sensitive_field"}) with input as update with data.veto.config as config
+	crm.decision == needs_approval({"sensitive_field"}) with input as read with data.veto.config as config
+}
+
+test_allow_read_only_malformed_sensitive_fields_nothing_touched if {
+	config := object.union(fixture, {"sensitive_fields": ["ssn"]})
+	call := patched(json.remove(read, ["arguments/fields"]), {"tool": "crm.search"})
+	crm.decision == allowed("read_only") with input as call with data.veto.config as config
 }
