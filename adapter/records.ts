@@ -181,6 +181,18 @@ export class RecordMasker {
   }
 }
 
+/** Lower-cased keys, remembered: field names repeat from call to call. Bounded; cleared when full. */
+const lowerKeys = new Map<string, string>();
+function lower(key: string): string {
+  let l = lowerKeys.get(key);
+  if (l === undefined) {
+    if (lowerKeys.size >= 4096) lowerKeys.clear();
+    l = key.toLowerCase();
+    lowerKeys.set(key, l);
+  }
+  return l;
+}
+
 /** Whether maskInput would replace anything in `v` (the same walk, without copying). */
 function hasMaskable(v: unknown, sensitiveFields: ReadonlySet<string>, pointer: string): boolean {
   if (v === null || typeof v !== "object") return false;
@@ -190,7 +202,7 @@ function hasMaskable(v: unknown, sensitiveFields: ReadonlySet<string>, pointer: 
   }
   const protectedKeys = CONTRACT_KEYS[pointer];
   for (const key of Object.keys(v)) {
-    if (sensitiveFields.has(key.toLowerCase()) && protectedKeys?.has(key) !== true) return true;
+    if (sensitiveFields.has(lower(key)) && protectedKeys?.has(key) !== true) return true;
     // Below the contract's own objects no key is protected ("[]": none).
     const child = (v as Record<string, unknown>)[key];
     if (child !== null && typeof child === "object" && hasMaskable(child, sensitiveFields, pointer === "" ? `/${key}` : "[]")) return true;

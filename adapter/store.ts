@@ -149,8 +149,9 @@ export function directUnit(store: VetoStore): StoreUnit {
   };
 }
 
+/** One string per (actorId, tenantId), and never the same for two pairs: the length prefix says where actorId ends. */
 function historyKey(actorId: string, tenantId: string): string {
-  return JSON.stringify([actorId, tenantId]);
+  return `${actorId.length}:${actorId}${tenantId}`;
 }
 
 export class InMemoryStore implements VetoStore {
