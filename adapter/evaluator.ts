@@ -176,8 +176,12 @@ export class PolicyEvaluator {
    * not serialized again.
    */
   evaluateCall(callJson: string, recentDenies: number): Promise<Evaluation> {
+    // Whatever a store hands back, only a count reaches the policy (fail closed otherwise).
+    if (!Number.isSafeInteger(recentDenies) || recentDenies < 0) {
+      return Promise.resolve({ ok: false, error: new Error(`the deny history is not a count: ${String(recentDenies)}`), evalNs: 0 });
+    }
     // `{...}` -> `{...,"history":{"recentDenies":N}}`: the call object has members, so the comma is right.
-    return this.evaluateJson(`${callJson.slice(0, -1)},"history":{"recentDenies":${JSON.stringify(recentDenies)}}}`);
+    return this.evaluateJson(`${callJson.slice(0, -1)},"history":{"recentDenies":${recentDenies}}}`);
   }
 
   /** Evaluate an input given as JSON text (the whole input document). */

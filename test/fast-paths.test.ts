@@ -7,12 +7,14 @@
 //    or when the clock steps back.
 import { encodeTime } from "ulid";
 import { describe, expect, it } from "vitest";
+import { loadBundle } from "../adapter/bundle.js";
 import { policyAnswerSchema } from "../adapter/decision.js";
 import { canonicalJson } from "../adapter/digest.js";
-import { isWellFormedAnswer } from "../adapter/evaluator.js";
+import { PolicyEvaluator, isWellFormedAnswer } from "../adapter/evaluator.js";
 import { monotonicUlid } from "../adapter/ids.js";
 import { DEFAULT_INPUT_LIMITS, callSchema, checkCall, quickCallCheck } from "../adapter/input.js";
 import { generateCases, seededRandom } from "./generate-calls.js";
+import { requireBundle } from "./helpers.js";
 
 const AMOUNT_FIELDS = ["amount", "discount_amount", "credit_amount", "refund_amount"];
 
@@ -134,5 +136,23 @@ describe("monotonicUlid", () => {
     // The time prefix as the ulid package writes it.
     expect(ids[0]?.slice(0, 10)).toBe(encodeTime(1_700_000_000_000, 10));
     expect(new Set(Array.from({ length: 10_000 }, () => next(Date.now()))).size).toBe(10_000);
+  });
+});
+
+describe("PolicyEvaluator.evaluateCall", () => {
+  it("decides like evaluate() on the same input, and fails closed on a history that is not a count", async () => {
+    const loaded = await loadBundle(requireBundle());
+    const evaluator = await PolicyEvaluator.create(loaded.wasm, loaded.data);
+    for (const { call, recentDenies } of generateCases(5, 300)) {
+      const checked = checkCall(call, DEFAULT_INPUT_LIMITS, AMOUNT_FIELDS);
+      if (!checked.ok) continue;
+      const fast = await evaluator.evaluateCall(checked.json, recentDenies);
+      const slow = await evaluator.evaluate({ ...checked.call, history: { recentDenies } });
+      expect(fast.ok && slow.ok && fast.answer).toEqual(slow.ok && slow.answer);
+    }
+    for (const bad of [Number.NaN, -1, 1.5, undefined, "3", 2n]) {
+      const result = await evaluator.evaluateCall('{"tool":"crm.read"}', bad as unknown as number);
+      expect(result.ok).toBe(false);
+    }
   });
 });
