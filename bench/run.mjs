@@ -59,9 +59,21 @@ const run = async (name, fn) => {
   }
 };
 
-await run("wasm_evaluate", () => wasmEvaluate(loaded.wasm, loaded.data, mix, opts({ minMs: 3000 })));
-await run("wasm_evaluate_preserialized", () => wasmEvaluatePreserialized(loaded.wasm, loaded.data, mix, opts({ minMs: 2000 })));
-await run("protect_memory", () => protectMemory(BUNDLE, mix, opts({ minMs: 4000, minOps: 50_000 })));
+// The floor and protect_memory alternate, three rounds each, and each reports its median round:
+// on a shared machine a burst of other work then lands in one round of one case, not in a
+// whole case, and the ratio of the two compares like with like.
+const rounds = { wasm_evaluate: [], wasm_evaluate_preserialized: [], protect_memory: [] };
+for (let r = 0; r < 3; r++) {
+  await run("wasm_evaluate", async () => (rounds.wasm_evaluate[r] = await wasmEvaluate(loaded.wasm, loaded.data, mix, opts({ minMs: 1500 }))));
+  await run("wasm_evaluate_preserialized", async () => (rounds.wasm_evaluate_preserialized[r] = await wasmEvaluatePreserialized(loaded.wasm, loaded.data, mix, opts({ minMs: 1000 }))));
+  await run("protect_memory", async () => (rounds.protect_memory[r] = await protectMemory(BUNDLE, mix, opts({ minMs: 1500, minOps: 20_000 }))));
+}
+for (const [name, list] of Object.entries(rounds)) {
+  const done = list.filter((x) => x !== undefined && x.error === undefined);
+  if (done.length === 0) continue;
+  const median = [...done].sort((a, b) => a.p50_us - b.p50_us)[Math.floor(done.length / 2)];
+  results[name] = { ...median, rounds_p50_us: done.map((x) => x.p50_us) };
+}
 await run("protect_durable_c1", () => protectDurable(BUNDLE, mix, 1, quick ? { minMs: 1000 } : {}));
 await run("protect_durable_c64", () => protectDurable(BUNDLE, mix, 64, quick ? { minMs: 1500 } : {}));
 // The same with the 1,000-tenant document: ~3,000 (actor, tenant) keys instead of ~56, of which 3
