@@ -12,6 +12,7 @@ import { ApprovalError, VetoOptionsError, toError } from "./errors.js";
 import type { VetoCall } from "./input.js";
 import { RECORD_BUNDLE_NAME, type ApprovalEventRecord, type RecordSink } from "./records.js";
 import type { StoredDecision, VetoStore } from "./store.js";
+import { safeLog } from "./safe-log.js";
 import { runUnit } from "./unit.js";
 
 export interface AnswerOptions {
@@ -98,8 +99,10 @@ export class ApprovalDesk {
     // reservation is never seen by others and a crash leaves the approval
     // pending with no record (a concurrent answer waits on the row, then
     // finds it settled).
-    const status = kind === "approval" ? "approved" : "rejected";
+    const status: "approved" | "rejected" = kind === "approval" ? "approved" : "rejected";
+    let started = false;
     return await runUnit(store, this.#deps.sink, undefined, async (unit) => {
+      started = true;
       const reserved = await unit.transitionApproval(decisionId, { from: "pending", to: "answering", reviewerId, atMs: nowMs });
       if (!reserved) {
         const again = await store.getDecision(decisionId);
@@ -127,7 +130,7 @@ export class ApprovalDesk {
         if (unit.transaction === undefined) {
           await store.transitionApproval(decisionId, { from: "answering", to: "pending", atMs: nowMs });
         }
-        this.#deps.log.error({ err: toError(error), decision_id: decisionId }, `${kind} record could not be written`);
+        safeLog(this.#deps.log, { err: toError(error), decision_id: decisionId }, `${kind} record could not be written`);
         throw new ApprovalError(
           "record_unavailable",
           decisionId,
@@ -145,7 +148,7 @@ export class ApprovalDesk {
         });
         await unit.commit();
       } catch (error) {
-        this.#deps.log.error({ err: toError(error), decision_id: decisionId }, `${kind} could not be stored`);
+        safeLog(this.#deps.log, { err: toError(error), decision_id: decisionId }, `${kind} could not be stored`);
         throw new ApprovalError("record_unavailable", decisionId, `the ${kind} could not be stored: ${toError(error).message}`, {
           cause: toError(error),
         });
@@ -157,6 +160,12 @@ export class ApprovalDesk {
         ...(options.note === undefined ? {} : { note: options.note }),
         answeredAt: record.timestamp,
       };
+    }).catch((error: unknown): never => {
+      if (started) throw error;
+      // The store could not give a unit (no connection, BEGIN failed): refused, naming why.
+      const cause = toError(error);
+      safeLog(this.#deps.log, { err: cause, decision_id: decisionId }, `${kind} could not be stored`);
+      throw new ApprovalError("record_unavailable", decisionId, `the ${kind} could not be stored: ${cause.message}`, { cause });
     });
   }
 

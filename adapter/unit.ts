@@ -96,3 +96,14 @@ export async function runUnit<T>(
   if (store.unit !== undefined) return await store.unit(history, (unit) => fn(new RecordingUnit(unit, sink)));
   return await fn(new RecordingUnit(directUnit(store), sink));
 }
+
+/**
+ * A unit standing in for one the store could not give (its unit() rejected:
+ * no connection, BEGIN or the lock failed): every operation fails with that
+ * error, so the decision flow ends where a failed record write ends it, in a
+ * record_unavailable deny that tries to leave its own record.
+ */
+export function failedUnit(cause: Error): DecisionUnit {
+  const fail = (): Promise<never> => Promise.reject(cause);
+  return { countRecentDenies: fail, appendDecision: fail, getDecision: fail, transitionApproval: fail, commit: fail, rollback: async () => {}, writeRecord: fail };
+}

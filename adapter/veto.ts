@@ -38,7 +38,7 @@ import {
 import { isStoreOption, openStore, type StoreOption } from "./postgres/config.js";
 import { createBundleVerifier, isVerificationKeyInput, type VerificationKeyInput } from "./signature.js";
 import { InMemoryStore, type StoredDecision, type VetoStore } from "./store.js";
-import { runUnit, type DecisionUnit } from "./unit.js";
+import { failedUnit, runUnit, type DecisionUnit } from "./unit.js";
 
 export interface EscalationEvent {
   readonly decision: Decision;
@@ -353,7 +353,14 @@ class VetoInstance implements Veto {
     // tenant), so concurrent calls (here or, with a shared store, in other
     // processes) each see every deny before them.
     const history = call === undefined ? undefined : { actorId: call.context.actorId, tenantId: call.context.tenantId };
-    return await runUnit(this.#store, this.#sink, history, (unit) => this.#decideIn(unit, policy, raw, nowMs, id, checked, call, who));
+    try {
+      return await runUnit(this.#store, this.#sink, history, (unit) => this.#decideIn(unit, policy, raw, nowMs, id, checked, call, who));
+    } catch (error) {
+      // The store could not give a unit (no connection, BEGIN or the lock
+      // failed): the call cannot be remembered or recorded, so it is denied
+      // with record_unavailable, and that deny is recorded if it can be.
+      return await this.#decideIn(failedUnit(toError(error)), policy, raw, nowMs, id, checked, call, who);
+    }
   }
 
   async #decideIn(

@@ -1,6 +1,6 @@
 // Approvals (contract section 6): every rule, and waitForApproval's outcomes.
 import { describe, expect, it } from "vitest";
-import { ApprovalError, VetoOptionsError, type Decision } from "../adapter/index.js";
+import { ApprovalError, InMemoryStore, VetoOptionsError, type Decision, type HistoryKey, type StoreUnit } from "../adapter/index.js";
 import { ACTOR, APPROVER, OTHER_APPROVER, makeVeto, read, write, type TestVeto } from "./helpers.js";
 
 const NEEDS_APPROVAL = write({ amount: 9000 });
@@ -124,6 +124,26 @@ describe("approve / reject", () => {
     sink.failing = undefined;
     await expect(veto.approve({ decisionId: decision.id, reviewerId: APPROVER })).resolves.toMatchObject({ status: "approved" });
     await veto.close();
+  });
+
+  it("an answer the store cannot start a unit for is refused with record_unavailable, not the driver's error", async () => {
+    class NoUnitStore extends InMemoryStore {
+      broken = false;
+      override async unit<T>(history: HistoryKey | undefined, fn: (unit: StoreUnit) => Promise<T>): Promise<T> {
+        if (this.broken) throw new Error("connect ECONNREFUSED 127.0.0.1:5432");
+        return await super.unit(history, fn);
+      }
+    }
+    const store = new NoUnitStore();
+    const t = await makeVeto({ approvalTtlMs: 60_000, store });
+    const decision = await t.veto.protect(NEEDS_APPROVAL);
+    store.broken = true;
+    const e = await refusal(t.veto.approve({ decisionId: decision.id, reviewerId: APPROVER }));
+    expect(e.code).toBe("record_unavailable");
+    expect(e.message).toContain("ECONNREFUSED");
+    store.broken = false;
+    await expect(t.veto.approve({ decisionId: decision.id, reviewerId: APPROVER })).resolves.toMatchObject({ status: "approved" });
+    await t.veto.close();
   });
 
   it("bad arguments are programmer errors (VetoOptionsError)", async () => {

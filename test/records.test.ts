@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHash, createHmac } from "node:crypto";
-import { InMemoryStore, type DecisionEventRecord } from "../adapter/index.js";
+import { InMemoryStore, VetoDeniedError, type DecisionEventRecord } from "../adapter/index.js";
 import { APPROVER, bundleData, codes, makeVeto, read, requireOpa, write } from "./helpers.js";
 
 describe("the decision record", () => {
@@ -156,6 +156,39 @@ describe("fail closed", () => {
     };
     const { veto } = await makeVeto({ store });
     expect(codes(await veto.protect(read()))).toEqual(["record_unavailable"]);
+    await veto.close();
+  });
+
+  it("a store that cannot start its unit of work denies with record_unavailable (protect and guard), recording the deny", async () => {
+    class NoUnitStore extends InMemoryStore {
+      override async unit<T>(): Promise<T> {
+        throw new Error("connect ECONNREFUSED 127.0.0.1:5432");
+      }
+    }
+    const store = new NoUnitStore();
+    const { veto, sink, logLines } = await makeVeto({ store });
+    for (const call of [read(), write({ amount: 9000 }), "not a call"]) {
+      const d = await veto.protect(call);
+      expect([d.action, d.escalated, codes(d), d.approvers]).toEqual(["deny", false, ["record_unavailable"], []]);
+      expect(d.reason).toContain("ECONNREFUSED");
+      // The superseding deny is on file (through the sink) and in the store.
+      expect(sink.last()).toMatchObject({ decision_id: d.id, history: null, result: { action: "deny", reasons: [{ code: "record_unavailable" }] } });
+      expect((await store.getDecision(d.id))?.action).toBe("deny");
+    }
+    expect(logLines.filter((l) => l["msg"] === "decision could not be recorded; denying")).toHaveLength(3);
+    let ran = false;
+    const guarded = veto.guard("crm.read", () => {
+      ran = true;
+    });
+    const args = read()["arguments"] as Record<string, unknown>;
+    const context = read()["context"] as { actorId: string; tenantId: string; environment: string };
+    const denied = await guarded(args, context).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(denied).toBeInstanceOf(VetoDeniedError);
+    expect((denied as VetoDeniedError).decision.reasons[0]?.code).toBe("record_unavailable");
+    expect(ran).toBe(false);
     await veto.close();
   });
 

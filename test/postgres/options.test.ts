@@ -5,7 +5,7 @@
  * with the default in-memory store as with PostgreSQL.
  */
 import { afterAll, describe, expect, it } from "vitest";
-import { PostgresStore, VetoOptionsError, createVeto, type VetoOptions, type VetoRecord } from "../../adapter/index.js";
+import { PostgresStore, VetoDeniedError, VetoOptionsError, createVeto, type VetoOptions, type VetoRecord } from "../../adapter/index.js";
 import { MemorySink, captureLogger, makeVeto, requireBundle, write } from "../helpers.js";
 import { pgUrl, testDatabase } from "./helpers.js";
 
@@ -113,6 +113,38 @@ describe("PostgreSQL store under failure", () => {
     const { rows } = await db.pool.query(`SELECT action, count(*)::int AS n FROM "${schema}".decisions GROUP BY action`);
     expect(rows).toEqual([{ action: "deny", n: 8 }]);
     await veto.close();
+  });
+
+  it("a pool that cannot give a connection (pool.connect fails): protect denies with record_unavailable, guard throws VetoDeniedError", async () => {
+    const schema = db.schema("noconn");
+    const store = await PostgresStore.connect({
+      connectionString: pgUrl(),
+      schema,
+      migrate: true,
+      pool: { max: 1, connectionTimeoutMillis: 200 },
+    });
+    const { veto } = await makeVeto({ store });
+    // The pool's only connection is taken: every unit's pool.connect times out.
+    const held = await store.pool.connect();
+    try {
+      const d = await veto.protect(write());
+      expect([d.action, d.escalated, d.reasons.map((r) => r.code), d.approvers]).toEqual(["deny", false, ["record_unavailable"], []]);
+      expect(d.reason).toMatch(/timeout/i);
+      const guarded = veto.guard("crm.update", () => "ran");
+      const call = write();
+      await expect(guarded(call["arguments"] as Record<string, unknown>, call["context"] as never)).rejects.toBeInstanceOf(VetoDeniedError);
+    } finally {
+      held.release();
+    }
+    await veto.close();
+    // Closed port: nothing listens there, connect is refused.
+    const closed = await PostgresStore.connect({ connectionString: pgUrl(), schema, pool: { max: 1 } });
+    const refused = await makeVeto({ store: closed });
+    await closed.pool.end();
+    const after = await refused.veto.protect(write());
+    expect(after.reasons.map((r) => r.code)).toEqual(["record_unavailable"]);
+    await refused.veto.close();
+    await closed.close().catch(() => {});
   });
 
   it("a LISTEN connection the server ends comes back, and notifications flow again", async () => {
