@@ -113,6 +113,10 @@ ci: test ## What CI runs
 demo: build ## Run the demo: a scripted CRM agent governed by Veto (ARGS=--json for JSON)
 	node scripts/demo/run.mjs $(ARGS)
 
+.PHONY: bench
+bench: $(TOOLS) build ## Benchmark: WASM, protect (memory, durable log, PostgreSQL), opa bench, OPA server; writes bench/results.json (BENCHMARKS.md)
+	node bench/run.mjs
+
 .PHONY: soak
 soak: build ## Crash soak: SIGKILL the decision-log writer 500 times (VETO_SOAK_TRIALS), no acknowledged record lost
 	VETO_SOAK_TRIALS=$${VETO_SOAK_TRIALS:-500} npx vitest run test/log/crash.test.ts
