@@ -120,6 +120,7 @@ export class PolicyEvaluator {
   readonly #data: string;
   #policy: LoadedPolicy | undefined;
   #direct: DirectEval | undefined;
+  #instantiations = 1;
 
   private constructor(module: WebAssembly.Module, data: string, policy: LoadedPolicy) {
     this.#module = module;
@@ -193,6 +194,7 @@ export class PolicyEvaluator {
       // start again from the compiled module rather than trust it.
       if (this.#policy === undefined) {
         this.#policy = await instantiate(this.#module, this.#data);
+        this.#instantiations += 1;
         this.#direct = directEval(this.#policy);
       }
       const resultSet: unknown =
@@ -202,11 +204,36 @@ export class PolicyEvaluator {
       const answer = readAnswer(resultSet);
       return { ok: true, answer, evalNs: elapsed() };
     } catch (thrown) {
-      this.#policy = undefined;
-      this.#direct = undefined;
+      // The module's JSON parser refusing the input is an answer about the
+      // input, not damage: opa_eval starts every evaluation from a fresh heap,
+      // so the instance stays (instantiating again, with setData, costs as much
+      // as the data document: a DoS lever for inputs made to fail this way).
+      if (!isInputParseAbort(thrown)) {
+        this.#policy = undefined;
+        this.#direct = undefined;
+      }
       return { ok: false, error: toError(thrown), evalNs: elapsed() };
     }
   }
+
+  /** How many instances of the module were made: 1 at creation, one more after each failure that may have damaged the instance. */
+  get instantiations(): number {
+    return this.#instantiations;
+  }
+}
+
+/**
+ * What the module's JSON parser aborts with (opa_abort, which the SDK throws
+ * as the message string) when the input text is not JSON it accepts, e.g.
+ * the escape of a lone surrogate.
+ */
+const INPUT_PARSE_ABORTS: ReadonlySet<string> = new Set([
+  "illegal string escape character",
+  "illegal unescaped character",
+]);
+
+function isInputParseAbort(thrown: unknown): boolean {
+  return typeof thrown === "string" && INPUT_PARSE_ABORTS.has(thrown);
 }
 
 async function instantiate(module: WebAssembly.Module, dataJson: string): Promise<LoadedPolicy> {

@@ -61,6 +61,16 @@ type JsonValue = null | boolean | number | string | readonly JsonValue[] | { rea
 
 class InputRefused extends Error {}
 
+/** String.prototype.isWellFormed (Node 20; not in the ES2022 lib types): no lone surrogate. */
+const isWellFormed = (s: string): boolean => (s as unknown as { isWellFormed(): boolean }).isWellFormed();
+
+/**
+ * A string with a lone surrogate has no UTF-8 form: the policy's JSON parser
+ * refuses its escape, and a record could not carry it. Refused up front.
+ */
+const notUnicode = (what: string): InputRefused =>
+  new InputRefused(`${what} not well-formed Unicode (it holds a lone surrogate, which JSON text in UTF-8 cannot carry)`);
+
 function describePath(path: string): string {
   return path === "" ? "the call" : path;
 }
@@ -121,6 +131,7 @@ function snapshot(raw: unknown, limits: InputLimits): { value: JsonValue; json: 
     switch (typeof value) {
       case "string":
         if ((bytes += value.length + 2) > max) throw tooLarge();
+        if (!isWellFormed(value)) throw notUnicode(`${describePath(pathOf(keys))} is`);
         twin = value;
         return value;
       case "boolean":
@@ -178,6 +189,7 @@ function snapshot(raw: unknown, limits: InputLimits): { value: JsonValue; json: 
         keys.push(key);
         throw new InputRefused(`${pathOf(keys)}: the key "${key}" is not allowed`);
       }
+      if (!isWellFormed(key)) throw notUnicode(`a key of ${describePath(pathOf(keys))} is`);
       const child: unknown = (value as Record<string, unknown>)[key];
       if (child === undefined) continue;
       if ((bytes += key.length + 3) > max) throw tooLarge();

@@ -156,3 +156,22 @@ describe("PolicyEvaluator.evaluateCall", () => {
     }
   });
 });
+
+describe("PolicyEvaluator after an input its JSON parser refuses", () => {
+  it("keeps its instance (no instantiate + setData per such call) and goes on deciding", async () => {
+    const loaded = await loadBundle(requireBundle());
+    const evaluator = await PolicyEvaluator.create(loaded.wasm, loaded.data);
+    expect(evaluator.instantiations).toBe(1);
+    const call = { tool: "crm.read", arguments: { object: "\ud800" }, context: { actorId: "agent:sales-assistant", tenantId: "acme", environment: "production" } };
+    for (let i = 0; i < 3; i++) {
+      // JSON.stringify writes the lone surrogate as the escape \ud800, which the module's parser aborts on.
+      const failed = await evaluator.evaluateCall(JSON.stringify(call), 0);
+      expect(failed.ok).toBe(false);
+      expect(failed.ok ? "" : failed.error.message).toBe("illegal string escape character");
+    }
+    expect(evaluator.instantiations).toBe(1);
+    const fine = await evaluator.evaluateCall(JSON.stringify({ ...call, arguments: { object: "account" } }), 0);
+    expect(fine.ok && fine.answer.action).toBe("allow");
+    expect(evaluator.instantiations).toBe(1);
+  });
+});

@@ -176,6 +176,24 @@ describe("prototype pollution", () => {
   });
 });
 
+describe("strings that are not well-formed Unicode (a lone surrogate)", () => {
+  const cases: [string, () => unknown, RegExp][] = [
+    ["in arguments.object", () => write({ object: "\ud800" }), /arguments\.object is not well-formed Unicode/],
+    ["in a change's value", () => write({ changes: { note: "x\udc00y" } }), /arguments\.changes\.note is not well-formed Unicode/],
+    ["in a key of changes", () => write({ changes: { ["stage\ud800"]: "x" } }), /a key of arguments\.changes is not well-formed Unicode/],
+    ["in context.reason, from JSON text", () => JSON.parse(JSON.stringify(write()).replace('"reason":"', '"reason":"\\ud83d')), /context\.reason is not well-formed Unicode/],
+  ];
+  it.each(cases)("%s is invalid_input, with a message naming where", async (_name, make, detail) => {
+    const d = await expectInvalid(make(), detail);
+    expect(t.sink.last()).toMatchObject({ decision_id: d.id, input: null });
+  });
+
+  it("a surrogate pair is fine", async () => {
+    const d = await decideFresh(write({ changes: { note: "\ud83d\ude00" } }));
+    expect(d.action).toBe("allow");
+  });
+});
+
 describe("attribution of refused calls", () => {
   it("an invalid call from a known actor counts towards that actor's history", async () => {
     const own = await makeVeto();
