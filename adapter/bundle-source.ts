@@ -19,6 +19,7 @@ import type { BundleVersion } from "./decision.js";
 import { BundleLoadError, BundleSignatureError, toError } from "./errors.js";
 import { PolicyEvaluator } from "./evaluator.js";
 import { readPolicyData, type PolicyData } from "./policy-data.js";
+import { safeLog } from "./safe-log.js";
 import type { BundleVerifier } from "./signature.js";
 
 /** A bundle server to load from and poll (OPA bundle service conventions). */
@@ -192,7 +193,8 @@ export class BundleSource {
     } catch (thrown) {
       const error = toError(thrown);
       if (!this.#closed) {
-        this.#log.error(
+        safeLog(
+          this.#log,
           {
             err: error,
             url: server.url,
@@ -214,7 +216,7 @@ export class BundleSource {
     if (hook === undefined) return;
     void Promise.resolve()
       .then(() => hook(event))
-      .catch((error: unknown) => this.#log.error({ err: toError(error), bundle: event.current }, "onBundleChange hook failed"));
+      .catch((error: unknown) => safeLog(this.#log, { err: toError(error), bundle: event.current }, "onBundleChange hook failed"));
   }
 }
 

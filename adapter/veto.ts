@@ -38,6 +38,7 @@ import {
 import { isStoreOption, openStore, type StoreOption } from "./postgres/config.js";
 import { createBundleVerifier, isVerificationKeyInput, type VerificationKeyInput } from "./signature.js";
 import { InMemoryStore, type StoredDecision, type VetoStore } from "./store.js";
+import { safeLog } from "./safe-log.js";
 import { failedUnit, runUnit, type DecisionUnit } from "./unit.js";
 
 export interface EscalationEvent {
@@ -432,7 +433,7 @@ class VetoInstance implements Veto {
       // No side effect without its evidence: the call is denied, and we try
       // to leave a record of that too (it supersedes any record just written).
       const cause = toError(error);
-      this.#log.error({ err: cause, decision_id: id }, "decision could not be recorded; denying");
+      safeLog(this.#log, { err: cause, decision_id: id }, "decision could not be recorded; denying");
       const answer = adapterDeny(
         ADAPTER_REASON_CODES.recordUnavailable,
         `the call is denied: ${cause.message}`,
@@ -463,7 +464,7 @@ class VetoInstance implements Veto {
       };
       void Promise.resolve()
         .then(() => this.#onEscalation?.(event))
-        .catch((error: unknown) => this.#log.error({ err: toError(error), decision_id: id }, "onEscalation hook failed"));
+        .catch((error: unknown) => safeLog(this.#log, { err: toError(error), decision_id: id }, "onEscalation hook failed"));
     }
     return { decision, call };
   }
@@ -474,7 +475,7 @@ class VetoInstance implements Veto {
       const sinceMs = nowMs - policy.data.windowSeconds * 1000;
       recentDenies = await unit.countRecentDenies(call.context.actorId, call.context.tenantId, sinceMs);
     } catch (error) {
-      this.#log.error({ err: toError(error), decision_id: id }, "deny history unavailable; denying");
+      safeLog(this.#log, { err: toError(error), decision_id: id }, "deny history unavailable; denying");
       return {
         answer: adapterDeny(ADAPTER_REASON_CODES.evaluationError, "the deny history is unavailable"),
         evalNs: 0,
@@ -483,7 +484,7 @@ class VetoInstance implements Veto {
     }
     const evaluation = await policy.evaluator.evaluateCall(callJson, recentDenies);
     if (!evaluation.ok) {
-      this.#log.error({ err: evaluation.error, decision_id: id }, "policy evaluation failed; denying");
+      safeLog(this.#log, { err: evaluation.error, decision_id: id }, "policy evaluation failed; denying");
       return {
         answer: adapterDeny(
           ADAPTER_REASON_CODES.evaluationError,

@@ -46,6 +46,16 @@ describe("veto eval", () => {
     expect(recorded.map((x) => x["decision_id"])).toEqual(decisions.map((d) => d["id"]));
   });
 
+  it("a records file that fails (/dev/full): every call denied with record_unavailable, exit 2 with one line, no stack trace", () => {
+    const r = veto(["eval", "--bundle", BUNDLE, "--records", "/dev/full"], lines(read(), write({ amount: 9000 }), read()));
+    expect(r.status).toBe(2);
+    const decisions = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as { action: string; reasons: { code: string }[] });
+    expect(decisions.map((d) => [d.action, d.reasons.map((x) => x.code)])).toEqual(Array(3).fill(["deny", ["record_unavailable"]]));
+    // stderr: the adapter's own log (JSON lines), then one line saying why the command failed.
+    const text = r.stderr.trim().split("\n").filter((l) => !l.startsWith("{"));
+    expect(text).toEqual([expect.stringMatching(/^veto: records file \/dev\/full failed, every call from then on was denied with record_unavailable: ENOSPC/)]);
+  });
+
   it("records go to stderr when no --records file is given", () => {
     const r = veto(["eval", "--bundle", BUNDLE], lines(read()));
     expect(r.status).toBe(0);

@@ -7,7 +7,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHash, createHmac } from "node:crypto";
 import { InMemoryStore, VetoDeniedError, type DecisionEventRecord } from "../adapter/index.js";
-import { APPROVER, bundleData, codes, makeVeto, read, requireOpa, write } from "./helpers.js";
+import { pino } from "pino";
+import { APPROVER, MemorySink, bundleData, codes, makeVeto, read, requireOpa, write } from "./helpers.js";
 
 describe("the decision record", () => {
   it("is written before protect() returns, with the contract's fields", async () => {
@@ -146,6 +147,19 @@ describe("fail closed", () => {
       expect(d.reason).toContain("disk full");
     }
     expect(logLines.filter((l) => l["msg"] === "decision could not be recorded; denying")).toHaveLength(3);
+    await veto.close();
+  });
+
+  it("a logger that throws (its destination is full) never changes the outcome: still a deny, still a refusal", async () => {
+    const logger = pino({}, { write: () => { throw new Error("ENOSPC: no space left on device, write"); } });
+    const sink = new MemorySink();
+    const { veto } = await makeVeto({ logger, recordSink: sink, approvalTtlMs: 60_000 });
+    const pending = await veto.protect(write({ amount: 9000 }));
+    expect(pending.action).toBe("require_approval");
+    sink.failing = new Error("disk full");
+    const d = await veto.protect(read());
+    expect([d.action, codes(d)]).toEqual(["deny", ["record_unavailable"]]);
+    await expect(veto.approve({ decisionId: pending.id, reviewerId: APPROVER })).rejects.toMatchObject({ code: "record_unavailable" });
     await veto.close();
   });
 

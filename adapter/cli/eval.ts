@@ -10,6 +10,7 @@ import { parseArgs } from "node:util";
 import { pino } from "pino";
 import { toError } from "../errors.js";
 import { DecisionLogError, openFileLog, type FileDecisionLog } from "../log/index.js";
+import { PinoRecordSink, type RecordSink, type VetoRecord } from "../records.js";
 import { createVeto, protectUnreadable, type Veto } from "../veto.js";
 import { UsageError, CliExit, fail, print, readDataFile, type Command } from "./common.js";
 import { VERIFICATION_KEY_USAGE, readVerificationKey, verificationKeyOptions } from "./verification-key.js";
@@ -46,11 +47,24 @@ export const evalCommand: Command = {
     const data = values.data === undefined ? undefined : await readDataFile(values.data);
     const verificationKey = await readVerificationKey(values["verification-key"], values["verification-alg"]);
     const recordKey = process.env[RECORD_KEY_ENV] || undefined;
-    const destination =
-      values.records === undefined
-        ? pino.destination({ fd: 2, sync: true })
-        : pino.destination({ dest: values.records, sync: true, append: true, mkdir: true });
-    const logger = pino({ name: "veto" }, destination);
+    // The adapter's own log: stderr, never the records file, and never able
+    // to change an outcome (a failing stderr is ignored).
+    const logDestination = pino.destination({ fd: 2, sync: true });
+    logDestination.on("error", () => {});
+    const logger = pino({ name: "veto" }, logDestination);
+    // Without --log, records are pino JSON lines in --records FILE or on stderr.
+    let records: DestinationRecordSink | undefined;
+    if (values.log === undefined) {
+      try {
+        records = new DestinationRecordSink(
+          values.records === undefined
+            ? pino.destination({ fd: 2, sync: true })
+            : pino.destination({ dest: values.records, sync: true, append: true, mkdir: true }),
+        );
+      } catch (error) {
+        fail(`cannot open records file ${values.records}: ${toError(error).message}`);
+      }
+    }
 
     let decisionLog: FileDecisionLog | undefined;
     if (values.log !== undefined) {
@@ -68,7 +82,7 @@ export const evalCommand: Command = {
         bundle: values.bundle,
         logger,
         ...(data === undefined ? {} : { data }),
-        ...(decisionLog === undefined ? {} : { recordSink: decisionLog }),
+        recordSink: (decisionLog ?? records) as RecordSink,
         ...(recordKey === undefined ? {} : { recordKey }),
         ...(verificationKey === undefined ? {} : { verificationKey }),
       });
@@ -82,6 +96,13 @@ export const evalCommand: Command = {
     } finally {
       await veto.close();
       await decisionLog?.close();
+      await records?.close();
+    }
+    if (records?.failure != null) {
+      throw new CliExit(
+        2,
+        `records ${values.records === undefined ? "on standard error" : `file ${values.records}`} failed, every call from then on was denied with record_unavailable: ${records.failure.message}`,
+      );
     }
     if (decisionLog?.failure != null) {
       throw new CliExit(
@@ -92,6 +113,48 @@ export const evalCommand: Command = {
     return 0;
   },
 };
+
+/**
+ * Records as pino JSON lines (PinoRecordSink's lines) on a synchronous
+ * destination that reports failure: a write the destination could not
+ * complete (ENOSPC, EPIPE...) rejects, so its call is denied with
+ * record_unavailable, and so does every write after it (the destination
+ * stays failed, like a decision log).
+ */
+class DestinationRecordSink implements RecordSink {
+  readonly #destination: ReturnType<typeof pino.destination>;
+  readonly #sink: PinoRecordSink;
+  failure: Error | null = null;
+
+  constructor(destination: ReturnType<typeof pino.destination>) {
+    this.#destination = destination;
+    // Without a listener the destination's 'error' would be thrown (and crash the process).
+    destination.on("error", (error: unknown) => {
+      this.failure ??= toError(error);
+    });
+    this.#sink = new PinoRecordSink(pino({ name: "veto" }, destination));
+  }
+
+  async write(record: VetoRecord): Promise<void> {
+    if (this.failure !== null) throw new Error(`the records destination failed earlier: ${this.failure.message}`);
+    try {
+      await this.#sink.write(record);
+    } catch (error) {
+      this.failure ??= toError(error);
+    }
+    // A synchronous destination reports a failed write during the write.
+    if (this.failure !== null) throw this.failure;
+  }
+
+  async close(): Promise<void> {
+    try {
+      if (this.failure === null) this.#destination.flushSync();
+      if ((this.#destination as { fd?: unknown }).fd !== 2) this.#destination.end();
+    } catch {
+      // Closing cannot change what was decided; a failure is already reported.
+    }
+  }
+}
 
 async function decideLines(veto: Veto): Promise<void> {
   const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
