@@ -58,7 +58,7 @@ check-bundles: $(TOOLS) ## Fail when the committed bundles are stale
 
 .PHONY: test-rego
 test-rego: $(TOOLS) ## opa test with the 100% coverage gate, on OPA's evaluator and on WASM
-	@rm -rf .build/results && mkdir -p .build/results
+	@mkdir -p .build/results
 	$(OPA) test policy --coverage --threshold 100 --format json > /dev/null
 	@echo "rego coverage: 100% (gate --threshold 100)"
 	$(OPA) test policy --format json | node scripts/count-opa-tests.mjs rego
@@ -88,8 +88,9 @@ typecheck: node_modules/.stamp ## TypeScript strict type check
 test-ts: $(TOOLS) build ## vitest: adapter, decision log, CLI, demo, and the differential test vs opa eval
 	@mkdir -p .build/results
 	@# Start the throwaway PostgreSQL unless one is already running (then leave it running).
-	@was_running=$$(bash scripts/postgres.sh status || true); \
-	  export VETO_TEST_PG_URL=$$(bash scripts/postgres.sh start); \
+	@# set +e: a failing vitest must still be counted and PostgreSQL stopped.
+	@set +e; was_running=$$(bash scripts/postgres.sh status); \
+	  export VETO_TEST_PG_URL=$$(bash scripts/postgres.sh start) || exit 1; \
 	  npx vitest run --reporter=default --reporter=json --outputFile.json=.build/vitest.json; s=$$?; \
 	  [ "$$was_running" = running ] || bash scripts/postgres.sh stop; \
 	  node scripts/count-vitest.mjs .build/vitest.json vitest; exit $$s
@@ -103,15 +104,21 @@ pg-stop: ## Stop it
 	@bash scripts/postgres.sh stop
 
 .PHONY: test
-test: fmt-check check lint check-bundles check-readme test-rego typecheck test-ts ## Run every test (Rego and TypeScript); ends with "N passed, N failed"
-	@node scripts/test-summary.mjs
+test: ## Run every test (Rego and TypeScript); ends with "N passed, N failed"
+	@rm -rf .build/results
+	@status=0; $(MAKE) --no-print-directory test-steps || status=$$?; \
+	  node scripts/test-summary.mjs $$status; exit $$status
+
+.PHONY: test-steps
+test-steps: fmt-check check lint check-bundles check-readme test-rego typecheck test-ts
 
 .PHONY: ci
 ci: test ## What CI runs
 
 .PHONY: demo
-demo: build ## Run the demo: a scripted CRM agent governed by Veto (ARGS=--json for JSON)
-	node scripts/demo/run.mjs $(ARGS)
+demo: ## Run the demo: a scripted CRM agent governed by Veto (ARGS=--json for JSON on stdout)
+	@$(MAKE) --no-print-directory build >&2
+	@node scripts/demo/run.mjs $(ARGS)
 
 .PHONY: bench
 bench: $(TOOLS) build ## Benchmark: WASM, protect (memory, durable log, PostgreSQL), opa bench, OPA server; writes bench/results.json (BENCHMARKS.md)
