@@ -20,27 +20,31 @@ const lines = jsonLines;
 describe("veto eval", () => {
   it("writes one contract-shaped decision per line, in order, sharing one deny history", () => {
     const deny = write({ destination: "ana@gmail.com" });
-    const input = lines(read(), write({ amount: 9000 }), "{not json", "", deny, deny, deny, read());
-    // (7 decisions: the blank line is skipped.)
+    const input = lines(read(), write({ amount: 9000 }), "{not json", "", deny, " \t ", deny, deny, read());
+    // 9 lines, 9 decisions: blank and whitespace-only lines are invalid_input too.
     const records = join(dir, "records.jsonl");
     const r = veto(["eval", "--bundle", BUNDLE, "--records", records], input);
     expect(r.status).toBe(0);
     const decisions = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
-    // The blank line is skipped; every other line has its decision.
+    // Every line has its decision, in order (the final newline ends the last line, it adds none).
     expect(decisions.map((d) => [d["action"], d["escalated"], (d["reasons"] as { code: string }[]).map((x) => x.code)])).toEqual([
       ["allow", false, ["read_only"]],
       ["require_approval", false, ["production_amount"]],
       ["deny", false, ["invalid_input"]],
+      ["deny", false, ["invalid_input"]],
+      ["deny", false, ["blocked_destination"]],
+      ["deny", false, ["invalid_input"]],
       ["deny", false, ["blocked_destination"]],
       ["deny", false, ["blocked_destination"]],
-      ["deny", false, ["blocked_destination"]],
-      // The unparsable line names no actor, so only the three blocked calls count.
+      // The unparsable and blank lines name no actor, so only the three blocked calls count.
       ["deny", true, ["repeated_denies"]],
     ]);
     for (const d of decisions) {
       expect(Object.keys(d).sort()).toEqual(["action", "approvers", "bundle", "escalated", "id", "reason", "reasons", "timestamp"]);
     }
     expect(decisions[2]!["reason"]).toMatch(/not valid JSON/);
+    expect(decisions[3]!["reason"]).toMatch(/the line is blank/);
+    expect(decisions[5]!["reason"]).toMatch(/the line is blank/);
     // Every decision has its record, in the records file.
     const recorded = readFileSync(records, "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(recorded.map((x) => x["decision_id"])).toEqual(decisions.map((d) => d["id"]));

@@ -158,21 +158,25 @@ class DestinationRecordSink implements RecordSink {
 
 async function decideLines(veto: Veto): Promise<void> {
   const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
+  // Every line has its decision, so output pairs with input line by line; a
+  // blank or whitespace-only line is not JSON (invalid_input, attributed to
+  // no one). Only the empty text after a final newline is not a line
+  // (readline yields no line for it).
   for await (const line of lines) {
-    if (line.trim() === "") continue;
     let call: unknown;
-    let parseError: Error | undefined;
-    try {
-      call = JSON.parse(line);
-    } catch (error) {
-      parseError = toError(error);
+    let problem: string | undefined;
+    if (line.trim() === "") {
+      problem = "the line is blank, not a JSON call";
+    } else {
+      try {
+        call = JSON.parse(line);
+      } catch (error) {
+        problem = `the line is not valid JSON: ${toError(error).message}`;
+      }
     }
     // protect() resolves only after the record sink's write did: with --log,
     // after the record is fdatasync'ed.
-    const decision =
-      parseError === undefined
-        ? await veto.protect(call)
-        : await protectUnreadable(veto, line, `the line is not valid JSON: ${parseError.message}`);
+    const decision = problem === undefined ? await veto.protect(call) : await protectUnreadable(veto, line, problem);
     await print(`${JSON.stringify(decision)}\n`);
   }
 }
