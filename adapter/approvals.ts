@@ -103,17 +103,22 @@ export class ApprovalDesk {
     let started = false;
     return await runUnit(store, this.#deps.sink, undefined, async (unit) => {
       started = true;
-      const reserved = await unit.transitionApproval(decisionId, { from: "pending", to: "answering", reviewerId, atMs: nowMs });
+      // The time of the answer is read again here, where the reservation is
+      // made: the store refuses to reserve a pending approval at or after its
+      // expiry, so no answer commits after expiresAtMs however long the unit
+      // took to start.
+      const atMs = clock();
+      const reserved = await unit.transitionApproval(decisionId, { from: "pending", to: "answering", reviewerId, atMs });
       if (!reserved) {
         const again = await store.getDecision(decisionId);
-        if (again !== undefined) await this.#refuseIfSettled(again, nowMs);
+        if (again !== undefined) await this.#refuseIfSettled(again, atMs);
         throw new ApprovalError("already_answered", decisionId, `decision ${decisionId} is already being answered`);
       }
 
       const record: ApprovalEventRecord = {
         type: kind,
         decision_id: decisionId,
-        timestamp: new Date(nowMs).toISOString(),
+        timestamp: new Date(atMs).toISOString(),
         path: DECISION_ENTRYPOINT,
         bundles: { [RECORD_BUNDLE_NAME]: this.#deps.bundle },
         actor_id: decision.actorId ?? null,
@@ -128,7 +133,7 @@ export class ApprovalDesk {
       } catch (error) {
         // A transactional unit is already rolled back (the reservation with it).
         if (unit.transaction === undefined) {
-          await store.transitionApproval(decisionId, { from: "answering", to: "pending", atMs: nowMs });
+          await store.transitionApproval(decisionId, { from: "answering", to: "pending", atMs });
         }
         safeLog(this.#deps.log, { err: toError(error), decision_id: decisionId }, `${kind} record could not be written`);
         throw new ApprovalError(
@@ -144,7 +149,7 @@ export class ApprovalDesk {
           to: status,
           reviewerId,
           ...(options.note === undefined ? {} : { note: options.note }),
-          atMs: nowMs,
+          atMs,
         });
         await unit.commit();
       } catch (error) {

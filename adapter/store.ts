@@ -51,8 +51,10 @@ export interface VetoStore {
   getDecision(id: string): Promise<StoredDecision | undefined>;
   /**
    * Move an approval from `from` to `to` if and only if it is in `from`
-   * (compare-and-set: the first answer wins). A move to "rejected" counts as a
-   * deny in the decision's history at `atMs`. Returns whether it moved.
+   * (compare-and-set: the first answer wins), and, from "pending" to anything
+   * but "expired", only while `atMs` is before the approval's expiresAtMs. A
+   * move to "rejected" counts as a deny in the decision's history at `atMs`.
+   * Returns whether it moved.
    */
   transitionApproval(id: string, transition: ApprovalTransition): Promise<boolean>;
   /** Call `listener` whenever the decision's approval changes; returns the unsubscribe. */
@@ -196,6 +198,8 @@ export class InMemoryStore implements VetoStore {
   async transitionApproval(id: string, t: ApprovalTransition): Promise<boolean> {
     const decision = this.#decisions.get(id);
     if (decision?.approval === undefined || decision.approval.status !== t.from) return false;
+    // A pending approval at or past its expiry can only expire.
+    if (t.from === "pending" && t.to !== "expired" && t.atMs >= decision.approval.expiresAtMs) return false;
     const approval: ApprovalState = {
       status: t.to,
       expiresAtMs: decision.approval.expiresAtMs,

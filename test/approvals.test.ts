@@ -97,6 +97,25 @@ describe("approve / reject", () => {
     await veto.close();
   });
 
+  it("an answer is timed where it is reserved: one whose unit starts at expiry is refused (approval_expired), not committed late", async () => {
+    // A clock that moves one millisecond each time it is read.
+    let now = Date.parse("2026-03-01T09:00:00.000Z");
+    let tick = 0;
+    const clock = (): number => (now += tick);
+    const t = await makeVeto({ approvalTtlMs: 60_000, clock });
+    const decision = await t.veto.protect(NEEDS_APPROVAL);
+    expect(decision.action).toBe("require_approval");
+    const expiresAtMs = Date.parse(decision.timestamp) + 60_000;
+    // approve() reads the clock one millisecond before expiry; by the reservation it is expired.
+    now = expiresAtMs - 2;
+    tick = 1;
+    expect((await refusal(t.veto.approve({ decisionId: decision.id, reviewerId: APPROVER }))).code).toBe("approval_expired");
+    tick = 0;
+    expect((await refusal(t.veto.waitForApproval({ decisionId: decision.id }))).code).toBe("approval_expired");
+    expect(t.sink.records.filter((r) => r.type === "approval")).toHaveLength(0);
+    await t.veto.close();
+  });
+
   it("a wait in progress rejects when the approval expires", async () => {
     const { veto, clock, decision } = await pending();
     const waiting = veto.waitForApproval({ decisionId: decision.id });

@@ -115,7 +115,8 @@ class Statements {
     this.transition = `UPDATE ${decisions}
       SET approval_status = $3, reviewer_id = $4, note = $5,
           answered_at_ms = CASE WHEN $3 IN ('pending', 'answering') THEN NULL ELSE $6::bigint END
-      WHERE id = $1 AND approval_status = $2`;
+      WHERE id = $1 AND approval_status = $2
+        AND ($2 <> 'pending' OR $3 = 'expired' OR expires_at_ms > $6::bigint)`;
   }
 }
 

@@ -145,6 +145,23 @@ describe.each(implementations)("$name: the VetoStore contract", ({ open, transac
       expect(await other.transitionApproval("01UNKNOWN", { from: "pending", to: "expired", atMs: T0 })).toBe(false);
     }));
 
+  it("a pending approval moves on only before its expiry (at or after it, it can only expire)", () =>
+    withStores(open, async ({ store, other }) => {
+      const d = pending();
+      await store.appendDecision(d);
+      const expiry = T0 + 3_600_000;
+      expect(await other.transitionApproval(d.id, { from: "pending", to: "answering", reviewerId: "user:x", atMs: expiry })).toBe(false);
+      expect(await store.transitionApproval(d.id, { from: "pending", to: "rejected", reviewerId: "user:x", atMs: expiry + 5 })).toBe(false);
+      expect((await store.getDecision(d.id))?.approval?.status).toBe("pending");
+      expect(await other.transitionApproval(d.id, { from: "pending", to: "expired", atMs: expiry })).toBe(true);
+      expect((await store.getDecision(d.id))?.approval?.status).toBe("expired");
+      const e = pending();
+      await store.appendDecision(e);
+      expect(await store.transitionApproval(e.id, { from: "pending", to: "answering", reviewerId: "user:x", atMs: expiry - 1 })).toBe(true);
+      // Once reserved in time, the answer completes.
+      expect(await store.transitionApproval(e.id, { from: "answering", to: "approved", reviewerId: "user:x", atMs: expiry + 1 })).toBe(true);
+    }));
+
   it("of many concurrent answers through both handles, exactly one moves the approval", () =>
     withStores(open, async ({ store, other }) => {
       for (let round = 0; round < 5; round++) {
