@@ -3,21 +3,26 @@
  * itself needs: the escalation window for deny history, tenant approvers,
  * sensitive fields for redaction and amount fields for input validation.
  * Defaults here mirror the defaults the Rego policy applies when data omits a
- * value.
+ * value. The shapes of the other parts the policy reads (tools, environments,
+ * blocked_destinations) are checked too: a document of the wrong shape is
+ * refused (data_unusable, naming the field) rather than silently read as
+ * "nothing configured" by the policy.
  */
 import { z } from "zod";
 import { BundleLoadError } from "./errors.js";
 
 export const DEFAULT_WINDOW_SECONDS = 900;
-export const DEFAULT_DENY_THRESHOLD = 3;
 export const DEFAULT_AMOUNT_FIELDS = ["amount"];
 
 const positiveNumber = z.number().positive().finite();
 
 const configSchema = z.looseObject({
+  tools: z.record(z.string(), z.looseObject({ kind: z.string() })).optional(),
+  environments: z.array(z.string()).optional(),
   tenants: z.record(z.string(), z.looseObject({ approvers: z.array(z.string()).optional() })).optional(),
   sensitive_fields: z.record(z.string(), z.array(z.string())).optional(),
   amount_fields: z.array(z.string()).optional(),
+  blocked_destinations: z.array(z.string()).optional(),
   escalation: z
     .looseObject({ deny_threshold: z.number().min(0).finite().optional(), window_seconds: positiveNumber.optional() })
     .optional(),
@@ -33,7 +38,6 @@ export interface PolicyData {
   /** The document's JSON text, made once here (for the evaluator's setData). */
   readonly json: string;
   readonly windowSeconds: number;
-  readonly denyThreshold: number;
   readonly amountFields: readonly string[];
   /** Every field named sensitive for any object, lower-cased (the policy compares case-insensitively); used to redact record summaries. */
   readonly sensitiveFields: ReadonlySet<string>;
@@ -87,7 +91,6 @@ export function readPolicyData(document: unknown, label: string): PolicyData {
     document: document as Record<string, unknown>,
     json,
     windowSeconds: config.escalation?.window_seconds ?? DEFAULT_WINDOW_SECONDS,
-    denyThreshold: config.escalation?.deny_threshold ?? DEFAULT_DENY_THRESHOLD,
     amountFields: config.amount_fields ?? DEFAULT_AMOUNT_FIELDS,
     sensitiveFields: new Set(Object.values(config.sensitive_fields ?? {}).flat().map((f) => f.toLowerCase())),
   };

@@ -8,7 +8,7 @@ import { gzipSync } from "node:zlib";
 import { pack } from "tar-stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BundleLoadError, VetoOptionsError, bundleVersionHash, bundleVersionHashOfTarball, createVeto, loadBundle } from "../adapter/index.js";
-import { BUNDLE, REGO_BUNDLE, ROOT, makeVeto, requireBundle, requireCli } from "./helpers.js";
+import { BUNDLE, REGO_BUNDLE, ROOT, bundleData, makeVeto, requireBundle, requireCli } from "./helpers.js";
 
 async function tarball(files: Record<string, string | Buffer>, gzip = true): Promise<Buffer> {
   const p = pack();
@@ -95,6 +95,23 @@ describe("a bundle that cannot be used is an error at createVeto", () => {
       expect(error).toBeInstanceOf(BundleLoadError);
       expect((error as BundleLoadError).code).toBe("data_unusable");
     }
+  });
+
+  it.each([
+    ["blocked_destinations not an array", { blocked_destinations: "pastebin.com" }, /veto\.config\.blocked_destinations/],
+    ["blocked_destinations holding a number", { blocked_destinations: ["pastebin.com", 7] }, /veto\.config\.blocked_destinations/],
+    ["tools not an object", { tools: ["crm.read"] }, /veto\.config\.tools/],
+    ["a tool without a kind", { tools: { "crm.read": {} } }, /veto\.config\.tools\["crm\.read"\]\.kind/],
+    ["a tool's kind not a string", { tools: { "crm.read": { kind: 1 } } }, /veto\.config\.tools\["crm\.read"\]\.kind/],
+    ["environments not an array", { environments: "production" }, /veto\.config\.environments/],
+    ["environments holding an object", { environments: [{ name: "production" }] }, /veto\.config\.environments/],
+  ])("data with %s is data_unusable, naming the field", async (_name, config, field) => {
+    const data = bundleData();
+    Object.assign(data.veto.config, config);
+    const error = await createVeto({ bundle: BUNDLE, data }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BundleLoadError);
+    expect((error as BundleLoadError).code).toBe("data_unusable");
+    expect((error as Error).message).toMatch(field);
   });
 
   it("a bundle given as bytes works like a path", async () => {
