@@ -233,9 +233,27 @@ function firstIssue(error: z.ZodError): string {
   return `${describePath(path)}: ${issue.message}`;
 }
 
+/** amount_fields lower-cased, made once per list (the data document's is one list per bundle). */
+const amountNamesOf = new WeakMap<readonly string[], ReadonlySet<string>>();
+
+/**
+ * The names in `amountFields`, lower-cased: a key of `changes` is an amount
+ * field when its lower-cased form is one of them ("Amount" is "amount"), as
+ * the policy compares them (amount.rego).
+ */
+export function amountFieldNames(amountFields: readonly string[]): ReadonlySet<string> {
+  let names = amountNamesOf.get(amountFields);
+  if (names === undefined) {
+    names = new Set(amountFields.map((f) => f.toLowerCase()));
+    amountNamesOf.set(amountFields, names);
+  }
+  return names;
+}
+
 /**
  * Check one call as sent by an agent. `amountFields` comes from the data
- * document: those `changes` entries must be finite JSON numbers when present.
+ * document: a `changes` entry whose key matches one of them ignoring case
+ * must be a finite JSON number.
  */
 export function checkCall(raw: unknown, limits: InputLimits, amountFields: readonly string[]): CheckedInput {
   let copy: JsonValue;
@@ -262,9 +280,12 @@ export function checkCall(raw: unknown, limits: InputLimits, amountFields: reado
   const call = copy as VetoCall;
   const changes = call.arguments.changes;
   if (changes !== undefined) {
-    for (const field of amountFields) {
-      if (Object.hasOwn(changes, field) && typeof changes[field] !== "number") {
-        return { ok: false, message: `arguments.changes.${field}: an amount must be a finite number`, partial: copy, json };
+    let names: ReadonlySet<string> | undefined;
+    for (const key of Object.keys(changes)) {
+      if (typeof changes[key] === "number") continue;
+      names ??= amountFieldNames(amountFields);
+      if (names.has(key.toLowerCase())) {
+        return { ok: false, message: `arguments.changes.${key}: an amount must be a finite number`, partial: copy, json };
       }
     }
   }

@@ -14,7 +14,7 @@ import { z } from "zod";
 import { loadBundle } from "./bundle.js";
 import { ADAPTER_REASON_CODES, adapterDeny, type Action, type BundleVersion, type PolicyAnswer } from "./decision.js";
 import { PolicyEvaluator } from "./evaluator.js";
-import { DEFAULT_INPUT_LIMITS, checkCall } from "./input.js";
+import { DEFAULT_INPUT_LIMITS, amountFieldNames, checkCall } from "./input.js";
 import { readPolicyData, type PolicyData } from "./policy-data.js";
 
 export interface ReplayOptions {
@@ -175,7 +175,7 @@ export class Replayer {
     }
     const maskedAmount = record.masked.find((pointer) => {
       const field = /^\/input\/arguments\/changes\/([^/]+)$/.exec(pointer)?.[1];
-      return field !== undefined && this.#data.amountFields.includes(field.replaceAll("~1", "/").replaceAll("~0", "~"));
+      return field !== undefined && amountFieldNames(this.#data.amountFields).has(field.replaceAll("~1", "/").replaceAll("~0", "~").toLowerCase());
     });
     if (maskedAmount !== undefined) {
       return skip(`${maskedAmount} is an amount the policy reads, but its value was masked as sensitive`);

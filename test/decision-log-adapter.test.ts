@@ -162,4 +162,20 @@ describe("replay records from the adapter", () => {
     ]);
     expect([report.decisions, report.unchanged, report.changed]).toEqual([1, 0, []]);
   });
+
+  it("... also when the amount key is spelled in another case (DISCOUNT_AMOUNT is discount_amount)", async () => {
+    const data = bundleData();
+    data.veto.config["sensitive_fields"] = { opportunity: ["discount_amount"] };
+    const log = await openFileLog(path);
+    const { veto } = await makeVeto({ recordSink: log, data });
+    const d = await veto.protect(write({ changes: { DISCOUNT_AMOUNT: 9000 } }));
+    expect(d.action).toBe("require_approval");
+    await veto.close();
+    await log.close();
+    expect(await readFile(path, "utf8")).not.toContain("9000");
+    const report = await replayRecords(await readLog([path]), { bundle: BUNDLE, data });
+    expect(report.skipped.map((s) => [s.decision_id, s.reason])).toEqual([
+      [d.id, "/input/arguments/changes/DISCOUNT_AMOUNT is an amount the policy reads, but its value was masked as sensitive"],
+    ]);
+  });
 });

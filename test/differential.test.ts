@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadBundle } from "../adapter/bundle.js";
 import { PolicyEvaluator } from "../adapter/evaluator.js";
 import { createVeto, InMemoryStore, type Decision, type StoredDecision, type Veto, type VetoRecord, type VetoStore } from "../adapter/index.js";
-import { ALT_CONFIG, generateCases, type GeneratedCase } from "./generate-calls.js";
+import { ALT_CONFIG, RESPELLING_CASES, generateCases, type GeneratedCase } from "./generate-calls.js";
 import { ROOT, requireBundle, requireOpa } from "./helpers.js";
 
 const SEED = Number(process.env["VETO_DIFF_SEED"] ?? 20260301);
@@ -61,7 +61,8 @@ function policyInput(c: GeneratedCase): Record<string, unknown> {
   return input;
 }
 
-const cases = generateCases(SEED, COUNT);
+// The random batch, then calls whose verdict turns on a respelled name.
+const cases: GeneratedCase[] = [...generateCases(SEED, COUNT), ...RESPELLING_CASES];
 let workDir: string;
 const wasmVerdicts: Verdict[] = [];
 const protectVerdicts: Verdict[] = [];
@@ -188,5 +189,17 @@ describe(`differential: ${COUNT} seeded calls`, () => {
     // Every deny code also appears alone, so no code is only ever hidden behind another.
     const alone = new Set(goVerdicts.filter((v) => v.codes.length === 1).map((v) => v.codes[0]));
     for (const code of seen) expect(alone.has(code), `${code} never appears alone`).toBe(true);
+  });
+
+  it("respelled object names and amount fields decide as the plain names do", () => {
+    const offset = cases.length - RESPELLING_CASES.length;
+    const got = RESPELLING_CASES.map((_, i) => {
+      const v = goVerdicts[offset + i] as Verdict;
+      return { action: v.action, codes: v.codes };
+    });
+    expect(got).toEqual(RESPELLING_CASES.map((c) => c.expected));
+    // The random batch respells too (a stream of its own): some amount keys and object names.
+    const respelled = cases.slice(0, offset).filter((c) => /"(Amount|AMOUNT|DISCOUNT_AMOUNT|Opportunity| opportunity )"/.test(JSON.stringify(c.call)));
+    expect(respelled.length).toBeGreaterThan(50);
   });
 });

@@ -53,8 +53,32 @@ export const ALT_CONFIG = {
   escalation: { deny_threshold: 2, window_seconds: 60 },
 };
 
+/**
+ * Spellings the policy reads as the same name: object names compare ignoring
+ * case and surrounding spaces, amount fields (and sensitive fields) ignoring
+ * case. Drawn from a random stream of their own, so the cases of a seed are
+ * the same calls as before, some of them respelled.
+ */
+const OBJECT_SPELLINGS: Readonly<Record<string, readonly string[]>> = {
+  opportunity: ["Opportunity", " opportunity ", "OPPORTUNITY"],
+  account: ["ACCOUNT", " Account"],
+};
+const FIELD_SPELLINGS: Readonly<Record<string, readonly string[]>> = {
+  amount: ["Amount", "AMOUNT"],
+  discount_amount: ["DISCOUNT_AMOUNT", "Discount_Amount"],
+  refund_amount: ["Refund_amount"],
+  stage: ["Stage"],
+};
+
 export function generateCases(seed: number, count: number): GeneratedCase[] {
   const random = seededRandom(seed);
+  const respell = seededRandom(seed ^ 0x5eed5eed);
+  /** Sometimes another spelling of `name` from `spellings`. */
+  const spelling = (name: Gen, spellings: Readonly<Record<string, readonly string[]>>): Gen => {
+    const others = typeof name === "string" ? spellings[name] : undefined;
+    if (others === undefined || respell() >= 0.3) return name;
+    return others[Math.floor(respell() * others.length)] as string;
+  };
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
   const chance = (p: number): boolean => random() < p;
   /** Mostly one of `valid`, sometimes one of `invalid`. */
@@ -96,7 +120,7 @@ export function generateCases(seed: number, count: number): GeneratedCase[] {
     if (chance(0.05)) context["extra"] = "unknown context fields are allowed";
 
     const args: Record<string, unknown> = {};
-    set(args, "object", mostly(["opportunity", "account", "contact", "lead", ABSENT], [5, null]));
+    set(args, "object", spelling(mostly(["opportunity", "account", "contact", "lead", ABSENT], [5, null]), OBJECT_SPELLINGS));
     set(args, "recordId", mostly(["opp_1", ABSENT], [7]));
     set(args, "tenantId", mostly([ABSENT, ABSENT, tenant, tenant, "globex", "acme"], [12, null]));
     set(
@@ -128,7 +152,7 @@ export function generateCases(seed: number, count: number): GeneratedCase[] {
       for (let k = 0; k < n; k++) {
         const name = pick(fieldNames);
         const isAmount = name.endsWith("amount");
-        set(changes, name, isAmount ? amountValue() : pick(["x", 1, true, null]));
+        set(changes, spelling(name, FIELD_SPELLINGS) as string, isAmount ? amountValue() : pick(["x", 1, true, null]));
       }
       set(args, "changes", chance(0.04) ? pick([["stage"], "stage=won", 3]) : changes);
     }
@@ -150,3 +174,41 @@ export function generateCases(seed: number, count: number): GeneratedCase[] {
   }
   return cases;
 }
+
+/**
+ * Calls that turn on a respelling, with the verdict the policy gives them:
+ * object names compare ignoring case and surrounding spaces, amount fields
+ * ignoring case (the random batch rarely reaches these verdicts through them).
+ */
+export const RESPELLING_CASES: readonly (GeneratedCase & { readonly expected: { action: string; codes: string[] } })[] = (() => {
+  const context = { actorId: "agent:sales-assistant", tenantId: "acme", environment: "production", reason: "Customer asked" };
+  const update = (args: Record<string, unknown>, ctx: Record<string, unknown> = {}) => ({
+    tool: "crm.update",
+    arguments: { object: "opportunity", recordId: "opp_1", ...args },
+    context: { ...context, ...ctx },
+  });
+  const approval = { action: "require_approval" };
+  const deny = { action: "deny" };
+  return [
+    { config: "bundle", call: update({ object: "Opportunity", changes: { Stage: "closed_won" } }), recentDenies: 0, expected: { ...approval, codes: ["sensitive_field"] } },
+    { config: "bundle", call: update({ object: " opportunity ", changes: { discount_pct: 5 } }), recentDenies: 0, expected: { ...approval, codes: ["sensitive_field"] } },
+    { config: "bundle", call: update({ object: "ACCOUNT", changes: { Credit_Limit: 10 } }), recentDenies: 0, expected: { ...approval, codes: ["sensitive_field"] } },
+    { config: "bundle", call: update({ changes: { Amount: 300_000 } }), recentDenies: 0, expected: { ...deny, codes: ["amount_over_limit"] } },
+    { config: "bundle", call: update({ changes: { DISCOUNT_AMOUNT: 9000 } }), recentDenies: 0, expected: { ...approval, codes: ["production_amount"] } },
+    { config: "bundle", call: update({ changes: { Amount: "9000" } }), recentDenies: 0, expected: { ...deny, codes: ["invalid_input"] } },
+    { config: "bundle", call: update({ changes: { DISCOUNT_AMOUNT: null } }), recentDenies: 0, expected: { ...deny, codes: ["invalid_input"] } },
+    { config: "bundle", call: update({ changes: { Discount_Amount: 10 } }), recentDenies: 0, expected: { action: "allow", codes: ["low_value"] } },
+    {
+      config: "alt",
+      call: update({ changes: { AMOUNT: 5001 } }, { actorId: "agent:a", tenantId: "globex" }),
+      recentDenies: 0,
+      expected: { ...deny, codes: ["amount_over_limit"] },
+    },
+    {
+      config: "alt",
+      call: update({ object: "LEAD ", changes: { EMAIL: "x" } }),
+      recentDenies: 0,
+      expected: { ...approval, codes: ["sensitive_field"] },
+    },
+  ];
+})();

@@ -3,6 +3,7 @@
 // caller sends can reach Object.prototype.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_INPUT_LIMITS, type Decision, type DecisionEventRecord } from "../adapter/index.js";
+import { checkCall } from "../adapter/input.js";
 import { codes, makeVeto, write, type TestVeto } from "./helpers.js";
 
 let t: TestVeto;
@@ -135,6 +136,20 @@ describe("wrong types and missing fields", () => {
   ];
   it.each(cases)("%s", async (_name, call) => {
     await expectInvalid(call);
+  });
+
+  it.each([
+    ["Amount", "9000"],
+    ["DISCOUNT_AMOUNT", null],
+    ["Refund_Amount", true],
+  ])("an amount field spelled %s holding %j is refused by the adapter itself, naming the key as sent", (key, value) => {
+    const checked = checkCall(write({ changes: { stage: "x", [key]: value } }), DEFAULT_INPUT_LIMITS, ["amount", "discount_amount", "refund_amount"]);
+    expect(checked.ok ? "" : checked.message).toBe(`arguments.changes.${key}: an amount must be a finite number`);
+  });
+
+  it("amount_fields entries match ignoring case too; other keys may hold anything", () => {
+    expect(checkCall(write({ changes: { refund_AMOUNT: null } }), DEFAULT_INPUT_LIMITS, ["Refund_Amount"]).ok).toBe(false);
+    expect(checkCall(write({ changes: { Amount: 10, amount_note: "x", Stage: null } }), DEFAULT_INPUT_LIMITS, ["amount"]).ok).toBe(true);
   });
 
   it("a getter that throws", async () => {
