@@ -98,8 +98,13 @@ export interface StoreUnit {
 export interface InMemoryStoreOptions {
   /** Most decisions remembered; the oldest are forgotten first (an approval forgotten this way can no longer be given). Default 100,000. */
   readonly maxDecisions?: number;
-  /** History older than this is dropped; set it to at least the escalation window. Default 24 hours. */
-  readonly historyRetentionMs?: number;
+  /**
+   * History older than this is dropped; set it to at least the escalation
+   * window. A function is asked at each pruning, so retention can follow the
+   * bundle in force (createVeto's default store does: the larger of 24 hours
+   * and the window of the bundle in force). Default 24 hours.
+   */
+  readonly historyRetentionMs?: number | (() => number);
 }
 
 const MAX_DENIES_PER_KEY = 10_000;
@@ -158,7 +163,7 @@ function historyKey(actorId: string, tenantId: string): string {
 
 export class InMemoryStore implements VetoStore {
   readonly #maxDecisions: number;
-  readonly #retentionMs: number;
+  readonly #retentionMs: () => number;
   readonly #decisions = new Map<string, StoredDecision>();
   /** Sorted deny times per (actor, tenant). */
   readonly #denies = new Map<string, number[]>();
@@ -172,7 +177,8 @@ export class InMemoryStore implements VetoStore {
 
   constructor(options: InMemoryStoreOptions = {}) {
     this.#maxDecisions = options.maxDecisions ?? 100_000;
-    this.#retentionMs = options.historyRetentionMs ?? 24 * 60 * 60 * 1000;
+    const retention = options.historyRetentionMs ?? 24 * 60 * 60 * 1000;
+    this.#retentionMs = typeof retention === "function" ? retention : () => retention;
   }
 
   async appendDecision(decision: StoredDecision): Promise<void> {
@@ -260,7 +266,7 @@ export class InMemoryStore implements VetoStore {
   }
 
   #pruneHistory(key: string, times: number[]): void {
-    const cutoff = this.#latestMs - this.#retentionMs;
+    const cutoff = this.#latestMs - this.#retentionMs();
     let drop = 0;
     while (drop < times.length && (times[drop] ?? 0) < cutoff) drop++;
     if (drop > 0) times.splice(0, drop);

@@ -238,11 +238,12 @@ class VetoInstance implements Veto {
     ownsStore: boolean,
   ) {
     this.#source = source;
-    const data = source.current.data;
     const logger = o.logger ?? pino({ name: "veto" });
     this.#log = logger.child({ component: "veto" });
     this.#ownsStore = o.store === undefined || ownsStore;
-    this.#store = o.store ?? new InMemoryStore({ historyRetentionMs: Math.max(data.windowSeconds * 1000, 24 * 3600 * 1000) });
+    // Retention follows the bundle in force: a reloaded bundle with a longer
+    // escalation window keeps (from then on) history as long as it counts.
+    this.#store = o.store ?? new InMemoryStore({ historyRetentionMs: () => Math.max(source.current.data.windowSeconds * 1000, 24 * 3600 * 1000) });
     this.#ownsSink = o.recordSink === undefined;
     this.#sink = o.recordSink ?? new PinoRecordSink(logger);
     this.#masker = new RecordMasker(o.recordKey);

@@ -359,3 +359,30 @@ describe("veto.bundle and close()", () => {
     expect(v.bundle).toEqual({ revision: "reload-C", hash: hashes.C });
   });
 });
+
+describe("deny history retention follows the bundle in force", () => {
+  it("a reloaded bundle with a longer escalation window (3 days) counts denies older than the first bundle's retention (24 h)", async () => {
+    const committed = readFileSync(BUNDLE);
+    const data = JSON.parse((await filesOf(committed)).find((f) => f.name === "data.json")!.content.toString("utf8")) as {
+      veto: { config: Record<string, unknown> };
+    };
+    data.veto.config["escalation"] = { deny_threshold: 2, window_seconds: 3 * 24 * 3600 };
+    const longWindow = await withFile(committed, "data.json", Buffer.from(JSON.stringify(data)));
+    server.serve(committed);
+    current = await makeVeto({ bundle: { url: server.url, pollIntervalMs: 3_600_000 } });
+    const t = current;
+    const deny = write({ destination: "https://pastebin.com/x" });
+    expect((await t.veto.protect(deny)).reasons.map((r) => r.code)).toEqual(["blocked_destination"]);
+    server.serve(longWindow);
+    expect((await t.veto.refreshBundle()).status).toBe("activated");
+    t.clock.advance(30 * 3600 * 1000);
+    const second = await t.veto.protect(deny);
+    expect([second.escalated, second.reasons.map((r) => r.code)]).toEqual([false, ["blocked_destination"]]);
+    t.clock.advance(60_000);
+    // Both denies are within the 3-day window: the threshold of 2 is reached.
+    const third = await t.veto.protect(deny);
+    expect([third.escalated, third.reasons.map((r) => r.code)]).toEqual([true, ["repeated_denies"]]);
+    const recorded = decisionRecords(t).map((r) => r.history?.recent_denies);
+    expect(recorded).toEqual([0, 1, 2]);
+  });
+});
