@@ -84,8 +84,12 @@ build: node_modules/.stamp ## Build dist/ (library, veto CLI, .d.ts)
 typecheck: node_modules/.stamp ## TypeScript strict type check
 	npm run typecheck
 
+.PHONY: test-bundles
+test-bundles: $(TOOLS) ## Build the bundles the TypeScript tests use: policy/ with test/fixtures/data.json
+	@bash scripts/build-test-bundles.sh
+
 .PHONY: test-ts
-test-ts: $(TOOLS) build ## vitest: adapter, decision log, CLI, demo, and the differential test vs opa eval
+test-ts: $(TOOLS) build test-bundles ## vitest: adapter, decision log, CLI, demo, and the differential test vs opa eval
 	@mkdir -p .build/results
 	@# Start the throwaway PostgreSQL unless one is already running (then leave it running).
 	@# set +e: a failing vitest must still be counted and PostgreSQL stopped.

@@ -10,13 +10,20 @@ import { pino, type Logger } from "pino";
 import { createVeto, type RecordSink, type Veto, type VetoOptions, type VetoRecord } from "../adapter/index.js";
 
 export const ROOT = resolve(import.meta.dirname, "..");
-export const BUNDLE = resolve(ROOT, "bundles/crm.tar.gz");
-export const REGO_BUNDLE = resolve(ROOT, "bundles/crm-rego.tar.gz");
+/**
+ * The tests decide with bundles built from policy/ with test/fixtures/data.json
+ * as data (`make test-bundles`), never with the shipped policy/data.json: a
+ * security team changes that file without breaking the tests.
+ */
+export const TEST_POLICY_ROOT = resolve(ROOT, ".build/test-policy-root");
+export const FIXTURE_DATA = resolve(ROOT, "test/fixtures/data.json");
+export const BUNDLE = resolve(ROOT, ".build/test-bundles/crm.tar.gz");
+export const REGO_BUNDLE = resolve(ROOT, ".build/test-bundles/crm-rego.tar.gz");
 export const OPA = resolve(ROOT, ".tools/bin/opa");
 export const CLI = resolve(ROOT, "dist/cli.js");
 
 export function requireBundle(): string {
-  if (!existsSync(BUNDLE)) throw new Error(`${BUNDLE} is missing: run make bundle`);
+  if (!existsSync(BUNDLE)) throw new Error(`${BUNDLE} is missing: run make test-bundles`);
   return BUNDLE;
 }
 
@@ -45,9 +52,9 @@ export function jsonLines(...items: unknown[]): string {
   return items.map((c) => (typeof c === "string" ? c : JSON.stringify(c))).join("\n") + "\n";
 }
 
-/** The bundle's own data document, read from the policy source it was built from. */
+/** The test bundle's own data document (test/fixtures/data.json). */
 export function bundleData(): { veto: { config: Record<string, unknown> } } {
-  return JSON.parse(readFileSync(resolve(ROOT, "policy/data.json"), "utf8")) as { veto: { config: Record<string, unknown> } };
+  return JSON.parse(readFileSync(FIXTURE_DATA, "utf8")) as { veto: { config: Record<string, unknown> } };
 }
 
 export class MemorySink implements RecordSink {

@@ -8,7 +8,7 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ROOT, requireBundle, requireCli } from "./helpers.js";
+import { FIXTURE_DATA, ROOT, requireBundle, requireCli } from "./helpers.js";
 
 let dir: string;
 let project: string;
@@ -35,8 +35,11 @@ describe("npm pack → install into an empty project", () => {
   it("runs the seed page's snippet against the packaged bundle", () => {
     writeFileSync(
       join(project, "quickstart.mjs"),
-      `import { createVeto, packagedBundlePath } from "veto-crm";
-const veto = await createVeto({ bundle: packagedBundlePath, recordSink: { write: async () => {} } });
+      `import { readFileSync } from "node:fs";
+import { createVeto, packagedBundlePath } from "veto-crm";
+// The test's fixed data document, so the shipped policy/data.json may change freely.
+const data = JSON.parse(readFileSync(${JSON.stringify(FIXTURE_DATA)}, "utf8"));
+const veto = await createVeto({ bundle: packagedBundlePath, data, recordSink: { write: async () => {} } });
 const decision = await veto.protect({
   tool: "crm.update",
   arguments: { object: "opportunity", recordId: "opp_123", tenantId: "acme", changes: { close_date: "2026-12-01" } },
@@ -82,7 +85,7 @@ export { action, err };
     expect(hash).toBe(run("node", [resolve(ROOT, "dist/cli.js"), "hash", resolve(ROOT, "bundles/crm.tar.gz")], ROOT).trim());
     const out = run(
       "npx",
-      ["--no-install", "veto", "eval", "--bundle", bundle],
+      ["--no-install", "veto", "eval", "--bundle", bundle, "--data", FIXTURE_DATA],
       project,
       `${JSON.stringify({ tool: "crm.read", arguments: { fields: ["ssn"] }, context: { actorId: "agent:sales-assistant", tenantId: "acme", environment: "production" } })}\n`,
     );

@@ -9,7 +9,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { gzipSync } from "node:zlib";
 import { pack } from "tar-stream";
 import { readTarball, type BundleFile } from "../adapter/index.js";
-import { ROOT, requireOpa } from "./helpers.js";
+import { ROOT, TEST_POLICY_ROOT, requireOpa } from "./helpers.js";
 
 export const KEYS = resolve(ROOT, "test/fixtures/keys");
 export const key = (name: string): string => join(KEYS, `TEST-ONLY-${name}.pem`);
@@ -28,7 +28,7 @@ export function opaBuildWasm(
   if (options.revision !== undefined) args.push("--revision", options.revision);
   if (options.signingKey !== undefined) args.push("--signing-key", options.signingKey, "--signing-alg", options.signingAlg ?? "RS256");
   // Relative, from its parent: opa build names files by the path it is given.
-  const policyDir = options.policyDir ?? resolve(ROOT, "policy");
+  const policyDir = options.policyDir ?? join(TEST_POLICY_ROOT, "policy");
   args.push("-o", out, basename(policyDir));
   execFileSync(opa, args, { cwd: dirname(policyDir), stdio: ["ignore", "ignore", "pipe"] });
   return out;
@@ -37,7 +37,7 @@ export function opaBuildWasm(
 /** A copy of policy/ in `dir` with its data.json changed by `edit`. */
 export function policyCopy(dir: string, edit: (data: { veto: { config: Record<string, unknown> } }) => void): string {
   const copy = join(dir, "policy");
-  cpSync(resolve(ROOT, "policy"), copy, { recursive: true });
+  cpSync(join(TEST_POLICY_ROOT, "policy"), copy, { recursive: true });
   const dataPath = join(copy, "data.json");
   const data = JSON.parse(readFileSync(dataPath, "utf8")) as { veto: { config: Record<string, unknown> } };
   edit(data);

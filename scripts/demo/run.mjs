@@ -9,7 +9,7 @@
 // reaches the CRM, an approval-required call waits for the system owner.
 // Every decision, approval and rejection goes to a durable, hash-chained
 // decision log, which is verified at the end.
-import { mkdirSync, rmSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createVeto, openFileLog, verifyLog, VetoDeniedError, ApprovalError } from "../../dist/index.js";
@@ -50,8 +50,12 @@ const nextReview = () => (reviewQueue.length ? Promise.resolve(reviewQueue.shift
 
 const incidents = [];
 const silent = { info() {}, warn() {}, error() {}, debug() {}, child() { return silent; } };
+// The shipped policy with the demo's own data document (scripts/demo/data.json),
+// as an application replaces the data; the demo's story stays the same when a
+// security team changes policy/data.json.
 const veto = await createVeto({
   bundle: join(root, "bundles", "crm.tar.gz"),
+  data: JSON.parse(readFileSync(join(root, "scripts", "demo", "data.json"), "utf8")),
   recordSink: sink,
   logger: silent,
   onEscalation: (e) => incidents.push({ decisionId: e.decision.id, actorId: e.actorId, tenantId: e.tenantId, recentDenies: e.recentDenies }),
@@ -154,7 +158,6 @@ await veto.close();
 const after = crm.snapshot();
 
 // Attach each row's decision as recorded (the log is the evidence).
-const { readFileSync } = await import("node:fs");
 const records = readFileSync(logPath, "utf8").trim().split("\n").map((l) => JSON.parse(l));
 const decisions = records.filter((r) => r.type === "decision");
 rows.forEach((row, i) => {

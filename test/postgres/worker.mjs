@@ -61,7 +61,7 @@ async function loop({ lanes, approver }) {
 const commands = {
   async init({ url, schema, name, pollMs }) {
     veto = await createVeto({
-      bundle: resolve(root, "bundles/crm.tar.gz"),
+      bundle: resolve(root, ".build/test-bundles/crm.tar.gz"),
       logger: pino({ level: "error" }, pino.destination(2)),
       approvalPollMs: pollMs,
       store: { postgres: { connectionString: url, schema, records: true, pool: { max: 20, application_name: name } } },
