@@ -20,8 +20,8 @@
  *   is reported in `recovery` and through the logger. Anything else refuses
  *   to open with LogCorruptError naming the file and line.
  */
-import { constants, open as openFile, type FileHandle } from "node:fs/promises";
-import { dirname } from "node:path";
+import { constants, open as openFile, stat, type FileHandle } from "node:fs/promises";
+import { dirname, resolve as resolvePath } from "node:path";
 import { sealRecord } from "./chain.js";
 import {
   CanonicalJsonError,
@@ -183,6 +183,12 @@ export class FileDecisionLog {
     }
     const fs = options.fs ?? nodeFs;
     const logger = options.logger;
+    // Said plainly here, rather than as ENOENT on the lock's temporary file.
+    const directory = dirname(resolvePath(path));
+    const isDirectory = await stat(directory).then((s) => s.isDirectory(), () => false);
+    if (!isDirectory) {
+      throw new DecisionLogError("invalid_options", `decision log ${path}: directory ${directory} does not exist (create it first)`);
+    }
     const lock = await acquireLogLock(path);
     let handle: LogFileHandle | null = null;
     try {

@@ -308,3 +308,19 @@ describe("one writer per log", () => {
     await expect(openFileLog(log)).rejects.toMatchObject({ code: "log_corrupt", file: log, line: 0 });
   });
 });
+
+describe("opening in a directory that does not exist", () => {
+  it("says so, naming the directory, instead of failing on the lock file", async () => {
+    const { openFileLog } = await import("../../adapter/log/index.js");
+    const { dir, cleanup } = await tempDir();
+    try {
+      const missing = join(dir, "no-such-dir", "decisions.jsonl");
+      await expect(openFileLog(missing)).rejects.toMatchObject({
+        code: "invalid_options",
+        message: expect.stringContaining(`directory ${join(dir, "no-such-dir")} does not exist`),
+      });
+    } finally {
+      await cleanup();
+    }
+  });
+});
