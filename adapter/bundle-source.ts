@@ -89,12 +89,11 @@ export interface BundleSourceOptions {
 export async function activatePolicy(
   source: string | Uint8Array,
   options: Pick<BundleSourceOptions, "verifier" | "data">,
+  /** How messages name a data document given in `options.data`. */
+  dataLabel = "given as options.data",
 ): Promise<ActivePolicy> {
   const loaded = await loadBundle(source, options.verifier === undefined ? {} : { verifier: options.verifier });
-  const data = readPolicyData(
-    options.data ?? loaded.data,
-    options.data === undefined ? "data.json of the bundle" : "given as options.data",
-  );
+  const data = readPolicyData(options.data ?? loaded.data, options.data === undefined ? "data.json of the bundle" : dataLabel);
   const evaluator = await PolicyEvaluator.create(loaded.wasm, data.document, data.json);
   return Object.freeze({ version: Object.freeze({ ...loaded.version }), data, evaluator });
 }

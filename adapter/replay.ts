@@ -11,17 +11,24 @@
  * in that situation", one decision at a time.
  */
 import { z } from "zod";
-import { loadBundle } from "./bundle.js";
+import { activatePolicy } from "./bundle-source.js";
 import { ADAPTER_REASON_CODES, adapterDeny, type Action, type BundleVersion, type PolicyAnswer } from "./decision.js";
-import { PolicyEvaluator } from "./evaluator.js";
+import type { PolicyEvaluator } from "./evaluator.js";
 import { DEFAULT_INPUT_LIMITS, amountFieldNames, checkCall } from "./input.js";
-import { readPolicyData, type PolicyData } from "./policy-data.js";
+import type { PolicyData } from "./policy-data.js";
+import { createBundleVerifier, type VerificationKeyInput } from "./signature.js";
 
 export interface ReplayOptions {
   /** Path of the bundle .tar.gz to replay against, or its bytes. Required. */
   readonly bundle: string | Uint8Array;
   /** A data document replacing the bundle's data.json entirely. Default: the bundle's. */
   readonly data?: Record<string, unknown>;
+  /**
+   * Verify the bundle's signature first, as createVeto's `verificationKey`
+   * does: an unsigned or altered bundle is refused (BundleSignatureError).
+   * Default: none (signatures are not checked).
+   */
+  readonly verificationKey?: VerificationKeyInput | readonly VerificationKeyInput[];
 }
 
 /** The comparable part of a verdict. */
@@ -134,15 +141,15 @@ export class Replayer {
     this.#evaluator = evaluator;
   }
 
-  /** Load the bundle and data as createVeto does; rejects with BundleLoadError when either is unusable. */
+  /**
+   * Verify (with a verificationKey), load and probe the bundle and data
+   * exactly as createVeto does (activatePolicy); rejects with
+   * BundleSignatureError or BundleLoadError when either is unusable.
+   */
   static async create(options: ReplayOptions): Promise<Replayer> {
-    const loaded = await loadBundle(options.bundle);
-    const data = readPolicyData(
-      options.data ?? loaded.data,
-      options.data === undefined ? "data.json of the bundle" : "given to replay",
-    );
-    const evaluator = await PolicyEvaluator.create(loaded.wasm, data.document, data.json);
-    return new Replayer(loaded.version, data, evaluator);
+    const verifier = options.verificationKey === undefined ? undefined : createBundleVerifier(options.verificationKey);
+    const policy = await activatePolicy(options.bundle, { verifier, data: options.data }, "given to replay");
+    return new Replayer(policy.version, policy.data, policy.evaluator);
   }
 
   /**

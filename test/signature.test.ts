@@ -15,6 +15,7 @@ import {
   createBundleVerifier,
   loadBundle,
   readTarball,
+  replayRecords,
   verifyBundleSignature,
   type BundleSignatureCheck,
   type VerificationKeyInput,
@@ -367,5 +368,52 @@ describe("veto eval --verification-key", () => {
     const missingKey = runCli(["eval", "--bundle", signedPath, "--verification-key", join(dir, "nope.pem")], jsonLines(write()));
     expect(missingKey.status).toBe(2);
     expect(missingKey.stderr).toMatch(/cannot read verification key/);
+  });
+});
+
+describe("veto replay and veto hash --verification-key", () => {
+  it("replay refuses an altered or unsigned bundle when a key is given (exit 2), and replays against the signed one", async () => {
+    const signedPath = join(dir, "replay-signed.tar.gz");
+    writeFileSync(signedPath, es256);
+    const tamperedPath = join(dir, "replay-tampered.tar.gz");
+    writeFileSync(tamperedPath, await withFile(es256, "policy/veto/crm/tool.rego", null));
+    const log = join(dir, "replay-log.jsonl");
+    expect(runCli(["eval", "--bundle", signedPath, "--log", log], jsonLines(write(), write({ amount: 9000 }))).status).toBe(0);
+
+    const ok = runCli(["replay", "--bundle", signedPath, "--verification-key", key("es256-public"), log]);
+    expect(ok.status, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/replayed 2 of 2 decisions .*0 changed, 2 unchanged/);
+
+    const tampered = runCli(["replay", "--bundle", tamperedPath, "--verification-key", key("es256-public"), log]);
+    expect(tampered.status).toBe(2);
+    expect(tampered.stdout).toBe("");
+    expect(tampered.stderr).toMatch(/^veto: bundle signature check failed \(file_missing\): policy\/veto\/crm\/tool\.rego/);
+    // Without a key the altered bundle is replayed, as before.
+    expect(runCli(["replay", "--bundle", tamperedPath, log]).status).toBe(0);
+
+    const unsigned = runCli(["replay", "--bundle", BUNDLE, "--verification-key", key("es256-public"), log]);
+    expect(unsigned.status).toBe(2);
+    expect(unsigned.stderr).toMatch(/\(unsigned\)/);
+  });
+
+  it("replayRecords: verificationKey refuses an altered bundle with BundleSignatureError", async () => {
+    const altered = await withFile(es256, "policy/veto/crm/tool.rego", null);
+    await expect(replayRecords([], { bundle: altered, verificationKey: pem("es256-public") })).rejects.toBeInstanceOf(BundleSignatureError);
+    const report = await replayRecords([], { bundle: es256, verificationKey: pem("es256-public") });
+    expect(report.bundle.hash).toBe(await bundleVersionHashOfTarball(es256));
+  });
+
+  it("hash prints the version hash of a bundle that verifies, and refuses one that does not (exit 2)", async () => {
+    const signedPath = join(dir, "hash-signed.tar.gz");
+    writeFileSync(signedPath, es256);
+    const ok = runCli(["hash", signedPath, "--verification-key", key("es256-public")]);
+    expect(ok.status, ok.stderr).toBe(0);
+    expect(ok.stdout.trim()).toBe(await bundleVersionHashOfTarball(es256));
+    const tamperedPath = join(dir, "hash-tampered.tar.gz");
+    writeFileSync(tamperedPath, await withFile(es256, "policy/veto/crm/tool.rego", null));
+    const bad = runCli(["hash", tamperedPath, "--verification-key", key("es256-public")]);
+    expect(bad.status).toBe(2);
+    expect(bad.stdout).toBe("");
+    expect(bad.stderr).toMatch(/^veto: bundle signature check failed \(file_missing\)/);
   });
 });

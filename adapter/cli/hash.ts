@@ -1,16 +1,21 @@
-/** `veto hash BUNDLE`: the bundle's version hash. */
+/** `veto hash BUNDLE [--verification-key PATH]`: the bundle's version hash (of a bundle whose signature verifies, with a key). */
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
+import { loadBundle } from "../bundle.js";
 import { bundleVersionHashOfTarball } from "../bundle-hash.js";
-import { toError } from "../errors.js";
+import { VetoError, toError } from "../errors.js";
+import { createBundleVerifier } from "../signature.js";
 import { UsageError, fail, print, type Command } from "./common.js";
+import { VERIFICATION_KEY_USAGE, readVerificationKey, verificationKeyOptions } from "./verification-key.js";
 
 export const hashCommand: Command = {
-  usage: `  veto hash BUNDLE
-      prints the bundle's version hash (sha256:<64 hex>)`,
+  usage: `  veto hash BUNDLE [--verification-key PATH [--verification-alg ALG]]
+      prints the bundle's version hash (sha256:<64 hex>); with --verification-key, only
+      of a bundle whose signature verifies (else exit 2).
+      ${VERIFICATION_KEY_USAGE}`,
 
   async run(args) {
-    const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
+    const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { ...verificationKeyOptions } });
     const [path, ...rest] = positionals;
     if (path === undefined || rest.length > 0) throw new UsageError("hash takes exactly one bundle path");
     let bytes: Buffer;
@@ -18,6 +23,15 @@ export const hashCommand: Command = {
       bytes = await readFile(path);
     } catch (error) {
       fail(`cannot read bundle ${path}: ${toError(error).message}`);
+    }
+    const verificationKey = await readVerificationKey(values["verification-key"], values["verification-alg"]);
+    if (verificationKey !== undefined) {
+      try {
+        await loadBundle(bytes, { verifier: createBundleVerifier(verificationKey) });
+      } catch (error) {
+        if (error instanceof VetoError) fail(error.message);
+        fail(`bundle ${path} cannot be verified: ${toError(error).message}`);
+      }
     }
     let hash: string;
     try {

@@ -10,15 +10,17 @@ import { LogCorruptError, readLog } from "../log/index.js";
 import { replayRecords, type LoggedRecord, type ReplayReport, type Verdict } from "../replay.js";
 import { CliExit, UsageError, fail, print, readDataFile, type Command } from "./common.js";
 import { distinctLogs } from "./log.js";
+import { VERIFICATION_KEY_USAGE, readVerificationKey, verificationKeyOptions } from "./verification-key.js";
 
 export const replayCommand: Command = {
-  usage: `  veto replay --bundle PATH [--data FILE] [--json] [--fail-on-change] LOG...
+  usage: `  veto replay --bundle PATH [--data FILE] [--json] [--fail-on-change] [--verification-key PATH [--verification-alg ALG]] LOG...
       re-evaluates every decision recorded in the logs against this bundle and data,
       with the deny history each decision saw, and prints the verdicts that would
       change ("decision_id: old_action [codes] → new_action [codes]") and a count per
       change kind. --json: one JSON report instead. Exit 0; with --fail-on-change, 1
       when any verdict changes. Exit 1 when a log does not verify, 2 when the bundle
-      or data is unusable`,
+      or data is unusable (or, with --verification-key, its signature does not verify).
+      ${VERIFICATION_KEY_USAGE}`,
 
   async run(args) {
     const { values, positionals } = parseArgs({
@@ -29,6 +31,7 @@ export const replayCommand: Command = {
         data: { type: "string" },
         json: { type: "boolean", default: false },
         "fail-on-change": { type: "boolean", default: false },
+        ...verificationKeyOptions,
       },
     });
     if (values.bundle === undefined) throw new UsageError("replay needs --bundle PATH");
@@ -44,9 +47,14 @@ export const replayCommand: Command = {
       }
     }
     const data = values.data === undefined ? undefined : await readDataFile(values.data);
+    const verificationKey = await readVerificationKey(values["verification-key"], values["verification-alg"]);
     let report: ReplayReport;
     try {
-      report = await replayRecords(records, { bundle: values.bundle, ...(data === undefined ? {} : { data }) });
+      report = await replayRecords(records, {
+        bundle: values.bundle,
+        ...(data === undefined ? {} : { data }),
+        ...(verificationKey === undefined ? {} : { verificationKey }),
+      });
     } catch (error) {
       if (error instanceof VetoError) fail(error.message);
       fail(`cannot replay: ${toError(error).message}`);
