@@ -3,6 +3,8 @@
  * carrying a stable, machine-readable `code`; messages say what to fix.
  */
 import type { Decision } from "./decision.js";
+import type { DecisionLogErrorCode } from "./log/errors.js";
+import type { PostgresErrorCode } from "./postgres/connection.js";
 
 export type VetoErrorCode =
   | "invalid_options"
@@ -12,7 +14,9 @@ export type VetoErrorCode =
   | "closed"
   | "denied"
   | "record_unavailable"
-  | ApprovalErrorCode;
+  | ApprovalErrorCode
+  | DecisionLogErrorCode
+  | PostgresErrorCode;
 
 export type ApprovalErrorCode =
   | "unknown_decision"

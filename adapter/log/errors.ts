@@ -3,6 +3,8 @@
  * ones about a log file also name the file and, where there is one, the line.
  */
 
+import { VetoError } from "../errors.js";
+
 export type DecisionLogErrorCode =
   | "invalid_options"
   | "record_unavailable"
@@ -11,13 +13,13 @@ export type DecisionLogErrorCode =
   | "log_corrupt"
   | "not_canonical_json";
 
-export class DecisionLogError extends Error {
+/** The decision log's errors are VetoErrors, so one `instanceof VetoError` catches every error of the package. */
+export class DecisionLogError extends VetoError {
   override name = "DecisionLogError";
-  readonly code: DecisionLogErrorCode;
+  declare readonly code: DecisionLogErrorCode;
 
   constructor(code: DecisionLogErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.code = code;
+    super(code, message, options);
   }
 }
 

@@ -4,7 +4,7 @@
  * applications that never configure PostgreSQL never load it.
  */
 import type { Pool, PoolClient, PoolConfig } from "pg";
-import { VetoOptionsError } from "../errors.js";
+import { VetoError, VetoOptionsError } from "../errors.js";
 
 /** Anything with pino's `error(obj, msg)`. */
 export interface PostgresLogger {
@@ -35,13 +35,12 @@ export interface PostgresOptions {
 
 export type PostgresErrorCode = "schema_not_migrated" | "migration_changed" | "migrations_unreadable";
 
-export class PostgresStoreError extends Error {
+export class PostgresStoreError extends VetoError {
   override name = "PostgresStoreError";
-  readonly code: PostgresErrorCode;
+  declare readonly code: PostgresErrorCode;
 
   constructor(code: PostgresErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.code = code;
+    super(code, message, options);
   }
 }
 

@@ -324,3 +324,14 @@ describe("opening in a directory that does not exist", () => {
     }
   });
 });
+
+describe("error hierarchy", () => {
+  it("the decision log's and the PostgreSQL store's errors are VetoErrors", async () => {
+    const { VetoError, DecisionLogError, PostgresStoreError } = await import("../../adapter/index.js");
+    const log = new DecisionLogError("log_corrupt", "x");
+    const pg = new PostgresStoreError("schema_not_migrated", "y");
+    expect(log).toBeInstanceOf(VetoError);
+    expect(pg).toBeInstanceOf(VetoError);
+    expect([log.name, log.code, pg.name, pg.code]).toEqual(["DecisionLogError", "log_corrupt", "PostgresStoreError", "schema_not_migrated"]);
+  });
+});
