@@ -28,6 +28,13 @@ export interface DecisionUnit extends StoreUnit {
    * pool) never waits on the unit's connection or locks.
    */
   writeRecord(record: VetoRecord): Promise<void>;
+  /**
+   * Whether writeRecord writes inside the store's transaction (and so must
+   * finish before commit). When it does not, the record takes its place in the
+   * sink's order when writeRecord is called, and the unit may end before the
+   * sink has made it durable.
+   */
+  readonly recordsInTransaction: boolean;
 }
 
 function isTransactional(sink: RecordSink): sink is TransactionalRecordSink {
@@ -40,11 +47,13 @@ class RecordingUnit implements DecisionUnit {
   readonly #unit: StoreUnit;
   readonly #sink: RecordSink;
   readonly transaction: unknown;
+  readonly recordsInTransaction: boolean;
 
   constructor(unit: StoreUnit, sink: RecordSink) {
     this.#unit = unit;
     this.#sink = sink;
     this.transaction = unit.transaction;
+    this.recordsInTransaction = unit.transaction !== undefined && isTransactional(sink) && sink.joinsTransaction(unit.transaction);
   }
 
   countRecentDenies(actorId: string, tenantId: string, sinceMs: number): Promise<number> {
@@ -75,7 +84,7 @@ class RecordingUnit implements DecisionUnit {
     const unit = this.#unit;
     const sink = this.#sink;
     try {
-      if (unit.transaction !== undefined && isTransactional(sink) && sink.joinsTransaction(unit.transaction)) {
+      if (this.recordsInTransaction && isTransactional(sink)) {
         await sink.writeInTransaction(unit.transaction, record);
       } else {
         await sink.write(record);
@@ -105,5 +114,14 @@ export async function runUnit<T>(
  */
 export function failedUnit(cause: Error): DecisionUnit {
   const fail = (): Promise<never> => Promise.reject(cause);
-  return { countRecentDenies: fail, appendDecision: fail, getDecision: fail, transitionApproval: fail, commit: fail, rollback: async () => {}, writeRecord: fail };
+  return {
+    countRecentDenies: fail,
+    appendDecision: fail,
+    getDecision: fail,
+    transitionApproval: fail,
+    commit: fail,
+    rollback: async () => {},
+    writeRecord: fail,
+    recordsInTransaction: true,
+  };
 }

@@ -192,6 +192,23 @@ export async function createVeto(options: VetoOptions): Promise<Veto> {
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
+/** What #decide answers: the decision, the call it decided, and why a record_unavailable deny was given. */
+interface DecideResult {
+  readonly decision: Decision;
+  readonly call: VetoCall | undefined;
+  readonly cause?: Error;
+}
+
+/** A decision made in a unit: its record may still be on its way to durable storage. */
+interface Decided {
+  readonly result: DecideResult;
+  /** The record's write, when it is awaited after the unit. */
+  readonly durable?: Promise<unknown> | undefined;
+  /** Supersede the decision with a record_unavailable deny. */
+  readonly unrecorded: (error: unknown) => Promise<DecideResult>;
+  readonly escalation?: EscalationEvent | undefined;
+}
+
 interface Outcome {
   readonly answer: PolicyAnswer;
   readonly evalNs: number;
@@ -334,7 +351,7 @@ class VetoInstance implements Veto {
   async #decide(
     raw: unknown,
     unreadable?: string,
-  ): Promise<{ decision: Decision; call: VetoCall | undefined; cause?: Error }> {
+  ): Promise<DecideResult> {
     // Everything up to the first await runs synchronously inside protect():
     // the call is copied before the caller can change it.
     if (this.#closed) throw new VetoClosedError();
@@ -355,14 +372,33 @@ class VetoInstance implements Veto {
     // tenant), so concurrent calls (here or, with a shared store, in other
     // processes) each see every deny before them.
     const history = call === undefined ? undefined : { actorId: call.context.actorId, tenantId: call.context.tenantId };
+    let decided: Decided;
     try {
-      return await runUnit(this.#store, this.#sink, history, (unit) => this.#decideIn(unit, policy, raw, nowMs, id, checked, call, who));
+      decided = await runUnit(this.#store, this.#sink, history, (unit) => this.#decideIn(unit, policy, raw, nowMs, id, checked, call, who));
     } catch (error) {
       // The store could not give a unit (no connection, BEGIN or the lock
       // failed): the call cannot be remembered or recorded, so it is denied
       // with record_unavailable, and that deny is recorded if it can be.
-      return await this.#decideIn(failedUnit(toError(error)), policy, raw, nowMs, id, checked, call, who);
+      decided = await this.#decideIn(failedUnit(toError(error)), policy, raw, nowMs, id, checked, call, who);
     }
+    // The record must be durable before the caller hears the decision; when
+    // the sink is not part of the store's transaction, that wait happens here,
+    // after the unit, so calls of one actor and tenant share the sink's syncs.
+    if (decided.durable !== undefined) {
+      try {
+        await decided.durable;
+      } catch (error) {
+        return await decided.unrecorded(error);
+      }
+    }
+    if (decided.escalation !== undefined) this.#escalate(decided.escalation, id);
+    return decided.result;
+  }
+
+  #escalate(event: EscalationEvent, id: string): void {
+    void Promise.resolve()
+      .then(() => this.#onEscalation?.(event))
+      .catch((error: unknown) => safeLog(this.#log, { err: toError(error), decision_id: id }, "onEscalation hook failed"));
   }
 
   async #decideIn(
@@ -374,7 +410,7 @@ class VetoInstance implements Veto {
     checked: CheckedInput,
     call: VetoCall | undefined,
     who: ReturnType<typeof partialContext>,
-  ): Promise<{ decision: Decision; call: VetoCall | undefined; cause?: Error }> {
+  ): Promise<Decided> {
     const outcome = call === undefined
       ? { answer: adapterDeny(ADAPTER_REASON_CODES.invalidInput, checked.ok ? "" : checked.message), evalNs: 0, recentDenies: null }
       : await this.#evaluate(unit, policy, id, call, checked.ok ? checked.json : "", nowMs);
@@ -426,13 +462,10 @@ class VetoInstance implements Veto {
     if (digest !== null) stored.callDigest = digest;
     if (decision.action === "require_approval") stored.approval = { status: "pending", expiresAtMs: nowMs + this.#ttlMs };
 
-    try {
-      await unit.writeRecord(record);
-      await unit.appendDecision(stored);
-      await unit.commit();
-    } catch (error) {
-      // No side effect without its evidence: the call is denied, and we try
-      // to leave a record of that too (it supersedes any record just written).
+    // No side effect without its evidence: if the record cannot be written the
+    // call is denied, and we try to leave a record of that too (it supersedes
+    // any record just written).
+    const unrecorded = async (error: unknown): Promise<DecideResult> => {
       const cause = toError(error);
       safeLog(this.#log, { err: cause, decision_id: id }, "decision could not be recorded; denying");
       const answer = adapterDeny(
@@ -454,20 +487,32 @@ class VetoInstance implements Veto {
         this.#store.appendDecision({ ...stored, action: "deny", escalated: false, approvers: [], approval: undefined }),
       ]);
       return { decision, call: undefined, cause };
+    };
+
+    let durable: Promise<unknown> | undefined;
+    try {
+      // The sink gives the record its place in the log now (records keep the
+      // order of decisions); outside a store transaction its sync is awaited
+      // after the unit, in #decide. Should that sync fail, the log is failed
+      // for good and this decision is superseded by a deny.
+      const written = unit.writeRecord(record);
+      if (unit.recordsInTransaction) {
+        await written;
+      } else {
+        written.catch(() => {});
+        durable = written;
+      }
+      await unit.appendDecision(stored);
+      await unit.commit();
+    } catch (error) {
+      return { result: await unrecorded(error), unrecorded };
     }
 
-    if (decision.escalated && this.#onEscalation !== undefined && who.actorId !== undefined && who.tenantId !== undefined) {
-      const event: EscalationEvent = {
-        decision,
-        actorId: who.actorId,
-        tenantId: who.tenantId,
-        recentDenies: outcome.recentDenies ?? 0,
-      };
-      void Promise.resolve()
-        .then(() => this.#onEscalation?.(event))
-        .catch((error: unknown) => safeLog(this.#log, { err: toError(error), decision_id: id }, "onEscalation hook failed"));
-    }
-    return { decision, call };
+    const escalation: EscalationEvent | undefined =
+      decision.escalated && this.#onEscalation !== undefined && who.actorId !== undefined && who.tenantId !== undefined
+        ? { decision, actorId: who.actorId, tenantId: who.tenantId, recentDenies: outcome.recentDenies ?? 0 }
+        : undefined;
+    return { result: { decision, call }, durable, unrecorded, escalation };
   }
 
   async #evaluate(unit: DecisionUnit, policy: ActivePolicy, id: string, call: VetoCall, callJson: string, nowMs: number): Promise<Outcome> {

@@ -122,9 +122,10 @@ afterEach(async () => {
 });
 
 /** A record sink that takes a turn of the event loop per write, as a real one does, so decisions span reloads. */
+/** A sink that takes a few milliseconds per record, as a durable one does, so decisions are still in flight when a swap lands. */
 class SlowSink extends MemorySink {
   override async write(record: Parameters<MemorySink["write"]>[0]): Promise<void> {
-    await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setTimeout(resolve, 5));
     await super.write(record);
   }
 }
