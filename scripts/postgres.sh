@@ -45,8 +45,14 @@ start() {
   mkdir -p "$ROOT" "$RUN"
   if [ "$(id -u)" -eq 0 ]; then
     chown postgres "$ROOT" "$RUN"
-    # postgres must be able to reach the data directory through the work tree.
-    chmod o+x "$PWD" "$PWD/.build" 2>/dev/null || true
+    # The postgres user must be able to reach the data directory: give every
+    # folder above it that it cannot pass through (a clone in a mktemp -d
+    # folder, mode 700) search permission only (o+x: no listing, no reading).
+    local dir=$ROOT
+    while [ "$dir" != "/" ] && ! runuser -u postgres -- test -x "$ROOT" 2>/dev/null; do
+      dir=$(dirname "$dir")
+      chmod o+x "$dir" 2>/dev/null || true
+    done
   fi
   if [ ! -f "$DATA/PG_VERSION" ]; then
     as_owner "$bin/initdb" -D "$DATA" -U veto --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
