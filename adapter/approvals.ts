@@ -7,7 +7,6 @@
 import type { Logger } from "pino";
 import { DECISION_ENTRYPOINT } from "./bundle.js";
 import type { BundleVersion } from "./decision.js";
-import { sha256Digest } from "./digest.js";
 import { ApprovalError, VetoOptionsError, toError } from "./errors.js";
 import type { VetoCall } from "./input.js";
 import { RECORD_BUNDLE_NAME, type ApprovalEventRecord, type RecordSink } from "./records.js";
@@ -46,12 +45,8 @@ export interface ApprovalDeskDeps {
   readonly bundle: BundleVersion;
   readonly pollMs: number;
   readonly log: Logger;
-  /** The digest an approval is bound to (keyed when records are). Default: callDigest. */
-  readonly callDigest?: (call: Pick<VetoCall, "tool" | "arguments" | "context">) => string;
-}
-
-export function callDigest(call: Pick<VetoCall, "tool" | "arguments" | "context">): string {
-  return sha256Digest({ tool: call.tool, arguments: call.arguments, context: call.context });
+  /** The digest an approval is bound to: the records' RecordMasker.callDigest (keyed when records are). */
+  readonly callDigest: (call: Pick<VetoCall, "tool" | "arguments" | "context">) => string;
 }
 
 function requireString(value: unknown, name: string, method: string): string {
@@ -193,8 +188,7 @@ export class ApprovalDesk {
     if (signal?.aborted) throw aborted();
 
     const decision = await this.#approvable(decisionId);
-    const digestOf = this.#deps.callDigest ?? callDigest;
-    if (options.call !== undefined && digestOf(options.call as VetoCall) !== decision.callDigest) {
+    if (options.call !== undefined && this.#deps.callDigest(options.call as VetoCall) !== decision.callDigest) {
       throw new ApprovalError("call_mismatch", decisionId, `the approval of ${decisionId} is for a different call`);
     }
 
