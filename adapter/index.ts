@@ -27,6 +27,7 @@ export type {
   VetoStore,
 } from "./store.js";
 export type { DecisionUnit, TransactionalRecordSink } from "./unit.js";
+export type { ReadRecord, RecordReader } from "./approval-evidence.js";
 export { PinoRecordSink, RecordMasker } from "./records.js";
 export type { ApprovalEventRecord, DecisionEventRecord, RecordSink, VetoRecord } from "./records.js";
 export { DECISION_ENTRYPOINT, loadBundle } from "./bundle.js";
