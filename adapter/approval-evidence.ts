@@ -38,6 +38,22 @@ export function isRecordReader(value: unknown): value is RecordReader {
   return value !== null && typeof value === "object" && typeof (value as Partial<RecordReader>).readRecords === "function";
 }
 
+/** What approval checks read of a record (not the call it holds, which may be large). */
+function evidenceOf(record: VetoRecord): ReadRecord {
+  const common = {
+    type: record.type,
+    decision_id: record.decision_id,
+    timestamp: record.timestamp,
+    actor_id: record.actor_id,
+    tenant_id: record.tenant_id,
+    call_digest: record.call_digest,
+  };
+  if (record.type === "decision") {
+    return { ...common, result: { action: record.result.action, escalated: record.result.escalated, approvers: [...record.result.approvers] } };
+  }
+  return { ...common, reviewer_id: record.reviewer_id, note: record.note, result: { approval: record.result.approval } };
+}
+
 /**
  * The records this process wrote that an approval check reads (the records
  * of require_approval decisions and the answers), for a sink that cannot be
@@ -47,19 +63,19 @@ export function isRecordReader(value: unknown): value is RecordReader {
  */
 export class WrittenRecords implements RecordReader {
   readonly #max: number;
-  readonly #byDecision = new Map<string, VetoRecord[]>();
+  readonly #byDecision = new Map<string, ReadRecord[]>();
 
   constructor(maxDecisions = 100_000) {
     this.#max = maxDecisions;
   }
 
-  /** Remember a record once it is written (only those an approval check reads are kept). */
+  /** Remember a record once it is written (only those an approval check reads, and only the fields it reads). */
   remember(record: VetoRecord): void {
     const kept = record.type !== "decision" || record.result.action === "require_approval";
     const list = this.#byDecision.get(record.decision_id);
-    if (list !== undefined) list.push(record);
+    if (list !== undefined) list.push(evidenceOf(record));
     else if (kept) {
-      this.#byDecision.set(record.decision_id, [record]);
+      this.#byDecision.set(record.decision_id, [evidenceOf(record)]);
       if (this.#byDecision.size > this.#max) {
         const oldest = this.#byDecision.keys().next().value;
         if (oldest !== undefined) this.#byDecision.delete(oldest);
@@ -68,7 +84,7 @@ export class WrittenRecords implements RecordReader {
   }
 
   async readRecords(decisionId: string): Promise<readonly ReadRecord[]> {
-    return (this.#byDecision.get(decisionId) ?? []) as unknown as readonly ReadRecord[];
+    return this.#byDecision.get(decisionId) ?? [];
   }
 }
 
@@ -121,7 +137,7 @@ export function approvalProblem(decision: StoredDecision, records: readonly Read
  * approver and not the actor, in the store and in the decision record; the
  * decision record agrees with the store; exactly one answer record exists,
  * of the same kind, by the same reviewer, for the same call, at the time the
- * store gives.
+ * store gives, with the same note.
  */
 export function answerProblem(decision: StoredDecision, records: readonly ReadRecord[]): string | undefined {
   const approval = decision.approval;
@@ -172,5 +188,6 @@ export function answerProblem(decision: StoredDecision, records: readonly ReadRe
     return `its ${type} record is for another call (call digest, actor or tenant differ)`;
   }
   if (timeMs(answer["timestamp"]) !== approval!.answeredAtMs) return `its ${type} record's time differs from the store's`;
+  if (answer["note"] !== (approval!.note ?? null)) return `its ${type} record's note differs from the store's`;
   return undefined;
 }

@@ -69,6 +69,7 @@ function tamperings(row: StoredDecision, records: readonly Json[]): fc.Arbitrary
     fc.constantFrom(ACTOR, OTHER_APPROVER, "user:intern@acme.example").filter((v) => v !== row.approval!.reviewerId)
       .map((v) => ({ name: `row reviewer ${v}`, apply: setApproval({ reviewerId: v }) })),
     otherText(row.approval!.reviewerId).map((v) => ({ name: `row reviewer ${v}`, apply: setApproval({ reviewerId: v }) })),
+    otherText(row.approval!.note).map((v) => ({ name: `row note ${v}`, apply: setApproval({ note: v }) })),
     nonZero.map((n) => ({ name: `row answered_at ${n}`, apply: setApproval({ answeredAtMs: row.approval!.answeredAtMs! + n }) })),
     nonZero.map((n) => ({ name: `row at_ms ${n}`, apply: setRow({ atMs: row.atMs + n }) })),
     otherText(row.actorId).map((v) => ({ name: `row actor ${v}`, apply: setRow({ actorId: v }) })),
@@ -77,7 +78,7 @@ function tamperings(row: StoredDecision, records: readonly Json[]): fc.Arbitrary
     otherText(undefined).filter((v) => !row.approvers.includes(v))
       .map((v) => ({ name: `row approvers + ${v}`, apply: setRow({ approvers: [...row.approvers, v] }) })),
     fc.constant({ name: "row approvers without the reviewer", apply: setRow({ approvers: row.approvers.filter((x) => x !== row.approval!.reviewerId) }) }),
-    fc.constantFrom("timestamp", "actor_id", "tenant_id", "call_digest", "reviewer_id").chain((key) =>
+    fc.constantFrom("timestamp", "actor_id", "tenant_id", "call_digest", "reviewer_id", "note").chain((key) =>
       (key === "timestamp" ? nonZero.map((n) => shifted(a[key], n)) : otherText(a[key])).map((v) => ({ name: `answer ${key} ${v}`, apply: set(answerAt, key, v) })),
     ),
     fc.constantFrom("timestamp", "actor_id", "tenant_id", "call_digest").chain((key) =>
