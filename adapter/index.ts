@@ -92,12 +92,15 @@ export {
   PostgresStore,
   PostgresStoreError,
   PostgresTransaction,
+  crossCheckPostgresStore,
   defaultMigrationsDir,
   loadMigrations,
   migrate,
   verifyPostgresLog,
 } from "./postgres/index.js";
 export type {
+  CrossCheckOptions,
+  CrossCheckResult,
   MigrateOptions,
   MigrateResult,
   Migration,
@@ -108,5 +111,6 @@ export type {
   PostgresStoreOptions,
   PostgresVerifyResult,
   PostgresWrittenRecord,
+  StoreMismatch,
   StoreOption,
 } from "./postgres/index.js";
