@@ -100,6 +100,16 @@ function sameList(a: unknown, b: readonly string[]): boolean {
   return Array.isArray(a) && a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
+/** A line of the (verified) chain; one that is not a JSON object reads as an empty record, which matches nothing. */
+function parseLine(line: string): ReadRecord {
+  try {
+    const parsed: unknown = JSON.parse(line);
+    return parsed !== null && typeof parsed === "object" && !Array.isArray(parsed) ? (parsed as ReadRecord) : {};
+  } catch {
+    return {};
+  }
+}
+
 /** What is wrong with one decision row, given its records in chain order. */
 export function rowProblems(row: StoredDecision, records: readonly ReadRecord[]): string[] {
   const problems: string[] = [];
@@ -182,7 +192,7 @@ export async function crossCheckPostgresStore(options: PostgresOptions, check: C
         [after, sinceMs],
       );
       for (const row of rows) {
-        const lines = (row.lines ?? []).map((line) => JSON.parse(line) as ReadRecord);
+        const lines = (row.lines ?? []).map(parseLine);
         for (const problem of rowProblems(stored(row), lines)) add({ decisionId: row.id, problem });
         after = row.id;
       }
@@ -200,7 +210,7 @@ export async function crossCheckPostgresStore(options: PostgresOptions, check: C
       );
       for (const row of rows) {
         seqAfter = Number(row.seq);
-        const record = JSON.parse(row.line) as ReadRecord;
+        const record = parseLine(row.line);
         const atMs = typeof record["timestamp"] === "string" ? Date.parse(record["timestamp"]) : NaN;
         if (atMs < sinceMs) continue;
         const action = (record["result"] as { action?: unknown; approval?: unknown } | undefined)?.action;
