@@ -10,8 +10,10 @@
  * - every answered approval has exactly one answer record of its kind, by
  *   the same reviewer, at the same time (the check waitForApproval makes,
  *   adapter/approval-evidence.ts), and no unanswered one has any;
- * - every record has its row: a deny record whose row is gone is a deny
- *   escalation no longer counts (the deny history is the table).
+ * - every decision, approval and rejection record has its row (records of
+ *   other types, such as checkpoints, belong to no decision): a deny record
+ *   whose row is gone is a deny escalation no longer counts (the deny
+ *   history is the table).
  *
  * Read-only (SELECT on both tables: the auditor role suffices). Records and
  * rows before `sinceMs` are left out, for a schema whose records began late
@@ -204,7 +206,7 @@ export async function crossCheckPostgresStore(options: PostgresOptions, check: C
     for (;;) {
       const { rows } = await pool.query<{ seq: string; type: string; decision_id: string; line: string }>(
         `SELECT r.seq, r.type, r.decision_id, r.line FROM ${records} r
-          WHERE r.seq > $1 AND NOT EXISTS (SELECT 1 FROM ${decisions} d WHERE d.id = r.decision_id)
+          WHERE r.seq > $1 AND r.type IN ('decision', 'approval', 'rejection') AND NOT EXISTS (SELECT 1 FROM ${decisions} d WHERE d.id = r.decision_id)
           ORDER BY r.seq LIMIT ${PAGE}`,
         [seqAfter],
       );
