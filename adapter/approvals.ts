@@ -5,11 +5,12 @@
  * approval takes effect without its record.
  */
 import type { Logger } from "pino";
+import { approvalProblem, type RecordReader } from "./approval-evidence.js";
 import { DECISION_ENTRYPOINT } from "./bundle.js";
 import type { BundleVersion } from "./decision.js";
 import { ApprovalError, VetoOptionsError, toError } from "./errors.js";
 import type { VetoCall } from "./input.js";
-import { RECORD_BUNDLE_NAME, type ApprovalEventRecord, type RecordSink } from "./records.js";
+import { RECORD_BUNDLE_NAME, type ApprovalEventRecord, type RecordSink, type VetoRecord } from "./records.js";
 import type { StoredDecision, VetoStore } from "./store.js";
 import { safeLog } from "./safe-log.js";
 import { runUnit } from "./unit.js";
@@ -47,6 +48,10 @@ export interface ApprovalDeskDeps {
   readonly log: Logger;
   /** The digest an approval is bound to: the records' RecordMasker.callDigest (keyed when records are). */
   readonly callDigest: (call: Pick<VetoCall, "tool" | "arguments" | "context">) => string;
+  /** Where an approval's records are read back from (see approval-evidence.ts). */
+  readonly records: RecordReader;
+  /** Called with each answer record once its answer is committed (feeds `records` when the sink cannot be read). */
+  readonly written: (record: VetoRecord) => void;
 }
 
 function requireString(value: unknown, name: string, method: string): string {
@@ -147,6 +152,7 @@ export class ApprovalDesk {
           atMs,
         });
         await unit.commit();
+        this.#deps.written(record);
       } catch (error) {
         safeLog(this.#deps.log, { err: toError(error), decision_id: decisionId }, `${kind} could not be stored`);
         throw new ApprovalError("record_unavailable", decisionId, `the ${kind} could not be stored: ${toError(error).message}`, {
@@ -283,21 +289,53 @@ export class ApprovalDesk {
     }
   }
 
+  /**
+   * The one place an approval is accepted (waitForApproval, guard and every
+   * integration built on them): only when the records back what the store
+   * shows (approval-evidence.ts), else refused as approval_unverified and
+   * logged. The store alone is not evidence: whoever can write its tables
+   * could have written the row.
+   */
+  async #backedApproval(decision: StoredDecision): Promise<{ error?: Error; answer?: ApprovalAnswer }> {
+    const approval = decision.approval!;
+    let problem: string | undefined;
+    let cause: Error | undefined;
+    try {
+      problem = approvalProblem(decision, await this.#deps.records.readRecords(decision.id));
+    } catch (error) {
+      cause = toError(error);
+      problem = `its records could not be read: ${cause.message}`;
+    }
+    if (problem !== undefined) {
+      safeLog(
+        this.#deps.log,
+        { err: cause, decision_id: decision.id, reviewer_id: approval.reviewerId ?? null, problem },
+        "approval refused: the records do not back it",
+      );
+      return {
+        error: new ApprovalError("approval_unverified", decision.id, `the approval of ${decision.id} is refused: ${problem}`, {
+          cause,
+        }),
+      };
+    }
+    return {
+      answer: {
+        decisionId: decision.id,
+        status: "approved",
+        reviewerId: approval.reviewerId!,
+        ...(approval.note === undefined ? {} : { note: approval.note }),
+        answeredAt: new Date(approval.answeredAtMs!).toISOString(),
+      },
+    };
+  }
+
   /** The wait's outcome if the approval is settled (or now expired), else undefined. */
   async #settledOutcome(decisionId: string): Promise<{ error?: Error; answer?: ApprovalAnswer } | undefined> {
     const decision = await this.#approvable(decisionId);
     const approval = decision.approval!;
     switch (approval.status) {
       case "approved":
-        return {
-          answer: {
-            decisionId,
-            status: "approved",
-            reviewerId: approval.reviewerId ?? "",
-            ...(approval.note === undefined ? {} : { note: approval.note }),
-            answeredAt: new Date(approval.answeredAtMs ?? 0).toISOString(),
-          },
-        };
+        return await this.#backedApproval(decision);
       case "rejected":
         return {
           error: new ApprovalError(

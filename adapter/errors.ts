@@ -28,7 +28,8 @@ export type ApprovalErrorCode =
   | "approval_rejected"
   | "approval_timeout"
   | "approval_aborted"
-  | "call_mismatch";
+  | "call_mismatch"
+  | "approval_unverified";
 
 export class VetoError extends Error {
   override name = "VetoError";

@@ -27,6 +27,7 @@ export type {
   VetoStore,
 } from "./store.js";
 export type { DecisionUnit, TransactionalRecordSink } from "./unit.js";
+export type { ReadRecord, RecordReader } from "./approval-evidence.js";
 export { PinoRecordSink, RecordMasker } from "./records.js";
 export type { ApprovalEventRecord, DecisionEventRecord, RecordSink, VetoRecord } from "./records.js";
 export { DECISION_ENTRYPOINT, loadBundle } from "./bundle.js";
@@ -91,12 +92,15 @@ export {
   PostgresStore,
   PostgresStoreError,
   PostgresTransaction,
+  crossCheckPostgresStore,
   defaultMigrationsDir,
   loadMigrations,
   migrate,
   verifyPostgresLog,
 } from "./postgres/index.js";
 export type {
+  CrossCheckOptions,
+  CrossCheckResult,
   MigrateOptions,
   MigrateResult,
   Migration,
@@ -107,5 +111,6 @@ export type {
   PostgresStoreOptions,
   PostgresVerifyResult,
   PostgresWrittenRecord,
+  StoreMismatch,
   StoreOption,
 } from "./postgres/index.js";

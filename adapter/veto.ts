@@ -5,7 +5,8 @@
  */
 import { pino, type Logger } from "pino";
 import { z } from "zod";
-import { ApprovalDesk, type AnswerOptions, type ApprovalAnswer, type WaitOptions } from "./approvals.js";
+import { isRecordReader, writtenRecordsOf, type WrittenRecords } from "./approval-evidence.js";
+import { ApprovalDesk, type ApprovalDeskDeps, type AnswerOptions, type ApprovalAnswer, type WaitOptions } from "./approvals.js";
 import { DECISION_ENTRYPOINT } from "./bundle.js";
 import {
   BundleSource,
@@ -247,6 +248,8 @@ class VetoInstance implements Veto {
   readonly #onEscalation: ((e: EscalationEvent) => void | Promise<void>) | undefined;
   readonly #nextId = monotonicUlid();
   readonly #desk: ApprovalDesk;
+  /** For a sink that cannot be read back: the records an approval check reads, as this process wrote them. */
+  readonly #written: WrittenRecords | undefined;
   #closed = false;
 
   constructor(
@@ -268,6 +271,7 @@ class VetoInstance implements Veto {
     this.#ttlMs = o.approvalTtlMs ?? 3_600_000;
     this.#limits = { ...DEFAULT_INPUT_LIMITS, ...o.limits };
     this.#onEscalation = o.onEscalation;
+    this.#written = isRecordReader(this.#sink) ? undefined : writtenRecordsOf(this.#sink);
     this.#desk = new ApprovalDesk({
       store: this.#store,
       sink: this.#sink,
@@ -279,7 +283,16 @@ class VetoInstance implements Veto {
       pollMs: o.approvalPollMs ?? 1000,
       log: this.#log,
       callDigest: (call) => this.#masker.callDigest(call),
+      ...this.#approvalRecords(),
     });
+  }
+
+  /** Where waits read an approval's records back: the sink when it can be read, else this process's memory of them. */
+  #approvalRecords(): Pick<ApprovalDeskDeps, "records" | "written"> {
+    const sink = this.#sink;
+    if (isRecordReader(sink)) return { records: sink, written: () => {} };
+    const written = this.#written!;
+    return { records: written, written: (record) => written.remember(record) };
   }
 
   get bundle(): BundleVersion {
@@ -504,6 +517,7 @@ class VetoInstance implements Veto {
       }
       await unit.appendDecision(stored);
       await unit.commit();
+      if (decision.action === "require_approval") this.#written?.remember(record);
     } catch (error) {
       return { result: await unrecorded(error), unrecorded };
     }

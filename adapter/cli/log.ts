@@ -27,11 +27,11 @@ async function verifyCommand(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { postgres: { type: "string" }, schema: { type: "string" } },
+    options: { postgres: { type: "string" }, schema: { type: "string" }, since: { type: "string" } },
   });
-  if (values.postgres !== undefined || values.schema !== undefined) {
+  if (values.postgres !== undefined || values.schema !== undefined || values.since !== undefined) {
     if (positionals.length > 0) throw new UsageError("log verify takes log PATHs or --postgres URL, not both");
-    return await verifyPostgresCommand(values.postgres, values.schema);
+    return await verifyPostgresCommand(values.postgres, values.schema, values.since);
   }
   if (positionals.length === 0) throw new UsageError("log verify needs at least one log PATH");
   for (const path of distinctLogs(positionals)) {
@@ -50,8 +50,12 @@ export const logCommand: Command = {
       checks each decision log (PATH and its rotations PATH.1, PATH.2, ...): prints
       "PATH: N records, head sha256:..." per log and exits 0, or names the first bad
       file and line and why on stderr and exits 1
-  veto log verify --postgres URL [--schema NAME]
-      the same for the records table of a PostgreSQL store (schema default veto)`,
+  veto log verify --postgres URL [--schema NAME] [--since TIME]
+      the same for the records table of a PostgreSQL store (schema default veto), then
+      checks the store's decisions table against the records: every row has its
+      decision record and answer records, every record its row; each mismatch on
+      stderr by decision id, exit 1. --since TIME (ISO 8601) leaves out rows and
+      records before TIME (records began later, or a retention job deleted old rows)`,
 
   async run(args) {
     const [sub, ...rest] = args;

@@ -4,6 +4,8 @@
  * chain.
  */
 export { DEFAULT_SCHEMA, PostgresStoreError } from "./connection.js";
+export { crossCheckPostgresStore } from "./cross-check.js";
+export type { CrossCheckOptions, CrossCheckResult, StoreMismatch } from "./cross-check.js";
 export type { PostgresErrorCode, PostgresLogger, PostgresOptions } from "./connection.js";
 export type { PostgresStoreConfig, StoreOption } from "./config.js";
 export { defaultMigrationsDir, loadMigrations, migrate } from "./migrations.js";

@@ -22,6 +22,7 @@ import {
   type PostgresOptions,
 } from "./connection.js";
 import { openMigrated } from "./migrations.js";
+import { readDecisionRecords } from "./record-reader.js";
 import { PostgresTransaction } from "./transaction.js";
 
 /** Where a written record sits in the chain. */
@@ -129,6 +130,14 @@ export class PostgresRecordSink implements TransactionalRecordSink {
     } catch (error) {
       throw unavailable(error, this.schema);
     }
+  }
+
+  /**
+   * The records of one decision that sit in the chain, in chain order: what
+   * waitForApproval checks an approval against (adapter/approval-evidence.ts).
+   */
+  async readRecords(decisionId: string): Promise<readonly Record<string, unknown>[]> {
+    return await readDecisionRecords(this.#pool, this.schema, decisionId);
   }
 
   async close(): Promise<void> {
