@@ -225,9 +225,11 @@ function digestOfRaw(masker: RecordMasker, raw: unknown): string | null {
 
 /**
  * For front ends that parse calls themselves (the CLI): decide a call that
- * could not be parsed. Not part of the public API.
+ * could not be parsed. `text` is what was received, or undefined when it was
+ * not kept (a line over the input limit; its record then has no input digest).
+ * Not part of the public API.
  */
-export function protectUnreadable(veto: Veto, text: string, problem: string): Promise<Decision> {
+export function protectUnreadable(veto: Veto, text: string | undefined, problem: string): Promise<Decision> {
   if (!(veto instanceof VetoInstance)) throw new VetoOptionsError("protectUnreadable: pass a veto made by createVeto()");
   return veto.protectUnreadable(text, problem);
 }
@@ -343,7 +345,7 @@ class VetoInstance implements Veto {
   }
 
   /** A call that could not even be read (e.g. a line of the CLI that is not JSON): invalid_input, recorded. */
-  async protectUnreadable(text: string, problem: string): Promise<Decision> {
+  async protectUnreadable(text: string | undefined, problem: string): Promise<Decision> {
     return (await this.#decide(text, problem)).decision;
   }
 
