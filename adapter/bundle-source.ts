@@ -93,7 +93,8 @@ export async function activatePolicy(
   dataLabel = "given as options.data",
 ): Promise<ActivePolicy> {
   const loaded = await loadBundle(source, options.verifier === undefined ? {} : { verifier: options.verifier });
-  const data = readPolicyData(options.data ?? loaded.data, options.data === undefined ? "data.json of the bundle" : dataLabel);
+  const bundleLabel = typeof source === "string" ? `bundle ${source}` : "the bundle";
+  const data = readPolicyData(options.data ?? loaded.data, options.data === undefined ? `data.json of ${bundleLabel}` : dataLabel);
   const evaluator = await PolicyEvaluator.create(loaded.wasm, data.document, data.json);
   return Object.freeze({ version: Object.freeze({ ...loaded.version }), data, evaluator });
 }

@@ -3,14 +3,17 @@
  * and its module is present, parse data.json, and compute the version hash.
  * A bundle that cannot be used is an error here, never a silent allow later.
  */
-import { readFile } from "node:fs/promises";
 import { z } from "zod";
+import { readFileBounded } from "./bounded-read.js";
 import { bundleVersionHash, readTarball } from "./bundle-hash.js";
 import type { BundleVersion } from "./decision.js";
 import { BundleLoadError, toError } from "./errors.js";
 import { verifyBundleSignature, type BundleVerifier } from "./signature.js";
 
 export const DECISION_ENTRYPOINT = "veto/crm/decision";
+
+/** Largest bundle file read from a path, in bytes (what a bundle server may send by default, too). */
+export const MAX_BUNDLE_FILE_BYTES = 64 * 1024 * 1024;
 
 const manifestSchema = z.looseObject({
   revision: z.string().optional(),
@@ -49,7 +52,7 @@ export async function loadBundle(source: string | Uint8Array, options: LoadBundl
   const label = typeof source === "string" ? source : "<bundle bytes>";
   let bytes: Uint8Array;
   try {
-    bytes = typeof source === "string" ? await readFile(source) : source;
+    bytes = typeof source === "string" ? await readFileBounded(source, MAX_BUNDLE_FILE_BYTES) : source;
   } catch (error) {
     throw unusable(`cannot read bundle ${label}: ${toError(error).message}`, error);
   }
