@@ -264,8 +264,8 @@ async function tarball(files: readonly { name: string; content?: Buffer; size?: 
     }
     // `size` zero bytes, written in pieces.
     const entry = p.entry({ name: f.name, size: f.size ?? 0 });
-    for (const piece of filler(f.size ?? 0, 0)) if (!entry.write(piece)) await new Promise((r) => entry.once("drain", r));
-    entry.end();
+    for (const piece of filler(f.size ?? 0, 0)) if (!entry.write(piece)) await new Promise<void>((r) => entry.once("drain", () => r()));
+    entry.end(() => {});
   }
   p.finalize();
   await collected;
@@ -409,8 +409,8 @@ describe("decision logs: a line longer than any record", () => {
   it("veto log verify stops at a 150 MB line without holding it, in linear time", async () => {
     const log = join(dir, "long-line.log");
     const out = createWriteStream(log);
-    for (const piece of filler(150 * 1024 * 1024)) if (!out.write(piece)) await new Promise((r) => out.once("drain", r));
-    await new Promise((r) => out.end("\n", r));
+    for (const piece of filler(150 * 1024 * 1024)) if (!out.write(piece)) await new Promise<void>((r) => out.once("drain", () => r()));
+    await new Promise<void>((r) => out.end("\n", () => r()));
     const started = Date.now();
     const r = await runStreaming(["log", "verify", log], []);
     const seconds = (Date.now() - started) / 1000;
