@@ -94,8 +94,8 @@ export async function activatePolicy(
 ): Promise<ActivePolicy> {
   const loaded = await loadBundle(source, options.verifier === undefined ? {} : { verifier: options.verifier });
   const bundleLabel = typeof source === "string" ? `bundle ${source}` : "the bundle";
-  const data = readPolicyData(options.data ?? loaded.data, options.data === undefined ? `data.json of ${bundleLabel}` : dataLabel);
-  const evaluator = await PolicyEvaluator.create(loaded.wasm, data.document, data.json);
+  const data = readPolicyData(options.data ?? loaded.data, options.data === undefined ? `of ${bundleLabel}` : dataLabel);
+  const evaluator = await PolicyEvaluator.create(loaded.wasm, data.document, data.json, loaded.entrypoints);
   return Object.freeze({ version: Object.freeze({ ...loaded.version }), data, evaluator });
 }
 

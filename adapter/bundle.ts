@@ -1,11 +1,13 @@
 /**
  * Bundle loading: read the tarball, check the manifest names our entrypoint
- * and its module is present, parse data.json, and compute the version hash.
+ * and its module is present, check the layout and read the data files as OPA
+ * does (bundle-layout.ts), and compute the version hash.
  * A bundle that cannot be used is an error here, never a silent allow later.
  */
 import { z } from "zod";
 import { readFileBounded } from "./bounded-read.js";
 import { bundleVersionHash, readTarball } from "./bundle-hash.js";
+import { readBundleLayout } from "./bundle-layout.js";
 import type { BundleVersion } from "./decision.js";
 import { BundleLoadError, toError } from "./errors.js";
 import { verifyBundleSignature, type BundleVerifier } from "./signature.js";
@@ -27,7 +29,9 @@ const manifestSchema = z.looseObject({
 export interface LoadedBundle {
   readonly version: BundleVersion;
   readonly wasm: Uint8Array;
-  /** The bundle's own data document (`{}` when it ships none). */
+  /** Every entrypoint the manifest says the decision module serves (the evaluator checks the module exports each, as OPA does). */
+  readonly entrypoints: readonly string[];
+  /** The bundle's own data document: every data.json at its path (`{}` when it ships none). */
   readonly data: Record<string, unknown>;
 }
 
@@ -82,15 +86,13 @@ export async function loadBundle(source: string | Uint8Array, options: LoadBundl
   const wasm = byName.get(wasmName);
   if (wasm === undefined) throw unusable(`bundle ${label} lacks its wasm module ${wasmEntry.module}`);
 
-  const dataBytes = byName.get("data.json");
-  const data = dataBytes === undefined ? {} : parseJsonFile("data.json", dataBytes);
-  if (data === null || typeof data !== "object" || Array.isArray(data)) {
-    throw unusable(`bundle ${label} data.json is not a JSON object`);
-  }
+  // Every data file at its path, and OPA's rules on roots, modules and entrypoints.
+  const data = readBundleLayout(files, manifest.data, label);
 
   return {
     version: { revision: manifest.data.revision ?? "", hash: bundleVersionHash(files) },
     wasm,
-    data: data as Record<string, unknown>,
+    entrypoints: (manifest.data.wasm ?? []).filter((w) => w.module.replace(/^(?:\.\/|\/)+/, "") === wasmName).map((w) => w.entrypoint),
+    data,
   };
 }

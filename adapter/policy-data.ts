@@ -126,7 +126,7 @@ function assertFiniteNumbers(root: unknown): void {
 }
 
 /** Whether objects and arrays in `root` nest deeper than `max` levels (`root` itself is level 1). Iterative: any depth is safe. */
-function nestsDeeperThan(root: unknown, max: number): boolean {
+export function nestsDeeperThan(root: unknown, max: number): boolean {
   const stack: { value: unknown; depth: number }[] = [{ value: root, depth: 1 }];
   // The deepest level each object was reached at: an object shared by two
   // parents is walked again only from a deeper level, so a cycle ends as too

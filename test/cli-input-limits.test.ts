@@ -366,15 +366,23 @@ describe("files the command line reads: size and nesting limits, named in the me
     }
   });
 
-  it("a bundle whose data.json nests 10^6 deep is refused naming data.json, the bundle and the limit", async () => {
+  it("a bundle whose data.json nests 10^6 deep is refused naming the file, the bundle and the limit", async () => {
     const files = (await testBundleFiles()).filter((f) => f.name !== "data.json");
     const bundle = join(dir, "deep-bundle.tar.gz");
     writeFileSync(bundle, await tarball([...files, { name: "data.json", content: Buffer.from(deepJson(1_000_000)) }]));
     const r = runCli(["eval", "--bundle", bundle], "");
     expect(r.status).toBe(2);
     expect(r.stderr.trim()).toBe(
-      `veto: data document data.json of bundle ${bundle} is unusable: it nests objects and arrays deeper than ${MAX_DATA_DEPTH} levels (the limit), or refers to itself`,
+      `veto: bundle ${bundle} data file data.json nests objects and arrays deeper than ${MAX_DATA_DEPTH} levels of the data document (the limit)`,
     );
+    // A nested data file counts from its path: data.veto.config.x is level 4 before its own nesting.
+    const nested = join(dir, "deep-nested-bundle.tar.gz");
+    let value: unknown = [];
+    for (let i = 1; i < MAX_DATA_DEPTH - 3; i++) value = [value];
+    writeFileSync(nested, await tarball([...(await testBundleFiles()), { name: "veto/config/x/data.json", content: Buffer.from(JSON.stringify(value)) }]));
+    expect(runCli(["eval", "--bundle", nested, "--records", "/dev/null"], `${JSON.stringify(read())}\n`).status).toBe(0);
+    writeFileSync(nested, await tarball([...(await testBundleFiles()), { name: "veto/config/x/data.json", content: Buffer.from(JSON.stringify([value])) }]));
+    expect(runCli(["eval", "--bundle", nested], "").stderr).toMatch(/data file veto\/config\/x\/data\.json nests .* deeper than 1000 levels/);
   });
 
   it("a tar entry larger than the unpacked limit is refused from its header, before its content is read", async () => {
