@@ -10,7 +10,7 @@ import { bundleVersionHash, readTarball } from "./bundle-hash.js";
 import { readBundleLayout } from "./bundle-layout.js";
 import type { BundleVersion } from "./decision.js";
 import { BundleLoadError, toError } from "./errors.js";
-import { verifyBundleSignature, type BundleVerifier } from "./signature.js";
+import { verifyBundleSignature, type BundleVerifier, type VerifiedSignature } from "./signature.js";
 
 export const DECISION_ENTRYPOINT = "veto/crm/decision";
 
@@ -29,6 +29,8 @@ const manifestSchema = z.looseObject({
 export interface LoadedBundle {
   readonly version: BundleVersion;
   readonly wasm: Uint8Array;
+  /** The verified signature's claims, when a verifier was given. */
+  readonly signature: VerifiedSignature | null;
   /** Every entrypoint the manifest says the decision module serves (the evaluator checks the module exports each, as OPA does). */
   readonly entrypoints: readonly string[];
   /** The bundle's own data document: every data.json at its path (`{}` when it ships none). */
@@ -68,7 +70,7 @@ export async function loadBundle(source: string | Uint8Array, options: LoadBundl
     throw unusable(`bundle ${label} is not a readable .tar.gz: ${toError(error).message}`, error);
   }
   // Before anything of the bundle is read or trusted.
-  if (options.verifier !== undefined) verifyBundleSignature(files, options.verifier);
+  const signature = options.verifier === undefined ? null : verifyBundleSignature(files, options.verifier);
   const byName = new Map(files.map((f) => [f.name, f.content]));
 
   const manifestBytes = byName.get(".manifest");
@@ -92,6 +94,7 @@ export async function loadBundle(source: string | Uint8Array, options: LoadBundl
   return {
     version: { revision: manifest.data.revision ?? "", hash: bundleVersionHash(files) },
     wasm,
+    signature,
     entrypoints: (manifest.data.wasm ?? []).filter((w) => w.module.replace(/^(?:\.\/|\/)+/, "") === wasmName).map((w) => w.entrypoint),
     data,
   };
