@@ -18,10 +18,11 @@ export interface BundleFile {
   readonly content: Buffer;
 }
 
-/** Largest total of file contents a bundle may unpack to (guards against gzip bombs). */
+/** Largest total of file contents (and their 512-byte tar headers) a bundle may unpack to (guards against gzip bombs). */
 export const MAX_BUNDLE_UNPACKED_BYTES = 64 * 1024 * 1024;
 
 const SIGNATURES_FILE = ".signatures.json";
+const TAR_BLOCK = 512;
 
 export function normaliseBundlePath(name: string): string {
   return name.replace(/^(?:\.\/|\/)+/, "");
@@ -47,14 +48,18 @@ export async function readTarball(
   tarStream.pipe(extractor);
 
   const files = new Map<string, Buffer>();
+  const tooLarge = (): Error => new Error(`bundle unpacks to more than ${maxUnpackedBytes} bytes`);
   let total = 0;
   for await (const entry of extractor) {
+    // Refused from its header, before its content is read; each entry counts
+    // its 512-byte header too, so countless empty entries are refused as well.
+    total += TAR_BLOCK + (entry.header.size ?? 0);
+    if (total > maxUnpackedBytes) throw tooLarge();
     const chunks: Buffer[] = [];
+    let read = 0;
     for await (const chunk of entry) {
-      total += (chunk as Buffer).length;
-      if (total > maxUnpackedBytes) {
-        throw new Error(`bundle unpacks to more than ${maxUnpackedBytes} bytes`);
-      }
+      read += (chunk as Buffer).length;
+      if (read > (entry.header.size ?? 0)) throw tooLarge();
       chunks.push(chunk as Buffer);
     }
     const type = entry.header.type ?? "file";

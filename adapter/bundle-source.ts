@@ -9,14 +9,16 @@
  * manifest, data, and a probe evaluation. Activation is one assignment of an
  * immutable {version, data, evaluator} snapshot; each decision reads the
  * snapshot once at its start and uses it throughout, so no decision mixes two
- * bundles. A bundle that cannot be downloaded, verified or loaded is logged
- * and dropped; the last good bundle stays in force.
+ * bundles. A bundle that cannot be downloaded, verified or loaded, or (with
+ * rollback protection, bundle-rollback.ts) was signed no later than the one
+ * in force, is logged and dropped; the last good bundle stays in force.
  */
 import type { Logger } from "pino";
 import { z } from "zod";
 import { loadBundle } from "./bundle.js";
 import type { BundleVersion } from "./decision.js";
-import { BundleLoadError, BundleSignatureError, toError } from "./errors.js";
+import { checkRollback, issuedAtOf, type BundleRollbackOptions } from "./bundle-rollback.js";
+import { BundleLoadError, BundleRollbackError, BundleSignatureError, toError } from "./errors.js";
 import { PolicyEvaluator } from "./evaluator.js";
 import { readPolicyData, type PolicyData } from "./policy-data.js";
 import { safeLog } from "./safe-log.js";
@@ -57,6 +59,8 @@ export const bundleServerSchema = z.strictObject({
 /** Everything a decision needs from one bundle, immutable. */
 export interface ActivePolicy {
   readonly version: BundleVersion;
+  /** The signature's `iat` (seconds since the epoch), when the bundle was verified and carries one. */
+  readonly issuedAt: number | null;
   readonly data: PolicyData;
   readonly evaluator: PolicyEvaluator;
 }
@@ -65,6 +69,8 @@ export interface ActivePolicy {
 export interface BundleChangeEvent {
   readonly previous: BundleVersion;
   readonly current: BundleVersion;
+  /** When the new bundle was signed (its signature's `iat`, seconds since the epoch), or null: keep it to pass as `bundleRollback.minIssuedAt` after a restart. */
+  readonly issuedAt: number | null;
   readonly url: string;
   readonly etag: string | null;
 }
@@ -83,19 +89,29 @@ export interface BundleSourceOptions {
   readonly data: Record<string, unknown> | undefined;
   readonly logger: Logger;
   readonly onBundleChange?: ((event: BundleChangeEvent) => void | Promise<void>) | undefined;
+  /** Rollback protection (bundle-rollback.ts); needs `verifier`. */
+  readonly rollback?: BundleRollbackOptions | undefined;
 }
 
-/** Verify, load and probe one bundle; throws BundleSignatureError / BundleLoadError. */
+/** Verify, load and probe one bundle; throws BundleSignatureError / BundleRollbackError / BundleLoadError. */
 export async function activatePolicy(
   source: string | Uint8Array,
-  options: Pick<BundleSourceOptions, "verifier" | "data">,
+  options: Pick<BundleSourceOptions, "verifier" | "data" | "rollback">,
   /** How messages name a data document given in `options.data`. */
   dataLabel = "given as options.data",
+  /** The bundle in force, which a new bundle must be newer than under rollback protection. */
+  inForce?: ActivePolicy,
 ): Promise<ActivePolicy> {
   const loaded = await loadBundle(source, options.verifier === undefined ? {} : { verifier: options.verifier });
-  const data = readPolicyData(options.data ?? loaded.data, options.data === undefined ? "data.json of the bundle" : dataLabel);
-  const evaluator = await PolicyEvaluator.create(loaded.wasm, data.document, data.json);
-  return Object.freeze({ version: Object.freeze({ ...loaded.version }), data, evaluator });
+  // Before anything of the bundle is compiled or evaluated.
+  const issuedAt =
+    options.rollback === undefined
+      ? issuedAtOf(loaded)
+      : checkRollback(loaded, options.rollback, inForce === undefined ? undefined : { hash: inForce.version.hash, issuedAt: inForce.issuedAt });
+  const bundleLabel = typeof source === "string" ? `bundle ${source}` : "the bundle";
+  const data = readPolicyData(options.data ?? loaded.data, options.data === undefined ? `of ${bundleLabel}` : dataLabel);
+  const evaluator = await PolicyEvaluator.create(loaded.wasm, data.document, data.json, loaded.entrypoints);
+  return Object.freeze({ version: Object.freeze({ ...loaded.version }), issuedAt, data, evaluator });
 }
 
 export class BundleSource {
@@ -127,7 +143,7 @@ export class BundleSource {
       throw new BundleLoadError("bundle_unusable", `bundle server ${spec.url} answered 304 Not Modified to a request without If-None-Match`);
     }
     const source = new BundleSource(await activatePolicy(first.bytes, options), spec, first.etag, options);
-    source.#log.info({ bundle: source.#current.version, url: spec.url, etag: first.etag }, "bundle activated");
+    source.#log.info({ bundle: source.#current.version, issued_at: source.#current.issuedAt, url: spec.url, etag: first.etag }, "bundle activated");
     source.#schedule();
     return source;
   }
@@ -177,7 +193,7 @@ export class BundleSource {
         this.#log.debug({ url: server.url, etag: this.#etag }, "bundle not modified");
         return { status: "not_modified" };
       }
-      const next = await activatePolicy(answer.bytes, this.#options);
+      const next = await activatePolicy(answer.bytes, this.#options, undefined, this.#current);
       if (this.#closed) return { status: "rejected", error: new Error("the veto instance was closed during the download") };
       this.#etag = answer.etag;
       if (next.version.hash === inForce.hash) {
@@ -186,8 +202,8 @@ export class BundleSource {
       }
       // The swap: one assignment. Decisions already under way keep the snapshot they read.
       this.#current = next;
-      this.#log.info({ bundle: next.version, previous: inForce, url: server.url, etag: answer.etag }, "bundle activated");
-      this.#notify({ previous: inForce, current: next.version, url: server.url, etag: answer.etag });
+      this.#log.info({ bundle: next.version, issued_at: next.issuedAt, previous: inForce, url: server.url, etag: answer.etag }, "bundle activated");
+      this.#notify({ previous: inForce, current: next.version, issuedAt: next.issuedAt, url: server.url, etag: answer.etag });
       return { status: "activated", version: next.version, previous: inForce };
     } catch (thrown) {
       const error = toError(thrown);
@@ -197,8 +213,15 @@ export class BundleSource {
           {
             err: error,
             url: server.url,
-            reason: !downloaded ? "download" : error instanceof BundleSignatureError ? "signature" : "unusable",
+            reason: !downloaded
+              ? "download"
+              : error instanceof BundleSignatureError
+                ? "signature"
+                : error instanceof BundleRollbackError
+                  ? "rollback"
+                  : "unusable",
             ...(error instanceof BundleSignatureError ? { check: error.check, file: error.file } : {}),
+            ...(error instanceof BundleRollbackError ? { issued_at: error.issuedAt, floor: error.floor } : {}),
             bundle: inForce,
           },
           "new bundle rejected; the bundle in force stays",

@@ -1,16 +1,21 @@
 /**
  * Bundle loading: read the tarball, check the manifest names our entrypoint
- * and its module is present, parse data.json, and compute the version hash.
+ * and its module is present, check the layout and read the data files as OPA
+ * does (bundle-layout.ts), and compute the version hash.
  * A bundle that cannot be used is an error here, never a silent allow later.
  */
-import { readFile } from "node:fs/promises";
 import { z } from "zod";
+import { readFileBounded } from "./bounded-read.js";
 import { bundleVersionHash, readTarball } from "./bundle-hash.js";
+import { readBundleLayout } from "./bundle-layout.js";
 import type { BundleVersion } from "./decision.js";
 import { BundleLoadError, toError } from "./errors.js";
-import { verifyBundleSignature, type BundleVerifier } from "./signature.js";
+import { verifyBundleSignature, type BundleVerifier, type VerifiedSignature } from "./signature.js";
 
 export const DECISION_ENTRYPOINT = "veto/crm/decision";
+
+/** Largest bundle file read from a path, in bytes (what a bundle server may send by default, too). */
+export const MAX_BUNDLE_FILE_BYTES = 64 * 1024 * 1024;
 
 const manifestSchema = z.looseObject({
   revision: z.string().optional(),
@@ -24,7 +29,11 @@ const manifestSchema = z.looseObject({
 export interface LoadedBundle {
   readonly version: BundleVersion;
   readonly wasm: Uint8Array;
-  /** The bundle's own data document (`{}` when it ships none). */
+  /** The verified signature's claims, when a verifier was given. */
+  readonly signature: VerifiedSignature | null;
+  /** Every entrypoint the manifest says the decision module serves (the evaluator checks the module exports each, as OPA does). */
+  readonly entrypoints: readonly string[];
+  /** The bundle's own data document: every data.json at its path (`{}` when it ships none). */
   readonly data: Record<string, unknown>;
 }
 
@@ -49,7 +58,7 @@ export async function loadBundle(source: string | Uint8Array, options: LoadBundl
   const label = typeof source === "string" ? source : "<bundle bytes>";
   let bytes: Uint8Array;
   try {
-    bytes = typeof source === "string" ? await readFile(source) : source;
+    bytes = typeof source === "string" ? await readFileBounded(source, MAX_BUNDLE_FILE_BYTES) : source;
   } catch (error) {
     throw unusable(`cannot read bundle ${label}: ${toError(error).message}`, error);
   }
@@ -61,7 +70,7 @@ export async function loadBundle(source: string | Uint8Array, options: LoadBundl
     throw unusable(`bundle ${label} is not a readable .tar.gz: ${toError(error).message}`, error);
   }
   // Before anything of the bundle is read or trusted.
-  if (options.verifier !== undefined) verifyBundleSignature(files, options.verifier);
+  const signature = options.verifier === undefined ? null : verifyBundleSignature(files, options.verifier);
   const byName = new Map(files.map((f) => [f.name, f.content]));
 
   const manifestBytes = byName.get(".manifest");
@@ -79,15 +88,14 @@ export async function loadBundle(source: string | Uint8Array, options: LoadBundl
   const wasm = byName.get(wasmName);
   if (wasm === undefined) throw unusable(`bundle ${label} lacks its wasm module ${wasmEntry.module}`);
 
-  const dataBytes = byName.get("data.json");
-  const data = dataBytes === undefined ? {} : parseJsonFile("data.json", dataBytes);
-  if (data === null || typeof data !== "object" || Array.isArray(data)) {
-    throw unusable(`bundle ${label} data.json is not a JSON object`);
-  }
+  // Every data file at its path, and OPA's rules on roots, modules and entrypoints.
+  const data = readBundleLayout(files, manifest.data, label);
 
   return {
     version: { revision: manifest.data.revision ?? "", hash: bundleVersionHash(files) },
     wasm,
-    data: data as Record<string, unknown>,
+    signature,
+    entrypoints: (manifest.data.wasm ?? []).filter((w) => w.module.replace(/^(?:\.\/|\/)+/, "") === wasmName).map((w) => w.entrypoint),
+    data,
   };
 }

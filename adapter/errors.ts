@@ -10,6 +10,7 @@ export type VetoErrorCode =
   | "invalid_options"
   | "bundle_unusable"
   | "bundle_signature"
+  | "bundle_rollback"
   | "data_unusable"
   | "closed"
   | "denied"
@@ -91,6 +92,25 @@ export class BundleSignatureError extends VetoError {
     super("bundle_signature", `bundle signature check failed (${check}): ${message}`, options?.cause === undefined ? undefined : { cause: options.cause });
     this.check = check;
     this.file = options?.file;
+  }
+}
+
+/**
+ * Rollback protection (`bundleRollback`) refused the bundle: its signature
+ * carries no usable issue time (`iat`), or one that is not after the floor —
+ * `minIssuedAt`, or the issue time of the bundle in force.
+ */
+export class BundleRollbackError extends VetoError {
+  override name = "BundleRollbackError";
+  /** The bundle's signed `iat` (seconds since the epoch), or null when it has none usable. */
+  readonly issuedAt: number | null;
+  /** The issue time it had to be at or after (minIssuedAt) or strictly after (the bundle in force); null when there was none. */
+  readonly floor: number | null;
+
+  constructor(message: string, issuedAt: number | null, floor: number | null) {
+    super("bundle_rollback", `bundle refused by rollback protection: ${message}`);
+    this.issuedAt = issuedAt;
+    this.floor = floor;
   }
 }
 

@@ -131,9 +131,15 @@ export class PolicyEvaluator {
 
   /**
    * Compile the module, load the data document and check that one evaluation
-   * yields a well-formed decision. Throws BundleLoadError otherwise.
+   * yields a well-formed decision. Throws BundleLoadError otherwise, and (as
+   * OPA does) when the module lacks an entrypoint the manifest says it serves.
    */
-  static async create(wasm: Uint8Array, data: Record<string, unknown>, dataJson?: string): Promise<PolicyEvaluator> {
+  static async create(
+    wasm: Uint8Array,
+    data: Record<string, unknown>,
+    dataJson?: string,
+    manifestEntrypoints: readonly string[] = [],
+  ): Promise<PolicyEvaluator> {
     let module: WebAssembly.Module;
     let policy: LoadedPolicy;
     // `dataJson`: the document's JSON text when the caller has it already (PolicyData.json).
@@ -146,8 +152,10 @@ export class PolicyEvaluator {
         cause: toError(error),
       });
     }
-    if (!Object.hasOwn(policy.entrypoints as object, DECISION_ENTRYPOINT)) {
-      throw new BundleLoadError("bundle_unusable", `bundle wasm module has no entrypoint ${DECISION_ENTRYPOINT}`);
+    for (const entrypoint of [DECISION_ENTRYPOINT, ...manifestEntrypoints]) {
+      if (!Object.hasOwn(policy.entrypoints as object, entrypoint)) {
+        throw new BundleLoadError("bundle_unusable", `bundle wasm module has no entrypoint ${entrypoint}`);
+      }
     }
     const evaluator = new PolicyEvaluator(module, dataText, policy);
     const probe = await evaluator.evaluate({ tool: "", arguments: {}, context: {}, history: { recentDenies: 0 } });

@@ -6,6 +6,7 @@ export { ADAPTER_REASON_CODES } from "./decision.js";
 export {
   ApprovalError,
   BundleLoadError,
+  BundleRollbackError,
   BundleSignatureError,
   VetoClosedError,
   VetoDeniedError,
@@ -39,8 +40,9 @@ export {
   DEFAULT_POLL_INTERVAL_MS,
 } from "./bundle-source.js";
 export type { BundleChangeEvent, BundleRefresh, BundleServerOptions, BundleSpec } from "./bundle-source.js";
+export type { BundleRollbackOptions } from "./bundle-rollback.js";
 export { SIGNING_ALGORITHMS, createBundleVerifier, verifyBundleSignature } from "./signature.js";
-export type { BundleVerificationKey, BundleVerifier, SigningAlgorithm, VerificationKeyInput, VerifierKey } from "./signature.js";
+export type { BundleVerificationKey, BundleVerifier, SigningAlgorithm, VerificationKeyInput, VerifiedSignature, VerifierKey } from "./signature.js";
 export type { BundleFile } from "./bundle-hash.js";
 export {
   CanonicalJsonError,

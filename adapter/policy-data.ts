@@ -12,6 +12,13 @@ import { z } from "zod";
 import { BundleLoadError } from "./errors.js";
 
 export const DEFAULT_WINDOW_SECONDS = 900;
+/**
+ * Deepest nesting of objects and arrays a data document may have (the
+ * document itself is level 1): what every step after parsing (the schema,
+ * serialization for the evaluator, the finite-number check) handles without
+ * running out of stack, and the depth a signed data.json may have (signature.ts).
+ */
+export const MAX_DATA_DEPTH = 1000;
 export const DEFAULT_AMOUNT_FIELDS = ["amount"];
 
 const positiveNumber = z.number().positive().finite();
@@ -67,6 +74,10 @@ function tenantsLookRight(document: Record<string, unknown>): boolean {
 }
 
 export function readPolicyData(document: unknown, label: string): PolicyData {
+  // First, before anything that recurses over the document.
+  if (nestsDeeperThan(document, MAX_DATA_DEPTH)) {
+    throw new BundleLoadError("data_unusable", `data document ${label} is unusable: it nests objects and arrays deeper than ${MAX_DATA_DEPTH} levels (the limit), or refers to itself`);
+  }
   const isObject = document !== null && typeof document === "object" && !Array.isArray(document);
   const light = isObject && tenantsLookRight(document as Record<string, unknown>) ? lightDataSchema.safeParse(document) : undefined;
   const parsed = light?.success === true ? light : dataSchema.safeParse(document);
@@ -112,4 +123,22 @@ function assertFiniteNumbers(root: unknown): void {
     }
   };
   walk(root);
+}
+
+/** Whether objects and arrays in `root` nest deeper than `max` levels (`root` itself is level 1). Iterative: any depth is safe. */
+export function nestsDeeperThan(root: unknown, max: number): boolean {
+  const stack: { value: unknown; depth: number }[] = [{ value: root, depth: 1 }];
+  // The deepest level each object was reached at: an object shared by two
+  // parents is walked again only from a deeper level, so a cycle ends as too
+  // deep (it is) and no walk repeats.
+  const reached = new Map<object, number>();
+  for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
+    const { value, depth } = item;
+    if (value === null || typeof value !== "object") continue;
+    if (depth > max) return true;
+    if ((reached.get(value) ?? 0) >= depth) continue;
+    reached.set(value, depth);
+    for (const child of Object.values(value)) if (child !== null && typeof child === "object") stack.push({ value: child, depth: depth + 1 });
+  }
+  return false;
 }

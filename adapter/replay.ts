@@ -61,18 +61,32 @@ export interface ReplaySkip extends ReplayedRecord {
   readonly reason: string;
 }
 
+/**
+ * "skipped": the recorded verdict was not the policy's (the adapter decided:
+ * the call was not JSON, the record or the store failed), so no policy can
+ * change it and there is nothing to compare. "unreplayable": the record
+ * should hold a policy verdict but cannot be replayed (it is malformed, of an
+ * unknown type, or masks a value the policy reads), so whether the verdict
+ * would change is unknown.
+ */
 export type ReplayOutcome =
   | ({ readonly kind: "unchanged" | "changed" } & ReplayComparison)
-  | ({ readonly kind: "skipped" } & ReplaySkip);
+  | ({ readonly kind: "skipped" | "unreplayable" } & ReplaySkip);
 
 export interface ReplayReport {
   /** The bundle replayed against. */
   readonly bundle: BundleVersion;
-  /** Decisions in the log (a decision recorded twice, e.g. superseded by a record_unavailable deny, counts once: its last record). */
+  /**
+   * Decisions in the log (a decision recorded twice, e.g. superseded by a
+   * record_unavailable deny, counts once: its last record), and every record
+   * that is neither an approval nor a rejection nor a decision with an id.
+   */
   readonly decisions: number;
   readonly unchanged: number;
   readonly changed: readonly ReplayComparison[];
   readonly skipped: readonly ReplaySkip[];
+  /** Records that should hold a policy verdict but cannot be replayed: each with its reason, in log order. */
+  readonly unreplayable: readonly ReplaySkip[];
   /** Changed decisions per kind, "old_action → new_action" (e.g. "allow → require_approval"), sorted by kind. */
   readonly summary: Readonly<Record<string, number>>;
 }
@@ -159,19 +173,13 @@ export class Replayer {
    */
   async replay(logged: LoggedRecord): Promise<ReplayOutcome> {
     const parsed = decisionRecordSchema.safeParse(logged.record);
-    const raw = logged.record;
-    const text = (v: unknown): string | null => (typeof v === "string" ? v : null);
-    const where: ReplayedRecord = {
-      decision_id: text(raw["decision_id"]) ?? "?",
-      timestamp: text(raw["timestamp"]),
-      tool: text(raw["tool"]),
-      actor_id: text(raw["actor_id"]),
-      tenant_id: text(raw["tenant_id"]),
-      file: logged.file,
-      line: logged.line,
-    };
+    const where = placeOf(logged);
     const skip = (reason: string): ReplayOutcome => ({ kind: "skipped", ...where, reason });
-    if (!parsed.success) return skip("not a decision record with a replayable input (recorded by an older version?)");
+    const unreplayable = (reason: string): ReplayOutcome => ({ kind: "unreplayable", ...where, reason });
+    if (!parsed.success) {
+      const issues = parsed.error.issues.map((i) => `${i.path.map(String).join(".") || "the record"}: ${i.message}`);
+      return unreplayable(`not a decision record this version can replay (${issues.join("; ")})`);
+    }
     const record = parsed.data;
     const old = verdictOf(record.result);
     if (old.codes.includes(ADAPTER_REASON_CODES.recordUnavailable)) {
@@ -185,7 +193,7 @@ export class Replayer {
       return field !== undefined && amountFieldNames(this.#data.amountFields).has(field.replaceAll("~1", "/").replaceAll("~0", "~").toLowerCase());
     });
     if (maskedAmount !== undefined) {
-      return skip(`${maskedAmount} is an amount the policy reads, but its value was masked as sensitive`);
+      return unreplayable(`${maskedAmount} is an amount the policy reads, but its value was masked as sensitive`);
     }
 
     let answer: PolicyAnswer;
@@ -211,31 +219,67 @@ export class Replayer {
   }
 }
 
+/** Where a record is and whose call it names, as far as its fields are strings. */
+function placeOf(logged: LoggedRecord): ReplayedRecord {
+  const raw = logged.record;
+  const text = (v: unknown): string | null => (typeof v === "string" ? v : null);
+  return {
+    decision_id: text(raw["decision_id"]) ?? "?",
+    timestamp: text(raw["timestamp"]),
+    tool: text(raw["tool"]),
+    actor_id: text(raw["actor_id"]),
+    tenant_id: text(raw["tenant_id"]),
+    file: logged.file,
+    line: logged.line,
+  };
+}
+
+/** A value as a message shows it: JSON, or "missing". */
+const shown = (value: unknown): string => (value === undefined ? "missing" : (JSON.stringify(value) ?? String(value)));
+
 /**
  * Replay every decision of a log (records as readLog returns them, in log
  * order) against `options`. Approval and rejection records are not replayed.
- * A decision recorded more than once is replayed once, against its last record.
+ * A decision recorded more than once is replayed once, against its last
+ * record. Every other record (an unknown type, a decision without a usable
+ * decision_id, a malformed decision) is listed as unreplayable with its reason.
  */
 export async function replayRecords(records: Iterable<LoggedRecord>, options: ReplayOptions): Promise<ReplayReport> {
   const replayer = await Replayer.create(options);
+  // In log order: a decision's id (at its first appearance) or a record that cannot be replayed.
+  const slots: (string | ReplaySkip)[] = [];
   const latest = new Map<string, LoggedRecord>();
   for (const logged of records) {
+    const type = logged.record["type"];
+    if (type === "approval" || type === "rejection") continue;
     const id = logged.record["decision_id"];
-    if (logged.record["type"] !== "decision" || typeof id !== "string") continue;
-    // A Map keeps a key where it was first set: log order of first appearance.
-    latest.set(id, logged);
+    if (type !== "decision") {
+      slots.push({ ...placeOf(logged), reason: `its type ${shown(type)} is not one this version knows (decision, approval, rejection)` });
+    } else if (typeof id !== "string" || id === "") {
+      slots.push({ ...placeOf(logged), reason: `its decision_id ${shown(id)} is not a non-empty string` });
+    } else {
+      if (!latest.has(id)) slots.push(id);
+      latest.set(id, logged);
+    }
   }
   const changed: ReplayComparison[] = [];
   const skipped: ReplaySkip[] = [];
+  const unreplayable: ReplaySkip[] = [];
   let unchanged = 0;
-  for (const logged of latest.values()) {
+  for (const slot of slots) {
+    const logged = typeof slot === "string" ? latest.get(slot) : undefined;
+    if (logged === undefined) {
+      unreplayable.push(slot as ReplaySkip);
+      continue;
+    }
     const { kind, ...outcome } = await replayer.replay(logged);
     if (kind === "unchanged") unchanged += 1;
     else if (kind === "changed") changed.push(outcome as ReplayComparison);
-    else skipped.push(outcome as ReplaySkip);
+    else if (kind === "skipped") skipped.push(outcome as ReplaySkip);
+    else unreplayable.push(outcome as ReplaySkip);
   }
   const counts = new Map<string, number>();
   for (const change of changed) counts.set(changeKind(change), (counts.get(changeKind(change)) ?? 0) + 1);
   const summary = Object.fromEntries([...counts.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-  return { bundle: replayer.bundle, decisions: latest.size, unchanged, changed, skipped, summary };
+  return { bundle: replayer.bundle, decisions: slots.length, unchanged, changed, skipped, unreplayable, summary };
 }

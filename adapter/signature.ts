@@ -251,8 +251,13 @@ function checkSignature(algorithm: SigningAlgorithm, key: KeyObject, signingInpu
   }
 }
 
-/** Verify the token; return its payload's file list. */
-function verifyToken(token: string, verifier: BundleVerifier): FileEntry[] {
+/** The claims of a verified token other than its file list (`iat`, `iss`, `scope`, custom ones): signed, so the bundle server cannot forge them. */
+export interface VerifiedSignature {
+  readonly claims: Readonly<Record<string, unknown>>;
+}
+
+/** Verify the token; return its payload's file list and its other claims. */
+function verifyToken(token: string, verifier: BundleVerifier): { files: FileEntry[]; claims: Record<string, unknown> } {
   const parts = token.split(".");
   if (parts.length !== 3) throw refuse("token", "the signature token is not a JWS compact token (three dot-separated parts)");
   const [headerPart = "", payloadPart = "", signaturePart = ""] = parts;
@@ -287,7 +292,9 @@ function verifyToken(token: string, verifier: BundleVerifier): FileEntry[] {
   }
   const files = payload["files"];
   if (!Array.isArray(files)) throw refuse("token", "the signature token's payload has no files list");
-  return files.map((f: unknown, i) => {
+  const claims: Record<string, unknown> = { ...payload };
+  delete claims["files"];
+  return { claims, files: files.map((f: unknown, i) => {
     const entry = f as Partial<Record<keyof FileEntry, unknown>> | null;
     if (
       entry === null || typeof entry !== "object" ||
@@ -296,7 +303,7 @@ function verifyToken(token: string, verifier: BundleVerifier): FileEntry[] {
       throw refuse("token", `the signature token's files[${i}] is not {name, hash, algorithm} strings`);
     }
     return { name: entry.name, hash: entry.hash, algorithm: entry.algorithm };
-  });
+  }) };
 }
 
 // ---------------------------------------------------------------------------
@@ -307,7 +314,7 @@ function verifyToken(token: string, verifier: BundleVerifier): FileEntry[] {
  * of the tarball, names normalised (readTarball). Returns normally only when
  * every check passed.
  */
-export function verifyBundleSignature(files: readonly BundleFile[], verifier: BundleVerifier): void {
+export function verifyBundleSignature(files: readonly BundleFile[], verifier: BundleVerifier): VerifiedSignature {
   const byName = new Map(files.map((f) => [normaliseBundlePath(f.name), f.content]));
   const signaturesFile = byName.get(SIGNATURES_FILE);
   if (signaturesFile === undefined) {
@@ -316,7 +323,8 @@ export function verifyBundleSignature(files: readonly BundleFile[], verifier: Bu
   byName.delete(SIGNATURES_FILE);
 
   const listed = new Map<string, FileEntry>();
-  for (const entry of verifyToken(readToken(signaturesFile), verifier)) {
+  const token = verifyToken(readToken(signaturesFile), verifier);
+  for (const entry of token.files) {
     const name = normaliseBundlePath(entry.name);
     if (listed.has(name)) throw refuse("token", `the signature lists ${name} twice`, name);
     listed.set(name, entry);
@@ -340,6 +348,7 @@ export function verifyBundleSignature(files: readonly BundleFile[], verifier: Bu
       throw refuse("file_hash", `${name}: content does not match its signed ${entry.algorithm} hash (the file was altered)`, name);
     }
   }
+  return { claims: Object.freeze(token.claims) };
 }
 
 // ---------------------------------------------------------------------------

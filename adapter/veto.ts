@@ -8,6 +8,7 @@ import { z } from "zod";
 import { isRecordReader, writtenRecordsOf, type WrittenRecords } from "./approval-evidence.js";
 import { ApprovalDesk, type ApprovalDeskDeps, type AnswerOptions, type ApprovalAnswer, type WaitOptions } from "./approvals.js";
 import { DECISION_ENTRYPOINT } from "./bundle.js";
+import { bundleRollbackSchema, type BundleRollbackOptions } from "./bundle-rollback.js";
 import {
   BundleSource,
   bundleServerSchema,
@@ -68,6 +69,16 @@ export interface VetoOptions {
    * (signatures are not checked).
    */
   readonly verificationKey?: VerificationKeyInput | readonly VerificationKeyInput[];
+  /**
+   * Rollback protection: `{ minIssuedAt?: seconds since the epoch }`. Every
+   * bundle's signature must carry an `iat` claim (when CI signed it; covered
+   * by the signature, so a bundle server cannot forge it); a bundle signed
+   * before minIssuedAt is refused, and a reloaded bundle must be signed
+   * strictly after the one in force, else it is refused and the bundle in
+   * force stays (BundleRollbackError). Needs `verificationKey`. Default: none
+   * (any bundle that verifies may replace the one in force).
+   */
+  readonly bundleRollback?: BundleRollbackOptions;
   /** Called (not awaited; errors logged) after a bundle from the server replaced the one in force. Default: none. */
   readonly onBundleChange?: (event: BundleChangeEvent) => void | Promise<void>;
   /** A data document replacing the bundle's data.json entirely. Default: the bundle's. */
@@ -119,6 +130,7 @@ const optionsSchema = z.strictObject({
       message: "verificationKey must be a PEM string or bytes, a KeyObject, { key, algorithm?, scope? }, or a non-empty list of these",
     })
     .optional(),
+  bundleRollback: bundleRollbackSchema.optional(),
   onBundleChange: z.custom<(e: BundleChangeEvent) => void>(isFunction, { message: "onBundleChange must be a function" }).optional(),
   data: z
     .custom<Record<string, unknown>>((v) => v !== null && typeof v === "object" && !Array.isArray(v), {
@@ -178,9 +190,19 @@ export async function createVeto(options: VetoOptions): Promise<Veto> {
     throw new VetoOptionsError(`createVeto: invalid options: ${issues.join("; ")}`, issues);
   }
   const o = parsed.data;
+  if (o.bundleRollback !== undefined && o.verificationKey === undefined) {
+    const issue = "bundleRollback: needs verificationKey (without a verified signature, a bundle's issue time could be forged)";
+    throw new VetoOptionsError(`createVeto: invalid options: ${issue}`, [issue]);
+  }
   const logger = o.logger ?? pino({ name: "veto" });
   const verifier = o.verificationKey === undefined ? undefined : createBundleVerifier(o.verificationKey);
-  const source = await BundleSource.open(o.bundle, { verifier, data: o.data, logger, onBundleChange: o.onBundleChange });
+  const source = await BundleSource.open(o.bundle, {
+    verifier,
+    data: o.data,
+    logger,
+    onBundleChange: o.onBundleChange,
+    rollback: o.bundleRollback,
+  });
   let opened: Awaited<ReturnType<typeof openStore>>;
   try {
     opened = await openStore(o.store, o.recordSink, logger.child({ component: "store" }));
@@ -226,9 +248,11 @@ function digestOfRaw(masker: RecordMasker, raw: unknown): string | null {
 
 /**
  * For front ends that parse calls themselves (the CLI): decide a call that
- * could not be parsed. Not part of the public API.
+ * could not be parsed. `text` is what was received, or undefined when it was
+ * not kept (a line over the input limit; its record then has no input digest).
+ * Not part of the public API.
  */
-export function protectUnreadable(veto: Veto, text: string, problem: string): Promise<Decision> {
+export function protectUnreadable(veto: Veto, text: string | undefined, problem: string): Promise<Decision> {
   if (!(veto instanceof VetoInstance)) throw new VetoOptionsError("protectUnreadable: pass a veto made by createVeto()");
   return veto.protectUnreadable(text, problem);
 }
@@ -356,7 +380,7 @@ class VetoInstance implements Veto {
   }
 
   /** A call that could not even be read (e.g. a line of the CLI that is not JSON): invalid_input, recorded. */
-  async protectUnreadable(text: string, problem: string): Promise<Decision> {
+  async protectUnreadable(text: string | undefined, problem: string): Promise<Decision> {
     return (await this.#decide(text, problem)).decision;
   }
 

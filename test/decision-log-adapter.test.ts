@@ -141,7 +141,7 @@ describe("protect() with the durable log as record sink", () => {
 });
 
 describe("replay records from the adapter", () => {
-  it("a masked value that the policy reads as an amount is skipped, not replayed wrongly", async () => {
+  it("a masked value that the policy reads as an amount cannot be replayed, and is not replayed wrongly", async () => {
     const data = bundleData();
     data.veto.config["sensitive_fields"] = { opportunity: ["discount_amount"] };
     const log = await openFileLog(path);
@@ -153,7 +153,8 @@ describe("replay records from the adapter", () => {
     const text = await readFile(path, "utf8");
     expect(text).not.toContain("9000");
     const report = await replayRecords(await readLog([path]), { bundle: BUNDLE, data });
-    expect(report.skipped).toEqual([
+    expect(report.skipped).toEqual([]);
+    expect(report.unreplayable).toEqual([
       expect.objectContaining({
         decision_id: d.id,
         line: 1,
@@ -174,7 +175,7 @@ describe("replay records from the adapter", () => {
     await log.close();
     expect(await readFile(path, "utf8")).not.toContain("9000");
     const report = await replayRecords(await readLog([path]), { bundle: BUNDLE, data });
-    expect(report.skipped.map((s) => [s.decision_id, s.reason])).toEqual([
+    expect(report.unreplayable.map((s) => [s.decision_id, s.reason])).toEqual([
       [d.id, "/input/arguments/changes/DISCOUNT_AMOUNT is an amount the policy reads, but its value was masked as sensitive"],
     ]);
   });

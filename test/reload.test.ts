@@ -3,7 +3,7 @@
 // built and signed by the real opa with the TEST-ONLY key. A new bundle is
 // picked up, a bad one is refused while the last good one stays in force, and
 // swapping under concurrent load loses or mixes no decision.
-import { createHash } from "node:crypto";
+import { createHash, createPrivateKey, sign } from "node:crypto";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -12,7 +12,9 @@ import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
   BundleLoadError,
+  BundleRollbackError,
   BundleSignatureError,
+  VetoOptionsError,
   bundleVersionHashOfTarball,
   type BundleChangeEvent,
   type Decision,
@@ -20,7 +22,7 @@ import {
   type Veto,
 } from "../adapter/index.js";
 import { BUNDLE, MemorySink, makeVeto, requireBundle, requireOpa, write, type TestVeto } from "./helpers.js";
-import { filesOf, key, opaBuildWasm, pem, policyCopy, repack, withFile } from "./signing-helpers.js";
+import { filesOf, key, opaBuildWasm, pem, policyCopy, repack, signaturesJson, tokenParts, withFile } from "./signing-helpers.js";
 
 /** A bundle server: serves `bytes` with a strong ETag, answers 304 to a matching If-None-Match. */
 class BundleServer {
@@ -222,7 +224,7 @@ describe("hot reload", () => {
     ]);
 
     await until(() => changes.length === 1, "onBundleChange");
-    expect(changes[0]).toEqual({ previous: { revision: "reload-A", hash: hashes.A }, current: { revision: "reload-B", hash: hashes.B }, url: server.url, etag: server.etag });
+    expect(changes[0]).toEqual({ previous: { revision: "reload-A", hash: hashes.A }, current: { revision: "reload-B", hash: hashes.B }, issuedAt: null, url: server.url, etag: server.etag });
     expect(t.logLines).toContainEqual(expect.objectContaining({ level: 30, msg: "bundle activated", bundle: { revision: "reload-B", hash: hashes.B }, previous: { revision: "reload-A", hash: hashes.A } }));
 
     // The same version in other bytes (repacked, new ETag): downloaded and verified, nothing swapped.
@@ -385,5 +387,129 @@ describe("deny history retention follows the bundle in force", () => {
     expect([third.escalated, third.reasons.map((r) => r.code)]).toEqual([true, ["repeated_denies"]]);
     const recorded = decisionRecords(t).map((r) => r.history?.recent_denies);
     expect(recorded).toEqual([0, 1, 2]);
+  });
+});
+
+describe("rollback protection (bundleRollback): the signed issue time only moves forward", () => {
+  /** Signed with an `iat` claim, as scripts/sign-bundle.sh signs: policy A, B or C of the bundles above. */
+  const issued: Record<string, Buffer> = {};
+  beforeAll(() => {
+    const signWith = (name: string, policy: "A" | "B" | "C", claims: Record<string, unknown>): void => {
+      issued[name] = readFileSync(
+        opaBuildWasm(dir, join(dir, `${name}.tar.gz`), {
+          signingKey: key("es256-private"),
+          signingAlg: "ES256",
+          // The revision of the bundles above, so each policy keeps its version hash.
+          revision: `reload-${policy}`,
+          claims,
+          ...(policy === "A" ? {} : { policyDir: join(dir, policy.toLowerCase(), "policy") }),
+        }),
+      );
+    };
+    signWith("A1000", "A", { iat: 1000 });
+    signWith("B2000", "B", { iat: 2000 });
+    signWith("C2000", "C", { iat: 2000 });
+    signWith("C3000", "C", { iat: 3000 });
+    signWith("A4000", "A", { iat: 4000 });
+  });
+
+  /** `bytes` with its token's payload changed by `edit` and signed again with the TEST-ONLY key (what only the key holder can do). */
+  async function resigned(bytes: Buffer, edit: (payload: Record<string, unknown>) => Record<string, unknown>): Promise<Buffer> {
+    const signatures = (await filesOf(bytes)).find((f) => f.name === ".signatures.json")!;
+    const { header, payload } = tokenParts(signatures.content);
+    const enc = (v: unknown): string => Buffer.from(JSON.stringify(v)).toString("base64url");
+    const input = `${enc(header)}.${enc(edit(payload))}`;
+    const signature = sign("sha256", Buffer.from(input), { key: createPrivateKey(pem("es256-private")), dsaEncoding: "ieee-p1363" });
+    return withFile(bytes, ".signatures.json", signaturesJson(header, edit(payload), signature));
+  }
+
+  async function protectedVeto(bundle: Buffer | { url: string; pollIntervalMs: number }, rollback: { minIssuedAt?: number } = {}, onBundleChange?: (e: BundleChangeEvent) => void): Promise<TestVeto> {
+    current = await makeVeto({
+      bundle,
+      verificationKey: pem("es256-public"),
+      bundleRollback: rollback,
+      ...(onBundleChange === undefined ? {} : { onBundleChange }),
+    });
+    return current;
+  }
+
+  it("an older or equally old bundle is refused and the bundle in force stays; a newer one is activated; re-signing is the way back", async () => {
+    server.serve(issued["B2000"]!);
+    const changes: BundleChangeEvent[] = [];
+    const t = await protectedVeto({ url: server.url, pollIntervalMs: 3_600_000 }, {}, (e) => void changes.push(e));
+    expect(t.veto.bundle.hash).toBe(hashes.B);
+
+    for (const older of ["A1000", "C2000"]) {
+      server.serve(issued[older]!);
+      const refresh = await t.veto.refreshBundle();
+      expect(refresh.status, older).toBe("rejected");
+      const error = (refresh as { error: Error }).error;
+      expect(error).toBeInstanceOf(BundleRollbackError);
+      expect(error).toMatchObject({ code: "bundle_rollback", issuedAt: older === "A1000" ? 1000 : 2000, floor: 2000 });
+      expect(error.message).toMatch(/not after the bundle in force .* signed at 2000 \(1970-01-01T00:33:20\.000Z\)\); the bundle in force stays$/);
+      // Still the bundle in force, and deciding.
+      expect(t.veto.bundle.hash).toBe(hashes.B);
+      expect(await t.veto.protect(write())).toMatchObject({ action: "require_approval", bundle: { hash: hashes.B } });
+    }
+    expect(t.logLines).toContainEqual(expect.objectContaining({ level: 50, reason: "rollback", issued_at: 1000, floor: 2000, msg: "new bundle rejected; the bundle in force stays" }));
+
+    server.serve(issued["C3000"]!);
+    expect(await t.veto.refreshBundle()).toMatchObject({ status: "activated", version: { hash: hashes.C } });
+    await until(() => changes.length === 1, "onBundleChange");
+    expect(changes[0]).toMatchObject({ current: { hash: hashes.C }, issuedAt: 3000 });
+
+    // The bundle that was in force before is older now: refused.
+    server.serve(issued["B2000"]!);
+    expect(await t.veto.refreshBundle()).toMatchObject({ status: "rejected", error: { name: "BundleRollbackError" } });
+    // Rolling back on purpose: the old policy signed again, later.
+    server.serve(issued["A4000"]!);
+    expect(await t.veto.refreshBundle()).toMatchObject({ status: "activated", version: { hash: hashes.A } });
+    expect(await t.veto.protect(write())).toMatchObject({ action: "allow", bundle: { hash: hashes.A } });
+  });
+
+  it("minIssuedAt refuses an older first bundle, from a server or as bytes: createVeto rejects", async () => {
+    server.serve(issued["A1000"]!);
+    await expect(protectedVeto({ url: server.url, pollIntervalMs: 3_600_000 }, { minIssuedAt: 1500 })).rejects.toMatchObject({
+      name: "BundleRollbackError",
+      issuedAt: 1000,
+      floor: 1500,
+    });
+    await expect(protectedVeto(issued["A1000"]!, { minIssuedAt: 1500 })).rejects.toThrow(/signed at 1000 .*, before minIssuedAt 1500/);
+    // At the floor is enough.
+    expect((await protectedVeto(issued["B2000"]!, { minIssuedAt: 2000 })).veto.bundle.hash).toBe(hashes.B);
+  });
+
+  it("a signature without an iat, or with one that is not a number, is refused under bundleRollback, and loads without it", async () => {
+    await expect(protectedVeto(bundles.A)).rejects.toThrow("bundle refused by rollback protection: its signature carries no iat claim");
+    // opa sign turns a string iat into a number; a token signed otherwise may hold anything.
+    const stringIat = await resigned(issued["B2000"]!, (p) => ({ ...p, iat: "2500" }));
+    const negativeIat = await resigned(issued["B2000"]!, (p) => ({ ...p, iat: -5 }));
+    await expect(protectedVeto(stringIat)).rejects.toThrow(/its signature's iat claim "2500" is not a time in seconds/);
+    await expect(protectedVeto(negativeIat)).rejects.toThrow(/its signature's iat claim -5 is not a time in seconds/);
+    for (const bytes of [bundles.A, stringIat]) {
+      current = await makeVeto({ bundle: bytes, verificationKey: pem("es256-public") });
+      await current.veto.close();
+      current = undefined;
+    }
+  });
+
+  it("the bundle server cannot forge the issue time: a token with a changed iat does not verify", async () => {
+    const files = await filesOf(issued["A1000"]!);
+    const signatures = files.find((f) => f.name === ".signatures.json")!;
+    const { header, payload, signature } = tokenParts(signatures.content);
+    const forged = await withFile(issued["A1000"]!, ".signatures.json", signaturesJson(header, { ...payload, iat: 9999 }, signature));
+    await expect(protectedVeto(forged)).rejects.toMatchObject({ name: "BundleSignatureError", check: "signature" });
+  });
+
+  it("without bundleRollback an older signed bundle replaces the one in force (the default); bundleRollback needs verificationKey", async () => {
+    server.serve(issued["B2000"]!);
+    const t = await serverVeto();
+    server.serve(issued["A1000"]!);
+    expect(await t.veto.refreshBundle()).toMatchObject({ status: "activated", version: { hash: hashes.A } });
+    await expect(makeVeto({ bundle: issued["A1000"]!, bundleRollback: {} })).rejects.toThrow(VetoOptionsError);
+    await expect(makeVeto({ bundle: issued["A1000"]!, bundleRollback: {} })).rejects.toThrow(/bundleRollback: needs verificationKey/);
+    await expect(makeVeto({ bundle: issued["A1000"]!, verificationKey: pem("es256-public"), bundleRollback: { minIssuedAt: -1 } })).rejects.toThrow(
+      /bundleRollback\.minIssuedAt/,
+    );
   });
 });

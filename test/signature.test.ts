@@ -1,7 +1,7 @@
 // Signed bundles (issue 8): bundles signed by the real opa with the committed
 // TEST-ONLY keys load; every kind of alteration is refused before load with a
 // BundleSignatureError naming the check and the file.
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { createHash, createHmac, createPrivateKey, createPublicKey, createSecretKey, generateKeyPairSync, sign } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -85,6 +85,21 @@ describe("signed bundles load", () => {
     expect((await filesOf(es256)).map((f) => f.name)).toContain(".signatures.json");
   });
 
+  it("scripts/sign-bundle.sh says when it signed: the token's iat is the signing time (rollback protection reads it)", async () => {
+    const loaded = await loadBundle(es256, { verifier: createBundleVerifier(pem("es256-public")) });
+    const iat = loaded.signature?.claims["iat"];
+    expect(Number.isInteger(iat)).toBe(true);
+    expect(Math.abs(Date.now() / 1000 - (iat as number))).toBeLessThan(3600);
+    // SIGNING_IAT sets it; anything but seconds since the epoch is refused.
+    const out = join(dir, "iat.tar.gz");
+    const run = (iatValue: string): ReturnType<typeof spawnSync> =>
+      spawnSync("bash", [resolve(ROOT, "scripts/sign-bundle.sh"), key("es256-private"), "ES256", BUNDLE, out], { env: { ...process.env, SIGNING_IAT: iatValue }, encoding: "utf8" });
+    expect(run("1700000000").status).toBe(0);
+    expect((await loadBundle(readFileSync(out), { verifier: createBundleVerifier(pem("es256-public")) })).signature?.claims["iat"]).toBe(1700000000);
+    const bad = run("yesterday");
+    expect([bad.status, bad.stderr]).toEqual([2, "sign-bundle: SIGNING_IAT must be seconds since the epoch, got yesterday\n"]);
+  });
+
   it("signed by opa build --signing-key (RS256): loads with the PEM, a KeyObject, or the private key's public half", async () => {
     for (const k of [pem("rs256-public"), createPublicKey(pem("rs256-public")), createPrivateKey(pem("rs256-private")), { key: pem("rs256-public"), algorithm: "RS256" as const }]) {
       const loaded = await loadBundle(rs256, { verifier: createBundleVerifier(k) });
@@ -102,7 +117,8 @@ describe("signed bundles load", () => {
   });
 
   it("without a verification key, a signed bundle loads as any other (its signature unchecked)", async () => {
-    await expect(loadBundle(await withFile(es256, "policy/veto/crm/tool.rego", Buffer.from("x")))).resolves.toBeDefined();
+    // Altered, but still a bundle OPA would load (a module that is not Rego is refused as OPA refuses it).
+    await expect(loadBundle(await withFile(es256, "policy/veto/crm/tool.rego", Buffer.from("package veto.crm\n")))).resolves.toBeDefined();
   });
 
   it.each([
@@ -287,7 +303,7 @@ describe("OPA's file hashes, scope and payload checks (tokens signed here with t
   it("hash algorithms: SHA-512 accepted, MD5 and SHA-1 refused; a file listed twice is refused", () => {
     const verifier = createBundleVerifier(pem("rs256-public"));
     const content = Buffer.from("x");
-    const run = (files: unknown[]): void =>
+    const run = (files: unknown[]): unknown =>
       verifyBundleSignature([{ name: "a.rego", content }, { name: ".signatures.json", content: signed({ files }) }], verifier);
     expect(() => run([{ name: "a.rego", hash: createHash("sha512").update(content).digest("hex"), algorithm: "SHA-512" }])).not.toThrow();
     expect(() => run([{ name: "a.rego", hash: createHash("md5").update(content).digest("hex"), algorithm: "MD5" }])).toThrow(/\(hash_algorithm\).*MD5/);

@@ -19,7 +19,7 @@ export const pem = (name: string): string => readFileSync(key(name), "utf8");
 export function opaBuildWasm(
   dir: string,
   out: string,
-  options: { policyDir?: string; signingKey?: string; signingAlg?: string; revision?: string } = {},
+  options: { policyDir?: string; signingKey?: string; signingAlg?: string; revision?: string; claims?: Record<string, unknown> } = {},
 ): string {
   const opa = requireOpa();
   const caps = join(dir, "wasm-capabilities.json");
@@ -27,6 +27,12 @@ export function opaBuildWasm(
   const args = ["build", "-b", "--ignore", "*_test.rego", "--capabilities", caps, "-t", "wasm", "-e", "veto/crm/decision"];
   if (options.revision !== undefined) args.push("--revision", options.revision);
   if (options.signingKey !== undefined) args.push("--signing-key", options.signingKey, "--signing-alg", options.signingAlg ?? "RS256");
+  if (options.claims !== undefined) {
+    // Extra claims in the signature's token (`iat`...), as CI's signing step adds them.
+    const claimsFile = join(dir, `claims-${basename(out)}.json`);
+    writeFileSync(claimsFile, JSON.stringify(options.claims));
+    args.push("--claims-file", claimsFile);
+  }
   // Relative, from its parent: opa build names files by the path it is given.
   const policyDir = options.policyDir ?? join(TEST_POLICY_ROOT, "policy");
   args.push("-o", out, basename(policyDir));

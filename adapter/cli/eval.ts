@@ -5,14 +5,15 @@
  * decision's record is in the durable, hash-chained log (fdatasync'ed) before
  * the decision is printed.
  */
-import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import { pino } from "pino";
 import { toError } from "../errors.js";
+import { DEFAULT_INPUT_LIMITS } from "../input.js";
 import { DecisionLogError, openFileLog, type FileDecisionLog } from "../log/index.js";
 import { PinoRecordSink, type RecordSink, type VetoRecord } from "../records.js";
 import { createVeto, protectUnreadable, type Veto } from "../veto.js";
 import { UsageError, CliExit, fail, print, readDataFile, type Command } from "./common.js";
+import { readLines } from "./line-reader.js";
 import { VERIFICATION_KEY_USAGE, readVerificationKey, verificationKeyOptions } from "./verification-key.js";
 
 /** Environment variable holding the per-deployment key for record digests (kept out of argv, which `ps` shows). */
@@ -157,12 +158,17 @@ class DestinationRecordSink implements RecordSink {
 }
 
 async function decideLines(veto: Veto): Promise<void> {
-  const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
   // Every line has its decision, so output pairs with input line by line; a
   // blank or whitespace-only line is not JSON (invalid_input, attributed to
-  // no one). Only the empty text after a final newline is not a line
-  // (readline yields no line for it).
-  for await (const line of lines) {
+  // no one). Only the empty text after a final newline is not a line. A line
+  // over the input limit is answered (invalid_input, attributed to no one)
+  // without being held: see line-reader.ts.
+  for await (const read of readLines(process.stdin, DEFAULT_INPUT_LIMITS.maxInputBytes)) {
+    if (read.text === undefined) {
+      await print(`${JSON.stringify(await protectUnreadable(veto, undefined, read.unreadable))}\n`);
+      continue;
+    }
+    const line = read.text;
     let call: unknown;
     let problem: string | undefined;
     if (line.trim() === "") {

@@ -30,7 +30,7 @@ import {
   RecordUnavailableError,
 } from "./errors.js";
 import { acquireLogLock, type LogLock } from "./lock.js";
-import { logFiles, walkChain, type TornTail } from "./segments.js";
+import { MAX_RECORD_LINE_BYTES, logFiles, walkChain, type TornTail } from "./segments.js";
 
 /** The file operations the writer uses; replaceable only to inject faults in tests. */
 export interface LogFileHandle {
@@ -300,10 +300,19 @@ export class FileDecisionLog {
         }),
       );
     }
+    const bytes = Buffer.from(`${sealed.text}\n`);
+    if (bytes.length - 1 > MAX_RECORD_LINE_BYTES) {
+      // A reader stops at such a line (segments.ts): it would make the log unverifiable.
+      return Promise.reject(
+        new RecordUnavailableError(`record not written to ${this.path}: it is longer than ${MAX_RECORD_LINE_BYTES} bytes`, {
+          code: "record_invalid",
+        }),
+      );
+    }
     this.#nextSeq += 1;
     this.#head = sealed.hash;
     return new Promise<WrittenRecord>((resolve, reject) => {
-      this.#queue.push({ seq: sealed.seq, hash: sealed.hash, bytes: Buffer.from(`${sealed.text}\n`), resolve, reject });
+      this.#queue.push({ seq: sealed.seq, hash: sealed.hash, bytes, resolve, reject });
       this.#draining ??= this.#drain();
     });
   }

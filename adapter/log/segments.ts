@@ -54,9 +54,18 @@ export async function expandLogPaths(paths: readonly string[]): Promise<string[]
   return files;
 }
 
+/**
+ * Longest line a log may hold, in bytes without its newline: the writer
+ * refuses a longer record (record_invalid), and readers stop at a longer line
+ * without holding it, so no log file can make a reader use more memory than this.
+ */
+export const MAX_RECORD_LINE_BYTES = 64 * 1024 * 1024;
+
 export interface ScannedLine {
-  /** The line's bytes without its newline. */
-  readonly bytes: Buffer;
+  /** The line's bytes without its newline; null when it is longer than the limit (not held). */
+  readonly bytes: Buffer | null;
+  /** The line's length in bytes, without its newline. */
+  readonly length: number;
   /** 1-based. */
   readonly line: number;
   /** Byte offset of the line's first byte. */
@@ -65,28 +74,52 @@ export interface ScannedLine {
   readonly terminated: boolean;
 }
 
-/** The lines of a file, split on "\n" only (a "\r" is part of the line). */
-export async function* scanLines(file: string): AsyncGenerator<ScannedLine> {
+/**
+ * The lines of a file, split on "\n" only (a "\r" is part of the line). A
+ * line is held only up to `maxLineBytes`; beyond that it is counted, not kept.
+ */
+export async function* scanLines(file: string, maxLineBytes = MAX_RECORD_LINE_BYTES): AsyncGenerator<ScannedLine> {
   const handle = await open(file, "r");
   try {
-    let carry = Buffer.alloc(0);
-    let carryOffset = 0;
+    // The start of the current line, from earlier chunks (none once it is over the limit).
+    let held: Buffer[] = [];
+    let length = 0;
+    let offset = 0;
+    let position = 0;
     let line = 0;
+    const lineOf = (tail: Buffer, terminated: boolean): ScannedLine => {
+      const total = length + tail.length;
+      let bytes: Buffer | null = null;
+      if (total <= maxLineBytes) bytes = held.length === 0 ? tail : Buffer.concat([...held, tail], total);
+      return { bytes, length: total, line, offset, terminated };
+    };
     for (;;) {
       const chunk = Buffer.allocUnsafe(READ_CHUNK);
       const { bytesRead } = await handle.read(chunk, 0, READ_CHUNK, null);
       if (bytesRead === 0) break;
-      const data = carry.length > 0 ? Buffer.concat([carry, chunk.subarray(0, bytesRead)]) : chunk.subarray(0, bytesRead);
+      const data = chunk.subarray(0, bytesRead);
       let start = 0;
       for (let nl = data.indexOf(0x0a, start); nl !== -1; nl = data.indexOf(0x0a, start)) {
         line += 1;
-        yield { bytes: data.subarray(start, nl), line, offset: carryOffset + start, terminated: true };
+        yield lineOf(data.subarray(start, nl), true);
+        held = [];
+        length = 0;
         start = nl + 1;
+        offset = position + start;
       }
-      carryOffset += start;
-      carry = Buffer.from(data.subarray(start));
+      const rest = data.subarray(start);
+      if (rest.length > 0) {
+        length += rest.length;
+        // Copied: the rest of a chunk must not keep the whole chunk alive.
+        if (length <= maxLineBytes) held.push(Buffer.from(rest));
+        else held = [];
+      }
+      position += bytesRead;
     }
-    if (carry.length > 0) yield { bytes: carry, line: line + 1, offset: carryOffset, terminated: false };
+    if (length > 0) {
+      line += 1;
+      yield lineOf(Buffer.alloc(0), false);
+    }
   } finally {
     await handle.close();
   }
@@ -154,10 +187,13 @@ export async function walkChain(
         const place = { file, line: scanned.line };
         if (!scanned.terminated) {
           if (!isLast) return { ok: false, file, line: scanned.line, reason: `line ${scanned.line}: torn final line` };
-          const result = checker.accept(scanned.bytes, place);
-          if (result.ok) onRecord?.({ ...place, record: result.record });
-          torn = { ...place, offset: scanned.offset, length: scanned.bytes.length, complete: result.ok };
+          const result = scanned.bytes === null ? undefined : checker.accept(scanned.bytes, place);
+          if (result?.ok === true) onRecord?.({ ...place, record: result.record });
+          torn = { ...place, offset: scanned.offset, length: scanned.length, complete: result?.ok === true };
           break;
+        }
+        if (scanned.bytes === null) {
+          return { ok: false, file, line: scanned.line, reason: `line ${scanned.line}: longer than ${MAX_RECORD_LINE_BYTES} bytes, which no record is` };
         }
         const result = checker.accept(scanned.bytes, place);
         if (!result.ok) return { ok: false, file, line: scanned.line, reason: `line ${scanned.line}: ${result.problem}` };
