@@ -9,8 +9,10 @@ import { parseArgs } from "node:util";
 import { toError } from "../errors.js";
 import { DEFAULT_SCHEMA } from "../postgres/connection.js";
 import { migrate } from "../postgres/migrations.js";
-import { verifyPostgresLog } from "../postgres/records.js";
+import type { VerifyOptions } from "../log/index.js";
+import { verifyPostgresLog, type PostgresVerifyResult } from "../postgres/records.js";
 import { CliExit, UsageError, fail, print, type Command } from "./common.js";
+import { checkpointLines, countText } from "./checkpoint-flags.js";
 
 export const POSTGRES_URL_ENV = "VETO_POSTGRES_URL";
 
@@ -49,13 +51,27 @@ async function migrateCommand(args: string[]): Promise<number> {
   return 0;
 }
 
-/** `veto log verify --postgres URL [--schema NAME]`. */
-export async function verifyPostgresCommand(flag: string | undefined, schemaFlag: string | undefined): Promise<number> {
+/** verifyPostgresLog from flags: exit 2 when unreachable, 1 when the chain does not verify. */
+export async function verifyPostgres(
+  flag: string | undefined,
+  schemaFlag: string | undefined,
+  checks: Pick<VerifyOptions, "publicKeys" | "expectCheckpoint" | "requireCheckpointed"> = {},
+): Promise<Extract<PostgresVerifyResult, { ok: true }>> {
   const connectionString = postgresUrl(flag, "log verify --postgres");
   const schema = schemaFlag ?? DEFAULT_SCHEMA;
-  const result = await reachable(`log verify on ${schema}.records`, () => verifyPostgresLog({ connectionString, schema }));
+  const result = await reachable(`log verify on ${schema}.records`, () => verifyPostgresLog({ connectionString, schema }, checks));
   if (!result.ok) throw new CliExit(1, `log verify failed: ${result.table}: ${result.reason}`);
-  await print(`${result.table}: ${result.count} records, head ${result.head}\n`);
+  return result;
+}
+
+/** `veto log verify --postgres URL [--schema NAME] [checkpoint flags]`. */
+export async function verifyPostgresCommand(
+  flag: string | undefined,
+  schemaFlag: string | undefined,
+  checks: Pick<VerifyOptions, "publicKeys" | "expectCheckpoint" | "requireCheckpointed"> = {},
+): Promise<number> {
+  const result = await verifyPostgres(flag, schemaFlag, checks);
+  await print(`${result.table}: ${countText(result.count, result.checkpoints)}, head ${result.head}\n${checkpointLines(result.table, result.checkpoints, "seq")}`);
   return 0;
 }
 
