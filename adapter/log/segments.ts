@@ -250,7 +250,7 @@ export async function walkChain(
         ok: false,
         file: rotation.file,
         line: rotation.line,
-        reason: `segment ${next} is missing: line ${rotation.line} is the rotation checkpoint that continues the log in it`,
+        reason: `line ${rotation.line}: rotation checkpoint, but ${basename(next)}, the file it continues the log in, is missing`,
       };
     }
     danglingRotation = { ...rotation, next };

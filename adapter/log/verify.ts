@@ -6,6 +6,7 @@
  * checkpoints cover (see checkpoint.ts and docs/decision-log.md).
  */
 import { readFile } from "node:fs/promises";
+import { basename } from "node:path";
 import { checkEntryLine } from "./chain.js";
 import {
   checkpointPublicKeys,
@@ -127,7 +128,7 @@ async function verifyWalk(
   }
   if (walk.danglingRotation !== null) {
     const { file, line, next } = walk.danglingRotation;
-    return { ok: false, file: next, line: 0, reason: `file is empty, but ${file} line ${line} is the rotation checkpoint that continues the log in it` };
+    return { ok: false, file: next, line: 0, reason: `file is empty, but ${basename(file)} line ${line} is a rotation checkpoint that continues the log in it` };
   }
   const summary = walk.checkpoints;
   const problem = coverageProblem(summary, walk.count, { keysGiven: keys !== undefined, requireCheckpointed, expect });
