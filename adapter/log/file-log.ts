@@ -20,7 +20,7 @@
  *   is reported in `recovery` and through the logger. Anything else refuses
  *   to open with LogCorruptError naming the file and line.
  * - With `checkpointKey` (Ed25519), the writer signs checkpoints (see
- *   checkpoint.ts) into the log: on open when anything is uncovered, every
+ *   checkpoint.ts) into the log: on open, every
  *   `checkpointEvery` records, at the end of a file it rotates away from
  *   (after the next file exists, so a crash never leaves a rotation
  *   checkpoint pointing at nothing), and at close. Without a key the lines
@@ -362,8 +362,10 @@ export class FileDecisionLog {
       });
       owned = false;
       // Vouch for what was found (a new log, records a crash left uncovered,
-      // or a rotation a crash interrupted) before taking new records.
-      if (signer !== null && (lastCheckpoint === null || uncovered !== null || walk.danglingRotation !== null)) {
+      // a rotation a crash interrupted) before taking new records. Always:
+      // records of this session then follow an open checkpoint, so records
+      // after a close checkpoint can only have been written without the key.
+      if (signer !== null) {
         try {
           await log.#checkpoint("open");
         } catch (error) {

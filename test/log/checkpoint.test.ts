@@ -97,12 +97,14 @@ describe("a signed log", () => {
     expect((await readLog([log])).map((r) => r.record["seq"])).toEqual([2, 3, 4, 5, 7, 8, 9, 10, 12, 13]);
   });
 
-  it("reopened with its key, continues without a new checkpoint until there is something to cover", async () => {
-    await signedLog(3);
-    const before = await readLines(log);
+  it("every session with the key starts with an open checkpoint and ends with a close one", async () => {
+    const before = await signedLog(3);
     const sink = await openFileLog(log, { checkpointKey: key.privateKey, checkpointEvery: EVERY });
     await sink.close();
-    expect(await readLines(log)).toEqual(before);
+    const after = await readLines(log);
+    expect(after.slice(0, before.length)).toEqual(before);
+    expect(after.slice(before.length).map((l) => (parseEntry(l)["checkpoint"] as { reason: string }).reason)).toEqual(["open", "close"]);
+    expect(await withKey({ requireCheckpointed: true })).toMatchObject({ ok: true, checkpoints: { records: 3 } });
   });
 
   it("a key list: a log signed by one key, then another, verifies with both keys and not with one", async () => {
