@@ -34,14 +34,14 @@ async function verifyCommand(args: string[]): Promise<number> {
     allowPositionals: true,
     options: { postgres: { type: "string" }, schema: { type: "string" }, ...checkpointFlags },
   });
+  const logs = distinctLogs(positionals);
+  if (values["expect-checkpoint"] !== undefined && logs.length > 1) throw new UsageError("--expect-checkpoint holds one log to it: give one PATH");
   const checks = await checkpointChecks(values);
   if (values.postgres !== undefined || values.schema !== undefined) {
     if (positionals.length > 0) throw new UsageError("log verify takes log PATHs or --postgres URL, not both");
     return await verifyPostgresCommand(values.postgres, values.schema, checks);
   }
   if (positionals.length === 0) throw new UsageError("log verify needs at least one log PATH");
-  const logs = distinctLogs(positionals);
-  if (checks.expectCheckpoint !== undefined && logs.length > 1) throw new UsageError("--expect-checkpoint holds one log to it: give one PATH");
   for (const path of logs) {
     const result = await verifyLog([path], checks);
     if (!result.ok) throw new CliExit(1, `log verify failed: ${result.file}: ${result.reason}`);

@@ -360,6 +360,7 @@ export function parseSavedCheckpoint(
   parseLine: (bytes: Uint8Array) => { ok: true; seq: number; hash: string; checkpoint: Checkpoint | null } | { ok: false; problem: string },
 ): SavedCheckpoint | string {
   const line = text.endsWith("\n") ? text.slice(0, -1) : text;
+  if (line.includes("\n")) return "not a single checkpoint line (save one with veto log checkpoint --out)";
   const result = parseLine(Buffer.from(line, "utf8"));
   if (!result.ok) return result.problem;
   if (result.checkpoint === null) return "not a checkpoint line";
