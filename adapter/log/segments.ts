@@ -202,8 +202,8 @@ export async function walkChain(
         : null;
     segment = { index, after_seq: checker.count, after_hash: checker.head };
     if (torn !== null) {
-      // Only empty files may follow a torn line (see TornTail).
-      if (gap === null && (await isEmptyFile(file))) continue;
+      // Only an empty last file may follow a torn line (see TornTail).
+      if (gap === null && isLast && (await isEmptyFile(file))) continue;
       return { ok: false, file: torn.file, line: torn.line, reason: `line ${torn.line}: torn final line` };
     }
     let lines = 0;
@@ -215,7 +215,8 @@ export async function walkChain(
           return { ok: false, file, line: scanned.line, reason: `line ${scanned.line}: follows the rotation checkpoint at line ${rotation.line}, which ends its file` };
         }
         if (!scanned.terminated) {
-          const laterEmpty = isLast || (await Promise.all(files.slice(index + 1).map(isEmptyFile))).every(Boolean);
+          // Only the writer's own crash states: in the last file, or in the one before an empty last file.
+          const laterEmpty = isLast || (index === files.length - 2 && (await isEmptyFile(files[index + 1] as string)));
           if (!laterEmpty) return { ok: false, file, line: scanned.line, reason: `line ${scanned.line}: torn final line` };
           const result = checker.accept(scanned.bytes, place);
           if (gap !== null) return gap;
