@@ -40,7 +40,7 @@ bundle: $(TOOLS) ## Build bundles/crm.tar.gz (WASM) and bundles/crm-rego.tar.gz,
 	bash scripts/build-bundles.sh bundles
 
 .PHONY: dev-keys
-dev-keys: ## Create development bundle-signing key pairs in .build/keys (ES256, RS256; never for production)
+dev-keys: ## Create development key pairs in .build/keys (bundles: ES256, RS256; log checkpoints: Ed25519; never for production)
 	bash scripts/dev-keys.sh
 
 DEV_SIGNING_KEY := .build/keys/dev-es256-private.pem

@@ -3,8 +3,8 @@
  * built package and the committed bundle, and checks its verdicts, the CRM's
  * state and the decision log — not its wording.
  */
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -27,7 +27,13 @@ interface DemoOutput {
   steps: Step[];
   incidents: { actorId: string; tenantId: string; recentDenies: number }[];
   crm: { path: string; before: CrmState; after: CrmState };
-  log: { path: string; records: number; verified: { ok: boolean; count: number; head: string } };
+  log: {
+    path: string;
+    records: number;
+    checkpoints: number;
+    publicKey: string;
+    verified: { ok: boolean; count: number; head: string; checkpoints?: { records: number; checkpoints: number; signatures: string; uncovered: unknown } };
+  };
 }
 
 interface CrmState {
@@ -107,12 +113,32 @@ describe("make demo", () => {
     expect(JSON.parse(readFileSync(out.crm.path, "utf8"))).toEqual(after);
   });
 
-  it("leaves a verified decision log with every decision and answer", () => {
-    // 12 decisions, 1 approval, 1 rejection (the refused self-approval writes nothing).
+  it("leaves a decision log with every decision and answer, signed, that verifies with the public key", () => {
+    // 12 decisions, 1 approval, 1 rejection (the refused self-approval writes nothing),
+    // between the checkpoints signed when the log was opened and closed.
     expect(out.log.records).toBe(14);
-    expect(out.log.verified.ok).toBe(true);
-    expect(out.log.verified.count).toBe(14);
-    const cli = execFileSync("node", [resolve(ROOT, "dist/cli.js"), "log", "verify", out.log.path], { encoding: "utf8" });
-    expect(cli).toContain(out.log.verified.head);
+    expect(out.log.checkpoints).toBe(2);
+    expect(out.log.verified).toMatchObject({
+      ok: true,
+      count: 16,
+      checkpoints: { records: 14, checkpoints: 2, signatures: "verified", uncovered: null },
+    });
+    const cli = execFileSync(
+      "node",
+      [resolve(ROOT, "dist/cli.js"), "log", "verify", out.log.path, "--public-key", out.log.publicKey, "--require-checkpointed"],
+      { encoding: "utf8" },
+    );
+    expect(cli).toContain(`${out.log.path}: 14 records and 2 checkpoints (seq 1..16), head ${out.log.verified.head}\n`);
+    expect(cli).toContain("covers seq 1..15 (close,");
+    expect(cli).toContain("signature verified");
+  });
+
+  it("its log's last record cut off no longer verifies with the public key", () => {
+    const lines = readFileSync(out.log.path, "utf8").split("\n").slice(0, -1);
+    const cut = join(dir, "cut.jsonl");
+    writeFileSync(cut, [...lines.slice(0, -2), lines.at(-1)].map((l) => `${l}\n`).join(""));
+    const run = spawnSync("node", [resolve(ROOT, "dist/cli.js"), "log", "verify", cut, "--public-key", out.log.publicKey], { encoding: "utf8" });
+    expect(run.status).toBe(1);
+    expect(run.stderr).toBe(`veto: log verify failed: ${cut}: line 15: prev_hash does not match line 14\n`);
   });
 });

@@ -9,9 +9,11 @@ import { parseArgs } from "node:util";
 import { toError } from "../errors.js";
 import { DEFAULT_SCHEMA } from "../postgres/connection.js";
 import { migrate } from "../postgres/migrations.js";
+import type { VerifyOptions } from "../log/index.js";
 import { crossCheckPostgresStore } from "../postgres/cross-check.js";
-import { verifyPostgresLog } from "../postgres/records.js";
+import { verifyPostgresLog, type PostgresVerifyResult } from "../postgres/records.js";
 import { CliExit, UsageError, fail, oneLine, print, type Command } from "./common.js";
+import { checkpointLines, countText } from "./checkpoint-flags.js";
 
 export const POSTGRES_URL_ENV = "VETO_POSTGRES_URL";
 
@@ -50,22 +52,33 @@ async function migrateCommand(args: string[]): Promise<number> {
   return 0;
 }
 
-/** `veto log verify --postgres URL [--schema NAME] [--since TIME]`: the chain, then the store against it. */
+/** verifyPostgresLog from flags: exit 2 when unreachable, 1 when the chain does not verify. */
+export async function verifyPostgres(
+  flag: string | undefined,
+  schemaFlag: string | undefined,
+  checks: Pick<VerifyOptions, "publicKeys" | "expectCheckpoint" | "requireCheckpointed"> = {},
+): Promise<Extract<PostgresVerifyResult, { ok: true }>> {
+  const connectionString = postgresUrl(flag, "log verify --postgres");
+  const schema = schemaFlag ?? DEFAULT_SCHEMA;
+  const result = await reachable(`log verify on ${schema}.records`, () => verifyPostgresLog({ connectionString, schema }, checks));
+  if (!result.ok) throw new CliExit(1, `log verify failed: ${result.table}: ${result.reason}`);
+  return result;
+}
+
+/** `veto log verify --postgres URL [--schema NAME] [--since TIME] [checkpoint flags]`: the chain, then the store against it. */
 export async function verifyPostgresCommand(
   flag: string | undefined,
   schemaFlag: string | undefined,
   sinceFlag?: string,
+  checks: Pick<VerifyOptions, "publicKeys" | "expectCheckpoint" | "requireCheckpointed"> = {},
 ): Promise<number> {
-  const connectionString = postgresUrl(flag, "log verify --postgres");
-  const schema = schemaFlag ?? DEFAULT_SCHEMA;
   const sinceMs = sinceFlag === undefined ? undefined : Date.parse(sinceFlag);
   if (sinceMs !== undefined && !Number.isFinite(sinceMs)) {
     throw new UsageError(`--since must be an ISO 8601 time (2026-03-01T00:00:00Z), not ${JSON.stringify(sinceFlag)}`);
   }
-  const result = await reachable(`log verify on ${schema}.records`, () => verifyPostgresLog({ connectionString, schema }));
-  if (!result.ok) throw new CliExit(1, `log verify failed: ${result.table}: ${result.reason}`);
-  await print(`${result.table}: ${result.count} records, head ${result.head}\n`);
-  return await crossCheckCommand(connectionString, schema, sinceMs);
+  const result = await verifyPostgres(flag, schemaFlag, checks);
+  await print(`${result.table}: ${countText(result.count, result.checkpoints)}, head ${result.head}\n${checkpointLines(result.table, result.checkpoints, "seq")}`);
+  return await crossCheckCommand(postgresUrl(flag, "log verify --postgres"), schemaFlag ?? DEFAULT_SCHEMA, sinceMs);
 }
 
 /** The store's rows against the verified records: each mismatch on a line of its own on stderr, then exit 1. */

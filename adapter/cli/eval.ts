@@ -12,19 +12,22 @@ import { DEFAULT_INPUT_LIMITS } from "../input.js";
 import { DecisionLogError, openFileLog, type FileDecisionLog } from "../log/index.js";
 import { PinoRecordSink, type RecordSink, type VetoRecord } from "../records.js";
 import { createVeto, protectUnreadable, type Veto } from "../veto.js";
-import { UsageError, CliExit, fail, print, readDataFile, type Command } from "./common.js";
+import { UsageError, CliExit, fail, print, readBoundedFile, readDataFile, type Command } from "./common.js";
 import { readLines } from "./line-reader.js";
-import { VERIFICATION_KEY_USAGE, readVerificationKey, verificationKeyOptions } from "./verification-key.js";
+import { MAX_KEY_FILE_BYTES, VERIFICATION_KEY_USAGE, readVerificationKey, verificationKeyOptions } from "./verification-key.js";
 
 /** Environment variable holding the per-deployment key for record digests (kept out of argv, which `ps` shows). */
 export const RECORD_KEY_ENV = "VETO_RECORD_KEY";
 
 export const evalCommand: Command = {
-  usage: `  veto eval --bundle PATH [--data FILE] [--log PATH | --records FILE] [--verification-key PATH [--verification-alg ALG]]
+  usage: `  veto eval --bundle PATH [--data FILE] [--log PATH [--signing-key FILE [--checkpoint-every N]] | --records FILE] [--verification-key PATH [--verification-alg ALG]]
       reads one call per line (JSON {tool, arguments, context}) from stdin and writes
       one decision per line to stdout. --log PATH: records go to a durable, hash-chained
       decision log (created if missing; each decision is printed only once its record
-      is synced). --records FILE: records as pino JSON lines (appended). Neither: stderr.
+      is synced). --signing-key FILE: an Ed25519 private key (PEM) that signs checkpoints
+      into the log, at open, every N records (default 1000) and at close; a log that
+      holds checkpoints needs it. --records FILE: records as pino JSON lines (appended).
+      Neither: stderr.
       $${RECORD_KEY_ENV}: key (>= 16 bytes) for HMAC digests of sensitive values.
       ${VERIFICATION_KEY_USAGE}`,
 
@@ -37,6 +40,8 @@ export const evalCommand: Command = {
         data: { type: "string" },
         records: { type: "string" },
         log: { type: "string" },
+        "signing-key": { type: "string" },
+        "checkpoint-every": { type: "string" },
         ...verificationKeyOptions,
       },
     });
@@ -44,6 +49,20 @@ export const evalCommand: Command = {
     if (values.bundle === undefined) throw new UsageError("eval needs --bundle PATH");
     if (values.log !== undefined && values.records !== undefined) {
       throw new UsageError("eval takes --log or --records, not both");
+    }
+    if (values.log === undefined && (values["signing-key"] !== undefined || values["checkpoint-every"] !== undefined)) {
+      throw new UsageError("--signing-key and --checkpoint-every sign a decision log: they need --log PATH");
+    }
+    if (values["signing-key"] === undefined && values["checkpoint-every"] !== undefined) {
+      throw new UsageError("--checkpoint-every needs --signing-key FILE");
+    }
+    const checkpointEvery = values["checkpoint-every"] === undefined ? undefined : Number(values["checkpoint-every"]);
+    if (checkpointEvery !== undefined && !(/^[1-9][0-9]*$/.test(values["checkpoint-every"] as string) && Number.isSafeInteger(checkpointEvery))) {
+      throw new UsageError(`--checkpoint-every must be a positive integer, got ${values["checkpoint-every"]}`);
+    }
+    let checkpointKey: Buffer | undefined;
+    if (values["signing-key"] !== undefined) {
+      checkpointKey = await readBoundedFile(values["signing-key"], "signing key", MAX_KEY_FILE_BYTES);
     }
     const data = values.data === undefined ? undefined : await readDataFile(values.data);
     const verificationKey = await readVerificationKey(values["verification-key"], values["verification-alg"]);
@@ -70,7 +89,11 @@ export const evalCommand: Command = {
     let decisionLog: FileDecisionLog | undefined;
     if (values.log !== undefined) {
       try {
-        decisionLog = await openFileLog(values.log, { logger: logger.child({ component: "decision-log" }) });
+        decisionLog = await openFileLog(values.log, {
+          logger: logger.child({ component: "decision-log" }),
+          ...(checkpointKey === undefined ? {} : { checkpointKey }),
+          ...(checkpointEvery === undefined ? {} : { checkpointEvery }),
+        });
       } catch (error) {
         if (error instanceof DecisionLogError) fail(`cannot open decision log ${values.log}: ${error.message}`);
         fail(`cannot open decision log ${values.log}: ${toError(error).message}`);

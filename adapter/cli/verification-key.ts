@@ -10,7 +10,8 @@ import { SIGNING_ALGORITHMS, type SigningAlgorithm, type VerificationKeyInput } 
 import { UsageError, readBoundedFile } from "./common.js";
 
 /** Largest key file: a PEM key is a few KiB; an RSA key of 16,384 bits, about 3 KiB. */
-const MAX_KEY_FILE_BYTES = 1024 * 1024;
+/** Largest key file a command reads (a PEM key is a few kilobytes). */
+export const MAX_KEY_FILE_BYTES = 1024 * 1024;
 
 export const VERIFICATION_KEY_USAGE = `--verification-key PATH: refuse the bundle unless its OPA signature
       (.signatures.json) verifies with this PEM public key and covers exactly its files;

@@ -9,16 +9,27 @@
  * canonical JSON of the sealed record without `hash`. The line is the
  * canonical JSON of the whole sealed record, so every byte of every field is
  * covered by the chain.
+ *
+ * A checkpoint entry (checkpoint.ts) is sealed the same way from
+ * `{checkpoint: {...}}`: it takes a seq and is chained like any record.
+ *
+ * Lines are read strictly: only what the writer produces is accepted. A byte
+ * order mark, a carriage return or any other control byte, invalid or
+ * overlong UTF-8, or JSON that is not in canonical form is a failure naming
+ * the line, never silently dropped or normalized.
  */
 import { createHash } from "node:crypto";
 import { canonicalMembers, joinMembers, type CanonicalMember } from "./canonical.js";
+import { HASH_PATTERN, parseCheckpoint, type Checkpoint } from "./checkpoint.js";
 import { CanonicalJsonError } from "./errors.js";
 
 export const GENESIS_HASH = `sha256:${"0".repeat(64)}`;
-export const RESERVED_FIELDS = ["seq", "prev_hash", "hash"] as const;
+export const RESERVED_FIELDS = ["seq", "prev_hash", "hash", "checkpoint"] as const;
 
-const HASH_PATTERN = /^sha256:[0-9a-f]{64}$/;
-const utf8 = new TextDecoder("utf-8", { fatal: true });
+// ignoreBOM: a leading U+FEFF stays in the text (the default would drop it unseen).
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+// The writer escapes every control character inside strings and writes no white space outside them.
+const CONTROL = /[\u0000-\u001f]/;
 
 function sha256(text: string): string {
   return `sha256:${createHash("sha256").update(text, "utf8").digest("hex")}`;
@@ -52,7 +63,17 @@ export function sealRecord(record: object, seq: number, prevHash: string): Seale
       throw new CanonicalJsonError(`/${field}`, "field is reserved for the log's hash chain");
     }
   }
-  const body = copyFields(record);
+  return sealEntry(copyFields(record), seq, prevHash);
+}
+
+/** Seal a checkpoint (checkpoint.ts) as entry `seq` after `prevHash`. */
+export function sealCheckpoint(checkpoint: Checkpoint, seq: number, prevHash: string): SealedLine {
+  const body = Object.create(null) as Record<string, unknown>;
+  body.checkpoint = { ...checkpoint };
+  return sealEntry(body, seq, prevHash);
+}
+
+function sealEntry(body: Record<string, unknown>, seq: number, prevHash: string): SealedLine {
   body.seq = seq;
   body.prev_hash = prevHash;
   // Placeholder of the final length and form; replaced below once the hash is known.
@@ -70,8 +91,33 @@ export interface LinePlace {
 }
 
 export type LineCheck =
-  | { readonly ok: true; readonly record: Record<string, unknown>; readonly seq: number; readonly hash: string }
+  | {
+      readonly ok: true;
+      readonly record: Record<string, unknown>;
+      readonly seq: number;
+      readonly hash: string;
+      /** Set when the entry is a checkpoint rather than a record. */
+      readonly checkpoint: Checkpoint | null;
+    }
   | { readonly ok: false; readonly problem: string };
+
+/** What is wrong with a line's characters, before its JSON is looked at. */
+function characterProblem(text: string): string | null {
+  if (text.charCodeAt(0) === 0xfeff) return "byte order mark (U+FEFF) at the start of the line";
+  const at = text.search(CONTROL);
+  if (at === -1) return null;
+  const code = text.charCodeAt(at);
+  const what = code === 0x0d ? "carriage return (CR)" : `control character 0x${code.toString(16).padStart(2, "0")}`;
+  return `${what} at column ${at + 1}`;
+}
+
+/**
+ * A single line checked on its own (no chain position): canonical JSON, its
+ * hash, and a checkpoint's shape. For a saved checkpoint read from a file.
+ */
+export function checkEntryLine(bytes: Uint8Array): LineCheck {
+  return new ChainChecker().peek(bytes, { file: "", line: 0 }, { standalone: true });
+}
 
 /**
  * Checks lines in chain order. Each accepted line moves the chain on; a
@@ -97,8 +143,8 @@ export class ChainChecker {
     return this.#lastPlace;
   }
 
-  /** Check without moving the chain on. */
-  peek(bytes: Uint8Array, place: LinePlace): LineCheck {
+  /** Check without moving the chain on. `standalone`: skip the chain position checks. */
+  peek(bytes: Uint8Array, place: LinePlace, options: { readonly standalone?: boolean } = {}): LineCheck {
     let text: string;
     try {
       text = utf8.decode(bytes);
@@ -106,6 +152,8 @@ export class ChainChecker {
       return { ok: false, problem: "not valid UTF-8" };
     }
     if (text === "") return { ok: false, problem: "empty line" };
+    const characters = characterProblem(text);
+    if (characters !== null) return { ok: false, problem: characters };
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
@@ -136,6 +184,17 @@ export class ChainChecker {
     if (sha256(joinMembers(members, "hash")) !== hash) {
       return { ok: false, problem: "hash mismatch" };
     }
+    let checkpoint: Checkpoint | null = null;
+    if (Object.prototype.hasOwnProperty.call(record, "checkpoint")) {
+      if (members.length !== 4) return { ok: false, problem: "checkpoint line has members besides checkpoint, seq, prev_hash and hash" };
+      const parsed = parseCheckpoint(record["checkpoint"]);
+      if (typeof parsed === "string") return { ok: false, problem: parsed };
+      // A checkpoint vouches for exactly the entries before it.
+      if (parsed.seq !== seq - 1) return { ok: false, problem: `checkpoint covers seq ${parsed.seq}, but it is entry ${seq}` };
+      if (parsed.head !== prevHash) return { ok: false, problem: "checkpoint head is not its prev_hash" };
+      checkpoint = parsed;
+    }
+    if (options.standalone === true) return { ok: true, record, seq, hash, checkpoint };
     if (prevHash !== this.#head) {
       const last = this.#lastPlace;
       if (last === null) return { ok: false, problem: "prev_hash is not the start of the chain" };
@@ -145,7 +204,7 @@ export class ChainChecker {
     if (seq !== this.#count + 1) {
       return { ok: false, problem: `seq ${seq}, expected ${this.#count + 1}` };
     }
-    return { ok: true, record, seq, hash };
+    return { ok: true, record, seq, hash, checkpoint };
   }
 
   /** Check and, when the line is good, move the chain on. */

@@ -11,7 +11,9 @@ export type DecisionLogErrorCode =
   | "record_invalid"
   | "log_locked"
   | "log_corrupt"
-  | "not_canonical_json";
+  | "not_canonical_json"
+  /** The log holds signed checkpoints and was opened without its signing key. */
+  | "checkpoint_key_required";
 
 /** The decision log's errors are VetoErrors, so one `instanceof VetoError` catches every error of the package. */
 export class DecisionLogError extends VetoError {

@@ -19,10 +19,25 @@
  *   when it is a whole valid record missing only its newline, completed; it
  *   is reported in `recovery` and through the logger. Anything else refuses
  *   to open with LogCorruptError naming the file and line.
+ * - With `checkpointKey` (Ed25519), the writer signs checkpoints (see
+ *   checkpoint.ts) into the log: on open, every
+ *   `checkpointEvery` records, at the end of a file it rotates away from
+ *   (after the next file exists, so a crash never leaves a rotation
+ *   checkpoint pointing at nothing), and at close. Without a key the lines
+ *   are exactly the records.
  */
+import { randomBytes } from "node:crypto";
 import { constants, open as openFile, stat, type FileHandle } from "node:fs/promises";
 import { dirname, resolve as resolvePath } from "node:path";
-import { sealRecord } from "./chain.js";
+import { sealCheckpoint, sealRecord, type SealedLine } from "./chain.js";
+import {
+  checkpointSigner,
+  uncoveredText,
+  type CheckpointKeyInput,
+  type CheckpointReason,
+  type CheckpointSigner,
+  type SegmentPlace,
+} from "./checkpoint.js";
 import {
   CanonicalJsonError,
   DecisionLogError,
@@ -64,14 +79,26 @@ export interface FileDecisionLogOptions {
   readonly logger?: DecisionLogLogger;
   /** File operations; default node:fs/promises. For fault-injection tests only. */
   readonly fs?: LogFileSystem;
+  /**
+   * Ed25519 private key (PEM text or bytes, or a KeyObject) to sign
+   * checkpoints with. Verifiers pick its public key by key id ("ed25519:" +
+   * SHA-256 of the public key). A log that holds checkpoints can only be
+   * opened with a key. Default: none (no checkpoints; lines are exactly the
+   * records).
+   */
+  readonly checkpointKey?: CheckpointKeyInput;
+  /** With checkpointKey: sign a checkpoint after this many records. Default 1,000. */
+  readonly checkpointEvery?: number;
+  /** Milliseconds since the epoch, for a checkpoint's `time`. Default Date.now. */
+  readonly clock?: () => number;
 }
 
 export interface RecoveryReport {
   /** The log's files when it was opened, in chain order. */
   readonly files: readonly string[];
-  /** Records in the chain after recovery. */
+  /** Entries in the chain after recovery (records, and checkpoints when the log has them). */
   readonly records: number;
-  /** Hash of the last record after recovery. */
+  /** Hash of the last entry after recovery. */
   readonly head: string;
   /** What was done about a torn final line, or null when there was none. */
   readonly tornTail:
@@ -84,6 +111,8 @@ export interface RecoveryReport {
 export interface DecisionLogStats {
   /** Records acknowledged (written and fdatasync'ed). */
   readonly records: number;
+  /** Checkpoints written and fdatasync'ed. */
+  readonly checkpoints: number;
   /** Group commits: one write(2) and one fdatasync(2) each. */
   readonly commits: number;
   readonly dataSyncs: number;
@@ -99,14 +128,22 @@ export interface WrittenRecord {
 }
 
 interface Pending {
+  readonly kind: "record" | "checkpoint";
   readonly seq: number;
   readonly hash: string;
   readonly bytes: Buffer;
+  /**
+   * Start the next file before this entry; `closing` is the rotation
+   * checkpoint that ends the current file (written once the next file exists).
+   */
+  readonly rotate: { readonly closing: Buffer | null } | null;
   readonly resolve: (written: WrittenRecord) => void;
   readonly reject: (error: unknown) => void;
 }
 
 const DEFAULT_MAX_BYTES = 64 * 1024 * 1024;
+const DEFAULT_CHECKPOINT_EVERY = 1_000;
+const ignore = (): void => undefined;
 const nodeFs: LogFileSystem = { open: (path, flags) => openFile(path, flags) as Promise<FileHandle> };
 const APPEND = constants.O_WRONLY | constants.O_APPEND;
 
@@ -119,6 +156,14 @@ async function writeFully(handle: LogFileHandle, bytes: Buffer): Promise<void> {
   }
 }
 
+/** The signing side of a writer with a checkpoint key. */
+interface Checkpointing {
+  readonly signer: CheckpointSigner;
+  readonly every: number;
+  readonly clock: () => number;
+  readonly logId: string;
+}
+
 export class FileDecisionLog {
   readonly path: string;
   readonly recovery: RecoveryReport;
@@ -127,17 +172,26 @@ export class FileDecisionLog {
   readonly #logger: DecisionLogLogger | undefined;
   readonly #maxBytes: number;
   readonly #lock: LogLock;
+  readonly #checkpointing: Checkpointing | null;
   #handle: LogFileHandle;
   #file: string;
   #fileIndex: number;
-  #size: number;
   #nextSeq: number;
   #head: string;
+  // Where entries go, decided as they are queued (so that a checkpoint can
+  // name its file before it is written): the file's index, its size with
+  // everything queued, and where it starts in the chain.
+  #planIndex: number;
+  #planSize: number;
+  #planAfter: { seq: number; hash: string };
+  #recordsSinceCheckpoint: number;
+  /** The last entry queued: a record, or a checkpoint and why it was written. */
+  #lastEntry: "record" | CheckpointReason | null;
   #queue: Pending[] = [];
   #draining: Promise<void> | null = null;
   #failure: RecordUnavailableError | null = null;
   #closed: Promise<void> | null = null;
-  #stats = { records: 0, commits: 0, dataSyncs: 0, directorySyncs: 0, bytes: 0 };
+  #stats = { records: 0, checkpoints: 0, commits: 0, dataSyncs: 0, directorySyncs: 0, bytes: 0 };
 
   private constructor(init: {
     path: string;
@@ -145,12 +199,16 @@ export class FileDecisionLog {
     logger: DecisionLogLogger | undefined;
     maxBytes: number;
     lock: LogLock;
+    checkpointing: Checkpointing | null;
     handle: LogFileHandle;
     file: string;
     fileIndex: number;
     size: number;
     count: number;
     head: string;
+    segment: SegmentPlace;
+    uncovered: number;
+    lastEntry: "record" | CheckpointReason | null;
     recovery: RecoveryReport;
     directorySyncs: number;
   }) {
@@ -159,28 +217,44 @@ export class FileDecisionLog {
     this.#logger = init.logger;
     this.#maxBytes = init.maxBytes;
     this.#lock = init.lock;
+    this.#checkpointing = init.checkpointing;
     this.#handle = init.handle;
     this.#file = init.file;
     this.#fileIndex = init.fileIndex;
-    this.#size = init.size;
     this.#nextSeq = init.count + 1;
     this.#head = init.head;
+    this.#planIndex = init.fileIndex;
+    this.#planSize = init.size;
+    this.#planAfter = { seq: init.segment.after_seq, hash: init.segment.after_hash };
+    this.#recordsSinceCheckpoint = init.uncovered;
+    this.#lastEntry = init.lastEntry;
     this.recovery = init.recovery;
     this.#stats.directorySyncs = init.directorySyncs;
   }
 
   /**
    * Open (creating if needed) the log at `path` for appending: take the
-   * writer lock, check the whole chain, repair a torn final line. Rejects
-   * with LogLockedError when another live process writes the log,
-   * LogCorruptError when it is damaged, DecisionLogError("invalid_options")
-   * for bad options, or the file system's error.
+   * writer lock, check the whole chain, repair a torn final line; with a
+   * checkpoint key, also check the checkpoints it signed and sign what is
+   * not yet covered. Rejects with LogLockedError when another live process
+   * writes the log, LogCorruptError when it is damaged,
+   * DecisionLogError("checkpoint_key_required") when it holds checkpoints
+   * and no key was given, DecisionLogError("invalid_options") for bad
+   * options, or the file system's error.
    */
   static async open(path: string, options: FileDecisionLogOptions = {}): Promise<FileDecisionLog> {
     const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
     if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) {
       throw new DecisionLogError("invalid_options", `maxBytes must be a positive integer, got ${String(maxBytes)}`);
     }
+    const every = options.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY;
+    if (!Number.isSafeInteger(every) || every < 1) {
+      throw new DecisionLogError("invalid_options", `checkpointEvery must be a positive integer, got ${String(every)}`);
+    }
+    if (options.clock !== undefined && typeof options.clock !== "function") {
+      throw new DecisionLogError("invalid_options", "clock must be a function returning epoch milliseconds");
+    }
+    const signer = options.checkpointKey === undefined ? null : checkpointSigner(options.checkpointKey);
     const fs = options.fs ?? nodeFs;
     const logger = options.logger;
     // Said plainly here, rather than as ENOENT on the lock's temporary file.
@@ -191,16 +265,35 @@ export class FileDecisionLog {
     }
     const lock = await acquireLogLock(path);
     let handle: LogFileHandle | null = null;
+    // Until the FileDecisionLog exists: after that, its close() releases both.
+    let owned = true;
     try {
       if (lock.takenOverFrom !== null) {
         logger?.warn({ log: path, pid: lock.takenOverFrom }, "decision log: took over the stale lock of a dead writer");
       }
       const files = await logFiles(path);
       const exists = await fileExists(path);
-      const walk = exists ? await walkChain(files) : await walkChain([]);
+      // The writer checks the signatures of its own key; it cannot check another key's.
+      const policy = { keys: signer === null ? undefined : new Map([[signer.keyId, signer.publicKey]]), unknownKeys: "accept" as const };
+      const walk = exists ? await walkChain(files, undefined, policy) : await walkChain([], undefined, policy);
       if (!walk.ok) throw new LogCorruptError(walk.file, walk.line, walk.reason);
       if (!exists && files.length > 1) {
         throw new LogCorruptError(path, 0, "cannot read file: ENOENT (its continuations exist)");
+      }
+      const { last: lastCheckpoint, uncovered } = walk.checkpoints;
+      if (signer === null && lastCheckpoint !== null) {
+        throw new DecisionLogError(
+          "checkpoint_key_required",
+          `decision log ${path} holds signed checkpoints (the last by key ${lastCheckpoint.checkpoint.key_id}); open it with its signing key (checkpointKey, --signing-key) so that it stays covered`,
+        );
+      }
+      if (signer !== null && lastCheckpoint?.checkpoint.reason === "close" && uncovered !== null) {
+        // A writer with a key ends with a close checkpoint and writes nothing after it.
+        throw new LogCorruptError(
+          uncovered.file,
+          uncovered.line,
+          `line ${uncovered.line}: ${uncoveredText(uncovered.entries)} (the log was closed at ${lastCheckpoint.file} line ${lastCheckpoint.line}): written without the signing key, or forged; verify the log and move it aside`,
+        );
       }
       const file = files[files.length - 1] ?? path;
       let directorySyncs = 0;
@@ -215,14 +308,19 @@ export class FileDecisionLog {
       let size = exists ? await fileSize(file) : 0;
       if (walk.torn !== null) {
         const { complete, ...where } = walk.torn;
-        if (complete) {
-          await writeFully(handle, Buffer.from("\n"));
-          size += 1;
-        } else {
-          await handle.truncate(walk.torn.offset);
-          size = walk.torn.offset;
+        // In the last file, or in the one before an empty last file (a crash while rotating).
+        const tornHandle = where.file === file ? handle : await fs.open(where.file, APPEND);
+        try {
+          if (complete) {
+            await writeFully(tornHandle, Buffer.from("\n"));
+          } else {
+            await tornHandle.truncate(walk.torn.offset);
+          }
+          await tornHandle.sync();
+        } finally {
+          if (tornHandle !== handle) await tornHandle.close();
         }
-        await handle.sync();
+        if (where.file === file) size = complete ? size + 1 : walk.torn.offset;
         tornTail = { ...where, action: complete ? "completed" : "truncated" };
         logger?.warn(
           { log: path, file: where.file, line: where.line, bytes: where.length, action: tornTail.action },
@@ -239,31 +337,60 @@ export class FileDecisionLog {
         staleLockFrom: lock.takenOverFrom,
       };
       logger?.info({ log: path, records: walk.count, head: walk.head }, "decision log opened");
-      return new FileDecisionLog({
+      const lastEntry = uncovered !== null ? "record" : (lastCheckpoint?.checkpoint.reason ?? null);
+      const log = new FileDecisionLog({
         path,
         fs,
         logger,
         maxBytes,
         lock,
+        checkpointing:
+          signer === null
+            ? null
+            : { signer, every, clock: options.clock ?? Date.now, logId: walk.checkpoints.logId ?? randomBytes(16).toString("hex") },
         handle,
         file,
         fileIndex: files.length - 1,
         size,
         count: walk.count,
         head: walk.head,
+        segment: walk.segment,
+        uncovered: uncovered?.entries ?? 0,
+        lastEntry,
         recovery,
         directorySyncs,
       });
+      owned = false;
+      // Vouch for what was found (a new log, records a crash left uncovered,
+      // a rotation a crash interrupted) before taking new records. Always:
+      // records of this session then follow an open checkpoint, so records
+      // after a close checkpoint can only have been written without the key.
+      if (signer !== null) {
+        try {
+          await log.#checkpoint("open");
+        } catch (error) {
+          await log.close().catch(ignore);
+          throw error;
+        }
+      }
+      return log;
     } catch (error) {
-      await handle?.close().catch(() => undefined);
-      await lock.release();
+      if (owned) {
+        await handle?.close().catch(() => undefined);
+        await lock.release();
+      }
       throw error;
     }
   }
 
-  /** Hash of the last record written (acknowledged or still in flight). */
+  /** Hash of the last entry written (acknowledged or still in flight). */
   get head(): string {
     return this.#head;
+  }
+
+  /** The key id checkpoints are signed with, or null without a checkpoint key. */
+  get checkpointKeyId(): string | null {
+    return this.#checkpointing?.signer.keyId ?? null;
   }
 
   /** Set once a write or sync failed; every write rejects with it from then on. */
@@ -276,8 +403,8 @@ export class FileDecisionLog {
   }
 
   /**
-   * Append `record` (a plain JSON object without `seq`, `prev_hash` or
-   * `hash`). Resolves once it is fdatasync'ed. Rejects with
+   * Append `record` (a plain JSON object without `seq`, `prev_hash`, `hash`
+   * or `checkpoint`). Resolves once it is fdatasync'ed. Rejects with
    * RecordUnavailableError: code "record_invalid" when the record has no
    * canonical JSON form (nothing written, the sink stays usable), code
    * "record_unavailable" when the log is failed or closed.
@@ -287,9 +414,19 @@ export class FileDecisionLog {
     if (this.#closed !== null) {
       return Promise.reject(new RecordUnavailableError(`decision log ${this.path} is closed`));
     }
-    let sealed;
+    let sealed: SealedLine;
+    let rotate: Pending["rotate"] = null;
+    let closing: SealedLine | null = null;
     try {
       sealed = sealRecord(record, this.#nextSeq, this.#head);
+      if (this.#planSize > 0 && this.#planSize + Buffer.byteLength(sealed.text) + 1 > this.#maxBytes) {
+        if (this.#checkpointing !== null) {
+          // The file ends with a checkpoint naming it; the record comes after it, in the next file.
+          closing = this.#sealCheckpoint("rotation", this.#nextSeq, this.#head);
+          sealed = sealRecord(record, this.#nextSeq + 1, closing.hash);
+        }
+        rotate = { closing: closing === null ? null : Buffer.from(`${closing.text}\n`) };
+      }
     } catch (error) {
       // CanonicalJsonError, or whatever a getter or proxy in the record threw.
       const problem = error instanceof CanonicalJsonError ? error.message : String(error);
@@ -300,8 +437,7 @@ export class FileDecisionLog {
         }),
       );
     }
-    const bytes = Buffer.from(`${sealed.text}\n`);
-    if (bytes.length - 1 > MAX_RECORD_LINE_BYTES) {
+    if (Buffer.byteLength(sealed.text) > MAX_RECORD_LINE_BYTES) {
       // A reader stops at such a line (segments.ts): it would make the log unverifiable.
       return Promise.reject(
         new RecordUnavailableError(`record not written to ${this.path}: it is longer than ${MAX_RECORD_LINE_BYTES} bytes`, {
@@ -309,28 +445,93 @@ export class FileDecisionLog {
         }),
       );
     }
-    this.#nextSeq += 1;
-    this.#head = sealed.hash;
-    return new Promise<WrittenRecord>((resolve, reject) => {
-      this.#queue.push({ seq: sealed.seq, hash: sealed.hash, bytes, resolve, reject });
-      this.#draining ??= this.#drain();
+    if (rotate !== null) {
+      if (closing !== null) {
+        this.#planSize += Buffer.byteLength(closing.text) + 1;
+        this.#advance(closing, "rotation");
+      }
+      this.#planIndex += 1;
+      this.#planSize = 0;
+      this.#planAfter = { seq: this.#nextSeq - 1, hash: this.#head };
+    }
+    const bytes = Buffer.from(`${sealed.text}\n`);
+    this.#planSize += bytes.length;
+    this.#advance(sealed, "record");
+    const written = new Promise<WrittenRecord>((resolve, reject) => {
+      this.#queue.push({ kind: "record", seq: sealed.seq, hash: sealed.hash, bytes, rotate, resolve, reject });
     });
+    const checkpointing = this.#checkpointing;
+    if (checkpointing !== null && this.#recordsSinceCheckpoint >= checkpointing.every) {
+      // Its outcome is the log's: a failure fails the log and every write after it.
+      this.#checkpoint("interval").catch(ignore);
+    }
+    this.#draining ??= this.#drain();
+    return written;
   }
 
   /**
-   * Wait for writes in flight, then release the file and the lock. Later
-   * writes reject. Safe to call more than once.
+   * Wait for writes in flight, sign a close checkpoint when there is a key,
+   * then release the file and the lock. Later writes reject. Safe to call
+   * more than once.
    */
   close(): Promise<void> {
     this.#closed ??= (async () => {
-      await this.#draining;
       try {
+        if (this.#checkpointing !== null && this.#failure === null && this.#lastEntry !== "close") {
+          await this.#checkpoint("close").catch((error: unknown) => {
+            this.#logger?.error({ log: this.path, err: error }, "decision log: the close checkpoint could not be written");
+          });
+        }
+        await this.#draining;
         await this.#handle.close();
       } finally {
         await this.#lock.release();
       }
     })();
     return this.#closed;
+  }
+
+  #advance(sealed: SealedLine, entry: "record" | CheckpointReason): void {
+    this.#nextSeq = sealed.seq + 1;
+    this.#head = sealed.hash;
+    this.#lastEntry = entry;
+    if (entry === "record") this.#recordsSinceCheckpoint += 1;
+    else this.#recordsSinceCheckpoint = 0;
+  }
+
+  /** A checkpoint for the entries before `seq`, sealed as entry `seq`, naming the file it will be written in. */
+  #sealCheckpoint(reason: CheckpointReason, seq: number, head: string): SealedLine {
+    const c = this.#checkpointing as Checkpointing;
+    const checkpoint = c.signer.sign({
+      log_id: c.logId,
+      seq: seq - 1,
+      head,
+      segment: { index: this.#planIndex, after_seq: this.#planAfter.seq, after_hash: this.#planAfter.hash },
+      reason,
+      time: new Date(c.clock()).toISOString(),
+      key_id: c.signer.keyId,
+    });
+    return sealCheckpoint(checkpoint, seq, head);
+  }
+
+  /** Queue a checkpoint in the current file; resolves once it is synced. */
+  #checkpoint(reason: CheckpointReason): Promise<void> {
+    if (this.#failure !== null) return Promise.reject(this.#failure);
+    let sealed: SealedLine;
+    try {
+      sealed = this.#sealCheckpoint(reason, this.#nextSeq, this.#head);
+    } catch (error) {
+      this.#fail(error);
+      return Promise.reject(this.#failure);
+    }
+    const bytes = Buffer.from(`${sealed.text}\n`);
+    this.#planSize += bytes.length;
+    this.#advance(sealed, reason);
+    const done = new Promise<void>((resolve, reject) => {
+      this.#queue.push({ kind: "checkpoint", seq: sealed.seq, hash: sealed.hash, bytes, rotate: null, resolve: () => resolve(), reject });
+    });
+    this.#draining ??= this.#drain();
+    return done;
   }
 
   async #drain(): Promise<void> {
@@ -349,24 +550,24 @@ export class FileDecisionLog {
       try {
         while (done < group.length) {
           const first = group[done] as Pending;
-          if (this.#size > 0 && this.#size + first.bytes.length > this.#maxBytes) await this.#rotate();
-          // Take every queued record that fits in this file (at least one).
+          if (first.rotate !== null) await this.#rotate(first.rotate.closing);
+          // Take every queued entry up to the next rotation (at least one).
           let end = done + 1;
           let bytes = first.bytes.length;
-          while (end < group.length) {
-            const next = (group[end] as Pending).bytes.length;
-            if (this.#size + bytes + next > this.#maxBytes) break;
-            bytes += next;
+          while (end < group.length && (group[end] as Pending).rotate === null) {
+            bytes += (group[end] as Pending).bytes.length;
             end += 1;
           }
           const part = group.slice(done, end);
           await writeFully(this.#handle, part.length === 1 ? first.bytes : Buffer.concat(part.map((p) => p.bytes), bytes));
-          this.#size += bytes;
           await this.#handle.datasync();
           this.#stats.commits += 1;
           this.#stats.dataSyncs += 1;
-          this.#stats.records += part.length;
           this.#stats.bytes += bytes;
+          for (const item of part) {
+            if (item.kind === "record") this.#stats.records += 1;
+            else this.#stats.checkpoints += 1;
+          }
           for (const item of part) item.resolve({ seq: item.seq, hash: item.hash, file: this.#file });
           done = end;
         }
@@ -378,17 +579,35 @@ export class FileDecisionLog {
     this.#draining = null;
   }
 
-  async #rotate(): Promise<void> {
+  /**
+   * Continue in PATH.(n+1). The new file exists, and its name is synced,
+   * before `closing` (the rotation checkpoint) ends the current file: a crash
+   * in between leaves a torn or complete checkpoint followed by an empty
+   * file, which opening repairs, never a checkpoint pointing at no file.
+   */
+  async #rotate(closing: Buffer | null): Promise<void> {
     const next = `${this.path}.${this.#fileIndex + 1}`;
     const handle = await this.#fs.open(next, APPEND | constants.O_CREAT | constants.O_EXCL);
     const previous = this.#handle;
+    try {
+      await syncDirectory(this.#fs, next);
+      this.#stats.directorySyncs += 1;
+      if (closing !== null) {
+        await writeFully(previous, closing);
+        await previous.datasync();
+        this.#stats.commits += 1;
+        this.#stats.dataSyncs += 1;
+        this.#stats.checkpoints += 1;
+        this.#stats.bytes += closing.length;
+      }
+    } catch (error) {
+      await handle.close().catch(ignore);
+      throw error;
+    }
     this.#handle = handle;
     this.#file = next;
     this.#fileIndex += 1;
-    this.#size = 0;
     await previous.close();
-    await syncDirectory(this.#fs, next);
-    this.#stats.directorySyncs += 1;
     this.#logger?.info({ log: this.path, file: next }, "decision log: rotated to a new file");
   }
 

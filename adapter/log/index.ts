@@ -4,6 +4,16 @@
  * such a log.
  */
 export { canonicalJson } from "./canonical.js";
+export { CHECKPOINT_CONTEXT, checkpointKeyId, checkpointPublicKeys, checkpointSignatureValid } from "./checkpoint.js";
+export type {
+  Checkpoint,
+  CheckpointKeyInput,
+  CheckpointReason,
+  CheckpointStatement,
+  SavedCheckpoint,
+  SeenCheckpoint,
+  SegmentPlace,
+} from "./checkpoint.js";
 export { GENESIS_HASH, RESERVED_FIELDS } from "./chain.js";
 export {
   CanonicalJsonError,
@@ -25,5 +35,5 @@ export type {
 } from "./file-log.js";
 export { logFiles } from "./segments.js";
 export type { TornTail, WalkedRecord } from "./segments.js";
-export { readLog, verifyLog } from "./verify.js";
-export type { VerifyFailure, VerifyOk, VerifyOptions, VerifyResult } from "./verify.js";
+export { readLog, readSavedCheckpoint, readSavedCheckpointFile, verifyLog } from "./verify.js";
+export type { CheckpointReport, VerifyFailure, VerifyOk, VerifyOptions, VerifyResult } from "./verify.js";

@@ -6,9 +6,16 @@
  * highest-numbered file is the one being appended to). The chain runs
  * through them in that order.
  */
-import { open, readdir } from "node:fs/promises";
+import { open, readdir, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { ChainChecker } from "./chain.js";
+import {
+  CheckpointTracker,
+  type CheckpointPolicy,
+  type CheckpointSummary,
+  type EntryPlace,
+  type SegmentPlace,
+} from "./checkpoint.js";
 
 const READ_CHUNK = 1 << 20;
 
@@ -125,16 +132,21 @@ export async function* scanLines(file: string, maxLineBytes = MAX_RECORD_LINE_BY
   }
 }
 
-/** Bytes after the last newline of the last file: what a crash mid-write leaves. */
+/**
+ * Bytes after the last newline of the log: what a crash mid-write leaves.
+ * Usually in the last file; in the one before it when the last file is empty
+ * (a crash while rotating: the next file is created before the rotation
+ * checkpoint is written to the end of the current one).
+ */
 export interface TornTail {
   readonly file: string;
   readonly line: number;
   readonly offset: number;
   readonly length: number;
   /**
-   * True when the bytes are a whole, valid next record that only lacks its
-   * newline (the crash hit between the record and its "\n"): the writer then
-   * keeps the record and adds the newline instead of cutting it off.
+   * True when the bytes are a whole, valid next entry that only lacks its
+   * newline (the crash hit between the entry and its "\n"): the writer then
+   * keeps it and adds the newline instead of cutting it off.
    */
   readonly complete: boolean;
 }
@@ -151,9 +163,19 @@ export interface ChainBreak {
 export interface ChainWalk {
   readonly ok: true;
   readonly files: readonly string[];
+  /** Entries in the chain (records and checkpoints): the head's seq. */
   readonly count: number;
   readonly head: string;
   readonly torn: TornTail | null;
+  /** Where the last file starts in the chain (what a checkpoint written there names). */
+  readonly segment: SegmentPlace;
+  /**
+   * The log ends with a rotation checkpoint and the file it rotated to is
+   * empty: a crash between the two, or the newest file emptied. The writer
+   * continues in that file; verify fails.
+   */
+  readonly danglingRotation: (EntryPlace & { readonly next: string }) | null;
+  readonly checkpoints: CheckpointSummary;
 }
 
 export interface WalkedRecord {
@@ -167,42 +189,110 @@ function errorCode(error: unknown): string {
   return typeof code === "string" ? code : String(error);
 }
 
+/** N when `file` is `base`.N in the same directory, else null. */
+function continuationIndex(base: string, file: string): number | null {
+  if (resolve(dirname(file)) !== resolve(dirname(base))) return null;
+  const name = basename(file);
+  const prefix = `${basename(base)}.`;
+  if (!name.startsWith(prefix)) return null;
+  const suffix = name.slice(prefix.length);
+  return /^[1-9][0-9]*$/.test(suffix) ? Number(suffix) : null;
+}
+
+async function isEmptyFile(file: string): Promise<boolean> {
+  return await stat(file).then((s) => s.size === 0, () => false);
+}
+
 /**
- * Check the chain through `files` in order. Bytes after the last newline of
- * the last file are reported as `torn` rather than as a break (in any other
- * file they are a break); whether that is acceptable is the caller's call.
+ * Check the chain through `files` in order (files[k] is segment k), records
+ * and checkpoints alike; `policy` says which keys checkpoint signatures are
+ * checked with. Bytes after the log's last newline are reported as `torn`
+ * rather than as a break (anywhere else they are a break); whether that is
+ * acceptable is the caller's call. `onRecord` sees the records, not the
+ * checkpoints.
  */
 export async function walkChain(
   files: readonly string[],
   onRecord?: (record: WalkedRecord) => void,
+  policy: CheckpointPolicy = { unknownKeys: "accept" },
 ): Promise<ChainWalk | ChainBreak> {
   const checker = new ChainChecker();
+  const tracker = new CheckpointTracker(policy);
   let torn: TornTail | null = null;
+  let segment: SegmentPlace = { index: 0, after_seq: 0, after_hash: checker.head };
+  // The last entry when it is a rotation checkpoint: nothing may follow it in its file.
+  let rotation: EntryPlace | null = null;
+  const base = files[0] ?? "";
   for (const [index, file] of files.entries()) {
     const isLast = index === files.length - 1;
+    const named = index === 0 ? null : continuationIndex(base, file);
+    // The writer numbers files 1, 2, 3 ... without gaps: a gap is a missing or
+    // renamed file. Said when the file's first line chains on all the same
+    // (otherwise the chain break says it, naming the lines).
+    const gap: ChainBreak | null =
+      named !== null && named !== index
+        ? { ok: false, file, line: 0, reason: `segment ${base}.${index} is missing (${basename(file)} follows ${basename(files[index - 1] ?? base)})` }
+        : null;
+    segment = { index, after_seq: checker.count, after_hash: checker.head };
+    if (torn !== null) {
+      // Only an empty last file may follow a torn line (see TornTail).
+      if (gap === null && isLast && (await isEmptyFile(file))) continue;
+      return { ok: false, file: torn.file, line: torn.line, reason: `line ${torn.line}: torn final line` };
+    }
     let lines = 0;
     try {
       for await (const scanned of scanLines(file)) {
         lines = scanned.line;
         const place = { file, line: scanned.line };
+        if (rotation !== null && rotation.file === file) {
+          return { ok: false, file, line: scanned.line, reason: `line ${scanned.line}: follows the rotation checkpoint at line ${rotation.line}, which ends its file` };
+        }
         if (!scanned.terminated) {
-          if (!isLast) return { ok: false, file, line: scanned.line, reason: `line ${scanned.line}: torn final line` };
-          const result = scanned.bytes === null ? undefined : checker.accept(scanned.bytes, place);
-          if (result?.ok === true) onRecord?.({ ...place, record: result.record });
+          // Only the writer's own crash states: in the last file, or in the one before an empty last file.
+          const laterEmpty = isLast || (index === files.length - 2 && (await isEmptyFile(files[index + 1] as string)));
+          if (!laterEmpty) return { ok: false, file, line: scanned.line, reason: `line ${scanned.line}: torn final line` };
+          const bytes = scanned.bytes;
+          const result = bytes === null ? undefined : checker.accept(bytes, place);
+          if (gap !== null) return gap;
+          if (result?.ok === true && bytes !== null) {
+            const problem = tracker.entry({ ...result, text: () => bytes.toString("utf8") }, place, segment);
+            if (problem !== null) return { ok: false, file, line: scanned.line, reason: `line ${scanned.line}: ${problem}` };
+            if (result.checkpoint === null) onRecord?.({ ...place, record: result.record });
+            rotation = result.checkpoint?.reason === "rotation" ? place : null;
+          }
           torn = { ...place, offset: scanned.offset, length: scanned.length, complete: result?.ok === true };
           break;
         }
         if (scanned.bytes === null) {
           return { ok: false, file, line: scanned.line, reason: `line ${scanned.line}: longer than ${MAX_RECORD_LINE_BYTES} bytes, which no record is` };
         }
-        const result = checker.accept(scanned.bytes, place);
+        const bytes = scanned.bytes;
+        const result = checker.accept(bytes, place);
         if (!result.ok) return { ok: false, file, line: scanned.line, reason: `line ${scanned.line}: ${result.problem}` };
-        onRecord?.({ ...place, record: result.record });
+        if (gap !== null) return gap;
+        const problem = tracker.entry({ ...result, text: () => bytes.toString("utf8") }, place, segment);
+        if (problem !== null) return { ok: false, file, line: scanned.line, reason: `line ${scanned.line}: ${problem}` };
+        if (result.checkpoint === null) onRecord?.({ ...place, record: result.record });
+        rotation = result.checkpoint?.reason === "rotation" ? place : null;
       }
     } catch (error) {
       return { ok: false, file, line: 0, reason: `cannot read file: ${errorCode(error)}` };
     }
+    if (gap !== null) return gap;
     if (lines === 0 && !isLast) return { ok: false, file, line: 0, reason: "file is empty" };
   }
-  return { ok: true, files, count: checker.count, head: checker.head, torn };
+  let danglingRotation: ChainWalk["danglingRotation"] = null;
+  if (rotation !== null) {
+    const next = `${base}.${segment.index + (rotation.file === files[files.length - 1] ? 1 : 0)}`;
+    if (rotation.file === files[files.length - 1]) {
+      return {
+        ok: false,
+        file: rotation.file,
+        line: rotation.line,
+        reason: `line ${rotation.line}: rotation checkpoint, but ${basename(next)}, the file it continues the log in, is missing`,
+      };
+    }
+    danglingRotation = { ...rotation, next };
+  }
+  return { ok: true, files, count: checker.count, head: checker.head, torn, segment, danglingRotation, checkpoints: tracker.summary() };
 }

@@ -6,6 +6,7 @@ import { VetoOptionsError } from "../errors.js";
 import type { RecordSink } from "../records.js";
 import type { VetoStore } from "../store.js";
 import type { PostgresLogger, PostgresOptions } from "./connection.js";
+import { checkpointing, type PostgresCheckpointOptions } from "./records.js";
 import { PostgresStore } from "./store.js";
 
 export interface PostgresStoreConfig {
@@ -17,6 +18,14 @@ export interface PostgresStoreConfig {
      * Default false.
      */
     readonly records?: boolean;
+    /**
+     * With `records: true`: this instance's Ed25519 private key (PEM text or
+     * bytes, or a KeyObject) to sign checkpoints of the records chain with,
+     * every `checkpointEvery` records (default 1,000) and at close. Instances
+     * sharing the chain each use their own key. Default: none.
+     */
+    readonly checkpointKey?: PostgresCheckpointOptions["checkpointKey"];
+    readonly checkpointEvery?: number;
   };
 }
 
@@ -50,14 +59,30 @@ export async function openStore(
   if (option === undefined || !("postgres" in option) || typeof (option as Partial<VetoStore>).appendDecision === "function") {
     return { store: option as VetoStore | undefined, ownsStore: false, recordSink: undefined };
   }
-  const { records, ...options } = option.postgres;
+  const { records, checkpointKey, checkpointEvery, ...options } = option.postgres;
   if (records !== undefined && typeof records !== "boolean") {
     throw new VetoOptionsError("createVeto: invalid options: store.postgres.records: must be a boolean", ["store.postgres.records: must be a boolean"]);
+  }
+  if ((checkpointKey !== undefined || checkpointEvery !== undefined) && records !== true) {
+    const issue = "store.postgres.checkpointKey: signs the records table's checkpoints, so it needs records: true";
+    throw new VetoOptionsError(`createVeto: invalid options: ${issue}`, [issue]);
   }
   if (records === true && recordSink !== undefined) {
     const issue = "store.postgres.records: cannot be used with recordSink (records would go to both)";
     throw new VetoOptionsError(`createVeto: invalid options: ${issue}`, [issue]);
   }
+  try {
+    checkpointing({ checkpointKey, checkpointEvery }, "store.postgres");
+  } catch (error) {
+    const issue = (error as Error).message;
+    throw new VetoOptionsError(`createVeto: invalid options: ${issue}`, [issue]);
+  }
   const store = await PostgresStore.connect({ logger, ...options });
-  return { store, ownsStore: true, recordSink: records === true ? store.recordSink() : undefined };
+  if (records !== true) return { store, ownsStore: true, recordSink: undefined };
+  try {
+    return { store, ownsStore: true, recordSink: store.recordSink({ checkpointKey, checkpointEvery }) };
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
 }

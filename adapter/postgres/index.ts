@@ -11,7 +11,7 @@ export type { PostgresStoreConfig, StoreOption } from "./config.js";
 export { defaultMigrationsDir, loadMigrations, migrate } from "./migrations.js";
 export type { MigrateOptions, MigrateResult, Migration } from "./migrations.js";
 export { PostgresRecordSink, verifyPostgresLog } from "./records.js";
-export type { PostgresVerifyResult, PostgresWrittenRecord } from "./records.js";
+export type { PostgresCheckpointOptions, PostgresVerifyResult, PostgresWrittenRecord } from "./records.js";
 export { APPROVAL_CHANNEL, PostgresStore } from "./store.js";
 export type { PostgresStoreOptions } from "./store.js";
 export { PostgresTransaction } from "./transaction.js";

@@ -37,7 +37,7 @@ import {
   type PostgresOptions,
 } from "./connection.js";
 import { openMigrated } from "./migrations.js";
-import { PostgresRecordSink } from "./records.js";
+import { PostgresRecordSink, type PostgresCheckpointOptions } from "./records.js";
 import { PostgresTransaction } from "./transaction.js";
 
 export const APPROVAL_CHANNEL = "veto_approval";
@@ -166,6 +166,8 @@ export class PostgresStore implements VetoStore {
   #listenState: "idle" | "connecting" | "listening" = "idle";
   #reconnect: NodeJS.Timeout | undefined;
   #closed = false;
+  /** Sinks made by recordSink() that sign checkpoints: closed (a close checkpoint) before the pool ends. */
+  readonly #signingSinks = new Set<PostgresRecordSink>();
 
   /** Use PostgresStore.connect(). */
   private constructor(pool: Pool, ownsPool: boolean, schema: string, log: PostgresLogger | undefined) {
@@ -195,10 +197,14 @@ export class PostgresStore implements VetoStore {
   /**
    * A record sink writing to this store's database (the records table of the
    * same schema, same pool). Inside a decision's or answer's unit it writes in
-   * the same transaction as the history update. Closing it leaves the store open.
+   * the same transaction as the history update. Closing it leaves the store
+   * open. With `checkpointKey` it signs checkpoints (see PostgresRecordSink);
+   * closing the store closes it first.
    */
-  recordSink(): PostgresRecordSink {
-    return new PostgresRecordSink(this.#pool, this.schema);
+  recordSink(checkpoints: PostgresCheckpointOptions = {}): PostgresRecordSink {
+    const sink = new PostgresRecordSink(this.#pool, this.schema, false, checkpoints);
+    if (sink.checkpointKeyId !== null) this.#signingSinks.add(sink);
+    return sink;
   }
 
   async appendDecision(decision: StoredDecision): Promise<void> {
@@ -250,6 +256,9 @@ export class PostgresStore implements VetoStore {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    for (const sink of this.#signingSinks) {
+      await sink.close().catch((error: unknown) => this.#log?.error({ err: error }, "records: the close checkpoint could not be written"));
+    }
     clearTimeout(this.#reconnect);
     this.#watchers.clear();
     const listener = this.#listener;

@@ -4,11 +4,14 @@
 // synchronously on Linux, so every printed line reaches the parent even when
 // SIGKILL follows at once.
 //
-// usage: node crash-child.mjs <built decision-log module> <log path> <maxBytes> <concurrency> <trial>
-const [modulePath, logPath, maxBytes, concurrency, trial] = process.argv.slice(2);
+// usage: node crash-child.mjs <built decision-log module> <log path> <maxBytes> <concurrency> <trial> [<signing key PEM file> <checkpointEvery>]
+import { readFileSync } from "node:fs";
+
+const [modulePath, logPath, maxBytes, concurrency, trial, keyFile, checkpointEvery] = process.argv.slice(2);
 const { openFileLog } = await import(modulePath);
 
-const log = await openFileLog(logPath, { maxBytes: Number(maxBytes) });
+const signing = keyFile === undefined ? {} : { checkpointKey: readFileSync(keyFile, "utf8"), checkpointEvery: Number(checkpointEvery) };
+const log = await openFileLog(logPath, { maxBytes: Number(maxBytes), ...signing });
 process.stdout.write(`ready ${log.recovery.records}\n`);
 
 let n = 0;
