@@ -51,9 +51,12 @@ default _destination_answer := {}
 
 _destination_answer := {"destination_hosts": sort(_destination_hosts)} if _has_destination
 
-# The destination as the policy reads it: none when it holds a control character.
+# The destination as the policy reads it: none when it holds a control
+# character, or is longer than any destination needs (8,192 characters: that
+# bounds the work of reading it).
 _destination_text := _arguments.destination if {
 	_has_destination
+	count(_arguments.destination) <= 8192
 	not _has_any(_arguments.destination, _control_characters)
 }
 
@@ -61,35 +64,24 @@ default _destination_items := []
 
 _destination_items := _items(_destination_text)
 
-_destination_readings := array.concat(
-	[_list_item(i, item) | some i, item in _destination_items],
-	[_mailto(tail) | some tail in _mailto_tails],
-)
+_destination_readings := [_list_item(i > _first_mailto, item) | some i, item in _destination_items]
 
 # An item without a scheme after a mailto item may be the rest of that
-# mailto's address list ("mailto:?to=a@x.example,b@y.example&subject=Hi"
-# gives "b@y.example&subject=Hi"): it is read as an address (see
-# _continuation), the whole mailto as _mailto_tails says.
-_list_item(i, item) := _continuation(item) if {
-	i > 0
+# mailto's address list or fields ("mailto:?to=a@x.example,b@y.example&cc=c@z.example"
+# gives "b@y.example&cc=c@z.example"): it is read as addresses (_continuation).
+_list_item(true, item) := _continuation(item) if {
 	not _has_scheme(item)
-	some j in numbers.range(0, i - 1)
-	startswith(lower(_destination_items[j]), "mailto:")
 } else := _item(item)
 
-# A mail client reads what follows a "mailto:" item, separators included, as
-# that mailto's own ("mailto:a@x.example,b@y.example?cc=c@z.example" names
-# three addresses): each mailto that starts an item is also read to the end.
-_mailto_tails contains concat("mailto:", array.slice(parts, i, count(parts))) if {
-	parts := split(lower(_destination_text), "mailto:")
-	count(parts) > 1
-	some i in numbers.range(1, count(parts) - 1)
-	_item_start(parts[i - 1])
+_list_item(false, item) := _item(item)
+
+# The index of the first mailto item; past the last item when there is none.
+default _first_mailto := 1e15
+
+_first_mailto := min(mailtos) if {
+	mailtos := {i | some i, item in _destination_items; startswith(lower(item), "mailto:")}
+	count(mailtos) > 0
 }
-
-_item_start(before) if trim_space(before) == ""
-
-_item_start(before) if _has_any(substring(strings.reverse(before), 0, 1), [",", ";", " "])
 
 _destination_host_ports contains host_port if {
 	some reading in _destination_readings
@@ -110,6 +102,7 @@ _destination_clear if {
 
 # A host is within a list when it is an entry or a subdomain of one.
 _within(host, domains) if {
+	count(host) <= 255
 	labels := split(host, ".")
 	some i in numbers.range(0, count(labels) - 1)
 	concat(".", array.slice(labels, i, count(labels))) in domains

@@ -292,3 +292,19 @@ test_require_approval_allowed_destination if {
 		["hooks.example.com"],
 	)
 }
+
+# Reading a destination is bounded: longer than 8,192 characters, it is not read.
+test_deny_blocked_destination_too_long if {
+	prefix := "https://hooks.example.com/"
+	fits := concat("", [prefix, concat("", ["a" | some _ in numbers.range(1, 8192 - count(prefix))])])
+	passes(fits, ["hooks.example.com"])
+	blocked(concat("", [fits, "a"]), [])
+}
+
+# DNS names are at most 253 characters.
+test_deny_blocked_destination_host_too_long if {
+	label := concat("", ["a" | some _ in numbers.range(1, 61)])
+	host := concat(".", [label, label, label, label, "example"])
+	blocked(concat("", ["https://", host, "/"]), [host])
+	passes(concat("", ["https://", substring(host, 4, -1), "/"]), [substring(host, 4, -1)])
+}

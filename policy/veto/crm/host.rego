@@ -41,6 +41,7 @@ _port_suffix(suffix) if _port(trim_prefix(suffix, ":"))
 
 _domain_valid(host) if {
 	host != ""
+	count(host) <= 253
 	trim(host, _host_characters) == ""
 	not startswith(host, ".")
 	not contains(host, "..")

@@ -83,7 +83,7 @@ _address_list(text) := {"ok": false, "host_ports": []} if {
 _decodable(text) if {
 	parts := split(text, "%")
 	every part in array.slice(parts, 1, count(parts)) {
-		_percent_escapes[lower(substring(part, 0, 2))]
+		_escaped_character(part)
 	}
 }
 
@@ -94,15 +94,21 @@ _decoded(text) := concat("", array.concat([parts[0]], unescaped)) if {
 }
 
 # "41bc" (what follows a "%") -> "Abc".
-_unescaped(part) := concat("", [_percent_escapes[lower(substring(part, 0, 2))], substring(part, 2, -1)])
+_unescaped(part) := concat("", [_escaped_character(part), substring(part, 2, -1)])
 
-_printable_ascii := " !\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~"
+# The printable ASCII character the two hex digits at the start of `part`
+# stand for; undefined for any other escape.
+_escaped_character(part) := substring(
+	" !\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~",
+	code - 32, 1,
+) if {
+	code := (_hex_digit(substring(part, 0, 1)) * 16) + _hex_digit(substring(part, 1, 1))
+	code >= 32
+	code <= 126
+}
 
-# "20" -> " ", ..., "7e" -> "~".
-_percent_escapes[code] := substring(_printable_ascii, i, 1) if {
-	some i in numbers.range(0, 94)
-	code := concat("", [
-		substring("0123456789abcdef", floor((i + 32) / 16), 1),
-		substring("0123456789abcdef", (i + 32) % 16, 1),
-	])
+_hex_digit(digit) := value if {
+	count(digit) == 1
+	value := indexof("0123456789abcdef", lower(digit))
+	value >= 0
 }
