@@ -25,6 +25,8 @@ export const policyAnswerSchema = z
     escalated: z.boolean(),
     reasons: z.array(reasonSchema).min(1),
     approvers: z.array(z.string().min(1)),
+    /** Every host the policy read in `arguments.destination`, sorted; present when that is a string (contract section 4b). */
+    destination_hosts: z.array(z.string()).optional(),
   })
   .refine((a) => (a.action === "require_approval") === a.approvers.length > 0, {
     message: "approvers must be non-empty exactly when action is require_approval",

@@ -280,11 +280,14 @@ function readAnswer(resultSet: unknown): PolicyAnswer {
 }
 
 const ANSWER_KEYS: ReadonlySet<string> = new Set(["action", "escalated", "reasons", "approvers"]);
+const OPTIONAL_ANSWER_KEY = "destination_hosts";
 const REASON_KEYS: ReadonlySet<string> = new Set(["code", "message"]);
 
-function hasOnlyKeys(value: object, keys: ReadonlySet<string>): boolean {
+/** Exactly `keys`, plus `optional` when given and present. */
+function hasOnlyKeys(value: object, keys: ReadonlySet<string>, optional?: string): boolean {
   let n = 0;
   for (const key in value) {
+    if (key === optional) continue;
     if (!keys.has(key)) return false;
     n++;
   }
@@ -298,8 +301,12 @@ function hasOnlyKeys(value: object, keys: ReadonlySet<string>): boolean {
  */
 export function isWellFormedAnswer(a: unknown): a is PolicyAnswer {
   if (a === null || typeof a !== "object" || Array.isArray(a) || Object.getPrototypeOf(a) !== Object.prototype) return false;
-  if (!hasOnlyKeys(a, ANSWER_KEYS)) return false;
-  const { action, escalated, reasons, approvers } = a as Record<string, unknown>;
+  if (!hasOnlyKeys(a, ANSWER_KEYS, OPTIONAL_ANSWER_KEY)) return false;
+  const { action, escalated, reasons, approvers, destination_hosts: hosts } = a as Record<string, unknown>;
+  if (hosts !== undefined) {
+    if (!Array.isArray(hosts)) return false;
+    for (const host of hosts as unknown[]) if (typeof host !== "string") return false;
+  }
   if (action !== "allow" && action !== "deny" && action !== "require_approval") return false;
   if (typeof escalated !== "boolean" || !Array.isArray(reasons) || reasons.length < 1 || !Array.isArray(approvers)) return false;
   for (const r of reasons as unknown[]) {

@@ -4,7 +4,7 @@
  * sensitive fields for redaction and amount fields for input validation.
  * Defaults here mirror the defaults the Rego policy applies when data omits a
  * value. The shapes of the other parts the policy reads (tools, environments,
- * blocked_destinations) are checked too: a document of the wrong shape is
+ * blocked_destinations, tenants' allowed_destinations) are checked too: a document of the wrong shape is
  * refused (data_unusable, naming the field) rather than silently read as
  * "nothing configured" by the policy.
  */
@@ -26,7 +26,12 @@ const positiveNumber = z.number().positive().finite();
 const configSchema = z.looseObject({
   tools: z.record(z.string(), z.looseObject({ kind: z.string() })).optional(),
   environments: z.array(z.string()).optional(),
-  tenants: z.record(z.string(), z.looseObject({ approvers: z.array(z.string()).optional() })).optional(),
+  tenants: z
+    .record(
+      z.string(),
+      z.looseObject({ approvers: z.array(z.string()).optional(), allowed_destinations: z.array(z.string()).optional() }),
+    )
+    .optional(),
   sensitive_fields: z.record(z.string(), z.array(z.string())).optional(),
   amount_fields: z.array(z.string()).optional(),
   blocked_destinations: z.array(z.string()).optional(),
@@ -65,13 +70,18 @@ function tenantsLookRight(document: Record<string, unknown>): boolean {
   for (const key of Object.keys(tenants)) {
     const tenant: unknown = (tenants as Record<string, unknown>)[key];
     if (tenant === null || typeof tenant !== "object" || Array.isArray(tenant)) return false;
-    const approvers: unknown = (tenant as Record<string, unknown>)["approvers"];
-    if (approvers === undefined) continue;
-    if (!Array.isArray(approvers)) return false;
-    for (const approver of approvers) if (typeof approver !== "string") return false;
+    for (const key of TENANT_STRING_LISTS) {
+      const list: unknown = (tenant as Record<string, unknown>)[key];
+      if (list === undefined) continue;
+      if (!Array.isArray(list)) return false;
+      for (const item of list) if (typeof item !== "string") return false;
+    }
   }
   return true;
 }
+
+/** The tenant fields configSchema wants as lists of strings. */
+const TENANT_STRING_LISTS = ["approvers", "allowed_destinations"] as const;
 
 export function readPolicyData(document: unknown, label: string): PolicyData {
   // First, before anything that recurses over the document.

@@ -59,6 +59,13 @@ export interface DecisionEventRecord extends RecordBase {
     readonly approvers: readonly string[];
   };
   readonly metrics: { readonly timer_rego_query_eval_ns: number };
+  /**
+   * Every host the policy read in `arguments.destination` (contract section 3),
+   * sorted, as the policy's answer gives them. Present when the policy
+   * evaluated a call whose destination is a string; absent otherwise (no
+   * destination, or a deny the adapter answered without evaluating).
+   */
+  readonly destination_hosts?: readonly string[];
 }
 
 export interface ApprovalEventRecord extends RecordBase {

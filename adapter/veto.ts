@@ -463,7 +463,7 @@ class VetoInstance implements Veto {
       checked.ok ? checked.call : checked.partial ?? null,
       policy.data.sensitiveFields,
     );
-    const record: DecisionEventRecord = {
+    const record: Mutable<DecisionEventRecord> = {
       type: "decision",
       decision_id: id,
       timestamp: decision.timestamp,
@@ -491,6 +491,9 @@ class VetoInstance implements Veto {
       },
       metrics: { timer_rego_query_eval_ns: outcome.evalNs },
     };
+    // The hosts the policy read, from its own answer: one parser, in the policy (contract section 4b).
+    const hosts = outcome.answer.destination_hosts;
+    if (hosts !== undefined) record.destination_hosts = hosts;
 
     // Optional fields set only when present (conditional spreads cost more than the rest of this object).
     const stored: Mutable<StoredDecision> = { id, action: decision.action, escalated: decision.escalated, atMs: nowMs, approvers: decision.approvers };

@@ -8,7 +8,7 @@ import { gzipSync } from "node:zlib";
 import { pack } from "tar-stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BundleLoadError, VetoOptionsError, bundleVersionHash, bundleVersionHashOfTarball, createVeto, loadBundle } from "../adapter/index.js";
-import { BUNDLE, REGO_BUNDLE, ROOT, bundleData, makeVeto, requireBundle, requireCli } from "./helpers.js";
+import { BUNDLE, REGO_BUNDLE, ROOT, bundleData, codes, makeVeto, requireBundle, requireCli, write } from "./helpers.js";
 
 async function tarball(files: Record<string, string | Buffer>, gzip = true): Promise<Buffer> {
   const p = pack();
@@ -105,6 +105,9 @@ describe("a bundle that cannot be used is an error at createVeto", () => {
     ["a tool's kind not a string", { tools: { "crm.read": { kind: 1 } } }, /veto\.config\.tools\["crm\.read"\]\.kind/],
     ["environments not an array", { environments: "production" }, /veto\.config\.environments/],
     ["environments holding an object", { environments: [{ name: "production" }] }, /veto\.config\.environments/],
+    ["a tenant's allowed_destinations not an array", { tenants: { acme: { allowed_destinations: "example.com" } } }, /veto\.config\.tenants\.acme\.allowed_destinations/],
+    ["a tenant's allowed_destinations holding a number", { tenants: { acme: { allowed_destinations: ["example.com", 7] } } }, /veto\.config\.tenants\.acme\.allowed_destinations/],
+    ["a tenant's allowed_destinations null", { tenants: { acme: { allowed_destinations: null } } }, /veto\.config\.tenants\.acme\.allowed_destinations/],
   ])("data with %s is data_unusable, naming the field", async (_name, config, field) => {
     const data = bundleData();
     Object.assign(data.veto.config, config);
@@ -112,6 +115,15 @@ describe("a bundle that cannot be used is an error at createVeto", () => {
     expect(error).toBeInstanceOf(BundleLoadError);
     expect((error as BundleLoadError).code).toBe("data_unusable");
     expect((error as Error).message).toMatch(field);
+  });
+
+  it("a tenant's allowed_destinations, a list of strings, is accepted and enforced", async () => {
+    const data = bundleData();
+    (data.veto.config["tenants"] as Record<string, Record<string, unknown>>)["acme"]!["allowed_destinations"] = ["example.com"];
+    const { veto } = await makeVeto({ data });
+    expect(codes(await veto.protect(write({ destination: "https://hooks.example.com/x" })))).toEqual(["low_value"]);
+    expect(codes(await veto.protect(write({ destination: "https://hooks.example.net/x" })))).toEqual(["destination_not_allowed"]);
+    await veto.close();
   });
 
   it("a bundle given as bytes works like a path", async () => {

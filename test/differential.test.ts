@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadBundle } from "../adapter/bundle.js";
 import { PolicyEvaluator } from "../adapter/evaluator.js";
 import { createVeto, InMemoryStore, type Decision, type StoredDecision, type Veto, type VetoRecord, type VetoStore } from "../adapter/index.js";
-import { ALT_CONFIG, RESPELLING_CASES, generateCases, type GeneratedCase } from "./generate-calls.js";
+import { ALT_CONFIG, DESTINATION_CASES, DESTINATION_FORMS, RESPELLING_CASES, generateCases, type GeneratedCase } from "./generate-calls.js";
 import { ROOT, requireBundle, requireOpa } from "./helpers.js";
 
 const SEED = Number(process.env["VETO_DIFF_SEED"] ?? 20260301);
@@ -50,10 +50,28 @@ interface Verdict {
   escalated: boolean;
   codes: string[];
   approvers: string[];
+  /** The policy's destination_hosts (section 4b); protect()'s decision has none, so it is compared only between the evaluators. */
+  hosts?: string[];
 }
 
-function verdict(answer: { action: string; escalated: boolean; reasons: readonly { code: string }[]; approvers: readonly string[] }): Verdict {
-  return { action: answer.action, escalated: answer.escalated, codes: answer.reasons.map((r) => r.code), approvers: [...answer.approvers] };
+interface Answer {
+  action: string;
+  escalated: boolean;
+  reasons: readonly { code: string }[];
+  approvers: readonly string[];
+  destination_hosts?: readonly string[];
+}
+
+function verdict(answer: Answer): Verdict {
+  const v: Verdict = { action: answer.action, escalated: answer.escalated, codes: answer.reasons.map((r) => r.code), approvers: [...answer.approvers] };
+  if (answer.destination_hosts !== undefined) v.hosts = [...answer.destination_hosts];
+  return v;
+}
+
+function withoutHosts(v: Verdict | undefined): Verdict | undefined {
+  if (v === undefined) return undefined;
+  const { hosts: _hosts, ...rest } = v;
+  return rest;
 }
 
 function policyInput(c: GeneratedCase): Record<string, unknown> {
@@ -61,8 +79,8 @@ function policyInput(c: GeneratedCase): Record<string, unknown> {
   return input;
 }
 
-// The random batch, then calls whose verdict turns on a respelled name.
-const cases: GeneratedCase[] = [...generateCases(SEED, COUNT), ...RESPELLING_CASES];
+// The random batch, every destination form, then calls whose verdict turns on a respelled name.
+const cases: GeneratedCase[] = [...generateCases(SEED, COUNT), ...DESTINATION_CASES, ...RESPELLING_CASES];
 let workDir: string;
 const wasmVerdicts: Verdict[] = [];
 const protectVerdicts: Verdict[] = [];
@@ -119,7 +137,7 @@ beforeAll(async () => {
   );
   if (run.status !== 0) throw new Error(`opa eval failed (${run.status}): ${run.stderr}`);
   const output = JSON.parse(run.stdout) as { result: { expressions: { value: Verdict[] }[] }[] };
-  const value = output.result[0]?.expressions[0]?.value as unknown as Parameters<typeof verdict>[0][];
+  const value = output.result[0]?.expressions[0]?.value as unknown as Answer[];
   goVerdicts = value.map(verdict);
 });
 
@@ -131,14 +149,16 @@ function BUNDLE_PATH(): string {
   return requireBundle();
 }
 
-function firstDivergence(ours: Verdict[], label: string): string | undefined {
+/** `hosts`: compare destination_hosts too (the evaluators' answers have them, protect()'s decisions do not). */
+function firstDivergence(ours: Verdict[], label: string, hosts: boolean): string | undefined {
   for (let i = 0; i < cases.length; i++) {
-    if (JSON.stringify(ours[i]) !== JSON.stringify(goVerdicts[i])) {
+    const go = hosts ? goVerdicts[i] : withoutHosts(goVerdicts[i]);
+    if (JSON.stringify(ours[i]) !== JSON.stringify(go)) {
       return [
         `call #${i} (seed ${SEED}) diverges between ${label} and opa eval:`,
         `  call:    ${JSON.stringify(cases[i])}`,
         `  ${label}: ${JSON.stringify(ours[i])}`,
-        `  opa:     ${JSON.stringify(goVerdicts[i])}`,
+        `  opa:     ${JSON.stringify(go)}`,
       ].join("\n");
     }
   }
@@ -152,13 +172,13 @@ describe(`differential: ${COUNT} seeded calls`, () => {
   });
 
   it("the adapter's WASM evaluator agrees with OPA's Go evaluator on every call", () => {
-    const divergence = firstDivergence(wasmVerdicts, "wasm");
+    const divergence = firstDivergence(wasmVerdicts, "wasm", true);
     if (divergence !== undefined) console.error(divergence);
     expect(divergence).toBeUndefined();
   });
 
   it("protect() agrees with OPA's Go evaluator on every call", () => {
-    const divergence = firstDivergence(protectVerdicts, "protect");
+    const divergence = firstDivergence(protectVerdicts, "protect", false);
     if (divergence !== undefined) console.error(divergence);
     expect(divergence).toBeUndefined();
   });
@@ -170,6 +190,7 @@ describe(`differential: ${COUNT} seeded calls`, () => {
         "actor_not_allowed",
         "amount_over_limit",
         "blocked_destination",
+        "destination_not_allowed",
         "invalid_input",
         "low_value",
         "missing_reason",
@@ -191,6 +212,18 @@ describe(`differential: ${COUNT} seeded calls`, () => {
     for (const code of seen) expect(alone.has(code), `${code} never appears alone`).toBe(true);
   });
 
+  it("the batch holds destinations in every form section 3 reads, and the evaluators agree on their hosts", () => {
+    const destinationOf = (c: GeneratedCase): unknown => (c.call.arguments as { destination?: unknown } | null | undefined)?.destination;
+    const destinations = cases.map(destinationOf).filter((d) => typeof d === "string");
+    // The random batch draws the forms too, not only the fixed cases.
+    const drawn = new Set(cases.slice(0, COUNT).map(destinationOf));
+    expect(DESTINATION_FORMS.filter((form) => drawn.has(form)).length).toBeGreaterThan(DESTINATION_FORMS.length / 2);
+    expect(destinations.length).toBeGreaterThan(500);
+    const withHosts = goVerdicts.filter((v) => v.hosts !== undefined);
+    expect(withHosts.length).toBe(destinations.length);
+    expect(new Set(withHosts.flatMap((v) => v.hosts ?? [])).size).toBeGreaterThan(50);
+  });
+
   it("respelled object names and amount fields decide as the plain names do", () => {
     const offset = cases.length - RESPELLING_CASES.length;
     const got = RESPELLING_CASES.map((_, i) => {
@@ -199,7 +232,7 @@ describe(`differential: ${COUNT} seeded calls`, () => {
     });
     expect(got).toEqual(RESPELLING_CASES.map((c) => c.expected));
     // The random batch respells too (a stream of its own): some amount keys and object names.
-    const respelled = cases.slice(0, offset).filter((c) => /"(Amount|AMOUNT|DISCOUNT_AMOUNT|Opportunity| opportunity )"/.test(JSON.stringify(c.call)));
+    const respelled = cases.slice(0, COUNT).filter((c) => /"(Amount|AMOUNT|DISCOUNT_AMOUNT|Opportunity| opportunity )"/.test(JSON.stringify(c.call)));
     expect(respelled.length).toBeGreaterThan(50);
   });
 });

@@ -108,6 +108,7 @@ describe("isWellFormedAnswer", () => {
         approvers: pick([[], ["u"], [""], [1], null]),
       };
       if (random() < 0.1) a["extra"] = 1;
+      if (random() < 0.2) a["destination_hosts"] = pick([[], ["hooks.example.com"], [""], [1], "h", null, {}]);
       if (random() < 0.1) delete a["escalated"];
       variants.push(a);
     }
@@ -119,6 +120,9 @@ describe("isWellFormedAnswer", () => {
       }
     }
     expect(accepted).toBeGreaterThan(10);
+    expect(isWellFormedAnswer({ ...valid, destination_hosts: ["a.example", ""] })).toBe(true);
+    expect(isWellFormedAnswer({ ...valid, destination_hosts: ["a.example", 1] })).toBe(false);
+    expect(isWellFormedAnswer({ ...valid, destination_hosts: null })).toBe(false);
     expect(isWellFormedAnswer({ ...valid, approvers: [] })).toBe(false);
     expect(isWellFormedAnswer({ ...valid, action: "allow", escalated: true, approvers: [] })).toBe(false);
     expect(isWellFormedAnswer(JSON.parse('{"action":"allow","escalated":false,"reasons":[{"code":"c","message":"m"}],"approvers":[],"__proto__":{}}'))).toBe(false);

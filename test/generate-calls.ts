@@ -5,6 +5,9 @@
  * limits, prototype keys, extra top-level fields) is tested elsewhere.
  */
 
+import fc from "fast-check";
+import { destinationArbitrary } from "./generate-destinations.js";
+
 /** mulberry32: small, fast, good enough to spread cases; same seed, same calls. */
 export function seededRandom(seed: number): () => number {
   let a = seed >>> 0;
@@ -31,7 +34,8 @@ export interface GeneratedCase {
  * A second data document, unlike the shipped one in every knob: no
  * amount_fields (so the policy's default applies), tenants without actors,
  * approvers or limits, an approver who is also an actor, a zero threshold, a
- * tool of an unknown kind, a tighter escalation.
+ * tool of an unknown kind, a tighter escalation, a tenant with
+ * allowed_destinations.
  */
 export const ALT_CONFIG = {
   tools: {
@@ -43,7 +47,11 @@ export const ALT_CONFIG = {
   },
   environments: ["production", "staging"],
   tenants: {
-    acme: { approvers: ["user:crm-owner@acme.example"], approval_threshold: 1000 },
+    acme: {
+      approvers: ["user:crm-owner@acme.example"],
+      approval_threshold: 1000,
+      allowed_destinations: ["hooks.example.com", "Files.Example.NET.", "[::1]", "example.org"],
+    },
     globex: { actors: ["agent:a"], approvers: ["agent:a", "user:g@globex.example"], max_amount: 5000 },
     initech: {},
     hooli: { approvers: ["user:h@hooli.example", ""], approval_threshold: 0 },
@@ -52,6 +60,48 @@ export const ALT_CONFIG = {
   blocked_destinations: ["example.org", "PasteBin.com"],
   escalation: { deny_threshold: 2, window_seconds: 60 },
 };
+
+/**
+ * Destinations in the forms contract section 3 reads host by host: a "://"
+ * or "@" after the host, "\" in the user-info of a non-special scheme,
+ * lists, mailto fields and several addresses, percent escapes, numeric and
+ * IPv6 hosts, control characters. The random batch also draws from the
+ * grammar of test/generate-destinations.ts.
+ */
+export const DESTINATION_FORMS: readonly string[] = [
+  "pastebin.com/x?u=https://hooks.example.com",
+  "pastebin.com#://hooks.example.com",
+  "hooks.example.com/a://pastebin.com/",
+  "https://hooks.example.com/x?u=https://pastebin.com",
+  "sftp://hooks.example.com\\@pastebin.com/x",
+  "ssh://hooks.example.com\\@example.org",
+  "s3://bucket\\x@hooks.example.com/key",
+  "git+ssh://git@hooks.example.com\\@gmail.com/repo",
+  "smtp://relay.example.net\\@transfer.sh",
+  "a@hooks.example.com, b@gmail.com",
+  "a@hooks.example.com;b@files.example.net",
+  "hooks.example.com pastebin.com",
+  "mailto:a@hooks.example.com?to=b@gmail.com",
+  "mailto:a@hooks.example.com?CC=b@example.org",
+  "mailto:?bcc=a%40pastebin.com",
+  "mailto:a@hooks.example.com,b@files.example.net?subject=Hi",
+  "mailto:?to=a@hooks.example.com,b@files.example.net&subject=Hi",
+  "mailto:a@hooks.example.com%2Cb@gmail.com",
+  "MAILTO:?To=a@hooks.example.com&cc=b@files.example.net",
+  "https://[0:0::1]:8443/",
+  "http://0x7f.1/",
+  "http://10.0.0.1/",
+  "https://hooks.example.com/\tx",
+  "hooks.example.com\n",
+  "file:///etc/passwd",
+  "HTTPS://Hooks.Example.COM./x",
+  "https://files.example.net/in",
+  "https://partner.example.net/in",
+  "ops@partner.example.net",
+  "sftp://user@partner.example.net:22/in",
+  " https://hooks.example.com ",
+  "https://hooks.example.com/x",
+];
 
 /**
  * Spellings the policy reads as the same name: object names compare ignoring
@@ -73,6 +123,18 @@ const FIELD_SPELLINGS: Readonly<Record<string, readonly string[]>> = {
 export function generateCases(seed: number, count: number): GeneratedCase[] {
   const random = seededRandom(seed);
   const respell = seededRandom(seed ^ 0x5eed5eed);
+  // Destinations in other forms come from streams of their own too, so the
+  // rest of each call stays what it was for the seed.
+  const reform = seededRandom(seed ^ 0xde57de57);
+  const grammar = fc.sample(destinationArbitrary, { seed, numRuns: Math.max(1, Math.ceil(count / 3)) }).map((d) => d.destination);
+  let drawn = 0;
+  const destinationForm = (destination: Gen): Gen => {
+    if (typeof destination !== "string") return destination;
+    const r = reform();
+    if (r < 0.4) return DESTINATION_FORMS[Math.floor(reform() * DESTINATION_FORMS.length)] as string;
+    if (r < 0.8) return grammar[drawn++ % grammar.length] as string;
+    return destination;
+  };
   /** Sometimes another spelling of `name` from `spellings`. */
   const spelling = (name: Gen, spellings: Readonly<Record<string, readonly string[]>>): Gen => {
     const others = typeof name === "string" ? spellings[name] : undefined;
@@ -127,7 +189,7 @@ export function generateCases(seed: number, count: number): GeneratedCase[] {
       args,
       "destination",
       chance(0.3)
-        ? mostly(
+        ? destinationForm(mostly(
             [
               "https://hooks.example.com/x",
               "https://PasteBin.com./raw",
@@ -142,7 +204,7 @@ export function generateCases(seed: number, count: number): GeneratedCase[] {
               "mailto:x@EXAMPLE.ORG.",
             ],
             [42, null],
-          )
+          ))
         : ABSENT,
     );
     if (chance(0.55)) {
@@ -174,6 +236,20 @@ export function generateCases(seed: number, count: number): GeneratedCase[] {
   }
   return cases;
 }
+
+/**
+ * Every destination form, in a call that nothing else denies, for both data
+ * documents: the bundle's (a block list) and ALT_CONFIG's acme (an allow list
+ * as well), so each form meets both lists whatever the seed.
+ */
+export const DESTINATION_CASES: readonly GeneratedCase[] = DESTINATION_FORMS.flatMap((destination): GeneratedCase[] => {
+  const context = { actorId: "agent:sales-assistant", tenantId: "acme", environment: "production", reason: "Weekly export" };
+  const args = { object: "contact", recordId: "c_1", changes: { note: "x" }, destination };
+  return [
+    { config: "bundle", call: { tool: "crm.export", arguments: args, context }, recentDenies: 0 },
+    { config: "alt", call: { tool: "crm.update", arguments: args, context }, recentDenies: 0 },
+  ];
+});
 
 /**
  * Calls that turn on a respelling, with the verdict the policy gives them:

@@ -125,6 +125,46 @@ describe("the decision record", () => {
     await veto.close();
   });
 
+  it("lists the hosts the policy read in the destination (destination_hosts), whatever the verdict", async () => {
+    const data = bundleData();
+    (data.veto.config["tenants"] as Record<string, Record<string, unknown>>)["acme"]!["allowed_destinations"] = ["example.com"];
+    const { veto, sink, clock } = await makeVeto({ data });
+    const cases: [string, string, string[], string[]][] = [
+      ["https://hooks.example.com/x?u=https://pastebin.com", "allow", ["low_value"], ["hooks.example.com"]],
+      ["mailto:a@hooks.example.com?CC=b%40gmail.com", "deny", ["blocked_destination", "destination_not_allowed"], ["gmail.com", "hooks.example.com"]],
+      ["sftp://hooks.example.com\\@files.example.net/x, a@eu.example.com", "deny", ["destination_not_allowed"], ["eu.example.com", "files.example.net", "hooks.example.com"]],
+      ["https://[0:0::1]:8443/", "deny", ["destination_not_allowed"], ["[::1]"]],
+      ["https://hooks.example.com/\tx", "deny", ["blocked_destination", "destination_not_allowed"], []],
+    ];
+    for (const [destination, action, reasons, hosts] of cases) {
+      clock.advance(901_000); // past the escalation window: each deny stands alone
+      const d = await veto.protect(write({ destination }, {}, "crm.export"));
+      const r = sink.last() as DecisionEventRecord;
+      expect([d.action, codes(d), r.destination_hosts], destination).toEqual([action, reasons, hosts]);
+      // The decision the caller gets is the contract's (section 5): the hosts are for the record.
+      expect(d).not.toHaveProperty("destination_hosts");
+    }
+    // An escalated deny and one the policy answers invalid_input still list them.
+    const escalated = await makeVeto();
+    for (let i = 0; i < 4; i++) await escalated.veto.protect(write({ destination: "ana@gmail.com" }));
+    const last = escalated.sink.last() as DecisionEventRecord;
+    expect([last.result.escalated, last.destination_hosts]).toEqual([true, ["gmail.com"]]);
+    await escalated.veto.close();
+    await veto.close();
+  });
+
+  it("has no destination_hosts when the call has no destination or the adapter answered without the policy", async () => {
+    const { veto, sink } = await makeVeto();
+    await veto.protect(write());
+    expect(sink.last()).not.toHaveProperty("destination_hosts");
+    // invalid_input from the adapter's own checks: the policy did not read the call.
+    await veto.protect(write({ destination: "https://pastebin.com", amount: "9000" }));
+    const r = sink.last() as DecisionEventRecord;
+    expect(r.result.reasons.map((x) => x.code)).toEqual(["invalid_input"]);
+    expect(r).not.toHaveProperty("destination_hosts");
+    await veto.close();
+  });
+
   it("same call, same input digest; different call, different digest", async () => {
     const { veto, sink } = await makeVeto();
     await veto.protect(write());
