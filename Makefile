@@ -130,7 +130,7 @@ bench: $(TOOLS) build ## Benchmark: WASM, protect (memory, durable log, PostgreS
 
 .PHONY: soak
 soak: build ## Crash soak: SIGKILL the decision-log writer 500 times (VETO_SOAK_TRIALS), no acknowledged record lost
-	VETO_SOAK_TRIALS=$${VETO_SOAK_TRIALS:-500} npx vitest run test/log/crash.test.ts
+	VETO_SOAK_TRIALS=$${VETO_SOAK_TRIALS:-500} npx vitest run test/e2e/crash.test.ts
 
 .PHONY: clean
 clean: ## Remove build output (keeps .tools and the committed bundles)

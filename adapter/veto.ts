@@ -5,10 +5,10 @@
  */
 import { pino, type Logger } from "pino";
 import { z } from "zod";
-import { isRecordReader, writtenRecordsOf, type WrittenRecords } from "./approval-evidence.js";
-import { ApprovalDesk, type ApprovalDeskDeps, type AnswerOptions, type ApprovalAnswer, type WaitOptions } from "./approvals.js";
-import { DECISION_ENTRYPOINT } from "./bundle.js";
-import { bundleRollbackSchema, type BundleRollbackOptions } from "./bundle-rollback.js";
+import { isRecordReader, writtenRecordsOf, type WrittenRecords } from "./approvals/evidence.js";
+import { ApprovalDesk, type ApprovalDeskDeps, type AnswerOptions, type ApprovalAnswer, type WaitOptions } from "./approvals/desk.js";
+import { DECISION_ENTRYPOINT } from "./policy/bundle.js";
+import { bundleRollbackSchema, type BundleRollbackOptions } from "./policy/rollback.js";
 import {
   BundleSource,
   bundleServerSchema,
@@ -16,10 +16,10 @@ import {
   type BundleChangeEvent,
   type BundleRefresh,
   type BundleSpec,
-} from "./bundle-source.js";
-import { ADAPTER_REASON_CODES, adapterDeny, type BundleVersion, type Decision, type PolicyAnswer } from "./decision.js";
-import { VetoClosedError, VetoDeniedError, VetoOptionsError, toError } from "./errors.js";
-import { monotonicUlid } from "./ids.js";
+} from "./policy/source.js";
+import { ADAPTER_REASON_CODES, adapterDeny, type BundleVersion, type Decision, type PolicyAnswer } from "./shared/decision.js";
+import { VetoClosedError, VetoDeniedError, VetoOptionsError, toError } from "./shared/errors.js";
+import { monotonicUlid } from "./shared/ids.js";
 import {
   DEFAULT_INPUT_LIMITS,
   checkCall,
@@ -29,19 +29,18 @@ import {
   type CallContext,
   type InputLimits,
   type VetoCall,
-} from "./input.js";
+} from "./call/input.js";
 import {
   PinoRecordSink,
   RECORD_BUNDLE_NAME,
   RecordMasker,
   type DecisionEventRecord,
   type RecordSink,
-} from "./records.js";
-import { isStoreOption, openStore, type StoreOption } from "./postgres/config.js";
-import { createBundleVerifier, isVerificationKeyInput, type VerificationKeyInput } from "./signature.js";
-import { InMemoryStore, type StoredDecision, type VetoStore } from "./store.js";
-import { safeLog } from "./safe-log.js";
-import { failedUnit, runUnit, type DecisionUnit } from "./unit.js";
+} from "./records/records.js";
+import { createBundleVerifier, isVerificationKeyInput, type VerificationKeyInput } from "./policy/signature.js";
+import { InMemoryStore, isStoreFactory, type StoreFactory, type StoredDecision, type VetoStore } from "./history/store.js";
+import { safeLog } from "./shared/logger.js";
+import { failedUnit, runUnit, type DecisionUnit } from "./history/unit.js";
 
 export interface EscalationEvent {
   readonly decision: Decision;
@@ -91,7 +90,7 @@ export interface VetoOptions {
    * instance on that database (connected here, closed by close()).
    * Default: a new InMemoryStore.
    */
-  readonly store?: StoreOption;
+  readonly store?: VetoStore | StoreFactory;
   /** Where decision records go. Default: a PinoRecordSink on `logger`. */
   readonly recordSink?: RecordSink;
   /**
@@ -120,6 +119,8 @@ const hasMethods =
   (v: unknown): boolean =>
     v !== null && typeof v === "object" && names.every((n) => typeof (v as Record<string, unknown>)[n] === "function");
 const positiveInt = z.number().int().positive();
+const STORE_METHODS = ["appendDecision", "countRecentDenies", "getDecision", "transitionApproval", "watchDecision", "close"];
+const isStore = (v: unknown): boolean => isStoreFactory(v) || hasMethods(...STORE_METHODS)(v);
 
 const optionsSchema = z.strictObject({
   bundle: z.union([z.string().min(1), z.instanceof(Uint8Array), bundleServerSchema], {
@@ -139,8 +140,8 @@ const optionsSchema = z.strictObject({
     .optional(),
   logger: z.custom<Logger>(hasMethods("info", "error", "child"), { message: "logger must be a pino logger" }).optional(),
   store: z
-    .custom<StoreOption>(isStoreOption, {
-      message: "store must implement VetoStore or be { postgres: { connectionString, schema?, pool?, migrate?, records? } }",
+    .custom<VetoStore | StoreFactory>(isStore, {
+      message: "store must implement VetoStore, or be a backend such as postgres({ connectionString }) from \"veto-crm/postgres\"",
     })
     .optional(),
   recordSink: z.custom<RecordSink>(hasMethods("write"), { message: "recordSink must have a write(record) method" }).optional(),
@@ -184,6 +185,11 @@ export interface Veto {
 }
 
 export async function createVeto(options: VetoOptions): Promise<Veto> {
+  const store: unknown = (options as { store?: unknown } | null)?.store;
+  if (store !== null && typeof store === "object" && "postgres" in store && !isStoreFactory(store)) {
+    const issue = 'store: { postgres: {...} } is replaced by store: postgres({...}), imported from "veto-crm/postgres"';
+    throw new VetoOptionsError(`createVeto: invalid options: ${issue}`, [issue]);
+  }
   const parsed = optionsSchema.safeParse(options);
   if (!parsed.success) {
     const issues = parsed.error.issues.map((i) => `${i.path.map(String).join(".") || "options"}: ${i.message}`);
@@ -203,9 +209,11 @@ export async function createVeto(options: VetoOptions): Promise<Veto> {
     onBundleChange: o.onBundleChange,
     rollback: o.bundleRollback,
   });
-  let opened: Awaited<ReturnType<typeof openStore>>;
+  let opened: { store: VetoStore | undefined; recordSink?: RecordSink | undefined; ownsStore: boolean };
   try {
-    opened = await openStore(o.store, o.recordSink, logger.child({ component: "store" }));
+    opened = isStoreFactory(o.store)
+      ? { ...(await o.store.open({ recordSink: o.recordSink, logger: logger.child({ component: "store" }) })), ownsStore: true }
+      : { store: o.store, ownsStore: false };
   } catch (error) {
     await source.close();
     throw error;

@@ -3,9 +3,9 @@
  * (--public-key, --expect-checkpoint, --require-checkpointed), for files and
  * for the PostgreSQL records table alike, and how their results are printed.
  */
-import { toError } from "../errors.js";
-import { uncoveredText } from "../log/checkpoint.js";
-import { readSavedCheckpointFile, type CheckpointReport, type VerifyOptions } from "../log/index.js";
+import { toError } from "../shared/errors.js";
+import { uncoveredText } from "../records/checkpoint.js";
+import { readSavedCheckpointFile, type CheckpointReport, type VerifyOptions } from "../audit/index.js";
 import { UsageError, fail, readBoundedFile } from "./common.js";
 import { MAX_KEY_FILE_BYTES } from "./verification-key.js";
 

@@ -6,10 +6,10 @@
  * Also the PostgreSQL half of `veto log verify --postgres URL`.
  */
 import { parseArgs } from "node:util";
-import { toError } from "../errors.js";
+import { toError } from "../shared/errors.js";
 import { DEFAULT_SCHEMA } from "../postgres/connection.js";
 import { migrate } from "../postgres/migrations.js";
-import type { VerifyOptions } from "../log/index.js";
+import type { VerifyOptions } from "../audit/index.js";
 import { crossCheckPostgresStore } from "../postgres/cross-check.js";
 import { verifyPostgresLog, type PostgresVerifyResult } from "../postgres/records.js";
 import { CliExit, UsageError, fail, oneLine, print, type Command } from "./common.js";

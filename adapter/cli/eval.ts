@@ -7,10 +7,10 @@
  */
 import { parseArgs } from "node:util";
 import { pino } from "pino";
-import { toError } from "../errors.js";
-import { DEFAULT_INPUT_LIMITS } from "../input.js";
-import { DecisionLogError, openFileLog, type FileDecisionLog } from "../log/index.js";
-import { PinoRecordSink, type RecordSink, type VetoRecord } from "../records.js";
+import { toError } from "../shared/errors.js";
+import { DEFAULT_INPUT_LIMITS } from "../call/input.js";
+import { DecisionLogError, openFileLog, type FileDecisionLog } from "../audit/index.js";
+import { PinoRecordSink, type RecordSink, type VetoRecord } from "../records/records.js";
 import { createVeto, protectUnreadable, type Veto } from "../veto.js";
 import { UsageError, CliExit, fail, print, readBoundedFile, readDataFile, type Command } from "./common.js";
 import { readLines } from "./line-reader.js";

@@ -1,9 +1,9 @@
 /** `veto hash BUNDLE [--verification-key PATH]`: the bundle's version hash (of a bundle whose signature verifies, with a key). */
 import { parseArgs } from "node:util";
-import { MAX_BUNDLE_FILE_BYTES, loadBundle } from "../bundle.js";
-import { bundleVersionHashOfTarball } from "../bundle-hash.js";
-import { VetoError, toError } from "../errors.js";
-import { createBundleVerifier } from "../signature.js";
+import { MAX_BUNDLE_FILE_BYTES, loadBundle } from "../policy/bundle.js";
+import { bundleVersionHashOfTarball } from "../policy/bundle-hash.js";
+import { VetoError, toError } from "../shared/errors.js";
+import { createBundleVerifier } from "../policy/signature.js";
 import { UsageError, fail, print, readBoundedFile, type Command } from "./common.js";
 import { VERIFICATION_KEY_USAGE, readVerificationKey, verificationKeyOptions } from "./verification-key.js";
 

@@ -8,9 +8,9 @@
 import { writeFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { toError } from "../errors.js";
-import type { SeenCheckpoint } from "../log/checkpoint.js";
-import { verifyLog } from "../log/index.js";
+import { toError } from "../shared/errors.js";
+import type { SeenCheckpoint } from "../records/checkpoint.js";
+import { verifyLog } from "../audit/index.js";
 import { checkpointChecks, checkpointFlags, checkpointLines, countText, coverText } from "./checkpoint-flags.js";
 import { CliExit, UsageError, fail, print, type Command } from "./common.js";
 import { verifyPostgres, verifyPostgresCommand } from "./db.js";

@@ -6,9 +6,9 @@
  * that does not verify stops the command (exit 1) before anything is replayed.
  */
 import { parseArgs } from "node:util";
-import { toError, VetoError } from "../errors.js";
-import { LogCorruptError, readLog } from "../log/index.js";
-import { replayRecords, type LoggedRecord, type ReplayReport, type Verdict } from "../replay.js";
+import { toError, VetoError } from "../shared/errors.js";
+import { LogCorruptError, readLog } from "../audit/index.js";
+import { replayRecords, type LoggedRecord, type ReplayReport, type Verdict } from "../audit/replay.js";
 import { CliExit, UsageError, fail, print, readDataFile, type Command } from "./common.js";
 import { distinctLogs } from "./log.js";
 import { VERIFICATION_KEY_USAGE, readVerificationKey, verificationKeyOptions } from "./verification-key.js";

@@ -6,7 +6,7 @@
  * HMAC secret (a trailing newline is not part of it); otherwise it is a PEM
  * public key. The key stays out of argv, which `ps` shows.
  */
-import { SIGNING_ALGORITHMS, type SigningAlgorithm, type VerificationKeyInput } from "../signature.js";
+import { SIGNING_ALGORITHMS, type SigningAlgorithm, type VerificationKeyInput } from "../policy/signature.js";
 import { UsageError, readBoundedFile } from "./common.js";
 
 /** Largest key file: a PEM key is a few KiB; an RSA key of 16,384 bits, about 3 KiB. */

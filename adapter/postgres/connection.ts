@@ -4,7 +4,7 @@
  * applications that never configure PostgreSQL never load it.
  */
 import type { Pool, PoolClient, PoolConfig } from "pg";
-import { VetoError, VetoOptionsError } from "../errors.js";
+import { VetoError, VetoOptionsError, type PostgresErrorCode } from "../shared/errors.js";
 
 /** Anything with pino's `error(obj, msg)`. */
 export interface PostgresLogger {
@@ -33,7 +33,7 @@ export interface PostgresOptions {
   readonly logger?: PostgresLogger;
 }
 
-export type PostgresErrorCode = "schema_not_migrated" | "migration_changed" | "migrations_unreadable";
+export type { PostgresErrorCode };
 
 export class PostgresStoreError extends VetoError {
   override name = "PostgresStoreError";

@@ -9,7 +9,7 @@
  *   escalated, actor, tenant, call digest, time and approvers;
  * - every answered approval has exactly one answer record of its kind, by
  *   the same reviewer, at the same time (the check waitForApproval makes,
- *   adapter/approval-evidence.ts), and no unanswered one has any;
+ *   adapter/approvals/evidence.ts), and no unanswered one has any;
  * - every decision, approval and rejection record has its row (records of
  *   other types, such as checkpoints, belong to no decision): a deny record
  *   whose row is gone is a deny escalation no longer counts (the deny
@@ -21,9 +21,9 @@
  * forged with a correct link AND its row changed to match; only records
  * signed with keys the writer lacks can show that.
  */
-import { answerProblem, type ReadRecord } from "../approval-evidence.js";
-import type { ApprovalState, ApprovalStatus, StoredDecision } from "../store.js";
-import type { Action } from "../decision.js";
+import { answerProblem, type ReadRecord } from "../approvals/evidence.js";
+import type { ApprovalState, ApprovalStatus, StoredDecision } from "../history/store.js";
+import type { Action } from "../shared/decision.js";
 import { checkOptions, openPool, quoteIdent, type PostgresOptions } from "./connection.js";
 
 export interface StoreMismatch {
@@ -172,7 +172,7 @@ export async function crossCheckPostgresStore(options: PostgresOptions, check: C
     const rowCount = Number(counts.rows[0]?.rows ?? 0);
     const recordCount = Number(counts.rows[0]?.records ?? 0);
     if (recordCount === 0 && rowCount > 0) {
-      // Without records (createVeto's store.postgres.records false) there is nothing to check the rows against.
+      // Without records (postgres({ records: false })) there is nothing to check the rows against.
       return {
         ok: false,
         schema,

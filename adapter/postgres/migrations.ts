@@ -49,7 +49,7 @@ const FILE_PATTERN = /^(\d{3,})_[a-z0-9_]+\.sql$/;
  * which bundles this module into them.
  */
 export function defaultMigrationsDir(): string {
-  return fileURLToPath(new URL("./migrations/", import.meta.url));
+  return fileURLToPath(new URL("./migrations", import.meta.url));
 }
 
 export async function loadMigrations(dir: string = defaultMigrationsDir()): Promise<Migration[]> {

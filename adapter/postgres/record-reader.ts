@@ -1,6 +1,6 @@
 /**
  * Reading one decision's records back from <schema>.records, for the
- * approval check (adapter/approval-evidence.ts): each row is kept only when
+ * approval check (adapter/approvals/evidence.ts): each row is kept only when
  * it sits in the chain: its line is the canonical sealed record whose hash
  * the row gives, and its prev_hash is the hash of the record before it. A
  * row someone slipped in without chaining it is left out, so the approval it
@@ -8,8 +8,8 @@
  * reads as genuine: only signed checkpoints can tell it apart.)
  */
 import type { Pool } from "pg";
-import type { ReadRecord } from "../approval-evidence.js";
-import { GENESIS_HASH, sealRecord } from "../log/chain.js";
+import type { ReadRecord } from "../approvals/evidence.js";
+import { GENESIS_HASH, sealRecord } from "../records/chain.js";
 import { quoteIdent } from "./connection.js";
 
 interface RecordRow {

@@ -14,7 +14,7 @@
  * and a verifier holds the table to the list of their public keys.
  */
 import type { Pool, PoolClient } from "pg";
-import { ChainChecker, GENESIS_HASH, sealCheckpoint, sealRecord, type SealedLine } from "../log/chain.js";
+import { ChainChecker, GENESIS_HASH, sealCheckpoint, sealRecord, type SealedLine } from "../records/chain.js";
 import {
   CheckpointTracker,
   checkpointSigner,
@@ -22,11 +22,11 @@ import {
   type CheckpointKeyInput,
   type CheckpointReason,
   type CheckpointSigner,
-} from "../log/checkpoint.js";
-import { CanonicalJsonError, DecisionLogError, RecordUnavailableError } from "../log/errors.js";
-import { checkpointOptions, type CheckpointReport, type VerifyOptions } from "../log/verify.js";
-import type { VetoRecord } from "../records.js";
-import type { TransactionalRecordSink } from "../unit.js";
+} from "../records/checkpoint.js";
+import { CanonicalJsonError, DecisionLogError, RecordUnavailableError } from "../records/errors.js";
+import { checkpointOptions, type CheckpointReport, type VerifyOptions } from "../records/file/verify.js";
+import type { VetoRecord } from "../records/records.js";
+import type { TransactionalRecordSink } from "../history/unit.js";
 import {
   lockSql,
   checkOptions,
@@ -241,7 +241,7 @@ export class PostgresRecordSink implements TransactionalRecordSink {
 
   /**
    * The records of one decision that sit in the chain, in chain order: what
-   * waitForApproval checks an approval against (adapter/approval-evidence.ts).
+   * waitForApproval checks an approval against (adapter/approvals/evidence.ts).
    */
   async readRecords(decisionId: string): Promise<readonly Record<string, unknown>[]> {
     return await readDecisionRecords(this.#pool, this.schema, decisionId);

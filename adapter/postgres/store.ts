@@ -17,7 +17,7 @@
  *   half-written decision, approval or record.
  */
 import type { Pool, PoolClient } from "pg";
-import { DecisionWatchers } from "../store.js";
+import { DecisionWatchers } from "../history/store.js";
 import type {
   ApprovalState,
   ApprovalStatus,
@@ -26,8 +26,8 @@ import type {
   StoreUnit,
   StoredDecision,
   VetoStore,
-} from "../store.js";
-import type { Action } from "../decision.js";
+} from "../history/store.js";
+import type { Action } from "../shared/decision.js";
 import {
   lockSql,
   historyLockKey,

@@ -15,7 +15,8 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { createVeto, openFileLog, verifyLog, VetoDeniedError, ApprovalError } from "../../dist/index.js";
+import { createVeto, openFileLog, VetoDeniedError, ApprovalError } from "../../dist/index.js";
+import { verifyLog } from "../../dist/audit.js";
 import { LocalCrm, crmPathIn } from "./crm.mjs";
 
 const root = resolve(fileURLToPath(new URL("../..", import.meta.url)));

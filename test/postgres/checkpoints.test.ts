@@ -10,18 +10,13 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  PostgresRecordSink,
-  createVeto,
-  migrate,
-  readSavedCheckpoint,
-  verifyPostgresLog,
-  type VerifyOptions,
-} from "../../adapter/index.js";
-import { captureLogger, read, requireBundle, requireCli, write } from "../helpers.js";
-import { ed25519, parseEntry, rechain, resign, seal } from "../log/checkpoint-helpers.js";
-import { sampleRecord } from "../log/helpers.js";
-import { pgUrl, testDatabase } from "./helpers.js";
+import { PostgresRecordSink, migrate, verifyPostgresLog, postgres } from "../../adapter/postgres/index.js";
+import { createVeto } from "../../adapter/index.js";
+import { readSavedCheckpoint, type VerifyOptions } from "../../adapter/audit/index.js";
+import { captureLogger, read, requireBundle, requireCli, write } from "../helpers/index.js";
+import { ed25519, parseEntry, rechain, resign, seal } from "../helpers/checkpoint.js";
+import { sampleRecord } from "../helpers/file-log.js";
+import { pgUrl, testDatabase } from "../helpers/postgres.js";
 
 const db = testDatabase();
 const a = ed25519();
@@ -159,23 +154,23 @@ describe("checkpoints of the records table", () => {
     });
   });
 
-  it("createVeto's store.postgres.checkpointKey: decisions and answers signed, a close checkpoint at veto.close()", async () => {
+  it("postgres({ checkpointKey }): decisions and answers signed, a close checkpoint at veto.close()", async () => {
     const schema = db.schema("veto");
     const { logger } = captureLogger();
     const veto = await createVeto({
       bundle: requireBundle(),
       logger,
-      store: { postgres: { connectionString: pgUrl(), schema, migrate: true, records: true, checkpointKey: a.privatePem, checkpointEvery: 3 } },
+      store: postgres({ connectionString: pgUrl(), schema, migrate: true, records: true, checkpointKey: a.privatePem, checkpointEvery: 3 }),
     });
     for (let i = 0; i < 4; i++) await veto.protect(i % 2 === 0 ? read() : write({ amount: 100 }));
     await veto.close();
     expect((await rows(schema)).map((r) => r.type)).toEqual(["decision", "decision", "decision", "checkpoint", "decision", "checkpoint"]);
     expect(await verify(schema, { requireCheckpointed: true })).toMatchObject({ ok: true });
     await expect(
-      createVeto({ bundle: requireBundle(), logger, store: { postgres: { connectionString: pgUrl(), schema, checkpointKey: a.privatePem } } }),
-    ).rejects.toMatchObject({ code: "invalid_options", message: expect.stringContaining("needs records: true") });
+      createVeto({ bundle: requireBundle(), logger, store: postgres({ connectionString: pgUrl(), schema, records: false, checkpointKey: a.privatePem }) }),
+    ).rejects.toMatchObject({ code: "invalid_options", message: expect.stringContaining("needs the records in the store") });
     await expect(
-      createVeto({ bundle: requireBundle(), logger, store: { postgres: { connectionString: pgUrl(), schema, records: true, checkpointKey: a.publicPem } } }),
+      createVeto({ bundle: requireBundle(), logger, store: postgres({ connectionString: pgUrl(), schema, records: true, checkpointKey: a.publicPem }) }),
     ).rejects.toMatchObject({ code: "invalid_options", message: expect.stringContaining("checkpointKey: not a usable private key") });
   });
 });

@@ -10,11 +10,12 @@ import { resolve } from "node:path";
 import fc from "fast-check";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { GENESIS_HASH } from "../../adapter/log/chain.js";
-import { sealRecord } from "../../adapter/log/chain.js";
-import { ApprovalError, createVeto, crossCheckPostgresStore, migrate, verifyPostgresLog, type Decision, type Veto } from "../../adapter/index.js";
-import { ACTOR, APPROVER, OTHER_APPROVER, ROOT, captureLogger, read, requireBundle, requireCli, runCli, write } from "../helpers.js";
-import { freshSchemaName, pgUrl } from "./helpers.js";
+import { GENESIS_HASH } from "../../adapter/records/chain.js";
+import { sealRecord } from "../../adapter/records/chain.js";
+import { ApprovalError, createVeto, type Decision, type Veto } from "../../adapter/index.js";
+import { crossCheckPostgresStore, migrate, verifyPostgresLog, postgres } from "../../adapter/postgres/index.js";
+import { ACTOR, APPROVER, OTHER_APPROVER, ROOT, captureLogger, read, requireBundle, requireCli, runCli, write } from "../helpers/index.js";
+import { freshSchemaName, pgUrl } from "../helpers/postgres.js";
 
 const SEED = Number(process.env.FC_SEED ?? 20260301);
 const NEEDS_APPROVAL = write({ amount: 9000 });
@@ -95,7 +96,7 @@ async function instance(schema: string): Promise<{ veto: Veto; logLines: Record<
     bundle: requireBundle(),
     logger,
     approvalPollMs: 25,
-    store: { postgres: { connectionString: urlAs("instance"), schema, records: true } },
+    store: postgres({ connectionString: urlAs("instance"), schema, records: true }),
   });
   return { veto, logLines: lines };
 }

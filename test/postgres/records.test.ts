@@ -7,18 +7,10 @@ import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  PostgresRecordSink,
-  PostgresStore,
-  createVeto,
-  defaultMigrationsDir,
-  migrate,
-  openFileLog,
-  verifyPostgresLog,
-  type Veto,
-} from "../../adapter/index.js";
-import { ACTOR, APPROVER, captureLogger, read, requireBundle, requireCli, write } from "../helpers.js";
-import { pgUrl, testDatabase } from "./helpers.js";
+import { PostgresRecordSink, PostgresStore, defaultMigrationsDir, migrate, verifyPostgresLog, postgres } from "../../adapter/postgres/index.js";
+import { createVeto, openFileLog, type Veto } from "../../adapter/index.js";
+import { ACTOR, APPROVER, captureLogger, read, requireBundle, requireCli, write } from "../helpers/index.js";
+import { pgUrl, testDatabase } from "../helpers/postgres.js";
 
 const db = testDatabase();
 let dir: string;
@@ -50,7 +42,7 @@ async function pgVeto(schema: string): Promise<Veto> {
     bundle: requireBundle(),
     logger,
     approvalPollMs: 50,
-    store: { postgres: { connectionString: pgUrl(), schema, migrate: true, records: true } },
+    store: postgres({ connectionString: pgUrl(), schema, migrate: true, records: true }),
   });
 }
 

@@ -5,8 +5,9 @@
  * LISTEN connection), as another process would have.
  */
 import { afterAll, describe, expect, it } from "vitest";
-import { InMemoryStore, PostgresStore, type StoredDecision, type VetoStore } from "../../adapter/index.js";
-import { pgUrl, testDatabase } from "./helpers.js";
+import { InMemoryStore, type StoredDecision, type VetoStore } from "../../adapter/index.js";
+import { PostgresStore } from "../../adapter/postgres/index.js";
+import { pgUrl, testDatabase } from "../helpers/postgres.js";
 
 interface Stores {
   store: VetoStore;
