@@ -90,7 +90,12 @@ export interface VetoOptions {
    * SHA-256 ("sha256:<hex>"), which anyone can test a guessed value against.
    */
   readonly recordKey?: string | Uint8Array;
-  /** Milliseconds since the epoch. Default: Date.now. */
+  /**
+   * Milliseconds since the epoch: the time of decisions and answers, and what
+   * expiry and the escalation window are measured by. A store with a clock of
+   * its own (the PostgreSQL store: the database's) is used instead for all of
+   * these; this clock then only stamps decision ids. Default: Date.now.
+   */
   readonly clock?: () => number;
   /** How long a require_approval decision can be answered. Default: 3,600,000 (one hour). */
   readonly approvalTtlMs?: number;
@@ -272,6 +277,8 @@ class VetoInstance implements Veto {
       store: this.#store,
       sink: this.#sink,
       clock: this.#clock,
+      // Every instance on a shared store times approvals by the store's clock (docs/contract.md §6).
+      ...(this.#store.now === undefined ? {} : { storeClock: () => this.#store.now!() }),
       // Approval records name the bundle in force when they are written.
       get bundle() {
         return source.current.version;
@@ -405,12 +412,15 @@ class VetoInstance implements Veto {
     unit: DecisionUnit,
     policy: ActivePolicy,
     raw: unknown,
-    nowMs: number,
+    clockMs: number,
     id: string,
     checked: CheckedInput,
     call: VetoCall | undefined,
     who: ReturnType<typeof partialContext>,
   ): Promise<Decided> {
+    // One clock (docs/contract.md §6): a store with a clock of its own times
+    // the decision (its window, its expiry, its record) as the unit started.
+    const nowMs = unit.nowMs ?? clockMs;
     const outcome = call === undefined
       ? { answer: adapterDeny(ADAPTER_REASON_CODES.invalidInput, checked.ok ? "" : checked.message), evalNs: 0, recentDenies: null }
       : await this.#evaluate(unit, policy, id, call, checked.ok ? checked.json : "", nowMs);

@@ -15,6 +15,7 @@ import type { TransactionalRecordSink } from "../unit.js";
 import {
   lockSql,
   checkOptions,
+  checkout,
   openPool,
   quoteIdent,
   recordsLockKey,
@@ -68,6 +69,7 @@ export class PostgresRecordSink implements TransactionalRecordSink {
   readonly schema: string;
   readonly #pool: Pool;
   readonly #ownsPool: boolean;
+  #detach = (): void => {};
 
   /** Made by PostgresStore.recordSink() (shares its pool) or PostgresRecordSink.connect(). */
   constructor(pool: Pool, schema: string, ownsPool = false) {
@@ -82,8 +84,10 @@ export class PostgresRecordSink implements TransactionalRecordSink {
    * or pass `migrate: true`.
    */
   static async connect(options: PostgresOptions): Promise<PostgresRecordSink> {
-    const { pool, ownsPool, schema } = await openMigrated(options, "PostgresRecordSink.connect");
-    return new PostgresRecordSink(pool, schema, ownsPool);
+    const { pool, ownsPool, detach, schema } = await openMigrated(options, "PostgresRecordSink.connect");
+    const sink = new PostgresRecordSink(pool, schema, ownsPool);
+    sink.#detach = detach;
+    return sink;
   }
 
   /** Append in a transaction of its own; resolves once committed. */
@@ -94,7 +98,7 @@ export class PostgresRecordSink implements TransactionalRecordSink {
   async append(record: object): Promise<PostgresWrittenRecord> {
     let client: PoolClient;
     try {
-      client = await this.#pool.connect();
+      client = await checkout(this.#pool);
     } catch (error) {
       throw unavailable(error, this.schema);
     }
@@ -110,6 +114,7 @@ export class PostgresRecordSink implements TransactionalRecordSink {
       });
       throw unavailable(error, this.schema);
     } finally {
+      // A connection that broke (its error kept by checkout) is discarded either way.
       releaseClient(client, broken);
     }
   }
@@ -132,6 +137,7 @@ export class PostgresRecordSink implements TransactionalRecordSink {
   }
 
   async close(): Promise<void> {
+    this.#detach();
     if (this.#ownsPool) await this.#pool.end();
   }
 }
@@ -152,7 +158,7 @@ const PAGE = 1_000;
  */
 export async function verifyPostgresLog(options: PostgresOptions): Promise<PostgresVerifyResult> {
   const { schema } = checkOptions(options, "verifyPostgresLog");
-  const { pool, ownsPool } = await openPool(options);
+  const { pool, ownsPool, detach } = await openPool(options);
   const table = `${schema}.records`;
   const checker = new ChainChecker();
   try {
@@ -176,6 +182,7 @@ export async function verifyPostgresLog(options: PostgresOptions): Promise<Postg
     }
     return { ok: true, count: checker.count, head: checker.head, table };
   } finally {
+    detach();
     if (ownsPool) await pool.end();
   }
 }
