@@ -119,6 +119,7 @@ export async function openPool(options: PostgresOptions): Promise<{ pool: Pool; 
   const report = (error: Error): void => options.logger?.error({ err: error }, "idle PostgreSQL connection failed");
   if (isPool(options.pool)) {
     const pool = options.pool;
+    watchPool(pool);
     pool.on("error", report);
     return { pool, ownsPool: false, detach: () => pool.removeListener("error", report) };
   }
@@ -129,12 +130,63 @@ export async function openPool(options: PostgresOptions): Promise<{ pool: Pool; 
     ...options.pool,
     ...(options.connectionString === undefined ? {} : { connectionString: options.connectionString }),
   });
+  watchPool(pool);
   pool.on("error", report);
   return { pool, ownsPool: true, detach: () => pool.removeListener("error", report) };
 }
 
+interface ClientWatch {
+  readonly listener: (error: Error) => void;
+  error: Error | undefined;
+}
+
 /** Per checked-out client: our 'error' listener and the first error it heard. */
-const checkedOut = new WeakMap<PoolClient, { readonly listener: (error: Error) => void; error: Error | undefined }>();
+const checkedOut = new WeakMap<PoolClient, ClientWatch>();
+const watchedPools = new WeakSet<Pool>();
+
+function watchClient(client: PoolClient): ClientWatch {
+  let watch = checkedOut.get(client);
+  if (watch === undefined) {
+    const state: ClientWatch = {
+      listener: (error) => {
+        state.error ??= error;
+      },
+      error: undefined,
+    };
+    client.on("error", state.listener);
+    checkedOut.set(client, state);
+    watch = state;
+  }
+  return watch;
+}
+
+function unwatchClient(client: PoolClient): ClientWatch | undefined {
+  const watch = checkedOut.get(client);
+  if (watch !== undefined) {
+    checkedOut.delete(client);
+    client.removeListener("error", watch.listener);
+  }
+  return watch;
+}
+
+/**
+ * Listen to every connection `pool` hands out, from the moment it does: the
+ * pool stops listening to a connection as it hands it out, and pg can emit
+ * the connection's 'error' (its backend terminated just as it became ready)
+ * before the one who asked for it runs again. The pool's 'acquire' and
+ * 'release' events are synchronous with the hand-over, so no such moment is
+ * left without a listener. Idempotent; stays for the pool's life.
+ */
+export function watchPool(pool: Pool): void {
+  if (watchedPools.has(pool)) return;
+  watchedPools.add(pool);
+  pool.on("acquire", (client: PoolClient) => {
+    watchClient(client);
+  });
+  pool.on("release", (_error: Error | undefined, client: PoolClient) => {
+    unwatchClient(client);
+  });
+}
 
 function connectionUnavailable(pool: Pool, cause: unknown): PostgresStoreError {
   const message = cause instanceof Error ? cause.message : String(cause);
@@ -152,13 +204,15 @@ function connectionUnavailable(pool: Pool, cause: unknown): PostgresStoreError {
  * with PostgresStoreError code connection_unavailable). While it is out, an
  * 'error' the connection emits (its backend terminated, the socket reset) is
  * kept rather than thrown, which would end the process: pg emits it on the
- * client, and the pool listens only to idle ones. releaseClient hands that
- * error to the pool, which then discards the connection.
+ * client, and the pool listens only to idle ones (see watchPool).
+ * releaseClient hands that error to the pool, which then discards the
+ * connection.
  *
  * A caller holding a connection must never check out another: with every
  * connection held by such callers, none is ever released.
  */
 export async function checkout(pool: Pool): Promise<PoolClient> {
+  watchPool(pool);
   let client: PoolClient;
   try {
     if (typeof pool.options?.connectionTimeoutMillis === "number" && pool.options.connectionTimeoutMillis > 0) {
@@ -185,14 +239,8 @@ export async function checkout(pool: Pool): Promise<PoolClient> {
   } catch (error) {
     throw connectionUnavailable(pool, error);
   }
-  const state = {
-    listener: (error: Error): void => {
-      state.error ??= error;
-    },
-    error: undefined as Error | undefined,
-  };
-  client.on("error", state.listener);
-  checkedOut.set(client, state);
+  // Already watched since the hand-over (a pg.Pool); a pool without those events from here on.
+  watchClient(client);
   return client;
 }
 
@@ -248,10 +296,9 @@ export function migrateLockKey(schema: string): string {
  * while out) is destroyed rather than reused.
  */
 export function releaseClient(client: PoolClient, failed: unknown): void {
-  const state = checkedOut.get(client);
-  checkedOut.delete(client);
-  if (state !== undefined) client.removeListener("error", state.listener);
-  const error = failed === undefined || failed === null ? state?.error : failed;
+  // Unwatched and handed back in one synchronous step: the pool listens again at once.
+  const kept = unwatchClient(client)?.error;
+  const error = failed === undefined || failed === null ? kept : failed;
   try {
     client.release(error === undefined ? undefined : error instanceof Error ? error : true);
   } catch {
