@@ -363,7 +363,6 @@ class VetoInstance implements Veto {
     // the call is copied before the caller can change it.
     if (this.#closed) throw new VetoClosedError();
     const nowMs = this.#clock();
-    const id = this.#nextId(nowMs);
     // One bundle per decision: a reload during the awaits below does not reach this call.
     const policy = this.#source.current;
     const checked =
@@ -381,12 +380,12 @@ class VetoInstance implements Veto {
     const history = call === undefined ? undefined : { actorId: call.context.actorId, tenantId: call.context.tenantId };
     let decided: Decided;
     try {
-      decided = await runUnit(this.#store, this.#sink, history, (unit) => this.#decideIn(unit, policy, raw, nowMs, id, checked, call, who));
+      decided = await runUnit(this.#store, this.#sink, history, (unit) => this.#decideIn(unit, policy, raw, nowMs, checked, call, who));
     } catch (error) {
       // The store could not give a unit (no connection, BEGIN or the lock
       // failed): the call cannot be remembered or recorded, so it is denied
       // with record_unavailable, and that deny is recorded if it can be.
-      decided = await this.#decideIn(failedUnit(toError(error)), policy, raw, nowMs, id, checked, call, who);
+      decided = await this.#decideIn(failedUnit(toError(error)), policy, raw, nowMs, checked, call, who);
     }
     // The record must be durable before the caller hears the decision; when
     // the sink is not part of the store's transaction, that wait happens here,
@@ -398,7 +397,7 @@ class VetoInstance implements Veto {
         return await decided.unrecorded(error);
       }
     }
-    if (decided.escalation !== undefined) this.#escalate(decided.escalation, id);
+    if (decided.escalation !== undefined) this.#escalate(decided.escalation, decided.result.decision.id);
     return decided.result;
   }
 
@@ -413,14 +412,15 @@ class VetoInstance implements Veto {
     policy: ActivePolicy,
     raw: unknown,
     clockMs: number,
-    id: string,
     checked: CheckedInput,
     call: VetoCall | undefined,
     who: ReturnType<typeof partialContext>,
   ): Promise<Decided> {
     // One clock (docs/contract.md §6): a store with a clock of its own times
-    // the decision (its window, its expiry, its record) as the unit started.
+    // the decision (its id, its window, its expiry, its record) as the unit
+    // started, so instances whose clocks differ agree.
     const nowMs = unit.nowMs ?? clockMs;
+    const id = this.#nextId(nowMs);
     const outcome = call === undefined
       ? { answer: adapterDeny(ADAPTER_REASON_CODES.invalidInput, checked.ok ? "" : checked.message), evalNs: 0, recentDenies: null }
       : await this.#evaluate(unit, policy, id, call, checked.ok ? checked.json : "", nowMs);

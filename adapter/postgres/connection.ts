@@ -193,7 +193,7 @@ function connectionUnavailable(pool: Pool, cause: unknown): PostgresStoreError {
   return new PostgresStoreError(
     "connection_unavailable",
     /timeout/i.test(message)
-      ? `timed out waiting ${connectionTimeoutMs(pool)} ms for a PostgreSQL connection (pool of ${pool.options?.max ?? "?"}: all busy, or the server does not answer)`
+      ? `connection timeout: no PostgreSQL connection within ${connectionTimeoutMs(pool)} ms (pool of ${pool.options?.max ?? "?"}: all busy, or the server does not answer)`
       : `cannot connect to PostgreSQL: ${message}`,
     { cause },
   );

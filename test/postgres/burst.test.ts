@@ -184,7 +184,7 @@ describe("every wait for a connection is bounded", () => {
     try {
       const denied = await veto.protect(globex({ amount: 100 }));
       expect([denied.action, denied.reasons.map((r) => r.code)]).toEqual(["deny", ["record_unavailable"]]);
-      expect(denied.reason).toMatch(/timed out waiting 300 ms for a PostgreSQL connection/);
+      expect(denied.reason).toMatch(/connection timeout: no PostgreSQL connection within 300 ms/);
       expect(await settle(veto.approve({ decisionId: d.id, reviewerId: APPROVER }))).toEqual({ ok: false, code: "record_unavailable" });
       expect(Date.now() - started).toBeLessThan(10_000);
     } finally {

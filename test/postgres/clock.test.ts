@@ -9,6 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pino } from "pino";
 import { ApprovalError, createVeto, migrate, type Decision, type Veto } from "../../adapter/index.js";
+import { encodeTime } from "../../adapter/ids.js";
 import { seededRandom } from "../generate-calls.js";
 import { requireBundle } from "../helpers.js";
 import { pgUrl, testDatabase } from "./helpers.js";
@@ -84,6 +85,8 @@ describe(`instances whose clocks are far apart (seed ${SEED})`, () => {
       const at = Date.parse(d.timestamp);
       expect(at).toBeGreaterThanOrEqual(before);
       expect(at).toBeLessThanOrEqual(after);
+      // The id (a ULID) is stamped with the same time, so ids sort alike from every instance.
+      expect(d.id.slice(0, 10)).toBe(encodeTime(at));
       const { rows } = await db.pool.query<{ at_ms: string; expires_at_ms: string; line: string }>(
         `SELECT at_ms, expires_at_ms, r.line FROM "${schema}".decisions d JOIN "${schema}".records r ON r.decision_id = d.id WHERE d.id = $1`,
         [d.id],
