@@ -125,8 +125,9 @@ export class ApprovalDesk {
         const again = await unit.getDecision(decisionId);
         await unit.rollback();
         if (again?.approval?.status === "pending") {
-          // Pending but not reservable: the store's clock says it has expired.
-          await store.transitionApproval(decisionId, { from: "pending", to: "expired", atMs });
+          // Pending but not reservable: the store's clock says it has expired
+          // (so it is, whether or not that can be written down now).
+          await store.transitionApproval(decisionId, { from: "pending", to: "expired", atMs }).catch(() => false);
           throw new ApprovalError("approval_expired", decisionId, `the approval of ${decisionId} expired at ${new Date(again.approval.expiresAtMs).toISOString()}`);
         }
         if (again !== undefined) await this.#refuseIfSettled(again, atMs);
@@ -336,7 +337,7 @@ export class ApprovalDesk {
   async #refuseIfSettled(decision: StoredDecision, nowMs: number): Promise<void> {
     const approval = decision.approval!;
     if (approval.status === "pending" && nowMs >= approval.expiresAtMs) {
-      await this.#deps.store.transitionApproval(decision.id, { from: "pending", to: "expired", atMs: nowMs });
+      await this.#deps.store.transitionApproval(decision.id, { from: "pending", to: "expired", atMs: nowMs }).catch(() => false);
       throw new ApprovalError("approval_expired", decision.id, `the approval of ${decision.id} expired at ${new Date(approval.expiresAtMs).toISOString()}`);
     }
     if (approval.status === "expired") {

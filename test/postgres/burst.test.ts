@@ -175,7 +175,7 @@ describe("every wait for a connection is bounded", () => {
     return veto;
   }
 
-  it("with every connection of the pool taken: protect denies and an answer is refused (record_unavailable) within the bound", async () => {
+  it("with every connection of the pool taken: protect denies, an answer and a wait are refused (record_unavailable) within the bound", async () => {
     const store = await PostgresStore.connect({ connectionString: pgUrl(), schema, pool: { max: 2, connectionTimeoutMillis: 300 } });
     const veto = await onStore(store);
     const d = await asked(veto);
@@ -186,6 +186,7 @@ describe("every wait for a connection is bounded", () => {
       expect([denied.action, denied.reasons.map((r) => r.code)]).toEqual(["deny", ["record_unavailable"]]);
       expect(denied.reason).toMatch(/connection timeout: no PostgreSQL connection within 300 ms/);
       expect(await settle(veto.approve({ decisionId: d.id, reviewerId: APPROVER }))).toEqual({ ok: false, code: "record_unavailable" });
+      expect(await settle(veto.waitForApproval({ decisionId: d.id }))).toEqual({ ok: false, code: "record_unavailable" });
       expect(Date.now() - started).toBeLessThan(10_000);
     } finally {
       for (const c of held) c.release();

@@ -93,14 +93,28 @@ export async function backends(admin: pg.Pool, name: string): Promise<Backend[]>
   return rows;
 }
 
-/** pg_terminate_backend on each; how many the server terminated. */
+const terminated = new Set<number>();
+
+/** pg_terminate_backend on each; how many the server was told to end. */
 export async function terminate(admin: pg.Pool, pids: readonly number[]): Promise<number> {
   let n = 0;
   for (const pid of pids) {
     const { rows } = await admin.query<{ done: boolean }>("SELECT pg_terminate_backend($1) AS done", [pid]);
-    if (rows[0]?.done === true) n += 1;
+    if (rows[0]?.done === true) {
+      n += 1;
+      terminated.add(pid);
+    }
   }
   return n;
+}
+
+/** Until every backend terminate() signalled has exited (pg_terminate_backend only signals). */
+export async function terminatedGone(admin: pg.Pool): Promise<void> {
+  await until("the terminated backends to exit", async () => {
+    const { rows } = await admin.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE pid = ANY($1::int[])", [[...terminated]]);
+    return rows.length === 0 ? true : undefined;
+  });
+  terminated.clear();
 }
 
 /** Poll `probe` until it returns something other than undefined; fail after `ms`. */

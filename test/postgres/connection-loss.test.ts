@@ -13,7 +13,7 @@ import { createVeto, migrate, verifyPostgresLog, type Decision, type Veto } from
 import { historyLockKey, migrateLockKey, recordsLockKey } from "../../adapter/postgres/connection.js";
 import { seededRandom } from "../generate-calls.js";
 import { CLI, requireBundle, requireCli } from "../helpers.js";
-import { Child, backendWhere, backends, terminate, until, type Reply } from "./children.js";
+import { Child, backendWhere, backends, terminate, terminatedGone, until, type Reply } from "./children.js";
 import { pgUrl, requireDist, testDatabase } from "./helpers.js";
 
 const APPROVER = "user:sysadmin@globex.example";
@@ -64,9 +64,17 @@ const decisionOf = (reply: Reply): Decision => {
   return (reply as { value: Decision }).value;
 };
 
-/** The child lived through it and serves the next call as if nothing happened. */
+/**
+ * The child lived through it and, once the server has ended the sessions it
+ * was told to (pg_terminate_backend only signals them), serves the next
+ * calls as if nothing happened. A call that takes a pooled connection whose
+ * backend is still on its way out fails closed like any other that loses
+ * its connection; "later" is after that.
+ */
 async function stillServing(c: Child): Promise<void> {
   expect(c.alive).toBe(true);
+  await terminatedGone(db.pool);
+  await new Promise((r) => setTimeout(r, 50));
   const d = decisionOf(await c.request("protect", { call: globex(`agent:after-${counter}`, { amount: 100 }) }));
   expect([d.action, d.reasons.map((r) => r.code)]).toEqual(["allow", ["low_value"]]);
   const asked = decisionOf(await c.request("protect", { call: globex(`agent:after-ask-${counter}`, { amount: 30000 }) }));
@@ -252,34 +260,64 @@ describe("a seeded storm of terminations under load", () => {
     const q = async (sql: string): Promise<unknown[]> => (await db.pool.query(sql.replaceAll("$S", `"${schema}"`))).rows;
     expect(await q(`SELECT id FROM $S.decisions WHERE approval_status = 'answering'`)).toEqual([]);
     expect(await q(`SELECT d.id FROM $S.decisions d WHERE d.approval_status IN ('approved', 'rejected')
+      AND d.actor_id LIKE 'agent:storm-%'
       AND (SELECT count(*) FROM $S.records r WHERE r.decision_id = d.id
            AND r.type = CASE d.approval_status WHEN 'approved' THEN 'approval' ELSE 'rejection' END) <> 1`)).toEqual([]);
     expect(await verifyPostgresLog({ connectionString: pgUrl(), schema })).toMatchObject({ ok: true });
   });
 });
 
-describe("the migrator", () => {
+/** Run the veto CLI: its exit code and what it wrote to stderr. */
+function cliRun(args: string[]): { exited: Promise<number | null>; stderr: () => string; kill: () => void } {
+  const cli = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  let stderr = "";
+  cli.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
+  return { exited: new Promise((r) => cli.on("exit", (code) => r(code))), stderr: () => stderr, kill: () => cli.kill("SIGKILL") };
+}
+
+function namedUrl(name: string): string {
+  const url = new URL(pgUrl());
+  url.searchParams.set("application_name", name);
+  return url.toString();
+}
+
+describe("the CLI", () => {
+  it("veto log verify --postgres whose connection is terminated mid-read exits 2 with the reason", async () => {
+    requireCli();
+    const c = await child({ records: true });
+    await stillServing(c);
+    const name = `veto-verify-${process.pid}`;
+    // Readers wait behind a lock of the test's: the read is in flight when its backend goes.
+    const locker = await db.pool.connect();
+    await locker.query("BEGIN");
+    await locker.query(`LOCK TABLE "${schema}".records IN ACCESS EXCLUSIVE MODE`);
+    const run = cliRun(["log", "verify", "--postgres", namedUrl(name), "--schema", schema]);
+    try {
+      const stuck = await backendWhere(db.pool, name, "verify waiting to read the records", waitingOnLock);
+      expect(await terminate(db.pool, [stuck.pid])).toBe(1);
+      expect(await run.exited).toBe(2);
+      expect(run.stderr()).toMatch(new RegExp(`log verify on ${schema}\\.records: .*terminat`, "i"));
+    } finally {
+      await locker.query("ROLLBACK");
+      locker.release();
+      run.kill();
+    }
+  });
+
   it("veto db migrate whose connection is terminated exits 2 with the reason, not with a crash", async () => {
     requireCli();
     const target = db.schema("loss_migrate");
     const unlock = await holdLock(migrateLockKey(target));
     const name = `veto-migrate-${process.pid}`;
-    const url = new URL(pgUrl());
-    url.searchParams.set("application_name", name);
-    const cli = spawn(process.execPath, [CLI, "db", "migrate", "--postgres", url.toString(), "--schema", target], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stderr = "";
-    cli.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
-    const exited = new Promise<number | null>((r) => cli.on("exit", (code) => r(code)));
+    const run = cliRun(["db", "migrate", "--postgres", namedUrl(name), "--schema", target]);
     try {
       const stuck = await backendWhere(db.pool, name, "the migrator waiting for the migration lock", waitingOnLock);
       expect(await terminate(db.pool, [stuck.pid])).toBe(1);
-      expect(await exited).toBe(2);
-      expect(stderr).toMatch(new RegExp(`db migrate on schema ${target}: .*terminat`, "i"));
+      expect(await run.exited).toBe(2);
+      expect(run.stderr()).toMatch(new RegExp(`db migrate on schema ${target}: .*terminat`, "i"));
     } finally {
       await unlock();
-      cli.kill("SIGKILL");
+      run.kill();
     }
   });
 });
