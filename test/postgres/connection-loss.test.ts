@@ -8,6 +8,7 @@
  * instance goes on serving.
  */
 import { spawn } from "node:child_process";
+import { connect, createServer, type AddressInfo, type Socket } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createVeto, migrate, verifyPostgresLog, type Decision, type Veto } from "../../adapter/index.js";
 import { historyLockKey, migrateLockKey, recordsLockKey } from "../../adapter/postgres/connection.js";
@@ -219,6 +220,101 @@ describe("a backend terminated while a waiter listens", () => {
   });
 });
 
+/** Kinds of outcome (fault-child.mjs's storm) other than answers and fail-closed refusals: raw errors, anything unsettled. */
+function unexpectedOutcomes(outcomes: Record<string, number>): string[] {
+  const allowed = new Set([
+    "allow:low_value",
+    "deny:blocked_destination",
+    "deny:record_unavailable",
+    "require_approval:production_amount",
+    "approve:ok",
+    "reject:ok",
+    "wait:ok",
+  ]);
+  const refusals = /^(approve|reject|wait):ApprovalError:(record_unavailable|approval_rejected|approval_timeout|already_answered)$/;
+  return Object.keys(outcomes).filter((k) => !allowed.has(k) && !refusals.test(k));
+}
+
+/**
+ * A TCP proxy to the test server whose connections the test can reset (an
+ * RST to the application, as a network blip or a load balancer would send).
+ */
+async function resettingProxy(): Promise<{ url: string; open: () => number; reset: (pick: number) => boolean; close: () => Promise<void> }> {
+  const target = new URL(pgUrl());
+  const pairs: [Socket, Socket][] = [];
+  const server = createServer((down) => {
+    const up = connect(Number(target.port), target.hostname);
+    const pair: [Socket, Socket] = [down, up];
+    pairs.push(pair);
+    const drop = (): void => {
+      const at = pairs.indexOf(pair);
+      if (at >= 0) pairs.splice(at, 1);
+      down.destroy();
+      up.destroy();
+    };
+    for (const socket of pair) {
+      socket.on("error", drop);
+      socket.on("close", drop);
+    }
+    down.pipe(up);
+    up.pipe(down);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const url = new URL(pgUrl());
+  url.port = String((server.address() as AddressInfo).port);
+  return {
+    url: url.toString(),
+    open: () => pairs.length,
+    reset: (pick) => {
+      const pair = pairs[Math.floor(pick * pairs.length)];
+      if (pair === undefined) return false;
+      pair[0].resetAndDestroy();
+      pair[1].destroy();
+      return true;
+    },
+    close: async () => {
+      for (const [down, up] of pairs.splice(0)) {
+        down.destroy();
+        up.destroy();
+      }
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+describe("a seeded storm of connection resets under load", () => {
+  const SEED = Number(process.env.VETO_LOSS_SEED ?? 20261201);
+
+  it(`every call settles as an answer or a record_unavailable one, and the process serves on (seed ${SEED})`, async () => {
+    const random = seededRandom(SEED);
+    const proxy = await resettingProxy();
+    try {
+      const c = await child({ url: proxy.url, records: true, pollMs: 50 });
+      const storm = c.request("storm", { lanes: 6, rounds: 6, approver: APPROVER });
+      let resets = 0;
+      let done = false;
+      void storm.then(() => (done = true));
+      while (!done && c.alive) {
+        await new Promise((r) => setTimeout(r, 5 + Math.floor(random() * 60)));
+        if (proxy.reset(random())) resets += 1;
+      }
+      const reply = await storm;
+      expect(c.alive, `the child died (seed ${SEED})`).toBe(true);
+      expect(reply, `seed ${SEED}`).toMatchObject({ ok: true });
+      const outcomes = (reply as { value: Record<string, number> }).value;
+      if (process.env.VETO_LOSS_VERBOSE) console.log(`seed ${SEED}: ${resets} resets`, outcomes);
+      expect(unexpectedOutcomes(outcomes), `seed ${SEED}: ${JSON.stringify(outcomes)}`).toEqual([]);
+      expect(resets, `seed ${SEED}`).toBeGreaterThan(3);
+      // Later calls go through the proxy on new connections.
+      await new Promise((r) => setTimeout(r, 100));
+      const d = decisionOf(await c.request("protect", { call: globex("agent:after-resets", { amount: 100 }) }));
+      expect(d.action).toBe("allow");
+    } finally {
+      await proxy.close();
+    }
+  });
+});
+
 describe("a seeded storm of terminations under load", () => {
   const SEED = Number(process.env.VETO_LOSS_SEED ?? 20261130);
 
@@ -241,19 +337,7 @@ describe("a seeded storm of terminations under load", () => {
     expect(reply, `seed ${SEED}`).toMatchObject({ ok: true });
     const outcomes = (reply as { value: Record<string, number> }).value;
     if (process.env.VETO_LOSS_VERBOSE) console.log(`seed ${SEED}: ${terminated} terminated`, outcomes);
-    // Only answers and fail-closed refusals: nothing raw, nothing unsettled.
-    const allowed = new Set([
-      "allow:low_value",
-      "deny:blocked_destination",
-      "deny:record_unavailable",
-      "require_approval:production_amount",
-      "approve:ok",
-      "reject:ok",
-      "wait:ok",
-    ]);
-    const refusals = /^(approve|reject|wait):ApprovalError:(record_unavailable|approval_rejected|approval_timeout|already_answered)$/;
-    const unexpected = Object.keys(outcomes).filter((k) => !allowed.has(k) && !refusals.test(k));
-    expect(unexpected, `seed ${SEED}: ${JSON.stringify(outcomes)}`).toEqual([]);
+    expect(unexpectedOutcomes(outcomes), `seed ${SEED}: ${JSON.stringify(outcomes)}`).toEqual([]);
     expect(terminated, `seed ${SEED}`).toBeGreaterThan(3);
     await stillServing(c);
     // Nothing half-done: no approval left reserved, every answer with exactly its record, one intact chain.
