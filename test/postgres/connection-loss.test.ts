@@ -290,7 +290,7 @@ describe("a seeded storm of connection resets under load", () => {
     const proxy = await resettingProxy();
     try {
       const c = await child({ url: proxy.url, records: true, pollMs: 50 });
-      const storm = c.request("storm", { lanes: 6, rounds: 6, approver: APPROVER });
+      const storm = c.request("storm", { lanes: 6, rounds: 6, approver: APPROVER, prefix: `resets-${SEED}` });
       let resets = 0;
       let done = false;
       void storm.then(() => (done = true));
@@ -321,7 +321,7 @@ describe("a seeded storm of terminations under load", () => {
   it(`every call settles as an answer or a record_unavailable one, and the process serves on (seed ${SEED})`, async () => {
     const random = seededRandom(SEED);
     const c = await child({ records: true, pollMs: 50 });
-    const storm = c.request("storm", { lanes: 6, rounds: 6, approver: APPROVER });
+    const storm = c.request("storm", { lanes: 6, rounds: 6, approver: APPROVER, prefix: `terminations-${SEED}` });
     let terminated = 0;
     let done = false;
     void storm.then(() => (done = true));
@@ -344,7 +344,7 @@ describe("a seeded storm of terminations under load", () => {
     const q = async (sql: string): Promise<unknown[]> => (await db.pool.query(sql.replaceAll("$S", `"${schema}"`))).rows;
     expect(await q(`SELECT id FROM $S.decisions WHERE approval_status = 'answering'`)).toEqual([]);
     expect(await q(`SELECT d.id FROM $S.decisions d WHERE d.approval_status IN ('approved', 'rejected')
-      AND d.actor_id LIKE 'agent:storm-%'
+      AND d.actor_id LIKE 'agent:storm-terminations-%'
       AND (SELECT count(*) FROM $S.records r WHERE r.decision_id = d.id
            AND r.type = CASE d.approval_status WHEN 'approved' THEN 'approval' ELSE 'rejection' END) <> 1`)).toEqual([]);
     expect(await verifyPostgresLog({ connectionString: pgUrl(), schema })).toMatchObject({ ok: true });

@@ -12,8 +12,9 @@
 //   hold     {}   the next record writes of the custom sink wait (sends
 //                 {event: "held", type} for each) until
 //   release  {}
-//   storm    {lanes, rounds, approver}     decide, answer and wait in
-//                                           parallel lanes; the outcomes by kind
+//   storm    {lanes, rounds, approver, prefix}  decide, answer and wait in
+//                                           parallel lanes (actors agent:storm-<prefix>-...);
+//                                           the outcomes by kind
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { pino } from "pino";
@@ -49,7 +50,7 @@ function globex(actorId, args) {
 const describe = (error) => ({ name: error?.name, code: error?.code, message: String(error?.message ?? error) });
 
 /** Every call settles; the outcomes are counted by kind ("allow", "deny:record_unavailable", "approve:already_answered", ...). */
-async function storm({ lanes, rounds, approver }) {
+async function storm({ lanes, rounds, approver, prefix }) {
   const outcomes = {};
   const count = (key) => (outcomes[key] = (outcomes[key] ?? 0) + 1);
   const settle = async (kind, promise) => {
@@ -65,7 +66,7 @@ async function storm({ lanes, rounds, approver }) {
   };
   const lane = async (i) => {
     for (let k = 0; k < rounds; k++) {
-      const actor = `agent:storm-${i}-${k}`;
+      const actor = `agent:storm-${prefix}-${i}-${k}`;
       const asked = await settle("protect", veto.protect(globex(actor, { amount: 30000 })));
       await settle("protect", veto.protect(globex(actor, { destination: "https://gmail.com/x" })));
       if (asked?.action === "require_approval") {
