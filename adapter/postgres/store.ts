@@ -305,7 +305,12 @@ export class PostgresStore implements VetoStore {
     this.#watchers.clear();
     const listener = this.#listener;
     this.#listener = undefined;
-    await listener?.end().catch(() => {});
+    if (listener !== undefined) {
+      // A goodbye the network swallows must not hold up close().
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([listener.end().catch(() => {}), new Promise((r) => (timer = setTimeout(r, 1_000)))]);
+      clearTimeout(timer);
+    }
     this.#detach();
     if (this.#ownsPool) await this.#pool.end();
   }
