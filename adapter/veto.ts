@@ -101,7 +101,12 @@ export interface VetoOptions {
    * SHA-256 ("sha256:<hex>"), which anyone can test a guessed value against.
    */
   readonly recordKey?: string | Uint8Array;
-  /** Milliseconds since the epoch. Default: Date.now. */
+  /**
+   * Milliseconds since the epoch: the time of decisions and answers, and what
+   * expiry and the escalation window are measured by. A store with a clock of
+   * its own (the PostgreSQL store: the database's) is used instead for all of
+   * these; this clock then only stamps decision ids. Default: Date.now.
+   */
   readonly clock?: () => number;
   /** How long a require_approval decision can be answered. Default: 3,600,000 (one hour). */
   readonly approvalTtlMs?: number;
@@ -308,6 +313,8 @@ class VetoInstance implements Veto {
       store: this.#store,
       sink: this.#sink,
       clock: this.#clock,
+      // Every instance on a shared store times approvals by the store's clock (docs/contract.md §6).
+      ...(this.#store.now === undefined ? {} : { storeClock: () => this.#store.now!() }),
       // Approval records name the bundle in force when they are written.
       get bundle() {
         return source.current.version;
@@ -401,7 +408,6 @@ class VetoInstance implements Veto {
     // the call is copied before the caller can change it.
     if (this.#closed) throw new VetoClosedError();
     const nowMs = this.#clock();
-    const id = this.#nextId(nowMs);
     // One bundle per decision: a reload during the awaits below does not reach this call.
     const policy = this.#source.current;
     const checked =
@@ -419,12 +425,12 @@ class VetoInstance implements Veto {
     const history = call === undefined ? undefined : { actorId: call.context.actorId, tenantId: call.context.tenantId };
     let decided: Decided;
     try {
-      decided = await runUnit(this.#store, this.#sink, history, (unit) => this.#decideIn(unit, policy, raw, nowMs, id, checked, call, who));
+      decided = await runUnit(this.#store, this.#sink, history, (unit) => this.#decideIn(unit, policy, raw, nowMs, checked, call, who));
     } catch (error) {
       // The store could not give a unit (no connection, BEGIN or the lock
       // failed): the call cannot be remembered or recorded, so it is denied
       // with record_unavailable, and that deny is recorded if it can be.
-      decided = await this.#decideIn(failedUnit(toError(error)), policy, raw, nowMs, id, checked, call, who);
+      decided = await this.#decideIn(failedUnit(toError(error)), policy, raw, nowMs, checked, call, who);
     }
     // The record must be durable before the caller hears the decision; when
     // the sink is not part of the store's transaction, that wait happens here,
@@ -436,7 +442,7 @@ class VetoInstance implements Veto {
         return await decided.unrecorded(error);
       }
     }
-    if (decided.escalation !== undefined) this.#escalate(decided.escalation, id);
+    if (decided.escalation !== undefined) this.#escalate(decided.escalation, decided.result.decision.id);
     return decided.result;
   }
 
@@ -450,12 +456,16 @@ class VetoInstance implements Veto {
     unit: DecisionUnit,
     policy: ActivePolicy,
     raw: unknown,
-    nowMs: number,
-    id: string,
+    clockMs: number,
     checked: CheckedInput,
     call: VetoCall | undefined,
     who: ReturnType<typeof partialContext>,
   ): Promise<Decided> {
+    // One clock (docs/contract.md §6): a store with a clock of its own times
+    // the decision (its id, its window, its expiry, its record) as the unit
+    // started, so instances whose clocks differ agree.
+    const nowMs = unit.nowMs ?? clockMs;
+    const id = this.#nextId(nowMs);
     const outcome = call === undefined
       ? { answer: adapterDeny(ADAPTER_REASON_CODES.invalidInput, checked.ok ? "" : checked.message), evalNs: 0, recentDenies: null }
       : await this.#evaluate(unit, policy, id, call, checked.ok ? checked.json : "", nowMs);

@@ -43,6 +43,12 @@ export interface ApprovalDeskDeps {
   readonly store: VetoStore;
   readonly sink: RecordSink;
   readonly clock: () => number;
+  /**
+   * The store's clock, when it has one (VetoStore.now): then it, not `clock`,
+   * says when an approval expires and when an answer was given
+   * (docs/contract.md §6: one clock for every instance on the store).
+   */
+  readonly storeClock?: () => Promise<number>;
   readonly bundle: BundleVersion;
   readonly pollMs: number;
   readonly log: Logger;
@@ -52,6 +58,16 @@ export interface ApprovalDeskDeps {
   readonly records: RecordReader;
   /** Called with each answer record once its answer is committed (feeds `records` when the sink cannot be read). */
   readonly written: (record: VetoRecord) => void;
+}
+
+function answerOf(
+  decisionId: string,
+  status: "approved" | "rejected",
+  reviewerId: string,
+  note: string | undefined,
+  answeredAt: string,
+): ApprovalAnswer {
+  return { decisionId, status, reviewerId, ...(note === undefined ? {} : { note }), answeredAt };
 }
 
 function requireString(value: unknown, name: string, method: string): string {
@@ -81,7 +97,7 @@ export class ApprovalDesk {
       throw new VetoOptionsError(`${method}: note must be a string when given`);
     }
     const { store, clock } = this.#deps;
-    const decision = await this.#approvable(decisionId);
+    const decision = await this.#storeCall(kind, decisionId, () => this.#approvable(decisionId));
     if (reviewerId === decision.actorId) {
       throw new ApprovalError("self_approval", decisionId, `${reviewerId} made the call and cannot answer its own approval`);
     }
@@ -92,25 +108,33 @@ export class ApprovalDesk {
         `${reviewerId} is not among this decision's approvers (${decision.approvers.join(", ")})`,
       );
     }
-    const nowMs = clock();
-    await this.#refuseIfSettled(decision, nowMs);
+    await this.#storeCall(kind, decisionId, async () => this.#refuseIfSettled(decision, await this.#now()));
 
     // Reserve, record, settle: one unit, so with a transactional store the
     // reservation is never seen by others and a crash leaves the approval
     // pending with no record (a concurrent answer waits on the row, then
     // finds it settled).
     const status: "approved" | "rejected" = kind === "approval" ? "approved" : "rejected";
-    let started = false;
     return await runUnit(store, this.#deps.sink, undefined, async (unit) => {
-      started = true;
       // The time of the answer is read again here, where the reservation is
-      // made: the store refuses to reserve a pending approval at or after its
-      // expiry, so no answer commits after expiresAtMs however long the unit
-      // took to start.
-      const atMs = clock();
+      // made (by the store's clock when it has one: the unit's), and the
+      // store refuses to reserve a pending approval at or after its expiry,
+      // so no answer commits after expiresAtMs however long the unit took to
+      // start.
+      const atMs = unit.nowMs ?? clock();
       const reserved = await unit.transitionApproval(decisionId, { from: "pending", to: "answering", reviewerId, atMs });
       if (!reserved) {
-        const again = await store.getDecision(decisionId);
+        // Why not: read in the unit, then end it before touching the store
+        // again, so this answer never holds one connection while asking the
+        // pool for another (a burst of answers would take every connection).
+        const again = await unit.getDecision(decisionId);
+        await unit.rollback();
+        if (again?.approval?.status === "pending") {
+          // Pending but not reservable: the store's clock says it has expired
+          // (so it is, whether or not that can be written down now).
+          await store.transitionApproval(decisionId, { from: "pending", to: "expired", atMs }).catch(() => false);
+          throw new ApprovalError("approval_expired", decisionId, `the approval of ${decisionId} expired at ${new Date(again.approval.expiresAtMs).toISOString()}`);
+        }
         if (again !== undefined) await this.#refuseIfSettled(again, atMs);
         throw new ApprovalError("already_answered", decisionId, `decision ${decisionId} is already being answered`);
       }
@@ -154,25 +178,44 @@ export class ApprovalDesk {
         await unit.commit();
         this.#deps.written(record);
       } catch (error) {
+        // A COMMIT whose connection broke may have committed all the same:
+        // read what the store holds (the unit's connection is gone by now).
+        const settled = await store.getDecision(decisionId).catch(() => undefined);
+        const held = settled?.approval;
+        if (held?.status === status && held.reviewerId === reviewerId && held.answeredAtMs === atMs) {
+          return answerOf(decisionId, status, reviewerId, options.note, record.timestamp);
+        }
         safeLog(this.#deps.log, { err: toError(error), decision_id: decisionId }, `${kind} could not be stored`);
         throw new ApprovalError("record_unavailable", decisionId, `the ${kind} could not be stored: ${toError(error).message}`, {
           cause: toError(error),
         });
       }
-      return {
-        decisionId,
-        status,
-        reviewerId,
-        ...(options.note === undefined ? {} : { note: options.note }),
-        answeredAt: record.timestamp,
-      };
+      return answerOf(decisionId, status, reviewerId, options.note, record.timestamp);
     }).catch((error: unknown): never => {
-      if (started) throw error;
-      // The store could not give a unit (no connection, BEGIN failed): refused, naming why.
+      if (error instanceof ApprovalError) throw error;
+      // The store could not give a unit (no connection, BEGIN failed) or lost
+      // it (a terminated backend, a failover): refused, naming why.
       const cause = toError(error);
       safeLog(this.#deps.log, { err: cause, decision_id: decisionId }, `${kind} could not be stored`);
       throw new ApprovalError("record_unavailable", decisionId, `the ${kind} could not be stored: ${cause.message}`, { cause });
     });
+  }
+
+  /** The store's clock when it has one, else the instance's. */
+  async #now(): Promise<number> {
+    return this.#deps.storeClock === undefined ? this.#deps.clock() : await this.#deps.storeClock();
+  }
+
+  /** A store read or write before an answer's unit: its failure (not a refusal) is a record_unavailable refusal. */
+  async #storeCall<T>(kind: "approval" | "rejection", decisionId: string, run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (error) {
+      if (error instanceof ApprovalError) throw error;
+      const cause = toError(error);
+      safeLog(this.#deps.log, { err: cause, decision_id: decisionId }, `${kind} could not be stored`);
+      throw new ApprovalError("record_unavailable", decisionId, `the ${kind} could not be stored: ${cause.message}`, { cause });
+    }
   }
 
   async wait(options: WaitOptions): Promise<ApprovalAnswer> {
@@ -193,10 +236,26 @@ export class ApprovalDesk {
       });
     if (signal?.aborted) throw aborted();
 
-    const decision = await this.#approvable(decisionId);
+    const unreadable = (error: unknown): ApprovalError => {
+      const cause = toError(error);
+      return new ApprovalError("record_unavailable", decisionId, `the approval of ${decisionId} cannot be read: ${cause.message}`, { cause });
+    };
+    let decision: StoredDecision;
+    let startedAtMs: number;
+    try {
+      decision = await this.#approvable(decisionId);
+      startedAtMs = await this.#now();
+    } catch (error) {
+      throw error instanceof ApprovalError ? error : unreadable(error);
+    }
     if (options.call !== undefined && this.#deps.callDigest(options.call as VetoCall) !== decision.callDigest) {
       throw new ApprovalError("call_mismatch", decisionId, `the approval of ${decisionId} is for a different call`);
     }
+    // When the approval expires, measured on this process's monotonic clock
+    // from the store's time now: the expiry timer, and how long a store that
+    // cannot be read is waited for.
+    const untilExpiry = (decision.approval?.expiresAtMs ?? 0) - startedAtMs;
+    const expiresAt = performance.now() + untilExpiry;
 
     return await new Promise<ApprovalAnswer>((resolve, reject) => {
       let settled = false;
@@ -221,7 +280,18 @@ export class ApprovalDesk {
           (outcome) => {
             if (outcome !== undefined) finish(outcome.error, outcome.answer);
           },
-          (error: unknown) => finish(toError(error)),
+          (error: unknown) => {
+            if (error instanceof ApprovalError) {
+              finish(error);
+              return;
+            }
+            // The store could not be read (a lost connection, a failover): try
+            // again at the next poll or notification, until the approval's
+            // time is up; after that nothing can approve it, and the wait
+            // ends, failing closed.
+            if (performance.now() >= expiresAt) finish(unreadable(error));
+            else safeLog(this.#deps.log, { err: toError(error), decision_id: decisionId }, "approval could not be read; trying again");
+          },
         );
       };
 
@@ -243,7 +313,6 @@ export class ApprovalDesk {
           ),
         );
       }
-      const untilExpiry = (decision.approval?.expiresAtMs ?? 0) - this.#deps.clock();
       timers.push(setTimeout(check, Math.max(0, Math.min(untilExpiry + 1, 2 ** 31 - 1))));
       check();
     });
@@ -274,7 +343,7 @@ export class ApprovalDesk {
   async #refuseIfSettled(decision: StoredDecision, nowMs: number): Promise<void> {
     const approval = decision.approval!;
     if (approval.status === "pending" && nowMs >= approval.expiresAtMs) {
-      await this.#deps.store.transitionApproval(decision.id, { from: "pending", to: "expired", atMs: nowMs });
+      await this.#deps.store.transitionApproval(decision.id, { from: "pending", to: "expired", atMs: nowMs }).catch(() => false);
       throw new ApprovalError("approval_expired", decision.id, `the approval of ${decision.id} expired at ${new Date(approval.expiresAtMs).toISOString()}`);
     }
     if (approval.status === "expired") {
@@ -348,10 +417,15 @@ export class ApprovalDesk {
         return { error: new ApprovalError("approval_expired", decisionId, `the approval of ${decisionId} expired`) };
       case "pending":
       case "answering": {
-        const nowMs = this.#deps.clock();
+        const nowMs = await this.#now();
         if (nowMs < approval.expiresAtMs) return undefined;
-        if (approval.status === "pending") {
-          await this.#deps.store.transitionApproval(decisionId, { from: "pending", to: "expired", atMs: nowMs });
+        // The store has the last word on expiry: if it did not move the
+        // approval (an answer came first), the next read says what happened.
+        if (
+          approval.status === "pending" &&
+          !(await this.#deps.store.transitionApproval(decisionId, { from: "pending", to: "expired", atMs: nowMs }))
+        ) {
+          return undefined;
         }
         return { error: new ApprovalError("approval_expired", decisionId, `the approval of ${decisionId} expired`) };
       }

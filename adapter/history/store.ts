@@ -52,14 +52,23 @@ export interface VetoStore {
   getDecision(id: string): Promise<StoredDecision | undefined>;
   /**
    * Move an approval from `from` to `to` if and only if it is in `from`
-   * (compare-and-set: the first answer wins), and, from "pending" to anything
-   * but "expired", only while `atMs` is before the approval's expiresAtMs. A
-   * move to "rejected" counts as a deny in the decision's history at `atMs`.
-   * Returns whether it moved.
+   * (compare-and-set: the first answer wins), and, from "pending", to
+   * "expired" only once `atMs` has reached the approval's expiresAtMs, to
+   * anything else only while it is before. A move to "rejected" counts as a
+   * deny in the decision's history at `atMs`. Returns whether it moved.
    */
   transitionApproval(id: string, transition: ApprovalTransition): Promise<boolean>;
   /** Call `listener` whenever the decision's approval changes; returns the unsubscribe. */
   watchDecision(id: string, listener: () => void): () => void;
+  /**
+   * Optional: the store's own clock, in epoch milliseconds, for a store that
+   * instances with different clocks share (docs/contract.md §6: one clock).
+   * When present, every time comparison that decides (expiry, the escalation
+   * window, the time of an answer) uses it: its units give `nowMs`, and its
+   * transitions out of "pending" follow its clock rather than `atMs`.
+   * Without it, the instance's `clock` is used.
+   */
+  now?(): Promise<number>;
   /**
    * Optional: run `fn` as one unit of work. With `history`, no other unit for
    * the same (actorId, tenantId) runs until this one is over, in this process
@@ -94,6 +103,12 @@ export interface StoreUnit {
   rollback(): Promise<void>;
   /** A transaction a record sink may join (see TransactionalRecordSink); undefined when there is none. */
   readonly transaction?: unknown;
+  /**
+   * The unit's time by the store's clock (see VetoStore.now), read once as the
+   * unit starts (after its history lock): what the unit's decision or answer
+   * is timed by. Undefined for a store without a clock of its own.
+   */
+  readonly nowMs?: number;
 }
 
 export interface InMemoryStoreOptions {
@@ -205,8 +220,8 @@ export class InMemoryStore implements VetoStore {
   async transitionApproval(id: string, t: ApprovalTransition): Promise<boolean> {
     const decision = this.#decisions.get(id);
     if (decision?.approval === undefined || decision.approval.status !== t.from) return false;
-    // A pending approval at or past its expiry can only expire.
-    if (t.from === "pending" && t.to !== "expired" && t.atMs >= decision.approval.expiresAtMs) return false;
+    // A pending approval at or past its expiry can only expire, and only then.
+    if (t.from === "pending" && (t.to === "expired") !== (t.atMs >= decision.approval.expiresAtMs)) return false;
     const approval: ApprovalState = {
       status: t.to,
       expiresAtMs: decision.approval.expiresAtMs,

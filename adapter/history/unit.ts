@@ -48,11 +48,13 @@ class RecordingUnit implements DecisionUnit {
   readonly #sink: RecordSink;
   readonly transaction: unknown;
   readonly recordsInTransaction: boolean;
+  readonly nowMs: number | undefined;
 
   constructor(unit: StoreUnit, sink: RecordSink) {
     this.#unit = unit;
     this.#sink = sink;
     this.transaction = unit.transaction;
+    this.nowMs = unit.nowMs;
     this.recordsInTransaction = unit.transaction !== undefined && isTransactional(sink) && sink.joinsTransaction(unit.transaction);
   }
 

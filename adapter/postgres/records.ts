@@ -30,6 +30,7 @@ import type { TransactionalRecordSink } from "../history/unit.js";
 import {
   lockSql,
   checkOptions,
+  checkout,
   openPool,
   quoteIdent,
   recordsLockKey,
@@ -163,6 +164,7 @@ export class PostgresRecordSink implements TransactionalRecordSink {
   readonly #ownsPool: boolean;
   readonly #signing: Checkpointing | undefined;
   #closed: Promise<void> | undefined;
+  #detach = (): void => {};
 
   /**
    * Made by PostgresStore.recordSink() (shares its pool) or
@@ -185,8 +187,10 @@ export class PostgresRecordSink implements TransactionalRecordSink {
     const { checkpointKey, checkpointEvery, clock, ...postgres } = options;
     const checkpoints = { checkpointKey, checkpointEvery, clock };
     checkpointing(checkpoints, "PostgresRecordSink.connect");
-    const { pool, ownsPool, schema } = await openMigrated(postgres, "PostgresRecordSink.connect");
-    return new PostgresRecordSink(pool, schema, ownsPool, checkpoints);
+    const { pool, ownsPool, detach, schema } = await openMigrated(postgres, "PostgresRecordSink.connect");
+    const sink = new PostgresRecordSink(pool, schema, ownsPool, checkpoints);
+    sink.#detach = detach;
+    return sink;
   }
 
   /** The key id this sink signs checkpoints with, or null without a key. */
@@ -202,7 +206,7 @@ export class PostgresRecordSink implements TransactionalRecordSink {
   async append(record: object): Promise<PostgresWrittenRecord> {
     let client: PoolClient;
     try {
-      client = await this.#pool.connect();
+      client = await checkout(this.#pool);
     } catch (error) {
       throw unavailable(error, this.schema);
     }
@@ -218,6 +222,7 @@ export class PostgresRecordSink implements TransactionalRecordSink {
       });
       throw unavailable(error, this.schema);
     } finally {
+      // A connection that broke (its error kept by checkout) is discarded either way.
       releaseClient(client, broken);
     }
   }
@@ -264,7 +269,7 @@ export class PostgresRecordSink implements TransactionalRecordSink {
   }
 
   async #signClose(signing: Checkpointing): Promise<void> {
-    const client = await this.#pool.connect();
+    const client = await checkout(this.#pool);
     let broken: unknown;
     try {
       await client.query("BEGIN");
@@ -315,7 +320,7 @@ export async function verifyPostgresLog(
 ): Promise<PostgresVerifyResult> {
   const { schema } = checkOptions(options, "verifyPostgresLog");
   const { keys, expect, requireCheckpointed, savedProblem } = checkpointOptions(checks, "verifyPostgresLog");
-  const { pool, ownsPool } = await openPool(options);
+  const { pool, ownsPool, detach } = await openPool(options);
   const table = `${schema}.records`;
   const checker = new ChainChecker();
   const tracker = new CheckpointTracker({ keys, unknownKeys: "fail", expect });
@@ -364,6 +369,7 @@ export async function verifyPostgresLog(
       },
     };
   } finally {
+    detach();
     if (ownsPool) await pool.end();
   }
 }

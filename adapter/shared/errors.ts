@@ -29,7 +29,7 @@ export type DecisionLogErrorCode =
   | "checkpoint_key_required";
 
 /** Codes of the PostgreSQL backend's errors (PostgresStoreError, postgres/connection.ts). */
-export type PostgresErrorCode = "schema_not_migrated" | "migration_changed" | "migrations_unreadable";
+export type PostgresErrorCode = "schema_not_migrated" | "migration_changed" | "migrations_unreadable" | "connection_unavailable";
 
 export type ApprovalErrorCode =
   | "unknown_decision"
