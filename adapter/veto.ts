@@ -15,7 +15,7 @@ import {
   type BundleRefresh,
   type BundleSpec,
 } from "./bundle-source.js";
-import { ADAPTER_REASON_CODES, adapterDeny, type BundleVersion, type Decision, type PolicyAnswer } from "./decision.js";
+import { ADAPTER_REASON_CODES, adapterDeny, countsTowardsEscalation, type BundleVersion, type Decision, type PolicyAnswer } from "./decision.js";
 import { VetoClosedError, VetoDeniedError, VetoOptionsError, toError } from "./errors.js";
 import { monotonicUlid } from "./ids.js";
 import {
@@ -457,6 +457,8 @@ class VetoInstance implements Veto {
 
     // Optional fields set only when present (conditional spreads cost more than the rest of this object).
     const stored: Mutable<StoredDecision> = { id, action: decision.action, escalated: decision.escalated, atMs: nowMs, approvers: decision.approvers };
+    // The adapter's own fail-closed denies are remembered but not counted (docs/contract.md §3).
+    if (decision.action === "deny" && !countsTowardsEscalation(decision)) stored.countsTowardsEscalation = false;
     if (who.actorId !== undefined) stored.actorId = who.actorId;
     if (who.tenantId !== undefined) stored.tenantId = who.tenantId;
     if (digest !== null) stored.callDigest = digest;
@@ -484,7 +486,7 @@ class VetoInstance implements Veto {
       };
       await Promise.allSettled([
         this.#sink.write(superseding),
-        this.#store.appendDecision({ ...stored, action: "deny", escalated: false, approvers: [], approval: undefined }),
+        this.#store.appendDecision({ ...stored, action: "deny", escalated: false, countsTowardsEscalation: false, approvers: [], approval: undefined }),
       ]);
       return { decision, call: undefined, cause };
     };

@@ -61,18 +61,19 @@ describe("veto db migrate", () => {
     for (const run of runs) expect(run).toMatchObject({ status: 0, stderr: "" });
     const outputs = runs.map((r) => r.stdout).sort();
     expect(outputs).toEqual([
-      `schema ${schema}: applied 001_store.sql, 002_records.sql (version 2)\n`,
-      ...Array.from({ length: 5 }, () => `schema ${schema}: up to date (version 2)\n`),
+      `schema ${schema}: applied 001_store.sql, 002_records.sql, 003_outage_denies.sql (version 3)\n`,
+      ...Array.from({ length: 5 }, () => `schema ${schema}: up to date (version 3)\n`),
     ]);
     const { rows } = await db.pool.query(`SELECT version, name FROM "${schema}".schema_migrations ORDER BY version`);
     expect(rows).toEqual([
       { version: 1, name: "001_store.sql" },
       { version: 2, name: "002_records.sql" },
+      { version: 3, name: "003_outage_denies.sql" },
     ]);
     // Taken from the environment when --postgres is not given.
     expect(await cli(["db", "migrate", "--schema", schema], { VETO_POSTGRES_URL: pgUrl() })).toMatchObject({
       status: 0,
-      stdout: `schema ${schema}: up to date (version 2)\n`,
+      stdout: `schema ${schema}: up to date (version 3)\n`,
     });
   });
 
@@ -96,8 +97,8 @@ describe("veto db migrate", () => {
     await cp(defaultMigrationsDir(), copy, { recursive: true });
     expect(await migrate({ connectionString: pgUrl(), schema, migrationsDir: copy })).toEqual({
       schema,
-      applied: ["001_store.sql", "002_records.sql"],
-      version: 2,
+      applied: ["001_store.sql", "002_records.sql", "003_outage_denies.sql"],
+      version: 3,
     });
     const file = join(copy, "002_records.sql");
     await writeFile(file, `${await readFile(file, "utf8")}\n-- edited\n`);
