@@ -18,6 +18,7 @@ import {
 import { ADAPTER_REASON_CODES, adapterDeny, countsTowardsEscalation, type BundleVersion, type Decision, type PolicyAnswer } from "./decision.js";
 import { VetoClosedError, VetoDeniedError, VetoOptionsError, toError } from "./errors.js";
 import { monotonicUlid } from "./ids.js";
+import { numberTexts } from "./json-text.js";
 import {
   DEFAULT_INPUT_LIMITS,
   checkCall,
@@ -215,6 +216,25 @@ interface Outcome {
   readonly recentDenies: number | null;
 }
 
+/**
+ * checkCall, with the amounts judged by their text when the call came as
+ * `text`: the numbers where amounts are (arguments.amount,
+ * arguments.changes.*) are read from it. Text that cannot be read so is
+ * refused (fail closed), never judged by the doubles instead.
+ */
+function checkText(raw: unknown, text: string | undefined, limits: InputLimits, amountFields: readonly string[]): CheckedInput {
+  if (text === undefined) return checkCall(raw, limits, amountFields);
+  let texts: ReadonlyMap<string, string>;
+  try {
+    texts = numberTexts(text, 3);
+  } catch (error) {
+    const checked = checkCall(raw, limits, amountFields);
+    const message = `the call's text cannot be read for its amounts: ${toError(error).message}`;
+    return checked.ok ? { ok: false, message, partial: checked.call, json: checked.json } : checked;
+  }
+  return checkCall(raw, limits, amountFields, texts);
+}
+
 function digestOfRaw(masker: RecordMasker, raw: unknown): string | null {
   try {
     return masker.digest(raw);
@@ -230,6 +250,17 @@ function digestOfRaw(masker: RecordMasker, raw: unknown): string | null {
 export function protectUnreadable(veto: Veto, text: string, problem: string): Promise<Decision> {
   if (!(veto instanceof VetoInstance)) throw new VetoOptionsError("protectUnreadable: pass a veto made by createVeto()");
   return veto.protectUnreadable(text, problem);
+}
+
+/**
+ * For front ends that read calls as JSON text (the CLI): decide `call`, the
+ * result of JSON.parse(`text`), judging its amounts by their text in `text`
+ * (docs/contract.md §9 "Amount precision": JSON.parse turns
+ * 250000.00000000001 into 250000). Not part of the public API.
+ */
+export function protectText(veto: Veto, call: unknown, text: string): Promise<Decision> {
+  if (!(veto instanceof VetoInstance)) throw new VetoOptionsError("protectText: pass a veto made by createVeto()");
+  return veto.protectText(call, text);
 }
 
 class VetoInstance implements Veto {
@@ -347,10 +378,16 @@ class VetoInstance implements Veto {
     return (await this.#decide(text, problem)).decision;
   }
 
+  /** A call parsed from `text`: its amounts are judged by their text there. */
+  async protectText(call: unknown, text: string): Promise<Decision> {
+    return (await this.#decide(call, undefined, text)).decision;
+  }
+
   /** `cause`: why a record_unavailable deny was given (the sink's or store's error). */
   async #decide(
     raw: unknown,
     unreadable?: string,
+    text?: string,
   ): Promise<DecideResult> {
     // Everything up to the first await runs synchronously inside protect():
     // the call is copied before the caller can change it.
@@ -361,7 +398,7 @@ class VetoInstance implements Veto {
     const policy = this.#source.current;
     const checked =
       unreadable === undefined
-        ? checkCall(raw, this.#limits, policy.data.amountFields)
+        ? checkText(raw, text, this.#limits, policy.data.amountFields)
         : { ok: false as const, message: unreadable, partial: undefined };
     const call = checked.ok ? checked.call : undefined;
     const who =

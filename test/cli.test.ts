@@ -60,6 +60,35 @@ describe("veto eval", () => {
     expect(text).toEqual([expect.stringMatching(/^veto: records file \/dev\/full failed, every call from then on was denied with record_unavailable: ENOSPC/)]);
   });
 
+  it("judges amounts by their text on the line, which JSON.parse does not keep (docs/contract.md §9)", () => {
+    // As doubles these are 250000 (the limit: needs approval), 0 and 4999.99 (allowed).
+    // Four invalid_input denies escalate agent:support-triage; the last two lines are another actor's.
+    const call = (amount: string, field = "amount", changes: Record<string, unknown> = {}, actorId = "agent:support-triage"): string =>
+      JSON.stringify(write({ changes: { [field]: "@", ...changes } }, { actorId })).replace('"@"', amount);
+    const input = [
+      call("250000.00000000001"),
+      call("1e-400", "Refund_Amount"),
+      call("4999.9900000000000000001"),
+      // Duplicate keys: the last one is the call, as JSON.parse reads it.
+      call("250000.00000000001").replace('"changes":{', '"changes":{"amount":1},"changes":{'),
+      call("250000.00000000001", "x", { amount: 1 }, "agent:sales-assistant"),
+      call("250000.000000000000", "amount", {}, "agent:sales-assistant"),
+    ].join("\n");
+    const r = veto(["eval", "--bundle", BUNDLE, "--records", join(dir, "amounts.jsonl")], `${input}\n`);
+    expect(r.status, r.stderr).toBe(0);
+    const decisions = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as { action: string; reason: string; reasons: { code: string }[] });
+    expect(decisions.map((d) => [d.action, d.reasons.map((x) => x.code)])).toEqual([
+      ["deny", ["invalid_input"]],
+      ["deny", ["invalid_input"]],
+      ["deny", ["invalid_input"]],
+      ["deny", ["invalid_input"]],
+      // The imprecise text is the value of "x", not an amount; the amount is 1.
+      ["allow", ["low_value"]],
+      ["require_approval", ["production_amount"]],
+    ]);
+    expect(decisions[0]!.reason).toMatch(/arguments\.changes\.amount: an amount must have at most 15 significant digits .*250000\.00000000001 has 17/);
+  });
+
   it("records go to stderr when no --records file is given", () => {
     const r = veto(["eval", "--bundle", BUNDLE], lines(read()));
     expect(r.status).toBe(0);

@@ -11,7 +11,7 @@ import { pino } from "pino";
 import { toError } from "../errors.js";
 import { DecisionLogError, openFileLog, type FileDecisionLog } from "../log/index.js";
 import { PinoRecordSink, type RecordSink, type VetoRecord } from "../records.js";
-import { createVeto, protectUnreadable, type Veto } from "../veto.js";
+import { createVeto, protectText, protectUnreadable, type Veto } from "../veto.js";
 import { UsageError, CliExit, fail, print, readDataFile, type Command } from "./common.js";
 import { VERIFICATION_KEY_USAGE, readVerificationKey, verificationKeyOptions } from "./verification-key.js";
 
@@ -175,8 +175,9 @@ async function decideLines(veto: Veto): Promise<void> {
       }
     }
     // protect() resolves only after the record sink's write did: with --log,
-    // after the record is fdatasync'ed.
-    const decision = problem === undefined ? await veto.protect(call) : await protectUnreadable(veto, line, problem);
+    // after the record is fdatasync'ed. Amounts are judged by their text on
+    // the line, which JSON.parse does not keep (docs/contract.md §9).
+    const decision = problem === undefined ? await protectText(veto, call, line) : await protectUnreadable(veto, line, problem);
     await print(`${JSON.stringify(decision)}\n`);
   }
 }
