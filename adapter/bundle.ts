@@ -3,12 +3,12 @@
  * and its module is present, parse data.json, and compute the version hash.
  * A bundle that cannot be used is an error here, never a silent allow later.
  */
-import { readFile } from "node:fs/promises";
 import { z } from "zod";
 import { bundleVersionHash, readTarball } from "./bundle-hash.js";
 import type { BundleVersion } from "./decision.js";
 import { BundleLoadError, toError } from "./errors.js";
 import { verifyBundleSignature, type BundleVerifier } from "./signature.js";
+import { readRegularFile } from "./files.js";
 
 export const DECISION_ENTRYPOINT = "veto/crm/decision";
 
@@ -49,7 +49,8 @@ export async function loadBundle(source: string | Uint8Array, options: LoadBundl
   const label = typeof source === "string" ? source : "<bundle bytes>";
   let bytes: Uint8Array;
   try {
-    bytes = typeof source === "string" ? await readFile(source) : source;
+    // A regular file only: a path to /dev/zero or a FIFO is refused, never read forever.
+    bytes = typeof source === "string" ? await readRegularFile(source) : source;
   } catch (error) {
     throw unusable(`cannot read bundle ${label}: ${toError(error).message}`, error);
   }

@@ -3,8 +3,8 @@
  * exit code) and how it reads a data file. Subcommands live in their own
  * modules beside this one; cli.ts only dispatches.
  */
-import { readFile } from "node:fs/promises";
 import { toError } from "../errors.js";
+import { readRegularFile } from "../files.js";
 
 /** A subcommand: its usage lines and what it does; resolves with the exit code. */
 export interface Command {
@@ -40,7 +40,7 @@ export function fail(message: string): never {
 export async function readDataFile(path: string): Promise<Record<string, unknown>> {
   let text: string;
   try {
-    text = await readFile(path, "utf8");
+    text = (await readRegularFile(path)).toString("utf8");
   } catch (error) {
     fail(`cannot read data file ${path}: ${toError(error).message}`);
   }

@@ -1,9 +1,9 @@
 /** `veto hash BUNDLE [--verification-key PATH]`: the bundle's version hash (of a bundle whose signature verifies, with a key). */
-import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { loadBundle } from "../bundle.js";
 import { bundleVersionHashOfTarball } from "../bundle-hash.js";
 import { VetoError, toError } from "../errors.js";
+import { readRegularFile } from "../files.js";
 import { createBundleVerifier } from "../signature.js";
 import { UsageError, fail, print, type Command } from "./common.js";
 import { VERIFICATION_KEY_USAGE, readVerificationKey, verificationKeyOptions } from "./verification-key.js";
@@ -20,7 +20,7 @@ export const hashCommand: Command = {
     if (path === undefined || rest.length > 0) throw new UsageError("hash takes exactly one bundle path");
     let bytes: Buffer;
     try {
-      bytes = await readFile(path);
+      bytes = await readRegularFile(path);
     } catch (error) {
       fail(`cannot read bundle ${path}: ${toError(error).message}`);
     }

@@ -6,8 +6,10 @@
  */
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { NotRegularFileError, regularFileExists } from "../files.js";
 import { verifyLog } from "../log/index.js";
-import { CliExit, UsageError, print, type Command } from "./common.js";
+import { expandLogPaths } from "../log/segments.js";
+import { CliExit, UsageError, fail, print, type Command } from "./common.js";
 import { verifyPostgresCommand } from "./db.js";
 
 /** The logs named by `paths`: continuations PATH.N given beside their PATH dropped (verifyLog expands PATH to them). */
@@ -23,6 +25,22 @@ export function distinctLogs(paths: readonly string[]): string[] {
   });
 }
 
+/**
+ * Exit 2, at once, when a file of the log at `path` (PATH or a continuation)
+ * exists but is not a regular file (a directory, a FIFO, /dev/zero): that is
+ * unusable input, not a log that fails to verify (exit 1). A missing file is
+ * left to verification, which names it.
+ */
+export async function requireRegularLog(path: string): Promise<void> {
+  for (const file of await expandLogPaths([path])) {
+    try {
+      await regularFileExists(file);
+    } catch (error) {
+      if (error instanceof NotRegularFileError) fail(`log ${path}: ${error.message}`);
+    }
+  }
+}
+
 async function verifyCommand(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
@@ -34,7 +52,9 @@ async function verifyCommand(args: string[]): Promise<number> {
     return await verifyPostgresCommand(values.postgres, values.schema);
   }
   if (positionals.length === 0) throw new UsageError("log verify needs at least one log PATH");
-  for (const path of distinctLogs(positionals)) {
+  const logs = distinctLogs(positionals);
+  for (const path of logs) await requireRegularLog(path);
+  for (const path of logs) {
     const result = await verifyLog([path]);
     if (!result.ok) throw new CliExit(1, `log verify failed: ${result.file}: ${result.reason}`);
     const files = result.files.length > 1 ? ` (${result.files.length} files)` : "";

@@ -6,8 +6,8 @@
  * HMAC secret (a trailing newline is not part of it); otherwise it is a PEM
  * public key. The key stays out of argv, which `ps` shows.
  */
-import { readFile } from "node:fs/promises";
 import { toError } from "../errors.js";
+import { readRegularFile } from "../files.js";
 import { SIGNING_ALGORITHMS, type SigningAlgorithm, type VerificationKeyInput } from "../signature.js";
 import { UsageError, fail } from "./common.js";
 
@@ -39,7 +39,7 @@ export async function readVerificationKey(
 async function readOne(path: string, alg: SigningAlgorithm | undefined): Promise<VerificationKeyInput> {
   let bytes: Buffer;
   try {
-    bytes = await readFile(path);
+    bytes = await readRegularFile(path);
   } catch (error) {
     fail(`cannot read verification key ${path}: ${toError(error).message}`);
   }

@@ -6,8 +6,10 @@
  * highest-numbered file is the one being appended to). The chain runs
  * through them in that order.
  */
-import { open, readdir } from "node:fs/promises";
+import { constants } from "node:fs";
+import { readdir } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
+import { NotRegularFileError, openRegularFile } from "../files.js";
 import { ChainChecker } from "./chain.js";
 
 const READ_CHUNK = 1 << 20;
@@ -65,9 +67,12 @@ export interface ScannedLine {
   readonly terminated: boolean;
 }
 
-/** The lines of a file, split on "\n" only (a "\r" is part of the line). */
+/**
+ * The lines of a file, split on "\n" only (a "\r" is part of the line). A
+ * regular file only: /dev/zero would never end, a FIFO never open.
+ */
 export async function* scanLines(file: string): AsyncGenerator<ScannedLine> {
-  const handle = await open(file, "r");
+  const handle = await openRegularFile(file, constants.O_RDONLY);
   try {
     let carry = Buffer.alloc(0);
     let carryOffset = 0;
@@ -130,6 +135,7 @@ export interface WalkedRecord {
 }
 
 function errorCode(error: unknown): string {
+  if (error instanceof NotRegularFileError) return error.message.slice(`${error.path} is `.length);
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === "string" ? code : String(error);
 }
