@@ -28,6 +28,7 @@ export type {
 } from "./store.js";
 export type { DecisionUnit, TransactionalRecordSink } from "./unit.js";
 export { PinoRecordSink, RecordMasker } from "./records.js";
+export { FdRecordSink } from "./fd-sink.js";
 export type { ApprovalEventRecord, DecisionEventRecord, RecordSink, VetoRecord } from "./records.js";
 export { DECISION_ENTRYPOINT, loadBundle } from "./bundle.js";
 export type { LoadBundleOptions, LoadedBundle } from "./bundle.js";

@@ -3,7 +3,7 @@
  * call -> validate -> history -> evaluate -> decision -> record -> caller.
  * Every step fails closed: whatever goes wrong, the answer is a deny.
  */
-import { pino, type Logger } from "pino";
+import type { Logger } from "pino";
 import { z } from "zod";
 import { ApprovalDesk, type AnswerOptions, type ApprovalAnswer, type WaitOptions } from "./approvals.js";
 import { DECISION_ENTRYPOINT } from "./bundle.js";
@@ -29,8 +29,8 @@ import {
   type InputLimits,
   type VetoCall,
 } from "./input.js";
+import { FdRecordSink, defaultLogger } from "./fd-sink.js";
 import {
-  PinoRecordSink,
   RECORD_BUNDLE_NAME,
   RecordMasker,
   type DecisionEventRecord,
@@ -72,7 +72,11 @@ export interface VetoOptions {
   readonly onBundleChange?: (event: BundleChangeEvent) => void | Promise<void>;
   /** A data document replacing the bundle's data.json entirely. Default: the bundle's. */
   readonly data?: Record<string, unknown>;
-  /** pino logger for records (default sink) and the adapter's own errors. Default: `pino({ name: "veto" })` on stdout. */
+  /**
+   * pino logger for the adapter's own errors. Default: `pino({ name: "veto" })`
+   * on stdout, through the default record sink's writer, so its lines never
+   * tear a record (and are dropped, never blocking, when stdout fails).
+   */
   readonly logger?: Logger;
   /**
    * Deny history and approvals: a VetoStore, or `{ postgres: { connectionString,
@@ -81,7 +85,14 @@ export interface VetoOptions {
    * Default: a new InMemoryStore.
    */
   readonly store?: StoreOption;
-  /** Where decision records go. Default: a PinoRecordSink on `logger`. */
+  /**
+   * Where decision records go. Default: FdRecordSink.stdout(), records as
+   * pino JSON lines on the process's standard output, each acknowledged only
+   * once written (and fdatasync'ed when stdout is a regular file); a write
+   * that fails (EPIPE, ENOSPC, EBADF) denies that call and every later one
+   * with record_unavailable (docs/contract.md §7). Not `logger`: a logger
+   * reports no failed write.
+   */
   readonly recordSink?: RecordSink;
   /**
    * Per-deployment key (at least 16 bytes; a string counts as its UTF-8
@@ -178,7 +189,7 @@ export async function createVeto(options: VetoOptions): Promise<Veto> {
     throw new VetoOptionsError(`createVeto: invalid options: ${issues.join("; ")}`, issues);
   }
   const o = parsed.data;
-  const logger = o.logger ?? pino({ name: "veto" });
+  const logger = o.logger ?? defaultLogger();
   const verifier = o.verificationKey === undefined ? undefined : createBundleVerifier(o.verificationKey);
   const source = await BundleSource.open(o.bundle, { verifier, data: o.data, logger, onBundleChange: o.onBundleChange });
   let opened: Awaited<ReturnType<typeof openStore>>;
@@ -286,14 +297,14 @@ class VetoInstance implements Veto {
     ownsStore: boolean,
   ) {
     this.#source = source;
-    const logger = o.logger ?? pino({ name: "veto" });
+    const logger = o.logger ?? defaultLogger();
     this.#log = logger.child({ component: "veto" });
     this.#ownsStore = o.store === undefined || ownsStore;
     // Retention follows the bundle in force: a reloaded bundle with a longer
     // escalation window keeps (from then on) history as long as it counts.
     this.#store = o.store ?? new InMemoryStore({ historyRetentionMs: () => Math.max(source.current.data.windowSeconds * 1000, 24 * 3600 * 1000) });
     this.#ownsSink = o.recordSink === undefined;
-    this.#sink = o.recordSink ?? new PinoRecordSink(logger);
+    this.#sink = o.recordSink ?? FdRecordSink.stdout();
     this.#masker = new RecordMasker(o.recordKey);
     this.#clock = o.clock ?? Date.now;
     this.#ttlMs = o.approvalTtlMs ?? 3_600_000;

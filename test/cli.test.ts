@@ -1,5 +1,6 @@
 // The `veto` command line (contract section 8), run as built: node dist/cli.js.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -50,14 +51,28 @@ describe("veto eval", () => {
     expect(recorded.map((x) => x["decision_id"])).toEqual(decisions.map((d) => d["id"]));
   });
 
-  it("a records file that fails (/dev/full): every call denied with record_unavailable, exit 2 with one line, no stack trace", () => {
+  it("records on a stderr that fails (/dev/full): every call denied with record_unavailable, exit 2", () => {
+    const full = openSync("/dev/full", "w");
+    try {
+      const run = spawnSync("node", [requireCli(), "eval", "--bundle", BUNDLE], {
+        input: lines(read(), write({ amount: 9000 }), read()),
+        stdio: ["pipe", "pipe", full],
+        encoding: "utf8",
+      });
+      expect(run.status).toBe(2);
+      const decisions = run.stdout.trim().split("\n").map((l) => JSON.parse(l) as { action: string; reason: string; reasons: { code: string }[] });
+      expect(decisions.map((d) => [d.action, d.reasons.map((x) => x.code)])).toEqual(Array(3).fill(["deny", ["record_unavailable"]]));
+      expect(decisions[0]?.reason).toMatch(/standard error failed .*ENOSPC/);
+    } finally {
+      closeSync(full);
+    }
+  });
+
+  it("a records file that is not a regular file (/dev/full) is refused at once: exit 2 with one line, no decision", () => {
     const r = veto(["eval", "--bundle", BUNDLE, "--records", "/dev/full"], lines(read(), write({ amount: 9000 }), read()));
     expect(r.status).toBe(2);
-    const decisions = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as { action: string; reasons: { code: string }[] });
-    expect(decisions.map((d) => [d.action, d.reasons.map((x) => x.code)])).toEqual(Array(3).fill(["deny", ["record_unavailable"]]));
-    // stderr: the adapter's own log (JSON lines), then one line saying why the command failed.
-    const text = r.stderr.trim().split("\n").filter((l) => !l.startsWith("{"));
-    expect(text).toEqual([expect.stringMatching(/^veto: records file \/dev\/full failed, every call from then on was denied with record_unavailable: ENOSPC/)]);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toBe("veto: cannot open records file /dev/full: /dev/full is not a regular file (it is a character device)\n");
   });
 
   it("judges amounts by their text on the line, which JSON.parse does not keep (docs/contract.md §9)", () => {

@@ -10,7 +10,8 @@ import { parseArgs } from "node:util";
 import { pino } from "pino";
 import { toError } from "../errors.js";
 import { DecisionLogError, openFileLog, type FileDecisionLog } from "../log/index.js";
-import { PinoRecordSink, type RecordSink, type VetoRecord } from "../records.js";
+import { FdRecordSink, standardLogDestination } from "../fd-sink.js";
+import type { RecordSink } from "../records.js";
 import { createVeto, protectText, protectUnreadable, type Veto } from "../veto.js";
 import { UsageError, CliExit, fail, print, readDataFile, type Command } from "./common.js";
 import { VERIFICATION_KEY_USAGE, readVerificationKey, verificationKeyOptions } from "./verification-key.js";
@@ -23,7 +24,8 @@ export const evalCommand: Command = {
       reads one call per line (JSON {tool, arguments, context}) from stdin and writes
       one decision per line to stdout. --log PATH: records go to a durable, hash-chained
       decision log (created if missing; each decision is printed only once its record
-      is synced). --records FILE: records as pino JSON lines (appended). Neither: stderr.
+      is synced). --records FILE: records as pino JSON lines (appended, each synced).
+      Neither: stderr. A path that is not a regular file is refused (exit 2).
       $${RECORD_KEY_ENV}: key (>= 16 bytes) for HMAC digests of sensitive values.
       ${VERIFICATION_KEY_USAGE}`,
 
@@ -48,19 +50,15 @@ export const evalCommand: Command = {
     const verificationKey = await readVerificationKey(values["verification-key"], values["verification-alg"]);
     const recordKey = process.env[RECORD_KEY_ENV] || undefined;
     // The adapter's own log: stderr, never the records file, and never able
-    // to change an outcome (a failing stderr is ignored).
-    const logDestination = pino.destination({ fd: 2, sync: true });
-    logDestination.on("error", () => {});
-    const logger = pino({ name: "veto" }, logDestination);
-    // Without --log, records are pino JSON lines in --records FILE or on stderr.
-    let records: DestinationRecordSink | undefined;
+    // to change an outcome (a line stderr cannot take is dropped, never waited on).
+    const logger = pino({ name: "veto" }, standardLogDestination(2));
+    // Without --log, records are pino JSON lines in --records FILE (a regular
+    // file, each record fdatasync'ed) or on stderr, each write acknowledged
+    // only when made (fd-sink.ts).
+    let records: FdRecordSink | undefined;
     if (values.log === undefined) {
       try {
-        records = new DestinationRecordSink(
-          values.records === undefined
-            ? pino.destination({ fd: 2, sync: true })
-            : pino.destination({ dest: values.records, sync: true, append: true, mkdir: true }),
-        );
+        records = values.records === undefined ? FdRecordSink.stderr() : await FdRecordSink.openFile(values.records);
       } catch (error) {
         fail(`cannot open records file ${values.records}: ${toError(error).message}`);
       }
@@ -101,7 +99,7 @@ export const evalCommand: Command = {
     if (records?.failure != null) {
       throw new CliExit(
         2,
-        `records ${values.records === undefined ? "on standard error" : `file ${values.records}`} failed, every call from then on was denied with record_unavailable: ${records.failure.message}`,
+        `records ${values.records === undefined ? "on standard error" : `file ${values.records}`} failed, every call from then on was denied with record_unavailable: ${toError(records.failure.cause ?? records.failure).message}`,
       );
     }
     if (decisionLog?.failure != null) {
@@ -113,48 +111,6 @@ export const evalCommand: Command = {
     return 0;
   },
 };
-
-/**
- * Records as pino JSON lines (PinoRecordSink's lines) on a synchronous
- * destination that reports failure: a write the destination could not
- * complete (ENOSPC, EPIPE...) rejects, so its call is denied with
- * record_unavailable, and so does every write after it (the destination
- * stays failed, like a decision log).
- */
-class DestinationRecordSink implements RecordSink {
-  readonly #destination: ReturnType<typeof pino.destination>;
-  readonly #sink: PinoRecordSink;
-  failure: Error | null = null;
-
-  constructor(destination: ReturnType<typeof pino.destination>) {
-    this.#destination = destination;
-    // Without a listener the destination's 'error' would be thrown (and crash the process).
-    destination.on("error", (error: unknown) => {
-      this.failure ??= toError(error);
-    });
-    this.#sink = new PinoRecordSink(pino({ name: "veto" }, destination));
-  }
-
-  async write(record: VetoRecord): Promise<void> {
-    if (this.failure !== null) throw new Error(`the records destination failed earlier: ${this.failure.message}`);
-    try {
-      await this.#sink.write(record);
-    } catch (error) {
-      this.failure ??= toError(error);
-    }
-    // A synchronous destination reports a failed write during the write.
-    if (this.failure !== null) throw this.failure;
-  }
-
-  async close(): Promise<void> {
-    try {
-      if (this.failure === null) this.#destination.flushSync();
-      if ((this.#destination as { fd?: unknown }).fd !== 2) this.#destination.end();
-    } catch {
-      // Closing cannot change what was decided; a failure is already reported.
-    }
-  }
-}
 
 async function decideLines(veto: Veto): Promise<void> {
   const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
