@@ -98,7 +98,8 @@ export function generateCases(seed: number, count: number): GeneratedCase[] {
   const amountValue = (): Gen =>
     mostly(
       [10, 999, 1000, 4999.5, 5000, 5001, 20_000, 250_000, 250_001, -300_000, 1_000_001, 0, 0.5, 1e21],
-      ["9000", null, true, [], {}],
+      // Doubles whose shortest text has more than 15 significant digits or leaves the range (docs/contract.md §9).
+      ["9000", null, true, [], {}, 0.1 + 0.2, 2 ** 53 + 2, 4999.999999999999, 1e-310, Number.MAX_VALUE, 1e308],
       0.1,
     );
 
