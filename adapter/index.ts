@@ -54,6 +54,7 @@ export type { DecisionUnit, TransactionalRecordSink } from "./history/unit.js";
 
 // Records and their sinks.
 export { PinoRecordSink } from "./records/records.js";
+export { FdRecordSink } from "./records/fd-sink.js";
 export type { ApprovalEventRecord, DecisionEventRecord, RecordSink, VetoRecord } from "./records/records.js";
 export { FileDecisionLog, openFileLog } from "./records/file/file-log.js";
 export type { FileDecisionLogOptions } from "./records/file/file-log.js";

@@ -3,7 +3,7 @@
  * call -> validate -> history -> evaluate -> decision -> record -> caller.
  * Every step fails closed: whatever goes wrong, the answer is a deny.
  */
-import { pino, type Logger } from "pino";
+import type { Logger } from "pino";
 import { z } from "zod";
 import { isRecordReader, writtenRecordsOf, type WrittenRecords } from "./approvals/evidence.js";
 import { ApprovalDesk, type ApprovalDeskDeps, type AnswerOptions, type ApprovalAnswer, type WaitOptions } from "./approvals/desk.js";
@@ -17,9 +17,10 @@ import {
   type BundleRefresh,
   type BundleSpec,
 } from "./policy/source.js";
-import { ADAPTER_REASON_CODES, adapterDeny, type BundleVersion, type Decision, type PolicyAnswer } from "./shared/decision.js";
+import { ADAPTER_REASON_CODES, adapterDeny, countsTowardsEscalation, type BundleVersion, type Decision, type PolicyAnswer } from "./shared/decision.js";
 import { VetoClosedError, VetoDeniedError, VetoOptionsError, toError } from "./shared/errors.js";
 import { monotonicUlid } from "./shared/ids.js";
+import { numberTexts } from "./call/json-text.js";
 import {
   DEFAULT_INPUT_LIMITS,
   checkCall,
@@ -30,8 +31,8 @@ import {
   type InputLimits,
   type VetoCall,
 } from "./call/input.js";
+import { FdRecordSink, defaultLogger } from "./records/fd-sink.js";
 import {
-  PinoRecordSink,
   RECORD_BUNDLE_NAME,
   RecordMasker,
   type DecisionEventRecord,
@@ -82,7 +83,11 @@ export interface VetoOptions {
   readonly onBundleChange?: (event: BundleChangeEvent) => void | Promise<void>;
   /** A data document replacing the bundle's data.json entirely. Default: the bundle's. */
   readonly data?: Record<string, unknown>;
-  /** pino logger for records (default sink) and the adapter's own errors. Default: `pino({ name: "veto" })` on stdout. */
+  /**
+   * pino logger for the adapter's own errors. Default: `pino({ name: "veto" })`
+   * on stdout, through the default record sink's writer, so its lines never
+   * tear a record (and are dropped, never blocking, when stdout fails).
+   */
   readonly logger?: Logger;
   /**
    * Deny history and approvals: a VetoStore, or `{ postgres: { connectionString,
@@ -91,7 +96,14 @@ export interface VetoOptions {
    * Default: a new InMemoryStore.
    */
   readonly store?: VetoStore | StoreFactory;
-  /** Where decision records go. Default: a PinoRecordSink on `logger`. */
+  /**
+   * Where decision records go. Default: FdRecordSink.stdout(), records as
+   * pino JSON lines on the process's standard output, each acknowledged only
+   * once written (and fdatasync'ed when stdout is a regular file); a write
+   * that fails (EPIPE, ENOSPC, EBADF) denies that call and every later one
+   * with record_unavailable (docs/contract.md §7). Not `logger`: a logger
+   * reports no failed write.
+   */
   readonly recordSink?: RecordSink;
   /**
    * Per-deployment key (at least 16 bytes; a string counts as its UTF-8
@@ -205,7 +217,7 @@ export async function createVeto(options: VetoOptions): Promise<Veto> {
     const issue = "bundleRollback: needs verificationKey (without a verified signature, a bundle's issue time could be forged)";
     throw new VetoOptionsError(`createVeto: invalid options: ${issue}`, [issue]);
   }
-  const logger = o.logger ?? pino({ name: "veto" });
+  const logger = o.logger ?? defaultLogger();
   const verifier = o.verificationKey === undefined ? undefined : createBundleVerifier(o.verificationKey);
   const source = await BundleSource.open(o.bundle, {
     verifier,
@@ -251,6 +263,25 @@ interface Outcome {
   readonly recentDenies: number | null;
 }
 
+/**
+ * checkCall, with the amounts judged by their text when the call came as
+ * `text`: the numbers where amounts are (arguments.amount,
+ * arguments.changes.*) are read from it. Text that cannot be read so is
+ * refused (fail closed), never judged by the doubles instead.
+ */
+function checkText(raw: unknown, text: string | undefined, limits: InputLimits, amountFields: readonly string[]): CheckedInput {
+  if (text === undefined) return checkCall(raw, limits, amountFields);
+  let texts: ReadonlyMap<string, string>;
+  try {
+    texts = numberTexts(text, 3);
+  } catch (error) {
+    const checked = checkCall(raw, limits, amountFields);
+    const message = `the call's text cannot be read for its amounts: ${toError(error).message}`;
+    return checked.ok ? { ok: false, message, partial: checked.call, json: checked.json } : checked;
+  }
+  return checkCall(raw, limits, amountFields, texts);
+}
+
 function digestOfRaw(masker: RecordMasker, raw: unknown): string | null {
   try {
     return masker.digest(raw);
@@ -268,6 +299,17 @@ function digestOfRaw(masker: RecordMasker, raw: unknown): string | null {
 export function protectUnreadable(veto: Veto, text: string | undefined, problem: string): Promise<Decision> {
   if (!(veto instanceof VetoInstance)) throw new VetoOptionsError("protectUnreadable: pass a veto made by createVeto()");
   return veto.protectUnreadable(text, problem);
+}
+
+/**
+ * For front ends that read calls as JSON text (the CLI): decide `call`, the
+ * result of JSON.parse(`text`), judging its amounts by their text in `text`
+ * (docs/contract.md §9 "Amount precision": JSON.parse turns
+ * 250000.00000000001 into 250000). Not part of the public API.
+ */
+export function protectText(veto: Veto, call: unknown, text: string): Promise<Decision> {
+  if (!(veto instanceof VetoInstance)) throw new VetoOptionsError("protectText: pass a veto made by createVeto()");
+  return veto.protectText(call, text);
 }
 
 class VetoInstance implements Veto {
@@ -295,14 +337,14 @@ class VetoInstance implements Veto {
     ownsStore: boolean,
   ) {
     this.#source = source;
-    const logger = o.logger ?? pino({ name: "veto" });
+    const logger = o.logger ?? defaultLogger();
     this.#log = logger.child({ component: "veto" });
     this.#ownsStore = o.store === undefined || ownsStore;
     // Retention follows the bundle in force: a reloaded bundle with a longer
     // escalation window keeps (from then on) history as long as it counts.
     this.#store = o.store ?? new InMemoryStore({ historyRetentionMs: () => Math.max(source.current.data.windowSeconds * 1000, 24 * 3600 * 1000) });
     this.#ownsSink = o.recordSink === undefined;
-    this.#sink = o.recordSink ?? new PinoRecordSink(logger);
+    this.#sink = o.recordSink ?? FdRecordSink.stdout();
     this.#masker = new RecordMasker(o.recordKey);
     this.#clock = o.clock ?? Date.now;
     this.#ttlMs = o.approvalTtlMs ?? 3_600_000;
@@ -399,10 +441,16 @@ class VetoInstance implements Veto {
     return (await this.#decide(text, problem)).decision;
   }
 
+  /** A call parsed from `text`: its amounts are judged by their text there. */
+  async protectText(call: unknown, text: string): Promise<Decision> {
+    return (await this.#decide(call, undefined, text)).decision;
+  }
+
   /** `cause`: why a record_unavailable deny was given (the sink's or store's error). */
   async #decide(
     raw: unknown,
     unreadable?: string,
+    text?: string,
   ): Promise<DecideResult> {
     // Everything up to the first await runs synchronously inside protect():
     // the call is copied before the caller can change it.
@@ -412,7 +460,7 @@ class VetoInstance implements Veto {
     const policy = this.#source.current;
     const checked =
       unreadable === undefined
-        ? checkCall(raw, this.#limits, policy.data.amountFields)
+        ? checkText(raw, text, this.#limits, policy.data.amountFields)
         : { ok: false as const, message: unreadable, partial: undefined };
     const call = checked.ok ? checked.call : undefined;
     const who =
@@ -515,6 +563,8 @@ class VetoInstance implements Veto {
 
     // Optional fields set only when present (conditional spreads cost more than the rest of this object).
     const stored: Mutable<StoredDecision> = { id, action: decision.action, escalated: decision.escalated, atMs: nowMs, approvers: decision.approvers };
+    // The adapter's own fail-closed denies are remembered but not counted (docs/contract.md §3).
+    if (decision.action === "deny" && !countsTowardsEscalation(decision)) stored.countsTowardsEscalation = false;
     if (who.actorId !== undefined) stored.actorId = who.actorId;
     if (who.tenantId !== undefined) stored.tenantId = who.tenantId;
     if (digest !== null) stored.callDigest = digest;
@@ -542,7 +592,7 @@ class VetoInstance implements Veto {
       };
       await Promise.allSettled([
         this.#sink.write(superseding),
-        this.#store.appendDecision({ ...stored, action: "deny", escalated: false, approvers: [], approval: undefined }),
+        this.#store.appendDecision({ ...stored, action: "deny", escalated: false, countsTowardsEscalation: false, approvers: [], approval: undefined }),
       ]);
       return { decision, call: undefined, cause };
     };

@@ -250,12 +250,62 @@ export function amountFieldNames(amountFields: readonly string[]): ReadonlySet<s
   return names;
 }
 
+const JSON_NUMBER = /^-?(\d+)(?:\.(\d+))?(?:[eE]([+-]?)0*(\d*))?$/;
+
+/** What amountTextProblem refuses, as the policy words it (input.rego's _imprecise). */
+export const IMPRECISE_AMOUNT = "must have at most 15 significant digits and be 0 or between 1e-307 and 1e308 in magnitude";
+
+/**
+ * docs/contract.md §9 "Amount precision", the rule amount.rego's _precise
+ * applies to the same text: undefined when the JSON number `text` has at
+ * most 15 significant digits and is zero or between 1e-307 and 1e308 in
+ * magnitude (then it is exactly one double, and every evaluator compares the
+ * same number), else what is wrong with it.
+ */
+export function amountTextProblem(text: string): string | undefined {
+  const m = JSON_NUMBER.exec(text);
+  if (m === null) return `${IMPRECISE_AMOUNT} (${JSON.stringify(text)} is not a JSON number)`;
+  const whole = m[1] as string;
+  const digits = whole + (m[2] ?? "");
+  const significant = digits.replace(/^0+/, "").replace(/0+$/, "");
+  if (significant === "") return undefined;
+  if (significant.length > 15) return `${IMPRECISE_AMOUNT} (${text} has ${significant.length})`;
+  const exponentDigits = m[4] ?? "";
+  const leadingZeros = digits.length - digits.replace(/^0+/, "").length;
+  const exponent = exponentDigits.length > 4 ? Infinity : (m[3] === "-" ? -1 : 1) * Number(exponentDigits || "0");
+  const decimalExponent = exponent + whole.length - 1 - leadingZeros;
+  if (!(decimalExponent >= -307 && decimalExponent <= 307)) return `${IMPRECISE_AMOUNT} (${text} is out of that range)`;
+  return undefined;
+}
+
+/**
+ * The amount check for a number the adapter holds as a double: its text is
+ * its shortest round-trip form (what JSON.stringify writes and the policy
+ * reads), unless the caller's own text is known (`text`).
+ */
+function amountProblem(value: number, text: string | undefined): string | undefined {
+  // The common case: an integer of at most 15 digits.
+  if (text === undefined && Number.isSafeInteger(value) && value < 1e15 && value > -1e15) return undefined;
+  return amountTextProblem(text ?? String(value));
+}
+
+/** A JSON pointer's token for `key`. */
+const pointerToken = (key: string): string => key.replaceAll("~", "~0").replaceAll("/", "~1");
+
 /**
  * Check one call as sent by an agent. `amountFields` comes from the data
  * document: a `changes` entry whose key matches one of them ignoring case
- * must be a finite JSON number.
+ * must be a finite JSON number. Amounts must also be precise
+ * (docs/contract.md §9 "Amount precision"), judged by their JSON text:
+ * `numberTexts` (by JSON pointer, see json-text.ts) when the caller had the
+ * call as text, else the shortest text of the double.
  */
-export function checkCall(raw: unknown, limits: InputLimits, amountFields: readonly string[]): CheckedInput {
+export function checkCall(
+  raw: unknown,
+  limits: InputLimits,
+  amountFields: readonly string[],
+  numberTexts?: ReadonlyMap<string, string>,
+): CheckedInput {
   let copy: JsonValue;
   let json: string;
   try {
@@ -278,15 +328,25 @@ export function checkCall(raw: unknown, limits: InputLimits, amountFields: reado
   }
 
   const call = copy as VetoCall;
+  const amount = call.arguments.amount;
+  if (amount !== undefined) {
+    const problem = amountProblem(amount, numberTexts?.get("/arguments/amount"));
+    if (problem !== undefined) return { ok: false, message: `arguments.amount: an amount ${problem}`, partial: copy, json };
+  }
   const changes = call.arguments.changes;
   if (changes !== undefined) {
     let names: ReadonlySet<string> | undefined;
     for (const key of Object.keys(changes)) {
-      if (typeof changes[key] === "number") continue;
+      const value = changes[key];
+      // A number that needs no text check is not looked up (the common case).
+      if (typeof value === "number" && numberTexts === undefined && amountProblem(value, undefined) === undefined) continue;
       names ??= amountFieldNames(amountFields);
-      if (names.has(key.toLowerCase())) {
+      if (!names.has(key.toLowerCase())) continue;
+      if (typeof value !== "number") {
         return { ok: false, message: `arguments.changes.${key}: an amount must be a finite number`, partial: copy, json };
       }
+      const problem = amountProblem(value, numberTexts?.get(`/arguments/changes/${pointerToken(key)}`));
+      if (problem !== undefined) return { ok: false, message: `arguments.changes.${key}: an amount ${problem}`, partial: copy, json };
     }
   }
   return { ok: true, call, json };

@@ -10,8 +10,9 @@ import { pino } from "pino";
 import { toError } from "../shared/errors.js";
 import { DEFAULT_INPUT_LIMITS } from "../call/input.js";
 import { DecisionLogError, openFileLog, type FileDecisionLog } from "../audit/index.js";
-import { PinoRecordSink, type RecordSink, type VetoRecord } from "../records/records.js";
-import { createVeto, protectUnreadable, type Veto } from "../veto.js";
+import { FdRecordSink, standardLogDestination } from "../records/fd-sink.js";
+import type { RecordSink, VetoRecord } from "../records/records.js";
+import { createVeto, protectText, protectUnreadable, type Veto } from "../veto.js";
 import { UsageError, CliExit, fail, print, readBoundedFile, readDataFile, type Command } from "./common.js";
 import { readLines } from "./line-reader.js";
 import { MAX_KEY_FILE_BYTES, VERIFICATION_KEY_USAGE, readVerificationKey, verificationKeyOptions } from "./verification-key.js";
@@ -26,8 +27,8 @@ export const evalCommand: Command = {
       decision log (created if missing; each decision is printed only once its record
       is synced). --signing-key FILE: an Ed25519 private key (PEM) that signs checkpoints
       into the log, at open, every N records (default 1000) and at close; a log that
-      holds checkpoints needs it. --records FILE: records as pino JSON lines (appended).
-      Neither: stderr.
+      holds checkpoints needs it. --records FILE: records as pino JSON lines (appended,
+      each synced). Neither: stderr. A path that is not a regular file is refused (exit 2).
       $${RECORD_KEY_ENV}: key (>= 16 bytes) for HMAC digests of sensitive values.
       ${VERIFICATION_KEY_USAGE}`,
 
@@ -68,19 +69,15 @@ export const evalCommand: Command = {
     const verificationKey = await readVerificationKey(values["verification-key"], values["verification-alg"]);
     const recordKey = process.env[RECORD_KEY_ENV] || undefined;
     // The adapter's own log: stderr, never the records file, and never able
-    // to change an outcome (a failing stderr is ignored).
-    const logDestination = pino.destination({ fd: 2, sync: true });
-    logDestination.on("error", () => {});
-    const logger = pino({ name: "veto" }, logDestination);
-    // Without --log, records are pino JSON lines in --records FILE or on stderr.
-    let records: DestinationRecordSink | undefined;
+    // to change an outcome (a line stderr cannot take is dropped, never waited on).
+    const logger = pino({ name: "veto" }, standardLogDestination(2));
+    // Without --log, records are pino JSON lines in --records FILE (a regular
+    // file, each record fdatasync'ed) or on stderr, each write acknowledged
+    // only when made (fd-sink.ts).
+    let records: FdRecordSink | undefined;
     if (values.log === undefined) {
       try {
-        records = new DestinationRecordSink(
-          values.records === undefined
-            ? pino.destination({ fd: 2, sync: true })
-            : pino.destination({ dest: values.records, sync: true, append: true, mkdir: true }),
-        );
+        records = values.records === undefined ? FdRecordSink.stderr() : await FdRecordSink.openFile(values.records);
       } catch (error) {
         fail(`cannot open records file ${values.records}: ${toError(error).message}`);
       }
@@ -125,7 +122,7 @@ export const evalCommand: Command = {
     if (records?.failure != null) {
       throw new CliExit(
         2,
-        `records ${values.records === undefined ? "on standard error" : `file ${values.records}`} failed, every call from then on was denied with record_unavailable: ${records.failure.message}`,
+        `records ${values.records === undefined ? "on standard error" : `file ${values.records}`} failed, every call from then on was denied with record_unavailable: ${toError(records.failure.cause ?? records.failure).message}`,
       );
     }
     if (decisionLog?.failure != null) {
@@ -137,48 +134,6 @@ export const evalCommand: Command = {
     return 0;
   },
 };
-
-/**
- * Records as pino JSON lines (PinoRecordSink's lines) on a synchronous
- * destination that reports failure: a write the destination could not
- * complete (ENOSPC, EPIPE...) rejects, so its call is denied with
- * record_unavailable, and so does every write after it (the destination
- * stays failed, like a decision log).
- */
-class DestinationRecordSink implements RecordSink {
-  readonly #destination: ReturnType<typeof pino.destination>;
-  readonly #sink: PinoRecordSink;
-  failure: Error | null = null;
-
-  constructor(destination: ReturnType<typeof pino.destination>) {
-    this.#destination = destination;
-    // Without a listener the destination's 'error' would be thrown (and crash the process).
-    destination.on("error", (error: unknown) => {
-      this.failure ??= toError(error);
-    });
-    this.#sink = new PinoRecordSink(pino({ name: "veto" }, destination));
-  }
-
-  async write(record: VetoRecord): Promise<void> {
-    if (this.failure !== null) throw new Error(`the records destination failed earlier: ${this.failure.message}`);
-    try {
-      await this.#sink.write(record);
-    } catch (error) {
-      this.failure ??= toError(error);
-    }
-    // A synchronous destination reports a failed write during the write.
-    if (this.failure !== null) throw this.failure;
-  }
-
-  async close(): Promise<void> {
-    try {
-      if (this.failure === null) this.#destination.flushSync();
-      if ((this.#destination as { fd?: unknown }).fd !== 2) this.#destination.end();
-    } catch {
-      // Closing cannot change what was decided; a failure is already reported.
-    }
-  }
-}
 
 async function decideLines(veto: Veto): Promise<void> {
   // Every line has its decision, so output pairs with input line by line; a
@@ -204,8 +159,9 @@ async function decideLines(veto: Veto): Promise<void> {
       }
     }
     // protect() resolves only after the record sink's write did: with --log,
-    // after the record is fdatasync'ed.
-    const decision = problem === undefined ? await veto.protect(call) : await protectUnreadable(veto, line, problem);
+    // after the record is fdatasync'ed. Amounts are judged by their text on
+    // the line, which JSON.parse does not keep (docs/contract.md §9).
+    const decision = problem === undefined ? await protectText(veto, call, line) : await protectUnreadable(veto, line, problem);
     await print(`${JSON.stringify(decision)}\n`);
   }
 }

@@ -10,7 +10,9 @@ import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { toError } from "../shared/errors.js";
 import type { SeenCheckpoint } from "../records/checkpoint.js";
+import { NotRegularFileError, regularFileExists } from "../shared/files.js";
 import { verifyLog } from "../audit/index.js";
+import { expandLogPaths } from "../records/file/segments.js";
 import { checkpointChecks, checkpointFlags, checkpointLines, countText, coverText } from "./checkpoint-flags.js";
 import { CliExit, UsageError, fail, print, type Command } from "./common.js";
 import { verifyPostgres, verifyPostgresCommand } from "./db.js";
@@ -28,6 +30,22 @@ export function distinctLogs(paths: readonly string[]): string[] {
   });
 }
 
+/**
+ * Exit 2, at once, when a file of the log at `path` (PATH or a continuation)
+ * exists but is not a regular file (a directory, a FIFO, /dev/zero): that is
+ * unusable input, not a log that fails to verify (exit 1). A missing file is
+ * left to verification, which names it.
+ */
+export async function requireRegularLog(path: string): Promise<void> {
+  for (const file of await expandLogPaths([path])) {
+    try {
+      await regularFileExists(file);
+    } catch (error) {
+      if (error instanceof NotRegularFileError) fail(`log ${path}: ${error.message}`);
+    }
+  }
+}
+
 async function verifyCommand(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
@@ -42,6 +60,7 @@ async function verifyCommand(args: string[]): Promise<number> {
     return await verifyPostgresCommand(values.postgres, values.schema, values.since, checks);
   }
   if (positionals.length === 0) throw new UsageError("log verify needs at least one log PATH");
+  for (const path of logs) await requireRegularLog(path);
   for (const path of logs) {
     const result = await verifyLog([path], checks);
     if (!result.ok) throw new CliExit(1, `log verify failed: ${result.file}: ${result.reason}`);

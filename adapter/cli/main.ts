@@ -5,6 +5,7 @@
  * with replay --fail-on-change, a verdict changed); 2 the bundle, data, log
  * or command line is unusable. Every failure is one line on stderr.
  */
+import { writeSync } from "node:fs";
 import { CliExit, UsageError, oneLine, type Command } from "./common.js";
 import { dbCommand } from "./db.js";
 import { evalCommand } from "./eval.js";
@@ -21,6 +22,19 @@ const COMMANDS: ReadonlyMap<string, Command> = new Map([
   ["db", dbCommand],
 ]);
 
+/**
+ * The one line on stderr. A stderr that cannot take it (a broken pipe,
+ * /dev/full) must not turn the exit code into a crash's: the line is lost,
+ * the exit code stands.
+ */
+function complain(text: string): void {
+  try {
+    writeSync(2, text);
+  } catch {
+    // Nowhere left to say it.
+  }
+}
+
 const USAGE = `usage:\n${[...COMMANDS.values()].map((c) => c.usage).join("\n")}`;
 
 async function main(argv: string[]): Promise<number> {
@@ -36,15 +50,15 @@ async function main(argv: string[]): Promise<number> {
   } catch (error) {
     // parseArgs throws TypeErrors with an ERR_PARSE_ARGS_* code for unknown or malformed options.
     if (error instanceof UsageError || (error instanceof TypeError && "code" in error)) {
-      process.stderr.write(`veto: ${oneLine(error.message)}\n${USAGE}\n`);
+      complain(`veto: ${oneLine(error.message)}\n${USAGE}\n`);
       return 2;
     }
     if (error instanceof CliExit) {
-      process.stderr.write(`veto: ${error.message}\n`);
+      complain(`veto: ${error.message}\n`);
       return error.exitCode;
     }
     if (error instanceof VetoError) {
-      process.stderr.write(`veto: ${oneLine(error.message)}\n`);
+      complain(`veto: ${oneLine(error.message)}\n`);
       return 2;
     }
     throw error;

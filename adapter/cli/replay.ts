@@ -10,7 +10,7 @@ import { toError, VetoError } from "../shared/errors.js";
 import { LogCorruptError, readLog } from "../audit/index.js";
 import { replayRecords, type LoggedRecord, type ReplayReport, type Verdict } from "../audit/replay.js";
 import { CliExit, UsageError, fail, print, readDataFile, type Command } from "./common.js";
-import { distinctLogs } from "./log.js";
+import { distinctLogs, requireRegularLog } from "./log.js";
 import { VERIFICATION_KEY_USAGE, readVerificationKey, verificationKeyOptions } from "./verification-key.js";
 
 export const replayCommand: Command = {
@@ -39,6 +39,7 @@ export const replayCommand: Command = {
     if (values.bundle === undefined) throw new UsageError("replay needs --bundle PATH");
     if (positionals.length === 0) throw new UsageError("replay needs at least one decision log");
     const logs = distinctLogs(positionals);
+    for (const path of logs) await requireRegularLog(path);
     const records: LoggedRecord[] = [];
     for (const path of logs) {
       try {

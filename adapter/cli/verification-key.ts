@@ -9,7 +9,6 @@
 import { SIGNING_ALGORITHMS, type SigningAlgorithm, type VerificationKeyInput } from "../policy/signature.js";
 import { UsageError, readBoundedFile } from "./common.js";
 
-/** Largest key file: a PEM key is a few KiB; an RSA key of 16,384 bits, about 3 KiB. */
 /** Largest key file a command reads (a PEM key is a few kilobytes). */
 export const MAX_KEY_FILE_BYTES = 1024 * 1024;
 

@@ -14,6 +14,13 @@ export interface StoredDecision {
   readonly id: string;
   readonly action: Action;
   readonly escalated: boolean;
+  /**
+   * For a deny: whether it counts towards its actor's and tenant's
+   * recentDenies. False for the adapter's own fail-closed denies
+   * (evaluation_error, record_unavailable): an outage of the log or the
+   * database is not the actor's doing (docs/contract.md §3). Default true.
+   */
+  readonly countsTowardsEscalation?: boolean;
   /** Present when the decision could be attributed (the call named them). */
   readonly actorId?: string;
   readonly tenantId?: string;
@@ -43,8 +50,11 @@ export interface ApprovalTransition {
 
 export interface VetoStore {
   /**
-   * Remember a decision. A deny counts towards its actor's and tenant's
-   * history; a require_approval decision opens a pending approval.
+   * Remember a decision, replacing any earlier one with the same id (a
+   * decision superseded by a record_unavailable deny is stored again). A deny
+   * counts towards its actor's and tenant's history unless
+   * `countsTowardsEscalation` is false; a require_approval decision opens a
+   * pending approval.
    */
   appendDecision(decision: StoredDecision): Promise<void>;
   /** Denies and rejected approvals for (actorId, tenantId) at or after sinceMs. */
@@ -172,6 +182,11 @@ export function directUnit(store: VetoStore): StoreUnit {
   };
 }
 
+/** Whether a stored decision is in its actor's deny history (a rejection counts separately, when it is answered). */
+function counts(decision: StoredDecision): boolean {
+  return decision.action === "deny" && decision.countsTowardsEscalation !== false;
+}
+
 /** One string per (actorId, tenantId), and never the same for two pairs: the length prefix says where actorId ends. */
 function historyKey(actorId: string, tenantId: string): string {
   return `${actorId.length}:${actorId}${tenantId}`;
@@ -198,9 +213,12 @@ export class InMemoryStore implements VetoStore {
   }
 
   async appendDecision(decision: StoredDecision): Promise<void> {
+    // Stored again under its id (superseded): the earlier version no longer counts.
+    const previous = this.#decisions.get(decision.id);
+    if (previous !== undefined && counts(previous)) this.#removeDeny(previous.actorId, previous.tenantId, previous.atMs);
     this.#decisions.set(decision.id, decision);
     this.#latestMs = Math.max(this.#latestMs, decision.atMs);
-    if (decision.action === "deny") this.#addDeny(decision.actorId, decision.tenantId, decision.atMs);
+    if (counts(decision)) this.#addDeny(decision.actorId, decision.tenantId, decision.atMs);
     this.#evict();
   }
 
@@ -279,6 +297,16 @@ export class InMemoryStore implements VetoStore {
     this.#denies.set(key, times);
     this.#latestMs = Math.max(this.#latestMs, atMs);
     this.#pruneHistory(key, times);
+  }
+
+  #removeDeny(actorId: string | undefined, tenantId: string | undefined, atMs: number): void {
+    if (actorId === undefined || tenantId === undefined) return;
+    const key = historyKey(actorId, tenantId);
+    const times = this.#denies.get(key);
+    const at = times?.lastIndexOf(atMs) ?? -1;
+    if (times === undefined || at < 0) return;
+    times.splice(at, 1);
+    if (times.length === 0) this.#denies.delete(key);
   }
 
   #pruneHistory(key: string, times: number[]): void {

@@ -58,6 +58,8 @@ export async function loadBundle(source: string | Uint8Array, options: LoadBundl
   const label = typeof source === "string" ? source : "<bundle bytes>";
   let bytes: Uint8Array;
   try {
+    // Within the size limit, and a regular file only (bounded-read.ts): a path
+    // to /dev/zero or a FIFO is refused, never read forever.
     bytes = typeof source === "string" ? await readFileBounded(source, MAX_BUNDLE_FILE_BYTES) : source;
   } catch (error) {
     throw unusable(`cannot read bundle ${label}: ${toError(error).message}`, error);

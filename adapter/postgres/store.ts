@@ -74,6 +74,7 @@ interface DecisionRow {
   reviewer_id: string | null;
   note: string | null;
   answered_at_ms: string | null;
+  counts_towards_escalation: boolean;
 }
 
 function toStored(row: DecisionRow): StoredDecision {
@@ -91,6 +92,7 @@ function toStored(row: DecisionRow): StoredDecision {
     id: row.id,
     action: row.action,
     escalated: row.escalated,
+    ...(row.counts_towards_escalation ? {} : { countsTowardsEscalation: false }),
     ...(row.actor_id === null ? {} : { actorId: row.actor_id }),
     ...(row.tenant_id === null ? {} : { tenantId: row.tenant_id }),
     atMs: Number(row.at_ms),
@@ -110,18 +112,18 @@ class Statements {
   constructor(schema: string) {
     const decisions = `${quoteIdent(schema)}.decisions`;
     const columns =
-      "id, action, escalated, actor_id, tenant_id, at_ms, call_digest, approvers, approval_status, expires_at_ms, reviewer_id, note, answered_at_ms";
+      "id, action, escalated, actor_id, tenant_id, at_ms, call_digest, approvers, approval_status, expires_at_ms, reviewer_id, note, answered_at_ms, counts_towards_escalation";
     // Upsert: a decision whose record could not be written is stored again as
     // the deny that replaced it, under the same id.
     this.upsertDecision = `INSERT INTO ${decisions} (${columns})
-      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
       ON CONFLICT (id) DO UPDATE SET ${columns
         .split(", ")
         .slice(1)
         .map((c) => `${c} = EXCLUDED.${c}`)
         .join(", ")}`;
     this.countDenies = `SELECT
-      (SELECT count(*) FROM ${decisions} WHERE actor_id = $1 AND tenant_id = $2 AND action = 'deny' AND at_ms >= $3)
+      (SELECT count(*) FROM ${decisions} WHERE actor_id = $1 AND tenant_id = $2 AND action = 'deny' AND counts_towards_escalation AND at_ms >= $3)
       + (SELECT count(*) FROM ${decisions} WHERE actor_id = $1 AND tenant_id = $2 AND approval_status = 'rejected' AND answered_at_ms >= $3)
       AS n`;
     this.selectDecision = `SELECT ${columns} FROM ${decisions} WHERE id = $1`;
@@ -152,6 +154,7 @@ async function appendDecision(db: Queryable, sql: Statements, d: StoredDecision)
     d.approval?.reviewerId ?? null,
     d.approval?.note ?? null,
     d.approval?.answeredAtMs ?? null,
+    d.countsTowardsEscalation !== false,
   ]);
 }
 

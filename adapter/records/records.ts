@@ -90,9 +90,13 @@ export interface RecordSink {
 }
 
 /**
- * The default sink: one pino log line per record, message "veto decision" /
- * "veto approval" / "veto rejection". As durable as the logger's destination
- * (pino's default stdout destination writes synchronously).
+ * One pino log line per record, message "veto decision" / "veto approval" /
+ * "veto rejection", through a logger of your own. Not createVeto's default
+ * and not evidence: a logger reports no failed write (pino drops lines on a
+ * broken pipe), so a record lost this way does not deny its call. Use
+ * FdRecordSink (the default: the same lines on stdout, acknowledged), a
+ * FileDecisionLog or the PostgreSQL records where records are evidence
+ * (docs/contract.md §7).
  */
 export class PinoRecordSink implements RecordSink {
   readonly #log: Logger;

@@ -2,10 +2,12 @@
  * Reading a whole file the adapter or the CLI was pointed at (a bundle, a data
  * document, a key) without letting its size decide how much memory is used: a
  * regular file larger than the limit is refused from its size before a byte
- * is read, and anything else (a pipe, a device, a file still growing) is read
- * only up to the limit.
+ * is read, and one still growing is read only up to the limit. Anything but a
+ * regular file (a directory, a FIFO, /dev/zero) is refused at once with
+ * NotRegularFileError (files.ts): it might never end, or never open.
  */
-import { open } from "node:fs/promises";
+import { constants } from "node:fs";
+import { openRegularFile } from "./files.js";
 
 /** The file is larger than the limit; nothing of it was kept. */
 export class FileTooLargeError extends Error {
@@ -22,7 +24,7 @@ const READ_CHUNK = 1 << 20;
 
 /** The bytes of `path`; rejects with FileTooLargeError over `maxBytes`, or with the file system's error. */
 export async function readFileBounded(path: string, maxBytes: number): Promise<Buffer> {
-  const handle = await open(path, "r");
+  const handle = await openRegularFile(path, constants.O_RDONLY);
   try {
     const stat = await handle.stat();
     if (stat.isFile() && stat.size > maxBytes) throw new FileTooLargeError(maxBytes);

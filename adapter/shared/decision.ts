@@ -60,6 +60,22 @@ export const ADAPTER_REASON_CODES = {
   recordUnavailable: "record_unavailable",
 } as const;
 
+/**
+ * The adapter's own fail-closed codes: the system's fault, not the actor's.
+ * A deny answered with one of them is recorded and remembered but does not
+ * count towards the actor's recentDenies (docs/contract.md §3, §7b).
+ */
+export const OUTAGE_REASON_CODES: ReadonlySet<string> = new Set([
+  ADAPTER_REASON_CODES.evaluationError,
+  ADAPTER_REASON_CODES.recordUnavailable,
+  "record_state_unavailable",
+]);
+
+/** Whether a decision counts towards its actor's deny history: a deny, unless the adapter's own outage answered it. */
+export function countsTowardsEscalation(answer: { readonly action: Action; readonly reasons: readonly Reason[] }): boolean {
+  return answer.action === "deny" && !answer.reasons.some((r) => OUTAGE_REASON_CODES.has(r.code));
+}
+
 /** The messages policy/veto/crm/reasons.rego defines for these codes; the adapter appends the detail. */
 export const ADAPTER_REASON_MESSAGES: Readonly<Record<string, string>> = {
   invalid_input: "The call does not match the input contract",

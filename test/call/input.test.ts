@@ -3,7 +3,7 @@
 // caller sends can reach Object.prototype.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_INPUT_LIMITS, type Decision, type DecisionEventRecord } from "../../adapter/index.js";
-import { checkCall } from "../../adapter/call/input.js";
+import { amountTextProblem, checkCall } from "../../adapter/call/input.js";
 import { codes, makeVeto, write, type TestVeto } from "../helpers/index.js";
 
 let t: TestVeto;
@@ -221,5 +221,40 @@ describe("attribution of refused calls", () => {
   it("records name the actor, tenant and tool when the call does", async () => {
     await t.veto.protect(write({ amount: "lots" }));
     expect(t.sink.last()).toMatchObject({ actor_id: "agent:sales-assistant", tenant_id: "acme", tool: "crm.update", history: null });
+  });
+});
+
+describe("amount precision (docs/contract.md §9)", () => {
+  it("a JavaScript amount is judged by its shortest text, the one the policy reads", async () => {
+    // 0.1 + 0.2 is 0.30000000000000004: 17 significant digits.
+    await expectInvalid(write({ amount: 0.1 + 0.2 }), /arguments\.amount: an amount must have at most 15 significant digits.*0\.30000000000000004 has 17/);
+    await expectInvalid(write({ changes: { Refund_Amount: 2 ** 53 + 2 } }), /arguments\.changes\.Refund_Amount: .*has 16/);
+    await expectInvalid(write({ amount: 1e308 }), /1e\+308 is out of that range/);
+    await expectInvalid(write({ amount: Number.MAX_VALUE }), /has 17/);
+    await expectInvalid(write({ amount: 5e-324 }), /out of that range/);
+    for (const amount of [0, -0, 0.3, 4999.99, 1e21, 123456789012345, -1e-307, 9.99999999999999e307]) {
+      expect(codes(await decideFresh(write({ amount }))), String(amount)).not.toContain("invalid_input");
+    }
+    // A number outside the amount fields is not an amount.
+    expect(codes(await decideFresh(write({ changes: { probability: 0.1 + 0.2 } })))).toEqual(["low_value"]);
+  });
+
+  it("amountTextProblem is the policy's rule: 15 significant digits, zero or 1e-307 <= |x| < 1e308", () => {
+    const precise = ["0", "-0", "0.000", "0e400", "0E-0400", "250000", "250000.000000000000000", "25e4", "2.5E+5", "1e+0307", "1e-307",
+      "999999999999999", "0.123456789012345", "-4999.99999999999", "9.99999999999999e307"];
+    const imprecise = ["250000.00000000001", "1234567890123456", "0.30000000000000004", "1e308", "1e400", "-1E+400", "1e-308", "1e-400",
+      "5e-324", "1e10000", "1e-10000", "4999.9999999999999999999"];
+    for (const text of precise) expect(amountTextProblem(text), text).toBeUndefined();
+    for (const text of imprecise) expect(amountTextProblem(text), text).toMatch(/^must have at most 15 significant digits/);
+  });
+
+  it("checkCall judges an amount by the text it was given rather than by its double", () => {
+    const call = write({ amount: 250000, changes: { Amount: 0 } });
+    const fields = ["amount"];
+    expect(checkCall(call, DEFAULT_INPUT_LIMITS, fields).ok).toBe(true);
+    const texts = new Map([["/arguments/amount", "250000.00000000001"]]);
+    expect(checkCall(call, DEFAULT_INPUT_LIMITS, fields, texts)).toMatchObject({ ok: false, message: expect.stringMatching(/^arguments\.amount: /) });
+    const changed = new Map([["/arguments/changes/Amount", "1e-400"]]);
+    expect(checkCall(call, DEFAULT_INPUT_LIMITS, fields, changed)).toMatchObject({ ok: false, message: expect.stringMatching(/^arguments\.changes\.Amount: /) });
   });
 });

@@ -1,5 +1,6 @@
 // The `veto` command line (contract section 8), run as built: node dist/cli.js.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -50,14 +51,57 @@ describe("veto eval", () => {
     expect(recorded.map((x) => x["decision_id"])).toEqual(decisions.map((d) => d["id"]));
   });
 
-  it("a records file that fails (/dev/full): every call denied with record_unavailable, exit 2 with one line, no stack trace", () => {
+  it("records on a stderr that fails (/dev/full): every call denied with record_unavailable, exit 2", () => {
+    const full = openSync("/dev/full", "w");
+    try {
+      const run = spawnSync("node", [requireCli(), "eval", "--bundle", BUNDLE], {
+        input: lines(read(), write({ amount: 9000 }), read()),
+        stdio: ["pipe", "pipe", full],
+        encoding: "utf8",
+      });
+      expect(run.status).toBe(2);
+      const decisions = run.stdout.trim().split("\n").map((l) => JSON.parse(l) as { action: string; reason: string; reasons: { code: string }[] });
+      expect(decisions.map((d) => [d.action, d.reasons.map((x) => x.code)])).toEqual(Array(3).fill(["deny", ["record_unavailable"]]));
+      expect(decisions[0]?.reason).toMatch(/standard error failed .*ENOSPC/);
+    } finally {
+      closeSync(full);
+    }
+  });
+
+  it("a records file that is not a regular file (/dev/full) is refused at once: exit 2 with one line, no decision", () => {
     const r = veto(["eval", "--bundle", BUNDLE, "--records", "/dev/full"], lines(read(), write({ amount: 9000 }), read()));
     expect(r.status).toBe(2);
-    const decisions = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as { action: string; reasons: { code: string }[] });
-    expect(decisions.map((d) => [d.action, d.reasons.map((x) => x.code)])).toEqual(Array(3).fill(["deny", ["record_unavailable"]]));
-    // stderr: the adapter's own log (JSON lines), then one line saying why the command failed.
-    const text = r.stderr.trim().split("\n").filter((l) => !l.startsWith("{"));
-    expect(text).toEqual([expect.stringMatching(/^veto: records file \/dev\/full failed, every call from then on was denied with record_unavailable: ENOSPC/)]);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toBe("veto: cannot open records file /dev/full: /dev/full is not a regular file (it is a character device)\n");
+  });
+
+  it("judges amounts by their text on the line, which JSON.parse does not keep (docs/contract.md §9)", () => {
+    // As doubles these are 250000 (the limit: needs approval), 0 and 4999.99 (allowed).
+    // Four invalid_input denies escalate agent:support-triage; the last two lines are another actor's.
+    const call = (amount: string, field = "amount", changes: Record<string, unknown> = {}, actorId = "agent:support-triage"): string =>
+      JSON.stringify(write({ changes: { [field]: "@", ...changes } }, { actorId })).replace('"@"', amount);
+    const input = [
+      call("250000.00000000001"),
+      call("1e-400", "Refund_Amount"),
+      call("4999.9900000000000000001"),
+      // Duplicate keys: the last one is the call, as JSON.parse reads it.
+      call("250000.00000000001").replace('"changes":{', '"changes":{"amount":1},"changes":{'),
+      call("250000.00000000001", "x", { amount: 1 }, "agent:sales-assistant"),
+      call("250000.000000000000", "amount", {}, "agent:sales-assistant"),
+    ].join("\n");
+    const r = veto(["eval", "--bundle", BUNDLE, "--records", join(dir, "amounts.jsonl")], `${input}\n`);
+    expect(r.status, r.stderr).toBe(0);
+    const decisions = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as { action: string; reason: string; reasons: { code: string }[] });
+    expect(decisions.map((d) => [d.action, d.reasons.map((x) => x.code)])).toEqual([
+      ["deny", ["invalid_input"]],
+      ["deny", ["invalid_input"]],
+      ["deny", ["invalid_input"]],
+      ["deny", ["invalid_input"]],
+      // The imprecise text is the value of "x", not an amount; the amount is 1.
+      ["allow", ["low_value"]],
+      ["require_approval", ["production_amount"]],
+    ]);
+    expect(decisions[0]!.reason).toMatch(/arguments\.changes\.amount: an amount must have at most 15 significant digits .*250000\.00000000001 has 17/);
   });
 
   it("records go to stderr when no --records file is given", () => {

@@ -25,9 +25,15 @@ const ABSENT = Symbol("absent");
 type Gen = unknown | typeof ABSENT;
 
 export interface GeneratedCase {
-  readonly config: "bundle" | "alt";
+  readonly config: "bundle" | "alt" | "open";
   readonly call: { tool?: unknown; arguments?: unknown; context?: unknown };
   readonly recentDenies: number;
+  /**
+   * The call as JSON text, when its numbers are written in ways JSON.parse
+   * does not keep (`call` is then JSON.parse(text)): what the policy and
+   * `veto eval` must judge by the text (docs/contract.md §9 "Amount precision").
+   */
+  readonly text?: string;
 }
 
 /**
@@ -154,7 +160,8 @@ export function generateCases(seed: number, count: number): GeneratedCase[] {
   const amountValue = (): Gen =>
     mostly(
       [10, 999, 1000, 4999.5, 5000, 5001, 20_000, 250_000, 250_001, -300_000, 1_000_001, 0, 0.5, 1e21],
-      ["9000", null, true, [], {}],
+      // Doubles whose shortest text has more than 15 significant digits or leaves the range (docs/contract.md §9).
+      ["9000", null, true, [], {}, 0.1 + 0.2, 2 ** 53 + 2, 4999.999999999999, 1e-310, Number.MAX_VALUE, 1e308],
       0.1,
     );
 
@@ -288,3 +295,100 @@ export const RESPELLING_CASES: readonly (GeneratedCase & { readonly expected: { 
     },
   ];
 })();
+
+/**
+ * The test bundle's data (test/fixtures/data.json) with no tenant listing its
+ * actors: every actor may act, so each amount case can have an actor of its
+ * own (a fresh deny history, also in one `veto eval` run).
+ */
+export function openConfig(fixtureConfig: Record<string, unknown>): Record<string, unknown> {
+  const config = structuredClone(fixtureConfig) as { tenants: Record<string, Record<string, unknown>> };
+  for (const tenant of Object.values(config.tenants)) delete tenant["actors"];
+  return config;
+}
+
+/** Limits and thresholds of the fixture data, and zero: where the number's last digits decide. */
+const AMOUNT_EDGES = ["0", "1000", "5000", "20000", "250000", "1000000"] as const;
+
+/** Numbers whose text is not what a double holds, or is only just what it holds. */
+const AMOUNT_TEXT_EXAMPLES = [
+  "250000.00000000001", "250000.0000000001", "250000.000000001", "249999.99999999999", "5000.000000000001", "4999.999999999999",
+  "4999.99999999999", "4999.9999999999999999999999999999999999", "49999999999999999999e-16", "2.50000000000000001e5",
+  "1e400", "-1e400", "1E+400", "1e-400", "-1e-400", "1e308", "1e307", "9.99999999999999e307", "1.7976931348623157e308",
+  "1e-307", "1e-308", "5e-324", "2.2250738585072014e-308", "0e400", "0E-0400", "-0", "-0.0", "0.000", "-0e-0",
+  "0.30000000000000004", "0.1", "0.2", "0.3", "9007199254740993", "9007199254740992", "999999999999999", "1000000000000000",
+  "123456789012345678901234567890", "25e4", "2.5E+5", "250000e0", "0.25e6", "2500000e-1", "1e+0004", "5.000e3", "1e21",
+] as const;
+
+/**
+ * A seeded batch of calls whose amounts (arguments.amount, changes.<amount
+ * field>, respelled) are written as JSON text: many digits around the
+ * limits, exponents, signed zeros, numbers beyond a double's range or
+ * precision. Each case has an actor of its own, for OPEN_CONFIG.
+ */
+export function generateAmountTextCases(seed: number, count: number): GeneratedCase[] {
+  const random = seededRandom(seed);
+  const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
+  const digits = (n: number): string => Array.from({ length: n }, () => String(Math.floor(random() * 10))).join("");
+  const numberText = (): string => {
+    const sign = random() < 0.25 ? "-" : "";
+    switch (Math.floor(random() * 4)) {
+      case 0:
+        return `${sign}${pick(AMOUNT_TEXT_EXAMPLES).replace(/^-/, "")}`;
+      case 1: {
+        // An edge, then a fraction just above or below it: 0 to 25 more digits.
+        const edge = Number(pick(AMOUNT_EDGES));
+        const below = random() < 0.5 && edge > 0;
+        const zerosOrNines = (below ? "9" : "0").repeat(Math.floor(random() * 20));
+        const last = below ? "9" : String(1 + Math.floor(random() * 9));
+        return `${sign}${below ? edge - 1 : edge}.${zerosOrNines}${last}`;
+      }
+      case 2: {
+        // A random mantissa of 1 to 20 digits with a random exponent, sometimes zero-padded.
+        const whole = String(Number(digits(1 + Math.floor(random() * 8))));
+        const fraction = random() < 0.6 ? `.${digits(1 + Math.floor(random() * 14))}` : "";
+        const exponent = random() < 0.6 ? "" : `${pick(["e", "E"])}${pick(["", "+", "-"])}${"0".repeat(Math.floor(random() * 3))}${Math.floor(random() * 330)}`;
+        return `${sign}${whole}${fraction}${exponent}`;
+      }
+      default:
+        // An edge written with trailing zeros or an exponent: the same number.
+        const edge = pick(AMOUNT_EDGES);
+        return `${sign}${pick([`${edge}.${"0".repeat(1 + Math.floor(random() * 20))}`, `${edge}e0`, `${edge === "0" ? "0" : `${edge}0`}e-1`])}`;
+    }
+  };
+  const cases: GeneratedCase[] = [];
+  for (let i = 0; i < count; i++) {
+    const tenant = pick(["acme", "acme", "globex", "initech"]);
+    const numbers: string[] = [];
+    /**
+     * A placeholder for a number text. Outside amount positions only numbers a
+     * double can hold: JSON.parse makes 1e400 Infinity, which the adapter
+     * refuses anywhere in a call (JavaScript cannot pass it on as it is).
+     */
+    const slot = (finite = false): string => {
+      let n = numberText();
+      while (finite && !Number.isFinite(Number(n))) n = numberText();
+      numbers.push(n);
+      return `@@number:${numbers.length - 1}@@`;
+    };
+    const args: Record<string, unknown> = { object: "opportunity", recordId: "opp_1", tenantId: tenant };
+    const where = Math.floor(random() * 3);
+    if (where !== 1) args["amount"] = slot();
+    if (where !== 0) {
+      const field = pick(["amount", "Amount", "DISCOUNT_AMOUNT", "refund_amount", "credit_amount"]);
+      args["changes"] = { close_date: "2026-12-01", [field]: slot(), ...(random() < 0.3 ? { probability: slot(true) } : {}) };
+    }
+    const call = {
+      tool: pick(["crm.update", "crm.update", "crm.create", "crm.read"]),
+      arguments: args,
+      context: { actorId: `agent:amount-${seed}-${i}`, tenantId: tenant, environment: pick(["production", "production", "staging"]), reason: "Customer asked" },
+    };
+    let text = JSON.stringify(call);
+    numbers.forEach((n, k) => {
+      text = text.replace(`"@@number:${k}@@"`, n);
+    });
+    cases.push({ config: "open", call: JSON.parse(text) as GeneratedCase["call"], recentDenies: 0, text });
+  }
+  return cases;
+}
+

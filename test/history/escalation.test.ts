@@ -1,7 +1,9 @@
 // Repeat-deny history (contract section 3, recentDenies) across the sliding
 // window, with an injected clock.
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import type { EscalationEvent } from "../../adapter/index.js";
+import { InMemoryStore, type EscalationEvent } from "../../adapter/index.js";
+import { CountFaultStore, runSteps, stepArbitrary } from "../helpers/escalation-model.js";
 import { APPROVER, codes, makeVeto, read, write } from "../helpers/index.js";
 
 const DENY = write({ destination: "https://pastebin.com/x" }); // blocked_destination
@@ -106,4 +108,55 @@ describe("escalation", () => {
     expect(logLines.some((l) => l["msg"] === "onEscalation hook failed")).toBe(true);
     await veto.close();
   });
+
+  it("outages do not escalate: record_unavailable and evaluation_error denies are recorded, not counted", async () => {
+    const store = new CountFaultStore(new InMemoryStore());
+    const { veto, sink } = await makeVeto({ store });
+    sink.failing = new Error("disk full");
+    const superseded = await veto.protect(DENY);
+    expect(codes(superseded)).toEqual(["record_unavailable"]);
+    for (let i = 0; i < 3; i++) expect(codes(await veto.protect(DENY))).toEqual(["record_unavailable"]);
+    sink.failing = undefined;
+    store.failCount = true;
+    for (let i = 0; i < 4; i++) expect(codes(await veto.protect(read()))).toEqual(["evaluation_error"]);
+    store.failCount = false;
+    // Eight denies on file, none of them the actor's doing: the next calls start from zero.
+    const outageRecords = sink.records.filter((r) => r.type === "decision" && r.result.reasons.some((x) => x.code === "evaluation_error"));
+    expect(outageRecords).toHaveLength(4);
+    const d = await veto.protect(DENY);
+    expect([d.action, d.escalated, codes(d)]).toEqual(["deny", false, ["blocked_destination"]]);
+    expect(sink.last()).toMatchObject({ decision_id: d.id, history: { recent_denies: 0 } });
+    // A policy deny superseded by record_unavailable is remembered as an uncounted deny.
+    expect(await store.getDecision(superseded.id)).toMatchObject({ action: "deny", countsTowardsEscalation: false });
+    await veto.close();
+  });
+
+  it("invalid_input naming the actor and tenant still counts", async () => {
+    const { veto } = await makeVeto();
+    for (let i = 0; i < 3; i++) expect(codes(await veto.protect(write({ amount: "9000" })))).toEqual(["invalid_input"]);
+    const d = await veto.protect(read());
+    expect([d.action, d.escalated]).toEqual(["deny", true]);
+    await veto.close();
+  });
+
+  it("seeded model: only policy denies, invalid_input and rejections count (in-memory store)", async () => {
+    const seed = Number(process.env["VETO_ESCALATION_SEED"] ?? 20260517);
+    let run = 0;
+    let checked = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.array(stepArbitrary, { minLength: 1, maxLength: 40 }), async (steps) => {
+        run += 1;
+        const store = new CountFaultStore(new InMemoryStore());
+        const m = await makeVeto({ store, approvalTtlMs: 3_600_000 });
+        try {
+          checked += await runSteps({ ...m, store }, `agent:model-${run}`, steps);
+        } finally {
+          await m.veto.close();
+        }
+      }),
+      { seed, numRuns: 60, endOnFailure: true },
+    );
+    expect(checked).toBeGreaterThan(300);
+  });
 });
+

@@ -138,6 +138,25 @@ describe.each(implementations)("$name: the VetoStore contract", ({ open, transac
       expect(await other.countRecentDenies("agent:a", "acme", T0)).toBe(1);
     }));
 
+  it("remembers an outage deny (countsTowardsEscalation false) without counting it, also when it replaces a counted one", () =>
+    withStores(open, async ({ store, other }) => {
+      const outage = decision({ countsTowardsEscalation: false });
+      await store.appendDecision(outage);
+      expect(await other.getDecision(outage.id)).toEqual(outage);
+      expect(await other.countRecentDenies("agent:a", "acme", T0)).toBe(0);
+      // A counted deny superseded by an outage deny under the same id stops counting, and back.
+      const policyDeny = decision();
+      await store.appendDecision(policyDeny);
+      expect(await other.countRecentDenies("agent:a", "acme", T0)).toBe(1);
+      await store.appendDecision({ ...policyDeny, countsTowardsEscalation: false });
+      expect(await other.countRecentDenies("agent:a", "acme", T0)).toBe(0);
+      await store.appendDecision(policyDeny);
+      expect(await other.countRecentDenies("agent:a", "acme", T0)).toBe(1);
+      // Appending the same counted deny twice counts it once.
+      await store.appendDecision(policyDeny);
+      expect(await other.countRecentDenies("agent:a", "acme", T0)).toBe(1);
+    }));
+
   it("moves an approval only from the state it is in; the answer keeps reviewer, note and time", () =>
     withStores(open, async ({ store, other }) => {
       const d = pending();

@@ -2,11 +2,12 @@
 // evaluation is unavailable.
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHash, createHmac } from "node:crypto";
-import { InMemoryStore, VetoDeniedError, type DecisionEventRecord } from "../../adapter/index.js";
+import { FdRecordSink, InMemoryStore, VetoDeniedError, type DecisionEventRecord } from "../../adapter/index.js";
 import { pino } from "pino";
 import { APPROVER, MemorySink, bundleData, codes, makeVeto, read, requireOpa, write } from "../helpers/index.js";
 
@@ -117,12 +118,30 @@ describe("the decision record", () => {
     await veto.close();
   });
 
-  it("the default sink writes one pino line per record, as JSON", async () => {
-    const { veto, logLines } = await makeVeto({ recordSink: undefined });
-    const d = await veto.protect(read());
-    const line = logLines.find((l) => l["decision_id"] === d.id);
-    expect(line).toMatchObject({ msg: "veto decision", component: "records", type: "decision", result: { action: "allow" } });
-    await veto.close();
+  it("FdRecordSink (the default sink's kind) writes one pino line per record, as JSON; a logger gets none", async () => {
+    // The default sink is FdRecordSink.stdout() (test/default-sink.test.ts runs it in child processes); a file shows its lines here.
+    const dir = await mkdtemp(join(tmpdir(), "veto-fd-sink-"));
+    try {
+      const file = join(dir, "nested", "records.jsonl");
+      const sink = await FdRecordSink.openFile(file);
+      const { veto, logLines } = await makeVeto({ recordSink: sink });
+      const d = await veto.protect(read());
+      await veto.close();
+      await sink.close();
+      const lines = (await readFile(file, "utf8")).trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(lines).toEqual([
+        expect.objectContaining({ msg: "veto decision", name: "veto", component: "records", type: "decision", decision_id: d.id, result: expect.objectContaining({ action: "allow" }) }),
+      ]);
+      expect(logLines.filter((l) => l["decision_id"] === d.id)).toEqual([]);
+      // Closed: later records are refused, so their calls are denied.
+      await expect(sink.write({ type: "decision" } as never)).rejects.toMatchObject({ code: "record_unavailable" });
+      // Only a regular file: /dev/full, /dev/null or a directory take records and keep none.
+      for (const path of ["/dev/full", "/dev/null", dir]) {
+        await expect(FdRecordSink.openFile(path)).rejects.toMatchObject({ code: "invalid_options", message: expect.stringMatching(/is not a regular file/) });
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it("lists the hosts the policy read in the destination (destination_hosts), whatever the verdict", async () => {

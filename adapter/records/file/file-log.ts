@@ -28,6 +28,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { constants, open as openFile, stat, type FileHandle } from "node:fs/promises";
+import { NotRegularFileError, openRegularFile, regularFileExists } from "../../shared/files.js";
 import { dirname, resolve as resolvePath } from "node:path";
 import { sealCheckpoint, sealRecord, type SealedLine } from "../chain.js";
 import {
@@ -145,7 +146,8 @@ const DEFAULT_MAX_BYTES = 64 * 1024 * 1024;
 const DEFAULT_CHECKPOINT_EVERY = 1_000;
 const ignore = (): void => undefined;
 const nodeFs: LogFileSystem = { open: (path, flags) => openFile(path, flags) as Promise<FileHandle> };
-const APPEND = constants.O_WRONLY | constants.O_APPEND;
+// O_NONBLOCK: opening a FIFO swapped in for the log never waits for a reader (a regular file ignores it).
+const APPEND = constants.O_WRONLY | constants.O_APPEND | constants.O_NONBLOCK;
 
 async function writeFully(handle: LogFileHandle, bytes: Buffer): Promise<void> {
   let offset = 0;
@@ -263,6 +265,15 @@ export class FileDecisionLog {
     if (!isDirectory) {
       throw new DecisionLogError("invalid_options", `decision log ${path}: directory ${directory} does not exist (create it first)`);
     }
+    // Before the lock (which would go beside it: /dev/full.lock): a log is a
+    // regular file or nothing yet. /dev/full or a FIFO would take records and
+    // keep none, /dev/zero would be read for ever.
+    try {
+      await regularFileExists(path);
+    } catch (error) {
+      if (error instanceof NotRegularFileError) throw new DecisionLogError("invalid_options", error.message, { cause: error });
+      throw error;
+    }
     const lock = await acquireLogLock(path);
     let handle: LogFileHandle | null = null;
     // Until the FileDecisionLog exists: after that, its close() releases both.
@@ -272,7 +283,7 @@ export class FileDecisionLog {
         logger?.warn({ log: path, pid: lock.takenOverFrom }, "decision log: took over the stale lock of a dead writer");
       }
       const files = await logFiles(path);
-      const exists = await fileExists(path);
+      const exists = await regularFileExists(path);
       // The writer checks the signatures of its own key; it cannot check another key's.
       const policy = { keys: signer === null ? undefined : new Map([[signer.keyId, signer.publicKey]]), unknownKeys: "accept" as const };
       const walk = exists ? await walkChain(files, undefined, policy) : await walkChain([], undefined, policy);
@@ -637,18 +648,8 @@ async function syncDirectory(fs: LogFileSystem, file: string): Promise<void> {
   }
 }
 
-async function fileExists(path: string): Promise<boolean> {
-  try {
-    await (await openFile(path, "r")).close();
-    return true;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return false;
-    throw error;
-  }
-}
-
 async function fileSize(path: string): Promise<number> {
-  const handle = await openFile(path, "r");
+  const handle = await openRegularFile(path, constants.O_RDONLY);
   try {
     return (await handle.stat()).size;
   } finally {

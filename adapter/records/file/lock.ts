@@ -10,7 +10,8 @@
  * same stale lock cannot both end up holding it.
  */
 import { randomBytes } from "node:crypto";
-import { link, readFile, unlink, writeFile } from "node:fs/promises";
+import { link, unlink, writeFile } from "node:fs/promises";
+import { NotRegularFileError, readRegularFile } from "../../shared/files.js";
 import { LogLockedError } from "../errors.js";
 
 export interface LogLock {
@@ -36,9 +37,11 @@ function isAlive(pid: number): boolean {
 async function lockHolder(path: string): Promise<number | null | undefined> {
   let text: string;
   try {
-    text = await readFile(path, "utf8");
+    text = (await readRegularFile(path)).toString("utf8");
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    // A FIFO or a device named like the lock holds no pid (and is never waited on).
+    if (error instanceof NotRegularFileError) return null;
     throw error;
   }
   const match = /^([1-9][0-9]*)\n$/.exec(text);

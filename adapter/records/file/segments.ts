@@ -6,8 +6,10 @@
  * highest-numbered file is the one being appended to). The chain runs
  * through them in that order.
  */
-import { open, readdir, stat } from "node:fs/promises";
+import { constants } from "node:fs";
+import { readdir, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
+import { NotRegularFileError, openRegularFile } from "../../shared/files.js";
 import { ChainChecker } from "../chain.js";
 import {
   CheckpointTracker,
@@ -86,7 +88,7 @@ export interface ScannedLine {
  * line is held only up to `maxLineBytes`; beyond that it is counted, not kept.
  */
 export async function* scanLines(file: string, maxLineBytes = MAX_RECORD_LINE_BYTES): AsyncGenerator<ScannedLine> {
-  const handle = await open(file, "r");
+  const handle = await openRegularFile(file, constants.O_RDONLY);
   try {
     // The start of the current line, from earlier chunks (none once it is over the limit).
     let held: Buffer[] = [];
@@ -185,6 +187,7 @@ export interface WalkedRecord {
 }
 
 function errorCode(error: unknown): string {
+  if (error instanceof NotRegularFileError) return error.message.slice(`${error.path} is `.length);
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === "string" ? code : String(error);
 }
