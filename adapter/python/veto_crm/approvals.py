@@ -184,7 +184,7 @@ class ApprovalDesk:
                 if deadline is not None:
                     left = deadline - time.monotonic()
                     if left <= 0:
-                        raise ApprovalError("approval_timeout", decision.id, f"no answer for {decision.id} within {js_number(timeout_ms)} ms")
+                        raise ApprovalError("approval_timeout", decision.id, f"no answer for {decision.id} within {js_number(timeout_ms or 0)} ms")
                     pause = min(pause, left)
                 wake.wait(pause)
         finally:

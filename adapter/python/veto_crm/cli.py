@@ -100,7 +100,7 @@ def read_verification_key(paths: Optional[list[str]], algorithm: Optional[str]) 
         return None
     if algorithm is not None and algorithm not in SIGNING_ALGORITHMS:
         raise UsageError(f"--verification-alg {algorithm} is not one of {', '.join(SIGNING_ALGORITHMS)}")
-    keys = []
+    keys: list[Any] = []
     for path in paths:
         try:
             with open(path, "rb") as handle:

@@ -95,7 +95,7 @@ class _DirectEval:
         self._memory = ctypes.byref(memory._memory)
         self._params = (ffi.wasmtime_val_t * 7)()
         for param in self._params:
-            param.kind = ffi.WASMTIME_I32.value
+            setattr(param, "kind", ffi.WASMTIME_I32.value)
         self._results = (ffi.wasmtime_val_t * 1)()
         self._store = store
 
@@ -127,7 +127,7 @@ class _Instance:
         for item in module.imports:
             if item.module != "env":
                 raise ValueError(f"the module imports {item.module}.{item.name}, which no OPA policy needs")
-            imports.append(self._import(item.name))
+            imports.append(self._import(item.name or ""))
         self.instance = wasmtime.Instance(self.store, module, imports)
         exports = self.instance.exports(self.store)
 
@@ -139,7 +139,7 @@ class _Instance:
 
         def global_value(name: str) -> Optional[int]:
             value = exports.get(name)
-            return value.value(self.store) if isinstance(value, wasmtime.Global) else None  # type: ignore[no-any-return]
+            return value.value(self.store) if isinstance(value, wasmtime.Global) else None
 
         abi = global_value("opa_wasm_abi_version")
         if abi is not None and abi != 1:

@@ -29,7 +29,7 @@ JsonValue = Union[None, bool, int, float, str, list["JsonValue"], dict[str, "Jso
 #: Largest integer a double holds exactly (Number.MAX_SAFE_INTEGER).
 MAX_SAFE_INTEGER = 2**53 - 1
 
-_encode_basestring: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_encode_basestring: Callable[[str], str] = json.encoder.encode_basestring
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 

@@ -633,16 +633,17 @@ class FileDecisionLog:
                 self._flushing = True
                 batch, self._queue = self._queue, []
                 self._mutex.release()
-                error: Optional[BaseException] = None
+                failure: Optional[BaseException] = None
+                placed: dict[int, str] = {}
                 try:
                     placed = self._commit(batch)
                 except BaseException as raised:
-                    error = raised
+                    failure = raised
                 finally:
                     self._mutex.acquire()
                 self._flushing = False
-                if error is not None:
-                    self._fail(error)
+                if failure is not None:
+                    self._fail(failure)
                 else:
                     self._written.update(placed)
                     self._durable_seq = batch[-1][0]

@@ -183,22 +183,22 @@ def _read_token(signatures_file: bytes) -> str:
 
 
 def _check_signature(algorithm: str, key: Union[PublicKey, bytes], signing_input: bytes, signature: bytes) -> bool:
-    hash_type = _HASH_OF_ALG.get(algorithm[2:], hashes.SHA256)
+    hash_alg = _HASH_OF_ALG.get(algorithm[2:], hashes.SHA256)()
     kind = algorithm[:2]
     try:
         if kind == "HS":
             if not isinstance(key, bytes):
                 return False
-            mac = hmac.new(key, signing_input, hash_type.name).digest()
+            mac = hmac.new(key, signing_input, hash_alg.name).digest()
             return hmac.compare_digest(mac, signature)
         if kind in ("RS", "PS"):
             if not isinstance(key, rsa.RSAPublicKey):
                 return False
             if kind == "RS":
-                key.verify(signature, signing_input, padding.PKCS1v15(), hash_type())
+                key.verify(signature, signing_input, padding.PKCS1v15(), hash_alg)
             else:
-                pss = padding.PSS(mgf=padding.MGF1(hash_type()), salt_length=hash_type.digest_size)
-                key.verify(signature, signing_input, pss, hash_type())
+                pss = padding.PSS(mgf=padding.MGF1(hash_alg), salt_length=hash_alg.digest_size)
+                key.verify(signature, signing_input, pss, hash_alg)
             return True
         if kind == "ES":
             if not isinstance(key, ec.EllipticCurvePublicKey):
@@ -209,7 +209,7 @@ def _check_signature(algorithm: str, key: Union[PublicKey, bytes], signing_input
                 return False
             r = int.from_bytes(signature[:size], "big")
             s = int.from_bytes(signature[size:], "big")
-            key.verify(utils.encode_dss_signature(r, s), signing_input, ec.ECDSA(hash_type()))
+            key.verify(utils.encode_dss_signature(r, s), signing_input, ec.ECDSA(hash_alg))
             return True
         return False
     except (InvalidSignature, ValueError, TypeError):

@@ -66,7 +66,7 @@ class InMemoryStore:
 
     def __init__(self, max_decisions: int = 100_000, history_retention_ms: Union[float, Callable[[], float]] = 24 * 3600 * 1000) -> None:
         self._max_decisions = max_decisions
-        self._retention: Callable[[], float] = history_retention_ms if callable(history_retention_ms) else (lambda: float(history_retention_ms))  # type: ignore[arg-type]
+        self._retention: Callable[[], float] = history_retention_ms if callable(history_retention_ms) else (lambda: float(history_retention_ms))  # type: ignore[arg-type,unused-ignore]
         self._decisions: OrderedDict[str, StoredDecision] = OrderedDict()
         self._denies: dict[tuple[str, str], list[float]] = {}
         self._watchers: dict[str, list[Callable[[], None]]] = {}
