@@ -29,6 +29,7 @@ the SDK words its own "not implemented" error.
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import math
 import threading
 import time
@@ -323,13 +324,29 @@ class PolicyEvaluator:
                 cls._engine = wasmtime.Engine()
             return cls._engine
 
+    _modules: "dict[bytes, wasmtime.Module]" = {}
+
+    @classmethod
+    def _compiled(cls, engine: wasmtime.Engine, wasm: bytes) -> wasmtime.Module:
+        """Compiling takes about half a second: the last few modules are kept, by the SHA-256 of their bytes."""
+        key = hashlib.sha256(wasm).digest()
+        with cls._engine_lock:
+            module = cls._modules.get(key)
+        if module is None:
+            module = wasmtime.Module(engine, wasm)
+            with cls._engine_lock:
+                if len(cls._modules) >= 4:
+                    cls._modules.pop(next(iter(cls._modules)))
+                cls._modules[key] = module
+        return module
+
     @classmethod
     def create(cls, wasm: bytes, data_json: str) -> "PolicyEvaluator":
         """Compile the module, load the data document and check that one evaluation yields a decision; raises BundleLoadError."""
         engine = cls.engine()
         data = data_json.encode("utf-8")
         try:
-            module = wasmtime.Module(engine, wasm)
+            module = cls._compiled(engine, wasm)
             instance = _Instance(engine, module, data)
         except (wasmtime.WasmtimeError, wasmtime.Trap, WasmAbort, ValueError, JsonParseError) as error:
             raise BundleLoadError("bundle_unusable", f"bundle wasm module cannot be loaded: {_error_text(error)}") from None
