@@ -145,30 +145,41 @@ def _text(value: Any, canonical: bool) -> str:
 
 
 def _write_iteratively(root: Any, parts: list[str], canonical: bool) -> None:
-    # A stack of pending work: a value to write, or a literal text to emit.
-    stack: list[tuple[bool, Any]] = [(False, root)]
+    # A stack of pending work: a value to write, a literal text to emit, or the end of a container
+    # (which leaves the set of open containers: a container met again while open is a cycle).
+    stack: list[tuple[int, Any]] = [(0, root)]
+    open_ids: set[int] = set()
     while stack:
-        is_text, item = stack.pop()
-        if is_text:
+        kind, item = stack.pop()
+        if kind == 1:
             parts.append(item)
             continue
+        if kind == 2:
+            open_ids.discard(item)
+            continue
+        if isinstance(item, (list, tuple, dict)):
+            if id(item) in open_ids:
+                raise ValueError("a value that contains itself has no JSON form")
+            open_ids.add(id(item))
         if isinstance(item, (list, tuple)):
-            work: list[tuple[bool, Any]] = [(True, "[")]
+            work: list[tuple[int, Any]] = [(1, "[")]
             for i, child in enumerate(item):
                 if i:
-                    work.append((True, ","))
-                work.append((False, child))
-            work.append((True, "]"))
+                    work.append((1, ","))
+                work.append((0, child))
+            work.append((1, "]"))
+            work.append((2, id(item)))
             stack.extend(reversed(work))
         elif isinstance(item, dict):
             keys = sorted(item, key=utf16_key) if canonical else js_key_order(item)
-            work = [(True, "{")]
+            work = [(1, "{")]
             for i, key in enumerate(keys):
                 if not isinstance(key, str):
                     raise TypeError(f"object key {key!r} is not a string")
-                work.append((True, ("," if i else "") + js_string(key) + ":"))
-                work.append((False, item[key]))
-            work.append((True, "}"))
+                work.append((1, ("," if i else "") + js_string(key) + ":"))
+                work.append((0, item[key]))
+            work.append((1, "}"))
+            work.append((2, id(item)))
             stack.extend(reversed(work))
         else:
             _write(item, parts, canonical)
