@@ -4,6 +4,8 @@ TypeScript adapter, the same verdicts, and records that hash identically
 (docs/python.md).
 """
 
+import logging
+
 from .aio import AsyncVeto, create_async_veto
 from .approvals import ApprovalAnswer
 from .bundle import DECISION_ENTRYPOINT, BundleVersion, bundle_version_hash_of_tarball, load_bundle
@@ -28,6 +30,9 @@ from .records import JsonLinesRecordSink, RecordMasker, RecordSink
 from .signature import VerificationKey
 from .store import InMemoryStore
 from .veto import EscalationEvent, Veto, create_veto
+
+# A library logs, the application decides where that goes (nowhere until it configures logging).
+logging.getLogger("veto_crm").addHandler(logging.NullHandler())
 
 __all__ = [
     "ApprovalAnswer",

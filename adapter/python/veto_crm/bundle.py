@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Union
 
+from .text import node_error_message
 from .errors import BundleLoadError
 
 if TYPE_CHECKING:
@@ -145,7 +146,7 @@ def load_bundle(source: Union[str, Path, bytes], verifier: Optional["BundleVerif
         try:
             data = Path(source).read_bytes()
         except OSError as error:
-            raise _unusable(f"cannot read bundle {label}: {error.strerror or error}") from None
+            raise _unusable(f"cannot read bundle {label}: {node_error_message(error)}") from None
     else:
         data = bytes(source)
     try:

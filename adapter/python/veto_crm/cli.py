@@ -9,12 +9,14 @@ line on standard error, "veto: ...".
 from __future__ import annotations
 
 import codecs
+import logging
 import os
 import re
 import sys
 from typing import Any, Callable, Iterator, Optional, Sequence, TextIO
 
 from .bundle import bundle_version_hash_of_tarball, load_bundle
+from .text import node_error_message
 from .errors import DecisionLogError, VetoError
 from .jsontext import JsonParseError, parse, stringify
 from .log import FileDecisionLog, verify_log
@@ -106,7 +108,7 @@ def read_verification_key(paths: Optional[list[str]], algorithm: Optional[str]) 
             with open(path, "rb") as handle:
                 text = handle.read().decode("utf-8", "replace")
         except OSError as error:
-            raise fail(f"cannot read verification key {path}: {error.strerror or error}") from None
+            raise fail(f"cannot read verification key {path}: {node_error_message(error)}") from None
         if algorithm is not None and algorithm.startswith("HS"):
             keys.append(VerificationKey(re.sub(r"\r?\n$", "", text), algorithm))
         else:
@@ -119,7 +121,7 @@ def read_data_file(path: str) -> dict[str, Any]:
         with open(path, "rb") as handle:
             text = handle.read().decode("utf-8", "replace")
     except OSError as error:
-        raise fail(f"cannot read data file {path}: {error.strerror or error}") from None
+        raise fail(f"cannot read data file {path}: {node_error_message(error)}") from None
     try:
         data = parse(text)
     except JsonParseError as error:
@@ -196,7 +198,7 @@ def eval_command(args: Sequence[str]) -> int:
                     os.makedirs(directory, exist_ok=True)
                 records_file = open(records_path, "a", encoding="utf-8")
             except OSError as error:
-                raise fail(f"cannot open records file {records_path}: {error.strerror or error}") from None
+                raise fail(f"cannot open records file {records_path}: {node_error_message(error)}") from None
         records = JsonLinesRecordSink(records_file)
 
     decision_log: Optional[FileDecisionLog] = None
@@ -228,7 +230,9 @@ def eval_command(args: Sequence[str]) -> int:
                 pass
     if records is not None and records.failure is not None:
         where = "on standard error" if records_path is None else f"file {records_path}"
-        raise CliExit(2, f"records {where} failed, every call from then on was denied with record_unavailable: {records.failure}")
+        failure = records.failure
+        why = node_error_message(failure, "write") if isinstance(failure, OSError) else str(failure)
+        raise CliExit(2, f"records {where} failed, every call from then on was denied with record_unavailable: {why}")
     if decision_log is not None and decision_log.failure is not None:
         raise CliExit(2, f"decision log {log_path} failed, every call from then on was denied with record_unavailable: {decision_log.failure}")
     return 0
@@ -276,7 +280,7 @@ def hash_command(args: Sequence[str]) -> int:
         with open(path, "rb") as handle:
             data = handle.read()
     except OSError as error:
-        raise fail(f"cannot read bundle {path}: {error.strerror or error}") from None
+        raise fail(f"cannot read bundle {path}: {node_error_message(error)}") from None
     key = read_verification_key(values.get("verification-key"), _last(values, "verification-alg"))
     if key is not None:
         try:
@@ -294,8 +298,27 @@ def hash_command(args: Sequence[str]) -> int:
 COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {"eval": eval_command, "log": log_command, "hash": hash_command}
 
 
+class _JsonLogLines(logging.Handler):
+    """The adapter's own log on standard error as JSON lines (pino's shape), never able to change an outcome."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line: dict[str, Any] = {"level": 50 if record.levelno >= logging.ERROR else 40 if record.levelno >= logging.WARNING else 30}
+            line.update(time=int(record.created * 1000), name="veto", msg=record.getMessage())
+            if record.exc_info and record.exc_info[1] is not None:
+                line["err"] = {"type": type(record.exc_info[1]).__name__, "message": str(record.exc_info[1])}
+            sys.stderr.write(stringify(line) + "\n")
+            sys.stderr.flush()
+        except Exception:
+            pass
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    logger = logging.getLogger("veto_crm")
+    logger.addHandler(_JsonLogLines())
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
     if args and args[0] in ("help", "--help", "-h"):
         sys.stdout.write(USAGE + "\n")
         return 0

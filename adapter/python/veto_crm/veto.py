@@ -64,7 +64,7 @@ def activate_policy(
     source: Union[str, Path, bytes],
     verifier: Optional[BundleVerifier] = None,
     data: Optional[Mapping[str, Any]] = None,
-    data_label: str = "given as data",
+    data_label: str = "given as options.data",
 ) -> ActivePolicy:
     """Verify, load and probe one bundle; raises BundleSignatureError / BundleLoadError."""
     loaded = load_bundle(source, verifier)
@@ -139,7 +139,7 @@ def create_veto(
         raise VetoOptionsError(f"create_veto: invalid options: {'; '.join(issues)}", issues)
     input_limits = _limits(limits)
     verifier = None if verification_key is None else create_bundle_verifier(verification_key)
-    policy = activate_policy(bytes(bundle) if isinstance(bundle, bytearray) else bundle, verifier, data, "given as data")
+    policy = activate_policy(bytes(bundle) if isinstance(bundle, bytearray) else bundle, verifier, data, "given as options.data")
     return Veto(
         policy,
         store=store,
