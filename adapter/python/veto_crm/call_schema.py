@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Iterator, Mapping, Optional, Union
+from typing import Any, Callable, Iterator, Mapping, Optional, Union
 
 from .jsontext import js_key_order
 from .text import is_blank
@@ -147,6 +147,51 @@ def _issues(schema: Mapping[str, Any], value: Any, path: tuple[PathItem, ...]) -
                 yield from _issues(extra, value[k], path + (k,))
 
 
+def _compile(schema: Mapping[str, Any]) -> Callable[[Any], bool]:
+    """The schema as one function answering only "valid?" (the common case), built from the same keywords as _issues."""
+    kind = schema.get("type")
+    not_blank = "x-veto-not-blank" in schema
+    items = _compile(schema["items"]) if isinstance(schema.get("items"), dict) else None
+    properties = {name: _compile(child) for name, child in schema.get("properties", {}).items()}
+    required = tuple(schema.get("required", ()))
+    extra = schema.get("additionalProperties")
+    strict = extra is False
+    extra_check = _compile(extra) if isinstance(extra, dict) and extra else None
+
+    def check(value: Any) -> bool:
+        if kind is not None and not _type_ok(kind, value):
+            return False
+        if not_blank and isinstance(value, str) and is_blank(value):
+            return False
+        if items is not None and isinstance(value, list):
+            for item in value:
+                if not items(item):
+                    return False
+        if isinstance(value, dict):
+            for name in required:
+                if name not in value:
+                    return False
+            for key, child in value.items():
+                child_check = properties.get(key)
+                if child_check is not None:
+                    if not child_check(child):
+                        return False
+                elif strict:
+                    return False
+                elif extra_check is not None and not extra_check(child):
+                    return False
+        return True
+
+    return check
+
+
+_VALID = _compile(CALL_SCHEMA)
+
+
 def first_issue(value: Any, schema: Optional[Mapping[str, Any]] = None) -> Optional[Issue]:
     """The first problem zod would report for ``value``, or None when it is valid."""
-    return next(_issues(CALL_SCHEMA if schema is None else schema, value, ()), None)
+    if schema is None:
+        if _VALID(value):
+            return None
+        schema = CALL_SCHEMA
+    return next(_issues(schema, value, ()), None)

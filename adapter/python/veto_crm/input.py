@@ -14,6 +14,7 @@ The input contract (docs/contract.md §1), as the TypeScript adapter checks it
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence, Union
@@ -94,12 +95,16 @@ def snapshot(raw: Any, limits: InputLimits) -> tuple[Any, str]:
     # A lower bound of the JSON size (in UTF-16 code units, as the TypeScript adapter counts), so far-over inputs stop early.
     size = 0
     keys: list[Union[str, int]] = []
+    # Whether json.dumps(sort_keys=True) writes the copy exactly as canonical() does: no number that Python
+    # prints unlike JavaScript (integral floats, exponents) and no key whose code-point order differs from
+    # its UTF-16 order (a character beyond U+FFFF).
+    plain = True
 
     def too_large() -> _InputRefused:
         return _InputRefused(f"the call is larger than {max_bytes} bytes")
 
     def copy(value: Any, depth: int) -> Any:
-        nonlocal size
+        nonlocal size, plain
         if isinstance(value, str):
             size += _utf16_length(value) + 2
             if size > max_bytes:
@@ -119,8 +124,11 @@ def snapshot(raw: Any, limits: InputLimits) -> tuple[Any, str]:
                     number = float(value)
                 except OverflowError:
                     number = math.inf
-            if isinstance(number, float) and not math.isfinite(number):
-                raise _InputRefused(f"{_describe(_path_of(keys))} is not a finite number")
+            if isinstance(number, float):
+                if not math.isfinite(number):
+                    raise _InputRefused(f"{_describe(_path_of(keys))} is not a finite number")
+                if plain and not (1e-4 <= abs(number) < 1e16 and number != int(number)):
+                    plain = False
             size += 1
             if size > max_bytes:
                 raise too_large()
@@ -153,6 +161,8 @@ def snapshot(raw: Any, limits: InputLimits) -> tuple[Any, str]:
                 raise _InputRefused(f'{_path_of(keys)}: the key "{key}" is not allowed')
             if has_lone_surrogate(key):
                 raise _not_unicode(f"a key of {_describe(_path_of(keys))} is")
+            if plain and not key.isascii() and any(ord(c) > 0xFFFF for c in key):
+                plain = False
             size += _utf16_length(key) + 3
             if size > max_bytes:
                 raise too_large()
@@ -162,7 +172,7 @@ def snapshot(raw: Any, limits: InputLimits) -> tuple[Any, str]:
         return out
 
     value = copy(raw, 0)
-    text = canonical(value)
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True) if plain else canonical(value)
     exact = len(text.encode("utf-8"))
     if exact > max_bytes:
         raise _InputRefused(f"the call is larger than {max_bytes} bytes ({exact})")

@@ -98,6 +98,9 @@ def js_number_value(value: int | float) -> int | float:
     return value
 
 
+_DIGITS = frozenset("0123456789")
+
+
 def _is_array_index(key: str) -> bool:
     if not key or not ("0" <= key[0] <= "9"):
         return False
@@ -111,6 +114,11 @@ def _is_array_index(key: str) -> bool:
 def js_key_order(keys: Iterable[str]) -> list[str]:
     """Keys in ``Object.keys`` order: array indices ascending, then the rest as inserted."""
     keys = list(keys)
+    for key in keys:
+        if key[:1] in _DIGITS:
+            break
+    else:
+        return keys
     indices = [k for k in keys if _is_array_index(k)]
     if not indices:
         return keys

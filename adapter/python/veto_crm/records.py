@@ -106,6 +106,8 @@ class RecordMasker:
         replaced, rooted at the record (``/input/arguments/changes/ssn``).
         """
         masked: list[str] = []
+        if not _has_maskable(value, sensitive_fields, ""):
+            return value, masked
 
         def walk(v: Any, pointer: str) -> Any:
             if isinstance(v, list):
@@ -124,6 +126,21 @@ class RecordMasker:
             return out
 
         return walk(value, ""), masked
+
+
+def _has_maskable(v: Any, sensitive_fields: frozenset[str], pointer: Optional[str]) -> bool:
+    """Whether mask_input would replace anything in ``v`` (the same walk, without copying); ``pointer`` None below the contract's objects."""
+    if isinstance(v, list):
+        return any(_has_maskable(item, sensitive_fields, None) for item in v)
+    if not isinstance(v, dict):
+        return False
+    protected = CONTRACT_KEYS.get(pointer) if pointer is not None else None
+    for key, child in v.items():
+        if js_lower(key) in sensitive_fields and not (protected is not None and key in protected):
+            return True
+        if isinstance(child, (dict, list)) and _has_maskable(child, sensitive_fields, f"/{key}" if pointer == "" else None):
+            return True
+    return False
 
 
 def decision_record(
