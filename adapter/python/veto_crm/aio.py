@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import functools
-import threading
 import time
 from typing import Any, Awaitable, Callable, Mapping, Optional, TypeVar
 
@@ -52,7 +51,6 @@ class AsyncVeto:
         decision = desk.check_wait(decision_id, timeout_ms, call)
         loop = asyncio.get_running_loop()
         wake = asyncio.Event()
-        closed = threading.Event()
 
         def notify() -> None:
             loop.call_soon_threadsafe(wake.set)
@@ -80,7 +78,6 @@ class AsyncVeto:
                 except asyncio.TimeoutError:
                     pass
         finally:
-            closed.set()
             unwatch()
 
     def guard(self, tool: str) -> Callable[[Callable[..., Awaitable[R]]], Callable[[Mapping[str, Any], Mapping[str, Any]], Awaitable[R]]]:
