@@ -243,7 +243,7 @@ export function vectorsText(vectors) {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const adapter = await import("../dist/index.js");
+  const adapter = { ...(await import("../dist/index.js")), ...(await import("../dist/audit.js")) };
   const text = vectorsText(await computeVectors(adapter));
   if (process.argv.includes("--check")) {
     if (readFileSync(VECTORS_FILE, "utf8") !== text) {

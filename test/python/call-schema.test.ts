@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { callSchema } from "../../adapter/input.js";
+import { callSchema } from "../../adapter/call/input.js";
 import { CALL_SCHEMA_FILE, callJsonSchemaText } from "../../scripts/call-schema.mjs";
 
 describe("call.schema.json", () => {

@@ -6,9 +6,10 @@
 // node scripts/conformance-vectors.mjs) and make the Python adapter follow.
 import { readFileSync } from "node:fs";
 import { beforeAll, describe, expect, it } from "vitest";
-import * as adapter from "../../adapter/index.js";
+import * as core from "../../adapter/index.js";
+import * as audit from "../../adapter/audit/index.js";
 import { VECTORS_FILE, computeVectors } from "../../scripts/conformance-vectors.mjs";
-import { requireBundle } from "../helpers.js";
+import { requireBundle } from "../helpers/index.js";
 
 interface Step {
   readonly expected: { readonly records: readonly { readonly record: Record<string, unknown>; readonly hash: string }[] } & Record<string, unknown>;
@@ -17,6 +18,7 @@ interface Vectors {
   readonly suites: readonly { readonly name: string; readonly steps: readonly Step[] }[];
 }
 
+const adapter = { ...core, ...audit };
 const committed = JSON.parse(readFileSync(VECTORS_FILE, "utf8")) as Vectors;
 let fresh: Vectors;
 
