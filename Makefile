@@ -26,7 +26,9 @@ fmt-check: $(TOOLS) ## Fail when Rego is not formatted
 	$(OPA) fmt --fail --list policy
 
 .PHONY: check
-check: $(TOOLS) ## opa check --strict, also against the WASM capabilities
+check: $(TOOLS) node_modules/.stamp ## opa check --strict (also against the WASM capabilities); the adapter's dependency rules; every path a comment or doc names exists
+	node scripts/check-architecture.mjs
+	node scripts/check-refs.mjs
 	$(OPA) check --strict policy
 	@mkdir -p .build && node scripts/wasm-capabilities.mjs $(OPA) .build/wasm-capabilities.json
 	$(OPA) check --strict --capabilities .build/wasm-capabilities.json --ignore '*_test.rego' policy
@@ -34,6 +36,15 @@ check: $(TOOLS) ## opa check --strict, also against the WASM capabilities
 .PHONY: lint
 lint: $(TOOLS) ## Regal lint
 	$(REGAL) lint policy
+
+.PHONY: lint-ts
+lint-ts: node_modules/.stamp ## Prettier --check and ESLint (typescript-eslint, type-checked: no floating or misused promises)
+	npx prettier --check --log-level warn .
+	npx eslint --max-warnings 0 .
+
+.PHONY: fmt-ts
+fmt-ts: node_modules/.stamp ## Format the TypeScript and JavaScript in place (Prettier)
+	npx prettier --write --log-level warn .
 
 .PHONY: bundle
 bundle: $(TOOLS) ## Build bundles/crm.tar.gz (WASM) and bundles/crm-rego.tar.gz, print the version hash
@@ -132,7 +143,7 @@ test: ## Run every test (Rego, TypeScript and Python); ends with "N passed, N fa
 	  node scripts/test-summary.mjs $$status; exit $$status
 
 .PHONY: test-steps
-test-steps: fmt-check check lint check-bundles check-readme test-rego typecheck test-ts test-python
+test-steps: fmt-check check lint lint-ts check-bundles check-readme test-rego typecheck test-ts test-python
 
 .PHONY: ci
 ci: test ## What CI runs

@@ -557,7 +557,7 @@ class VetoInstance implements Veto {
       },
       metrics: { timer_rego_query_eval_ns: outcome.evalNs },
     };
-    // The hosts the policy read, from its own answer: one parser, in the policy (contract section 4b).
+    // The hosts the policy read, from its own answer: one parser, in the policy (docs/contract.md §4b).
     const hosts = outcome.answer.destination_hosts;
     if (hosts !== undefined) record.destination_hosts = hosts;
 

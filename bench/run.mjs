@@ -38,7 +38,6 @@ const quick = args.includes("--quick");
 const onlyArg = args[args.indexOf("--only") + 1];
 const only = args.includes("--only") && onlyArg !== undefined ? new Set(onlyArg.split(",")) : null;
 const want = (name) => only === null || only.has(name);
-const scale = quick ? 0.25 : 1;
 const opts = (o = {}) => (quick ? { ...o, minMs: 500, minOps: 2000 } : o);
 
 const loaded = await loadBundle(BUNDLE);

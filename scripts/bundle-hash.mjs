@@ -1,11 +1,11 @@
 #!/usr/bin/env node
-// Prints a bundle's version hash (CONTRACT.md section 5): SHA-256 over the
+// Prints a bundle's version hash (docs/contract.md §5): SHA-256 over the
 // bundle's extracted files, never over the .tar.gz bytes (gzip and tar headers
 // vary between packers). For each regular file, sorted by name (names without
 // a leading "/" or "./"; ".signatures.json" excluded, so signing a bundle does
 // not change its version), the digest takes: name, "\n", byte length in
 // decimal, "\n", the raw bytes. The adapter computes the same value
-// (adapter/policy/bundle.ts); test/bundle-hash.test.ts checks that the two agree.
+// (adapter/policy/bundle.ts); test/policy/bundle.test.ts checks that the two agree.
 //
 // usage: node scripts/bundle-hash.mjs BUNDLE.tar.gz
 import { execFileSync } from "node:child_process";

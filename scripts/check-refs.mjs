@@ -13,7 +13,7 @@
 // database), so adapter/postgres/migrations/ is skipped.
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import { dirname, join, normalize, relative } from "node:path";
+import { dirname, join, normalize, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -24,7 +24,7 @@ const PATH_RE = new RegExp(String.raw`(?<![\w./@-])((?:\.\.?/)?(?:${TOP.map((t) 
 const ROOT_FILES = /(?<![\w./-])(README\.md|BENCHMARKS\.md|CONTRIBUTING\.md|LICENSE|Makefile|package\.json|tsconfig(?:\.build)?\.json)(?![\w.-])/g;
 
 function files(args) {
-  if (args.length > 0) return args.map((f) => relative(root, join(process.cwd(), f)));
+  if (args.length > 0) return args.map((f) => relative(root, resolve(process.cwd(), f)));
   return execFileSync("git", ["ls-files", "-co", "--exclude-standard"], { cwd: root, encoding: "utf8" })
     .split("\n")
     .filter((f) => f !== "" && existsSync(join(root, f)) && !SKIP.some((re) => re.test(f)));

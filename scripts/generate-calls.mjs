@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Prints the seeded differential calls of test/generate-calls.ts (the same
+// Prints the seeded differential calls of test/helpers/generate-calls.ts (the same
 // generator the vitest differential test uses) as JSON lines, for tests in
 // other languages: {config, call, recentDenies} per line.
 //
@@ -15,7 +15,7 @@ if (!Number.isInteger(seed) || !Number.isInteger(count)) {
   console.error("usage: node scripts/generate-calls.mjs SEED COUNT");
   process.exit(2);
 }
-const source = fileURLToPath(new URL("../test/generate-calls.ts", import.meta.url));
+const source = fileURLToPath(new URL("../test/helpers/generate-calls.ts", import.meta.url));
 const out = await build({ entryPoints: [source], bundle: true, format: "esm", platform: "node", write: false, logLevel: "error" });
 const dir = mkdtempSync(join(tmpdir(), "veto-generate-calls-"));
 try {

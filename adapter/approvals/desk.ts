@@ -1,5 +1,5 @@
 /**
- * Approvals (contract section 6): answering a require_approval decision and
+ * Approvals (docs/contract.md §6): answering a require_approval decision and
  * waiting for the answer. The store's compare-and-set makes the first answer
  * win; an answer is reserved, recorded, and only then committed, so no
  * approval takes effect without its record.

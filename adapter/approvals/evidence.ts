@@ -113,7 +113,7 @@ function timeMs(value: unknown): number | undefined {
 }
 
 function stringList(value: unknown): string[] | undefined {
-  return Array.isArray(value) && value.every((v) => typeof v === "string") ? (value as string[]) : undefined;
+  return Array.isArray(value) && value.every((v) => typeof v === "string") ? (value) : undefined;
 }
 
 function sameSet(a: readonly string[], b: readonly string[]): boolean {

@@ -235,7 +235,7 @@ function placeOf(logged: LoggedRecord): ReplayedRecord {
 }
 
 /** A value as a message shows it: JSON, or "missing". */
-const shown = (value: unknown): string => (value === undefined ? "missing" : (JSON.stringify(value) ?? String(value)));
+const shown = (value: unknown): string => (value === undefined ? "missing" : (JSON.stringify(value) ?? typeof value));
 
 /**
  * Replay every decision of a log (records as readLog returns them, in log

@@ -1,5 +1,5 @@
 /**
- * The input contract (contract section 1). Two steps, both ending in a value,
+ * The input contract (docs/contract.md §1). Two steps, both ending in a value,
  * never an exception:
  *  1. `snapshotCall` copies what the agent sent into fresh plain JSON values,
  *     enforcing the size and depth limits and refusing prototype-pollution
@@ -217,7 +217,7 @@ function snapshot(raw: unknown, limits: InputLimits): { value: JsonValue; json: 
   };
 
   const value = copy(raw, 0);
-  const json = indexKeys ? canonicalJson(value) : (JSON.stringify(twin) as string);
+  const json = indexKeys ? canonicalJson(value) : (JSON.stringify(twin));
   // Same members, same escaping as JSON.stringify: the same number of bytes.
   const exact = Buffer.byteLength(json, "utf8");
   if (exact > max) {
@@ -321,7 +321,7 @@ export function checkCall(
     return { ok: false, message: "history is computed by the adapter and cannot be supplied", partial: copy, json };
   }
   // callSchema decides; the quick check only spares it the calls it would
-  // certainly accept (it is never more lenient: see test/input-quick.test.ts).
+  // certainly accept (it is never more lenient: see test/call/input.test.ts).
   if (!quickCallCheck(copy)) {
     const parsed = callSchema.safeParse(copy);
     if (!parsed.success) return { ok: false, message: firstIssue(parsed.error), partial: copy, json };

@@ -3,10 +3,9 @@
  * (--public-key, --expect-checkpoint, --require-checkpointed), for files and
  * for the PostgreSQL records table alike, and how their results are printed.
  */
-import { toError } from "../shared/errors.js";
 import { uncoveredText } from "../records/checkpoint.js";
 import { readSavedCheckpointFile, type CheckpointReport, type VerifyOptions } from "../audit/index.js";
-import { UsageError, fail, readBoundedFile } from "./common.js";
+import { UsageError, readBoundedFile } from "./common.js";
 import { MAX_KEY_FILE_BYTES } from "./verification-key.js";
 
 /** What a line on stdout says about a log's checkpoints (nothing for a log without them, verified without keys). */

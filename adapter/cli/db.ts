@@ -1,6 +1,6 @@
 /**
  * `veto db migrate [--postgres URL] [--schema NAME]`: apply the PostgreSQL
- * store's pending migrations (issue 7). Safe to run from several hosts at
+ * store's pending migrations. Safe to run from several hosts at
  * once: migrators take turns under an advisory lock.
  *
  * Also the PostgreSQL half of `veto log verify --postgres URL`.

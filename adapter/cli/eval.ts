@@ -1,6 +1,6 @@
 /**
  * `veto eval --bundle PATH [--data FILE] [--log PATH | --records FILE]`
- * (contract section 8): one call per stdin line, one decision per stdout line,
+ * (docs/contract.md §8): one call per stdin line, one decision per stdout line,
  * in order, all calls sharing one in-memory deny history. With --log, every
  * decision's record is in the durable, hash-chained log (fdatasync'ed) before
  * the decision is printed.
@@ -11,7 +11,6 @@ import { toError } from "../shared/errors.js";
 import { DEFAULT_INPUT_LIMITS } from "../call/input.js";
 import { DecisionLogError, openFileLog, type FileDecisionLog } from "../audit/index.js";
 import { FdRecordSink, standardLogDestination } from "../records/fd-sink.js";
-import type { RecordSink, VetoRecord } from "../records/records.js";
 import { createVeto, protectText, protectUnreadable, type Veto } from "../veto.js";
 import { UsageError, CliExit, fail, print, readBoundedFile, readDataFile, type Command } from "./common.js";
 import { readLines } from "./line-reader.js";
@@ -103,7 +102,7 @@ export const evalCommand: Command = {
         bundle: values.bundle,
         logger,
         ...(data === undefined ? {} : { data }),
-        recordSink: (decisionLog ?? records) as RecordSink,
+        recordSink: (decisionLog ?? records),
         ...(recordKey === undefined ? {} : { recordKey }),
         ...(verificationKey === undefined ? {} : { verificationKey }),
       });

@@ -1,5 +1,5 @@
 /**
- * The `veto` command line (contract section 8). This file only dispatches:
+ * The `veto` command line (docs/contract.md §8). This file only dispatches:
  * each subcommand lives in adapter/cli/<name>.ts and is listed in COMMANDS.
  * Exit codes: 0 done (whatever the verdicts); 1 a log does not verify (or,
  * with replay --fail-on-change, a verdict changed); 2 the bundle, data, log

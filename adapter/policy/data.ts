@@ -1,5 +1,5 @@
 /**
- * The parts of the policy's data document (contract section 2) the adapter
+ * The parts of the policy's data document (docs/contract.md §2) the adapter
  * itself needs: the escalation window for deny history, tenant approvers,
  * sensitive fields for redaction and amount fields for input validation.
  * Defaults here mirror the defaults the Rego policy applies when data omits a

@@ -13,7 +13,7 @@ import { BundleLoadError, toError } from "../shared/errors.js";
 
 type LoadedPolicy = Awaited<ReturnType<typeof loadPolicy>>;
 
-/** The input document of `veto/crm/decision` (contract section 4b). */
+/** The input document of `veto/crm/decision` (docs/contract.md §4b). */
 export interface PolicyInput {
   readonly tool: unknown;
   readonly arguments: unknown;
@@ -255,8 +255,8 @@ async function instantiate(module: WebAssembly.Module, dataJson: string): Promis
 function jsonArrayBuffer(text: string): ArrayBuffer {
   const bytes = utf8Encoder.encode(text);
   // encode() returns a view of a buffer of its own, exactly its size: no copy needed then.
-  if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength) return bytes.buffer as ArrayBuffer;
-  return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+  if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength) return bytes.buffer;
+  return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
 }
 
 const resultSetSchema = z.array(z.object({ result: z.unknown() })).length(1);
@@ -296,7 +296,7 @@ function hasOnlyKeys(value: object, keys: ReadonlySet<string>, optional?: string
 
 /**
  * policyAnswerSchema, written out (never more lenient; see
- * test/evaluator-answer.test.ts): true only for an answer the schema accepts.
+ * test/veto/protect.test.ts): true only for an answer the schema accepts.
  * The value is fresh from JSON.parse, so it is used as it is.
  */
 export function isWellFormedAnswer(a: unknown): a is PolicyAnswer {

@@ -60,7 +60,7 @@ export function checkRollback(
     throw new BundleRollbackError(
       iat === undefined
         ? "its signature carries no iat claim (sign it with one: scripts/sign-bundle.sh does)"
-        : `its signature's iat claim ${JSON.stringify(iat) ?? String(iat)} is not a time in seconds since the epoch`,
+        : `its signature's iat claim ${JSON.stringify(iat) ?? typeof iat} is not a time in seconds since the epoch`,
       null,
       null,
     );

@@ -422,6 +422,7 @@ const GO_ESCAPES: Record<string, string> = { '"': '\\"', "\\": "\\\\", "\n": "\\
 /** A JSON string as Go's encoding/json writes it with SetEscapeHTML(false). */
 function goString(s: string): string {
   // Lone surrogates become U+FFFD, as Go's decoder makes them.
+  // eslint-disable-next-line no-control-regex -- the control characters are what Go escapes
   const escaped = Buffer.from(s, "utf8").toString("utf8").replace(/["\\\u0000-\u001f\u2028\u2029]/g, (c) => {
     return GO_ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`;
   });

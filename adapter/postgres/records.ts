@@ -1,5 +1,5 @@
 /**
- * Decision records in PostgreSQL: the file log's hash chain (adapter/log
+ * Decision records in PostgreSQL: the file log's hash chain (adapter/records
  * chain.ts, canonical.ts) in an append-only table, so `veto log verify
  * --postgres` checks it exactly as it checks a file. Appends take an advisory
  * lock on the chain for the rest of their transaction: seq and prev_hash
@@ -262,6 +262,7 @@ export class PostgresRecordSink implements TransactionalRecordSink {
       try {
         if (this.#signing !== undefined) await this.#signClose(this.#signing);
       } finally {
+        this.#detach();
         if (this.#ownsPool) await this.#pool.end();
       }
     })();

@@ -1,5 +1,5 @@
 /**
- * PostgresStore: the VetoStore that many processes share (issue 7).
+ * PostgresStore: the VetoStore that many processes share.
  *
  * - Deny history: counted from the decisions table. A unit with a history
  *   key is one transaction that first takes pg_advisory_xact_lock on
@@ -23,7 +23,7 @@
  *   timed by it; an approval moves out of pending only as the database's
  *   clock allows, in the statement that moves it.
  */
-import type { Client, Pool, PoolClient } from "pg";
+import type { Client, Pool } from "pg";
 import { DecisionWatchers } from "../history/store.js";
 import type {
   ApprovalState,
@@ -174,7 +174,7 @@ async function transitionApproval(db: Queryable, sql: Statements, id: string, t:
   return rowCount === 1;
 }
 
-export interface PostgresStoreOptions extends PostgresOptions {}
+export type PostgresStoreOptions = PostgresOptions;
 
 /**
  * The LISTEN connection: a client of its own, outside the pool (so waiting

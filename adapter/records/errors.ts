@@ -36,7 +36,7 @@ export class CanonicalJsonError extends DecisionLogError {
 /**
  * The record was not written and, for `record_unavailable`, never will be by
  * this sink: a write or sync failed earlier (see `cause`) and the sink is
- * failed for good. The call it records must fail closed (contract section 7).
+ * failed for good. The call it records must fail closed (docs/contract.md §7).
  * `record_invalid` means only this record was refused (it has no canonical
  * JSON form or uses a field the log reserves); the sink stays usable.
  */

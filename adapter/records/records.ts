@@ -1,5 +1,5 @@
 /**
- * Decision records (contract section 7): one JSON object per decision,
+ * Decision records (docs/contract.md §7): one JSON object per decision,
  * approval and rejection, written through a RecordSink before the call
  * returns. Field names follow OPA's decision-log event where one exists
  * (decision_id, timestamp, path, result, bundles, masked, metrics).
@@ -60,7 +60,7 @@ export interface DecisionEventRecord extends RecordBase {
   };
   readonly metrics: { readonly timer_rego_query_eval_ns: number };
   /**
-   * Every host the policy read in `arguments.destination` (contract section 3),
+   * Every host the policy read in `arguments.destination` (docs/contract.md §3),
    * sorted, as the policy's answer gives them. Present when the policy
    * evaluated a call whose destination is a string; absent otherwise (no
    * destination, or a deny the adapter answered without evaluating).
@@ -81,7 +81,7 @@ export type VetoRecord = DecisionEventRecord | ApprovalEventRecord;
  * Where records go. `write` resolves only once the record is as durable as
  * the sink can make it; if it rejects, the call it records fails closed
  * (deny with record_unavailable, or the approval is refused). A
- * FileDecisionLog (adapter/log) is one: pass it as `recordSink`.
+ * FileDecisionLog (adapter/records/file) is one: pass it as `recordSink`.
  */
 export interface RecordSink {
   /** What it resolves with is ignored (FileDecisionLog resolves with where the record went). */

@@ -1,5 +1,5 @@
 /**
- * The decision the adapter hands back (contract section 5) and the policy's
+ * The decision the adapter hands back (docs/contract.md §5) and the policy's
  * own answer (section 4b) that it is built from.
  */
 import { z } from "zod";
@@ -25,7 +25,7 @@ export const policyAnswerSchema = z
     escalated: z.boolean(),
     reasons: z.array(reasonSchema).min(1),
     approvers: z.array(z.string().min(1)),
-    /** Every host the policy read in `arguments.destination`, sorted; present when that is a string (contract section 4b). */
+    /** Every host the policy read in `arguments.destination`, sorted; present when that is a string (docs/contract.md §4b). */
     destination_hosts: z.array(z.string()).optional(),
   })
   .refine((a) => (a.action === "require_approval") === a.approvers.length > 0, {

@@ -171,7 +171,7 @@ export function toError(thrown: unknown): Error {
   if (thrown instanceof Error) return thrown;
   if (typeof thrown === "string") return new Error(thrown);
   if (thrown !== null && typeof thrown === "object" && "message" in thrown) {
-    return new Error(String((thrown as { message: unknown }).message));
+    return new Error(String((thrown).message));
   }
   return new Error(`non-error thrown: ${String(thrown)}`);
 }

@@ -183,7 +183,7 @@ const verified = await verifyLog([logPath], { publicKeys: readFileSync(publicKey
 
 const summary = {
   bundle: veto.bundle,
-  steps: rows.map(({ decisionObject, ...r }) => r),
+  steps: rows.map(({ decisionObject: _decision, ...r }) => r),
   incidents,
   crm: { path: crm.path, before, after },
   log: { path: logPath, records: records.length, checkpoints: entries.length - records.length, publicKey: publicKeyPath, verified },

@@ -1,4 +1,4 @@
-// Approvals (contract section 6): every rule, and waitForApproval's outcomes.
+// Approvals (docs/contract.md §6): every rule, and waitForApproval's outcomes.
 import { describe, expect, it } from "vitest";
 import { ApprovalError, InMemoryStore, VetoOptionsError, type Decision, type HistoryKey, type StoreUnit } from "../../adapter/index.js";
 import { ACTOR, APPROVER, OTHER_APPROVER, makeVeto, read, write, type TestVeto } from "../helpers/index.js";
@@ -215,7 +215,7 @@ describe("waitForApproval", () => {
     expect(e.code).toBe("call_mismatch");
     // Same call, keys in another order: same digest.
     const reordered = { context: NEEDS_APPROVAL["context"], arguments: NEEDS_APPROVAL["arguments"], tool: NEEDS_APPROVAL["tool"] };
-    await expect(veto.waitForApproval({ decisionId: decision.id, call: reordered as never })).resolves.toMatchObject({ status: "approved" });
+    await expect(veto.waitForApproval({ decisionId: decision.id, call: reordered })).resolves.toMatchObject({ status: "approved" });
     await veto.close();
   });
 

@@ -116,7 +116,7 @@ describe("the approval check (generated tamperings)", () => {
       const genuine = await answered(kind, reviewer);
       fc.assert(
         fc.property(tamperings(genuine.row, genuine.records as Json[]), (tamper) => {
-          const row = structuredClone(genuine.row) as StoredDecision;
+          const row: StoredDecision = structuredClone(genuine.row);
           const records = structuredClone(genuine.records) as Json[];
           tamper.apply(row, records);
           const problem = answerProblem(row, records);

@@ -1,4 +1,4 @@
-// guard() (contract section 6b).
+// guard() (docs/contract.md §6b).
 import { describe, expect, it } from "vitest";
 import { ApprovalError, VetoDeniedError, VetoOptionsError } from "../../adapter/index.js";
 import { APPROVER, makeVeto, write } from "../helpers/index.js";
@@ -30,7 +30,7 @@ describe("guard", () => {
     expect(Object.isFrozen(frozenArgs["changes"])).toBe(true);
     expect(Object.isFrozen(frozenContext)).toBe(true);
     expect(() => {
-      (frozenArgs as Args)["amount"] = 1e9;
+      (frozenArgs)["amount"] = 1e9;
     }).toThrow(TypeError);
     await veto.close();
   });

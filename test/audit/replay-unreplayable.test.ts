@@ -28,7 +28,7 @@ async function realRecords(name: string): Promise<Json[]> {
   const r = runCli(["eval", "--bundle", BUNDLE, "--log", log], jsonLines(read(), write({ amount: 9000 }), write({ destination: "https://gmail.com/x" })));
   expect(r.status, r.stderr).toBe(0);
   return (await readLog([log])).map(({ record }) => {
-    const copy: Json = structuredClone(record) as Json;
+    const copy: Json = structuredClone(record);
     for (const field of RESERVED_FIELDS) delete copy[field];
     return copy;
   });

@@ -1,4 +1,4 @@
-// Bad input from an agent (contract section 1, issue 3 "Validation"): every
+// Bad input from an agent (docs/contract.md §1): every
 // class is a recorded invalid_input deny, never an exception, and nothing the
 // caller sends can reach Object.prototype.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

@@ -1,4 +1,4 @@
-// numberTexts (adapter/json-text.ts): the text of each number near the top
+// numberTexts (adapter/call/json-text.ts): the text of each number near the top
 // of a call, as JSON.parse would resolve the call, for judging amounts by
 // their text (docs/contract.md §9 "Amount precision").
 import fc from "fast-check";

@@ -37,7 +37,7 @@ beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "veto-cli-paths-"));
   mkdirSync(join(dir, "a-directory"));
   const fifo = spawnSync("mkfifo", [join(dir, "a-fifo")]);
-  if (fifo.status !== 0) throw new Error(`mkfifo failed: ${fifo.stderr}`);
+  if (fifo.status !== 0) throw new Error(`mkfifo failed: ${String(fifo.stderr)}`);
   symlinkSync(join(dir, "a-directory"), join(dir, "to-directory"));
   symlinkSync(join(dir, "a-fifo"), join(dir, "to-fifo"));
   symlinkSync("/dev/zero", join(dir, "to-zero"));

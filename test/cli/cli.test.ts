@@ -1,4 +1,4 @@
-// The `veto` command line (contract section 8), run as built: node dist/cli.js.
+// The `veto` command line (docs/contract.md §8), run as built: node dist/cli.js.
 import { spawnSync } from "node:child_process";
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -125,7 +125,7 @@ describe("veto eval", () => {
     ["a missing data file", ["eval", "--bundle", BUNDLE, "--data", "/nonexistent.json"], /^veto: cannot read data file/],
     ["a data file that is not JSON", ["eval", "--bundle", BUNDLE, "--data", "/etc/hostname"], /^veto: data file .* is not valid JSON/],
   ])("exits 2 with one line on stderr for %s", (_name, args, message) => {
-    const r = veto(args as string[], lines(read()));
+    const r = veto(args, lines(read()));
     expect(r.status).toBe(2);
     expect(r.stdout).toBe("");
     expect(r.stderr.trim().split("\n")).toHaveLength(1);

@@ -1,5 +1,5 @@
 /**
- * Crash test (issue 4): a child process writes records under concurrent load
+ * Crash test: a child process writes records under concurrent load
  * and is killed with SIGKILL at a random moment, trial after trial on the same
  * log. After each kill the log opens (a torn tail repaired), verifies, and
  * holds every record the child was told had been written.

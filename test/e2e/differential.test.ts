@@ -1,4 +1,4 @@
-// The differential test (issue 3, CONTRACT.md section 4b): a seeded batch of
+// The differential test (docs/contract.md §4b): a seeded batch of
 // calls reaching every branch is decided three ways and must agree on action,
 // escalated, reason codes and approvers:
 //   1. the adapter's WASM evaluator on the policy input (bundles/crm.tar.gz),

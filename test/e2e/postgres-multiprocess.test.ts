@@ -1,5 +1,5 @@
 /**
- * Many application instances, one truth (issue 7): worker processes
+ * Many application instances, one truth: worker processes
  * (worker.mjs, the built dist/index.js) share one PostgreSQL schema, with
  * the decision records in the same database.
  */

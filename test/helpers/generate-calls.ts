@@ -22,7 +22,8 @@ export function seededRandom(seed: number): () => number {
 
 /** Marks a field to leave out of the object being built. */
 const ABSENT = Symbol("absent");
-type Gen = unknown | typeof ABSENT;
+/** A generated value, or ABSENT (the field is left out); unknown already includes ABSENT. */
+type Gen = unknown;
 
 export interface GeneratedCase {
   readonly config: "bundle" | "alt" | "open";
@@ -68,7 +69,7 @@ export const ALT_CONFIG = {
 };
 
 /**
- * Destinations in the forms contract section 3 reads host by host: a "://"
+ * Destinations in the forms docs/contract.md §3 reads host by host: a "://"
  * or "@" after the host, "\" in the user-info of a non-special scheme,
  * lists, mailto fields and several addresses, percent escapes, numeric and
  * IPv6 hosts, control characters. The random batch also draws from the
@@ -137,15 +138,15 @@ export function generateCases(seed: number, count: number): GeneratedCase[] {
   const destinationForm = (destination: Gen): Gen => {
     if (typeof destination !== "string") return destination;
     const r = reform();
-    if (r < 0.4) return DESTINATION_FORMS[Math.floor(reform() * DESTINATION_FORMS.length)] as string;
-    if (r < 0.8) return grammar[drawn++ % grammar.length] as string;
+    if (r < 0.4) return DESTINATION_FORMS[Math.floor(reform() * DESTINATION_FORMS.length)];
+    if (r < 0.8) return grammar[drawn++ % grammar.length];
     return destination;
   };
   /** Sometimes another spelling of `name` from `spellings`. */
   const spelling = (name: Gen, spellings: Readonly<Record<string, readonly string[]>>): Gen => {
     const others = typeof name === "string" ? spellings[name] : undefined;
     if (others === undefined || respell() >= 0.3) return name;
-    return others[Math.floor(respell() * others.length)] as string;
+    return others[Math.floor(respell() * others.length)];
   };
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
   const chance = (p: number): boolean => random() < p;
@@ -350,10 +351,11 @@ export function generateAmountTextCases(seed: number, count: number): GeneratedC
         const exponent = random() < 0.6 ? "" : `${pick(["e", "E"])}${pick(["", "+", "-"])}${"0".repeat(Math.floor(random() * 3))}${Math.floor(random() * 330)}`;
         return `${sign}${whole}${fraction}${exponent}`;
       }
-      default:
+      default: {
         // An edge written with trailing zeros or an exponent: the same number.
         const edge = pick(AMOUNT_EDGES);
         return `${sign}${pick([`${edge}.${"0".repeat(1 + Math.floor(random() * 20))}`, `${edge}e0`, `${edge === "0" ? "0" : `${edge}0`}e-1`])}`;
+      }
     }
   };
   const cases: GeneratedCase[] = [];

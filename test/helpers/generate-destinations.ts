@@ -1,5 +1,5 @@
 /**
- * A grammar of destinations (contract section 3, "destination hosts") for
+ * A grammar of destinations (docs/contract.md §3, "destination hosts") for
  * property tests, and an oracle that reads each one with real parsers:
  * Node's WHATWG `URL` for special schemes (and for what a tool that puts
  * "http://" before a bare host sees), an RFC 3986 reading (Appendix B) for

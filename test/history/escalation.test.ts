@@ -1,4 +1,4 @@
-// Repeat-deny history (contract section 3, recentDenies) across the sliding
+// Repeat-deny history (docs/contract.md §3, recentDenies) across the sliding
 // window, with an injected clock.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";

@@ -1,4 +1,4 @@
-// Destinations (contract section 3 "destination hosts", section 9): generated
+// Destinations (docs/contract.md §3 "destination hosts", section 9): generated
 // destinations (test/helpers/generate-destinations.ts) are read by real parsers (the
 // oracle), then decided by the real compiled WASM bundle, which must
 //   - deny blocked_destination whenever a host the oracle found is blocked, or

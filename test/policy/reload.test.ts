@@ -1,4 +1,4 @@
-// Hot reload from a bundle server (issue 8): a local node:http server speaks
+// Hot reload from a bundle server: a local node:http server speaks
 // OPA's bundle service conventions (ETag / If-None-Match / 304); bundles are
 // built and signed by the real opa with the TEST-ONLY key. A new bundle is
 // picked up, a bad one is refused while the last good one stays in force, and

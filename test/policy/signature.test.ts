@@ -1,4 +1,4 @@
-// Signed bundles (issue 8): bundles signed by the real opa with the committed
+// Signed bundles: bundles signed by the real opa with the committed
 // TEST-ONLY keys load; every kind of alteration is refused before load with a
 // BundleSignatureError naming the check and the file.
 import { execFileSync, spawnSync } from "node:child_process";

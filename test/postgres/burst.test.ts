@@ -137,17 +137,17 @@ describe.each([1, 2, 10])("a pool of %i", (max) => {
     const ttlMs = 400;
     const [a, b] = [await instance({ max, approvalTtlMs: ttlMs }), await instance({ max, approvalTtlMs: ttlMs })];
     for (let round = 0; round < 3; round++) {
-      const d = await asked(a!);
+      const d = await asked(a);
       // Answers spread over the approval's life and just past it.
       const answers = Array.from({ length: 5 * max }, (_, i) => {
         const delay = Math.floor(random() * ttlMs * 1.5);
-        const who = i % 2 === 0 ? a! : b!;
+        const who = i % 2 === 0 ? a : b;
         return new Promise<Settled>((resolve) =>
           setTimeout(() => void settle(who[random() < 0.5 ? "approve" : "reject"]({ decisionId: d.id, reviewerId: APPROVER })).then(resolve), delay),
         );
       });
-      const waits = [a!, b!].map((v) => settle(v.waitForApproval({ decisionId: d.id })));
-      const protects = Array.from({ length: max + 1 }, (_, i) => (i % 2 === 0 ? a! : b!).protect(globex({ amount: 100 })));
+      const waits = [a, b].map((v) => settle(v.waitForApproval({ decisionId: d.id })));
+      const protects = Array.from({ length: max + 1 }, (_, i) => (i % 2 === 0 ? a : b).protect(globex({ amount: 100 })));
       const [outcomes, waited, decided] = await within(
         60_000,
         `round ${round} (seed ${SEED})`,

@@ -72,7 +72,7 @@ async function forge(schema: string, from: number, lines: readonly string[]): Pr
       const isCheckpoint = "checkpoint" in e;
       await client.query(
         `INSERT INTO "${schema}".records (seq, prev_hash, hash, type, decision_id, line) VALUES ($1, $2, $3, $4, $5, $6)`,
-        [e.seq, e.prev_hash, e.hash, isCheckpoint ? "checkpoint" : String(e["type"] ?? ""), isCheckpoint ? "" : String(e["decision_id"] ?? ""), line],
+        [e.seq, e.prev_hash, e.hash, isCheckpoint ? "checkpoint" : JSON.stringify(e["type"] ?? "").slice(1, -1), isCheckpoint ? "" : JSON.stringify(e["decision_id"] ?? "").slice(1, -1), line],
       );
     }
     await client.query(`ALTER TABLE "${schema}".records ENABLE TRIGGER records_append_only`);

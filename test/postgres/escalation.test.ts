@@ -1,6 +1,6 @@
 // What counts towards escalation (docs/contract.md §3, §9) with the
 // PostgreSQL store on the real server: the same seeded model as the in-memory
-// store's (test/escalation-model.ts), so an outage of the log or of the
+// store's (test/helpers/escalation-model.ts), so an outage of the log or of the
 // history never escalates an actor in a shared database either.
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

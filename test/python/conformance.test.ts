@@ -40,7 +40,7 @@ describe("conformance vectors", () => {
 
   it("the records' hashes are the file log's: the same record sealed by FileDecisionLog as its first line", async () => {
     const { mkdtempSync, rmSync } = await import("node:fs");
-    const { join } = await import("node:path");
+    const { join } = await import("node:path").then((m) => ({ join: (...parts: string[]) => m.join(...parts) }));
     const { tmpdir } = await import("node:os");
     const dir = mkdtempSync(join(tmpdir(), "veto-vectors-"));
     try {

@@ -25,7 +25,10 @@ class GatedSink implements RecordSink {
   }
 
   release(error?: Error): void {
-    for (const gate of this.#gates.splice(0)) error === undefined ? gate.resolve() : gate.reject(error);
+    for (const gate of this.#gates.splice(0)) {
+      if (error === undefined) gate.resolve();
+      else gate.reject(error);
+    }
   }
 }
 

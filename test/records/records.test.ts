@@ -1,4 +1,4 @@
-// Decision records (contract section 7) and failing closed when evidence or
+// Decision records (docs/contract.md §7) and failing closed when evidence or
 // evaluation is unavailable.
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -119,7 +119,7 @@ describe("the decision record", () => {
   });
 
   it("FdRecordSink (the default sink's kind) writes one pino line per record, as JSON; a logger gets none", async () => {
-    // The default sink is FdRecordSink.stdout() (test/default-sink.test.ts runs it in child processes); a file shows its lines here.
+    // The default sink is FdRecordSink.stdout() (test/records/default-sink.test.ts runs it in child processes); a file shows its lines here.
     const dir = await mkdtemp(join(tmpdir(), "veto-fd-sink-"));
     try {
       const file = join(dir, "nested", "records.jsonl");

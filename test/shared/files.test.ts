@@ -1,7 +1,7 @@
-// The library's own paths (adapter/files.ts): a bundle, a decision log and
+// The library's own paths (adapter/shared/files.ts): a bundle, a decision log and
 // its lock and continuations are regular files, or they are refused at once
 // with a typed error or a failed verification, never read forever (/dev/zero)
-// or waited on (a FIFO). The command line's side is test/cli-paths.test.ts.
+// or waited on (a FIFO). The command line's side is test/cli/cli-paths.test.ts.
 import { spawnSync } from "node:child_process";
 import { mkdir, mkdtemp, rm, symlink } from "node:fs/promises";
 import { tmpdir } from "node:os";

@@ -1,4 +1,4 @@
-// The hot path's shortcuts (issue 6) against what they stand in for: each
+// The hot path's shortcuts against what they stand in for: each
 // may only ever agree with, or defer to, the slower original.
 //  - checkCall's canonical JSON is canonicalJson of its copy, byte for byte;
 //  - quickCallCheck never accepts a call callSchema refuses;

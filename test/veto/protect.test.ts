@@ -1,4 +1,4 @@
-// Every reason code and precedence edge of CONTRACT.md section 4, through
+// Every reason code and precedence edge of docs/contract.md §4, through
 // protect() on the real WASM bundle with its shipped data document.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Decision } from "../../adapter/index.js";
@@ -135,7 +135,7 @@ describe("precedence", () => {
   });
 });
 
-describe("the decision object (contract section 5)", () => {
+describe("the decision object (docs/contract.md §5)", () => {
   it("has exactly the contract's fields", async () => {
     const d = await t.veto.protect(write());
     expect(Object.keys(d).sort()).toEqual(["action", "approvers", "bundle", "escalated", "id", "reason", "reasons", "timestamp"]);

@@ -1,5 +1,5 @@
 /**
- * FileDecisionLog: the durable, tamper-evident record sink (issue 4).
+ * FileDecisionLog: the durable, tamper-evident record sink.
  *
  * - Append-only JSON Lines, one canonical JSON record per line, hash-chained
  *   (see chain.ts), one writer per log (see lock.ts).
@@ -27,7 +27,7 @@
  *   are exactly the records.
  */
 import { randomBytes } from "node:crypto";
-import { constants, open as openFile, stat, type FileHandle } from "node:fs/promises";
+import { constants, open as openFile, stat } from "node:fs/promises";
 import { NotRegularFileError, openRegularFile, regularFileExists } from "../../shared/files.js";
 import { dirname, resolve as resolvePath } from "node:path";
 import { sealCheckpoint, sealRecord, type SealedLine } from "../chain.js";
@@ -145,7 +145,7 @@ interface Pending {
 const DEFAULT_MAX_BYTES = 64 * 1024 * 1024;
 const DEFAULT_CHECKPOINT_EVERY = 1_000;
 const ignore = (): void => undefined;
-const nodeFs: LogFileSystem = { open: (path, flags) => openFile(path, flags) as Promise<FileHandle> };
+const nodeFs: LogFileSystem = { open: (path, flags) => openFile(path, flags) };
 // O_NONBLOCK: opening a FIFO swapped in for the log never waits for a reader (a regular file ignores it).
 const APPEND = constants.O_WRONLY | constants.O_APPEND | constants.O_NONBLOCK;
 
@@ -532,8 +532,7 @@ export class FileDecisionLog {
     try {
       sealed = this.#sealCheckpoint(reason, this.#nextSeq, this.#head);
     } catch (error) {
-      this.#fail(error);
-      return Promise.reject(this.#failure);
+      return Promise.reject(this.#fail(error));
     }
     const bytes = Buffer.from(`${sealed.text}\n`);
     this.#planSize += bytes.length;
@@ -622,15 +621,17 @@ export class FileDecisionLog {
     this.#logger?.info({ log: this.path, file: next }, "decision log: rotated to a new file");
   }
 
-  #fail(cause: unknown): void {
-    if (this.#failure !== null) return;
-    this.#failure = new RecordUnavailableError(
+  #fail(cause: unknown): RecordUnavailableError {
+    if (this.#failure !== null) return this.#failure;
+    const failure = new RecordUnavailableError(
       `decision log ${this.path} failed and accepts no more records: ${
         cause instanceof Error ? cause.message : String(cause)
       }`,
       { cause },
     );
+    this.#failure = failure;
     this.#logger?.error({ log: this.path, file: this.#file, err: cause }, "decision log failed; records unavailable");
+    return failure;
   }
 }
 

@@ -1,6 +1,6 @@
 package veto.crm
 
-# recentDenies is computed by the adapter from its store (CONTRACT.md 3) and
+# recentDenies is computed by the adapter from its store (docs/contract.md §3) and
 # passed as _call.history.recentDenies; a missing history counts as zero.
 
 default _recent_denies := 0

@@ -1,6 +1,6 @@
 package veto.crm
 
-# The policy checks what it can of the input contract (CONTRACT.md section 1)
+# The policy checks what it can of the input contract (docs/contract.md §1)
 # itself, so it stays safe when evaluated without the adapter. Each problem is a
 # sentence; together they form the invalid_input message.
 #

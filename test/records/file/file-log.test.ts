@@ -75,7 +75,7 @@ describe("writing and reopening", () => {
       await expect(writing).rejects.toBeInstanceOf(RecordUnavailableError);
       await expect(writing).rejects.toMatchObject({ code: "record_invalid", cause: { code: "not_canonical_json" } });
     }
-    await expect(sink.write([] as unknown as object)).rejects.toMatchObject({ code: "record_invalid" });
+    await expect(sink.write([])).rejects.toMatchObject({ code: "record_invalid" });
     const hostile = Object.defineProperty({}, "boom", {
       enumerable: true,
       get() {
@@ -95,7 +95,7 @@ describe("writing and reopening", () => {
     await sink.write(record);
     await sink.close();
     const [read] = await readLog([log]);
-    expect(Object.keys((read?.record.arguments ?? {}) as object)).toEqual(["__proto__"]);
+    expect(Object.keys((read?.record.arguments ?? {}))).toEqual(["__proto__"]);
   });
 
   it("rejects writes after close with record_unavailable; close is idempotent and waits for writes in flight", async () => {

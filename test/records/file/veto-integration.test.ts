@@ -1,7 +1,7 @@
 /**
  * The file log as the adapter's record sink, with the real bundle: records
  * land in a log that verifies, and a log that fails makes every call a deny
- * (contract section 7: no side effect without its evidence).
+ * (docs/contract.md §7: no side effect without its evidence).
  */
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
