@@ -263,6 +263,28 @@ interface Outcome {
   readonly recentDenies: number | null;
 }
 
+/** What one decision is made from: the bundle in force when it began, the call as given and as checked. */
+interface DecisionContext {
+  readonly policy: ActivePolicy;
+  readonly raw: unknown;
+  /** The instance's clock when the call came (a store's own clock may replace it). */
+  readonly clockMs: number;
+  readonly checked: CheckedInput;
+  /** The checked call; undefined when it is invalid input. */
+  readonly call: VetoCall | undefined;
+  readonly who: ReturnType<typeof partialContext>;
+}
+
+/** A decision made, with its record and what the store keeps, not yet written. */
+interface MadeDecision {
+  readonly context: DecisionContext;
+  readonly decision: Decision;
+  readonly record: DecisionEventRecord;
+  readonly stored: StoredDecision;
+  readonly outcome: Outcome;
+  readonly unrecorded: (error: unknown) => Promise<DecideResult>;
+}
+
 /**
  * checkCall, with the amounts judged by their text when the call came as
  * `text`: the numbers where amounts are (arguments.amount,
@@ -473,12 +495,13 @@ class VetoInstance implements Veto {
     const history = call === undefined ? undefined : { actorId: call.context.actorId, tenantId: call.context.tenantId };
     let decided: Decided;
     try {
-      decided = await runUnit(this.#store, this.#sink, history, (unit) => this.#decideIn(unit, policy, raw, nowMs, checked, call, who));
+      const context: DecisionContext = { policy, raw, clockMs: nowMs, checked, call, who };
+      decided = await runUnit(this.#store, this.#sink, history, (unit) => this.#decideIn(unit, context));
     } catch (error) {
       // The store could not give a unit (no connection, BEGIN or the lock
       // failed): the call cannot be remembered or recorded, so it is denied
       // with record_unavailable, and that deny is recorded if it can be.
-      decided = await this.#decideIn(failedUnit(toError(error)), policy, raw, nowMs, checked, call, who);
+      decided = await this.#decideIn(failedUnit(toError(error)), { policy, raw, clockMs: nowMs, checked, call, who });
     }
     // The record must be durable before the caller hears the decision; when
     // the sink is not part of the store's transaction, that wait happens here,
@@ -500,38 +523,40 @@ class VetoInstance implements Veto {
       .catch((error: unknown) => safeLog(this.#log, { err: toError(error), decision_id: id }, "onEscalation hook failed"));
   }
 
-  async #decideIn(
-    unit: DecisionUnit,
-    policy: ActivePolicy,
-    raw: unknown,
-    clockMs: number,
-    checked: CheckedInput,
-    call: VetoCall | undefined,
-    who: ReturnType<typeof partialContext>,
-  ): Promise<Decided> {
+  /**
+   * One decision inside its unit of work, in the order of the flow: the
+   * policy's answer (with the deny history), the decision, its record, what
+   * the store keeps, then record and store written before the caller hears it.
+   */
+  async #decideIn(unit: DecisionUnit, context: DecisionContext): Promise<Decided> {
     // One clock (docs/contract.md §6): a store with a clock of its own times
     // the decision (its id, its window, its expiry, its record) as the unit
     // started, so instances whose clocks differ agree.
-    const nowMs = unit.nowMs ?? clockMs;
+    const nowMs = unit.nowMs ?? context.clockMs;
     const id = this.#nextId(nowMs);
-    const outcome = call === undefined
-      ? { answer: adapterDeny(ADAPTER_REASON_CODES.invalidInput, checked.ok ? "" : checked.message), evalNs: 0, recentDenies: null }
-      : await this.#evaluate(unit, policy, id, call, checked.ok ? checked.json : "", nowMs);
+    const outcome =
+      context.call === undefined
+        ? { answer: adapterDeny(ADAPTER_REASON_CODES.invalidInput, context.checked.ok ? "" : context.checked.message), evalNs: 0, recentDenies: null }
+        : await this.#evaluate(unit, context.policy, id, context.call, context.checked.ok ? context.checked.json : "", nowMs);
+    const decision = this.#decision(id, nowMs, outcome.answer, context.policy.version);
+    const record = this.#decisionRecord(context, decision, outcome);
+    const stored = this.#storedDecision(context, decision, record.call_digest, nowMs);
+    const unrecorded = (error: unknown): Promise<DecideResult> => this.#unrecorded(context, record, stored, nowMs, error);
+    return await this.#write(unit, { context, decision, record, stored, outcome, unrecorded });
+  }
 
-    let decision = this.#decision(id, nowMs, outcome.answer, policy.version);
+  /** The decision's record (docs/contract.md §7): the masked call, its digests, the verdict, the bundle. */
+  #decisionRecord({ policy, raw, checked, call, who }: DecisionContext, decision: Decision, outcome: Outcome): Mutable<DecisionEventRecord> {
     // Keyed like the masked values: with recordKey set, an unkeyed digest of
     // the whole call would let a reader test guesses of a masked value.
     // Over checkCall's canonical JSON of the call, hashed once: for a checked
     // call (exactly tool, arguments and context) input and call digests are equal.
     const digest = checked.ok ? this.#masker.digestJson(checked.json) : null;
     // The whole call (or as much of it as was JSON), masked: what replay re-evaluates.
-    const { input, masked } = this.#masker.maskInput(
-      checked.ok ? checked.call : checked.partial ?? null,
-      policy.data.sensitiveFields,
-    );
+    const { input, masked } = this.#masker.maskInput(checked.ok ? checked.call : (checked.partial ?? null), policy.data.sensitiveFields);
     const record: Mutable<DecisionEventRecord> = {
       type: "decision",
-      decision_id: id,
+      decision_id: decision.id,
       timestamp: decision.timestamp,
       path: DECISION_ENTRYPOINT,
       bundles: { [RECORD_BUNDLE_NAME]: policy.version },
@@ -560,43 +585,57 @@ class VetoInstance implements Veto {
     // The hosts the policy read, from its own answer: one parser, in the policy (docs/contract.md §4b).
     const hosts = outcome.answer.destination_hosts;
     if (hosts !== undefined) record.destination_hosts = hosts;
+    return record;
+  }
 
+  /** What the store keeps of the decision: the deny history and the pending approval. */
+  #storedDecision({ who }: DecisionContext, decision: Decision, callDigest: string | null, nowMs: number): Mutable<StoredDecision> {
     // Optional fields set only when present (conditional spreads cost more than the rest of this object).
-    const stored: Mutable<StoredDecision> = { id, action: decision.action, escalated: decision.escalated, atMs: nowMs, approvers: decision.approvers };
+    const stored: Mutable<StoredDecision> = { id: decision.id, action: decision.action, escalated: decision.escalated, atMs: nowMs, approvers: decision.approvers };
     // The adapter's own fail-closed denies are remembered but not counted (docs/contract.md §3).
     if (decision.action === "deny" && !countsTowardsEscalation(decision)) stored.countsTowardsEscalation = false;
     if (who.actorId !== undefined) stored.actorId = who.actorId;
     if (who.tenantId !== undefined) stored.tenantId = who.tenantId;
-    if (digest !== null) stored.callDigest = digest;
+    if (callDigest !== null) stored.callDigest = callDigest;
     if (decision.action === "require_approval") stored.approval = { status: "pending", expiresAtMs: nowMs + this.#ttlMs };
+    return stored;
+  }
 
-    // No side effect without its evidence: if the record cannot be written the
-    // call is denied, and we try to leave a record of that too (it supersedes
-    // any record just written).
-    const unrecorded = async (error: unknown): Promise<DecideResult> => {
-      const cause = toError(error);
-      safeLog(this.#log, { err: cause, decision_id: id }, "decision could not be recorded; denying");
-      const answer = adapterDeny(
-        ADAPTER_REASON_CODES.recordUnavailable,
-        `the call is denied: ${cause.message}`,
-      );
-      decision = this.#decision(id, nowMs, answer, policy.version);
-      // A record the sink refused as such (no canonical JSON form, e.g. a lone
-      // surrogate in the call) is superseded without the call, so the deny
-      // itself is still on file.
-      const refusedAsIs = (cause as { code?: unknown }).code === "record_invalid";
-      const superseding: DecisionEventRecord = {
-        ...record,
-        ...(refusedAsIs ? { input: null, masked: [] } : {}),
-        result: { ...answer, reason: decision.reason },
-      };
-      await Promise.allSettled([
-        this.#sink.write(superseding),
-        this.#store.appendDecision({ ...stored, action: "deny", escalated: false, countsTowardsEscalation: false, approvers: [], approval: undefined }),
-      ]);
-      return { decision, call: undefined, cause };
+  /**
+   * No side effect without its evidence (docs/contract.md §7): when the record
+   * cannot be written the call is denied, and a record of that deny is tried
+   * too (it supersedes any record just written).
+   */
+  async #unrecorded(
+    { policy }: DecisionContext,
+    record: DecisionEventRecord,
+    stored: StoredDecision,
+    nowMs: number,
+    error: unknown,
+  ): Promise<DecideResult> {
+    const cause = toError(error);
+    safeLog(this.#log, { err: cause, decision_id: record.decision_id }, "decision could not be recorded; denying");
+    const answer = adapterDeny(ADAPTER_REASON_CODES.recordUnavailable, `the call is denied: ${cause.message}`);
+    const decision = this.#decision(record.decision_id, nowMs, answer, policy.version);
+    // A record the sink refused as such (no canonical JSON form, e.g. a lone
+    // surrogate in the call) is superseded without the call, so the deny
+    // itself is still on file.
+    const refusedAsIs = (cause as { code?: unknown }).code === "record_invalid";
+    const superseding: DecisionEventRecord = {
+      ...record,
+      ...(refusedAsIs ? { input: null, masked: [] } : {}),
+      result: { ...answer, reason: decision.reason },
     };
+    await Promise.allSettled([
+      this.#sink.write(superseding),
+      this.#store.appendDecision({ ...stored, action: "deny", escalated: false, countsTowardsEscalation: false, approvers: [], approval: undefined }),
+    ]);
+    return { decision, call: undefined, cause };
+  }
 
+  /** Record, then store, then commit: the caller hears the decision only after both. */
+  async #write(unit: DecisionUnit, made: MadeDecision): Promise<Decided> {
+    const { context, decision, record, stored, outcome, unrecorded } = made;
     let durable: Promise<unknown> | undefined;
     try {
       // The sink gives the record its place in the log now (records keep the
@@ -616,12 +655,12 @@ class VetoInstance implements Veto {
     } catch (error) {
       return { result: await unrecorded(error), unrecorded };
     }
-
+    const { who } = context;
     const escalation: EscalationEvent | undefined =
       decision.escalated && this.#onEscalation !== undefined && who.actorId !== undefined && who.tenantId !== undefined
         ? { decision, actorId: who.actorId, tenantId: who.tenantId, recentDenies: outcome.recentDenies ?? 0 }
         : undefined;
-    return { result: { decision, call }, durable, unrecorded, escalation };
+    return { result: { decision, call: context.call }, durable, unrecorded, escalation };
   }
 
   async #evaluate(unit: DecisionUnit, policy: ActivePolicy, id: string, call: VetoCall, callJson: string, nowMs: number): Promise<Outcome> {
