@@ -12,6 +12,7 @@ import type { VetoCall } from "./input.js";
 import { RECORD_BUNDLE_NAME, type ApprovalEventRecord, type RecordSink } from "./records.js";
 import type { StoredDecision, VetoStore } from "./store.js";
 import { safeLog } from "./safe-log.js";
+import { isBlank } from "./text.js";
 import { runUnit } from "./unit.js";
 
 export interface AnswerOptions {
@@ -50,7 +51,7 @@ export interface ApprovalDeskDeps {
 }
 
 function requireString(value: unknown, name: string, method: string): string {
-  if (typeof value !== "string" || value.trim() === "") {
+  if (typeof value !== "string" || isBlank(value)) {
     throw new VetoOptionsError(`${method}: ${name} must be a non-empty string`);
   }
   return value;

@@ -15,6 +15,7 @@ import { activatePolicy } from "./bundle-source.js";
 import { ADAPTER_REASON_CODES, adapterDeny, type Action, type BundleVersion, type PolicyAnswer } from "./decision.js";
 import type { PolicyEvaluator } from "./evaluator.js";
 import { DEFAULT_INPUT_LIMITS, amountFieldNames, checkCall } from "./input.js";
+import { foldKey } from "./text.js";
 import type { PolicyData } from "./policy-data.js";
 import { createBundleVerifier, type VerificationKeyInput } from "./signature.js";
 
@@ -182,7 +183,7 @@ export class Replayer {
     }
     const maskedAmount = record.masked.find((pointer) => {
       const field = /^\/input\/arguments\/changes\/([^/]+)$/.exec(pointer)?.[1];
-      return field !== undefined && amountFieldNames(this.#data.amountFields).has(field.replaceAll("~1", "/").replaceAll("~0", "~").toLowerCase());
+      return field !== undefined && amountFieldNames(this.#data.amountFields).has(foldKey(field.replaceAll("~1", "/").replaceAll("~0", "~")));
     });
     if (maskedAmount !== undefined) {
       return skip(`${maskedAmount} is an amount the policy reads, but its value was masked as sensitive`);
