@@ -317,7 +317,7 @@ describe(`one idea of blank: every one of the ${BLANK.length} blank code points`
   it("a blank reason is missing_reason, a blank actor, tenant, environment or tool invalid_input, on both evaluators", () => {
     const wrong = cases.filter((c, i) => c.joined === true && JSON.stringify(codes(go[i] as { reasons: { code: string }[] })) !== JSON.stringify(blankCodes(c.label)));
     expect(wrong.map((c) => c.label)).toEqual([]);
-    const invalid = wasm.find((a, i) => cases[i]?.label.startsWith("context"));
+    const invalid = wasm.find((a, i) => cases[i]?.label.startsWith("context")) as { reasons: { message: string }[] } | undefined;
     expect(invalid?.reasons[0]?.message).toContain("context.actorId must be a non-empty string; context.environment must be a non-empty string; context.tenantId must be a non-empty string");
   });
 
