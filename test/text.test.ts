@@ -17,6 +17,10 @@ import { loadBundle } from "../adapter/bundle.js";
 import { PolicyEvaluator } from "../adapter/evaluator.js";
 import { openFileLog, readLog, replayRecords, type DecisionEventRecord } from "../adapter/index.js";
 import { DEFAULT_INPUT_LIMITS, checkCall } from "../adapter/input.js";
+import { readPolicyData } from "../adapter/policy-data.js";
+import { RecordMasker } from "../adapter/records.js";
+import { foldKey, isBlank } from "../adapter/text.js";
+import { seededRandom } from "./generate-calls.js";
 import { BUNDLE, REGO_BUNDLE, ROOT, bundleData, codes, makeVeto, read, requireBundle, requireOpa, write } from "./helpers.js";
 
 type Json = Record<string, unknown>;
@@ -337,6 +341,106 @@ describe(`one idea of blank: every one of the ${BLANK.length} blank code points`
       expect(codes(await veto.protect(write({}, { reason })))).toEqual(["missing_reason"]);
       await veto.close();
     }
+  });
+});
+
+// Generated names and texts of several characters, mixing ASCII, the listed
+// characters, their spellings, U+0307 and blank characters: the policy's
+// shortcut for plain ASCII names and its long way must give what the fold
+// key gives, whichever side (data or call) holds what.
+const SEED = Number(process.env["VETO_TEXT_SEED"] ?? 20260419);
+const COUNT = Number(process.env["VETO_TEXT_COUNT"] ?? 600);
+
+describe(`generated names and texts (seed ${SEED}, VETO_TEXT_SEED to repeat)`, () => {
+  const random = seededRandom(SEED);
+  const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
+  const ascii = [..."abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"];
+  const listed = DIFFERING.map((e) => e.char);
+  const atom = (): string => {
+    const r = random();
+    if (r < 0.55) return pick(ascii);
+    if (r < 0.85) return pick(listed);
+    if (r < 0.9) return pick(BLANK);
+    return String.fromCodePoint(Math.floor(random() * 0x2fff) + 0x80);
+  };
+  const name = (): string => Array.from({ length: 1 + Math.floor(random() * 6) }, atom).join("");
+  /** Another spelling of `a`, character by character: a folding, a class member, U+0307 around, or the same. */
+  const respell = (a: string): string =>
+    [...a]
+      .map((ch) => {
+        const e = DIFFERING.find((x) => x.char === ch);
+        const r = random();
+        if (r < 0.2) return ch.toUpperCase();
+        if (r < 0.4) return ch.toLowerCase();
+        if (r < 0.55 && e !== undefined) return pick([...e.simpleCaseFoldingClass, e.goLower, e.wasmLower, e.foldKey]);
+        if (r < 0.6) return `${ch}\u0307`;
+        return ch;
+      })
+      .join("");
+
+  interface NameCase {
+    label: string;
+    config: Config;
+    call: Json;
+    expected: boolean;
+  }
+  const nameCases: NameCase[] = [];
+  const sensitiveSets = new Map<Config, ReadonlySet<string>>();
+  for (let group = 0; group * 20 < COUNT; group++) {
+    const names = Array.from({ length: 20 }, name);
+    const config = { ...baseConfig(), sensitive_fields: { "*": names.map((n) => `f_${n}`) } };
+    sensitiveSets.set(config, readPolicyData({ veto: { config } }, "generated").sensitiveFields);
+    const keys = new Set(names.map((n) => foldKey(`f_${n}`)));
+    for (const n of names) {
+      const spelled = random() < 0.75 ? respell(n) : name();
+      // The data's spelling on either side of the call.
+      const [inData, inCall] = random() < 0.5 ? [n, spelled] : [spelled, n];
+      const data = random() < 0.5 ? config : { ...baseConfig(), sensitive_fields: { "*": [`f_${inData}`] } };
+      if (!sensitiveSets.has(data)) sensitiveSets.set(data, readPolicyData({ veto: { config: data } }, "generated").sensitiveFields);
+      const dataKeys = data === config ? keys : new Set([foldKey(`f_${inData}`)]);
+      const fieldName = `F_${inCall}`;
+      nameCases.push({
+        label: `${JSON.stringify(fieldName)} against ${data === config ? "the group" : JSON.stringify(`f_${inData}`)}`,
+        config: data,
+        call: random() < 0.5 ? write({ changes: { [fieldName]: "v" } }) : read({ fields: ["name", fieldName] }),
+        expected: dataKeys.has(foldKey(fieldName)),
+      });
+    }
+  }
+  const texts = Array.from({ length: COUNT }, () => {
+    const blankOnly = random() < 0.6;
+    return Array.from({ length: 1 + Math.floor(random() * 5) }, () => (blankOnly || random() < 0.7 ? pick(BLANK) : atom())).join("");
+  });
+  let goNames: { action: string; reasons: { code: string }[] }[] = [];
+  let goTexts: { action: string; reasons: { code: string }[] }[] = [];
+  const wasmNames: { action: string; reasons: { code: string }[] }[] = [];
+  const wasmTexts: { action: string; reasons: { code: string }[] }[] = [];
+
+  beforeAll(async () => {
+    goNames = decideOnGo(nameCases);
+    goTexts = decideOnGo(texts.map((t) => ({ config: baseConfig(), call: write({}, { reason: t }) })), true);
+    for (const c of nameCases) wasmNames.push(await decideOnWasm(c.config, c.call));
+    for (const t of texts) wasmTexts.push(await decideOnWasm(baseConfig(), write({}, { reason: t })));
+  }, 300_000);
+
+  it("a field is sensitive on both evaluators, and masked, exactly when its fold key is a sensitive field's", () => {
+    const masker = new RecordMasker();
+    const wrong = nameCases.filter((c, i) => {
+      const sensitive = (a: { reasons: { code: string }[] } | undefined): boolean => codes(a as { reasons: { code: string }[] }).includes("sensitive_field");
+      const changes = (c.call["arguments"] as { changes?: Json }).changes;
+      const masked = changes === undefined ? c.expected : masker.maskInput(c.call, sensitiveSets.get(c.config) as ReadonlySet<string>).masked.length > 0;
+      return sensitive(goNames[i]) !== c.expected || sensitive(wasmNames[i]) !== c.expected || masked !== c.expected;
+    });
+    expect(wrong.map((c) => c.label)).toEqual([]);
+    expect(nameCases.filter((c) => c.expected).length).toBeGreaterThan(nameCases.length / 4);
+    expect(nameCases.filter((c) => !c.expected).length).toBeGreaterThan(nameCases.length / 10);
+  });
+
+  it("a reason is missing on both evaluators exactly when adapter/text.ts calls it blank", () => {
+    const missing = (a: { reasons: { code: string }[] } | undefined): boolean => codes(a as { reasons: { code: string }[] }).includes("missing_reason");
+    const wrong = texts.filter((t, i) => missing(goTexts[i]) !== isBlank(t) || missing(wasmTexts[i]) !== isBlank(t));
+    expect(wrong.map((t) => JSON.stringify(t))).toEqual([]);
+    expect(texts.filter(isBlank).length).toBeGreaterThan(COUNT / 4);
   });
 });
 
