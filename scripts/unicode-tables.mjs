@@ -311,8 +311,11 @@ ${foldEntries.map(([cp, to]) => `\t${regoString(chr(cp))}: ${regoString(to)},`).
 }
 
 # The fold key of a name whose only characters outside ASCII have an ASCII fold
-# key: lower() gives it once these are replaced.
-_plain_key(name) := lower(${plainKey})
+# key: lower() gives it once these are replaced (looked for first: replace()
+# copies the name).
+_plain_key(name) := lower(name) if {
+${plainReplaced.map((cp) => `\tnot contains(name, ${regoString(chr(cp))})`).join("\n")}
+} else := lower(${plainKey})
 
 # A blank character: Unicode White_Space, Default_Ignorable_Code_Point, Cc or
 # Cf. Strings compare by code point (UTF-8 byte order) on both evaluators.

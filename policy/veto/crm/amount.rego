@@ -9,14 +9,15 @@ package veto.crm
 # "amount", as CRMs name it, and "DİSCOUNT_AMOUNT" is "discount_amount". When
 # amount_fields is not a list of strings, every numeric change counts.
 
-_amount_names contains name if {
+_amount_plain_keys contains _plain_key(name) if {
 	some name in _amount_fields
 	is_string(name)
 }
 
-_amount_plain_keys contains _plain_key(name) if some name in _amount_names
-
-_amount_fold_keys contains _fold_key(name) if some name in _amount_names
+_amount_fold_keys contains _fold_key(name) if {
+	some name in _amount_fields
+	is_string(name)
+}
 
 _amount_field(name) if lower(name) in _amount_plain_keys
 

@@ -7,21 +7,17 @@ package veto.crm
 # sensitive field needs approval too. A sensitive_fields that is not an object
 # of lists makes every field sensitive.
 
-_sensitive_names contains name if {
-	some name in _sensitive_fields["*"]
-	is_string(name)
-}
+# The sensitive names for this call: those of "*" and of the call's object.
+_sensitive_lists contains _sensitive_fields["*"]
 
-_sensitive_names contains name if {
+_sensitive_lists contains names if {
 	some object_name, names in _sensitive_fields
 	_names_call_object(object_name)
-	some name in names
-	is_string(name)
 }
 
 # The call's object, surrounding white space ignored: its fold key the short
-# way, and (a set, so that it is computed once) the long way only when it is
-# not plain ASCII (text.rego).
+# way, and (a set, so that it is computed once) the long way only when a name
+# of the call is outside ASCII (text.rego).
 _call_object := trim_space(_arguments.object) if is_string(_arguments.object)
 
 _call_object_key := lower(_call_object)
@@ -35,9 +31,17 @@ _names_call_object(object_name) if {
 	_fold_key(trim_space(object_name)) == folded
 }
 
-_sensitive_plain_keys contains _plain_key(name) if some name in _sensitive_names
+_sensitive_plain_keys contains _plain_key(name) if {
+	some names in _sensitive_lists
+	some name in names
+	is_string(name)
+}
 
-_sensitive_fold_keys contains _fold_key(name) if some name in _sensitive_names
+_sensitive_fold_keys contains _fold_key(name) if {
+	some names in _sensitive_lists
+	some name in names
+	is_string(name)
+}
 
 default _sensitive_fields_usable := false
 

@@ -136,8 +136,12 @@ _fold_table := {
 }
 
 # The fold key of a name whose only characters outside ASCII have an ASCII fold
-# key: lower() gives it once these are replaced.
-_plain_key(name) := lower(replace(replace(name, "\u017f", "s"), "\u0307", ""))
+# key: lower() gives it once these are replaced (looked for first: replace()
+# copies the name).
+_plain_key(name) := lower(name) if {
+	not contains(name, "\u017f")
+	not contains(name, "\u0307")
+} else := lower(replace(replace(name, "\u017f", "s"), "\u0307", ""))
 
 # A blank character: Unicode White_Space, Default_Ignorable_Code_Point, Cc or
 # Cf. Strings compare by code point (UTF-8 byte order) on both evaluators.
