@@ -172,7 +172,6 @@ for (const d of dropped) if (classes.some((members) => members.includes(d))) fai
 // The fold key of a class: the member that both lower()s leave alone and most
 // members lower to (Go's lower(), then the smallest code point, decides ties).
 const foldTable = new Map(); // code point -> replacement string
-const representative = new Map();
 for (const members of classes) {
   const fixed = members.filter((m) => goLower(m) === m && wasmLower(m) === m);
   if (fixed.length === 0) fail(`no member of {${members.map(hex).join(" ")}} is its own lower case on both engines`);
@@ -180,7 +179,6 @@ for (const members of classes) {
   for (const m of members) if (votes.has(goLower(m))) votes.set(goLower(m), votes.get(goLower(m)) + 1);
   const rep = [...votes].sort((a, b) => b[1] - a[1] || a[0] - b[0])[0][0];
   for (const m of members) {
-    representative.set(m, rep);
     if (goLower(m) !== rep || wasmLower(m) !== rep) foldTable.set(m, chr(rep));
   }
 }
