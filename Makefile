@@ -40,7 +40,7 @@ bundle: $(TOOLS) ## Build bundles/crm.tar.gz (WASM) and bundles/crm-rego.tar.gz,
 	bash scripts/build-bundles.sh bundles
 
 .PHONY: dev-keys
-dev-keys: ## Create development bundle-signing key pairs in .build/keys (ES256, RS256; never for production)
+dev-keys: ## Create development key pairs in .build/keys (bundles: ES256, RS256; log checkpoints: Ed25519; never for production)
 	bash scripts/dev-keys.sh
 
 DEV_SIGNING_KEY := .build/keys/dev-es256-private.pem
@@ -134,7 +134,7 @@ bench: $(TOOLS) build ## Benchmark: WASM, protect (memory, durable log, PostgreS
 
 .PHONY: soak
 soak: build ## Crash soak: SIGKILL the decision-log writer 500 times (VETO_SOAK_TRIALS), no acknowledged record lost
-	VETO_SOAK_TRIALS=$${VETO_SOAK_TRIALS:-500} npx vitest run test/log/crash.test.ts
+	VETO_SOAK_TRIALS=$${VETO_SOAK_TRIALS:-500} npx vitest run test/e2e/crash.test.ts
 
 .PHONY: clean
 clean: ## Remove build output (keeps .tools and the committed bundles)

@@ -1,111 +1,66 @@
+/**
+ * "veto-crm": what an application needs to govern its agent's tool calls.
+ * The flow (README "Architecture"): call -> validate -> history -> evaluate
+ * -> decision -> record -> caller.
+ *
+ * Deliberately left to subpath exports: the PostgreSQL backend
+ * ("veto-crm/postgres"), reading, verifying and replaying decision logs
+ * ("veto-crm/audit"), and loading, hashing and verifying bundles by hand
+ * ("veto-crm/bundle").
+ */
 export { createVeto } from "./veto.js";
 export type { DeepReadonly, EscalationEvent, Veto, VetoOptions } from "./veto.js";
-export type { AnswerOptions, ApprovalAnswer, WaitOptions } from "./approvals.js";
-export type { Action, BundleVersion, Decision, PolicyAnswer, Reason } from "./decision.js";
-export { ADAPTER_REASON_CODES } from "./decision.js";
+
+// The call and the decision.
+export { DEFAULT_INPUT_LIMITS, callSchema } from "./call/input.js";
+export type { CallArguments, CallContext, InputLimits, VetoCall } from "./call/input.js";
+export { ADAPTER_REASON_CODES } from "./shared/decision.js";
+export type { Action, BundleVersion, Decision, PolicyAnswer, Reason } from "./shared/decision.js";
+
+// Approvals.
+export type { AnswerOptions, ApprovalAnswer, WaitOptions } from "./approvals/desk.js";
+export type { ReadRecord, RecordReader } from "./approvals/evidence.js";
+
+// Errors: every one a VetoError with a stable code.
 export {
   ApprovalError,
   BundleLoadError,
+  BundleRollbackError,
   BundleSignatureError,
   VetoClosedError,
   VetoDeniedError,
   VetoError,
   VetoOptionsError,
-} from "./errors.js";
-export type { ApprovalErrorCode, BundleSignatureCheck, VetoErrorCode } from "./errors.js";
-export { DEFAULT_INPUT_LIMITS, callSchema } from "./input.js";
-export type { CallArguments, CallContext, InputLimits, VetoCall } from "./input.js";
-export { InMemoryStore } from "./store.js";
+} from "./shared/errors.js";
+export type { ApprovalErrorCode, BundleSignatureCheck, VetoErrorCode } from "./shared/errors.js";
+export { DecisionLogError, RecordUnavailableError } from "./records/errors.js";
+
+// History: the store interface and the in-memory store.
+export { InMemoryStore } from "./history/store.js";
 export type {
   ApprovalState,
   ApprovalStatus,
   ApprovalTransition,
   HistoryKey,
   InMemoryStoreOptions,
+  OpenedStore,
+  StoreFactory,
+  StoreFactoryContext,
   StoreUnit,
   StoredDecision,
   VetoStore,
-} from "./store.js";
-export type { DecisionUnit, TransactionalRecordSink } from "./unit.js";
-export { PinoRecordSink, RecordMasker } from "./records.js";
-export type { ApprovalEventRecord, DecisionEventRecord, RecordSink, VetoRecord } from "./records.js";
-export { DECISION_ENTRYPOINT, loadBundle } from "./bundle.js";
-export type { LoadBundleOptions, LoadedBundle } from "./bundle.js";
-export { bundleVersionHash, bundleVersionHashOfTarball, readTarball } from "./bundle-hash.js";
-export {
-  DEFAULT_DOWNLOAD_TIMEOUT_MS,
-  DEFAULT_MAX_DOWNLOAD_BYTES,
-  DEFAULT_POLL_INTERVAL_MS,
-} from "./bundle-source.js";
-export type { BundleChangeEvent, BundleRefresh, BundleServerOptions, BundleSpec } from "./bundle-source.js";
-export { SIGNING_ALGORITHMS, createBundleVerifier, verifyBundleSignature } from "./signature.js";
-export type { BundleVerificationKey, BundleVerifier, SigningAlgorithm, VerificationKeyInput, VerifierKey } from "./signature.js";
-export type { BundleFile } from "./bundle-hash.js";
-export {
-  CanonicalJsonError,
-  DecisionLogError,
-  FileDecisionLog,
-  GENESIS_HASH,
-  LogCorruptError,
-  LogLockedError,
-  RESERVED_FIELDS,
-  RecordUnavailableError,
-  canonicalJson,
-  logFiles,
-  openFileLog,
-  readLog,
-  verifyLog,
-} from "./log/index.js";
-export type {
-  DecisionLogErrorCode,
-  DecisionLogLogger,
-  DecisionLogStats,
-  FileDecisionLogOptions,
-  LogFileHandle,
-  LogFileSystem,
-  RecoveryReport,
-  TornTail,
-  VerifyFailure,
-  VerifyOk,
-  VerifyOptions,
-  VerifyResult,
-  WalkedRecord,
-  WrittenRecord,
-} from "./log/index.js";
-export { Replayer, changeKind, replayRecords } from "./replay.js";
-export type {
-  LoggedRecord,
-  ReplayComparison,
-  ReplayOptions,
-  ReplayOutcome,
-  ReplayReport,
-  ReplaySkip,
-  ReplayedRecord,
-  Verdict,
-} from "./replay.js";
-export { packagedBundlePath, packagedRegoBundlePath } from "./packaged.js";
-export {
-  APPROVAL_CHANNEL,
-  DEFAULT_SCHEMA,
-  PostgresRecordSink,
-  PostgresStore,
-  PostgresStoreError,
-  PostgresTransaction,
-  defaultMigrationsDir,
-  loadMigrations,
-  migrate,
-  verifyPostgresLog,
-} from "./postgres/index.js";
-export type {
-  MigrateOptions,
-  MigrateResult,
-  Migration,
-  PostgresErrorCode,
-  PostgresLogger,
-  PostgresOptions,
-  PostgresStoreConfig,
-  PostgresStoreOptions,
-  PostgresVerifyResult,
-  PostgresWrittenRecord,
-  StoreOption,
-} from "./postgres/index.js";
+} from "./history/store.js";
+export type { DecisionUnit, TransactionalRecordSink } from "./history/unit.js";
+
+// Records and their sinks.
+export { PinoRecordSink } from "./records/records.js";
+export { FdRecordSink } from "./records/fd-sink.js";
+export type { ApprovalEventRecord, DecisionEventRecord, RecordSink, VetoRecord } from "./records/records.js";
+export { FileDecisionLog, openFileLog } from "./records/file/file-log.js";
+export type { FileDecisionLogOptions } from "./records/file/file-log.js";
+
+// The policy bundle.
+export { packagedBundlePath, packagedRegoBundlePath } from "./policy/packaged.js";
+export type { BundleChangeEvent, BundleRefresh, BundleServerOptions, BundleSpec } from "./policy/source.js";
+export type { BundleRollbackOptions } from "./policy/rollback.js";
+export type { VerificationKeyInput } from "./policy/signature.js";

@@ -3,10 +3,12 @@
  * call -> validate -> history -> evaluate -> decision -> record -> caller.
  * Every step fails closed: whatever goes wrong, the answer is a deny.
  */
-import { pino, type Logger } from "pino";
+import type { Logger } from "pino";
 import { z } from "zod";
-import { ApprovalDesk, type AnswerOptions, type ApprovalAnswer, type WaitOptions } from "./approvals.js";
-import { DECISION_ENTRYPOINT } from "./bundle.js";
+import { isRecordReader, writtenRecordsOf, type WrittenRecords } from "./approvals/evidence.js";
+import { ApprovalDesk, type ApprovalDeskDeps, type AnswerOptions, type ApprovalAnswer, type WaitOptions } from "./approvals/desk.js";
+import { DECISION_ENTRYPOINT } from "./policy/bundle.js";
+import { bundleRollbackSchema, type BundleRollbackOptions } from "./policy/rollback.js";
 import {
   BundleSource,
   bundleServerSchema,
@@ -14,10 +16,11 @@ import {
   type BundleChangeEvent,
   type BundleRefresh,
   type BundleSpec,
-} from "./bundle-source.js";
-import { ADAPTER_REASON_CODES, adapterDeny, type BundleVersion, type Decision, type PolicyAnswer } from "./decision.js";
-import { VetoClosedError, VetoDeniedError, VetoOptionsError, toError } from "./errors.js";
-import { monotonicUlid } from "./ids.js";
+} from "./policy/source.js";
+import { ADAPTER_REASON_CODES, adapterDeny, countsTowardsEscalation, type BundleVersion, type Decision, type PolicyAnswer } from "./shared/decision.js";
+import { VetoClosedError, VetoDeniedError, VetoOptionsError, toError } from "./shared/errors.js";
+import { monotonicUlid } from "./shared/ids.js";
+import { numberTexts } from "./call/json-text.js";
 import {
   DEFAULT_INPUT_LIMITS,
   checkCall,
@@ -27,19 +30,18 @@ import {
   type CallContext,
   type InputLimits,
   type VetoCall,
-} from "./input.js";
+} from "./call/input.js";
+import { FdRecordSink, defaultLogger } from "./records/fd-sink.js";
 import {
-  PinoRecordSink,
   RECORD_BUNDLE_NAME,
   RecordMasker,
   type DecisionEventRecord,
   type RecordSink,
-} from "./records.js";
-import { isStoreOption, openStore, type StoreOption } from "./postgres/config.js";
-import { createBundleVerifier, isVerificationKeyInput, type VerificationKeyInput } from "./signature.js";
-import { InMemoryStore, type StoredDecision, type VetoStore } from "./store.js";
-import { safeLog } from "./safe-log.js";
-import { failedUnit, runUnit, type DecisionUnit } from "./unit.js";
+} from "./records/records.js";
+import { createBundleVerifier, isVerificationKeyInput, type VerificationKeyInput } from "./policy/signature.js";
+import { InMemoryStore, isStoreFactory, type StoreFactory, type StoredDecision, type VetoStore } from "./history/store.js";
+import { safeLog } from "./shared/logger.js";
+import { failedUnit, runUnit, type DecisionUnit } from "./history/unit.js";
 
 export interface EscalationEvent {
   readonly decision: Decision;
@@ -67,11 +69,25 @@ export interface VetoOptions {
    * (signatures are not checked).
    */
   readonly verificationKey?: VerificationKeyInput | readonly VerificationKeyInput[];
+  /**
+   * Rollback protection: `{ minIssuedAt?: seconds since the epoch }`. Every
+   * bundle's signature must carry an `iat` claim (when CI signed it; covered
+   * by the signature, so a bundle server cannot forge it); a bundle signed
+   * before minIssuedAt is refused, and a reloaded bundle must be signed
+   * strictly after the one in force, else it is refused and the bundle in
+   * force stays (BundleRollbackError). Needs `verificationKey`. Default: none
+   * (any bundle that verifies may replace the one in force).
+   */
+  readonly bundleRollback?: BundleRollbackOptions;
   /** Called (not awaited; errors logged) after a bundle from the server replaced the one in force. Default: none. */
   readonly onBundleChange?: (event: BundleChangeEvent) => void | Promise<void>;
   /** A data document replacing the bundle's data.json entirely. Default: the bundle's. */
   readonly data?: Record<string, unknown>;
-  /** pino logger for records (default sink) and the adapter's own errors. Default: `pino({ name: "veto" })` on stdout. */
+  /**
+   * pino logger for the adapter's own errors. Default: `pino({ name: "veto" })`
+   * on stdout, through the default record sink's writer, so its lines never
+   * tear a record (and are dropped, never blocking, when stdout fails).
+   */
   readonly logger?: Logger;
   /**
    * Deny history and approvals: a VetoStore, or `{ postgres: { connectionString,
@@ -79,8 +95,15 @@ export interface VetoOptions {
    * instance on that database (connected here, closed by close()).
    * Default: a new InMemoryStore.
    */
-  readonly store?: StoreOption;
-  /** Where decision records go. Default: a PinoRecordSink on `logger`. */
+  readonly store?: VetoStore | StoreFactory;
+  /**
+   * Where decision records go. Default: FdRecordSink.stdout(), records as
+   * pino JSON lines on the process's standard output, each acknowledged only
+   * once written (and fdatasync'ed when stdout is a regular file); a write
+   * that fails (EPIPE, ENOSPC, EBADF) denies that call and every later one
+   * with record_unavailable (docs/contract.md §7). Not `logger`: a logger
+   * reports no failed write.
+   */
   readonly recordSink?: RecordSink;
   /**
    * Per-deployment key (at least 16 bytes; a string counts as its UTF-8
@@ -90,7 +113,12 @@ export interface VetoOptions {
    * SHA-256 ("sha256:<hex>"), which anyone can test a guessed value against.
    */
   readonly recordKey?: string | Uint8Array;
-  /** Milliseconds since the epoch. Default: Date.now. */
+  /**
+   * Milliseconds since the epoch: the time of decisions and answers, and what
+   * expiry and the escalation window are measured by. A store with a clock of
+   * its own (the PostgreSQL store: the database's) is used instead for all of
+   * these; this clock then only stamps decision ids. Default: Date.now.
+   */
   readonly clock?: () => number;
   /** How long a require_approval decision can be answered. Default: 3,600,000 (one hour). */
   readonly approvalTtlMs?: number;
@@ -108,6 +136,8 @@ const hasMethods =
   (v: unknown): boolean =>
     v !== null && typeof v === "object" && names.every((n) => typeof (v as Record<string, unknown>)[n] === "function");
 const positiveInt = z.number().int().positive();
+const STORE_METHODS = ["appendDecision", "countRecentDenies", "getDecision", "transitionApproval", "watchDecision", "close"];
+const isStore = (v: unknown): boolean => isStoreFactory(v) || hasMethods(...STORE_METHODS)(v);
 
 const optionsSchema = z.strictObject({
   bundle: z.union([z.string().min(1), z.instanceof(Uint8Array), bundleServerSchema], {
@@ -118,6 +148,7 @@ const optionsSchema = z.strictObject({
       message: "verificationKey must be a PEM string or bytes, a KeyObject, { key, algorithm?, scope? }, or a non-empty list of these",
     })
     .optional(),
+  bundleRollback: bundleRollbackSchema.optional(),
   onBundleChange: z.custom<(e: BundleChangeEvent) => void>(isFunction, { message: "onBundleChange must be a function" }).optional(),
   data: z
     .custom<Record<string, unknown>>((v) => v !== null && typeof v === "object" && !Array.isArray(v), {
@@ -126,8 +157,8 @@ const optionsSchema = z.strictObject({
     .optional(),
   logger: z.custom<Logger>(hasMethods("info", "error", "child"), { message: "logger must be a pino logger" }).optional(),
   store: z
-    .custom<StoreOption>(isStoreOption, {
-      message: "store must implement VetoStore or be { postgres: { connectionString, schema?, pool?, migrate?, records? } }",
+    .custom<VetoStore | StoreFactory>(isStore, {
+      message: "store must implement VetoStore, or be a backend such as postgres({ connectionString }) from \"veto-crm/postgres\"",
     })
     .optional(),
   recordSink: z.custom<RecordSink>(hasMethods("write"), { message: "recordSink must have a write(record) method" }).optional(),
@@ -171,18 +202,35 @@ export interface Veto {
 }
 
 export async function createVeto(options: VetoOptions): Promise<Veto> {
+  const store: unknown = (options as { store?: unknown } | null)?.store;
+  if (store !== null && typeof store === "object" && "postgres" in store && !isStoreFactory(store)) {
+    const issue = 'store: { postgres: {...} } is replaced by store: postgres({...}), imported from "veto-crm/postgres"';
+    throw new VetoOptionsError(`createVeto: invalid options: ${issue}`, [issue]);
+  }
   const parsed = optionsSchema.safeParse(options);
   if (!parsed.success) {
     const issues = parsed.error.issues.map((i) => `${i.path.map(String).join(".") || "options"}: ${i.message}`);
     throw new VetoOptionsError(`createVeto: invalid options: ${issues.join("; ")}`, issues);
   }
   const o = parsed.data;
-  const logger = o.logger ?? pino({ name: "veto" });
+  if (o.bundleRollback !== undefined && o.verificationKey === undefined) {
+    const issue = "bundleRollback: needs verificationKey (without a verified signature, a bundle's issue time could be forged)";
+    throw new VetoOptionsError(`createVeto: invalid options: ${issue}`, [issue]);
+  }
+  const logger = o.logger ?? defaultLogger();
   const verifier = o.verificationKey === undefined ? undefined : createBundleVerifier(o.verificationKey);
-  const source = await BundleSource.open(o.bundle, { verifier, data: o.data, logger, onBundleChange: o.onBundleChange });
-  let opened: Awaited<ReturnType<typeof openStore>>;
+  const source = await BundleSource.open(o.bundle, {
+    verifier,
+    data: o.data,
+    logger,
+    onBundleChange: o.onBundleChange,
+    rollback: o.bundleRollback,
+  });
+  let opened: { store: VetoStore | undefined; recordSink?: RecordSink | undefined; ownsStore: boolean };
   try {
-    opened = await openStore(o.store, o.recordSink, logger.child({ component: "store" }));
+    opened = isStoreFactory(o.store)
+      ? { ...(await o.store.open({ recordSink: o.recordSink, logger: logger.child({ component: "store" }) })), ownsStore: true }
+      : { store: o.store, ownsStore: false };
   } catch (error) {
     await source.close();
     throw error;
@@ -215,6 +263,25 @@ interface Outcome {
   readonly recentDenies: number | null;
 }
 
+/**
+ * checkCall, with the amounts judged by their text when the call came as
+ * `text`: the numbers where amounts are (arguments.amount,
+ * arguments.changes.*) are read from it. Text that cannot be read so is
+ * refused (fail closed), never judged by the doubles instead.
+ */
+function checkText(raw: unknown, text: string | undefined, limits: InputLimits, amountFields: readonly string[]): CheckedInput {
+  if (text === undefined) return checkCall(raw, limits, amountFields);
+  let texts: ReadonlyMap<string, string>;
+  try {
+    texts = numberTexts(text, 3);
+  } catch (error) {
+    const checked = checkCall(raw, limits, amountFields);
+    const message = `the call's text cannot be read for its amounts: ${toError(error).message}`;
+    return checked.ok ? { ok: false, message, partial: checked.call, json: checked.json } : checked;
+  }
+  return checkCall(raw, limits, amountFields, texts);
+}
+
 function digestOfRaw(masker: RecordMasker, raw: unknown): string | null {
   try {
     return masker.digest(raw);
@@ -225,11 +292,24 @@ function digestOfRaw(masker: RecordMasker, raw: unknown): string | null {
 
 /**
  * For front ends that parse calls themselves (the CLI): decide a call that
- * could not be parsed. Not part of the public API.
+ * could not be parsed. `text` is what was received, or undefined when it was
+ * not kept (a line over the input limit; its record then has no input digest).
+ * Not part of the public API.
  */
-export function protectUnreadable(veto: Veto, text: string, problem: string): Promise<Decision> {
+export function protectUnreadable(veto: Veto, text: string | undefined, problem: string): Promise<Decision> {
   if (!(veto instanceof VetoInstance)) throw new VetoOptionsError("protectUnreadable: pass a veto made by createVeto()");
   return veto.protectUnreadable(text, problem);
+}
+
+/**
+ * For front ends that read calls as JSON text (the CLI): decide `call`, the
+ * result of JSON.parse(`text`), judging its amounts by their text in `text`
+ * (docs/contract.md §9 "Amount precision": JSON.parse turns
+ * 250000.00000000001 into 250000). Not part of the public API.
+ */
+export function protectText(veto: Veto, call: unknown, text: string): Promise<Decision> {
+  if (!(veto instanceof VetoInstance)) throw new VetoOptionsError("protectText: pass a veto made by createVeto()");
+  return veto.protectText(call, text);
 }
 
 class VetoInstance implements Veto {
@@ -247,6 +327,8 @@ class VetoInstance implements Veto {
   readonly #onEscalation: ((e: EscalationEvent) => void | Promise<void>) | undefined;
   readonly #nextId = monotonicUlid();
   readonly #desk: ApprovalDesk;
+  /** For a sink that cannot be read back: the records an approval check reads, as this process wrote them. */
+  readonly #written: WrittenRecords | undefined;
   #closed = false;
 
   constructor(
@@ -255,23 +337,26 @@ class VetoInstance implements Veto {
     ownsStore: boolean,
   ) {
     this.#source = source;
-    const logger = o.logger ?? pino({ name: "veto" });
+    const logger = o.logger ?? defaultLogger();
     this.#log = logger.child({ component: "veto" });
     this.#ownsStore = o.store === undefined || ownsStore;
     // Retention follows the bundle in force: a reloaded bundle with a longer
     // escalation window keeps (from then on) history as long as it counts.
     this.#store = o.store ?? new InMemoryStore({ historyRetentionMs: () => Math.max(source.current.data.windowSeconds * 1000, 24 * 3600 * 1000) });
     this.#ownsSink = o.recordSink === undefined;
-    this.#sink = o.recordSink ?? new PinoRecordSink(logger);
+    this.#sink = o.recordSink ?? FdRecordSink.stdout();
     this.#masker = new RecordMasker(o.recordKey);
     this.#clock = o.clock ?? Date.now;
     this.#ttlMs = o.approvalTtlMs ?? 3_600_000;
     this.#limits = { ...DEFAULT_INPUT_LIMITS, ...o.limits };
     this.#onEscalation = o.onEscalation;
+    this.#written = isRecordReader(this.#sink) ? undefined : writtenRecordsOf(this.#sink);
     this.#desk = new ApprovalDesk({
       store: this.#store,
       sink: this.#sink,
       clock: this.#clock,
+      // Every instance on a shared store times approvals by the store's clock (docs/contract.md §6).
+      ...(this.#store.now === undefined ? {} : { storeClock: () => this.#store.now!() }),
       // Approval records name the bundle in force when they are written.
       get bundle() {
         return source.current.version;
@@ -279,7 +364,16 @@ class VetoInstance implements Veto {
       pollMs: o.approvalPollMs ?? 1000,
       log: this.#log,
       callDigest: (call) => this.#masker.callDigest(call),
+      ...this.#approvalRecords(),
     });
+  }
+
+  /** Where waits read an approval's records back: the sink when it can be read, else this process's memory of them. */
+  #approvalRecords(): Pick<ApprovalDeskDeps, "records" | "written"> {
+    const sink = this.#sink;
+    if (isRecordReader(sink)) return { records: sink, written: () => {} };
+    const written = this.#written!;
+    return { records: written, written: (record) => written.remember(record) };
   }
 
   get bundle(): BundleVersion {
@@ -343,25 +437,30 @@ class VetoInstance implements Veto {
   }
 
   /** A call that could not even be read (e.g. a line of the CLI that is not JSON): invalid_input, recorded. */
-  async protectUnreadable(text: string, problem: string): Promise<Decision> {
+  async protectUnreadable(text: string | undefined, problem: string): Promise<Decision> {
     return (await this.#decide(text, problem)).decision;
+  }
+
+  /** A call parsed from `text`: its amounts are judged by their text there. */
+  async protectText(call: unknown, text: string): Promise<Decision> {
+    return (await this.#decide(call, undefined, text)).decision;
   }
 
   /** `cause`: why a record_unavailable deny was given (the sink's or store's error). */
   async #decide(
     raw: unknown,
     unreadable?: string,
+    text?: string,
   ): Promise<DecideResult> {
     // Everything up to the first await runs synchronously inside protect():
     // the call is copied before the caller can change it.
     if (this.#closed) throw new VetoClosedError();
     const nowMs = this.#clock();
-    const id = this.#nextId(nowMs);
     // One bundle per decision: a reload during the awaits below does not reach this call.
     const policy = this.#source.current;
     const checked =
       unreadable === undefined
-        ? checkCall(raw, this.#limits, policy.data.amountFields)
+        ? checkText(raw, text, this.#limits, policy.data.amountFields)
         : { ok: false as const, message: unreadable, partial: undefined };
     const call = checked.ok ? checked.call : undefined;
     const who =
@@ -374,12 +473,12 @@ class VetoInstance implements Veto {
     const history = call === undefined ? undefined : { actorId: call.context.actorId, tenantId: call.context.tenantId };
     let decided: Decided;
     try {
-      decided = await runUnit(this.#store, this.#sink, history, (unit) => this.#decideIn(unit, policy, raw, nowMs, id, checked, call, who));
+      decided = await runUnit(this.#store, this.#sink, history, (unit) => this.#decideIn(unit, policy, raw, nowMs, checked, call, who));
     } catch (error) {
       // The store could not give a unit (no connection, BEGIN or the lock
       // failed): the call cannot be remembered or recorded, so it is denied
       // with record_unavailable, and that deny is recorded if it can be.
-      decided = await this.#decideIn(failedUnit(toError(error)), policy, raw, nowMs, id, checked, call, who);
+      decided = await this.#decideIn(failedUnit(toError(error)), policy, raw, nowMs, checked, call, who);
     }
     // The record must be durable before the caller hears the decision; when
     // the sink is not part of the store's transaction, that wait happens here,
@@ -391,7 +490,7 @@ class VetoInstance implements Veto {
         return await decided.unrecorded(error);
       }
     }
-    if (decided.escalation !== undefined) this.#escalate(decided.escalation, id);
+    if (decided.escalation !== undefined) this.#escalate(decided.escalation, decided.result.decision.id);
     return decided.result;
   }
 
@@ -405,12 +504,16 @@ class VetoInstance implements Veto {
     unit: DecisionUnit,
     policy: ActivePolicy,
     raw: unknown,
-    nowMs: number,
-    id: string,
+    clockMs: number,
     checked: CheckedInput,
     call: VetoCall | undefined,
     who: ReturnType<typeof partialContext>,
   ): Promise<Decided> {
+    // One clock (docs/contract.md §6): a store with a clock of its own times
+    // the decision (its id, its window, its expiry, its record) as the unit
+    // started, so instances whose clocks differ agree.
+    const nowMs = unit.nowMs ?? clockMs;
+    const id = this.#nextId(nowMs);
     const outcome = call === undefined
       ? { answer: adapterDeny(ADAPTER_REASON_CODES.invalidInput, checked.ok ? "" : checked.message), evalNs: 0, recentDenies: null }
       : await this.#evaluate(unit, policy, id, call, checked.ok ? checked.json : "", nowMs);
@@ -426,7 +529,7 @@ class VetoInstance implements Veto {
       checked.ok ? checked.call : checked.partial ?? null,
       policy.data.sensitiveFields,
     );
-    const record: DecisionEventRecord = {
+    const record: Mutable<DecisionEventRecord> = {
       type: "decision",
       decision_id: id,
       timestamp: decision.timestamp,
@@ -454,9 +557,14 @@ class VetoInstance implements Veto {
       },
       metrics: { timer_rego_query_eval_ns: outcome.evalNs },
     };
+    // The hosts the policy read, from its own answer: one parser, in the policy (contract section 4b).
+    const hosts = outcome.answer.destination_hosts;
+    if (hosts !== undefined) record.destination_hosts = hosts;
 
     // Optional fields set only when present (conditional spreads cost more than the rest of this object).
     const stored: Mutable<StoredDecision> = { id, action: decision.action, escalated: decision.escalated, atMs: nowMs, approvers: decision.approvers };
+    // The adapter's own fail-closed denies are remembered but not counted (docs/contract.md §3).
+    if (decision.action === "deny" && !countsTowardsEscalation(decision)) stored.countsTowardsEscalation = false;
     if (who.actorId !== undefined) stored.actorId = who.actorId;
     if (who.tenantId !== undefined) stored.tenantId = who.tenantId;
     if (digest !== null) stored.callDigest = digest;
@@ -484,7 +592,7 @@ class VetoInstance implements Veto {
       };
       await Promise.allSettled([
         this.#sink.write(superseding),
-        this.#store.appendDecision({ ...stored, action: "deny", escalated: false, approvers: [], approval: undefined }),
+        this.#store.appendDecision({ ...stored, action: "deny", escalated: false, countsTowardsEscalation: false, approvers: [], approval: undefined }),
       ]);
       return { decision, call: undefined, cause };
     };
@@ -504,6 +612,7 @@ class VetoInstance implements Veto {
       }
       await unit.appendDecision(stored);
       await unit.commit();
+      if (decision.action === "require_approval") this.#written?.remember(record);
     } catch (error) {
       return { result: await unrecorded(error), unrecorded };
     }

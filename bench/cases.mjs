@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { loadPolicy } from "@open-policy-agent/opa-wasm";
 import { pino } from "pino";
 import { createVeto, openFileLog } from "../dist/index.js";
+import { postgres } from "../dist/postgres.js";
 import { measureConcurrent, measureSequential, round } from "./measure.mjs";
 import { policyInput } from "./mix.mjs";
 
@@ -103,7 +104,7 @@ export async function protectPostgres(bundle, mix, connectionString, concurrency
     bundle,
     logger: silent,
     clock: steppingClock(),
-    store: { postgres: { connectionString, schema, migrate: true, records: true } },
+    store: postgres({ connectionString, schema, migrate: true, records: true }),
   });
   const calls = mix.map((e) => e.call);
   try {

@@ -15,7 +15,7 @@
  * protect() computes its own history instead (see run.mjs's clock).
  */
 
-/** mulberry32, as in test/generate-calls.ts. */
+/** mulberry32, as in test/helpers/generate-calls.ts. */
 export function seededRandom(seed) {
   let a = seed >>> 0;
   return () => {

@@ -14,7 +14,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { resolve } from "node:path";
-import { loadBundle } from "../dist/index.js";
+import { loadBundle } from "../dist/bundle.js";
 import {
   opaGoEval,
   opaServerHttp,

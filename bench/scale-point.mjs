@@ -10,7 +10,8 @@
  * garbage collection (run.mjs starts this with --expose-gc).
  */
 import { resolve } from "node:path";
-import { createVeto, loadBundle } from "../dist/index.js";
+import { createVeto } from "../dist/index.js";
+import { loadBundle } from "../dist/bundle.js";
 import { RingSink, steppingClock } from "./cases.mjs";
 import { measureSequential, round } from "./measure.mjs";
 import { buildMix, dataWithTenants } from "./mix.mjs";

@@ -1,5 +1,8 @@
-// Builds dist/: the library (dist/index.js) and the CLI (dist/cli.js), both
-// ESM for Node 20. Dependencies stay external: they are installed beside it.
+// Builds dist/: the library's entries (dist/index.js and the subpath exports
+// dist/postgres.js, dist/audit.js, dist/bundle.js, sharing chunks so that one
+// class is one class whichever entry it came through) and the CLI
+// (dist/cli.js), all ESM for Node 20. Dependencies stay external: they are
+// installed beside it.
 import { build } from "esbuild";
 import { chmod, cp, rm } from "node:fs/promises";
 
@@ -15,10 +18,23 @@ const common = {
   logLevel: "warning",
 };
 
-await build({ ...common, entryPoints: ["adapter/index.ts"], outfile: "dist/index.js" });
 await build({
   ...common,
-  entryPoints: ["adapter/cli.ts"],
+  entryPoints: {
+    index: "adapter/index.ts",
+    postgres: "adapter/postgres/index.ts",
+    audit: "adapter/audit/index.ts",
+    bundle: "adapter/policy/index.ts",
+  },
+  outdir: "dist",
+  splitting: true,
+  // Chunks beside the entries: the PostgreSQL code finds its migrations in
+  // ./migrations next to itself, whichever file it lands in.
+  chunkNames: "chunk-[hash]",
+});
+await build({
+  ...common,
+  entryPoints: ["adapter/cli/main.ts"],
   outfile: "dist/cli.js",
   banner: { js: "#!/usr/bin/env node" },
 });

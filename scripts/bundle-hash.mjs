@@ -5,7 +5,7 @@
 // a leading "/" or "./"; ".signatures.json" excluded, so signing a bundle does
 // not change its version), the digest takes: name, "\n", byte length in
 // decimal, "\n", the raw bytes. The adapter computes the same value
-// (adapter/bundle.ts); test/bundle-hash.test.ts checks that the two agree.
+// (adapter/policy/bundle.ts); test/bundle-hash.test.ts checks that the two agree.
 //
 // usage: node scripts/bundle-hash.mjs BUNDLE.tar.gz
 import { execFileSync } from "node:child_process";

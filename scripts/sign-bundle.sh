@@ -7,7 +7,7 @@
 #     OUT  signed copy       (default bundles/crm.signed.tar.gz)
 #
 # `opa sign` writes .signatures.json (one JWT listing every file of IN with its
-# SHA-256); it is appended to a copy of IN as /.signatures.json. Every other
+# SHA-256, and when it was signed: iat); it is appended to a copy of IN as /.signatures.json. Every other
 # byte of every file stays as built and tested, so the signed copy has the
 # same version hash (.signatures.json is excluded from it). Then `opa build
 # --verification-key` must accept the signed copy with the public key, or the
@@ -44,7 +44,15 @@ if grep -qx '.signatures.json' <<<"$entries"; then
   echo "sign-bundle: $IN is already signed" >&2; exit 2
 fi
 
-"$OPA" sign --bundle "$IN" --signing-key "$KEY" --signing-alg "$ALG" --output-file-path "$work"
+# The token also says when it was signed: iat, seconds since the epoch (now,
+# or SIGNING_IAT). It is covered by the signature, so a bundle server cannot
+# change it; with bundleRollback the adapter refuses a bundle signed no later
+# than the one in force (docs/deploying-policy.md).
+IAT=${SIGNING_IAT:-$(date +%s)}
+[[ $IAT =~ ^[0-9]+$ ]] || { echo "sign-bundle: SIGNING_IAT must be seconds since the epoch, got $IAT" >&2; exit 2; }
+printf '{"iat": %s}\n' "$IAT" > "$work/claims.json"
+
+"$OPA" sign --bundle "$IN" --signing-key "$KEY" --signing-alg "$ALG" --claims-file "$work/claims.json" --output-file-path "$work"
 gzip -dc "$IN" > "$work/bundle.tar"
 # Same entry style as opa build: absolute name, root-owned, epoch mtime, 0600.
 tar -rf "$work/bundle.tar" -C "$work" -P --transform 's,^,/,' \

@@ -3,8 +3,10 @@
 // target implements natively (internal/compiler/wasm builtinsFunctions in OPA
 // v1.22). Builtins the JavaScript SDK re-implements (sprintf, regex.split,
 // yaml.*) or lacks (time.*, http.send, crypto, JWT) are left out, as are
-// native ones whose behaviour we do not need (regex, glob, base64, net, json):
-// a policy that needs them must not compile.
+// native ones whose behaviour we do not need (regex, glob, base64, net, json
+// but json.marshal): a policy that needs them must not compile. json.marshal
+// is in: on both evaluators it gives back an input number's JSON text verbatim,
+// which is how the policy reads an amount's precision (amount.rego).
 //
 // usage: node scripts/wasm-capabilities.mjs <opa> <output.json>
 import { execFileSync } from "node:child_process";
@@ -27,6 +29,8 @@ const NATIVE = new Set([
   // strings
   "concat", "format_int", "indexof", "substring", "lower", "upper", "contains", "startswith", "endswith",
   "strings.reverse", "split", "replace", "strings.replace_n",
+  // encoding
+  "json.marshal",
   "trim", "trim_left", "trim_prefix", "trim_right", "trim_suffix", "trim_space",
 ]);
 

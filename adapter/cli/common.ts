@@ -3,8 +3,10 @@
  * exit code) and how it reads a data file. Subcommands live in their own
  * modules beside this one; cli.ts only dispatches.
  */
-import { readFile } from "node:fs/promises";
-import { toError } from "../errors.js";
+import { FileTooLargeError, readFileBounded } from "../shared/bounded-read.js";
+import { MAX_BUNDLE_UNPACKED_BYTES } from "../policy/bundle-hash.js";
+import { toError } from "../shared/errors.js";
+import { readPolicyData } from "../policy/data.js";
 
 /** A subcommand: its usage lines and what it does; resolves with the exit code. */
 export interface Command {
@@ -37,20 +39,42 @@ export function fail(message: string): never {
   throw new CliExit(2, message);
 }
 
-export async function readDataFile(path: string): Promise<Record<string, unknown>> {
-  let text: string;
+/** Largest --data file: as large as a bundle may unpack to, since it replaces a bundle's data.json. */
+export const MAX_DATA_FILE_BYTES = MAX_BUNDLE_UNPACKED_BYTES;
+
+/**
+ * Read a whole file the command was pointed at (`what` names it in messages:
+ * "data file", "bundle"), refusing one over `maxBytes` from its size, before
+ * reading it.
+ */
+export async function readBoundedFile(path: string, what: string, maxBytes: number): Promise<Buffer> {
   try {
-    text = await readFile(path, "utf8");
+    return await readFileBounded(path, maxBytes);
   } catch (error) {
-    fail(`cannot read data file ${path}: ${toError(error).message}`);
+    if (error instanceof FileTooLargeError) fail(`${what} ${path} is unusable: ${error.message}`);
+    fail(`cannot read ${what} ${path}: ${toError(error).message}`);
   }
+}
+
+/**
+ * A --data file: read within MAX_DATA_FILE_BYTES, parsed, and checked as the
+ * data document it will be (readPolicyData), so that every problem with it is
+ * reported naming the file.
+ */
+export async function readDataFile(path: string): Promise<Record<string, unknown>> {
+  const bytes = await readBoundedFile(path, "data file", MAX_DATA_FILE_BYTES);
   let data: unknown;
   try {
-    data = JSON.parse(text);
+    data = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
   } catch (error) {
     fail(`data file ${path} is not valid JSON: ${toError(error).message}`);
   }
   if (data === null || typeof data !== "object" || Array.isArray(data)) fail(`data file ${path} is not a JSON object`);
+  try {
+    readPolicyData(data, `in file ${path}`);
+  } catch (error) {
+    fail(toError(error).message);
+  }
   return data as Record<string, unknown>;
 }
 

@@ -5,25 +5,30 @@
  * decision's record is in the durable, hash-chained log (fdatasync'ed) before
  * the decision is printed.
  */
-import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import { pino } from "pino";
-import { toError } from "../errors.js";
-import { DecisionLogError, openFileLog, type FileDecisionLog } from "../log/index.js";
-import { PinoRecordSink, type RecordSink, type VetoRecord } from "../records.js";
-import { createVeto, protectUnreadable, type Veto } from "../veto.js";
-import { UsageError, CliExit, fail, print, readDataFile, type Command } from "./common.js";
-import { VERIFICATION_KEY_USAGE, readVerificationKey, verificationKeyOptions } from "./verification-key.js";
+import { toError } from "../shared/errors.js";
+import { DEFAULT_INPUT_LIMITS } from "../call/input.js";
+import { DecisionLogError, openFileLog, type FileDecisionLog } from "../audit/index.js";
+import { FdRecordSink, standardLogDestination } from "../records/fd-sink.js";
+import type { RecordSink, VetoRecord } from "../records/records.js";
+import { createVeto, protectText, protectUnreadable, type Veto } from "../veto.js";
+import { UsageError, CliExit, fail, print, readBoundedFile, readDataFile, type Command } from "./common.js";
+import { readLines } from "./line-reader.js";
+import { MAX_KEY_FILE_BYTES, VERIFICATION_KEY_USAGE, readVerificationKey, verificationKeyOptions } from "./verification-key.js";
 
 /** Environment variable holding the per-deployment key for record digests (kept out of argv, which `ps` shows). */
 export const RECORD_KEY_ENV = "VETO_RECORD_KEY";
 
 export const evalCommand: Command = {
-  usage: `  veto eval --bundle PATH [--data FILE] [--log PATH | --records FILE] [--verification-key PATH [--verification-alg ALG]]
+  usage: `  veto eval --bundle PATH [--data FILE] [--log PATH [--signing-key FILE [--checkpoint-every N]] | --records FILE] [--verification-key PATH [--verification-alg ALG]]
       reads one call per line (JSON {tool, arguments, context}) from stdin and writes
       one decision per line to stdout. --log PATH: records go to a durable, hash-chained
       decision log (created if missing; each decision is printed only once its record
-      is synced). --records FILE: records as pino JSON lines (appended). Neither: stderr.
+      is synced). --signing-key FILE: an Ed25519 private key (PEM) that signs checkpoints
+      into the log, at open, every N records (default 1000) and at close; a log that
+      holds checkpoints needs it. --records FILE: records as pino JSON lines (appended,
+      each synced). Neither: stderr. A path that is not a regular file is refused (exit 2).
       $${RECORD_KEY_ENV}: key (>= 16 bytes) for HMAC digests of sensitive values.
       ${VERIFICATION_KEY_USAGE}`,
 
@@ -36,6 +41,8 @@ export const evalCommand: Command = {
         data: { type: "string" },
         records: { type: "string" },
         log: { type: "string" },
+        "signing-key": { type: "string" },
+        "checkpoint-every": { type: "string" },
         ...verificationKeyOptions,
       },
     });
@@ -44,23 +51,33 @@ export const evalCommand: Command = {
     if (values.log !== undefined && values.records !== undefined) {
       throw new UsageError("eval takes --log or --records, not both");
     }
+    if (values.log === undefined && (values["signing-key"] !== undefined || values["checkpoint-every"] !== undefined)) {
+      throw new UsageError("--signing-key and --checkpoint-every sign a decision log: they need --log PATH");
+    }
+    if (values["signing-key"] === undefined && values["checkpoint-every"] !== undefined) {
+      throw new UsageError("--checkpoint-every needs --signing-key FILE");
+    }
+    const checkpointEvery = values["checkpoint-every"] === undefined ? undefined : Number(values["checkpoint-every"]);
+    if (checkpointEvery !== undefined && !(/^[1-9][0-9]*$/.test(values["checkpoint-every"] as string) && Number.isSafeInteger(checkpointEvery))) {
+      throw new UsageError(`--checkpoint-every must be a positive integer, got ${values["checkpoint-every"]}`);
+    }
+    let checkpointKey: Buffer | undefined;
+    if (values["signing-key"] !== undefined) {
+      checkpointKey = await readBoundedFile(values["signing-key"], "signing key", MAX_KEY_FILE_BYTES);
+    }
     const data = values.data === undefined ? undefined : await readDataFile(values.data);
     const verificationKey = await readVerificationKey(values["verification-key"], values["verification-alg"]);
     const recordKey = process.env[RECORD_KEY_ENV] || undefined;
     // The adapter's own log: stderr, never the records file, and never able
-    // to change an outcome (a failing stderr is ignored).
-    const logDestination = pino.destination({ fd: 2, sync: true });
-    logDestination.on("error", () => {});
-    const logger = pino({ name: "veto" }, logDestination);
-    // Without --log, records are pino JSON lines in --records FILE or on stderr.
-    let records: DestinationRecordSink | undefined;
+    // to change an outcome (a line stderr cannot take is dropped, never waited on).
+    const logger = pino({ name: "veto" }, standardLogDestination(2));
+    // Without --log, records are pino JSON lines in --records FILE (a regular
+    // file, each record fdatasync'ed) or on stderr, each write acknowledged
+    // only when made (fd-sink.ts).
+    let records: FdRecordSink | undefined;
     if (values.log === undefined) {
       try {
-        records = new DestinationRecordSink(
-          values.records === undefined
-            ? pino.destination({ fd: 2, sync: true })
-            : pino.destination({ dest: values.records, sync: true, append: true, mkdir: true }),
-        );
+        records = values.records === undefined ? FdRecordSink.stderr() : await FdRecordSink.openFile(values.records);
       } catch (error) {
         fail(`cannot open records file ${values.records}: ${toError(error).message}`);
       }
@@ -69,7 +86,11 @@ export const evalCommand: Command = {
     let decisionLog: FileDecisionLog | undefined;
     if (values.log !== undefined) {
       try {
-        decisionLog = await openFileLog(values.log, { logger: logger.child({ component: "decision-log" }) });
+        decisionLog = await openFileLog(values.log, {
+          logger: logger.child({ component: "decision-log" }),
+          ...(checkpointKey === undefined ? {} : { checkpointKey }),
+          ...(checkpointEvery === undefined ? {} : { checkpointEvery }),
+        });
       } catch (error) {
         if (error instanceof DecisionLogError) fail(`cannot open decision log ${values.log}: ${error.message}`);
         fail(`cannot open decision log ${values.log}: ${toError(error).message}`);
@@ -101,7 +122,7 @@ export const evalCommand: Command = {
     if (records?.failure != null) {
       throw new CliExit(
         2,
-        `records ${values.records === undefined ? "on standard error" : `file ${values.records}`} failed, every call from then on was denied with record_unavailable: ${records.failure.message}`,
+        `records ${values.records === undefined ? "on standard error" : `file ${values.records}`} failed, every call from then on was denied with record_unavailable: ${toError(records.failure.cause ?? records.failure).message}`,
       );
     }
     if (decisionLog?.failure != null) {
@@ -114,55 +135,18 @@ export const evalCommand: Command = {
   },
 };
 
-/**
- * Records as pino JSON lines (PinoRecordSink's lines) on a synchronous
- * destination that reports failure: a write the destination could not
- * complete (ENOSPC, EPIPE...) rejects, so its call is denied with
- * record_unavailable, and so does every write after it (the destination
- * stays failed, like a decision log).
- */
-class DestinationRecordSink implements RecordSink {
-  readonly #destination: ReturnType<typeof pino.destination>;
-  readonly #sink: PinoRecordSink;
-  failure: Error | null = null;
-
-  constructor(destination: ReturnType<typeof pino.destination>) {
-    this.#destination = destination;
-    // Without a listener the destination's 'error' would be thrown (and crash the process).
-    destination.on("error", (error: unknown) => {
-      this.failure ??= toError(error);
-    });
-    this.#sink = new PinoRecordSink(pino({ name: "veto" }, destination));
-  }
-
-  async write(record: VetoRecord): Promise<void> {
-    if (this.failure !== null) throw new Error(`the records destination failed earlier: ${this.failure.message}`);
-    try {
-      await this.#sink.write(record);
-    } catch (error) {
-      this.failure ??= toError(error);
-    }
-    // A synchronous destination reports a failed write during the write.
-    if (this.failure !== null) throw this.failure;
-  }
-
-  async close(): Promise<void> {
-    try {
-      if (this.failure === null) this.#destination.flushSync();
-      if ((this.#destination as { fd?: unknown }).fd !== 2) this.#destination.end();
-    } catch {
-      // Closing cannot change what was decided; a failure is already reported.
-    }
-  }
-}
-
 async function decideLines(veto: Veto): Promise<void> {
-  const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
   // Every line has its decision, so output pairs with input line by line; a
   // blank or whitespace-only line is not JSON (invalid_input, attributed to
-  // no one). Only the empty text after a final newline is not a line
-  // (readline yields no line for it).
-  for await (const line of lines) {
+  // no one). Only the empty text after a final newline is not a line. A line
+  // over the input limit is answered (invalid_input, attributed to no one)
+  // without being held: see line-reader.ts.
+  for await (const read of readLines(process.stdin, DEFAULT_INPUT_LIMITS.maxInputBytes)) {
+    if (read.text === undefined) {
+      await print(`${JSON.stringify(await protectUnreadable(veto, undefined, read.unreadable))}\n`);
+      continue;
+    }
+    const line = read.text;
     let call: unknown;
     let problem: string | undefined;
     if (line.trim() === "") {
@@ -175,8 +159,9 @@ async function decideLines(veto: Veto): Promise<void> {
       }
     }
     // protect() resolves only after the record sink's write did: with --log,
-    // after the record is fdatasync'ed.
-    const decision = problem === undefined ? await veto.protect(call) : await protectUnreadable(veto, line, problem);
+    // after the record is fdatasync'ed. Amounts are judged by their text on
+    // the line, which JSON.parse does not keep (docs/contract.md §9).
+    const decision = problem === undefined ? await protectText(veto, call, line) : await protectUnreadable(veto, line, problem);
     await print(`${JSON.stringify(decision)}\n`);
   }
 }

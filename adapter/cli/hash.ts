@@ -1,11 +1,10 @@
 /** `veto hash BUNDLE [--verification-key PATH]`: the bundle's version hash (of a bundle whose signature verifies, with a key). */
-import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
-import { loadBundle } from "../bundle.js";
-import { bundleVersionHashOfTarball } from "../bundle-hash.js";
-import { VetoError, toError } from "../errors.js";
-import { createBundleVerifier } from "../signature.js";
-import { UsageError, fail, print, type Command } from "./common.js";
+import { MAX_BUNDLE_FILE_BYTES, loadBundle } from "../policy/bundle.js";
+import { bundleVersionHashOfTarball } from "../policy/bundle-hash.js";
+import { VetoError, toError } from "../shared/errors.js";
+import { createBundleVerifier } from "../policy/signature.js";
+import { UsageError, fail, print, readBoundedFile, type Command } from "./common.js";
 import { VERIFICATION_KEY_USAGE, readVerificationKey, verificationKeyOptions } from "./verification-key.js";
 
 export const hashCommand: Command = {
@@ -18,12 +17,7 @@ export const hashCommand: Command = {
     const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { ...verificationKeyOptions } });
     const [path, ...rest] = positionals;
     if (path === undefined || rest.length > 0) throw new UsageError("hash takes exactly one bundle path");
-    let bytes: Buffer;
-    try {
-      bytes = await readFile(path);
-    } catch (error) {
-      fail(`cannot read bundle ${path}: ${toError(error).message}`);
-    }
+    const bytes = await readBoundedFile(path, "bundle", MAX_BUNDLE_FILE_BYTES);
     const verificationKey = await readVerificationKey(values["verification-key"], values["verification-alg"]);
     if (verificationKey !== undefined) {
       try {

@@ -1,15 +1,16 @@
 /**
  * `veto replay --bundle NEW [--data FILE] [--json] [--fail-on-change] PATH...`:
  * re-evaluate every recorded decision against another bundle or data document
- * and print the verdicts that would change. Every log is verified first; a log
+ * and print the verdicts that would change and the records that cannot be
+ * replayed. Every log is verified first; a log
  * that does not verify stops the command (exit 1) before anything is replayed.
  */
 import { parseArgs } from "node:util";
-import { toError, VetoError } from "../errors.js";
-import { LogCorruptError, readLog } from "../log/index.js";
-import { replayRecords, type LoggedRecord, type ReplayReport, type Verdict } from "../replay.js";
+import { toError, VetoError } from "../shared/errors.js";
+import { LogCorruptError, readLog } from "../audit/index.js";
+import { replayRecords, type LoggedRecord, type ReplayReport, type Verdict } from "../audit/replay.js";
 import { CliExit, UsageError, fail, print, readDataFile, type Command } from "./common.js";
-import { distinctLogs } from "./log.js";
+import { distinctLogs, requireRegularLog } from "./log.js";
 import { VERIFICATION_KEY_USAGE, readVerificationKey, verificationKeyOptions } from "./verification-key.js";
 
 export const replayCommand: Command = {
@@ -17,8 +18,9 @@ export const replayCommand: Command = {
       re-evaluates every decision recorded in the logs against this bundle and data,
       with the deny history each decision saw, and prints the verdicts that would
       change ("decision_id: old_action [codes] → new_action [codes]") and a count per
-      change kind. --json: one JSON report instead. Exit 0; with --fail-on-change, 1
-      when any verdict changes. Exit 1 when a log does not verify, 2 when the bundle
+      change kind, and every record that cannot be replayed, with its reason.
+      --json: one JSON report instead. Exit 0; with --fail-on-change, 1 when any
+      verdict changes or any record cannot be replayed. Exit 1 when a log does not verify, 2 when the bundle
       or data is unusable (or, with --verification-key, its signature does not verify).
       ${VERIFICATION_KEY_USAGE}`,
 
@@ -37,6 +39,7 @@ export const replayCommand: Command = {
     if (values.bundle === undefined) throw new UsageError("replay needs --bundle PATH");
     if (positionals.length === 0) throw new UsageError("replay needs at least one decision log");
     const logs = distinctLogs(positionals);
+    for (const path of logs) await requireRegularLog(path);
     const records: LoggedRecord[] = [];
     for (const path of logs) {
       try {
@@ -60,7 +63,8 @@ export const replayCommand: Command = {
       fail(`cannot replay: ${toError(error).message}`);
     }
     await print(values.json ? `${JSON.stringify({ logs, data: values.data ?? null, ...report })}\n` : formatReport(report));
-    return values["fail-on-change"] && report.changed.length > 0 ? 1 : 0;
+    // An unreplayable record is a verdict that might have changed: the gate fails closed.
+    return values["fail-on-change"] && (report.changed.length > 0 || report.unreplayable.length > 0) ? 1 : 0;
   },
 };
 
@@ -79,11 +83,15 @@ function formatReport(report: ReplayReport): string {
     out.push(`${change.decision_id}: ${verdictText(change.old)} → ${verdictText(change.new)}${approvers}`);
   }
   for (const skip of report.skipped) out.push(`${skip.decision_id}: skipped (${skip.file} line ${skip.line}): ${skip.reason}`);
-  const replayed = report.decisions - report.skipped.length;
+  for (const record of report.unreplayable) {
+    out.push(`${record.decision_id}: cannot be replayed (${record.file} line ${record.line}): ${record.reason}`);
+  }
+  const replayed = report.decisions - report.skipped.length - report.unreplayable.length;
   out.push(
     `replayed ${replayed} of ${report.decisions} decisions against bundle ${report.bundle.hash}` +
       `${report.bundle.revision === "" ? "" : ` (revision ${report.bundle.revision})`}: ` +
-      `${report.changed.length} changed, ${report.unchanged} unchanged, ${report.skipped.length} skipped`,
+      `${report.changed.length} changed, ${report.unchanged} unchanged, ${report.skipped.length} skipped` +
+      `${report.unreplayable.length === 0 ? "" : `, ${report.unreplayable.length} cannot be replayed`}`,
   );
   for (const [kind, count] of Object.entries(report.summary)) out.push(`${kind}: ${count}`);
   return `${out.join("\n")}\n`;

@@ -6,10 +6,11 @@
  * HMAC secret (a trailing newline is not part of it); otherwise it is a PEM
  * public key. The key stays out of argv, which `ps` shows.
  */
-import { readFile } from "node:fs/promises";
-import { toError } from "../errors.js";
-import { SIGNING_ALGORITHMS, type SigningAlgorithm, type VerificationKeyInput } from "../signature.js";
-import { UsageError, fail } from "./common.js";
+import { SIGNING_ALGORITHMS, type SigningAlgorithm, type VerificationKeyInput } from "../policy/signature.js";
+import { UsageError, readBoundedFile } from "./common.js";
+
+/** Largest key file a command reads (a PEM key is a few kilobytes). */
+export const MAX_KEY_FILE_BYTES = 1024 * 1024;
 
 export const VERIFICATION_KEY_USAGE = `--verification-key PATH: refuse the bundle unless its OPA signature
       (.signatures.json) verifies with this PEM public key and covers exactly its files;
@@ -37,12 +38,7 @@ export async function readVerificationKey(
 }
 
 async function readOne(path: string, alg: SigningAlgorithm | undefined): Promise<VerificationKeyInput> {
-  let bytes: Buffer;
-  try {
-    bytes = await readFile(path);
-  } catch (error) {
-    fail(`cannot read verification key ${path}: ${toError(error).message}`);
-  }
+  const bytes = await readBoundedFile(path, "verification key", MAX_KEY_FILE_BYTES);
   if (alg?.startsWith("HS")) return { key: bytes.toString("utf8").replace(/\r?\n$/, ""), algorithm: alg };
   return alg === undefined ? bytes.toString("utf8") : { key: bytes.toString("utf8"), algorithm: alg };
 }

@@ -1,63 +1,71 @@
 /**
- * createVeto's `store` option: a VetoStore, or `{ postgres: {...} }` for a
- * PostgresStore that createVeto connects and close() closes.
+ * `postgres({...})`: the PostgreSQL store as createVeto's `store` option,
+ * connected by createVeto and closed by its `close()`:
+ *
+ *   import { postgres } from "veto-crm/postgres";
+ *   const veto = await createVeto({ bundle, store: postgres({ connectionString }) });
  */
-import { VetoOptionsError } from "../errors.js";
-import type { RecordSink } from "../records.js";
-import type { VetoStore } from "../store.js";
-import type { PostgresLogger, PostgresOptions } from "./connection.js";
+import { VetoOptionsError } from "../shared/errors.js";
+import type { OpenedStore, StoreFactory, StoreFactoryContext } from "../history/store.js";
+import type { PostgresOptions } from "./connection.js";
+import { checkpointing, type PostgresCheckpointOptions } from "./records.js";
 import { PostgresStore } from "./store.js";
 
-export interface PostgresStoreConfig {
-  readonly postgres: PostgresOptions & {
-    /**
-     * Also write the decision records to the records table of the same
-     * schema, in the same transaction as the history update (the default
-     * record sink becomes the PostgreSQL one; not with `recordSink`).
-     * Default false.
-     */
-    readonly records?: boolean;
+export interface PostgresStoreConfig extends PostgresOptions {
+  /**
+   * Write the decision records to the records table of the same schema, in
+   * the same transaction as the history update: the record sink becomes the
+   * PostgreSQL one. An instance checks an approval against its records before
+   * it acts on it (docs/contract.md §6), so with several instances keep the
+   * records here. Not together with createVeto's `recordSink`.
+   * @defaultValue true, unless createVeto is given a `recordSink`
+   */
+  readonly records?: boolean;
+  /**
+   * This instance's Ed25519 private key (PEM text or bytes, or a KeyObject)
+   * to sign checkpoints of the records chain with, every `checkpointEvery`
+   * records and at close. Instances sharing the chain each use their own key.
+   * @defaultValue none
+   */
+  readonly checkpointKey?: PostgresCheckpointOptions["checkpointKey"];
+  /** @defaultValue 1000 */
+  readonly checkpointEvery?: number;
+}
+
+function invalid(issue: string): VetoOptionsError {
+  return new VetoOptionsError(`createVeto: invalid options: ${issue}`, [issue]);
+}
+
+/**
+ * The PostgreSQL store for createVeto's `store` option (docs/postgres.md).
+ * The options are checked when createVeto opens it: createVeto rejects with a
+ * VetoOptionsError naming each wrong one.
+ */
+export function postgres(config: PostgresStoreConfig): StoreFactory {
+  return {
+    backend: "postgres",
+    async open({ recordSink, logger }: StoreFactoryContext): Promise<OpenedStore> {
+      if (config === null || typeof config !== "object") throw invalid("store: postgres() takes { connectionString, schema?, pool?, migrate?, records? }");
+      const { records, checkpointKey, checkpointEvery, ...options } = config;
+      if (records !== undefined && typeof records !== "boolean") throw invalid("store.records: must be a boolean");
+      try {
+        checkpointing({ checkpointKey, checkpointEvery }, "store");
+      } catch (error) {
+        throw invalid((error as Error).message);
+      }
+      const keepRecords = records ?? recordSink === undefined;
+      if (keepRecords && recordSink !== undefined) throw invalid("store.records: cannot be used with recordSink (records would go to both)");
+      if ((checkpointKey !== undefined || checkpointEvery !== undefined) && !keepRecords) {
+        throw invalid("store.checkpointKey: signs the records table's checkpoints, so it needs the records in the store (records: true, no recordSink)");
+      }
+      const store = await PostgresStore.connect({ logger, ...options });
+      if (!keepRecords) return { store };
+      try {
+        return { store, recordSink: store.recordSink({ checkpointKey, checkpointEvery }) };
+      } catch (error) {
+        await store.close();
+        throw error;
+      }
+    },
   };
-}
-
-/** What createVeto accepts as `store`. */
-export type StoreOption = VetoStore | PostgresStoreConfig;
-
-const STORE_METHODS = ["appendDecision", "countRecentDenies", "getDecision", "transitionApproval", "watchDecision", "close"];
-
-export function isStoreOption(value: unknown): value is StoreOption {
-  if (value === null || typeof value !== "object") return false;
-  if (STORE_METHODS.every((m) => typeof (value as Record<string, unknown>)[m] === "function")) return true;
-  const keys = Object.keys(value);
-  const postgres = (value as { postgres?: unknown }).postgres;
-  return keys.length === 1 && keys[0] === "postgres" && postgres !== null && typeof postgres === "object";
-}
-
-export interface OpenedStore {
-  /** Undefined: use the default in-memory store. */
-  readonly store: VetoStore | undefined;
-  /** Whether close() must close it (createVeto connected it). */
-  readonly ownsStore: boolean;
-  /** The record sink the configuration asks for, if any. */
-  readonly recordSink: RecordSink | undefined;
-}
-
-export async function openStore(
-  option: StoreOption | undefined,
-  recordSink: RecordSink | undefined,
-  logger: PostgresLogger,
-): Promise<OpenedStore> {
-  if (option === undefined || !("postgres" in option) || typeof (option as Partial<VetoStore>).appendDecision === "function") {
-    return { store: option as VetoStore | undefined, ownsStore: false, recordSink: undefined };
-  }
-  const { records, ...options } = option.postgres;
-  if (records !== undefined && typeof records !== "boolean") {
-    throw new VetoOptionsError("createVeto: invalid options: store.postgres.records: must be a boolean", ["store.postgres.records: must be a boolean"]);
-  }
-  if (records === true && recordSink !== undefined) {
-    const issue = "store.postgres.records: cannot be used with recordSink (records would go to both)";
-    throw new VetoOptionsError(`createVeto: invalid options: ${issue}`, [issue]);
-  }
-  const store = await PostgresStore.connect({ logger, ...options });
-  return { store, ownsStore: true, recordSink: records === true ? store.recordSink() : undefined };
 }

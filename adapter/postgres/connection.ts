@@ -3,8 +3,8 @@
  * the pool, identifiers, advisory-lock keys. `pg` is loaded on first use, so
  * applications that never configure PostgreSQL never load it.
  */
-import type { Pool, PoolClient, PoolConfig } from "pg";
-import { VetoError, VetoOptionsError } from "../errors.js";
+import type { Client, Pool, PoolClient, PoolConfig } from "pg";
+import { VetoError, VetoOptionsError, type PostgresErrorCode } from "../shared/errors.js";
 
 /** Anything with pino's `error(obj, msg)`. */
 export interface PostgresLogger {
@@ -18,9 +18,13 @@ export interface PostgresOptions {
   /** Schema that holds the tables; created by the first migration run. Default "veto". */
   readonly schema?: string;
   /**
-   * Pool settings (`max`, `ssl`, `idleTimeoutMillis`, ... ; `connectionString`
-   * above wins) or a `pg.Pool` to use as it is (then not ended by close()).
-   * Default: `{ max: 10 }`. The store keeps one more connection for LISTEN.
+   * Pool settings (`max`, `ssl`, `idleTimeoutMillis`, `connectionTimeoutMillis`,
+   * ... ; `connectionString` above wins) or a `pg.Pool` to use as it is (then
+   * not ended by close()). Default: `{ max: 10, connectionTimeoutMillis: 10,000 }`.
+   * Every wait for a connection is bounded by `connectionTimeoutMillis` (10,000
+   * when it is unset or 0, for a pool passed in too): past it, a decision is a
+   * record_unavailable deny and an answer a record_unavailable refusal. The
+   * store opens one more connection, outside the pool, for LISTEN.
    */
   readonly pool?: PoolConfig | Pool;
   /**
@@ -33,7 +37,7 @@ export interface PostgresOptions {
   readonly logger?: PostgresLogger;
 }
 
-export type PostgresErrorCode = "schema_not_migrated" | "migration_changed" | "migrations_unreadable";
+export type { PostgresErrorCode };
 
 export class PostgresStoreError extends VetoError {
   override name = "PostgresStoreError";
@@ -48,7 +52,7 @@ export const DEFAULT_SCHEMA = "veto";
 const SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;
 const OPTION_KEYS = new Set(["connectionString", "schema", "pool", "migrate", "logger"]);
 
-type PgModule = { readonly Pool: typeof Pool };
+type PgModule = { readonly Pool: typeof Pool; readonly Client: typeof Client };
 let pgModule: Promise<PgModule> | undefined;
 
 /** pg is CommonJS: its ESM entry has the classes on the default export too. */
@@ -96,18 +100,172 @@ export function checkOptions(options: PostgresOptions, where: string): { schema:
   return { schema };
 }
 
-/** A pool of our own (ended by its owner) or the caller's. Idle-connection errors are reported, never thrown. */
-export async function openPool(options: PostgresOptions): Promise<{ pool: Pool; ownsPool: boolean }> {
-  if (isPool(options.pool)) return { pool: options.pool, ownsPool: false };
+/** How long a checkout may wait for a connection when the pool sets no bound of its own. */
+export const DEFAULT_CONNECTION_TIMEOUT_MS = 10_000;
+
+/** The bound on a wait for one of `pool`'s connections: its connectionTimeoutMillis, else the default. */
+export function connectionTimeoutMs(pool: Pool): number {
+  const own = pool.options?.connectionTimeoutMillis;
+  return typeof own === "number" && Number.isFinite(own) && own > 0 ? own : DEFAULT_CONNECTION_TIMEOUT_MS;
+}
+
+/**
+ * A pool of our own (ended by its owner) or the caller's. Idle-connection
+ * errors are reported, never thrown: without a listener, an idle
+ * connection's error (a failover, a terminated backend) would crash the
+ * process. A caller's pool gets the listener too (`detach` removes it).
+ */
+export async function openPool(options: PostgresOptions): Promise<{ pool: Pool; ownsPool: boolean; detach: () => void }> {
+  const report = (error: Error): void => options.logger?.error({ err: error }, "idle PostgreSQL connection failed");
+  if (isPool(options.pool)) {
+    const pool = options.pool;
+    watchPool(pool);
+    pool.on("error", report);
+    return { pool, ownsPool: false, detach: () => pool.removeListener("error", report) };
+  }
   const pg = await loadPg();
   const pool = new pg.Pool({
     max: 10,
+    connectionTimeoutMillis: DEFAULT_CONNECTION_TIMEOUT_MS,
     ...options.pool,
     ...(options.connectionString === undefined ? {} : { connectionString: options.connectionString }),
   });
-  // Without a listener, an idle connection's error (a server restart) would crash the process.
-  pool.on("error", (error) => options.logger?.error({ err: error }, "idle PostgreSQL connection failed"));
-  return { pool, ownsPool: true };
+  watchPool(pool);
+  pool.on("error", report);
+  return { pool, ownsPool: true, detach: () => pool.removeListener("error", report) };
+}
+
+interface ClientWatch {
+  readonly listener: (error: Error) => void;
+  error: Error | undefined;
+}
+
+/** Per checked-out client: our 'error' listener and the first error it heard. */
+const checkedOut = new WeakMap<PoolClient, ClientWatch>();
+const watchedPools = new WeakSet<Pool>();
+
+function watchClient(client: PoolClient): ClientWatch {
+  let watch = checkedOut.get(client);
+  if (watch === undefined) {
+    const state: ClientWatch = {
+      listener: (error) => {
+        state.error ??= error;
+      },
+      error: undefined,
+    };
+    client.on("error", state.listener);
+    checkedOut.set(client, state);
+    watch = state;
+  }
+  return watch;
+}
+
+function unwatchClient(client: PoolClient): ClientWatch | undefined {
+  const watch = checkedOut.get(client);
+  if (watch !== undefined) {
+    checkedOut.delete(client);
+    client.removeListener("error", watch.listener);
+  }
+  return watch;
+}
+
+/**
+ * Listen to every connection `pool` hands out, from the moment it does: the
+ * pool stops listening to a connection as it hands it out, and pg can emit
+ * the connection's 'error' (its backend terminated just as it became ready)
+ * before the one who asked for it runs again. The pool's 'acquire' and
+ * 'release' events are synchronous with the hand-over, so no such moment is
+ * left without a listener. Idempotent; stays for the pool's life.
+ */
+export function watchPool(pool: Pool): void {
+  if (watchedPools.has(pool)) return;
+  watchedPools.add(pool);
+  pool.on("acquire", (client: PoolClient) => {
+    watchClient(client);
+  });
+  pool.on("release", (_error: Error | undefined, client: PoolClient) => {
+    unwatchClient(client);
+  });
+}
+
+function connectionUnavailable(pool: Pool, cause: unknown): PostgresStoreError {
+  const message = cause instanceof Error ? cause.message : String(cause);
+  return new PostgresStoreError(
+    "connection_unavailable",
+    /timeout/i.test(message)
+      ? `connection timeout: no PostgreSQL connection within ${connectionTimeoutMs(pool)} ms (pool of ${pool.options?.max ?? "?"}: all busy, or the server does not answer)`
+      : `cannot connect to PostgreSQL: ${message}`,
+    { cause },
+  );
+}
+
+/**
+ * Check out a connection, waiting at most connectionTimeoutMs(pool) (rejects
+ * with PostgresStoreError code connection_unavailable). While it is out, an
+ * 'error' the connection emits (its backend terminated, the socket reset) is
+ * kept rather than thrown, which would end the process: pg emits it on the
+ * client, and the pool listens only to idle ones (see watchPool).
+ * releaseClient hands that error to the pool, which then discards the
+ * connection.
+ *
+ * A caller holding a connection must never check out another: with every
+ * connection held by such callers, none is ever released.
+ */
+export async function checkout(pool: Pool): Promise<PoolClient> {
+  watchPool(pool);
+  let client: PoolClient;
+  try {
+    if (typeof pool.options?.connectionTimeoutMillis === "number" && pool.options.connectionTimeoutMillis > 0) {
+      client = await pool.connect();
+    } else {
+      // A pool passed in without a bound of its own: bound the wait here. A
+      // connection that arrives after the timeout goes straight back.
+      const connecting = pool.connect();
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        client = await Promise.race([
+          connecting,
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(() => reject(new Error("timeout exceeded when trying to connect")), DEFAULT_CONNECTION_TIMEOUT_MS);
+          }),
+        ]);
+      } catch (error) {
+        connecting.then((late) => late.release(), () => {});
+        throw error;
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+  } catch (error) {
+    throw connectionUnavailable(pool, error);
+  }
+  // Already watched since the hand-over (a pg.Pool); a pool without those events from here on.
+  watchClient(client);
+  return client;
+}
+
+/** The error a checked-out connection emitted, if any (it is then unusable). */
+export function clientError(client: PoolClient): Error | undefined {
+  return checkedOut.get(client)?.error;
+}
+
+/** One statement on a connection of its own (bounded wait, errors kept), released at once. */
+export async function queryOnce<R extends object>(
+  pool: Pool,
+  text: string,
+  values?: unknown[],
+): Promise<{ rows: R[]; rowCount: number | null }> {
+  const client = await checkout(pool);
+  let failed: unknown;
+  try {
+    return await client.query<R>(text, values);
+  } catch (error) {
+    // A statement that failed leaves a healthy connection reusable; a broken one carries its error.
+    failed = clientError(client);
+    throw error;
+  } finally {
+    releaseClient(client, failed);
+  }
 }
 
 /**
@@ -133,10 +291,16 @@ export function migrateLockKey(schema: string): string {
   return JSON.stringify(["veto:migrate", schema]);
 }
 
-/** Release a checked-out client; a client that failed is destroyed rather than reused. */
+/**
+ * Release a checked-out client; a client that failed (or emitted an error
+ * while out) is destroyed rather than reused.
+ */
 export function releaseClient(client: PoolClient, failed: unknown): void {
+  // Unwatched and handed back in one synchronous step: the pool listens again at once.
+  const kept = unwatchClient(client)?.error;
+  const error = failed === undefined || failed === null ? kept : failed;
   try {
-    client.release(failed === undefined || failed === null ? undefined : failed instanceof Error ? failed : true);
+    client.release(error === undefined ? undefined : error instanceof Error ? error : true);
   } catch {
     // Already released: nothing left to do.
   }

@@ -12,8 +12,10 @@ import type { Pool, PoolClient } from "pg";
 import {
   PostgresStoreError,
   checkOptions,
+  checkout,
   migrateLockKey,
   openPool,
+  queryOnce,
   quoteIdent,
   releaseClient,
   type PostgresOptions,
@@ -49,7 +51,7 @@ const FILE_PATTERN = /^(\d{3,})_[a-z0-9_]+\.sql$/;
  * which bundles this module into them.
  */
 export function defaultMigrationsDir(): string {
-  return fileURLToPath(new URL("./migrations/", import.meta.url));
+  return fileURLToPath(new URL("./migrations", import.meta.url));
 }
 
 export async function loadMigrations(dir: string = defaultMigrationsDir()): Promise<Migration[]> {
@@ -87,7 +89,9 @@ interface AppliedRow {
   checksum: string;
 }
 
-async function applied(client: PoolClient | Pool, schema: string): Promise<AppliedRow[] | undefined> {
+type Reader = Pick<PoolClient, "query">;
+
+async function applied(client: Reader, schema: string): Promise<AppliedRow[] | undefined> {
   const exists = await client.query<{ found: boolean }>(
     "SELECT to_regclass($1) IS NOT NULL AS found",
     [`${quoteIdent(schema)}.schema_migrations`],
@@ -116,16 +120,17 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
   const { migrationsDir, ...rest } = options;
   const { schema } = checkOptions(rest, "migrate");
   const migrations = await loadMigrations(migrationsDir);
-  const { pool, ownsPool } = await openPool(rest);
+  const { pool, ownsPool, detach } = await openPool(rest);
   try {
     return await migrateWith(pool, schema, migrations);
   } finally {
+    detach();
     if (ownsPool) await pool.end();
   }
 }
 
 export async function migrateWith(pool: Pool, schema: string, migrations: readonly Migration[]): Promise<MigrateResult> {
-  const client = await pool.connect();
+  const client = await checkout(pool);
   let failed: unknown;
   const lockKey = migrateLockKey(schema);
   try {
@@ -159,8 +164,12 @@ export async function migrateWith(pool: Pool, schema: string, migrations: readon
         appliedNow.push(migration.name);
       }
       return { schema, applied: appliedNow, version: Math.max(0, ...rows.map((r) => r.version), ...migrations.map((m) => m.version)) };
+    } catch (error) {
+      // The session lock goes with the connection, which a failure discards.
+      failed = error;
+      throw error;
     } finally {
-      await client.query("SELECT pg_advisory_unlock(hashtextextended($1, 0))", [lockKey]);
+      if (failed === undefined) await client.query("SELECT pg_advisory_unlock(hashtextextended($1, 0))", [lockKey]);
     }
   } catch (error) {
     failed = error;
@@ -172,7 +181,8 @@ export async function migrateWith(pool: Pool, schema: string, migrations: readon
 
 /** Fails with code "schema_not_migrated" unless every migration this package ships is applied (unchanged). */
 export async function requireMigrated(pool: Pool, schema: string, migrations: readonly Migration[]): Promise<void> {
-  const rows = await applied(pool, schema);
+  // Each statement on a checked-out connection: a bounded wait, errors kept from the process.
+  const rows = await applied({ query: ((text: string, values?: unknown[]) => queryOnce(pool, text, values)) as Reader["query"] }, schema);
   const done = new Set((rows ?? []).map((r) => r.version));
   const missing = migrations.filter((m) => !done.has(m.version)).map((m) => m.name);
   if (missing.length > 0) {
@@ -192,16 +202,17 @@ export async function requireMigrated(pool: Pool, schema: string, migrations: re
 export async function openMigrated(
   options: PostgresOptions,
   where: string,
-): Promise<{ pool: Pool; ownsPool: boolean; schema: string }> {
+): Promise<{ pool: Pool; ownsPool: boolean; detach: () => void; schema: string }> {
   const { schema } = checkOptions(options, where);
   const migrations = await loadMigrations();
-  const { pool, ownsPool } = await openPool(options);
+  const { pool, ownsPool, detach } = await openPool(options);
   try {
     if (options.migrate === true) await migrateWith(pool, schema, migrations);
     else await requireMigrated(pool, schema, migrations);
   } catch (error) {
+    detach();
     if (ownsPool) await pool.end();
     throw error;
   }
-  return { pool, ownsPool, schema };
+  return { pool, ownsPool, detach, schema };
 }

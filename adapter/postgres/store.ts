@@ -14,10 +14,17 @@
  *   connection per store wakes the waiters of this process, and the
  *   approvals' polling covers the gaps (connecting, reconnecting).
  * - A killed process's transaction is rolled back by the server: no
- *   half-written decision, approval or record.
+ *   half-written decision, approval or record. A connection lost while a
+ *   unit holds it (a terminated backend, a failover, a socket reset) fails
+ *   the unit, which the decision flow turns into a record_unavailable deny;
+ *   the connection is discarded, never reused, and never crashes the process.
+ * - One clock (docs/contract.md §6): the database's. A unit reads it once,
+ *   after its history lock (`nowMs`), and everything decided in the unit is
+ *   timed by it; an approval moves out of pending only as the database's
+ *   clock allows, in the statement that moves it.
  */
-import type { Pool, PoolClient } from "pg";
-import { DecisionWatchers } from "../store.js";
+import type { Client, Pool, PoolClient } from "pg";
+import { DecisionWatchers } from "../history/store.js";
 import type {
   ApprovalState,
   ApprovalStatus,
@@ -26,18 +33,21 @@ import type {
   StoreUnit,
   StoredDecision,
   VetoStore,
-} from "../store.js";
-import type { Action } from "../decision.js";
+} from "../history/store.js";
+import type { Action } from "../shared/decision.js";
 import {
+  checkout,
+  connectionTimeoutMs,
   lockSql,
   historyLockKey,
+  queryOnce,
   quoteIdent,
-  releaseClient,
+  loadPg,
   type PostgresLogger,
   type PostgresOptions,
 } from "./connection.js";
 import { openMigrated } from "./migrations.js";
-import { PostgresRecordSink } from "./records.js";
+import { PostgresRecordSink, type PostgresCheckpointOptions } from "./records.js";
 import { PostgresTransaction } from "./transaction.js";
 
 export const APPROVAL_CHANNEL = "veto_approval";
@@ -46,6 +56,9 @@ const RECONNECT_MS = 1_000;
 interface Queryable {
   query<R extends object>(text: string, values?: unknown[]): Promise<{ rows: R[]; rowCount: number | null }>;
 }
+
+/** The database's clock, in epoch milliseconds, where a statement reads it. */
+export const DB_NOW_MS = "floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
 
 interface DecisionRow {
   id: string;
@@ -61,6 +74,7 @@ interface DecisionRow {
   reviewer_id: string | null;
   note: string | null;
   answered_at_ms: string | null;
+  counts_towards_escalation: boolean;
 }
 
 function toStored(row: DecisionRow): StoredDecision {
@@ -78,6 +92,7 @@ function toStored(row: DecisionRow): StoredDecision {
     id: row.id,
     action: row.action,
     escalated: row.escalated,
+    ...(row.counts_towards_escalation ? {} : { countsTowardsEscalation: false }),
     ...(row.actor_id === null ? {} : { actorId: row.actor_id }),
     ...(row.tenant_id === null ? {} : { tenantId: row.tenant_id }),
     atMs: Number(row.at_ms),
@@ -97,26 +112,30 @@ class Statements {
   constructor(schema: string) {
     const decisions = `${quoteIdent(schema)}.decisions`;
     const columns =
-      "id, action, escalated, actor_id, tenant_id, at_ms, call_digest, approvers, approval_status, expires_at_ms, reviewer_id, note, answered_at_ms";
+      "id, action, escalated, actor_id, tenant_id, at_ms, call_digest, approvers, approval_status, expires_at_ms, reviewer_id, note, answered_at_ms, counts_towards_escalation";
     // Upsert: a decision whose record could not be written is stored again as
     // the deny that replaced it, under the same id.
     this.upsertDecision = `INSERT INTO ${decisions} (${columns})
-      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
       ON CONFLICT (id) DO UPDATE SET ${columns
         .split(", ")
         .slice(1)
         .map((c) => `${c} = EXCLUDED.${c}`)
         .join(", ")}`;
     this.countDenies = `SELECT
-      (SELECT count(*) FROM ${decisions} WHERE actor_id = $1 AND tenant_id = $2 AND action = 'deny' AND at_ms >= $3)
+      (SELECT count(*) FROM ${decisions} WHERE actor_id = $1 AND tenant_id = $2 AND action = 'deny' AND counts_towards_escalation AND at_ms >= $3)
       + (SELECT count(*) FROM ${decisions} WHERE actor_id = $1 AND tenant_id = $2 AND approval_status = 'rejected' AND answered_at_ms >= $3)
       AS n`;
     this.selectDecision = `SELECT ${columns} FROM ${decisions} WHERE id = $1`;
+    // Out of pending: answered only before expiry, expired only at or after
+    // it, both by the database's clock as the row is moved (after any wait for
+    // its lock). $6: the answer's time as its unit read the same clock, or
+    // null for now.
     this.transition = `UPDATE ${decisions}
       SET approval_status = $3, reviewer_id = $4, note = $5,
-          answered_at_ms = CASE WHEN $3 IN ('pending', 'answering') THEN NULL ELSE $6::bigint END
+          answered_at_ms = CASE WHEN $3 IN ('pending', 'answering') THEN NULL ELSE coalesce($6::bigint, ${DB_NOW_MS}) END
       WHERE id = $1 AND approval_status = $2
-        AND ($2 <> 'pending' OR $3 = 'expired' OR expires_at_ms > $6::bigint)`;
+        AND ($2 <> 'pending' OR (expires_at_ms <= ${DB_NOW_MS}) = ($3 = 'expired'))`;
   }
 }
 
@@ -135,6 +154,7 @@ async function appendDecision(db: Queryable, sql: Statements, d: StoredDecision)
     d.approval?.reviewerId ?? null,
     d.approval?.note ?? null,
     d.approval?.answeredAtMs ?? null,
+    d.countsTowardsEscalation !== false,
   ]);
 }
 
@@ -148,29 +168,48 @@ async function getDecision(db: Queryable, sql: Statements, id: string): Promise<
   return rows[0] === undefined ? undefined : toStored(rows[0]);
 }
 
-async function transitionApproval(db: Queryable, sql: Statements, id: string, t: ApprovalTransition): Promise<boolean> {
-  const { rowCount } = await db.query(sql.transition, [id, t.from, t.to, t.reviewerId ?? null, t.note ?? null, t.atMs]);
+/** `atMs`: the unit's time by the database's clock; null outside a unit (the statement reads the clock). */
+async function transitionApproval(db: Queryable, sql: Statements, id: string, t: ApprovalTransition, atMs: number | null): Promise<boolean> {
+  const { rowCount } = await db.query(sql.transition, [id, t.from, t.to, t.reviewerId ?? null, t.note ?? null, atMs]);
   return rowCount === 1;
 }
 
 export interface PostgresStoreOptions extends PostgresOptions {}
 
+/**
+ * The LISTEN connection: a client of its own, outside the pool (so waiting
+ * never takes a connection a decision needs), made as the pool makes its
+ * clients, with the same bound on connecting.
+ */
+async function newListenClient(pool: Pool): Promise<Client> {
+  const own = (pool as unknown as { Client?: new (config: object) => Client }).Client;
+  const ClientClass = typeof own === "function" ? own : (await loadPg()).Client;
+  return new ClientClass({ ...pool.options, connectionTimeoutMillis: connectionTimeoutMs(pool) });
+}
+
 export class PostgresStore implements VetoStore {
   readonly schema: string;
   readonly #pool: Pool;
   readonly #ownsPool: boolean;
+  readonly #detach: () => void;
+  /** Statements outside units: each on a connection of its own, checked out and released at once. */
+  readonly #db: Queryable;
   readonly #sql: Statements;
   readonly #log: PostgresLogger | undefined;
   readonly #watchers = new DecisionWatchers();
-  #listener: PoolClient | undefined;
+  #listener: Client | undefined;
   #listenState: "idle" | "connecting" | "listening" = "idle";
   #reconnect: NodeJS.Timeout | undefined;
   #closed = false;
+  /** Sinks made by recordSink() that sign checkpoints: closed (a close checkpoint) before the pool ends. */
+  readonly #signingSinks = new Set<PostgresRecordSink>();
 
   /** Use PostgresStore.connect(). */
-  private constructor(pool: Pool, ownsPool: boolean, schema: string, log: PostgresLogger | undefined) {
+  private constructor(pool: Pool, ownsPool: boolean, detach: () => void, schema: string, log: PostgresLogger | undefined) {
     this.#pool = pool;
     this.#ownsPool = ownsPool;
+    this.#detach = detach;
+    this.#db = { query: (text, values) => queryOnce(pool, text, values) };
     this.schema = schema;
     this.#sql = new Statements(schema);
     this.#log = log;
@@ -179,12 +218,12 @@ export class PostgresStore implements VetoStore {
   /**
    * Connect, then apply pending migrations (`migrate: true`) or check that
    * none is pending (default). Rejects with VetoOptionsError for bad options,
-   * PostgresStoreError (code schema_not_migrated, migration_changed) or the
-   * driver's error when the server cannot be reached.
+   * PostgresStoreError (code schema_not_migrated, migration_changed,
+   * connection_unavailable) or the driver's error when the server refuses.
    */
   static async connect(options: PostgresStoreOptions): Promise<PostgresStore> {
-    const { pool, ownsPool, schema } = await openMigrated(options, "PostgresStore.connect");
-    return new PostgresStore(pool, ownsPool, schema, options.logger);
+    const { pool, ownsPool, detach, schema } = await openMigrated(options, "PostgresStore.connect");
+    return new PostgresStore(pool, ownsPool, detach, schema, options.logger);
   }
 
   /** The pool, for a record sink or a query of your own. */
@@ -195,45 +234,66 @@ export class PostgresStore implements VetoStore {
   /**
    * A record sink writing to this store's database (the records table of the
    * same schema, same pool). Inside a decision's or answer's unit it writes in
-   * the same transaction as the history update. Closing it leaves the store open.
+   * the same transaction as the history update. Closing it leaves the store
+   * open. With `checkpointKey` it signs checkpoints (see PostgresRecordSink);
+   * closing the store closes it first.
    */
-  recordSink(): PostgresRecordSink {
-    return new PostgresRecordSink(this.#pool, this.schema);
+  recordSink(checkpoints: PostgresCheckpointOptions = {}): PostgresRecordSink {
+    const sink = new PostgresRecordSink(this.#pool, this.schema, false, checkpoints);
+    if (sink.checkpointKeyId !== null) this.#signingSinks.add(sink);
+    return sink;
+  }
+
+  /** The database's clock (docs/contract.md §6): what every instance on it times decisions and approvals by. */
+  async now(): Promise<number> {
+    const { rows } = await this.#db.query<{ now_ms: string }>(`SELECT ${DB_NOW_MS} AS now_ms`);
+    return Number(rows[0]?.now_ms);
   }
 
   async appendDecision(decision: StoredDecision): Promise<void> {
-    await appendDecision(this.#pool, this.#sql, decision);
+    await appendDecision(this.#db, this.#sql, decision);
   }
 
   async countRecentDenies(actorId: string, tenantId: string, sinceMs: number): Promise<number> {
-    return await countRecentDenies(this.#pool, this.#sql, actorId, tenantId, sinceMs);
+    return await countRecentDenies(this.#db, this.#sql, actorId, tenantId, sinceMs);
   }
 
   async getDecision(id: string): Promise<StoredDecision | undefined> {
-    return await getDecision(this.#pool, this.#sql, id);
+    return await getDecision(this.#db, this.#sql, id);
   }
 
+  /** `transition.atMs` is not used: the database's clock decides, and times the answer. */
   async transitionApproval(id: string, transition: ApprovalTransition): Promise<boolean> {
-    return await transitionApproval(this.#pool, this.#sql, id, transition);
+    return await transitionApproval(this.#db, this.#sql, id, transition, null);
   }
 
+  /**
+   * One transaction on one connection, which the unit holds throughout and
+   * never adds a second to. BEGIN, the history lock and the database's clock
+   * share one round trip; the clock is read after the lock is granted.
+   * Transitions in the unit are timed by that reading, whatever `atMs` says.
+   */
   async unit<T>(history: HistoryKey | undefined, fn: (unit: StoreUnit) => Promise<T>): Promise<T> {
-    const client = await this.#pool.connect();
+    const client = await checkout(this.#pool);
     const tx = new PostgresTransaction(this.#pool, this.schema, client);
     try {
-      await tx.run(async (c) => {
+      const nowMs = await tx.run(async (c) => {
         const lock = history === undefined ? "" : `; ${lockSql(c, historyLockKey(this.schema, history.actorId, history.tenantId))}`;
-        await c.query(`BEGIN${lock}`);
+        const results = (await c.query(`BEGIN${lock}; SELECT ${DB_NOW_MS} AS now_ms`)) as unknown as { rows: { now_ms?: string }[] }[];
+        const ms = Number(results.at(-1)?.rows[0]?.now_ms);
+        if (!Number.isSafeInteger(ms)) throw new Error("the database did not tell its time");
+        return ms;
       });
       const sql = this.#sql;
       return await fn({
         countRecentDenies: (actorId, tenantId, sinceMs) => tx.run((c) => countRecentDenies(c, sql, actorId, tenantId, sinceMs)),
         appendDecision: (decision) => tx.run((c) => appendDecision(c, sql, decision)),
         getDecision: (id) => tx.run((c) => getDecision(c, sql, id)),
-        transitionApproval: (id, transition) => tx.run((c) => transitionApproval(c, sql, id, transition)),
+        transitionApproval: (id, transition) => tx.run((c) => transitionApproval(c, sql, id, transition, nowMs)),
         commit: () => tx.commit(),
         rollback: () => tx.rollback(),
         transaction: tx,
+        nowMs,
       });
     } finally {
       // Not committed: undone.
@@ -250,11 +310,20 @@ export class PostgresStore implements VetoStore {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    for (const sink of this.#signingSinks) {
+      await sink.close().catch((error: unknown) => this.#log?.error({ err: error }, "records: the close checkpoint could not be written"));
+    }
     clearTimeout(this.#reconnect);
     this.#watchers.clear();
     const listener = this.#listener;
     this.#listener = undefined;
-    if (listener !== undefined) releaseClient(listener, true);
+    if (listener !== undefined) {
+      // A goodbye the network swallows must not hold up close().
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([listener.end().catch(() => {}), new Promise((r) => (timer = setTimeout(r, 1_000)))]);
+      clearTimeout(timer);
+    }
+    this.#detach();
     if (this.#ownsPool) await this.#pool.end();
   }
 
@@ -262,50 +331,59 @@ export class PostgresStore implements VetoStore {
   #listen(): void {
     if (this.#closed || this.#listenState !== "idle") return;
     this.#listenState = "connecting";
-    void this.#pool.connect().then(
-      async (client) => {
-        const drop = (error?: unknown): void => {
-          if (this.#listener !== client) return;
-          this.#listener = undefined;
-          this.#listenState = "idle";
-          if (error !== undefined) this.#log?.error({ err: error }, "PostgreSQL LISTEN connection lost; polling until it is back");
-          releaseClient(client, true);
-          this.#scheduleListen();
-        };
-        this.#listener = client;
-        client.on("notification", (message) => {
-          if (message.channel !== APPROVAL_CHANNEL || message.payload === undefined) return;
-          let target: unknown;
-          try {
-            target = JSON.parse(message.payload);
-          } catch {
-            return;
-          }
-          if (!Array.isArray(target) || target[0] !== this.schema || typeof target[1] !== "string") return;
-          this.#watchers.notify(target[1]);
-        });
-        client.on("error", drop);
-        client.on("end", () => drop(new Error("connection ended")));
-        try {
-          await client.query(`LISTEN ${APPROVAL_CHANNEL}`);
-        } catch (error) {
-          drop(error);
-          return;
-        }
-        if (this.#closed) {
-          drop();
-          return;
-        }
-        this.#listenState = "listening";
-        // Anything answered while we were not listening: every waiter re-reads.
-        this.#watchers.notify();
-      },
-      (error: unknown) => {
-        this.#listenState = "idle";
-        this.#log?.error({ err: error }, "PostgreSQL LISTEN connection failed; polling until it is back");
-        this.#scheduleListen();
-      },
-    );
+    this.#openListener().catch((error: unknown) => {
+      this.#listenState = "idle";
+      this.#log?.error({ err: error }, "PostgreSQL LISTEN connection failed; polling until it is back");
+      this.#scheduleListen();
+    });
+  }
+
+  async #openListener(): Promise<void> {
+    const client = await newListenClient(this.#pool);
+    let lost = false;
+    const drop = (error?: unknown): void => {
+      if (lost) return;
+      lost = true;
+      if (this.#listener === client) this.#listener = undefined;
+      this.#listenState = "idle";
+      if (error !== undefined && !this.#closed) {
+        this.#log?.error({ err: error }, "PostgreSQL LISTEN connection lost; polling until it is back");
+      }
+      client.end().catch(() => {});
+      this.#scheduleListen();
+    };
+    // Listening from before connect: an error at any moment (a terminated
+    // backend, a reset) ends this connection and schedules the next, and
+    // never reaches the process as an unhandled 'error'.
+    client.on("error", drop);
+    client.on("end", () => drop(new Error("connection ended")));
+    client.on("notification", (message) => {
+      if (message.channel !== APPROVAL_CHANNEL || message.payload === undefined) return;
+      let target: unknown;
+      try {
+        target = JSON.parse(message.payload);
+      } catch {
+        return;
+      }
+      if (!Array.isArray(target) || target[0] !== this.schema || typeof target[1] !== "string") return;
+      this.#watchers.notify(target[1]);
+    });
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${APPROVAL_CHANNEL}`);
+    } catch (error) {
+      drop(error);
+      return;
+    }
+    if (lost) return;
+    if (this.#closed) {
+      drop();
+      return;
+    }
+    this.#listener = client;
+    this.#listenState = "listening";
+    // Anything answered while we were not listening: every waiter re-reads.
+    this.#watchers.notify();
   }
 
   #scheduleListen(): void {

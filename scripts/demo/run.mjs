@@ -8,11 +8,15 @@
 // (scripts/demo/crm.mjs), each wrapped with veto.guard: a denied call never
 // reaches the CRM, an approval-required call waits for the system owner.
 // Every decision, approval and rejection goes to a durable, hash-chained
-// decision log, which is verified at the end.
-import { mkdirSync, readFileSync, rmSync } from "node:fs";
+// decision log whose checkpoints are signed with a development Ed25519 key
+// (.build/keys, made by scripts/dev-keys.sh), and which is verified at the
+// end with the public key.
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { createVeto, openFileLog, verifyLog, VetoDeniedError, ApprovalError } from "../../dist/index.js";
+import { createVeto, openFileLog, VetoDeniedError, ApprovalError } from "../../dist/index.js";
+import { verifyLog } from "../../dist/audit.js";
 import { LocalCrm, crmPathIn } from "./crm.mjs";
 
 const root = resolve(fileURLToPath(new URL("../..", import.meta.url)));
@@ -26,12 +30,18 @@ mkdirSync(dir, { recursive: true });
 const crm = new LocalCrm(crmPathIn(dir), { reset: true });
 const before = crm.snapshot();
 const logPath = join(dir, "decisions.jsonl");
+// A development key only: a real deployment keeps the signing key out of the log's reach (docs/decision-log.md).
+const signingKeyPath = join(root, ".build", "keys", "dev-ed25519-private.pem");
+const publicKeyPath = join(root, ".build", "keys", "dev-ed25519-public.pem");
+if (!existsSync(signingKeyPath) || !existsSync(publicKeyPath)) {
+  execFileSync("bash", [join(root, "scripts", "dev-keys.sh")], { stdio: ["ignore", "ignore", "inherit"] });
+}
 
 // Approval requests reach the system owner through the record stream, as they
 // would through a ticket or chat integration.
 const reviewQueue = [];
 const waiting = [];
-const log = await openFileLog(logPath);
+const log = await openFileLog(logPath, { checkpointKey: readFileSync(signingKeyPath) });
 const sink = {
   async write(record) {
     await log.write(record);
@@ -155,10 +165,12 @@ function describe(step, result) {
 }
 
 await veto.close();
+await log.close(); // signs the close checkpoint
 const after = crm.snapshot();
 
 // Attach each row's decision as recorded (the log is the evidence).
-const records = readFileSync(logPath, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+const entries = readFileSync(logPath, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+const records = entries.filter((e) => !("checkpoint" in e));
 const decisions = records.filter((r) => r.type === "decision");
 rows.forEach((row, i) => {
   const d = decisions[i];
@@ -167,14 +179,14 @@ rows.forEach((row, i) => {
   row.escalated = d.result.escalated;
   row.reasons = d.result.reasons.map((r) => r.code);
 });
-const verified = await verifyLog([logPath]);
+const verified = await verifyLog([logPath], { publicKeys: readFileSync(publicKeyPath, "utf8"), requireCheckpointed: true });
 
 const summary = {
   bundle: veto.bundle,
   steps: rows.map(({ decisionObject, ...r }) => r),
   incidents,
   crm: { path: crm.path, before, after },
-  log: { path: logPath, records: records.length, verified },
+  log: { path: logPath, records: records.length, checkpoints: entries.length - records.length, publicKey: publicKeyPath, verified },
 };
 
 if (json) {
@@ -229,6 +241,7 @@ function printHuman(s) {
   }
   console.log(`  exports: ${s.crm.after.exports.length}`);
   const v = s.log.verified;
-  console.log(`\ndecision log ${rel(s.log.path)}: ${s.log.records} records; verify: ${v.ok ? paint(32, `ok, head ${v.head}`) : paint(31, `FAILED at ${v.file}:${v.line}: ${v.reason}`)}`);
-  console.log(`try: node dist/cli.js log verify ${rel(s.log.path)}`);
+  const signed = v.ok ? `, every entry covered by a checkpoint signed with ${v.checkpoints.last.checkpoint.key_id}` : "";
+  console.log(`\ndecision log ${rel(s.log.path)}: ${s.log.records} records, ${s.log.checkpoints} checkpoints; verify with the public key: ${v.ok ? paint(32, `ok, head ${v.head}${signed}`) : paint(31, `FAILED at ${v.file}:${v.line}: ${v.reason}`)}`);
+  console.log(`try: node dist/cli.js log verify ${rel(s.log.path)} --public-key ${rel(s.log.publicKey)} --require-checkpointed`);
 }

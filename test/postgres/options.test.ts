@@ -5,9 +5,10 @@
  * with the default in-memory store as with PostgreSQL.
  */
 import { afterAll, describe, expect, it } from "vitest";
-import { PostgresStore, VetoDeniedError, VetoOptionsError, createVeto, type VetoOptions, type VetoRecord } from "../../adapter/index.js";
-import { MemorySink, captureLogger, makeVeto, requireBundle, write } from "../helpers.js";
-import { pgUrl, testDatabase } from "./helpers.js";
+import { PostgresStore, postgres } from "../../adapter/postgres/index.js";
+import { VetoDeniedError, VetoOptionsError, createVeto, type VetoOptions, type VetoRecord } from "../../adapter/index.js";
+import { MemorySink, captureLogger, makeVeto, requireBundle, write } from "../helpers/index.js";
+import { pgUrl, testDatabase } from "../helpers/postgres.js";
 
 const db = testDatabase();
 afterAll(() => db.dropSchemas());
@@ -37,7 +38,7 @@ describe("one process, concurrent calls of one actor", () => {
 
   it("on PostgreSQL, through store: { postgres }: the same", async () => {
     const schema = db.schema("options");
-    expect(await burst({ store: { postgres: { connectionString: pgUrl(), schema, migrate: true } } })).toEqual(
+    expect(await burst({ store: postgres({ connectionString: pgUrl(), schema, migrate: true }) })).toEqual(
       Array.from({ length: 12 }, (_, i) => i),
     );
   });
@@ -54,7 +55,7 @@ describe("createVeto's store option", () => {
       return await sessions(name);
     };
     const { veto } = await makeVeto({
-      store: { postgres: { connectionString: pgUrl(), schema, migrate: true, pool: { application_name: "veto-owned" } } },
+      store: postgres({ connectionString: pgUrl(), schema, migrate: true, pool: { application_name: "veto-owned" } }),
     });
     await veto.protect(DENY);
     expect(await sessions("veto-owned")).toBeGreaterThan(0);
@@ -77,22 +78,27 @@ describe("createVeto's store option", () => {
     const attempt = (store: unknown, extra: Partial<VetoOptions> = {}): Promise<unknown> =>
       createVeto({ bundle, logger, store: store as VetoOptions["store"], ...extra }).catch((e: unknown) => e);
 
-    const unknownKey = await attempt({ postgres: { connectionString: pgUrl(), host: "x" } });
+    const unknownKey = await attempt(postgres({ connectionString: pgUrl(), host: "x" } as Parameters<typeof postgres>[0]));
     expect(unknownKey).toBeInstanceOf(VetoOptionsError);
     expect((unknownKey as VetoOptionsError).issues).toEqual(["host: unknown option"]);
-    expect(await attempt({ postgres: { connectionString: pgUrl(), schema: "no-dash" } })).toMatchObject({
+    expect(await attempt(postgres({ connectionString: pgUrl(), schema: "no-dash" }))).toMatchObject({
       code: "invalid_options",
       message: expect.stringContaining("schema: must be a lower-case SQL identifier"),
     });
-    expect(await attempt({ postgres: { connectionString: pgUrl(), records: true } }, { recordSink: new MemorySink() })).toMatchObject({
+    expect(await attempt(postgres({ connectionString: pgUrl(), records: true }), { recordSink: new MemorySink() })).toMatchObject({
       code: "invalid_options",
-      issues: ["store.postgres.records: cannot be used with recordSink (records would go to both)"],
+      issues: ["store.records: cannot be used with recordSink (records would go to both)"],
     });
     expect(await attempt({ mysql: {} })).toMatchObject({
       code: "invalid_options",
-      message: expect.stringContaining("store must implement VetoStore or be { postgres:"),
+      message: expect.stringContaining("store must implement VetoStore, or be a backend such as postgres({ connectionString })"),
     });
-    expect(await attempt({ postgres: { connectionString: pgUrl(), schema: db.schema("never") } })).toMatchObject({
+    // The object form of earlier versions is refused, naming the new one.
+    expect(await attempt({ postgres: { connectionString: pgUrl() } })).toMatchObject({
+      code: "invalid_options",
+      issues: ['store: { postgres: {...} } is replaced by store: postgres({...}), imported from "veto-crm/postgres"'],
+    });
+    expect(await attempt(postgres({ connectionString: pgUrl(), schema: db.schema("never") }))).toMatchObject({
       code: "schema_not_migrated",
     });
   });
@@ -105,7 +111,7 @@ describe("PostgreSQL store under failure", () => {
     sink.failing = new Error("EIO: injected");
     const { veto } = await makeVeto({
       recordSink: sink,
-      store: { postgres: { connectionString: pgUrl(), schema, migrate: true, pool: { max: 2 } } },
+      store: postgres({ connectionString: pgUrl(), schema, migrate: true, pool: { max: 2 } }),
     });
     const calls = Array.from({ length: 8 }, (_, i) => write({}, { actorId: `agent:${i}` }));
     const decisions = await Promise.all(calls.map((c) => veto.protect(c)));

@@ -7,18 +7,10 @@ import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  PostgresRecordSink,
-  PostgresStore,
-  createVeto,
-  defaultMigrationsDir,
-  migrate,
-  openFileLog,
-  verifyPostgresLog,
-  type Veto,
-} from "../../adapter/index.js";
-import { ACTOR, APPROVER, captureLogger, read, requireBundle, requireCli, write } from "../helpers.js";
-import { pgUrl, testDatabase } from "./helpers.js";
+import { PostgresRecordSink, PostgresStore, defaultMigrationsDir, migrate, verifyPostgresLog, postgres } from "../../adapter/postgres/index.js";
+import { createVeto, openFileLog, type Veto } from "../../adapter/index.js";
+import { ACTOR, APPROVER, captureLogger, read, requireBundle, requireCli, write } from "../helpers/index.js";
+import { pgUrl, testDatabase } from "../helpers/postgres.js";
 
 const db = testDatabase();
 let dir: string;
@@ -50,7 +42,7 @@ async function pgVeto(schema: string): Promise<Veto> {
     bundle: requireBundle(),
     logger,
     approvalPollMs: 50,
-    store: { postgres: { connectionString: pgUrl(), schema, migrate: true, records: true } },
+    store: postgres({ connectionString: pgUrl(), schema, migrate: true, records: true }),
   });
 }
 
@@ -61,18 +53,21 @@ describe("veto db migrate", () => {
     for (const run of runs) expect(run).toMatchObject({ status: 0, stderr: "" });
     const outputs = runs.map((r) => r.stdout).sort();
     expect(outputs).toEqual([
-      `schema ${schema}: applied 001_store.sql, 002_records.sql (version 2)\n`,
-      ...Array.from({ length: 5 }, () => `schema ${schema}: up to date (version 2)\n`),
+      `schema ${schema}: applied 001_store.sql, 002_records.sql, 003_decisions_guard.sql, 004_record_checkpoints.sql, 005_outage_denies.sql (version 5)\n`,
+      ...Array.from({ length: 5 }, () => `schema ${schema}: up to date (version 5)\n`),
     ]);
     const { rows } = await db.pool.query(`SELECT version, name FROM "${schema}".schema_migrations ORDER BY version`);
     expect(rows).toEqual([
       { version: 1, name: "001_store.sql" },
       { version: 2, name: "002_records.sql" },
+      { version: 3, name: "003_decisions_guard.sql" },
+      { version: 4, name: "004_record_checkpoints.sql" },
+      { version: 5, name: "005_outage_denies.sql" },
     ]);
     // Taken from the environment when --postgres is not given.
     expect(await cli(["db", "migrate", "--schema", schema], { VETO_POSTGRES_URL: pgUrl() })).toMatchObject({
       status: 0,
-      stdout: `schema ${schema}: up to date (version 2)\n`,
+      stdout: `schema ${schema}: up to date (version 5)\n`,
     });
   });
 
@@ -96,8 +91,8 @@ describe("veto db migrate", () => {
     await cp(defaultMigrationsDir(), copy, { recursive: true });
     expect(await migrate({ connectionString: pgUrl(), schema, migrationsDir: copy })).toEqual({
       schema,
-      applied: ["001_store.sql", "002_records.sql"],
-      version: 2,
+      applied: ["001_store.sql", "002_records.sql", "003_decisions_guard.sql", "004_record_checkpoints.sql", "005_outage_denies.sql"],
+      version: 5,
     });
     const file = join(copy, "002_records.sql");
     await writeFile(file, `${await readFile(file, "utf8")}\n-- edited\n`);
@@ -157,7 +152,11 @@ describe("PostgreSQL decision records", () => {
 
     // The CLI says the same.
     const ok = await cli(["log", "verify", "--postgres", pgUrl(), "--schema", schema]);
-    expect(ok).toEqual({ status: 0, stdout: `${schema}.records: 6 records, head ${result.ok ? result.head : ""}\n`, stderr: "" });
+    expect(ok).toEqual({
+      status: 0,
+      stdout: `${schema}.records: 6 records, head ${result.ok ? result.head : ""}\n${schema}.decisions: 4 rows match their records\n`,
+      stderr: "",
+    });
 
     for (const statement of [
       `UPDATE "${schema}".records SET line = line WHERE seq = 2`,

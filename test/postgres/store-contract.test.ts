@@ -5,8 +5,9 @@
  * LISTEN connection), as another process would have.
  */
 import { afterAll, describe, expect, it } from "vitest";
-import { InMemoryStore, PostgresStore, type StoredDecision, type VetoStore } from "../../adapter/index.js";
-import { pgUrl, testDatabase } from "./helpers.js";
+import { InMemoryStore, type StoredDecision, type VetoStore } from "../../adapter/index.js";
+import { PostgresStore } from "../../adapter/postgres/index.js";
+import { pgUrl, testDatabase } from "../helpers/postgres.js";
 
 interface Stores {
   store: VetoStore;
@@ -45,7 +46,13 @@ const implementations: { name: string; transactional: boolean; open: () => Promi
   },
 ];
 
-const T0 = Date.parse("2026-03-01T09:00:00.000Z");
+const FIXED_T0 = Date.parse("2026-03-01T09:00:00.000Z");
+/**
+ * The time the store decides by: a store with a clock of its own (the
+ * database's) times transitions by it, whatever `atMs` says, so its tests
+ * start at its now; the others at a fixed time.
+ */
+let T0 = FIXED_T0;
 let seq = 0;
 
 function decision(fields: Partial<StoredDecision> = {}): StoredDecision {
@@ -74,6 +81,7 @@ function pending(fields: Partial<StoredDecision> = {}): StoredDecision {
 
 async function withStores(open: () => Promise<Stores>, fn: (s: Stores) => Promise<void>): Promise<void> {
   const stores = await open();
+  T0 = (await stores.store.now?.()) ?? FIXED_T0;
   try {
     await fn(stores);
   } finally {
@@ -107,11 +115,14 @@ describe.each(implementations)("$name: the VetoStore contract", ({ open, transac
       expect(await other.countRecentDenies("agent:a", "acme", T0)).toBe(2);
       expect(await other.countRecentDenies("agent:a", "acme", T0 - 1)).toBe(3);
 
-      // A rejection counts at the time of the answer, not of the decision.
+      // A rejection counts at the time of the answer (atMs, or the store's clock when it has one), not of the decision.
       expect(await store.transitionApproval(asked.id, { from: "pending", to: "answering", reviewerId: "user:x", atMs: T0 + 7 })).toBe(true);
       expect(await store.transitionApproval(asked.id, { from: "answering", to: "rejected", reviewerId: "user:x", atMs: T0 + 7 })).toBe(true);
+      const answeredAtMs = (await other.getDecision(asked.id))?.approval?.answeredAtMs ?? Number.NaN;
+      expect(answeredAtMs).toBeGreaterThanOrEqual(T0 + (store.now === undefined ? 7 : 0));
       expect(await other.countRecentDenies("agent:a", "acme", T0)).toBe(3);
-      expect(await other.countRecentDenies("agent:a", "acme", T0 + 8)).toBe(0);
+      expect(await other.countRecentDenies("agent:a", "acme", answeredAtMs)).toBe(1);
+      expect(await other.countRecentDenies("agent:a", "acme", answeredAtMs + 1)).toBe(0);
       expect(await other.countRecentDenies("agent:b", "acme", T0)).toBe(1);
       expect(await other.countRecentDenies("agent:a", "globex", T0)).toBe(1);
     }));
@@ -127,6 +138,25 @@ describe.each(implementations)("$name: the VetoStore contract", ({ open, transac
       expect(await other.countRecentDenies("agent:a", "acme", T0)).toBe(1);
     }));
 
+  it("remembers an outage deny (countsTowardsEscalation false) without counting it, also when it replaces a counted one", () =>
+    withStores(open, async ({ store, other }) => {
+      const outage = decision({ countsTowardsEscalation: false });
+      await store.appendDecision(outage);
+      expect(await other.getDecision(outage.id)).toEqual(outage);
+      expect(await other.countRecentDenies("agent:a", "acme", T0)).toBe(0);
+      // A counted deny superseded by an outage deny under the same id stops counting, and back.
+      const policyDeny = decision();
+      await store.appendDecision(policyDeny);
+      expect(await other.countRecentDenies("agent:a", "acme", T0)).toBe(1);
+      await store.appendDecision({ ...policyDeny, countsTowardsEscalation: false });
+      expect(await other.countRecentDenies("agent:a", "acme", T0)).toBe(0);
+      await store.appendDecision(policyDeny);
+      expect(await other.countRecentDenies("agent:a", "acme", T0)).toBe(1);
+      // Appending the same counted deny twice counts it once.
+      await store.appendDecision(policyDeny);
+      expect(await other.countRecentDenies("agent:a", "acme", T0)).toBe(1);
+    }));
+
   it("moves an approval only from the state it is in; the answer keeps reviewer, note and time", () =>
     withStores(open, async ({ store, other }) => {
       const d = pending();
@@ -135,31 +165,37 @@ describe.each(implementations)("$name: the VetoStore contract", ({ open, transac
       expect(await other.transitionApproval(d.id, { from: "pending", to: "answering", reviewerId: "user:x", atMs: T0 + 1 })).toBe(true);
       expect(await store.transitionApproval(d.id, { from: "pending", to: "answering", reviewerId: "user:y", atMs: T0 + 1 })).toBe(false);
       expect(await store.transitionApproval(d.id, { from: "answering", to: "approved", reviewerId: "user:x", note: "ok", atMs: T0 + 2 })).toBe(true);
-      expect((await other.getDecision(d.id))?.approval).toEqual({
+      const after = (await store.now?.()) ?? T0 + 2;
+      const approval = (await other.getDecision(d.id))?.approval;
+      expect(approval).toEqual({
         status: "approved",
         expiresAtMs: T0 + 3_600_000,
         reviewerId: "user:x",
         note: "ok",
-        answeredAtMs: T0 + 2,
+        answeredAtMs: store.now === undefined ? T0 + 2 : approval?.answeredAtMs,
       });
+      // By the store's clock when it has one: between the test's two readings of it.
+      expect(approval?.answeredAtMs).toBeGreaterThanOrEqual(store.now === undefined ? T0 + 2 : T0);
+      expect(approval?.answeredAtMs).toBeLessThanOrEqual(after);
       expect(await other.transitionApproval("01UNKNOWN", { from: "pending", to: "expired", atMs: T0 })).toBe(false);
     }));
 
-  it("a pending approval moves on only before its expiry (at or after it, it can only expire)", () =>
+  it("a pending approval moves on only before its expiry, and expires only at or after it", () =>
     withStores(open, async ({ store, other }) => {
-      const d = pending();
+      // Expired by T0, the store's now: atMs at (or after) expiry.
+      const d = pending({ approval: { status: "pending", expiresAtMs: T0 } });
       await store.appendDecision(d);
-      const expiry = T0 + 3_600_000;
-      expect(await other.transitionApproval(d.id, { from: "pending", to: "answering", reviewerId: "user:x", atMs: expiry })).toBe(false);
-      expect(await store.transitionApproval(d.id, { from: "pending", to: "rejected", reviewerId: "user:x", atMs: expiry + 5 })).toBe(false);
+      expect(await other.transitionApproval(d.id, { from: "pending", to: "answering", reviewerId: "user:x", atMs: T0 })).toBe(false);
+      expect(await store.transitionApproval(d.id, { from: "pending", to: "rejected", reviewerId: "user:x", atMs: T0 + 5 })).toBe(false);
       expect((await store.getDecision(d.id))?.approval?.status).toBe("pending");
-      expect(await other.transitionApproval(d.id, { from: "pending", to: "expired", atMs: expiry })).toBe(true);
+      expect(await other.transitionApproval(d.id, { from: "pending", to: "expired", atMs: T0 })).toBe(true);
       expect((await store.getDecision(d.id))?.approval?.status).toBe("expired");
+      // An hour left: it cannot expire yet, and an answer reserved in time completes.
       const e = pending();
       await store.appendDecision(e);
-      expect(await store.transitionApproval(e.id, { from: "pending", to: "answering", reviewerId: "user:x", atMs: expiry - 1 })).toBe(true);
-      // Once reserved in time, the answer completes.
-      expect(await store.transitionApproval(e.id, { from: "answering", to: "approved", reviewerId: "user:x", atMs: expiry + 1 })).toBe(true);
+      expect(await other.transitionApproval(e.id, { from: "pending", to: "expired", atMs: T0 })).toBe(false);
+      expect(await store.transitionApproval(e.id, { from: "pending", to: "answering", reviewerId: "user:x", atMs: T0 + 1 })).toBe(true);
+      expect(await store.transitionApproval(e.id, { from: "answering", to: "approved", reviewerId: "user:x", atMs: T0 + 3_600_001 })).toBe(true);
     }));
 
   it("of many concurrent answers through both handles, exactly one moves the approval", () =>

@@ -86,3 +86,59 @@ _below(amount, threshold) if {
 	is_number(threshold)
 	amount < threshold
 }
+
+# docs/contract.md §9 "Amount precision": an amount is refused (input.rego) when
+# its JSON text has more than 15 significant digits, or when it is neither zero
+# nor between 1e-307 and 1e308 in magnitude. Within those bounds an amount is
+# exactly one double, so OPA's evaluator (arbitrary precision), the WASM
+# evaluator and the adapter (doubles) compare the same number against the
+# limits. The policy reads the number's own text: json.marshal gives it back
+# verbatim on both evaluators.
+_precise(value) if _significant_digits(value) == ""
+
+_precise(value) if {
+	count(_significant_digits(value)) <= 15
+	exponent := _decimal_exponent(value)
+	exponent >= -307
+	exponent <= 307
+}
+
+# The parts of a number's JSON text, -?INT(.FRAC)?(e[+-]?EXP)?, without the sign.
+_number_text(value) := {
+	"int": mantissa[0],
+	"frac": concat("", array.slice(mantissa, 1, 2)),
+	"exp": concat("", array.slice(halves, 1, 2)),
+} if {
+	halves := split(lower(trim_prefix(json.marshal(value), "-")), "e")
+	mantissa := split(halves[0], ".")
+}
+
+# The digits from the first to the last that is not zero ("" for zero).
+_significant_digits(value) := trim_right(trim_left(concat("", [parts.int, parts.frac]), "0"), "0") if {
+	parts := _number_text(value)
+}
+
+# The power of ten of the first significant digit: 1.5e3 is 3, 0.025 is -2.
+_decimal_exponent(value) := (_exponent(parts.exp) + count(parts.int)) - (1 + leading_zeros) if {
+	parts := _number_text(value)
+	digits := concat("", [parts.int, parts.frac])
+	leading_zeros := count(digits) - count(trim_left(digits, "0"))
+}
+
+# The exponent of the text as a number; undefined beyond four digits (out of
+# range whatever the mantissa), so such an amount is never precise.
+_exponent(text) := 0 if trim_left(trim_left(text, "+-"), "0") == ""
+
+_exponent(text) := to_number(digits) if {
+	digits := trim_left(trim_left(text, "+-"), "0")
+	digits != ""
+	count(digits) <= 4
+	not startswith(text, "-")
+}
+
+_exponent(text) := 0 - to_number(digits) if {
+	digits := trim_left(trim_left(text, "+-"), "0")
+	digits != ""
+	count(digits) <= 4
+	startswith(text, "-")
+}

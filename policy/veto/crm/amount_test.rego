@@ -84,3 +84,62 @@ test_require_approval_malformed_amount_fields_count_every_number if {
 	call := patched(update, {"arguments": {"changes": {"probability": 9000, "next_step": "call"}}})
 	crm.decision == needs_approval({"production_amount"}) with input as call with data.veto.config as config
 }
+
+# docs/contract.md §9 "Amount precision".
+imprecise(field) := invalid({concat("", [
+	field,
+	" must have at most 15 significant digits",
+	" and be 0 or between 1e-307 and 1e308 in magnitude",
+])})
+
+test_deny_invalid_input_amount_more_than_15_significant_digits if {
+	# As a double this is 250000, at the limit; its text is above it.
+	decide(with_amount(update, 250000.00000000001)) == imprecise("arguments.amount")
+	decide(with_amount(update, -250000.00000000001)) == imprecise("arguments.amount")
+	decide(with_amount(update, 1234567890123456)) == imprecise("arguments.amount")
+	decide(with_amount(update, 0.30000000000000004)) == imprecise("arguments.amount")
+	decide(with_amount(update, 4999.9999999999999999999999999999)) == imprecise("arguments.amount")
+}
+
+test_allow_low_value_15_significant_digits if {
+	decide(with_amount(update, 4999.99999999999)) == allowed("low_value")
+	decide(with_amount(update, 123.456789012345)) == allowed("low_value")
+	decide(with_amount(update, 0.000000000000000000000000000000123456789012345)) == allowed("low_value")
+}
+
+test_require_approval_trailing_zeros_are_not_significant if {
+	decide(with_amount(update, 250000.000000000000000000)) == needs_approval({"production_amount"})
+	decide(with_amount(update, 25e4)) == needs_approval({"production_amount"})
+	decide(with_amount(update, 0.25E+6)) == needs_approval({"production_amount"})
+	decide(with_amount(update, 2500000e-1)) == needs_approval({"production_amount"})
+}
+
+test_allow_low_value_zero_whatever_its_exponent if {
+	decide(with_amount(update, 0)) == allowed("low_value")
+	decide(with_amount(update, 0.000)) == allowed("low_value")
+	decide(with_amount(update, 0e400)) == allowed("low_value")
+	decide(with_amount(update, 0E-10000)) == allowed("low_value")
+}
+
+test_deny_invalid_input_amount_out_of_double_range if {
+	decide(with_amount(update, 1e400)) == imprecise("arguments.amount")
+	decide(with_amount(update, -1E+400)) == imprecise("arguments.amount")
+	decide(with_amount(update, 1e308)) == imprecise("arguments.amount")
+	decide(with_amount(update, 1e-400)) == imprecise("arguments.amount")
+	decide(with_amount(update, 1e-308)) == imprecise("arguments.amount")
+	decide(with_amount(update, 1e10000)) == imprecise("arguments.amount")
+	decide(with_amount(update, 1e-10000)) == imprecise("arguments.amount")
+}
+
+test_deny_amount_over_limit_largest_and_smallest_precise if {
+	decide(with_amount(update, 9.99999999999999e307)) == denied({"amount_over_limit"})
+	decide(with_amount(update, 1e+0307)) == denied({"amount_over_limit"})
+	decide(with_amount(update, 1e-307)) == allowed("low_value")
+	decide(with_amount(update, 1e-0000307)) == allowed("low_value")
+}
+
+test_deny_invalid_input_changed_amount_field_imprecise if {
+	call := patched(update, {"arguments": {"changes": {"Refund_Amount": 1e400, "amount": 12}}})
+	decide(call) == imprecise("arguments.changes.Refund_Amount")
+	decide(patched(update, {"arguments": {"changes": {"probability": 1e400}}})) == allowed("low_value")
+}

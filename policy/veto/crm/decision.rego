@@ -6,7 +6,9 @@ package veto.crm
 #   The verdict for one proposed tool call, by the contract's precedence: the
 #   first class with at least one reason wins and `reasons` lists every reason
 #   of that class, sorted by code. Anything the rules below do not reach is a
-#   deny: allow needs positive evidence (a known read or write tool).
+#   deny: allow needs positive evidence (a known read or write tool). A call
+#   with a destination also gets `destination_hosts`: every host the policy
+#   read in it, sorted (docs/contract.md §4b).
 # entrypoint: true
 default decision := {
 	"action": "deny",
@@ -27,12 +29,15 @@ decision := _answer("deny", false, {"invalid_input"}, [], _messages) if {
 	count(_allow) > 0
 }
 
-_answer(action, escalated, codes, approvers, messages) := {
-	"action": action,
-	"escalated": escalated,
-	"reasons": [{"code": code, "message": messages[code]} | some code in sort(codes)],
-	"approvers": approvers,
-}
+_answer(action, escalated, codes, approvers, messages) := object.union(
+	{
+		"action": action,
+		"escalated": escalated,
+		"reasons": [{"code": code, "message": messages[code]} | some code in sort(codes)],
+		"approvers": approvers,
+	},
+	_destination_answer,
+)
 
 _messages[code] := entry.message if {
 	some code, entry in reason_codes

@@ -1,79 +1,257 @@
 package veto.crm
 
+# Destinations (docs/contract.md §3 "destination hosts", §9): every host a
+# destination names, read as the parsers that send the data read it. When two
+# parser families read a value differently (a "\" before the path: a WHATWG
+# parser reads it as "/" for http(s), ws(s), ftp and file, an RFC 3986 parser
+# as part of the authority) the hosts of both readings count. The destination
+# is blocked when any host is blocked, and when the value cannot be read
+# unambiguously: a control character anywhere (a WHATWG parser drops tabs and
+# newlines, others do not), a host that is not a plain ASCII host name (percent
+# escapes, non-ASCII letters, nothing at all), an IPv4 address in any form but
+# dotted decimal, a bad port, a scheme with no authority, a mailto naming no
+# address.
+
+_has_destination if is_string(_arguments.destination)
+
 _deny contains "blocked_destination" if {
-	host := _host(_arguments.destination)
-	some blocked in _blocked_destinations
-	_non_empty_string(blocked)
-	_same_or_subdomain(host, _host(blocked))
+	_has_destination
+	not _destination_clear
 }
 
-# A destination whose host is not a plain ASCII host name (percent escapes,
-# white space, non-ASCII letters, nothing at all) is blocked: URL parsers
-# disagree about such values (a browser's decodes "%2E", drops tabs and reads
-# U+3002 as "."), so the policy cannot show it is not a blocked host.
 _deny contains "blocked_destination" if {
-	host := _host(_arguments.destination)
-	not _plain_host(host)
+	some host in _destination_hosts
+	_within(host, _blocked_hosts)
 }
 
 # A blocked_destinations that is not a list blocks every destination.
 _deny contains "blocked_destination" if {
-	is_string(_arguments.destination)
+	_has_destination
 	not is_array(_blocked_destinations)
 }
 
-_same_or_subdomain(host, domain) if host == domain
-
-_same_or_subdomain(host, domain) if endswith(host, concat("", [".", domain]))
-
-_plain_host(host) if {
-	host != ""
-	trim(host, "abcdefghijklmnopqrstuvwxyz0123456789.-_[]:") == ""
+# A tenant that lists allowed_destinations sends data only to those hosts and
+# their subdomains; a list that is not a list of strings allows nothing.
+_deny contains "destination_not_allowed" if {
+	_has_destination
+	"allowed_destinations" in object.keys(_tenant)
+	not _destination_allowed
 }
 
-# The host a destination names: for a URL its host (no user, port or path), for
-# an e-mail address the part after the last "@", otherwise the value up to its
-# first "/", "?" or "#" (so "pastebin.com/raw/x" is still pastebin.com). A
-# backslash reads as "/", and a scheme without "//" ("https:pastebin.com",
-# "mailto:ana@gmail.com") is skipped, as URL parsers do. Lower-cased, trailing
-# dots removed.
-_host(value) := trim_right(_without_port(_after_last_at(_authority(_normalized(value)))), ".") if {
-	is_string(value)
+_destination_allowed if {
+	_destination_clear
+	_string_array(_tenant.allowed_destinations)
+	every host in _destination_hosts {
+		_within(host, _allowed_hosts)
+	}
 }
 
-_normalized(value) := replace(lower(trim_space(value)), "\\", "/")
+# The hosts the policy found, for the decision's records (docs/contract.md §4b).
+default _destination_answer := {}
 
-_authority(value) := _cut_path(substring(value, indexof(value, "://") + 3, -1)) if {
-	contains(value, "://")
-} else := _cut_path(trim_left(_after_scheme(value), "/"))
+_destination_answer := {"destination_hosts": sort(_destination_hosts)} if _has_destination
 
-# "scheme:rest" when the part before the first ":" can be a scheme (no ".",
-# "@", "/" or "[" in it) and what follows is not a port number.
-_after_scheme(value) := rest if {
-	colon := indexof(value, ":")
-	colon > 0
-	scheme := substring(value, 0, colon)
-	not _has_any(scheme, [".", "@", "/", "["])
-	rest := substring(value, colon + 1, -1)
-	not _port(_cut_path(rest))
-} else := value
+# The destination as the policy reads it: none when it holds a control
+# character, or is longer than any destination needs (8,192 characters: that
+# bounds the work of reading it).
+_destination_text := _arguments.destination if {
+	_has_destination
+	count(_arguments.destination) <= 8192
+	not _has_any(_arguments.destination, _control_characters)
+}
+
+default _destination_items := []
+
+_destination_items := _items(_destination_text)
+
+_destination_readings := [_list_item(i > _first_mailto, item) | some i, item in _destination_items]
+
+# An item without a scheme after a mailto item may be the rest of that
+# mailto's address list or fields ("mailto:?to=a@x.example,b@y.example&cc=c@z.example"
+# gives "b@y.example&cc=c@z.example"): it is read as addresses (_continuation).
+_list_item(true, item) := _continuation(item) if {
+	not _has_scheme(item)
+} else := _item(item)
+
+_list_item(false, item) := _item(item)
+
+# The index of the first mailto item; past the last item when there is none.
+default _first_mailto := 1e15
+
+_first_mailto := min(mailtos) if {
+	mailtos := {i | some i, item in _destination_items; startswith(lower(item), "mailto:")}
+	count(mailtos) > 0
+}
+
+_destination_host_ports contains host_port if {
+	some reading in _destination_readings
+	some host_port in reading.host_ports
+}
+
+_destination_hosts contains _host_name(host_port) if some host_port in _destination_host_ports
+
+_destination_clear if {
+	count(_destination_host_ports) > 0
+	every reading in _destination_readings {
+		reading.ok
+	}
+	every host_port in _destination_host_ports {
+		_host_valid(host_port)
+	}
+}
+
+# A host is within a list when it is an entry or a subdomain of one.
+_within(host, domains) if {
+	count(host) <= 255
+	labels := split(host, ".")
+	some i in numbers.range(0, count(labels) - 1)
+	concat(".", array.slice(labels, i, count(labels))) in domains
+}
+
+# Blocked entries are read as destinations, so "Transfer.SH." and
+# "https://pastebin.com" block what they name; blank entries block nothing.
+_blocked_hosts contains host if {
+	some entry in _blocked_destinations
+	is_string(entry)
+	some host in _entry_hosts(entry)
+}
+
+_entry_hosts(entry) := {entry} if {
+	entry != ""
+	trim(entry, _host_characters) == ""
+	not endswith(entry, ".")
+} else := {_host_name(host_port) |
+	some item in _items(entry)
+	some host_port in _item(item).host_ports
+}
+
+# Allowed entries must be host names ("example.com", "[::1]", "10.0.0.1");
+# any other entry allows nothing.
+_allowed_hosts contains _host_name(entry) if {
+	some raw in _tenant.allowed_destinations
+	is_string(raw)
+	entry := trim_space(raw)
+	_host_valid(entry)
+}
 
 _has_any(value, needles) if {
 	some needle in needles
 	contains(value, needle)
 }
 
-_port(value) if {
-	value != ""
-	trim(value, "0123456789") == ""
+_control_characters := [
+	"\u0000", "\u0001", "\u0002", "\u0003", "\u0004", "\u0005", "\u0006", "\u0007",
+	"\u0008", "\t", "\n", "\u000b", "\u000c", "\r", "\u000e", "\u000f",
+	"\u0010", "\u0011", "\u0012", "\u0013", "\u0014", "\u0015", "\u0016", "\u0017",
+	"\u0018", "\u0019", "\u001a", "\u001b", "\u001c", "\u001d", "\u001e", "\u001f",
+	"\u007f",
+]
+
+_host_characters := "abcdefghijklmnopqrstuvwxyz0123456789.-_"
+
+# A list of destinations: items separated by ",", ";" or spaces.
+_items(value) := [item |
+	some item in split(replace(replace(value, ",", " "), ";", " "), " ")
+	item != ""
+]
+
+# One item: {ok, host_ports}, where host_ports are the "host[:port]" texts it
+# names and ok is false when it cannot be read unambiguously.
+_item(item) := _scheme_item(lower(parts[0]), concat(":", array.slice(parts, 1, count(parts))), item) if {
+	_has_scheme(item)
+	parts := split(item, ":")
+} else := _bare(item)
+
+_has_scheme(item) if {
+	parts := split(item, ":")
+	count(parts) > 1
+	_scheme_name(parts[0])
 }
 
-_cut_path(value) := split(split(split(value, "/")[0], "?")[0], "#")[0]
+# RFC 3986: a letter, then letters, digits, "+", "-" or ".".
+_scheme_name(name) if {
+	name != ""
+	trim(lower(substring(name, 0, 1)), "abcdefghijklmnopqrstuvwxyz") == ""
+	trim(lower(name), "abcdefghijklmnopqrstuvwxyz0123456789+-.") == ""
+}
+
+_special_schemes := {"http", "https", "ws", "wss", "ftp"}
+
+_scheme_item(scheme, rest, item) := _mailto(rest) if {
+	scheme == "mailto"
+} else := _reading(array.concat(_special_host_ports(rest), _authority_host_ports(rest))) if {
+	scheme in _special_schemes
+} else := _file_reading(rest) if {
+	scheme == "file"
+} else := _reading(_authority_host_ports(rest)) if {
+	startswith(rest, "//")
+} else := _bare(item) if {
+	# "localhost:8080/x", "hooks.example.com:8443": a host and port, not a scheme.
+	_port(_before_path_or_backslash(rest))
+} else := {"ok": false, "host_ports": []}
+
+_reading(host_ports) := {"ok": true, "host_ports": host_ports}
+
+# WHATWG, special schemes: any "/" and "\" after the scheme are skipped, the
+# authority ends at "/", "\", "?" or "#", the host follows its last "@".
+_special_host_ports(rest) := [_after_last_at(_before_path_or_backslash(trim_left(rest, "/\\")))]
+
+_file_reading(rest) := {
+	"ok": _file_host_ok(rest),
+	"host_ports": array.concat(_file_host_ports(rest), _authority_host_ports(rest)),
+}
+
+# WHATWG, file: a host only after two slashes, no user-info; localhost is no host.
+_file_host_ports(rest) := [_remote(_before_path_or_backslash(substring(rest, 2, -1)))] if {
+	substring(rest, 0, 2) in {"//", "\\\\", "/\\", "\\/"}
+} else := [""]
+
+_remote(host) := "" if lower(host) == "localhost"
+
+else := host
+
+# A file URL's host has no port (WHATWG refuses "file://host:80/").
+_file_host_ok(rest) := false if {
+	some host in _file_host_ports(rest)
+	contains(host, ":")
+	not endswith(host, "]")
+} else := true
+
+# RFC 3986 "//" authority: up to "/", "?" or "#"; "\" read both as a character
+# of the authority and as "/".
+_authority_host_ports(rest) := [
+	_after_last_at(_before_path(authority)),
+	_after_last_at(_before_path_or_backslash(authority)),
+] if {
+	startswith(rest, "//")
+	authority := substring(rest, 2, -1)
+} else := []
+
+# A value with no scheme: an address, a host or "user@host:port/path", read
+# with "\" as a character and as "/", every part after an "@" a host (an
+# address's domain follows its last "@", a mail server's source route may use
+# another). A "%" before the path cannot be read unambiguously.
+_bare(item) := {
+	"ok": _lacks(concat(" ", [authority, slashed]), "%"),
+	"host_ports": array.concat(_after_each_at(authority), _after_each_at(slashed)),
+} if {
+	authority := _before_path(trim_left(item, "/"))
+	slashed := _before_path_or_backslash(trim_left(item, "/\\"))
+}
+
+_before_path(value) := split(split(split(value, "/")[0], "?")[0], "#")[0]
+
+_before_path_or_backslash(value) := split(_before_path(value), "\\")[0]
 
 _after_last_at(value) := parts[count(parts) - 1] if {
 	parts := split(value, "@")
 }
 
-_without_port(value) := concat("", [split(value, "]")[0], "]"]) if {
-	startswith(value, "[")
-} else := split(value, ":")[0]
+_after_each_at(value) := array.slice(parts, 1, count(parts)) if {
+	parts := split(value, "@")
+	count(parts) > 1
+} else := [value]
+
+_lacks(value, needle) := false if contains(value, needle)
+
+else := true

@@ -27,6 +27,16 @@ fixture := {
 		"noapprovers": {"approval_threshold": 1000},
 		"malformed": {"actors": "agent:sales-assistant", "approvers": ["user:a@malformed.example"]},
 		"strict": {"approvers": ["user:a@strict.example"], "approval_threshold": "5000", "max_amount": "10"},
+		"allowlisted": {
+			"approvers": ["user:a@allowlisted.example"],
+			"allowed_destinations": [
+				"hooks.example.com", " Example.ORG. ", "[0:0::1]", "10.0.0.1",
+				"files.example.net:8443", "", "*.wild.example", "10.1",
+			],
+		},
+		"allowlisted_malformed": {"allowed_destinations": ["hooks.example.com", 7]},
+		"allowlisted_not_a_list": {"allowed_destinations": "hooks.example.com"},
+		"allowlisted_empty": {"allowed_destinations": []},
 	},
 	"sensitive_fields": {
 		"*": ["ssn", "tax_id"],
@@ -82,6 +92,12 @@ expect(action, escalated, codes, approvers) := {
 }
 
 denied(codes) := expect("deny", false, codes, [])
+
+# A decision of a call with a destination also lists the hosts the policy read.
+with_hosts(result, hosts) := object.union(result, {"destination_hosts": hosts})
+
+# The decision without the hosts, for tests about something else than destinations.
+verdict(call) := object.remove(decide(call), ["destination_hosts"])
 
 allowed(code) := expect("allow", false, {code}, [])
 

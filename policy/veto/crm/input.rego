@@ -29,6 +29,8 @@ _optional_context := ["reason", "sourceSystem", "requestId", "sessionId", "onBeh
 
 _string_arguments := ["object", "recordId", "tenantId", "destination"]
 
+_imprecise := " must have at most 15 significant digits and be 0 or between 1e-307 and 1e308 in magnitude"
+
 _problems contains "input must be an object" if not is_object(_raw_input)
 
 _problems contains "tool must be a non-empty string" if not _non_empty_string(object.get(_call, "tool", null))
@@ -72,6 +74,19 @@ _problems contains "arguments.amount must be a finite number" if {
 _problems contains concat("", ["arguments.changes.", name, " must be a finite number"]) if {
 	some name, value in _amount_changes
 	not is_number(value)
+}
+
+# docs/contract.md §9 "Amount precision" (amount.rego's _precise).
+_problems contains concat("", ["arguments.amount", _imprecise]) if {
+	value := _arguments.amount
+	is_number(value)
+	not _precise(value)
+}
+
+_problems contains concat("", ["arguments.changes.", name, _imprecise]) if {
+	some name, value in _amount_changes
+	is_number(value)
+	not _precise(value)
 }
 
 _problems contains "history must be an object" if {

@@ -44,6 +44,10 @@ reason_codes := {
 		"class": 3, "action": "deny", "source": "policy",
 		"message": "The destination is blocked",
 	},
+	"destination_not_allowed": {
+		"class": 3, "action": "deny", "source": "policy",
+		"message": "The destination is not on the tenant's allowed list",
+	},
 	"amount_over_limit": {
 		"class": 3, "action": "deny", "source": "policy",
 		"message": "The amount is above the tenant's limit",

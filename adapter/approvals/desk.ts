@@ -1,0 +1,435 @@
+/**
+ * Approvals (contract section 6): answering a require_approval decision and
+ * waiting for the answer. The store's compare-and-set makes the first answer
+ * win; an answer is reserved, recorded, and only then committed, so no
+ * approval takes effect without its record.
+ */
+import type { Logger } from "pino";
+import { approvalProblem, type RecordReader } from "./evidence.js";
+import { DECISION_ENTRYPOINT } from "../policy/bundle.js";
+import type { BundleVersion } from "../shared/decision.js";
+import { ApprovalError, VetoOptionsError, toError } from "../shared/errors.js";
+import type { VetoCall } from "../call/input.js";
+import { RECORD_BUNDLE_NAME, type ApprovalEventRecord, type RecordSink, type VetoRecord } from "../records/records.js";
+import type { StoredDecision, VetoStore } from "../history/store.js";
+import { safeLog } from "../shared/logger.js";
+import { isBlank } from "../shared/text.js";
+import { runUnit } from "../history/unit.js";
+
+export interface AnswerOptions {
+  readonly decisionId: string;
+  readonly reviewerId: string;
+  readonly note?: string;
+}
+
+export interface WaitOptions {
+  readonly decisionId: string;
+  /** Give up after this long (rejects with code approval_timeout). Default: wait until the approval expires. */
+  readonly timeoutMs?: number;
+  readonly signal?: AbortSignal;
+  /** When given, the approval must be for exactly this call (else code call_mismatch). */
+  readonly call?: { readonly tool: unknown; readonly arguments: unknown; readonly context: unknown };
+}
+
+export interface ApprovalAnswer {
+  readonly decisionId: string;
+  readonly status: "approved" | "rejected";
+  readonly reviewerId: string;
+  readonly note?: string;
+  /** ISO 8601 UTC. */
+  readonly answeredAt: string;
+}
+
+export interface ApprovalDeskDeps {
+  readonly store: VetoStore;
+  readonly sink: RecordSink;
+  readonly clock: () => number;
+  /**
+   * The store's clock, when it has one (VetoStore.now): then it, not `clock`,
+   * says when an approval expires and when an answer was given
+   * (docs/contract.md §6: one clock for every instance on the store).
+   */
+  readonly storeClock?: () => Promise<number>;
+  readonly bundle: BundleVersion;
+  readonly pollMs: number;
+  readonly log: Logger;
+  /** The digest an approval is bound to: the records' RecordMasker.callDigest (keyed when records are). */
+  readonly callDigest: (call: Pick<VetoCall, "tool" | "arguments" | "context">) => string;
+  /** Where an approval's records are read back from (see approval-evidence.ts). */
+  readonly records: RecordReader;
+  /** Called with each answer record once its answer is committed (feeds `records` when the sink cannot be read). */
+  readonly written: (record: VetoRecord) => void;
+}
+
+function answerOf(
+  decisionId: string,
+  status: "approved" | "rejected",
+  reviewerId: string,
+  note: string | undefined,
+  answeredAt: string,
+): ApprovalAnswer {
+  return { decisionId, status, reviewerId, ...(note === undefined ? {} : { note }), answeredAt };
+}
+
+function requireString(value: unknown, name: string, method: string): string {
+  if (typeof value !== "string" || isBlank(value)) {
+    throw new VetoOptionsError(`${method}: ${name} must be a non-empty string`);
+  }
+  return value;
+}
+
+export class ApprovalDesk {
+  readonly #deps: ApprovalDeskDeps;
+  readonly #waiters = new Set<(error: Error) => void>();
+  #closedWith: Error | undefined;
+
+  constructor(deps: ApprovalDeskDeps) {
+    this.#deps = deps;
+  }
+
+  async answer(kind: "approval" | "rejection", options: AnswerOptions): Promise<ApprovalAnswer> {
+    const method = kind === "approval" ? "approve" : "reject";
+    if (options === null || typeof options !== "object") {
+      throw new VetoOptionsError(`${method}: pass { decisionId, reviewerId, note? }`);
+    }
+    const decisionId = requireString(options.decisionId, "decisionId", method);
+    const reviewerId = requireString(options.reviewerId, "reviewerId", method);
+    if (options.note !== undefined && typeof options.note !== "string") {
+      throw new VetoOptionsError(`${method}: note must be a string when given`);
+    }
+    const { store, clock } = this.#deps;
+    const decision = await this.#storeCall(kind, decisionId, () => this.#approvable(decisionId));
+    if (reviewerId === decision.actorId) {
+      throw new ApprovalError("self_approval", decisionId, `${reviewerId} made the call and cannot answer its own approval`);
+    }
+    if (!decision.approvers.includes(reviewerId)) {
+      throw new ApprovalError(
+        "not_an_approver",
+        decisionId,
+        `${reviewerId} is not among this decision's approvers (${decision.approvers.join(", ")})`,
+      );
+    }
+    await this.#storeCall(kind, decisionId, async () => this.#refuseIfSettled(decision, await this.#now()));
+
+    // Reserve, record, settle: one unit, so with a transactional store the
+    // reservation is never seen by others and a crash leaves the approval
+    // pending with no record (a concurrent answer waits on the row, then
+    // finds it settled).
+    const status: "approved" | "rejected" = kind === "approval" ? "approved" : "rejected";
+    return await runUnit(store, this.#deps.sink, undefined, async (unit) => {
+      // The time of the answer is read again here, where the reservation is
+      // made (by the store's clock when it has one: the unit's), and the
+      // store refuses to reserve a pending approval at or after its expiry,
+      // so no answer commits after expiresAtMs however long the unit took to
+      // start.
+      const atMs = unit.nowMs ?? clock();
+      const reserved = await unit.transitionApproval(decisionId, { from: "pending", to: "answering", reviewerId, atMs });
+      if (!reserved) {
+        // Why not: read in the unit, then end it before touching the store
+        // again, so this answer never holds one connection while asking the
+        // pool for another (a burst of answers would take every connection).
+        const again = await unit.getDecision(decisionId);
+        await unit.rollback();
+        if (again?.approval?.status === "pending") {
+          // Pending but not reservable: the store's clock says it has expired
+          // (so it is, whether or not that can be written down now).
+          await store.transitionApproval(decisionId, { from: "pending", to: "expired", atMs }).catch(() => false);
+          throw new ApprovalError("approval_expired", decisionId, `the approval of ${decisionId} expired at ${new Date(again.approval.expiresAtMs).toISOString()}`);
+        }
+        if (again !== undefined) await this.#refuseIfSettled(again, atMs);
+        throw new ApprovalError("already_answered", decisionId, `decision ${decisionId} is already being answered`);
+      }
+
+      const record: ApprovalEventRecord = {
+        type: kind,
+        decision_id: decisionId,
+        timestamp: new Date(atMs).toISOString(),
+        path: DECISION_ENTRYPOINT,
+        bundles: { [RECORD_BUNDLE_NAME]: this.#deps.bundle },
+        actor_id: decision.actorId ?? null,
+        tenant_id: decision.tenantId ?? null,
+        call_digest: decision.callDigest ?? null,
+        reviewer_id: reviewerId,
+        note: options.note ?? null,
+        result: { approval: status },
+      };
+      try {
+        await unit.writeRecord(record);
+      } catch (error) {
+        // A transactional unit is already rolled back (the reservation with it).
+        if (unit.transaction === undefined) {
+          await store.transitionApproval(decisionId, { from: "answering", to: "pending", atMs });
+        }
+        safeLog(this.#deps.log, { err: toError(error), decision_id: decisionId }, `${kind} record could not be written`);
+        throw new ApprovalError(
+          "record_unavailable",
+          decisionId,
+          `the ${kind} was refused because its record could not be written: ${toError(error).message}`,
+          { cause: toError(error) },
+        );
+      }
+      try {
+        await unit.transitionApproval(decisionId, {
+          from: "answering",
+          to: status,
+          reviewerId,
+          ...(options.note === undefined ? {} : { note: options.note }),
+          atMs,
+        });
+        await unit.commit();
+        this.#deps.written(record);
+      } catch (error) {
+        // A COMMIT whose connection broke may have committed all the same:
+        // read what the store holds (the unit's connection is gone by now).
+        const settled = await store.getDecision(decisionId).catch(() => undefined);
+        const held = settled?.approval;
+        if (held?.status === status && held.reviewerId === reviewerId && held.answeredAtMs === atMs) {
+          return answerOf(decisionId, status, reviewerId, options.note, record.timestamp);
+        }
+        safeLog(this.#deps.log, { err: toError(error), decision_id: decisionId }, `${kind} could not be stored`);
+        throw new ApprovalError("record_unavailable", decisionId, `the ${kind} could not be stored: ${toError(error).message}`, {
+          cause: toError(error),
+        });
+      }
+      return answerOf(decisionId, status, reviewerId, options.note, record.timestamp);
+    }).catch((error: unknown): never => {
+      if (error instanceof ApprovalError) throw error;
+      // The store could not give a unit (no connection, BEGIN failed) or lost
+      // it (a terminated backend, a failover): refused, naming why.
+      const cause = toError(error);
+      safeLog(this.#deps.log, { err: cause, decision_id: decisionId }, `${kind} could not be stored`);
+      throw new ApprovalError("record_unavailable", decisionId, `the ${kind} could not be stored: ${cause.message}`, { cause });
+    });
+  }
+
+  /** The store's clock when it has one, else the instance's. */
+  async #now(): Promise<number> {
+    return this.#deps.storeClock === undefined ? this.#deps.clock() : await this.#deps.storeClock();
+  }
+
+  /** A store read or write before an answer's unit: its failure (not a refusal) is a record_unavailable refusal. */
+  async #storeCall<T>(kind: "approval" | "rejection", decisionId: string, run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (error) {
+      if (error instanceof ApprovalError) throw error;
+      const cause = toError(error);
+      safeLog(this.#deps.log, { err: cause, decision_id: decisionId }, `${kind} could not be stored`);
+      throw new ApprovalError("record_unavailable", decisionId, `the ${kind} could not be stored: ${cause.message}`, { cause });
+    }
+  }
+
+  async wait(options: WaitOptions): Promise<ApprovalAnswer> {
+    if (options === null || typeof options !== "object") {
+      throw new VetoOptionsError("waitForApproval: pass { decisionId, timeoutMs?, signal? }");
+    }
+    const decisionId = requireString(options.decisionId, "decisionId", "waitForApproval");
+    const { timeoutMs, signal } = options;
+    if (timeoutMs !== undefined && !(Number.isFinite(timeoutMs) && timeoutMs >= 0)) {
+      throw new VetoOptionsError("waitForApproval: timeoutMs must be a non-negative number of milliseconds");
+    }
+    if (signal !== undefined && !(signal instanceof AbortSignal)) {
+      throw new VetoOptionsError("waitForApproval: signal must be an AbortSignal");
+    }
+    const aborted = (): ApprovalError =>
+      new ApprovalError("approval_aborted", decisionId, `waiting for approval of ${decisionId} was aborted`, {
+        cause: signal?.reason,
+      });
+    if (signal?.aborted) throw aborted();
+
+    const unreadable = (error: unknown): ApprovalError => {
+      const cause = toError(error);
+      return new ApprovalError("record_unavailable", decisionId, `the approval of ${decisionId} cannot be read: ${cause.message}`, { cause });
+    };
+    let decision: StoredDecision;
+    let startedAtMs: number;
+    try {
+      decision = await this.#approvable(decisionId);
+      startedAtMs = await this.#now();
+    } catch (error) {
+      throw error instanceof ApprovalError ? error : unreadable(error);
+    }
+    if (options.call !== undefined && this.#deps.callDigest(options.call as VetoCall) !== decision.callDigest) {
+      throw new ApprovalError("call_mismatch", decisionId, `the approval of ${decisionId} is for a different call`);
+    }
+    // When the approval expires, measured on this process's monotonic clock
+    // from the store's time now: the expiry timer, and how long a store that
+    // cannot be read is waited for.
+    const untilExpiry = (decision.approval?.expiresAtMs ?? 0) - startedAtMs;
+    const expiresAt = performance.now() + untilExpiry;
+
+    return await new Promise<ApprovalAnswer>((resolve, reject) => {
+      let settled = false;
+      const timers: NodeJS.Timeout[] = [];
+      let poll: NodeJS.Timeout | undefined;
+      let unwatch = (): void => {};
+      const finish = (error: Error | undefined, answer?: ApprovalAnswer): void => {
+        if (settled) return;
+        settled = true;
+        for (const t of timers) clearTimeout(t);
+        clearInterval(poll);
+        unwatch();
+        signal?.removeEventListener("abort", onAbort);
+        this.#waiters.delete(onClose);
+        if (error === undefined) resolve(answer!);
+        else reject(error);
+      };
+      const onAbort = (): void => finish(aborted());
+      const onClose = (error: Error): void => finish(error);
+      const check = (): void => {
+        this.#settledOutcome(decisionId).then(
+          (outcome) => {
+            if (outcome !== undefined) finish(outcome.error, outcome.answer);
+          },
+          (error: unknown) => {
+            if (error instanceof ApprovalError) {
+              finish(error);
+              return;
+            }
+            // The store could not be read (a lost connection, a failover): try
+            // again at the next poll or notification, until the approval's
+            // time is up; after that nothing can approve it, and the wait
+            // ends, failing closed.
+            if (performance.now() >= expiresAt) finish(unreadable(error));
+            else safeLog(this.#deps.log, { err: toError(error), decision_id: decisionId }, "approval could not be read; trying again");
+          },
+        );
+      };
+
+      if (this.#closedWith !== undefined) {
+        reject(this.#closedWith);
+        return;
+      }
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.#waiters.add(onClose);
+      unwatch = this.#deps.store.watchDecision(decisionId, check);
+      // Polling covers stores that cannot notify and clocks that move without timers.
+      poll = setInterval(check, this.#deps.pollMs);
+      poll.unref();
+      if (timeoutMs !== undefined) {
+        timers.push(
+          setTimeout(
+            () => finish(new ApprovalError("approval_timeout", decisionId, `no answer for ${decisionId} within ${timeoutMs} ms`)),
+            timeoutMs,
+          ),
+        );
+      }
+      timers.push(setTimeout(check, Math.max(0, Math.min(untilExpiry + 1, 2 ** 31 - 1))));
+      check();
+    });
+  }
+
+  /** Reject every pending wait, and every wait started from now on (used by close()). */
+  abortAll(error: Error): void {
+    this.#closedWith = error;
+    for (const waiter of [...this.#waiters]) waiter(error);
+  }
+
+  async #approvable(decisionId: string): Promise<StoredDecision> {
+    const decision = await this.#deps.store.getDecision(decisionId);
+    if (decision === undefined) {
+      throw new ApprovalError("unknown_decision", decisionId, `no decision ${decisionId} is known to this store`);
+    }
+    if (decision.action !== "require_approval" || decision.approval === undefined) {
+      throw new ApprovalError(
+        "approval_not_required",
+        decisionId,
+        `decision ${decisionId} was ${decision.action}, not require_approval`,
+      );
+    }
+    return decision;
+  }
+
+  /** Throws when the approval can no longer be answered; expires it when its time is up. */
+  async #refuseIfSettled(decision: StoredDecision, nowMs: number): Promise<void> {
+    const approval = decision.approval!;
+    if (approval.status === "pending" && nowMs >= approval.expiresAtMs) {
+      await this.#deps.store.transitionApproval(decision.id, { from: "pending", to: "expired", atMs: nowMs }).catch(() => false);
+      throw new ApprovalError("approval_expired", decision.id, `the approval of ${decision.id} expired at ${new Date(approval.expiresAtMs).toISOString()}`);
+    }
+    if (approval.status === "expired") {
+      throw new ApprovalError("approval_expired", decision.id, `the approval of ${decision.id} expired at ${new Date(approval.expiresAtMs).toISOString()}`);
+    }
+    if (approval.status !== "pending") {
+      throw new ApprovalError(
+        "already_answered",
+        decision.id,
+        `decision ${decision.id} was already answered (${approval.status}${approval.reviewerId === undefined ? "" : ` by ${approval.reviewerId}`})`,
+      );
+    }
+  }
+
+  /**
+   * The one place an approval is accepted (waitForApproval, guard and every
+   * integration built on them): only when the records back what the store
+   * shows (approval-evidence.ts), else refused as approval_unverified and
+   * logged. The store alone is not evidence: whoever can write its tables
+   * could have written the row.
+   */
+  async #backedApproval(decision: StoredDecision): Promise<{ error?: Error; answer?: ApprovalAnswer }> {
+    const approval = decision.approval!;
+    let problem: string | undefined;
+    let cause: Error | undefined;
+    try {
+      problem = approvalProblem(decision, await this.#deps.records.readRecords(decision.id));
+    } catch (error) {
+      cause = toError(error);
+      problem = `its records could not be read: ${cause.message}`;
+    }
+    if (problem !== undefined) {
+      safeLog(
+        this.#deps.log,
+        { err: cause, decision_id: decision.id, reviewer_id: approval.reviewerId ?? null, problem },
+        "approval refused: the records do not back it",
+      );
+      return {
+        error: new ApprovalError("approval_unverified", decision.id, `the approval of ${decision.id} is refused: ${problem}`, {
+          cause,
+        }),
+      };
+    }
+    return {
+      answer: {
+        decisionId: decision.id,
+        status: "approved",
+        reviewerId: approval.reviewerId!,
+        ...(approval.note === undefined ? {} : { note: approval.note }),
+        answeredAt: new Date(approval.answeredAtMs!).toISOString(),
+      },
+    };
+  }
+
+  /** The wait's outcome if the approval is settled (or now expired), else undefined. */
+  async #settledOutcome(decisionId: string): Promise<{ error?: Error; answer?: ApprovalAnswer } | undefined> {
+    const decision = await this.#approvable(decisionId);
+    const approval = decision.approval!;
+    switch (approval.status) {
+      case "approved":
+        return await this.#backedApproval(decision);
+      case "rejected":
+        return {
+          error: new ApprovalError(
+            "approval_rejected",
+            decisionId,
+            `the call was rejected by ${approval.reviewerId ?? "a reviewer"}${approval.note === undefined ? "" : `: ${approval.note}`}`,
+          ),
+        };
+      case "expired":
+        return { error: new ApprovalError("approval_expired", decisionId, `the approval of ${decisionId} expired`) };
+      case "pending":
+      case "answering": {
+        const nowMs = await this.#now();
+        if (nowMs < approval.expiresAtMs) return undefined;
+        // The store has the last word on expiry: if it did not move the
+        // approval (an answer came first), the next read says what happened.
+        if (
+          approval.status === "pending" &&
+          !(await this.#deps.store.transitionApproval(decisionId, { from: "pending", to: "expired", atMs: nowMs }))
+        ) {
+          return undefined;
+        }
+        return { error: new ApprovalError("approval_expired", decisionId, `the approval of ${decisionId} expired`) };
+      }
+    }
+  }
+}

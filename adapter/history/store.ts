@@ -1,0 +1,368 @@
+/**
+ * State shared between decisions: deny history per (actorId, tenantId) and
+ * pending approvals. Asynchronous throughout so a database-backed store
+ * (several processes, one truth) can implement the same interface; the
+ * in-memory store here is the default and is bounded in memory.
+ */
+import type { Action } from "../shared/decision.js";
+import type { RecordSink } from "../records/records.js";
+
+export type ApprovalStatus = "pending" | "answering" | "approved" | "rejected" | "expired";
+
+/** What the store keeps of a decision. */
+export interface StoredDecision {
+  readonly id: string;
+  readonly action: Action;
+  readonly escalated: boolean;
+  /**
+   * For a deny: whether it counts towards its actor's and tenant's
+   * recentDenies. False for the adapter's own fail-closed denies
+   * (evaluation_error, record_unavailable): an outage of the log or the
+   * database is not the actor's doing (docs/contract.md §3). Default true.
+   */
+  readonly countsTowardsEscalation?: boolean;
+  /** Present when the decision could be attributed (the call named them). */
+  readonly actorId?: string;
+  readonly tenantId?: string;
+  readonly atMs: number;
+  /** Digest of tool, arguments and context: what an approval authorizes. */
+  readonly callDigest?: string;
+  readonly approvers: readonly string[];
+  /** For require_approval decisions. */
+  readonly approval?: ApprovalState;
+}
+
+export interface ApprovalState {
+  readonly status: ApprovalStatus;
+  readonly expiresAtMs: number;
+  readonly reviewerId?: string;
+  readonly note?: string;
+  readonly answeredAtMs?: number;
+}
+
+export interface ApprovalTransition {
+  readonly from: ApprovalStatus;
+  readonly to: ApprovalStatus;
+  readonly reviewerId?: string;
+  readonly note?: string;
+  readonly atMs: number;
+}
+
+export interface VetoStore {
+  /**
+   * Remember a decision, replacing any earlier one with the same id (a
+   * decision superseded by a record_unavailable deny is stored again). A deny
+   * counts towards its actor's and tenant's history unless
+   * `countsTowardsEscalation` is false; a require_approval decision opens a
+   * pending approval.
+   */
+  appendDecision(decision: StoredDecision): Promise<void>;
+  /** Denies and rejected approvals for (actorId, tenantId) at or after sinceMs. */
+  countRecentDenies(actorId: string, tenantId: string, sinceMs: number): Promise<number>;
+  getDecision(id: string): Promise<StoredDecision | undefined>;
+  /**
+   * Move an approval from `from` to `to` if and only if it is in `from`
+   * (compare-and-set: the first answer wins), and, from "pending", to
+   * "expired" only once `atMs` has reached the approval's expiresAtMs, to
+   * anything else only while it is before. A move to "rejected" counts as a
+   * deny in the decision's history at `atMs`. Returns whether it moved.
+   */
+  transitionApproval(id: string, transition: ApprovalTransition): Promise<boolean>;
+  /** Call `listener` whenever the decision's approval changes; returns the unsubscribe. */
+  watchDecision(id: string, listener: () => void): () => void;
+  /**
+   * Optional: the store's own clock, in epoch milliseconds, for a store that
+   * instances with different clocks share (docs/contract.md §6: one clock).
+   * When present, every time comparison that decides (expiry, the escalation
+   * window, the time of an answer) uses it: its units give `nowMs`, and its
+   * transitions out of "pending" follow its clock rather than `atMs`.
+   * Without it, the instance's `clock` is used.
+   */
+  now?(): Promise<number>;
+  /**
+   * Optional: run `fn` as one unit of work. With `history`, no other unit for
+   * the same (actorId, tenantId) runs until this one is over, in this process
+   * or (for a shared database) any other, so count -> evaluate -> append sees
+   * every deny before it and escalation starts exactly at the threshold. A
+   * transactional store makes the unit's writes visible only at `commit()`
+   * and undoes them when `fn` ends without it. A store without `unit` gets
+   * no such lock: concurrent calls of one actor may then read the same count.
+   */
+  unit?<T>(history: HistoryKey | undefined, fn: (unit: StoreUnit) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+export interface HistoryKey {
+  readonly actorId: string;
+  readonly tenantId: string;
+}
+
+/** The store as seen from inside a unit of work (see VetoStore.unit). */
+export interface StoreUnit {
+  countRecentDenies(actorId: string, tenantId: string, sinceMs: number): Promise<number>;
+  appendDecision(decision: StoredDecision): Promise<void>;
+  getDecision(id: string): Promise<StoredDecision | undefined>;
+  transitionApproval(id: string, transition: ApprovalTransition): Promise<boolean>;
+  /**
+   * Make the unit's writes durable and visible together. The unit is over
+   * after it, and after any failed operation (a database transaction is
+   * rolled back at once, so its locks never outlive the failure).
+   */
+  commit(): Promise<void>;
+  /** End the unit without committing (undone where the store can undo); nothing if it is already over. */
+  rollback(): Promise<void>;
+  /** A transaction a record sink may join (see TransactionalRecordSink); undefined when there is none. */
+  readonly transaction?: unknown;
+  /**
+   * The unit's time by the store's clock (see VetoStore.now), read once as the
+   * unit starts (after its history lock): what the unit's decision or answer
+   * is timed by. Undefined for a store without a clock of its own.
+   */
+  readonly nowMs?: number;
+}
+
+export interface InMemoryStoreOptions {
+  /** Most decisions remembered; the oldest are forgotten first (an approval forgotten this way can no longer be given). Default 100,000. */
+  readonly maxDecisions?: number;
+  /**
+   * History older than this is dropped; set it to at least the escalation
+   * window. A function is asked at each pruning, so retention can follow the
+   * bundle in force (createVeto's default store does: the larger of 24 hours
+   * and the window of the bundle in force). Default 24 hours.
+   */
+  readonly historyRetentionMs?: number | (() => number);
+}
+
+const MAX_DENIES_PER_KEY = 10_000;
+
+/** Listeners per decision id, for a store's watchDecision. */
+export class DecisionWatchers {
+  readonly #listeners = new Map<string, Set<() => void>>();
+
+  get size(): number {
+    return this.#listeners.size;
+  }
+
+  add(id: string, listener: () => void): () => void {
+    let set = this.#listeners.get(id);
+    if (set === undefined) {
+      set = new Set();
+      this.#listeners.set(id, set);
+    }
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0 && this.#listeners.get(id) === set) this.#listeners.delete(id);
+    };
+  }
+
+  /** Call the listeners of `id`, or of every decision when `id` is undefined. */
+  notify(id?: string): void {
+    const sets = id === undefined ? [...this.#listeners.values()] : [this.#listeners.get(id) ?? new Set<() => void>()];
+    for (const set of sets) for (const listener of [...set]) listener();
+  }
+
+  clear(): void {
+    this.#listeners.clear();
+  }
+}
+
+/**
+ * A store's operations as a unit that applies each at once: nothing to
+ * commit, nothing to undo. What stores without units of their own run in.
+ */
+export function directUnit(store: VetoStore): StoreUnit {
+  return {
+    countRecentDenies: (actorId, tenantId, sinceMs) => store.countRecentDenies(actorId, tenantId, sinceMs),
+    appendDecision: (decision) => store.appendDecision(decision),
+    getDecision: (id) => store.getDecision(id),
+    transitionApproval: (id, transition) => store.transitionApproval(id, transition),
+    commit: async () => {},
+    rollback: async () => {},
+  };
+}
+
+/** Whether a stored decision is in its actor's deny history (a rejection counts separately, when it is answered). */
+function counts(decision: StoredDecision): boolean {
+  return decision.action === "deny" && decision.countsTowardsEscalation !== false;
+}
+
+/** One string per (actorId, tenantId), and never the same for two pairs: the length prefix says where actorId ends. */
+function historyKey(actorId: string, tenantId: string): string {
+  return `${actorId.length}:${actorId}${tenantId}`;
+}
+
+export class InMemoryStore implements VetoStore {
+  readonly #maxDecisions: number;
+  readonly #retentionMs: () => number;
+  readonly #decisions = new Map<string, StoredDecision>();
+  /** Sorted deny times per (actor, tenant). */
+  readonly #denies = new Map<string, number[]>();
+  readonly #watchers = new DecisionWatchers();
+  /** Per (actor, tenant) with a unit running: the units waiting for it, in order. */
+  readonly #historyLocks = new Map<string, (() => void)[]>();
+  /** Operations apply at once, so one unit object serves every unit of work. */
+  readonly #unit: StoreUnit = directUnit(this);
+  #latestMs = 0;
+  #appendsSinceSweep = 0;
+
+  constructor(options: InMemoryStoreOptions = {}) {
+    this.#maxDecisions = options.maxDecisions ?? 100_000;
+    const retention = options.historyRetentionMs ?? 24 * 60 * 60 * 1000;
+    this.#retentionMs = typeof retention === "function" ? retention : () => retention;
+  }
+
+  async appendDecision(decision: StoredDecision): Promise<void> {
+    // Stored again under its id (superseded): the earlier version no longer counts.
+    const previous = this.#decisions.get(decision.id);
+    if (previous !== undefined && counts(previous)) this.#removeDeny(previous.actorId, previous.tenantId, previous.atMs);
+    this.#decisions.set(decision.id, decision);
+    this.#latestMs = Math.max(this.#latestMs, decision.atMs);
+    if (counts(decision)) this.#addDeny(decision.actorId, decision.tenantId, decision.atMs);
+    this.#evict();
+  }
+
+  async countRecentDenies(actorId: string, tenantId: string, sinceMs: number): Promise<number> {
+    const times = this.#denies.get(historyKey(actorId, tenantId));
+    if (times === undefined) return 0;
+    // Sorted: count from the newest back to the first one before sinceMs.
+    let n = 0;
+    for (let i = times.length - 1; i >= 0 && (times[i] as number) >= sinceMs; i--) n++;
+    return n;
+  }
+
+  async getDecision(id: string): Promise<StoredDecision | undefined> {
+    return this.#decisions.get(id);
+  }
+
+  async transitionApproval(id: string, t: ApprovalTransition): Promise<boolean> {
+    const decision = this.#decisions.get(id);
+    if (decision?.approval === undefined || decision.approval.status !== t.from) return false;
+    // A pending approval at or past its expiry can only expire, and only then.
+    if (t.from === "pending" && (t.to === "expired") !== (t.atMs >= decision.approval.expiresAtMs)) return false;
+    const approval: ApprovalState = {
+      status: t.to,
+      expiresAtMs: decision.approval.expiresAtMs,
+      ...(t.reviewerId === undefined ? {} : { reviewerId: t.reviewerId }),
+      ...(t.note === undefined ? {} : { note: t.note }),
+      ...(t.to === "answering" || t.to === "pending" ? {} : { answeredAtMs: t.atMs }),
+    };
+    this.#decisions.set(id, { ...decision, approval });
+    if (t.to === "rejected") this.#addDeny(decision.actorId, decision.tenantId, t.atMs);
+    this.#watchers.notify(id);
+    return true;
+  }
+
+  watchDecision(id: string, listener: () => void): () => void {
+    return this.#watchers.add(id, listener);
+  }
+
+  /**
+   * Units for one (actor, tenant) run one after another (a promise chain per
+   * key); operations apply at once, so `commit` has nothing left to do and
+   * nothing is undone. Serializing is what keeps concurrent calls of one
+   * actor from all reading the same deny count.
+   */
+  async unit<T>(history: HistoryKey | undefined, fn: (unit: StoreUnit) => Promise<T>): Promise<T> {
+    const unit = this.#unit;
+    if (history === undefined) return await fn(unit);
+    const key = historyKey(history.actorId, history.tenantId);
+    // A FIFO lock per key: the first unit finds no queue and runs at once;
+    // later ones queue and are woken one at a time as each unit ends.
+    const waiting = this.#historyLocks.get(key);
+    if (waiting === undefined) this.#historyLocks.set(key, []);
+    else await new Promise<void>((resolve) => waiting.push(resolve));
+    try {
+      return await fn(unit);
+    } finally {
+      const queue = this.#historyLocks.get(key);
+      const next = queue?.shift();
+      if (next !== undefined) next();
+      else this.#historyLocks.delete(key);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#watchers.clear();
+  }
+
+  #addDeny(actorId: string | undefined, tenantId: string | undefined, atMs: number): void {
+    if (actorId === undefined || tenantId === undefined) return;
+    const key = historyKey(actorId, tenantId);
+    const times = this.#denies.get(key) ?? [];
+    times.push(atMs);
+    if (times.length > 1 && (times[times.length - 2] ?? 0) > atMs) times.sort((a, b) => a - b);
+    // Far beyond any sensible deny threshold; keeps one noisy actor's memory bounded.
+    if (times.length > MAX_DENIES_PER_KEY) times.splice(0, times.length - MAX_DENIES_PER_KEY);
+    this.#denies.set(key, times);
+    this.#latestMs = Math.max(this.#latestMs, atMs);
+    this.#pruneHistory(key, times);
+  }
+
+  #removeDeny(actorId: string | undefined, tenantId: string | undefined, atMs: number): void {
+    if (actorId === undefined || tenantId === undefined) return;
+    const key = historyKey(actorId, tenantId);
+    const times = this.#denies.get(key);
+    const at = times?.lastIndexOf(atMs) ?? -1;
+    if (times === undefined || at < 0) return;
+    times.splice(at, 1);
+    if (times.length === 0) this.#denies.delete(key);
+  }
+
+  #pruneHistory(key: string, times: number[]): void {
+    const cutoff = this.#latestMs - this.#retentionMs();
+    let drop = 0;
+    while (drop < times.length && (times[drop] ?? 0) < cutoff) drop++;
+    if (drop > 0) times.splice(0, drop);
+    if (times.length === 0) this.#denies.delete(key);
+  }
+
+  #evict(): void {
+    // Maps iterate in insertion order, so the first entries are the oldest. An
+    // evicted pending approval becomes unknown, which fails closed.
+    for (const id of this.#decisions.keys()) {
+      if (this.#decisions.size <= this.#maxDecisions) break;
+      this.#decisions.delete(id);
+    }
+    if (++this.#appendsSinceSweep >= 1024) {
+      this.#appendsSinceSweep = 0;
+      for (const [key, times] of this.#denies) this.#pruneHistory(key, times);
+    }
+  }
+}
+
+/**
+ * A store that createVeto opens itself and `close()` closes: what an
+ * optional backend's factory returns (`postgres({...})` from
+ * "veto-crm/postgres"). The core knows this interface, never the backend.
+ */
+export interface StoreFactory {
+  /** The backend's name, for messages ("postgres"). */
+  readonly backend: string;
+  /**
+   * Connect. `recordSink` is the application's own sink, if it gave one; the
+   * factory may answer with a record sink of its own (records kept in the
+   * store's transaction) when it did not.
+   */
+  open(context: StoreFactoryContext): Promise<OpenedStore>;
+}
+
+export interface StoreFactoryContext {
+  readonly recordSink: RecordSink | undefined;
+  readonly logger: { error(fields: object, message: string): void; warn?(fields: object, message: string): void };
+}
+
+export interface OpenedStore {
+  readonly store: VetoStore;
+  /** The record sink the backend provides, when the application gave none. */
+  readonly recordSink?: RecordSink;
+}
+
+export function isStoreFactory(value: unknown): value is StoreFactory {
+  return (
+    value !== null &&
+    typeof value === "object" &&
+    typeof (value as Partial<StoreFactory>).backend === "string" &&
+    typeof (value as Partial<StoreFactory>).open === "function"
+  );
+}

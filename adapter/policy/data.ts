@@ -1,0 +1,155 @@
+/**
+ * The parts of the policy's data document (contract section 2) the adapter
+ * itself needs: the escalation window for deny history, tenant approvers,
+ * sensitive fields for redaction and amount fields for input validation.
+ * Defaults here mirror the defaults the Rego policy applies when data omits a
+ * value. The shapes of the other parts the policy reads (tools, environments,
+ * blocked_destinations, tenants' allowed_destinations) are checked too: a document of the wrong shape is
+ * refused (data_unusable, naming the field) rather than silently read as
+ * "nothing configured" by the policy.
+ */
+import { z } from "zod";
+import { BundleLoadError } from "../shared/errors.js";
+import { foldKey } from "../shared/text.js";
+
+export const DEFAULT_WINDOW_SECONDS = 900;
+/**
+ * Deepest nesting of objects and arrays a data document may have (the
+ * document itself is level 1): what every step after parsing (the schema,
+ * serialization for the evaluator, the finite-number check) handles without
+ * running out of stack, and the depth a signed data.json may have (signature.ts).
+ */
+export const MAX_DATA_DEPTH = 1000;
+export const DEFAULT_AMOUNT_FIELDS = ["amount"];
+
+const positiveNumber = z.number().positive().finite();
+
+const configSchema = z.looseObject({
+  tools: z.record(z.string(), z.looseObject({ kind: z.string() })).optional(),
+  environments: z.array(z.string()).optional(),
+  tenants: z
+    .record(
+      z.string(),
+      z.looseObject({ approvers: z.array(z.string()).optional(), allowed_destinations: z.array(z.string()).optional() }),
+    )
+    .optional(),
+  sensitive_fields: z.record(z.string(), z.array(z.string())).optional(),
+  amount_fields: z.array(z.string()).optional(),
+  blocked_destinations: z.array(z.string()).optional(),
+  escalation: z
+    .looseObject({ deny_threshold: z.number().min(0).finite().optional(), window_seconds: positiveNumber.optional() })
+    .optional(),
+});
+
+const dataSchema = z.looseObject({
+  veto: z.looseObject({ config: configSchema.optional() }).optional(),
+});
+
+export interface PolicyData {
+  /** The whole data document, as given to the policy. */
+  readonly document: Record<string, unknown>;
+  /** The document's JSON text, made once here (for the evaluator's setData). */
+  readonly json: string;
+  readonly windowSeconds: number;
+  readonly amountFields: readonly string[];
+  /** The fold keys (shared/text.ts) of every field named sensitive for any object, as the policy compares names; used to redact records. */
+  readonly sensitiveFields: ReadonlySet<string>;
+}
+
+/** dataSchema without the tenants, which tenantsLookRight checks by hand: zod copying 100,000 tenants took a second. */
+const lightDataSchema = z.looseObject({
+  veto: z.looseObject({ config: configSchema.extend({ tenants: z.unknown() }).optional() }).optional(),
+});
+
+/** configSchema's rule for tenants, written out; false means "ask the schema". */
+function tenantsLookRight(document: Record<string, unknown>): boolean {
+  const veto = document["veto"] as Record<string, unknown> | undefined;
+  const config = veto?.["config"] as Record<string, unknown> | undefined;
+  const tenants = config?.["tenants"];
+  if (tenants === undefined) return true;
+  if (tenants === null || typeof tenants !== "object" || Array.isArray(tenants)) return false;
+  for (const key of Object.keys(tenants)) {
+    const tenant: unknown = (tenants as Record<string, unknown>)[key];
+    if (tenant === null || typeof tenant !== "object" || Array.isArray(tenant)) return false;
+    for (const key of TENANT_STRING_LISTS) {
+      const list: unknown = (tenant as Record<string, unknown>)[key];
+      if (list === undefined) continue;
+      if (!Array.isArray(list)) return false;
+      for (const item of list) if (typeof item !== "string") return false;
+    }
+  }
+  return true;
+}
+
+/** The tenant fields configSchema wants as lists of strings. */
+const TENANT_STRING_LISTS = ["approvers", "allowed_destinations"] as const;
+
+export function readPolicyData(document: unknown, label: string): PolicyData {
+  // First, before anything that recurses over the document.
+  if (nestsDeeperThan(document, MAX_DATA_DEPTH)) {
+    throw new BundleLoadError("data_unusable", `data document ${label} is unusable: it nests objects and arrays deeper than ${MAX_DATA_DEPTH} levels (the limit), or refers to itself`);
+  }
+  const isObject = document !== null && typeof document === "object" && !Array.isArray(document);
+  const light = isObject && tenantsLookRight(document as Record<string, unknown>) ? lightDataSchema.safeParse(document) : undefined;
+  const parsed = light?.success === true ? light : dataSchema.safeParse(document);
+  if (!parsed.success || !isObject) {
+    const detail = parsed.success ? "it must be a JSON object" : z.prettifyError(parsed.error);
+    throw new BundleLoadError("data_unusable", `data document ${label} is unusable: ${detail}`);
+  }
+  let json: string;
+  try {
+    // setData serializes with JSON.stringify: cycles and BigInt throw there, and
+    // Infinity would silently become null, so both are refused up front.
+    json = JSON.stringify(document);
+    // JSON.stringify writes a non-finite number as null: text without a null has none.
+    if (json.includes("null")) assertFiniteNumbers(document);
+  } catch (error) {
+    throw new BundleLoadError("data_unusable", `data document ${label} is unusable: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  const config = parsed.data.veto?.config ?? {};
+  return {
+    document: document as Record<string, unknown>,
+    json,
+    windowSeconds: config.escalation?.window_seconds ?? DEFAULT_WINDOW_SECONDS,
+    amountFields: config.amount_fields ?? DEFAULT_AMOUNT_FIELDS,
+    sensitiveFields: new Set(Object.values(config.sensitive_fields ?? {}).flat().map(foldKey)),
+  };
+}
+
+/** Throws naming the first number that is not finite ("data.a.b"); the path is built only then. */
+function assertFiniteNumbers(root: unknown): void {
+  const keys: string[] = [];
+  const walk = (value: unknown): void => {
+    if (typeof value === "number") {
+      if (!Number.isFinite(value)) throw new Error(`${["data", ...keys].join(".")} is not a finite number`);
+      return;
+    }
+    if (value === null || typeof value !== "object") return;
+    for (const key of Object.keys(value)) {
+      keys.push(key);
+      walk((value as Record<string, unknown>)[key]);
+      keys.pop();
+    }
+  };
+  walk(root);
+}
+
+/** Whether objects and arrays in `root` nest deeper than `max` levels (`root` itself is level 1). Iterative: any depth is safe. */
+export function nestsDeeperThan(root: unknown, max: number): boolean {
+  const stack: { value: unknown; depth: number }[] = [{ value: root, depth: 1 }];
+  // The deepest level each object was reached at: an object shared by two
+  // parents is walked again only from a deeper level, so a cycle ends as too
+  // deep (it is) and no walk repeats.
+  const reached = new Map<object, number>();
+  for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
+    const { value, depth } = item;
+    if (value === null || typeof value !== "object") continue;
+    if (depth > max) return true;
+    if ((reached.get(value) ?? 0) >= depth) continue;
+    reached.set(value, depth);
+    for (const child of Object.values(value)) if (child !== null && typeof child === "object") stack.push({ value: child, depth: depth + 1 });
+  }
+  return false;
+}

@@ -1,0 +1,224 @@
+/**
+ * Decision records (contract section 7): one JSON object per decision,
+ * approval and rejection, written through a RecordSink before the call
+ * returns. Field names follow OPA's decision-log event where one exists
+ * (decision_id, timestamp, path, result, bundles, masked, metrics).
+ */
+import * as nodeCrypto from "node:crypto";
+import { createHash, createHmac } from "node:crypto";
+import type { Logger } from "pino";
+import type { BundleVersion, Decision, Reason } from "../shared/decision.js";
+import { canonicalJson } from "../call/digest.js";
+import { foldKey } from "../shared/text.js";
+
+export const RECORD_BUNDLE_NAME = "crm";
+
+/** crypto.hash (Node 20.12+, one call, no Hash object) where there is one. */
+const oneShotHash = (nodeCrypto as { hash?: (algorithm: string, data: string, encoding: "hex") => string }).hash;
+const sha256Hex = (text: string): string =>
+  oneShotHash !== undefined ? oneShotHash("sha256", text, "hex") : createHash("sha256").update(text, "utf8").digest("hex");
+
+interface RecordBase {
+  readonly decision_id: string;
+  /** When this record's event happened, ISO 8601 UTC. */
+  readonly timestamp: string;
+  /** The policy's entrypoint. */
+  readonly path: string;
+  /** OPA's shape, `{name: {revision}}`, with the version hash beside the revision. */
+  readonly bundles: { readonly [name: string]: BundleVersion };
+  readonly actor_id: string | null;
+  readonly tenant_id: string | null;
+  /** Digest of tool, arguments and context: the call an approval is bound to. */
+  readonly call_digest: string | null;
+}
+
+export interface DecisionEventRecord extends RecordBase {
+  readonly type: "decision";
+  readonly tool: string | null;
+  readonly environment: string | null;
+  readonly source_system: string | null;
+  readonly request_id: string | null;
+  readonly session_id: string | null;
+  readonly on_behalf_of: string | null;
+  /**
+   * The call as received ({tool, arguments, context}), with the value of every
+   * sensitive field replaced by a digest (see RecordMasker): what replay
+   * re-evaluates. Null when the call was not JSON at all.
+   */
+  readonly input: unknown;
+  /** JSON pointers of the values replaced in `input` (OPA's `masked`). */
+  readonly masked: readonly string[];
+  /** Digest of the whole call as received (canonical JSON), or null when it was not JSON. */
+  readonly input_digest: string | null;
+  /** The deny history the policy saw; null when it was not evaluated (replay skips such records). */
+  readonly history: { readonly recent_denies: number } | null;
+  readonly result: {
+    readonly action: Decision["action"];
+    readonly escalated: boolean;
+    readonly reason: string;
+    readonly reasons: readonly Reason[];
+    readonly approvers: readonly string[];
+  };
+  readonly metrics: { readonly timer_rego_query_eval_ns: number };
+  /**
+   * Every host the policy read in `arguments.destination` (contract section 3),
+   * sorted, as the policy's answer gives them. Present when the policy
+   * evaluated a call whose destination is a string; absent otherwise (no
+   * destination, or a deny the adapter answered without evaluating).
+   */
+  readonly destination_hosts?: readonly string[];
+}
+
+export interface ApprovalEventRecord extends RecordBase {
+  readonly type: "approval" | "rejection";
+  readonly reviewer_id: string;
+  readonly note: string | null;
+  readonly result: { readonly approval: "approved" | "rejected" };
+}
+
+export type VetoRecord = DecisionEventRecord | ApprovalEventRecord;
+
+/**
+ * Where records go. `write` resolves only once the record is as durable as
+ * the sink can make it; if it rejects, the call it records fails closed
+ * (deny with record_unavailable, or the approval is refused). A
+ * FileDecisionLog (adapter/log) is one: pass it as `recordSink`.
+ */
+export interface RecordSink {
+  /** What it resolves with is ignored (FileDecisionLog resolves with where the record went). */
+  write(record: VetoRecord): Promise<unknown>;
+  close?(): Promise<void>;
+}
+
+/**
+ * One pino log line per record, message "veto decision" / "veto approval" /
+ * "veto rejection", through a logger of your own. Not createVeto's default
+ * and not evidence: a logger reports no failed write (pino drops lines on a
+ * broken pipe), so a record lost this way does not deny its call. Use
+ * FdRecordSink (the default: the same lines on stdout, acknowledged), a
+ * FileDecisionLog or the PostgreSQL records where records are evidence
+ * (docs/contract.md §7).
+ */
+export class PinoRecordSink implements RecordSink {
+  readonly #log: Logger;
+
+  constructor(logger: Logger) {
+    this.#log = logger.child({ component: "records" });
+  }
+
+  async write(record: VetoRecord): Promise<void> {
+    this.#log.info(record, `veto ${record.type}`);
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => this.#log.flush(() => resolve()));
+  }
+}
+
+/** Keys whose values never get masked: the contract's own fields, which the policy and the adapter read. Their children can be. */
+const CONTRACT_KEYS: Readonly<Record<string, ReadonlySet<string>>> = {
+  "": new Set(["tool", "arguments", "context"]),
+  "/arguments": new Set(["object", "recordId", "tenantId", "destination", "changes", "fields", "amount"]),
+  "/context": new Set(["actorId", "tenantId", "environment", "reason", "sourceSystem", "requestId", "sessionId", "onBehalfOf"]),
+};
+
+/**
+ * Digests for records (sensitive values, and the call and input digests,
+ * which would otherwise let a reader test guesses of a masked value) of a
+ * value's canonical JSON:
+ * "hmac-sha256:<hex>" with a deployment key (the same value gives the same
+ * digest across processes and restarts, and only key holders can test a
+ * guess), or "sha256:<hex>" without one (anyone can test a guess: fine for
+ * high-entropy values, weak for short ones such as a stage name).
+ */
+export class RecordMasker {
+  readonly #key: Uint8Array | undefined;
+
+  constructor(key?: string | Uint8Array) {
+    this.#key = typeof key === "string" ? new TextEncoder().encode(key) : key;
+  }
+
+  get keyed(): boolean {
+    return this.#key !== undefined;
+  }
+
+  digest(value: unknown): string {
+    return this.digestJson(canonicalJson(value));
+  }
+
+  /** The digest of a value whose canonical JSON is already at hand (checkCall's `json`). */
+  digestJson(text: string): string {
+    if (this.#key === undefined) return `sha256:${sha256Hex(text)}`;
+    return `hmac-sha256:${createHmac("sha256", this.#key).update(text, "utf8").digest("hex")}`;
+  }
+
+  /** The digest of {tool, arguments, context} that an approval is bound to and records carry as `call_digest`. */
+  callDigest(call: { readonly tool: unknown; readonly arguments: unknown; readonly context: unknown }): string {
+    return this.digest({ tool: call.tool, arguments: call.arguments, context: call.context });
+  }
+
+  /**
+   * A copy of `input` (the call as received, or as much of it as is JSON) fit
+   * for a record and for replay: the value under every key named sensitive
+   * (`sensitiveFields` holds fold keys, shared/text.ts: names match as the policy
+   * matches them; any depth, whatever the object: over-masking is the safe
+   * side) replaced by its digest, keys kept so the policy's
+   * field checks still work. The contract's own fields (tool, arguments.amount,
+   * context.actorId, ...) are never masked themselves. `masked` lists the JSON
+   * pointers replaced, rooted at the record (`/input/arguments/changes/ssn`).
+   */
+  maskInput(input: unknown, sensitiveFields: ReadonlySet<string>): { input: unknown; masked: string[] } {
+    // Most calls hold nothing to mask: then a frozen input (checkCall's
+    // snapshot) is recorded as it is, without a copy.
+    if (Object.isFrozen(input) && !hasMaskable(input, sensitiveFields, "")) return { input, masked: [] };
+    const masked: string[] = [];
+    const walk = (v: unknown, pointer: string): unknown => {
+      if (v === null || typeof v !== "object") return v;
+      if (Array.isArray(v)) return v.map((item, i) => walk(item, `${pointer}/${i}`));
+      const protectedKeys = CONTRACT_KEYS[pointer];
+      const out: Record<string, unknown> = {};
+      for (const [key, child] of Object.entries(v)) {
+        const childPointer = `${pointer}/${key.replaceAll("~", "~0").replaceAll("/", "~1")}`;
+        let copy: unknown;
+        if (sensitiveFields.has(foldedKey(key)) && protectedKeys?.has(key) !== true) {
+          masked.push(`/input${childPointer}`);
+          copy = this.digest(child);
+        } else {
+          copy = walk(child, childPointer);
+        }
+        Object.defineProperty(out, key, { value: copy, enumerable: true, writable: true, configurable: true });
+      }
+      return out;
+    };
+    return { input: walk(input, ""), masked };
+  }
+}
+
+/** Fold keys of keys, remembered: field names repeat from call to call. Bounded; cleared when full. */
+const foldedKeys = new Map<string, string>();
+function foldedKey(key: string): string {
+  let folded = foldedKeys.get(key);
+  if (folded === undefined) {
+    if (foldedKeys.size >= 4096) foldedKeys.clear();
+    folded = foldKey(key);
+    foldedKeys.set(key, folded);
+  }
+  return folded;
+}
+
+/** Whether maskInput would replace anything in `v` (the same walk, without copying). */
+function hasMaskable(v: unknown, sensitiveFields: ReadonlySet<string>, pointer: string): boolean {
+  if (v === null || typeof v !== "object") return false;
+  if (Array.isArray(v)) {
+    for (const item of v) if (hasMaskable(item, sensitiveFields, "[]")) return true;
+    return false;
+  }
+  const protectedKeys = CONTRACT_KEYS[pointer];
+  for (const key of Object.keys(v)) {
+    if (sensitiveFields.has(foldedKey(key)) && protectedKeys?.has(key) !== true) return true;
+    // Below the contract's own objects no key is protected ("[]": none).
+    const child = (v as Record<string, unknown>)[key];
+    if (child !== null && typeof child === "object" && hasMaskable(child, sensitiveFields, pointer === "" ? `/${key}` : "[]")) return true;
+  }
+  return false;
+}

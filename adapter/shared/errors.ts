@@ -1,0 +1,177 @@
+/**
+ * Typed errors. Every error the adapter throws or rejects with is a VetoError
+ * carrying a stable, machine-readable `code`; messages say what to fix.
+ */
+import type { Decision } from "./decision.js";
+
+export type VetoErrorCode =
+  | "invalid_options"
+  | "bundle_unusable"
+  | "bundle_signature"
+  | "bundle_rollback"
+  | "data_unusable"
+  | "closed"
+  | "denied"
+  | "record_unavailable"
+  | ApprovalErrorCode
+  | DecisionLogErrorCode
+  | PostgresErrorCode;
+
+/** Codes of the decision log's errors (DecisionLogError, records/errors.ts). */
+export type DecisionLogErrorCode =
+  | "invalid_options"
+  | "record_unavailable"
+  | "record_invalid"
+  | "log_locked"
+  | "log_corrupt"
+  | "not_canonical_json"
+  /** The log holds signed checkpoints and was opened without its signing key. */
+  | "checkpoint_key_required";
+
+/** Codes of the PostgreSQL backend's errors (PostgresStoreError, postgres/connection.ts). */
+export type PostgresErrorCode = "schema_not_migrated" | "migration_changed" | "migrations_unreadable" | "connection_unavailable";
+
+export type ApprovalErrorCode =
+  | "unknown_decision"
+  | "approval_not_required"
+  | "not_an_approver"
+  | "self_approval"
+  | "already_answered"
+  | "approval_expired"
+  | "approval_rejected"
+  | "approval_timeout"
+  | "approval_aborted"
+  | "call_mismatch"
+  | "approval_unverified";
+
+export class VetoError extends Error {
+  override name = "VetoError";
+  readonly code: VetoErrorCode;
+
+  constructor(code: VetoErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
+/** Programmer misuse: bad options or arguments to the adapter's own API. */
+export class VetoOptionsError extends VetoError {
+  override name = "VetoOptionsError";
+  readonly issues: readonly string[];
+
+  constructor(message: string, issues: readonly string[] = [], options?: { cause?: unknown }) {
+    super("invalid_options", message, options);
+    this.issues = issues;
+  }
+}
+
+/** The bundle (or the data document replacing its data) cannot be used. */
+export class BundleLoadError extends VetoError {
+  override name = "BundleLoadError";
+
+  constructor(
+    code: "bundle_unusable" | "data_unusable",
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(code, message, options);
+  }
+}
+
+/** What a bundle signature check found wrong; `file` names the file when one is to blame. */
+export type BundleSignatureCheck =
+  | "unsigned"
+  | "signatures_file"
+  | "token"
+  | "algorithm"
+  | "signature"
+  | "scope"
+  | "file_unlisted"
+  | "file_missing"
+  | "file_hash"
+  | "hash_algorithm";
+
+/**
+ * A verification key is configured and the bundle's signature does not prove
+ * it is exactly what was signed: the bundle is refused before it is loaded.
+ */
+export class BundleSignatureError extends VetoError {
+  override name = "BundleSignatureError";
+  readonly check: BundleSignatureCheck;
+  readonly file: string | undefined;
+
+  constructor(check: BundleSignatureCheck, message: string, options?: { file?: string; cause?: unknown }) {
+    super("bundle_signature", `bundle signature check failed (${check}): ${message}`, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.check = check;
+    this.file = options?.file;
+  }
+}
+
+/**
+ * Rollback protection (`bundleRollback`) refused the bundle: its signature
+ * carries no usable issue time (`iat`), or one that is not after the floor —
+ * `minIssuedAt`, or the issue time of the bundle in force.
+ */
+export class BundleRollbackError extends VetoError {
+  override name = "BundleRollbackError";
+  /** The bundle's signed `iat` (seconds since the epoch), or null when it has none usable. */
+  readonly issuedAt: number | null;
+  /** The issue time it had to be at or after (minIssuedAt) or strictly after (the bundle in force); null when there was none. */
+  readonly floor: number | null;
+
+  constructor(message: string, issuedAt: number | null, floor: number | null) {
+    super("bundle_rollback", `bundle refused by rollback protection: ${message}`);
+    this.issuedAt = issuedAt;
+    this.floor = floor;
+  }
+}
+
+/** Thrown by a guarded tool when the call was denied; carries the decision. */
+export class VetoDeniedError extends VetoError {
+  override name = "VetoDeniedError";
+  readonly decision: Decision;
+
+  /** `cause`: for a record_unavailable deny, the error that kept the record from being written. */
+  constructor(decision: Decision, options?: { cause?: unknown }) {
+    super("denied", `call denied: ${decision.reason}`, options);
+    this.decision = decision;
+  }
+}
+
+/** An approval, rejection or wait that was refused, with the reason as `code`. */
+export class ApprovalError extends VetoError {
+  override name = "ApprovalError";
+  readonly decisionId: string;
+
+  constructor(
+    code: ApprovalErrorCode | "record_unavailable" | "closed",
+    decisionId: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(code, message, options);
+    this.decisionId = decisionId;
+  }
+}
+
+/** The adapter was closed; no further decisions are made. */
+export class VetoClosedError extends VetoError {
+  override name = "VetoClosedError";
+
+  constructor() {
+    super("closed", "this veto instance was closed; create a new one with createVeto()");
+  }
+}
+
+/**
+ * The WASM SDK throws strings and plain objects; turn whatever was thrown into
+ * an Error so causes always have a stack and a message.
+ */
+export function toError(thrown: unknown): Error {
+  if (thrown instanceof Error) return thrown;
+  if (typeof thrown === "string") return new Error(thrown);
+  if (thrown !== null && typeof thrown === "object" && "message" in thrown) {
+    return new Error(String((thrown as { message: unknown }).message));
+  }
+  return new Error(`non-error thrown: ${String(thrown)}`);
+}

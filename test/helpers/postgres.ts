@@ -1,0 +1,57 @@
+/**
+ * The real PostgreSQL server of the tests (scripts/postgres.sh, started by
+ * `make test`), and a fresh schema per test file so files never share state.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import pg from "pg";
+import { ROOT } from "./index.js";
+
+export const DIST_INDEX = resolve(ROOT, "dist/index.js");
+export const WORKER = resolve(ROOT, "test/e2e/postgres-worker.mjs");
+
+/** VETO_TEST_PG_URL, else the URL scripts/postgres.sh wrote; never a silent skip. */
+export function pgUrl(): string {
+  const fromEnv = process.env.VETO_TEST_PG_URL;
+  if (fromEnv !== undefined && fromEnv !== "") return fromEnv;
+  const file = resolve(ROOT, ".build/pg/url");
+  if (existsSync(file)) {
+    const url = readFileSync(file, "utf8").trim();
+    if (url !== "") return url;
+  }
+  throw new Error(
+    "no PostgreSQL for the tests: set VETO_TEST_PG_URL or run `bash scripts/postgres.sh start` (make test does it)",
+  );
+}
+
+export function requireDist(): string {
+  if (!existsSync(DIST_INDEX)) throw new Error(`${DIST_INDEX} is missing: run npm run build (make build)`);
+  return DIST_INDEX;
+}
+
+let counter = 0;
+
+/** A schema name no other test (file, run, or concurrent run) uses. */
+export function freshSchemaName(prefix: string): string {
+  counter += 1;
+  return `t_${prefix}_${process.pid}_${Date.now().toString(36)}_${counter}`;
+}
+
+/** An admin pool on the test database, and dropping the schemas a file made. */
+export function testDatabase(): { pool: pg.Pool; dropSchemas: () => Promise<void>; schema: (prefix: string) => string } {
+  const pool = new pg.Pool({ connectionString: pgUrl(), max: 4 });
+  pool.on("error", () => {});
+  const made: string[] = [];
+  return {
+    pool,
+    schema: (prefix) => {
+      const name = freshSchemaName(prefix);
+      made.push(name);
+      return name;
+    },
+    dropSchemas: async () => {
+      for (const name of made) await pool.query(`DROP SCHEMA IF EXISTS "${name}" CASCADE`);
+      await pool.end();
+    },
+  };
+}

@@ -1,0 +1,127 @@
+// A child of connection-loss.test.ts: one application instance, as built
+// (dist/index.js), on the PostgreSQL store, whose connections the test
+// terminates. It installs no handler of its own for uncaught errors: an
+// 'error' nobody listens to ends it, which is what the test looks for.
+// Requests over IPC ({id, cmd, ...}) are answered with {id, ok, value} or
+// {id, ok: false, error: {name, code, message}}.
+//
+//   init     {url, schema, name, records, gated, pool, pollMs, ttlMs}
+//   protect  {call}                        the decision
+//   approve / reject {decisionId, reviewerId}
+//   wait     {decisionId, timeoutMs?}
+//   hold     {}   the next record writes of the custom sink wait (sends
+//                 {event: "held", type} for each) until
+//   release  {}
+//   storm    {lanes, rounds, approver, prefix}  decide, answer and wait in
+//                                           parallel lanes (actors agent:storm-<prefix>-...);
+//                                           the outcomes by kind
+import { resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { pino } from "pino";
+
+const root = resolve(fileURLToPath(new URL(".", import.meta.url)), "../..");
+const { createVeto } = await import(resolve(root, "dist/index.js"));
+const { postgres } = await import(resolve(root, "dist/postgres.js"));
+
+let veto;
+let holding = false;
+let released = Promise.resolve();
+let release = () => {};
+
+/** A record sink that keeps records in memory and, while held, waits before each write. */
+const gatedSink = {
+  records: [],
+  async write(record) {
+    if (holding) {
+      process.send({ event: "held", type: record.type });
+      await released;
+    }
+    this.records.push(record);
+  },
+};
+
+function globex(actorId, args) {
+  return {
+    tool: "crm.update",
+    arguments: { object: "opportunity", recordId: "opp_9", tenantId: "globex", changes: { close_date: "2026-12-01" }, ...args },
+    context: { actorId, tenantId: "globex", environment: "production", reason: "connection-loss test" },
+  };
+}
+
+const describe = (error) => ({ name: error?.name, code: error?.code, message: String(error?.message ?? error) });
+
+/** Every call settles; the outcomes are counted by kind ("allow", "deny:record_unavailable", "approve:already_answered", ...). */
+async function storm({ lanes, rounds, approver, prefix }) {
+  const outcomes = {};
+  const count = (key) => (outcomes[key] = (outcomes[key] ?? 0) + 1);
+  const settle = async (kind, promise) => {
+    try {
+      const value = await promise;
+      if (kind === "protect") count(`${value.action}:${value.reasons[0]?.code ?? ""}`);
+      else count(`${kind}:ok`);
+      return value;
+    } catch (error) {
+      count(`${kind}:${error?.name}:${error?.code}`);
+      return undefined;
+    }
+  };
+  const lane = async (i) => {
+    for (let k = 0; k < rounds; k++) {
+      const actor = `agent:storm-${prefix}-${i}-${k}`;
+      const asked = await settle("protect", veto.protect(globex(actor, { amount: 30000 })));
+      await settle("protect", veto.protect(globex(actor, { destination: "https://gmail.com/x" })));
+      if (asked?.action === "require_approval") {
+        const waiting = settle("wait", veto.waitForApproval({ decisionId: asked.id, timeoutMs: 3_000 }));
+        await settle(k % 2 === 0 ? "approve" : "reject", veto[k % 2 === 0 ? "approve" : "reject"]({ decisionId: asked.id, reviewerId: approver }));
+        await waiting;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: lanes }, (_, i) => lane(i)));
+  return outcomes;
+}
+
+const commands = {
+  async init({ url, schema, name, records, gated, pool, pollMs, ttlMs }) {
+    veto = await createVeto({
+      bundle: resolve(root, ".build/test-bundles/crm.tar.gz"),
+      logger: pino({ level: "fatal" }, pino.destination(2)),
+      approvalPollMs: pollMs ?? 100,
+      approvalTtlMs: ttlMs ?? 3_600_000,
+      ...(gated ? { recordSink: gatedSink } : {}),
+      store: postgres({ connectionString: url, schema, ...(records === undefined ? {} : { records }), pool: { application_name: name, ...pool } }),
+    });
+    return process.pid;
+  },
+  protect: ({ call }) => veto.protect(call),
+  approve: ({ decisionId, reviewerId }) => veto.approve({ decisionId, reviewerId }),
+  reject: ({ decisionId, reviewerId }) => veto.reject({ decisionId, reviewerId }),
+  wait: ({ decisionId, timeoutMs }) => veto.waitForApproval({ decisionId, ...(timeoutMs === undefined ? {} : { timeoutMs }) }),
+  hold() {
+    holding = true;
+    released = new Promise((r) => (release = r));
+    return true;
+  },
+  release() {
+    holding = false;
+    release();
+    return true;
+  },
+  storm,
+  globex: ({ actorId, args }) => globex(actorId, args),
+  async close() {
+    await veto?.close();
+    setImmediate(() => process.exit(0));
+  },
+};
+
+process.on("message", (message) => {
+  const { id, cmd } = message;
+  Promise.resolve()
+    .then(() => commands[cmd](message))
+    .then(
+      (value) => process.send({ id, ok: true, value }),
+      (error) => process.send({ id, ok: false, error: describe(error) }),
+    );
+});
+process.send({ event: "ready" });
