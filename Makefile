@@ -103,6 +103,24 @@ test-ts: $(TOOLS) build test-bundles ## vitest: adapter, decision log, CLI, demo
 	  [ "$$was_running" = running ] || bash scripts/postgres.sh stop; \
 	  node scripts/count-vitest.mjs .build/vitest.json vitest; exit $$s
 
+VENV := .build/venv
+
+$(VENV)/.stamp: scripts/python-venv.sh adapter/python/requirements-dev.txt adapter/python/pyproject.toml
+	@bash scripts/python-venv.sh
+
+.PHONY: python
+python: $(VENV)/.stamp ## Create .build/venv: the pinned Python dependencies and veto-crm (adapter/python) installed editable
+
+.PHONY: test-python
+test-python: $(TOOLS) python build test-bundles ## mypy --strict and pytest: the Python adapter against the conformance vectors and the TypeScript CLI
+	@mkdir -p .build/results
+	@# set +e: a failing pytest must still be counted.
+	@set +e; $(VENV)/bin/python -m mypy --config-file adapter/python/pyproject.toml adapter/python/veto_crm; m=$$?; \
+	  (cd adapter/python && ../../$(VENV)/bin/python -m pytest -q -p no:cacheprovider --junitxml=../../.build/pytest.xml); s=$$?; \
+	  node scripts/count-pytest.mjs .build/pytest.xml pytest; \
+	  if [ $$m -ne 0 ]; then echo '{"passed":0,"failed":1}' > .build/results/mypy.json; echo "mypy: 1 failed"; fi; \
+	  [ $$s -eq 0 ] && [ $$m -eq 0 ]
+
 .PHONY: pg-start
 pg-start: ## Start the throwaway PostgreSQL for running tests by hand (prints its URL)
 	@bash scripts/postgres.sh start
@@ -112,13 +130,13 @@ pg-stop: ## Stop it
 	@bash scripts/postgres.sh stop
 
 .PHONY: test
-test: ## Run every test (Rego and TypeScript); ends with "N passed, N failed"
+test: ## Run every test (Rego, TypeScript and Python); ends with "N passed, N failed"
 	@rm -rf .build/results
 	@status=0; $(MAKE) --no-print-directory test-steps || status=$$?; \
 	  node scripts/test-summary.mjs $$status; exit $$status
 
 .PHONY: test-steps
-test-steps: fmt-check check lint check-bundles check-readme test-rego typecheck test-ts
+test-steps: fmt-check check lint check-bundles check-readme test-rego typecheck test-ts test-python
 
 .PHONY: ci
 ci: test ## What CI runs

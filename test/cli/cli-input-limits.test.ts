@@ -312,7 +312,7 @@ describe("files the command line reads: size and nesting limits, named in the me
     at["x"] = nested;
     const ok = join(dir, "at-limit.json");
     writeFileSync(ok, JSON.stringify(at));
-    expect(runCli(["eval", "--bundle", BUNDLE, "--data", ok, "--records", "/dev/null"], `${JSON.stringify(read())}\n`).status).toBe(0);
+    expect(runCli(["eval", "--bundle", BUNDLE, "--data", ok, "--records", join(dir, "records.jsonl")], `${JSON.stringify(read())}\n`).status).toBe(0);
     at["x"] = [nested];
     const over = join(dir, "over-limit.json");
     writeFileSync(over, JSON.stringify(at));
@@ -343,7 +343,7 @@ describe("files the command line reads: size and nesting limits, named in the me
     }
   });
 
-  it("a file over its size limit is refused from its size, before it is read: --data, the bundle, hash, a key; /dev/zero too", async () => {
+  it("a file over its size limit is refused from its size, before it is read: --data, the bundle, hash, a key; /dev/zero refused as no regular file", async () => {
     // Sparse: 100 MB on paper, nothing on disk.
     const big = join(dir, "big.bin");
     writeFileSync(big, "");
@@ -353,9 +353,9 @@ describe("files the command line reads: size and nesting limits, named in the me
       [["eval", "--bundle", big], /^veto: cannot read bundle \S+: it is larger than 67108864 bytes \(the limit\)$/],
       [["hash", big], /^veto: bundle \S+ is unusable: it is larger than 67108864 bytes \(the limit\)$/],
       [["eval", "--bundle", BUNDLE, "--verification-key", big], /^veto: verification key \S+ is unusable: it is larger than 1048576 bytes \(the limit\)$/],
-      // No size to stat: read up to the limit, then refused.
-      [["eval", "--bundle", BUNDLE, "--data", "/dev/zero"], /^veto: data file \/dev\/zero is unusable: it is larger than 67108864 bytes/],
-      [["hash", "/dev/zero"], /^veto: bundle \/dev\/zero is unusable: it is larger than 67108864 bytes/],
+      // Not a regular file: refused at once, never read.
+      [["eval", "--bundle", BUNDLE, "--data", "/dev/zero"], /^veto: cannot read data file \/dev\/zero: \/dev\/zero is not a regular file \(it is a character device\)/],
+      [["hash", "/dev/zero"], /\/dev\/zero is not a regular file \(it is a character device\)/],
     ];
     for (const [args, message] of runs) {
       const r = await runStreaming(args, []);
@@ -380,7 +380,7 @@ describe("files the command line reads: size and nesting limits, named in the me
     let value: unknown = [];
     for (let i = 1; i < MAX_DATA_DEPTH - 3; i++) value = [value];
     writeFileSync(nested, await tarball([...(await testBundleFiles()), { name: "veto/config/x/data.json", content: Buffer.from(JSON.stringify(value)) }]));
-    expect(runCli(["eval", "--bundle", nested, "--records", "/dev/null"], `${JSON.stringify(read())}\n`).status).toBe(0);
+    expect(runCli(["eval", "--bundle", nested, "--records", join(dir, "records.jsonl")], `${JSON.stringify(read())}\n`).status).toBe(0);
     writeFileSync(nested, await tarball([...(await testBundleFiles()), { name: "veto/config/x/data.json", content: Buffer.from(JSON.stringify([value])) }]));
     expect(runCli(["eval", "--bundle", nested], "").stderr).toMatch(/data file veto\/config\/x\/data\.json nests .* deeper than 1000 levels/);
   });

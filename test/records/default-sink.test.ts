@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { seededRandom } from "../helpers/generate-calls.js";
 import { ROOT, read, requireBundle, requireCli, write } from "../helpers/index.js";
 
-const CHILD = resolve(ROOT, "test/default-sink-child.mjs");
+const CHILD = resolve(ROOT, "test/records/default-sink-child.mjs");
 const DIST = resolve(ROOT, "dist/index.js");
 const SEED = Number(process.env["VETO_SINK_SEED"] ?? 20260511);
 /** Far above what any case needs (a child takes well under a second): a hang fails the test, it does not stall it. */

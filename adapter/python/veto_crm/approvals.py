@@ -1,0 +1,201 @@
+"""
+Approvals (docs/contract.md §6), as adapter/approvals.ts answers and waits:
+only a listed approver, never the decision's actor, once, before expiry; an
+answer is reserved, recorded, and only then committed, so no approval takes
+effect without its record; a wait is bound to the call's digest when the call
+is given.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Optional
+
+from .bundle import BundleVersion
+from .decision import iso_timestamp
+from .errors import ApprovalError, VetoOptionsError
+from .jsontext import js_number
+from .records import RecordSink, answer_record
+from .store import ApprovalTransition, InMemoryStore, StoredDecision
+from .text import is_blank
+
+
+@dataclass(frozen=True)
+class ApprovalAnswer:
+    decision_id: str
+    status: str
+    reviewer_id: str
+    #: ISO 8601 UTC.
+    answered_at: str
+    note: Optional[str] = None
+
+
+def require_text(value: Any, name: str, method: str) -> str:
+    if not isinstance(value, str) or is_blank(value):
+        raise VetoOptionsError(f"{method}: {name} must be a non-empty string")
+    return value
+
+
+class ApprovalDesk:
+    def __init__(
+        self,
+        store: InMemoryStore,
+        sink: RecordSink,
+        clock: Callable[[], float],
+        bundle: Callable[[], BundleVersion],
+        poll_ms: float,
+        call_digest: Callable[[Mapping[str, Any]], str],
+    ) -> None:
+        self.store = store
+        self.sink = sink
+        self.clock = clock
+        self.bundle = bundle
+        self.poll_ms = poll_ms
+        self.call_digest = call_digest
+        self._closed: Optional[Exception] = None
+        self._wakers: set[threading.Event] = set()
+        self._wakers_lock = threading.Lock()
+
+    def answer(self, kind: str, decision_id: Any, reviewer_id: Any, note: Any = None) -> ApprovalAnswer:
+        method = "approve" if kind == "approval" else "reject"
+        decision_id = require_text(decision_id, "decision_id", method)
+        reviewer_id = require_text(reviewer_id, "reviewer_id", method)
+        if note is not None and not isinstance(note, str):
+            raise VetoOptionsError(f"{method}: note must be a string when given")
+        decision = self.approvable(decision_id)
+        if reviewer_id == decision.actor_id:
+            raise ApprovalError("self_approval", decision_id, f"{reviewer_id} made the call and cannot answer its own approval")
+        if reviewer_id not in decision.approvers:
+            raise ApprovalError(
+                "not_an_approver",
+                decision_id,
+                f"{reviewer_id} is not among this decision's approvers ({', '.join(decision.approvers)})",
+            )
+        self._refuse_if_settled(decision, self.clock())
+
+        status = "approved" if kind == "approval" else "rejected"
+        # The time of the answer is read again where the reservation is made: the
+        # store refuses to reserve a pending approval at or after its expiry.
+        at_ms = self.clock()
+        if not self.store.transition_approval(decision_id, ApprovalTransition("pending", "answering", at_ms, reviewer_id)):
+            again = self.store.get_decision(decision_id)
+            if again is not None:
+                self._refuse_if_settled(again, at_ms)
+            raise ApprovalError("already_answered", decision_id, f"decision {decision_id} is already being answered")
+        record = answer_record(
+            kind=kind,
+            decision_id=decision_id,
+            timestamp=iso_timestamp(at_ms),
+            bundle=self.bundle(),
+            actor_id=decision.actor_id,
+            tenant_id=decision.tenant_id,
+            call_digest=decision.call_digest,
+            reviewer_id=reviewer_id,
+            note=note,
+        )
+        try:
+            self.sink.write(record)
+        except Exception as error:
+            self.store.transition_approval(decision_id, ApprovalTransition("answering", "pending", at_ms))
+            raise ApprovalError(
+                "record_unavailable", decision_id, f"the {kind} was refused because its record could not be written: {error}"
+            ) from error
+        self.store.transition_approval(decision_id, ApprovalTransition("answering", status, at_ms, reviewer_id, note))
+        return ApprovalAnswer(decision_id, status, reviewer_id, record["timestamp"], note)
+
+    def approvable(self, decision_id: str) -> StoredDecision:
+        decision = self.store.get_decision(decision_id)
+        if decision is None:
+            raise ApprovalError("unknown_decision", decision_id, f"no decision {decision_id} is known to this store")
+        if decision.action != "require_approval" or decision.approval is None:
+            raise ApprovalError(
+                "approval_not_required", decision_id, f"decision {decision_id} was {decision.action}, not require_approval"
+            )
+        return decision
+
+    def _refuse_if_settled(self, decision: StoredDecision, now_ms: float) -> None:
+        approval = decision.approval
+        assert approval is not None
+        if approval.status == "pending" and now_ms >= approval.expires_at_ms:
+            self.store.transition_approval(decision.id, ApprovalTransition("pending", "expired", now_ms))
+            raise ApprovalError("approval_expired", decision.id, f"the approval of {decision.id} expired at {iso_timestamp(approval.expires_at_ms)}")
+        if approval.status == "expired":
+            raise ApprovalError("approval_expired", decision.id, f"the approval of {decision.id} expired at {iso_timestamp(approval.expires_at_ms)}")
+        if approval.status != "pending":
+            by = "" if approval.reviewer_id is None else f" by {approval.reviewer_id}"
+            raise ApprovalError("already_answered", decision.id, f"decision {decision.id} was already answered ({approval.status}{by})")
+
+    def settled_outcome(self, decision_id: str) -> Optional[ApprovalAnswer]:
+        """The answer if the approval was approved; raises ApprovalError if it ended otherwise; None while pending."""
+        decision = self.approvable(decision_id)
+        approval = decision.approval
+        assert approval is not None
+        if approval.status == "approved":
+            return ApprovalAnswer(
+                decision_id, "approved", approval.reviewer_id or "", iso_timestamp(approval.answered_at_ms or 0), approval.note
+            )
+        if approval.status == "rejected":
+            note = "" if approval.note is None else f": {approval.note}"
+            raise ApprovalError("approval_rejected", decision_id, f"the call was rejected by {approval.reviewer_id or 'a reviewer'}{note}")
+        if approval.status == "expired":
+            raise ApprovalError("approval_expired", decision_id, f"the approval of {decision_id} expired")
+        now_ms = self.clock()
+        if now_ms < approval.expires_at_ms:
+            return None
+        if approval.status == "pending":
+            self.store.transition_approval(decision_id, ApprovalTransition("pending", "expired", now_ms))
+        raise ApprovalError("approval_expired", decision_id, f"the approval of {decision_id} expired")
+
+    def check_wait(self, decision_id: Any, timeout_ms: Any, call: Optional[Mapping[str, Any]]) -> StoredDecision:
+        """The checks a wait starts with (arguments, the decision, the call's digest)."""
+        decision_id = require_text(decision_id, "decision_id", "wait_for_approval")
+        if timeout_ms is not None and (isinstance(timeout_ms, bool) or not isinstance(timeout_ms, (int, float)) or not timeout_ms >= 0):
+            raise VetoOptionsError("wait_for_approval: timeout_ms must be a non-negative number of milliseconds")
+        if self._closed is not None:
+            raise self._closed
+        decision = self.approvable(decision_id)
+        if call is not None and self.call_digest(call) != decision.call_digest:
+            raise ApprovalError("call_mismatch", decision_id, f"the approval of {decision_id} is for a different call")
+        return decision
+
+    def wait(self, decision_id: Any, timeout_ms: Optional[float] = None, call: Optional[Mapping[str, Any]] = None, cancel: Optional[threading.Event] = None) -> ApprovalAnswer:
+        decision = self.check_wait(decision_id, timeout_ms, call)
+        wake = threading.Event()
+        unwatch = self.store.watch_decision(decision.id, wake.set)
+        with self._wakers_lock:
+            self._wakers.add(wake)
+        deadline = None if timeout_ms is None else time.monotonic() + timeout_ms / 1000
+        try:
+            while True:
+                if self._closed is not None:
+                    raise self._closed
+                if cancel is not None and cancel.is_set():
+                    raise ApprovalError("approval_aborted", decision.id, f"waiting for approval of {decision.id} was aborted")
+                wake.clear()
+                answer = self.settled_outcome(decision.id)
+                if answer is not None:
+                    return answer
+                pause = self.poll_ms / 1000
+                approval = decision.approval
+                if approval is not None:
+                    pause = min(pause, max(0.0, (approval.expires_at_ms - self.clock() + 1) / 1000))
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise ApprovalError("approval_timeout", decision.id, f"no answer for {decision.id} within {js_number(timeout_ms or 0)} ms")
+                    pause = min(pause, left)
+                wake.wait(pause)
+        finally:
+            unwatch()
+            with self._wakers_lock:
+                self._wakers.discard(wake)
+
+    def close(self, error: Exception) -> None:
+        """Wake every wait with ``error``, and refuse every wait started from now on."""
+        self._closed = error
+        with self._wakers_lock:
+            wakers = list(self._wakers)
+        for wake in wakers:
+            wake.set()

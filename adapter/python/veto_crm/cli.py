@@ -1,0 +1,340 @@
+"""
+``python -m veto_crm``: the line protocol of ``veto eval`` (docs/contract.md
+§8, adapter/cli/eval.ts), ``log verify`` and ``hash``. Exit codes as the
+TypeScript CLI's: 0 done (whatever the verdicts); 1 a log does not verify;
+2 the bundle, data, log or command line is unusable. Every failure is one
+line on standard error, "veto: ...".
+"""
+
+from __future__ import annotations
+
+import codecs
+import logging
+import os
+import re
+import sys
+from typing import Any, Callable, Iterator, Optional, Sequence, TextIO
+
+from .bundle import bundle_version_hash_of_tarball, load_bundle
+from .text import node_error_message
+from .errors import DecisionLogError, VetoError
+from .jsontext import JsonParseError, parse, stringify
+from .log import FileDecisionLog, verify_log
+from .records import JsonLinesRecordSink
+from .signature import SIGNING_ALGORITHMS, VerificationKey, create_bundle_verifier
+from .text import is_blank
+from .veto import Veto, create_veto
+
+#: Environment variable holding the per-deployment key for record digests (kept out of argv, which ps shows).
+RECORD_KEY_ENV = "VETO_RECORD_KEY"
+
+USAGE = """usage:
+  python -m veto_crm eval --bundle PATH [--data FILE] [--log PATH | --records FILE] [--verification-key PATH [--verification-alg ALG]]
+      reads one call per line (JSON {tool, arguments, context}) from stdin and writes
+      one decision per line to stdout. --log PATH: records go to a durable, hash-chained
+      decision log (created if missing; each decision is printed only once its record
+      is synced). --records FILE: records as JSON lines (appended). Neither: stderr.
+      $VETO_RECORD_KEY: key (>= 16 bytes) for HMAC digests of sensitive values.
+  python -m veto_crm log verify PATH...
+      checks each decision log (PATH and its rotations PATH.1, PATH.2, ...): prints
+      "PATH: N records, head sha256:..." per log and exits 0, or names the first bad
+      file and line and why on stderr and exits 1
+  python -m veto_crm hash BUNDLE [--verification-key PATH [--verification-alg ALG]]
+      prints the bundle's version hash (sha256:<64 hex>)"""
+
+
+class UsageError(Exception):
+    pass
+
+
+class CliExit(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(one_line(message))
+        self.code = code
+
+
+def one_line(message: str) -> str:
+    return re.sub(r"\s*\n\s*", " ", message)
+
+
+def fail(message: str) -> CliExit:
+    return CliExit(2, message)
+
+
+def parse_options(args: Sequence[str], names: dict[str, bool]) -> tuple[dict[str, list[str]], list[str]]:
+    """``--name VALUE`` / ``--name=VALUE`` options (``names``: name -> may repeat) and positionals, as node's parseArgs reads them."""
+    values: dict[str, list[str]] = {}
+    positionals: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            positionals.extend(args[i + 1 :])
+            break
+        if arg.startswith("--"):
+            name, eq, value = arg[2:].partition("=")
+            if name not in names:
+                raise UsageError(f"Unknown option '--{name}'")
+            if not eq:
+                if i + 1 >= len(args) or args[i + 1].startswith("-"):
+                    raise UsageError(f"Option '--{name} <value>' argument missing")
+                value = args[i + 1]
+                i += 1
+            if name in values and not names[name]:
+                values[name] = [value]
+            else:
+                values.setdefault(name, []).append(value)
+        else:
+            positionals.append(arg)
+        i += 1
+    return values, positionals
+
+
+def _last(values: dict[str, list[str]], name: str) -> Optional[str]:
+    given = values.get(name)
+    return given[-1] if given else None
+
+
+def read_verification_key(paths: Optional[list[str]], algorithm: Optional[str]) -> Any:
+    if not paths:
+        if algorithm is not None:
+            raise UsageError("--verification-alg needs --verification-key PATH")
+        return None
+    if algorithm is not None and algorithm not in SIGNING_ALGORITHMS:
+        raise UsageError(f"--verification-alg {algorithm} is not one of {', '.join(SIGNING_ALGORITHMS)}")
+    keys: list[Any] = []
+    for path in paths:
+        try:
+            with open(path, "rb") as handle:
+                text = handle.read().decode("utf-8", "replace")
+        except OSError as error:
+            raise fail(f"cannot read verification key {path}: {node_error_message(error)}") from None
+        if algorithm is not None and algorithm.startswith("HS"):
+            keys.append(VerificationKey(re.sub(r"\r?\n$", "", text), algorithm))
+        else:
+            keys.append(text if algorithm is None else VerificationKey(text, algorithm))
+    return keys[0] if len(keys) == 1 else keys
+
+
+def read_data_file(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as handle:
+            text = handle.read().decode("utf-8", "replace")
+    except OSError as error:
+        raise fail(f"cannot read data file {path}: {node_error_message(error)}") from None
+    try:
+        data = parse(text)
+    except JsonParseError as error:
+        raise fail(f"data file {path} is not valid JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise fail(f"data file {path} is not a JSON object")
+    return data
+
+
+_LINE_END = re.compile(r"\r\n|\n|\r")
+
+
+def read_lines(fd: int) -> Iterator[str]:
+    """The lines of a byte stream as node's readline yields them (crlfDelay Infinity): split at \\r\\n, \\n or \\r; invalid UTF-8 replaced."""
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    pending = ""
+    while True:
+        chunk = os.read(fd, 65536)
+        text = pending + decoder.decode(chunk, final=not chunk)
+        start = 0
+        for m in _LINE_END.finditer(text):
+            # A \r at the very end may be the first half of \r\n: wait for more.
+            if m.group(0) == "\r" and m.end() == len(text) and chunk:
+                break
+            yield text[start : m.start()]
+            start = m.end()
+        pending = text[start:]
+        if not chunk:
+            if pending:
+                yield pending
+            return
+
+
+def decide_lines(veto: Veto, fd: int, out: TextIO) -> None:
+    for line in read_lines(fd):
+        problem: Optional[str] = None
+        call: Any = None
+        if is_blank(line):
+            problem = "the line is blank, not a JSON call"
+        else:
+            try:
+                call = parse(line)
+            except JsonParseError as error:
+                problem = f"the line is not valid JSON: {error}"
+        decision = veto.protect(call) if problem is None else veto.protect_unreadable(line, problem)
+        out.write(stringify(decision.to_json()) + "\n")
+        out.flush()
+
+
+def eval_command(args: Sequence[str]) -> int:
+    values, positionals = parse_options(
+        args, {"bundle": False, "data": False, "records": False, "log": False, "verification-key": True, "verification-alg": False}
+    )
+    if positionals:
+        raise UsageError(f"unexpected argument {positionals[0]}")
+    bundle = _last(values, "bundle")
+    if bundle is None:
+        raise UsageError("eval needs --bundle PATH")
+    log_path, records_path = _last(values, "log"), _last(values, "records")
+    if log_path is not None and records_path is not None:
+        raise UsageError("eval takes --log or --records, not both")
+    data_path = _last(values, "data")
+    data = None if data_path is None else read_data_file(data_path)
+    verification_key = read_verification_key(values.get("verification-key"), _last(values, "verification-alg"))
+    record_key = os.environ.get(RECORD_KEY_ENV) or None
+
+    records: Optional[JsonLinesRecordSink] = None
+    records_file: Optional[TextIO] = None
+    if log_path is None:
+        if records_path is not None:
+            try:
+                directory = os.path.dirname(records_path)
+                if directory:
+                    os.makedirs(directory, exist_ok=True)
+                records_file = open(records_path, "a", encoding="utf-8")
+            except OSError as error:
+                raise fail(f"cannot open records file {records_path}: {node_error_message(error)}") from None
+        records = JsonLinesRecordSink(records_file)
+
+    decision_log: Optional[FileDecisionLog] = None
+    if log_path is not None:
+        try:
+            decision_log = FileDecisionLog.open(log_path)
+        except (DecisionLogError, OSError) as error:
+            raise fail(f"cannot open decision log {log_path}: {error}") from None
+
+    try:
+        veto = create_veto(
+            bundle, data=data, record_sink=decision_log if decision_log is not None else records, record_key=record_key, verification_key=verification_key
+        )
+    except VetoError as error:
+        if decision_log is not None:
+            decision_log.close()
+        raise fail(str(error)) from None
+
+    try:
+        decide_lines(veto, sys.stdin.fileno(), sys.stdout)
+    finally:
+        veto.close()
+        if decision_log is not None:
+            decision_log.close()
+        if records_file is not None:
+            try:
+                records_file.close()
+            except OSError:
+                pass
+    if records is not None and records.failure is not None:
+        where = "on standard error" if records_path is None else f"file {records_path}"
+        failure = records.failure
+        why = node_error_message(failure, "write") if isinstance(failure, OSError) else str(failure)
+        raise CliExit(2, f"records {where} failed, every call from then on was denied with record_unavailable: {why}")
+    if decision_log is not None and decision_log.failure is not None:
+        raise CliExit(2, f"decision log {log_path} failed, every call from then on was denied with record_unavailable: {decision_log.failure}")
+    return 0
+
+
+def distinct_logs(paths: Sequence[str]) -> list[str]:
+    """The logs named by ``paths``: continuations PATH.N given beside their PATH dropped."""
+    given = {os.path.abspath(p) for p in paths}
+    seen: set[str] = set()
+    out = []
+    for path in paths:
+        m = re.fullmatch(r"(.*)\.[1-9][0-9]*", path, re.DOTALL)
+        if m is not None and os.path.abspath(m.group(1)) in given:
+            continue
+        if os.path.abspath(path) in seen:
+            continue
+        seen.add(os.path.abspath(path))
+        out.append(path)
+    return out
+
+
+def log_command(args: Sequence[str]) -> int:
+    if not args:
+        raise UsageError("log needs a subcommand (verify)")
+    if args[0] != "verify":
+        raise UsageError(f"unknown log subcommand {args[0]}")
+    _, positionals = parse_options(args[1:], {})
+    if not positionals:
+        raise UsageError("log verify needs at least one log PATH")
+    for path in distinct_logs(positionals):
+        result = verify_log([path])
+        if not result.ok:
+            raise CliExit(1, f"log verify failed: {result.file}: {result.reason}")
+        files = f" ({len(result.files)} files)" if len(result.files) > 1 else ""
+        sys.stdout.write(f"{path}: {result.count} records, head {result.head}{files}\n")
+    return 0
+
+
+def hash_command(args: Sequence[str]) -> int:
+    values, positionals = parse_options(args, {"verification-key": True, "verification-alg": False})
+    if len(positionals) != 1:
+        raise UsageError("hash takes exactly one bundle path")
+    path = positionals[0]
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as error:
+        raise fail(f"cannot read bundle {path}: {node_error_message(error)}") from None
+    key = read_verification_key(values.get("verification-key"), _last(values, "verification-alg"))
+    if key is not None:
+        try:
+            load_bundle(data, create_bundle_verifier(key))
+        except VetoError as error:
+            raise fail(str(error)) from None
+    try:
+        digest = bundle_version_hash_of_tarball(data)
+    except Exception as error:
+        raise fail(f"bundle {path} is not a readable .tar.gz: {error}") from None
+    sys.stdout.write(digest + "\n")
+    return 0
+
+
+COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {"eval": eval_command, "log": log_command, "hash": hash_command}
+
+
+class _JsonLogLines(logging.Handler):
+    """The adapter's own log on standard error as JSON lines (pino's shape), never able to change an outcome."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line: dict[str, Any] = {"level": 50 if record.levelno >= logging.ERROR else 40 if record.levelno >= logging.WARNING else 30}
+            line.update(time=int(record.created * 1000), name="veto", msg=record.getMessage())
+            if record.exc_info and record.exc_info[1] is not None:
+                line["err"] = {"type": type(record.exc_info[1]).__name__, "message": str(record.exc_info[1])}
+            sys.stderr.write(stringify(line) + "\n")
+            sys.stderr.flush()
+        except Exception:
+            pass
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    logger = logging.getLogger("veto_crm")
+    logger.addHandler(_JsonLogLines())
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    if args and args[0] in ("help", "--help", "-h"):
+        sys.stdout.write(USAGE + "\n")
+        return 0
+    try:
+        if not args:
+            raise UsageError("no command given")
+        command = COMMANDS.get(args[0])
+        if command is None:
+            raise UsageError(f"unknown command {args[0]}")
+        return command(args[1:])
+    except UsageError as error:
+        sys.stderr.write(f"veto: {one_line(str(error))}\n{USAGE}\n")
+        return 2
+    except CliExit as error:
+        sys.stderr.write(f"veto: {error}\n")
+        return error.code
+    except VetoError as error:
+        sys.stderr.write(f"veto: {one_line(str(error))}\n")
+        return 2

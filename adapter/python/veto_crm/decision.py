@@ -1,0 +1,87 @@
+"""
+The decision the adapter hands back (docs/contract.md §5) and the policy's
+own answer (§4b) that it is built from, as in adapter/decision.ts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from .bundle import BundleVersion
+
+Action = Literal["allow", "deny", "require_approval"]
+ACTIONS: tuple[str, ...] = ("allow", "deny", "require_approval")
+
+
+@dataclass(frozen=True)
+class Reason:
+    code: str
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+@dataclass(frozen=True)
+class PolicyAnswer:
+    """What ``veto/crm/decision`` answers."""
+
+    action: str
+    escalated: bool
+    reasons: tuple[Reason, ...]
+    approvers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Decision:
+    id: str
+    action: str
+    escalated: bool
+    #: The first reason's message, for people.
+    reason: str
+    reasons: tuple[Reason, ...]
+    #: Non-empty exactly when action is require_approval.
+    approvers: tuple[str, ...]
+    bundle: BundleVersion
+    #: ISO 8601, UTC, milliseconds.
+    timestamp: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The decision as the TypeScript adapter serializes it (same members, same order)."""
+        return {
+            "id": self.id,
+            "action": self.action,
+            "escalated": self.escalated,
+            "reason": self.reason,
+            "reasons": [r.to_json() for r in self.reasons],
+            "approvers": list(self.approvers),
+            "bundle": self.bundle.to_json(),
+            "timestamp": self.timestamp,
+        }
+
+
+#: Reason codes the adapter answers itself, without (or instead of) the policy.
+INVALID_INPUT = "invalid_input"
+EVALUATION_ERROR = "evaluation_error"
+RECORD_UNAVAILABLE = "record_unavailable"
+
+#: The messages policy/veto/crm/reasons.rego defines for these codes; the adapter appends the detail.
+ADAPTER_REASON_MESSAGES = {
+    INVALID_INPUT: "The call does not match the input contract",
+    EVALUATION_ERROR: "The policy could not be evaluated",
+    RECORD_UNAVAILABLE: "The decision record could not be written durably",
+}
+
+
+def adapter_deny(code: str, detail: str) -> PolicyAnswer:
+    """A deny the adapter answers itself: the code's message from reasons.rego, then the detail."""
+    return PolicyAnswer("deny", False, (Reason(code, f"{ADAPTER_REASON_MESSAGES.get(code, code)}: {detail}"),), ())
+
+
+def iso_timestamp(ms: float) -> str:
+    """``new Date(ms).toISOString()``: UTC with milliseconds."""
+    whole = int(ms // 1)
+    moment = datetime.fromtimestamp(whole // 1000, tz=timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{whole % 1000:03d}Z"

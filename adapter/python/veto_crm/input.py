@@ -1,0 +1,247 @@
+"""
+The input contract (docs/contract.md §1), as the TypeScript adapter checks it
+(adapter/input.ts). Two steps, both ending in a value, never an exception:
+
+1. ``snapshot`` copies what the agent sent into fresh JSON values, enforcing
+   the size and depth limits and refusing prototype-pollution keys and
+   anything JSON cannot carry. The copy is what gets decided, digested,
+   recorded and handed to the tool. Keys are copied in the order JavaScript
+   lists them, and the size is counted as the TypeScript adapter counts it,
+   so the same call is refused with the same message in both languages.
+2. call.schema.json (call_schema.py) checks the contract's types on that copy,
+   then the amount fields of ``changes`` must be numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence, Union
+
+from .call_schema import first_issue
+from .jsontext import MAX_SAFE_INTEGER, canonical, has_lone_surrogate, js_key_order, js_lower
+from .text import is_blank
+
+#: Keys that could reach Object.prototype through a careless merge in JavaScript code downstream.
+FORBIDDEN_KEYS = frozenset({"__proto__", "constructor", "prototype"})
+
+
+@dataclass(frozen=True)
+class InputLimits:
+    #: Largest call, in UTF-8 bytes of its JSON text.
+    max_input_bytes: int = 64 * 1024
+    #: Deepest nesting of objects and arrays; the call object itself is depth 1.
+    max_depth: int = 12
+
+
+DEFAULT_INPUT_LIMITS = InputLimits()
+
+
+@dataclass(frozen=True)
+class CheckedCall:
+    """A call that passed validation: its snapshot and the snapshot's canonical JSON."""
+
+    call: dict[str, Any]
+    json: str
+    ok: bool = True
+
+
+@dataclass(frozen=True)
+class RefusedCall:
+    """A call that did not: why, and as much of it as could be copied (None when nothing could)."""
+
+    message: str
+    partial: Any = None
+    json: Optional[str] = None
+    ok: bool = False
+
+
+CheckedInput = Union[CheckedCall, RefusedCall]
+
+
+class _InputRefused(Exception):
+    pass
+
+
+def _describe(path: str) -> str:
+    return "the call" if path == "" else path
+
+
+def _path_of(keys: Sequence[Union[str, int]]) -> str:
+    path = ""
+    for key in keys:
+        if isinstance(key, int):
+            path = f"{path}[{key}]"
+        else:
+            path = key if path == "" else f"{path}.{key}"
+    return path
+
+
+def _utf16_length(text: str) -> int:
+    if text.isascii():
+        return len(text)
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def _not_unicode(what: str) -> _InputRefused:
+    return _InputRefused(f"{what} not well-formed Unicode (it holds a lone surrogate, which JSON text in UTF-8 cannot carry)")
+
+
+def snapshot(raw: Any, limits: InputLimits) -> tuple[Any, str]:
+    """Copy ``raw`` into fresh JSON values within the limits; return the copy and its canonical JSON."""
+    max_bytes = limits.max_input_bytes
+    max_depth = limits.max_depth
+    # A lower bound of the JSON size (in UTF-16 code units, as the TypeScript adapter counts), so far-over inputs stop early.
+    size = 0
+    keys: list[Union[str, int]] = []
+    # Whether json.dumps(sort_keys=True) writes the copy exactly as canonical() does: no number that Python
+    # prints unlike JavaScript (integral floats, exponents) and no key whose code-point order differs from
+    # its UTF-16 order (a character beyond U+FFFF).
+    plain = True
+
+    def too_large() -> _InputRefused:
+        return _InputRefused(f"the call is larger than {max_bytes} bytes")
+
+    def copy(value: Any, depth: int) -> Any:
+        nonlocal size, plain
+        if isinstance(value, str):
+            size += _utf16_length(value) + 2
+            if size > max_bytes:
+                raise too_large()
+            if has_lone_surrogate(value):
+                raise _not_unicode(f"{_describe(_path_of(keys))} is")
+            return value
+        if isinstance(value, bool):
+            size += 4
+            if size > max_bytes:
+                raise too_large()
+            return value
+        if isinstance(value, (int, float)):
+            number: Union[int, float] = value
+            if isinstance(value, int) and not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+                try:
+                    number = float(value)
+                except OverflowError:
+                    number = math.inf
+            if isinstance(number, float):
+                if not math.isfinite(number):
+                    raise _InputRefused(f"{_describe(_path_of(keys))} is not a finite number")
+                if plain and not (1e-4 <= abs(number) < 1e16 and number != int(number)):
+                    plain = False
+            size += 1
+            if size > max_bytes:
+                raise too_large()
+            return number
+        if value is None:
+            size += 4
+            if size > max_bytes:
+                raise too_large()
+            return None
+        if not isinstance(value, (dict, list, tuple)):
+            raise _InputRefused(f"{_describe(_path_of(keys))} is a {type(value).__name__}, which JSON cannot carry")
+        if depth >= max_depth:
+            raise _InputRefused(f"{_describe(_path_of(keys))} nests deeper than {max_depth} levels")
+        size += 2
+        if size > max_bytes:
+            raise too_large()
+        if isinstance(value, (list, tuple)):
+            out_list: list[Any] = []
+            for i, item in enumerate(value):
+                keys.append(i)
+                out_list.append(copy(item, depth + 1))
+                keys.pop()
+            return out_list
+        out: dict[str, Any] = {}
+        for key in js_key_order(value):
+            if not isinstance(key, str):
+                raise _InputRefused(f"a key of {_describe(_path_of(keys))} is not a string ({key!r})")
+            if key in FORBIDDEN_KEYS:
+                keys.append(key)
+                raise _InputRefused(f'{_path_of(keys)}: the key "{key}" is not allowed')
+            if has_lone_surrogate(key):
+                raise _not_unicode(f"a key of {_describe(_path_of(keys))} is")
+            if plain and not key.isascii() and any(ord(c) > 0xFFFF for c in key):
+                plain = False
+            size += _utf16_length(key) + 3
+            if size > max_bytes:
+                raise too_large()
+            keys.append(key)
+            out[key] = copy(value[key], depth + 1)
+            keys.pop()
+        return out
+
+    value = copy(raw, 0)
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True) if plain else canonical(value)
+    exact = len(text.encode("utf-8"))
+    if exact > max_bytes:
+        raise _InputRefused(f"the call is larger than {max_bytes} bytes ({exact})")
+    return value, text
+
+
+def amount_field_names(amount_fields: Sequence[str]) -> frozenset[str]:
+    """The names in ``amount_fields``, lower-cased: a key of ``changes`` is an amount field when its lower-cased form is one."""
+    return frozenset(js_lower(f) for f in amount_fields)
+
+
+def check_call(raw: Any, limits: InputLimits, amount_names: frozenset[str]) -> CheckedInput:
+    """
+    Check one call as sent by an agent. ``amount_names`` (amount_field_names of
+    the data document's amount_fields): a ``changes`` entry whose key matches
+    one of them ignoring case must be a finite JSON number.
+    """
+    try:
+        copy, text = snapshot(raw, limits)
+    except _InputRefused as refused:
+        return RefusedCall(str(refused))
+    except Exception as error:  # a __getitem__ or __iter__ of what the caller passed raised
+        return RefusedCall(f"the call cannot be read: {error}")
+    if not isinstance(copy, dict):
+        return RefusedCall("the call must be an object {tool, arguments, context}", copy, text)
+    if "history" in copy:
+        return RefusedCall("history is computed by the adapter and cannot be supplied", copy, text)
+    issue = first_issue(copy)
+    if issue is not None:
+        path = ".".join(str(p) for p in issue.path)
+        return RefusedCall(f"{_describe(path)}: {issue.message}", copy, text)
+    changes = copy["arguments"].get("changes")
+    if changes is not None:
+        for key in js_key_order(changes):
+            item = changes[key]
+            if isinstance(item, (int, float)) and not isinstance(item, bool):
+                continue
+            if js_lower(key) in amount_names:
+                return RefusedCall(f"arguments.changes.{key}: an amount must be a finite number", copy, text)
+    return CheckedCall(copy, text)
+
+
+@dataclass(frozen=True)
+class PartialContext:
+    """The parts of a refused call that are safe to read for history and records."""
+
+    actor_id: Optional[str] = None
+    tenant_id: Optional[str] = None
+    environment: Optional[str] = None
+    tool: Optional[str] = None
+
+
+def partial_context(raw: Any) -> PartialContext:
+    try:
+        if not isinstance(raw, dict):
+            return PartialContext()
+        context = raw.get("context")
+        if not isinstance(context, dict):
+            context = {}
+
+        def text(value: Any) -> Optional[str]:
+            return value if isinstance(value, str) and not is_blank(value) else None
+
+        return PartialContext(
+            actor_id=text(context.get("actorId")),
+            tenant_id=text(context.get("tenantId")),
+            environment=text(context.get("environment")),
+            tool=text(raw.get("tool")),
+        )
+    except Exception:
+        # A mapping in what the agent sent raised: nothing is attributable.
+        return PartialContext()

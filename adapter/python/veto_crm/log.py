@@ -1,0 +1,710 @@
+"""
+The durable, tamper-evident decision log, in the TypeScript adapter's file
+format (adapter/log/*), so a log written here passes ``veto log verify`` and
+the other way round:
+
+- append-only JSON Lines, one canonical JSON record per line (keys sorted by
+  UTF-16 code units, no white space, JavaScript numbers and escapes);
+- hash-chained: each record gets ``seq`` (1, 2, ... across every file of the
+  log), ``prev_hash`` (the previous record's ``hash``, or GENESIS_HASH) and
+  ``hash`` = "sha256:" + hex SHA-256 of the canonical JSON of the record
+  without ``hash``; the line is the canonical JSON of the whole sealed record;
+- one writer per log: the lock file PATH.lock holds the writer's pid, taken by
+  hard-linking a private temporary file (the same protocol, so a Python and a
+  Node writer exclude each other); a dead writer's lock is taken over;
+- ``write`` returns only after the record's bytes are fdatasync'ed; records
+  written by several threads while a sync is in flight are committed together
+  by the next one;
+- rotation by size continues the chain in PATH.1, PATH.2, ...;
+- any write, sync or rotation error fails the log for good
+  (RecordUnavailableError); opening checks the whole chain and repairs a torn
+  final line (a crash mid-write), refusing anything else (LogCorruptError).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import re
+import secrets
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional, Sequence, Union
+
+from .errors import (
+    CanonicalJsonError,
+    DecisionLogError,
+    LogCorruptError,
+    LogLockedError,
+    RecordUnavailableError,
+)
+from .jsontext import JsonParseError, has_lone_surrogate, js_number, js_string, parse, utf16_key
+
+GENESIS_HASH = "sha256:" + "0" * 64
+RESERVED_FIELDS = ("seq", "prev_hash", "hash")
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+
+_HASH_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+# ---------------------------------------------------------------------------
+# Canonical JSON of records (log/canonical.ts): refuses what has no JSON form.
+
+
+def _pointer_token(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def _write_canonical(value: Any, pointer: str, parts: list[str], depth: int = 0) -> None:
+    if isinstance(value, str):
+        if has_lone_surrogate(value):
+            raise CanonicalJsonError(pointer, "string contains a lone surrogate (not I-JSON)")
+        parts.append(js_string(value))
+    elif value is None:
+        parts.append("null")
+    elif value is True:
+        parts.append("true")
+    elif value is False:
+        parts.append("false")
+    elif isinstance(value, (int, float)):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise CanonicalJsonError(pointer, f"{js_infinity(value)} is not a JSON number")
+        parts.append(js_number(value))
+    elif isinstance(value, (list, tuple)):
+        if depth > 5000:
+            raise CanonicalJsonError(pointer, "nested too deeply")
+        parts.append("[")
+        for i, item in enumerate(value):
+            if i:
+                parts.append(",")
+            _write_canonical(item, f"{pointer}/{i}", parts, depth + 1)
+        parts.append("]")
+    elif isinstance(value, dict):
+        if depth > 5000:
+            raise CanonicalJsonError(pointer, "nested too deeply")
+        parts.append("{")
+        for i, key in enumerate(_sorted_keys(value, pointer)):
+            child = f"{pointer}/{_pointer_token(key)}"
+            if i:
+                parts.append(",")
+            if has_lone_surrogate(key):
+                raise CanonicalJsonError(child, "string contains a lone surrogate (not I-JSON)")
+            parts.append(js_string(key))
+            parts.append(":")
+            _write_canonical(value[key], child, parts, depth + 1)
+        parts.append("}")
+    else:
+        raise CanonicalJsonError(pointer, f"{type(value).__name__} is not a plain object")
+
+
+def js_infinity(value: float) -> str:
+    return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+
+
+def _sorted_keys(value: dict[Any, Any], pointer: str) -> list[str]:
+    for key in value:
+        if not isinstance(key, str):
+            raise CanonicalJsonError(pointer, f"key {key!r} is not a string")
+    return sorted(value, key=utf16_key)
+
+
+def canonical_json(value: Any) -> str:
+    """Canonical JSON (RFC 8785 style); raises CanonicalJsonError naming the JSON pointer of a value with no JSON form."""
+    parts: list[str] = []
+    try:
+        _write_canonical(value, "", parts)
+    except RecursionError:
+        raise CanonicalJsonError("", "nested too deeply") from None
+    return "".join(parts)
+
+
+def _members(record: dict[str, Any]) -> list[tuple[str, str]]:
+    """The members of an object in canonical order, each as its ``"key":value`` text."""
+    out = []
+    for key in _sorted_keys(record, ""):
+        pointer = f"/{_pointer_token(key)}"
+        if has_lone_surrogate(key):
+            raise CanonicalJsonError(pointer, "string contains a lone surrogate (not I-JSON)")
+        parts = [js_string(key), ":"]
+        try:
+            _write_canonical(record[key], pointer, parts)
+        except RecursionError:
+            raise CanonicalJsonError(pointer, "nested too deeply") from None
+        out.append((key, "".join(parts)))
+    return out
+
+
+def _join(members: Sequence[tuple[str, str]], omit: Optional[str] = None) -> str:
+    return "{" + ",".join(text for key, text in members if key != omit) + "}"
+
+
+def _sha256(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class SealedLine:
+    seq: int
+    hash: str
+    #: Canonical JSON of the sealed record, without the newline.
+    text: str
+
+
+def seal_record(record: dict[str, Any], seq: int, prev_hash: str) -> SealedLine:
+    """Seal ``record`` as number ``seq`` after ``prev_hash``; raises CanonicalJsonError."""
+    if not isinstance(record, dict):
+        raise CanonicalJsonError("", "a record must be a JSON object")
+    for field in RESERVED_FIELDS:
+        if field in record:
+            raise CanonicalJsonError(f"/{field}", "field is reserved for the log's hash chain")
+    body = dict(record)
+    body["seq"] = seq
+    body["prev_hash"] = prev_hash
+    body["hash"] = GENESIS_HASH
+    members = _members(body)
+    digest = _sha256(_join(members, "hash"))
+    members = [(k, f'"hash":"{digest}"' if k == "hash" else t) for k, t in members]
+    return SealedLine(seq, digest, _join(members))
+
+
+# ---------------------------------------------------------------------------
+# Checking the chain (log/chain.ts)
+
+
+@dataclass(frozen=True)
+class LinePlace:
+    file: str
+    line: int
+
+
+class ChainChecker:
+    """Checks lines in chain order; each accepted line moves the chain on. ``problem`` texts are verify's."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.head = GENESIS_HASH
+        self.last_place: Optional[LinePlace] = None
+
+    def peek(self, data: bytes, place: LinePlace) -> Union[tuple[dict[str, Any], int, str], str]:
+        """The record, its seq and hash, or the problem."""
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            return "not valid UTF-8"
+        if text == "":
+            return "empty line"
+        try:
+            parsed = parse(text)
+        except JsonParseError:
+            return "not valid JSON"
+        if not isinstance(parsed, dict):
+            return "not a JSON object"
+        try:
+            members: Optional[list[tuple[str, str]]] = _members(parsed)
+        except CanonicalJsonError:
+            members = None
+        if members is None or _join(members) != text:
+            return "not canonical JSON"
+        seq, prev_hash, digest = parsed.get("seq"), parsed.get("prev_hash"), parsed.get("hash")
+        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1 or seq > 2**53 - 1:
+            return "seq missing or not a positive integer"
+        if not isinstance(prev_hash, str) or not _HASH_PATTERN.match(prev_hash):
+            return "prev_hash missing or malformed"
+        if not isinstance(digest, str) or not _HASH_PATTERN.match(digest):
+            return "hash missing or malformed"
+        if _sha256(_join(members, "hash")) != digest:
+            return "hash mismatch"
+        if prev_hash != self.head:
+            last = self.last_place
+            if last is None:
+                return "prev_hash is not the start of the chain"
+            where = f"line {last.line}" if last.file == place.file else f"{last.file} line {last.line}"
+            return f"prev_hash does not match {where}"
+        if seq != self.count + 1:
+            return f"seq {seq}, expected {self.count + 1}"
+        return parsed, seq, digest
+
+    def accept(self, data: bytes, place: LinePlace) -> Union[tuple[dict[str, Any], int, str], str]:
+        result = self.peek(data, place)
+        if not isinstance(result, str):
+            self.count = result[1]
+            self.head = result[2]
+            self.last_place = place
+        return result
+
+
+# ---------------------------------------------------------------------------
+# The log's files (log/segments.ts)
+
+
+def log_files(path: str) -> list[str]:
+    """PATH and its existing continuations PATH.1, PATH.2, ... in chain order."""
+    base = os.path.basename(path)
+    directory = os.path.dirname(path) or "."
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return [path]
+    continuations = []
+    for name in names:
+        if not name.startswith(base + "."):
+            continue
+        suffix = name[len(base) + 1 :]
+        if re.fullmatch(r"[1-9][0-9]*", suffix):
+            continuations.append((int(suffix), os.path.join(os.path.dirname(path), name)))
+    continuations.sort()
+    return [path, *(file for _, file in continuations)]
+
+
+def expand_log_paths(paths: Sequence[str]) -> list[str]:
+    """Each path expanded with log_files; a continuation PATH.N given beside its PATH folded into it."""
+    given = {os.path.abspath(p) for p in paths}
+    seen: set[str] = set()
+    files = []
+    for path in paths:
+        m = re.fullmatch(r"(.*)\.[1-9][0-9]*", path, re.DOTALL)
+        base = m.group(1) if m is not None and os.path.abspath(m.group(1)) in given else path
+        for file in log_files(base):
+            key = os.path.abspath(file)
+            if key in seen:
+                continue
+            seen.add(key)
+            files.append(file)
+    return files
+
+
+def _scan_lines(file: str) -> Iterator[tuple[bytes, int, int, bool]]:
+    """(bytes without the newline, 1-based line, offset, terminated) for each line, split on "\\n" only."""
+    with open(file, "rb") as handle:
+        data = handle.read()
+    start = 0
+    line = 0
+    while True:
+        nl = data.find(b"\n", start)
+        if nl < 0:
+            break
+        line += 1
+        yield data[start:nl], line, start, True
+        start = nl + 1
+    if start < len(data):
+        yield data[start:], line + 1, start, False
+
+
+@dataclass(frozen=True)
+class TornTail:
+    file: str
+    line: int
+    offset: int
+    length: int
+    #: A whole valid next record lacking only its newline.
+    complete: bool
+
+
+@dataclass(frozen=True)
+class ChainWalk:
+    ok: bool
+    files: tuple[str, ...] = ()
+    count: int = 0
+    head: str = GENESIS_HASH
+    torn: Optional[TornTail] = None
+    #: For a break: the file, the 1-based line (0: the file as a whole) and verify's text.
+    file: str = ""
+    line: int = 0
+    reason: str = ""
+
+
+def _errno_code(error: OSError) -> str:
+    import errno
+
+    return errno.errorcode.get(error.errno or 0, str(error))
+
+
+def walk_chain(files: Sequence[str], on_record: Optional[Callable[[str, int, dict[str, Any]], None]] = None) -> ChainWalk:
+    checker = ChainChecker()
+    torn: Optional[TornTail] = None
+    for index, file in enumerate(files):
+        is_last = index == len(files) - 1
+        lines = 0
+        try:
+            for data, line, offset, terminated in _scan_lines(file):
+                lines = line
+                place = LinePlace(file, line)
+                if not terminated:
+                    if not is_last:
+                        return ChainWalk(False, file=file, line=line, reason=f"line {line}: torn final line")
+                    result = checker.accept(data, place)
+                    if not isinstance(result, str) and on_record is not None:
+                        on_record(file, line, result[0])
+                    torn = TornTail(file, line, offset, len(data), not isinstance(result, str))
+                    break
+                result = checker.accept(data, place)
+                if isinstance(result, str):
+                    return ChainWalk(False, file=file, line=line, reason=f"line {line}: {result}")
+                if on_record is not None:
+                    on_record(file, line, result[0])
+        except OSError as error:
+            return ChainWalk(False, file=file, line=0, reason=f"cannot read file: {_errno_code(error)}")
+        if lines == 0 and not is_last:
+            return ChainWalk(False, file=file, line=0, reason="file is empty")
+    return ChainWalk(True, tuple(files), checker.count, checker.head, torn)
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    count: int = 0
+    head: str = GENESIS_HASH
+    files: tuple[str, ...] = ()
+    file: str = ""
+    line: int = 0
+    reason: str = ""
+
+
+def verify_log(paths: Sequence[str], expand: bool = True) -> VerifyResult:
+    """Verify the log at ``paths`` as one chain; never raises for a damaged or missing file."""
+    files = expand_log_paths(paths) if expand else list(paths)
+    walk = walk_chain(files)
+    if not walk.ok:
+        return VerifyResult(False, file=walk.file, line=walk.line, reason=walk.reason)
+    if walk.torn is not None:
+        return VerifyResult(False, file=walk.torn.file, line=walk.torn.line, reason=f"line {walk.torn.line}: torn final line")
+    return VerifyResult(True, walk.count, walk.head, walk.files)
+
+
+def read_log(paths: Sequence[str], expand: bool = True) -> list[dict[str, Any]]:
+    """Every record of a log, in order, after verifying the whole chain; raises LogCorruptError."""
+    files = expand_log_paths(paths) if expand else list(paths)
+    records: list[dict[str, Any]] = []
+    walk = walk_chain(files, lambda _f, _l, record: records.append(record))
+    if not walk.ok:
+        raise LogCorruptError(walk.file, walk.line, walk.reason)
+    if walk.torn is not None:
+        raise LogCorruptError(walk.torn.file, walk.torn.line, f"line {walk.torn.line}: torn final line")
+    return records
+
+
+# ---------------------------------------------------------------------------
+# One writer per log (log/lock.ts)
+
+_ATTEMPTS = 4
+_GONE = object()
+
+
+def _is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def _lock_holder(path: str) -> Any:
+    """The pid in a lock file; _GONE when the file is gone, None when it holds no pid."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        return _GONE
+    m = re.fullmatch(r"([1-9][0-9]*)\n", text)
+    return int(m.group(1)) if m else None
+
+
+def _link_exclusive(source: str, target: str) -> bool:
+    try:
+        os.link(source, target)
+        return True
+    except FileExistsError:
+        return False
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _locked_error(lock_path: str, pid: Optional[int], log_path: str) -> LogLockedError:
+    if pid is None:
+        return LogLockedError(lock_path, None, f"{lock_path} exists but holds no pid; if no process writes {log_path}, remove it")
+    who = "this process" if pid == os.getpid() else f"process {pid}"
+    return LogLockedError(lock_path, pid, f"{log_path} is already being written by {who} (lock {lock_path})")
+
+
+class LogLock:
+    def __init__(self, path: str, taken_over_from: Optional[int]) -> None:
+        self.path = path
+        self.taken_over_from = taken_over_from
+
+    def release(self) -> None:
+        try:
+            holder = _lock_holder(self.path)
+        except OSError:
+            return
+        if holder == os.getpid():
+            _unlink_quietly(self.path)
+
+
+def acquire_log_lock(log_path: str) -> LogLock:
+    lock_path = f"{log_path}.lock"
+    guard_path = f"{lock_path}.takeover"
+    mine = f"{lock_path}.{os.getpid()}.{secrets.token_hex(6)}"
+    fd = os.open(mine, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+    finally:
+        os.close(fd)
+    taken_over_from: Optional[int] = None
+    try:
+        for _ in range(_ATTEMPTS):
+            if _link_exclusive(mine, lock_path):
+                return LogLock(lock_path, taken_over_from)
+            holder = _lock_holder(lock_path)
+            if holder is _GONE:
+                continue  # released meanwhile
+            if holder is None or _is_alive(holder):
+                raise _locked_error(lock_path, holder, log_path)
+            # Stale: its writer is dead. Take it over under the takeover guard.
+            if not _link_exclusive(mine, guard_path):
+                guard_holder = _lock_holder(guard_path)
+                if isinstance(guard_holder, int) and not _is_alive(guard_holder):
+                    _unlink_quietly(guard_path)
+                    continue
+                raise _locked_error(lock_path, guard_holder if isinstance(guard_holder, int) else None, log_path)
+            try:
+                if _lock_holder(lock_path) == holder:
+                    _unlink_quietly(lock_path)
+                    taken_over_from = holder
+            finally:
+                _unlink_quietly(guard_path)
+        final = _lock_holder(lock_path)
+        raise _locked_error(lock_path, final if isinstance(final, int) else None, log_path)
+    finally:
+        _unlink_quietly(mine)
+
+
+# ---------------------------------------------------------------------------
+# The writer (log/file-log.ts)
+
+
+@dataclass(frozen=True)
+class WrittenRecord:
+    seq: int
+    hash: str
+    file: str
+
+
+@dataclass(frozen=True)
+class RecoveryReport:
+    files: tuple[str, ...]
+    records: int
+    head: str
+    #: "truncated" or "completed" when a torn final line was repaired, else None.
+    torn_tail: Optional[str]
+    stale_lock_from: Optional[int]
+
+
+def _sync_directory(file: str) -> None:
+    fd = os.open(os.path.dirname(os.path.abspath(file)), os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_fully(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if written <= 0:
+            raise OSError(f"write made no progress with {len(view)} bytes left")
+        view = view[written:]
+
+
+_APPEND = os.O_WRONLY | os.O_APPEND
+
+
+class FileDecisionLog:
+    """A record sink: the hash-chained file log. Open with ``FileDecisionLog.open(path)``; thread-safe."""
+
+    def __init__(self, path: str, lock: LogLock, fd: int, file: str, file_index: int, size: int, count: int, head: str, max_bytes: int, recovery: RecoveryReport) -> None:
+        self.path = path
+        self.recovery = recovery
+        self._lock_file = lock
+        self._fd = fd
+        self._file = file
+        self._file_index = file_index
+        self._size = size
+        self._next_seq = count + 1
+        self._head = head
+        self._max_bytes = max_bytes
+        self._mutex = threading.Lock()
+        self._cond = threading.Condition(self._mutex)
+        self._queue: list[tuple[int, str, bytes]] = []
+        self._written: dict[int, str] = {}
+        self._durable_seq = count
+        self._flushing = False
+        self._failure: Optional[RecordUnavailableError] = None
+        self._closed = False
+
+    @classmethod
+    def open(cls, path: Union[str, Path], max_bytes: int = DEFAULT_MAX_BYTES) -> "FileDecisionLog":
+        path = str(path)
+        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+            raise DecisionLogError("invalid_options", f"max_bytes must be a positive integer, got {max_bytes}")
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory):
+            raise DecisionLogError("invalid_options", f"decision log {path}: directory {directory} does not exist (create it first)")
+        lock = acquire_log_lock(path)
+        fd: Optional[int] = None
+        try:
+            files = log_files(path)
+            exists = os.path.exists(path)
+            walk = walk_chain(files if exists else [])
+            if not walk.ok:
+                raise LogCorruptError(walk.file, walk.line, walk.reason)
+            if not exists and len(files) > 1:
+                raise LogCorruptError(path, 0, "cannot read file: ENOENT (its continuations exist)")
+            file = files[-1]
+            if exists:
+                fd = os.open(file, _APPEND)
+            else:
+                fd = os.open(file, _APPEND | os.O_CREAT | os.O_EXCL, 0o666)
+                _sync_directory(file)
+            torn_action: Optional[str] = None
+            size = os.path.getsize(file) if exists else 0
+            if walk.torn is not None:
+                if walk.torn.complete:
+                    _write_fully(fd, b"\n")
+                    size += 1
+                else:
+                    os.ftruncate(fd, walk.torn.offset)
+                    size = walk.torn.offset
+                os.fsync(fd)
+                torn_action = "completed" if walk.torn.complete else "truncated"
+            recovery = RecoveryReport(walk.files if exists else (file,), walk.count, walk.head, torn_action, lock.taken_over_from)
+            return cls(path, lock, fd, file, len(files) - 1, size, walk.count, walk.head, max_bytes, recovery)
+        except BaseException:
+            if fd is not None:
+                os.close(fd)
+            lock.release()
+            raise
+
+    @property
+    def head(self) -> str:
+        """Hash of the last record written (acknowledged or still in flight)."""
+        return self._head
+
+    @property
+    def failure(self) -> Optional[RecordUnavailableError]:
+        return self._failure
+
+    def write(self, record: dict[str, Any]) -> WrittenRecord:
+        """
+        Append ``record``; returns once it is fdatasync'ed. Raises
+        RecordUnavailableError: code "record_invalid" when the record has no
+        canonical JSON form (nothing written, the log stays usable),
+        "record_unavailable" when the log is failed or closed.
+        """
+        with self._cond:
+            if self._failure is not None:
+                raise self._failure
+            if self._closed:
+                raise RecordUnavailableError(f"decision log {self.path} is closed")
+            try:
+                sealed = seal_record(record, self._next_seq, self._head)
+            except CanonicalJsonError as error:
+                raise RecordUnavailableError(f"record not written to {self.path}: {error}", "record_invalid") from None
+            self._next_seq += 1
+            self._head = sealed.hash
+            self._queue.append((sealed.seq, sealed.hash, (sealed.text + "\n").encode("utf-8")))
+            while True:
+                if self._durable_seq >= sealed.seq:
+                    return WrittenRecord(sealed.seq, sealed.hash, self._written.pop(sealed.seq, self._file))
+                if self._failure is not None:
+                    raise self._failure
+                if self._flushing:
+                    self._cond.wait()
+                    continue
+                # This thread commits everything queued so far, in one write and one fdatasync per file.
+                self._flushing = True
+                batch, self._queue = self._queue, []
+                self._mutex.release()
+                failure: Optional[BaseException] = None
+                placed: dict[int, str] = {}
+                try:
+                    placed = self._commit(batch)
+                except BaseException as raised:
+                    failure = raised
+                finally:
+                    self._mutex.acquire()
+                self._flushing = False
+                if failure is not None:
+                    self._fail(failure)
+                else:
+                    self._written.update(placed)
+                    self._durable_seq = batch[-1][0]
+                self._cond.notify_all()
+
+    def _commit(self, batch: list[tuple[int, str, bytes]]) -> dict[int, str]:
+        placed: dict[int, str] = {}
+        done = 0
+        while done < len(batch):
+            if self._size > 0 and self._size + len(batch[done][2]) > self._max_bytes:
+                self._rotate()
+            end = done + 1
+            total = len(batch[done][2])
+            while end < len(batch) and self._size + total + len(batch[end][2]) <= self._max_bytes:
+                total += len(batch[end][2])
+                end += 1
+            _write_fully(self._fd, b"".join(item[2] for item in batch[done:end]))
+            self._size += total
+            os.fdatasync(self._fd)
+            for item in batch[done:end]:
+                placed[item[0]] = self._file
+            done = end
+        return placed
+
+    def _rotate(self) -> None:
+        nxt = f"{self.path}.{self._file_index + 1}"
+        fd = os.open(nxt, _APPEND | os.O_CREAT | os.O_EXCL, 0o666)
+        previous = self._fd
+        self._fd = fd
+        self._file = nxt
+        self._file_index += 1
+        self._size = 0
+        os.close(previous)
+        _sync_directory(nxt)
+
+    def _fail(self, cause: BaseException) -> None:
+        if self._failure is None:
+            self._failure = RecordUnavailableError(f"decision log {self.path} failed and accepts no more records: {cause}")
+            self._failure.__cause__ = cause
+
+    def close(self) -> None:
+        """Wait for writes in flight, then release the file and the lock. Later writes raise. Safe to call twice."""
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            while self._flushing or self._queue:
+                if not self._flushing:
+                    break
+                self._cond.wait()
+        try:
+            os.close(self._fd)
+        finally:
+            self._lock_file.release()
+
+    def __enter__(self) -> "FileDecisionLog":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def open_file_log(path: Union[str, Path], max_bytes: int = DEFAULT_MAX_BYTES) -> FileDecisionLog:
+    return FileDecisionLog.open(path, max_bytes)

@@ -1,0 +1,257 @@
+"""
+Decision records (docs/contract.md §7), exactly as the TypeScript adapter
+makes them (adapter/records.ts and the record built in adapter/veto.ts): one
+JSON object per decision, approval and rejection, written through a record
+sink before the call returns. Field names follow OPA's decision-log event
+where one exists (decision_id, timestamp, path, result, bundles, masked,
+metrics).
+
+Every record is built here, by ``decision_record`` and ``answer_record``: a
+new field lands in one place for both kinds of record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import sys
+import threading
+import time
+from typing import Any, Mapping, Optional, Protocol, Sequence, TextIO, Union, runtime_checkable
+
+from .bundle import DECISION_ENTRYPOINT, BundleVersion
+from .decision import Decision
+from .jsontext import canonical, js_key_order, js_lower, stringify
+
+RECORD_BUNDLE_NAME = "crm"
+
+Record = dict[str, Any]
+
+
+@runtime_checkable
+class RecordSink(Protocol):
+    """
+    Where records go. ``write`` returns only once the record is as durable as
+    the sink can make it; if it raises, the call it records fails closed
+    (deny with record_unavailable, or the approval is refused).
+    A FileDecisionLog (veto_crm.log) is one.
+    """
+
+    def write(self, record: Record) -> Any: ...
+
+
+#: Keys whose values are never masked: the contract's own fields, which the policy and the adapter read. Their children can be.
+CONTRACT_KEYS: Mapping[str, frozenset[str]] = {
+    "": frozenset({"tool", "arguments", "context"}),
+    "/arguments": frozenset({"object", "recordId", "tenantId", "destination", "changes", "fields", "amount"}),
+    "/context": frozenset(
+        {"actorId", "tenantId", "environment", "reason", "sourceSystem", "requestId", "sessionId", "onBehalfOf"}
+    ),
+}
+
+
+def _digest_text(value: Any) -> str:
+    """digest.ts's canonicalJson: keys sorted by UTF-16 code units, a non-finite number written as null (JSON.stringify's way)."""
+    try:
+        return canonical(value)
+    except ValueError:
+        return canonical(_finite(value))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+class RecordMasker:
+    """
+    Digests for records of a value's canonical JSON: "hmac-sha256:<hex>" with a
+    deployment key (``record_key``; the same key gives the same digests as the
+    TypeScript adapter), or "sha256:<hex>" without one.
+    """
+
+    def __init__(self, key: Union[str, bytes, None] = None) -> None:
+        self._key = key.encode("utf-8") if isinstance(key, str) else key
+
+    @property
+    def keyed(self) -> bool:
+        return self._key is not None
+
+    def digest(self, value: Any) -> str:
+        return self.digest_json(_digest_text(value))
+
+    def digest_json(self, text: str) -> str:
+        """The digest of a value whose canonical JSON is already at hand."""
+        data = text.encode("utf-8")
+        if self._key is None:
+            return f"sha256:{hashlib.sha256(data).hexdigest()}"
+        return f"hmac-sha256:{hmac.new(self._key, data, hashlib.sha256).hexdigest()}"
+
+    def call_digest(self, call: Mapping[str, Any]) -> str:
+        """The digest of {tool, arguments, context} that an approval is bound to and records carry as ``call_digest``."""
+        return self.digest({"tool": call.get("tool"), "arguments": call.get("arguments"), "context": call.get("context")})
+
+    def mask_input(self, value: Any, sensitive_fields: frozenset[str]) -> tuple[Any, list[str]]:
+        """
+        A copy of ``value`` (the call as received, or as much of it as is JSON)
+        fit for a record and for replay: the value under every key named
+        sensitive (lower-cased names, any depth) replaced by its digest, the
+        contract's own fields never masked themselves. Also the JSON pointers
+        replaced, rooted at the record (``/input/arguments/changes/ssn``).
+        """
+        masked: list[str] = []
+        if not _has_maskable(value, sensitive_fields, ""):
+            return value, masked
+
+        def walk(v: Any, pointer: str) -> Any:
+            if isinstance(v, list):
+                return [walk(item, f"{pointer}/{i}") for i, item in enumerate(v)]
+            if not isinstance(v, dict):
+                return v
+            protected = CONTRACT_KEYS.get(pointer)
+            out: dict[str, Any] = {}
+            for key in js_key_order(v):
+                child_pointer = f"{pointer}/{key.replace('~', '~0').replace('/', '~1')}"
+                if js_lower(key) in sensitive_fields and not (protected is not None and key in protected):
+                    masked.append(f"/input{child_pointer}")
+                    out[key] = self.digest(v[key])
+                else:
+                    out[key] = walk(v[key], child_pointer)
+            return out
+
+        return walk(value, ""), masked
+
+
+def _has_maskable(v: Any, sensitive_fields: frozenset[str], pointer: Optional[str]) -> bool:
+    """Whether mask_input would replace anything in ``v`` (the same walk, without copying); ``pointer`` None below the contract's objects."""
+    if isinstance(v, list):
+        return any(_has_maskable(item, sensitive_fields, None) for item in v)
+    if not isinstance(v, dict):
+        return False
+    protected = CONTRACT_KEYS.get(pointer) if pointer is not None else None
+    for key, child in v.items():
+        if js_lower(key) in sensitive_fields and not (protected is not None and key in protected):
+            return True
+        if isinstance(child, (dict, list)) and _has_maskable(child, sensitive_fields, f"/{key}" if pointer == "" else None):
+            return True
+    return False
+
+
+def decision_record(
+    *,
+    decision: Decision,
+    bundle: BundleVersion,
+    who: Mapping[str, Optional[str]],
+    context: Optional[Mapping[str, Any]],
+    input: Any,
+    masked: Sequence[str],
+    input_digest: Optional[str],
+    call_digest: Optional[str],
+    recent_denies: Optional[int],
+    eval_ns: int,
+) -> Record:
+    """The record of one decision (veto.ts's DecisionEventRecord), members in the TypeScript adapter's order."""
+
+    def optional(name: str) -> Optional[str]:
+        value = context.get(name) if context is not None else None
+        return value if isinstance(value, str) else None
+
+    return {
+        "type": "decision",
+        "decision_id": decision.id,
+        "timestamp": decision.timestamp,
+        "path": DECISION_ENTRYPOINT,
+        "bundles": {RECORD_BUNDLE_NAME: bundle.to_json()},
+        "tool": who.get("tool"),
+        "actor_id": who.get("actor_id"),
+        "tenant_id": who.get("tenant_id"),
+        "environment": who.get("environment"),
+        "source_system": optional("sourceSystem"),
+        "request_id": optional("requestId"),
+        "session_id": optional("sessionId"),
+        "on_behalf_of": optional("onBehalfOf"),
+        "input": input,
+        "masked": list(masked),
+        "input_digest": input_digest,
+        "call_digest": call_digest,
+        "history": None if recent_denies is None else {"recent_denies": recent_denies},
+        "result": result_of(decision),
+        "metrics": {"timer_rego_query_eval_ns": eval_ns},
+    }
+
+
+def result_of(decision: Decision) -> dict[str, Any]:
+    """A record's ``result``."""
+    return {
+        "action": decision.action,
+        "escalated": decision.escalated,
+        "reason": decision.reason,
+        "reasons": [r.to_json() for r in decision.reasons],
+        "approvers": list(decision.approvers),
+    }
+
+
+def answer_record(
+    *,
+    kind: str,
+    decision_id: str,
+    timestamp: str,
+    bundle: BundleVersion,
+    actor_id: Optional[str],
+    tenant_id: Optional[str],
+    call_digest: Optional[str],
+    reviewer_id: str,
+    note: Optional[str],
+) -> Record:
+    """The record of an approval or rejection (approvals.ts's ApprovalEventRecord)."""
+    return {
+        "type": kind,
+        "decision_id": decision_id,
+        "timestamp": timestamp,
+        "path": DECISION_ENTRYPOINT,
+        "bundles": {RECORD_BUNDLE_NAME: bundle.to_json()},
+        "actor_id": actor_id,
+        "tenant_id": tenant_id,
+        "call_digest": call_digest,
+        "reviewer_id": reviewer_id,
+        "note": note,
+        "result": {"approval": "approved" if kind == "approval" else "rejected"},
+    }
+
+
+class JsonLinesRecordSink:
+    """
+    The default sink: one JSON line per record on a text stream (standard
+    error unless given), shaped like the TypeScript adapter's pino lines
+    (``level``, ``time``, ``name``, ``component``, the record's members, ``msg``
+    "veto decision" / "veto approval" / "veto rejection"), flushed before
+    ``write`` returns. A write that fails raises, and so does every later one.
+    """
+
+    def __init__(self, stream: Optional[TextIO] = None) -> None:
+        self._stream = stream if stream is not None else sys.stderr
+        self._lock = threading.Lock()
+        self.failure: Optional[BaseException] = None
+
+    def write(self, record: Record) -> None:
+        line = stringify(
+            {"level": 30, "time": int(time.time() * 1000), "name": "veto", "component": "records", **record, "msg": f"veto {record['type']}"}
+        )
+        with self._lock:
+            if self.failure is not None:
+                raise OSError(f"the records destination failed earlier: {self.failure}")
+            try:
+                self._stream.write(line + "\n")
+                self._stream.flush()
+            except BaseException as error:
+                self.failure = error
+                raise
+
+    def close(self) -> None:
+        pass

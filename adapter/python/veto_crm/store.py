@@ -1,0 +1,199 @@
+"""
+State shared between decisions (adapter/store.ts): deny history per
+(actor_id, tenant_id) and pending approvals, in memory, bounded, thread-safe.
+
+Escalation semantics are the TypeScript adapter's: ``count_recent_denies``
+counts the denies and rejected approvals of (actor, tenant) at or after
+``since_ms``; every deny decision that names its actor and tenant counts
+(``counts_towards_escalation`` is the one place that says which do).
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from collections import OrderedDict
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Callable, Iterator, Literal, Optional, Union
+
+ApprovalStatus = Literal["pending", "answering", "approved", "rejected", "expired"]
+
+MAX_DENIES_PER_KEY = 10_000
+
+
+@dataclass(frozen=True)
+class ApprovalState:
+    status: str
+    expires_at_ms: float
+    reviewer_id: Optional[str] = None
+    note: Optional[str] = None
+    answered_at_ms: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class StoredDecision:
+    id: str
+    action: str
+    escalated: bool
+    at_ms: float
+    approvers: tuple[str, ...] = ()
+    #: Present when the decision could be attributed (the call named them).
+    actor_id: Optional[str] = None
+    tenant_id: Optional[str] = None
+    #: Digest of tool, arguments and context: what an approval authorizes.
+    call_digest: Optional[str] = None
+    #: For require_approval decisions.
+    approval: Optional[ApprovalState] = None
+
+
+@dataclass(frozen=True)
+class ApprovalTransition:
+    from_status: str
+    to_status: str
+    at_ms: float
+    reviewer_id: Optional[str] = None
+    note: Optional[str] = None
+
+
+def counts_towards_escalation(decision: StoredDecision) -> bool:
+    """Which decisions count as the actor's denies (docs/contract.md §3 recentDenies): every attributed deny, as the TypeScript store counts today."""
+    return decision.action == "deny" and decision.actor_id is not None and decision.tenant_id is not None
+
+
+class InMemoryStore:
+    """The default store. ``history_retention_ms`` may be a function asked at each pruning (retention can follow the bundle in force)."""
+
+    def __init__(self, max_decisions: int = 100_000, history_retention_ms: Union[float, Callable[[], float]] = 24 * 3600 * 1000) -> None:
+        self._max_decisions = max_decisions
+        self._retention: Callable[[], float] = history_retention_ms if callable(history_retention_ms) else (lambda: float(history_retention_ms))  # type: ignore[arg-type,unused-ignore]
+        self._decisions: OrderedDict[str, StoredDecision] = OrderedDict()
+        self._denies: dict[tuple[str, str], list[float]] = {}
+        self._watchers: dict[str, list[Callable[[], None]]] = {}
+        self._lock = threading.RLock()
+        self._unit_locks: dict[tuple[str, str], tuple[threading.Lock, int]] = {}
+        self._unit_guard = threading.Lock()
+        self._latest_ms = 0.0
+        self._appends_since_sweep = 0
+
+    def append_decision(self, decision: StoredDecision) -> None:
+        with self._lock:
+            self._decisions[decision.id] = decision
+            self._latest_ms = max(self._latest_ms, decision.at_ms)
+            if counts_towards_escalation(decision):
+                self._add_deny(decision.actor_id, decision.tenant_id, decision.at_ms)
+            self._evict()
+
+    def count_recent_denies(self, actor_id: str, tenant_id: str, since_ms: float) -> int:
+        with self._lock:
+            times = self._denies.get((actor_id, tenant_id))
+            if not times:
+                return 0
+            return len(times) - bisect.bisect_left(times, since_ms)
+
+    def get_decision(self, decision_id: str) -> Optional[StoredDecision]:
+        with self._lock:
+            return self._decisions.get(decision_id)
+
+    def transition_approval(self, decision_id: str, t: ApprovalTransition) -> bool:
+        """
+        Move an approval from ``t.from_status`` to ``t.to_status`` if and only if
+        it is in ``from_status`` (the first answer wins), and, from "pending" to
+        anything but "expired", only while ``t.at_ms`` is before its expiry. A
+        move to "rejected" counts as a deny at ``t.at_ms``.
+        """
+        with self._lock:
+            decision = self._decisions.get(decision_id)
+            if decision is None or decision.approval is None or decision.approval.status != t.from_status:
+                return False
+            if t.from_status == "pending" and t.to_status != "expired" and t.at_ms >= decision.approval.expires_at_ms:
+                return False
+            approval = ApprovalState(
+                status=t.to_status,
+                expires_at_ms=decision.approval.expires_at_ms,
+                reviewer_id=t.reviewer_id,
+                note=t.note,
+                answered_at_ms=None if t.to_status in ("answering", "pending") else t.at_ms,
+            )
+            self._decisions[decision_id] = replace(decision, approval=approval)
+            if t.to_status == "rejected":
+                self._add_deny(decision.actor_id, decision.tenant_id, t.at_ms)
+            listeners = list(self._watchers.get(decision_id, ()))
+        for listener in listeners:
+            listener()
+        return True
+
+    def watch_decision(self, decision_id: str, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call ``listener`` whenever the decision's approval changes; returns the unsubscribe."""
+        with self._lock:
+            self._watchers.setdefault(decision_id, []).append(listener)
+
+        def unwatch() -> None:
+            with self._lock:
+                listeners = self._watchers.get(decision_id)
+                if listeners is not None and listener in listeners:
+                    listeners.remove(listener)
+                    if not listeners:
+                        del self._watchers[decision_id]
+
+        return unwatch
+
+    @contextmanager
+    def unit(self, actor_id: Optional[str], tenant_id: Optional[str]) -> Iterator["InMemoryStore"]:
+        """
+        One unit of work: units for the same (actor, tenant) run one after
+        another, so count -> evaluate -> record -> append sees every deny before
+        it and escalation starts exactly at the threshold.
+        """
+        if actor_id is None or tenant_id is None:
+            yield self
+            return
+        key = (actor_id, tenant_id)
+        with self._unit_guard:
+            lock, users = self._unit_locks.get(key, (threading.Lock(), 0))
+            self._unit_locks[key] = (lock, users + 1)
+        lock.acquire()
+        try:
+            yield self
+        finally:
+            lock.release()
+            with self._unit_guard:
+                lock, users = self._unit_locks[key]
+                if users <= 1:
+                    del self._unit_locks[key]
+                else:
+                    self._unit_locks[key] = (lock, users - 1)
+
+    def close(self) -> None:
+        with self._lock:
+            self._watchers.clear()
+
+    def _add_deny(self, actor_id: Optional[str], tenant_id: Optional[str], at_ms: float) -> None:
+        if actor_id is None or tenant_id is None:
+            return
+        key = (actor_id, tenant_id)
+        times = self._denies.setdefault(key, [])
+        bisect.insort_right(times, at_ms)
+        # Far beyond any sensible deny threshold; keeps one noisy actor's memory bounded.
+        if len(times) > MAX_DENIES_PER_KEY:
+            del times[: len(times) - MAX_DENIES_PER_KEY]
+        self._latest_ms = max(self._latest_ms, at_ms)
+        self._prune(key, times)
+
+    def _prune(self, key: tuple[str, str], times: list[float]) -> None:
+        cutoff = self._latest_ms - self._retention()
+        drop = bisect.bisect_left(times, cutoff)
+        if drop:
+            del times[:drop]
+        if not times:
+            self._denies.pop(key, None)
+
+    def _evict(self) -> None:
+        # The oldest first; an evicted pending approval becomes unknown, which fails closed.
+        while len(self._decisions) > self._max_decisions:
+            self._decisions.popitem(last=False)
+        self._appends_since_sweep += 1
+        if self._appends_since_sweep >= 1024:
+            self._appends_since_sweep = 0
+            for key, times in list(self._denies.items()):
+                self._prune(key, times)

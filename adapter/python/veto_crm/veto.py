@@ -1,0 +1,490 @@
+"""
+create_veto and the decision flow, as adapter/veto.ts runs it:
+call -> validate -> history -> evaluate -> decision -> record -> caller.
+Every step fails closed: whatever goes wrong, the answer is a deny.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import functools
+import inspect
+import logging
+import threading
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Awaitable, Callable, ContextManager, Mapping, Optional, Sequence, TypeVar, Union
+
+from .approvals import ApprovalAnswer, ApprovalDesk
+from .bundle import BundleVersion, load_bundle
+from .decision import (
+    EVALUATION_ERROR,
+    INVALID_INPUT,
+    RECORD_UNAVAILABLE,
+    Decision,
+    PolicyAnswer,
+    adapter_deny,
+    iso_timestamp,
+)
+from .errors import ApprovalError, VetoClosedError, VetoDeniedError, VetoOptionsError
+from .evaluator import PolicyEvaluator
+from .ids import monotonic_ulid
+from .input import DEFAULT_INPUT_LIMITS, CheckedCall, CheckedInput, InputLimits, PartialContext, RefusedCall, check_call, partial_context
+from .policy_data import PolicyData, read_policy_data
+from .records import JsonLinesRecordSink, Record, RecordMasker, RecordSink, decision_record, result_of
+from .signature import BundleVerifier, VerificationKeyInput, create_bundle_verifier
+from .store import InMemoryStore, StoredDecision, ApprovalState
+
+log = logging.getLogger("veto_crm")
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class ActivePolicy:
+    """Everything a decision needs from one bundle, immutable."""
+
+    version: BundleVersion
+    data: PolicyData
+    evaluator: PolicyEvaluator
+
+
+@dataclass(frozen=True)
+class EscalationEvent:
+    decision: Decision
+    actor_id: str
+    tenant_id: str
+    recent_denies: int
+
+
+def activate_policy(
+    source: Union[str, Path, bytes],
+    verifier: Optional[BundleVerifier] = None,
+    data: Optional[Mapping[str, Any]] = None,
+    data_label: str = "given as options.data",
+) -> ActivePolicy:
+    """Verify, load and probe one bundle; raises BundleSignatureError / BundleLoadError."""
+    loaded = load_bundle(source, verifier)
+    policy_data = read_policy_data(loaded.data if data is None else data, "data.json of the bundle" if data is None else data_label)
+    evaluator = PolicyEvaluator.create(loaded.wasm, policy_data.json)
+    return ActivePolicy(loaded.version, policy_data, evaluator)
+
+
+def _record_key_ok(key: Any) -> bool:
+    if isinstance(key, str):
+        return len(key.encode("utf-8")) >= 16
+    return isinstance(key, (bytes, bytearray)) and len(key) >= 16
+
+
+def _limits(given: Any) -> InputLimits:
+    if given is None:
+        return DEFAULT_INPUT_LIMITS
+    if isinstance(given, InputLimits):
+        return given
+    if isinstance(given, Mapping) and set(given) <= {"max_input_bytes", "max_depth"}:
+        return replace(DEFAULT_INPUT_LIMITS, **dict(given))
+    raise VetoOptionsError("create_veto: limits must be InputLimits or {max_input_bytes?, max_depth?}")
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def create_veto(
+    bundle: Union[str, Path, bytes],
+    *,
+    data: Optional[Mapping[str, Any]] = None,
+    store: Optional[InMemoryStore] = None,
+    record_sink: Optional[RecordSink] = None,
+    record_key: Union[str, bytes, None] = None,
+    verification_key: Union[VerificationKeyInput, Sequence[VerificationKeyInput], None] = None,
+    clock: Optional[Callable[[], float]] = None,
+    approval_ttl_ms: int = 3_600_000,
+    approval_poll_ms: int = 1000,
+    limits: Union[InputLimits, Mapping[str, int], None] = None,
+    on_escalation: Optional[Callable[[EscalationEvent], Any]] = None,
+) -> "Veto":
+    """
+    Load the bundle (verifying its signature when ``verification_key`` is given)
+    and return a Veto. ``bundle``: path of the bundle .tar.gz or its bytes.
+    ``data``: a data document replacing the bundle's data.json entirely.
+    ``store``: deny history and approvals (default a new InMemoryStore).
+    ``record_sink``: where records go (default JSON lines on standard error;
+    pass a FileDecisionLog for the durable log). ``record_key``: at least 16
+    bytes, the key of the HMAC-SHA-256 digests in records (default none: plain
+    SHA-256). ``clock``: epoch milliseconds (default time.time() * 1000).
+    ``limits``: {max_input_bytes: 65536, max_depth: 12}.
+    """
+    issues: list[str] = []
+    if not isinstance(bundle, (str, Path, bytes, bytearray)) or bundle == "":
+        issues.append("bundle: bundle is required: a path to the bundle .tar.gz or its bytes")
+    if data is not None and not isinstance(data, Mapping):
+        issues.append("data: data must be a JSON object (the whole data document)")
+    if record_sink is not None and not callable(getattr(record_sink, "write", None)):
+        issues.append("record_sink: record_sink must have a write(record) method")
+    if record_key is not None and not _record_key_ok(record_key):
+        issues.append("record_key: record_key must be a str or bytes of at least 16 bytes")
+    if clock is not None and not callable(clock):
+        issues.append("clock: clock must be a function returning epoch milliseconds")
+    if not _positive_int(approval_ttl_ms):
+        issues.append("approval_ttl_ms: must be a positive integer")
+    if not _positive_int(approval_poll_ms):
+        issues.append("approval_poll_ms: must be a positive integer")
+    if on_escalation is not None and not callable(on_escalation):
+        issues.append("on_escalation: on_escalation must be a function")
+    if issues:
+        raise VetoOptionsError(f"create_veto: invalid options: {'; '.join(issues)}", issues)
+    input_limits = _limits(limits)
+    verifier = None if verification_key is None else create_bundle_verifier(verification_key)
+    policy = activate_policy(bytes(bundle) if isinstance(bundle, bytearray) else bundle, verifier, data, "given as options.data")
+    return Veto(
+        policy,
+        store=store,
+        record_sink=record_sink,
+        masker=RecordMasker(bytes(record_key) if isinstance(record_key, bytearray) else record_key),
+        clock=clock or (lambda: time.time() * 1000),
+        approval_ttl_ms=approval_ttl_ms,
+        approval_poll_ms=approval_poll_ms,
+        limits=input_limits,
+        on_escalation=on_escalation,
+    )
+
+
+@dataclass(frozen=True)
+class _Decided:
+    decision: Decision
+    #: The call that was decided (None when it was refused or not recorded).
+    call: Optional[dict[str, Any]]
+    #: Why a record_unavailable deny was given.
+    cause: Optional[BaseException] = None
+    #: For on_escalation, called once the unit is over.
+    escalation: Optional[EscalationEvent] = None
+
+
+class Veto:
+    """Decides calls with one bundle. Thread-safe. Use ``create_veto`` to make one."""
+
+    def __init__(
+        self,
+        policy: ActivePolicy,
+        *,
+        store: Optional[InMemoryStore],
+        record_sink: Optional[RecordSink],
+        masker: RecordMasker,
+        clock: Callable[[], float],
+        approval_ttl_ms: int,
+        approval_poll_ms: int,
+        limits: InputLimits,
+        on_escalation: Optional[Callable[[EscalationEvent], Any]],
+    ) -> None:
+        self._policy = policy
+        self._owns_store = store is None
+        # Retention follows the bundle in force.
+        self._store = store if store is not None else InMemoryStore(
+            history_retention_ms=lambda: max(self._policy.data.window_seconds * 1000, 24 * 3600 * 1000)
+        )
+        self._sink: RecordSink = record_sink if record_sink is not None else JsonLinesRecordSink()
+        self._masker = masker
+        self._clock = clock
+        self._ttl_ms = approval_ttl_ms
+        self._limits = limits
+        self._on_escalation = on_escalation
+        self._next_id = monotonic_ulid()
+        self._closed = False
+        self._desk = ApprovalDesk(self._store, self._sink, clock, lambda: self._policy.version, approval_poll_ms, masker.call_digest)
+
+    # -- public API --------------------------------------------------------
+
+    @property
+    def bundle(self) -> BundleVersion:
+        """The revision and version hash of the bundle in force."""
+        return self._policy.version
+
+    def protect(self, call: Any) -> Decision:
+        """Decide a call. Never raises because of what the call contains."""
+        return self._decide(call).decision
+
+    def wait_for_approval(
+        self,
+        decision_id: str,
+        *,
+        timeout_ms: Optional[float] = None,
+        call: Optional[Mapping[str, Any]] = None,
+        cancel: Optional[threading.Event] = None,
+    ) -> ApprovalAnswer:
+        """
+        Return when the decision was approved; raise ApprovalError otherwise
+        (rejected, expired, timed out, cancelled, unknown, not require_approval,
+        or ``call`` is not the call that was decided: call_mismatch).
+        """
+        self._open()
+        return self._desk.wait(decision_id, timeout_ms, call, cancel)
+
+    def approve(self, decision_id: str, reviewer_id: str, note: Optional[str] = None) -> ApprovalAnswer:
+        self._open()
+        return self._desk.answer("approval", decision_id, reviewer_id, note)
+
+    def reject(self, decision_id: str, reviewer_id: str, note: Optional[str] = None) -> ApprovalAnswer:
+        self._open()
+        return self._desk.answer("rejection", decision_id, reviewer_id, note)
+
+    def guard(self, tool: str) -> Callable[[Callable[..., R]], Callable[[Mapping[str, Any], Mapping[str, Any]], R]]:
+        """
+        A decorator: the tool function ``fn(args, context, decision)`` runs only
+        when ``protect({tool, arguments: args, context})`` allows it or its
+        approval arrives; a deny raises VetoDeniedError and ``fn`` never runs.
+        ``fn`` receives a fresh deep copy of exactly the arguments and context
+        that were decided. An ``async def`` tool gets an async wrapper (the
+        decision runs in a worker thread).
+        """
+        if not isinstance(tool, str) or tool == "":
+            raise VetoOptionsError("guard: tool must be a non-empty string")
+
+        def decorate(fn: Callable[..., R]) -> Callable[[Mapping[str, Any], Mapping[str, Any]], R]:
+            if not callable(fn):
+                raise VetoOptionsError("guard: decorate the tool function to run")
+            if inspect.iscoroutinefunction(fn):
+
+                @functools.wraps(fn)
+                async def run_async(args: Mapping[str, Any], context: Mapping[str, Any]) -> Any:
+                    decided = await asyncio.to_thread(self._authorize, tool, args, context)
+                    assert decided.call is not None
+                    return await fn(copy.deepcopy(decided.call["arguments"]), copy.deepcopy(decided.call["context"]), decided.decision)
+
+                return run_async  # type: ignore[return-value]
+
+            @functools.wraps(fn)
+            def run(args: Mapping[str, Any], context: Mapping[str, Any]) -> R:
+                decided = self._authorize(tool, args, context)
+                assert decided.call is not None
+                return fn(copy.deepcopy(decided.call["arguments"]), copy.deepcopy(decided.call["context"]), decided.decision)
+
+            return run
+
+        return decorate
+
+    def close(self) -> None:
+        """Stop: waits end with VetoClosedError, and a store this Veto made is closed. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        self._desk.close(VetoClosedError())
+        close = getattr(self._sink, "close", None) if isinstance(self._sink, JsonLinesRecordSink) else None
+        if close is not None:
+            close()
+        if self._owns_store:
+            self._store.close()
+
+    def __enter__(self) -> "Veto":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- the flow ------------------------------------------------------------
+
+    def _open(self) -> None:
+        if self._closed:
+            raise VetoClosedError()
+
+    def _authorize(self, tool: str, args: Mapping[str, Any], context: Mapping[str, Any]) -> _Decided:
+        decided = self._decide({"tool": tool, "arguments": args, "context": context})
+        if decided.decision.action == "deny" or decided.call is None:
+            error = VetoDeniedError(decided.decision)
+            error.__cause__ = decided.cause
+            raise error
+        if decided.decision.action == "require_approval":
+            self.wait_for_approval(decided.decision.id, call=decided.call)
+        return decided
+
+    def protect_unreadable(self, text: str, problem: str) -> Decision:
+        """For front ends that parse calls themselves (the command line): a call that could not be read, invalid_input, recorded."""
+        return self._decide(text, problem).decision
+
+    def _decide(self, raw: Any, unreadable: Optional[str] = None) -> _Decided:
+        if self._closed:
+            raise VetoClosedError()
+        now_ms = self._clock()
+        decision_id = self._next_id(now_ms)
+        # One bundle per decision.
+        policy = self._policy
+        checked: CheckedInput = (
+            check_call(raw, self._limits, policy.data.amount_names) if unreadable is None else RefusedCall(unreadable)
+        )
+        call = checked.call if isinstance(checked, CheckedCall) else None
+        if call is None:
+            who = partial_context(raw)
+        else:
+            ctx = call["context"]
+            who = PartialContext(ctx["actorId"], ctx["tenantId"], ctx["environment"], call["tool"])
+        unit: ContextManager[Any]
+        try:
+            # count -> evaluate -> record -> append as one unit, exclusive per (actor, tenant).
+            unit = self._store.unit(who.actor_id, who.tenant_id) if call is not None else nullcontext()
+            with unit:
+                decided = self._decide_in(policy, raw, now_ms, decision_id, checked, call, who, store_ok=True)
+        except _Unrecorded as unrecorded:
+            return unrecorded.decided
+        except Exception as error:
+            # The store could not give a unit: the call cannot be remembered, so it is denied.
+            log.error("decision unit unavailable; denying", exc_info=error)
+            try:
+                decided = self._decide_in(policy, raw, now_ms, decision_id, checked, call, who, store_ok=False, store_error=error)
+            except _Unrecorded as unrecorded:
+                return unrecorded.decided
+        if decided.escalation is not None:
+            self._escalate(decided.escalation)
+        return decided
+
+    def _decide_in(
+        self,
+        policy: ActivePolicy,
+        raw: Any,
+        now_ms: float,
+        decision_id: str,
+        checked: CheckedInput,
+        call: Optional[dict[str, Any]],
+        who: PartialContext,
+        store_ok: bool,
+        store_error: Optional[BaseException] = None,
+    ) -> _Decided:
+        recent: Optional[int] = None
+        eval_ns = 0
+        answer: PolicyAnswer
+        if call is None:
+            assert isinstance(checked, RefusedCall)
+            answer = adapter_deny(INVALID_INPUT, checked.message)
+        else:
+            answer, eval_ns, recent = self._evaluate(policy, decision_id, call, checked.json or "", now_ms, store_ok)
+
+        decision = self._decision(decision_id, now_ms, answer, policy.version)
+        # Keyed like the masked values; over the call's canonical JSON, hashed once.
+        digest = self._masker.digest_json(checked.json) if isinstance(checked, CheckedCall) else None
+        value = checked.call if isinstance(checked, CheckedCall) else checked.partial
+        masked_input, masked = self._masker.mask_input(value, policy.data.sensitive_fields)
+        if digest is not None:
+            input_digest: Optional[str] = digest
+        elif checked.json is None:
+            input_digest = self._digest_of_raw(raw)
+        else:
+            input_digest = self._masker.digest_json(checked.json)
+        record = decision_record(
+            decision=decision,
+            bundle=policy.version,
+            who={"tool": who.tool, "actor_id": who.actor_id, "tenant_id": who.tenant_id, "environment": who.environment},
+            context=call["context"] if call is not None else None,
+            input=masked_input,
+            masked=masked,
+            input_digest=input_digest,
+            call_digest=digest,
+            recent_denies=recent,
+            eval_ns=eval_ns,
+        )
+        stored = StoredDecision(
+            id=decision_id,
+            action=decision.action,
+            escalated=decision.escalated,
+            at_ms=now_ms,
+            approvers=decision.approvers,
+            actor_id=who.actor_id,
+            tenant_id=who.tenant_id,
+            call_digest=digest,
+            approval=ApprovalState("pending", now_ms + self._ttl_ms) if decision.action == "require_approval" else None,
+        )
+        try:
+            if not store_ok:
+                raise store_error if store_error is not None else RuntimeError("the store is unavailable")
+            # No side effect without its evidence.
+            self._sink.write(record)
+            self._store.append_decision(stored)
+        except Exception as error:
+            raise _Unrecorded(self._unrecorded(error, policy, now_ms, decision_id, record, stored))
+        escalation = None
+        if decision.escalated and self._on_escalation is not None and who.actor_id is not None and who.tenant_id is not None:
+            escalation = EscalationEvent(decision, who.actor_id, who.tenant_id, recent or 0)
+        return _Decided(decision, call, None, escalation)
+
+    def _unrecorded(self, error: Exception, policy: ActivePolicy, now_ms: float, decision_id: str, record: Record, stored: StoredDecision) -> _Decided:
+        log.error("decision could not be recorded; denying", exc_info=error)
+        answer = adapter_deny(RECORD_UNAVAILABLE, f"the call is denied: {error}")
+        decision = self._decision(decision_id, now_ms, answer, policy.version)
+        # A record the sink refused as such (no canonical JSON form) is superseded without the call.
+        superseding = dict(record)
+        if getattr(error, "code", None) == "record_invalid":
+            superseding["input"] = None
+            superseding["masked"] = []
+        superseding["result"] = result_of(decision)
+        try:
+            self._sink.write(superseding)
+        except Exception:
+            pass
+        try:
+            self._store.append_decision(replace(stored, action="deny", escalated=False, approvers=(), approval=None))
+        except Exception:
+            pass
+        return _Decided(decision, None, error)
+
+    def _evaluate(
+        self, policy: ActivePolicy, decision_id: str, call: dict[str, Any], call_json: str, now_ms: float, store_ok: bool
+    ) -> tuple[PolicyAnswer, int, Optional[int]]:
+        try:
+            if not store_ok:
+                raise RuntimeError("the store is unavailable")
+            since_ms = now_ms - policy.data.window_seconds * 1000
+            recent = self._store.count_recent_denies(call["context"]["actorId"], call["context"]["tenantId"], since_ms)
+        except Exception as error:
+            log.error("deny history unavailable; denying", exc_info=error)
+            return adapter_deny(EVALUATION_ERROR, "the deny history is unavailable"), 0, None
+        evaluation = policy.evaluator.evaluate_call(call_json, recent)
+        if not evaluation.ok or evaluation.answer is None:
+            log.error("policy evaluation failed; denying: %s (decision %s)", evaluation.error, decision_id)
+            return adapter_deny(EVALUATION_ERROR, evaluation.error or "no answer"), evaluation.eval_ns, recent
+        return evaluation.answer, evaluation.eval_ns, recent
+
+    def _digest_of_raw(self, raw: Any) -> Optional[str]:
+        try:
+            return self._masker.digest(raw)
+        except Exception:
+            return None
+
+    @staticmethod
+    def _decision(decision_id: str, now_ms: float, answer: PolicyAnswer, bundle: BundleVersion) -> Decision:
+        return Decision(
+            id=decision_id,
+            action=answer.action,
+            escalated=answer.escalated,
+            reason=answer.reasons[0].message if answer.reasons else "",
+            reasons=answer.reasons,
+            approvers=answer.approvers,
+            bundle=bundle,
+            timestamp=iso_timestamp(now_ms),
+        )
+
+    def _escalate(self, event: EscalationEvent) -> None:
+        hook = self._on_escalation
+        assert hook is not None
+        try:
+            result = hook(event)
+            if inspect.isawaitable(result):
+                _close_awaitable(result)
+        except Exception as error:
+            log.error("on_escalation hook failed (decision %s)", event.decision.id, exc_info=error)
+
+
+class _Unrecorded(Exception):
+    def __init__(self, decided: _Decided) -> None:
+        super().__init__("unrecorded")
+        self.decided = decided
+
+
+def _close_awaitable(result: Awaitable[Any]) -> None:
+    close = getattr(result, "close", None)
+    if close is not None:
+        close()
+    log.warning("on_escalation returned an awaitable; the synchronous Veto does not await it (use AsyncVeto)")
+
+
+__all__ = ["Veto", "create_veto", "EscalationEvent", "ActivePolicy", "activate_policy", "ApprovalError"]

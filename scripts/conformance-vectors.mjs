@@ -1,0 +1,257 @@
+#!/usr/bin/env node
+// Conformance vectors shared by the TypeScript and Python adapters: calls run
+// through the TypeScript adapter (createVeto with the test bundle, a fixed
+// clock and a memory record sink), with what it answered: the decision, the
+// digests, the masked record and the record's hash as the file log would
+// seal it (seq 1 after the genesis hash). vitest re-checks the TypeScript
+// side against the committed file (test/python/conformance.test.ts) and
+// pytest runs the same suites through veto_crm (adapter/python/tests).
+//
+// What changes from run to run or with the policy's source is normalized out
+// before hashing: decision ids ("<id>"), the bundle's revision and hash
+// ("<revision>", "<hash>") and the evaluation time (0). Everything else, the
+// canonical JSON of the record included, must match byte for byte.
+//
+// usage: node scripts/conformance-vectors.mjs [--check]   (after npm run build and make test-bundles)
+import { createHash } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+
+export const VECTORS_FILE = fileURLToPath(new URL("../test/conformance/vectors.json", import.meta.url));
+export const TEST_BUNDLE = fileURLToPath(new URL("../.build/test-bundles/crm.tar.gz", import.meta.url));
+export const START_MS = Date.parse("2026-03-01T09:00:00.000Z");
+export const STEP_MS = 1000;
+const GENESIS_HASH = `sha256:${"0".repeat(64)}`;
+
+const ACTOR = "agent:sales-assistant";
+const APPROVER = "user:crm-owner@acme.example";
+const ctx = (extra = {}) => ({ actorId: ACTOR, tenantId: "acme", environment: "production", reason: "Customer asked", ...extra });
+const update = (args = {}, context = {}) => ({
+  tool: "crm.update",
+  arguments: { object: "opportunity", recordId: "opp_1", tenantId: "acme", changes: { close_date: "2026-12-01" }, ...args },
+  context: ctx(context),
+});
+const read = (args = {}, context = {}) => ({
+  tool: "crm.read",
+  arguments: { object: "contact", recordId: "c_1", fields: ["name", "company"], ...args },
+  context: { actorId: ACTOR, tenantId: "acme", environment: "production", ...context },
+});
+/** A write for globex (no actors list) by its own actor, so denies of different steps do not add up to an escalation. */
+const globex = (actorId, args = {}, context = {}) => update({ tenantId: "globex", ...args }, { actorId, tenantId: "globex", ...context });
+const nested = (depth) => {
+  let value = "bottom";
+  for (let i = 0; i < depth; i++) value = { level: value };
+  return value;
+};
+
+/** A data document unlike the test bundle's (the differential test's second one). */
+const ALT_DATA = {
+  veto: {
+    config: {
+      tools: { "crm.read": { kind: "read" }, "crm.update": { kind: "write" }, "crm.odd": { kind: "other" } },
+      environments: ["production", "staging"],
+      tenants: {
+        acme: { approvers: [APPROVER], approval_threshold: 1000 },
+        globex: { actors: ["agent:a"], approvers: ["agent:a", "user:g@globex.example"], max_amount: 5000 },
+      },
+      sensitive_fields: { "*": ["SSN"], lead: ["email"] },
+      blocked_destinations: ["example.org"],
+      escalation: { deny_threshold: 2, window_seconds: 60 },
+    },
+  },
+};
+
+/**
+ * The suites: each runs its steps in order on one instance (one deny
+ * history), the clock STEP_MS further at each step. A step is a call, or an
+ * answer ({approve|reject: step index, reviewerId, note?}) to an earlier
+ * require_approval.
+ */
+export const SUITES = [
+  {
+    name: "verdicts",
+    steps: [
+      { call: read() },
+      { call: update() },
+      { call: update({ amount: 9000 }) },
+      { call: update({ changes: { stage: "closed_won" } }) },
+      { call: globex("agent:d1", { changes: { Stage: "closed_won", Amount: 1000001 } }) },
+      { call: globex("agent:d2", {}, { reason: "   " }) },
+      { call: globex("agent:d3", { destination: "https://PasteBin.com./raw" }) },
+      { call: globex("agent:d4", { tenantId: "acme" }) },
+      { call: globex("agent:d5", {}, { environment: "qa" }) },
+      { call: { ...globex("agent:d6"), tool: "crm.merge" } },
+      { call: update({}, { tenantId: "umbrella", actorId: "agent:d7" }) },
+      { call: update({}, { actorId: "agent:rogue" }) },
+      { call: read({ fields: ["SSN", "name"] }) },
+      { call: globex("agent:d8", { changes: { refund_amount: -1000001 } }) },
+      { call: update({ amount: 4999.5, changes: { discount_amount: 5000 } }) },
+      { call: update({}, { tenantId: "initech", actorId: "agent:billing-bot", reason: "x" }) },
+      { call: update({ amount: 2000, tenantId: "initech" }, { tenantId: "initech", actorId: "agent:billing-bot" }) },
+      { call: { ...update({ destination: "ana@gmail.com" }), context: ctx({ actorId: "agent:support-triage" }) } },
+      { call: { ...update({ destination: "ana@gmail.com" }), context: ctx({ actorId: "agent:support-triage" }) } },
+      { call: { ...update({ destination: "ana@gmail.com" }), context: ctx({ actorId: "agent:support-triage" }) } },
+      { call: { ...update(), context: ctx({ actorId: "agent:support-triage" }) } },
+      { approve: 2, reviewerId: APPROVER, note: "ok" },
+      { approve: 2, reviewerId: APPROVER },
+      { approve: 3, reviewerId: ACTOR },
+      { approve: 1, reviewerId: APPROVER },
+      { approve: 3, reviewerId: "user:nobody" },
+      { reject: 3, reviewerId: "user:revops-lead@acme.example" },
+      { call: update({ amount: 9000 }, { sourceSystem: "salesforce", requestId: "req_9", sessionId: "s_1", onBehalfOf: "user:ana@acme.example" }) },
+    ],
+  },
+  {
+    name: "invalid input",
+    options: { limits: { maxInputBytes: 2048, maxDepth: 12 } },
+    steps: [
+      { call: null },
+      { call: [] },
+      { call: "crm.update" },
+      { call: {} },
+      { call: { tool: "crm.update", arguments: {}, context: {} } },
+      { call: { ...update(), history: { recentDenies: 0 } } },
+      { call: { ...update(), extra: 1, more: 2 } },
+      { call: { ...update(), tool: " \t " } },
+      { call: update({}, { actorId: "" }) },
+      { call: update({}, { actorId: "\u00a0\u2003\ufeff" }) },
+      { call: update({}, { tenantId: 7 }) },
+      { call: update({ amount: "9000" }) },
+      { call: update({ changes: [] }) },
+      { call: update({ fields: ["name", 3] }) },
+      { call: update({ object: null, recordId: 5 }) },
+      { call: update({ changes: { AMOUNT: "9000" } }) },
+      { call: update({ changes: { Discount_Amount: null } }) },
+      { call: update({ changes: { credit_amount: true, note: "x" } }) },
+      { call: update({ note: nested(10) }) },
+      { call: update({ note: nested(11) }) },
+      { call: update({ note: "x".repeat(3000) }) },
+      { call: update({ note: "é".repeat(900) }) },
+      { call: update({ note: "\ud800" }) },
+      { call: update({ changes: { "\udc00x": 1 } }) },
+      { call: update({ meta: { constructor: 1 } }) },
+      { call: update({ list: [{ prototype: true }] }) },
+      { call: { tool: "crm.update", arguments: [], context: null } },
+      { call: { tool: 5, arguments: "a", context: "c" } },
+      { call: update({}, { reason: 9 }) },
+    ],
+  },
+  {
+    name: "masking and canonical JSON",
+    options: { recordKey: "conformance-record-key-0123456789" },
+    steps: [
+      { call: update({ changes: { ssn: "123-45-6789", Tax_ID: { nested: [1, 2] }, close_date: "x" } }) },
+      { call: update({ changes: { stage: "closed_won", discount_pct: 5 }, meta: { ssn: ["a"], "a/b~c": { SSN: null } } }) },
+      { call: update({}, { ssn: "context keys are masked too", tax_id: "t" }) },
+      { call: read({ fields: ["ssn"], ssn: "argument", object: "account", billing_email: "x@y.z" }) },
+      { call: update({ amount: 1e21, changes: { amount: 0.1, refund_amount: -0, credit_amount: 1e-7 } }) },
+      { call: update({ changes: { amount: 12345678901234567890, "10": 1, 2: "b", a: 1, é: 2, "\u{1F600}": 3, "\uffff": 4 } }) },
+      { call: update({ note: "quote \" backslash \\ newline \n tab \t bell \u0007 del \u007f ls \u2028 emoji \u{1F600}" }) },
+      { call: update({ amount: 4999.999999999999, changes: { discount_amount: 5e-324 } }) },
+      { approve: 0, reviewerId: APPROVER },
+    ],
+  },
+  {
+    name: "alternative data",
+    data: ALT_DATA,
+    steps: [
+      { call: update({ changes: { AMOUNT: 5001 } }, { actorId: "agent:a", tenantId: "globex" }) },
+      { call: update({ object: "LEAD ", changes: { EMAIL: "x" } }) },
+      { call: update({ changes: { amount: "x" } }, { actorId: "agent:x1" }) },
+      { call: { ...update({}, { actorId: "agent:x2" }), tool: "crm.odd" } },
+      { call: update({ destination: "mailto:x@EXAMPLE.ORG." }, { actorId: "agent:x3" }) },
+      { call: update({ destination: "mailto:x@EXAMPLE.ORG." }, { actorId: "agent:x3" }) },
+      { call: update({ changes: { ssn: 1 } }, { actorId: "agent:x3" }) },
+      { call: update({ amount: 1000 }, { environment: "staging", actorId: "agent:x4" }) },
+      { call: update({ amount: 1000 }, { actorId: "agent:x4" }) },
+    ],
+  },
+];
+
+const sha256 = (text) => `sha256:${createHash("sha256").update(text, "utf8").digest("hex")}`;
+
+/** A record with what varies from run to run (or with the policy source) replaced. */
+export function normalizeRecord(record) {
+  const copy = structuredClone(record);
+  copy.decision_id = "<id>";
+  copy.bundles = { crm: { revision: "<revision>", hash: "<hash>" } };
+  if (copy.metrics !== undefined) copy.metrics = { timer_rego_query_eval_ns: 0 };
+  return copy;
+}
+
+export function normalizeDecision(decision) {
+  return { ...structuredClone(decision), id: "<id>", bundle: { revision: "<revision>", hash: "<hash>" } };
+}
+
+/** The hash a file log gives the record as its first line: sha256 of the canonical JSON of {...record, seq: 1, prev_hash: genesis}. */
+export function recordHash(canonicalJson, record) {
+  return sha256(canonicalJson({ ...record, seq: 1, prev_hash: GENESIS_HASH }));
+}
+
+/** Run every suite through the TypeScript adapter (`adapter`: the package's exports) and return the vectors. */
+export async function computeVectors(adapter, bundlePath = TEST_BUNDLE) {
+  const suites = [];
+  for (const suite of SUITES) {
+    let nowMs = START_MS;
+    const records = [];
+    const sink = { write: async (record) => void records.push(structuredClone(record)) };
+    const veto = await adapter.createVeto({
+      bundle: bundlePath,
+      ...(suite.data === undefined ? {} : { data: suite.data }),
+      ...(suite.options ?? {}),
+      recordSink: sink,
+      clock: () => nowMs,
+      logger: silentLogger(),
+    });
+    const steps = [];
+    const decisions = [];
+    for (const step of suite.steps) {
+      nowMs += STEP_MS;
+      const before = records.length;
+      let expected;
+      if ("call" in step) {
+        const decision = await veto.protect(step.call);
+        decisions.push(decision);
+        expected = { decision: normalizeDecision(decision) };
+      } else {
+        const kind = "approve" in step ? "approve" : "reject";
+        const target = decisions[step[kind]];
+        try {
+          const answer = await veto[kind]({ decisionId: target.id, reviewerId: step.reviewerId, ...(step.note === undefined ? {} : { note: step.note }) });
+          expected = { answer: { status: answer.status, reviewerId: answer.reviewerId, answeredAt: answer.answeredAt, note: answer.note ?? null } };
+        } catch (error) {
+          expected = { error: error.code };
+        }
+      }
+      const written = records.slice(before).map(normalizeRecord);
+      expected.records = written.map((record) => ({ record, canonical: adapter.canonicalJson(record), hash: recordHash(adapter.canonicalJson, record) }));
+      steps.push({ ...step, expected });
+    }
+    await veto.close();
+    suites.push({ name: suite.name, ...(suite.data === undefined ? {} : { data: suite.data }), ...(suite.options === undefined ? {} : { options: suite.options }), steps });
+  }
+  return { start_ms: START_MS, step_ms: STEP_MS, suites };
+}
+
+function silentLogger() {
+  const logger = { info() {}, error() {}, warn() {}, debug() {}, flush(cb) { cb?.(); }, child() { return logger; } };
+  return logger;
+}
+
+export function vectorsText(vectors) {
+  return `${JSON.stringify(vectors, null, 1)}\n`;
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const adapter = { ...(await import("../dist/index.js")), ...(await import("../dist/audit.js")) };
+  const text = vectorsText(await computeVectors(adapter));
+  if (process.argv.includes("--check")) {
+    if (readFileSync(VECTORS_FILE, "utf8") !== text) {
+      console.error(`${VECTORS_FILE} is stale: run node scripts/conformance-vectors.mjs`);
+      process.exit(1);
+    }
+  } else {
+    writeFileSync(VECTORS_FILE, text);
+    console.log(`wrote ${VECTORS_FILE}`);
+  }
+}
