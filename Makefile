@@ -75,6 +75,10 @@ test-rego: $(TOOLS) ## opa test with the 100% coverage gate, on OPA's evaluator 
 	$(OPA) test policy --format json | node scripts/count-opa-tests.mjs rego
 	$(OPA) test -t wasm policy --format json | node scripts/count-opa-tests.mjs rego-wasm
 
+.PHONY: unicode
+unicode: $(TOOLS) ## Regenerate the Unicode tables (fold table, blank characters) from OPA's lower() and Node's Unicode data
+	node scripts/unicode-tables.mjs $(OPA) --write
+
 .PHONY: readme
 readme: $(TOOLS) ## Regenerate the README's reason-code table from the policy
 	node scripts/reason-table.mjs $(OPA) --write

@@ -13,6 +13,7 @@ import type { VetoCall } from "../call/input.js";
 import { RECORD_BUNDLE_NAME, type ApprovalEventRecord, type RecordSink, type VetoRecord } from "../records/records.js";
 import type { StoredDecision, VetoStore } from "../history/store.js";
 import { safeLog } from "../shared/logger.js";
+import { isBlank } from "../shared/text.js";
 import { runUnit } from "../history/unit.js";
 
 export interface AnswerOptions {
@@ -71,7 +72,7 @@ function answerOf(
 }
 
 function requireString(value: unknown, name: string, method: string): string {
-  if (typeof value !== "string" || value.trim() === "") {
+  if (typeof value !== "string" || isBlank(value)) {
     throw new VetoOptionsError(`${method}: ${name} must be a non-empty string`);
   }
   return value;

@@ -15,6 +15,7 @@ import { activatePolicy } from "../policy/source.js";
 import { ADAPTER_REASON_CODES, adapterDeny, type Action, type BundleVersion, type PolicyAnswer } from "../shared/decision.js";
 import type { PolicyEvaluator } from "../policy/evaluator.js";
 import { DEFAULT_INPUT_LIMITS, amountFieldNames, checkCall } from "../call/input.js";
+import { foldKey } from "../shared/text.js";
 import type { PolicyData } from "../policy/data.js";
 import { createBundleVerifier, type VerificationKeyInput } from "../policy/signature.js";
 
@@ -190,7 +191,7 @@ export class Replayer {
     }
     const maskedAmount = record.masked.find((pointer) => {
       const field = /^\/input\/arguments\/changes\/([^/]+)$/.exec(pointer)?.[1];
-      return field !== undefined && amountFieldNames(this.#data.amountFields).has(field.replaceAll("~1", "/").replaceAll("~0", "~").toLowerCase());
+      return field !== undefined && amountFieldNames(this.#data.amountFields).has(foldKey(field.replaceAll("~1", "/").replaceAll("~0", "~")));
     });
     if (maskedAmount !== undefined) {
       return unreplayable(`${maskedAmount} is an amount the policy reads, but its value was masked as sensitive`);

@@ -9,6 +9,7 @@
  */
 import { z } from "zod";
 import { canonicalJson } from "./digest.js";
+import { foldKey, isBlank } from "../shared/text.js";
 
 export interface InputLimits {
   /** Largest call, in UTF-8 bytes of its JSON text. */
@@ -22,7 +23,8 @@ export const DEFAULT_INPUT_LIMITS: InputLimits = { maxInputBytes: 64 * 1024, max
 /** Keys that could reach Object.prototype through a careless merge downstream. */
 export const FORBIDDEN_KEYS: ReadonlySet<string> = new Set(["__proto__", "constructor", "prototype"]);
 
-const nonBlank = z.string().refine((s) => s.trim() !== "", { message: "must not be blank" });
+/** Blank: nothing but white space, default-ignorable and control characters (shared/text.ts, docs/contract.md §9). */
+const nonBlank = z.string().refine((s) => !isBlank(s), { message: "must not be blank" });
 const optionalString = z.string().optional();
 
 export const callSchema = z.strictObject({
@@ -233,18 +235,18 @@ function firstIssue(error: z.ZodError): string {
   return `${describePath(path)}: ${issue.message}`;
 }
 
-/** amount_fields lower-cased, made once per list (the data document's is one list per bundle). */
+/** The fold keys of amount_fields, made once per list (the data document's is one list per bundle). */
 const amountNamesOf = new WeakMap<readonly string[], ReadonlySet<string>>();
 
 /**
- * The names in `amountFields`, lower-cased: a key of `changes` is an amount
- * field when its lower-cased form is one of them ("Amount" is "amount"), as
- * the policy compares them (amount.rego).
+ * The fold keys of `amountFields` (shared/text.ts): a key of `changes` is an amount
+ * field when its fold key is one of them ("Amount" and "AMOUNT" are
+ * "amount"), as the policy compares them (amount.rego, docs/contract.md §9).
  */
 export function amountFieldNames(amountFields: readonly string[]): ReadonlySet<string> {
   let names = amountNamesOf.get(amountFields);
   if (names === undefined) {
-    names = new Set(amountFields.map((f) => f.toLowerCase()));
+    names = new Set(amountFields.map(foldKey));
     amountNamesOf.set(amountFields, names);
   }
   return names;
@@ -341,7 +343,7 @@ export function checkCall(
       // A number that needs no text check is not looked up (the common case).
       if (typeof value === "number" && numberTexts === undefined && amountProblem(value, undefined) === undefined) continue;
       names ??= amountFieldNames(amountFields);
-      if (!names.has(key.toLowerCase())) continue;
+      if (!names.has(foldKey(key))) continue;
       if (typeof value !== "number") {
         return { ok: false, message: `arguments.changes.${key}: an amount must be a finite number`, partial: copy, json };
       }
@@ -358,7 +360,7 @@ const REQUIRED_CONTEXT = ["actorId", "tenantId", "environment"] as const;
 const OPTIONAL_CONTEXT = ["reason", "sourceSystem", "requestId", "sessionId", "onBehalfOf"] as const;
 
 const isPlainObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v);
-const isNonBlank = (v: unknown): boolean => typeof v === "string" && v.trim() !== "";
+const isNonBlank = (v: unknown): boolean => typeof v === "string" && !isBlank(v);
 
 /**
  * True only for a snapshot that callSchema certainly accepts (same rules,
@@ -403,7 +405,7 @@ function readPartialContext(partial: unknown): { actorId?: string; tenantId?: st
   if (partial === null || typeof partial !== "object") return {};
   const p = partial as Record<string, unknown>;
   const context = p["context"] !== null && typeof p["context"] === "object" ? (p["context"] as Record<string, unknown>) : {};
-  const str = (v: unknown): string | undefined => (typeof v === "string" && v.trim() !== "" ? v : undefined);
+  const str = (v: unknown): string | undefined => (typeof v === "string" && !isBlank(v) ? v : undefined);
   const out: { actorId?: string; tenantId?: string; environment?: string; tool?: string } = {};
   const actorId = str(context["actorId"]);
   const tenantId = str(context["tenantId"]);

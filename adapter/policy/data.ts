@@ -10,6 +10,7 @@
  */
 import { z } from "zod";
 import { BundleLoadError } from "../shared/errors.js";
+import { foldKey } from "../shared/text.js";
 
 export const DEFAULT_WINDOW_SECONDS = 900;
 /**
@@ -51,7 +52,7 @@ export interface PolicyData {
   readonly json: string;
   readonly windowSeconds: number;
   readonly amountFields: readonly string[];
-  /** Every field named sensitive for any object, lower-cased (the policy compares case-insensitively); used to redact record summaries. */
+  /** The fold keys (shared/text.ts) of every field named sensitive for any object, as the policy compares names; used to redact records. */
   readonly sensitiveFields: ReadonlySet<string>;
 }
 
@@ -113,7 +114,7 @@ export function readPolicyData(document: unknown, label: string): PolicyData {
     json,
     windowSeconds: config.escalation?.window_seconds ?? DEFAULT_WINDOW_SECONDS,
     amountFields: config.amount_fields ?? DEFAULT_AMOUNT_FIELDS,
-    sensitiveFields: new Set(Object.values(config.sensitive_fields ?? {}).flat().map((f) => f.toLowerCase())),
+    sensitiveFields: new Set(Object.values(config.sensitive_fields ?? {}).flat().map(foldKey)),
   };
 }
 

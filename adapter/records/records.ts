@@ -9,6 +9,7 @@ import { createHash, createHmac } from "node:crypto";
 import type { Logger } from "pino";
 import type { BundleVersion, Decision, Reason } from "../shared/decision.js";
 import { canonicalJson } from "../call/digest.js";
+import { foldKey } from "../shared/text.js";
 
 export const RECORD_BUNDLE_NAME = "crm";
 
@@ -159,8 +160,9 @@ export class RecordMasker {
   /**
    * A copy of `input` (the call as received, or as much of it as is JSON) fit
    * for a record and for replay: the value under every key named sensitive
-   * (lower-cased names, any depth, whatever the object: over-masking is the
-   * safe side) replaced by its digest, keys kept so the policy's
+   * (`sensitiveFields` holds fold keys, shared/text.ts: names match as the policy
+   * matches them; any depth, whatever the object: over-masking is the safe
+   * side) replaced by its digest, keys kept so the policy's
    * field checks still work. The contract's own fields (tool, arguments.amount,
    * context.actorId, ...) are never masked themselves. `masked` lists the JSON
    * pointers replaced, rooted at the record (`/input/arguments/changes/ssn`).
@@ -178,7 +180,7 @@ export class RecordMasker {
       for (const [key, child] of Object.entries(v)) {
         const childPointer = `${pointer}/${key.replaceAll("~", "~0").replaceAll("/", "~1")}`;
         let copy: unknown;
-        if (sensitiveFields.has(key.toLowerCase()) && protectedKeys?.has(key) !== true) {
+        if (sensitiveFields.has(foldedKey(key)) && protectedKeys?.has(key) !== true) {
           masked.push(`/input${childPointer}`);
           copy = this.digest(child);
         } else {
@@ -192,16 +194,16 @@ export class RecordMasker {
   }
 }
 
-/** Lower-cased keys, remembered: field names repeat from call to call. Bounded; cleared when full. */
-const lowerKeys = new Map<string, string>();
-function lower(key: string): string {
-  let l = lowerKeys.get(key);
-  if (l === undefined) {
-    if (lowerKeys.size >= 4096) lowerKeys.clear();
-    l = key.toLowerCase();
-    lowerKeys.set(key, l);
+/** Fold keys of keys, remembered: field names repeat from call to call. Bounded; cleared when full. */
+const foldedKeys = new Map<string, string>();
+function foldedKey(key: string): string {
+  let folded = foldedKeys.get(key);
+  if (folded === undefined) {
+    if (foldedKeys.size >= 4096) foldedKeys.clear();
+    folded = foldKey(key);
+    foldedKeys.set(key, folded);
   }
-  return l;
+  return folded;
 }
 
 /** Whether maskInput would replace anything in `v` (the same walk, without copying). */
@@ -213,7 +215,7 @@ function hasMaskable(v: unknown, sensitiveFields: ReadonlySet<string>, pointer: 
   }
   const protectedKeys = CONTRACT_KEYS[pointer];
   for (const key of Object.keys(v)) {
-    if (sensitiveFields.has(lower(key)) && protectedKeys?.has(key) !== true) return true;
+    if (sensitiveFields.has(foldedKey(key)) && protectedKeys?.has(key) !== true) return true;
     // Below the contract's own objects no key is protected ("[]": none).
     const child = (v as Record<string, unknown>)[key];
     if (child !== null && typeof child === "object" && hasMaskable(child, sensitiveFields, pointer === "" ? `/${key}` : "[]")) return true;

@@ -18,11 +18,10 @@ from typing import Any, Callable, Iterator, Optional, Sequence, TextIO
 from .bundle import bundle_version_hash_of_tarball, load_bundle
 from .text import node_error_message
 from .errors import DecisionLogError, VetoError
-from .jsontext import JsonParseError, parse, stringify
+from .jsontext import JsonParseError, js_trim, parse, stringify
 from .log import FileDecisionLog, verify_log
 from .records import JsonLinesRecordSink
 from .signature import SIGNING_ALGORITHMS, VerificationKey, create_bundle_verifier
-from .text import is_blank
 from .veto import Veto, create_veto
 
 #: Environment variable holding the per-deployment key for record digests (kept out of argv, which ps shows).
@@ -159,7 +158,8 @@ def decide_lines(veto: Veto, fd: int, out: TextIO) -> None:
     for line in read_lines(fd):
         problem: Optional[str] = None
         call: Any = None
-        if is_blank(line):
+        # As the TypeScript CLI's line.trim() === "": a line, not a contract text.
+        if js_trim(line) == "":
             problem = "the line is blank, not a JSON call"
         else:
             try:

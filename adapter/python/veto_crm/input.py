@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Any, Optional, Sequence, Union
 
 from .call_schema import first_issue
-from .jsontext import MAX_SAFE_INTEGER, canonical, has_lone_surrogate, js_key_order, js_lower
-from .text import is_blank
+from .jsontext import MAX_SAFE_INTEGER, canonical, has_lone_surrogate, js_key_order
+from .text import fold_key, is_blank
 
 #: Keys that could reach Object.prototype through a careless merge in JavaScript code downstream.
 FORBIDDEN_KEYS = frozenset({"__proto__", "constructor", "prototype"})
@@ -180,8 +180,8 @@ def snapshot(raw: Any, limits: InputLimits) -> tuple[Any, str]:
 
 
 def amount_field_names(amount_fields: Sequence[str]) -> frozenset[str]:
-    """The names in ``amount_fields``, lower-cased: a key of ``changes`` is an amount field when its lower-cased form is one."""
-    return frozenset(js_lower(f) for f in amount_fields)
+    """The fold keys of ``amount_fields`` (text.py): a key of ``changes`` is an amount field when its fold key is one."""
+    return frozenset(fold_key(f) for f in amount_fields)
 
 
 def check_call(raw: Any, limits: InputLimits, amount_names: frozenset[str]) -> CheckedInput:
@@ -210,7 +210,7 @@ def check_call(raw: Any, limits: InputLimits, amount_names: frozenset[str]) -> C
             item = changes[key]
             if isinstance(item, (int, float)) and not isinstance(item, bool):
                 continue
-            if js_lower(key) in amount_names:
+            if fold_key(key) in amount_names:
                 return RefusedCall(f"arguments.changes.{key}: an amount must be a finite number", copy, text)
     return CheckedCall(copy, text)
 

@@ -15,7 +15,8 @@ from typing import Any, Callable, Mapping, Optional, Union
 
 from .errors import BundleLoadError
 from .input import amount_field_names
-from .jsontext import js_key_order, js_lower, js_string, stringify
+from .jsontext import js_key_order, js_string, stringify
+from .text import fold_key
 
 DEFAULT_WINDOW_SECONDS = 900
 DEFAULT_AMOUNT_FIELDS = ("amount",)
@@ -149,7 +150,7 @@ class PolicyData:
     amount_fields: tuple[str, ...]
     #: amount_fields lower-cased: the input check's amount names.
     amount_names: frozenset[str]
-    #: Every field named sensitive for any object, lower-cased; used to mask record inputs.
+    #: The fold keys (text.py) of every field named sensitive for any object; used to mask record inputs.
     sensitive_fields: frozenset[str]
 
 
@@ -194,5 +195,5 @@ def read_policy_data(document: Any, label: str) -> PolicyData:
     config = document.get("veto", {}).get("config", {})
     window = config.get("escalation", {}).get("window_seconds", DEFAULT_WINDOW_SECONDS)
     amount_fields = tuple(config.get("amount_fields", DEFAULT_AMOUNT_FIELDS))
-    sensitive = frozenset(js_lower(f) for fields in config.get("sensitive_fields", {}).values() for f in fields)
+    sensitive = frozenset(fold_key(f) for fields in config.get("sensitive_fields", {}).values() for f in fields)
     return PolicyData(document, text, window, amount_fields, amount_field_names(amount_fields), sensitive)

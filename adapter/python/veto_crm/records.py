@@ -22,7 +22,8 @@ from typing import Any, Mapping, Optional, Protocol, Sequence, TextIO, Union, ru
 
 from .bundle import DECISION_ENTRYPOINT, BundleVersion
 from .decision import Decision
-from .jsontext import canonical, js_key_order, js_lower, stringify
+from .jsontext import canonical, js_key_order, stringify
+from .text import fold_key
 
 RECORD_BUNDLE_NAME = "crm"
 
@@ -101,7 +102,7 @@ class RecordMasker:
         """
         A copy of ``value`` (the call as received, or as much of it as is JSON)
         fit for a record and for replay: the value under every key named
-        sensitive (lower-cased names, any depth) replaced by its digest, the
+        sensitive (names matched by their fold keys, text.py; any depth) replaced by its digest, the
         contract's own fields never masked themselves. Also the JSON pointers
         replaced, rooted at the record (``/input/arguments/changes/ssn``).
         """
@@ -118,7 +119,7 @@ class RecordMasker:
             out: dict[str, Any] = {}
             for key in js_key_order(v):
                 child_pointer = f"{pointer}/{key.replace('~', '~0').replace('/', '~1')}"
-                if js_lower(key) in sensitive_fields and not (protected is not None and key in protected):
+                if fold_key(key) in sensitive_fields and not (protected is not None and key in protected):
                     masked.append(f"/input{child_pointer}")
                     out[key] = self.digest(v[key])
                 else:
@@ -136,7 +137,7 @@ def _has_maskable(v: Any, sensitive_fields: frozenset[str], pointer: Optional[st
         return False
     protected = CONTRACT_KEYS.get(pointer) if pointer is not None else None
     for key, child in v.items():
-        if js_lower(key) in sensitive_fields and not (protected is not None and key in protected):
+        if fold_key(key) in sensitive_fields and not (protected is not None and key in protected):
             return True
         if isinstance(child, (dict, list)) and _has_maskable(child, sensitive_fields, f"/{key}" if pointer == "" else None):
             return True

@@ -1,18 +1,49 @@
 """
-What counts as blank text: one definition for every check of the Python
-adapter (the call's required strings, the command line's blank lines, the
-approval API's ids), as the TypeScript adapter has one: ``s.trim() === ""``
-with ECMAScript's trim (docs/contract.md §9, "one idea of blank").
+How the adapter reads names and required texts: exactly as the policy does
+(policy/veto/crm/text.rego) and the TypeScript adapter does
+(adapter/shared/text.ts), from the same generated tables (unicode_tables.py,
+made by scripts/unicode-tables.mjs). See docs/contract.md §9.
+
+- One case-folding rule: two names match when their fold keys are equal. The
+  fold key of a name is each character listed in FOLD_TABLE replaced by its
+  entry, then Rego's lower() (from the generated table of what OPA's lower()
+  does, not from Python's own Unicode data). Names that match under Rego's
+  lower(), JavaScript's toLowerCase() or Unicode simple case folding have
+  equal keys ("TAX_İD" is "tax_id").
+- One idea of blank: a text is blank when it holds nothing but White_Space,
+  Default_Ignorable_Code_Point, Cc and Cf characters.
 """
 
 from __future__ import annotations
 
-from .jsontext import js_trim
+import re
+
+from .unicode_tables import BLANK_RANGES, FOLD_TABLE, LOWER_RUNS
+
+#: The fold key of each character that has one other than itself, for ``str.translate``.
+_FOLD: dict[int, str] = {
+    **{cp: chr(cp + delta) for first, last, delta, step in LOWER_RUNS for cp in range(first, last + 1, step)},
+    **FOLD_TABLE,
+}
+
+
+def fold_key(name: str) -> str:
+    """
+    The fold key of a field, object or amount-field name (docs/contract.md §9).
+    A name in ASCII has its ASCII lower case as key: no ASCII character is in
+    FOLD_TABLE, and lower() maps ASCII as ``str.lower`` does.
+    """
+    if name.isascii():
+        return name.lower()
+    return name.translate(_FOLD)
+
+
+_BLANK = re.compile("[" + "".join(f"{re.escape(chr(first))}-{re.escape(chr(last))}" for first, last in BLANK_RANGES) + "]*")
 
 
 def is_blank(text: str) -> bool:
-    """Whether ``text`` holds nothing but what ``String.prototype.trim`` removes."""
-    return js_trim(text) == ""
+    """Whether ``text`` holds nothing but blank characters (docs/contract.md §9); "" is blank."""
+    return _BLANK.fullmatch(text) is not None
 
 
 #: libuv's descriptions of the errors a file can give (what Node's messages say), by errno name.

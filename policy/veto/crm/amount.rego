@@ -4,13 +4,26 @@ package veto.crm
 # amount fields. Values that are not numbers make the input invalid (input.rego)
 # and are never compared here: Rego orders "9000" above any number.
 #
-# A key of `changes` is an amount field when it equals an entry of
-# amount_fields ignoring case ("Amount" is "amount", as CRMs name it). When
+# A key of `changes` is an amount field when it matches an entry of
+# amount_fields under the one case-folding rule (text.rego): "Amount" is
+# "amount", as CRMs name it, and "DİSCOUNT_AMOUNT" is "discount_amount". When
 # amount_fields is not a list of strings, every numeric change counts.
 
-_amount_names contains lower(name) if {
+_amount_plain_keys contains _plain_key(name) if {
 	some name in _amount_fields
 	is_string(name)
+}
+
+_amount_fold_keys contains _fold_key(name) if {
+	some name in _amount_fields
+	is_string(name)
+}
+
+_amount_field(name) if lower(name) in _amount_plain_keys
+
+_amount_field(name) if {
+	not _plain_names
+	_fold_key(name) in _amount_fold_keys
 }
 
 default _amount_fields_usable := false
@@ -25,7 +38,7 @@ _amount_fields_usable if {
 _amount_changes[name] := value if {
 	is_object(_arguments.changes)
 	some name, value in _arguments.changes
-	lower(name) in _amount_names
+	_amount_field(name)
 }
 
 _amount_changes[name] := value if {

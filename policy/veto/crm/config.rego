@@ -27,7 +27,8 @@ _deny_threshold := threshold if {
 	is_number(threshold)
 }
 
+# A required text: a string that is not blank (text.rego).
 _non_empty_string(value) if {
 	is_string(value)
-	trim_space(value) != ""
+	not _blank(value)
 }

@@ -1,20 +1,44 @@
 package veto.crm
 
-# Sensitive field names compare case-insensitively ("SSN" is "ssn"), and so do
-# object names ("Opportunity" is "opportunity"). Both the keys a call changes
-# and the fields it requests are checked for every tool kind, so an export (a
-# write) of a sensitive field needs approval too. A sensitive_fields that is
-# not an object of lists makes every field sensitive.
+# Sensitive field names compare under the one case-folding rule (text.rego):
+# "SSN" and "ſſn" are "ssn", "TAX_İD" is "tax_id"; and so do object names
+# ("Opportunity" is "opportunity"). Both the keys a call changes and the fields
+# it requests are checked for every tool kind, so an export (a write) of a
+# sensitive field needs approval too. A sensitive_fields that is not an object
+# of lists makes every field sensitive.
 
-_sensitive_names contains lower(name) if {
-	some name in _sensitive_fields["*"]
+# The sensitive names for this call: those of "*" and of the call's object.
+_sensitive_lists contains _sensitive_fields["*"]
+
+_sensitive_lists contains names if {
+	some object_name, names in _sensitive_fields
+	_names_call_object(object_name)
+}
+
+# The call's object, surrounding white space ignored: its fold key the short
+# way, and (a set, so that it is computed once) the long way only when a name
+# of the call is outside ASCII (text.rego).
+_call_object := trim_space(_arguments.object) if is_string(_arguments.object)
+
+_call_object_key := lower(_call_object)
+
+_call_object_folded contains _fold_key(_call_object) if not _plain_names
+
+_names_call_object(object_name) if _plain_key(trim_space(object_name)) == _call_object_key
+
+_names_call_object(object_name) if {
+	some folded in _call_object_folded
+	_fold_key(trim_space(object_name)) == folded
+}
+
+_sensitive_plain_keys contains _plain_key(name) if {
+	some names in _sensitive_lists
+	some name in names
 	is_string(name)
 }
 
-_sensitive_names contains lower(name) if {
-	is_string(_arguments.object)
-	some object_name, names in _sensitive_fields
-	lower(trim_space(object_name)) == lower(trim_space(_arguments.object))
+_sensitive_fold_keys contains _fold_key(name) if {
+	some names in _sensitive_lists
 	some name in names
 	is_string(name)
 }
@@ -28,20 +52,27 @@ _sensitive_fields_usable if {
 	}
 }
 
-_touched_fields contains lower(name) if {
+_touched_fields contains name if {
 	is_object(_arguments.changes)
 	some name, _ in _arguments.changes
 }
 
-_touched_fields contains lower(name) if {
+_touched_fields contains name if {
 	is_array(_arguments.fields)
 	some name in _arguments.fields
 	is_string(name)
 }
 
+_sensitive_field(name) if lower(name) in _sensitive_plain_keys
+
+_sensitive_field(name) if {
+	not _plain_names
+	_fold_key(name) in _sensitive_fold_keys
+}
+
 _approval contains "sensitive_field" if {
 	some name in _touched_fields
-	name in _sensitive_names
+	_sensitive_field(name)
 }
 
 _approval contains "sensitive_field" if {
