@@ -143,7 +143,8 @@ pg-stop: ## Stop it
 .PHONY: test
 test: ## Run every test (Rego, TypeScript and Python); ends with "N passed, N failed"
 	@rm -rf .build/results
-	@status=0; $(MAKE) --no-print-directory test-steps || status=$$?; \
+	@# -k: a failing step does not stop the others, so every test is run and counted.
+	@status=0; $(MAKE) -k --no-print-directory test-steps || status=$$?; \
 	  node scripts/test-summary.mjs $$status; exit $$status
 
 .PHONY: test-steps
