@@ -79,7 +79,7 @@ describe("a bundle that cannot be used is an error at createVeto", () => {
     ["manifest not JSON", async () => tarball({ ".manifest": "{" }), /\.manifest is not valid JSON/],
     ["no wasm entry for our entrypoint", async () => tarball({ ".manifest": JSON.stringify({ wasm: [{ entrypoint: "other/x", module: "/policy.wasm" }] }) }), /no wasm module for entrypoint veto\/crm\/decision/],
     ["wasm module missing", async () => tarball({ ".manifest": manifest }), /lacks its wasm module/],
-    ["wasm module corrupt", async () => tarball({ ".manifest": manifest, "policy.wasm": "\0asm garbage" }), /wasm module cannot be loaded/],
+    ["wasm module corrupt", async () => tarball({ ".manifest": manifest, "policy.wasm": "\0asm garbage", "data.json": JSON.stringify(bundleData()) }), /wasm module cannot be loaded/],
     ["data.json not an object", async () => tarball({ ".manifest": manifest, "policy.wasm": readWasm(), "data.json": "[1]" }), /data\.json is not a JSON object/],
   ];
   it.each(cases)("%s", async (_name, make, message) => {
