@@ -17,7 +17,14 @@ import {
   type BundleRefresh,
   type BundleSpec,
 } from "./policy/source.js";
-import { ADAPTER_REASON_CODES, adapterDeny, countsTowardsEscalation, type BundleVersion, type Decision, type PolicyAnswer } from "./shared/decision.js";
+import {
+  ADAPTER_REASON_CODES,
+  adapterDeny,
+  countsTowardsEscalation,
+  type BundleVersion,
+  type Decision,
+  type PolicyAnswer,
+} from "./shared/decision.js";
 import { VetoClosedError, VetoDeniedError, VetoOptionsError, toError } from "./shared/errors.js";
 import { monotonicUlid } from "./shared/ids.js";
 import { numberTexts } from "./call/json-text.js";
@@ -32,12 +39,7 @@ import {
   type VetoCall,
 } from "./call/input.js";
 import { FdRecordSink, defaultLogger } from "./records/fd-sink.js";
-import {
-  RECORD_BUNDLE_NAME,
-  RecordMasker,
-  type DecisionEventRecord,
-  type RecordSink,
-} from "./records/records.js";
+import { RECORD_BUNDLE_NAME, RecordMasker, type DecisionEventRecord, type RecordSink } from "./records/records.js";
 import { createBundleVerifier, isVerificationKeyInput, type VerificationKeyInput } from "./policy/signature.js";
 import { InMemoryStore, isStoreFactory, type StoreFactory, type StoredDecision, type VetoStore } from "./history/store.js";
 import { safeLog } from "./shared/logger.js";
@@ -158,7 +160,7 @@ const optionsSchema = z.strictObject({
   logger: z.custom<Logger>(hasMethods("info", "error", "child"), { message: "logger must be a pino logger" }).optional(),
   store: z
     .custom<VetoStore | StoreFactory>(isStore, {
-      message: "store must implement VetoStore, or be a backend such as postgres({ connectionString }) from \"veto-crm/postgres\"",
+      message: 'store must implement VetoStore, or be a backend such as postgres({ connectionString }) from "veto-crm/postgres"',
     })
     .optional(),
   recordSink: z.custom<RecordSink>(hasMethods("write"), { message: "recordSink must have a write(record) method" }).optional(),
@@ -375,7 +377,8 @@ class VetoInstance implements Veto {
     this.#ownsStore = o.store === undefined || ownsStore;
     // Retention follows the bundle in force: a reloaded bundle with a longer
     // escalation window keeps (from then on) history as long as it counts.
-    this.#store = o.store ?? new InMemoryStore({ historyRetentionMs: () => Math.max(source.current.data.windowSeconds * 1000, 24 * 3600 * 1000) });
+    this.#store =
+      o.store ?? new InMemoryStore({ historyRetentionMs: () => Math.max(source.current.data.windowSeconds * 1000, 24 * 3600 * 1000) });
     this.#ownsSink = o.recordSink === undefined;
     this.#sink = o.recordSink ?? FdRecordSink.stdout();
     this.#masker = new RecordMasker(o.recordKey);
@@ -455,7 +458,10 @@ class VetoInstance implements Veto {
       if (decision.action === "require_approval") {
         // Never a silent wait: say what is awaited, from whom, and for how long.
         try {
-          this.#log.info({ decision_id: decision.id, tool: toolName, approvers: decision.approvers, timeout_ms: wait.timeoutMs ?? null }, "guard: waiting for approval");
+          this.#log.info(
+            { decision_id: decision.id, tool: toolName, approvers: decision.approvers, timeout_ms: wait.timeoutMs ?? null },
+            "guard: waiting for approval",
+          );
         } catch {
           // The wait stands; the log line is lost.
         }
@@ -489,11 +495,7 @@ class VetoInstance implements Veto {
   }
 
   /** `cause`: why a record_unavailable deny was given (the sink's or store's error). */
-  async #decide(
-    raw: unknown,
-    unreadable?: string,
-    text?: string,
-  ): Promise<DecideResult> {
+  async #decide(raw: unknown, unreadable?: string, text?: string): Promise<DecideResult> {
     // Everything up to the first await runs synchronously inside protect():
     // the call is copied before the caller can change it.
     if (this.#closed) throw new VetoClosedError();
@@ -556,9 +558,10 @@ class VetoInstance implements Veto {
     // started, so instances whose clocks differ agree.
     const nowMs = unit.nowMs ?? clockMs;
     const id = this.#nextId(nowMs);
-    const outcome = call === undefined
-      ? { answer: adapterDeny(ADAPTER_REASON_CODES.invalidInput, checked.ok ? "" : checked.message), evalNs: 0, recentDenies: null }
-      : await this.#evaluate(unit, policy, id, call, checked.ok ? checked.json : "", nowMs);
+    const outcome =
+      call === undefined
+        ? { answer: adapterDeny(ADAPTER_REASON_CODES.invalidInput, checked.ok ? "" : checked.message), evalNs: 0, recentDenies: null }
+        : await this.#evaluate(unit, policy, id, call, checked.ok ? checked.json : "", nowMs);
 
     let decision = this.#decision(id, nowMs, outcome.answer, policy.version);
     // Keyed like the masked values: with recordKey set, an unkeyed digest of
@@ -567,10 +570,7 @@ class VetoInstance implements Veto {
     // call (exactly tool, arguments and context) input and call digests are equal.
     const digest = checked.ok ? this.#masker.digestJson(checked.json) : null;
     // The whole call (or as much of it as was JSON), masked: what replay re-evaluates.
-    const { input, masked } = this.#masker.maskInput(
-      checked.ok ? checked.call : checked.partial ?? null,
-      policy.data.sensitiveFields,
-    );
+    const { input, masked } = this.#masker.maskInput(checked.ok ? checked.call : (checked.partial ?? null), policy.data.sensitiveFields);
     const record: Mutable<DecisionEventRecord> = {
       type: "decision",
       decision_id: id,
@@ -587,7 +587,8 @@ class VetoInstance implements Veto {
       on_behalf_of: call?.context.onBehalfOf ?? null,
       input,
       masked,
-      input_digest: digest ?? (checked.ok || checked.json === undefined ? digestOfRaw(this.#masker, raw) : this.#masker.digestJson(checked.json)),
+      input_digest:
+        digest ?? (checked.ok || checked.json === undefined ? digestOfRaw(this.#masker, raw) : this.#masker.digestJson(checked.json)),
       call_digest: digest,
       history: outcome.recentDenies === null ? null : { recent_denies: outcome.recentDenies },
       result: {
@@ -604,7 +605,13 @@ class VetoInstance implements Veto {
     if (hosts !== undefined) record.destination_hosts = hosts;
 
     // Optional fields set only when present (conditional spreads cost more than the rest of this object).
-    const stored: Mutable<StoredDecision> = { id, action: decision.action, escalated: decision.escalated, atMs: nowMs, approvers: decision.approvers };
+    const stored: Mutable<StoredDecision> = {
+      id,
+      action: decision.action,
+      escalated: decision.escalated,
+      atMs: nowMs,
+      approvers: decision.approvers,
+    };
     // The adapter's own fail-closed denies are remembered but not counted (docs/contract.md §3).
     if (decision.action === "deny" && !countsTowardsEscalation(decision)) stored.countsTowardsEscalation = false;
     if (who.actorId !== undefined) stored.actorId = who.actorId;
@@ -618,10 +625,7 @@ class VetoInstance implements Veto {
     const unrecorded = async (error: unknown): Promise<DecideResult> => {
       const cause = toError(error);
       safeLog(this.#log, { err: cause, decision_id: id }, "decision could not be recorded; denying");
-      const answer = adapterDeny(
-        ADAPTER_REASON_CODES.recordUnavailable,
-        `the call is denied: ${cause.message}`,
-      );
+      const answer = adapterDeny(ADAPTER_REASON_CODES.recordUnavailable, `the call is denied: ${cause.message}`);
       decision = this.#decision(id, nowMs, answer, policy.version);
       // A record the sink refused as such (no canonical JSON form, e.g. a lone
       // surrogate in the call) is superseded without the call, so the deny
@@ -634,7 +638,14 @@ class VetoInstance implements Veto {
       };
       await Promise.allSettled([
         this.#sink.write(superseding),
-        this.#store.appendDecision({ ...stored, action: "deny", escalated: false, countsTowardsEscalation: false, approvers: [], approval: undefined }),
+        this.#store.appendDecision({
+          ...stored,
+          action: "deny",
+          escalated: false,
+          countsTowardsEscalation: false,
+          approvers: [],
+          approval: undefined,
+        }),
       ]);
       return { decision, call: undefined, cause };
     };
@@ -683,10 +694,7 @@ class VetoInstance implements Veto {
     if (!evaluation.ok) {
       safeLog(this.#log, { err: evaluation.error, decision_id: id }, "policy evaluation failed; denying");
       return {
-        answer: adapterDeny(
-          ADAPTER_REASON_CODES.evaluationError,
-          evaluation.error.message,
-        ),
+        answer: adapterDeny(ADAPTER_REASON_CODES.evaluationError, evaluation.error.message),
         evalNs: evaluation.evalNs,
         recentDenies,
       };

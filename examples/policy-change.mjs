@@ -39,6 +39,8 @@ proposed.veto.config.tenants.acme.approval_threshold = 2000;
 const report = await replayRecords(await readLog(["./var/policy-change.jsonl"]), { bundle: packagedBundlePath, data: proposed });
 console.log(`replayed ${report.decisions} decisions: ${report.changed.length} changed, ${report.unchanged} unchanged`);
 for (const change of report.changed) {
-  console.log(`  changed: amount ${amountOf.get(change.decision_id)}: ${change.old.action} (${change.old.codes.join(", ")}) → ${change.new.action} (${change.new.codes.join(", ")})`);
+  console.log(
+    `  changed: amount ${amountOf.get(change.decision_id)}: ${change.old.action} (${change.old.codes.join(", ")}) → ${change.new.action} (${change.new.codes.join(", ")})`,
+  );
 }
 console.log("summary:", JSON.stringify(report.summary));

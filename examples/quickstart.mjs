@@ -16,7 +16,12 @@ const veto = await createVeto({ bundle: packagedBundlePath, recordSink: log });
 const call = {
   tool: "crm.update",
   arguments: { object: "opportunity", recordId: "opp_123", tenantId: "acme", changes: { close_date: "2026-12-01" } },
-  context: { actorId: "agent:sales-assistant", tenantId: "acme", environment: "production", reason: "Customer asked to move the close date" },
+  context: {
+    actorId: "agent:sales-assistant",
+    tenantId: "acme",
+    environment: "production",
+    reason: "Customer asked to move the close date",
+  },
 };
 const decision = await veto.protect(call);
 console.log(`decision: ${decision.action} (${decision.reasons.map((r) => r.code).join(", ")})`);

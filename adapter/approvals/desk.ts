@@ -133,7 +133,11 @@ export class ApprovalDesk {
           // Pending but not reservable: the store's clock says it has expired
           // (so it is, whether or not that can be written down now).
           await store.transitionApproval(decisionId, { from: "pending", to: "expired", atMs }).catch(() => false);
-          throw new ApprovalError("approval_expired", decisionId, `the approval of ${decisionId} expired at ${new Date(again.approval.expiresAtMs).toISOString()}`);
+          throw new ApprovalError(
+            "approval_expired",
+            decisionId,
+            `the approval of ${decisionId} expired at ${new Date(again.approval.expiresAtMs).toISOString()}`,
+          );
         }
         if (again !== undefined) await this.#refuseIfSettled(again, atMs);
         throw new ApprovalError("already_answered", decisionId, `decision ${decisionId} is already being answered`);
@@ -238,7 +242,9 @@ export class ApprovalDesk {
 
     const unreadable = (error: unknown): ApprovalError => {
       const cause = toError(error);
-      return new ApprovalError("record_unavailable", decisionId, `the approval of ${decisionId} cannot be read: ${cause.message}`, { cause });
+      return new ApprovalError("record_unavailable", decisionId, `the approval of ${decisionId} cannot be read: ${cause.message}`, {
+        cause,
+      });
     };
     let decision: StoredDecision;
     let startedAtMs: number;
@@ -330,11 +336,7 @@ export class ApprovalDesk {
       throw new ApprovalError("unknown_decision", decisionId, `no decision ${decisionId} is known to this store`);
     }
     if (decision.action !== "require_approval" || decision.approval === undefined) {
-      throw new ApprovalError(
-        "approval_not_required",
-        decisionId,
-        `decision ${decisionId} was ${decision.action}, not require_approval`,
-      );
+      throw new ApprovalError("approval_not_required", decisionId, `decision ${decisionId} was ${decision.action}, not require_approval`);
     }
     return decision;
   }
@@ -344,10 +346,18 @@ export class ApprovalDesk {
     const approval = decision.approval!;
     if (approval.status === "pending" && nowMs >= approval.expiresAtMs) {
       await this.#deps.store.transitionApproval(decision.id, { from: "pending", to: "expired", atMs: nowMs }).catch(() => false);
-      throw new ApprovalError("approval_expired", decision.id, `the approval of ${decision.id} expired at ${new Date(approval.expiresAtMs).toISOString()}`);
+      throw new ApprovalError(
+        "approval_expired",
+        decision.id,
+        `the approval of ${decision.id} expired at ${new Date(approval.expiresAtMs).toISOString()}`,
+      );
     }
     if (approval.status === "expired") {
-      throw new ApprovalError("approval_expired", decision.id, `the approval of ${decision.id} expired at ${new Date(approval.expiresAtMs).toISOString()}`);
+      throw new ApprovalError(
+        "approval_expired",
+        decision.id,
+        `the approval of ${decision.id} expired at ${new Date(approval.expiresAtMs).toISOString()}`,
+      );
     }
     if (approval.status !== "pending") {
       throw new ApprovalError(

@@ -49,7 +49,10 @@ function evidenceOf(record: VetoRecord): ReadRecord {
     call_digest: record.call_digest,
   };
   if (record.type === "decision") {
-    return { ...common, result: { action: record.result.action, escalated: record.result.escalated, approvers: [...record.result.approvers] } };
+    return {
+      ...common,
+      result: { action: record.result.action, escalated: record.result.escalated, approvers: [...record.result.approvers] },
+    };
   }
   return { ...common, reviewer_id: record.reviewer_id, note: record.note, result: { approval: record.result.approval } };
 }

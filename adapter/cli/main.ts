@@ -75,7 +75,8 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   // `veto help eval` and `veto eval --help` (anywhere before a lone "--").
-  const asked = name === "help" ? rest[0] : rest.slice(0, rest.includes("--") ? rest.indexOf("--") : rest.length).some(isHelp) ? name : undefined;
+  const asked =
+    name === "help" ? rest[0] : rest.slice(0, rest.includes("--") ? rest.indexOf("--") : rest.length).some(isHelp) ? name : undefined;
   if (asked !== undefined) {
     const command = COMMANDS.get(asked);
     if (command === undefined) {

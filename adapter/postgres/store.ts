@@ -169,7 +169,13 @@ async function getDecision(db: Queryable, sql: Statements, id: string): Promise<
 }
 
 /** `atMs`: the unit's time by the database's clock; null outside a unit (the statement reads the clock). */
-async function transitionApproval(db: Queryable, sql: Statements, id: string, t: ApprovalTransition, atMs: number | null): Promise<boolean> {
+async function transitionApproval(
+  db: Queryable,
+  sql: Statements,
+  id: string,
+  t: ApprovalTransition,
+  atMs: number | null,
+): Promise<boolean> {
   const { rowCount } = await db.query(sql.transition, [id, t.from, t.to, t.reviewerId ?? null, t.note ?? null, atMs]);
   return rowCount === 1;
 }

@@ -69,11 +69,7 @@ export class VetoOptionsError extends VetoError {
 export class BundleLoadError extends VetoError {
   override name = "BundleLoadError";
 
-  constructor(
-    code: "bundle_unusable" | "data_unusable",
-    message: string,
-    options?: { cause?: unknown },
-  ) {
+  constructor(code: "bundle_unusable" | "data_unusable", message: string, options?: { cause?: unknown }) {
     super(code, message, options);
   }
 }
@@ -101,7 +97,11 @@ export class BundleSignatureError extends VetoError {
   readonly file: string | undefined;
 
   constructor(check: BundleSignatureCheck, message: string, options?: { file?: string; cause?: unknown }) {
-    super("bundle_signature", `bundle signature check failed (${check}): ${message}`, options?.cause === undefined ? undefined : { cause: options.cause });
+    super(
+      "bundle_signature",
+      `bundle signature check failed (${check}): ${message}`,
+      options?.cause === undefined ? undefined : { cause: options.cause },
+    );
     this.check = check;
     this.file = options?.file;
   }

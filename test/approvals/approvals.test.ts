@@ -215,7 +215,9 @@ describe("waitForApproval", () => {
     expect(e.code).toBe("call_mismatch");
     // Same call, keys in another order: same digest.
     const reordered = { context: NEEDS_APPROVAL["context"], arguments: NEEDS_APPROVAL["arguments"], tool: NEEDS_APPROVAL["tool"] };
-    await expect(veto.waitForApproval({ decisionId: decision.id, call: reordered as never })).resolves.toMatchObject({ status: "approved" });
+    await expect(veto.waitForApproval({ decisionId: decision.id, call: reordered as never })).resolves.toMatchObject({
+      status: "approved",
+    });
     await veto.close();
   });
 

@@ -56,7 +56,11 @@ function tsc(source: string): { ok: boolean; output: string } {
     }),
   );
   try {
-    execFileSync("node", [resolve(ROOT, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.json"], { cwd: dir, encoding: "utf8", stdio: "pipe" });
+    execFileSync("node", [resolve(ROOT, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.json"], {
+      cwd: dir,
+      encoding: "utf8",
+      stdio: "pipe",
+    });
     return { ok: true, output: "" };
   } catch (error) {
     return { ok: false, output: String((error as { stdout?: string }).stdout) };

@@ -24,7 +24,7 @@ describe("guard", () => {
     await expect(running).resolves.toBe("done");
     const [frozenArgs, frozenContext, action] = seen as [Args, Args, string];
     expect(action).toBe("allow");
-    expect(frozenArgs).toEqual({ ...write({ amount: 10 })["arguments"] as Args });
+    expect(frozenArgs).toEqual({ ...(write({ amount: 10 })["arguments"] as Args) });
     expect(frozenArgs).not.toBe(args);
     expect(Object.isFrozen(frozenArgs)).toBe(true);
     expect(Object.isFrozen(frozenArgs["changes"])).toBe(true);

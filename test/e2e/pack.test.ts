@@ -72,7 +72,10 @@ describe("npm pack → install into an empty project", () => {
     const out = run("node", [name], project);
     for (const line of expected.lines) expect(out).toMatch(line);
     if (expected.log !== undefined) {
-      const types = readFileSync(join(project, expected.log.file), "utf8").trim().split("\n").map((l) => (JSON.parse(l) as { type: string }).type);
+      const types = readFileSync(join(project, expected.log.file), "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => (JSON.parse(l) as { type: string }).type);
       expect(types.slice(-expected.log.types.length)).toEqual(expected.log.types);
       expect(run("npx", ["--no-install", "veto", "log", "verify", expected.log.file], project)).toMatch(/records, head sha256:/);
     }
@@ -92,7 +95,16 @@ export { action, err };
     writeFileSync(
       join(project, "tsconfig.json"),
       JSON.stringify({
-        compilerOptions: { strict: true, module: "NodeNext", moduleResolution: "NodeNext", target: "ES2022", noEmit: true, skipLibCheck: false, types: ["node"], typeRoots: [resolve(ROOT, "node_modules/@types")] },
+        compilerOptions: {
+          strict: true,
+          module: "NodeNext",
+          moduleResolution: "NodeNext",
+          target: "ES2022",
+          noEmit: true,
+          skipLibCheck: false,
+          types: ["node"],
+          typeRoots: [resolve(ROOT, "node_modules/@types")],
+        },
         files: ["check.ts"],
       }),
     );

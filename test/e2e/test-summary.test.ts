@@ -15,11 +15,19 @@ describe("make test's closing line", () => {
   it("counts each failing Rego test, on OPA's evaluator and on WASM", () => {
     cpSync(resolve(ROOT, "policy"), join(dir, "policy"), { recursive: true });
     const failing = 2;
-    for (let i = 0; i < failing; i++) appendFileSync(join(dir, "policy/veto/crm/amount_test.rego"), `\ntest_deliberately_failing_${i} if {\n\t1 == 2\n}\n`);
+    for (let i = 0; i < failing; i++)
+      appendFileSync(join(dir, "policy/veto/crm/amount_test.rego"), `\ntest_deliberately_failing_${i} if {\n\t1 == 2\n}\n`);
     const counts: Record<string, string> = {};
-    for (const [name, target] of [["rego", []], ["rego-wasm", ["-t", "wasm"]]] as const) {
+    for (const [name, target] of [
+      ["rego", []],
+      ["rego-wasm", ["-t", "wasm"]],
+    ] as const) {
       const opa = spawnSync(requireOpa(), ["test", ...target, "policy", "--format", "json"], { cwd: dir, encoding: "utf8" });
-      const count = spawnSync("node", [resolve(ROOT, "scripts/count-opa-tests.mjs"), name], { cwd: dir, input: opa.stdout, encoding: "utf8" });
+      const count = spawnSync("node", [resolve(ROOT, "scripts/count-opa-tests.mjs"), name], {
+        cwd: dir,
+        input: opa.stdout,
+        encoding: "utf8",
+      });
       expect(count.status).toBe(1);
       counts[name] = count.stdout.trim();
     }

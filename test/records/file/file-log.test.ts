@@ -333,6 +333,11 @@ describe("error hierarchy", () => {
     const pg = new PostgresStoreError("schema_not_migrated", "y");
     expect(log).toBeInstanceOf(VetoError);
     expect(pg).toBeInstanceOf(VetoError);
-    expect([log.name, log.code, pg.name, pg.code]).toEqual(["DecisionLogError", "log_corrupt", "PostgresStoreError", "schema_not_migrated"]);
+    expect([log.name, log.code, pg.name, pg.code]).toEqual([
+      "DecisionLogError",
+      "log_corrupt",
+      "PostgresStoreError",
+      "schema_not_migrated",
+    ]);
   });
 });
