@@ -70,10 +70,12 @@ check-bundles: $(TOOLS) ## Fail when the committed bundles are stale
 .PHONY: test-rego
 test-rego: $(TOOLS) ## opa test with the 100% coverage gate, on OPA's evaluator and on WASM
 	@mkdir -p .build/results
+	@# Counted first, both targets even when one fails, so that the closing line of
+	@# `make test` counts the failing Rego tests; the coverage gate after that.
+	@s=0; $(OPA) test policy --format json | node scripts/count-opa-tests.mjs rego || s=1; \
+	  $(OPA) test -t wasm policy --format json | node scripts/count-opa-tests.mjs rego-wasm || s=1; exit $$s
 	$(OPA) test policy --coverage --threshold 100 --format json > /dev/null
 	@echo "rego coverage: 100% (gate --threshold 100)"
-	$(OPA) test policy --format json | node scripts/count-opa-tests.mjs rego
-	$(OPA) test -t wasm policy --format json | node scripts/count-opa-tests.mjs rego-wasm
 
 .PHONY: unicode
 unicode: $(TOOLS) ## Regenerate the Unicode tables (fold table, blank characters) from OPA's lower() and Node's Unicode data

@@ -177,7 +177,34 @@ const optionsSchema = z.strictObject({
   onEscalation: z.custom<(e: EscalationEvent) => void>(isFunction, { message: "onEscalation must be a function" }).optional(),
 });
 
-/** The arguments of a guarded tool as it receives them: a frozen copy of what was decided. */
+/** How long a guarded call waits for its approval: given to guard() (for every call) or per call (wins). */
+export interface GuardOptions {
+  /** Give up after this long (the call rejects with ApprovalError code approval_timeout). Default: until the approval expires (`approvalTtlMs`, one hour). */
+  readonly timeoutMs?: number;
+  /** Stop waiting when it fires (ApprovalError code approval_aborted). */
+  readonly signal?: AbortSignal;
+}
+
+/** Checked at once, like guard's other arguments: a typo must not turn into an endless wait. */
+function checkGuardOptions(options: GuardOptions | undefined, where: string): GuardOptions {
+  if (options === undefined) return {};
+  if (options === null || typeof options !== "object") throw new VetoOptionsError(`${where}: options must be { timeoutMs?, signal? }`);
+  const unknown = Object.keys(options).filter((k) => k !== "timeoutMs" && k !== "signal");
+  if (unknown.length > 0) throw new VetoOptionsError(`${where}: unknown option ${unknown.join(", ")} (known: timeoutMs, signal)`);
+  const { timeoutMs, signal } = options;
+  if (timeoutMs !== undefined && !(typeof timeoutMs === "number" && Number.isFinite(timeoutMs) && timeoutMs >= 0)) {
+    throw new VetoOptionsError(`${where}: timeoutMs must be a non-negative number of milliseconds`);
+  }
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw new VetoOptionsError(`${where}: signal must be an AbortSignal`);
+  return { ...(timeoutMs === undefined ? {} : { timeoutMs }), ...(signal === undefined ? {} : { signal }) };
+}
+
+/**
+ * A deeply read-only view of a guarded tool's arguments, which are a deep-frozen
+ * copy of what was decided. guard() types them `Readonly<A>` only, so that a
+ * typed client taking mutable arrays (`tags: string[]`) accepts them; a tool
+ * may declare its parameter DeepReadonly<A> itself.
+ */
 export type DeepReadonly<T> = T extends (infer U)[]
   ? readonly DeepReadonly<U>[]
   : T extends object
@@ -191,10 +218,16 @@ export interface Veto {
   waitForApproval(options: WaitOptions): Promise<ApprovalAnswer>;
   approve(options: AnswerOptions): Promise<ApprovalAnswer>;
   reject(options: AnswerOptions): Promise<ApprovalAnswer>;
-  guard<A extends Record<string, unknown>, R>(
+  /**
+   * Wrap a tool: a denied call never reaches `fn`; a call that needs approval
+   * waits for it (up to `options.timeoutMs`; by default until the approval
+   * expires, `approvalTtlMs`), then runs. The wait is logged with who may approve.
+   */
+  guard<A extends object, R>(
     toolName: string,
-    fn: (args: DeepReadonly<A>, context: Readonly<CallContext>, decision: Decision) => R | Promise<R>,
-  ): (args: A, context: CallContext) => Promise<Awaited<R>>;
+    fn: (args: Readonly<A>, context: Readonly<CallContext>, decision: Decision) => R | Promise<R>,
+    options?: GuardOptions,
+  ): (args: A, context: CallContext, options?: GuardOptions) => Promise<Awaited<R>>;
   /** The revision and version hash of the bundle in force now. */
   readonly bundle: BundleVersion;
   /** Poll the bundle server now (a no-op "static" for a path or bytes). Never rejects for a bad bundle: that is the "rejected" outcome. */
@@ -425,15 +458,18 @@ class VetoInstance implements Veto {
     return this.#open().then(() => this.#desk.answer("rejection", options));
   }
 
-  guard<A extends Record<string, unknown>, R>(
+  guard<A extends object, R>(
     toolName: string,
-    fn: (args: DeepReadonly<A>, context: Readonly<CallContext>, decision: Decision) => R | Promise<R>,
-  ): (args: A, context: CallContext) => Promise<Awaited<R>> {
+    fn: (args: Readonly<A>, context: Readonly<CallContext>, decision: Decision) => R | Promise<R>,
+    options?: GuardOptions,
+  ): (args: A, context: CallContext, options?: GuardOptions) => Promise<Awaited<R>> {
     if (typeof toolName !== "string" || toolName === "") {
       throw new VetoOptionsError("guard: toolName must be a non-empty string");
     }
     if (typeof fn !== "function") throw new VetoOptionsError("guard: fn must be the tool function to run");
-    return async (args: A, context: CallContext): Promise<Awaited<R>> => {
+    const defaults = checkGuardOptions(options, "guard");
+    return async (args: A, context: CallContext, callOptions?: GuardOptions): Promise<Awaited<R>> => {
+      const wait = { ...defaults, ...checkGuardOptions(callOptions, "a guarded call") };
       const { decision, call, cause } = await this.#decide({ tool: toolName, arguments: args, context });
       if (decision.action === "deny" || call === undefined) {
         throw new VetoDeniedError(decision, cause === undefined ? undefined : { cause });
@@ -442,9 +478,18 @@ class VetoInstance implements Veto {
       // what was decided (and, for approvals, what the digest covers).
       deepFreeze(call);
       if (decision.action === "require_approval") {
-        await this.waitForApproval({ decisionId: decision.id, call });
+        // Never a silent wait: say what is awaited, from whom, and for how long.
+        try {
+          this.#log.info(
+            { decision_id: decision.id, tool: toolName, approvers: decision.approvers, timeout_ms: wait.timeoutMs ?? null },
+            "guard: waiting for approval",
+          );
+        } catch {
+          // The wait stands; the log line is lost.
+        }
+        await this.waitForApproval({ decisionId: decision.id, call, ...wait });
       }
-      return await fn(call.arguments as DeepReadonly<A>, call.context, decision);
+      return await fn(call.arguments as Readonly<A>, call.context, decision);
     };
   }
 

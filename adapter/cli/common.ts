@@ -14,7 +14,7 @@ export interface Command {
   run(args: string[]): Promise<number>;
 }
 
-/** Wrong command line: the message, then the usage, exit 2. */
+/** Wrong command line: the message, then which `--help` to run, exit 2. */
 export class UsageError extends Error {
   override name = "UsageError";
 }

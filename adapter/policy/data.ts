@@ -4,9 +4,11 @@
  * sensitive fields for redaction and amount fields for input validation.
  * Defaults here mirror the defaults the Rego policy applies when data omits a
  * value. The shapes of the other parts the policy reads (tools, environments,
- * blocked_destinations, tenants' allowed_destinations) are checked too: a document of the wrong shape is
- * refused (data_unusable, naming the field) rather than silently read as
- * "nothing configured" by the policy.
+ * blocked_destinations, tenants' allowed_destinations, thresholds and limits)
+ * are checked too: a document of the wrong shape (no veto.config wrapper, no
+ * tools, environments or tenants, a threshold that is not a finite
+ * non-negative number) is refused (data_unusable, naming the JSON path)
+ * rather than silently read as "nothing configured" or "0" by the policy.
  */
 import { z } from "zod";
 import { BundleLoadError } from "../shared/errors.js";
@@ -23,26 +25,34 @@ export const MAX_DATA_DEPTH = 1000;
 export const DEFAULT_AMOUNT_FIELDS = ["amount"];
 
 const positiveNumber = z.number().positive().finite();
+/** Thresholds and limits: a string or a negative number here would be read by the policy as 0 or "no limit". */
+const nonNegativeNumber = z.number().min(0).finite();
 
 const configSchema = z.looseObject({
-  tools: z.record(z.string(), z.looseObject({ kind: z.string() })).optional(),
-  environments: z.array(z.string()).optional(),
-  tenants: z
-    .record(
-      z.string(),
-      z.looseObject({ approvers: z.array(z.string()).optional(), allowed_destinations: z.array(z.string()).optional() }),
-    )
-    .optional(),
+  // Required: without them the policy denies every call (unknown_tool,
+  // unknown_environment, unknown_tenant), which hides a mistyped document.
+  tools: z.record(z.string(), z.looseObject({ kind: z.string() })),
+  environments: z.array(z.string()),
+  tenants: z.record(
+    z.string(),
+    z.looseObject({
+      approvers: z.array(z.string()).optional(),
+      allowed_destinations: z.array(z.string()).optional(),
+      approval_threshold: nonNegativeNumber.optional(),
+      max_amount: nonNegativeNumber.optional(),
+    }),
+  ),
   sensitive_fields: z.record(z.string(), z.array(z.string())).optional(),
   amount_fields: z.array(z.string()).optional(),
   blocked_destinations: z.array(z.string()).optional(),
   escalation: z
-    .looseObject({ deny_threshold: z.number().min(0).finite().optional(), window_seconds: positiveNumber.optional() })
+    .looseObject({ deny_threshold: nonNegativeNumber.optional(), window_seconds: positiveNumber.optional() })
     .optional(),
 });
 
+/** The whole document replaces the bundle's: the configuration sits under veto.config (docs/contract.md §2). */
 const dataSchema = z.looseObject({
-  veto: z.looseObject({ config: configSchema.optional() }).optional(),
+  veto: z.looseObject({ config: configSchema }),
 });
 
 export interface PolicyData {
@@ -58,7 +68,7 @@ export interface PolicyData {
 
 /** dataSchema without the tenants, which tenantsLookRight checks by hand: zod copying 100,000 tenants took a second. */
 const lightDataSchema = z.looseObject({
-  veto: z.looseObject({ config: configSchema.extend({ tenants: z.unknown() }).optional() }).optional(),
+  veto: z.looseObject({ config: configSchema.extend({ tenants: z.unknown() }) }),
 });
 
 /** configSchema's rule for tenants, written out; false means "ask the schema". */
@@ -66,7 +76,6 @@ function tenantsLookRight(document: Record<string, unknown>): boolean {
   const veto = document["veto"] as Record<string, unknown> | undefined;
   const config = veto?.["config"] as Record<string, unknown> | undefined;
   const tenants = config?.["tenants"];
-  if (tenants === undefined) return true;
   if (tenants === null || typeof tenants !== "object" || Array.isArray(tenants)) return false;
   for (const key of Object.keys(tenants)) {
     const tenant: unknown = (tenants as Record<string, unknown>)[key];
@@ -77,12 +86,18 @@ function tenantsLookRight(document: Record<string, unknown>): boolean {
       if (!Array.isArray(list)) return false;
       for (const item of list) if (typeof item !== "string") return false;
     }
+    for (const key of TENANT_NUMBERS) {
+      const value: unknown = (tenant as Record<string, unknown>)[key];
+      if (value !== undefined && !(typeof value === "number" && Number.isFinite(value) && value >= 0)) return false;
+    }
   }
   return true;
 }
 
 /** The tenant fields configSchema wants as lists of strings. */
 const TENANT_STRING_LISTS = ["approvers", "allowed_destinations"] as const;
+/** The tenant fields configSchema wants as finite non-negative numbers. */
+const TENANT_NUMBERS = ["approval_threshold", "max_amount"] as const;
 
 export function readPolicyData(document: unknown, label: string): PolicyData {
   // First, before anything that recurses over the document.
@@ -93,7 +108,11 @@ export function readPolicyData(document: unknown, label: string): PolicyData {
   const light = isObject && tenantsLookRight(document as Record<string, unknown>) ? lightDataSchema.safeParse(document) : undefined;
   const parsed = light?.success === true ? light : dataSchema.safeParse(document);
   if (!parsed.success || !isObject) {
-    const detail = parsed.success ? "it must be a JSON object" : z.prettifyError(parsed.error);
+    const detail = !isObject
+      ? "it must be a JSON object"
+      : lacksWrapper(document as Record<string, unknown>)
+        ? 'it has no veto.config: the document replaces the bundle\'s data.json whole, so wrap the configuration as {"veto": {"config": {"tools": …, "environments": …, "tenants": …}}}'
+        : z.prettifyError((parsed as { error: z.ZodError }).error);
     throw new BundleLoadError("data_unusable", `data document ${label} is unusable: ${detail}`);
   }
   let json: string;
@@ -108,7 +127,7 @@ export function readPolicyData(document: unknown, label: string): PolicyData {
       cause: error,
     });
   }
-  const config = parsed.data.veto?.config ?? {};
+  const config = parsed.data.veto.config;
   return {
     document: document as Record<string, unknown>,
     json,
@@ -116,6 +135,14 @@ export function readPolicyData(document: unknown, label: string): PolicyData {
     amountFields: config.amount_fields ?? DEFAULT_AMOUNT_FIELDS,
     sensitiveFields: new Set(Object.values(config.sensitive_fields ?? {}).flat().map(foldKey)),
   };
+}
+
+/** Whether the document lacks the veto.config object (a configuration given bare, or a typo in the wrapper). */
+function lacksWrapper(document: Record<string, unknown>): boolean {
+  const veto = document["veto"];
+  if (veto === null || typeof veto !== "object" || Array.isArray(veto)) return true;
+  const config = (veto as Record<string, unknown>)["config"];
+  return config === null || typeof config !== "object" || Array.isArray(config);
 }
 
 /** Throws naming the first number that is not finite ("data.a.b"); the path is built only then. */

@@ -90,4 +90,44 @@ describe("guard", () => {
     expect(() => veto.guard("crm.update", "nope" as never)).toThrow(/fn must be/);
     await veto.close();
   });
+
+  it("waits no longer than timeoutMs (given to guard, or per call), and says whom it waits for", async () => {
+    const { veto, logLines } = await makeVeto();
+    let ran = false;
+    const update = veto.guard("crm.update", () => (ran = true), { timeoutMs: 50 });
+    const started = Date.now();
+    const error = await update(...parts(write({ amount: 9000 }))).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ApprovalError);
+    expect((error as ApprovalError).code).toBe("approval_timeout");
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(ran).toBe(false);
+    const waiting = logLines.find((l) => l["msg"] === "guard: waiting for approval");
+    expect(waiting).toMatchObject({ tool: "crm.update", timeout_ms: 50, approvers: expect.arrayContaining([APPROVER]) });
+    // A per-call timeout wins over guard's.
+    const patient = veto.guard("crm.update", () => (ran = true), { timeoutMs: 60_000 });
+    const perCall = await patient(...parts(write({ amount: 9000 })), { timeoutMs: 10 }).catch((e: unknown) => e);
+    expect((perCall as ApprovalError).code).toBe("approval_timeout");
+    await veto.close();
+  });
+
+  it("stops waiting when its signal fires", async () => {
+    const { veto } = await makeVeto();
+    const controller = new AbortController();
+    const update = veto.guard("crm.update", () => "ran");
+    const running = update(...parts(write({ amount: 9000 })), { signal: controller.signal });
+    setTimeout(() => controller.abort(new Error("user left")), 20);
+    const error = await running.catch((e: unknown) => e);
+    expect((error as ApprovalError).code).toBe("approval_aborted");
+    await veto.close();
+  });
+
+  it("refuses bad wait options at once, naming them", async () => {
+    const { veto } = await makeVeto();
+    expect(() => veto.guard("crm.update", () => 1, { timeoutMs: -1 })).toThrow(/guard: timeoutMs/);
+    expect(() => veto.guard("crm.update", () => 1, { timeoutMS: 5 } as never)).toThrow(/unknown option timeoutMS/);
+    expect(() => veto.guard("crm.update", () => 1, { signal: "stop" } as never)).toThrow(/signal must be an AbortSignal/);
+    const update = veto.guard("crm.update", () => 1);
+    await expect(update(...parts(write()), { timeoutMs: Number.NaN })).rejects.toThrow(VetoOptionsError);
+    await veto.close();
+  });
 });

@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BUNDLE, CLI, jsonLines, read, requireBundle, requireCli } from "../helpers/index.js";
+import { BUNDLE, CLI, bundleData, jsonLines, read, requireBundle, requireCli } from "../helpers/index.js";
 
 /** A command given a bad path is answered well within this (a hang is killed at KILL_MS and fails). */
 const ANSWER_MS = 8_000;
@@ -47,10 +47,7 @@ beforeAll(() => {
   const made = spawnSync("node", [CLI, "eval", "--bundle", BUNDLE, "--log", goodLog], { input: jsonLines(read()), encoding: "utf8" });
   if (made.status !== 0) throw new Error(`could not make a log: ${made.stderr}`);
   goodData = join(dir, "data.json");
-  writeFileSync(
-    goodData,
-    JSON.stringify(JSON.parse(spawnSync("tar", ["-xOzf", BUNDLE, "data.json"], { encoding: "utf8" }).stdout || "{}")),
-  );
+  writeFileSync(goodData, JSON.stringify(bundleData()));
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

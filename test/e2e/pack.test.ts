@@ -1,10 +1,10 @@
 /**
  * The install path: `npm pack` the package, install the tarball into an empty
- * project, and run the quick start from the README there — exports, types, the
- * packaged bundle and the `veto` CLI, as a new user gets them.
+ * project, and run every example (the README's quick start is one) there —
+ * exports, types, the packaged bundle and the `veto` CLI, as a new user gets them.
  */
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -32,29 +32,53 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe("npm pack → install into an empty project", () => {
-  it("runs the seed page's snippet against the packaged bundle", () => {
-    writeFileSync(
-      join(project, "quickstart.mjs"),
-      `import { readFileSync } from "node:fs";
-import { createVeto, packagedBundlePath } from "veto-crm";
-// The test's fixed data document, so the shipped policy/data.json may change freely.
-const data = JSON.parse(readFileSync(${JSON.stringify(FIXTURE_DATA)}, "utf8"));
-const veto = await createVeto({ bundle: packagedBundlePath, data, recordSink: { write: async () => {} } });
-const decision = await veto.protect({
-  tool: "crm.update",
-  arguments: { object: "opportunity", recordId: "opp_123", tenantId: "acme", changes: { close_date: "2026-12-01" } },
-  context: { actorId: "agent:sales-assistant", tenantId: "acme", environment: "production", reason: "Customer asked" },
-});
-if (decision.action === "deny") throw new Error(decision.reason);
-if (decision.action === "require_approval") await veto.waitForApproval({ decisionId: decision.id });
-console.log(JSON.stringify(decision));
-await veto.close();
-`,
-    );
-    const decision = JSON.parse(run("node", ["quickstart.mjs"], project)) as Record<string, unknown>;
-    expect(decision.action).toBe("allow");
-    expect(decision.reasons).toEqual([{ code: "low_value", message: "Low-value write" }]);
-    expect(decision.bundle).toMatchObject({ hash: expect.stringMatching(/^sha256:[0-9a-f]{64}$/) });
+  // Every file in examples/, copied out of the installed package and run as a
+  // user would (`node x.mjs` in their project). They decide with the packaged
+  // bundle and its own data.json, as pasted: the expectations below are what
+  // the shipped policy/data.json gives.
+  const EXPECTED: Record<string, { lines: RegExp[]; log?: { file: string; types: string[] } }> = {
+    "quickstart.mjs": {
+      lines: [/^decision: allow \(low_value\)$/m, /^result: \{"ok":true,"tool":"crm\.update","recordId":"opp_123"\}$/m],
+      log: { file: "var/decisions.jsonl", types: ["decision"] },
+    },
+    "approval.mjs": {
+      lines: [
+        /^owner notified: \S+ needs one of user:crm-owner@acme\.example, user:revops-lead@acme\.example$/m,
+        /^owner approves as user:crm-owner@acme\.example$/m,
+        /^crm\.update ran: opp_456 amount 9000$/m,
+      ],
+      log: { file: "var/approval-decisions.jsonl", types: ["decision", "approval"] },
+    },
+    "policy-change.mjs": {
+      lines: [
+        /^recorded: amount 3000 → allow$/m,
+        /^recorded: amount 9000 → require_approval$/m,
+        /^replayed 4 decisions: 2 changed, 2 unchanged$/m,
+        /^ {2}changed: amount 3000: allow \(low_value\) → require_approval \(production_amount\)$/m,
+        /^summary: \{"allow → require_approval":2\}$/m,
+      ],
+    },
+  };
+
+  it("ships every example, and each has expectations here", () => {
+    const shipped = readdirSync(join(project, "node_modules/veto-crm/examples")).sort();
+    expect(shipped).toEqual(readdirSync(resolve(ROOT, "examples")).sort());
+    expect(shipped).toEqual(Object.keys(EXPECTED).sort());
+  });
+
+  it.each(Object.keys(EXPECTED))("runs examples/%s as pasted", (name) => {
+    const expected = EXPECTED[name]!;
+    copyFileSync(join(project, "node_modules/veto-crm/examples", name), join(project, name));
+    const out = run("node", [name], project);
+    for (const line of expected.lines) expect(out).toMatch(line);
+    if (expected.log !== undefined) {
+      const types = readFileSync(join(project, expected.log.file), "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => (JSON.parse(l) as { type: string }).type);
+      expect(types.slice(-expected.log.types.length)).toEqual(expected.log.types);
+      expect(run("npx", ["--no-install", "veto", "log", "verify", expected.log.file], project)).toMatch(/records, head sha256:/);
+    }
   });
 
   it("ships types that a strict TypeScript project compiles against", () => {

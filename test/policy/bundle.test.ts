@@ -61,7 +61,7 @@ describe("version hash", () => {
 
   it("the veto reports the bundle's revision and hash", async () => {
     const loaded = await loadBundle(BUNDLE);
-    const manifest = execFileSync("tar", ["-xzOf", BUNDLE, "/.manifest"], { encoding: "utf8" });
+    const manifest = execFileSync("tar", ["-xzOf", BUNDLE, "/.manifest"], { encoding: "utf8", stdio: "pipe" });
     expect(loaded.version.revision).toBe((JSON.parse(manifest) as { revision: string }).revision);
     const { veto } = await makeVeto();
     expect(veto.bundle).toEqual(loaded.version);
@@ -79,7 +79,7 @@ describe("a bundle that cannot be used is an error at createVeto", () => {
     ["manifest not JSON", async () => tarball({ ".manifest": "{" }), /\.manifest is not valid JSON/],
     ["no wasm entry for our entrypoint", async () => tarball({ ".manifest": JSON.stringify({ wasm: [{ entrypoint: "other/x", module: "/policy.wasm" }] }) }), /no wasm module for entrypoint veto\/crm\/decision/],
     ["wasm module missing", async () => tarball({ ".manifest": manifest }), /lacks its wasm module/],
-    ["wasm module corrupt", async () => tarball({ ".manifest": manifest, "policy.wasm": "\0asm garbage" }), /wasm module cannot be loaded/],
+    ["wasm module corrupt", async () => tarball({ ".manifest": manifest, "policy.wasm": "\0asm garbage", "data.json": JSON.stringify(bundleData()) }), /wasm module cannot be loaded/],
     ["data.json not an object", async () => tarball({ ".manifest": manifest, "policy.wasm": readWasm(), "data.json": "[1]" }), /data\.json is not a JSON object/],
   ];
   it.each(cases)("%s", async (_name, make, message) => {
@@ -137,7 +137,8 @@ describe("a bundle that cannot be used is an error at createVeto", () => {
 function readWasm(): Buffer {
   const out = join(dir, "extract");
   execFileSync("mkdir", ["-p", out]);
-  execFileSync("tar", ["-xzf", BUNDLE, "-C", out]);
+  // stdio piped: GNU tar warns about the bundle's leading "/" on stderr.
+  execFileSync("tar", ["-xzf", BUNDLE, "-C", out], { stdio: "pipe" });
   return readFileSync(join(out, "policy.wasm"));
 }
 

@@ -348,7 +348,7 @@ decision := {"action": "launch", "reasons": []} if input.tool == "crm.explode"
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it("an answer that is not a decision is deny evaluation_error", async () => {
-    const { veto, logLines } = await makeVeto({ bundle: broken });
+    const { veto, logLines } = await makeVeto({ bundle: broken, data: bundleData() }); // the broken policy has no data.json of its own;
     const d = await veto.protect(read({}, {}, "crm.explode"));
     expect([d.action, d.escalated, codes(d), d.approvers]).toEqual(["deny", false, ["evaluation_error"], []]);
     expect(d.reason).toMatch(/not a decision/);
@@ -359,7 +359,7 @@ decision := {"action": "launch", "reasons": []} if input.tool == "crm.explode"
   });
 
   it("no answer at all is deny evaluation_error", async () => {
-    const { veto } = await makeVeto({ bundle: broken });
+    const { veto } = await makeVeto({ bundle: broken, data: bundleData() }); // the broken policy has no data.json of its own;
     const d = await veto.protect(read({}, {}, "crm.void"));
     expect([d.action, codes(d)]).toEqual(["deny", ["evaluation_error"]]);
     await veto.close();
