@@ -51,6 +51,7 @@ function evidenceOf(record: VetoRecord): ReadRecord {
   if (record.type === "decision") {
     return { ...common, result: { action: record.result.action, escalated: record.result.escalated, approvers: [...record.result.approvers] } };
   }
+  if (record.type === "execution") return { ...common, reviewer_id: record.reviewer_id, result: { execution: record.result.execution } };
   return { ...common, reviewer_id: record.reviewer_id, note: record.note, result: { approval: record.result.approval } };
 }
 
@@ -127,7 +128,7 @@ function sameSet(a: readonly string[], b: readonly string[]): boolean {
  * for a decision whose approval status is "approved".
  */
 export function approvalProblem(decision: StoredDecision, records: readonly ReadRecord[]): string | undefined {
-  if (decision.approval?.status !== "approved") return "the store shows no approval";
+  if (decision.approval?.status !== "approved" && decision.approval?.status !== "executed") return "the store shows no approval";
   return answerProblem(decision, records);
 }
 
@@ -141,7 +142,8 @@ export function approvalProblem(decision: StoredDecision, records: readonly Read
  */
 export function answerProblem(decision: StoredDecision, records: readonly ReadRecord[]): string | undefined {
   const approval = decision.approval;
-  const status = approval?.status;
+  // An executed approval was approved, then claimed: its answer is the approval's.
+  const status = approval?.status === "executed" ? "approved" : approval?.status;
   const reviewer = approval?.reviewerId;
   if ((status !== "approved" && status !== "rejected") || reviewer === undefined || reviewer === "") {
     return "the store shows no answer with a reviewer";
