@@ -17,7 +17,14 @@ import {
   type BundleRefresh,
   type BundleSpec,
 } from "./policy/source.js";
-import { ADAPTER_REASON_CODES, adapterDeny, countsTowardsEscalation, type BundleVersion, type Decision, type PolicyAnswer } from "./shared/decision.js";
+import {
+  ADAPTER_REASON_CODES,
+  adapterDeny,
+  countsTowardsEscalation,
+  type BundleVersion,
+  type Decision,
+  type PolicyAnswer,
+} from "./shared/decision.js";
 import { VetoClosedError, VetoDeniedError, VetoOptionsError, toError } from "./shared/errors.js";
 import { monotonicUlid } from "./shared/ids.js";
 import { numberTexts } from "./call/json-text.js";
@@ -32,12 +39,7 @@ import {
   type VetoCall,
 } from "./call/input.js";
 import { FdRecordSink, defaultLogger } from "./records/fd-sink.js";
-import {
-  RECORD_BUNDLE_NAME,
-  RecordMasker,
-  type DecisionEventRecord,
-  type RecordSink,
-} from "./records/records.js";
+import { RECORD_BUNDLE_NAME, RecordMasker, type DecisionEventRecord, type RecordSink } from "./records/records.js";
 import { createBundleVerifier, isVerificationKeyInput, type VerificationKeyInput } from "./policy/signature.js";
 import { InMemoryStore, isStoreFactory, type StoreFactory, type StoredDecision, type VetoStore } from "./history/store.js";
 import { safeLog } from "./shared/logger.js";
@@ -158,7 +160,7 @@ const optionsSchema = z.strictObject({
   logger: z.custom<Logger>(hasMethods("info", "error", "child"), { message: "logger must be a pino logger" }).optional(),
   store: z
     .custom<VetoStore | StoreFactory>(isStore, {
-      message: "store must implement VetoStore, or be a backend such as postgres({ connectionString }) from \"veto-crm/postgres\"",
+      message: 'store must implement VetoStore, or be a backend such as postgres({ connectionString }) from "veto-crm/postgres"',
     })
     .optional(),
   recordSink: z.custom<RecordSink>(hasMethods("write"), { message: "recordSink must have a write(record) method" }).optional(),
@@ -364,7 +366,8 @@ class VetoInstance implements Veto {
     this.#ownsStore = o.store === undefined || ownsStore;
     // Retention follows the bundle in force: a reloaded bundle with a longer
     // escalation window keeps (from then on) history as long as it counts.
-    this.#store = o.store ?? new InMemoryStore({ historyRetentionMs: () => Math.max(source.current.data.windowSeconds * 1000, 24 * 3600 * 1000) });
+    this.#store =
+      o.store ?? new InMemoryStore({ historyRetentionMs: () => Math.max(source.current.data.windowSeconds * 1000, 24 * 3600 * 1000) });
     this.#ownsSink = o.recordSink === undefined;
     this.#sink = o.recordSink ?? FdRecordSink.stdout();
     this.#masker = new RecordMasker(o.recordKey);
@@ -469,11 +472,7 @@ class VetoInstance implements Veto {
   }
 
   /** `cause`: why a record_unavailable deny was given (the sink's or store's error). */
-  async #decide(
-    raw: unknown,
-    unreadable?: string,
-    text?: string,
-  ): Promise<DecideResult> {
+  async #decide(raw: unknown, unreadable?: string, text?: string): Promise<DecideResult> {
     // Everything up to the first await runs synchronously inside protect():
     // the call is copied before the caller can change it.
     if (this.#closed) throw new VetoClosedError();
@@ -536,7 +535,11 @@ class VetoInstance implements Veto {
     const id = this.#nextId(nowMs);
     const outcome =
       context.call === undefined
-        ? { answer: adapterDeny(ADAPTER_REASON_CODES.invalidInput, context.checked.ok ? "" : context.checked.message), evalNs: 0, recentDenies: null }
+        ? {
+            answer: adapterDeny(ADAPTER_REASON_CODES.invalidInput, context.checked.ok ? "" : context.checked.message),
+            evalNs: 0,
+            recentDenies: null,
+          }
         : await this.#evaluate(unit, context.policy, id, context.call, context.checked.ok ? context.checked.json : "", nowMs);
     const decision = this.#decision(id, nowMs, outcome.answer, context.policy.version);
     const record = this.#decisionRecord(context, decision, outcome);
@@ -546,7 +549,11 @@ class VetoInstance implements Veto {
   }
 
   /** The decision's record (docs/contract.md §7): the masked call, its digests, the verdict, the bundle. */
-  #decisionRecord({ policy, raw, checked, call, who }: DecisionContext, decision: Decision, outcome: Outcome): Mutable<DecisionEventRecord> {
+  #decisionRecord(
+    { policy, raw, checked, call, who }: DecisionContext,
+    decision: Decision,
+    outcome: Outcome,
+  ): Mutable<DecisionEventRecord> {
     // Keyed like the masked values: with recordKey set, an unkeyed digest of
     // the whole call would let a reader test guesses of a masked value.
     // Over checkCall's canonical JSON of the call, hashed once: for a checked
@@ -570,7 +577,8 @@ class VetoInstance implements Veto {
       on_behalf_of: call?.context.onBehalfOf ?? null,
       input,
       masked,
-      input_digest: digest ?? (checked.ok || checked.json === undefined ? digestOfRaw(this.#masker, raw) : this.#masker.digestJson(checked.json)),
+      input_digest:
+        digest ?? (checked.ok || checked.json === undefined ? digestOfRaw(this.#masker, raw) : this.#masker.digestJson(checked.json)),
       call_digest: digest,
       history: outcome.recentDenies === null ? null : { recent_denies: outcome.recentDenies },
       result: {
@@ -592,7 +600,13 @@ class VetoInstance implements Veto {
   #storedDecision({ who }: DecisionContext, decision: Decision, record: DecisionEventRecord, nowMs: number): Mutable<StoredDecision> {
     const callDigest = record.call_digest;
     // Optional fields set only when present (conditional spreads cost more than the rest of this object).
-    const stored: Mutable<StoredDecision> = { id: decision.id, action: decision.action, escalated: decision.escalated, atMs: nowMs, approvers: decision.approvers };
+    const stored: Mutable<StoredDecision> = {
+      id: decision.id,
+      action: decision.action,
+      escalated: decision.escalated,
+      atMs: nowMs,
+      approvers: decision.approvers,
+    };
     // The adapter's own fail-closed denies are remembered but not counted (docs/contract.md §3).
     if (decision.action === "deny" && !countsTowardsEscalation(decision)) stored.countsTowardsEscalation = false;
     if (who.actorId !== undefined) stored.actorId = who.actorId;
@@ -641,7 +655,15 @@ class VetoInstance implements Veto {
     };
     await Promise.allSettled([
       this.#sink.write(superseding),
-      this.#store.appendDecision({ ...stored, action: "deny", escalated: false, countsTowardsEscalation: false, approvers: [], approval: undefined, review: undefined }),
+      this.#store.appendDecision({
+        ...stored,
+        action: "deny",
+        escalated: false,
+        countsTowardsEscalation: false,
+        approvers: [],
+        approval: undefined,
+        review: undefined,
+      }),
     ]);
     return { decision, call: undefined, cause };
   }
@@ -693,10 +715,7 @@ class VetoInstance implements Veto {
     if (!evaluation.ok) {
       safeLog(this.#log, { err: evaluation.error, decision_id: id }, "policy evaluation failed; denying");
       return {
-        answer: adapterDeny(
-          ADAPTER_REASON_CODES.evaluationError,
-          evaluation.error.message,
-        ),
+        answer: adapterDeny(ADAPTER_REASON_CODES.evaluationError, evaluation.error.message),
         evalNs: evaluation.evalNs,
         recentDenies,
       };

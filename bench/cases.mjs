@@ -86,7 +86,13 @@ export async function protectDurable(bundle, mix, concurrency, opts, extra = {})
     const calls = mix.map((e) => e.call);
     const result =
       concurrency === 1
-        ? await measureSequential(calls, (call) => veto.protect(call), { warmupOps: 200, minOps: 1000, minMs: 3000, maxOps: 200_000, ...opts })
+        ? await measureSequential(calls, (call) => veto.protect(call), {
+            warmupOps: 200,
+            minOps: 1000,
+            minMs: 3000,
+            maxOps: 200_000,
+            ...opts,
+          })
         : await measureConcurrent(calls, (call) => veto.protect(call), { concurrency, warmupMs: 1000, minMs: 4000, ...opts });
     await veto.close();
     const stats = log.stats;
@@ -147,11 +153,18 @@ export function opaGoEval(opa, regoBundle, mix) {
       if (run.status !== 0) throw new Error(`opa bench failed for ${cls}: ${run.stderr}`);
       const out = JSON.parse(run.stdout);
       const h = (k) => out.Extra[`histogram_timer_rego_query_eval_ns_${k}`];
-      perInput[cls] = { p50_us: round(h("median") / 1000), p99_us: round(h("99%") / 1000), ops_per_s: Math.round(out.N / (out.T / 1e9)), n: out.N };
+      perInput[cls] = {
+        p50_us: round(h("median") / 1000),
+        p99_us: round(h("99%") / 1000),
+        ops_per_s: Math.round(out.N / (out.T / 1e9)),
+        n: out.N,
+      };
       n += out.N;
       t += out.T;
     }
-    const p50s = Object.values(perInput).map((r) => r.p50_us).sort((a, b) => a - b);
+    const p50s = Object.values(perInput)
+      .map((r) => r.p50_us)
+      .sort((a, b) => a - b);
     return {
       // The median of the per-input medians; the worst per-input p99.
       p50_us: p50s[Math.floor(p50s.length / 2)],
@@ -179,7 +192,14 @@ function freePort() {
 function httpCall(agent, port, method, path, body) {
   return new Promise((resolve, reject) => {
     const req = request(
-      { agent, host: "127.0.0.1", port, method, path, headers: body === undefined ? {} : { "content-type": "application/json", "content-length": Buffer.byteLength(body) } },
+      {
+        agent,
+        host: "127.0.0.1",
+        port,
+        method,
+        path,
+        headers: body === undefined ? {} : { "content-type": "application/json", "content-length": Buffer.byteLength(body) },
+      },
       (res) => {
         const chunks = [];
         res.on("data", (c) => chunks.push(c));
@@ -195,7 +215,9 @@ function httpCall(agent, port, method, path, body) {
 /** `opa run --server` on loopback with the Rego bundle, one keep-alive connection, one request at a time. */
 export async function opaServerHttp(opa, regoBundle, mix, opts) {
   const port = await freePort();
-  const server = spawn(opa, ["run", "--server", "--addr", `127.0.0.1:${port}`, "--log-level", "error", regoBundle], { stdio: ["ignore", "ignore", "pipe"] });
+  const server = spawn(opa, ["run", "--server", "--addr", `127.0.0.1:${port}`, "--log-level", "error", regoBundle], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
   let stderr = "";
   server.stderr.on("data", (c) => (stderr += c));
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });

@@ -57,10 +57,15 @@ export function buildMix(data, { seed = SEED, count = 2000, argBytes = 0 } = {})
   const pick = (items) => items[Math.floor(random() * items.length)];
   const config = data.veto.config;
   const tenantIds = Object.keys(config.tenants);
-  const toolsOf = (kind) => Object.keys(config.tools).filter((t) => config.tools[t].kind === kind).sort();
+  const toolsOf = (kind) =>
+    Object.keys(config.tools)
+      .filter((t) => config.tools[t].kind === kind)
+      .sort();
   const reads = toolsOf("read");
   const writes = toolsOf("write").filter((t) => t !== "crm.export");
-  const objects = Object.keys(config.sensitive_fields).filter((o) => o !== "*").sort();
+  const objects = Object.keys(config.sensitive_fields)
+    .filter((o) => o !== "*")
+    .sort();
   const star = config.sensitive_fields["*"] ?? [];
   const blocked = config.blocked_destinations ?? [];
   const environments = config.environments;
@@ -69,7 +74,9 @@ export function buildMix(data, { seed = SEED, count = 2000, argBytes = 0 } = {})
   /** An actor the tenant admits: one of its actors, or one of a few agents when it lists none. */
   const actorFor = (id) => {
     const t = config.tenants[id];
-    return Array.isArray(t.actors) && t.actors.length > 0 ? pick(t.actors) : `agent:${pick(["sales", "support", "ops", "billing"])}-${Math.floor(random() * 8)}`;
+    return Array.isArray(t.actors) && t.actors.length > 0
+      ? pick(t.actors)
+      : `agent:${pick(["sales", "support", "ops", "billing"])}-${Math.floor(random() * 8)}`;
   };
   const baseContext = (id) => ({
     actorId: actorFor(id),
@@ -109,7 +116,12 @@ export function buildMix(data, { seed = SEED, count = 2000, argBytes = 0 } = {})
       const id = tenantPicks();
       return {
         tool: pick(reads),
-        arguments: { object: pick(objects), recordId: `rec_${Math.floor(random() * 1e5)}`, tenantId: id, fields: [pick(nonSensitiveRead), pick(nonSensitiveRead)] },
+        arguments: {
+          object: pick(objects),
+          recordId: `rec_${Math.floor(random() * 1e5)}`,
+          tenantId: id,
+          fields: [pick(nonSensitiveRead), pick(nonSensitiveRead)],
+        },
         context: baseContext(id),
       };
     },
@@ -119,7 +131,13 @@ export function buildMix(data, { seed = SEED, count = 2000, argBytes = 0 } = {})
       const amount = belowThreshold(id, context);
       return {
         tool: pick(writes),
-        arguments: { object: "opportunity", recordId: `opp_${Math.floor(random() * 1e5)}`, tenantId: id, changes: { [pick(nonSensitiveChange)]: "next week", amount }, amount },
+        arguments: {
+          object: "opportunity",
+          recordId: `opp_${Math.floor(random() * 1e5)}`,
+          tenantId: id,
+          changes: { [pick(nonSensitiveChange)]: "next week", amount },
+          amount,
+        },
         context,
       };
     },
@@ -154,7 +172,11 @@ export function buildMix(data, { seed = SEED, count = 2000, argBytes = 0 } = {})
           break;
         case "destination":
           call.tool = "crm.export";
-          call.arguments = { object: pick(objects), tenantId: id, destination: `https://${pick(blocked)}/raw/${Math.floor(random() * 1e4)}` };
+          call.arguments = {
+            object: pick(objects),
+            tenantId: id,
+            destination: `https://${pick(blocked)}/raw/${Math.floor(random() * 1e4)}`,
+          };
           break;
         case "over_limit": {
           const amount = (config.tenants[id].max_amount ?? 1e9) + 1 + Math.floor(random() * 1e5);

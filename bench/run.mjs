@@ -63,9 +63,19 @@ const run = async (name, fn) => {
 // whole case, and the ratio of the two compares like with like.
 const rounds = { wasm_evaluate: [], wasm_evaluate_preserialized: [], protect_memory: [] };
 for (let r = 0; r < 3; r++) {
-  await run("wasm_evaluate", async () => (rounds.wasm_evaluate[r] = await wasmEvaluate(loaded.wasm, loaded.data, mix, opts({ minMs: 1500 }))));
-  await run("wasm_evaluate_preserialized", async () => (rounds.wasm_evaluate_preserialized[r] = await wasmEvaluatePreserialized(loaded.wasm, loaded.data, mix, opts({ minMs: 1000 }))));
-  await run("protect_memory", async () => (rounds.protect_memory[r] = await protectMemory(BUNDLE, mix, opts({ minMs: 1500, minOps: 20_000 }))));
+  await run(
+    "wasm_evaluate",
+    async () => (rounds.wasm_evaluate[r] = await wasmEvaluate(loaded.wasm, loaded.data, mix, opts({ minMs: 1500 }))),
+  );
+  await run(
+    "wasm_evaluate_preserialized",
+    async () =>
+      (rounds.wasm_evaluate_preserialized[r] = await wasmEvaluatePreserialized(loaded.wasm, loaded.data, mix, opts({ minMs: 1000 }))),
+  );
+  await run(
+    "protect_memory",
+    async () => (rounds.protect_memory[r] = await protectMemory(BUNDLE, mix, opts({ minMs: 1500, minOps: 20_000 }))),
+  );
 }
 for (const [name, list] of Object.entries(rounds)) {
   const done = list.filter((x) => x !== undefined && x.error === undefined);
@@ -137,13 +147,23 @@ const ratios = {
 const targets = [
   ["protect_memory p50 <= 1.5 x wasm_evaluate p50", ratios.protect_memory_over_wasm_evaluate_p50, (v) => v <= 1.5, (v) => `${v}x`],
   ["protect_memory p99 <= 45 us", results.protect_memory?.p99_us, (v) => v <= 45, (v) => `${v} us`],
-  ["protect_memory >= 10x faster than opa_server_http (p50)", ratios.opa_server_http_over_protect_memory_p50, (v) => v >= 10, (v) => `${v}x`],
+  [
+    "protect_memory >= 10x faster than opa_server_http (p50)",
+    ratios.opa_server_http_over_protect_memory_p50,
+    (v) => v >= 10,
+    (v) => `${v}x`,
+  ],
   ["protect_memory no slower than opa_go_eval (p50)", ratios.opa_go_eval_over_protect_memory_p50, (v) => v >= 1, (v) => `${v}x`],
   ["protect_durable_c64 >= 5,000/s", results.protect_durable_c64?.ops_per_s, (v) => v >= 5000, (v) => `${v}/s`],
   ["100k tenants: load < 1 s", point("tenants", 100_000)?.load_ms, (v) => v < 1000, (v) => `${v} ms`],
   ["100k tenants: RSS < 300 MB", point("tenants", 100_000)?.rss_mb, (v) => v < 300, (v) => `${v} MB`],
   ["100k tenants: p50 <= 1.2 x 10 tenants", ratios.tenants_100000_over_10_p50, (v) => v <= 1.2, (v) => `${v}x`],
-].map(([target, value, ok, show]) => ({ target, value: value ?? null, met: typeof value === "number" ? ok(value) : null, shown: typeof value === "number" ? show(value) : "n/a" }));
+].map(([target, value, ok, show]) => ({
+  target,
+  value: value ?? null,
+  met: typeof value === "number" ? ok(value) : null,
+  shown: typeof value === "number" ? show(value) : "n/a",
+}));
 
 const machine = {
   node: process.version,
@@ -178,7 +198,11 @@ if (scaling.length > 0) {
   lines.push(`${pad("scaling", 28)}${lpad("load ms", 10)}${lpad("rss MB", 10)}${lpad("p50 us", 10)}`);
   for (const s of scaling) {
     const label = s.tenants !== undefined ? `tenants=${s.tenants}` : `arg_bytes=${s.arg_bytes}`;
-    lines.push(s.error !== undefined ? `${pad(label, 28)}  error: ${s.error}` : `${pad(label, 28)}${lpad(s.load_ms, 10)}${lpad(s.rss_mb, 10)}${lpad(s.p50_us, 10)}`);
+    lines.push(
+      s.error !== undefined
+        ? `${pad(label, 28)}  error: ${s.error}`
+        : `${pad(label, 28)}${lpad(s.load_ms, 10)}${lpad(s.rss_mb, 10)}${lpad(s.p50_us, 10)}`,
+    );
   }
 }
 lines.push("");

@@ -28,7 +28,9 @@ export function callJsonSchemaText(z, callSchema) {
       // The only refinement the contract has: a string that must not be blank.
       const blank = ctx.zodSchema.safeParse(" \t ");
       if (def.type !== "string" || checks.length !== 1 || blank.success || !ctx.zodSchema.safeParse("x").success) {
-        throw new Error(`call-schema: a ${def.type} with a refinement JSON Schema cannot express; teach scripts/call-schema.mjs and veto_crm/call_schema.py about it`);
+        throw new Error(
+          `call-schema: a ${def.type} with a refinement JSON Schema cannot express; teach scripts/call-schema.mjs and veto_crm/call_schema.py about it`,
+        );
       }
       ctx.jsonSchema["x-veto-not-blank"] = blank.error.issues[0].message;
     },

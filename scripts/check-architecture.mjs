@@ -45,7 +45,8 @@ function layerOf(file) {
   let best;
   for (const [index, [name, prefixes]] of LAYERS.entries()) {
     for (const prefix of prefixes) {
-      if ((file === prefix || file.startsWith(prefix)) && (best === undefined || prefix.length > best.prefix.length)) best = { name, index, prefix };
+      if ((file === prefix || file.startsWith(prefix)) && (best === undefined || prefix.length > best.prefix.length))
+        best = { name, index, prefix };
     }
   }
   return best;
@@ -55,9 +56,18 @@ function importsOf(full) {
   const source = ts.createSourceFile(full, readFileSync(full, "utf8"), ts.ScriptTarget.ES2022, true);
   const found = [];
   const visit = (node) => {
-    if ((ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) && node.moduleSpecifier && ts.isStringLiteral(node.moduleSpecifier)) {
+    if (
+      (ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) &&
+      node.moduleSpecifier &&
+      ts.isStringLiteral(node.moduleSpecifier)
+    ) {
       found.push({ spec: node.moduleSpecifier.text, line: source.getLineAndCharacterOfPosition(node.getStart()).line + 1 });
-    } else if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword && node.arguments[0] && ts.isStringLiteral(node.arguments[0])) {
+    } else if (
+      ts.isCallExpression(node) &&
+      node.expression.kind === ts.SyntaxKind.ImportKeyword &&
+      node.arguments[0] &&
+      ts.isStringLiteral(node.arguments[0])
+    ) {
       found.push({ spec: node.arguments[0].text, line: source.getLineAndCharacterOfPosition(node.getStart()).line + 1 });
     } else if (ts.isImportTypeNode(node) && ts.isLiteralTypeNode(node.argument) && ts.isStringLiteral(node.argument.literal)) {
       found.push({ spec: node.argument.literal.text, line: source.getLineAndCharacterOfPosition(node.getStart()).line + 1 });

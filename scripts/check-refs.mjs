@@ -18,10 +18,23 @@ import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const BUILT = ["dist/", ".build/", "node_modules/", ".tools/"];
-const SKIP = [/^adapter\/postgres\/migrations\//, /^bundles\//, /^test\/cases\//, /^test\/fixtures\//, /package-lock\.json$/, /^bench\/results\.json$/, /^bench\/baseline\//, /\.(tar\.gz|wasm|png|pem)$/];
+const SKIP = [
+  /^adapter\/postgres\/migrations\//,
+  /^bundles\//,
+  /^test\/cases\//,
+  /^test\/fixtures\//,
+  /package-lock\.json$/,
+  /^bench\/results\.json$/,
+  /^bench\/baseline\//,
+  /\.(tar\.gz|wasm|png|pem)$/,
+];
 const TOP = ["adapter", "policy", "test", "bundles", "scripts", "docs", "bench", "examples", "web", ".ci", ".build", "dist"];
-const PATH_RE = new RegExp(String.raw`(?<![\w./@-])((?:\.\.?/)?(?:${TOP.map((t) => t.replace(".", "\\.")).join("|")})/[\w./*{}-]*[\w*}])`, "g");
-const ROOT_FILES = /(?<![\w./-])(README\.md|BENCHMARKS\.md|CONTRIBUTING\.md|LICENSE|Makefile|package\.json|tsconfig(?:\.build)?\.json)(?![\w.-])/g;
+const PATH_RE = new RegExp(
+  String.raw`(?<![\w./@-])((?:\.\.?/)?(?:${TOP.map((t) => t.replace(".", "\\.")).join("|")})/[\w./*{}-]*[\w*}])`,
+  "g",
+);
+const ROOT_FILES =
+  /(?<![\w./-])(README\.md|BENCHMARKS\.md|CONTRIBUTING\.md|LICENSE|Makefile|package\.json|tsconfig(?:\.build)?\.json)(?![\w.-])/g;
 
 function files(args) {
   if (args.length > 0) return args.map((f) => relative(root, resolve(process.cwd(), f)));
@@ -37,7 +50,8 @@ function prose(file, text) {
     // Comments and test names (strings passed to it/test/describe).
     const out = [];
     for (const m of text.matchAll(/\/\/[^\n]*|\/\*[\s\S]*?\*\//g)) out.push({ index: m.index, text: m[0] });
-    for (const m of text.matchAll(/\b(?:it|test|describe)(?:\.\w+)*\(\s*(["'`])((?:\\.|(?!\1)[^\\])*)\1/g)) out.push({ index: m.index, text: m[2] });
+    for (const m of text.matchAll(/\b(?:it|test|describe)(?:\.\w+)*\(\s*(["'`])((?:\\.|(?!\1)[^\\])*)\1/g))
+      out.push({ index: m.index, text: m[2] });
     return out;
   }
   return "";
@@ -89,7 +103,8 @@ for (const file of files(process.argv.slice(2))) {
       if (!existsSync(join(root, ref)) && !ignored(ref)) report(m.index, `names ${m[1]}, which does not exist`);
     }
     for (const m of chunk.text.matchAll(ROOT_FILES)) {
-      if (!existsSync(join(root, m[1])) && !(m[1] === "package.json" || m[1] === "LICENSE")) report(m.index, `names ${m[1]}, which does not exist`);
+      if (!existsSync(join(root, m[1])) && !(m[1] === "package.json" || m[1] === "LICENSE"))
+        report(m.index, `names ${m[1]}, which does not exist`);
     }
   }
 }

@@ -98,7 +98,12 @@ export const SUITES = [
       { approve: 1, reviewerId: APPROVER },
       { approve: 3, reviewerId: "user:nobody" },
       { reject: 3, reviewerId: "user:revops-lead@acme.example" },
-      { call: update({ amount: 9000 }, { sourceSystem: "salesforce", requestId: "req_9", sessionId: "s_1", onBehalfOf: "user:ana@acme.example" }) },
+      {
+        call: update(
+          { amount: 9000 },
+          { sourceSystem: "salesforce", requestId: "req_9", sessionId: "s_1", onBehalfOf: "user:ana@acme.example" },
+        ),
+      },
     ],
   },
   {
@@ -146,8 +151,8 @@ export const SUITES = [
       { call: read({ fields: ["ssn"], ssn: "argument", object: "account", billing_email: "x@y.z" }) },
       { call: update({ amount: 1e21, changes: { amount: 0.1, refund_amount: -0, credit_amount: 1e-7 } }) },
       // eslint-disable-next-line no-loss-of-precision -- more digits than a double holds, on purpose
-      { call: update({ changes: { amount: 12345678901234567890, "10": 1, 2: "b", a: 1, é: 2, "\u{1F600}": 3, "\uffff": 4 } }) },
-      { call: update({ note: "quote \" backslash \\ newline \n tab \t bell \u0007 del \u007f ls \u2028 emoji \u{1F600}" }) },
+      { call: update({ changes: { amount: 12345678901234567890, 10: 1, 2: "b", a: 1, é: 2, "\u{1F600}": 3, "\uffff": 4 } }) },
+      { call: update({ note: 'quote " backslash \\ newline \n tab \t bell \u0007 del \u007f ls \u2028 emoji \u{1F600}' }) },
       { call: update({ amount: 4999.999999999999, changes: { discount_amount: 5e-324 } }) },
       { approve: 0, reviewerId: APPROVER },
     ],
@@ -218,24 +223,50 @@ export async function computeVectors(adapter, bundlePath = TEST_BUNDLE) {
         const kind = "approve" in step ? "approve" : "reject";
         const target = decisions[step[kind]];
         try {
-          const answer = await veto[kind]({ decisionId: target.id, reviewerId: step.reviewerId, ...(step.note === undefined ? {} : { note: step.note }) });
-          expected = { answer: { status: answer.status, reviewerId: answer.reviewerId, answeredAt: answer.answeredAt, note: answer.note ?? null } };
+          const answer = await veto[kind]({
+            decisionId: target.id,
+            reviewerId: step.reviewerId,
+            ...(step.note === undefined ? {} : { note: step.note }),
+          });
+          expected = {
+            answer: { status: answer.status, reviewerId: answer.reviewerId, answeredAt: answer.answeredAt, note: answer.note ?? null },
+          };
         } catch (error) {
           expected = { error: error.code };
         }
       }
       const written = records.slice(before).map(normalizeRecord);
-      expected.records = written.map((record) => ({ record, canonical: adapter.canonicalJson(record), hash: recordHash(adapter.canonicalJson, record) }));
+      expected.records = written.map((record) => ({
+        record,
+        canonical: adapter.canonicalJson(record),
+        hash: recordHash(adapter.canonicalJson, record),
+      }));
       steps.push({ ...step, expected });
     }
     await veto.close();
-    suites.push({ name: suite.name, ...(suite.data === undefined ? {} : { data: suite.data }), ...(suite.options === undefined ? {} : { options: suite.options }), steps });
+    suites.push({
+      name: suite.name,
+      ...(suite.data === undefined ? {} : { data: suite.data }),
+      ...(suite.options === undefined ? {} : { options: suite.options }),
+      steps,
+    });
   }
   return { start_ms: START_MS, step_ms: STEP_MS, suites };
 }
 
 function silentLogger() {
-  const logger = { info() {}, error() {}, warn() {}, debug() {}, flush(cb) { cb?.(); }, child() { return logger; } };
+  const logger = {
+    info() {},
+    error() {},
+    warn() {},
+    debug() {},
+    flush(cb) {
+      cb?.();
+    },
+    child() {
+      return logger;
+    },
+  };
   return logger;
 }
 

@@ -18,9 +18,7 @@ const CLASS = {
   5: "5 — allow",
 };
 
-const codes = JSON.parse(
-  execFileSync(opa, ["eval", "-d", "policy", "-f", "raw", "data.veto.crm.reason_codes"], { encoding: "utf8" }),
-);
+const codes = JSON.parse(execFileSync(opa, ["eval", "-d", "policy", "-f", "raw", "data.veto.crm.reason_codes"], { encoding: "utf8" }));
 const rows = Object.entries(codes).sort(([a, x], [b, y]) => (x.class || 9) - (y.class || 9) || a.localeCompare(b));
 const table = [
   "| code | class (first wins) | action | from | message |",

@@ -10,7 +10,13 @@ import { DECISION_ENTRYPOINT } from "../policy/bundle.js";
 import type { BundleVersion } from "../shared/decision.js";
 import { ApprovalError, VetoOptionsError, toError } from "../shared/errors.js";
 import type { VetoCall } from "../call/input.js";
-import { RECORD_BUNDLE_NAME, type ApprovalEventRecord, type ExecutionEventRecord, type RecordSink, type VetoRecord } from "../records/records.js";
+import {
+  RECORD_BUNDLE_NAME,
+  type ApprovalEventRecord,
+  type ExecutionEventRecord,
+  type RecordSink,
+  type VetoRecord,
+} from "../records/records.js";
 import type { StoredDecision, VetoStore } from "../history/store.js";
 import { safeLog } from "../shared/logger.js";
 import { runUnit } from "../history/unit.js";
@@ -140,7 +146,11 @@ export class ApprovalDesk {
           // Pending but not reservable: the store's clock says it has expired
           // (so it is, whether or not that can be written down now).
           await store.transitionApproval(decisionId, { from: "pending", to: "expired", atMs }).catch(() => false);
-          throw new ApprovalError("approval_expired", decisionId, `the approval of ${decisionId} expired at ${new Date(again.approval.expiresAtMs).toISOString()}`);
+          throw new ApprovalError(
+            "approval_expired",
+            decisionId,
+            `the approval of ${decisionId} expired at ${new Date(again.approval.expiresAtMs).toISOString()}`,
+          );
         }
         if (again !== undefined) await this.#refuseIfSettled(again, atMs);
         throw new ApprovalError("already_answered", decisionId, `decision ${decisionId} is already being answered`);
@@ -245,7 +255,9 @@ export class ApprovalDesk {
 
     const unreadable = (error: unknown): ApprovalError => {
       const cause = toError(error);
-      return new ApprovalError("record_unavailable", decisionId, `the approval of ${decisionId} cannot be read: ${cause.message}`, { cause });
+      return new ApprovalError("record_unavailable", decisionId, `the approval of ${decisionId} cannot be read: ${cause.message}`, {
+        cause,
+      });
     };
     let decision: StoredDecision;
     let startedAtMs: number;
@@ -354,9 +366,14 @@ export class ApprovalDesk {
       const record = recordOf(atMs, "refused");
       await sink.write(record).then(
         () => this.#deps.written(record),
-        (error: unknown) => safeLog(this.#deps.log, { err: toError(error), decision_id: decisionId }, "refused claim could not be recorded"),
+        (error: unknown) =>
+          safeLog(this.#deps.log, { err: toError(error), decision_id: decisionId }, "refused claim could not be recorded"),
       );
-      throw new ApprovalError("already_executed", decisionId, `the approved call ${decisionId} was already claimed for execution; it runs at most once`);
+      throw new ApprovalError(
+        "already_executed",
+        decisionId,
+        `the approved call ${decisionId} was already claimed for execution; it runs at most once`,
+      );
     };
     let refusedAt: number | undefined;
     const claimed = await runUnit(store, sink, undefined, async (unit) => {
@@ -385,7 +402,12 @@ export class ApprovalDesk {
       if (error instanceof ApprovalError) throw error;
       const cause = toError(error);
       safeLog(this.#deps.log, { err: cause, decision_id: decisionId }, "approval could not be claimed; the call does not run");
-      throw new ApprovalError("record_unavailable", decisionId, `the approval of ${decisionId} could not be claimed for execution: ${cause.message}`, { cause });
+      throw new ApprovalError(
+        "record_unavailable",
+        decisionId,
+        `the approval of ${decisionId} could not be claimed for execution: ${cause.message}`,
+        { cause },
+      );
     });
     if (claimed === undefined) return await refused(refusedAt ?? clock());
     return claimed;
@@ -403,11 +425,7 @@ export class ApprovalDesk {
       throw new ApprovalError("unknown_decision", decisionId, `no decision ${decisionId} is known to this store`);
     }
     if (decision.action !== "require_approval" || decision.approval === undefined) {
-      throw new ApprovalError(
-        "approval_not_required",
-        decisionId,
-        `decision ${decisionId} was ${decision.action}, not require_approval`,
-      );
+      throw new ApprovalError("approval_not_required", decisionId, `decision ${decisionId} was ${decision.action}, not require_approval`);
     }
     return decision;
   }
@@ -417,10 +435,18 @@ export class ApprovalDesk {
     const approval = decision.approval!;
     if (approval.status === "pending" && nowMs >= approval.expiresAtMs) {
       await this.#deps.store.transitionApproval(decision.id, { from: "pending", to: "expired", atMs: nowMs }).catch(() => false);
-      throw new ApprovalError("approval_expired", decision.id, `the approval of ${decision.id} expired at ${new Date(approval.expiresAtMs).toISOString()}`);
+      throw new ApprovalError(
+        "approval_expired",
+        decision.id,
+        `the approval of ${decision.id} expired at ${new Date(approval.expiresAtMs).toISOString()}`,
+      );
     }
     if (approval.status === "expired") {
-      throw new ApprovalError("approval_expired", decision.id, `the approval of ${decision.id} expired at ${new Date(approval.expiresAtMs).toISOString()}`);
+      throw new ApprovalError(
+        "approval_expired",
+        decision.id,
+        `the approval of ${decision.id} expired at ${new Date(approval.expiresAtMs).toISOString()}`,
+      );
     }
     if (approval.status !== "pending") {
       throw new ApprovalError(

@@ -49,7 +49,10 @@ function evidenceOf(record: VetoRecord): ReadRecord {
     call_digest: record.call_digest,
   };
   if (record.type === "decision") {
-    return { ...common, result: { action: record.result.action, escalated: record.result.escalated, approvers: [...record.result.approvers] } };
+    return {
+      ...common,
+      result: { action: record.result.action, escalated: record.result.escalated, approvers: [...record.result.approvers] },
+    };
   }
   if (record.type === "execution") return { ...common, reviewer_id: record.reviewer_id, result: { execution: record.result.execution } };
   return { ...common, reviewer_id: record.reviewer_id, note: record.note, result: { approval: record.result.approval } };
@@ -114,7 +117,7 @@ function timeMs(value: unknown): number | undefined {
 }
 
 function stringList(value: unknown): string[] | undefined {
-  return Array.isArray(value) && value.every((v) => typeof v === "string") ? (value) : undefined;
+  return Array.isArray(value) && value.every((v) => typeof v === "string") ? value : undefined;
 }
 
 function sameSet(a: readonly string[], b: readonly string[]): boolean {

@@ -16,13 +16,7 @@ export type {
   SegmentPlace,
 } from "../records/checkpoint.js";
 export { GENESIS_HASH, RESERVED_FIELDS } from "../records/chain.js";
-export {
-  CanonicalJsonError,
-  DecisionLogError,
-  LogCorruptError,
-  LogLockedError,
-  RecordUnavailableError,
-} from "../records/errors.js";
+export { CanonicalJsonError, DecisionLogError, LogCorruptError, LogLockedError, RecordUnavailableError } from "../records/errors.js";
 export type { DecisionLogErrorCode } from "../records/errors.js";
 export { FileDecisionLog, openFileLog } from "../records/file/file-log.js";
 export type {

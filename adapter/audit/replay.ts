@@ -70,8 +70,7 @@ export interface ReplaySkip extends ReplayedRecord {
  * would change is unknown.
  */
 export type ReplayOutcome =
-  | ({ readonly kind: "unchanged" | "changed" } & ReplayComparison)
-  | ({ readonly kind: "skipped" | "unreplayable" } & ReplaySkip);
+  ({ readonly kind: "unchanged" | "changed" } & ReplayComparison) | ({ readonly kind: "skipped" | "unreplayable" } & ReplaySkip);
 
 export interface ReplayReport {
   /** The bundle replayed against. */
@@ -190,7 +189,10 @@ export class Replayer {
     }
     const maskedAmount = record.masked.find((pointer) => {
       const field = /^\/input\/arguments\/changes\/([^/]+)$/.exec(pointer)?.[1];
-      return field !== undefined && amountFieldNames(this.#data.amountFields).has(field.replaceAll("~1", "/").replaceAll("~0", "~").toLowerCase());
+      return (
+        field !== undefined &&
+        amountFieldNames(this.#data.amountFields).has(field.replaceAll("~1", "/").replaceAll("~0", "~").toLowerCase())
+      );
     });
     if (maskedAmount !== undefined) {
       return unreplayable(`${maskedAmount} is an amount the policy reads, but its value was masked as sensitive`);
@@ -210,9 +212,7 @@ export class Replayer {
         context: call.context,
         history: { recentDenies: record.history.recent_denies },
       });
-      answer = evaluation.ok
-        ? evaluation.answer
-        : adapterDeny(ADAPTER_REASON_CODES.evaluationError, evaluation.error.message);
+      answer = evaluation.ok ? evaluation.answer : adapterDeny(ADAPTER_REASON_CODES.evaluationError, evaluation.error.message);
     }
     const now = verdictOf(answer);
     return { kind: sameVerdict(old, now) ? "unchanged" : "changed", ...where, old, new: now };

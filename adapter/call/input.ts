@@ -217,7 +217,7 @@ function snapshot(raw: unknown, limits: InputLimits): { value: JsonValue; json: 
   };
 
   const value = copy(raw, 0);
-  const json = indexKeys ? canonicalJson(value) : (JSON.stringify(twin));
+  const json = indexKeys ? canonicalJson(value) : JSON.stringify(twin);
   // Same members, same escaping as JSON.stringify: the same number of bytes.
   const exact = Buffer.byteLength(json, "utf8");
   if (exact > max) {

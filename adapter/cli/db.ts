@@ -77,7 +77,9 @@ export async function verifyPostgresCommand(
     throw new UsageError(`--since must be an ISO 8601 time (2026-03-01T00:00:00Z), not ${JSON.stringify(sinceFlag)}`);
   }
   const result = await verifyPostgres(flag, schemaFlag, checks);
-  await print(`${result.table}: ${countText(result.count, result.checkpoints)}, head ${result.head}\n${checkpointLines(result.table, result.checkpoints, "seq")}`);
+  await print(
+    `${result.table}: ${countText(result.count, result.checkpoints)}, head ${result.head}\n${checkpointLines(result.table, result.checkpoints, "seq")}`,
+  );
   return await crossCheckCommand(postgresUrl(flag, "log verify --postgres"), schemaFlag ?? DEFAULT_SCHEMA, sinceMs);
 }
 
@@ -92,10 +94,15 @@ async function crossCheckCommand(connectionString: string, schema: string, since
     return 0;
   }
   for (const m of checked.mismatches) {
-    process.stderr.write(`veto: ${schema}: decision ${m.decisionId}${m.seq === undefined ? "" : ` (record seq ${m.seq})`}: ${oneLine(m.problem)}\n`);
+    process.stderr.write(
+      `veto: ${schema}: decision ${m.decisionId}${m.seq === undefined ? "" : ` (record seq ${m.seq})`}: ${oneLine(m.problem)}\n`,
+    );
   }
   const more = checked.total > checked.mismatches.length ? ` (the first ${checked.mismatches.length} listed)` : "";
-  throw new CliExit(1, `log verify failed: ${schema}.decisions: ${checked.total} mismatches between the store and its records${since}${more}`);
+  throw new CliExit(
+    1,
+    `log verify failed: ${schema}.decisions: ${checked.total} mismatches between the store and its records${since}${more}`,
+  );
 }
 
 const SUBCOMMANDS: ReadonlyMap<string, (args: string[]) => Promise<number>> = new Map([["migrate", migrateCommand]]);

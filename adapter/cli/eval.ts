@@ -57,7 +57,10 @@ export const evalCommand: Command = {
       throw new UsageError("--checkpoint-every needs --signing-key FILE");
     }
     const checkpointEvery = values["checkpoint-every"] === undefined ? undefined : Number(values["checkpoint-every"]);
-    if (checkpointEvery !== undefined && !(/^[1-9][0-9]*$/.test(values["checkpoint-every"] as string) && Number.isSafeInteger(checkpointEvery))) {
+    if (
+      checkpointEvery !== undefined &&
+      !(/^[1-9][0-9]*$/.test(values["checkpoint-every"] as string) && Number.isSafeInteger(checkpointEvery))
+    ) {
       throw new UsageError(`--checkpoint-every must be a positive integer, got ${values["checkpoint-every"]}`);
     }
     let checkpointKey: Buffer | undefined;
@@ -102,7 +105,7 @@ export const evalCommand: Command = {
         bundle: values.bundle,
         logger,
         ...(data === undefined ? {} : { data }),
-        recordSink: (decisionLog ?? records),
+        recordSink: decisionLog ?? records,
         ...(recordKey === undefined ? {} : { recordKey }),
         ...(verificationKey === undefined ? {} : { verificationKey }),
       });

@@ -13,8 +13,7 @@
 
 /** One line of input: its text, or why it cannot be read (then its text is not kept). */
 export type InputLine =
-  | { readonly text: string; readonly unreadable?: undefined }
-  | { readonly text?: undefined; readonly unreadable: string };
+  { readonly text: string; readonly unreadable?: undefined } | { readonly text?: undefined; readonly unreadable: string };
 
 const NEWLINE = 0x0a;
 const CARRIAGE_RETURN = 0x0d;
@@ -43,7 +42,11 @@ export async function* readLines(input: AsyncIterable<Uint8Array | string>, maxB
   let skipping = false;
   for await (const chunk of input) {
     const bytes =
-      typeof chunk === "string" ? Buffer.from(chunk, "utf8") : Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+      typeof chunk === "string"
+        ? Buffer.from(chunk, "utf8")
+        : Buffer.isBuffer(chunk)
+          ? chunk
+          : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     let start = 0;
     while (start < bytes.length) {
       const newline = bytes.indexOf(NEWLINE, start);

@@ -53,7 +53,8 @@ async function verifyCommand(args: string[]): Promise<number> {
     options: { postgres: { type: "string" }, schema: { type: "string" }, since: { type: "string" }, ...checkpointFlags },
   });
   const logs = distinctLogs(positionals);
-  if (values["expect-checkpoint"] !== undefined && logs.length > 1) throw new UsageError("--expect-checkpoint holds one log to it: give one PATH");
+  if (values["expect-checkpoint"] !== undefined && logs.length > 1)
+    throw new UsageError("--expect-checkpoint holds one log to it: give one PATH");
   const checks = await checkpointChecks(values);
   if (values.postgres !== undefined || values.schema !== undefined || values.since !== undefined) {
     if (positionals.length > 0) throw new UsageError("log verify takes log PATHs or --postgres URL, not both");
@@ -65,7 +66,9 @@ async function verifyCommand(args: string[]): Promise<number> {
     const result = await verifyLog([path], checks);
     if (!result.ok) throw new CliExit(1, `log verify failed: ${result.file}: ${result.reason}`);
     const files = result.files.length > 1 ? ` (${result.files.length} files)` : "";
-    await print(`${path}: ${countText(result.count, result.checkpoints)}, head ${result.head}${files}\n${checkpointLines(path, result.checkpoints)}`);
+    await print(
+      `${path}: ${countText(result.count, result.checkpoints)}, head ${result.head}${files}\n${checkpointLines(path, result.checkpoints)}`,
+    );
   }
   return 0;
 }
@@ -82,7 +85,8 @@ async function checkpointCommand(args: string[]): Promise<number> {
     options: { out: { type: "string" }, postgres: { type: "string" }, schema: { type: "string" }, ...checkpointFlags },
   });
   if (values.out === undefined) throw new UsageError("log checkpoint needs --out FILE");
-  if ((values["public-key"] ?? []).length === 0) throw new UsageError("log checkpoint needs --public-key FILE (it saves a verified checkpoint)");
+  if ((values["public-key"] ?? []).length === 0)
+    throw new UsageError("log checkpoint needs --public-key FILE (it saves a verified checkpoint)");
   const checks = await checkpointChecks(values);
   const onPostgres = values.postgres !== undefined || values.schema !== undefined;
   if (onPostgres ? positionals.length > 0 : positionals.length !== 1) {
@@ -138,7 +142,8 @@ export const logCommand: Command = {
   async run(args) {
     const [sub, ...rest] = args;
     const run = sub === undefined ? undefined : SUBCOMMANDS.get(sub);
-    if (run === undefined) throw new UsageError(sub === undefined ? "log needs a subcommand (verify, checkpoint)" : `unknown log subcommand ${sub}`);
+    if (run === undefined)
+      throw new UsageError(sub === undefined ? "log needs a subcommand (verify, checkpoint)" : `unknown log subcommand ${sub}`);
     return run(rest);
   },
 };

@@ -17,7 +17,7 @@ import { UsageError, readDataFile, type Command } from "./common.js";
 function approverIdsOf(data: unknown): string[] {
   const found = new Set<string>();
   const walk = (v: unknown, key: string): void => {
-    if (Array.isArray(v)) for (const x of v) (key === "approvers" && typeof x === "string" ? found.add(x) : walk(x, ""));
+    if (Array.isArray(v)) for (const x of v) key === "approvers" && typeof x === "string" ? found.add(x) : walk(x, "");
     else if (v !== null && typeof v === "object") for (const [k, x] of Object.entries(v)) walk(x, k);
   };
   walk(data, "");
@@ -51,7 +51,8 @@ export const serveCommand: Command = {
     });
     if (positionals.length > 0) throw new UsageError("serve takes no positional arguments");
     if (values.bundle === undefined) throw new UsageError("serve needs --bundle PATH");
-    if (values.postgres === undefined && values.log === undefined) throw new UsageError("serve needs --postgres URL or --log PATH (answers are recorded there)");
+    if (values.postgres === undefined && values.log === undefined)
+      throw new UsageError("serve needs --postgres URL or --log PATH (answers are recorded there)");
     const listen = /^(\[[0-9a-fA-F:]+\]|[^:]+):(\d{1,5})$/.exec(values.listen);
     if (listen === null) throw new UsageError(`--listen must be HOST:PORT, not ${values.listen}`);
     const host = listen[1]!.replace(/^\[|\]$/g, "");
@@ -59,16 +60,15 @@ export const serveCommand: Command = {
     const jwtKey = values["jwt-public-key"] !== undefined || values["jwt-jwks"] !== undefined;
     if (values["dev-login"] && jwtKey) throw new UsageError("--dev-login and a JWT key exclude each other");
     if (values["dev-login"] && !isLoopback(host)) throw new UsageError(`--dev-login is refused on ${host}: only on a loopback address`);
-    if (!values["dev-login"] && !jwtKey) throw new UsageError("serve needs --jwt-public-key FILE or --jwt-jwks URL (or --dev-login on loopback)");
+    if (!values["dev-login"] && !jwtKey)
+      throw new UsageError("serve needs --jwt-public-key FILE or --jwt-jwks URL (or --dev-login on loopback)");
     if (jwtKey && (values["jwt-issuer"] === undefined || values["jwt-audience"] === undefined)) {
       throw new UsageError("serve needs --jwt-issuer and --jwt-audience with a JWT key");
     }
     const data = values.data === undefined ? undefined : await readDataFile(values.data);
 
     let store: VetoStore;
-    const recordSink = values.postgres !== undefined
-      ? undefined
-      : await FileDecisionLog.open(values.log!);
+    const recordSink = values.postgres !== undefined ? undefined : await FileDecisionLog.open(values.log!);
     if (values.postgres !== undefined) store = await PostgresStore.connect({ connectionString: values.postgres });
     else store = new InMemoryStore();
     const sink = recordSink ?? (store as PostgresStore).recordSink();
@@ -77,7 +77,9 @@ export const serveCommand: Command = {
       ? { devLogin: { approverIds: approverIdsOf(data ?? {}) } }
       : {
           jwt: {
-            ...(values["jwt-jwks"] === undefined ? { publicKey: await readFile(values["jwt-public-key"]!, "utf8") } : { jwksUrl: values["jwt-jwks"] }),
+            ...(values["jwt-jwks"] === undefined
+              ? { publicKey: await readFile(values["jwt-public-key"]!, "utf8") }
+              : { jwksUrl: values["jwt-jwks"] }),
             issuer: values["jwt-issuer"]!,
             audience: values["jwt-audience"]!,
             ...(values["jwt-algorithms"] === undefined ? {} : { algorithms: values["jwt-algorithms"].split(",").map((a) => a.trim()) }),
@@ -86,7 +88,9 @@ export const serveCommand: Command = {
           } satisfies JwtAuthOptions,
         };
     if (values["dev-login"]) {
-      process.stderr.write("veto serve: WARNING --dev-login: anyone on this machine can answer as any approver (x-veto-dev-reviewer). Never in production.\n");
+      process.stderr.write(
+        "veto serve: WARNING --dev-login: anyone on this machine can answer as any approver (x-veto-dev-reviewer). Never in production.\n",
+      );
     }
     const app = await createApprovalServer({ veto, store, auth });
     const address = await app.listen({ host, port });

@@ -295,7 +295,7 @@ export class InMemoryStore implements VetoStore {
     const decision = this.#decisions.get(id);
     if (decision?.approval === undefined || decision.approval.status !== t.from) return false;
     // A pending approval at or past its expiry can only expire, and only then.
-    if (t.from === "pending" && (t.to === "expired") !== (t.atMs >= decision.approval.expiresAtMs)) return false;
+    if (t.from === "pending" && (t.to === "expired") !== t.atMs >= decision.approval.expiresAtMs) return false;
     if (t.to === "executed") {
       // The use-once claim: only an approved call, and its answer stays as given.
       if (t.from !== "approved") return false;

@@ -45,7 +45,8 @@ export function postgres(config: PostgresStoreConfig): StoreFactory {
   return {
     backend: "postgres",
     async open({ recordSink, logger }: StoreFactoryContext): Promise<OpenedStore> {
-      if (config === null || typeof config !== "object") throw invalid("store: postgres() takes { connectionString, schema?, pool?, migrate?, records? }");
+      if (config === null || typeof config !== "object")
+        throw invalid("store: postgres() takes { connectionString, schema?, pool?, migrate?, records? }");
       const { records, checkpointKey, checkpointEvery, ...options } = config;
       if (records !== undefined && typeof records !== "boolean") throw invalid("store.records: must be a boolean");
       try {
@@ -54,9 +55,12 @@ export function postgres(config: PostgresStoreConfig): StoreFactory {
         throw invalid((error as Error).message);
       }
       const keepRecords = records ?? recordSink === undefined;
-      if (keepRecords && recordSink !== undefined) throw invalid("store.records: cannot be used with recordSink (records would go to both)");
+      if (keepRecords && recordSink !== undefined)
+        throw invalid("store.records: cannot be used with recordSink (records would go to both)");
       if ((checkpointKey !== undefined || checkpointEvery !== undefined) && !keepRecords) {
-        throw invalid("store.checkpointKey: signs the records table's checkpoints, so it needs the records in the store (records: true, no recordSink)");
+        throw invalid(
+          "store.checkpointKey: signs the records table's checkpoints, so it needs the records in the store (records: true, no recordSink)",
+        );
       }
       const store = await PostgresStore.connect({ logger, ...options });
       if (!keepRecords) return { store };

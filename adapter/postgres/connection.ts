@@ -230,7 +230,10 @@ export async function checkout(pool: Pool): Promise<PoolClient> {
           }),
         ]);
       } catch (error) {
-        connecting.then((late) => late.release(), () => {});
+        connecting.then(
+          (late) => late.release(),
+          () => {},
+        );
         throw error;
       } finally {
         clearTimeout(timer);

@@ -131,7 +131,8 @@ export function rowProblems(row: StoredDecision, records: readonly ReadRecord[])
     compare("call digest", row.callDigest ?? null, made["call_digest"]);
     const recordMs = typeof made["timestamp"] === "string" ? Date.parse(made["timestamp"]) : NaN;
     if (recordMs !== row.atMs) differ.push(`time (row ${iso(row.atMs)}, record ${show(made["timestamp"])})`);
-    if (!sameList(result["approvers"], row.approvers)) differ.push(`approvers (row ${show(row.approvers)}, record ${show(result["approvers"])})`);
+    if (!sameList(result["approvers"], row.approvers))
+      differ.push(`approvers (row ${show(row.approvers)}, record ${show(result["approvers"])})`);
     if (differ.length > 0) problems.push(`the row differs from its decision record in ${differ.join(", ")}`);
   }
   const answers = records.filter((r) => r["type"] === "approval" || r["type"] === "rejection");
@@ -141,7 +142,9 @@ export function rowProblems(row: StoredDecision, records: readonly ReadRecord[])
     if (problem !== undefined) problems.push(`${status} by ${row.approval?.reviewerId ?? "nobody"}, but ${problem}`);
   } else if (answers.length > 0) {
     const kinds = answers.map((a) => `${String(a["type"])} by ${String(a["reviewer_id"])} (seq ${String(a["seq"])})`).join(", ");
-    problems.push(`the records hold ${kinds}, but the row ${status === undefined ? `is ${row.action}, not require_approval` : `is ${status}`}`);
+    problems.push(
+      `the records hold ${kinds}, but the row ${status === undefined ? `is ${row.action}, not require_approval` : `is ${status}`}`,
+    );
   }
   return problems;
 }
@@ -178,7 +181,12 @@ export async function crossCheckPostgresStore(options: PostgresOptions, check: C
         schema,
         rows: rowCount,
         records: 0,
-        mismatches: [{ decisionId: "*", problem: `${rowCount} decision rows, but ${schema}.records is empty: this schema keeps no records, so its store cannot be checked` }],
+        mismatches: [
+          {
+            decisionId: "*",
+            problem: `${rowCount} decision rows, but ${schema}.records is empty: this schema keeps no records, so its store cannot be checked`,
+          },
+        ],
         total: 1,
       };
     }
@@ -216,7 +224,8 @@ export async function crossCheckPostgresStore(options: PostgresOptions, check: C
         const atMs = typeof record["timestamp"] === "string" ? Date.parse(record["timestamp"]) : NaN;
         if (atMs < sinceMs) continue;
         const action = (record["result"] as { action?: unknown; approval?: unknown } | undefined)?.action;
-        const what = row.type === "decision" ? `decision record (${String(action)})` : `${row.type} record by ${String(record["reviewer_id"])}`;
+        const what =
+          row.type === "decision" ? `decision record (${String(action)})` : `${row.type} record by ${String(record["reviewer_id"])}`;
         add({
           decisionId: row.decision_id,
           seq: seqAfter,

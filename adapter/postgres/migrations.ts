@@ -92,10 +92,9 @@ interface AppliedRow {
 type Reader = Pick<PoolClient, "query">;
 
 async function applied(client: Reader, schema: string): Promise<AppliedRow[] | undefined> {
-  const exists = await client.query<{ found: boolean }>(
-    "SELECT to_regclass($1) IS NOT NULL AS found",
-    [`${quoteIdent(schema)}.schema_migrations`],
-  );
+  const exists = await client.query<{ found: boolean }>("SELECT to_regclass($1) IS NOT NULL AS found", [
+    `${quoteIdent(schema)}.schema_migrations`,
+  ]);
   if (exists.rows[0]?.found !== true) return undefined;
   const { rows } = await client.query<AppliedRow>(
     `SELECT version, name, checksum FROM ${quoteIdent(schema)}.schema_migrations ORDER BY version`,
@@ -152,10 +151,11 @@ export async function migrateWith(pool: Pool, schema: string, migrations: readon
         try {
           await client.query(`SET LOCAL search_path TO ${quoteIdent(schema)}`);
           await client.query(migration.sql);
-          await client.query(
-            `INSERT INTO ${quoteIdent(schema)}.schema_migrations (version, name, checksum) VALUES ($1, $2, $3)`,
-            [migration.version, migration.name, migration.checksum],
-          );
+          await client.query(`INSERT INTO ${quoteIdent(schema)}.schema_migrations (version, name, checksum) VALUES ($1, $2, $3)`, [
+            migration.version,
+            migration.name,
+            migration.checksum,
+          ]);
           await client.query("COMMIT");
         } catch (error) {
           await client.query("ROLLBACK").catch(() => {});

@@ -87,11 +87,22 @@ export function checkpointing(options: PostgresCheckpointOptions, where: string)
   return { signer: checkpointSigner(checkpointKey, `${where}: checkpointKey`), every, clock: clock ?? Date.now, logId: undefined };
 }
 
-async function insertEntry(client: PoolClient, table: string, sealed: SealedLine, prevHash: string, type: string, decisionId: string): Promise<void> {
-  await client.query(
-    `INSERT INTO ${table} (seq, prev_hash, hash, type, decision_id, line) VALUES ($1, $2, $3, $4, $5, $6)`,
-    [sealed.seq, prevHash, sealed.hash, type, decisionId, sealed.text],
-  );
+async function insertEntry(
+  client: PoolClient,
+  table: string,
+  sealed: SealedLine,
+  prevHash: string,
+  type: string,
+  decisionId: string,
+): Promise<void> {
+  await client.query(`INSERT INTO ${table} (seq, prev_hash, hash, type, decision_id, line) VALUES ($1, $2, $3, $4, $5, $6)`, [
+    sealed.seq,
+    prevHash,
+    sealed.hash,
+    type,
+    decisionId,
+    sealed.text,
+  ]);
 }
 
 async function appendCheckpoint(
@@ -341,7 +352,13 @@ export async function verifyPostgresLog(
         if (!result.ok) return { ok: false, seq, reason: `seq ${seq}: ${seqText(result.problem)}`, table };
         const r = result.record;
         const [type, decisionId] = result.checkpoint === null ? [r["type"], r["decision_id"]] : ["checkpoint", ""];
-        if (r["seq"] !== seq || r["prev_hash"] !== row.prev_hash || r["hash"] !== row.hash || type !== row.type || decisionId !== row.decision_id) {
+        if (
+          r["seq"] !== seq ||
+          r["prev_hash"] !== row.prev_hash ||
+          r["hash"] !== row.hash ||
+          type !== row.type ||
+          decisionId !== row.decision_id
+        ) {
           return { ok: false, seq, reason: `seq ${seq}: columns do not match the record's line`, table };
         }
         const problem = tracker.entry({ ...result, text: () => row.line }, place, null);

@@ -189,7 +189,13 @@ async function getDecision(db: Queryable, sql: Statements, id: string): Promise<
 }
 
 /** `atMs`: the unit's time by the database's clock; null outside a unit (the statement reads the clock). */
-async function transitionApproval(db: Queryable, sql: Statements, id: string, t: ApprovalTransition, atMs: number | null): Promise<boolean> {
+async function transitionApproval(
+  db: Queryable,
+  sql: Statements,
+  id: string,
+  t: ApprovalTransition,
+  atMs: number | null,
+): Promise<boolean> {
   if (t.to === "executed") {
     if (t.from !== "approved") return false;
     const claimed = await db.query(sql.claim, [id, atMs]);

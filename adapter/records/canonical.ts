@@ -103,10 +103,7 @@ function write(value: unknown, pointer: string, ancestors: Set<object>, parts: s
     const proto: unknown = Object.getPrototypeOf(value);
     if (proto !== Object.prototype && proto !== null) {
       const kind = (value as { constructor?: { name?: unknown } }).constructor?.name;
-      throw new CanonicalJsonError(
-        pointer,
-        `${typeof kind === "string" && kind !== "" ? kind : "non-plain object"} is not a plain object`,
-      );
+      throw new CanonicalJsonError(pointer, `${typeof kind === "string" && kind !== "" ? kind : "non-plain object"} is not a plain object`);
     }
     // Default sort compares UTF-16 code units, as RFC 8785 section 3.2.3 asks.
     const keys = Object.keys(value).sort();

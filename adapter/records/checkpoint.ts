@@ -111,7 +111,8 @@ export function checkpointSigner(key: CheckpointKeyInput, what = "checkpointKey"
     keyId,
     publicKey,
     sign(statement) {
-      if (statement.key_id !== keyId) throw new DecisionLogError("invalid_options", `statement names key ${statement.key_id}, signer is ${keyId}`);
+      if (statement.key_id !== keyId)
+        throw new DecisionLogError("invalid_options", `statement names key ${statement.key_id}, signer is ${keyId}`);
       const signature = sign(null, signedMessage(statement), privateKey).toString("base64");
       return { ...statement, signature };
     },
@@ -146,13 +147,13 @@ export function checkpointSignatureValid(checkpoint: Checkpoint, key: KeyObject)
   }
 }
 
-const isPlainObject = (v: unknown): v is Record<string, unknown> =>
-  v !== null && typeof v === "object" && !Array.isArray(v);
+const isPlainObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v);
 const isCount = (v: unknown): v is number => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
 
 function exactKeys(value: Record<string, unknown>, required: readonly string[], optional: readonly string[] = []): string | null {
   for (const key of required) if (!Object.prototype.hasOwnProperty.call(value, key)) return `lacks ${key}`;
-  for (const key of Object.keys(value)) if (!required.includes(key) && !optional.includes(key)) return `has an unknown member ${JSON.stringify(key)}`;
+  for (const key of Object.keys(value))
+    if (!required.includes(key) && !optional.includes(key)) return `has an unknown member ${JSON.stringify(key)}`;
   return null;
 }
 

@@ -43,10 +43,7 @@ export class CanonicalJsonError extends DecisionLogError {
 export class RecordUnavailableError extends DecisionLogError {
   override name = "RecordUnavailableError";
 
-  constructor(
-    message: string,
-    options: { cause?: unknown; code?: "record_unavailable" | "record_invalid" } = {},
-  ) {
+  constructor(message: string, options: { cause?: unknown; code?: "record_unavailable" | "record_invalid" } = {}) {
     super(options.code ?? "record_unavailable", message, { cause: options.cause });
   }
 }

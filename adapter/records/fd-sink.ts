@@ -193,11 +193,9 @@ class FdWriter {
 
   #fail(cause: unknown): void {
     if (this.#failure === null) {
-      this.#failure = new VetoError(
-        "record_unavailable",
-        `${this.label} failed and accepts no more records: ${toError(cause).message}`,
-        { cause },
-      );
+      this.#failure = new VetoError("record_unavailable", `${this.label} failed and accepts no more records: ${toError(cause).message}`, {
+        cause,
+      });
     }
     clearTimeout(this.#retry);
     this.#retry = undefined;
@@ -324,7 +322,10 @@ export class FdRecordSink implements RecordSink {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    this.#writer.cancel(this, new VetoError("record_unavailable", `the records sink on ${this.#writer.label} was closed before the record was written`));
+    this.#writer.cancel(
+      this,
+      new VetoError("record_unavailable", `the records sink on ${this.#writer.label} was closed before the record was written`),
+    );
     if (this.#owned !== undefined) {
       await this.#writer.idle();
       await this.#owned.close().catch(() => undefined);

@@ -58,7 +58,9 @@ export function jwtAuthenticator(o: JwtAuthOptions): Authenticate {
   }
   const algorithms = [...(o.algorithms ?? DEFAULT_ALGORITHMS)];
   if (algorithms.length === 0 || algorithms.some((a) => !ASYMMETRIC.test(a))) {
-    throw new VetoOptionsError(`auth.jwt: algorithms must be asymmetric JWS algorithms (e.g. ${DEFAULT_ALGORITHMS.join(", ")}); got ${algorithms.join(", ")}`);
+    throw new VetoOptionsError(
+      `auth.jwt: algorithms must be asymmetric JWS algorithms (e.g. ${DEFAULT_ALGORITHMS.join(", ")}); got ${algorithms.join(", ")}`,
+    );
   }
   const tolerance = o.clockToleranceS ?? 30;
   if (!(Number.isFinite(tolerance) && tolerance >= 0 && tolerance <= MAX_CLOCK_SKEW_S)) {
@@ -102,7 +104,9 @@ export function jwtAuthenticator(o: JwtAuthOptions): Authenticate {
     const id = payload[reviewerClaim];
     if (typeof id !== "string" || id === "") throw new CredentialError(`the token's ${reviewerClaim} claim is not a non-empty string`);
     const groups = groupsClaim === undefined ? [] : payload[groupsClaim];
-    const groupIds = Array.isArray(groups) ? groups.filter((g): g is string => typeof g === "string" && g !== "").map((g) => `group:${g}`) : [];
+    const groupIds = Array.isArray(groups)
+      ? groups.filter((g): g is string => typeof g === "string" && g !== "").map((g) => `group:${g}`)
+      : [];
     return { id, approverIds: [id, ...groupIds.filter((g) => g !== id)] };
   };
 }

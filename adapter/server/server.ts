@@ -9,7 +9,15 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import type { Veto } from "../veto.js";
 import type { StoredDecision, VetoStore, ApprovalStatus } from "../history/store.js";
 import { ApprovalError, VetoOptionsError, toError } from "../shared/errors.js";
-import { CredentialError, devLoginAuthenticator, jwtAuthenticator, type Authenticate, type DevLoginOptions, type JwtAuthOptions, type Reviewer } from "./auth.js";
+import {
+  CredentialError,
+  devLoginAuthenticator,
+  jwtAuthenticator,
+  type Authenticate,
+  type DevLoginOptions,
+  type JwtAuthOptions,
+  type Reviewer,
+} from "./auth.js";
 
 export interface ApprovalServerOptions {
   /** Answers go through it (its approve/reject rules and records). */
@@ -91,7 +99,10 @@ const STATUS_OF_ERROR: Readonly<Record<string, number>> = {
 };
 
 function refuse(reply: FastifyReply, status: number, code: string, message: string, extra: object = {}): FastifyReply {
-  return reply.code(status).type("application/json").send({ error: { code, message, ...extra } });
+  return reply
+    .code(status)
+    .type("application/json")
+    .send({ error: { code, message, ...extra } });
 }
 
 declare module "fastify" {
@@ -115,7 +126,8 @@ function mayAnswer(reviewer: Reviewer, d: StoredDecision): boolean {
 export async function createApprovalServer(options: ApprovalServerOptions): Promise<FastifyInstance> {
   if (options === null || typeof options !== "object") throw new VetoOptionsError("createApprovalServer: pass { veto, store, auth }");
   const { veto, store } = options;
-  if (veto === undefined || typeof veto.approve !== "function") throw new VetoOptionsError("createApprovalServer: veto (from createVeto) is required");
+  if (veto === undefined || typeof veto.approve !== "function")
+    throw new VetoOptionsError("createApprovalServer: veto (from createVeto) is required");
   if (store === undefined || typeof store.listApprovals !== "function" || typeof store.getDecision !== "function") {
     throw new VetoOptionsError("createApprovalServer: store must be the veto's store and implement listApprovals");
   }
@@ -136,7 +148,12 @@ export async function createApprovalServer(options: ApprovalServerOptions): Prom
     } catch (error) {
       if (!(error instanceof CredentialError)) log?.error({ err: toError(error) }, "authentication failed");
       reply.header("www-authenticate", 'Bearer realm="veto"');
-      return refuse(reply, 401, "unauthenticated", error instanceof CredentialError ? error.message : "the credential could not be checked");
+      return refuse(
+        reply,
+        401,
+        "unauthenticated",
+        error instanceof CredentialError ? error.message : "the credential could not be checked",
+      );
     }
   });
 
@@ -195,7 +212,8 @@ export async function createApprovalServer(options: ApprovalServerOptions): Prom
       const body = request.body;
       let note: string | undefined;
       if (body !== undefined && body !== null) {
-        if (typeof body !== "object" || Array.isArray(body)) return refuse(reply, 400, "malformed_request", "the body must be a JSON object");
+        if (typeof body !== "object" || Array.isArray(body))
+          return refuse(reply, 400, "malformed_request", "the body must be a JSON object");
         const given = (body as Record<string, unknown>)["note"];
         if (given !== undefined) {
           if (typeof given !== "string" || given.length > maxNote) {
@@ -211,7 +229,8 @@ export async function createApprovalServer(options: ApprovalServerOptions): Prom
       if (d === undefined || d.action !== "require_approval" || d.approval === undefined) {
         return refuse(reply, 404, "unknown_decision", "no such approval");
       }
-      if (d.actorId === reviewer.id) return refuse(reply, 403, "self_approval", `${reviewer.id} made the call and cannot answer its own approval`);
+      if (d.actorId === reviewer.id)
+        return refuse(reply, 403, "self_approval", `${reviewer.id} made the call and cannot answer its own approval`);
       if (!mayAnswer(reviewer, d)) return refuse(reply, 403, "not_an_approver", `${reviewer.id} is not among this decision's approvers`);
       const as = reviewer.approverIds.find((id) => d.approvers.includes(id))!;
       try {

@@ -71,11 +71,7 @@ export class VetoOptionsError extends VetoError {
 export class BundleLoadError extends VetoError {
   override name = "BundleLoadError";
 
-  constructor(
-    code: "bundle_unusable" | "data_unusable",
-    message: string,
-    options?: { cause?: unknown },
-  ) {
+  constructor(code: "bundle_unusable" | "data_unusable", message: string, options?: { cause?: unknown }) {
     super(code, message, options);
   }
 }
@@ -103,7 +99,11 @@ export class BundleSignatureError extends VetoError {
   readonly file: string | undefined;
 
   constructor(check: BundleSignatureCheck, message: string, options?: { file?: string; cause?: unknown }) {
-    super("bundle_signature", `bundle signature check failed (${check}): ${message}`, options?.cause === undefined ? undefined : { cause: options.cause });
+    super(
+      "bundle_signature",
+      `bundle signature check failed (${check}): ${message}`,
+      options?.cause === undefined ? undefined : { cause: options.cause },
+    );
     this.check = check;
     this.file = options?.file;
   }
@@ -173,7 +173,7 @@ export function toError(thrown: unknown): Error {
   if (thrown instanceof Error) return thrown;
   if (typeof thrown === "string") return new Error(thrown);
   if (thrown !== null && typeof thrown === "object" && "message" in thrown) {
-    return new Error(String((thrown).message));
+    return new Error(String(thrown.message));
   }
   return new Error(`non-error thrown: ${String(thrown)}`);
 }

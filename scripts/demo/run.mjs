@@ -59,7 +59,15 @@ const sink = {
 const nextReview = () => (reviewQueue.length ? Promise.resolve(reviewQueue.shift()) : new Promise((r) => waiting.push(r)));
 
 const incidents = [];
-const silent = { info() {}, warn() {}, error() {}, debug() {}, child() { return silent; } };
+const silent = {
+  info() {},
+  warn() {},
+  error() {},
+  debug() {},
+  child() {
+    return silent;
+  },
+};
 // The shipped policy with the demo's own data document (scripts/demo/data.json),
 // as an application replaces the data; the demo's story stays the same when a
 // security team changes policy/data.json.
@@ -68,7 +76,8 @@ const veto = await createVeto({
   data: JSON.parse(readFileSync(join(root, "scripts", "demo", "data.json"), "utf8")),
   recordSink: sink,
   logger: silent,
-  onEscalation: (e) => incidents.push({ decisionId: e.decision.id, actorId: e.actorId, tenantId: e.tenantId, recentDenies: e.recentDenies }),
+  onEscalation: (e) =>
+    incidents.push({ decisionId: e.decision.id, actorId: e.actorId, tenantId: e.tenantId, recentDenies: e.recentDenies }),
 });
 
 // The agent's tools: plain functions over the CRM, each behind veto.guard.
@@ -86,36 +95,75 @@ const support = { actorId: "agent:support-triage", tenantId: "acme", environment
 const globexBot = { actorId: "agent:globex-ops", tenantId: "globex", environment: "production", sourceSystem: "demo-crm" };
 
 const steps = [
-  { label: "read a contact's name and company", tool: "crm.read", context: sales,
-    arguments: { object: "contact", recordId: "c_ana", fields: ["name", "company"] } },
-  { label: "search opportunities", tool: "crm.search", context: sales,
-    arguments: { object: "opportunity", query: "acme" } },
-  { label: "move a close date (low value)", tool: "crm.update",
+  {
+    label: "read a contact's name and company",
+    tool: "crm.read",
+    context: sales,
+    arguments: { object: "contact", recordId: "c_ana", fields: ["name", "company"] },
+  },
+  { label: "search opportunities", tool: "crm.search", context: sales, arguments: { object: "opportunity", query: "acme" } },
+  {
+    label: "move a close date (low value)",
+    tool: "crm.update",
     context: { ...sales, reason: "Customer asked to move the close date" },
-    arguments: { object: "opportunity", recordId: "opp_1", tenantId: "acme", changes: { close_date: "2026-12-20" } } },
-  { label: "close a 48,000 deal in production", tool: "crm.update", review: "approve",
+    arguments: { object: "opportunity", recordId: "opp_1", tenantId: "acme", changes: { close_date: "2026-12-20" } },
+  },
+  {
+    label: "close a 48,000 deal in production",
+    tool: "crm.update",
+    review: "approve",
     context: { ...sales, reason: "Signed order form received" },
-    arguments: { object: "opportunity", recordId: "opp_2", tenantId: "acme", changes: { stage: "closed_won" }, amount: 48000 } },
-  { label: "raise a credit limit (sensitive field)", tool: "crm.update", review: "self-then-reject",
+    arguments: { object: "opportunity", recordId: "opp_2", tenantId: "acme", changes: { stage: "closed_won" }, amount: 48000 },
+  },
+  {
+    label: "raise a credit limit (sensitive field)",
+    tool: "crm.update",
+    review: "self-then-reject",
     context: { ...sales, reason: "Customer asked for more credit" },
-    arguments: { object: "account", recordId: "acc_1", tenantId: "acme", changes: { credit_limit: 90000 } } },
-  { label: "write another tenant's record", tool: "crm.update",
+    arguments: { object: "account", recordId: "acc_1", tenantId: "acme", changes: { credit_limit: 90000 } },
+  },
+  {
+    label: "write another tenant's record",
+    tool: "crm.update",
     context: { ...sales, reason: "Update the website" },
-    arguments: { object: "account", recordId: "acc_9", tenantId: "globex", changes: { website: "https://evil.example" } } },
-  { label: "write without a reason", tool: "crm.update", context: support,
-    arguments: { object: "opportunity", recordId: "opp_3", tenantId: "acme", changes: { close_date: "2026-12-01" } } },
-  { label: "export contacts to pastebin", tool: "crm.export", context: { ...support, reason: "Backup" },
-    arguments: { object: "contact", fields: ["name", "company"], destination: "https://pastebin.com/raw/q1" } },
-  { label: "amount sent as a string", tool: "crm.update", context: { ...globexBot, reason: "Pilot pricing" },
-    arguments: { object: "opportunity", recordId: "opp_9", tenantId: "globex", amount: "9000", changes: { amount: 9000 } } },
-  { label: "retry the other tenant's record", tool: "crm.update",
+    arguments: { object: "account", recordId: "acc_9", tenantId: "globex", changes: { website: "https://evil.example" } },
+  },
+  {
+    label: "write without a reason",
+    tool: "crm.update",
+    context: support,
+    arguments: { object: "opportunity", recordId: "opp_3", tenantId: "acme", changes: { close_date: "2026-12-01" } },
+  },
+  {
+    label: "export contacts to pastebin",
+    tool: "crm.export",
+    context: { ...support, reason: "Backup" },
+    arguments: { object: "contact", fields: ["name", "company"], destination: "https://pastebin.com/raw/q1" },
+  },
+  {
+    label: "amount sent as a string",
+    tool: "crm.update",
+    context: { ...globexBot, reason: "Pilot pricing" },
+    arguments: { object: "opportunity", recordId: "opp_9", tenantId: "globex", amount: "9000", changes: { amount: 9000 } },
+  },
+  {
+    label: "retry the other tenant's record",
+    tool: "crm.update",
     context: { ...sales, reason: "Update the website, again" },
-    arguments: { object: "account", recordId: "acc_9", tenantId: "globex", changes: { website: "https://evil.example" } } },
-  { label: "retry once more", tool: "crm.update",
+    arguments: { object: "account", recordId: "acc_9", tenantId: "globex", changes: { website: "https://evil.example" } },
+  },
+  {
+    label: "retry once more",
+    tool: "crm.update",
     context: { ...sales, reason: "Update the website, third try" },
-    arguments: { object: "account", recordId: "acc_9", tenantId: "globex", changes: { website: "https://evil.example" } } },
-  { label: "then a harmless read", tool: "crm.read", context: sales,
-    arguments: { object: "contact", recordId: "c_raj", fields: ["name"] } },
+    arguments: { object: "account", recordId: "acc_9", tenantId: "globex", changes: { website: "https://evil.example" } },
+  },
+  {
+    label: "then a harmless read",
+    tool: "crm.read",
+    context: sales,
+    arguments: { object: "contact", recordId: "c_raj", fields: ["name"] },
+  },
 ];
 
 const rows = [];
@@ -161,7 +209,9 @@ function describe(step, result) {
   if (step.tool === "crm.read") return `read ${Object.keys(result).length - 1} field(s)`;
   if (step.tool === "crm.search") return `found ${result.length} record(s)`;
   if (step.tool === "crm.export") return `exported ${result.exported} row(s)`;
-  return `${step.arguments.recordId}: ${Object.entries(step.arguments.changes).map(([k, v]) => `${k} → ${v}`).join(", ")}`;
+  return `${step.arguments.recordId}: ${Object.entries(step.arguments.changes)
+    .map(([k, v]) => `${k} → ${v}`)
+    .join(", ")}`;
 }
 
 await veto.close();
@@ -169,7 +219,10 @@ await log.close(); // signs the close checkpoint
 const after = crm.snapshot();
 
 // Attach each row's decision as recorded (the log is the evidence).
-const entries = readFileSync(logPath, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+const entries = readFileSync(logPath, "utf8")
+  .trim()
+  .split("\n")
+  .map((l) => JSON.parse(l));
 const records = entries.filter((e) => !("checkpoint" in e));
 const decisions = records.filter((r) => r.type === "decision");
 rows.forEach((row, i) => {
@@ -213,17 +266,24 @@ function printHuman(s) {
   const head = ["#", "actor", "call", "verdict", "reasons", "what happened to the CRM"];
   const widths = head.map((h, c) => Math.max(h.length, ...table.map((row) => row[c].length)));
   const line = (cells, colour) =>
-    cells.map((cell, c) => {
-      const padded = c === cells.length - 1 ? cell : cell.padEnd(widths[c]);
-      return c === 3 && colour ? paint(colour, padded) : padded;
-    }).join("  ");
+    cells
+      .map((cell, c) => {
+        const padded = c === cells.length - 1 ? cell : cell.padEnd(widths[c]);
+        return c === 3 && colour ? paint(colour, padded) : padded;
+      })
+      .join("  ");
   console.log(paint(1, line(head)));
   for (const [i, row] of table.entries()) {
     console.log(line(row, s.steps[i].escalated ? 35 : verdictColour[s.steps[i].action]));
   }
   console.log();
   for (const incident of s.incidents) {
-    console.log(paint(35, `incident review opened: ${incident.actorId} in ${incident.tenantId} after ${incident.recentDenies} denies (decision ${incident.decisionId})`));
+    console.log(
+      paint(
+        35,
+        `incident review opened: ${incident.actorId} in ${incident.tenantId} after ${incident.recentDenies} denies (decision ${incident.decisionId})`,
+      ),
+    );
   }
   console.log(`\nCRM (${rel(s.crm.path)}), the records the agent tried to change:`);
   const watch = [
@@ -237,11 +297,15 @@ function printHuman(s) {
   for (const [t, o, id, f] of watch) {
     const b = s.crm.before.tenants[t][o][id][f];
     const a = s.crm.after.tenants[t][o][id][f];
-    console.log(`  ${`${t}/${o}/${id}.${f}`.padEnd(36)} ${String(b).padEnd(22)} → ${String(a).padEnd(22)} ${a === b ? "unchanged" : paint(32, "changed")}`);
+    console.log(
+      `  ${`${t}/${o}/${id}.${f}`.padEnd(36)} ${String(b).padEnd(22)} → ${String(a).padEnd(22)} ${a === b ? "unchanged" : paint(32, "changed")}`,
+    );
   }
   console.log(`  exports: ${s.crm.after.exports.length}`);
   const v = s.log.verified;
   const signed = v.ok ? `, every entry covered by a checkpoint signed with ${v.checkpoints.last.checkpoint.key_id}` : "";
-  console.log(`\ndecision log ${rel(s.log.path)}: ${s.log.records} records, ${s.log.checkpoints} checkpoints; verify with the public key: ${v.ok ? paint(32, `ok, head ${v.head}${signed}`) : paint(31, `FAILED at ${v.file}:${v.line}: ${v.reason}`)}`);
+  console.log(
+    `\ndecision log ${rel(s.log.path)}: ${s.log.records} records, ${s.log.checkpoints} checkpoints; verify with the public key: ${v.ok ? paint(32, `ok, head ${v.head}${signed}`) : paint(31, `FAILED at ${v.file}:${v.line}: ${v.reason}`)}`,
+  );
   console.log(`try: node dist/cli.js log verify ${rel(s.log.path)} --public-key ${rel(s.log.publicKey)} --require-checkpointed`);
 }

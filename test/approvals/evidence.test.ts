@@ -55,18 +55,29 @@ function tamperings(row: StoredDecision, records: readonly Json[]): fc.Arbitrary
   const decisionAt = records.findIndex((r) => r["type"] === "decision");
   const a = records[answerAt]!;
   const d = records[decisionAt]!;
-  const set = (i: number, key: string, value: unknown): ((row: StoredDecision, records: Json[]) => void) => (_r, recs) => {
-    recs[i] = { ...recs[i], [key]: value };
-  };
-  const setResult = (i: number, key: string, value: unknown): ((row: StoredDecision, records: Json[]) => void) => (_r, recs) => {
-    recs[i] = { ...recs[i], result: { ...(recs[i]!["result"] as Json), [key]: value } };
-  };
-  const setRow = (patch: Json): ((row: StoredDecision, records: Json[]) => void) => (r) => Object.assign(r, patch);
-  const setApproval = (patch: Json): ((row: StoredDecision, records: Json[]) => void) => (r) => {
-    Object.assign(r, { approval: { ...r.approval, ...patch } });
-  };
+  const set =
+    (i: number, key: string, value: unknown): ((row: StoredDecision, records: Json[]) => void) =>
+    (_r, recs) => {
+      recs[i] = { ...recs[i], [key]: value };
+    };
+  const setResult =
+    (i: number, key: string, value: unknown): ((row: StoredDecision, records: Json[]) => void) =>
+    (_r, recs) => {
+      recs[i] = { ...recs[i], result: { ...(recs[i]!["result"] as Json), [key]: value } };
+    };
+  const setRow =
+    (patch: Json): ((row: StoredDecision, records: Json[]) => void) =>
+    (r) =>
+      Object.assign(r, patch);
+  const setApproval =
+    (patch: Json): ((row: StoredDecision, records: Json[]) => void) =>
+    (r) => {
+      Object.assign(r, { approval: { ...r.approval, ...patch } });
+    };
   return fc.oneof(
-    fc.constantFrom(ACTOR, OTHER_APPROVER, "user:intern@acme.example").filter((v) => v !== row.approval!.reviewerId)
+    fc
+      .constantFrom(ACTOR, OTHER_APPROVER, "user:intern@acme.example")
+      .filter((v) => v !== row.approval!.reviewerId)
       .map((v) => ({ name: `row reviewer ${v}`, apply: setApproval({ reviewerId: v }) })),
     otherText(row.approval!.reviewerId).map((v) => ({ name: `row reviewer ${v}`, apply: setApproval({ reviewerId: v }) })),
     otherText(row.approval!.note).map((v) => ({ name: `row note ${v}`, apply: setApproval({ note: v }) })),
@@ -75,30 +86,53 @@ function tamperings(row: StoredDecision, records: readonly Json[]): fc.Arbitrary
     otherText(row.actorId).map((v) => ({ name: `row actor ${v}`, apply: setRow({ actorId: v }) })),
     otherText(row.tenantId).map((v) => ({ name: `row tenant ${v}`, apply: setRow({ tenantId: v }) })),
     otherText(row.callDigest).map((v) => ({ name: `row digest ${v}`, apply: setRow({ callDigest: v }) })),
-    otherText(undefined).filter((v) => !row.approvers.includes(v))
+    otherText(undefined)
+      .filter((v) => !row.approvers.includes(v))
       .map((v) => ({ name: `row approvers + ${v}`, apply: setRow({ approvers: [...row.approvers, v] }) })),
-    fc.constant({ name: "row approvers without the reviewer", apply: setRow({ approvers: row.approvers.filter((x) => x !== row.approval!.reviewerId) }) }),
-    fc.constantFrom("timestamp", "actor_id", "tenant_id", "call_digest", "reviewer_id", "note").chain((key) =>
-      (key === "timestamp" ? nonZero.map((n) => shifted(a[key], n)) : otherText(a[key])).map((v) => ({ name: `answer ${key} ${v}`, apply: set(answerAt, key, v) })),
-    ),
-    fc.constantFrom("timestamp", "actor_id", "tenant_id", "call_digest").chain((key) =>
-      (key === "timestamp" ? nonZero.map((n) => shifted(d[key], n)) : otherText(d[key])).map((v) => ({ name: `decision ${key} ${v}`, apply: set(decisionAt, key, v) })),
-    ),
+    fc.constant({
+      name: "row approvers without the reviewer",
+      apply: setRow({ approvers: row.approvers.filter((x) => x !== row.approval!.reviewerId) }),
+    }),
+    fc
+      .constantFrom("timestamp", "actor_id", "tenant_id", "call_digest", "reviewer_id", "note")
+      .chain((key) =>
+        (key === "timestamp" ? nonZero.map((n) => shifted(a[key], n)) : otherText(a[key])).map((v) => ({
+          name: `answer ${key} ${v}`,
+          apply: set(answerAt, key, v),
+        })),
+      ),
+    fc
+      .constantFrom("timestamp", "actor_id", "tenant_id", "call_digest")
+      .chain((key) =>
+        (key === "timestamp" ? nonZero.map((n) => shifted(d[key], n)) : otherText(d[key])).map((v) => ({
+          name: `decision ${key} ${v}`,
+          apply: set(decisionAt, key, v),
+        })),
+      ),
     fc.constantFrom("allow", "deny").map((v) => ({ name: `decision action ${v}`, apply: setResult(decisionAt, "action", v) })),
     otherText(undefined).map((v) => ({ name: `decision approvers [${v}]`, apply: setResult(decisionAt, "approvers", [v]) })),
     fc.constant({ name: "decision approvers + actor", apply: setResult(decisionAt, "approvers", [...row.approvers, ACTOR]) }),
-    fc.constant({ name: "answer of the other kind", apply: (_r: StoredDecision, recs: Json[]) => {
-      const flipped = a["type"] === "approval" ? { type: "rejection", approval: "rejected" } : { type: "approval", approval: "approved" };
-      recs[answerAt] = { ...a, type: flipped.type, result: { approval: flipped.approval } };
-    } }),
+    fc.constant({
+      name: "answer of the other kind",
+      apply: (_r: StoredDecision, recs: Json[]) => {
+        const flipped = a["type"] === "approval" ? { type: "rejection", approval: "rejected" } : { type: "approval", approval: "approved" };
+        recs[answerAt] = { ...a, type: flipped.type, result: { approval: flipped.approval } };
+      },
+    }),
     fc.constant({ name: "no answer record", apply: (_r: StoredDecision, recs: Json[]) => void recs.splice(answerAt, 1) }),
     fc.constant({ name: "no decision record", apply: (_r: StoredDecision, recs: Json[]) => void recs.splice(decisionAt, 1) }),
-    fc.constantFrom("approval", "rejection").map((type) => ({ name: `a second answer (${type})`, apply: (_r: StoredDecision, recs: Json[]) => {
-      recs.push({ ...a, type, result: { approval: type === "approval" ? "approved" : "rejected" } });
-    } })),
-    fc.constant({ name: "a later decision record superseding it with a deny", apply: (_r: StoredDecision, recs: Json[]) => {
-      recs.push({ ...d, result: { ...(d["result"] as Json), action: "deny", approvers: [] } });
-    } }),
+    fc.constantFrom("approval", "rejection").map((type) => ({
+      name: `a second answer (${type})`,
+      apply: (_r: StoredDecision, recs: Json[]) => {
+        recs.push({ ...a, type, result: { approval: type === "approval" ? "approved" : "rejected" } });
+      },
+    })),
+    fc.constant({
+      name: "a later decision record superseding it with a deny",
+      apply: (_r: StoredDecision, recs: Json[]) => {
+        recs.push({ ...d, result: { ...(d["result"] as Json), action: "deny", approvers: [] } });
+      },
+    }),
   );
 }
 
@@ -111,7 +145,10 @@ describe("the approval check (generated tamperings)", () => {
     expect(approvalProblem(rejected.row, rejected.records)).toBe("the store shows no approval");
   });
 
-  for (const [kind, reviewer] of [["approve", APPROVER], ["reject", OTHER_APPROVER]] as const) {
+  for (const [kind, reviewer] of [
+    ["approve", APPROVER],
+    ["reject", OTHER_APPROVER],
+  ] as const) {
     it(`refuses any one fact changed on either side of a real ${kind === "approve" ? "approval" : "rejection"} (seed ${SEED})`, async () => {
       const genuine = await answered(kind, reviewer);
       fc.assert(

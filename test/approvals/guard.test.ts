@@ -24,13 +24,13 @@ describe("guard", () => {
     await expect(running).resolves.toBe("done");
     const [frozenArgs, frozenContext, action] = seen as [Args, Args, string];
     expect(action).toBe("allow");
-    expect(frozenArgs).toEqual({ ...write({ amount: 10 })["arguments"] as Args });
+    expect(frozenArgs).toEqual({ ...(write({ amount: 10 })["arguments"] as Args) });
     expect(frozenArgs).not.toBe(args);
     expect(Object.isFrozen(frozenArgs)).toBe(true);
     expect(Object.isFrozen(frozenArgs["changes"])).toBe(true);
     expect(Object.isFrozen(frozenContext)).toBe(true);
     expect(() => {
-      (frozenArgs)["amount"] = 1e9;
+      frozenArgs["amount"] = 1e9;
     }).toThrow(TypeError);
     await veto.close();
   });

@@ -25,7 +25,10 @@ type Json = Record<string, unknown>;
 /** Decision records of real calls, without the chain's own fields. */
 async function realRecords(name: string): Promise<Json[]> {
   const log = join(dir, name);
-  const r = runCli(["eval", "--bundle", BUNDLE, "--log", log], jsonLines(read(), write({ amount: 9000 }), write({ destination: "https://gmail.com/x" })));
+  const r = runCli(
+    ["eval", "--bundle", BUNDLE, "--log", log],
+    jsonLines(read(), write({ amount: 9000 }), write({ destination: "https://gmail.com/x" })),
+  );
   expect(r.status, r.stderr).toBe(0);
   return (await readLog([log])).map(({ record }) => {
     const copy: Json = structuredClone(record);
@@ -108,7 +111,9 @@ describe("replay: records that cannot be replayed", () => {
     expect(listed).toHaveLength(DAMAGES.length);
     expect(listed[0]).toBe(`?: cannot be replayed (${log} line ${good.length + 1}): its decision_id 42 is not a non-empty string`);
     expect(summaryLine(text.stdout)).toMatch(
-      new RegExp(`^replayed ${good.length} of ${good.length + DAMAGES.length} decisions .*: 0 changed, ${good.length} unchanged, 0 skipped, ${DAMAGES.length} cannot be replayed$`),
+      new RegExp(
+        `^replayed ${good.length} of ${good.length + DAMAGES.length} decisions .*: 0 changed, ${good.length} unchanged, 0 skipped, ${DAMAGES.length} cannot be replayed$`,
+      ),
     );
     expect(runCli(["replay", "--bundle", BUNDLE, "--fail-on-change", log]).status).toBe(1);
     const json = runCli(["replay", "--bundle", BUNDLE, "--json", "--fail-on-change", log]);
@@ -153,12 +158,10 @@ describe("replay: records that cannot be replayed", () => {
       const log = await writeLog(`mix-${seed}-${round}.log`, records);
       const report = await replayRecords(await readLog([log]), { bundle: BUNDLE });
       const context = `seed ${seed}, round ${round}`;
-      expect([report.decisions, report.unchanged + report.changed.length, report.skipped.length, report.unreplayable.length], context).toEqual([
-        replayable + damaged + skipped,
-        replayable,
-        skipped,
-        damaged,
-      ]);
+      expect(
+        [report.decisions, report.unchanged + report.changed.length, report.skipped.length, report.unreplayable.length],
+        context,
+      ).toEqual([replayable + damaged + skipped, replayable, skipped, damaged]);
       const gate = runCli(["replay", "--bundle", BUNDLE, "--fail-on-change", log]);
       expect(gate.status, context).toBe(damaged > 0 ? 1 : 0);
     }

@@ -31,7 +31,11 @@ async function expectInvalid(call: unknown, detail?: RegExp): Promise<Decision> 
   if (detail !== undefined) expect(d.reason).toMatch(detail);
   // Recorded before protect() returned.
   expect(t.sink.records.length).toBe(before + 1);
-  expect(t.sink.last()).toMatchObject({ type: "decision", decision_id: d.id, result: { action: "deny", reasons: [{ code: "invalid_input" }] } });
+  expect(t.sink.last()).toMatchObject({
+    type: "decision",
+    decision_id: d.id,
+    result: { action: "deny", reasons: [{ code: "invalid_input" }] },
+  });
   return d;
 }
 
@@ -107,7 +111,7 @@ describe("wrong types and missing fields", () => {
     ["null", null],
     ["a string", "crm.update"],
     ["an array", [write()]],
-    ["missing tool", { arguments: {}, context: (write()["context"]) }],
+    ["missing tool", { arguments: {}, context: write()["context"] }],
     ["blank tool", { ...write(), tool: " " }],
     ["non-object arguments", { ...write(), arguments: "opp_123" }],
     ["array arguments", { ...write(), arguments: [] }],
@@ -143,7 +147,11 @@ describe("wrong types and missing fields", () => {
     ["DISCOUNT_AMOUNT", null],
     ["Refund_Amount", true],
   ])("an amount field spelled %s holding %j is refused by the adapter itself, naming the key as sent", (key, value) => {
-    const checked = checkCall(write({ changes: { stage: "x", [key]: value } }), DEFAULT_INPUT_LIMITS, ["amount", "discount_amount", "refund_amount"]);
+    const checked = checkCall(write({ changes: { stage: "x", [key]: value } }), DEFAULT_INPUT_LIMITS, [
+      "amount",
+      "discount_amount",
+      "refund_amount",
+    ]);
     expect(checked.ok ? "" : checked.message).toBe(`arguments.changes.${key}: an amount must be a finite number`);
   });
 
@@ -154,12 +162,24 @@ describe("wrong types and missing fields", () => {
 
   it("a getter that throws", async () => {
     const call = write();
-    Object.defineProperty(call["arguments"] as object, "boom", { enumerable: true, get: () => { throw new Error("boom"); } });
+    Object.defineProperty(call["arguments"] as object, "boom", {
+      enumerable: true,
+      get: () => {
+        throw new Error("boom");
+      },
+    });
     await expectInvalid(call, /cannot be read/);
   });
 
   it("a proxy that throws", async () => {
-    const hostile = new Proxy({}, { ownKeys: () => { throw new Error("nope"); } });
+    const hostile = new Proxy(
+      {},
+      {
+        ownKeys: () => {
+          throw new Error("nope");
+        },
+      },
+    );
     await expectInvalid({ ...write(), arguments: hostile });
   });
 
@@ -176,11 +196,29 @@ describe("wrong types and missing fields", () => {
 
 describe("prototype pollution", () => {
   const attempts: [string, () => unknown][] = [
-    ["__proto__ from JSON.parse at the top", () => JSON.parse(`{"__proto__":{"polluted":true},"tool":"crm.read","arguments":{},"context":{"actorId":"a","tenantId":"acme","environment":"production"}}`)],
-    ["__proto__ in changes", () => JSON.parse(`{"tool":"crm.update","arguments":{"changes":{"__proto__":{"polluted":true}}},"context":{"actorId":"a","tenantId":"acme","environment":"production","reason":"r"}}`)],
+    [
+      "__proto__ from JSON.parse at the top",
+      () =>
+        JSON.parse(
+          `{"__proto__":{"polluted":true},"tool":"crm.read","arguments":{},"context":{"actorId":"a","tenantId":"acme","environment":"production"}}`,
+        ),
+    ],
+    [
+      "__proto__ in changes",
+      () =>
+        JSON.parse(
+          `{"tool":"crm.update","arguments":{"changes":{"__proto__":{"polluted":true}}},"context":{"actorId":"a","tenantId":"acme","environment":"production","reason":"r"}}`,
+        ),
+    ],
     ["constructor.prototype in arguments", () => write({ constructor: { prototype: { polluted: true } } })],
     ["prototype key in context", () => write({}, { prototype: { polluted: true } })],
-    ["__proto__ deep inside an array", () => JSON.parse(`{"tool":"crm.read","arguments":{"fields":[{"__proto__":{"polluted":true}}]},"context":{"actorId":"a","tenantId":"acme","environment":"production"}}`)],
+    [
+      "__proto__ deep inside an array",
+      () =>
+        JSON.parse(
+          `{"tool":"crm.read","arguments":{"fields":[{"__proto__":{"polluted":true}}]},"context":{"actorId":"a","tenantId":"acme","environment":"production"}}`,
+        ),
+    ],
   ];
   it.each(attempts)("%s is refused and leaves Object.prototype untouched", async (_name, make) => {
     const d = await expectInvalid(make(), /is not allowed/);
@@ -196,7 +234,11 @@ describe("strings that are not well-formed Unicode (a lone surrogate)", () => {
     ["in arguments.object", () => write({ object: "\ud800" }), /arguments\.object is not well-formed Unicode/],
     ["in a change's value", () => write({ changes: { note: "x\udc00y" } }), /arguments\.changes\.note is not well-formed Unicode/],
     ["in a key of changes", () => write({ changes: { ["stage\ud800"]: "x" } }), /a key of arguments\.changes is not well-formed Unicode/],
-    ["in context.reason, from JSON text", () => JSON.parse(JSON.stringify(write()).replace('"reason":"', '"reason":"\\ud83d')), /context\.reason is not well-formed Unicode/],
+    [
+      "in context.reason, from JSON text",
+      () => JSON.parse(JSON.stringify(write()).replace('"reason":"', '"reason":"\\ud83d')),
+      /context\.reason is not well-formed Unicode/,
+    ],
   ];
   it.each(cases)("%s is invalid_input, with a message naming where", async (_name, make, detail) => {
     const d = await expectInvalid(make(), detail);
@@ -227,7 +269,10 @@ describe("attribution of refused calls", () => {
 describe("amount precision (docs/contract.md §9)", () => {
   it("a JavaScript amount is judged by its shortest text, the one the policy reads", async () => {
     // 0.1 + 0.2 is 0.30000000000000004: 17 significant digits.
-    await expectInvalid(write({ amount: 0.1 + 0.2 }), /arguments\.amount: an amount must have at most 15 significant digits.*0\.30000000000000004 has 17/);
+    await expectInvalid(
+      write({ amount: 0.1 + 0.2 }),
+      /arguments\.amount: an amount must have at most 15 significant digits.*0\.30000000000000004 has 17/,
+    );
     await expectInvalid(write({ changes: { Refund_Amount: 2 ** 53 + 2 } }), /arguments\.changes\.Refund_Amount: .*has 16/);
     await expectInvalid(write({ amount: 1e308 }), /1e\+308 is out of that range/);
     await expectInvalid(write({ amount: Number.MAX_VALUE }), /has 17/);
@@ -240,10 +285,37 @@ describe("amount precision (docs/contract.md §9)", () => {
   });
 
   it("amountTextProblem is the policy's rule: 15 significant digits, zero or 1e-307 <= |x| < 1e308", () => {
-    const precise = ["0", "-0", "0.000", "0e400", "0E-0400", "250000", "250000.000000000000000", "25e4", "2.5E+5", "1e+0307", "1e-307",
-      "999999999999999", "0.123456789012345", "-4999.99999999999", "9.99999999999999e307"];
-    const imprecise = ["250000.00000000001", "1234567890123456", "0.30000000000000004", "1e308", "1e400", "-1E+400", "1e-308", "1e-400",
-      "5e-324", "1e10000", "1e-10000", "4999.9999999999999999999"];
+    const precise = [
+      "0",
+      "-0",
+      "0.000",
+      "0e400",
+      "0E-0400",
+      "250000",
+      "250000.000000000000000",
+      "25e4",
+      "2.5E+5",
+      "1e+0307",
+      "1e-307",
+      "999999999999999",
+      "0.123456789012345",
+      "-4999.99999999999",
+      "9.99999999999999e307",
+    ];
+    const imprecise = [
+      "250000.00000000001",
+      "1234567890123456",
+      "0.30000000000000004",
+      "1e308",
+      "1e400",
+      "-1E+400",
+      "1e-308",
+      "1e-400",
+      "5e-324",
+      "1e10000",
+      "1e-10000",
+      "4999.9999999999999999999",
+    ];
     for (const text of precise) expect(amountTextProblem(text), text).toBeUndefined();
     for (const text of imprecise) expect(amountTextProblem(text), text).toMatch(/^must have at most 15 significant digits/);
   });
@@ -253,8 +325,14 @@ describe("amount precision (docs/contract.md §9)", () => {
     const fields = ["amount"];
     expect(checkCall(call, DEFAULT_INPUT_LIMITS, fields).ok).toBe(true);
     const texts = new Map([["/arguments/amount", "250000.00000000001"]]);
-    expect(checkCall(call, DEFAULT_INPUT_LIMITS, fields, texts)).toMatchObject({ ok: false, message: expect.stringMatching(/^arguments\.amount: /) });
+    expect(checkCall(call, DEFAULT_INPUT_LIMITS, fields, texts)).toMatchObject({
+      ok: false,
+      message: expect.stringMatching(/^arguments\.amount: /),
+    });
     const changed = new Map([["/arguments/changes/Amount", "1e-400"]]);
-    expect(checkCall(call, DEFAULT_INPUT_LIMITS, fields, changed)).toMatchObject({ ok: false, message: expect.stringMatching(/^arguments\.changes\.Amount: /) });
+    expect(checkCall(call, DEFAULT_INPUT_LIMITS, fields, changed)).toMatchObject({
+      ok: false,
+      message: expect.stringMatching(/^arguments\.changes\.Amount: /),
+    });
   });
 });

@@ -41,6 +41,11 @@ describe("numberTexts", () => {
 
   it("decodes escaped keys and skips strings that look like JSON", () => {
     const text = ` { "a\\u006dount" : 12.50 , "s" : "{\\"amount\\": 9e999, \\"]\\": [" , "deep" : {"a":{"b":{"c":{"d":1}}}}, "a/b~c": 3 } `;
-    expect(numberTexts(text, 2)).toEqual(new Map([["/amount", "12.50"], ["/a~1b~0c", "3"]]));
+    expect(numberTexts(text, 2)).toEqual(
+      new Map([
+        ["/amount", "12.50"],
+        ["/a~1b~0c", "3"],
+      ]),
+    );
   });
 });

@@ -79,7 +79,10 @@ describe("veto eval --log --signing-key, then veto log verify --public-key", () 
   it("a forged record appended: reported as not covered, an error with --require-checkpointed", () => {
     const log = signedEval("appended.jsonl");
     const last = parseEntry(lines(log).at(-1)!);
-    appendFileSync(log, `${seal({ type: "approval", decision_id: "01JFORGED", reviewer_id: "user:x", seq: last.seq + 1, prev_hash: last.hash })}\n`);
+    appendFileSync(
+      log,
+      `${seal({ type: "approval", decision_id: "01JFORGED", reviewer_id: "user:x", seq: last.seq + 1, prev_hash: last.hash })}\n`,
+    );
     const line = last.seq + 1;
     const lenient = veto(["log", "verify", log, "--public-key", publicKey]);
     expect(lenient.status).toBe(0);
@@ -110,7 +113,13 @@ describe("veto log checkpoint --out, then veto log verify --expect-checkpoint", 
     // Cut back below it (to an earlier checkpoint, so nothing looks uncovered): only the saved checkpoint shows it.
     const all = lines(log);
     const keep = all.findIndex((l) => l.includes('"reason":"open"')) + 1;
-    writeFileSync(log, all.slice(0, keep).map((l) => `${l}\n`).join(""));
+    writeFileSync(
+      log,
+      all
+        .slice(0, keep)
+        .map((l) => `${l}\n`)
+        .join(""),
+    );
     expect(veto(["log", "verify", log, "--public-key", publicKey, "--require-checkpointed"]).status).toBe(0);
     expect(veto(["log", "verify", log, "--public-key", publicKey, "--expect-checkpoint", saved])).toEqual({
       status: 1,
@@ -142,17 +151,45 @@ describe("usage", () => {
     const ec = join(dir, "ec.pub");
     writeFileSync(ec, generateKeyPairSync("ec", { namedCurve: "P-256" }).publicKey.export({ type: "spki", format: "pem" }).toString());
     const cases: [string[], string, RegExp][] = [
-      [["log", "verify", log, "--require-checkpointed"], "", /^veto: --expect-checkpoint and --require-checkpointed need --public-key FILE\n/],
+      [
+        ["log", "verify", log, "--require-checkpointed"],
+        "",
+        /^veto: --expect-checkpoint and --require-checkpointed need --public-key FILE\n/,
+      ],
       [["log", "verify", log, "--public-key", join(dir, "missing.pub")], "", /^veto: cannot read public key .*missing\.pub: ENOENT/],
       [["log", "verify", log, "--public-key", ec], "", /^veto: verifyLog: publicKeys: must be an Ed25519 key, got ec\n$/],
-      [["log", "verify", log, "--public-key", publicKey, "--expect-checkpoint", log], "", /^veto: saved checkpoint .*: not a single checkpoint line/],
-      [["log", "verify", log, join(dir, "signed.jsonl"), "--public-key", publicKey, "--expect-checkpoint", log], "", /^veto: --expect-checkpoint holds one log to it: give one PATH\n/],
+      [
+        ["log", "verify", log, "--public-key", publicKey, "--expect-checkpoint", log],
+        "",
+        /^veto: saved checkpoint .*: not a single checkpoint line/,
+      ],
+      [
+        ["log", "verify", log, join(dir, "signed.jsonl"), "--public-key", publicKey, "--expect-checkpoint", log],
+        "",
+        /^veto: --expect-checkpoint holds one log to it: give one PATH\n/,
+      ],
       [["log", "checkpoint", "--public-key", publicKey, log], "", /^veto: log checkpoint needs --out FILE\n/],
       [["log", "checkpoint", "--out", join(dir, "x"), log], "", /^veto: log checkpoint needs --public-key FILE/],
-      [["eval", "--bundle", BUNDLE, "--signing-key", signingKey], jsonLines(read()), /^veto: --signing-key and --checkpoint-every sign a decision log: they need --log PATH\n/],
-      [["eval", "--bundle", BUNDLE, "--log", join(dir, "n.jsonl"), "--checkpoint-every", "5"], "", /^veto: --checkpoint-every needs --signing-key FILE\n/],
-      [["eval", "--bundle", BUNDLE, "--log", join(dir, "n.jsonl"), "--signing-key", signingKey, "--checkpoint-every", "0"], "", /^veto: --checkpoint-every must be a positive integer, got 0\n/],
-      [["eval", "--bundle", BUNDLE, "--log", join(dir, "n.jsonl"), "--signing-key", publicKey], "", /^veto: cannot open decision log .*: checkpointKey: not a usable private key/],
+      [
+        ["eval", "--bundle", BUNDLE, "--signing-key", signingKey],
+        jsonLines(read()),
+        /^veto: --signing-key and --checkpoint-every sign a decision log: they need --log PATH\n/,
+      ],
+      [
+        ["eval", "--bundle", BUNDLE, "--log", join(dir, "n.jsonl"), "--checkpoint-every", "5"],
+        "",
+        /^veto: --checkpoint-every needs --signing-key FILE\n/,
+      ],
+      [
+        ["eval", "--bundle", BUNDLE, "--log", join(dir, "n.jsonl"), "--signing-key", signingKey, "--checkpoint-every", "0"],
+        "",
+        /^veto: --checkpoint-every must be a positive integer, got 0\n/,
+      ],
+      [
+        ["eval", "--bundle", BUNDLE, "--log", join(dir, "n.jsonl"), "--signing-key", publicKey],
+        "",
+        /^veto: cannot open decision log .*: checkpointKey: not a usable private key/,
+      ],
     ];
     for (const [args, stdin, stderr] of cases) {
       const r = veto(args, stdin);

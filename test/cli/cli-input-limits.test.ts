@@ -73,7 +73,13 @@ function* filler(size: number, byte = 0x78): Generator<Buffer> {
 }
 
 type Decision = { action: string; reason: string; reasons: { code: string }[] };
-const decisions = (stdout: string): Decision[] => (stdout === "" ? [] : stdout.trim().split("\n").map((l) => JSON.parse(l) as Decision));
+const decisions = (stdout: string): Decision[] =>
+  stdout === ""
+    ? []
+    : stdout
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as Decision);
 
 describe("veto eval: lines of any length", () => {
   it("a 300 MB line is denied as invalid_input without being held, and the next line is decided; peak memory stays bounded", async () => {
@@ -149,9 +155,7 @@ describe("veto eval: lines of any length", () => {
               text = call + " ".repeat(target - Buffer.byteLength(call));
             }
             const bytes = Buffer.byteLength(text);
-            expected.push(
-              bytes > LIMIT ? "too long" : text.trim() === "" ? "blank" : kind === "not-json" ? "not JSON" : "decided",
-            );
+            expected.push(bytes > LIMIT ? "too long" : text.trim() === "" ? "blank" : kind === "not-json" ? "not JSON" : "decided");
             return text + (crlf ? "\r\n" : "\n");
           });
           let input = texts.join("");
@@ -312,7 +316,9 @@ describe("files the command line reads: size and nesting limits, named in the me
     at["x"] = nested;
     const ok = join(dir, "at-limit.json");
     writeFileSync(ok, JSON.stringify(at));
-    expect(runCli(["eval", "--bundle", BUNDLE, "--data", ok, "--records", join(dir, "records.jsonl")], `${JSON.stringify(read())}\n`).status).toBe(0);
+    expect(
+      runCli(["eval", "--bundle", BUNDLE, "--data", ok, "--records", join(dir, "records.jsonl")], `${JSON.stringify(read())}\n`).status,
+    ).toBe(0);
     at["x"] = [nested];
     const over = join(dir, "over-limit.json");
     writeFileSync(over, JSON.stringify(at));
@@ -328,13 +334,24 @@ describe("files the command line reads: size and nesting limits, named in the me
       ["missing.json", null, /^veto: cannot read data file \S+missing\.json: ENOENT/],
       ["not-json.json", "{", /^veto: data file \S+not-json\.json is not valid JSON/],
       ["array.json", "[]", /^veto: data file \S+array\.json is not a JSON object/],
-      ["shape.json", JSON.stringify({ veto: { config: { environments: 5 } } }), /^veto: data document in file \S+shape\.json is unusable: .*veto\.config\.environments/],
-      ["infinite.json", JSON.stringify({ veto: { config: { escalation: { window_seconds: -1 } } } }), /^veto: data document in file \S+infinite\.json is unusable/],
+      [
+        "shape.json",
+        JSON.stringify({ veto: { config: { environments: 5 } } }),
+        /^veto: data document in file \S+shape\.json is unusable: .*veto\.config\.environments/,
+      ],
+      [
+        "infinite.json",
+        JSON.stringify({ veto: { config: { escalation: { window_seconds: -1 } } } }),
+        /^veto: data document in file \S+infinite\.json is unusable/,
+      ],
     ];
     for (const [name, content, message] of cases) {
       const file = join(dir, name);
       if (content !== null) writeFileSync(file, content);
-      for (const args of [["eval", "--bundle", BUNDLE, "--data", file], ["replay", "--bundle", BUNDLE, "--data", file, log]]) {
+      for (const args of [
+        ["eval", "--bundle", BUNDLE, "--data", file],
+        ["replay", "--bundle", BUNDLE, "--data", file, log],
+      ]) {
         const r = runCli(args, "");
         expect(r.status, `${args[0]} ${name}`).toBe(2);
         expect(r.stderr.trim(), `${args[0]} ${name}`).toMatch(message);
@@ -352,9 +369,15 @@ describe("files the command line reads: size and nesting limits, named in the me
       [["eval", "--bundle", BUNDLE, "--data", big], /^veto: data file \S+ is unusable: it is larger than 67108864 bytes \(the limit\)$/],
       [["eval", "--bundle", big], /^veto: cannot read bundle \S+: it is larger than 67108864 bytes \(the limit\)$/],
       [["hash", big], /^veto: bundle \S+ is unusable: it is larger than 67108864 bytes \(the limit\)$/],
-      [["eval", "--bundle", BUNDLE, "--verification-key", big], /^veto: verification key \S+ is unusable: it is larger than 1048576 bytes \(the limit\)$/],
+      [
+        ["eval", "--bundle", BUNDLE, "--verification-key", big],
+        /^veto: verification key \S+ is unusable: it is larger than 1048576 bytes \(the limit\)$/,
+      ],
       // Not a regular file: refused at once, never read.
-      [["eval", "--bundle", BUNDLE, "--data", "/dev/zero"], /^veto: cannot read data file \/dev\/zero: \/dev\/zero is not a regular file \(it is a character device\)/],
+      [
+        ["eval", "--bundle", BUNDLE, "--data", "/dev/zero"],
+        /^veto: cannot read data file \/dev\/zero: \/dev\/zero is not a regular file \(it is a character device\)/,
+      ],
       [["hash", "/dev/zero"], /\/dev\/zero is not a regular file \(it is a character device\)/],
     ];
     for (const [args, message] of runs) {
@@ -379,10 +402,18 @@ describe("files the command line reads: size and nesting limits, named in the me
     const nested = join(dir, "deep-nested-bundle.tar.gz");
     let value: unknown = [];
     for (let i = 1; i < MAX_DATA_DEPTH - 3; i++) value = [value];
-    writeFileSync(nested, await tarball([...(await testBundleFiles()), { name: "veto/config/x/data.json", content: Buffer.from(JSON.stringify(value)) }]));
+    writeFileSync(
+      nested,
+      await tarball([...(await testBundleFiles()), { name: "veto/config/x/data.json", content: Buffer.from(JSON.stringify(value)) }]),
+    );
     expect(runCli(["eval", "--bundle", nested, "--records", join(dir, "records.jsonl")], `${JSON.stringify(read())}\n`).status).toBe(0);
-    writeFileSync(nested, await tarball([...(await testBundleFiles()), { name: "veto/config/x/data.json", content: Buffer.from(JSON.stringify([value])) }]));
-    expect(runCli(["eval", "--bundle", nested], "").stderr).toMatch(/data file veto\/config\/x\/data\.json nests .* deeper than 1000 levels/);
+    writeFileSync(
+      nested,
+      await tarball([...(await testBundleFiles()), { name: "veto/config/x/data.json", content: Buffer.from(JSON.stringify([value])) }]),
+    );
+    expect(runCli(["eval", "--bundle", nested], "").stderr).toMatch(
+      /data file veto\/config\/x\/data\.json nests .* deeper than 1000 levels/,
+    );
   });
 
   it("a tar entry larger than the unpacked limit is refused from its header, before its content is read", async () => {
@@ -435,7 +466,9 @@ describe("decision logs: a line longer than any record", () => {
     const path = join(dir, "writer.log");
     const log = await openFileLog(path);
     try {
-      await expect(log.write({ type: "decision", note: "x".repeat(MAX_RECORD_LINE_BYTES) })).rejects.toMatchObject({ code: "record_invalid" });
+      await expect(log.write({ type: "decision", note: "x".repeat(MAX_RECORD_LINE_BYTES) })).rejects.toMatchObject({
+        code: "record_invalid",
+      });
       await log.write({ type: "decision", note: "fits" });
     } finally {
       await log.close();

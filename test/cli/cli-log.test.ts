@@ -19,7 +19,10 @@ const veto = runCli;
 
 const lines = jsonLines;
 const parse = (text: string): Record<string, unknown>[] =>
-  text.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+  text
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 
 /**
  * Calls for the replay test, each with its verdict under the bundle's data
@@ -137,7 +140,10 @@ describe("veto eval --log, then veto log verify", () => {
       const r = veto(["log", "verify", target]);
       expect(r.status).toBe(1);
       expect(r.stdout).toBe("");
-      expect(r.stderr.split("\n")).toEqual([expect.stringMatching(new RegExp(`^veto: log verify failed: ${target}: line ${index + 1}: `)), ""]);
+      expect(r.stderr.split("\n")).toEqual([
+        expect.stringMatching(new RegExp(`^veto: log verify failed: ${target}: line ${index + 1}: `)),
+        "",
+      ]);
     }
   });
 
@@ -150,7 +156,10 @@ describe("veto eval --log, then veto log verify", () => {
     writeFileSync(target, [text[0], text[2], text[1], ...text.slice(3)].map((l) => `${l}\n`).join(""));
     expect(veto(["log", "verify", target]).stderr).toMatch(new RegExp(`^veto: log verify failed: ${target}: line 2: `));
     const missing = veto(["log", "verify", join(dir, "nope.jsonl")]);
-    expect([missing.status, missing.stderr]).toEqual([1, `veto: log verify failed: ${join(dir, "nope.jsonl")}: cannot read file: ENOENT\n`]);
+    expect([missing.status, missing.stderr]).toEqual([
+      1,
+      `veto: log verify failed: ${join(dir, "nope.jsonl")}: cannot read file: ENOENT\n`,
+    ]);
   });
 
   it("verifies several logs, one line each; usage errors exit 2", () => {
@@ -158,7 +167,12 @@ describe("veto eval --log, then veto log verify", () => {
     const b = recordScenario("b.jsonl").log;
     const r = veto(["log", "verify", a, b]);
     expect(r.status).toBe(0);
-    expect(r.stdout.trim().split("\n").map((l) => l.split(":")[0])).toEqual([a, b]);
+    expect(
+      r.stdout
+        .trim()
+        .split("\n")
+        .map((l) => l.split(":")[0]),
+    ).toEqual([a, b]);
     expect(veto(["log", "verify"]).status).toBe(2);
     expect(veto(["log", "frob"]).stderr).toMatch(/^veto: unknown log subcommand frob\n/);
     expect(veto(["eval", "--bundle", BUNDLE, "--log", a, "--records", b]).status).toBe(2);
@@ -188,7 +202,9 @@ describe("veto replay", () => {
     expect(out.slice(0, expectedChanges.length)).toEqual(expectedChanges);
     expect(out.slice(expectedChanges.length)).toEqual([
       `${String(decisions[12]!["id"])}: skipped (${log} line 13): the call was not recorded (it was not JSON, or broke the input limits)`,
-      expect.stringMatching(/^replayed 12 of 13 decisions against bundle sha256:[0-9a-f]{64} \(revision .+\): 4 changed, 8 unchanged, 1 skipped$/),
+      expect.stringMatching(
+        /^replayed 12 of 13 decisions against bundle sha256:[0-9a-f]{64} \(revision .+\): 4 changed, 8 unchanged, 1 skipped$/,
+      ),
       "require_approval → allow: 2",
       "require_approval → deny: 1",
       "require_approval → require_approval: 1",
@@ -202,7 +218,11 @@ describe("veto replay", () => {
     expect(r.status).toBe(1);
     const report = JSON.parse(r.stdout) as Record<string, unknown>;
     expect(report).toMatchObject({ logs: [log], data, decisions: 13, unchanged: 8 });
-    expect(report["summary"]).toEqual({ "require_approval → allow": 2, "require_approval → deny": 1, "require_approval → require_approval": 1 });
+    expect(report["summary"]).toEqual({
+      "require_approval → allow": 2,
+      "require_approval → deny": 1,
+      "require_approval → require_approval": 1,
+    });
     expect(report["changed"]).toEqual([
       expect.objectContaining({
         decision_id: decisions[2]!["id"],
@@ -211,11 +231,20 @@ describe("veto replay", () => {
         tool: "crm.update",
         actor_id: "agent:sales-assistant",
         tenant_id: "acme",
-        old: { action: "require_approval", escalated: false, codes: ["production_amount"], approvers: ["user:crm-owner@acme.example", "user:revops-lead@acme.example"] },
+        old: {
+          action: "require_approval",
+          escalated: false,
+          codes: ["production_amount"],
+          approvers: ["user:crm-owner@acme.example", "user:revops-lead@acme.example"],
+        },
         new: { action: "allow", escalated: false, codes: ["low_value"], approvers: [] },
       }),
       expect.objectContaining({ decision_id: decisions[3]!["id"], line: 4 }),
-      expect.objectContaining({ decision_id: decisions[5]!["id"], line: 6, new: expect.objectContaining({ codes: ["amount_over_limit"] }) }),
+      expect.objectContaining({
+        decision_id: decisions[5]!["id"],
+        line: 6,
+        new: expect.objectContaining({ codes: ["amount_over_limit"] }),
+      }),
       expect.objectContaining({ decision_id: decisions[6]!["id"], line: 7, new: expect.objectContaining({ codes: ["sensitive_field"] }) }),
     ]);
     expect(report["skipped"]).toEqual([expect.objectContaining({ decision_id: decisions[12]!["id"], line: 13 })]);

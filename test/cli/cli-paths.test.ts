@@ -47,7 +47,10 @@ beforeAll(() => {
   const made = spawnSync("node", [CLI, "eval", "--bundle", BUNDLE, "--log", goodLog], { input: jsonLines(read()), encoding: "utf8" });
   if (made.status !== 0) throw new Error(`could not make a log: ${made.stderr}`);
   goodData = join(dir, "data.json");
-  writeFileSync(goodData, JSON.stringify(JSON.parse(spawnSync("tar", ["-xOzf", BUNDLE, "data.json"], { encoding: "utf8" }).stdout || "{}")));
+  writeFileSync(
+    goodData,
+    JSON.stringify(JSON.parse(spawnSync("tar", ["-xOzf", BUNDLE, "data.json"], { encoding: "utf8" }).stdout || "{}")),
+  );
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

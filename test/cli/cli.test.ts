@@ -26,7 +26,10 @@ describe("veto eval", () => {
     const records = join(dir, "records.jsonl");
     const r = veto(["eval", "--bundle", BUNDLE, "--records", records], input);
     expect(r.status).toBe(0);
-    const decisions = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    const decisions = r.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     // Every line has its decision, in order (the final newline ends the last line, it adds none).
     expect(decisions.map((d) => [d["action"], d["escalated"], (d["reasons"] as { code: string }[]).map((x) => x.code)])).toEqual([
       ["allow", false, ["read_only"]],
@@ -47,7 +50,10 @@ describe("veto eval", () => {
     expect(decisions[3]!["reason"]).toMatch(/the line is blank/);
     expect(decisions[5]!["reason"]).toMatch(/the line is blank/);
     // Every decision has its record, in the records file.
-    const recorded = readFileSync(records, "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    const recorded = readFileSync(records, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(recorded.map((x) => x["decision_id"])).toEqual(decisions.map((d) => d["id"]));
   });
 
@@ -60,7 +66,10 @@ describe("veto eval", () => {
         encoding: "utf8",
       });
       expect(run.status).toBe(2);
-      const decisions = run.stdout.trim().split("\n").map((l) => JSON.parse(l) as { action: string; reason: string; reasons: { code: string }[] });
+      const decisions = run.stdout
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as { action: string; reason: string; reasons: { code: string }[] });
       expect(decisions.map((d) => [d.action, d.reasons.map((x) => x.code)])).toEqual(Array(3).fill(["deny", ["record_unavailable"]]));
       expect(decisions[0]?.reason).toMatch(/standard error failed .*ENOSPC/);
     } finally {
@@ -91,7 +100,10 @@ describe("veto eval", () => {
     ].join("\n");
     const r = veto(["eval", "--bundle", BUNDLE, "--records", join(dir, "amounts.jsonl")], `${input}\n`);
     expect(r.status, r.stderr).toBe(0);
-    const decisions = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as { action: string; reason: string; reasons: { code: string }[] });
+    const decisions = r.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { action: string; reason: string; reasons: { code: string }[] });
     expect(decisions.map((d) => [d.action, d.reasons.map((x) => x.code)])).toEqual([
       ["deny", ["invalid_input"]],
       ["deny", ["invalid_input"]],
@@ -101,7 +113,9 @@ describe("veto eval", () => {
       ["allow", ["low_value"]],
       ["require_approval", ["production_amount"]],
     ]);
-    expect(decisions[0]!.reason).toMatch(/arguments\.changes\.amount: an amount must have at most 15 significant digits .*250000\.00000000001 has 17/);
+    expect(decisions[0]!.reason).toMatch(
+      /arguments\.changes\.amount: an amount must have at most 15 significant digits .*250000\.00000000001 has 17/,
+    );
   });
 
   it("records go to stderr when no --records file is given", () => {

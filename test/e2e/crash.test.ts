@@ -123,8 +123,18 @@ async function soak(trials: number, signed: boolean): Promise<void> {
   const keyFile = join(dir, `signing-${seed}.pem`);
   await writeFile(keyFile, key.privatePem);
   const signing = signed ? [keyFile, String(CHECKPOINT_EVERY)] : [];
-  const openOptions = signed ? { maxBytes: MAX_BYTES, checkpointKey: key.privateKey, checkpointEvery: CHECKPOINT_EVERY } : { maxBytes: MAX_BYTES };
-  const totals = { acknowledged: 0, recordsInLastLog: 0, tornTruncated: 0, tornCompleted: 0, staleLocks: 0, killedBeforeReady: 0, checkpointsVerified: 0 };
+  const openOptions = signed
+    ? { maxBytes: MAX_BYTES, checkpointKey: key.privateKey, checkpointEvery: CHECKPOINT_EVERY }
+    : { maxBytes: MAX_BYTES };
+  const totals = {
+    acknowledged: 0,
+    recordsInLastLog: 0,
+    tornTruncated: 0,
+    tornCompleted: 0,
+    staleLocks: 0,
+    killedBeforeReady: 0,
+    checkpointsVerified: 0,
+  };
   let logPath = "";
   for (let trial = 0; trial < trials; trial++) {
     if (trial % TRIALS_PER_LOG === 0) logPath = join(dir, `crash-${signed ? "signed-" : ""}${trial}.jsonl`);
@@ -169,9 +179,13 @@ describe("crash test: SIGKILL under concurrent load", () => {
   });
 
   const signedTrials = Math.max(TRIALS_PER_LOG, Math.floor(TRIALS / 2));
-  it(`with signed checkpoints: loses no acknowledged record across ${signedTrials} kills, and every checkpoint verifies after recovery`, {
-    timeout: Math.max(120_000, signedTrials * 3_000),
-  }, async () => {
-    await soak(signedTrials, true);
-  });
+  it(
+    `with signed checkpoints: loses no acknowledged record across ${signedTrials} kills, and every checkpoint verifies after recovery`,
+    {
+      timeout: Math.max(120_000, signedTrials * 3_000),
+    },
+    async () => {
+      await soak(signedTrials, true);
+    },
+  );
 });

@@ -32,7 +32,12 @@ interface DemoOutput {
     records: number;
     checkpoints: number;
     publicKey: string;
-    verified: { ok: boolean; count: number; head: string; checkpoints?: { records: number; checkpoints: number; signatures: string; uncovered: unknown } };
+    verified: {
+      ok: boolean;
+      count: number;
+      head: string;
+      checkpoints?: { records: number; checkpoints: number; signatures: string; uncovered: unknown };
+    };
   };
 }
 
@@ -58,8 +63,7 @@ beforeAll(() => {
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const field = (s: CrmState, tenant: string, object: string, id: string, name: string): unknown =>
-  s.tenants[tenant]?.[object]?.[id]?.[name];
+const field = (s: CrmState, tenant: string, object: string, id: string, name: string): unknown => s.tenants[tenant]?.[object]?.[id]?.[name];
 
 describe("make demo", () => {
   it("walks every row of the risk table with the expected verdicts", () => {
@@ -82,10 +86,7 @@ describe("make demo", () => {
 
   it("refuses the self-approval, then records the owner's answers", () => {
     expect(out.steps[3]?.review).toEqual(["approved by user:crm-owner@acme.example"]);
-    expect(out.steps[4]?.review).toEqual([
-      "self-approval refused (self_approval)",
-      "rejected by user:crm-owner@acme.example",
-    ]);
+    expect(out.steps[4]?.review).toEqual(["self-approval refused (self_approval)", "rejected by user:crm-owner@acme.example"]);
   });
 
   it("opens an incident for each escalated decision", () => {
@@ -137,7 +138,9 @@ describe("make demo", () => {
     const lines = readFileSync(out.log.path, "utf8").split("\n").slice(0, -1);
     const cut = join(dir, "cut.jsonl");
     writeFileSync(cut, [...lines.slice(0, -2), lines.at(-1)].map((l) => `${l}\n`).join(""));
-    const run = spawnSync("node", [resolve(ROOT, "dist/cli.js"), "log", "verify", cut, "--public-key", out.log.publicKey], { encoding: "utf8" });
+    const run = spawnSync("node", [resolve(ROOT, "dist/cli.js"), "log", "verify", cut, "--public-key", out.log.publicKey], {
+      encoding: "utf8",
+    });
     expect(run.status).toBe(1);
     expect(run.stderr).toBe(`veto: log verify failed: ${cut}: line 15: prev_hash does not match line 14\n`);
   });

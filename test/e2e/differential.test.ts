@@ -19,9 +19,26 @@ import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadBundle } from "../../adapter/policy/bundle.js";
 import { PolicyEvaluator } from "../../adapter/policy/evaluator.js";
-import { createVeto, InMemoryStore, type Decision, type StoredDecision, type Veto, type VetoRecord, type VetoStore } from "../../adapter/index.js";
+import {
+  createVeto,
+  InMemoryStore,
+  type Decision,
+  type StoredDecision,
+  type Veto,
+  type VetoRecord,
+  type VetoStore,
+} from "../../adapter/index.js";
 import { protectText } from "../../adapter/veto.js";
-import { ALT_CONFIG, DESTINATION_CASES, DESTINATION_FORMS, RESPELLING_CASES, generateAmountTextCases, generateCases, openConfig, type GeneratedCase } from "../helpers/generate-calls.js";
+import {
+  ALT_CONFIG,
+  DESTINATION_CASES,
+  DESTINATION_FORMS,
+  RESPELLING_CASES,
+  generateAmountTextCases,
+  generateCases,
+  openConfig,
+  type GeneratedCase,
+} from "../helpers/generate-calls.js";
 import { ROOT, requireBundle, requireOpa, runCli } from "../helpers/index.js";
 
 const SEED = Number(process.env["VETO_DIFF_SEED"] ?? 20260301);
@@ -70,7 +87,12 @@ interface Answer {
 }
 
 function verdict(answer: Answer): Verdict {
-  const v: Verdict = { action: answer.action, escalated: answer.escalated, codes: answer.reasons.map((r) => r.code), approvers: [...answer.approvers] };
+  const v: Verdict = {
+    action: answer.action,
+    escalated: answer.escalated,
+    codes: answer.reasons.map((r) => r.code),
+    approvers: [...answer.approvers],
+  };
   if (answer.destination_hosts !== undefined) v.hosts = [...answer.destination_hosts];
   return v;
 }
@@ -118,15 +140,28 @@ beforeAll(async () => {
   const sink = { write: async (_r: VetoRecord): Promise<void> => {} };
   const vetos: Record<GeneratedCase["config"], Veto> = {
     bundle: await createVeto({ bundle: BUNDLE_PATH(), store: stores.bundle, recordSink: sink, logger: silent }),
-    alt: await createVeto({ bundle: BUNDLE_PATH(), data: { veto: { config: ALT_CONFIG } }, store: stores.alt, recordSink: sink, logger: silent }),
-    open: await createVeto({ bundle: BUNDLE_PATH(), data: { veto: { config: open } }, store: stores.open, recordSink: sink, logger: silent }),
+    alt: await createVeto({
+      bundle: BUNDLE_PATH(),
+      data: { veto: { config: ALT_CONFIG } },
+      store: stores.alt,
+      recordSink: sink,
+      logger: silent,
+    }),
+    open: await createVeto({
+      bundle: BUNDLE_PATH(),
+      data: { veto: { config: open } },
+      store: stores.open,
+      recordSink: sink,
+      logger: silent,
+    }),
   };
   for (const c of cases) {
     const evaluation = await evaluators[c.config].evaluateJson(policyInputText(c));
     if (!evaluation.ok) throw new Error(`WASM evaluation failed for ${JSON.stringify(c)}: ${evaluation.error.message}`);
     wasmVerdicts.push(verdict(evaluation.answer));
     stores[c.config].recentDenies = c.recentDenies;
-    const decision: Decision = c.text === undefined ? await vetos[c.config].protect(c.call) : await protectText(vetos[c.config], c.call, c.text);
+    const decision: Decision =
+      c.text === undefined ? await vetos[c.config].protect(c.call) : await protectText(vetos[c.config], c.call, c.text);
     protectVerdicts.push(verdict(decision));
   }
   await Promise.all(Object.values(vetos).map((v) => v.close()));
@@ -147,11 +182,27 @@ beforeAll(async () => {
   );
   writeFileSync(join(workDir, "configs.json"), JSON.stringify({ differential: { configs } }));
   // Written by hand, so the text cases reach OPA with their numbers as written.
-  writeFileSync(join(workDir, "batch.json"), `{"batch":[${cases.map((c) => `{"config":${JSON.stringify(c.config)},"input":${policyInputText(c)}}`).join(",")}]}`);
+  writeFileSync(
+    join(workDir, "batch.json"),
+    `{"batch":[${cases.map((c) => `{"config":${JSON.stringify(c.config)},"input":${policyInputText(c)}}`).join(",")}]}`,
+  );
   writeFileSync(join(workDir, "open.json"), JSON.stringify({ veto: { config: open } }));
   const run = spawnSync(
     opa,
-    ["eval", "--format", "json", "-d", resolve(ROOT, "policy"), "-d", join(workDir, "wrapper.rego"), "-d", join(workDir, "configs.json"), "-i", join(workDir, "batch.json"), "data.differential.results"],
+    [
+      "eval",
+      "--format",
+      "json",
+      "-d",
+      resolve(ROOT, "policy"),
+      "-d",
+      join(workDir, "wrapper.rego"),
+      "-d",
+      join(workDir, "configs.json"),
+      "-i",
+      join(workDir, "batch.json"),
+      "data.differential.results",
+    ],
     { encoding: "utf8", maxBuffer: 256 * 1024 * 1024 },
   );
   if (run.status !== 0) throw new Error(`opa eval failed (${run.status}): ${run.stderr}`);
@@ -204,26 +255,24 @@ describe(`differential: ${COUNT} seeded calls`, () => {
 
   it("the batch reaches every action, both escalation states and every policy reason code", () => {
     const seen = new Set(goVerdicts.flatMap((v) => v.codes));
-    expect([...seen].sort()).toEqual(
-      [
-        "actor_not_allowed",
-        "amount_over_limit",
-        "blocked_destination",
-        "destination_not_allowed",
-        "invalid_input",
-        "low_value",
-        "missing_reason",
-        "no_approver",
-        "production_amount",
-        "read_only",
-        "repeated_denies",
-        "sensitive_field",
-        "unknown_environment",
-        "unknown_tenant",
-        "unknown_tool",
-        "wrong_tenant",
-      ],
-    );
+    expect([...seen].sort()).toEqual([
+      "actor_not_allowed",
+      "amount_over_limit",
+      "blocked_destination",
+      "destination_not_allowed",
+      "invalid_input",
+      "low_value",
+      "missing_reason",
+      "no_approver",
+      "production_amount",
+      "read_only",
+      "repeated_denies",
+      "sensitive_field",
+      "unknown_environment",
+      "unknown_tenant",
+      "unknown_tool",
+      "wrong_tenant",
+    ]);
     expect(new Set(goVerdicts.map((v) => v.action))).toEqual(new Set(["allow", "deny", "require_approval"]));
     expect(new Set(goVerdicts.map((v) => v.escalated))).toEqual(new Set([true, false]));
     // Every deny code also appears alone, so no code is only ever hidden behind another.
@@ -247,10 +296,16 @@ describe(`differential: ${COUNT} seeded calls`, () => {
     const args = ["eval", "--bundle", BUNDLE_PATH(), "--data", join(workDir, "open.json"), "--records", join(workDir, "records.jsonl")];
     const run = runCli(args, `${textCases.map((c) => c.text).join("\n")}\n`);
     expect(run.status, run.stderr).toBe(0);
-    const cliVerdicts = run.stdout.trimEnd().split("\n").map((line) => verdict(JSON.parse(line) as Decision));
+    const cliVerdicts = run.stdout
+      .trimEnd()
+      .split("\n")
+      .map((line) => verdict(JSON.parse(line) as Decision));
     const offset = COUNT;
     const diverging = textCases.findIndex((_, i) => JSON.stringify(cliVerdicts[i]) !== JSON.stringify(goVerdicts[offset + i]));
-    if (diverging >= 0) console.error(`veto eval and opa eval diverge (seed ${SEED}) on ${textCases[diverging]?.text}: ${JSON.stringify(cliVerdicts[diverging])} vs ${JSON.stringify(goVerdicts[offset + diverging])}`);
+    if (diverging >= 0)
+      console.error(
+        `veto eval and opa eval diverge (seed ${SEED}) on ${textCases[diverging]?.text}: ${JSON.stringify(cliVerdicts[diverging])} vs ${JSON.stringify(goVerdicts[offset + diverging])}`,
+      );
     expect(diverging).toBe(-1);
     expect(cliVerdicts).toHaveLength(textCases.length);
   });
@@ -266,12 +321,19 @@ describe(`differential: ${COUNT} seeded calls`, () => {
     textCases.forEach((c, i) => {
       const v = goVerdicts[COUNT + i] as Verdict;
       if (v.codes.includes("invalid_input")) invalid += 1;
-      const call = c.call as { tool: string; arguments: { amount?: unknown; changes?: Record<string, unknown> }; context: { tenantId: string; environment: string } };
+      const call = c.call as {
+        tool: string;
+        arguments: { amount?: unknown; changes?: Record<string, unknown> };
+        context: { tenantId: string; environment: string };
+      };
       if (call.tool === "crm.read") return;
       const texts = amountTexts(c.text as string);
       const limit = limits[call.context.tenantId] ?? {};
       const over = limit.max !== undefined && texts.some((t) => compareDecimal(t, limit.max as bigint) > 0);
-      const approval = call.context.environment === "production" && limit.threshold !== undefined && texts.some((t) => compareDecimal(t, limit.threshold as bigint) >= 0);
+      const approval =
+        call.context.environment === "production" &&
+        limit.threshold !== undefined &&
+        texts.some((t) => compareDecimal(t, limit.threshold as bigint) >= 0);
       if (over) above += 1;
       if (over || approval) expect(v.action, `${c.text} -> ${JSON.stringify(v)}`).not.toBe("allow");
       if (over) expect(v.action, `${c.text} -> ${JSON.stringify(v)}`).toBe("deny");
@@ -290,7 +352,9 @@ describe(`differential: ${COUNT} seeded calls`, () => {
     });
     expect(got).toEqual(RESPELLING_CASES.map((c) => c.expected));
     // The random batch respells too (a stream of its own): some amount keys and object names.
-    const respelled = cases.slice(0, COUNT).filter((c) => /"(Amount|AMOUNT|DISCOUNT_AMOUNT|Opportunity| opportunity )"/.test(JSON.stringify(c.call)));
+    const respelled = cases
+      .slice(0, COUNT)
+      .filter((c) => /"(Amount|AMOUNT|DISCOUNT_AMOUNT|Opportunity| opportunity )"/.test(JSON.stringify(c.call)));
     expect(respelled.length).toBeGreaterThan(50);
   });
 });
@@ -314,4 +378,3 @@ function compareDecimal(text: string, limit: bigint): number {
   const [left, right] = exponent >= 0 ? [mantissa * 10n ** BigInt(exponent), limit] : [mantissa, limit * 10n ** BigInt(-exponent)];
   return left > right ? 1 : left < right ? -1 : 0;
 }
-

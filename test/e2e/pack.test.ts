@@ -71,7 +71,16 @@ export { action, err };
     writeFileSync(
       join(project, "tsconfig.json"),
       JSON.stringify({
-        compilerOptions: { strict: true, module: "NodeNext", moduleResolution: "NodeNext", target: "ES2022", noEmit: true, skipLibCheck: false, types: ["node"], typeRoots: [resolve(ROOT, "node_modules/@types")] },
+        compilerOptions: {
+          strict: true,
+          module: "NodeNext",
+          moduleResolution: "NodeNext",
+          target: "ES2022",
+          noEmit: true,
+          skipLibCheck: false,
+          types: ["node"],
+          typeRoots: [resolve(ROOT, "node_modules/@types")],
+        },
         files: ["check.ts"],
       }),
     );

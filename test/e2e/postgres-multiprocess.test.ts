@@ -135,7 +135,9 @@ describe("four processes, one deny history", () => {
     expect(chain.map((r) => (r["result"] as { escalated: boolean }).escalated)).toEqual(Array.from({ length: 24 }, (_, i) => i >= 3));
     expect(all.filter((d) => !d.escalated).map((d) => d.reasons[0]?.code)).toEqual(Array(3).fill("blocked_destination"));
     expect(all.filter((d) => d.escalated)).toHaveLength(21);
-    const { rows } = await db.pool.query(`SELECT count(*)::int AS n FROM "${schema}".decisions WHERE actor_id = $1 AND action = 'deny'`, [actor]);
+    const { rows } = await db.pool.query(`SELECT count(*)::int AS n FROM "${schema}".decisions WHERE actor_id = $1 AND action = 'deny'`, [
+      actor,
+    ]);
     expect(rows[0].n).toBe(24);
 
     // The processes really raced: in commit order, decisions of different workers interleave.
@@ -215,18 +217,26 @@ describe("a process killed mid-call", () => {
 
     const q = async (sql: string): Promise<unknown[]> => (await db.pool.query(sql.replaceAll("$S", `"${schema}"`))).rows;
     // Every stored decision has exactly one decision record, saying the same action, and the other way round.
-    expect(await q(`SELECT d.id FROM $S.decisions d
-      WHERE (SELECT count(*) FROM $S.records r WHERE r.decision_id = d.id AND r.type = 'decision') <> 1`)).toEqual([]);
-    expect(await q(`SELECT r.decision_id FROM $S.records r LEFT JOIN $S.decisions d ON d.id = r.decision_id
-      WHERE r.type = 'decision' AND (d.id IS NULL OR d.action <> r.line::jsonb #>> '{result,action}')`)).toEqual([]);
+    expect(
+      await q(`SELECT d.id FROM $S.decisions d
+      WHERE (SELECT count(*) FROM $S.records r WHERE r.decision_id = d.id AND r.type = 'decision') <> 1`),
+    ).toEqual([]);
+    expect(
+      await q(`SELECT r.decision_id FROM $S.records r LEFT JOIN $S.decisions d ON d.id = r.decision_id
+      WHERE r.type = 'decision' AND (d.id IS NULL OR d.action <> r.line::jsonb #>> '{result,action}')`),
+    ).toEqual([]);
     // No approval stuck half-way; every answer has its record and every answer record its answer.
     expect(await q(`SELECT id FROM $S.decisions WHERE approval_status = 'answering'`)).toEqual([]);
-    expect(await q(`SELECT d.id FROM $S.decisions d WHERE d.approval_status IN ('approved', 'rejected')
+    expect(
+      await q(`SELECT d.id FROM $S.decisions d WHERE d.approval_status IN ('approved', 'rejected')
       AND (SELECT count(*) FROM $S.records r WHERE r.decision_id = d.id
-           AND r.type = CASE d.approval_status WHEN 'approved' THEN 'approval' ELSE 'rejection' END) <> 1`)).toEqual([]);
-    expect(await q(`SELECT r.decision_id FROM $S.records r LEFT JOIN $S.decisions d ON d.id = r.decision_id
+           AND r.type = CASE d.approval_status WHEN 'approved' THEN 'approval' ELSE 'rejection' END) <> 1`),
+    ).toEqual([]);
+    expect(
+      await q(`SELECT r.decision_id FROM $S.records r LEFT JOIN $S.decisions d ON d.id = r.decision_id
       WHERE r.type IN ('approval', 'rejection')
-      AND d.approval_status IS DISTINCT FROM CASE r.type WHEN 'approval' THEN 'approved' ELSE 'rejected' END`)).toEqual([]);
+      AND d.approval_status IS DISTINCT FROM CASE r.type WHEN 'approval' THEN 'approved' ELSE 'rejected' END`),
+    ).toEqual([]);
     const answered = await q(`SELECT count(*)::int AS n FROM $S.records WHERE type IN ('approval', 'rejection')`);
     expect((answered[0] as { n: number }).n).toBeGreaterThan(0);
     expect(await verifyPostgresLog({ connectionString: pgUrl(), schema })).toMatchObject({ ok: true });

@@ -52,7 +52,9 @@ export class CountFaultStore implements VetoStore {
       fn({
         ...unit,
         countRecentDenies: (actorId, tenantId, sinceMs) =>
-          this.failCount ? Promise.reject(new Error("deny history unavailable (injected)")) : unit.countRecentDenies(actorId, tenantId, sinceMs),
+          this.failCount
+            ? Promise.reject(new Error("deny history unavailable (injected)"))
+            : unit.countRecentDenies(actorId, tenantId, sinceMs),
         appendDecision: (d) => unit.appendDecision(d),
         getDecision: (id) => unit.getDecision(id),
         transitionApproval: (id, t) => unit.transitionApproval(id, t),
@@ -118,7 +120,9 @@ export async function runSteps(m: ModelVeto, actorId: string, steps: readonly St
   const expectPolicy = (d: Decision, plain: { action: string; codes: string[] }, where: string): void => {
     const escalated = recent() >= THRESHOLD;
     const want = escalated ? { action: "deny", escalated: true, codes: ["repeated_denies"] } : { ...plain, escalated: false };
-    expect({ action: d.action, escalated: d.escalated, codes: codesOf(d) }, `${where}: ${recent()} counted denies in the window`).toEqual(want);
+    expect({ action: d.action, escalated: d.escalated, codes: codesOf(d) }, `${where}: ${recent()} counted denies in the window`).toEqual(
+      want,
+    );
     checked += 1;
   };
   for (const [i, step] of steps.entries()) {
@@ -155,7 +159,9 @@ export async function runSteps(m: ModelVeto, actorId: string, steps: readonly St
       }
       case "record_unavailable": {
         m.sink.failing = new Error("records destination full (injected)");
-        const d = await m.veto.protect(step.deny ? call(actorId, { destination: "https://pastebin.com/x" }) : call(actorId, {}, "crm.read"));
+        const d = await m.veto.protect(
+          step.deny ? call(actorId, { destination: "https://pastebin.com/x" }) : call(actorId, {}, "crm.read"),
+        );
         m.sink.failing = undefined;
         expect([d.action, d.escalated, codesOf(d)], where).toEqual(["deny", false, ["record_unavailable"]]);
         checked += 1;

@@ -197,27 +197,42 @@ export function generateCases(seed: number, count: number): GeneratedCase[] {
       args,
       "destination",
       chance(0.3)
-        ? destinationForm(mostly(
-            [
-              "https://hooks.example.com/x",
-              "https://PasteBin.com./raw",
-              "https://sub.gmail.com/a?b=c",
-              "ana@gmail.com",
-              "dropbox.com",
-              "http://evilpastebin.com",
-              "//transfer.sh/x",
-              "https://user:pw@hooks.example.com:8443/p",
-              "https://example.org#frag",
-              "[::1]:80",
-              "mailto:x@EXAMPLE.ORG.",
-            ],
-            [42, null],
-          ))
+        ? destinationForm(
+            mostly(
+              [
+                "https://hooks.example.com/x",
+                "https://PasteBin.com./raw",
+                "https://sub.gmail.com/a?b=c",
+                "ana@gmail.com",
+                "dropbox.com",
+                "http://evilpastebin.com",
+                "//transfer.sh/x",
+                "https://user:pw@hooks.example.com:8443/p",
+                "https://example.org#frag",
+                "[::1]:80",
+                "mailto:x@EXAMPLE.ORG.",
+              ],
+              [42, null],
+            ),
+          )
         : ABSENT,
     );
     if (chance(0.55)) {
       const changes: Record<string, unknown> = {};
-      const fieldNames = ["close_date", "stage", "discount_pct", "SSN", "ssn", "email", "billing_email", "amount", "discount_amount", "credit_amount", "refund_amount", "note"];
+      const fieldNames = [
+        "close_date",
+        "stage",
+        "discount_pct",
+        "SSN",
+        "ssn",
+        "email",
+        "billing_email",
+        "amount",
+        "discount_amount",
+        "credit_amount",
+        "refund_amount",
+        "note",
+      ];
       const n = 1 + Math.floor(random() * 3);
       for (let k = 0; k < n; k++) {
         const name = pick(fieldNames);
@@ -274,14 +289,49 @@ export const RESPELLING_CASES: readonly (GeneratedCase & { readonly expected: { 
   const approval = { action: "require_approval" };
   const deny = { action: "deny" };
   return [
-    { config: "bundle", call: update({ object: "Opportunity", changes: { Stage: "closed_won" } }), recentDenies: 0, expected: { ...approval, codes: ["sensitive_field"] } },
-    { config: "bundle", call: update({ object: " opportunity ", changes: { discount_pct: 5 } }), recentDenies: 0, expected: { ...approval, codes: ["sensitive_field"] } },
-    { config: "bundle", call: update({ object: "ACCOUNT", changes: { Credit_Limit: 10 } }), recentDenies: 0, expected: { ...approval, codes: ["sensitive_field"] } },
-    { config: "bundle", call: update({ changes: { Amount: 300_000 } }), recentDenies: 0, expected: { ...deny, codes: ["amount_over_limit"] } },
-    { config: "bundle", call: update({ changes: { DISCOUNT_AMOUNT: 9000 } }), recentDenies: 0, expected: { ...approval, codes: ["production_amount"] } },
+    {
+      config: "bundle",
+      call: update({ object: "Opportunity", changes: { Stage: "closed_won" } }),
+      recentDenies: 0,
+      expected: { ...approval, codes: ["sensitive_field"] },
+    },
+    {
+      config: "bundle",
+      call: update({ object: " opportunity ", changes: { discount_pct: 5 } }),
+      recentDenies: 0,
+      expected: { ...approval, codes: ["sensitive_field"] },
+    },
+    {
+      config: "bundle",
+      call: update({ object: "ACCOUNT", changes: { Credit_Limit: 10 } }),
+      recentDenies: 0,
+      expected: { ...approval, codes: ["sensitive_field"] },
+    },
+    {
+      config: "bundle",
+      call: update({ changes: { Amount: 300_000 } }),
+      recentDenies: 0,
+      expected: { ...deny, codes: ["amount_over_limit"] },
+    },
+    {
+      config: "bundle",
+      call: update({ changes: { DISCOUNT_AMOUNT: 9000 } }),
+      recentDenies: 0,
+      expected: { ...approval, codes: ["production_amount"] },
+    },
     { config: "bundle", call: update({ changes: { Amount: "9000" } }), recentDenies: 0, expected: { ...deny, codes: ["invalid_input"] } },
-    { config: "bundle", call: update({ changes: { DISCOUNT_AMOUNT: null } }), recentDenies: 0, expected: { ...deny, codes: ["invalid_input"] } },
-    { config: "bundle", call: update({ changes: { Discount_Amount: 10 } }), recentDenies: 0, expected: { action: "allow", codes: ["low_value"] } },
+    {
+      config: "bundle",
+      call: update({ changes: { DISCOUNT_AMOUNT: null } }),
+      recentDenies: 0,
+      expected: { ...deny, codes: ["invalid_input"] },
+    },
+    {
+      config: "bundle",
+      call: update({ changes: { Discount_Amount: 10 } }),
+      recentDenies: 0,
+      expected: { action: "allow", codes: ["low_value"] },
+    },
     {
       config: "alt",
       call: update({ changes: { AMOUNT: 5001 } }, { actorId: "agent:a", tenantId: "globex" }),
@@ -313,12 +363,52 @@ const AMOUNT_EDGES = ["0", "1000", "5000", "20000", "250000", "1000000"] as cons
 
 /** Numbers whose text is not what a double holds, or is only just what it holds. */
 const AMOUNT_TEXT_EXAMPLES = [
-  "250000.00000000001", "250000.0000000001", "250000.000000001", "249999.99999999999", "5000.000000000001", "4999.999999999999",
-  "4999.99999999999", "4999.9999999999999999999999999999999999", "49999999999999999999e-16", "2.50000000000000001e5",
-  "1e400", "-1e400", "1E+400", "1e-400", "-1e-400", "1e308", "1e307", "9.99999999999999e307", "1.7976931348623157e308",
-  "1e-307", "1e-308", "5e-324", "2.2250738585072014e-308", "0e400", "0E-0400", "-0", "-0.0", "0.000", "-0e-0",
-  "0.30000000000000004", "0.1", "0.2", "0.3", "9007199254740993", "9007199254740992", "999999999999999", "1000000000000000",
-  "123456789012345678901234567890", "25e4", "2.5E+5", "250000e0", "0.25e6", "2500000e-1", "1e+0004", "5.000e3", "1e21",
+  "250000.00000000001",
+  "250000.0000000001",
+  "250000.000000001",
+  "249999.99999999999",
+  "5000.000000000001",
+  "4999.999999999999",
+  "4999.99999999999",
+  "4999.9999999999999999999999999999999999",
+  "49999999999999999999e-16",
+  "2.50000000000000001e5",
+  "1e400",
+  "-1e400",
+  "1E+400",
+  "1e-400",
+  "-1e-400",
+  "1e308",
+  "1e307",
+  "9.99999999999999e307",
+  "1.7976931348623157e308",
+  "1e-307",
+  "1e-308",
+  "5e-324",
+  "2.2250738585072014e-308",
+  "0e400",
+  "0E-0400",
+  "-0",
+  "-0.0",
+  "0.000",
+  "-0e-0",
+  "0.30000000000000004",
+  "0.1",
+  "0.2",
+  "0.3",
+  "9007199254740993",
+  "9007199254740992",
+  "999999999999999",
+  "1000000000000000",
+  "123456789012345678901234567890",
+  "25e4",
+  "2.5E+5",
+  "250000e0",
+  "0.25e6",
+  "2500000e-1",
+  "1e+0004",
+  "5.000e3",
+  "1e21",
 ] as const;
 
 /**
@@ -348,7 +438,10 @@ export function generateAmountTextCases(seed: number, count: number): GeneratedC
         // A random mantissa of 1 to 20 digits with a random exponent, sometimes zero-padded.
         const whole = String(Number(digits(1 + Math.floor(random() * 8))));
         const fraction = random() < 0.6 ? `.${digits(1 + Math.floor(random() * 14))}` : "";
-        const exponent = random() < 0.6 ? "" : `${pick(["e", "E"])}${pick(["", "+", "-"])}${"0".repeat(Math.floor(random() * 3))}${Math.floor(random() * 330)}`;
+        const exponent =
+          random() < 0.6
+            ? ""
+            : `${pick(["e", "E"])}${pick(["", "+", "-"])}${"0".repeat(Math.floor(random() * 3))}${Math.floor(random() * 330)}`;
         return `${sign}${whole}${fraction}${exponent}`;
       }
       default: {
@@ -383,7 +476,12 @@ export function generateAmountTextCases(seed: number, count: number): GeneratedC
     const call = {
       tool: pick(["crm.update", "crm.update", "crm.create", "crm.read"]),
       arguments: args,
-      context: { actorId: `agent:amount-${seed}-${i}`, tenantId: tenant, environment: pick(["production", "production", "staging"]), reason: "Customer asked" },
+      context: {
+        actorId: `agent:amount-${seed}-${i}`,
+        tenantId: tenant,
+        environment: pick(["production", "production", "staging"]),
+        reason: "Customer asked",
+      },
     };
     let text = JSON.stringify(call);
     numbers.forEach((n, k) => {
@@ -393,4 +491,3 @@ export function generateAmountTextCases(seed: number, count: number): GeneratedC
   }
   return cases;
 }
-

@@ -35,13 +35,25 @@ function mostly<T>(common: readonly T[], rare: readonly T[], weight = 3): fc.Arb
 
 const BLOCKED_DOMAINS = ["pastebin.com", "gmail.com", "dropbox.com", "transfer.sh"];
 const OTHER_DOMAINS = [
-  "hooks.example.com", "example.org", "files.example.net", "notgmail.com",
-  "pastebin.com.evil.example", "localhost", "hooks_1.example.com", "xn--mnchen-3ya.example",
+  "hooks.example.com",
+  "example.org",
+  "files.example.net",
+  "notgmail.com",
+  "pastebin.com.evil.example",
+  "localhost",
+  "hooks_1.example.com",
+  "xn--mnchen-3ya.example",
 ];
 
 /** A host name, respelled: case, trailing dots, a percent escape. */
 const domain = fc
-  .tuple(fc.constantFrom("", "", "eu.", "a.b."), mostly(OTHER_DOMAINS, BLOCKED_DOMAINS, 4), fc.nat(7), mostly(["", "."], [".."]), fc.nat(19))
+  .tuple(
+    fc.constantFrom("", "", "eu.", "a.b."),
+    mostly(OTHER_DOMAINS, BLOCKED_DOMAINS, 4),
+    fc.nat(7),
+    mostly(["", "."], [".."]),
+    fc.nat(19),
+  )
   .map(([sub, base, casing, dots, escape]) => {
     let name = `${sub}${base}`;
     if (casing === 1) name = name.toUpperCase();
@@ -53,9 +65,22 @@ const domain = fc
 
 /** IPv4 and IPv6 literals, some in forms WHATWG or inet_aton read as the same address. */
 const address = fc.constantFrom(
-  "10.0.0.1", "192.168.1.20", "10.1", "0x0a.0.0.1", "167772161", "010.0.0.1", "10.0.0.1.", "192.168.1.020",
-  "[2001:db8::1]", "[2001:DB8:0:0:0:0:0:1]", "[2001:db8:0::0001]", "[::1]", "[0:0:0:0:0:0:0:1]",
-  "[::ffff:10.0.0.1]", "[2001:db8::1%25eth0]", "[1::2::3]",
+  "10.0.0.1",
+  "192.168.1.20",
+  "10.1",
+  "0x0a.0.0.1",
+  "167772161",
+  "010.0.0.1",
+  "10.0.0.1.",
+  "192.168.1.020",
+  "[2001:db8::1]",
+  "[2001:DB8:0:0:0:0:0:1]",
+  "[2001:db8:0::0001]",
+  "[::1]",
+  "[0:0:0:0:0:0:0:1]",
+  "[::ffff:10.0.0.1]",
+  "[2001:db8::1%25eth0]",
+  "[1::2::3]",
 );
 
 const host = fc.oneof({ arbitrary: domain, weight: 6 }, { arbitrary: address, weight: 1 });
@@ -83,7 +108,10 @@ const specialUrl = fc
     host,
     tail,
   )
-  .map(([scheme, slashes, user, h, rest]): GeneratedItem => ({ kind: "special", text: `${scheme}:${slashes}${withUser(user)}${h}${rest}` }));
+  .map(([scheme, slashes, user, h, rest]): GeneratedItem => ({
+    kind: "special",
+    text: `${scheme}:${slashes}${withUser(user)}${h}${rest}`,
+  }));
 
 const nonSpecialUrl = fc
   .tuple(fc.constantFrom("sftp", "ssh", "s3", "smtp", "git+ssh", "SFTP", "x-custom.v1"), userinfo, host, tail)
@@ -93,19 +121,19 @@ const local = fc.constantFrom("ana", "a.b", "x+y", "ops", "A.Lopez");
 const mailbox = fc.tuple(local, domain).map(([l, d]) => `${l}@${d}`);
 
 /** An address list as it may appear in a mailto, percent-encoded in places. */
-const mailboxes = fc
-  .tuple(fc.array(mailbox, { minLength: 1, maxLength: 2 }), fc.nat(9))
-  .map(([list, encoding]) => {
-    const text = list.join(",");
-    if (encoding === 0) return text.replaceAll("@", "%40");
-    if (encoding === 1) return text.replaceAll(",", "%2C");
-    if (encoding === 2) return text.replace(".", "%2E");
-    return text;
-  });
+const mailboxes = fc.tuple(fc.array(mailbox, { minLength: 1, maxLength: 2 }), fc.nat(9)).map(([list, encoding]) => {
+  const text = list.join(",");
+  if (encoding === 0) return text.replaceAll("@", "%40");
+  if (encoding === 1) return text.replaceAll(",", "%2C");
+  if (encoding === 2) return text.replace(".", "%2E");
+  return text;
+});
 
 const mailtoField = fc.oneof(
   fc.tuple(fc.constantFrom("to", "cc", "bcc", "To", "CC", "Bcc", "%74o", "%43c"), mailboxes).map(([n, v]) => `${n}=${v}`),
-  fc.tuple(fc.constantFrom("subject", "body", "reply-to"), fc.constantFrom("hi", "Hello%20there", "x@gmail.com")).map(([n, v]) => `${n}=${v}`),
+  fc
+    .tuple(fc.constantFrom("subject", "body", "reply-to"), fc.constantFrom("hi", "Hello%20there", "x@gmail.com"))
+    .map(([n, v]) => `${n}=${v}`),
 );
 
 const mailto = fc
@@ -139,7 +167,10 @@ export const destinationItem: fc.Arbitrary<GeneratedItem> = fc.oneof(
 /** One to three items joined by ",", ";" or spaces, sometimes padded, sometimes with a tab or newline inside. */
 export const destinationArbitrary: fc.Arbitrary<GeneratedDestination> = fc
   .tuple(
-    fc.oneof({ arbitrary: fc.array(destinationItem, { minLength: 1, maxLength: 1 }), weight: 3 }, fc.array(destinationItem, { minLength: 2, maxLength: 3 })),
+    fc.oneof(
+      { arbitrary: fc.array(destinationItem, { minLength: 1, maxLength: 1 }), weight: 3 },
+      fc.array(destinationItem, { minLength: 2, maxLength: 3 }),
+    ),
     fc.constantFrom(",", ", ", ";", " ", " ; "),
     mostly([""], [" ", "  "]),
     mostly([""], [" "]),
@@ -221,7 +252,12 @@ function mailtoAddresses(text: string): { addresses: string[]; unreadable: boole
     } catch {
       return { addresses: [], unreadable: true };
     }
-    addresses.push(...decoded.split(/[,;]/).map((a) => a.trim()).filter((a) => a !== ""));
+    addresses.push(
+      ...decoded
+        .split(/[,;]/)
+        .map((a) => a.trim())
+        .filter((a) => a !== ""),
+    );
   }
   return { addresses, unreadable: addresses.length === 0 };
 }

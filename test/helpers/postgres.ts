@@ -19,9 +19,7 @@ export function pgUrl(): string {
     const url = readFileSync(file, "utf8").trim();
     if (url !== "") return url;
   }
-  throw new Error(
-    "no PostgreSQL for the tests: set VETO_TEST_PG_URL or run `bash scripts/postgres.sh start` (make test does it)",
-  );
+  throw new Error("no PostgreSQL for the tests: set VETO_TEST_PG_URL or run `bash scripts/postgres.sh start` (make test does it)");
 }
 
 export function requireDist(): string {

@@ -74,7 +74,11 @@ export async function withFile(bytes: Uint8Array, name: string, content: Buffer 
 }
 
 /** The decoded parts of the bundle's signature token. */
-export function tokenParts(signaturesJson: Buffer): { header: Record<string, unknown>; payload: Record<string, unknown>; signature: string } {
+export function tokenParts(signaturesJson: Buffer): {
+  header: Record<string, unknown>;
+  payload: Record<string, unknown>;
+  signature: string;
+} {
   const token = (JSON.parse(signaturesJson.toString("utf8")) as { signatures: string[] }).signatures[0] ?? "";
   const [h = "", p = "", s = ""] = token.split(".");
   return {

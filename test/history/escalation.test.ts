@@ -91,7 +91,11 @@ describe("escalation", () => {
     const d = await veto.protect(DENY);
     await new Promise((r) => setImmediate(r));
     expect(events).toEqual([{ decision: d, actorId: "agent:sales-assistant", tenantId: "acme", recentDenies: 3 }]);
-    expect(sink.last()).toMatchObject({ decision_id: d.id, result: { escalated: true, reasons: [{ code: "repeated_denies" }] }, history: { recent_denies: 3 } });
+    expect(sink.last()).toMatchObject({
+      decision_id: d.id,
+      result: { escalated: true, reasons: [{ code: "repeated_denies" }] },
+      history: { recent_denies: 3 },
+    });
     await veto.close();
   });
 
@@ -159,4 +163,3 @@ describe("escalation", () => {
     expect(checked).toBeGreaterThan(300);
   });
 });
-

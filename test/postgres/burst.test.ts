@@ -32,7 +32,9 @@ afterAll(async () => {
   await Promise.all(opened.map((v) => v.close()));
 });
 
-async function instance(options: Partial<VetoOptions> & { max?: number; records?: boolean; connectionTimeoutMillis?: number } = {}): Promise<Veto> {
+async function instance(
+  options: Partial<VetoOptions> & { max?: number; records?: boolean; connectionTimeoutMillis?: number } = {},
+): Promise<Veto> {
   const { max = 10, records = true, connectionTimeoutMillis, ...rest } = options;
   const veto = await createVeto({
     bundle: requireBundle(),
@@ -40,11 +42,11 @@ async function instance(options: Partial<VetoOptions> & { max?: number; records?
     approvalPollMs: 50,
     ...(records ? {} : { recordSink: new MemorySink() }),
     store: postgres({
-        connectionString: pgUrl(),
-        schema,
-        records,
-        pool: { max, ...(connectionTimeoutMillis === undefined ? {} : { connectionTimeoutMillis }) },
-      }),
+      connectionString: pgUrl(),
+      schema,
+      records,
+      pool: { max, ...(connectionTimeoutMillis === undefined ? {} : { connectionTimeoutMillis }) },
+    }),
     ...rest,
   });
   opened.push(veto);
@@ -113,7 +115,10 @@ async function burst(answerers: Veto[], answers: number, protects: number, rando
     `${label}: the others are refused as answered`,
   ).toEqual(Array(answers - 1).fill("already_answered"));
   // Protects are decided, not turned away for want of a connection.
-  expect(decisions.map((x) => [x.action, x.reasons[0]?.code]), label).toEqual(Array(protects).fill(["allow", "low_value"]));
+  expect(
+    decisions.map((x) => [x.action, x.reasons[0]?.code]),
+    label,
+  ).toEqual(Array(protects).fill(["allow", "low_value"]));
   const { rows } = await db.pool.query(`SELECT approval_status FROM "${schema}".decisions WHERE id = $1`, [d.id]);
   const winner = won[0]!.value as { status: string };
   expect(rows, label).toEqual([{ approval_status: winner.status }]);
@@ -125,7 +130,13 @@ describe.each([1, 2, 10])("a pool of %i", (max) => {
     for (const records of [true, false]) {
       const veto = await instance({ max, records });
       for (const answers of [max + 1, 5 * max]) {
-        await burst([veto], answers, max + 1, random, `max ${max}, ${answers} answers, records ${records ? "in the database" : "in a sink"} (seed ${SEED})`);
+        await burst(
+          [veto],
+          answers,
+          max + 1,
+          random,
+          `max ${max}, ${answers} answers, records ${records ? "in the database" : "in a sink"} (seed ${SEED})`,
+        );
       }
       // Still serving after the bursts.
       expect((await within(10_000, "a later protect", veto.protect(globex({ amount: 100 })))).action).toBe("allow");
@@ -143,7 +154,10 @@ describe.each([1, 2, 10])("a pool of %i", (max) => {
         const delay = Math.floor(random() * ttlMs * 1.5);
         const who = i % 2 === 0 ? a : b;
         return new Promise<Settled>((resolve) =>
-          setTimeout(() => void settle(who[random() < 0.5 ? "approve" : "reject"]({ decisionId: d.id, reviewerId: APPROVER })).then(resolve), delay),
+          setTimeout(
+            () => void settle(who[random() < 0.5 ? "approve" : "reject"]({ decisionId: d.id, reviewerId: APPROVER })).then(resolve),
+            delay,
+          ),
         );
       });
       const waits = [a, b].map((v) => settle(v.waitForApproval({ decisionId: d.id })));
@@ -155,12 +169,16 @@ describe.each([1, 2, 10])("a pool of %i", (max) => {
       );
       const won = outcomes.filter((o) => o.ok);
       expect(won.length, `round ${round} (seed ${SEED})`).toBeLessThanOrEqual(1);
-      for (const o of outcomes.filter((x) => !x.ok)) expect(["already_answered", "approval_expired"]).toContain((o as { code: string }).code);
+      for (const o of outcomes.filter((x) => !x.ok))
+        expect(["already_answered", "approval_expired"]).toContain((o as { code: string }).code);
       // Both waiters agree with the store: approved, rejected or expired.
-      const { rows } = await db.pool.query<{ approval_status: string }>(`SELECT approval_status FROM "${schema}".decisions WHERE id = $1`, [d.id]);
+      const { rows } = await db.pool.query<{ approval_status: string }>(`SELECT approval_status FROM "${schema}".decisions WHERE id = $1`, [
+        d.id,
+      ]);
       const status = rows[0]!.approval_status;
       expect(["approved", "rejected", "expired"]).toContain(status);
-      const expected = status === "approved" ? { ok: true } : { ok: false, code: status === "rejected" ? "approval_rejected" : "approval_expired" };
+      const expected =
+        status === "approved" ? { ok: true } : { ok: false, code: status === "rejected" ? "approval_rejected" : "approval_expired" };
       for (const w of waited) expect(w).toMatchObject(expected);
       expect(decided.every((x) => x.action === "allow")).toBe(true);
     }

@@ -56,7 +56,9 @@ interface Row {
 }
 
 async function rows(schema: string): Promise<Row[]> {
-  const { rows } = await db.pool.query<Row & { seq: string }>(`SELECT seq, prev_hash, hash, type, decision_id, line FROM "${schema}".records ORDER BY seq`);
+  const { rows } = await db.pool.query<Row & { seq: string }>(
+    `SELECT seq, prev_hash, hash, type, decision_id, line FROM "${schema}".records ORDER BY seq`,
+  );
   return rows.map((r) => ({ ...r, seq: Number(r.seq) }));
 }
 
@@ -72,7 +74,14 @@ async function forge(schema: string, from: number, lines: readonly string[]): Pr
       const isCheckpoint = "checkpoint" in e;
       await client.query(
         `INSERT INTO "${schema}".records (seq, prev_hash, hash, type, decision_id, line) VALUES ($1, $2, $3, $4, $5, $6)`,
-        [e.seq, e.prev_hash, e.hash, isCheckpoint ? "checkpoint" : JSON.stringify(e["type"] ?? "").slice(1, -1), isCheckpoint ? "" : JSON.stringify(e["decision_id"] ?? "").slice(1, -1), line],
+        [
+          e.seq,
+          e.prev_hash,
+          e.hash,
+          isCheckpoint ? "checkpoint" : JSON.stringify(e["type"] ?? "").slice(1, -1),
+          isCheckpoint ? "" : JSON.stringify(e["decision_id"] ?? "").slice(1, -1),
+          line,
+        ],
       );
     }
     await client.query(`ALTER TABLE "${schema}".records ENABLE TRIGGER records_append_only`);
@@ -113,19 +122,37 @@ describe("checkpoints of the records table", () => {
     const schema = await migrated("signed");
     await signedTable(schema, 10);
     const table = await rows(schema);
-    expect(table.map((r) => r.type)).toEqual([
-      ...Array(4).fill("sample"), "checkpoint", ...Array(4).fill("sample"), "checkpoint", "sample", "sample", "checkpoint",
-    ].map((t) => (t === "sample" ? "decision" : t)));
+    expect(table.map((r) => r.type)).toEqual(
+      [...Array(4).fill("sample"), "checkpoint", ...Array(4).fill("sample"), "checkpoint", "sample", "sample", "checkpoint"].map((t) =>
+        t === "sample" ? "decision" : t,
+      ),
+    );
     const { rows: ids } = await db.pool.query<{ log_id: string }>(`SELECT log_id FROM "${schema}".record_log`);
     for (const row of table.filter((r) => r.type === "checkpoint")) {
-      expect(parseEntry(row.line)["checkpoint"]).toMatchObject({ log_id: ids[0]?.log_id, seq: row.seq - 1, head: row.prev_hash, key_id: a.keyId });
+      expect(parseEntry(row.line)["checkpoint"]).toMatchObject({
+        log_id: ids[0]?.log_id,
+        seq: row.seq - 1,
+        head: row.prev_hash,
+        key_id: a.keyId,
+      });
       expect(parseEntry(row.line)["checkpoint"]).not.toHaveProperty("segment");
     }
     expect(await verify(schema, { requireCheckpointed: true })).toMatchObject({
-      ok: true, count: 13, checkpoints: { records: 10, checkpoints: 3, uncovered: null, signatures: "verified", last: { line: 13, checkpoint: { reason: "close" } } },
+      ok: true,
+      count: 13,
+      checkpoints: {
+        records: 10,
+        checkpoints: 3,
+        uncovered: null,
+        signatures: "verified",
+        last: { line: 13, checkpoint: { reason: "close" } },
+      },
     });
     // Without keys: consistent, signatures unchecked; with none at all in the table, no checkpoints member.
-    expect(await verifyPostgresLog({ connectionString: pgUrl(), schema })).toMatchObject({ ok: true, checkpoints: { signatures: "unchecked" } });
+    expect(await verifyPostgresLog({ connectionString: pgUrl(), schema })).toMatchObject({
+      ok: true,
+      checkpoints: { signatures: "unchecked" },
+    });
   });
 
   it("instances sharing one chain each sign with their own key; verify takes the list of their keys", async () => {
@@ -133,12 +160,16 @@ describe("checkpoints of the records table", () => {
     const sinks = await Promise.all(
       [a, b].map((k) => PostgresRecordSink.connect({ connectionString: pgUrl(), schema, checkpointKey: k.privateKey, checkpointEvery: 5 })),
     );
-    await Promise.all(sinks.map(async (sink, i) => {
-      for (let n = 0; n < 30; n++) await sink.append(sampleRecord(i * 100 + n));
-    }));
+    await Promise.all(
+      sinks.map(async (sink, i) => {
+        for (let n = 0; n < 30; n++) await sink.append(sampleRecord(i * 100 + n));
+      }),
+    );
     await Promise.all(sinks.map((s) => s.close()));
     const table = await rows(schema);
-    const signers = table.filter((r) => r.type === "checkpoint").map((r) => (parseEntry(r.line)["checkpoint"] as { key_id: string }).key_id);
+    const signers = table
+      .filter((r) => r.type === "checkpoint")
+      .map((r) => (parseEntry(r.line)["checkpoint"] as { key_id: string }).key_id);
     expect(new Set(signers)).toEqual(new Set([a.keyId, b.keyId]));
     // No more than 5 records between checkpoints, whoever wrote them.
     let since = 0;
@@ -146,10 +177,15 @@ describe("checkpoints of the records table", () => {
       since = row.type === "checkpoint" ? 0 : since + 1;
       expect(since).toBeLessThanOrEqual(5);
     }
-    expect(await verify(schema, { publicKeys: [a.publicPem, b.publicPem], requireCheckpointed: true })).toMatchObject({ ok: true, checkpoints: { records: 60 } });
+    expect(await verify(schema, { publicKeys: [a.publicPem, b.publicPem], requireCheckpointed: true })).toMatchObject({
+      ok: true,
+      checkpoints: { records: 60 },
+    });
     const firstOfB = table.find((r) => r.type === "checkpoint" && r.line.includes(b.keyId))?.seq;
     expect(await verify(schema)).toEqual({
-      ok: false, seq: firstOfB, table: `${schema}.records`,
+      ok: false,
+      seq: firstOfB,
+      table: `${schema}.records`,
       reason: `seq ${firstOfB}: checkpoint signed by key ${b.keyId}, which is not among the public keys given`,
     });
   });
@@ -167,10 +203,18 @@ describe("checkpoints of the records table", () => {
     expect((await rows(schema)).map((r) => r.type)).toEqual(["decision", "decision", "decision", "checkpoint", "decision", "checkpoint"]);
     expect(await verify(schema, { requireCheckpointed: true })).toMatchObject({ ok: true });
     await expect(
-      createVeto({ bundle: requireBundle(), logger, store: postgres({ connectionString: pgUrl(), schema, records: false, checkpointKey: a.privatePem }) }),
+      createVeto({
+        bundle: requireBundle(),
+        logger,
+        store: postgres({ connectionString: pgUrl(), schema, records: false, checkpointKey: a.privatePem }),
+      }),
     ).rejects.toMatchObject({ code: "invalid_options", message: expect.stringContaining("needs the records in the store") });
     await expect(
-      createVeto({ bundle: requireBundle(), logger, store: postgres({ connectionString: pgUrl(), schema, records: true, checkpointKey: a.publicPem }) }),
+      createVeto({
+        bundle: requireBundle(),
+        logger,
+        store: postgres({ connectionString: pgUrl(), schema, records: true, checkpointKey: a.publicPem }),
+      }),
     ).rejects.toMatchObject({ code: "invalid_options", message: expect.stringContaining("checkpointKey: not a usable private key") });
   });
 });
@@ -184,14 +228,22 @@ describe("forgeries of the table, each caught with the key list and named by seq
       await forge(schema, keep + 1, []);
       const context = `cut to ${keep} rows`;
       expect(await verify(schema, { expectCheckpoint: saved }), context).toEqual({
-        ok: false, seq: keep, table: `${schema}.records`, reason: `the log ends at seq ${keep}, below the saved checkpoint at seq ${lines.length}`,
+        ok: false,
+        seq: keep,
+        table: `${schema}.records`,
+        reason: `the log ends at seq ${keep}, below the saved checkpoint at seq ${lines.length}`,
       });
       const strict = await verify(schema, { requireCheckpointed: true });
       const signed = lines.slice(0, keep).some((l) => l.startsWith('{"checkpoint"'));
       if (keep === 0) expect(strict, context).toMatchObject({ ok: false, reason: "no signed checkpoint: the log is empty" });
-      else if (!signed) expect(strict, context).toMatchObject({ ok: false, reason: `no signed checkpoint: none of its ${keep} entries is covered` });
+      else if (!signed)
+        expect(strict, context).toMatchObject({ ok: false, reason: `no signed checkpoint: none of its ${keep} entries is covered` });
       else if ((lines[keep - 1] as string).startsWith('{"checkpoint"')) expect(strict, context).toMatchObject({ ok: true });
-      else expect(strict, context).toMatchObject({ ok: false, reason: expect.stringMatching(/^seq \d+: \d+ records? after the last checkpoint \(seq \d+\), not covered by a signature$/) });
+      else
+        expect(strict, context).toMatchObject({
+          ok: false,
+          reason: expect.stringMatching(/^seq \d+: \d+ records? after the last checkpoint \(seq \d+\), not covered by a signature$/),
+        });
     }
   });
 
@@ -202,26 +254,64 @@ describe("forgeries of the table, each caught with the key list and named by seq
     const edited = seal({ ...parseEntry(lines[n - 2] as string), tool: "crm.export" });
     await forge(schema, n - 1, [edited, lines[n - 1] as string]);
     expect(await verify(schema)).toMatchObject({ ok: false, seq: n, reason: `seq ${n}: prev_hash does not match seq ${n - 1}` });
-    await forge(schema, n - 1, rechain([...lines.slice(0, n - 2), edited, lines[n - 1] as string], n - 2, forger.privateKey, forger.keyId).slice(n - 2));
-    expect(await verify(schema)).toMatchObject({ ok: false, seq: n, reason: `seq ${n}: checkpoint signed by key ${forger.keyId}, which is not among the public keys given` });
-    await forge(schema, n - 1, rechain([...lines.slice(0, n - 2), edited, lines[n - 1] as string], n - 2, forger.privateKey, a.keyId).slice(n - 2));
-    expect(await verify(schema)).toMatchObject({ ok: false, seq: n, reason: `seq ${n}: checkpoint signature does not verify with key ${a.keyId}` });
+    await forge(
+      schema,
+      n - 1,
+      rechain([...lines.slice(0, n - 2), edited, lines[n - 1] as string], n - 2, forger.privateKey, forger.keyId).slice(n - 2),
+    );
+    expect(await verify(schema)).toMatchObject({
+      ok: false,
+      seq: n,
+      reason: `seq ${n}: checkpoint signed by key ${forger.keyId}, which is not among the public keys given`,
+    });
+    await forge(
+      schema,
+      n - 1,
+      rechain([...lines.slice(0, n - 2), edited, lines[n - 1] as string], n - 2, forger.privateKey, a.keyId).slice(n - 2),
+    );
+    expect(await verify(schema)).toMatchObject({
+      ok: false,
+      seq: n,
+      reason: `seq ${n}: checkpoint signature does not verify with key ${a.keyId}`,
+    });
   });
 
   it("a forged approval appended with a correct hash, and a checkpoint signed with another key over it", async () => {
     const schema = await migrated("append");
     const lines = await signedTable(schema, 3);
     const last = parseEntry(lines.at(-1) as string);
-    const approval = seal({ type: "approval", decision_id: "01JFORGED", reviewer_id: "user:attacker", seq: last.seq + 1, prev_hash: last.hash });
+    const approval = seal({
+      type: "approval",
+      decision_id: "01JFORGED",
+      reviewer_id: "user:attacker",
+      seq: last.seq + 1,
+      prev_hash: last.hash,
+    });
     await forge(schema, last.seq + 1, [approval]);
     expect(await verify(schema)).toMatchObject({ ok: true, checkpoints: { uncovered: { entries: 1, line: last.seq + 1 } } });
     expect(await verify(schema, { requireCheckpointed: true })).toEqual({
-      ok: false, seq: last.seq + 1, table: `${schema}.records`,
+      ok: false,
+      seq: last.seq + 1,
+      table: `${schema}.records`,
       reason: `seq ${last.seq + 1}: 1 record after the last checkpoint (seq ${last.seq}), not covered by a signature`,
     });
-    const covering = seal(resign({ checkpoint: { ...(last["checkpoint"] as object), seq: last.seq + 1, head: parseEntry(approval).hash }, seq: last.seq + 2, prev_hash: parseEntry(approval).hash }, forger.privateKey, forger.keyId));
+    const covering = seal(
+      resign(
+        {
+          checkpoint: { ...(last["checkpoint"] as object), seq: last.seq + 1, head: parseEntry(approval).hash },
+          seq: last.seq + 2,
+          prev_hash: parseEntry(approval).hash,
+        },
+        forger.privateKey,
+        forger.keyId,
+      ),
+    );
     await forge(schema, last.seq + 2, [covering]);
-    expect(await verify(schema, { requireCheckpointed: true })).toMatchObject({ ok: false, seq: last.seq + 2, reason: expect.stringContaining("not among the public keys given") });
+    expect(await verify(schema, { requireCheckpointed: true })).toMatchObject({
+      ok: false,
+      seq: last.seq + 2,
+      reason: expect.stringContaining("not among the public keys given"),
+    });
   });
 
   it("the whole table emptied; a BOM or a CR put into a row's line", async () => {
@@ -231,10 +321,19 @@ describe("forgeries of the table, each caught with the key list and named by seq
     await db.pool.query(`UPDATE "${schema}".records SET line = E'\\uFEFF' || line WHERE seq = 2`);
     expect(await verify(schema)).toMatchObject({ ok: false, seq: 2, reason: "seq 2: byte order mark (U+FEFF) at the start of the line" });
     await db.pool.query(`UPDATE "${schema}".records SET line = substr(line, 2) || E'\\r' WHERE seq = 2`);
-    expect(await verify(schema)).toMatchObject({ ok: false, seq: 2, reason: `seq 2: carriage return (CR) at column ${(lines[1] as string).length + 1}` });
+    expect(await verify(schema)).toMatchObject({
+      ok: false,
+      seq: 2,
+      reason: `seq 2: carriage return (CR) at column ${(lines[1] as string).length + 1}`,
+    });
     await db.pool.query(`ALTER TABLE "${schema}".records ENABLE TRIGGER records_append_only`);
     await forge(schema, 1, []);
-    expect(await verify(schema)).toEqual({ ok: false, seq: 0, table: `${schema}.records`, reason: "no signed checkpoint: the log is empty" });
+    expect(await verify(schema)).toEqual({
+      ok: false,
+      seq: 0,
+      table: `${schema}.records`,
+      reason: "no signed checkpoint: the log is empty",
+    });
   });
 });
 
@@ -249,23 +348,45 @@ describe("veto log verify --postgres / veto log checkpoint --postgres", () => {
     // The records were written by a sink alone, with no store rows: --since
     // leaves them out of the store cross-check (forgery.test.ts covers it).
     const since = "2100-01-01T00:00:00.000Z";
-    const ok = await cli(["log", "verify", ...base, "--since", since, "--public-key", pubB, "--public-key", pubA, "--require-checkpointed"]);
+    const ok = await cli([
+      "log",
+      "verify",
+      ...base,
+      "--since",
+      since,
+      "--public-key",
+      pubB,
+      "--public-key",
+      pubA,
+      "--require-checkpointed",
+    ]);
     // 4 records, a checkpoint, 1 record, the close checkpoint.
     const close = parseEntry(lines[6] as string);
     expect(ok).toEqual({
       status: 0,
       stderr: "",
-      stdout: `${schema}.records: 5 records and 2 checkpoints (seq 1..7), head ${close.hash}\n` +
+      stdout:
+        `${schema}.records: 5 records and 2 checkpoints (seq 1..7), head ${close.hash}\n` +
         `${schema}.records: last checkpoint seq 7 covers seq 1..6 (close, ${(close["checkpoint"] as { time: string }).time}), key ${a.keyId}, signature verified\n` +
         `${schema}.decisions: 0 rows since ${since} match their records\n`,
     });
     const saved = join(dir, `${schema}.checkpoint`);
     const save = await cli(["log", "checkpoint", ...base, "--public-key", pubA, "--out", saved]);
-    expect(save).toMatchObject({ status: 0, stdout: `${schema}.records: saved the checkpoint at seq 7 (covers seq 1..6, head ${close.prev_hash}) to ${saved}\n` });
+    expect(save).toMatchObject({
+      status: 0,
+      stdout: `${schema}.records: saved the checkpoint at seq 7 (covers seq 1..6, head ${close.prev_hash}) to ${saved}\n`,
+    });
     await forge(schema, 6, []);
     const cut = await cli(["log", "verify", ...base, "--public-key", pubA, "--expect-checkpoint", saved]);
-    expect(cut).toEqual({ status: 1, stdout: "", stderr: `veto: log verify failed: ${schema}.records: the log ends at seq 5, below the saved checkpoint at seq 7\n` });
+    expect(cut).toEqual({
+      status: 1,
+      stdout: "",
+      stderr: `veto: log verify failed: ${schema}.records: the log ends at seq 5, below the saved checkpoint at seq 7\n`,
+    });
     const wrongKey = await cli(["log", "verify", ...base, "--public-key", pubB]);
-    expect(wrongKey).toMatchObject({ status: 1, stderr: expect.stringContaining(`seq 5: checkpoint signed by key ${a.keyId}, which is not among the public keys given`) });
+    expect(wrongKey).toMatchObject({
+      status: 1,
+      stderr: expect.stringContaining(`seq 5: checkpoint signed by key ${a.keyId}, which is not among the public keys given`),
+    });
   });
 });

@@ -72,40 +72,51 @@ async function refusal(p: Promise<unknown>): Promise<string> {
 function offsetPairs(): [number, number][] {
   const random = seededRandom(SEED);
   const drawn = (): number => Math.round((random() * 4 - 2) * HOUR);
-  return [[HOUR, -HOUR], [-HOUR, HOUR], [drawn(), drawn()], [drawn(), drawn()]];
+  return [
+    [HOUR, -HOUR],
+    [-HOUR, HOUR],
+    [drawn(), drawn()],
+    [drawn(), drawn()],
+  ];
 }
 
 describe(`instances whose clocks are far apart (seed ${SEED})`, () => {
-  it.each(offsetPairs())("a decision, its record and its approval are timed by the database (clocks %i and %i ms off)", async (offA, offB) => {
-    const pair = [await skewed(offA), await skewed(offB)];
-    for (const [i, veto] of pair.entries()) {
-      const before = await dbNow();
-      const d = await veto.protect(globex({ amount: 30000 }));
-      const after = await dbNow();
-      expect(d.action).toBe("require_approval");
-      const at = Date.parse(d.timestamp);
-      expect(at).toBeGreaterThanOrEqual(before);
-      expect(at).toBeLessThanOrEqual(after);
-      // The id (a ULID) is stamped with the same time, so ids sort alike from every instance.
-      expect(d.id.slice(0, 10)).toBe(encodeTime(at));
-      const { rows } = await db.pool.query<{ at_ms: string; expires_at_ms: string; line: string }>(
-        `SELECT at_ms, expires_at_ms, r.line FROM "${schema}".decisions d JOIN "${schema}".records r ON r.decision_id = d.id WHERE d.id = $1`,
-        [d.id],
-      );
-      expect(Number(rows[0]!.at_ms)).toBe(at);
-      expect(Number(rows[0]!.expires_at_ms)).toBe(at + HOUR);
-      expect((JSON.parse(rows[0]!.line) as { timestamp: string }).timestamp).toBe(d.timestamp);
-      // Answered by the other instance: the answer's time is the database's too.
-      const answer = await pair[1 - i]!.approve({ decisionId: d.id, reviewerId: APPROVER });
-      const answeredAt = Date.parse(answer.answeredAt);
-      expect(answeredAt).toBeGreaterThanOrEqual(after);
-      expect(answeredAt).toBeLessThanOrEqual(await dbNow());
-    }
-  });
+  it.each(offsetPairs())(
+    "a decision, its record and its approval are timed by the database (clocks %i and %i ms off)",
+    async (offA, offB) => {
+      const pair = [await skewed(offA), await skewed(offB)];
+      for (const [i, veto] of pair.entries()) {
+        const before = await dbNow();
+        const d = await veto.protect(globex({ amount: 30000 }));
+        const after = await dbNow();
+        expect(d.action).toBe("require_approval");
+        const at = Date.parse(d.timestamp);
+        expect(at).toBeGreaterThanOrEqual(before);
+        expect(at).toBeLessThanOrEqual(after);
+        // The id (a ULID) is stamped with the same time, so ids sort alike from every instance.
+        expect(d.id.slice(0, 10)).toBe(encodeTime(at));
+        const { rows } = await db.pool.query<{ at_ms: string; expires_at_ms: string; line: string }>(
+          `SELECT at_ms, expires_at_ms, r.line FROM "${schema}".decisions d JOIN "${schema}".records r ON r.decision_id = d.id WHERE d.id = $1`,
+          [d.id],
+        );
+        expect(Number(rows[0]!.at_ms)).toBe(at);
+        expect(Number(rows[0]!.expires_at_ms)).toBe(at + HOUR);
+        expect((JSON.parse(rows[0]!.line) as { timestamp: string }).timestamp).toBe(d.timestamp);
+        // Answered by the other instance: the answer's time is the database's too.
+        const answer = await pair[1 - i]!.approve({ decisionId: d.id, reviewerId: APPROVER });
+        const answeredAt = Date.parse(answer.answeredAt);
+        expect(answeredAt).toBeGreaterThanOrEqual(after);
+        expect(answeredAt).toBeLessThanOrEqual(await dbNow());
+      }
+    },
+  );
 
   it.each(offsetPairs())("neither expires an approval early (clocks %i and %i ms off)", async (offA, offB) => {
     const [a, b] = [await skewed(offA), await skewed(offB)];
-    for (const [asker, answerer] of [[a, b], [b, a]] as const) {
+    for (const [asker, answerer] of [
+      [a, b],
+      [b, a],
+    ] as const) {
       const d = await asker.protect(globex({ amount: 30000 }));
       const waits = [asker, answerer].map((v) => v.waitForApproval({ decisionId: d.id }));
       // A clock an hour or two ahead thought this hour-long approval over at once.
@@ -115,22 +126,25 @@ describe(`instances whose clocks are far apart (seed ${SEED})`, () => {
     }
   });
 
-  it.each(offsetPairs())("neither approves after the database's expiry, and waits end at it (clocks %i and %i ms off)", async (offA, offB) => {
-    const ttlMs = 1_500;
-    const [a, b] = [await skewed(offA, ttlMs), await skewed(offB, ttlMs)];
-    const d: Decision = await a.protect(globex({ amount: 30000 }));
-    const expiresAt = Date.parse(d.timestamp) + ttlMs;
-    const waits = [a, b].map((v) => refusal(v.waitForApproval({ decisionId: d.id })));
-    while ((await dbNow()) < expiresAt) await new Promise((r) => setTimeout(r, 25));
-    // A clock an hour or two behind thought there was plenty of time left.
-    expect(await refusal(b.approve({ decisionId: d.id, reviewerId: APPROVER }))).toBe("approval_expired");
-    expect(await refusal(a.reject({ decisionId: d.id, reviewerId: APPROVER }))).toBe("approval_expired");
-    // Both waits ended at the expiry, not an hour or two later.
-    const ended = await Promise.race([Promise.all(waits), new Promise<"late">((r) => setTimeout(() => r("late"), 5_000))]);
-    expect(ended).toEqual(["approval_expired", "approval_expired"]);
-    const { rows } = await db.pool.query(`SELECT approval_status FROM "${schema}".decisions WHERE id = $1`, [d.id]);
-    expect(rows).toEqual([{ approval_status: "expired" }]);
-  });
+  it.each(offsetPairs())(
+    "neither approves after the database's expiry, and waits end at it (clocks %i and %i ms off)",
+    async (offA, offB) => {
+      const ttlMs = 1_500;
+      const [a, b] = [await skewed(offA, ttlMs), await skewed(offB, ttlMs)];
+      const d: Decision = await a.protect(globex({ amount: 30000 }));
+      const expiresAt = Date.parse(d.timestamp) + ttlMs;
+      const waits = [a, b].map((v) => refusal(v.waitForApproval({ decisionId: d.id })));
+      while ((await dbNow()) < expiresAt) await new Promise((r) => setTimeout(r, 25));
+      // A clock an hour or two behind thought there was plenty of time left.
+      expect(await refusal(b.approve({ decisionId: d.id, reviewerId: APPROVER }))).toBe("approval_expired");
+      expect(await refusal(a.reject({ decisionId: d.id, reviewerId: APPROVER }))).toBe("approval_expired");
+      // Both waits ended at the expiry, not an hour or two later.
+      const ended = await Promise.race([Promise.all(waits), new Promise<"late">((r) => setTimeout(() => r("late"), 5_000))]);
+      expect(ended).toEqual(["approval_expired", "approval_expired"]);
+      const { rows } = await db.pool.query(`SELECT approval_status FROM "${schema}".decisions WHERE id = $1`, [d.id]);
+      expect(rows).toEqual([{ approval_status: "expired" }]);
+    },
+  );
 
   it.each(offsetPairs())("the deny history counts the same from every instance (clocks %i and %i ms off)", async (offA, offB) => {
     const random = seededRandom(SEED + offA);
@@ -151,7 +165,10 @@ describe(`instances whose clocks are far apart (seed ${SEED})`, () => {
       const d = await veto.protect(globex({ destination: "https://gmail.com/x" }, actor));
       expect(d.action).toBe("deny");
       escalated.push(d.escalated);
-      const { rows } = await db.pool.query<{ line: string }>(`SELECT line FROM "${schema}".records WHERE decision_id = $1 AND type = 'decision'`, [d.id]);
+      const { rows } = await db.pool.query<{ line: string }>(
+        `SELECT line FROM "${schema}".records WHERE decision_id = $1 AND type = 'decision'`,
+        [d.id],
+      );
       seen.push((JSON.parse(rows[0]!.line) as { history: { recent_denies: number } }).history.recent_denies);
     }
     // Each saw every deny and the rejection before it: 0, 1, (asked), 3, 4, 5; escalated from the third deny on (deny_threshold 3).

@@ -81,7 +81,10 @@ async function stillServing(c: Child): Promise<void> {
   expect([d.action, d.reasons.map((r) => r.code)]).toEqual(["allow", ["low_value"]]);
   const asked = decisionOf(await c.request("protect", { call: globex(`agent:after-ask-${counter}`, { amount: 30000 }) }));
   expect(asked.action).toBe("require_approval");
-  expect(await c.request("approve", { decisionId: asked.id, reviewerId: APPROVER })).toMatchObject({ ok: true, value: { status: "approved" } });
+  expect(await c.request("approve", { decisionId: asked.id, reviewerId: APPROVER })).toMatchObject({
+    ok: true,
+    value: { status: "approved" },
+  });
 }
 
 /** Hold a lock of the test's own on `key` (session-level) until the returned function is called. */
@@ -145,7 +148,12 @@ describe("a backend terminated at each point where protect() holds or waits for 
     await c.call("hold");
     const deciding = c.request("protect", { call: globex("agent:loss-sink", { amount: 100 }) });
     await until("the record write to be held", async () => (c.events.some((e) => e.event === "held") ? true : undefined));
-    expect(await terminate(db.pool, (await backends(db.pool, c.name)).map((b) => b.pid))).toBeGreaterThan(0);
+    expect(
+      await terminate(
+        db.pool,
+        (await backends(db.pool, c.name)).map((b) => b.pid),
+      ),
+    ).toBeGreaterThan(0);
     await c.call("release");
     const d = decisionOf(await deciding);
     // The unit may have committed before the terminate: allow; else the deny that replaced it.
@@ -166,7 +174,10 @@ describe("a backend terminated while an answer holds its unit", () => {
     await c.call("release");
     expect(await answering).toMatchObject({ ok: false, error: { name: "ApprovalError", code: "record_unavailable" } });
     // Rolled back with its connection: still pending, so the same instance can answer it now.
-    expect(await c.request("approve", { decisionId: asked.id, reviewerId: APPROVER })).toMatchObject({ ok: true, value: { status: "approved" } });
+    expect(await c.request("approve", { decisionId: asked.id, reviewerId: APPROVER })).toMatchObject({
+      ok: true,
+      value: { status: "approved" },
+    });
     await stillServing(c);
   });
 
@@ -184,7 +195,10 @@ describe("a backend terminated while an answer holds its unit", () => {
       await unlock();
     }
     expect(answer).toMatchObject({ ok: false, error: { name: "ApprovalError", code: "record_unavailable" } });
-    expect(await c.request("reject", { decisionId: asked.id, reviewerId: APPROVER })).toMatchObject({ ok: true, value: { status: "rejected" } });
+    expect(await c.request("reject", { decisionId: asked.id, reviewerId: APPROVER })).toMatchObject({
+      ok: true,
+      value: { status: "rejected" },
+    });
     await stillServing(c);
   });
 
@@ -202,7 +216,10 @@ describe("a backend terminated while an answer holds its unit", () => {
     await c.call("release");
     expect(await answering).toMatchObject({ ok: false, error: { name: "ApprovalError", code: "record_unavailable" } });
     expect(c.alive).toBe(true);
-    expect(await c.request("approve", { decisionId: asked.id, reviewerId: APPROVER })).toMatchObject({ ok: true, value: { status: "approved" } });
+    expect(await c.request("approve", { decisionId: asked.id, reviewerId: APPROVER })).toMatchObject({
+      ok: true,
+      value: { status: "approved" },
+    });
   });
 });
 
@@ -213,7 +230,12 @@ describe("a backend terminated while a waiter listens", () => {
     const waiting = c.request("wait", { decisionId: asked.id });
     const listening = await backendWhere(db.pool, c.name, "the LISTEN connection", (b) => b.query.startsWith("LISTEN"));
     // Every session of the instance: the LISTEN one and the pool's idle ones.
-    expect(await terminate(db.pool, (await backends(db.pool, c.name)).map((b) => b.pid))).toBeGreaterThan(0);
+    expect(
+      await terminate(
+        db.pool,
+        (await backends(db.pool, c.name)).map((b) => b.pid),
+      ),
+    ).toBeGreaterThan(0);
     await backendWhere(db.pool, c.name, "a new LISTEN connection", (b) => b.query.startsWith("LISTEN") && b.pid !== listening.pid);
     await peer.approve({ decisionId: asked.id, reviewerId: APPROVER });
     expect(await waiting).toMatchObject({ ok: true, value: { decisionId: asked.id, status: "approved" } });
@@ -240,7 +262,12 @@ function unexpectedOutcomes(outcomes: Record<string, number>): string[] {
  * A TCP proxy to the test server whose connections the test can reset (an
  * RST to the application, as a network blip or a load balancer would send).
  */
-async function resettingProxy(): Promise<{ url: string; open: () => number; reset: (pick: number) => boolean; close: () => Promise<void> }> {
+async function resettingProxy(): Promise<{
+  url: string;
+  open: () => number;
+  reset: (pick: number) => boolean;
+  close: () => Promise<void>;
+}> {
   const target = new URL(pgUrl());
   const pairs: [Socket, Socket][] = [];
   const server = createServer((down) => {
@@ -344,10 +371,12 @@ describe("a seeded storm of terminations under load", () => {
     // Nothing half-done: no approval left reserved, every answer with exactly its record, one intact chain.
     const q = async (sql: string): Promise<unknown[]> => (await db.pool.query(sql.replaceAll("$S", `"${schema}"`))).rows;
     expect(await q(`SELECT id FROM $S.decisions WHERE approval_status = 'answering'`)).toEqual([]);
-    expect(await q(`SELECT d.id FROM $S.decisions d WHERE d.approval_status IN ('approved', 'rejected')
+    expect(
+      await q(`SELECT d.id FROM $S.decisions d WHERE d.approval_status IN ('approved', 'rejected')
       AND d.actor_id LIKE 'agent:storm-terminations-%'
       AND (SELECT count(*) FROM $S.records r WHERE r.decision_id = d.id
-           AND r.type = CASE d.approval_status WHEN 'approved' THEN 'approval' ELSE 'rejection' END) <> 1`)).toEqual([]);
+           AND r.type = CASE d.approval_status WHEN 'approved' THEN 'approval' ELSE 'rejection' END) <> 1`),
+    ).toEqual([]);
     expect(await verifyPostgresLog({ connectionString: pgUrl(), schema })).toMatchObject({ ok: true });
   });
 });

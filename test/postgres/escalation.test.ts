@@ -24,7 +24,14 @@ async function makePostgresVeto() {
   const store = new CountFaultStore(await PostgresStore.connect({ connectionString: pgUrl(), schema }));
   const sink = new MemorySink();
   const clock = new FakeClock();
-  const veto = await createVeto({ bundle: requireBundle(), store, recordSink: sink, clock: clock.now, logger: captureLogger().logger, approvalPollMs: 20 });
+  const veto = await createVeto({
+    bundle: requireBundle(),
+    store,
+    recordSink: sink,
+    clock: clock.now,
+    logger: captureLogger().logger,
+    approvalPollMs: 20,
+  });
   return { veto, sink, clock, store };
 }
 

@@ -72,7 +72,10 @@ async function storm({ lanes, rounds, approver, prefix }) {
       await settle("protect", veto.protect(globex(actor, { destination: "https://gmail.com/x" })));
       if (asked?.action === "require_approval") {
         const waiting = settle("wait", veto.waitForApproval({ decisionId: asked.id, timeoutMs: 3_000 }));
-        await settle(k % 2 === 0 ? "approve" : "reject", veto[k % 2 === 0 ? "approve" : "reject"]({ decisionId: asked.id, reviewerId: approver }));
+        await settle(
+          k % 2 === 0 ? "approve" : "reject",
+          veto[k % 2 === 0 ? "approve" : "reject"]({ decisionId: asked.id, reviewerId: approver }),
+        );
         await waiting;
       }
     }
@@ -89,7 +92,12 @@ const commands = {
       approvalPollMs: pollMs ?? 100,
       approvalTtlMs: ttlMs ?? 3_600_000,
       ...(gated ? { recordSink: gatedSink } : {}),
-      store: postgres({ connectionString: url, schema, ...(records === undefined ? {} : { records }), pool: { application_name: name, ...pool } }),
+      store: postgres({
+        connectionString: url,
+        schema,
+        ...(records === undefined ? {} : { records }),
+        pool: { application_name: name, ...pool },
+      }),
     });
     return process.pid;
   },

@@ -124,10 +124,12 @@ function verifyCli(schema: string, ...extra: string[]): { status: number | null;
 }
 
 async function refused(role: Role, sql: string, values: unknown[] = []): Promise<string> {
-  const error = await as(role).query(sql, values).then(
-    () => undefined,
-    (e: unknown) => e as { code?: string; message: string },
-  );
+  const error = await as(role)
+    .query(sql, values)
+    .then(
+      () => undefined,
+      (e: unknown) => e as { code?: string; message: string },
+    );
   expect(error, `${role}: ${sql}`).toBeDefined();
   expect(error!.code, `${role}: ${sql}: ${error!.message}`).toBe("42501");
   return error!.message;
@@ -146,7 +148,9 @@ async function refusal(promise: Promise<unknown>): Promise<ApprovalError> {
 
 /** Append `record` to the chain as the instance role can: correctly linked to the tail. */
 async function appendChained(schema: string, record: Record<string, unknown>, link = true): Promise<number> {
-  const { rows } = await as("instance").query<{ seq: string; hash: string }>(`SELECT seq, hash FROM "${schema}".records ORDER BY seq DESC LIMIT 1`);
+  const { rows } = await as("instance").query<{ seq: string; hash: string }>(
+    `SELECT seq, hash FROM "${schema}".records ORDER BY seq DESC LIMIT 1`,
+  );
   const seq = Number(rows[0]?.seq ?? 0) + 1;
   const prev = link ? (rows[0]?.hash ?? GENESIS_HASH) : `sha256:${"1".repeat(64)}`;
   const sealed = sealRecord(record, seq, prev);
@@ -159,7 +163,10 @@ async function appendChained(schema: string, record: Record<string, unknown>, li
 
 /** An approval record as the adapter would write it for `decision`, by `reviewerId` at `atMs`. */
 async function forgedApproval(schema: string, decision: Decision, reviewerId: string, atMs: number): Promise<Record<string, unknown>> {
-  const { rows } = await admin.query<{ line: string }>(`SELECT line FROM "${schema}".records WHERE decision_id = $1 AND type = 'decision'`, [decision.id]);
+  const { rows } = await admin.query<{ line: string }>(
+    `SELECT line FROM "${schema}".records WHERE decision_id = $1 AND type = 'decision'`,
+    [decision.id],
+  );
   const made = JSON.parse(rows[0]!.line) as Record<string, unknown>;
   return {
     type: "approval",
@@ -225,7 +232,9 @@ describe("the least-privilege layout of docs/postgres.md, applied as written", (
     // The auditor verifies: the chain, then the store against it.
     const verified = verifyCli(schema);
     expect(verified).toMatchObject({ status: 0, stderr: "" });
-    expect(verified.stdout).toMatch(new RegExp(`^${schema}\\.records: 6 records, head sha256:[0-9a-f]{64}\\n${schema}\\.decisions: 4 rows match their records\\n$`));
+    expect(verified.stdout).toMatch(
+      new RegExp(`^${schema}\\.records: 6 records, head sha256:[0-9a-f]{64}\\n${schema}\\.decisions: 4 rows match their records\\n$`),
+    );
   });
 
   it("the decisions guard refuses, for the instance role, every change the adapter never makes", async () => {
@@ -250,9 +259,15 @@ describe("the least-privilege layout of docs/postgres.md, applied as written", (
       [`UPDATE ${t} SET approval_status = 'pending', reviewer_id = NULL, answered_at_ms = NULL WHERE id = $1`, [rejected.id]],
       [`UPDATE ${t} SET answered_at_ms = $2 WHERE id = $1`, [rejected.id, hourAgo]],
       [`UPDATE ${t} SET reviewer_id = '${OTHER_APPROVER}' WHERE id = $1`, [rejected.id]],
-      [`UPDATE ${t} SET action = 'deny', approvers = '{}', approval_status = NULL, expires_at_ms = NULL, reviewer_id = NULL, note = NULL, answered_at_ms = NULL WHERE id = $1`, [rejected.id]],
-      [`INSERT INTO ${t} (id, action, escalated, at_ms, call_digest, approvers, approval_status, expires_at_ms, reviewer_id, answered_at_ms)
-        VALUES ('01FORGED', 'require_approval', false, 1, 'sha256:x', '{}', 'approved', 2, 'x', 1)`, []],
+      [
+        `UPDATE ${t} SET action = 'deny', approvers = '{}', approval_status = NULL, expires_at_ms = NULL, reviewer_id = NULL, note = NULL, answered_at_ms = NULL WHERE id = $1`,
+        [rejected.id],
+      ],
+      [
+        `INSERT INTO ${t} (id, action, escalated, at_ms, call_digest, approvers, approval_status, expires_at_ms, reviewer_id, answered_at_ms)
+        VALUES ('01FORGED', 'require_approval', false, 1, 'sha256:x', '{}', 'approved', 2, 'x', 1)`,
+        [],
+      ],
       // Answering in two steps, as the adapter does, but with no approval record: refused where records are kept.
       [answerSql(schema).join("; ").replaceAll("$1", `'${pending.id}'`).replaceAll("$2", `'${APPROVER}'`).replaceAll("$3", "1"), []],
     ] as [string, unknown[]][]) {
@@ -305,14 +320,20 @@ describe("forgeries, and who catches them", () => {
       await aroundTheGuard(schema, [approve, [asked.id, reviewer, Date.now()]]);
       const e = await waiting;
       expect(e.code).toBe("approval_unverified");
-      expect(e.message).toContain(reviewer === INTERN ? `approved by ${INTERN}, who is not among its approvers` : `no approval record by ${APPROVER}`);
-      expect(logLines).toContainEqual(expect.objectContaining({ msg: "approval refused: the records do not back it", decision_id: asked.id }));
+      expect(e.message).toContain(
+        reviewer === INTERN ? `approved by ${INTERN}, who is not among its approvers` : `no approval record by ${APPROVER}`,
+      );
+      expect(logLines).toContainEqual(
+        expect.objectContaining({ msg: "approval refused: the records do not back it", decision_id: asked.id }),
+      );
       // guard, on the same kind of forgery, never runs the tool.
       let ran = false;
       const guarded = veto.guard("crm.update", () => {
         ran = true;
       });
-      const running = guarded(NEEDS_APPROVAL["arguments"] as Record<string, unknown>, NEEDS_APPROVAL["context"] as never).catch((x: unknown) => x);
+      const running = guarded(NEEDS_APPROVAL["arguments"] as Record<string, unknown>, NEEDS_APPROVAL["context"] as never).catch(
+        (x: unknown) => x,
+      );
       let id: string | undefined;
       for (let i = 0; i < 200 && id === undefined; i++) {
         const { rows } = await admin.query<{ id: string }>(`SELECT id FROM "${schema}".decisions WHERE approval_status = 'pending'`);
@@ -328,7 +349,9 @@ describe("forgeries, and who catches them", () => {
       expect(failed.status).toBe(1);
       expect(failed.stderr).toContain(`veto: ${schema}: decision ${asked.id}: approved by ${reviewer}, but `);
       expect(failed.stderr).toContain(`veto: ${schema}: decision ${id}: approved by ${reviewer}, but `);
-      expect(failed.stderr).toMatch(new RegExp(`veto: log verify failed: ${schema}\\.decisions: 2 mismatches between the store and its records\\n$`));
+      expect(failed.stderr).toMatch(
+        new RegExp(`veto: log verify failed: ${schema}\\.decisions: 2 mismatches between the store and its records\\n$`),
+      );
     }
   });
 
@@ -373,7 +396,9 @@ describe("forgeries, and who catches them", () => {
     expect(checked).toMatchObject({ ok: false, total: 3 });
     if (!checked.ok) {
       expect(checked.mismatches.map((m) => m.decisionId)).toEqual(denies.map((d) => d.id));
-      expect(checked.mismatches[0]!.problem).toMatch(/^decision record \(deny\) at .* has no row in .*: a deny escalation no longer counts$/);
+      expect(checked.mismatches[0]!.problem).toMatch(
+        /^decision record \(deny\) at .* has no row in .*: a deny escalation no longer counts$/,
+      );
     }
     const failed = verifyCli(schema);
     expect(failed.status).toBe(1);
@@ -435,7 +460,14 @@ describe(`any one fact of a row changed behind the guard's back (seed ${SEED})`,
     const schema = await layout("forge_gen");
     const { veto } = await instance(schema);
     const made: Decision[] = [];
-    for (const call of [read(), write({ destination: "gmail.com" }), NEEDS_APPROVAL, write({ amount: 12000 }), write({ amount: 15000 }), write({ amount: 100 })]) {
+    for (const call of [
+      read(),
+      write({ destination: "gmail.com" }),
+      NEEDS_APPROVAL,
+      write({ amount: 12000 }),
+      write({ amount: 15000 }),
+      write({ amount: 100 }),
+    ]) {
       made.push(await veto.protect(call));
     }
     await veto.approve({ decisionId: made[2]!.id, reviewerId: APPROVER, note: "ok" });

@@ -7,7 +7,14 @@ import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { PostgresRecordSink, PostgresStore, defaultMigrationsDir, migrate, verifyPostgresLog, postgres } from "../../adapter/postgres/index.js";
+import {
+  PostgresRecordSink,
+  PostgresStore,
+  defaultMigrationsDir,
+  migrate,
+  verifyPostgresLog,
+  postgres,
+} from "../../adapter/postgres/index.js";
 import { createVeto, openFileLog, type Veto } from "../../adapter/index.js";
 import { ACTOR, APPROVER, captureLogger, read, requireBundle, requireCli, write } from "../helpers/index.js";
 import { pgUrl, testDatabase } from "../helpers/postgres.js";
@@ -113,7 +120,7 @@ describe("PostgreSQL decision records", () => {
     const log = await openFileLog(join(dir, "same.jsonl"));
     const records = [
       { type: "decision", decision_id: "01A", timestamp: "2026-03-01T09:00:00.000Z", result: { action: "allow" }, n: 1.5 },
-      { type: "approval", decision_id: "01A", reviewer_id: "user:x", note: null, "é": "\u2028" },
+      { type: "approval", decision_id: "01A", reviewer_id: "user:x", note: null, é: "\u2028" },
       { type: "decision", decision_id: "01B", input: { z: 1, a: [true, { b: "x" }] } },
     ];
     for (const record of records) {
@@ -146,7 +153,13 @@ describe("PostgreSQL decision records", () => {
       [6, "rejection", asked2.id],
     ]);
     const approval = JSON.parse(rows[4]!.line) as Record<string, unknown>;
-    expect(approval).toMatchObject({ type: "approval", reviewer_id: APPROVER, note: "fine", actor_id: ACTOR, result: { approval: "approved" } });
+    expect(approval).toMatchObject({
+      type: "approval",
+      reviewer_id: APPROVER,
+      note: "fine",
+      actor_id: ACTOR,
+      result: { approval: "approved" },
+    });
     const result = await verifyPostgresLog({ connectionString: pgUrl(), schema });
     expect(result).toMatchObject({ ok: true, count: 6, table: `${schema}.records` });
 
@@ -198,7 +211,9 @@ describe("PostgreSQL decision records", () => {
     const veto = await pgVeto(schema);
     await db.pool.query(`CREATE FUNCTION "${schema}".fail_insert() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN RAISE EXCEPTION 'disk full (injected)'; END $$`);
-    await db.pool.query(`CREATE TRIGGER fail_insert BEFORE INSERT ON "${schema}".records FOR EACH ROW EXECUTE FUNCTION "${schema}".fail_insert()`);
+    await db.pool.query(
+      `CREATE TRIGGER fail_insert BEFORE INSERT ON "${schema}".records FOR EACH ROW EXECUTE FUNCTION "${schema}".fail_insert()`,
+    );
     const decision = await veto.protect(read());
     expect(decision).toMatchObject({ action: "deny", reasons: [{ code: "record_unavailable" }] });
     expect(decision.reason).toContain("disk full (injected)");
@@ -209,7 +224,9 @@ describe("PostgreSQL decision records", () => {
     // An approval whose record cannot be written is refused and stays pending.
     await db.pool.query(`DROP TRIGGER fail_insert ON "${schema}".records`);
     const asked = await veto.protect(write({ amount: 9000 }));
-    await db.pool.query(`CREATE TRIGGER fail_insert BEFORE INSERT ON "${schema}".records FOR EACH ROW EXECUTE FUNCTION "${schema}".fail_insert()`);
+    await db.pool.query(
+      `CREATE TRIGGER fail_insert BEFORE INSERT ON "${schema}".records FOR EACH ROW EXECUTE FUNCTION "${schema}".fail_insert()`,
+    );
     await expect(veto.approve({ decisionId: asked.id, reviewerId: APPROVER })).rejects.toMatchObject({ code: "record_unavailable" });
     const pending = await db.pool.query(`SELECT approval_status, reviewer_id FROM "${schema}".decisions WHERE id = $1`, [asked.id]);
     expect(pending.rows).toEqual([{ approval_status: "pending", reviewer_id: null }]);

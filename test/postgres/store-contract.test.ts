@@ -117,7 +117,9 @@ describe.each(implementations)("$name: the VetoStore contract", ({ open, transac
 
       // A rejection counts at the time of the answer (atMs, or the store's clock when it has one), not of the decision.
       expect(await store.transitionApproval(asked.id, { from: "pending", to: "answering", reviewerId: "user:x", atMs: T0 + 7 })).toBe(true);
-      expect(await store.transitionApproval(asked.id, { from: "answering", to: "rejected", reviewerId: "user:x", atMs: T0 + 7 })).toBe(true);
+      expect(await store.transitionApproval(asked.id, { from: "answering", to: "rejected", reviewerId: "user:x", atMs: T0 + 7 })).toBe(
+        true,
+      );
       const answeredAtMs = (await other.getDecision(asked.id))?.approval?.answeredAtMs ?? Number.NaN;
       expect(answeredAtMs).toBeGreaterThanOrEqual(T0 + (store.now === undefined ? 7 : 0));
       expect(await other.countRecentDenies("agent:a", "acme", T0)).toBe(3);
@@ -164,7 +166,9 @@ describe.each(implementations)("$name: the VetoStore contract", ({ open, transac
       expect(await other.transitionApproval(d.id, { from: "answering", to: "approved", reviewerId: "user:x", atMs: T0 })).toBe(false);
       expect(await other.transitionApproval(d.id, { from: "pending", to: "answering", reviewerId: "user:x", atMs: T0 + 1 })).toBe(true);
       expect(await store.transitionApproval(d.id, { from: "pending", to: "answering", reviewerId: "user:y", atMs: T0 + 1 })).toBe(false);
-      expect(await store.transitionApproval(d.id, { from: "answering", to: "approved", reviewerId: "user:x", note: "ok", atMs: T0 + 2 })).toBe(true);
+      expect(
+        await store.transitionApproval(d.id, { from: "answering", to: "approved", reviewerId: "user:x", note: "ok", atMs: T0 + 2 }),
+      ).toBe(true);
       const after = (await store.now?.()) ?? T0 + 2;
       const approval = (await other.getDecision(d.id))?.approval;
       expect(approval).toEqual({
@@ -195,7 +199,9 @@ describe.each(implementations)("$name: the VetoStore contract", ({ open, transac
       await store.appendDecision(e);
       expect(await other.transitionApproval(e.id, { from: "pending", to: "expired", atMs: T0 })).toBe(false);
       expect(await store.transitionApproval(e.id, { from: "pending", to: "answering", reviewerId: "user:x", atMs: T0 + 1 })).toBe(true);
-      expect(await store.transitionApproval(e.id, { from: "answering", to: "approved", reviewerId: "user:x", atMs: T0 + 3_600_001 })).toBe(true);
+      expect(await store.transitionApproval(e.id, { from: "answering", to: "approved", reviewerId: "user:x", atMs: T0 + 3_600_001 })).toBe(
+        true,
+      );
     }));
 
   it("of many concurrent answers through both handles, exactly one moves the approval", () =>
@@ -280,24 +286,25 @@ describe.each(implementations)("$name: the VetoStore contract", ({ open, transac
     }));
 
   // Only a transactional store can undo; the in-memory one applies at once.
-  if (transactional) it("a unit that ends without commit leaves nothing behind, and a failed one refuses further work", () =>
-    withStores(open, async ({ store, other }) => {
-      const d = pending();
-      await expect(
-        store.unit!({ actorId: "agent:a", tenantId: "acme" }, async (unit) => {
-          await unit.appendDecision(d);
-          expect(await unit.getDecision(d.id)).toEqual(d);
-          throw new Error("crash before commit");
-        }),
-      ).rejects.toThrow("crash before commit");
-      expect(await other.getDecision(d.id)).toBeUndefined();
+  if (transactional)
+    it("a unit that ends without commit leaves nothing behind, and a failed one refuses further work", () =>
+      withStores(open, async ({ store, other }) => {
+        const d = pending();
+        await expect(
+          store.unit!({ actorId: "agent:a", tenantId: "acme" }, async (unit) => {
+            await unit.appendDecision(d);
+            expect(await unit.getDecision(d.id)).toEqual(d);
+            throw new Error("crash before commit");
+          }),
+        ).rejects.toThrow("crash before commit");
+        expect(await other.getDecision(d.id)).toBeUndefined();
 
-      await store.unit!(undefined, async (unit) => {
-        await unit.appendDecision(d);
-        // Violates a CHECK: an approval without its call digest.
-        await expect(unit.appendDecision(pending({ callDigest: undefined }))).rejects.toThrow(/approval_bound_to_call/);
-        await expect(unit.commit()).rejects.toThrow(/transaction is over/);
-      });
-      expect(await other.getDecision(d.id)).toBeUndefined();
-    }));
+        await store.unit!(undefined, async (unit) => {
+          await unit.appendDecision(d);
+          // Violates a CHECK: an approval without its call digest.
+          await expect(unit.appendDecision(pending({ callDigest: undefined }))).rejects.toThrow(/approval_bound_to_call/);
+          await expect(unit.commit()).rejects.toThrow(/transaction is over/);
+        });
+        expect(await other.getDecision(d.id)).toBeUndefined();
+      }));
 });

@@ -12,7 +12,10 @@ import { VECTORS_FILE, computeVectors } from "../../scripts/conformance-vectors.
 import { requireBundle } from "../helpers/index.js";
 
 interface Step {
-  readonly expected: { readonly records: readonly { readonly record: Record<string, unknown>; readonly hash: string }[] } & Record<string, unknown>;
+  readonly expected: { readonly records: readonly { readonly record: Record<string, unknown>; readonly hash: string }[] } & Record<
+    string,
+    unknown
+  >;
 }
 interface Vectors {
   readonly suites: readonly { readonly name: string; readonly steps: readonly Step[] }[];

@@ -59,7 +59,7 @@ describe("canonicalJson (RFC 8785 style)", () => {
   });
 
   it("escapes strings as JSON.stringify does, keeping non-ASCII as is", () => {
-    expect(canonicalJson("a\"b\\c\u0001\u001f\u007f\u2028é")).toBe('"a\\"b\\\\c\\u0001\\u001f\u007f\u2028é"');
+    expect(canonicalJson('a"b\\c\u0001\u001f\u007f\u2028é')).toBe('"a\\"b\\\\c\\u0001\\u001f\u007f\u2028é"');
   });
 
   it("treats own __proto__ keys and null-prototype objects as ordinary fields", () => {

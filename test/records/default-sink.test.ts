@@ -88,9 +88,17 @@ async function runChild(
   onStart?.({ stdout: child.stdout, stdin });
   if (onStart === undefined) child.stdout?.on("data", (chunk: Buffer) => (out += chunk.toString("utf8")));
   const killer = setTimeout(() => child.kill("SIGKILL"), KILL_AFTER_MS);
-  const [status, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((done) => child.on("close", (code, sig) => done([code, sig])));
+  const [status, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((done) =>
+    child.on("close", (code, sig) => done([code, sig])),
+  );
   clearTimeout(killer);
-  const parsed = events.trim() === "" ? [] : events.trim().split("\n").map((l) => JSON.parse(l) as Event);
+  const parsed =
+    events.trim() === ""
+      ? []
+      : events
+          .trim()
+          .split("\n")
+          .map((l) => JSON.parse(l) as Event);
   const closing = parsed.find((e) => e.event === "closing");
   const exit = parsed.find((e) => e.event === "exit");
   return {
@@ -162,7 +170,10 @@ describe("the default record sink (stdout)", () => {
     const list = calls(40);
     const run = await runChild("pipe", list);
     expectExitedPromptly(run);
-    const records = run.stdout.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    const records = run.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(records.map((r) => r["decision_id"])).toEqual(run.decisions.map((d) => d.id));
     for (const r of records) expect(r).toMatchObject({ msg: "veto decision", component: "records", name: "veto", type: "decision" });
     expect(new Set(run.decisions.map((d) => d.action))).toEqual(new Set(["allow", "deny", "require_approval"]));
@@ -175,7 +186,10 @@ describe("the default record sink (stdout)", () => {
     try {
       const run = await runChild(fd, calls(25));
       expectExitedPromptly(run);
-      const ids = readFileSync(file, "utf8").trim().split("\n").map((l) => (JSON.parse(l) as { decision_id: string }).decision_id);
+      const ids = readFileSync(file, "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => (JSON.parse(l) as { decision_id: string }).decision_id);
       expect(ids).toEqual(run.decisions.map((d) => d.id));
       expect(run.decisions.flatMap((d) => d.codes)).not.toContain("record_unavailable");
     } finally {

@@ -14,7 +14,9 @@ import { APPROVER, MemorySink, bundleData, codes, makeVeto, read, requireOpa, wr
 describe("the decision record", () => {
   it("is written before protect() returns, with the contract's fields", async () => {
     const { veto, sink } = await makeVeto();
-    const d = await veto.protect(write({ amount: 10 }, { sourceSystem: "salesforce", requestId: "req_9", sessionId: "s_1", onBehalfOf: "user:ana@acme.example" }));
+    const d = await veto.protect(
+      write({ amount: 10 }, { sourceSystem: "salesforce", requestId: "req_9", sessionId: "s_1", onBehalfOf: "user:ana@acme.example" }),
+    );
     const r = sink.last() as DecisionEventRecord;
     expect(r).toMatchObject({
       type: "decision",
@@ -50,7 +52,11 @@ describe("the decision record", () => {
       ...call,
       arguments: { ...args, changes: { SSN: sha("123-45-6789"), email: sha("a@b.c"), name: "Ana" }, nested: { tax_id: sha("T1") } },
     });
-    expect([...r.masked].sort()).toEqual(["/input/arguments/changes/SSN", "/input/arguments/changes/email", "/input/arguments/nested/tax_id"]);
+    expect([...r.masked].sort()).toEqual([
+      "/input/arguments/changes/SSN",
+      "/input/arguments/changes/email",
+      "/input/arguments/nested/tax_id",
+    ]);
     expect(JSON.stringify(r)).not.toContain("123-45-6789");
     expect(JSON.stringify(r)).not.toContain("a@b.c");
     await veto.close();
@@ -86,9 +92,9 @@ describe("the decision record", () => {
     expect(ran).toBe(true);
     expect(sink.last()).toMatchObject({ type: "approval", call_digest: decision.call_digest });
     expect(decision.call_digest).toMatch(/^hmac-sha256:/);
-    await expect(
-      veto.waitForApproval({ decisionId: decision.decision_id, call: write({ amount: 9001 }) as never }),
-    ).rejects.toMatchObject({ code: "call_mismatch" });
+    await expect(veto.waitForApproval({ decisionId: decision.decision_id, call: write({ amount: 9001 }) as never })).rejects.toMatchObject({
+      code: "call_mismatch",
+    });
     await veto.close();
   });
 
@@ -99,7 +105,11 @@ describe("the decision record", () => {
     await veto.protect(write({ amount: 10, destination: "https://hooks.example.com", changes: { stage: "won", amount: 20 } }));
     const r = sink.last() as DecisionEventRecord;
     expect(r.input).toMatchObject({
-      arguments: { amount: 10, destination: "https://hooks.example.com", changes: { stage: expect.stringMatching(/^sha256:/), amount: expect.stringMatching(/^sha256:/) } },
+      arguments: {
+        amount: 10,
+        destination: "https://hooks.example.com",
+        changes: { stage: expect.stringMatching(/^sha256:/), amount: expect.stringMatching(/^sha256:/) },
+      },
       context: { actorId: "agent:sales-assistant" },
     });
     expect([...r.masked].sort()).toEqual(["/input/arguments/changes/amount", "/input/arguments/changes/stage"]);
@@ -128,16 +138,29 @@ describe("the decision record", () => {
       const d = await veto.protect(read());
       await veto.close();
       await sink.close();
-      const lines = (await readFile(file, "utf8")).trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+      const lines = (await readFile(file, "utf8"))
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
       expect(lines).toEqual([
-        expect.objectContaining({ msg: "veto decision", name: "veto", component: "records", type: "decision", decision_id: d.id, result: expect.objectContaining({ action: "allow" }) }),
+        expect.objectContaining({
+          msg: "veto decision",
+          name: "veto",
+          component: "records",
+          type: "decision",
+          decision_id: d.id,
+          result: expect.objectContaining({ action: "allow" }),
+        }),
       ]);
       expect(logLines.filter((l) => l["decision_id"] === d.id)).toEqual([]);
       // Closed: later records are refused, so their calls are denied.
       await expect(sink.write({ type: "decision" } as never)).rejects.toMatchObject({ code: "record_unavailable" });
       // Only a regular file: /dev/full, /dev/null or a directory take records and keep none.
       for (const path of ["/dev/full", "/dev/null", dir]) {
-        await expect(FdRecordSink.openFile(path)).rejects.toMatchObject({ code: "invalid_options", message: expect.stringMatching(/is not a regular file/) });
+        await expect(FdRecordSink.openFile(path)).rejects.toMatchObject({
+          code: "invalid_options",
+          message: expect.stringMatching(/is not a regular file/),
+        });
       }
     } finally {
       await rm(dir, { recursive: true, force: true });
@@ -150,8 +173,18 @@ describe("the decision record", () => {
     const { veto, sink, clock } = await makeVeto({ data });
     const cases: [string, string, string[], string[]][] = [
       ["https://hooks.example.com/x?u=https://pastebin.com", "allow", ["low_value"], ["hooks.example.com"]],
-      ["mailto:a@hooks.example.com?CC=b%40gmail.com", "deny", ["blocked_destination", "destination_not_allowed"], ["gmail.com", "hooks.example.com"]],
-      ["sftp://hooks.example.com\\@files.example.net/x, a@eu.example.com", "deny", ["destination_not_allowed"], ["eu.example.com", "files.example.net", "hooks.example.com"]],
+      [
+        "mailto:a@hooks.example.com?CC=b%40gmail.com",
+        "deny",
+        ["blocked_destination", "destination_not_allowed"],
+        ["gmail.com", "hooks.example.com"],
+      ],
+      [
+        "sftp://hooks.example.com\\@files.example.net/x, a@eu.example.com",
+        "deny",
+        ["destination_not_allowed"],
+        ["eu.example.com", "files.example.net", "hooks.example.com"],
+      ],
       ["https://[0:0::1]:8443/", "deny", ["destination_not_allowed"], ["[::1]"]],
       ["https://hooks.example.com/\tx", "deny", ["blocked_destination", "destination_not_allowed"], []],
     ];
@@ -210,7 +243,14 @@ describe("fail closed", () => {
   });
 
   it("a logger that throws (its destination is full) never changes the outcome: still a deny, still a refusal", async () => {
-    const logger = pino({}, { write: () => { throw new Error("ENOSPC: no space left on device, write"); } });
+    const logger = pino(
+      {},
+      {
+        write: () => {
+          throw new Error("ENOSPC: no space left on device, write");
+        },
+      },
+    );
     const sink = new MemorySink();
     const { veto } = await makeVeto({ logger, recordSink: sink, approvalTtlMs: 60_000 });
     const pending = await veto.protect(write({ amount: 9000 }));
@@ -245,7 +285,11 @@ describe("fail closed", () => {
       expect([d.action, d.escalated, codes(d), d.approvers]).toEqual(["deny", false, ["record_unavailable"], []]);
       expect(d.reason).toContain("ECONNREFUSED");
       // The superseding deny is on file (through the sink) and in the store.
-      expect(sink.last()).toMatchObject({ decision_id: d.id, history: null, result: { action: "deny", reasons: [{ code: "record_unavailable" }] } });
+      expect(sink.last()).toMatchObject({
+        decision_id: d.id,
+        history: null,
+        result: { action: "deny", reasons: [{ code: "record_unavailable" }] },
+      });
       expect((await store.getDecision(d.id))?.action).toBe("deny");
     }
     expect(logLines.filter((l) => l["msg"] === "decision could not be recorded; denying")).toHaveLength(3);
@@ -296,7 +340,9 @@ decision := {"action": "launch", "reasons": []} if input.tool == "crm.explode"
 `,
     );
     broken = join(dir, "broken.tar.gz");
-    const run = spawnSync(requireOpa(), ["build", "-t", "wasm", "-e", "veto/crm/decision", "-o", broken, join(dir, "broken.rego")], { encoding: "utf8" });
+    const run = spawnSync(requireOpa(), ["build", "-t", "wasm", "-e", "veto/crm/decision", "-o", broken, join(dir, "broken.rego")], {
+      encoding: "utf8",
+    });
     if (run.status !== 0) throw new Error(`opa build failed: ${run.stderr}`);
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -43,9 +43,13 @@ describe("check-architecture", () => {
     expect(run.status).toBe(1);
     expect(run.stderr).toMatch(/^cycle: adapter\/shared\/a\.ts -> adapter\/shared\/b\.ts -> adapter\/shared\/a\.ts$/m);
     expect(run.stderr).toMatch(/adapter\/call\/up\.ts:1: imports adapter\/veto\.ts: a step never imports the orchestrator/);
-    expect(run.stderr).toMatch(/adapter\/history\/pg\.ts:1: imports adapter\/postgres\/store\.ts: only postgres\/, the CLI and its entry import the PostgreSQL backend/);
+    expect(run.stderr).toMatch(
+      /adapter\/history\/pg\.ts:1: imports adapter\/postgres\/store\.ts: only postgres\/, the CLI and its entry import the PostgreSQL backend/,
+    );
     expect(run.stderr).toMatch(/adapter\/records\/cli\.ts:1: imports adapter\/cli\/common\.ts: nothing imports the CLI/);
-    expect(run.stderr).toMatch(/adapter\/policy\/shared-up\.ts:1: imports adapter\/records\/records\.ts: layer policy must not import layer records/);
+    expect(run.stderr).toMatch(
+      /adapter\/policy\/shared-up\.ts:1: imports adapter\/records\/records\.ts: layer policy must not import layer records/,
+    );
   });
 });
 

@@ -12,12 +12,24 @@ import { pgUrl, testDatabase } from "../helpers/postgres.js";
 const db = testDatabase();
 const ISS = "https://idp.test";
 const AUD = "veto-approvals";
-const pair = () => generateKeyPairSync("rsa", { modulusLength: 2048, publicKeyEncoding: { type: "spki", format: "pem" }, privateKeyEncoding: { type: "pkcs8", format: "pem" } });
+const pair = () =>
+  generateKeyPairSync("rsa", {
+    modulusLength: 2048,
+    publicKeyEncoding: { type: "spki", format: "pem" },
+    privateKeyEncoding: { type: "pkcs8", format: "pem" },
+  });
 const KEY = pair();
 const OTHER_KEY = pair();
 
-async function token(claims: Record<string, unknown> = {}, o: { key?: string; iss?: string; aud?: string; exp?: number | null; nbf?: number } = {}): Promise<string> {
-  const jwt = new SignJWT({ sub: APPROVER, ...claims }).setProtectedHeader({ alg: "RS256" }).setIssuer(o.iss ?? ISS).setAudience(o.aud ?? AUD).setIssuedAt();
+async function token(
+  claims: Record<string, unknown> = {},
+  o: { key?: string; iss?: string; aud?: string; exp?: number | null; nbf?: number } = {},
+): Promise<string> {
+  const jwt = new SignJWT({ sub: APPROVER, ...claims })
+    .setProtectedHeader({ alg: "RS256" })
+    .setIssuer(o.iss ?? ISS)
+    .setAudience(o.aud ?? AUD)
+    .setIssuedAt();
   if (o.exp !== null) jwt.setExpirationTime(o.exp ?? Math.floor(Date.now() / 1000) + 300);
   if (o.nbf !== undefined) jwt.setNotBefore(o.nbf);
   return await jwt.sign(await importPKCS8(o.key ?? KEY.privateKey, "RS256"));
@@ -30,7 +42,11 @@ let app: Awaited<ReturnType<typeof createApprovalServer>>;
 beforeAll(async () => {
   store = await PostgresStore.connect({ connectionString: pgUrl(), schema: db.schema("api"), migrate: true });
   ({ veto } = await makeVeto({ store, recordSink: store.recordSink() }));
-  app = await createApprovalServer({ veto, store, auth: { jwt: { publicKey: KEY.publicKey, issuer: ISS, audience: AUD, groupsClaim: "groups" } } });
+  app = await createApprovalServer({
+    veto,
+    store,
+    auth: { jwt: { publicKey: KEY.publicKey, issuer: ISS, audience: AUD, groupsClaim: "groups" } },
+  });
 });
 afterAll(async () => {
   await app.close();
@@ -57,7 +73,12 @@ describe("approval API", () => {
     expect(item.arguments.amount).toBe(9000);
     const got = await app.inject({ method: "GET", url: `/api/approvals/${id}`, headers: await auth() });
     expect(got.json().decisionId).toBe(id);
-    const res = await app.inject({ method: "POST", url: `/api/approvals/${id}/approve`, headers: await auth(), payload: { note: "ok", reviewerId: OTHER_APPROVER } });
+    const res = await app.inject({
+      method: "POST",
+      url: `/api/approvals/${id}/approve`,
+      headers: await auth(),
+      payload: { note: "ok", reviewerId: OTHER_APPROVER },
+    });
     expect(res.statusCode).toBe(200);
     expect(res.json()).toMatchObject({ status: "approved", reviewerId: APPROVER, note: "ok" });
     const again = await app.inject({ method: "POST", url: `/api/approvals/${id}/reject`, headers: await auth({ sub: OTHER_APPROVER }) });
@@ -74,11 +95,20 @@ describe("approval API", () => {
     ["wrong issuer", async () => ({ authorization: `Bearer ${await token({}, { iss: "https://evil.test" })}` })],
     ["wrong audience", async () => ({ authorization: `Bearer ${await token({}, { aud: "other" })}` })],
     ["re-signed with another key", async () => ({ authorization: `Bearer ${await token({}, { key: OTHER_KEY.privateKey })}` })],
-    ["alg none", async () => ({ authorization: `Bearer ${new UnsecuredJWT({ sub: APPROVER }).setIssuer(ISS).setAudience(AUD).setExpirationTime("5m").encode()}` })],
+    [
+      "alg none",
+      async () => ({
+        authorization: `Bearer ${new UnsecuredJWT({ sub: APPROVER }).setIssuer(ISS).setAudience(AUD).setExpirationTime("5m").encode()}`,
+      }),
+    ],
     ["dev header without dev login", async () => ({ "x-veto-dev-reviewer": APPROVER })],
   ])("401 and nothing changed: %s", async (_name, headers) => {
     const id = await pending();
-    for (const [method, url] of [["GET", "/api/approvals"], ["GET", `/api/approvals/${id}`], ["POST", `/api/approvals/${id}/approve`]] as const) {
+    for (const [method, url] of [
+      ["GET", "/api/approvals"],
+      ["GET", `/api/approvals/${id}`],
+      ["POST", `/api/approvals/${id}/approve`],
+    ] as const) {
       const res = await app.inject({ method, url, headers: await headers(), ...(method === "POST" ? { payload: {} } : {}) });
       expect(res.statusCode).toBe(401);
       expect(res.json().error.code).toBe("unauthenticated");
@@ -92,9 +122,17 @@ describe("approval API", () => {
       await app.inject({ method: "POST", url, headers, ...extra });
     expect((await post(await auth({ sub: ACTOR, groups: ["crm-owners"] }))).json().error.code).toBe("self_approval");
     expect((await post(await auth({ sub: "user:mallory" }))).statusCode).toBe(403);
-    expect((await app.inject({ method: "GET", url: `/api/approvals/${id}`, headers: await auth({ sub: "user:mallory" }) })).statusCode).toBe(404);
+    expect(
+      (await app.inject({ method: "GET", url: `/api/approvals/${id}`, headers: await auth({ sub: "user:mallory" }) })).statusCode,
+    ).toBe(404);
     expect((await post(await auth(), "/api/approvals/01UNKNOWN/approve")).statusCode).toBe(404);
-    for (const url of [`/api/approvals/..%2F${id}/approve`, `/api/approvals/${id}%00/approve`, `/api/approvals/${"a".repeat(500)}/approve`, "/api/nothing", `/api/approvals/${id}/approve/x`]) {
+    for (const url of [
+      `/api/approvals/..%2F${id}/approve`,
+      `/api/approvals/${id}%00/approve`,
+      `/api/approvals/${"a".repeat(500)}/approve`,
+      "/api/nothing",
+      `/api/approvals/${id}/approve/x`,
+    ]) {
       expect((await post(await auth(), url)).statusCode).toBeGreaterThanOrEqual(400);
     }
     const h = await auth();
@@ -103,7 +141,9 @@ describe("approval API", () => {
     expect((await post({ ...h, "content-type": "application/json" }, undefined, { payload: "{bad" })).statusCode).toBe(400);
     expect((await post(h, undefined, { payload: { note: 5 } })).statusCode).toBe(400);
     expect((await post(h, undefined, { payload: [1] })).statusCode).toBe(400);
-    expect((await post({ ...h, "content-type": "application/json" }, undefined, { payload: '{"__proto__":{"x":1}}' })).statusCode).toBe(400);
+    expect((await post({ ...h, "content-type": "application/json" }, undefined, { payload: '{"__proto__":{"x":1}}' })).statusCode).toBe(
+      400,
+    );
     expect((await post(h, undefined, { payload: { note: "x".repeat(100_000) } })).statusCode).toBe(413);
     expect((await store.getDecision(id))?.approval?.status).toBe("pending");
     expect((await app.inject({ method: "GET", url: "/api/approvals", headers: h })).statusCode).toBe(200);
@@ -115,11 +155,21 @@ describe("approval API", () => {
     const group = d!.approvers.find((a) => a.startsWith("group:"));
     if (group === undefined) {
       // The fixture lists people only: a group claim alone must not grant anything.
-      const res = await app.inject({ method: "POST", url: `/api/approvals/${id}/approve`, headers: await auth({ sub: "user:grouped", groups: ["crm-owners"] }), payload: {} });
+      const res = await app.inject({
+        method: "POST",
+        url: `/api/approvals/${id}/approve`,
+        headers: await auth({ sub: "user:grouped", groups: ["crm-owners"] }),
+        payload: {},
+      });
       expect(res.statusCode).toBe(403);
       return;
     }
-    const res = await app.inject({ method: "POST", url: `/api/approvals/${id}/approve`, headers: await auth({ sub: "user:grouped", groups: [group.slice(6)] }), payload: {} });
+    const res = await app.inject({
+      method: "POST",
+      url: `/api/approvals/${id}/approve`,
+      headers: await auth({ sub: "user:grouped", groups: [group.slice(6)] }),
+      payload: {},
+    });
     expect(res.statusCode).toBe(200);
   });
 
@@ -133,7 +183,11 @@ describe("approval API", () => {
     const id = [...before][0]!;
     const address = await app.listen({ host: "127.0.0.1", port: 0 });
     const answer = async (sub: string) =>
-      await fetch(`${address}/api/approvals/${id}/approve`, { method: "POST", headers: { authorization: `Bearer ${await token({ sub })}`, "content-type": "application/json" }, body: "{}" });
+      await fetch(`${address}/api/approvals/${id}/approve`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${await token({ sub })}`, "content-type": "application/json" },
+        body: "{}",
+      });
     const [a, b] = await Promise.all([answer(APPROVER), answer(OTHER_APPROVER)]);
     expect([a.status, b.status].sort()).toEqual([200, 409]);
     await expect(running).resolves.toBe(1);

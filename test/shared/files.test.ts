@@ -34,26 +34,40 @@ afterAll(() => rm(dir, { recursive: true, force: true }));
 
 /** Settles well within the test timeout, or the race says it hung. */
 function soon<T>(promise: Promise<T>): Promise<T> {
-  return Promise.race([promise, new Promise<T>((_, reject) => setTimeout(() => reject(new Error("hung: not answered within 5 s")), 5_000))]);
+  return Promise.race([
+    promise,
+    new Promise<T>((_, reject) => setTimeout(() => reject(new Error("hung: not answered within 5 s")), 5_000)),
+  ]);
 }
 
 describe("paths that are not regular files", () => {
   it("loadBundle and createVeto refuse them: bundle_unusable, naming what the path is", async () => {
     for (const [kind, path] of paths) {
-      await expect(soon(loadBundle(path)), kind).rejects.toMatchObject({ code: "bundle_unusable", message: expect.stringMatching(/is not a regular file \(it is /) });
+      await expect(soon(loadBundle(path)), kind).rejects.toMatchObject({
+        code: "bundle_unusable",
+        message: expect.stringMatching(/is not a regular file \(it is /),
+      });
       await expect(soon(createVeto({ bundle: path })), kind).rejects.toMatchObject({ code: "bundle_unusable" });
     }
   });
 
   it("openFileLog refuses them before taking a lock beside them: invalid_options", async () => {
     for (const [kind, path] of paths) {
-      await expect(soon(openFileLog(path)), kind).rejects.toMatchObject({ code: "invalid_options", message: expect.stringMatching(/is not a regular file/) });
+      await expect(soon(openFileLog(path)), kind).rejects.toMatchObject({
+        code: "invalid_options",
+        message: expect.stringMatching(/is not a regular file/),
+      });
     }
   });
 
   it("verifyLog answers that the log does not verify; readLog rejects with LogCorruptError", async () => {
     for (const [kind, path] of paths) {
-      expect(await soon(verifyLog([path])), kind).toMatchObject({ ok: false, file: path, line: 0, reason: expect.stringMatching(/^cannot read file: not a regular file \(it is /) });
+      expect(await soon(verifyLog([path])), kind).toMatchObject({
+        ok: false,
+        file: path,
+        line: 0,
+        reason: expect.stringMatching(/^cannot read file: not a regular file \(it is /),
+      });
       await expect(soon(readLog([path])), kind).rejects.toMatchObject({ code: "log_corrupt" });
     }
   });

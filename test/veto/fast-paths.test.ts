@@ -21,9 +21,13 @@ const AMOUNT_FIELDS = ["amount", "discount_amount", "credit_amount", "refund_amo
 /** Awkward objects for the canonical text: unsorted and array-index keys, escapes, surrogates, -0, nesting. */
 const awkward: unknown[] = [
   { tool: "crm.update", arguments: { b: 1, a: 2, "10": "x", "9": "y", "01": 0, "": -0 }, context: { z: [{ y: 1, x: 2 }], a: null } },
-  { tool: "t", arguments: { "é": "\u2028", "e": "\u0000\u001f\"\\", "😀": "\ud83d\ude00", lone: "\ud800" }, context: {} },
+  { tool: "t", arguments: { é: "\u2028", e: '\u0000\u001f"\\', "😀": "\ud83d\ude00", lone: "\ud800" }, context: {} },
   { context: { actorId: "a" }, arguments: { fields: ["b", "a"], nested: { deep: { deeper: [1, 2.5, 1e21, -1e-7] } } }, tool: "x" },
-  { tool: "x", arguments: { toString: "shadowed", constructor_: 1, valueOf: { hasOwnProperty: true } }, context: { "4294967295": 1, "4294967294": 2 } },
+  {
+    tool: "x",
+    arguments: { toString: "shadowed", constructor_: 1, valueOf: { hasOwnProperty: true } },
+    context: { "4294967295": 1, "4294967294": 2 },
+  },
 ];
 
 describe("checkCall's canonical JSON", () => {
@@ -104,7 +108,14 @@ describe("isWellFormedAnswer", () => {
       const a: Record<string, unknown> = {
         action: pick(["allow", "deny", "require_approval", "maybe", 1]),
         escalated: pick([true, false, "false"]),
-        reasons: pick([[], [{ code: "c", message: "m" }], [{ code: "", message: "m" }], [{ code: "c" }], [{ code: "c", message: "m", x: 1 }], "r"]),
+        reasons: pick([
+          [],
+          [{ code: "c", message: "m" }],
+          [{ code: "", message: "m" }],
+          [{ code: "c" }],
+          [{ code: "c", message: "m", x: 1 }],
+          "r",
+        ]),
         approvers: pick([[], ["u"], [""], [1], null]),
       };
       if (random() < 0.1) a["extra"] = 1;
@@ -125,7 +136,11 @@ describe("isWellFormedAnswer", () => {
     expect(isWellFormedAnswer({ ...valid, destination_hosts: null })).toBe(false);
     expect(isWellFormedAnswer({ ...valid, approvers: [] })).toBe(false);
     expect(isWellFormedAnswer({ ...valid, action: "allow", escalated: true, approvers: [] })).toBe(false);
-    expect(isWellFormedAnswer(JSON.parse('{"action":"allow","escalated":false,"reasons":[{"code":"c","message":"m"}],"approvers":[],"__proto__":{}}'))).toBe(false);
+    expect(
+      isWellFormedAnswer(
+        JSON.parse('{"action":"allow","escalated":false,"reasons":[{"code":"c","message":"m"}],"approvers":[],"__proto__":{}}'),
+      ),
+    ).toBe(false);
   });
 });
 
@@ -166,7 +181,11 @@ describe("PolicyEvaluator after an input its JSON parser refuses", () => {
     const loaded = await loadBundle(requireBundle());
     const evaluator = await PolicyEvaluator.create(loaded.wasm, loaded.data);
     expect(evaluator.instantiations).toBe(1);
-    const call = { tool: "crm.read", arguments: { object: "\ud800" }, context: { actorId: "agent:sales-assistant", tenantId: "acme", environment: "production" } };
+    const call = {
+      tool: "crm.read",
+      arguments: { object: "\ud800" },
+      context: { actorId: "agent:sales-assistant", tenantId: "acme", environment: "production" },
+    };
     for (let i = 0; i < 3; i++) {
       // JSON.stringify writes the lone surrogate as the escape \ud800, which the module's parser aborts on.
       const failed = await evaluator.evaluateCall(JSON.stringify(call), 0);

@@ -53,7 +53,9 @@ describe("class 3: deny codes", () => {
   });
 
   it("lists every deny reason of the class, sorted by code", async () => {
-    const d = await decide(write({ tenantId: "globex", destination: "user@gmail.com", amount: 300_000 }, { environment: "qa", reason: "" }));
+    const d = await decide(
+      write({ tenantId: "globex", destination: "user@gmail.com", amount: 300_000 }, { environment: "qa", reason: "" }),
+    );
     expect(codes(d)).toEqual(["amount_over_limit", "blocked_destination", "missing_reason", "unknown_environment", "wrong_tenant"]);
     expect(d.reason).toBe(d.reasons[0]?.message);
   });

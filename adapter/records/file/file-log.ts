@@ -39,12 +39,7 @@ import {
   type CheckpointSigner,
   type SegmentPlace,
 } from "../checkpoint.js";
-import {
-  CanonicalJsonError,
-  DecisionLogError,
-  LogCorruptError,
-  RecordUnavailableError,
-} from "../errors.js";
+import { CanonicalJsonError, DecisionLogError, LogCorruptError, RecordUnavailableError } from "../errors.js";
 import { acquireLogLock, type LogLock } from "./lock.js";
 import { MAX_RECORD_LINE_BYTES, logFiles, walkChain, type TornTail } from "./segments.js";
 
@@ -102,9 +97,7 @@ export interface RecoveryReport {
   /** Hash of the last entry after recovery. */
   readonly head: string;
   /** What was done about a torn final line, or null when there was none. */
-  readonly tornTail:
-    | (Omit<TornTail, "complete"> & { readonly action: "truncated" | "completed" })
-    | null;
+  readonly tornTail: (Omit<TornTail, "complete"> & { readonly action: "truncated" | "completed" }) | null;
   /** Pid of the crashed writer whose stale lock was taken over, or null. */
   readonly staleLockFrom: number | null;
 }
@@ -261,7 +254,10 @@ export class FileDecisionLog {
     const logger = options.logger;
     // Said plainly here, rather than as ENOENT on the lock's temporary file.
     const directory = dirname(resolvePath(path));
-    const isDirectory = await stat(directory).then((s) => s.isDirectory(), () => false);
+    const isDirectory = await stat(directory).then(
+      (s) => s.isDirectory(),
+      () => false,
+    );
     if (!isDirectory) {
       throw new DecisionLogError("invalid_options", `decision log ${path}: directory ${directory} does not exist (create it first)`);
     }
@@ -569,7 +565,15 @@ export class FileDecisionLog {
             end += 1;
           }
           const part = group.slice(done, end);
-          await writeFully(this.#handle, part.length === 1 ? first.bytes : Buffer.concat(part.map((p) => p.bytes), bytes));
+          await writeFully(
+            this.#handle,
+            part.length === 1
+              ? first.bytes
+              : Buffer.concat(
+                  part.map((p) => p.bytes),
+                  bytes,
+                ),
+          );
           await this.#handle.datasync();
           this.#stats.commits += 1;
           this.#stats.dataSyncs += 1;
@@ -624,9 +628,7 @@ export class FileDecisionLog {
   #fail(cause: unknown): RecordUnavailableError {
     if (this.#failure !== null) return this.#failure;
     const failure = new RecordUnavailableError(
-      `decision log ${this.path} failed and accepts no more records: ${
-        cause instanceof Error ? cause.message : String(cause)
-      }`,
+      `decision log ${this.path} failed and accepts no more records: ${cause instanceof Error ? cause.message : String(cause)}`,
       { cause },
     );
     this.#failure = failure;

@@ -64,11 +64,7 @@ async function unlinkQuietly(path: string): Promise<void> {
 
 function lockedError(lockPath: string, pid: number | null, logPath: string): LogLockedError {
   if (pid === null) {
-    return new LogLockedError(
-      lockPath,
-      null,
-      `${lockPath} exists but holds no pid; if no process writes ${logPath}, remove it`,
-    );
+    return new LogLockedError(lockPath, null, `${lockPath} exists but holds no pid; if no process writes ${logPath}, remove it`);
   }
   const who = pid === process.pid ? "this process" : `process ${pid}`;
   return new LogLockedError(lockPath, pid, `${logPath} is already being written by ${who} (lock ${lockPath})`);

@@ -11,13 +11,7 @@ import { readdir, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { NotRegularFileError, openRegularFile } from "../../shared/files.js";
 import { ChainChecker } from "../chain.js";
-import {
-  CheckpointTracker,
-  type CheckpointPolicy,
-  type CheckpointSummary,
-  type EntryPlace,
-  type SegmentPlace,
-} from "../checkpoint.js";
+import { CheckpointTracker, type CheckpointPolicy, type CheckpointSummary, type EntryPlace, type SegmentPlace } from "../checkpoint.js";
 
 const READ_CHUNK = 1 << 20;
 
@@ -203,7 +197,10 @@ function continuationIndex(base: string, file: string): number | null {
 }
 
 async function isEmptyFile(file: string): Promise<boolean> {
-  return await stat(file).then((s) => s.size === 0, () => false);
+  return await stat(file).then(
+    (s) => s.size === 0,
+    () => false,
+  );
 }
 
 /**
@@ -234,7 +231,12 @@ export async function walkChain(
     // (otherwise the chain break says it, naming the lines).
     const gap: ChainBreak | null =
       named !== null && named !== index
-        ? { ok: false, file, line: 0, reason: `segment ${base}.${index} is missing (${basename(file)} follows ${basename(files[index - 1] ?? base)})` }
+        ? {
+            ok: false,
+            file,
+            line: 0,
+            reason: `segment ${base}.${index} is missing (${basename(file)} follows ${basename(files[index - 1] ?? base)})`,
+          }
         : null;
     segment = { index, after_seq: checker.count, after_hash: checker.head };
     if (torn !== null) {
@@ -248,7 +250,12 @@ export async function walkChain(
         lines = scanned.line;
         const place = { file, line: scanned.line };
         if (rotation !== null && rotation.file === file) {
-          return { ok: false, file, line: scanned.line, reason: `line ${scanned.line}: follows the rotation checkpoint at line ${rotation.line}, which ends its file` };
+          return {
+            ok: false,
+            file,
+            line: scanned.line,
+            reason: `line ${scanned.line}: follows the rotation checkpoint at line ${rotation.line}, which ends its file`,
+          };
         }
         if (!scanned.terminated) {
           // Only the writer's own crash states: in the last file, or in the one before an empty last file.
@@ -267,7 +274,12 @@ export async function walkChain(
           break;
         }
         if (scanned.bytes === null) {
-          return { ok: false, file, line: scanned.line, reason: `line ${scanned.line}: longer than ${MAX_RECORD_LINE_BYTES} bytes, which no record is` };
+          return {
+            ok: false,
+            file,
+            line: scanned.line,
+            reason: `line ${scanned.line}: longer than ${MAX_RECORD_LINE_BYTES} bytes, which no record is`,
+          };
         }
         const bytes = scanned.bytes;
         const result = checker.accept(bytes, place);

@@ -92,7 +92,8 @@ export function checkpointOptions(
   let savedProblem: string | null = null;
   if (expect !== undefined && keys !== undefined) {
     const key = keys.get(expect.checkpoint.key_id);
-    if (key === undefined) savedProblem = `the saved checkpoint is signed by key ${expect.checkpoint.key_id}, which is not among the public keys given`;
+    if (key === undefined)
+      savedProblem = `the saved checkpoint is signed by key ${expect.checkpoint.key_id}, which is not among the public keys given`;
     else if (!checkpointSignatureValid(expect.checkpoint, key)) savedProblem = "the saved checkpoint's signature does not verify";
   }
   return { keys, expect, requireCheckpointed, savedProblem };
@@ -128,7 +129,12 @@ async function verifyWalk(
   }
   if (walk.danglingRotation !== null) {
     const { file, line, next } = walk.danglingRotation;
-    return { ok: false, file: next, line: 0, reason: `file is empty, but ${basename(file)} line ${line} is a rotation checkpoint that continues the log in it` };
+    return {
+      ok: false,
+      file: next,
+      line: 0,
+      reason: `file is empty, but ${basename(file)} line ${line} is a rotation checkpoint that continues the log in it`,
+    };
   }
   const summary = walk.checkpoints;
   const problem = coverageProblem(summary, walk.count, { keysGiven: keys !== undefined, requireCheckpointed, expect });

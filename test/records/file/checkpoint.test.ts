@@ -73,7 +73,14 @@ describe("a signed log", () => {
     const lines = await signedLog(10);
     const kinds = lines.map((l) => (isCheckpointLine(l) ? (parseEntry(l)["checkpoint"] as { reason: string }).reason : "record"));
     expect(kinds).toEqual([
-      "open", ...Array(4).fill("record"), "interval", ...Array(4).fill("record"), "interval", "record", "record", "close",
+      "open",
+      ...Array(4).fill("record"),
+      "interval",
+      ...Array(4).fill("record"),
+      "interval",
+      "record",
+      "record",
+      "close",
     ]);
     const logIds = new Set<unknown>();
     lines.forEach((line, i) => {
@@ -92,7 +99,11 @@ describe("a signed log", () => {
     });
     if (result.ok) expect(result.checkpoints?.last).toMatchObject({ file: log, line: 14, seq: 14, verified: true, text: lines[13] });
     // Without a key: consistent, but nothing vouched for.
-    expect(await verifyLog([log])).toMatchObject({ ok: true, count: 14, checkpoints: { signatures: "unchecked", last: { verified: false } } });
+    expect(await verifyLog([log])).toMatchObject({
+      ok: true,
+      count: 14,
+      checkpoints: { signatures: "unchecked", last: { verified: false } },
+    });
     // readLog hands on the records only.
     expect((await readLog([log])).map((r) => r.record["seq"])).toEqual([2, 3, 4, 5, 7, 8, 9, 10, 12, 13]);
   });
@@ -114,7 +125,8 @@ describe("a signed log", () => {
     await sink.close();
     expect(await verifyLog([log], { publicKeys: [key.publicPem, other.publicKey], requireCheckpointed: true })).toMatchObject({ ok: true });
     const lines = await readLines(log);
-    const firstOfOther = lines.findIndex((l) => isCheckpointLine(l) && (parseEntry(l)["checkpoint"] as { key_id: string }).key_id === other.keyId) + 1;
+    const firstOfOther =
+      lines.findIndex((l) => isCheckpointLine(l) && (parseEntry(l)["checkpoint"] as { key_id: string }).key_id === other.keyId) + 1;
     expect(await withKey()).toEqual({
       ok: false,
       file: log,
@@ -145,14 +157,22 @@ describe("the writer", () => {
     await writeLines(log, [...lines, seal({ ...forgedApproval(1), seq: last.seq + 1, prev_hash: last.hash })]);
     const opening = openFileLog(log, { checkpointKey: key.privatePem });
     await expect(opening).rejects.toBeInstanceOf(LogCorruptError);
-    await expect(opening).rejects.toMatchObject({ file: log, line: lines.length + 1, reason: expect.stringContaining("1 record after the last checkpoint (the log was closed at") });
+    await expect(opening).rejects.toMatchObject({
+      file: log,
+      line: lines.length + 1,
+      reason: expect.stringContaining("1 record after the last checkpoint (the log was closed at"),
+    });
   });
 
   it("after a crash, signs the records the last checkpoint does not cover when it reopens", async () => {
     const lines = await signedLog(6);
     // As a crash leaves it: records after an interval checkpoint, no close checkpoint.
     await writeLines(log, lines.slice(0, -1));
-    expect(await withKey({ requireCheckpointed: true })).toMatchObject({ ok: false, line: 7, reason: "line 7: 2 records after the last checkpoint (line 6), not covered by a signature" });
+    expect(await withKey({ requireCheckpointed: true })).toMatchObject({
+      ok: false,
+      line: 7,
+      reason: "line 7: 2 records after the last checkpoint (line 6), not covered by a signature",
+    });
     const sink = await openFileLog(log, { checkpointKey: key.privatePem, checkpointEvery: EVERY });
     await sink.close();
     const after = await readLines(log);
@@ -162,10 +182,18 @@ describe("the writer", () => {
 
   it("refuses keys it cannot sign with", async () => {
     const ec = generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey;
-    await expect(openFileLog(log, { checkpointKey: ec })).rejects.toMatchObject({ code: "invalid_options", message: expect.stringContaining("must be an Ed25519 key") });
-    await expect(openFileLog(log, { checkpointKey: key.publicKey })).rejects.toMatchObject({ code: "invalid_options", message: expect.stringContaining("must be a private key") });
+    await expect(openFileLog(log, { checkpointKey: ec })).rejects.toMatchObject({
+      code: "invalid_options",
+      message: expect.stringContaining("must be an Ed25519 key"),
+    });
+    await expect(openFileLog(log, { checkpointKey: key.publicKey })).rejects.toMatchObject({
+      code: "invalid_options",
+      message: expect.stringContaining("must be a private key"),
+    });
     await expect(openFileLog(log, { checkpointKey: "not a pem" })).rejects.toMatchObject({ code: "invalid_options" });
-    await expect(openFileLog(log, { checkpointKey: key.privatePem, checkpointEvery: 0 })).rejects.toMatchObject({ code: "invalid_options" });
+    await expect(openFileLog(log, { checkpointKey: key.privatePem, checkpointEvery: 0 })).rejects.toMatchObject({
+      code: "invalid_options",
+    });
     await expect(verifyLog([log], { publicKeys: [] })).rejects.toMatchObject({ code: "invalid_options" });
     await expect(verifyLog([log], { requireCheckpointed: true })).rejects.toMatchObject({ code: "invalid_options" });
   });
@@ -204,7 +232,8 @@ describe("forgeries, each caught with the public key and named by line", () => {
       }
       caughtWithoutSaved += 1;
       // Reported (not failed) without --require-checkpointed.
-      if (keep > 0) expect(await withKey(), context).toMatchObject({ ok: true, checkpoints: { uncovered: { entries: expect.any(Number) } } });
+      if (keep > 0)
+        expect(await withKey(), context).toMatchObject({ ok: true, checkpoints: { uncovered: { entries: expect.any(Number) } } });
     }
     expect(caughtWithoutSaved).toBe(lines.length - 3); // all but the cuts back to the 3 earlier checkpoints
   });
@@ -220,20 +249,38 @@ describe("forgeries, each caught with the public key and named by line", () => {
     // The close checkpoint re-chained and re-signed: with the forger's key, or under the real key's id.
     await writeLines(log, rechain(resealed, n - 2, other.privateKey, other.keyId));
     expect(await withKey()).toEqual({
-      ok: false, file: log, line: n,
+      ok: false,
+      file: log,
+      line: n,
       reason: `line ${n}: checkpoint signed by key ${other.keyId}, which is not among the public keys given`,
     });
     await writeLines(log, rechain(resealed, n - 2, other.privateKey, key.keyId));
-    expect(await withKey()).toEqual({ ok: false, file: log, line: n, reason: `line ${n}: checkpoint signature does not verify with key ${key.keyId}` });
+    expect(await withKey()).toEqual({
+      ok: false,
+      file: log,
+      line: n,
+      reason: `line ${n}: checkpoint signature does not verify with key ${key.keyId}`,
+    });
     // The close checkpoint dropped instead: the edited record is not covered.
     await writeLines(log, resealed.slice(0, -1));
-    expect(await withKey({ requireCheckpointed: true })).toMatchObject({ ok: false, line: n - 2, reason: expect.stringContaining("2 records after the last checkpoint") });
+    expect(await withKey({ requireCheckpointed: true })).toMatchObject({
+      ok: false,
+      line: n - 2,
+      reason: expect.stringContaining("2 records after the last checkpoint"),
+    });
     // Dropped, and the log made as long again with more forged records: the saved checkpoint's seq holds another entry.
     const saved = readSavedCheckpoint(lines[n - 1] as string);
-    const forged = rechain([...resealed.slice(0, -1), seal({ ...forgedApproval(11), seq: 0, prev_hash: "" })], n - 2, other.privateKey, other.keyId);
+    const forged = rechain(
+      [...resealed.slice(0, -1), seal({ ...forgedApproval(11), seq: 0, prev_hash: "" })],
+      n - 2,
+      other.privateKey,
+      other.keyId,
+    );
     await writeLines(log, forged);
     expect(await withKey({ expectCheckpoint: saved })).toMatchObject({
-      ok: false, line: n, reason: expect.stringMatching(new RegExp(`^line ${n}: seq ${n} is not the saved checkpoint: hash sha256:`)),
+      ok: false,
+      line: n,
+      reason: expect.stringMatching(new RegExp(`^line ${n}: seq ${n} is not the saved checkpoint: hash sha256:`)),
     });
   });
 
@@ -261,16 +308,31 @@ describe("forgeries, each caught with the public key and named by line", () => {
     expect(await verifyLog([log])).toMatchObject({ ok: true, count: line }); // a correct hash: consistent
     expect(await withKey()).toMatchObject({ ok: true, checkpoints: { uncovered: { entries: 1, file: log, line } } });
     expect(await withKey({ requireCheckpointed: true })).toEqual({
-      ok: false, file: log, line,
+      ok: false,
+      file: log,
+      line,
       reason: `line ${line}: 1 record after the last checkpoint (line ${lines.length}), not covered by a signature`,
     });
     // Covered by a checkpoint the forger signed: not with the real key.
     const covered = rechain([...lines, approval, lines.at(-1) as string], lines.length, other.privateKey, other.keyId);
     await writeLines(log, covered);
-    expect(await withKey()).toMatchObject({ ok: false, line: line + 1, reason: expect.stringContaining("not among the public keys given") });
+    expect(await withKey()).toMatchObject({
+      ok: false,
+      line: line + 1,
+      reason: expect.stringContaining("not among the public keys given"),
+    });
     // Slipped in before the close checkpoint instead: the checkpoint no longer chains.
-    await writeLines(log, [...lines.slice(0, -1), seal({ ...forgedApproval(3), seq: last.seq, prev_hash: last.prev_hash }), lines.at(-1) as string]);
-    expect(await withKey()).toEqual({ ok: false, file: log, line: line, reason: `line ${line}: prev_hash does not match line ${line - 1}` });
+    await writeLines(log, [
+      ...lines.slice(0, -1),
+      seal({ ...forgedApproval(3), seq: last.seq, prev_hash: last.prev_hash }),
+      lines.at(-1) as string,
+    ]);
+    expect(await withKey()).toEqual({
+      ok: false,
+      file: log,
+      line: line,
+      reason: `line ${line}: prev_hash does not match line ${line - 1}`,
+    });
   });
 
   it("the whole file emptied (or removed)", async () => {
@@ -285,12 +347,18 @@ describe("forgeries, each caught with the public key and named by line", () => {
   it("a byte order mark on any one line, and on every line", async () => {
     const lines = await signedLog(4);
     for (let i = 0; i < lines.length; i++) {
-      await writeLines(log, lines.map((l, j) => (j === i ? `\uFEFF${l}` : l)));
+      await writeLines(
+        log,
+        lines.map((l, j) => (j === i ? `\uFEFF${l}` : l)),
+      );
       const expected = { ok: false, file: log, line: i + 1, reason: `line ${i + 1}: byte order mark (U+FEFF) at the start of the line` };
       expect(await withKey(), `BOM on line ${i + 1}`).toEqual(expected);
       expect(await verifyLog([log]), `BOM on line ${i + 1}, no key`).toEqual(expected);
     }
-    await writeLines(log, lines.map((l) => `\uFEFF${l}`));
+    await writeLines(
+      log,
+      lines.map((l) => `\uFEFF${l}`),
+    );
     expect(await withKey()).toEqual({ ok: false, file: log, line: 1, reason: "line 1: byte order mark (U+FEFF) at the start of the line" });
     await expect(openFileLog(log, { checkpointKey: key.privatePem })).rejects.toMatchObject({ code: "log_corrupt", line: 1 });
   });
@@ -298,9 +366,17 @@ describe("forgeries, each caught with the public key and named by line", () => {
   it("a carriage return ending any one line, and CRLF line ends throughout", async () => {
     const lines = await signedLog(4);
     for (let i = 0; i < lines.length; i++) {
-      await writeLines(log, lines.map((l, j) => (j === i ? `${l}\r` : l)));
+      await writeLines(
+        log,
+        lines.map((l, j) => (j === i ? `${l}\r` : l)),
+      );
       const column = (lines[i] as string).length + 1;
-      expect(await withKey(), `CR on line ${i + 1}`).toEqual({ ok: false, file: log, line: i + 1, reason: `line ${i + 1}: carriage return (CR) at column ${column}` });
+      expect(await withKey(), `CR on line ${i + 1}`).toEqual({
+        ok: false,
+        file: log,
+        line: i + 1,
+        reason: `line ${i + 1}: carriage return (CR) at column ${column}`,
+      });
     }
     await writeFile(log, lines.map((l) => `${l}\r\n`).join(""));
     expect(await withKey()).toMatchObject({ ok: false, line: 1, reason: expect.stringContaining("carriage return (CR)") });
@@ -312,22 +388,28 @@ describe("forgeries, each caught with the public key and named by line", () => {
     const starts = lines.map((_, i) => lines.slice(0, i).reduce((n, l) => n + Buffer.byteLength(l) + 1, 0));
     const control = fc.integer({ min: 0, max: 0x1f }).filter((b) => b !== 0x0a);
     await fc.assert(
-      fc.asyncProperty(fc.nat({ max: lines.length - 1 }), fc.nat(), fc.option(control, { nil: "BOM" as const }), async (lineIndex, at, byte) => {
-        const line = lines[lineIndex] as string;
-        const column = (at % Buffer.byteLength(line)) + 1;
-        const offset = (starts[lineIndex] as number) + column - 1;
-        const bytes = byte === "BOM" ? Buffer.from([0xef, 0xbb, 0xbf]) : Buffer.from([byte]);
-        await writeFile(log, Buffer.concat([original.subarray(0, offset), bytes, original.subarray(offset)]));
-        const result = await withKey();
-        expect(result).toMatchObject({ ok: false, file: log, line: lineIndex + 1 });
-        if (byte === "BOM") {
-          // At the start it is a BOM; inside a string it is a character the writer could have written, so the hash catches it.
-          if (column === 1) expect(result).toMatchObject({ reason: `line ${lineIndex + 1}: byte order mark (U+FEFF) at the start of the line` });
-        } else {
-          const what = byte === 0x0d ? "carriage return (CR)" : `control character 0x${byte.toString(16).padStart(2, "0")}`;
-          expect(result).toMatchObject({ reason: `line ${lineIndex + 1}: ${what} at column ${column}` });
-        }
-      }),
+      fc.asyncProperty(
+        fc.nat({ max: lines.length - 1 }),
+        fc.nat(),
+        fc.option(control, { nil: "BOM" as const }),
+        async (lineIndex, at, byte) => {
+          const line = lines[lineIndex] as string;
+          const column = (at % Buffer.byteLength(line)) + 1;
+          const offset = (starts[lineIndex] as number) + column - 1;
+          const bytes = byte === "BOM" ? Buffer.from([0xef, 0xbb, 0xbf]) : Buffer.from([byte]);
+          await writeFile(log, Buffer.concat([original.subarray(0, offset), bytes, original.subarray(offset)]));
+          const result = await withKey();
+          expect(result).toMatchObject({ ok: false, file: log, line: lineIndex + 1 });
+          if (byte === "BOM") {
+            // At the start it is a BOM; inside a string it is a character the writer could have written, so the hash catches it.
+            if (column === 1)
+              expect(result).toMatchObject({ reason: `line ${lineIndex + 1}: byte order mark (U+FEFF) at the start of the line` });
+          } else {
+            const what = byte === 0x0d ? "carriage return (CR)" : `control character 0x${byte.toString(16).padStart(2, "0")}`;
+            expect(result).toMatchObject({ reason: `line ${lineIndex + 1}: ${what} at column ${column}` });
+          }
+        },
+      ),
       { numRuns: 150 },
     );
   });
@@ -336,18 +418,37 @@ describe("forgeries, each caught with the public key and named by line", () => {
     const lines = await signedLog(10);
     const at = lines.findIndex((l) => isCheckpointLine(l) && (parseEntry(l)["checkpoint"] as { reason: string }).reason === "interval");
     // Re-signed in place (its hash redone, the rest re-chained), with the other key under either key id.
-    await writeLines(log, rechain([...lines.slice(0, at), seal(resign(parseEntry(lines[at] as string), other.privateKey, other.keyId)), ...lines.slice(at + 1)], at, other.privateKey, other.keyId));
+    await writeLines(
+      log,
+      rechain(
+        [...lines.slice(0, at), seal(resign(parseEntry(lines[at] as string), other.privateKey, other.keyId)), ...lines.slice(at + 1)],
+        at,
+        other.privateKey,
+        other.keyId,
+      ),
+    );
     expect(await withKey()).toEqual({
-      ok: false, file: log, line: at + 1,
+      ok: false,
+      file: log,
+      line: at + 1,
       reason: `line ${at + 1}: checkpoint signed by key ${other.keyId}, which is not among the public keys given`,
     });
     await writeLines(log, rechain(lines, at, other.privateKey, key.keyId));
-    expect(await withKey()).toEqual({ ok: false, file: log, line: at + 1, reason: `line ${at + 1}: checkpoint signature does not verify with key ${key.keyId}` });
+    expect(await withKey()).toEqual({
+      ok: false,
+      file: log,
+      line: at + 1,
+      reason: `line ${at + 1}: checkpoint signature does not verify with key ${key.keyId}`,
+    });
     // Its statement changed but its signature kept (a checkpoint claiming another time).
     const changed = parseEntry(lines[at] as string);
     (changed["checkpoint"] as Record<string, unknown>)["time"] = "2030-01-01T00:00:00.000Z";
     await writeLines(log, [...lines.slice(0, at), seal(changed), ...lines.slice(at + 1)]);
-    expect(await withKey()).toMatchObject({ ok: false, line: at + 1, reason: `line ${at + 1}: checkpoint signature does not verify with key ${key.keyId}` });
+    expect(await withKey()).toMatchObject({
+      ok: false,
+      line: at + 1,
+      reason: `line ${at + 1}: checkpoint signature does not verify with key ${key.keyId}`,
+    });
   });
 
   it("a log shorter than a checkpoint saved earlier, or forked from before it", async () => {
@@ -361,13 +462,25 @@ describe("forgeries, each caught with the public key and named by line", () => {
     expect(await withKey({ expectCheckpoint: saved, requireCheckpointed: true })).toMatchObject({ ok: true, count: grown.length });
     await writeLines(log, grown.slice(0, first.length - 2));
     expect(await withKey({ expectCheckpoint: saved })).toEqual({
-      ok: false, file: log, line: 0,
+      ok: false,
+      file: log,
+      line: 0,
       reason: `the log ends at seq ${first.length - 2}, below the saved checkpoint at seq ${first.length}`,
     });
     // Rewritten from seq 3 on, re-signed by another key that the verifier also trusts: still not the saved history.
-    await writeLines(log, rechain([...grown.slice(0, 2), seal({ ...parseEntry(grown[2] as string), tool: "crm.export" }), ...grown.slice(3)], 2, other.privateKey, other.keyId));
+    await writeLines(
+      log,
+      rechain(
+        [...grown.slice(0, 2), seal({ ...parseEntry(grown[2] as string), tool: "crm.export" }), ...grown.slice(3)],
+        2,
+        other.privateKey,
+        other.keyId,
+      ),
+    );
     expect(await verifyLog([log], { publicKeys: [key.publicPem, other.publicPem], expectCheckpoint: saved })).toMatchObject({
-      ok: false, line: first.length, reason: expect.stringContaining(`seq ${first.length} is not the saved checkpoint`),
+      ok: false,
+      line: first.length,
+      reason: expect.stringContaining(`seq ${first.length} is not the saved checkpoint`),
     });
   });
 
@@ -377,9 +490,15 @@ describe("forgeries, each caught with the public key and named by line", () => {
     expect(() => readSavedCheckpoint(text.replace('"close"', '"interval"'))).toThrow(/hash mismatch/);
     expect(() => readSavedCheckpoint(lines[1] as string)).toThrow(/not a checkpoint line/);
     const forged = readSavedCheckpoint(seal(resign(parseEntry(text), other.privateKey, other.keyId)));
-    expect(await withKey({ expectCheckpoint: forged })).toMatchObject({ ok: false, reason: expect.stringContaining("the saved checkpoint is signed by key") });
+    expect(await withKey({ expectCheckpoint: forged })).toMatchObject({
+      ok: false,
+      reason: expect.stringContaining("the saved checkpoint is signed by key"),
+    });
     const misnamed = readSavedCheckpoint(seal(resign(parseEntry(text), other.privateKey, key.keyId)));
-    expect(await withKey({ expectCheckpoint: misnamed })).toMatchObject({ ok: false, reason: "the saved checkpoint's signature does not verify" });
+    expect(await withKey({ expectCheckpoint: misnamed })).toMatchObject({
+      ok: false,
+      reason: "the saved checkpoint's signature does not verify",
+    });
   });
 });
 
@@ -421,7 +540,9 @@ describe("segments", () => {
       const previous = files[k - 1] as string;
       const line = (await readLines(previous)).length;
       const expected = {
-        ok: false, file: previous, line,
+        ok: false,
+        file: previous,
+        line,
         reason: `line ${line}: rotation checkpoint, but ${basename(files[k] as string)}, the file it continues the log in, is missing`,
       };
       expect(await withKey(), `files ${k}.. deleted`).toEqual(expected);
@@ -436,7 +557,9 @@ describe("segments", () => {
     await truncate(newest, 0);
     const previous = files.at(-2) as string;
     expect(await withKey()).toEqual({
-      ok: false, file: newest, line: 0,
+      ok: false,
+      file: newest,
+      line: 0,
       reason: `file is empty, but ${basename(previous)} line ${(await readLines(previous)).length} is a rotation checkpoint that continues the log in it`,
     });
   });
@@ -446,12 +569,19 @@ describe("segments", () => {
     const k = files.length - 1;
     await rename(files[k] as string, `${log}.${k + 1}`);
     expect(await withKey()).toEqual({
-      ok: false, file: `${log}.${k + 1}`, line: 0,
+      ok: false,
+      file: `${log}.${k + 1}`,
+      line: 0,
       reason: `segment ${log}.${k} is missing (${basename(log)}.${k + 1} follows ${basename(files[k - 1] as string)})`,
     });
     await rename(`${log}.${k + 1}`, files[k] as string);
     await rename(files[1] as string, `${log}.old`);
-    expect(await withKey()).toMatchObject({ ok: false, file: files[2], line: 1, reason: expect.stringContaining("prev_hash does not match") });
+    expect(await withKey()).toMatchObject({
+      ok: false,
+      file: files[2],
+      line: 1,
+      reason: expect.stringContaining("prev_hash does not match"),
+    });
     await rename(`${log}.old`, files[1] as string);
     const [a, b] = [files[1] as string, files[2] as string];
     await rename(a, `${a}.tmp`);

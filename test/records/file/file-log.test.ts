@@ -95,7 +95,7 @@ describe("writing and reopening", () => {
     await sink.write(record);
     await sink.close();
     const [read] = await readLog([log]);
-    expect(Object.keys((read?.record.arguments ?? {}))).toEqual(["__proto__"]);
+    expect(Object.keys(read?.record.arguments ?? {})).toEqual(["__proto__"]);
   });
 
   it("rejects writes after close with record_unavailable; close is idempotent and waits for writes in flight", async () => {
@@ -333,6 +333,11 @@ describe("error hierarchy", () => {
     const pg = new PostgresStoreError("schema_not_migrated", "y");
     expect(log).toBeInstanceOf(VetoError);
     expect(pg).toBeInstanceOf(VetoError);
-    expect([log.name, log.code, pg.name, pg.code]).toEqual(["DecisionLogError", "log_corrupt", "PostgresStoreError", "schema_not_migrated"]);
+    expect([log.name, log.code, pg.name, pg.code]).toEqual([
+      "DecisionLogError",
+      "log_corrupt",
+      "PostgresStoreError",
+      "schema_not_migrated",
+    ]);
   });
 });

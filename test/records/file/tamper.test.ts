@@ -6,13 +6,7 @@ import { createHash } from "node:crypto";
 import { readFile, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import {
-  GENESIS_HASH,
-  LogCorruptError,
-  canonicalJson,
-  openFileLog,
-  verifyLog,
-} from "../../../adapter/audit/index.js";
+import { GENESIS_HASH, LogCorruptError, canonicalJson, openFileLog, verifyLog } from "../../../adapter/audit/index.js";
 import { readLines, sampleRecord, tempDir, writeLines } from "../../helpers/file-log.js";
 
 let dir: string;
