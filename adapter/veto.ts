@@ -588,7 +588,7 @@ class VetoInstance implements Veto {
         : await this.#evaluate(unit, context.policy, id, context.call, context.checked.ok ? context.checked.json : "", nowMs);
     const decision = this.#decision(id, nowMs, outcome.answer, context.policy.version);
     const record = this.#decisionRecord(context, decision, outcome);
-    const stored = this.#storedDecision(context, decision, record.call_digest, nowMs);
+    const stored = this.#storedDecision(context, decision, record, nowMs);
     const unrecorded = (error: unknown): Promise<DecideResult> => this.#unrecorded(context, record, stored, nowMs, error);
     return await this.#write(unit, { context, decision, record, stored, outcome, unrecorded });
   }
@@ -641,8 +641,9 @@ class VetoInstance implements Veto {
     return record;
   }
 
-  /** What the store keeps of the decision: the deny history and the pending approval. */
-  #storedDecision({ who }: DecisionContext, decision: Decision, callDigest: string | null, nowMs: number): Mutable<StoredDecision> {
+  /** What the store keeps of the decision: the deny history, and the pending approval with what its reviewer sees. */
+  #storedDecision({ who }: DecisionContext, decision: Decision, record: DecisionEventRecord, nowMs: number): Mutable<StoredDecision> {
+    const callDigest = record.call_digest;
     // Optional fields set only when present (conditional spreads cost more than the rest of this object).
     const stored: Mutable<StoredDecision> = {
       id: decision.id,
@@ -656,7 +657,19 @@ class VetoInstance implements Veto {
     if (who.actorId !== undefined) stored.actorId = who.actorId;
     if (who.tenantId !== undefined) stored.tenantId = who.tenantId;
     if (callDigest !== null) stored.callDigest = callDigest;
-    if (decision.action === "require_approval") stored.approval = { status: "pending", expiresAtMs: nowMs + this.#ttlMs };
+    if (decision.action === "require_approval") {
+      stored.approval = { status: "pending", expiresAtMs: nowMs + this.#ttlMs };
+      // The arguments as the record holds them: masked like the record (docs/contract.md §7).
+      const input = record.input as { arguments?: unknown } | null;
+      stored.review = {
+        tool: record.tool ?? "",
+        environment: record.environment ?? "",
+        arguments: input?.arguments ?? null,
+        reasons: decision.reasons,
+        bundle: decision.bundle,
+        recentDenies: record.history?.recent_denies ?? null,
+      };
+    }
     return stored;
   }
 
@@ -694,6 +707,7 @@ class VetoInstance implements Veto {
         countsTowardsEscalation: false,
         approvers: [],
         approval: undefined,
+        review: undefined,
       }),
     ]);
     return { decision, call: undefined, cause };

@@ -25,6 +25,7 @@ await build({
     postgres: "adapter/postgres/index.ts",
     audit: "adapter/audit/index.ts",
     bundle: "adapter/policy/index.ts",
+    server: "adapter/server/index.ts",
   },
   outdir: "dist",
   splitting: true,

@@ -10,7 +10,13 @@ import { DECISION_ENTRYPOINT } from "../policy/bundle.js";
 import type { BundleVersion } from "../shared/decision.js";
 import { ApprovalError, VetoOptionsError, toError } from "../shared/errors.js";
 import type { VetoCall } from "../call/input.js";
-import { RECORD_BUNDLE_NAME, type ApprovalEventRecord, type RecordSink, type VetoRecord } from "../records/records.js";
+import {
+  RECORD_BUNDLE_NAME,
+  type ApprovalEventRecord,
+  type ExecutionEventRecord,
+  type RecordSink,
+  type VetoRecord,
+} from "../records/records.js";
 import type { StoredDecision, VetoStore } from "../history/store.js";
 import { safeLog } from "../shared/logger.js";
 import { isBlank } from "../shared/text.js";
@@ -27,7 +33,14 @@ export interface WaitOptions {
   /** Give up after this long (rejects with code approval_timeout). Default: wait until the approval expires. */
   readonly timeoutMs?: number;
   readonly signal?: AbortSignal;
-  /** When given, the approval must be for exactly this call (else code call_mismatch). */
+  /**
+   * When given, the approval must be for exactly this call (else code
+   * call_mismatch), and the wait claims it for execution (use-once,
+   * docs/contract.md §6): approved -> executed in the store, with an
+   * execution record, before it resolves. A second claim of the same approval
+   * is refused with code already_executed (and recorded). At most once: a
+   * crash between the claim and the call's side effect loses the call.
+   */
   readonly call?: { readonly tool: unknown; readonly arguments: unknown; readonly context: unknown };
 }
 
@@ -264,7 +277,7 @@ export class ApprovalDesk {
     const untilExpiry = (decision.approval?.expiresAtMs ?? 0) - startedAtMs;
     const expiresAt = performance.now() + untilExpiry;
 
-    return await new Promise<ApprovalAnswer>((resolve, reject) => {
+    const answer = await new Promise<ApprovalAnswer>((resolve, reject) => {
       let settled = false;
       const timers: NodeJS.Timeout[] = [];
       let poll: NodeJS.Timeout | undefined;
@@ -323,6 +336,82 @@ export class ApprovalDesk {
       timers.push(setTimeout(check, Math.max(0, Math.min(untilExpiry + 1, 2 ** 31 - 1))));
       check();
     });
+    return options.call === undefined ? answer : await this.#claim(decision, answer);
+  }
+
+  /**
+   * The use-once claim (docs/contract.md §6): approved -> executed by
+   * compare-and-set, with its execution record, before the call runs. With
+   * records in the store's transaction the record is written first and both
+   * commit together; otherwise the claim is made first, so a record that
+   * cannot be written loses the call (never runs it twice, never runs it
+   * unrecorded). A claim that finds the approval claimed already is refused
+   * with already_executed, and that refusal is recorded too.
+   */
+  async #claim(decision: StoredDecision, answer: ApprovalAnswer): Promise<ApprovalAnswer> {
+    const { store, sink, clock } = this.#deps;
+    const decisionId = decision.id;
+    const recordOf = (atMs: number, execution: "claimed" | "refused"): ExecutionEventRecord => ({
+      type: "execution",
+      decision_id: decisionId,
+      timestamp: new Date(atMs).toISOString(),
+      path: DECISION_ENTRYPOINT,
+      bundles: { [RECORD_BUNDLE_NAME]: this.#deps.bundle },
+      actor_id: decision.actorId ?? null,
+      tenant_id: decision.tenantId ?? null,
+      call_digest: decision.callDigest ?? null,
+      reviewer_id: answer.reviewerId,
+      result: { execution },
+    });
+    const refused = async (atMs: number): Promise<never> => {
+      const record = recordOf(atMs, "refused");
+      await sink.write(record).then(
+        () => this.#deps.written(record),
+        (error: unknown) =>
+          safeLog(this.#deps.log, { err: toError(error), decision_id: decisionId }, "refused claim could not be recorded"),
+      );
+      throw new ApprovalError(
+        "already_executed",
+        decisionId,
+        `the approved call ${decisionId} was already claimed for execution; it runs at most once`,
+      );
+    };
+    let refusedAt: number | undefined;
+    const claimed = await runUnit(store, sink, undefined, async (unit) => {
+      const atMs = unit.nowMs ?? clock();
+      const record = recordOf(atMs, "claimed");
+      if (unit.recordsInTransaction) {
+        await unit.writeRecord(record);
+        if (!(await unit.transitionApproval(decisionId, { from: "approved", to: "executed", atMs }))) {
+          await unit.rollback();
+          refusedAt = atMs;
+          return undefined;
+        }
+        await unit.commit();
+      } else {
+        if (!(await unit.transitionApproval(decisionId, { from: "approved", to: "executed", atMs }))) {
+          await unit.rollback();
+          refusedAt = atMs;
+          return undefined;
+        }
+        await unit.commit();
+        await unit.writeRecord(record);
+      }
+      this.#deps.written(record);
+      return answer;
+    }).catch((error: unknown): never => {
+      if (error instanceof ApprovalError) throw error;
+      const cause = toError(error);
+      safeLog(this.#deps.log, { err: cause, decision_id: decisionId }, "approval could not be claimed; the call does not run");
+      throw new ApprovalError(
+        "record_unavailable",
+        decisionId,
+        `the approval of ${decisionId} could not be claimed for execution: ${cause.message}`,
+        { cause },
+      );
+    });
+    if (claimed === undefined) return await refused(refusedAt ?? clock());
+    return claimed;
   }
 
   /** Reject every pending wait, and every wait started from now on (used by close()). */
@@ -415,6 +504,8 @@ export class ApprovalDesk {
     const approval = decision.approval!;
     switch (approval.status) {
       case "approved":
+      case "executed":
+        // An executed approval was approved: a wait that claims it is refused by the claim (already_executed).
         return await this.#backedApproval(decision);
       case "rejected":
         return {

@@ -54,6 +54,7 @@ function evidenceOf(record: VetoRecord): ReadRecord {
       result: { action: record.result.action, escalated: record.result.escalated, approvers: [...record.result.approvers] },
     };
   }
+  if (record.type === "execution") return { ...common, reviewer_id: record.reviewer_id, result: { execution: record.result.execution } };
   return { ...common, reviewer_id: record.reviewer_id, note: record.note, result: { approval: record.result.approval } };
 }
 
@@ -130,7 +131,7 @@ function sameSet(a: readonly string[], b: readonly string[]): boolean {
  * for a decision whose approval status is "approved".
  */
 export function approvalProblem(decision: StoredDecision, records: readonly ReadRecord[]): string | undefined {
-  if (decision.approval?.status !== "approved") return "the store shows no approval";
+  if (decision.approval?.status !== "approved" && decision.approval?.status !== "executed") return "the store shows no approval";
   return answerProblem(decision, records);
 }
 
@@ -144,7 +145,8 @@ export function approvalProblem(decision: StoredDecision, records: readonly Read
  */
 export function answerProblem(decision: StoredDecision, records: readonly ReadRecord[]): string | undefined {
   const approval = decision.approval;
-  const status = approval?.status;
+  // An executed approval was approved, then claimed: its answer is the approval's.
+  const status = approval?.status === "executed" ? "approved" : approval?.status;
   const reviewer = approval?.reviewerId;
   if ((status !== "approved" && status !== "rejected") || reviewer === undefined || reviewer === "") {
     return "the store shows no answer with a reviewer";

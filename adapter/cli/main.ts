@@ -14,6 +14,7 @@ import { evalCommand } from "./eval.js";
 import { hashCommand } from "./hash.js";
 import { logCommand } from "./log.js";
 import { replayCommand } from "./replay.js";
+import { serveCommand } from "./serve.js";
 import { VetoError } from "../shared/errors.js";
 
 const COMMANDS: ReadonlyMap<string, Command> = new Map([
@@ -22,6 +23,7 @@ const COMMANDS: ReadonlyMap<string, Command> = new Map([
   ["log", logCommand],
   ["replay", replayCommand],
   ["db", dbCommand],
+  ["serve", serveCommand],
 ]);
 
 /**

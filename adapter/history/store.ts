@@ -4,10 +4,46 @@
  * (several processes, one truth) can implement the same interface; the
  * in-memory store here is the default and is bounded in memory.
  */
-import type { Action } from "../shared/decision.js";
+import type { Action, BundleVersion, Reason } from "../shared/decision.js";
 import type { RecordSink } from "../records/records.js";
 
-export type ApprovalStatus = "pending" | "answering" | "approved" | "rejected" | "expired";
+/**
+ * "executed": approved, then claimed once by the caller about to run the call
+ * (use-once, docs/contract.md §6); no later claim succeeds.
+ */
+export type ApprovalStatus = "pending" | "answering" | "approved" | "rejected" | "expired" | "executed";
+
+/**
+ * What a reviewer sees of a require_approval decision, kept with it so any
+ * process on the store (an approval service) can show it, whatever record
+ * sink the deciding application used.
+ */
+export interface ApprovalReview {
+  readonly tool: string;
+  readonly environment: string;
+  /** The call's arguments as its record holds them: sensitive values masked. */
+  readonly arguments: unknown;
+  readonly reasons: readonly Reason[];
+  readonly bundle: BundleVersion;
+  readonly recentDenies: number | null;
+}
+
+export interface ListApprovalsOptions {
+  /** Only approvals listing at least one of these approver ids. Default: every approval. */
+  readonly approverIds?: readonly string[];
+  /** Only approvals in one of these statuses. Default: every status. */
+  readonly status?: readonly ApprovalStatus[];
+  /** At most this many, newest first. Default 100, at most 1,000. */
+  readonly limit?: number;
+}
+
+export const MAX_LIST_APPROVALS = 1_000;
+
+/** The limit a listApprovals call gets: the default, or the caller's bounded to MAX_LIST_APPROVALS. */
+export function listLimit(limit: number | undefined): number {
+  if (limit === undefined) return 100;
+  return Number.isSafeInteger(limit) && limit > 0 ? Math.min(limit, MAX_LIST_APPROVALS) : 100;
+}
 
 /** What the store keeps of a decision. */
 export interface StoredDecision {
@@ -30,6 +66,8 @@ export interface StoredDecision {
   readonly approvers: readonly string[];
   /** For require_approval decisions. */
   readonly approval?: ApprovalState;
+  /** For require_approval decisions: what the reviewer sees. Absent for rows stored before it was kept. */
+  readonly review?: ApprovalReview;
 }
 
 export interface ApprovalState {
@@ -38,6 +76,8 @@ export interface ApprovalState {
   readonly reviewerId?: string;
   readonly note?: string;
   readonly answeredAtMs?: number;
+  /** When the approval was claimed for execution (status "executed"). */
+  readonly executedAtMs?: number;
 }
 
 export interface ApprovalTransition {
@@ -65,11 +105,25 @@ export interface VetoStore {
    * (compare-and-set: the first answer wins), and, from "pending", to
    * "expired" only once `atMs` has reached the approval's expiresAtMs, to
    * anything else only while it is before. A move to "rejected" counts as a
-   * deny in the decision's history at `atMs`. Returns whether it moved.
+   * deny in the decision's history at `atMs`. A move from "approved" to
+   * "executed" (the use-once claim) keeps the answer (reviewer, note, time)
+   * and sets executedAtMs to `atMs`. Returns whether it moved.
    */
   transitionApproval(id: string, transition: ApprovalTransition): Promise<boolean>;
   /** Call `listener` whenever the decision's approval changes; returns the unsubscribe. */
   watchDecision(id: string, listener: () => void): () => void;
+  /**
+   * Approvals (decisions with an approval), newest first. Optional for stores
+   * of your own; the approval service needs it.
+   */
+  listApprovals?(options?: ListApprovalsOptions): Promise<StoredDecision[]>;
+  /**
+   * Call `listener` whenever any approval is opened or changes, with its
+   * decision id (undefined: anything may have changed, e.g. after a lost
+   * notification connection came back). Returns the unsubscribe. Optional
+   * for stores of your own; the approval service's notifications need it.
+   */
+  watchApprovals?(listener: (decisionId: string | undefined) => void): () => void;
   /**
    * Optional: the store's own clock, in epoch milliseconds, for a store that
    * instances with different clocks share (docs/contract.md §6: one clock).
@@ -199,6 +253,7 @@ export class InMemoryStore implements VetoStore {
   /** Sorted deny times per (actor, tenant). */
   readonly #denies = new Map<string, number[]>();
   readonly #watchers = new DecisionWatchers();
+  readonly #approvalWatchers = new Set<(decisionId: string | undefined) => void>();
   /** Per (actor, tenant) with a unit running: the units waiting for it, in order. */
   readonly #historyLocks = new Map<string, (() => void)[]>();
   /** Operations apply at once, so one unit object serves every unit of work. */
@@ -220,6 +275,7 @@ export class InMemoryStore implements VetoStore {
     this.#latestMs = Math.max(this.#latestMs, decision.atMs);
     if (counts(decision)) this.#addDeny(decision.actorId, decision.tenantId, decision.atMs);
     this.#evict();
+    if (decision.approval !== undefined || previous?.approval !== undefined) this.#notifyApprovals(decision.id);
   }
 
   async countRecentDenies(actorId: string, tenantId: string, sinceMs: number): Promise<number> {
@@ -240,6 +296,14 @@ export class InMemoryStore implements VetoStore {
     if (decision?.approval === undefined || decision.approval.status !== t.from) return false;
     // A pending approval at or past its expiry can only expire, and only then.
     if (t.from === "pending" && (t.to === "expired") !== t.atMs >= decision.approval.expiresAtMs) return false;
+    if (t.to === "executed") {
+      // The use-once claim: only an approved call, and its answer stays as given.
+      if (t.from !== "approved") return false;
+      this.#decisions.set(id, { ...decision, approval: { ...decision.approval, status: "executed", executedAtMs: t.atMs } });
+      this.#watchers.notify(id);
+      this.#notifyApprovals(id);
+      return true;
+    }
     const approval: ApprovalState = {
       status: t.to,
       expiresAtMs: decision.approval.expiresAtMs,
@@ -250,11 +314,45 @@ export class InMemoryStore implements VetoStore {
     this.#decisions.set(id, { ...decision, approval });
     if (t.to === "rejected") this.#addDeny(decision.actorId, decision.tenantId, t.atMs);
     this.#watchers.notify(id);
+    this.#notifyApprovals(id);
     return true;
   }
 
   watchDecision(id: string, listener: () => void): () => void {
     return this.#watchers.add(id, listener);
+  }
+
+  async listApprovals(options: ListApprovalsOptions = {}): Promise<StoredDecision[]> {
+    const limit = listLimit(options.limit);
+    const approvers = options.approverIds === undefined ? undefined : new Set(options.approverIds);
+    const statuses = options.status === undefined ? undefined : new Set(options.status);
+    const found: StoredDecision[] = [];
+    // Newest first: the map holds decisions in the order they were first stored.
+    const all = [...this.#decisions.values()];
+    for (let i = all.length - 1; i >= 0 && found.length < limit; i--) {
+      const d = all[i]!;
+      if (d.approval === undefined) continue;
+      if (statuses !== undefined && !statuses.has(d.approval.status)) continue;
+      if (approvers !== undefined && !d.approvers.some((a) => approvers.has(a))) continue;
+      found.push(d);
+    }
+    return found.sort((a, b) => b.atMs - a.atMs || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+  }
+
+  watchApprovals(listener: (decisionId: string | undefined) => void): () => void {
+    const own = (id: string | undefined): void => listener(id);
+    this.#approvalWatchers.add(own);
+    return () => void this.#approvalWatchers.delete(own);
+  }
+
+  #notifyApprovals(id: string): void {
+    for (const listener of [...this.#approvalWatchers]) {
+      try {
+        listener(id);
+      } catch {
+        // A watcher's failure is its own; the store's state has already changed.
+      }
+    }
   }
 
   /**
@@ -284,6 +382,7 @@ export class InMemoryStore implements VetoStore {
 
   async close(): Promise<void> {
     this.#watchers.clear();
+    this.#approvalWatchers.clear();
   }
 
   #addDeny(actorId: string | undefined, tenantId: string | undefined, atMs: number): void {

@@ -137,7 +137,7 @@ export function rowProblems(row: StoredDecision, records: readonly ReadRecord[])
   }
   const answers = records.filter((r) => r["type"] === "approval" || r["type"] === "rejection");
   const status = row.approval?.status;
-  if (status === "approved" || status === "rejected") {
+  if (status === "approved" || status === "rejected" || status === "executed") {
     const problem = answerProblem(row, records);
     if (problem !== undefined) problems.push(`${status} by ${row.approval?.reviewerId ?? "nobody"}, but ${problem}`);
   } else if (answers.length > 0) {

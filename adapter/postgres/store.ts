@@ -24,9 +24,11 @@
  *   clock allows, in the statement that moves it.
  */
 import type { Client, Pool } from "pg";
-import { DecisionWatchers } from "../history/store.js";
+import { DecisionWatchers, listLimit } from "../history/store.js";
 import type {
+  ApprovalReview,
   ApprovalState,
+  ListApprovalsOptions,
   ApprovalStatus,
   ApprovalTransition,
   HistoryKey,
@@ -75,6 +77,8 @@ interface DecisionRow {
   note: string | null;
   answered_at_ms: string | null;
   counts_towards_escalation: boolean;
+  review: ApprovalReview | null;
+  executed_at_ms: string | null;
 }
 
 function toStored(row: DecisionRow): StoredDecision {
@@ -86,6 +90,7 @@ function toStored(row: DecisionRow): StoredDecision {
       ...(row.reviewer_id === null ? {} : { reviewerId: row.reviewer_id }),
       ...(row.note === null ? {} : { note: row.note }),
       ...(row.answered_at_ms === null ? {} : { answeredAtMs: Number(row.answered_at_ms) }),
+      ...(row.executed_at_ms === null ? {} : { executedAtMs: Number(row.executed_at_ms) }),
     };
   }
   return {
@@ -99,6 +104,7 @@ function toStored(row: DecisionRow): StoredDecision {
     ...(row.call_digest === null ? {} : { callDigest: row.call_digest }),
     approvers: row.approvers,
     ...(approval === undefined ? {} : { approval }),
+    ...(row.review === null ? {} : { review: row.review }),
   };
 }
 
@@ -108,15 +114,18 @@ class Statements {
   readonly countDenies: string;
   readonly selectDecision: string;
   readonly transition: string;
+  readonly claim: string;
+  readonly listApprovals: string;
 
   constructor(schema: string) {
     const decisions = `${quoteIdent(schema)}.decisions`;
     const columns =
-      "id, action, escalated, actor_id, tenant_id, at_ms, call_digest, approvers, approval_status, expires_at_ms, reviewer_id, note, answered_at_ms, counts_towards_escalation";
+      "id, action, escalated, actor_id, tenant_id, at_ms, call_digest, approvers, approval_status, expires_at_ms, reviewer_id, note, answered_at_ms, counts_towards_escalation, review";
+    const read = `${columns}, executed_at_ms`;
     // Upsert: a decision whose record could not be written is stored again as
     // the deny that replaced it, under the same id.
     this.upsertDecision = `INSERT INTO ${decisions} (${columns})
-      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
       ON CONFLICT (id) DO UPDATE SET ${columns
         .split(", ")
         .slice(1)
@@ -126,7 +135,17 @@ class Statements {
       (SELECT count(*) FROM ${decisions} WHERE actor_id = $1 AND tenant_id = $2 AND action = 'deny' AND counts_towards_escalation AND at_ms >= $3)
       + (SELECT count(*) FROM ${decisions} WHERE actor_id = $1 AND tenant_id = $2 AND approval_status = 'rejected' AND answered_at_ms >= $3)
       AS n`;
-    this.selectDecision = `SELECT ${columns} FROM ${decisions} WHERE id = $1`;
+    this.selectDecision = `SELECT ${read} FROM ${decisions} WHERE id = $1`;
+    // The use-once claim: approved -> executed, the answer kept, timed by $2
+    // (the unit's reading of the database's clock) or now.
+    this.claim = `UPDATE ${decisions}
+      SET approval_status = 'executed', executed_at_ms = coalesce($2::bigint, ${DB_NOW_MS})
+      WHERE id = $1 AND approval_status = 'approved'`;
+    this.listApprovals = `SELECT ${read} FROM ${decisions}
+      WHERE approval_status IS NOT NULL
+        AND ($1::text[] IS NULL OR approvers && $1::text[])
+        AND ($2::text[] IS NULL OR approval_status = ANY($2::text[]))
+      ORDER BY at_ms DESC, id DESC LIMIT $3`;
     // Out of pending: answered only before expiry, expired only at or after
     // it, both by the database's clock as the row is moved (after any wait for
     // its lock). $6: the answer's time as its unit read the same clock, or
@@ -155,6 +174,7 @@ async function appendDecision(db: Queryable, sql: Statements, d: StoredDecision)
     d.approval?.note ?? null,
     d.approval?.answeredAtMs ?? null,
     d.countsTowardsEscalation !== false,
+    d.review === undefined ? null : JSON.stringify(d.review),
   ]);
 }
 
@@ -176,6 +196,11 @@ async function transitionApproval(
   t: ApprovalTransition,
   atMs: number | null,
 ): Promise<boolean> {
+  if (t.to === "executed") {
+    if (t.from !== "approved") return false;
+    const claimed = await db.query(sql.claim, [id, atMs]);
+    return claimed.rowCount === 1;
+  }
   const { rowCount } = await db.query(sql.transition, [id, t.from, t.to, t.reviewerId ?? null, t.note ?? null, atMs]);
   return rowCount === 1;
 }
@@ -203,6 +228,7 @@ export class PostgresStore implements VetoStore {
   readonly #sql: Statements;
   readonly #log: PostgresLogger | undefined;
   readonly #watchers = new DecisionWatchers();
+  readonly #approvalWatchers = new Set<(decisionId: string | undefined) => void>();
   #listener: Client | undefined;
   #listenState: "idle" | "connecting" | "listening" = "idle";
   #reconnect: NodeJS.Timeout | undefined;
@@ -313,6 +339,33 @@ export class PostgresStore implements VetoStore {
     return unwatch;
   }
 
+  async listApprovals(options: ListApprovalsOptions = {}): Promise<StoredDecision[]> {
+    const { rows } = await this.#db.query<DecisionRow>(this.#sql.listApprovals, [
+      options.approverIds === undefined ? null : [...options.approverIds],
+      options.status === undefined ? null : [...options.status],
+      listLimit(options.limit),
+    ]);
+    return rows.map(toStored);
+  }
+
+  /** Through the same LISTEN connection as watchDecision: every approval opened or changed on this schema, by any process. */
+  watchApprovals(listener: (decisionId: string | undefined) => void): () => void {
+    const own = (id: string | undefined): void => listener(id);
+    this.#approvalWatchers.add(own);
+    this.#listen();
+    return () => void this.#approvalWatchers.delete(own);
+  }
+
+  #notifyApprovals(id: string | undefined): void {
+    for (const listener of [...this.#approvalWatchers]) {
+      try {
+        listener(id);
+      } catch (error) {
+        this.#log?.error({ err: error }, "an approval watcher failed");
+      }
+    }
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -321,6 +374,7 @@ export class PostgresStore implements VetoStore {
     }
     clearTimeout(this.#reconnect);
     this.#watchers.clear();
+    this.#approvalWatchers.clear();
     const listener = this.#listener;
     this.#listener = undefined;
     if (listener !== undefined) {
@@ -373,6 +427,7 @@ export class PostgresStore implements VetoStore {
       }
       if (!Array.isArray(target) || target[0] !== this.schema || typeof target[1] !== "string") return;
       this.#watchers.notify(target[1]);
+      this.#notifyApprovals(target[1]);
     });
     try {
       await client.connect();
@@ -390,10 +445,11 @@ export class PostgresStore implements VetoStore {
     this.#listenState = "listening";
     // Anything answered while we were not listening: every waiter re-reads.
     this.#watchers.notify();
+    this.#notifyApprovals(undefined);
   }
 
   #scheduleListen(): void {
-    if (this.#closed || this.#watchers.size === 0 || this.#reconnect !== undefined) return;
+    if (this.#closed || (this.#watchers.size === 0 && this.#approvalWatchers.size === 0) || this.#reconnect !== undefined) return;
     this.#reconnect = setTimeout(() => {
       this.#reconnect = undefined;
       this.#listen();

@@ -76,7 +76,19 @@ export interface ApprovalEventRecord extends RecordBase {
   readonly result: { readonly approval: "approved" | "rejected" };
 }
 
-export type VetoRecord = DecisionEventRecord | ApprovalEventRecord;
+/**
+ * The use-once claim of an approved call (docs/contract.md §6): written as the
+ * caller claims the approval, before the call runs ("claimed"), or when a
+ * claim finds it already claimed ("refused": a second run was stopped).
+ */
+export interface ExecutionEventRecord extends RecordBase {
+  readonly type: "execution";
+  /** Who approved the call being claimed. */
+  readonly reviewer_id: string | null;
+  readonly result: { readonly execution: "claimed" | "refused" };
+}
+
+export type VetoRecord = DecisionEventRecord | ApprovalEventRecord | ExecutionEventRecord;
 
 /**
  * Where records go. `write` resolves only once the record is as durable as

@@ -42,7 +42,9 @@ export type ApprovalErrorCode =
   | "approval_timeout"
   | "approval_aborted"
   | "call_mismatch"
-  | "approval_unverified";
+  | "approval_unverified"
+  /** The approved call was already claimed for execution (use-once, docs/contract.md §6). */
+  | "already_executed";
 
 export class VetoError extends Error {
   override name = "VetoError";

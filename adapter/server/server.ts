@@ -1,0 +1,254 @@
+/**
+ * The approval service: a JSON API over a store (docs/approvals.md). Every
+ * route is authenticated before its body is read; the reviewer is who the
+ * verified credential says, never what the body says; answers go through
+ * veto.approve()/reject(), so the same rules hold and each answer is recorded
+ * before it is acknowledged (docs/contract.md §6, §7). Refusals change nothing.
+ */
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import type { Veto } from "../veto.js";
+import type { StoredDecision, VetoStore, ApprovalStatus } from "../history/store.js";
+import { ApprovalError, VetoOptionsError, toError } from "../shared/errors.js";
+import {
+  CredentialError,
+  devLoginAuthenticator,
+  jwtAuthenticator,
+  type Authenticate,
+  type DevLoginOptions,
+  type JwtAuthOptions,
+  type Reviewer,
+} from "./auth.js";
+
+export interface ApprovalServerOptions {
+  /** Answers go through it (its approve/reject rules and records). */
+  readonly veto: Veto;
+  /** The store the veto decides on: what is listed and shown. Needs listApprovals. */
+  readonly store: VetoStore;
+  /** How callers prove who they are: `{ jwt }`, or `{ devLogin }` (loopback only; see createApprovalServer). */
+  readonly auth: { readonly jwt: JwtAuthOptions } | { readonly devLogin: DevLoginOptions } | { readonly authenticate: Authenticate };
+  /** Largest request body, bytes. Default 16,384. */
+  readonly bodyLimit?: number;
+  /** Longest note, characters. Default 2,000. */
+  readonly maxNoteLength?: number;
+  /** pino-like logger for refusals and failures. Default: Fastify's own, off. */
+  readonly logger?: { error(fields: object, message: string): void; warn(fields: object, message: string): void };
+}
+
+export type ItemStatus = "pending" | "approved" | "rejected" | "expired" | "executed";
+
+export interface ApprovalItem {
+  readonly decisionId: string;
+  readonly status: ItemStatus;
+  readonly tool: string | null;
+  readonly actorId: string | null;
+  readonly tenantId: string | null;
+  readonly environment: string | null;
+  readonly arguments: unknown;
+  readonly reasons: readonly { code: string; message: string }[];
+  readonly approvers: readonly string[];
+  readonly bundle: { revision: string; hash: string } | null;
+  readonly recentDenies: number | null;
+  readonly createdAt: string;
+  readonly expiresAt: string;
+  readonly reviewerId?: string;
+  readonly note?: string;
+  readonly answeredAt?: string;
+  readonly executedAt?: string;
+}
+
+const ID = /^[0-9A-Za-z_-]{1,128}$/;
+const iso = (ms: number): string => new Date(ms).toISOString();
+
+/** The item a reviewer sees; a pending approval whose time is up shows as expired. */
+export function approvalItem(d: StoredDecision, nowMs: number): ApprovalItem {
+  const a = d.approval!;
+  const raw = a.status === "answering" ? "pending" : a.status;
+  const status: ItemStatus = raw === "pending" && nowMs >= a.expiresAtMs ? "expired" : raw;
+  const r = d.review;
+  return {
+    decisionId: d.id,
+    status,
+    tool: r?.tool ?? null,
+    actorId: d.actorId ?? null,
+    tenantId: d.tenantId ?? null,
+    environment: r?.environment ?? null,
+    arguments: r?.arguments ?? null,
+    reasons: r?.reasons ?? [],
+    approvers: d.approvers,
+    bundle: r?.bundle ?? null,
+    recentDenies: r?.recentDenies ?? null,
+    createdAt: iso(d.atMs),
+    expiresAt: iso(a.expiresAtMs),
+    ...(a.reviewerId === undefined || a.status === "answering" ? {} : { reviewerId: a.reviewerId }),
+    ...(a.note === undefined ? {} : { note: a.note }),
+    ...(a.answeredAtMs === undefined ? {} : { answeredAt: iso(a.answeredAtMs) }),
+    ...(a.executedAtMs === undefined ? {} : { executedAt: iso(a.executedAtMs) }),
+  };
+}
+
+const STATUS_OF_ERROR: Readonly<Record<string, number>> = {
+  unknown_decision: 404,
+  approval_not_required: 404,
+  not_an_approver: 403,
+  self_approval: 403,
+  already_answered: 409,
+  already_executed: 409,
+  approval_expired: 410,
+  record_unavailable: 503,
+  closed: 503,
+};
+
+function refuse(reply: FastifyReply, status: number, code: string, message: string, extra: object = {}): FastifyReply {
+  return reply
+    .code(status)
+    .type("application/json")
+    .send({ error: { code, message, ...extra } });
+}
+
+declare module "fastify" {
+  interface FastifyRequest {
+    reviewer: Reviewer | undefined;
+  }
+}
+
+function authenticatorOf(auth: ApprovalServerOptions["auth"]): Authenticate {
+  if ("authenticate" in auth && typeof auth.authenticate === "function") return auth.authenticate;
+  if ("jwt" in auth) return jwtAuthenticator(auth.jwt);
+  if ("devLogin" in auth) return devLoginAuthenticator(auth.devLogin);
+  throw new VetoOptionsError("createApprovalServer: auth must be { jwt }, { devLogin } or { authenticate }");
+}
+
+/** May this reviewer see and answer this decision's approval? The actor never may (docs/contract.md §6). */
+function mayAnswer(reviewer: Reviewer, d: StoredDecision): boolean {
+  return d.approval !== undefined && d.actorId !== reviewer.id && reviewer.approverIds.some((id) => d.approvers.includes(id));
+}
+
+export async function createApprovalServer(options: ApprovalServerOptions): Promise<FastifyInstance> {
+  if (options === null || typeof options !== "object") throw new VetoOptionsError("createApprovalServer: pass { veto, store, auth }");
+  const { veto, store } = options;
+  if (veto === undefined || typeof veto.approve !== "function")
+    throw new VetoOptionsError("createApprovalServer: veto (from createVeto) is required");
+  if (store === undefined || typeof store.listApprovals !== "function" || typeof store.getDecision !== "function") {
+    throw new VetoOptionsError("createApprovalServer: store must be the veto's store and implement listApprovals");
+  }
+  const authenticate = authenticatorOf(options.auth);
+  const maxNote = options.maxNoteLength ?? 2_000;
+  const log = options.logger;
+  const now = async (): Promise<number> => (store.now === undefined ? Date.now() : await store.now());
+
+  const app = Fastify({ bodyLimit: options.bodyLimit ?? 16_384, logger: false, return503OnClosing: true });
+  // Only JSON bodies: text/plain would otherwise be accepted as a string (415 instead).
+  app.removeContentTypeParser("text/plain");
+  app.decorateRequest("reviewer", undefined);
+
+  // Authenticate before the body is read: an unauthenticated request never has its body parsed.
+  app.addHook("onRequest", async (request, reply) => {
+    try {
+      request.reviewer = await authenticate(request.headers);
+    } catch (error) {
+      if (!(error instanceof CredentialError)) log?.error({ err: toError(error) }, "authentication failed");
+      reply.header("www-authenticate", 'Bearer realm="veto"');
+      return refuse(
+        reply,
+        401,
+        "unauthenticated",
+        error instanceof CredentialError ? error.message : "the credential could not be checked",
+      );
+    }
+  });
+
+  app.setErrorHandler((error: { statusCode?: number; code?: string; message: string }, _request, reply) => {
+    const status = error.statusCode ?? 500;
+    if (status === 413) return refuse(reply, 413, "body_too_large", "the request body is too large");
+    if (status === 415) return refuse(reply, 415, "unsupported_media_type", "the body must be application/json");
+    if (status >= 400 && status < 500) return refuse(reply, status, "malformed_request", error.message);
+    log?.error({ err: error }, "approval service error");
+    return refuse(reply, 500, "internal", "internal error");
+  });
+  app.setNotFoundHandler((_request, reply) => refuse(reply, 404, "not_found", "no such route"));
+
+  const reviewerOf = (request: FastifyRequest): Reviewer => request.reviewer!;
+
+  app.get("/api/approvals", async (request, reply) => {
+    const reviewer = reviewerOf(request);
+    const query = request.query as Record<string, unknown>;
+    const wanted = query["status"] ?? "pending";
+    if (wanted !== "pending" && wanted !== "answered") return refuse(reply, 400, "malformed_request", "status must be pending or answered");
+    const statuses: ApprovalStatus[] = wanted === "pending" ? ["pending", "answering"] : ["approved", "rejected", "expired", "executed"];
+    const nowMs = await now();
+    const found = await store.listApprovals!({ approverIds: reviewer.approverIds, status: statuses, limit: 200 });
+    const items = found.filter((d) => mayAnswer(reviewer, d)).map((d) => approvalItem(d, nowMs));
+    // A pending one whose time is up is answered by the clock: listed as answered (expired).
+    const shown = wanted === "pending" ? items.filter((i) => i.status === "pending") : items;
+    if (wanted === "answered") {
+      const lapsed = await store.listApprovals!({ approverIds: reviewer.approverIds, status: ["pending"], limit: 200 });
+      for (const d of lapsed) if (mayAnswer(reviewer, d) && nowMs >= d.approval!.expiresAtMs) shown.push(approvalItem(d, nowMs));
+    }
+    return { approvals: shown };
+  });
+
+  const visible = async (request: FastifyRequest, reply: FastifyReply): Promise<StoredDecision | undefined> => {
+    const id = (request.params as { id?: unknown }).id;
+    if (typeof id !== "string" || !ID.test(id)) {
+      await refuse(reply, 404, "unknown_decision", "no such approval");
+      return undefined;
+    }
+    const d = await store.getDecision(id);
+    if (d === undefined || d.action !== "require_approval" || !mayAnswer(reviewerOf(request), d)) {
+      await refuse(reply, 404, "unknown_decision", "no such approval");
+      return undefined;
+    }
+    return d;
+  };
+
+  app.get("/api/approvals/:id", async (request, reply) => {
+    const d = await visible(request, reply);
+    if (d === undefined) return reply;
+    return approvalItem(d, await now());
+  });
+
+  for (const kind of ["approve", "reject"] as const) {
+    app.post(`/api/approvals/:id/${kind}`, async (request, reply) => {
+      const body = request.body;
+      let note: string | undefined;
+      if (body !== undefined && body !== null) {
+        if (typeof body !== "object" || Array.isArray(body))
+          return refuse(reply, 400, "malformed_request", "the body must be a JSON object");
+        const given = (body as Record<string, unknown>)["note"];
+        if (given !== undefined) {
+          if (typeof given !== "string" || given.length > maxNote) {
+            return refuse(reply, 400, "malformed_request", `note must be a string of at most ${maxNote} characters`);
+          }
+          note = given;
+        }
+        // Anything else in the body (a reviewerId, say) is ignored: the reviewer is the credential's.
+      }
+      const reviewer = reviewerOf(request);
+      const id = (request.params as { id?: unknown }).id;
+      const d = typeof id === "string" && ID.test(id) ? await store.getDecision(id) : undefined;
+      if (d === undefined || d.action !== "require_approval" || d.approval === undefined) {
+        return refuse(reply, 404, "unknown_decision", "no such approval");
+      }
+      if (d.actorId === reviewer.id)
+        return refuse(reply, 403, "self_approval", `${reviewer.id} made the call and cannot answer its own approval`);
+      if (!mayAnswer(reviewer, d)) return refuse(reply, 403, "not_an_approver", `${reviewer.id} is not among this decision's approvers`);
+      const as = reviewer.approverIds.find((id) => d.approvers.includes(id))!;
+      try {
+        const answer = { decisionId: d.id, reviewerId: as, ...(note === undefined ? {} : { note }) };
+        await (kind === "approve" ? veto.approve(answer) : veto.reject(answer));
+      } catch (error) {
+        if (error instanceof ApprovalError) {
+          const status = STATUS_OF_ERROR[error.code] ?? 400;
+          const current = await store.getDecision(d.id).catch(() => undefined);
+          const extra = status === 409 && current !== undefined ? { approval: approvalItem(current, await now()) } : {};
+          if (status >= 500) log?.error({ err: error, decision_id: d.id }, "answer could not be stored");
+          return refuse(reply, status, error.code, error.message, extra);
+        }
+        throw error;
+      }
+      const settled = await store.getDecision(d.id);
+      return approvalItem(settled!, await now());
+    });
+  }
+  return app;
+}
