@@ -11,14 +11,19 @@ import { PostgresStore } from "../postgres/store.js";
 import { InMemoryStore, type VetoStore } from "../history/store.js";
 import { createApprovalServer } from "../server/server.js";
 import { isLoopback, type JwtAuthOptions } from "../server/auth.js";
+import { loadBundle } from "../policy/bundle.js";
 import { UsageError, readDataFile, type Command } from "./common.js";
 
 /** Every approver id the data document names (what --dev-login may name). */
 function approverIdsOf(data: unknown): string[] {
   const found = new Set<string>();
   const walk = (v: unknown, key: string): void => {
-    if (Array.isArray(v)) for (const x of v) key === "approvers" && typeof x === "string" ? found.add(x) : walk(x, "");
-    else if (v !== null && typeof v === "object") for (const [k, x] of Object.entries(v)) walk(x, k);
+    if (Array.isArray(v)) {
+      for (const x of v) {
+        if (key === "approvers" && typeof x === "string") found.add(x);
+        else walk(x, "");
+      }
+    } else if (v !== null && typeof v === "object") for (const [k, x] of Object.entries(v)) walk(x, k);
   };
   walk(data, "");
   return [...found];
@@ -72,9 +77,10 @@ export const serveCommand: Command = {
     if (values.postgres !== undefined) store = await PostgresStore.connect({ connectionString: values.postgres });
     else store = new InMemoryStore();
     const sink = recordSink ?? (store as PostgresStore).recordSink();
-    const veto = await createVeto({ bundle: values.bundle, ...(data === undefined ? {} : { data }), store, recordSink: sink as never });
+    const veto = await createVeto({ bundle: values.bundle, ...(data === undefined ? {} : { data }), store, recordSink: sink });
     const auth = values["dev-login"]
-      ? { devLogin: { approverIds: approverIdsOf(data ?? {}) } }
+      ? // Without --data, the approvers are the bundle's own data document's.
+        { devLogin: { approverIds: approverIdsOf(data ?? (await loadBundle(values.bundle)).data) } }
       : {
           jwt: {
             ...(values["jwt-jwks"] === undefined
