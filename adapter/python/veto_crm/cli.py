@@ -166,7 +166,7 @@ def decide_lines(veto: Veto, fd: int, out: TextIO) -> None:
                 call = parse(line)
             except JsonParseError as error:
                 problem = f"the line is not valid JSON: {error}"
-        decision = veto.protect(call) if problem is None else veto.protect_unreadable(line, problem)
+        decision = veto.protect_text(call, line) if problem is None else veto.protect_unreadable(line, problem)
         out.write(stringify(decision.to_json()) + "\n")
         out.flush()
 

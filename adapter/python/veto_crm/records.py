@@ -156,6 +156,7 @@ def decision_record(
     call_digest: Optional[str],
     recent_denies: Optional[int],
     eval_ns: int,
+    destination_hosts: Optional[Sequence[str]] = None,
 ) -> Record:
     """The record of one decision (veto.ts's DecisionEventRecord), members in the TypeScript adapter's order."""
 
@@ -163,7 +164,7 @@ def decision_record(
         value = context.get(name) if context is not None else None
         return value if isinstance(value, str) else None
 
-    return {
+    record: Record = {
         "type": "decision",
         "decision_id": decision.id,
         "timestamp": decision.timestamp,
@@ -185,6 +186,10 @@ def decision_record(
         "result": result_of(decision),
         "metrics": {"timer_rego_query_eval_ns": eval_ns},
     }
+    # The hosts the policy read, from its own answer: one parser, in the policy (docs/contract.md §4b).
+    if destination_hosts is not None:
+        record["destination_hosts"] = list(destination_hosts)
+    return record
 
 
 def result_of(decision: Decision) -> dict[str, Any]:

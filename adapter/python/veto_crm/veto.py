@@ -27,11 +27,13 @@ from .decision import (
     Decision,
     PolicyAnswer,
     adapter_deny,
+    answer_counts_towards_escalation,
     iso_timestamp,
 )
 from .errors import ApprovalError, VetoClosedError, VetoDeniedError, VetoOptionsError
 from .evaluator import PolicyEvaluator
 from .ids import monotonic_ulid
+from .jsontext import number_texts
 from .input import DEFAULT_INPUT_LIMITS, CheckedCall, CheckedInput, InputLimits, PartialContext, RefusedCall, check_call, partial_context
 from .policy_data import PolicyData, read_policy_data
 from .records import JsonLinesRecordSink, Record, RecordMasker, RecordSink, decision_record, result_of
@@ -304,7 +306,16 @@ class Veto:
         """For front ends that parse calls themselves (the command line): a call that could not be read, invalid_input, recorded."""
         return self._decide(text, problem).decision
 
-    def _decide(self, raw: Any, unreadable: Optional[str] = None) -> _Decided:
+    def protect_text(self, call: Any, text: str) -> Decision:
+        """
+        For front ends that read calls as JSON text (the command line): decide
+        ``call``, parsed from ``text``, judging its amounts by their text there
+        (docs/contract.md §9 "Amount precision"). Text that cannot be read so
+        is refused (fail closed), never judged by the doubles instead.
+        """
+        return self._decide(call, text=text).decision
+
+    def _decide(self, raw: Any, unreadable: Optional[str] = None, text: Optional[str] = None) -> _Decided:
         if self._closed:
             raise VetoClosedError()
         now_ms = self._clock()
@@ -312,7 +323,7 @@ class Veto:
         # One bundle per decision.
         policy = self._policy
         checked: CheckedInput = (
-            check_call(raw, self._limits, policy.data.amount_names) if unreadable is None else RefusedCall(unreadable)
+            _check_text(raw, text, self._limits, policy.data.amount_names) if unreadable is None else RefusedCall(unreadable)
         )
         call = checked.call if isinstance(checked, CheckedCall) else None
         if call is None:
@@ -382,6 +393,7 @@ class Veto:
             call_digest=digest,
             recent_denies=recent,
             eval_ns=eval_ns,
+            destination_hosts=answer.destination_hosts,
         )
         stored = StoredDecision(
             id=decision_id,
@@ -393,6 +405,8 @@ class Veto:
             tenant_id=who.tenant_id,
             call_digest=digest,
             approval=ApprovalState("pending", now_ms + self._ttl_ms) if decision.action == "require_approval" else None,
+            # The adapter's own fail-closed denies are remembered but not counted (docs/contract.md §3).
+            counts_towards_escalation=decision.action != "deny" or answer_counts_towards_escalation(decision.action, decision.reasons),
         )
         try:
             if not store_ok:
@@ -422,7 +436,7 @@ class Veto:
         except Exception:
             pass
         try:
-            self._store.append_decision(replace(stored, action="deny", escalated=False, approvers=(), approval=None))
+            self._store.append_decision(replace(stored, action="deny", escalated=False, approvers=(), approval=None, counts_towards_escalation=False))
         except Exception:
             pass
         return _Decided(decision, None, error)
@@ -472,6 +486,20 @@ class Veto:
                 _close_awaitable(result)
         except Exception as error:
             log.error("on_escalation hook failed (decision %s)", event.decision.id, exc_info=error)
+
+
+def _check_text(raw: Any, text: Optional[str], limits: InputLimits, amount_names: frozenset[str]) -> CheckedInput:
+    """check_call, with the amounts judged by their text when the call came as ``text`` (veto.ts checkText)."""
+    if text is None:
+        return check_call(raw, limits, amount_names)
+    try:
+        texts = number_texts(text, 3)
+    except Exception as error:
+        checked = check_call(raw, limits, amount_names)
+        if isinstance(checked, CheckedCall):
+            return RefusedCall(f"the call's text cannot be read for its amounts: {error}", checked.call, checked.json)
+        return checked
+    return check_call(raw, limits, amount_names, texts)
 
 
 class _Unrecorded(Exception):
