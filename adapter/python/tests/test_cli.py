@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -69,9 +70,16 @@ def test_lines_are_split_and_decided_alike(bundle: Path, ts_cli: Path) -> None:
     text = f"{call}\r\n\r\n   \n{call}\r{json.dumps(write_call({'amount': 9000}))}\n\t\n{call}"
     ts = run_ts_cli(["eval", "--bundle", str(bundle)], text)
     py = run_python_cli(["eval", "--bundle", str(bundle)], text)
-    strip = lambda out: [{k: v for k, v in json.loads(line).items() if k not in ("id", "timestamp")} for line in out.splitlines()]  # noqa: E731
+    def strip(out: str) -> list[dict[str, Any]]:
+        decisions = [{k: v for k, v in json.loads(line).items() if k not in ("id", "timestamp")} for line in out.splitlines()]
+        for d in decisions:
+            d["reason"] = parser_neutral(d["reason"])
+            d["reasons"] = [{**r, "message": parser_neutral(r["message"])} for r in d["reasons"]]
+        return decisions
+
     assert strip(py.stdout) == strip(ts.stdout)
-    assert len(strip(py.stdout)) == 7
+    # A line ends at "\n" only: the lone "\r" is JSON white space, so that line is two calls, not JSON.
+    assert len(strip(py.stdout)) == 6
 
 
 def test_a_failing_records_file_denies_every_call_and_exits_2(bundle: Path, ts_cli: Path) -> None:

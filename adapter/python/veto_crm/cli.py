@@ -8,7 +8,6 @@ line on standard error, "veto: ...".
 
 from __future__ import annotations
 
-import codecs
 import logging
 import os
 import re
@@ -18,8 +17,11 @@ from typing import Any, Callable, Iterator, Optional, Sequence, TextIO
 from .bundle import bundle_version_hash_of_tarball, load_bundle
 from .text import node_error_message
 from .errors import DecisionLogError, VetoError
+from .files import read_regular_file
+from .input import DEFAULT_INPUT_LIMITS
 from .jsontext import JsonParseError, js_trim, parse, stringify
 from .log import FileDecisionLog, verify_log
+from .policy_data import read_policy_data
 from .records import JsonLinesRecordSink
 from .signature import SIGNING_ALGORITHMS, VerificationKey, create_bundle_verifier
 from .veto import Veto, create_veto
@@ -104,8 +106,7 @@ def read_verification_key(paths: Optional[list[str]], algorithm: Optional[str]) 
     keys: list[Any] = []
     for path in paths:
         try:
-            with open(path, "rb") as handle:
-                text = handle.read().decode("utf-8", "replace")
+            text = read_regular_file(path).decode("utf-8", "replace")
         except OSError as error:
             raise fail(f"cannot read verification key {path}: {node_error_message(error)}") from None
         if algorithm is not None and algorithm.startswith("HS"):
@@ -117,8 +118,7 @@ def read_verification_key(paths: Optional[list[str]], algorithm: Optional[str]) 
 
 def read_data_file(path: str) -> dict[str, Any]:
     try:
-        with open(path, "rb") as handle:
-            text = handle.read().decode("utf-8", "replace")
+        text = read_regular_file(path).decode("utf-8", "replace")
     except OSError as error:
         raise fail(f"cannot read data file {path}: {node_error_message(error)}") from None
     try:
@@ -127,35 +127,76 @@ def read_data_file(path: str) -> dict[str, Any]:
         raise fail(f"data file {path} is not valid JSON: {error}") from None
     if not isinstance(data, dict):
         raise fail(f"data file {path} is not a JSON object")
+    # Checked as the data document it will be, so every problem with it names the file.
+    try:
+        read_policy_data(data, f"in file {path}")
+    except VetoError as error:
+        raise fail(str(error)) from None
     return data
 
 
-_LINE_END = re.compile(r"\r\n|\n|\r")
+def read_lines(fd: int, max_bytes: int) -> Iterator[tuple[Optional[str], Optional[str]]]:
+    """
+    The lines of a byte stream as the TypeScript CLI reads them
+    (adapter/cli/line-reader.ts), each as (text, None) or (None, why it cannot
+    be read): a line ends at "\n", a "\r" just before it belongs to the line
+    ending, a lone "\r" is JSON white space. A line of more than ``max_bytes``
+    bytes is answered as soon as the limit is passed and the rest of it is
+    skipped as it arrives, never held; a line that is not UTF-8 is unreadable.
+    """
+    too_long = (None, f"the line is longer than {max_bytes} bytes (the input limit), so it was not read")
 
+    def finish(line: bytes) -> tuple[Optional[str], Optional[str]]:
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if len(line) > max_bytes:
+            return too_long
+        try:
+            return (line.decode("utf-8"), None)
+        except UnicodeDecodeError:
+            return (None, "the line is not valid UTF-8, so it is not JSON text")
 
-def read_lines(fd: int) -> Iterator[str]:
-    """The lines of a byte stream as node's readline yields them (crlfDelay Infinity): split at \\r\\n, \\n or \\r; invalid UTF-8 replaced."""
-    decoder = codecs.getincrementaldecoder("utf-8")("replace")
-    pending = ""
+    held = bytearray()
+    skipping = False
     while True:
         chunk = os.read(fd, 65536)
-        text = pending + decoder.decode(chunk, final=not chunk)
-        start = 0
-        for m in _LINE_END.finditer(text):
-            # A \r at the very end may be the first half of \r\n: wait for more.
-            if m.group(0) == "\r" and m.end() == len(text) and chunk:
-                break
-            yield text[start : m.start()]
-            start = m.end()
-        pending = text[start:]
         if not chunk:
-            if pending:
-                yield pending
-            return
+            break
+        start = 0
+        while start < len(chunk):
+            newline = chunk.find(b"\n", start)
+            end = len(chunk) if newline == -1 else newline
+            if skipping:
+                if newline == -1:
+                    break
+                skipping = False
+            elif len(held) + (end - start) > max_bytes + 1:
+                # Over the limit even if its last byte is the "\r" of a "\r\n".
+                held = bytearray()
+                yield too_long
+                if newline == -1:
+                    skipping = True
+                    break
+            else:
+                held += chunk[start:end]
+                if newline == -1:
+                    break
+                line = bytes(held)
+                held = bytearray()
+                yield finish(line)
+            start = end + 1
+    if not skipping and held:
+        yield finish(bytes(held))
 
 
 def decide_lines(veto: Veto, fd: int, out: TextIO) -> None:
-    for line in read_lines(fd):
+    # Every line has its decision, so output pairs with input line by line.
+    for line, unreadable in read_lines(fd, DEFAULT_INPUT_LIMITS.max_input_bytes):
+        if line is None:
+            decision = veto.protect_unreadable(None, unreadable or "the line cannot be read")
+            out.write(stringify(decision.to_json()) + "\n")
+            out.flush()
+            continue
         problem: Optional[str] = None
         call: Any = None
         # As the TypeScript CLI's line.trim() === "": a line, not a contract text.
@@ -166,6 +207,7 @@ def decide_lines(veto: Veto, fd: int, out: TextIO) -> None:
                 call = parse(line)
             except JsonParseError as error:
                 problem = f"the line is not valid JSON: {error}"
+        # Amounts are judged by their text on the line, which parse does not keep (docs/contract.md §9).
         decision = veto.protect_text(call, line) if problem is None else veto.protect_unreadable(line, problem)
         out.write(stringify(decision.to_json()) + "\n")
         out.flush()
@@ -256,7 +298,7 @@ def distinct_logs(paths: Sequence[str]) -> list[str]:
 
 def log_command(args: Sequence[str]) -> int:
     if not args:
-        raise UsageError("log needs a subcommand (verify)")
+        raise UsageError("log needs a subcommand (verify, checkpoint)")
     if args[0] != "verify":
         raise UsageError(f"unknown log subcommand {args[0]}")
     _, positionals = parse_options(args[1:], {})
@@ -277,8 +319,7 @@ def hash_command(args: Sequence[str]) -> int:
         raise UsageError("hash takes exactly one bundle path")
     path = positionals[0]
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
+        data = read_regular_file(path)
     except OSError as error:
         raise fail(f"cannot read bundle {path}: {node_error_message(error)}") from None
     key = read_verification_key(values.get("verification-key"), _last(values, "verification-alg"))

@@ -302,8 +302,13 @@ class Veto:
             self.wait_for_approval(decided.decision.id, call=decided.call)
         return decided
 
-    def protect_unreadable(self, text: str, problem: str) -> Decision:
-        """For front ends that parse calls themselves (the command line): a call that could not be read, invalid_input, recorded."""
+    def protect_unreadable(self, text: Optional[str], problem: str) -> Decision:
+        """
+        For front ends that parse calls themselves (the command line): a call
+        that could not be read, invalid_input, recorded. ``text`` is what was
+        received, or None when it was not kept (a line over the input limit;
+        its record then has no input digest).
+        """
         return self._decide(text, problem).decision
 
     def protect_text(self, call: Any, text: str) -> Decision:
@@ -459,6 +464,9 @@ class Veto:
         return evaluation.answer, evaluation.eval_ns, recent
 
     def _digest_of_raw(self, raw: Any) -> Optional[str]:
+        if raw is None:
+            # Nothing was kept (veto.ts: the digest of undefined is no digest).
+            return None
         try:
             return self._masker.digest(raw)
         except Exception:
