@@ -20,7 +20,9 @@ from .errors import DecisionLogError, VetoError
 from .files import read_regular_file
 from .input import DEFAULT_INPUT_LIMITS
 from .jsontext import JsonParseError, js_trim, parse, stringify
-from .log import FileDecisionLog, verify_log
+from .checkpoint import cover_text, uncovered_text
+from .files import NotRegularFileError, regular_file_exists
+from .log import FileDecisionLog, VerifyResult, expand_log_paths, verify_log
 from .policy_data import read_policy_data
 from .records import JsonLinesRecordSink
 from .signature import SIGNING_ALGORITHMS, VerificationKey, create_bundle_verifier
@@ -36,10 +38,12 @@ USAGE = """usage:
       decision log (created if missing; each decision is printed only once its record
       is synced). --records FILE: records as JSON lines (appended). Neither: stderr.
       $VETO_RECORD_KEY: key (>= 16 bytes) for HMAC digests of sensitive values.
-  python -m veto_crm log verify PATH...
+  python -m veto_crm log verify PATH... [--public-key FILE]... [--require-checkpointed]
       checks each decision log (PATH and its rotations PATH.1, PATH.2, ...): prints
       "PATH: N records, head sha256:..." per log and exits 0, or names the first bad
-      file and line and why on stderr and exits 1
+      file and line and why on stderr and exits 1. --public-key (repeatable: a key
+      list): every signed checkpoint must verify with one of them, and the log must
+      hold one; --require-checkpointed: no record may follow the last checkpoint
   python -m veto_crm hash BUNDLE [--verification-key PATH [--verification-alg ALG]]
       prints the bundle's version hash (sha256:<64 hex>)"""
 
@@ -296,21 +300,78 @@ def distinct_logs(paths: Sequence[str]) -> list[str]:
     return out
 
 
+def _read_public_keys(paths: Sequence[str]) -> list[bytes]:
+    keys = []
+    for path in paths:
+        try:
+            keys.append(read_regular_file(path))
+        except OSError as error:
+            raise fail(f"cannot read public key {path}: {node_error_message(error)}") from None
+    return keys
+
+
 def log_command(args: Sequence[str]) -> int:
     if not args:
         raise UsageError("log needs a subcommand (verify, checkpoint)")
+    if args[0] == "checkpoint":
+        raise UsageError("log checkpoint is not in the Python command line: use the TypeScript one (veto log checkpoint)")
     if args[0] != "verify":
         raise UsageError(f"unknown log subcommand {args[0]}")
-    _, positionals = parse_options(args[1:], {})
+    rest = list(args[1:])
+    require_checkpointed = "--require-checkpointed" in rest
+    rest = [a for a in rest if a != "--require-checkpointed"]
+    values, positionals = parse_options(rest, {"public-key": True})
+    key_files = values.get("public-key", [])
+    if not key_files and require_checkpointed:
+        raise UsageError("--expect-checkpoint and --require-checkpointed need --public-key FILE")
     if not positionals:
         raise UsageError("log verify needs at least one log PATH")
-    for path in distinct_logs(positionals):
-        result = verify_log([path])
+    public_keys = _read_public_keys(key_files) if key_files else None
+    logs = distinct_logs(positionals)
+    # A file of the log that exists but is not a regular file is unusable input (exit 2), not a log that fails to verify.
+    for path in logs:
+        for file in expand_log_paths([path]):
+            try:
+                regular_file_exists(file)
+            except NotRegularFileError as error:
+                raise fail(f"log {path}: {error}") from None
+            except OSError:
+                pass
+    for path in logs:
+        try:
+            result = verify_log([path], public_keys=public_keys, require_checkpointed=require_checkpointed)
+        except DecisionLogError as error:
+            raise fail(str(error)) from None
         if not result.ok:
             raise CliExit(1, f"log verify failed: {result.file}: {result.reason}")
         files = f" ({len(result.files)} files)" if len(result.files) > 1 else ""
-        sys.stdout.write(f"{path}: {result.count} records, head {result.head}{files}\n")
+        sys.stdout.write(f"{path}: {_count_text(result)}, head {result.head}{files}\n{_checkpoint_lines(path, result)}")
     return 0
+
+
+def _count_text(result: VerifyResult) -> str:
+    """The summary: the pre-checkpoint form for a log without checkpoints (checkpoint-flags.ts countText)."""
+    if not result.has_checkpoint_report or result.checkpoints == 0:
+        return f"{result.count} records"
+    plural = "" if result.checkpoints == 1 else "s"
+    return f"{result.records} records and {result.checkpoints} checkpoint{plural} (seq 1..{result.count})"
+
+
+def _checkpoint_lines(name: str, result: VerifyResult) -> str:
+    if not result.has_checkpoint_report:
+        return ""
+    lines = []
+    last = result.last_checkpoint
+    if last is not None:
+        where = f"line {last.line}" if last.file == name else f"{last.file} line {last.line}"
+        signature = "signature verified" if last.verified else "signature not checked (give --public-key)"
+        c = last.checkpoint
+        lines.append(f"{name}: last checkpoint {where} covers {cover_text(last.seq - 1)} ({c['reason']}, {c['time']}), key {c['key_id']}, {signature}")
+    if result.uncovered is not None:
+        u = result.uncovered
+        where = f"line {u.line}" if u.file == name else f"{u.file} line {u.line}"
+        lines.append(f"{name}: {uncovered_text(u.entries)} (from {where}), not yet covered by a signature")
+    return "".join(line + "\n" for line in lines)
 
 
 def hash_command(args: Sequence[str]) -> int:
