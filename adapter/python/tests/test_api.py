@@ -320,3 +320,24 @@ def test_outage_denies_are_kept_but_not_counted_towards_escalation(bundle: Path)
         assert sink.records[-1]["history"] == {"recent_denies": 0}
         assert sink.records[-1]["destination_hosts"] == ["gmail.com"]
         assert store.count_recent_denies(ACTOR, "acme", 0) == 1
+
+
+def test_an_approval_the_records_do_not_back_is_refused(bundle: Path) -> None:
+    # docs/contract.md §6, §7: a store entry saying "approved" is not evidence; the records must say it too.
+    from veto_crm.store import ApprovalTransition
+
+    sink, store, clock = MemorySink(), InMemoryStore(), FakeClock()
+    with create_veto(bundle, record_sink=sink, store=store, clock=clock, approval_poll_ms=10) as veto:
+        forged = veto.protect(write_call({"amount": 9000}))
+        assert forged.action == "require_approval"
+        # Someone who can write the store, but not the records, marks it approved.
+        assert store.transition_approval(forged.id, ApprovalTransition("pending", "answering", clock(), APPROVER))
+        assert store.transition_approval(forged.id, ApprovalTransition("answering", "approved", clock(), APPROVER))
+        with pytest.raises(ApprovalError) as refused:
+            veto.wait_for_approval(forged.id, timeout_ms=200)
+        assert refused.value.code == "approval_unverified" and "no approval record" in str(refused.value)
+        # An approval made through the adapter, by another instance sharing the sink, is backed.
+        real = veto.protect(write_call({"amount": 9001}))
+        with create_veto(bundle, record_sink=sink, store=store, clock=clock) as other:
+            other.approve(real.id, APPROVER, "ok")
+        assert veto.wait_for_approval(real.id, timeout_ms=200).status == "approved"

@@ -419,6 +419,8 @@ class Veto:
             # No side effect without its evidence.
             self._sink.write(record)
             self._store.append_decision(stored)
+            if decision.action == "require_approval":
+                self._desk.written.remember(record)
         except Exception as error:
             raise _Unrecorded(self._unrecorded(error, policy, now_ms, decision_id, record, stored))
         escalation = None
