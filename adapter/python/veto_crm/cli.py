@@ -21,7 +21,7 @@ from .files import read_regular_file
 from .input import DEFAULT_INPUT_LIMITS
 from .jsontext import JsonParseError, js_trim, parse, stringify
 from .checkpoint import cover_text, uncovered_text
-from .files import NotRegularFileError, regular_file_exists
+from .files import NotRegularFileError, open_regular_file, regular_file_exists
 from .log import FileDecisionLog, VerifyResult, expand_log_paths, verify_log
 from .policy_data import read_policy_data
 from .records import JsonLinesRecordSink
@@ -242,10 +242,11 @@ def eval_command(args: Sequence[str]) -> int:
                 directory = os.path.dirname(records_path)
                 if directory:
                     os.makedirs(directory, exist_ok=True)
-                records_file = open(records_path, "a", encoding="utf-8")
+                fd = open_regular_file(records_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+                records_file = os.fdopen(fd, "a", encoding="utf-8")
             except OSError as error:
                 raise fail(f"cannot open records file {records_path}: {node_error_message(error)}") from None
-        records = JsonLinesRecordSink(records_file)
+        records = JsonLinesRecordSink(records_file, None if records_file is None else f"records file {records_path}")
 
     decision_log: Optional[FileDecisionLog] = None
     if log_path is not None:
