@@ -290,3 +290,54 @@ def test_a_guard_on_a_closed_instance_and_a_bad_tool_name(setup: Any) -> None:
     veto: Veto = setup[0]
     with pytest.raises(VetoOptionsError):
         veto.guard("")
+
+
+class _FlakySink:
+    """A sink that refuses its writes while ``down`` is set (an outage of the log)."""
+
+    def __init__(self) -> None:
+        self.down = False
+        self.records: list[dict[str, Any]] = []
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self.down:
+            raise OSError("the log is down")
+        self.records.append(record)
+
+
+def test_outage_denies_are_kept_but_not_counted_towards_escalation(bundle: Path) -> None:
+    # docs/contract.md §3: record_unavailable and evaluation_error are the system's fault, not the actor's.
+    sink, store, clock = _FlakySink(), InMemoryStore(), FakeClock()
+    with create_veto(bundle, record_sink=sink, store=store, clock=clock) as veto:
+        sink.down = True
+        outages = [veto.protect(write_call({"destination": "ana@gmail.com"})) for _ in range(5)]
+        assert {codes(d)[0] for d in outages} == {"record_unavailable"}
+        assert all(store.get_decision(d.id) is not None for d in outages)
+        assert store.count_recent_denies(ACTOR, "acme", 0) == 0
+        sink.down = False
+        denied = veto.protect(write_call({"destination": "ana@gmail.com"}))
+        assert codes(denied) == ["blocked_destination"] and not denied.escalated
+        assert sink.records[-1]["history"] == {"recent_denies": 0}
+        assert sink.records[-1]["destination_hosts"] == ["gmail.com"]
+        assert store.count_recent_denies(ACTOR, "acme", 0) == 1
+
+
+def test_an_approval_the_records_do_not_back_is_refused(bundle: Path) -> None:
+    # docs/contract.md §6, §7: a store entry saying "approved" is not evidence; the records must say it too.
+    from veto_crm.store import ApprovalTransition
+
+    sink, store, clock = MemorySink(), InMemoryStore(), FakeClock()
+    with create_veto(bundle, record_sink=sink, store=store, clock=clock, approval_poll_ms=10) as veto:
+        forged = veto.protect(write_call({"amount": 9000}))
+        assert forged.action == "require_approval"
+        # Someone who can write the store, but not the records, marks it approved.
+        assert store.transition_approval(forged.id, ApprovalTransition("pending", "answering", clock(), APPROVER))
+        assert store.transition_approval(forged.id, ApprovalTransition("answering", "approved", clock(), APPROVER))
+        with pytest.raises(ApprovalError) as refused:
+            veto.wait_for_approval(forged.id, timeout_ms=200)
+        assert refused.value.code == "approval_unverified" and "no approval record" in str(refused.value)
+        # An approval made through the adapter, by another instance sharing the sink, is backed.
+        real = veto.protect(write_call({"amount": 9001}))
+        with create_veto(bundle, record_sink=sink, store=store, clock=clock) as other:
+            other.approve(real.id, APPROVER, "ok")
+        assert veto.wait_for_approval(real.id, timeout_ms=200).status == "approved"

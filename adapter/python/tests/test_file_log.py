@@ -93,12 +93,16 @@ def _tamper_cases(text: str) -> dict[str, str]:
         "blank line": "".join(lines[:2] + ["\n"] + lines[2:]),
         "invalid UTF-8": "".join(lines[:2] + [lines[2].replace('"decision"', '"d\udcffcision"', 1)] + lines[3:]),
         "first line removed": "".join(lines[1:]),
+        "byte order mark": "\ufeff" + text,
+        "CRLF line ends": text.replace("\n", "\r\n"),
+        "control byte": "".join(lines[:2] + [lines[2][:-1] + "\x0b\n"] + lines[3:]),
     }
 
 
 TAMPER_CASES = [
     "edited field", "deleted line", "swapped lines", "torn final line", "reformatted line",
     "not JSON", "blank line", "invalid UTF-8", "first line removed",
+    "byte order mark", "CRLF line ends", "control byte",
 ]  # fmt: skip
 
 
@@ -192,3 +196,45 @@ def test_a_failed_sink_denies_with_record_unavailable_and_keeps_the_deny_on_file
     assert [r.code for r in decision.reasons] == ["record_unavailable"]
     assert "disk full" in decision.reason
     assert sink.records[0]["result"]["reasons"][0]["code"] == "record_unavailable"  # type: ignore[index]
+
+
+def _ed25519_pem(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    private, public = tmp_path / f"{name}.pem", tmp_path / f"{name}.pub.pem"
+    private.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    return private, public
+
+
+def test_checkpoints_written_by_typescript_verify_alike(bundle: Path, tmp_path: Path, ts_cli: Path) -> None:
+    path = tmp_path / "signed.jsonl"
+    private, public = _ed25519_pem(tmp_path, "signer")
+    _, stranger = _ed25519_pem(tmp_path, "stranger")
+    lines = "\n".join(json.dumps(c) for c in [read_call(), write_call({"amount": 9000}), "{bad", read_call()]) + "\n"
+    done = run_ts_cli(["eval", "--bundle", str(bundle), "--log", str(path), "--signing-key", str(private), "--checkpoint-every", "2"], lines)
+    assert done.returncode == 0, done.stderr
+    assert any('"checkpoint":' in line for line in path.read_text().splitlines())
+    for extra in ([], ["--public-key", str(public)], ["--public-key", str(public), "--require-checkpointed"], ["--public-key", str(stranger)]):
+        args = ["log", "verify", str(path), *extra]
+        ts, py = run_ts_cli(args), run_python_cli(args)
+        assert (py.returncode, py.stdout, py.stderr) == (ts.returncode, ts.stdout, ts.stderr), extra
+    assert run_ts_cli(["log", "verify", str(path), "--public-key", str(stranger)]).returncode == 1
+    assert "signature verified" in run_python_cli(["log", "verify", str(path), "--public-key", str(public)]).stdout
+    # replay reads records only: the checkpoints are checked and left out.
+    assert [r["type"] for r in read_log([str(path)])] == ["decision"] * 4
+    # A forged checkpoint (its signature bytes changed, the chain resealed around it) fails with the key.
+    entries = path.read_text().splitlines()
+    at = next(i for i, line in enumerate(entries) if '"checkpoint":' in line and '"reason":"interval"' in line)
+    signature = json.loads(entries[at])["checkpoint"]["signature"]
+    forged = signature[:10] + ("A" if signature[10] != "A" else "B") + signature[11:]
+    tampered = tmp_path / "forged.jsonl"
+    tampered.write_text("\n".join(entries).replace(signature, forged) + "\n")
+    args = ["log", "verify", str(tampered), "--public-key", str(public)]
+    ts, py = run_ts_cli(args), run_python_cli(args)
+    assert ts.returncode == 1 and (py.returncode, py.stdout, py.stderr) == (ts.returncode, ts.stdout, ts.stderr)
+    # The Python writer cannot sign, so it refuses to append to a log that holds checkpoints.
+    appended = run_python_cli(["eval", "--bundle", str(bundle), "--log", str(path)], lines)
+    assert appended.returncode == 2 and "holds signed checkpoints" in appended.stderr

@@ -3,11 +3,13 @@ Approvals (docs/contract.md §6), as adapter/approvals.ts answers and waits:
 only a listed approver, never the decision's actor, once, before expiry; an
 answer is reserved, recorded, and only then committed, so no approval takes
 effect without its record; a wait is bound to the call's digest when the call
-is given.
+is given; a wait accepts an approval only when the records back it
+(evidence.py, ``approval_unverified``).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -16,10 +18,13 @@ from typing import Any, Callable, Mapping, Optional
 from .bundle import BundleVersion
 from .decision import iso_timestamp
 from .errors import ApprovalError, VetoOptionsError
+from .evidence import WrittenRecords, approval_problem, written_records_of
 from .jsontext import js_number
 from .records import RecordSink, answer_record
 from .store import ApprovalTransition, InMemoryStore, StoredDecision
 from .text import is_blank
+
+log = logging.getLogger("veto_crm")
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,7 @@ class ApprovalDesk:
         bundle: Callable[[], BundleVersion],
         poll_ms: float,
         call_digest: Callable[[Mapping[str, Any]], str],
+        written: Optional[WrittenRecords] = None,
     ) -> None:
         self.store = store
         self.sink = sink
@@ -54,6 +60,8 @@ class ApprovalDesk:
         self.bundle = bundle
         self.poll_ms = poll_ms
         self.call_digest = call_digest
+        #: This process's memory of the records written to the sink: what backs an approval.
+        self.written = written if written is not None else written_records_of(sink)
         self._closed: Optional[Exception] = None
         self._wakers: set[threading.Event] = set()
         self._wakers_lock = threading.Lock()
@@ -102,6 +110,7 @@ class ApprovalDesk:
             raise ApprovalError(
                 "record_unavailable", decision_id, f"the {kind} was refused because its record could not be written: {error}"
             ) from error
+        self.written.remember(record)
         self.store.transition_approval(decision_id, ApprovalTransition("answering", status, at_ms, reviewer_id, note))
         return ApprovalAnswer(decision_id, status, reviewer_id, record["timestamp"], note)
 
@@ -133,6 +142,11 @@ class ApprovalDesk:
         approval = decision.approval
         assert approval is not None
         if approval.status == "approved":
+            # The one place an approval is accepted: only when the records back what the store shows.
+            problem = approval_problem(decision, self.written.read_records(decision_id))
+            if problem is not None:
+                log.error("approval refused: the records do not back it (decision %s, reviewer %s): %s", decision_id, approval.reviewer_id, problem)
+                raise ApprovalError("approval_unverified", decision_id, f"the approval of {decision_id} is refused: {problem}")
             return ApprovalAnswer(
                 decision_id, "approved", approval.reviewer_id or "", iso_timestamp(approval.answered_at_ms or 0), approval.note
             )

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 
 from .text import node_error_message
 from .errors import BundleLoadError
+from .files import read_regular_file
 
 if TYPE_CHECKING:
     from .signature import BundleVerifier
@@ -144,7 +145,7 @@ def load_bundle(source: Union[str, Path, bytes], verifier: Optional["BundleVerif
     label = str(source) if isinstance(source, (str, Path)) else "<bundle bytes>"
     if isinstance(source, (str, Path)):
         try:
-            data = Path(source).read_bytes()
+            data = read_regular_file(str(source))
         except OSError as error:
             raise _unusable(f"cannot read bundle {label}: {node_error_message(error)}") from None
     else:

@@ -8,7 +8,6 @@ line on standard error, "veto: ...".
 
 from __future__ import annotations
 
-import codecs
 import logging
 import os
 import re
@@ -18,8 +17,13 @@ from typing import Any, Callable, Iterator, Optional, Sequence, TextIO
 from .bundle import bundle_version_hash_of_tarball, load_bundle
 from .text import node_error_message
 from .errors import DecisionLogError, VetoError
+from .files import read_regular_file
+from .input import DEFAULT_INPUT_LIMITS
 from .jsontext import JsonParseError, js_trim, parse, stringify
-from .log import FileDecisionLog, verify_log
+from .checkpoint import cover_text, uncovered_text
+from .files import NotRegularFileError, open_regular_file, regular_file_exists
+from .log import FileDecisionLog, VerifyResult, expand_log_paths, verify_log
+from .policy_data import read_policy_data
 from .records import JsonLinesRecordSink
 from .signature import SIGNING_ALGORITHMS, VerificationKey, create_bundle_verifier
 from .veto import Veto, create_veto
@@ -34,10 +38,12 @@ USAGE = """usage:
       decision log (created if missing; each decision is printed only once its record
       is synced). --records FILE: records as JSON lines (appended). Neither: stderr.
       $VETO_RECORD_KEY: key (>= 16 bytes) for HMAC digests of sensitive values.
-  python -m veto_crm log verify PATH...
+  python -m veto_crm log verify PATH... [--public-key FILE]... [--require-checkpointed]
       checks each decision log (PATH and its rotations PATH.1, PATH.2, ...): prints
       "PATH: N records, head sha256:..." per log and exits 0, or names the first bad
-      file and line and why on stderr and exits 1
+      file and line and why on stderr and exits 1. --public-key (repeatable: a key
+      list): every signed checkpoint must verify with one of them, and the log must
+      hold one; --require-checkpointed: no record may follow the last checkpoint
   python -m veto_crm hash BUNDLE [--verification-key PATH [--verification-alg ALG]]
       prints the bundle's version hash (sha256:<64 hex>)"""
 
@@ -104,8 +110,7 @@ def read_verification_key(paths: Optional[list[str]], algorithm: Optional[str]) 
     keys: list[Any] = []
     for path in paths:
         try:
-            with open(path, "rb") as handle:
-                text = handle.read().decode("utf-8", "replace")
+            text = read_regular_file(path).decode("utf-8", "replace")
         except OSError as error:
             raise fail(f"cannot read verification key {path}: {node_error_message(error)}") from None
         if algorithm is not None and algorithm.startswith("HS"):
@@ -117,8 +122,7 @@ def read_verification_key(paths: Optional[list[str]], algorithm: Optional[str]) 
 
 def read_data_file(path: str) -> dict[str, Any]:
     try:
-        with open(path, "rb") as handle:
-            text = handle.read().decode("utf-8", "replace")
+        text = read_regular_file(path).decode("utf-8", "replace")
     except OSError as error:
         raise fail(f"cannot read data file {path}: {node_error_message(error)}") from None
     try:
@@ -127,35 +131,76 @@ def read_data_file(path: str) -> dict[str, Any]:
         raise fail(f"data file {path} is not valid JSON: {error}") from None
     if not isinstance(data, dict):
         raise fail(f"data file {path} is not a JSON object")
+    # Checked as the data document it will be, so every problem with it names the file.
+    try:
+        read_policy_data(data, f"in file {path}")
+    except VetoError as error:
+        raise fail(str(error)) from None
     return data
 
 
-_LINE_END = re.compile(r"\r\n|\n|\r")
+def read_lines(fd: int, max_bytes: int) -> Iterator[tuple[Optional[str], Optional[str]]]:
+    """
+    The lines of a byte stream as the TypeScript CLI reads them
+    (adapter/cli/line-reader.ts), each as (text, None) or (None, why it cannot
+    be read): a line ends at "\n", a "\r" just before it belongs to the line
+    ending, a lone "\r" is JSON white space. A line of more than ``max_bytes``
+    bytes is answered as soon as the limit is passed and the rest of it is
+    skipped as it arrives, never held; a line that is not UTF-8 is unreadable.
+    """
+    too_long = (None, f"the line is longer than {max_bytes} bytes (the input limit), so it was not read")
 
+    def finish(line: bytes) -> tuple[Optional[str], Optional[str]]:
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if len(line) > max_bytes:
+            return too_long
+        try:
+            return (line.decode("utf-8"), None)
+        except UnicodeDecodeError:
+            return (None, "the line is not valid UTF-8, so it is not JSON text")
 
-def read_lines(fd: int) -> Iterator[str]:
-    """The lines of a byte stream as node's readline yields them (crlfDelay Infinity): split at \\r\\n, \\n or \\r; invalid UTF-8 replaced."""
-    decoder = codecs.getincrementaldecoder("utf-8")("replace")
-    pending = ""
+    held = bytearray()
+    skipping = False
     while True:
         chunk = os.read(fd, 65536)
-        text = pending + decoder.decode(chunk, final=not chunk)
-        start = 0
-        for m in _LINE_END.finditer(text):
-            # A \r at the very end may be the first half of \r\n: wait for more.
-            if m.group(0) == "\r" and m.end() == len(text) and chunk:
-                break
-            yield text[start : m.start()]
-            start = m.end()
-        pending = text[start:]
         if not chunk:
-            if pending:
-                yield pending
-            return
+            break
+        start = 0
+        while start < len(chunk):
+            newline = chunk.find(b"\n", start)
+            end = len(chunk) if newline == -1 else newline
+            if skipping:
+                if newline == -1:
+                    break
+                skipping = False
+            elif len(held) + (end - start) > max_bytes + 1:
+                # Over the limit even if its last byte is the "\r" of a "\r\n".
+                held = bytearray()
+                yield too_long
+                if newline == -1:
+                    skipping = True
+                    break
+            else:
+                held += chunk[start:end]
+                if newline == -1:
+                    break
+                line = bytes(held)
+                held = bytearray()
+                yield finish(line)
+            start = end + 1
+    if not skipping and held:
+        yield finish(bytes(held))
 
 
 def decide_lines(veto: Veto, fd: int, out: TextIO) -> None:
-    for line in read_lines(fd):
+    # Every line has its decision, so output pairs with input line by line.
+    for line, unreadable in read_lines(fd, DEFAULT_INPUT_LIMITS.max_input_bytes):
+        if line is None:
+            decision = veto.protect_unreadable(None, unreadable or "the line cannot be read")
+            out.write(stringify(decision.to_json()) + "\n")
+            out.flush()
+            continue
         problem: Optional[str] = None
         call: Any = None
         # As the TypeScript CLI's line.trim() === "": a line, not a contract text.
@@ -166,7 +211,8 @@ def decide_lines(veto: Veto, fd: int, out: TextIO) -> None:
                 call = parse(line)
             except JsonParseError as error:
                 problem = f"the line is not valid JSON: {error}"
-        decision = veto.protect(call) if problem is None else veto.protect_unreadable(line, problem)
+        # Amounts are judged by their text on the line, which parse does not keep (docs/contract.md §9).
+        decision = veto.protect_text(call, line) if problem is None else veto.protect_unreadable(line, problem)
         out.write(stringify(decision.to_json()) + "\n")
         out.flush()
 
@@ -196,10 +242,11 @@ def eval_command(args: Sequence[str]) -> int:
                 directory = os.path.dirname(records_path)
                 if directory:
                     os.makedirs(directory, exist_ok=True)
-                records_file = open(records_path, "a", encoding="utf-8")
+                fd = open_regular_file(records_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+                records_file = os.fdopen(fd, "a", encoding="utf-8")
             except OSError as error:
                 raise fail(f"cannot open records file {records_path}: {node_error_message(error)}") from None
-        records = JsonLinesRecordSink(records_file)
+        records = JsonLinesRecordSink(records_file, None if records_file is None else f"records file {records_path}")
 
     decision_log: Optional[FileDecisionLog] = None
     if log_path is not None:
@@ -254,21 +301,78 @@ def distinct_logs(paths: Sequence[str]) -> list[str]:
     return out
 
 
+def _read_public_keys(paths: Sequence[str]) -> list[bytes]:
+    keys = []
+    for path in paths:
+        try:
+            keys.append(read_regular_file(path))
+        except OSError as error:
+            raise fail(f"cannot read public key {path}: {node_error_message(error)}") from None
+    return keys
+
+
 def log_command(args: Sequence[str]) -> int:
     if not args:
-        raise UsageError("log needs a subcommand (verify)")
+        raise UsageError("log needs a subcommand (verify, checkpoint)")
+    if args[0] == "checkpoint":
+        raise UsageError("log checkpoint is not in the Python command line: use the TypeScript one (veto log checkpoint)")
     if args[0] != "verify":
         raise UsageError(f"unknown log subcommand {args[0]}")
-    _, positionals = parse_options(args[1:], {})
+    rest = list(args[1:])
+    require_checkpointed = "--require-checkpointed" in rest
+    rest = [a for a in rest if a != "--require-checkpointed"]
+    values, positionals = parse_options(rest, {"public-key": True})
+    key_files = values.get("public-key", [])
+    if not key_files and require_checkpointed:
+        raise UsageError("--expect-checkpoint and --require-checkpointed need --public-key FILE")
     if not positionals:
         raise UsageError("log verify needs at least one log PATH")
-    for path in distinct_logs(positionals):
-        result = verify_log([path])
+    public_keys = _read_public_keys(key_files) if key_files else None
+    logs = distinct_logs(positionals)
+    # A file of the log that exists but is not a regular file is unusable input (exit 2), not a log that fails to verify.
+    for path in logs:
+        for file in expand_log_paths([path]):
+            try:
+                regular_file_exists(file)
+            except NotRegularFileError as error:
+                raise fail(f"log {path}: {error}") from None
+            except OSError:
+                pass
+    for path in logs:
+        try:
+            result = verify_log([path], public_keys=public_keys, require_checkpointed=require_checkpointed)
+        except DecisionLogError as error:
+            raise fail(str(error)) from None
         if not result.ok:
             raise CliExit(1, f"log verify failed: {result.file}: {result.reason}")
         files = f" ({len(result.files)} files)" if len(result.files) > 1 else ""
-        sys.stdout.write(f"{path}: {result.count} records, head {result.head}{files}\n")
+        sys.stdout.write(f"{path}: {_count_text(result)}, head {result.head}{files}\n{_checkpoint_lines(path, result)}")
     return 0
+
+
+def _count_text(result: VerifyResult) -> str:
+    """The summary: the pre-checkpoint form for a log without checkpoints (checkpoint-flags.ts countText)."""
+    if not result.has_checkpoint_report or result.checkpoints == 0:
+        return f"{result.count} records"
+    plural = "" if result.checkpoints == 1 else "s"
+    return f"{result.records} records and {result.checkpoints} checkpoint{plural} (seq 1..{result.count})"
+
+
+def _checkpoint_lines(name: str, result: VerifyResult) -> str:
+    if not result.has_checkpoint_report:
+        return ""
+    lines = []
+    last = result.last_checkpoint
+    if last is not None:
+        where = f"line {last.line}" if last.file == name else f"{last.file} line {last.line}"
+        signature = "signature verified" if last.verified else "signature not checked (give --public-key)"
+        c = last.checkpoint
+        lines.append(f"{name}: last checkpoint {where} covers {cover_text(last.seq - 1)} ({c['reason']}, {c['time']}), key {c['key_id']}, {signature}")
+    if result.uncovered is not None:
+        u = result.uncovered
+        where = f"line {u.line}" if u.file == name else f"{u.file} line {u.line}"
+        lines.append(f"{name}: {uncovered_text(u.entries)} (from {where}), not yet covered by a signature")
+    return "".join(line + "\n" for line in lines)
 
 
 def hash_command(args: Sequence[str]) -> int:
@@ -277,8 +381,7 @@ def hash_command(args: Sequence[str]) -> int:
         raise UsageError("hash takes exactly one bundle path")
     path = positionals[0]
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
+        data = read_regular_file(path)
     except OSError as error:
         raise fail(f"cannot read bundle {path}: {node_error_message(error)}") from None
     key = read_verification_key(values.get("verification-key"), _last(values, "verification-alg"))

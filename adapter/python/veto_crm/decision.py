@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
 from .bundle import BundleVersion
 
@@ -32,6 +32,8 @@ class PolicyAnswer:
     escalated: bool
     reasons: tuple[Reason, ...]
     approvers: tuple[str, ...]
+    #: The hosts the policy read from a string destination (docs/contract.md §4b), copied into the record.
+    destination_hosts: Optional[tuple[str, ...]] = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,17 @@ class Decision:
 INVALID_INPUT = "invalid_input"
 EVALUATION_ERROR = "evaluation_error"
 RECORD_UNAVAILABLE = "record_unavailable"
+
+#: The adapter's own fail-closed codes: the system's fault, not the actor's. A deny
+#: answered with one of them is recorded and remembered but does not count towards
+#: the actor's recentDenies (docs/contract.md §3, §7b).
+OUTAGE_REASON_CODES = frozenset({EVALUATION_ERROR, RECORD_UNAVAILABLE, "record_state_unavailable"})
+
+
+def answer_counts_towards_escalation(action: str, reasons: tuple[Reason, ...]) -> bool:
+    """Whether a decision counts towards its actor's deny history: a deny, unless the adapter's own outage answered it."""
+    return action == "deny" and not any(r.code in OUTAGE_REASON_CODES for r in reasons)
+
 
 #: The messages policy/veto/crm/reasons.rego defines for these codes; the adapter appends the detail.
 ADAPTER_REASON_MESSAGES = {

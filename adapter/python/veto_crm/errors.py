@@ -32,6 +32,7 @@ ApprovalErrorCode = Literal[
     "already_answered",
     "approval_expired",
     "approval_rejected",
+    "approval_unverified",
     "approval_timeout",
     "approval_aborted",
     "call_mismatch",

@@ -394,6 +394,7 @@ def read_answer(result_set: Any) -> PolicyAnswer:
         escalated=a["escalated"],
         reasons=tuple(Reason(r["code"], r["message"]) for r in a["reasons"]),
         approvers=tuple(a["approvers"]),
+        destination_hosts=tuple(a["destination_hosts"]) if "destination_hosts" in a else None,
     )
 
 
@@ -401,8 +402,12 @@ def answer_problem(a: Any) -> Optional[str]:
     """What is wrong with a policy answer (decision.ts's policyAnswerSchema), or None."""
     if not isinstance(a, dict):
         return "expected an object"
-    if set(a) != {"action", "escalated", "reasons", "approvers"}:
-        return "expected exactly action, escalated, reasons and approvers"
+    if set(a) - {"destination_hosts"} != {"action", "escalated", "reasons", "approvers"}:
+        return "expected exactly action, escalated, reasons and approvers (and optionally destination_hosts)"
+    if "destination_hosts" in a:
+        hosts = a["destination_hosts"]
+        if not isinstance(hosts, list) or not all(isinstance(h, str) for h in hosts):
+            return "destination_hosts must be an array of strings"
     if a["action"] not in ("allow", "deny", "require_approval"):
         return "action must be allow, deny or require_approval"
     if not isinstance(a["escalated"], bool):

@@ -9,18 +9,20 @@ The input contract (docs/contract.md §1), as the TypeScript adapter checks it
    lists them, and the size is counted as the TypeScript adapter counts it,
    so the same call is refused with the same message in both languages.
 2. call.schema.json (call_schema.py) checks the contract's types on that copy,
-   then the amount fields of ``changes`` must be numbers.
+   then the amount fields of ``changes`` must be numbers, and every amount
+   precise (docs/contract.md §9 "Amount precision"), judged by its JSON text.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Mapping, Optional, Sequence, Union
 
 from .call_schema import first_issue
-from .jsontext import MAX_SAFE_INTEGER, canonical, has_lone_surrogate, js_key_order
+from .jsontext import MAX_SAFE_INTEGER, canonical, has_lone_surrogate, js_key_order, js_number, js_string
 from .text import fold_key, is_blank
 
 #: Keys that could reach Object.prototype through a careless merge in JavaScript code downstream.
@@ -184,11 +186,63 @@ def amount_field_names(amount_fields: Sequence[str]) -> frozenset[str]:
     return frozenset(fold_key(f) for f in amount_fields)
 
 
-def check_call(raw: Any, limits: InputLimits, amount_names: frozenset[str]) -> CheckedInput:
+_JSON_NUMBER = re.compile(r"-?([0-9]+)(?:\.([0-9]+))?(?:[eE]([+-]?)0*([0-9]*))?")
+
+#: What amount_text_problem refuses, as the policy words it (input.rego's _imprecise).
+IMPRECISE_AMOUNT = "must have at most 15 significant digits and be 0 or between 1e-307 and 1e308 in magnitude"
+
+
+def amount_text_problem(text: str) -> Optional[str]:
+    """
+    docs/contract.md §9 "Amount precision" (adapter/call/input.ts
+    amountTextProblem): None when the JSON number ``text`` has at most 15
+    significant digits and is zero or between 1e-307 and 1e308 in magnitude,
+    else what is wrong with it.
+    """
+    m = _JSON_NUMBER.fullmatch(text)
+    if m is None:
+        return f"{IMPRECISE_AMOUNT} ({js_string(text)} is not a JSON number)"
+    whole = m.group(1)
+    digits = whole + (m.group(2) or "")
+    significant = digits.lstrip("0").rstrip("0")
+    if significant == "":
+        return None
+    if len(significant) > 15:
+        return f"{IMPRECISE_AMOUNT} ({text} has {len(significant)})"
+    exponent_digits = m.group(4) or ""
+    leading_zeros = len(digits) - len(digits.lstrip("0"))
+    exponent = math.inf if len(exponent_digits) > 4 else (-1 if m.group(3) == "-" else 1) * int(exponent_digits or "0")
+    decimal_exponent = exponent + len(whole) - 1 - leading_zeros
+    if not -307 <= decimal_exponent <= 307:
+        return f"{IMPRECISE_AMOUNT} ({text} is out of that range)"
+    return None
+
+
+def _amount_problem(value: Union[int, float], text: Optional[str]) -> Optional[str]:
+    """The amount check for a number held as a double: its text is its shortest round-trip form (JSON.stringify's), unless the caller's own text is known."""
+    if text is None and isinstance(value, int) and -(10**15) < value < 10**15:
+        return None
+    return amount_text_problem(text if text is not None else js_number(value))
+
+
+def _pointer_token(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_call(
+    raw: Any, limits: InputLimits, amount_names: frozenset[str], number_texts: Optional[Mapping[str, str]] = None
+) -> CheckedInput:
     """
     Check one call as sent by an agent. ``amount_names`` (amount_field_names of
     the data document's amount_fields): a ``changes`` entry whose key matches
-    one of them ignoring case must be a finite JSON number.
+    one of them ignoring case must be a finite JSON number. Amounts must also
+    be precise (docs/contract.md §9 "Amount precision"), judged by their JSON
+    text: ``number_texts`` (by JSON pointer, see number_texts) when the caller
+    had the call as text, else the shortest text of the double.
     """
     try:
         copy, text = snapshot(raw, limits)
@@ -204,14 +258,25 @@ def check_call(raw: Any, limits: InputLimits, amount_names: frozenset[str]) -> C
     if issue is not None:
         path = ".".join(str(p) for p in issue.path)
         return RefusedCall(f"{_describe(path)}: {issue.message}", copy, text)
+    amount = copy["arguments"].get("amount")
+    if amount is not None and _is_number(amount):
+        problem = _amount_problem(amount, number_texts.get("/arguments/amount") if number_texts is not None else None)
+        if problem is not None:
+            return RefusedCall(f"arguments.amount: an amount {problem}", copy, text)
     changes = copy["arguments"].get("changes")
     if changes is not None:
         for key in js_key_order(changes):
             item = changes[key]
-            if isinstance(item, (int, float)) and not isinstance(item, bool):
+            if _is_number(item) and number_texts is None and _amount_problem(item, None) is None:
                 continue
-            if fold_key(key) in amount_names:
+            if fold_key(key) not in amount_names:
+                continue
+            if not _is_number(item):
                 return RefusedCall(f"arguments.changes.{key}: an amount must be a finite number", copy, text)
+            pointer_text = number_texts.get(f"/arguments/changes/{_pointer_token(key)}") if number_texts is not None else None
+            problem = _amount_problem(item, pointer_text)
+            if problem is not None:
+                return RefusedCall(f"arguments.changes.{key}: an amount {problem}", copy, text)
     return CheckedCall(copy, text)
 
 

@@ -393,3 +393,110 @@ def js_trim(text: str) -> str:
 def js_lower(text: str) -> str:
     """``String.prototype.toLowerCase`` (Python's ``lower`` applies the same full Unicode mapping)."""
     return text.lower()
+
+
+def number_texts(text: str, depth: int) -> dict[str, str]:
+    """
+    The JSON text of every number in ``text`` (JSON that parse accepted) whose
+    path has at most ``depth`` keys, by JSON pointer ("/arguments/amount")
+    (adapter/call/json-text.ts numberTexts): parse turns 250000.00000000001
+    into 250000 and the text is gone, but an amount is judged by its text
+    (docs/contract.md §9 "Amount precision"). Duplicate keys resolve as parse
+    resolves them: the last one wins, with everything under it. Deeper values
+    are skipped without recursion.
+    """
+    found: dict[str, str] = {}
+    n = len(text)
+    i = 0
+
+    def at(k: int) -> str:
+        return text[k] if k < n else ""
+
+    def space() -> None:
+        nonlocal i
+        while i < n and text[i] in " \t\n\r":
+            i += 1
+
+    def string() -> str:
+        nonlocal i
+        start = i
+        i += 1
+        while i < n:
+            c = text[i]
+            if c == "\\":
+                i += 1
+            elif c == '"':
+                break
+            i += 1
+        i += 1
+        return text[start:i]
+
+    def skip() -> None:
+        nonlocal i
+        c = at(i)
+        if c == '"':
+            string()
+            return
+        if c != "{" and c != "[":
+            while i < n and text[i] not in ",]} \t\n\r":
+                i += 1
+            return
+        depth_open = 0
+        while True:
+            d = at(i)
+            if d == '"':
+                string()
+            else:
+                if d == "{" or d == "[":
+                    depth_open += 1
+                elif d == "}" or d == "]":
+                    depth_open -= 1
+                i += 1
+            if not (depth_open > 0 and i < n):
+                return
+
+    def forget(pointer: str) -> None:
+        for key in [k for k in found if k == pointer or k.startswith(pointer + "/")]:
+            del found[key]
+
+    def value(pointer: str, level: int) -> None:
+        nonlocal i
+        space()
+        c = at(i)
+        if c == "{" and level < depth:
+            i += 1
+            space()
+            while at(i) == '"':
+                key = json.loads(string())
+                child = pointer + "/" + key.replace("~", "~0").replace("/", "~1")
+                forget(child)
+                space()
+                i += 1  # ':'
+                value(child, level + 1)
+                space()
+                if at(i) == ",":
+                    i += 1
+                    space()
+            i += 1  # '}'
+            return
+        if c == "[" and level < depth:
+            i += 1
+            space()
+            index = 0
+            while i < n and text[i] != "]":
+                value(f"{pointer}/{index}", level + 1)
+                space()
+                if at(i) == ",":
+                    i += 1
+                index += 1
+            i += 1  # ']'
+            return
+        if c == "-" or "0" <= c <= "9" and c != "":
+            start = i
+            skip()
+            found[pointer] = text[start:i]
+            return
+        skip()
+
+    value("", 0)
+    return found

@@ -40,10 +40,12 @@ from .errors import (
     LogLockedError,
     RecordUnavailableError,
 )
+from .checkpoint import CheckpointKeyInput, CheckpointTracker, SeenCheckpoint, Uncovered, checkpoint_public_keys, parse_checkpoint, uncovered_text
+from .files import NotRegularFileError, open_regular_file
 from .jsontext import JsonParseError, has_lone_surrogate, js_number, js_string, parse, utf16_key
 
 GENESIS_HASH = "sha256:" + "0" * 64
-RESERVED_FIELDS = ("seq", "prev_hash", "hash")
+RESERVED_FIELDS = ("seq", "prev_hash", "hash", "checkpoint")
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 
 _HASH_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -178,6 +180,15 @@ class LinePlace:
     line: int
 
 
+# The writer escapes every control character inside strings and writes no white space outside them.
+_CONTROL = re.compile("[\x00-\x1f]")
+
+
+def _utf16_column(text: str, index: int) -> int:
+    """1-based column in UTF-16 code units, as JavaScript counts it."""
+    return len(text[:index].encode("utf-16-le")) // 2 + 1
+
+
 class ChainChecker:
     """Checks lines in chain order; each accepted line moves the chain on. ``problem`` texts are verify's."""
 
@@ -186,14 +197,26 @@ class ChainChecker:
         self.head = GENESIS_HASH
         self.last_place: Optional[LinePlace] = None
 
-    def peek(self, data: bytes, place: LinePlace) -> Union[tuple[dict[str, Any], int, str], str]:
-        """The record, its seq and hash, or the problem."""
+    def peek(self, data: bytes, place: LinePlace) -> Union[tuple[dict[str, Any], int, str, Optional[dict[str, Any]]], str]:
+        """
+        The entry, its seq, hash and checkpoint (None for a record), or the
+        problem. Lines are read strictly (chain.ts): a byte order mark, a
+        carriage return or any other control byte, invalid UTF-8 or JSON not
+        in canonical form is a failure naming the line, never normalized.
+        """
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
             return "not valid UTF-8"
         if text == "":
             return "empty line"
+        if text.startswith("\ufeff"):
+            return "byte order mark (U+FEFF) at the start of the line"
+        control = _CONTROL.search(text)
+        if control is not None:
+            code = ord(control.group(0))
+            what = "carriage return (CR)" if code == 0x0D else f"control character 0x{code:02x}"
+            return f"{what} at column {_utf16_column(text, control.start())}"
         try:
             parsed = parse(text)
         except JsonParseError:
@@ -215,6 +238,19 @@ class ChainChecker:
             return "hash missing or malformed"
         if _sha256(_join(members, "hash")) != digest:
             return "hash mismatch"
+        checkpoint: Optional[dict[str, Any]] = None
+        if "checkpoint" in parsed:
+            if len(members) != 4:
+                return "checkpoint line has members besides checkpoint, seq, prev_hash and hash"
+            found = parse_checkpoint(parsed["checkpoint"])
+            if isinstance(found, str):
+                return found
+            # A checkpoint vouches for exactly the entries before it.
+            if found["seq"] != seq - 1:
+                return f"checkpoint covers seq {found['seq']}, but it is entry {seq}"
+            if found["head"] != prev_hash:
+                return "checkpoint head is not its prev_hash"
+            checkpoint = found
         if prev_hash != self.head:
             last = self.last_place
             if last is None:
@@ -223,9 +259,9 @@ class ChainChecker:
             return f"prev_hash does not match {where}"
         if seq != self.count + 1:
             return f"seq {seq}, expected {self.count + 1}"
-        return parsed, seq, digest
+        return parsed, seq, digest, checkpoint
 
-    def accept(self, data: bytes, place: LinePlace) -> Union[tuple[dict[str, Any], int, str], str]:
+    def accept(self, data: bytes, place: LinePlace) -> Union[tuple[dict[str, Any], int, str, Optional[dict[str, Any]]], str]:
         result = self.peek(data, place)
         if not isinstance(result, str):
             self.count = result[1]
@@ -274,9 +310,14 @@ def expand_log_paths(paths: Sequence[str]) -> list[str]:
     return files
 
 
-def _scan_lines(file: str) -> Iterator[tuple[bytes, int, int, bool]]:
-    """(bytes without the newline, 1-based line, offset, terminated) for each line, split on "\\n" only."""
-    with open(file, "rb") as handle:
+#: Longest line a log may hold, in bytes without its newline (segments.ts MAX_RECORD_LINE_BYTES).
+MAX_RECORD_LINE_BYTES = 64 * 1024 * 1024
+
+
+def _scan_lines(file: str) -> Iterator[tuple[Optional[bytes], int, int, bool, int]]:
+    """(bytes without the newline or None past the limit, 1-based line, offset, terminated, length), split on "\\n" only."""
+    fd = open_regular_file(file, os.O_RDONLY)
+    with os.fdopen(fd, "rb") as handle:
         data = handle.read()
     start = 0
     line = 0
@@ -285,10 +326,12 @@ def _scan_lines(file: str) -> Iterator[tuple[bytes, int, int, bool]]:
         if nl < 0:
             break
         line += 1
-        yield data[start:nl], line, start, True
+        length = nl - start
+        yield (data[start:nl] if length <= MAX_RECORD_LINE_BYTES else None), line, start, True, length
         start = nl + 1
     if start < len(data):
-        yield data[start:], line + 1, start, False
+        length = len(data) - start
+        yield (data[start:] if length <= MAX_RECORD_LINE_BYTES else None), line + 1, start, False, length
 
 
 @dataclass(frozen=True)
@@ -312,42 +355,122 @@ class ChainWalk:
     file: str = ""
     line: int = 0
     reason: str = ""
+    tracker: Optional[CheckpointTracker] = None
+    #: The log ends with a rotation checkpoint and the file it rotated to is empty.
+    dangling_rotation: Optional[tuple[str, int, str]] = None
 
 
 def _errno_code(error: OSError) -> str:
     import errno
 
+    if isinstance(error, NotRegularFileError):
+        return str(error)[len(f"{error.path} is ") :]
     return errno.errorcode.get(error.errno or 0, str(error))
 
 
-def walk_chain(files: Sequence[str], on_record: Optional[Callable[[str, int, dict[str, Any]], None]] = None) -> ChainWalk:
+def _continuation_index(base: str, file: str) -> Optional[int]:
+    if os.path.abspath(os.path.dirname(file)) != os.path.abspath(os.path.dirname(base)):
+        return None
+    name = os.path.basename(file)
+    prefix = os.path.basename(base) + "."
+    if not name.startswith(prefix):
+        return None
+    suffix = name[len(prefix) :]
+    return int(suffix) if re.fullmatch(r"[1-9][0-9]*", suffix) else None
+
+
+def _is_empty_file(file: str) -> bool:
+    try:
+        return os.stat(file).st_size == 0
+    except OSError:
+        return False
+
+
+def walk_chain(
+    files: Sequence[str],
+    on_record: Optional[Callable[[str, int, dict[str, Any]], None]] = None,
+    keys: Optional[dict[str, Any]] = None,
+) -> ChainWalk:
+    """
+    Check the chain through ``files`` in order (files[k] is segment k),
+    records and checkpoints alike (segments.ts walkChain); ``keys``: the
+    public keys checkpoint signatures are checked with. ``on_record`` sees the
+    records, not the checkpoints.
+    """
     checker = ChainChecker()
+    tracker = CheckpointTracker(keys, canonical_json)
     torn: Optional[TornTail] = None
+    segment: dict[str, Any] = {"index": 0, "after_seq": 0, "after_hash": checker.head}
+    rotation: Optional[tuple[str, int]] = None
+    base = files[0] if files else ""
     for index, file in enumerate(files):
         is_last = index == len(files) - 1
+        named = None if index == 0 else _continuation_index(base, file)
+        gap: Optional[ChainWalk] = None
+        if named is not None and named != index:
+            previous = os.path.basename(files[index - 1] if index > 0 else base)
+            gap = ChainWalk(False, file=file, line=0, reason=f"segment {base}.{index} is missing ({os.path.basename(file)} follows {previous})")
+        segment = {"index": index, "after_seq": checker.count, "after_hash": checker.head}
+        if torn is not None:
+            # Only an empty last file may follow a torn line.
+            if gap is None and is_last and _is_empty_file(file):
+                continue
+            return ChainWalk(False, file=torn.file, line=torn.line, reason=f"line {torn.line}: torn final line")
         lines = 0
         try:
-            for data, line, offset, terminated in _scan_lines(file):
+            for data, line, offset, terminated, length in _scan_lines(file):
                 lines = line
                 place = LinePlace(file, line)
+                if rotation is not None and rotation[0] == file:
+                    return ChainWalk(False, file=file, line=line, reason=f"line {line}: follows the rotation checkpoint at line {rotation[1]}, which ends its file")
                 if not terminated:
-                    if not is_last:
+                    later_empty = is_last or (index == len(files) - 2 and _is_empty_file(files[index + 1]))
+                    if not later_empty:
                         return ChainWalk(False, file=file, line=line, reason=f"line {line}: torn final line")
-                    result = checker.accept(data, place)
-                    if not isinstance(result, str) and on_record is not None:
-                        on_record(file, line, result[0])
-                    torn = TornTail(file, line, offset, len(data), not isinstance(result, str))
+                    result = None if data is None else checker.accept(data, place)
+                    if gap is not None:
+                        return gap
+                    if result is not None and not isinstance(result, str):
+                        problem = tracker.entry(result[1], result[2], result[3], file, line, segment)
+                        if problem is not None:
+                            return ChainWalk(False, file=file, line=line, reason=f"line {line}: {problem}")
+                        if result[3] is None and on_record is not None:
+                            on_record(file, line, result[0])
+                        rotation = (file, line) if result[3] is not None and result[3]["reason"] == "rotation" else None
+                    torn = TornTail(file, line, offset, length, result is not None and not isinstance(result, str))
                     break
+                if data is None:
+                    return ChainWalk(False, file=file, line=line, reason=f"line {line}: longer than {MAX_RECORD_LINE_BYTES} bytes, which no record is")
                 result = checker.accept(data, place)
                 if isinstance(result, str):
                     return ChainWalk(False, file=file, line=line, reason=f"line {line}: {result}")
-                if on_record is not None:
+                if gap is not None:
+                    return gap
+                problem = tracker.entry(result[1], result[2], result[3], file, line, segment)
+                if problem is not None:
+                    return ChainWalk(False, file=file, line=line, reason=f"line {line}: {problem}")
+                if result[3] is None and on_record is not None:
                     on_record(file, line, result[0])
+                rotation = (file, line) if result[3] is not None and result[3]["reason"] == "rotation" else None
         except OSError as error:
             return ChainWalk(False, file=file, line=0, reason=f"cannot read file: {_errno_code(error)}")
+        if gap is not None:
+            return gap
         if lines == 0 and not is_last:
             return ChainWalk(False, file=file, line=0, reason="file is empty")
-    return ChainWalk(True, tuple(files), checker.count, checker.head, torn)
+    dangling: Optional[tuple[str, int, str]] = None
+    if rotation is not None:
+        at_end = rotation[0] == files[-1]
+        following = f"{base}.{segment['index'] + (1 if at_end else 0)}"
+        if at_end:
+            return ChainWalk(
+                False,
+                file=rotation[0],
+                line=rotation[1],
+                reason=f"line {rotation[1]}: rotation checkpoint, but {os.path.basename(following)}, the file it continues the log in, is missing",
+            )
+        dangling = (rotation[0], rotation[1], following)
+    return ChainWalk(True, tuple(files), checker.count, checker.head, torn, tracker=tracker, dangling_rotation=dangling)
 
 
 @dataclass(frozen=True)
@@ -359,21 +482,69 @@ class VerifyResult:
     file: str = ""
     line: int = 0
     reason: str = ""
+    #: Present when the log holds checkpoints or public keys were given.
+    records: int = 0
+    checkpoints: int = 0
+    last_checkpoint: Optional[SeenCheckpoint] = None
+    uncovered: Optional[Uncovered] = None
+    has_checkpoint_report: bool = False
 
 
-def verify_log(paths: Sequence[str], expand: bool = True) -> VerifyResult:
-    """Verify the log at ``paths`` as one chain; never raises for a damaged or missing file."""
+def verify_log(
+    paths: Sequence[str],
+    expand: bool = True,
+    public_keys: Optional[Union[CheckpointKeyInput, Sequence[CheckpointKeyInput]]] = None,
+    require_checkpointed: bool = False,
+) -> VerifyResult:
+    """
+    Verify the log at ``paths`` as one chain, checkpoints included; never
+    raises for a damaged or missing file. With ``public_keys`` (Ed25519, any
+    one per checkpoint), every checkpoint's signature must verify and the log
+    must hold one; ``require_checkpointed``: no record may follow the last.
+    Raises DecisionLogError("invalid_options") for unusable options.
+    """
+    keys = None if public_keys is None else checkpoint_public_keys(public_keys, "verify_log: public_keys")
+    if keys is None and require_checkpointed:
+        raise DecisionLogError("invalid_options", "verify_log: require_checkpointed needs public_keys")
     files = expand_log_paths(paths) if expand else list(paths)
-    walk = walk_chain(files)
+    last_file = files[-1] if files else ""
+    walk = walk_chain(files, keys=keys)
     if not walk.ok:
         return VerifyResult(False, file=walk.file, line=walk.line, reason=walk.reason)
     if walk.torn is not None:
         return VerifyResult(False, file=walk.torn.file, line=walk.torn.line, reason=f"line {walk.torn.line}: torn final line")
-    return VerifyResult(True, walk.count, walk.head, walk.files)
+    if walk.dangling_rotation is not None:
+        file, line, following = walk.dangling_rotation
+        return VerifyResult(
+            False, file=following, line=0, reason=f"file is empty, but {os.path.basename(file)} line {line} is a rotation checkpoint that continues the log in it"
+        )
+    tracker = walk.tracker
+    assert tracker is not None
+    if keys is not None and tracker.checkpoints == 0:
+        reason = "no signed checkpoint: the log is empty" if walk.count == 0 else f"no signed checkpoint: none of its {walk.count} entries is covered"
+        return VerifyResult(False, file=last_file, line=0, reason=reason)
+    uncovered = tracker.uncovered
+    if require_checkpointed and uncovered is not None:
+        last = tracker.last
+        where = "" if last is None else f" ({'' if last.file == uncovered.file else last.file + ' '}line {last.line})"
+        return VerifyResult(
+            False, file=uncovered.file, line=uncovered.line, reason=f"line {uncovered.line}: {uncovered_text(uncovered.entries)}{where}, not covered by a signature"
+        )
+    return VerifyResult(
+        True,
+        walk.count,
+        walk.head,
+        walk.files,
+        records=tracker.records,
+        checkpoints=tracker.checkpoints,
+        last_checkpoint=tracker.last,
+        uncovered=uncovered,
+        has_checkpoint_report=tracker.checkpoints > 0 or keys is not None,
+    )
 
 
 def read_log(paths: Sequence[str], expand: bool = True) -> list[dict[str, Any]]:
-    """Every record of a log, in order, after verifying the whole chain; raises LogCorruptError."""
+    """Every record of a log, in order, after verifying the whole chain (checkpoints checked and left out); raises LogCorruptError."""
     files = expand_log_paths(paths) if expand else list(paths)
     records: list[dict[str, Any]] = []
     walk = walk_chain(files, lambda _f, _l, record: records.append(record))
@@ -566,6 +737,14 @@ class FileDecisionLog:
             walk = walk_chain(files if exists else [])
             if not walk.ok:
                 raise LogCorruptError(walk.file, walk.line, walk.reason)
+            last_checkpoint = walk.tracker.last if walk.tracker is not None else None
+            if last_checkpoint is not None:
+                # Appending unsigned records would leave them uncovered for good.
+                raise DecisionLogError(
+                    "invalid_options",
+                    f"decision log {path} holds signed checkpoints (the last by key {last_checkpoint.checkpoint['key_id']}); "
+                    "the Python adapter does not sign checkpoints: append to it with the TypeScript writer and its signing key (--signing-key)",
+                )
             if not exists and len(files) > 1:
                 raise LogCorruptError(path, 0, "cannot read file: ENOENT (its continuations exist)")
             file = files[-1]

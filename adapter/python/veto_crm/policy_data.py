@@ -105,7 +105,7 @@ _CONFIG = _object_of(
     {
         "tools": _record_of(_object_of({"kind": _string})),
         "environments": _array_of(_string),
-        "tenants": _record_of(_object_of({"approvers": _array_of(_string)})),
+        "tenants": _record_of(_object_of({"approvers": _array_of(_string), "allowed_destinations": _array_of(_string)})),
         "sensitive_fields": _record_of(_array_of(_string)),
         "amount_fields": _array_of(_string),
         "blocked_destinations": _array_of(_string),

@@ -15,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
+import os
+import stat
 import sys
 import threading
 import time
@@ -156,6 +158,7 @@ def decision_record(
     call_digest: Optional[str],
     recent_denies: Optional[int],
     eval_ns: int,
+    destination_hosts: Optional[Sequence[str]] = None,
 ) -> Record:
     """The record of one decision (veto.ts's DecisionEventRecord), members in the TypeScript adapter's order."""
 
@@ -163,7 +166,7 @@ def decision_record(
         value = context.get(name) if context is not None else None
         return value if isinstance(value, str) else None
 
-    return {
+    record: Record = {
         "type": "decision",
         "decision_id": decision.id,
         "timestamp": decision.timestamp,
@@ -185,6 +188,10 @@ def decision_record(
         "result": result_of(decision),
         "metrics": {"timer_rego_query_eval_ns": eval_ns},
     }
+    # The hosts the policy read, from its own answer: one parser, in the policy (docs/contract.md §4b).
+    if destination_hosts is not None:
+        record["destination_hosts"] = list(destination_hosts)
+    return record
 
 
 def result_of(decision: Decision) -> dict[str, Any]:
@@ -226,19 +233,52 @@ def answer_record(
     }
 
 
+def _cause_text(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.errno is not None:
+        from .text import node_error_message
+
+        return node_error_message(error, "write")
+    return str(error)
+
+
 class JsonLinesRecordSink:
     """
     The default sink: one JSON line per record on a text stream (standard
     error unless given), shaped like the TypeScript adapter's pino lines
     (``level``, ``time``, ``name``, ``component``, the record's members, ``msg``
     "veto decision" / "veto approval" / "veto rejection"), flushed before
-    ``write`` returns. A write that fails raises, and so does every later one.
+    ``write`` returns. It fails closed as the TypeScript FdRecordSink does
+    (adapter/records/fd-sink.ts, docs/contract.md §7): the null device is
+    refused (records written there are discarded), a regular file is
+    fdatasync'ed before ``write`` returns, and a write that fails raises, and
+    so does every later one.
     """
 
-    def __init__(self, stream: Optional[TextIO] = None) -> None:
+    def __init__(self, stream: Optional[TextIO] = None, label: Optional[str] = None) -> None:
         self._stream = stream if stream is not None else sys.stderr
+        self._label = label if label is not None else ("standard error" if stream is None or stream is sys.stderr else "the records stream")
         self._lock = threading.Lock()
         self.failure: Optional[BaseException] = None
+        self._checked = False
+        self._sync_fd: Optional[int] = None
+
+    def _check_destination(self) -> None:
+        """Once, before the first record: what the descriptor is (a stream without one is taken as it is)."""
+        self._checked = True
+        try:
+            fd = self._stream.fileno()
+            st = os.fstat(fd)
+        except (AttributeError, OSError, ValueError):
+            return
+        if stat.S_ISCHR(st.st_mode):
+            try:
+                null = os.stat(os.devnull)
+                if stat.S_ISCHR(null.st_mode) and null.st_rdev == st.st_rdev:
+                    raise OSError("it is the null device: records written there are discarded")
+            except FileNotFoundError:
+                pass
+        elif stat.S_ISREG(st.st_mode):
+            self._sync_fd = fd
 
     def write(self, record: Record) -> None:
         line = stringify(
@@ -246,12 +286,18 @@ class JsonLinesRecordSink:
         )
         with self._lock:
             if self.failure is not None:
-                raise OSError(f"the records destination failed earlier: {self.failure}")
+                raise OSError(f"{self._label} failed and accepts no more records: {_cause_text(self.failure)}")
             try:
+                if not self._checked:
+                    self._check_destination()
                 self._stream.write(line + "\n")
                 self._stream.flush()
+                if self._sync_fd is not None:
+                    os.fdatasync(self._sync_fd)
             except BaseException as error:
                 self.failure = error
+                if isinstance(error, OSError) and error.errno is None:
+                    raise OSError(f"{self._label} failed and accepts no more records: {error}") from error
                 raise
 
     def close(self) -> None:

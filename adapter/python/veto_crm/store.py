@@ -4,8 +4,10 @@ State shared between decisions (adapter/store.ts): deny history per
 
 Escalation semantics are the TypeScript adapter's: ``count_recent_denies``
 counts the denies and rejected approvals of (actor, tenant) at or after
-``since_ms``; every deny decision that names its actor and tenant counts
-(``counts_towards_escalation`` is the one place that says which do).
+``since_ms``; every deny decision that names its actor and tenant counts,
+except the adapter's own fail-closed denies (evaluation_error,
+record_unavailable), stored with ``counts_towards_escalation`` False
+(docs/contract.md §3).
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ class StoredDecision:
     call_digest: Optional[str] = None
     #: For require_approval decisions.
     approval: Optional[ApprovalState] = None
+    #: For a deny: whether it counts towards its actor's recentDenies; False for
+    #: the adapter's own fail-closed denies (an outage is not the actor's doing).
+    counts_towards_escalation: bool = True
 
 
 @dataclass(frozen=True)
@@ -57,8 +62,13 @@ class ApprovalTransition:
 
 
 def counts_towards_escalation(decision: StoredDecision) -> bool:
-    """Which decisions count as the actor's denies (docs/contract.md §3 recentDenies): every attributed deny, as the TypeScript store counts today."""
-    return decision.action == "deny" and decision.actor_id is not None and decision.tenant_id is not None
+    """Which decisions count as the actor's denies (docs/contract.md §3 recentDenies): every attributed deny but the adapter's own outages."""
+    return (
+        decision.action == "deny"
+        and decision.counts_towards_escalation
+        and decision.actor_id is not None
+        and decision.tenant_id is not None
+    )
 
 
 class InMemoryStore:

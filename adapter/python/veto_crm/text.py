@@ -67,6 +67,8 @@ def node_error_message(error: OSError, syscall: str = "open") -> str:
     """An OSError worded as Node words it ("ENOENT: no such file or directory, open '/x'"), so messages read alike in both adapters."""
     import errno as errno_module
 
+    if getattr(error, "code", None) == "not_regular_file":
+        return str(error)
     code = errno_module.errorcode.get(error.errno or 0)
     if code is None:
         return str(error)

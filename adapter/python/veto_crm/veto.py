@@ -27,11 +27,13 @@ from .decision import (
     Decision,
     PolicyAnswer,
     adapter_deny,
+    answer_counts_towards_escalation,
     iso_timestamp,
 )
 from .errors import ApprovalError, VetoClosedError, VetoDeniedError, VetoOptionsError
 from .evaluator import PolicyEvaluator
 from .ids import monotonic_ulid
+from .jsontext import number_texts
 from .input import DEFAULT_INPUT_LIMITS, CheckedCall, CheckedInput, InputLimits, PartialContext, RefusedCall, check_call, partial_context
 from .policy_data import PolicyData, read_policy_data
 from .records import JsonLinesRecordSink, Record, RecordMasker, RecordSink, decision_record, result_of
@@ -300,11 +302,25 @@ class Veto:
             self.wait_for_approval(decided.decision.id, call=decided.call)
         return decided
 
-    def protect_unreadable(self, text: str, problem: str) -> Decision:
-        """For front ends that parse calls themselves (the command line): a call that could not be read, invalid_input, recorded."""
+    def protect_unreadable(self, text: Optional[str], problem: str) -> Decision:
+        """
+        For front ends that parse calls themselves (the command line): a call
+        that could not be read, invalid_input, recorded. ``text`` is what was
+        received, or None when it was not kept (a line over the input limit;
+        its record then has no input digest).
+        """
         return self._decide(text, problem).decision
 
-    def _decide(self, raw: Any, unreadable: Optional[str] = None) -> _Decided:
+    def protect_text(self, call: Any, text: str) -> Decision:
+        """
+        For front ends that read calls as JSON text (the command line): decide
+        ``call``, parsed from ``text``, judging its amounts by their text there
+        (docs/contract.md §9 "Amount precision"). Text that cannot be read so
+        is refused (fail closed), never judged by the doubles instead.
+        """
+        return self._decide(call, text=text).decision
+
+    def _decide(self, raw: Any, unreadable: Optional[str] = None, text: Optional[str] = None) -> _Decided:
         if self._closed:
             raise VetoClosedError()
         now_ms = self._clock()
@@ -312,7 +328,7 @@ class Veto:
         # One bundle per decision.
         policy = self._policy
         checked: CheckedInput = (
-            check_call(raw, self._limits, policy.data.amount_names) if unreadable is None else RefusedCall(unreadable)
+            _check_text(raw, text, self._limits, policy.data.amount_names) if unreadable is None else RefusedCall(unreadable)
         )
         call = checked.call if isinstance(checked, CheckedCall) else None
         if call is None:
@@ -382,6 +398,7 @@ class Veto:
             call_digest=digest,
             recent_denies=recent,
             eval_ns=eval_ns,
+            destination_hosts=answer.destination_hosts,
         )
         stored = StoredDecision(
             id=decision_id,
@@ -393,6 +410,8 @@ class Veto:
             tenant_id=who.tenant_id,
             call_digest=digest,
             approval=ApprovalState("pending", now_ms + self._ttl_ms) if decision.action == "require_approval" else None,
+            # The adapter's own fail-closed denies are remembered but not counted (docs/contract.md §3).
+            counts_towards_escalation=decision.action != "deny" or answer_counts_towards_escalation(decision.action, decision.reasons),
         )
         try:
             if not store_ok:
@@ -400,6 +419,8 @@ class Veto:
             # No side effect without its evidence.
             self._sink.write(record)
             self._store.append_decision(stored)
+            if decision.action == "require_approval":
+                self._desk.written.remember(record)
         except Exception as error:
             raise _Unrecorded(self._unrecorded(error, policy, now_ms, decision_id, record, stored))
         escalation = None
@@ -422,7 +443,7 @@ class Veto:
         except Exception:
             pass
         try:
-            self._store.append_decision(replace(stored, action="deny", escalated=False, approvers=(), approval=None))
+            self._store.append_decision(replace(stored, action="deny", escalated=False, approvers=(), approval=None, counts_towards_escalation=False))
         except Exception:
             pass
         return _Decided(decision, None, error)
@@ -445,6 +466,9 @@ class Veto:
         return evaluation.answer, evaluation.eval_ns, recent
 
     def _digest_of_raw(self, raw: Any) -> Optional[str]:
+        if raw is None:
+            # Nothing was kept (veto.ts: the digest of undefined is no digest).
+            return None
         try:
             return self._masker.digest(raw)
         except Exception:
@@ -472,6 +496,20 @@ class Veto:
                 _close_awaitable(result)
         except Exception as error:
             log.error("on_escalation hook failed (decision %s)", event.decision.id, exc_info=error)
+
+
+def _check_text(raw: Any, text: Optional[str], limits: InputLimits, amount_names: frozenset[str]) -> CheckedInput:
+    """check_call, with the amounts judged by their text when the call came as ``text`` (veto.ts checkText)."""
+    if text is None:
+        return check_call(raw, limits, amount_names)
+    try:
+        texts = number_texts(text, 3)
+    except Exception as error:
+        checked = check_call(raw, limits, amount_names)
+        if isinstance(checked, CheckedCall):
+            return RefusedCall(f"the call's text cannot be read for its amounts: {error}", checked.call, checked.json)
+        return checked
+    return check_call(raw, limits, amount_names, texts)
 
 
 class _Unrecorded(Exception):
