@@ -116,21 +116,22 @@ describe("make demo", () => {
 
   it("leaves a decision log with every decision and answer, signed, that verifies with the public key", () => {
     // 12 decisions, 1 approval, 1 rejection (the refused self-approval writes nothing),
-    // between the checkpoints signed when the log was opened and closed.
-    expect(out.log.records).toBe(14);
+    // 1 execution (the approved call's use-once claim), between the checkpoints signed
+    // when the log was opened and closed.
+    expect(out.log.records).toBe(15);
     expect(out.log.checkpoints).toBe(2);
     expect(out.log.verified).toMatchObject({
       ok: true,
-      count: 16,
-      checkpoints: { records: 14, checkpoints: 2, signatures: "verified", uncovered: null },
+      count: 17,
+      checkpoints: { records: 15, checkpoints: 2, signatures: "verified", uncovered: null },
     });
     const cli = execFileSync(
       "node",
       [resolve(ROOT, "dist/cli.js"), "log", "verify", out.log.path, "--public-key", out.log.publicKey, "--require-checkpointed"],
       { encoding: "utf8" },
     );
-    expect(cli).toContain(`${out.log.path}: 14 records and 2 checkpoints (seq 1..16), head ${out.log.verified.head}\n`);
-    expect(cli).toContain("covers seq 1..15 (close,");
+    expect(cli).toContain(`${out.log.path}: 15 records and 2 checkpoints (seq 1..17), head ${out.log.verified.head}\n`);
+    expect(cli).toContain("covers seq 1..16 (close,");
     expect(cli).toContain("signature verified");
   });
 
@@ -142,6 +143,6 @@ describe("make demo", () => {
       encoding: "utf8",
     });
     expect(run.status).toBe(1);
-    expect(run.stderr).toBe(`veto: log verify failed: ${cut}: line 15: prev_hash does not match line 14\n`);
+    expect(run.stderr).toBe(`veto: log verify failed: ${cut}: line 16: prev_hash does not match line 15\n`);
   });
 });

@@ -47,7 +47,7 @@ describe("npm pack → install into an empty project", () => {
         /^owner approves as user:crm-owner@acme\.example$/m,
         /^crm\.update ran: opp_456 amount 9000$/m,
       ],
-      log: { file: "var/approval-decisions.jsonl", types: ["decision", "approval"] },
+      log: { file: "var/approval-decisions.jsonl", types: ["decision", "approval", "execution"] },
     },
     "policy-change.mjs": {
       lines: [

@@ -60,8 +60,8 @@ describe("veto db migrate", () => {
     for (const run of runs) expect(run).toMatchObject({ status: 0, stderr: "" });
     const outputs = runs.map((r) => r.stdout).sort();
     expect(outputs).toEqual([
-      `schema ${schema}: applied 001_store.sql, 002_records.sql, 003_decisions_guard.sql, 004_record_checkpoints.sql, 005_outage_denies.sql (version 5)\n`,
-      ...Array.from({ length: 5 }, () => `schema ${schema}: up to date (version 5)\n`),
+      `schema ${schema}: applied 001_store.sql, 002_records.sql, 003_decisions_guard.sql, 004_record_checkpoints.sql, 005_outage_denies.sql, 006_approval_review.sql (version 6)\n`,
+      ...Array.from({ length: 5 }, () => `schema ${schema}: up to date (version 6)\n`),
     ]);
     const { rows } = await db.pool.query(`SELECT version, name FROM "${schema}".schema_migrations ORDER BY version`);
     expect(rows).toEqual([
@@ -70,11 +70,12 @@ describe("veto db migrate", () => {
       { version: 3, name: "003_decisions_guard.sql" },
       { version: 4, name: "004_record_checkpoints.sql" },
       { version: 5, name: "005_outage_denies.sql" },
+      { version: 6, name: "006_approval_review.sql" },
     ]);
     // Taken from the environment when --postgres is not given.
     expect(await cli(["db", "migrate", "--schema", schema], { VETO_POSTGRES_URL: pgUrl() })).toMatchObject({
       status: 0,
-      stdout: `schema ${schema}: up to date (version 5)\n`,
+      stdout: `schema ${schema}: up to date (version 6)\n`,
     });
   });
 
@@ -98,8 +99,15 @@ describe("veto db migrate", () => {
     await cp(defaultMigrationsDir(), copy, { recursive: true });
     expect(await migrate({ connectionString: pgUrl(), schema, migrationsDir: copy })).toEqual({
       schema,
-      applied: ["001_store.sql", "002_records.sql", "003_decisions_guard.sql", "004_record_checkpoints.sql", "005_outage_denies.sql"],
-      version: 5,
+      applied: [
+        "001_store.sql",
+        "002_records.sql",
+        "003_decisions_guard.sql",
+        "004_record_checkpoints.sql",
+        "005_outage_denies.sql",
+        "006_approval_review.sql",
+      ],
+      version: 6,
     });
     const file = join(copy, "002_records.sql");
     await writeFile(file, `${await readFile(file, "utf8")}\n-- edited\n`);
