@@ -147,6 +147,12 @@ describe(`data documents: ${RUNS} generated bad documents (seed ${SEED}, VETO_DA
       execFileSync("tar", ["-czf", tarball, "-C", unpacked, ...files], { stdio: "pipe" });
       const error = await createVeto({ bundle: tarball }).catch((e: unknown) => e);
       expect(error, bad.what).toBeInstanceOf(BundleLoadError);
+      const document = bad.document;
+      if (document !== null && typeof document === "object" && Object.keys(document).some((key) => key !== "veto")) {
+        // Data outside the manifest's roots (["veto"]): OPA refuses such a bundle, and so does the adapter, before reading the data.
+        expect((error as BundleLoadError).code, bad.what).toBe("bundle_unusable");
+        continue;
+      }
       expect((error as BundleLoadError).code, bad.what).toBe("data_unusable");
       expect((error as Error).message, bad.what).toMatch(/of bundle/);
       expect(namesPath((error as Error).message, bad), `${bad.what}: ${(error as Error).message}`).toBe(true);

@@ -77,8 +77,8 @@ def _record_of(item: _Check) -> _Check:
     return check
 
 
-def _object_of(shape: Mapping[str, _Check]) -> _Check:
-    """A zod looseObject whose every property is optional."""
+def _object_of(shape: Mapping[str, _Check], required: Mapping[str, str] | None = None) -> _Check:
+    """A zod looseObject; `required` names the properties that must be there, with the kind zod names."""
 
     def check(value: Any, path: _Path, issues: list[_Issue]) -> None:
         if not isinstance(value, dict):
@@ -87,6 +87,8 @@ def _object_of(shape: Mapping[str, _Check]) -> _Check:
         for name, child in shape.items():
             if name in value:
                 child(value[name], path + (name,), issues)
+            elif required is not None and name in required:
+                issues.append((path + (name,), f"Invalid input: expected {required[name]}, received undefined"))
 
     return check
 
@@ -105,14 +107,35 @@ _CONFIG = _object_of(
     {
         "tools": _record_of(_object_of({"kind": _string})),
         "environments": _array_of(_string),
-        "tenants": _record_of(_object_of({"approvers": _array_of(_string), "allowed_destinations": _array_of(_string)})),
+        "tenants": _record_of(
+            _object_of(
+                {
+                    "approvers": _array_of(_string),
+                    "allowed_destinations": _array_of(_string),
+                    "approval_threshold": _number(0, True),
+                    "max_amount": _number(0, True),
+                }
+            )
+        ),
         "sensitive_fields": _record_of(_array_of(_string)),
         "amount_fields": _array_of(_string),
         "blocked_destinations": _array_of(_string),
         "escalation": _object_of({"deny_threshold": _number(0, True), "window_seconds": _number(0, False)}),
-    }
+    },
+    # Required: without them the policy denies every call, which hides a mistyped document.
+    {"tools": "record", "environments": "array", "tenants": "record"},
 )
 _DOCUMENT = _object_of({"veto": _object_of({"config": _CONFIG})})
+
+_NO_WRAPPER = (
+    "it has no veto.config: the document replaces the bundle's data.json whole, so wrap the configuration as "
+    '{"veto": {"config": {"tools": …, "environments": …, "tenants": …}}}'
+)
+
+
+def _lacks_wrapper(document: dict[str, Any]) -> bool:
+    veto = document.get("veto")
+    return not isinstance(veto, dict) or not isinstance(veto.get("config"), dict)
 
 
 def _dot_path(path: _Path) -> str:
@@ -181,6 +204,8 @@ def _first_non_finite(root: Any) -> Optional[str]:
 def read_policy_data(document: Any, label: str) -> PolicyData:
     """Check the data document; raises BundleLoadError("data_unusable") naming what is wrong."""
     issues: list[_Issue] = []
+    if isinstance(document, dict) and _lacks_wrapper(document):
+        raise BundleLoadError("data_unusable", f"data document {label} is unusable: {_NO_WRAPPER}")
     _DOCUMENT(document, (), issues)
     if issues:
         raise BundleLoadError("data_unusable", f"data document {label} is unusable: {_prettify(issues)}")
