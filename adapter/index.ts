@@ -14,8 +14,8 @@ export type { DeepReadonly, EscalationEvent, GuardOptions, Veto, VetoOptions } f
 // The call and the decision.
 export { DEFAULT_INPUT_LIMITS, callSchema } from "./call/input.js";
 export type { CallArguments, CallContext, InputLimits, VetoCall } from "./call/input.js";
-export { ADAPTER_REASON_CODES } from "./shared/decision.js";
-export type { Action, BundleVersion, Decision, PolicyAnswer, Reason } from "./shared/decision.js";
+export { ADAPTER_REASON_CODES } from "./common/decision.js";
+export type { Action, BundleVersion, Decision, PolicyAnswer, Reason } from "./common/decision.js";
 
 // Approvals.
 export type { AnswerOptions, ApprovalAnswer, WaitOptions } from "./approvals/desk.js";
@@ -31,8 +31,8 @@ export {
   VetoDeniedError,
   VetoError,
   VetoOptionsError,
-} from "./shared/errors.js";
-export type { ApprovalErrorCode, BundleSignatureCheck, VetoErrorCode } from "./shared/errors.js";
+} from "./common/errors.js";
+export type { ApprovalErrorCode, BundleSignatureCheck, VetoErrorCode } from "./common/errors.js";
 export { DecisionLogError, RecordUnavailableError } from "./records/errors.js";
 
 // History: the store interface and the in-memory store.

@@ -24,9 +24,9 @@ import {
   type BundleVersion,
   type Decision,
   type PolicyAnswer,
-} from "./shared/decision.js";
-import { VetoClosedError, VetoDeniedError, VetoOptionsError, toError } from "./shared/errors.js";
-import { monotonicUlid } from "./shared/ids.js";
+} from "./common/decision.js";
+import { VetoClosedError, VetoDeniedError, VetoOptionsError, toError } from "./common/errors.js";
+import { monotonicUlid } from "./common/ids.js";
 import { numberTexts } from "./call/json-text.js";
 import {
   DEFAULT_INPUT_LIMITS,
@@ -42,7 +42,7 @@ import { FdRecordSink, defaultLogger } from "./records/fd-sink.js";
 import { RECORD_BUNDLE_NAME, RecordMasker, type DecisionEventRecord, type RecordSink } from "./records/records.js";
 import { createBundleVerifier, isVerificationKeyInput, type VerificationKeyInput } from "./policy/signature.js";
 import { InMemoryStore, isStoreFactory, type StoreFactory, type StoredDecision, type VetoStore } from "./history/store.js";
-import { safeLog } from "./shared/logger.js";
+import { safeLog } from "./common/logger.js";
 import { failedUnit, runUnit, type DecisionUnit } from "./history/unit.js";
 
 export interface EscalationEvent {

@@ -19,7 +19,7 @@ const SRC = "adapter";
 
 /** Layers in the order of the flow, lowest first. A path prefix (relative to adapter/) picks the layer; the longest prefix wins. */
 export const LAYERS = [
-  ["shared", ["shared/"]],
+  ["common", ["common/"]],
   ["call", ["call/"]],
   ["policy", ["policy/"]],
   ["records", ["records/"]],

@@ -7,8 +7,8 @@
 import type { Logger } from "pino";
 import { approvalProblem, type RecordReader } from "./evidence.js";
 import { DECISION_ENTRYPOINT } from "../policy/bundle.js";
-import type { BundleVersion } from "../shared/decision.js";
-import { ApprovalError, VetoOptionsError, toError } from "../shared/errors.js";
+import type { BundleVersion } from "../common/decision.js";
+import { ApprovalError, VetoOptionsError, toError } from "../common/errors.js";
 import type { VetoCall } from "../call/input.js";
 import {
   RECORD_BUNDLE_NAME,
@@ -18,8 +18,8 @@ import {
   type VetoRecord,
 } from "../records/records.js";
 import type { StoredDecision, VetoStore } from "../history/store.js";
-import { safeLog } from "../shared/logger.js";
-import { isBlank } from "../shared/text.js";
+import { safeLog } from "../common/logger.js";
+import { isBlank } from "../common/text.js";
 import { runUnit } from "../history/unit.js";
 
 export interface AnswerOptions {

@@ -12,10 +12,10 @@
  */
 import { z } from "zod";
 import { activatePolicy } from "../policy/source.js";
-import { ADAPTER_REASON_CODES, adapterDeny, type Action, type BundleVersion, type PolicyAnswer } from "../shared/decision.js";
+import { ADAPTER_REASON_CODES, adapterDeny, type Action, type BundleVersion, type PolicyAnswer } from "../common/decision.js";
 import type { PolicyEvaluator } from "../policy/evaluator.js";
 import { DEFAULT_INPUT_LIMITS, amountFieldNames, checkCall } from "../call/input.js";
-import { foldKey } from "../shared/text.js";
+import { foldKey } from "../common/text.js";
 import type { PolicyData } from "../policy/data.js";
 import { createBundleVerifier, type VerificationKeyInput } from "../policy/signature.js";
 

@@ -9,7 +9,7 @@
  */
 import { z } from "zod";
 import { canonicalJson } from "./digest.js";
-import { foldKey, isBlank } from "../shared/text.js";
+import { foldKey, isBlank } from "../common/text.js";
 
 export interface InputLimits {
   /** Largest call, in UTF-8 bytes of its JSON text. */
@@ -23,7 +23,7 @@ export const DEFAULT_INPUT_LIMITS: InputLimits = { maxInputBytes: 64 * 1024, max
 /** Keys that could reach Object.prototype through a careless merge downstream. */
 export const FORBIDDEN_KEYS: ReadonlySet<string> = new Set(["__proto__", "constructor", "prototype"]);
 
-/** Blank: nothing but white space, default-ignorable and control characters (shared/text.ts, docs/contract.md §9). */
+/** Blank: nothing but white space, default-ignorable and control characters (common/text.ts, docs/contract.md §9). */
 const nonBlank = z.string().refine((s) => !isBlank(s), { message: "must not be blank" });
 const optionalString = z.string().optional();
 
@@ -239,7 +239,7 @@ function firstIssue(error: z.ZodError): string {
 const amountNamesOf = new WeakMap<readonly string[], ReadonlySet<string>>();
 
 /**
- * The fold keys of `amountFields` (shared/text.ts): a key of `changes` is an amount
+ * The fold keys of `amountFields` (common/text.ts): a key of `changes` is an amount
  * field when its fold key is one of them ("Amount" and "AMOUNT" are
  * "amount"), as the policy compares them (amount.rego, docs/contract.md §9).
  */

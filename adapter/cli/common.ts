@@ -3,9 +3,9 @@
  * exit code) and how it reads a data file. Subcommands live in their own
  * modules beside this one; cli.ts only dispatches.
  */
-import { FileTooLargeError, readFileBounded } from "../shared/bounded-read.js";
+import { FileTooLargeError, readFileBounded } from "../common/bounded-read.js";
 import { MAX_BUNDLE_UNPACKED_BYTES } from "../policy/bundle-hash.js";
-import { toError } from "../shared/errors.js";
+import { toError } from "../common/errors.js";
 import { readPolicyData } from "../policy/data.js";
 
 /** A subcommand: its usage lines and what it does; resolves with the exit code. */

@@ -6,7 +6,7 @@
  * Also the PostgreSQL half of `veto log verify --postgres URL`.
  */
 import { parseArgs } from "node:util";
-import { toError } from "../shared/errors.js";
+import { toError } from "../common/errors.js";
 import { DEFAULT_SCHEMA } from "../postgres/connection.js";
 import { migrate } from "../postgres/migrations.js";
 import type { VerifyOptions } from "../audit/index.js";

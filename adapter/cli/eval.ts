@@ -7,7 +7,7 @@
  */
 import { parseArgs } from "node:util";
 import { pino } from "pino";
-import { toError } from "../shared/errors.js";
+import { toError } from "../common/errors.js";
 import { DEFAULT_INPUT_LIMITS } from "../call/input.js";
 import { DecisionLogError, openFileLog, type FileDecisionLog } from "../audit/index.js";
 import { FdRecordSink, standardLogDestination } from "../records/fd-sink.js";

@@ -2,7 +2,7 @@
 import { parseArgs } from "node:util";
 import { MAX_BUNDLE_FILE_BYTES, loadBundle } from "../policy/bundle.js";
 import { bundleVersionHashOfTarball } from "../policy/bundle-hash.js";
-import { VetoError, toError } from "../shared/errors.js";
+import { VetoError, toError } from "../common/errors.js";
 import { createBundleVerifier } from "../policy/signature.js";
 import { UsageError, fail, print, readBoundedFile, type Command } from "./common.js";
 import { VERIFICATION_KEY_USAGE, readVerificationKey, verificationKeyOptions } from "./verification-key.js";

@@ -8,9 +8,9 @@
 import { writeFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { toError } from "../shared/errors.js";
+import { toError } from "../common/errors.js";
 import type { SeenCheckpoint } from "../records/checkpoint.js";
-import { NotRegularFileError, regularFileExists } from "../shared/files.js";
+import { NotRegularFileError, regularFileExists } from "../common/files.js";
 import { verifyLog } from "../audit/index.js";
 import { expandLogPaths } from "../records/file/segments.js";
 import { checkpointChecks, checkpointFlags, checkpointLines, countText, coverText } from "./checkpoint-flags.js";

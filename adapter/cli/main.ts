@@ -15,7 +15,7 @@ import { hashCommand } from "./hash.js";
 import { logCommand } from "./log.js";
 import { replayCommand } from "./replay.js";
 import { serveCommand } from "./serve.js";
-import { VetoError } from "../shared/errors.js";
+import { VetoError } from "../common/errors.js";
 
 const COMMANDS: ReadonlyMap<string, Command> = new Map([
   ["eval", evalCommand],

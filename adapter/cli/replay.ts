@@ -6,7 +6,7 @@
  * that does not verify stops the command (exit 1) before anything is replayed.
  */
 import { parseArgs } from "node:util";
-import { toError, VetoError } from "../shared/errors.js";
+import { toError, VetoError } from "../common/errors.js";
 import { LogCorruptError, readLog } from "../audit/index.js";
 import { replayRecords, type LoggedRecord, type ReplayReport, type Verdict } from "../audit/replay.js";
 import { CliExit, UsageError, fail, print, readDataFile, type Command } from "./common.js";

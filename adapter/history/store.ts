@@ -4,7 +4,7 @@
  * (several processes, one truth) can implement the same interface; the
  * in-memory store here is the default and is bounded in memory.
  */
-import type { Action, BundleVersion, Reason } from "../shared/decision.js";
+import type { Action, BundleVersion, Reason } from "../common/decision.js";
 import type { RecordSink } from "../records/records.js";
 
 /**

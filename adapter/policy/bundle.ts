@@ -5,11 +5,11 @@
  * A bundle that cannot be used is an error here, never a silent allow later.
  */
 import { z } from "zod";
-import { readFileBounded } from "../shared/bounded-read.js";
+import { readFileBounded } from "../common/bounded-read.js";
 import { bundleVersionHash, readTarball } from "./bundle-hash.js";
 import { readBundleLayout } from "./layout.js";
-import type { BundleVersion } from "../shared/decision.js";
-import { BundleLoadError, toError } from "../shared/errors.js";
+import type { BundleVersion } from "../common/decision.js";
+import { BundleLoadError, toError } from "../common/errors.js";
 import { verifyBundleSignature, type BundleVerifier, type VerifiedSignature } from "./signature.js";
 
 export const DECISION_ENTRYPOINT = "veto/crm/decision";

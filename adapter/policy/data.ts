@@ -11,8 +11,8 @@
  * rather than silently read as "nothing configured" or "0" by the policy.
  */
 import { z } from "zod";
-import { BundleLoadError } from "../shared/errors.js";
-import { foldKey } from "../shared/text.js";
+import { BundleLoadError } from "../common/errors.js";
+import { foldKey } from "../common/text.js";
 
 export const DEFAULT_WINDOW_SECONDS = 900;
 /**
@@ -62,7 +62,7 @@ export interface PolicyData {
   readonly json: string;
   readonly windowSeconds: number;
   readonly amountFields: readonly string[];
-  /** The fold keys (shared/text.ts) of every field named sensitive for any object, as the policy compares names; used to redact records. */
+  /** The fold keys (common/text.ts) of every field named sensitive for any object, as the policy compares names; used to redact records. */
   readonly sensitiveFields: ReadonlySet<string>;
 }
 

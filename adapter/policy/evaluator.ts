@@ -8,8 +8,8 @@
 import { loadPolicy } from "@open-policy-agent/opa-wasm";
 import { z } from "zod";
 import { DECISION_ENTRYPOINT } from "./bundle.js";
-import { policyAnswerSchema, type PolicyAnswer } from "../shared/decision.js";
-import { BundleLoadError, toError } from "../shared/errors.js";
+import { policyAnswerSchema, type PolicyAnswer } from "../common/decision.js";
+import { BundleLoadError, toError } from "../common/errors.js";
 
 type LoadedPolicy = Awaited<ReturnType<typeof loadPolicy>>;
 

@@ -24,7 +24,7 @@
  */
 import { posix } from "node:path";
 import type { BundleFile } from "./bundle-hash.js";
-import { BundleLoadError, toError } from "../shared/errors.js";
+import { BundleLoadError, toError } from "../common/errors.js";
 import { MAX_DATA_DEPTH, nestsDeeperThan } from "./data.js";
 
 export interface ManifestLayout {

@@ -20,7 +20,7 @@
  */
 import { z } from "zod";
 import type { LoadedBundle } from "./bundle.js";
-import { BundleRollbackError } from "../shared/errors.js";
+import { BundleRollbackError } from "../common/errors.js";
 
 export interface BundleRollbackOptions {
   /** Refuse every bundle whose signature was issued before this time (`iat`, seconds since the epoch). Default: no floor beyond the bundle in force. */

@@ -25,7 +25,7 @@ import {
   verify as verifySignature,
 } from "node:crypto";
 import { normaliseBundlePath, type BundleFile } from "./bundle-hash.js";
-import { BundleSignatureError, VetoOptionsError, toError } from "../shared/errors.js";
+import { BundleSignatureError, VetoOptionsError, toError } from "../common/errors.js";
 
 export const SIGNATURES_FILE = ".signatures.json";
 

@@ -16,12 +16,12 @@
 import type { Logger } from "pino";
 import { z } from "zod";
 import { loadBundle } from "./bundle.js";
-import type { BundleVersion } from "../shared/decision.js";
+import type { BundleVersion } from "../common/decision.js";
 import { checkRollback, issuedAtOf, type BundleRollbackOptions } from "./rollback.js";
-import { BundleLoadError, BundleRollbackError, BundleSignatureError, toError } from "../shared/errors.js";
+import { BundleLoadError, BundleRollbackError, BundleSignatureError, toError } from "../common/errors.js";
 import { PolicyEvaluator } from "./evaluator.js";
 import { readPolicyData, type PolicyData } from "./data.js";
-import { safeLog } from "../shared/logger.js";
+import { safeLog } from "../common/logger.js";
 import type { BundleVerifier } from "./signature.js";
 
 /** A bundle server to load from and poll (OPA bundle service conventions). */

@@ -5,7 +5,7 @@
  *   import { postgres } from "veto-crm/postgres";
  *   const veto = await createVeto({ bundle, store: postgres({ connectionString }) });
  */
-import { VetoOptionsError } from "../shared/errors.js";
+import { VetoOptionsError } from "../common/errors.js";
 import type { OpenedStore, StoreFactory, StoreFactoryContext } from "../history/store.js";
 import type { PostgresOptions } from "./connection.js";
 import { checkpointing, type PostgresCheckpointOptions } from "./records.js";

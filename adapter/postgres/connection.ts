@@ -4,7 +4,7 @@
  * applications that never configure PostgreSQL never load it.
  */
 import type { Client, Pool, PoolClient, PoolConfig } from "pg";
-import { VetoError, VetoOptionsError, type PostgresErrorCode } from "../shared/errors.js";
+import { VetoError, VetoOptionsError, type PostgresErrorCode } from "../common/errors.js";
 
 /** Anything with pino's `error(obj, msg)`. */
 export interface PostgresLogger {

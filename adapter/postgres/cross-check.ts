@@ -23,7 +23,7 @@
  */
 import { answerProblem, type ReadRecord } from "../approvals/evidence.js";
 import type { ApprovalState, ApprovalStatus, StoredDecision } from "../history/store.js";
-import type { Action } from "../shared/decision.js";
+import type { Action } from "../common/decision.js";
 import { checkOptions, openPool, quoteIdent, type PostgresOptions } from "./connection.js";
 
 export interface StoreMismatch {

@@ -36,7 +36,7 @@ import type {
   StoredDecision,
   VetoStore,
 } from "../history/store.js";
-import type { Action } from "../shared/decision.js";
+import type { Action } from "../common/decision.js";
 import {
   checkout,
   connectionTimeoutMs,

@@ -3,7 +3,7 @@
  * ones about a log file also name the file and, where there is one, the line.
  */
 
-import { VetoError, type DecisionLogErrorCode } from "../shared/errors.js";
+import { VetoError, type DecisionLogErrorCode } from "../common/errors.js";
 
 export type { DecisionLogErrorCode };
 

@@ -29,8 +29,8 @@ import { constants } from "node:fs";
 import { mkdir, open as openPath } from "node:fs/promises";
 import { dirname } from "node:path";
 import { pino, type Logger } from "pino";
-import { VetoError, toError } from "../shared/errors.js";
-import { NotRegularFileError, openRegularFile } from "../shared/files.js";
+import { VetoError, toError } from "../common/errors.js";
+import { NotRegularFileError, openRegularFile } from "../common/files.js";
 import type { RecordSink, VetoRecord } from "./records.js";
 
 interface Item {

@@ -7,9 +7,9 @@
 import * as nodeCrypto from "node:crypto";
 import { createHash, createHmac } from "node:crypto";
 import type { Logger } from "pino";
-import type { BundleVersion, Decision, Reason } from "../shared/decision.js";
+import type { BundleVersion, Decision, Reason } from "../common/decision.js";
 import { canonicalJson } from "../call/digest.js";
-import { foldKey } from "../shared/text.js";
+import { foldKey } from "../common/text.js";
 
 export const RECORD_BUNDLE_NAME = "crm";
 
@@ -172,7 +172,7 @@ export class RecordMasker {
   /**
    * A copy of `input` (the call as received, or as much of it as is JSON) fit
    * for a record and for replay: the value under every key named sensitive
-   * (`sensitiveFields` holds fold keys, shared/text.ts: names match as the policy
+   * (`sensitiveFields` holds fold keys, common/text.ts: names match as the policy
    * matches them; any depth, whatever the object: over-masking is the safe
    * side) replaced by its digest, keys kept so the policy's
    * field checks still work. The contract's own fields (tool, arguments.amount,

@@ -7,7 +7,7 @@
  */
 import { createPublicKey, type KeyObject } from "node:crypto";
 import { createRemoteJWKSet, jwtVerify, type JWTVerifyGetKey } from "jose";
-import { VetoOptionsError } from "../shared/errors.js";
+import { VetoOptionsError } from "../common/errors.js";
 
 export const DEFAULT_ALGORITHMS = ["RS256", "PS256", "ES256", "EdDSA"] as const;
 const ASYMMETRIC = /^(RS|PS|ES)(256|384|512)$|^EdDSA$|^Ed25519$|^ES256K$/;

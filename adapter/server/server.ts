@@ -8,7 +8,7 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import type { Veto } from "../veto.js";
 import type { StoredDecision, VetoStore, ApprovalStatus } from "../history/store.js";
-import { ApprovalError, VetoOptionsError, toError } from "../shared/errors.js";
+import { ApprovalError, VetoOptionsError, toError } from "../common/errors.js";
 import {
   CredentialError,
   devLoginAuthenticator,

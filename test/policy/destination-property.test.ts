@@ -17,7 +17,7 @@ import { join, resolve } from "node:path";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadBundle } from "../../adapter/policy/bundle.js";
-import type { PolicyAnswer } from "../../adapter/shared/decision.js";
+import type { PolicyAnswer } from "../../adapter/common/decision.js";
 import { PolicyEvaluator } from "../../adapter/policy/evaluator.js";
 import { ALLOWED, BLOCKED, destinationArbitrary, oracle, within, type GeneratedDestination } from "../helpers/generate-destinations.js";
 import { ACTOR, ROOT, bundleData, requireBundle, requireOpa } from "../helpers/index.js";

@@ -4,7 +4,7 @@
 import { spawnSync } from "node:child_process";
 import { resolve } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ADAPTER_REASON_CODES, ADAPTER_REASON_MESSAGES } from "../../adapter/shared/decision.js";
+import { ADAPTER_REASON_CODES, ADAPTER_REASON_MESSAGES } from "../../adapter/common/decision.js";
 import { ROOT, requireOpa } from "../helpers/index.js";
 
 interface ReasonCode {

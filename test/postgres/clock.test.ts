@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pino } from "pino";
 import { ApprovalError, createVeto, type Decision, type Veto } from "../../adapter/index.js";
 import { migrate, postgres } from "../../adapter/postgres/index.js";
-import { encodeTime } from "../../adapter/shared/ids.js";
+import { encodeTime } from "../../adapter/common/ids.js";
 import { seededRandom } from "../helpers/generate-calls.js";
 import { requireBundle } from "../helpers/index.js";
 import { pgUrl, testDatabase } from "../helpers/postgres.js";

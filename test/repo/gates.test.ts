@@ -33,8 +33,8 @@ describe("check-architecture", () => {
 
   it("fails on a cycle (type-only imports included), a step reaching up the flow, the core importing postgres/, and anything importing the CLI", () => {
     const root = copyOfAdapter();
-    writeFileSync(join(root, "adapter/shared/a.ts"), 'import type { B } from "./b.js";\nexport type A = B | 1;\n');
-    writeFileSync(join(root, "adapter/shared/b.ts"), 'import type { A } from "./a.js";\nexport type B = A | 2;\n');
+    writeFileSync(join(root, "adapter/common/a.ts"), 'import type { B } from "./b.js";\nexport type A = B | 1;\n');
+    writeFileSync(join(root, "adapter/common/b.ts"), 'import type { A } from "./a.js";\nexport type B = A | 2;\n');
     writeFileSync(join(root, "adapter/call/up.ts"), 'import { createVeto } from "../veto.js";\nexport const up = createVeto;\n');
     writeFileSync(join(root, "adapter/history/pg.ts"), 'export { PostgresStore } from "../postgres/store.js";\n');
     writeFileSync(join(root, "adapter/records/cli.ts"), 'export type { Command } from "../cli/common.js";\n');

@@ -8,10 +8,10 @@
 import { encodeTime } from "ulid";
 import { describe, expect, it } from "vitest";
 import { loadBundle } from "../../adapter/policy/bundle.js";
-import { policyAnswerSchema } from "../../adapter/shared/decision.js";
+import { policyAnswerSchema } from "../../adapter/common/decision.js";
 import { canonicalJson } from "../../adapter/call/digest.js";
 import { PolicyEvaluator, isWellFormedAnswer } from "../../adapter/policy/evaluator.js";
-import { monotonicUlid } from "../../adapter/shared/ids.js";
+import { monotonicUlid } from "../../adapter/common/ids.js";
 import { DEFAULT_INPUT_LIMITS, callSchema, checkCall, quickCallCheck } from "../../adapter/call/input.js";
 import { generateCases, seededRandom } from "../helpers/generate-calls.js";
 import { requireBundle } from "../helpers/index.js";

@@ -1,6 +1,6 @@
 """
 Files named by operators (a bundle, a data file, a key, a decision log) are
-regular files, or they are refused at once (adapter/shared/files.ts): reading
+regular files, or they are refused at once (adapter/common/files.ts): reading
 /dev/zero never ends, opening a FIFO waits for a writer that may never come,
 /dev/null takes records and keeps none, and a directory is not a file. The
 open is O_NONBLOCK and O_NOCTTY and the open file is checked with fstat, so a

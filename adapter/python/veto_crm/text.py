@@ -1,7 +1,7 @@
 """
 How the adapter reads names and required texts: exactly as the policy does
 (policy/veto/crm/text.rego) and the TypeScript adapter does
-(adapter/shared/text.ts), from the same generated tables (unicode_tables.py,
+(adapter/common/text.ts), from the same generated tables (unicode_tables.py,
 made by scripts/unicode-tables.mjs). See docs/contract.md §9.
 
 - One case-folding rule: two names match when their fold keys are equal. The

@@ -28,7 +28,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { constants, open as openFile, stat } from "node:fs/promises";
-import { NotRegularFileError, openRegularFile, regularFileExists } from "../../shared/files.js";
+import { NotRegularFileError, openRegularFile, regularFileExists } from "../../common/files.js";
 import { dirname, resolve as resolvePath } from "node:path";
 import { sealCheckpoint, sealRecord, type SealedLine } from "../chain.js";
 import {

@@ -11,7 +11,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { link, unlink, writeFile } from "node:fs/promises";
-import { NotRegularFileError, readRegularFile } from "../../shared/files.js";
+import { NotRegularFileError, readRegularFile } from "../../common/files.js";
 import { LogLockedError } from "../errors.js";
 
 export interface LogLock {

@@ -9,7 +9,7 @@
 import { constants } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
-import { NotRegularFileError, openRegularFile } from "../../shared/files.js";
+import { NotRegularFileError, openRegularFile } from "../../common/files.js";
 import { ChainChecker } from "../chain.js";
 import { CheckpointTracker, type CheckpointPolicy, type CheckpointSummary, type EntryPlace, type SegmentPlace } from "../checkpoint.js";
 

@@ -1,7 +1,7 @@
 package veto.crm
 
 # How the policy reads names and required texts (docs/contract.md §9), the same
-# way the adapter does (adapter/shared/text.ts). The tables are generated from the
+# way the adapter does (adapter/common/text.ts). The tables are generated from the
 # engines themselves into unicode.rego (scripts/unicode-tables.mjs).
 #
 # One case-folding rule. Field, object and amount-field names match when their

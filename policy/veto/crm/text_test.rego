@@ -129,7 +129,7 @@ test_deny_invalid_input_amount_field_every_case_folding_class if {
 
 # The whole lists, character by character, through the helpers that decide:
 # the lists are too long to run as whole decisions under opa test's tracing
-# (test/shared/unicode-tables.test.ts does that, on the real bundle, on OPA's Go and
+# (test/common/unicode-tables.test.ts does that, on the real bundle, on OPA's Go and
 # WASM evaluators).
 test_blank_every_blank_character if {
 	crm._blank(blank_characters)

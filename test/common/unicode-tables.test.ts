@@ -2,11 +2,11 @@
 // (docs/contract.md §9), committed output of scripts/unicode-tables.mjs:
 //   1. they are what the engines give today (the script's --check): a new
 //      Node (Unicode data), a new OPA (its lower()) or a hand edit fails here;
-//   2. adapter/shared/text.ts agrees with Node's Unicode properties and case
+//   2. adapter/common/text.ts agrees with Node's Unicode properties and case
 //      mappings on every code point;
 //   3. the policy's helpers, on OPA's Go evaluator (`opa eval`) and on its
 //      WASM evaluator (a probe compiled from policy/ by the same `opa build -t
-//      wasm`), give what adapter/shared/text.ts gives, on every code point with a
+//      wasm`), give what adapter/common/text.ts gives, on every code point with a
 //      case or a blank property, their neighbours, and a seeded sample of the
 //      rest (OPA's Go evaluator takes minutes for all 1.1 million).
 import { spawnSync } from "node:child_process";
@@ -15,8 +15,8 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { loadPolicy } from "@open-policy-agent/opa-wasm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { foldKey, isBlank } from "../../adapter/shared/text.js";
-import { BLANK_RANGES, FOLD_TABLE, LOWER_RUNS } from "../../adapter/shared/unicode-tables.js";
+import { foldKey, isBlank } from "../../adapter/common/text.js";
+import { BLANK_RANGES, FOLD_TABLE, LOWER_RUNS } from "../../adapter/common/unicode-tables.js";
 import { seededRandom } from "../helpers/generate-calls.js";
 import { ROOT, requireOpa } from "../helpers/index.js";
 
@@ -143,13 +143,13 @@ describe("the generated Unicode tables", () => {
     expect(run.status).toBe(0);
   }, 300_000);
 
-  it("adapter/shared/text.ts: blank is exactly White_Space, Default_Ignorable_Code_Point, Cc and Cf, on every code point", () => {
+  it("adapter/common/text.ts: blank is exactly White_Space, Default_Ignorable_Code_Point, Cc and Cf, on every code point", () => {
     const wrong = CODE_POINTS.filter((cp) => isBlank(chr(cp)) !== BLANK_PROPERTIES.test(chr(cp)));
     expect(wrong.map(hex)).toEqual([]);
     expect(isBlank("")).toBe(true);
   });
 
-  it("adapter/shared/text.ts: a character and its toLowerCase() (alone, and after a letter) have one fold key, on every code point", () => {
+  it("adapter/common/text.ts: a character and its toLowerCase() (alone, and after a letter) have one fold key, on every code point", () => {
     const wrong = CODE_POINTS.filter((cp) => {
       const key = foldKey(chr(cp));
       return foldKey(chr(cp).toLowerCase()) !== key || foldKey(`A${chr(cp)}`.toLowerCase()) !== `a${key}` || foldKey(key) !== key;
@@ -157,7 +157,7 @@ describe("the generated Unicode tables", () => {
     expect(wrong.map(hex)).toEqual([]);
   });
 
-  it("adapter/shared/text.ts: characters that simple case folding (the iu flags) joins have one fold key, on every code point with a case", () => {
+  it("adapter/common/text.ts: characters that simple case folding (the iu flags) joins have one fold key, on every code point with a case", () => {
     const classOf = new Map(FIXTURE.codePoints.map((e) => [e.char, e.simpleCaseFoldingClass]));
     const escape = (ch: string): string => `\\u{${(ch.codePointAt(0) as number).toString(16)}}`;
     const wrong: string[] = [];
@@ -176,7 +176,7 @@ describe("the generated Unicode tables", () => {
     expect(compared).toBeGreaterThan(2800);
   });
 
-  it("adapter/shared/text.ts gives the fold keys of the generated list of code points where the foldings differ", () => {
+  it("adapter/common/text.ts gives the fold keys of the generated list of code points where the foldings differ", () => {
     expect(FIXTURE.codePoints.length).toBeGreaterThan(200);
     for (const e of FIXTURE.codePoints) {
       const key = foldKey(e.char);
@@ -194,7 +194,7 @@ describe("the generated Unicode tables", () => {
         return v;
       };
 
-      it("_fold_key is adapter/shared/text.ts's foldKey", () => {
+      it("_fold_key is adapter/common/text.ts's foldKey", () => {
         const wrong = probed.filter((cp, i) => view().folded[i] !== foldKey(chr(cp)));
         expect(wrong.map(hex)).toEqual([]);
       });
@@ -208,7 +208,7 @@ describe("the generated Unicode tables", () => {
         expect(wrong.map(hex)).toEqual([]);
       });
 
-      it("_blank_character and _blank_member are adapter/shared/text.ts's isBlank", () => {
+      it("_blank_character and _blank_member are adapter/common/text.ts's isBlank", () => {
         const wrong = probed.filter((cp, i) => view().blank_first[i] !== isBlank(chr(cp)) || view().blank_member[i] !== isBlank(chr(cp)));
         expect(wrong.map(hex)).toEqual([]);
       });

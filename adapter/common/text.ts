@@ -1,7 +1,7 @@
 /**
  * How the adapter reads names and required texts: exactly as the policy does
  * (policy/veto/crm/text.rego), from the same generated tables
- * (adapter/shared/unicode-tables.ts, policy/veto/crm/unicode.rego; both made by
+ * (adapter/common/unicode-tables.ts, policy/veto/crm/unicode.rego; both made by
  * scripts/unicode-tables.mjs). See docs/contract.md §9.
  *
  * - One case-folding rule: two names match when their fold keys are equal.

@@ -1,4 +1,4 @@
-// The library's own paths (adapter/shared/files.ts): a bundle, a decision log and
+// The library's own paths (adapter/common/files.ts): a bundle, a decision log and
 // its lock and continuations are regular files, or they are refused at once
 // with a typed error or a failed verification, never read forever (/dev/zero)
 // or waited on (a FIFO). The command line's side is test/cli/cli-paths.test.ts.

@@ -20,7 +20,7 @@ import type { DecisionEventRecord } from "../../adapter/index.js";
 import { DEFAULT_INPUT_LIMITS, checkCall } from "../../adapter/call/input.js";
 import { readPolicyData } from "../../adapter/policy/data.js";
 import { RecordMasker } from "../../adapter/records/records.js";
-import { foldKey, isBlank } from "../../adapter/shared/text.js";
+import { foldKey, isBlank } from "../../adapter/common/text.js";
 import { seededRandom } from "../helpers/generate-calls.js";
 import { BUNDLE, REGO_BUNDLE, ROOT, bundleData, codes, makeVeto, read, requireBundle, requireOpa, write } from "../helpers/index.js";
 
@@ -499,7 +499,7 @@ describe(`generated names and texts (seed ${SEED}, VETO_TEXT_SEED to repeat)`, (
     expect(nameCases.filter((c) => !c.expected).length).toBeGreaterThan(nameCases.length / 10);
   });
 
-  it("a reason is missing on both evaluators exactly when adapter/shared/text.ts calls it blank", () => {
+  it("a reason is missing on both evaluators exactly when adapter/common/text.ts calls it blank", () => {
     const missing = (a: { reasons: { code: string }[] } | undefined): boolean =>
       codes(a as { reasons: { code: string }[] }).includes("missing_reason");
     const wrong = texts.filter((t, i) => missing(goTexts[i]) !== isBlank(t) || missing(wasmTexts[i]) !== isBlank(t));
