@@ -41,7 +41,7 @@ describe("check-architecture", () => {
     writeFileSync(join(root, "adapter/policy/shared-up.ts"), 'import("../records/records.js");\n');
     const run = architecture(root);
     expect(run.status).toBe(1);
-    expect(run.stderr).toMatch(/^cycle: adapter\/shared\/a\.ts -> adapter\/shared\/b\.ts -> adapter\/shared\/a\.ts$/m);
+    expect(run.stderr).toMatch(/^cycle: adapter\/common\/a\.ts -> adapter\/common\/b\.ts -> adapter\/common\/a\.ts$/m);
     expect(run.stderr).toMatch(/adapter\/call\/up\.ts:1: imports adapter\/veto\.ts: a step never imports the orchestrator/);
     expect(run.stderr).toMatch(
       /adapter\/history\/pg\.ts:1: imports adapter\/postgres\/store\.ts: only postgres\/, the CLI and its entry import the PostgreSQL backend/,
