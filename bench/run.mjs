@@ -11,9 +11,9 @@
  * those cases.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { cpus, totalmem } from "node:os";
-import { resolve } from "node:path";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, tmpdir, totalmem } from "node:os";
+import { join, resolve } from "node:path";
 import { loadBundle } from "../dist/bundle.js";
 import {
   opaGoEval,
@@ -102,6 +102,35 @@ if (pgUrl.url !== null) {
   log(`protect_postgres skipped: ${pgUrl.why}`);
 }
 
+// The Python adapter (adapter/python) on the same bundle and mix, in its own process.
+const PYTHON = resolve(ROOT, ".build/venv/bin/python");
+if (!existsSync(PYTHON)) {
+  if (want("python_protect_memory")) log(`${PYTHON} missing (make python): python_protect_memory skipped`);
+} else {
+  await run("python_protect_memory", () => {
+    const dir = mkdtempSync(join(tmpdir(), "veto-bench-py-"));
+    try {
+      const mixFile = join(dir, "mix.json");
+      writeFileSync(mixFile, JSON.stringify(mix.map((e) => e.call)));
+      const child = spawnSync(
+        PYTHON,
+        [resolve(ROOT, "bench/python_protect.py"), mixFile, BUNDLE, quick ? "500" : "3000", quick ? "2000" : "20000"],
+        { encoding: "utf8", maxBuffer: 1 << 20, stdio: ["ignore", "pipe", "inherit"] },
+      );
+      if (child.status !== 0) throw new Error(`bench/python_protect.py exited ${child.status}`);
+      const result = JSON.parse(child.stdout.trim().split("\n").pop());
+      // The same bundle and mix must give the same verdicts in both adapters.
+      const ts = rounds.protect_memory[0]?.verdicts_per_pass;
+      return {
+        ...result,
+        same_verdicts_as_protect_memory: ts === undefined ? null : JSON.stringify(ts) === JSON.stringify(result.verdicts_per_pass),
+      };
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}
+
 if (!existsSync(OPA)) {
   log(`${OPA} missing (make tools): OPA cases skipped`);
 } else {
@@ -141,6 +170,7 @@ const ratios = {
   protect_memory_over_wasm_evaluate_p50: ratio(p50("protect_memory"), p50("wasm_evaluate")),
   opa_server_http_over_protect_memory_p50: ratio(p50("opa_server_http"), p50("protect_memory")),
   opa_go_eval_over_protect_memory_p50: ratio(p50("opa_go_eval"), p50("protect_memory")),
+  python_protect_memory_over_protect_memory_p50: ratio(p50("python_protect_memory"), p50("protect_memory")),
   tenants_100000_over_10_p50: ratio(point("tenants", 100_000)?.p50_us, point("tenants", 10)?.p50_us),
 };
 

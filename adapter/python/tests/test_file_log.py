@@ -235,6 +235,169 @@ def test_checkpoints_written_by_typescript_verify_alike(bundle: Path, tmp_path: 
     args = ["log", "verify", str(tampered), "--public-key", str(public)]
     ts, py = run_ts_cli(args), run_python_cli(args)
     assert ts.returncode == 1 and (py.returncode, py.stdout, py.stderr) == (ts.returncode, ts.stdout, ts.stderr)
-    # The Python writer cannot sign, so it refuses to append to a log that holds checkpoints.
-    appended = run_python_cli(["eval", "--bundle", str(bundle), "--log", str(path)], lines)
-    assert appended.returncode == 2 and "holds signed checkpoints" in appended.stderr
+    # Without the signing key, neither writer appends to a log that holds checkpoints.
+    for run in (run_python_cli, run_ts_cli):
+        appended = run(["eval", "--bundle", str(bundle), "--log", str(path)], lines)
+        assert appended.returncode == 2 and "holds signed checkpoints" in appended.stderr
+
+
+def _kinds(path: Path) -> list[str]:
+    """Each entry of a one-file log: "record" or the checkpoint's reason."""
+    out = []
+    for line in path.read_text().splitlines():
+        entry = json.loads(line)
+        out.append(entry["checkpoint"]["reason"] if "checkpoint" in entry else "record")
+    return out
+
+
+def _verify_signed(path: Path, public: Path) -> None:
+    """Both verifiers, with the key and every record covered: the same report, and it passes."""
+    args = ["log", "verify", str(path), "--public-key", str(public), "--require-checkpointed"]
+    ts, py = run_ts_cli(args), run_python_cli(args)
+    assert ts.returncode == 0, ts.stderr
+    assert (py.returncode, py.stdout, py.stderr) == (ts.returncode, ts.stdout, ts.stderr)
+    assert "signature verified" in ts.stdout
+
+
+def test_the_python_writer_signs_checkpoints_that_veto_log_verify_accepts(bundle: Path, tmp_path: Path, ts_cli: Path) -> None:
+    path = tmp_path / "py-signed.jsonl"
+    private, public = _ed25519_pem(tmp_path, "signer")
+    log = FileDecisionLog.open(path, checkpoint_key=private.read_bytes(), checkpoint_every=3, clock=lambda: 1_764_000_000_123)
+    assert log.checkpoint_key_id is not None and log.checkpoint_key_id.startswith("ed25519:")
+    with create_veto(bundle, record_sink=log) as veto:
+        for i in range(7):
+            veto.protect(read_call() if i % 2 else write_call({"amount": 100 + i}))
+    log.close()
+    log.close()  # twice: one close checkpoint
+    assert _kinds(path) == ["open", "record", "record", "record", "interval", "record", "record", "record", "interval", "record", "close"]
+    first = json.loads(path.read_text().splitlines()[0])["checkpoint"]
+    assert first["seq"] == 0 and first["time"] == "2025-11-24T16:00:00.123Z" and first["key_id"] == log.checkpoint_key_id
+    _verify_signed(path, public)
+    # The TypeScript writer appends to it with the same key, and the Python one after it again.
+    more = "\n".join(json.dumps(c) for c in [read_call(), read_call()]) + "\n"
+    assert run_ts_cli(["eval", "--bundle", str(bundle), "--log", str(path), "--signing-key", str(private)], more).returncode == 0
+    done = run_python_cli(["eval", "--bundle", str(bundle), "--log", str(path), "--signing-key", str(private), "--checkpoint-every", "1"], more)
+    assert done.returncode == 0, done.stderr
+    tail = _kinds(path)[11:]
+    assert tail == ["open", "record", "record", "close", "open", "record", "interval", "record", "interval", "close"]
+    _verify_signed(path, public)
+    # One log id across both writers.
+    assert len({json.loads(line)["checkpoint"]["log_id"] for line in path.read_text().splitlines() if '"checkpoint":' in line}) == 1
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_signed_rotation_verifies_for_generated_sizes(seed: int, tmp_path: Path, ts_cli: Path) -> None:
+    """Record sizes, file limits and checkpoint intervals drawn from a seed (printed on failure): every file ends right and verifies."""
+    import random
+
+    rng = random.Random(20261130 + seed)
+    path = tmp_path / f"rot-{seed}.jsonl"
+    private, public = _ed25519_pem(tmp_path, "signer")
+    max_bytes, every, count = rng.choice([700, 1500, 4000]), rng.randint(1, 5), rng.randint(5, 40)
+    sessions = rng.randint(1, 3)
+    for _ in range(sessions):
+        with FileDecisionLog.open(path, max_bytes=max_bytes, checkpoint_key=private.read_text(), checkpoint_every=every) as log:
+            for i in range(count):
+                log.write({"type": "test", "i": i, "pad": "x" * rng.randint(0, 600)})
+    assert verify_log([str(path)]).ok, f"seed {seed}"
+    _verify_signed(path, public)
+    files = [path, *sorted(tmp_path.glob(f"rot-{seed}.jsonl.*[0-9]"), key=lambda f: int(f.suffix[1:]))]
+    for file in files[:-1]:
+        # A file the log rotated away from ends with a rotation checkpoint naming its segment.
+        last = json.loads(file.read_text().splitlines()[-1])
+        assert last["checkpoint"]["reason"] == "rotation", (seed, file)
+    assert json.loads(files[-1].read_text().splitlines()[-1])["checkpoint"]["reason"] == "close"
+
+
+def test_signing_refusals_and_checks_on_open(bundle: Path, tmp_path: Path, ts_cli: Path) -> None:
+    from veto_crm import DecisionLogError
+
+    path = tmp_path / "refusals.jsonl"
+    private, public = _ed25519_pem(tmp_path, "signer")
+    other, _ = _ed25519_pem(tmp_path, "other")
+    for bad, words in [(public.read_bytes(), "must be a private key"), (b"not a key", "not a usable private key"), (b"", "not a usable private key")]:
+        with pytest.raises(DecisionLogError, match=words) as raised:
+            FileDecisionLog.open(path, checkpoint_key=bad)
+        assert raised.value.code == "invalid_options"
+    assert not path.exists() and not (tmp_path / "refusals.jsonl.lock").exists()
+    for every in (0, -1, 1.5, True):
+        with pytest.raises(DecisionLogError, match="checkpoint_every"):
+            FileDecisionLog.open(path, checkpoint_key=private.read_bytes(), checkpoint_every=every)  # type: ignore[arg-type]
+    with FileDecisionLog.open(path, checkpoint_key=private.read_bytes()) as log:
+        log.write({"type": "test"})
+    # A log that holds checkpoints needs a key: the same code as the TypeScript writer's.
+    with pytest.raises(DecisionLogError) as raised:
+        FileDecisionLog.open(path)
+    assert raised.value.code == "checkpoint_key_required"
+    # Another key may continue it (key rotation): verifiers then need both public keys.
+    with FileDecisionLog.open(path, checkpoint_key=other.read_bytes()) as log:
+        log.write({"type": "test"})
+    assert verify_log([str(path)]).ok
+    # A record appended after the close checkpoint by something without the key is refused on open.
+    entries = path.read_text().splitlines()
+    last = json.loads(entries[-1])
+    from veto_crm.log import seal_record
+
+    forged = seal_record({"type": "test", "forged": True}, last["seq"] + 1, last["hash"])
+    path.write_text("\n".join(entries + [forged.text]) + "\n")
+    with pytest.raises(LogCorruptError, match="written without the signing key, or forged"):
+        FileDecisionLog.open(path, checkpoint_key=private.read_bytes())
+
+
+def test_the_python_cli_checks_signing_options_as_the_typescript_one(bundle: Path, tmp_path: Path, ts_cli: Path) -> None:
+    private, _ = _ed25519_pem(tmp_path, "signer")
+    log = str(tmp_path / "cli.jsonl")
+    cases = [
+        ["--signing-key", str(private)],
+        ["--checkpoint-every", "2"],
+        ["--log", log, "--checkpoint-every", "2"],
+        ["--log", log, "--signing-key", str(private), "--checkpoint-every", "0"],
+        ["--log", log, "--signing-key", str(private), "--checkpoint-every", "1e3"],
+        ["--log", log, "--signing-key", str(private), "--checkpoint-every", "-2"],
+    ]
+    for extra in cases:
+        args = ["eval", "--bundle", str(bundle), *extra]
+        ts, py = run_ts_cli(args), run_python_cli(args)
+        assert ts.returncode == 2 and py.returncode == 2, extra
+        # Usage errors: the same first line (the usage text that follows names each CLI).
+        assert py.stderr.splitlines()[0] == ts.stderr.splitlines()[0], extra
+    assert not (tmp_path / "cli.jsonl").exists()
+    too_big = tmp_path / "big.pem"
+    too_big.write_bytes(b"x" * (1024 * 1024 + 1))
+    done = run_python_cli(["eval", "--bundle", str(bundle), "--log", log, "--signing-key", str(too_big)])
+    assert done.returncode == 2 and "larger than 1048576 bytes" in done.stderr
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_signing_writer_killed_mid_write_reopens_covered(seed: int, tmp_path: Path, ts_cli: Path) -> None:
+    """SIGKILL at a seeded moment: reopening with the key repairs the tail and vouches for every record with an open checkpoint."""
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    rng = random.Random(4242 + seed)
+    path = tmp_path / "killed.jsonl"
+    private, public = _ed25519_pem(tmp_path, "signer")
+    script = (
+        "import sys\n"
+        "from veto_crm import FileDecisionLog\n"
+        "log = FileDecisionLog.open(sys.argv[1], max_bytes=3000, checkpoint_key=open(sys.argv[2], 'rb').read(), checkpoint_every=4)\n"
+        "i = 0\n"
+        "while True:\n"
+        "    log.write({'type': 'test', 'i': i, 'pad': 'y' * (i % 300)})\n"
+        "    i += 1\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", script, str(path), str(private)])
+    try:
+        deadline = time.monotonic() + 30
+        while not (path.exists() and path.read_bytes().count(b"\n") >= 5) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(rng.random() * 0.4)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    with FileDecisionLog.open(path, max_bytes=3000, checkpoint_key=private.read_bytes()) as log:
+        assert log.recovery.records > 0, f"seed {seed}"
+    _verify_signed(path, public)

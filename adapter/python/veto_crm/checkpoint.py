@@ -4,8 +4,10 @@ Signed checkpoints in the decision log, as the TypeScript adapter writes them
 ``{"checkpoint":{...},"hash":...,"prev_hash":...,"seq":...}`` saying "log L
 holds seq 1..N and entry N has hash H", signed with Ed25519 over
 "veto-checkpoint/1\\n" + the canonical JSON of the statement. This module
-reads and verifies them; writing them is the TypeScript writer's
-(``veto eval --signing-key``).
+reads, verifies and signs them; the file log (log.py) writes them when
+opened with a ``checkpoint_key``, where the TypeScript writer does
+(``veto eval --signing-key``): on open, every ``checkpoint_every`` records,
+at the end of a file it rotates away from, and at close.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence, Union
 
@@ -118,6 +121,49 @@ def checkpoint_public_keys(keys: Union[CheckpointKeyInput, Sequence[CheckpointKe
     return out
 
 
+def _private_key(value: CheckpointKeyInput, what: str) -> Ed25519PrivateKey:
+    if isinstance(value, Ed25519PrivateKey):
+        return value
+    if isinstance(value, Ed25519PublicKey):
+        raise DecisionLogError("invalid_options", f"{what}: must be a private key, got a public key")
+    data = value.encode("utf-8") if isinstance(value, str) else bytes(value)
+    key: Any
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except Exception as error:
+        try:
+            serialization.load_pem_public_key(data)
+        except Exception:
+            raise DecisionLogError("invalid_options", f"{what}: not a usable private key: {error}") from None
+        raise DecisionLogError("invalid_options", f"{what}: must be a private key, got a public key") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise DecisionLogError("invalid_options", f"{what}: must be an Ed25519 key")
+    return key
+
+
+class CheckpointSigner:
+    """The signing side of a writer with a checkpoint key (checkpoint.ts checkpointSigner): the private key and its key id."""
+
+    def __init__(self, key: CheckpointKeyInput, canonical: Callable[[Any], str], what: str = "checkpoint_key") -> None:
+        self._private = _private_key(key, what)
+        self.public_key = self._private.public_key()
+        self.key_id = checkpoint_key_id(self.public_key)
+        self._canonical = canonical
+
+    def sign(self, statement: dict[str, Any]) -> dict[str, Any]:
+        """The checkpoint: ``statement`` (which must name this key) with its base64 Ed25519 signature."""
+        if statement.get("key_id") != self.key_id:
+            raise DecisionLogError("invalid_options", f"statement names key {statement.get('key_id')}, signer is {self.key_id}")
+        message = (CHECKPOINT_CONTEXT + self._canonical(statement)).encode("utf-8")
+        return {**statement, "signature": base64.b64encode(self._private.sign(message)).decode("ascii")}
+
+
+def checkpoint_time(epoch_ms: int) -> str:
+    """ISO 8601 UTC with milliseconds, as JavaScript's Date.toISOString."""
+    seconds, millis = divmod(int(epoch_ms), 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+
+
 def checkpoint_signature_valid(checkpoint: dict[str, Any], key: Ed25519PublicKey, canonical: Callable[[Any], str]) -> bool:
     statement = {k: v for k, v in checkpoint.items() if k != "signature"}
     try:
@@ -147,8 +193,11 @@ class Uncovered:
 class CheckpointTracker:
     """Follows one chain's entries and checks each checkpoint against the chain, the log's other checkpoints, its segment and the keys."""
 
-    def __init__(self, keys: Optional[dict[str, Ed25519PublicKey]], canonical: Callable[[Any], str]) -> None:
+    def __init__(self, keys: Optional[dict[str, Ed25519PublicKey]], canonical: Callable[[Any], str], unknown_keys: str = "fail") -> None:
         self.keys = keys or None
+        #: A checkpoint signed by a key not in ``keys``: "fail" (verify) or
+        #: "accept" unchecked (a writer, which knows only its own key).
+        self.unknown_keys = unknown_keys
         self._canonical = canonical
         self.records = 0
         self.checkpoints = 0
@@ -178,10 +227,12 @@ class CheckpointTracker:
         if self.keys is not None:
             key = self.keys.get(c["key_id"])
             if key is None:
-                return f"checkpoint signed by key {c['key_id']}, which is not among the public keys given"
-            if not checkpoint_signature_valid(c, key, self._canonical):
+                if self.unknown_keys != "accept":
+                    return f"checkpoint signed by key {c['key_id']}, which is not among the public keys given"
+            elif not checkpoint_signature_valid(c, key, self._canonical):
                 return f"checkpoint signature does not verify with key {c['key_id']}"
-            verified = True
+            else:
+                verified = True
         self.log_id = c["log_id"]
         self.checkpoints += 1
         self._uncovered = 0

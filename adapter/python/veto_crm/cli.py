@@ -22,7 +22,7 @@ from .input import DEFAULT_INPUT_LIMITS
 from .jsontext import JsonParseError, js_trim, parse, stringify
 from .checkpoint import cover_text, uncovered_text
 from .files import NotRegularFileError, open_regular_file, regular_file_exists
-from .log import FileDecisionLog, VerifyResult, expand_log_paths, verify_log
+from .log import DEFAULT_CHECKPOINT_EVERY, FileDecisionLog, VerifyResult, expand_log_paths, verify_log
 from .policy_data import read_policy_data
 from .records import JsonLinesRecordSink
 from .signature import SIGNING_ALGORITHMS, VerificationKey, create_bundle_verifier
@@ -32,11 +32,13 @@ from .veto import Veto, create_veto
 RECORD_KEY_ENV = "VETO_RECORD_KEY"
 
 USAGE = """usage:
-  python -m veto_crm eval --bundle PATH [--data FILE] [--log PATH | --records FILE] [--verification-key PATH [--verification-alg ALG]]
+  python -m veto_crm eval --bundle PATH [--data FILE] [--log PATH [--signing-key FILE [--checkpoint-every N]] | --records FILE] [--verification-key PATH [--verification-alg ALG]]
       reads one call per line (JSON {tool, arguments, context}) from stdin and writes
       one decision per line to stdout. --log PATH: records go to a durable, hash-chained
       decision log (created if missing; each decision is printed only once its record
-      is synced). --records FILE: records as JSON lines (appended). Neither: stderr.
+      is synced). --signing-key FILE: an Ed25519 private key (PEM) that signs checkpoints
+      into the log, at open, every N records (default 1000) and at close; a log that
+      holds checkpoints needs it. --records FILE: records as JSON lines (appended). Neither: stderr.
       $VETO_RECORD_KEY: key (>= 16 bytes) for HMAC digests of sensitive values.
   python -m veto_crm log verify PATH... [--public-key FILE]... [--require-checkpointed]
       checks each decision log (PATH and its rotations PATH.1, PATH.2, ...): prints
@@ -81,8 +83,13 @@ def parse_options(args: Sequence[str], names: dict[str, bool]) -> tuple[dict[str
             if name not in names:
                 raise UsageError(f"Unknown option '--{name}'")
             if not eq:
-                if i + 1 >= len(args) or args[i + 1].startswith("-"):
+                if i + 1 >= len(args):
                     raise UsageError(f"Option '--{name} <value>' argument missing")
+                if args[i + 1].startswith("-"):
+                    raise UsageError(
+                        f"Option '--{name}' argument is ambiguous. Did you forget to specify the option argument for '--{name}'? "
+                        f"To specify an option argument starting with a dash use '--{name}=-XYZ'."
+                    )
                 value = args[i + 1]
                 i += 1
             if name in values and not names[name]:
@@ -98,6 +105,22 @@ def parse_options(args: Sequence[str], names: dict[str, bool]) -> tuple[dict[str
 def _last(values: dict[str, list[str]], name: str) -> Optional[str]:
     given = values.get(name)
     return given[-1] if given else None
+
+
+#: As the TypeScript CLI's (adapter/cli/verification-key.ts): a key file is small.
+MAX_KEY_FILE_BYTES = 1024 * 1024
+
+
+def _read_key_file(path: str, what: str) -> bytes:
+    try:
+        fd = open_regular_file(path, os.O_RDONLY)
+        with os.fdopen(fd, "rb") as handle:
+            data = handle.read(MAX_KEY_FILE_BYTES + 1)
+    except OSError as error:
+        raise fail(f"cannot read {what} {path}: {node_error_message(error)}") from None
+    if len(data) > MAX_KEY_FILE_BYTES:
+        raise fail(f"{what} {path} is unusable: it is larger than {MAX_KEY_FILE_BYTES} bytes (the limit)")
+    return data
 
 
 def read_verification_key(paths: Optional[list[str]], algorithm: Optional[str]) -> Any:
@@ -219,7 +242,17 @@ def decide_lines(veto: Veto, fd: int, out: TextIO) -> None:
 
 def eval_command(args: Sequence[str]) -> int:
     values, positionals = parse_options(
-        args, {"bundle": False, "data": False, "records": False, "log": False, "verification-key": True, "verification-alg": False}
+        args,
+        {
+            "bundle": False,
+            "data": False,
+            "records": False,
+            "log": False,
+            "signing-key": False,
+            "checkpoint-every": False,
+            "verification-key": True,
+            "verification-alg": False,
+        },
     )
     if positionals:
         raise UsageError(f"unexpected argument {positionals[0]}")
@@ -229,6 +262,16 @@ def eval_command(args: Sequence[str]) -> int:
     log_path, records_path = _last(values, "log"), _last(values, "records")
     if log_path is not None and records_path is not None:
         raise UsageError("eval takes --log or --records, not both")
+    signing_key_path, every_text = _last(values, "signing-key"), _last(values, "checkpoint-every")
+    if log_path is None and (signing_key_path is not None or every_text is not None):
+        raise UsageError("--signing-key and --checkpoint-every sign a decision log: they need --log PATH")
+    if signing_key_path is None and every_text is not None:
+        raise UsageError("--checkpoint-every needs --signing-key FILE")
+    if every_text is not None and (re.fullmatch(r"[1-9][0-9]*", every_text) is None or int(every_text) > 2**53 - 1):
+        raise UsageError(f"--checkpoint-every must be a positive integer, got {every_text}")
+    signing_key: Optional[bytes] = None
+    if signing_key_path is not None:
+        signing_key = _read_key_file(signing_key_path, "signing key")
     data_path = _last(values, "data")
     data = None if data_path is None else read_data_file(data_path)
     verification_key = read_verification_key(values.get("verification-key"), _last(values, "verification-alg"))
@@ -251,7 +294,12 @@ def eval_command(args: Sequence[str]) -> int:
     decision_log: Optional[FileDecisionLog] = None
     if log_path is not None:
         try:
-            decision_log = FileDecisionLog.open(log_path)
+            if signing_key is None:
+                decision_log = FileDecisionLog.open(log_path)
+            else:
+                decision_log = FileDecisionLog.open(
+                    log_path, checkpoint_key=signing_key, checkpoint_every=DEFAULT_CHECKPOINT_EVERY if every_text is None else int(every_text)
+                )
         except (DecisionLogError, OSError) as error:
             raise fail(f"cannot open decision log {log_path}: {error}") from None
 

@@ -16,6 +16,9 @@ the other way round:
   written by several threads while a sync is in flight are committed together
   by the next one;
 - rotation by size continues the chain in PATH.1, PATH.2, ...;
+- with ``checkpoint_key`` (Ed25519), signed checkpoints (checkpoint.py) on
+  open, every ``checkpoint_every`` records, at the end of a file it rotates
+  away from (after the next file exists) and at close;
 - any write, sync or rotation error fails the log for good
   (RecordUnavailableError); opening checks the whole chain and repairs a torn
   final line (a crash mid-write), refusing anything else (LogCorruptError).
@@ -29,6 +32,7 @@ import os
 import re
 import secrets
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence, Union
@@ -40,13 +44,24 @@ from .errors import (
     LogLockedError,
     RecordUnavailableError,
 )
-from .checkpoint import CheckpointKeyInput, CheckpointTracker, SeenCheckpoint, Uncovered, checkpoint_public_keys, parse_checkpoint, uncovered_text
+from .checkpoint import (
+    CheckpointKeyInput,
+    CheckpointSigner,
+    CheckpointTracker,
+    SeenCheckpoint,
+    Uncovered,
+    checkpoint_public_keys,
+    checkpoint_time,
+    parse_checkpoint,
+    uncovered_text,
+)
 from .files import NotRegularFileError, open_regular_file
 from .jsontext import JsonParseError, has_lone_surrogate, js_number, js_string, parse, utf16_key
 
 GENESIS_HASH = "sha256:" + "0" * 64
 RESERVED_FIELDS = ("seq", "prev_hash", "hash", "checkpoint")
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+DEFAULT_CHECKPOINT_EVERY = 1000
 
 _HASH_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
 
@@ -164,6 +179,15 @@ def seal_record(record: dict[str, Any], seq: int, prev_hash: str) -> SealedLine:
     body["seq"] = seq
     body["prev_hash"] = prev_hash
     body["hash"] = GENESIS_HASH
+    members = _members(body)
+    digest = _sha256(_join(members, "hash"))
+    members = [(k, f'"hash":"{digest}"' if k == "hash" else t) for k, t in members]
+    return SealedLine(seq, digest, _join(members))
+
+
+def seal_checkpoint(checkpoint: dict[str, Any], seq: int, prev_hash: str) -> SealedLine:
+    """Seal a signed checkpoint as entry ``seq`` after ``prev_hash`` (chain.ts sealCheckpoint)."""
+    body: dict[str, Any] = {"checkpoint": dict(checkpoint), "seq": seq, "prev_hash": prev_hash, "hash": GENESIS_HASH}
     members = _members(body)
     digest = _sha256(_join(members, "hash"))
     members = [(k, f'"hash":"{digest}"' if k == "hash" else t) for k, t in members]
@@ -358,6 +382,8 @@ class ChainWalk:
     tracker: Optional[CheckpointTracker] = None
     #: The log ends with a rotation checkpoint and the file it rotated to is empty.
     dangling_rotation: Optional[tuple[str, int, str]] = None
+    #: Where the last file's segment starts (index, after_seq, after_hash).
+    segment: Optional[dict[str, Any]] = None
 
 
 def _errno_code(error: OSError) -> str:
@@ -390,6 +416,7 @@ def walk_chain(
     files: Sequence[str],
     on_record: Optional[Callable[[str, int, dict[str, Any]], None]] = None,
     keys: Optional[dict[str, Any]] = None,
+    unknown_keys: str = "fail",
 ) -> ChainWalk:
     """
     Check the chain through ``files`` in order (files[k] is segment k),
@@ -398,7 +425,7 @@ def walk_chain(
     records, not the checkpoints.
     """
     checker = ChainChecker()
-    tracker = CheckpointTracker(keys, canonical_json)
+    tracker = CheckpointTracker(keys, canonical_json, unknown_keys)
     torn: Optional[TornTail] = None
     segment: dict[str, Any] = {"index": 0, "after_seq": 0, "after_hash": checker.head}
     rotation: Optional[tuple[str, int]] = None
@@ -470,7 +497,7 @@ def walk_chain(
                 reason=f"line {rotation[1]}: rotation checkpoint, but {os.path.basename(following)}, the file it continues the log in, is missing",
             )
         dangling = (rotation[0], rotation[1], following)
-    return ChainWalk(True, tuple(files), checker.count, checker.head, torn, tracker=tracker, dangling_rotation=dangling)
+    return ChainWalk(True, tuple(files), checker.count, checker.head, torn, tracker=tracker, dangling_rotation=dangling, segment=segment)
 
 
 @dataclass(frozen=True)
@@ -698,23 +725,72 @@ def _write_fully(fd: int, data: bytes) -> None:
 _APPEND = os.O_WRONLY | os.O_APPEND
 
 
+@dataclass(frozen=True)
+class _Pending:
+    kind: str  # "record" or a checkpoint's reason
+    seq: int
+    hash: str
+    data: bytes
+    #: Continue in the next file before writing this entry; ``closing`` (the
+    #: rotation checkpoint, when the log signs) ends the current file first.
+    rotate: bool = False
+    closing: Optional[bytes] = None
+
+
+@dataclass
+class _Checkpointing:
+    signer: CheckpointSigner
+    every: int
+    clock: Callable[[], int]
+    log_id: str
+
+
+def _epoch_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
 class FileDecisionLog:
     """A record sink: the hash-chained file log. Open with ``FileDecisionLog.open(path)``; thread-safe."""
 
-    def __init__(self, path: str, lock: LogLock, fd: int, file: str, file_index: int, size: int, count: int, head: str, max_bytes: int, recovery: RecoveryReport) -> None:
+    def __init__(
+        self,
+        path: str,
+        lock: LogLock,
+        fd: int,
+        file: str,
+        file_index: int,
+        size: int,
+        count: int,
+        head: str,
+        max_bytes: int,
+        recovery: RecoveryReport,
+        checkpointing: Optional[_Checkpointing] = None,
+        segment: Optional[dict[str, Any]] = None,
+        last_entry: Optional[str] = None,
+        uncovered: int = 0,
+    ) -> None:
         self.path = path
         self.recovery = recovery
         self._lock_file = lock
         self._fd = fd
         self._file = file
         self._file_index = file_index
-        self._size = size
         self._next_seq = count + 1
         self._head = head
         self._max_bytes = max_bytes
+        self._checkpointing = checkpointing
+        # Where entries go, decided as they are queued (so that a rotation
+        # checkpoint can take its place in the chain before the record that
+        # starts the next file).
+        self._plan_size = size
+        self._plan_index = file_index
+        after = segment or {"after_seq": count, "after_hash": head}
+        self._plan_after = (int(after["after_seq"]), str(after["after_hash"]))
+        self._last_entry = last_entry
+        self._records_since_checkpoint = uncovered
         self._mutex = threading.Lock()
         self._cond = threading.Condition(self._mutex)
-        self._queue: list[tuple[int, str, bytes]] = []
+        self._queue: list[_Pending] = []
         self._written: dict[int, str] = {}
         self._durable_seq = count
         self._flushing = False
@@ -722,10 +798,31 @@ class FileDecisionLog:
         self._closed = False
 
     @classmethod
-    def open(cls, path: Union[str, Path], max_bytes: int = DEFAULT_MAX_BYTES) -> "FileDecisionLog":
+    def open(
+        cls,
+        path: Union[str, Path],
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        checkpoint_key: Optional[CheckpointKeyInput] = None,
+        checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
+        clock: Optional[Callable[[], int]] = None,
+    ) -> "FileDecisionLog":
+        """
+        Open the log at ``path`` for appending (file-log.ts FileDecisionLog.open).
+        ``checkpoint_key``: an Ed25519 private key (PEM text or bytes, or a
+        key object) that signs checkpoints into the log; a log that holds
+        checkpoints opens only with one (DecisionLogError
+        "checkpoint_key_required"). ``checkpoint_every``: records between
+        interval checkpoints. ``clock``: epoch milliseconds for a
+        checkpoint's ``time``.
+        """
         path = str(path)
         if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
             raise DecisionLogError("invalid_options", f"max_bytes must be a positive integer, got {max_bytes}")
+        if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 1:
+            raise DecisionLogError("invalid_options", f"checkpoint_every must be a positive integer, got {checkpoint_every}")
+        if clock is not None and not callable(clock):
+            raise DecisionLogError("invalid_options", "clock must be a function returning epoch milliseconds")
+        signer = None if checkpoint_key is None else CheckpointSigner(checkpoint_key, canonical_json)
         directory = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(directory):
             raise DecisionLogError("invalid_options", f"decision log {path}: directory {directory} does not exist (create it first)")
@@ -734,20 +831,32 @@ class FileDecisionLog:
         try:
             files = log_files(path)
             exists = os.path.exists(path)
-            walk = walk_chain(files if exists else [])
+            # The writer checks the signatures of its own key; it cannot check another key's.
+            keys = None if signer is None else {signer.key_id: signer.public_key}
+            walk = walk_chain(files if exists else [], keys=keys, unknown_keys="accept")
             if not walk.ok:
                 raise LogCorruptError(walk.file, walk.line, walk.reason)
-            last_checkpoint = walk.tracker.last if walk.tracker is not None else None
-            if last_checkpoint is not None:
-                # Appending unsigned records would leave them uncovered for good.
-                raise DecisionLogError(
-                    "invalid_options",
-                    f"decision log {path} holds signed checkpoints (the last by key {last_checkpoint.checkpoint['key_id']}); "
-                    "the Python adapter does not sign checkpoints: append to it with the TypeScript writer and its signing key (--signing-key)",
-                )
             if not exists and len(files) > 1:
                 raise LogCorruptError(path, 0, "cannot read file: ENOENT (its continuations exist)")
-            file = files[-1]
+            tracker = walk.tracker
+            last_checkpoint = tracker.last if tracker is not None else None
+            uncovered = tracker.uncovered if tracker is not None else None
+            if signer is None and last_checkpoint is not None:
+                # Appending unsigned records would leave them uncovered for good.
+                raise DecisionLogError(
+                    "checkpoint_key_required",
+                    f"decision log {path} holds signed checkpoints (the last by key {last_checkpoint.checkpoint['key_id']}); "
+                    "open it with its signing key (checkpoint_key, --signing-key) so that it stays covered",
+                )
+            if signer is not None and last_checkpoint is not None and last_checkpoint.checkpoint["reason"] == "close" and uncovered is not None:
+                # A writer with a key ends with a close checkpoint and writes nothing after it.
+                raise LogCorruptError(
+                    uncovered.file,
+                    uncovered.line,
+                    f"line {uncovered.line}: {uncovered_text(uncovered.entries)} (the log was closed at {last_checkpoint.file} line {last_checkpoint.line}): "
+                    "written without the signing key, or forged; verify the log and move it aside",
+                )
+            file = files[-1] if files else path
             if exists:
                 fd = os.open(file, _APPEND)
             else:
@@ -756,26 +865,70 @@ class FileDecisionLog:
             torn_action: Optional[str] = None
             size = os.path.getsize(file) if exists else 0
             if walk.torn is not None:
-                if walk.torn.complete:
-                    _write_fully(fd, b"\n")
-                    size += 1
-                else:
-                    os.ftruncate(fd, walk.torn.offset)
-                    size = walk.torn.offset
-                os.fsync(fd)
-                torn_action = "completed" if walk.torn.complete else "truncated"
+                torn = walk.torn
+                # In the last file, or in the one before an empty last file (a crash while rotating).
+                torn_fd = fd if torn.file == file else os.open(torn.file, _APPEND)
+                try:
+                    if torn.complete:
+                        _write_fully(torn_fd, b"\n")
+                    else:
+                        os.ftruncate(torn_fd, torn.offset)
+                    os.fsync(torn_fd)
+                finally:
+                    if torn_fd != fd:
+                        os.close(torn_fd)
+                if torn.file == file:
+                    size = size + 1 if torn.complete else torn.offset
+                torn_action = "completed" if torn.complete else "truncated"
             recovery = RecoveryReport(walk.files if exists else (file,), walk.count, walk.head, torn_action, lock.taken_over_from)
-            return cls(path, lock, fd, file, len(files) - 1, size, walk.count, walk.head, max_bytes, recovery)
+            checkpointing = (
+                None
+                if signer is None
+                else _Checkpointing(signer, checkpoint_every, clock or _epoch_ms, (tracker.log_id if tracker is not None else None) or secrets.token_hex(16))
+            )
+            last_entry = "record" if uncovered is not None else (last_checkpoint.checkpoint["reason"] if last_checkpoint is not None else None)
+            log = cls(
+                path,
+                lock,
+                fd,
+                file,
+                max(len(files) - 1, 0),
+                size,
+                walk.count,
+                walk.head,
+                max_bytes,
+                recovery,
+                checkpointing,
+                walk.segment,
+                last_entry,
+                uncovered.entries if uncovered is not None else 0,
+            )
         except BaseException:
             if fd is not None:
                 os.close(fd)
             lock.release()
             raise
+        # Vouch for what was found (a new log, records a crash left uncovered,
+        # a rotation a crash interrupted) before taking new records. Always:
+        # records of this session then follow an open checkpoint, so records
+        # after a close checkpoint can only have been written without the key.
+        if checkpointing is not None:
+            try:
+                log._checkpoint("open")
+            except BaseException:
+                log.close()
+                raise
+        return log
 
     @property
     def head(self) -> str:
-        """Hash of the last record written (acknowledged or still in flight)."""
+        """Hash of the last entry written (acknowledged or still in flight)."""
         return self._head
+
+    @property
+    def checkpoint_key_id(self) -> Optional[str]:
+        """The key id checkpoints are signed with, or None without a checkpoint key."""
+        return None if self._checkpointing is None else self._checkpointing.signer.key_id
 
     @property
     def failure(self) -> Optional[RecordUnavailableError]:
@@ -793,70 +946,159 @@ class FileDecisionLog:
                 raise self._failure
             if self._closed:
                 raise RecordUnavailableError(f"decision log {self.path} is closed")
+            closing: Optional[SealedLine] = None
+            rotate = False
             try:
                 sealed = seal_record(record, self._next_seq, self._head)
+                if self._plan_size > 0 and self._plan_size + len(sealed.text.encode("utf-8")) + 1 > self._max_bytes:
+                    rotate = True
+                    if self._checkpointing is not None:
+                        # The file ends with a checkpoint naming it; the record comes after it, in the next file.
+                        closing = self._seal_checkpoint("rotation", self._next_seq, self._head)
+                        sealed = seal_record(record, self._next_seq + 1, closing.hash)
             except CanonicalJsonError as error:
                 raise RecordUnavailableError(f"record not written to {self.path}: {error}", "record_invalid") from None
-            self._next_seq += 1
-            self._head = sealed.hash
-            self._queue.append((sealed.seq, sealed.hash, (sealed.text + "\n").encode("utf-8")))
-            while True:
-                if self._durable_seq >= sealed.seq:
-                    return WrittenRecord(sealed.seq, sealed.hash, self._written.pop(sealed.seq, self._file))
-                if self._failure is not None:
-                    raise self._failure
-                if self._flushing:
-                    self._cond.wait()
-                    continue
-                # This thread commits everything queued so far, in one write and one fdatasync per file.
-                self._flushing = True
-                batch, self._queue = self._queue, []
-                self._mutex.release()
-                failure: Optional[BaseException] = None
-                placed: dict[int, str] = {}
-                try:
-                    placed = self._commit(batch)
-                except BaseException as raised:
-                    failure = raised
-                finally:
-                    self._mutex.acquire()
-                self._flushing = False
-                if failure is not None:
-                    self._fail(failure)
-                else:
-                    self._written.update(placed)
-                    self._durable_seq = batch[-1][0]
-                self._cond.notify_all()
+            data = (sealed.text + "\n").encode("utf-8")
+            if len(data) - 1 > MAX_RECORD_LINE_BYTES:
+                # A reader stops at such a line: it would make the log unverifiable.
+                raise RecordUnavailableError(f"record not written to {self.path}: it is longer than {MAX_RECORD_LINE_BYTES} bytes", "record_invalid")
+            closing_bytes: Optional[bytes] = None
+            if rotate:
+                if closing is not None:
+                    closing_bytes = (closing.text + "\n").encode("utf-8")
+                    self._plan_size += len(closing_bytes)
+                    self._advance(closing, "rotation")
+                self._plan_index += 1
+                self._plan_size = 0
+                self._plan_after = (self._next_seq - 1, self._head)
+            self._plan_size += len(data)
+            self._advance(sealed, "record")
+            self._queue.append(_Pending("record", sealed.seq, sealed.hash, data, rotate, closing_bytes))
+            checkpointing = self._checkpointing
+            if checkpointing is not None and self._records_since_checkpoint >= checkpointing.every:
+                # Committed with the record; its failure is the log's.
+                self._queue_checkpoint("interval")
+            self._wait_durable(sealed.seq)
+            return WrittenRecord(sealed.seq, sealed.hash, self._written.pop(sealed.seq, self._file))
 
-    def _commit(self, batch: list[tuple[int, str, bytes]]) -> dict[int, str]:
+    def _advance(self, sealed: SealedLine, entry: str) -> None:
+        self._next_seq = sealed.seq + 1
+        self._head = sealed.hash
+        self._last_entry = entry
+        if entry == "record":
+            self._records_since_checkpoint += 1
+        else:
+            self._records_since_checkpoint = 0
+
+    def _seal_checkpoint(self, reason: str, seq: int, head: str) -> SealedLine:
+        """A checkpoint for the entries before ``seq``, sealed as entry ``seq``, naming the file it will be written in."""
+        c = self._checkpointing
+        assert c is not None
+        checkpoint = c.signer.sign(
+            {
+                "log_id": c.log_id,
+                "seq": seq - 1,
+                "head": head,
+                "segment": {"index": self._plan_index, "after_seq": self._plan_after[0], "after_hash": self._plan_after[1]},
+                "reason": reason,
+                "time": checkpoint_time(c.clock()),
+                "key_id": c.signer.key_id,
+            }
+        )
+        return seal_checkpoint(checkpoint, seq, head)
+
+    def _queue_checkpoint(self, reason: str) -> int:
+        """Queue a checkpoint in the current file (the mutex held); returns its seq."""
+        sealed = self._seal_checkpoint(reason, self._next_seq, self._head)
+        data = (sealed.text + "\n").encode("utf-8")
+        self._plan_size += len(data)
+        self._advance(sealed, reason)
+        self._queue.append(_Pending(reason, sealed.seq, sealed.hash, data))
+        return sealed.seq
+
+    def _checkpoint(self, reason: str) -> None:
+        """Write a checkpoint now; returns once it is synced."""
+        with self._cond:
+            if self._failure is not None:
+                raise self._failure
+            try:
+                seq = self._queue_checkpoint(reason)
+            except BaseException as error:
+                self._fail(error)
+                raise self._failure from error  # type: ignore[misc]
+            self._wait_durable(seq)
+
+    def _wait_durable(self, seq: int) -> None:
+        """With the mutex held: return once entry ``seq`` is synced, committing the queue when no other thread is."""
+        while True:
+            if self._durable_seq >= seq:
+                return
+            if self._failure is not None:
+                raise self._failure
+            if self._flushing:
+                self._cond.wait()
+                continue
+            # This thread commits everything queued so far, in one write and one fdatasync per file.
+            self._flushing = True
+            batch, self._queue = self._queue, []
+            self._mutex.release()
+            failure: Optional[BaseException] = None
+            placed: dict[int, str] = {}
+            try:
+                placed = self._commit(batch)
+            except BaseException as raised:
+                failure = raised
+            finally:
+                self._mutex.acquire()
+            self._flushing = False
+            if failure is not None:
+                self._fail(failure)
+            else:
+                self._written.update((k, v) for k, v in placed.items())
+                self._durable_seq = batch[-1].seq
+            self._cond.notify_all()
+
+    def _commit(self, batch: list[_Pending]) -> dict[int, str]:
         placed: dict[int, str] = {}
         done = 0
         while done < len(batch):
-            if self._size > 0 and self._size + len(batch[done][2]) > self._max_bytes:
-                self._rotate()
+            first = batch[done]
+            if first.rotate:
+                self._rotate(first.closing)
+            # Every queued entry up to the next rotation (at least one).
             end = done + 1
-            total = len(batch[done][2])
-            while end < len(batch) and self._size + total + len(batch[end][2]) <= self._max_bytes:
-                total += len(batch[end][2])
+            while end < len(batch) and not batch[end].rotate:
                 end += 1
-            _write_fully(self._fd, b"".join(item[2] for item in batch[done:end]))
-            self._size += total
+            _write_fully(self._fd, b"".join(item.data for item in batch[done:end]))
             os.fdatasync(self._fd)
             for item in batch[done:end]:
-                placed[item[0]] = self._file
+                if item.kind == "record":
+                    placed[item.seq] = self._file
             done = end
         return placed
 
-    def _rotate(self) -> None:
+    def _rotate(self, closing: Optional[bytes]) -> None:
+        """
+        Continue in PATH.(n+1). The new file exists, and its name is synced,
+        before ``closing`` (the rotation checkpoint) ends the current file: a
+        crash in between leaves a torn or complete checkpoint followed by an
+        empty file, which opening repairs, never a checkpoint pointing at no file.
+        """
         nxt = f"{self.path}.{self._file_index + 1}"
         fd = os.open(nxt, _APPEND | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            _sync_directory(nxt)
+            if closing is not None:
+                _write_fully(self._fd, closing)
+                os.fdatasync(self._fd)
+        except BaseException:
+            os.close(fd)
+            raise
         previous = self._fd
         self._fd = fd
         self._file = nxt
         self._file_index += 1
-        self._size = 0
         os.close(previous)
-        _sync_directory(nxt)
 
     def _fail(self, cause: BaseException) -> None:
         if self._failure is None:
@@ -864,14 +1106,22 @@ class FileDecisionLog:
             self._failure.__cause__ = cause
 
     def close(self) -> None:
-        """Wait for writes in flight, then release the file and the lock. Later writes raise. Safe to call twice."""
+        """
+        Wait for writes in flight, sign a close checkpoint when there is a
+        key, then release the file and the lock. Later writes raise. Safe to
+        call twice.
+        """
         with self._cond:
             if self._closed:
                 return
+            if self._checkpointing is not None and self._failure is None and self._last_entry != "close":
+                try:
+                    self._wait_durable(self._queue_checkpoint("close"))
+                except BaseException as error:
+                    # The log is failed (``failure``); the file and lock are still released.
+                    self._fail(error)
             self._closed = True
-            while self._flushing or self._queue:
-                if not self._flushing:
-                    break
+            while self._flushing:
                 self._cond.wait()
         try:
             os.close(self._fd)
@@ -885,5 +1135,12 @@ class FileDecisionLog:
         self.close()
 
 
-def open_file_log(path: Union[str, Path], max_bytes: int = DEFAULT_MAX_BYTES) -> FileDecisionLog:
-    return FileDecisionLog.open(path, max_bytes)
+def open_file_log(
+    path: Union[str, Path],
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    checkpoint_key: Optional[CheckpointKeyInput] = None,
+    checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
+    clock: Optional[Callable[[], int]] = None,
+) -> FileDecisionLog:
+    """Open the log at ``path`` for appending; see FileDecisionLog.open."""
+    return FileDecisionLog.open(path, max_bytes, checkpoint_key, checkpoint_every, clock)
