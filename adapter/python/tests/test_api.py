@@ -88,7 +88,9 @@ def test_approval_flow_and_its_refusals(setup: Any) -> None:
     threading.Timer(0.05, lambda: veto.approve(decision.id, APPROVER, "fine")).start()
     answer = veto.wait_for_approval(decision.id, call=call)
     assert (answer.status, answer.reviewer_id, answer.note) == ("approved", APPROVER, "fine")
-    assert sink.records[-1]["type"] == "approval" and sink.records[-1]["call_digest"] == sink.records[0]["call_digest"]
+    assert sink.records[-2]["type"] == "approval" and sink.records[-2]["call_digest"] == sink.records[0]["call_digest"]
+    # A wait given the call claims it for execution (use-once) and records the claim.
+    assert sink.records[-1]["type"] == "execution" and sink.records[-1]["result"] == {"execution": "claimed"}
     with pytest.raises(ApprovalError) as twice:
         veto.reject(decision.id, OTHER_APPROVER)
     assert twice.value.code == "already_answered"

@@ -4,7 +4,9 @@ only a listed approver, never the decision's actor, once, before expiry; an
 answer is reserved, recorded, and only then committed, so no approval takes
 effect without its record; a wait is bound to the call's digest when the call
 is given; a wait accepts an approval only when the records back it
-(evidence.py, ``approval_unverified``).
+(evidence.py, ``approval_unverified``); a wait given the call claims the
+approval for execution (use-once: approved -> executed, ``already_executed``
+for a second claim).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from .decision import iso_timestamp
 from .errors import ApprovalError, VetoOptionsError
 from .evidence import WrittenRecords, approval_problem, written_records_of
 from .jsontext import js_number
-from .records import RecordSink, answer_record
+from .records import RecordSink, answer_record, execution_record
 from .store import ApprovalTransition, InMemoryStore, StoredDecision
 from .text import is_blank
 
@@ -141,7 +143,8 @@ class ApprovalDesk:
         decision = self.approvable(decision_id)
         approval = decision.approval
         assert approval is not None
-        if approval.status == "approved":
+        if approval.status in ("approved", "executed"):
+            # An executed approval was approved: a wait that claims it is refused by the claim (already_executed).
             # The one place an approval is accepted: only when the records back what the store shows.
             problem = approval_problem(decision, self.written.read_records(decision_id))
             if problem is not None:
@@ -190,7 +193,7 @@ class ApprovalDesk:
                 wake.clear()
                 answer = self.settled_outcome(decision.id)
                 if answer is not None:
-                    return answer
+                    return answer if call is None else self._claim(decision, answer)
                 pause = self.poll_ms / 1000
                 approval = decision.approval
                 if approval is not None:
@@ -205,6 +208,50 @@ class ApprovalDesk:
             unwatch()
             with self._wakers_lock:
                 self._wakers.discard(wake)
+
+    def _claim(self, decision: StoredDecision, answer: ApprovalAnswer) -> ApprovalAnswer:
+        """
+        The use-once claim (docs/contract.md §6): approved -> executed by
+        compare-and-set, then its execution record, before the call runs (as
+        approvals/desk.ts does for a sink outside the store's transaction): a
+        record that cannot be written loses the call, never runs it twice or
+        unrecorded. A claim that finds the approval claimed already is refused
+        with already_executed, and that refusal is recorded too.
+        """
+        at_ms = self.clock()
+
+        def record(execution: str) -> dict[str, Any]:
+            return execution_record(
+                decision_id=decision.id,
+                timestamp=iso_timestamp(at_ms),
+                bundle=self.bundle(),
+                actor_id=decision.actor_id,
+                tenant_id=decision.tenant_id,
+                call_digest=decision.call_digest,
+                reviewer_id=answer.reviewer_id,
+                execution=execution,
+            )
+
+        if not self.store.transition_approval(decision.id, ApprovalTransition("approved", "executed", at_ms)):
+            refused = record("refused")
+            try:
+                self.sink.write(refused)
+                self.written.remember(refused)
+            except Exception as error:
+                log.error("refused claim could not be recorded (decision %s): %s", decision.id, error)
+            raise ApprovalError(
+                "already_executed", decision.id, f"the approved call {decision.id} was already claimed for execution; it runs at most once"
+            )
+        claimed = record("claimed")
+        try:
+            self.sink.write(claimed)
+        except Exception as error:
+            log.error("approval could not be claimed; the call does not run (decision %s): %s", decision.id, error)
+            raise ApprovalError(
+                "record_unavailable", decision.id, f"the approval of {decision.id} could not be claimed for execution: {error}"
+            ) from error
+        self.written.remember(claimed)
+        return answer
 
     def close(self, error: Exception) -> None:
         """Wake every wait with ``error``, and refuse every wait started from now on."""

@@ -38,6 +38,8 @@ ApprovalErrorCode = Literal[
     "call_mismatch",
     "record_unavailable",
     "closed",
+    #: The approved call was already claimed for execution (use-once, docs/contract.md §6).
+    "already_executed",
 ]
 
 

@@ -83,7 +83,8 @@ def _same_time(value: Any, ms: Optional[float]) -> bool:
 def approval_problem(decision: StoredDecision, records: list[ReadRecord]) -> Optional[str]:
     """Why the approval the store shows for ``decision`` is not backed by its records (in the order written), or None (evidence.ts, same words)."""
     approval = decision.approval
-    if approval is None or approval.status != "approved":
+    # An executed approval was approved, then claimed: its answer is the approval's.
+    if approval is None or approval.status not in ("approved", "executed"):
         return "the store shows no approval"
     reviewer = approval.reviewer_id
     if not reviewer:

@@ -233,6 +233,32 @@ def answer_record(
     }
 
 
+def execution_record(
+    *,
+    decision_id: str,
+    timestamp: str,
+    bundle: BundleVersion,
+    actor_id: Optional[str],
+    tenant_id: Optional[str],
+    call_digest: Optional[str],
+    reviewer_id: Optional[str],
+    execution: str,
+) -> Record:
+    """The record of a use-once claim, "claimed" or "refused" (records.ts's ExecutionEventRecord)."""
+    return {
+        "type": "execution",
+        "decision_id": decision_id,
+        "timestamp": timestamp,
+        "path": DECISION_ENTRYPOINT,
+        "bundles": {RECORD_BUNDLE_NAME: bundle.to_json()},
+        "actor_id": actor_id,
+        "tenant_id": tenant_id,
+        "call_digest": call_digest,
+        "reviewer_id": reviewer_id,
+        "result": {"execution": execution},
+    }
+
+
 def _cause_text(error: BaseException) -> str:
     if isinstance(error, OSError) and error.errno is not None:
         from .text import node_error_message
@@ -246,7 +272,7 @@ class JsonLinesRecordSink:
     The default sink: one JSON line per record on a text stream (standard
     error unless given), shaped like the TypeScript adapter's pino lines
     (``level``, ``time``, ``name``, ``component``, the record's members, ``msg``
-    "veto decision" / "veto approval" / "veto rejection"), flushed before
+    "veto decision" / "veto approval" / "veto rejection" / "veto execution"), flushed before
     ``write`` returns. It fails closed as the TypeScript FdRecordSink does
     (adapter/records/fd-sink.ts, docs/contract.md §7): the null device is
     refused (records written there are discarded), a regular file is

@@ -19,7 +19,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Callable, Iterator, Literal, Optional, Union
 
-ApprovalStatus = Literal["pending", "answering", "approved", "rejected", "expired"]
+#: "executed": approved, then claimed once by the caller about to run the
+#: call (use-once, docs/contract.md §6); no later claim succeeds.
+ApprovalStatus = Literal["pending", "answering", "approved", "rejected", "expired", "executed"]
 
 MAX_DENIES_PER_KEY = 10_000
 
@@ -31,6 +33,8 @@ class ApprovalState:
     reviewer_id: Optional[str] = None
     note: Optional[str] = None
     answered_at_ms: Optional[float] = None
+    #: When the approval was claimed for execution (status "executed").
+    executed_at_ms: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -110,7 +114,9 @@ class InMemoryStore:
         Move an approval from ``t.from_status`` to ``t.to_status`` if and only if
         it is in ``from_status`` (the first answer wins), and, from "pending" to
         anything but "expired", only while ``t.at_ms`` is before its expiry. A
-        move to "rejected" counts as a deny at ``t.at_ms``.
+        move to "rejected" counts as a deny at ``t.at_ms``; "approved" ->
+        "executed" (the use-once claim) keeps the answer and sets
+        ``executed_at_ms``.
         """
         with self._lock:
             decision = self._decisions.get(decision_id)
@@ -118,6 +124,15 @@ class InMemoryStore:
                 return False
             if t.from_status == "pending" and t.to_status != "expired" and t.at_ms >= decision.approval.expires_at_ms:
                 return False
+            if t.to_status == "executed":
+                # The use-once claim: only an approved call, and its answer stays as given.
+                if t.from_status != "approved":
+                    return False
+                self._decisions[decision_id] = replace(decision, approval=replace(decision.approval, status="executed", executed_at_ms=t.at_ms))
+                listeners = list(self._watchers.get(decision_id, ()))
+                for listener in listeners:
+                    listener()
+                return True
             approval = ApprovalState(
                 status=t.to_status,
                 expires_at_ms=decision.approval.expires_at_ms,

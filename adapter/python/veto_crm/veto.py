@@ -220,7 +220,11 @@ class Veto:
         """
         Return when the decision was approved; raise ApprovalError otherwise
         (rejected, expired, timed out, cancelled, unknown, not require_approval,
-        or ``call`` is not the call that was decided: call_mismatch).
+        or ``call`` is not the call that was decided: call_mismatch). Given
+        ``call``, the caller is about to run it: the approval is claimed for
+        execution first (use-once, docs/contract.md §6), and a second claim of
+        the same approval raises ApprovalError ``already_executed``. At most
+        once: a crash between the claim and the side effect loses the call.
         """
         self._open()
         return self._desk.wait(decision_id, timeout_ms, call, cancel)
