@@ -6,6 +6,7 @@ import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ROOT, requireBundle, requireCli } from "../helpers/index.js";
+import { policyReasonCodes } from "../helpers/reason-codes.js";
 
 /**
  * Every command the README shows: the lines of its ```sh blocks, and the
@@ -65,6 +66,22 @@ describe("README examples", () => {
       }
     }
     expect(offending, "use packagedBundlePath (or a path of the user's own)").toEqual([]);
+  });
+
+  it("every reason code the README names outside its generated table is a code of the policy", () => {
+    const readme = readFileSync(resolve(ROOT, "README.md"), "utf8");
+    const outside = readme.replace(/<!-- reason-codes:begin[\s\S]*?<!-- reason-codes:end -->/, "");
+    const codes = new Set(Object.keys(policyReasonCodes()));
+    // The verdict column of the risk table, and every `code: "…"` in an example.
+    const risk = outside.slice(outside.indexOf("| what the call does (the risk) | verdict |"));
+    const named = [
+      ...[...risk.slice(0, risk.indexOf("\n\n")).matchAll(/^\|[^|]*\|([^|]*)\|$/gm)].flatMap((row) =>
+        [...row[1]!.matchAll(/`([a-z_]+)`/g)].map((m) => m[1]!),
+      ),
+      ...[...outside.matchAll(/code: "([a-z_]+)"/g)].map((m) => m[1]!),
+    ];
+    expect(named.length).toBeGreaterThanOrEqual(4);
+    expect(named.filter((c) => !codes.has(c))).toEqual([]);
   });
 
   describe("every command the README shows works as written", () => {
