@@ -110,6 +110,20 @@ describe("README examples", () => {
       expect(named.filter((t) => !targets.has(t))).toEqual([]);
     });
 
+    it("every make target docs/ names exists too", () => {
+      const targets = makeTargets();
+      const named = readdirSync(resolve(ROOT, "docs"))
+        .filter((f) => f.endsWith(".md"))
+        .flatMap((f) =>
+          [...readFileSync(resolve(ROOT, "docs", f), "utf8").matchAll(/`make ([^`]+)`/g)].map((m) => ({
+            file: f,
+            command: m[1]!.replace(/\s+/g, " "),
+          })),
+        );
+      expect(named.map((n) => n.command)).toContain("pg-start");
+      expect(named.filter((n) => n.command.split(" ").some((w) => !w.includes("=") && !targets.has(w)))).toEqual([]);
+    });
+
     it("every veto subcommand it names has --help, which lists every flag the README uses with it", () => {
       const cli = requireCli();
       const flagsOf = new Map<string, { sub: string[]; flags: Set<string>; commands: string[] }>();
