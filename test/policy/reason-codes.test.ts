@@ -2,7 +2,7 @@
 // policy defines once (policy/veto/crm/reasons.rego): checked against the
 // policy source through the real opa, so neither can drift from the other.
 import { describe, expect, it } from "vitest";
-import { ADAPTER_REASON_CODES, ADAPTER_REASON_MESSAGES } from "../../adapter/common/decision.js";
+import { ADAPTER_REASON_CODES, ADAPTER_REASON_MESSAGES, OUTAGE_REASON_CODES } from "../../adapter/common/decision.js";
 import { policyReasonCodes, reachProblems } from "../helpers/reason-codes.js";
 
 describe("reason codes: adapter and policy agree", () => {
@@ -20,6 +20,14 @@ describe("reason codes: adapter and policy agree", () => {
     const adapterCodes = Object.entries(policy).filter(([, r]) => r.source === "adapter");
     expect(adapterCodes.length).toBeGreaterThan(0);
     for (const [code, r] of adapterCodes) expect(ADAPTER_REASON_MESSAGES[code], code).toBe(r.message);
+  });
+
+  it("every code the policy marks as the adapter's is an outage deny, which does not count towards escalation (docs/contract.md §7b)", () => {
+    const adapterCodes = Object.entries(policy).filter(([, r]) => r.source === "adapter");
+    for (const [code, r] of adapterCodes) {
+      expect(OUTAGE_REASON_CODES.has(code), code).toBe(true);
+      expect([r.action, r.class], code).toEqual(["deny", 0]);
+    }
   });
 });
 

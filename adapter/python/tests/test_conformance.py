@@ -132,7 +132,7 @@ def test_the_vectors_reach_every_reason_code_and_both_digest_kinds(opa: Path) ->
 
 def test_the_adapters_own_reason_messages_are_the_policys(opa: Path) -> None:
     """veto_crm's copies of the messages reasons.rego defines for the adapter's codes cannot drift from it."""
-    from veto_crm.decision import ADAPTER_REASON_MESSAGES
+    from veto_crm.decision import ADAPTER_REASON_MESSAGES, OUTAGE_REASON_CODES
 
     policy = policy_reason_codes(opa)
     for code, message in ADAPTER_REASON_MESSAGES.items():
@@ -140,3 +140,5 @@ def test_the_adapters_own_reason_messages_are_the_policys(opa: Path) -> None:
         assert policy[code]["message"] == message, code
     adapter_codes = {code for code, entry in policy.items() if entry["source"] == "adapter"}
     assert adapter_codes and adapter_codes <= set(ADAPTER_REASON_MESSAGES)
+    # Each is an outage deny, which does not count towards escalation (docs/contract.md §7b).
+    assert adapter_codes <= OUTAGE_REASON_CODES
