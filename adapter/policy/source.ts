@@ -11,7 +11,11 @@
  * snapshot once at its start and uses it throughout, so no decision mixes two
  * bundles. A bundle that cannot be downloaded, verified or loaded, or (with
  * rollback protection, bundle-rollback.ts) was signed no later than the one
- * in force, is logged and dropped; the last good bundle stays in force.
+ * in force, is logged and dropped; the last good bundle stays in force. The
+ * same failure at every poll (a server still offering the bad bundle) is
+ * logged once, as an error; its repeats only at debug level. A different
+ * failure is logged again, and a poll that succeeds (304, the same version,
+ * a new bundle) ends the run, so the next failure is logged afresh.
  */
 import type { Logger } from "pino";
 import { z } from "zod";
@@ -124,6 +128,8 @@ export class BundleSource {
   #inFlight: Promise<BundleRefresh> | undefined;
   #abort: AbortController | undefined;
   #closed = false;
+  /** What the last poll's failure was (reason and error), while polls keep failing; undefined after a poll that succeeds. */
+  #lastFailure: string | undefined;
 
   private constructor(current: ActivePolicy, server: BundleServerOptions | undefined, etag: string | null, options: BundleSourceOptions) {
     this.#current = current;
@@ -190,11 +196,13 @@ export class BundleSource {
       const answer = await download(server, this.#etag, this.#abort.signal);
       downloaded = true;
       if (answer.status === 304) {
+        this.#lastFailure = undefined;
         this.#log.debug({ url: server.url, etag: this.#etag }, "bundle not modified");
         return { status: "not_modified" };
       }
       const next = await activatePolicy(answer.bytes, this.#options, undefined, this.#current);
       if (this.#closed) return { status: "rejected", error: new Error("the veto instance was closed during the download") };
+      this.#lastFailure = undefined;
       this.#etag = answer.etag;
       if (next.version.hash === inForce.hash) {
         this.#log.debug({ url: server.url, etag: answer.etag, bundle: inForce }, "bundle downloaded, same version as in force");
@@ -208,24 +216,27 @@ export class BundleSource {
     } catch (thrown) {
       const error = toError(thrown);
       if (!this.#closed) {
-        safeLog(
-          this.#log,
-          {
-            err: error,
-            url: server.url,
-            reason: !downloaded
-              ? "download"
-              : error instanceof BundleSignatureError
-                ? "signature"
-                : error instanceof BundleRollbackError
-                  ? "rollback"
-                  : "unusable",
-            ...(error instanceof BundleSignatureError ? { check: error.check, file: error.file } : {}),
-            ...(error instanceof BundleRollbackError ? { issued_at: error.issuedAt, floor: error.floor } : {}),
-            bundle: inForce,
-          },
-          "new bundle rejected; the bundle in force stays",
-        );
+        const reason = !downloaded
+          ? "download"
+          : error instanceof BundleSignatureError
+            ? "signature"
+            : error instanceof BundleRollbackError
+              ? "rollback"
+              : "unusable";
+        const fields = {
+          url: server.url,
+          reason,
+          ...(error instanceof BundleSignatureError ? { check: error.check, file: error.file } : {}),
+          ...(error instanceof BundleRollbackError ? { issued_at: error.issuedAt, floor: error.floor } : {}),
+          bundle: inForce,
+        };
+        const failure = JSON.stringify([reason, error.name, error.message]);
+        if (failure === this.#lastFailure) {
+          this.#log.debug({ ...fields, error: error.message }, "new bundle rejected again, as logged before; the bundle in force stays");
+        } else {
+          this.#lastFailure = failure;
+          safeLog(this.#log, { err: error, ...fields }, "new bundle rejected; the bundle in force stays");
+        }
       }
       return { status: "rejected", error };
     } finally {

@@ -168,7 +168,14 @@ const steps = [
 
 const rows = [];
 for (const step of steps) {
-  const row = { label: step.label, actor: step.context.actorId, tool: step.tool, executed: false, review: [] };
+  const row = {
+    label: step.label,
+    actor: step.context.actorId,
+    tenant: step.context.tenantId,
+    tool: step.tool,
+    executed: false,
+    review: [],
+  };
   const pending = tools[step.tool](step.arguments, step.context).then(
     (result) => ({ ok: true, result }),
     (error) => ({ ok: false, error }),
@@ -185,6 +192,7 @@ for (const step of steps) {
       }
       await veto.reject({ decisionId: request.decision_id, reviewerId: OWNER, note: "Credit changes go through finance" });
       row.review.push(`rejected by ${OWNER}`);
+      row.rejected = true;
     } else {
       await veto.approve({ decisionId: request.decision_id, reviewerId: OWNER, note: "Order form checked" });
       row.review.push(`approved by ${OWNER}`);
@@ -198,7 +206,8 @@ for (const step of steps) {
     row.effect = "denied before execution";
     row.decisionObject = outcome.error.decision;
   } else if (outcome.error instanceof ApprovalError) {
-    row.effect = `not executed (${outcome.error.code})`;
+    // A rejected approval counts towards escalation as a deny does (docs/contract.md §9).
+    row.effect = `not executed (${outcome.error.code}${row.rejected ? "; counts as a deny towards escalation" : ""})`;
   } else {
     throw outcome.error;
   }
@@ -232,6 +241,19 @@ rows.forEach((row, i) => {
   row.escalated = d.result.escalated;
   row.reasons = d.result.reasons.map((r) => r.code);
 });
+// Which earlier rows each incident's count is made of: the same actor and
+// tenant's denies and rejected approvals (docs/contract.md §9: a rejected
+// approval counts as a deny). Checked against the count the adapter gave.
+for (const incident of incidents) {
+  const at = rows.findIndex((r) => r.decision === incident.decisionId);
+  incident.row = at + 1;
+  incident.countedRows = rows
+    .slice(0, at)
+    .flatMap((r, i) =>
+      r.actor === incident.actorId && r.tenant === incident.tenantId && (r.action === "deny" || r.rejected) ? [i + 1] : [],
+    );
+  incident.rejectedRows = incident.countedRows.filter((n) => rows[n - 1].rejected);
+}
 const verified = await verifyLog([logPath], { publicKeys: readFileSync(publicKeyPath, "utf8"), requireCheckpointed: true });
 
 const summary = {
@@ -278,10 +300,15 @@ function printHuman(s) {
   }
   console.log();
   for (const incident of s.incidents) {
+    const rowList = (ns) => (ns.length === 1 ? `row ${ns[0]}` : `rows ${ns.slice(0, -1).join(", ")} and ${ns.at(-1)}`);
+    const counted =
+      incident.countedRows.length === incident.recentDenies
+        ? `: ${rowList(incident.countedRows)}${incident.rejectedRows.length > 0 ? ` (${rowList(incident.rejectedRows)}: a rejected approval, which counts as a deny)` : ""}`
+        : "";
     console.log(
       paint(
         35,
-        `incident review opened: ${incident.actorId} in ${incident.tenantId} after ${incident.recentDenies} denies (decision ${incident.decisionId})`,
+        `row ${incident.row}: incident review opened for ${incident.actorId} in ${incident.tenantId} after ${incident.recentDenies} denies${counted} (decision ${incident.decisionId})`,
       ),
     );
   }

@@ -25,7 +25,7 @@ interface Step {
 interface DemoOutput {
   bundle: { revision: string; hash: string };
   steps: Step[];
-  incidents: { actorId: string; tenantId: string; recentDenies: number }[];
+  incidents: { actorId: string; tenantId: string; recentDenies: number; row: number; countedRows: number[]; rejectedRows: number[] }[];
   crm: { path: string; before: CrmState; after: CrmState };
   log: {
     path: string;
@@ -94,6 +94,23 @@ describe("make demo", () => {
       ["agent:sales-assistant", "acme", 3],
       ["agent:sales-assistant", "acme", 4],
     ]);
+  });
+
+  it("says which rows each escalation counted, row 5's rejected approval among them", () => {
+    expect(out.incidents.map((i) => [i.row, i.countedRows, i.rejectedRows])).toEqual([
+      [11, [5, 6, 10], [5]],
+      [12, [5, 6, 10, 11], [5]],
+    ]);
+    for (const i of out.incidents) expect(i.countedRows).toHaveLength(i.recentDenies);
+    expect(out.steps[4]?.effect).toBe("not executed (approval_rejected; counts as a deny towards escalation)");
+    const human = execFileSync("node", [resolve(ROOT, "scripts/demo/run.mjs"), "--dir", join(dir, "human")], {
+      encoding: "utf8",
+      timeout: 60_000,
+      env: { ...process.env, NO_COLOR: "1" },
+    });
+    expect(human).toMatch(
+      /^row 11: incident review opened for agent:sales-assistant in acme after 3 denies: rows 5, 6 and 10 \(row 5: a rejected approval, which counts as a deny\)/m,
+    );
   });
 
   it("changes the CRM only where the call was allowed or approved", () => {

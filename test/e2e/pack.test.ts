@@ -12,6 +12,8 @@ import { FIXTURE_DATA, ROOT, requireBundle, requireCli } from "../helpers/index.
 
 let dir: string;
 let project: string;
+/** What the README's install block printed. */
+let readmeInstall: string;
 
 const run = (cmd: string, args: string[], cwd: string, input?: string): string =>
   execFileSync(cmd, args, { cwd, encoding: "utf8", input, timeout: 180_000, stdio: ["pipe", "pipe", "pipe"] });
@@ -23,10 +25,29 @@ beforeAll(() => {
   run("npm", ["pack", "--silent", "--pack-destination", dir], ROOT);
   const tarball = readdirSync(dir).find((f) => f.endsWith(".tgz"));
   if (tarball === undefined) throw new Error("npm pack wrote no tarball");
-  project = join(dir, "app");
-  run("mkdir", ["-p", project], dir);
-  writeFileSync(join(project, "package.json"), JSON.stringify({ name: "app", private: true, type: "module" }));
-  run("npm", ["install", "--prefer-offline", "--no-audit", "--no-fund", "--silent", join(dir, tarball)], project);
+  const npmCache = run("npm", ["config", "get", "cache"], ROOT).trim();
+  // The README's install block as pasted, after its first line (`make build && npm pack`,
+  // done above into `dir`): run from `dir` with HOME in it, so ~/my-app is a new folder there.
+  const block = /```sh\nmake build && npm pack[^\n]*\n([\s\S]*?)```/.exec(readFileSync(resolve(ROOT, "README.md"), "utf8"));
+  if (block === null) throw new Error("README.md has no install block starting with `make build && npm pack`");
+  readmeInstall = execFileSync("bash", ["-euo", "pipefail", "-c", block[1]!], {
+    cwd: dir,
+    encoding: "utf8",
+    timeout: 180_000,
+    // npm's cache stays the user's own, so the install is as offline as the one before.
+    env: {
+      ...process.env,
+      HOME: dir,
+      npm_config_cache: npmCache,
+      npm_config_prefer_offline: "true",
+      npm_config_audit: "false",
+      npm_config_fund: "false",
+      npm_config_loglevel: "error",
+    },
+  });
+  project = join(dir, "my-app");
+  // For the strict TypeScript check below (top-level await needs an ES module project).
+  run("npm", ["pkg", "set", "type=module"], project);
 }, 240_000);
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -59,6 +80,11 @@ describe("npm pack → install into an empty project", () => {
       ],
     },
   };
+
+  it("the README's install block, as pasted, installs the package and runs the quick start", () => {
+    expect(readmeInstall).toMatch(/^decision: allow \(low_value\)$/m);
+    expect(readdirSync(join(project, "node_modules/veto-crm/examples"))).toContain("quickstart.mjs");
+  });
 
   it("ships every example, and each has expectations here", () => {
     const shipped = readdirSync(join(project, "node_modules/veto-crm/examples")).sort();

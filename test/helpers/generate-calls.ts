@@ -20,6 +20,33 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
+/**
+ * The policy reason codes the generated calls are built to reach, as the
+ * policy stood when the generator was written: the differential test checks
+ * that the batch still reaches each one, and that each is still a code in
+ * policy/veto/crm/reasons.rego (test/helpers/reason-codes.ts). A code added to
+ * the policy since need not be listed here: the policy's own cases decide it
+ * on both engines (make test-rego).
+ */
+export const GENERATED_CODES: readonly string[] = [
+  "actor_not_allowed",
+  "amount_over_limit",
+  "blocked_destination",
+  "destination_not_allowed",
+  "invalid_input",
+  "low_value",
+  "missing_reason",
+  "no_approver",
+  "production_amount",
+  "read_only",
+  "repeated_denies",
+  "sensitive_field",
+  "unknown_environment",
+  "unknown_tenant",
+  "unknown_tool",
+  "wrong_tenant",
+];
+
 /** Marks a field to leave out of the object being built. */
 const ABSENT = Symbol("absent");
 /** A generated value, or ABSENT (the field is left out); unknown already includes ABSENT. */

@@ -13,6 +13,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { BundleLoadError, BundleRollbackError, BundleSignatureError, VetoOptionsError, type BundleChangeEvent, type Decision, type DecisionEventRecord, type Veto } from "../../adapter/index.js";
 import { bundleVersionHashOfTarball } from "../../adapter/policy/index.js";
 import { BUNDLE, MemorySink, makeVeto, requireBundle, requireOpa, write, type TestVeto } from "../helpers/index.js";
+import { seededRandom } from "../helpers/generate-calls.js";
 import { filesOf, key, opaBuildWasm, pem, policyCopy, repack, signaturesJson, tokenParts, withFile } from "../helpers/signing.js";
 
 /** A bundle server: serves `bytes` with a strong ETag, answers 304 to a matching If-None-Match. */
@@ -287,6 +288,35 @@ describe("hot reload", () => {
     expect((refresh as { error: Error }).error.message).toMatch(message);
     expect(t.logLines).toContainEqual(expect.objectContaining({ level: 50, reason: "download", msg: "new bundle rejected; the bundle in force stays" }));
     expect((await t.veto.protect(write())).bundle.hash).toBe(hashes.A);
+  });
+
+  it("a rejected bundle is logged once per distinct failure: repeats are quiet, a new failure or a recovery logs again (seeded)", async () => {
+    const seed = Number(process.env["VETO_TEST_SEED"] ?? Date.now() % 2 ** 31);
+    const random = seededRandom(seed);
+    const tampered = await withFile(bundles.B, "policy/veto/crm/extra.rego", Buffer.from("package veto.crm\n"));
+    const notABundle = Buffer.from("<html>maintenance</html>");
+    type Step = "tampered" | "not_a_bundle" | "http_500" | "A" | "B";
+    const steps: Step[] = ["tampered", "tampered", "tampered", "not_a_bundle", "not_a_bundle", "tampered", "A", "tampered"];
+    const kinds: Step[] = ["tampered", "not_a_bundle", "http_500", "A", "B"];
+    for (let i = 0; i < 24; i++) steps.push(kinds[Math.floor(random() * kinds.length)]!);
+
+    server.serve(bundles.A);
+    const t = await serverVeto();
+    const rejectedLines = (): number => t.logLines.filter((l) => l["msg"] === "new bundle rejected; the bundle in force stays").length;
+    let last: string | undefined;
+    let expected = 0;
+    for (const [i, step] of steps.entries()) {
+      if (step === "http_500") server.failWith = 500;
+      else server.serve(step === "tampered" ? tampered : step === "not_a_bundle" ? notABundle : bundles[step]);
+      const refresh = await t.veto.refreshBundle();
+      const failed = step === "tampered" || step === "not_a_bundle" || step === "http_500";
+      const context = `seed ${seed} (VETO_TEST_SEED to replay), step ${i}: ${steps.slice(0, i + 1).join(" ")}`;
+      expect(refresh.status === "rejected", context).toBe(failed);
+      if (failed && last !== step) expected++;
+      last = failed ? step : undefined;
+      expect(rejectedLines(), context).toBe(expected);
+    }
+    expect(expected).toBeGreaterThanOrEqual(4);
   });
 
   it("swapping under concurrent protect load loses or mixes no decision", async () => {

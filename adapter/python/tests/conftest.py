@@ -104,3 +104,28 @@ def run_python_cli(args: list[str], stdin: str = "", env: Optional[dict[str, str
 def run_ts_cli(args: list[str], stdin: str = "", env: Optional[dict[str, str]] = None) -> subprocess.CompletedProcess[str]:
     require(TS_CLI, "npm run build")
     return subprocess.run(["node", str(TS_CLI), *args], input=stdin, capture_output=True, text=True, env={**os.environ, **(env or {})}, check=False)
+
+
+def _opa_eval(opa: Path, policy_dir: Path, query: str) -> Any:
+    run = subprocess.run([str(opa), "eval", "-d", str(policy_dir), "-f", "raw", query], capture_output=True, text=True, check=False)
+    if run.returncode != 0:
+        pytest.fail(f"opa eval {query} on {policy_dir} failed: {run.stderr}")
+    import json
+
+    return json.loads(run.stdout)
+
+
+def policy_reason_codes(opa: Path, policy_dir: Path = ROOT / "policy") -> dict[str, dict[str, Any]]:
+    """data.veto.crm.reason_codes (policy/veto/crm/reasons.rego) through the real opa: no test keeps its own list."""
+    codes: dict[str, dict[str, Any]] = _opa_eval(opa, policy_dir, "data.veto.crm.reason_codes")
+    return codes
+
+
+def rego_case_codes(opa: Path, policy_dir: Path = ROOT / "policy") -> set[str]:
+    """The codes policy/veto/crm/decision_test.rego decides one call for each, on OPA and on WASM (make test-rego)."""
+    query = (
+        'array.concat(array.concat(array.concat(["invalid_input", "repeated_denies"], [k | some k, _ in data.veto.crm_test.deny_cases]),'
+        " [k | some k, _ in data.veto.crm_test.approval_cases]), [k | some k, _ in data.veto.crm_test.allow_cases])"
+    )
+    return set(_opa_eval(opa, policy_dir, query))
+

@@ -19,7 +19,7 @@ from veto_crm import ApprovalError, create_veto
 from veto_crm.jsontext import parse
 from veto_crm.log import GENESIS_HASH, canonical_json, seal_record
 
-from .conftest import VECTORS, FakeClock, MemorySink
+from .conftest import VECTORS, FakeClock, MemorySink, policy_reason_codes, rego_case_codes
 
 VECTOR_DATA: dict[str, Any] = parse(VECTORS.read_text(encoding="utf-8"))
 ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
@@ -105,7 +105,7 @@ def test_step_matches_the_typescript_adapter(suite_name: str, index: int, bundle
         assert mine["hash"] == theirs["hash"]
 
 
-def test_the_vectors_reach_every_reason_code_and_both_digest_kinds() -> None:
+def test_the_vectors_reach_every_reason_code_and_both_digest_kinds(opa: Path) -> None:
     seen = set()
     digests = set()
     for suite in VECTOR_DATA["suites"]:
@@ -117,9 +117,28 @@ def test_the_vectors_reach_every_reason_code_and_both_digest_kinds() -> None:
                 digest = record["record"].get("input_digest")
                 if digest:
                     digests.add(digest.split(":")[0])
-    assert seen >= {
-        "invalid_input", "repeated_denies", "unknown_tool", "unknown_tenant", "wrong_tenant", "actor_not_allowed",
-        "unknown_environment", "missing_reason", "blocked_destination", "amount_over_limit", "no_approver",
-        "sensitive_field", "production_amount", "read_only", "low_value",
-    }  # fmt: skip
+    # The codes come from the policy (reasons.rego through opa), never from a list here.
+    policy = policy_reason_codes(opa)
+    policy_codes = {code for code, entry in policy.items() if entry["source"] == "policy"}
+    assert seen <= set(policy), f"answered codes reasons.rego does not define: {sorted(seen - set(policy))}"
+    # Every action and verdict class the policy has is reached, and every policy code is
+    # reached or (a code added in policy/ alone) decided by the policy's own cases on both engines.
+    assert {(policy[c]["class"], policy[c]["action"]) for c in seen if c in policy_codes} == {
+        (entry["class"], entry["action"]) for entry in policy.values() if entry["source"] == "policy"
+    }
+    assert policy_codes - seen <= rego_case_codes(opa), f"policy codes neither in the vectors nor in decision_test.rego: {sorted(policy_codes - seen - rego_case_codes(opa))}"
     assert digests == {"sha256", "hmac-sha256"}
+
+
+def test_the_adapters_own_reason_messages_are_the_policys(opa: Path) -> None:
+    """veto_crm's copies of the messages reasons.rego defines for the adapter's codes cannot drift from it."""
+    from veto_crm.decision import ADAPTER_REASON_MESSAGES, OUTAGE_REASON_CODES
+
+    policy = policy_reason_codes(opa)
+    for code, message in ADAPTER_REASON_MESSAGES.items():
+        assert code in policy, f"{code} is not in reasons.rego"
+        assert policy[code]["message"] == message, code
+    adapter_codes = {code for code, entry in policy.items() if entry["source"] == "adapter"}
+    assert adapter_codes and adapter_codes <= set(ADAPTER_REASON_MESSAGES)
+    # Each is an outage deny, which does not count towards escalation (docs/contract.md §7b).
+    assert adapter_codes <= OUTAGE_REASON_CODES
