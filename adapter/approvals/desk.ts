@@ -5,7 +5,7 @@
  * approval takes effect without its record.
  */
 import type { Logger } from "pino";
-import { approvalProblem, type RecordReader } from "./evidence.js";
+import { approvalProblem, type ReadRecord, type RecordReader } from "./evidence.js";
 import { DECISION_ENTRYPOINT } from "../policy/bundle.js";
 import type { BundleVersion } from "../common/decision.js";
 import { ApprovalError, VetoOptionsError, toError } from "../common/errors.js";
@@ -70,8 +70,12 @@ export interface ApprovalDeskDeps {
   readonly callDigest: (call: Pick<VetoCall, "tool" | "arguments" | "context">) => string;
   /** Where an approval's records are read back from (see approval-evidence.ts). */
   readonly records: RecordReader;
-  /** Called with each answer record once its answer is committed (feeds `records` when the sink cannot be read). */
-  readonly written: (record: VetoRecord) => void;
+  /**
+   * Called with each answer and execution record once the sink has it (feeds
+   * `records` when the sink cannot be read); an answer's before its store
+   * change commits. Returns what forgets it, for an answer that then fails.
+   */
+  readonly written: (record: VetoRecord) => () => void;
 }
 
 function answerOf(
@@ -170,8 +174,11 @@ export class ApprovalDesk {
         note: options.note ?? null,
         result: { approval: status },
       };
+      let forget: () => void;
       try {
         await unit.writeRecord(record);
+        // Known before the answer commits: a waiter that sees the approval finds its record.
+        forget = this.#deps.written(record);
       } catch (error) {
         // A transactional unit is already rolled back (the reservation with it).
         if (unit.transaction === undefined) {
@@ -194,15 +201,20 @@ export class ApprovalDesk {
           atMs,
         });
         await unit.commit();
-        this.#deps.written(record);
       } catch (error) {
         // A COMMIT whose connection broke may have committed all the same:
         // read what the store holds (the unit's connection is gone by now).
-        const settled = await store.getDecision(decisionId).catch(() => undefined);
+        let read = true;
+        const settled = await store.getDecision(decisionId).catch(() => {
+          read = false;
+          return undefined;
+        });
         const held = settled?.approval;
         if (held?.status === status && held.reviewerId === reviewerId && held.answeredAtMs === atMs) {
           return answerOf(decisionId, status, reviewerId, options.note, record.timestamp);
         }
+        // Known not to have committed: its record backs nothing. Unknown: kept, as the sink keeps it.
+        if (read) forget();
         safeLog(this.#deps.log, { err: toError(error), decision_id: decisionId }, `${kind} could not be stored`);
         throw new ApprovalError("record_unavailable", decisionId, `the ${kind} could not be stored: ${toError(error).message}`, {
           cause: toError(error),
@@ -279,6 +291,8 @@ export class ApprovalDesk {
 
     const answer = await new Promise<ApprovalAnswer>((resolve, reject) => {
       let settled = false;
+      /** Why the last check could not read the store or the records, until one can again. */
+      let unread: unknown;
       const timers: NodeJS.Timeout[] = [];
       let poll: NodeJS.Timeout | undefined;
       let unwatch = (): void => {};
@@ -298,6 +312,7 @@ export class ApprovalDesk {
       const check = (): void => {
         this.#settledOutcome(decisionId).then(
           (outcome) => {
+            unread = undefined;
             if (outcome !== undefined) finish(outcome.error, outcome.answer);
           },
           (error: unknown) => {
@@ -305,10 +320,12 @@ export class ApprovalDesk {
               finish(error);
               return;
             }
-            // The store could not be read (a lost connection, a failover): try
-            // again at the next poll or notification, until the approval's
-            // time is up; after that nothing can approve it, and the wait
-            // ends, failing closed.
+            // The store or the records could not be read (a lost connection,
+            // a failover): that says nothing about the approval, so try again
+            // at the next poll or notification, until the approval's time is
+            // up; after that nothing can approve it, and the wait ends,
+            // failing closed (docs/contract.md §9, a wait that cannot read).
+            unread = error;
             if (performance.now() >= expiresAt) finish(unreadable(error));
             else safeLog(this.#deps.log, { err: toError(error), decision_id: decisionId }, "approval could not be read; trying again");
           },
@@ -328,7 +345,13 @@ export class ApprovalDesk {
       if (timeoutMs !== undefined) {
         timers.push(
           setTimeout(
-            () => finish(new ApprovalError("approval_timeout", decisionId, `no answer for ${decisionId} within ${timeoutMs} ms`)),
+            () =>
+              finish(
+                // Out of time while the approval could not be read: say so, not "no answer".
+                unread !== undefined
+                  ? unreadable(unread)
+                  : new ApprovalError("approval_timeout", decisionId, `no answer for ${decisionId} within ${timeoutMs} ms`),
+              ),
             timeoutMs,
           ),
         );
@@ -461,30 +484,29 @@ export class ApprovalDesk {
   /**
    * The one place an approval is accepted (waitForApproval, guard and every
    * integration built on them): only when the records back what the store
-   * shows (approval-evidence.ts), else refused as approval_unverified and
-   * logged. The store alone is not evidence: whoever can write its tables
-   * could have written the row.
+   * shows (evidence.ts), else refused as approval_unverified and logged. The
+   * store alone is not evidence: whoever can write its tables could have
+   * written the row. Records that cannot be read (a lost connection) are no
+   * verdict either way: that failure is thrown as it is, and the wait reads
+   * again, as it does when the store cannot be read (docs/contract.md §9).
    */
   async #backedApproval(decision: StoredDecision): Promise<{ error?: Error; answer?: ApprovalAnswer }> {
     const approval = decision.approval!;
-    let problem: string | undefined;
-    let cause: Error | undefined;
+    let records: readonly ReadRecord[];
     try {
-      problem = approvalProblem(decision, await this.#deps.records.readRecords(decision.id));
+      records = await this.#deps.records.readRecords(decision.id);
     } catch (error) {
-      cause = toError(error);
-      problem = `its records could not be read: ${cause.message}`;
+      throw new Error(`its records could not be read: ${toError(error).message}`, { cause: error });
     }
+    const problem = approvalProblem(decision, records);
     if (problem !== undefined) {
       safeLog(
         this.#deps.log,
-        { err: cause, decision_id: decision.id, reviewer_id: approval.reviewerId ?? null, problem },
+        { decision_id: decision.id, reviewer_id: approval.reviewerId ?? null, problem },
         "approval refused: the records do not back it",
       );
       return {
-        error: new ApprovalError("approval_unverified", decision.id, `the approval of ${decision.id} is refused: ${problem}`, {
-          cause,
-        }),
+        error: new ApprovalError("approval_unverified", decision.id, `the approval of ${decision.id} is refused: ${problem}`),
       };
     }
     return {

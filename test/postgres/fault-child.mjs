@@ -14,7 +14,7 @@
 //   release  {}
 //   storm    {lanes, rounds, approver, prefix}  decide, answer and wait in
 //                                           parallel lanes (actors agent:storm-<prefix>-...);
-//                                           the outcomes by kind
+//                                           {outcomes by kind, allowed, approved, answered}
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { pino } from "pino";
@@ -50,9 +50,17 @@ function globex(actorId, args) {
 
 const describe = (error) => ({ name: error?.name, code: error?.code, message: String(error?.message ?? error) });
 
-/** Every call settles; the outcomes are counted by kind ("allow", "deny:record_unavailable", "approve:already_answered", ...). */
+/**
+ * Every call settles; the outcomes are counted by kind ("allow:low_value",
+ * "deny:record_unavailable", "approve:ApprovalError:already_answered", ...),
+ * with the ids of what let a call run (an allow, a wait that resolved) and
+ * of the answers given, for the test to find their records.
+ */
 async function storm({ lanes, rounds, approver, prefix }) {
   const outcomes = {};
+  const allowed = [];
+  const approved = [];
+  const answered = [];
   const count = (key) => (outcomes[key] = (outcomes[key] ?? 0) + 1);
   const settle = async (kind, promise) => {
     try {
@@ -68,20 +76,21 @@ async function storm({ lanes, rounds, approver, prefix }) {
   const lane = async (i) => {
     for (let k = 0; k < rounds; k++) {
       const actor = `agent:storm-${prefix}-${i}-${k}`;
+      const low = await settle("protect", veto.protect(globex(actor, { amount: 100 })));
+      if (low?.action === "allow") allowed.push(low.id);
       const asked = await settle("protect", veto.protect(globex(actor, { amount: 30000 })));
       await settle("protect", veto.protect(globex(actor, { destination: "https://gmail.com/x" })));
       if (asked?.action === "require_approval") {
         const waiting = settle("wait", veto.waitForApproval({ decisionId: asked.id, timeoutMs: 3_000 }));
-        await settle(
-          k % 2 === 0 ? "approve" : "reject",
-          veto[k % 2 === 0 ? "approve" : "reject"]({ decisionId: asked.id, reviewerId: approver }),
-        );
-        await waiting;
+        const kind = k % 2 === 0 ? "approve" : "reject";
+        const answer = await settle(kind, veto[kind]({ decisionId: asked.id, reviewerId: approver }));
+        if (answer !== undefined) answered.push(asked.id);
+        if ((await waiting) !== undefined) approved.push(asked.id);
       }
     }
   };
   await Promise.all(Array.from({ length: lanes }, (_, i) => lane(i)));
-  return outcomes;
+  return { outcomes, allowed, approved, answered };
 }
 
 const commands = {
