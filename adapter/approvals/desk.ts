@@ -88,6 +88,26 @@ function answerOf(
   return { decisionId, status, reviewerId, ...(note === undefined ? {} : { note }), answeredAt };
 }
 
+/** The fields every answer and execution record of `decision` shares, at `atMs`, for `reviewerId`. */
+function eventFields(decision: StoredDecision, atMs: number, bundle: BundleVersion, reviewerId: string) {
+  return {
+    decision_id: decision.id,
+    timestamp: new Date(atMs).toISOString(),
+    path: DECISION_ENTRYPOINT,
+    bundles: { [RECORD_BUNDLE_NAME]: bundle },
+    actor_id: decision.actorId ?? null,
+    tenant_id: decision.tenantId ?? null,
+    call_digest: decision.callDigest ?? null,
+    reviewer_id: reviewerId,
+  };
+}
+
+/** The refusal of an approval whose time is up; naming when, where the time is known. */
+function expiredError(decisionId: string, expiresAtMs?: number): ApprovalError {
+  const when = expiresAtMs === undefined ? "" : ` at ${new Date(expiresAtMs).toISOString()}`;
+  return new ApprovalError("approval_expired", decisionId, `the approval of ${decisionId} expired${when}`);
+}
+
 function requireString(value: unknown, name: string, method: string): string {
   if (typeof value !== "string" || isBlank(value)) {
     throw new VetoOptionsError(`${method}: ${name} must be a non-empty string`);
@@ -151,11 +171,7 @@ export class ApprovalDesk {
           // Pending but not reservable: the store's clock says it has expired
           // (so it is, whether or not that can be written down now).
           await store.transitionApproval(decisionId, { from: "pending", to: "expired", atMs }).catch(() => false);
-          throw new ApprovalError(
-            "approval_expired",
-            decisionId,
-            `the approval of ${decisionId} expired at ${new Date(again.approval.expiresAtMs).toISOString()}`,
-          );
+          throw expiredError(decisionId, again.approval.expiresAtMs);
         }
         if (again !== undefined) await this.#refuseIfSettled(again, atMs);
         throw new ApprovalError("already_answered", decisionId, `decision ${decisionId} is already being answered`);
@@ -163,14 +179,7 @@ export class ApprovalDesk {
 
       const record: ApprovalEventRecord = {
         type: kind,
-        decision_id: decisionId,
-        timestamp: new Date(atMs).toISOString(),
-        path: DECISION_ENTRYPOINT,
-        bundles: { [RECORD_BUNDLE_NAME]: this.#deps.bundle },
-        actor_id: decision.actorId ?? null,
-        tenant_id: decision.tenantId ?? null,
-        call_digest: decision.callDigest ?? null,
-        reviewer_id: reviewerId,
+        ...eventFields(decision, atMs, this.#deps.bundle, reviewerId),
         note: options.note ?? null,
         result: { approval: status },
       };
@@ -215,19 +224,14 @@ export class ApprovalDesk {
         }
         // Known not to have committed: its record backs nothing. Unknown: kept, as the sink keeps it.
         if (read) forget();
-        safeLog(this.#deps.log, { err: toError(error), decision_id: decisionId }, `${kind} could not be stored`);
-        throw new ApprovalError("record_unavailable", decisionId, `the ${kind} could not be stored: ${toError(error).message}`, {
-          cause: toError(error),
-        });
+        throw this.#unstored(kind, decisionId, error);
       }
       return answerOf(decisionId, status, reviewerId, options.note, record.timestamp);
     }).catch((error: unknown): never => {
       if (error instanceof ApprovalError) throw error;
       // The store could not give a unit (no connection, BEGIN failed) or lost
       // it (a terminated backend, a failover): refused, naming why.
-      const cause = toError(error);
-      safeLog(this.#deps.log, { err: cause, decision_id: decisionId }, `${kind} could not be stored`);
-      throw new ApprovalError("record_unavailable", decisionId, `the ${kind} could not be stored: ${cause.message}`, { cause });
+      throw this.#unstored(kind, decisionId, error);
     });
   }
 
@@ -242,10 +246,15 @@ export class ApprovalDesk {
       return await run();
     } catch (error) {
       if (error instanceof ApprovalError) throw error;
-      const cause = toError(error);
-      safeLog(this.#deps.log, { err: cause, decision_id: decisionId }, `${kind} could not be stored`);
-      throw new ApprovalError("record_unavailable", decisionId, `the ${kind} could not be stored: ${cause.message}`, { cause });
+      throw this.#unstored(kind, decisionId, error);
     }
+  }
+
+  /** An answer the store could not take (logged): a record_unavailable refusal naming why. */
+  #unstored(kind: "approval" | "rejection", decisionId: string, error: unknown): ApprovalError {
+    const cause = toError(error);
+    safeLog(this.#deps.log, { err: cause, decision_id: decisionId }, `${kind} could not be stored`);
+    return new ApprovalError("record_unavailable", decisionId, `the ${kind} could not be stored: ${cause.message}`, { cause });
   }
 
   async wait(options: WaitOptions): Promise<ApprovalAnswer> {
@@ -376,14 +385,7 @@ export class ApprovalDesk {
     const decisionId = decision.id;
     const recordOf = (atMs: number, execution: "claimed" | "refused"): ExecutionEventRecord => ({
       type: "execution",
-      decision_id: decisionId,
-      timestamp: new Date(atMs).toISOString(),
-      path: DECISION_ENTRYPOINT,
-      bundles: { [RECORD_BUNDLE_NAME]: this.#deps.bundle },
-      actor_id: decision.actorId ?? null,
-      tenant_id: decision.tenantId ?? null,
-      call_digest: decision.callDigest ?? null,
-      reviewer_id: answer.reviewerId,
+      ...eventFields(decision, atMs, this.#deps.bundle, answer.reviewerId),
       result: { execution },
     });
     const refused = async (atMs: number): Promise<never> => {
@@ -403,23 +405,15 @@ export class ApprovalDesk {
     const claimed = await runUnit(store, sink, undefined, async (unit) => {
       const atMs = unit.nowMs ?? clock();
       const record = recordOf(atMs, "claimed");
-      if (unit.recordsInTransaction) {
-        await unit.writeRecord(record);
-        if (!(await unit.transitionApproval(decisionId, { from: "approved", to: "executed", atMs }))) {
-          await unit.rollback();
-          refusedAt = atMs;
-          return undefined;
-        }
-        await unit.commit();
-      } else {
-        if (!(await unit.transitionApproval(decisionId, { from: "approved", to: "executed", atMs }))) {
-          await unit.rollback();
-          refusedAt = atMs;
-          return undefined;
-        }
-        await unit.commit();
-        await unit.writeRecord(record);
+      // In the transaction, the record first (both commit together); else the claim first.
+      if (unit.recordsInTransaction) await unit.writeRecord(record);
+      if (!(await unit.transitionApproval(decisionId, { from: "approved", to: "executed", atMs }))) {
+        await unit.rollback();
+        refusedAt = atMs;
+        return undefined;
       }
+      await unit.commit();
+      if (!unit.recordsInTransaction) await unit.writeRecord(record);
       this.#deps.written(record);
       return answer;
     }).catch((error: unknown): never => {
@@ -459,19 +453,9 @@ export class ApprovalDesk {
     const approval = decision.approval!;
     if (approval.status === "pending" && nowMs >= approval.expiresAtMs) {
       await this.#deps.store.transitionApproval(decision.id, { from: "pending", to: "expired", atMs: nowMs }).catch(() => false);
-      throw new ApprovalError(
-        "approval_expired",
-        decision.id,
-        `the approval of ${decision.id} expired at ${new Date(approval.expiresAtMs).toISOString()}`,
-      );
+      throw expiredError(decision.id, approval.expiresAtMs);
     }
-    if (approval.status === "expired") {
-      throw new ApprovalError(
-        "approval_expired",
-        decision.id,
-        `the approval of ${decision.id} expired at ${new Date(approval.expiresAtMs).toISOString()}`,
-      );
-    }
+    if (approval.status === "expired") throw expiredError(decision.id, approval.expiresAtMs);
     if (approval.status !== "pending") {
       throw new ApprovalError(
         "already_answered",
@@ -510,13 +494,7 @@ export class ApprovalDesk {
       };
     }
     return {
-      answer: {
-        decisionId: decision.id,
-        status: "approved",
-        reviewerId: approval.reviewerId!,
-        ...(approval.note === undefined ? {} : { note: approval.note }),
-        answeredAt: new Date(approval.answeredAtMs!).toISOString(),
-      },
+      answer: answerOf(decision.id, "approved", approval.reviewerId!, approval.note, new Date(approval.answeredAtMs!).toISOString()),
     };
   }
 
@@ -538,7 +516,7 @@ export class ApprovalDesk {
           ),
         };
       case "expired":
-        return { error: new ApprovalError("approval_expired", decisionId, `the approval of ${decisionId} expired`) };
+        return { error: expiredError(decisionId) };
       case "pending":
       case "answering": {
         const nowMs = await this.#now();
@@ -551,7 +529,7 @@ export class ApprovalDesk {
         ) {
           return undefined;
         }
-        return { error: new ApprovalError("approval_expired", decisionId, `the approval of ${decisionId} expired`) };
+        return { error: expiredError(decisionId) };
       }
     }
   }
