@@ -15,13 +15,10 @@
 //   storm    {lanes, rounds, approver, prefix}  decide, answer and wait in
 //                                           parallel lanes (actors agent:storm-<prefix>-...);
 //                                           {outcomes by kind, allowed, approved, answered}
-import { resolve } from "node:path";
-import { fileURLToPath } from "node:url";
 import { pino } from "pino";
+import { TEST_BUNDLE, answerCommands, globex as globexCall, loadDist, serve } from "../helpers/instance-child.mjs";
 
-const root = resolve(fileURLToPath(new URL(".", import.meta.url)), "../..");
-const { createVeto } = await import(resolve(root, "dist/index.js"));
-const { postgres } = await import(resolve(root, "dist/postgres.js"));
+const { createVeto, postgres } = await loadDist();
 
 let veto;
 let holding = false;
@@ -40,15 +37,7 @@ const gatedSink = {
   },
 };
 
-function globex(actorId, args) {
-  return {
-    tool: "crm.update",
-    arguments: { object: "opportunity", recordId: "opp_9", tenantId: "globex", changes: { close_date: "2026-12-01" }, ...args },
-    context: { actorId, tenantId: "globex", environment: "production", reason: "connection-loss test" },
-  };
-}
-
-const describe = (error) => ({ name: error?.name, code: error?.code, message: String(error?.message ?? error) });
+const globex = (actorId, args) => globexCall(actorId, args, "connection-loss test");
 
 /**
  * Every call settles; the outcomes are counted by kind ("allow:low_value",
@@ -93,10 +82,10 @@ async function storm({ lanes, rounds, approver, prefix }) {
   return { outcomes, allowed, approved, answered };
 }
 
-const commands = {
+serve({
   async init({ url, schema, name, records, gated, pool, pollMs, ttlMs }) {
     veto = await createVeto({
-      bundle: resolve(root, ".build/test-bundles/crm.tar.gz"),
+      bundle: TEST_BUNDLE,
       logger: pino({ level: "fatal" }, pino.destination(2)),
       approvalPollMs: pollMs ?? 100,
       approvalTtlMs: ttlMs ?? 3_600_000,
@@ -111,9 +100,7 @@ const commands = {
     return process.pid;
   },
   protect: ({ call }) => veto.protect(call),
-  approve: ({ decisionId, reviewerId }) => veto.approve({ decisionId, reviewerId }),
-  reject: ({ decisionId, reviewerId }) => veto.reject({ decisionId, reviewerId }),
-  wait: ({ decisionId, timeoutMs }) => veto.waitForApproval({ decisionId, ...(timeoutMs === undefined ? {} : { timeoutMs }) }),
+  ...answerCommands(() => veto),
   hold() {
     holding = true;
     released = new Promise((r) => (release = r));
@@ -126,19 +113,4 @@ const commands = {
   },
   storm,
   globex: ({ actorId, args }) => globex(actorId, args),
-  async close() {
-    await veto?.close();
-    setImmediate(() => process.exit(0));
-  },
-};
-
-process.on("message", (message) => {
-  const { id, cmd } = message;
-  Promise.resolve()
-    .then(() => commands[cmd](message))
-    .then(
-      (value) => process.send({ id, ok: true, value }),
-      (error) => process.send({ id, ok: false, error: describe(error) }),
-    );
 });
-process.send({ event: "ready" });
