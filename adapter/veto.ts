@@ -429,7 +429,7 @@ class VetoInstance implements Veto {
   /** Where waits read an approval's records back: the sink when it can be read, else this process's memory of them. */
   #approvalRecords(): Pick<ApprovalDeskDeps, "records" | "written"> {
     const sink = this.#sink;
-    if (isRecordReader(sink)) return { records: sink, written: () => {} };
+    if (isRecordReader(sink)) return { records: sink, written: () => () => {} };
     const written = this.#written!;
     return { records: written, written: (record) => written.remember(record) };
   }

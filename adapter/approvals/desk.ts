@@ -5,7 +5,7 @@
  * approval takes effect without its record.
  */
 import type { Logger } from "pino";
-import { approvalProblem, type RecordReader } from "./evidence.js";
+import { approvalProblem, type ReadRecord, type RecordReader } from "./evidence.js";
 import { DECISION_ENTRYPOINT } from "../policy/bundle.js";
 import type { BundleVersion } from "../common/decision.js";
 import { ApprovalError, VetoOptionsError, toError } from "../common/errors.js";
@@ -70,8 +70,12 @@ export interface ApprovalDeskDeps {
   readonly callDigest: (call: Pick<VetoCall, "tool" | "arguments" | "context">) => string;
   /** Where an approval's records are read back from (see approval-evidence.ts). */
   readonly records: RecordReader;
-  /** Called with each answer record once its answer is committed (feeds `records` when the sink cannot be read). */
-  readonly written: (record: VetoRecord) => void;
+  /**
+   * Called with each answer and execution record once the sink has it (feeds
+   * `records` when the sink cannot be read); an answer's before its store
+   * change commits. Returns what forgets it, for an answer that then fails.
+   */
+  readonly written: (record: VetoRecord) => () => void;
 }
 
 function answerOf(
@@ -82,6 +86,26 @@ function answerOf(
   answeredAt: string,
 ): ApprovalAnswer {
   return { decisionId, status, reviewerId, ...(note === undefined ? {} : { note }), answeredAt };
+}
+
+/** The fields every answer and execution record of `decision` shares, at `atMs`, for `reviewerId`. */
+function eventFields(decision: StoredDecision, atMs: number, bundle: BundleVersion, reviewerId: string) {
+  return {
+    decision_id: decision.id,
+    timestamp: new Date(atMs).toISOString(),
+    path: DECISION_ENTRYPOINT,
+    bundles: { [RECORD_BUNDLE_NAME]: bundle },
+    actor_id: decision.actorId ?? null,
+    tenant_id: decision.tenantId ?? null,
+    call_digest: decision.callDigest ?? null,
+    reviewer_id: reviewerId,
+  };
+}
+
+/** The refusal of an approval whose time is up; naming when, where the time is known. */
+function expiredError(decisionId: string, expiresAtMs?: number): ApprovalError {
+  const when = expiresAtMs === undefined ? "" : ` at ${new Date(expiresAtMs).toISOString()}`;
+  return new ApprovalError("approval_expired", decisionId, `the approval of ${decisionId} expired${when}`);
 }
 
 function requireString(value: unknown, name: string, method: string): string {
@@ -147,11 +171,7 @@ export class ApprovalDesk {
           // Pending but not reservable: the store's clock says it has expired
           // (so it is, whether or not that can be written down now).
           await store.transitionApproval(decisionId, { from: "pending", to: "expired", atMs }).catch(() => false);
-          throw new ApprovalError(
-            "approval_expired",
-            decisionId,
-            `the approval of ${decisionId} expired at ${new Date(again.approval.expiresAtMs).toISOString()}`,
-          );
+          throw expiredError(decisionId, again.approval.expiresAtMs);
         }
         if (again !== undefined) await this.#refuseIfSettled(again, atMs);
         throw new ApprovalError("already_answered", decisionId, `decision ${decisionId} is already being answered`);
@@ -159,19 +179,15 @@ export class ApprovalDesk {
 
       const record: ApprovalEventRecord = {
         type: kind,
-        decision_id: decisionId,
-        timestamp: new Date(atMs).toISOString(),
-        path: DECISION_ENTRYPOINT,
-        bundles: { [RECORD_BUNDLE_NAME]: this.#deps.bundle },
-        actor_id: decision.actorId ?? null,
-        tenant_id: decision.tenantId ?? null,
-        call_digest: decision.callDigest ?? null,
-        reviewer_id: reviewerId,
+        ...eventFields(decision, atMs, this.#deps.bundle, reviewerId),
         note: options.note ?? null,
         result: { approval: status },
       };
+      let forget: () => void;
       try {
         await unit.writeRecord(record);
+        // Known before the answer commits: a waiter that sees the approval finds its record.
+        forget = this.#deps.written(record);
       } catch (error) {
         // A transactional unit is already rolled back (the reservation with it).
         if (unit.transaction === undefined) {
@@ -194,28 +210,28 @@ export class ApprovalDesk {
           atMs,
         });
         await unit.commit();
-        this.#deps.written(record);
       } catch (error) {
         // A COMMIT whose connection broke may have committed all the same:
         // read what the store holds (the unit's connection is gone by now).
-        const settled = await store.getDecision(decisionId).catch(() => undefined);
+        let read = true;
+        const settled = await store.getDecision(decisionId).catch(() => {
+          read = false;
+          return undefined;
+        });
         const held = settled?.approval;
         if (held?.status === status && held.reviewerId === reviewerId && held.answeredAtMs === atMs) {
           return answerOf(decisionId, status, reviewerId, options.note, record.timestamp);
         }
-        safeLog(this.#deps.log, { err: toError(error), decision_id: decisionId }, `${kind} could not be stored`);
-        throw new ApprovalError("record_unavailable", decisionId, `the ${kind} could not be stored: ${toError(error).message}`, {
-          cause: toError(error),
-        });
+        // Known not to have committed: its record backs nothing. Unknown: kept, as the sink keeps it.
+        if (read) forget();
+        throw this.#unstored(kind, decisionId, error);
       }
       return answerOf(decisionId, status, reviewerId, options.note, record.timestamp);
     }).catch((error: unknown): never => {
       if (error instanceof ApprovalError) throw error;
       // The store could not give a unit (no connection, BEGIN failed) or lost
       // it (a terminated backend, a failover): refused, naming why.
-      const cause = toError(error);
-      safeLog(this.#deps.log, { err: cause, decision_id: decisionId }, `${kind} could not be stored`);
-      throw new ApprovalError("record_unavailable", decisionId, `the ${kind} could not be stored: ${cause.message}`, { cause });
+      throw this.#unstored(kind, decisionId, error);
     });
   }
 
@@ -230,10 +246,15 @@ export class ApprovalDesk {
       return await run();
     } catch (error) {
       if (error instanceof ApprovalError) throw error;
-      const cause = toError(error);
-      safeLog(this.#deps.log, { err: cause, decision_id: decisionId }, `${kind} could not be stored`);
-      throw new ApprovalError("record_unavailable", decisionId, `the ${kind} could not be stored: ${cause.message}`, { cause });
+      throw this.#unstored(kind, decisionId, error);
     }
+  }
+
+  /** An answer the store could not take (logged): a record_unavailable refusal naming why. */
+  #unstored(kind: "approval" | "rejection", decisionId: string, error: unknown): ApprovalError {
+    const cause = toError(error);
+    safeLog(this.#deps.log, { err: cause, decision_id: decisionId }, `${kind} could not be stored`);
+    return new ApprovalError("record_unavailable", decisionId, `the ${kind} could not be stored: ${cause.message}`, { cause });
   }
 
   async wait(options: WaitOptions): Promise<ApprovalAnswer> {
@@ -279,6 +300,8 @@ export class ApprovalDesk {
 
     const answer = await new Promise<ApprovalAnswer>((resolve, reject) => {
       let settled = false;
+      /** Why the last check could not read the store or the records, until one can again. */
+      let unread: unknown;
       const timers: NodeJS.Timeout[] = [];
       let poll: NodeJS.Timeout | undefined;
       let unwatch = (): void => {};
@@ -298,6 +321,7 @@ export class ApprovalDesk {
       const check = (): void => {
         this.#settledOutcome(decisionId).then(
           (outcome) => {
+            unread = undefined;
             if (outcome !== undefined) finish(outcome.error, outcome.answer);
           },
           (error: unknown) => {
@@ -305,10 +329,12 @@ export class ApprovalDesk {
               finish(error);
               return;
             }
-            // The store could not be read (a lost connection, a failover): try
-            // again at the next poll or notification, until the approval's
-            // time is up; after that nothing can approve it, and the wait
-            // ends, failing closed.
+            // The store or the records could not be read (a lost connection,
+            // a failover): that says nothing about the approval, so try again
+            // at the next poll or notification, until the approval's time is
+            // up; after that nothing can approve it, and the wait ends,
+            // failing closed (docs/contract.md §9, a wait that cannot read).
+            unread = error;
             if (performance.now() >= expiresAt) finish(unreadable(error));
             else safeLog(this.#deps.log, { err: toError(error), decision_id: decisionId }, "approval could not be read; trying again");
           },
@@ -328,7 +354,13 @@ export class ApprovalDesk {
       if (timeoutMs !== undefined) {
         timers.push(
           setTimeout(
-            () => finish(new ApprovalError("approval_timeout", decisionId, `no answer for ${decisionId} within ${timeoutMs} ms`)),
+            () =>
+              finish(
+                // Out of time while the approval could not be read: say so, not "no answer".
+                unread !== undefined
+                  ? unreadable(unread)
+                  : new ApprovalError("approval_timeout", decisionId, `no answer for ${decisionId} within ${timeoutMs} ms`),
+              ),
             timeoutMs,
           ),
         );
@@ -353,14 +385,7 @@ export class ApprovalDesk {
     const decisionId = decision.id;
     const recordOf = (atMs: number, execution: "claimed" | "refused"): ExecutionEventRecord => ({
       type: "execution",
-      decision_id: decisionId,
-      timestamp: new Date(atMs).toISOString(),
-      path: DECISION_ENTRYPOINT,
-      bundles: { [RECORD_BUNDLE_NAME]: this.#deps.bundle },
-      actor_id: decision.actorId ?? null,
-      tenant_id: decision.tenantId ?? null,
-      call_digest: decision.callDigest ?? null,
-      reviewer_id: answer.reviewerId,
+      ...eventFields(decision, atMs, this.#deps.bundle, answer.reviewerId),
       result: { execution },
     });
     const refused = async (atMs: number): Promise<never> => {
@@ -380,23 +405,15 @@ export class ApprovalDesk {
     const claimed = await runUnit(store, sink, undefined, async (unit) => {
       const atMs = unit.nowMs ?? clock();
       const record = recordOf(atMs, "claimed");
-      if (unit.recordsInTransaction) {
-        await unit.writeRecord(record);
-        if (!(await unit.transitionApproval(decisionId, { from: "approved", to: "executed", atMs }))) {
-          await unit.rollback();
-          refusedAt = atMs;
-          return undefined;
-        }
-        await unit.commit();
-      } else {
-        if (!(await unit.transitionApproval(decisionId, { from: "approved", to: "executed", atMs }))) {
-          await unit.rollback();
-          refusedAt = atMs;
-          return undefined;
-        }
-        await unit.commit();
-        await unit.writeRecord(record);
+      // In the transaction, the record first (both commit together); else the claim first.
+      if (unit.recordsInTransaction) await unit.writeRecord(record);
+      if (!(await unit.transitionApproval(decisionId, { from: "approved", to: "executed", atMs }))) {
+        await unit.rollback();
+        refusedAt = atMs;
+        return undefined;
       }
+      await unit.commit();
+      if (!unit.recordsInTransaction) await unit.writeRecord(record);
       this.#deps.written(record);
       return answer;
     }).catch((error: unknown): never => {
@@ -436,19 +453,9 @@ export class ApprovalDesk {
     const approval = decision.approval!;
     if (approval.status === "pending" && nowMs >= approval.expiresAtMs) {
       await this.#deps.store.transitionApproval(decision.id, { from: "pending", to: "expired", atMs: nowMs }).catch(() => false);
-      throw new ApprovalError(
-        "approval_expired",
-        decision.id,
-        `the approval of ${decision.id} expired at ${new Date(approval.expiresAtMs).toISOString()}`,
-      );
+      throw expiredError(decision.id, approval.expiresAtMs);
     }
-    if (approval.status === "expired") {
-      throw new ApprovalError(
-        "approval_expired",
-        decision.id,
-        `the approval of ${decision.id} expired at ${new Date(approval.expiresAtMs).toISOString()}`,
-      );
-    }
+    if (approval.status === "expired") throw expiredError(decision.id, approval.expiresAtMs);
     if (approval.status !== "pending") {
       throw new ApprovalError(
         "already_answered",
@@ -461,40 +468,33 @@ export class ApprovalDesk {
   /**
    * The one place an approval is accepted (waitForApproval, guard and every
    * integration built on them): only when the records back what the store
-   * shows (approval-evidence.ts), else refused as approval_unverified and
-   * logged. The store alone is not evidence: whoever can write its tables
-   * could have written the row.
+   * shows (evidence.ts), else refused as approval_unverified and logged. The
+   * store alone is not evidence: whoever can write its tables could have
+   * written the row. Records that cannot be read (a lost connection) are no
+   * verdict either way: that failure is thrown as it is, and the wait reads
+   * again, as it does when the store cannot be read (docs/contract.md §9).
    */
   async #backedApproval(decision: StoredDecision): Promise<{ error?: Error; answer?: ApprovalAnswer }> {
     const approval = decision.approval!;
-    let problem: string | undefined;
-    let cause: Error | undefined;
+    let records: readonly ReadRecord[];
     try {
-      problem = approvalProblem(decision, await this.#deps.records.readRecords(decision.id));
+      records = await this.#deps.records.readRecords(decision.id);
     } catch (error) {
-      cause = toError(error);
-      problem = `its records could not be read: ${cause.message}`;
+      throw new Error(`its records could not be read: ${toError(error).message}`, { cause: error });
     }
+    const problem = approvalProblem(decision, records);
     if (problem !== undefined) {
       safeLog(
         this.#deps.log,
-        { err: cause, decision_id: decision.id, reviewer_id: approval.reviewerId ?? null, problem },
+        { decision_id: decision.id, reviewer_id: approval.reviewerId ?? null, problem },
         "approval refused: the records do not back it",
       );
       return {
-        error: new ApprovalError("approval_unverified", decision.id, `the approval of ${decision.id} is refused: ${problem}`, {
-          cause,
-        }),
+        error: new ApprovalError("approval_unverified", decision.id, `the approval of ${decision.id} is refused: ${problem}`),
       };
     }
     return {
-      answer: {
-        decisionId: decision.id,
-        status: "approved",
-        reviewerId: approval.reviewerId!,
-        ...(approval.note === undefined ? {} : { note: approval.note }),
-        answeredAt: new Date(approval.answeredAtMs!).toISOString(),
-      },
+      answer: answerOf(decision.id, "approved", approval.reviewerId!, approval.note, new Date(approval.answeredAtMs!).toISOString()),
     };
   }
 
@@ -516,7 +516,7 @@ export class ApprovalDesk {
           ),
         };
       case "expired":
-        return { error: new ApprovalError("approval_expired", decisionId, `the approval of ${decisionId} expired`) };
+        return { error: expiredError(decisionId) };
       case "pending":
       case "answering": {
         const nowMs = await this.#now();
@@ -529,7 +529,7 @@ export class ApprovalDesk {
         ) {
           return undefined;
         }
-        return { error: new ApprovalError("approval_expired", decisionId, `the approval of ${decisionId} expired`) };
+        return { error: expiredError(decisionId) };
       }
     }
   }

@@ -73,18 +73,29 @@ export class WrittenRecords implements RecordReader {
     this.#max = maxDecisions;
   }
 
-  /** Remember a record once it is written (only those an approval check reads, and only the fields it reads). */
-  remember(record: VetoRecord): void {
+  /**
+   * Remember a record once it is written (only those an approval check reads,
+   * and only the fields it reads). Returns what forgets it again: for an
+   * answer remembered before its store change commits, so that no waiter
+   * sees the change without its record, and forgotten when it does not.
+   */
+  remember(record: VetoRecord): () => void {
     const kept = record.type !== "decision" || record.result.action === "require_approval";
+    const evidence = evidenceOf(record);
     const list = this.#byDecision.get(record.decision_id);
-    if (list !== undefined) list.push(evidenceOf(record));
+    if (list !== undefined) list.push(evidence);
     else if (kept) {
-      this.#byDecision.set(record.decision_id, [evidenceOf(record)]);
+      this.#byDecision.set(record.decision_id, [evidence]);
       if (this.#byDecision.size > this.#max) {
         const oldest = this.#byDecision.keys().next().value;
         if (oldest !== undefined) this.#byDecision.delete(oldest);
       }
     }
+    return () => {
+      const held = this.#byDecision.get(record.decision_id);
+      const at = held?.indexOf(evidence) ?? -1;
+      if (at >= 0) held!.splice(at, 1);
+    };
   }
 
   async readRecords(decisionId: string): Promise<readonly ReadRecord[]> {

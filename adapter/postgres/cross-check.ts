@@ -22,9 +22,9 @@
  * signed with keys the writer lacks can show that.
  */
 import { answerProblem, type ReadRecord } from "../approvals/evidence.js";
-import type { ApprovalState, ApprovalStatus, StoredDecision } from "../history/store.js";
-import type { Action } from "../common/decision.js";
+import type { StoredDecision } from "../history/store.js";
 import { checkOptions, openPool, quoteIdent, type PostgresOptions } from "./connection.js";
+import { decisionSelectList, toStoredDecision, type DecisionRow } from "./decision-row.js";
 
 export interface StoreMismatch {
   readonly decisionId: string;
@@ -54,45 +54,9 @@ export interface CrossCheckOptions {
 const PAGE = 1_000;
 export const MAX_MISMATCHES = 1_000;
 
-interface Row {
-  id: string;
-  action: Action;
-  escalated: boolean;
-  actor_id: string | null;
-  tenant_id: string | null;
-  at_ms: string;
-  call_digest: string | null;
-  approvers: string[];
-  approval_status: ApprovalStatus | null;
-  expires_at_ms: string | null;
-  reviewer_id: string | null;
-  note: string | null;
-  answered_at_ms: string | null;
+/** A decision row with the lines of its records in chain order. */
+interface Row extends DecisionRow {
   lines: string[] | null;
-}
-
-function stored(row: Row): StoredDecision {
-  const approval: ApprovalState | undefined =
-    row.approval_status === null
-      ? undefined
-      : {
-          status: row.approval_status,
-          expiresAtMs: Number(row.expires_at_ms),
-          ...(row.reviewer_id === null ? {} : { reviewerId: row.reviewer_id }),
-          ...(row.note === null ? {} : { note: row.note }),
-          ...(row.answered_at_ms === null ? {} : { answeredAtMs: Number(row.answered_at_ms) }),
-        };
-  return {
-    id: row.id,
-    action: row.action,
-    escalated: row.escalated,
-    ...(row.actor_id === null ? {} : { actorId: row.actor_id }),
-    ...(row.tenant_id === null ? {} : { tenantId: row.tenant_id }),
-    atMs: Number(row.at_ms),
-    ...(row.call_digest === null ? {} : { callDigest: row.call_digest }),
-    approvers: row.approvers,
-    ...(approval === undefined ? {} : { approval }),
-  };
 }
 
 const iso = (ms: number): string => (Number.isFinite(ms) ? new Date(ms).toISOString() : String(ms));
@@ -195,15 +159,14 @@ export async function crossCheckPostgresStore(options: PostgresOptions, check: C
     let after = "";
     for (;;) {
       const { rows } = await pool.query<Row>(
-        `SELECT d.id, d.action, d.escalated, d.actor_id, d.tenant_id, d.at_ms, d.call_digest, d.approvers,
-                d.approval_status, d.expires_at_ms, d.reviewer_id, d.note, d.answered_at_ms,
+        `SELECT ${decisionSelectList("d")},
                 (SELECT array_agg(r.line ORDER BY r.seq) FROM ${records} r WHERE r.decision_id = d.id) AS lines
            FROM ${decisions} d WHERE d.id > $1 AND d.at_ms >= $2 ORDER BY d.id LIMIT ${PAGE}`,
         [after, sinceMs],
       );
       for (const row of rows) {
         const lines = (row.lines ?? []).map(parseLine);
-        for (const problem of rowProblems(stored(row), lines)) add({ decisionId: row.id, problem });
+        for (const problem of rowProblems(toStoredDecision(row), lines)) add({ decisionId: row.id, problem });
         after = row.id;
       }
       if (rows.length < PAGE) break;

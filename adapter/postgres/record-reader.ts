@@ -10,7 +10,7 @@
 import type { Pool } from "pg";
 import type { ReadRecord } from "../approvals/evidence.js";
 import { GENESIS_HASH, sealRecord } from "../records/chain.js";
-import { quoteIdent } from "./connection.js";
+import { queryOnce, quoteIdent } from "./connection.js";
 
 interface RecordRow {
   seq: string;
@@ -44,10 +44,13 @@ export function chainedRecord(row: Omit<RecordRow, "before">, before: string | n
   return parsed as ReadRecord;
 }
 
-/** The chained records of `decisionId` in chain order (one indexed query). */
-export async function readDecisionRecords(pool: Pick<Pool, "query">, schema: string, decisionId: string): Promise<ReadRecord[]> {
+/** The chained records of `decisionId` in chain order (one indexed query, on a connection of its own). */
+export async function readDecisionRecords(pool: Pool, schema: string, decisionId: string): Promise<ReadRecord[]> {
   const table = `${quoteIdent(schema)}.records`;
-  const { rows } = await pool.query<RecordRow>(
+  // queryOnce: the wait for a connection is bounded and a connection lost
+  // mid-read is discarded; the caller (a wait) reads again later.
+  const { rows } = await queryOnce<RecordRow>(
+    pool,
     `SELECT r.seq, r.prev_hash, r.hash, r.type, r.decision_id, r.line, p.hash AS before
        FROM ${table} r LEFT JOIN ${table} p ON p.seq = r.seq - 1
       WHERE r.decision_id = $1 ORDER BY r.seq`,

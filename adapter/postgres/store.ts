@@ -25,18 +25,7 @@
  */
 import type { Client, Pool } from "pg";
 import { DecisionWatchers, listLimit } from "../history/store.js";
-import type {
-  ApprovalReview,
-  ApprovalState,
-  ListApprovalsOptions,
-  ApprovalStatus,
-  ApprovalTransition,
-  HistoryKey,
-  StoreUnit,
-  StoredDecision,
-  VetoStore,
-} from "../history/store.js";
-import type { Action } from "../common/decision.js";
+import type { ListApprovalsOptions, ApprovalTransition, HistoryKey, StoreUnit, StoredDecision, VetoStore } from "../history/store.js";
 import {
   checkout,
   connectionTimeoutMs,
@@ -48,6 +37,7 @@ import {
   type PostgresLogger,
   type PostgresOptions,
 } from "./connection.js";
+import { DECISION_WRITE_COLUMNS, decisionSelectList, toStoredDecision, type DecisionRow } from "./decision-row.js";
 import { openMigrated } from "./migrations.js";
 import { PostgresRecordSink, type PostgresCheckpointOptions } from "./records.js";
 import { PostgresTransaction } from "./transaction.js";
@@ -62,52 +52,6 @@ interface Queryable {
 /** The database's clock, in epoch milliseconds, where a statement reads it. */
 export const DB_NOW_MS = "floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
 
-interface DecisionRow {
-  id: string;
-  action: Action;
-  escalated: boolean;
-  actor_id: string | null;
-  tenant_id: string | null;
-  at_ms: string;
-  call_digest: string | null;
-  approvers: string[];
-  approval_status: ApprovalStatus | null;
-  expires_at_ms: string | null;
-  reviewer_id: string | null;
-  note: string | null;
-  answered_at_ms: string | null;
-  counts_towards_escalation: boolean;
-  review: ApprovalReview | null;
-  executed_at_ms: string | null;
-}
-
-function toStored(row: DecisionRow): StoredDecision {
-  let approval: ApprovalState | undefined;
-  if (row.approval_status !== null) {
-    approval = {
-      status: row.approval_status,
-      expiresAtMs: Number(row.expires_at_ms),
-      ...(row.reviewer_id === null ? {} : { reviewerId: row.reviewer_id }),
-      ...(row.note === null ? {} : { note: row.note }),
-      ...(row.answered_at_ms === null ? {} : { answeredAtMs: Number(row.answered_at_ms) }),
-      ...(row.executed_at_ms === null ? {} : { executedAtMs: Number(row.executed_at_ms) }),
-    };
-  }
-  return {
-    id: row.id,
-    action: row.action,
-    escalated: row.escalated,
-    ...(row.counts_towards_escalation ? {} : { countsTowardsEscalation: false }),
-    ...(row.actor_id === null ? {} : { actorId: row.actor_id }),
-    ...(row.tenant_id === null ? {} : { tenantId: row.tenant_id }),
-    atMs: Number(row.at_ms),
-    ...(row.call_digest === null ? {} : { callDigest: row.call_digest }),
-    approvers: row.approvers,
-    ...(approval === undefined ? {} : { approval }),
-    ...(row.review === null ? {} : { review: row.review }),
-  };
-}
-
 /** The SQL of the store, for one schema. */
 class Statements {
   readonly upsertDecision: string;
@@ -119,9 +63,8 @@ class Statements {
 
   constructor(schema: string) {
     const decisions = `${quoteIdent(schema)}.decisions`;
-    const columns =
-      "id, action, escalated, actor_id, tenant_id, at_ms, call_digest, approvers, approval_status, expires_at_ms, reviewer_id, note, answered_at_ms, counts_towards_escalation, review";
-    const read = `${columns}, executed_at_ms`;
+    const columns = DECISION_WRITE_COLUMNS.join(", ");
+    const read = decisionSelectList();
     // Upsert: a decision whose record could not be written is stored again as
     // the deny that replaced it, under the same id.
     this.upsertDecision = `INSERT INTO ${decisions} (${columns})
@@ -185,7 +128,7 @@ async function countRecentDenies(db: Queryable, sql: Statements, actorId: string
 
 async function getDecision(db: Queryable, sql: Statements, id: string): Promise<StoredDecision | undefined> {
   const { rows } = await db.query<DecisionRow>(sql.selectDecision, [id]);
-  return rows[0] === undefined ? undefined : toStored(rows[0]);
+  return rows[0] === undefined ? undefined : toStoredDecision(rows[0]);
 }
 
 /** `atMs`: the unit's time by the database's clock; null outside a unit (the statement reads the clock). */
@@ -345,7 +288,7 @@ export class PostgresStore implements VetoStore {
       options.status === undefined ? null : [...options.status],
       listLimit(options.limit),
     ]);
-    return rows.map(toStored);
+    return rows.map(toStoredDecision);
   }
 
   /** Through the same LISTEN connection as watchDecision: every approval opened or changed on this schema, by any process. */

@@ -212,3 +212,63 @@ describe("waitForApproval with the in-memory store", () => {
     for (const t of [a, b, apart]) await t.veto.close();
   });
 });
+
+/** A sink that can be read back (as the PostgreSQL one), whose reads fail while `failReads` lasts: a connection lost mid-read. */
+class FlakyReadableSink extends MemorySink {
+  failReads = 0;
+  reads = 0;
+
+  async readRecords(decisionId: string): Promise<readonly ReadRecord[]> {
+    this.reads += 1;
+    if (this.failReads > 0) {
+      this.failReads -= 1;
+      throw new Error("read ECONNRESET");
+    }
+    return this.records.filter((r) => r.decision_id === decisionId) as unknown as ReadRecord[];
+  }
+}
+
+describe("waitForApproval when the records cannot be read for a while (docs/contract.md §9)", () => {
+  it(`a read that fails is no verdict: the wait reads again and settles as the records say (seed ${SEED})`, async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 0, max: 6 }), fc.constantFrom("approve", "reject"), async (failures, kind) => {
+        const sink = new FlakyReadableSink();
+        const t = await makeVeto({ store: new InMemoryStore(), recordSink: sink, approvalTtlMs: 60_000 });
+        try {
+          const decision = await t.veto.protect(NEEDS_APPROVAL);
+          sink.failReads = failures;
+          const waiting = t.veto.waitForApproval({ decisionId: decision.id, timeoutMs: 10_000 });
+          await t.veto[kind]({ decisionId: decision.id, reviewerId: APPROVER });
+          if (kind === "approve") {
+            await expect(waiting).resolves.toMatchObject({ decisionId: decision.id, status: "approved", reviewerId: APPROVER });
+            expect(sink.reads).toBeGreaterThanOrEqual(failures + 1);
+          } else {
+            expect((await refusal(waiting)).code).toBe("approval_rejected");
+          }
+        } finally {
+          await t.veto.close();
+        }
+      }),
+      { seed: SEED, numRuns: 20 },
+    );
+  });
+
+  it("records that stay unreadable: record_unavailable when the wait's time is up, never approval_unverified", async () => {
+    for (const how of ["timeoutMs", "expiry"] as const) {
+      const sink = new FlakyReadableSink();
+      const t = await makeVeto({ store: new InMemoryStore(), recordSink: sink, approvalTtlMs: how === "expiry" ? 300 : 60_000 });
+      const decision = await t.veto.protect(NEEDS_APPROVAL);
+      sink.failReads = Number.POSITIVE_INFINITY;
+      const waiting = t.veto.waitForApproval({ decisionId: decision.id, ...(how === "timeoutMs" ? { timeoutMs: 300 } : {}) });
+      await t.veto.approve({ decisionId: decision.id, reviewerId: APPROVER });
+      const e = await refusal(waiting);
+      expect([how, e.code]).toEqual([how, "record_unavailable"]);
+      expect(e.message).toMatch(/its records could not be read: read ECONNRESET/);
+      expect(sink.reads).toBeGreaterThan(1);
+      // Readable again: the same approval is accepted.
+      sink.failReads = 0;
+      await expect(t.veto.waitForApproval({ decisionId: decision.id })).resolves.toMatchObject({ status: "approved" });
+      await t.veto.close();
+    }
+  });
+});

@@ -9,23 +9,14 @@
 //   approve / reject {decisionId, reviewerId}
 //   loop     {lanes, approver}              decide and answer until killed;
 //                                           sends {event: "progress", n}
-import { resolve } from "node:path";
-import { fileURLToPath } from "node:url";
 import { pino } from "pino";
+import { TEST_BUNDLE, answerCommands, globex as globexCall, loadDist, serve } from "../helpers/instance-child.mjs";
 
-const root = resolve(fileURLToPath(new URL(".", import.meta.url)), "../..");
-const { createVeto } = await import(resolve(root, "dist/index.js"));
-const { postgres } = await import(resolve(root, "dist/postgres.js"));
+const { createVeto, postgres } = await loadDist();
 
 let veto;
 
-function globex(actorId, args) {
-  return {
-    tool: "crm.update",
-    arguments: { object: "opportunity", recordId: "opp_9", tenantId: "globex", changes: { close_date: "2026-12-01" }, ...args },
-    context: { actorId, tenantId: "globex", environment: "production", reason: "multi-process test" },
-  };
-}
+const globex = (actorId, args) => globexCall(actorId, args, "multi-process test");
 
 async function loop({ lanes, approver }) {
   const pending = [];
@@ -59,10 +50,10 @@ async function loop({ lanes, approver }) {
   await Promise.all(Array.from({ length: lanes }, (_, i) => lane(i)));
 }
 
-const commands = {
+serve({
   async init({ url, schema, name, pollMs }) {
     veto = await createVeto({
-      bundle: resolve(root, ".build/test-bundles/crm.tar.gz"),
+      bundle: TEST_BUNDLE,
       logger: pino({ level: "error" }, pino.destination(2)),
       approvalPollMs: pollMs,
       store: postgres({ connectionString: url, schema, records: true, pool: { max: 20, application_name: name } }),
@@ -70,23 +61,6 @@ const commands = {
     return process.pid;
   },
   protect: ({ calls }) => Promise.all(calls.map((call) => veto.protect(call))),
-  wait: ({ decisionId, timeoutMs }) => veto.waitForApproval({ decisionId, ...(timeoutMs === undefined ? {} : { timeoutMs }) }),
-  approve: ({ decisionId, reviewerId }) => veto.approve({ decisionId, reviewerId }),
-  reject: ({ decisionId, reviewerId }) => veto.reject({ decisionId, reviewerId }),
+  ...answerCommands(() => veto),
   loop,
-  async close() {
-    await veto?.close();
-    setImmediate(() => process.exit(0));
-  },
-};
-
-process.on("message", (message) => {
-  const { id, cmd } = message;
-  Promise.resolve()
-    .then(() => commands[cmd](message))
-    .then(
-      (value) => process.send({ id, ok: true, value }),
-      (error) => process.send({ id, ok: false, error: { name: error?.name, code: error?.code, message: String(error?.message ?? error) } }),
-    );
 });
-process.send({ event: "ready" });

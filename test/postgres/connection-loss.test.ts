@@ -254,8 +254,92 @@ function unexpectedOutcomes(outcomes: Record<string, number>): string[] {
     "reject:ok",
     "wait:ok",
   ]);
+  // Not approval_unverified: nothing in a storm forges a row, and records
+  // that cannot be read for a moment are read again (docs/contract.md §9).
   const refusals = /^(approve|reject|wait):ApprovalError:(record_unavailable|approval_rejected|approval_timeout|already_answered)$/;
   return Object.keys(outcomes).filter((k) => !allowed.has(k) && !refusals.test(k));
+}
+
+interface StormResult {
+  outcomes: Record<string, number>;
+  /** Decisions the child was told were allow. */
+  allowed: string[];
+  /** Approvals a wait resolved with. */
+  approved: string[];
+  /** Approvals and rejections the child was told were given. */
+  answered: string[];
+}
+
+const STORM = { lanes: 6, rounds: 6 };
+
+/**
+ * What a storm must leave, whatever the faults: every call settled exactly
+ * once as an answer or a fail-closed refusal; no allow and no approval
+ * without its record (docs/contract.md §7); no answer half-done; one intact
+ * chain.
+ */
+async function checkStorm(reply: Reply, prefix: string, seed: number): Promise<StormResult> {
+  const why = `seed ${seed} (VETO_LOSS_SEED=${seed} reproduces the faults' schedule)`;
+  expect(reply, why).toMatchObject({ ok: true });
+  const result = (reply as { value: StormResult }).value;
+  const { outcomes } = result;
+  const n = (pattern: RegExp): number => Object.entries(outcomes).reduce((sum, [k, v]) => sum + (pattern.test(k) ? v : 0), 0);
+  const detail = `${why}: ${JSON.stringify(outcomes)}`;
+  expect(unexpectedOutcomes(outcomes), detail).toEqual([]);
+  // Exact counts: three decisions a round, and one answer and one wait for each approval asked.
+  expect(n(/^(allow|deny|require_approval):/), detail).toBe(3 * STORM.lanes * STORM.rounds);
+  const asked = outcomes["require_approval:production_amount"] ?? 0;
+  expect([n(/^(approve|reject):/), n(/^wait:/)], detail).toEqual([asked, asked]);
+  expect(result.allowed.length, detail).toBe(outcomes["allow:low_value"] ?? 0);
+  expect(result.approved.length, detail).toBe(outcomes["wait:ok"] ?? 0);
+  expect(result.answered.length, detail).toBe((outcomes["approve:ok"] ?? 0) + (outcomes["reject:ok"] ?? 0));
+
+  const ids = [...new Set([...result.allowed, ...result.approved, ...result.answered])];
+  const { rows } = await db.pool.query<{
+    id: string;
+    action: string;
+    approval_status: string | null;
+    reviewer_id: string | null;
+    records: { type: string; line: string }[] | null;
+  }>(
+    `SELECT d.id, d.action, d.approval_status, d.reviewer_id,
+       (SELECT json_agg(json_build_object('type', r.type, 'line', r.line) ORDER BY r.seq) FROM "${schema}".records r WHERE r.decision_id = d.id) AS records
+     FROM "${schema}".decisions d WHERE d.id = ANY($1::text[])`,
+    [ids],
+  );
+  const byId = new Map(rows.map((r) => [r.id, r]));
+  const recorded = (id: string, type: string): { result: Record<string, unknown>; reviewer_id?: string }[] =>
+    (byId.get(id)?.records ?? []).filter((r) => r.type === type).map((r) => JSON.parse(r.line) as { result: Record<string, unknown> });
+  for (const id of result.allowed) {
+    expect([id, byId.get(id)?.action, recorded(id, "decision").map((r) => r.result["action"])], why).toEqual([id, "allow", ["allow"]]);
+  }
+  for (const id of result.approved) {
+    expect([id, byId.get(id)?.approval_status, recorded(id, "approval").map((r) => r.reviewer_id)], why).toEqual([
+      id,
+      "approved",
+      [APPROVER],
+    ]);
+  }
+  for (const id of result.answered) {
+    const row = byId.get(id);
+    const type = row?.approval_status === "approved" ? "approval" : "rejection";
+    expect(
+      [id, row?.reviewer_id, recorded(id, type).length, recorded(id, type === "approval" ? "rejection" : "approval").length],
+      why,
+    ).toEqual([id, APPROVER, 1, 0]);
+  }
+  // Nothing half-done: no approval left reserved, every answer with exactly its record, one intact chain.
+  const q = async (sql: string): Promise<unknown[]> =>
+    (await db.pool.query(sql.replaceAll("$S", `"${schema}"`), [`agent:storm-${prefix}-%`])).rows;
+  expect(await q(`SELECT id FROM $S.decisions WHERE approval_status = 'answering' AND actor_id LIKE $1`), why).toEqual([]);
+  expect(
+    await q(`SELECT d.id FROM $S.decisions d WHERE d.approval_status IN ('approved', 'rejected') AND d.actor_id LIKE $1
+      AND (SELECT count(*) FROM $S.records r WHERE r.decision_id = d.id
+           AND r.type = CASE d.approval_status WHEN 'approved' THEN 'approval' ELSE 'rejection' END) <> 1`),
+    why,
+  ).toEqual([]);
+  expect(await verifyPostgresLog({ connectionString: pgUrl(), schema }), why).toMatchObject({ ok: true });
+  return result;
 }
 
 /**
@@ -318,7 +402,8 @@ describe("a seeded storm of connection resets under load", () => {
     const proxy = await resettingProxy();
     try {
       const c = await child({ url: proxy.url, records: true, pollMs: 50 });
-      const storm = c.request("storm", { lanes: 6, rounds: 6, approver: APPROVER, prefix: `resets-${SEED}` });
+      const prefix = `resets-${SEED}`;
+      const storm = c.request("storm", { ...STORM, approver: APPROVER, prefix });
       let resets = 0;
       let done = false;
       void storm.then(() => (done = true));
@@ -328,10 +413,9 @@ describe("a seeded storm of connection resets under load", () => {
       }
       const reply = await storm;
       expect(c.alive, `the child died (seed ${SEED})`).toBe(true);
-      expect(reply, `seed ${SEED}`).toMatchObject({ ok: true });
-      const outcomes = (reply as { value: Record<string, number> }).value;
-      if (process.env.VETO_LOSS_VERBOSE) console.log(`seed ${SEED}: ${resets} resets`, outcomes);
-      expect(unexpectedOutcomes(outcomes), `seed ${SEED}: ${JSON.stringify(outcomes)}`).toEqual([]);
+      if (process.env.VETO_LOSS_VERBOSE)
+        console.log(`storm seed ${SEED}: ${resets} resets ${JSON.stringify((reply as { value?: StormResult }).value?.outcomes)}`);
+      await checkStorm(reply, prefix, SEED);
       expect(resets, `seed ${SEED}`).toBeGreaterThan(3);
       // Later calls go through the proxy on new connections.
       await new Promise((r) => setTimeout(r, 100));
@@ -349,7 +433,8 @@ describe("a seeded storm of terminations under load", () => {
   it(`every call settles as an answer or a record_unavailable one, and the process serves on (seed ${SEED})`, async () => {
     const random = seededRandom(SEED);
     const c = await child({ records: true, pollMs: 50 });
-    const storm = c.request("storm", { lanes: 6, rounds: 6, approver: APPROVER, prefix: `terminations-${SEED}` });
+    const prefix = `terminations-${SEED}`;
+    const storm = c.request("storm", { ...STORM, approver: APPROVER, prefix });
     let terminated = 0;
     let done = false;
     void storm.then(() => (done = true));
@@ -362,22 +447,11 @@ describe("a seeded storm of terminations under load", () => {
     }
     const reply = await storm;
     expect(c.alive, `the child died (seed ${SEED})`).toBe(true);
-    expect(reply, `seed ${SEED}`).toMatchObject({ ok: true });
-    const outcomes = (reply as { value: Record<string, number> }).value;
-    if (process.env.VETO_LOSS_VERBOSE) console.log(`seed ${SEED}: ${terminated} terminated`, outcomes);
-    expect(unexpectedOutcomes(outcomes), `seed ${SEED}: ${JSON.stringify(outcomes)}`).toEqual([]);
+    if (process.env.VETO_LOSS_VERBOSE)
+      console.log(`storm seed ${SEED}: ${terminated} terminated ${JSON.stringify((reply as { value?: StormResult }).value?.outcomes)}`);
+    await checkStorm(reply, prefix, SEED);
     expect(terminated, `seed ${SEED}`).toBeGreaterThan(3);
     await stillServing(c);
-    // Nothing half-done: no approval left reserved, every answer with exactly its record, one intact chain.
-    const q = async (sql: string): Promise<unknown[]> => (await db.pool.query(sql.replaceAll("$S", `"${schema}"`))).rows;
-    expect(await q(`SELECT id FROM $S.decisions WHERE approval_status = 'answering'`)).toEqual([]);
-    expect(
-      await q(`SELECT d.id FROM $S.decisions d WHERE d.approval_status IN ('approved', 'rejected')
-      AND d.actor_id LIKE 'agent:storm-terminations-%'
-      AND (SELECT count(*) FROM $S.records r WHERE r.decision_id = d.id
-           AND r.type = CASE d.approval_status WHEN 'approved' THEN 'approval' ELSE 'rejection' END) <> 1`),
-    ).toEqual([]);
-    expect(await verifyPostgresLog({ connectionString: pgUrl(), schema })).toMatchObject({ ok: true });
   });
 });
 

@@ -14,14 +14,11 @@
 //   release  {}
 //   storm    {lanes, rounds, approver, prefix}  decide, answer and wait in
 //                                           parallel lanes (actors agent:storm-<prefix>-...);
-//                                           the outcomes by kind
-import { resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+//                                           {outcomes by kind, allowed, approved, answered}
 import { pino } from "pino";
+import { TEST_BUNDLE, answerCommands, globex as globexCall, loadDist, serve } from "../helpers/instance-child.mjs";
 
-const root = resolve(fileURLToPath(new URL(".", import.meta.url)), "../..");
-const { createVeto } = await import(resolve(root, "dist/index.js"));
-const { postgres } = await import(resolve(root, "dist/postgres.js"));
+const { createVeto, postgres } = await loadDist();
 
 let veto;
 let holding = false;
@@ -40,19 +37,19 @@ const gatedSink = {
   },
 };
 
-function globex(actorId, args) {
-  return {
-    tool: "crm.update",
-    arguments: { object: "opportunity", recordId: "opp_9", tenantId: "globex", changes: { close_date: "2026-12-01" }, ...args },
-    context: { actorId, tenantId: "globex", environment: "production", reason: "connection-loss test" },
-  };
-}
+const globex = (actorId, args) => globexCall(actorId, args, "connection-loss test");
 
-const describe = (error) => ({ name: error?.name, code: error?.code, message: String(error?.message ?? error) });
-
-/** Every call settles; the outcomes are counted by kind ("allow", "deny:record_unavailable", "approve:already_answered", ...). */
+/**
+ * Every call settles; the outcomes are counted by kind ("allow:low_value",
+ * "deny:record_unavailable", "approve:ApprovalError:already_answered", ...),
+ * with the ids of what let a call run (an allow, a wait that resolved) and
+ * of the answers given, for the test to find their records.
+ */
 async function storm({ lanes, rounds, approver, prefix }) {
   const outcomes = {};
+  const allowed = [];
+  const approved = [];
+  const answered = [];
   const count = (key) => (outcomes[key] = (outcomes[key] ?? 0) + 1);
   const settle = async (kind, promise) => {
     try {
@@ -68,26 +65,27 @@ async function storm({ lanes, rounds, approver, prefix }) {
   const lane = async (i) => {
     for (let k = 0; k < rounds; k++) {
       const actor = `agent:storm-${prefix}-${i}-${k}`;
+      const low = await settle("protect", veto.protect(globex(actor, { amount: 100 })));
+      if (low?.action === "allow") allowed.push(low.id);
       const asked = await settle("protect", veto.protect(globex(actor, { amount: 30000 })));
       await settle("protect", veto.protect(globex(actor, { destination: "https://gmail.com/x" })));
       if (asked?.action === "require_approval") {
         const waiting = settle("wait", veto.waitForApproval({ decisionId: asked.id, timeoutMs: 3_000 }));
-        await settle(
-          k % 2 === 0 ? "approve" : "reject",
-          veto[k % 2 === 0 ? "approve" : "reject"]({ decisionId: asked.id, reviewerId: approver }),
-        );
-        await waiting;
+        const kind = k % 2 === 0 ? "approve" : "reject";
+        const answer = await settle(kind, veto[kind]({ decisionId: asked.id, reviewerId: approver }));
+        if (answer !== undefined) answered.push(asked.id);
+        if ((await waiting) !== undefined) approved.push(asked.id);
       }
     }
   };
   await Promise.all(Array.from({ length: lanes }, (_, i) => lane(i)));
-  return outcomes;
+  return { outcomes, allowed, approved, answered };
 }
 
-const commands = {
+serve({
   async init({ url, schema, name, records, gated, pool, pollMs, ttlMs }) {
     veto = await createVeto({
-      bundle: resolve(root, ".build/test-bundles/crm.tar.gz"),
+      bundle: TEST_BUNDLE,
       logger: pino({ level: "fatal" }, pino.destination(2)),
       approvalPollMs: pollMs ?? 100,
       approvalTtlMs: ttlMs ?? 3_600_000,
@@ -102,9 +100,7 @@ const commands = {
     return process.pid;
   },
   protect: ({ call }) => veto.protect(call),
-  approve: ({ decisionId, reviewerId }) => veto.approve({ decisionId, reviewerId }),
-  reject: ({ decisionId, reviewerId }) => veto.reject({ decisionId, reviewerId }),
-  wait: ({ decisionId, timeoutMs }) => veto.waitForApproval({ decisionId, ...(timeoutMs === undefined ? {} : { timeoutMs }) }),
+  ...answerCommands(() => veto),
   hold() {
     holding = true;
     released = new Promise((r) => (release = r));
@@ -117,19 +113,4 @@ const commands = {
   },
   storm,
   globex: ({ actorId, args }) => globex(actorId, args),
-  async close() {
-    await veto?.close();
-    setImmediate(() => process.exit(0));
-  },
-};
-
-process.on("message", (message) => {
-  const { id, cmd } = message;
-  Promise.resolve()
-    .then(() => commands[cmd](message))
-    .then(
-      (value) => process.send({ id, ok: true, value }),
-      (error) => process.send({ id, ok: false, error: describe(error) }),
-    );
 });
-process.send({ event: "ready" });

@@ -177,10 +177,16 @@ describe("approval API", () => {
     let runs = 0;
     const tool = veto.guard("crm.update", () => ++runs);
     const call = write({ amount: 9000 });
+    // Earlier tests leave approvals pending: the guard's is the one that was not there before it ran.
+    const earlier = new Set((await store.listApprovals({ status: ["pending"] })).map((d) => d.id));
     const running = tool(call["arguments"] as never, call["context"] as never);
-    await expect.poll(async () => (await store.listApprovals({ status: ["pending"] })).length > 0).toBe(true);
-    const before = new Set((await store.listApprovals({ status: ["pending"] })).map((d) => d.id));
-    const id = [...before][0]!;
+    let guarded: string | undefined;
+    await expect
+      .poll(async () => (guarded = (await store.listApprovals({ status: ["pending"] })).map((d) => d.id).find((x) => !earlier.has(x))), {
+        timeout: 10_000,
+      })
+      .toBeDefined();
+    const id = guarded!;
     const address = await app.listen({ host: "127.0.0.1", port: 0 });
     const answer = async (sub: string) =>
       await fetch(`${address}/api/approvals/${id}/approve`, {

@@ -18,6 +18,7 @@ interpreter against the ``jsonschema`` library on generated calls.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Callable, Iterator, Mapping, Optional, Union
@@ -79,11 +80,15 @@ CALL_SCHEMA: Mapping[str, Any] = load_call_schema()
 
 
 def received(value: Any) -> str:
-    """zod's name for what it received."""
+    """zod's name for what it received (its message names NaN and the infinities, not "number")."""
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "boolean"
+    if isinstance(value, float) and math.isnan(value):
+        return "NaN"
+    if isinstance(value, float) and math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
     if isinstance(value, (int, float)):
         return "number"
     if isinstance(value, str):

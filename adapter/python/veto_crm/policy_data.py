@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional, Union
 
+from .call_schema import received
 from .errors import BundleLoadError
 from .input import amount_field_names
 from .jsontext import js_key_order, js_string, stringify
@@ -26,28 +27,8 @@ _Issue = tuple[_Path, str]
 _Check = Callable[[Any, _Path, list[_Issue]], None]
 
 
-def _received(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, float) and math.isnan(value):
-        return "NaN"
-    if isinstance(value, float) and math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
-
-
 def _expect(expected: str, value: Any, path: _Path, issues: list[_Issue]) -> None:
-    issues.append((path, f"Invalid input: expected {expected}, received {_received(value)}"))
+    issues.append((path, f"Invalid input: expected {expected}, received {received(value)}"))
 
 
 def _string(value: Any, path: _Path, issues: list[_Issue]) -> None:

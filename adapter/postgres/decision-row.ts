@@ -1,0 +1,81 @@
+/**
+ * One row of <schema>.decisions and the StoredDecision it holds: the one
+ * mapping the store (store.ts) and the cross-check (cross-check.ts) read
+ * rows with, so the two never disagree on what a row says.
+ */
+import type { ApprovalReview, ApprovalState, ApprovalStatus, StoredDecision } from "../history/store.js";
+import type { Action } from "../common/decision.js";
+
+/** The columns a decision is written to, in the order the store's upsert binds them. */
+export const DECISION_WRITE_COLUMNS = [
+  "id",
+  "action",
+  "escalated",
+  "actor_id",
+  "tenant_id",
+  "at_ms",
+  "call_digest",
+  "approvers",
+  "approval_status",
+  "expires_at_ms",
+  "reviewer_id",
+  "note",
+  "answered_at_ms",
+  "counts_towards_escalation",
+  "review",
+] as const;
+
+/** The columns a decision is read from: those written, and the time of its use-once claim. */
+export const DECISION_READ_COLUMNS = [...DECISION_WRITE_COLUMNS, "executed_at_ms"] as const;
+
+/** DECISION_READ_COLUMNS as a select list, each prefixed with `alias.` when one is given. */
+export function decisionSelectList(alias?: string): string {
+  return DECISION_READ_COLUMNS.map((c) => (alias === undefined ? c : `${alias}.${c}`)).join(", ");
+}
+
+/** A row as pg returns DECISION_READ_COLUMNS (bigints as text). */
+export interface DecisionRow {
+  id: string;
+  action: Action;
+  escalated: boolean;
+  actor_id: string | null;
+  tenant_id: string | null;
+  at_ms: string;
+  call_digest: string | null;
+  approvers: string[];
+  approval_status: ApprovalStatus | null;
+  expires_at_ms: string | null;
+  reviewer_id: string | null;
+  note: string | null;
+  answered_at_ms: string | null;
+  counts_towards_escalation: boolean;
+  review: ApprovalReview | null;
+  executed_at_ms: string | null;
+}
+
+export function toStoredDecision(row: DecisionRow): StoredDecision {
+  let approval: ApprovalState | undefined;
+  if (row.approval_status !== null) {
+    approval = {
+      status: row.approval_status,
+      expiresAtMs: Number(row.expires_at_ms),
+      ...(row.reviewer_id === null ? {} : { reviewerId: row.reviewer_id }),
+      ...(row.note === null ? {} : { note: row.note }),
+      ...(row.answered_at_ms === null ? {} : { answeredAtMs: Number(row.answered_at_ms) }),
+      ...(row.executed_at_ms === null ? {} : { executedAtMs: Number(row.executed_at_ms) }),
+    };
+  }
+  return {
+    id: row.id,
+    action: row.action,
+    escalated: row.escalated,
+    ...(row.counts_towards_escalation ? {} : { countsTowardsEscalation: false }),
+    ...(row.actor_id === null ? {} : { actorId: row.actor_id }),
+    ...(row.tenant_id === null ? {} : { tenantId: row.tenant_id }),
+    atMs: Number(row.at_ms),
+    ...(row.call_digest === null ? {} : { callDigest: row.call_digest }),
+    approvers: row.approvers,
+    ...(approval === undefined ? {} : { approval }),
+    ...(row.review === null ? {} : { review: row.review }),
+  };
+}
