@@ -8,7 +8,7 @@ import * as nodeCrypto from "node:crypto";
 import { createHash, createHmac } from "node:crypto";
 import type { Logger } from "pino";
 import type { BundleVersion, Decision, Reason } from "../common/decision.js";
-import { canonicalJson } from "../call/digest.js";
+import { DIGEST_READING, canonicalJson } from "../common/canonical-json.js";
 import { foldKey } from "../common/text.js";
 
 export const RECORD_BUNDLE_NAME = "crm";
@@ -154,8 +154,9 @@ export class RecordMasker {
     return this.#key !== undefined;
   }
 
+  /** Throws CanonicalJsonError for a value with no canonical JSON form (common/canonical-json.ts's DIGEST_READING). */
   digest(value: unknown): string {
-    return this.digestJson(canonicalJson(value));
+    return this.digestJson(canonicalJson(value, DIGEST_READING));
   }
 
   /** The digest of a value whose canonical JSON is already at hand (checkCall's `json`). */

@@ -55,7 +55,7 @@ CONTRACT_KEYS: Mapping[str, frozenset[str]] = {
 
 
 def _digest_text(value: Any) -> str:
-    """digest.ts's canonicalJson: keys sorted by UTF-16 code units, a non-finite number written as null (JSON.stringify's way)."""
+    """canonicalJson with DIGEST_READING (adapter/common/canonical-json.ts): a non-finite number written as null (JSON.stringify's way)."""
     try:
         return canonical(value)
     except ValueError:
