@@ -9,6 +9,7 @@ import { createHash, createHmac } from "node:crypto";
 import type { Logger } from "pino";
 import type { BundleVersion, Decision, Reason } from "../common/decision.js";
 import { DIGEST_READING, canonicalJson } from "../common/canonical-json.js";
+import { callSchema } from "../call/input.js";
 import { foldKey } from "../common/text.js";
 
 export const RECORD_BUNDLE_NAME = "crm";
@@ -127,11 +128,14 @@ export class PinoRecordSink implements RecordSink {
   }
 }
 
-/** Keys whose values never get masked: the contract's own fields, which the policy and the adapter read. Their children can be. */
-const CONTRACT_KEYS: Readonly<Record<string, ReadonlySet<string>>> = {
-  "": new Set(["tool", "arguments", "context"]),
-  "/arguments": new Set(["object", "recordId", "tenantId", "destination", "changes", "fields", "amount"]),
-  "/context": new Set(["actorId", "tenantId", "environment", "reason", "sourceSystem", "requestId", "sessionId", "onBehalfOf"]),
+/**
+ * Keys whose values never get masked: the contract's own fields (callSchema's,
+ * docs/contract.md §1), which the policy and the adapter read. Their children can be.
+ */
+export const CONTRACT_KEYS: Readonly<Record<string, ReadonlySet<string>>> = {
+  "": new Set(Object.keys(callSchema.shape)),
+  "/arguments": new Set(Object.keys(callSchema.shape.arguments.shape)),
+  "/context": new Set(Object.keys(callSchema.shape.context.shape)),
 };
 
 /**

@@ -23,6 +23,7 @@ import time
 from typing import Any, Mapping, Optional, Protocol, Sequence, TextIO, Union, runtime_checkable
 
 from .bundle import DECISION_ENTRYPOINT, BundleVersion
+from .call_schema import CALL_SCHEMA
 from .decision import Decision
 from .jsontext import canonical, js_key_order, stringify
 from .text import fold_key
@@ -44,13 +45,13 @@ class RecordSink(Protocol):
     def write(self, record: Record) -> Any: ...
 
 
-#: Keys whose values are never masked: the contract's own fields, which the policy and the adapter read. Their children can be.
+#: Keys whose values are never masked: the contract's own fields, which the policy and the adapter read,
+#: named by call.schema.json (generated from the TypeScript callSchema, as the TypeScript masker's are). Their
+#: children can be.
 CONTRACT_KEYS: Mapping[str, frozenset[str]] = {
-    "": frozenset({"tool", "arguments", "context"}),
-    "/arguments": frozenset({"object", "recordId", "tenantId", "destination", "changes", "fields", "amount"}),
-    "/context": frozenset(
-        {"actorId", "tenantId", "environment", "reason", "sourceSystem", "requestId", "sessionId", "onBehalfOf"}
-    ),
+    "": frozenset(CALL_SCHEMA["properties"]),
+    "/arguments": frozenset(CALL_SCHEMA["properties"]["arguments"]["properties"]),
+    "/context": frozenset(CALL_SCHEMA["properties"]["context"]["properties"]),
 }
 
 
