@@ -26,9 +26,10 @@ fmt-check: $(TOOLS) ## Fail when Rego is not formatted
 	$(OPA) fmt --fail --list policy
 
 .PHONY: check
-check: $(TOOLS) node_modules/.stamp ## opa check --strict (also against the WASM capabilities); the adapter's dependency rules; every path a comment or doc names exists
+check: $(TOOLS) node_modules/.stamp ## opa check --strict (also against the WASM capabilities); the adapter's dependency rules; every path a comment or doc names exists; the call's field lists follow callSchema
 	node scripts/check-architecture.mjs
 	node scripts/check-refs.mjs
+	node scripts/call-schema.mjs --check
 	$(OPA) check --strict policy
 	@mkdir -p .build && node scripts/wasm-capabilities.mjs $(OPA) .build/wasm-capabilities.json
 	$(OPA) check --strict --capabilities .build/wasm-capabilities.json --ignore '*_test.rego' policy

@@ -14,18 +14,10 @@
  * policy directly (WASM, opa bench, OPA server): 3 (escalated) on 4% of them.
  * protect() computes its own history instead (see run.mjs's clock).
  */
+import { seededRandom } from "../scripts/seeded-random.mjs";
 
-/** mulberry32, as in test/helpers/generate-calls.ts. */
-export function seededRandom(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The generator the tests use too (scripts/seeded-random.mjs): the same seed gives the same mix. */
+export { seededRandom };
 
 export const SEED = 20240606;
 

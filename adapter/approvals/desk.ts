@@ -8,7 +8,7 @@ import type { Logger } from "pino";
 import { approvalProblem, type ReadRecord, type RecordReader } from "./evidence.js";
 import { DECISION_ENTRYPOINT } from "../policy/bundle.js";
 import type { BundleVersion } from "../common/decision.js";
-import { ApprovalError, VetoOptionsError, toError } from "../common/errors.js";
+import { ApprovalError, CanonicalJsonError, VetoOptionsError, toError } from "../common/errors.js";
 import type { VetoCall } from "../call/input.js";
 import {
   RECORD_BUNDLE_NAME,
@@ -235,6 +235,20 @@ export class ApprovalDesk {
     });
   }
 
+  /**
+   * The digest of a call a caller hands to waitForApproval, or null when it
+   * has no canonical JSON form (a Date, a cycle, a lone surrogate...): such a
+   * call is not the one protect() decided, so it matches no approval.
+   */
+  #digestOrNull(call: VetoCall): string | null {
+    try {
+      return this.#deps.callDigest(call);
+    } catch (error) {
+      if (error instanceof CanonicalJsonError) return null;
+      throw error;
+    }
+  }
+
   /** The store's clock when it has one, else the instance's. */
   async #now(): Promise<number> {
     return this.#deps.storeClock === undefined ? this.#deps.clock() : await this.#deps.storeClock();
@@ -289,7 +303,7 @@ export class ApprovalDesk {
     } catch (error) {
       throw error instanceof ApprovalError ? error : unreadable(error);
     }
-    if (options.call !== undefined && this.#deps.callDigest(options.call as VetoCall) !== decision.callDigest) {
+    if (options.call !== undefined && this.#digestOrNull(options.call as VetoCall) !== decision.callDigest) {
       throw new ApprovalError("call_mismatch", decisionId, `the approval of ${decisionId} is for a different call`);
     }
     // When the approval expires, measured on this process's monotonic clock

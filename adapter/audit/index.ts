@@ -4,7 +4,8 @@
  * checkpoints (docs/decision-log.md); replay re-decides recorded calls with a
  * candidate bundle (docs/decision-log-cli.md).
  */
-export { canonicalJson } from "../records/canonical.js";
+export { canonicalJson } from "../common/canonical-json.js";
+export type { CanonicalJsonOptions } from "../common/canonical-json.js";
 export { CHECKPOINT_CONTEXT, checkpointKeyId, checkpointPublicKeys, checkpointSignatureValid } from "../records/checkpoint.js";
 export type {
   Checkpoint,

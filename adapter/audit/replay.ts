@@ -10,7 +10,6 @@
  * new policy: replay answers "what would the new policy have said to this call,
  * in that situation", one decision at a time.
  */
-import { z } from "zod";
 import { activatePolicy } from "../policy/source.js";
 import { ADAPTER_REASON_CODES, adapterDeny, type Action, type BundleVersion, type PolicyAnswer } from "../common/decision.js";
 import type { PolicyEvaluator } from "../policy/evaluator.js";
@@ -18,6 +17,7 @@ import { DEFAULT_INPUT_LIMITS, amountFieldNames, checkCall } from "../call/input
 import { foldKey } from "../common/text.js";
 import type { PolicyData } from "../policy/data.js";
 import { createBundleVerifier, type VerificationKeyInput } from "../policy/signature.js";
+import { RECORD_TYPES, issuesText, replayedDecisionSchema, type ReplayedDecision } from "../records/schema.js";
 
 export interface ReplayOptions {
   /** Path of the bundle .tar.gz to replay against, or its bytes. Required. */
@@ -98,26 +98,6 @@ export interface LoggedRecord {
   readonly record: Readonly<Record<string, unknown>>;
 }
 
-const nullableString = z.string().nullable().optional();
-const decisionRecordSchema = z.looseObject({
-  type: z.literal("decision"),
-  decision_id: z.string().min(1),
-  timestamp: nullableString,
-  tool: nullableString,
-  actor_id: nullableString,
-  tenant_id: nullableString,
-  input: z.unknown(),
-  masked: z.array(z.string()),
-  history: z.strictObject({ recent_denies: z.number().int().min(0) }).nullable(),
-  result: z.looseObject({
-    action: z.enum(["allow", "deny", "require_approval"]),
-    escalated: z.boolean(),
-    reasons: z.array(z.looseObject({ code: z.string() })),
-    approvers: z.array(z.string()),
-  }),
-});
-type DecisionRecord = z.infer<typeof decisionRecordSchema>;
-
 /**
  * Replayed calls passed the size limit when they were decided; their masked
  * form can be larger (a digest is longer than a short value), so replay does
@@ -125,7 +105,7 @@ type DecisionRecord = z.infer<typeof decisionRecordSchema>;
  */
 const REPLAY_LIMITS = { ...DEFAULT_INPUT_LIMITS, maxInputBytes: Number.MAX_SAFE_INTEGER };
 
-function verdictOf(answer: PolicyAnswer | DecisionRecord["result"]): Verdict {
+function verdictOf(answer: PolicyAnswer | ReplayedDecision["result"]): Verdict {
   return {
     action: answer.action,
     escalated: answer.escalated,
@@ -172,13 +152,13 @@ export class Replayer {
    * with the reason.
    */
   async replay(logged: LoggedRecord): Promise<ReplayOutcome> {
-    const parsed = decisionRecordSchema.safeParse(logged.record);
+    // The records' own schema (records/schema.ts), the fields replay reads.
+    const parsed = replayedDecisionSchema.safeParse(logged.record);
     const where = placeOf(logged);
     const skip = (reason: string): ReplayOutcome => ({ kind: "skipped", ...where, reason });
     const unreplayable = (reason: string): ReplayOutcome => ({ kind: "unreplayable", ...where, reason });
     if (!parsed.success) {
-      const issues = parsed.error.issues.map((i) => `${i.path.map(String).join(".") || "the record"}: ${i.message}`);
-      return unreplayable(`not a decision record this version can replay (${issues.join("; ")})`);
+      return unreplayable(`not a decision record this version can replay (${issuesText(parsed.error)})`);
     }
     const record = parsed.data;
     const old = verdictOf(record.result);
@@ -239,7 +219,7 @@ const shown = (value: unknown): string => (value === undefined ? "missing" : (JS
 
 /**
  * Replay every decision of a log (records as readLog returns them, in log
- * order) against `options`. Approval and rejection records are not replayed.
+ * order) against `options`. Approval, rejection and execution records are not replayed.
  * A decision recorded more than once is replayed once, against its last
  * record. Every other record (an unknown type, a decision without a usable
  * decision_id, a malformed decision) is listed as unreplayable with its reason.
@@ -251,10 +231,11 @@ export async function replayRecords(records: Iterable<LoggedRecord>, options: Re
   const latest = new Map<string, LoggedRecord>();
   for (const logged of records) {
     const type = logged.record["type"];
-    if (type === "approval" || type === "rejection") continue;
+    // Answers and use-once claims hold no verdict to replay.
+    if (type !== "decision" && (RECORD_TYPES as readonly unknown[]).includes(type)) continue;
     const id = logged.record["decision_id"];
     if (type !== "decision") {
-      slots.push({ ...placeOf(logged), reason: `its type ${shown(type)} is not one this version knows (decision, approval, rejection)` });
+      slots.push({ ...placeOf(logged), reason: `its type ${shown(type)} is not one this version knows (${RECORD_TYPES.join(", ")})` });
     } else if (typeof id !== "string" || id === "") {
       slots.push({ ...placeOf(logged), reason: `its decision_id ${shown(id)} is not a non-empty string` });
     } else {

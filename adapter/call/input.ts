@@ -8,7 +8,7 @@
  *  2. `callSchema` (zod, strict) checks the contract's types on that copy.
  */
 import { z } from "zod";
-import { canonicalJson } from "./digest.js";
+import { canonicalJson } from "../common/canonical-json.js";
 import { foldKey, isBlank } from "../common/text.js";
 
 export interface InputLimits {
@@ -105,7 +105,7 @@ function put(target: Record<string, unknown>, key: string, value: unknown): void
 
 /**
  * Copy `raw` into plain, frozen JSON values within the limits, and make its
- * canonical JSON (digest.ts's canonicalJson: keys sorted by UTF-16 code
+ * canonical JSON (common/canonical-json.ts: keys sorted by UTF-16 code
  * units) in the same pass, so nothing downstream serializes the call again:
  * the digests hash this text and the evaluator hands it to the policy.
  * Throws InputRefused with a message naming the offending path.

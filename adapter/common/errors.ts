@@ -56,6 +56,33 @@ export class VetoError extends Error {
   }
 }
 
+/** The decision log's errors are VetoErrors, so one `instanceof VetoError` catches every error of the package. */
+export class DecisionLogError extends VetoError {
+  override name = "DecisionLogError";
+  declare readonly code: DecisionLogErrorCode;
+
+  constructor(code: DecisionLogErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+  }
+}
+
+/**
+ * A value that has no canonical JSON form (common/canonical-json.ts): a
+ * non-finite number, undefined, a function, a symbol, a bigint, a lone
+ * surrogate, a cycle, or an object that is not a plain object or array.
+ * `pointer` is the JSON pointer of the offending value ("" for the value
+ * itself).
+ */
+export class CanonicalJsonError extends DecisionLogError {
+  override name = "CanonicalJsonError";
+  readonly pointer: string;
+
+  constructor(pointer: string, problem: string) {
+    super("not_canonical_json", `${pointer === "" ? "value" : pointer}: ${problem}`);
+    this.pointer = pointer;
+  }
+}
+
 /** Programmer misuse: bad options or arguments to the adapter's own API. */
 export class VetoOptionsError extends VetoError {
   override name = "VetoOptionsError";

@@ -1,6 +1,6 @@
 /**
- * Decision records in PostgreSQL: the file log's hash chain (adapter/records
- * chain.ts, canonical.ts) in an append-only table, so `veto log verify
+ * Decision records in PostgreSQL: the file log's hash chain
+ * (adapter/records/chain.ts over adapter/common/canonical-json.ts) in an append-only table, so `veto log verify
  * --postgres` checks it exactly as it checks a file. Appends take an advisory
  * lock on the chain for the rest of their transaction: seq and prev_hash
  * follow the last committed record, across every process. Inside a store

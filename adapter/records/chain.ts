@@ -19,7 +19,7 @@
  * the line, never silently dropped or normalized.
  */
 import { createHash } from "node:crypto";
-import { canonicalMembers, joinMembers, type CanonicalMember } from "./canonical.js";
+import { canonicalMembers, joinMembers, type CanonicalMember } from "../common/canonical-json.js";
 import { HASH_PATTERN, parseCheckpoint, type Checkpoint } from "./checkpoint.js";
 import { CanonicalJsonError } from "./errors.js";
 

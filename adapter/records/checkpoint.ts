@@ -14,7 +14,7 @@
  * The field name `checkpoint` is reserved (records cannot use it).
  */
 import { createHash, createPrivateKey, createPublicKey, KeyObject, sign, verify } from "node:crypto";
-import { canonicalJson } from "./canonical.js";
+import { canonicalJson } from "../common/canonical-json.js";
 import { DecisionLogError } from "./errors.js";
 
 /** An Ed25519 key: PEM text or bytes, or a KeyObject. */

@@ -3,35 +3,11 @@
  * ones about a log file also name the file and, where there is one, the line.
  */
 
-import { VetoError, type DecisionLogErrorCode } from "../common/errors.js";
+import { CanonicalJsonError, DecisionLogError, type DecisionLogErrorCode } from "../common/errors.js";
 
 export type { DecisionLogErrorCode };
-
-/** The decision log's errors are VetoErrors, so one `instanceof VetoError` catches every error of the package. */
-export class DecisionLogError extends VetoError {
-  override name = "DecisionLogError";
-  declare readonly code: DecisionLogErrorCode;
-
-  constructor(code: DecisionLogErrorCode, message: string, options?: { cause?: unknown }) {
-    super(code, message, options);
-  }
-}
-
-/**
- * A value that has no canonical JSON form (RFC 8785): a non-finite number,
- * undefined, a function, a symbol, a bigint, a lone surrogate, a cycle, or an
- * object that is not a plain object or array. `pointer` is the JSON pointer of
- * the offending value ("" for the value itself).
- */
-export class CanonicalJsonError extends DecisionLogError {
-  override name = "CanonicalJsonError";
-  readonly pointer: string;
-
-  constructor(pointer: string, problem: string) {
-    super("not_canonical_json", `${pointer === "" ? "value" : pointer}: ${problem}`);
-    this.pointer = pointer;
-  }
-}
+// Defined with the shared vocabulary: canonical JSON (common/canonical-json.ts) throws one.
+export { CanonicalJsonError, DecisionLogError };
 
 /**
  * The record was not written and, for `record_unavailable`, never will be by

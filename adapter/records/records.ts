@@ -7,9 +7,10 @@
 import * as nodeCrypto from "node:crypto";
 import { createHash, createHmac } from "node:crypto";
 import type { Logger } from "pino";
-import type { BundleVersion, Decision, Reason } from "../common/decision.js";
-import { canonicalJson } from "../call/digest.js";
+import { DIGEST_READING, canonicalJson } from "../common/canonical-json.js";
+import { callSchema } from "../call/input.js";
 import { foldKey } from "../common/text.js";
+import type { VetoRecord } from "./schema.js";
 
 export const RECORD_BUNDLE_NAME = "crm";
 
@@ -18,77 +19,8 @@ const oneShotHash = (nodeCrypto as { hash?: (algorithm: string, data: string, en
 const sha256Hex = (text: string): string =>
   oneShotHash !== undefined ? oneShotHash("sha256", text, "hex") : createHash("sha256").update(text, "utf8").digest("hex");
 
-interface RecordBase {
-  readonly decision_id: string;
-  /** When this record's event happened, ISO 8601 UTC. */
-  readonly timestamp: string;
-  /** The policy's entrypoint. */
-  readonly path: string;
-  /** OPA's shape, `{name: {revision}}`, with the version hash beside the revision. */
-  readonly bundles: { readonly [name: string]: BundleVersion };
-  readonly actor_id: string | null;
-  readonly tenant_id: string | null;
-  /** Digest of tool, arguments and context: the call an approval is bound to. */
-  readonly call_digest: string | null;
-}
-
-export interface DecisionEventRecord extends RecordBase {
-  readonly type: "decision";
-  readonly tool: string | null;
-  readonly environment: string | null;
-  readonly source_system: string | null;
-  readonly request_id: string | null;
-  readonly session_id: string | null;
-  readonly on_behalf_of: string | null;
-  /**
-   * The call as received ({tool, arguments, context}), with the value of every
-   * sensitive field replaced by a digest (see RecordMasker): what replay
-   * re-evaluates. Null when the call was not JSON at all.
-   */
-  readonly input: unknown;
-  /** JSON pointers of the values replaced in `input` (OPA's `masked`). */
-  readonly masked: readonly string[];
-  /** Digest of the whole call as received (canonical JSON), or null when it was not JSON. */
-  readonly input_digest: string | null;
-  /** The deny history the policy saw; null when it was not evaluated (replay skips such records). */
-  readonly history: { readonly recent_denies: number } | null;
-  readonly result: {
-    readonly action: Decision["action"];
-    readonly escalated: boolean;
-    readonly reason: string;
-    readonly reasons: readonly Reason[];
-    readonly approvers: readonly string[];
-  };
-  readonly metrics: { readonly timer_rego_query_eval_ns: number };
-  /**
-   * Every host the policy read in `arguments.destination` (docs/contract.md §3),
-   * sorted, as the policy's answer gives them. Present when the policy
-   * evaluated a call whose destination is a string; absent otherwise (no
-   * destination, or a deny the adapter answered without evaluating).
-   */
-  readonly destination_hosts?: readonly string[];
-}
-
-export interface ApprovalEventRecord extends RecordBase {
-  readonly type: "approval" | "rejection";
-  readonly reviewer_id: string;
-  readonly note: string | null;
-  readonly result: { readonly approval: "approved" | "rejected" };
-}
-
-/**
- * The use-once claim of an approved call (docs/contract.md §6): written as the
- * caller claims the approval, before the call runs ("claimed"), or when a
- * claim finds it already claimed ("refused": a second run was stopped).
- */
-export interface ExecutionEventRecord extends RecordBase {
-  readonly type: "execution";
-  /** Who approved the call being claimed. */
-  readonly reviewer_id: string | null;
-  readonly result: { readonly execution: "claimed" | "refused" };
-}
-
-export type VetoRecord = DecisionEventRecord | ApprovalEventRecord | ExecutionEventRecord;
+// The record types are inferred from the one record schema (schema.ts), which replay parses with.
+export type { ApprovalEventRecord, DecisionEventRecord, ExecutionEventRecord, VetoRecord } from "./schema.js";
 
 /**
  * Where records go. `write` resolves only once the record is as durable as
@@ -127,11 +59,14 @@ export class PinoRecordSink implements RecordSink {
   }
 }
 
-/** Keys whose values never get masked: the contract's own fields, which the policy and the adapter read. Their children can be. */
-const CONTRACT_KEYS: Readonly<Record<string, ReadonlySet<string>>> = {
-  "": new Set(["tool", "arguments", "context"]),
-  "/arguments": new Set(["object", "recordId", "tenantId", "destination", "changes", "fields", "amount"]),
-  "/context": new Set(["actorId", "tenantId", "environment", "reason", "sourceSystem", "requestId", "sessionId", "onBehalfOf"]),
+/**
+ * Keys whose values never get masked: the contract's own fields (callSchema's,
+ * docs/contract.md §1), which the policy and the adapter read. Their children can be.
+ */
+export const CONTRACT_KEYS: Readonly<Record<string, ReadonlySet<string>>> = {
+  "": new Set(Object.keys(callSchema.shape)),
+  "/arguments": new Set(Object.keys(callSchema.shape.arguments.shape)),
+  "/context": new Set(Object.keys(callSchema.shape.context.shape)),
 };
 
 /**
@@ -154,8 +89,9 @@ export class RecordMasker {
     return this.#key !== undefined;
   }
 
+  /** Throws CanonicalJsonError for a value with no canonical JSON form (common/canonical-json.ts's DIGEST_READING). */
   digest(value: unknown): string {
-    return this.digestJson(canonicalJson(value));
+    return this.digestJson(canonicalJson(value, DIGEST_READING));
   }
 
   /** The digest of a value whose canonical JSON is already at hand (checkCall's `json`). */

@@ -6,19 +6,11 @@
  */
 
 import fc from "fast-check";
+import { seededRandom } from "../../scripts/seeded-random.mjs";
 import { destinationArbitrary } from "./generate-destinations.js";
 
-/** mulberry32: small, fast, good enough to spread cases; same seed, same calls. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The shared seeded generator (scripts/seeded-random.mjs, which bench/mix.mjs uses too): same seed, same calls. */
+export { seededRandom };
 
 /**
  * The policy reason codes the generated calls are built to reach, as the

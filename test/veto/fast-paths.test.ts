@@ -9,7 +9,7 @@ import { encodeTime } from "ulid";
 import { describe, expect, it } from "vitest";
 import { loadBundle } from "../../adapter/policy/bundle.js";
 import { policyAnswerSchema } from "../../adapter/common/decision.js";
-import { canonicalJson } from "../../adapter/call/digest.js";
+import { canonicalJson } from "../../adapter/common/canonical-json.js";
 import { PolicyEvaluator, isWellFormedAnswer } from "../../adapter/policy/evaluator.js";
 import { monotonicUlid } from "../../adapter/common/ids.js";
 import { DEFAULT_INPUT_LIMITS, callSchema, checkCall, quickCallCheck } from "../../adapter/call/input.js";

@@ -66,7 +66,7 @@ DEFAULT_CHECKPOINT_EVERY = 1000
 _HASH_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 # ---------------------------------------------------------------------------
-# Canonical JSON of records (log/canonical.ts): refuses what has no JSON form.
+# Canonical JSON of records (adapter/common/canonical-json.ts): refuses what has no JSON form.
 
 
 def _pointer_token(key: str) -> str:

@@ -23,6 +23,7 @@ import time
 from typing import Any, Mapping, Optional, Protocol, Sequence, TextIO, Union, runtime_checkable
 
 from .bundle import DECISION_ENTRYPOINT, BundleVersion
+from .call_schema import CALL_SCHEMA
 from .decision import Decision
 from .jsontext import canonical, js_key_order, stringify
 from .text import fold_key
@@ -44,18 +45,18 @@ class RecordSink(Protocol):
     def write(self, record: Record) -> Any: ...
 
 
-#: Keys whose values are never masked: the contract's own fields, which the policy and the adapter read. Their children can be.
+#: Keys whose values are never masked: the contract's own fields, which the policy and the adapter read,
+#: named by call.schema.json (generated from the TypeScript callSchema, as the TypeScript masker's are). Their
+#: children can be.
 CONTRACT_KEYS: Mapping[str, frozenset[str]] = {
-    "": frozenset({"tool", "arguments", "context"}),
-    "/arguments": frozenset({"object", "recordId", "tenantId", "destination", "changes", "fields", "amount"}),
-    "/context": frozenset(
-        {"actorId", "tenantId", "environment", "reason", "sourceSystem", "requestId", "sessionId", "onBehalfOf"}
-    ),
+    "": frozenset(CALL_SCHEMA["properties"]),
+    "/arguments": frozenset(CALL_SCHEMA["properties"]["arguments"]["properties"]),
+    "/context": frozenset(CALL_SCHEMA["properties"]["context"]["properties"]),
 }
 
 
 def _digest_text(value: Any) -> str:
-    """digest.ts's canonicalJson: keys sorted by UTF-16 code units, a non-finite number written as null (JSON.stringify's way)."""
+    """canonicalJson with DIGEST_READING (adapter/common/canonical-json.ts): a non-finite number written as null (JSON.stringify's way)."""
     try:
         return canonical(value)
     except ValueError:

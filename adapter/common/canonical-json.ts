@@ -1,0 +1,189 @@
+/**
+ * The one canonical JSON of the package, in the style of RFC 8785 (JCS):
+ * object keys sorted by UTF-16 code units, no white space, numbers in
+ * ECMAScript's shortest round-trip form (what JSON.stringify prints), strings
+ * escaped as JSON.stringify escapes them. Record hashes, checkpoint
+ * signatures and call digests are all taken over this text, so the same value
+ * always gives the same bytes whatever order its keys were built in.
+ *
+ * What each kind of value does:
+ *   - null, booleans, finite numbers, strings, arrays, and plain objects
+ *     (prototype Object.prototype or null; an own `__proto__` key is an
+ *     ordinary member): written as above. -0 is written `0`.
+ *   - NaN, Infinity, -Infinity: refused, or written `null` with
+ *     `nonFiniteNumber: "null"` (JSON.stringify's reading).
+ *   - an object member whose value is undefined: refused, or left out with
+ *     `undefinedMember: "omit"` (JSON.stringify's reading). Undefined
+ *     anywhere else (the value itself, an array item, an array hole) is
+ *     always refused.
+ *   - a string or key with a lone surrogate (no UTF-8 form, not I-JSON):
+ *     refused, or written with the surrogate escaped (`"\ud800"`) with
+ *     `loneSurrogate: "escape"` (JSON.stringify's reading).
+ *   - functions, symbols, bigints, cycles, and objects that are not plain
+ *     (Date, Map, class instances, boxed primitives): always refused. A
+ *     `toJSON` method is never called.
+ * Refusing throws CanonicalJsonError naming the JSON pointer of the value.
+ *
+ * Records use the defaults: a record must not lose or change a member
+ * silently. Call and input digests use DIGEST_READING, JSON.stringify's
+ * leniency for those three: a call a caller hands to waitForApproval({ call })
+ * digests as the snapshot protect() decided (which leaves undefined members
+ * out), and a call refused as not JSON still gets the input digest the
+ * Python adapter gives it (test/conformance/vectors.json).
+ */
+import { CanonicalJsonError } from "./errors.js";
+
+export interface CanonicalJsonOptions {
+  /** An object member whose value is undefined: "refuse" (default) or "omit" (left out). */
+  readonly undefinedMember?: "refuse" | "omit";
+  /** NaN or ±Infinity: "refuse" (default) or "null" (written as null). */
+  readonly nonFiniteNumber?: "refuse" | "null";
+  /** A string or key with a lone surrogate: "refuse" (default) or "escape" (written as `\uXXXX`). */
+  readonly loneSurrogate?: "refuse" | "escape";
+}
+
+/** How call and input digests read a value: JSON.stringify's leniency for undefined members, non-finite numbers and lone surrogates, nothing more. */
+export const DIGEST_READING: CanonicalJsonOptions = Object.freeze({
+  undefinedMember: "omit",
+  nonFiniteNumber: "null",
+  loneSurrogate: "escape",
+});
+
+// A high surrogate not followed by a low one, or a low one not preceded by a high one.
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+interface Writer {
+  readonly omitUndefined: boolean;
+  readonly nullForNonFinite: boolean;
+  readonly escapeLoneSurrogates: boolean;
+  readonly ancestors: Set<object>;
+  readonly parts: string[];
+}
+
+function writerFor(options: CanonicalJsonOptions | undefined, ancestors: Set<object>): Writer {
+  return {
+    omitUndefined: options?.undefinedMember === "omit",
+    nullForNonFinite: options?.nonFiniteNumber === "null",
+    escapeLoneSurrogates: options?.loneSurrogate === "escape",
+    ancestors,
+    parts: [],
+  };
+}
+
+/** The canonical JSON text of `value`. Throws CanonicalJsonError for what has none (see above). */
+export function canonicalJson(value: unknown, options?: CanonicalJsonOptions): string {
+  const writer = writerFor(options, new Set<object>());
+  write(value, "", writer);
+  return writer.parts.join("");
+}
+
+/** One member of a canonical JSON object: its key and its `"key":value` text. */
+export interface CanonicalMember {
+  readonly key: string;
+  readonly text: string;
+}
+
+/**
+ * The members of a plain object in canonical order, each already in
+ * canonical form (default options), so that the object can be written with
+ * and without some members (a record with and without its hash)
+ * canonicalizing each value once.
+ */
+export function canonicalMembers(value: object): CanonicalMember[] {
+  if (Array.isArray(value)) throw new CanonicalJsonError("", "an array has no members");
+  const proto: unknown = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) throw new CanonicalJsonError("", "not a plain object");
+  const ancestors = new Set<object>([value]);
+  return Object.keys(value)
+    .sort()
+    .map((key) => {
+      const writer = writerFor(undefined, ancestors);
+      const pointer = `/${escapePointerToken(key)}`;
+      writeString(key, pointer, writer);
+      writer.parts.push(":");
+      write((value as Record<string, unknown>)[key], pointer, writer);
+      return { key, text: writer.parts.join("") };
+    });
+}
+
+/** The canonical JSON of an object from its members, leaving out the member `omit`. */
+export function joinMembers(members: readonly CanonicalMember[], omit?: string): string {
+  const texts: string[] = [];
+  for (const member of members) if (member.key !== omit) texts.push(member.text);
+  return `{${texts.join(",")}}`;
+}
+
+function escapePointerToken(key: string): string {
+  return key.replaceAll("~", "~0").replaceAll("/", "~1");
+}
+
+function writeString(text: string, pointer: string, writer: Writer): void {
+  if (!writer.escapeLoneSurrogates && LONE_SURROGATE.test(text)) {
+    throw new CanonicalJsonError(pointer, "string contains a lone surrogate (not I-JSON)");
+  }
+  // JSON.stringify escapes a lone surrogate as \uXXXX (ES2019 well-formed JSON.stringify).
+  writer.parts.push(JSON.stringify(text));
+}
+
+function write(value: unknown, pointer: string, writer: Writer): void {
+  const parts = writer.parts;
+  switch (typeof value) {
+    case "string":
+      writeString(value, pointer, writer);
+      return;
+    case "number":
+      if (!Number.isFinite(value)) {
+        if (!writer.nullForNonFinite) throw new CanonicalJsonError(pointer, `${value} is not a JSON number`);
+        parts.push("null");
+        return;
+      }
+      // ECMAScript Number::toString is RFC 8785's number serialization (-0 prints as 0).
+      parts.push(JSON.stringify(value));
+      return;
+    case "boolean":
+      parts.push(value ? "true" : "false");
+      return;
+    case "object":
+      break;
+    default:
+      throw new CanonicalJsonError(pointer, `${typeof value} has no JSON form`);
+  }
+  if (value === null) {
+    parts.push("null");
+    return;
+  }
+  const ancestors = writer.ancestors;
+  if (ancestors.has(value)) throw new CanonicalJsonError(pointer, "cycle");
+  ancestors.add(value);
+  if (Array.isArray(value)) {
+    parts.push("[");
+    for (let i = 0; i < value.length; i++) {
+      if (i > 0) parts.push(",");
+      // Holes read as undefined and are refused like any undefined item.
+      write(value[i], `${pointer}/${i}`, writer);
+    }
+    parts.push("]");
+  } else {
+    const proto: unknown = Object.getPrototypeOf(value);
+    if (proto !== Object.prototype && proto !== null) {
+      const kind = (value as { constructor?: { name?: unknown } }).constructor?.name;
+      throw new CanonicalJsonError(pointer, `${typeof kind === "string" && kind !== "" ? kind : "non-plain object"} is not a plain object`);
+    }
+    // Default sort compares UTF-16 code units, as RFC 8785 section 3.2.3 asks.
+    const keys = Object.keys(value).sort();
+    parts.push("{");
+    let first = true;
+    for (const key of keys) {
+      const child = (value as Record<string, unknown>)[key];
+      if (child === undefined && writer.omitUndefined) continue;
+      const childPointer = `${pointer}/${escapePointerToken(key)}`;
+      if (!first) parts.push(",");
+      first = false;
+      writeString(key, childPointer, writer);
+      parts.push(":");
+      write(child, childPointer, writer);
+    }
+    parts.push("}");
+  }
+  ancestors.delete(value);
+}

@@ -1,0 +1,223 @@
+/**
+ * The one canonical JSON (adapter/common/canonical-json.ts) against the two
+ * it replaced, kept below as they were: the records' strict one (record
+ * hashes, checkpoint signatures) and the call digests' lenient one. On every
+ * value either accepted the text is byte for byte the same, so no record hash
+ * and no call digest changes; where the digests' old one wrote something for
+ * a value that is not JSON data at all (a Date or Map as {}, a cycle
+ * overflowing the stack, a hole as nothing), the new one refuses it by name.
+ */
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { DIGEST_READING, canonicalJson } from "../../adapter/common/canonical-json.js";
+import { CanonicalJsonError } from "../../adapter/common/errors.js";
+
+const SEED = Number(process.env["VETO_TEST_SEED"] ?? 20261130);
+const RUNS = 600;
+// fast-check prints the seed and the shrunk counterexample on failure.
+const check = (property: fc.IProperty<[unknown]>): void => fc.assert(property, { seed: SEED, numRuns: RUNS });
+
+// ---- The two implementations before they became one (reference only). ----
+
+/** The call digests' canonicalJson as it was: JSON.stringify for leaves, undefined members left out. */
+function oldDigestJson(value: unknown): string {
+  if (value === null || typeof value !== "object") {
+    const text = JSON.stringify(value);
+    if (text === undefined) throw new TypeError(`not JSON: ${typeof value}`);
+    return text;
+  }
+  if (Array.isArray(value)) {
+    return `[${value.map((v) => oldDigestJson(v)).join(",")}]`;
+  }
+  const entries = Object.keys(value)
+    .filter((k) => (value as Record<string, unknown>)[k] !== undefined)
+    .sort()
+    .map((k) => `${JSON.stringify(k)}:${oldDigestJson((value as Record<string, unknown>)[k])}`);
+  return `{${entries.join(",")}}`;
+}
+
+const OLD_LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const oldPointerToken = (key: string): string => key.replaceAll("~", "~0").replaceAll("/", "~1");
+function oldWriteString(text: string, pointer: string, parts: string[]): void {
+  if (OLD_LONE_SURROGATE.test(text)) throw new CanonicalJsonError(pointer, "string contains a lone surrogate (not I-JSON)");
+  parts.push(JSON.stringify(text));
+}
+/** The records' canonicalJson as it was: refuses whatever has no JSON form. */
+function oldRecordJson(value: unknown): string {
+  const parts: string[] = [];
+  oldWrite(value, "", new Set<object>(), parts);
+  return parts.join("");
+}
+function oldWrite(value: unknown, pointer: string, ancestors: Set<object>, parts: string[]): void {
+  switch (typeof value) {
+    case "string":
+      oldWriteString(value, pointer, parts);
+      return;
+    case "number":
+      if (!Number.isFinite(value)) throw new CanonicalJsonError(pointer, `${value} is not a JSON number`);
+      parts.push(JSON.stringify(value));
+      return;
+    case "boolean":
+      parts.push(value ? "true" : "false");
+      return;
+    case "object":
+      break;
+    default:
+      throw new CanonicalJsonError(pointer, `${typeof value} has no JSON form`);
+  }
+  if (value === null) {
+    parts.push("null");
+    return;
+  }
+  if (ancestors.has(value)) throw new CanonicalJsonError(pointer, "cycle");
+  ancestors.add(value);
+  if (Array.isArray(value)) {
+    parts.push("[");
+    for (let i = 0; i < value.length; i++) {
+      if (i > 0) parts.push(",");
+      oldWrite(value[i], `${pointer}/${i}`, ancestors, parts);
+    }
+    parts.push("]");
+  } else {
+    const proto: unknown = Object.getPrototypeOf(value);
+    if (proto !== Object.prototype && proto !== null) {
+      const kind = (value as { constructor?: { name?: unknown } }).constructor?.name;
+      throw new CanonicalJsonError(pointer, `${typeof kind === "string" && kind !== "" ? kind : "non-plain object"} is not a plain object`);
+    }
+    const keys = Object.keys(value).sort();
+    parts.push("{");
+    keys.forEach((key, i) => {
+      const childPointer = `${pointer}/${oldPointerToken(key)}`;
+      if (i > 0) parts.push(",");
+      oldWriteString(key, childPointer, parts);
+      parts.push(":");
+      oldWrite((value as Record<string, unknown>)[key], childPointer, ancestors, parts);
+    });
+    parts.push("}");
+  }
+  ancestors.delete(value);
+}
+
+// ---- Generated values. ----
+
+/** Text or the error it throws, to compare two implementations on one value. */
+function outcome(f: () => string): { text: string } | { error: string; pointer?: string; name: string } {
+  try {
+    return { text: f() };
+  } catch (error) {
+    const e = error as Error & { pointer?: string };
+    return { error: e.message, name: e.name, ...(e.pointer === undefined ? {} : { pointer: e.pointer }) };
+  }
+}
+
+// Keys and strings from the whole UTF-16 range (lone surrogates included), array-index keys, "__proto__".
+const text = fc.oneof(
+  fc.string({ unit: "grapheme", maxLength: 6 }),
+  fc.string({ unit: "binary", maxLength: 6 }),
+  fc.constantFrom("", "0", "10", "__proto__", "a/b~c", "\u20ac", "\ud83d\ude00", "\ud800", "\udc00x"),
+);
+const number = fc.oneof(fc.double(), fc.integer(), fc.constantFrom(-0, 0, 1e21, 1e-7, 5e-324, Number.MAX_SAFE_INTEGER));
+const leaf = fc.oneof(fc.constant(null), fc.boolean(), number, text);
+
+/** JSON values (with -0), plus `undefined` as object members when `withUndefined`, built as plain or null-prototype objects. */
+function jsonish(withUndefined: boolean): fc.Arbitrary<unknown> {
+  return fc.letrec((tie) => ({
+    value: fc.oneof({ depthSize: "small", withCrossShrink: true }, leaf, tie("array"), tie("object")),
+    array: fc.array(tie("value"), { maxLength: 4 }),
+    object: fc
+      .tuple(
+        fc.array(fc.tuple(text, withUndefined ? fc.oneof(tie("value"), fc.constant(undefined)) : tie("value")), { maxLength: 4 }),
+        fc.boolean(),
+      )
+      .map(([entries, bare]) => {
+        const out = (bare ? Object.create(null) : {}) as Record<string, unknown>;
+        for (const [k, v] of entries) Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
+        return out;
+      }),
+  })).value;
+}
+const wellFormed = (v: unknown): boolean => {
+  try {
+    oldRecordJson(JSON.parse(JSON.stringify(v, (_k, x: unknown) => (typeof x === "number" && !Number.isFinite(x) ? null : x))));
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe("one canonical JSON for records and digests", () => {
+  it("writes records byte for byte as the records' old one did, and refuses the same values at the same pointer", () => {
+    check(
+      fc.property(fc.oneof(jsonish(false), jsonish(true), fc.anything()), (value) => {
+        expect(outcome(() => canonicalJson(value))).toEqual(outcome(() => oldRecordJson(value)));
+      }),
+    );
+  });
+
+  it("digests calls byte for byte as the digests' old one did: undefined members left out, non-finite numbers as null, lone surrogates escaped", () => {
+    const nonFinite = fc.constantFrom(Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY);
+    const withNonFinite = fc
+      .tuple(jsonish(true), nonFinite, text)
+      .map(([value, n, key]) =>
+        value !== null && typeof value === "object" && !Array.isArray(value) ? { ...value, [key]: n } : [value, n],
+      );
+    check(
+      fc.property(fc.oneof(jsonish(true), withNonFinite), (value) => {
+        expect(canonicalJson(value, DIGEST_READING)).toBe(oldDigestJson(value));
+      }),
+    );
+  });
+
+  it("gives every existing record hash input the same text under both readings when it holds no undefined and no NaN", () => {
+    check(
+      fc.property(jsonish(false), (value) => {
+        fc.pre(wellFormed(value));
+        expect(canonicalJson(value, DIGEST_READING)).toBe(canonicalJson(value));
+      }),
+    );
+  });
+
+  class Money {
+    amount = 1;
+  }
+  const cyclic: Record<string, unknown> = { a: 1 };
+  cyclic.self = [cyclic];
+  it.each([
+    ["a Date", { at: new Date(0) }, "/at", "Date is not a plain object"],
+    ["a Map", { m: new Map([[1, 2]]) }, "/m", "Map is not a plain object"],
+    ["a class instance", { m: new Money() }, "/m", "Money is not a plain object"],
+    ["a boxed number", { n: new Number(1) }, "/n", "Number is not a plain object"],
+    ["a cycle", cyclic, "/self/0", "cycle"],
+    ["an array hole", { a: [1, , 2] }, "/a/1", "undefined has no JSON form"], // eslint-disable-line no-sparse-arrays -- the hole is the point
+    ["undefined in an array", [undefined], "/0", "undefined has no JSON form"],
+    ["undefined itself", undefined, "", "undefined has no JSON form"],
+    ["a function member", { f: () => 1 }, "/f", "function has no JSON form"],
+    ["a bigint", { n: 1n }, "/n", "bigint has no JSON form"],
+  ])("refuses %s under the digest reading too, naming its pointer", (_name, value, pointer, problem) => {
+    let thrown: unknown;
+    try {
+      canonicalJson(value, DIGEST_READING);
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toBeInstanceOf(CanonicalJsonError);
+    expect(thrown).toMatchObject({ code: "not_canonical_json", pointer, message: `${pointer === "" ? "value" : pointer}: ${problem}` });
+  });
+
+  it("documents its readings of undefined, NaN and -0", () => {
+    expect(canonicalJson({ b: undefined, a: -0 }, DIGEST_READING)).toBe('{"a":0}');
+    expect(canonicalJson([Number.NaN, Number.NEGATIVE_INFINITY], DIGEST_READING)).toBe("[null,null]");
+    expect(canonicalJson({ a: -0 })).toBe('{"a":0}');
+    expect(canonicalJson({ "\udc00": "x\ud800" }, DIGEST_READING)).toBe('{"\\udc00":"x\\ud800"}');
+    expect(() => canonicalJson({ s: "x\ud800" })).toThrow(new CanonicalJsonError("/s", "string contains a lone surrogate (not I-JSON)"));
+    expect(() => canonicalJson({ b: undefined })).toThrow(new CanonicalJsonError("/b", "undefined has no JSON form"));
+    expect(() => canonicalJson({ n: Number.NaN }, { undefinedMember: "omit" })).toThrow(
+      new CanonicalJsonError("/n", "NaN is not a JSON number"),
+    );
+    expect(() => canonicalJson({ u: undefined }, { nonFiniteNumber: "null" })).toThrow(
+      new CanonicalJsonError("/u", "undefined has no JSON form"),
+    );
+    // A toJSON method is data like any other member, never called.
+    expect(() => canonicalJson({ toJSON: () => "x" }, DIGEST_READING)).toThrow(CanonicalJsonError);
+  });
+});
