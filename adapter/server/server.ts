@@ -164,7 +164,17 @@ export async function createApprovalServer(options: ApprovalServerOptions): Prom
   const log = options.logger;
   const now = async (): Promise<number> => (store.now === undefined ? Date.now() : await store.now());
 
-  const app = Fastify({ bodyLimit: options.bodyLimit ?? 16_384, logger: false, return503OnClosing: true });
+  const app = Fastify({
+    bodyLimit: options.bodyLimit ?? 16_384,
+    logger: false,
+    return503OnClosing: true,
+    // A path Fastify cannot decode (%00, %C0%AE) or over its parameter limit: refused before
+    // routing (so before authentication), in the service's own error shape.
+    frameworkErrors: (error, _request, reply) => {
+      const status = (error as { statusCode?: number }).statusCode ?? 400;
+      void refuse(reply, status >= 400 && status < 500 ? status : 400, "malformed_request", "the request path cannot be read");
+    },
+  });
   // Only JSON bodies: text/plain would otherwise be accepted as a string (415 instead).
   app.removeContentTypeParser("text/plain");
   app.decorateRequest("reviewer", undefined);
