@@ -2,7 +2,9 @@
 // hook and the webhook notifier against a real local HTTP receiver; the
 // approval service's notifications from several instances on a real
 // PostgreSQL, each approval announced once.
-import { createHmac } from "node:crypto";
+import { createHmac, timingSafeEqual } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import fc from "fast-check";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { InMemoryStore } from "../../adapter/history/store.js";
@@ -19,7 +21,7 @@ import {
   type ApprovalItem,
 } from "../../adapter/server/index.js";
 import type { ApprovalRequiredEvent } from "../../adapter/index.js";
-import { ACTOR, APPROVER, captureLogger, makeVeto, write } from "../helpers/index.js";
+import { ACTOR, APPROVER, ROOT, captureLogger, makeVeto, write } from "../helpers/index.js";
 import { pgUrl, testDatabase } from "../helpers/postgres.js";
 import { startReceiver, type Receiver } from "../helpers/webhook-receiver.js";
 
@@ -86,7 +88,29 @@ describe("signatures", () => {
   });
 });
 
+/** The verification recipe of docs/approvals.md, as printed there. */
+function documentedVerify(): (secret: string, header: string | undefined, rawBody: string | Buffer) => boolean {
+  const doc = readFileSync(resolve(ROOT, "docs/approvals.md"), "utf8");
+  const block = [...doc.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]!).find((b) => b.includes("function verify"));
+  expect(block, "docs/approvals.md has the verification recipe").toBeDefined();
+  const body = block!.replace(/^import .*$/m, "");
+  // eslint-disable-next-line @typescript-eslint/no-implied-eval -- the documented snippet, run as printed
+  return new Function("createHmac", "timingSafeEqual", `${body}\nreturn verify;`)(createHmac, timingSafeEqual) as never;
+}
+
 describe("webhook notifier", () => {
+  it("deliveries verify with the recipe printed in docs/approvals.md, and a changed body does not", async () => {
+    const r = await receiver(200);
+    const notifier = webhookNotifier({ url: r.url, secret: SECRET, link: LINK });
+    await notifier.notify(await someItem());
+    const verify = documentedVerify();
+    const [got] = r.received;
+    expect(verify(SECRET, got!.headers["x-veto-signature"] as string, Buffer.from(got!.body))).toBe(true);
+    expect(verify(SECRET, got!.headers["x-veto-signature"] as string, got!.body.replace("pending", "approved"))).toBe(false);
+    expect(verify("another-secret-of-16-bytes", got!.headers["x-veto-signature"] as string, got!.body)).toBe(false);
+    expect(verify(SECRET, undefined, got!.body)).toBe(false);
+  });
+
   it("announces a require_approval decision once recorded: JSON with the item and its link, signed", async () => {
     const r = await receiver(200);
     const { veto, store, deliveries } = await notifyingVeto(r.url);
