@@ -164,8 +164,10 @@ export const serveCommand: Command = {
       process.once("SIGINT", stop);
       process.once("SIGTERM", stop);
     });
+    // Stop taking new notifications first, then cut short those under way (their claims lapse).
+    const closing = notifications?.close();
     notifier?.close();
-    await notifications?.close();
+    await closing;
     await app.close();
     await veto.close();
     await store.close();

@@ -54,7 +54,10 @@ export interface ApprovalNotificationsOptions {
 export interface ApprovalNotifications {
   /** Resolves after the first sweep (approvals already pending at start are queued). */
   readonly ready: Promise<void>;
-  /** Stop watching and sweeping; resolves when notifications under way have ended. */
+  /**
+   * Stop watching and sweeping; resolves when notifications under way have ended (close
+   * the notifier too, or they run to their end). One cut short is not settled: its claim lapses.
+   */
   close(): Promise<void>;
 }
 
@@ -77,14 +80,17 @@ export function notifyApprovals(options: ApprovalNotificationsOptions): Approval
   const log = options.logger;
   const now = async (): Promise<number> => (store.now === undefined ? Date.now() : await store.now());
 
-  /** Approvals this process is done with (notified, lost the claim, or no longer pending): not read again. */
+  /** Approvals this process is done with (notified, or no longer pending): not read again. */
   const seen = new Set<string>();
+  /** Approvals another claimant holds: tried again by the sweeps only (the claim may lapse, or be settled). */
+  const held = new Set<string>();
   const queued = new Set<string>();
   const queue: string[] = [];
   const running = new Set<Promise<void>>();
   let closed = false;
 
   const done = (id: string): void => {
+    held.delete(id);
     seen.add(id);
     if (seen.size > SEEN_MAX) seen.delete(seen.values().next().value!);
   };
@@ -95,13 +101,21 @@ export function notifyApprovals(options: ApprovalNotificationsOptions): Approval
     if (d === undefined || approval === undefined) return done(id);
     // Only a pending approval that can still be answered is announced.
     if (approval.status !== "pending" || (await now()) >= approval.expiresAtMs) return done(id);
-    if (!(await ledger.claim(id))) return done(id);
+    if (!(await ledger.claim(id))) {
+      held.add(id);
+      if (held.size > SEEN_MAX) held.delete(held.values().next().value!);
+      return;
+    }
+    held.delete(id);
     let delivered = false;
     try {
       delivered = (await notify(approvalItem(d, await now()))).delivered;
     } catch (error) {
       log?.error({ err: toError(error), decision_id: id }, "approval notification failed (the approval is unchanged)");
     }
+    // Cut short by close(): the claim is left to lapse, so another service (or this one,
+    // restarted) sends it; a notification given up for any other reason is settled.
+    if (closed && !delivered) return;
     done(id);
     await ledger.settle(id, delivered);
   }
@@ -123,8 +137,8 @@ export function notifyApprovals(options: ApprovalNotificationsOptions): Approval
     }
   }
 
-  function enqueue(id: string): void {
-    if (closed || seen.has(id) || queued.has(id)) return;
+  function enqueue(id: string, sweeping = false): void {
+    if (closed || seen.has(id) || queued.has(id) || (held.has(id) && !sweeping)) return;
     queued.add(id);
     queue.push(id);
     pump();
@@ -134,7 +148,7 @@ export function notifyApprovals(options: ApprovalNotificationsOptions): Approval
     if (closed) return;
     try {
       const pending = await store.listApprovals!({ status: ["pending"], nowMs: await now(), limit: SWEEP_LIMIT });
-      for (const d of pending.reverse()) enqueue(d.id);
+      for (const d of pending.reverse()) enqueue(d.id, true);
     } catch (error) {
       log?.warn({ err: toError(error) }, "approval notifications: pending approvals could not be listed; trying again later");
     }

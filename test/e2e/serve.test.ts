@@ -102,8 +102,35 @@ class Agent {
 const agents: Agent[] = [];
 
 let serve: ChildProcess;
-let serveErr = "";
+let secondServe: ChildProcess;
 let base: string;
+
+/** `veto serve` as its own process; resolves once it listens and notifies. */
+async function startServe(): Promise<[ChildProcess, string]> {
+  const child = spawn(
+    process.execPath,
+    [
+      requireCli(),
+      "serve",
+      ...["--bundle", requireBundle(), "--data", join(dir, "data.json")],
+      ...["--postgres", pgUrl(), "--schema", schema, "--listen", "127.0.0.1:0"],
+      ...["--jwt-public-key", join(dir, "jwt.pem"), "--jwt-issuer", ISS, "--jwt-audience", AUD, "--groups-claim", "groups"],
+      ...["--webhook-url", receiver.url, "--webhook-secret-file", join(dir, "webhook-secret")],
+      ...["--public-url", "https://veto.example.com/review"],
+    ],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let stderr = "";
+  const address = await new Promise<string>((resolvePromise, reject) => {
+    child.stderr.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString("utf8");
+      const m = /listening on (http:\/\/[\d.]+:\d+)/.exec(stderr);
+      if (m !== null && stderr.includes("veto serve: notifying")) resolvePromise(m[1]!);
+    });
+    child.on("exit", (code) => reject(new Error(`veto serve exited ${code}: ${stderr}`)));
+  });
+  return [child, address];
+}
 let receiver: Receiver;
 
 beforeAll(async () => {
@@ -123,35 +150,18 @@ beforeAll(async () => {
   writeFileSync(join(dir, "jwt.pem"), KEY.publicKey);
   writeFileSync(join(dir, "webhook-secret"), `${SECRET}\n`);
   receiver = await startReceiver(200);
-  serve = spawn(
-    process.execPath,
-    [
-      requireCli(),
-      "serve",
-      ...["--bundle", requireBundle(), "--data", join(dir, "data.json")],
-      ...["--postgres", pgUrl(), "--schema", schema, "--listen", "127.0.0.1:0"],
-      ...["--jwt-public-key", join(dir, "jwt.pem"), "--jwt-issuer", ISS, "--jwt-audience", AUD, "--groups-claim", "groups"],
-      ...["--webhook-url", receiver.url, "--webhook-secret-file", join(dir, "webhook-secret")],
-      ...["--public-url", "https://veto.example.com/review"],
-    ],
-    { stdio: ["ignore", "pipe", "pipe"] },
-  );
-  base = await new Promise<string>((resolvePromise, reject) => {
-    serve.stderr!.on("data", (chunk: Buffer) => {
-      serveErr += chunk.toString("utf8");
-      const m = /listening on (http:\/\/[\d.]+:\d+)/.exec(serveErr);
-      if (m !== null && serveErr.includes("veto serve: notifying")) resolvePromise(m[1]!);
-    });
-    serve.on("exit", (code) => reject(new Error(`veto serve exited ${code}: ${serveErr}`)));
-  });
+  // Two services on the schema: answers and notifications must stay single.
+  [serve, base] = await startServe();
+  [secondServe] = await startServe();
 }, 60_000);
 
 afterAll(async () => {
   for (const a of agents) await a.request("close").catch(() => {});
-  if (serve !== undefined && serve.exitCode === null) {
-    const exited = new Promise((r) => serve.on("exit", r));
-    serve.kill("SIGTERM");
-    await exited;
+  for (const child of [serve, secondServe]) {
+    if (child === undefined || child.exitCode !== null) continue;
+    const exited = new Promise((r) => child.on("exit", r));
+    child.kill("SIGTERM");
+    expect(await exited).toBe(0);
   }
   await receiver?.close();
   await db.dropSchemas();
@@ -430,6 +440,20 @@ describe("veto serve with agents in other processes", () => {
     // After all that, the approval is still answerable.
     const res = await raw("POST", `/api/approvals/${id}/reject`, ...json(h, { note: "no" }));
     expect(res.status).toBe(200);
+  });
+
+  it("with two services on the schema, every approval was announced at most once, each signed", async () => {
+    await new Promise((r) => setTimeout(r, 1_000));
+    const announced = receiver.received.map((r) => r.headers["x-veto-decision-id"] as string);
+    expect(announced.length).toBeGreaterThanOrEqual(5);
+    expect(new Set(announced).size).toBe(announced.length);
+    for (const r of receiver.received) {
+      expect(verifyWebhookSignature({ secret: SECRET, header: r.headers["x-veto-signature"] as string, body: r.body })).toBe(true);
+    }
+    const { rows } = await db.pool.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM "${schema}".approval_notifications WHERE delivered AND claims = 1`,
+    );
+    expect(rows[0]!.n).toBe(announced.length);
   });
 
   it("generated requests around a pending approval: never a 5xx, never an answer without a valid credential", async () => {

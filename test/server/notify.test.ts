@@ -358,6 +358,49 @@ describe("the approval service's notifications on PostgreSQL", () => {
     }
   });
 
+  it("a service stopped mid-delivery leaves its claim to lapse; another service sends the notification", async () => {
+    const schema = db.schema("handover");
+    await migrate({ connectionString: pgUrl(), schema });
+    const failing = await receiver(500);
+    const working = await receiver(200);
+    const service = async (url: string, backoffMs: number) => {
+      const store = await PostgresStore.connect({ connectionString: pgUrl(), schema });
+      const notifier = webhookNotifier({ url, secret: SECRET, link: LINK, backoffMs, attempts: 3 });
+      const watching = notifyApprovals({
+        store,
+        notify: notifier.notify,
+        ledger: new PostgresNotificationLedger(store, { leaseMs: 400 }),
+        sweepMs: 200,
+      });
+      await watching.ready;
+      return {
+        stop: async () => {
+          const closing = watching.close();
+          notifier.close();
+          await closing;
+          await store.close();
+        },
+      };
+    };
+    const first = await service(failing.url, 60_000);
+    const app = await PostgresStore.connect({ connectionString: pgUrl(), schema });
+    const { veto } = await makeVeto({ store: app, recordSink: app.recordSink() });
+    const d = await veto.protect(write({ amount: 9000 }));
+    await expect.poll(() => failing.received.length, { timeout: 10_000 }).toBe(1);
+    await first.stop();
+    const { rows } = await db.pool.query(`SELECT delivered FROM "${schema}".approval_notifications WHERE decision_id = $1`, [d.id]);
+    expect(rows).toEqual([{ delivered: null }]);
+    const second = await service(working.url, 5);
+    await expect.poll(() => working.received.length, { timeout: 10_000 }).toBe(1);
+    expect(working.received[0]!.headers["x-veto-decision-id"]).toBe(d.id);
+    await expect
+      .poll(async () => (await db.pool.query(`SELECT delivered FROM "${schema}".approval_notifications`)).rows)
+      .toEqual([{ delivered: true }]);
+    await second.stop();
+    await veto.close();
+    await app.close();
+  });
+
   it("the ledger: one claimant wins; a lapsed claim is taken again; a settled one never is", async () => {
     const schema = db.schema("ledger");
     await migrate({ connectionString: pgUrl(), schema });
