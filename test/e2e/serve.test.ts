@@ -253,7 +253,12 @@ describe("veto serve with agents in other processes", () => {
       approval: { decisionId: id, status: "pending", actorId: ACTOR },
     });
 
-    const res = await raw("POST", `/api/approvals/${id}/approve`, ...json(await bearer(), { note: "go ahead" }));
+    // A reviewer id in the body is ignored: the token names the reviewer.
+    const res = await raw(
+      "POST",
+      `/api/approvals/${id}/approve`,
+      ...json(await bearer(), { note: "go ahead", reviewerId: OTHER_APPROVER, reviewer_id: OTHER_APPROVER, sub: OTHER_APPROVER }),
+    );
     expect(res.status).toBe(200);
     expect(JSON.parse(res.body)).toMatchObject({ decisionId: id, status: "approved", reviewerId: APPROVER, note: "go ahead" });
     expect(await guarded).toMatchObject({ ok: true, value: 1 });
@@ -272,6 +277,11 @@ describe("veto serve with agents in other processes", () => {
       [id],
     );
     expect(rows.map((r) => r.type)).toEqual(["decision", "approval", "execution", "execution", "execution"]);
+    const approval = await db.pool.query(
+      `SELECT line::jsonb ->> 'reviewer_id' AS reviewer FROM "${schema}".records WHERE decision_id = $1 AND type = 'approval'`,
+      [id],
+    );
+    expect(approval.rows).toEqual([{ reviewer: APPROVER }]);
     expect(rows.slice(2).map((r) => r.result)).toEqual([{ execution: "claimed" }, { execution: "refused" }, { execution: "refused" }]);
     // Announced once, though the approval changed three times since.
     await new Promise((r) => setTimeout(r, 500));
