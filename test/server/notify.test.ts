@@ -6,7 +6,7 @@ import { createHmac, timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import fc from "fast-check";
-import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 import { InMemoryStore } from "../../adapter/history/store.js";
 import { PostgresStore } from "../../adapter/postgres/store.js";
 import { PostgresNotificationLedger } from "../../adapter/postgres/notifications.js";
@@ -21,6 +21,7 @@ import {
   type ApprovalItem,
 } from "../../adapter/server/index.js";
 import type { ApprovalRequiredEvent } from "../../adapter/index.js";
+import { APPROVAL_HOOK_WARN_MS } from "../../adapter/veto.js";
 import { ACTOR, APPROVER, ROOT, captureLogger, makeVeto, write } from "../helpers/index.js";
 import { pgUrl, testDatabase } from "../helpers/postgres.js";
 import { startReceiver, type Receiver } from "../helpers/webhook-receiver.js";
@@ -275,6 +276,24 @@ describe("onApprovalRequired", () => {
       expect(events).toHaveLength(1);
       await veto.close();
     }
+  });
+
+  it("a hook still running after 10 s is logged; the decision had long been returned", async () => {
+    const { veto, logLines } = await makeVeto({ onApprovalRequired: () => new Promise<void>(() => {}) });
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    try {
+      const decision = await veto.protect(write({ amount: 9000 }));
+      expect(decision.action).toBe("require_approval");
+      await vi.advanceTimersByTimeAsync(APPROVAL_HOOK_WARN_MS - 1);
+      expect(logLines.filter((l) => l["msg"] === "onApprovalRequired hook is still running")).toEqual([]);
+      await vi.advanceTimersByTimeAsync(2);
+      expect(logLines.filter((l) => l["msg"] === "onApprovalRequired hook is still running")).toMatchObject([
+        { decision_id: decision.id, after_ms: APPROVAL_HOOK_WARN_MS },
+      ]);
+    } finally {
+      vi.useRealTimers();
+    }
+    await veto.close();
   });
 
   it("logs the failing hook's error with the decision id", async () => {
