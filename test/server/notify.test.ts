@@ -177,6 +177,22 @@ describe("webhook notifier", () => {
     await veto.close();
   });
 
+  it("the delays double from backoffMs up to maxBackoffMs, jittered between half and all of each", async () => {
+    for (const [jitter, expected] of [
+      [0, [50, 75, 75]],
+      [0.999, [100, 150, 150]],
+    ] as const) {
+      const r = await receiver(500, 500, 500, 200);
+      const notifier = webhookNotifier({ url: r.url, link: LINK, backoffMs: 100, maxBackoffMs: 150, random: () => jitter });
+      await expect(notifier.notify(await someItem())).resolves.toMatchObject({ delivered: true, attempts: 4 });
+      const gaps = r.received.slice(1).map((x, i) => x.at - r.received[i]!.at);
+      for (const [i, gap] of gaps.entries()) {
+        expect(gap, `gap ${i} of ${JSON.stringify(gaps)}`).toBeGreaterThanOrEqual(expected[i]! - 5);
+        expect(gap, `gap ${i} of ${JSON.stringify(gaps)}`).toBeLessThan(expected[i]! + 1_000);
+      }
+    }
+  });
+
   it("a 4xx other than 408/429 is not retried; a redirect is not followed", async () => {
     const r = await receiver(404);
     const notifier = webhookNotifier({ url: r.url, secret: SECRET, link: LINK, backoffMs: 5 });
