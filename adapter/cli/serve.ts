@@ -13,7 +13,7 @@ import { PostgresNotificationLedger } from "../postgres/notifications.js";
 import { InMemoryStore, type VetoStore } from "../history/store.js";
 import { createApprovalServer } from "../server/server.js";
 import { isLoopback, type JwtAuthOptions } from "../server/auth.js";
-import { approvalLink, webhookNotifier } from "../server/notify.js";
+import { approvalLink, webhookNotifier, type ApprovalLink } from "../server/notify.js";
 import { memoryLedger, notifyApprovals } from "../server/notifications.js";
 import { standardLogDestination } from "../records/fd-sink.js";
 import { loadBundle } from "../policy/bundle.js";
@@ -132,23 +132,29 @@ export const serveCommand: Command = {
         "veto serve: WARNING --dev-login: anyone on this machine can answer as any approver (x-veto-dev-reviewer). Never in production.\n",
       );
     }
+    // The notifier is built (and its options checked) before the service listens; its links
+    // default to the address it listens on, known only then.
+    let listening: ApprovalLink | undefined;
+    const link: ApprovalLink = values["public-url"] !== undefined ? approvalLink(values["public-url"]) : (item) => listening!(item);
+    const webhook =
+      values["webhook-url"] === undefined
+        ? undefined
+        : webhookNotifier({
+            url: values["webhook-url"],
+            format,
+            ...(webhookSecret === undefined ? {} : { secret: webhookSecret }),
+            link,
+            logger: logger.child({ component: "webhook" }),
+          });
     const app = await createApprovalServer({ veto, store, auth, logger: logger.child({ component: "api" }) });
     const address = await app.listen({ host, port });
+    listening = approvalLink(address);
     process.stderr.write(`veto serve: listening on ${address}\n`);
     let notifications: { close(): Promise<void> } | undefined;
-    let notifier: { close(): void } | undefined;
-    if (values["webhook-url"] !== undefined) {
+    if (webhook !== undefined) {
       if (webhookSecret === undefined) {
         process.stderr.write("veto serve: WARNING webhook notifications are unsigned (no --webhook-secret-file)\n");
       }
-      const webhook = webhookNotifier({
-        url: values["webhook-url"],
-        format,
-        ...(webhookSecret === undefined ? {} : { secret: webhookSecret }),
-        link: approvalLink(values["public-url"] ?? address),
-        logger: logger.child({ component: "webhook" }),
-      });
-      notifier = webhook;
       // With PostgreSQL, services on one schema share a ledger: one of them announces each approval.
       const ledger =
         store instanceof PostgresStore
@@ -157,7 +163,7 @@ export const serveCommand: Command = {
       const watching = notifyApprovals({ store, notify: webhook.notify, ledger, logger: logger.child({ component: "notifications" }) });
       notifications = watching;
       await watching.ready;
-      process.stderr.write(`veto serve: notifying ${new URL(values["webhook-url"]).origin} (${format})\n`);
+      process.stderr.write(`veto serve: notifying ${new URL(values["webhook-url"]!).origin} (${format})\n`);
     }
     await new Promise<void>((resolve) => {
       const stop = (): void => resolve();
@@ -166,7 +172,7 @@ export const serveCommand: Command = {
     });
     // Stop taking new notifications first, then cut short those under way (their claims lapse).
     const closing = notifications?.close();
-    notifier?.close();
+    webhook?.close();
     await closing;
     await app.close();
     await veto.close();

@@ -509,7 +509,12 @@ describe("veto serve refuses notification flags that cannot work", () => {
     [["--webhook-format", "xml"], "--webhook-format must be json or slack"],
     [["--public-url", "https://x.example"], "need --webhook-url"],
     [["--webhook-secret-file", "/nonexistent"], "need --webhook-url"],
+    [["--webhook-url", "http://127.0.0.1:9/hook", "--public-url", "ftp://x.example"], "publicUrl must be http(s)"],
+    [["--webhook-url", "gopher://x.example/hook"], "url must be http(s)"],
+    [["--webhook-url", "http://127.0.0.1:9/hook", "--webhook-secret-file", "SHORT"], "at least 16 bytes"],
   ])("%j", (flags, message) => {
+    if (flags.includes("SHORT")) writeFileSync(join(dir, "short-secret"), "short\n");
+    flags = flags.map((f) => (f === "SHORT" ? join(dir, "short-secret") : f));
     const run = runCli(["serve", "--bundle", requireBundle(), "--log", join(dir, "answers.log"), "--dev-login", ...flags]);
     expect(run.status).toBe(2);
     expect(run.stderr).toContain(message);
