@@ -162,7 +162,7 @@ demo: ## Run the demo: a scripted CRM agent governed by Veto (ARGS=--json for JS
 	@node scripts/demo/run.mjs $(ARGS)
 
 .PHONY: bench
-bench: $(TOOLS) build python ## Benchmark: WASM, protect (memory, durable log, PostgreSQL, Python), opa bench, OPA server; writes bench/results.json (BENCHMARKS.md)
+bench: $(TOOLS) build python ## Benchmark: WASM, protect (memory, durable log, PostgreSQL, Python), the approval API, opa bench, OPA server; writes bench/results.json (BENCHMARKS.md)
 	node bench/run.mjs
 
 .PHONY: soak

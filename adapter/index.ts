@@ -9,7 +9,7 @@
  * ("veto-crm/bundle").
  */
 export { createVeto } from "./veto.js";
-export type { DeepReadonly, EscalationEvent, GuardOptions, Veto, VetoOptions } from "./veto.js";
+export type { ApprovalRequiredEvent, DeepReadonly, EscalationEvent, GuardOptions, Veto, VetoOptions } from "./veto.js";
 
 // The call and the decision.
 export { DEFAULT_INPUT_LIMITS, callSchema } from "./call/input.js";

@@ -52,6 +52,26 @@ export interface EscalationEvent {
   readonly recentDenies: number;
 }
 
+/**
+ * A require_approval decision, recorded and stored: what its reviewers are
+ * told (the approval service's item is made of the same fields).
+ */
+export interface ApprovalRequiredEvent {
+  readonly decision: Decision;
+  readonly tool: string;
+  readonly actorId: string;
+  readonly tenantId: string;
+  readonly environment: string;
+  /** The call's arguments as its record holds them: sensitive values masked. */
+  readonly arguments: unknown;
+  readonly recentDenies: number | null;
+  /** ISO 8601 UTC: when the approval can no longer be given. */
+  readonly expiresAt: string;
+}
+
+/** How long an onApprovalRequired hook may run before a warning is logged (it is never awaited). */
+export const APPROVAL_HOOK_WARN_MS = 10_000;
+
 export interface VetoOptions {
   /**
    * Path of the bundle .tar.gz, its bytes, or a bundle server to load it from
@@ -130,6 +150,14 @@ export interface VetoOptions {
   readonly limits?: Partial<InputLimits>;
   /** Called (not awaited; errors logged) after an escalated decision is recorded. Default: none. */
   readonly onEscalation?: (event: EscalationEvent) => void | Promise<void>;
+  /**
+   * Called after a require_approval decision is recorded and stored, never
+   * awaited: the decision reaches the caller (and guard starts waiting) at
+   * once, whatever the hook does. A hook that throws or rejects is logged; one
+   * still running after 10 s is logged too. The place to notify reviewers
+   * (`webhookNotifier` from "veto-crm/server"). Default: none.
+   */
+  readonly onApprovalRequired?: (event: ApprovalRequiredEvent) => void | Promise<void>;
 }
 
 const isFunction = (v: unknown): boolean => typeof v === "function";
@@ -175,6 +203,9 @@ const optionsSchema = z.strictObject({
   approvalPollMs: positiveInt.optional(),
   limits: z.strictObject({ maxInputBytes: positiveInt.optional(), maxDepth: positiveInt.optional() }).optional(),
   onEscalation: z.custom<(e: EscalationEvent) => void>(isFunction, { message: "onEscalation must be a function" }).optional(),
+  onApprovalRequired: z
+    .custom<(e: ApprovalRequiredEvent) => void>(isFunction, { message: "onApprovalRequired must be a function" })
+    .optional(),
 });
 
 /** How long a guarded call waits for its approval: given to guard() (for every call) or per call (wins). */
@@ -290,6 +321,7 @@ interface Decided {
   /** Supersede the decision with a record_unavailable deny. */
   readonly unrecorded: (error: unknown) => Promise<DecideResult>;
   readonly escalation?: EscalationEvent | undefined;
+  readonly approvalRequired?: ApprovalRequiredEvent | undefined;
 }
 
 interface Outcome {
@@ -382,6 +414,7 @@ class VetoInstance implements Veto {
   readonly #ttlMs: number;
   readonly #limits: InputLimits;
   readonly #onEscalation: ((e: EscalationEvent) => void | Promise<void>) | undefined;
+  readonly #onApprovalRequired: ((e: ApprovalRequiredEvent) => void | Promise<void>) | undefined;
   readonly #nextId = monotonicUlid();
   readonly #desk: ApprovalDesk;
   /** For a sink that cannot be read back: the records an approval check reads, as this process wrote them. */
@@ -408,6 +441,7 @@ class VetoInstance implements Veto {
     this.#ttlMs = o.approvalTtlMs ?? 3_600_000;
     this.#limits = { ...DEFAULT_INPUT_LIMITS, ...o.limits };
     this.#onEscalation = o.onEscalation;
+    this.#onApprovalRequired = o.onApprovalRequired;
     this.#written = isRecordReader(this.#sink) ? undefined : writtenRecordsOf(this.#sink);
     this.#desk = new ApprovalDesk({
       store: this.#store,
@@ -558,7 +592,26 @@ class VetoInstance implements Veto {
       }
     }
     if (decided.escalation !== undefined) this.#escalate(decided.escalation, decided.result.decision.id);
+    if (decided.approvalRequired !== undefined) this.#approvalRequired(decided.approvalRequired);
     return decided.result;
+  }
+
+  /** Not awaited: neither a failing nor a slow hook changes or delays the decision; both are logged. */
+  #approvalRequired(event: ApprovalRequiredEvent): void {
+    const hook = this.#onApprovalRequired!;
+    const id = event.decision.id;
+    let done = false;
+    const slow = setTimeout(() => {
+      if (!done) safeLog(this.#log, { decision_id: id, after_ms: APPROVAL_HOOK_WARN_MS }, "onApprovalRequired hook is still running");
+    }, APPROVAL_HOOK_WARN_MS);
+    slow.unref();
+    void Promise.resolve()
+      .then(() => hook(event))
+      .catch((error: unknown) => safeLog(this.#log, { err: toError(error), decision_id: id }, "onApprovalRequired hook failed"))
+      .finally(() => {
+        done = true;
+        clearTimeout(slow);
+      });
   }
 
   #escalate(event: EscalationEvent, id: string): void {
@@ -740,7 +793,20 @@ class VetoInstance implements Veto {
       decision.escalated && this.#onEscalation !== undefined && who.actorId !== undefined && who.tenantId !== undefined
         ? { decision, actorId: who.actorId, tenantId: who.tenantId, recentDenies: outcome.recentDenies ?? 0 }
         : undefined;
-    return { result: { decision, call: context.call }, durable, unrecorded, escalation };
+    const approvalRequired: ApprovalRequiredEvent | undefined =
+      decision.action === "require_approval" && this.#onApprovalRequired !== undefined && stored.review !== undefined
+        ? {
+            decision,
+            tool: stored.review.tool,
+            actorId: stored.actorId ?? "",
+            tenantId: stored.tenantId ?? "",
+            environment: stored.review.environment,
+            arguments: stored.review.arguments,
+            recentDenies: stored.review.recentDenies,
+            expiresAt: new Date(stored.approval!.expiresAtMs).toISOString(),
+          }
+        : undefined;
+    return { result: { decision, call: context.call }, durable, unrecorded, escalation, approvalRequired };
   }
 
   async #evaluate(unit: DecisionUnit, policy: ActivePolicy, id: string, call: VetoCall, callJson: string, nowMs: number): Promise<Outcome> {

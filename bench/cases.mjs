@@ -3,6 +3,7 @@
  * They import the built library (dist/), so `make bench` builds first.
  */
 import { spawn, spawnSync } from "node:child_process";
+import { generateKeyPairSync } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { request, Agent } from "node:http";
 import { createServer } from "node:net";
@@ -12,6 +13,7 @@ import { loadPolicy } from "@open-policy-agent/opa-wasm";
 import { pino } from "pino";
 import { createVeto, openFileLog } from "../dist/index.js";
 import { postgres } from "../dist/postgres.js";
+import { createApprovalServer } from "../dist/server.js";
 import { measureConcurrent, measureSequential, round } from "./measure.mjs";
 import { policyInput } from "./mix.mjs";
 
@@ -189,7 +191,7 @@ function freePort() {
   });
 }
 
-function httpCall(agent, port, method, path, body) {
+function httpCall(agent, port, method, path, body, headers = {}) {
   return new Promise((resolve, reject) => {
     const req = request(
       {
@@ -198,7 +200,10 @@ function httpCall(agent, port, method, path, body) {
         port,
         method,
         path,
-        headers: body === undefined ? {} : { "content-type": "application/json", "content-length": Buffer.byteLength(body) },
+        headers: {
+          ...headers,
+          ...(body === undefined ? {} : { "content-type": "application/json", "content-length": Buffer.byteLength(body) }),
+        },
       },
       (res) => {
         const chunks = [];
@@ -244,5 +249,84 @@ export async function opaServerHttp(opa, regoBundle, mix, opts) {
     agent.destroy();
     server.kill("SIGTERM");
     await new Promise((r) => (server.exitCode !== null ? r() : server.once("exit", r)));
+  }
+}
+
+/**
+ * One approval through the approval service's JSON API on PostgreSQL: POST
+ * /api/approvals/:id/approve with a bearer JWT (ES256, verified by jose each
+ * time), one keep-alive connection, one request at a time, from request to
+ * the 200 (the answer recorded and committed in the store's transaction).
+ * The pending approvals are made beforehand, untimed, by protect() on the
+ * mix's calls that need approval.
+ */
+export async function approvalApi(bundle, mix, connectionString, opts = {}) {
+  const { SignJWT, importPKCS8 } = await import("jose");
+  const schema = `veto_bench_api_${process.pid}`;
+  const veto = await createVeto({
+    bundle,
+    logger: silent,
+    store: postgres({ connectionString, schema, migrate: true, records: true }),
+  });
+  const { PostgresStore } = await import("../dist/postgres.js");
+  const store = await PostgresStore.connect({ connectionString, schema });
+  const keys = generateKeyPairSync("ec", {
+    namedCurve: "P-256",
+    publicKeyEncoding: { type: "spki", format: "pem" },
+    privateKeyEncoding: { type: "pkcs8", format: "pem" },
+  });
+  const app = await createApprovalServer({
+    veto,
+    store,
+    auth: { jwt: { publicKey: keys.publicKey, issuer: "https://idp.bench", audience: "veto", algorithms: ["ES256"] } },
+  });
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  try {
+    const address = new URL(await app.listen({ host: "127.0.0.1", port: 0 }));
+    const signing = await importPKCS8(keys.privateKey, "ES256");
+    const tokens = new Map();
+    const tokenFor = async (sub) => {
+      if (!tokens.has(sub)) {
+        const jwt = await new SignJWT({ sub })
+          .setProtectedHeader({ alg: "ES256" })
+          .setIssuer("https://idp.bench")
+          .setAudience("veto")
+          .setExpirationTime("2h")
+          .sign(signing);
+        tokens.set(sub, `Bearer ${jwt}`);
+      }
+      return tokens.get(sub);
+    };
+    const warmupOps = opts.warmupOps ?? 100;
+    const wanted = warmupOps + (opts.maxOps ?? 2000);
+    const pending = [];
+    for (let i = 0; pending.length < wanted && i < mix.length * 20; i++) {
+      const d = await veto.protect(mix[i % mix.length].call);
+      if (d.action !== "require_approval") continue;
+      const actor = mix[i % mix.length].call.context?.actorId;
+      const reviewer = d.approvers.find((a) => a !== actor);
+      if (reviewer !== undefined) pending.push({ id: d.id, authorization: await tokenFor(reviewer) });
+    }
+    const op = async (p) => {
+      const r = await httpCall(agent, address.port, "POST", `/api/approvals/${p.id}/approve`, "{}", { authorization: p.authorization });
+      if (r.status !== 200) throw new Error(`approve answered ${r.status}: ${r.body}`);
+    };
+    const measured = await measureSequential(pending, op, {
+      warmupOps,
+      minOps: Math.min(500, pending.length - warmupOps),
+      minMs: 0,
+      maxOps: pending.length - warmupOps,
+      ...opts,
+    });
+    return { ...measured, approvals_made: pending.length };
+  } finally {
+    agent.destroy();
+    await app.close();
+    await veto.close();
+    await store.close();
+    const pg = await import("pg");
+    const client = new pg.default.Client({ connectionString });
+    await client.connect();
+    await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).finally(() => client.end());
   }
 }

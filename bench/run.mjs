@@ -5,7 +5,7 @@
  *   node bench/run.mjs [--quick] [--only case,case]
  *
  * Environment: VETO_BENCH_PG_URL, a PostgreSQL URL for the protect_postgres
- * cases; without it the throwaway server of scripts/postgres.sh is used
+ * and approval_api cases; without it the throwaway server of scripts/postgres.sh is used
  * (started, and stopped afterwards, when it is not running: it installs
  * PostgreSQL from Debian's packages when missing). VETO_BENCH_PG=skip skips
  * those cases.
@@ -16,6 +16,7 @@ import { cpus, tmpdir, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import { loadBundle } from "../dist/bundle.js";
 import {
+  approvalApi,
   opaGoEval,
   opaServerHttp,
   protectDurable,
@@ -93,13 +94,15 @@ await run("protect_durable_c64_1000_tenants", () =>
   protectDurable(BUNDLE, buildMix(manyTenants, { seed: SEED, count: 4000 }), 64, quick ? { minMs: 1500 } : {}, { data: manyTenants }),
 );
 
-const pgUrl = want("protect_postgres") || want("protect_postgres_c64") ? postgresUrl() : { url: null, why: "not selected" };
+const pgUrl =
+  want("protect_postgres") || want("protect_postgres_c64") || want("approval_api") ? postgresUrl() : { url: null, why: "not selected" };
 if (pgUrl.url !== null) {
   await run("protect_postgres", () => protectPostgres(BUNDLE, mix, pgUrl.url, 1, quick ? { minMs: 1000 } : {}));
   await run("protect_postgres_c64", () => protectPostgres(BUNDLE, mix, pgUrl.url, 64, quick ? { minMs: 1000 } : {}));
+  await run("approval_api", () => approvalApi(BUNDLE, mix, pgUrl.url, quick ? { maxOps: 300, warmupOps: 30 } : {}));
   if (pgUrl.stop) spawnSync("bash", [resolve(ROOT, "scripts/postgres.sh"), "stop"], { stdio: "ignore" });
-} else if (want("protect_postgres")) {
-  log(`protect_postgres skipped: ${pgUrl.why}`);
+} else if (want("protect_postgres") || want("approval_api")) {
+  log(`protect_postgres and approval_api skipped: ${pgUrl.why}`);
 }
 
 // The Python adapter (adapter/python) on the same bundle and mix, in its own process.

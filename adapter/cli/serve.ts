@@ -5,12 +5,17 @@
  */
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
+import { pino } from "pino";
 import { createVeto } from "../veto.js";
 import { FileDecisionLog } from "../records/file/file-log.js";
 import { PostgresStore } from "../postgres/store.js";
+import { PostgresNotificationLedger } from "../postgres/notifications.js";
 import { InMemoryStore, type VetoStore } from "../history/store.js";
 import { createApprovalServer } from "../server/server.js";
 import { isLoopback, type JwtAuthOptions } from "../server/auth.js";
+import { approvalLink, webhookNotifier, type ApprovalLink } from "../server/notify.js";
+import { memoryLedger, notifyApprovals } from "../server/notifications.js";
+import { standardLogDestination } from "../records/fd-sink.js";
 import { loadBundle } from "../policy/bundle.js";
 import { UsageError, readDataFile, type Command } from "./common.js";
 
@@ -33,7 +38,11 @@ export const serveCommand: Command = {
   usage: `  veto serve --bundle PATH [--data FILE] [--postgres URL] [--log PATH] [--listen HOST:PORT]
              [--jwt-public-key FILE | --jwt-jwks URL] [--jwt-issuer ISS] [--jwt-audience AUD]
              [--jwt-algorithms LIST] [--reviewer-claim NAME] [--groups-claim NAME] [--dev-login]
-      the approval service (docs/approvals.md); default listen 127.0.0.1:8787.`,
+             [--schema NAME] [--webhook-url URL [--webhook-secret-file FILE] [--webhook-format json|slack]
+             [--public-url URL]]
+      the approval service (docs/approvals.md); default listen 127.0.0.1:8787. With --webhook-url,
+      each approval opened on the store is announced there once (signed with the secret's HMAC;
+      links under --public-url, default http://LISTEN).`,
 
   async run(args) {
     const { values, positionals } = parseArgs({
@@ -52,6 +61,11 @@ export const serveCommand: Command = {
         "reviewer-claim": { type: "string" },
         "groups-claim": { type: "string" },
         "dev-login": { type: "boolean", default: false },
+        schema: { type: "string" },
+        "webhook-url": { type: "string" },
+        "webhook-secret-file": { type: "string" },
+        "webhook-format": { type: "string", default: "json" },
+        "public-url": { type: "string" },
       },
     });
     if (positionals.length > 0) throw new UsageError("serve takes no positional arguments");
@@ -70,14 +84,34 @@ export const serveCommand: Command = {
     if (jwtKey && (values["jwt-issuer"] === undefined || values["jwt-audience"] === undefined)) {
       throw new UsageError("serve needs --jwt-issuer and --jwt-audience with a JWT key");
     }
+    if (values.schema !== undefined && values.postgres === undefined) throw new UsageError("--schema needs --postgres");
+    const format = values["webhook-format"];
+    if (format !== "json" && format !== "slack") throw new UsageError(`--webhook-format must be json or slack, not ${format}`);
+    if (values["webhook-url"] === undefined && (values["webhook-secret-file"] !== undefined || values["public-url"] !== undefined)) {
+      throw new UsageError("--webhook-secret-file and --public-url need --webhook-url");
+    }
+    const webhookSecret =
+      values["webhook-secret-file"] === undefined ? undefined : (await readFile(values["webhook-secret-file"], "utf8")).trim();
     const data = values.data === undefined ? undefined : await readDataFile(values.data);
+    const logger = pino({ name: "veto-serve" }, standardLogDestination(2));
 
     let store: VetoStore;
     const recordSink = values.postgres !== undefined ? undefined : await FileDecisionLog.open(values.log!);
-    if (values.postgres !== undefined) store = await PostgresStore.connect({ connectionString: values.postgres });
-    else store = new InMemoryStore();
+    if (values.postgres !== undefined) {
+      store = await PostgresStore.connect({
+        connectionString: values.postgres,
+        ...(values.schema === undefined ? {} : { schema: values.schema }),
+        logger: logger.child({ component: "store" }),
+      });
+    } else store = new InMemoryStore();
     const sink = recordSink ?? (store as PostgresStore).recordSink();
-    const veto = await createVeto({ bundle: values.bundle, ...(data === undefined ? {} : { data }), store, recordSink: sink });
+    const veto = await createVeto({
+      bundle: values.bundle,
+      ...(data === undefined ? {} : { data }),
+      store,
+      recordSink: sink,
+      logger: logger.child({ component: "veto" }),
+    });
     const auth = values["dev-login"]
       ? // Without --data, the approvers are the bundle's own data document's.
         { devLogin: { approverIds: approverIdsOf(data ?? (await loadBundle(values.bundle)).data) } }
@@ -98,14 +132,48 @@ export const serveCommand: Command = {
         "veto serve: WARNING --dev-login: anyone on this machine can answer as any approver (x-veto-dev-reviewer). Never in production.\n",
       );
     }
-    const app = await createApprovalServer({ veto, store, auth });
+    // The notifier is built (and its options checked) before the service listens; its links
+    // default to the address it listens on, known only then.
+    let listening: ApprovalLink | undefined;
+    const link: ApprovalLink = values["public-url"] !== undefined ? approvalLink(values["public-url"]) : (item) => listening!(item);
+    const webhook =
+      values["webhook-url"] === undefined
+        ? undefined
+        : webhookNotifier({
+            url: values["webhook-url"],
+            format,
+            ...(webhookSecret === undefined ? {} : { secret: webhookSecret }),
+            link,
+            logger: logger.child({ component: "webhook" }),
+          });
+    const app = await createApprovalServer({ veto, store, auth, logger: logger.child({ component: "api" }) });
     const address = await app.listen({ host, port });
+    listening = approvalLink(address);
     process.stderr.write(`veto serve: listening on ${address}\n`);
+    let notifications: { close(): Promise<void> } | undefined;
+    if (webhook !== undefined) {
+      if (webhookSecret === undefined) {
+        process.stderr.write("veto serve: WARNING webhook notifications are unsigned (no --webhook-secret-file)\n");
+      }
+      // With PostgreSQL, services on one schema share a ledger: one of them announces each approval.
+      const ledger =
+        store instanceof PostgresStore
+          ? new PostgresNotificationLedger(store, { leaseMs: webhook.maxDurationMs + 60_000 })
+          : memoryLedger();
+      const watching = notifyApprovals({ store, notify: webhook.notify, ledger, logger: logger.child({ component: "notifications" }) });
+      notifications = watching;
+      await watching.ready;
+      process.stderr.write(`veto serve: notifying ${new URL(values["webhook-url"]!).origin} (${format})\n`);
+    }
     await new Promise<void>((resolve) => {
       const stop = (): void => resolve();
       process.once("SIGINT", stop);
       process.once("SIGTERM", stop);
     });
+    // Stop taking new notifications first, then cut short those under way (their claims lapse).
+    const closing = notifications?.close();
+    webhook?.close();
+    await closing;
     await app.close();
     await veto.close();
     await store.close();

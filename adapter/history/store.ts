@@ -33,8 +33,23 @@ export interface ListApprovalsOptions {
   readonly approverIds?: readonly string[];
   /** Only approvals in one of these statuses. Default: every status. */
   readonly status?: readonly ApprovalStatus[];
-  /** At most this many, newest first. Default 100, at most 1,000. */
+  /** At most this many, newest first (by atMs, then id, both descending). Default 100, at most 1,000. */
   readonly limit?: number;
+  /**
+   * The time now, epoch ms: a pending approval whose expiresAtMs has come
+   * counts as "expired" for `status` (what a reviewer sees). Default: statuses
+   * as stored.
+   */
+  readonly nowMs?: number;
+  /** Keyset paging: only approvals after this one in the list's order (older, or as old with a smaller id). */
+  readonly after?: { readonly atMs: number; readonly id: string };
+  /** Leave out the approvals of this actor (a reviewer never answers their own call). */
+  readonly notActorId?: string;
+}
+
+/** An approval's status as of `nowMs`: pending whose time is up reads as expired. */
+export function statusAt(approval: ApprovalState, nowMs: number | undefined): ApprovalStatus {
+  return approval.status === "pending" && nowMs !== undefined && nowMs >= approval.expiresAtMs ? "expired" : approval.status;
 }
 
 export const MAX_LIST_APPROVALS = 1_000;
@@ -329,14 +344,18 @@ export class InMemoryStore implements VetoStore {
     const found: StoredDecision[] = [];
     // Newest first: the map holds decisions in the order they were first stored.
     const all = [...this.#decisions.values()];
-    for (let i = all.length - 1; i >= 0 && found.length < limit; i--) {
+    const after = options.after;
+    for (let i = all.length - 1; i >= 0; i--) {
       const d = all[i]!;
       if (d.approval === undefined) continue;
-      if (statuses !== undefined && !statuses.has(d.approval.status)) continue;
+      if (statuses !== undefined && !statuses.has(statusAt(d.approval, options.nowMs))) continue;
       if (approvers !== undefined && !d.approvers.some((a) => approvers.has(a))) continue;
+      if (options.notActorId !== undefined && d.actorId === options.notActorId) continue;
+      if (after !== undefined && !(d.atMs < after.atMs || (d.atMs === after.atMs && d.id < after.id))) continue;
       found.push(d);
     }
-    return found.sort((a, b) => b.atMs - a.atMs || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+    // Stored order is not quite time order (a clock may step back): sorted, then cut.
+    return found.sort((a, b) => b.atMs - a.atMs || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0)).slice(0, limit);
   }
 
   watchApprovals(listener: (decisionId: string | undefined) => void): () => void {

@@ -16,3 +16,5 @@ export type { PostgresCheckpointOptions, PostgresVerifyResult, PostgresWrittenRe
 export { APPROVAL_CHANNEL, PostgresStore } from "./store.js";
 export type { PostgresStoreOptions } from "./store.js";
 export { PostgresTransaction } from "./transaction.js";
+export { PostgresNotificationLedger } from "./notifications.js";
+export type { PostgresNotificationLedgerOptions } from "./notifications.js";

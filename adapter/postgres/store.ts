@@ -84,10 +84,15 @@ class Statements {
     this.claim = `UPDATE ${decisions}
       SET approval_status = 'executed', executed_at_ms = coalesce($2::bigint, ${DB_NOW_MS})
       WHERE id = $1 AND approval_status = 'approved'`;
+    // $4: now (a pending approval past its expiry reads as expired); $5, $6:
+    // the last row of the page before; $7: an actor left out.
     this.listApprovals = `SELECT ${read} FROM ${decisions}
       WHERE approval_status IS NOT NULL
         AND ($1::text[] IS NULL OR approvers && $1::text[])
-        AND ($2::text[] IS NULL OR approval_status = ANY($2::text[]))
+        AND ($2::text[] IS NULL OR CASE WHEN approval_status = 'pending' AND expires_at_ms <= $4::bigint THEN 'expired'
+                                        ELSE approval_status END = ANY($2::text[]))
+        AND ($5::bigint IS NULL OR (at_ms, id) < ($5::bigint, $6::text))
+        AND ($7::text IS NULL OR actor_id IS DISTINCT FROM $7::text)
       ORDER BY at_ms DESC, id DESC LIMIT $3`;
     // Out of pending: answered only before expiry, expired only at or after
     // it, both by the database's clock as the row is moved (after any wait for
@@ -287,6 +292,10 @@ export class PostgresStore implements VetoStore {
       options.approverIds === undefined ? null : [...options.approverIds],
       options.status === undefined ? null : [...options.status],
       listLimit(options.limit),
+      options.nowMs ?? null,
+      options.after?.atMs ?? null,
+      options.after?.id ?? null,
+      options.notActorId ?? null,
     ]);
     return rows.map(toStoredDecision);
   }

@@ -57,6 +57,34 @@ export interface ApprovalItem {
 }
 
 const ID = /^[0-9A-Za-z_-]{1,128}$/;
+const DEFAULT_PAGE = 50;
+const MAX_PAGE = 200;
+
+function pageLimit(value: unknown): number | undefined {
+  if (typeof value !== "string" || !/^[1-9]\d{0,2}$/.test(value)) return undefined;
+  const n = Number(value);
+  return n <= MAX_PAGE ? n : undefined;
+}
+
+/** Where a page ended: (atMs, id) of its last item, opaque to callers (base64url JSON). */
+function encodeCursor(d: StoredDecision): string {
+  return Buffer.from(JSON.stringify([d.atMs, d.id]), "utf8").toString("base64url");
+}
+
+/** The position a cursor names; null for anything this service did not give. */
+function decodeCursor(value: unknown): { atMs: number; id: string } | null {
+  if (typeof value !== "string" || !/^[A-Za-z0-9_-]{1,400}$/.test(value)) return null;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(value, "base64url").toString("utf8"));
+  } catch {
+    return null;
+  }
+  if (!Array.isArray(parsed) || parsed.length !== 2) return null;
+  const [atMs, id] = parsed as unknown[];
+  if (typeof atMs !== "number" || !Number.isSafeInteger(atMs) || atMs < 0 || typeof id !== "string" || !ID.test(id)) return null;
+  return { atMs, id };
+}
 const iso = (ms: number): string => new Date(ms).toISOString();
 
 /** The item a reviewer sees; a pending approval whose time is up shows as expired. */
@@ -136,7 +164,17 @@ export async function createApprovalServer(options: ApprovalServerOptions): Prom
   const log = options.logger;
   const now = async (): Promise<number> => (store.now === undefined ? Date.now() : await store.now());
 
-  const app = Fastify({ bodyLimit: options.bodyLimit ?? 16_384, logger: false, return503OnClosing: true });
+  const app = Fastify({
+    bodyLimit: options.bodyLimit ?? 16_384,
+    logger: false,
+    return503OnClosing: true,
+    // A path Fastify cannot decode (%00, %C0%AE) or over its parameter limit: refused before
+    // routing (so before authentication), in the service's own error shape.
+    frameworkErrors: (error, _request, reply) => {
+      const status = (error as { statusCode?: number }).statusCode ?? 400;
+      void refuse(reply, status >= 400 && status < 500 ? status : 400, "malformed_request", "the request path cannot be read");
+    },
+  });
   // Only JSON bodies: text/plain would otherwise be accepted as a string (415 instead).
   app.removeContentTypeParser("text/plain");
   app.decorateRequest("reviewer", undefined);
@@ -174,17 +212,28 @@ export async function createApprovalServer(options: ApprovalServerOptions): Prom
     const query = request.query as Record<string, unknown>;
     const wanted = query["status"] ?? "pending";
     if (wanted !== "pending" && wanted !== "answered") return refuse(reply, 400, "malformed_request", "status must be pending or answered");
+    const limit = query["limit"] === undefined ? DEFAULT_PAGE : pageLimit(query["limit"]);
+    if (limit === undefined) return refuse(reply, 400, "malformed_request", `limit must be an integer from 1 to ${MAX_PAGE}`);
+    const after = query["cursor"] === undefined ? undefined : decodeCursor(query["cursor"]);
+    if (after === null) return refuse(reply, 400, "malformed_request", "cursor is not one this service gave");
+    // A pending approval whose time is up is answered by the clock: listed as answered (expired).
     const statuses: ApprovalStatus[] = wanted === "pending" ? ["pending", "answering"] : ["approved", "rejected", "expired", "executed"];
     const nowMs = await now();
-    const found = await store.listApprovals!({ approverIds: reviewer.approverIds, status: statuses, limit: 200 });
-    const items = found.filter((d) => mayAnswer(reviewer, d)).map((d) => approvalItem(d, nowMs));
-    // A pending one whose time is up is answered by the clock: listed as answered (expired).
-    const shown = wanted === "pending" ? items.filter((i) => i.status === "pending") : items;
-    if (wanted === "answered") {
-      const lapsed = await store.listApprovals!({ approverIds: reviewer.approverIds, status: ["pending"], limit: 200 });
-      for (const d of lapsed) if (mayAnswer(reviewer, d) && nowMs >= d.approval!.expiresAtMs) shown.push(approvalItem(d, nowMs));
-    }
-    return { approvals: shown };
+    // One more than the page: whether there is a next page, without a second query.
+    const found = await store.listApprovals!({
+      approverIds: reviewer.approverIds,
+      status: statuses,
+      nowMs,
+      notActorId: reviewer.id,
+      limit: limit + 1,
+      ...(after === undefined ? {} : { after }),
+    });
+    const page = found.slice(0, limit).filter((d) => mayAnswer(reviewer, d));
+    const last = found.length > limit ? found[limit - 1] : undefined;
+    return {
+      approvals: page.map((d) => approvalItem(d, nowMs)),
+      ...(last === undefined ? {} : { nextCursor: encodeCursor(last) }),
+    };
   });
 
   const visible = async (request: FastifyRequest, reply: FastifyReply): Promise<StoredDecision | undefined> => {
