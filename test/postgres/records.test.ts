@@ -60,8 +60,8 @@ describe("veto db migrate", () => {
     for (const run of runs) expect(run).toMatchObject({ status: 0, stderr: "" });
     const outputs = runs.map((r) => r.stdout).sort();
     expect(outputs).toEqual([
-      `schema ${schema}: applied 001_store.sql, 002_records.sql, 003_decisions_guard.sql, 004_record_checkpoints.sql, 005_outage_denies.sql, 006_approval_review.sql (version 6)\n`,
-      ...Array.from({ length: 5 }, () => `schema ${schema}: up to date (version 6)\n`),
+      `schema ${schema}: applied 001_store.sql, 002_records.sql, 003_decisions_guard.sql, 004_record_checkpoints.sql, 005_outage_denies.sql, 006_approval_review.sql, 007_used_tokens.sql (version 7)\n`,
+      ...Array.from({ length: 5 }, () => `schema ${schema}: up to date (version 7)\n`),
     ]);
     const { rows } = await db.pool.query(`SELECT version, name FROM "${schema}".schema_migrations ORDER BY version`);
     expect(rows).toEqual([
@@ -71,11 +71,12 @@ describe("veto db migrate", () => {
       { version: 4, name: "004_record_checkpoints.sql" },
       { version: 5, name: "005_outage_denies.sql" },
       { version: 6, name: "006_approval_review.sql" },
+      { version: 7, name: "007_used_tokens.sql" },
     ]);
     // Taken from the environment when --postgres is not given.
     expect(await cli(["db", "migrate", "--schema", schema], { VETO_POSTGRES_URL: pgUrl() })).toMatchObject({
       status: 0,
-      stdout: `schema ${schema}: up to date (version 6)\n`,
+      stdout: `schema ${schema}: up to date (version 7)\n`,
     });
   });
 
@@ -106,8 +107,9 @@ describe("veto db migrate", () => {
         "004_record_checkpoints.sql",
         "005_outage_denies.sql",
         "006_approval_review.sql",
+        "007_used_tokens.sql",
       ],
-      version: 6,
+      version: 7,
     });
     const file = join(copy, "002_records.sql");
     await writeFile(file, `${await readFile(file, "utf8")}\n-- edited\n`);
