@@ -33,12 +33,16 @@ export const serveCommand: Command = {
   usage: `  veto serve --bundle PATH [--data FILE] [--postgres URL] [--log PATH] [--listen HOST:PORT]
              [--jwt-public-key FILE | --jwt-jwks URL] [--jwt-issuer ISS] [--jwt-audience AUD]
              [--jwt-algorithms LIST] [--reviewer-claim NAME] [--groups-claim NAME] [--dev-login]
-      the approval service (docs/approvals.md); default listen 127.0.0.1:8787.`,
+             [--inbox-secret-file FILE]
+      the approval service (docs/approvals.md) and its web inbox at / (docs/inbox.md); default
+      listen 127.0.0.1:8787. --inbox-secret-file: signs sessions and sign-in links (32+ bytes,
+      the same for every instance behind one address; default random per process).`,
 
   async run(args) {
     const { values, positionals } = parseArgs({
       args,
       options: {
+        "inbox-secret-file": { type: "string" },
         bundle: { type: "string" },
         data: { type: "string" },
         postgres: { type: "string" },
@@ -98,9 +102,11 @@ export const serveCommand: Command = {
         "veto serve: WARNING --dev-login: anyone on this machine can answer as any approver (x-veto-dev-reviewer). Never in production.\n",
       );
     }
-    const app = await createApprovalServer({ veto, store, auth });
+    const inboxSecret = values["inbox-secret-file"] === undefined ? undefined : await readFile(values["inbox-secret-file"]);
+    const app = await createApprovalServer({ veto, store, auth, inbox: inboxSecret === undefined ? {} : { secret: inboxSecret } });
     const address = await app.listen({ host, port });
     process.stderr.write(`veto serve: listening on ${address}\n`);
+    process.stderr.write(`veto serve: inbox at ${address}/${values["dev-login"] ? ` (sign in: ${address}/dev-login?reviewer=ID)` : ""}\n`);
     await new Promise<void>((resolve) => {
       const stop = (): void => resolve();
       process.once("SIGINT", stop);

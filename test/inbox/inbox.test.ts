@@ -103,7 +103,7 @@ describe("inbox sessions and pages", () => {
       );
       expect(res.headers["cache-control"], url).toBe("no-store");
       expect(res.headers["x-frame-options"], url).toBe("DENY");
-      expect(res.headers["referrer-policy"], url).toBe("no-referrer");
+      expect(res.headers["referrer-policy"], url).toBe("same-origin");
     }
     expect((await app.inject({ method: "GET", url: "/assets/inbox.js" })).headers["content-type"]).toMatch(/^text\/javascript/);
     await app.close();
@@ -198,6 +198,9 @@ describe("inbox sessions and pages", () => {
       [{}, form({ note: "x", _csrf: token.slice(1) })],
       [{ origin: "https://evil.example" }, form({ _csrf: token })],
       [{ "sec-fetch-site": "cross-site" }, form({ _csrf: token })],
+      [{ "sec-fetch-site": "same-site" }, form({ _csrf: token })],
+      [{ origin: "null" }, form({ _csrf: token })],
+      [{ origin: "null", "sec-fetch-site": "cross-site" }, form({ _csrf: token })],
       [{ "content-type": "application/json" }, JSON.stringify({ _csrf: token })],
     ] as const) {
       const res = await post(headers, body);

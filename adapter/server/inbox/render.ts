@@ -15,6 +15,15 @@ export function shown(value: unknown): string {
   return typeof value === "string" ? value : JSON.stringify(value, null, 1);
 }
 
+const DIGEST = /^(hmac-)?sha256:[0-9a-f]{64}$/;
+
+/** A value for a table cell: escaped; a sensitive field's digest (as the record masks it) said to be one. */
+function cell(value: unknown): string {
+  if (typeof value === "string" && DIGEST.test(value))
+    return `<span class="masked">masked (sensitive field)</span> <code>${esc(value)}</code>`;
+  return esc(shown(value));
+}
+
 const when = (iso: string): string => `${iso.slice(0, 10)} ${iso.slice(11, 19)} UTC`;
 const time = (iso: string): string => `<time datetime="${esc(iso)}">${esc(when(iso))}</time>`;
 
@@ -95,7 +104,7 @@ export function card(item: ShownItem, c: CardContext): string {
     row("Requested", time(item.createdAt), true),
     row(
       "Expires",
-      `${time(item.expiresAt)} <span class="countdown" data-countdown>${esc(item.status === "pending" ? remaining(Date.parse(item.expiresAt) - c.nowMs) : "")}</span>`,
+      `${time(item.expiresAt)} <span class="countdown" data-countdown>${esc(item.status === "pending" || item.status === "expired" ? remaining(Date.parse(item.expiresAt) - c.nowMs) : "")}</span>`,
       true,
     ),
     row("Bundle revision", item.bundle?.revision ?? "unknown"),
@@ -113,7 +122,7 @@ export function card(item: ShownItem, c: CardContext): string {
       : Object.entries(changes)
           .map(
             ([field, value]) =>
-              `<tr><th scope="row">${esc(field)}</th>${hasCurrent ? `<td class="current">${field in c.current ? esc(shown(c.current[field])) : "<em>not set</em>"}</td>` : ""}<td class="new">${esc(shown(value))}</td></tr>`,
+              `<tr><th scope="row">${esc(field)}</th>${hasCurrent ? `<td class="current">${field in c.current ? esc(shown(c.current[field])) : "<em>not set</em>"}</td>` : ""}<td class="new">${cell(value)}</td></tr>`,
           )
           .join("");
   const changesTable =
@@ -135,7 +144,8 @@ export function card(item: ShownItem, c: CardContext): string {
 <div class="buttons"><button type="submit" class="approve">Approve</button><button type="submit" class="reject" formaction="/approvals/${esc(id)}/reject">Reject</button></div>
 </form>`
     : "";
-  const outcome = c.outcome === undefined ? (pending ? "" : esc(answerLine(item, c.reviewerId))) : esc(c.outcome.text);
+  const outcome =
+    c.outcome !== undefined && c.outcome.text !== "" ? esc(c.outcome.text) : pending ? "" : esc(answerLine(item, c.reviewerId));
   const note = item.note === undefined ? "" : `<p class="note"><span class="label">Comment:</span> ${esc(item.note)}</p>`;
   return `<article class="card status-${esc(item.status)}" id="approval-${esc(id)}" data-decision-id="${esc(id)}" data-status="${esc(item.status)}" data-expires-at="${esc(item.expiresAt)}"${c.outcome === undefined ? "" : ` data-outcome="${esc(c.outcome.kind)}"`} aria-labelledby="title-${esc(id)}">
 <header><h2 id="title-${esc(id)}"><a href="/approvals/${esc(id)}">${esc(title)}</a></h2><p class="status" data-status-text>${esc(STATUS_WORDS[item.status])}</p></header>
@@ -172,7 +182,7 @@ export function page(p: PageContext, body: string): string {
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
+<meta name="referrer" content="same-origin">
 <title>${esc(p.title)} · Veto approvals</title>
 <link rel="stylesheet" href="/assets/inbox.css">
 <link rel="icon" href="/assets/icon.svg" type="image/svg+xml">

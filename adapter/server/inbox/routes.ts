@@ -114,12 +114,19 @@ export async function registerInbox(app: FastifyInstance, ctx: InboxContext, opt
   const secure = (request: FastifyRequest): boolean =>
     options.secureCookies ?? (publicUrl?.protocol === "https:" || request.protocol === "https");
   const origin = (request: FastifyRequest): string => publicUrl?.origin ?? `${request.protocol}://${request.headers.host ?? ""}`;
-  /** Whether a state-changing request came from our own pages (browsers send Origin and Sec-Fetch-Site on every POST). */
+  /**
+   * Whether a state-changing request came from our own pages. Browsers send
+   * Sec-Fetch-Site (which no page can forge) and Origin on every POST; Origin
+   * is "null" from a page whose referrer policy withholds it, so then
+   * Sec-Fetch-Site decides. A client sending neither is not a browser, and
+   * the CSRF token alone stands.
+   */
   const sameOrigin = (request: FastifyRequest): boolean => {
     const site = request.headers["sec-fetch-site"];
-    if (typeof site === "string" && site !== "same-origin" && site !== "none") return false;
+    if (site !== undefined && site !== "same-origin") return false;
     const from = request.headers.origin;
-    return from === undefined || from === origin(request);
+    if (from === undefined) return true;
+    return from === "null" ? site === "same-origin" : from === origin(request);
   };
 
   const startSession = async (
@@ -182,7 +189,7 @@ export async function registerInbox(app: FastifyInstance, ctx: InboxContext, opt
         timer = setTimeout(() => reject(new Error("timed out")), READ_RECORD_TIMEOUT_MS);
       });
       const current = await Promise.race([read, timeout]);
-      return { current: current ?? {} };
+      return current === undefined ? { currentError: "no such record" } : { current };
     } catch (error) {
       log?.warn({ err: toError(error), decision_id: item.decisionId }, "inbox: readRecord failed");
       return { currentError: "the record could not be read" };

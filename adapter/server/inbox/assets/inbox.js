@@ -106,10 +106,11 @@
     event.preventDefault();
     if (busy[id]) return;
     busy[id] = true;
+    // Read before disabling: a disabled control is left out of the form's data.
+    var bodyText = new URLSearchParams(new FormData(form)).toString();
     form.querySelectorAll("button, textarea").forEach(function (el) {
       el.disabled = true;
     });
-    var bodyText = new URLSearchParams(new FormData(form)).toString();
     window
       .fetch(action, {
         method: "POST",
