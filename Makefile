@@ -166,6 +166,11 @@ demo: ## Run the demo: a scripted CRM agent governed by Veto (ARGS=--json for JS
 	@$(MAKE) --no-print-directory build >&2
 	@node scripts/demo/run.mjs $(ARGS)
 
+.PHONY: inbox
+inbox: ## The demo's CRM agent with the approval inbox on 127.0.0.1 (PORT=8787): answer its approvals in a browser
+	@$(MAKE) --no-print-directory build >&2
+	@node scripts/demo/inbox.mjs --port $(or $(PORT),8787)
+
 .PHONY: bench
 bench: $(TOOLS) build ## Benchmark: WASM, protect (memory, durable log, PostgreSQL), opa bench, OPA server; writes bench/results.json (BENCHMARKS.md)
 	node bench/run.mjs

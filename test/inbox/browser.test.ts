@@ -5,9 +5,8 @@
 // Every page must log no console error and send no request off the
 // service's origin. Screenshots go to .build/inbox-screens (docs/img has
 // the committed copies).
-import { fork, type ChildProcess } from "node:child_process";
-import { execFileSync } from "node:child_process";
-import { mkdirSync } from "node:fs";
+import { execFileSync, fork, spawn, type ChildProcess } from "node:child_process";
+import { mkdirSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { resolve } from "node:path";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
@@ -396,5 +395,51 @@ describe("the inbox in Chromium", () => {
     await expect.poll(async () => await tab.page.locator(`[data-decision-id="${id}"] .result`).innerText()).toMatch(/^Approved by you/);
     await expect.poll(() => settled.get("opp_link"), { timeout: 15_000 }).toMatchObject({ ok: true });
     expect(await runs("opp_link")).toBe(1);
+  });
+});
+
+describe("make inbox", () => {
+  it("the demo agent waits for answers given in the inbox: approve one, reject the next (added live), then it finishes", async () => {
+    const dir = resolve(ROOT, ".build/inbox-test-demo");
+    const demo = spawn(process.execPath, [resolve(ROOT, "scripts/demo/inbox.mjs"), "--port", "0", "--exit", "--dir", dir], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    let out = "";
+    demo.stdout.on("data", (chunk: Buffer) => (out += chunk.toString("utf8")));
+    const exited = new Promise<number | null>((done) => demo.on("exit", (code) => done(code)));
+    try {
+      await expect.poll(() => /sign in as the acme owner: (\S+)/.exec(out)?.[1], { timeout: 20_000 }).toBeDefined();
+      const devLink = /sign in as the acme owner: (\S+)/.exec(out)![1]!;
+      const demoOrigin = new URL(devLink).origin;
+      const tab = await newTab();
+      // This tab's requests must stay on the demo's origin.
+      await tab.page.unroute("**/*");
+      await tab.page.route("**/*", async (route) => {
+        const url = route.request().url();
+        if (url === demoOrigin || url.startsWith(`${demoOrigin}/`)) return await route.continue();
+        tab.offOrigin.push(url);
+        return await route.abort("blockedbyclient");
+      });
+      await tab.page.goto(devLink);
+      const deal = tab.page.locator("article.card", { hasText: "opp_2" });
+      await expect.poll(() => deal.count(), { timeout: 20_000 }).toBe(1);
+      await deal.getByRole("textbox", { name: "Comment" }).fill("Order form checked");
+      await deal.getByRole("button", { name: "Approve" }).click();
+      await expect.poll(async () => await deal.locator(".result").innerText()).toMatch(/^Approved by you/);
+      // The next approval appears without a reload (the event stream adds its card).
+      const credit = tab.page.locator('article.card[data-status="pending"]', { hasText: "acc_1" });
+      await expect.poll(() => credit.count(), { timeout: 20_000 }).toBe(1);
+      expect(await credit.innerText()).toContain("masked (sensitive field)");
+      await credit.getByRole("button", { name: "Reject" }).click();
+      expect(await exited).toBe(0);
+      expect(out).toMatch(/close a 48,000 deal in production +done: opp_2/);
+      expect(out).toMatch(/raise a credit limit \(sensitive field\) +not run: approval_rejected/);
+      expect(out).toMatch(/export contacts to pastebin +denied: /);
+      const crm = JSON.parse(readFileSync(resolve(dir, "crm.json"), "utf8"));
+      expect(crm.tenants.acme.opportunity.opp_2.close_date).toBe("2026-12-01");
+      expect(crm.tenants.acme.account.acc_1.credit_limit).toBe(50000);
+    } finally {
+      demo.kill();
+    }
   });
 });

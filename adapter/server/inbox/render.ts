@@ -122,7 +122,7 @@ export function card(item: ShownItem, c: CardContext): string {
       : Object.entries(changes)
           .map(
             ([field, value]) =>
-              `<tr><th scope="row">${esc(field)}</th>${hasCurrent ? `<td class="current">${field in c.current ? esc(shown(c.current[field])) : "<em>not set</em>"}</td>` : ""}<td class="new">${cell(value)}</td></tr>`,
+              `<tr><th scope="row">${esc(field)}</th>${hasCurrent ? `<td class="current">${typeof value === "string" && DIGEST.test(value) ? '<span class="masked">masked (sensitive field)</span>' : field in c.current ? esc(shown(c.current[field])) : "<em>not set</em>"}</td>` : ""}<td class="new">${cell(value)}</td></tr>`,
           )
           .join("");
   const changesTable =
