@@ -177,6 +177,15 @@ describe("inbox sessions and pages", () => {
     const bad = await app.inject({ method: "GET", url: "/", headers: { authorization: `Bearer ${owner.slice(0, -4)}AAAA` } });
     expect(bad.statusCode).toBe(401);
     expect(bad.headers["set-cookie"]).toBeUndefined();
+    // The proxy's token decides over an older cookie: another reviewer's, or with a bad token, nobody's.
+    const switched = await app.inject({ method: "GET", url: "/", headers: { cookie, authorization: `Bearer ${owner}` } });
+    expect(switched.body).toContain(`data-decision-id="${id}"`);
+    expect(String(switched.headers["set-cookie"])).toMatch(/^veto_session=/);
+    const ownerCookie = cookieOf(switched);
+    const kept = await app.inject({ method: "GET", url: "/", headers: { cookie: ownerCookie, authorization: `Bearer ${owner}` } });
+    expect(kept.headers["set-cookie"]).toBeUndefined();
+    const spoiled = await app.inject({ method: "GET", url: "/", headers: { cookie: ownerCookie, authorization: "Bearer x.y.z" } });
+    expect(spoiled.statusCode).toBe(401);
     await app.close();
     await veto.close();
   });

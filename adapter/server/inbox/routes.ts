@@ -140,17 +140,24 @@ export async function registerInbox(app: FastifyInstance, ctx: InboxContext, opt
     return session;
   };
 
-  /** The signed-in reviewer: the session cookie, or (behind an identity-aware proxy) a bearer token, which opens a session. */
+  /**
+   * The signed-in reviewer. Behind an identity-aware proxy (token sign-in) a
+   * bearer token, when the request carries one, decides: valid, it opens a
+   * session (or keeps the cookie's, when that is the same reviewer with the
+   * same approver ids); not valid, nobody is signed in, whatever the cookie
+   * says. Otherwise the session cookie.
+   */
   const sessionOf = async (request: FastifyRequest, reply: FastifyReply, nowMs: number): Promise<InboxSession | undefined> => {
     const found = await openSession(keys, readCookie(request.headers.cookie, cookieName(secure(request))), nowMs);
-    if (found !== undefined) return found;
-    if (ctx.signIn.kind !== "token" || request.headers.authorization === undefined) return undefined;
+    if (ctx.signIn.kind !== "token" || request.headers.authorization === undefined) return found;
+    let r: Reviewer;
     try {
-      const r = await ctx.authenticate(request.headers);
-      return await startSession(request, reply, { reviewerId: r.id, approverIds: r.approverIds }, nowMs);
+      r = await ctx.authenticate(request.headers);
     } catch {
       return undefined;
     }
+    const same = found?.scope === undefined && found?.reviewerId === r.id && found.approverIds.join("\n") === r.approverIds.join("\n");
+    return same ? found : await startSession(request, reply, { reviewerId: r.id, approverIds: r.approverIds }, nowMs);
   };
 
   const reviewerOf = (s: InboxSession): Reviewer => ({ id: s.reviewerId, approverIds: s.approverIds });

@@ -84,7 +84,7 @@ export function sessionCookie(value: string, o: { secure: boolean; maxAgeS: numb
   return parts.join("; ");
 }
 
-/** A cookie's value from a Cookie header (the last one of that name wins nothing: the first is taken, as browsers send the most specific first). */
+/** A cookie's value from a Cookie header: the first of that name (browsers send the most specific path first). */
 export function readCookie(header: string | undefined, name: string): string | undefined {
   if (header === undefined) return undefined;
   for (const part of header.split(";")) {
