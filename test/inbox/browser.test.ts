@@ -90,8 +90,8 @@ beforeAll(async () => {
   browser = await chromium.launch({
     executablePath: chromiumPath(),
     headless: true,
-    // Playwright then passes --no-sandbox: Chromium's sandbox refuses to run as root.
-    chromiumSandbox: false,
+    // As root Chromium refuses its sandbox: Playwright then passes --no-sandbox.
+    chromiumSandbox: process.getuid?.() !== 0,
     args: ["--disable-dev-shm-usage", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
   });
 });
