@@ -352,6 +352,13 @@ describe("sign-in links", () => {
     await expect(links.linkFor(ACTOR, id)).rejects.toMatchObject({ code: "self_approval" });
     await expect(links.linkFor("group:owners", id)).rejects.toMatchObject({ code: "not_an_approver" });
     await expect(links.linkFor(APPROVER, "01NOPE")).rejects.toMatchObject({ code: "unknown_decision" });
+    // One per person who may answer: both acme approvers, each bound to themselves.
+    const each = await links.linksFor(id);
+    expect(Object.keys(each).sort()).toEqual([APPROVER, OTHER_APPROVER]);
+    for (const [who, link] of Object.entries(each)) {
+      const claims = JSON.parse(Buffer.from(new URL(link).searchParams.get("token")!.split(".")[1]!, "base64url").toString("utf8"));
+      expect(claims).toMatchObject({ sub: who, dec: id });
+    }
     const token = new URL(await links.linkFor(APPROVER, id)).searchParams.get("token")!;
     const [h, p, s] = token.split(".") as [string, string, string];
     const claims = JSON.parse(Buffer.from(p, "base64url").toString("utf8"));

@@ -125,6 +125,19 @@ export class SignInLinks {
   }
 
   /**
+   * One link per person who may answer `decisionId` (its approvers but
+   * `group:` ids and the actor), for a notifier that reaches each of them
+   * (mail, direct messages): `{ approverId: link }`.
+   */
+  async linksFor(decisionId: string): Promise<Record<string, string>> {
+    const d = await this.#store.getDecision(decisionId);
+    if (d?.approval === undefined) throw new ApprovalError("unknown_decision", String(decisionId), `no approval ${decisionId}`);
+    const links: Record<string, string> = {};
+    for (const id of d.approvers) if (!id.startsWith("group:") && id !== d.actorId) links[id] = await this.linkFor(id, decisionId);
+    return links;
+  }
+
+  /**
    * Check a link's token and use it up: signed with this secret, unexpired by
    * `nowMs`, its reviewer still an approver of its decision (and not its
    * actor), its expiry the approval's, and never used before. Throws
