@@ -10,6 +10,8 @@ import { InMemoryStore, type VetoStore } from "../../adapter/history/store.js";
 import { PostgresStore } from "../../adapter/postgres/store.js";
 import { createApprovalServer, createSignInLinks } from "../../adapter/server/index.js";
 import type { Veto } from "../../adapter/index.js";
+import { deriveKeys, secretBytes } from "../../adapter/server/inbox/keys.js";
+import { sealSession } from "../../adapter/server/inbox/session.js";
 import { ACTOR, APPROVER, OTHER_APPROVER, makeVeto, write } from "../helpers/index.js";
 import { pgUrl, testDatabase } from "../helpers/postgres.js";
 
@@ -227,6 +229,60 @@ describe("inbox sessions and pages", () => {
     const ok = await post({ origin: "http://127.0.0.1:8787", "sec-fetch-site": "same-origin" }, form({ _csrf: token, note: "checked" }));
     expect(ok.statusCode).toBe(303);
     expect((await store.getDecision(id))?.approval).toMatchObject({ status: "approved", reviewerId: APPROVER, note: "checked" });
+    await app.close();
+    await veto.close();
+  });
+
+  it("a cookie altered, expired, signed with another secret, or holding a link's token is no session", async () => {
+    const { app, veto } = await open();
+    const id = await pending(veto);
+    const good = await devLogin(app);
+    const value = good.slice(good.indexOf("=") + 1);
+    const mine = deriveKeys(secretBytes(SECRET, "test"));
+    const seal = async (keys: typeof mine, expiresAtMs: number) =>
+      (await sealSession(keys, { reviewerId: APPROVER, approverIds: [APPROVER], expiresAtMs })).value;
+    const link = new URL(await app.signInLinks!.linkFor(APPROVER, id)).searchParams.get("token")!;
+    const [h, p, sig] = value.split(".") as [string, string, string];
+    const claims = JSON.parse(Buffer.from(p, "base64url").toString("utf8"));
+    const bad = [
+      `${h}.${Buffer.from(JSON.stringify({ ...claims, sub: OTHER_APPROVER, ids: [OTHER_APPROVER] })).toString("base64url")}.${sig}`,
+      await seal(mine, Date.now() - 1_000),
+      await seal(deriveKeys(secretBytes("yet another secret of thirty-two bytes+", "test")), Date.now() + 60_000),
+      link,
+      "",
+      "x".repeat(5000),
+    ];
+    expect(
+      (await app.inject({ method: "GET", url: "/", headers: { cookie: `veto_session=${await seal(mine, Date.now() + 60_000)}` } }))
+        .statusCode,
+    ).toBe(200);
+    for (const v of bad) {
+      const res = await app.inject({ method: "GET", url: `/approvals/${id}`, headers: { cookie: `veto_session=${v}` } });
+      expect(res.statusCode, v.slice(0, 40)).toBe(401);
+      expect(res.body).not.toContain(`data-decision-id="${id}"`);
+    }
+    await app.close();
+    await veto.close();
+  });
+
+  it("path tricks, oversized and foreign bodies get 4xx pages; nothing changes and the server stays up", async () => {
+    const { app, veto, store } = await open();
+    const id = await pending(veto);
+    const cookie = await devLogin(app);
+    const csrf = csrfOf((await app.inject({ method: "GET", url: "/", headers: { cookie } })).body);
+    for (const url of [`/approvals/..%2F${id}`, `/approvals/${id}%00`, `/approvals/${"a".repeat(300)}`, `/approvals/${id}/card/x`]) {
+      const res = await app.inject({ method: "GET", url, headers: { cookie } });
+      expect(res.statusCode, url).toBeGreaterThanOrEqual(400);
+      expect(res.statusCode, url).toBeLessThan(500);
+    }
+    const post = (payload: string, type = "application/x-www-form-urlencoded") =>
+      app.inject({ method: "POST", url: `/approvals/${id}/approve`, headers: { cookie, "content-type": type }, payload });
+    expect((await post(form({ _csrf: csrf, note: "x".repeat(20_000) }))).statusCode).toBe(413);
+    expect((await post(form({ _csrf: csrf, note: "x".repeat(2_001) }))).statusCode).toBe(400);
+    expect((await post("<a/>", "application/xml")).statusCode).toBe(415);
+    expect((await post(`_csrf=${csrf}&_csrf=other&__proto__=x&constructor=y`)).statusCode).toBe(303);
+    expect((await store.getDecision(id))?.approval?.status).toBe("approved");
+    expect((await app.inject({ method: "GET", url: "/", headers: { cookie } })).statusCode).toBe(200);
     await app.close();
     await veto.close();
   });
