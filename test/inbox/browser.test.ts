@@ -212,6 +212,16 @@ describe("the inbox in Chromium", () => {
     for (const reason of stored!.review!.reasons) expect(text).toContain(reason.message);
     await expect.poll(async () => await card.locator("[data-countdown]").innerText()).toMatch(/^in 59 min \d\d s$/);
     await tab.page.screenshot({ path: resolve(SHOTS, "inbox.png"), fullPage: true });
+    // Every control has an accessible name: a label, or its own text.
+    const unnamed = await tab.page.locator("a, button, textarea, select, input:not([type=hidden])").evaluateAll((els) =>
+      els
+        .filter((el) => {
+          const labelled = (el as HTMLInputElement).labels?.length ?? 0;
+          return labelled === 0 && (el.getAttribute("aria-label") ?? "").trim() === "" && (el.textContent ?? "").trim() === "";
+        })
+        .map((el) => el.outerHTML),
+    );
+    expect(unnamed).toEqual([]);
 
     await card.getByRole("textbox", { name: "Comment" }).fill("Order form checked");
     await card.getByRole("button", { name: "Approve" }).click();
