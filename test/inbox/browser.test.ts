@@ -375,7 +375,7 @@ describe("the inbox in Chromium", () => {
     const page2 = await again.newPage();
     await page2.goto(link);
     const used = await page2.request.post(`${origin}/sign-in/link`, {
-      form: { token: new URL(link).searchParams.get("token")! },
+      form: { token: new URL(link).searchParams.get("token")!, _csrf: await page2.locator('input[name="_csrf"]').inputValue() },
       maxRedirects: 0,
     });
     expect(used.status()).toBe(410);

@@ -69,6 +69,25 @@ function csrfOf(html: string): string {
 const form = (fields: Record<string, string>): string => new URLSearchParams(fields).toString();
 const FORM = { "content-type": "application/x-www-form-urlencoded" };
 
+/** What a link's sign-in page gives the browser: its own cookie and the form's CSRF token. */
+async function linkPage(app: App, token: string): Promise<{ cookie: string; csrf: string }> {
+  const res = await app.inject({ method: "GET", url: `/sign-in/link?token=${token}` });
+  expect(res.statusCode).toBe(200);
+  expect(String(res.headers["set-cookie"])).toMatch(
+    /^veto_link_csrf=[\w-]+; Path=\/sign-in\/link; HttpOnly; SameSite=Strict; Max-Age=900$/,
+  );
+  return { cookie: cookieOf(res), csrf: csrfOf(res.body) };
+}
+
+function postLink(app: App, token: string, from: { cookie: string; csrf: string }, headers: Record<string, string> = {}) {
+  return app.inject({
+    method: "POST",
+    url: "/sign-in/link",
+    headers: { ...FORM, cookie: from.cookie, ...headers },
+    payload: form({ token, _csrf: from.csrf }),
+  });
+}
+
 describe("inbox sessions and pages", () => {
   it("dev login: an HttpOnly SameSite=Strict cookie, a redirect to /, and the pending card with every field", async () => {
     const { app, veto } = await open();
@@ -378,10 +397,21 @@ describe("sign-in links", () => {
       const shown = await app.inject({ method: "GET", url: path });
       expect(shown.statusCode).toBe(200);
       expect(shown.body).toContain(APPROVER);
-      expect(shown.headers["set-cookie"]).toBeUndefined();
+      expect(String(shown.headers["set-cookie"])).not.toContain("veto_session");
     }
     const token = url.searchParams.get("token")!;
-    const redeem = () => app.inject({ method: "POST", url: "/sign-in/link", headers: FORM, payload: form({ token }) });
+    const from = await linkPage(app, token);
+    // The form's CSRF token and the page's cookie go together: without either, refused, and the link is not used up.
+    for (const [cookie, csrf] of [
+      ["", from.csrf],
+      [from.cookie, ""],
+      [from.cookie, csrfOf((await app.inject({ method: "GET", url: path })).body)],
+    ] as const) {
+      const res = await postLink(app, token, { cookie, csrf });
+      expect(res.statusCode).toBe(403);
+      expect(res.headers["set-cookie"]).toBeUndefined();
+    }
+    const redeem = () => postLink(app, token, from);
     const first = await redeem();
     expect(first.statusCode).toBe(303);
     expect(first.headers.location).toBe(`/approvals/${id}`);
@@ -427,8 +457,9 @@ describe("sign-in links", () => {
     // Made with another secret: refused.
     const foreign = createSignInLinks({ store, secret: "another secret, also long enough to sign", publicUrl: "http://127.0.0.1:8787" });
     const foreignToken = new URL(await foreign.linkFor(APPROVER, id)).searchParams.get("token")!;
+    const from = await linkPage(app, token);
     for (const bad of [...forged, foreignToken, "x.y.z", "", token.slice(0, -2)]) {
-      const res = await app.inject({ method: "POST", url: "/sign-in/link", headers: FORM, payload: form({ token: bad }) });
+      const res = await postLink(app, bad, from);
       expect(res.statusCode, bad).toBe(403);
       expect(res.headers["set-cookie"]).toBeUndefined();
     }
@@ -454,7 +485,7 @@ describe("sign-in links", () => {
       { numRuns: 80 },
     );
     // Still unused after all that: it works once.
-    expect((await app.inject({ method: "POST", url: "/sign-in/link", headers: FORM, payload: form({ token }) })).statusCode).toBe(303);
+    expect((await postLink(app, token, from)).statusCode).toBe(303);
     await app.close();
     await veto.close();
   });
@@ -468,15 +499,11 @@ describe("sign-in links", () => {
       code: expect.stringMatching(/not_an_approver|approval_not_required/),
     });
     const token = new URL(await app.signInLinks!.linkFor(APPROVER, id)).searchParams.get("token")!;
-    const cross = await app.inject({
-      method: "POST",
-      url: "/sign-in/link",
-      headers: { ...FORM, origin: "https://evil.example" },
-      payload: form({ token }),
-    });
+    const from = await linkPage(app, token);
+    const cross = await postLink(app, token, from, { origin: "https://evil.example" });
     expect(cross.statusCode).toBe(403);
     await new Promise((r) => setTimeout(r, 2_100));
-    const late = await app.inject({ method: "POST", url: "/sign-in/link", headers: FORM, payload: form({ token }) });
+    const late = await postLink(app, token, from);
     expect(late.statusCode).toBe(410);
     expect(late.body).toContain("expired");
     await app.close();
@@ -491,7 +518,8 @@ describe("sign-in links", () => {
     const token = new URL(await a.app.signInLinks!.linkFor(APPROVER, id)).searchParams.get("token")!;
     const storeB = await PostgresStore.connect({ connectionString: pgUrl(), schema });
     const b = await open({ store: storeB });
-    const redeem = (app: App) => app.inject({ method: "POST", url: "/sign-in/link", headers: FORM, payload: form({ token }) });
+    const from = await linkPage(a.app, token);
+    const redeem = (app: App) => postLink(app, token, from);
     const results = await Promise.all([redeem(a.app), redeem(b.app), redeem(a.app), redeem(b.app)]);
     expect(results.map((r) => r.statusCode).sort()).toEqual([303, 410, 410, 410]);
     const { rows } = await db.pool.query(`SELECT count(*)::int AS n FROM "${schema}".used_tokens`);

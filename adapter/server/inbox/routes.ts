@@ -10,6 +10,7 @@
  * caching. Cards update themselves through server-sent events fed by the
  * store's change feed.
  */
+import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Veto } from "../../veto.js";
@@ -67,6 +68,12 @@ export interface InboxContext {
 }
 
 const ID = /^[0-9A-Za-z_-]{1,128}$/;
+/** The sign-in page's own cookie, which its form's CSRF token is derived from. */
+const LINK_CSRF_COOKIE = "veto_link_csrf";
+
+function linkCsrfCookie(nonce: string, secure: boolean): string {
+  return `${LINK_CSRF_COOKIE}=${nonce}; Path=${LINK_PATH}; HttpOnly; SameSite=Strict; Max-Age=900${secure ? "; Secure" : ""}`;
+}
 const READ_RECORD_TIMEOUT_MS = 2_000;
 const PENDING: ApprovalStatus[] = ["pending", "answering"];
 const ANSWERED: ApprovalStatus[] = ["approved", "rejected", "expired", "executed"];
@@ -302,9 +309,13 @@ export async function registerInbox(app: FastifyInstance, ctx: InboxContext, opt
       } catch (error) {
         return linkRefused(reply, nowMs, error);
       }
+      // The form's CSRF token pairs with a cookie only this page sets (double submit): a
+      // form posted from elsewhere cannot sign this browser in with someone else's link.
+      const nonce = randomBytes(16).toString("base64url");
+      void reply.header("set-cookie", linkCsrfCookie(nonce, secure(request)));
       const body = `<h1>Sign in to answer an approval</h1>
 <p class="message">Sign in as <strong>${esc(link.reviewerId)}</strong> to answer decision <code>${esc(link.decisionId)}</code>. The link works once.</p>
-<form method="post" action="${LINK_PATH}"><input type="hidden" name="token" value="${esc(token)}"><button type="submit">Sign in</button></form>`;
+<form method="post" action="${LINK_PATH}"><input type="hidden" name="_csrf" value="${esc(csrfToken(keys, `sign-in link ${nonce}`))}"><input type="hidden" name="token" value="${esc(token)}"><button type="submit">Sign in</button></form>`;
       return html(reply, 200, page({ title: "Sign in", view: "sign-in", nowMs }, body));
     });
 
@@ -312,6 +323,10 @@ export async function registerInbox(app: FastifyInstance, ctx: InboxContext, opt
       const nowMs = await now();
       if (!sameOrigin(request)) return signInPage(reply, nowMs, 403, "Sign-in refused: the form came from another site.");
       const form = request.body as Record<string, string> | undefined;
+      const nonce = readCookie(request.headers.cookie, LINK_CSRF_COOKIE);
+      if (nonce === undefined || !csrfMatches(keys, `sign-in link ${nonce}`, form?.["_csrf"])) {
+        return signInPage(reply, nowMs, 403, "Sign-in refused: the form is not from this browser's sign-in page; open the link again.");
+      }
       let link;
       try {
         link = await links.redeem(form?.["token"], nowMs);
