@@ -411,7 +411,9 @@ describe("the inbox in Chromium", () => {
 describe("make inbox", () => {
   it("the demo agent waits for answers given in the inbox: approve one, reject the next (added live), then it finishes", async () => {
     const dir = resolve(ROOT, ".build/inbox-test-demo");
-    const demo = spawn(process.execPath, [resolve(ROOT, "scripts/demo/inbox.mjs"), "--port", "0", "--exit", "--dir", dir], {
+    // Without --exit: the page is closed before the inbox goes away (a page whose server
+    // vanished would log its event stream's failed reconnects).
+    const demo = spawn(process.execPath, [resolve(ROOT, "scripts/demo/inbox.mjs"), "--port", "0", "--dir", dir], {
       stdio: ["ignore", "pipe", "inherit"],
     });
     let out = "";
@@ -441,6 +443,9 @@ describe("make inbox", () => {
       await expect.poll(() => credit.count(), { timeout: 20_000 }).toBe(1);
       expect(await credit.innerText()).toContain("masked (sensitive field)");
       await credit.getByRole("button", { name: "Reject" }).click();
+      await expect.poll(() => out, { timeout: 20_000 }).toContain("the agent is done");
+      await tab.context.close();
+      demo.kill("SIGTERM");
       expect(await exited).toBe(0);
       expect(out).toMatch(/close a 48,000 deal in production +done: opp_2/);
       expect(out).toMatch(/raise a credit limit \(sensitive field\) +not run: approval_rejected/);
