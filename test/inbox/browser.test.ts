@@ -279,8 +279,8 @@ describe("the inbox in Chromium", () => {
     await signIn(a, APPROVER);
     await signIn(b, OTHER_APPROVER);
     for (const tab of [a, b]) await expect.poll(() => tab.page.locator(`[data-decision-id="${id}"] form.answer`).count()).toBe(1);
-    // The event stream is open before the other tab answers.
-    await new Promise((r) => setTimeout(r, 300));
+    // Each page says when its event stream is open.
+    for (const tab of [a, b]) await expect.poll(() => tab.page.locator("body[data-live]").count()).toBe(1);
     const navigationsBefore = b.navigations;
     await a.page.locator(`[data-decision-id="${id}"]`).getByRole("button", { name: "Approve" }).click();
     await expect.poll(async () => await a.page.locator(`[data-decision-id="${id}"] .result`).innerText()).toMatch(/^Approved by you/);

@@ -151,6 +151,17 @@
     window.setInterval(tick, 1000);
     if (typeof EventSource === "function") {
       var events = new EventSource("/events");
+      // Once the stream is open (and again after each reconnect), re-read the pending cards:
+      // whatever changed before it opened was never sent on it.
+      events.addEventListener("open", function () {
+        body.dataset.live = "1";
+        document.querySelectorAll('article.card[data-status="pending"]').forEach(function (card) {
+          refresh(card.dataset.decisionId, false);
+        });
+      });
+      events.addEventListener("error", function () {
+        delete body.dataset.live;
+      });
       events.addEventListener("approval", function (event) {
         var data;
         try {
