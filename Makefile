@@ -107,11 +107,13 @@ test-bundles: $(TOOLS) ## Build the bundles the TypeScript tests use: policy/ wi
 	@bash scripts/build-test-bundles.sh
 
 .PHONY: test-ts
-test-ts: $(TOOLS) build test-bundles ## vitest: adapter, decision log, CLI, demo, and the differential test vs opa eval
+test-ts: $(TOOLS) build test-bundles ## vitest: adapter, decision log, CLI, demo, the inbox in Chromium, and the differential test vs opa eval
 	@mkdir -p .build/results
 	@# Start the throwaway PostgreSQL unless one is already running (then leave it running).
 	@# set +e: a failing vitest must still be counted and PostgreSQL stopped.
-	@set +e; was_running=$$(bash scripts/postgres.sh status); \
+	@# Chromium (Debian's, apt) for the inbox's browser tests, installed when missing.
+	@set +e; export VETO_CHROMIUM=$$(bash scripts/chromium.sh) || exit 1; \
+	  was_running=$$(bash scripts/postgres.sh status); \
 	  export VETO_TEST_PG_URL=$$(bash scripts/postgres.sh start) || exit 1; \
 	  npx vitest run --reporter=default --reporter=json --outputFile.json=.build/vitest.json; s=$$?; \
 	  [ "$$was_running" = running ] || bash scripts/postgres.sh stop; \
@@ -134,6 +136,10 @@ test-python: $(TOOLS) python build test-bundles ## mypy --strict and pytest: the
 	  node scripts/count-pytest.mjs .build/pytest.xml pytest; \
 	  if [ $$m -ne 0 ]; then echo '{"passed":0,"failed":1}' > .build/results/mypy.json; echo "mypy: 1 failed"; fi; \
 	  [ $$s -eq 0 ] && [ $$m -eq 0 ]
+
+.PHONY: chromium
+chromium: ## Install Debian's Chromium for the browser tests when missing (apt); prints its path
+	@bash scripts/chromium.sh
 
 .PHONY: pg-start
 pg-start: ## Start the throwaway PostgreSQL for running tests by hand (prints its URL)
@@ -160,6 +166,11 @@ ci: test ## What CI runs
 demo: ## Run the demo: a scripted CRM agent governed by Veto (ARGS=--json for JSON on stdout)
 	@$(MAKE) --no-print-directory build >&2
 	@node scripts/demo/run.mjs $(ARGS)
+
+.PHONY: inbox
+inbox: ## The demo's CRM agent with the approval inbox on 127.0.0.1 (PORT=8787): answer its approvals in a browser
+	@$(MAKE) --no-print-directory build >&2
+	@node scripts/demo/inbox.mjs --port $(or $(PORT),8787)
 
 .PHONY: bench
 bench: $(TOOLS) build python ## Benchmark: WASM, protect (memory, durable log, PostgreSQL, Python), the approval API, opa bench, OPA server; writes bench/results.json (BENCHMARKS.md)

@@ -43,3 +43,6 @@ await chmod("dist/cli.js", 0o755);
 // The PostgreSQL migrations are read at run time from beside the bundle
 // (adapter/postgres/migrations.ts looks in ./migrations/ next to itself).
 await cp("adapter/postgres/migrations", "dist/migrations", { recursive: true });
+// The inbox's script, stylesheet and icon, read at start-up from ./assets/ next
+// to the module (adapter/server/inbox/routes.ts).
+await cp("adapter/server/inbox/assets", "dist/assets", { recursive: true });

@@ -39,15 +39,18 @@ export const serveCommand: Command = {
              [--jwt-public-key FILE | --jwt-jwks URL] [--jwt-issuer ISS] [--jwt-audience AUD]
              [--jwt-algorithms LIST] [--reviewer-claim NAME] [--groups-claim NAME] [--dev-login]
              [--schema NAME] [--webhook-url URL [--webhook-secret-file FILE] [--webhook-format json|slack]
-             [--public-url URL]]
-      the approval service (docs/approvals.md); default listen 127.0.0.1:8787. With --webhook-url,
-      each approval opened on the store is announced there once (signed with the secret's HMAC;
-      links under --public-url, default http://LISTEN).`,
+             [--public-url URL]] [--inbox-secret-file FILE]
+      the approval service (docs/approvals.md) and its web inbox at / (docs/inbox.md); default
+      listen 127.0.0.1:8787. With --webhook-url, each approval opened on the store is announced
+      there once (signed with the secret's HMAC; links under --public-url, default http://LISTEN).
+      --inbox-secret-file: signs sessions and sign-in links (32+ bytes, the same for every
+      instance behind one address; default random per process).`,
 
   async run(args) {
     const { values, positionals } = parseArgs({
       args,
       options: {
+        "inbox-secret-file": { type: "string" },
         bundle: { type: "string" },
         data: { type: "string" },
         postgres: { type: "string" },
@@ -146,7 +149,14 @@ export const serveCommand: Command = {
             link,
             logger: logger.child({ component: "webhook" }),
           });
-    const app = await createApprovalServer({ veto, store, auth, logger: logger.child({ component: "api" }) });
+    const inboxSecret = values["inbox-secret-file"] === undefined ? undefined : await readFile(values["inbox-secret-file"]);
+    const app = await createApprovalServer({
+      veto,
+      store,
+      auth,
+      logger: logger.child({ component: "api" }),
+      inbox: inboxSecret === undefined ? {} : { secret: inboxSecret },
+    });
     const address = await app.listen({ host, port });
     listening = approvalLink(address);
     process.stderr.write(`veto serve: listening on ${address}\n`);
@@ -165,6 +175,7 @@ export const serveCommand: Command = {
       await watching.ready;
       process.stderr.write(`veto serve: notifying ${new URL(values["webhook-url"]!).origin} (${format})\n`);
     }
+    process.stderr.write(`veto serve: inbox at ${address}/${values["dev-login"] ? ` (sign in: ${address}/dev-login?reviewer=ID)` : ""}\n`);
     await new Promise<void>((resolve) => {
       const stop = (): void => resolve();
       process.once("SIGINT", stop);

@@ -140,6 +140,12 @@ export interface VetoStore {
    */
   watchApprovals?(listener: (decisionId: string | undefined) => void): () => void;
   /**
+   * Optional: remember a one-time token's id (a sign-in link's, docs/inbox.md)
+   * until `expiresAtMs`: true the first time, false ever after. Durable where
+   * the store is. Without it, the approval service remembers them in memory.
+   */
+  useToken?(id: string, expiresAtMs: number): Promise<boolean>;
+  /**
    * Optional: the store's own clock, in epoch milliseconds, for a store that
    * instances with different clocks share (docs/contract.md §6: one clock).
    * When present, every time comparison that decides (expiry, the escalation
@@ -269,6 +275,8 @@ export class InMemoryStore implements VetoStore {
   readonly #denies = new Map<string, number[]>();
   readonly #watchers = new DecisionWatchers();
   readonly #approvalWatchers = new Set<(decisionId: string | undefined) => void>();
+  /** One-time token ids used, with when they expire (useToken). */
+  readonly #usedTokens = new Map<string, number>();
   /** Per (actor, tenant) with a unit running: the units waiting for it, in order. */
   readonly #historyLocks = new Map<string, (() => void)[]>();
   /** Operations apply at once, so one unit object serves every unit of work. */
@@ -362,6 +370,18 @@ export class InMemoryStore implements VetoStore {
     const own = (id: string | undefined): void => listener(id);
     this.#approvalWatchers.add(own);
     return () => void this.#approvalWatchers.delete(own);
+  }
+
+  /** In memory, as the rest of this store; forgotten once expired; when 100,000 unexpired ones are held, refused (fail closed). */
+  async useToken(id: string, expiresAtMs: number): Promise<boolean> {
+    if (this.#usedTokens.has(id)) return false;
+    if (this.#usedTokens.size >= 100_000) {
+      const now = Date.now();
+      for (const [key, until] of this.#usedTokens) if (until < now) this.#usedTokens.delete(key);
+      if (this.#usedTokens.size >= 100_000) return false;
+    }
+    this.#usedTokens.set(id, expiresAtMs);
+    return true;
   }
 
   #notifyApprovals(id: string): void {

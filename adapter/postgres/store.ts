@@ -230,6 +230,21 @@ export class PostgresStore implements VetoStore {
     return Number(rows[0]?.now_ms);
   }
 
+  /**
+   * A one-time token used (a sign-in link, docs/inbox.md), in this schema's
+   * used_tokens: the insert wins once, for every process on the schema.
+   * Tokens an hour past their expiry are deleted on the way.
+   */
+  async useToken(id: string, expiresAtMs: number): Promise<boolean> {
+    const table = `${quoteIdent(this.schema)}.used_tokens`;
+    const { rowCount } = await this.#db.query(
+      `WITH gone AS (DELETE FROM ${table} WHERE expires_at_ms < ${DB_NOW_MS} - 3600000)
+       INSERT INTO ${table} (id, expires_at_ms, used_at_ms) VALUES ($1, $2, ${DB_NOW_MS}) ON CONFLICT (id) DO NOTHING`,
+      [id, expiresAtMs],
+    );
+    return rowCount === 1;
+  }
+
   async appendDecision(decision: StoredDecision): Promise<void> {
     await appendDecision(this.#db, this.#sql, decision);
   }

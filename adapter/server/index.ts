@@ -11,3 +11,6 @@ export { approvalLink, itemOfEvent, signWebhook, slackText, SIGNATURE_HEADER, ve
 export type { ApprovalLink, Delivery, VerifyWebhookOptions, WebhookNotifier, WebhookNotifierOptions } from "./notify.js";
 export { memoryLedger, notifyApprovals } from "./notifications.js";
 export type { ApprovalNotifications, ApprovalNotificationsOptions, NotificationLedger } from "./notifications.js";
+export { createSignInLinks, MemoryUsedTokens, SignInLinkError, SignInLinks } from "./inbox/links.js";
+export type { RedeemedLink, SignInLinksOptions, UsedTokens } from "./inbox/links.js";
+export type { InboxOptions, ReadCrmRecord, RecordTarget } from "./inbox/routes.js";

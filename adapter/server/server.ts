@@ -18,6 +18,8 @@ import {
   type JwtAuthOptions,
   type Reviewer,
 } from "./auth.js";
+import { registerInbox, type InboxOptions } from "./inbox/routes.js";
+import type { SignInLinks } from "./inbox/links.js";
 
 export interface ApprovalServerOptions {
   /** Answers go through it (its approve/reject rules and records). */
@@ -32,6 +34,8 @@ export interface ApprovalServerOptions {
   readonly maxNoteLength?: number;
   /** pino-like logger for refusals and failures. Default: Fastify's own, off. */
   readonly logger?: { error(fields: object, message: string): void; warn(fields: object, message: string): void };
+  /** The browser inbox at `/` (docs/inbox.md); false: the JSON API only. Default: on, with a per-process secret. */
+  readonly inbox?: InboxOptions | false;
 }
 
 export type ItemStatus = "pending" | "approved" | "rejected" | "expired" | "executed";
@@ -137,6 +141,10 @@ declare module "fastify" {
   interface FastifyRequest {
     reviewer: Reviewer | undefined;
   }
+  interface FastifyInstance {
+    /** One-time sign-in links to the inbox (docs/inbox.md), for notifiers; undefined with inbox: false. */
+    signInLinks: SignInLinks | undefined;
+  }
 }
 
 function authenticatorOf(auth: ApprovalServerOptions["auth"]): Authenticate {
@@ -181,6 +189,8 @@ export async function createApprovalServer(options: ApprovalServerOptions): Prom
 
   // Authenticate before the body is read: an unauthenticated request never has its body parsed.
   app.addHook("onRequest", async (request, reply) => {
+    // The inbox's pages sign reviewers in with a session of their own (docs/inbox.md).
+    if ((request.routeOptions.config as { inbox?: boolean } | undefined)?.inbox === true) return;
     try {
       request.reviewer = await authenticate(request.headers);
     } catch (error) {
@@ -299,5 +309,10 @@ export async function createApprovalServer(options: ApprovalServerOptions): Prom
       return approvalItem(settled!, await now());
     });
   }
+  const signIn =
+    "devLogin" in options.auth ? { kind: "devLogin" as const, approverIds: options.auth.devLogin.approverIds } : { kind: "token" as const };
+  const rules = { itemOf: approvalItem, mayAnswer, statusOf: (code: string) => STATUS_OF_ERROR[code] ?? 400 };
+  const inboxContext = { veto, store, authenticate, signIn, maxNoteLength: maxNote, now, log, rules };
+  app.decorate("signInLinks", options.inbox === false ? undefined : await registerInbox(app, inboxContext, options.inbox));
   return app;
 }

@@ -1,0 +1,460 @@
+// The inbox in a real browser (docs/inbox.md): Debian's Chromium driven by
+// playwright-core (scripts/chromium.sh installs it), against the real
+// approval service on a real PostgreSQL, with the CRM agent in another
+// process (agent.mjs) whose guarded calls wait for the answers given here.
+// Every page must log no console error and send no request off the
+// service's origin. Screenshots go to .build/inbox-screens (docs/img has
+// the committed copies).
+import { execFileSync, fork, spawn, type ChildProcess } from "node:child_process";
+import { mkdirSync, readFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { resolve } from "node:path";
+import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { PostgresStore } from "../../adapter/postgres/store.js";
+import { createApprovalServer } from "../../adapter/server/index.js";
+import type { Veto } from "../../adapter/index.js";
+import { ACTOR, APPROVER, OTHER_APPROVER, ROOT, makeVeto, write } from "../helpers/index.js";
+import { pgUrl, requireDist, testDatabase } from "../helpers/postgres.js";
+
+const SHOTS = resolve(ROOT, ".build/inbox-screens");
+const SHORT_TTL_MS = 6_000;
+const db = testDatabase();
+const schema = db.schema("inbox_browser");
+
+/** The CRM as the app reads it: the current values the cards show beside the new ones. */
+const CRM: Record<string, Record<string, unknown>> = {
+  opp_approve: { close_date: "2026-11-15", next_step: "legal review" },
+  opp_reject: { close_date: "2026-10-01" },
+};
+
+let store: PostgresStore;
+let veto: Veto;
+let app: Awaited<ReturnType<typeof createApprovalServer>>;
+let origin: string;
+let browser: Browser;
+let agent: ChildProcess;
+const settled = new Map<string, { ok: boolean; value?: unknown; error?: { code?: string } }>();
+const waiters = new Map<number, (m: { ok: boolean; value?: unknown; error?: unknown }) => void>();
+let nextId = 0;
+
+function ask(cmd: string, args: object = {}): Promise<unknown> {
+  const id = ++nextId;
+  return new Promise((resolvePromise, reject) => {
+    waiters.set(id, (m) => (m.ok ? resolvePromise(m.value) : reject(new Error(JSON.stringify(m.error)))));
+    agent.send({ id, cmd, ...args });
+  });
+}
+
+async function freePort(): Promise<number> {
+  return await new Promise((resolvePort) => {
+    const s = createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolvePort(port));
+    });
+  });
+}
+
+function chromiumPath(): string {
+  if (process.env.VETO_CHROMIUM) return process.env.VETO_CHROMIUM;
+  return execFileSync("bash", [resolve(ROOT, "scripts/chromium.sh"), "path"], { encoding: "utf8" }).trim();
+}
+
+beforeAll(async () => {
+  requireDist();
+  mkdirSync(SHOTS, { recursive: true });
+  store = await PostgresStore.connect({ connectionString: pgUrl(), schema, migrate: true });
+  ({ veto } = await makeVeto({ store, recordSink: store.recordSink() }));
+  origin = `http://127.0.0.1:${await freePort()}`;
+  app = await createApprovalServer({
+    veto,
+    store,
+    auth: { devLogin: { approverIds: [APPROVER, OTHER_APPROVER] } },
+    inbox: {
+      secret: "the browser tests' inbox secret, 32+ bytes",
+      publicUrl: origin,
+      readRecord: async ({ recordId }) => CRM[recordId],
+    },
+  });
+  await app.listen({ host: "127.0.0.1", port: Number(new URL(origin).port) });
+  agent = fork(resolve(ROOT, "test/inbox/agent.mjs"), [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  await new Promise<void>((ready) => {
+    agent.on("message", (m: { id?: number; event?: string; key?: string; ok: boolean; value?: unknown; error?: { code?: string } }) => {
+      if (m.event === "ready") ready();
+      else if (m.event === "settled") settled.set(m.key!, m);
+      else if (m.id !== undefined) waiters.get(m.id)?.(m);
+    });
+  });
+  await ask("init", { url: pgUrl(), schema, shortTtlMs: SHORT_TTL_MS });
+  browser = await chromium.launch({
+    executablePath: chromiumPath(),
+    headless: true,
+    // As root Chromium refuses its sandbox: Playwright then passes --no-sandbox.
+    chromiumSandbox: process.getuid?.() !== 0,
+    args: ["--disable-dev-shm-usage", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
+  });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  if (agent?.connected) await ask("close").catch(() => {});
+  await app?.close();
+  await veto?.close();
+  await store?.close();
+  await db.dropSchemas();
+});
+
+interface Tab {
+  readonly page: Page;
+  readonly context: BrowserContext;
+  /** Console errors and uncaught exceptions. */
+  readonly errors: string[];
+  /** Requests to anywhere but the service (blocked before they leave). */
+  readonly offOrigin: string[];
+  /** Main-frame navigations after the first page. */
+  navigations: number;
+}
+
+const tabs: Tab[] = [];
+
+async function newTab(viewport = { width: 1100, height: 900 }, context?: BrowserContext): Promise<Tab> {
+  const ctx = context ?? (await browser.newContext({ serviceWorkers: "block", viewport }));
+  const page = await ctx.newPage();
+  const tab: Tab = { page, context: ctx, errors: [], offOrigin: [], navigations: 0 };
+  await page.route("**/*", async (route) => {
+    const url = route.request().url();
+    if (url === origin || url.startsWith(`${origin}/`)) return await route.continue();
+    tab.offOrigin.push(url);
+    return await route.abort("blockedbyclient");
+  });
+  page.on("console", (m) => {
+    if (m.type() === "error") tab.errors.push(m.text());
+  });
+  page.on("pageerror", (e) => tab.errors.push(`uncaught: ${e.message}`));
+  page.on("framenavigated", (f) => {
+    if (f === page.mainFrame()) tab.navigations += 1;
+  });
+  tabs.push(tab);
+  return tab;
+}
+
+async function signIn(tab: Tab, reviewer: string): Promise<void> {
+  const res = await tab.page.goto(`${origin}/dev-login?reviewer=${encodeURIComponent(reviewer)}`);
+  expect(res?.status()).toBe(200);
+  expect(new URL(tab.page.url()).pathname).toBe("/");
+}
+
+afterEach(async () => {
+  for (const tab of tabs.splice(0)) {
+    expect(tab.errors, "console errors").toEqual([]);
+    expect(tab.offOrigin, "requests off the origin").toEqual([]);
+    await tab.context.close().catch(() => {});
+  }
+});
+
+/** Start a guarded call in the agent process; resolves with its decision id once it waits for approval. */
+async function agentCall(
+  recordId: string,
+  changes: Record<string, unknown>,
+  o: { short?: boolean; amount?: number } = {},
+): Promise<string> {
+  const call = write({ recordId, changes, amount: o.amount ?? 48_000 }, { reason: "Signed order form received" });
+  await ask("call", { call, short: o.short === true });
+  let id: string | undefined;
+  await expect
+    .poll(
+      async () => {
+        const found = await store.listApprovals({ status: ["pending"] });
+        id = found.find((d) => (d.review?.arguments as { recordId?: string } | undefined)?.recordId === recordId)?.id;
+        return id;
+      },
+      { timeout: 15_000 },
+    )
+    .toBeDefined();
+  return id!;
+}
+
+async function runs(recordId: string): Promise<number> {
+  const all = (await ask("runs")) as Record<string, number>;
+  return all[recordId] ?? 0;
+}
+
+describe("the inbox in Chromium", () => {
+  it("shows the pending card with every field; approve with a comment: the waiting guard() runs the tool exactly once", async () => {
+    const id = await agentCall("opp_approve", { close_date: "2026-12-20", next_step: "countersign" });
+    const tab = await newTab();
+    await signIn(tab, APPROVER);
+    const card = tab.page.locator(`[data-decision-id="${id}"]`);
+    await expect.poll(() => card.count()).toBe(1);
+    const text = await card.innerText();
+    for (const expected of [
+      ACTOR,
+      "acme",
+      "production",
+      "crm.update",
+      "opportunity",
+      "opp_approve",
+      "close_date",
+      "2026-11-15", // current
+      "2026-12-20", // new
+      "next_step",
+      "legal review",
+      "countersign",
+      "48000",
+      veto.bundle.revision,
+      veto.bundle.hash,
+      "Recent denies",
+    ]) {
+      expect(text, expected).toContain(expected);
+    }
+    const stored = await store.getDecision(id);
+    for (const reason of stored!.review!.reasons) expect(text).toContain(reason.message);
+    await expect.poll(async () => await card.locator("[data-countdown]").innerText()).toMatch(/^in 59 min \d\d s$/);
+    await tab.page.screenshot({ path: resolve(SHOTS, "inbox.png"), fullPage: true });
+    // Every control has an accessible name: a label, or its own text.
+    const unnamed = await tab.page.locator("a, button, textarea, select, input:not([type=hidden])").evaluateAll((els) =>
+      els
+        .filter((el) => {
+          const labelled = (el as HTMLInputElement).labels?.length ?? 0;
+          return labelled === 0 && (el.getAttribute("aria-label") ?? "").trim() === "" && (el.textContent ?? "").trim() === "";
+        })
+        .map((el) => el.outerHTML),
+    );
+    expect(unnamed).toEqual([]);
+
+    await card.getByRole("textbox", { name: "Comment" }).fill("Order form checked");
+    await card.getByRole("button", { name: "Approve" }).click();
+    await expect
+      .poll(async () => await tab.page.locator(`[data-decision-id="${id}"] .result`).innerText())
+      .toMatch(/^Approved by you \(user:crm-owner@acme\.example\) at /);
+    await expect.poll(() => settled.get("opp_approve"), { timeout: 15_000 }).toMatchObject({ ok: true, value: { updated: "opp_approve" } });
+    expect(await runs("opp_approve")).toBe(1);
+    await expect
+      .poll(async () => (await store.getDecision(id))?.approval)
+      .toMatchObject({ status: "executed", reviewerId: APPROVER, note: "Order form checked" });
+    await tab.page.screenshot({ path: resolve(SHOTS, "approved.png") });
+    // Still once, a moment later.
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await runs("opp_approve")).toBe(1);
+  });
+
+  it("reject, by keyboard alone: the guard never runs the tool; history filters by status", async () => {
+    const id = await agentCall("opp_reject", { close_date: "2027-01-15" });
+    const tab = await newTab();
+    await signIn(tab, OTHER_APPROVER);
+    const card = tab.page.locator(`[data-decision-id="${id}"]`);
+    await expect.poll(() => card.count()).toBe(1);
+    // Tab to the card's Comment box, type, tab to Reject, press Enter.
+    const noteId = `note-${id}`;
+    for (let i = 0; i < 60 && (await tab.page.evaluate(() => document.activeElement?.id)) !== noteId; i++)
+      await tab.page.keyboard.press("Tab");
+    expect(await tab.page.evaluate(() => document.activeElement?.id)).toBe(noteId);
+    await tab.page.keyboard.type("Not this quarter");
+    await tab.page.keyboard.press("Tab");
+    await tab.page.keyboard.press("Tab");
+    expect(await tab.page.evaluate(() => document.activeElement?.textContent)).toBe("Reject");
+    await tab.page.keyboard.press("Enter");
+    await expect.poll(async () => await tab.page.locator(`[data-decision-id="${id}"] .result`).innerText()).toMatch(/^Rejected by you/);
+    await expect
+      .poll(() => settled.get("opp_reject"), { timeout: 15_000 })
+      .toMatchObject({ ok: false, error: { code: "approval_rejected" } });
+    expect(await runs("opp_reject")).toBe(0);
+    expect((await store.getDecision(id))?.approval).toMatchObject({ status: "rejected", note: "Not this quarter" });
+
+    await tab.page.getByRole("link", { name: "History" }).click();
+    await tab.page.getByRole("combobox", { name: "Status" }).selectOption("rejected");
+    await tab.page.getByRole("button", { name: "Filter" }).click();
+    await expect.poll(() => new URL(tab.page.url()).search).toBe("?status=rejected");
+    const rows = tab.page.locator("table.history tbody tr[data-decision-id]");
+    expect(await rows.evaluateAll((trs) => trs.map((tr) => (tr as HTMLElement).dataset.status))).toEqual(["rejected"]);
+    await expect.poll(async () => await rows.first().innerText()).toContain("Not this quarter");
+    await tab.page.screenshot({ path: resolve(SHOTS, "history.png") });
+  });
+
+  it("two tabs answer the same card: one wins, the other shows 'already answered' without a reload", async () => {
+    const id = await agentCall("opp_race", { close_date: "2026-12-31" });
+    const a = await newTab();
+    const b = await newTab();
+    await signIn(a, APPROVER);
+    await signIn(b, OTHER_APPROVER);
+    for (const tab of [a, b]) await expect.poll(() => tab.page.locator(`[data-decision-id="${id}"] form.answer`).count()).toBe(1);
+    // Each page says when its event stream is open.
+    for (const tab of [a, b]) await expect.poll(() => tab.page.locator("body[data-live]").count()).toBe(1);
+    const navigationsBefore = b.navigations;
+    await a.page.locator(`[data-decision-id="${id}"]`).getByRole("button", { name: "Approve" }).click();
+    await expect.poll(async () => await a.page.locator(`[data-decision-id="${id}"] .result`).innerText()).toMatch(/^Approved by you/);
+    await expect
+      .poll(async () => await b.page.locator(`[data-decision-id="${id}"] .result`).innerText(), { timeout: 10_000 })
+      .toMatch(/^Already answered: Approved by user:crm-owner@acme\.example at /);
+    expect(await b.page.locator(`[data-decision-id="${id}"] form.answer`).count()).toBe(0);
+    expect(b.navigations).toBe(navigationsBefore);
+    await b.page.screenshot({ path: resolve(SHOTS, "already-answered.png") });
+    await expect.poll(() => settled.get("opp_race"), { timeout: 15_000 }).toMatchObject({ ok: true });
+    expect(await runs("opp_race")).toBe(1);
+  });
+
+  it("two answers posted at the same moment: exactly one is taken, the other is told it was already answered", async () => {
+    const id = await agentCall("opp_tie", { close_date: "2026-12-30" });
+    const a = await newTab();
+    const b = await newTab();
+    await signIn(a, APPROVER);
+    await signIn(b, OTHER_APPROVER);
+    const post = async (tab: Tab, kind: string) => {
+      const csrf = await tab.page.locator(`[data-decision-id="${id}"] input[name="_csrf"]`).inputValue();
+      return await tab.page.evaluate(
+        async ({ url, body }) => {
+          const r = await fetch(url, {
+            method: "POST",
+            headers: { "content-type": "application/x-www-form-urlencoded", "x-veto-fragment": "1" },
+            body,
+          });
+          return { status: r.headers.get("x-veto-status"), html: await r.text() };
+        },
+        { url: `/approvals/${id}/${kind}`, body: new URLSearchParams({ _csrf: csrf }).toString() },
+      );
+    };
+    const results = await Promise.all([post(a, "approve"), post(b, "reject")]);
+    expect(results.map((r) => r.status).sort()).toEqual(["200", "409"]);
+    expect(results.find((r) => r.status === "409")!.html).toContain("Already answered");
+    await expect.poll(() => settled.get("opp_tie"), { timeout: 15_000 }).toBeDefined();
+    const ran = await runs("opp_tie");
+    expect(ran).toBe(settled.get("opp_tie")!.ok ? 1 : 0);
+  });
+
+  it("a short expiry counts down to 'expired'; the waiting call never runs", async () => {
+    const id = await agentCall("opp_expiring", { close_date: "2026-12-29" }, { short: true });
+    const tab = await newTab();
+    await signIn(tab, APPROVER);
+    const card = tab.page.locator(`[data-decision-id="${id}"]`);
+    await expect.poll(async () => await card.locator("[data-countdown]").innerText()).toMatch(/^in [1-6] s$/);
+    await expect.poll(async () => await card.locator("[data-status-text]").innerText(), { timeout: SHORT_TTL_MS + 5_000 }).toBe("Expired");
+    expect(await card.locator("[data-countdown]").innerText()).toBe("expired");
+    expect(await card.getByRole("button", { name: "Approve" }).count()).toBe(0);
+    await expect.poll(() => settled.get("opp_expiring"), { timeout: 15_000 }).toMatchObject({ ok: false });
+    expect(await runs("opp_expiring")).toBe(0);
+  });
+
+  it("a form post without the CSRF token is refused and changes nothing", async () => {
+    const id = await agentCall("opp_csrf", { close_date: "2026-12-28" });
+    const tab = await newTab();
+    await signIn(tab, APPROVER);
+    const res = await tab.page.request.post(`${origin}/approvals/${id}/approve`, { form: { note: "forged" }, maxRedirects: 0 });
+    expect(res.status()).toBe(403);
+    // And a cross-site form: the browser says where it came from.
+    const cross = await tab.page.request.post(`${origin}/approvals/${id}/approve`, {
+      form: { note: "forged", _csrf: await tab.page.locator(`[data-decision-id="${id}"] input[name="_csrf"]`).inputValue() },
+      headers: { origin: "https://evil.example", "sec-fetch-site": "cross-site" },
+      maxRedirects: 0,
+    });
+    expect(cross.status()).toBe(403);
+    expect((await store.getDecision(id))?.approval?.status).toBe("pending");
+    expect(await runs("opp_csrf")).toBe(0);
+  });
+
+  it("sign in by a one-time link: it opens that approval; a used link, and one changed to another reviewer or decision, are refused", async () => {
+    const id = await agentCall("opp_link", { close_date: "2026-12-27" });
+    const other = await agentCall("opp_link_other", { close_date: "2026-12-26" });
+    const link = await app.signInLinks!.linkFor(APPROVER, id);
+    const tab = await newTab({ width: 390, height: 844 });
+    await tab.page.goto(link);
+    await tab.page.screenshot({ path: resolve(SHOTS, "sign-in-link.png") });
+    await tab.page.getByRole("button", { name: "Sign in" }).click();
+    await expect.poll(() => new URL(tab.page.url()).pathname).toBe(`/approvals/${id}`);
+    const card = tab.page.locator(`[data-decision-id="${id}"]`);
+    await expect.poll(() => card.count()).toBe(1);
+    // Readable on a phone: nothing wider than the screen.
+    expect(await tab.page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth)).toBe(true);
+    await tab.page.screenshot({ path: resolve(SHOTS, "phone.png"), fullPage: true });
+    // The link's session sees only its approval.
+    const elsewhere = await tab.page.request.get(`${origin}/approvals/${other}/card`);
+    expect(elsewhere.status()).toBe(404);
+
+    // Used: refused in any browser.
+    const again = await browser.newContext({ serviceWorkers: "block" });
+    const page2 = await again.newPage();
+    await page2.goto(link);
+    const used = await page2.request.post(`${origin}/sign-in/link`, {
+      form: { token: new URL(link).searchParams.get("token")!, _csrf: await page2.locator('input[name="_csrf"]').inputValue() },
+      maxRedirects: 0,
+    });
+    expect(used.status()).toBe(410);
+    // Changed to name another reviewer or decision: the signature no longer matches.
+    const token = new URL(link).searchParams.get("token")!;
+    const [h, p, s] = token.split(".") as [string, string, string];
+    const claims = JSON.parse(Buffer.from(p, "base64url").toString("utf8"));
+    for (const changed of [
+      { ...claims, sub: OTHER_APPROVER },
+      { ...claims, dec: other },
+    ]) {
+      const forged = `${h}.${Buffer.from(JSON.stringify(changed)).toString("base64url")}.${s}`;
+      const res = await page2.goto(`${origin}/sign-in/link?token=${forged}`);
+      expect(res?.status()).toBe(403);
+      expect(await page2.locator("main").innerText()).toContain("Sign-in refused");
+    }
+    // A genuine link for the other reviewer is no key to this reviewer's session.
+    const theirs = await app.signInLinks!.linkFor(OTHER_APPROVER, other);
+    await page2.goto(theirs);
+    await page2.getByRole("button", { name: "Sign in" }).click();
+    await expect.poll(() => new URL(page2.url()).pathname).toBe(`/approvals/${other}`);
+    expect((await page2.request.get(`${origin}/approvals/${id}/card`)).status()).toBe(404);
+    await again.close();
+
+    // Answer through the link's session.
+    await card.getByRole("button", { name: "Approve" }).click();
+    await expect.poll(async () => await tab.page.locator(`[data-decision-id="${id}"] .result`).innerText()).toMatch(/^Approved by you/);
+    await expect.poll(() => settled.get("opp_link"), { timeout: 15_000 }).toMatchObject({ ok: true });
+    expect(await runs("opp_link")).toBe(1);
+  });
+});
+
+describe("make inbox", () => {
+  it("the demo agent waits for answers given in the inbox: approve one, reject the next (added live), then it finishes", async () => {
+    const dir = resolve(ROOT, ".build/inbox-test-demo");
+    // Without --exit: the page is closed before the inbox goes away (a page whose server
+    // vanished would log its event stream's failed reconnects).
+    const demo = spawn(process.execPath, [resolve(ROOT, "scripts/demo/inbox.mjs"), "--port", "0", "--dir", dir], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    let out = "";
+    demo.stdout.on("data", (chunk: Buffer) => (out += chunk.toString("utf8")));
+    const exited = new Promise<number | null>((done) => demo.on("exit", (code) => done(code)));
+    try {
+      await expect.poll(() => /sign in as the acme owner: (\S+)/.exec(out)?.[1], { timeout: 20_000 }).toBeDefined();
+      const devLink = /sign in as the acme owner: (\S+)/.exec(out)![1]!;
+      const demoOrigin = new URL(devLink).origin;
+      const tab = await newTab();
+      // This tab's requests must stay on the demo's origin.
+      await tab.page.unroute("**/*");
+      await tab.page.route("**/*", async (route) => {
+        const url = route.request().url();
+        if (url === demoOrigin || url.startsWith(`${demoOrigin}/`)) return await route.continue();
+        tab.offOrigin.push(url);
+        return await route.abort("blockedbyclient");
+      });
+      await tab.page.goto(devLink);
+      const deal = tab.page.locator("article.card", { hasText: "opp_2" });
+      await expect.poll(() => deal.count(), { timeout: 20_000 }).toBe(1);
+      await deal.getByRole("textbox", { name: "Comment" }).fill("Order form checked");
+      await deal.getByRole("button", { name: "Approve" }).click();
+      await expect.poll(async () => await deal.locator(".result").innerText()).toMatch(/^Approved by you/);
+      // The next approval appears without a reload (the event stream adds its card).
+      const credit = tab.page.locator('article.card[data-status="pending"]', { hasText: "acc_1" });
+      await expect.poll(() => credit.count(), { timeout: 20_000 }).toBe(1);
+      expect(await credit.innerText()).toContain("masked (sensitive field)");
+      await credit.getByRole("button", { name: "Reject" }).click();
+      await expect.poll(() => out, { timeout: 20_000 }).toContain("the agent is done");
+      await tab.context.close();
+      demo.kill("SIGTERM");
+      expect(await exited).toBe(0);
+      expect(out).toMatch(/close a 48,000 deal in production +done: opp_2/);
+      expect(out).toMatch(/raise a credit limit \(sensitive field\) +not run: approval_rejected/);
+      expect(out).toMatch(/export contacts to pastebin +denied: /);
+      const crm = JSON.parse(readFileSync(resolve(dir, "crm.json"), "utf8"));
+      expect(crm.tenants.acme.opportunity.opp_2.close_date).toBe("2026-12-01");
+      expect(crm.tenants.acme.account.acc_1.credit_limit).toBe(50000);
+    } finally {
+      demo.kill();
+    }
+  });
+});
