@@ -55,7 +55,7 @@ function requiredText(flag: string, value: string | undefined): string {
 
 export const mcpProxyCommand: Command = {
   usage: `  veto mcp-proxy --bundle PATH [--data FILE] (--postgres URL | --log PATH) --actor ID --tenant ID --environment NAME
-                 [--tool-map FILE] [--approval-timeout-ms N] [--inbox-url URL] [--upstream-timeout-ms N]
+                 [--tool-map FILE] [--approval-timeout-ms N] [--approval-ttl-ms N] [--inbox-url URL] [--upstream-timeout-ms N]
                  [--listen HOST:PORT (--dev-login | --jwt-public-key FILE --jwt-issuer ISS --jwt-audience AUD)]
                  [--on-behalf-of ID] [--source-system NAME] -- <upstream command> [args...]
       an MCP server on stdin/stdout in front of the MCP server it starts (docs/mcp.md):
@@ -64,7 +64,8 @@ export const mcpProxyCommand: Command = {
       table (never stdout). A call that needs approval waits for it (--approval-timeout-ms,
       default ${DEFAULT_APPROVAL_TIMEOUT_MS}) when it can be given: through \`veto serve\` on the same --postgres,
       or the approval service this process runs with --listen; otherwise it is refused with
-      approval_unavailable. --upstream-timeout-ms: longest wait for the upstream (default ${DEFAULT_UPSTREAM_TIMEOUT_MS}).
+      approval_unavailable. --approval-ttl-ms: how long an approval can be given (default one hour).
+      --inbox-url: sent to hosts that take URL elicitations ({decisionId} is replaced). --upstream-timeout-ms: longest wait for the upstream (default ${DEFAULT_UPSTREAM_TIMEOUT_MS}).
       $${RECORD_KEY_ENV}: key (>= 16 bytes) for HMAC digests of sensitive values.`,
 
   async run(args) {
@@ -86,6 +87,7 @@ export const mcpProxyCommand: Command = {
         "source-system": { type: "string" },
         "tool-map": { type: "string" },
         "approval-timeout-ms": { type: "string" },
+        "approval-ttl-ms": { type: "string" },
         "upstream-timeout-ms": { type: "string" },
         "inbox-url": { type: "string" },
         listen: { type: "string" },
@@ -108,6 +110,9 @@ export const mcpProxyCommand: Command = {
       ...(values["source-system"] === undefined ? {} : { sourceSystem: values["source-system"] }),
     };
     const approvalTimeoutMs = milliseconds("approval-timeout-ms", values["approval-timeout-ms"], DEFAULT_APPROVAL_TIMEOUT_MS);
+    const approvalTtlMs =
+      values["approval-ttl-ms"] === undefined ? undefined : milliseconds("approval-ttl-ms", values["approval-ttl-ms"], 0);
+    if (approvalTtlMs === 0) throw new UsageError("--approval-ttl-ms must be positive");
     const upstreamTimeoutMs = milliseconds("upstream-timeout-ms", values["upstream-timeout-ms"], DEFAULT_UPSTREAM_TIMEOUT_MS);
     const inboxUrl = values["inbox-url"];
     if (inboxUrl !== undefined && !URL.canParse(inboxUrl.replaceAll("{decisionId}", "x")))
@@ -170,6 +175,7 @@ export const mcpProxyCommand: Command = {
         logger,
         store,
         recordSink,
+        ...(approvalTtlMs === undefined ? {} : { approvalTtlMs }),
         ...(data === undefined ? {} : { data }),
         ...(recordKey === undefined ? {} : { recordKey }),
       });
