@@ -145,8 +145,11 @@ describe("approvals through veto serve on the same PostgreSQL", { timeout: 90_00
       capabilities: { elicitation: { url: {} } },
       setup: (client) => client.setRequestHandler(ElicitRequestSchema, async () => ({ action: "decline" })),
     });
+    const started = Date.now();
     const result = await host.client.callTool({ name: "crm.update", arguments: needsApproval }, CallToolResultSchema, { timeout: 60_000 });
     expect(vetoMeta(result).code).toBe("approval_declined");
+    // Ended by the decline, not by the 30 s timeout.
+    expect(Date.now() - started).toBeLessThan(15_000);
     expect(host.calls()).toEqual([]);
   });
 });
