@@ -161,7 +161,7 @@ demo: ## Run the demo: a scripted CRM agent governed by Veto (ARGS=--json for JS
 	@node scripts/demo/run.mjs $(ARGS)
 
 .PHONY: bench
-bench: $(TOOLS) build ## Benchmark: WASM, protect (memory, durable log, PostgreSQL), opa bench, OPA server; writes bench/results.json (BENCHMARKS.md)
+bench: $(TOOLS) build ## Benchmark: WASM, protect (memory, durable log, PostgreSQL), opa bench, OPA server, the MCP proxy; writes bench/results.json (BENCHMARKS.md)
 	node bench/run.mjs
 
 .PHONY: soak
