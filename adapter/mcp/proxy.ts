@@ -23,7 +23,7 @@ import {
   type Tool,
 } from "@modelcontextprotocol/sdk/types.js";
 import { toolVisibility } from "../veto.js";
-import { toError } from "../common/errors.js";
+import { VetoOptionsError, toError } from "../common/errors.js";
 import { safeLog } from "../common/logger.js";
 import { UpstreamFailure, governCall, type CallChannel, type GovernOptions, type ToolResult } from "./govern.js";
 import { ToolMap } from "./tool-map.js";
@@ -68,6 +68,36 @@ function upstreamEnv(): Record<string, string> {
   return env;
 }
 
+const isText = (v: unknown): v is string => typeof v === "string" && v.trim() !== "";
+const isDuration = (v: unknown): boolean => typeof v === "number" && Number.isFinite(v) && v >= 0;
+
+/** Programmer errors in McpProxy.start's options: a VetoOptionsError saying what to fix. */
+function checkOptions(o: McpProxyOptions): void {
+  const problems: string[] = [];
+  if (o === null || typeof o !== "object") throw new VetoOptionsError("McpProxy.start: pass the options (docs/mcp.md)");
+  if (o.veto === null || typeof o.veto !== "object" || typeof o.veto.protect !== "function")
+    problems.push("veto (from createVeto) is required");
+  if (
+    o.context === null ||
+    typeof o.context !== "object" ||
+    !isText(o.context.actorId) ||
+    !isText(o.context.tenantId) ||
+    !isText(o.context.environment)
+  ) {
+    problems.push("context must be { actorId, tenantId, environment }, non-empty strings");
+  }
+  if (o.approvals !== "wait" && o.approvals !== "unavailable") problems.push('approvals must be "wait" or "unavailable"');
+  for (const name of ["approvalTimeoutMs", "progressIntervalMs", "upstreamTimeoutMs"] as const) {
+    if (!isDuration(o[name])) problems.push(`${name} must be a non-negative number of milliseconds`);
+  }
+  if (o.upstream === null || typeof o.upstream !== "object" || !isText(o.upstream.command) || !Array.isArray(o.upstream.args)) {
+    problems.push("upstream must be { command, args }");
+  }
+  if (!(o.toolMap instanceof ToolMap)) problems.push("toolMap must be a ToolMap (ToolMap.identity() or ToolMap.parse(document))");
+  if (o.log === null || typeof o.log !== "object" || typeof o.log.warn !== "function") problems.push("log must be a pino logger");
+  if (problems.length > 0) throw new VetoOptionsError(`McpProxy.start: ${problems.join("; ")}`);
+}
+
 /** A page of at most this many list requests is read to learn one tool's schema. */
 const MAX_LIST_PAGES = 50;
 
@@ -93,6 +123,7 @@ export class McpProxy {
    * for the CLI). Rejects when the upstream cannot be started.
    */
   static async start(options: McpProxyOptions, host: Transport): Promise<McpProxy> {
+    checkOptions(options);
     const server = new Server({ name: "veto-mcp-proxy", version: options.version }, { capabilities: { tools: { listChanged: true } } });
     const proxy = new McpProxy(options, server);
     const upstream = await proxy.#upstream();
