@@ -119,6 +119,35 @@ describe("approvals through veto serve on the same PostgreSQL", { timeout: 90_00
     expect(host.calls()).toEqual([]);
   });
 
+  it("a host that cancels its waiting call ends the wait; an approval given afterwards runs nothing", async () => {
+    const host = await proxy(["--approval-timeout-ms", "30000"]);
+    const cancel = new AbortController();
+    let decisionId: string | undefined;
+    const outcome = await host.client
+      .callTool({ name: "crm.update", arguments: needsApproval }, CallToolResultSchema, {
+        signal: cancel.signal,
+        timeout: 60_000,
+        onprogress: (p) => {
+          decisionId ??= /decision (\S+)/.exec(p.message ?? "")?.[1];
+          cancel.abort(new Error("the user stopped the agent"));
+        },
+      })
+      .then(
+        () => "answered",
+        () => "cancelled",
+      );
+    expect(outcome).toBe("cancelled");
+    expect(decisionId).toBeDefined();
+    // The proxy stopped waiting: approving now claims nothing and forwards nothing.
+    expect(await answer(serve.base, decisionId!, "approve")).toBe(200);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(host.calls()).toEqual([]);
+    expect(await approvalStatus(decisionId!)).toBe("approved");
+    // And the proxy is still up.
+    const read = await host.client.callTool({ name: "crm.read", arguments: { object: "contact", recordId: "c_1", tenantId: "acme" } });
+    expect(read.isError).toBeFalsy();
+  });
+
   it("sends an URL elicitation to the inbox to a host that takes them; approved there, forwarded once", async () => {
     const urls: string[] = [];
     const host = await proxy(["--approval-timeout-ms", "30000", "--inbox-url", `${serve.base}/approvals/{decisionId}`], {
