@@ -173,7 +173,7 @@ inbox: ## The demo's CRM agent with the approval inbox on 127.0.0.1 (PORT=8787):
 	@node scripts/demo/inbox.mjs --port $(or $(PORT),8787)
 
 .PHONY: bench
-bench: $(TOOLS) build python ## Benchmark: WASM, protect (memory, durable log, PostgreSQL, Python), the approval API, opa bench, OPA server; writes bench/results.json (BENCHMARKS.md)
+bench: $(TOOLS) build python ## Benchmark: WASM, protect (memory, durable log, PostgreSQL, Python), the approval API, the MCP proxy, opa bench, OPA server; writes bench/results.json (BENCHMARKS.md)
 	node bench/run.mjs
 
 .PHONY: soak

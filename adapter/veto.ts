@@ -24,6 +24,7 @@ import {
   type BundleVersion,
   type Decision,
   type PolicyAnswer,
+  type Visibility,
 } from "./common/decision.js";
 import { VetoClosedError, VetoDeniedError, VetoOptionsError, toError } from "./common/errors.js";
 import { monotonicUlid } from "./common/ids.js";
@@ -401,6 +402,19 @@ export function protectText(veto: Veto, call: unknown, text: string): Promise<De
   return veto.protectText(call, text);
 }
 
+/**
+ * For front ends that offer tools (the MCP proxy): whether `tool` is offered
+ * at all to the context's actor, by the bundle in force's `veto/crm/visible`
+ * (docs/contract.md §4b). Never throws for what it is asked: a bundle without
+ * the entrypoint or a failed evaluation answers hidden with evaluation_error
+ * (fail closed). Nothing is recorded: every call is still decided and recorded
+ * by protect(). Not part of the public API.
+ */
+export function toolVisibility(veto: Veto, query: { readonly tool: unknown; readonly context: unknown }): Promise<Visibility> {
+  if (!(veto instanceof VetoInstance)) throw new VetoOptionsError("toolVisibility: pass a veto made by createVeto()");
+  return veto.visibility(query);
+}
+
 class VetoInstance implements Veto {
   /** The bundle in force; each decision reads `current` once and uses that snapshot throughout. */
   readonly #source: BundleSource;
@@ -538,6 +552,15 @@ class VetoInstance implements Veto {
 
   async #open(): Promise<void> {
     if (this.#closed) throw new VetoClosedError();
+  }
+
+  async visibility(query: { readonly tool: unknown; readonly context: unknown }): Promise<Visibility> {
+    await this.#open();
+    const evaluation = await this.#source.current.evaluator.evaluateVisibility(query);
+    if (evaluation.ok) return evaluation.answer;
+    safeLog(this.#log, { err: evaluation.error }, "tool visibility could not be evaluated; hiding the tool");
+    const { reasons } = adapterDeny(ADAPTER_REASON_CODES.evaluationError, evaluation.error.message);
+    return { visible: false, reasons };
   }
 
   /** A call that could not even be read (e.g. a line of the CLI that is not JSON): invalid_input, recorded. */

@@ -25,6 +25,7 @@ import {
   wasmEvaluate,
   wasmEvaluatePreserialized,
 } from "./cases.mjs";
+import { mcpDirect, mcpProxied } from "./mcp.mjs";
 import { round } from "./measure.mjs";
 import { SEED, buildMix, dataWithTenants } from "./mix.mjs";
 
@@ -141,6 +142,10 @@ if (!existsSync(OPA)) {
   await run("opa_server_http", () => opaServerHttp(OPA, REGO_BUNDLE, mix, quick ? { minMs: 1000, minOps: 1000 } : {}));
 }
 
+// The MCP proxy's overhead per tools/call: the same calls straight to an upstream and through the proxy.
+await run("mcp_direct", () => mcpDirect(quick ? { minMs: 1000, minOps: 500 } : {}));
+await run("mcp_proxied", () => mcpProxied(BUNDLE, quick ? { minMs: 1000, minOps: 500 } : {}));
+
 const scaling = [];
 if (want("scaling")) {
   const points = [
@@ -175,6 +180,12 @@ const ratios = {
   opa_go_eval_over_protect_memory_p50: ratio(p50("opa_go_eval"), p50("protect_memory")),
   python_protect_memory_over_protect_memory_p50: ratio(p50("python_protect_memory"), p50("protect_memory")),
   tenants_100000_over_10_p50: ratio(point("tenants", 100_000)?.p50_us, point("tenants", 10)?.p50_us),
+  mcp_proxy_overhead_p50_us:
+    typeof p50("mcp_proxied") === "number" && typeof p50("mcp_direct") === "number" ? round(p50("mcp_proxied") - p50("mcp_direct")) : null,
+  mcp_proxy_overhead_p99_us:
+    typeof results.mcp_proxied?.p99_us === "number" && typeof results.mcp_direct?.p99_us === "number"
+      ? round(results.mcp_proxied.p99_us - results.mcp_direct.p99_us)
+      : null,
 };
 
 const targets = [

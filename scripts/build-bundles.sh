@@ -28,7 +28,9 @@ source_hash=$(for f in $sources; do printf '%s\n' "$f"; cat "$f"; done | sha256s
 revision="crm-${source_hash}"
 
 common=(-b --revision "$revision" --ignore '*_test.rego' --capabilities "$CAPS")
-"$OPA" build "${common[@]}" -t wasm -e veto/crm/decision -o "$OUT_DIR/crm.tar.gz" policy
+# veto/crm/decision first: the decision module is the one the manifest lists
+# for it; veto/crm/visible (tool visibility, docs/contract.md §4b) second.
+"$OPA" build "${common[@]}" -t wasm -e veto/crm/decision -e veto/crm/visible -o "$OUT_DIR/crm.tar.gz" policy
 "$OPA" build "${common[@]}" -o "$OUT_DIR/crm-rego.tar.gz" policy
 
 echo "revision $revision"

@@ -1,5 +1,5 @@
 // Builds dist/: the library's entries (dist/index.js and the subpath exports
-// dist/postgres.js, dist/audit.js, dist/bundle.js, sharing chunks so that one
+// dist/postgres.js, dist/audit.js, dist/bundle.js, dist/server.js, dist/mcp.js, sharing chunks so that one
 // class is one class whichever entry it came through) and the CLI
 // (dist/cli.js), all ESM for Node 20. Dependencies stay external: they are
 // installed beside it.
@@ -26,6 +26,7 @@ await build({
     audit: "adapter/audit/index.ts",
     bundle: "adapter/policy/index.ts",
     server: "adapter/server/index.ts",
+    mcp: "adapter/mcp/index.ts",
   },
   outdir: "dist",
   splitting: true,

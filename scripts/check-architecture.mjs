@@ -6,7 +6,8 @@
 //     own layer or a lower one, never one further down the flow;
 //   - nothing outside postgres/ and cli/ imports postgres/ (an optional backend:
 //     it imports the core, the core never imports it); nothing imports cli/;
-//   - no step imports the orchestrator (veto.ts) or a public entry.
+//   - no step imports the orchestrator (veto.ts) or a public entry;
+//   - only mcp/ imports the MCP SDK (the core never depends on it).
 //
 //   node scripts/check-architecture.mjs [ROOT]   exit 1 listing each violation
 import { readdirSync, readFileSync, statSync } from "node:fs";
@@ -87,7 +88,11 @@ export function checkArchitecture(base) {
   for (const file of files) {
     const edges = [];
     for (const { spec, line } of importsOf(join(srcDir, file))) {
-      if (!spec.startsWith(".")) continue;
+      if (!spec.startsWith(".")) {
+        if (spec.startsWith("@modelcontextprotocol/") && !file.startsWith("mcp/"))
+          problems.push(`${SRC}/${file}:${line}: imports ${spec}: only ${SRC}/mcp/ imports the MCP SDK`);
+        continue;
+      }
       const target = normalize(join(dirname(file), spec)).replace(/\.js$/, ".ts");
       if (!known.has(target)) {
         problems.push(`${SRC}/${file}:${line}: imports ${spec}, which is not a module of ${SRC}/`);

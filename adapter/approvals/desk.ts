@@ -359,6 +359,12 @@ export class ApprovalDesk {
         reject(this.#closedWith);
         return;
       }
+      // An abort while the decision was being read (after the check at the
+      // start) fired before this listener existed: it must end the wait too.
+      if (signal?.aborted) {
+        reject(aborted());
+        return;
+      }
       signal?.addEventListener("abort", onAbort, { once: true });
       this.#waiters.add(onClose);
       unwatch = this.#deps.store.watchDecision(decisionId, check);

@@ -13,6 +13,7 @@ import { dbCommand } from "./db.js";
 import { evalCommand } from "./eval.js";
 import { hashCommand } from "./hash.js";
 import { logCommand } from "./log.js";
+import { mcpProxyCommand } from "./mcp-proxy.js";
 import { replayCommand } from "./replay.js";
 import { serveCommand } from "./serve.js";
 import { VetoError } from "../common/errors.js";
@@ -24,6 +25,7 @@ const COMMANDS: ReadonlyMap<string, Command> = new Map([
   ["replay", replayCommand],
   ["db", dbCommand],
   ["serve", serveCommand],
+  ["mcp-proxy", mcpProxyCommand],
 ]);
 
 /**

@@ -36,6 +36,15 @@ export const policyAnswerSchema = z
   });
 export type PolicyAnswer = z.infer<typeof policyAnswerSchema>;
 
+/**
+ * What `veto/crm/visible` answers (docs/contract.md §4b): whether the tool is
+ * offered at all in the context, and when not, every reason why, sorted by code.
+ */
+export const visibilitySchema = z
+  .strictObject({ visible: z.boolean(), reasons: z.array(reasonSchema) })
+  .refine((v) => v.visible === (v.reasons.length === 0), { message: "reasons must be listed exactly when the tool is hidden" });
+export type Visibility = z.infer<typeof visibilitySchema>;
+
 export interface BundleVersion {
   readonly revision: string;
   /** "sha256:" followed by 64 lowercase hex digits. */

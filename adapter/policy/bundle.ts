@@ -13,6 +13,8 @@ import { BundleLoadError, toError } from "../common/errors.js";
 import { verifyBundleSignature, type BundleVerifier, type VerifiedSignature } from "./signature.js";
 
 export const DECISION_ENTRYPOINT = "veto/crm/decision";
+/** The second entrypoint: whether a tool is offered at all in a context (docs/contract.md §4b). */
+export const VISIBLE_ENTRYPOINT = "veto/crm/visible";
 
 /** Largest bundle file read from a path, in bytes (what a bundle server may send by default, too). */
 export const MAX_BUNDLE_FILE_BYTES = 64 * 1024 * 1024;

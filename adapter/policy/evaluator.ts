@@ -7,8 +7,8 @@
  */
 import { loadPolicy } from "@open-policy-agent/opa-wasm";
 import { z } from "zod";
-import { DECISION_ENTRYPOINT } from "./bundle.js";
-import { policyAnswerSchema, type PolicyAnswer } from "../common/decision.js";
+import { DECISION_ENTRYPOINT, VISIBLE_ENTRYPOINT } from "./bundle.js";
+import { policyAnswerSchema, visibilitySchema, type PolicyAnswer, type Visibility } from "../common/decision.js";
 import { BundleLoadError, toError } from "../common/errors.js";
 
 type LoadedPolicy = Awaited<ReturnType<typeof loadPolicy>>;
@@ -59,6 +59,8 @@ interface DirectEval {
   readonly memory: WebAssembly.Memory;
   readonly opaEval: (reserved: number, entrypoint: number, data: number, input: number, inputLen: number, heap: number, format: number) => number;
   readonly entrypoint: number;
+  /** `veto/crm/visible`'s number, when the module has it. */
+  readonly visibleEntrypoint: number | undefined;
   readonly dataAddr: number;
   /** Where the input goes: the heap just past the data document (LoadedPolicy's dataHeapPtr). */
   readonly inputAddr: number;
@@ -78,6 +80,7 @@ function directEval(policy: LoadedPolicy): DirectEval | undefined {
   };
   const opaEval = p.wasmInstance?.exports?.["opa_eval"];
   const entrypoint = p.entrypoints?.[DECISION_ENTRYPOINT];
+  const visible = p.entrypoints?.[VISIBLE_ENTRYPOINT];
   if (
     typeof p.minorVersion !== "number" ||
     p.minorVersion < 2 ||
@@ -93,13 +96,14 @@ function directEval(policy: LoadedPolicy): DirectEval | undefined {
     memory: p.mem,
     opaEval: opaEval as DirectEval["opaEval"],
     entrypoint,
+    visibleEntrypoint: typeof visible === "number" ? visible : undefined,
     dataAddr: p.dataAddr,
     inputAddr: p.dataHeapPtr,
   };
 }
 
 /** Evaluate `input` (JSON text) through opa_eval; returns the parsed result set. Throws on any failure. */
-function evaluateDirect(d: DirectEval, input: string): unknown {
+function evaluateDirect(d: DirectEval, input: string, entrypoint = d.entrypoint): unknown {
   // UTF-8 takes at most 3 bytes per UTF-16 code unit.
   const room = input.length * 3;
   const short = d.inputAddr + room - d.memory.buffer.byteLength;
@@ -107,7 +111,7 @@ function evaluateDirect(d: DirectEval, input: string): unknown {
   const { read, written } = utf8Encoder.encodeInto(input, new Uint8Array(d.memory.buffer, d.inputAddr, room));
   if (read !== input.length) throw new Error("the input did not fit in the module's memory");
   // The heap for the evaluation starts right after the input; opa_eval resets it there.
-  const result = d.opaEval(0, d.entrypoint, d.dataAddr, d.inputAddr, written, d.inputAddr + written, 0);
+  const result = d.opaEval(0, entrypoint, d.dataAddr, d.inputAddr, written, d.inputAddr + written, 0);
   const heap = new Uint8Array(d.memory.buffer);
   const end = heap.indexOf(0, result);
   if (result <= 0 || end < 0) throw new Error("opa_eval returned no result");
@@ -221,6 +225,49 @@ export class PolicyEvaluator {
         this.#direct = undefined;
       }
       return { ok: false, error: toError(thrown), evalNs: elapsed() };
+    }
+  }
+
+  /** Whether the module has the visibility entrypoint (`veto/crm/visible`, docs/contract.md §4b). */
+  get hasVisibility(): boolean {
+    return this.#policy === undefined || Object.hasOwn(this.#policy.entrypoints as object, VISIBLE_ENTRYPOINT);
+  }
+
+  /**
+   * Ask `veto/crm/visible` whether `tool` is offered at all in `context`
+   * (docs/contract.md §4b). Like evaluate(), never throws: a bundle without
+   * the entrypoint, a failed evaluation or a malformed answer is an error
+   * value, which callers read as hidden (fail closed).
+   */
+  async evaluateVisibility(query: { readonly tool: unknown; readonly context: unknown }): Promise<
+    { readonly ok: true; readonly answer: Visibility } | { readonly ok: false; readonly error: Error }
+  > {
+    try {
+      const input = JSON.stringify({ tool: query.tool, context: query.context });
+      if (this.#policy === undefined) {
+        this.#policy = await instantiate(this.#module, this.#data);
+        this.#instantiations += 1;
+        this.#direct = directEval(this.#policy);
+      }
+      if (!Object.hasOwn(this.#policy.entrypoints as object, VISIBLE_ENTRYPOINT)) {
+        return { ok: false, error: new Error(`the bundle has no entrypoint ${VISIBLE_ENTRYPOINT}: rebuild it (make bundle)`) };
+      }
+      const visibleEntrypoint = this.#direct?.visibleEntrypoint;
+      const resultSet: unknown =
+        this.#direct !== undefined && visibleEntrypoint !== undefined
+          ? evaluateDirect(this.#direct, input, visibleEntrypoint)
+          : this.#policy.evaluate(jsonArrayBuffer(input), VISIBLE_ENTRYPOINT);
+      const set = resultSetSchema.safeParse(resultSet);
+      if (!set.success) throw new Error(`${VISIBLE_ENTRYPOINT} produced no single result`);
+      const answer = visibilitySchema.safeParse(set.data[0]?.result);
+      if (!answer.success) throw new Error(`${VISIBLE_ENTRYPOINT} answered something that is not a visibility: ${z.prettifyError(answer.error)}`);
+      return { ok: true, answer: answer.data };
+    } catch (thrown) {
+      if (!isInputParseAbort(thrown)) {
+        this.#policy = undefined;
+        this.#direct = undefined;
+      }
+      return { ok: false, error: toError(thrown) };
     }
   }
 

@@ -2,7 +2,7 @@
  * "veto-crm/bundle": loading, hashing and verifying policy bundles by hand
  * (createVeto does all of it for an application).
  */
-export { DECISION_ENTRYPOINT, loadBundle } from "./bundle.js";
+export { DECISION_ENTRYPOINT, VISIBLE_ENTRYPOINT, loadBundle } from "./bundle.js";
 export type { LoadBundleOptions, LoadedBundle } from "./bundle.js";
 export { bundleVersionHash, bundleVersionHashOfTarball, readTarball } from "./bundle-hash.js";
 export type { BundleFile } from "./bundle-hash.js";

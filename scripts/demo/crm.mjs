@@ -79,6 +79,24 @@ export class LocalCrm {
     return { recordId, ...record };
   }
 
+  create({ tenantId, object, recordId, changes }) {
+    const table = this.#table(tenantId, object);
+    const id = recordId ?? `${object.slice(0, 3)}_${Object.keys(table).length + 1}`;
+    if (table[id]) throw new Error(`crm: ${object} ${id} already exists in tenant ${tenantId}`);
+    table[id] = { ...changes };
+    this.#state.writes += 1;
+    this.#persist();
+    return { recordId: id, ...table[id] };
+  }
+
+  delete({ tenantId, object, recordId }) {
+    this.#record(tenantId, object, recordId);
+    delete this.#table(tenantId, object)[recordId];
+    this.#state.writes += 1;
+    this.#persist();
+    return { recordId, deleted: true };
+  }
+
   export({ tenantId, object, fields, destination }) {
     const rows = Object.entries(this.#table(tenantId, object)).map(([id, r]) => ({
       recordId: id,

@@ -207,6 +207,25 @@ describe("waitForApproval", () => {
     await veto.close();
   });
 
+  it("an abort while the wait still reads the decision (before it listens) ends it at once, not at the timeout", async () => {
+    // A store that answers slowly, as a database does: the abort lands inside that read.
+    class SlowStore extends InMemoryStore {
+      override async getDecision(id: string): ReturnType<InMemoryStore["getDecision"]> {
+        await new Promise((r) => setTimeout(r, 50));
+        return await super.getDecision(id);
+      }
+    }
+    const { veto } = await makeVeto({ store: new SlowStore(), approvalTtlMs: 60_000 });
+    const decision = await veto.protect(NEEDS_APPROVAL);
+    const racing = new AbortController();
+    const started = performance.now();
+    const raced = veto.waitForApproval({ decisionId: decision.id, signal: racing.signal, timeoutMs: 5_000 });
+    setTimeout(() => racing.abort(), 10);
+    expect((await refusal(raced)).code).toBe("approval_aborted");
+    expect(performance.now() - started).toBeLessThan(1_000);
+    await veto.close();
+  });
+
   it("an approval authorizes only the call it was given for (call_mismatch)", async () => {
     const { veto, decision } = await pending();
     await veto.approve({ decisionId: decision.id, reviewerId: APPROVER });

@@ -7,7 +7,7 @@ import { resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ROOT, runCli } from "../helpers/index.js";
 
-const COMMANDS = ["eval", "hash", "log", "replay", "db"];
+const COMMANDS = ["eval", "hash", "log", "replay", "db", "mcp-proxy"];
 
 describe("veto help", () => {
   it.each(COMMANDS)("`veto %s --help`, `-h` and `veto help %s` print its usage alone, exit 0", (name) => {

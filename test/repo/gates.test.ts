@@ -51,6 +51,16 @@ describe("check-architecture", () => {
       /adapter\/policy\/shared-up\.ts:1: imports adapter\/records\/records\.ts: layer policy must not import layer records/,
     );
   });
+
+  it("fails when anything but mcp/ imports the MCP SDK", () => {
+    const root = copyOfAdapter();
+    writeFileSync(join(root, "adapter/approvals/mcp.ts"), 'export type { Tool } from "@modelcontextprotocol/sdk/types.js";\n');
+    const run = architecture(root);
+    expect(run.status).toBe(1);
+    expect(run.stderr).toMatch(
+      /adapter\/approvals\/mcp\.ts:1: imports @modelcontextprotocol\/sdk\/types\.js: only adapter\/mcp\/ imports the MCP SDK/,
+    );
+  });
 });
 
 describe("check-refs", () => {

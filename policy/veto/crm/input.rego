@@ -31,24 +31,28 @@ _string_arguments := ["object", "recordId", "tenantId", "destination"]
 
 _imprecise := " must have at most 15 significant digits and be 0 or between 1e-307 and 1e308 in magnitude"
 
-_problems contains "input must be an object" if not is_object(_raw_input)
+_context_problems contains "input must be an object" if not is_object(_raw_input)
 
-_problems contains "tool must be a non-empty string" if not _non_empty_string(object.get(_call, "tool", null))
+_context_problems contains "tool must be a non-empty string" if not _non_empty_string(object.get(_call, "tool", null))
 
-_problems contains "arguments must be an object" if not is_object(object.get(_call, "arguments", null))
+_context_problems contains "context must be an object" if not is_object(object.get(_call, "context", null))
 
-_problems contains "context must be an object" if not is_object(object.get(_call, "context", null))
-
-_problems contains concat("", ["context.", name, " must be a non-empty string"]) if {
+_context_problems contains concat("", ["context.", name, " must be a non-empty string"]) if {
 	some name in _required_context
 	not _non_empty_string(object.get(_context, name, null))
 }
 
-_problems contains concat("", ["context.", name, " must be a string"]) if {
+_context_problems contains concat("", ["context.", name, " must be a string"]) if {
 	some name in _optional_context
 	value := _context[name]
 	not is_string(value)
 }
+
+# The problems of the tool and the context alone make every call of the tool
+# in that context invalid whatever its arguments (visible.rego).
+_problems contains problem if some problem in _context_problems
+
+_problems contains "arguments must be an object" if not is_object(object.get(_call, "arguments", null))
 
 _problems contains concat("", ["arguments.", name, " must be a string"]) if {
 	some name in _string_arguments
