@@ -6,7 +6,9 @@
 //     own layer or a lower one, never one further down the flow;
 //   - nothing outside postgres/ and cli/ imports postgres/ (an optional backend:
 //     it imports the core, the core never imports it); nothing imports cli/;
-//   - no step imports the orchestrator (veto.ts) or a public entry.
+//   - no step imports the orchestrator (veto.ts) or a public entry;
+//   - an agent framework (optional peer dependency) is imported only by its
+//     own integration folder, adapter/integrations/<name>/.
 //
 //   node scripts/check-architecture.mjs [ROOT]   exit 1 listing each violation
 import { readdirSync, readFileSync, statSync } from "node:fs";
@@ -30,6 +32,13 @@ export const LAYERS = [
   ["entry", ["index.ts", "entries/"]],
   ["cli", ["cli/", "cli.ts"]],
 ];
+/** Agent frameworks by the integration folder that alone may import them. */
+export const FRAMEWORKS = [
+  ["ai-sdk", /^(ai|@ai-sdk\/[^/]+)(\/|$)/],
+  ["openai-agents", /^@openai\/agents(-[a-z]+)?(\/|$)/],
+  ["langchain", /^(langchain|@langchain\/[^/]+)(\/|$)/],
+];
+
 /** Entry files: what the package exports. Nothing but the CLI imports them. */
 const ENTRIES = (file) => file === "index.ts" || file.startsWith("entries/");
 
@@ -87,7 +96,12 @@ export function checkArchitecture(base) {
   for (const file of files) {
     const edges = [];
     for (const { spec, line } of importsOf(join(srcDir, file))) {
-      if (!spec.startsWith(".")) continue;
+      if (!spec.startsWith(".")) {
+        const framework = FRAMEWORKS.find(([, pattern]) => pattern.test(spec));
+        if (framework !== undefined && !file.startsWith(`integrations/${framework[0]}/`))
+          problems.push(`${SRC}/${file}:${line}: imports ${spec}: only ${SRC}/integrations/${framework[0]}/ imports that framework`);
+        continue;
+      }
       const target = normalize(join(dirname(file), spec)).replace(/\.js$/, ".ts");
       if (!known.has(target)) {
         problems.push(`${SRC}/${file}:${line}: imports ${spec}, which is not a module of ${SRC}/`);
