@@ -11,6 +11,7 @@
  * runs only when the store says that exact call (its digest) was approved, and
  * at most once (the claim, `approved -> executed`).
  */
+import { createHash } from "node:crypto";
 import { deepFreeze, type CallContext } from "../call/input.js";
 import type { Decision } from "../common/decision.js";
 import { VetoError, VetoOptionsError, toError } from "../common/errors.js";
@@ -201,6 +202,11 @@ export function sameInput(a: unknown, b: unknown): boolean {
   } catch {
     return false;
   }
+}
+
+/** A short fingerprint of a tool's input (SHA-256 of its canonical JSON): tells a kept decision from one for other arguments. */
+export function inputFingerprint(input: unknown): string {
+  return createHash("sha256").update(canonical(input)).digest("hex").slice(0, 32);
 }
 
 function canonical(value: unknown): string {
