@@ -27,6 +27,7 @@ await build({
     audit: "adapter/audit/index.ts",
     bundle: "adapter/policy/index.ts",
     server: "adapter/server/index.ts",
+    "ai-sdk": "adapter/integrations/ai-sdk/index.ts",
     "openai-agents": "adapter/integrations/openai-agents/index.ts",
     langchain: "adapter/integrations/langchain/index.ts",
   },

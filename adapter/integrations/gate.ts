@@ -163,16 +163,17 @@ export class ToolGate<R> {
    * On resume: claim the approval of `decisionId` for exactly this call
    * (waitForApproval with the call: the digest must match, the approval must
    * be backed by its records, and approved -> executed is the use-once
-   * compare-and-set). `waitMs` 0 asks "is it approved now?" once. Never
+   * compare-and-set). `waitMs` 0 (the default) asks "is it approved now?"
+   * once; Infinity waits until the approval expires. Never
    * throws: a refusal carries the ApprovalError's code (approval_pending when
    * no answer came in time).
    */
-  async claim(decisionId: string, call: GateCall, waitMs = 0): Promise<Claim> {
+  async claim(decisionId: string, call: GateCall, { waitMs = 0 }: { waitMs?: number } = {}): Promise<Claim> {
     try {
       await this.veto.waitForApproval({
         decisionId,
         call: { tool: call.tool, arguments: call.arguments, context: call.context },
-        timeoutMs: waitMs,
+        ...(waitMs === Infinity ? {} : { timeoutMs: waitMs }),
       });
       return { ok: true };
     } catch (error) {
@@ -183,6 +184,23 @@ export class ToolGate<R> {
       }
       return { ok: false, code, message: e.message };
     }
+  }
+}
+
+/**
+ * A tool call refused where it was to run (a tool wrapper, docs/integrations.md):
+ * the message is the text the model reads; `reasonCode` is the policy's or the
+ * approval's code.
+ */
+export class VetoToolRefusedError extends VetoError {
+  override name = "VetoToolRefusedError";
+  readonly reasonCode: string;
+  readonly decisionId: string;
+
+  constructor(reasonCode: string, decisionId: string, message: string) {
+    super("denied", message);
+    this.reasonCode = reasonCode;
+    this.decisionId = decisionId;
   }
 }
 
