@@ -5,8 +5,10 @@
  *
  * Deliberately left to subpath exports: the PostgreSQL backend
  * ("veto-crm/postgres"), reading, verifying and replaying decision logs
- * ("veto-crm/audit"), and loading, hashing and verifying bundles by hand
- * ("veto-crm/bundle").
+ * ("veto-crm/audit"), loading, hashing and verifying bundles by hand
+ * ("veto-crm/bundle"), and the agent framework integrations
+ * ("veto-crm/ai-sdk", "veto-crm/openai-agents", "veto-crm/langchain";
+ * docs/integrations.md).
  */
 export { createVeto } from "./veto.js";
 export type { DeepReadonly, EscalationEvent, GuardOptions, Veto, VetoOptions } from "./veto.js";
