@@ -56,15 +56,23 @@ interface TaskVerdict {
   readonly reasons: readonly { readonly code: string; readonly message: string }[];
 }
 
+/** A pending Veto interrupt, with LangGraph's id for it (to resume several at once: `Command({ resume: { [interruptId]: value } })`). */
+export type PendingVetoInterrupt = VetoInterrupt & { readonly interruptId: string | undefined };
+
 /** The Veto interrupts of an invoke result (`result.__interrupt__`) or of a state snapshot's tasks. */
-export function vetoInterrupts(source: unknown): VetoInterrupt[] {
+export function vetoInterrupts(source: unknown): PendingVetoInterrupt[] {
   const found: unknown[] = [];
   const s = source as { __interrupt__?: unknown; tasks?: { interrupts?: unknown[] }[] } | null;
   if (Array.isArray(s?.__interrupt__)) found.push(...(s.__interrupt__ as unknown[]));
   if (Array.isArray(s?.tasks)) for (const t of s.tasks) if (Array.isArray(t.interrupts)) found.push(...t.interrupts);
-  return found
-    .map((i) => (i as { value?: unknown } | null)?.value as VetoInterrupt | undefined)
-    .filter((v): v is VetoInterrupt => v?.type === "veto_approval" && typeof v.decisionId === "string");
+  const pending: PendingVetoInterrupt[] = [];
+  for (const i of found) {
+    const { id, value } = (i ?? {}) as { id?: unknown; value?: Partial<VetoInterrupt> };
+    if (value?.type === "veto_approval" && typeof value.decisionId === "string") {
+      pending.push({ ...(value as VetoInterrupt), interruptId: typeof id === "string" ? id : undefined });
+    }
+  }
+  return pending;
 }
 
 /**

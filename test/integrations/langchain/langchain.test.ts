@@ -67,13 +67,13 @@ function scriptedModel() {
 }
 
 /** An agent as an application builds it: context from the app (invoke's `context`), tool names mapped to the policy's. */
-function agentFor(crm: Crm, checkpointer: BaseCheckpointSaver = saver) {
+function agentFor(crm: Crm, checkpointer: BaseCheckpointSaver = saver, model = scriptedModel()) {
   const middleware = vetoMiddleware({
     veto,
     context: ({ runtime }) => (runtime.context as { veto: typeof APP_CONTEXT }).veto,
     toolNames: { crm_update: "crm.update" },
   });
-  return createAgent({ model: scriptedModel(), tools: [crm.tool], middleware: [middleware], checkpointer });
+  return createAgent({ model, tools: [crm.tool], middleware: [middleware], checkpointer });
 }
 
 let thread = 0;
@@ -175,6 +175,29 @@ describe("veto-crm/langchain", () => {
     } finally {
       await Promise.all(savers.map((s) => s.end()));
     }
+  });
+
+  it("two calls paused in one step: each resumed by its interrupt id; the approved one runs, the rejected one never", async () => {
+    const crm = new Crm();
+    const cfg = config();
+    const model = fakeModel();
+    const calls = [update({ amount: 9000, recordId: "opp_a" }), update({ amount: 8000, recordId: "opp_b" })];
+    model.respondWithTools(calls.map((args, i) => ({ name: "crm_update", args, id: `tc_ab${i}` })));
+    for (let i = 0; i < 4; i++) model.respond(new AIMessage("done"));
+    const agent = agentFor(crm, saver, model);
+    const pauses = vetoInterrupts(await agent.invoke(ask({}), cfg));
+    expect(pauses.map((p) => p.arguments["recordId"]).sort()).toEqual(["opp_a", "opp_b"]);
+    expect(new Set(pauses.map((p) => p.interruptId)).size).toBe(2);
+    const a = pauses.find((p) => p.arguments["recordId"] === "opp_a")!;
+    const b = pauses.find((p) => p.arguments["recordId"] === "opp_b")!;
+    await answerElsewhere(schema, a.decisionId, "approve");
+    await answerElsewhere(schema, b.decisionId, "reject");
+    const done = await agent.invoke(
+      new Command({ resume: { [a.interruptId!]: { approved: true }, [b.interruptId!]: { approved: true } } }),
+      cfg,
+    );
+    expect(toolMessages(done).sort()).toEqual([expect.stringMatching(/^Not executed \[approval_rejected\]/), "updated opp_a"]);
+    expect(crm.runs).toEqual([calls[0]]);
   });
 
   it("edited arguments on resume: the approval does not carry over; the edited call never runs", async () => {
