@@ -12,6 +12,7 @@
  * tools node from the top the decision is read back from the checkpoint, not
  * made (and recorded, and waited for) a second time.
  */
+import { randomUUID } from "node:crypto";
 import { ToolMessage, createMiddleware } from "langchain";
 import { interrupt, task } from "@langchain/langgraph";
 import type { CallContext } from "../../call/input.js";
@@ -81,10 +82,13 @@ export function vetoInterrupts(source: unknown): PendingVetoInterrupt[] {
  */
 export function vetoMiddleware(options: VetoMiddlewareOptions) {
   const gate = new ToolGate<LangChainRun>(options, "vetoMiddleware");
+  /** Nonces of the decisions made in this process just now (not read back from a checkpoint). */
+  const fresh = new Set<string>();
   const decide = task(
     "veto_decision",
-    async (call: { tool: string; arguments: Record<string, unknown>; context: CallContext }): Promise<TaskVerdict> => {
-      const verdict = await gate.decide({ ...call, input: {} });
+    async (call: { tool: string; arguments: Record<string, unknown>; context: CallContext; nonce: string }): Promise<TaskVerdict> => {
+      fresh.add(call.nonce);
+      const verdict = await gate.decide({ tool: call.tool, arguments: call.arguments, context: call.context, input: {} });
       const { decision } = verdict;
       return {
         kind: verdict.kind,
@@ -105,10 +109,17 @@ export function vetoMiddleware(options: VetoMiddlewareOptions) {
         state: request.state,
         toolCall: request.toolCall,
       });
-      const verdict = await decide({ tool: call.tool, arguments: { ...call.arguments }, context: { ...call.context } });
+      const nonce = randomUUID();
+      const verdict = await decide({ tool: call.tool, arguments: { ...call.arguments }, context: { ...call.context }, nonce });
+      const decidedNow = fresh.delete(nonce);
       const run = () => handler({ ...request, toolCall: { ...request.toolCall, args: call.input as Record<string, unknown> } });
       if (verdict.kind === "deny") return refuse(verdict.message);
-      if (verdict.kind === "allow") return await run();
+      if (verdict.kind === "allow") {
+        if (decidedNow) return await run();
+        // An allow read back from the checkpoint (the node ran again after a later pause) is not evidence: decided again.
+        const again = await gate.decide(call);
+        return again.kind === "allow" ? await run() : refuse(again.message);
+      }
       const pause: VetoInterrupt = {
         type: "veto_approval",
         decisionId: verdict.decisionId,

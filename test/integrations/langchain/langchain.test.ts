@@ -1,9 +1,9 @@
 // veto-crm/langchain: a createAgent middleware with LangChain's own fake
 // tool-calling model, LangGraph's interrupt()/Command, the PostgresSaver
 // checkpointer, the real bundle and a real PostgreSQL (docs/integrations.md).
-import { AIMessage, HumanMessage, ToolMessage, createAgent, tool, type BaseMessage } from "langchain";
+import { AIMessage, HumanMessage, ToolMessage, createAgent, createMiddleware, tool, type BaseMessage } from "langchain";
 import { fakeModel } from "@langchain/core/testing";
-import { Command, MemorySaver, type BaseCheckpointSaver } from "@langchain/langgraph";
+import { Command, MemorySaver, interrupt, type BaseCheckpointSaver } from "@langchain/langgraph";
 import { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
@@ -198,6 +198,37 @@ describe("veto-crm/langchain", () => {
     );
     expect(toolMessages(done).sort()).toEqual([expect.stringMatching(/^Not executed \[approval_rejected\]/), "updated opp_a"]);
     expect(crm.runs).toEqual([calls[0]]);
+  });
+
+  it("an allow read back from the checkpoint (another middleware paused after it) is decided again on resume", async () => {
+    const crm = new Crm();
+    // An actor of its own (globex lists no actors), so no other test's denies count here.
+    const actor = { actorId: "agent:confirming", tenantId: "globex", environment: "production" };
+    const cfg = { ...config(), context: { veto: actor } };
+    const confirm = createMiddleware({
+      name: "Confirm",
+      wrapToolCall: async (request, handler) => {
+        interrupt({ type: "confirm" });
+        return await handler(request);
+      },
+    });
+    const middleware = vetoMiddleware({
+      veto,
+      context: ({ runtime }) => (runtime.context as { veto: typeof APP_CONTEXT }).veto,
+      toolNames: { crm_update: "crm.update" },
+    });
+    const agent = createAgent({ model: scriptedModel(), tools: [crm.tool], middleware: [middleware, confirm], checkpointer: saver });
+    const first = await agent.invoke(ask(update({ amount: 100, recordId: "opp_7", tenantId: "globex" })), cfg);
+    expect((first as { __interrupt__?: { value: unknown }[] }).__interrupt__?.map((i) => i.value)).toEqual([{ type: "confirm" }]);
+    expect(vetoInterrupts(first)).toEqual([]);
+    // Meanwhile the actor is denied three times: its next decision is escalated.
+    for (let i = 0; i < 3; i++) {
+      const d = await veto.protect({ tool: "crm.update", arguments: update({ tenantId: "acme" }), context: actor });
+      expect(d.reasons.map((r) => r.code)).toContain("wrong_tenant");
+    }
+    const done = await agent.invoke(new Command({ resume: true }), cfg);
+    expect(toolMessages(done)).toEqual([expect.stringMatching(/repeated_denies/)]);
+    expect(crm.runs).toEqual([]);
   });
 
   it("edited arguments on resume: the approval does not carry over; the edited call never runs", async () => {
