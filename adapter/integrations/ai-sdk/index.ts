@@ -20,7 +20,16 @@
 import type { ModelMessage, ToolApprovalStatus, ToolExecutionOptions, ToolSet } from "ai";
 import type { CallContext } from "../../call/input.js";
 import { VetoOptionsError } from "../../common/errors.js";
-import { ToolGate, VetoToolRefusedError, decisionIdIn, refusedMessage, sameInput, type GateCall, type GateOptions } from "../gate.js";
+import {
+  ToolGate,
+  VetoToolRefusedError,
+  decisionIdIn,
+  inputFingerprint,
+  refusedMessage,
+  sameInput,
+  type GateCall,
+  type GateOptions,
+} from "../gate.js";
 
 /** What the application's context function receives: the run's runtimeContext, and the tool's context when there is one. */
 export interface AiSdkRun {
@@ -84,11 +93,18 @@ export function vetoAiSdk(options: VetoAiSdkOptions): VetoAiSdk {
   if (approvalTimeoutMs !== undefined && !(typeof approvalTimeoutMs === "number" && approvalTimeoutMs >= 0)) {
     throw new VetoOptionsError("vetoAiSdk: approvalTimeoutMs must be a non-negative number of milliseconds");
   }
-  /** Calls allowed or claimed by toolApproval in this process, by tool call id, until their execute takes them. */
+  /**
+   * Calls allowed or claimed by toolApproval in this process, until their
+   * execute takes them: by tool call id and input, so requests that share a
+   * tool call id (ids come from the model, histories from clients) never
+   * take each other's.
+   */
   const ready = new Map<string, GateCall>();
+  const readyKey = (toolCallId: string, input: unknown): string => `${toolCallId}\u0000${inputFingerprint(input)}`;
   const keep = (toolCallId: string, call: GateCall): void => {
-    ready.delete(toolCallId);
-    ready.set(toolCallId, call);
+    const key = readyKey(toolCallId, call.input);
+    ready.delete(key);
+    ready.set(key, call);
     // Bounded: a call whose execute never ran (an aborted run) is forgotten, oldest first.
     if (ready.size > 10_000) ready.delete(ready.keys().next().value!);
   };
@@ -126,8 +142,9 @@ export function vetoAiSdk(options: VetoAiSdkOptions): VetoAiSdk {
 
   const wrap = (name: string, execute: (input: unknown, options: ToolExecutionOptions<unknown>) => unknown) => {
     return async (input: unknown, execution: ToolExecutionOptions<unknown>): Promise<unknown> => {
-      const decided = ready.get(execution.toolCallId);
-      ready.delete(execution.toolCallId);
+      const key = readyKey(execution.toolCallId, input);
+      const decided = ready.get(key);
+      ready.delete(key);
       if (decided !== undefined && sameInput(decided.input, input)) return await execute(decided.input, execution);
       // Not through toolApproval (or for other input): decided here, as guard() does.
       const call = await gate.call(name, input, { runtimeContext: undefined, toolContext: execution.context });
