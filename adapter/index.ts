@@ -6,8 +6,10 @@
  * Deliberately left to subpath exports: the PostgreSQL backend
  * ("veto-crm/postgres"), reading, verifying and replaying decision logs
  * ("veto-crm/audit"), loading, hashing and verifying bundles by hand
- * ("veto-crm/bundle"), the approval service ("veto-crm/server") and MCP
- * tools governed by proxy or wrapper ("veto-crm/mcp", docs/mcp.md).
+ * ("veto-crm/bundle"), the approval service ("veto-crm/server"), MCP
+ * tools governed by proxy or wrapper ("veto-crm/mcp", docs/mcp.md), and the
+ * agent framework integrations ("veto-crm/ai-sdk", "veto-crm/openai-agents",
+ * "veto-crm/langchain"; docs/integrations.md).
  */
 export { createVeto } from "./veto.js";
 export type { ApprovalRequiredEvent, DeepReadonly, EscalationEvent, GuardOptions, Veto, VetoOptions } from "./veto.js";

@@ -2,7 +2,8 @@
 // dist/postgres.js, dist/audit.js, dist/bundle.js, dist/server.js, dist/mcp.js, sharing chunks so that one
 // class is one class whichever entry it came through) and the CLI
 // (dist/cli.js), all ESM for Node 20. Dependencies stay external: they are
-// installed beside it.
+// installed beside it; so do the agent frameworks (optional peer
+// dependencies), which only the integrations' entries import.
 import { build } from "esbuild";
 import { chmod, cp, rm } from "node:fs/promises";
 
@@ -27,6 +28,9 @@ await build({
     bundle: "adapter/policy/index.ts",
     server: "adapter/server/index.ts",
     mcp: "adapter/mcp/index.ts",
+    "ai-sdk": "adapter/integrations/ai-sdk/index.ts",
+    "openai-agents": "adapter/integrations/openai-agents/index.ts",
+    langchain: "adapter/integrations/langchain/index.ts",
   },
   outdir: "dist",
   splitting: true,

@@ -8,6 +8,8 @@
 //     it imports the core, the core never imports it); nothing imports cli/;
 //   - no step imports the orchestrator (veto.ts) or a public entry;
 //   - only mcp/ imports the MCP SDK (the core never depends on it).
+//   - an agent framework (optional peer dependency) is imported only by its
+//     own integration folder, adapter/integrations/<name>/.
 //
 //   node scripts/check-architecture.mjs [ROOT]   exit 1 listing each violation
 import { readdirSync, readFileSync, statSync } from "node:fs";
@@ -31,6 +33,13 @@ export const LAYERS = [
   ["entry", ["index.ts", "entries/"]],
   ["cli", ["cli/", "cli.ts"]],
 ];
+/** Agent frameworks by the integration folder that alone may import them. */
+export const FRAMEWORKS = [
+  ["ai-sdk", /^(ai|@ai-sdk\/[^/]+)(\/|$)/],
+  ["openai-agents", /^@openai\/agents(-[a-z]+)?(\/|$)/],
+  ["langchain", /^(langchain|@langchain\/[^/]+)(\/|$)/],
+];
+
 /** Entry files: what the package exports. Nothing but the CLI imports them. */
 const ENTRIES = (file) => file === "index.ts" || file.startsWith("entries/");
 
@@ -91,6 +100,9 @@ export function checkArchitecture(base) {
       if (!spec.startsWith(".")) {
         if (spec.startsWith("@modelcontextprotocol/") && !file.startsWith("mcp/"))
           problems.push(`${SRC}/${file}:${line}: imports ${spec}: only ${SRC}/mcp/ imports the MCP SDK`);
+        const framework = FRAMEWORKS.find(([, pattern]) => pattern.test(spec));
+        if (framework !== undefined && !file.startsWith(`integrations/${framework[0]}/`))
+          problems.push(`${SRC}/${file}:${line}: imports ${spec}: only ${SRC}/integrations/${framework[0]}/ imports that framework`);
         continue;
       }
       const target = normalize(join(dirname(file), spec)).replace(/\.js$/, ".ts");

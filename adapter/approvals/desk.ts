@@ -332,7 +332,7 @@ export class ApprovalDesk {
       };
       const onAbort = (): void => finish(aborted());
       const onClose = (error: Error): void => finish(error);
-      const check = (): void => {
+      const check = (): Promise<void> =>
         this.#settledOutcome(decisionId).then(
           (outcome) => {
             unread = undefined;
@@ -353,7 +353,6 @@ export class ApprovalDesk {
             else safeLog(this.#deps.log, { err: toError(error), decision_id: decisionId }, "approval could not be read; trying again");
           },
         );
-      };
 
       if (this.#closedWith !== undefined) {
         reject(this.#closedWith);
@@ -367,26 +366,31 @@ export class ApprovalDesk {
       }
       signal?.addEventListener("abort", onAbort, { once: true });
       this.#waiters.add(onClose);
-      unwatch = this.#deps.store.watchDecision(decisionId, check);
+      unwatch = this.#deps.store.watchDecision(decisionId, () => void check());
       // Polling covers stores that cannot notify and clocks that move without timers.
-      poll = setInterval(check, this.#deps.pollMs);
+      poll = setInterval(() => void check(), this.#deps.pollMs);
       poll.unref();
+      const firstRead = check();
       if (timeoutMs !== undefined) {
+        // A timeout never ends the wait before the store was read once: a
+        // short timeout (0: "is it answered now?", what a resumed agent run
+        // asks) gets the answer already given, on any store however slow.
         timers.push(
           setTimeout(
             () =>
-              finish(
-                // Out of time while the approval could not be read: say so, not "no answer".
-                unread !== undefined
-                  ? unreadable(unread)
-                  : new ApprovalError("approval_timeout", decisionId, `no answer for ${decisionId} within ${timeoutMs} ms`),
+              void firstRead.then(() =>
+                finish(
+                  // Out of time while the approval could not be read: say so, not "no answer".
+                  unread !== undefined
+                    ? unreadable(unread)
+                    : new ApprovalError("approval_timeout", decisionId, `no answer for ${decisionId} within ${timeoutMs} ms`),
+                ),
               ),
             timeoutMs,
           ),
         );
       }
-      timers.push(setTimeout(check, Math.max(0, Math.min(untilExpiry + 1, 2 ** 31 - 1))));
-      check();
+      timers.push(setTimeout(() => void check(), Math.max(0, Math.min(untilExpiry + 1, 2 ** 31 - 1))));
     });
     return options.call === undefined ? answer : await this.#claim(decision, answer);
   }
