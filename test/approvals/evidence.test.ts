@@ -224,7 +224,7 @@ class FlakyReadableSink extends MemorySink {
       this.failReads -= 1;
       throw new Error("read ECONNRESET");
     }
-    return this.records.filter((r) => r.decision_id === decisionId) as unknown as ReadRecord[];
+    return this.records.filter((r) => r.decision_id === decisionId);
   }
 }
 
