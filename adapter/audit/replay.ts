@@ -17,7 +17,7 @@ import { DEFAULT_INPUT_LIMITS, amountFieldNames, checkCall } from "../call/input
 import { foldKey } from "../common/text.js";
 import type { PolicyData } from "../policy/data.js";
 import { createBundleVerifier, type VerificationKeyInput } from "../policy/signature.js";
-import { issuesText, replayedDecisionSchema, type ReplayedDecision } from "../records/schema.js";
+import { RECORD_TYPES, issuesText, replayedDecisionSchema, type ReplayedDecision } from "../records/schema.js";
 
 export interface ReplayOptions {
   /** Path of the bundle .tar.gz to replay against, or its bytes. Required. */
@@ -219,7 +219,7 @@ const shown = (value: unknown): string => (value === undefined ? "missing" : (JS
 
 /**
  * Replay every decision of a log (records as readLog returns them, in log
- * order) against `options`. Approval and rejection records are not replayed.
+ * order) against `options`. Approval, rejection and execution records are not replayed.
  * A decision recorded more than once is replayed once, against its last
  * record. Every other record (an unknown type, a decision without a usable
  * decision_id, a malformed decision) is listed as unreplayable with its reason.
@@ -231,10 +231,11 @@ export async function replayRecords(records: Iterable<LoggedRecord>, options: Re
   const latest = new Map<string, LoggedRecord>();
   for (const logged of records) {
     const type = logged.record["type"];
-    if (type === "approval" || type === "rejection") continue;
+    // Answers and use-once claims hold no verdict to replay.
+    if (type !== "decision" && (RECORD_TYPES as readonly unknown[]).includes(type)) continue;
     const id = logged.record["decision_id"];
     if (type !== "decision") {
-      slots.push({ ...placeOf(logged), reason: `its type ${shown(type)} is not one this version knows (decision, approval, rejection)` });
+      slots.push({ ...placeOf(logged), reason: `its type ${shown(type)} is not one this version knows (${RECORD_TYPES.join(", ")})` });
     } else if (typeof id !== "string" || id === "") {
       slots.push({ ...placeOf(logged), reason: `its decision_id ${shown(id)} is not a non-empty string` });
     } else {

@@ -107,6 +107,12 @@ export const executionRecordSchema = z
 /** Any record the adapter writes, told apart by `type`. */
 export const vetoRecordSchema = z.discriminatedUnion("type", [decisionRecordSchema, approvalRecordSchema, executionRecordSchema]);
 
+/** Every record type, in the schema's order: "decision", "approval", "rejection", "execution". */
+export const RECORD_TYPES: readonly VetoRecord["type"][] = vetoRecordSchema.options.flatMap((option) => {
+  const type = option.def.innerType.shape.type;
+  return type instanceof z.ZodEnum ? type.options : [...type.values];
+});
+
 export type DecisionEventRecord = z.infer<typeof decisionRecordSchema>;
 export type ApprovalEventRecord = z.infer<typeof approvalRecordSchema>;
 export type ExecutionEventRecord = z.infer<typeof executionRecordSchema>;

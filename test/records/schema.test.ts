@@ -3,10 +3,11 @@
 // parses with it and loses nothing in parsing (the schema names every field
 // the writers write), and replay reads records with the same schema.
 import { describe, expect, it } from "vitest";
-import { replayedDecisionSchema, vetoRecordSchema, issuesText } from "../../adapter/records/schema.js";
+import { replayRecords } from "../../adapter/audit/replay.js";
+import { RECORD_TYPES, issuesText, replayedDecisionSchema, vetoRecordSchema } from "../../adapter/records/schema.js";
 import type { VetoRecord } from "../../adapter/records/records.js";
 import { generateCases } from "../helpers/generate-calls.js";
-import { APPROVER, makeVeto, write } from "../helpers/index.js";
+import { APPROVER, BUNDLE, makeVeto, write } from "../helpers/index.js";
 
 const SEED = Number(process.env["VETO_TEST_SEED"] ?? Date.now() % 2 ** 31);
 
@@ -56,5 +57,31 @@ describe("the record schema", () => {
     expect(text).toMatch(/^timestamp: /);
     expect(text).toMatch(/; history\.recent_denies: Too small/);
     expect(text).toMatch(/; result: /);
+  });
+});
+
+describe("replay knows every record type the schema names", () => {
+  it("lists the schema's types, and replays none but decisions", () => {
+    expect(RECORD_TYPES).toEqual(["decision", "approval", "rejection", "execution"]);
+  });
+
+  it("passes over the answers and use-once claims of a real approval, and lists an unknown type as unreplayable", async () => {
+    const { veto, sink } = await makeVeto();
+    const update = veto.guard("crm.update", () => "ran");
+    const call = write({ amount: 9000 });
+    const running = update(call["arguments"] as never, call["context"] as never);
+    await new Promise((r) => setTimeout(r, 20));
+    await veto.approve({ decisionId: sink.last().decision_id, reviewerId: APPROVER });
+    await running;
+    await veto.close();
+    const logged = sink.records.map((record, i) => ({ file: "memory", line: i + 1, record }));
+    expect(logged.map((l) => l.record["type"])).toEqual(["decision", "approval", "execution"]);
+    const report = await replayRecords([...logged, { file: "memory", line: 4, record: { type: "claim", decision_id: "x" } }], {
+      bundle: BUNDLE,
+    });
+    expect(report).toMatchObject({ decisions: 2, unchanged: 1, changed: [], skipped: [] });
+    expect(report.unreplayable.map((u) => [u.line, u.reason])).toEqual([
+      [4, 'its type "claim" is not one this version knows (decision, approval, rejection, execution)'],
+    ]);
   });
 });
