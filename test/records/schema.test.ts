@@ -74,7 +74,7 @@ describe("replay knows every record type the schema names", () => {
     await veto.approve({ decisionId: sink.last().decision_id, reviewerId: APPROVER });
     await running;
     await veto.close();
-    const logged = sink.records.map((record, i) => ({ file: "memory", line: i + 1, record: record }));
+    const logged = sink.records.map((record, i) => ({ file: "memory", line: i + 1, record }));
     expect(logged.map((l) => l.record["type"])).toEqual(["decision", "approval", "execution"]);
     const report = await replayRecords([...logged, { file: "memory", line: 4, record: { type: "claim", decision_id: "x" } }], {
       bundle: BUNDLE,
