@@ -18,7 +18,7 @@ import { ACTOR, APPROVER, OTHER_APPROVER, ROOT, makeVeto, write } from "../helpe
 import { pgUrl, requireDist, testDatabase } from "../helpers/postgres.js";
 
 const SHOTS = resolve(ROOT, ".build/inbox-screens");
-const SHORT_TTL_MS = 6_000;
+const SHORT_TTL_MS = 8_000;
 const db = testDatabase();
 const schema = db.schema("inbox_browser");
 
@@ -169,7 +169,7 @@ async function agentCall(
         id = found.find((d) => (d.review?.arguments as { recordId?: string } | undefined)?.recordId === recordId)?.id;
         return id;
       },
-      { timeout: 15_000 },
+      { timeout: 30_000 },
     )
     .toBeDefined();
   return id!;
@@ -228,7 +228,7 @@ describe("the inbox in Chromium", () => {
     await expect
       .poll(async () => await tab.page.locator(`[data-decision-id="${id}"] .result`).innerText())
       .toMatch(/^Approved by you \(user:crm-owner@acme\.example\) at /);
-    await expect.poll(() => settled.get("opp_approve"), { timeout: 15_000 }).toMatchObject({ ok: true, value: { updated: "opp_approve" } });
+    await expect.poll(() => settled.get("opp_approve"), { timeout: 30_000 }).toMatchObject({ ok: true, value: { updated: "opp_approve" } });
     expect(await runs("opp_approve")).toBe(1);
     await expect
       .poll(async () => (await store.getDecision(id))?.approval)
@@ -257,7 +257,7 @@ describe("the inbox in Chromium", () => {
     await tab.page.keyboard.press("Enter");
     await expect.poll(async () => await tab.page.locator(`[data-decision-id="${id}"] .result`).innerText()).toMatch(/^Rejected by you/);
     await expect
-      .poll(() => settled.get("opp_reject"), { timeout: 15_000 })
+      .poll(() => settled.get("opp_reject"), { timeout: 30_000 })
       .toMatchObject({ ok: false, error: { code: "approval_rejected" } });
     expect(await runs("opp_reject")).toBe(0);
     expect((await store.getDecision(id))?.approval).toMatchObject({ status: "rejected", note: "Not this quarter" });
@@ -290,7 +290,7 @@ describe("the inbox in Chromium", () => {
     expect(await b.page.locator(`[data-decision-id="${id}"] form.answer`).count()).toBe(0);
     expect(b.navigations).toBe(navigationsBefore);
     await b.page.screenshot({ path: resolve(SHOTS, "already-answered.png") });
-    await expect.poll(() => settled.get("opp_race"), { timeout: 15_000 }).toMatchObject({ ok: true });
+    await expect.poll(() => settled.get("opp_race"), { timeout: 30_000 }).toMatchObject({ ok: true });
     expect(await runs("opp_race")).toBe(1);
   });
 
@@ -300,9 +300,11 @@ describe("the inbox in Chromium", () => {
     const b = await newTab();
     await signIn(a, APPROVER);
     await signIn(b, OTHER_APPROVER);
-    const post = async (tab: Tab, kind: string) => {
-      const csrf = await tab.page.locator(`[data-decision-id="${id}"] input[name="_csrf"]`).inputValue();
-      return await tab.page.evaluate(
+    // Both forms' tokens first: once one answer lands, the other page's card changes and its form goes.
+    const csrfOf = async (tab: Tab) => await tab.page.locator(`[data-decision-id="${id}"] input[name="_csrf"]`).inputValue();
+    const tokens = { a: await csrfOf(a), b: await csrfOf(b) };
+    const post = async (tab: Tab, kind: string, csrf: string) =>
+      await tab.page.evaluate(
         async ({ url, body }) => {
           const r = await fetch(url, {
             method: "POST",
@@ -313,11 +315,10 @@ describe("the inbox in Chromium", () => {
         },
         { url: `/approvals/${id}/${kind}`, body: new URLSearchParams({ _csrf: csrf }).toString() },
       );
-    };
-    const results = await Promise.all([post(a, "approve"), post(b, "reject")]);
+    const results = await Promise.all([post(a, "approve", tokens.a), post(b, "reject", tokens.b)]);
     expect(results.map((r) => r.status).sort()).toEqual(["200", "409"]);
     expect(results.find((r) => r.status === "409")!.html).toContain("Already answered");
-    await expect.poll(() => settled.get("opp_tie"), { timeout: 15_000 }).toBeDefined();
+    await expect.poll(() => settled.get("opp_tie"), { timeout: 30_000 }).toBeDefined();
     const ran = await runs("opp_tie");
     expect(ran).toBe(settled.get("opp_tie")!.ok ? 1 : 0);
   });
@@ -327,11 +328,11 @@ describe("the inbox in Chromium", () => {
     const tab = await newTab();
     await signIn(tab, APPROVER);
     const card = tab.page.locator(`[data-decision-id="${id}"]`);
-    await expect.poll(async () => await card.locator("[data-countdown]").innerText()).toMatch(/^in [1-6] s$/);
+    await expect.poll(async () => await card.locator("[data-countdown]").innerText()).toMatch(/^in [1-8] s$/);
     await expect.poll(async () => await card.locator("[data-status-text]").innerText(), { timeout: SHORT_TTL_MS + 5_000 }).toBe("Expired");
     expect(await card.locator("[data-countdown]").innerText()).toBe("expired");
     expect(await card.getByRole("button", { name: "Approve" }).count()).toBe(0);
-    await expect.poll(() => settled.get("opp_expiring"), { timeout: 15_000 }).toMatchObject({ ok: false });
+    await expect.poll(() => settled.get("opp_expiring"), { timeout: 30_000 }).toMatchObject({ ok: false });
     expect(await runs("opp_expiring")).toBe(0);
   });
 
@@ -403,7 +404,7 @@ describe("the inbox in Chromium", () => {
     // Answer through the link's session.
     await card.getByRole("button", { name: "Approve" }).click();
     await expect.poll(async () => await tab.page.locator(`[data-decision-id="${id}"] .result`).innerText()).toMatch(/^Approved by you/);
-    await expect.poll(() => settled.get("opp_link"), { timeout: 15_000 }).toMatchObject({ ok: true });
+    await expect.poll(() => settled.get("opp_link"), { timeout: 30_000 }).toMatchObject({ ok: true });
     expect(await runs("opp_link")).toBe(1);
   });
 });
@@ -420,7 +421,7 @@ describe("make inbox", () => {
     demo.stdout.on("data", (chunk: Buffer) => (out += chunk.toString("utf8")));
     const exited = new Promise<number | null>((done) => demo.on("exit", (code) => done(code)));
     try {
-      await expect.poll(() => /sign in as the acme owner: (\S+)/.exec(out)?.[1], { timeout: 20_000 }).toBeDefined();
+      await expect.poll(() => /sign in as the acme owner: (\S+)/.exec(out)?.[1], { timeout: 60_000 }).toBeDefined();
       const devLink = /sign in as the acme owner: (\S+)/.exec(out)![1]!;
       const demoOrigin = new URL(devLink).origin;
       const tab = await newTab();
@@ -434,16 +435,16 @@ describe("make inbox", () => {
       });
       await tab.page.goto(devLink);
       const deal = tab.page.locator("article.card", { hasText: "opp_2" });
-      await expect.poll(() => deal.count(), { timeout: 20_000 }).toBe(1);
+      await expect.poll(() => deal.count(), { timeout: 60_000 }).toBe(1);
       await deal.getByRole("textbox", { name: "Comment" }).fill("Order form checked");
       await deal.getByRole("button", { name: "Approve" }).click();
       await expect.poll(async () => await deal.locator(".result").innerText()).toMatch(/^Approved by you/);
       // The next approval appears without a reload (the event stream adds its card).
       const credit = tab.page.locator('article.card[data-status="pending"]', { hasText: "acc_1" });
-      await expect.poll(() => credit.count(), { timeout: 20_000 }).toBe(1);
+      await expect.poll(() => credit.count(), { timeout: 60_000 }).toBe(1);
       expect(await credit.innerText()).toContain("masked (sensitive field)");
       await credit.getByRole("button", { name: "Reject" }).click();
-      await expect.poll(() => out, { timeout: 20_000 }).toContain("the agent is done");
+      await expect.poll(() => out, { timeout: 60_000 }).toContain("the agent is done");
       await tab.context.close();
       demo.kill("SIGTERM");
       expect(await exited).toBe(0);
