@@ -103,7 +103,9 @@ const MAX_LIST_PAGES = 50;
 
 export class McpProxy {
   readonly #options: McpProxyOptions;
-  readonly #server: Server;
+  /** The host's side; made once the upstream has answered, so that its instructions are passed on. */
+  #server!: Server;
+  #serving = false;
   #client: Client | undefined;
   #connecting: Promise<Client> | undefined;
   /** Per upstream tool: whether the proxy added `reason` to its schema (and so strips it). */
@@ -112,9 +114,8 @@ export class McpProxy {
   readonly #closed: Promise<void>;
   #resolveClosed: () => void = () => {};
 
-  private constructor(options: McpProxyOptions, server: Server) {
+  private constructor(options: McpProxyOptions) {
     this.#options = options;
-    this.#server = server;
     this.#closed = new Promise((resolve) => (this.#resolveClosed = resolve));
   }
 
@@ -124,14 +125,14 @@ export class McpProxy {
    */
   static async start(options: McpProxyOptions, host: Transport): Promise<McpProxy> {
     checkOptions(options);
-    const server = new Server({ name: "veto-mcp-proxy", version: options.version }, { capabilities: { tools: { listChanged: true } } });
-    const proxy = new McpProxy(options, server);
-    const upstream = await proxy.#upstream();
-    const instructions = upstream.getInstructions();
-    if (instructions !== undefined) {
-      // The Server was made before the upstream answered: pass its instructions on.
-      (server as unknown as { _instructions?: string })._instructions = instructions;
-    }
+    const proxy = new McpProxy(options);
+    const instructions = (await proxy.#upstream()).getInstructions();
+    const server = new Server(
+      { name: "veto-mcp-proxy", version: options.version },
+      { capabilities: { tools: { listChanged: true } }, ...(instructions === undefined ? {} : { instructions }) },
+    );
+    proxy.#server = server;
+    proxy.#serving = true;
     server.setRequestHandler(ListToolsRequestSchema, (request, extra) => proxy.#listTools(request.params, extra.signal));
     server.setRequestHandler(CallToolRequestSchema, (request, extra) =>
       proxy.#callTool(request.params, {
@@ -170,7 +171,7 @@ export class McpProxy {
     const client = this.#client;
     this.#client = undefined;
     await client?.close().catch(() => {});
-    await this.#server.close().catch(() => {});
+    if (this.#serving) await this.#server.close().catch(() => {});
     this.#resolveClosed();
   }
 
@@ -202,7 +203,7 @@ export class McpProxy {
     };
     client.setNotificationHandler(ToolListChangedNotificationSchema, () => {
       this.#addsReason.clear();
-      this.#server.sendToolListChanged().catch(() => {});
+      if (this.#serving) this.#server.sendToolListChanged().catch(() => {});
     });
     try {
       await client.connect(transport, { timeout: this.#options.upstreamTimeoutMs });

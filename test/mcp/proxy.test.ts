@@ -47,6 +47,8 @@ describe("tools/list", () => {
     expect(updateTool.inputSchema.properties?.["reason"]).toMatchObject({ type: "string" });
     expect(updateTool.inputSchema.required ?? []).not.toContain("reason");
     // A tool with a reason of its own keeps it as it is.
+    // The upstream's instructions are passed on to the host.
+    expect(host.client.getInstructions()).toBe("Counting upstream: every call is appended to a file.");
     const create = tools.find((t) => t.name === "crm.create")!;
     expect(create.inputSchema.properties?.["reason"]).toEqual({ type: "string", description: "the tool's own reason" });
   });

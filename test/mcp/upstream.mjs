@@ -43,7 +43,10 @@ const TOOLS = [
   },
 ];
 
-const server = new Server({ name: "counting-upstream", version: "1.0.0" }, { capabilities: { tools: {} } });
+const server = new Server(
+  { name: "counting-upstream", version: "1.0.0" },
+  { capabilities: { tools: {} }, instructions: "Counting upstream: every call is appended to a file." },
+);
 server.setRequestHandler(ListToolsRequestSchema, async () => ({ tools: TOOLS }));
 server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
   const { name, arguments: args = {} } = request.params;
