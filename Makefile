@@ -91,7 +91,9 @@ check-readme: $(TOOLS) ## Fail when the README's reason-code table differs from 
 	node scripts/reason-table.mjs $(OPA) --check
 
 node_modules/.stamp: package.json package-lock.json
-	npm ci --no-audit --no-fund
+	@# A git worktree may link node_modules to another checkout's install: never wipe that one from here.
+	@if [ -L node_modules ]; then echo "node_modules links to a shared install: not reinstalled here (run npm ci where it lives)" >&2; \
+	  else npm ci --no-audit --no-fund; fi
 	@touch $@
 
 .PHONY: build
