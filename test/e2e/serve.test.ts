@@ -244,14 +244,19 @@ describe("veto serve with agents in other processes", () => {
       .toBe(true);
     const id = item!.decisionId;
     expect(await agent.call("runs")).toBe(0);
-    // The service announced it, signed, with a link under --public-url.
+    // The service announced it, signed, with a link to its inbox page under --public-url and a
+    // one-time sign-in link there for each listed approver.
     await expect.poll(() => receiver.received.some((r) => r.headers["x-veto-decision-id"] === id), { timeout: 15_000 }).toBe(true);
     const note = receiver.received.find((r) => r.headers["x-veto-decision-id"] === id)!;
     expect(verifyWebhookSignature({ secret: SECRET, header: note.headers["x-veto-signature"] as string, body: note.body })).toBe(true);
     expect(JSON.parse(note.body)).toMatchObject({
-      link: `https://veto.example.com/review/api/approvals/${id}`,
+      link: `https://veto.example.com/review/approvals/${id}`,
       approval: { decisionId: id, status: "pending", actorId: ACTOR },
     });
+    const signInLinks = (JSON.parse(note.body) as { signInLinks: Record<string, string> }).signInLinks;
+    expect(Object.keys(signInLinks).sort()).toEqual([APPROVER, OTHER_APPROVER].sort());
+    for (const link of Object.values(signInLinks))
+      expect(link).toMatch(/^https:\/\/veto\.example\.com\/review\/sign-in\/link\?token=[\w.-]+$/);
 
     // A reviewer id in the body is ignored: the token names the reviewer.
     const res = await raw(
@@ -507,8 +512,8 @@ describe("veto serve with agents in other processes", () => {
 describe("veto serve refuses notification flags that cannot work", () => {
   it.each([
     [["--webhook-format", "xml"], "--webhook-format must be json or slack"],
-    [["--public-url", "https://x.example"], "need --webhook-url"],
-    [["--webhook-secret-file", "/nonexistent"], "need --webhook-url"],
+    [["--webhook-secret-file", "/nonexistent"], "needs --webhook-url"],
+    [["--public-url", "ftp://x.example"], "publicUrl must be http(s)"],
     [["--webhook-url", "http://127.0.0.1:9/hook", "--public-url", "ftp://x.example"], "publicUrl must be http(s)"],
     [["--webhook-url", "gopher://x.example/hook"], "url must be http(s)"],
     [["--webhook-url", "http://127.0.0.1:9/hook", "--webhook-secret-file", "SHORT"], "at least 16 bytes"],
