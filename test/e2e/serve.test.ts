@@ -418,7 +418,9 @@ describe("veto serve with agents in other processes", () => {
         400,
       ],
       ["unknown route", raw("GET", "/api/nothing", h), 404, "not_found"],
-      ["root", raw("GET", "/", h), 404],
+      // "/" is the inbox (docs/inbox.md); a path neither it nor the API serves is refused.
+      ["unknown path", raw("GET", "/nothing", h), 404, "not_found"],
+      ["unknown inbox action", raw("POST", `/approvals/${id}/delete`, ...json(h)), 404, "not_found"],
       ["DELETE", raw("DELETE", `/api/approvals/${id}`, h), 404],
       ["PUT", raw("PUT", `/api/approvals/${id}/approve`, ...json(h)), 404],
       ["GET approve", raw("GET", `/api/approvals/${id}/approve`, h), 404],
@@ -450,6 +452,13 @@ describe("veto serve with agents in other processes", () => {
       expect(JSON.parse(response.body).error.code, name).toMatch(/^[a-z_]+$/);
       if (code !== undefined) expect(JSON.parse(response.body).error.code, name).toBe(code);
     }
+    // "/" is the inbox: the bearer token signs the reviewer in; without one, the sign-in page.
+    const inbox = await raw("GET", "/", h);
+    expect(inbox.status).toBe(200);
+    expect(inbox.body).toContain(`data-decision-id="${id}"`);
+    const anonymous = await raw("GET", "/", {});
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.body).toContain("Sign in");
     expect(await snapshot()).toEqual(before);
     await expectUp();
     // After all that, the approval is still answerable.
