@@ -20,21 +20,7 @@ import { standardLogDestination } from "../records/fd-sink.js";
 import { loadBundle } from "../policy/bundle.js";
 import { createSignInLinks } from "../server/inbox/links.js";
 import { UsageError, readDataFile, type Command } from "./common.js";
-
-/** Every approver id the data document names (what --dev-login may name). */
-function approverIdsOf(data: unknown): string[] {
-  const found = new Set<string>();
-  const walk = (v: unknown, key: string): void => {
-    if (Array.isArray(v)) {
-      for (const x of v) {
-        if (key === "approvers" && typeof x === "string") found.add(x);
-        else walk(x, "");
-      }
-    } else if (v !== null && typeof v === "object") for (const [k, x] of Object.entries(v)) walk(x, k);
-  };
-  walk(data, "");
-  return [...found];
-}
+import { approverIdsOf } from "./approvers.js";
 
 export const serveCommand: Command = {
   usage: `  veto serve --bundle PATH [--data FILE] [--postgres URL] [--log PATH] [--listen HOST:PORT]
