@@ -54,15 +54,16 @@ function requiredText(flag: string, value: string | undefined): string {
 }
 
 export const mcpProxyCommand: Command = {
-  usage: `  veto mcp-proxy --bundle PATH [--data FILE] (--postgres URL | --log PATH) --actor ID --tenant ID --environment NAME
+  usage: `  veto mcp-proxy --bundle PATH [--data FILE] (--postgres URL [--schema NAME] | --log PATH) --actor ID --tenant ID --environment NAME
                  [--tool-map FILE] [--approval-timeout-ms N] [--approval-ttl-ms N] [--inbox-url URL] [--upstream-timeout-ms N]
                  [--listen HOST:PORT (--dev-login | --jwt-public-key FILE --jwt-issuer ISS --jwt-audience AUD)]
                  [--on-behalf-of ID] [--source-system NAME] -- <upstream command> [args...]
       an MCP server on stdin/stdout in front of the MCP server it starts (docs/mcp.md):
       tools/list shows the tools the policy offers to the actor, each tools/call is decided
-      before it is forwarded. Records go to --log PATH or, with --postgres, to its records
-      table (never stdout). A call that needs approval waits for it (--approval-timeout-ms,
-      default ${DEFAULT_APPROVAL_TIMEOUT_MS}) when it can be given: through \`veto serve\` on the same --postgres,
+      before it is forwarded. Records go to --log PATH or, with --postgres, to the records
+      table of --schema NAME (default veto, as for \`veto serve\`), never stdout. A call that
+      needs approval waits for it (--approval-timeout-ms, default ${DEFAULT_APPROVAL_TIMEOUT_MS}) when it can be
+      given: through \`veto serve\` on the same --postgres and --schema,
       or the approval service this process runs with --listen; otherwise it is refused with
       approval_unavailable. --approval-ttl-ms: how long an approval can be given (default one hour).
       --inbox-url: sent to hosts that take URL elicitations ({decisionId} is replaced). --upstream-timeout-ms: longest wait for the upstream (default ${DEFAULT_UPSTREAM_TIMEOUT_MS}).
@@ -79,6 +80,7 @@ export const mcpProxyCommand: Command = {
         bundle: { type: "string" },
         data: { type: "string" },
         postgres: { type: "string" },
+        schema: { type: "string" },
         log: { type: "string" },
         actor: { type: "string" },
         tenant: { type: "string" },
@@ -102,6 +104,7 @@ export const mcpProxyCommand: Command = {
       throw new UsageError("mcp-proxy needs --postgres URL or --log PATH: records never go to stdout, the MCP channel");
     }
     if (values.postgres !== undefined && values.log !== undefined) throw new UsageError("mcp-proxy takes --postgres or --log, not both");
+    if (values.schema !== undefined && values.postgres === undefined) throw new UsageError("--schema needs --postgres");
     const context = {
       actorId: requiredText("actor", values.actor),
       tenantId: requiredText("tenant", values.tenant),
@@ -158,6 +161,7 @@ export const mcpProxyCommand: Command = {
     if (values.postgres !== undefined) {
       store = await PostgresStore.connect({
         connectionString: values.postgres,
+        ...(values.schema === undefined ? {} : { schema: values.schema }),
         logger: { error: (fields, message) => logger.error(fields, message) },
       }).catch((error: unknown) => fail(`cannot use --postgres: ${toError(error).message}`));
     } else {

@@ -3,6 +3,7 @@
  * the same store. Each answer is recorded before it is acknowledged: in the
  * schema's records table with --postgres, else in --log PATH (required then).
  */
+import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { pino } from "pino";
@@ -13,36 +14,25 @@ import { PostgresNotificationLedger } from "../postgres/notifications.js";
 import { InMemoryStore, type VetoStore } from "../history/store.js";
 import { createApprovalServer } from "../server/server.js";
 import { isLoopback, type JwtAuthOptions } from "../server/auth.js";
-import { approvalLink, webhookNotifier, type ApprovalLink } from "../server/notify.js";
+import { approvalLink, webhookNotifier, type ApprovalLink, type ApproverLinks } from "../server/notify.js";
 import { memoryLedger, notifyApprovals } from "../server/notifications.js";
 import { standardLogDestination } from "../records/fd-sink.js";
 import { loadBundle } from "../policy/bundle.js";
+import { createSignInLinks } from "../server/inbox/links.js";
 import { UsageError, readDataFile, type Command } from "./common.js";
-
-/** Every approver id the data document names (what --dev-login may name). */
-function approverIdsOf(data: unknown): string[] {
-  const found = new Set<string>();
-  const walk = (v: unknown, key: string): void => {
-    if (Array.isArray(v)) {
-      for (const x of v) {
-        if (key === "approvers" && typeof x === "string") found.add(x);
-        else walk(x, "");
-      }
-    } else if (v !== null && typeof v === "object") for (const [k, x] of Object.entries(v)) walk(x, k);
-  };
-  walk(data, "");
-  return [...found];
-}
+import { approverIdsOf } from "./approvers.js";
 
 export const serveCommand: Command = {
   usage: `  veto serve --bundle PATH [--data FILE] [--postgres URL] [--log PATH] [--listen HOST:PORT]
              [--jwt-public-key FILE | --jwt-jwks URL] [--jwt-issuer ISS] [--jwt-audience AUD]
              [--jwt-algorithms LIST] [--reviewer-claim NAME] [--groups-claim NAME] [--dev-login]
-             [--schema NAME] [--webhook-url URL [--webhook-secret-file FILE] [--webhook-format json|slack]
-             [--public-url URL]] [--inbox-secret-file FILE]
+             [--schema NAME] [--webhook-url URL [--webhook-secret-file FILE] [--webhook-format json|slack]]
+             [--public-url URL] [--inbox-secret-file FILE]
       the approval service (docs/approvals.md) and its web inbox at / (docs/inbox.md); default
-      listen 127.0.0.1:8787. With --webhook-url, each approval opened on the store is announced
-      there once (signed with the secret's HMAC; links under --public-url, default http://LISTEN).
+      listen 127.0.0.1:8787. --public-url: where reviewers reach the service (the inbox's
+      publicUrl; links are built under it; default http://LISTEN). With --webhook-url, each
+      approval opened on the store is announced there once (signed with the secret's HMAC), with
+      a link to its inbox page and, in json format, a one-time sign-in link per listed approver.
       --inbox-secret-file: signs sessions and sign-in links (32+ bytes, the same for every
       instance behind one address; default random per process).`,
 
@@ -90,8 +80,8 @@ export const serveCommand: Command = {
     if (values.schema !== undefined && values.postgres === undefined) throw new UsageError("--schema needs --postgres");
     const format = values["webhook-format"];
     if (format !== "json" && format !== "slack") throw new UsageError(`--webhook-format must be json or slack, not ${format}`);
-    if (values["webhook-url"] === undefined && (values["webhook-secret-file"] !== undefined || values["public-url"] !== undefined)) {
-      throw new UsageError("--webhook-secret-file and --public-url need --webhook-url");
+    if (values["webhook-url"] === undefined && values["webhook-secret-file"] !== undefined) {
+      throw new UsageError("--webhook-secret-file needs --webhook-url");
     }
     const webhookSecret =
       values["webhook-secret-file"] === undefined ? undefined : (await readFile(values["webhook-secret-file"], "utf8")).trim();
@@ -136,9 +126,13 @@ export const serveCommand: Command = {
       );
     }
     // The notifier is built (and its options checked) before the service listens; its links
-    // default to the address it listens on, known only then.
+    // default to the address it listens on, known only then. The item link is the inbox's
+    // page for the approval; the sign-in links come from the inbox's secret.
+    const inboxPage = (id: string): string => `/approvals/${id}`;
     let listening: ApprovalLink | undefined;
-    const link: ApprovalLink = values["public-url"] !== undefined ? approvalLink(values["public-url"]) : (item) => listening!(item);
+    let approverLinks: ApproverLinks | undefined;
+    const link: ApprovalLink =
+      values["public-url"] !== undefined ? approvalLink(values["public-url"], inboxPage) : (item) => listening!(item);
     const webhook =
       values["webhook-url"] === undefined
         ? undefined
@@ -147,18 +141,23 @@ export const serveCommand: Command = {
             format,
             ...(webhookSecret === undefined ? {} : { secret: webhookSecret }),
             link,
+            // A Slack channel is shared: one-time links go only to a receiver that passes each on.
+            ...(format === "json" ? { signInLinks: { linksFor: (id: string) => approverLinks!.linksFor(id) } } : {}),
             logger: logger.child({ component: "webhook" }),
           });
-    const inboxSecret = values["inbox-secret-file"] === undefined ? undefined : await readFile(values["inbox-secret-file"]);
+    // Random per process unless given: this process's sign-in links and the inbox share it.
+    const inboxSecret = values["inbox-secret-file"] === undefined ? randomBytes(32) : await readFile(values["inbox-secret-file"]);
     const app = await createApprovalServer({
       veto,
       store,
       auth,
       logger: logger.child({ component: "api" }),
-      inbox: inboxSecret === undefined ? {} : { secret: inboxSecret },
+      inbox: { secret: inboxSecret, ...(values["public-url"] === undefined ? {} : { publicUrl: values["public-url"] }) },
     });
     const address = await app.listen({ host, port });
-    listening = approvalLink(address);
+    listening = approvalLink(address, inboxPage);
+    approverLinks =
+      values["public-url"] !== undefined ? app.signInLinks! : createSignInLinks({ store, secret: inboxSecret, publicUrl: address });
     process.stderr.write(`veto serve: listening on ${address}\n`);
     let notifications: { close(): Promise<void> } | undefined;
     if (webhook !== undefined) {

@@ -8,7 +8,7 @@ export type { ApprovalItem, ApprovalServerOptions, ItemStatus } from "./server.j
 export { CredentialError, DEFAULT_ALGORITHMS, devLoginAuthenticator, isLoopback, jwtAuthenticator } from "./auth.js";
 export type { Authenticate, DevLoginOptions, JwtAuthOptions, Reviewer } from "./auth.js";
 export { approvalLink, itemOfEvent, signWebhook, slackText, SIGNATURE_HEADER, verifyWebhookSignature, webhookNotifier } from "./notify.js";
-export type { ApprovalLink, Delivery, VerifyWebhookOptions, WebhookNotifier, WebhookNotifierOptions } from "./notify.js";
+export type { ApprovalLink, ApproverLinks, Delivery, VerifyWebhookOptions, WebhookNotifier, WebhookNotifierOptions } from "./notify.js";
 export { memoryLedger, notifyApprovals } from "./notifications.js";
 export type { ApprovalNotifications, ApprovalNotificationsOptions, NotificationLedger } from "./notifications.js";
 export { createSignInLinks, MemoryUsedTokens, SignInLinkError, SignInLinks } from "./inbox/links.js";

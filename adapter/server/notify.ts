@@ -15,6 +15,14 @@ import type { ApprovalItem } from "./server.js";
 export type ApprovalLink = (item: ApprovalItem) => string;
 
 /**
+ * decision id -> `{ approverId: one-time sign-in link }` for each listed
+ * person (the approval service's `app.signInLinks`, or createSignInLinks).
+ */
+export interface ApproverLinks {
+  linksFor(decisionId: string): Promise<Record<string, string>>;
+}
+
+/**
  * The default link: `<publicUrl>/api/approvals/<decisionId>` (the item in
  * the JSON API; behind a reverse proxy that signs the reviewer in, a browser
  * can open it). `publicUrl` is where reviewers reach the service, with any
@@ -96,10 +104,17 @@ export interface WebhookNotifierOptions {
    * only for receivers that check nothing, such as a Slack incoming webhook).
    */
   readonly secret?: string | Uint8Array;
-  /** "json": `{ type, approval, link }`; "slack": `{ text }` in Slack's mrkdwn. Default "json". */
+  /** "json": `{ type, approval, link, signInLinks? }`; "slack": `{ text }` in Slack's mrkdwn. Default "json". */
   readonly format?: "json" | "slack";
   /** The link each notification carries. Required: build one with approvalLink(publicUrl). */
   readonly link: ApprovalLink;
+  /**
+   * One-time sign-in links to the web inbox (docs/inbox.md), one per listed
+   * approver, carried as `signInLinks: { approverId: url }` for a receiver
+   * that passes each to its person. JSON format only: a Slack channel is
+   * shared, and anyone in it could use them. Default: none.
+   */
+  readonly signInLinks?: ApproverLinks;
   /** Attempts per notification, first included (1-10). Default 5. */
   readonly attempts?: number;
   /** First retry delay, ms; doubled each retry, with jitter (between half and all of it). Default 500. */
@@ -205,6 +220,17 @@ export function webhookNotifier(options: WebhookNotifierOptions): WebhookNotifie
   const format = options.format ?? "json";
   if (format !== "json" && format !== "slack") throw new VetoOptionsError('webhookNotifier: format must be "json" or "slack"');
   if (typeof options.link !== "function") throw new VetoOptionsError("webhookNotifier: link must be a function (see approvalLink)");
+  const signInLinks = options.signInLinks;
+  if (signInLinks !== undefined) {
+    if (signInLinks === null || typeof signInLinks.linksFor !== "function") {
+      throw new VetoOptionsError("webhookNotifier: signInLinks must have linksFor(decisionId) (app.signInLinks, createSignInLinks)");
+    }
+    if (format !== "json") {
+      throw new VetoOptionsError(
+        'webhookNotifier: signInLinks need format "json": a Slack channel is shared, and anyone in it could use them',
+      );
+    }
+  }
   const secret = options.secret;
   if (secret !== undefined) {
     const bytes = typeof secret === "string" ? Buffer.byteLength(secret, "utf8") : secret instanceof Uint8Array ? secret.length : 0;
@@ -230,20 +256,21 @@ export function webhookNotifier(options: WebhookNotifierOptions): WebhookNotifie
       stopped.signal.addEventListener("abort", done, { once: true });
     });
 
-  const bodyOf = (item: ApprovalItem): string => {
+  // Built once per notification: every attempt carries the same links (each usable once).
+  const bodyOf = async (item: ApprovalItem): Promise<string> => {
     const link = options.link(item);
-    return format === "slack"
-      ? JSON.stringify({ text: slackText(item, link) })
-      : JSON.stringify({ type: "approval.required", approval: item, link });
+    if (format === "slack") return JSON.stringify({ text: slackText(item, link) });
+    const links = signInLinks === undefined ? {} : { signInLinks: await signInLinks.linksFor(item.decisionId) };
+    return JSON.stringify({ type: "approval.required", approval: item, link, ...links });
   };
 
   async function notify(item: ApprovalItem): Promise<Delivery> {
     const decisionId = item.decisionId;
     let body: string;
     try {
-      body = bodyOf(item);
+      body = await bodyOf(item);
     } catch (error) {
-      // The link builder failed: nothing to send.
+      // The link builder failed (or the approval can no longer be signed in to): nothing to send.
       const message = toError(error).message;
       log?.error({ decision_id: decisionId, err: toError(error) }, "webhook notification could not be built; not sent");
       return { decisionId, delivered: false, attempts: 0, error: message };

@@ -244,14 +244,19 @@ describe("veto serve with agents in other processes", () => {
       .toBe(true);
     const id = item!.decisionId;
     expect(await agent.call("runs")).toBe(0);
-    // The service announced it, signed, with a link under --public-url.
+    // The service announced it, signed, with a link to its inbox page under --public-url and a
+    // one-time sign-in link there for each listed approver.
     await expect.poll(() => receiver.received.some((r) => r.headers["x-veto-decision-id"] === id), { timeout: 15_000 }).toBe(true);
     const note = receiver.received.find((r) => r.headers["x-veto-decision-id"] === id)!;
     expect(verifyWebhookSignature({ secret: SECRET, header: note.headers["x-veto-signature"] as string, body: note.body })).toBe(true);
     expect(JSON.parse(note.body)).toMatchObject({
-      link: `https://veto.example.com/review/api/approvals/${id}`,
+      link: `https://veto.example.com/review/approvals/${id}`,
       approval: { decisionId: id, status: "pending", actorId: ACTOR },
     });
+    const signInLinks = (JSON.parse(note.body) as { signInLinks: Record<string, string> }).signInLinks;
+    expect(Object.keys(signInLinks).sort()).toEqual([APPROVER, OTHER_APPROVER].sort());
+    for (const link of Object.values(signInLinks))
+      expect(link).toMatch(/^https:\/\/veto\.example\.com\/review\/sign-in\/link\?token=[\w.-]+$/);
 
     // A reviewer id in the body is ignored: the token names the reviewer.
     const res = await raw(
@@ -413,7 +418,9 @@ describe("veto serve with agents in other processes", () => {
         400,
       ],
       ["unknown route", raw("GET", "/api/nothing", h), 404, "not_found"],
-      ["root", raw("GET", "/", h), 404],
+      // "/" is the inbox (docs/inbox.md); a path neither it nor the API serves is refused.
+      ["unknown path", raw("GET", "/nothing", h), 404, "not_found"],
+      ["unknown inbox action", raw("POST", `/approvals/${id}/delete`, ...json(h)), 404, "not_found"],
       ["DELETE", raw("DELETE", `/api/approvals/${id}`, h), 404],
       ["PUT", raw("PUT", `/api/approvals/${id}/approve`, ...json(h)), 404],
       ["GET approve", raw("GET", `/api/approvals/${id}/approve`, h), 404],
@@ -445,6 +452,13 @@ describe("veto serve with agents in other processes", () => {
       expect(JSON.parse(response.body).error.code, name).toMatch(/^[a-z_]+$/);
       if (code !== undefined) expect(JSON.parse(response.body).error.code, name).toBe(code);
     }
+    // "/" is the inbox: the bearer token signs the reviewer in; without one, the sign-in page.
+    const inbox = await raw("GET", "/", h);
+    expect(inbox.status).toBe(200);
+    expect(inbox.body).toContain(`data-decision-id="${id}"`);
+    const anonymous = await raw("GET", "/", {});
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.body).toContain("Sign in");
     expect(await snapshot()).toEqual(before);
     await expectUp();
     // After all that, the approval is still answerable.
@@ -507,8 +521,8 @@ describe("veto serve with agents in other processes", () => {
 describe("veto serve refuses notification flags that cannot work", () => {
   it.each([
     [["--webhook-format", "xml"], "--webhook-format must be json or slack"],
-    [["--public-url", "https://x.example"], "need --webhook-url"],
-    [["--webhook-secret-file", "/nonexistent"], "need --webhook-url"],
+    [["--webhook-secret-file", "/nonexistent"], "needs --webhook-url"],
+    [["--public-url", "ftp://x.example"], "publicUrl must be http(s)"],
     [["--webhook-url", "http://127.0.0.1:9/hook", "--public-url", "ftp://x.example"], "publicUrl must be http(s)"],
     [["--webhook-url", "gopher://x.example/hook"], "url must be http(s)"],
     [["--webhook-url", "http://127.0.0.1:9/hook", "--webhook-secret-file", "SHORT"], "at least 16 bytes"],

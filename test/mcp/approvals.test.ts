@@ -3,10 +3,12 @@
 // --dev-login` on the same database answering through its HTTP API, a real
 // MCP host over stdio, the counting upstream. An approved call is forwarded
 // exactly once; rejected, expired, timed-out and declined ones never.
+import { spawnSync } from "node:child_process";
 import { ElicitRequestSchema, CallToolResultSchema } from "@modelcontextprotocol/sdk/types.js";
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { answer, freshDatabase, startProxy, startServe, textOf, vetoMeta, type Host } from "./helpers.js";
+import { requireBundle, requireCli } from "../helpers/index.js";
+import { CONTEXT_FLAGS, UPSTREAM, answer, freshDatabase, startProxy, startServe, textOf, vetoMeta, type Host } from "./helpers.js";
 
 let db: Awaited<ReturnType<typeof freshDatabase>>;
 let serve: Awaited<ReturnType<typeof startServe>>;
@@ -61,13 +63,14 @@ async function callAndAnswer(
   return { result, progress };
 }
 
-async function approvalStatus(decisionId: string): Promise<string | null> {
+async function approvalStatus(decisionId: string, schema = "veto"): Promise<string | null> {
   const client = new pg.Client({ connectionString: db.url });
   await client.connect();
   try {
-    const { rows } = await client.query<{ approval_status: string | null }>("SELECT approval_status FROM veto.decisions WHERE id = $1", [
-      decisionId,
-    ]);
+    const { rows } = await client.query<{ approval_status: string | null }>(
+      `SELECT approval_status FROM "${schema}".decisions WHERE id = $1`,
+      [decisionId],
+    );
     return rows[0]?.approval_status ?? null;
   } finally {
     await client.end();
@@ -192,5 +195,57 @@ describe("the approval service in the proxy (--listen, no PostgreSQL)", { timeou
     const { result } = await callAndAnswer(host, async (id) => expect(await answer(base!, id, "approve")).toBe(200));
     expect((result as { isError?: boolean }).isError, textOf(result)).toBeFalsy();
     expect(host.calls().map((c) => c.arguments)).toEqual([forwarded]);
+  });
+});
+
+describe("--schema: the proxy and veto serve on another schema of the database", { timeout: 90_000 }, () => {
+  const SCHEMA = "crm_agents";
+
+  it("an approval given through veto serve --schema releases the proxy's call on that schema, and only there", async () => {
+    const migrated = spawnSync(process.execPath, [requireCli(), "db", "migrate", "--postgres", db.url, "--schema", SCHEMA], {
+      encoding: "utf8",
+    });
+    expect(migrated.status, migrated.stderr).toBe(0);
+    const other = await startServe(db.url, ["--schema", SCHEMA]);
+    try {
+      const host = await proxy(["--schema", SCHEMA, "--approval-timeout-ms", "30000"]);
+      let decisionId = "";
+      const { result } = await callAndAnswer(host, async (id) => {
+        decisionId = id;
+        // The default schema's service knows nothing of it; the schema's own answers it.
+        expect(await answer(serve.base, id, "approve")).toBe(404);
+        expect(await answer(other.base, id, "approve")).toBe(200);
+      });
+      expect((result as { isError?: boolean }).isError, textOf(result)).toBeFalsy();
+      expect(host.calls().map((c) => c.arguments)).toEqual([forwarded]);
+      expect(await approvalStatus(decisionId, SCHEMA)).toBe("executed");
+      expect(await approvalStatus(decisionId)).toBeNull();
+    } finally {
+      await other.stop();
+    }
+  });
+
+  it("a schema that was never migrated is refused at start, naming it", () => {
+    const run = spawnSync(
+      process.execPath,
+      [
+        requireCli(),
+        "mcp-proxy",
+        "--bundle",
+        requireBundle(),
+        "--postgres",
+        db.url,
+        "--schema",
+        "never_migrated",
+        ...CONTEXT_FLAGS,
+        "--",
+        process.execPath,
+        UPSTREAM,
+      ],
+      { encoding: "utf8", input: "" },
+    );
+    expect(run.status).not.toBe(0);
+    expect(run.stderr).toMatch(/never_migrated/);
+    expect(run.stdout).toBe("");
   });
 });

@@ -50,6 +50,7 @@ describe("veto mcp-proxy's command line", () => {
     refused([...base, "--dev-login", "--", "x"], /configure --listen/);
     refused([...base, "--listen", "0.0.0.0:1", "--dev-login", "--", "x"], /only on a loopback address/);
     refused([...base, "--inbox-url", "not a url", "--", "x"], /--inbox-url is not a URL/);
+    refused([...base, "--schema", "crm_agents", "--", "x"], /--schema needs --postgres/);
     refused([...base, "stray", "--", "x"], /^veto: /);
   });
 

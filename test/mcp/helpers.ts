@@ -120,10 +120,13 @@ export async function freshDatabase(prefix: string): Promise<{ url: string; drop
 }
 
 /** `veto serve --dev-login` on the database, on a free loopback port; resolves with its base URL. */
-export async function startServe(databaseUrl: string): Promise<{ base: string; stop: () => Promise<void>; child: ChildProcess }> {
+export async function startServe(
+  databaseUrl: string,
+  flags: readonly string[] = [],
+): Promise<{ base: string; stop: () => Promise<void>; child: ChildProcess }> {
   const child = spawn(
     process.execPath,
-    [requireCli(), "serve", "--bundle", requireBundle(), "--postgres", databaseUrl, "--listen", "127.0.0.1:0", "--dev-login"],
+    [requireCli(), "serve", "--bundle", requireBundle(), "--postgres", databaseUrl, "--listen", "127.0.0.1:0", "--dev-login", ...flags],
     { stdio: ["ignore", "ignore", "pipe"] },
   );
   const base = await new Promise<string>((resolveBase, reject) => {

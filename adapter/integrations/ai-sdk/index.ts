@@ -15,11 +15,14 @@
  *                  that was decided or claimed; a call that did not come
  *                  through toolApproval (code that does not use it) is decided
  *                  there, and one needing approval waits for it (as guard does).
- *   activeTools()  the tools the policy shows this context (tool hiding).
+ *   activeTools()  the tools the policy shows this context (tool hiding): the
+ *                  bundle's visibility entrypoint (docs/contract.md §4b), or
+ *                  the visibility option when given.
  */
 import type { ModelMessage, ToolApprovalStatus, ToolExecutionOptions, ToolSet } from "ai";
 import type { CallContext } from "../../call/input.js";
 import { VetoOptionsError } from "../../common/errors.js";
+import { toolVisibility } from "../../veto.js";
 import {
   ToolGate,
   VetoToolRefusedError,
@@ -45,8 +48,9 @@ export type ToolVisibility = (query: {
 
 export interface VetoAiSdkOptions extends GateOptions<AiSdkRun> {
   /**
-   * For activeTools(): whether the policy shows a tool to the context (the
-   * bundle's visibility entrypoint). Required for activeTools() only.
+   * For activeTools(): whether a tool is shown to the context. Default: the
+   * policy's own answer, the bundle's visibility entrypoint
+   * (docs/contract.md §4b) through the veto; give it only to override.
    */
   readonly visibility?: ToolVisibility;
   /**
@@ -69,7 +73,11 @@ export interface VetoAiSdk {
   readonly toolApproval: (request: ToolApprovalRequestInfo) => Promise<ToolApprovalStatus>;
   /** The tools, each execute wrapped (see above). */
   tools<T extends ToolSet>(tools: T): T;
-  /** The names of the tools the policy shows to this run's context; pass as `activeTools`. A failed check hides the tool. */
+  /**
+   * The names of the tools the policy shows to this run's context; pass as
+   * `activeTools`. A failed check hides the tool; a veto not made by
+   * createVeto (without a visibility option) is a VetoOptionsError.
+   */
   activeTools(names: Iterable<string>, run: AiSdkRun): Promise<string[]>;
 }
 
@@ -93,6 +101,9 @@ export function vetoAiSdk(options: VetoAiSdkOptions): VetoAiSdk {
   if (approvalTimeoutMs !== undefined && !(typeof approvalTimeoutMs === "number" && approvalTimeoutMs >= 0)) {
     throw new VetoOptionsError("vetoAiSdk: approvalTimeoutMs must be a non-negative number of milliseconds");
   }
+  // Without an override, the policy decides: its visibility entrypoint, evaluated by the veto
+  // (a bundle without it, or a failed evaluation, answers hidden).
+  const visible: ToolVisibility = visibility ?? ((query) => toolVisibility(gate.veto, query));
   /**
    * Calls allowed or claimed by toolApproval in this process, until their
    * execute takes them: by tool call id and input, so requests that share a
@@ -175,14 +186,15 @@ export function vetoAiSdk(options: VetoAiSdkOptions): VetoAiSdk {
       return wrapped as typeof tools;
     },
     async activeTools(names, run) {
-      if (visibility === undefined) throw new VetoOptionsError("vetoAiSdk.activeTools: needs the visibility option");
       const shown: string[] = [];
       for (const name of names) {
         try {
           const call = await gate.call(name, {}, run);
-          const answer = await visibility({ tool: call.tool, context: call.context });
+          const answer = await visible({ tool: call.tool, context: call.context });
           if (answer === true || (typeof answer === "object" && answer !== null && answer.visible === true)) shown.push(name);
-        } catch {
+        } catch (error) {
+          // A programmer's mistake (a veto createVeto did not make) says what to fix.
+          if (error instanceof VetoOptionsError) throw error;
           // Fail closed: a tool whose visibility cannot be told is hidden.
         }
       }

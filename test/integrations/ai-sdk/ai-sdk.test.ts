@@ -9,6 +9,7 @@ import { z } from "zod";
 import type { CallContext, Veto } from "../../../adapter/index.js";
 import { vetoAiSdk, type VetoAiSdk } from "../../../adapter/integrations/ai-sdk/index.js";
 import { PostgresStore } from "../../../adapter/postgres/index.js";
+import { toolVisibility } from "../../../adapter/veto.js";
 import { pgUrl, testDatabase } from "../../helpers/postgres.js";
 import { APP_CONTEXT, answerElsewhere, pgVeto, update } from "../helpers.js";
 
@@ -251,6 +252,63 @@ describe("veto-crm/ai-sdk (Node 22)", () => {
     });
     expect(await ai.activeTools(["crm_update", "crm_read", "crm_drop"], { runtimeContext: { app: APP_CONTEXT } })).toEqual(["crm_update"]);
     expect(await ai.activeTools(["crm_update"], { runtimeContext: { app: { ...APP_CONTEXT, environment: "staging" } } })).toEqual([]);
+  });
+
+  const NAMES = { crm_update: "crm.update", crm_read: "crm.read", crm_export: "crm.export", crm_drop: "crm.drop" } as const;
+  const policyHides = () =>
+    vetoAiSdk({ veto, context: ({ runtimeContext }) => (runtimeContext as { app: CallContext }).app, toolNames: NAMES });
+
+  it("activeTools without a visibility option: the policy's visibility entrypoint decides", async () => {
+    const ai = policyHides();
+    const all = Object.keys(NAMES);
+    // An unknown tool is hidden; the bundle's tools are shown to an admitted actor.
+    expect(await ai.activeTools(all, { runtimeContext: { app: APP_CONTEXT } })).toEqual(["crm_update", "crm_read", "crm_export"]);
+    // An actor the tenant does not admit sees nothing.
+    expect(await ai.activeTools(all, { runtimeContext: { app: { ...APP_CONTEXT, actorId: "agent:rogue" } } })).toEqual([]);
+    // Another tenant's actor, or an unknown environment: nothing either.
+    expect(await ai.activeTools(all, { runtimeContext: { app: { ...APP_CONTEXT, actorId: "agent:billing-bot" } } })).toEqual([]);
+    expect(await ai.activeTools(all, { runtimeContext: { app: { ...APP_CONTEXT, environment: "qa" } } })).toEqual([]);
+  });
+
+  it("activeTools without a visibility option agrees with the policy for generated contexts", async () => {
+    const seed = Number(process.env.VETO_SEED ?? Math.floor(Math.random() * 2 ** 31));
+    let a = seed >>> 0;
+    const random = (): number => {
+      a = (a * 1664525 + 1013904223) >>> 0;
+      return a / 2 ** 32;
+    };
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
+    const ai = policyHides();
+    let shown = 0;
+    let hidden = 0;
+    for (let i = 0; i < 60; i++) {
+      const context = {
+        actorId: pick(["agent:sales-assistant", "agent:support-triage", "agent:billing-bot", "agent:rogue", ""]),
+        tenantId: pick(["acme", "globex", "initech", "nowhere"]),
+        environment: pick(["production", "staging", "development", "qa"]),
+      };
+      const names = Object.keys(NAMES).filter(() => random() < 0.7);
+      const expected: string[] = [];
+      for (const name of names) {
+        const seen = await toolVisibility(veto, { tool: NAMES[name as keyof typeof NAMES], context });
+        if (seen.visible) expected.push(name);
+      }
+      shown += expected.length;
+      hidden += names.length - expected.length;
+      expect(await ai.activeTools(names, { runtimeContext: { app: context } }), `seed ${seed}: ${JSON.stringify(context)}`).toEqual(
+        expected,
+      );
+    }
+    expect(shown, `seed ${seed}`).toBeGreaterThan(0);
+    expect(hidden, `seed ${seed}`).toBeGreaterThan(0);
+  });
+
+  it("activeTools without a visibility option refuses a veto createVeto did not make, saying so", async () => {
+    const copy = { protect: veto.protect.bind(veto), waitForApproval: veto.waitForApproval.bind(veto) } as unknown as Veto;
+    const ai = vetoAiSdk({ veto: copy, context: () => APP_CONTEXT, toolNames: NAMES });
+    await expect(ai.activeTools(["crm_update"], { runtimeContext: undefined })).rejects.toThrow(
+      /toolVisibility: pass a veto made by createVeto/,
+    );
   });
 });
 
