@@ -26,10 +26,15 @@ describe("the record schema", () => {
       await veto.protect(c.call);
       clock.advance(86_400_000); // past any deny window: each call decided on its own
     }
+    // One of each verdict whatever the seed drew (a seed may draw no require_approval).
+    for (const call of [write(), write({ amount: 9000 }), write({ destination: "ana@gmail.com" })]) {
+      await veto.protect(call);
+      clock.advance(86_400_000);
+    }
     // And what is not a call at all: refused calls are recorded too.
     for (const raw of [null, "text", [1], { tool: "crm.update" }, { tool: 1, arguments: {}, context: {} }]) await veto.protect(raw);
     await veto.close();
-    expect(sink.records.length).toBe(cases.length + 5);
+    expect(sink.records.length).toBe(cases.length + 3 + 5);
     for (const record of sink.records) expectParses(record);
     const actions = new Set(sink.records.map((r) => (r.type === "decision" ? r.result.action : r.type)));
     expect([...actions].sort()).toEqual(["allow", "deny", "require_approval"]);
