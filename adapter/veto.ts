@@ -664,6 +664,8 @@ class VetoInstance implements Veto {
         : await this.#evaluate(unit, context.policy, id, context.call, context.checked.ok ? context.checked.json : "", nowMs);
     const decision = this.#decision(id, nowMs, outcome.answer, context.policy.version);
     const record = this.#decisionRecord(context, decision, outcome);
+    // The approval's expiry, in the record too: a report tells expired from pending (docs/contract.md §7).
+    if (decision.action === "require_approval") record.expires_at = new Date(nowMs + this.#ttlMs).toISOString();
     const stored = this.#storedDecision(context, decision, record, nowMs);
     const unrecorded = (error: unknown): Promise<DecideResult> => this.#unrecorded(context, record, stored, nowMs, error);
     return await this.#write(unit, { context, decision, record, stored, outcome, unrecorded });

@@ -76,6 +76,12 @@ const decisionRecordObject = z.object({
    * destination, or a deny the adapter answered without evaluating).
    */
   destination_hosts: stringList.optional(),
+  /**
+   * When the approval a require_approval decision asks for expires, ISO 8601
+   * UTC (docs/contract.md §6). Absent on other verdicts, and in logs written
+   * before records carried it (a report counts those unanswered as pending).
+   */
+  expires_at: z.string().optional(),
 });
 export const decisionRecordSchema = decisionRecordObject.readonly();
 
