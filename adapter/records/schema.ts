@@ -82,6 +82,22 @@ const decisionRecordObject = z.object({
    * before records carried it (a report counts those unanswered as pending).
    */
   expires_at: z.string().optional(),
+  /**
+   * A shadow bundle's verdict on the same call and history (docs/policy-changes.md):
+   * its version and action, escalation and reason codes, or the error it
+   * failed with. Present only when the instance runs a shadow bundle.
+   */
+  shadow: z
+    .object({
+      revision: z.string(),
+      hash: z.string(),
+      action: z.enum(ACTIONS).optional(),
+      escalated: z.boolean().optional(),
+      reasons: stringList.optional(),
+      error: z.string().optional(),
+    })
+    .readonly()
+    .optional(),
 });
 export const decisionRecordSchema = decisionRecordObject.readonly();
 
