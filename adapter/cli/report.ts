@@ -10,7 +10,9 @@ import { parseArgs } from "node:util";
 import { toError, VetoError } from "../common/errors.js";
 import { LogCorruptError, readLog } from "../audit/index.js";
 import { FAIL_ON_COUNTS, buildReport, failOnValue, type FailOnCount, type PolicyReport } from "../audit/report.js";
+import { formatReportHtml } from "../audit/report-html.js";
 import { formatReportText } from "../audit/report-text.js";
+import { writeFile } from "node:fs/promises";
 import type { LoggedRecord } from "../audit/replay.js";
 import { DEFAULT_SCHEMA } from "../postgres/connection.js";
 import { readPostgresRecords } from "../postgres/report-records.js";
@@ -59,7 +61,7 @@ async function readRecords(log: string | undefined, postgres: string | undefined
 }
 
 export const reportCommand: Command = {
-  usage: `  veto report (--log PATH | --postgres URL [--schema NAME]) [--since TIME] [--until TIME] [--tenant ID] [--tool NAME] [--candidate BUNDLE [--candidate-data FILE]] [--json] [--fail-on NAME[,NAME]]
+  usage: `  veto report (--log PATH | --postgres URL [--schema NAME]) [--since TIME] [--until TIME] [--tenant ID] [--tool NAME] [--candidate BUNDLE [--candidate-data FILE]] [--json] [--html FILE] [--fail-on NAME[,NAME]]
       what the decision log says about its policy: verdicts by tool, tenant, reason code
       and day; approvals approved / rejected / expired / pending / amended / executed,
       time to answer, and the share of each code's approvals granted unchanged (flagged
@@ -67,7 +69,8 @@ export const reportCommand: Command = {
       disagreements. --candidate: every decision replayed on BUNDLE (and FILE's data),
       joined with the owners' answers (allows_rejected, denies_approved, ...).
       --until (default now) also decides which unanswered approvals have expired.
-      --json: one JSON document. --fail-on allows_rejected,...: exit 1 when any named
+      --json: one JSON document. --html FILE: also one self-contained page (tables and
+      SVG charts, no script, nothing fetched) for a policy change review. --fail-on allows_rejected,...: exit 1 when any named
       count is above 0 (names: ${FAIL_ON_COUNTS.join(", ")}).
       Exit 1 when the log does not verify, 2 when an input is unusable.
       ${VERIFICATION_KEY_USAGE}`,
@@ -87,6 +90,7 @@ export const reportCommand: Command = {
         candidate: { type: "string" },
         "candidate-data": { type: "string" },
         json: { type: "boolean", default: false },
+        html: { type: "string" },
         "fail-on": { type: "string" },
         ...verificationKeyOptions,
       },
@@ -126,6 +130,13 @@ export const reportCommand: Command = {
     } catch (error) {
       if (error instanceof VetoError) fail(error.message);
       fail(`cannot report: ${toError(error).message}`);
+    }
+    if (values.html !== undefined) {
+      try {
+        await writeFile(values.html, formatReportHtml(report));
+      } catch (error) {
+        fail(`cannot write ${values.html}: ${toError(error).message}`);
+      }
     }
     await print(values.json ? `${JSON.stringify(report)}\n` : formatReportText(report));
     const over = failOn.filter((name) => (failOnValue(report, name) ?? 0) > 0);

@@ -136,7 +136,7 @@ describe("shadow mode", () => {
       expect(first).toBeDefined();
       expect(second).not.toBe(first);
       // The enforced bundle did not move.
-      expect((sink.records.at(-1) as { bundles: { crm: { hash: string } } }).bundles.crm.hash).toBe(veto.bundle.hash);
+      expect(sink.records.at(-1)!.bundles["crm"]!.hash).toBe(veto.bundle.hash);
     } finally {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
