@@ -277,6 +277,15 @@ describe("veto report on the demo's log", () => {
     expect(text.stdout).toMatch(new RegExp(`^${summary.steps.length} decisions `));
     expect(text.stdout).toMatch(/^reason code\s+decisions\s+approval\s+approved\s+rejected/m);
     expect(text.stdout).toMatch(/^sensitive_field\s+\d+\s+\d+\s+\d+\s+1\s/m);
+    // The README shows this report: its tool and reason-code tables are the demo's (times aside).
+    const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+    const tools = text.stdout.split("\n\n").find((block) => block.startsWith("tool "))!;
+    expect(readme).toContain(tools);
+    const codeRows = text.stdout
+      .split("\n\n")
+      .find((block) => block.startsWith("reason code "))!
+      .split("\n");
+    for (const row of codeRows) expect(readme).toContain(row.slice(0, 80)); // up to "granted": the times vary
     const json = JSON.parse(runCli(["report", "--log", summary.log.path, "--json"]).stdout) as PolicyReport;
     expect(json.approvals).toMatchObject({ approved: 1, rejected: 1, pending: 0, expired: 0 });
   });
