@@ -6,7 +6,7 @@
  * line; BENCHMARKS.md quotes it. A figure, not a timed test.
  */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createVeto } from "../dist/index.js";
@@ -21,7 +21,7 @@ const dir = flag("--keep") ?? mkdtempSync(join(tmpdir(), "veto-report-bench-"));
 const logPath = join(dir, "decisions.jsonl");
 const data = JSON.parse(readFileSync(join(ROOT, "scripts/demo/data.json"), "utf8"));
 
-const log = await openFileLog(logPath, { maxBytes: 1 << 40 });
+const log = await openFileLog(logPath);
 let nowMs = Date.parse("2026-03-01T00:00:00Z");
 const silent = { info() {}, warn() {}, error() {}, debug() {}, child: () => silent };
 const veto = await createVeto({ bundle: join(ROOT, "bundles/crm.tar.gz"), data, recordSink: log, logger: silent, clock: () => nowMs });
@@ -39,7 +39,13 @@ while (records < target) {
     const tenantId = random() < 0.05 ? "globex" : "acme";
     batch.push({
       tool: random() < 0.2 ? "crm.read" : "crm.update",
-      arguments: { object: "opportunity", recordId: `opp_${i}`, tenantId, changes: { close_date: "2026-12-01" }, ...(amount === undefined ? {} : { amount }) },
+      arguments: {
+        object: "opportunity",
+        recordId: `opp_${i}`,
+        tenantId,
+        changes: { close_date: "2026-12-01" },
+        ...(amount === undefined ? {} : { amount }),
+      },
       context: { actorId: actors[Math.floor(random() * 2)], tenantId: "acme", environment: "production", reason: "bench" },
     });
   }
@@ -49,7 +55,9 @@ while (records < target) {
   for (const d of decisions) {
     if (d.action !== "require_approval" || records + answers.length >= target || random() < 0.1) continue;
     const reviewerId = OWNERS[Math.floor(random() * 2)];
-    answers.push(random() < 0.8 ? veto.approve({ decisionId: d.id, reviewerId }) : veto.reject({ decisionId: d.id, reviewerId, note: "no" }));
+    answers.push(
+      random() < 0.8 ? veto.approve({ decisionId: d.id, reviewerId }) : veto.reject({ decisionId: d.id, reviewerId, note: "no" }),
+    );
   }
   await Promise.all(answers);
   records += answers.length;
@@ -77,7 +85,9 @@ const candidate = timed(["--candidate", join(ROOT, "bundles/crm.tar.gz"), "--can
 console.log(
   JSON.stringify({
     records,
-    log_bytes: statSync(logPath).size,
+    log_bytes: readdirSync(dir)
+      .filter((name) => name.startsWith("decisions.jsonl"))
+      .reduce((n, name) => n + statSync(join(dir, name)).size, 0),
     decisions: plain.report.decisions.total,
     write_seconds: Math.round(writeSeconds * 10) / 10,
     report_seconds: plain.seconds,
