@@ -31,7 +31,7 @@ beforeAll(async () => {
   ({ dir, cleanup } = await tempDir());
   const data = JSON.parse(readFileSync(FIXTURE_DATA, "utf8")) as { veto: { config: { tenants: Record<string, Record<string, unknown>> } } };
   data.veto.config.tenants["acme"]!["approval_threshold"] = 50_000;
-  relaxed = data as unknown as Record<string, unknown>;
+  relaxed = data;
   relaxedPath = join(dir, "relaxed.json");
   writeFileSync(relaxedPath, JSON.stringify(relaxed));
 });
