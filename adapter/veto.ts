@@ -44,6 +44,7 @@ import { RECORD_BUNDLE_NAME, RecordMasker, type DecisionEventRecord, type Record
 import { createBundleVerifier, isVerificationKeyInput, type VerificationKeyInput } from "./policy/signature.js";
 import { InMemoryStore, isStoreFactory, type StoreFactory, type StoredDecision, type VetoStore } from "./history/store.js";
 import { safeLog } from "./common/logger.js";
+import { ShadowPolicy, type ShadowOptions, type ShadowVerdict } from "./policy/shadow.js";
 import { failedUnit, runUnit, type DecisionUnit } from "./history/unit.js";
 
 export interface EscalationEvent {
@@ -159,6 +160,15 @@ export interface VetoOptions {
    * (`webhookNotifier` from "veto-crm/server"). Default: none.
    */
   readonly onApprovalRequired?: (event: ApprovalRequiredEvent) => void | Promise<void>;
+  /**
+   * Shadow mode: `{ bundle, data?, verificationKey? }`, a candidate bundle
+   * evaluated beside the one in force on every call the policy decides, with
+   * the same call and deny history. Its verdict is recorded (`shadow` in the
+   * decision record) and never changes the decision; a candidate that fails
+   * is recorded as `shadow.error`, never a deny. From a bundle server it is
+   * reloaded like `bundle`. Default: none (docs/policy-changes.md).
+   */
+  readonly shadow?: ShadowOptions;
 }
 
 const isFunction = (v: unknown): boolean => typeof v === "function";
@@ -180,6 +190,23 @@ const optionsSchema = z.strictObject({
     })
     .optional(),
   bundleRollback: bundleRollbackSchema.optional(),
+  shadow: z
+    .strictObject({
+      bundle: z.union([z.string().min(1), z.instanceof(Uint8Array), bundleServerSchema], {
+        message: "shadow.bundle is required: a path to the candidate bundle .tar.gz, its bytes, or { url } of a bundle server",
+      }),
+      data: z
+        .custom<Record<string, unknown>>((v) => v !== null && typeof v === "object" && !Array.isArray(v), {
+          message: "shadow.data must be a JSON object (the whole data document)",
+        })
+        .optional(),
+      verificationKey: z
+        .custom<VerificationKeyInput | readonly VerificationKeyInput[]>(isVerificationKeyInput, {
+          message: "shadow.verificationKey must be a PEM string or bytes, a KeyObject, { key, algorithm?, scope? }, or a list of these",
+        })
+        .optional(),
+    })
+    .optional(),
   onBundleChange: z.custom<(e: BundleChangeEvent) => void>(isFunction, { message: "onBundleChange must be a function" }).optional(),
   data: z
     .custom<Record<string, unknown>>((v) => v !== null && typeof v === "object" && !Array.isArray(v), {
@@ -293,6 +320,13 @@ export async function createVeto(options: VetoOptions): Promise<Veto> {
     onBundleChange: o.onBundleChange,
     rollback: o.bundleRollback,
   });
+  let shadow: ShadowPolicy | undefined;
+  try {
+    shadow = o.shadow === undefined ? undefined : await ShadowPolicy.open(o.shadow, logger);
+  } catch (error) {
+    await source.close();
+    throw error;
+  }
   let opened: { store: VetoStore | undefined; recordSink?: RecordSink | undefined; ownsStore: boolean };
   try {
     opened = isStoreFactory(o.store)
@@ -300,9 +334,15 @@ export async function createVeto(options: VetoOptions): Promise<Veto> {
       : { store: o.store, ownsStore: false };
   } catch (error) {
     await source.close();
+    await shadow?.close();
     throw error;
   }
-  return new VetoInstance({ ...o, logger, store: opened.store, recordSink: o.recordSink ?? opened.recordSink }, source, opened.ownsStore);
+  return new VetoInstance(
+    { ...o, logger, store: opened.store, recordSink: o.recordSink ?? opened.recordSink },
+    source,
+    opened.ownsStore,
+    shadow,
+  );
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -329,6 +369,8 @@ interface Outcome {
   readonly answer: PolicyAnswer;
   readonly evalNs: number;
   readonly recentDenies: number | null;
+  /** The shadow bundle's verdict on the same call and history, when there is one. */
+  readonly shadow?: ShadowVerdict;
 }
 
 /** What one decision is made from: the bundle in force when it began, the call as given and as checked. */
@@ -434,13 +476,16 @@ class VetoInstance implements Veto {
   /** For a sink that cannot be read back: the records an approval check reads, as this process wrote them. */
   readonly #written: WrittenRecords | undefined;
   #closed = false;
+  readonly #shadow: ShadowPolicy | undefined;
 
   constructor(
     o: Omit<z.infer<typeof optionsSchema>, "store"> & { store: VetoStore | undefined },
     source: BundleSource,
     ownsStore: boolean,
+    shadow?: ShadowPolicy,
   ) {
     this.#source = source;
+    this.#shadow = shadow;
     const logger = o.logger ?? defaultLogger();
     this.#log = logger.child({ component: "veto" });
     this.#ownsStore = o.store === undefined || ownsStore;
@@ -545,6 +590,7 @@ class VetoInstance implements Veto {
     if (this.#closed) return;
     this.#closed = true;
     await this.#source.close();
+    await this.#shadow?.close();
     this.#desk.abortAll(new VetoClosedError());
     if (this.#ownsSink) await this.#sink.close?.();
     if (this.#ownsStore) await this.#store.close();
@@ -664,6 +710,8 @@ class VetoInstance implements Veto {
         : await this.#evaluate(unit, context.policy, id, context.call, context.checked.ok ? context.checked.json : "", nowMs);
     const decision = this.#decision(id, nowMs, outcome.answer, context.policy.version);
     const record = this.#decisionRecord(context, decision, outcome);
+    // The approval's expiry, in the record too: a report tells expired from pending (docs/contract.md §7).
+    if (decision.action === "require_approval") record.expires_at = new Date(nowMs + this.#ttlMs).toISOString();
     const stored = this.#storedDecision(context, decision, record, nowMs);
     const unrecorded = (error: unknown): Promise<DecideResult> => this.#unrecorded(context, record, stored, nowMs, error);
     return await this.#write(unit, { context, decision, record, stored, outcome, unrecorded });
@@ -714,6 +762,7 @@ class VetoInstance implements Veto {
     // The hosts the policy read, from its own answer: one parser, in the policy (docs/contract.md §4b).
     const hosts = outcome.answer.destination_hosts;
     if (hosts !== undefined) record.destination_hosts = hosts;
+    if (outcome.shadow !== undefined) record.shadow = outcome.shadow;
     return record;
   }
 
@@ -846,15 +895,18 @@ class VetoInstance implements Veto {
       };
     }
     const evaluation = await policy.evaluator.evaluateCall(callJson, recentDenies);
+    // The candidate sees the same call and history; its verdict is only recorded.
+    const shadow = this.#shadow === undefined ? undefined : { shadow: await this.#shadow.evaluate(callJson, recentDenies) };
     if (!evaluation.ok) {
       safeLog(this.#log, { err: evaluation.error, decision_id: id }, "policy evaluation failed; denying");
       return {
         answer: adapterDeny(ADAPTER_REASON_CODES.evaluationError, evaluation.error.message),
         evalNs: evaluation.evalNs,
         recentDenies,
+        ...shadow,
       };
     }
-    return { answer: evaluation.answer, evalNs: evaluation.evalNs, recentDenies };
+    return { answer: evaluation.answer, evalNs: evaluation.evalNs, recentDenies, ...shadow };
   }
 
   #decision(id: string, nowMs: number, answer: PolicyAnswer, bundle: BundleVersion): Decision {

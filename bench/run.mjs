@@ -63,7 +63,7 @@ const run = async (name, fn) => {
 // The floor and protect_memory alternate, three rounds each, and each reports its median round:
 // on a shared machine a burst of other work then lands in one round of one case, not in a
 // whole case, and the ratio of the two compares like with like.
-const rounds = { wasm_evaluate: [], wasm_evaluate_preserialized: [], protect_memory: [] };
+const rounds = { wasm_evaluate: [], wasm_evaluate_preserialized: [], protect_memory: [], protect_memory_shadow: [] };
 for (let r = 0; r < 3; r++) {
   await run(
     "wasm_evaluate",
@@ -77,6 +77,14 @@ for (let r = 0; r < 3; r++) {
   await run(
     "protect_memory",
     async () => (rounds.protect_memory[r] = await protectMemory(BUNDLE, mix, opts({ minMs: 1500, minOps: 20_000 }))),
+  );
+  // Shadow mode's cost: the same bundle again as the candidate, one more evaluation per call.
+  await run(
+    "protect_memory_shadow",
+    async () =>
+      (rounds.protect_memory_shadow[r] = await protectMemory(BUNDLE, mix, opts({ minMs: 1500, minOps: 20_000 }), {
+        shadow: { bundle: BUNDLE },
+      })),
   );
 }
 for (const [name, list] of Object.entries(rounds)) {
@@ -176,6 +184,7 @@ const point = (kind, value) => scaling.find((s) => s[kind] === value);
 const ratio = (a, b) => (typeof a === "number" && typeof b === "number" && b > 0 ? round(a / b, 2) : null);
 const ratios = {
   protect_memory_over_wasm_evaluate_p50: ratio(p50("protect_memory"), p50("wasm_evaluate")),
+  protect_memory_shadow_over_protect_memory_p50: ratio(p50("protect_memory_shadow"), p50("protect_memory")),
   opa_server_http_over_protect_memory_p50: ratio(p50("opa_server_http"), p50("protect_memory")),
   opa_go_eval_over_protect_memory_p50: ratio(p50("opa_go_eval"), p50("protect_memory")),
   python_protect_memory_over_protect_memory_p50: ratio(p50("python_protect_memory"), p50("protect_memory")),

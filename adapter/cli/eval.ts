@@ -20,7 +20,7 @@ import { MAX_KEY_FILE_BYTES, VERIFICATION_KEY_USAGE, readVerificationKey, verifi
 export const RECORD_KEY_ENV = "VETO_RECORD_KEY";
 
 export const evalCommand: Command = {
-  usage: `  veto eval --bundle PATH [--data FILE] [--log PATH [--signing-key FILE [--checkpoint-every N]] | --records FILE] [--verification-key PATH [--verification-alg ALG]]
+  usage: `  veto eval --bundle PATH [--data FILE] [--log PATH [--signing-key FILE [--checkpoint-every N]] | --records FILE] [--verification-key PATH [--verification-alg ALG]] [--shadow-bundle PATH [--shadow-data FILE]]
       reads one call per line (JSON {tool, arguments, context}) from stdin and writes
       one decision per line to stdout. --log PATH: records go to a durable, hash-chained
       decision log (created if missing; each decision is printed only once its record
@@ -29,6 +29,8 @@ export const evalCommand: Command = {
       holds checkpoints needs it. --records FILE: records as pino JSON lines (appended,
       each synced). Neither: stderr. A path that is not a regular file is refused (exit 2).
       $${RECORD_KEY_ENV}: key (>= 16 bytes) for HMAC digests of sensitive values.
+      --shadow-bundle PATH: a candidate bundle (with --shadow-data FILE's data) evaluated
+      beside --bundle on every call; its verdict is recorded as "shadow", never enforced.
       ${VERIFICATION_KEY_USAGE}`,
 
   async run(args) {
@@ -42,6 +44,8 @@ export const evalCommand: Command = {
         log: { type: "string" },
         "signing-key": { type: "string" },
         "checkpoint-every": { type: "string" },
+        "shadow-bundle": { type: "string" },
+        "shadow-data": { type: "string" },
         ...verificationKeyOptions,
       },
     });
@@ -68,6 +72,10 @@ export const evalCommand: Command = {
       checkpointKey = await readBoundedFile(values["signing-key"], "signing key", MAX_KEY_FILE_BYTES);
     }
     const data = values.data === undefined ? undefined : await readDataFile(values.data);
+    if (values["shadow-data"] !== undefined && values["shadow-bundle"] === undefined) {
+      throw new UsageError("--shadow-data needs --shadow-bundle PATH");
+    }
+    const shadowData = values["shadow-data"] === undefined ? undefined : await readDataFile(values["shadow-data"]);
     const verificationKey = await readVerificationKey(values["verification-key"], values["verification-alg"]);
     const recordKey = process.env[RECORD_KEY_ENV] || undefined;
     // The adapter's own log: stderr, never the records file, and never able
@@ -108,6 +116,9 @@ export const evalCommand: Command = {
         recordSink: decisionLog ?? records,
         ...(recordKey === undefined ? {} : { recordKey }),
         ...(verificationKey === undefined ? {} : { verificationKey }),
+        ...(values["shadow-bundle"] === undefined
+          ? {}
+          : { shadow: { bundle: values["shadow-bundle"], ...(shadowData === undefined ? {} : { data: shadowData }) } }),
       });
     } catch (error) {
       await decisionLog?.close();

@@ -15,6 +15,7 @@ import { hashCommand } from "./hash.js";
 import { logCommand } from "./log.js";
 import { mcpProxyCommand } from "./mcp-proxy.js";
 import { replayCommand } from "./replay.js";
+import { reportCommand } from "./report.js";
 import { serveCommand } from "./serve.js";
 import { VetoError } from "../common/errors.js";
 
@@ -23,6 +24,7 @@ const COMMANDS: ReadonlyMap<string, Command> = new Map([
   ["hash", hashCommand],
   ["log", logCommand],
   ["replay", replayCommand],
+  ["report", reportCommand],
   ["db", dbCommand],
   ["serve", serveCommand],
   ["mcp-proxy", mcpProxyCommand],

@@ -76,6 +76,28 @@ const decisionRecordObject = z.object({
    * destination, or a deny the adapter answered without evaluating).
    */
   destination_hosts: stringList.optional(),
+  /**
+   * When the approval a require_approval decision asks for expires, ISO 8601
+   * UTC (docs/contract.md §6). Absent on other verdicts, and in logs written
+   * before records carried it (a report counts those unanswered as pending).
+   */
+  expires_at: z.string().optional(),
+  /**
+   * A shadow bundle's verdict on the same call and history (docs/policy-changes.md):
+   * its version and action, escalation and reason codes, or the error it
+   * failed with. Present only when the instance runs a shadow bundle.
+   */
+  shadow: z
+    .object({
+      revision: z.string(),
+      hash: z.string(),
+      action: z.enum(ACTIONS).optional(),
+      escalated: z.boolean().optional(),
+      reasons: stringList.optional(),
+      error: z.string().optional(),
+    })
+    .readonly()
+    .optional(),
 });
 export const decisionRecordSchema = decisionRecordObject.readonly();
 

@@ -160,6 +160,7 @@ def decision_record(
     recent_denies: Optional[int],
     eval_ns: int,
     destination_hosts: Optional[Sequence[str]] = None,
+    expires_at: Optional[str] = None,
 ) -> Record:
     """The record of one decision (veto.ts's DecisionEventRecord), members in the TypeScript adapter's order."""
 
@@ -192,6 +193,9 @@ def decision_record(
     # The hosts the policy read, from its own answer: one parser, in the policy (docs/contract.md §4b).
     if destination_hosts is not None:
         record["destination_hosts"] = list(destination_hosts)
+    # The approval's expiry, so a report tells expired from pending (docs/contract.md §7).
+    if expires_at is not None:
+        record["expires_at"] = expires_at
     return record
 
 

@@ -403,6 +403,7 @@ class Veto:
             recent_denies=recent,
             eval_ns=eval_ns,
             destination_hosts=answer.destination_hosts,
+            expires_at=iso_timestamp(now_ms + self._ttl_ms) if decision.action == "require_approval" else None,
         )
         stored = StoredDecision(
             id=decision_id,
