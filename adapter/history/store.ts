@@ -83,6 +83,13 @@ export interface StoredDecision {
   readonly approval?: ApprovalState;
   /** For require_approval decisions: what the reviewer sees. Absent for rows stored before it was kept. */
   readonly review?: ApprovalReview;
+  /**
+   * For require_approval decisions: the target record's state as the
+   * application's `recordState` gave it (docs/contract.md §6, record state);
+   * the approved call runs only while the record is still in it. Absent
+   * when no state was bound. Never changes.
+   */
+  readonly recordState?: string;
 }
 
 export interface ApprovalState {

@@ -23,6 +23,7 @@ export const DECISION_WRITE_COLUMNS = [
   "answered_at_ms",
   "counts_towards_escalation",
   "review",
+  "record_state",
 ] as const;
 
 /** The columns a decision is read from: those written, and the time of its use-once claim. */
@@ -50,6 +51,7 @@ export interface DecisionRow {
   answered_at_ms: string | null;
   counts_towards_escalation: boolean;
   review: ApprovalReview | null;
+  record_state: string | null;
   executed_at_ms: string | null;
 }
 
@@ -77,5 +79,6 @@ export function toStoredDecision(row: DecisionRow): StoredDecision {
     approvers: row.approvers,
     ...(approval === undefined ? {} : { approval }),
     ...(row.review === null ? {} : { review: row.review }),
+    ...(row.record_state === null ? {} : { recordState: row.record_state }),
   };
 }

@@ -68,7 +68,7 @@ class Statements {
     // Upsert: a decision whose record could not be written is stored again as
     // the deny that replaced it, under the same id.
     this.upsertDecision = `INSERT INTO ${decisions} (${columns})
-      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+      VALUES (${columns.split(", ").map((_, i) => `$${i + 1}`).join(", ")})
       ON CONFLICT (id) DO UPDATE SET ${columns
         .split(", ")
         .slice(1)
@@ -123,6 +123,7 @@ async function appendDecision(db: Queryable, sql: Statements, d: StoredDecision)
     d.approval?.answeredAtMs ?? null,
     d.countsTowardsEscalation !== false,
     d.review === undefined ? null : JSON.stringify(d.review),
+    d.recordState ?? null,
   ]);
 }
 

@@ -76,6 +76,13 @@ const decisionRecordObject = z.object({
    * destination, or a deny the adapter answered without evaluating).
    */
   destination_hosts: stringList.optional(),
+  /**
+   * The state of the CRM record the call targets, as the application's
+   * `recordState` gave it when the call needed approval (docs/contract.md §6,
+   * record state): what the call is compared against where it executes.
+   * Absent when no state was bound.
+   */
+  record_state: z.string().optional(),
 });
 export const decisionRecordSchema = decisionRecordObject.readonly();
 
@@ -92,7 +99,9 @@ export const approvalRecordSchema = z
 /**
  * The use-once claim of an approved call (docs/contract.md §6): written as the
  * caller claims the approval, before the call runs ("claimed"), or when a
- * claim finds it already claimed ("refused": a second run was stopped).
+ * claim finds it already claimed ("refused": a second run was stopped), or
+ * when the target record's state changed since the approval ("refused" with
+ * reason "record_changed": nothing ran).
  */
 export const executionRecordSchema = z
   .object({
@@ -100,7 +109,19 @@ export const executionRecordSchema = z
     ...recordBaseFields,
     /** Who approved the call being claimed. */
     reviewer_id: nullableString,
-    result: z.object({ execution: z.enum(["claimed", "refused"]) }).readonly(),
+    result: z
+      .object({
+        execution: z.enum(["claimed", "refused"]),
+        /**
+         * Why a claim was refused, when not for a second run: "record_changed"
+         * (the target record's state is not the one approved, or could not be
+         * read, docs/contract.md §6). Absent otherwise.
+         */
+        reason: z.literal("record_changed").optional(),
+      })
+      .readonly(),
+    /** For a record_changed refusal: the state the record had when asked (null: it could not be read). */
+    record_state: nullableString.optional(),
   })
   .readonly();
 
