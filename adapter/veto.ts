@@ -42,6 +42,7 @@ import {
 import { FdRecordSink, defaultLogger } from "./records/fd-sink.js";
 import { RECORD_BUNDLE_NAME, RecordMasker, type DecisionEventRecord, type RecordSink } from "./records/records.js";
 import { createBundleVerifier, isVerificationKeyInput, type VerificationKeyInput } from "./policy/signature.js";
+import { DEFAULT_RECORD_STATE_TIMEOUT_MS, readRecordState, type RecordStateFn } from "./approvals/record-state.js";
 import { InMemoryStore, isStoreFactory, type StoreFactory, type StoredDecision, type VetoStore } from "./history/store.js";
 import { safeLog } from "./common/logger.js";
 import { failedUnit, runUnit, type DecisionUnit } from "./history/unit.js";
@@ -159,6 +160,23 @@ export interface VetoOptions {
    * (`webhookNotifier` from "veto-crm/server"). Default: none.
    */
   readonly onApprovalRequired?: (event: ApprovalRequiredEvent) => void | Promise<void>;
+  /**
+   * The state of the CRM record a call targets (docs/contract.md §6, record
+   * state): a version, ETag, SystemModstamp or a digest of the fields the call
+   * changes; undefined for "no state to bind". Asked (with a deep-frozen copy
+   * of the call) once when a call needs approval, inside the decision's unit
+   * (so other calls of the same actor and tenant wait for it): the state is
+   * kept with the approval and recorded as `record_state`. Asked again where
+   * the approved call executes (guard, waitForApproval with `call`, the MCP
+   * proxy, the integrations): the call runs only when the state is unchanged,
+   * else it is refused with ApprovalError `record_changed`. At decision time a
+   * function that throws, answers something other than a string or undefined,
+   * or takes longer than `recordStateTimeoutMs` makes the decision a deny
+   * `record_state_unavailable` (not counted towards escalation). Default: none.
+   */
+  readonly recordState?: RecordStateFn;
+  /** How long `recordState` may take, each time it is asked. Default: 2,000. */
+  readonly recordStateTimeoutMs?: number;
 }
 
 const isFunction = (v: unknown): boolean => typeof v === "function";
@@ -207,6 +225,10 @@ const optionsSchema = z.strictObject({
   onApprovalRequired: z
     .custom<(e: ApprovalRequiredEvent) => void>(isFunction, { message: "onApprovalRequired must be a function" })
     .optional(),
+  recordState: z
+    .custom<RecordStateFn>(isFunction, { message: "recordState must be a function (call) => string | undefined | Promise<...>" })
+    .optional(),
+  recordStateTimeoutMs: positiveInt.optional(),
 });
 
 /** How long a guarded call waits for its approval: given to guard() (for every call) or per call (wins). */
@@ -329,6 +351,8 @@ interface Outcome {
   readonly answer: PolicyAnswer;
   readonly evalNs: number;
   readonly recentDenies: number | null;
+  /** For a require_approval answer: the target record's state, when recordState gave one. */
+  readonly recordState?: string;
 }
 
 /** What one decision is made from: the bundle in force when it began, the call as given and as checked. */
@@ -429,6 +453,8 @@ class VetoInstance implements Veto {
   readonly #limits: InputLimits;
   readonly #onEscalation: ((e: EscalationEvent) => void | Promise<void>) | undefined;
   readonly #onApprovalRequired: ((e: ApprovalRequiredEvent) => void | Promise<void>) | undefined;
+  readonly #recordState: RecordStateFn | undefined;
+  readonly #recordStateTimeoutMs: number;
   readonly #nextId = monotonicUlid();
   readonly #desk: ApprovalDesk;
   /** For a sink that cannot be read back: the records an approval check reads, as this process wrote them. */
@@ -456,6 +482,8 @@ class VetoInstance implements Veto {
     this.#limits = { ...DEFAULT_INPUT_LIMITS, ...o.limits };
     this.#onEscalation = o.onEscalation;
     this.#onApprovalRequired = o.onApprovalRequired;
+    this.#recordState = o.recordState;
+    this.#recordStateTimeoutMs = o.recordStateTimeoutMs ?? DEFAULT_RECORD_STATE_TIMEOUT_MS;
     this.#written = isRecordReader(this.#sink) ? undefined : writtenRecordsOf(this.#sink);
     this.#desk = new ApprovalDesk({
       store: this.#store,
@@ -470,6 +498,9 @@ class VetoInstance implements Veto {
       pollMs: o.approvalPollMs ?? 1000,
       log: this.#log,
       callDigest: (call) => this.#masker.callDigest(call),
+      ...(o.recordState === undefined
+        ? {}
+        : { recordState: (call: Parameters<RecordStateFn>[0]) => readRecordState(o.recordState!, call, this.#recordStateTimeoutMs) }),
       ...this.#approvalRecords(),
     });
   }
@@ -661,7 +692,11 @@ class VetoInstance implements Veto {
             evalNs: 0,
             recentDenies: null,
           }
-        : await this.#evaluate(unit, context.policy, id, context.call, context.checked.ok ? context.checked.json : "", nowMs);
+        : await this.#bindRecordState(
+            id,
+            context.call,
+            await this.#evaluate(unit, context.policy, id, context.call, context.checked.ok ? context.checked.json : "", nowMs),
+          );
     const decision = this.#decision(id, nowMs, outcome.answer, context.policy.version);
     const record = this.#decisionRecord(context, decision, outcome);
     const stored = this.#storedDecision(context, decision, record, nowMs);
@@ -714,11 +749,13 @@ class VetoInstance implements Veto {
     // The hosts the policy read, from its own answer: one parser, in the policy (docs/contract.md §4b).
     const hosts = outcome.answer.destination_hosts;
     if (hosts !== undefined) record.destination_hosts = hosts;
+    if (outcome.recordState !== undefined) record.record_state = outcome.recordState;
     return record;
   }
 
   /** What the store keeps of the decision: the deny history, and the pending approval with what its reviewer sees. */
   #storedDecision({ who }: DecisionContext, decision: Decision, record: DecisionEventRecord, nowMs: number): Mutable<StoredDecision> {
+    const recordState = record.record_state;
     const callDigest = record.call_digest;
     // Optional fields set only when present (conditional spreads cost more than the rest of this object).
     const stored: Mutable<StoredDecision> = {
@@ -745,6 +782,7 @@ class VetoInstance implements Veto {
         bundle: decision.bundle,
         recentDenies: record.history?.recent_denies ?? null,
       };
+      if (recordState !== undefined) stored.recordState = recordState;
     }
     return stored;
   }
@@ -769,8 +807,10 @@ class VetoInstance implements Veto {
     // surrogate in the call) is superseded without the call, so the deny
     // itself is still on file.
     const refusedAsIs = (cause as { code?: unknown }).code === "record_invalid";
+    const { record_state: _bound, ...unbound } = record;
+    // A deny binds no state (the stored row keeps it: it never changes).
     const superseding: DecisionEventRecord = {
-      ...record,
+      ...unbound,
       ...(refusedAsIs ? { input: null, masked: [] } : {}),
       result: { ...answer, reason: decision.reason },
     };
@@ -830,6 +870,22 @@ class VetoInstance implements Veto {
           }
         : undefined;
     return { result: { decision, call: context.call }, durable, unrecorded, escalation, approvalRequired };
+  }
+
+  /**
+   * A call that needs approval is bound to its record's state (docs/contract.md
+   * §6): asked once here; an answer that cannot be trusted denies the call
+   * with record_state_unavailable (the adapter's code: not counted towards
+   * escalation).
+   */
+  async #bindRecordState(id: string, call: VetoCall, outcome: Outcome): Promise<Outcome> {
+    if (this.#recordState === undefined || outcome.answer.action !== "require_approval") return outcome;
+    const reading = await readRecordState(this.#recordState, call, this.#recordStateTimeoutMs);
+    if (!reading.ok) {
+      safeLog(this.#log, { decision_id: id, problem: reading.problem }, "record state unavailable; denying");
+      return { ...outcome, answer: adapterDeny(ADAPTER_REASON_CODES.recordStateUnavailable, reading.problem) };
+    }
+    return reading.state === undefined ? outcome : { ...outcome, recordState: reading.state };
   }
 
   async #evaluate(unit: DecisionUnit, policy: ActivePolicy, id: string, call: VetoCall, callJson: string, nowMs: number): Promise<Outcome> {

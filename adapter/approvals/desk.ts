@@ -5,6 +5,7 @@
  * approval takes effect without its record.
  */
 import type { Logger } from "pino";
+import type { RecordStateCall, RecordStateReading } from "./record-state.js";
 import { approvalProblem, type ReadRecord, type RecordReader } from "./evidence.js";
 import { DECISION_ENTRYPOINT } from "../policy/bundle.js";
 import type { BundleVersion } from "../common/decision.js";
@@ -76,6 +77,12 @@ export interface ApprovalDeskDeps {
    * change commits. Returns what forgets it, for an answer that then fails.
    */
   readonly written: (record: VetoRecord) => () => void;
+  /**
+   * The application's recordState, asked within its timeout (never throws):
+   * where an approved call bound to a record state executes, it is asked
+   * again (docs/contract.md §6). Absent when the instance has none.
+   */
+  readonly recordState?: (call: RecordStateCall) => Promise<RecordStateReading>;
 }
 
 function answerOf(
@@ -392,7 +399,50 @@ export class ApprovalDesk {
       }
       timers.push(setTimeout(() => void check(), Math.max(0, Math.min(untilExpiry + 1, 2 ** 31 - 1))));
     });
-    return options.call === undefined ? answer : await this.#claim(decision, answer);
+    if (options.call === undefined) return answer;
+    await this.#checkRecordState(decision, answer, options.call as VetoCall);
+    return await this.#claim(decision, answer);
+  }
+
+  /**
+   * Record state (docs/contract.md §6): an approval bound to the state of its
+   * target record runs only while the record is still in it. Asked before the
+   * claim, so a refusal leaves the approval unclaimed; a state that changed,
+   * could not be read (a function that throws, answers no string, is too
+   * slow, or an instance without one) is refused as record_changed, and the
+   * refusal is recorded (an execution record, "refused", reason
+   * record_changed) before the error is thrown. Nothing runs.
+   */
+  async #checkRecordState(decision: StoredDecision, answer: ApprovalAnswer, call: VetoCall): Promise<void> {
+    const bound = decision.recordState;
+    if (bound === undefined) return;
+    const ask = this.#deps.recordState;
+    const reading: RecordStateReading =
+      ask === undefined ? { ok: false, problem: "this instance has no recordState to read it with" } : await ask(call);
+    if (reading.ok && reading.state === bound) return;
+    const why = reading.ok
+      ? reading.state === undefined
+        ? "recordState now gives no state"
+        : `the record is now in state ${JSON.stringify(reading.state)}`
+      : reading.problem;
+    const decisionId = decision.id;
+    const record: ExecutionEventRecord = {
+      type: "execution",
+      ...eventFields(decision, await this.#now().catch(() => this.#deps.clock()), this.#deps.bundle, answer.reviewerId),
+      result: { execution: "refused", reason: "record_changed" },
+      record_state: reading.ok ? (reading.state ?? null) : null,
+    };
+    await this.#deps.sink.write(record).then(
+      () => this.#deps.written(record),
+      (error: unknown) =>
+        safeLog(this.#deps.log, { err: toError(error), decision_id: decisionId }, "record_changed refusal could not be recorded"),
+    );
+    safeLog(this.#deps.log, { decision_id: decisionId, problem: why }, "approved call refused: its record changed");
+    throw new ApprovalError(
+      "record_changed",
+      decisionId,
+      `the call approved in ${decisionId} was approved with its record in state ${JSON.stringify(bound)}, but ${why}; it does not run`,
+    );
   }
 
   /**

@@ -52,6 +52,7 @@ function evidenceOf(record: VetoRecord): ReadRecord {
     return {
       ...common,
       result: { action: record.result.action, escalated: record.result.escalated, approvers: [...record.result.approvers] },
+      ...(record.record_state === undefined ? {} : { record_state: record.record_state }),
     };
   }
   if (record.type === "execution") return { ...common, reviewer_id: record.reviewer_id, result: { execution: record.result.execution } };
@@ -178,10 +179,12 @@ export function answerProblem(decision: StoredDecision, records: readonly ReadRe
     made["tenant_id"] !== orNull(decision.tenantId) ||
     made["call_digest"] !== decision.callDigest ||
     timeMs(made["timestamp"]) !== decision.atMs ||
+    // The record state the approval is bound to (docs/contract.md §6) is the one recorded.
+    (made["record_state"] ?? undefined) !== decision.recordState ||
     recordedApprovers === undefined ||
     !sameSet(recordedApprovers, decision.approvers)
   ) {
-    return "its decision record does not match the store (actor, tenant, call digest, time or approvers differ)";
+    return "its decision record does not match the store (actor, tenant, call digest, time, approvers or record state differ)";
   }
   if (reviewer === made["actor_id"] || !recordedApprovers.includes(reviewer)) {
     return `its decision record does not list ${reviewer} among its approvers`;

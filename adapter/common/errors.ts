@@ -44,7 +44,9 @@ export type ApprovalErrorCode =
   | "call_mismatch"
   | "approval_unverified"
   /** The approved call was already claimed for execution (use-once, docs/contract.md §6). */
-  | "already_executed";
+  | "already_executed"
+  /** The target record's state is not the one the call was approved at, or could not be read (docs/contract.md §6). */
+  | "record_changed";
 
 export class VetoError extends Error {
   override name = "VetoError";
