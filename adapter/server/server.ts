@@ -58,6 +58,8 @@ export interface ApprovalItem {
   readonly note?: string;
   readonly answeredAt?: string;
   readonly executedAt?: string;
+  /** The target record's state the approval is bound to (docs/contract.md §6, record state), when one is. */
+  readonly recordState?: string;
 }
 
 const ID = /^[0-9A-Za-z_-]{1,128}$/;
@@ -115,6 +117,7 @@ export function approvalItem(d: StoredDecision, nowMs: number): ApprovalItem {
     ...(a.note === undefined ? {} : { note: a.note }),
     ...(a.answeredAtMs === undefined ? {} : { answeredAt: iso(a.answeredAtMs) }),
     ...(a.executedAtMs === undefined ? {} : { executedAt: iso(a.executedAtMs) }),
+    ...(d.recordState === undefined ? {} : { recordState: d.recordState }),
   };
 }
 

@@ -7,6 +7,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { ApprovalError, VetoDeniedError, VetoOptionsError, type VetoOptions } from "../../adapter/index.js";
 import { InMemoryStore } from "../../adapter/history/store.js";
+import { approvalItem } from "../../adapter/server/server.js";
 import type { RecordStateCall } from "../../adapter/approvals/record-state.js";
 import type { VetoRecord } from "../../adapter/records/records.js";
 import { APPROVER, MemorySink, codes, makeVeto, write } from "../helpers/index.js";
@@ -182,7 +183,10 @@ describe("record state: compared where the approved call executes", () => {
     const error = await veto.waitForApproval({ decisionId: decision.id, call: NEEDS_APPROVAL as never }).catch((e: unknown) => e);
     expect((error as ApprovalError).code).toBe("record_changed");
     expect((error as ApprovalError).message).toContain('"v1"');
-    expect((await store.getDecision(decision.id))!.approval!.status).toBe("approved");
+    const stored = (await store.getDecision(decision.id))!;
+    expect(stored.approval!.status).toBe("approved");
+    // The approval API's item shows the state the approval is bound to.
+    expect(approvalItem(stored, Date.now()).recordState).toBe("v1");
     await expect(veto.waitForApproval({ decisionId: decision.id })).resolves.toMatchObject({ status: "approved" });
     await veto.close();
   });
