@@ -78,6 +78,9 @@ const veto = await createVeto({
   logger: silent,
   onEscalation: (e) =>
     incidents.push({ decisionId: e.decision.id, actorId: e.actorId, tenantId: e.tenantId, recentDenies: e.recentDenies }),
+  // An approval is bound to the version of the record it changes (docs/contract.md §6):
+  // a record written between approval and execution refuses the call (record_changed).
+  recordState: (call) => crm.version({ ...call.arguments, tenantId: call.arguments.tenantId ?? call.context.tenantId }),
 });
 
 // The agent's tools: plain functions over the CRM, each behind veto.guard.
@@ -164,6 +167,13 @@ const steps = [
     context: sales,
     arguments: { object: "contact", recordId: "c_raj", fields: ["name"] },
   },
+  {
+    label: "push out a 12,000 close date; a colleague edits the record first",
+    tool: "crm.update",
+    review: "edited-then-approve",
+    context: { ...support, reason: "Customer moved the kickoff" },
+    arguments: { object: "opportunity", recordId: "opp_3", tenantId: "acme", changes: { close_date: "2027-03-31" }, amount: 12000 },
+  },
 ];
 
 const rows = [];
@@ -193,6 +203,13 @@ for (const step of steps) {
       await veto.reject({ decisionId: request.decision_id, reviewerId: OWNER, note: "Credit changes go through finance" });
       row.review.push(`rejected by ${OWNER}`);
       row.rejected = true;
+    } else if (step.review === "edited-then-approve") {
+      // Another user writes the record in the CRM (not through the agent) while the approval is open:
+      // the owner approves what they saw, but the record is no longer in that state.
+      crm.update({ tenantId: "acme", object: "opportunity", recordId: step.arguments.recordId, changes: { name: "Acme services (renamed)" } });
+      row.review.push("record edited by a colleague");
+      await veto.approve({ decisionId: request.decision_id, reviewerId: OWNER, note: "Fine as shown" });
+      row.review.push(`approved by ${OWNER}`);
     } else {
       await veto.approve({ decisionId: request.decision_id, reviewerId: OWNER, note: "Order form checked" });
       row.review.push(`approved by ${OWNER}`);
@@ -320,6 +337,7 @@ function printHuman(s) {
     ["globex", "account", "acc_9", "website"],
     ["acme", "opportunity", "opp_3", "close_date"],
     ["globex", "opportunity", "opp_9", "amount"],
+    ["acme", "opportunity", "opp_3", "name"],
   ];
   for (const [t, o, id, f] of watch) {
     const b = s.crm.before.tenants[t][o][id][f];
