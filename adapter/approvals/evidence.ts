@@ -53,6 +53,7 @@ function evidenceOf(record: VetoRecord): ReadRecord {
       ...common,
       result: { action: record.result.action, escalated: record.result.escalated, approvers: [...record.result.approvers] },
       ...(record.record_state === undefined ? {} : { record_state: record.record_state }),
+      ...(record.amended_from === undefined ? {} : { amended_from: record.amended_from }),
     };
   }
   if (record.type === "execution") return { ...common, reviewer_id: record.reviewer_id, result: { execution: record.result.execution } };
@@ -81,7 +82,8 @@ export class WrittenRecords implements RecordReader {
    * sees the change without its record, and forgotten when it does not.
    */
   remember(record: VetoRecord): () => void {
-    const kept = record.type !== "decision" || record.result.action === "require_approval";
+    // Decisions an approval check reads: require_approval ones, and those of amended calls (the amendment's evidence).
+    const kept = record.type !== "decision" || record.result.action === "require_approval" || record.amended_from !== undefined;
     const evidence = evidenceOf(record);
     const list = this.#byDecision.get(record.decision_id);
     if (list !== undefined) list.push(evidence);

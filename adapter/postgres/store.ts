@@ -99,7 +99,7 @@ class Statements {
     // its lock). $6: the answer's time as its unit read the same clock, or
     // null for now.
     this.transition = `UPDATE ${decisions}
-      SET approval_status = $3, reviewer_id = $4, note = $5,
+      SET approval_status = $3, reviewer_id = $4, note = $5, amended_to = $7,
           answered_at_ms = CASE WHEN $3 IN ('pending', 'answering') THEN NULL ELSE coalesce($6::bigint, ${DB_NOW_MS}) END
       WHERE id = $1 AND approval_status = $2
         AND ($2 <> 'pending' OR (expires_at_ms <= ${DB_NOW_MS}) = ($3 = 'expired'))`;
@@ -124,6 +124,7 @@ async function appendDecision(db: Queryable, sql: Statements, d: StoredDecision)
     d.countsTowardsEscalation !== false,
     d.review === undefined ? null : JSON.stringify(d.review),
     d.recordState ?? null,
+    d.amendment === undefined ? null : JSON.stringify(d.amendment),
   ]);
 }
 
@@ -150,7 +151,7 @@ async function transitionApproval(
     const claimed = await db.query(sql.claim, [id, atMs]);
     return claimed.rowCount === 1;
   }
-  const { rowCount } = await db.query(sql.transition, [id, t.from, t.to, t.reviewerId ?? null, t.note ?? null, atMs]);
+  const { rowCount } = await db.query(sql.transition, [id, t.from, t.to, t.reviewerId ?? null, t.note ?? null, atMs, t.amendedTo ?? null]);
   return rowCount === 1;
 }
 

@@ -83,6 +83,10 @@ const decisionRecordObject = z.object({
    * Absent when no state was bound.
    */
   record_state: z.string().optional(),
+  /** For the decision of an amended call (docs/contract.md §6, amend): the decision it amends. */
+  amended_from: z.string().optional(),
+  /** For the decision of an amended call: the approver who amended it. */
+  amended_by: z.string().optional(),
 });
 export const decisionRecordSchema = decisionRecordObject.readonly();
 
@@ -93,6 +97,23 @@ export const approvalRecordSchema = z
     reviewer_id: z.string(),
     note: nullableString,
     result: z.object({ approval: z.enum(["approved", "rejected"]) }).readonly(),
+  })
+  .readonly();
+
+/**
+ * An approver amended a pending call instead of answering it (docs/contract.md
+ * §6, amend): the original's approval ends "amended", and `amended_to` names
+ * the decision of the amended call (whose record names this one back in
+ * `amended_from`).
+ */
+export const amendmentRecordSchema = z
+  .object({
+    type: z.literal("amendment"),
+    ...recordBaseFields,
+    reviewer_id: z.string(),
+    note: nullableString,
+    amended_to: z.string().min(1),
+    result: z.object({ approval: z.literal("amended") }).readonly(),
   })
   .readonly();
 
@@ -126,9 +147,14 @@ export const executionRecordSchema = z
   .readonly();
 
 /** Any record the adapter writes, told apart by `type`. */
-export const vetoRecordSchema = z.discriminatedUnion("type", [decisionRecordSchema, approvalRecordSchema, executionRecordSchema]);
+export const vetoRecordSchema = z.discriminatedUnion("type", [
+  decisionRecordSchema,
+  approvalRecordSchema,
+  executionRecordSchema,
+  amendmentRecordSchema,
+]);
 
-/** Every record type, in the schema's order: "decision", "approval", "rejection", "execution". */
+/** Every record type, in the schema's order: "decision", "approval", "rejection", "execution", "amendment". */
 export const RECORD_TYPES: readonly VetoRecord["type"][] = vetoRecordSchema.options.flatMap((option) => {
   const type = option.def.innerType.shape.type;
   return type instanceof z.ZodEnum ? type.options : [...type.values];
@@ -137,6 +163,7 @@ export const RECORD_TYPES: readonly VetoRecord["type"][] = vetoRecordSchema.opti
 export type DecisionEventRecord = z.infer<typeof decisionRecordSchema>;
 export type ApprovalEventRecord = z.infer<typeof approvalRecordSchema>;
 export type ExecutionEventRecord = z.infer<typeof executionRecordSchema>;
+export type AmendmentEventRecord = z.infer<typeof amendmentRecordSchema>;
 export type VetoRecord = z.infer<typeof vetoRecordSchema>;
 
 /**
