@@ -10,7 +10,10 @@ import { pino } from "pino";
 import { ApprovalError, createVeto, type Veto } from "../../adapter/index.js";
 import { migrate, postgres } from "../../adapter/postgres/index.js";
 import type { RecordStateCall } from "../../adapter/approvals/record-state.js";
-import { requireBundle, runCli } from "../helpers/index.js";
+import { execFile } from "node:child_process";
+import { resolve } from "node:path";
+import { promisify } from "node:util";
+import { APPROVER, requireBundle, runCli } from "../helpers/index.js";
 import { pgUrl, testDatabase } from "../helpers/postgres.js";
 import { APP_CONTEXT, answerElsewhere } from "../integrations/helpers.js";
 
@@ -110,6 +113,46 @@ describe("record state on PostgreSQL, approved from another process", () => {
     await expect(db.pool.query(`UPDATE "${schema}".decisions SET record_state = 'v9' WHERE id = $1`, [rows[0]!.id])).rejects.toThrow(
       /record state of decision .* never changes/,
     );
+  });
+
+  it("amended from another process: the waiting guard runs the amended call once; the original never runs", async () => {
+    const { running, decisionId } = await pausedCall("opp_43");
+    const amendedArgs = { ...args("opp_43"), amount: 8000 };
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      [resolve(import.meta.dirname, "../integrations/answer.mjs"), pgUrl(), schema, decisionId, APPROVER, "amend", JSON.stringify(amendedArgs)],
+      { encoding: "utf8" },
+    );
+    const reply = JSON.parse(stdout) as { pid: number; answer: { decision: { id: string; action: string }; approval?: { status: string } } };
+    expect(reply.pid).not.toBe(process.pid);
+    expect(reply.answer.decision.action).toBe("require_approval");
+    expect(reply.answer.approval?.status).toBe("approved");
+    await expect(running).resolves.toBe("updated");
+    expect(runs.at(-1)).toEqual(amendedArgs);
+    expect(runs.filter((a) => a["recordId"] === "opp_43")).toHaveLength(1);
+    const rows = await db.pool.query<{ id: string; approval_status: string; amended_to: string | null }>(
+      `SELECT id, approval_status, amended_to FROM "${schema}".decisions WHERE id = ANY($1) ORDER BY id`,
+      [[decisionId, reply.answer.decision.id]],
+    );
+    expect(rows.rows).toEqual([
+      { id: decisionId, approval_status: "amended", amended_to: reply.answer.decision.id },
+      { id: reply.answer.decision.id, approval_status: "executed", amended_to: null },
+    ]);
+    const original = await veto
+      .waitForApproval({ decisionId, call: { tool: "crm.update", arguments: args("opp_43"), context: CONTEXT } })
+      .catch((e: unknown) => e);
+    expect((original as ApprovalError).code).toBe("amended");
+    const types = await db.pool.query<{ type: string; decision_id: string }>(
+      `SELECT type, decision_id FROM "${schema}".records WHERE decision_id = ANY($1) ORDER BY seq`,
+      [[decisionId, reply.answer.decision.id]],
+    );
+    expect(types.rows.map((r) => `${r.type}:${r.decision_id === decisionId ? "original" : "amended"}`)).toEqual([
+      "decision:original",
+      "decision:amended",
+      "amendment:original",
+      "approval:amended",
+      "execution:amended",
+    ]);
   });
 
   it("veto log verify passes on the chain", () => {
