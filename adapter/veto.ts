@@ -571,8 +571,17 @@ class VetoInstance implements Veto {
       return (await this.#decide(call, undefined, undefined, { from: original.id, by: String(reviewerId) })).decision;
     });
     const note = options.note;
-    if (decision.action === "require_approval" && typeof reviewerId === "string" && reviewerId !== actorId && decision.approvers.includes(reviewerId)) {
-      const approval = await this.#desk.answer("approval", { decisionId: decision.id, reviewerId, ...(note === undefined ? {} : { note }) });
+    if (
+      decision.action === "require_approval" &&
+      typeof reviewerId === "string" &&
+      reviewerId !== actorId &&
+      decision.approvers.includes(reviewerId)
+    ) {
+      const approval = await this.#desk.answer("approval", {
+        decisionId: decision.id,
+        reviewerId,
+        ...(note === undefined ? {} : { note }),
+      });
       return { amended: options.decisionId, decision, approval };
     }
     return { amended: options.decisionId, decision };

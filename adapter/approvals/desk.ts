@@ -299,7 +299,11 @@ export class ApprovalDesk {
     const context = original.review?.context;
     const tool = original.review?.tool;
     if (context === undefined || tool === undefined || tool === "") {
-      throw new ApprovalError("not_amendable", decisionId, `decision ${decisionId} was stored without the context an amendment is decided with`);
+      throw new ApprovalError(
+        "not_amendable",
+        decisionId,
+        `decision ${decisionId} was stored without the context an amendment is decided with`,
+      );
     }
     // Reserved as an answer is: no approval or second amendment can come in between.
     const reservedAt = await this.#storeCall("approval", decisionId, () => this.#now());
@@ -696,7 +700,8 @@ export class ApprovalDesk {
     const amendment = next?.amendment;
     const unverified = (why: string): ApprovalError =>
       new ApprovalError("approval_unverified", id, `the amendment of ${id} is refused: ${why}`);
-    if (next === undefined || amendment === undefined || amendment.from !== id) return unverified("the store shows no amended decision for it");
+    if (next === undefined || amendment === undefined || amendment.from !== id)
+      return unverified("the store shows no amended decision for it");
     if (amendment.call === undefined) {
       return new ApprovalError("amended", id, `the call of ${id} was amended by ${amendment.by}; the amended call was not valid (${to})`);
     }

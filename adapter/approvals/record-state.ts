@@ -19,7 +19,8 @@ export type RecordStateFn = (call: RecordStateCall) => string | undefined | Prom
 export const DEFAULT_RECORD_STATE_TIMEOUT_MS = 2_000;
 
 /** What asking gave: the state (undefined: none), or why there is no answer to trust. */
-export type RecordStateReading = { readonly ok: true; readonly state: string | undefined } | { readonly ok: false; readonly problem: string };
+export type RecordStateReading =
+  { readonly ok: true; readonly state: string | undefined } | { readonly ok: false; readonly problem: string };
 
 /**
  * Ask `fn` for the state of `call`'s record, within `timeoutMs`. Never throws

@@ -68,7 +68,10 @@ class Statements {
     // Upsert: a decision whose record could not be written is stored again as
     // the deny that replaced it, under the same id.
     this.upsertDecision = `INSERT INTO ${decisions} (${columns})
-      VALUES (${columns.split(", ").map((_, i) => `$${i + 1}`).join(", ")})
+      VALUES (${columns
+        .split(", ")
+        .map((_, i) => `$${i + 1}`)
+        .join(", ")})
       ON CONFLICT (id) DO UPDATE SET ${columns
         .split(", ")
         .slice(1)

@@ -360,7 +360,11 @@ export async function createApprovalServer(options: ApprovalServerOptions): Prom
       throw error;
     }
     const original = await store.getDecision(d.id);
-    return { amended: approvalItem(original!, await now()), decision: result.decision, ...(result.approval === undefined ? {} : { approval: result.approval }) };
+    return {
+      amended: approvalItem(original!, await now()),
+      decision: result.decision,
+      ...(result.approval === undefined ? {} : { approval: result.approval }),
+    };
   });
   const signIn =
     "devLogin" in options.auth ? { kind: "devLogin" as const, approverIds: options.auth.devLogin.approverIds } : { kind: "token" as const };

@@ -206,7 +206,12 @@ for (const step of steps) {
     } else if (step.review === "edited-then-approve") {
       // Another user writes the record in the CRM (not through the agent) while the approval is open:
       // the owner approves what they saw, but the record is no longer in that state.
-      crm.update({ tenantId: "acme", object: "opportunity", recordId: step.arguments.recordId, changes: { name: "Acme services (renamed)" } });
+      crm.update({
+        tenantId: "acme",
+        object: "opportunity",
+        recordId: step.arguments.recordId,
+        changes: { name: "Acme services (renamed)" },
+      });
       row.review.push("record edited by a colleague");
       await veto.approve({ decisionId: request.decision_id, reviewerId: OWNER, note: "Fine as shown" });
       row.review.push(`approved by ${OWNER}`);

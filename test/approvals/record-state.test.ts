@@ -161,7 +161,11 @@ describe("record state: compared where the approved call executes", () => {
     expect(((await changed) as ApprovalError).code).toBe("record_changed");
     expect(crm.runs).toEqual([]);
     const [refusal] = executions(sink, first);
-    expect(refusal).toMatchObject({ result: { execution: "refused", reason: "record_changed" }, record_state: "v2", reviewer_id: APPROVER });
+    expect(refusal).toMatchObject({
+      result: { execution: "refused", reason: "record_changed" },
+      record_state: "v2",
+      reviewer_id: APPROVER,
+    });
     // Unchanged: runs, and the claim is recorded.
     const same = update(...parts(write({ amount: 9100 })));
     await settle();

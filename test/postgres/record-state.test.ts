@@ -90,7 +90,10 @@ describe("record state on PostgreSQL, approved from another process", () => {
     );
     expect(records.rows.map((r) => r.type)).toEqual(["decision", "approval", "execution"]);
     expect(JSON.parse(records.rows[0]!.line)).toMatchObject({ record_state: "v1" });
-    expect(JSON.parse(records.rows[2]!.line)).toMatchObject({ result: { execution: "refused", reason: "record_changed" }, record_state: "v2" });
+    expect(JSON.parse(records.rows[2]!.line)).toMatchObject({
+      result: { execution: "refused", reason: "record_changed" },
+      record_state: "v2",
+    });
     const status = await db.pool.query<{ approval_status: string }>(`SELECT approval_status FROM "${schema}".decisions WHERE id = $1`, [
       decisionId,
     ]);
@@ -120,10 +123,21 @@ describe("record state on PostgreSQL, approved from another process", () => {
     const amendedArgs = { ...args("opp_43"), amount: 8000 };
     const { stdout } = await promisify(execFile)(
       process.execPath,
-      [resolve(import.meta.dirname, "../integrations/answer.mjs"), pgUrl(), schema, decisionId, APPROVER, "amend", JSON.stringify(amendedArgs)],
+      [
+        resolve(import.meta.dirname, "../integrations/answer.mjs"),
+        pgUrl(),
+        schema,
+        decisionId,
+        APPROVER,
+        "amend",
+        JSON.stringify(amendedArgs),
+      ],
       { encoding: "utf8" },
     );
-    const reply = JSON.parse(stdout) as { pid: number; answer: { decision: { id: string; action: string }; approval?: { status: string } } };
+    const reply = JSON.parse(stdout) as {
+      pid: number;
+      answer: { decision: { id: string; action: string }; approval?: { status: string } };
+    };
     expect(reply.pid).not.toBe(process.pid);
     expect(reply.answer.decision.action).toBe("require_approval");
     expect(reply.answer.approval?.status).toBe("approved");

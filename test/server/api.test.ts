@@ -95,12 +95,12 @@ describe("approval API", () => {
       const bad = await app.inject({ method: "POST", url, headers: await auth(), payload });
       expect(bad.statusCode).toBe(400);
     }
-    expect((await app.inject({ method: "POST", url, headers: await auth({ sub: ACTOR }), payload: { arguments: amended } })).statusCode).toBe(
-      403,
-    );
-    expect((await app.inject({ method: "POST", url, headers: await auth({ sub: "user:mallory" }), payload: { arguments: amended } })).statusCode).toBe(
-      403,
-    );
+    expect(
+      (await app.inject({ method: "POST", url, headers: await auth({ sub: ACTOR }), payload: { arguments: amended } })).statusCode,
+    ).toBe(403);
+    expect(
+      (await app.inject({ method: "POST", url, headers: await auth({ sub: "user:mallory" }), payload: { arguments: amended } })).statusCode,
+    ).toBe(403);
     expect((await store.getDecision(id))!.approval!.status).toBe("pending");
     const res = await app.inject({ method: "POST", url, headers: await auth(), payload: { arguments: amended, note: "7,000" } });
     expect(res.statusCode).toBe(200);

@@ -273,7 +273,9 @@ describe("veto-crm/langchain", () => {
     try {
       const crm = new Crm();
       const cfg = config();
-      const [pause] = vetoInterrupts(await agentFor(crm, saver, scriptedModel(), bound).invoke(ask(update({ amount: 9000, recordId: "opp_v" })), cfg));
+      const [pause] = vetoInterrupts(
+        await agentFor(crm, saver, scriptedModel(), bound).invoke(ask(update({ amount: 9000, recordId: "opp_v" })), cfg),
+      );
       await answerElsewhere(schema, pause!.decisionId, "approve");
       versions.set("opp_v", 2);
       const done = await agentFor(crm, saver, scriptedModel(), bound).invoke(new Command({ resume: { approved: true } }), cfg);
