@@ -12,7 +12,7 @@
  * "veto-crm/langchain"; docs/integrations.md).
  */
 export { createVeto } from "./veto.js";
-export type { ApprovalRequiredEvent, DeepReadonly, EscalationEvent, GuardOptions, Veto, VetoOptions } from "./veto.js";
+export type { AmendResult, ApprovalRequiredEvent, DeepReadonly, EscalationEvent, GuardOptions, Veto, VetoOptions } from "./veto.js";
 
 // The call and the decision.
 export { DEFAULT_INPUT_LIMITS, callSchema } from "./call/input.js";
@@ -21,7 +21,8 @@ export { ADAPTER_REASON_CODES } from "./common/decision.js";
 export type { Action, BundleVersion, Decision, PolicyAnswer, Reason } from "./common/decision.js";
 
 // Approvals.
-export type { AnswerOptions, ApprovalAnswer, WaitOptions } from "./approvals/desk.js";
+export type { AmendOptions, AnswerOptions, ApprovalAnswer, WaitOptions } from "./approvals/desk.js";
+export type { RecordStateCall, RecordStateFn } from "./approvals/record-state.js";
 export type { ReadRecord, RecordReader } from "./approvals/evidence.js";
 
 // Errors: every one a VetoError with a stable code.

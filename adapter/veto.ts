@@ -6,7 +6,15 @@
 import type { Logger } from "pino";
 import { z } from "zod";
 import { isRecordReader, writtenRecordsOf, type WrittenRecords } from "./approvals/evidence.js";
-import { ApprovalDesk, type ApprovalDeskDeps, type AnswerOptions, type ApprovalAnswer, type WaitOptions } from "./approvals/desk.js";
+import {
+  ApprovalDesk,
+  type AmendOptions,
+  type AmendedCall,
+  type ApprovalDeskDeps,
+  type AnswerOptions,
+  type ApprovalAnswer,
+  type WaitOptions,
+} from "./approvals/desk.js";
 import { DECISION_ENTRYPOINT } from "./policy/bundle.js";
 import { bundleRollbackSchema, type BundleRollbackOptions } from "./policy/rollback.js";
 import {
@@ -26,7 +34,7 @@ import {
   type PolicyAnswer,
   type Visibility,
 } from "./common/decision.js";
-import { VetoClosedError, VetoDeniedError, VetoOptionsError, toError } from "./common/errors.js";
+import { ApprovalError, VetoClosedError, VetoDeniedError, VetoOptionsError, toError } from "./common/errors.js";
 import { monotonicUlid } from "./common/ids.js";
 import { numberTexts } from "./call/json-text.js";
 import {
@@ -42,6 +50,7 @@ import {
 import { FdRecordSink, defaultLogger } from "./records/fd-sink.js";
 import { RECORD_BUNDLE_NAME, RecordMasker, type DecisionEventRecord, type RecordSink } from "./records/records.js";
 import { createBundleVerifier, isVerificationKeyInput, type VerificationKeyInput } from "./policy/signature.js";
+import { DEFAULT_RECORD_STATE_TIMEOUT_MS, readRecordState, type RecordStateFn } from "./approvals/record-state.js";
 import { InMemoryStore, isStoreFactory, type StoreFactory, type StoredDecision, type VetoStore } from "./history/store.js";
 import { safeLog } from "./common/logger.js";
 import { ShadowPolicy, type ShadowOptions, type ShadowVerdict } from "./policy/shadow.js";
@@ -169,6 +178,23 @@ export interface VetoOptions {
    * reloaded like `bundle`. Default: none (docs/policy-changes.md).
    */
   readonly shadow?: ShadowOptions;
+  /**
+   * The state of the CRM record a call targets (docs/contract.md §6, record
+   * state): a version, ETag, SystemModstamp or a digest of the fields the call
+   * changes; undefined for "no state to bind". Asked (with a deep-frozen copy
+   * of the call) once when a call needs approval, inside the decision's unit
+   * (so other calls of the same actor and tenant wait for it): the state is
+   * kept with the approval and recorded as `record_state`. Asked again where
+   * the approved call executes (guard, waitForApproval with `call`, the MCP
+   * proxy, the integrations): the call runs only when the state is unchanged,
+   * else it is refused with ApprovalError `record_changed`. At decision time a
+   * function that throws, answers something other than a string or undefined,
+   * or takes longer than `recordStateTimeoutMs` makes the decision a deny
+   * `record_state_unavailable` (not counted towards escalation). Default: none.
+   */
+  readonly recordState?: RecordStateFn;
+  /** How long `recordState` may take, each time it is asked. Default: 2,000. */
+  readonly recordStateTimeoutMs?: number;
 }
 
 const isFunction = (v: unknown): boolean => typeof v === "function";
@@ -234,6 +260,10 @@ const optionsSchema = z.strictObject({
   onApprovalRequired: z
     .custom<(e: ApprovalRequiredEvent) => void>(isFunction, { message: "onApprovalRequired must be a function" })
     .optional(),
+  recordState: z
+    .custom<RecordStateFn>(isFunction, { message: "recordState must be a function (call) => string | undefined | Promise<...>" })
+    .optional(),
+  recordStateTimeoutMs: positiveInt.optional(),
 });
 
 /** How long a guarded call waits for its approval: given to guard() (for every call) or per call (wins). */
@@ -270,9 +300,28 @@ export type DeepReadonly<T> = T extends (infer U)[]
     ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
     : T;
 
+/** What amend() answers: the amended call's decision, and the amender's approval of it when they gave one. */
+export interface AmendResult {
+  /** The decision amended (now "amended"). */
+  readonly amended: string;
+  /** The amended call's decision, made by the policy with the original's context. */
+  readonly decision: Decision;
+  /** When the amended call needed approval and the amender is among its approvers: their approval of it. */
+  readonly approval?: ApprovalAnswer;
+}
+
 export interface Veto {
   /** Decide a call. Never throws because of what the call contains. */
   protect(call: unknown): Promise<Decision>;
+  /**
+   * Amend a pending call's arguments (docs/contract.md §6, amend): a listed
+   * approver (never the actor), once, before expiry. The amended call (the
+   * original's tool and context, these arguments) is a new decision by the
+   * policy, recorded with the amender; the original ends "amended". When the
+   * amended call needs approval and the amender is among its approvers, the
+   * amendment approves it. Refused with ApprovalError as approve() is.
+   */
+  amend(options: AmendOptions): Promise<AmendResult>;
   /** Resolves when the decision is approved; rejects with an ApprovalError otherwise. */
   waitForApproval(options: WaitOptions): Promise<ApprovalAnswer>;
   approve(options: AnswerOptions): Promise<ApprovalAnswer>;
@@ -371,10 +420,14 @@ interface Outcome {
   readonly recentDenies: number | null;
   /** The shadow bundle's verdict on the same call and history, when there is one. */
   readonly shadow?: ShadowVerdict;
+  /** For a require_approval answer: the target record's state, when recordState gave one. */
+  readonly recordState?: string;
 }
 
 /** What one decision is made from: the bundle in force when it began, the call as given and as checked. */
 interface DecisionContext {
+  /** For an amended call (docs/contract.md §6, amend): the decision it amends and who amended it. */
+  readonly amendment?: { readonly from: string; readonly by: string } | undefined;
   readonly policy: ActivePolicy;
   readonly raw: unknown;
   /** The instance's clock when the call came (a store's own clock may replace it). */
@@ -471,6 +524,8 @@ class VetoInstance implements Veto {
   readonly #limits: InputLimits;
   readonly #onEscalation: ((e: EscalationEvent) => void | Promise<void>) | undefined;
   readonly #onApprovalRequired: ((e: ApprovalRequiredEvent) => void | Promise<void>) | undefined;
+  readonly #recordState: RecordStateFn | undefined;
+  readonly #recordStateTimeoutMs: number;
   readonly #nextId = monotonicUlid();
   readonly #desk: ApprovalDesk;
   /** For a sink that cannot be read back: the records an approval check reads, as this process wrote them. */
@@ -501,6 +556,8 @@ class VetoInstance implements Veto {
     this.#limits = { ...DEFAULT_INPUT_LIMITS, ...o.limits };
     this.#onEscalation = o.onEscalation;
     this.#onApprovalRequired = o.onApprovalRequired;
+    this.#recordState = o.recordState;
+    this.#recordStateTimeoutMs = o.recordStateTimeoutMs ?? DEFAULT_RECORD_STATE_TIMEOUT_MS;
     this.#written = isRecordReader(this.#sink) ? undefined : writtenRecordsOf(this.#sink);
     this.#desk = new ApprovalDesk({
       store: this.#store,
@@ -515,6 +572,9 @@ class VetoInstance implements Veto {
       pollMs: o.approvalPollMs ?? 1000,
       log: this.#log,
       callDigest: (call) => this.#masker.callDigest(call),
+      ...(o.recordState === undefined
+        ? {}
+        : { recordState: (call: Parameters<RecordStateFn>[0]) => readRecordState(o.recordState!, call, this.#recordStateTimeoutMs) }),
       ...this.#approvalRecords(),
     });
   }
@@ -545,6 +605,31 @@ class VetoInstance implements Veto {
 
   approve(options: AnswerOptions): Promise<ApprovalAnswer> {
     return this.#open().then(() => this.#desk.answer("approval", options));
+  }
+
+  async amend(options: AmendOptions): Promise<AmendResult> {
+    await this.#open();
+    const reviewerId = (options as { reviewerId?: unknown } | null)?.reviewerId;
+    let actorId: string | undefined;
+    const decision = await this.#desk.amend(options, async (original: StoredDecision, call: AmendedCall) => {
+      actorId = original.actorId;
+      return (await this.#decide(call, undefined, undefined, { from: original.id, by: String(reviewerId) })).decision;
+    });
+    const note = options.note;
+    if (
+      decision.action === "require_approval" &&
+      typeof reviewerId === "string" &&
+      reviewerId !== actorId &&
+      decision.approvers.includes(reviewerId)
+    ) {
+      const approval = await this.#desk.answer("approval", {
+        decisionId: decision.id,
+        reviewerId,
+        ...(note === undefined ? {} : { note }),
+      });
+      return { amended: options.decisionId, decision, approval };
+    }
+    return { amended: options.decisionId, decision };
   }
 
   reject(options: AnswerOptions): Promise<ApprovalAnswer> {
@@ -580,10 +665,37 @@ class VetoInstance implements Veto {
         } catch {
           // The wait stands; the log line is lost.
         }
-        await this.waitForApproval({ decisionId: decision.id, call, ...wait });
+        const ran = await this.#waitOrAmended(decision, call, wait);
+        return await fn(ran.call.arguments as Readonly<A>, ran.call.context as Readonly<CallContext>, ran.decision);
       }
       return await fn(call.arguments as Readonly<A>, call.context, decision);
     };
+  }
+
+  /**
+   * guard's wait: the approval of exactly `call`, claimed; or, when an approver
+   * amended it (docs/contract.md §6, amend), the amended call as its own
+   * decision says: denied (VetoDeniedError), allowed, or approved and claimed
+   * in turn (an amended call may itself be amended, a bounded number of times).
+   */
+  async #waitOrAmended(
+    decision: Decision,
+    call: { readonly tool: string; readonly arguments: unknown; readonly context: unknown },
+    wait: GuardOptions,
+  ): Promise<{ decision: Decision; call: { readonly tool: string; readonly arguments: unknown; readonly context: unknown } }> {
+    let current = { decision, call };
+    for (let hops = 0; ; hops++) {
+      try {
+        await this.waitForApproval({ decisionId: current.decision.id, call: current.call, ...wait });
+        return current;
+      } catch (error) {
+        const amended = error instanceof ApprovalError && error.code === "amended" ? error.amended : undefined;
+        if (amended === undefined || hops >= 8) throw error;
+        current = { decision: amended.decision, call: amended.call };
+        if (amended.decision.action === "deny") throw new VetoDeniedError(amended.decision);
+        if (amended.decision.action === "allow") return current;
+      }
+    }
   }
 
   async close(): Promise<void> {
@@ -620,7 +732,12 @@ class VetoInstance implements Veto {
   }
 
   /** `cause`: why a record_unavailable deny was given (the sink's or store's error). */
-  async #decide(raw: unknown, unreadable?: string, text?: string): Promise<DecideResult> {
+  async #decide(
+    raw: unknown,
+    unreadable?: string,
+    text?: string,
+    amendment?: { readonly from: string; readonly by: string },
+  ): Promise<DecideResult> {
     // Everything up to the first await runs synchronously inside protect():
     // the call is copied before the caller can change it.
     if (this.#closed) throw new VetoClosedError();
@@ -642,13 +759,13 @@ class VetoInstance implements Veto {
     const history = call === undefined ? undefined : { actorId: call.context.actorId, tenantId: call.context.tenantId };
     let decided: Decided;
     try {
-      const context: DecisionContext = { policy, raw, clockMs: nowMs, checked, call, who };
+      const context: DecisionContext = { amendment, policy, raw, clockMs: nowMs, checked, call, who };
       decided = await runUnit(this.#store, this.#sink, history, (unit) => this.#decideIn(unit, context));
     } catch (error) {
       // The store could not give a unit (no connection, BEGIN or the lock
       // failed): the call cannot be remembered or recorded, so it is denied
       // with record_unavailable, and that deny is recorded if it can be.
-      decided = await this.#decideIn(failedUnit(toError(error)), { policy, raw, clockMs: nowMs, checked, call, who });
+      decided = await this.#decideIn(failedUnit(toError(error)), { amendment, policy, raw, clockMs: nowMs, checked, call, who });
     }
     // The record must be durable before the caller hears the decision; when
     // the sink is not part of the store's transaction, that wait happens here,
@@ -707,7 +824,11 @@ class VetoInstance implements Veto {
             evalNs: 0,
             recentDenies: null,
           }
-        : await this.#evaluate(unit, context.policy, id, context.call, context.checked.ok ? context.checked.json : "", nowMs);
+        : await this.#bindRecordState(
+            id,
+            context.call,
+            await this.#evaluate(unit, context.policy, id, context.call, context.checked.ok ? context.checked.json : "", nowMs),
+          );
     const decision = this.#decision(id, nowMs, outcome.answer, context.policy.version);
     const record = this.#decisionRecord(context, decision, outcome);
     // The approval's expiry, in the record too: a report tells expired from pending (docs/contract.md §7).
@@ -719,7 +840,7 @@ class VetoInstance implements Veto {
 
   /** The decision's record (docs/contract.md §7): the masked call, its digests, the verdict, the bundle. */
   #decisionRecord(
-    { policy, raw, checked, call, who }: DecisionContext,
+    { amendment, policy, raw, checked, call, who }: DecisionContext,
     decision: Decision,
     outcome: Outcome,
   ): Mutable<DecisionEventRecord> {
@@ -763,11 +884,22 @@ class VetoInstance implements Veto {
     const hosts = outcome.answer.destination_hosts;
     if (hosts !== undefined) record.destination_hosts = hosts;
     if (outcome.shadow !== undefined) record.shadow = outcome.shadow;
+    if (outcome.recordState !== undefined) record.record_state = outcome.recordState;
+    if (amendment !== undefined) {
+      record.amended_from = amendment.from;
+      record.amended_by = amendment.by;
+    }
     return record;
   }
 
   /** What the store keeps of the decision: the deny history, and the pending approval with what its reviewer sees. */
-  #storedDecision({ who }: DecisionContext, decision: Decision, record: DecisionEventRecord, nowMs: number): Mutable<StoredDecision> {
+  #storedDecision(
+    { who, amendment, call }: DecisionContext,
+    decision: Decision,
+    record: DecisionEventRecord,
+    nowMs: number,
+  ): Mutable<StoredDecision> {
+    const recordState = record.record_state;
     const callDigest = record.call_digest;
     // Optional fields set only when present (conditional spreads cost more than the rest of this object).
     const stored: Mutable<StoredDecision> = {
@@ -779,6 +911,16 @@ class VetoInstance implements Veto {
     };
     // The adapter's own fail-closed denies are remembered but not counted (docs/contract.md §3).
     if (decision.action === "deny" && !countsTowardsEscalation(decision)) stored.countsTowardsEscalation = false;
+    if (amendment !== undefined) {
+      // The reviewer made this call, not the agent: its deny is not the agent's (docs/contract.md §6, amend).
+      if (decision.action === "deny") stored.countsTowardsEscalation = false;
+      stored.amendment = {
+        from: amendment.from,
+        by: amendment.by,
+        ...(call === undefined ? {} : { call: { tool: call.tool, arguments: call.arguments, context: call.context } }),
+        decision,
+      };
+    }
     if (who.actorId !== undefined) stored.actorId = who.actorId;
     if (who.tenantId !== undefined) stored.tenantId = who.tenantId;
     if (callDigest !== null) stored.callDigest = callDigest;
@@ -793,7 +935,10 @@ class VetoInstance implements Veto {
         reasons: decision.reasons,
         bundle: decision.bundle,
         recentDenies: record.history?.recent_denies ?? null,
+        // What an amendment of this call is decided with (docs/contract.md §6, amend).
+        ...(call === undefined ? {} : { context: call.context }),
       };
+      if (recordState !== undefined) stored.recordState = recordState;
     }
     return stored;
   }
@@ -818,8 +963,10 @@ class VetoInstance implements Veto {
     // surrogate in the call) is superseded without the call, so the deny
     // itself is still on file.
     const refusedAsIs = (cause as { code?: unknown }).code === "record_invalid";
+    const { record_state: _bound, ...unbound } = record;
+    // A deny binds no state (the stored row keeps it: it never changes).
     const superseding: DecisionEventRecord = {
-      ...record,
+      ...unbound,
       ...(refusedAsIs ? { input: null, masked: [] } : {}),
       result: { ...answer, reason: decision.reason },
     };
@@ -856,7 +1003,8 @@ class VetoInstance implements Veto {
       }
       await unit.appendDecision(stored);
       await unit.commit();
-      if (decision.action === "require_approval") this.#written?.remember(record);
+      // Kept for approval checks: require_approval decisions, and amended calls' (their amendment's evidence).
+      if (decision.action === "require_approval" || record.amended_from !== undefined) this.#written?.remember(record);
     } catch (error) {
       return { result: await unrecorded(error), unrecorded };
     }
@@ -879,6 +1027,22 @@ class VetoInstance implements Veto {
           }
         : undefined;
     return { result: { decision, call: context.call }, durable, unrecorded, escalation, approvalRequired };
+  }
+
+  /**
+   * A call that needs approval is bound to its record's state (docs/contract.md
+   * §6): asked once here; an answer that cannot be trusted denies the call
+   * with record_state_unavailable (the adapter's code: not counted towards
+   * escalation).
+   */
+  async #bindRecordState(id: string, call: VetoCall, outcome: Outcome): Promise<Outcome> {
+    if (this.#recordState === undefined || outcome.answer.action !== "require_approval") return outcome;
+    const reading = await readRecordState(this.#recordState, call, this.#recordStateTimeoutMs);
+    if (!reading.ok) {
+      safeLog(this.#log, { decision_id: id, problem: reading.problem }, "record state unavailable; denying");
+      return { ...outcome, answer: adapterDeny(ADAPTER_REASON_CODES.recordStateUnavailable, reading.problem) };
+    }
+    return reading.state === undefined ? outcome : { ...outcome, recordState: reading.state };
   }
 
   async #evaluate(unit: DecisionUnit, policy: ActivePolicy, id: string, call: VetoCall, callJson: string, nowMs: number): Promise<Outcome> {

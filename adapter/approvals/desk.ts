@@ -5,13 +5,16 @@
  * approval takes effect without its record.
  */
 import type { Logger } from "pino";
+import type { RecordStateCall, RecordStateReading } from "./record-state.js";
 import { approvalProblem, type ReadRecord, type RecordReader } from "./evidence.js";
 import { DECISION_ENTRYPOINT } from "../policy/bundle.js";
-import type { BundleVersion } from "../common/decision.js";
+import type { BundleVersion, Decision } from "../common/decision.js";
+import { deepFreeze } from "../call/input.js";
 import { ApprovalError, CanonicalJsonError, VetoOptionsError, toError } from "../common/errors.js";
 import type { VetoCall } from "../call/input.js";
 import {
   RECORD_BUNDLE_NAME,
+  type AmendmentEventRecord,
   type ApprovalEventRecord,
   type ExecutionEventRecord,
   type RecordSink,
@@ -26,6 +29,21 @@ export interface AnswerOptions {
   readonly decisionId: string;
   readonly reviewerId: string;
   readonly note?: string;
+}
+
+export interface AmendOptions {
+  readonly decisionId: string;
+  readonly reviewerId: string;
+  /** The call's arguments as amended: the whole arguments object, which replaces the original's. */
+  readonly arguments: unknown;
+  readonly note?: string;
+}
+
+/** The call an amendment decides: the original's tool and context, the amended arguments. */
+export interface AmendedCall {
+  readonly tool: string;
+  readonly arguments: unknown;
+  readonly context: unknown;
 }
 
 export interface WaitOptions {
@@ -76,6 +94,12 @@ export interface ApprovalDeskDeps {
    * change commits. Returns what forgets it, for an answer that then fails.
    */
   readonly written: (record: VetoRecord) => () => void;
+  /**
+   * The application's recordState, asked within its timeout (never throws):
+   * where an approved call bound to a record state executes, it is asked
+   * again (docs/contract.md §6). Absent when the instance has none.
+   */
+  readonly recordState?: (call: RecordStateCall) => Promise<RecordStateReading>;
 }
 
 function answerOf(
@@ -236,6 +260,103 @@ export class ApprovalDesk {
   }
 
   /**
+   * Amend a pending call (docs/contract.md §6, amend): the same checks as an
+   * answer (a listed approver, never the actor, once, before expiry), then the
+   * approval is reserved, `decide` makes the amended call's decision (recorded
+   * and stored before it returns), and the original ends "amended" with its
+   * amendment record naming the new decision. A failure before the amendment
+   * is settled leaves the original pending (the new decision, if made, stays
+   * on record, linked to nothing that can run).
+   */
+  async amend(options: AmendOptions, decide: (original: StoredDecision, call: AmendedCall) => Promise<Decision>): Promise<Decision> {
+    const method = "amend";
+    if (options === null || typeof options !== "object") {
+      throw new VetoOptionsError(`${method}: pass { decisionId, reviewerId, arguments, note? }`);
+    }
+    const decisionId = requireString(options.decisionId, "decisionId", method);
+    const reviewerId = requireString(options.reviewerId, "reviewerId", method);
+    if (options.note !== undefined && typeof options.note !== "string") {
+      throw new VetoOptionsError(`${method}: note must be a string when given`);
+    }
+    const args = options.arguments;
+    if (args === null || typeof args !== "object" || Array.isArray(args)) {
+      throw new VetoOptionsError(`${method}: arguments must be the amended call's arguments object`);
+    }
+    const { store, clock } = this.#deps;
+    const original = await this.#storeCall("approval", decisionId, () => this.#approvable(decisionId));
+    if (reviewerId === original.actorId) {
+      throw new ApprovalError("self_approval", decisionId, `${reviewerId} made the call and cannot amend it`);
+    }
+    if (!original.approvers.includes(reviewerId)) {
+      throw new ApprovalError(
+        "not_an_approver",
+        decisionId,
+        `${reviewerId} is not among this decision's approvers (${original.approvers.join(", ")})`,
+      );
+    }
+    const atFirst = await this.#storeCall("approval", decisionId, () => this.#now());
+    await this.#refuseIfSettled(original, atFirst);
+    const context = original.review?.context;
+    const tool = original.review?.tool;
+    if (context === undefined || tool === undefined || tool === "") {
+      throw new ApprovalError(
+        "not_amendable",
+        decisionId,
+        `decision ${decisionId} was stored without the context an amendment is decided with`,
+      );
+    }
+    // Reserved as an answer is: no approval or second amendment can come in between.
+    const reservedAt = await this.#storeCall("approval", decisionId, () => this.#now());
+    const reserved = await this.#storeCall("approval", decisionId, () =>
+      store.transitionApproval(decisionId, { from: "pending", to: "answering", reviewerId, atMs: reservedAt }),
+    );
+    if (!reserved) {
+      const again = await this.#storeCall("approval", decisionId, async () => await store.getDecision(decisionId));
+      if (again !== undefined) await this.#refuseIfSettled(again, reservedAt);
+      throw new ApprovalError("already_answered", decisionId, `decision ${decisionId} is already being answered`);
+    }
+    const release = (): Promise<unknown> =>
+      store.transitionApproval(decisionId, { from: "answering", to: "pending", atMs: clock() }).catch(() => false);
+    let amended: Decision;
+    try {
+      amended = await decide(original, { tool, arguments: args, context });
+    } catch (error) {
+      await release();
+      throw error;
+    }
+    try {
+      await runUnit(store, this.#deps.sink, undefined, async (unit) => {
+        const atMs = unit.nowMs ?? clock();
+        const record: AmendmentEventRecord = {
+          type: "amendment",
+          ...eventFields(original, atMs, this.#deps.bundle, reviewerId),
+          note: options.note ?? null,
+          amended_to: amended.id,
+          result: { approval: "amended" },
+        };
+        await unit.writeRecord(record);
+        this.#deps.written(record);
+        const moved = await unit.transitionApproval(decisionId, {
+          from: "answering",
+          to: "amended",
+          reviewerId,
+          ...(options.note === undefined ? {} : { note: options.note }),
+          atMs,
+          amendedTo: amended.id,
+        });
+        if (!moved) throw new Error(`decision ${decisionId} was no longer reserved for the amendment`);
+        await unit.commit();
+      });
+    } catch (error) {
+      if (store.unit === undefined || (await store.getDecision(decisionId).catch(() => undefined))?.approval?.status === "answering") {
+        await release();
+      }
+      throw this.#unstored("approval", decisionId, error);
+    }
+    return amended;
+  }
+
+  /**
    * The digest of a call a caller hands to waitForApproval, or null when it
    * has no canonical JSON form (a Date, a cycle, a lone surrogate...): such a
    * call is not the one protect() decided, so it matches no approval.
@@ -392,7 +513,50 @@ export class ApprovalDesk {
       }
       timers.push(setTimeout(() => void check(), Math.max(0, Math.min(untilExpiry + 1, 2 ** 31 - 1))));
     });
-    return options.call === undefined ? answer : await this.#claim(decision, answer);
+    if (options.call === undefined) return answer;
+    await this.#checkRecordState(decision, answer, options.call as VetoCall);
+    return await this.#claim(decision, answer);
+  }
+
+  /**
+   * Record state (docs/contract.md §6): an approval bound to the state of its
+   * target record runs only while the record is still in it. Asked before the
+   * claim, so a refusal leaves the approval unclaimed; a state that changed,
+   * could not be read (a function that throws, answers no string, is too
+   * slow, or an instance without one) is refused as record_changed, and the
+   * refusal is recorded (an execution record, "refused", reason
+   * record_changed) before the error is thrown. Nothing runs.
+   */
+  async #checkRecordState(decision: StoredDecision, answer: ApprovalAnswer, call: VetoCall): Promise<void> {
+    const bound = decision.recordState;
+    if (bound === undefined) return;
+    const ask = this.#deps.recordState;
+    const reading: RecordStateReading =
+      ask === undefined ? { ok: false, problem: "this instance has no recordState to read it with" } : await ask(call);
+    if (reading.ok && reading.state === bound) return;
+    const why = reading.ok
+      ? reading.state === undefined
+        ? "recordState now gives no state"
+        : `the record is now in state ${JSON.stringify(reading.state)}`
+      : reading.problem;
+    const decisionId = decision.id;
+    const record: ExecutionEventRecord = {
+      type: "execution",
+      ...eventFields(decision, await this.#now().catch(() => this.#deps.clock()), this.#deps.bundle, answer.reviewerId),
+      result: { execution: "refused", reason: "record_changed" },
+      record_state: reading.ok ? (reading.state ?? null) : null,
+    };
+    await this.#deps.sink.write(record).then(
+      () => this.#deps.written(record),
+      (error: unknown) =>
+        safeLog(this.#deps.log, { err: toError(error), decision_id: decisionId }, "record_changed refusal could not be recorded"),
+    );
+    safeLog(this.#deps.log, { decision_id: decisionId, problem: why }, "approved call refused: its record changed");
+    throw new ApprovalError(
+      "record_changed",
+      decisionId,
+      `the call approved in ${decisionId} was approved with its record in state ${JSON.stringify(bound)}, but ${why}; it does not run`,
+    );
   }
 
   /**
@@ -522,6 +686,49 @@ export class ApprovalDesk {
     };
   }
 
+  /**
+   * The refusal a wait for an amended call gets (docs/contract.md §6, amend):
+   * code "amended", carrying the amended call and its decision, read from the
+   * store and checked against the records: the amended call's decision record
+   * must name the original as amended_from, be for exactly that call (its
+   * digest) and say the same action; else approval_unverified.
+   */
+  async #amendedError(original: StoredDecision): Promise<ApprovalError> {
+    const id = original.id;
+    const to = original.approval?.amendedTo;
+    const next = to === undefined ? undefined : await this.#deps.store.getDecision(to);
+    const amendment = next?.amendment;
+    const unverified = (why: string): ApprovalError =>
+      new ApprovalError("approval_unverified", id, `the amendment of ${id} is refused: ${why}`);
+    if (next === undefined || amendment === undefined || amendment.from !== id)
+      return unverified("the store shows no amended decision for it");
+    if (amendment.call === undefined) {
+      return new ApprovalError("amended", id, `the call of ${id} was amended by ${amendment.by}; the amended call was not valid (${to})`);
+    }
+    let records: readonly ReadRecord[];
+    try {
+      records = await this.#deps.records.readRecords(next.id);
+    } catch (error) {
+      throw new Error(`its records could not be read: ${toError(error).message}`, { cause: error });
+    }
+    const made = records.filter((r) => r["type"] === "decision").at(-1);
+    const result = (made?.["result"] ?? {}) as Record<string, unknown>;
+    const digest = this.#digestOrNull(amendment.call as VetoCall);
+    if (made === undefined || made["amended_from"] !== id || made["call_digest"] !== digest || digest !== next.callDigest) {
+      return unverified("the amended decision's record does not name it, or is for another call");
+    }
+    if (result["action"] !== amendment.decision.action || next.action !== amendment.decision.action) {
+      return unverified("the amended decision's record and the store disagree on its action");
+    }
+    const frozen = deepFreeze(structuredClone({ decision: amendment.decision, call: amendment.call }));
+    return new ApprovalError(
+      "amended",
+      id,
+      `the call of ${id} was amended by ${amendment.by}: the amended call is decision ${next.id} (${amendment.decision.action}); the original never runs`,
+      { amended: frozen },
+    );
+  }
+
   /** The wait's outcome if the approval is settled (or now expired), else undefined. */
   async #settledOutcome(decisionId: string): Promise<{ error?: Error; answer?: ApprovalAnswer } | undefined> {
     const decision = await this.#approvable(decisionId);
@@ -541,6 +748,8 @@ export class ApprovalDesk {
         };
       case "expired":
         return { error: expiredError(decisionId) };
+      case "amended":
+        return { error: await this.#amendedError(decision) };
       case "pending":
       case "answering": {
         const nowMs = await this.#now();

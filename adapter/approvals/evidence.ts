@@ -52,6 +52,8 @@ function evidenceOf(record: VetoRecord): ReadRecord {
     return {
       ...common,
       result: { action: record.result.action, escalated: record.result.escalated, approvers: [...record.result.approvers] },
+      ...(record.record_state === undefined ? {} : { record_state: record.record_state }),
+      ...(record.amended_from === undefined ? {} : { amended_from: record.amended_from }),
     };
   }
   if (record.type === "execution") return { ...common, reviewer_id: record.reviewer_id, result: { execution: record.result.execution } };
@@ -80,7 +82,8 @@ export class WrittenRecords implements RecordReader {
    * sees the change without its record, and forgotten when it does not.
    */
   remember(record: VetoRecord): () => void {
-    const kept = record.type !== "decision" || record.result.action === "require_approval";
+    // Decisions an approval check reads: require_approval ones, and those of amended calls (the amendment's evidence).
+    const kept = record.type !== "decision" || record.result.action === "require_approval" || record.amended_from !== undefined;
     const evidence = evidenceOf(record);
     const list = this.#byDecision.get(record.decision_id);
     if (list !== undefined) list.push(evidence);
@@ -178,10 +181,12 @@ export function answerProblem(decision: StoredDecision, records: readonly ReadRe
     made["tenant_id"] !== orNull(decision.tenantId) ||
     made["call_digest"] !== decision.callDigest ||
     timeMs(made["timestamp"]) !== decision.atMs ||
+    // The record state the approval is bound to (docs/contract.md §6) is the one recorded.
+    (made["record_state"] ?? undefined) !== decision.recordState ||
     recordedApprovers === undefined ||
     !sameSet(recordedApprovers, decision.approvers)
   ) {
-    return "its decision record does not match the store (actor, tenant, call digest, time or approvers differ)";
+    return "its decision record does not match the store (actor, tenant, call digest, time, approvers or record state differ)";
   }
   if (reviewer === made["actor_id"] || !recordedApprovers.includes(reviewer)) {
     return `its decision record does not list ${reviewer} among its approvers`;

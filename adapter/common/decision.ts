@@ -67,6 +67,7 @@ export const ADAPTER_REASON_CODES = {
   invalidInput: "invalid_input",
   evaluationError: "evaluation_error",
   recordUnavailable: "record_unavailable",
+  recordStateUnavailable: "record_state_unavailable",
 } as const;
 
 /**
@@ -77,7 +78,7 @@ export const ADAPTER_REASON_CODES = {
 export const OUTAGE_REASON_CODES: ReadonlySet<string> = new Set([
   ADAPTER_REASON_CODES.evaluationError,
   ADAPTER_REASON_CODES.recordUnavailable,
-  "record_state_unavailable",
+  ADAPTER_REASON_CODES.recordStateUnavailable,
 ]);
 
 /** Whether a decision counts towards its actor's deny history: a deny, unless the adapter's own outage answered it. */
@@ -90,6 +91,7 @@ export const ADAPTER_REASON_MESSAGES: Readonly<Record<string, string>> = {
   invalid_input: "The call does not match the input contract",
   evaluation_error: "The policy could not be evaluated",
   record_unavailable: "The decision record could not be written durably",
+  record_state_unavailable: "The state of the CRM record could not be read",
 };
 
 /** A deny the adapter answers itself: the code's message from reasons.rego, then the detail. */

@@ -44,7 +44,13 @@ export type ApprovalErrorCode =
   | "call_mismatch"
   | "approval_unverified"
   /** The approved call was already claimed for execution (use-once, docs/contract.md §6). */
-  | "already_executed";
+  | "already_executed"
+  /** The target record's state is not the one the call was approved at, or could not be read (docs/contract.md §6). */
+  | "record_changed"
+  /** An approver amended the call; the amended call is a new decision (docs/contract.md §6, amend). */
+  | "amended"
+  /** The decision cannot be amended (no context kept with it, or arguments that are not an object). */
+  | "not_amendable";
 
 export class VetoError extends Error {
   override name = "VetoError";
@@ -171,15 +177,25 @@ export class VetoDeniedError extends VetoError {
 export class ApprovalError extends VetoError {
   override name = "ApprovalError";
   readonly decisionId: string;
+  /**
+   * For code "amended": the amended call (deep-frozen, exactly as decided) and
+   * its decision. The original call never runs; run this one only as its
+   * decision allows (guard does).
+   */
+  readonly amended?: {
+    readonly decision: import("./decision.js").Decision;
+    readonly call: { readonly tool: string; readonly arguments: unknown; readonly context: unknown };
+  };
 
   constructor(
     code: ApprovalErrorCode | "record_unavailable" | "closed",
     decisionId: string,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; amended?: ApprovalError["amended"] },
   ) {
     super(code, message, options);
     this.decisionId = decisionId;
+    if (options?.amended !== undefined) this.amended = options.amended;
   }
 }
 

@@ -4,14 +4,16 @@
  * (several processes, one truth) can implement the same interface; the
  * in-memory store here is the default and is bounded in memory.
  */
-import type { Action, BundleVersion, Reason } from "../common/decision.js";
+import type { Action, BundleVersion, Decision, Reason } from "../common/decision.js";
 import type { RecordSink } from "../records/records.js";
 
 /**
  * "executed": approved, then claimed once by the caller about to run the call
- * (use-once, docs/contract.md §6); no later claim succeeds.
+ * (use-once, docs/contract.md §6); no later claim succeeds. "amended": an
+ * approver amended the call instead of answering it; the amended call is a new
+ * decision (`amendedTo`), and the original can never run.
  */
-export type ApprovalStatus = "pending" | "answering" | "approved" | "rejected" | "expired" | "executed";
+export type ApprovalStatus = "pending" | "answering" | "approved" | "rejected" | "expired" | "executed" | "amended";
 
 /**
  * What a reviewer sees of a require_approval decision, kept with it so any
@@ -26,6 +28,20 @@ export interface ApprovalReview {
   readonly reasons: readonly Reason[];
   readonly bundle: BundleVersion;
   readonly recentDenies: number | null;
+  /** The call's context, as decided: what an amendment of it is decided with (docs/contract.md §6, amend). */
+  readonly context?: unknown;
+}
+
+/** What an amended call's decision keeps of its amendment (docs/contract.md §6, amend). */
+export interface Amendment {
+  /** The decision amended. */
+  readonly from: string;
+  /** The approver who amended it. */
+  readonly by: string;
+  /** The amended call as decided (unmasked: the waiting agent runs it), when it was a valid call. */
+  readonly call?: { readonly tool: string; readonly arguments: unknown; readonly context: unknown };
+  /** The decision made for it, as the caller of amend() got it. */
+  readonly decision: Decision;
 }
 
 export interface ListApprovalsOptions {
@@ -83,6 +99,15 @@ export interface StoredDecision {
   readonly approval?: ApprovalState;
   /** For require_approval decisions: what the reviewer sees. Absent for rows stored before it was kept. */
   readonly review?: ApprovalReview;
+  /**
+   * For require_approval decisions: the target record's state as the
+   * application's `recordState` gave it (docs/contract.md §6, record state);
+   * the approved call runs only while the record is still in it. Absent
+   * when no state was bound. Never changes.
+   */
+  readonly recordState?: string;
+  /** For the decision of an amended call: the amendment it came from. */
+  readonly amendment?: Amendment;
 }
 
 export interface ApprovalState {
@@ -93,6 +118,8 @@ export interface ApprovalState {
   readonly answeredAtMs?: number;
   /** When the approval was claimed for execution (status "executed"). */
   readonly executedAtMs?: number;
+  /** For status "amended": the decision id of the amended call. */
+  readonly amendedTo?: string;
 }
 
 export interface ApprovalTransition {
@@ -101,6 +128,8 @@ export interface ApprovalTransition {
   readonly reviewerId?: string;
   readonly note?: string;
   readonly atMs: number;
+  /** For a move to "amended": the decision id of the amended call. */
+  readonly amendedTo?: string;
 }
 
 export interface VetoStore {
@@ -333,6 +362,7 @@ export class InMemoryStore implements VetoStore {
       ...(t.reviewerId === undefined ? {} : { reviewerId: t.reviewerId }),
       ...(t.note === undefined ? {} : { note: t.note }),
       ...(t.to === "answering" || t.to === "pending" ? {} : { answeredAtMs: t.atMs }),
+      ...(t.to === "amended" && t.amendedTo !== undefined ? { amendedTo: t.amendedTo } : {}),
     };
     this.#decisions.set(id, { ...decision, approval });
     if (t.to === "rejected") this.#addDeny(decision.actorId, decision.tenantId, t.atMs);

@@ -3,7 +3,7 @@
  * mapping the store (store.ts) and the cross-check (cross-check.ts) read
  * rows with, so the two never disagree on what a row says.
  */
-import type { ApprovalReview, ApprovalState, ApprovalStatus, StoredDecision } from "../history/store.js";
+import type { Amendment, ApprovalReview, ApprovalState, ApprovalStatus, StoredDecision } from "../history/store.js";
 import type { Action } from "../common/decision.js";
 
 /** The columns a decision is written to, in the order the store's upsert binds them. */
@@ -23,10 +23,12 @@ export const DECISION_WRITE_COLUMNS = [
   "answered_at_ms",
   "counts_towards_escalation",
   "review",
+  "record_state",
+  "amendment",
 ] as const;
 
 /** The columns a decision is read from: those written, and the time of its use-once claim. */
-export const DECISION_READ_COLUMNS = [...DECISION_WRITE_COLUMNS, "executed_at_ms"] as const;
+export const DECISION_READ_COLUMNS = [...DECISION_WRITE_COLUMNS, "executed_at_ms", "amended_to"] as const;
 
 /** DECISION_READ_COLUMNS as a select list, each prefixed with `alias.` when one is given. */
 export function decisionSelectList(alias?: string): string {
@@ -50,7 +52,10 @@ export interface DecisionRow {
   answered_at_ms: string | null;
   counts_towards_escalation: boolean;
   review: ApprovalReview | null;
+  record_state: string | null;
+  amendment: Amendment | null;
   executed_at_ms: string | null;
+  amended_to: string | null;
 }
 
 export function toStoredDecision(row: DecisionRow): StoredDecision {
@@ -63,6 +68,7 @@ export function toStoredDecision(row: DecisionRow): StoredDecision {
       ...(row.note === null ? {} : { note: row.note }),
       ...(row.answered_at_ms === null ? {} : { answeredAtMs: Number(row.answered_at_ms) }),
       ...(row.executed_at_ms === null ? {} : { executedAtMs: Number(row.executed_at_ms) }),
+      ...(row.amended_to === null ? {} : { amendedTo: row.amended_to }),
     };
   }
   return {
@@ -77,5 +83,7 @@ export function toStoredDecision(row: DecisionRow): StoredDecision {
     approvers: row.approvers,
     ...(approval === undefined ? {} : { approval }),
     ...(row.review === null ? {} : { review: row.review }),
+    ...(row.record_state === null ? {} : { recordState: row.record_state }),
+    ...(row.amendment === null ? {} : { amendment: row.amendment }),
   };
 }

@@ -68,7 +68,10 @@ class Statements {
     // Upsert: a decision whose record could not be written is stored again as
     // the deny that replaced it, under the same id.
     this.upsertDecision = `INSERT INTO ${decisions} (${columns})
-      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+      VALUES (${columns
+        .split(", ")
+        .map((_, i) => `$${i + 1}`)
+        .join(", ")})
       ON CONFLICT (id) DO UPDATE SET ${columns
         .split(", ")
         .slice(1)
@@ -99,7 +102,7 @@ class Statements {
     // its lock). $6: the answer's time as its unit read the same clock, or
     // null for now.
     this.transition = `UPDATE ${decisions}
-      SET approval_status = $3, reviewer_id = $4, note = $5,
+      SET approval_status = $3, reviewer_id = $4, note = $5, amended_to = $7,
           answered_at_ms = CASE WHEN $3 IN ('pending', 'answering') THEN NULL ELSE coalesce($6::bigint, ${DB_NOW_MS}) END
       WHERE id = $1 AND approval_status = $2
         AND ($2 <> 'pending' OR (expires_at_ms <= ${DB_NOW_MS}) = ($3 = 'expired'))`;
@@ -123,6 +126,8 @@ async function appendDecision(db: Queryable, sql: Statements, d: StoredDecision)
     d.approval?.answeredAtMs ?? null,
     d.countsTowardsEscalation !== false,
     d.review === undefined ? null : JSON.stringify(d.review),
+    d.recordState ?? null,
+    d.amendment === undefined ? null : JSON.stringify(d.amendment),
   ]);
 }
 
@@ -149,7 +154,7 @@ async function transitionApproval(
     const claimed = await db.query(sql.claim, [id, atMs]);
     return claimed.rowCount === 1;
   }
-  const { rowCount } = await db.query(sql.transition, [id, t.from, t.to, t.reviewerId ?? null, t.note ?? null, atMs]);
+  const { rowCount } = await db.query(sql.transition, [id, t.from, t.to, t.reviewerId ?? null, t.note ?? null, atMs, t.amendedTo ?? null]);
   return rowCount === 1;
 }
 

@@ -20,7 +20,7 @@ const sha256Hex = (text: string): string =>
   oneShotHash !== undefined ? oneShotHash("sha256", text, "hex") : createHash("sha256").update(text, "utf8").digest("hex");
 
 // The record types are inferred from the one record schema (schema.ts), which replay parses with.
-export type { ApprovalEventRecord, DecisionEventRecord, ExecutionEventRecord, VetoRecord } from "./schema.js";
+export type { AmendmentEventRecord, ApprovalEventRecord, DecisionEventRecord, ExecutionEventRecord, VetoRecord } from "./schema.js";
 
 /**
  * Where records go. `write` resolves only once the record is as durable as

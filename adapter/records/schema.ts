@@ -98,6 +98,17 @@ const decisionRecordObject = z.object({
     })
     .readonly()
     .optional(),
+  /**
+   * The state of the CRM record the call targets, as the application's
+   * `recordState` gave it when the call needed approval (docs/contract.md §6,
+   * record state): what the call is compared against where it executes.
+   * Absent when no state was bound.
+   */
+  record_state: z.string().optional(),
+  /** For the decision of an amended call (docs/contract.md §6, amend): the decision it amends. */
+  amended_from: z.string().optional(),
+  /** For the decision of an amended call: the approver who amended it. */
+  amended_by: z.string().optional(),
 });
 export const decisionRecordSchema = decisionRecordObject.readonly();
 
@@ -112,9 +123,28 @@ export const approvalRecordSchema = z
   .readonly();
 
 /**
+ * An approver amended a pending call instead of answering it (docs/contract.md
+ * §6, amend): the original's approval ends "amended", and `amended_to` names
+ * the decision of the amended call (whose record names this one back in
+ * `amended_from`).
+ */
+export const amendmentRecordSchema = z
+  .object({
+    type: z.literal("amendment"),
+    ...recordBaseFields,
+    reviewer_id: z.string(),
+    note: nullableString,
+    amended_to: z.string().min(1),
+    result: z.object({ approval: z.literal("amended") }).readonly(),
+  })
+  .readonly();
+
+/**
  * The use-once claim of an approved call (docs/contract.md §6): written as the
  * caller claims the approval, before the call runs ("claimed"), or when a
- * claim finds it already claimed ("refused": a second run was stopped).
+ * claim finds it already claimed ("refused": a second run was stopped), or
+ * when the target record's state changed since the approval ("refused" with
+ * reason "record_changed": nothing ran).
  */
 export const executionRecordSchema = z
   .object({
@@ -122,14 +152,31 @@ export const executionRecordSchema = z
     ...recordBaseFields,
     /** Who approved the call being claimed. */
     reviewer_id: nullableString,
-    result: z.object({ execution: z.enum(["claimed", "refused"]) }).readonly(),
+    result: z
+      .object({
+        execution: z.enum(["claimed", "refused"]),
+        /**
+         * Why a claim was refused, when not for a second run: "record_changed"
+         * (the target record's state is not the one approved, or could not be
+         * read, docs/contract.md §6). Absent otherwise.
+         */
+        reason: z.literal("record_changed").optional(),
+      })
+      .readonly(),
+    /** For a record_changed refusal: the state the record had when asked (null: it could not be read). */
+    record_state: nullableString.optional(),
   })
   .readonly();
 
 /** Any record the adapter writes, told apart by `type`. */
-export const vetoRecordSchema = z.discriminatedUnion("type", [decisionRecordSchema, approvalRecordSchema, executionRecordSchema]);
+export const vetoRecordSchema = z.discriminatedUnion("type", [
+  decisionRecordSchema,
+  approvalRecordSchema,
+  executionRecordSchema,
+  amendmentRecordSchema,
+]);
 
-/** Every record type, in the schema's order: "decision", "approval", "rejection", "execution". */
+/** Every record type, in the schema's order: "decision", "approval", "rejection", "execution", "amendment". */
 export const RECORD_TYPES: readonly VetoRecord["type"][] = vetoRecordSchema.options.flatMap((option) => {
   const type = option.def.innerType.shape.type;
   return type instanceof z.ZodEnum ? type.options : [...type.values];
@@ -138,6 +185,7 @@ export const RECORD_TYPES: readonly VetoRecord["type"][] = vetoRecordSchema.opti
 export type DecisionEventRecord = z.infer<typeof decisionRecordSchema>;
 export type ApprovalEventRecord = z.infer<typeof approvalRecordSchema>;
 export type ExecutionEventRecord = z.infer<typeof executionRecordSchema>;
+export type AmendmentEventRecord = z.infer<typeof amendmentRecordSchema>;
 export type VetoRecord = z.infer<typeof vetoRecordSchema>;
 
 /**

@@ -38,7 +38,7 @@ export interface ApprovalServerOptions {
   readonly inbox?: InboxOptions | false;
 }
 
-export type ItemStatus = "pending" | "approved" | "rejected" | "expired" | "executed";
+export type ItemStatus = "pending" | "approved" | "rejected" | "expired" | "executed" | "amended";
 
 export interface ApprovalItem {
   readonly decisionId: string;
@@ -58,6 +58,13 @@ export interface ApprovalItem {
   readonly note?: string;
   readonly answeredAt?: string;
   readonly executedAt?: string;
+  /** The target record's state the approval is bound to (docs/contract.md §6, record state), when one is. */
+  readonly recordState?: string;
+  /** For an amended approval: the decision id of the amended call. */
+  readonly amendedTo?: string;
+  /** For the approval of an amended call: the decision it amends, and who amended it. */
+  readonly amendedFrom?: string;
+  readonly amendedBy?: string;
 }
 
 const ID = /^[0-9A-Za-z_-]{1,128}$/;
@@ -115,6 +122,9 @@ export function approvalItem(d: StoredDecision, nowMs: number): ApprovalItem {
     ...(a.note === undefined ? {} : { note: a.note }),
     ...(a.answeredAtMs === undefined ? {} : { answeredAt: iso(a.answeredAtMs) }),
     ...(a.executedAtMs === undefined ? {} : { executedAt: iso(a.executedAtMs) }),
+    ...(d.recordState === undefined ? {} : { recordState: d.recordState }),
+    ...(a.amendedTo === undefined ? {} : { amendedTo: a.amendedTo }),
+    ...(d.amendment === undefined ? {} : { amendedFrom: d.amendment.from, amendedBy: d.amendment.by }),
   };
 }
 
@@ -125,6 +135,7 @@ const STATUS_OF_ERROR: Readonly<Record<string, number>> = {
   self_approval: 403,
   already_answered: 409,
   already_executed: 409,
+  not_amendable: 409,
   approval_expired: 410,
   record_unavailable: 503,
   closed: 503,
@@ -227,7 +238,8 @@ export async function createApprovalServer(options: ApprovalServerOptions): Prom
     const after = query["cursor"] === undefined ? undefined : decodeCursor(query["cursor"]);
     if (after === null) return refuse(reply, 400, "malformed_request", "cursor is not one this service gave");
     // A pending approval whose time is up is answered by the clock: listed as answered (expired).
-    const statuses: ApprovalStatus[] = wanted === "pending" ? ["pending", "answering"] : ["approved", "rejected", "expired", "executed"];
+    const statuses: ApprovalStatus[] =
+      wanted === "pending" ? ["pending", "answering"] : ["approved", "rejected", "expired", "executed", "amended"];
     const nowMs = await now();
     // One more than the page: whether there is a next page, without a second query.
     const found = await store.listApprovals!({
@@ -309,6 +321,51 @@ export async function createApprovalServer(options: ApprovalServerOptions): Prom
       return approvalItem(settled!, await now());
     });
   }
+
+  // Amend before approve (docs/contract.md §6, amend): the verified reviewer amends the call's
+  // arguments; the amended call is a new decision; the answer holds the original, now amended,
+  // and that decision (approved by the reviewer when they may approve it).
+  app.post("/api/approvals/:id/amend", async (request, reply) => {
+    const body = request.body;
+    if (body === undefined || body === null || typeof body !== "object" || Array.isArray(body)) {
+      return refuse(reply, 400, "malformed_request", 'the body must be a JSON object: { "arguments": {...}, "note"? }');
+    }
+    const given = body as Record<string, unknown>;
+    const args = given["arguments"];
+    if (args === null || typeof args !== "object" || Array.isArray(args)) {
+      return refuse(reply, 400, "malformed_request", "arguments must be the amended call's arguments object");
+    }
+    const note = given["note"];
+    if (note !== undefined && (typeof note !== "string" || note.length > maxNote)) {
+      return refuse(reply, 400, "malformed_request", `note must be a string of at most ${maxNote} characters`);
+    }
+    const reviewer = reviewerOf(request);
+    const id = (request.params as { id?: unknown }).id;
+    const d = typeof id === "string" && ID.test(id) ? await store.getDecision(id) : undefined;
+    if (d === undefined || d.action !== "require_approval" || d.approval === undefined) {
+      return refuse(reply, 404, "unknown_decision", "no such approval");
+    }
+    if (d.actorId === reviewer.id) return refuse(reply, 403, "self_approval", `${reviewer.id} made the call and cannot amend it`);
+    if (!mayAnswer(reviewer, d)) return refuse(reply, 403, "not_an_approver", `${reviewer.id} is not among this decision's approvers`);
+    const as = reviewer.approverIds.find((approver) => d.approvers.includes(approver))!;
+    let result: Awaited<ReturnType<Veto["amend"]>>;
+    try {
+      result = await veto.amend({ decisionId: d.id, reviewerId: as, arguments: args, ...(note === undefined ? {} : { note }) });
+    } catch (error) {
+      if (error instanceof ApprovalError) {
+        const status = STATUS_OF_ERROR[error.code] ?? 400;
+        if (status >= 500) log?.error({ err: error, decision_id: d.id }, "amendment could not be stored");
+        return refuse(reply, status, error.code, error.message);
+      }
+      throw error;
+    }
+    const original = await store.getDecision(d.id);
+    return {
+      amended: approvalItem(original!, await now()),
+      decision: result.decision,
+      ...(result.approval === undefined ? {} : { approval: result.approval }),
+    };
+  });
   const signIn =
     "devLogin" in options.auth ? { kind: "devLogin" as const, approverIds: options.auth.devLogin.approverIds } : { kind: "token" as const };
   const rules = { itemOf: approvalItem, mayAnswer, statusOf: (code: string) => STATUS_OF_ERROR[code] ?? 400 };

@@ -1,7 +1,9 @@
 // A small, real system of record for the demo: accounts, contacts and
 // opportunities for three tenants, persisted as one JSON file. Every write is
 // durable before it returns (write to a temporary file, fsync, rename, fsync
-// the directory), so the state the demo prints is the state on disk.
+// the directory), so the state the demo prints is the state on disk. Each
+// record has a version (1 until its first write; every write bumps it): the
+// state an approval is bound to (createVeto's recordState, docs/contract.md §6).
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
 
@@ -41,7 +43,7 @@ export class LocalCrm {
     this.#path = path;
     if (reset || !existsSync(path)) {
       mkdirSync(dirname(path), { recursive: true });
-      this.#state = { tenants: structuredClone(SEED), exports: [], writes: 0 };
+      this.#state = { tenants: structuredClone(SEED), exports: [], writes: 0, versions: {} };
       this.#persist();
     } else {
       this.#state = JSON.parse(readFileSync(path, "utf8"));
@@ -55,6 +57,12 @@ export class LocalCrm {
   /** A deep copy of the whole state, for printing and comparing. */
   snapshot() {
     return structuredClone(this.#state);
+  }
+
+  /** The record's version as text ("v1", "v2", ...), or undefined when the call names no single record. */
+  version({ tenantId, object, recordId }) {
+    if (typeof recordId !== "string" || this.#state.tenants[tenantId]?.[object]?.[recordId] === undefined) return undefined;
+    return `v${this.#state.versions[`${tenantId}/${object}/${recordId}`] ?? 1}`;
   }
 
   read({ tenantId, object, recordId, fields }) {
@@ -74,6 +82,8 @@ export class LocalCrm {
   update({ tenantId, object, recordId, changes }) {
     const record = this.#record(tenantId, object, recordId);
     Object.assign(record, changes);
+    const key = `${tenantId}/${object}/${recordId}`;
+    this.#state.versions[key] = (this.#state.versions[key] ?? 1) + 1;
     this.#state.writes += 1;
     this.#persist();
     return { recordId, ...record };

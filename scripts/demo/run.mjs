@@ -45,7 +45,8 @@ const log = await openFileLog(logPath, { checkpointKey: readFileSync(signingKeyP
 const sink = {
   async write(record) {
     await log.write(record);
-    if (record.type === "decision" && record.result.action === "require_approval") {
+    // An amended call's own decision is answered by its amendment, not queued for the owner again.
+    if (record.type === "decision" && record.result.action === "require_approval" && record.amended_from === undefined) {
       // The owner looks a moment later, once protect() has returned.
       setTimeout(() => {
         const next = waiting.shift();
@@ -78,6 +79,9 @@ const veto = await createVeto({
   logger: silent,
   onEscalation: (e) =>
     incidents.push({ decisionId: e.decision.id, actorId: e.actorId, tenantId: e.tenantId, recentDenies: e.recentDenies }),
+  // An approval is bound to the version of the record it changes (docs/contract.md §6):
+  // a record written between approval and execution refuses the call (record_changed).
+  recordState: (call) => crm.version({ ...call.arguments, tenantId: call.arguments.tenantId ?? call.context.tenantId }),
 });
 
 // The agent's tools: plain functions over the CRM, each behind veto.guard.
@@ -164,6 +168,21 @@ const steps = [
     context: sales,
     arguments: { object: "contact", recordId: "c_raj", fields: ["name"] },
   },
+  {
+    label: "push out a 12,000 close date; a colleague edits the record first",
+    tool: "crm.update",
+    review: "edited-then-approve",
+    context: { ...support, reason: "Customer moved the kickoff" },
+    arguments: { object: "opportunity", recordId: "opp_3", tenantId: "acme", changes: { close_date: "2027-03-31" }, amount: 12000 },
+  },
+  {
+    label: "reprice a 9,000 renewal; the owner amends it to 7,500",
+    tool: "crm.update",
+    review: "amend",
+    context: { ...support, reason: "Customer asked for a renewal quote" },
+    arguments: { object: "opportunity", recordId: "opp_1", tenantId: "acme", changes: { amount: 9000 }, amount: 9000 },
+    amended: { object: "opportunity", recordId: "opp_1", tenantId: "acme", changes: { amount: 7500 }, amount: 7500 },
+  },
 ];
 
 const rows = [];
@@ -193,6 +212,28 @@ for (const step of steps) {
       await veto.reject({ decisionId: request.decision_id, reviewerId: OWNER, note: "Credit changes go through finance" });
       row.review.push(`rejected by ${OWNER}`);
       row.rejected = true;
+    } else if (step.review === "amend") {
+      // The owner fixes the call rather than rejecting it: a new decision, approved by the amendment.
+      const amended = await veto.amend({
+        decisionId: request.decision_id,
+        reviewerId: OWNER,
+        arguments: step.amended,
+        note: "7,500, not 9,000",
+      });
+      row.review.push(`amended by ${OWNER} (${amended.decision.action}${amended.approval ? ", approved" : ""})`);
+      row.amendedTo = amended.decision.id;
+    } else if (step.review === "edited-then-approve") {
+      // Another user writes the record in the CRM (not through the agent) while the approval is open:
+      // the owner approves what they saw, but the record is no longer in that state.
+      crm.update({
+        tenantId: "acme",
+        object: "opportunity",
+        recordId: step.arguments.recordId,
+        changes: { name: "Acme services (renamed)" },
+      });
+      row.review.push("record edited by a colleague");
+      await veto.approve({ decisionId: request.decision_id, reviewerId: OWNER, note: "Fine as shown" });
+      row.review.push(`approved by ${OWNER}`);
     } else {
       await veto.approve({ decisionId: request.decision_id, reviewerId: OWNER, note: "Order form checked" });
       row.review.push(`approved by ${OWNER}`);
@@ -215,6 +256,9 @@ for (const step of steps) {
 }
 
 function describe(step, result) {
+  if (step.amended && result?.amount === step.amended.changes.amount) {
+    return `${step.arguments.recordId}: amount → ${result.amount} (as amended)`;
+  }
   if (step.tool === "crm.read") return `read ${Object.keys(result).length - 1} field(s)`;
   if (step.tool === "crm.search") return `found ${result.length} record(s)`;
   if (step.tool === "crm.export") return `exported ${result.exported} row(s)`;
@@ -233,7 +277,8 @@ const entries = readFileSync(logPath, "utf8")
   .split("\n")
   .map((l) => JSON.parse(l));
 const records = entries.filter((e) => !("checkpoint" in e));
-const decisions = records.filter((r) => r.type === "decision");
+// One decision per row: an amended call's own decision (amended_from) belongs to the row it amends.
+const decisions = records.filter((r) => r.type === "decision" && r.amended_from === undefined);
 rows.forEach((row, i) => {
   const d = decisions[i];
   row.decision = d.decision_id;
@@ -320,6 +365,7 @@ function printHuman(s) {
     ["globex", "account", "acc_9", "website"],
     ["acme", "opportunity", "opp_3", "close_date"],
     ["globex", "opportunity", "opp_9", "amount"],
+    ["acme", "opportunity", "opp_3", "name"],
   ];
   for (const [t, o, id, f] of watch) {
     const b = s.crm.before.tenants[t][o][id][f];

@@ -20,6 +20,7 @@ interface Step {
   executed: boolean;
   review: string[];
   effect: string;
+  decision: string;
 }
 
 interface DemoOutput {
@@ -81,12 +82,44 @@ describe("make demo", () => {
       ["crm.update", "deny", false, "wrong_tenant", false],
       ["crm.update", "deny", true, "repeated_denies", false],
       ["crm.read", "deny", true, "repeated_denies", false],
+      ["crm.update", "require_approval", false, "production_amount", false],
+      ["crm.update", "require_approval", false, "production_amount", true],
     ]);
   });
 
   it("refuses the self-approval, then records the owner's answers", () => {
     expect(out.steps[3]?.review).toEqual(["approved by user:crm-owner@acme.example"]);
     expect(out.steps[4]?.review).toEqual(["self-approval refused (self_approval)", "rejected by user:crm-owner@acme.example"]);
+  });
+
+  it("refuses an approved call whose record a colleague edited after it was decided (record_changed)", () => {
+    expect(out.steps[12]?.review).toEqual(["record edited by a colleague", "approved by user:crm-owner@acme.example"]);
+    expect(out.steps[12]?.effect).toBe("not executed (record_changed)");
+    const records = readFileSync(out.log.path, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((r) => r["decision_id"] === out.steps[12]?.decision);
+    expect(records.map((r) => r["type"])).toEqual(["decision", "approval", "execution"]);
+    expect(records[0]).toMatchObject({ record_state: "v1" });
+    expect(records[2]).toMatchObject({ result: { execution: "refused", reason: "record_changed" }, record_state: "v2" });
+  });
+
+  it("runs the call the owner amended, once, with the amended arguments; the records link both decisions", () => {
+    expect(out.steps[13]?.review).toEqual(["amended by user:crm-owner@acme.example (require_approval, approved)"]);
+    expect(field(out.crm.after, "acme", "opportunity", "opp_1", "amount")).toBe(7500);
+    const all = readFileSync(out.log.path, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const original = out.steps[13]!.decision;
+    const amendment = all.find((r) => r["type"] === "amendment" && r["decision_id"] === original)!;
+    const amendedTo = amendment["amended_to"] as string;
+    expect(all.find((r) => r["type"] === "decision" && r["decision_id"] === amendedTo)).toMatchObject({
+      amended_from: original,
+      amended_by: "user:crm-owner@acme.example",
+    });
+    expect(all.filter((r) => r["decision_id"] === amendedTo).map((r) => r["type"])).toEqual(["decision", "approval", "execution"]);
   });
 
   it("opens an incident for each escalated decision", () => {
@@ -125,30 +158,32 @@ describe("make demo", () => {
     ] as const) {
       expect(field(after, t, o, id, f)).toEqual(field(before, t, o, id, f));
     }
+    // The colleague's edit of opp_3 (outside the agent) is a write; the agent's call never ran. The amended call is the fourth.
+    expect(field(after, "acme", "opportunity", "opp_3", "name")).toBe("Acme services (renamed)");
     expect(after.exports).toEqual([]);
-    expect(after.writes).toBe(2);
+    expect(after.writes).toBe(4);
     // What the demo reports is what is on disk.
     expect(JSON.parse(readFileSync(out.crm.path, "utf8"))).toEqual(after);
   });
 
   it("leaves a decision log with every decision and answer, signed, that verifies with the public key", () => {
-    // 12 decisions, 1 approval, 1 rejection (the refused self-approval writes nothing),
-    // 1 execution (the approved call's use-once claim), between the checkpoints signed
-    // when the log was opened and closed.
-    expect(out.log.records).toBe(15);
+    // 15 decisions (one of them the amended call's), 3 approvals, 1 rejection (the refused
+    // self-approval writes nothing), 1 amendment, 3 executions (two use-once claims and the
+    // record_changed refusal), between the checkpoints signed when the log was opened and closed.
+    expect(out.log.records).toBe(23);
     expect(out.log.checkpoints).toBe(2);
     expect(out.log.verified).toMatchObject({
       ok: true,
-      count: 17,
-      checkpoints: { records: 15, checkpoints: 2, signatures: "verified", uncovered: null },
+      count: 25,
+      checkpoints: { records: 23, checkpoints: 2, signatures: "verified", uncovered: null },
     });
     const cli = execFileSync(
       "node",
       [resolve(ROOT, "dist/cli.js"), "log", "verify", out.log.path, "--public-key", out.log.publicKey, "--require-checkpointed"],
       { encoding: "utf8" },
     );
-    expect(cli).toContain(`${out.log.path}: 15 records and 2 checkpoints (seq 1..17), head ${out.log.verified.head}\n`);
-    expect(cli).toContain("covers seq 1..16 (close,");
+    expect(cli).toContain(`${out.log.path}: 23 records and 2 checkpoints (seq 1..25), head ${out.log.verified.head}\n`);
+    expect(cli).toContain("covers seq 1..24 (close,");
     expect(cli).toContain("signature verified");
   });
 
@@ -160,6 +195,6 @@ describe("make demo", () => {
       encoding: "utf8",
     });
     expect(run.status).toBe(1);
-    expect(run.stderr).toBe(`veto: log verify failed: ${cut}: line 16: prev_hash does not match line 15\n`);
+    expect(run.stderr).toBe(`veto: log verify failed: ${cut}: line 24: prev_hash does not match line 23\n`);
   });
 });

@@ -60,8 +60,8 @@ describe("veto db migrate", () => {
     for (const run of runs) expect(run).toMatchObject({ status: 0, stderr: "" });
     const outputs = runs.map((r) => r.stdout).sort();
     expect(outputs).toEqual([
-      `schema ${schema}: applied 001_store.sql, 002_records.sql, 003_decisions_guard.sql, 004_record_checkpoints.sql, 005_outage_denies.sql, 006_approval_review.sql, 007_approval_notifications.sql, 008_used_tokens.sql (version 8)\n`,
-      ...Array.from({ length: 5 }, () => `schema ${schema}: up to date (version 8)\n`),
+      `schema ${schema}: applied 001_store.sql, 002_records.sql, 003_decisions_guard.sql, 004_record_checkpoints.sql, 005_outage_denies.sql, 006_approval_review.sql, 007_approval_notifications.sql, 008_used_tokens.sql, 009_record_state.sql (version 9)\n`,
+      ...Array.from({ length: 5 }, () => `schema ${schema}: up to date (version 9)\n`),
     ]);
     const { rows } = await db.pool.query(`SELECT version, name FROM "${schema}".schema_migrations ORDER BY version`);
     expect(rows).toEqual([
@@ -73,11 +73,12 @@ describe("veto db migrate", () => {
       { version: 6, name: "006_approval_review.sql" },
       { version: 7, name: "007_approval_notifications.sql" },
       { version: 8, name: "008_used_tokens.sql" },
+      { version: 9, name: "009_record_state.sql" },
     ]);
     // Taken from the environment when --postgres is not given.
     expect(await cli(["db", "migrate", "--schema", schema], { VETO_POSTGRES_URL: pgUrl() })).toMatchObject({
       status: 0,
-      stdout: `schema ${schema}: up to date (version 8)\n`,
+      stdout: `schema ${schema}: up to date (version 9)\n`,
     });
   });
 
@@ -110,8 +111,9 @@ describe("veto db migrate", () => {
         "006_approval_review.sql",
         "007_approval_notifications.sql",
         "008_used_tokens.sql",
+        "009_record_state.sql",
       ],
-      version: 8,
+      version: 9,
     });
     const file = join(copy, "002_records.sql");
     await writeFile(file, `${await readFile(file, "utf8")}\n-- edited\n`);

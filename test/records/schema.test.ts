@@ -67,7 +67,7 @@ describe("the record schema", () => {
 
 describe("replay knows every record type the schema names", () => {
   it("lists the schema's types, and replays none but decisions", () => {
-    expect(RECORD_TYPES).toEqual(["decision", "approval", "rejection", "execution"]);
+    expect(RECORD_TYPES).toEqual(["decision", "approval", "rejection", "execution", "amendment"]);
   });
 
   it("passes over the answers and use-once claims of a real approval, and lists an unknown type as unreplayable", async () => {
@@ -86,7 +86,7 @@ describe("replay knows every record type the schema names", () => {
     });
     expect(report).toMatchObject({ decisions: 2, unchanged: 1, changed: [], skipped: [] });
     expect(report.unreplayable.map((u) => [u.line, u.reason])).toEqual([
-      [4, 'its type "claim" is not one this version knows (decision, approval, rejection, execution)'],
+      [4, 'its type "claim" is not one this version knows (decision, approval, rejection, execution, amendment)'],
     ]);
   });
 });

@@ -87,6 +87,34 @@ describe("approval API", () => {
     expect(again.json().error.approval.reviewerId).toBe(APPROVER);
   });
 
+  it("amend: the verified reviewer amends; the original ends amended, the new decision is the policy's; bad bodies change nothing", async () => {
+    const id = await pending();
+    const url = `/api/approvals/${id}/amend`;
+    const amended = { ...(write({ amount: 7000 })["arguments"] as Record<string, unknown>) };
+    for (const payload of [{}, { arguments: [] }, { arguments: "x" }, { arguments: amended, note: 5 }]) {
+      const bad = await app.inject({ method: "POST", url, headers: await auth(), payload });
+      expect(bad.statusCode).toBe(400);
+    }
+    expect(
+      (await app.inject({ method: "POST", url, headers: await auth({ sub: ACTOR }), payload: { arguments: amended } })).statusCode,
+    ).toBe(403);
+    expect(
+      (await app.inject({ method: "POST", url, headers: await auth({ sub: "user:mallory" }), payload: { arguments: amended } })).statusCode,
+    ).toBe(403);
+    expect((await store.getDecision(id))!.approval!.status).toBe("pending");
+    const res = await app.inject({ method: "POST", url, headers: await auth(), payload: { arguments: amended, note: "7,000" } });
+    expect(res.statusCode).toBe(200);
+    const body = res.json();
+    expect(body.amended).toMatchObject({ decisionId: id, status: "amended", reviewerId: APPROVER, amendedTo: body.decision.id });
+    expect(body.decision.action).toBe("require_approval");
+    expect(body.approval).toMatchObject({ decisionId: body.decision.id, status: "approved", reviewerId: APPROVER });
+    const shown = await app.inject({ method: "GET", url: `/api/approvals/${body.decision.id}`, headers: await auth() });
+    expect(shown.json()).toMatchObject({ amendedFrom: id, amendedBy: APPROVER, status: "approved" });
+    const twice = await app.inject({ method: "POST", url, headers: await auth({ sub: OTHER_APPROVER }), payload: { arguments: amended } });
+    expect(twice.statusCode).toBe(409);
+    expect(twice.json().error.code).toBe("already_answered");
+  });
+
   it.each([
     ["no credential", async () => ({})],
     ["expired", async () => ({ authorization: `Bearer ${await token({}, { exp: Math.floor(Date.now() / 1000) - 120 })}` })],

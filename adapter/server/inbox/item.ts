@@ -7,7 +7,7 @@
 import type { StoredDecision } from "../../history/store.js";
 import type { Reviewer } from "../auth.js";
 
-export type ShownStatus = "pending" | "approved" | "rejected" | "expired" | "executed";
+export type ShownStatus = "pending" | "approved" | "rejected" | "expired" | "executed" | "amended";
 
 export interface ShownItem {
   readonly decisionId: string;
@@ -27,6 +27,8 @@ export interface ShownItem {
   readonly note?: string;
   readonly answeredAt?: string;
   readonly executedAt?: string;
+  /** For an amended approval: the decision id of the amended call. */
+  readonly amendedTo?: string;
 }
 
 /** The service's own rules, handed to the inbox so both answer alike. */

@@ -55,6 +55,7 @@ const STATUS_WORDS: Readonly<Record<ShownItem["status"], string>> = {
   rejected: "Rejected",
   expired: "Expired",
   executed: "Approved and executed",
+  amended: "Amended",
 };
 
 /** The sentence saying how an answered approval was answered. */
@@ -69,6 +70,8 @@ export function answerLine(item: ShownItem, reviewerId: string): string {
       return `Approved${by}${at}; executed${item.executedAt === undefined ? "" : ` at ${when(item.executedAt)}`}.`;
     case "rejected":
       return `Rejected${by}${at}.`;
+    case "amended":
+      return `Amended${by}${at}: the amended call is decision ${item.amendedTo ?? "(unknown)"}.`;
     case "expired":
       return `Expired at ${when(item.expiresAt)} without an answer.`;
     default:

@@ -76,7 +76,7 @@ function linkCsrfCookie(nonce: string, secure: boolean): string {
 }
 const READ_RECORD_TIMEOUT_MS = 2_000;
 const PENDING: ApprovalStatus[] = ["pending", "answering"];
-const ANSWERED: ApprovalStatus[] = ["approved", "rejected", "expired", "executed"];
+const ANSWERED: ApprovalStatus[] = ["approved", "rejected", "expired", "executed", "amended"];
 const HISTORY_FILTERS = ["all", "approved", "rejected", "expired", "executed"] as const;
 
 function asset(name: string): Buffer {

@@ -80,4 +80,8 @@ reason_codes := {
 		"class": 0, "action": "deny", "source": "adapter",
 		"message": "The decision record could not be written durably",
 	},
+	"record_state_unavailable": {
+		"class": 0, "action": "deny", "source": "adapter",
+		"message": "The state of the CRM record could not be read",
+	},
 }

@@ -9,6 +9,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import type { Veto } from "../../../adapter/index.js";
 import { vetoInterrupts, vetoMiddleware } from "../../../adapter/integrations/langchain/index.js";
+import { pino } from "pino";
+import { createVeto } from "../../../adapter/index.js";
+import { postgres } from "../../../adapter/postgres/index.js";
+import { requireBundle } from "../../helpers/index.js";
 import { pgUrl, testDatabase } from "../../helpers/postgres.js";
 import { APP_CONTEXT, answerElsewhere, pgVeto, update } from "../helpers.js";
 
@@ -67,9 +71,9 @@ function scriptedModel() {
 }
 
 /** An agent as an application builds it: context from the app (invoke's `context`), tool names mapped to the policy's. */
-function agentFor(crm: Crm, checkpointer: BaseCheckpointSaver = saver, model = scriptedModel()) {
+function agentFor(crm: Crm, checkpointer: BaseCheckpointSaver = saver, model = scriptedModel(), on: Veto = veto) {
   const middleware = vetoMiddleware({
-    veto,
+    veto: on,
     context: ({ runtime }) => (runtime.context as { veto: typeof APP_CONTEXT }).veto,
     toolNames: { crm_update: "crm.update" },
   });
@@ -254,5 +258,37 @@ describe("veto-crm/langchain", () => {
     expect(toolMessages(done).at(-1)).not.toContain(pause!.decisionId);
     await expect(veto.waitForApproval({ decisionId: pause!.decisionId })).resolves.toMatchObject({ status: "approved" });
     expect(crm.runs).toEqual([]);
+  });
+
+  it("record state: the CRM record changed after the approval; on resume the call is refused record_changed and never runs", async () => {
+    // The application's CRM keeps a version per record; the approval is bound to the version it had (docs/contract.md §6).
+    const versions = new Map<string, number>();
+    const bound = await createVeto({
+      bundle: requireBundle(),
+      logger: pino({ level: "silent" }),
+      approvalPollMs: 50,
+      recordState: (call) => `v${versions.get(String(call.arguments["recordId"])) ?? 1}`,
+      store: postgres({ connectionString: pgUrl(), schema, records: true }),
+    });
+    try {
+      const crm = new Crm();
+      const cfg = config();
+      const [pause] = vetoInterrupts(
+        await agentFor(crm, saver, scriptedModel(), bound).invoke(ask(update({ amount: 9000, recordId: "opp_v" })), cfg),
+      );
+      await answerElsewhere(schema, pause!.decisionId, "approve");
+      versions.set("opp_v", 2);
+      const done = await agentFor(crm, saver, scriptedModel(), bound).invoke(new Command({ resume: { approved: true } }), cfg);
+      expect(toolMessages(done)).toEqual([expect.stringMatching(/^Not executed \[record_changed\]/)]);
+      expect(crm.runs).toEqual([]);
+      // The refusal is recorded; the approval was not claimed.
+      const records = await db.pool.query<{ line: string }>(
+        `SELECT line FROM "${schema}".records WHERE decision_id = $1 AND type = 'execution'`,
+        [pause!.decisionId],
+      );
+      expect(records.rows.map((r) => JSON.parse(r.line).result)).toEqual([{ execution: "refused", reason: "record_changed" }]);
+    } finally {
+      await bound.close();
+    }
   });
 });
