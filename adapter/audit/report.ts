@@ -66,7 +66,7 @@ export interface ApprovalCounts {
   expired: number;
   /** Unanswered and not expired (or recorded without an expiry). */
   pending: number;
-  /** Approved after their arguments were amended (records of type "amendment"). */
+  /** Amended by an approver instead of answered (records of type "amendment"): the amended call is a new decision. */
   amended: number;
   /** Approved and claimed for execution. */
   executed: number;
@@ -157,9 +157,14 @@ interface DecisionFacts {
   readonly escalated: boolean;
   readonly codes: readonly string[];
   readonly expiresAtMs: number | null;
+  /** For the decision of an amended call: the decision it amends (the owner changed the call). */
+  readonly amendedFrom: string | null;
   readonly shadow: Readonly<Record<string, unknown>> | null;
   readonly logged: LoggedRecord;
 }
+
+/** What became of a require_approval decision. */
+type Outcome = "approved" | "rejected" | "expired" | "pending" | "amended";
 
 interface Answer {
   readonly approval: "approved" | "rejected";
@@ -239,6 +244,7 @@ function decisionFacts(logged: LoggedRecord): DecisionFacts | undefined {
     escalated: result.escalated === true,
     codes: codes.length === 0 ? [NONE] : [...new Set(codes)],
     expiresAtMs: expiresAtMs !== null && Number.isFinite(expiresAtMs) ? expiresAtMs : null,
+    amendedFrom: text(r["amended_from"]),
     shadow: shadow !== null && typeof shadow === "object" && !Array.isArray(shadow) ? (shadow as Record<string, unknown>) : null,
     logged,
   };
@@ -293,12 +299,13 @@ export async function buildReport(records: Iterable<LoggedRecord>, options: Repo
   const byTool = new Map<string, VerdictCounts>();
   const byTenant = new Map<string, VerdictCounts>();
   const byDay = new Map<string, VerdictCounts>();
-  const byCode = new Map<string, { decisions: VerdictCounts; approvals: ApprovalCounts; times: number[] }>();
+  // approvedAmended: approvals of amended calls (granted, but not as the agent asked).
+  const byCode = new Map<string, { decisions: VerdictCounts; approvals: ApprovalCounts; times: number[]; approvedAmended: number }>();
   const byApprover = new Map<string, { approved: number; rejected: number; times: number[] }>();
   const approvals = emptyApprovals();
   const allTimes: number[] = [];
   /** The owners' outcome per require_approval decision. */
-  const outcomeOf = new Map<string, "approved" | "rejected" | "expired" | "pending">();
+  const outcomeOf = new Map<string, Outcome>();
 
   for (const d of decisions) {
     count(overall, d);
@@ -306,23 +313,31 @@ export async function buildReport(records: Iterable<LoggedRecord>, options: Repo
     count(bucket(byTenant, d.tenant, emptyCounts), d);
     count(bucket(byDay, d.day, emptyCounts), d);
     const codeBuckets = d.codes.map((code) =>
-      bucket(byCode, code, () => ({ decisions: emptyCounts(), approvals: emptyApprovals(), times: [] })),
+      bucket(byCode, code, () => ({ decisions: emptyCounts(), approvals: emptyApprovals(), times: [], approvedAmended: 0 })),
     );
     for (const b of codeBuckets) count(b.decisions, d);
     if (d.action !== "require_approval") continue;
     const answer = answers.get(d.id);
-    const outcome = answer !== undefined ? answer.approval : d.expiresAtMs !== null && d.expiresAtMs < untilMs ? "expired" : "pending";
+    // An amended approval ended "amended": the owner answered by changing the call (docs/contract.md §6).
+    const outcome: Outcome = amended.has(d.id)
+      ? "amended"
+      : answer !== undefined
+        ? answer.approval
+        : d.expiresAtMs !== null && d.expiresAtMs < untilMs
+          ? "expired"
+          : "pending";
     outcomeOf.set(d.id, outcome);
-    const isAmended = outcome === "approved" && amended.has(d.id);
     const isExecuted = outcome === "approved" && executed.has(d.id);
     const tally = (into: ApprovalCounts): void => {
       into.requested += 1;
       into[outcome] += 1;
-      if (isAmended) into.amended += 1;
       if (isExecuted) into.executed += 1;
     };
     tally(approvals);
-    for (const b of codeBuckets) tally(b.approvals);
+    for (const b of codeBuckets) {
+      tally(b.approvals);
+      if (outcome === "approved" && d.amendedFrom !== null) b.approvedAmended += 1;
+    }
     if (answer !== undefined) {
       const took = Math.max(0, answer.atMs - d.atMs);
       allTimes.push(took);
@@ -335,8 +350,9 @@ export async function buildReport(records: Iterable<LoggedRecord>, options: Repo
 
   const codeReports = new Map<string, CodeReport>();
   for (const [code, b] of byCode) {
-    const answered = b.approvals.approved + b.approvals.rejected;
-    const grantedUnchanged = b.approvals.approved - b.approvals.amended;
+    // An amendment is an answer that did not grant the call as asked.
+    const answered = b.approvals.approved + b.approvals.rejected + b.approvals.amended;
+    const grantedUnchanged = b.approvals.approved - b.approvedAmended;
     const share = answered === 0 ? null : grantedUnchanged / answered;
     let flag: CodeFlag = null;
     if (answered >= minAnswers && share !== null) {
@@ -404,7 +420,7 @@ function shadowReport(decisions: readonly DecisionFacts[], maxExamples: number):
 
 async function candidateReport(
   decisions: readonly DecisionFacts[],
-  outcomeOf: ReadonlyMap<string, "approved" | "rejected" | "expired" | "pending">,
+  outcomeOf: ReadonlyMap<string, Outcome>,
   candidate: ReplayOptions,
   maxExamples: number,
 ): Promise<CandidateReport> {
@@ -430,7 +446,8 @@ async function candidateReport(
       });
     }
     const outcome = outcomeOf.get(change.decision_id);
-    if (outcome === undefined || facts.get(change.decision_id) === undefined) continue;
+    // An amended call was neither granted nor refused as asked: in none of the joined counts.
+    if (outcome === undefined || outcome === "amended" || facts.get(change.decision_id) === undefined) continue;
     const key =
       change.new.action === "allow"
         ? ({ rejected: "allows_rejected", pending: "allows_pending", expired: "allows_expired", approved: null } as const)[outcome]

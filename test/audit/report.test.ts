@@ -274,7 +274,12 @@ describe("veto report on the demo's log", () => {
     const summary = JSON.parse(demo.stdout) as { steps: unknown[]; log: { path: string } };
     const text = runCli(["report", "--log", summary.log.path]);
     expect(text.status, text.stderr).toBe(0);
-    expect(text.stdout).toMatch(new RegExp(`^${summary.steps.length} decisions `));
+    // One decision per step, and one more for each amended call (a new decision).
+    const decisions = readFileSync(summary.log.path, "utf8")
+      .split("\n")
+      .filter((line) => line.includes('"type":"decision"')).length;
+    expect(decisions).toBeGreaterThanOrEqual(summary.steps.length);
+    expect(text.stdout).toMatch(new RegExp(`^${decisions} decisions `));
     expect(text.stdout).toMatch(/^reason code\s+decisions\s+approval\s+approved\s+rejected/m);
     expect(text.stdout).toMatch(/^sensitive_field\s+\d+\s+\d+\s+\d+\s+1\s/m);
     // The README shows this report: its tool and reason-code tables are the demo's (times aside).
@@ -287,6 +292,7 @@ describe("veto report on the demo's log", () => {
       .split("\n");
     for (const row of codeRows) expect(readme).toContain(row.slice(0, 80)); // up to "granted": the times vary
     const json = JSON.parse(runCli(["report", "--log", summary.log.path, "--json"]).stdout) as PolicyReport;
-    expect(json.approvals).toMatchObject({ approved: 1, rejected: 1, pending: 0, expired: 0 });
+    // The demo: three approvals granted (one of them the amended call), one rejected, one amended.
+    expect(json.approvals).toMatchObject({ approved: 3, rejected: 1, pending: 0, expired: 0, amended: 1 });
   });
 });
