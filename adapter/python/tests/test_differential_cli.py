@@ -89,7 +89,8 @@ def records_by_id(path: Path) -> dict[str, dict[str, Any]]:
 
 
 #: Members of a record line that differ by nature (ids, times, the logger's own fields).
-VOLATILE = {"decision_id", "timestamp", "metrics", "level", "time", "pid", "hostname", "name", "component", "msg"}
+#: An approval's expiry is the decision's time plus the TTL, so it differs with the timestamp (compared as present or absent).
+VOLATILE = {"decision_id", "timestamp", "expires_at", "metrics", "level", "time", "pid", "hostname", "name", "component", "msg"}
 
 
 def is_json(line: str) -> bool:
@@ -129,5 +130,6 @@ def test_both_command_lines_decide_and_record_every_line_alike(stream: str, bund
             for record in (tr, pr):
                 record["result"]["reason"] = record["result"]["reasons"][0]["message"] = "<not JSON>"
         assert {k: v for k, v in pr.items() if k not in VOLATILE} == {k: v for k, v in tr.items() if k not in VOLATILE}, where
+        assert ("expires_at" in pr) == ("expires_at" in tr) == (t["action"] == "require_approval"), where
         escalated += t["escalated"]
     assert escalated > 0, "the stream should reach escalation"

@@ -32,7 +32,7 @@ from .veto import Veto, create_veto
 RECORD_KEY_ENV = "VETO_RECORD_KEY"
 
 USAGE = """usage:
-  python -m veto_crm eval --bundle PATH [--data FILE] [--log PATH [--signing-key FILE [--checkpoint-every N]] | --records FILE] [--verification-key PATH [--verification-alg ALG]]
+  python -m veto_crm eval --bundle PATH [--data FILE] [--log PATH [--signing-key FILE [--checkpoint-every N]] | --records FILE] [--verification-key PATH [--verification-alg ALG]] [--shadow-bundle PATH [--shadow-data FILE]]
       reads one call per line (JSON {tool, arguments, context}) from stdin and writes
       one decision per line to stdout. --log PATH: records go to a durable, hash-chained
       decision log (created if missing; each decision is printed only once its record
@@ -40,6 +40,8 @@ USAGE = """usage:
       into the log, at open, every N records (default 1000) and at close; a log that
       holds checkpoints needs it. --records FILE: records as JSON lines (appended). Neither: stderr.
       $VETO_RECORD_KEY: key (>= 16 bytes) for HMAC digests of sensitive values.
+      --shadow-bundle PATH: a candidate bundle (with --shadow-data FILE's data) evaluated
+      beside --bundle on every call; its verdict is recorded as "shadow", never enforced.
   python -m veto_crm log verify PATH... [--public-key FILE]... [--require-checkpointed]
       checks each decision log (PATH and its rotations PATH.1, PATH.2, ...): prints
       "PATH: N records, head sha256:..." per log and exits 0, or names the first bad
@@ -252,6 +254,8 @@ def eval_command(args: Sequence[str]) -> int:
             "checkpoint-every": False,
             "verification-key": True,
             "verification-alg": False,
+            "shadow-bundle": False,
+            "shadow-data": False,
         },
     )
     if positionals:
@@ -274,6 +278,10 @@ def eval_command(args: Sequence[str]) -> int:
         signing_key = _read_key_file(signing_key_path, "signing key")
     data_path = _last(values, "data")
     data = None if data_path is None else read_data_file(data_path)
+    shadow_bundle, shadow_data_path = _last(values, "shadow-bundle"), _last(values, "shadow-data")
+    if shadow_data_path is not None and shadow_bundle is None:
+        raise UsageError("--shadow-data needs --shadow-bundle PATH")
+    shadow_data = None if shadow_data_path is None else read_data_file(shadow_data_path)
     verification_key = read_verification_key(values.get("verification-key"), _last(values, "verification-alg"))
     record_key = os.environ.get(RECORD_KEY_ENV) or None
 
@@ -305,7 +313,12 @@ def eval_command(args: Sequence[str]) -> int:
 
     try:
         veto = create_veto(
-            bundle, data=data, record_sink=decision_log if decision_log is not None else records, record_key=record_key, verification_key=verification_key
+            bundle,
+            data=data,
+            record_sink=decision_log if decision_log is not None else records,
+            record_key=record_key,
+            verification_key=verification_key,
+            shadow=None if shadow_bundle is None else {"bundle": shadow_bundle, "data": shadow_data},
         )
     except VetoError as error:
         if decision_log is not None:

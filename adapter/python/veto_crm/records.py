@@ -161,6 +161,7 @@ def decision_record(
     eval_ns: int,
     destination_hosts: Optional[Sequence[str]] = None,
     expires_at: Optional[str] = None,
+    shadow: Optional[Mapping[str, Any]] = None,
 ) -> Record:
     """The record of one decision (veto.ts's DecisionEventRecord), members in the TypeScript adapter's order."""
 
@@ -193,6 +194,9 @@ def decision_record(
     # The hosts the policy read, from its own answer: one parser, in the policy (docs/contract.md §4b).
     if destination_hosts is not None:
         record["destination_hosts"] = list(destination_hosts)
+    # A shadow bundle's verdict, inside the hash chain (docs/policy-changes.md); never the decision.
+    if shadow is not None:
+        record["shadow"] = dict(shadow)
     # The approval's expiry, so a report tells expired from pending (docs/contract.md §7).
     if expires_at is not None:
         record["expires_at"] = expires_at

@@ -37,6 +37,7 @@ from .jsontext import number_texts
 from .input import DEFAULT_INPUT_LIMITS, CheckedCall, CheckedInput, InputLimits, PartialContext, RefusedCall, check_call, partial_context
 from .policy_data import PolicyData, read_policy_data
 from .records import JsonLinesRecordSink, Record, RecordMasker, RecordSink, decision_record, result_of
+from .shadow import ShadowPolicy, ShadowVerdict
 from .signature import BundleVerifier, VerificationKeyInput, create_bundle_verifier
 from .store import InMemoryStore, StoredDecision, ApprovalState
 
@@ -108,6 +109,7 @@ def create_veto(
     approval_poll_ms: int = 1000,
     limits: Union[InputLimits, Mapping[str, int], None] = None,
     on_escalation: Optional[Callable[[EscalationEvent], Any]] = None,
+    shadow: Optional[Mapping[str, Any]] = None,
 ) -> "Veto":
     """
     Load the bundle (verifying its signature when ``verification_key`` is given)
@@ -119,6 +121,12 @@ def create_veto(
     bytes, the key of the HMAC-SHA-256 digests in records (default none: plain
     SHA-256). ``clock``: epoch milliseconds (default time.time() * 1000).
     ``limits``: {max_input_bytes: 65536, max_depth: 12}.
+    ``shadow``: ``{"bundle": PATH_OR_BYTES, "data": None, "verification_key": None}``,
+    a candidate bundle evaluated beside the one in force on every call the
+    policy decides, with the same call and deny history. Its verdict is
+    recorded (``shadow`` in the decision record) and never changes the
+    decision; a candidate that fails is recorded as ``shadow.error``, never a
+    deny. Default: none (docs/policy-changes.md).
     """
     issues: list[str] = []
     if not isinstance(bundle, (str, Path, bytes, bytearray)) or bundle == "":
@@ -137,11 +145,25 @@ def create_veto(
         issues.append("approval_poll_ms: must be a positive integer")
     if on_escalation is not None and not callable(on_escalation):
         issues.append("on_escalation: on_escalation must be a function")
+    if shadow is not None:
+        issues.extend(_shadow_issues(shadow))
     if issues:
         raise VetoOptionsError(f"create_veto: invalid options: {'; '.join(issues)}", issues)
     input_limits = _limits(limits)
     verifier = None if verification_key is None else create_bundle_verifier(verification_key)
+    shadow_verifier = None if shadow is None else _shadow_verifier(shadow.get("verification_key"))
     policy = activate_policy(bytes(bundle) if isinstance(bundle, bytearray) else bundle, verifier, data, "given as options.data")
+    shadow_policy: Optional[ShadowPolicy] = None
+    if shadow is not None:
+        # Refused like the enforced bundle: an unusable candidate is a programmer's error, raised here.
+        shadow_bundle = shadow["bundle"]
+        candidate = activate_policy(
+            bytes(shadow_bundle) if isinstance(shadow_bundle, bytearray) else shadow_bundle,
+            shadow_verifier,
+            shadow.get("data"),
+            "given as options.data",
+        )
+        shadow_policy = ShadowPolicy(candidate.version, candidate.evaluator)
     return Veto(
         policy,
         store=store,
@@ -152,7 +174,35 @@ def create_veto(
         approval_poll_ms=approval_poll_ms,
         limits=input_limits,
         on_escalation=on_escalation,
+        shadow=shadow_policy,
     )
+
+
+_SHADOW_OPTIONS = ("bundle", "data", "verification_key")
+
+
+def _shadow_issues(shadow: Any) -> list[str]:
+    """What is wrong with the ``shadow`` option (veto.ts's optionsSchema.shadow), each naming the option."""
+    if not isinstance(shadow, Mapping):
+        return ["shadow: shadow must be {bundle, data?, verification_key?}"]
+    issues = [f"shadow: unknown option {name} (known: {', '.join(_SHADOW_OPTIONS)})" for name in shadow if name not in _SHADOW_OPTIONS]
+    bundle = shadow.get("bundle")
+    if not isinstance(bundle, (str, Path, bytes, bytearray)) or bundle in ("", b""):
+        issues.append("shadow.bundle: shadow.bundle is required: a path to the candidate bundle .tar.gz or its bytes")
+    data = shadow.get("data")
+    if data is not None and not isinstance(data, Mapping):
+        issues.append("shadow.data: shadow.data must be a JSON object (the whole data document)")
+    return issues
+
+
+def _shadow_verifier(key: Any) -> Optional[BundleVerifier]:
+    if key is None:
+        return None
+    try:
+        return create_bundle_verifier(key)
+    except VetoOptionsError as error:
+        issue = f"shadow.{error}" if str(error).startswith("verification_key") else f"shadow.verification_key: {error}"
+        raise VetoOptionsError(f"create_veto: invalid options: {issue}", [issue]) from None
 
 
 @dataclass(frozen=True)
@@ -181,8 +231,10 @@ class Veto:
         approval_poll_ms: int,
         limits: InputLimits,
         on_escalation: Optional[Callable[[EscalationEvent], Any]],
+        shadow: Optional[ShadowPolicy] = None,
     ) -> None:
         self._policy = policy
+        self._shadow = shadow
         self._owns_store = store is None
         # Retention follows the bundle in force.
         self._store = store if store is not None else InMemoryStore(
@@ -374,11 +426,12 @@ class Veto:
         recent: Optional[int] = None
         eval_ns = 0
         answer: PolicyAnswer
+        shadow: Optional[ShadowVerdict] = None
         if call is None:
             assert isinstance(checked, RefusedCall)
             answer = adapter_deny(INVALID_INPUT, checked.message)
         else:
-            answer, eval_ns, recent = self._evaluate(policy, decision_id, call, checked.json or "", now_ms, store_ok)
+            answer, eval_ns, recent, shadow = self._evaluate(policy, decision_id, call, checked.json or "", now_ms, store_ok)
 
         decision = self._decision(decision_id, now_ms, answer, policy.version)
         # Keyed like the masked values; over the call's canonical JSON, hashed once.
@@ -404,6 +457,7 @@ class Veto:
             eval_ns=eval_ns,
             destination_hosts=answer.destination_hosts,
             expires_at=iso_timestamp(now_ms + self._ttl_ms) if decision.action == "require_approval" else None,
+            shadow=shadow,
         )
         stored = StoredDecision(
             id=decision_id,
@@ -455,7 +509,7 @@ class Veto:
 
     def _evaluate(
         self, policy: ActivePolicy, decision_id: str, call: dict[str, Any], call_json: str, now_ms: float, store_ok: bool
-    ) -> tuple[PolicyAnswer, int, Optional[int]]:
+    ) -> tuple[PolicyAnswer, int, Optional[int], Optional[ShadowVerdict]]:
         try:
             if not store_ok:
                 raise RuntimeError("the store is unavailable")
@@ -463,12 +517,14 @@ class Veto:
             recent = self._store.count_recent_denies(call["context"]["actorId"], call["context"]["tenantId"], since_ms)
         except Exception as error:
             log.error("deny history unavailable; denying", exc_info=error)
-            return adapter_deny(EVALUATION_ERROR, "the deny history is unavailable"), 0, None
+            return adapter_deny(EVALUATION_ERROR, "the deny history is unavailable"), 0, None, None
         evaluation = policy.evaluator.evaluate_call(call_json, recent)
+        # The candidate sees the same call and history; its verdict is only recorded.
+        shadow = None if self._shadow is None else self._shadow.evaluate(call_json, recent)
         if not evaluation.ok or evaluation.answer is None:
             log.error("policy evaluation failed; denying: %s (decision %s)", evaluation.error, decision_id)
-            return adapter_deny(EVALUATION_ERROR, evaluation.error or "no answer"), evaluation.eval_ns, recent
-        return evaluation.answer, evaluation.eval_ns, recent
+            return adapter_deny(EVALUATION_ERROR, evaluation.error or "no answer"), evaluation.eval_ns, recent, shadow
+        return evaluation.answer, evaluation.eval_ns, recent, shadow
 
     def _digest_of_raw(self, raw: Any) -> Optional[str]:
         if raw is None:
