@@ -11,30 +11,17 @@
 import { createHash } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { spawnSync } from "node:child_process";
-import { cpSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openFileLog, readLog, verifyLog } from "../../adapter/audit/index.js";
 import { Replayer } from "../../adapter/audit/replay.js";
 import { buildReport } from "../../adapter/audit/report.js";
 import { VetoOptionsError } from "../../adapter/index.js";
-import {
-  FIXTURE_DATA,
-  MemorySink,
-  ROOT,
-  TEST_POLICY_ROOT,
-  jsonLines,
-  makeVeto,
-  read,
-  requireBundle,
-  requireCli,
-  requireOpa,
-  runCli,
-  write,
-} from "../helpers/index.js";
+import { FIXTURE_DATA, MemorySink, ROOT, jsonLines, makeVeto, read, requireBundle, requireCli, runCli, write } from "../helpers/index.js";
 import { tempDir } from "../helpers/file-log.js";
 import { seededRandom } from "../helpers/generate-calls.js";
+import { ABORT_ABOVE, failingCandidate } from "../helpers/shadow.js";
 
 const SEED = Number(process.env["VETO_TEST_SEED"] ?? 2108);
 
@@ -52,44 +39,6 @@ beforeAll(async () => {
   writeFileSync(relaxedPath, JSON.stringify(relaxed));
 });
 afterAll(() => cleanup());
-
-/** Above this amount the failing candidate's evaluation aborts (see failingCandidate). */
-const ABORT_ABOVE = 50_000;
-
-/**
- * A candidate that fails at run time on real parts: the test policy (the
- * copy scripts/build-test-bundles.sh makes) plus one complete rule given two
- * different values whenever the call's amount exceeds ABORT_ABOVE, built into
- * a WASM bundle by the real opa exactly as bundles are built. The compiled
- * module aborts such an evaluation ("var assignment conflict"); every other
- * call it answers as the test bundle does, since the rule adds no reason.
- */
-function failingCandidate(): string {
-  requireOpa();
-  const root = join(dir, "failing-root");
-  cpSync(join(TEST_POLICY_ROOT, "policy"), join(root, "policy"), { recursive: true });
-  writeFileSync(
-    join(root, "policy/veto/crm/candidate_conflict.rego"),
-    [
-      "package veto.crm",
-      "",
-      '_problems contains "never" if _candidate_conflict == 0',
-      "",
-      `_candidate_conflict := 1 if input.arguments.amount > ${ABORT_ABOVE}`,
-      "",
-      `_candidate_conflict := 2 if input.arguments.amount > ${ABORT_ABOVE}`,
-      "",
-    ].join("\n"),
-  );
-  const out = join(dir, "failing-bundles");
-  const built = spawnSync("bash", [join(ROOT, "scripts/build-bundles.sh"), out], {
-    cwd: ROOT,
-    encoding: "utf8",
-    env: { ...process.env, POLICY_ROOT: root },
-  });
-  if (built.status !== 0) throw new Error(`building the failing candidate failed:\n${built.stdout}\n${built.stderr}`);
-  return join(out, "crm.tar.gz");
-}
 
 function generatedCalls(seed: number, count: number): Record<string, unknown>[] {
   const random = seededRandom(seed);
@@ -158,7 +107,7 @@ describe("shadow mode", () => {
   });
 
   it(`a candidate whose evaluation fails is recorded as shadow.error, never a deny, and later calls still decide (seed ${SEED})`, async () => {
-    const candidate = failingCandidate();
+    const candidate = failingCandidate(dir);
     const logPath = join(dir, "failing.jsonl");
     const log = await openFileLog(logPath);
     const plain = await makeVeto();
