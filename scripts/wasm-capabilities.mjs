@@ -10,7 +10,7 @@
 //
 // usage: node scripts/wasm-capabilities.mjs <opa> <output.json>
 import { execFileSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { renameSync, writeFileSync } from "node:fs";
 
 const NATIVE = new Set([
   // comparison and assignment
@@ -108,4 +108,8 @@ if (missing.length > 0) {
 const restricted = { ...current, builtins };
 delete restricted.wasm_abi_versions;
 restricted.wasm_abi_versions = current.wasm_abi_versions;
-writeFileSync(output, `${JSON.stringify(restricted, null, 2)}\n`);
+// Written aside and renamed into place: builds running at once (the tests
+// build candidate bundles in parallel) never read a half-written file.
+const partial = `${output}.${process.pid}.tmp`;
+writeFileSync(partial, `${JSON.stringify(restricted, null, 2)}\n`);
+renameSync(partial, output);

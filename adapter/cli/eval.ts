@@ -14,6 +14,7 @@ import { FdRecordSink, standardLogDestination } from "../records/fd-sink.js";
 import { createVeto, protectText, protectUnreadable, type Veto } from "../veto.js";
 import { UsageError, CliExit, fail, print, readBoundedFile, readDataFile, type Command } from "./common.js";
 import { readLines } from "./line-reader.js";
+import { SHADOW_USAGE, readShadowOptions, shadowOptions } from "./shadow-flags.js";
 import { MAX_KEY_FILE_BYTES, VERIFICATION_KEY_USAGE, readVerificationKey, verificationKeyOptions } from "./verification-key.js";
 
 /** Environment variable holding the per-deployment key for record digests (kept out of argv, which `ps` shows). */
@@ -29,8 +30,7 @@ export const evalCommand: Command = {
       holds checkpoints needs it. --records FILE: records as pino JSON lines (appended,
       each synced). Neither: stderr. A path that is not a regular file is refused (exit 2).
       $${RECORD_KEY_ENV}: key (>= 16 bytes) for HMAC digests of sensitive values.
-      --shadow-bundle PATH: a candidate bundle (with --shadow-data FILE's data) evaluated
-      beside --bundle on every call; its verdict is recorded as "shadow", never enforced.
+      ${SHADOW_USAGE}.
       ${VERIFICATION_KEY_USAGE}`,
 
   async run(args) {
@@ -44,8 +44,7 @@ export const evalCommand: Command = {
         log: { type: "string" },
         "signing-key": { type: "string" },
         "checkpoint-every": { type: "string" },
-        "shadow-bundle": { type: "string" },
-        "shadow-data": { type: "string" },
+        ...shadowOptions,
         ...verificationKeyOptions,
       },
     });
@@ -72,10 +71,7 @@ export const evalCommand: Command = {
       checkpointKey = await readBoundedFile(values["signing-key"], "signing key", MAX_KEY_FILE_BYTES);
     }
     const data = values.data === undefined ? undefined : await readDataFile(values.data);
-    if (values["shadow-data"] !== undefined && values["shadow-bundle"] === undefined) {
-      throw new UsageError("--shadow-data needs --shadow-bundle PATH");
-    }
-    const shadowData = values["shadow-data"] === undefined ? undefined : await readDataFile(values["shadow-data"]);
+    const shadow = await readShadowOptions(values);
     const verificationKey = await readVerificationKey(values["verification-key"], values["verification-alg"]);
     const recordKey = process.env[RECORD_KEY_ENV] || undefined;
     // The adapter's own log: stderr, never the records file, and never able
@@ -116,9 +112,7 @@ export const evalCommand: Command = {
         recordSink: decisionLog ?? records,
         ...(recordKey === undefined ? {} : { recordKey }),
         ...(verificationKey === undefined ? {} : { verificationKey }),
-        ...(values["shadow-bundle"] === undefined
-          ? {}
-          : { shadow: { bundle: values["shadow-bundle"], ...(shadowData === undefined ? {} : { data: shadowData }) } }),
+        ...(shadow === undefined ? {} : { shadow }),
       });
     } catch (error) {
       await decisionLog?.close();

@@ -23,6 +23,7 @@ import { ToolMap } from "../mcp/tool-map.js";
 import { UsageError, fail, readBoundedFile, readDataFile, type Command } from "./common.js";
 import { RECORD_KEY_ENV } from "./eval.js";
 import { approverIdsOf } from "./approvers.js";
+import { SHADOW_USAGE, readShadowOptions, shadowOptions } from "./shadow-flags.js";
 
 /** The package's version, from the package.json beside dist/ (or beside adapter/ in the repository). */
 function packageVersion(): string {
@@ -57,7 +58,7 @@ export const mcpProxyCommand: Command = {
   usage: `  veto mcp-proxy --bundle PATH [--data FILE] (--postgres URL [--schema NAME] | --log PATH) --actor ID --tenant ID --environment NAME
                  [--tool-map FILE] [--approval-timeout-ms N] [--approval-ttl-ms N] [--inbox-url URL] [--upstream-timeout-ms N]
                  [--listen HOST:PORT (--dev-login | --jwt-public-key FILE --jwt-issuer ISS --jwt-audience AUD)]
-                 [--on-behalf-of ID] [--source-system NAME] -- <upstream command> [args...]
+                 [--on-behalf-of ID] [--source-system NAME] [--shadow-bundle PATH [--shadow-data FILE]] -- <upstream command> [args...]
       an MCP server on stdin/stdout in front of the MCP server it starts (docs/mcp.md):
       tools/list shows the tools the policy offers to the actor, each tools/call is decided
       before it is forwarded. Records go to --log PATH or, with --postgres, to the records
@@ -67,7 +68,8 @@ export const mcpProxyCommand: Command = {
       or the approval service this process runs with --listen; otherwise it is refused with
       approval_unavailable. --approval-ttl-ms: how long an approval can be given (default one hour).
       --inbox-url: sent to hosts that take URL elicitations ({decisionId} is replaced). --upstream-timeout-ms: longest wait for the upstream (default ${DEFAULT_UPSTREAM_TIMEOUT_MS}).
-      $${RECORD_KEY_ENV}: key (>= 16 bytes) for HMAC digests of sensitive values.`,
+      $${RECORD_KEY_ENV}: key (>= 16 bytes) for HMAC digests of sensitive values.
+      ${SHADOW_USAGE}.`,
 
   async run(args) {
     const split = args.indexOf("--");
@@ -97,6 +99,7 @@ export const mcpProxyCommand: Command = {
         "jwt-public-key": { type: "string" },
         "jwt-issuer": { type: "string" },
         "jwt-audience": { type: "string" },
+        ...shadowOptions,
       },
     });
     if (values.bundle === undefined) throw new UsageError("mcp-proxy needs --bundle PATH");
@@ -148,6 +151,7 @@ export const mcpProxyCommand: Command = {
       }
     }
     const data = values.data === undefined ? undefined : await readDataFile(values.data);
+    const shadow = await readShadowOptions(values);
     const bundle = await loadBundle(values.bundle).catch((error: unknown) => fail(toError(error).message));
     if (!bundle.entrypoints.includes("veto/crm/visible")) {
       fail(`bundle ${values.bundle} has no entrypoint veto/crm/visible (tool visibility): rebuild it with make bundle`);
@@ -182,6 +186,7 @@ export const mcpProxyCommand: Command = {
         ...(approvalTtlMs === undefined ? {} : { approvalTtlMs }),
         ...(data === undefined ? {} : { data }),
         ...(recordKey === undefined ? {} : { recordKey }),
+        ...(shadow === undefined ? {} : { shadow }),
       });
     } catch (error) {
       await store.close();

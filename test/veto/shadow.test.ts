@@ -4,7 +4,9 @@
  * what it would be without the shadow; the record carries the candidate's
  * verdict, equal to a replay of the same call and history on the candidate;
  * the shadow fields are inside the hash chain; the report shows the
- * disagreements; a shadow bundle from a server is hot-reloaded.
+ * disagreements; a shadow bundle from a server is hot-reloaded; a candidate
+ * whose evaluation fails at run time is recorded as `shadow.error` and changes
+ * nothing.
  */
 import { createHash } from "node:crypto";
 import { createServer, type Server } from "node:http";
@@ -19,6 +21,7 @@ import { VetoOptionsError } from "../../adapter/index.js";
 import { FIXTURE_DATA, MemorySink, ROOT, jsonLines, makeVeto, read, requireBundle, requireCli, runCli, write } from "../helpers/index.js";
 import { tempDir } from "../helpers/file-log.js";
 import { seededRandom } from "../helpers/generate-calls.js";
+import { ABORT_ABOVE, failingCandidate } from "../helpers/shadow.js";
 
 const SEED = Number(process.env["VETO_TEST_SEED"] ?? 2108);
 
@@ -102,6 +105,84 @@ describe("shadow mode", () => {
     expect((await verifyLog([logPath])).ok).toBe(true);
     expect((await verifyLog([tampered])).ok).toBe(false);
   });
+
+  it(`a candidate whose evaluation fails is recorded as shadow.error, never a deny, and later calls still decide (seed ${SEED})`, async () => {
+    const candidate = failingCandidate(dir);
+    const logPath = join(dir, "failing.jsonl");
+    const log = await openFileLog(logPath);
+    const plain = await makeVeto();
+    const shadowed = await makeVeto({ recordSink: log, shadow: { bundle: candidate } });
+    const strip = (d: { id: string; timestamp: string }) => ({ ...d, id: "", timestamp: "" });
+    const calls = generatedCalls(SEED, 150);
+    for (const call of calls) {
+      plain.clock.advance(20_000);
+      shadowed.clock.advance(20_000);
+      const [a, b] = [await plain.veto.protect(call), await shadowed.veto.protect(call)];
+      expect(strip(b), JSON.stringify(call)).toEqual(strip(a));
+    }
+    await plain.veto.close();
+    await shadowed.veto.close();
+    await log.close();
+
+    const records = (await readLog([logPath])).filter((r) => r.record["type"] === "decision");
+    expect(records).toHaveLength(calls.length);
+    const version = (await Replayer.create({ bundle: candidate })).bundle;
+    let failed = 0;
+    let answeredAfterFailure = 0;
+    for (const [i, logged] of records.entries()) {
+      const record = logged.record;
+      if (record["history"] === null) continue;
+      const shadow = record["shadow"] as Record<string, unknown>;
+      const result = record["result"] as { action: string; escalated: boolean; reasons: { code: string }[] };
+      const amount = (calls[i]!["arguments"] as { amount?: unknown }).amount;
+      const context = `${i}: ${JSON.stringify(calls[i])} -> ${JSON.stringify(shadow)}`;
+      expect(shadow, context).toMatchObject({ revision: version.revision, hash: version.hash });
+      if (typeof amount === "number" && amount > ABORT_ABOVE) {
+        expect(Object.keys(shadow).sort(), context).toEqual(["error", "hash", "revision"]);
+        expect(shadow["error"], context).toMatch(/conflict/);
+        // The enforced decision was the policy's own, not an evaluation_error deny.
+        expect(
+          result.reasons.map((r) => r.code),
+          context,
+        ).not.toContain("evaluation_error");
+        failed += 1;
+      } else {
+        expect(shadow, context).toEqual({
+          revision: version.revision,
+          hash: version.hash,
+          action: result.action,
+          escalated: result.escalated,
+          reasons: result.reasons.map((r) => r.code),
+        });
+        if (failed > 0) answeredAfterFailure += 1;
+      }
+    }
+    expect(failed).toBeGreaterThan(0);
+    expect(answeredAfterFailure).toBeGreaterThan(0);
+    expect((await verifyLog([logPath])).ok).toBe(true);
+    const report = await buildReport(await readLog([logPath]), { untilMs: Date.parse("2030-01-01T00:00:00Z") });
+    expect(report.shadow.errors).toBe(failed);
+    expect(report.shadow.disagreements).toBe(0);
+
+    // The CLI prints the same decisions with the failing candidate as without one.
+    requireCli();
+    const input = jsonLines(...calls.slice(0, 40));
+    const withShadow = runCli(
+      ["eval", "--bundle", requireBundle(), "--records", join(dir, "failing-eval.jsonl"), "--shadow-bundle", candidate],
+      input,
+    );
+    const without = runCli(["eval", "--bundle", requireBundle(), "--records", join(dir, "plain-eval.jsonl")], input);
+    expect(withShadow.status, withShadow.stderr).toBe(0);
+    const lines = (text: string) =>
+      text
+        .trim()
+        .split("\n")
+        .map((l) => strip(JSON.parse(l) as { id: string; timestamp: string }));
+    expect(lines(withShadow.stdout)).toEqual(lines(without.stdout));
+    expect(readFileSync(join(dir, "failing-eval.jsonl"), "utf8")).toMatch(
+      /"shadow":\{"revision":"[^"]+","hash":"[^"]+","error":"[^"]*var assignment conflict"\}/,
+    );
+  }, 120_000);
 
   it("refuses an unusable shadow bundle or options at createVeto, naming the option", async () => {
     await expect(makeVeto({ shadow: { bundle: join(dir, "missing.tar.gz") } })).rejects.toThrow(/missing\.tar\.gz/);
