@@ -85,6 +85,8 @@ ADAPTER_REASON_MESSAGES = {
     INVALID_INPUT: "The call does not match the input contract",
     EVALUATION_ERROR: "The policy could not be evaluated",
     RECORD_UNAVAILABLE: "The decision record could not be written durably",
+    # Record state (docs/contract.md §6) is not built in the Python adapter yet; the message is kept with the others.
+    "record_state_unavailable": "The state of the CRM record could not be read",
 }
 
 
