@@ -9,8 +9,8 @@
 //   node scripts/check-refs.mjs            check the tree; exit 1 listing each problem
 //   node scripts/check-refs.mjs FILE...    check only these files (used by its own test)
 //
-// Applied migrations are never edited (their checksums are recorded in every
-// database), so adapter/postgres/migrations/ is skipped.
+// Migrations are checked too: a comment-only fix to an applied one lists its
+// earlier checksum in adapter/postgres/migrations.ts (COMMENT_ONLY_EDITS).
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, normalize, relative, resolve } from "node:path";
@@ -19,7 +19,6 @@ import { fileURLToPath } from "node:url";
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const BUILT = ["dist/", ".build/", "node_modules/", ".tools/"];
 const SKIP = [
-  /^adapter\/postgres\/migrations\//,
   /^bundles\//,
   /^test\/cases\//,
   /^test\/fixtures\//,

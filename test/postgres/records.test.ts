@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 /**
  * Migrations, the PostgreSQL record sink and its verification, on the real
  * server; the CLI as built (node dist/cli.js).
@@ -121,6 +122,24 @@ describe("veto db migrate", () => {
       code: "migration_changed",
       message: expect.stringMatching(/^migration 002_records\.sql was changed after it was applied/),
     });
+    // A database migrated before a comment-only fix of 001/002 (its earlier checksum recorded) is still current;
+    // a checksum that is neither the file's nor a listed earlier one is refused.
+    const current = db.schema("before_comment_fix");
+    await migrate({ connectionString: pgUrl(), schema: current });
+    const earlier =
+      "sha256:" +
+      createHash("sha256")
+        .update(
+          (await readFile(join(defaultMigrationsDir(), "001_store.sql"), "utf8")).replace(
+            "-- Deny history and approvals shared by every instance.",
+            "-- Deny history and approvals shared by every instance (issue 7).",
+          ),
+        )
+        .digest("hex");
+    await db.pool.query(`UPDATE "${current}".schema_migrations SET checksum = $1 WHERE version = 1`, [earlier]);
+    expect(await migrate({ connectionString: pgUrl(), schema: current })).toMatchObject({ applied: [], version: 9 });
+    await db.pool.query(`UPDATE "${current}".schema_migrations SET checksum = $1 WHERE version = 1`, [`sha256:${"0".repeat(64)}`]);
+    await expect(migrate({ connectionString: pgUrl(), schema: current })).rejects.toMatchObject({ code: "migration_changed" });
     await expect(PostgresStore.connect({ connectionString: pgUrl(), schema: "Bad-Name" })).rejects.toMatchObject({
       code: "invalid_options",
     });

@@ -1,4 +1,4 @@
--- Deny history and approvals shared by every instance (issue 7).
+-- Deny history and approvals shared by every instance.
 -- Applied with search_path set to the store's schema: names are unqualified.
 
 -- One row per decision. A deny counts towards (actor_id, tenant_id) at at_ms;

@@ -1,4 +1,4 @@
--- Decision records (issue 7): the file log's hash chain in a table. `line` is
+-- Decision records (docs/contract.md §7): the file log's hash chain in a table. `line` is
 -- the sealed record exactly as the file log writes a line (canonical JSON with
 -- seq, prev_hash and hash); the other columns repeat parts of it for queries,
 -- and `veto log verify --postgres` checks them against it.
