@@ -391,3 +391,20 @@ async def test_async_graphs_pause_and_resume_once_through_awrap(pg_schema: str) 
         assert crm.runs == [update(amount=100), update(amount=9000, recordId="opp_9")]
     finally:
         await veto.close()
+
+
+async def test_a_pause_made_by_invoke_resumes_with_ainvoke(recorded: Recorded, pg_schema: str) -> None:
+    crm = Crm()
+    cfg = config()
+    with saver_on(pg_schema) as saver:
+        [pause] = veto_interrupts(invoke(graph_for(crm, saver, model_calling(update(amount=9000, recordId="opp_m")), recorded.veto), ask(), cfg))
+    recorded.veto.approve(pause.decision_id, APPROVER)
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
+    async with AsyncPostgresSaver.from_conn_string(schema_url(pg_url(), pg_schema)) as saver:
+        done = await graph_for(crm, saver, model_calling(), recorded.veto).ainvoke(
+            Command(resume={"approved": True}), {"configurable": cfg["configurable"]}, context=cfg["context"]
+        )
+    assert tool_texts(done) == ["updated opp_m"]
+    assert crm.runs == [update(amount=9000, recordId="opp_m")]
+    assert len(recorded.decisions()) == 1

@@ -152,8 +152,10 @@ class VetoToolCallWrapper:
             call = GateCall(payload["tool"], payload["arguments"], payload["context"], payload["input"])
             return _kept(await gate.adecide(call), call)
 
-        self._decide = task(name=DECISION_TASK)(veto_decision)
-        self._adecide = task(name=DECISION_TASK)(aveto_decision)
+        # One name for both (LangGraph's id of a kept decision includes it): a pause made by invoke resumes with ainvoke.
+        veto_decision.__name__ = aveto_decision.__name__ = DECISION_TASK
+        self._decide = task(veto_decision)
+        self._adecide = task(aveto_decision)
 
     def _decided_now(self, nonce: str) -> bool:
         with self._lock:

@@ -205,8 +205,8 @@ class VetoAgents:
             call = await self.gate.acall(name, params, run)
             kept = _kept_decision(run.context, call_id)
             if kept is not None and kept.get("input") == call.fingerprint:
-                return kept.get("action") == "require_approval"
-            return (await self._decide_and_keep(run, call_id, call))["action"] == "require_approval"
+                return bool(kept.get("action") == "require_approval")
+            return bool((await self._decide_and_keep(run, call_id, call))["action"] == "require_approval")
 
         governed = copy.copy(tool)
         invoker = governed.on_invoke_tool
