@@ -306,3 +306,21 @@ async def test_arguments_edited_with_the_sdks_fingerprint_left_in_place_never_ru
         await resume(vetoed, crm, json.dumps(state))
     assert crm.runs == []
     assert recorded.approval_status(decision_id) == "approved"
+
+
+async def test_an_sdk_approval_for_every_call_of_the_tool_is_no_veto_approval(recorded: Recorded) -> None:
+    """state.approve(item, always_approve=True): the SDK asks nothing about later calls; Veto still decides each one."""
+    crm = Crm()
+    vetoed, saved, decision_id = await paused(recorded, crm, update(amount=9000, recordId="opp_s1"))
+    recorded.veto.approve(decision_id, APPROVER)
+    later = [update(amount=100, recordId="opp_s2"), update(tenantId="globex", recordId="opp_s3"), update(amount=8000, recordId="opp_s4")]
+    agent = agent_for(vetoed.tool(crm.tool), calling(*later, ids=["call_7", "call_8", "call_9"]))
+    state = await RunState.from_string(agent, saved)
+    for pending in vetoed.pending_approvals(state):
+        state.approve(pending.item, always_approve=True)
+    await Runner.run(agent, state)
+    assert crm.runs == [update(amount=9000, recordId="opp_s1"), later[0]]
+    said = tool_outputs(agent)
+    assert said[:2] == ["updated opp_s1", "updated opp_s2"]
+    assert said[2].startswith("Denied by policy [wrong_tenant]: ")
+    assert said[3].startswith("Not executed [unknown_decision]: ") and "needs its own approval" in said[3]

@@ -159,15 +159,26 @@ class VetoAgents:
         kept = _kept_decision(ctx.context, call_id)
         sdk = ctx.is_tool_approved(name, call_id)
         if kept is None:
-            # Not decided by needs_approval (or the context that kept it was replaced on restore).
-            if sdk is True:
-                return ToolGuardrailFunctionOutput.reject_content(
-                    refused_message("unknown_decision", f"no Veto decision is kept for call {call_id} in this run's context")
-                )
+            # Not decided by needs_approval: the SDK skipped it (an approval given with always_approve=True
+            # covers later calls of the tool), or the context that kept the decision was replaced on restore.
+            # Decided here; an approval the SDK holds is no Veto approval, so a call needing one is refused.
             fresh = await self._decide_and_keep(ctx, call_id, call)
             if fresh["action"] == "allow":
                 self._forget(call_id)
                 return ToolGuardrailFunctionOutput.allow({"decision_id": fresh["decision_id"]})
+            if fresh["action"] == "require_approval" and sdk is True:
+                return ToolGuardrailFunctionOutput.reject_content(
+                    refused_message(
+                        "unknown_decision",
+                        f"no Veto decision was kept for call {call_id} in this run's context; decided now as {fresh['decision_id']}, it needs its own approval",
+                    )
+                )
+            if fresh["action"] == "require_approval" and not _pre_approval(ctx):
+                return ToolGuardrailFunctionOutput.reject_content(
+                    refused_message("approval_pending", f"decision {fresh['decision_id']} has no answer yet")
+                )
+            if fresh["action"] == "require_approval":
+                return ToolGuardrailFunctionOutput.allow({"decision_id": fresh["decision_id"], "pending": True})
             return ToolGuardrailFunctionOutput.reject_content(fresh["message"])
         if kept.get("action") == "deny":
             return ToolGuardrailFunctionOutput.reject_content(str(kept.get("message")))
