@@ -20,10 +20,10 @@ from typing import Any, Mapping, Union
 
 import pytest
 
-from veto_crm import VetoOptionsError, create_async_veto
+from veto_crm import VetoOptionsError, create_async_veto, create_veto
 from veto_crm.integrations.gate import ToolGate, decision_id_in, deny_message, input_fingerprint, pause_message
 
-from .conftest import TEST_BUNDLE, MemorySink
+from .conftest import TEST_BUNDLE, FakeClock, MemorySink
 from .integration_parts import APP_CONTEXT, APPROVER, SEED, Recorded, recorded, update
 
 __all__ = ["recorded"]
@@ -234,3 +234,18 @@ def test_the_core_and_the_gate_import_no_framework() -> None:
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_an_expired_approval_is_refused_and_never_claimed() -> None:
+    clock = FakeClock()
+    with create_veto(TEST_BUNDLE, record_sink=MemorySink(), clock=clock, approval_ttl_ms=60_000, approval_poll_ms=10) as veto:
+        gate = ToolGate[None](veto=veto, context=lambda _: APP_CONTEXT)
+        call = gate.call("crm.update", update(amount=9000), None)
+        verdict = gate.decide(call)
+        clock.advance(60_000)
+        assert gate.claim(verdict.decision.id, call).code == "approval_expired"
+        # The same call approved in time is claimed once.
+        fresh = gate.decide(call)
+        veto.approve(fresh.decision.id, APPROVER)
+        clock.advance(59_999)
+        assert gate.claim(fresh.decision.id, call).ok
