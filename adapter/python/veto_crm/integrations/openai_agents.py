@@ -173,12 +173,13 @@ class VetoAgents:
                         f"no Veto decision was kept for call {call_id} in this run's context; decided now as {fresh['decision_id']}, it needs its own approval",
                     )
                 )
-            if fresh["action"] == "require_approval" and not _pre_approval(ctx):
+            if fresh["action"] == "require_approval":
+                if sdk is None and _pre_approval(ctx):
+                    # Before the SDK asks for approval: let the run pause on the decision just kept.
+                    return ToolGuardrailFunctionOutput.allow({"decision_id": fresh["decision_id"], "pending": True})
                 return ToolGuardrailFunctionOutput.reject_content(
                     refused_message("approval_pending", f"decision {fresh['decision_id']} has no answer yet")
                 )
-            if fresh["action"] == "require_approval":
-                return ToolGuardrailFunctionOutput.allow({"decision_id": fresh["decision_id"], "pending": True})
             return ToolGuardrailFunctionOutput.reject_content(fresh["message"])
         if kept.get("action") == "deny":
             return ToolGuardrailFunctionOutput.reject_content(str(kept.get("message")))
