@@ -434,3 +434,24 @@ def test_a_python_log_with_record_state_and_amendments_passes_veto_log_verify(bu
     ts, py = run_ts_cli(args), run_python_cli(args)
     assert ts.returncode == 1 and py.returncode == 1
     assert py.stdout == ts.stdout
+
+
+def test_a_decision_whose_record_cannot_be_written_is_superseded_by_a_deny_that_binds_no_state(bundle: Path) -> None:
+    """docs/contract.md §7: the superseding record_unavailable deny is on file, without the state the refused approval would have bound."""
+    sink = MemorySink()
+    real_write = sink.write
+    failed: list[bool] = []
+
+    def write(record: dict[str, Any]) -> None:
+        if record["type"] == "decision" and not failed:
+            failed.append(True)
+            raise OSError("disk full")
+        real_write(record)
+
+    sink.write = write  # type: ignore[method-assign]
+    with create_veto(bundle, record_sink=sink, clock=FakeClock(), record_state=States("v1")) as veto:
+        decision = veto.protect(NEEDS_APPROVAL)
+        assert codes(decision) == ["record_unavailable"]
+        superseding = _records(sink, decision.id, "decision")
+        assert len(superseding) == 1 and superseding[0]["result"]["action"] == "deny"
+        assert "record_state" not in superseding[0]

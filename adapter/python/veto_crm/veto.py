@@ -631,7 +631,9 @@ class Veto:
         except Exception:
             pass
         try:
-            self._store.append_decision(replace(stored, action="deny", escalated=False, approvers=(), approval=None, counts_towards_escalation=False))
+            self._store.append_decision(
+                replace(stored, action="deny", escalated=False, approvers=(), approval=None, review=None, counts_towards_escalation=False)
+            )
         except Exception:
             pass
         return _Decided(decision, None, error)
