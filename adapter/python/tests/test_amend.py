@@ -29,6 +29,7 @@ from veto_crm import (
     VetoDeniedError,
     VetoOptionsError,
     create_async_veto,
+    Veto,
     create_veto,
 )
 
@@ -51,7 +52,7 @@ def _pending_id(sink: MemorySink, before: int) -> str:
     raise AssertionError("no require_approval decision was recorded")
 
 
-def _pending_guard(veto: Any, sink: MemorySink) -> tuple[list[tuple[dict[str, Any], str]], list[BaseException], threading.Thread, str]:
+def _pending_guard(veto: Veto, sink: MemorySink) -> tuple[list[tuple[dict[str, Any], str]], list[BaseException], threading.Thread, str]:
     runs: list[tuple[dict[str, Any], str]] = []
     errors: list[BaseException] = []
 
@@ -150,9 +151,10 @@ def test_is_refused_for_the_actor_a_non_approver_twice_after_expiry_and_for_bad_
             with pytest.raises(ApprovalError) as refused:
                 veto.amend(one.id, reviewer, args_of(1))
             assert refused.value.code == code
+        bad: Any
         for bad in ([], None, "amount=1", 5):
             with pytest.raises(VetoOptionsError):
-                veto.amend(one.id, APPROVER, bad)  # type: ignore[arg-type]
+                veto.amend(one.id, APPROVER, bad)
         with pytest.raises(VetoOptionsError):
             veto.amend(one.id, APPROVER, args_of(1), note=5)  # type: ignore[arg-type]
         with pytest.raises(VetoOptionsError):

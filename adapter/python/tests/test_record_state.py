@@ -22,7 +22,7 @@ from typing import Any, Optional
 
 import pytest
 
-from veto_crm import ApprovalError, FileDecisionLog, InMemoryStore, VetoOptionsError, create_async_veto, create_veto, read_log
+from veto_crm import ApprovalError, FileDecisionLog, InMemoryStore, Veto, VetoOptionsError, create_async_veto, create_veto, read_log
 
 from .conftest import APPROVER, FakeClock, MemorySink, codes, run_python_cli, run_ts_cli, write_call
 
@@ -54,7 +54,7 @@ def _records(sink: MemorySink, decision_id: str, kind: Optional[str] = None) -> 
     return [r for r in sink.records if r["decision_id"] == decision_id and (kind is None or r["type"] == kind)]
 
 
-def _guard_in_thread(veto: Any, call: dict[str, Any]) -> tuple[list[Any], list[BaseException], threading.Thread]:
+def _guard_in_thread(veto: Veto, call: dict[str, Any]) -> tuple[list[Any], list[BaseException], threading.Thread]:
     runs: list[Any] = []
     errors: list[BaseException] = []
 
@@ -236,8 +236,8 @@ def test_guard_refuses_a_record_changed_after_approval_and_runs_an_unchanged_one
         refused = _records(sink, decision_id, "execution")
         assert [(r["result"], r["record_state"]) for r in refused] == [({"execution": "refused", "reason": "record_changed"}, "v2")]
         # The refusal leaves the approval approved and unclaimed (docs/contract.md §9).
-        approval = veto._store.get_decision(decision_id).approval
-        assert approval is not None and approval.status == "approved"
+        stored = veto._store.get_decision(decision_id)
+        assert stored is not None and stored.approval is not None and stored.approval.status == "approved"
 
         before = len(sink.records)
         states.state = "v2"
@@ -333,7 +333,7 @@ def test_generated_the_call_runs_iff_the_state_at_execution_is_the_bound_one(bun
 def test_asyncio_state_function_binds_and_refuses_a_changed_record(bundle: Path) -> None:
     async def main() -> None:
         sink = MemorySink()
-        state = {"value": "v1", "asked": 0}
+        state: dict[str, Any] = {"value": "v1", "asked": 0}
 
         async def record_state(call: dict[str, Any]) -> Any:
             state["asked"] += 1
@@ -455,3 +455,50 @@ def test_a_decision_whose_record_cannot_be_written_is_superseded_by_a_deny_that_
         superseding = _records(sink, decision.id, "decision")
         assert len(superseding) == 1 and superseding[0]["result"]["action"] == "deny"
         assert "record_state" not in superseding[0]
+
+
+TS_LOG_SCRIPT = """
+const [root, bundle, path] = process.argv.slice(-3);
+const { createVeto } = await import(`${root}/dist/index.js`);
+const { openFileLog } = await import(`${root}/dist/audit.js`);
+const log = await openFileLog(path);
+const quiet = { info() {}, error() {}, warn() {}, debug() {}, child() { return quiet; } };
+let state = "v1";
+const veto = await createVeto({ bundle, recordSink: log, recordState: () => state, logger: quiet });
+const call = JSON.parse(process.env.VETO_CALL);
+const approver = process.env.VETO_APPROVER;
+const one = await veto.protect(call);
+await veto.approve({ decisionId: one.id, reviewerId: approver });
+state = "v2";
+await veto.waitForApproval({ decisionId: one.id, call }).catch(() => {});
+const two = await veto.protect(call);
+const amended = { ...call, arguments: { ...call.arguments, amount: 8000 } };
+// The amended call is bound to the state now ("v2"), and runs while it stays so.
+const result = await veto.amend({ decisionId: two.id, reviewerId: approver, arguments: amended.arguments, note: "less" });
+await veto.waitForApproval({ decisionId: result.decision.id, call: amended });
+await veto.close();
+await log.close();
+"""
+
+
+def test_a_typescript_log_with_record_state_and_amendments_verifies_and_reads_in_python(bundle: Path, tmp_path: Path, ts_cli: Path) -> None:
+    import json
+    import subprocess
+
+    from .conftest import ROOT
+
+    path = tmp_path / "ts.jsonl"
+    script = tmp_path / "write-log.mjs"
+    script.write_text(TS_LOG_SCRIPT, encoding="utf-8")
+    env = {**os.environ, "VETO_CALL": json.dumps(NEEDS_APPROVAL), "VETO_APPROVER": APPROVER}
+    done = subprocess.run(["node", str(script), str(ROOT), str(bundle), str(path)], capture_output=True, text=True, env=env, check=False)
+    assert done.returncode == 0, done.stderr
+    args = ["log", "verify", str(path)]
+    ts, py = run_ts_cli(args), run_python_cli(args)
+    assert py.returncode == 0, py.stderr
+    assert (py.returncode, py.stdout, py.stderr) == (ts.returncode, ts.stdout, ts.stderr)
+    records = read_log([str(path)])
+    assert [r["type"] for r in records] == ["decision", "approval", "execution", "decision", "decision", "amendment", "approval", "execution"]
+    assert records[2]["result"] == {"execution": "refused", "reason": "record_changed"} and records[2]["record_state"] == "v2"
+    assert records[4]["amended_from"] == records[3]["decision_id"] and records[5]["amended_to"] == records[4]["decision_id"]
+    assert records[7]["result"] == {"execution": "claimed"}
