@@ -363,6 +363,10 @@ class Veto:
         A decorator: the tool function ``fn(args, context, decision)`` runs only
         when ``protect({tool, arguments: args, context})`` allows it or its
         approval arrives; a deny raises VetoDeniedError and ``fn`` never runs.
+        An approved call runs once (use-once claim), and only while its
+        record's state is the one approved (ApprovalError ``record_changed``);
+        when an approver amended the call, the amended call runs as its own
+        decision allows, with the amended arguments (docs/contract.md §6).
         ``fn`` receives a fresh deep copy of exactly the arguments and context
         that were decided. An ``async def`` tool gets an async wrapper (the
         decision runs in a worker thread).
