@@ -71,10 +71,10 @@ beforeAll(async () => {
     veto,
     store,
     auth: { devLogin: { approverIds: [APPROVER, OTHER_APPROVER] } },
-    inbox: {
-      secret: "the browser tests' inbox secret, 32+ bytes",
-      publicUrl: origin,
-      readRecord: async ({ recordId }) => CRM[recordId],
+    inbox: { secret: "the browser tests' inbox secret, 32+ bytes", publicUrl: origin },
+    readRecord: async (call) => {
+      const fields = CRM[(call.arguments as { recordId?: string }).recordId ?? ""];
+      return fields === undefined ? undefined : { fields };
     },
   });
   await app.listen({ host: "127.0.0.1", port: Number(new URL(origin).port) });
