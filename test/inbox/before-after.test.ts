@@ -321,7 +321,8 @@ describe("amending in the inbox", () => {
     expect(frag.headers["x-veto-status"]).toBe("200");
     expect(frag.body.match(/<article /g)?.length).toBe(2);
     expect(frag.body).toContain(`data-outcome="amended"`);
-    expect(frag.body).toMatch(/Amended\. The amended call, decision [\w-]+: approved by the amendment/);
+    expect(frag.body).toMatch(/Amended → decision <a href="\/approvals\/[\w-]+"><code>[\w-]+<\/code><\/a>: approved by the amendment/);
+    expect(frag.body).toContain('<p class="result" role="status" aria-live="polite" tabindex="-1">Amended by you.</p>');
   });
 
   it("an amended call the policy denies: the original ends amended, nothing is approved, the reason codes are shown", async () => {

@@ -532,12 +532,9 @@ export async function registerInbox(app: FastifyInstance, ctx: InboxContext, opt
         if (code === "approval_expired") return await refused(410, "conflict", "Not amended: this approval has expired.");
         return await refused(status, "refused", `Not amended: ${why}.`);
       }
-      const next = await store.getDecision(done.answer.decision.id);
-      const line = next === undefined ? "recorded." : amendedOutcome(next, await now());
+      // The card's "Amended → decision X: …" line says what became of the amended call.
       const settled = (await store.getDecision(d.id)) ?? d;
-      const cards = await cardOf(settled, s, await now(), {
-        outcome: { kind: "amended", text: `Amended. The amended call, decision ${done.answer.decision.id}: ${line}` },
-      });
+      const cards = await cardOf(settled, s, await now(), { outcome: { kind: "amended", text: "Amended by you." } });
       return await send(200, `${cards}${await amendedCard(settled, s, await now())}`);
     });
 
