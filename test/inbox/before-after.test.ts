@@ -35,9 +35,7 @@ async function open(
     store,
     clock: () => Date.now(),
     ...(o.ttlMs === undefined ? {} : { approvalTtlMs: o.ttlMs }),
-    ...(o.recordState === false
-      ? {}
-      : { recordState: (call) => versions.get((call.arguments as { recordId?: string }).recordId ?? "") }),
+    ...(o.recordState === false ? {} : { recordState: (call) => versions.get((call.arguments as { recordId?: string }).recordId ?? "") }),
   });
   const app = await createApprovalServer({
     veto,
@@ -114,7 +112,7 @@ describe("before and after", () => {
     versions.set("opp_ba1", "v8");
     const changed = cardIn((await app.inject({ method: "GET", url: `/approvals/${id}`, headers: { cookie } })).body, id);
     expect(changed).toContain(
-      'Record changed since the request: the approval is bound to state <code>v7</code>, the current values were read at <code>v8</code>.',
+      "Record changed since the request: the approval is bound to state <code>v7</code>, the current values were read at <code>v8</code>.",
     );
     expect(changed).toContain("record_changed");
     // The JSON API's item carries the same view.
@@ -138,13 +136,18 @@ describe("before and after", () => {
     const { app, veto } = await open({
       readRecord: () => ({ fields: { close_date: "2026-10-01", discount_pct: 40 }, state: "etag-1" }),
     });
-    const id = await pending(veto, { recordId: "opp_ba2", changes: { close_date: "2026-12-01", discount_pct: 10, toString: 1, hasOwnProperty: 2 } });
+    const id = await pending(veto, {
+      recordId: "opp_ba2",
+      changes: { close_date: "2026-12-01", discount_pct: 10, toString: 1, hasOwnProperty: 2 },
+    });
     const cookie = await devLogin(app);
     const card = cardIn((await app.inject({ method: "GET", url: `/approvals/${id}`, headers: { cookie } })).body, id);
     expect(card).toContain("Current values read at state <code>etag-1</code> (the approval is bound to no state).");
     expect(card).not.toContain("Record state at the request");
     // discount_pct is sensitive on opportunities: its new value is masked, and so is its current one.
-    expect(card).toMatch(/<th scope="row">discount_pct<\/th><td class="current"><span class="masked">masked \(sensitive field\)<\/span><\/td>/);
+    expect(card).toMatch(
+      /<th scope="row">discount_pct<\/th><td class="current"><span class="masked">masked \(sensitive field\)<\/span><\/td>/,
+    );
     expect(card).not.toContain(">40<");
     // Names an object has by its prototype are not the record's fields.
     for (const field of ["toString", "hasOwnProperty"]) {
@@ -166,9 +169,12 @@ describe("before and after", () => {
     const revoked = Proxy.revocable({}, {});
     revoked.revoke();
     const answers: [string, () => unknown][] = [
-      ["throws", () => {
-        throw new Error("CRM down <script>");
-      }],
+      [
+        "throws",
+        () => {
+          throw new Error("CRM down <script>");
+        },
+      ],
       ["rejects", () => Promise.reject(new Error("no"))],
       ["hangs", () => new Promise(() => {})],
       ["undefined", () => undefined],
@@ -181,8 +187,22 @@ describe("before and after", () => {
       ["fields an array", () => ({ fields: [1] })],
       ["a state that is a number", () => ({ fields: CURRENT, state: 7 })],
       ["a revoked proxy", () => revoked.proxy],
-      ["a getter that throws", () => ({ get fields() { throw new Error("getter"); } })],
-      ["a thenable whose then throws", () => ({ get then() { throw new Error("then"); } })],
+      [
+        "a getter that throws",
+        () => ({
+          get fields() {
+            throw new Error("getter");
+          },
+        }),
+      ],
+      [
+        "a thenable whose then throws",
+        () => ({
+          get then() {
+            throw new Error("then");
+          },
+        }),
+      ],
     ];
     let answer: () => unknown = () => undefined;
     const { app, veto, store } = await open({ readRecord: () => answer() as never, readRecordTimeoutMs: 150 });
@@ -252,7 +272,8 @@ describe("before and after", () => {
         expect(m[1]!.length, context).toBeLessThan(1_000 * 8 + 200);
       }
       // A state longer than the bound is cut too.
-      for (const m of html.matchAll(/read at (?:state )?<code>([\s\S]*?)<\/code>/g)) expect(m[1]!.length, context).toBeLessThan(200 * 8 + 1);
+      for (const m of html.matchAll(/read at (?:state )?<code>([\s\S]*?)<\/code>/g))
+        expect(m[1]!.length, context).toBeLessThan(200 * 8 + 1);
       const item = await app.inject({ method: "GET", url: `/api/approvals/${id}`, headers: { "x-veto-dev-reviewer": APPROVER } });
       const current = item.json().current;
       expect(current.available, context).toBe(true);
@@ -266,11 +287,13 @@ describe("before and after", () => {
     const base = { veto, store, auth: { devLogin: { approverIds: [APPROVER] } } };
     await expect(createApprovalServer({ ...base, readRecord: "yes" as never })).rejects.toThrow(VetoOptionsError);
     for (const readRecordTimeoutMs of [0, -1, 1.5, 60_001, Number.NaN]) {
-      await expect(createApprovalServer({ ...base, readRecord: () => undefined, readRecordTimeoutMs })).rejects.toThrow(/readRecordTimeoutMs/);
+      await expect(createApprovalServer({ ...base, readRecord: () => undefined, readRecordTimeoutMs })).rejects.toThrow(
+        /readRecordTimeoutMs/,
+      );
     }
-    await expect(
-      createApprovalServer({ ...base, inbox: { secret: SECRET, readRecord: (() => undefined) as never } }),
-    ).rejects.toThrow(/option of createApprovalServer itself/);
+    await expect(createApprovalServer({ ...base, inbox: { secret: SECRET, readRecord: (() => undefined) as never } })).rejects.toThrow(
+      /option of createApprovalServer itself/,
+    );
     await veto.close();
   });
 });
@@ -280,7 +303,12 @@ describe("amending in the inbox", () => {
     JSON.stringify({ object: "opportunity", recordId: "opp_123", tenantId: "acme", changes: { close_date: "2026-12-01" }, ...o });
 
   async function amendForm(app: App, cookie: string, id: string, fields: Record<string, string>, headers: Record<string, string> = {}) {
-    return await app.inject({ method: "POST", url: `/approvals/${id}/amend`, headers: { ...FORM, cookie, ...headers }, payload: form(fields) });
+    return await app.inject({
+      method: "POST",
+      url: `/approvals/${id}/amend`,
+      headers: { ...FORM, cookie, ...headers },
+      payload: form(fields),
+    });
   }
 
   it("the pending card has the form, prefilled; amending approves the amended call as the session's reviewer", async () => {
@@ -309,14 +337,24 @@ describe("amending in the inbox", () => {
     expect((next?.review?.arguments as { amount?: number }).amount).toBe(7000);
     // The original's page: "Amended → decision X", and the amended call's card below it.
     const shown = (await app.inject({ method: "GET", url: `/approvals/${id}`, headers: { cookie } })).body;
-    expect(cardIn(shown, id)).toContain(`Amended → decision <a href="/approvals/${next!.id}"><code>${next!.id}</code></a>: approved by the amendment; the waiting agent runs it.`);
+    expect(cardIn(shown, id)).toContain(
+      `Amended → decision <a href="/approvals/${next!.id}"><code>${next!.id}</code></a>: approved by the amendment; the waiting agent runs it.`,
+    );
     const nextCard = cardIn(shown, next!.id);
     expect(nextCard).toContain(`data-status="approved"`);
-    expect(nextCard).toMatch(new RegExp(`Amends</dt><dd>decision <a href="/approvals/${id}"><code>${id}</code></a>, amended by ${APPROVER}`));
+    expect(nextCard).toMatch(
+      new RegExp(`Amends</dt><dd>decision <a href="/approvals/${id}"><code>${id}</code></a>, amended by ${APPROVER}`),
+    );
     // The script's request gets both cards at once.
     const id2 = await pending(veto);
     const page2 = (await app.inject({ method: "GET", url: `/approvals/${id2}`, headers: { cookie } })).body;
-    const frag = await amendForm(app, cookie, id2, { _csrf: csrfOf(page2), arguments: argsOf({ amount: 6000 }) }, { "x-veto-fragment": "1" });
+    const frag = await amendForm(
+      app,
+      cookie,
+      id2,
+      { _csrf: csrfOf(page2), arguments: argsOf({ amount: 6000 }) },
+      { "x-veto-fragment": "1" },
+    );
     expect(frag.statusCode).toBe(200);
     expect(frag.headers["x-veto-status"]).toBe("200");
     expect(frag.body.match(/<article /g)?.length).toBe(2);
@@ -330,7 +368,13 @@ describe("amending in the inbox", () => {
     const id = await pending(veto);
     const cookie = await devLogin(app);
     const page = (await app.inject({ method: "GET", url: `/approvals/${id}`, headers: { cookie } })).body;
-    const res = await amendForm(app, cookie, id, { _csrf: csrfOf(page), arguments: argsOf({ amount: 900_000 }) }, { "x-veto-fragment": "1" });
+    const res = await amendForm(
+      app,
+      cookie,
+      id,
+      { _csrf: csrfOf(page), arguments: argsOf({ amount: 900_000 }) },
+      { "x-veto-fragment": "1" },
+    );
     expect(res.headers["x-veto-status"]).toBe("200");
     expect(res.body).toMatch(/denied by the policy \([^)]*amount_over_limit[^)]*\); nothing runs\./);
     // A denied call has no approval card: the original's alone.
@@ -357,7 +401,11 @@ describe("amending in the inbox", () => {
       ['"x"', "", /not a string/],
       ["null", "", /not null/],
       ["42", "", /not a number/],
-      [JSON.stringify({ object: "account", recordId: "acc_1", tenantId: "acme", changes: { credit_limit: digest } }), "", /arguments\.changes\.credit_limit still holds the masked value of a sensitive field/],
+      [
+        JSON.stringify({ object: "account", recordId: "acc_1", tenantId: "acme", changes: { credit_limit: digest } }),
+        "",
+        /arguments\.changes\.credit_limit still holds the masked value of a sensitive field/,
+      ],
       [argsOf({}), "n".repeat(2_001), /note is longer than 2000 characters/],
     ];
     for (const [text, note, why] of cases) {
@@ -391,11 +439,27 @@ describe("amending in the inbox", () => {
     expect((await amendForm(app, cookie, id, body)).statusCode).toBe(403);
     expect((await amendForm(app, cookie, id, { ...body, _csrf: "x" })).statusCode).toBe(403);
     const other = await devLogin(app, OTHER_APPROVER);
-    expect((await amendForm(app, cookie, id, { ...body, _csrf: csrfOf((await app.inject({ method: "GET", url: "/", headers: { cookie: other } })).body) })).statusCode).toBe(403);
+    expect(
+      (
+        await amendForm(app, cookie, id, {
+          ...body,
+          _csrf: csrfOf((await app.inject({ method: "GET", url: "/", headers: { cookie: other } })).body),
+        })
+      ).statusCode,
+    ).toBe(403);
     for (const headers of [{ origin: "https://evil.example" }, { "sec-fetch-site": "cross-site" }] as Record<string, string>[]) {
       expect((await amendForm(app, cookie, id, { ...body, _csrf: csrf }, headers)).statusCode).toBe(403);
     }
-    expect((await app.inject({ method: "POST", url: `/approvals/${id}/amend`, headers: { "content-type": "application/json", cookie }, payload: { ...body, _csrf: csrf } })).statusCode).toBe(403);
+    expect(
+      (
+        await app.inject({
+          method: "POST",
+          url: `/approvals/${id}/amend`,
+          headers: { "content-type": "application/json", cookie },
+          payload: { ...body, _csrf: csrf },
+        })
+      ).statusCode,
+    ).toBe(403);
     // The actor (signed in, as the dev login lets it) and another tenant's approver never see it.
     const actor = await devLogin(app, ACTOR);
     const actorCsrf = csrfOf((await app.inject({ method: "GET", url: "/", headers: { cookie: actor } })).body);
@@ -403,7 +467,10 @@ describe("amending in the inbox", () => {
     expect((await store.getDecision(id))?.approval?.status).toBe("pending");
 
     expect((await amendForm(app, cookie, id, { ...body, _csrf: csrf })).statusCode).toBe(303);
-    const twice = await amendForm(app, other, id, { ...body, _csrf: csrfOf((await app.inject({ method: "GET", url: "/", headers: { cookie: other } })).body) });
+    const twice = await amendForm(app, other, id, {
+      ...body,
+      _csrf: csrfOf((await app.inject({ method: "GET", url: "/", headers: { cookie: other } })).body),
+    });
     expect(twice.statusCode).toBe(409);
     expect(twice.body).toContain("Not amended: already answered. Amended by user:crm-owner@acme.example");
     expect(twice.body).not.toContain('<form class="amend"');

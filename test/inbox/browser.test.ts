@@ -301,7 +301,9 @@ describe("the inbox in Chromium", () => {
     await signIn(tab, APPROVER);
     const card = tab.page.locator(`[data-decision-id="${id}"]`);
     await expect.poll(() => card.count()).toBe(1);
-    expect(await card.locator("[data-record-state]").innerText()).toBe("Current values read at state v4, the state the approval is bound to.");
+    expect(await card.locator("[data-record-state]").innerText()).toBe(
+      "Current values read at state v4, the state the approval is bound to.",
+    );
     expect(await card.locator("[data-record-changed]").count()).toBe(0);
     // Someone edits the record in the CRM: version 5.
     CRM["opp_changed"] = { close_date: "2026-11-05", next_step: "pricing call, again" };
@@ -321,7 +323,9 @@ describe("the inbox in Chromium", () => {
     // The warning informs; it decides nothing: approved, the call meets the changed record and never runs.
     await card.getByRole("button", { name: "Approve" }).click();
     await expect.poll(async () => await tab.page.locator(`[data-decision-id="${id}"] .result`).innerText()).toMatch(/^Approved by you/);
-    await expect.poll(() => settled.get("opp_changed"), { timeout: 30_000 }).toMatchObject({ ok: false, error: { code: "record_changed" } });
+    await expect
+      .poll(() => settled.get("opp_changed"), { timeout: 30_000 })
+      .toMatchObject({ ok: false, error: { code: "record_changed" } });
     expect(await runs("opp_changed")).toBe(0);
   });
 
@@ -386,7 +390,9 @@ describe("the inbox in Chromium", () => {
       // (A cut value is followed by a space and the note.)
       expect(await cell.evaluate((td) => td.firstChild?.textContent ?? ""), context).toBe(points.length > 1_000 ? `${want} ` : want);
     }
-    expect(await tab.page.locator("main img, main svg, main iframe, main style, main script, main base, main meta").count(), context).toBe(0);
+    expect(await tab.page.locator("main img, main svg, main iframe, main style, main script, main base, main meta").count(), context).toBe(
+      0,
+    );
     expect(dialogs, context).toEqual([]);
     await card.getByRole("button", { name: "Approve" }).click();
     await expect.poll(() => settled.get("opp_hostile"), { timeout: 30_000 }).toMatchObject({ ok: true });
@@ -419,7 +425,9 @@ describe("the inbox in Chromium", () => {
     await again.getByRole("textbox", { name: "Arguments (JSON object)" }).fill(JSON.stringify(amended, null, 2));
     await again.getByRole("button", { name: "Amend" }).click();
     const line = tab.page.locator(`[data-decision-id="${id}"] .amended-to`);
-    await expect.poll(async () => (await line.count()) === 1 && (await line.innerText())).toMatch(/^Amended → decision \w+: approved by the amendment/);
+    await expect
+      .poll(async () => (await line.count()) === 1 && (await line.innerText()))
+      .toMatch(/^Amended → decision \w+: approved by the amendment/);
     expect(await tab.page.locator(`[data-decision-id="${id}"] .result`).innerText()).toBe("Amended by you.");
     const nextId = (await line.getAttribute("data-amended-to"))!;
     const nextCard = tab.page.locator(`[data-decision-id="${nextId}"]`);
@@ -429,8 +437,16 @@ describe("the inbox in Chromium", () => {
     await tab.page.screenshot({ path: resolve(SHOTS, "amended.png"), fullPage: true });
     await expect.poll(() => settled.get("opp_amend"), { timeout: 30_000 }).toMatchObject({ ok: true });
     expect(await runs("opp_amend")).toBe(1);
-    expect(((await ask("ran")) as Record<string, unknown>)["opp_amend"]).toMatchObject({ amount: 43_200, changes: { discount_note: "10% off" } });
-    expect((await store.getDecision(id))?.approval).toMatchObject({ status: "amended", reviewerId: APPROVER, note: "10%, not 25%", amendedTo: nextId });
+    expect(((await ask("ran")) as Record<string, unknown>)["opp_amend"]).toMatchObject({
+      amount: 43_200,
+      changes: { discount_note: "10% off" },
+    });
+    expect((await store.getDecision(id))?.approval).toMatchObject({
+      status: "amended",
+      reviewerId: APPROVER,
+      note: "10%, not 25%",
+      amendedTo: nextId,
+    });
     await expect.poll(async () => (await store.getDecision(nextId))?.approval?.status).toBe("executed");
   });
 
@@ -454,17 +470,30 @@ describe("the inbox in Chromium", () => {
     await card.getByRole("textbox", { name: "Arguments (JSON object)" }).fill(JSON.stringify({ ...args, amount: 900_000 }));
     await card.getByRole("button", { name: "Amend" }).click();
     await expect
-      .poll(async () => await a.page.locator(`[data-decision-id="${id}"] .amended-to`).innerText().catch(() => ""))
+      .poll(
+        async () =>
+          await a.page
+            .locator(`[data-decision-id="${id}"] .amended-to`)
+            .innerText()
+            .catch(() => ""),
+      )
       .toMatch(/: denied by the policy \(.*amount_over_limit.*\); nothing runs\.$/);
     await expect.poll(() => settled.get("opp_amend_deny"), { timeout: 30_000 }).toMatchObject({ ok: false });
     expect(await runs("opp_amend_deny")).toBe(0);
     // The other reviewer's form, sent after: already answered (their page shows it too).
     const twice = await b.page.evaluate(
       async ({ url, body }) => {
-        const r = await fetch(url, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded", "x-veto-fragment": "1" }, body });
+        const r = await fetch(url, {
+          method: "POST",
+          headers: { "content-type": "application/x-www-form-urlencoded", "x-veto-fragment": "1" },
+          body,
+        });
         return { status: r.headers.get("x-veto-status"), html: await r.text() };
       },
-      { url: `/approvals/${id}/amend`, body: new URLSearchParams({ _csrf: csrfB, arguments: JSON.stringify({ ...args, amount: 7000 }) }).toString() },
+      {
+        url: `/approvals/${id}/amend`,
+        body: new URLSearchParams({ _csrf: csrfB, arguments: JSON.stringify({ ...args, amount: 7000 }) }).toString(),
+      },
     );
     expect(twice.status).toBe("409");
     expect(twice.html).toContain("Not amended: already answered.");
@@ -641,7 +670,9 @@ describe("make inbox", () => {
       const closeDate = deal.locator("table.changes tr", { hasText: "close_date" });
       expect(await closeDate.locator("td.current").innerText()).toBe("2026-12-15");
       expect(await closeDate.locator("td.new").innerText()).toBe("2026-12-01");
-      expect(await deal.locator("[data-record-state]").innerText()).toBe("Current values read at state v1, the state the approval is bound to.");
+      expect(await deal.locator("[data-record-state]").innerText()).toBe(
+        "Current values read at state v1, the state the approval is bound to.",
+      );
       await deal.getByRole("textbox", { name: "Comment" }).fill("Order form checked");
       await deal.getByRole("button", { name: "Approve" }).click();
       await expect.poll(async () => await deal.locator(".result").innerText()).toMatch(/^Approved by you/);

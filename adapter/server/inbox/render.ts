@@ -147,7 +147,10 @@ export function card(item: ShownItem, c: CardContext): string {
     changes === undefined
       ? ""
       : Object.entries(changes)
-          .map(([field, value]) => `<tr><th scope="row">${esc(field)}</th>${currentCell(field, value)}<td class="new">${cell(value)}</td></tr>`)
+          .map(
+            ([field, value]) =>
+              `<tr><th scope="row">${esc(field)}</th>${currentCell(field, value)}<td class="new">${cell(value)}</td></tr>`,
+          )
           .join("");
   const unavailable = view?.available === false ? ` (current values unavailable: ${esc(view.reason)})` : "";
   const changesTable =
@@ -209,7 +212,12 @@ function stateLines(item: ShownItem, view: CurrentView | undefined): string {
   if (view.stateChanged === true) {
     return `<p class="warning record-changed" role="alert" data-record-changed>Record changed since the request: the approval is bound to state <code>${esc(bounded(item.recordState ?? "", MAX_STATE_CHARS))}</code>, the current values were read at ${read}. An approval would be refused when the call runs (<code>record_changed</code>): reject it, or amend it against the current values.</p>`;
   }
-  const against = view.stateChanged === false ? ", the state the approval is bound to" : item.recordState === undefined ? " (the approval is bound to no state)" : "";
+  const against =
+    view.stateChanged === false
+      ? ", the state the approval is bound to"
+      : item.recordState === undefined
+        ? " (the approval is bound to no state)"
+        : "";
   return `<p class="record-state" data-record-state>Current values read at state ${read}${against}.</p>`;
 }
 

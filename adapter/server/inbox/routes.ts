@@ -493,7 +493,11 @@ export async function registerInbox(app: FastifyInstance, ctx: InboxContext, opt
       const send = async (status: number, cards: string): Promise<FastifyReply> => {
         if (fragment) return reply.code(200).header("x-veto-status", String(status)).type("text/html; charset=utf-8").send(cards);
         if (status === 200) return reply.redirect(`/approvals/${d.id}`, 303);
-        return html(reply, status, layout(s, nowMs, "approval", "Approval", `<h1>Approval</h1><div class="cards" data-cards>${cards}</div>`));
+        return html(
+          reply,
+          status,
+          layout(s, nowMs, "approval", "Approval", `<h1>Approval</h1><div class="cards" data-cards>${cards}</div>`),
+        );
       };
       // Refused: the card again, its form open with what was sent (while the approval is pending).
       const refused = async (status: number, kind: "conflict" | "refused", line: string): Promise<FastifyReply> => {
@@ -508,7 +512,11 @@ export async function registerInbox(app: FastifyInstance, ctx: InboxContext, opt
         args = JSON.parse(text);
       } catch (error) {
         const why = toError(error).message.slice(0, 200);
-        return await refused(400, "refused", `Not amended: the arguments are not valid JSON (${why}). Fix them and amend again; nothing was changed.`);
+        return await refused(
+          400,
+          "refused",
+          `Not amended: the arguments are not valid JSON (${why}). Fix them and amend again; nothing was changed.`,
+        );
       }
       if (args === null || typeof args !== "object" || Array.isArray(args)) {
         const was = args === null ? "null" : Array.isArray(args) ? "an array" : `a ${typeof args}`;
