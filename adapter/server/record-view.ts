@@ -66,11 +66,12 @@ const DIGEST = /^(hmac-)?sha256:[0-9a-f]{64}$/;
 const own = (o: object, key: string): boolean => Object.prototype.hasOwnProperty.call(o, key);
 const plainObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v);
 
-/** At most `max` code points of `text`, and whether it was cut. */
-function cut(text: string, max: number): { text: string; cut: boolean } {
+/** At most `max` code points of `text`, and whether it was cut (reads no further than the cut, however long the text). */
+export function cut(text: string, max: number): { text: string; cut: boolean } {
   if (text.length <= max) return { text, cut: false };
-  const points = Array.from(text);
-  return points.length <= max ? { text, cut: false } : { text: points.slice(0, max).join(""), cut: true };
+  let i = 0;
+  for (let n = 0; n < max && i < text.length; n++) i += text.codePointAt(i)! > 0xffff ? 2 : 1;
+  return i >= text.length ? { text, cut: false } : { text: text.slice(0, i), cut: true };
 }
 
 /** A value the hook gave, as plain JSON bounded in length; undefined when it has none. */

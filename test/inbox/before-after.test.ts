@@ -10,6 +10,8 @@ import type { Veto } from "../../adapter/index.js";
 import { VetoOptionsError } from "../../adapter/common/errors.js";
 import { ACTOR, APPROVER, OTHER_APPROVER, makeVeto, write } from "../helpers/index.js";
 import { OWN_TAGS, hostileStrings, seedOf, tagsIn } from "./hostile.js";
+import fc from "fast-check";
+import { cut } from "../../adapter/server/record-view.js";
 
 const SECRET = "a test secret that is long enough to sign with";
 type App = Awaited<ReturnType<typeof createApprovalServer>>;
@@ -279,6 +281,20 @@ describe("before and after", () => {
       expect(current.available, context).toBe(true);
       expect(Array.from(current.fields.close_date as string).length, context).toBeLessThanOrEqual(1_000);
     }
+  });
+
+  it("cut: the first N code points, never half a pair (generated)", () => {
+    const seed = seedOf();
+    fc.assert(
+      fc.property(fc.string({ unit: "binary", maxLength: 60 }), fc.integer({ min: 0, max: 70 }), (text, max) => {
+        const points = Array.from(text);
+        const c = cut(text, max);
+        expect(c.text).toBe(points.slice(0, max).join(""));
+        expect(c.cut).toBe(points.length > max);
+      }),
+      { seed, numRuns: 500 },
+    );
+    expect(cut("🙂".repeat(5_000), 1_000)).toEqual({ text: "🙂".repeat(1_000), cut: true });
   });
 
   it("options: readRecord must be a function on the server, not the inbox; the timeout is bounded", async () => {

@@ -4,7 +4,7 @@
  * both), one stylesheet and one small script from the same origin.
  */
 import type { ShownItem } from "./item.js";
-import { MAX_STATE_CHARS, MAX_VALUE_CHARS, type CurrentView } from "../record-view.js";
+import { MAX_STATE_CHARS, MAX_VALUE_CHARS, cut, type CurrentView } from "../record-view.js";
 
 export function esc(value: unknown): string {
   return String(value).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -200,9 +200,8 @@ ${form}
 
 /** At most `max` characters of a text from outside (the app's CRM), with an ellipsis when cut. */
 function bounded(text: string, max = MAX_VALUE_CHARS): string {
-  if (text.length <= max) return text;
-  const points = Array.from(text);
-  return points.length <= max ? text : `${points.slice(0, max).join("")}…`;
+  const c = cut(text, max);
+  return c.cut ? `${c.text}…` : text;
 }
 
 /** The state the current values were read at, beside the approval's; a warning when they differ. */
