@@ -240,7 +240,7 @@ function amendForm(item: ShownItem, c: CardContext): string {
 <input type="hidden" name="_csrf" value="${esc(c.csrf)}">
 <p class="hint">The amended call is decided again by the policy, with the same actor, tenant and reason. If it still needs approval and you are one of its approvers, amending approves it.</p>
 ${masked}<label for="amend-arguments-${id}">Arguments (JSON object)</label>
-<textarea id="amend-arguments-${id}" name="arguments" rows="8" spellcheck="false" autocapitalize="off" required>${esc(text)}</textarea>
+<textarea id="amend-arguments-${id}" name="arguments" rows="12" spellcheck="false" autocapitalize="off" required>${esc(text)}</textarea>
 <label for="amend-note-${id}">Note for the amendment</label>
 <textarea id="amend-note-${id}" name="note" rows="2" maxlength="2000">${esc(c.amendDraft?.note ?? "")}</textarea>
 <div class="buttons"><button type="submit" class="amend">Amend</button></div>
