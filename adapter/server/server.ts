@@ -20,6 +20,8 @@ import {
 } from "./auth.js";
 import { registerInbox, type InboxOptions } from "./inbox/routes.js";
 import type { SignInLinks } from "./inbox/links.js";
+import { currentReader, DEFAULT_READ_RECORD_TIMEOUT_MS, type CurrentView, type ReadRecord } from "./record-view.js";
+import type { AmendResult } from "../veto.js";
 
 export interface ApprovalServerOptions {
   /** Answers go through it (its approve/reject rules and records). */
@@ -36,6 +38,15 @@ export interface ApprovalServerOptions {
   readonly logger?: { error(fields: object, message: string): void; warn(fields: object, message: string): void };
   /** The browser inbox at `/` (docs/inbox.md); false: the JSON API only. Default: on, with a per-process secret. */
   readonly inbox?: InboxOptions | false;
+  /**
+   * The app's read of its CRM, for display only (docs/inbox.md, "Before and
+   * after"): a pending approval's card, and `GET /api/approvals/:id` as
+   * `current`, show each changed field's current value and the state it was
+   * read at beside the approval's. Never decides anything. Default: none.
+   */
+  readonly readRecord?: ReadRecord;
+  /** How long a page or item waits for readRecord, ms (1-60,000). Default 2,000. */
+  readonly readRecordTimeoutMs?: number;
 }
 
 export type ItemStatus = "pending" | "approved" | "rejected" | "expired" | "executed" | "amended";
@@ -65,6 +76,22 @@ export interface ApprovalItem {
   /** For the approval of an amended call: the decision it amends, and who amended it. */
   readonly amendedFrom?: string;
   readonly amendedBy?: string;
+  /**
+   * `GET /api/approvals/:id` of a pending approval, with the server's
+   * readRecord: the changed fields' current values and the state they were
+   * read at (docs/inbox.md, "Before and after").
+   */
+  readonly current?: CurrentView;
+}
+
+/** What amending answers: the item of the amended approval, the amended call's decision, and the amender's approval of it. */
+export type AmendAnswer = { readonly amended: ApprovalItem } & Omit<AmendResult, "amended">;
+
+/** An amendment refused: the HTTP status and the error the API answers; nothing changed. */
+export interface AmendRefusal {
+  readonly status: number;
+  readonly code: string;
+  readonly message: string;
 }
 
 const ID = /^[0-9A-Za-z_-]{1,128}$/;
@@ -165,6 +192,32 @@ function authenticatorOf(auth: ApprovalServerOptions["auth"]): Authenticate {
   throw new VetoOptionsError("createApprovalServer: auth must be { jwt }, { devLogin } or { authenticate }");
 }
 
+/**
+ * Where `args` holds, as a string, a masked value of `stored` (the arguments as
+ * the approval keeps them): its path (".changes.credit_limit"), else undefined.
+ */
+function maskedValueIn(args: unknown, stored: unknown): string | undefined {
+  const digests = new Set<string>();
+  const walk = (root: unknown, visit: (value: string, path: string) => boolean): string | undefined => {
+    const stack: [unknown, string][] = [[root, ""]];
+    while (stack.length > 0) {
+      const [value, path] = stack.pop()!;
+      if (typeof value === "string") {
+        if (visit(value, path)) return path;
+      } else if (value !== null && typeof value === "object") {
+        for (const [k, v] of Object.entries(value)) stack.push([v, Array.isArray(value) ? `${path}[${k}]` : `${path}.${k}`]);
+      }
+    }
+    return undefined;
+  };
+  walk(stored, (value) => {
+    if (MASKED.test(value)) digests.add(value);
+    return false;
+  });
+  return digests.size === 0 ? undefined : walk(args, (value) => digests.has(value));
+}
+const MASKED = /^(hmac-)?sha256:[0-9a-f]{64}$/;
+
 /** May this reviewer see and answer this decision's approval? The actor never may (docs/contract.md §6). */
 function mayAnswer(reviewer: Reviewer, d: StoredDecision): boolean {
   return d.approval !== undefined && d.actorId !== reviewer.id && reviewer.approverIds.some((id) => d.approvers.includes(id));
@@ -182,6 +235,14 @@ export async function createApprovalServer(options: ApprovalServerOptions): Prom
   const maxNote = options.maxNoteLength ?? 2_000;
   const log = options.logger;
   const now = async (): Promise<number> => (store.now === undefined ? Date.now() : await store.now());
+  if (options.readRecord !== undefined && typeof options.readRecord !== "function") {
+    throw new VetoOptionsError("createApprovalServer: readRecord must be a function (call) => { fields, state? } | undefined");
+  }
+  const readTimeoutMs = options.readRecordTimeoutMs ?? DEFAULT_READ_RECORD_TIMEOUT_MS;
+  if (!(Number.isSafeInteger(readTimeoutMs) && readTimeoutMs >= 1 && readTimeoutMs <= 60_000)) {
+    throw new VetoOptionsError("createApprovalServer: readRecordTimeoutMs must be an integer from 1 to 60,000");
+  }
+  const current = options.readRecord === undefined ? undefined : currentReader(options.readRecord, readTimeoutMs, log);
 
   const app = Fastify({
     bodyLimit: options.bodyLimit ?? 16_384,
@@ -275,7 +336,10 @@ export async function createApprovalServer(options: ApprovalServerOptions): Prom
   app.get("/api/approvals/:id", async (request, reply) => {
     const d = await visible(request, reply);
     if (d === undefined) return reply;
-    return approvalItem(d, await now());
+    const item = approvalItem(d, await now());
+    if (current === undefined || item.status !== "pending") return item;
+    const view = (await current.readMany([d])).get(d.id);
+    return view === undefined ? item : { ...item, current: view };
   });
 
   for (const kind of ["approve", "reject"] as const) {
@@ -324,52 +388,74 @@ export async function createApprovalServer(options: ApprovalServerOptions): Prom
 
   // Amend before approve (docs/contract.md §6, amend): the verified reviewer amends the call's
   // arguments; the amended call is a new decision; the answer holds the original, now amended,
-  // and that decision (approved by the reviewer when they may approve it).
-  app.post("/api/approvals/:id/amend", async (request, reply) => {
-    const body = request.body;
+  // and that decision (approved by the reviewer when they may approve it). The inbox's form
+  // amends through the same function.
+  const amendAs = async (
+    reviewer: Reviewer,
+    id: unknown,
+    body: unknown,
+  ): Promise<{ ok: true; answer: AmendAnswer } | { ok: false; refusal: AmendRefusal }> => {
+    const no = (status: number, code: string, message: string) => ({ ok: false as const, refusal: { status, code, message } });
     if (body === undefined || body === null || typeof body !== "object" || Array.isArray(body)) {
-      return refuse(reply, 400, "malformed_request", 'the body must be a JSON object: { "arguments": {...}, "note"? }');
+      return no(400, "malformed_request", 'the body must be a JSON object: { "arguments": {...}, "note"? }');
     }
     const given = body as Record<string, unknown>;
     const args = given["arguments"];
     if (args === null || typeof args !== "object" || Array.isArray(args)) {
-      return refuse(reply, 400, "malformed_request", "arguments must be the amended call's arguments object");
+      return no(400, "malformed_request", "arguments must be the amended call's arguments object");
     }
     const note = given["note"];
     if (note !== undefined && (typeof note !== "string" || note.length > maxNote)) {
-      return refuse(reply, 400, "malformed_request", `note must be a string of at most ${maxNote} characters`);
+      return no(400, "malformed_request", `note must be a string of at most ${maxNote} characters`);
     }
-    const reviewer = reviewerOf(request);
-    const id = (request.params as { id?: unknown }).id;
     const d = typeof id === "string" && ID.test(id) ? await store.getDecision(id) : undefined;
     if (d === undefined || d.action !== "require_approval" || d.approval === undefined) {
-      return refuse(reply, 404, "unknown_decision", "no such approval");
+      return no(404, "unknown_decision", "no such approval");
     }
-    if (d.actorId === reviewer.id) return refuse(reply, 403, "self_approval", `${reviewer.id} made the call and cannot amend it`);
-    if (!mayAnswer(reviewer, d)) return refuse(reply, 403, "not_an_approver", `${reviewer.id} is not among this decision's approvers`);
+    if (d.actorId === reviewer.id) return no(403, "self_approval", `${reviewer.id} made the call and cannot amend it`);
+    if (!mayAnswer(reviewer, d)) return no(403, "not_an_approver", `${reviewer.id} is not among this decision's approvers`);
+    // The item's arguments are masked as the record keeps them: a masked value sent back would
+    // be written as the field's new value.
+    const masked = maskedValueIn(args, d.review?.arguments);
+    if (masked !== undefined) {
+      return no(
+        400,
+        "masked_value",
+        `arguments${masked} still holds the masked value of a sensitive field: send the value itself, or leave the field out`,
+      );
+    }
     const as = reviewer.approverIds.find((approver) => d.approvers.includes(approver))!;
-    let result: Awaited<ReturnType<Veto["amend"]>>;
+    let result: AmendResult;
     try {
       result = await veto.amend({ decisionId: d.id, reviewerId: as, arguments: args, ...(note === undefined ? {} : { note }) });
     } catch (error) {
       if (error instanceof ApprovalError) {
         const status = STATUS_OF_ERROR[error.code] ?? 400;
         if (status >= 500) log?.error({ err: error, decision_id: d.id }, "amendment could not be stored");
-        return refuse(reply, status, error.code, error.message);
+        return no(status, error.code, error.message);
       }
       throw error;
     }
     const original = await store.getDecision(d.id);
     return {
-      amended: approvalItem(original!, await now()),
-      decision: result.decision,
-      ...(result.approval === undefined ? {} : { approval: result.approval }),
+      ok: true,
+      answer: {
+        amended: approvalItem(original!, await now()),
+        decision: result.decision,
+        ...(result.approval === undefined ? {} : { approval: result.approval }),
+      },
     };
+  };
+
+  app.post("/api/approvals/:id/amend", async (request, reply) => {
+    const done = await amendAs(reviewerOf(request), (request.params as { id?: unknown }).id, request.body);
+    if (!done.ok) return refuse(reply, done.refusal.status, done.refusal.code, done.refusal.message);
+    return done.answer;
   });
   const signIn =
     "devLogin" in options.auth ? { kind: "devLogin" as const, approverIds: options.auth.devLogin.approverIds } : { kind: "token" as const };
-  const rules = { itemOf: approvalItem, mayAnswer, statusOf: (code: string) => STATUS_OF_ERROR[code] ?? 400 };
-  const inboxContext = { veto, store, authenticate, signIn, maxNoteLength: maxNote, now, log, rules };
+  const rules = { itemOf: approvalItem, mayAnswer, statusOf: (code: string) => STATUS_OF_ERROR[code] ?? 400, amend: amendAs };
+  const inboxContext = { veto, store, authenticate, signIn, maxNoteLength: maxNote, now, log, rules, current };
   app.decorate("signInLinks", options.inbox === false ? undefined : await registerInbox(app, inboxContext, options.inbox));
   return app;
 }

@@ -48,7 +48,17 @@ async function announce(id) {
 }
 const store = new InMemoryStore();
 const data = JSON.parse(readFileSync(join(root, "scripts", "demo", "data.json"), "utf8"));
-const veto = await createVeto({ bundle: join(root, "bundles", "crm.tar.gz"), data, store, recordSink: sink, logger: silent });
+// Each CRM record keeps a version (scripts/demo/crm.mjs): an approval is bound to the version the
+// record had when the call asked (docs/contract.md §6, record state).
+const targetOf = (call) => ({ ...call.arguments, tenantId: call.arguments.tenantId ?? call.context?.tenantId });
+const veto = await createVeto({
+  bundle: join(root, "bundles", "crm.tar.gz"),
+  data,
+  store,
+  recordSink: sink,
+  logger: silent,
+  recordState: (call) => crm.version(targetOf(call)),
+});
 
 // The inbox in this process, on the same store: answers wake the waiting calls at once.
 const port = values.port === "0" ? await freePort() : Number(values.port);
@@ -58,16 +68,16 @@ const app = await createApprovalServer({
   veto,
   store,
   auth: { devLogin: { approverIds } },
-  inbox: {
-    publicUrl: origin,
-    // Current values from the CRM, beside the agent's new ones.
-    readRecord: async ({ tenantId, object, recordId }) => {
-      try {
-        return crm.read({ tenantId, object, recordId });
-      } catch {
-        return undefined;
-      }
-    },
+  inbox: { publicUrl: origin },
+  // Before and after: each card shows the CRM's current values beside the agent's new ones, and
+  // the version they were read at beside the one the approval is bound to.
+  readRecord: (call) => {
+    const target = targetOf(call);
+    const state = crm.version(target);
+    if (state === undefined) return undefined;
+    const fields = crm.read({ tenantId: target.tenantId, object: target.object, recordId: target.recordId });
+    delete fields.recordId;
+    return { fields, state };
   },
 });
 await app.listen({ host: "127.0.0.1", port });

@@ -7,6 +7,8 @@
 //   init   {url, schema, shortTtlMs}   two vetos: approvals last an hour, or shortTtlMs
 //   call   {key, call, short?}         start a guarded call; later {event: "settled", key, ok, value | error}
 //   runs   {}                          how often the tool ran, per key
+//   ran    {}                          the arguments the tool last ran with, per key
+//   version {recordId, state}          the record's state (recordState; undefined: none)
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { pino } from "pino";
@@ -17,7 +19,10 @@ const { postgres } = await import(resolve(root, "dist/postgres.js"));
 
 const vetos = {};
 const runs = {};
+const ran = {};
 const tools = {};
+/** The CRM's record versions as this process sees them: what approvals are bound to (docs/contract.md §6, record state). */
+const versions = {};
 
 const commands = {
   async init({ url, schema, shortTtlMs }) {
@@ -30,11 +35,13 @@ const commands = {
         logger: pino({ level: "error" }, pino.destination(2)),
         approvalPollMs: 200,
         approvalTtlMs: ttl,
+        recordState: (call) => versions[call.arguments.recordId],
         store: postgres({ connectionString: url, schema, records: true, pool: { max: 4, application_name: `inbox-agent-${name}` } }),
       });
       // The CRM write the agent makes: counted, so the test sees it ran exactly once, or never.
       tools[name] = vetos[name].guard("crm.update", (args) => {
         runs[args.recordId] = (runs[args.recordId] ?? 0) + 1;
+        ran[args.recordId] = args;
         process.send({ event: "ran", key: args.recordId });
         return { updated: args.recordId };
       });
@@ -50,6 +57,12 @@ const commands = {
     return key;
   },
   runs: () => runs,
+  ran: () => ran,
+  version({ recordId, state }) {
+    if (state === undefined) delete versions[recordId];
+    else versions[recordId] = state;
+    return state ?? null;
+  },
   async close() {
     for (const veto of Object.values(vetos)) await veto.close();
     setImmediate(() => process.exit(0));

@@ -16,6 +16,7 @@ import { createApprovalServer } from "../../adapter/server/index.js";
 import type { Veto } from "../../adapter/index.js";
 import { ACTOR, APPROVER, OTHER_APPROVER, ROOT, makeVeto, write } from "../helpers/index.js";
 import { pgUrl, requireDist, testDatabase } from "../helpers/postgres.js";
+import { hostileStrings, seedOf } from "./hostile.js";
 
 const SHOTS = resolve(ROOT, ".build/inbox-screens");
 const SHORT_TTL_MS = 8_000;
@@ -26,7 +27,21 @@ const schema = db.schema("inbox_browser");
 const CRM: Record<string, Record<string, unknown>> = {
   opp_approve: { close_date: "2026-11-15", next_step: "legal review" },
   opp_reject: { close_date: "2026-10-01" },
+  opp_changed: { close_date: "2026-11-01", next_step: "pricing call" },
+  opp_amend: { close_date: "2026-11-20", amount: 40_000 },
+  opp_hostile: {},
 };
+/** The records' versions as the CRM reads them now (the agent binds approvals to its own copy). */
+const STATES: Record<string, string> = {};
+/** How the app's readRecord behaves, per record: answer, throw, or never answer. */
+const READ_RECORD_TIMEOUT_MS = 600;
+function readRecordOf(recordId: string): { fields: Record<string, unknown>; state?: string } | undefined {
+  if (recordId === "opp_throws") throw new Error("CRM down");
+  const fields = CRM[recordId];
+  if (fields === undefined) return undefined;
+  const state = STATES[recordId];
+  return { fields, ...(state === undefined ? {} : { state }) };
+}
 
 let store: PostgresStore;
 let veto: Veto;
@@ -71,11 +86,13 @@ beforeAll(async () => {
     veto,
     store,
     auth: { devLogin: { approverIds: [APPROVER, OTHER_APPROVER] } },
-    inbox: {
-      secret: "the browser tests' inbox secret, 32+ bytes",
-      publicUrl: origin,
-      readRecord: async ({ recordId }) => CRM[recordId],
+    inbox: { secret: "the browser tests' inbox secret, 32+ bytes", publicUrl: origin },
+    readRecord: async (call) => {
+      const recordId = (call.arguments as { recordId?: string }).recordId ?? "";
+      if (recordId === "opp_slow") return await new Promise(() => {});
+      return readRecordOf(recordId);
     },
+    readRecordTimeoutMs: READ_RECORD_TIMEOUT_MS,
   });
   await app.listen({ host: "127.0.0.1", port: Number(new URL(origin).port) });
   agent = fork(resolve(ROOT, "test/inbox/agent.mjs"), [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
@@ -182,6 +199,9 @@ async function runs(recordId: string): Promise<number> {
 
 describe("the inbox in Chromium", () => {
   it("shows the pending card with every field; approve with a comment: the waiting guard() runs the tool exactly once", async () => {
+    // The record is at version 3 when the agent asks, and still when the reviewer looks.
+    await ask("version", { recordId: "opp_approve", state: "v3" });
+    STATES["opp_approve"] = "v3";
     const id = await agentCall("opp_approve", { close_date: "2026-12-20", next_step: "countersign" });
     const tab = await newTab();
     await signIn(tab, APPROVER);
@@ -202,6 +222,7 @@ describe("the inbox in Chromium", () => {
       "legal review",
       "countersign",
       "48000",
+      "Current values read at state v3, the state the approval is bound to.",
       veto.bundle.revision,
       veto.bundle.hash,
       "Recent denies",
@@ -272,6 +293,215 @@ describe("the inbox in Chromium", () => {
     await tab.page.screenshot({ path: resolve(SHOTS, "history.png") });
   });
 
+  it("before and after: the record changed since the request is a warning on the card; approved anyway, the call is refused", async () => {
+    await ask("version", { recordId: "opp_changed", state: "v4" });
+    STATES["opp_changed"] = "v4";
+    const id = await agentCall("opp_changed", { close_date: "2026-12-18", next_step: "countersign" });
+    const tab = await newTab();
+    await signIn(tab, APPROVER);
+    const card = tab.page.locator(`[data-decision-id="${id}"]`);
+    await expect.poll(() => card.count()).toBe(1);
+    expect(await card.locator("[data-record-state]").innerText()).toBe(
+      "Current values read at state v4, the state the approval is bound to.",
+    );
+    expect(await card.locator("[data-record-changed]").count()).toBe(0);
+    // Someone edits the record in the CRM: version 5.
+    CRM["opp_changed"] = { close_date: "2026-11-05", next_step: "pricing call, again" };
+    STATES["opp_changed"] = "v5";
+    await ask("version", { recordId: "opp_changed", state: "v5" });
+    await tab.page.reload();
+    const warning = card.locator("[data-record-changed]");
+    await expect.poll(() => warning.count()).toBe(1);
+    expect(await warning.innerText()).toMatch(
+      /^Record changed since the request: the approval is bound to state v4, the current values were read at v5\. An approval would be refused when the call runs \(record_changed\)/,
+    );
+    expect(await warning.getAttribute("role")).toBe("alert");
+    const row = card.locator("table.changes tr", { hasText: "close_date" });
+    expect(await row.locator("td.current").innerText()).toBe("2026-11-05");
+    expect(await row.locator("td.new").innerText()).toBe("2026-12-18");
+    await tab.page.screenshot({ path: resolve(SHOTS, "record-changed.png"), fullPage: true });
+    // The warning informs; it decides nothing: approved, the call meets the changed record and never runs.
+    await card.getByRole("button", { name: "Approve" }).click();
+    await expect.poll(async () => await tab.page.locator(`[data-decision-id="${id}"] .result`).innerText()).toMatch(/^Approved by you/);
+    await expect
+      .poll(() => settled.get("opp_changed"), { timeout: 30_000 })
+      .toMatchObject({ ok: false, error: { code: "record_changed" } });
+    expect(await runs("opp_changed")).toBe(0);
+  });
+
+  it("a readRecord that throws or never answers: 'current values unavailable' in time, and the card still answers", async () => {
+    const throws = await agentCall("opp_throws", { close_date: "2026-12-17" });
+    const slow = await agentCall("opp_slow", { close_date: "2026-12-16" });
+    const tab = await newTab();
+    const started = Date.now();
+    await signIn(tab, APPROVER);
+    expect(Date.now() - started).toBeLessThan(READ_RECORD_TIMEOUT_MS + 3_000);
+    for (const [id, why] of [
+      [throws, "readRecord failed"],
+      [slow, `readRecord did not answer within ${READ_RECORD_TIMEOUT_MS} ms`],
+    ] as const) {
+      const card = tab.page.locator(`[data-decision-id="${id}"]`);
+      await expect.poll(() => card.count()).toBe(1);
+      expect(await card.locator("table.changes caption").innerText()).toBe(`Changed fields (current values unavailable: ${why})`);
+      expect(await card.locator("td.current").count()).toBe(0);
+    }
+    // (Approved, not rejected: rejections count towards the agent's escalation, docs/contract.md §9.)
+    for (const [id, key] of [
+      [slow, "opp_slow"],
+      [throws, "opp_throws"],
+    ] as const) {
+      await tab.page.locator(`[data-decision-id="${id}"]`).getByRole("button", { name: "Approve" }).click();
+      await expect.poll(async () => await tab.page.locator(`[data-decision-id="${id}"] .result`).innerText()).toMatch(/^Approved by you/);
+      await expect.poll(() => settled.get(key), { timeout: 30_000 }).toMatchObject({ ok: true });
+      expect(await runs(key)).toBe(1);
+    }
+  });
+
+  it("hostile current values (generated, VETO_SEED) are shown as text: no element, script or request from them", async () => {
+    const seed = seedOf();
+    const values = hostileStrings(seed, 8);
+    CRM["opp_hostile"] = { close_date: values[0]!, next_step: values[1]!, note: values.slice(2) };
+    STATES["opp_hostile"] = values[2]!.slice(0, 60);
+    const id = await agentCall("opp_hostile", { close_date: "2026-12-15", next_step: "sign", note: "ok" });
+    const tab = await newTab();
+    const dialogs: string[] = [];
+    tab.page.on("dialog", async (d) => {
+      dialogs.push(d.message());
+      await d.dismiss();
+    });
+    await signIn(tab, APPROVER);
+    const card = tab.page.locator(`[data-decision-id="${id}"]`);
+    await expect.poll(() => card.count()).toBe(1);
+    const context = `seed ${seed} (VETO_SEED=${seed} to repeat)`;
+    const current = card.locator("td.current");
+    expect(await current.count(), context).toBe(3);
+    // Each cell holds the value as text (cut to its bound; then a note saying so), as the HTML parser reads text.
+    for (const [i, field] of ["close_date", "next_step"].entries()) {
+      const cell = card.locator("table.changes tr", { hasText: field }).locator("td.current");
+      const points = Array.from(values[i]!);
+      expect(await cell.evaluate((td) => td.children.length), context).toBe(points.length > 1_000 ? 1 : 0);
+      const want = points
+        .slice(0, 1_000)
+        .join("")
+        // What the server's UTF-8 makes of a lone surrogate.
+        .replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, "\ufffd")
+        .replace(/\r\n?/g, "\n")
+        .replaceAll("\u0000", "");
+      // (A cut value is followed by a space and the note.)
+      expect(await cell.evaluate((td) => td.firstChild?.textContent ?? ""), context).toBe(points.length > 1_000 ? `${want} ` : want);
+    }
+    expect(await tab.page.locator("main img, main svg, main iframe, main style, main script, main base, main meta").count(), context).toBe(
+      0,
+    );
+    expect(dialogs, context).toEqual([]);
+    await card.getByRole("button", { name: "Approve" }).click();
+    await expect.poll(() => settled.get("opp_hostile"), { timeout: 30_000 }).toMatchObject({ ok: true });
+  });
+
+  it("amend in the card: the amended call is approved by the amendment and runs once with the amended arguments; the original never", async () => {
+    const id = await agentCall("opp_amend", { close_date: "2026-12-14", discount_note: "25% off" }, { amount: 48_000 });
+    const tab = await newTab();
+    await signIn(tab, APPROVER);
+    const card = tab.page.locator(`[data-decision-id="${id}"]`);
+    await expect.poll(() => card.count()).toBe(1);
+    await card.getByText("Amend the arguments").click();
+    const box = card.getByRole("textbox", { name: "Arguments (JSON object)" });
+    const prefilled = JSON.parse(await box.inputValue());
+    expect(prefilled).toMatchObject({ recordId: "opp_amend", amount: 48_000, changes: { discount_note: "25% off" } });
+    const amended = { ...prefilled, amount: 43_200, changes: { ...prefilled.changes, discount_note: "10% off" } };
+    await box.fill(JSON.stringify(amended, null, 2));
+    await card.getByRole("textbox", { name: "Note for the amendment" }).fill("10%, not 25%");
+    await tab.page.screenshot({ path: resolve(SHOTS, "amend.png"), fullPage: true });
+    // Invalid JSON first: refused in place, the form open with the text and the note, nothing changed.
+    await box.fill("{ amount: 43200 }");
+    await card.getByRole("button", { name: "Amend" }).click();
+    await expect
+      .poll(async () => await tab.page.locator(`[data-decision-id="${id}"] .result`).innerText())
+      .toMatch(/^Not amended: the arguments are not valid JSON/);
+    const again = tab.page.locator(`[data-decision-id="${id}"]`);
+    expect(await again.getByRole("textbox", { name: "Arguments (JSON object)" }).inputValue()).toBe("{ amount: 43200 }");
+    expect(await again.getByRole("textbox", { name: "Note for the amendment" }).inputValue()).toBe("10%, not 25%");
+    expect((await store.getDecision(id))?.approval?.status).toBe("pending");
+    await again.getByRole("textbox", { name: "Arguments (JSON object)" }).fill(JSON.stringify(amended, null, 2));
+    await again.getByRole("button", { name: "Amend" }).click();
+    const line = tab.page.locator(`[data-decision-id="${id}"] .amended-to`);
+    await expect
+      .poll(async () => (await line.count()) === 1 && (await line.innerText()))
+      .toMatch(/^Amended → decision \w+: approved by the amendment/);
+    expect(await tab.page.locator(`[data-decision-id="${id}"] .result`).innerText()).toBe("Amended by you.");
+    const nextId = (await line.getAttribute("data-amended-to"))!;
+    const nextCard = tab.page.locator(`[data-decision-id="${nextId}"]`);
+    await expect.poll(() => nextCard.count()).toBe(1);
+    expect(await nextCard.getAttribute("data-status")).toMatch(/^(approved|executed)$/);
+    expect(await nextCard.innerText()).toContain("10% off");
+    await tab.page.screenshot({ path: resolve(SHOTS, "amended.png"), fullPage: true });
+    await expect.poll(() => settled.get("opp_amend"), { timeout: 30_000 }).toMatchObject({ ok: true });
+    expect(await runs("opp_amend")).toBe(1);
+    expect(((await ask("ran")) as Record<string, unknown>)["opp_amend"]).toMatchObject({
+      amount: 43_200,
+      changes: { discount_note: "10% off" },
+    });
+    expect((await store.getDecision(id))?.approval).toMatchObject({
+      status: "amended",
+      reviewerId: APPROVER,
+      note: "10%, not 25%",
+      amendedTo: nextId,
+    });
+    await expect.poll(async () => (await store.getDecision(nextId))?.approval?.status).toBe("executed");
+  });
+
+  it("amend: over the limit is denied by the policy and nothing runs; a second amendment and one without the CSRF token are refused", async () => {
+    const id = await agentCall("opp_amend_deny", { close_date: "2026-12-13" });
+    const a = await newTab();
+    const b = await newTab();
+    await signIn(a, APPROVER);
+    await signIn(b, OTHER_APPROVER);
+    const csrfB = await b.page.locator(`[data-decision-id="${id}"] form.amend input[name="_csrf"]`).inputValue();
+    const args = (await store.getDecision(id))!.review!.arguments as Record<string, unknown>;
+    // Without the token: refused, nothing changed.
+    const forged = await a.page.request.post(`${origin}/approvals/${id}/amend`, {
+      form: { arguments: JSON.stringify({ ...args, amount: 1 }) },
+      maxRedirects: 0,
+    });
+    expect(forged.status()).toBe(403);
+    expect((await store.getDecision(id))?.approval?.status).toBe("pending");
+    const card = a.page.locator(`[data-decision-id="${id}"]`);
+    await card.getByText("Amend the arguments").click();
+    await card.getByRole("textbox", { name: "Arguments (JSON object)" }).fill(JSON.stringify({ ...args, amount: 900_000 }));
+    await card.getByRole("button", { name: "Amend" }).click();
+    await expect
+      .poll(
+        async () =>
+          await a.page
+            .locator(`[data-decision-id="${id}"] .amended-to`)
+            .innerText()
+            .catch(() => ""),
+      )
+      .toMatch(/: denied by the policy \(.*amount_over_limit.*\); nothing runs\.$/);
+    await expect.poll(() => settled.get("opp_amend_deny"), { timeout: 30_000 }).toMatchObject({ ok: false });
+    expect(await runs("opp_amend_deny")).toBe(0);
+    // The other reviewer's form, sent after: already answered (their page shows it too).
+    const twice = await b.page.evaluate(
+      async ({ url, body }) => {
+        const r = await fetch(url, {
+          method: "POST",
+          headers: { "content-type": "application/x-www-form-urlencoded", "x-veto-fragment": "1" },
+          body,
+        });
+        return { status: r.headers.get("x-veto-status"), html: await r.text() };
+      },
+      {
+        url: `/approvals/${id}/amend`,
+        body: new URLSearchParams({ _csrf: csrfB, arguments: JSON.stringify({ ...args, amount: 7000 }) }).toString(),
+      },
+    );
+    expect(twice.status).toBe("409");
+    expect(twice.html).toContain("Not amended: already answered.");
+    await expect
+      .poll(async () => await b.page.locator(`[data-decision-id="${id}"]`).getAttribute("data-status"), { timeout: 10_000 })
+      .toBe("amended");
+  });
+
   it("two tabs answer the same card: one wins, the other shows 'already answered' without a reload", async () => {
     const id = await agentCall("opp_race", { close_date: "2026-12-31" });
     const a = await newTab();
@@ -301,7 +531,7 @@ describe("the inbox in Chromium", () => {
     await signIn(a, APPROVER);
     await signIn(b, OTHER_APPROVER);
     // Both forms' tokens first: once one answer lands, the other page's card changes and its form goes.
-    const csrfOf = async (tab: Tab) => await tab.page.locator(`[data-decision-id="${id}"] input[name="_csrf"]`).inputValue();
+    const csrfOf = async (tab: Tab) => await tab.page.locator(`[data-decision-id="${id}"] form.answer input[name="_csrf"]`).inputValue();
     const tokens = { a: await csrfOf(a), b: await csrfOf(b) };
     const post = async (tab: Tab, kind: string, csrf: string) =>
       await tab.page.evaluate(
@@ -344,7 +574,7 @@ describe("the inbox in Chromium", () => {
     expect(res.status()).toBe(403);
     // And a cross-site form: the browser says where it came from.
     const cross = await tab.page.request.post(`${origin}/approvals/${id}/approve`, {
-      form: { note: "forged", _csrf: await tab.page.locator(`[data-decision-id="${id}"] input[name="_csrf"]`).inputValue() },
+      form: { note: "forged", _csrf: await tab.page.locator(`[data-decision-id="${id}"] form.answer input[name="_csrf"]`).inputValue() },
       headers: { origin: "https://evil.example", "sec-fetch-site": "cross-site" },
       maxRedirects: 0,
     });
@@ -436,6 +666,13 @@ describe("make inbox", () => {
       await tab.page.goto(devLink);
       const deal = tab.page.locator("article.card", { hasText: "opp_2" });
       await expect.poll(() => deal.count(), { timeout: 60_000 }).toBe(1);
+      // Before and after from the demo CRM: its current close date beside the new one, at its version.
+      const closeDate = deal.locator("table.changes tr", { hasText: "close_date" });
+      expect(await closeDate.locator("td.current").innerText()).toBe("2026-12-15");
+      expect(await closeDate.locator("td.new").innerText()).toBe("2026-12-01");
+      expect(await deal.locator("[data-record-state]").innerText()).toBe(
+        "Current values read at state v1, the state the approval is bound to.",
+      );
       await deal.getByRole("textbox", { name: "Comment" }).fill("Order form checked");
       await deal.getByRole("button", { name: "Approve" }).click();
       await expect.poll(async () => await deal.locator(".result").innerText()).toMatch(/^Approved by you/);

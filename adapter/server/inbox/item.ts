@@ -5,6 +5,7 @@
  * it (no import cycle).
  */
 import type { StoredDecision } from "../../history/store.js";
+import type { Decision } from "../../common/decision.js";
 import type { Reviewer } from "../auth.js";
 
 export type ShownStatus = "pending" | "approved" | "rejected" | "expired" | "executed" | "amended";
@@ -27,9 +28,24 @@ export interface ShownItem {
   readonly note?: string;
   readonly answeredAt?: string;
   readonly executedAt?: string;
+  /** The target record's state the approval is bound to (docs/contract.md §6, record state), when one is. */
+  readonly recordState?: string;
   /** For an amended approval: the decision id of the amended call. */
   readonly amendedTo?: string;
+  /** For the approval of an amended call: the decision it amends, and who amended it. */
+  readonly amendedFrom?: string;
+  readonly amendedBy?: string;
 }
+
+/** The JSON API's amend, as the inbox's form uses it (server.ts amendAs): one rule for both. */
+export type AmendAs = (
+  reviewer: Reviewer,
+  id: unknown,
+  body: unknown,
+) => Promise<
+  | { readonly ok: true; readonly answer: { readonly amended: ShownItem; readonly decision: Decision } }
+  | { readonly ok: false; readonly refusal: { readonly status: number; readonly code: string; readonly message: string } }
+>;
 
 /** The service's own rules, handed to the inbox so both answer alike. */
 export interface ServiceRules {
@@ -39,4 +55,6 @@ export interface ServiceRules {
   readonly mayAnswer: (reviewer: Reviewer, d: StoredDecision) => boolean;
   /** The HTTP status of an ApprovalError code. */
   readonly statusOf: (code: string) => number;
+  /** Amend a pending call as this reviewer (the JSON API's rules, checks and answer). */
+  readonly amend: AmendAs;
 }

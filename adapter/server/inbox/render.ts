@@ -4,6 +4,7 @@
  * both), one stylesheet and one small script from the same origin.
  */
 import type { ShownItem } from "./item.js";
+import { MAX_STATE_CHARS, MAX_VALUE_CHARS, cut, type CurrentView } from "../record-view.js";
 
 export function esc(value: unknown): string {
   return String(value).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -41,12 +42,14 @@ export interface CardContext {
   readonly reviewerId: string;
   readonly csrf: string;
   readonly nowMs: number;
-  /** The record's current values (the app's readRecord hook), when known. */
-  readonly current?: Readonly<Record<string, unknown>> | undefined;
-  /** Why the current values are not shown, when the hook failed. */
-  readonly currentError?: string;
-  /** A line about what just happened to this card (an answer, a refusal). */
-  readonly outcome?: { readonly kind: "answered" | "conflict" | "refused"; readonly text: string };
+  /** The record's current side (the server's readRecord hook), for a pending approval when the server has one. */
+  readonly current?: CurrentView | undefined;
+  /** For an amended approval: what became of the amended call (a line, and whether its card is this reviewer's to open). */
+  readonly amendedTo?: { readonly text: string; readonly link: boolean };
+  /** The amend form as last submitted, shown again (open) after a refusal. */
+  readonly amendDraft?: { readonly arguments: string; readonly note: string };
+  /** A line about what just happened to this card (an answer, an amendment, a refusal). */
+  readonly outcome?: { readonly kind: "answered" | "amended" | "conflict" | "refused"; readonly text: string };
 }
 
 const STATUS_WORDS: Readonly<Record<ShownItem["status"], string>> = {
@@ -117,21 +120,43 @@ export function card(item: ShownItem, c: CardContext): string {
       item.recentDenies === null ? "unknown" : `${item.recentDenies} (this actor in this tenant, in the escalation window)`,
     ),
     row("Approvers", item.approvers.join(", ")),
+    ...(item.recordState === undefined
+      ? []
+      : [row("Record state at the request", `<code>${esc(bounded(item.recordState, MAX_STATE_CHARS))}</code>`, true)]),
+    ...(item.amendedFrom === undefined
+      ? []
+      : [
+          row(
+            "Amends",
+            `decision <a href="/approvals/${esc(item.amendedFrom)}"><code>${esc(item.amendedFrom)}</code></a>, amended by ${esc(item.amendedBy ?? "unknown")}`,
+            true,
+          ),
+        ]),
   ].join("");
-  const hasCurrent = c.current !== undefined;
+  const view = c.current;
+  const hasCurrent = view?.available === true;
+  const currentCell = (field: string, value: unknown): string => {
+    if (view?.available !== true) return "";
+    if (view.masked.includes(field) || (typeof value === "string" && DIGEST.test(value)))
+      return '<td class="current"><span class="masked">masked (sensitive field)</span></td>';
+    if (!Object.prototype.hasOwnProperty.call(view.fields, field)) return '<td class="current"><em>not set</em></td>';
+    const cutNote = view.truncated.includes(field) ? ` <span class="cut">(first ${MAX_VALUE_CHARS} characters)</span>` : "";
+    return `<td class="current">${esc(bounded(shown(view.fields[field])))}${cutNote}</td>`;
+  };
   const changeRows =
     changes === undefined
       ? ""
       : Object.entries(changes)
           .map(
             ([field, value]) =>
-              `<tr><th scope="row">${esc(field)}</th>${hasCurrent ? `<td class="current">${typeof value === "string" && DIGEST.test(value) ? '<span class="masked">masked (sensitive field)</span>' : field in c.current ? esc(shown(c.current[field])) : "<em>not set</em>"}</td>` : ""}<td class="new">${cell(value)}</td></tr>`,
+              `<tr><th scope="row">${esc(field)}</th>${currentCell(field, value)}<td class="new">${cell(value)}</td></tr>`,
           )
           .join("");
+  const unavailable = view?.available === false ? ` (current values unavailable: ${esc(view.reason)})` : "";
   const changesTable =
     changes === undefined
       ? ""
-      : `<table class="changes"><caption>Changed fields${c.currentError === undefined ? "" : ` (current values unavailable: ${esc(c.currentError)})`}</caption><thead><tr><th scope="col">Field</th>${hasCurrent ? '<th scope="col">Current value</th>' : ""}<th scope="col">New value</th></tr></thead><tbody>${changeRows || `<tr><td colspan="${hasCurrent ? 3 : 2}">no fields</td></tr>`}</tbody></table>`;
+      : `<table class="changes"><caption>Changed fields${unavailable}</caption><thead><tr><th scope="col">Field</th>${hasCurrent ? '<th scope="col">Current value</th>' : ""}<th scope="col">New value</th></tr></thead><tbody>${changeRows || `<tr><td colspan="${hasCurrent ? 3 : 2}">no fields</td></tr>`}</tbody></table>${stateLines(item, view)}`;
   const others = Object.entries(a).filter(([k]) => !["changes", "object", "recordId"].includes(k));
   const otherList =
     others.length === 0
@@ -145,8 +170,17 @@ export function card(item: ShownItem, c: CardContext): string {
 <label for="note-${esc(id)}">Comment</label>
 <textarea id="note-${esc(id)}" name="note" rows="2" maxlength="2000"></textarea>
 <div class="buttons"><button type="submit" class="approve">Approve</button><button type="submit" class="reject" formaction="/approvals/${esc(id)}/reject">Reject</button></div>
-</form>`
+</form>
+${amendForm(item, c)}`
     : "";
+  const amendedLine =
+    item.status === "amended" && item.amendedTo !== undefined
+      ? `<p class="amended-to" data-amended-to="${esc(item.amendedTo)}">Amended → decision ${
+          c.amendedTo?.link === true
+            ? `<a href="/approvals/${esc(item.amendedTo)}"><code>${esc(item.amendedTo)}</code></a>`
+            : `<code>${esc(item.amendedTo)}</code>`
+        }${c.amendedTo === undefined ? "" : `: ${esc(c.amendedTo.text)}`}</p>`
+      : "";
   const outcome =
     c.outcome !== undefined && c.outcome.text !== "" ? esc(c.outcome.text) : pending ? "" : esc(answerLine(item, c.reviewerId));
   const note = item.note === undefined ? "" : `<p class="note"><span class="label">Comment:</span> ${esc(item.note)}</p>`;
@@ -157,10 +191,60 @@ ${changesTable}
 ${otherList}
 ${reasons}
 ${note}
+${amendedLine}
 ${form}
 <p class="result" role="status" aria-live="polite" tabindex="-1">${outcome}</p>
 <p class="decision-id">Decision <code>${esc(id)}</code></p>
 </article>`;
+}
+
+/** At most `max` characters of a text from outside (the app's CRM), with an ellipsis when cut. */
+function bounded(text: string, max = MAX_VALUE_CHARS): string {
+  const c = cut(text, max);
+  return c.cut ? `${c.text}…` : text;
+}
+
+/** The state the current values were read at, beside the approval's; a warning when they differ. */
+function stateLines(item: ShownItem, view: CurrentView | undefined): string {
+  if (view?.available !== true || view.state === undefined) return "";
+  const read = `<code>${esc(view.state)}</code>`;
+  if (view.stateChanged === true) {
+    return `<p class="warning record-changed" role="alert" data-record-changed>Record changed since the request: the approval is bound to state <code>${esc(bounded(item.recordState ?? "", MAX_STATE_CHARS))}</code>, the current values were read at ${read}. An approval would be refused when the call runs (<code>record_changed</code>): reject it, or amend it against the current values.</p>`;
+  }
+  const against =
+    view.stateChanged === false
+      ? ", the state the approval is bound to"
+      : item.recordState === undefined
+        ? " (the approval is bound to no state)"
+        : "";
+  return `<p class="record-state" data-record-state>Current values read at state ${read}${against}.</p>`;
+}
+
+/** The form that amends a pending call's arguments (docs/inbox.md, "Amending"): closed until opened, or shown again after a refusal. */
+function amendForm(item: ShownItem, c: CardContext): string {
+  const id = esc(item.decisionId);
+  let text: string;
+  if (c.amendDraft !== undefined) text = c.amendDraft.arguments;
+  else {
+    try {
+      text = JSON.stringify(item.arguments ?? {}, null, 2) ?? "{}";
+    } catch {
+      text = "{}";
+    }
+  }
+  const masked = /"(hmac-)?sha256:[0-9a-f]{64}"/.test(text)
+    ? `<p class="hint">A sensitive field's value is shown masked (<code>sha256:…</code>): put the value itself in its place, or remove the field. A masked value is refused.</p>`
+    : "";
+  return `<details class="amend"${c.amendDraft === undefined ? "" : " open"}><summary>Amend the arguments</summary>
+<form class="amend" method="post" action="/approvals/${id}/amend">
+<input type="hidden" name="_csrf" value="${esc(c.csrf)}">
+<p class="hint">The amended call is decided again by the policy, with the same actor, tenant and reason. If it still needs approval and you are one of its approvers, amending approves it.</p>
+${masked}<label for="amend-arguments-${id}">Arguments (JSON object)</label>
+<textarea id="amend-arguments-${id}" name="arguments" rows="12" spellcheck="false" autocapitalize="off" required>${esc(text)}</textarea>
+<label for="amend-note-${id}">Note for the amendment</label>
+<textarea id="amend-note-${id}" name="note" rows="2" maxlength="2000">${esc(c.amendDraft?.note ?? "")}</textarea>
+<div class="buttons"><button type="submit" class="amend">Amend</button></div>
+</form></details>`;
 }
 
 export interface PageContext {

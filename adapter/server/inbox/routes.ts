@@ -25,18 +25,7 @@ import { MAX_SCOPE, cookieName, openSession, readCookie, sealSession, sessionCoo
 import { answerLine, card, esc, message, page, type CardContext } from "./render.js";
 import { EventHub } from "./events.js";
 import { SECURITY_HEADERS } from "./headers.js";
-
-/** Where the record an approval would change stands now: the app's own read of its CRM. */
-export interface RecordTarget {
-  readonly decisionId: string;
-  readonly tool: string | null;
-  readonly tenantId: string | null;
-  readonly object: string;
-  readonly recordId: string;
-}
-
-/** Current values of the record's fields (undefined: no such record). Shown beside the new values; return only what reviewers may see. */
-export type ReadCrmRecord = (target: RecordTarget) => Promise<Readonly<Record<string, unknown>> | undefined>;
+import type { CurrentReader } from "../record-view.js";
 
 export interface InboxOptions {
   /**
@@ -47,8 +36,8 @@ export interface InboxOptions {
   readonly secret?: string | Uint8Array;
   /** The service's address as reviewers reach it ("https://veto.example.com"): sign-in links, the origin forms must come from, Secure cookies when https. */
   readonly publicUrl?: string;
-  /** Current values of the record a call would change, shown beside the new ones. Default: none. */
-  readonly readRecord?: ReadCrmRecord;
+  /** Moved: pass `readRecord` to createApprovalServer itself (it answers `{ fields, state? }`). */
+  readonly readRecord?: never;
   /** How long a browser session lasts, ms. Default 8 hours. */
   readonly sessionTtlMs?: number;
   /** Secure cookies (and the __Host- prefix). Default: when publicUrl is https, or the request came over TLS. */
@@ -65,6 +54,8 @@ export interface InboxContext {
   readonly now: () => Promise<number>;
   readonly log: { error(fields: object, message: string): void; warn(fields: object, message: string): void } | undefined;
   readonly rules: ServiceRules;
+  /** The server's readRecord (before and after), when it has one. */
+  readonly current: CurrentReader | undefined;
 }
 
 const ID = /^[0-9A-Za-z_-]{1,128}$/;
@@ -74,7 +65,6 @@ const LINK_CSRF_COOKIE = "veto_link_csrf";
 function linkCsrfCookie(nonce: string, secure: boolean): string {
   return `${LINK_CSRF_COOKIE}=${nonce}; Path=${LINK_PATH}; HttpOnly; SameSite=Strict; Max-Age=900${secure ? "; Secure" : ""}`;
 }
-const READ_RECORD_TIMEOUT_MS = 2_000;
 const PENDING: ApprovalStatus[] = ["pending", "answering"];
 const ANSWERED: ApprovalStatus[] = ["approved", "rejected", "expired", "executed", "amended"];
 const HISTORY_FILTERS = ["all", "approved", "rejected", "expired", "executed"] as const;
@@ -97,6 +87,33 @@ function parseForm(text: string): Record<string, string> {
   return fields;
 }
 
+/** What became of an amended call (docs/contract.md §6, amend), in a line for the original's card. */
+function amendedOutcome(next: StoredDecision, nowMs: number): string {
+  const codes = (next.amendment?.decision.reasons ?? next.review?.reasons ?? []).map((r) => r.code).join(", ");
+  if (next.action === "deny") return `denied by the policy (${codes || "no reason given"}); nothing runs.`;
+  if (next.action === "allow") return "allowed by the policy; the waiting agent runs it.";
+  const a = next.approval;
+  if (a === undefined) return "needs approval.";
+  const by = a.reviewerId === undefined ? "" : a.reviewerId === next.amendment?.by ? " by the amendment" : ` by ${a.reviewerId}`;
+  switch (a.status) {
+    case "pending":
+    case "answering":
+      return nowMs >= a.expiresAtMs
+        ? "needed another approval, and expired without one."
+        : `needs another approval (from ${next.approvers.join(", ")}).`;
+    case "approved":
+      return `approved${by}; the waiting agent runs it.`;
+    case "executed":
+      return `approved${by}; executed.`;
+    case "rejected":
+      return `rejected${by}.`;
+    case "expired":
+      return "needed another approval, and expired without one.";
+    case "amended":
+      return `amended again${by}.`;
+  }
+}
+
 /** Register the inbox's routes on the approval service; returns its sign-in links (for notifiers). */
 export async function registerInbox(app: FastifyInstance, ctx: InboxContext, options: InboxOptions = {}): Promise<SignInLinks> {
   if (options === null || typeof options !== "object") throw new VetoOptionsError("createApprovalServer: inbox must be an object or false");
@@ -106,8 +123,10 @@ export async function registerInbox(app: FastifyInstance, ctx: InboxContext, opt
   const ttlMs = options.sessionTtlMs ?? 8 * 60 * 60 * 1000;
   if (!(Number.isSafeInteger(ttlMs) && ttlMs >= 60_000))
     throw new VetoOptionsError("createApprovalServer inbox: sessionTtlMs must be at least 60,000");
-  if (options.readRecord !== undefined && typeof options.readRecord !== "function") {
-    throw new VetoOptionsError("createApprovalServer inbox: readRecord must be a function");
+  if ((options as { readRecord?: unknown }).readRecord !== undefined) {
+    throw new VetoOptionsError(
+      "createApprovalServer: readRecord is an option of createApprovalServer itself, not of inbox, and answers { fields, state? } (docs/inbox.md)",
+    );
   }
   const { store, veto, now, log } = ctx;
   const { itemOf: approvalItem, mayAnswer } = ctx.rules;
@@ -186,41 +205,30 @@ export async function registerInbox(app: FastifyInstance, ctx: InboxContext, opt
     );
   };
 
-  const currentOf = async (item: ShownItem): Promise<Pick<CardContext, "current" | "currentError">> => {
-    const a = item.arguments as Record<string, unknown> | null;
-    if (options.readRecord === undefined || a === null || typeof a !== "object") return {};
-    if (typeof a["object"] !== "string" || typeof a["recordId"] !== "string") return {};
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      const read = options.readRecord({
-        decisionId: item.decisionId,
-        tool: item.tool,
-        tenantId: item.tenantId,
-        object: a["object"],
-        recordId: a["recordId"],
-      });
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error("timed out")), READ_RECORD_TIMEOUT_MS);
-      });
-      const current = await Promise.race([read, timeout]);
-      return current === undefined ? { currentError: "no such record" } : { current };
-    } catch (error) {
-      log?.warn({ err: toError(error), decision_id: item.decisionId }, "inbox: readRecord failed");
-      return { currentError: "the record could not be read" };
-    } finally {
-      clearTimeout(timer);
-    }
+  /** What became of an amended call, for the original's card: a line, and whether its card is the reviewer's to open. */
+  const amendedToOf = async (item: ShownItem, s: InboxSession, nowMs: number): Promise<CardContext["amendedTo"]> => {
+    if (item.status !== "amended" || item.amendedTo === undefined) return undefined;
+    const next = await store.getDecision(item.amendedTo).catch(() => undefined);
+    if (next === undefined) return undefined;
+    return { text: amendedOutcome(next, nowMs), link: visibleTo(s, next) };
   };
 
-  const cardOf = async (d: StoredDecision, s: InboxSession, nowMs: number, outcome?: CardContext["outcome"]): Promise<string> => {
+  type CardExtra = Pick<CardContext, "outcome" | "amendDraft" | "current">;
+
+  const cardOf = async (d: StoredDecision, s: InboxSession, nowMs: number, extra: CardExtra = {}): Promise<string> => {
     const item = approvalItem(d, nowMs);
-    const current = item.status === "pending" ? await currentOf(item) : {};
+    const current =
+      extra.current !== undefined || ctx.current === undefined || item.status !== "pending"
+        ? extra.current
+        : (await ctx.current.readMany([d])).get(d.id);
+    const amendedTo = await amendedToOf(item, s, nowMs);
     return card(item, {
       reviewerId: s.reviewerId,
       csrf: csrfToken(keys, s.id),
       nowMs,
-      ...current,
-      ...(outcome === undefined ? {} : { outcome }),
+      ...extra,
+      ...(current === undefined ? {} : { current }),
+      ...(amendedTo === undefined ? {} : { amendedTo }),
     });
   };
 
@@ -260,10 +268,13 @@ export async function registerInbox(app: FastifyInstance, ctx: InboxContext, opt
       const s = await sessionOf(request, reply, nowMs);
       if (s === undefined) return signInPage(reply, nowMs);
       const found = await store.listApprovals!({ approverIds: s.approverIds, status: PENDING, limit: 200 });
+      const shown = found.filter((d) => visibleTo(s, d) && nowMs < d.approval!.expiresAtMs);
+      // Every card's current values in one go, by one deadline: a slow CRM delays the page once.
+      const views = ctx.current === undefined ? undefined : await ctx.current.readMany(shown);
       const cards: string[] = [];
-      for (const d of found) {
-        if (!visibleTo(s, d) || nowMs >= d.approval!.expiresAtMs) continue;
-        cards.push(await cardOf(d, s, nowMs));
+      for (const d of shown) {
+        const current = views?.get(d.id);
+        cards.push(await cardOf(d, s, nowMs, current === undefined ? {} : { current }));
       }
       const body = `<h1>Pending approvals</h1>
 <p class="empty"${cards.length === 0 ? "" : " hidden"}>Nothing is waiting for you.</p>
@@ -355,6 +366,32 @@ export async function registerInbox(app: FastifyInstance, ctx: InboxContext, opt
       return signInPage(reply, nowMs, 200, "You are signed out.");
     });
 
+    /** The amended call's card below the original's, when the reviewer may see it. */
+    const amendedCard = async (d: StoredDecision, s: InboxSession, nowMs: number): Promise<string> => {
+      const to = d.approval?.status === "amended" ? d.approval.amendedTo : undefined;
+      const next = to === undefined ? undefined : await store.getDecision(to).catch(() => undefined);
+      return visibleTo(s, next) ? `\n${await cardOf(next, s, nowMs)}` : "";
+    };
+
+    /** Whether a state-changing form is this session's own: form-encoded, same origin, its CSRF token. */
+    const formIsOurs = (request: FastifyRequest, s: InboxSession, form: Record<string, string> | undefined): boolean =>
+      /^application\/x-www-form-urlencoded\b/.test(request.headers["content-type"] ?? "") &&
+      sameOrigin(request) &&
+      csrfMatches(keys, s.id, form?.["_csrf"]);
+
+    const forged = (reply: FastifyReply, s: InboxSession, nowMs: number): FastifyReply =>
+      html(
+        reply,
+        403,
+        layout(
+          s,
+          nowMs,
+          "error",
+          "Refused",
+          message("Refused", "This form is not from your session; nothing was changed. Reload the page and try again."),
+        ),
+      );
+
     const decisionOf = async (request: FastifyRequest): Promise<StoredDecision | undefined> => {
       const id = (request.params as { id?: unknown }).id;
       return typeof id === "string" && ID.test(id) ? await store.getDecision(id) : undefined;
@@ -367,7 +404,7 @@ export async function registerInbox(app: FastifyInstance, ctx: InboxContext, opt
       const d = await decisionOf(request);
       if (!visibleTo(s, d))
         return html(reply, 404, layout(s, nowMs, "approval", "Not found", message("Not found", "No such approval for you.")));
-      const body = `<h1>Approval</h1><div class="cards" data-cards>${await cardOf(d, s, nowMs)}</div>`;
+      const body = `<h1>Approval</h1><div class="cards" data-cards>${await cardOf(d, s, nowMs)}${await amendedCard(d, s, nowMs)}</div>`;
       return html(reply, 200, layout(s, nowMs, "approval", "Approval", body));
     });
 
@@ -388,22 +425,11 @@ export async function registerInbox(app: FastifyInstance, ctx: InboxContext, opt
         const fragment = request.headers["x-veto-fragment"] === "1";
         const s = await sessionOf(request, reply, nowMs);
         const form = request.body as Record<string, string> | undefined;
-        const typeOk = /^application\/x-www-form-urlencoded\b/.test(request.headers["content-type"] ?? "");
         if (s === undefined) return signInPage(reply, nowMs);
         // A forged or stale form changes nothing, whatever else it says.
-        if (!typeOk || !sameOrigin(request) || !csrfMatches(keys, s.id, form?.["_csrf"])) {
+        if (!formIsOurs(request, s, form)) {
           log?.warn({ reviewer_id: s.reviewerId }, "inbox: answer refused, CSRF token missing or wrong, or another origin");
-          return html(
-            reply,
-            403,
-            layout(
-              s,
-              nowMs,
-              "error",
-              "Refused",
-              message("Refused", "This form is not from your session; nothing was changed. Reload the page and try again."),
-            ),
-          );
+          return forged(reply, s, nowMs);
         }
         const d = await decisionOf(request);
         if (!visibleTo(s, d))
@@ -411,7 +437,7 @@ export async function registerInbox(app: FastifyInstance, ctx: InboxContext, opt
         const note = form?.["note"]?.trim() ?? "";
         const done = async (status: number, outcome: CardContext["outcome"]): Promise<FastifyReply> => {
           const settled = (await store.getDecision(d.id)) ?? d;
-          const cardHtml = await cardOf(settled, s, await now(), outcome);
+          const cardHtml = await cardOf(settled, s, await now(), { outcome });
           if (fragment) return reply.code(200).header("x-veto-status", String(status)).type("text/html; charset=utf-8").send(cardHtml);
           if (status === 200) return reply.redirect(`/approvals/${d.id}`, 303);
           return html(
@@ -446,6 +472,79 @@ export async function registerInbox(app: FastifyInstance, ctx: InboxContext, opt
         return await done(200, { kind: "answered", text: "" });
       });
     }
+
+    // Amend before approve (docs/contract.md §6, amend): the session's reviewer, never the form,
+    // through the JSON API's own amend (its checks, refusals and answer).
+    inbox.post("/approvals/:id/amend", { config }, async (request, reply) => {
+      const nowMs = await now();
+      const fragment = request.headers["x-veto-fragment"] === "1";
+      const s = await sessionOf(request, reply, nowMs);
+      const form = request.body as Record<string, string> | undefined;
+      if (s === undefined) return signInPage(reply, nowMs);
+      if (!formIsOurs(request, s, form)) {
+        log?.warn({ reviewer_id: s.reviewerId }, "inbox: amendment refused, CSRF token missing or wrong, or another origin");
+        return forged(reply, s, nowMs);
+      }
+      const d = await decisionOf(request);
+      if (!visibleTo(s, d))
+        return html(reply, 404, layout(s, nowMs, "error", "Not found", message("Not found", "No such approval for you.")));
+      const text = form?.["arguments"] ?? "";
+      const note = form?.["note"]?.trim() ?? "";
+      const send = async (status: number, cards: string): Promise<FastifyReply> => {
+        if (fragment) return reply.code(200).header("x-veto-status", String(status)).type("text/html; charset=utf-8").send(cards);
+        if (status === 200) return reply.redirect(`/approvals/${d.id}`, 303);
+        return html(
+          reply,
+          status,
+          layout(s, nowMs, "approval", "Approval", `<h1>Approval</h1><div class="cards" data-cards>${cards}</div>`),
+        );
+      };
+      // Refused: the card again, its form open with what was sent (while the approval is pending).
+      const refused = async (status: number, kind: "conflict" | "refused", line: string): Promise<FastifyReply> => {
+        const settled = (await store.getDecision(d.id)) ?? d;
+        return await send(
+          status,
+          await cardOf(settled, s, await now(), { outcome: { kind, text: line }, amendDraft: { arguments: text, note } }),
+        );
+      };
+      let args: unknown;
+      try {
+        args = JSON.parse(text);
+      } catch (error) {
+        const why = toError(error).message.slice(0, 200);
+        return await refused(
+          400,
+          "refused",
+          `Not amended: the arguments are not valid JSON (${why}). Fix them and amend again; nothing was changed.`,
+        );
+      }
+      if (args === null || typeof args !== "object" || Array.isArray(args)) {
+        const was = args === null ? "null" : Array.isArray(args) ? "an array" : `a ${typeof args}`;
+        return await refused(
+          400,
+          "refused",
+          `Not amended: the arguments must be a JSON object ({ "object": …, "recordId": …, "changes": { … } }), not ${was}. Nothing was changed.`,
+        );
+      }
+      if (note.length > ctx.maxNoteLength) {
+        return await refused(400, "refused", `Not amended: the note is longer than ${ctx.maxNoteLength} characters; nothing was changed.`);
+      }
+      const done = await ctx.rules.amend(reviewerOf(s), d.id, { arguments: args, ...(note === "" ? {} : { note }) });
+      if (!done.ok) {
+        const { status, code, message: why } = done.refusal;
+        if (status >= 500) log?.error({ code, decision_id: d.id }, "inbox: amendment could not be stored");
+        if (code === "already_answered" || code === "already_executed" || code === "not_amendable") {
+          const item = approvalItem((await store.getDecision(d.id)) ?? d, await now());
+          return await refused(409, "conflict", `Not amended: already answered. ${answerLine(item, s.reviewerId)}`);
+        }
+        if (code === "approval_expired") return await refused(410, "conflict", "Not amended: this approval has expired.");
+        return await refused(status, "refused", `Not amended: ${why}.`);
+      }
+      // The card's "Amended → decision X: …" line says what became of the amended call.
+      const settled = (await store.getDecision(d.id)) ?? d;
+      const cards = await cardOf(settled, s, await now(), { outcome: { kind: "amended", text: "Amended by you." } });
+      return await send(200, `${cards}${await amendedCard(settled, s, await now())}`);
+    });
 
     inbox.get("/history", { config }, async (request, reply) => {
       const nowMs = await now();

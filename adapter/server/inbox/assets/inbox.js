@@ -15,10 +15,16 @@
   }
 
   function fromHtml(text) {
+    return cardsFromHtml(text)[0] || null;
+  }
+
+  // Every card in an answer (an amendment answers the original's card and the amended call's).
+  function cardsFromHtml(text) {
     var t = document.createElement("template");
     t.innerHTML = text.trim();
-    var el = t.content.firstElementChild;
-    return el && el.matches("article.card[data-decision-id]") ? el : null;
+    return Array.prototype.filter.call(t.content.children, function (el) {
+      return el.matches("article.card[data-decision-id]");
+    });
   }
 
   function replace(old, fresh, focus) {
@@ -98,7 +104,7 @@
 
   document.addEventListener("submit", function (event) {
     var form = event.target;
-    if (!form.matches || !form.matches("article.card form.answer")) return;
+    if (!form.matches || !form.matches("article.card form.answer, article.card form.amend")) return;
     var card = form.closest("article.card");
     var id = card.dataset.decisionId;
     var submitter = event.submitter;
@@ -125,9 +131,18 @@
       })
       .then(function (r) {
         busy[id] = false;
-        var fresh = r.ok && fromHtml(r.text);
-        if (fresh) {
+        var cards = r.ok ? cardsFromHtml(r.text) : [];
+        var fresh = cards[0];
+        if (fresh && fresh.dataset.decisionId === id) {
           replace(card, fresh, true);
+          // The amended call's card follows the original's (or replaces the one the event stream added).
+          var after = fresh;
+          cards.slice(1).forEach(function (next) {
+            var there = cardOf(next.dataset.decisionId);
+            if (there) there.remove();
+            after.after(next);
+            after = next;
+          });
         } else {
           form.querySelectorAll("button, textarea").forEach(function (el) {
             el.disabled = false;
