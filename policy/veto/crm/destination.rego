@@ -20,6 +20,7 @@ _deny contains "blocked_destination" if {
 }
 
 _deny contains "blocked_destination" if {
+	_has_destination
 	some host in _destination_hosts
 	_within(host, _blocked_hosts)
 }
@@ -45,11 +46,6 @@ _destination_allowed if {
 		_within(host, _allowed_hosts)
 	}
 }
-
-# The hosts the policy found, for the decision's records (docs/contract.md §4b).
-default _destination_answer := {}
-
-_destination_answer := {"destination_hosts": sort(_destination_hosts)} if _has_destination
 
 # The destination as the policy reads it: none when it holds a control
 # character, or is longer than any destination needs (8,192 characters: that
@@ -88,6 +84,7 @@ _destination_host_ports contains host_port if {
 	some host_port in reading.host_ports
 }
 
+# The hosts the policy found, for the decision's records (docs/contract.md §4b).
 _destination_hosts contains _host_name(host_port) if some host_port in _destination_host_ports
 
 _destination_clear if {
