@@ -817,18 +817,18 @@ class VetoInstance implements Veto {
     // started, so instances whose clocks differ agree.
     const nowMs = unit.nowMs ?? context.clockMs;
     const id = this.#nextId(nowMs);
-    const outcome =
+    let outcome: Outcome =
       context.call === undefined
         ? {
             answer: adapterDeny(ADAPTER_REASON_CODES.invalidInput, context.checked.ok ? "" : context.checked.message),
             evalNs: 0,
             recentDenies: null,
           }
-        : await this.#bindRecordState(
-            id,
-            context.call,
-            await this.#evaluate(unit, context.policy, id, context.call, context.checked.ok ? context.checked.json : "", nowMs),
-          );
+        : await this.#evaluate(unit, context.policy, id, context.call, context.checked.ok ? context.checked.json : "", nowMs);
+    // Only a require_approval answer, with a record-state reader configured, waits for one more read.
+    if (context.call !== undefined && this.#recordState !== undefined && outcome.answer.action === "require_approval") {
+      outcome = await this.#bindRecordState(id, context.call, outcome);
+    }
     const decision = this.#decision(id, nowMs, outcome.answer, context.policy.version);
     const record = this.#decisionRecord(context, decision, outcome);
     // The approval's expiry, in the record too: a report tells expired from pending (docs/contract.md §7).
@@ -1036,8 +1036,9 @@ class VetoInstance implements Veto {
    * escalation).
    */
   async #bindRecordState(id: string, call: VetoCall, outcome: Outcome): Promise<Outcome> {
-    if (this.#recordState === undefined || outcome.answer.action !== "require_approval") return outcome;
-    const reading = await readRecordState(this.#recordState, call, this.#recordStateTimeoutMs);
+    const reader = this.#recordState;
+    if (reader === undefined || outcome.answer.action !== "require_approval") return outcome;
+    const reading = await readRecordState(reader, call, this.#recordStateTimeoutMs);
     if (!reading.ok) {
       safeLog(this.#log, { decision_id: id, problem: reading.problem }, "record state unavailable; denying");
       return { ...outcome, answer: adapterDeny(ADAPTER_REASON_CODES.recordStateUnavailable, reading.problem) };

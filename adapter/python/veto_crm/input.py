@@ -107,6 +107,12 @@ def snapshot(raw: Any, limits: InputLimits) -> tuple[Any, str]:
 
     def copy(value: Any, depth: int) -> Any:
         nonlocal size, plain
+        # Nearly every string of a call is ASCII: its UTF-16 length is its length, and it holds no surrogate.
+        if type(value) is str and value.isascii():
+            size += len(value) + 2
+            if size > max_bytes:
+                raise too_large()
+            return value
         if isinstance(value, str):
             size += _utf16_length(value) + 2
             if size > max_bytes:
@@ -161,11 +167,14 @@ def snapshot(raw: Any, limits: InputLimits) -> tuple[Any, str]:
             if key in FORBIDDEN_KEYS:
                 keys.append(key)
                 raise _InputRefused(f'{_path_of(keys)}: the key "{key}" is not allowed')
-            if has_lone_surrogate(key):
-                raise _not_unicode(f"a key of {_describe(_path_of(keys))} is")
-            if plain and not key.isascii() and any(ord(c) > 0xFFFF for c in key):
-                plain = False
-            size += _utf16_length(key) + 3
+            if key.isascii():
+                size += len(key) + 3
+            else:
+                if has_lone_surrogate(key):
+                    raise _not_unicode(f"a key of {_describe(_path_of(keys))} is")
+                if plain and any(ord(c) > 0xFFFF for c in key):
+                    plain = False
+                size += _utf16_length(key) + 3
             if size > max_bytes:
                 raise too_large()
             keys.append(key)

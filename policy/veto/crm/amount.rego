@@ -22,7 +22,7 @@ _amount_fold_keys contains _fold_key(name) if {
 _amount_field(name) if lower(name) in _amount_plain_keys
 
 _amount_field(name) if {
-	not _plain_names
+	not _ascii(name)
 	_fold_key(name) in _amount_fold_keys
 }
 
@@ -42,8 +42,8 @@ _amount_changes[name] := value if {
 }
 
 _amount_changes[name] := value if {
-	not _amount_fields_usable
 	is_object(_arguments.changes)
+	not _amount_fields_usable
 	some name, value in _arguments.changes
 	is_number(value)
 }
@@ -94,9 +94,18 @@ _below(amount, threshold) if {
 # evaluator and the adapter (doubles) compare the same number against the
 # limits. The policy reads the number's own text: json.marshal gives it back
 # verbatim on both evaluators.
-_precise(value) if _significant_digits(value) == ""
-
+#
+# Nearly every amount is short and plain ("13948", "-250.5"): a text of at most
+# 15 characters without an exponent has at most 15 significant digits and is 0
+# or between 1e-13 and 1e15 in magnitude, so it is precise without being taken
+# apart.
 _precise(value) if {
+	text := json.marshal(value)
+	count(text) <= 15
+	trim(text, "-.0123456789") == ""
+} else if {
+	_significant_digits(value) == ""
+} else if {
 	count(_significant_digits(value)) <= 15
 	exponent := _decimal_exponent(value)
 	exponent >= -307

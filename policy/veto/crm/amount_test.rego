@@ -121,6 +121,14 @@ test_allow_low_value_zero_whatever_its_exponent if {
 	decide(with_amount(update, 0E-10000)) == allowed("low_value")
 }
 
+# A zero whose JSON text is long or has an exponent (the literals above may
+# reach the policy shortened): read past the short-text shortcut of _precise.
+test_allow_low_value_zero_as_json_text if {
+	every text in ["0.00000000000000000000", "-0e400", "0E-10000"] {
+		decide(with_amount(update, json.unmarshal(text))) == allowed("low_value")
+	}
+}
+
 test_deny_invalid_input_amount_out_of_double_range if {
 	decide(with_amount(update, 1e400)) == imprecise("arguments.amount")
 	decide(with_amount(update, -1E+400)) == imprecise("arguments.amount")

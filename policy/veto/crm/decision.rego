@@ -17,31 +17,39 @@ default decision := {
 	"approvers": [],
 }
 
-decision := _answer("deny", false, {"invalid_input"}, [], _messages) if {
+decision := _answer("deny", false, {"invalid_input"}, []) if {
 	count(_problems) > 0
-} else := _answer("deny", true, {"repeated_denies"}, [], _messages) if {
+} else := _answer("deny", true, {"repeated_denies"}, []) if {
 	_escalate
-} else := _answer("deny", false, _deny, [], _messages) if {
+} else := _answer("deny", false, _deny, []) if {
 	count(_deny) > 0
-} else := _answer("require_approval", false, _approval, _approvers, _messages) if {
+} else := _answer("require_approval", false, _approval, _approvers) if {
 	count(_approval) > 0
-} else := _answer("allow", false, _allow, [], _messages) if {
+} else := _answer("allow", false, _allow, []) if {
 	count(_allow) > 0
 }
 
-_answer(action, escalated, codes, approvers, messages) := object.union(
-	{
-		"action": action,
-		"escalated": escalated,
-		"reasons": [{"code": code, "message": messages[code]} | some code in sort(codes)],
-		"approvers": approvers,
-	},
-	_destination_answer,
-)
-
-_messages[code] := entry.message if {
-	some code, entry in reason_codes
-	code != "invalid_input"
+# Only the reasons an answer reports get a message, and a call without a
+# destination builds its answer directly: on the WASM evaluator every rule a
+# decision reads is evaluated again for each call, so nothing is built that the
+# answer does not show (docs/contract.md §4b for destination_hosts).
+_answer(action, escalated, codes, approvers) := {
+	"action": action,
+	"escalated": escalated,
+	"reasons": _reasons(codes),
+	"approvers": approvers,
+} if {
+	not _has_destination
+} else := {
+	"action": action,
+	"escalated": escalated,
+	"reasons": _reasons(codes),
+	"approvers": approvers,
+	"destination_hosts": sort(_destination_hosts),
 }
 
-_messages["invalid_input"] := concat("", [reason_codes.invalid_input.message, ": ", concat("; ", sort(_problems))])
+_reasons(codes) := [{"code": code, "message": _message(code)} | some code in sort(codes)]
+
+_message("invalid_input") := concat("", [reason_codes.invalid_input.message, ": ", concat("; ", sort(_problems))])
+
+_message(code) := reason_codes[code].message if code != "invalid_input"

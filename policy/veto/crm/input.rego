@@ -8,6 +8,10 @@ package veto.crm
 # check on an absent field would silently not fire. Every check therefore reads
 # the call through the views below, which are always defined: a missing field
 # reads as null, and a part of the wrong type as an empty object.
+#
+# The WASM evaluator evaluates every rule a decision reads once per call and
+# looks it up again at each reference: the lists of names checked below are
+# written where they are used.
 
 default _raw_input := null
 
@@ -23,12 +27,6 @@ _object_or_empty(value) := value if is_object(value)
 
 else := {}
 
-_required_context := ["actorId", "tenantId", "environment"]
-
-_optional_context := ["reason", "sourceSystem", "requestId", "sessionId", "onBehalfOf"]
-
-_string_arguments := ["object", "recordId", "tenantId", "destination"]
-
 _imprecise := " must have at most 15 significant digits and be 0 or between 1e-307 and 1e308 in magnitude"
 
 _context_problems contains "input must be an object" if not is_object(_raw_input)
@@ -38,12 +36,12 @@ _context_problems contains "tool must be a non-empty string" if not _non_empty_s
 _context_problems contains "context must be an object" if not is_object(object.get(_call, "context", null))
 
 _context_problems contains concat("", ["context.", name, " must be a non-empty string"]) if {
-	some name in _required_context
+	some name in ["actorId", "tenantId", "environment"]
 	not _non_empty_string(object.get(_context, name, null))
 }
 
 _context_problems contains concat("", ["context.", name, " must be a string"]) if {
-	some name in _optional_context
+	some name in ["reason", "sourceSystem", "requestId", "sessionId", "onBehalfOf"]
 	value := _context[name]
 	not is_string(value)
 }
@@ -55,7 +53,7 @@ _problems contains problem if some problem in _context_problems
 _problems contains "arguments must be an object" if not is_object(object.get(_call, "arguments", null))
 
 _problems contains concat("", ["arguments.", name, " must be a string"]) if {
-	some name in _string_arguments
+	some name in ["object", "recordId", "tenantId", "destination"]
 	value := _arguments[name]
 	not is_string(value)
 }

@@ -12,24 +12,23 @@ _sensitive_lists contains _sensitive_fields["*"]
 
 _sensitive_lists contains names if {
 	some object_name, names in _sensitive_fields
-	_names_call_object(object_name)
+	_plain_key(trim_space(object_name)) == _call_object_key
+}
+
+_sensitive_lists contains names if {
+	some folded in _call_object_folded
+	some object_name, names in _sensitive_fields
+	_fold_key(trim_space(object_name)) == folded
 }
 
 # The call's object, surrounding white space ignored: its fold key the short
-# way, and (a set, so that it is computed once) the long way only when a name
-# of the call is outside ASCII (text.rego).
+# way, and (a set, so that it is computed once) the long way only when it is
+# outside ASCII (text.rego).
 _call_object := trim_space(_arguments.object) if is_string(_arguments.object)
 
 _call_object_key := lower(_call_object)
 
-_call_object_folded contains _fold_key(_call_object) if not _plain_names
-
-_names_call_object(object_name) if _plain_key(trim_space(object_name)) == _call_object_key
-
-_names_call_object(object_name) if {
-	some folded in _call_object_folded
-	_fold_key(trim_space(object_name)) == folded
-}
+_call_object_folded contains _fold_key(_call_object) if not _ascii(_call_object)
 
 _sensitive_plain_keys contains _plain_key(name) if {
 	some names in _sensitive_lists
@@ -66,7 +65,7 @@ _touched_fields contains name if {
 _sensitive_field(name) if lower(name) in _sensitive_plain_keys
 
 _sensitive_field(name) if {
-	not _plain_names
+	not _ascii(name)
 	_fold_key(name) in _sensitive_fold_keys
 }
 

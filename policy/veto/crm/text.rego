@@ -18,8 +18,8 @@ package veto.crm
 # shortcut with the same answer: their fold key is lower(name), and the only
 # configured names with that key are those whose _plain_key is the same (an
 # ASCII fold key needs ASCII characters and the few listed in _plain_key).
-# Only when a name from the call is outside ASCII are fold keys computed, the
-# call's and the configured names'.
+# Only for a name from the call outside ASCII are fold keys computed, its own
+# and the configured names'.
 
 _fold_key(name) := concat("", [_fold_character(ch) | some ch in split(name, "")])
 
@@ -27,21 +27,13 @@ _fold_character(ch) := folded if {
 	folded := _fold_table[ch]
 } else := lower(ch)
 
+# Strings compare by code point (UTF-8 byte order) on both evaluators, so a text
+# is ASCII when its greatest character is below U+0080: two builtins, no walk.
 _ascii(text) if {
-	every ch in split(text, "") {
-		ch < "\u0080"
-	}
+	text == ""
+} else if {
+	max(split(text, "")) < "\u0080"
 }
-
-# Whether every name the call carries (its object, the keys of changes, the
-# entries of fields) is plain ASCII: checked once per call, in one pass.
-default _plain_names := false
-
-_plain_names if _ascii(concat("", _call_names))
-
-_call_names contains _call_object
-
-_call_names contains name if some name in _touched_fields
 
 # One idea of blank. A text is blank when it holds nothing but blank characters
 # (White_Space, Default_Ignorable_Code_Point, Cc and Cf; unicode.rego), so

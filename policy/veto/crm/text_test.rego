@@ -154,3 +154,9 @@ test_fold_key_every_case_folding_class if {
 		}
 	}
 }
+
+# An empty name is plain ASCII: it takes the short way and matches nothing.
+test_allow_low_value_empty_names if {
+	decide(with_changes({"": "x"})) == allowed("low_value")
+	decide(patched(update, {"arguments": {"object": "", "fields": [""]}})) == allowed("low_value")
+}
