@@ -24,7 +24,7 @@
  *   clock allows, in the statement that moves it.
  */
 import type { Client, Pool } from "pg";
-import { DecisionWatchers, listLimit } from "../history/store.js";
+import { DecisionWatchers, countsForActor, listLimit } from "../history/store.js";
 import type { ListApprovalsOptions, ApprovalTransition, HistoryKey, StoreUnit, StoredDecision, VetoStore } from "../history/store.js";
 import {
   checkout,
@@ -130,7 +130,7 @@ async function appendDecision(db: Queryable, sql: Statements, d: StoredDecision)
     d.approval?.reviewerId ?? null,
     d.approval?.note ?? null,
     d.approval?.answeredAtMs ?? null,
-    d.countsTowardsEscalation !== false,
+    countsForActor(d),
     d.review === undefined ? null : JSON.stringify(d.review),
     d.recordState ?? null,
     d.amendment === undefined ? null : JSON.stringify(d.amendment),
