@@ -258,7 +258,7 @@ export class ToolGate<R> {
    * that argument itself: then exactly as decided).
    */
   #amendedInput(call: GateCall, args: Readonly<Record<string, unknown>>): Readonly<Record<string, unknown>> {
-    const input: Record<string, unknown> = copyJson(args as Record<string, unknown>);
+    const input: Record<string, unknown> = copyJson(args);
     const key = this.#reasonArgument;
     if (key !== false && Object.hasOwn(call.input, key) && !Object.hasOwn(input, key)) input[key] = call.input[key];
     return deepFreeze(input);

@@ -147,7 +147,7 @@ describe("the integrations' gate", () => {
 /** A memory sink whose records can be read back, so instances sharing it check each other's answers (as on PostgreSQL). */
 class ReadableSink extends MemorySink {
   async readRecords(decisionId: string): Promise<readonly Record<string, unknown>[]> {
-    return this.records.filter((r) => r.decision_id === decisionId) as unknown as Record<string, unknown>[];
+    return this.records.filter((r) => r.decision_id === decisionId);
   }
 }
 

@@ -153,7 +153,7 @@ export function vetoMiddleware(options: VetoMiddlewareOptions) {
         tool_call_id: result.tool_call_id,
         ...(result.name === undefined ? {} : { name: result.name }),
         ...(result.status === undefined ? {} : { status: result.status }),
-        ...(result.artifact === undefined ? {} : { artifact: result.artifact }),
+        ...(result.artifact === undefined ? {} : { artifact: result.artifact as unknown }),
         ...(result.id === undefined ? {} : { id: result.id }),
       });
     },

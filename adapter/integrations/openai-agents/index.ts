@@ -191,7 +191,7 @@ export function vetoAgents(options: VetoAgentsOptions): VetoAgents {
       const invoke: typeof tool.invoke = async (runContext, input, details) => {
         const callId = details?.toolCall?.callId;
         const amended = callId === undefined ? undefined : amendedRuns.get(callId);
-        if (callId === undefined || amended === undefined) return await tool.invoke(runContext, input, details);
+        if (callId === undefined || amended === undefined) return (await tool.invoke(runContext, input, details)) as unknown;
         amendedRuns.delete(callId);
         let given: unknown;
         try {

@@ -397,10 +397,9 @@ describe("veto-crm/ai-sdk (Node 22): a call the approver amended (docs/contract.
     const { tools, runs } = crm();
     const ai = integration();
     const input = update({ amount: 9000, recordId: "opp_am5" });
-    const running = ai.tools(tools).crm_update.execute!(
-      input as never,
-      { toolCallId: "direct_1", messages: [], context: undefined } as never,
-    );
+    const running = ai
+      .tools(tools)
+      .crm_update.execute(input as never, { toolCallId: "direct_1", messages: [], context: undefined } as never);
     let decisionId: string | undefined;
     const store = await PostgresStore.connect({ connectionString: pgUrl(), schema });
     try {
@@ -414,7 +413,7 @@ describe("veto-crm/ai-sdk (Node 22): a call the approver amended (docs/contract.
     }
     const amended = amendedArguments(input, 50);
     await amendElsewhere(schema, decisionId!, amended);
-    expect(String(await running)).toMatch(/^Note: the reviewer [\s\S]*updated opp_am5$/);
+    expect(await running).toMatch(/^Note: the reviewer [\s\S]*updated opp_am5$/);
     expect(runs).toEqual([{ ...amended, reason: input["reason"] }]);
   });
 });
