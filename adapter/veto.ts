@@ -505,6 +505,47 @@ export function protectText(veto: Veto, call: unknown, text: string): Promise<De
  * (fail closed). Nothing is recorded: every call is still decided and recorded
  * by protect(). Not part of the public API.
  */
+/** What an approved call runs as (resumeApproval): the call to run, frozen, and the amendment when there was one. */
+export interface ResumedCall {
+  /** The decision the call runs under: the one waited for, or the amended call's. */
+  readonly decisionId: string;
+  /** Exactly what to run, deep-frozen: the call waited for, or the amended call as decided. */
+  readonly call: { readonly tool: string; readonly arguments: unknown; readonly context: unknown };
+  /** Present when an approver amended the call (docs/contract.md §6, amend). */
+  readonly amended?: {
+    /** The decision amended (the last, when an amended call was amended again). */
+    readonly from: string;
+    /** The approver who amended it, when the store says. */
+    readonly by: string | null;
+    /** The amended call's decision. */
+    readonly decision: Decision;
+  };
+}
+
+/**
+ * Resume a paused call (the integrations and the MCP proxy, docs/integrations.md):
+ * the approval of `decisionId` for exactly `call`, claimed use-once, or the
+ * amended call its approver made of it, claimed use-once as its own decision
+ * allows; rejects with ApprovalError (or VetoDeniedError for an amended call
+ * the policy denied) when nothing may run. `timeoutMs` 0 asks once.
+ */
+export function resumeApproval(
+  veto: Veto,
+  options: {
+    readonly decisionId: string;
+    readonly call: { readonly tool: string; readonly arguments: unknown; readonly context: unknown };
+    readonly timeoutMs?: number;
+    readonly signal?: AbortSignal;
+    /** Asked before an amended call is claimed: why it cannot run here (then refused, call_mismatch, unclaimed), or undefined. */
+    readonly accept?: (amended: ResumedCall["call"]) => string | undefined;
+  },
+): Promise<ResumedCall> {
+  if (!(veto instanceof VetoInstance)) throw new VetoOptionsError("resumeApproval: pass a veto made by createVeto()");
+  const { decisionId, call, timeoutMs, signal, accept } = options;
+  const wait = { ...(timeoutMs === undefined ? {} : { timeoutMs }), ...(signal === undefined ? {} : { signal }) };
+  return veto.resume(decisionId, call, wait, accept);
+}
+
 export function toolVisibility(veto: Veto, query: { readonly tool: unknown; readonly context: unknown }): Promise<Visibility> {
   if (!(veto instanceof VetoInstance)) throw new VetoOptionsError("toolVisibility: pass a veto made by createVeto()");
   return veto.visibility(query);
@@ -665,35 +706,51 @@ class VetoInstance implements Veto {
         } catch {
           // The wait stands; the log line is lost.
         }
-        const ran = await this.#waitOrAmended(decision, call, wait);
-        return await fn(ran.call.arguments as Readonly<A>, ran.call.context as Readonly<CallContext>, ran.decision);
+        const ran = await this.resume(decision.id, call, wait);
+        return await fn(ran.call.arguments as Readonly<A>, ran.call.context as Readonly<CallContext>, ran.amended?.decision ?? decision);
       }
       return await fn(call.arguments as Readonly<A>, call.context, decision);
     };
   }
 
   /**
-   * guard's wait: the approval of exactly `call`, claimed; or, when an approver
+   * Where an approved call runs (guard, every integration, the MCP proxy):
+   * the approval of exactly `call`, claimed use-once; or, when an approver
    * amended it (docs/contract.md §6, amend), the amended call as its own
-   * decision says: denied (VetoDeniedError), allowed, or approved and claimed
-   * in turn (an amended call may itself be amended, a bounded number of times).
+   * decision says: denied (VetoDeniedError with that decision), allowed and
+   * claimed once (claimAllowedAmendment), or approved and claimed in turn (an
+   * amended call may itself be amended, a bounded number of times). Every
+   * other outcome is the wait's ApprovalError (rejected, expired, no answer
+   * in time, already executed, record changed): nothing runs.
    */
-  async #waitOrAmended(
-    decision: Decision,
+  async resume(
+    decisionId: string,
     call: { readonly tool: string; readonly arguments: unknown; readonly context: unknown },
     wait: GuardOptions,
-  ): Promise<{ decision: Decision; call: { readonly tool: string; readonly arguments: unknown; readonly context: unknown } }> {
-    let current = { decision, call };
+    accept?: (amended: ResumedCall["call"]) => string | undefined,
+  ): Promise<ResumedCall> {
+    let current: { decisionId: string; call: ResumedCall["call"] } = { decisionId, call };
+    let amended: ResumedCall["amended"];
     for (let hops = 0; ; hops++) {
       try {
-        await this.waitForApproval({ decisionId: current.decision.id, call: current.call, ...wait });
-        return current;
+        await this.waitForApproval({ decisionId: current.decisionId, call: current.call, ...wait });
+        return { ...current, ...(amended === undefined ? {} : { amended }) };
       } catch (error) {
-        const amended = error instanceof ApprovalError && error.code === "amended" ? error.amended : undefined;
-        if (amended === undefined || hops >= 8) throw error;
-        current = { decision: amended.decision, call: amended.call };
-        if (amended.decision.action === "deny") throw new VetoDeniedError(amended.decision);
-        if (amended.decision.action === "allow") return current;
+        if (!(error instanceof ApprovalError) || error.code !== "amended") throw error;
+        const next = error.amended;
+        if (next === undefined || hops >= 8) throw error;
+        amended = { from: error.decisionId, by: next.by ?? null, decision: next.decision };
+        current = { decisionId: next.decision.id, call: next.call };
+        if (next.decision.action === "deny") throw new VetoDeniedError(next.decision);
+        // Before any claim: an amended call the caller cannot run as decided is refused unclaimed.
+        const problem = accept?.(next.call);
+        if (problem !== undefined) {
+          throw new ApprovalError("call_mismatch", next.decision.id, `the amended call ${next.decision.id} cannot run here: ${problem}`);
+        }
+        if (next.decision.action === "allow") {
+          await this.#desk.claimAllowedAmendment(next.decision.id);
+          return { ...current, amended };
+        }
       }
     }
   }
@@ -912,8 +969,9 @@ class VetoInstance implements Veto {
     // The adapter's own fail-closed denies are remembered but not counted (docs/contract.md §3).
     if (decision.action === "deny" && !countsTowardsEscalation(decision)) stored.countsTowardsEscalation = false;
     if (amendment !== undefined) {
-      // The reviewer made this call, not the agent: its deny is not the agent's (docs/contract.md §6, amend).
-      if (decision.action === "deny") stored.countsTowardsEscalation = false;
+      // The reviewer made this call, not the agent: nothing that becomes of it
+      // (its deny, the rejection of its approval) is the agent's (docs/contract.md §6, amend).
+      stored.countsTowardsEscalation = false;
       stored.amendment = {
         from: amendment.from,
         by: amendment.by,

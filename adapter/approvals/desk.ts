@@ -619,6 +619,63 @@ export class ApprovalDesk {
     return claimed;
   }
 
+  /**
+   * The use-once claim of an amended call the policy allowed (docs/contract.md
+   * §6, amend and use once): it has no approval to move, so the store sets its
+   * execution time once (VetoStore.claimExecution), with its execution record
+   * ("claimed", by the amender) as an approval's claim has; a second claim is
+   * refused with already_executed, and recorded. Call it only with the
+   * amended call `waitForApproval` handed over (code "amended"), whose
+   * decision record it checked.
+   */
+  async claimAllowedAmendment(decisionId: string): Promise<void> {
+    const { store, sink, clock } = this.#deps;
+    const decision = await this.#storeCall("approval", decisionId, () => store.getDecision(decisionId));
+    if (decision?.action !== "allow" || decision.amendment === undefined) {
+      throw new ApprovalError("approval_unverified", decisionId, `decision ${decisionId} is not an allowed amended call`);
+    }
+    const by = decision.amendment.by;
+    const recordOf = (atMs: number, execution: "claimed" | "refused"): ExecutionEventRecord => ({
+      type: "execution",
+      ...eventFields(decision, atMs, this.#deps.bundle, by),
+      result: { execution },
+    });
+    let refusedAt: number | undefined;
+    const claimed = await runUnit(store, sink, undefined, async (unit) => {
+      const atMs = unit.nowMs ?? clock();
+      const record = recordOf(atMs, "claimed");
+      // In the transaction, the record first (both commit together); else the claim first.
+      if (unit.recordsInTransaction) await unit.writeRecord(record);
+      if (!(await unit.claimExecution(decisionId, atMs))) {
+        await unit.rollback();
+        refusedAt = atMs;
+        return false;
+      }
+      await unit.commit();
+      if (!unit.recordsInTransaction) await unit.writeRecord(record);
+      this.#deps.written(record);
+      return true;
+    }).catch((error: unknown): never => {
+      if (error instanceof ApprovalError) throw error;
+      const cause = toError(error);
+      safeLog(this.#deps.log, { err: cause, decision_id: decisionId }, "amended call could not be claimed; it does not run");
+      throw new ApprovalError("record_unavailable", decisionId, `the amended call ${decisionId} could not be claimed: ${cause.message}`, {
+        cause,
+      });
+    });
+    if (claimed) return;
+    const record = recordOf(refusedAt ?? clock(), "refused");
+    await sink.write(record).then(
+      () => this.#deps.written(record),
+      (error: unknown) => safeLog(this.#deps.log, { err: toError(error), decision_id: decisionId }, "refused claim could not be recorded"),
+    );
+    throw new ApprovalError(
+      "already_executed",
+      decisionId,
+      `the amended call ${decisionId} was already claimed for execution; it runs at most once`,
+    );
+  }
+
   /** Reject every pending wait, and every wait started from now on (used by close()). */
   abortAll(error: Error): void {
     this.#closedWith = error;
@@ -720,7 +777,7 @@ export class ApprovalDesk {
     if (result["action"] !== amendment.decision.action || next.action !== amendment.decision.action) {
       return unverified("the amended decision's record and the store disagree on its action");
     }
-    const frozen = deepFreeze(structuredClone({ decision: amendment.decision, call: amendment.call }));
+    const frozen = deepFreeze(structuredClone({ by: amendment.by, decision: amendment.decision, call: amendment.call }));
     return new ApprovalError(
       "amended",
       id,

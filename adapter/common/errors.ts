@@ -183,6 +183,8 @@ export class ApprovalError extends VetoError {
    * decision allows (guard does).
    */
   readonly amended?: {
+    /** The approver who amended it. */
+    readonly by?: string;
     readonly decision: import("./decision.js").Decision;
     readonly call: { readonly tool: string; readonly arguments: unknown; readonly context: unknown };
   };

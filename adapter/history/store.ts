@@ -82,10 +82,12 @@ export interface StoredDecision {
   readonly action: Action;
   readonly escalated: boolean;
   /**
-   * For a deny: whether it counts towards its actor's and tenant's
-   * recentDenies. False for the adapter's own fail-closed denies
-   * (evaluation_error, record_unavailable): an outage of the log or the
-   * database is not the actor's doing (docs/contract.md §3). Default true.
+   * Whether its deny, or the rejection of its approval, counts towards its
+   * actor's and tenant's recentDenies. False for the adapter's own
+   * fail-closed denies (evaluation_error, record_unavailable): an outage of
+   * the log or the database is not the actor's doing (docs/contract.md §3);
+   * and for every amended call, whatever its action: the reviewer made it
+   * (docs/contract.md §6, amend). Default true.
    */
   readonly countsTowardsEscalation?: boolean;
   /** Present when the decision could be attributed (the call named them). */
@@ -108,6 +110,11 @@ export interface StoredDecision {
   readonly recordState?: string;
   /** For the decision of an amended call: the amendment it came from. */
   readonly amendment?: Amendment;
+  /**
+   * For an amended call the policy allowed (no approval to claim): when it
+   * was claimed for execution, once (VetoStore.claimExecution).
+   */
+  readonly executedAtMs?: number;
 }
 
 export interface ApprovalState {
@@ -141,7 +148,7 @@ export interface VetoStore {
    * pending approval.
    */
   appendDecision(decision: StoredDecision): Promise<void>;
-  /** Denies and rejected approvals for (actorId, tenantId) at or after sinceMs. */
+  /** Denies and rejected approvals for (actorId, tenantId) at or after sinceMs, of the decisions that count (countsForActor). */
   countRecentDenies(actorId: string, tenantId: string, sinceMs: number): Promise<number>;
   getDecision(id: string): Promise<StoredDecision | undefined>;
   /**
@@ -149,11 +156,20 @@ export interface VetoStore {
    * (compare-and-set: the first answer wins), and, from "pending", to
    * "expired" only once `atMs` has reached the approval's expiresAtMs, to
    * anything else only while it is before. A move to "rejected" counts as a
-   * deny in the decision's history at `atMs`. A move from "approved" to
+   * deny in the decision's history at `atMs`, unless nothing of the decision
+   * counts (countsForActor: an amended call, an adapter deny). A move from "approved" to
    * "executed" (the use-once claim) keeps the answer (reviewer, note, time)
    * and sets executedAtMs to `atMs`. Returns whether it moved.
    */
   transitionApproval(id: string, transition: ApprovalTransition): Promise<boolean>;
+  /**
+   * Optional: the use-once claim of an amended call the policy allowed
+   * (docs/contract.md §6, amend), which has no approval to move to
+   * "executed": sets its executedAtMs to `atMs` if and only if the decision
+   * is an allowed amended call not yet claimed. Returns whether it did.
+   * Without it, such a call is refused where it would run (fail closed).
+   */
+  claimExecution?(id: string, atMs: number): Promise<boolean>;
   /** Call `listener` whenever the decision's approval changes; returns the unsubscribe. */
   watchDecision(id: string, listener: () => void): () => void;
   /**
@@ -207,6 +223,8 @@ export interface StoreUnit {
   appendDecision(decision: StoredDecision): Promise<void>;
   getDecision(id: string): Promise<StoredDecision | undefined>;
   transitionApproval(id: string, transition: ApprovalTransition): Promise<boolean>;
+  /** See VetoStore.claimExecution; absent when the store has none. */
+  claimExecution?(id: string, atMs: number): Promise<boolean>;
   /**
    * Make the unit's writes durable and visible together. The unit is over
    * after it, and after any failed operation (a database transaction is
@@ -281,14 +299,26 @@ export function directUnit(store: VetoStore): StoreUnit {
     appendDecision: (decision) => store.appendDecision(decision),
     getDecision: (id) => store.getDecision(id),
     transitionApproval: (id, transition) => store.transitionApproval(id, transition),
+    ...(store.claimExecution === undefined ? {} : { claimExecution: (id: string, atMs: number) => store.claimExecution!(id, atMs) }),
     commit: async () => {},
     rollback: async () => {},
   };
 }
 
+/**
+ * Whether what becomes of a decision can count towards its actor's deny
+ * history: not the adapter's own fail-closed denies, and nothing of an
+ * amended call, which the reviewer made, not the agent (docs/contract.md §6,
+ * amend; §9, what counts towards escalation): neither its deny nor its
+ * rejection.
+ */
+export function countsForActor(decision: StoredDecision): boolean {
+  return decision.countsTowardsEscalation !== false && decision.amendment === undefined;
+}
+
 /** Whether a stored decision is in its actor's deny history (a rejection counts separately, when it is answered). */
 function counts(decision: StoredDecision): boolean {
-  return decision.action === "deny" && decision.countsTowardsEscalation !== false;
+  return decision.action === "deny" && countsForActor(decision);
 }
 
 /** One string per (actorId, tenantId), and never the same for two pairs: the length prefix says where actorId ends. */
@@ -365,9 +395,19 @@ export class InMemoryStore implements VetoStore {
       ...(t.to === "amended" && t.amendedTo !== undefined ? { amendedTo: t.amendedTo } : {}),
     };
     this.#decisions.set(id, { ...decision, approval });
-    if (t.to === "rejected") this.#addDeny(decision.actorId, decision.tenantId, t.atMs);
+    if (t.to === "rejected" && countsForActor(decision)) this.#addDeny(decision.actorId, decision.tenantId, t.atMs);
     this.#watchers.notify(id);
     this.#notifyApprovals(id);
+    return true;
+  }
+
+  async claimExecution(id: string, atMs: number): Promise<boolean> {
+    const decision = this.#decisions.get(id);
+    if (decision === undefined || decision.action !== "allow" || decision.amendment === undefined || decision.executedAtMs !== undefined) {
+      return false;
+    }
+    this.#decisions.set(id, { ...decision, executedAtMs: atMs });
+    this.#watchers.notify(id);
     return true;
   }
 

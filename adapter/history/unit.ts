@@ -35,6 +35,8 @@ export interface DecisionUnit extends StoreUnit {
    * sink has made it durable.
    */
   readonly recordsInTransaction: boolean;
+  /** The store's claimExecution; rejects when the store has none. */
+  claimExecution(id: string, atMs: number): Promise<boolean>;
 }
 
 function isTransactional(sink: RecordSink): sink is TransactionalRecordSink {
@@ -72,6 +74,15 @@ class RecordingUnit implements DecisionUnit {
 
   transitionApproval(id: string, transition: ApprovalTransition): Promise<boolean> {
     return this.#unit.transitionApproval(id, transition);
+  }
+
+  /** A store without claimExecution cannot claim an allowed amended call once: refused (the call does not run). */
+  claimExecution(id: string, atMs: number): Promise<boolean> {
+    const unit = this.#unit;
+    if (unit.claimExecution === undefined) {
+      return Promise.reject(new Error("this store has no claimExecution, so an allowed amended call cannot be claimed once"));
+    }
+    return unit.claimExecution(id, atMs);
   }
 
   commit(): Promise<void> {
@@ -121,6 +132,7 @@ export function failedUnit(cause: Error): DecisionUnit {
     appendDecision: fail,
     getDecision: fail,
     transitionApproval: fail,
+    claimExecution: fail,
     commit: fail,
     rollback: async () => {},
     writeRecord: fail,

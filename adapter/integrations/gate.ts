@@ -14,8 +14,8 @@
 import { createHash } from "node:crypto";
 import { deepFreeze, type CallContext } from "../call/input.js";
 import type { Decision } from "../common/decision.js";
-import { VetoError, VetoOptionsError, toError } from "../common/errors.js";
-import type { Veto } from "../veto.js";
+import { ApprovalError, VetoDeniedError, VetoError, VetoOptionsError, toError } from "../common/errors.js";
+import { resumeApproval, type Veto } from "../veto.js";
 
 export interface GateOptions<R> {
   /** The Veto instance that decides (createVeto). Required. */
@@ -55,7 +55,25 @@ export type Verdict =
   | { readonly kind: "deny"; readonly decision: Decision; readonly message: string }
   | { readonly kind: "approval"; readonly decision: Decision; readonly message: string };
 
-export type Claim = { readonly ok: true } | { readonly ok: false; readonly code: string; readonly message: string };
+/** An approver's amendment of a paused call (docs/contract.md §6, amend): what runs instead, and who made it. */
+export interface Amended {
+  /** The decision amended. */
+  readonly from: string;
+  /** The amended call's decision, which the call runs under. */
+  readonly decisionId: string;
+  /** The approver who amended it, when the store says. */
+  readonly by: string | null;
+  /** The amended arguments, as decided (the tool's input is these, with the reason argument). */
+  readonly arguments: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * A resume's outcome: the call to run (`run`, frozen: the claimed call, or
+ * the amended call an approver made of it, with `amended`), or a refusal.
+ */
+export type Claim =
+  | { readonly ok: true; readonly run: GateCall; readonly amended?: Amended }
+  | { readonly ok: false; readonly code: string; readonly message: string };
 
 const CONTEXT_FIELDS = ["actorId", "tenantId", "environment", "reason", "sourceSystem", "requestId", "sessionId", "onBehalfOf"];
 
@@ -82,6 +100,27 @@ export function decisionIdIn(text: unknown): string | undefined {
 /** The text the model reads when a resumed call is refused. */
 export function refusedMessage(claim: { code: string; message: string }): string {
   return `Not executed [${claim.code}]: ${claim.message}`;
+}
+
+/** What the model reads before the result of an amended call: that a reviewer changed the arguments, and to what. */
+export function amendedNotice(amended: Amended): string {
+  return (
+    `Note: the reviewer${amended.by === null ? "" : ` ${amended.by}`} amended this call's arguments before it ran ` +
+    `(veto decision ${amended.from} -> ${amended.decisionId}); it ran once with ${JSON.stringify(amended.arguments)}, ` +
+    `not with the arguments you gave.`
+  );
+}
+
+/**
+ * A tool's result with the amended notice (amendedNotice): a text result
+ * gets it as its first line; any other result is wrapped as
+ * `{ veto_amended: { note, by, arguments }, result }`.
+ */
+export function withAmendedNotice(result: unknown, amended: Amended | undefined): unknown {
+  if (amended === undefined) return result;
+  const note = amendedNotice(amended);
+  if (typeof result === "string") return `${note}\n${result}`;
+  return { veto_amended: { note, by: amended.by, arguments: amended.arguments }, result };
 }
 
 function plainObject(value: unknown): value is Record<string, unknown> {
@@ -161,29 +200,68 @@ export class ToolGate<R> {
 
   /**
    * On resume: claim the approval of `decisionId` for exactly this call
-   * (waitForApproval with the call: the digest must match, the approval must
-   * be backed by its records, and approved -> executed is the use-once
-   * compare-and-set). `waitMs` 0 (the default) asks "is it approved now?"
-   * once; Infinity waits until the approval expires. Never
-   * throws: a refusal carries the ApprovalError's code (approval_pending when
-   * no answer came in time).
+   * (resumeApproval: the digest must match, the approval must be backed by
+   * its records, and approved -> executed is the use-once compare-and-set).
+   * When an approver amended the call (docs/contract.md §6, amend), the
+   * amended call is followed to its own decision instead: allowed or approved,
+   * it is claimed once and returned to run, with its frozen arguments and the
+   * model's reason argument; denied, rejected, expired, unanswered or already
+   * executed, it is refused. The original never runs. `waitMs` 0 (the
+   * default) asks "is it approved now?" once; Infinity waits until the
+   * approval expires. Never throws: a refusal carries the error's code
+   * (approval_pending when no answer came in time; the policy's code for an
+   * amended call it denied).
    */
   async claim(decisionId: string, call: GateCall, { waitMs = 0 }: { waitMs?: number } = {}): Promise<Claim> {
     try {
-      await this.veto.waitForApproval({
+      const resumed = await resumeApproval(this.veto, {
         decisionId,
         call: { tool: call.tool, arguments: call.arguments, context: call.context },
         ...(waitMs === Infinity ? {} : { timeoutMs: waitMs }),
+        accept: (amended) => (amended.tool === call.tool && plainObject(amended.arguments) ? undefined : "it is not a call of this tool"),
       });
-      return { ok: true };
+      if (resumed.amended === undefined) return { ok: true, run: call };
+      const args = resumed.call.arguments as Readonly<Record<string, unknown>>;
+      return {
+        ok: true,
+        run: deepFreeze({
+          tool: call.tool,
+          arguments: args,
+          context: resumed.call.context as CallContext,
+          input: this.#amendedInput(call, args),
+        }),
+        amended: { from: resumed.amended.from, decisionId: resumed.decisionId, by: resumed.amended.by, arguments: args },
+      };
     } catch (error) {
       const e = toError(error);
+      if (e instanceof VetoDeniedError) {
+        // The reviewer's amendment of the call, denied by the policy: nothing runs.
+        const { decision } = e;
+        return {
+          ok: false,
+          code: decision.reasons[0]?.code ?? "denied",
+          message: `the reviewer amended the call, and the policy denied the amended call (decision ${decision.id}): ${denyMessage(decision)}`,
+        };
+      }
       const code = e instanceof VetoError ? e.code : "approval_unusable";
       if (code === "approval_timeout") {
-        return { ok: false, code: "approval_pending", message: `decision ${decisionId} has no answer yet; resume once it is approved` };
+        const id = e instanceof ApprovalError ? e.decisionId : decisionId;
+        return { ok: false, code: "approval_pending", message: `decision ${id} has no answer yet; resume once it is approved` };
       }
       return { ok: false, code, message: e.message };
     }
+  }
+
+  /**
+   * The tool's input for amended arguments: them, copied, with the model's
+   * reason argument as the original input had it (unless the amendment set
+   * that argument itself: then exactly as decided).
+   */
+  #amendedInput(call: GateCall, args: Readonly<Record<string, unknown>>): Readonly<Record<string, unknown>> {
+    const input: Record<string, unknown> = copyJson(args);
+    const key = this.#reasonArgument;
+    if (key !== false && Object.hasOwn(call.input, key) && !Object.hasOwn(input, key)) input[key] = call.input[key];
+    return deepFreeze(input);
   }
 }
 

@@ -11,7 +11,8 @@
 import type { Logger } from "pino";
 import type { Veto } from "../veto.js";
 import type { Decision } from "../common/decision.js";
-import { ApprovalError, toError } from "../common/errors.js";
+import { ApprovalError, VetoDeniedError, toError } from "../common/errors.js";
+import { resumeApproval } from "../veto.js";
 import { safeLog } from "../common/logger.js";
 import type { MappedCall } from "./tool-map.js";
 
@@ -127,6 +128,7 @@ export async function governCall(
   reason: unknown,
   channel: CallChannel,
   forward: (args: Record<string, unknown>, signal: AbortSignal) => Promise<ToolResult>,
+  unmap: (amended: MappedCall) => Record<string, unknown> | undefined = identityUnmap(call),
 ): Promise<ToolResult> {
   deepFreeze(args);
   const context = {
@@ -137,35 +139,77 @@ export async function governCall(
   const decided = { tool: call.tool, arguments: call.arguments, context };
   const decision = await options.veto.protect(decided);
   if (decision.action === "deny") return denied(decision);
+  let run: { args: Record<string, unknown>; amended?: AmendedRun } = { args };
   if (decision.action === "require_approval") {
-    const refused = await waitForApproval(options, decision, decided, channel);
-    if (refused !== undefined) return refused;
+    const waited = await waitForApproval(options, decision, decided, channel, unmap);
+    if (waited.refused !== undefined) return waited.refused;
+    if (waited.amended !== undefined) run = waited.amended;
   }
   try {
-    return await forward(args, channel.signal);
+    const result = await forward(run.args, channel.signal);
+    return run.amended === undefined ? result : withAmendment(result, run.amended);
   } catch (error) {
     const failure = toError(error);
     const code = failure instanceof UpstreamFailure ? failure.code : "upstream_error";
-    safeLog(options.log, { err: failure, decision_id: decision.id, tool: call.tool }, "forwarded call failed");
-    return refusal(code, `${failure.message} Decision ${decision.id} allowed the call; it may or may not have run.`, decision);
+    const id = run.amended?.decisionId ?? decision.id;
+    safeLog(options.log, { err: failure, decision_id: id, tool: call.tool }, "forwarded call failed");
+    return refusal(code, `${failure.message} Decision ${id} allowed the call; it may or may not have run.`, decision);
   }
 }
 
-/** Wait for the answer and claim it (use-once); undefined when the call may run, else the refusal to answer with. */
+/** An approver's amendment of a waiting call (docs/contract.md §6, amend): what is forwarded instead. */
+interface AmendedRun {
+  readonly from: string;
+  readonly decisionId: string;
+  readonly by: string | null;
+  /** The amended call's arguments, as decided (the policy's). */
+  readonly arguments: unknown;
+}
+
+/** Without a tool map entry, the amended arguments are the MCP arguments (the policy tool must be the same). */
+function identityUnmap(call: MappedCall): (amended: MappedCall) => Record<string, unknown> | undefined {
+  return (amended) => (amended.tool === call.tool ? amended.arguments : undefined);
+}
+
+/** The upstream's result of an amended call, saying so first (text the model reads) and in `_meta`. */
+function withAmendment(result: ToolResult, amended: AmendedRun): ToolResult {
+  const note =
+    `Note: the reviewer${amended.by === null ? "" : ` ${amended.by}`} amended this call's arguments before it ran ` +
+    `(decision ${amended.from} -> ${amended.decisionId}); it ran once with ${JSON.stringify(amended.arguments)}, not with the arguments you gave.`;
+  const content = Array.isArray(result.content) ? result.content : [];
+  return {
+    ...result,
+    content: [{ type: "text", text: note }, ...content],
+    _meta: {
+      ...(result._meta ?? {}),
+      [META_KEY]: { amended: { from: amended.from, decisionId: amended.decisionId, by: amended.by, arguments: amended.arguments } },
+    },
+  };
+}
+
+/**
+ * Wait for the answer and claim it (use-once), following an approver's
+ * amendment to its own decision (resumeApproval); `{ args }` to forward (the
+ * amended call's MCP arguments, with `amended`, when amended), else the
+ * refusal to answer with.
+ */
 async function waitForApproval(
   options: GovernOptions,
   decision: Decision,
   call: { tool: string; arguments: Record<string, unknown>; context: object },
   channel: CallChannel,
-): Promise<ToolResult | undefined> {
+  unmap: (amended: MappedCall) => Record<string, unknown> | undefined,
+): Promise<{ refused?: ToolResult; amended?: { args: Record<string, unknown>; amended: AmendedRun } }> {
   const approvers = decision.approvers.join(", ");
   if (options.approvals === "unavailable") {
-    return refusal(
-      "approval_unavailable",
-      `Approval required (${decision.reasons.map((r) => r.code).join(", ")}) from ${approvers}, but no approval can be given here ` +
-        `(no shared store and no approval service): the call was not run. Decision ${decision.id}.`,
-      decision,
-    );
+    return {
+      refused: refusal(
+        "approval_unavailable",
+        `Approval required (${decision.reasons.map((r) => r.code).join(", ")}) from ${approvers}, but no approval can be given here ` +
+          `(no shared store and no approval service): the call was not run. Decision ${decision.id}.`,
+        decision,
+      ),
+    };
   }
   const stop = new AbortController();
   let declined: "decline" | "cancel" | undefined;
@@ -214,24 +258,66 @@ async function waitForApproval(
   }
 
   try {
-    await options.veto.waitForApproval({ decisionId: decision.id, call, timeoutMs: options.approvalTimeoutMs, signal: stop.signal });
-    return undefined;
+    let forwarded: Record<string, unknown> | undefined;
+    const resumed = await resumeApproval(options.veto, {
+      decisionId: decision.id,
+      call,
+      timeoutMs: options.approvalTimeoutMs,
+      signal: stop.signal,
+      // Forwarded is exactly what was decided: the amended call must map back to the MCP arguments it came from.
+      accept: (amended) => {
+        const mapped = plainObject(amended.arguments) ? { tool: amended.tool, arguments: amended.arguments } : undefined;
+        forwarded = mapped === undefined ? undefined : unmap(mapped);
+        return forwarded === undefined ? "its arguments do not map back to this MCP tool's arguments" : undefined;
+      },
+    });
+    if (resumed.amended === undefined) return {};
+    const { from, by } = resumed.amended;
+    return {
+      amended: {
+        args: deepFrozen(structuredClone(forwarded!)),
+        amended: { from, decisionId: resumed.decisionId, by, arguments: resumed.call.arguments },
+      },
+    };
   } catch (error) {
+    if (error instanceof VetoDeniedError) {
+      const d = error.decision;
+      const codes = d.reasons.map((r) => r.code);
+      return {
+        refused: refusal(
+          codes[0] ?? "denied",
+          `The reviewer amended the call, and the policy denied the amended call (${codes.join(", ")}): ${d.reason}. Nothing was run. Decision ${d.id}.`,
+          d,
+          { amendedFrom: decision.id },
+        ),
+      };
+    }
     if (declined !== undefined) {
-      return refusal(
-        "approval_declined",
-        `The user chose ${declined} on the approval link: the call was not run. Decision ${decision.id}.`,
-        decision,
-      );
+      return {
+        refused: refusal(
+          "approval_declined",
+          `The user chose ${declined} on the approval link: the call was not run. Decision ${decision.id}.`,
+          decision,
+        ),
+      };
     }
     const code = error instanceof ApprovalError ? error.code : "approval_unavailable";
-    return refusal(code, `Not run (${code}): ${toError(error).message}. Decision ${decision.id}.`, decision);
+    return { refused: refusal(code, `Not run (${code}): ${toError(error).message}. Decision ${decision.id}.`, decision) };
   } finally {
     clearInterval(heartbeat);
     channel.signal.removeEventListener("abort", onHostAbort);
     elicitation.abort();
     if (elicited && declined === undefined) channel.completeElicitation?.(decision.id).catch(() => {});
   }
+}
+
+function plainObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
+}
+
+function deepFrozen<T>(value: T): T {
+  deepFreeze(value);
+  return value;
 }
 
 function deepFreeze(value: unknown): void {

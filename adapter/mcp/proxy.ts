@@ -334,8 +334,14 @@ export class McpProxy {
         : undefined,
       completeElicitation: urlElicitation ? (id) => this.#server.createElicitationCompletionNotifier(id)() : undefined,
     };
-    return await governCall(this.#options, call, forwarded, reason, channel, (args, signal) =>
-      this.#forward(name, args, signal, host.progressToken === undefined ? undefined : relay()),
+    return await governCall(
+      this.#options,
+      call,
+      forwarded,
+      reason,
+      channel,
+      (args, signal) => this.#forward(name, args, signal, host.progressToken === undefined ? undefined : relay()),
+      (amended) => this.#options.toolMap.unmap(name, amended),
     );
   }
 

@@ -10,6 +10,7 @@
  * is forwarded, not only the fields the map picked out.
  */
 import { z } from "zod";
+import { canonicalJson } from "../common/canonical-json.js";
 import { VetoOptionsError } from "../common/errors.js";
 
 /** The contract's argument fields a map may fill (docs/contract.md §1). */
@@ -79,6 +80,28 @@ export class ToolMap {
   /** The policy tool an MCP tool is decided as. */
   policyTool(mcpName: string): string {
     return this.#entries.get(mcpName)?.tool ?? mcpName;
+  }
+
+  /**
+   * The MCP arguments to forward for a call the policy decided (an
+   * approver's amendment of one, docs/contract.md §6, amend), or undefined
+   * when it does not come from MCP tool `mcpName`'s arguments as this map
+   * maps them: unmapped, the call's own arguments (its tool must be the MCP
+   * name); mapped, its `arguments.mcp.arguments`, which must map again to
+   * exactly the call, so that what is forwarded is what was decided.
+   */
+  unmap(mcpName: string, call: MappedCall): Record<string, unknown> | undefined {
+    if (!this.#entries.has(mcpName)) return call.tool === mcpName ? call.arguments : undefined;
+    const mcp = call.arguments[MCP_ARGUMENTS_FIELD] as { name?: unknown; arguments?: unknown } | undefined;
+    if (mcp === null || typeof mcp !== "object" || mcp.name !== mcpName) return undefined;
+    const args = mcp.arguments;
+    if (args === null || typeof args !== "object" || Array.isArray(args)) return undefined;
+    try {
+      const again = this.map(mcpName, args as Record<string, unknown>);
+      return canonicalJson(again) === canonicalJson(call) ? (args as Record<string, unknown>) : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   /**

@@ -107,6 +107,7 @@ export function governedTool<A extends Record<string, unknown>>(
           : undefined,
       },
       async (decided) => (await handler(decided as Readonly<Omit<A, "reason">>, extra)) as ToolResult,
+      (amended) => toolMap.unmap(name, amended),
     );
     return result;
   };

@@ -85,5 +85,7 @@ export function toStoredDecision(row: DecisionRow): StoredDecision {
     ...(row.review === null ? {} : { review: row.review }),
     ...(row.record_state === null ? {} : { recordState: row.record_state }),
     ...(row.amendment === null ? {} : { amendment: row.amendment }),
+    // An allowed amended call's claim (it has no approval to hold it).
+    ...(approval === undefined && row.executed_at_ms !== null ? { executedAtMs: Number(row.executed_at_ms) } : {}),
   };
 }

@@ -24,7 +24,7 @@
  *   clock allows, in the statement that moves it.
  */
 import type { Client, Pool } from "pg";
-import { DecisionWatchers, listLimit } from "../history/store.js";
+import { DecisionWatchers, countsForActor, listLimit } from "../history/store.js";
 import type { ListApprovalsOptions, ApprovalTransition, HistoryKey, StoreUnit, StoredDecision, VetoStore } from "../history/store.js";
 import {
   checkout,
@@ -59,6 +59,7 @@ class Statements {
   readonly selectDecision: string;
   readonly transition: string;
   readonly claim: string;
+  readonly claimAllowed: string;
   readonly listApprovals: string;
 
   constructor(schema: string) {
@@ -77,9 +78,10 @@ class Statements {
         .slice(1)
         .map((c) => `${c} = EXCLUDED.${c}`)
         .join(", ")}`;
+    // Of the decisions that count (an amended call never does: migration 010 holds it in the table).
     this.countDenies = `SELECT
       (SELECT count(*) FROM ${decisions} WHERE actor_id = $1 AND tenant_id = $2 AND action = 'deny' AND counts_towards_escalation AND at_ms >= $3)
-      + (SELECT count(*) FROM ${decisions} WHERE actor_id = $1 AND tenant_id = $2 AND approval_status = 'rejected' AND answered_at_ms >= $3)
+      + (SELECT count(*) FROM ${decisions} WHERE actor_id = $1 AND tenant_id = $2 AND approval_status = 'rejected' AND counts_towards_escalation AND answered_at_ms >= $3)
       AS n`;
     this.selectDecision = `SELECT ${read} FROM ${decisions} WHERE id = $1`;
     // The use-once claim: approved -> executed, the answer kept, timed by $2
@@ -87,6 +89,10 @@ class Statements {
     this.claim = `UPDATE ${decisions}
       SET approval_status = 'executed', executed_at_ms = coalesce($2::bigint, ${DB_NOW_MS})
       WHERE id = $1 AND approval_status = 'approved'`;
+    // The use-once claim of an amended call the policy allowed: it has no approval, only an execution time, set once.
+    this.claimAllowed = `UPDATE ${decisions}
+      SET executed_at_ms = coalesce($2::bigint, ${DB_NOW_MS})
+      WHERE id = $1 AND action = 'allow' AND amendment IS NOT NULL AND approval_status IS NULL AND executed_at_ms IS NULL`;
     // $4: now (a pending approval past its expiry reads as expired); $5, $6:
     // the last row of the page before; $7: an actor left out.
     this.listApprovals = `SELECT ${read} FROM ${decisions}
@@ -124,7 +130,7 @@ async function appendDecision(db: Queryable, sql: Statements, d: StoredDecision)
     d.approval?.reviewerId ?? null,
     d.approval?.note ?? null,
     d.approval?.answeredAtMs ?? null,
-    d.countsTowardsEscalation !== false,
+    countsForActor(d),
     d.review === undefined ? null : JSON.stringify(d.review),
     d.recordState ?? null,
     d.amendment === undefined ? null : JSON.stringify(d.amendment),
@@ -155,6 +161,11 @@ async function transitionApproval(
     return claimed.rowCount === 1;
   }
   const { rowCount } = await db.query(sql.transition, [id, t.from, t.to, t.reviewerId ?? null, t.note ?? null, atMs, t.amendedTo ?? null]);
+  return rowCount === 1;
+}
+
+async function claimExecution(db: Queryable, sql: Statements, id: string, atMs: number | null): Promise<boolean> {
+  const { rowCount } = await db.query(sql.claimAllowed, [id, atMs]);
   return rowCount === 1;
 }
 
@@ -267,6 +278,11 @@ export class PostgresStore implements VetoStore {
     return await transitionApproval(this.#db, this.#sql, id, transition, null);
   }
 
+  /** Timed by the database's clock. */
+  async claimExecution(id: string): Promise<boolean> {
+    return await claimExecution(this.#db, this.#sql, id, null);
+  }
+
   /**
    * One transaction on one connection, which the unit holds throughout and
    * never adds a second to. BEGIN, the history lock and the database's clock
@@ -290,6 +306,7 @@ export class PostgresStore implements VetoStore {
         appendDecision: (decision) => tx.run((c) => appendDecision(c, sql, decision)),
         getDecision: (id) => tx.run((c) => getDecision(c, sql, id)),
         transitionApproval: (id, transition) => tx.run((c) => transitionApproval(c, sql, id, transition, nowMs)),
+        claimExecution: (id) => tx.run((c) => claimExecution(c, sql, id, nowMs)),
         commit: () => tx.commit(),
         rollback: () => tx.rollback(),
         transaction: tx,

@@ -79,6 +79,9 @@ describe("amend", () => {
     expect(low.decision.action).toBe("allow");
     expect(await allowed.running).toEqual({ ok: true, v: "updated" });
     expect(allowed.runs).toEqual([{ args: argsOf(100), action: "allow" }]);
+    // Claimed once where it ran, like an approval: its execution record.
+    const claims = t.sink.records.filter((r) => r.type === "execution" && r.decision_id === low.decision.id);
+    expect(claims.map((r) => (r as { result: { execution: string } }).result.execution)).toEqual(["claimed"]);
 
     const denied = await pendingGuard(t);
     const high = await t.veto.amend({ decisionId: denied.decisionId, reviewerId: APPROVER, arguments: argsOf(10_000_000) });

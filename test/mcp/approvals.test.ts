@@ -2,13 +2,21 @@
 // proxy on a PostgreSQL database of this file's own, `veto serve
 // --dev-login` on the same database answering through its HTTP API, a real
 // MCP host over stdio, the counting upstream. An approved call is forwarded
-// exactly once; rejected, expired, timed-out and declined ones never.
+// exactly once; rejected, expired, timed-out and declined ones never. An
+// approver's amendment is forwarded once with the amended arguments when its
+// own decision allows it, never otherwise.
 import { spawnSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pino } from "pino";
 import { ElicitRequestSchema, CallToolResultSchema } from "@modelcontextprotocol/sdk/types.js";
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { requireBundle, requireCli } from "../helpers/index.js";
-import { CONTEXT_FLAGS, UPSTREAM, answer, freshDatabase, startProxy, startServe, textOf, vetoMeta, type Host } from "./helpers.js";
+import { createVeto } from "../../adapter/index.js";
+import { postgres } from "../../adapter/postgres/index.js";
+import { APPROVER, OTHER_APPROVER, bundleData, requireBundle, requireCli } from "../helpers/index.js";
+import { CONTEXT_FLAGS, UPSTREAM, amend, answer, freshDatabase, startProxy, startServe, textOf, vetoMeta, type Host } from "./helpers.js";
 
 let db: Awaited<ReturnType<typeof freshDatabase>>;
 let serve: Awaited<ReturnType<typeof startServe>>;
@@ -249,3 +257,146 @@ describe("--schema: the proxy and veto serve on another schema of the database",
     expect(run.stdout).toBe("");
   });
 });
+
+describe("a call the approver amended while the proxy waits (docs/contract.md §6, amend)", { timeout: 90_000 }, () => {
+  const amendedTo = (amount: number) => ({ ...forwarded, changes: { amount } });
+
+  it("amended to an allowed call through veto serve: forwarded once with the amended arguments; the result says so", async () => {
+    const host = await proxy(["--approval-timeout-ms", "30000"]);
+    let original = "";
+    let amendedId = "";
+    const { result } = await callAndAnswer(host, async (id) => {
+      original = id;
+      const { status, body } = await amend(serve.base, id, amendedTo(100));
+      expect(status).toBe(200);
+      amendedId = (body as { decision: { id: string; action: string } }).decision.id;
+      expect((body as { decision: { action: string } }).decision.action).toBe("allow");
+    });
+    expect((result as { isError?: boolean }).isError, textOf(result)).toBeFalsy();
+    expect(textOf(result)).toMatch(/^Note: the reviewer user:crm-owner@acme\.example amended this call's arguments before it ran/);
+    expect(textOf(result)).toContain('"amount":100');
+    expect((result as { content: { text: string }[] }).content[1]?.text).toContain('"done":"crm.update"');
+    expect(vetoMeta(result)).toMatchObject({ amended: { from: original, decisionId: amendedId, by: "user:crm-owner@acme.example" } });
+    expect(host.calls().map((c) => ({ name: c.name, arguments: c.arguments }))).toEqual([
+      { name: "crm.update", arguments: amendedTo(100) },
+    ]);
+    // The original never runs; the amended call was claimed once.
+    expect(await approvalStatus(original)).toBe("amended");
+    const { rows } = await pgQuery(`SELECT executed_at_ms FROM veto.decisions WHERE id = $1`, [amendedId]);
+    expect(rows[0]?.executed_at_ms).not.toBeNull();
+  });
+
+  it("amended to a call that needs approval (approved by the amender): forwarded once, and that approval is executed", async () => {
+    const host = await proxy(["--approval-timeout-ms", "30000"]);
+    let amendedId = "";
+    const { result } = await callAndAnswer(host, async (id) => {
+      const { body } = await amend(serve.base, id, amendedTo(8000));
+      amendedId = (body as { decision: { id: string } }).decision.id;
+    });
+    expect((result as { isError?: boolean }).isError, textOf(result)).toBeFalsy();
+    expect(host.calls().map((c) => c.arguments)).toEqual([amendedTo(8000)]);
+    expect(await approvalStatus(amendedId)).toBe("executed");
+  });
+
+  it("amended to a call the policy denies: never forwarded; the host reads the policy's code", async () => {
+    const host = await proxy(["--approval-timeout-ms", "30000"]);
+    const { result } = await callAndAnswer(host, async (id) => {
+      expect((await amend(serve.base, id, amendedTo(10_000_000))).status).toBe(200);
+    });
+    expect(vetoMeta(result)).toMatchObject({ code: "amount_over_limit", action: "deny" });
+    expect(textOf(result)).toMatch(/^The reviewer amended the call, and the policy denied the amended call/);
+    expect(host.calls()).toEqual([]);
+  });
+
+  it("amended, then the amendment rejected: never forwarded, and the rejection does not count towards escalation", async () => {
+    const data = structuredClone(bundleData()) as { veto: { config: { tenants: Record<string, Record<string, unknown>> } } };
+    data.veto.config.tenants["acme"]!["approvers"] = [OTHER_APPROVER, "user:cfo@acme.example"];
+    const moved = await createVeto({
+      bundle: requireBundle(),
+      data,
+      logger: pino({ level: "silent" }),
+      store: postgres({ connectionString: db.url, records: true }),
+    });
+    try {
+      const host = await proxy(["--approval-timeout-ms", "30000"]);
+      const { result } = await callAndAnswer(host, async (id) => {
+        const { decision } = await moved.amend({ decisionId: id, reviewerId: APPROVER, arguments: amendedTo(7000) });
+        expect(decision.action).toBe("require_approval");
+        await moved.reject({ decisionId: decision.id, reviewerId: "user:cfo@acme.example" });
+      });
+      expect(vetoMeta(result)).toMatchObject({ code: "approval_rejected" });
+      expect(host.calls()).toEqual([]);
+      const { rows } = await pgQuery(
+        `SELECT count(*)::int AS n FROM veto.decisions WHERE approval_status = 'rejected' AND amendment IS NOT NULL AND counts_towards_escalation`,
+      );
+      expect(rows[0]?.n).toBe(0);
+    } finally {
+      await moved.close();
+    }
+  });
+
+  it("a mapped tool: an amendment that maps back is forwarded as its MCP arguments; one that does not runs nothing and claims nothing", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "veto-map-"));
+    const map = join(dir, "map.json");
+    writeFileSync(
+      map,
+      JSON.stringify({
+        deal_update: {
+          tool: "crm.update",
+          arguments: {
+            object: { value: "opportunity" },
+            recordId: "/deal/id",
+            tenantId: "/deal/tenant",
+            changes: "/deal/set",
+            amount: "/deal/set/amount",
+          },
+        },
+      }),
+    );
+    const host = await proxy(["--tool-map", map, "--approval-timeout-ms", "30000"]);
+    const call = (deal: Record<string, unknown>, answerWith: (id: string) => Promise<unknown>) => {
+      let answered: Promise<unknown> | undefined;
+      return host.client
+        .callTool({ name: "deal_update", arguments: { deal, reason: "upsell" } }, CallToolResultSchema, {
+          timeout: 60_000,
+          onprogress: (p) => {
+            const id = /decision (\S+)/.exec(p.message ?? "")?.[1];
+            if (answered === undefined && id !== undefined) answered = answerWith(id);
+          },
+        })
+        .then(async (r) => (await answered, r));
+    };
+    const mapped = (deal: Record<string, unknown>) => ({
+      object: "opportunity",
+      recordId: deal["id"],
+      tenantId: deal["tenant"],
+      changes: deal["set"],
+      amount: (deal["set"] as { amount: number }).amount,
+      mcp: { name: "deal_update", arguments: { deal } },
+    });
+    const deal = { id: "opp_m", tenant: "acme", set: { amount: 9000 } };
+    const lower = { ...deal, set: { amount: 6000 } };
+    const ok = await call(deal, (id) => amend(serve.base, id, mapped(lower)));
+    expect((ok as { isError?: boolean }).isError, textOf(ok)).toBeFalsy();
+    expect(host.calls().map((c) => c.arguments)).toEqual([{ deal: lower }]);
+    // The policy's fields changed, the MCP arguments not: what would be forwarded is not what was decided.
+    let amendedId = "";
+    const refused = await call(deal, async (id) => {
+      const { body } = await amend(serve.base, id, { ...mapped(deal), amount: 6000, changes: { amount: 6000 } });
+      amendedId = (body as { decision: { id: string } }).decision.id;
+    });
+    expect(vetoMeta(refused).code).toBe("call_mismatch");
+    expect(host.calls()).toHaveLength(1);
+    expect(await approvalStatus(amendedId)).toBe("approved");
+  });
+});
+
+async function pgQuery(text: string, values: unknown[] = []): Promise<{ rows: Record<string, unknown>[] }> {
+  const client = new pg.Client({ connectionString: db.url });
+  await client.connect();
+  try {
+    return await client.query(text, values);
+  } finally {
+    await client.end();
+  }
+}

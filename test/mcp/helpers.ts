@@ -171,3 +171,18 @@ export async function answer(base: string, decisionId: string, kind: "approve" |
   });
   return response.status;
 }
+
+/** Amend a pending call through the service's API (docs/contract.md §6, amend); the status and the body. */
+export async function amend(
+  base: string,
+  decisionId: string,
+  args: Record<string, unknown>,
+  reviewer = APPROVER,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const response = await fetch(`${base}/api/approvals/${decisionId}/amend`, {
+    method: "POST",
+    headers: { "x-veto-dev-reviewer": reviewer, "content-type": "application/json" },
+    body: JSON.stringify({ arguments: args, note: "amended by the test" }),
+  });
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+}

@@ -67,4 +67,29 @@ describe("ToolMap", () => {
       /veto \(from createVeto\) is required; context must be .*; approvals must be .*; upstream must be .*toolMap must be/,
     );
   });
+  it(`unmap gives back the MCP arguments of exactly the mapped call, nothing for any other (seed ${seed})`, () => {
+    const map = ToolMap.parse({
+      t: { tool: "crm.update", arguments: { changes: "/doc", amount: "/doc/amount", recordId: "/id", object: { value: "deal" } } },
+    });
+    for (let i = 0; i < 300; i++) {
+      const args = { doc: value(0), id: pick(["a", "b", 7]), other: value(1) } as Record<string, unknown>;
+      const mapped = map.map("t", args);
+      expect(map.unmap("t", mapped)).toEqual(args);
+      // The same call with its keys in another order is the same call.
+      expect(map.unmap("t", { tool: mapped.tool, arguments: Object.fromEntries(Object.entries(mapped.arguments).reverse()) })).toEqual(
+        args,
+      );
+      // One decided field changed without the MCP arguments (or the tool, or the MCP name): not what would be forwarded.
+      const field = pick(Object.keys(mapped.arguments).filter((k) => k !== "mcp"));
+      expect(map.unmap("t", { tool: mapped.tool, arguments: { ...mapped.arguments, [field]: { changed: i } } })).toBeUndefined();
+      expect(map.unmap("t", { tool: "crm.delete", arguments: mapped.arguments })).toBeUndefined();
+      expect(
+        map.unmap("t", { tool: mapped.tool, arguments: { ...mapped.arguments, mcp: { name: "u", arguments: args } } }),
+      ).toBeUndefined();
+      expect(map.unmap("t", { tool: mapped.tool, arguments: { ...mapped.arguments, mcp: "x" } })).toBeUndefined();
+      // Unmapped tools: the call's own arguments, for its own name only.
+      expect(map.unmap("u", { tool: "u", arguments: args })).toBe(args);
+      expect(map.unmap("u", { tool: "v", arguments: args })).toBeUndefined();
+    }
+  });
 });

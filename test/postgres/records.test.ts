@@ -61,8 +61,8 @@ describe("veto db migrate", () => {
     for (const run of runs) expect(run).toMatchObject({ status: 0, stderr: "" });
     const outputs = runs.map((r) => r.stdout).sort();
     expect(outputs).toEqual([
-      `schema ${schema}: applied 001_store.sql, 002_records.sql, 003_decisions_guard.sql, 004_record_checkpoints.sql, 005_outage_denies.sql, 006_approval_review.sql, 007_approval_notifications.sql, 008_used_tokens.sql, 009_record_state.sql (version 9)\n`,
-      ...Array.from({ length: 5 }, () => `schema ${schema}: up to date (version 9)\n`),
+      `schema ${schema}: applied 001_store.sql, 002_records.sql, 003_decisions_guard.sql, 004_record_checkpoints.sql, 005_outage_denies.sql, 006_approval_review.sql, 007_approval_notifications.sql, 008_used_tokens.sql, 009_record_state.sql, 010_amended_calls.sql (version 10)\n`,
+      ...Array.from({ length: 5 }, () => `schema ${schema}: up to date (version 10)\n`),
     ]);
     const { rows } = await db.pool.query(`SELECT version, name FROM "${schema}".schema_migrations ORDER BY version`);
     expect(rows).toEqual([
@@ -75,11 +75,12 @@ describe("veto db migrate", () => {
       { version: 7, name: "007_approval_notifications.sql" },
       { version: 8, name: "008_used_tokens.sql" },
       { version: 9, name: "009_record_state.sql" },
+      { version: 10, name: "010_amended_calls.sql" },
     ]);
     // Taken from the environment when --postgres is not given.
     expect(await cli(["db", "migrate", "--schema", schema], { VETO_POSTGRES_URL: pgUrl() })).toMatchObject({
       status: 0,
-      stdout: `schema ${schema}: up to date (version 9)\n`,
+      stdout: `schema ${schema}: up to date (version 10)\n`,
     });
   });
 
@@ -113,8 +114,9 @@ describe("veto db migrate", () => {
         "007_approval_notifications.sql",
         "008_used_tokens.sql",
         "009_record_state.sql",
+        "010_amended_calls.sql",
       ],
-      version: 9,
+      version: 10,
     });
     const file = join(copy, "002_records.sql");
     await writeFile(file, `${await readFile(file, "utf8")}\n-- edited\n`);
@@ -137,7 +139,7 @@ describe("veto db migrate", () => {
         )
         .digest("hex");
     await db.pool.query(`UPDATE "${current}".schema_migrations SET checksum = $1 WHERE version = 1`, [earlier]);
-    expect(await migrate({ connectionString: pgUrl(), schema: current })).toMatchObject({ applied: [], version: 9 });
+    expect(await migrate({ connectionString: pgUrl(), schema: current })).toMatchObject({ applied: [], version: 10 });
     await db.pool.query(`UPDATE "${current}".schema_migrations SET checksum = $1 WHERE version = 1`, [`sha256:${"0".repeat(64)}`]);
     await expect(migrate({ connectionString: pgUrl(), schema: current })).rejects.toMatchObject({ code: "migration_changed" });
     await expect(PostgresStore.connect({ connectionString: pgUrl(), schema: "Bad-Name" })).rejects.toMatchObject({

@@ -11,6 +11,10 @@
  *                  response in the history, which the client controls: the
  *                  answer is "denied" unless the store's use-once claim for
  *                  exactly this call succeeds, whatever the response says.
+ *                  When an approver amended the call, the amended call's
+ *                  decision answers (claimed once when it allows) and execute
+ *                  runs the amended input, its result saying so
+ *                  (docs/contract.md §6, amend).
  *   tools()        wraps each tool's execute: it runs with the frozen input
  *                  that was decided or claimed; a call that did not come
  *                  through toolApproval (code that does not use it) is decided
@@ -30,6 +34,8 @@ import {
   inputFingerprint,
   refusedMessage,
   sameInput,
+  withAmendedNotice,
+  type Amended,
   type GateCall,
   type GateOptions,
 } from "../gate.js";
@@ -110,12 +116,13 @@ export function vetoAiSdk(options: VetoAiSdkOptions): VetoAiSdk {
    * tool call id (ids come from the model, histories from clients) never
    * take each other's.
    */
-  const ready = new Map<string, GateCall>();
+  const ready = new Map<string, { call: GateCall; amended?: Amended }>();
   const readyKey = (toolCallId: string, input: unknown): string => `${toolCallId}\u0000${inputFingerprint(input)}`;
-  const keep = (toolCallId: string, call: GateCall): void => {
-    const key = readyKey(toolCallId, call.input);
+  /** `asked`: the input the SDK asked about (and will execute with); `run`: what runs, the same or an approver's amendment of it. */
+  const keep = (toolCallId: string, asked: GateCall, run: GateCall = asked, amended?: Amended): void => {
+    const key = readyKey(toolCallId, asked.input);
     ready.delete(key);
-    ready.set(key, call);
+    ready.set(key, { call: run, ...(amended === undefined ? {} : { amended }) });
     // Bounded: a call whose execute never ran (an aborted run) is forgotten, oldest first.
     if (ready.size > 10_000) ready.delete(ready.keys().next().value!);
   };
@@ -141,7 +148,11 @@ export function vetoAiSdk(options: VetoAiSdkOptions): VetoAiSdk {
       }
       const claim = await gate.claim(decisionId, call);
       if (!claim.ok) return { type: "denied", reason: refusedMessage(claim) };
-      keep(toolCallId, call);
+      // Amended by the approver: the SDK executes with the input in its history; execute runs the amended call instead.
+      keep(toolCallId, call, claim.run, claim.amended);
+      if (claim.amended !== undefined) {
+        return { type: "approved", reason: `approved in Veto as amended by the reviewer (decision ${claim.amended.decisionId})` };
+      }
       return { type: "approved", reason: `approved in Veto (decision ${decisionId})` };
     }
     const verdict = await gate.decide(call);
@@ -156,7 +167,11 @@ export function vetoAiSdk(options: VetoAiSdkOptions): VetoAiSdk {
       const key = readyKey(execution.toolCallId, input);
       const decided = ready.get(key);
       ready.delete(key);
-      if (decided !== undefined && sameInput(decided.input, input)) return await execute(decided.input, execution);
+      if (decided?.amended !== undefined) {
+        // The key matched the input the SDK asked about; what runs is the approver's amendment of it, once.
+        return withAmendedNotice(await execute(decided.call.input, execution), decided.amended);
+      }
+      if (decided !== undefined && sameInput(decided.call.input, input)) return await execute(decided.call.input, execution);
       // Not through toolApproval (or for other input): decided here, as guard() does.
       const call = await gate.call(name, input, { runtimeContext: undefined, toolContext: execution.context });
       const verdict = await gate.decide(call);
@@ -166,6 +181,7 @@ export function vetoAiSdk(options: VetoAiSdkOptions): VetoAiSdk {
       if (verdict.kind === "approval") {
         const claim = await gate.claim(verdict.decision.id, call, { waitMs: approvalTimeoutMs ?? Infinity });
         if (!claim.ok) throw new VetoToolRefusedError(claim.code, verdict.decision.id, refusedMessage(claim));
+        return withAmendedNotice(await execute(claim.run.input, execution), claim.amended);
       }
       return await execute(call.input, execution);
     };

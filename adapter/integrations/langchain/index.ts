@@ -6,7 +6,10 @@
  *   deny              -> an error ToolMessage naming the reason codes; the tool never runs;
  *   require_approval  -> interrupt() (LangGraph's pause, kept by the checkpointer);
  *                        resumed with Command({ resume }), the tool runs only when the
- *                        store says this exact call was approved, at most once.
+ *                        store says this exact call was approved, at most once;
+ *                        when an approver amended it, the amended call runs as
+ *                        its own decision says, with the amended input, once,
+ *                        and its ToolMessage says so (docs/contract.md §6, amend).
  *
  * The decision is made in a LangGraph task, so when a resumed run replays the
  * tools node from the top the decision is read back from the checkpoint, not
@@ -16,7 +19,7 @@ import { randomUUID } from "node:crypto";
 import { ToolMessage, createMiddleware } from "langchain";
 import { interrupt, task } from "@langchain/langgraph";
 import type { CallContext } from "../../call/input.js";
-import { ToolGate, refusedMessage, type GateOptions } from "../gate.js";
+import { ToolGate, amendedNotice, refusedMessage, withAmendedNotice, type GateOptions } from "../gate.js";
 
 /** What the application's context function receives: LangGraph's runtime (its `context` is what invoke's `context` option gave). */
 export interface LangChainRun {
@@ -135,7 +138,24 @@ export function vetoMiddleware(options: VetoMiddlewareOptions) {
       }
       // The resume value is not evidence: the store says whether this exact call was approved, and the claim makes it once.
       const claim = await gate.claim(verdict.decisionId, call);
-      return claim.ok ? await run() : refuse(refusedMessage(claim));
+      if (!claim.ok) return refuse(refusedMessage(claim));
+      if (claim.amended === undefined) return await run();
+      // Amended by the approver: the tool runs the amended input, not the args LangGraph replays; its message says so.
+      const amended = claim.amended;
+      const result = await handler({ ...request, toolCall: { ...request.toolCall, args: claim.run.input as Record<string, unknown> } });
+      if (!ToolMessage.isInstance(result)) return result;
+      const content = withAmendedNotice(result.content, amended);
+      return new ToolMessage({
+        content:
+          typeof content === "string"
+            ? content
+            : ([{ type: "text", text: amendedNotice(amended) }, ...(result.content as object[])] as ToolMessage["content"]),
+        tool_call_id: result.tool_call_id,
+        ...(result.name === undefined ? {} : { name: result.name }),
+        ...(result.status === undefined ? {} : { status: result.status }),
+        ...(result.artifact === undefined ? {} : { artifact: result.artifact as unknown }),
+        ...(result.id === undefined ? {} : { id: result.id }),
+      });
     },
   });
 }

@@ -8,7 +8,11 @@
  *                     model reads the codes, the tool never runs); an approved
  *                     call -> the store's use-once claim for exactly this call,
  *                     whatever the RunState says (state.approve() is the
- *                     application's wish, not evidence).
+ *                     application's wish, not evidence). When an approver
+ *                     amended the call, the amended call's decision answers
+ *                     (claimed once when it allows), and the tool's invoke runs
+ *                     the amended input instead of the model's, its output
+ *                     saying so (docs/contract.md §6, amend).
  *
  * The decision of each call id is kept in the run's context (the `veto`
  * field of `runContext.context`), so it travels in `RunState.toString()` and
@@ -25,7 +29,21 @@ import {
   type RunToolApprovalItem,
 } from "@openai/agents";
 import { VetoOptionsError } from "../../common/errors.js";
-import { ToolGate, inputFingerprint, refusedMessage, sameInput, type GateCall, type GateOptions } from "../gate.js";
+import {
+  ToolGate,
+  inputFingerprint,
+  refusedMessage,
+  sameInput,
+  withAmendedNotice,
+  type Amended,
+  type GateCall,
+  type GateOptions,
+} from "../gate.js";
+
+/** The tool input as the gate copies it (a JSON object, else nothing): what a claim was made for. */
+function gateInput(value: unknown): unknown {
+  return value !== null && typeof value === "object" && !Array.isArray(value) ? value : {};
+}
 
 export type VetoAgentsOptions = GateOptions<RunContext<unknown>>;
 
@@ -80,6 +98,13 @@ export function vetoAgents(options: VetoAgentsOptions): VetoAgents {
     // Bounded: an allowed call whose guardrail never ran (the run was abandoned) is forgotten, oldest first.
     if (allowed.size > 10_000) allowed.delete(allowed.keys().next().value!);
   };
+
+  /**
+   * Calls whose approval an approver amended, claimed by the guardrail, by
+   * call id, until the tool's invoke takes them: the input the SDK will invoke
+   * with, and the amended call to run instead (docs/contract.md §6, amend).
+   */
+  const amendedRuns = new Map<string, { asked: unknown; run: GateCall; amended: Amended }>();
 
   const decideAndKeep = async (runContext: RunContext<unknown>, callId: string | undefined, call: GateCall): Promise<KeptDecision> => {
     const verdict = await gate.decide(call);
@@ -139,8 +164,14 @@ export function vetoAgents(options: VetoAgentsOptions): VetoAgents {
       // require_approval. Before the SDK has an answer (preApprovalInputGuardrails), let the run pause.
       if (sdk === undefined) return ToolGuardrailFunctionOutputFactory.allow({ decisionId: kept.decisionId, pending: true });
       const claim = await gate.claim(kept.decisionId, call);
-      if (claim.ok) return ToolGuardrailFunctionOutputFactory.allow({ decisionId: kept.decisionId });
-      return ToolGuardrailFunctionOutputFactory.rejectContent(refusedMessage(claim));
+      if (!claim.ok) return ToolGuardrailFunctionOutputFactory.rejectContent(refusedMessage(claim));
+      if (claim.amended !== undefined) {
+        // The SDK invokes the tool with the arguments the model gave: the wrapped invoke runs the amendment instead, once.
+        amendedRuns.set(callId, { asked: call.input, run: claim.run, amended: claim.amended });
+        if (amendedRuns.size > 10_000) amendedRuns.delete(amendedRuns.keys().next().value!);
+        return ToolGuardrailFunctionOutputFactory.allow({ decisionId: claim.amended.decisionId, amendedFrom: kept.decisionId });
+      }
+      return ToolGuardrailFunctionOutputFactory.allow({ decisionId: kept.decisionId });
     },
   });
 
@@ -157,7 +188,27 @@ export function vetoAgents(options: VetoAgentsOptions): VetoAgents {
         if (kept !== undefined && kept.input === inputFingerprint(call.input)) return kept.action === "require_approval";
         return (await decideAndKeep(runContext, callId, call)).action === "require_approval";
       };
-      return { ...tool, needsApproval, inputGuardrails: [guardrail, ...(tool.inputGuardrails ?? [])] };
+      const invoke: typeof tool.invoke = async (runContext, input, details) => {
+        const callId = details?.toolCall?.callId;
+        const amended = callId === undefined ? undefined : amendedRuns.get(callId);
+        if (callId === undefined || amended === undefined) return (await tool.invoke(runContext, input, details)) as unknown;
+        amendedRuns.delete(callId);
+        let given: unknown;
+        try {
+          given = JSON.parse(input);
+        } catch {
+          given = input;
+        }
+        // Not the input the guardrail claimed for: run nothing (the amendment stays claimed, unrun: at most once).
+        if (!sameInput(gateInput(given), amended.asked)) {
+          return refusedMessage({
+            code: "call_mismatch",
+            message: `the amended call ${amended.amended.decisionId} was claimed for other input`,
+          });
+        }
+        return withAmendedNotice(await tool.invoke(runContext, JSON.stringify(amended.run.input), details), amended.amended);
+      };
+      return { ...tool, invoke, needsApproval, inputGuardrails: [guardrail, ...(tool.inputGuardrails ?? [])] };
     },
     pendingApprovals(state) {
       const decisions = keptOf(state._context.context);

@@ -11,7 +11,18 @@ import { vetoAiSdk, type VetoAiSdk } from "../../../adapter/integrations/ai-sdk/
 import { PostgresStore } from "../../../adapter/postgres/index.js";
 import { toolVisibility } from "../../../adapter/veto.js";
 import { pgUrl, testDatabase } from "../../helpers/postgres.js";
-import { APP_CONTEXT, answerElsewhere, pgVeto, update } from "../helpers.js";
+import { APPROVER } from "../../helpers/index.js";
+import {
+  APP_CONTEXT,
+  THIRD_APPROVER,
+  amendElsewhere,
+  amendedArguments,
+  answerElsewhere,
+  movedApproversVeto,
+  pgVeto,
+  recentDenies,
+  update,
+} from "../helpers.js";
 
 const db = testDatabase();
 const schema = db.schema("ai");
@@ -327,3 +338,82 @@ async function waitForPending(recordId: string): Promise<string> {
     await store.close();
   }
 }
+
+describe("veto-crm/ai-sdk (Node 22): a call the approver amended (docs/contract.md §6, amend)", () => {
+  const amendedOf = (args: Record<string, unknown>, amount: number) => amendedArguments(update(args), amount);
+
+  it("amended to an allowed call: the continuation runs the tool once with the amended input, not the history's; the model reads that; a second continuation runs nothing", async () => {
+    const { decisionId, approvalId, history } = await paused({ amount: 9000, recordId: "opp_am1" });
+    const amended = amendedOf({ recordId: "opp_am1" }, 100);
+    expect((await amendElsewhere(schema, decisionId, amended)).action).toBe("allow");
+    const resumed = await resume(history, approvalId);
+    expect(resumed.runs).toEqual([{ ...amended, reason: update()["reason"] }]);
+    expect(Object.isFrozen(resumed.runs[0])).toBe(true);
+    const said = (resumed.outputs[0] as { type: string; value: string }).value;
+    expect(said).toMatch(/^Note: the reviewer user:crm-owner@acme\.example amended this call's arguments before it ran/);
+    expect(said).toContain('"amount":100');
+    expect(said).toMatch(/\nupdated opp_am1$/);
+    const again = await resume(history, approvalId);
+    expect(again.runs).toEqual([]);
+    expect(again.outputs).toEqual([{ type: "execution-denied", reason: expect.stringMatching(/^Not executed \[already_executed\]/) }]);
+  });
+
+  it("amended to a call that needs approval (approved by the amender): runs once with the amended input", async () => {
+    const { decisionId, approvalId, history } = await paused({ amount: 9000, recordId: "opp_am2" });
+    const amended = amendedOf({ recordId: "opp_am2" }, 8000);
+    expect((await amendElsewhere(schema, decisionId, amended)).action).toBe("require_approval");
+    expect((await resume(history, approvalId)).runs).toEqual([{ ...amended, reason: update()["reason"] }]);
+    expect((await resume(history, approvalId)).runs).toEqual([]);
+  });
+
+  it("amended to a call the policy denies: never runs, the model reads the policy's code", async () => {
+    const { decisionId, approvalId, history } = await paused({ amount: 9000, recordId: "opp_am3" });
+    expect((await amendElsewhere(schema, decisionId, amendedOf({ recordId: "opp_am3" }, 10_000_000))).action).toBe("deny");
+    const resumed = await resume(history, approvalId);
+    expect(resumed.runs).toEqual([]);
+    expect(resumed.outputs).toEqual([
+      { type: "execution-denied", reason: expect.stringMatching(/^Not executed \[amount_over_limit\]: the reviewer amended the call/) },
+    ]);
+  });
+
+  it("amended, then the amendment rejected: never runs, and the rejection does not count towards the agent's escalation", async () => {
+    const moved = await movedApproversVeto(schema);
+    try {
+      const { decisionId, approvalId, history } = await paused({ amount: 9000, recordId: "opp_am4" });
+      const before = await recentDenies(schema);
+      const { decision } = await moved.amend({ decisionId, reviewerId: APPROVER, arguments: amendedOf({ recordId: "opp_am4" }, 7000) });
+      expect(decision.action).toBe("require_approval");
+      await moved.reject({ decisionId: decision.id, reviewerId: THIRD_APPROVER });
+      const resumed = await resume(history, approvalId);
+      expect(resumed.runs).toEqual([]);
+      expect(resumed.outputs).toEqual([{ type: "execution-denied", reason: expect.stringMatching(/^Not executed \[approval_rejected\]/) }]);
+      expect(await recentDenies(schema)).toBe(before);
+    } finally {
+      await moved.close();
+    }
+  });
+
+  it("a wrapped tool called without toolApproval waits, then runs the amendment once", async () => {
+    const { tools, runs } = crm();
+    const ai = integration();
+    const input = update({ amount: 9000, recordId: "opp_am5" });
+    const running = ai
+      .tools(tools)
+      .crm_update.execute(input as never, { toolCallId: "direct_1", messages: [], context: undefined } as never);
+    let decisionId: string | undefined;
+    const store = await PostgresStore.connect({ connectionString: pgUrl(), schema });
+    try {
+      for (let i = 0; i < 200 && decisionId === undefined; i++) {
+        const pending = await store.listApprovals({ status: ["pending"] });
+        decisionId = pending.find((d) => (d.review?.arguments as { recordId?: string } | null)?.recordId === "opp_am5")?.id;
+        if (decisionId === undefined) await new Promise((r) => setTimeout(r, 50));
+      }
+    } finally {
+      await store.close();
+    }
+    const amended = amendedArguments(input, 50);
+    await amendElsewhere(schema, decisionId!, amended);
+    expect(await running).toMatch(/^Note: the reviewer [\s\S]*updated opp_am5$/);
+    expect(runs).toEqual([{ ...amended, reason: input["reason"] }]);
+  });
+});

@@ -12,9 +12,19 @@ import { vetoInterrupts, vetoMiddleware } from "../../../adapter/integrations/la
 import { pino } from "pino";
 import { createVeto } from "../../../adapter/index.js";
 import { postgres } from "../../../adapter/postgres/index.js";
-import { requireBundle } from "../../helpers/index.js";
+import { APPROVER, requireBundle } from "../../helpers/index.js";
 import { pgUrl, testDatabase } from "../../helpers/postgres.js";
-import { APP_CONTEXT, answerElsewhere, pgVeto, update } from "../helpers.js";
+import {
+  APP_CONTEXT,
+  THIRD_APPROVER,
+  amendElsewhere,
+  amendedArguments,
+  answerElsewhere,
+  movedApproversVeto,
+  pgVeto,
+  recentDenies,
+  update,
+} from "../helpers.js";
 
 const db = testDatabase();
 const schema = db.schema("lc");
@@ -289,6 +299,78 @@ describe("veto-crm/langchain", () => {
       expect(records.rows.map((r) => JSON.parse(r.line).result)).toEqual([{ execution: "refused", reason: "record_changed" }]);
     } finally {
       await bound.close();
+    }
+  });
+});
+
+describe("veto-crm/langchain: a call the approver amended (docs/contract.md §6, amend)", () => {
+  /** A paused call on a new thread: its input, its pause, its config. */
+  async function pausedCall(crm: Crm, recordId: string) {
+    const cfg = config();
+    const input = update({ amount: 9000, recordId });
+    const [pause] = vetoInterrupts(await agentFor(crm).invoke(ask(input), cfg));
+    expect(pause).toBeDefined();
+    return { cfg, input, decisionId: pause!.decisionId };
+  }
+  const resume = (crm: Crm, cfg: ReturnType<typeof config>, checkpointer: BaseCheckpointSaver = saver) =>
+    agentFor(crm, checkpointer).invoke(new Command({ resume: { approved: true } }), cfg);
+
+  it("amended to an allowed call: two resumes at once run the tool once, with the amended input, and its message says so", async () => {
+    const crm = new Crm();
+    const { cfg, input, decisionId } = await pausedCall(crm, "opp_am1");
+    const amended = amendedArguments(input, 100);
+    expect((await amendElsewhere(schema, decisionId, amended)).action).toBe("allow");
+    const savers = [0, 1].map(() => PostgresSaver.fromConnString(pgUrl(), { schema: lgSchema }));
+    try {
+      const both = await Promise.all(savers.map((s) => resume(crm, cfg, s)));
+      const said = both.map((r) => toolMessages(r).at(-1)!).sort();
+      expect(said[0]).toMatch(/^Not executed \[already_executed\]/);
+      expect(said[1]).toMatch(/^Note: the reviewer user:crm-owner@acme\.example amended this call's arguments before it ran/);
+      expect(said[1]).toContain('"amount":100');
+      expect(said[1]).toMatch(/\nupdated opp_am1$/);
+    } finally {
+      await Promise.all(savers.map((s) => s.end()));
+    }
+    expect(crm.runs).toEqual([{ ...amended, reason: input["reason"] }]);
+    // Resumed again later: nothing runs.
+    await resume(crm, cfg);
+    expect(crm.runs).toHaveLength(1);
+  });
+
+  it("amended to a call that needs approval (approved by the amender): runs once with the amended input", async () => {
+    const crm = new Crm();
+    const { cfg, input, decisionId } = await pausedCall(crm, "opp_am2");
+    const amended = amendedArguments(input, 8000);
+    expect((await amendElsewhere(schema, decisionId, amended)).action).toBe("require_approval");
+    const done = await resume(crm, cfg);
+    expect(toolMessages(done).at(-1)).toMatch(/^Note: the reviewer .* amended this call's arguments[\s\S]*updated opp_am2$/);
+    expect(crm.runs).toEqual([{ ...amended, reason: input["reason"] }]);
+  });
+
+  it("amended to a call the policy denies: never runs, the model reads the policy's code", async () => {
+    const crm = new Crm();
+    const { cfg, input, decisionId } = await pausedCall(crm, "opp_am3");
+    expect((await amendElsewhere(schema, decisionId, amendedArguments(input, 10_000_000))).action).toBe("deny");
+    const done = await resume(crm, cfg);
+    expect(toolMessages(done).at(-1)).toMatch(/^Not executed \[amount_over_limit\]: the reviewer amended the call/);
+    expect(crm.runs).toEqual([]);
+  });
+
+  it("amended, then the amendment rejected: never runs, and the rejection does not count towards the agent's escalation", async () => {
+    const moved = await movedApproversVeto(schema);
+    try {
+      const crm = new Crm();
+      const { cfg, input, decisionId } = await pausedCall(crm, "opp_am4");
+      const before = await recentDenies(schema);
+      const { decision } = await moved.amend({ decisionId, reviewerId: APPROVER, arguments: amendedArguments(input, 7000) });
+      expect(decision.action).toBe("require_approval");
+      await moved.reject({ decisionId: decision.id, reviewerId: THIRD_APPROVER });
+      const done = await resume(crm, cfg);
+      expect(toolMessages(done).at(-1)).toMatch(/^Not executed \[approval_rejected\]/);
+      expect(crm.runs).toEqual([]);
+      expect(await recentDenies(schema)).toBe(before);
+    } finally {
+      await moved.close();
     }
   });
 });

@@ -10,7 +10,18 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Veto } from "../../../adapter/index.js";
 import { vetoAgents, type VetoAgents } from "../../../adapter/integrations/openai-agents/index.js";
 import { pgUrl, requireDist, testDatabase } from "../../helpers/postgres.js";
-import { APP_CONTEXT, answerElsewhere, pgVeto, update } from "../helpers.js";
+import { APPROVER } from "../../helpers/index.js";
+import {
+  APP_CONTEXT,
+  THIRD_APPROVER,
+  amendElsewhere,
+  amendedArguments,
+  answerElsewhere,
+  movedApproversVeto,
+  pgVeto,
+  recentDenies,
+  update,
+} from "../helpers.js";
 import { buildAgent } from "./agent.mjs";
 
 const db = testDatabase();
@@ -130,5 +141,60 @@ describe("veto-crm/openai-agents", () => {
     const denied = await runner.run(buildAgent(agents).agent, ask({ amount: 100, destination: "https://gmail.com/x" }), options());
     expect(denied.finalOutput).toMatch(/blocked_destination/);
     expect(runs).toEqual([]);
+  });
+});
+
+describe("veto-crm/openai-agents: a call the approver amended (docs/contract.md §6, amend)", () => {
+  const amendedOf = (args: Record<string, unknown>, amount: number) => amendedArguments(update(args), amount);
+
+  it("amended to an allowed call: state.approve() and resume run the tool once with the amended input; the model reads that; a second resume runs nothing", async () => {
+    const { decisionId, text } = await paused({ amount: 9000, recordId: "opp_am1" });
+    const amended = amendedOf({ recordId: "opp_am1" }, 100);
+    expect((await amendElsewhere(schema, decisionId, amended)).action).toBe("allow");
+    const resumed = await resumeHere(text);
+    expect(resumed.runs).toEqual([{ ...amended, reason: update()["reason"] }]);
+    expect(resumed.output).toMatch(
+      /^tool said: Note: the reviewer user:crm-owner@acme\.example amended this call's arguments before it ran/,
+    );
+    expect(resumed.output).toContain('"amount":100');
+    expect(resumed.output).toMatch(/\nupdated opp_am1$/);
+    const again = await resumeHere(text);
+    expect(again.output).toMatch(/^tool said: Not executed \[already_executed\]/);
+    expect(again.runs).toEqual([]);
+  });
+
+  it("amended to a call that needs approval (approved by the amender): runs once with the amended input", async () => {
+    const { decisionId, text } = await paused({ amount: 9000, recordId: "opp_am2" });
+    const amended = amendedOf({ recordId: "opp_am2" }, 8000);
+    expect((await amendElsewhere(schema, decisionId, amended)).action).toBe("require_approval");
+    const resumed = await resumeHere(text);
+    expect(resumed.runs).toEqual([{ ...amended, reason: update()["reason"] }]);
+    expect((await resumeHere(text)).runs).toEqual([]);
+  });
+
+  it("amended to a call the policy denies: never runs, the model reads the policy's code", async () => {
+    const { decisionId, text } = await paused({ amount: 9000, recordId: "opp_am3" });
+    expect((await amendElsewhere(schema, decisionId, amendedOf({ recordId: "opp_am3" }, 10_000_000))).action).toBe("deny");
+    const resumed = await resumeHere(text);
+    expect(resumed.output).toMatch(/^tool said: Not executed \[amount_over_limit\]: the reviewer amended the call/);
+    expect(resumed.runs).toEqual([]);
+  });
+
+  it("amended, then the amendment rejected: never runs, and the rejection does not count towards the agent's escalation", async () => {
+    const moved = await movedApproversVeto(schema);
+    try {
+      const { decisionId, text } = await paused({ amount: 9000, recordId: "opp_am4" });
+      const before = await recentDenies(schema);
+      const { decision } = await moved.amend({ decisionId, reviewerId: APPROVER, arguments: amendedOf({ recordId: "opp_am4" }, 7000) });
+      expect(decision.action).toBe("require_approval");
+      expect((await resumeHere(text)).output).toMatch(/^tool said: Not executed \[approval_pending\]/);
+      await moved.reject({ decisionId: decision.id, reviewerId: THIRD_APPROVER });
+      const resumed = await resumeHere(text);
+      expect(resumed.output).toMatch(/^tool said: Not executed \[approval_rejected\]/);
+      expect(resumed.runs).toEqual([]);
+      expect(await recentDenies(schema)).toBe(before);
+    } finally {
+      await moved.close();
+    }
   });
 });
