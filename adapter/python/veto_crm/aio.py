@@ -44,11 +44,16 @@ class AsyncVeto:
     async def wait_for_approval(
         self, decision_id: str, *, timeout_ms: Optional[float] = None, call: Optional[Mapping[str, Any]] = None
     ) -> ApprovalAnswer:
-        """As Veto.wait_for_approval; cancelling the task ends the wait (the approval stays pending)."""
+        """
+        As Veto.wait_for_approval (given ``call``, the approval is claimed for execution: use-once, a
+        second claim raises ApprovalError ``already_executed``); cancelling the task ends the wait (the
+        approval stays pending). Store reads run in worker threads: a database store never blocks the
+        event loop, and its notifications (LISTEN/NOTIFY) wake the wait.
+        """
         veto = self.sync
         veto._open()
         desk = veto._desk
-        decision = desk.check_wait(decision_id, timeout_ms, call)
+        decision = await asyncio.to_thread(desk.check_wait, decision_id, timeout_ms, call)
         loop = asyncio.get_running_loop()
         wake = asyncio.Event()
 
@@ -62,12 +67,13 @@ class AsyncVeto:
                 if desk._closed is not None:
                     raise desk._closed
                 wake.clear()
-                answer = desk.settled_outcome(decision.id)
+                answer = await asyncio.to_thread(desk.settled_outcome, decision.id)
                 if answer is not None:
-                    return answer
+                    return answer if call is None else await asyncio.to_thread(desk._claim, decision, answer)
                 pause = desk.poll_ms / 1000
                 if decision.approval is not None:
-                    pause = min(pause, max(0.0, (decision.approval.expires_at_ms - desk.clock() + 1) / 1000))
+                    now_ms = await asyncio.to_thread(desk.now)
+                    pause = min(pause, max(0.0, (decision.approval.expires_at_ms - now_ms + 1) / 1000))
                 if deadline is not None:
                     left = deadline - time.monotonic()
                     if left <= 0:
