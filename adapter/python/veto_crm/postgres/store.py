@@ -285,6 +285,8 @@ class PostgresStore:
         self._closed = threading.Event()
         self._signing_sinks: list[PostgresRecordSink] = []
         self._default_sink: Optional[PostgresRecordSink] = None
+        #: Only a test turns this off, to show what the history lock prevents (double-counted denies).
+        self._history_lock = True
 
     @classmethod
     def connect(
@@ -450,7 +452,7 @@ class PostgresStore:
 
     @contextmanager
     def unit(self, actor_id: Optional[str], tenant_id: Optional[str]) -> Iterator[PostgresUnit]:
-        with self.transaction_unit(actor_id, tenant_id) as unit:
+        with self.transaction_unit(actor_id, tenant_id, self._history_lock) as unit:
             yield unit
 
     # -- notifications ---------------------------------------------------------
