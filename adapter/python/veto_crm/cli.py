@@ -48,6 +48,12 @@ USAGE = """usage:
       file and line and why on stderr and exits 1. --public-key (repeatable: a key
       list): every signed checkpoint must verify with one of them, and the log must
       hold one; --require-checkpointed: no record may follow the last checkpoint
+  python -m veto_crm log verify --postgres URL [--schema NAME] [--public-key FILE]... [--require-checkpointed]
+      the same checks of the PostgreSQL records table (written by Node and Python instances
+      alike): prints "NAME.records: N records, head sha256:..." (URL default $VETO_POSTGRES_URL)
+  python -m veto_crm db migrate [--postgres URL] [--schema NAME]
+      applies the PostgreSQL store's pending migrations (the same files and table as
+      `veto db migrate`; either may run them); safe to run from several hosts at once
   python -m veto_crm hash BUNDLE [--verification-key PATH [--verification-alg ALG]]
       prints the bundle's version hash (sha256:<64 hex>)"""
 
@@ -382,10 +388,14 @@ def log_command(args: Sequence[str]) -> int:
     rest = list(args[1:])
     require_checkpointed = "--require-checkpointed" in rest
     rest = [a for a in rest if a != "--require-checkpointed"]
-    values, positionals = parse_options(rest, {"public-key": True})
+    values, positionals = parse_options(rest, {"public-key": True, "postgres": False, "schema": False})
     key_files = values.get("public-key", [])
     if not key_files and require_checkpointed:
         raise UsageError("--expect-checkpoint and --require-checkpointed need --public-key FILE")
+    if "postgres" in values or "schema" in values:
+        if positionals:
+            raise UsageError("log verify takes log PATHs or --postgres URL, not both")
+        return _verify_postgres(_postgres_url(_last(values, "postgres"), "log verify --postgres"), _last(values, "schema") or "veto", key_files, require_checkpointed)
     if not positionals:
         raise UsageError("log verify needs at least one log PATH")
     public_keys = _read_public_keys(key_files) if key_files else None
@@ -411,6 +421,70 @@ def log_command(args: Sequence[str]) -> int:
     return 0
 
 
+POSTGRES_URL_ENV = "VETO_POSTGRES_URL"
+
+
+def _postgres_url(flag: Optional[str], command: str) -> str:
+    """--postgres URL, else $VETO_POSTGRES_URL (db.ts postgresUrl)."""
+    url = flag if flag is not None else os.environ.get(POSTGRES_URL_ENV)
+    if not url:
+        raise UsageError(f"{command} needs --postgres URL (or {POSTGRES_URL_ENV})")
+    return url
+
+
+def _verify_postgres(url: str, schema: str, key_files: Sequence[str], require_checkpointed: bool) -> int:
+    """``veto log verify --postgres``'s chain check (db.ts verifyPostgres): exit 2 when unreachable, 1 when the chain does not verify."""
+    from .postgres import verify_postgres_log
+
+    public_keys = _read_public_keys(key_files) if key_files else None
+    try:
+        result = verify_postgres_log(url, schema, public_keys=public_keys, require_checkpointed=require_checkpointed)
+    except VetoError:
+        raise
+    except Exception as error:
+        raise fail(f"log verify on {schema}.records: {one_line(str(error))}") from None
+    if not result.ok:
+        raise CliExit(1, f"log verify failed: {result.table}: {result.reason}")
+    verified = VerifyResult(
+        True,
+        result.count,
+        result.head,
+        records=result.records,
+        checkpoints=result.checkpoints,
+        last_checkpoint=result.last_checkpoint,
+        uncovered=result.uncovered,
+        has_checkpoint_report=result.has_checkpoint_report,
+    )
+    sys.stdout.write(f"{result.table}: {_count_text(verified)}, head {result.head}\n{_checkpoint_lines(result.table, verified, 'seq')}")
+    return 0
+
+
+def db_command(args: Sequence[str]) -> int:
+    """``db migrate [--postgres URL] [--schema NAME]`` (db.ts migrateCommand)."""
+    if not args:
+        raise UsageError("db needs a subcommand (migrate)")
+    if args[0] != "migrate":
+        raise UsageError(f"unknown db subcommand {args[0]}")
+    values, positionals = parse_options(args[1:], {"postgres": False, "schema": False})
+    if positionals:
+        raise UsageError(f"unexpected argument {positionals[0]}")
+    url = _postgres_url(_last(values, "postgres"), "db migrate")
+    schema = _last(values, "schema") or "veto"
+    from .postgres import migrate
+
+    try:
+        result = migrate(url, schema)
+    except VetoError:
+        raise
+    except Exception as error:
+        raise fail(f"db migrate on schema {schema}: {one_line(str(error))}") from None
+    if result.applied:
+        sys.stdout.write(f"schema {schema}: applied {', '.join(result.applied)} (version {result.version})\n")
+    else:
+        sys.stdout.write(f"schema {schema}: up to date (version {result.version})\n")
+    return 0
+
+
 def _count_text(result: VerifyResult) -> str:
     """The summary: the pre-checkpoint form for a log without checkpoints (checkpoint-flags.ts countText)."""
     if not result.has_checkpoint_report or result.checkpoints == 0:
@@ -419,19 +493,19 @@ def _count_text(result: VerifyResult) -> str:
     return f"{result.records} records and {result.checkpoints} checkpoint{plural} (seq 1..{result.count})"
 
 
-def _checkpoint_lines(name: str, result: VerifyResult) -> str:
+def _checkpoint_lines(name: str, result: VerifyResult, unit: str = "line") -> str:
     if not result.has_checkpoint_report:
         return ""
     lines = []
     last = result.last_checkpoint
     if last is not None:
-        where = f"line {last.line}" if last.file == name else f"{last.file} line {last.line}"
+        where = f"{unit} {last.line}" if last.file == name else f"{last.file} {unit} {last.line}"
         signature = "signature verified" if last.verified else "signature not checked (give --public-key)"
         c = last.checkpoint
         lines.append(f"{name}: last checkpoint {where} covers {cover_text(last.seq - 1)} ({c['reason']}, {c['time']}), key {c['key_id']}, {signature}")
     if result.uncovered is not None:
         u = result.uncovered
-        where = f"line {u.line}" if u.file == name else f"{u.file} line {u.line}"
+        where = f"{unit} {u.line}" if u.file == name else f"{u.file} {unit} {u.line}"
         lines.append(f"{name}: {uncovered_text(u.entries)} (from {where}), not yet covered by a signature")
     return "".join(line + "\n" for line in lines)
 
@@ -459,7 +533,7 @@ def hash_command(args: Sequence[str]) -> int:
     return 0
 
 
-COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {"eval": eval_command, "log": log_command, "hash": hash_command}
+COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {"eval": eval_command, "log": log_command, "hash": hash_command, "db": db_command}
 
 
 class _JsonLogLines(logging.Handler):
