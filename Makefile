@@ -136,11 +136,15 @@ $(VENV)/.stamp: scripts/python-venv.sh adapter/python/requirements-dev.txt adapt
 python: $(VENV)/.stamp ## Create .build/venv: the pinned Python dependencies and veto-crm (adapter/python) installed editable
 
 .PHONY: test-python
-test-python: $(TOOLS) python build test-bundles ## mypy --strict and pytest: the Python adapter against the conformance vectors and the TypeScript CLI
+test-python: $(TOOLS) python build test-bundles ## mypy --strict and pytest: the Python adapter against the conformance vectors, the TypeScript CLI and, on PostgreSQL, Node instances
 	@mkdir -p .build/results
-	@# set +e: a failing pytest must still be counted.
+	@# set +e: a failing pytest must still be counted and PostgreSQL stopped.
+	@# The throwaway PostgreSQL as test-ts starts it: unless one is already running (then left running).
 	@set +e; $(VENV)/bin/python -m mypy --config-file adapter/python/pyproject.toml adapter/python/veto_crm; m=$$?; \
+	  was_running=$$(bash scripts/postgres.sh status); \
+	  export VETO_TEST_PG_URL=$$(bash scripts/postgres.sh start) || exit 1; \
 	  (cd adapter/python && ../../$(VENV)/bin/python -m pytest -q -p no:cacheprovider --junitxml=../../.build/pytest.xml); s=$$?; \
+	  [ "$$was_running" = running ] || bash scripts/postgres.sh stop; \
 	  node scripts/count-pytest.mjs .build/pytest.xml pytest; \
 	  if [ $$m -ne 0 ]; then echo '{"passed":0,"failed":1}' > .build/results/mypy.json; echo "mypy: 1 failed"; fi; \
 	  [ $$s -eq 0 ] && [ $$m -eq 0 ]

@@ -1,0 +1,74 @@
+"""The asyncio face on the PostgreSQL store: the same units and claims, store reads off the event loop, waits woken by NOTIFY."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from veto_crm import ApprovalError, create_async_veto, create_veto
+from veto_crm.postgres import PostgresRecordSink, PostgresStore, PostgresStoreError
+
+from .conftest import TEST_BUNDLE
+from .pg_fleet import globex, node_workers, pg, sql, start_node  # noqa: F401
+from .test_postgres_fleet import GLOBEX_APPROVER
+
+
+async def test_an_async_waiter_is_woken_by_a_node_answer_and_claims_once(pg: tuple[str, str], node_workers: list[Any]) -> None:
+    url, schema = pg
+    store = await asyncio.to_thread(PostgresStore.connect, url, schema=schema, migrate=True)
+    node = start_node(node_workers, url, schema)
+    try:
+        async with await create_async_veto(TEST_BUNDLE, store=store, approval_poll_ms=60_000) as veto:
+            call = globex("agent:async", amount=30000)
+            decision = await veto.protect(call)
+            assert decision.action == "require_approval"
+            ticks = 0
+
+            async def tick() -> None:
+                nonlocal ticks
+                while True:
+                    await asyncio.sleep(0.01)
+                    ticks += 1
+
+            ticker = asyncio.create_task(tick())
+            started = time.monotonic()
+            waiting = asyncio.create_task(veto.wait_for_approval(decision.id, timeout_ms=30_000, call=call))
+            await asyncio.sleep(0.5)
+            await asyncio.to_thread(node.request, "approve", decisionId=decision.id, reviewerId=GLOBEX_APPROVER)
+            answer = await waiting
+            assert answer.status == "approved" and time.monotonic() - started < 10
+            # The event loop kept running while the store was read.
+            ticker.cancel()
+            assert ticks > 20
+            with pytest.raises(ApprovalError) as again:
+                await veto.wait_for_approval(decision.id, timeout_ms=5000, call=call)
+            assert again.value.code == "already_executed"
+    finally:
+        store.close()
+
+
+def test_create_veto_keeps_records_in_the_store_and_leaves_it_open(pg: tuple[str, str]) -> None:
+    url, schema = pg
+    store = PostgresStore.connect(url, schema=schema, migrate=True)
+    try:
+        veto = create_veto(TEST_BUNDLE, store=store)
+        assert isinstance(veto._sink, PostgresRecordSink)
+        d = veto.protect(globex("agent:w", amount=100))
+        veto.close()
+        # The record and the row, committed together; the store still open.
+        assert sql(url, f'SELECT count(*) FROM "{schema}".records WHERE decision_id = %s', (d.id,)) == [(1,)]
+        assert store.get_decision(d.id) is not None
+        # Timed by the database's clock: the record's time is the row's.
+        (at_ms,) = sql(url, f'SELECT at_ms FROM "{schema}".decisions WHERE id = %s', (d.id,))[0]
+        assert d.timestamp == time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at_ms // 1000)) + f".{at_ms % 1000:03d}Z"
+    finally:
+        store.close()
+
+
+def test_an_unreachable_database_is_a_typed_error() -> None:
+    with pytest.raises(PostgresStoreError) as refused:
+        PostgresStore.connect("postgres://veto@127.0.0.1:1/veto", connection_timeout_s=2)
+    assert refused.value.code == "connection_unavailable"
