@@ -3,7 +3,7 @@
 // {id, cmd, ...}, is answered on stdout with {id, ok, value} or {id, ok: false, error: {name, code,
 // message}}; requests run concurrently. It prints {event: "ready"} first, and exits when stdin ends.
 //
-//   init     {url, schema, migrate?, pollMs?, checkpointKey?, checkpointEvery?}
+//   init     {url, schema, migrate?, pollMs?, ttlMs?, checkpointKey?, checkpointEvery?}
 //   migrate  {url, schema}                  the TypeScript migrator alone
 //   protect  {calls}                        all calls at once; the decisions
 //   approve / reject {decisionId, reviewerId}
@@ -21,9 +21,10 @@ const BUNDLE = resolve(ROOT, ".build/test-bundles/crm.tar.gz");
 let veto;
 
 const commands = {
-  async init({ url, schema, migrate: apply, pollMs, checkpointKey, checkpointEvery }) {
+  async init({ url, schema, migrate: apply, pollMs, ttlMs, checkpointKey, checkpointEvery }) {
     veto = await createVeto({
       bundle: BUNDLE,
+      ...(ttlMs === undefined ? {} : { approvalTtlMs: ttlMs }),
       logger: pino({ level: "error" }, pino.destination(2)),
       approvalPollMs: pollMs ?? 60_000,
       store: postgres({

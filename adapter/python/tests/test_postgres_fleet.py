@@ -19,7 +19,7 @@ from veto_crm import ApprovalError, create_veto
 from veto_crm.postgres import PostgresStore, verify_postgres_log
 
 from .conftest import TEST_BUNDLE, require, run_python_cli
-from .pg_fleet import NodeError, ed25519_pem, globex, node_workers, pg, sql, start_node, ts_cli  # noqa: F401
+from .pg_fleet import NodeError, ed25519_pem, globex, node_workers, pg, sql, start_node, ts_cli, wait_until  # noqa: F401
 
 GLOBEX_APPROVER = "user:sysadmin@globex.example"
 DENY_THRESHOLD = 3  # test/fixtures/data.json escalation.deny_threshold
@@ -158,6 +158,122 @@ def test_a_claim_in_one_language_blocks_the_other(pg: tuple[str, str], node_work
         executions = [r["result"]["execution"] for r in records(url, schema) if r["type"] == "execution" and r["decision_id"] == decision_id]
         assert executions == ["claimed", "refused"]
         assert sql(url, f'SELECT approval_status FROM "{schema}".decisions WHERE id = %s', (decision_id,)) == [("executed",)]
+    finally:
+        veto.close()
+        store.close()
+
+
+def test_concurrent_answers_in_both_languages_one_wins(pg: tuple[str, str], node_workers: list[Any]) -> None:
+    """Each approval answered at once from Node and from Python (approve or reject, seeded): exactly one answer takes effect, and the records hold exactly it."""
+    url, schema = pg
+    rng = random.Random(SEED)
+    veto, store = python_veto(url, schema)
+    node = start_node(node_workers, url, schema)
+    try:
+        for i in range(6):
+            d = veto.protect(globex(f"agent:race-{i}", amount=30000))
+            py_kind, node_kind = rng.choice(["approve", "reject"]), rng.choice(["approve", "reject"])
+            barrier = threading.Barrier(2)
+            outcome: dict[str, Any] = {}
+
+            def in_python() -> None:
+                barrier.wait()
+                try:
+                    outcome["python"] = (veto.approve if py_kind == "approve" else veto.reject)(d.id, GLOBEX_APPROVER).status
+                except ApprovalError as error:
+                    outcome["python"] = error.code
+
+            def in_node() -> None:
+                barrier.wait()
+                try:
+                    outcome["node"] = node.request(node_kind, decisionId=d.id, reviewerId=GLOBEX_APPROVER)["status"]
+                except NodeError as error:
+                    outcome["node"] = error.code
+
+            threads = [threading.Thread(target=in_python), threading.Thread(target=in_node)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            won = [v for v in outcome.values() if v in ("approved", "rejected")]
+            assert len(won) == 1 and set(outcome.values()) - set(won) == {"already_answered"}, f"seed {SEED}: {outcome}"
+            answers = [r for r in records(url, schema) if r["decision_id"] == d.id and r["type"] in ("approval", "rejection")]
+            assert [r["result"]["approval"] for r in answers] == won
+            assert sql(url, f'SELECT approval_status FROM "{schema}".decisions WHERE id = %s', (d.id,)) == [(won[0],)]
+    finally:
+        veto.close()
+        store.close()
+
+
+def test_expiry_is_the_database_clock_in_both_languages(pg: tuple[str, str], node_workers: list[Any]) -> None:
+    """An approval past its expiry (by the database's clock) cannot be answered in either language; a wait ends approval_expired."""
+    url, schema = pg
+    veto, store = python_veto(url, schema, approval_ttl_ms=1500, clock=lambda: 0.0)  # the instance's own clock is never asked for times
+    node = start_node(node_workers, url, schema, ttlMs=1500)
+    try:
+        from_python = veto.protect(globex("agent:late", amount=30000))
+        from_node = node.request("protect", calls=[globex("agent:late", amount=30000)])[0]
+        time.sleep(1.7)
+        with pytest.raises(NodeError) as node_late:
+            node.request("approve", decisionId=from_python.id, reviewerId=GLOBEX_APPROVER)
+        assert node_late.value.code == "approval_expired"
+        with pytest.raises(ApprovalError) as py_late:
+            veto.approve(from_node["id"], GLOBEX_APPROVER)
+        assert py_late.value.code == "approval_expired"
+        with pytest.raises(ApprovalError) as waited:
+            veto.wait_for_approval(from_python.id, timeout_ms=5000)
+        assert waited.value.code == "approval_expired"
+        statuses = dict(sql(url, f'SELECT id, approval_status FROM "{schema}".decisions WHERE id IN (%s, %s)', (from_python.id, from_node["id"])))
+        assert statuses == {from_python.id: "expired", from_node["id"]: "expired"}
+    finally:
+        veto.close()
+        store.close()
+
+
+def test_a_record_that_cannot_be_written_is_a_deny_that_does_not_count(pg: tuple[str, str]) -> None:
+    """The records table refuses one actor's records: each call is a record_unavailable deny, stored uncounted; other actors go on (no lock left held)."""
+    url, schema = pg
+    veto, store = python_veto(url, schema)
+    sql(
+        url,
+        f"""CREATE FUNCTION "{schema}".refuse_broken() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN IF NEW.line LIKE '%%agent:broken%%' THEN RAISE EXCEPTION 'disk full'; END IF; RETURN NEW; END $$""",
+    )
+    sql(url, f'CREATE TRIGGER refuse_broken BEFORE INSERT ON "{schema}".records FOR EACH ROW EXECUTE FUNCTION "{schema}".refuse_broken()')
+    try:
+        lost = [veto.protect(globex("agent:broken", destination="https://pastebin.com/x")) for _ in range(DENY_THRESHOLD + 1)]
+        assert [d.reasons[0].code for d in lost] == ["record_unavailable"] * (DENY_THRESHOLD + 1)
+        assert all(not d.escalated for d in lost)
+        rows = sql(url, f'SELECT action, counts_towards_escalation FROM "{schema}".decisions WHERE actor_id = %s', ("agent:broken",))
+        assert rows == [("deny", False)] * len(lost)
+        assert store.count_recent_denies("agent:broken", "globex", 0) == 0
+        assert veto.protect(globex("agent:fine", amount=100)).action == "allow"
+    finally:
+        veto.close()
+        store.close()
+
+
+def test_a_lost_listen_connection_is_reopened_and_waiters_still_wake(pg: tuple[str, str], node_workers: list[Any]) -> None:
+    url, schema = pg
+    veto, store = python_veto(url, schema)
+    node = start_node(node_workers, url, schema)
+    try:
+        d = veto.protect(globex("agent:relisten", amount=30000))
+        result: dict[str, Any] = {}
+        waiter = threading.Thread(target=lambda: result.setdefault("answer", veto.wait_for_approval(d.id, timeout_ms=30_000)))
+        waiter.start()
+
+        def listening() -> list[Any]:
+            return sql(url, "SELECT pid FROM pg_stat_activity WHERE application_name = 'veto-listen' AND query LIKE 'LISTEN%%'")
+
+        assert wait_until(listening)
+        sql(url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'veto-listen'")
+        started = time.monotonic()
+        node.request("approve", decisionId=d.id, reviewerId=GLOBEX_APPROVER)
+        waiter.join(timeout=20)
+        assert result["answer"].status == "approved"
+        assert time.monotonic() - started < 10, "woken by polling, not by the reopened LISTEN connection"
+        assert wait_until(listening), "the LISTEN connection was not reopened"
     finally:
         veto.close()
         store.close()

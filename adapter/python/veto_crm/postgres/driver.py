@@ -26,7 +26,7 @@ def pool_module() -> Any:
     return psycopg_pool
 
 
-def connect(url: Optional[str], autocommit: bool = False, timeout_s: float = 10.0) -> Any:
+def connect(url: Optional[str], autocommit: bool = False, timeout_s: float = 10.0, **params: Any) -> Any:
     """One connection of its own (the migrator, the verifier, the LISTEN connection); ``url`` None: libpq's PG* variables."""
     psycopg = psycopg_module()
-    return psycopg.connect(url or "", autocommit=autocommit, connect_timeout=max(1, int(timeout_s)))
+    return psycopg.connect(url or "", autocommit=autocommit, connect_timeout=max(1, int(timeout_s)), **params)

@@ -45,6 +45,8 @@ from .records import PostgresRecordSink, _signing
 log = logging.getLogger("veto_crm")
 
 RECONNECT_S = 1.0
+#: The LISTEN connection's application_name (pg_stat_activity shows it).
+LISTEN_APPLICATION = "veto-listen"
 
 #: The columns a decision is written to, in the order the upsert binds them (decision-row.ts).
 WRITE_COLUMNS = (
@@ -494,7 +496,7 @@ class PostgresStore:
         while not self._closed.is_set():
             conn = None
             try:
-                conn = connect(self._url, autocommit=True, timeout_s=self._timeout_s)
+                conn = connect(self._url, autocommit=True, timeout_s=self._timeout_s, application_name=LISTEN_APPLICATION)
                 self._listen_conn = conn
                 conn.execute(f"LISTEN {APPROVAL_CHANNEL}")
                 # Anything answered while we were not listening: every waiter re-reads.
