@@ -34,6 +34,10 @@ def test_the_chain_both_languages_write_verifies_everywhere(pg: tuple[str, str],
     node = start_node(node_workers, url, schema, checkpointKey=node_key, checkpointEvery=4)
     pending: list[tuple[str, str]] = []
     try:
+        # Each side completes an interval of its own first (so each signs at least once), then a seeded mix.
+        node.request("protect", calls=[globex("agent:chain-n", amount=100)] * 4)
+        for _ in range(3):
+            veto.protect(globex("agent:chain-p", amount=100))
         for step in range(rng.randint(12, 20)):
             actor = f"agent:chain-{rng.randint(0, 3)}"
             args = rng.choice(CALLS)
@@ -67,8 +71,8 @@ def test_the_chain_both_languages_write_verifies_everywhere(pg: tuple[str, str],
     assert result.checkpoints == len(checkpoints) and result.signatures == "verified"
     cli = run_python_cli(["log", "verify", "--postgres", url, "--schema", schema, "--public-key", str(py_pub), "--public-key", str(node_pub)])
     assert cli.returncode == 0, cli.stderr
-    # The same summary line as the TypeScript CLI's.
-    assert cli.stdout.splitlines()[0] == node_verify.stdout.splitlines()[0]
+    # The same report as the TypeScript CLI's: the chain, its checkpoints, the decisions table against it.
+    assert cli.stdout == node_verify.stdout
 
     # One key alone does not verify the other's checkpoints, on either side.
     assert not verify_postgres_log(url, schema, public_keys=[py_pub.read_bytes()]).ok
@@ -119,3 +123,43 @@ def test_an_approval_whose_record_is_missing_is_refused_in_python(pg: tuple[str,
     finally:
         veto.close()
         store.close()
+
+
+#: Ways the decisions table can disagree with its records (the table owner gets around the guard).
+TAMPERING = [
+    ("delete a deny", "DELETE FROM {d} WHERE id = %s", "deny"),
+    ("unescalate", "UPDATE {d} SET escalated = NOT escalated WHERE id = %s", "deny"),
+    ("move a deny in time", "UPDATE {d} SET at_ms = at_ms - 60000 WHERE id = %s", "deny"),
+    ("approve without a record", "UPDATE {d} SET approval_status = 'approved', reviewer_id = 'user:sysadmin@globex.example', answered_at_ms = at_ms WHERE id = %s", "require_approval"),
+    ("drop an approver", "UPDATE {d} SET approvers = '{{}}' WHERE id = %s", "require_approval"),
+    ("change the actor", "UPDATE {d} SET actor_id = 'agent:other' WHERE id = %s", "allow"),
+]
+
+
+def test_both_verifiers_report_the_same_mismatches_between_table_and_records(pg: tuple[str, str], node_workers: list[Any]) -> None:
+    """Seeded tampering with the decisions table: the Python and the TypeScript `log verify --postgres` report the same mismatch lines and exit 1."""
+    url, schema = pg
+    rng = random.Random(SEED)
+    veto, store = python_veto(url, schema)
+    node = start_node(node_workers, url, schema)
+    made: dict[str, list[str]] = {"allow": [], "deny": [], "require_approval": []}
+    try:
+        for i in range(9):
+            args = CALLS[i % 3]
+            d = veto.protect(globex(f"agent:t{i}", **args)).to_json() if rng.random() < 0.5 else node.request("protect", calls=[globex(f"agent:t{i}", **args)])[0]
+            made[d["action"]].append(d["id"])
+    finally:
+        veto.close()
+        store.close()
+        node.request("close")
+    sql(url, f'ALTER TABLE "{schema}".decisions DISABLE TRIGGER USER')
+    chosen = rng.sample(TAMPERING, 3)
+    for name, statement, action in chosen:
+        target = made[action].pop()
+        sql(url, statement.format(d=f'"{schema}".decisions'), (target,))
+    py = run_python_cli(["log", "verify", "--postgres", url, "--schema", schema])
+    ts = ts_cli(["log", "verify", "--postgres", url, "--schema", schema])
+    assert ts.returncode == 1 and py.returncode == 1, f"seed {SEED} {[c[0] for c in chosen]}: {ts.stderr} {py.stderr}"
+    assert py.stdout == ts.stdout
+    assert py.stderr == ts.stderr, f"seed {SEED} {[c[0] for c in chosen]}"
+    assert "mismatches between the store and its records" in py.stderr

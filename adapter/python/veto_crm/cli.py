@@ -21,6 +21,7 @@ from .files import read_regular_file
 from .input import DEFAULT_INPUT_LIMITS
 from .jsontext import JsonParseError, js_trim, parse, stringify
 from .checkpoint import cover_text, uncovered_text
+from .decision import iso_timestamp
 from .files import NotRegularFileError, open_regular_file, regular_file_exists
 from .log import DEFAULT_CHECKPOINT_EVERY, FileDecisionLog, VerifyResult, expand_log_paths, verify_log
 from .policy_data import read_policy_data
@@ -48,9 +49,11 @@ USAGE = """usage:
       file and line and why on stderr and exits 1. --public-key (repeatable: a key
       list): every signed checkpoint must verify with one of them, and the log must
       hold one; --require-checkpointed: no record may follow the last checkpoint
-  python -m veto_crm log verify --postgres URL [--schema NAME] [--public-key FILE]... [--require-checkpointed]
+  python -m veto_crm log verify --postgres URL [--schema NAME] [--since TIME] [--public-key FILE]... [--require-checkpointed]
       the same checks of the PostgreSQL records table (written by Node and Python instances
-      alike): prints "NAME.records: N records, head sha256:..." (URL default $VETO_POSTGRES_URL)
+      alike), then every decisions row against its records (rows and records before --since
+      left out): prints "NAME.records: N records, head sha256:..." and "NAME.decisions: N rows
+      match their records", or each mismatch on stderr and exit 1 (URL default $VETO_POSTGRES_URL)
   python -m veto_crm db migrate [--postgres URL] [--schema NAME]
       applies the PostgreSQL store's pending migrations (the same files and table as
       `veto db migrate`; either may run them); safe to run from several hosts at once
@@ -388,14 +391,16 @@ def log_command(args: Sequence[str]) -> int:
     rest = list(args[1:])
     require_checkpointed = "--require-checkpointed" in rest
     rest = [a for a in rest if a != "--require-checkpointed"]
-    values, positionals = parse_options(rest, {"public-key": True, "postgres": False, "schema": False})
+    values, positionals = parse_options(rest, {"public-key": True, "postgres": False, "schema": False, "since": False})
     key_files = values.get("public-key", [])
     if not key_files and require_checkpointed:
         raise UsageError("--expect-checkpoint and --require-checkpointed need --public-key FILE")
-    if "postgres" in values or "schema" in values:
+    if "postgres" in values or "schema" in values or "since" in values:
         if positionals:
             raise UsageError("log verify takes log PATHs or --postgres URL, not both")
-        return _verify_postgres(_postgres_url(_last(values, "postgres"), "log verify --postgres"), _last(values, "schema") or "veto", key_files, require_checkpointed)
+        return _verify_postgres(
+            _postgres_url(_last(values, "postgres"), "log verify --postgres"), _last(values, "schema") or "veto", key_files, require_checkpointed, _last(values, "since")
+        )
     if not positionals:
         raise UsageError("log verify needs at least one log PATH")
     public_keys = _read_public_keys(key_files) if key_files else None
@@ -432,9 +437,17 @@ def _postgres_url(flag: Optional[str], command: str) -> str:
     return url
 
 
-def _verify_postgres(url: str, schema: str, key_files: Sequence[str], require_checkpointed: bool) -> int:
-    """``veto log verify --postgres``'s chain check (db.ts verifyPostgres): exit 2 when unreachable, 1 when the chain does not verify."""
+def _verify_postgres(url: str, schema: str, key_files: Sequence[str], require_checkpointed: bool, since: Optional[str] = None) -> int:
+    """
+    ``veto log verify --postgres`` (db.ts verifyPostgresCommand): the chain, then the decisions table against it.
+    Exit 2 when unreachable, 1 when the chain does not verify or a row and its records disagree.
+    """
     from .postgres import verify_postgres_log
+    from .postgres.cross_check import cross_check_postgres_store, time_ms
+
+    since_ms = None if since is None else time_ms(since)
+    if since is not None and since_ms is None:
+        raise UsageError(f"--since must be an ISO 8601 time (2026-03-01T00:00:00Z), not {stringify(since)}")
 
     public_keys = _read_public_keys(key_files) if key_files else None
     try:
@@ -456,7 +469,22 @@ def _verify_postgres(url: str, schema: str, key_files: Sequence[str], require_ch
         has_checkpoint_report=result.has_checkpoint_report,
     )
     sys.stdout.write(f"{result.table}: {_count_text(verified)}, head {result.head}\n{_checkpoint_lines(result.table, verified, 'seq')}")
-    return 0
+    sys.stdout.flush()
+    try:
+        checked = cross_check_postgres_store(url, schema, since_ms)
+    except VetoError:
+        raise
+    except Exception as error:
+        raise fail(f"log verify on {schema}.decisions: {one_line(str(error))}") from None
+    since_text = "" if since_ms is None else f" since {iso_timestamp(since_ms)}"
+    if checked.ok:
+        sys.stdout.write(f"{schema}.decisions: {checked.rows} rows{since_text} match their records\n")
+        return 0
+    for m in checked.mismatches:
+        seq = "" if m.seq is None else f" (record seq {m.seq})"
+        sys.stderr.write(f"veto: {schema}: decision {m.decision_id}{seq}: {one_line(m.problem)}\n")
+    more = f" (the first {len(checked.mismatches)} listed)" if checked.total > len(checked.mismatches) else ""
+    raise CliExit(1, f"log verify failed: {schema}.decisions: {checked.total} mismatches between the store and its records{since_text}{more}")
 
 
 def db_command(args: Sequence[str]) -> int:
