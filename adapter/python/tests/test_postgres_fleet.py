@@ -277,3 +277,24 @@ def test_a_lost_listen_connection_is_reopened_and_waiters_still_wake(pg: tuple[s
     finally:
         veto.close()
         store.close()
+
+
+def test_a_python_approval_shows_its_reviewer_what_a_node_one_does(pg: tuple[str, str], node_workers: list[Any]) -> None:
+    """The row's review (what an approval service, Node's included, shows and amends with) is the same whichever language decided."""
+    url, schema = pg
+    veto, store = python_veto(url, schema)
+    node = start_node(node_workers, url, schema)
+    try:
+        call = globex("agent:review", amount=30000, ssn="123-45-6789")
+        from_python = veto.protect(call)
+        from_node = node.request("protect", calls=[globex("agent:review", amount=30000, ssn="123-45-6789")])[0]
+        reviews = dict(sql(url, f'SELECT id, review FROM "{schema}".decisions WHERE id IN (%s, %s)', (from_python.id, from_node["id"])))
+        py_review, node_review = reviews[from_python.id], reviews[from_node["id"]]
+        # The second decision saw no deny more than the first: the same recentDenies.
+        assert py_review == node_review
+        assert py_review["tool"] == "crm.update" and py_review["context"] == call["context"]
+        assert py_review["arguments"]["amount"] == 30000
+        assert store.get_decision(from_python.id).review == py_review
+    finally:
+        veto.close()
+        store.close()

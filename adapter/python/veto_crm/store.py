@@ -17,7 +17,7 @@ import threading
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Callable, Iterator, Literal, Optional, Union
+from typing import Any, Callable, Iterator, Literal, Optional, Union
 
 #: "executed": approved, then claimed once by the caller about to run the
 #: call (use-once, docs/contract.md §6); no later claim succeeds.
@@ -54,6 +54,10 @@ class StoredDecision:
     #: For a deny: whether it counts towards its actor's recentDenies; False for
     #: the adapter's own fail-closed denies (an outage is not the actor's doing).
     counts_towards_escalation: bool = True
+    #: For require_approval: what a reviewer sees (store.ts ApprovalReview: tool, environment, the
+    #: masked arguments, reasons, bundle, recentDenies, context), kept with the decision so an
+    #: approval service on a shared store (Node's too) can show it.
+    review: Optional[dict[str, Any]] = None
 
 
 @dataclass(frozen=True)

@@ -484,6 +484,7 @@ class Veto:
             approval=ApprovalState("pending", now_ms + self._ttl_ms) if decision.action == "require_approval" else None,
             # The adapter's own fail-closed denies are remembered but not counted (docs/contract.md §3).
             counts_towards_escalation=decision.action != "deny" or answer_counts_towards_escalation(decision.action, decision.reasons),
+            review=self._review(decision, record, call) if decision.action == "require_approval" else None,
         )
         try:
             if not store_ok:
@@ -504,6 +505,23 @@ class Veto:
             escalation = EscalationEvent(decision, who.actor_id, who.tenant_id, recent or 0)
         return _Decided(decision, call, None, escalation)
 
+    @staticmethod
+    def _review(decision: Decision, record: Record, call: Optional[dict[str, Any]]) -> dict[str, Any]:
+        """What a reviewer sees of a require_approval decision (veto.ts storedDecision's review): the arguments as the record holds them, masked."""
+        held = record.get("input")
+        review: dict[str, Any] = {
+            "tool": record.get("tool") or "",
+            "environment": record.get("environment") or "",
+            "arguments": held.get("arguments") if isinstance(held, dict) else None,
+            "reasons": [r.to_json() for r in decision.reasons],
+            "bundle": decision.bundle.to_json(),
+            "recentDenies": (record.get("history") or {}).get("recent_denies"),
+        }
+        if call is not None:
+            # What an amendment of this call is decided with (docs/contract.md §6, amend).
+            review["context"] = call["context"]
+        return review
+
     def _unrecorded(self, error: Exception, policy: ActivePolicy, now_ms: float, decision_id: str, record: Record, stored: StoredDecision) -> _Decided:
         log.error("decision could not be recorded; denying", exc_info=error)
         answer = adapter_deny(RECORD_UNAVAILABLE, f"the call is denied: {error}")
@@ -519,7 +537,7 @@ class Veto:
         except Exception:
             pass
         try:
-            self._store.append_decision(replace(stored, action="deny", escalated=False, approvers=(), approval=None, counts_towards_escalation=False))
+            self._store.append_decision(replace(stored, action="deny", escalated=False, approvers=(), approval=None, counts_towards_escalation=False, review=None))
         except Exception:
             pass
         return _Decided(decision, None, error)
