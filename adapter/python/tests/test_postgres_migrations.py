@@ -125,3 +125,23 @@ def test_a_changed_migration_is_refused(pg: tuple[str, str]) -> None:
     with pytest.raises(PostgresStoreError) as refused:
         PostgresStore.connect(url, schema=schema)
     assert refused.value.code == "migration_changed" and "003_decisions_guard.sql" in str(refused.value)
+
+
+def test_a_schema_migrated_before_a_comment_only_edit_is_current_for_python_too(pg: tuple[str, str]) -> None:
+    """Each earlier checksum COMMENT_ONLY_EDITS lists is accepted for its file (and only for it); any other is migration_changed."""
+    url, schema = pg
+    migrate(url, schema)
+    versions = {m.name: m.version for m in load_migrations()}
+    for name, earlier in COMMENT_ONLY_EDITS.items():
+        for checksum in earlier:
+            sql(url, f'UPDATE "{schema}".schema_migrations SET checksum = %s WHERE version = %s', (checksum, versions[name]))
+            assert migrate(url, schema).applied == ()
+            PostgresStore.connect(url, schema=schema).close()
+            # The same earlier checksum recorded for another file is no comment-only edit of it.
+            other = next(v for n, v in versions.items() if n not in COMMENT_ONLY_EDITS)
+            sql(url, f'UPDATE "{schema}".schema_migrations SET checksum = %s WHERE version = %s', (checksum, other))
+            with pytest.raises(PostgresStoreError) as refused:
+                migrate(url, schema)
+            assert refused.value.code == "migration_changed"
+            current = {m.version: m.checksum for m in load_migrations()}
+            sql(url, f'UPDATE "{schema}".schema_migrations SET checksum = %s WHERE version = %s', (current[other], other))
