@@ -298,3 +298,52 @@ def test_a_python_approval_shows_its_reviewer_what_a_node_one_does(pg: tuple[str
     finally:
         veto.close()
         store.close()
+
+
+def test_a_python_unit_holds_off_a_node_decision_for_the_same_actor(pg: tuple[str, str], node_workers: list[Any]) -> None:
+    """The lock is one lock across languages: while a Python unit holds (actor, tenant), Node's decision for it waits; another actor's does not."""
+    url, schema = pg
+    veto, store = python_veto(url, schema)
+    node = start_node(node_workers, url, schema)
+    actor = "agent:held \u00fc \u2028 \"q\" \\\\ \U0001f600"
+    try:
+        with store.unit(actor, "globex"):
+            held = node.send("protect", calls=[globex(actor, amount=100)])
+            other = node.send("protect", calls=[globex("agent:free", amount=100)])
+            assert other.result(timeout=20)[0]["action"] == "allow"
+            time.sleep(1.0)
+            assert not held.done(), "Node decided for the actor while a Python unit held its lock"
+        assert held.result(timeout=20)[0]["action"] == "allow"
+    finally:
+        veto.close()
+        store.close()
+
+
+def test_lock_keys_are_the_typescript_keys_for_generated_names() -> None:
+    """history_lock_key is JSON.stringify([...]) byte for byte, for generated actor and tenant ids (any Unicode, quotes, controls, lone surrogates)."""
+    import json
+    import subprocess
+
+    from veto_crm.postgres.connection import history_lock_key, migrate_lock_key, records_lock_key
+
+    from .conftest import ROOT
+
+    rng = random.Random(SEED)
+    alphabet = ["a", "Z", "0", ":", "\"", "\\", "\n", "\u0000", "\u001f", "\u007f", "\u00fc", "\u2028", "\u2029", "\ud800", "\udfff", "\U0001f600", " "]
+
+    def name(n: int) -> str:
+        # As a JSON text would give it: a high surrogate followed by a low one is the pair's character, as in JavaScript.
+        text: str = json.loads(json.dumps("".join(rng.choice(alphabet) for _ in range(n))))
+        return text
+
+    cases = [("veto", name(rng.randint(0, 12)), name(rng.randint(0, 6))) for _ in range(200)]
+    script = (
+        "let d='';process.stdin.on('data',c=>d+=c).on('end',()=>{const cases=JSON.parse(d);"
+        "process.stdout.write(JSON.stringify(cases.map(([s,a,t])=>[JSON.stringify(['veto:history',s,a,t]),JSON.stringify(['veto:records',s]),JSON.stringify(['veto:migrate',s])])))})"
+    )
+    # The cases travel as JSON with surrogates escaped, so a lone one arrives as itself.
+    run = subprocess.run(["node", "-e", script], input=json.dumps(cases), capture_output=True, text=True, check=True, cwd=ROOT)
+    expected = json.loads(run.stdout)
+    got = [[history_lock_key(s, a, t), records_lock_key(s), migrate_lock_key(s)] for s, a, t in cases]
+    for case, mine, theirs in zip(cases, got, expected):
+        assert mine == theirs, f"seed {SEED}: {case!r}"

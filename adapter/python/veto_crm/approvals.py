@@ -147,8 +147,19 @@ class ApprovalDesk:
             ) from error
         # Known before the answer commits: a waiter that sees the approval finds its record.
         self.written.remember(record)
-        unit.transition_approval(decision_id, ApprovalTransition("answering", status, at_ms, reviewer_id, note))
-        unit.commit()
+        try:
+            unit.transition_approval(decision_id, ApprovalTransition("answering", status, at_ms, reviewer_id, note))
+            unit.commit()
+        except Exception:
+            # A COMMIT whose connection broke may have committed all the same: read what the store holds.
+            try:
+                held = self.store.get_decision(decision_id)
+            except Exception:
+                held = None
+            approval = None if held is None else held.approval
+            if approval is not None and approval.status == status and approval.reviewer_id == reviewer_id and approval.answered_at_ms == at_ms:
+                return ApprovalAnswer(decision_id, status, reviewer_id, record["timestamp"], note)
+            raise
         return ApprovalAnswer(decision_id, status, reviewer_id, record["timestamp"], note)
 
     def approvable(self, decision_id: str) -> StoredDecision:
