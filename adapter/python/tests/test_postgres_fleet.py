@@ -347,3 +347,24 @@ def test_lock_keys_are_the_typescript_keys_for_generated_names() -> None:
     got = [[history_lock_key(s, a, t), records_lock_key(s), migrate_lock_key(s)] for s, a, t in cases]
     for case, mine, theirs in zip(cases, got, expected):
         assert mine == theirs, f"seed {SEED}: {case!r}"
+
+
+def test_the_record_and_the_history_commit_together(pg: tuple[str, str]) -> None:
+    """The decisions table refuses one actor's rows: the decision's record, written first in the same transaction, is undone with it; only the superseding deny's record stays."""
+    url, schema = pg
+    veto, store = python_veto(url, schema)
+    sql(
+        url,
+        f"""CREATE FUNCTION "{schema}".refuse_row() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN IF NEW.actor_id = 'agent:nostore' THEN RAISE EXCEPTION 'table full'; END IF; RETURN NEW; END $$""",
+    )
+    sql(url, f'CREATE TRIGGER refuse_row BEFORE INSERT ON "{schema}".decisions FOR EACH ROW EXECUTE FUNCTION "{schema}".refuse_row()')
+    try:
+        d = veto.protect(globex("agent:nostore", amount=100))
+        assert d.action == "deny" and d.reasons[0].code == "record_unavailable"
+        kept = [(r["type"], r["result"]["action"], r["result"]["reasons"][0]["code"]) for r in records(url, schema) if r["decision_id"] == d.id]
+        assert kept == [("decision", "deny", "record_unavailable")], "the allow's record outlived its transaction"
+        assert veto.protect(globex("agent:stored", amount=100)).action == "allow"
+    finally:
+        veto.close()
+        store.close()
