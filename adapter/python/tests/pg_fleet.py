@@ -14,7 +14,7 @@ import threading
 import time
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator
 
 import pytest
 
@@ -190,4 +190,4 @@ def wait_until(predicate: Any, timeout: float = 10.0) -> Any:
         time.sleep(0.05)
 
 
-__all__ = ["NodeError", "NodeWorker", "pg", "node_workers", "start_node", "ts_cli", "globex", "ed25519_pem", "sql", "pg_url", "Optional"]
+__all__ = ["NodeError", "NodeWorker", "pg", "node_workers", "start_node", "ts_cli", "globex", "ed25519_pem", "sql", "pg_url", "wait_until"]

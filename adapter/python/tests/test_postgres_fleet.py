@@ -10,16 +10,15 @@ import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from veto_crm import ApprovalError, create_veto
-from veto_crm.postgres import PostgresStore, verify_postgres_log
+from veto_crm.postgres import PostgresStore
 
-from .conftest import TEST_BUNDLE, require, run_python_cli
-from .pg_fleet import NodeError, ed25519_pem, globex, node_workers, pg, sql, start_node, ts_cli, wait_until  # noqa: F401
+from .conftest import TEST_BUNDLE, require
+from .pg_fleet import NodeError, globex, node_workers, pg, sql, start_node, wait_until  # noqa: F401
 
 GLOBEX_APPROVER = "user:sysadmin@globex.example"
 DENY_THRESHOLD = 3  # test/fixtures/data.json escalation.deny_threshold

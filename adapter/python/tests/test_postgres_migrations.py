@@ -145,3 +145,17 @@ def test_a_schema_migrated_before_a_comment_only_edit_is_current_for_python_too(
             assert refused.value.code == "migration_changed"
             current = {m.version: m.checksum for m in load_migrations()}
             sql(url, f'UPDATE "{schema}".schema_migrations SET checksum = %s WHERE version = %s', (current[other], other))
+
+
+def test_node_and_python_migrating_at_once_take_turns(pg: tuple[str, str]) -> None:
+    """Started together on a fresh schema, the Node and Python migrators (twice each) take turns under one lock: one applies everything, the others find it done."""
+    import sys
+
+    url, schema = pg
+    commands = [["node", str(ROOT / "dist/cli.js")], [sys.executable, "-m", "veto_crm"]] * 2
+    runs = [subprocess.Popen([*c, "db", "migrate", "--postgres", url, "--schema", schema], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT) for c in commands]
+    outputs = [(r.wait(timeout=120), *r.communicate()) for r in runs]
+    assert all(code == 0 for code, _, _ in outputs), outputs
+    applied = [out for _, out, _ in outputs if ": applied " in out]
+    assert len(applied) == 1 and sum(": up to date " in out for _, out, _ in outputs) == 3, outputs
+    assert sql(url, f'SELECT count(*) FROM "{schema}".schema_migrations') == [(len(load_migrations()),)]
