@@ -367,3 +367,23 @@ def test_the_record_and_the_history_commit_together(pg: tuple[str, str]) -> None
     finally:
         veto.close()
         store.close()
+
+
+def test_a_small_pool_never_deadlocks_when_every_record_fails(pg: tuple[str, str]) -> None:
+    """A pool of two, sixteen calls at once, every record refused: no call holds a connection while it asks for another, so each ends in a stored deny, promptly."""
+    url, schema = pg
+    PostgresStore.connect(url, schema=schema, migrate=True).close()
+    store = PostgresStore.connect(url, schema=schema, pool_size=2, connection_timeout_s=30)
+    veto = create_veto(require(TEST_BUNDLE, "make test-bundles"), store=store)
+    sql(url, f"""CREATE FUNCTION "{schema}".refuse_all() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'disk full'; END $$""")
+    sql(url, f'CREATE TRIGGER refuse_all BEFORE INSERT ON "{schema}".records FOR EACH ROW EXECUTE FUNCTION "{schema}".refuse_all()')
+    try:
+        started = time.monotonic()
+        with ThreadPoolExecutor(16) as pool:
+            decided = list(pool.map(lambda i: veto.protect(globex(f"agent:small-{i}", amount=100)), range(16)))
+        assert time.monotonic() - started < 20
+        assert [d.reasons[0].code for d in decided] == ["record_unavailable"] * 16
+        assert sql(url, f'SELECT count(*) FROM "{schema}".decisions WHERE action = \'deny\' AND NOT counts_towards_escalation') == [(16,)]
+    finally:
+        veto.close()
+        store.close()
