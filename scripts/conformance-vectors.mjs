@@ -8,9 +8,11 @@
 // pytest runs the same suites through veto_crm (adapter/python/tests).
 //
 // What changes from run to run or with the policy's source is normalized out
-// before hashing: decision ids ("<id>"), the bundle's revision and hash
-// ("<revision>", "<hash>") and the evaluation time (0). Everything else, the
-// canonical JSON of the record included, must match byte for byte.
+// before hashing: decision ids ("<id>"; a record's links to other decisions,
+// amended_from and amended_to, as "<decision N>", the Nth decision of the
+// suite), the bundle's revision and hash ("<revision>", "<hash>") and the
+// evaluation time (0). Everything else, the canonical JSON of the record
+// included, must match byte for byte.
 //
 // usage: node scripts/conformance-vectors.mjs [--check]   (after npm run build and make test-bundles)
 import { createHash } from "node:crypto";
@@ -61,11 +63,21 @@ const ALT_DATA = {
   },
 };
 
+const OTHER_APPROVER = "user:revops-lead@acme.example";
+
 /**
  * The suites: each runs its steps in order on one instance (one deny
- * history), the clock STEP_MS further at each step. A step is a call, or an
- * answer ({approve|reject: step index, reviewerId, note?}) to an earlier
- * require_approval.
+ * history), the clock STEP_MS further at each step. A step is a call; an
+ * answer ({approve|reject: N, reviewerId, note?}) to the Nth decision of the
+ * suite; an amendment of it ({amend: N, reviewerId, arguments, note?}, whose
+ * amended call's decision is the suite's next decision); its execution
+ * ({execute: N}: waitForApproval with the decided call and timeoutMs 0); or
+ * a change of the records' states ({recordStates: {...}}, no record).
+ *
+ * A suite's `recordStates` gives the instance a recordState function that
+ * answers by the call's arguments.recordId: a string is the state, null "no
+ * state" (undefined), {throws: message} throws Error(message), {answers: v}
+ * answers v (a value that is not a string). An id not listed has no state.
  */
 export const SUITES = [
   {
@@ -172,14 +184,109 @@ export const SUITES = [
       { call: update({ amount: 1000 }, { actorId: "agent:x4" }) },
     ],
   },
+  {
+    name: "record state",
+    recordStates: { opp_1: "v1", opp_2: null, opp_3: { throws: "CRM unavailable" }, opp_4: { answers: 7 }, opp_5: { answers: { v: 1 } } },
+    steps: [
+      // Bound to "v1", approved, unchanged: claimed.
+      { call: update({ amount: 9000 }) },
+      { approve: 0, reviewerId: APPROVER },
+      { execute: 0 },
+      // Changed after the approval: record_changed, recorded, unclaimed; a failing state function the same; back to "v1": claimed once.
+      { call: update({ amount: 9500 }) },
+      { approve: 1, reviewerId: APPROVER, note: "at v1" },
+      { recordStates: { opp_1: "v2" } },
+      { execute: 1 },
+      { recordStates: { opp_1: { throws: "CRM unavailable" } } },
+      { execute: 1 },
+      { recordStates: { opp_1: null } },
+      { execute: 1 },
+      { recordStates: { opp_1: "v1" } },
+      { execute: 1 },
+      { execute: 1 },
+      // A state function that fails at decision time: record_state_unavailable, not counted (history stays).
+      { call: update({ amount: 9000, recordId: "opp_3" }) },
+      { call: update({ amount: 9000, recordId: "opp_4" }) },
+      { call: update({ amount: 9000, recordId: "opp_5" }) },
+      // No state to bind: the approval runs without asking again.
+      { call: update({ amount: 9000, recordId: "opp_2" }) },
+      { approve: 5, reviewerId: OTHER_APPROVER },
+      { execute: 5 },
+      // Never asked for a call the policy allows or denies.
+      { call: update({ recordId: "opp_3" }) },
+      { call: update({ recordId: "opp_4", amount: 300000 }) },
+      { call: update({ amount: 9000 }) },
+    ],
+  },
+  {
+    name: "amend",
+    recordStates: { opp_1: "v1", opp_7: "v7" },
+    steps: [
+      // Still needs approval: the amender (an approver) approves the amended call; the original cannot run, the amended one runs once.
+      { call: update({ amount: 9000 }) },
+      { amend: 0, reviewerId: APPROVER, arguments: update({ amount: 8000 }).arguments, note: "8,000, not 9,000" },
+      { execute: 0 },
+      { execute: 1 },
+      { execute: 1 },
+      { approve: 0, reviewerId: OTHER_APPROVER },
+      // Amended to a call the policy allows.
+      { call: update({ amount: 9000 }) },
+      { amend: 2, reviewerId: OTHER_APPROVER, arguments: update({ amount: 100 }).arguments },
+      { execute: 2 },
+      // Amended to a call the policy denies (over max_amount): not counted towards escalation.
+      { call: update({ amount: 9000 }) },
+      { amend: 4, reviewerId: APPROVER, arguments: update({ amount: 10000000 }).arguments, note: "too much" },
+      { execute: 4 },
+      // Amended to arguments that are not a valid call: invalid_input, nothing to run.
+      { call: update({ amount: 9000 }) },
+      { amend: 6, reviewerId: APPROVER, arguments: { object: "opportunity", recordId: 7 } },
+      { execute: 6 },
+      // Refused: the actor, a non-approver, a second amendment, an answer after it.
+      { call: update({ amount: 9000, recordId: "opp_7" }) },
+      { amend: 8, reviewerId: ACTOR, arguments: update({ amount: 1 }).arguments },
+      { amend: 8, reviewerId: "user:nobody", arguments: update({ amount: 1 }).arguments },
+      { amend: 8, reviewerId: APPROVER, arguments: update({ amount: 7000, recordId: "opp_7" }).arguments },
+      { amend: 8, reviewerId: OTHER_APPROVER, arguments: update({ amount: 6000 }).arguments },
+      { reject: 8, reviewerId: OTHER_APPROVER },
+      // The amended call is bound to its own record state: changed, it does not run.
+      { recordStates: { opp_7: "v8" } },
+      { execute: 9 },
+      // The amended call, approved by its amender, cannot be amended again; it runs, the original does not.
+      { call: update({ amount: 9000 }) },
+      { amend: 10, reviewerId: APPROVER, arguments: update({ amount: 8500 }).arguments },
+      { amend: 11, reviewerId: OTHER_APPROVER, arguments: update({ amount: 8400 }).arguments },
+      { execute: 11 },
+      { execute: 10 },
+      // Two denies were amended calls': neither counts (recent_denies 0 in this record).
+      { call: update({ amount: 9000 }) },
+    ],
+  },
+  {
+    name: "amend after expiry",
+    options: { approvalTtlMs: 3000 },
+    steps: [
+      { call: update({ amount: 9000 }) },
+      { call: read() },
+      { call: read() },
+      { amend: 0, reviewerId: APPROVER, arguments: update({ amount: 8000 }).arguments },
+      { approve: 0, reviewerId: APPROVER },
+    ],
+  },
 ];
 
 const sha256 = (text) => `sha256:${createHash("sha256").update(text, "utf8").digest("hex")}`;
 
-/** A record with what varies from run to run (or with the policy source) replaced. */
-export function normalizeRecord(record) {
+/**
+ * A record with what varies from run to run (or with the policy source)
+ * replaced; `ids` (decision ids in the order the suite made them) names the
+ * decisions it links to.
+ */
+export function normalizeRecord(record, ids = []) {
   const copy = structuredClone(record);
   copy.decision_id = "<id>";
+  for (const link of ["amended_from", "amended_to"]) {
+    if (copy[link] !== undefined) copy[link] = `<decision ${ids.indexOf(copy[link])}>`;
+  }
   copy.bundles = { crm: { revision: "<revision>", hash: "<hash>" } };
   if (copy.metrics !== undefined) copy.metrics = { timer_rego_query_eval_ns: 0 };
   return copy;
@@ -195,22 +302,42 @@ export function recordHash(canonicalJson, record) {
 }
 
 /** Run every suite through the TypeScript adapter (`adapter`: the package's exports) and return the vectors. */
+/** The state a suite's `recordStates` table gives for a call (see SUITES). */
+export function recordStateOf(table, call) {
+  const entry = table[call.arguments.recordId];
+  if (entry === undefined || entry === null) return undefined;
+  if (typeof entry === "string") return entry;
+  if ("throws" in entry) throw new Error(entry.throws);
+  return entry.answers;
+}
+
 export async function computeVectors(adapter, bundlePath = TEST_BUNDLE) {
   const suites = [];
   for (const suite of SUITES) {
     let nowMs = START_MS;
     const records = [];
     const sink = { write: async (record) => void records.push(structuredClone(record)) };
+    const states = { ...suite.recordStates };
     const veto = await adapter.createVeto({
       bundle: bundlePath,
       ...(suite.data === undefined ? {} : { data: suite.data }),
       ...(suite.options ?? {}),
+      ...(suite.recordStates === undefined ? {} : { recordState: (call) => recordStateOf(states, call) }),
       recordSink: sink,
       clock: () => nowMs,
       logger: silentLogger(),
     });
     const steps = [];
     const decisions = [];
+    /** The call each decision decided (an amended call's: the original's tool and context, the amended arguments). */
+    const calls = [];
+    const ids = () => decisions.map((d) => d.id);
+    const answerOf = (answer) => ({
+      status: answer.status,
+      reviewerId: answer.reviewerId,
+      answeredAt: answer.answeredAt,
+      note: answer.note ?? null,
+    });
     for (const step of suite.steps) {
       nowMs += STEP_MS;
       const before = records.length;
@@ -218,7 +345,47 @@ export async function computeVectors(adapter, bundlePath = TEST_BUNDLE) {
       if ("call" in step) {
         const decision = await veto.protect(step.call);
         decisions.push(decision);
+        calls.push(step.call);
         expected = { decision: normalizeDecision(decision) };
+      } else if ("recordStates" in step) {
+        Object.assign(states, step.recordStates);
+        expected = {};
+      } else if ("amend" in step) {
+        const target = decisions[step.amend];
+        try {
+          const result = await veto.amend({
+            decisionId: target.id,
+            reviewerId: step.reviewerId,
+            arguments: step.arguments,
+            ...(step.note === undefined ? {} : { note: step.note }),
+          });
+          decisions.push(result.decision);
+          calls.push({ tool: calls[step.amend].tool, arguments: step.arguments, context: calls[step.amend].context });
+          expected = {
+            amended: `<decision ${ids().indexOf(result.amended)}>`,
+            decision: normalizeDecision(result.decision),
+            approval: result.approval === undefined ? null : answerOf(result.approval),
+          };
+        } catch (error) {
+          expected = { error: error.code };
+        }
+      } else if ("execute" in step) {
+        try {
+          expected = {
+            answer: answerOf(
+              await veto.waitForApproval({ decisionId: decisions[step.execute].id, call: calls[step.execute], timeoutMs: 0 }),
+            ),
+          };
+        } catch (error) {
+          expected = { error: error.code };
+          if (error.amended !== undefined) {
+            expected.amended = {
+              decision: `<decision ${ids().indexOf(error.amended.decision.id)}>`,
+              action: error.amended.decision.action,
+              call: error.amended.call,
+            };
+          }
+        }
       } else {
         const kind = "approve" in step ? "approve" : "reject";
         const target = decisions[step[kind]];
@@ -228,14 +395,12 @@ export async function computeVectors(adapter, bundlePath = TEST_BUNDLE) {
             reviewerId: step.reviewerId,
             ...(step.note === undefined ? {} : { note: step.note }),
           });
-          expected = {
-            answer: { status: answer.status, reviewerId: answer.reviewerId, answeredAt: answer.answeredAt, note: answer.note ?? null },
-          };
+          expected = { answer: answerOf(answer) };
         } catch (error) {
           expected = { error: error.code };
         }
       }
-      const written = records.slice(before).map(normalizeRecord);
+      const written = records.slice(before).map((record) => normalizeRecord(record, ids()));
       expected.records = written.map((record) => ({
         record,
         canonical: adapter.canonicalJson(record),
@@ -248,6 +413,7 @@ export async function computeVectors(adapter, bundlePath = TEST_BUNDLE) {
       name: suite.name,
       ...(suite.data === undefined ? {} : { data: suite.data }),
       ...(suite.options === undefined ? {} : { options: suite.options }),
+      ...(suite.recordStates === undefined ? {} : { recordStates: suite.recordStates }),
       steps,
     });
   }

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from veto_crm import ApprovalError, create_veto
+from veto_crm import ApprovalAnswer, ApprovalError, Decision, create_veto
 from veto_crm.jsontext import parse
 from veto_crm.log import GENESIS_HASH, canonical_json, seal_record
 
@@ -25,13 +25,38 @@ VECTOR_DATA: dict[str, Any] = parse(VECTORS.read_text(encoding="utf-8"))
 ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 
 
-def normalize_record(record: dict[str, Any]) -> dict[str, Any]:
+def normalize_record(record: dict[str, Any], ids: list[str]) -> dict[str, Any]:
     out = copy.deepcopy(record)
     out["decision_id"] = "<id>"
+    # Links to other decisions name them by their place in the suite (scripts/conformance-vectors.mjs).
+    for link in ("amended_from", "amended_to"):
+        if link in out:
+            out[link] = f"<decision {ids.index(out[link]) if out[link] in ids else -1}>"
     out["bundles"] = {"crm": {"revision": "<revision>", "hash": "<hash>"}}
     if "metrics" in out:
         out["metrics"] = {"timer_rego_query_eval_ns": 0}
     return out
+
+
+def record_state_of(table: dict[str, Any], call: dict[str, Any]) -> Any:
+    """The state a suite's ``recordStates`` table gives for a call (recordStateOf in scripts/conformance-vectors.mjs)."""
+    entry = table.get(call["arguments"]["recordId"])
+    if entry is None or isinstance(entry, str):
+        return entry
+    if "throws" in entry:
+        raise RuntimeError(entry["throws"])
+    return entry["answers"]
+
+
+def normalize_decision(decision: Decision) -> dict[str, Any]:
+    json = decision.to_json()
+    json["id"] = "<id>"
+    json["bundle"] = {"revision": "<revision>", "hash": "<hash>"}
+    return json
+
+
+def answer_of(answer: ApprovalAnswer) -> dict[str, Any]:
+    return {"status": answer.status, "reviewerId": answer.reviewer_id, "answeredAt": answer.answered_at, "note": answer.note}
 
 
 def run_suite(suite: dict[str, Any], bundle: Path) -> list[dict[str, Any]]:
@@ -39,41 +64,71 @@ def run_suite(suite: dict[str, Any], bundle: Path) -> list[dict[str, Any]]:
     limits = options.get("limits")
     clock = FakeClock(VECTOR_DATA["start_ms"])
     sink = MemorySink()
+    states = dict(suite.get("recordStates") or {})
     veto = create_veto(
         bundle,
         data=suite.get("data"),
         record_key=options.get("recordKey"),
         limits=None if limits is None else {"max_input_bytes": limits["maxInputBytes"], "max_depth": limits["maxDepth"]},
+        approval_ttl_ms=options.get("approvalTtlMs", 3_600_000),
+        record_state=None if "recordStates" not in suite else (lambda call: record_state_of(states, call)),
         record_sink=sink,
         clock=clock,
     )
     outcomes: list[dict[str, Any]] = []
-    decisions = []
+    decisions: list[Decision] = []
+    # The call each decision decided (an amended call's: the original's tool and context, the amended arguments).
+    calls: list[Any] = []
     with veto:
         for step in suite["steps"]:
             clock.advance(VECTOR_DATA["step_ms"])
             before = len(sink.records)
             outcome: dict[str, Any]
+            ids = lambda: [d.id for d in decisions]  # noqa: E731
             if "call" in step:
                 decision = veto.protect(step["call"])
                 assert ULID.match(decision.id)
                 assert all(r["decision_id"] == decision.id for r in sink.records[before:])
                 assert all(r.get("metrics", {"timer_rego_query_eval_ns": 0})["timer_rego_query_eval_ns"] >= 0 for r in sink.records[before:])
                 decisions.append(decision)
-                json = decision.to_json()
-                json["id"] = "<id>"
-                json["bundle"] = {"revision": "<revision>", "hash": "<hash>"}
-                outcome = {"decision": json}
+                calls.append(step["call"])
+                outcome = {"decision": normalize_decision(decision)}
+            elif "recordStates" in step:
+                states.update(step["recordStates"])
+                outcome = {}
+            elif "amend" in step:
+                try:
+                    result = veto.amend(decisions[step["amend"]].id, step["reviewerId"], step["arguments"], step.get("note"))
+                    decisions.append(result.decision)
+                    original = calls[step["amend"]]
+                    calls.append({"tool": original["tool"], "arguments": step["arguments"], "context": original["context"]})
+                    outcome = {
+                        "amended": f"<decision {ids().index(result.amended)}>",
+                        "decision": normalize_decision(result.decision),
+                        "approval": None if result.approval is None else answer_of(result.approval),
+                    }
+                except ApprovalError as error:
+                    outcome = {"error": error.code}
+            elif "execute" in step:
+                try:
+                    outcome = {"answer": answer_of(veto.wait_for_approval(decisions[step["execute"]].id, call=calls[step["execute"]], timeout_ms=0))}
+                except ApprovalError as error:
+                    outcome = {"error": error.code}
+                    if error.amended is not None:
+                        outcome["amended"] = {
+                            "decision": f"<decision {ids().index(error.amended.decision.id)}>",
+                            "action": error.amended.decision.action,
+                            "call": error.amended.call,
+                        }
             else:
                 kind = "approve" if "approve" in step else "reject"
                 target = decisions[step[kind]]
                 answer_with = veto.approve if kind == "approve" else veto.reject
                 try:
-                    answer = answer_with(target.id, step["reviewerId"], step.get("note"))
-                    outcome = {"answer": {"status": answer.status, "reviewerId": answer.reviewer_id, "answeredAt": answer.answered_at, "note": answer.note}}
+                    outcome = {"answer": answer_of(answer_with(target.id, step["reviewerId"], step.get("note")))}
                 except ApprovalError as error:
                     outcome = {"error": error.code}
-            written = [normalize_record(r) for r in sink.records[before:]]
+            written = [normalize_record(r, ids()) for r in sink.records[before:]]
             outcome["records"] = [
                 {"record": r, "canonical": canonical_json(r), "hash": seal_record(r, 1, GENESIS_HASH).hash} for r in written
             ]
@@ -94,10 +149,8 @@ def test_step_matches_the_typescript_adapter(suite_name: str, index: int, bundle
     step = suite["steps"][index]
     got = _cache[suite_name][index]
     expected = step["expected"]
-    if "decision" in expected:
-        assert got["decision"] == expected["decision"], f"step {index}: {step.get('call')!r}"
-    else:
-        assert got.get("answer") == expected.get("answer") and got.get("error") == expected.get("error")
+    # Every outcome: the decision, the answer or the refusal's code, an amendment's result, the amended call a wait is told of.
+    assert {k: v for k, v in got.items() if k != "records"} == {k: v for k, v in expected.items() if k != "records"}, f"step {index}: {step!r}"
     assert len(got["records"]) == len(expected["records"])
     for mine, theirs in zip(got["records"], expected["records"]):
         assert mine["record"] == theirs["record"]

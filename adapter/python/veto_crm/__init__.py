@@ -7,9 +7,9 @@ TypeScript adapter, the same verdicts, and records that hash identically
 import logging
 
 from .aio import AsyncVeto, create_async_veto
-from .approvals import ApprovalAnswer
+from .approvals import AmendResult, ApprovalAnswer
 from .bundle import DECISION_ENTRYPOINT, BundleVersion, bundle_version_hash_of_tarball, load_bundle
-from .decision import Decision, Reason
+from .decision import AmendedCall, Decision, Reason
 from .errors import (
     ApprovalError,
     BundleLoadError,
@@ -35,6 +35,8 @@ from .veto import EscalationEvent, Veto, create_veto
 logging.getLogger("veto_crm").addHandler(logging.NullHandler())
 
 __all__ = [
+    "AmendResult",
+    "AmendedCall",
     "ApprovalAnswer",
     "ApprovalError",
     "AsyncVeto",

@@ -2,24 +2,36 @@
 The asyncio face of Veto: the same instance, its blocking steps (policy
 evaluation, the record's fdatasync) run in worker threads so the event loop
 never waits on them, and approval waits that are awaitable and cancellable.
+An ``async def`` record_state runs on the event loop of the call that needs
+it (the worker thread deciding the call waits for it there).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import copy
 import functools
 import time
 from typing import Any, Awaitable, Callable, Mapping, Optional, TypeVar
 
-from .approvals import ApprovalAnswer
+from .approvals import AmendResult, ApprovalAnswer
 from .bundle import BundleVersion
 from .decision import Decision
 from .errors import ApprovalError, VetoDeniedError, VetoOptionsError
 from .jsontext import js_number
-from .veto import Veto, create_veto
+from .record_state import calling_loop
+from .veto import Veto, _Decided, _next_of_amended, create_veto
 
 R = TypeVar("R")
+
+
+async def _in_thread(fn: Callable[..., R], *args: Any) -> R:
+    """``asyncio.to_thread``, telling the step which loop an ``async def`` record_state is to run on."""
+    loop = asyncio.get_running_loop()
+    context = contextvars.copy_context()
+    context.run(calling_loop.set, loop)
+    return await loop.run_in_executor(None, functools.partial(context.run, fn, *args))
 
 
 class AsyncVeto:
@@ -33,22 +45,27 @@ class AsyncVeto:
         return self.sync.bundle
 
     async def protect(self, call: Any) -> Decision:
-        return await asyncio.to_thread(self.sync.protect, call)
+        return await _in_thread(self.sync.protect, call)
 
     async def approve(self, decision_id: str, reviewer_id: str, note: Optional[str] = None) -> ApprovalAnswer:
-        return await asyncio.to_thread(self.sync.approve, decision_id, reviewer_id, note)
+        return await _in_thread(self.sync.approve, decision_id, reviewer_id, note)
 
     async def reject(self, decision_id: str, reviewer_id: str, note: Optional[str] = None) -> ApprovalAnswer:
-        return await asyncio.to_thread(self.sync.reject, decision_id, reviewer_id, note)
+        return await _in_thread(self.sync.reject, decision_id, reviewer_id, note)
+
+    async def amend(self, decision_id: str, reviewer_id: str, arguments: Mapping[str, Any], note: Optional[str] = None) -> AmendResult:
+        """As Veto.amend (docs/contract.md §6, amend)."""
+        return await _in_thread(self.sync.amend, decision_id, reviewer_id, arguments, note)
 
     async def wait_for_approval(
         self, decision_id: str, *, timeout_ms: Optional[float] = None, call: Optional[Mapping[str, Any]] = None
     ) -> ApprovalAnswer:
         """
-        As Veto.wait_for_approval (given ``call``, the approval is claimed for execution: use-once, a
-        second claim raises ApprovalError ``already_executed``); cancelling the task ends the wait (the
-        approval stays pending). Store reads run in worker threads: a database store never blocks the
-        event loop, and its notifications (LISTEN/NOTIFY) wake the wait.
+        As Veto.wait_for_approval; cancelling the task ends the wait (the approval stays pending).
+        Given ``call``, the record state is compared and the approval claimed for execution (use-once:
+        a second claim raises ApprovalError ``already_executed``), as the synchronous wait does. Store
+        reads run in worker threads: a database store never blocks the event loop, and its
+        notifications (LISTEN/NOTIFY) wake the wait.
         """
         veto = self.sync
         veto._open()
@@ -69,7 +86,7 @@ class AsyncVeto:
                 wake.clear()
                 answer = await asyncio.to_thread(desk.settled_outcome, decision.id)
                 if answer is not None:
-                    return answer if call is None else await asyncio.to_thread(desk._claim, decision, answer)
+                    return answer if call is None else await _in_thread(desk.execute, decision, answer, call)
                 pause = desk.poll_ms / 1000
                 if decision.approval is not None:
                     now_ms = await asyncio.to_thread(desk.now)
@@ -94,18 +111,33 @@ class AsyncVeto:
         def decorate(fn: Callable[..., Awaitable[R]]) -> Callable[[Mapping[str, Any], Mapping[str, Any]], Awaitable[R]]:
             @functools.wraps(fn)
             async def run(args: Mapping[str, Any], context: Mapping[str, Any]) -> R:
-                decided = await asyncio.to_thread(self.sync._decide, {"tool": tool, "arguments": args, "context": context})
+                decided = await _in_thread(self.sync._decide, {"tool": tool, "arguments": args, "context": context})
                 if decided.decision.action == "deny" or decided.call is None:
                     error = VetoDeniedError(decided.decision)
                     error.__cause__ = decided.cause
                     raise error
                 if decided.decision.action == "require_approval":
-                    await self.wait_for_approval(decided.decision.id, call=decided.call)
+                    decided = await self._wait_or_amended(decided)
+                assert decided.call is not None
                 return await fn(copy.deepcopy(decided.call["arguments"]), copy.deepcopy(decided.call["context"]), decided.decision)
 
             return run
 
         return decorate
+
+    async def _wait_or_amended(self, decided: _Decided) -> _Decided:
+        """As Veto._wait_or_amended: the decided call's approval, claimed, or the amended call as its decision says."""
+        current = decided
+        hops = 0
+        while True:
+            try:
+                await self.wait_for_approval(current.decision.id, call=current.call)
+                return current
+            except ApprovalError as error:
+                current = _next_of_amended(error, hops)
+                hops += 1
+                if current.decision.action != "require_approval":
+                    return current
 
     async def close(self) -> None:
         self.sync.close()
@@ -119,4 +151,4 @@ class AsyncVeto:
 
 async def create_async_veto(bundle: Any, **options: Any) -> AsyncVeto:
     """create_veto (same options) in a worker thread: loading compiles the WASM module."""
-    return AsyncVeto(await asyncio.to_thread(functools.partial(create_veto, bundle, **options)))
+    return AsyncVeto(await asyncio.to_thread(functools.partial(create_veto, bundle, _asyncio=True, **options)))

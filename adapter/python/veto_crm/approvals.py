@@ -6,11 +6,16 @@ effect without its record; a wait is bound to the call's digest when the call
 is given; a wait accepts an approval only when the records back it
 (evidence.py, ``approval_unverified``); a wait given the call claims the
 approval for execution (use-once: approved -> executed, ``already_executed``
-for a second claim).
+for a second claim), after comparing the target record's state with the one
+the approval is bound to (``record_changed``). An approver may amend a
+pending call instead of answering it (``amend``): the amended call is a new
+decision, and a wait for the original is refused with code ``amended``,
+carrying the amended call (docs/contract.md §6).
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
@@ -18,12 +23,13 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional
 
 from .bundle import BundleVersion
-from .decision import iso_timestamp
-from .errors import ApprovalError, VetoOptionsError
+from .decision import AmendedCall, Decision, iso_timestamp
+from .errors import ApprovalError, CanonicalJsonError, VetoOptionsError
 from .evidence import WrittenRecords, approval_problem, written_records_of
-from .jsontext import js_number
-from .records import RecordSink, answer_record, execution_record
-from .store import ApprovalTransition, StoredDecision
+from .jsontext import js_number, stringify
+from .record_state import RecordStateReading
+from .records import RecordSink, amendment_record, answer_record, execution_record
+from .store import ApprovalTransition, InMemoryStore, StoredDecision
 from .text import is_blank
 from .unit import run_unit
 
@@ -38,6 +44,18 @@ class ApprovalAnswer:
     #: ISO 8601 UTC.
     answered_at: str
     note: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class AmendResult:
+    """What amend() answers (docs/contract.md §6, amend)."""
+
+    #: The decision amended (now "amended").
+    amended: str
+    #: The amended call's decision, made by the policy with the original's context.
+    decision: Decision
+    #: When the amended call needed approval and the amender is among its approvers: their approval of it.
+    approval: Optional[ApprovalAnswer] = None
 
 
 def require_text(value: Any, name: str, method: str) -> str:
@@ -56,6 +74,7 @@ class ApprovalDesk:
         poll_ms: float,
         call_digest: Callable[[Mapping[str, Any]], str],
         written: Optional[WrittenRecords] = None,
+        record_state: Optional[Callable[[Mapping[str, Any]], RecordStateReading]] = None,
     ) -> None:
         self.store = store
         self.sink = sink
@@ -67,6 +86,9 @@ class ApprovalDesk:
         #: sink: the shared chain, so an answer given by any instance, Node or Python, is checked), else
         #: this process's memory of the records written to the sink.
         self.written: Any = written if written is not None else sink if callable(getattr(sink, "read_records", None)) else written_records_of(sink)
+        #: The application's record_state, asked within its timeout (never raises): where an
+        #: approved call bound to a record state executes, it is asked again (docs/contract.md §6).
+        self.record_state = record_state
         self._closed: Optional[Exception] = None
         self._wakers: set[threading.Event] = set()
         self._wakers_lock = threading.Lock()
@@ -204,6 +226,8 @@ class ApprovalDesk:
             raise ApprovalError("approval_rejected", decision_id, f"the call was rejected by {approval.reviewer_id or 'a reviewer'}{note}")
         if approval.status == "expired":
             raise ApprovalError("approval_expired", decision_id, f"the approval of {decision_id} expired")
+        if approval.status == "amended":
+            raise self._amended_error(decision)
         now_ms = self.now()
         if now_ms < approval.expires_at_ms:
             return None
@@ -220,9 +244,16 @@ class ApprovalDesk:
         if self._closed is not None:
             raise self._closed
         decision = self.approvable(decision_id)
-        if call is not None and self.call_digest(call) != decision.call_digest:
+        if call is not None and self._digest_or_none(call) != decision.call_digest:
             raise ApprovalError("call_mismatch", decision_id, f"the approval of {decision_id} is for a different call")
         return decision
+
+    def _digest_or_none(self, call: Mapping[str, Any]) -> Optional[str]:
+        """The digest of a call handed to a wait, or None when it has no canonical JSON form (then it matches no approval)."""
+        try:
+            return self.call_digest(call)
+        except (CanonicalJsonError, ValueError, TypeError):
+            return None
 
     def wait(self, decision_id: Any, timeout_ms: Optional[float] = None, call: Optional[Mapping[str, Any]] = None, cancel: Optional[threading.Event] = None) -> ApprovalAnswer:
         decision = self.check_wait(decision_id, timeout_ms, call)
@@ -240,7 +271,7 @@ class ApprovalDesk:
                 wake.clear()
                 answer = self.settled_outcome(decision.id)
                 if answer is not None:
-                    return answer if call is None else self._claim(decision, answer)
+                    return answer if call is None else self.execute(decision, answer, call)
                 pause = self.poll_ms / 1000
                 approval = decision.approval
                 if approval is not None:
@@ -255,6 +286,175 @@ class ApprovalDesk:
             unwatch()
             with self._wakers_lock:
                 self._wakers.discard(wake)
+
+    def execute(self, decision: StoredDecision, answer: ApprovalAnswer, call: Mapping[str, Any]) -> ApprovalAnswer:
+        """A wait given the call is about to run it: the record state compared, then the use-once claim."""
+        self.check_record_state(decision, answer, call)
+        return self._claim(decision, answer)
+
+    def check_record_state(self, decision: StoredDecision, answer: ApprovalAnswer, call: Mapping[str, Any]) -> None:
+        """
+        Record state (docs/contract.md §6): an approval bound to the state of
+        its target record runs only while the record is still in it. Asked
+        before the claim, so a refusal leaves the approval unclaimed; a state
+        that changed or could not be read (a function that raises, answers no
+        string, is too slow, or an instance without one) is refused as
+        record_changed, and the refusal is recorded (an execution record,
+        "refused", reason record_changed) before the error is raised.
+        """
+        bound = decision.record_state
+        if bound is None:
+            return
+        ask = self.record_state
+        reading = RecordStateReading(False, None, "this instance has no recordState to read it with") if ask is None else ask(call)
+        if reading.ok and reading.state == bound:
+            return
+        if reading.ok:
+            why = "recordState now gives no state" if reading.state is None else f"the record is now in state {stringify(reading.state)}"
+        else:
+            why = reading.problem or "recordState gave no answer"
+        record = execution_record(
+            decision_id=decision.id,
+            timestamp=iso_timestamp(self.clock()),
+            bundle=self.bundle(),
+            actor_id=decision.actor_id,
+            tenant_id=decision.tenant_id,
+            call_digest=decision.call_digest,
+            reviewer_id=answer.reviewer_id,
+            execution="refused",
+            record_changed=True,
+            record_state=reading.state if reading.ok else None,
+        )
+        try:
+            self.sink.write(record)
+            self.written.remember(record)
+        except Exception as error:
+            log.error("record_changed refusal could not be recorded (decision %s): %s", decision.id, error)
+        log.warning("approved call refused: its record changed (decision %s): %s", decision.id, why)
+        raise ApprovalError(
+            "record_changed",
+            decision.id,
+            f"the call approved in {decision.id} was approved with its record in state {stringify(bound)}, but {why}; it does not run",
+        )
+
+    def amend(
+        self,
+        decision_id: Any,
+        reviewer_id: Any,
+        arguments: Any,
+        note: Any,
+        decide: Callable[[StoredDecision, dict[str, Any]], Decision],
+    ) -> Decision:
+        """
+        Amend a pending call (docs/contract.md §6, amend; approvals/desk.ts):
+        the same checks as an answer (a listed approver, never the actor, once,
+        before expiry), then the approval is reserved, ``decide`` makes the
+        amended call's decision (recorded and stored before it returns), and
+        the original ends "amended" with its amendment record naming the new
+        decision. A failure before the amendment is settled leaves the original
+        pending (the new decision, if made, stays on record, linked to nothing
+        that can run).
+        """
+        decision_id = require_text(decision_id, "decision_id", "amend")
+        reviewer_id = require_text(reviewer_id, "reviewer_id", "amend")
+        if note is not None and not isinstance(note, str):
+            raise VetoOptionsError("amend: note must be a string when given")
+        if not isinstance(arguments, Mapping):
+            raise VetoOptionsError("amend: arguments must be the amended call's arguments object (a dict)")
+        original = self.approvable(decision_id)
+        if reviewer_id == original.actor_id:
+            raise ApprovalError("self_approval", decision_id, f"{reviewer_id} made the call and cannot amend it")
+        if reviewer_id not in original.approvers:
+            raise ApprovalError(
+                "not_an_approver",
+                decision_id,
+                f"{reviewer_id} is not among this decision's approvers ({', '.join(original.approvers)})",
+            )
+        self._refuse_if_settled(original, self.clock())
+        review = original.review
+        if review is None or review.context is None or review.tool == "":
+            raise ApprovalError(
+                "not_amendable", decision_id, f"decision {decision_id} was stored without the context an amendment is decided with"
+            )
+        # Reserved as an answer is: no approval or second amendment can come in between.
+        reserved_at = self.clock()
+        if not self.store.transition_approval(decision_id, ApprovalTransition("pending", "answering", reserved_at, reviewer_id)):
+            again = self.store.get_decision(decision_id)
+            if again is not None:
+                self._refuse_if_settled(again, reserved_at)
+            raise ApprovalError("already_answered", decision_id, f"decision {decision_id} is already being answered")
+
+        def release() -> None:
+            try:
+                self.store.transition_approval(decision_id, ApprovalTransition("answering", "pending", self.clock()))
+            except Exception as error:  # pragma: no cover - the in-memory store does not fail
+                log.error("amendment reservation could not be released (decision %s): %s", decision_id, error)
+
+        try:
+            amended = decide(original, {"tool": review.tool, "arguments": arguments, "context": review.context})
+        except BaseException:
+            release()
+            raise
+        try:
+            at_ms = self.clock()
+            record = amendment_record(
+                decision_id=decision_id,
+                timestamp=iso_timestamp(at_ms),
+                bundle=self.bundle(),
+                actor_id=original.actor_id,
+                tenant_id=original.tenant_id,
+                call_digest=original.call_digest,
+                reviewer_id=reviewer_id,
+                note=note,
+                amended_to=amended.id,
+            )
+            self.sink.write(record)
+            self.written.remember(record)
+            moved = self.store.transition_approval(
+                decision_id, ApprovalTransition("answering", "amended", at_ms, reviewer_id, note, amended_to=amended.id)
+            )
+            if not moved:
+                raise RuntimeError(f"decision {decision_id} was no longer reserved for the amendment")
+        except Exception as error:
+            release()
+            log.error("amendment could not be stored (decision %s): %s", decision_id, error)
+            raise ApprovalError("record_unavailable", decision_id, f"the approval could not be stored: {error}") from error
+        return amended
+
+    def _amended_error(self, original: StoredDecision) -> ApprovalError:
+        """
+        The refusal a wait for an amended call gets (docs/contract.md §6,
+        amend): code "amended", carrying the amended call and its decision,
+        read from the store and checked against the records: the amended call's
+        decision record must name the original as amended_from, be for exactly
+        that call (its digest) and say the same action; else approval_unverified.
+        """
+        oid = original.id
+        to = original.approval.amended_to if original.approval is not None else None
+        nxt = None if to is None else self.store.get_decision(to)
+        amendment = None if nxt is None else nxt.amendment
+
+        def unverified(why: str) -> ApprovalError:
+            return ApprovalError("approval_unverified", oid, f"the amendment of {oid} is refused: {why}")
+
+        if nxt is None or amendment is None or amendment.from_id != oid:
+            return unverified("the store shows no amended decision for it")
+        if amendment.call is None:
+            return ApprovalError("amended", oid, f"the call of {oid} was amended by {amendment.by}; the amended call was not valid ({to})")
+        made_list = [r for r in self.written.read_records(nxt.id) if r.get("type") == "decision"]
+        made = made_list[-1] if made_list else None
+        digest = self._digest_or_none(amendment.call)
+        if made is None or made.get("amended_from") != oid or made.get("call_digest") != digest or digest != nxt.call_digest:
+            return unverified("the amended decision's record does not name it, or is for another call")
+        action = (made.get("result") or {}).get("action")
+        if action != amendment.decision.action or nxt.action != amendment.decision.action:
+            return unverified("the amended decision's record and the store disagree on its action")
+        return ApprovalError(
+            "amended",
+            oid,
+            f"the call of {oid} was amended by {amendment.by}: the amended call is decision {nxt.id} ({amendment.decision.action}); the original never runs",
+            AmendedCall(amendment.decision, copy.deepcopy(dict(amendment.call))),
+        )
 
     def _claim(self, decision: StoredDecision, answer: ApprovalAnswer) -> ApprovalAnswer:
         """

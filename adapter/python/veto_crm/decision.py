@@ -5,9 +5,10 @@ own answer (§4b) that it is built from, as in adapter/decision.ts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Mapping, Optional
 
 from .bundle import BundleVersion
 
@@ -64,15 +65,34 @@ class Decision:
         }
 
 
+@dataclass(frozen=True)
+class AmendedCall:
+    """
+    An amended call and its decision (docs/contract.md §6, amend), as a wait
+    for the original is told (``ApprovalError.amended``). ``call`` is a fresh
+    deep copy at every read: exactly what was decided, whatever a reader does
+    with it.
+    """
+
+    decision: Decision
+    _call: Mapping[str, Any] = field(repr=False)
+
+    @property
+    def call(self) -> dict[str, Any]:
+        """``{"tool", "arguments", "context"}``, the amended arguments with the original's tool and context."""
+        return copy.deepcopy(dict(self._call))
+
+
 #: Reason codes the adapter answers itself, without (or instead of) the policy.
 INVALID_INPUT = "invalid_input"
 EVALUATION_ERROR = "evaluation_error"
 RECORD_UNAVAILABLE = "record_unavailable"
+RECORD_STATE_UNAVAILABLE = "record_state_unavailable"
 
 #: The adapter's own fail-closed codes: the system's fault, not the actor's. A deny
 #: answered with one of them is recorded and remembered but does not count towards
 #: the actor's recentDenies (docs/contract.md §3, §7b).
-OUTAGE_REASON_CODES = frozenset({EVALUATION_ERROR, RECORD_UNAVAILABLE, "record_state_unavailable"})
+OUTAGE_REASON_CODES = frozenset({EVALUATION_ERROR, RECORD_UNAVAILABLE, RECORD_STATE_UNAVAILABLE})
 
 
 def answer_counts_towards_escalation(action: str, reasons: tuple[Reason, ...]) -> bool:
@@ -85,8 +105,7 @@ ADAPTER_REASON_MESSAGES = {
     INVALID_INPUT: "The call does not match the input contract",
     EVALUATION_ERROR: "The policy could not be evaluated",
     RECORD_UNAVAILABLE: "The decision record could not be written durably",
-    # Record state (docs/contract.md §6) is not built in the Python adapter yet; the message is kept with the others.
-    "record_state_unavailable": "The state of the CRM record could not be read",
+    RECORD_STATE_UNAVAILABLE: "The state of the CRM record could not be read",
 }
 
 

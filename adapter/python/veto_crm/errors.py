@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Literal, Optional, Sequence
 
 if TYPE_CHECKING:
-    from .decision import Decision
+    from .decision import AmendedCall, Decision
 
 BundleSignatureCheck = Literal[
     "unsigned",
@@ -40,6 +40,12 @@ ApprovalErrorCode = Literal[
     "closed",
     #: The approved call was already claimed for execution (use-once, docs/contract.md §6).
     "already_executed",
+    #: The target record's state is not the one the call was approved at, or could not be read (docs/contract.md §6).
+    "record_changed",
+    #: An approver amended the call; the amended call is a new decision (docs/contract.md §6, amend).
+    "amended",
+    #: The decision cannot be amended (no context kept with it).
+    "not_amendable",
 ]
 
 
@@ -90,11 +96,17 @@ class VetoDeniedError(VetoError):
 
 
 class ApprovalError(VetoError):
-    """An approval, rejection or wait that was refused, with the reason as ``code``."""
+    """
+    An approval, rejection, amendment or wait that was refused, with the reason
+    as ``code``. For code "amended": ``amended`` holds the amended call and its
+    decision (the original call never runs; run the amended one only as its
+    decision allows, as ``guard`` does).
+    """
 
-    def __init__(self, code: ApprovalErrorCode, decision_id: str, message: str) -> None:
+    def __init__(self, code: ApprovalErrorCode, decision_id: str, message: str, amended: Optional["AmendedCall"] = None) -> None:
         super().__init__(code, message)
         self.decision_id = decision_id
+        self.amended = amended
 
 
 class VetoClosedError(VetoError):

@@ -27,7 +27,14 @@ def _evidence_of(record: dict[str, Any]) -> ReadRecord:
     common = {k: record.get(k) for k in ("type", "decision_id", "timestamp", "actor_id", "tenant_id", "call_digest")}
     result = record.get("result") or {}
     if record.get("type") == "decision":
-        return {**common, "result": {"action": result.get("action"), "escalated": result.get("escalated"), "approvers": list(result.get("approvers") or [])}}
+        made = {**common, "result": {"action": result.get("action"), "escalated": result.get("escalated"), "approvers": list(result.get("approvers") or [])}}
+        # The record state an approval is bound to, and the amendment a decision came from (docs/contract.md §6).
+        for name in ("record_state", "amended_from"):
+            if name in record:
+                made[name] = record[name]
+        return made
+    if record.get("type") == "execution":
+        return {**common, "reviewer_id": record.get("reviewer_id"), "result": {"execution": result.get("execution")}}
     return {**common, "reviewer_id": record.get("reviewer_id"), "note": record.get("note"), "result": {"approval": result.get("approval")}}
 
 
@@ -40,7 +47,12 @@ class WrittenRecords:
         self._lock = threading.Lock()
 
     def remember(self, record: dict[str, Any]) -> None:
-        kept = record.get("type") != "decision" or (record.get("result") or {}).get("action") == "require_approval"
+        # Decisions an approval check reads: require_approval ones, and those of amended calls (the amendment's evidence).
+        kept = (
+            record.get("type") != "decision"
+            or (record.get("result") or {}).get("action") == "require_approval"
+            or record.get("amended_from") is not None
+        )
         decision_id = record.get("decision_id")
         if not isinstance(decision_id, str):
             return
@@ -119,10 +131,12 @@ def answer_problem(decision: StoredDecision, records: list[ReadRecord]) -> Optio
         or made.get("tenant_id") != decision.tenant_id
         or made.get("call_digest") != decision.call_digest
         or not _same_time(made.get("timestamp"), decision.at_ms)
+        # The record state the approval is bound to (docs/contract.md §6) is the one recorded.
+        or made.get("record_state") != decision.record_state
         or not recorded_ok
         or set(recorded) != set(decision.approvers)
     ):
-        return "its decision record does not match the store (actor, tenant, call digest, time or approvers differ)"
+        return "its decision record does not match the store (actor, tenant, call digest, time, approvers or record state differ)"
     if reviewer == made.get("actor_id") or reviewer not in recorded:
         return f"its decision record does not list {reviewer} among its approvers"
     kind = "approval" if status == "approved" else "rejection"

@@ -162,6 +162,9 @@ def decision_record(
     destination_hosts: Optional[Sequence[str]] = None,
     expires_at: Optional[str] = None,
     shadow: Optional[Mapping[str, Any]] = None,
+    record_state: Optional[str] = None,
+    amended_from: Optional[str] = None,
+    amended_by: Optional[str] = None,
 ) -> Record:
     """The record of one decision (veto.ts's DecisionEventRecord), members in the TypeScript adapter's order."""
 
@@ -197,6 +200,13 @@ def decision_record(
     # A shadow bundle's verdict, inside the hash chain (docs/policy-changes.md); never the decision.
     if shadow is not None:
         record["shadow"] = dict(shadow)
+    # The state of the target CRM record the approval is bound to (docs/contract.md §6, record state).
+    if record_state is not None:
+        record["record_state"] = record_state
+    # The decision of an amended call: the decision it amends and who amended it (docs/contract.md §6, amend).
+    if amended_from is not None:
+        record["amended_from"] = amended_from
+        record["amended_by"] = amended_by
     # The approval's expiry, so a report tells expired from pending (docs/contract.md §7).
     if expires_at is not None:
         record["expires_at"] = expires_at
@@ -252,8 +262,29 @@ def execution_record(
     call_digest: Optional[str],
     reviewer_id: Optional[str],
     execution: str,
+    record_changed: bool = False,
+    record_state: Optional[str] = None,
 ) -> Record:
-    """The record of a use-once claim, "claimed" or "refused" (records.ts's ExecutionEventRecord)."""
+    """
+    The record of a use-once claim, "claimed" or "refused" (records.ts's
+    ExecutionEventRecord). ``record_changed``: refused because the target
+    record's state is not the one approved (docs/contract.md §6), with the
+    state read then in ``record_state`` (null: it could not be read).
+    """
+    if record_changed:
+        return {
+            "type": "execution",
+            "decision_id": decision_id,
+            "timestamp": timestamp,
+            "path": DECISION_ENTRYPOINT,
+            "bundles": {RECORD_BUNDLE_NAME: bundle.to_json()},
+            "actor_id": actor_id,
+            "tenant_id": tenant_id,
+            "call_digest": call_digest,
+            "reviewer_id": reviewer_id,
+            "result": {"execution": "refused", "reason": "record_changed"},
+            "record_state": record_state,
+        }
     return {
         "type": "execution",
         "decision_id": decision_id,
@@ -265,6 +296,39 @@ def execution_record(
         "call_digest": call_digest,
         "reviewer_id": reviewer_id,
         "result": {"execution": execution},
+    }
+
+
+def amendment_record(
+    *,
+    decision_id: str,
+    timestamp: str,
+    bundle: BundleVersion,
+    actor_id: Optional[str],
+    tenant_id: Optional[str],
+    call_digest: Optional[str],
+    reviewer_id: str,
+    note: Optional[str],
+    amended_to: str,
+) -> Record:
+    """
+    The record of an amendment (records.ts's AmendmentEventRecord,
+    docs/contract.md §6): the original's approval ends "amended", and
+    ``amended_to`` names the amended call's decision.
+    """
+    return {
+        "type": "amendment",
+        "decision_id": decision_id,
+        "timestamp": timestamp,
+        "path": DECISION_ENTRYPOINT,
+        "bundles": {RECORD_BUNDLE_NAME: bundle.to_json()},
+        "actor_id": actor_id,
+        "tenant_id": tenant_id,
+        "call_digest": call_digest,
+        "reviewer_id": reviewer_id,
+        "note": note,
+        "amended_to": amended_to,
+        "result": {"approval": "amended"},
     }
 
 
@@ -281,7 +345,7 @@ class JsonLinesRecordSink:
     The default sink: one JSON line per record on a text stream (standard
     error unless given), shaped like the TypeScript adapter's pino lines
     (``level``, ``time``, ``name``, ``component``, the record's members, ``msg``
-    "veto decision" / "veto approval" / "veto rejection" / "veto execution"), flushed before
+    "veto decision" / "veto approval" / "veto rejection" / "veto execution" / "veto amendment"), flushed before
     ``write`` returns. It fails closed as the TypeScript FdRecordSink does
     (adapter/records/fd-sink.ts, docs/contract.md §7): the null device is
     refused (records written there are discarded), a regular file is

@@ -8,6 +8,12 @@ counts the denies and rejected approvals of (actor, tenant) at or after
 except the adapter's own fail-closed denies (evaluation_error,
 record_unavailable), stored with ``counts_towards_escalation`` False
 (docs/contract.md §3).
+
+What any store keeps for an approval (the PostgreSQL store too): the
+decision's ``record_state`` and ``review`` (with the context an amendment is
+decided with), an amended call's ``amendment``, and ``ApprovalState.amended_to``
+after ``transition_approval(..., ApprovalTransition("answering", "amended",
+at_ms, reviewer_id, note, amended_to))`` (docs/contract.md §6).
 """
 
 from __future__ import annotations
@@ -17,11 +23,16 @@ import threading
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Iterator, Literal, Optional, Union
+from typing import Any, Callable, Iterator, Literal, Mapping, Optional, Union
+
+from .bundle import BundleVersion
+from .decision import Decision, Reason
 
 #: "executed": approved, then claimed once by the caller about to run the
-#: call (use-once, docs/contract.md §6); no later claim succeeds.
-ApprovalStatus = Literal["pending", "answering", "approved", "rejected", "expired", "executed"]
+#: call (use-once, docs/contract.md §6); no later claim succeeds. "amended": an
+#: approver amended the call instead of answering it; the amended call is a new
+#: decision (``amended_to``), and the original can never run.
+ApprovalStatus = Literal["pending", "answering", "approved", "rejected", "expired", "executed", "amended"]
 
 MAX_DENIES_PER_KEY = 10_000
 
@@ -35,6 +46,42 @@ class ApprovalState:
     answered_at_ms: Optional[float] = None
     #: When the approval was claimed for execution (status "executed").
     executed_at_ms: Optional[float] = None
+    #: For status "amended": the decision id of the amended call.
+    amended_to: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class ApprovalReview:
+    """
+    What a reviewer sees of a require_approval decision, kept with it (the
+    TypeScript store's ApprovalReview, field for field): the arguments as the
+    record holds them (masked), and the call's context as decided, which an
+    amendment of the call is decided with (docs/contract.md §6, amend).
+    """
+
+    tool: str
+    environment: str
+    #: The call's arguments as its record holds them: sensitive values masked.
+    arguments: Any
+    reasons: tuple[Reason, ...]
+    bundle: BundleVersion
+    recent_denies: Optional[int]
+    #: The call's context, as decided (not masked).
+    context: Optional[Mapping[str, Any]] = None
+
+
+@dataclass(frozen=True)
+class Amendment:
+    """What an amended call's decision keeps of its amendment (docs/contract.md §6, amend)."""
+
+    #: The decision amended.
+    from_id: str
+    #: The approver who amended it.
+    by: str
+    #: The decision made for the amended call, as the caller of amend() got it.
+    decision: Decision
+    #: The amended call as decided (not masked: the waiting agent runs it), when it was a valid call.
+    call: Optional[Mapping[str, Any]] = None
 
 
 @dataclass(frozen=True)
@@ -54,10 +101,16 @@ class StoredDecision:
     #: For a deny: whether it counts towards its actor's recentDenies; False for
     #: the adapter's own fail-closed denies (an outage is not the actor's doing).
     counts_towards_escalation: bool = True
-    #: For require_approval: what a reviewer sees (store.ts ApprovalReview: tool, environment, the
-    #: masked arguments, reasons, bundle, recentDenies, context), kept with the decision so an
-    #: approval service on a shared store (Node's too) can show it.
-    review: Optional[dict[str, Any]] = None
+    #: For require_approval decisions: what the reviewer sees and an amendment is decided with (the
+    #: TypeScript store's ApprovalReview), kept with the decision so an approval service on a shared
+    #: store (Node's too) can show it.
+    review: Optional[ApprovalReview] = None
+    #: For require_approval decisions: the state of the target CRM record when
+    #: the call needed approval, as the application's ``record_state`` gave it
+    #: (docs/contract.md §6, record state); None when no state was bound. Never changes.
+    record_state: Optional[str] = None
+    #: For the decision of an amended call: the amendment it came from.
+    amendment: Optional[Amendment] = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +120,8 @@ class ApprovalTransition:
     at_ms: float
     reviewer_id: Optional[str] = None
     note: Optional[str] = None
+    #: For a move to "amended": the decision id of the amended call.
+    amended_to: Optional[str] = None
 
 
 def counts_towards_escalation(decision: StoredDecision) -> bool:
@@ -120,7 +175,8 @@ class InMemoryStore:
         anything but "expired", only while ``t.at_ms`` is before its expiry. A
         move to "rejected" counts as a deny at ``t.at_ms``; "approved" ->
         "executed" (the use-once claim) keeps the answer and sets
-        ``executed_at_ms``.
+        ``executed_at_ms``; a move to "amended" (from "answering", reserved by
+        the amender, docs/contract.md §6) keeps ``amended_to``.
         """
         with self._lock:
             decision = self._decisions.get(decision_id)
@@ -143,6 +199,7 @@ class InMemoryStore:
                 reviewer_id=t.reviewer_id,
                 note=t.note,
                 answered_at_ms=None if t.to_status in ("answering", "pending") else t.at_ms,
+                amended_to=t.amended_to if t.to_status == "amended" else None,
             )
             self._decisions[decision_id] = replace(decision, approval=approval)
             if t.to_status == "rejected":

@@ -17,11 +17,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Mapping, Optional, Sequence, TypeVar, Union
 
-from .approvals import ApprovalAnswer, ApprovalDesk
+from .approvals import AmendResult, ApprovalAnswer, ApprovalDesk
 from .bundle import BundleVersion, load_bundle
 from .decision import (
     EVALUATION_ERROR,
     INVALID_INPUT,
+    RECORD_STATE_UNAVAILABLE,
     RECORD_UNAVAILABLE,
     Decision,
     PolicyAnswer,
@@ -35,10 +36,11 @@ from .ids import monotonic_ulid
 from .jsontext import number_texts
 from .input import DEFAULT_INPUT_LIMITS, CheckedCall, CheckedInput, InputLimits, PartialContext, RefusedCall, check_call, partial_context
 from .policy_data import PolicyData, read_policy_data
+from .record_state import DEFAULT_RECORD_STATE_TIMEOUT_MS, RecordStateFn, RecordStateReading, read_record_state
 from .records import JsonLinesRecordSink, Record, RecordMasker, RecordSink, decision_record, result_of
 from .shadow import ShadowPolicy, ShadowVerdict
 from .signature import BundleVerifier, VerificationKeyInput, create_bundle_verifier
-from .store import InMemoryStore, StoredDecision, ApprovalState
+from .store import Amendment, ApprovalReview, ApprovalState, InMemoryStore, StoredDecision
 from .unit import DecisionUnit, run_unit
 
 log = logging.getLogger("veto_crm")
@@ -110,6 +112,9 @@ def create_veto(
     limits: Union[InputLimits, Mapping[str, int], None] = None,
     on_escalation: Optional[Callable[[EscalationEvent], Any]] = None,
     shadow: Optional[Mapping[str, Any]] = None,
+    record_state: Optional[RecordStateFn] = None,
+    record_state_timeout_ms: int = DEFAULT_RECORD_STATE_TIMEOUT_MS,
+    _asyncio: bool = False,
 ) -> "Veto":
     """
     Load the bundle (verifying its signature when ``verification_key`` is given)
@@ -131,6 +136,18 @@ def create_veto(
     recorded (``shadow`` in the decision record) and never changes the
     decision; a candidate that fails is recorded as ``shadow.error``, never a
     deny. Default: none (docs/policy-changes.md).
+    ``record_state``: ``fn(call) -> str | None``, the state of the CRM record
+    the call targets (a version, ETag, SystemModstamp or a digest of the
+    fields the call changes; None: no state to bind), docs/contract.md §6.
+    Asked (with a deep copy of the call) once when a call needs approval: the
+    state is kept with the approval and recorded as ``record_state``. Asked
+    again where the approved call executes (``guard``, ``wait_for_approval``
+    with ``call``): the call runs only when the state is unchanged, else
+    ApprovalError ``record_changed``. At decision time a function that raises,
+    answers something other than a str or None, or takes longer than
+    ``record_state_timeout_ms`` (default 2,000) makes the decision a deny
+    ``record_state_unavailable`` (not counted towards escalation). An ``async
+    def`` needs create_async_veto. Default: none.
     """
     issues: list[str] = []
     if not isinstance(bundle, (str, Path, bytes, bytearray)) or bundle == "":
@@ -153,6 +170,12 @@ def create_veto(
         issues.append("on_escalation: on_escalation must be a function")
     if shadow is not None:
         issues.extend(_shadow_issues(shadow))
+    if record_state is not None and not callable(record_state):
+        issues.append("record_state: record_state must be a function (call) -> str | None")
+    elif record_state is not None and inspect.iscoroutinefunction(record_state) and not _asyncio:
+        issues.append("record_state: an async def record_state needs the asyncio API (create_async_veto); the synchronous Veto cannot await it")
+    if not _positive_int(record_state_timeout_ms):
+        issues.append("record_state_timeout_ms: must be a positive integer")
     if issues:
         raise VetoOptionsError(f"create_veto: invalid options: {'; '.join(issues)}", issues)
     input_limits = _limits(limits)
@@ -181,6 +204,8 @@ def create_veto(
         limits=input_limits,
         on_escalation=on_escalation,
         shadow=shadow_policy,
+        record_state=record_state,
+        record_state_timeout_ms=record_state_timeout_ms,
     )
 
 
@@ -238,6 +263,8 @@ class Veto:
         limits: InputLimits,
         on_escalation: Optional[Callable[[EscalationEvent], Any]],
         shadow: Optional[ShadowPolicy] = None,
+        record_state: Optional[RecordStateFn] = None,
+        record_state_timeout_ms: int = DEFAULT_RECORD_STATE_TIMEOUT_MS,
     ) -> None:
         self._policy = policy
         self._shadow = shadow
@@ -258,7 +285,23 @@ class Veto:
         self._on_escalation = on_escalation
         self._next_id = monotonic_ulid()
         self._closed = False
-        self._desk = ApprovalDesk(self._store, self._sink, clock, lambda: self._policy.version, approval_poll_ms, masker.call_digest)
+        self._record_state: Optional[Callable[[Mapping[str, Any]], RecordStateReading]] = None
+        if record_state is not None:
+            state_fn = record_state
+
+            def read(call: Mapping[str, Any]) -> RecordStateReading:
+                return read_record_state(state_fn, call, record_state_timeout_ms)
+
+            self._record_state = read
+        self._desk = ApprovalDesk(
+            self._store,
+            self._sink,
+            clock,
+            lambda: self._policy.version,
+            approval_poll_ms,
+            masker.call_digest,
+            record_state=self._record_state,
+        )
 
     # -- public API --------------------------------------------------------
 
@@ -299,11 +342,41 @@ class Veto:
         self._open()
         return self._desk.answer("rejection", decision_id, reviewer_id, note)
 
+    def amend(self, decision_id: str, reviewer_id: str, arguments: Mapping[str, Any], note: Optional[str] = None) -> AmendResult:
+        """
+        Amend a pending call's arguments (docs/contract.md §6, amend): a listed
+        approver (never the actor), once, before expiry. The amended call (the
+        original's tool and context, these arguments, which replace the
+        original's entirely) is a new decision by the policy, recorded with
+        the amender (``amended_from``, ``amended_by``; its deny does not count
+        towards the agent's escalation); the original ends "amended", its
+        ``amendment`` record naming the new decision. When the amended call
+        needs approval and the amender is among its approvers (never its
+        actor), the amendment approves it. Refused with ApprovalError as
+        approve() is; bad arguments raise VetoOptionsError.
+        """
+        self._open()
+        actor: list[Optional[str]] = []
+
+        def decide(original: StoredDecision, call: dict[str, Any]) -> Decision:
+            actor.append(original.actor_id)
+            return self._decide(call, amendment=(original.id, str(reviewer_id))).decision
+
+        decision = self._desk.amend(decision_id, reviewer_id, arguments, note, decide)
+        if decision.action == "require_approval" and reviewer_id != actor[0] and reviewer_id in decision.approvers:
+            approval = self._desk.answer("approval", decision.id, reviewer_id, note)
+            return AmendResult(decision_id, decision, approval)
+        return AmendResult(decision_id, decision)
+
     def guard(self, tool: str) -> Callable[[Callable[..., R]], Callable[[Mapping[str, Any], Mapping[str, Any]], R]]:
         """
         A decorator: the tool function ``fn(args, context, decision)`` runs only
         when ``protect({tool, arguments: args, context})`` allows it or its
         approval arrives; a deny raises VetoDeniedError and ``fn`` never runs.
+        An approved call runs once (use-once claim), and only while its
+        record's state is the one approved (ApprovalError ``record_changed``);
+        when an approver amended the call, the amended call runs as its own
+        decision allows, with the amended arguments (docs/contract.md §6).
         ``fn`` receives a fresh deep copy of exactly the arguments and context
         that were decided. An ``async def`` tool gets an async wrapper (the
         decision runs in a worker thread).
@@ -365,8 +438,28 @@ class Veto:
             error.__cause__ = decided.cause
             raise error
         if decided.decision.action == "require_approval":
-            self.wait_for_approval(decided.decision.id, call=decided.call)
+            return self._wait_or_amended(decided)
         return decided
+
+    def _wait_or_amended(self, decided: _Decided) -> _Decided:
+        """
+        guard's wait: the approval of exactly the decided call, claimed; or,
+        when an approver amended it (docs/contract.md §6, amend), the amended
+        call as its own decision says: denied (VetoDeniedError), allowed, or
+        approved and claimed in turn (an amended call may itself be amended, a
+        bounded number of times).
+        """
+        current = decided
+        hops = 0
+        while True:
+            try:
+                self.wait_for_approval(current.decision.id, call=current.call)
+                return current
+            except ApprovalError as error:
+                current = _next_of_amended(error, hops)
+                hops += 1
+                if current.decision.action != "require_approval":
+                    return current
 
     def protect_unreadable(self, text: Optional[str], problem: str) -> Decision:
         """
@@ -386,7 +479,10 @@ class Veto:
         """
         return self._decide(call, text=text).decision
 
-    def _decide(self, raw: Any, unreadable: Optional[str] = None, text: Optional[str] = None) -> _Decided:
+    def _decide(
+        self, raw: Any, unreadable: Optional[str] = None, text: Optional[str] = None, amendment: Optional[tuple[str, str]] = None
+    ) -> _Decided:
+        """``amendment``: (the decision amended, its amender) for an amended call (docs/contract.md §6, amend)."""
         if self._closed:
             raise VetoClosedError()
         clock_ms = self._clock()
@@ -407,7 +503,7 @@ class Veto:
             with run_unit(self._store, self._sink, who.actor_id if call is not None else None, who.tenant_id if call is not None else None) as unit:
                 # The store's clock when it has one (docs/contract.md §6), else this instance's.
                 now_ms = unit.now_ms if unit.now_ms is not None else clock_ms
-                decided = self._decide_in(unit, policy, raw, now_ms, self._next_id(now_ms), checked, call, who, store_ok=True)
+                decided = self._decide_in(unit, policy, raw, now_ms, self._next_id(now_ms), checked, call, who, store_ok=True, amendment=amendment)
         except _Unrecorded as unrecorded:
             return unrecorded.decided
         except Exception as error:
@@ -415,7 +511,17 @@ class Veto:
             log.error("decision unit unavailable; denying", exc_info=error)
             try:
                 decided = self._decide_in(
-                    DecisionUnit(self._store, self._sink), policy, raw, clock_ms, self._next_id(clock_ms), checked, call, who, store_ok=False, store_error=error
+                    DecisionUnit(self._store, self._sink),
+                    policy,
+                    raw,
+                    clock_ms,
+                    self._next_id(clock_ms),
+                    checked,
+                    call,
+                    who,
+                    store_ok=False,
+                    store_error=error,
+                    amendment=amendment,
                 )
             except _Unrecorded as unrecorded:
                 return unrecorded.decided
@@ -435,8 +541,10 @@ class Veto:
         who: PartialContext,
         store_ok: bool,
         store_error: Optional[BaseException] = None,
+        amendment: Optional[tuple[str, str]] = None,
     ) -> _Decided:
         recent: Optional[int] = None
+        record_state: Optional[str] = None
         eval_ns = 0
         answer: PolicyAnswer
         shadow: Optional[ShadowVerdict] = None
@@ -445,6 +553,7 @@ class Veto:
             answer = adapter_deny(INVALID_INPUT, checked.message)
         else:
             answer, eval_ns, recent, shadow = self._evaluate(unit, policy, decision_id, call, checked.json or "", now_ms, store_ok)
+            answer, record_state = self._bind_record_state(decision_id, call, answer)
 
         decision = self._decision(decision_id, now_ms, answer, policy.version)
         # Keyed like the masked values; over the call's canonical JSON, hashed once.
@@ -471,7 +580,24 @@ class Veto:
             destination_hosts=answer.destination_hosts,
             expires_at=iso_timestamp(now_ms + self._ttl_ms) if decision.action == "require_approval" else None,
             shadow=shadow,
+            record_state=record_state,
+            amended_from=None if amendment is None else amendment[0],
+            amended_by=None if amendment is None else amendment[1],
         )
+        needs_approval = decision.action == "require_approval"
+        review: Optional[ApprovalReview] = None
+        if needs_approval and call is not None:
+            recorded_input = record.get("input")
+            review = ApprovalReview(
+                tool=record.get("tool") or "",
+                environment=record.get("environment") or "",
+                arguments=recorded_input.get("arguments") if isinstance(recorded_input, dict) else None,
+                reasons=decision.reasons,
+                bundle=decision.bundle,
+                recent_denies=recent,
+                # What an amendment of this call is decided with (docs/contract.md §6, amend).
+                context=call["context"],
+            )
         stored = StoredDecision(
             id=decision_id,
             action=decision.action,
@@ -482,9 +608,20 @@ class Veto:
             tenant_id=who.tenant_id,
             call_digest=digest,
             approval=ApprovalState("pending", now_ms + self._ttl_ms) if decision.action == "require_approval" else None,
-            # The adapter's own fail-closed denies are remembered but not counted (docs/contract.md §3).
-            counts_towards_escalation=decision.action != "deny" or answer_counts_towards_escalation(decision.action, decision.reasons),
-            review=self._review(decision, record, call) if decision.action == "require_approval" else None,
+            # The adapter's own fail-closed denies are remembered but not counted (docs/contract.md §3);
+            # nor is an amended call's deny: the reviewer made that call, not the agent (docs/contract.md §6, amend).
+            counts_towards_escalation=decision.action != "deny"
+            or (amendment is None and answer_counts_towards_escalation(decision.action, decision.reasons)),
+            review=review,
+            record_state=record_state if needs_approval else None,
+            amendment=None
+            if amendment is None
+            else Amendment(
+                from_id=amendment[0],
+                by=amendment[1],
+                decision=decision,
+                call=None if call is None else {"tool": call["tool"], "arguments": call["arguments"], "context": call["context"]},
+            ),
         )
         try:
             if not store_ok:
@@ -494,7 +631,8 @@ class Veto:
             unit.write_record(record)
             unit.append_decision(stored)
             unit.commit()
-            if decision.action == "require_approval":
+            # Kept for approval checks: require_approval decisions, and amended calls' (their amendment's evidence).
+            if needs_approval or amendment is not None:
                 self._desk.written.remember(record)
         except Exception as error:
             # Ended before anything else touches the store: its locks are never waited on.
@@ -505,29 +643,14 @@ class Veto:
             escalation = EscalationEvent(decision, who.actor_id, who.tenant_id, recent or 0)
         return _Decided(decision, call, None, escalation)
 
-    @staticmethod
-    def _review(decision: Decision, record: Record, call: Optional[dict[str, Any]]) -> dict[str, Any]:
-        """What a reviewer sees of a require_approval decision (veto.ts storedDecision's review): the arguments as the record holds them, masked."""
-        held = record.get("input")
-        review: dict[str, Any] = {
-            "tool": record.get("tool") or "",
-            "environment": record.get("environment") or "",
-            "arguments": held.get("arguments") if isinstance(held, dict) else None,
-            "reasons": [r.to_json() for r in decision.reasons],
-            "bundle": decision.bundle.to_json(),
-            "recentDenies": (record.get("history") or {}).get("recent_denies"),
-        }
-        if call is not None:
-            # What an amendment of this call is decided with (docs/contract.md §6, amend).
-            review["context"] = call["context"]
-        return review
-
     def _unrecorded(self, error: Exception, policy: ActivePolicy, now_ms: float, decision_id: str, record: Record, stored: StoredDecision) -> _Decided:
         log.error("decision could not be recorded; denying", exc_info=error)
         answer = adapter_deny(RECORD_UNAVAILABLE, f"the call is denied: {error}")
         decision = self._decision(decision_id, now_ms, answer, policy.version)
         # A record the sink refused as such (no canonical JSON form) is superseded without the call.
         superseding = dict(record)
+        # A deny binds no state (the stored row keeps it: it never changes).
+        superseding.pop("record_state", None)
         if getattr(error, "code", None) == "record_invalid":
             superseding["input"] = None
             superseding["masked"] = []
@@ -537,10 +660,28 @@ class Veto:
         except Exception:
             pass
         try:
-            self._store.append_decision(replace(stored, action="deny", escalated=False, approvers=(), approval=None, counts_towards_escalation=False, review=None))
+            self._store.append_decision(
+                replace(stored, action="deny", escalated=False, approvers=(), approval=None, review=None, counts_towards_escalation=False)
+            )
         except Exception:
             pass
         return _Decided(decision, None, error)
+
+    def _bind_record_state(self, decision_id: str, call: dict[str, Any], answer: PolicyAnswer) -> tuple[PolicyAnswer, Optional[str]]:
+        """
+        A call that needs approval is bound to its record's state
+        (docs/contract.md §6): asked once here, inside the decision's unit; an
+        answer that cannot be trusted denies the call with
+        record_state_unavailable (the adapter's code: not counted towards
+        escalation).
+        """
+        if self._record_state is None or answer.action != "require_approval":
+            return answer, None
+        reading = self._record_state(call)
+        if not reading.ok:
+            log.error("record state unavailable; denying (decision %s): %s", decision_id, reading.problem)
+            return adapter_deny(RECORD_STATE_UNAVAILABLE, reading.problem or "no answer"), None
+        return answer, reading.state
 
     def _evaluate(
         self, unit: DecisionUnit, policy: ActivePolicy, decision_id: str, call: dict[str, Any], call_json: str, now_ms: float, store_ok: bool
@@ -608,6 +749,16 @@ def _check_text(raw: Any, text: Optional[str], limits: InputLimits, amount_names
     return check_call(raw, limits, amount_names, texts)
 
 
+def _next_of_amended(error: ApprovalError, hops: int) -> _Decided:
+    """What a guard's wait goes on with when the call it waits for was amended: the amended call, or ``error`` raised again."""
+    amended = error.amended if error.code == "amended" else None
+    if amended is None or hops >= 8:
+        raise error
+    if amended.decision.action == "deny":
+        raise VetoDeniedError(amended.decision) from error
+    return _Decided(amended.decision, amended.call)
+
+
 class _Unrecorded(Exception):
     def __init__(self, decided: _Decided) -> None:
         super().__init__("unrecorded")
@@ -621,4 +772,4 @@ def _close_awaitable(result: Awaitable[Any]) -> None:
     log.warning("on_escalation returned an awaitable; the synchronous Veto does not await it (use AsyncVeto)")
 
 
-__all__ = ["Veto", "create_veto", "EscalationEvent", "ActivePolicy", "activate_policy", "ApprovalError"]
+__all__ = ["Veto", "create_veto", "EscalationEvent", "ActivePolicy", "activate_policy", "ApprovalError", "AmendResult"]
