@@ -16,6 +16,7 @@ import pytest
 
 from veto_crm import ApprovalError, create_veto
 from veto_crm.postgres import PostgresStore
+from veto_crm.postgres.store import review_json
 
 from .conftest import TEST_BUNDLE, require
 from .pg_fleet import NodeError, globex, node_workers, pg, sql, start_node, wait_until  # noqa: F401
@@ -293,7 +294,10 @@ def test_a_python_approval_shows_its_reviewer_what_a_node_one_does(pg: tuple[str
         assert py_review == node_review
         assert py_review["tool"] == "crm.update" and py_review["context"] == call["context"]
         assert py_review["arguments"]["amount"] == 30000
-        assert store.get_decision(from_python.id).review == py_review
+        # Read back in Python, either row is the same ApprovalReview, and writes back as the same JSON.
+        read_py, read_node = store.get_decision(from_python.id).review, store.get_decision(from_node["id"]).review
+        assert read_py is not None and read_py == read_node
+        assert review_json(read_py) == py_review
     finally:
         veto.close()
         store.close()

@@ -98,6 +98,13 @@ class ApprovalDesk:
         store_now = getattr(self.store, "now", None)
         return float(store_now()) if callable(store_now) else self.clock()
 
+    def _now_or_clock(self) -> float:
+        """The store's clock, or the instance's when the store cannot tell it (a record of a refusal is still written)."""
+        try:
+            return self.now()
+        except Exception:
+            return self.clock()
+
     def answer(self, kind: str, decision_id: Any, reviewer_id: Any, note: Any = None) -> ApprovalAnswer:
         method = "approve" if kind == "approval" else "reject"
         decision_id = require_text(decision_id, "decision_id", method)
@@ -315,7 +322,7 @@ class ApprovalDesk:
             why = reading.problem or "recordState gave no answer"
         record = execution_record(
             decision_id=decision.id,
-            timestamp=iso_timestamp(self.clock()),
+            timestamp=iso_timestamp(self._now_or_clock()),
             bundle=self.bundle(),
             actor_id=decision.actor_id,
             tenant_id=decision.tenant_id,
@@ -370,15 +377,21 @@ class ApprovalDesk:
                 decision_id,
                 f"{reviewer_id} is not among this decision's approvers ({', '.join(original.approvers)})",
             )
-        self._refuse_if_settled(original, self.clock())
+        self._refuse_if_settled(original, self.now())
         review = original.review
         if review is None or review.context is None or review.tool == "":
             raise ApprovalError(
                 "not_amendable", decision_id, f"decision {decision_id} was stored without the context an amendment is decided with"
             )
-        # Reserved as an answer is: no approval or second amendment can come in between.
-        reserved_at = self.clock()
-        if not self.store.transition_approval(decision_id, ApprovalTransition("pending", "answering", reserved_at, reviewer_id)):
+        # Reserved as an answer is: no approval or second amendment can come in between. Timed by the
+        # store's clock when it has one (the database's: docs/contract.md §6).
+        try:
+            reserved_at = self.now()
+            reserved = self.store.transition_approval(decision_id, ApprovalTransition("pending", "answering", reserved_at, reviewer_id))
+        except Exception as error:
+            log.error("amendment could not be reserved (decision %s): %s", decision_id, error)
+            raise ApprovalError("record_unavailable", decision_id, f"the approval could not be stored: {error}") from error
+        if not reserved:
             again = self.store.get_decision(decision_id)
             if again is not None:
                 self._refuse_if_settled(again, reserved_at)
@@ -387,7 +400,7 @@ class ApprovalDesk:
         def release() -> None:
             try:
                 self.store.transition_approval(decision_id, ApprovalTransition("answering", "pending", self.clock()))
-            except Exception as error:  # pragma: no cover - the in-memory store does not fail
+            except Exception as error:
                 log.error("amendment reservation could not be released (decision %s): %s", decision_id, error)
 
         try:
@@ -396,27 +409,40 @@ class ApprovalDesk:
             release()
             raise
         try:
-            at_ms = self.clock()
-            record = amendment_record(
-                decision_id=decision_id,
-                timestamp=iso_timestamp(at_ms),
-                bundle=self.bundle(),
-                actor_id=original.actor_id,
-                tenant_id=original.tenant_id,
-                call_digest=original.call_digest,
-                reviewer_id=reviewer_id,
-                note=note,
-                amended_to=amended.id,
-            )
-            self.sink.write(record)
-            self.written.remember(record)
-            moved = self.store.transition_approval(
-                decision_id, ApprovalTransition("answering", "amended", at_ms, reviewer_id, note, amended_to=amended.id)
-            )
-            if not moved:
-                raise RuntimeError(f"decision {decision_id} was no longer reserved for the amendment")
+            # The amendment record and the move to "amended" as one unit: with a transactional store one
+            # transaction, so the original is never amended without its record, nor the record kept
+            # without the move (approvals/desk.ts amend).
+            with run_unit(self.store, self.sink, None, None) as unit:
+                at_ms = unit.now_ms if unit.now_ms is not None else self.clock()
+                record = amendment_record(
+                    decision_id=decision_id,
+                    timestamp=iso_timestamp(at_ms),
+                    bundle=self.bundle(),
+                    actor_id=original.actor_id,
+                    tenant_id=original.tenant_id,
+                    call_digest=original.call_digest,
+                    reviewer_id=reviewer_id,
+                    note=note,
+                    amended_to=amended.id,
+                )
+                unit.write_record(record)
+                self.written.remember(record)
+                moved = unit.transition_approval(
+                    decision_id, ApprovalTransition("answering", "amended", at_ms, reviewer_id, note, amended_to=amended.id)
+                )
+                if not moved:
+                    raise RuntimeError(f"decision {decision_id} was no longer reserved for the amendment")
+                unit.commit()
         except Exception as error:
-            release()
+            # Released only while still reserved: a COMMIT whose connection broke may have committed.
+            try:
+                held = self.store.get_decision(decision_id)
+            except Exception:
+                held = None
+            if held is None or (held.approval is not None and held.approval.status == "answering"):
+                release()
+            elif held.approval is not None and held.approval.status == "amended" and held.approval.amended_to == amended.id:
+                return amended
             log.error("amendment could not be stored (decision %s): %s", decision_id, error)
             raise ApprovalError("record_unavailable", decision_id, f"the approval could not be stored: {error}") from error
         return amended

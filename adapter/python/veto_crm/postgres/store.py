@@ -23,8 +23,10 @@ import threading
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Optional, Sequence
 
+from ..bundle import BundleVersion
 from ..checkpoint import CheckpointKeyInput
-from ..store import ApprovalState, ApprovalTransition, StoredDecision
+from ..decision import Decision, Reason
+from ..store import Amendment, ApprovalReview, ApprovalState, ApprovalTransition, StoredDecision
 from .connection import (
     APPROVAL_CHANNEL,
     DB_NOW_MS,
@@ -101,10 +103,117 @@ def _ms(value: float) -> int:
     return int(value)
 
 
+def _bundle_json(b: BundleVersion) -> dict[str, str]:
+    return b.to_json()
+
+
+def review_json(review: ApprovalReview) -> dict[str, Any]:
+    """A review as the TypeScript store writes its ApprovalReview to the review column (same members)."""
+    out: dict[str, Any] = {
+        "tool": review.tool,
+        "environment": review.environment,
+        "arguments": review.arguments,
+        "reasons": [r.to_json() for r in review.reasons],
+        "bundle": _bundle_json(review.bundle),
+        "recentDenies": review.recent_denies,
+    }
+    if review.context is not None:
+        out["context"] = dict(review.context)
+    return out
+
+
+def amendment_json(amendment: Amendment) -> dict[str, Any]:
+    """An amendment as the TypeScript store writes its Amendment to the amendment column (same members)."""
+    out: dict[str, Any] = {"from": amendment.from_id, "by": amendment.by}
+    if amendment.call is not None:
+        out["call"] = dict(amendment.call)
+    out["decision"] = amendment.decision.to_json()
+    return out
+
+
+class _Malformed(ValueError):
+    pass
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _Malformed("not a string")
+    return value
+
+
+def _bundle_of(value: Any) -> BundleVersion:
+    if not isinstance(value, dict):
+        raise _Malformed("bundle: not an object")
+    return BundleVersion(_text(value.get("revision")), _text(value.get("hash")))
+
+
+def _reasons_of(value: Any) -> tuple[Reason, ...]:
+    if not isinstance(value, list):
+        raise _Malformed("reasons: not an array")
+    out = []
+    for r in value:
+        if not isinstance(r, dict):
+            raise _Malformed("reason: not an object")
+        out.append(Reason(_text(r.get("code")), _text(r.get("message"))))
+    return tuple(out)
+
+
+def review_of(value: Any) -> ApprovalReview:
+    """The review column (written by either language) as an ApprovalReview; _Malformed when it is not one."""
+    if not isinstance(value, dict):
+        raise _Malformed("review: not an object")
+    recent = value.get("recentDenies")
+    if recent is not None and (isinstance(recent, bool) or not isinstance(recent, int)):
+        raise _Malformed("review.recentDenies: not an integer")
+    context = value.get("context")
+    if context is not None and not isinstance(context, dict):
+        raise _Malformed("review.context: not an object")
+    return ApprovalReview(
+        tool=_text(value.get("tool")),
+        environment=_text(value.get("environment")),
+        arguments=value.get("arguments"),
+        reasons=_reasons_of(value.get("reasons")),
+        bundle=_bundle_of(value.get("bundle")),
+        recent_denies=recent,
+        context=context,
+    )
+
+
+def _decision_of(value: Any) -> Decision:
+    if not isinstance(value, dict):
+        raise _Malformed("decision: not an object")
+    approvers = value.get("approvers")
+    if not isinstance(approvers, list) or not isinstance(value.get("escalated"), bool):
+        raise _Malformed("decision: approvers or escalated")
+    return Decision(
+        id=_text(value.get("id")),
+        action=_text(value.get("action")),
+        escalated=bool(value["escalated"]),
+        reason=_text(value.get("reason")),
+        reasons=_reasons_of(value.get("reasons")),
+        approvers=tuple(_text(a) for a in approvers),
+        bundle=_bundle_of(value.get("bundle")),
+        timestamp=_text(value.get("timestamp")),
+    )
+
+
+def amendment_of(value: Any) -> Amendment:
+    """The amendment column (written by either language) as an Amendment; _Malformed when it is not one."""
+    if not isinstance(value, dict):
+        raise _Malformed("amendment: not an object")
+    call = value.get("call")
+    if call is not None and not (isinstance(call, dict) and isinstance(call.get("tool"), str) and "arguments" in call and "context" in call):
+        raise _Malformed("amendment.call: not a call")
+    return Amendment(
+        from_id=_text(value.get("from")),
+        by=_text(value.get("by")),
+        decision=_decision_of(value.get("decision")),
+        call=None if call is None else {"tool": call["tool"], "arguments": call["arguments"], "context": call["context"]},
+    )
+
+
 def _params(d: StoredDecision) -> tuple[Any, ...]:
     a = d.approval
-    review = getattr(d, "review", None)
-    amendment = getattr(d, "amendment", None)
     return (
         d.id,
         d.action,
@@ -120,9 +229,9 @@ def _params(d: StoredDecision) -> tuple[Any, ...]:
         None if a is None else a.note,
         None if a is None or a.answered_at_ms is None else _ms(a.answered_at_ms),
         d.counts_towards_escalation is not False,
-        None if review is None else json.dumps(review),
-        getattr(d, "record_state", None),
-        None if amendment is None else json.dumps(amendment),
+        None if d.review is None else json.dumps(review_json(d.review), ensure_ascii=False, allow_nan=False),
+        d.record_state,
+        None if d.amendment is None else json.dumps(amendment_json(d.amendment), ensure_ascii=False, allow_nan=False),
     )
 
 
@@ -138,8 +247,22 @@ def _stored(row: Sequence[Any]) -> StoredDecision:
             note=r["note"],
             answered_at_ms=None if r["answered_at_ms"] is None else int(r["answered_at_ms"]),
             executed_at_ms=None if r["executed_at_ms"] is None else int(r["executed_at_ms"]),
+            amended_to=r["amended_to"],
         )
-    fields: dict[str, Any] = dict(
+    # A review or amendment that is not one (written by hand, or by a version that wrote another
+    # shape) is read as absent: the decision is then not amendable, and a wait for an amended call
+    # whose amendment is unreadable is refused approval_unverified (fail closed, docs/contract.md §6).
+    review: Optional[ApprovalReview] = None
+    amendment: Optional[Amendment] = None
+    try:
+        review = None if r["review"] is None else review_of(r["review"])
+    except _Malformed as problem:
+        log.error("decision %s: its stored review is unreadable (%s); read as none", r["id"], problem)
+    try:
+        amendment = None if r["amendment"] is None else amendment_of(r["amendment"])
+    except _Malformed as problem:
+        log.error("decision %s: its stored amendment is unreadable (%s); read as none", r["id"], problem)
+    return StoredDecision(
         id=r["id"],
         action=r["action"],
         escalated=bool(r["escalated"]),
@@ -150,15 +273,10 @@ def _stored(row: Sequence[Any]) -> StoredDecision:
         call_digest=r["call_digest"],
         approval=approval,
         counts_towards_escalation=bool(r["counts_towards_escalation"]),
+        review=review,
+        record_state=r["record_state"],
+        amendment=amendment,
     )
-    # Fields a StoredDecision of this version may carry (record state, review, amendment): kept when it does.
-    known = getattr(StoredDecision, "__dataclass_fields__", {})
-    for name in ("record_state", "review", "amendment"):
-        if name in known and r[name] is not None:
-            fields[name] = r[name]
-    if approval is not None and r["amended_to"] is not None and "amended_to" in getattr(ApprovalState, "__dataclass_fields__", {}):
-        fields["approval"] = ApprovalState(**{**approval.__dict__, "amended_to": r["amended_to"]})
-    return StoredDecision(**fields)
 
 
 class _Ops:
@@ -190,7 +308,7 @@ class _Ops:
             "reviewer": t.reviewer_id,
             "note": t.note,
             "at": at_ms,
-            "amended_to": getattr(t, "amended_to", None),
+            "amended_to": t.amended_to,
         }
         return bool(conn.execute(self.sql.transition, params).rowcount == 1)
 
