@@ -8,6 +8,10 @@
 //   protect  {calls}                        all calls at once; the decisions
 //   approve / reject {decisionId, reviewerId}
 //   wait     {decisionId, timeoutMs?, call?} waitForApproval (given the call: the use-once claim)
+//   amend    {decisionId, reviewerId, arguments, note?}  veto.amend
+//   follow   {decisionId, call, timeoutMs?}  what a guard does with a decision needing approval: wait
+//            with the call, following amended calls; answers {decisionId, call} of the call that runs
+//   (init's recordStateTable names a table (record_id, state) recordState reads the target's state from)
 import { createInterface } from "node:readline";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -19,11 +23,22 @@ const { postgres, migrate } = await import(resolve(ROOT, "dist/postgres.js"));
 const BUNDLE = resolve(ROOT, ".build/test-bundles/crm.tar.gz");
 
 let veto;
+let crm;
 
 const commands = {
-  async init({ url, schema, migrate: apply, pollMs, ttlMs, checkpointKey, checkpointEvery }) {
+  async init({ url, schema, migrate: apply, pollMs, ttlMs, checkpointKey, checkpointEvery, recordStateTable }) {
+    let recordState;
+    if (recordStateTable !== undefined) {
+      const { default: pg } = await import("pg");
+      crm = new pg.Pool({ connectionString: url, max: 4 });
+      recordState = async (call) => {
+        const { rows } = await crm.query(`SELECT state FROM ${recordStateTable} WHERE record_id = $1`, [call.arguments.recordId]);
+        return rows[0]?.state ?? undefined;
+      };
+    }
     veto = await createVeto({
       bundle: BUNDLE,
+      ...(recordState === undefined ? {} : { recordState }),
       ...(ttlMs === undefined ? {} : { approvalTtlMs: ttlMs }),
       logger: pino({ level: "error" }, pino.destination(2)),
       approvalPollMs: pollMs ?? 60_000,
@@ -44,8 +59,28 @@ const commands = {
   reject: ({ decisionId, reviewerId }) => veto.reject({ decisionId, reviewerId }),
   wait: ({ decisionId, timeoutMs, call }) =>
     veto.waitForApproval({ decisionId, ...(timeoutMs === undefined ? {} : { timeoutMs }), ...(call === undefined ? {} : { call }) }),
+  amend: ({ decisionId, reviewerId, arguments: args, note }) =>
+    veto.amend({ decisionId, reviewerId, arguments: args, ...(note === undefined ? {} : { note }) }),
+  async follow({ decisionId, call, timeoutMs }) {
+    for (let hops = 0; hops < 16; hops++) {
+      try {
+        await veto.waitForApproval({ decisionId, call, ...(timeoutMs === undefined ? {} : { timeoutMs }) });
+        return { decisionId, call };
+      } catch (error) {
+        if (error?.code !== "amended" || error.amended === undefined) throw error;
+        const { decision, call: next } = error.amended;
+        if (decision.action === "allow") return { decisionId: decision.id, call: next };
+        if (decision.action !== "require_approval") throw Object.assign(new Error(`denied: ${decision.reason}`), { code: "denied" });
+        decisionId = decision.id;
+        call = next;
+      }
+    }
+    throw new Error("too many amendments");
+  },
   async close() {
     await veto?.close();
+    await crm?.end();
+    crm = undefined;
     veto = undefined;
     return true;
   },
