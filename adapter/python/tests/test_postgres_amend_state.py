@@ -253,3 +253,83 @@ def test_a_python_amendment_reaches_a_node_wait_which_runs_the_amended_call_once
     finally:
         veto.close()
         store.close()
+
+
+def test_an_amendment_the_database_refuses_leaves_no_record_and_the_call_pending(pg: tuple[str, str], node_workers: list[Any]) -> None:
+    """The amendment record and the move to amended are one transaction: when the move fails, the record is gone with it."""
+    url, schema = pg
+    veto, store = python_veto(url, schema)
+    node = start_node(node_workers, url, schema)
+    try:
+        call = globex("agent:amend-refused", amount=50000)
+        original = veto.protect(call).id
+        # The database refuses the move to amended (as it would a lost connection mid-transaction).
+        sql(
+            url,
+            f'CREATE FUNCTION "{schema}".no_amend() RETURNS trigger LANGUAGE plpgsql AS '
+            "$$ BEGIN IF NEW.approval_status = 'amended' THEN RAISE EXCEPTION 'test: no amendment'; END IF; RETURN NEW; END $$",
+        )
+        sql(url, f'CREATE TRIGGER no_amend BEFORE UPDATE ON "{schema}".decisions FOR EACH ROW EXECUTE FUNCTION "{schema}".no_amend()')
+        args = {**call["arguments"], "amount": 100}
+        with pytest.raises(ApprovalError) as refused:
+            veto.amend(original, GLOBEX_APPROVER, args)
+        assert refused.value.code == "record_unavailable"
+        assert [r for r in records(url, schema) if r["type"] == "amendment"] == []
+        assert row(url, schema, original)["approval_status"] == "pending"
+        sql(url, f'DROP TRIGGER no_amend ON "{schema}".decisions')
+        # Still amendable, by either language; the chain verifies.
+        result = node.request("amend", decisionId=original, reviewerId=GLOBEX_APPROVER, arguments=args)
+        assert row(url, schema, original)["amended_to"] == result["decision"]["id"]
+        assert len([r for r in records(url, schema) if r["type"] == "amendment"]) == 1
+        verify_both(url, schema)
+    finally:
+        veto.close()
+        store.close()
+
+
+def test_racing_amendments_and_answers_from_both_languages_settle_once(pg: tuple[str, str], node_workers: list[Any]) -> None:
+    """Python and Node amend, approve and reject one call at once (seeded mixes): exactly one wins, the rest are refused."""
+    url, schema = pg
+    rng = random.Random(SEED + 2)
+    veto, store = python_veto(url, schema)
+    node = start_node(node_workers, url, schema)
+    try:
+        for case in range(6):
+            call = globex(f"agent:amend-race-{case}", amount=40000 + case)
+            original = (veto.protect(call).id if rng.random() < 0.5 else node.request("protect", calls=[call])[0]["id"])
+            moves = [(rng.choice(["python", "node"]), rng.choice(["amend", "approve", "reject"])) for _ in range(rng.randrange(2, 6))]
+            args = {**call["arguments"], "amount": rng.randrange(1, 20000)}
+            barrier = threading.Barrier(len(moves))
+            outcomes: list[str] = [""] * len(moves)
+
+            def move(i: int) -> None:
+                side, kind = moves[i]
+                barrier.wait()
+                try:
+                    if side == "node":
+                        body: dict[str, Any] = {"decisionId": original, "reviewerId": GLOBEX_APPROVER}
+                        node.request(kind, **({**body, "arguments": args} if kind == "amend" else body))
+                    elif kind == "amend":
+                        veto.amend(original, GLOBEX_APPROVER, args)
+                    else:
+                        getattr(veto, kind)(original, GLOBEX_APPROVER)
+                    outcomes[i] = "ok"
+                except (ApprovalError, NodeError) as error:
+                    outcomes[i] = str(error.code)
+
+            threads = [threading.Thread(target=move, args=(i,)) for i in range(len(moves))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=60)
+            where = f"seed {SEED + 2}, case {case}, {moves} -> {outcomes}"
+            assert outcomes.count("ok") == 1 and all(o in ("ok", "already_answered") for o in outcomes), where
+            winner = moves[outcomes.index("ok")][1]
+            status = row(url, schema, original)["approval_status"]
+            assert status == {"amend": "amended", "approve": "approved", "reject": "rejected"}[winner], where
+            answers = [r["type"] for r in records(url, schema) if r["decision_id"] == original and r["type"] != "decision"]
+            assert answers == [{"amend": "amendment", "approve": "approval", "reject": "rejection"}[winner]], where
+        verify_both(url, schema)
+    finally:
+        veto.close()
+        store.close()
