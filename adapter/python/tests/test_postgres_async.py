@@ -72,3 +72,56 @@ def test_an_unreachable_database_is_a_typed_error() -> None:
     with pytest.raises(PostgresStoreError) as refused:
         PostgresStore.connect("postgres://veto@127.0.0.1:1/veto", connection_timeout_s=2)
     assert refused.value.code == "connection_unavailable"
+
+
+async def test_an_async_guard_runs_a_node_amended_call_once_and_refuses_a_changed_record(pg: tuple[str, str], node_workers: list[Any]) -> None:
+    """The asyncio guard on PostgreSQL: an async record_state bound at decision time, a Node amendment followed, the amended call run once; then a changed record refused."""
+    url, schema = pg
+    store = await asyncio.to_thread(PostgresStore.connect, url, schema=schema, migrate=True)
+    node = start_node(node_workers, url, schema)
+    state = {"opp_9": "v1"}
+
+    async def record_state(call: dict[str, Any]) -> Any:
+        await asyncio.sleep(0)
+        return state.get(call["arguments"]["recordId"])
+
+    try:
+        async with await create_async_veto(TEST_BUNDLE, store=store, approval_poll_ms=60_000, record_state=record_state) as veto:
+            runs: list[dict[str, Any]] = []
+
+            @veto.guard("crm.update")
+            async def update(args: dict[str, Any], context: dict[str, Any], decision: Any) -> str:
+                runs.append(args)
+                return decision.id
+
+            call = globex("agent:async-amend", amount=30000)
+            guarded = asyncio.create_task(update(call["arguments"], call["context"]))
+            for _ in range(200):
+                rows = await asyncio.to_thread(
+                    sql, url, f'SELECT id, record_state FROM "{schema}".decisions WHERE actor_id = %s AND approval_status = %s', ("agent:async-amend", "pending")
+                )
+                if rows:
+                    break
+                await asyncio.sleep(0.05)
+            original, bound = rows[0]
+            assert bound == "v1"
+            amended_args = {**call["arguments"], "amount": 25000}
+            result = await asyncio.to_thread(node.request, "amend", decisionId=original, reviewerId=GLOBEX_APPROVER, arguments=amended_args)
+            # Approved by the amendment, bound to the record's state read again for the amended call.
+            assert result["decision"]["action"] == "require_approval" and result["approval"]["status"] == "approved"
+            assert await asyncio.wait_for(guarded, 30) == result["decision"]["id"]
+            assert runs == [amended_args]
+            kept = await asyncio.to_thread(sql, url, f'SELECT record_state, approval_status FROM "{schema}".decisions WHERE id = %s', (result["decision"]["id"],))
+            assert kept == [("v1", "executed")]
+
+            # A second approval, then the record changes before it runs: refused, nothing runs.
+            decision = await veto.protect(globex("agent:async-amend-2", amount=30000))
+            await asyncio.to_thread(node.request, "approve", decisionId=decision.id, reviewerId=GLOBEX_APPROVER)
+            state["opp_9"] = "v2"
+            with pytest.raises(ApprovalError) as changed:
+                await veto.wait_for_approval(decision.id, timeout_ms=5000, call=globex("agent:async-amend-2", amount=30000))
+            assert changed.value.code == "record_changed"
+            rows = await asyncio.to_thread(sql, url, f'SELECT approval_status FROM "{schema}".decisions WHERE id = %s', (decision.id,))
+            assert rows == [("approved",)]
+    finally:
+        store.close()
