@@ -107,12 +107,13 @@ async def test_an_async_guard_runs_a_node_amended_call_once_and_refuses_a_change
             assert bound == "v1"
             amended_args = {**call["arguments"], "amount": 25000}
             result = await asyncio.to_thread(node.request, "amend", decisionId=original, reviewerId=GLOBEX_APPROVER, arguments=amended_args)
-            # Approved by the amendment, bound to the record's state read again for the amended call.
+            # Approved by the amendment (the amender is among the approvers).
             assert result["decision"]["action"] == "require_approval" and result["approval"]["status"] == "approved"
             assert await asyncio.wait_for(guarded, 30) == result["decision"]["id"]
             assert runs == [amended_args]
             kept = await asyncio.to_thread(sql, url, f'SELECT record_state, approval_status FROM "{schema}".decisions WHERE id = %s', (result["decision"]["id"],))
-            assert kept == [("v1", "executed")]
+            # The amending instance decides the amended call: this Node one binds no record state.
+            assert kept == [(None, "executed")]
 
             # A second approval, then the record changes before it runs: refused, nothing runs.
             decision = await veto.protect(globex("agent:async-amend-2", amount=30000))
