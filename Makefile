@@ -136,9 +136,10 @@ $(VENV)/.stamp: scripts/python-venv.sh adapter/python/requirements-dev.txt adapt
 python: $(VENV)/.stamp ## Create .build/venv: the pinned Python dependencies and veto-crm (adapter/python) installed editable
 
 .PHONY: test-python
-test-python: $(TOOLS) python build test-bundles ## mypy --strict and pytest: the Python adapter against the conformance vectors and the TypeScript CLI; the framework integrations on PostgreSQL
+test-python: $(TOOLS) python build test-bundles ## mypy --strict and pytest: the Python adapter against the conformance vectors and the TypeScript CLI; Node instances and the framework integrations on PostgreSQL
 	@mkdir -p .build/results
-	@# set +e: a failing pytest must still be counted and PostgreSQL stopped (started unless already running).
+	@# set +e: a failing pytest must still be counted and PostgreSQL stopped.
+	@# The throwaway PostgreSQL as test-ts starts it: unless one is already running (then left running).
 	@set +e; $(VENV)/bin/python -m mypy --config-file adapter/python/pyproject.toml adapter/python/veto_crm; m=$$?; \
 	  was_running=$$(bash scripts/postgres.sh status); \
 	  export VETO_TEST_PG_URL=$$(bash scripts/postgres.sh start) || exit 1; \

@@ -29,7 +29,13 @@ export type DecisionLogErrorCode =
   | "checkpoint_key_required";
 
 /** Codes of the PostgreSQL backend's errors (PostgresStoreError, postgres/connection.ts). */
-export type PostgresErrorCode = "schema_not_migrated" | "migration_changed" | "migrations_unreadable" | "connection_unavailable";
+export type PostgresErrorCode =
+  | "schema_not_migrated"
+  | "migration_changed"
+  | "migrations_unreadable"
+  | "connection_unavailable"
+  /** The schema holds migrations this code does not know (a newer release migrated it). */
+  | "schema_newer";
 
 export type ApprovalErrorCode =
   | "unknown_decision"

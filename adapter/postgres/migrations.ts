@@ -113,6 +113,14 @@ const COMMENT_ONLY_EDITS: ReadonlyMap<string, ReadonlySet<string>> = new Map([
 ]);
 
 function checkApplied(rows: readonly AppliedRow[], migrations: readonly Migration[], schema: string): void {
+  // A schema a newer release migrated: its tables may mean what this code does not know (fail closed).
+  const unknown = rows.filter((row) => row.version > migrations.length);
+  if (unknown.length > 0) {
+    throw new PostgresStoreError(
+      "schema_newer",
+      `schema ${schema} is at version ${Math.max(...unknown.map((r) => r.version))} (${unknown.map((r) => r.name).join(", ")}), newer than this code knows (version ${migrations.length}): upgrade veto-crm`,
+    );
+  }
   for (const row of rows) {
     const known = migrations[row.version - 1];
     if (known !== undefined && known.checksum !== row.checksum && COMMENT_ONLY_EDITS.get(known.name)?.has(row.checksum) !== true) {

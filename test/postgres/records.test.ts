@@ -142,6 +142,21 @@ describe("veto db migrate", () => {
     expect(await migrate({ connectionString: pgUrl(), schema: current })).toMatchObject({ applied: [], version: 10 });
     await db.pool.query(`UPDATE "${current}".schema_migrations SET checksum = $1 WHERE version = 1`, [`sha256:${"0".repeat(64)}`]);
     await expect(migrate({ connectionString: pgUrl(), schema: current })).rejects.toMatchObject({ code: "migration_changed" });
+    // A schema a newer release migrated (a version these files do not have): refused by the migrator and the store.
+    const newer = db.schema("newer");
+    await migrate({ connectionString: pgUrl(), schema: newer });
+    await db.pool.query(`INSERT INTO "${newer}".schema_migrations (version, name, checksum) VALUES (10, '010_future.sql', $1)`, [
+      `sha256:${"0".repeat(64)}`,
+    ]);
+    for (const attempt of [
+      () => migrate({ connectionString: pgUrl(), schema: newer }),
+      () => PostgresStore.connect({ connectionString: pgUrl(), schema: newer }),
+    ]) {
+      await expect(attempt()).rejects.toMatchObject({
+        code: "schema_newer",
+        message: expect.stringMatching(/is at version 10 \(010_future\.sql\), newer than this code knows \(version 9\)/),
+      });
+    }
     await expect(PostgresStore.connect({ connectionString: pgUrl(), schema: "Bad-Name" })).rejects.toMatchObject({
       code: "invalid_options",
     });

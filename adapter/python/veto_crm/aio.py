@@ -61,14 +61,16 @@ class AsyncVeto:
         self, decision_id: str, *, timeout_ms: Optional[float] = None, call: Optional[Mapping[str, Any]] = None
     ) -> ApprovalAnswer:
         """
-        As Veto.wait_for_approval; cancelling the task ends the wait (the
-        approval stays pending). Given ``call``, the record state is compared
-        and the approval claimed for execution, as the synchronous wait does.
+        As Veto.wait_for_approval; cancelling the task ends the wait (the approval stays pending).
+        Given ``call``, the record state is compared and the approval claimed for execution (use-once:
+        a second claim raises ApprovalError ``already_executed``), as the synchronous wait does. Store
+        reads run in worker threads: a database store never blocks the event loop, and its
+        notifications (LISTEN/NOTIFY) wake the wait.
         """
         veto = self.sync
         veto._open()
         desk = veto._desk
-        decision = desk.check_wait(decision_id, timeout_ms, call)
+        decision = await asyncio.to_thread(desk.check_wait, decision_id, timeout_ms, call)
         loop = asyncio.get_running_loop()
         wake = asyncio.Event()
 
@@ -82,12 +84,13 @@ class AsyncVeto:
                 if desk._closed is not None:
                     raise desk._closed
                 wake.clear()
-                answer = desk.settled_outcome(decision.id)
+                answer = await asyncio.to_thread(desk.settled_outcome, decision.id)
                 if answer is not None:
                     return answer if call is None else await _in_thread(desk.execute, decision, answer, call)
                 pause = desk.poll_ms / 1000
                 if decision.approval is not None:
-                    pause = min(pause, max(0.0, (decision.approval.expires_at_ms - desk.clock() + 1) / 1000))
+                    now_ms = await asyncio.to_thread(desk.now)
+                    pause = min(pause, max(0.0, (decision.approval.expires_at_ms - now_ms + 1) / 1000))
                 if deadline is not None:
                     left = deadline - time.monotonic()
                     if left <= 0:

@@ -31,6 +31,7 @@ from .record_state import RecordStateReading
 from .records import RecordSink, amendment_record, answer_record, execution_record
 from .store import ApprovalTransition, InMemoryStore, StoredDecision
 from .text import is_blank
+from .unit import run_unit
 
 log = logging.getLogger("veto_crm")
 
@@ -66,7 +67,7 @@ def require_text(value: Any, name: str, method: str) -> str:
 class ApprovalDesk:
     def __init__(
         self,
-        store: InMemoryStore,
+        store: Any,
         sink: RecordSink,
         clock: Callable[[], float],
         bundle: Callable[[], BundleVersion],
@@ -81,14 +82,28 @@ class ApprovalDesk:
         self.bundle = bundle
         self.poll_ms = poll_ms
         self.call_digest = call_digest
-        #: This process's memory of the records written to the sink: what backs an approval.
-        self.written = written if written is not None else written_records_of(sink)
+        #: What backs an approval: the sink's records read back when it can be read (the PostgreSQL
+        #: sink: the shared chain, so an answer given by any instance, Node or Python, is checked), else
+        #: this process's memory of the records written to the sink.
+        self.written: Any = written if written is not None else sink if callable(getattr(sink, "read_records", None)) else written_records_of(sink)
         #: The application's record_state, asked within its timeout (never raises): where an
         #: approved call bound to a record state executes, it is asked again (docs/contract.md §6).
         self.record_state = record_state
         self._closed: Optional[Exception] = None
         self._wakers: set[threading.Event] = set()
         self._wakers_lock = threading.Lock()
+
+    def now(self) -> float:
+        """The store's clock when it has one (the database's: docs/contract.md §6, one clock for every instance), else the instance's."""
+        store_now = getattr(self.store, "now", None)
+        return float(store_now()) if callable(store_now) else self.clock()
+
+    def _now_or_clock(self) -> float:
+        """The store's clock, or the instance's when the store cannot tell it (a record of a refusal is still written)."""
+        try:
+            return self.now()
+        except Exception:
+            return self.clock()
 
     def answer(self, kind: str, decision_id: Any, reviewer_id: Any, note: Any = None) -> ApprovalAnswer:
         method = "approve" if kind == "approval" else "reject"
@@ -105,14 +120,37 @@ class ApprovalDesk:
                 decision_id,
                 f"{reviewer_id} is not among this decision's approvers ({', '.join(decision.approvers)})",
             )
-        self._refuse_if_settled(decision, self.clock())
+        self._refuse_if_settled(decision, self.now())
 
         status = "approved" if kind == "approval" else "rejected"
-        # The time of the answer is read again where the reservation is made: the
-        # store refuses to reserve a pending approval at or after its expiry.
-        at_ms = self.clock()
-        if not self.store.transition_approval(decision_id, ApprovalTransition("pending", "answering", at_ms, reviewer_id)):
-            again = self.store.get_decision(decision_id)
+        # Reserve, record, settle: one unit, so with a transactional store the reservation is never seen
+        # by others and a crash leaves the approval pending with no record.
+        try:
+            with run_unit(self.store, self.sink, None, None) as unit:
+                return self._answer_in(unit, kind, status, decision, reviewer_id, note)
+        except ApprovalError:
+            raise
+        except Exception as error:
+            # The store could not give a unit or lost it: refused, naming why.
+            log.error("%s could not be stored (decision %s)", kind, decision_id, exc_info=error)
+            raise ApprovalError("record_unavailable", decision_id, f"the {kind} could not be stored: {error}") from error
+
+    def _answer_in(self, unit: Any, kind: str, status: str, decision: StoredDecision, reviewer_id: str, note: Optional[str]) -> ApprovalAnswer:
+        decision_id = decision.id
+        # The time of the answer is read again where the reservation is made (by the store's clock when
+        # it has one: the unit's), and the store refuses to reserve a pending approval at or after its
+        # expiry, so no answer commits after it.
+        at_ms = unit.now_ms if unit.now_ms is not None else self.clock()
+        if not unit.transition_approval(decision_id, ApprovalTransition("pending", "answering", at_ms, reviewer_id)):
+            again = unit.get_decision(decision_id)
+            unit.rollback()
+            if again is not None and again.approval is not None and again.approval.status == "pending":
+                # Pending but not reservable: the store's clock says it has expired.
+                try:
+                    self.store.transition_approval(decision_id, ApprovalTransition("pending", "expired", at_ms))
+                except Exception:
+                    pass
+                raise ApprovalError("approval_expired", decision_id, f"the approval of {decision_id} expired at {iso_timestamp(again.approval.expires_at_ms)}")
             if again is not None:
                 self._refuse_if_settled(again, at_ms)
             raise ApprovalError("already_answered", decision_id, f"decision {decision_id} is already being answered")
@@ -128,18 +166,33 @@ class ApprovalDesk:
             note=note,
         )
         try:
-            self.sink.write(record)
+            unit.write_record(record)
         except Exception as error:
-            self.store.transition_approval(decision_id, ApprovalTransition("answering", "pending", at_ms))
+            # A transactional unit is already rolled back (the reservation with it).
+            if not unit.records_in_transaction:
+                self.store.transition_approval(decision_id, ApprovalTransition("answering", "pending", at_ms))
             raise ApprovalError(
                 "record_unavailable", decision_id, f"the {kind} was refused because its record could not be written: {error}"
             ) from error
+        # Known before the answer commits: a waiter that sees the approval finds its record.
         self.written.remember(record)
-        self.store.transition_approval(decision_id, ApprovalTransition("answering", status, at_ms, reviewer_id, note))
+        try:
+            unit.transition_approval(decision_id, ApprovalTransition("answering", status, at_ms, reviewer_id, note))
+            unit.commit()
+        except Exception:
+            # A COMMIT whose connection broke may have committed all the same: read what the store holds.
+            try:
+                held = self.store.get_decision(decision_id)
+            except Exception:
+                held = None
+            approval = None if held is None else held.approval
+            if approval is not None and approval.status == status and approval.reviewer_id == reviewer_id and approval.answered_at_ms == at_ms:
+                return ApprovalAnswer(decision_id, status, reviewer_id, record["timestamp"], note)
+            raise
         return ApprovalAnswer(decision_id, status, reviewer_id, record["timestamp"], note)
 
     def approvable(self, decision_id: str) -> StoredDecision:
-        decision = self.store.get_decision(decision_id)
+        decision: Optional[StoredDecision] = self.store.get_decision(decision_id)
         if decision is None:
             raise ApprovalError("unknown_decision", decision_id, f"no decision {decision_id} is known to this store")
         if decision.action != "require_approval" or decision.approval is None:
@@ -182,11 +235,12 @@ class ApprovalDesk:
             raise ApprovalError("approval_expired", decision_id, f"the approval of {decision_id} expired")
         if approval.status == "amended":
             raise self._amended_error(decision)
-        now_ms = self.clock()
+        now_ms = self.now()
         if now_ms < approval.expires_at_ms:
             return None
-        if approval.status == "pending":
-            self.store.transition_approval(decision_id, ApprovalTransition("pending", "expired", now_ms))
+        # The store has the last word on expiry: if it did not move the approval (an answer came first), the next read says what happened.
+        if approval.status == "pending" and not self.store.transition_approval(decision_id, ApprovalTransition("pending", "expired", now_ms)):
+            return None
         raise ApprovalError("approval_expired", decision_id, f"the approval of {decision_id} expired")
 
     def check_wait(self, decision_id: Any, timeout_ms: Any, call: Optional[Mapping[str, Any]]) -> StoredDecision:
@@ -228,7 +282,7 @@ class ApprovalDesk:
                 pause = self.poll_ms / 1000
                 approval = decision.approval
                 if approval is not None:
-                    pause = min(pause, max(0.0, (approval.expires_at_ms - self.clock() + 1) / 1000))
+                    pause = min(pause, max(0.0, (approval.expires_at_ms - self.now() + 1) / 1000))
                 if deadline is not None:
                     left = deadline - time.monotonic()
                     if left <= 0:
@@ -268,7 +322,7 @@ class ApprovalDesk:
             why = reading.problem or "recordState gave no answer"
         record = execution_record(
             decision_id=decision.id,
-            timestamp=iso_timestamp(self.clock()),
+            timestamp=iso_timestamp(self._now_or_clock()),
             bundle=self.bundle(),
             actor_id=decision.actor_id,
             tenant_id=decision.tenant_id,
@@ -323,15 +377,21 @@ class ApprovalDesk:
                 decision_id,
                 f"{reviewer_id} is not among this decision's approvers ({', '.join(original.approvers)})",
             )
-        self._refuse_if_settled(original, self.clock())
+        self._refuse_if_settled(original, self.now())
         review = original.review
         if review is None or review.context is None or review.tool == "":
             raise ApprovalError(
                 "not_amendable", decision_id, f"decision {decision_id} was stored without the context an amendment is decided with"
             )
-        # Reserved as an answer is: no approval or second amendment can come in between.
-        reserved_at = self.clock()
-        if not self.store.transition_approval(decision_id, ApprovalTransition("pending", "answering", reserved_at, reviewer_id)):
+        # Reserved as an answer is: no approval or second amendment can come in between. Timed by the
+        # store's clock when it has one (the database's: docs/contract.md §6).
+        try:
+            reserved_at = self.now()
+            reserved = self.store.transition_approval(decision_id, ApprovalTransition("pending", "answering", reserved_at, reviewer_id))
+        except Exception as error:
+            log.error("amendment could not be reserved (decision %s): %s", decision_id, error)
+            raise ApprovalError("record_unavailable", decision_id, f"the approval could not be stored: {error}") from error
+        if not reserved:
             again = self.store.get_decision(decision_id)
             if again is not None:
                 self._refuse_if_settled(again, reserved_at)
@@ -340,7 +400,7 @@ class ApprovalDesk:
         def release() -> None:
             try:
                 self.store.transition_approval(decision_id, ApprovalTransition("answering", "pending", self.clock()))
-            except Exception as error:  # pragma: no cover - the in-memory store does not fail
+            except Exception as error:
                 log.error("amendment reservation could not be released (decision %s): %s", decision_id, error)
 
         try:
@@ -349,27 +409,40 @@ class ApprovalDesk:
             release()
             raise
         try:
-            at_ms = self.clock()
-            record = amendment_record(
-                decision_id=decision_id,
-                timestamp=iso_timestamp(at_ms),
-                bundle=self.bundle(),
-                actor_id=original.actor_id,
-                tenant_id=original.tenant_id,
-                call_digest=original.call_digest,
-                reviewer_id=reviewer_id,
-                note=note,
-                amended_to=amended.id,
-            )
-            self.sink.write(record)
-            self.written.remember(record)
-            moved = self.store.transition_approval(
-                decision_id, ApprovalTransition("answering", "amended", at_ms, reviewer_id, note, amended_to=amended.id)
-            )
-            if not moved:
-                raise RuntimeError(f"decision {decision_id} was no longer reserved for the amendment")
+            # The amendment record and the move to "amended" as one unit: with a transactional store one
+            # transaction, so the original is never amended without its record, nor the record kept
+            # without the move (approvals/desk.ts amend).
+            with run_unit(self.store, self.sink, None, None) as unit:
+                at_ms = unit.now_ms if unit.now_ms is not None else self.clock()
+                record = amendment_record(
+                    decision_id=decision_id,
+                    timestamp=iso_timestamp(at_ms),
+                    bundle=self.bundle(),
+                    actor_id=original.actor_id,
+                    tenant_id=original.tenant_id,
+                    call_digest=original.call_digest,
+                    reviewer_id=reviewer_id,
+                    note=note,
+                    amended_to=amended.id,
+                )
+                unit.write_record(record)
+                self.written.remember(record)
+                moved = unit.transition_approval(
+                    decision_id, ApprovalTransition("answering", "amended", at_ms, reviewer_id, note, amended_to=amended.id)
+                )
+                if not moved:
+                    raise RuntimeError(f"decision {decision_id} was no longer reserved for the amendment")
+                unit.commit()
         except Exception as error:
-            release()
+            # Released only while still reserved: a COMMIT whose connection broke may have committed.
+            try:
+                held = self.store.get_decision(decision_id)
+            except Exception:
+                held = None
+            if held is None or (held.approval is not None and held.approval.status == "answering"):
+                release()
+            elif held.approval is not None and held.approval.status == "amended" and held.approval.amended_to == amended.id:
+                return amended
             log.error("amendment could not be stored (decision %s): %s", decision_id, error)
             raise ApprovalError("record_unavailable", decision_id, f"the approval could not be stored: {error}") from error
         return amended
@@ -418,9 +491,7 @@ class ApprovalDesk:
         unrecorded. A claim that finds the approval claimed already is refused
         with already_executed, and that refusal is recorded too.
         """
-        at_ms = self.clock()
-
-        def record(execution: str) -> dict[str, Any]:
+        def record(execution: str, at_ms: float) -> dict[str, Any]:
             return execution_record(
                 decision_id=decision.id,
                 timestamp=iso_timestamp(at_ms),
@@ -432,26 +503,39 @@ class ApprovalDesk:
                 execution=execution,
             )
 
-        if not self.store.transition_approval(decision.id, ApprovalTransition("approved", "executed", at_ms)):
-            refused = record("refused")
-            try:
-                self.sink.write(refused)
-                self.written.remember(refused)
-            except Exception as error:
-                log.error("refused claim could not be recorded (decision %s): %s", decision.id, error)
-            raise ApprovalError(
-                "already_executed", decision.id, f"the approved call {decision.id} was already claimed for execution; it runs at most once"
-            )
-        claimed = record("claimed")
+        refused_at: Optional[float] = None
         try:
-            self.sink.write(claimed)
+            with run_unit(self.store, self.sink, None, None) as unit:
+                at_ms = unit.now_ms if unit.now_ms is not None else self.clock()
+                claimed = record("claimed", at_ms)
+                # In the transaction, the record first (both commit together); else the claim first, so a
+                # record that cannot be written loses the call, never runs it twice or unrecorded.
+                if unit.records_in_transaction:
+                    unit.write_record(claimed)
+                if not unit.transition_approval(decision.id, ApprovalTransition("approved", "executed", at_ms)):
+                    unit.rollback()
+                    refused_at = at_ms
+                else:
+                    unit.commit()
+                    if not unit.records_in_transaction:
+                        unit.write_record(claimed)
+                    self.written.remember(claimed)
+                    return answer
         except Exception as error:
             log.error("approval could not be claimed; the call does not run (decision %s): %s", decision.id, error)
             raise ApprovalError(
                 "record_unavailable", decision.id, f"the approval of {decision.id} could not be claimed for execution: {error}"
             ) from error
-        self.written.remember(claimed)
-        return answer
+        if refused_at is not None:
+            refused = record("refused", refused_at)
+            try:
+                self.sink.write(refused)
+                self.written.remember(refused)
+            except Exception as error:
+                log.error("refused claim could not be recorded (decision %s): %s", decision.id, error)
+        raise ApprovalError(
+            "already_executed", decision.id, f"the approved call {decision.id} was already claimed for execution; it runs at most once"
+        )
 
     def close(self, error: Exception) -> None:
         """Wake every wait with ``error``, and refuse every wait started from now on."""

@@ -206,7 +206,8 @@ class CheckpointTracker:
         self._uncovered = 0
         self._first_uncovered: Optional[tuple[str, int]] = None
 
-    def entry(self, seq: int, digest: str, checkpoint: Optional[dict[str, Any]], file: str, line: int, segment: dict[str, Any]) -> Optional[str]:
+    def entry(self, seq: int, digest: str, checkpoint: Optional[dict[str, Any]], file: str, line: int, segment: Optional[dict[str, Any]]) -> Optional[str]:
+        """``segment``: the file's place in the log, or None for a chain kept in one table (a PostgreSQL records table), whose checkpoints name none."""
         if checkpoint is None:
             self.records += 1
             self._uncovered += 1
@@ -216,13 +217,16 @@ class CheckpointTracker:
         c = checkpoint
         if self.log_id is not None and c["log_id"] != self.log_id:
             return f"checkpoint names log {c['log_id']}, the log's earlier checkpoints' {self.log_id}"
-        if "segment" not in c:
-            return "checkpoint names no segment"
-        s = c["segment"]
-        if s["index"] != segment["index"]:
-            return f"checkpoint names segment {s['index']}, but it is in segment {segment['index']} (renamed or moved)"
-        if s["after_seq"] != segment["after_seq"] or s["after_hash"] != segment["after_hash"]:
-            return f"checkpoint says segment {segment['index']} starts after seq {s['after_seq']}, it starts after seq {segment['after_seq']}"
+        if segment is None and "segment" in c:
+            return "checkpoint names a segment, but this log has none"
+        if segment is not None:
+            if "segment" not in c:
+                return "checkpoint names no segment"
+            s = c["segment"]
+            if s["index"] != segment["index"]:
+                return f"checkpoint names segment {s['index']}, but it is in segment {segment['index']} (renamed or moved)"
+            if s["after_seq"] != segment["after_seq"] or s["after_hash"] != segment["after_hash"]:
+                return f"checkpoint says segment {segment['index']} starts after seq {s['after_seq']}, it starts after seq {segment['after_seq']}"
         verified = False
         if self.keys is not None:
             key = self.keys.get(c["key_id"])

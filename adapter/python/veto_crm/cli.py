@@ -21,6 +21,7 @@ from .files import read_regular_file
 from .input import DEFAULT_INPUT_LIMITS
 from .jsontext import JsonParseError, js_trim, parse, stringify
 from .checkpoint import cover_text, uncovered_text
+from .decision import iso_timestamp
 from .files import NotRegularFileError, open_regular_file, regular_file_exists
 from .log import DEFAULT_CHECKPOINT_EVERY, FileDecisionLog, VerifyResult, expand_log_paths, verify_log
 from .policy_data import read_policy_data
@@ -48,6 +49,14 @@ USAGE = """usage:
       file and line and why on stderr and exits 1. --public-key (repeatable: a key
       list): every signed checkpoint must verify with one of them, and the log must
       hold one; --require-checkpointed: no record may follow the last checkpoint
+  python -m veto_crm log verify --postgres URL [--schema NAME] [--since TIME] [--public-key FILE]... [--require-checkpointed]
+      the same checks of the PostgreSQL records table (written by Node and Python instances
+      alike), then every decisions row against its records (rows and records before --since
+      left out): prints "NAME.records: N records, head sha256:..." and "NAME.decisions: N rows
+      match their records", or each mismatch on stderr and exit 1 (URL default $VETO_POSTGRES_URL)
+  python -m veto_crm db migrate [--postgres URL] [--schema NAME]
+      applies the PostgreSQL store's pending migrations (the same files and table as
+      `veto db migrate`; either may run them); safe to run from several hosts at once
   python -m veto_crm hash BUNDLE [--verification-key PATH [--verification-alg ALG]]
       prints the bundle's version hash (sha256:<64 hex>)"""
 
@@ -382,10 +391,16 @@ def log_command(args: Sequence[str]) -> int:
     rest = list(args[1:])
     require_checkpointed = "--require-checkpointed" in rest
     rest = [a for a in rest if a != "--require-checkpointed"]
-    values, positionals = parse_options(rest, {"public-key": True})
+    values, positionals = parse_options(rest, {"public-key": True, "postgres": False, "schema": False, "since": False})
     key_files = values.get("public-key", [])
     if not key_files and require_checkpointed:
         raise UsageError("--expect-checkpoint and --require-checkpointed need --public-key FILE")
+    if "postgres" in values or "schema" in values or "since" in values:
+        if positionals:
+            raise UsageError("log verify takes log PATHs or --postgres URL, not both")
+        return _verify_postgres(
+            _postgres_url(_last(values, "postgres"), "log verify --postgres"), _last(values, "schema") or "veto", key_files, require_checkpointed, _last(values, "since")
+        )
     if not positionals:
         raise UsageError("log verify needs at least one log PATH")
     public_keys = _read_public_keys(key_files) if key_files else None
@@ -411,6 +426,93 @@ def log_command(args: Sequence[str]) -> int:
     return 0
 
 
+POSTGRES_URL_ENV = "VETO_POSTGRES_URL"
+
+
+def _postgres_url(flag: Optional[str], command: str) -> str:
+    """--postgres URL, else $VETO_POSTGRES_URL (db.ts postgresUrl)."""
+    url = flag if flag is not None else os.environ.get(POSTGRES_URL_ENV)
+    if not url:
+        raise UsageError(f"{command} needs --postgres URL (or {POSTGRES_URL_ENV})")
+    return url
+
+
+def _verify_postgres(url: str, schema: str, key_files: Sequence[str], require_checkpointed: bool, since: Optional[str] = None) -> int:
+    """
+    ``veto log verify --postgres`` (db.ts verifyPostgresCommand): the chain, then the decisions table against it.
+    Exit 2 when unreachable, 1 when the chain does not verify or a row and its records disagree.
+    """
+    from .postgres import verify_postgres_log
+    from .postgres.cross_check import cross_check_postgres_store, time_ms
+
+    since_ms = None if since is None else time_ms(since)
+    if since is not None and since_ms is None:
+        raise UsageError(f"--since must be an ISO 8601 time (2026-03-01T00:00:00Z), not {stringify(since)}")
+
+    public_keys = _read_public_keys(key_files) if key_files else None
+    try:
+        result = verify_postgres_log(url, schema, public_keys=public_keys, require_checkpointed=require_checkpointed)
+    except VetoError:
+        raise
+    except Exception as error:
+        raise fail(f"log verify on {schema}.records: {one_line(str(error))}") from None
+    if not result.ok:
+        raise CliExit(1, f"log verify failed: {result.table}: {result.reason}")
+    verified = VerifyResult(
+        True,
+        result.count,
+        result.head,
+        records=result.records,
+        checkpoints=result.checkpoints,
+        last_checkpoint=result.last_checkpoint,
+        uncovered=result.uncovered,
+        has_checkpoint_report=result.has_checkpoint_report,
+    )
+    sys.stdout.write(f"{result.table}: {_count_text(verified)}, head {result.head}\n{_checkpoint_lines(result.table, verified, 'seq')}")
+    sys.stdout.flush()
+    try:
+        checked = cross_check_postgres_store(url, schema, since_ms)
+    except VetoError:
+        raise
+    except Exception as error:
+        raise fail(f"log verify on {schema}.decisions: {one_line(str(error))}") from None
+    since_text = "" if since_ms is None else f" since {iso_timestamp(since_ms)}"
+    if checked.ok:
+        sys.stdout.write(f"{schema}.decisions: {checked.rows} rows{since_text} match their records\n")
+        return 0
+    for m in checked.mismatches:
+        seq = "" if m.seq is None else f" (record seq {m.seq})"
+        sys.stderr.write(f"veto: {schema}: decision {m.decision_id}{seq}: {one_line(m.problem)}\n")
+    more = f" (the first {len(checked.mismatches)} listed)" if checked.total > len(checked.mismatches) else ""
+    raise CliExit(1, f"log verify failed: {schema}.decisions: {checked.total} mismatches between the store and its records{since_text}{more}")
+
+
+def db_command(args: Sequence[str]) -> int:
+    """``db migrate [--postgres URL] [--schema NAME]`` (db.ts migrateCommand)."""
+    if not args:
+        raise UsageError("db needs a subcommand (migrate)")
+    if args[0] != "migrate":
+        raise UsageError(f"unknown db subcommand {args[0]}")
+    values, positionals = parse_options(args[1:], {"postgres": False, "schema": False})
+    if positionals:
+        raise UsageError(f"unexpected argument {positionals[0]}")
+    url = _postgres_url(_last(values, "postgres"), "db migrate")
+    schema = _last(values, "schema") or "veto"
+    from .postgres import migrate
+
+    try:
+        result = migrate(url, schema)
+    except VetoError:
+        raise
+    except Exception as error:
+        raise fail(f"db migrate on schema {schema}: {one_line(str(error))}") from None
+    if result.applied:
+        sys.stdout.write(f"schema {schema}: applied {', '.join(result.applied)} (version {result.version})\n")
+    else:
+        sys.stdout.write(f"schema {schema}: up to date (version {result.version})\n")
+    return 0
+
+
 def _count_text(result: VerifyResult) -> str:
     """The summary: the pre-checkpoint form for a log without checkpoints (checkpoint-flags.ts countText)."""
     if not result.has_checkpoint_report or result.checkpoints == 0:
@@ -419,19 +521,19 @@ def _count_text(result: VerifyResult) -> str:
     return f"{result.records} records and {result.checkpoints} checkpoint{plural} (seq 1..{result.count})"
 
 
-def _checkpoint_lines(name: str, result: VerifyResult) -> str:
+def _checkpoint_lines(name: str, result: VerifyResult, unit: str = "line") -> str:
     if not result.has_checkpoint_report:
         return ""
     lines = []
     last = result.last_checkpoint
     if last is not None:
-        where = f"line {last.line}" if last.file == name else f"{last.file} line {last.line}"
+        where = f"{unit} {last.line}" if last.file == name else f"{last.file} {unit} {last.line}"
         signature = "signature verified" if last.verified else "signature not checked (give --public-key)"
         c = last.checkpoint
         lines.append(f"{name}: last checkpoint {where} covers {cover_text(last.seq - 1)} ({c['reason']}, {c['time']}), key {c['key_id']}, {signature}")
     if result.uncovered is not None:
         u = result.uncovered
-        where = f"line {u.line}" if u.file == name else f"{u.file} line {u.line}"
+        where = f"{unit} {u.line}" if u.file == name else f"{u.file} {unit} {u.line}"
         lines.append(f"{name}: {uncovered_text(u.entries)} (from {where}), not yet covered by a signature")
     return "".join(line + "\n" for line in lines)
 
@@ -459,7 +561,7 @@ def hash_command(args: Sequence[str]) -> int:
     return 0
 
 
-COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {"eval": eval_command, "log": log_command, "hash": hash_command}
+COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {"eval": eval_command, "log": log_command, "hash": hash_command, "db": db_command}
 
 
 class _JsonLogLines(logging.Handler):

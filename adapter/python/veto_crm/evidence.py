@@ -98,13 +98,21 @@ def approval_problem(decision: StoredDecision, records: list[ReadRecord]) -> Opt
     # An executed approval was approved, then claimed: its answer is the approval's.
     if approval is None or approval.status not in ("approved", "executed"):
         return "the store shows no approval"
-    reviewer = approval.reviewer_id
-    if not reviewer:
+    return answer_problem(decision, records)
+
+
+def answer_problem(decision: StoredDecision, records: list[ReadRecord]) -> Optional[str]:
+    """Why the answer (approved or rejected) the store shows for ``decision`` is not backed by its records, or None (evidence.ts answerProblem)."""
+    approval = decision.approval
+    status = "approved" if approval is not None and approval.status == "executed" else None if approval is None else approval.status
+    reviewer = None if approval is None else approval.reviewer_id
+    if status not in ("approved", "rejected") or not reviewer:
         return "the store shows no answer with a reviewer"
+    assert approval is not None
     if reviewer == decision.actor_id:
-        return f"the store shows it approved by {reviewer}, the decision's own actor"
+        return f"the store shows it {status} by {reviewer}, the decision's own actor"
     if reviewer not in decision.approvers:
-        return f"the store shows it approved by {reviewer}, who is not among its approvers"
+        return f"the store shows it {status} by {reviewer}, who is not among its approvers"
     if decision.call_digest is None:
         return "the store shows no call digest for it"
     made_list = [r for r in records if r.get("type") == "decision"]
@@ -131,20 +139,21 @@ def approval_problem(decision: StoredDecision, records: list[ReadRecord]) -> Opt
         return "its decision record does not match the store (actor, tenant, call digest, time, approvers or record state differ)"
     if reviewer == made.get("actor_id") or reviewer not in recorded:
         return f"its decision record does not list {reviewer} among its approvers"
+    kind = "approval" if status == "approved" else "rejection"
     answers = [r for r in records if r.get("type") in ("approval", "rejection")]
     if not answers:
-        return f"no approval record by {reviewer} is in the records"
+        return f"no {kind} record by {reviewer} is in the records"
     if len(answers) > 1:
         return f"the records hold {len(answers)} answers to it, not one"
     answer = answers[0]
-    if answer.get("type") != "approval" or (answer.get("result") or {}).get("approval") != "approved":
-        return "the records hold a rejection of it, not an approval"
+    if answer.get("type") != kind or (answer.get("result") or {}).get("approval") != status:
+        return f"the records hold {'a rejection' if kind == 'approval' else 'an approval'} of it, not {'an approval' if kind == 'approval' else 'a rejection'}"
     if answer.get("reviewer_id") != reviewer:
-        return f"its approval record is by {answer.get('reviewer_id')}, not {reviewer}"
+        return f"its {kind} record is by {answer.get('reviewer_id')}, not {reviewer}"
     if answer.get("call_digest") != decision.call_digest or answer.get("actor_id") != decision.actor_id or answer.get("tenant_id") != decision.tenant_id:
-        return "its approval record is for another call (call digest, actor or tenant differ)"
+        return f"its {kind} record is for another call (call digest, actor or tenant differ)"
     if not _same_time(answer.get("timestamp"), approval.answered_at_ms):
-        return "its approval record's time differs from the store's"
+        return f"its {kind} record's time differs from the store's"
     if answer.get("note") != approval.note:
-        return "its approval record's note differs from the store's"
+        return f"its {kind} record's note differs from the store's"
     return None

@@ -101,7 +101,9 @@ class StoredDecision:
     #: For a deny: whether it counts towards its actor's recentDenies; False for
     #: the adapter's own fail-closed denies (an outage is not the actor's doing).
     counts_towards_escalation: bool = True
-    #: For require_approval decisions: what the reviewer sees and an amendment is decided with.
+    #: For require_approval decisions: what the reviewer sees and an amendment is decided with (the
+    #: TypeScript store's ApprovalReview), kept with the decision so an approval service on a shared
+    #: store (Node's too) can show it.
     review: Optional[ApprovalReview] = None
     #: For require_approval decisions: the state of the target CRM record when
     #: the call needed approval, as the application's ``record_state`` gave it

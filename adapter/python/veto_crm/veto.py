@@ -13,10 +13,9 @@ import inspect
 import logging
 import threading
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Awaitable, Callable, ContextManager, Mapping, Optional, Sequence, TypeVar, Union
+from typing import Any, Awaitable, Callable, Mapping, Optional, Sequence, TypeVar, Union
 
 from .approvals import AmendResult, ApprovalAnswer, ApprovalDesk
 from .bundle import BundleVersion, load_bundle
@@ -42,6 +41,7 @@ from .records import JsonLinesRecordSink, Record, RecordMasker, RecordSink, deci
 from .shadow import ShadowPolicy, ShadowVerdict
 from .signature import BundleVerifier, VerificationKeyInput, create_bundle_verifier
 from .store import Amendment, ApprovalReview, ApprovalState, InMemoryStore, StoredDecision
+from .unit import DecisionUnit, run_unit
 
 log = logging.getLogger("veto_crm")
 
@@ -102,7 +102,7 @@ def create_veto(
     bundle: Union[str, Path, bytes],
     *,
     data: Optional[Mapping[str, Any]] = None,
-    store: Optional[InMemoryStore] = None,
+    store: Optional[Any] = None,
     record_sink: Optional[RecordSink] = None,
     record_key: Union[str, bytes, None] = None,
     verification_key: Union[VerificationKeyInput, Sequence[VerificationKeyInput], None] = None,
@@ -120,9 +120,13 @@ def create_veto(
     Load the bundle (verifying its signature when ``verification_key`` is given)
     and return a Veto. ``bundle``: path of the bundle .tar.gz or its bytes.
     ``data``: a data document replacing the bundle's data.json entirely.
-    ``store``: deny history and approvals (default a new InMemoryStore).
-    ``record_sink``: where records go (default JSON lines on standard error;
-    pass a FileDecisionLog for the durable log). ``record_key``: at least 16
+    ``store``: deny history and approvals (default a new InMemoryStore; a
+    ``veto_crm.postgres.PostgresStore`` shares them with every instance, Node
+    or Python, on its database, and is not closed by ``close()``).
+    ``record_sink``: where records go (default JSON lines on standard error,
+    or with a PostgresStore its records table, written in the same
+    transaction as the history update; pass a FileDecisionLog for the durable
+    log). ``record_key``: at least 16
     bytes, the key of the HMAC-SHA-256 digests in records (default none: plain
     SHA-256). ``clock``: epoch milliseconds (default time.time() * 1000).
     ``limits``: {max_input_bytes: 65536, max_depth: 12}.
@@ -150,6 +154,8 @@ def create_veto(
         issues.append("bundle: bundle is required: a path to the bundle .tar.gz or its bytes")
     if data is not None and not isinstance(data, Mapping):
         issues.append("data: data must be a JSON object (the whole data document)")
+    if store is not None and not all(callable(getattr(store, m, None)) for m in ("unit", "append_decision", "count_recent_denies", "get_decision", "transition_approval", "watch_decision")):
+        issues.append("store: store must be an InMemoryStore or a veto_crm.postgres.PostgresStore")
     if record_sink is not None and not callable(getattr(record_sink, "write", None)):
         issues.append("record_sink: record_sink must have a write(record) method")
     if record_key is not None and not _record_key_ok(record_key):
@@ -248,7 +254,7 @@ class Veto:
         self,
         policy: ActivePolicy,
         *,
-        store: Optional[InMemoryStore],
+        store: Optional[Any],
         record_sink: Optional[RecordSink],
         masker: RecordMasker,
         clock: Callable[[], float],
@@ -267,7 +273,11 @@ class Veto:
         self._store = store if store is not None else InMemoryStore(
             history_retention_ms=lambda: max(self._policy.data.window_seconds * 1000, 24 * 3600 * 1000)
         )
-        self._sink: RecordSink = record_sink if record_sink is not None else JsonLinesRecordSink()
+        # A store with records of its own (PostgreSQL: the records table, in the store's transactions) keeps them there.
+        default_sink = getattr(self._store, "default_record_sink", None)
+        self._sink: RecordSink = (
+            record_sink if record_sink is not None else default_sink() if callable(default_sink) else JsonLinesRecordSink()
+        )
         self._masker = masker
         self._clock = clock
         self._ttl_ms = approval_ttl_ms
@@ -475,8 +485,7 @@ class Veto:
         """``amendment``: (the decision amended, its amender) for an amended call (docs/contract.md §6, amend)."""
         if self._closed:
             raise VetoClosedError()
-        now_ms = self._clock()
-        decision_id = self._next_id(now_ms)
+        clock_ms = self._clock()
         # One bundle per decision.
         policy = self._policy
         checked: CheckedInput = (
@@ -488,12 +497,13 @@ class Veto:
         else:
             ctx = call["context"]
             who = PartialContext(ctx["actorId"], ctx["tenantId"], ctx["environment"], call["tool"])
-        unit: ContextManager[Any]
         try:
-            # count -> evaluate -> record -> append as one unit, exclusive per (actor, tenant).
-            unit = self._store.unit(who.actor_id, who.tenant_id) if call is not None else nullcontext()
-            with unit:
-                decided = self._decide_in(policy, raw, now_ms, decision_id, checked, call, who, store_ok=True, amendment=amendment)
+            # count -> evaluate -> record -> append as one unit, exclusive per (actor, tenant) (for a
+            # database store, one transaction under the same lock in every process).
+            with run_unit(self._store, self._sink, who.actor_id if call is not None else None, who.tenant_id if call is not None else None) as unit:
+                # The store's clock when it has one (docs/contract.md §6), else this instance's.
+                now_ms = unit.now_ms if unit.now_ms is not None else clock_ms
+                decided = self._decide_in(unit, policy, raw, now_ms, self._next_id(now_ms), checked, call, who, store_ok=True, amendment=amendment)
         except _Unrecorded as unrecorded:
             return unrecorded.decided
         except Exception as error:
@@ -501,7 +511,17 @@ class Veto:
             log.error("decision unit unavailable; denying", exc_info=error)
             try:
                 decided = self._decide_in(
-                    policy, raw, now_ms, decision_id, checked, call, who, store_ok=False, store_error=error, amendment=amendment
+                    DecisionUnit(self._store, self._sink),
+                    policy,
+                    raw,
+                    clock_ms,
+                    self._next_id(clock_ms),
+                    checked,
+                    call,
+                    who,
+                    store_ok=False,
+                    store_error=error,
+                    amendment=amendment,
                 )
             except _Unrecorded as unrecorded:
                 return unrecorded.decided
@@ -511,6 +531,7 @@ class Veto:
 
     def _decide_in(
         self,
+        unit: DecisionUnit,
         policy: ActivePolicy,
         raw: Any,
         now_ms: float,
@@ -531,7 +552,7 @@ class Veto:
             assert isinstance(checked, RefusedCall)
             answer = adapter_deny(INVALID_INPUT, checked.message)
         else:
-            answer, eval_ns, recent, shadow = self._evaluate(policy, decision_id, call, checked.json or "", now_ms, store_ok)
+            answer, eval_ns, recent, shadow = self._evaluate(unit, policy, decision_id, call, checked.json or "", now_ms, store_ok)
             answer, record_state = self._bind_record_state(decision_id, call, answer)
 
         decision = self._decision(decision_id, now_ms, answer, policy.version)
@@ -605,13 +626,17 @@ class Veto:
         try:
             if not store_ok:
                 raise store_error if store_error is not None else RuntimeError("the store is unavailable")
-            # No side effect without its evidence.
-            self._sink.write(record)
-            self._store.append_decision(stored)
+            # No side effect without its evidence: the record first, then the history, committed together
+            # where the sink writes in the store's transaction.
+            unit.write_record(record)
+            unit.append_decision(stored)
+            unit.commit()
             # Kept for approval checks: require_approval decisions, and amended calls' (their amendment's evidence).
             if needs_approval or amendment is not None:
                 self._desk.written.remember(record)
         except Exception as error:
+            # Ended before anything else touches the store: its locks are never waited on.
+            unit.rollback()
             raise _Unrecorded(self._unrecorded(error, policy, now_ms, decision_id, record, stored))
         escalation = None
         if decision.escalated and self._on_escalation is not None and who.actor_id is not None and who.tenant_id is not None:
@@ -659,13 +684,13 @@ class Veto:
         return answer, reading.state
 
     def _evaluate(
-        self, policy: ActivePolicy, decision_id: str, call: dict[str, Any], call_json: str, now_ms: float, store_ok: bool
+        self, unit: DecisionUnit, policy: ActivePolicy, decision_id: str, call: dict[str, Any], call_json: str, now_ms: float, store_ok: bool
     ) -> tuple[PolicyAnswer, int, Optional[int], Optional[ShadowVerdict]]:
         try:
             if not store_ok:
                 raise RuntimeError("the store is unavailable")
             since_ms = now_ms - policy.data.window_seconds * 1000
-            recent = self._store.count_recent_denies(call["context"]["actorId"], call["context"]["tenantId"], since_ms)
+            recent = unit.count_recent_denies(call["context"]["actorId"], call["context"]["tenantId"], since_ms)
         except Exception as error:
             log.error("deny history unavailable; denying", exc_info=error)
             return adapter_deny(EVALUATION_ERROR, "the deny history is unavailable"), 0, None, None
