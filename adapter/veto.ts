@@ -756,7 +756,10 @@ class VetoInstance implements Veto {
     // count -> evaluate -> record -> append as one unit, exclusive per (actor,
     // tenant), so concurrent calls (here or, with a shared store, in other
     // processes) each see every deny before them.
-    const history = call === undefined ? undefined : { actorId: call.context.actorId, tenantId: call.context.tenantId };
+    const history =
+      call === undefined
+        ? undefined
+        : { actorId: call.context.actorId, tenantId: call.context.tenantId, windowMs: policy.data.windowSeconds * 1000 };
     let decided: Decided;
     try {
       const context: DecisionContext = { amendment, policy, raw, clockMs: nowMs, checked, call, who };

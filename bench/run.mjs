@@ -17,7 +17,10 @@ import { join, resolve } from "node:path";
 import { loadBundle } from "../dist/bundle.js";
 import {
   approvalApi,
+  durableAndFloor,
   opaGoEval,
+  pgCommitFloorConcurrent,
+  postgresAndFloor,
   opaServerHttp,
   protectDurable,
   protectMemory,
@@ -93,7 +96,17 @@ for (const [name, list] of Object.entries(rounds)) {
   const median = [...done].sort((a, b) => a.p50_us - b.p50_us)[Math.floor(done.length / 2)];
   results[name] = { ...median, rounds_p50_us: done.map((x) => x.p50_us) };
 }
-await run("protect_durable_c1", () => protectDurable(BUNDLE, mix, 1, quick ? { minMs: 1000 } : {}));
+// ---- Durable floors (file log): protect_durable_c1 beside fsync_floor, interleaved in one run.
+if (want("protect_durable_c1") || want("fsync_floor")) {
+  log("protect_durable_c1 + fsync_floor ...");
+  try {
+    Object.assign(results, await durableAndFloor(BUNDLE, mix, quick ? { minMs: 2000 } : {}));
+  } catch (error) {
+    log(`protect_durable_c1 + fsync_floor FAILED: ${error instanceof Error ? error.stack : String(error)}`);
+    results.protect_durable_c1 = results.fsync_floor = { error: String(error instanceof Error ? error.message : error) };
+  }
+}
+// ---- end of durable floors (file log)
 await run("protect_durable_c64", () => protectDurable(BUNDLE, mix, 64, quick ? { minMs: 1500 } : {}));
 // The same with the 1,000-tenant document: ~3,000 (actor, tenant) keys instead of ~56, of which 3
 // carry 59% of the calls above. Calls of one key run one after another (exact deny counts), so
@@ -103,15 +116,39 @@ await run("protect_durable_c64_1000_tenants", () =>
   protectDurable(BUNDLE, buildMix(manyTenants, { seed: SEED, count: 4000 }), 64, quick ? { minMs: 1500 } : {}, { data: manyTenants }),
 );
 
-const pgUrl =
-  want("protect_postgres") || want("protect_postgres_c64") || want("approval_api") ? postgresUrl() : { url: null, why: "not selected" };
+const PG_CASES = [
+  "protect_postgres",
+  "pg_commit_floor",
+  "protect_postgres_c64",
+  "protect_postgres_c64_1000_tenants",
+  "pg_commit_floor_c64",
+  "approval_api",
+];
+const pgUrl = PG_CASES.some(want) ? postgresUrl() : { url: null, why: "not selected" };
 if (pgUrl.url !== null) {
-  await run("protect_postgres", () => protectPostgres(BUNDLE, mix, pgUrl.url, 1, quick ? { minMs: 1000 } : {}));
+  // ---- Durable floors (PostgreSQL): protect_postgres beside pg_commit_floor (c1, interleaved in one
+  // run), then at concurrency 64 (the floor on a pool as large as the store's default, 10).
+  if (want("protect_postgres") || want("pg_commit_floor")) {
+    log("protect_postgres + pg_commit_floor ...");
+    try {
+      Object.assign(results, await postgresAndFloor(BUNDLE, mix, pgUrl.url, quick ? { minMs: 2000 } : {}));
+    } catch (error) {
+      log(`protect_postgres + pg_commit_floor FAILED: ${error instanceof Error ? error.stack : String(error)}`);
+      results.protect_postgres = results.pg_commit_floor = { error: String(error instanceof Error ? error.message : error) };
+    }
+  }
+  await run("pg_commit_floor_c64", () => pgCommitFloorConcurrent(pgUrl.url, 64, quick ? { minMs: 1500 } : {}));
+  await run("protect_postgres_c64_1000_tenants", () =>
+    protectPostgres(BUNDLE, buildMix(manyTenants, { seed: SEED, count: 4000 }), pgUrl.url, 64, quick ? { minMs: 1500 } : {}, {
+      data: manyTenants,
+    }),
+  );
+  // ---- end of durable floors (PostgreSQL)
   await run("protect_postgres_c64", () => protectPostgres(BUNDLE, mix, pgUrl.url, 64, quick ? { minMs: 1000 } : {}));
   await run("approval_api", () => approvalApi(BUNDLE, mix, pgUrl.url, quick ? { maxOps: 300, warmupOps: 30 } : {}));
   if (pgUrl.stop) spawnSync("bash", [resolve(ROOT, "scripts/postgres.sh"), "stop"], { stdio: "ignore" });
-} else if (want("protect_postgres") || want("approval_api")) {
-  log(`protect_postgres and approval_api skipped: ${pgUrl.why}`);
+} else if (PG_CASES.some(want)) {
+  log(`${PG_CASES.join(", ")} skipped: ${pgUrl.why}`);
 }
 
 // The Python adapter (adapter/python) on the same bundle and mix, in its own process.
