@@ -345,7 +345,7 @@ export async function approvalApi(bundle, mix, connectionString, opts = {}) {
  * as long as the log's average record line (write(2), then fdatasync(2) off
  * the event loop: the cheapest way a server may sync without stopping).
  */
-export async function durableAndFloor(bundle, mix, { minMs = 6000, block = 100, warmupOps = 300 } = {}) {
+export async function durableAndFloor(bundle, mix, { minMs = 6000, block = 1, warmupOps = 300 } = {}) {
   const { openSync, writeSync, fdatasync, closeSync } = await import("node:fs");
   const dir = mkdtempSync(join(tmpdir(), "veto-bench-"));
   try {
