@@ -29,6 +29,7 @@ import { GENESIS_HASH } from "../records/chain.js";
 import type { HistoryKey, StoreUnit, StoredDecision } from "../history/store.js";
 import { checkout, clientError, historyLockKey, lockSql, quoteIdent, recordsLockKey, releaseClient } from "./connection.js";
 import { DECISION_WRITE_COLUMNS } from "./decision-row.js";
+import { toError } from "../common/errors.js";
 
 /** Most decisions in one group. */
 const MAX_GROUP = 256;
@@ -106,7 +107,7 @@ class Group {
   lastSeq = 0;
   lastHash = GENESIS_HASH;
   counts = new Map<string, number>();
-  failure: unknown;
+  failure: Error | undefined;
   /** Resolves when the first round trip is done (or failed). */
   started!: Promise<void>;
   /** Resolves when the group is committed; rejects when it failed. */
@@ -142,7 +143,7 @@ class Group {
     return new Promise<void>((resolve) => (this.#allSettled = resolve));
   }
 
-  finish(error: unknown): void {
+  finish(error: Error | undefined): void {
     if (error === undefined) this.#resolveCommitted();
     else {
       this.failure ??= error;
@@ -151,19 +152,22 @@ class Group {
   }
 }
 
-const sqlValue = (client: PoolClient, v: unknown): string => {
-  if (v === null || v === undefined) return "NULL";
+type SqlValue = string | number | boolean | null | readonly string[];
+
+const sqlValue = (client: PoolClient, v: SqlValue): string => {
+  if (v === null) return "NULL";
   if (typeof v === "boolean") return v ? "TRUE" : "FALSE";
   if (typeof v === "number") {
     if (!Number.isSafeInteger(v)) throw new Error(`not an integer: ${v}`);
     return String(v);
   }
-  if (Array.isArray(v)) return v.length === 0 ? "'{}'::text[]" : `ARRAY[${v.map((x) => client.escapeLiteral(String(x))).join(", ")}]::text[]`;
-  return client.escapeLiteral(String(v));
+  if (typeof v === "string") return client.escapeLiteral(v);
+  const texts: readonly string[] = v;
+  return texts.length === 0 ? "'{}'::text[]" : `ARRAY[${texts.map((x) => client.escapeLiteral(x)).join(", ")}]::text[]`;
 };
 
 /** The decision row's values, in DECISION_WRITE_COLUMNS order (as store.ts writes them one at a time). */
-function decisionValues(d: StoredDecision): unknown[] {
+function decisionValues(d: StoredDecision): SqlValue[] {
   return [
     d.id,
     d.action,
@@ -246,7 +250,7 @@ export class DecisionBatcher {
       group.client = await checkout(this.#pool);
       await this.#begin(group.client, group);
     } catch (error) {
-      group.failure = error;
+      group.failure = toError(error);
     }
     void this.#complete(group);
   }
@@ -262,7 +266,7 @@ export class DecisionBatcher {
       await this.#write(client as PoolClient, group);
       group.finish(undefined);
     } catch (error) {
-      group.finish(error);
+      group.finish(toError(error));
       if (client !== undefined) {
         broken = clientError(client);
         await client.query("ROLLBACK").catch((e: unknown) => (broken ??= e));
@@ -281,7 +285,8 @@ export class DecisionBatcher {
       .sort()
       .map((k) => lockSql(client, k));
     const rows = [...keys.values()].map(
-      (k, i) => `(${i}, ${client.escapeLiteral(k.actorId)}, ${client.escapeLiteral(k.tenantId)}, ${sqlValue(client, Math.floor(k.windowMs))}::bigint)`,
+      (k, i) =>
+        `(${i}, ${client.escapeLiteral(k.actorId)}, ${client.escapeLiteral(k.tenantId)}, ${sqlValue(client, Math.floor(k.windowMs))}::bigint)`,
     );
     const text = [
       "BEGIN",
@@ -292,7 +297,9 @@ export class DecisionBatcher {
        SELECT n.now_ms, (SELECT seq FROM last) AS last_seq, (SELECT hash FROM last) AS last_hash, k.i, ${countSql(this.#decisions)} AS n
        FROM n, (VALUES ${rows.join(", ")}) AS k(i, actor_id, tenant_id, window_ms)`,
     ].join("; ");
-    const results = (await client.query(text)) as unknown as { rows: { now_ms: string; last_seq: string | null; last_hash: string | null; i: number; n: string }[] }[];
+    const results = (await client.query(text)) as unknown as {
+      rows: { now_ms: string; last_seq: string | null; last_hash: string | null; i: number; n: string }[];
+    }[];
     const counted = results.at(-1)?.rows ?? [];
     const first = counted[0];
     const nowMs = Number(first?.now_ms);
@@ -321,7 +328,12 @@ export class DecisionBatcher {
     }
     const decisions = committing
       .filter((m) => m.decision !== undefined)
-      .map((m) => `(${decisionValues(m.decision as StoredDecision).map((v) => sqlValue(client, v)).join(", ")})`);
+      .map(
+        (m) =>
+          `(${decisionValues(m.decision as StoredDecision)
+            .map((v) => sqlValue(client, v))
+            .join(", ")})`,
+      );
     const statements: string[] = [];
     if (records.length > 0) {
       statements.push(`INSERT INTO ${this.#records} (seq, prev_hash, hash, type, decision_id, line) VALUES ${records.join(", ")}`);

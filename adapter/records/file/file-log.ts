@@ -29,6 +29,7 @@
 import { randomBytes } from "node:crypto";
 import { fdatasync, writeSync } from "node:fs";
 import { constants, open as openFile, stat } from "node:fs/promises";
+import { toError } from "../../common/errors.js";
 import { NotRegularFileError, openRegularFile, regularFileExists } from "../../common/files.js";
 import { dirname, resolve as resolvePath } from "node:path";
 import { sealCheckpoint, sealRecord, type SealedLine } from "../chain.js";
@@ -155,7 +156,7 @@ const nodeFs: LogFileSystem = {
         try {
           return Promise.resolve({ bytesWritten: writeSync(fd, buffer, offset, length) });
         } catch (error) {
-          return Promise.reject(error as Error);
+          return Promise.reject(toError(error));
         }
       },
       datasync: () => new Promise<void>((resolve, reject) => fdatasync(fd, (error) => (error === null ? resolve() : reject(error)))),
