@@ -4,11 +4,17 @@
  * connection, in two round trips (docs/contract.md §3, §7):
  *
  * 1. BEGIN; the history lock of every (actor, tenant) in the group, in one
- *    order (sorted), then the record chain's lock; the database's clock, the
- *    last entry of the chain and each key's deny count, in one statement
- *    (run after the locks are granted, so it sees every commit before them).
- * 2. The group's records (sealed in group order after that last entry) and
- *    decision rows, then COMMIT.
+ *    order (sorted); the database's clock and each key's deny count, in one
+ *    statement (run after the locks are granted, so it sees every commit
+ *    before them).
+ * 2. The record chain's lock; the group's records, sealed in group order
+ *    after the chain's last entry by the statement that inserts them (each
+ *    record's canonical members come from here, the database adds seq,
+ *    prev_hash and the SHA-256 hash exactly as chain.ts does); the decision
+ *    rows; COMMIT.
+ *
+ * The chain's lock is held only for the second round trip, so while one
+ * group commits the next one may take its keys, count and decide.
  *
  * What makes counts exact is unchanged: every decision is counted, decided
  * and written in a transaction that holds its key's lock from before the
@@ -24,8 +30,7 @@
  * is written, and its locks are released with the rollback.
  */
 import type { Pool, PoolClient } from "pg";
-import type { PreparedRecord } from "../records/chain.js";
-import { GENESIS_HASH } from "../records/chain.js";
+import { GENESIS_HASH, type PreparedRecord } from "../records/chain.js";
 import type { HistoryKey, StoreUnit, StoredDecision } from "../history/store.js";
 import { checkout, clientError, historyLockKey, lockSql, quoteIdent, recordsLockKey, releaseClient } from "./connection.js";
 import { DECISION_WRITE_COLUMNS } from "./decision-row.js";
@@ -104,8 +109,6 @@ class Group {
   readonly members: Member[] = [];
   client: PoolClient | undefined;
   nowMs = 0;
-  lastSeq = 0;
-  lastHash = GENESIS_HASH;
   counts = new Map<string, number>();
   failure: Error | undefined;
   /** Resolves when the first round trip is done (or failed). */
@@ -152,7 +155,7 @@ class Group {
   }
 }
 
-type SqlValue = string | number | boolean | null | readonly string[];
+type SqlValue = string | number | boolean | null | readonly (string | null)[];
 
 const sqlValue = (client: PoolClient, v: SqlValue): string => {
   if (v === null) return "NULL";
@@ -162,8 +165,10 @@ const sqlValue = (client: PoolClient, v: SqlValue): string => {
     return String(v);
   }
   if (typeof v === "string") return client.escapeLiteral(v);
-  const texts: readonly string[] = v;
-  return texts.length === 0 ? "'{}'::text[]" : `ARRAY[${texts.map((x) => client.escapeLiteral(x)).join(", ")}]::text[]`;
+  const texts: readonly (string | null)[] = v;
+  return texts.length === 0
+    ? "'{}'::text[]"
+    : `ARRAY[${texts.map((x) => (x === null ? "NULL" : client.escapeLiteral(x))).join(", ")}]::text[]`;
 };
 
 /** The decision row's values, in DECISION_WRITE_COLUMNS order (as store.ts writes them one at a time). */
@@ -187,6 +192,34 @@ function decisionValues(d: StoredDecision): SqlValue[] {
     d.recordState ?? null,
     d.amendment === undefined ? null : JSON.stringify(d.amendment),
   ];
+}
+
+/**
+ * One statement that appends records to the chain where it ends (run with the
+ * chain's lock held, so it sees the last committed entry): the arrays give,
+ * per record in order, its canonical members before "hash", between "hash"
+ * and "prev_hash", between "prev_hash" and "seq", after "seq" (see
+ * PreparedRecord.parts), its type and decision id. Each record is sealed as
+ * chain.ts seals it: seq one past the entry before, prev_hash that entry's
+ * hash, hash = "sha256:" + hex SHA-256 of the UTF-8 canonical JSON without
+ * the hash member.
+ */
+function appendSql(records: string, arrays: readonly string[]): string {
+  const member = (name: string, value: string): string => `'"${name}":' || ${value}`;
+  const body = (hash: string | null): string =>
+    `'{' || array_to_string(ARRAY[x.a, ${hash === null ? "" : `${member("hash", `'"' || ${hash} || '"'`)}, `}x.b, ${member("prev_hash", `'"' || c.hash || '"'`)}, x.c, ${member("seq", "(c.seq + 1)::text")}, x.d], ',') || '}'`;
+  return `WITH RECURSIVE
+    x AS (SELECT * FROM unnest(${arrays.join(", ")}) WITH ORDINALITY AS t(a, b, c, d, type, decision_id, i)),
+    c(i, seq, prev_hash, hash, line, type, decision_id) AS (
+      SELECT 0::bigint, coalesce(l.seq, 0), NULL::text, coalesce(l.hash, '${GENESIS_HASH}'), NULL::text, NULL::text, NULL::text
+        FROM (SELECT NULL) AS one LEFT JOIN (SELECT seq, hash FROM ${records} ORDER BY seq DESC LIMIT 1) AS l ON true
+      UNION ALL
+      SELECT x.i, c.seq + 1, c.hash, h.hash, ${body("h.hash")}, x.type, x.decision_id
+        FROM c JOIN x ON x.i = c.i + 1
+        CROSS JOIN LATERAL (SELECT 'sha256:' || encode(sha256(convert_to(${body(null)}, 'UTF8')), 'hex') AS hash) AS h
+    )
+    INSERT INTO ${records} (seq, prev_hash, hash, type, decision_id, line)
+    SELECT seq, prev_hash, hash, type, decision_id, line FROM c WHERE i > 0 ORDER BY i`;
 }
 
 /** The SQL that counts one key's recent denies: as store.ts counts them, for keys given as rows of `k`. */
@@ -262,6 +295,8 @@ export class DecisionBatcher {
     let broken: unknown;
     try {
       await group.allSettled();
+      // Decided: the next group may lock, count and decide while this one writes.
+      this.#next();
       if (group.failure !== undefined) throw group.failure;
       await this.#write(client as PoolClient, group);
       group.finish(undefined);
@@ -273,9 +308,14 @@ export class DecisionBatcher {
       }
     } finally {
       if (client !== undefined) releaseClient(client, broken);
-      this.#busy = false;
-      this.#waiting.shift()?.();
+      this.#next();
     }
+  }
+
+  #next(): void {
+    if (!this.#busy) return;
+    this.#busy = false;
+    this.#waiting.shift()?.();
   }
 
   async #begin(client: PoolClient, group: Group): Promise<void> {
@@ -291,41 +331,23 @@ export class DecisionBatcher {
     const text = [
       "BEGIN",
       ...locks,
-      lockSql(client, recordsLockKey(this.#schema)),
-      `WITH n AS (SELECT ${this.#nowSql} AS now_ms),
-            last AS (SELECT seq, hash FROM ${this.#records} ORDER BY seq DESC LIMIT 1)
-       SELECT n.now_ms, (SELECT seq FROM last) AS last_seq, (SELECT hash FROM last) AS last_hash, k.i, ${countSql(this.#decisions)} AS n
+      `WITH n AS (SELECT ${this.#nowSql} AS now_ms)
+       SELECT n.now_ms, k.i, ${countSql(this.#decisions)} AS n
        FROM n, (VALUES ${rows.join(", ")}) AS k(i, actor_id, tenant_id, window_ms)`,
     ].join("; ");
-    const results = (await client.query(text)) as unknown as {
-      rows: { now_ms: string; last_seq: string | null; last_hash: string | null; i: number; n: string }[];
-    }[];
+    const results = (await client.query(text)) as unknown as { rows: { now_ms: string; i: number; n: string }[] }[];
     const counted = results.at(-1)?.rows ?? [];
     const first = counted[0];
     const nowMs = Number(first?.now_ms);
     if (first === undefined || !Number.isSafeInteger(nowMs)) throw new Error("the database did not tell its time");
     group.nowMs = nowMs;
-    group.lastSeq = first.last_seq === null ? 0 : Number(first.last_seq);
-    group.lastHash = first.last_hash ?? GENESIS_HASH;
     const keyTexts = [...keys.keys()];
     for (const row of counted) group.counts.set(keyTexts[Number(row.i)] as string, Number(row.n));
   }
 
   async #write(client: PoolClient, group: Group): Promise<void> {
     const committing = group.members.filter((m) => m.state === "committing");
-    const records: string[] = [];
-    let seq = group.lastSeq;
-    let prev = group.lastHash;
-    for (const m of committing) {
-      for (const r of m.records) {
-        const sealed = r.prepared.seal(seq + 1, prev);
-        records.push(
-          `(${sealed.seq}, ${client.escapeLiteral(prev)}, ${client.escapeLiteral(sealed.hash)}, ${client.escapeLiteral(r.type)}, ${client.escapeLiteral(r.decisionId)}, ${client.escapeLiteral(sealed.text)})`,
-        );
-        seq = sealed.seq;
-        prev = sealed.hash;
-      }
-    }
+    const records = committing.flatMap((m) => m.records);
     const decisions = committing
       .filter((m) => m.decision !== undefined)
       .map(
@@ -336,7 +358,19 @@ export class DecisionBatcher {
       );
     const statements: string[] = [];
     if (records.length > 0) {
-      statements.push(`INSERT INTO ${this.#records} (seq, prev_hash, hash, type, decision_id, line) VALUES ${records.join(", ")}`);
+      const column = (values: readonly (string | null)[]): string => sqlValue(client, values);
+      const part = (k: 0 | 1 | 2 | 3): string => column(records.map((r) => r.prepared.parts[k]));
+      statements.push(
+        lockSql(client, recordsLockKey(this.#schema)),
+        appendSql(this.#records, [
+          part(0),
+          part(1),
+          part(2),
+          part(3),
+          column(records.map((r) => r.type)),
+          column(records.map((r) => r.decisionId)),
+        ]),
+      );
     }
     if (decisions.length > 0) {
       statements.push(`INSERT INTO ${this.#decisions} (${DECISION_WRITE_COLUMNS.join(", ")}) VALUES ${decisions.join(", ")}`);

@@ -71,6 +71,15 @@ export function sealRecord(record: object, seq: number, prevHash: string): Seale
 export interface PreparedRecord {
   /** The same line as sealRecord(record, seq, prevHash) gives, without canonicalizing the record again. */
   seal(seq: number, prevHash: string): SealedLine;
+  /**
+   * The canonical members of the record around the three the chain adds, in
+   * order: the line is `{` + [before_hash, "hash":…, before_prev_hash,
+   * "prev_hash":…, before_seq, "seq":…, after_seq] joined by commas, each
+   * part left out when null (no members there), + `}`; the hash is taken over
+   * the same without the hash member. For a writer that seals where the chain
+   * is (a statement in the database).
+   */
+  readonly parts: readonly [string | null, string | null, string | null, string | null];
 }
 
 /**
@@ -96,7 +105,17 @@ export function prepareRecord(record: object): PreparedRecord {
   const seqAt = at("seq");
   const prevAt = at("prev_hash");
   const hashAt = at("hash");
+  const join = (from: number, to: number): string | null =>
+    to > from
+      ? members
+          .slice(from, to)
+          .map((m) => m.text)
+          .join(",")
+      : null;
+  // Code-unit order puts "hash" before "prev_hash" before "seq", whatever else the record holds.
+  const parts = [join(0, hashAt), join(hashAt + 1, prevAt), join(prevAt + 1, seqAt), join(seqAt + 1, members.length)] as const;
   return {
+    parts,
     seal(seq: number, prevHash: string): SealedLine {
       const sealed = members.slice();
       sealed[seqAt] = { key: "seq", text: `"seq":${JSON.stringify(seq)}` };

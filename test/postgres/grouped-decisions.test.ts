@@ -88,7 +88,11 @@ async function run(seed: number): Promise<void> {
     );
   }
   try {
-    const actors = Array.from({ length: 2 + Math.floor(random() * 4) }, (_, i) => `agent:grouped-${seed}-${i}`);
+    // Some ids outside ASCII: the database hashes the UTF-8 of each line exactly as chain.ts does.
+    const actors = Array.from(
+      { length: 2 + Math.floor(random() * 4) },
+      (_, i) => `agent:grouped-${seed}-${i}${i % 2 === 0 ? "-grüße-✓-😀" : ""}`,
+    );
     const denyShare = 0.2 + random() * 0.5;
     const plan = Array.from({ length: 120 }, () => ({ veto: pick(instances), actor: pick(actors), deny: random() < denyShare }));
     // Bursts: each a batch of calls started together, some instances' groups forming while others commit.
