@@ -13,8 +13,10 @@
  *    prev_hash and the SHA-256 hash exactly as chain.ts does); the decision
  *    rows; COMMIT.
  *
- * The chain's lock is held only for the second round trip, so while one
- * group commits the next one may take its keys, count and decide.
+ * The chain's lock is held only for the second round trip: other processes'
+ * groups (and single units) wait for it only while a group writes. In one
+ * store, a group starts once the group before it has committed (callers
+ * waiting for one group's commit then form the next, whole).
  *
  * What makes counts exact is unchanged: every decision is counted, decided
  * and written in a transaction that holds its key's lock from before the
@@ -295,8 +297,6 @@ export class DecisionBatcher {
     let broken: unknown;
     try {
       await group.allSettled();
-      // Decided: the next group may lock, count and decide while this one writes.
-      this.#next();
       if (group.failure !== undefined) throw group.failure;
       await this.#write(client as PoolClient, group);
       group.finish(undefined);
