@@ -88,7 +88,8 @@ try {
       problems.push(`seq ${row.seq}: no decision row`);
       continue;
     }
-    if (row.action !== line.result.action || row.escalated !== line.result.escalated) problems.push(`seq ${row.seq}: row and record differ`);
+    if (row.action !== line.result.action || row.escalated !== line.result.escalated)
+      problems.push(`seq ${row.seq}: row and record differ`);
     verdicts.set(line.decision_id, `${line.result.action}/${line.result.escalated}`);
     if (line.history !== null) {
       const list = denies.get(key) ?? [];

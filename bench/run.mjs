@@ -226,6 +226,13 @@ const ratios = {
   opa_go_eval_over_protect_memory_p50: ratio(p50("opa_go_eval"), p50("protect_memory")),
   python_protect_memory_over_protect_memory_p50: ratio(p50("python_protect_memory"), p50("protect_memory")),
   tenants_100000_over_10_p50: ratio(point("tenants", 100_000)?.p50_us, point("tenants", 10)?.p50_us),
+  // Durable floors: what protect() costs beyond the one sync or commit it must wait for.
+  protect_durable_c1_over_fsync_floor_p50: ratio(p50("protect_durable_c1"), p50("fsync_floor")),
+  protect_postgres_over_pg_commit_floor_p50: ratio(p50("protect_postgres"), p50("pg_commit_floor")),
+  protect_postgres_c64_1000_tenants_over_pg_commit_floor_c64_ops: ratio(
+    results.protect_postgres_c64_1000_tenants?.ops_per_s,
+    results.pg_commit_floor_c64?.ops_per_s,
+  ),
   mcp_proxy_overhead_p50_us:
     typeof p50("mcp_proxied") === "number" && typeof p50("mcp_direct") === "number" ? round(p50("mcp_proxied") - p50("mcp_direct")) : null,
   mcp_proxy_overhead_p99_us:
@@ -245,6 +252,15 @@ const targets = [
   ],
   ["protect_memory no slower than opa_go_eval (p50)", ratios.opa_go_eval_over_protect_memory_p50, (v) => v >= 1, (v) => `${v}x`],
   ["protect_durable_c64 >= 5,000/s", results.protect_durable_c64?.ops_per_s, (v) => v >= 5000, (v) => `${v}/s`],
+  // Durable floors (file log, PostgreSQL).
+  ["protect_durable_c1 p50 <= 1.3 x fsync_floor p50", ratios.protect_durable_c1_over_fsync_floor_p50, (v) => v <= 1.3, (v) => `${v}x`],
+  ["protect_postgres p50 <= 1.5 x pg_commit_floor p50", ratios.protect_postgres_over_pg_commit_floor_p50, (v) => v <= 1.5, (v) => `${v}x`],
+  [
+    "protect_postgres_c64_1000_tenants >= 50% of pg_commit_floor_c64 (ops/s)",
+    ratios.protect_postgres_c64_1000_tenants_over_pg_commit_floor_c64_ops,
+    (v) => v >= 0.5,
+    (v) => `${Math.round(v * 100)}%`,
+  ],
   ["100k tenants: load < 1 s", point("tenants", 100_000)?.load_ms, (v) => v < 1000, (v) => `${v} ms`],
   ["100k tenants: RSS < 300 MB", point("tenants", 100_000)?.rss_mb, (v) => v < 300, (v) => `${v} MB`],
   ["100k tenants: p50 <= 1.2 x 10 tenants", ratios.tenants_100000_over_10_p50, (v) => v <= 1.2, (v) => `${v}x`],
