@@ -146,6 +146,7 @@ try {
   process.stdout.write(`${JSON.stringify(summary)}\n`);
   if (problems.length > 0) process.exitCode = 1;
 } finally {
-  await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).catch(() => {});
+  if (!args.includes("--keep")) await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).catch(() => {});
+  else process.stderr.write(`kept schema ${schema}\n`);
   await admin.end();
 }
