@@ -35,7 +35,7 @@ import type { Pool, PoolClient } from "pg";
 import { GENESIS_HASH, type PreparedRecord } from "../records/chain.js";
 import type { HistoryKey, StoreUnit, StoredDecision } from "../history/store.js";
 import { checkout, clientError, historyLockKey, lockSql, quoteIdent, recordsLockKey, releaseClient } from "./connection.js";
-import { DECISION_WRITE_COLUMNS } from "./decision-row.js";
+import { DECISION_WRITE_COLUMNS, decisionSelectList, toStoredDecision, type DecisionRow } from "./decision-row.js";
 import { toError } from "../common/errors.js";
 
 /** Most decisions in one group. */
@@ -410,10 +410,10 @@ export class DecisionBatcher {
         member.counts = decision.action === "deny" && decision.countsTowardsEscalation !== false;
       },
       getDecision: async (id) => {
+        // Its own decision as stored so far; any other as committed (read in the group's transaction).
         if (member.decision?.id === id) return member.decision;
-        const { rows } = await client.query(`SELECT 1 FROM ${this.#decisions} WHERE id = $1`, [id]);
-        if (rows.length === 0) return undefined;
-        throw new Error("getDecision is not available in a decision's unit on PostgreSQL");
+        const { rows } = await client.query<DecisionRow>(`SELECT ${decisionSelectList()} FROM ${this.#decisions} WHERE id = $1`, [id]);
+        return rows[0] === undefined ? undefined : toStoredDecision(rows[0]);
       },
       transitionApproval: unsupported("transitionApproval"),
       commit: async () => {

@@ -158,3 +158,59 @@ describe("PostgreSQL: decisions in groups keep counts exact", () => {
     for (let k = 0; k < 3; k++) await run(SEED + k);
   });
 });
+
+describe("PostgreSQL: a grouped decision's unit", () => {
+  it("counts, reads decisions and commits in the group's transaction; a rolled-back unit leaves nothing", async () => {
+    const schema = db.schema("grouped_unit");
+    await migrate({ connectionString: pgUrl(), schema });
+    const store = await PostgresStore.connect({ connectionString: pgUrl(), schema });
+    const sink = store.recordSink();
+    try {
+      const key = { actorId: "agent:unit", tenantId: TENANT, windowMs: 900_000 };
+      const stored = (id: string, nowMs: number) => ({
+        id,
+        action: "deny" as const,
+        escalated: false,
+        atMs: nowMs,
+        approvers: [],
+        actorId: key.actorId,
+        tenantId: key.tenantId,
+      });
+      // Two units of one key in one group: the second counts the first's deny.
+      const [first, second] = await Promise.all(
+        ["d1", "d2"].map((id) =>
+          store.unit(
+            key,
+            async (unit) => {
+              const n = await unit.countRecentDenies(key.actorId, key.tenantId, (unit.nowMs as number) - key.windowMs);
+              await unit.appendDecision(stored(id, unit.nowMs as number));
+              const own = await unit.getDecision(id);
+              await unit.commit();
+              return { n, own: own?.id };
+            },
+            sink,
+          ),
+        ),
+      );
+      expect([first, second]).toEqual([
+        { n: 0, own: "d1" },
+        { n: 1, own: "d2" },
+      ]);
+      await store.unit(
+        key,
+        async (unit) => {
+          expect((await unit.getDecision("d1"))?.action).toBe("deny");
+          expect(await unit.getDecision("missing")).toBeUndefined();
+          expect(await unit.countRecentDenies(key.actorId, key.tenantId, 0)).toBe(2);
+          await unit.appendDecision(stored("d3", unit.nowMs as number));
+          await unit.rollback();
+        },
+        sink,
+      );
+      expect(await store.getDecision("d3")).toBeUndefined();
+      expect(await store.countRecentDenies(key.actorId, key.tenantId, 0)).toBe(2);
+    } finally {
+      await store.close();
+    }
+  });
+});
