@@ -188,6 +188,10 @@ inbox: ## The demo's CRM agent with the approval inbox on 127.0.0.1 (PORT=8787):
 bench: $(TOOLS) build python ## Benchmark: WASM, protect (memory, durable log, PostgreSQL, Python), the approval API, the MCP proxy, opa bench, OPA server; writes bench/results.json (BENCHMARKS.md)
 	node bench/run.mjs
 
+.PHONY: load
+load: build ## Load: 4 processes x 64 concurrent protect() on one PostgreSQL schema for 60 s, every deny count checked after; writes bench/load-results.json
+	node bench/load.mjs --workers 4 --concurrency 64 --seconds 60
+
 .PHONY: soak
 soak: build ## Crash soak: SIGKILL the decision-log writer 500 times (VETO_SOAK_TRIALS), no acknowledged record lost
 	VETO_SOAK_TRIALS=$${VETO_SOAK_TRIALS:-500} npx vitest run test/e2e/crash.test.ts

@@ -812,8 +812,14 @@ class VetoInstance implements Veto {
         : { actorId: call.context.actorId, tenantId: call.context.tenantId, environment: call.context.environment, tool: call.tool };
     // count -> evaluate -> record -> append as one unit, exclusive per (actor,
     // tenant), so concurrent calls (here or, with a shared store, in other
-    // processes) each see every deny before them.
-    const history = call === undefined ? undefined : { actorId: call.context.actorId, tenantId: call.context.tenantId };
+    // processes) each see every deny before them. An invalid call that names
+    // its actor and tenant takes the same unit: its invalid_input deny counts
+    // for them (docs/contract.md §3), so it must not land between another
+    // call's count and that call's append.
+    const history =
+      who.actorId === undefined || who.tenantId === undefined
+        ? undefined
+        : { actorId: who.actorId, tenantId: who.tenantId, windowMs: policy.data.windowSeconds * 1000 };
     let decided: Decided;
     try {
       const context: DecisionContext = { amendment, policy, raw, clockMs: nowMs, checked, call, who };

@@ -14,7 +14,7 @@ import { pino } from "pino";
 import { createVeto, openFileLog } from "../dist/index.js";
 import { postgres } from "../dist/postgres.js";
 import { createApprovalServer } from "../dist/server.js";
-import { measureConcurrent, measureSequential, round } from "./measure.mjs";
+import { measureConcurrent, measureSequential, round, summarize } from "./measure.mjs";
 import { policyInput } from "./mix.mjs";
 
 export const ENTRYPOINT = "veto/crm/decision";
@@ -106,12 +106,13 @@ export async function protectDurable(bundle, mix, concurrency, opts, extra = {})
 }
 
 /** protect() with the PostgreSQL store and records in the same transaction, in a schema of its own. */
-export async function protectPostgres(bundle, mix, connectionString, concurrency, opts) {
+export async function protectPostgres(bundle, mix, connectionString, concurrency, opts, extra = {}) {
   const schema = `veto_bench_${process.pid}`;
   const veto = await createVeto({
     bundle,
     logger: silent,
     clock: steppingClock(),
+    ...extra,
     store: postgres({ connectionString, schema, migrate: true, records: true }),
   });
   const calls = mix.map((e) => e.call);
@@ -329,4 +330,159 @@ export async function approvalApi(bundle, mix, connectionString, opts = {}) {
     await client.connect();
     await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).finally(() => client.end());
   }
+}
+
+// ---------------------------------------------------------------------------
+// Durable floors: what one sync or one commit costs on its own, measured beside
+// the protect() cases that must wait for one (BENCHMARKS.md, "Durable writes").
+// ---------------------------------------------------------------------------
+
+/**
+ * protect_durable_c1 and fsync_floor in one run, on one file system (the same
+ * temporary folder), interleaved in blocks of `block` operations: on a shared
+ * disk a burst of another process's I/O then lands in both, not in one, and
+ * the ratio of their p50s compares like with like. The floor appends a line
+ * as long as the log's average record line (write(2), then fdatasync(2) off
+ * the event loop: the cheapest way a server may sync without stopping).
+ */
+export async function durableAndFloor(bundle, mix, { minMs = 6000, block = 1, warmupOps = 300 } = {}) {
+  const { openSync, writeSync, fdatasync, closeSync } = await import("node:fs");
+  const dir = mkdtempSync(join(tmpdir(), "veto-bench-"));
+  try {
+    const log = await openFileLog(join(dir, "decisions.log"));
+    const veto = await createVeto({ bundle, logger: silent, recordSink: log, clock: steppingClock() });
+    const calls = mix.map((e) => e.call);
+    let i = 0;
+    for (let w = 0; w < warmupOps; w++) await veto.protect(calls[i++ % calls.length]);
+    const lineBytes = Math.round(log.stats.bytes / Math.max(1, log.stats.records));
+    const line = Buffer.from(`${"x".repeat(lineBytes - 1)}\n`);
+    const fd = openSync(join(dir, "floor.log"), "a");
+    const floorOp = () => {
+      writeSync(fd, line);
+      return new Promise((resolve, reject) => fdatasync(fd, (error) => (error ? reject(error) : resolve())));
+    };
+    for (let w = 0; w < warmupOps; w++) await floorOp();
+    const cap = 400_000;
+    const a = new Float64Array(cap);
+    const b = new Float64Array(cap);
+    let na = 0;
+    let nb = 0;
+    let ta = 0n;
+    let tb = 0n;
+    const end = process.hrtime.bigint() + BigInt(minMs) * 1_000_000n;
+    while (process.hrtime.bigint() < end && na + block <= cap) {
+      const s0 = process.hrtime.bigint();
+      for (let k = 0; k < block; k++) {
+        const t0 = process.hrtime.bigint();
+        await veto.protect(calls[i++ % calls.length]);
+        a[na++] = Number(process.hrtime.bigint() - t0);
+      }
+      const s1 = process.hrtime.bigint();
+      for (let k = 0; k < block; k++) {
+        const t0 = process.hrtime.bigint();
+        await floorOp();
+        b[nb++] = Number(process.hrtime.bigint() - t0);
+      }
+      ta += s1 - s0;
+      tb += process.hrtime.bigint() - s1;
+    }
+    await veto.close();
+    const stats = log.stats;
+    await log.close();
+    closeSync(fd);
+    return {
+      protect_durable_c1: { ...summarize(a, na, ta), records_per_fdatasync: round(stats.records / Math.max(1, stats.dataSyncs), 1) },
+      fsync_floor: { ...summarize(b, nb, tb), line_bytes: lineBytes },
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** One pg.Pool on a schema of its own with the floor's table: `id` and a small payload. */
+async function floorPool(connectionString, max) {
+  const pg = (await import("pg")).default;
+  const schema = `veto_bench_floor_${process.pid}`;
+  const pool = new pg.Pool({ connectionString, max });
+  await pool.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE; CREATE SCHEMA ${schema};
+    CREATE TABLE ${schema}.floor (id bigint PRIMARY KEY, at_ms bigint NOT NULL, note text NOT NULL)`);
+  let id = 0;
+  const insert = `INSERT INTO ${schema}.floor (id, at_ms, note) VALUES ($1, $2, $3)`;
+  return {
+    // One committed transaction doing one small insert: one round trip, one WAL flush.
+    op: () => pool.query(insert, [++id, Date.now(), "allow"]),
+    close: async () => {
+      await pool.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      await pool.end();
+    },
+  };
+}
+
+/**
+ * protect_postgres (c1) and pg_commit_floor in one run on one server,
+ * interleaved in blocks as durableAndFloor does.
+ */
+export async function postgresAndFloor(bundle, mix, connectionString, { minMs = 6000, block = 50, warmupOps = 200 } = {}) {
+  const schema = `veto_bench_${process.pid}`;
+  const veto = await createVeto({
+    bundle,
+    logger: silent,
+    clock: steppingClock(),
+    store: postgres({ connectionString, schema, migrate: true, records: true }),
+  });
+  const floor = await floorPool(connectionString, 10);
+  const calls = mix.map((e) => e.call);
+  try {
+    let i = 0;
+    for (let w = 0; w < warmupOps; w++) {
+      await veto.protect(calls[i++ % calls.length]);
+      await floor.op();
+    }
+    const cap = 200_000;
+    const a = new Float64Array(cap);
+    const b = new Float64Array(cap);
+    let na = 0;
+    let nb = 0;
+    let ta = 0n;
+    let tb = 0n;
+    const end = process.hrtime.bigint() + BigInt(minMs) * 1_000_000n;
+    while (process.hrtime.bigint() < end && na + block <= cap) {
+      const s0 = process.hrtime.bigint();
+      for (let k = 0; k < block; k++) {
+        const t0 = process.hrtime.bigint();
+        await veto.protect(calls[i++ % calls.length]);
+        a[na++] = Number(process.hrtime.bigint() - t0);
+      }
+      const s1 = process.hrtime.bigint();
+      for (let k = 0; k < block; k++) {
+        const t0 = process.hrtime.bigint();
+        await floor.op();
+        b[nb++] = Number(process.hrtime.bigint() - t0);
+      }
+      ta += s1 - s0;
+      tb += process.hrtime.bigint() - s1;
+    }
+    return { protect_postgres: summarize(a, na, ta), pg_commit_floor: summarize(b, nb, tb) };
+  } finally {
+    await veto.close();
+    await floor.close();
+    await dropSchema(connectionString, schema);
+  }
+}
+
+/** pg_commit_floor at `concurrency`: the floor's insert from that many callers on one pool of `max` connections. */
+export async function pgCommitFloorConcurrent(connectionString, concurrency, opts = {}, max = 10) {
+  const floor = await floorPool(connectionString, max);
+  try {
+    return { ...(await measureConcurrent([0], () => floor.op(), { concurrency, warmupMs: 1000, minMs: 4000, ...opts })), pool_max: max };
+  } finally {
+    await floor.close();
+  }
+}
+
+async function dropSchema(connectionString, schema) {
+  const pg = await import("pg");
+  const client = new pg.default.Client({ connectionString });
+  await client.connect();
+  await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).finally(() => client.end());
 }

@@ -17,7 +17,10 @@ import { join, resolve } from "node:path";
 import { loadBundle } from "../dist/bundle.js";
 import {
   approvalApi,
+  durableAndFloor,
   opaGoEval,
+  pgCommitFloorConcurrent,
+  postgresAndFloor,
   opaServerHttp,
   protectDurable,
   protectMemory,
@@ -136,7 +139,17 @@ if (results.protect_memory !== undefined && results.protect_memory_alloc?.bytes_
 }
 // --- end allocation
 
-await run("protect_durable_c1", () => protectDurable(BUNDLE, mix, 1, quick ? { minMs: 1000 } : {}));
+// ---- Durable floors (file log): protect_durable_c1 beside fsync_floor, interleaved in one run.
+if (want("protect_durable_c1") || want("fsync_floor")) {
+  log("protect_durable_c1 + fsync_floor ...");
+  try {
+    Object.assign(results, await durableAndFloor(BUNDLE, mix, quick ? { minMs: 2000 } : {}));
+  } catch (error) {
+    log(`protect_durable_c1 + fsync_floor FAILED: ${error instanceof Error ? error.stack : String(error)}`);
+    results.protect_durable_c1 = results.fsync_floor = { error: String(error instanceof Error ? error.message : error) };
+  }
+}
+// ---- end of durable floors (file log)
 await run("protect_durable_c64", () => protectDurable(BUNDLE, mix, 64, quick ? { minMs: 1500 } : {}));
 // The same with the 1,000-tenant document: ~3,000 (actor, tenant) keys instead of ~56, of which 3
 // carry 59% of the calls above. Calls of one key run one after another (exact deny counts), so
@@ -146,15 +159,39 @@ await run("protect_durable_c64_1000_tenants", () =>
   protectDurable(BUNDLE, buildMix(manyTenants, { seed: SEED, count: 4000 }), 64, quick ? { minMs: 1500 } : {}, { data: manyTenants }),
 );
 
-const pgUrl =
-  want("protect_postgres") || want("protect_postgres_c64") || want("approval_api") ? postgresUrl() : { url: null, why: "not selected" };
+const PG_CASES = [
+  "protect_postgres",
+  "pg_commit_floor",
+  "protect_postgres_c64",
+  "protect_postgres_c64_1000_tenants",
+  "pg_commit_floor_c64",
+  "approval_api",
+];
+const pgUrl = PG_CASES.some(want) ? postgresUrl() : { url: null, why: "not selected" };
 if (pgUrl.url !== null) {
-  await run("protect_postgres", () => protectPostgres(BUNDLE, mix, pgUrl.url, 1, quick ? { minMs: 1000 } : {}));
+  // ---- Durable floors (PostgreSQL): protect_postgres beside pg_commit_floor (c1, interleaved in one
+  // run), then at concurrency 64 (the floor on a pool as large as the store's default, 10).
+  if (want("protect_postgres") || want("pg_commit_floor")) {
+    log("protect_postgres + pg_commit_floor ...");
+    try {
+      Object.assign(results, await postgresAndFloor(BUNDLE, mix, pgUrl.url, quick ? { minMs: 2000 } : {}));
+    } catch (error) {
+      log(`protect_postgres + pg_commit_floor FAILED: ${error instanceof Error ? error.stack : String(error)}`);
+      results.protect_postgres = results.pg_commit_floor = { error: String(error instanceof Error ? error.message : error) };
+    }
+  }
+  await run("pg_commit_floor_c64", () => pgCommitFloorConcurrent(pgUrl.url, 64, quick ? { minMs: 1500 } : {}));
+  await run("protect_postgres_c64_1000_tenants", () =>
+    protectPostgres(BUNDLE, buildMix(manyTenants, { seed: SEED, count: 4000 }), pgUrl.url, 64, quick ? { minMs: 1500 } : {}, {
+      data: manyTenants,
+    }),
+  );
+  // ---- end of durable floors (PostgreSQL)
   await run("protect_postgres_c64", () => protectPostgres(BUNDLE, mix, pgUrl.url, 64, quick ? { minMs: 1000 } : {}));
   await run("approval_api", () => approvalApi(BUNDLE, mix, pgUrl.url, quick ? { maxOps: 300, warmupOps: 30 } : {}));
   if (pgUrl.stop) spawnSync("bash", [resolve(ROOT, "scripts/postgres.sh"), "stop"], { stdio: "ignore" });
-} else if (want("protect_postgres") || want("approval_api")) {
-  log(`protect_postgres and approval_api skipped: ${pgUrl.why}`);
+} else if (PG_CASES.some(want)) {
+  log(`${PG_CASES.join(", ")} skipped: ${pgUrl.why}`);
 }
 
 // The Python adapter (adapter/python) on the same bundle and mix, in its own process.
@@ -238,6 +275,13 @@ const ratios = {
   protect_memory_over_wasm_evaluate_baseline_p50: ratio(p50("protect_memory"), p50("wasm_evaluate_baseline")),
   // --- end policy cost and tail
   tenants_100000_over_10_p50: ratio(point("tenants", 100_000)?.p50_us, point("tenants", 10)?.p50_us),
+  // Durable floors: what protect() costs beyond the one sync or commit it must wait for.
+  protect_durable_c1_over_fsync_floor_p50: ratio(p50("protect_durable_c1"), p50("fsync_floor")),
+  protect_postgres_over_pg_commit_floor_p50: ratio(p50("protect_postgres"), p50("pg_commit_floor")),
+  protect_postgres_c64_1000_tenants_over_pg_commit_floor_c64_ops: ratio(
+    results.protect_postgres_c64_1000_tenants?.ops_per_s,
+    results.pg_commit_floor_c64?.ops_per_s,
+  ),
   mcp_proxy_overhead_p50_us:
     typeof p50("mcp_proxied") === "number" && typeof p50("mcp_direct") === "number" ? round(p50("mcp_proxied") - p50("mcp_direct")) : null,
   mcp_proxy_overhead_p99_us:
@@ -282,6 +326,15 @@ const targets = [
   ],
   ["protect_memory no slower than opa_go_eval (p50)", ratios.opa_go_eval_over_protect_memory_p50, (v) => v >= 1, (v) => `${v}x`],
   ["protect_durable_c64 >= 5,000/s", results.protect_durable_c64?.ops_per_s, (v) => v >= 5000, (v) => `${v}/s`],
+  // Durable floors (file log, PostgreSQL).
+  ["protect_durable_c1 p50 <= 1.3 x fsync_floor p50", ratios.protect_durable_c1_over_fsync_floor_p50, (v) => v <= 1.3, (v) => `${v}x`],
+  ["protect_postgres p50 <= 1.5 x pg_commit_floor p50", ratios.protect_postgres_over_pg_commit_floor_p50, (v) => v <= 1.5, (v) => `${v}x`],
+  [
+    "protect_postgres_c64_1000_tenants >= 50% of pg_commit_floor_c64 (ops/s)",
+    ratios.protect_postgres_c64_1000_tenants_over_pg_commit_floor_c64_ops,
+    (v) => v >= 0.5,
+    (v) => `${Math.round(v * 100)}%`,
+  ],
   ["100k tenants: load < 1 s", point("tenants", 100_000)?.load_ms, (v) => v < 1000, (v) => `${v} ms`],
   ["100k tenants: RSS < 300 MB", point("tenants", 100_000)?.rss_mb, (v) => v < 300, (v) => `${v} MB`],
   ["100k tenants: p50 <= 1.2 x 10 tenants", ratios.tenants_100000_over_10_p50, (v) => v <= 1.2, (v) => `${v}x`],

@@ -208,13 +208,19 @@ export interface VetoStore {
    * and undoes them when `fn` ends without it. A store without `unit` gets
    * no such lock: concurrent calls of one actor may then read the same count.
    */
-  unit?<T>(history: HistoryKey | undefined, fn: (unit: StoreUnit) => Promise<T>): Promise<T>;
+  unit?<T>(history: HistoryKey | undefined, fn: (unit: StoreUnit) => Promise<T>, records?: RecordSink): Promise<T>;
   close(): Promise<void>;
 }
 
 export interface HistoryKey {
   readonly actorId: string;
   readonly tenantId: string;
+  /**
+   * The escalation window (milliseconds) the unit's deny count will look
+   * back over, when the caller knows it: a store may count as the unit
+   * starts (the PostgreSQL store does, in the same round trip as its locks).
+   */
+  readonly windowMs?: number;
 }
 
 /** The store as seen from inside a unit of work (see VetoStore.unit). */

@@ -115,7 +115,7 @@ export async function runUnit<T>(
   history: HistoryKey | undefined,
   fn: (unit: DecisionUnit) => Promise<T>,
 ): Promise<T> {
-  if (store.unit !== undefined) return await store.unit(history, (unit) => fn(new RecordingUnit(unit, sink)));
+  if (store.unit !== undefined) return await store.unit(history, (unit) => fn(new RecordingUnit(unit, sink)), sink);
   return await fn(new RecordingUnit(directUnit(store), sink));
 }
 

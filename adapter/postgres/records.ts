@@ -14,7 +14,7 @@
  * and a verifier holds the table to the list of their public keys.
  */
 import type { Pool, PoolClient } from "pg";
-import { ChainChecker, GENESIS_HASH, sealCheckpoint, sealRecord, type SealedLine } from "../records/chain.js";
+import { ChainChecker, GENESIS_HASH, prepareRecord, sealCheckpoint, sealRecord, type SealedLine } from "../records/chain.js";
 import {
   CheckpointTracker,
   checkpointSigner,
@@ -40,6 +40,7 @@ import {
 import { openMigrated } from "./migrations.js";
 import { readDecisionRecords } from "./record-reader.js";
 import { PostgresTransaction } from "./transaction.js";
+import { BatchTransaction } from "./batch.js";
 
 /** Where a written record sits in the chain. */
 export interface PostgresWrittenRecord {
@@ -238,9 +239,14 @@ export class PostgresRecordSink implements TransactionalRecordSink {
     }
   }
 
+  /** Whether decisions of the store on `pool` and `schema` may write this sink's records in groups (batch.ts): not when it signs checkpoints. */
+  batchesWith(pool: Pool, schema: string): boolean {
+    return this.#signing === undefined && this.#closed === undefined && pool === this.#pool && schema === this.schema;
+  }
+
   joinsTransaction(transaction: unknown): boolean {
     return (
-      transaction instanceof PostgresTransaction &&
+      (transaction instanceof PostgresTransaction || transaction instanceof BatchTransaction) &&
       transaction.open &&
       transaction.pool === this.#pool &&
       transaction.schema === this.schema
@@ -248,6 +254,20 @@ export class PostgresRecordSink implements TransactionalRecordSink {
   }
 
   async writeInTransaction(transaction: unknown, record: VetoRecord): Promise<void> {
+    if (transaction instanceof BatchTransaction) {
+      try {
+        // Checked and canonicalized now; sealed and written when the group commits.
+        const fields = record as { type?: unknown; decision_id?: unknown };
+        transaction.defer(
+          prepareRecord(record),
+          typeof fields.type === "string" ? fields.type : "",
+          typeof fields.decision_id === "string" ? fields.decision_id : "",
+        );
+      } catch (error) {
+        throw unavailable(error, this.schema);
+      }
+      return;
+    }
     try {
       await (transaction as PostgresTransaction).run((client) => appendRecord(client, this.schema, record, this.#signing));
     } catch (error) {

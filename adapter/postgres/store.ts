@@ -41,6 +41,8 @@ import { DECISION_WRITE_COLUMNS, decisionSelectList, toStoredDecision, type Deci
 import { openMigrated } from "./migrations.js";
 import { PostgresRecordSink, type PostgresCheckpointOptions } from "./records.js";
 import { PostgresTransaction } from "./transaction.js";
+import { DecisionBatcher } from "./batch.js";
+import type { RecordSink } from "../records/records.js";
 
 export const APPROVAL_CHANNEL = "veto_approval";
 const RECONNECT_MS = 1_000;
@@ -199,6 +201,8 @@ export class PostgresStore implements VetoStore {
   #closed = false;
   /** Sinks made by recordSink() that sign checkpoints: closed (a close checkpoint) before the pool ends. */
   readonly #signingSinks = new Set<PostgresRecordSink>();
+  /** Decision units whose records join this store's transactions, written in groups (see batch.ts). */
+  readonly #batcher: DecisionBatcher;
 
   /** Use PostgresStore.connect(). */
   private constructor(pool: Pool, ownsPool: boolean, detach: () => void, schema: string, log: PostgresLogger | undefined) {
@@ -209,6 +213,7 @@ export class PostgresStore implements VetoStore {
     this.schema = schema;
     this.#sql = new Statements(schema);
     this.#log = log;
+    this.#batcher = new DecisionBatcher(pool, schema, DB_NOW_MS);
   }
 
   /**
@@ -288,8 +293,21 @@ export class PostgresStore implements VetoStore {
    * never adds a second to. BEGIN, the history lock and the database's clock
    * share one round trip; the clock is read after the lock is granted.
    * Transitions in the unit are timed by that reading, whatever `atMs` says.
+   *
+   * A decision's unit (a history key with its window) whose records go to
+   * this store's records table, unsigned, joins a group of decisions that
+   * share one transaction and two round trips (batch.ts): its key's lock, its
+   * count and its writes stay in that one transaction.
    */
-  async unit<T>(history: HistoryKey | undefined, fn: (unit: StoreUnit) => Promise<T>): Promise<T> {
+  async unit<T>(history: HistoryKey | undefined, fn: (unit: StoreUnit) => Promise<T>, records?: RecordSink): Promise<T> {
+    if (
+      history?.windowMs !== undefined &&
+      Number.isSafeInteger(history.windowMs) &&
+      records instanceof PostgresRecordSink &&
+      records.batchesWith(this.#pool, this.schema)
+    ) {
+      return await this.#batcher.unit({ actorId: history.actorId, tenantId: history.tenantId, windowMs: history.windowMs }, fn);
+    }
     const client = await checkout(this.#pool);
     const tx = new PostgresTransaction(this.#pool, this.schema, client);
     try {

@@ -67,6 +67,66 @@ export function sealRecord(record: object, seq: number, prevHash: string): Seale
   return sealEntry(copyFields(record), seq, prevHash);
 }
 
+/** A record checked and canonicalized once, to be sealed later at the place the chain gives it. */
+export interface PreparedRecord {
+  /** The same line as sealRecord(record, seq, prevHash) gives, without canonicalizing the record again. */
+  seal(seq: number, prevHash: string): SealedLine;
+  /**
+   * The canonical members of the record around the three the chain adds, in
+   * order: the line is `{` + [before_hash, "hash":…, before_prev_hash,
+   * "prev_hash":…, before_seq, "seq":…, after_seq] joined by commas, each
+   * part left out when null (no members there), + `}`; the hash is taken over
+   * the same without the hash member. For a writer that seals where the chain
+   * is (a statement in the database).
+   */
+  readonly parts: readonly [string | null, string | null, string | null, string | null];
+}
+
+/**
+ * Check and canonicalize `record` now (throwing CanonicalJsonError as
+ * sealRecord does), seal it later: for a writer that learns the record's
+ * place in the chain only when it writes a group of records at once.
+ */
+export function prepareRecord(record: object): PreparedRecord {
+  if (record === null || typeof record !== "object" || Array.isArray(record)) {
+    throw new CanonicalJsonError("", "a record must be a JSON object");
+  }
+  for (const field of RESERVED_FIELDS) {
+    if (Object.prototype.hasOwnProperty.call(record, field)) {
+      throw new CanonicalJsonError(`/${field}`, "field is reserved for the log's hash chain");
+    }
+  }
+  const body = copyFields(record);
+  body.seq = 0;
+  body.prev_hash = GENESIS_HASH;
+  body.hash = GENESIS_HASH;
+  const members = canonicalMembers(body);
+  const at = (key: string): number => members.findIndex((m) => m.key === key);
+  const seqAt = at("seq");
+  const prevAt = at("prev_hash");
+  const hashAt = at("hash");
+  const join = (from: number, to: number): string | null =>
+    to > from
+      ? members
+          .slice(from, to)
+          .map((m) => m.text)
+          .join(",")
+      : null;
+  // Code-unit order puts "hash" before "prev_hash" before "seq", whatever else the record holds.
+  const parts = [join(0, hashAt), join(hashAt + 1, prevAt), join(prevAt + 1, seqAt), join(seqAt + 1, members.length)] as const;
+  return {
+    parts,
+    seal(seq: number, prevHash: string): SealedLine {
+      const sealed = members.slice();
+      sealed[seqAt] = { key: "seq", text: `"seq":${JSON.stringify(seq)}` };
+      sealed[prevAt] = { key: "prev_hash", text: `"prev_hash":${JSON.stringify(prevHash)}` };
+      const hash = sha256(joinMembers(sealed, "hash"));
+      sealed[hashAt] = { key: "hash", text: `"hash":"${hash}"` };
+      return { seq, hash, text: joinMembers(sealed) };
+    },
+  };
+}
+
 /** Seal a checkpoint (checkpoint.ts) as entry `seq` after `prevHash`. */
 export function sealCheckpoint(checkpoint: Checkpoint, seq: number, prevHash: string): SealedLine {
   const body = Object.create(null) as Record<string, unknown>;

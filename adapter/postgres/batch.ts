@@ -1,0 +1,434 @@
+/**
+ * Decisions in groups: the decision units of one PostgresStore that start
+ * while another group is being written share one transaction, on one
+ * connection, in two round trips (docs/contract.md §3, §7):
+ *
+ * 1. BEGIN; the history lock of every (actor, tenant) in the group, in one
+ *    order (sorted); the database's clock and each key's deny count, in one
+ *    statement (run after the locks are granted, so it sees every commit
+ *    before them).
+ * 2. The record chain's lock; the group's records, sealed in group order
+ *    after the chain's last entry by the statement that inserts them (each
+ *    record's canonical members come from here, the database adds seq,
+ *    prev_hash and the SHA-256 hash exactly as chain.ts does); the decision
+ *    rows; COMMIT.
+ *
+ * The chain's lock is held only for the second round trip: other processes'
+ * groups (and single units) wait for it only while a group writes. In one
+ * store, a group starts once the group before it has committed (callers
+ * waiting for one group's commit then form the next, whole).
+ *
+ * What makes counts exact is unchanged: every decision is counted, decided
+ * and written in a transaction that holds its key's lock from before the
+ * count until its commit. Two decisions of one key in one group are counted
+ * one after the other: the second waits until the first has stored its
+ * decision (or given up) and adds the first's deny to the database's count.
+ * Locks are taken keys first, then the chain, as a single decision's unit
+ * takes them (its key, then the chain when it writes its record), so no
+ * two transactions wait for each other.
+ *
+ * A failed statement fails the whole group: every decision in it is then a
+ * record_unavailable deny (its unit's commit rejects), nothing of the group
+ * is written, and its locks are released with the rollback.
+ */
+import type { Pool, PoolClient } from "pg";
+import { GENESIS_HASH, type PreparedRecord } from "../records/chain.js";
+import type { HistoryKey, StoreUnit, StoredDecision } from "../history/store.js";
+import { checkout, clientError, historyLockKey, lockSql, quoteIdent, recordsLockKey, releaseClient } from "./connection.js";
+import { DECISION_WRITE_COLUMNS, decisionSelectList, toStoredDecision, type DecisionRow } from "./decision-row.js";
+import { toError } from "../common/errors.js";
+
+/** Most decisions in one group. */
+const MAX_GROUP = 256;
+
+/** A history key with the escalation window its count looks back over. */
+export interface BatchKey extends HistoryKey {
+  readonly windowMs: number;
+}
+
+type Settled = "open" | "committing" | "rolled_back";
+
+/** One decision's share of a group: what its unit stores and records. */
+class Member {
+  readonly key: BatchKey;
+  readonly keyText: string;
+  readonly group: Group;
+  state: Settled = "open";
+  /** Whether this decision, once stored, counts towards its key's escalation. */
+  counts = false;
+  decision: StoredDecision | undefined;
+  readonly records: { prepared: PreparedRecord; type: string; decisionId: string }[] = [];
+  /** Earlier members of the group with the same key. */
+  before: Member[] = [];
+  readonly #done: { promise: Promise<void>; resolve: () => void };
+
+  constructor(key: BatchKey, group: Group) {
+    this.key = key;
+    this.keyText = JSON.stringify([key.actorId, key.tenantId]);
+    this.group = group;
+    let resolve!: () => void;
+    const promise = new Promise<void>((r) => (resolve = r));
+    this.#done = { promise, resolve };
+  }
+
+  /** Resolves once this member has stored its decision, committed or given up: what a later member of its key waits for. */
+  get done(): Promise<void> {
+    return this.#done.promise;
+  }
+
+  settle(state: Settled): void {
+    if (this.state !== "open") return;
+    this.state = state;
+    this.#done.resolve();
+    this.group.memberSettled();
+  }
+}
+
+/** The transaction object a group's units share: what PostgresRecordSink recognizes and defers records into. */
+export class BatchTransaction {
+  readonly pool: Pool;
+  readonly schema: string;
+  readonly #member: Member;
+
+  constructor(pool: Pool, schema: string, member: Member) {
+    this.pool = pool;
+    this.schema = schema;
+    this.#member = member;
+  }
+
+  get open(): boolean {
+    return this.#member.state === "open" && this.#member.group.failure === undefined;
+  }
+
+  /** Record `prepared` with the group; it is sealed and written when the group commits. */
+  defer(prepared: PreparedRecord, type: string, decisionId: string): void {
+    if (!this.open) throw new Error("the store transaction is over (committed or rolled back)");
+    this.#member.records.push({ prepared, type, decisionId });
+  }
+}
+
+class Group {
+  readonly members: Member[] = [];
+  client: PoolClient | undefined;
+  nowMs = 0;
+  counts = new Map<string, number>();
+  failure: Error | undefined;
+  /** Resolves when the first round trip is done (or failed). */
+  started!: Promise<void>;
+  /** Resolves when the group is committed; rejects when it failed. */
+  readonly committed: Promise<void>;
+  #resolveCommitted!: () => void;
+  #rejectCommitted!: (error: unknown) => void;
+  #open = 0;
+  #allSettled: (() => void) | undefined;
+
+  constructor() {
+    this.committed = new Promise<void>((resolve, reject) => {
+      this.#resolveCommitted = resolve;
+      this.#rejectCommitted = reject;
+    });
+    // Awaited by each committing member; a group nobody waits for must not be an unhandled rejection.
+    this.committed.catch(() => {});
+  }
+
+  add(member: Member): void {
+    for (const m of this.members) if (m.keyText === member.keyText) member.before.push(m);
+    this.members.push(member);
+    this.#open += 1;
+  }
+
+  memberSettled(): void {
+    this.#open -= 1;
+    if (this.#open === 0) this.#allSettled?.();
+  }
+
+  /** Resolves once every member has committed or rolled back. */
+  allSettled(): Promise<void> {
+    if (this.#open === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => (this.#allSettled = resolve));
+  }
+
+  finish(error: Error | undefined): void {
+    if (error === undefined) this.#resolveCommitted();
+    else {
+      this.failure ??= error;
+      this.#rejectCommitted(error);
+    }
+  }
+}
+
+type SqlValue = string | number | boolean | null | readonly (string | null)[];
+
+const sqlValue = (client: PoolClient, v: SqlValue): string => {
+  if (v === null) return "NULL";
+  if (typeof v === "boolean") return v ? "TRUE" : "FALSE";
+  if (typeof v === "number") {
+    if (!Number.isSafeInteger(v)) throw new Error(`not an integer: ${v}`);
+    return String(v);
+  }
+  if (typeof v === "string") return client.escapeLiteral(v);
+  const texts: readonly (string | null)[] = v;
+  return texts.length === 0
+    ? "'{}'::text[]"
+    : `ARRAY[${texts.map((x) => (x === null ? "NULL" : client.escapeLiteral(x))).join(", ")}]::text[]`;
+};
+
+/** The decision row's values, in DECISION_WRITE_COLUMNS order (as store.ts writes them one at a time). */
+function decisionValues(d: StoredDecision): SqlValue[] {
+  return [
+    d.id,
+    d.action,
+    d.escalated,
+    d.actorId ?? null,
+    d.tenantId ?? null,
+    d.atMs,
+    d.callDigest ?? null,
+    [...d.approvers],
+    d.approval?.status ?? null,
+    d.approval?.expiresAtMs ?? null,
+    d.approval?.reviewerId ?? null,
+    d.approval?.note ?? null,
+    d.approval?.answeredAtMs ?? null,
+    d.countsTowardsEscalation !== false,
+    d.review === undefined ? null : JSON.stringify(d.review),
+    d.recordState ?? null,
+    d.amendment === undefined ? null : JSON.stringify(d.amendment),
+  ];
+}
+
+/**
+ * One statement that appends records to the chain where it ends (run with the
+ * chain's lock held, so it sees the last committed entry): the arrays give,
+ * per record in order, its canonical members before "hash", between "hash"
+ * and "prev_hash", between "prev_hash" and "seq", after "seq" (see
+ * PreparedRecord.parts), its type and decision id. Each record is sealed as
+ * chain.ts seals it: seq one past the entry before, prev_hash that entry's
+ * hash, hash = "sha256:" + hex SHA-256 of the UTF-8 canonical JSON without
+ * the hash member.
+ */
+function appendSql(records: string, arrays: readonly string[]): string {
+  const member = (name: string, value: string): string => `'"${name}":' || ${value}`;
+  const body = (hash: string | null): string =>
+    `'{' || array_to_string(ARRAY[x.a, ${hash === null ? "" : `${member("hash", `'"' || ${hash} || '"'`)}, `}x.b, ${member("prev_hash", `'"' || c.hash || '"'`)}, x.c, ${member("seq", "(c.seq + 1)::text")}, x.d], ',') || '}'`;
+  return `WITH RECURSIVE
+    x AS (SELECT * FROM unnest(${arrays.join(", ")}) WITH ORDINALITY AS t(a, b, c, d, type, decision_id, i)),
+    c(i, seq, prev_hash, hash, line, type, decision_id) AS (
+      SELECT 0::bigint, coalesce(l.seq, 0), NULL::text, coalesce(l.hash, '${GENESIS_HASH}'), NULL::text, NULL::text, NULL::text
+        FROM (SELECT NULL) AS one LEFT JOIN (SELECT seq, hash FROM ${records} ORDER BY seq DESC LIMIT 1) AS l ON true
+      UNION ALL
+      SELECT x.i, c.seq + 1, c.hash, h.hash, ${body("h.hash")}, x.type, x.decision_id
+        FROM c JOIN x ON x.i = c.i + 1
+        CROSS JOIN LATERAL (SELECT 'sha256:' || encode(sha256(convert_to(${body(null)}, 'UTF8')), 'hex') AS hash) AS h
+    )
+    INSERT INTO ${records} (seq, prev_hash, hash, type, decision_id, line)
+    SELECT seq, prev_hash, hash, type, decision_id, line FROM c WHERE i > 0 ORDER BY i`;
+}
+
+/** The SQL that counts one key's recent denies: as store.ts counts them, for keys given as rows of `k`. */
+function countSql(decisions: string): string {
+  return `(SELECT count(*) FROM ${decisions} d WHERE d.actor_id = k.actor_id AND d.tenant_id = k.tenant_id AND d.action = 'deny'
+             AND d.counts_towards_escalation AND d.at_ms >= n.now_ms - k.window_ms)
+        + (SELECT count(*) FROM ${decisions} d WHERE d.actor_id = k.actor_id AND d.tenant_id = k.tenant_id
+             AND d.approval_status = 'rejected' AND d.answered_at_ms >= n.now_ms - k.window_ms)`;
+}
+
+export class DecisionBatcher {
+  readonly #pool: Pool;
+  readonly #schema: string;
+  readonly #decisions: string;
+  readonly #records: string;
+  readonly #nowSql: string;
+  /** The group taking members; starts once the group before it is over. */
+  #forming: Group | undefined;
+  #busy = false;
+
+  constructor(pool: Pool, schema: string, nowSql: string) {
+    this.#pool = pool;
+    this.#schema = schema;
+    this.#decisions = `${quoteIdent(schema)}.decisions`;
+    this.#records = `${quoteIdent(schema)}.records`;
+    this.#nowSql = nowSql;
+  }
+
+  /** A decision's unit in the next group. Rejects, before `fn` runs, when the group's first round trip fails. */
+  async unit<T>(key: BatchKey, fn: (unit: StoreUnit) => Promise<T>): Promise<T> {
+    let group = this.#forming;
+    if (group === undefined || group.members.length >= MAX_GROUP) {
+      group = new Group();
+      this.#forming = group;
+      group.started = this.#schedule(group);
+    }
+    const member = new Member(key, group);
+    group.add(member);
+    try {
+      await group.started;
+      if (group.failure !== undefined) throw group.failure;
+      return await fn(this.#storeUnit(member));
+    } finally {
+      // A unit that ends without commit or rollback gives up its place.
+      member.settle("rolled_back");
+    }
+  }
+
+  /**
+   * Wait for the group before to be over, then run this group's first round
+   * trip; the rest (waiting for its members, writing, committing) goes on
+   * from there. Never rejects: a failure is the group's `failure`.
+   */
+  async #schedule(group: Group): Promise<void> {
+    // Units started in the same turn join this group.
+    await Promise.resolve();
+    while (this.#busy) await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    this.#busy = true;
+    if (this.#forming === group) this.#forming = undefined;
+    try {
+      group.client = await checkout(this.#pool);
+      await this.#begin(group.client, group);
+    } catch (error) {
+      group.failure = toError(error);
+    }
+    void this.#complete(group);
+  }
+
+  readonly #waiting: (() => void)[] = [];
+
+  async #complete(group: Group): Promise<void> {
+    const client = group.client;
+    let broken: unknown;
+    try {
+      await group.allSettled();
+      if (group.failure !== undefined) throw group.failure;
+      await this.#write(client as PoolClient, group);
+      group.finish(undefined);
+    } catch (error) {
+      group.finish(toError(error));
+      if (client !== undefined) {
+        broken = clientError(client);
+        await client.query("ROLLBACK").catch((e: unknown) => (broken ??= e));
+      }
+    } finally {
+      if (client !== undefined) releaseClient(client, broken);
+      this.#next();
+    }
+  }
+
+  #next(): void {
+    if (!this.#busy) return;
+    this.#busy = false;
+    this.#waiting.shift()?.();
+  }
+
+  async #begin(client: PoolClient, group: Group): Promise<void> {
+    const keys = new Map<string, BatchKey>();
+    for (const m of group.members) keys.set(m.keyText, m.key);
+    const locks = [...new Set(group.members.map((m) => historyLockKey(this.#schema, m.key.actorId, m.key.tenantId)))]
+      .sort()
+      .map((k) => lockSql(client, k));
+    const rows = [...keys.values()].map(
+      (k, i) =>
+        `(${i}, ${client.escapeLiteral(k.actorId)}, ${client.escapeLiteral(k.tenantId)}, ${sqlValue(client, Math.floor(k.windowMs))}::bigint)`,
+    );
+    const text = [
+      "BEGIN",
+      ...locks,
+      `WITH n AS (SELECT ${this.#nowSql} AS now_ms)
+       SELECT n.now_ms, k.i, ${countSql(this.#decisions)} AS n
+       FROM n, (VALUES ${rows.join(", ")}) AS k(i, actor_id, tenant_id, window_ms)`,
+    ].join("; ");
+    const results = (await client.query(text)) as unknown as { rows: { now_ms: string; i: number; n: string }[] }[];
+    const counted = results.at(-1)?.rows ?? [];
+    const first = counted[0];
+    const nowMs = Number(first?.now_ms);
+    if (first === undefined || !Number.isSafeInteger(nowMs)) throw new Error("the database did not tell its time");
+    group.nowMs = nowMs;
+    const keyTexts = [...keys.keys()];
+    for (const row of counted) group.counts.set(keyTexts[Number(row.i)] as string, Number(row.n));
+  }
+
+  async #write(client: PoolClient, group: Group): Promise<void> {
+    const committing = group.members.filter((m) => m.state === "committing");
+    const records = committing.flatMap((m) => m.records);
+    const decisions = committing
+      .filter((m) => m.decision !== undefined)
+      .map(
+        (m) =>
+          `(${decisionValues(m.decision as StoredDecision)
+            .map((v) => sqlValue(client, v))
+            .join(", ")})`,
+      );
+    const statements: string[] = [];
+    if (records.length > 0) {
+      const column = (values: readonly (string | null)[]): string => sqlValue(client, values);
+      const part = (k: 0 | 1 | 2 | 3): string => column(records.map((r) => r.prepared.parts[k]));
+      statements.push(
+        lockSql(client, recordsLockKey(this.#schema)),
+        appendSql(this.#records, [
+          part(0),
+          part(1),
+          part(2),
+          part(3),
+          column(records.map((r) => r.type)),
+          column(records.map((r) => r.decisionId)),
+        ]),
+      );
+    }
+    if (decisions.length > 0) {
+      statements.push(`INSERT INTO ${this.#decisions} (${DECISION_WRITE_COLUMNS.join(", ")}) VALUES ${decisions.join(", ")}`);
+    }
+    statements.push("COMMIT");
+    await client.query(statements.join("; "));
+  }
+
+  /** The unit a member's decision runs in. */
+  #storeUnit(member: Member): StoreUnit {
+    const group = member.group;
+    const client = group.client as PoolClient;
+    const transaction = new BatchTransaction(this.#pool, this.#schema, member);
+    const key = member.key;
+    const countOne = async (actorId: string, tenantId: string, sinceMs: number): Promise<number> => {
+      const same = actorId === key.actorId && tenantId === key.tenantId;
+      // The decisions of this key before it in the group: stored (or given up) first, then counted in.
+      if (same) await Promise.all(member.before.map((m) => m.done));
+      const earlier = same ? member.before.filter((m) => m.counts && (m.decision?.atMs ?? -Infinity) >= sinceMs).length : 0;
+      const precounted = group.counts.get(member.keyText);
+      if (same && sinceMs === group.nowMs - key.windowMs && precounted !== undefined) return precounted + earlier;
+      // Another key or another window: counted now, in the group's transaction (its locks are held).
+      const { rows } = await client.query<{ n: string }>(
+        `SELECT (SELECT count(*) FROM ${this.#decisions} WHERE actor_id = $1 AND tenant_id = $2 AND action = 'deny' AND counts_towards_escalation AND at_ms >= $3)
+          + (SELECT count(*) FROM ${this.#decisions} WHERE actor_id = $1 AND tenant_id = $2 AND approval_status = 'rejected' AND answered_at_ms >= $3) AS n`,
+        [actorId, tenantId, sinceMs],
+      );
+      return Number(rows[0]?.n ?? 0) + earlier;
+    };
+    const unsupported = (what: string) => (): Promise<never> =>
+      Promise.reject(new Error(`${what} is not available in a decision's unit on PostgreSQL`));
+    return {
+      countRecentDenies: countOne,
+      appendDecision: async (decision) => {
+        if (!transaction.open) throw new Error("the store transaction is over (committed or rolled back)");
+        member.decision = decision;
+        member.counts = decision.action === "deny" && decision.countsTowardsEscalation !== false;
+      },
+      getDecision: async (id) => {
+        // Its own decision as stored so far; any other as committed (read in the group's transaction).
+        if (member.decision?.id === id) return member.decision;
+        const { rows } = await client.query<DecisionRow>(`SELECT ${decisionSelectList()} FROM ${this.#decisions} WHERE id = $1`, [id]);
+        return rows[0] === undefined ? undefined : toStoredDecision(rows[0]);
+      },
+      transitionApproval: unsupported("transitionApproval"),
+      commit: async () => {
+        if (!transaction.open) throw group.failure ?? new Error("the store transaction is over (committed or rolled back)");
+        member.settle("committing");
+        await group.committed;
+      },
+      rollback: async () => {
+        member.decision = undefined;
+        member.counts = false;
+        member.records.length = 0;
+        member.settle("rolled_back");
+      },
+      transaction,
+      nowMs: group.nowMs,
+    };
+  }
+}
