@@ -33,9 +33,16 @@
  */
 import type { Pool, PoolClient } from "pg";
 import { GENESIS_HASH, type PreparedRecord } from "../records/chain.js";
-import type { HistoryKey, StoreUnit, StoredDecision } from "../history/store.js";
+import { countsForActor, type HistoryKey, type StoreUnit, type StoredDecision } from "../history/store.js";
 import { checkout, clientError, historyLockKey, lockSql, quoteIdent, recordsLockKey, releaseClient } from "./connection.js";
-import { DECISION_WRITE_COLUMNS, decisionSelectList, toStoredDecision, type DecisionRow } from "./decision-row.js";
+import {
+  DECISION_WRITE_COLUMNS,
+  decisionRowValues,
+  decisionSelectList,
+  recentDeniesSql,
+  toStoredDecision,
+  type DecisionRow,
+} from "./decision-row.js";
 import { toError } from "../common/errors.js";
 
 /** Most decisions in one group. */
@@ -173,29 +180,6 @@ const sqlValue = (client: PoolClient, v: SqlValue): string => {
     : `ARRAY[${texts.map((x) => (x === null ? "NULL" : client.escapeLiteral(x))).join(", ")}]::text[]`;
 };
 
-/** The decision row's values, in DECISION_WRITE_COLUMNS order (as store.ts writes them one at a time). */
-function decisionValues(d: StoredDecision): SqlValue[] {
-  return [
-    d.id,
-    d.action,
-    d.escalated,
-    d.actorId ?? null,
-    d.tenantId ?? null,
-    d.atMs,
-    d.callDigest ?? null,
-    [...d.approvers],
-    d.approval?.status ?? null,
-    d.approval?.expiresAtMs ?? null,
-    d.approval?.reviewerId ?? null,
-    d.approval?.note ?? null,
-    d.approval?.answeredAtMs ?? null,
-    d.countsTowardsEscalation !== false,
-    d.review === undefined ? null : JSON.stringify(d.review),
-    d.recordState ?? null,
-    d.amendment === undefined ? null : JSON.stringify(d.amendment),
-  ];
-}
-
 /**
  * One statement that appends records to the chain where it ends (run with the
  * chain's lock held, so it sees the last committed entry): the arrays give,
@@ -222,14 +206,6 @@ function appendSql(records: string, arrays: readonly string[]): string {
     )
     INSERT INTO ${records} (seq, prev_hash, hash, type, decision_id, line)
     SELECT seq, prev_hash, hash, type, decision_id, line FROM c WHERE i > 0 ORDER BY i`;
-}
-
-/** The SQL that counts one key's recent denies: as store.ts counts them, for keys given as rows of `k`. */
-function countSql(decisions: string): string {
-  return `(SELECT count(*) FROM ${decisions} d WHERE d.actor_id = k.actor_id AND d.tenant_id = k.tenant_id AND d.action = 'deny'
-             AND d.counts_towards_escalation AND d.at_ms >= n.now_ms - k.window_ms)
-        + (SELECT count(*) FROM ${decisions} d WHERE d.actor_id = k.actor_id AND d.tenant_id = k.tenant_id
-             AND d.approval_status = 'rejected' AND d.answered_at_ms >= n.now_ms - k.window_ms)`;
 }
 
 export class DecisionBatcher {
@@ -332,7 +308,7 @@ export class DecisionBatcher {
       "BEGIN",
       ...locks,
       `WITH n AS (SELECT ${this.#nowSql} AS now_ms)
-       SELECT n.now_ms, k.i, ${countSql(this.#decisions)} AS n
+       SELECT n.now_ms, k.i, ${recentDeniesSql(this.#decisions, "k.actor_id", "k.tenant_id", "n.now_ms - k.window_ms")} AS n
        FROM n, (VALUES ${rows.join(", ")}) AS k(i, actor_id, tenant_id, window_ms)`,
     ].join("; ");
     const results = (await client.query(text)) as unknown as { rows: { now_ms: string; i: number; n: string }[] }[];
@@ -352,7 +328,7 @@ export class DecisionBatcher {
       .filter((m) => m.decision !== undefined)
       .map(
         (m) =>
-          `(${decisionValues(m.decision as StoredDecision)
+          `(${decisionRowValues(m.decision as StoredDecision)
             .map((v) => sqlValue(client, v))
             .join(", ")})`,
       );
@@ -393,11 +369,11 @@ export class DecisionBatcher {
       const precounted = group.counts.get(member.keyText);
       if (same && sinceMs === group.nowMs - key.windowMs && precounted !== undefined) return precounted + earlier;
       // Another key or another window: counted now, in the group's transaction (its locks are held).
-      const { rows } = await client.query<{ n: string }>(
-        `SELECT (SELECT count(*) FROM ${this.#decisions} WHERE actor_id = $1 AND tenant_id = $2 AND action = 'deny' AND counts_towards_escalation AND at_ms >= $3)
-          + (SELECT count(*) FROM ${this.#decisions} WHERE actor_id = $1 AND tenant_id = $2 AND approval_status = 'rejected' AND answered_at_ms >= $3) AS n`,
-        [actorId, tenantId, sinceMs],
-      );
+      const { rows } = await client.query<{ n: string }>(`SELECT ${recentDeniesSql(this.#decisions, "$1", "$2", "$3")} AS n`, [
+        actorId,
+        tenantId,
+        sinceMs,
+      ]);
       return Number(rows[0]?.n ?? 0) + earlier;
     };
     const unsupported = (what: string) => (): Promise<never> =>
@@ -407,7 +383,7 @@ export class DecisionBatcher {
       appendDecision: async (decision) => {
         if (!transaction.open) throw new Error("the store transaction is over (committed or rolled back)");
         member.decision = decision;
-        member.counts = decision.action === "deny" && decision.countsTowardsEscalation !== false;
+        member.counts = decision.action === "deny" && countsForActor(decision);
       },
       getDecision: async (id) => {
         // Its own decision as stored so far; any other as committed (read in the group's transaction).

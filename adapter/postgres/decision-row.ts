@@ -3,7 +3,14 @@
  * mapping the store (store.ts) and the cross-check (cross-check.ts) read
  * rows with, so the two never disagree on what a row says.
  */
-import type { Amendment, ApprovalReview, ApprovalState, ApprovalStatus, StoredDecision } from "../history/store.js";
+import {
+  countsForActor,
+  type Amendment,
+  type ApprovalReview,
+  type ApprovalState,
+  type ApprovalStatus,
+  type StoredDecision,
+} from "../history/store.js";
 import type { Action } from "../common/decision.js";
 
 /** The columns a decision is written to, in the order the store's upsert binds them. */
@@ -26,6 +33,42 @@ export const DECISION_WRITE_COLUMNS = [
   "record_state",
   "amendment",
 ] as const;
+
+/** A decision's values in DECISION_WRITE_COLUMNS order: the one place a row is built from a StoredDecision. */
+export function decisionRowValues(d: StoredDecision): (string | number | boolean | null | string[])[] {
+  return [
+    d.id,
+    d.action,
+    d.escalated,
+    d.actorId ?? null,
+    d.tenantId ?? null,
+    d.atMs,
+    d.callDigest ?? null,
+    [...d.approvers],
+    d.approval?.status ?? null,
+    d.approval?.expiresAtMs ?? null,
+    d.approval?.reviewerId ?? null,
+    d.approval?.note ?? null,
+    d.approval?.answeredAtMs ?? null,
+    // Of the decisions that count (an amended call never does: migration 010 holds it in the table).
+    countsForActor(d),
+    d.review === undefined ? null : JSON.stringify(d.review),
+    d.recordState ?? null,
+    d.amendment === undefined ? null : JSON.stringify(d.amendment),
+  ];
+}
+
+/**
+ * The SQL expression counting an (actor, tenant)'s recent denies: its denies
+ * at or after `since`, and the rejections answered since then, of the
+ * decisions that count (docs/contract.md §3; an amended call never counts).
+ * The arguments are SQL expressions (parameters or columns).
+ */
+export function recentDeniesSql(decisions: string, actor: string, tenant: string, since: string): string {
+  const key = `actor_id = ${actor} AND tenant_id = ${tenant} AND counts_towards_escalation`;
+  return `((SELECT count(*) FROM ${decisions} WHERE ${key} AND action = 'deny' AND at_ms >= ${since})
+      + (SELECT count(*) FROM ${decisions} WHERE ${key} AND approval_status = 'rejected' AND answered_at_ms >= ${since}))`;
+}
 
 /** The columns a decision is read from: those written, and the time of its use-once claim. */
 export const DECISION_READ_COLUMNS = [...DECISION_WRITE_COLUMNS, "executed_at_ms", "amended_to"] as const;

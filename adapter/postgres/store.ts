@@ -24,7 +24,7 @@
  *   clock allows, in the statement that moves it.
  */
 import type { Client, Pool } from "pg";
-import { DecisionWatchers, countsForActor, listLimit } from "../history/store.js";
+import { DecisionWatchers, listLimit } from "../history/store.js";
 import type { ListApprovalsOptions, ApprovalTransition, HistoryKey, StoreUnit, StoredDecision, VetoStore } from "../history/store.js";
 import {
   checkout,
@@ -37,7 +37,14 @@ import {
   type PostgresLogger,
   type PostgresOptions,
 } from "./connection.js";
-import { DECISION_WRITE_COLUMNS, decisionSelectList, toStoredDecision, type DecisionRow } from "./decision-row.js";
+import {
+  DECISION_WRITE_COLUMNS,
+  decisionRowValues,
+  decisionSelectList,
+  recentDeniesSql,
+  toStoredDecision,
+  type DecisionRow,
+} from "./decision-row.js";
 import { openMigrated } from "./migrations.js";
 import { PostgresRecordSink, type PostgresCheckpointOptions } from "./records.js";
 import { PostgresTransaction } from "./transaction.js";
@@ -80,11 +87,7 @@ class Statements {
         .slice(1)
         .map((c) => `${c} = EXCLUDED.${c}`)
         .join(", ")}`;
-    // Of the decisions that count (an amended call never does: migration 010 holds it in the table).
-    this.countDenies = `SELECT
-      (SELECT count(*) FROM ${decisions} WHERE actor_id = $1 AND tenant_id = $2 AND action = 'deny' AND counts_towards_escalation AND at_ms >= $3)
-      + (SELECT count(*) FROM ${decisions} WHERE actor_id = $1 AND tenant_id = $2 AND approval_status = 'rejected' AND counts_towards_escalation AND answered_at_ms >= $3)
-      AS n`;
+    this.countDenies = `SELECT ${recentDeniesSql(decisions, "$1", "$2", "$3")} AS n`;
     this.selectDecision = `SELECT ${read} FROM ${decisions} WHERE id = $1`;
     // The use-once claim: approved -> executed, the answer kept, timed by $2
     // (the unit's reading of the database's clock) or now.
@@ -118,25 +121,7 @@ class Statements {
 }
 
 async function appendDecision(db: Queryable, sql: Statements, d: StoredDecision): Promise<void> {
-  await db.query(sql.upsertDecision, [
-    d.id,
-    d.action,
-    d.escalated,
-    d.actorId ?? null,
-    d.tenantId ?? null,
-    d.atMs,
-    d.callDigest ?? null,
-    [...d.approvers],
-    d.approval?.status ?? null,
-    d.approval?.expiresAtMs ?? null,
-    d.approval?.reviewerId ?? null,
-    d.approval?.note ?? null,
-    d.approval?.answeredAtMs ?? null,
-    countsForActor(d),
-    d.review === undefined ? null : JSON.stringify(d.review),
-    d.recordState ?? null,
-    d.amendment === undefined ? null : JSON.stringify(d.amendment),
-  ]);
+  await db.query(sql.upsertDecision, decisionRowValues(d));
 }
 
 async function countRecentDenies(db: Queryable, sql: Statements, actorId: string, tenantId: string, sinceMs: number): Promise<number> {

@@ -144,8 +144,12 @@ describe("veto db migrate", () => {
     await expect(migrate({ connectionString: pgUrl(), schema: current })).rejects.toMatchObject({ code: "migration_changed" });
     // A schema a newer release migrated (a version these files do not have): refused by the migrator and the store.
     const newer = db.schema("newer");
-    await migrate({ connectionString: pgUrl(), schema: newer });
-    await db.pool.query(`INSERT INTO "${newer}".schema_migrations (version, name, checksum) VALUES (10, '010_future.sql', $1)`, [
+    const { version: known } = await migrate({ connectionString: pgUrl(), schema: newer });
+    const future = known + 1;
+    const futureName = `${String(future).padStart(3, "0")}_future.sql`;
+    await db.pool.query(`INSERT INTO "${newer}".schema_migrations (version, name, checksum) VALUES ($1, $2, $3)`, [
+      future,
+      futureName,
       `sha256:${"0".repeat(64)}`,
     ]);
     for (const attempt of [
@@ -154,7 +158,7 @@ describe("veto db migrate", () => {
     ]) {
       await expect(attempt()).rejects.toMatchObject({
         code: "schema_newer",
-        message: expect.stringMatching(/is at version 10 \(010_future\.sql\), newer than this code knows \(version 9\)/),
+        message: expect.stringContaining(`is at version ${future} (${futureName}), newer than this code knows (version ${known})`),
       });
     }
     await expect(PostgresStore.connect({ connectionString: pgUrl(), schema: "Bad-Name" })).rejects.toMatchObject({
