@@ -47,6 +47,8 @@ const veto = await createVeto({
   ...(limits === undefined ? {} : { limits }),
 });
 const loadMs = Number(process.hrtime.bigint() - started) / 1e6;
+// As an application would: the document, once given to createVeto, is not kept.
+data = undefined;
 
 const big = kind === "arg_bytes" && value >= 65536;
 const calls = mix.map((e) => e.call);
