@@ -22,6 +22,7 @@ import { createVeto, type Decision, type Veto } from "../../adapter/index.js";
 import { openFileLog, verifyLog } from "../../adapter/audit/index.js";
 import { ACTOR, bundleData, captureLogger, FakeClock, makeVeto, requireBundle, type TestVeto } from "../helpers/index.js";
 import { tempDir } from "../helpers/file-log.js";
+import { anyCall, MARK } from "../helpers/generate-property-calls.js";
 
 const SEED = Number(process.env["VETO_TEST_SEED"] ?? Date.now() % 2 ** 31);
 const config = bundleData().veto.config as {
@@ -81,101 +82,6 @@ function writeWithoutReason(call: unknown): boolean {
   if (!isObject(call) || typeof call["tool"] !== "string" || !isObject(call["context"])) return false;
   return config.tools[call["tool"]]?.kind === "write" && !isText(call["context"]["reason"]);
 }
-
-// ---- Generated calls: most near a valid one, some anything at all. ----
-
-const blank = fc.constantFrom("", " ", "\u200b \u00a0\ufeff", "\t\n", "\u0000", "\u061c", "\ue0020");
-const text = fc.oneof(
-  { arbitrary: fc.constantFrom("acme", "globex", "initech", "umbrella", "production", "staging", "qa", ACTOR, "agent:rogue"), weight: 6 },
-  { arbitrary: fc.string({ maxLength: 8 }), weight: 2 },
-  { arbitrary: blank, weight: 2 },
-  { arbitrary: fc.constant("\u200bok"), weight: 1 },
-);
-/** Something of another type than a field wants, now and then. */
-const wrong = fc.oneof(
-  fc.integer(),
-  fc.boolean(),
-  fc.constant(null),
-  fc.array(fc.string(), { maxLength: 2 }),
-  fc.dictionary(fc.string(), fc.string(), { maxKeys: 2 }),
-);
-const maybeWrong = <T>(good: fc.Arbitrary<T>): fc.Arbitrary<unknown> =>
-  fc.oneof({ arbitrary: good, weight: 16 }, { arbitrary: wrong, weight: 1 });
-/** Mostly `usual` (so that calls are often allowed), else any text. */
-const mostly = (...usual: string[]): fc.Arbitrary<string> =>
-  fc.oneof({ arbitrary: fc.constantFrom(...usual), weight: 6 }, { arbitrary: text, weight: 1 });
-const amount = fc.oneof(
-  fc.integer({ min: 0, max: 400_000 }),
-  fc.double({ noNaN: false }),
-  fc.constantFrom(0.1 + 0.2, 1e-308, 1e308, -0, 250_000.5, 5000, 4999.99, 1234567890123456),
-);
-const sensitiveName = fc.constantFrom(...new Set(Object.values(config.sensitive_fields).flat()));
-/** Marks sensitive values so that the log's text can be searched for them. */
-const MARK = "SENSITIVE-";
-const changes = fc.dictionary(
-  fc.oneof(fc.constantFrom("stage", "close_date", "amount", "discount_amount", "name"), sensitiveName, fc.string({ maxLength: 6 })),
-  fc.oneof(fc.string({ maxLength: 8 }), amount, fc.constant(null)),
-  { maxKeys: 4 },
-);
-const tool = fc.oneof(
-  { arbitrary: fc.constantFrom(...Object.keys(config.tools), "crm.merge"), weight: 8 },
-  { arbitrary: blank, weight: 1 },
-);
-
-const nearCall = fc
-  .record(
-    {
-      tool: maybeWrong(tool),
-      arguments: maybeWrong(
-        fc.record(
-          {
-            object: maybeWrong(fc.constantFrom("opportunity", "contact", "account", " Account ")),
-            recordId: maybeWrong(fc.constantFrom("opp_1", "c_1")),
-            tenantId: maybeWrong(mostly("acme")),
-            changes: maybeWrong(changes),
-            fields: maybeWrong(fc.array(fc.oneof(sensitiveName, fc.constantFrom("name", "company")), { maxLength: 3 })),
-            amount: maybeWrong(amount),
-            destination: maybeWrong(fc.constantFrom("https://hooks.example.com/x", "https://pastebin.com/raw", "mailto:a@gmail.com")),
-            extra: fc.jsonValue({ maxDepth: 2 }),
-          },
-          { requiredKeys: [] },
-        ),
-      ),
-      context: maybeWrong(
-        fc.record(
-          {
-            actorId: maybeWrong(mostly(ACTOR)),
-            tenantId: maybeWrong(mostly("acme")),
-            environment: maybeWrong(mostly("production", "staging", "development")),
-            reason: maybeWrong(fc.oneof(fc.constant("Customer asked"), blank)),
-            sourceSystem: maybeWrong(fc.constant("salesforce")),
-            requestId: maybeWrong(fc.string({ maxLength: 4 })),
-            extra: fc.jsonValue({ maxDepth: 2 }),
-          },
-          { requiredKeys: ["actorId", "tenantId", "environment"] },
-        ),
-      ),
-      history: fc.jsonValue({ maxDepth: 1 }),
-      extra: fc.jsonValue({ maxDepth: 1 }),
-    },
-    { requiredKeys: ["tool", "arguments", "context"] },
-  )
-  // Drop the extra top-level members most of the time (with them the call is always invalid).
-  .chain((call) =>
-    fc.integer({ min: 0, max: 3 }).map((n) => (n === 0 ? call : { tool: call.tool, arguments: call.arguments, context: call.context })),
-  )
-  // Mark every string value of a sensitive field of changes, so the log can be searched for it.
-  .map((call) => {
-    const args = call.arguments;
-    if (!isObject(args) || !isObject(args["changes"])) return call;
-    const names = new Set(Object.values(config.sensitive_fields).flat());
-    const marked = Object.fromEntries(
-      Object.entries(args["changes"]).map(([k, v]) => [k, names.has(k) && typeof v === "string" ? `${MARK}${v}` : v]),
-    );
-    return { ...call, arguments: { ...args, changes: marked } };
-  });
-
-const anyCall = fc.oneof({ arbitrary: nearCall, weight: 5 }, { arbitrary: fc.jsonValue({ maxDepth: 4 }), weight: 1 });
 
 function wellFormed(d: Decision): void {
   expect(["allow", "deny", "require_approval"]).toContain(d.action);
