@@ -193,8 +193,13 @@ load: build ## Load: 4 processes x 64 concurrent protect() on one PostgreSQL sch
 	node bench/load.mjs --workers 4 --concurrency 64 --seconds 60
 
 .PHONY: soak
-soak: build ## Crash soak: SIGKILL the decision-log writer 500 times (VETO_SOAK_TRIALS), no acknowledged record lost
-	VETO_SOAK_TRIALS=$${VETO_SOAK_TRIALS:-500} npx vitest run test/e2e/crash.test.ts
+soak: $(TOOLS) build test-bundles ## Crash soak: SIGKILL the file log's writer 1,000 times (+500 with signed checkpoints; VETO_SOAK_TRIALS) and a PostgreSQL-store instance 200 times (VETO_SOAK_PG_TRIALS), under load; no acknowledged record lost
+	@# Its own throwaway PostgreSQL unless one is already running (then left running), as `make test` does.
+	@set +e; was_running=$$(bash scripts/postgres.sh status); \
+	  export VETO_TEST_PG_URL=$$(bash scripts/postgres.sh start) || exit 1; \
+	  VETO_SOAK_TRIALS=$${VETO_SOAK_TRIALS:-1000} VETO_SOAK_PG_TRIALS=$${VETO_SOAK_PG_TRIALS:-200} \
+	    npx vitest run --no-file-parallelism --reporter=default test/e2e/crash.test.ts test/e2e/crash-postgres.test.ts; s=$$?; \
+	  [ "$$was_running" = running ] || bash scripts/postgres.sh stop; exit $$s
 
 .PHONY: clean
 clean: ## Remove build output (keeps .tools and the committed bundles)

@@ -386,8 +386,10 @@ export async function createVeto(options: VetoOptions): Promise<Veto> {
     await shadow?.close();
     throw error;
   }
+  // Not the data documents: read into the policy, their objects are left to the collector.
+  const { data: _data, shadow: _shadow, ...kept } = o;
   return new VetoInstance(
-    { ...o, logger, store: opened.store, recordSink: o.recordSink ?? opened.recordSink },
+    { ...kept, logger, store: opened.store, recordSink: o.recordSink ?? opened.recordSink },
     source,
     opened.ownsStore,
     shadow,
@@ -575,7 +577,7 @@ class VetoInstance implements Veto {
   readonly #shadow: ShadowPolicy | undefined;
 
   constructor(
-    o: Omit<z.infer<typeof optionsSchema>, "store"> & { store: VetoStore | undefined },
+    o: Omit<z.infer<typeof optionsSchema>, "store" | "data" | "shadow"> & { store: VetoStore | undefined },
     source: BundleSource,
     ownsStore: boolean,
     shadow?: ShadowPolicy,

@@ -10,6 +10,7 @@
  * non-negative number) is refused (data_unusable, naming the JSON path)
  * rather than silently read as "nothing configured" or "0" by the policy.
  */
+import { deflateRawSync, inflateRawSync } from "node:zlib";
 import { z } from "zod";
 import { BundleLoadError } from "../common/errors.js";
 import { foldKey } from "../common/text.js";
@@ -55,15 +56,85 @@ const dataSchema = z.looseObject({
   veto: z.looseObject({ config: configSchema }),
 });
 
+/**
+ * What is kept of a data document once read. Not the document itself: a
+ * large one (100,000 tenants) costs tens of MB as JS objects, and nothing
+ * needs them once the text is made; the policy gets the text.
+ */
 export interface PolicyData {
-  /** The whole data document, as given to the policy. */
-  readonly document: Record<string, unknown>;
   /** The document's JSON text, made once here (for the evaluator's setData). */
-  readonly json: string;
+  readonly text: DataText;
   readonly windowSeconds: number;
   readonly amountFields: readonly string[];
   /** The fold keys (common/text.ts) of every field named sensitive for any object, as the policy compares names; used to redact records. */
   readonly sensitiveFields: ReadonlySet<string>;
+}
+
+/** Documents whose text is longer than this are kept deflated once loaded (DataText.compact). */
+const COMPACT_ABOVE_CHARS = 1024 * 1024;
+
+const utf8Encoder = new TextEncoder();
+
+/**
+ * A data document's JSON text, as the policy gets it: its UTF-8 bytes. Kept
+ * for as long as the bundle is in force, to load it again into a fresh
+ * instance of the module (after a failed evaluation, or for the next bundle
+ * from a bundle server). A large one is kept deflated (compact()): for
+ * 100,000 tenants 15 MB of text become 1.5 MB, inflated again only when it
+ * is loaded again.
+ */
+export class DataText {
+  #text: string | undefined;
+  #deflated: Buffer | undefined;
+  /** The length of its UTF-8 bytes. */
+  readonly byteLength: number;
+
+  constructor(text: string) {
+    this.#text = text;
+    this.byteLength = Buffer.byteLength(text, "utf8");
+  }
+
+  /** Write its UTF-8 bytes into `target`, which is exactly byteLength long. */
+  writeTo(target: Uint8Array): void {
+    if (target.length !== this.byteLength) throw new Error(`the data document is ${this.byteLength} bytes, not ${target.length}`);
+    if (this.#text !== undefined) {
+      const { written } = utf8Encoder.encodeInto(this.#text, target);
+      if (written !== this.byteLength) throw new Error("the data document did not fit in the module's memory");
+      return;
+    }
+    const bytes = inflateRawSync(this.#deflated!);
+    if (bytes.length !== this.byteLength) throw new Error("the data document inflated to another length than it had");
+    target.set(bytes);
+  }
+
+  /** Its UTF-8 bytes in an ArrayBuffer of their own. */
+  toArrayBuffer(): ArrayBuffer {
+    const bytes = new Uint8Array(this.byteLength);
+    this.writeTo(bytes);
+    return bytes.buffer;
+  }
+
+  /**
+   * Keep a large document deflated from now on, the text dropped. Done
+   * synchronously (about 5 ms a MB): zlib's asynchronous form keeps the
+   * input reachable until its stream's close event, which a busy process may
+   * not reach for a long time. A failure to deflate leaves the text as it is.
+   */
+  compact(): void {
+    const text = this.#text;
+    if (text === undefined || text.length <= COMPACT_ABOVE_CHARS) return;
+    try {
+      this.#deflated = deflateRawSync(text, { level: 1 });
+      this.#text = undefined;
+    } catch {
+      // Kept as text.
+    }
+  }
+
+  /** Whether it is kept deflated (compact() done). */
+  get compacted(): boolean {
+    return this.#deflated !== undefined;
+  }
 }
 
 /** dataSchema without the tenants, which tenantsLookRight checks by hand: zod copying 100,000 tenants took a second. */
@@ -100,11 +171,23 @@ const TENANT_STRING_LISTS = ["approvers", "allowed_destinations"] as const;
 const TENANT_NUMBERS = ["approval_threshold", "max_amount"] as const;
 
 export function readPolicyData(document: unknown, label: string): PolicyData {
-  // First, before anything that recurses over the document.
-  if (nestsDeeperThan(document, MAX_DATA_DEPTH)) {
+  const isObject = document !== null && typeof document === "object" && !Array.isArray(document);
+  // Serialized first: JSON.stringify walks the document natively, and its
+  // text is what the policy is given, so the depth is measured on the text
+  // (jsonNestsDeeperThan). A cycle or nesting deep enough to exhaust the stack
+  // makes it throw; the walk below then says which.
+  let json: string | undefined;
+  let failure: unknown;
+  if (isObject) {
+    try {
+      json = JSON.stringify(document);
+    } catch (error) {
+      failure = error;
+    }
+  }
+  if (json === undefined ? isObject && nestsDeeperThan(document, MAX_DATA_DEPTH) : jsonNestsDeeperThan(json, MAX_DATA_DEPTH)) {
     throw new BundleLoadError("data_unusable", `data document ${label} is unusable: it nests objects and arrays deeper than ${MAX_DATA_DEPTH} levels (the limit), or refers to itself`);
   }
-  const isObject = document !== null && typeof document === "object" && !Array.isArray(document);
   const light = isObject && tenantsLookRight(document as Record<string, unknown>) ? lightDataSchema.safeParse(document) : undefined;
   const parsed = light?.success === true ? light : dataSchema.safeParse(document);
   if (!parsed.success || !isObject) {
@@ -115,11 +198,10 @@ export function readPolicyData(document: unknown, label: string): PolicyData {
         : z.prettifyError((parsed as { error: z.ZodError }).error);
     throw new BundleLoadError("data_unusable", `data document ${label} is unusable: ${detail}`);
   }
-  let json: string;
   try {
     // setData serializes with JSON.stringify: cycles and BigInt throw there, and
     // Infinity would silently become null, so both are refused up front.
-    json = JSON.stringify(document);
+    if (json === undefined) throw failure;
     // JSON.stringify writes a non-finite number as null: text without a null has none.
     if (json.includes("null")) assertFiniteNumbers(document);
   } catch (error) {
@@ -129,8 +211,7 @@ export function readPolicyData(document: unknown, label: string): PolicyData {
   }
   const config = parsed.data.veto.config;
   return {
-    document: document as Record<string, unknown>,
-    json,
+    text: new DataText(json),
     windowSeconds: config.escalation?.window_seconds ?? DEFAULT_WINDOW_SECONDS,
     amountFields: config.amount_fields ?? DEFAULT_AMOUNT_FIELDS,
     sensitiveFields: new Set(Object.values(config.sensitive_fields ?? {}).flat().map(foldKey)),
@@ -177,6 +258,32 @@ export function nestsDeeperThan(root: unknown, max: number): boolean {
     if ((reached.get(value) ?? 0) >= depth) continue;
     reached.set(value, depth);
     for (const child of Object.values(value)) if (child !== null && typeof child === "object") stack.push({ value: child, depth: depth + 1 });
+  }
+  return false;
+}
+
+/**
+ * Whether JSON text nests arrays and objects deeper than `max` levels (the
+ * outermost value is level 1): nestsDeeperThan of the value the text is, by
+ * one scan of the text. Text shorter than 2 * max characters cannot.
+ */
+export function jsonNestsDeeperThan(json: string, max: number): boolean {
+  if (json.length <= 2 * max) return false;
+  let depth = 0;
+  for (let i = 0; i < json.length; i++) {
+    const c = json.charCodeAt(i);
+    if (c === 0x22) {
+      // A string: skip to its closing quote (an escaped quote does not close it).
+      for (i++; i < json.length; i++) {
+        const d = json.charCodeAt(i);
+        if (d === 0x5c) i++;
+        else if (d === 0x22) break;
+      }
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) return true;
+    } else if (c === 0x5d || c === 0x7d) {
+      depth--;
+    }
   }
   return false;
 }

@@ -10,6 +10,7 @@ import { z } from "zod";
 import { DECISION_ENTRYPOINT, VISIBLE_ENTRYPOINT } from "./bundle.js";
 import { policyAnswerSchema, visibilitySchema, type PolicyAnswer, type Visibility } from "../common/decision.js";
 import { BundleLoadError, toError } from "../common/errors.js";
+import { DataText } from "./data.js";
 
 type LoadedPolicy = Awaited<ReturnType<typeof loadPolicy>>;
 
@@ -120,13 +121,13 @@ function evaluateDirect(d: DirectEval, input: string, entrypoint = d.entrypoint)
 
 export class PolicyEvaluator {
   readonly #module: WebAssembly.Module;
-  /** The data document's JSON text, to load it again into a fresh instance (kept as text: the bytes are garbage once loaded). */
-  readonly #data: string;
+  /** The data document's JSON text, to load it again into a fresh instance (deflated when large: DataText.compact). */
+  readonly #data: DataText;
   #policy: LoadedPolicy | undefined;
   #direct: DirectEval | undefined;
   #instantiations = 1;
 
-  private constructor(module: WebAssembly.Module, data: string, policy: LoadedPolicy) {
+  private constructor(module: WebAssembly.Module, data: DataText, policy: LoadedPolicy) {
     this.#module = module;
     this.#data = data;
     this.#policy = policy;
@@ -140,14 +141,14 @@ export class PolicyEvaluator {
    */
   static async create(
     wasm: Uint8Array,
-    data: Record<string, unknown>,
+    data: Record<string, unknown> | DataText,
     dataJson?: string,
     manifestEntrypoints: readonly string[] = [],
   ): Promise<PolicyEvaluator> {
     let module: WebAssembly.Module;
     let policy: LoadedPolicy;
-    // `dataJson`: the document's JSON text when the caller has it already (PolicyData.json).
-    const dataText = dataJson ?? JSON.stringify(data);
+    // The data document as an object, or as its text (PolicyData.text, or `dataJson`): only the text is kept.
+    const dataText = data instanceof DataText ? data : new DataText(dataJson ?? JSON.stringify(data));
     try {
       module = await WebAssembly.compile(new Uint8Array(wasm));
       policy = await instantiate(module, dataText);
@@ -170,6 +171,7 @@ export class PolicyEvaluator {
         { cause: probe.error },
       );
     }
+    dataText.compact();
     return evaluator;
   }
 
@@ -291,11 +293,51 @@ function isInputParseAbort(thrown: unknown): boolean {
   return typeof thrown === "string" && INPUT_PARSE_ABORTS.has(thrown);
 }
 
-async function instantiate(module: WebAssembly.Module, dataJson: string): Promise<LoadedPolicy> {
-  const data = jsonArrayBuffer(dataJson);
+async function instantiate(module: WebAssembly.Module, data: DataText): Promise<LoadedPolicy> {
   const policy = await loadPolicy(module, memoryFor(data.byteLength));
-  policy.setData(data);
+  setDataText(policy, data);
   return policy;
+}
+
+/**
+ * LoadedPolicy.setData, with the text encoded straight into the module's
+ * memory (setData wants it as a buffer of its own first: for 100,000
+ * tenants a 15 MB copy made and dropped). What the SDK's _loadJSON does
+ * otherwise: opa_malloc the text's bytes, opa_json_parse them, and record the
+ * parsed value's address and the heap past it. When the SDK is not as
+ * expected (another version), setData is used.
+ */
+function setDataText(policy: LoadedPolicy, data: DataText): void {
+  const p = policy as unknown as {
+    mem?: unknown;
+    baseHeapPtr?: unknown;
+    dataAddr?: unknown;
+    dataHeapPtr?: unknown;
+    wasmInstance?: { exports?: Record<string, unknown> };
+  };
+  const exports = p.wasmInstance?.exports ?? {};
+  const { opa_malloc: malloc, opa_json_parse: parse, opa_heap_ptr_set: heapPtrSet, opa_heap_ptr_get: heapPtrGet } = exports;
+  if (
+    !(p.mem instanceof WebAssembly.Memory) ||
+    typeof p.baseHeapPtr !== "number" ||
+    typeof p.dataAddr !== "number" ||
+    typeof p.dataHeapPtr !== "number" ||
+    typeof malloc !== "function" ||
+    typeof parse !== "function" ||
+    typeof heapPtrSet !== "function" ||
+    typeof heapPtrGet !== "function"
+  ) {
+    policy.setData(data.toArrayBuffer());
+    return;
+  }
+  (heapPtrSet as (address: number) => void)(p.baseHeapPtr);
+  const address = (malloc as (size: number) => number)(data.byteLength);
+  // After the malloc: it may have grown the memory (a new buffer).
+  data.writeTo(new Uint8Array(p.mem.buffer, address, data.byteLength));
+  const parsed = (parse as (address: number, length: number) => number)(address, data.byteLength);
+  if (parsed === 0) throw new Error("the module could not parse the data document");
+  p.dataAddr = parsed;
+  p.dataHeapPtr = (heapPtrGet as () => number)();
 }
 
 /** JSON text as a fresh ArrayBuffer, the SDK's "already serialized" form. */

@@ -100,7 +100,11 @@ export interface BundleSourceOptions {
 /** Verify, load and probe one bundle; throws BundleSignatureError / BundleRollbackError / BundleLoadError. */
 export async function activatePolicy(
   source: string | Uint8Array,
-  options: Pick<BundleSourceOptions, "verifier" | "data" | "rollback">,
+  options: Pick<BundleSourceOptions, "verifier" | "rollback"> & {
+    readonly data?: BundleSourceOptions["data"];
+    /** `data` as read for an earlier bundle (readPolicyData): used in its place, not read again. */
+    readonly dataRead?: PolicyData | undefined;
+  },
   /** How messages name a data document given in `options.data`. */
   dataLabel = "given as options.data",
   /** The bundle in force, which a new bundle must be newer than under rollback protection. */
@@ -113,15 +117,17 @@ export async function activatePolicy(
       ? issuedAtOf(loaded)
       : checkRollback(loaded, options.rollback, inForce === undefined ? undefined : { hash: inForce.version.hash, issuedAt: inForce.issuedAt });
   const bundleLabel = typeof source === "string" ? `bundle ${source}` : "the bundle";
-  const data = readPolicyData(options.data ?? loaded.data, options.data === undefined ? `of ${bundleLabel}` : dataLabel);
-  const evaluator = await PolicyEvaluator.create(loaded.wasm, data.document, data.json, loaded.entrypoints);
+  const data =
+    options.dataRead ?? readPolicyData(options.data ?? loaded.data, options.data === undefined ? `of ${bundleLabel}` : dataLabel);
+  const evaluator = await PolicyEvaluator.create(loaded.wasm, data.text, undefined, loaded.entrypoints);
   return Object.freeze({ version: Object.freeze({ ...loaded.version }), issuedAt, data, evaluator });
 }
 
 export class BundleSource {
   #current: ActivePolicy;
   readonly #server: BundleServerOptions | undefined;
-  readonly #options: BundleSourceOptions;
+  /** Without `data`: the replacement document is kept only as read (`dataRead`), its objects left to the collector. */
+  readonly #options: Omit<BundleSourceOptions, "data"> & { readonly dataRead?: PolicyData | undefined };
   readonly #log: Logger;
   #etag: string | null;
   #timer: NodeJS.Timeout | undefined;
@@ -135,7 +141,8 @@ export class BundleSource {
     this.#current = current;
     this.#server = server;
     this.#etag = etag;
-    this.#options = options;
+    const { data, ...rest } = options;
+    this.#options = data === undefined ? rest : { ...rest, dataRead: current.data };
     this.#log = options.logger.child({ component: "bundle" });
   }
 

@@ -220,4 +220,76 @@ describe("one canonical JSON for records and digests", () => {
     // A toJSON method is data like any other member, never called.
     expect(() => canonicalJson({ toJSON: () => "x" }, DIGEST_READING)).toThrow(CanonicalJsonError);
   });
+
+  it("is stable under key order: the same members in any order give the same text", () => {
+    check(
+      fc.property(
+        fc.tuple(jsonish(false).filter(wellFormed), fc.integer()).map(([value, seed]) => [value, seed] as unknown),
+        (pair) => {
+          const [value, seed] = pair as [unknown, number];
+          expect(canonicalJson(reordered(value, seed))).toBe(canonicalJson(value));
+        },
+      ),
+    );
+  });
+
+  it("round-trips: its text parses back to the same value (-0 as 0), whose text is the same again", () => {
+    check(
+      fc.property(jsonish(false).filter(wellFormed), (value) => {
+        const text = canonicalJson(value);
+        const parsed: unknown = JSON.parse(text);
+        expect(sameJson(parsed, value)).toBe(true);
+        expect(canonicalJson(parsed)).toBe(text);
+        // Members sorted by UTF-16 code units at every level.
+        expect(sortedEverywhere(parsed)).toBe(true);
+      }),
+    );
+  });
 });
+
+/** `value` with every object's members in another order (a permutation drawn from `seed`), prototypes kept. */
+function reordered(value: unknown, seed: number): unknown {
+  let state = seed >>> 0;
+  const next = (): number => (state = (Math.imul(state, 1664525) + 1013904223) >>> 0) / 2 ** 32;
+  const walk = (v: unknown): unknown => {
+    if (v === null || typeof v !== "object") return v;
+    if (Array.isArray(v)) return v.map(walk);
+    const keys = Object.keys(v);
+    for (let i = keys.length - 1; i > 0; i--) {
+      const j = Math.floor(next() * (i + 1));
+      [keys[i], keys[j]] = [keys[j]!, keys[i]!];
+    }
+    const out = Object.create(Object.getPrototypeOf(v) as object | null) as Record<string, unknown>;
+    for (const k of keys)
+      Object.defineProperty(out, k, {
+        value: walk((v as Record<string, unknown>)[k]),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    return out;
+  };
+  return walk(value);
+}
+
+/** Equal as JSON data: same members whatever their order, -0 equal to 0. */
+function sameJson(a: unknown, b: unknown): boolean {
+  if (a === null || b === null || typeof a !== "object" || typeof b !== "object") return a === b || (typeof a === "number" && a === b);
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  const ka = Object.keys(a).sort();
+  const kb = Object.keys(b).sort();
+  return (
+    ka.length === kb.length &&
+    ka.every((k, i) => k === kb[i] && sameJson((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]))
+  );
+}
+
+/** Whether the text a parse came from listed every object's members in code-unit order (JSON.parse keeps text order except for array-index keys, which sort numerically first). */
+function sortedEverywhere(v: unknown): boolean {
+  if (v === null || typeof v !== "object") return true;
+  if (Array.isArray(v)) return v.every(sortedEverywhere);
+  const keys = Object.keys(v);
+  const named = keys.filter((k) => !/^(0|[1-9][0-9]*)$/.test(k) || Number(k) >= 2 ** 32 - 1);
+  const ordered = named.every((k, i) => i === 0 || named[i - 1]! < k);
+  return ordered && Object.values(v).every(sortedEverywhere);
+}
