@@ -203,12 +203,14 @@ def test_generated_an_amended_calls_decision_is_the_policys_and_its_deny_never_c
     rng = random.Random(SEED)
     for case in range(6):
         amounts = [rng.choice([rng.randrange(1, 5000), rng.randrange(5000, 250_001), rng.randrange(250_001, 20_000_000)]) for _ in range(rng.randrange(1, 6))]
-        store, clock = InMemoryStore(), FakeClock()
+        store, clock, reference_clock = InMemoryStore(), FakeClock(), FakeClock()
         with create_veto(bundle, record_sink=MemorySink(), store=store, clock=clock) as veto, create_veto(
-            bundle, record_sink=MemorySink(), clock=FakeClock()
+            bundle, record_sink=MemorySink(), clock=reference_clock
         ) as reference:
             for amount in amounts:
                 clock.advance(1000)
+                # The reference's own denies count; past the window each time, it never escalates.
+                reference_clock.advance(24 * 3600 * 1000)
                 pending = veto.protect(NEEDS_APPROVAL)
                 amender = rng.choice([APPROVER, OTHER_APPROVER])
                 result = veto.amend(pending.id, amender, args_of(amount))

@@ -202,7 +202,8 @@ class InMemoryStore:
                 amended_to=t.amended_to if t.to_status == "amended" else None,
             )
             self._decisions[decision_id] = replace(decision, approval=approval)
-            if t.to_status == "rejected":
+            # A rejection counts where its decision counts: never an amended call's (docs/contract.md §6, amend).
+            if t.to_status == "rejected" and decision.counts_towards_escalation:
                 self._add_deny(decision.actor_id, decision.tenant_id, t.at_ms)
             listeners = list(self._watchers.get(decision_id, ()))
         for listener in listeners:

@@ -609,9 +609,10 @@ class Veto:
             call_digest=digest,
             approval=ApprovalState("pending", now_ms + self._ttl_ms) if decision.action == "require_approval" else None,
             # The adapter's own fail-closed denies are remembered but not counted (docs/contract.md §3);
-            # nor is an amended call's deny: the reviewer made that call, not the agent (docs/contract.md §6, amend).
-            counts_towards_escalation=decision.action != "deny"
-            or (amendment is None and answer_counts_towards_escalation(decision.action, decision.reasons)),
+            # nor is anything of an amended call (its deny, its rejection): the reviewer made that call,
+            # not the agent (docs/contract.md §6, amend).
+            counts_towards_escalation=amendment is None
+            and (decision.action != "deny" or answer_counts_towards_escalation(decision.action, decision.reasons)),
             review=review,
             record_state=record_state if needs_approval else None,
             amendment=None

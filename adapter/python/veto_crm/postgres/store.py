@@ -85,7 +85,7 @@ class _Statements:
         self.count_denies = (
             f"SELECT (SELECT count(*) FROM {decisions} WHERE actor_id = %(a)s AND tenant_id = %(t)s AND action = 'deny' "
             f"AND counts_towards_escalation AND at_ms >= %(s)s) + (SELECT count(*) FROM {decisions} WHERE actor_id = %(a)s "
-            f"AND tenant_id = %(t)s AND approval_status = 'rejected' AND answered_at_ms >= %(s)s)"
+            f"AND tenant_id = %(t)s AND approval_status = 'rejected' AND counts_towards_escalation AND answered_at_ms >= %(s)s)"
         )
         self.select = f"SELECT {', '.join(READ_COLUMNS)} FROM {decisions} WHERE id = %s"
         self.claim = (
