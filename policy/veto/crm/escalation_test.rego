@@ -37,3 +37,10 @@ test_deny_invalid_input_wins_over_escalation if {
 	call := patched(update, {"history": {"recentDenies": 5}, "context": {"actorId": ""}})
 	decide(call) == invalid({"context.actorId must be a non-empty string"})
 }
+
+# A threshold of zero or below escalates a call without history: its count reads as zero.
+test_deny_escalated_threshold_zero_without_history if {
+	config := object.union(fixture, {"escalation": {"deny_threshold": 0}})
+	without_history := object.remove(update, ["history"])
+	crm.decision == escalated with input as without_history with data.veto.config as config
+}

@@ -10,8 +10,9 @@ package veto.crm
 # reads as null, and a part of the wrong type as an empty object.
 #
 # The WASM evaluator evaluates every rule a decision reads once per call and
-# looks it up again at each reference: the lists of names checked below are
-# written where they are used.
+# looks it up again at each reference: each name checked below has a
+# definition of its own with its whole message, so that no list of names is
+# built and walked and no message is put together for a call.
 
 default _raw_input := null
 
@@ -35,14 +36,40 @@ _context_problems contains "tool must be a non-empty string" if not _non_empty_s
 
 _context_problems contains "context must be an object" if not is_object(object.get(_call, "context", null))
 
-_context_problems contains concat("", ["context.", name, " must be a non-empty string"]) if {
-	some name in ["actorId", "tenantId", "environment"]
-	not _non_empty_string(object.get(_context, name, null))
+_context_problems contains "context.actorId must be a non-empty string" if {
+	not _non_empty_string(object.get(_context, "actorId", null))
 }
 
-_context_problems contains concat("", ["context.", name, " must be a string"]) if {
-	some name in ["reason", "sourceSystem", "requestId", "sessionId", "onBehalfOf"]
-	value := _context[name]
+_context_problems contains "context.tenantId must be a non-empty string" if {
+	not _non_empty_string(object.get(_context, "tenantId", null))
+}
+
+_context_problems contains "context.environment must be a non-empty string" if {
+	not _non_empty_string(object.get(_context, "environment", null))
+}
+
+_context_problems contains "context.reason must be a string" if {
+	value := _context.reason
+	not is_string(value)
+}
+
+_context_problems contains "context.sourceSystem must be a string" if {
+	value := _context.sourceSystem
+	not is_string(value)
+}
+
+_context_problems contains "context.requestId must be a string" if {
+	value := _context.requestId
+	not is_string(value)
+}
+
+_context_problems contains "context.sessionId must be a string" if {
+	value := _context.sessionId
+	not is_string(value)
+}
+
+_context_problems contains "context.onBehalfOf must be a string" if {
+	value := _context.onBehalfOf
 	not is_string(value)
 }
 
@@ -52,9 +79,23 @@ _problems contains problem if some problem in _context_problems
 
 _problems contains "arguments must be an object" if not is_object(object.get(_call, "arguments", null))
 
-_problems contains concat("", ["arguments.", name, " must be a string"]) if {
-	some name in ["object", "recordId", "tenantId", "destination"]
-	value := _arguments[name]
+_problems contains "arguments.object must be a string" if {
+	value := _arguments.object
+	not is_string(value)
+}
+
+_problems contains "arguments.recordId must be a string" if {
+	value := _arguments.recordId
+	not is_string(value)
+}
+
+_problems contains "arguments.tenantId must be a string" if {
+	value := _arguments.tenantId
+	not is_string(value)
+}
+
+_problems contains "arguments.destination must be a string" if {
+	value := _arguments.destination
 	not is_string(value)
 }
 

@@ -52,6 +52,15 @@ test_deny_invalid_input_optional_context_not_string if {
 	decide(call) == invalid({"context.reason must be a string", "context.requestId must be a string"})
 }
 
+test_deny_invalid_input_each_optional_context_name if {
+	call := patched(update, {"context": {"sourceSystem": 1, "sessionId": [], "onBehalfOf": {}}})
+	decide(call) == invalid({
+		"context.onBehalfOf must be a string",
+		"context.sessionId must be a string",
+		"context.sourceSystem must be a string",
+	})
+}
+
 test_deny_invalid_input_string_arguments_wrong_type if {
 	call := patched(update, {"arguments": {"recordId": 123, "destination": null, "object": {}, "tenantId": true}})
 	decide(call) == invalid({

@@ -7,7 +7,8 @@ package veto.crm
 # sensitive field needs approval too. A sensitive_fields that is not an object
 # of lists makes every field sensitive.
 
-# The sensitive names for this call: those of "*" and of the call's object.
+# The sensitive names for this call: those of "*" and of the call's object
+# (the fold keys of a name outside ASCII are compared with these).
 _sensitive_lists contains _sensitive_fields["*"]
 
 _sensitive_lists contains names if {
@@ -30,8 +31,25 @@ _call_object_key := lower(_call_object)
 
 _call_object_folded contains _fold_key(_call_object) if not _ascii(_call_object)
 
+# The plain keys, which every call needs, are taken from the configured lists
+# directly rather than through _sensitive_lists: adding a list to a set hashes
+# all of its names, for each call on the WASM evaluator.
 _sensitive_plain_keys contains _plain_key(name) if {
-	some names in _sensitive_lists
+	some name in _sensitive_fields["*"]
+	is_string(name)
+}
+
+_sensitive_plain_keys contains _plain_key(name) if {
+	some object_name, names in _sensitive_fields
+	_plain_key(trim_space(object_name)) == _call_object_key
+	some name in names
+	is_string(name)
+}
+
+_sensitive_plain_keys contains _plain_key(name) if {
+	some folded in _call_object_folded
+	some object_name, names in _sensitive_fields
+	_fold_key(trim_space(object_name)) == folded
 	some name in names
 	is_string(name)
 }

@@ -43,6 +43,15 @@ test_require_approval_object_name_any_case if {
 	decide(patched(update, {"arguments": {"object": " OPPORTUNITY ", "changes": {"stage": "x"}}})) == expected
 }
 
+# An object and a field both outside ASCII: the field's fold key is compared
+# with the names of every list whose object name has the object's fold key.
+test_require_approval_object_and_field_outside_ascii if {
+	expected := needs_approval({"sensitive_field"})
+	decide(patched(update, {"arguments": {"object": "OPPORTUN\u0130TY", "changes": {"\u017ftage": "x"}}})) == expected
+	call := patched(update, {"arguments": {"object": "OPPORTUN\u0130TY", "changes": {"n\u0101me": "x"}}})
+	decide(call) == allowed("low_value")
+}
+
 test_require_approval_malformed_sensitive_fields_make_every_field_sensitive if {
 	config := object.union(fixture, {"sensitive_fields": {"*": "ssn"}})
 	crm.decision == needs_approval({"sensitive_field"}) with input as update with data.veto.config as config
