@@ -90,6 +90,10 @@ def _not_unicode(what: str) -> _InputRefused:
     return _InputRefused(f"{what} not well-formed Unicode (it holds a lone surrogate, which JSON text in UTF-8 cannot carry)")
 
 
+#: json.dumps(ensure_ascii=False, separators=(",", ":"), sort_keys=True), with its encoder made once (the C encoder does the work).
+_PLAIN_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode
+
+
 def snapshot(raw: Any, limits: InputLimits) -> tuple[Any, str]:
     """Copy ``raw`` into fresh JSON values within the limits; return the copy and its canonical JSON."""
     max_bytes = limits.max_input_bytes
@@ -153,17 +157,27 @@ def snapshot(raw: Any, limits: InputLimits) -> tuple[Any, str]:
         size += 2
         if size > max_bytes:
             raise too_large()
+        # Scalars the common call is made of (ASCII strings, safe integers, booleans, null) are copied inline,
+        # adding to the size and checking it exactly as copy() does; anything else goes through copy().
         if isinstance(value, (list, tuple)):
             out_list: list[Any] = []
             for i, item in enumerate(value):
+                kind = type(item)
+                if kind is str and item.isascii():
+                    size += len(item) + 2
+                    if size > max_bytes:
+                        raise too_large()
+                    out_list.append(item)
+                    continue
                 keys.append(i)
                 out_list.append(copy(item, depth + 1))
                 keys.pop()
             return out_list
         out: dict[str, Any] = {}
         for key in js_key_order(value):
-            if not isinstance(key, str):
-                raise _InputRefused(f"a key of {_describe(_path_of(keys))} is not a string ({key!r})")
+            if type(key) is not str:
+                if not isinstance(key, str):
+                    raise _InputRefused(f"a key of {_describe(_path_of(keys))} is not a string ({key!r})")
             if key in FORBIDDEN_KEYS:
                 keys.append(key)
                 raise _InputRefused(f'{_path_of(keys)}: the key "{key}" is not allowed')
@@ -177,14 +191,27 @@ def snapshot(raw: Any, limits: InputLimits) -> tuple[Any, str]:
                 size += _utf16_length(key) + 3
             if size > max_bytes:
                 raise too_large()
-            keys.append(key)
-            out[key] = copy(value[key], depth + 1)
-            keys.pop()
+            item = value[key]
+            kind = type(item)
+            if kind is str and item.isascii():
+                size += len(item) + 2
+            elif kind is int and -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
+                size += 1
+            elif kind is bool or item is None:
+                size += 4
+            else:
+                keys.append(key)
+                out[key] = copy(item, depth + 1)
+                keys.pop()
+                continue
+            if size > max_bytes:
+                raise too_large()
+            out[key] = item
         return out
 
     value = copy(raw, 0)
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True) if plain else canonical(value)
-    exact = len(text.encode("utf-8"))
+    text = _PLAIN_JSON(value) if plain else canonical(value)
+    exact = len(text) if text.isascii() else len(text.encode("utf-8"))
     if exact > max_bytes:
         raise _InputRefused(f"the call is larger than {max_bytes} bytes ({exact})")
     return value, text
