@@ -111,47 +111,50 @@ def snapshot(raw: Any, limits: InputLimits) -> tuple[Any, str]:
 
     def copy(value: Any, depth: int) -> Any:
         nonlocal size, plain
-        # Nearly every string of a call is ASCII: its UTF-16 length is its length, and it holds no surrogate.
-        if type(value) is str and value.isascii():
-            size += len(value) + 2
-            if size > max_bytes:
-                raise too_large()
-            return value
-        if isinstance(value, str):
-            size += _utf16_length(value) + 2
-            if size > max_bytes:
-                raise too_large()
-            if has_lone_surrogate(value):
-                raise _not_unicode(f"{_describe(_path_of(keys))} is")
-            return value
-        if isinstance(value, bool):
-            size += 4
-            if size > max_bytes:
-                raise too_large()
-            return value
-        if isinstance(value, (int, float)):
-            number: Union[int, float] = value
-            if isinstance(value, int) and not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
-                try:
-                    number = float(value)
-                except OverflowError:
-                    number = math.inf
-            if isinstance(number, float):
-                if not math.isfinite(number):
-                    raise _InputRefused(f"{_describe(_path_of(keys))} is not a finite number")
-                if plain and not (1e-4 <= abs(number) < 1e16 and number != int(number)):
-                    plain = False
-            size += 1
-            if size > max_bytes:
-                raise too_large()
-            return number
-        if value is None:
-            size += 4
-            if size > max_bytes:
-                raise too_large()
-            return None
-        if not isinstance(value, (dict, list, tuple)):
-            raise _InputRefused(f"{_describe(_path_of(keys))} is a {type(value).__name__}, which JSON cannot carry")
+        kind = type(value)
+        # Objects and arrays first (their exact types cannot be any of the scalars below).
+        if kind is not dict and kind is not list:
+            # Nearly every string of a call is ASCII: its UTF-16 length is its length, and it holds no surrogate.
+            if kind is str and value.isascii():
+                size += len(value) + 2
+                if size > max_bytes:
+                    raise too_large()
+                return value
+            if isinstance(value, str):
+                size += _utf16_length(value) + 2
+                if size > max_bytes:
+                    raise too_large()
+                if has_lone_surrogate(value):
+                    raise _not_unicode(f"{_describe(_path_of(keys))} is")
+                return value
+            if isinstance(value, bool):
+                size += 4
+                if size > max_bytes:
+                    raise too_large()
+                return value
+            if isinstance(value, (int, float)):
+                number: Union[int, float] = value
+                if isinstance(value, int) and not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+                    try:
+                        number = float(value)
+                    except OverflowError:
+                        number = math.inf
+                if isinstance(number, float):
+                    if not math.isfinite(number):
+                        raise _InputRefused(f"{_describe(_path_of(keys))} is not a finite number")
+                    if plain and not (1e-4 <= abs(number) < 1e16 and number != int(number)):
+                        plain = False
+                size += 1
+                if size > max_bytes:
+                    raise too_large()
+                return number
+            if value is None:
+                size += 4
+                if size > max_bytes:
+                    raise too_large()
+                return None
+            if not isinstance(value, (dict, list, tuple)):
+                raise _InputRefused(f"{_describe(_path_of(keys))} is a {type(value).__name__}, which JSON cannot carry")
         if depth >= max_depth:
             raise _InputRefused(f"{_describe(_path_of(keys))} nests deeper than {max_depth} levels")
         size += 2
