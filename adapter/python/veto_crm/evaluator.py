@@ -101,11 +101,17 @@ class _DirectEval:
             setattr(param, "kind", ffi.WASMTIME_I32.value)
         self._results = (ffi.wasmtime_val_t * 1)()
         self._store = store
+        self._base = 0
+        self._size = -1
 
     def base_and_size(self) -> tuple[int, int]:
         ffi = self._ffi
-        base = ctypes.cast(ffi.wasmtime_memory_data(self._context, self._memory), ctypes.c_void_p).value or 0
-        return base, int(ffi.wasmtime_memory_data_size(self._context, self._memory))
+        size = int(ffi.wasmtime_memory_data_size(self._context, self._memory))
+        # A memory moves only when it grows, and growing changes its size: the base is asked again only then.
+        if size != self._size:
+            self._base = ctypes.cast(ffi.wasmtime_memory_data(self._context, self._memory), ctypes.c_void_p).value or 0
+            self._size = size
+        return self._base, size
 
     def call(self, *args: int) -> int:
         params = self._params
