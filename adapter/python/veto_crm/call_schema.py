@@ -152,19 +152,38 @@ def _issues(schema: Mapping[str, Any], value: Any, path: tuple[PathItem, ...]) -
                 yield from _issues(extra, value[k], path + (k,))
 
 
+_KIND_TYPES: Mapping[str, Union[type, tuple[type, ...]]] = {
+    "object": dict,
+    "array": list,
+    "string": str,
+    "number": (int, float),
+    "integer": int,
+    "boolean": bool,
+    "null": type(None),
+}
+
+
 def _compile(schema: Mapping[str, Any]) -> Callable[[Any], bool]:
-    """The schema as one function answering only "valid?" (the common case), built from the same keywords as _issues."""
+    """
+    The schema as one function answering only "valid?" (the common case), built from the same keywords as _issues
+    (_type_ok's types, tested inline). Properties whose schema is only ``{"type": "string"}`` are tested in their
+    object's loop, and an object that checks none of its members is not walked.
+    """
     kind = schema.get("type")
+    kind_types = _KIND_TYPES[kind] if kind is not None else None
+    no_bool = kind in ("number", "integer")
     not_blank = "x-veto-not-blank" in schema
     items = _compile(schema["items"]) if isinstance(schema.get("items"), dict) else None
     properties = {name: _compile(child) for name, child in schema.get("properties", {}).items()}
+    plain_strings = frozenset(name for name, child in schema.get("properties", {}).items() if dict(child) == {"type": "string"})
     required = tuple(schema.get("required", ()))
     extra = schema.get("additionalProperties")
     strict = extra is False
     extra_check = _compile(extra) if isinstance(extra, dict) and extra else None
+    walk_members = bool(properties) or strict or extra_check is not None
 
     def check(value: Any) -> bool:
-        if kind is not None and not _type_ok(kind, value):
+        if kind_types is not None and (not isinstance(value, kind_types) or (no_bool and isinstance(value, bool))):
             return False
         if not_blank and isinstance(value, str) and is_blank(value):
             return False
@@ -176,7 +195,13 @@ def _compile(schema: Mapping[str, Any]) -> Callable[[Any], bool]:
             for name in required:
                 if name not in value:
                     return False
+            if not walk_members:
+                return True
             for key, child in value.items():
+                if key in plain_strings:
+                    if not isinstance(child, str):
+                        return False
+                    continue
                 child_check = properties.get(key)
                 if child_check is not None:
                     if not child_check(child):

@@ -114,8 +114,23 @@ def adapter_deny(code: str, detail: str) -> PolicyAnswer:
     return PolicyAnswer("deny", False, (Reason(code, f"{ADAPTER_REASON_MESSAGES.get(code, code)}: {detail}"),), ())
 
 
+#: The last day iso_timestamp wrote, and its date text ("YYYY-MM-DDT"): a day's date is formatted once.
+_LAST_DAY: tuple[int, str] = (0, "1970-01-01T")
+
+
 def iso_timestamp(ms: float) -> str:
     """``new Date(ms).toISOString()``: UTC with milliseconds."""
+    global _LAST_DAY
     whole = int(ms // 1)
-    moment = datetime.fromtimestamp(whole // 1000, tz=timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{whole % 1000:03d}Z"
+    seconds, millis = divmod(whole, 1000)
+    day, second = divmod(seconds, 86400)
+    last = _LAST_DAY
+    if last[0] == day:
+        date = last[1]
+    else:
+        # The day's first second: a valid time's day always starts at a valid time, and an invalid one's never does.
+        date = datetime.fromtimestamp(day * 86400, tz=timezone.utc).strftime("%Y-%m-%dT")
+        _LAST_DAY = (day, date)
+    hour, second = divmod(second, 3600)
+    minute, second = divmod(second, 60)
+    return f"{date}{hour:02d}:{minute:02d}:{second:02d}.{millis:03d}Z"

@@ -46,6 +46,8 @@ from .jsontext import JsonParseError, parse, stringify
 PAGE = 64 * 1024
 MIN_PAGES = 16
 EVALUATION_PAGES = 4096
+#: How many distinct answer texts an evaluator keeps read (PolicyEvaluator._answers); past it they are read again.
+ANSWERS_KEPT = 512
 MAX_PAGES = 65536
 
 #: What the module's JSON parser aborts with when the input text is not JSON it accepts.
@@ -99,11 +101,17 @@ class _DirectEval:
             setattr(param, "kind", ffi.WASMTIME_I32.value)
         self._results = (ffi.wasmtime_val_t * 1)()
         self._store = store
+        self._base = 0
+        self._size = -1
 
     def base_and_size(self) -> tuple[int, int]:
         ffi = self._ffi
-        base = ctypes.cast(ffi.wasmtime_memory_data(self._context, self._memory), ctypes.c_void_p).value or 0
-        return base, int(ffi.wasmtime_memory_data_size(self._context, self._memory))
+        size = int(ffi.wasmtime_memory_data_size(self._context, self._memory))
+        # A memory moves only when it grows, and growing changes its size: the base is asked again only then.
+        if size != self._size:
+            self._base = ctypes.cast(ffi.wasmtime_memory_data(self._context, self._memory), ctypes.c_void_p).value or 0
+            self._size = size
+        return self._base, size
 
     def call(self, *args: int) -> int:
         params = self._params
@@ -245,20 +253,25 @@ class _Instance:
 
     # -- evaluation --------------------------------------------------------
 
-    def evaluate(self, input_json: bytes, entrypoint: int) -> Any:
+    def evaluate_text(self, input_json: bytes, entrypoint: int) -> bytes:
+        """The result set's JSON text as the module wrote it (opa_eval through _DirectEval only)."""
         direct = self.direct
-        if direct is not None:
-            addr = self.data_heap
-            length = len(input_json)
+        assert direct is not None
+        addr = self.data_heap
+        length = len(input_json)
+        base, size = direct.base_and_size()
+        if addr + length > size:
+            self.memory.grow(self.store, math.ceil((addr + length - size) / PAGE))
             base, size = direct.base_and_size()
-            if addr + length > size:
-                self.memory.grow(self.store, math.ceil((addr + length - size) / PAGE))
-                base, size = direct.base_and_size()
-            ctypes.memmove(base + addr, input_json, length)
-            result = direct.call(0, entrypoint, self.data_addr, addr, length, addr + length, 0)
-            # The call may have grown the memory (and moved it).
-            base, size = direct.base_and_size()
-            return parse(_c_bytes(base, size, result).decode("utf-8", "replace"))
+        ctypes.memmove(base + addr, input_json, length)
+        result = direct.call(0, entrypoint, self.data_addr, addr, length, addr + length, 0)
+        # The call may have grown the memory (and moved it).
+        base, size = direct.base_and_size()
+        return _c_bytes(base, size, result)
+
+    def evaluate(self, input_json: bytes, entrypoint: int) -> Any:
+        if self.direct is not None:
+            return parse(self.evaluate_text(input_json, entrypoint).decode("utf-8", "replace"))
         if self.opa_eval is not None:
             addr = self.data_heap
             short = addr + len(input_json) - self.memory.data_len(self.store)
@@ -316,6 +329,8 @@ class PolicyEvaluator:
         self._entrypoint = entrypoint
         self._lock = threading.Lock()
         self.instantiations = 1
+        #: Answers already read, by the result set's text (immutable PolicyAnswers; bounded by ANSWERS_KEPT).
+        self._answers: dict[bytes, PolicyAnswer] = {}
 
     @classmethod
     def engine(cls) -> wasmtime.Engine:
@@ -372,8 +387,19 @@ class PolicyEvaluator:
                 if self._instance is None:
                     self._instance = _Instance(self._engine_ref, self._module, self._data)
                     self.instantiations += 1
-                result_set = self._instance.evaluate(input_json.encode("utf-8"), self._entrypoint)
-                answer = read_answer(result_set)
+                instance = self._instance
+                if instance.direct is not None:
+                    # Most calls get one of a few answers: each answer's text is read and checked once (read_answer is
+                    # a function of the text alone), then found by its bytes.
+                    text = instance.evaluate_text(input_json.encode("utf-8"), self._entrypoint)
+                    answer = self._answers.get(text)
+                    if answer is None:
+                        answer = read_answer(parse(text.decode("utf-8", "replace")))
+                        if len(self._answers) >= ANSWERS_KEPT:
+                            self._answers.clear()
+                        self._answers[text] = answer
+                else:
+                    answer = read_answer(instance.evaluate(input_json.encode("utf-8"), self._entrypoint))
                 return Evaluation(True, time.perf_counter_ns() - started, answer=answer)
             except Exception as error:
                 if not (isinstance(error, WasmAbort) and str(error) in INPUT_PARSE_ABORTS):

@@ -18,14 +18,16 @@ RANDOM_LEN = 16
 TIME_MAX = 2**48 - 1
 
 
+#: Every two characters of the alphabet, by the ten bits they encode.
+_PAIRS = [a + b for a in ALPHABET for b in ALPHABET]
+
+
 def encode_time(ms: int) -> str:
     if not isinstance(ms, int) or ms < 0 or ms > TIME_MAX:
         raise ValueError(f"ULID time out of range: {ms}")
-    out = []
-    for _ in range(TIME_LEN):
-        out.append(ALPHABET[ms % 32])
-        ms //= 32
-    return "".join(reversed(out))
+    # TIME_LEN (10) characters of five bits each, most significant first, two at a time.
+    pairs = _PAIRS
+    return pairs[(ms >> 40) & 1023] + pairs[(ms >> 30) & 1023] + pairs[(ms >> 20) & 1023] + pairs[(ms >> 10) & 1023] + pairs[ms & 1023]
 
 
 class _MonotonicUlid:

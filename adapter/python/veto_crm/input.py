@@ -90,6 +90,10 @@ def _not_unicode(what: str) -> _InputRefused:
     return _InputRefused(f"{what} not well-formed Unicode (it holds a lone surrogate, which JSON text in UTF-8 cannot carry)")
 
 
+#: json.dumps(ensure_ascii=False, separators=(",", ":"), sort_keys=True), with its encoder made once (the C encoder does the work).
+_PLAIN_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode
+
+
 def snapshot(raw: Any, limits: InputLimits) -> tuple[Any, str]:
     """Copy ``raw`` into fresh JSON values within the limits; return the copy and its canonical JSON."""
     max_bytes = limits.max_input_bytes
@@ -107,63 +111,76 @@ def snapshot(raw: Any, limits: InputLimits) -> tuple[Any, str]:
 
     def copy(value: Any, depth: int) -> Any:
         nonlocal size, plain
-        # Nearly every string of a call is ASCII: its UTF-16 length is its length, and it holds no surrogate.
-        if type(value) is str and value.isascii():
-            size += len(value) + 2
-            if size > max_bytes:
-                raise too_large()
-            return value
-        if isinstance(value, str):
-            size += _utf16_length(value) + 2
-            if size > max_bytes:
-                raise too_large()
-            if has_lone_surrogate(value):
-                raise _not_unicode(f"{_describe(_path_of(keys))} is")
-            return value
-        if isinstance(value, bool):
-            size += 4
-            if size > max_bytes:
-                raise too_large()
-            return value
-        if isinstance(value, (int, float)):
-            number: Union[int, float] = value
-            if isinstance(value, int) and not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
-                try:
-                    number = float(value)
-                except OverflowError:
-                    number = math.inf
-            if isinstance(number, float):
-                if not math.isfinite(number):
-                    raise _InputRefused(f"{_describe(_path_of(keys))} is not a finite number")
-                if plain and not (1e-4 <= abs(number) < 1e16 and number != int(number)):
-                    plain = False
-            size += 1
-            if size > max_bytes:
-                raise too_large()
-            return number
-        if value is None:
-            size += 4
-            if size > max_bytes:
-                raise too_large()
-            return None
-        if not isinstance(value, (dict, list, tuple)):
-            raise _InputRefused(f"{_describe(_path_of(keys))} is a {type(value).__name__}, which JSON cannot carry")
+        kind = type(value)
+        # Objects and arrays first (their exact types cannot be any of the scalars below).
+        if kind is not dict and kind is not list:
+            # Nearly every string of a call is ASCII: its UTF-16 length is its length, and it holds no surrogate.
+            if kind is str and value.isascii():
+                size += len(value) + 2
+                if size > max_bytes:
+                    raise too_large()
+                return value
+            if isinstance(value, str):
+                size += _utf16_length(value) + 2
+                if size > max_bytes:
+                    raise too_large()
+                if has_lone_surrogate(value):
+                    raise _not_unicode(f"{_describe(_path_of(keys))} is")
+                return value
+            if isinstance(value, bool):
+                size += 4
+                if size > max_bytes:
+                    raise too_large()
+                return value
+            if isinstance(value, (int, float)):
+                number: Union[int, float] = value
+                if isinstance(value, int) and not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+                    try:
+                        number = float(value)
+                    except OverflowError:
+                        number = math.inf
+                if isinstance(number, float):
+                    if not math.isfinite(number):
+                        raise _InputRefused(f"{_describe(_path_of(keys))} is not a finite number")
+                    if plain and not (1e-4 <= abs(number) < 1e16 and number != int(number)):
+                        plain = False
+                size += 1
+                if size > max_bytes:
+                    raise too_large()
+                return number
+            if value is None:
+                size += 4
+                if size > max_bytes:
+                    raise too_large()
+                return None
+            if not isinstance(value, (dict, list, tuple)):
+                raise _InputRefused(f"{_describe(_path_of(keys))} is a {type(value).__name__}, which JSON cannot carry")
         if depth >= max_depth:
             raise _InputRefused(f"{_describe(_path_of(keys))} nests deeper than {max_depth} levels")
         size += 2
         if size > max_bytes:
             raise too_large()
+        # Scalars the common call is made of (ASCII strings, safe integers, booleans, null) are copied inline,
+        # adding to the size and checking it exactly as copy() does; anything else goes through copy().
         if isinstance(value, (list, tuple)):
             out_list: list[Any] = []
             for i, item in enumerate(value):
+                kind = type(item)
+                if kind is str and item.isascii():
+                    size += len(item) + 2
+                    if size > max_bytes:
+                        raise too_large()
+                    out_list.append(item)
+                    continue
                 keys.append(i)
                 out_list.append(copy(item, depth + 1))
                 keys.pop()
             return out_list
         out: dict[str, Any] = {}
         for key in js_key_order(value):
-            if not isinstance(key, str):
-                raise _InputRefused(f"a key of {_describe(_path_of(keys))} is not a string ({key!r})")
+            if type(key) is not str:
+                if not isinstance(key, str):
+                    raise _InputRefused(f"a key of {_describe(_path_of(keys))} is not a string ({key!r})")
             if key in FORBIDDEN_KEYS:
                 keys.append(key)
                 raise _InputRefused(f'{_path_of(keys)}: the key "{key}" is not allowed')
@@ -177,14 +194,27 @@ def snapshot(raw: Any, limits: InputLimits) -> tuple[Any, str]:
                 size += _utf16_length(key) + 3
             if size > max_bytes:
                 raise too_large()
-            keys.append(key)
-            out[key] = copy(value[key], depth + 1)
-            keys.pop()
+            item = value[key]
+            kind = type(item)
+            if kind is str and item.isascii():
+                size += len(item) + 2
+            elif kind is int and -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
+                size += 1
+            elif kind is bool or item is None:
+                size += 4
+            else:
+                keys.append(key)
+                out[key] = copy(item, depth + 1)
+                keys.pop()
+                continue
+            if size > max_bytes:
+                raise too_large()
+            out[key] = item
         return out
 
     value = copy(raw, 0)
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True) if plain else canonical(value)
-    exact = len(text.encode("utf-8"))
+    text = _PLAIN_JSON(value) if plain else canonical(value)
+    exact = len(text) if text.isascii() else len(text.encode("utf-8"))
     if exact > max_bytes:
         raise _InputRefused(f"the call is larger than {max_bytes} bytes ({exact})")
     return value, text

@@ -132,17 +132,50 @@ class RecordMasker:
         return walk(value, ""), masked
 
 
-def _has_maskable(v: Any, sensitive_fields: frozenset[str], pointer: Optional[str]) -> bool:
+#: Whether a key is sensitive, by key, for each set of sensitive fold keys (one per bundle): a key's fold key is
+#: computed once, not on every call. Bounded: a memo past its size is emptied and refilled.
+_SENSITIVE_MEMOS: dict[frozenset[str], dict[str, bool]] = {}
+_MEMO_KEYS = 4096
+
+
+def _sensitive_memo(sensitive_fields: frozenset[str]) -> dict[str, bool]:
+    memo = _SENSITIVE_MEMOS.get(sensitive_fields)
+    if memo is None:
+        if len(_SENSITIVE_MEMOS) >= 8:
+            _SENSITIVE_MEMOS.clear()
+        memo = _SENSITIVE_MEMOS.setdefault(sensitive_fields, {})
+    return memo
+
+
+def _is_sensitive(key: str, sensitive_fields: frozenset[str], memo: dict[str, bool]) -> bool:
+    hit = memo.get(key)
+    if hit is None:
+        hit = fold_key(key) in sensitive_fields
+        if len(memo) >= _MEMO_KEYS:
+            memo.clear()
+        memo[key] = hit
+    return hit
+
+
+def _has_maskable(v: Any, sensitive_fields: frozenset[str], pointer: Optional[str], memo: Optional[dict[str, bool]] = None) -> bool:
     """Whether mask_input would replace anything in ``v`` (the same walk, without copying); ``pointer`` None below the contract's objects."""
+    if memo is None:
+        memo = _sensitive_memo(sensitive_fields)
     if isinstance(v, list):
-        return any(_has_maskable(item, sensitive_fields, None) for item in v)
+        for item in v:
+            if isinstance(item, (dict, list)) and _has_maskable(item, sensitive_fields, None, memo):
+                return True
+        return False
     if not isinstance(v, dict):
         return False
     protected = CONTRACT_KEYS.get(pointer) if pointer is not None else None
     for key, child in v.items():
-        if fold_key(key) in sensitive_fields and not (protected is not None and key in protected):
+        hit = memo.get(key)
+        if hit is None:
+            hit = _is_sensitive(key, sensitive_fields, memo)
+        if hit and not (protected is not None and key in protected):
             return True
-        if isinstance(child, (dict, list)) and _has_maskable(child, sensitive_fields, f"/{key}" if pointer == "" else None):
+        if isinstance(child, (dict, list)) and _has_maskable(child, sensitive_fields, f"/{key}" if pointer == "" else None, memo):
             return True
     return False
 
