@@ -123,7 +123,7 @@ def test_generated_a_resume_runs_the_amendment_as_decided_once_never_the_origina
     # No deny, rejection or refusal of an amended call counted towards the agent's escalation.
     assert two.store.count_recent_denies(APP_CONTEXT["actorId"], APP_CONTEXT["tenantId"], 0) == 0, f"seed {SEED}"
     for veto in (two.same, two.other):
-        after = veto.protect({"tool": "crm.update", "arguments": {**gate.call("crm_update", update(amount=10), None).arguments}, "context": APP_CONTEXT})
+        after = _gate(veto).decide(gate.call("crm_update", update(amount=10, recordId="opp_z"), None)).decision
         assert (after.action, after.escalated) == ("allow", False)
 
 
@@ -153,7 +153,7 @@ def test_rejections_of_amended_calls_do_not_escalate_the_agent_its_own_do(two: T
         claim = gate.claim(original, call)
         assert (claim.ok, claim.code) == (False, "approval_rejected")
     assert two.store.count_recent_denies(APP_CONTEXT["actorId"], APP_CONTEXT["tenantId"], 0) == 0
-    small = {"tool": "crm.update", "arguments": gate.call("crm_update", update(amount=10), None).arguments, "context": APP_CONTEXT}
+    small = gate.call("crm_update", update(amount=10, recordId="opp_z"), None).call()
     after = two.same.protect(small)
     assert (after.action, after.escalated) == ("allow", False)
     for i in range(3):
@@ -186,7 +186,7 @@ def test_an_amended_call_amended_again_is_followed_and_an_expired_one_refused(tw
 
 def test_guard_claims_an_allowed_amendment_once(two: Two) -> None:
     veto = two.same
-    call = {"tool": "crm.update", "arguments": _gate(veto).call("crm_update", update(amount=9000, recordId="opp_g"), None).arguments, "context": APP_CONTEXT}
+    call = _gate(veto).call("crm_update", update(amount=9000, recordId="opp_g"), None).call()
     original = veto.protect(call).id
     low = veto.amend(original, APPROVER, {**call["arguments"], "amount": 100}).decision
     runs: list[Any] = []
