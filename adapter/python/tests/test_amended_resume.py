@@ -227,3 +227,60 @@ def test_the_notice_is_the_typescript_gates_text() -> None:
     wrapped: Mapping[str, Any] = with_amended_notice({"ok": 1}, amended)
     assert wrapped == {"veto_amended": {"note": amended_notice(amended), "by": "user:x", "arguments": {"amount": 100, "name": "é"}}, "result": {"ok": 1}}
     assert with_amended_notice("done", None) == "done"
+
+
+def test_guard_and_the_async_guard_claim_an_allowed_amendment_where_it_runs(two: Two) -> None:
+    """guard's wait runs an allowed amendment once, claimed in the store with the amender's execution record."""
+    import asyncio
+    import threading
+    import time
+
+    from veto_crm import create_async_veto
+
+    call = _gate(two.same).call("crm_update", update(amount=9000, recordId="opp_w"), None).call()
+
+    def pending_id(before: int) -> str:
+        for _ in range(500):
+            found = [r for r in two.sink.records[before:] if r["type"] == "decision" and r["result"]["action"] == "require_approval"]
+            if found:
+                return str(found[0]["decision_id"])
+            time.sleep(0.01)
+        raise AssertionError("no require_approval decision was recorded")
+
+    runs: list[Any] = []
+
+    @two.same.guard("crm.update")
+    def crm_update(args: dict[str, Any], context: dict[str, Any], decision: Any) -> str:
+        runs.append((args["amount"], decision.id))
+        return "updated"
+
+    before = len(two.sink.records)
+    thread = threading.Thread(target=lambda: crm_update(call["arguments"], call["context"]))
+    thread.start()
+    low = two.same.amend(pending_id(before), APPROVER, {**call["arguments"], "amount": 100}).decision
+    thread.join(10)
+    assert runs == [(100, low.id)] and two.executions(low.id) == ["claimed"]
+    stored = two.store.get_decision(low.id)
+    assert stored is not None and stored.executed_at_ms is not None
+
+    async def run_async() -> None:
+        averto = await create_async_veto(
+            require(TEST_BUNDLE, "make test-bundles"), store=two.store, record_sink=two.sink, clock=two.clock, approval_poll_ms=10
+        )
+        try:
+
+            @averto.guard("crm.update")
+            async def aupdate(args: dict[str, Any], context: dict[str, Any], decision: Any) -> str:
+                runs.append((args["amount"], decision.id))
+                return "updated"
+
+            at = len(two.sink.records)
+            task: "asyncio.Future[str]" = asyncio.ensure_future(aupdate(call["arguments"], call["context"]))
+            original = await asyncio.to_thread(pending_id, at)
+            amended = (await averto.amend(original, APPROVER, {**call["arguments"], "amount": 200})).decision
+            await asyncio.wait_for(task, 10)
+            assert runs[-1] == (200, amended.id) and two.executions(amended.id) == ["claimed"]
+        finally:
+            await averto.close()
+
+    asyncio.run(run_async())
