@@ -13,7 +13,10 @@ What any store keeps for an approval (the PostgreSQL store too): the
 decision's ``record_state`` and ``review`` (with the context an amendment is
 decided with), an amended call's ``amendment``, and ``ApprovalState.amended_to``
 after ``transition_approval(..., ApprovalTransition("answering", "amended",
-at_ms, reviewer_id, note, amended_to))`` (docs/contract.md §6).
+at_ms, reviewer_id, note, amended_to))`` (docs/contract.md §6). Any store also
+implements ``claim_execution(decision_id, at_ms)`` (an allowed amended call's
+use-once claim, ``StoredDecision.executed_at_ms``) and counts neither the deny
+nor the rejection of an amended call (``counts_for_actor``; docs/contract.md §9).
 """
 
 from __future__ import annotations
