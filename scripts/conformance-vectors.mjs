@@ -14,7 +14,9 @@
 // evaluation time (0). Everything else, the canonical JSON of the record
 // included, must match byte for byte.
 //
-// usage: node scripts/conformance-vectors.mjs [--check]   (after npm run build and make test-bundles)
+// usage: node scripts/conformance-vectors.mjs [--check]   (after make test-bundles; the adapter
+// is bundled from its source with esbuild into .build, so that the internal
+// resumeApproval, which the "resume" steps use, comes with the createVeto it checks)
 import { createHash } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -71,8 +73,11 @@ const OTHER_APPROVER = "user:revops-lead@acme.example";
  * answer ({approve|reject: N, reviewerId, note?}) to the Nth decision of the
  * suite; an amendment of it ({amend: N, reviewerId, arguments, note?}, whose
  * amended call's decision is the suite's next decision); its execution
- * ({execute: N}: waitForApproval with the decided call and timeoutMs 0); or
- * a change of the records' states ({recordStates: {...}}, no record).
+ * ({execute: N}: waitForApproval with the decided call and timeoutMs 0); its
+ * resume as the integrations resume ({resume: N}: resumeApproval with the
+ * decided call and timeoutMs 0, which follows an amendment to the amended
+ * call's decision and claims it once); or a change of the records' states
+ * ({recordStates: {...}}, no record).
  *
  * A suite's `recordStates` gives the instance a recordState function that
  * answers by the call's arguments.recordId: a string is the state, null "no
@@ -262,6 +267,31 @@ export const SUITES = [
     ],
   },
   {
+    // Resumed as the integrations resume (docs/contract.md §6, amend): an allowed amendment is claimed
+    // once (its execution record by the amender), an approved one too; a second resume never runs.
+    name: "amend resume",
+    steps: [
+      { call: update({ amount: 9000 }) },
+      { amend: 0, reviewerId: OTHER_APPROVER, arguments: update({ amount: 100 }).arguments },
+      { resume: 0 },
+      { resume: 0 },
+      { execute: 1 },
+      { call: update({ amount: 9000 }) },
+      { amend: 2, reviewerId: APPROVER, arguments: update({ amount: 8000 }).arguments, note: "8,000" },
+      { resume: 2 },
+      { resume: 2 },
+      { call: update({ amount: 9000 }) },
+      { amend: 4, reviewerId: APPROVER, arguments: update({ amount: 10000000 }).arguments },
+      { resume: 4 },
+      { resume: 4 },
+      // Not yet answered: nothing runs.
+      { call: update({ amount: 9000 }) },
+      { resume: 6 },
+      // The amended call's deny counted nothing (recent_denies 0 in this record).
+      { call: update({ amount: 9000 }) },
+    ],
+  },
+  {
     name: "amend after expiry",
     options: { approvalTtlMs: 3000 },
     steps: [
@@ -369,6 +399,25 @@ export async function computeVectors(adapter, bundlePath = TEST_BUNDLE) {
         } catch (error) {
           expected = { error: error.code };
         }
+      } else if ("resume" in step) {
+        try {
+          const resumed = await adapter.resumeApproval(veto, {
+            decisionId: decisions[step.resume].id,
+            call: calls[step.resume],
+            timeoutMs: 0,
+          });
+          expected = {
+            ran: {
+              decision: `<decision ${ids().indexOf(resumed.decisionId)}>`,
+              amended_from: resumed.amended === undefined ? null : `<decision ${ids().indexOf(resumed.amended.from)}>`,
+              by: resumed.amended === undefined ? null : resumed.amended.by,
+              call: resumed.call,
+            },
+          };
+        } catch (error) {
+          expected = { error: error.code };
+          if (error.decision !== undefined) expected.denied = `<decision ${ids().indexOf(error.decision.id)}>`;
+        }
       } else if ("execute" in step) {
         try {
           expected = {
@@ -441,7 +490,28 @@ export function vectorsText(vectors) {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const adapter = { ...(await import("../dist/index.js")), ...(await import("../dist/audit.js")) };
+  const { build } = await import("esbuild");
+  const outfile = fileURLToPath(new URL("../.build/conformance-adapter.mjs", import.meta.url));
+  await build({
+    stdin: {
+      contents: [
+        'import * as core from "./adapter/index.ts";',
+        'import * as audit from "./adapter/audit/index.ts";',
+        'import { resumeApproval } from "./adapter/veto.ts";',
+        "export const adapter = { ...core, ...audit, resumeApproval };",
+      ].join("\n"),
+      resolveDir: fileURLToPath(new URL("..", import.meta.url)),
+      loader: "ts",
+    },
+    bundle: true,
+    platform: "node",
+    target: "node20",
+    format: "esm",
+    packages: "external",
+    outfile,
+    logLevel: "warning",
+  });
+  const { adapter } = await import(outfile);
   const text = vectorsText(await computeVectors(adapter));
   if (process.argv.includes("--check")) {
     if (readFileSync(VECTORS_FILE, "utf8") !== text) {

@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import { beforeAll, describe, expect, it } from "vitest";
 import * as core from "../../adapter/index.js";
 import * as audit from "../../adapter/audit/index.js";
+import { resumeApproval } from "../../adapter/veto.js";
 import { VECTORS_FILE, computeVectors } from "../../scripts/conformance-vectors.mjs";
 import { requireBundle } from "../helpers/index.js";
 
@@ -21,7 +22,7 @@ interface Vectors {
   readonly suites: readonly { readonly name: string; readonly steps: readonly Step[] }[];
 }
 
-const adapter = { ...core, ...audit };
+const adapter = { ...core, ...audit, resumeApproval };
 const committed = JSON.parse(readFileSync(VECTORS_FILE, "utf8")) as Vectors;
 let fresh: Vectors;
 

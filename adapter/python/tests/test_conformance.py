@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from veto_crm import ApprovalAnswer, ApprovalError, Decision, create_veto
+from veto_crm import ApprovalAnswer, ApprovalError, Decision, VetoDeniedError, create_veto
 from veto_crm.jsontext import parse
 from veto_crm.log import GENESIS_HASH, canonical_json, seal_record
 
@@ -107,6 +107,22 @@ def run_suite(suite: dict[str, Any], bundle: Path) -> list[dict[str, Any]]:
                         "decision": normalize_decision(result.decision),
                         "approval": None if result.approval is None else answer_of(result.approval),
                     }
+                except ApprovalError as error:
+                    outcome = {"error": error.code}
+            elif "resume" in step:
+                # As the integrations resume (Veto.resume_approval): an amendment followed and claimed once.
+                try:
+                    resumed = veto.resume_approval(decisions[step["resume"]].id, calls[step["resume"]], timeout_ms=0)
+                    outcome = {
+                        "ran": {
+                            "decision": f"<decision {ids().index(resumed.decision_id)}>",
+                            "amended_from": None if resumed.amended is None else f"<decision {ids().index(resumed.amended.from_id)}>",
+                            "by": None if resumed.amended is None else resumed.amended.by,
+                            "call": resumed.call,
+                        }
+                    }
+                except VetoDeniedError as error:
+                    outcome = {"error": error.code, "denied": f"<decision {ids().index(error.decision.id)}>"}
                 except ApprovalError as error:
                     outcome = {"error": error.code}
             elif "execute" in step:

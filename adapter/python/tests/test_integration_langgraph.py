@@ -26,7 +26,7 @@ from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.types import Command, Send, interrupt
 from pydantic import BaseModel
 
-from veto_crm import create_async_veto
+from veto_crm import create_async_veto, create_veto
 from veto_crm.integrations.langgraph import VetoToolCallWrapper, veto_interrupts, veto_tool_node
 
 from .conftest import OTHER_APPROVER, TEST_BUNDLE, MemorySink
@@ -408,3 +408,54 @@ async def test_a_pause_made_by_invoke_resumes_with_ainvoke(recorded: Recorded, p
     assert tool_texts(done) == ["updated opp_m"]
     assert crm.runs == [update(amount=9000, recordId="opp_m")]
     assert len(recorded.decisions()) == 1
+
+
+def test_amended_calls_run_once_with_the_amended_input_as_decided_and_never_count(recorded: Recorded) -> None:
+    """docs/contract.md §6, amend: allowed or approved, once with the amended input, saying so; denied or rejected, never; none counts."""
+    other = create_veto(TEST_BUNDLE, data=_moved_approvers(), store=recorded.store, record_sink=recorded.sink, approval_poll_ms=10)
+    crm = Crm()
+    saver = InMemorySaver()
+    try:
+        cases = [("allowed", recorded.veto, 100), ("approved", recorded.veto, 8000), ("denied", recorded.veto, 10_000_000), ("rejected", other, 8000)]
+        for i, (name, amender, amount) in enumerate(cases):
+            cfg = config()
+            asked = update(amount=9000, recordId=f"opp_am{i}")
+            [pause] = veto_interrupts(invoke(graph_for(crm, saver, model_calling(asked), recorded.veto), ask(), cfg))
+            paused_at = saver.get_tuple({"configurable": cfg["configurable"]})
+            assert paused_at is not None
+            amended_args = {k: v for k, v in asked.items() if k != "reason"} | {"amount": amount}
+            result = amender.amend(pause.decision_id, APPROVER, amended_args)
+            if name == "rejected":
+                other.reject(result.decision.id, "user:cfo@acme.example")
+            done = invoke(graph_for(crm, saver, model_calling(), recorded.veto), Command(resume={"approved": True}), cfg)
+            [text] = tool_texts(done)
+            if name in ("allowed", "approved"):
+                assert text.startswith(f"Note: the reviewer {APPROVER} amended this call's arguments before it ran (veto decision {pause.decision_id} -> {result.decision.id})"), text
+                assert text.endswith(f"\nupdated opp_am{i}"), text
+                assert crm.runs[-1] == {**asked, "amount": amount}, name
+            else:
+                code = "amount_over_limit" if name == "denied" else "approval_rejected"
+                assert text.startswith(f"Not executed [{code}]: "), (name, text)
+            runs = len(crm.runs)
+            # A second resume of the same pause (replayed from its checkpoint) never runs it again.
+            again = graph_for(crm, saver, model_calling(), recorded.veto).invoke(
+                Command(resume={"approved": True}), {"configurable": paused_at.config["configurable"]}, context=cfg["context"]
+            )
+            [*_, text_again] = tool_texts(again)
+            assert text_again.startswith("Not executed ["), text_again
+            assert len(crm.runs) == runs
+        assert [r["amount"] for r in crm.runs] == [100, 8000]
+        assert recorded.store.count_recent_denies(APP_CONTEXT["actorId"], APP_CONTEXT["tenantId"], 0) == 0
+    finally:
+        other.close()
+
+
+def _moved_approvers() -> dict[str, Any]:
+    """The test data with acme's approvers changed, so an amendment by APPROVER awaits another approver's answer."""
+    import json
+
+    from .conftest import FIXTURE_DATA
+
+    data: dict[str, Any] = json.loads(FIXTURE_DATA.read_text())
+    data["veto"]["config"]["tenants"]["acme"]["approvers"] = [OTHER_APPROVER, "user:cfo@acme.example"]
+    return data

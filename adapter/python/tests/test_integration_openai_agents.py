@@ -324,3 +324,49 @@ async def test_an_sdk_approval_for_every_call_of_the_tool_is_no_veto_approval(re
     assert said[:2] == ["updated opp_s1", "updated opp_s2"]
     assert said[2].startswith("Denied by policy [wrong_tenant]: ")
     assert said[3].startswith("Not executed [unknown_decision]: ") and "needs its own approval" in said[3]
+
+
+async def test_amended_calls_run_once_with_the_amended_input_as_decided_and_never_count(recorded: Recorded) -> None:
+    """docs/contract.md §6, amend: allowed or approved, once with the amended input, saying so; denied or rejected, never; none counts."""
+    from veto_crm import create_veto
+
+    from .conftest import FIXTURE_DATA, OTHER_APPROVER, TEST_BUNDLE
+
+    data: dict[str, Any] = json.loads(FIXTURE_DATA.read_text())
+    data["veto"]["config"]["tenants"]["acme"]["approvers"] = [OTHER_APPROVER, "user:cfo@acme.example"]
+    other = create_veto(TEST_BUNDLE, data=data, store=recorded.store, record_sink=recorded.sink, approval_poll_ms=10)
+    ran: list[Any] = []
+    try:
+        cases = [("allowed", recorded.veto, 100), ("approved", recorded.veto, 8000), ("denied", recorded.veto, 10_000_000), ("rejected", other, 8000)]
+        for i, (name, amender, amount) in enumerate(cases):
+            asked = update(amount=9000, recordId=f"opp_am{i}")
+            crm = Crm()
+            vetoed, saved, decision_id = await paused(recorded, crm, asked)
+            amended_args = {k: v for k, v in asked.items() if k != "reason"} | {"amount": amount}
+            result = amender.amend(decision_id, APPROVER, amended_args)
+            if name == "rejected":
+                other.reject(result.decision.id, "user:cfo@acme.example")
+            agent = await resume(governed(recorded), crm, saved)
+            [text] = tool_outputs(agent)
+            if name in ("allowed", "approved"):
+                assert text == (
+                    f"Note: the reviewer {APPROVER} amended this call's arguments before it ran (veto decision {decision_id} -> {result.decision.id}); "
+                    f"it ran once with {json.dumps(amended_args, separators=(',', ':'))}, not with the arguments you gave.\nupdated opp_am{i}"
+                ), text
+                assert crm.runs[-1] == {**asked, "amount": amount}, name
+            else:
+                code = "amount_over_limit" if name == "denied" else "approval_rejected"
+                assert text.startswith(f"Not executed [{code}]: "), (name, text)
+            runs = len(crm.runs)
+            # A second resume of the same saved state never runs it again.
+            again = await resume(governed(recorded), crm, saved)
+            [text_again] = tool_outputs(again)
+            assert text_again.startswith("Not executed ["), text_again
+            if name in ("allowed", "approved"):
+                assert text_again.startswith("Not executed [already_executed]: "), text_again
+            assert len(crm.runs) == runs
+            ran += [r["amount"] for r in crm.runs]
+        assert ran == [100, 8000]
+        assert recorded.store.count_recent_denies(APP_CONTEXT["actorId"], APP_CONTEXT["tenantId"], 0) == 0
+    finally:
+        other.close()

@@ -136,6 +136,9 @@ class AsyncVeto:
             except ApprovalError as error:
                 current = _next_of_amended(error, hops)
                 hops += 1
+                if current.decision.action == "allow":
+                    # An allowed amended call runs once too: claimed where it runs (docs/contract.md §6, amend).
+                    await _in_thread(self.sync._desk.claim_allowed_amendment, current.decision.id)
                 if current.decision.action != "require_approval":
                     return current
 

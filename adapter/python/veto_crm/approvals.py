@@ -537,6 +537,58 @@ class ApprovalDesk:
             "already_executed", decision.id, f"the approved call {decision.id} was already claimed for execution; it runs at most once"
         )
 
+    def claim_allowed_amendment(self, decision_id: str) -> None:
+        """
+        The use-once claim of an amended call the policy allowed
+        (docs/contract.md §6, amend; approvals/desk.ts claimAllowedAmendment):
+        it has no approval to move to "executed", so the store's
+        ``claim_execution`` sets its execution time once, then its execution
+        record (by the amender) is written, before the call runs. A second
+        claim is refused with already_executed, and that refusal is recorded;
+        a record that cannot be written loses the call, never runs it twice or
+        unrecorded.
+        """
+        decision = self.store.get_decision(decision_id)
+        if decision is None or decision.action != "allow" or decision.amendment is None:
+            raise ApprovalError("approval_unverified", decision_id, f"decision {decision_id} is not an allowed amended call")
+        by = decision.amendment.by
+        at_ms = self.clock()
+
+        def record(execution: str) -> dict[str, Any]:
+            return execution_record(
+                decision_id=decision.id,
+                timestamp=iso_timestamp(at_ms),
+                bundle=self.bundle(),
+                actor_id=decision.actor_id,
+                tenant_id=decision.tenant_id,
+                call_digest=decision.call_digest,
+                reviewer_id=by,
+                execution=execution,
+            )
+
+        try:
+            claimed = self.store.claim_execution(decision_id, at_ms)
+        except Exception as error:
+            log.error("amended call could not be claimed; it does not run (decision %s): %s", decision_id, error)
+            raise ApprovalError("record_unavailable", decision_id, f"the amended call {decision_id} could not be claimed: {error}") from error
+        if not claimed:
+            refused = record("refused")
+            try:
+                self.sink.write(refused)
+                self.written.remember(refused)
+            except Exception as error:
+                log.error("refused claim could not be recorded (decision %s): %s", decision_id, error)
+            raise ApprovalError(
+                "already_executed", decision_id, f"the amended call {decision_id} was already claimed for execution; it runs at most once"
+            )
+        written = record("claimed")
+        try:
+            self.sink.write(written)
+        except Exception as error:
+            log.error("amended call could not be claimed; it does not run (decision %s): %s", decision_id, error)
+            raise ApprovalError("record_unavailable", decision_id, f"the amended call {decision_id} could not be claimed: {error}") from error
+        self.written.remember(written)
+
     def close(self, error: Exception) -> None:
         """Wake every wait with ``error``, and refuse every wait started from now on."""
         self._closed = error

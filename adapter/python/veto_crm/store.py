@@ -13,7 +13,10 @@ What any store keeps for an approval (the PostgreSQL store too): the
 decision's ``record_state`` and ``review`` (with the context an amendment is
 decided with), an amended call's ``amendment``, and ``ApprovalState.amended_to``
 after ``transition_approval(..., ApprovalTransition("answering", "amended",
-at_ms, reviewer_id, note, amended_to))`` (docs/contract.md §6).
+at_ms, reviewer_id, note, amended_to))`` (docs/contract.md §6). Any store also
+implements ``claim_execution(decision_id, at_ms)`` (an allowed amended call's
+use-once claim, ``StoredDecision.executed_at_ms``) and counts neither the deny
+nor the rejection of an amended call (``counts_for_actor``; docs/contract.md §9).
 """
 
 from __future__ import annotations
@@ -111,6 +114,9 @@ class StoredDecision:
     record_state: Optional[str] = None
     #: For the decision of an amended call: the amendment it came from.
     amendment: Optional[Amendment] = None
+    #: For an amended call the policy allowed (no approval to claim): when it
+    #: was claimed for execution, once (``claim_execution``).
+    executed_at_ms: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +138,17 @@ def counts_towards_escalation(decision: StoredDecision) -> bool:
         and decision.actor_id is not None
         and decision.tenant_id is not None
     )
+
+
+def counts_for_actor(decision: StoredDecision) -> bool:
+    """
+    Whether what becomes of a decision can count towards its actor's deny
+    history (history/store.ts countsForActor): not the adapter's own
+    fail-closed denies, and nothing of an amended call, which the reviewer
+    made, not the agent (docs/contract.md §6, amend; §9): neither its deny nor
+    the rejection of its approval.
+    """
+    return decision.counts_towards_escalation and decision.amendment is None
 
 
 class InMemoryStore:
@@ -173,7 +190,8 @@ class InMemoryStore:
         Move an approval from ``t.from_status`` to ``t.to_status`` if and only if
         it is in ``from_status`` (the first answer wins), and, from "pending" to
         anything but "expired", only while ``t.at_ms`` is before its expiry. A
-        move to "rejected" counts as a deny at ``t.at_ms``; "approved" ->
+        move to "rejected" counts as a deny at ``t.at_ms`` unless nothing of the
+        decision counts (``counts_for_actor``: an amended call); "approved" ->
         "executed" (the use-once claim) keeps the answer and sets
         ``executed_at_ms``; a move to "amended" (from "answering", reserved by
         the amender, docs/contract.md §6) keeps ``amended_to``.
@@ -202,9 +220,27 @@ class InMemoryStore:
                 amended_to=t.amended_to if t.to_status == "amended" else None,
             )
             self._decisions[decision_id] = replace(decision, approval=approval)
-            # A rejection counts where its decision counts: never an amended call's (docs/contract.md §6, amend).
-            if t.to_status == "rejected" and decision.counts_towards_escalation:
+            if t.to_status == "rejected" and counts_for_actor(decision):
                 self._add_deny(decision.actor_id, decision.tenant_id, t.at_ms)
+            listeners = list(self._watchers.get(decision_id, ()))
+        for listener in listeners:
+            listener()
+        return True
+
+    def claim_execution(self, decision_id: str, at_ms: float) -> bool:
+        """
+        The use-once claim of an amended call the policy allowed
+        (docs/contract.md §6, amend), which has no approval to move to
+        "executed": sets its ``executed_at_ms`` to ``at_ms`` if and only if the
+        decision is an allowed amended call not yet claimed (compare-and-set).
+        Returns whether it did. Any store must implement it (the PostgreSQL
+        store as one conditional UPDATE); the TypeScript store's claimExecution.
+        """
+        with self._lock:
+            decision = self._decisions.get(decision_id)
+            if decision is None or decision.action != "allow" or decision.amendment is None or decision.executed_at_ms is not None:
+                return False
+            self._decisions[decision_id] = replace(decision, executed_at_ms=at_ms)
             listeners = list(self._watchers.get(decision_id, ()))
         for listener in listeners:
             listener()

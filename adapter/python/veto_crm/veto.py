@@ -458,8 +458,59 @@ class Veto:
             except ApprovalError as error:
                 current = _next_of_amended(error, hops)
                 hops += 1
+                if current.decision.action == "allow":
+                    # An allowed amended call runs once too: claimed where it runs (docs/contract.md §6, amend).
+                    self._desk.claim_allowed_amendment(current.decision.id)
                 if current.decision.action != "require_approval":
                     return current
+
+    def resume_approval(
+        self,
+        decision_id: str,
+        call: Mapping[str, Any],
+        *,
+        timeout_ms: Optional[float] = 0,
+        accept: Optional[Callable[[dict[str, Any]], Optional[str]]] = None,
+    ) -> "ResumedCall":
+        """
+        Resume a paused call (the integrations, docs/python.md; veto.ts
+        resumeApproval): the approval of ``decision_id`` for exactly ``call``,
+        claimed use-once, or, when an approver amended it (docs/contract.md §6,
+        amend), the amended call as its own decision says: denied
+        (VetoDeniedError with that decision), allowed and claimed once
+        (``claim_allowed_amendment``), or approved and claimed in turn (an
+        amended call may itself be amended, a bounded number of times). Every
+        other outcome is the wait's ApprovalError: nothing runs. ``accept`` is
+        asked before an amended call is claimed: why it cannot run here (then
+        refused, call_mismatch, unclaimed), or None. ``timeout_ms`` 0 asks once.
+        """
+        current_id, current_call = decision_id, dict(call)
+        amended: Optional[ResumedAmendment] = None
+        hops = 0
+        while True:
+            try:
+                self.wait_for_approval(current_id, timeout_ms=timeout_ms, call=current_call)
+                return ResumedCall(current_id, copy.deepcopy(current_call), amended)
+            except ApprovalError as error:
+                nxt = error.amended if error.code == "amended" else None
+                if nxt is None or hops >= 8:
+                    raise
+                hops += 1
+                stored = self._store.get_decision(nxt.decision.id)
+                by = None if stored is None or stored.amendment is None else stored.amendment.by
+                amended = ResumedAmendment(error.decision_id, by, nxt.decision)
+                current_id, current_call = nxt.decision.id, nxt.call
+                if nxt.decision.action == "deny":
+                    raise VetoDeniedError(nxt.decision) from error
+                # Before any claim: an amended call the caller cannot run as decided is refused unclaimed.
+                problem = None if accept is None else accept(copy.deepcopy(current_call))
+                if problem is not None:
+                    raise ApprovalError(
+                        "call_mismatch", nxt.decision.id, f"the amended call {nxt.decision.id} cannot run here: {problem}"
+                    ) from error
+                if nxt.decision.action == "allow":
+                    self._desk.claim_allowed_amendment(nxt.decision.id)
+                    return ResumedCall(current_id, copy.deepcopy(current_call), amended)
 
     def protect_unreadable(self, text: Optional[str], problem: str) -> Decision:
         """
@@ -609,8 +660,8 @@ class Veto:
             call_digest=digest,
             approval=ApprovalState("pending", now_ms + self._ttl_ms) if decision.action == "require_approval" else None,
             # The adapter's own fail-closed denies are remembered but not counted (docs/contract.md §3);
-            # nor is anything of an amended call (its deny, its rejection): the reviewer made that call,
-            # not the agent (docs/contract.md §6, amend).
+            # nor is anything that becomes of an amended call (its deny, the rejection of its approval):
+            # the reviewer made that call, not the agent (docs/contract.md §6, amend).
             counts_towards_escalation=amendment is None
             and (decision.action != "deny" or answer_counts_towards_escalation(decision.action, decision.reasons)),
             review=review,
@@ -758,6 +809,30 @@ def _next_of_amended(error: ApprovalError, hops: int) -> _Decided:
     if amended.decision.action == "deny":
         raise VetoDeniedError(amended.decision) from error
     return _Decided(amended.decision, amended.call)
+
+
+@dataclass(frozen=True)
+class ResumedAmendment:
+    """An approver's amendment of a resumed call (docs/contract.md §6, amend)."""
+
+    #: The decision amended (the last, when an amended call was amended again).
+    from_id: str
+    #: The approver who amended it, when the store says.
+    by: Optional[str]
+    #: The amended call's decision.
+    decision: Decision
+
+
+@dataclass(frozen=True)
+class ResumedCall:
+    """What a resumed call runs as (``Veto.resume_approval``)."""
+
+    #: The decision the call runs under: the one resumed, or the amended call's.
+    decision_id: str
+    #: Exactly what to run: ``{"tool", "arguments", "context"}``, the call resumed or the amended call as decided.
+    call: dict[str, Any]
+    #: Present when an approver amended the call.
+    amended: Optional[ResumedAmendment] = None
 
 
 class _Unrecorded(Exception):

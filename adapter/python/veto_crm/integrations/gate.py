@@ -28,8 +28,8 @@ from typing import Any, Awaitable, Callable, Generic, Literal, Mapping, Optional
 
 from ..aio import AsyncVeto
 from ..decision import Decision
-from ..errors import VetoError, VetoOptionsError
-from ..jsontext import canonical
+from ..errors import ApprovalError, VetoDeniedError, VetoError, VetoOptionsError
+from ..jsontext import canonical, stringify
 from ..veto import Veto
 
 R = TypeVar("R")
@@ -58,6 +58,44 @@ def pause_message(decision: Decision) -> str:
 def refused_message(code: str, message: str) -> str:
     """The text the model reads when a resumed call is refused."""
     return f"Not executed [{code}]: {message}"
+
+
+@dataclass(frozen=True)
+class Amended:
+    """An approver's amendment of a paused call (docs/contract.md §6, amend): what runs instead, and who made it (gate.ts Amended)."""
+
+    #: The decision amended.
+    from_id: str
+    #: The amended call's decision, which the call runs under.
+    decision_id: str
+    #: The approver who amended it, when the store says.
+    by: Optional[str]
+    #: The amended arguments, as decided (the tool's input is these, with the reason argument).
+    arguments: Mapping[str, Any]
+
+
+def amended_notice(amended: Amended) -> str:
+    """What the model reads before the result of an amended call: that a reviewer changed the arguments, and to what (gate.ts amendedNotice)."""
+    by = "" if amended.by is None else f" {amended.by}"
+    return (
+        f"Note: the reviewer{by} amended this call's arguments before it ran "
+        f"(veto decision {amended.from_id} -> {amended.decision_id}); it ran once with {stringify(amended.arguments)}, "
+        "not with the arguments you gave."
+    )
+
+
+def with_amended_notice(result: Any, amended: Optional[Amended]) -> Any:
+    """
+    A tool's result with the amended notice (``amended_notice``): a text
+    result gets it as its first line; any other result is wrapped as
+    ``{"veto_amended": {"note", "by", "arguments"}, "result"}``.
+    """
+    if amended is None:
+        return result
+    note = amended_notice(amended)
+    if isinstance(result, str):
+        return f"{note}\n{result}"
+    return {"veto_amended": {"note": note, "by": amended.by, "arguments": copy.deepcopy(dict(amended.arguments))}, "result": result}
 
 
 def decision_id_in(text: Any) -> Optional[str]:
@@ -127,11 +165,19 @@ class Verdict:
 
 @dataclass(frozen=True)
 class Claim:
-    """The outcome of a claim on resume: ``ok``, or the refusal's code and message (never raised)."""
+    """
+    The outcome of a claim on resume: ``ok`` with the call to ``run`` (the
+    claimed call, or the amended call an approver made of it, with
+    ``amended``), or the refusal's code and message (never raised).
+    """
 
     ok: bool
     code: str = ""
     message: str = ""
+    #: When ok: the call to run (its ``input`` is the tool's input).
+    run: Optional[GateCall] = None
+    #: When ok and an approver amended the call (docs/contract.md §6, amend).
+    amended: Optional[Amended] = None
 
 
 def _sync_veto(veto: Any, where: str) -> Veto:
@@ -240,19 +286,47 @@ class ToolGate(Generic[R]):
     def claim(self, decision_id: str, call: GateCall, *, wait_ms: Optional[float] = 0) -> Claim:
         """
         On resume: claim the approval of ``decision_id`` for exactly this call
-        (``wait_for_approval`` given the call: the digest must match, the
-        approval must be backed by its records, and ``approved -> executed`` is
-        the use-once compare-and-set). ``wait_ms`` 0 (the default) asks "is it
-        approved now?" once; None waits until the approval expires. Never
-        raises: a refusal carries the ApprovalError's code (``approval_pending``
-        when no answer came in time).
+        (``Veto.resume_approval``: the digest must match, the approval must be
+        backed by its records, and ``approved -> executed`` is the use-once
+        compare-and-set). When an approver amended the call
+        (docs/contract.md §6, amend), the amended call is followed to its own
+        decision instead: allowed or approved, it is claimed once and returned
+        to run (``run``, with its arguments and the model's reason argument;
+        ``amended``); denied, rejected, expired, unanswered or already
+        executed, it is refused. The original never runs. ``wait_ms`` 0 (the
+        default) asks "is it approved now?" once; None waits until the
+        approval expires. Never raises: a refusal carries the error's code
+        (``approval_pending`` when no answer came in time; the policy's code
+        for an amended call it denied).
         """
+        tool = call.tool
+
+        def accept(amended: dict[str, Any]) -> Optional[str]:
+            return None if amended.get("tool") == tool and isinstance(amended.get("arguments"), Mapping) else "it is not a call of this tool"
+
         try:
-            self.veto.wait_for_approval(decision_id, timeout_ms=wait_ms, call=call.call())
-            return Claim(True)
+            resumed = self.veto.resume_approval(decision_id, call.call(), timeout_ms=wait_ms, accept=accept)
+            if resumed.amended is None:
+                return Claim(True, run=call)
+            args = dict(resumed.call["arguments"])
+            run = GateCall(tool, args, resumed.call["context"], self._amended_input(call, args))
+            return Claim(
+                True,
+                run=run,
+                amended=Amended(resumed.amended.from_id, resumed.decision_id, resumed.amended.by, copy.deepcopy(args)),
+            )
+        except VetoDeniedError as error:
+            # The reviewer's amendment of the call, denied by the policy: nothing runs.
+            decision = error.decision
+            return Claim(
+                False,
+                decision.reasons[0].code if decision.reasons else "denied",
+                f"the reviewer amended the call, and the policy denied the amended call (decision {decision.id}): {deny_message(decision)}",
+            )
         except VetoError as error:
             if error.code == "approval_timeout":
-                return Claim(False, "approval_pending", f"decision {decision_id} has no answer yet; resume once it is approved")
+                waited = error.decision_id if isinstance(error, ApprovalError) else decision_id
+                return Claim(False, "approval_pending", f"decision {waited} has no answer yet; resume once it is approved")
             return Claim(False, error.code, str(error))
         except Exception as error:
             return Claim(False, "approval_unusable", str(error))
@@ -260,16 +334,32 @@ class ToolGate(Generic[R]):
     async def aclaim(self, decision_id: str, call: GateCall, *, wait_ms: Optional[float] = 0) -> Claim:
         return await asyncio.to_thread(lambda: self.claim(decision_id, call, wait_ms=wait_ms))
 
+    def _amended_input(self, call: GateCall, args: Mapping[str, Any]) -> dict[str, Any]:
+        """
+        The tool's input for amended arguments: them, copied, with the model's
+        reason argument as the original input had it (unless the amendment set
+        that argument itself: then exactly as decided).
+        """
+        tool_input = copy.deepcopy(dict(args))
+        key = self._reason_argument
+        given = call.input
+        if key is not False and key in given and key not in tool_input:
+            tool_input[key] = given[key]
+        return tool_input
+
 
 __all__ = [
     "CONTEXT_FIELDS",
+    "Amended",
     "Claim",
     "GateCall",
     "ToolGate",
     "Verdict",
     "decision_id_in",
     "deny_message",
+    "amended_notice",
     "input_fingerprint",
     "pause_message",
     "refused_message",
+    "with_amended_notice",
 ]

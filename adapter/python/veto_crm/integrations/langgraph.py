@@ -34,7 +34,7 @@ from langgraph.types import Command, interrupt
 
 from ..aio import AsyncVeto
 from ..veto import Veto
-from .gate import ContextFunction, GateCall, ToolGate, Verdict, refused_message
+from .gate import Amended, ContextFunction, GateCall, ToolGate, Verdict, amended_notice, refused_message, with_amended_notice
 
 #: The name of the task that decides (part of the ids LangGraph gives the decisions it keeps).
 DECISION_TASK = "veto_decision"
@@ -218,7 +218,12 @@ class VetoToolCallWrapper:
             return self._refuse(request, refused_message("declined", f"the application declined decision {kept['decision_id']}"))
         # The resume value is not evidence: the store says whether this exact call was approved, and the claim makes it once.
         claim = self.gate.claim(kept["decision_id"], call)
-        return execute(self._run(request, call)) if claim.ok else self._refuse(request, refused_message(claim.code, claim.message))
+        if not claim.ok:
+            return self._refuse(request, refused_message(claim.code, claim.message))
+        if claim.amended is None or claim.run is None:
+            return execute(self._run(request, call))
+        # Amended by the approver: the tool runs the amended input, not the args LangGraph replays; its message says so.
+        return self._noticed(execute(self._run(request, claim.run)), claim.amended)
 
     async def awrap(
         self, request: ToolCallRequest, execute: Callable[[ToolCallRequest], Awaitable[Union[ToolMessage, Command[Any]]]]
@@ -241,7 +246,24 @@ class VetoToolCallWrapper:
         if self._declined(answer):
             return self._refuse(request, refused_message("declined", f"the application declined decision {kept['decision_id']}"))
         claim = await self.gate.aclaim(kept["decision_id"], call)
-        return await execute(self._run(request, call)) if claim.ok else self._refuse(request, refused_message(claim.code, claim.message))
+        if not claim.ok:
+            return self._refuse(request, refused_message(claim.code, claim.message))
+        if claim.amended is None or claim.run is None:
+            return await execute(self._run(request, call))
+        return self._noticed(await execute(self._run(request, claim.run)), claim.amended)
+
+    @staticmethod
+    def _noticed(result: Union[ToolMessage, Command[Any]], amended: Amended) -> Union[ToolMessage, Command[Any]]:
+        """
+        The amended call's ToolMessage, saying first that the reviewer amended
+        the call and to what (``amended_notice``): a text content gets it as its
+        first line, a list of content blocks a text block before them.
+        """
+        if not isinstance(result, ToolMessage):
+            return result
+        content = result.content
+        noticed: Any = with_amended_notice(content, amended) if isinstance(content, str) else [{"type": "text", "text": amended_notice(amended)}, *content]
+        return result.model_copy(update={"content": noticed})
 
 
 def veto_tool_node(

@@ -35,9 +35,9 @@ from agents.items import ToolApprovalItem
 
 from ..aio import AsyncVeto
 from ..errors import VetoOptionsError
-from ..jsontext import parse
+from ..jsontext import parse, stringify
 from ..veto import Veto
-from .gate import ContextFunction, GateCall, ToolGate, refused_message
+from .gate import Amended, ContextFunction, GateCall, ToolGate, input_fingerprint, refused_message, with_amended_notice
 
 #: Where the decisions are kept in the run's context.
 FIELD = "veto"
@@ -123,6 +123,10 @@ class VetoAgents:
         # Allows decided in this process, by call id: the only allows trusted without deciding again.
         self._allowed: OrderedDict[str, tuple[str, str]] = OrderedDict()
         self._lock = threading.Lock()
+        # Calls whose approval an approver amended, claimed by the guardrail, by call id, until the tool's
+        # invoke takes them: the input the SDK will invoke with, the amended call to run instead, and the
+        # amendment (docs/contract.md §6, amend).
+        self._amended_runs: OrderedDict[str, tuple[dict[str, Any], GateCall, Amended]] = OrderedDict()
         self.guardrail: ToolInputGuardrail[Any] = ToolInputGuardrail(guardrail_function=self._guardrail, name="veto")
 
     def _remember(self, call_id: str, decision_id: str, fingerprint: str) -> None:
@@ -200,8 +204,20 @@ class VetoAgents:
                 refused_message("approval_pending", f"decision {kept['decision_id']} has no answer yet; resume once it is approved")
             )
         claim = await self.gate.aclaim(kept["decision_id"], call)
-        if claim.ok:
+        if claim.ok and claim.amended is not None and claim.run is not None and call_id is not None:
+            # The SDK invokes the tool with the arguments the model gave: the wrapped invoke runs the amendment instead, once.
+            with self._lock:
+                self._amended_runs[call_id] = (call.input, claim.run, claim.amended)
+                while len(self._amended_runs) > _ALLOWED_KEPT:
+                    self._amended_runs.popitem(last=False)
+            return ToolGuardrailFunctionOutput.allow({"decision_id": claim.amended.decision_id, "amended_from": kept["decision_id"]})
+        if claim.ok and claim.amended is None:
             return ToolGuardrailFunctionOutput.allow({"decision_id": kept["decision_id"]})
+        if claim.ok:
+            # Claimed, but with no call id to hand it to the invoke: nothing runs (at most once).
+            return ToolGuardrailFunctionOutput.reject_content(
+                refused_message("call_mismatch", f"the amended call {claim.amended.decision_id if claim.amended else ''} has no tool call id to run under")
+            )
         return ToolGuardrailFunctionOutput.reject_content(refused_message(claim.code, claim.message))
 
     def tool(self, tool: FunctionTool) -> FunctionTool:
@@ -224,7 +240,17 @@ class VetoAgents:
         invoker = governed.on_invoke_tool
 
         async def on_invoke_tool(ctx: Any, arguments: str) -> Any:
-            return await invoker(ctx, arguments)
+            call_id = getattr(ctx, "tool_call_id", None)
+            with self._lock:
+                amended = None if call_id is None else self._amended_runs.pop(call_id, None)
+            if amended is None:
+                return await invoker(ctx, arguments)
+            asked, run, amendment = amended
+            given = _tool_input(arguments)
+            # Not the input the guardrail claimed for: run nothing (the amendment stays claimed, unrun: at most once).
+            if input_fingerprint(given if isinstance(given, Mapping) else {}) != input_fingerprint(asked):
+                return refused_message("call_mismatch", f"the amended call {amendment.decision_id} was claimed for other input")
+            return with_amended_notice(await invoker(ctx, stringify(run.input)), amendment)
 
         # The SDK asks needs_approval only about inputs its own validation leaves unchanged (an integer
         # for a float parameter is "changed") and asks a person about the rest without it. Through a plain
