@@ -333,3 +333,40 @@ def test_racing_amendments_and_answers_from_both_languages_settle_once(pg: tuple
     finally:
         veto.close()
         store.close()
+
+
+def test_an_allowed_amendment_is_claimed_once_across_python_instances_on_postgresql(pg: tuple[str, str]) -> None:
+    """An allowed amended call has no approval to claim: its execution time is set once, with its execution record, in the transaction."""
+    url, schema = pg
+    first, first_store = python_veto(url, schema)
+    second, second_store = python_veto(url, schema)
+    try:
+        call = globex("agent:allowed-amendment", amount=90000)
+        original = first.protect(call)
+        assert original.action == "require_approval"
+        amended_args = {**call["arguments"], "amount": 100}
+        low = first.amend(original.id, GLOBEX_APPROVER, amended_args).decision
+        assert low.action == "allow" and row(url, schema, low.id)["counts_towards_escalation"] is False
+        outcomes: list[Any] = []
+
+        def resume(veto: Any) -> None:
+            try:
+                outcomes.append(veto.resume_approval(original.id, call).call["arguments"]["amount"])
+            except ApprovalError as error:
+                outcomes.append(error.code)
+
+        threads = [threading.Thread(target=resume, args=(v,)) for v in (first, second, first, second)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert sorted(map(str, outcomes)) == ["100", "already_executed", "already_executed", "already_executed"], outcomes
+        executed = sql(url, f'SELECT executed_at_ms FROM "{schema}".decisions WHERE id = %s', (low.id,))
+        assert executed and executed[0][0] is not None
+        executions = [r["result"]["execution"] for r in records(url, schema) if r["type"] == "execution" and r["decision_id"] == low.id]
+        assert executions.count("claimed") == 1 and executions.count("refused") == 3
+        verify_both(url, schema)
+    finally:
+        for veto, store in ((first, first_store), (second, second_store)):
+            veto.close()
+            store.close()

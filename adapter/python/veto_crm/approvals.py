@@ -542,19 +542,18 @@ class ApprovalDesk:
         The use-once claim of an amended call the policy allowed
         (docs/contract.md §6, amend; approvals/desk.ts claimAllowedAmendment):
         it has no approval to move to "executed", so the store's
-        ``claim_execution`` sets its execution time once, then its execution
-        record (by the amender) is written, before the call runs. A second
-        claim is refused with already_executed, and that refusal is recorded;
-        a record that cannot be written loses the call, never runs it twice or
-        unrecorded.
+        ``claim_execution`` sets its execution time once, with its execution
+        record (by the amender), before the call runs; in one transaction when
+        the sink joins the store's. A second claim is refused with
+        already_executed, and that refusal is recorded; a record that cannot be
+        written loses the call, never runs it twice or unrecorded.
         """
         decision = self.store.get_decision(decision_id)
         if decision is None or decision.action != "allow" or decision.amendment is None:
             raise ApprovalError("approval_unverified", decision_id, f"decision {decision_id} is not an allowed amended call")
         by = decision.amendment.by
-        at_ms = self.clock()
 
-        def record(execution: str) -> dict[str, Any]:
+        def record(execution: str, at_ms: float) -> dict[str, Any]:
             return execution_record(
                 decision_id=decision.id,
                 timestamp=iso_timestamp(at_ms),
@@ -566,28 +565,35 @@ class ApprovalDesk:
                 execution=execution,
             )
 
+        refused_at: Optional[float] = None
         try:
-            claimed = self.store.claim_execution(decision_id, at_ms)
+            with run_unit(self.store, self.sink, None, None) as unit:
+                at_ms = unit.now_ms if unit.now_ms is not None else self.clock()
+                claimed = record("claimed", at_ms)
+                # In the transaction, the record first (both commit together); else the claim first.
+                if unit.records_in_transaction:
+                    unit.write_record(claimed)
+                if not unit.claim_execution(decision_id, at_ms):
+                    unit.rollback()
+                    refused_at = at_ms
+                else:
+                    unit.commit()
+                    if not unit.records_in_transaction:
+                        unit.write_record(claimed)
+                    self.written.remember(claimed)
+                    return
         except Exception as error:
             log.error("amended call could not be claimed; it does not run (decision %s): %s", decision_id, error)
             raise ApprovalError("record_unavailable", decision_id, f"the amended call {decision_id} could not be claimed: {error}") from error
-        if not claimed:
-            refused = record("refused")
-            try:
-                self.sink.write(refused)
-                self.written.remember(refused)
-            except Exception as error:
-                log.error("refused claim could not be recorded (decision %s): %s", decision_id, error)
-            raise ApprovalError(
-                "already_executed", decision_id, f"the amended call {decision_id} was already claimed for execution; it runs at most once"
-            )
-        written = record("claimed")
+        refused = record("refused", refused_at)
         try:
-            self.sink.write(written)
+            self.sink.write(refused)
+            self.written.remember(refused)
         except Exception as error:
-            log.error("amended call could not be claimed; it does not run (decision %s): %s", decision_id, error)
-            raise ApprovalError("record_unavailable", decision_id, f"the amended call {decision_id} could not be claimed: {error}") from error
-        self.written.remember(written)
+            log.error("refused claim could not be recorded (decision %s): %s", decision_id, error)
+        raise ApprovalError(
+            "already_executed", decision_id, f"the amended call {decision_id} was already claimed for execution; it runs at most once"
+        )
 
     def close(self, error: Exception) -> None:
         """Wake every wait with ``error``, and refuse every wait started from now on."""

@@ -48,6 +48,13 @@ class DecisionUnit:
     def transition_approval(self, decision_id: str, t: ApprovalTransition) -> bool:
         return bool(self._target.transition_approval(decision_id, t))
 
+    def claim_execution(self, decision_id: str, at_ms: float) -> bool:
+        """The use-once claim of an allowed amended call (store.py); a store without it refuses (the call does not run)."""
+        claim = getattr(self._target, "claim_execution", None)
+        if not callable(claim):
+            raise RuntimeError("this store has no claim_execution, so an allowed amended call cannot be claimed once")
+        return bool(claim(decision_id, at_ms))
+
     def write_record(self, record: dict[str, Any]) -> None:
         """Inside the unit's transaction when the sink can join it, else through the sink. A failed write ends the unit (rolled back)."""
         try:

@@ -92,6 +92,11 @@ class _Statements:
             f"UPDATE {decisions} SET approval_status = 'executed', executed_at_ms = coalesce(%(at)s::bigint, {DB_NOW_MS}) "
             "WHERE id = %(id)s AND approval_status = 'approved'"
         )
+        # The use-once claim of an amended call the policy allowed: no approval, only an execution time, set once.
+        self.claim_allowed = (
+            f"UPDATE {decisions} SET executed_at_ms = coalesce(%(at)s::bigint, {DB_NOW_MS}) "
+            "WHERE id = %(id)s AND action = 'allow' AND amendment IS NOT NULL AND approval_status IS NULL AND executed_at_ms IS NULL"
+        )
         self.transition = (
             f"UPDATE {decisions} SET approval_status = %(to)s, reviewer_id = %(reviewer)s, note = %(note)s, amended_to = %(amended_to)s, "
             f"answered_at_ms = CASE WHEN %(to)s IN ('pending', 'answering') THEN NULL ELSE coalesce(%(at)s::bigint, {DB_NOW_MS}) END "
@@ -358,6 +363,12 @@ class PostgresUnit:
         """Timed by the unit's reading of the database's clock, whatever ``t.at_ms`` says."""
         at = None if self.now_ms is None else int(self.now_ms)
         return bool(self.run(lambda c: self.store._ops.transition(c, decision_id, t, at)))
+
+    def claim_execution(self, decision_id: str, at_ms: float) -> bool:
+        """Timed by the unit's reading of the database's clock, whatever ``at_ms`` says."""
+        at = None if self.now_ms is None else int(self.now_ms)
+        sql = self.store._ops.sql.claim_allowed
+        return bool(self.run(lambda c: c.execute(sql, {"id": decision_id, "at": at}).rowcount == 1))
 
     def commit(self) -> None:
         self.run(lambda c: c.commit())
