@@ -304,21 +304,7 @@ def execution_record(
     record's state is not the one approved (docs/contract.md §6), with the
     state read then in ``record_state`` (null: it could not be read).
     """
-    if record_changed:
-        return {
-            "type": "execution",
-            "decision_id": decision_id,
-            "timestamp": timestamp,
-            "path": DECISION_ENTRYPOINT,
-            "bundles": {RECORD_BUNDLE_NAME: bundle.to_json()},
-            "actor_id": actor_id,
-            "tenant_id": tenant_id,
-            "call_digest": call_digest,
-            "reviewer_id": reviewer_id,
-            "result": {"execution": "refused", "reason": "record_changed"},
-            "record_state": record_state,
-        }
-    return {
+    record: Record = {
         "type": "execution",
         "decision_id": decision_id,
         "timestamp": timestamp,
@@ -328,8 +314,13 @@ def execution_record(
         "tenant_id": tenant_id,
         "call_digest": call_digest,
         "reviewer_id": reviewer_id,
-        "result": {"execution": execution},
     }
+    if record_changed:
+        record["result"] = {"execution": "refused", "reason": "record_changed"}
+        record["record_state"] = record_state
+    else:
+        record["result"] = {"execution": execution}
+    return record
 
 
 def amendment_record(
