@@ -105,15 +105,14 @@ class ApprovalDesk:
         except Exception:
             return self.clock()
 
-    def answer(self, kind: str, decision_id: Any, reviewer_id: Any, note: Any = None) -> ApprovalAnswer:
-        method = "approve" if kind == "approval" else "reject"
-        decision_id = require_text(decision_id, "decision_id", method)
-        reviewer_id = require_text(reviewer_id, "reviewer_id", method)
-        if note is not None and not isinstance(note, str):
-            raise VetoOptionsError(f"{method}: note must be a string when given")
+    def _answerable_by(self, decision_id: str, reviewer_id: str, act: str) -> StoredDecision:
+        """
+        The pending decision ``reviewer_id`` may answer or amend, or ApprovalError: not its own
+        call, one of its approvers, not yet settled. ``act`` ends the self-approval message.
+        """
         decision = self.approvable(decision_id)
         if reviewer_id == decision.actor_id:
-            raise ApprovalError("self_approval", decision_id, f"{reviewer_id} made the call and cannot answer its own approval")
+            raise ApprovalError("self_approval", decision_id, f"{reviewer_id} made the call and cannot {act}")
         if reviewer_id not in decision.approvers:
             raise ApprovalError(
                 "not_an_approver",
@@ -121,6 +120,15 @@ class ApprovalDesk:
                 f"{reviewer_id} is not among this decision's approvers ({', '.join(decision.approvers)})",
             )
         self._refuse_if_settled(decision, self.now())
+        return decision
+
+    def answer(self, kind: str, decision_id: Any, reviewer_id: Any, note: Any = None) -> ApprovalAnswer:
+        method = "approve" if kind == "approval" else "reject"
+        decision_id = require_text(decision_id, "decision_id", method)
+        reviewer_id = require_text(reviewer_id, "reviewer_id", method)
+        if note is not None and not isinstance(note, str):
+            raise VetoOptionsError(f"{method}: note must be a string when given")
+        decision = self._answerable_by(decision_id, reviewer_id, "answer its own approval")
 
         status = "approved" if kind == "approval" else "rejected"
         # Reserve, record, settle: one unit, so with a transactional store the reservation is never seen
@@ -368,16 +376,7 @@ class ApprovalDesk:
             raise VetoOptionsError("amend: note must be a string when given")
         if not isinstance(arguments, Mapping):
             raise VetoOptionsError("amend: arguments must be the amended call's arguments object (a dict)")
-        original = self.approvable(decision_id)
-        if reviewer_id == original.actor_id:
-            raise ApprovalError("self_approval", decision_id, f"{reviewer_id} made the call and cannot amend it")
-        if reviewer_id not in original.approvers:
-            raise ApprovalError(
-                "not_an_approver",
-                decision_id,
-                f"{reviewer_id} is not among this decision's approvers ({', '.join(original.approvers)})",
-            )
-        self._refuse_if_settled(original, self.now())
+        original = self._answerable_by(decision_id, reviewer_id, "amend it")
         review = original.review
         if review is None or review.context is None or review.tool == "":
             raise ApprovalError(
