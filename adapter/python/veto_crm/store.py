@@ -151,6 +151,22 @@ def counts_for_actor(decision: StoredDecision) -> bool:
     return decision.counts_towards_escalation and decision.amendment is None
 
 
+def unwatcher(
+    lock: Any, watchers: dict[str, list[Callable[[], None]]], decision_id: str, listener: Callable[[], None]
+) -> Callable[[], None]:
+    """The unsubscribe of a store's watch_decision: takes ``listener`` off ``watchers`` under ``lock``, once."""
+
+    def unwatch() -> None:
+        with lock:
+            listeners = watchers.get(decision_id)
+            if listeners is not None and listener in listeners:
+                listeners.remove(listener)
+                if not listeners:
+                    del watchers[decision_id]
+
+    return unwatch
+
+
 class InMemoryStore:
     """The default store. ``history_retention_ms`` may be a function asked at each pruning (retention can follow the bundle in force)."""
 
@@ -250,16 +266,7 @@ class InMemoryStore:
         """Call ``listener`` whenever the decision's approval changes; returns the unsubscribe."""
         with self._lock:
             self._watchers.setdefault(decision_id, []).append(listener)
-
-        def unwatch() -> None:
-            with self._lock:
-                listeners = self._watchers.get(decision_id)
-                if listeners is not None and listener in listeners:
-                    listeners.remove(listener)
-                    if not listeners:
-                        del self._watchers[decision_id]
-
-        return unwatch
+        return unwatcher(self._lock, self._watchers, decision_id, listener)
 
     @contextmanager
     def unit(self, actor_id: Optional[str], tenant_id: Optional[str]) -> Iterator["InMemoryStore"]:

@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 from ..bundle import BundleVersion
 from ..checkpoint import CheckpointKeyInput
 from ..decision import Decision, Reason
-from ..store import Amendment, ApprovalReview, ApprovalState, ApprovalTransition, StoredDecision
+from ..store import Amendment, ApprovalReview, ApprovalState, ApprovalTransition, StoredDecision, unwatcher
 from .connection import (
     APPROVAL_CHANNEL,
     DB_NOW_MS,
@@ -595,16 +595,7 @@ class PostgresStore:
             if self._listener is None and not self._closed.is_set():
                 self._listener = threading.Thread(target=self._listen_loop, name=f"veto-listen-{self.schema}", daemon=True)
                 self._listener.start()
-
-        def unwatch() -> None:
-            with self._watch_lock:
-                listeners = self._watchers.get(decision_id)
-                if listeners is not None and listener in listeners:
-                    listeners.remove(listener)
-                    if not listeners:
-                        del self._watchers[decision_id]
-
-        return unwatch
+        return unwatcher(self._watch_lock, self._watchers, decision_id, listener)
 
     def _notify(self, decision_id: Optional[str]) -> None:
         with self._watch_lock:
