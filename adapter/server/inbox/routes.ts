@@ -379,6 +379,22 @@ export async function registerInbox(app: FastifyInstance, ctx: InboxContext, opt
       sameOrigin(request) &&
       csrfMatches(keys, s.id, form?.["_csrf"]);
 
+    // The outcome of an answer or amendment form: the cards alone for the page's script (always 200,
+    // the status in x-veto-status), else back to the approval's page when done, or the page with the cards.
+    const sendCards = (
+      reply: FastifyReply,
+      s: InboxSession,
+      nowMs: number,
+      fragment: boolean,
+      decisionId: string,
+      status: number,
+      cards: string,
+    ): FastifyReply => {
+      if (fragment) return reply.code(200).header("x-veto-status", String(status)).type("text/html; charset=utf-8").send(cards);
+      if (status === 200) return reply.redirect(`/approvals/${decisionId}`, 303);
+      return html(reply, status, layout(s, nowMs, "approval", "Approval", `<h1>Approval</h1><div class="cards" data-cards>${cards}</div>`));
+    };
+
     const forged = (reply: FastifyReply, s: InboxSession, nowMs: number): FastifyReply =>
       html(
         reply,
@@ -437,14 +453,7 @@ export async function registerInbox(app: FastifyInstance, ctx: InboxContext, opt
         const note = form?.["note"]?.trim() ?? "";
         const done = async (status: number, outcome: CardContext["outcome"]): Promise<FastifyReply> => {
           const settled = (await store.getDecision(d.id)) ?? d;
-          const cardHtml = await cardOf(settled, s, await now(), { outcome });
-          if (fragment) return reply.code(200).header("x-veto-status", String(status)).type("text/html; charset=utf-8").send(cardHtml);
-          if (status === 200) return reply.redirect(`/approvals/${d.id}`, 303);
-          return html(
-            reply,
-            status,
-            layout(s, nowMs, "approval", "Approval", `<h1>Approval</h1><div class="cards" data-cards>${cardHtml}</div>`),
-          );
+          return sendCards(reply, s, nowMs, fragment, d.id, status, await cardOf(settled, s, await now(), { outcome }));
         };
         if (note.length > ctx.maxNoteLength) {
           return await done(400, {
@@ -490,15 +499,8 @@ export async function registerInbox(app: FastifyInstance, ctx: InboxContext, opt
         return html(reply, 404, layout(s, nowMs, "error", "Not found", message("Not found", "No such approval for you.")));
       const text = form?.["arguments"] ?? "";
       const note = form?.["note"]?.trim() ?? "";
-      const send = async (status: number, cards: string): Promise<FastifyReply> => {
-        if (fragment) return reply.code(200).header("x-veto-status", String(status)).type("text/html; charset=utf-8").send(cards);
-        if (status === 200) return reply.redirect(`/approvals/${d.id}`, 303);
-        return html(
-          reply,
-          status,
-          layout(s, nowMs, "approval", "Approval", `<h1>Approval</h1><div class="cards" data-cards>${cards}</div>`),
-        );
-      };
+      const send = async (status: number, cards: string): Promise<FastifyReply> =>
+        sendCards(reply, s, nowMs, fragment, d.id, status, cards);
       // Refused: the card again, its form open with what was sent (while the approval is pending).
       const refused = async (status: number, kind: "conflict" | "refused", line: string): Promise<FastifyReply> => {
         const settled = (await store.getDecision(d.id)) ?? d;
