@@ -8,15 +8,13 @@ import { InMemoryStore } from "../../adapter/history/store.js";
 import { createApprovalServer, type ReadRecord, type ReadRecordCall } from "../../adapter/server/index.js";
 import type { Veto } from "../../adapter/index.js";
 import { VetoOptionsError } from "../../adapter/common/errors.js";
-import { ACTOR, APPROVER, OTHER_APPROVER, makeVeto, write } from "../helpers/index.js";
+import { ACTOR, APPROVER, OTHER_APPROVER, makeVeto } from "../helpers/index.js";
+import { FORM, csrfOf, devLogin, form, pending, type InboxApp as App } from "../helpers/inbox.js";
 import { OWN_TAGS, hostileStrings, seedOf, tagsIn } from "./hostile.js";
 import fc from "fast-check";
 import { cut } from "../../adapter/server/record-view.js";
 
 const SECRET = "a test secret that is long enough to sign with";
-type App = Awaited<ReturnType<typeof createApprovalServer>>;
-const FORM = { "content-type": "application/x-www-form-urlencoded" };
-const form = (fields: Record<string, string>): string => new URLSearchParams(fields).toString();
 
 const opened: { app: App; veto: Veto }[] = [];
 afterEach(async () => {
@@ -49,24 +47,6 @@ async function open(
   });
   opened.push({ app, veto });
   return { app, veto, store };
-}
-
-async function pending(veto: Veto, args: Record<string, unknown> = {}): Promise<string> {
-  const d = await veto.protect(write({ amount: 9000, ...args }));
-  expect(d.action).toBe("require_approval");
-  return d.id;
-}
-
-async function devLogin(app: App, reviewer = APPROVER): Promise<string> {
-  const res = await app.inject({ method: "GET", url: `/dev-login?reviewer=${encodeURIComponent(reviewer)}` });
-  expect(res.statusCode).toBe(303);
-  return String(res.headers["set-cookie"]).split(";")[0]!;
-}
-
-function csrfOf(html: string): string {
-  const m = /name="_csrf" value="([^"]+)"/.exec(html);
-  expect(m).not.toBeNull();
-  return m![1]!;
 }
 
 /** The card of `id` in a page. */

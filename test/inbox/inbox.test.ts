@@ -14,12 +14,12 @@ import { deriveKeys, secretBytes } from "../../adapter/server/inbox/keys.js";
 import { sealSession } from "../../adapter/server/inbox/session.js";
 import { ACTOR, APPROVER, OTHER_APPROVER, makeVeto, write } from "../helpers/index.js";
 import { pgUrl, testDatabase } from "../helpers/postgres.js";
+import { FORM, cookieOf, csrfOf, devLogin, form, pending, type InboxApp as App } from "../helpers/inbox.js";
 
 const db = testDatabase();
 afterAll(() => db.dropSchemas());
 
 const SECRET = "a test secret that is long enough to sign with";
-type App = Awaited<ReturnType<typeof createApprovalServer>>;
 
 async function open(
   o: { store?: VetoStore; inbox?: object; auth?: object; ttlMs?: number } = {},
@@ -40,34 +40,6 @@ async function open(
   });
   return { app, veto, store };
 }
-
-async function pending(veto: Veto, args: Record<string, unknown> = {}): Promise<string> {
-  const d = await veto.protect(write({ amount: 9000, ...args }));
-  expect(d.action).toBe("require_approval");
-  return d.id;
-}
-
-/** Sign in through /dev-login; the session cookie as a Cookie header. */
-async function devLogin(app: App, reviewer = APPROVER): Promise<string> {
-  const res = await app.inject({ method: "GET", url: `/dev-login?reviewer=${encodeURIComponent(reviewer)}` });
-  expect(res.statusCode).toBe(303);
-  expect(res.headers.location).toBe("/");
-  return cookieOf(res);
-}
-
-function cookieOf(res: { headers: Record<string, unknown> }): string {
-  const set = String(res.headers["set-cookie"]);
-  return set.split(";")[0]!;
-}
-
-function csrfOf(html: string): string {
-  const m = /name="_csrf" value="([^"]+)"/.exec(html);
-  expect(m).not.toBeNull();
-  return m![1]!;
-}
-
-const form = (fields: Record<string, string>): string => new URLSearchParams(fields).toString();
-const FORM = { "content-type": "application/x-www-form-urlencoded" };
 
 /** What a link's sign-in page gives the browser: its own cookie and the form's CSRF token. */
 async function linkPage(app: App, token: string): Promise<{ cookie: string; csrf: string }> {

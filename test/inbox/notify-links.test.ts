@@ -11,8 +11,8 @@ import { afterAll, describe, expect, it } from "vitest";
 import { InMemoryStore, type VetoStore } from "../../adapter/history/store.js";
 import { PostgresStore } from "../../adapter/postgres/store.js";
 import { approvalLink, createApprovalServer, notifyApprovals, webhookNotifier } from "../../adapter/server/index.js";
-import type { Veto } from "../../adapter/index.js";
-import { ACTOR, APPROVER, OTHER_APPROVER, makeVeto, requireBundle, requireCli, write } from "../helpers/index.js";
+import { ACTOR, APPROVER, OTHER_APPROVER, makeVeto, requireBundle, requireCli } from "../helpers/index.js";
+import { pending } from "../helpers/inbox.js";
 import { pgUrl, testDatabase } from "../helpers/postgres.js";
 import { startReceiver, type Receiver } from "../helpers/webhook-receiver.js";
 
@@ -219,9 +219,3 @@ describe("webhook notifications carry one-time sign-in links", () => {
     });
   }
 });
-
-async function pending(veto: Veto, args: Record<string, unknown> = {}): Promise<string> {
-  const d = await veto.protect(write({ amount: 9000, ...args }));
-  expect(d.action).toBe("require_approval");
-  return d.id;
-}
