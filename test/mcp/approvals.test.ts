@@ -6,9 +6,6 @@
 // approver's amendment is forwarded once with the amended arguments when its
 // own decision allows it, never otherwise.
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { pino } from "pino";
 import { ElicitRequestSchema, CallToolResultSchema } from "@modelcontextprotocol/sdk/types.js";
 import pg from "pg";
@@ -16,7 +13,19 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createVeto } from "../../adapter/index.js";
 import { postgres } from "../../adapter/postgres/index.js";
 import { APPROVER, OTHER_APPROVER, bundleData, requireBundle, requireCli } from "../helpers/index.js";
-import { CONTEXT_FLAGS, UPSTREAM, amend, answer, freshDatabase, startProxy, startServe, textOf, vetoMeta, type Host } from "./helpers.js";
+import {
+  CONTEXT_FLAGS,
+  UPSTREAM,
+  amend,
+  answer,
+  dealToolMap,
+  freshDatabase,
+  startProxy,
+  startServe,
+  textOf,
+  vetoMeta,
+  type Host,
+} from "./helpers.js";
 
 let db: Awaited<ReturnType<typeof freshDatabase>>;
 let serve: Awaited<ReturnType<typeof startServe>>;
@@ -336,23 +345,7 @@ describe("a call the approver amended while the proxy waits (docs/contract.md §
   });
 
   it("a mapped tool: an amendment that maps back is forwarded as its MCP arguments; one that does not runs nothing and claims nothing", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "veto-map-"));
-    const map = join(dir, "map.json");
-    writeFileSync(
-      map,
-      JSON.stringify({
-        deal_update: {
-          tool: "crm.update",
-          arguments: {
-            object: { value: "opportunity" },
-            recordId: "/deal/id",
-            tenantId: "/deal/tenant",
-            changes: "/deal/set",
-            amount: "/deal/set/amount",
-          },
-        },
-      }),
-    );
+    const map = dealToolMap();
     const host = await proxy(["--tool-map", map, "--approval-timeout-ms", "30000"]);
     const call = (deal: Record<string, unknown>, answerWith: (id: string) => Promise<unknown>) => {
       let answered: Promise<unknown> | undefined;

@@ -6,7 +6,7 @@
  * test's own.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, existsSync } from "node:fs";
+import { mkdtempSync, readFileSync, existsSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -88,6 +88,30 @@ export async function startProxy(
 }
 
 /** The text of a tool result's first content item. */
+/**
+ * A --tool-map file in a fresh temporary directory: the MCP tool deal_update ({ deal: { id, tenant,
+ * set }, ... }) mapped to crm.update on an opportunity. Its path.
+ */
+export function dealToolMap(): string {
+  const map = join(mkdtempSync(join(tmpdir(), "veto-map-")), "map.json");
+  writeFileSync(
+    map,
+    JSON.stringify({
+      deal_update: {
+        tool: "crm.update",
+        arguments: {
+          object: { value: "opportunity" },
+          recordId: "/deal/id",
+          tenantId: "/deal/tenant",
+          changes: "/deal/set",
+          amount: "/deal/set/amount",
+        },
+      },
+    }),
+  );
+  return map;
+}
+
 export function textOf(result: unknown): string {
   return ((result as { content?: { text?: string }[] }).content ?? [])[0]?.text ?? "";
 }

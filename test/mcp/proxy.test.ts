@@ -2,12 +2,11 @@
 // the proxy started as the docs start it, a real upstream MCP server process
 // that counts its calls, the test bundle, the file log. Approvals through
 // `veto serve` on PostgreSQL are in approvals.test.ts.
-import { writeFileSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { readFileSync } from "node:fs";
 import { CallToolResultSchema, McpError, ResultSchema } from "@modelcontextprotocol/sdk/types.js";
 import { afterEach, describe, expect, it } from "vitest";
 import { seededRandom } from "../helpers/generate-calls.js";
-import { ACTOR, startProxy, textOf, vetoMeta, type Host } from "./helpers.js";
+import { ACTOR, dealToolMap, startProxy, textOf, vetoMeta, type Host } from "./helpers.js";
 
 const hosts: Host[] = [];
 afterEach(async () => {
@@ -225,25 +224,7 @@ describe("tools/call", () => {
   });
 
   it("maps tools by --tool-map: the policy decides the mapped call, the upstream gets the MCP arguments", async () => {
-    const { mkdtempSync } = await import("node:fs");
-    const { tmpdir } = await import("node:os");
-    const dir = mkdtempSync(join(tmpdir(), "veto-map-"));
-    const map = join(dir, "map.json");
-    writeFileSync(
-      map,
-      JSON.stringify({
-        deal_update: {
-          tool: "crm.update",
-          arguments: {
-            object: { value: "opportunity" },
-            recordId: "/deal/id",
-            tenantId: "/deal/tenant",
-            changes: "/deal/set",
-            amount: "/deal/set/amount",
-          },
-        },
-      }),
-    );
+    const map = dealToolMap();
     const { host, log } = await proxyWithLog(["--tool-map", map]);
     const small = { deal: { id: "opp_7", tenant: "acme", set: { close_date: "2027-02-01" } }, note: "n" };
     expect((await host.client.callTool({ name: "deal_update", arguments: { ...small, reason: "moved" } })).isError).toBeFalsy();
