@@ -8,7 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { migrate, verifyPostgresLog } from "../../adapter/postgres/index.js";
 import { type Decision } from "../../adapter/index.js";
 import { requireBundle } from "../helpers/index.js";
-import { WORKER, pgUrl, requireDist, testDatabase } from "../helpers/postgres.js";
+import { WORKER, expectDecisionsRecorded, pgUrl, requireDist, testDatabase } from "../helpers/postgres.js";
 
 const GLOBEX_APPROVER = "user:sysadmin@globex.example";
 const db = testDatabase();
@@ -216,17 +216,8 @@ describe("a process killed mid-call", () => {
     expect(inFlightAtKill).toBeGreaterThan(0);
 
     const q = async (sql: string): Promise<unknown[]> => (await db.pool.query(sql.replaceAll("$S", `"${schema}"`))).rows;
-    // Every stored decision has exactly one decision record, saying the same action, and the other way round.
-    expect(
-      await q(`SELECT d.id FROM $S.decisions d
-      WHERE (SELECT count(*) FROM $S.records r WHERE r.decision_id = d.id AND r.type = 'decision') <> 1`),
-    ).toEqual([]);
-    expect(
-      await q(`SELECT r.decision_id FROM $S.records r LEFT JOIN $S.decisions d ON d.id = r.decision_id
-      WHERE r.type = 'decision' AND (d.id IS NULL OR d.action <> r.line::jsonb #>> '{result,action}')`),
-    ).toEqual([]);
-    // No approval stuck half-way; every answer has its record and every answer record its answer.
-    expect(await q(`SELECT id FROM $S.decisions WHERE approval_status = 'answering'`)).toEqual([]);
+    await expectDecisionsRecorded(q);
+    // Every answer has its record and every answer record its answer.
     expect(
       await q(`SELECT d.id FROM $S.decisions d WHERE d.approval_status IN ('approved', 'rejected')
       AND (SELECT count(*) FROM $S.records r WHERE r.decision_id = d.id

@@ -5,6 +5,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import pg from "pg";
+import { expect } from "vitest";
 import { ROOT } from "./index.js";
 
 export const DIST_INDEX = resolve(ROOT, "dist/index.js");
@@ -52,4 +53,21 @@ export function testDatabase(): { pool: pg.Pool; dropSchemas: () => Promise<void
       await pool.end();
     },
   };
+}
+
+/**
+ * What no crash or race may leave in a store's schema (`$S` in `q`'s SQL names it): a decision
+ * without exactly one decision record saying its action, a decision record without its decision,
+ * an approval stuck half-way ("answering").
+ */
+export async function expectDecisionsRecorded(q: (sql: string) => Promise<unknown[]>): Promise<void> {
+  expect(
+    await q(`SELECT d.id FROM $S.decisions d
+      WHERE (SELECT count(*) FROM $S.records r WHERE r.decision_id = d.id AND r.type = 'decision') <> 1`),
+  ).toEqual([]);
+  expect(
+    await q(`SELECT r.decision_id FROM $S.records r LEFT JOIN $S.decisions d ON d.id = r.decision_id
+      WHERE r.type = 'decision' AND (d.id IS NULL OR d.action <> r.line::jsonb #>> '{result,action}')`),
+  ).toEqual([]);
+  expect(await q(`SELECT id FROM $S.decisions WHERE approval_status = 'answering'`)).toEqual([]);
 }
