@@ -9,7 +9,7 @@ import { execFileSync, fork, spawn, type ChildProcess } from "node:child_process
 import { mkdirSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { resolve } from "node:path";
-import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import { chromium, type Browser, type BrowserContext, type Locator, type Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { PostgresStore } from "../../adapter/postgres/store.js";
 import { createApprovalServer } from "../../adapter/server/index.js";
@@ -162,6 +162,13 @@ async function signIn(tab: Tab, reviewer: string): Promise<void> {
   expect(new URL(tab.page.url()).pathname).toBe("/");
 }
 
+/** Decision `id`'s card on the tab's page, once it is there (one card). */
+async function cardOn(tab: Tab, id: string): Promise<Locator> {
+  const card = tab.page.locator(`[data-decision-id="${id}"]`);
+  await expect.poll(() => card.count()).toBe(1);
+  return card;
+}
+
 afterEach(async () => {
   for (const tab of tabs.splice(0)) {
     expect(tab.errors, "console errors").toEqual([]);
@@ -205,8 +212,7 @@ describe("the inbox in Chromium", () => {
     const id = await agentCall("opp_approve", { close_date: "2026-12-20", next_step: "countersign" });
     const tab = await newTab();
     await signIn(tab, APPROVER);
-    const card = tab.page.locator(`[data-decision-id="${id}"]`);
-    await expect.poll(() => card.count()).toBe(1);
+    const card = await cardOn(tab, id);
     const text = await card.innerText();
     for (const expected of [
       ACTOR,
@@ -264,8 +270,7 @@ describe("the inbox in Chromium", () => {
     const id = await agentCall("opp_reject", { close_date: "2027-01-15" });
     const tab = await newTab();
     await signIn(tab, OTHER_APPROVER);
-    const card = tab.page.locator(`[data-decision-id="${id}"]`);
-    await expect.poll(() => card.count()).toBe(1);
+    await cardOn(tab, id);
     // Tab to the card's Comment box, type, tab to Reject, press Enter.
     const noteId = `note-${id}`;
     for (let i = 0; i < 60 && (await tab.page.evaluate(() => document.activeElement?.id)) !== noteId; i++)
@@ -299,8 +304,7 @@ describe("the inbox in Chromium", () => {
     const id = await agentCall("opp_changed", { close_date: "2026-12-18", next_step: "countersign" });
     const tab = await newTab();
     await signIn(tab, APPROVER);
-    const card = tab.page.locator(`[data-decision-id="${id}"]`);
-    await expect.poll(() => card.count()).toBe(1);
+    const card = await cardOn(tab, id);
     expect(await card.locator("[data-record-state]").innerText()).toBe(
       "Current values read at state v4, the state the approval is bound to.",
     );
@@ -340,8 +344,7 @@ describe("the inbox in Chromium", () => {
       [throws, "readRecord failed"],
       [slow, `readRecord did not answer within ${READ_RECORD_TIMEOUT_MS} ms`],
     ] as const) {
-      const card = tab.page.locator(`[data-decision-id="${id}"]`);
-      await expect.poll(() => card.count()).toBe(1);
+      const card = await cardOn(tab, id);
       expect(await card.locator("table.changes caption").innerText()).toBe(`Changed fields (current values unavailable: ${why})`);
       expect(await card.locator("td.current").count()).toBe(0);
     }
@@ -370,8 +373,7 @@ describe("the inbox in Chromium", () => {
       await d.dismiss();
     });
     await signIn(tab, APPROVER);
-    const card = tab.page.locator(`[data-decision-id="${id}"]`);
-    await expect.poll(() => card.count()).toBe(1);
+    const card = await cardOn(tab, id);
     const context = `seed ${seed} (VETO_SEED=${seed} to repeat)`;
     const current = card.locator("td.current");
     expect(await current.count(), context).toBe(3);
@@ -402,8 +404,7 @@ describe("the inbox in Chromium", () => {
     const id = await agentCall("opp_amend", { close_date: "2026-12-14", discount_note: "25% off" }, { amount: 48_000 });
     const tab = await newTab();
     await signIn(tab, APPROVER);
-    const card = tab.page.locator(`[data-decision-id="${id}"]`);
-    await expect.poll(() => card.count()).toBe(1);
+    const card = await cardOn(tab, id);
     await card.getByText("Amend the arguments").click();
     const box = card.getByRole("textbox", { name: "Arguments (JSON object)" });
     const prefilled = JSON.parse(await box.inputValue());
@@ -592,8 +593,7 @@ describe("the inbox in Chromium", () => {
     await tab.page.screenshot({ path: resolve(SHOTS, "sign-in-link.png") });
     await tab.page.getByRole("button", { name: "Sign in" }).click();
     await expect.poll(() => new URL(tab.page.url()).pathname).toBe(`/approvals/${id}`);
-    const card = tab.page.locator(`[data-decision-id="${id}"]`);
-    await expect.poll(() => card.count()).toBe(1);
+    const card = await cardOn(tab, id);
     // Readable on a phone: nothing wider than the screen.
     expect(await tab.page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth)).toBe(true);
     await tab.page.screenshot({ path: resolve(SHOTS, "phone.png"), fullPage: true });
