@@ -34,7 +34,7 @@
 import type { Pool, PoolClient } from "pg";
 import { GENESIS_HASH, type PreparedRecord } from "../records/chain.js";
 import { countsForActor, type HistoryKey, type StoreUnit, type StoredDecision } from "../history/store.js";
-import { checkout, clientError, historyLockKey, lockSql, quoteIdent, recordsLockKey, releaseClient } from "./connection.js";
+import { checkout, clientError, historyLockKey, lockSql, quoteIdent, recordsLockKey, releaseClient, tryLockSql } from "./connection.js";
 import {
   DECISION_WRITE_COLUMNS,
   decisionRowValues,
@@ -119,6 +119,8 @@ class Group {
   client: PoolClient | undefined;
   nowMs = 0;
   counts = new Map<string, number>();
+  /** The keys whose history lock the group holds; a member of any other key leaves the group. */
+  readonly held = new Set<string>();
   failure: Error | undefined;
   /** Resolves when the first round trip is done (or failed). */
   started!: Promise<void>;
@@ -226,8 +228,18 @@ export class DecisionBatcher {
     this.#nowSql = nowSql;
   }
 
-  /** A decision's unit in the next group. Rejects, before `fn` runs, when the group's first round trip fails. */
-  async unit<T>(key: BatchKey, fn: (unit: StoreUnit) => Promise<T>): Promise<T> {
+  /**
+   * A decision's unit in the next group. Rejects, before `fn` runs, when the
+   * group's first round trip fails. When another transaction holds the
+   * key's lock, the decision leaves the group and runs in `alone` (its own
+   * transaction, which waits for the lock), after the decisions of its key
+   * that left before it.
+   */
+  async unit<T>(
+    key: BatchKey,
+    fn: (unit: StoreUnit) => Promise<T>,
+    alone: (fn: (unit: StoreUnit) => Promise<T>) => Promise<T>,
+  ): Promise<T> {
     let group = this.#forming;
     if (group === undefined || group.members.length >= MAX_GROUP) {
       group = new Group();
@@ -239,10 +251,39 @@ export class DecisionBatcher {
     try {
       await group.started;
       if (group.failure !== undefined) throw group.failure;
+      if (!group.held.has(member.keyText)) {
+        // Its key is locked elsewhere: the group goes on without it, so only this key waits.
+        member.settle("rolled_back");
+        return await this.#alone(member.keyText, () => alone(fn));
+      }
       return await fn(this.#storeUnit(member));
     } finally {
       // A unit that ends without commit or rollback gives up its place.
       member.settle("rolled_back");
+    }
+  }
+
+  /** Per key, the turn of the last decision that left a group; each waits for the one before. */
+  readonly #aloneTurns = new Map<string, Promise<void>>();
+
+  /**
+   * Runs the decisions of one key that left their groups one at a time, so
+   * that while the key is locked elsewhere they wait on one connection of
+   * the pool, not on as many as there are decisions (the other keys' groups
+   * need the rest).
+   */
+  async #alone<T>(keyText: string, run: () => Promise<T>): Promise<T> {
+    const previous = this.#aloneTurns.get(keyText);
+    let release!: () => void;
+    const turn = new Promise<void>((resolve) => (release = resolve));
+    const last = previous === undefined ? turn : previous.then(() => turn);
+    this.#aloneTurns.set(keyText, last);
+    try {
+      if (previous !== undefined) await previous;
+      return await run();
+    } finally {
+      release();
+      if (this.#aloneTurns.get(keyText) === last) this.#aloneTurns.delete(keyText);
     }
   }
 
@@ -297,9 +338,11 @@ export class DecisionBatcher {
   async #begin(client: PoolClient, group: Group): Promise<void> {
     const keys = new Map<string, BatchKey>();
     for (const m of group.members) keys.set(m.keyText, m.key);
-    const locks = [...new Set(group.members.map((m) => historyLockKey(this.#schema, m.key.actorId, m.key.tenantId)))]
-      .sort()
-      .map((k) => lockSql(client, k));
+    // Taken without waiting, in one order: a key held elsewhere is left out (its members decide alone).
+    const lockKeys = new Map<string, string>();
+    for (const [text, k] of keys) lockKeys.set(historyLockKey(this.#schema, k.actorId, k.tenantId), text);
+    const sorted = [...lockKeys.keys()].sort();
+    const locks = sorted.map((k) => tryLockSql(client, k));
     const rows = [...keys.values()].map(
       (k, i) =>
         `(${i}, ${client.escapeLiteral(k.actorId)}, ${client.escapeLiteral(k.tenantId)}, ${sqlValue(client, Math.floor(k.windowMs))}::bigint)`,
@@ -311,7 +354,10 @@ export class DecisionBatcher {
        SELECT n.now_ms, k.i, ${recentDeniesSql(this.#decisions, "k.actor_id", "k.tenant_id", "n.now_ms - k.window_ms")} AS n
        FROM n, (VALUES ${rows.join(", ")}) AS k(i, actor_id, tenant_id, window_ms)`,
     ].join("; ");
-    const results = (await client.query(text)) as unknown as { rows: { now_ms: string; i: number; n: string }[] }[];
+    const results = (await client.query(text)) as unknown as { rows: { now_ms: string; i: number; n: string; got?: boolean }[] }[];
+    sorted.forEach((k, j) => {
+      if (results[1 + j]?.rows[0]?.got === true) group.held.add(lockKeys.get(k) as string);
+    });
     const counted = results.at(-1)?.rows ?? [];
     const first = counted[0];
     const nowMs = Number(first?.now_ms);
