@@ -3,10 +3,15 @@
  * while another group is being written share one transaction, on one
  * connection, in two round trips (docs/contract.md §3, §7):
  *
- * 1. BEGIN; the history lock of every (actor, tenant) in the group, in one
- *    order (sorted); the database's clock and each key's deny count, in one
- *    statement (run after the locks are granted, so it sees every commit
- *    before them).
+ * 1. BEGIN; the history lock of every (actor, tenant) in the group, each
+ *    taken only if free (pg_try_advisory_xact_lock, in one order: sorted);
+ *    the database's clock and each key's deny count, in one statement (run
+ *    after the locks are taken, so it sees every commit before them). A
+ *    decision whose key another transaction holds (another process, another
+ *    language, another group of this one) leaves the group and runs alone:
+ *    in a transaction of its own that waits for the lock, after the
+ *    decisions of its key that left before it (one connection per waiting
+ *    key). Only that key's decisions wait; the group goes on.
  * 2. The record chain's lock; the group's records, sealed in group order
  *    after the chain's last entry by the statement that inserts them (each
  *    record's canonical members come from here, the database adds seq,
@@ -16,7 +21,10 @@
  * The chain's lock is held only for the second round trip: other processes'
  * groups (and single units) wait for it only while a group writes. In one
  * store, a group starts once the group before it has committed (callers
- * waiting for one group's commit then form the next, whole).
+ * waiting for one group's commit then form the next, whole), or has waited
+ * STALLED_MS for its decisions to be made (a slow `recordState`): then the
+ * next one starts beside it, on a connection of its own, and the slow
+ * decision delays only the decisions grouped with it.
  *
  * What makes counts exact is unchanged: every decision is counted, decided
  * and written in a transaction that holds its key's lock from before the
@@ -25,7 +33,8 @@
  * decision (or given up) and adds the first's deny to the database's count.
  * Locks are taken keys first, then the chain, as a single decision's unit
  * takes them (its key, then the chain when it writes its record), so no
- * two transactions wait for each other.
+ * two transactions wait for each other: a group never waits for a key's
+ * lock, and a decision that waits alone holds no other lock.
  *
  * A failed statement fails the whole group: every decision in it is then a
  * record_unavailable deny (its unit's commit rejects), nothing of the group
@@ -47,6 +56,14 @@ import { toError } from "../common/errors.js";
 
 /** Most decisions in one group. */
 const MAX_GROUP = 256;
+
+/**
+ * How long after its first round trip a group may wait for its decisions
+ * before the next group starts beside it (on a connection of its own): a
+ * decision that is slow to be made (a slow `recordState`) then delays only
+ * the decisions grouped with it.
+ */
+const STALLED_MS = 200;
 
 /** A history key with the escalation window its count looks back over. */
 export interface BatchKey extends HistoryKey {
@@ -128,6 +145,8 @@ class Group {
   readonly committed: Promise<void>;
   #resolveCommitted!: () => void;
   #rejectCommitted!: (error: unknown) => void;
+  /** Whether the next group may start (this one is over, or stalled). */
+  nextMayStart = false;
   #open = 0;
   #allSettled: (() => void) | undefined;
 
@@ -304,7 +323,9 @@ export class DecisionBatcher {
     } catch (error) {
       group.failure = toError(error);
     }
-    void this.#complete(group);
+    const stalled = setTimeout(() => this.#next(group), STALLED_MS);
+    stalled.unref();
+    void this.#complete(group).finally(() => clearTimeout(stalled));
   }
 
   readonly #waiting: (() => void)[] = [];
@@ -325,12 +346,14 @@ export class DecisionBatcher {
       }
     } finally {
       if (client !== undefined) releaseClient(client, broken);
-      this.#next();
+      this.#next(group);
     }
   }
 
-  #next(): void {
-    if (!this.#busy) return;
+  /** Lets the next group start, once per group. */
+  #next(group: Group): void {
+    if (group.nextMayStart) return;
+    group.nextMayStart = true;
     this.#busy = false;
     this.#waiting.shift()?.();
   }

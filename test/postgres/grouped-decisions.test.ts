@@ -17,6 +17,7 @@ import { historyLockKey } from "../../adapter/postgres/connection.js";
 import { seededRandom } from "../helpers/generate-calls.js";
 import { requireBundle } from "../helpers/index.js";
 import { pgUrl, testDatabase } from "../helpers/postgres.js";
+import { APP_CONTEXT } from "../integrations/helpers.js";
 
 const SEED = Number(process.env.VETO_GROUP_SEED ?? Date.now() % 2 ** 31);
 const TENANT = "globex";
@@ -250,6 +251,49 @@ describe("PostgreSQL: a key locked elsewhere holds up only its own decisions", (
       for (let k = 0; k < 4; k++) await heldKey(SEED + k);
     },
   );
+});
+
+describe("PostgreSQL: a decision slow to be made holds up only its own group", () => {
+  it("the next group starts beside a group that waits for a slow recordState; counts stay exact", { timeout: 60_000 }, async () => {
+    const schema = db.schema("grouped_slow");
+    await migrate({ connectionString: pgUrl(), schema });
+    const store = await PostgresStore.connect({ connectionString: pgUrl(), schema });
+    let release!: () => void;
+    const slowState = new Promise<void>((resolve) => (release = resolve));
+    const veto = await createVeto({
+      bundle: requireBundle(),
+      logger: pino({ level: "silent" }),
+      store,
+      recordSink: store.recordSink(),
+      recordStateTimeoutMs: 30_000,
+      recordState: async (c) => {
+        if ((c.arguments as Record<string, unknown>)["recordId"] === "opp_slow") await slowState;
+        return "v1";
+      },
+    });
+    try {
+      const slow = veto.protect({
+        tool: "crm.update",
+        arguments: { object: "opportunity", recordId: "opp_slow", tenantId: "acme", changes: { close_date: "2026-12-01" }, amount: 9000 },
+        context: { ...APP_CONTEXT, reason: "grouped decisions test" },
+      });
+      let slowDone = false;
+      void slow.then(() => (slowDone = true));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const random = seededRandom(SEED);
+      const burst = Array.from({ length: 40 }, (_, i) => veto.protect(call(`agent:quick-${i % 4}`, random() < 0.5 ? "deny" : "allow")));
+      const quick = await Promise.all(burst);
+      expect(slowDone, "the slow decision was still being made").toBe(false);
+      release();
+      const decided = await slow;
+      expect(decided.action).toBe("require_approval");
+      await checkChain(schema, [...quick, decided], SEED);
+    } finally {
+      release();
+      await veto.close();
+      await store.close();
+    }
+  });
 });
 
 describe("PostgreSQL: a grouped decision's unit", () => {
