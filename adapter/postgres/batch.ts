@@ -3,10 +3,15 @@
  * while another group is being written share one transaction, on one
  * connection, in two round trips (docs/contract.md §3, §7):
  *
- * 1. BEGIN; the history lock of every (actor, tenant) in the group, in one
- *    order (sorted); the database's clock and each key's deny count, in one
- *    statement (run after the locks are granted, so it sees every commit
- *    before them).
+ * 1. BEGIN; the history lock of every (actor, tenant) in the group, each
+ *    taken only if free (pg_try_advisory_xact_lock, in one order: sorted);
+ *    the database's clock and each key's deny count, in one statement (run
+ *    after the locks are taken, so it sees every commit before them). A
+ *    decision whose key another transaction holds (another process, another
+ *    language, another group of this one) leaves the group and runs alone:
+ *    in a transaction of its own that waits for the lock, after the
+ *    decisions of its key that left before it (one connection per waiting
+ *    key). Only that key's decisions wait; the group goes on.
  * 2. The record chain's lock; the group's records, sealed in group order
  *    after the chain's last entry by the statement that inserts them (each
  *    record's canonical members come from here, the database adds seq,
@@ -16,7 +21,10 @@
  * The chain's lock is held only for the second round trip: other processes'
  * groups (and single units) wait for it only while a group writes. In one
  * store, a group starts once the group before it has committed (callers
- * waiting for one group's commit then form the next, whole).
+ * waiting for one group's commit then form the next, whole), or has waited
+ * STALLED_MS for its decisions to be made (a slow `recordState`): then the
+ * next one starts beside it, on a connection of its own, and the slow
+ * decision delays only the decisions grouped with it.
  *
  * What makes counts exact is unchanged: every decision is counted, decided
  * and written in a transaction that holds its key's lock from before the
@@ -25,7 +33,8 @@
  * decision (or given up) and adds the first's deny to the database's count.
  * Locks are taken keys first, then the chain, as a single decision's unit
  * takes them (its key, then the chain when it writes its record), so no
- * two transactions wait for each other.
+ * two transactions wait for each other: a group never waits for a key's
+ * lock, and a decision that waits alone holds no other lock.
  *
  * A failed statement fails the whole group: every decision in it is then a
  * record_unavailable deny (its unit's commit rejects), nothing of the group
@@ -34,7 +43,7 @@
 import type { Pool, PoolClient } from "pg";
 import { GENESIS_HASH, type PreparedRecord } from "../records/chain.js";
 import { countsForActor, type HistoryKey, type StoreUnit, type StoredDecision } from "../history/store.js";
-import { checkout, clientError, historyLockKey, lockSql, quoteIdent, recordsLockKey, releaseClient } from "./connection.js";
+import { checkout, clientError, historyLockKey, lockSql, quoteIdent, recordsLockKey, releaseClient, tryLockSql } from "./connection.js";
 import {
   DECISION_WRITE_COLUMNS,
   decisionRowValues,
@@ -47,6 +56,14 @@ import { toError } from "../common/errors.js";
 
 /** Most decisions in one group. */
 const MAX_GROUP = 256;
+
+/**
+ * How long after its first round trip a group may wait for its decisions
+ * before the next group starts beside it (on a connection of its own): a
+ * decision that is slow to be made (a slow `recordState`) then delays only
+ * the decisions grouped with it.
+ */
+const STALLED_MS = 200;
 
 /** A history key with the escalation window its count looks back over. */
 export interface BatchKey extends HistoryKey {
@@ -119,6 +136,8 @@ class Group {
   client: PoolClient | undefined;
   nowMs = 0;
   counts = new Map<string, number>();
+  /** The keys whose history lock the group holds; a member of any other key leaves the group. */
+  readonly held = new Set<string>();
   failure: Error | undefined;
   /** Resolves when the first round trip is done (or failed). */
   started!: Promise<void>;
@@ -126,6 +145,8 @@ class Group {
   readonly committed: Promise<void>;
   #resolveCommitted!: () => void;
   #rejectCommitted!: (error: unknown) => void;
+  /** Whether the next group may start (this one is over, or stalled). */
+  nextMayStart = false;
   #open = 0;
   #allSettled: (() => void) | undefined;
 
@@ -226,8 +247,18 @@ export class DecisionBatcher {
     this.#nowSql = nowSql;
   }
 
-  /** A decision's unit in the next group. Rejects, before `fn` runs, when the group's first round trip fails. */
-  async unit<T>(key: BatchKey, fn: (unit: StoreUnit) => Promise<T>): Promise<T> {
+  /**
+   * A decision's unit in the next group. Rejects, before `fn` runs, when the
+   * group's first round trip fails. When another transaction holds the
+   * key's lock, the decision leaves the group and runs in `alone` (its own
+   * transaction, which waits for the lock), after the decisions of its key
+   * that left before it.
+   */
+  async unit<T>(
+    key: BatchKey,
+    fn: (unit: StoreUnit) => Promise<T>,
+    alone: (fn: (unit: StoreUnit) => Promise<T>) => Promise<T>,
+  ): Promise<T> {
     let group = this.#forming;
     if (group === undefined || group.members.length >= MAX_GROUP) {
       group = new Group();
@@ -239,10 +270,39 @@ export class DecisionBatcher {
     try {
       await group.started;
       if (group.failure !== undefined) throw group.failure;
+      if (!group.held.has(member.keyText)) {
+        // Its key is locked elsewhere: the group goes on without it, so only this key waits.
+        member.settle("rolled_back");
+        return await this.#alone(member.keyText, () => alone(fn));
+      }
       return await fn(this.#storeUnit(member));
     } finally {
       // A unit that ends without commit or rollback gives up its place.
       member.settle("rolled_back");
+    }
+  }
+
+  /** Per key, the turn of the last decision that left a group; each waits for the one before. */
+  readonly #aloneTurns = new Map<string, Promise<void>>();
+
+  /**
+   * Runs the decisions of one key that left their groups one at a time, so
+   * that while the key is locked elsewhere they wait on one connection of
+   * the pool, not on as many as there are decisions (the other keys' groups
+   * need the rest).
+   */
+  async #alone<T>(keyText: string, run: () => Promise<T>): Promise<T> {
+    const previous = this.#aloneTurns.get(keyText);
+    let release!: () => void;
+    const turn = new Promise<void>((resolve) => (release = resolve));
+    const last = previous === undefined ? turn : previous.then(() => turn);
+    this.#aloneTurns.set(keyText, last);
+    try {
+      if (previous !== undefined) await previous;
+      return await run();
+    } finally {
+      release();
+      if (this.#aloneTurns.get(keyText) === last) this.#aloneTurns.delete(keyText);
     }
   }
 
@@ -263,7 +323,9 @@ export class DecisionBatcher {
     } catch (error) {
       group.failure = toError(error);
     }
-    void this.#complete(group);
+    const stalled = setTimeout(() => this.#next(group), STALLED_MS);
+    stalled.unref();
+    void this.#complete(group).finally(() => clearTimeout(stalled));
   }
 
   readonly #waiting: (() => void)[] = [];
@@ -284,12 +346,14 @@ export class DecisionBatcher {
       }
     } finally {
       if (client !== undefined) releaseClient(client, broken);
-      this.#next();
+      this.#next(group);
     }
   }
 
-  #next(): void {
-    if (!this.#busy) return;
+  /** Lets the next group start, once per group. */
+  #next(group: Group): void {
+    if (group.nextMayStart) return;
+    group.nextMayStart = true;
     this.#busy = false;
     this.#waiting.shift()?.();
   }
@@ -297,9 +361,11 @@ export class DecisionBatcher {
   async #begin(client: PoolClient, group: Group): Promise<void> {
     const keys = new Map<string, BatchKey>();
     for (const m of group.members) keys.set(m.keyText, m.key);
-    const locks = [...new Set(group.members.map((m) => historyLockKey(this.#schema, m.key.actorId, m.key.tenantId)))]
-      .sort()
-      .map((k) => lockSql(client, k));
+    // Taken without waiting, in one order: a key held elsewhere is left out (its members decide alone).
+    const lockKeys = new Map<string, string>();
+    for (const [text, k] of keys) lockKeys.set(historyLockKey(this.#schema, k.actorId, k.tenantId), text);
+    const sorted = [...lockKeys.keys()].sort();
+    const locks = sorted.map((k) => tryLockSql(client, k));
     const rows = [...keys.values()].map(
       (k, i) =>
         `(${i}, ${client.escapeLiteral(k.actorId)}, ${client.escapeLiteral(k.tenantId)}, ${sqlValue(client, Math.floor(k.windowMs))}::bigint)`,
@@ -311,7 +377,10 @@ export class DecisionBatcher {
        SELECT n.now_ms, k.i, ${recentDeniesSql(this.#decisions, "k.actor_id", "k.tenant_id", "n.now_ms - k.window_ms")} AS n
        FROM n, (VALUES ${rows.join(", ")}) AS k(i, actor_id, tenant_id, window_ms)`,
     ].join("; ");
-    const results = (await client.query(text)) as unknown as { rows: { now_ms: string; i: number; n: string }[] }[];
+    const results = (await client.query(text)) as unknown as { rows: { now_ms: string; i: number; n: string; got?: boolean }[] }[];
+    sorted.forEach((k, j) => {
+      if (results[1 + j]?.rows[0]?.got === true) group.held.add(lockKeys.get(k) as string);
+    });
     const counted = results.at(-1)?.rows ?? [];
     const first = counted[0];
     const nowMs = Number(first?.now_ms);

@@ -282,7 +282,9 @@ export class PostgresStore implements VetoStore {
    * A decision's unit (a history key with its window) whose records go to
    * this store's records table, unsigned, joins a group of decisions that
    * share one transaction and two round trips (batch.ts): its key's lock, its
-   * count and its writes stay in that one transaction.
+   * count and its writes stay in that one transaction. When another
+   * transaction holds its key's lock, it runs here alone instead and waits
+   * for the lock, while the group goes on.
    */
   async unit<T>(history: HistoryKey | undefined, fn: (unit: StoreUnit) => Promise<T>, records?: RecordSink): Promise<T> {
     if (
@@ -291,8 +293,15 @@ export class PostgresStore implements VetoStore {
       records instanceof PostgresRecordSink &&
       records.batchesWith(this.#pool, this.schema)
     ) {
-      return await this.#batcher.unit({ actorId: history.actorId, tenantId: history.tenantId, windowMs: history.windowMs }, fn);
+      return await this.#batcher.unit({ actorId: history.actorId, tenantId: history.tenantId, windowMs: history.windowMs }, fn, (alone) =>
+        this.#unit(history, alone),
+      );
     }
+    return await this.#unit(history, fn);
+  }
+
+  /** One unit in its own transaction: BEGIN, the history lock (waited for) and the clock in one round trip. */
+  async #unit<T>(history: HistoryKey | undefined, fn: (unit: StoreUnit) => Promise<T>): Promise<T> {
     const client = await checkout(this.#pool);
     const tx = new PostgresTransaction(this.#pool, this.schema, client);
     try {
