@@ -535,6 +535,34 @@ class ApprovalDesk:
         unrecorded. A claim that finds the approval claimed already is refused
         with already_executed, and that refusal is recorded too.
         """
+        self._claim_once(
+            decision,
+            answer.reviewer_id,
+            lambda unit, at_ms: bool(unit.transition_approval(decision.id, ApprovalTransition("approved", "executed", at_ms))),
+            unclaimed=f"the approval of {decision.id} could not be claimed for execution",
+            claimed_before=f"the approved call {decision.id} was already claimed for execution; it runs at most once",
+        )
+        return answer
+
+    def _claim_once(
+        self,
+        decision: StoredDecision,
+        reviewer_id: Optional[str],
+        claim: Callable[[Any, float], bool],
+        *,
+        unclaimed: str,
+        claimed_before: str,
+    ) -> None:
+        """
+        One use-once claim, by ``claim`` (a compare-and-set in the unit) with its
+        execution record by ``reviewer_id``: in the transaction, the record first
+        (both commit together); else the claim first, so a record that cannot be
+        written loses the call, never runs it twice or unrecorded. A claim that
+        finds it claimed already is refused with already_executed (``claimed_before``),
+        and that refusal is recorded; any other failure is record_unavailable
+        (``unclaimed``: why).
+        """
+
         def record(execution: str, at_ms: float) -> dict[str, Any]:
             return execution_record(
                 decision_id=decision.id,
@@ -543,7 +571,7 @@ class ApprovalDesk:
                 actor_id=decision.actor_id,
                 tenant_id=decision.tenant_id,
                 call_digest=decision.call_digest,
-                reviewer_id=answer.reviewer_id,
+                reviewer_id=reviewer_id,
                 execution=execution,
             )
 
@@ -552,11 +580,9 @@ class ApprovalDesk:
             with run_unit(self.store, self.sink, None, None) as unit:
                 at_ms = unit.now_ms if unit.now_ms is not None else self.clock()
                 claimed = record("claimed", at_ms)
-                # In the transaction, the record first (both commit together); else the claim first, so a
-                # record that cannot be written loses the call, never runs it twice or unrecorded.
                 if unit.records_in_transaction:
                     unit.write_record(claimed)
-                if not unit.transition_approval(decision.id, ApprovalTransition("approved", "executed", at_ms)):
+                if not claim(unit, at_ms):
                     unit.rollback()
                     refused_at = at_ms
                 else:
@@ -564,22 +590,18 @@ class ApprovalDesk:
                     if not unit.records_in_transaction:
                         unit.write_record(claimed)
                     self.written.remember(claimed)
-                    return answer
+                    return
         except Exception as error:
-            log.error("approval could not be claimed; the call does not run (decision %s): %s", decision.id, error)
-            raise ApprovalError(
-                "record_unavailable", decision.id, f"the approval of {decision.id} could not be claimed for execution: {error}"
-            ) from error
-        if refused_at is not None:
-            refused = record("refused", refused_at)
-            try:
-                self.sink.write(refused)
-                self.written.remember(refused)
-            except Exception as error:
-                log.error("refused claim could not be recorded (decision %s): %s", decision.id, error)
-        raise ApprovalError(
-            "already_executed", decision.id, f"the approved call {decision.id} was already claimed for execution; it runs at most once"
-        )
+            log.error("the call could not be claimed; it does not run (decision %s): %s", decision.id, error)
+            raise ApprovalError("record_unavailable", decision.id, f"{unclaimed}: {error}") from error
+        assert refused_at is not None
+        refused = record("refused", refused_at)
+        try:
+            self.sink.write(refused)
+            self.written.remember(refused)
+        except Exception as error:
+            log.error("refused claim could not be recorded (decision %s): %s", decision.id, error)
+        raise ApprovalError("already_executed", decision.id, claimed_before)
 
     def claim_allowed_amendment(self, decision_id: str) -> None:
         """
@@ -595,48 +617,12 @@ class ApprovalDesk:
         decision = self._store_call("approval", decision_id, lambda: self.store.get_decision(decision_id))
         if decision is None or decision.action != "allow" or decision.amendment is None:
             raise ApprovalError("approval_unverified", decision_id, f"decision {decision_id} is not an allowed amended call")
-        by = decision.amendment.by
-
-        def record(execution: str, at_ms: float) -> dict[str, Any]:
-            return execution_record(
-                decision_id=decision.id,
-                timestamp=iso_timestamp(at_ms),
-                bundle=self.bundle(),
-                actor_id=decision.actor_id,
-                tenant_id=decision.tenant_id,
-                call_digest=decision.call_digest,
-                reviewer_id=by,
-                execution=execution,
-            )
-
-        refused_at: Optional[float] = None
-        try:
-            with run_unit(self.store, self.sink, None, None) as unit:
-                at_ms = unit.now_ms if unit.now_ms is not None else self.clock()
-                claimed = record("claimed", at_ms)
-                # In the transaction, the record first (both commit together); else the claim first.
-                if unit.records_in_transaction:
-                    unit.write_record(claimed)
-                if not unit.claim_execution(decision_id, at_ms):
-                    unit.rollback()
-                    refused_at = at_ms
-                else:
-                    unit.commit()
-                    if not unit.records_in_transaction:
-                        unit.write_record(claimed)
-                    self.written.remember(claimed)
-                    return
-        except Exception as error:
-            log.error("amended call could not be claimed; it does not run (decision %s): %s", decision_id, error)
-            raise ApprovalError("record_unavailable", decision_id, f"the amended call {decision_id} could not be claimed: {error}") from error
-        refused = record("refused", refused_at)
-        try:
-            self.sink.write(refused)
-            self.written.remember(refused)
-        except Exception as error:
-            log.error("refused claim could not be recorded (decision %s): %s", decision_id, error)
-        raise ApprovalError(
-            "already_executed", decision_id, f"the amended call {decision_id} was already claimed for execution; it runs at most once"
+        self._claim_once(
+            decision,
+            decision.amendment.by,
+            lambda unit, at_ms: bool(unit.claim_execution(decision_id, at_ms)),
+            unclaimed=f"the amended call {decision_id} could not be claimed",
+            claimed_before=f"the amended call {decision_id} was already claimed for execution; it runs at most once",
         )
 
     def close(self, error: Exception) -> None:
