@@ -2,7 +2,8 @@ package veto.crm
 
 # What the policy derives from the data document alone: the plain and fold
 # keys of the configured sensitive and amount field names, by object, and
-# whether those lists are usable. On the WASM evaluator every rule is
+# whether those lists are usable; and the blank characters (unicode.rego) as an
+# object to look a character up in. On the WASM evaluator every rule is
 # evaluated again for each call, so the adapters evaluate `derived` once per
 # data document (at load, and for each new instance) and store its value at
 # data.veto.derived, replacing whatever the document held there
@@ -31,6 +32,7 @@ derived := {
 	"amount_fields_usable": _derive_amount_fields_usable,
 	"amount_plain": _plain_keys_of(_amount_fields),
 	"amount_fold": _fold_keys_of(_amount_fields),
+	"blank_characters": {ch: true | some ch in _blank_set},
 }
 
 # The stored value, when it was derived from the configured names. Compared
@@ -81,6 +83,12 @@ _amount_plain := value if {
 _amount_fold := value if {
 	value := _precomputed.amount_fold
 } else := _fold_keys_of(_amount_fields)
+
+# Not from the data document but a constant of the policy (unicode.rego): the
+# WASM evaluator builds a set literal again for each call that reads it.
+_blank_lookup := value if {
+	value := _precomputed.blank_characters
+} else := {ch: true | some ch in _blank_set}
 
 # The derivations. Keys are object members (key: true), not sets: a set
 # becomes a list in JSON, and a member is found by its key in one lookup.

@@ -18,6 +18,10 @@ test_derived_values_of_the_fixture if {
 	stored.amount_fields_usable == true
 	stored.amount_plain == {"amount": true, "discount_amount": true, "refund_amount": true}
 	stored.amount_fold == stored.amount_plain
+	count(stored.blank_characters) == count(crm._blank_set)
+	every ch in crm._blank_set {
+		stored.blank_characters[ch]
+	}
 }
 
 # Object names with the same key share one entry; keys are plain and fold keys.
