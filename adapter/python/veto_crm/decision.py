@@ -11,11 +11,13 @@ from datetime import datetime, timezone
 from typing import Any, Literal, Mapping, Optional
 
 from .bundle import BundleVersion
+from .frozen import fast_init
 
 Action = Literal["allow", "deny", "require_approval"]
 ACTIONS: tuple[str, ...] = ("allow", "deny", "require_approval")
 
 
+@fast_init
 @dataclass(frozen=True)
 class Reason:
     code: str
@@ -25,6 +27,7 @@ class Reason:
         return {"code": self.code, "message": self.message}
 
 
+@fast_init
 @dataclass(frozen=True)
 class PolicyAnswer:
     """What ``veto/crm/decision`` answers."""
@@ -37,6 +40,7 @@ class PolicyAnswer:
     destination_hosts: Optional[tuple[str, ...]] = None
 
 
+@fast_init
 @dataclass(frozen=True)
 class Decision:
     id: str

@@ -24,6 +24,7 @@ from typing import Any, Mapping, Optional, Sequence, Union
 from .call_schema import first_issue
 from .jsontext import MAX_SAFE_INTEGER, canonical, has_lone_surrogate, js_key_order, js_number, js_string
 from .text import fold_key, is_blank
+from .frozen import fast_init
 
 #: Keys that could reach Object.prototype through a careless merge in JavaScript code downstream.
 FORBIDDEN_KEYS = frozenset({"__proto__", "constructor", "prototype"})
@@ -40,6 +41,7 @@ class InputLimits:
 DEFAULT_INPUT_LIMITS = InputLimits()
 
 
+@fast_init
 @dataclass(frozen=True)
 class CheckedCall:
     """A call that passed validation: its snapshot and the snapshot's canonical JSON."""
@@ -49,6 +51,7 @@ class CheckedCall:
     ok: bool = True
 
 
+@fast_init
 @dataclass(frozen=True)
 class RefusedCall:
     """A call that did not: why, and as much of it as could be copied (None when nothing could)."""
@@ -319,6 +322,7 @@ def check_call(
     return CheckedCall(copy, text)
 
 
+@fast_init
 @dataclass(frozen=True)
 class PartialContext:
     """The parts of a refused call that are safe to read for history and records."""

@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterator, Literal, Mapping, Optional, Union
 
 from .bundle import BundleVersion
 from .decision import Decision, Reason
+from .frozen import fast_init
 
 #: "executed": approved, then claimed once by the caller about to run the
 #: call (use-once, docs/contract.md §6); no later claim succeeds. "amended": an
@@ -40,6 +41,7 @@ ApprovalStatus = Literal["pending", "answering", "approved", "rejected", "expire
 MAX_DENIES_PER_KEY = 10_000
 
 
+@fast_init
 @dataclass(frozen=True)
 class ApprovalState:
     status: str
@@ -53,6 +55,7 @@ class ApprovalState:
     amended_to: Optional[str] = None
 
 
+@fast_init
 @dataclass(frozen=True)
 class ApprovalReview:
     """
@@ -87,6 +90,7 @@ class Amendment:
     call: Optional[Mapping[str, Any]] = None
 
 
+@fast_init
 @dataclass(frozen=True)
 class StoredDecision:
     id: str

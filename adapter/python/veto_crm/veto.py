@@ -42,6 +42,7 @@ from .shadow import ShadowPolicy, ShadowVerdict
 from .signature import BundleVerifier, VerificationKeyInput, create_bundle_verifier
 from .store import Amendment, ApprovalReview, ApprovalState, InMemoryStore, StoredDecision
 from .unit import DecisionUnit, run_unit
+from .frozen import fast_init
 
 log = logging.getLogger("veto_crm")
 
@@ -57,6 +58,7 @@ class ActivePolicy:
     evaluator: PolicyEvaluator
 
 
+@fast_init
 @dataclass(frozen=True)
 class EscalationEvent:
     decision: Decision
@@ -236,6 +238,7 @@ def _shadow_verifier(key: Any) -> Optional[BundleVerifier]:
         raise VetoOptionsError(f"create_veto: invalid options: {issue}", [issue]) from None
 
 
+@fast_init
 @dataclass(frozen=True)
 class _Decided:
     decision: Decision
