@@ -137,4 +137,10 @@ def iso_timestamp(ms: float) -> str:
         _LAST_DAY = (day, date)
     hour, second = divmod(second, 3600)
     minute, second = divmod(second, 60)
-    return f"{date}{hour:02d}:{minute:02d}:{second:02d}.{millis:03d}Z"
+    two = _TWO_DIGITS
+    return f"{date}{two[hour]}:{two[minute]}:{two[second]}{_MILLIS[millis]}"
+
+
+#: "00" to "59", and ".000Z" to ".999Z": a time of day is put together, not formatted.
+_TWO_DIGITS = tuple(f"{n:02d}" for n in range(60))
+_MILLIS = tuple(f".{n:03d}Z" for n in range(1000))

@@ -166,7 +166,7 @@ class _DirectEval:
             self._last_exception()
             raise trap_object
         self._last_exception()
-        raise wasmtime.WasmtimeError._from_ptr(ctypes.cast(error, ctypes.POINTER(ffi.wasmtime_error_t)))
+        raise wasmtime.WasmtimeError._from_ptr(ctypes.cast(error or 0, ctypes.POINTER(ffi.wasmtime_error_t)))
 
 
 class _Instance:

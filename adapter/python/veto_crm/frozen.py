@@ -32,7 +32,7 @@ def fast_init(cls: type[T]) -> type[T]:
     names: list[str] = []
     signature: list[str] = []
     defaults: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         if not f.init or f.kw_only or f.default_factory is not dataclasses.MISSING or not f.name.isidentifier():
             raise TypeError(f"fast_init: {cls.__name__}.{f.name} is not a plain field")
         names.append(f.name)
