@@ -45,8 +45,12 @@ def fast_init(cls: type[T]) -> type[T]:
     generated = list(inspect.signature(cls.__init__).parameters)[1:]
     if generated != names:
         raise TypeError(f"fast_init: {cls.__name__}'s __init__ takes {generated}, not its fields {names}")
-    body = "".join(f"    d[{name!r}] = {name}\n" for name in names) or "    pass\n"
-    source = f"def __init__(self, {', '.join(signature)}):\n    d = self.__dict__\n{body}"
+    # The instance's __dict__ under a local name no field has (a field named like it would be shadowed).
+    local = "_fast_init_fields"
+    if local in names or "self" in names:
+        raise TypeError(f"fast_init: {cls.__name__} has a field named {local} or self")
+    body = "".join(f"    {local}[{name!r}] = {name}\n" for name in names)
+    source = f"def __init__(self, {', '.join(signature)}):\n    {local} = self.__dict__\n{body}"
     namespace: dict[str, Any] = dict(defaults)
     exec(source, namespace)  # noqa: S102 - the source is built above from the class's own field names
     init = namespace["__init__"]
