@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Sequence, Union
 
 from .call_schema import first_issue
-from .jsontext import MAX_SAFE_INTEGER, canonical, has_lone_surrogate, js_key_order, js_number, js_string
+from .jsontext import _DIGITS, MAX_SAFE_INTEGER, canonical, has_lone_surrogate, js_key_order, js_number, js_string
 from .text import fold_key, is_blank
 from .frozen import fast_init
 
@@ -199,7 +199,13 @@ def snapshot(raw: Any, limits: InputLimits) -> tuple[Any, str, frozenset[str]]:
                 keys.pop()
             return out_list
         out: dict[str, Any] = {}
-        for key in js_key_order(value):
+        # js_key_order, inline (a call per object): array-index keys first only when a key starts with a digit.
+        order = list(value)
+        for key in order:
+            if key[:1] in _DIGITS:
+                order = js_key_order(order)
+                break
+        for key in order:
             if type(key) is not str:
                 if not isinstance(key, str):
                     raise _InputRefused(f"a key of {_describe(_path_of(keys))} is not a string ({key!r})")
