@@ -1,14 +1,18 @@
 """
 The per-call fast paths of protect() against plain reference versions, on
-seeded generated values: the snapshot's inline scalar copy, the day-cached
-timestamp, the paired ULID time, the memoised sensitive-key test, the call
-schema's inline leaf checks and the evaluator's answers read once per text.
+seeded generated values: the snapshot's inline scalar copy and the keys it
+collects, the day-cached timestamp, the paired ULID time and pooled
+randomness, the memoised sensitive-key test and masking skipped by the keys,
+the call schema's inline leaf checks, the evaluator's answers read once per
+text, opa_eval called directly against wasmtime's public call, and the
+frozen dataclasses' direct __init__.
 Each must answer exactly what the plain version answers, refusals included.
 Failures print the seed: VETO_FAST_SEED=<seed> pytest tests/test_fast_paths.py
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import random
@@ -20,12 +24,14 @@ from typing import Any, Union
 import jsonschema
 import pytest
 
+from veto_crm import evaluator as evaluator_module
 from veto_crm import records
 from veto_crm.bundle import load_bundle
 from veto_crm.call_schema import CALL_SCHEMA, first_issue
-from veto_crm.decision import iso_timestamp
-from veto_crm.evaluator import PolicyEvaluator
-from veto_crm.ids import ALPHABET, encode_time
+from veto_crm.decision import Decision, PolicyAnswer, Reason, iso_timestamp
+from veto_crm.evaluator import Evaluation, PolicyEvaluator
+from veto_crm.frozen import fast_init
+from veto_crm.ids import ALPHABET, encode_time, monotonic_ulid
 from veto_crm.input import FORBIDDEN_KEYS, InputLimits, RefusedCall, check_call
 from veto_crm.jsontext import MAX_SAFE_INTEGER, canonical, js_key_order, stringify
 from veto_crm.text import fold_key
@@ -172,6 +178,20 @@ def test_snapshot_matches_the_plain_rule() -> None:
             got = checked.call if checked.ok else checked.partial  # type: ignore[union-attr]
             assert checked.json == text, f"seed {SEED} case {n}"
             assert stringify(got) == stringify(copy) and repr(got) == repr(copy), f"seed {SEED} case {n}"
+            assert checked.keys == _all_keys(copy), f"seed {SEED} case {n}"
+
+
+def _all_keys(value: Any) -> frozenset[str]:
+    found: set[str] = set()
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            found.update(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return frozenset(found)
 
 
 def test_schema_check_matches_jsonschema() -> None:
@@ -250,3 +270,177 @@ def test_answers_read_once_equal_answers_read_fresh() -> None:
         fresh = PolicyEvaluator.create(bundle.wasm, data).evaluate_call(checked.json, recent)
         assert first.ok and again.ok and fresh.ok, f"seed {SEED + 5} case {n}"
         assert first.answer == again.answer == fresh.answer, f"seed {SEED + 5} case {n}"
+
+
+def test_masking_skipped_by_keys_masks_as_the_walk_does() -> None:
+    rng = random.Random(SEED + 6)
+    sensitive = frozenset({"ssn", "tax_id", "email", "straße", "amount"})
+    masker = records.RecordMasker()
+    names = ["SSN", "Email", "STRASSE", "Straße", "amount", "note", "tool", "x", "k"]
+    for n in range(3000):
+        raw = _call(rng)
+        # Sensitive names at any depth, the contract's own fields among them (never masked themselves).
+        if isinstance(raw, dict) and isinstance(raw.get("arguments"), dict):
+            raw["arguments"][rng.choice(names)] = {rng.choice(names): [{rng.choice(names): 1}]}
+        checked = check_call(raw, InputLimits(), frozenset())
+        value = checked.call if checked.ok else checked.partial  # type: ignore[union-attr]
+        if value is None:
+            continue
+        assert checked.keys is not None, f"seed {SEED + 6} case {n}"
+        assert masker.mask_input(value, sensitive, checked.keys) == masker.mask_input(value, sensitive), f"seed {SEED + 6} case {n}"
+
+
+def _bundle_and_data() -> tuple[Any, str]:
+    bundle = load_bundle(str(BUNDLE))
+    return bundle, canonical(bundle.data)
+
+
+def test_direct_opa_eval_answers_as_wasmtime_public_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every answer, refusal and error of the direct path is the public Func.__call__ path's, memory growth included."""
+    rng = random.Random(SEED + 7)
+    bundle, data = _bundle_and_data()
+    direct = PolicyEvaluator.create(bundle.wasm, data)
+    assert direct._instance is not None and direct._instance.direct is not None
+
+    class NoDirect:
+        def __init__(self, *args: Any) -> None:
+            raise TypeError("the public call path")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(evaluator_module, "_DirectEval", NoDirect)
+        public = PolicyEvaluator.create(bundle.wasm, data)
+    assert public._instance is not None and public._instance.direct is None
+
+    def both(text: str) -> tuple[Evaluation, Evaluation]:
+        mine = direct.evaluate_json(text)
+        with monkeypatch.context() as patched:
+            patched.setattr(evaluator_module, "_DirectEval", NoDirect)
+            theirs = public.evaluate_json(text)
+        return mine, theirs
+
+    texts: list[str] = []
+    for _ in range(300):
+        checked = check_call(_call(rng), InputLimits(), frozenset())
+        if checked.ok:
+            assert checked.json is not None
+            texts.append(f'{checked.json[:-1]},"history":{{"recentDenies":{rng.randrange(0, 6)}}}}}')
+    good = '{"tool":"crm.read","arguments":{},"context":{"actorId":"a","tenantId":"acme","environment":"production"}'
+    # The module's parser refusing the text (opa_abort, raised through the host function), text that is no JSON,
+    # and inputs larger than the memory: it grows (and may move) during the call.
+    texts += ['{"tool":"\\ud800"}', '{"tool":"\x01"}', "{", "", good + "}"]
+    texts += [good + ',"pad":"' + "x" * rng.choice([3, 5, 9]) * 300_000 + '"}' for _ in range(3)]
+    rng.shuffle(texts)
+    for n, text in enumerate(texts):
+        mine, theirs = both(text)
+        assert (mine.ok, mine.answer, mine.error) == (theirs.ok, theirs.answer, theirs.error), f"seed {SEED + 7} case {n}: {text[:80]}"
+        assert direct.instantiations == public.instantiations, f"seed {SEED + 7} case {n}"
+    # A trap (an entrypoint that does not exist) is an error on both paths, and the next evaluation starts afresh.
+    direct._entrypoint = public._entrypoint = 9999
+    mine, theirs = both(good + "}")
+    assert not mine.ok and (mine.ok, mine.error) == (theirs.ok, theirs.error)
+    assert direct._instance is None and public._instance is None
+
+
+def test_fast_init_keeps_every_dataclass_behaviour() -> None:
+    rng = random.Random(SEED + 8)
+
+    @dataclasses.dataclass(frozen=True)
+    class Plain:
+        a: str
+        b: int
+        c: Any = None
+        d: tuple[str, ...] = ()
+
+    @fast_init
+    @dataclasses.dataclass(frozen=True)
+    class Fast:
+        a: str
+        b: int
+        c: Any = None
+        d: tuple[str, ...] = ()
+
+    for n in range(500):
+        args: list[Any] = [rng.choice(["x", "", "é"]), rng.randrange(-5, 5)]
+        kwargs: dict[str, Any] = {}
+        if rng.random() < 0.5:
+            args.append(rng.choice([None, 1.5, "c"]))
+        elif rng.random() < 0.5:
+            kwargs["c"] = [1]
+        if rng.random() < 0.5:
+            kwargs["d"] = ("q",)
+        plain, fast = Plain(*args, **kwargs), Fast(*args, **kwargs)
+        assert [getattr(plain, f.name) for f in dataclasses.fields(plain)] == [getattr(fast, f.name) for f in dataclasses.fields(fast)], (
+            f"seed {SEED + 8} case {n}"
+        )
+        assert repr(plain).replace("Plain", "Fast") == repr(fast)
+        assert fast == Fast(*args, **kwargs) and dataclasses.replace(fast, b=7).b == 7
+        if not isinstance(fast.c, list):
+            assert hash(fast) == hash(Fast(*args, **kwargs))
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            fast.a = "y"  # type: ignore[misc]
+    for bad in ((), ("a",), ("a", 1, 2, 3, 4)):
+        with pytest.raises(TypeError):
+            Fast(*bad)
+    with pytest.raises(TypeError):
+        Fast("a", 1, e=2)  # type: ignore[call-arg]
+    # The decision types made on every call are fast and still equal, hashable and frozen.
+    reasons = (Reason("r", "m"),)
+    answer = PolicyAnswer("deny", True, reasons, ())
+    assert answer == PolicyAnswer(action="deny", escalated=True, reasons=reasons, approvers=()) and answer.destination_hosts is None
+    decision = Decision("id", "deny", True, "m", reasons, (), None, "t")  # type: ignore[arg-type]
+    assert hash(decision) == hash(dataclasses.replace(decision))
+    # What it cannot do the generated __init__'s way is refused when decorated.
+    with pytest.raises(TypeError):
+
+        @fast_init
+        @dataclasses.dataclass(frozen=True)
+        class WithFactory:
+            a: list[int] = dataclasses.field(default_factory=list)
+
+    with pytest.raises(TypeError):
+
+        @fast_init
+        @dataclasses.dataclass(frozen=True)
+        class WithInitVar:
+            a: int
+            b: dataclasses.InitVar[int] = 0
+
+    with pytest.raises(TypeError):
+
+        @fast_init
+        @dataclasses.dataclass
+        class NotFrozen:
+            a: int
+
+
+def _ulid_number(text: str) -> int:
+    return sum(ALPHABET.index(c) << (5 * (25 - i)) for i, c in enumerate(text))
+
+
+def test_ulids_are_monotonic_and_a_forked_child_draws_afresh() -> None:
+    rng = random.Random(SEED + 9)
+    next_id = monotonic_ulid()
+    ms = 1735689600000.0
+    last = ""
+    for n in range(20000):
+        # Forward, the same millisecond, and back: the id never goes down.
+        ms += rng.choice([0, 0, 1, 60_000, -5])
+        made = next_id(ms)
+        assert len(made) == 26 and made > last, f"seed {SEED + 9} case {n}"
+        if last and made[:10] == last[:10] and int(ms) <= _ulid_number(last) >> 80:
+            assert _ulid_number(made) == _ulid_number(last) + 1, f"seed {SEED + 9} case {n}"
+        last = made
+    if not hasattr(os, "fork"):
+        return
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.close(read_end)
+        os.write(write_end, next_id(ms + 10**6).encode())
+        os._exit(0)
+    os.close(write_end)
+    child = os.read(read_end, 64).decode()
+    os.close(read_end)
+    os.waitpid(pid, 0)
+    parent = next_id(ms + 10**6)
+    assert len(child) == 26 and child[:10] == parent[:10] and child != parent

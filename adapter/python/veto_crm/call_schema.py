@@ -181,6 +181,22 @@ def _compile(schema: Mapping[str, Any]) -> Callable[[Any], bool]:
     strict = extra is False
     extra_check = _compile(extra) if isinstance(extra, dict) and extra else None
     walk_members = bool(properties) or strict or extra_check is not None
+    leaf = items is None and not properties and not required and extra is None
+    # A leaf (a type, perhaps not blank, nothing inside): one test, the one check() below makes for it.
+    if leaf and kind_types is not None and set(schema) - {"x-veto-expected"} <= {"type", "x-veto-not-blank"}:
+        if not_blank and kind == "string":
+
+            def check_text(value: Any) -> bool:
+                return isinstance(value, str) and not is_blank(value)
+
+            return check_text
+        if not not_blank and not no_bool:
+            leaf_types = kind_types
+
+            def check_type(value: Any) -> bool:
+                return isinstance(value, leaf_types)
+
+            return check_type
 
     def check(value: Any) -> bool:
         if kind_types is not None and (not isinstance(value, kind_types) or (no_bool and isinstance(value, bool))):

@@ -11,11 +11,13 @@ from datetime import datetime, timezone
 from typing import Any, Literal, Mapping, Optional
 
 from .bundle import BundleVersion
+from .frozen import fast_init
 
 Action = Literal["allow", "deny", "require_approval"]
 ACTIONS: tuple[str, ...] = ("allow", "deny", "require_approval")
 
 
+@fast_init
 @dataclass(frozen=True)
 class Reason:
     code: str
@@ -25,6 +27,7 @@ class Reason:
         return {"code": self.code, "message": self.message}
 
 
+@fast_init
 @dataclass(frozen=True)
 class PolicyAnswer:
     """What ``veto/crm/decision`` answers."""
@@ -37,6 +40,7 @@ class PolicyAnswer:
     destination_hosts: Optional[tuple[str, ...]] = None
 
 
+@fast_init
 @dataclass(frozen=True)
 class Decision:
     id: str
@@ -133,4 +137,10 @@ def iso_timestamp(ms: float) -> str:
         _LAST_DAY = (day, date)
     hour, second = divmod(second, 3600)
     minute, second = divmod(second, 60)
-    return f"{date}{hour:02d}:{minute:02d}:{second:02d}.{millis:03d}Z"
+    two = _TWO_DIGITS
+    return f"{date}{two[hour]}:{two[minute]}:{two[second]}{_MILLIS[millis]}"
+
+
+#: "00" to "59", and ".000Z" to ".999Z": a time of day is put together, not formatted.
+_TWO_DIGITS = tuple(f"{n:02d}" for n in range(60))
+_MILLIS = tuple(f".{n:03d}Z" for n in range(1000))

@@ -34,6 +34,8 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import math
+import struct
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -45,6 +47,7 @@ from .bundle import DECISION_ENTRYPOINT, DERIVED_ENTRYPOINT
 from .decision import PolicyAnswer, Reason
 from .errors import BundleLoadError
 from .jsontext import JsonParseError, parse, stringify
+from .frozen import fast_init
 
 PAGE = 64 * 1024
 MIN_PAGES = 16
@@ -71,6 +74,7 @@ def memory_pages_for(data_bytes: int) -> tuple[int, int]:
     return initial, max(EVALUATION_PAGES, initial + EVALUATION_PAGES)
 
 
+@fast_init
 @dataclass(frozen=True)
 class Evaluation:
     ok: bool
@@ -79,52 +83,93 @@ class Evaluation:
     error: Optional[str] = None
 
 
+#: opa_eval's type: seven i32 parameters, one i32 result.
+_OPA_EVAL_ARITY = 7
+#: Bytes of one wasmtime_val_raw_t (a union of i32, i64, f32, f64, v128 and references).
+_VAL_RAW_BYTES = 16
+#: opa_eval's seven arguments, each an i32 at the start of its wasmtime_val_raw_t (little-endian, as every host
+#: wasmtime runs on); the result is written over the first.
+_ARGS = struct.Struct("<" + f"I{_VAL_RAW_BYTES - 4}x" * _OPA_EVAL_ARITY)
+_RESULT = struct.Struct("<i")
+
+
 class _DirectEval:
     """
-    opa_eval called through wasmtime's C API with argument buffers made once
-    (what wasmtime.Func.__call__ does, minus looking up the function's type
-    and converting every argument on every call: most of an evaluation's
-    time), and the module's memory read and written through its base
-    pointer. Uses wasmtime-py internals, so it is checked when made and, when
+    opa_eval called through wasmtime's C API as directly as ctypes allows:
+    ``wasmtime_func_call_unchecked`` on an argument buffer made once (the
+    function's type, seven i32 in and one out, is checked here, once, instead
+    of on every call as ``Func.__call__`` and ``wasmtime_func_call`` do),
+    through function pointers that take plain addresses (no ctypes object is
+    made per call), and the module's memory read and written through its base
+    address. A trap or error is raised as ``Func.__call__`` raises it (a
+    Python exception raised by a host function, such as opa_abort's WasmAbort,
+    first). Uses wasmtime-py internals, so it is checked when made and, when
     anything is not as expected (another wasmtime version), not used: the
     public API does the same work more slowly.
     """
 
     def __init__(self, store: wasmtime.Store, func: wasmtime.Func, memory: wasmtime.Memory) -> None:
         from wasmtime import _ffi as ffi
-        from wasmtime._func import enter_wasm
+        from wasmtime import _func as func_module
+
+        ty = func.type(store)
+        if [str(t) for t in ty.params] != ["i32"] * _OPA_EVAL_ARITY or [str(t) for t in ty.results] != ["i32"]:
+            raise TypeError("opa_eval does not have the type (i32 x 7) -> i32")
+        if ctypes.sizeof(ffi.wasmtime_val_raw_t) != _VAL_RAW_BYTES or sys.byteorder != "little":
+            raise TypeError("wasmtime_val_raw_t is not as expected")
+        pointer = ctypes.c_void_p
+
+        def entry(name: str, restype: Any, *argtypes: Any) -> Any:
+            address = ctypes.cast(getattr(ffi.dll, name), pointer).value
+            if not address:
+                raise AttributeError(name)
+            return ctypes.CFUNCTYPE(restype, *argtypes)(address)
 
         self._ffi: Any = ffi
-        self._enter_wasm: Any = enter_wasm
-        self._context = store._context()
-        self._func = ctypes.byref(func._func)
-        self._memory = ctypes.byref(memory._memory)
-        self._params = (ffi.wasmtime_val_t * 7)()
-        for param in self._params:
-            setattr(param, "kind", ffi.WASMTIME_I32.value)
-        self._results = (ffi.wasmtime_val_t * 1)()
+        self._last_exception: Any = func_module.maybe_raise_last_exn
+        self._call: Any = entry("wasmtime_func_call_unchecked", pointer, pointer, pointer, pointer, ctypes.c_size_t, pointer)
+        self._data: Any = entry("wasmtime_memory_data", pointer, pointer, pointer)
+        self._data_size: Any = entry("wasmtime_memory_data_size", ctypes.c_size_t, pointer, pointer)
+        # The store, function and memory outlive this object (the _Instance holds them); their addresses are kept.
         self._store = store
+        self._func = func
+        self._memory = memory
+        self._context = ctypes.cast(store._context(), pointer).value
+        self._func_address = ctypes.addressof(func._func)
+        self._memory_address = ctypes.addressof(memory._memory)
+        self._args = (ctypes.c_uint8 * (_VAL_RAW_BYTES * _OPA_EVAL_ARITY))()
+        self._args_address = ctypes.addressof(self._args)
+        self._trap = pointer()
+        self._trap_address = ctypes.addressof(self._trap)
         self._base = 0
         self._size = -1
 
     def base_and_size(self) -> tuple[int, int]:
-        ffi = self._ffi
-        size = int(ffi.wasmtime_memory_data_size(self._context, self._memory))
+        size = self._data_size(self._context, self._memory_address)
         # A memory moves only when it grows, and growing changes its size: the base is asked again only then.
         if size != self._size:
-            self._base = ctypes.cast(ffi.wasmtime_memory_data(self._context, self._memory), ctypes.c_void_p).value or 0
+            self._base = self._data(self._context, self._memory_address) or 0
             self._size = size
         return self._base, size
 
     def call(self, *args: int) -> int:
-        params = self._params
-        for i, value in enumerate(args):
-            params[i].of.i32 = value
-        with self._enter_wasm(self._store) as trap:
-            error = self._ffi.wasmtime_func_call(self._context, self._func, params, 7, self._results, 1, trap)
-            if error:
-                raise wasmtime.WasmtimeError._from_ptr(error)
-        return int(self._results[0].of.i32)
+        _ARGS.pack_into(self._args, 0, *args)
+        trap = self._trap
+        trap.value = None
+        error = self._call(self._context, self._func_address, self._args_address, _OPA_EVAL_ARITY, self._trap_address)
+        if error or trap.value:
+            self._raise(error, trap.value)
+        return int(_RESULT.unpack_from(self._args)[0])
+
+    def _raise(self, error: Optional[int], trap: Optional[int]) -> None:
+        """What wasmtime's enter_wasm raises: a host function's own exception first, then the trap or the error."""
+        ffi = self._ffi
+        if trap:
+            trap_object = wasmtime.Trap._from_ptr(ctypes.cast(trap, ctypes.POINTER(ffi.wasm_trap_t)))
+            self._last_exception()
+            raise trap_object
+        self._last_exception()
+        raise wasmtime.WasmtimeError._from_ptr(ctypes.cast(error or 0, ctypes.POINTER(ffi.wasmtime_error_t)))
 
 
 class _Instance:
@@ -313,12 +358,13 @@ class _Instance:
         assert direct is not None
         addr = self.data_heap
         length = len(input_json)
+        end = addr + length
         base, size = direct.base_and_size()
-        if addr + length > size:
-            self.memory.grow(self.store, math.ceil((addr + length - size) / PAGE))
+        if end > size:
+            self.memory.grow(self.store, math.ceil((end - size) / PAGE))
             base, size = direct.base_and_size()
         ctypes.memmove(base + addr, input_json, length)
-        result = direct.call(0, entrypoint, self.data_addr, addr, length, addr + length, 0)
+        result = direct.call(0, entrypoint, self.data_addr, addr, length, end, 0)
         # The call may have grown the memory (and moved it).
         base, size = direct.base_and_size()
         return _c_bytes(base, size, result)

@@ -24,7 +24,15 @@ ReadRecord = dict[str, Any]
 
 def _evidence_of(record: dict[str, Any]) -> ReadRecord:
     """What approval checks read of a record (not the call it holds)."""
-    common = {k: record.get(k) for k in ("type", "decision_id", "timestamp", "actor_id", "tenant_id", "call_digest")}
+    get = record.get
+    common = {
+        "type": get("type"),
+        "decision_id": get("decision_id"),
+        "timestamp": get("timestamp"),
+        "actor_id": get("actor_id"),
+        "tenant_id": get("tenant_id"),
+        "call_digest": get("call_digest"),
+    }
     result = record.get("result") or {}
     if record.get("type") == "decision":
         made = {**common, "result": {"action": result.get("action"), "escalated": result.get("escalated"), "approvers": list(result.get("approvers") or [])}}

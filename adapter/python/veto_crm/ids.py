@@ -3,13 +3,16 @@ Decision ids: ULIDs (26 characters of Crockford base32, 48 bits of
 milliseconds then 80 random bits), monotonic within one generator as the
 TypeScript adapter's are: an id is never smaller than the one before it, even
 within one millisecond or when the clock steps back (the random part of the
-last id is incremented instead).
+last id is incremented instead). Randomness comes from os.urandom in 4 KiB
+blocks, as the TypeScript adapter's from crypto.randomFillSync; a forked child
+starts a new block.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import weakref
 from typing import Callable
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -30,31 +33,74 @@ def encode_time(ms: int) -> str:
     return pairs[(ms >> 40) & 1023] + pairs[(ms >> 30) & 1023] + pairs[(ms >> 20) & 1023] + pairs[(ms >> 10) & 1023] + pairs[ms & 1023]
 
 
+#: Random bytes drawn from the OS at a time (os.urandom is a system call; the TypeScript adapter draws 4 KiB blocks too).
+POOL_BYTES = 4096
+RANDOM_BYTES = 10  # 80 bits: RANDOM_LEN characters of five bits
+RANDOM_MAX = 2**80 - 1
+
+#: Every generator, so that a forked child draws new randomness instead of its parent's next ids.
+_GENERATORS: "weakref.WeakSet[_MonotonicUlid]" = weakref.WeakSet()
+
+
 class _MonotonicUlid:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._last_ms = -1
         self._time = ""
-        self._digits = [0] * RANDOM_LEN
+        #: The random part of the last id, as an 80-bit number (incremented within one millisecond).
+        self._random = 0
+        self._pool = b""
+        self._pool_at = 0
+        _GENERATORS.add(self)
+
+    def _forget(self) -> None:
+        """After fork: nothing the parent drew or gave is reused (the same pool would give both processes the same ids)."""
+        self._lock = threading.Lock()
+        self._last_ms = -1
+        self._pool = b""
+        self._pool_at = 0
 
     def __call__(self, now_ms: float) -> str:
         ms = int(now_ms // 1)
         with self._lock:
-            digits = self._digits
             if ms > self._last_ms:
+                time = encode_time(ms)
+                at = self._pool_at
+                pool = self._pool
+                if at + RANDOM_BYTES > len(pool):
+                    pool = self._pool = os.urandom(POOL_BYTES)
+                    at = 0
+                self._pool_at = at + RANDOM_BYTES
+                r = int.from_bytes(pool[at : at + RANDOM_BYTES], "big")
                 self._last_ms = ms
-                self._time = encode_time(ms)
-                # 256 is a multiple of 32: the low five bits of a uniform byte are uniform.
-                digits[:] = [b & 31 for b in os.urandom(RANDOM_LEN)]
+                self._time = time
             else:
-                for i in range(RANDOM_LEN - 1, -1, -1):
-                    if digits[i] < 31:
-                        digits[i] += 1
-                        break
-                    digits[i] = 0
-                else:
+                r = self._random + 1
+                if r > RANDOM_MAX:
                     raise OverflowError("ULID random part overflowed within one millisecond")
-            return self._time + "".join([ALPHABET[d] for d in digits])
+            self._random = r
+            pairs = _PAIRS
+            # RANDOM_LEN (16) characters of five bits each, most significant first, two at a time.
+            return (
+                self._time
+                + pairs[r >> 70]
+                + pairs[(r >> 60) & 1023]
+                + pairs[(r >> 50) & 1023]
+                + pairs[(r >> 40) & 1023]
+                + pairs[(r >> 30) & 1023]
+                + pairs[(r >> 20) & 1023]
+                + pairs[(r >> 10) & 1023]
+                + pairs[r & 1023]
+            )
+
+
+def _after_fork() -> None:
+    for generator in list(_GENERATORS):
+        generator._forget()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
 
 
 def monotonic_ulid() -> Callable[[float], str]:

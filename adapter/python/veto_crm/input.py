@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Sequence, Union
 
 from .call_schema import first_issue
-from .jsontext import MAX_SAFE_INTEGER, canonical, has_lone_surrogate, js_key_order, js_number, js_string
+from .jsontext import _DIGITS, MAX_SAFE_INTEGER, canonical, has_lone_surrogate, js_key_order, js_number, js_string
 from .text import fold_key, is_blank
+from .frozen import fast_init
 
 #: Keys that could reach Object.prototype through a careless merge in JavaScript code downstream.
 FORBIDDEN_KEYS = frozenset({"__proto__", "constructor", "prototype"})
@@ -40,6 +41,7 @@ class InputLimits:
 DEFAULT_INPUT_LIMITS = InputLimits()
 
 
+@fast_init
 @dataclass(frozen=True)
 class CheckedCall:
     """A call that passed validation: its snapshot and the snapshot's canonical JSON."""
@@ -47,8 +49,11 @@ class CheckedCall:
     call: dict[str, Any]
     json: str
     ok: bool = True
+    #: Every object key in the snapshot (what masking needs to know first), when known.
+    keys: Optional[frozenset[str]] = None
 
 
+@fast_init
 @dataclass(frozen=True)
 class RefusedCall:
     """A call that did not: why, and as much of it as could be copied (None when nothing could)."""
@@ -57,6 +62,8 @@ class RefusedCall:
     partial: Any = None
     json: Optional[str] = None
     ok: bool = False
+    #: Every object key in ``partial``, when it is a snapshot.
+    keys: Optional[frozenset[str]] = None
 
 
 CheckedInput = Union[CheckedCall, RefusedCall]
@@ -90,17 +97,32 @@ def _not_unicode(what: str) -> _InputRefused:
     return _InputRefused(f"{what} not well-formed Unicode (it holds a lone surrogate, which JSON text in UTF-8 cannot carry)")
 
 
-#: json.dumps(ensure_ascii=False, separators=(",", ":"), sort_keys=True), with its encoder made once (the C encoder does the work).
-_PLAIN_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode
+#: json.dumps(ensure_ascii=False, separators=(",", ":"), sort_keys=True) of a snapshot, through the C encoder made
+#: once (JSONEncoder.encode makes one per call). Without its circular-reference check: a snapshot is a tree.
+_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
+_plain_encoder = (
+    None
+    if _c_make_encoder is None
+    else _c_make_encoder(None, json.JSONEncoder().default, json.encoder.encode_basestring, None, ":", ",", True, False, True)
+)
+_PLAIN_JSON_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode
 
 
-def snapshot(raw: Any, limits: InputLimits) -> tuple[Any, str]:
-    """Copy ``raw`` into fresh JSON values within the limits; return the copy and its canonical JSON."""
+def _PLAIN_JSON(value: Any) -> str:
+    if _plain_encoder is None:
+        return _PLAIN_JSON_ENCODER(value)
+    return "".join(_plain_encoder(value, 0))
+
+
+def snapshot(raw: Any, limits: InputLimits) -> tuple[Any, str, frozenset[str]]:
+    """Copy ``raw`` into fresh JSON values within the limits; return the copy, its canonical JSON and every object key in it."""
     max_bytes = limits.max_input_bytes
     max_depth = limits.max_depth
     # A lower bound of the JSON size (in UTF-16 code units, as the TypeScript adapter counts), so far-over inputs stop early.
     size = 0
     keys: list[Union[str, int]] = []
+    # Every key copied, for masking (records.py): a set per object, joined at the end.
+    key_sets: list[Any] = []
     # Whether json.dumps(sort_keys=True) writes the copy exactly as canonical() does: no number that Python
     # prints unlike JavaScript (integral floats, exponents) and no key whose code-point order differs from
     # its UTF-16 order (a character beyond U+FFFF).
@@ -177,7 +199,13 @@ def snapshot(raw: Any, limits: InputLimits) -> tuple[Any, str]:
                 keys.pop()
             return out_list
         out: dict[str, Any] = {}
-        for key in js_key_order(value):
+        # js_key_order, inline (a call per object): array-index keys first only when a key starts with a digit.
+        order = list(value)
+        for key in order:
+            if key[:1] in _DIGITS:
+                order = js_key_order(order)
+                break
+        for key in order:
             if type(key) is not str:
                 if not isinstance(key, str):
                     raise _InputRefused(f"a key of {_describe(_path_of(keys))} is not a string ({key!r})")
@@ -210,6 +238,7 @@ def snapshot(raw: Any, limits: InputLimits) -> tuple[Any, str]:
             if size > max_bytes:
                 raise too_large()
             out[key] = item
+        key_sets.append(out.keys())
         return out
 
     value = copy(raw, 0)
@@ -217,7 +246,7 @@ def snapshot(raw: Any, limits: InputLimits) -> tuple[Any, str]:
     exact = len(text) if text.isascii() else len(text.encode("utf-8"))
     if exact > max_bytes:
         raise _InputRefused(f"the call is larger than {max_bytes} bytes ({exact})")
-    return value, text
+    return value, text, frozenset().union(*key_sets)
 
 
 def amount_field_names(amount_fields: Sequence[str]) -> frozenset[str]:
@@ -284,24 +313,24 @@ def check_call(
     had the call as text, else the shortest text of the double.
     """
     try:
-        copy, text = snapshot(raw, limits)
+        copy, text, all_keys = snapshot(raw, limits)
     except _InputRefused as refused:
         return RefusedCall(str(refused))
     except Exception as error:  # a __getitem__ or __iter__ of what the caller passed raised
         return RefusedCall(f"the call cannot be read: {error}")
     if not isinstance(copy, dict):
-        return RefusedCall("the call must be an object {tool, arguments, context}", copy, text)
+        return RefusedCall("the call must be an object {tool, arguments, context}", copy, text, keys=all_keys)
     if "history" in copy:
-        return RefusedCall("history is computed by the adapter and cannot be supplied", copy, text)
+        return RefusedCall("history is computed by the adapter and cannot be supplied", copy, text, keys=all_keys)
     issue = first_issue(copy)
     if issue is not None:
         path = ".".join(str(p) for p in issue.path)
-        return RefusedCall(f"{_describe(path)}: {issue.message}", copy, text)
+        return RefusedCall(f"{_describe(path)}: {issue.message}", copy, text, keys=all_keys)
     amount = copy["arguments"].get("amount")
     if amount is not None and _is_number(amount):
         problem = _amount_problem(amount, number_texts.get("/arguments/amount") if number_texts is not None else None)
         if problem is not None:
-            return RefusedCall(f"arguments.amount: an amount {problem}", copy, text)
+            return RefusedCall(f"arguments.amount: an amount {problem}", copy, text, keys=all_keys)
     changes = copy["arguments"].get("changes")
     if changes is not None:
         for key in js_key_order(changes):
@@ -311,14 +340,15 @@ def check_call(
             if fold_key(key) not in amount_names:
                 continue
             if not _is_number(item):
-                return RefusedCall(f"arguments.changes.{key}: an amount must be a finite number", copy, text)
+                return RefusedCall(f"arguments.changes.{key}: an amount must be a finite number", copy, text, keys=all_keys)
             pointer_text = number_texts.get(f"/arguments/changes/{_pointer_token(key)}") if number_texts is not None else None
             problem = _amount_problem(item, pointer_text)
             if problem is not None:
-                return RefusedCall(f"arguments.changes.{key}: an amount {problem}", copy, text)
-    return CheckedCall(copy, text)
+                return RefusedCall(f"arguments.changes.{key}: an amount {problem}", copy, text, keys=all_keys)
+    return CheckedCall(copy, text, keys=all_keys)
 
 
+@fast_init
 @dataclass(frozen=True)
 class PartialContext:
     """The parts of a refused call that are safe to read for history and records."""

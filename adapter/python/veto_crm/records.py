@@ -101,15 +101,19 @@ class RecordMasker:
         """The digest of {tool, arguments, context} that an approval is bound to and records carry as ``call_digest``."""
         return self.digest({"tool": call.get("tool"), "arguments": call.get("arguments"), "context": call.get("context")})
 
-    def mask_input(self, value: Any, sensitive_fields: frozenset[str]) -> tuple[Any, list[str]]:
+    def mask_input(self, value: Any, sensitive_fields: frozenset[str], keys: Optional[frozenset[str]] = None) -> tuple[Any, list[str]]:
         """
         A copy of ``value`` (the call as received, or as much of it as is JSON)
         fit for a record and for replay: the value under every key named
         sensitive (names matched by their fold keys, text.py; any depth) replaced by its digest, the
         contract's own fields never masked themselves. Also the JSON pointers
         replaced, rooted at the record (``/input/arguments/changes/ssn``).
+        ``keys``: every object key in ``value`` (input.py's snapshot collects
+        them), when known: with no sensitive key among them nothing is walked.
         """
         masked: list[str] = []
+        if keys is not None and not _any_sensitive(keys, sensitive_fields):
+            return value, masked
         if not _has_maskable(value, sensitive_fields, ""):
             return value, masked
 
@@ -157,6 +161,29 @@ def _is_sensitive(key: str, sensitive_fields: frozenset[str], memo: dict[str, bo
     return hit
 
 
+#: Keys known not to be sensitive, for each set of sensitive fold keys (bounded as _SENSITIVE_MEMOS).
+_SAFE_KEYS: dict[frozenset[str], set[str]] = {}
+
+
+def _any_sensitive(keys: frozenset[str], sensitive_fields: frozenset[str]) -> bool:
+    """Whether any of ``keys`` is sensitive (its fold key is in ``sensitive_fields``), wherever it is."""
+    safe = _SAFE_KEYS.get(sensitive_fields)
+    if safe is None:
+        if len(_SAFE_KEYS) >= 8:
+            _SAFE_KEYS.clear()
+        safe = _SAFE_KEYS.setdefault(sensitive_fields, set())
+    if keys <= safe:
+        return False
+    memo = _sensitive_memo(sensitive_fields)
+    for key in keys - safe:
+        if _is_sensitive(key, sensitive_fields, memo):
+            return True
+        if len(safe) >= _MEMO_KEYS:
+            safe.clear()
+        safe.add(key)
+    return False
+
+
 def _has_maskable(v: Any, sensitive_fields: frozenset[str], pointer: Optional[str], memo: Optional[dict[str, bool]] = None) -> bool:
     """Whether mask_input would replace anything in ``v`` (the same walk, without copying); ``pointer`` None below the contract's objects."""
     if memo is None:
@@ -201,10 +228,13 @@ def decision_record(
 ) -> Record:
     """The record of one decision (veto.ts's DecisionEventRecord), members in the TypeScript adapter's order."""
 
-    def optional(name: str) -> Optional[str]:
-        value = context.get(name) if context is not None else None
-        return value if isinstance(value, str) else None
-
+    if context is not None:
+        source_system = context.get("sourceSystem")
+        request_id = context.get("requestId")
+        session_id = context.get("sessionId")
+        on_behalf_of = context.get("onBehalfOf")
+    else:
+        source_system = request_id = session_id = on_behalf_of = None
     record: Record = {
         "type": "decision",
         "decision_id": decision.id,
@@ -215,16 +245,22 @@ def decision_record(
         "actor_id": who.get("actor_id"),
         "tenant_id": who.get("tenant_id"),
         "environment": who.get("environment"),
-        "source_system": optional("sourceSystem"),
-        "request_id": optional("requestId"),
-        "session_id": optional("sessionId"),
-        "on_behalf_of": optional("onBehalfOf"),
+        "source_system": source_system if isinstance(source_system, str) else None,
+        "request_id": request_id if isinstance(request_id, str) else None,
+        "session_id": session_id if isinstance(session_id, str) else None,
+        "on_behalf_of": on_behalf_of if isinstance(on_behalf_of, str) else None,
         "input": input,
         "masked": list(masked),
         "input_digest": input_digest,
         "call_digest": call_digest,
         "history": None if recent_denies is None else {"recent_denies": recent_denies},
-        "result": result_of(decision),
+        "result": {
+            "action": decision.action,
+            "escalated": decision.escalated,
+            "reason": decision.reason,
+            "reasons": [{"code": r.code, "message": r.message} for r in decision.reasons],
+            "approvers": list(decision.approvers),
+        },
         "metrics": {"timer_rego_query_eval_ns": eval_ns},
     }
     # The hosts the policy read, from its own answer: one parser, in the policy (docs/contract.md §4b).
@@ -247,7 +283,7 @@ def decision_record(
 
 
 def result_of(decision: Decision) -> dict[str, Any]:
-    """A record's ``result``."""
+    """A record's ``result`` (decision_record writes the same inline)."""
     return {
         "action": decision.action,
         "escalated": decision.escalated,

@@ -24,12 +24,13 @@ from __future__ import annotations
 import bisect
 import threading
 from collections import OrderedDict
-from contextlib import contextmanager
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Iterator, Literal, Mapping, Optional, Union
+from typing import Any, Callable, ContextManager, Literal, Mapping, Optional, Union
 
 from .bundle import BundleVersion
 from .decision import Decision, Reason
+from .frozen import fast_init
 
 #: "executed": approved, then claimed once by the caller about to run the
 #: call (use-once, docs/contract.md §6); no later claim succeeds. "amended": an
@@ -40,6 +41,7 @@ ApprovalStatus = Literal["pending", "answering", "approved", "rejected", "expire
 MAX_DENIES_PER_KEY = 10_000
 
 
+@fast_init
 @dataclass(frozen=True)
 class ApprovalState:
     status: str
@@ -53,6 +55,7 @@ class ApprovalState:
     amended_to: Optional[str] = None
 
 
+@fast_init
 @dataclass(frozen=True)
 class ApprovalReview:
     """
@@ -87,6 +90,7 @@ class Amendment:
     call: Optional[Mapping[str, Any]] = None
 
 
+@fast_init
 @dataclass(frozen=True)
 class StoredDecision:
     id: str
@@ -268,31 +272,15 @@ class InMemoryStore:
             self._watchers.setdefault(decision_id, []).append(listener)
         return unwatcher(self._lock, self._watchers, decision_id, listener)
 
-    @contextmanager
-    def unit(self, actor_id: Optional[str], tenant_id: Optional[str]) -> Iterator["InMemoryStore"]:
+    def unit(self, actor_id: Optional[str], tenant_id: Optional[str]) -> ContextManager["InMemoryStore"]:
         """
         One unit of work: units for the same (actor, tenant) run one after
         another, so count -> evaluate -> record -> append sees every deny before
         it and escalation starts exactly at the threshold.
         """
         if actor_id is None or tenant_id is None:
-            yield self
-            return
-        key = (actor_id, tenant_id)
-        with self._unit_guard:
-            lock, users = self._unit_locks.get(key, (threading.Lock(), 0))
-            self._unit_locks[key] = (lock, users + 1)
-        lock.acquire()
-        try:
-            yield self
-        finally:
-            lock.release()
-            with self._unit_guard:
-                lock, users = self._unit_locks[key]
-                if users <= 1:
-                    del self._unit_locks[key]
-                else:
-                    self._unit_locks[key] = (lock, users - 1)
+            return nullcontext(self)
+        return _KeyUnit(self, (actor_id, tenant_id))
 
     def close(self) -> None:
         with self._lock:
@@ -327,3 +315,43 @@ class InMemoryStore:
             self._appends_since_sweep = 0
             for key, times in list(self._denies.items()):
                 self._prune(key, times)
+
+
+class _KeyUnit:
+    """
+    InMemoryStore.unit for one (actor, tenant), as a class (one per decision):
+    the key's lock, made by the first unit that needs it and shared with the
+    units waiting for it, dropped when the last one leaves.
+    """
+
+    __slots__ = ("_store", "_key", "_lock")
+
+    def __init__(self, store: InMemoryStore, key: tuple[str, str]) -> None:
+        self._store = store
+        self._key = key
+        self._lock: Optional[threading.Lock] = None
+
+    def __enter__(self) -> InMemoryStore:
+        store = self._store
+        key = self._key
+        with store._unit_guard:
+            entry = store._unit_locks.get(key)
+            lock = threading.Lock() if entry is None else entry[0]
+            store._unit_locks[key] = (lock, 1 if entry is None else entry[1] + 1)
+        lock.acquire()
+        self._lock = lock
+        return store
+
+    def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
+        lock = self._lock
+        assert lock is not None
+        self._lock = None
+        lock.release()
+        store = self._store
+        key = self._key
+        with store._unit_guard:
+            _, users = store._unit_locks[key]
+            if users <= 1:
+                del store._unit_locks[key]
+            else:
+                store._unit_locks[key] = (lock, users - 1)

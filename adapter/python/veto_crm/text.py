@@ -43,6 +43,9 @@ _BLANK = re.compile("[" + "".join(f"{re.escape(chr(first))}-{re.escape(chr(last)
 
 def is_blank(text: str) -> bool:
     """Whether ``text`` holds nothing but blank characters (docs/contract.md §9); "" is blank."""
+    # No printable ASCII character other than the space is blank: a text that starts with one is not.
+    if text and "!" <= text[0] <= "~":
+        return False
     return _BLANK.fullmatch(text) is not None
 
 

@@ -8,7 +8,7 @@ the unit is its lock and writes go straight through: ``commit`` and ``rollback``
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Any, Iterator, Optional
+from typing import Any, ContextManager, Iterator, Optional
 
 from .records import RecordSink
 from .store import ApprovalTransition, StoredDecision
@@ -26,14 +26,11 @@ class DecisionUnit:
         self._store = store
         self._sink = sink
         self._inner = inner
+        self._target = inner if inner is not None else store
         if inner is not None:
             self.now_ms = inner.now_ms
             joins = getattr(sink, "joins_transaction", None)
             self.records_in_transaction = callable(joins) and bool(joins(inner.transaction))
-
-    @property
-    def _target(self) -> Any:
-        return self._inner if self._inner is not None else self._store
 
     def count_recent_denies(self, actor_id: str, tenant_id: str, since_ms: float) -> int:
         return int(self._target.count_recent_denies(actor_id, tenant_id, since_ms))
@@ -79,15 +76,41 @@ def is_transactional(store: Any) -> bool:
     return getattr(store, "transactional", False) is True
 
 
-@contextmanager
-def run_unit(store: Any, sink: RecordSink, actor_id: Optional[str], tenant_id: Optional[str]) -> Iterator[DecisionUnit]:
+def run_unit(store: Any, sink: RecordSink, actor_id: Optional[str], tenant_id: Optional[str]) -> ContextManager[DecisionUnit]:
     """A unit on ``store``: exclusive per (actor, tenant) when both are given; for a database store, one transaction."""
     if is_transactional(store):
-        with store.unit(actor_id, tenant_id) as inner:
-            yield DecisionUnit(store, sink, inner)
-        return
+        return _transaction_unit(store, sink, actor_id, tenant_id)
     if actor_id is None or tenant_id is None:
-        yield DecisionUnit(store, sink)
-        return
-    with store.unit(actor_id, tenant_id):
-        yield DecisionUnit(store, sink)
+        return _Held(None, DecisionUnit(store, sink))
+    return _Held(store.unit(actor_id, tenant_id), DecisionUnit(store, sink))
+
+
+class _Held:
+    """
+    ``with store.unit(actor, tenant): yield DecisionUnit(store, sink)`` as a
+    class (one per decision: a generator-based context manager costs several
+    times as much), the store's own unit entered and left exactly as the
+    ``with`` would (its ``__exit__`` sees the exception and may suppress it).
+    """
+
+    __slots__ = ("_inner", "_unit")
+
+    def __init__(self, inner: Any, unit: DecisionUnit) -> None:
+        self._inner = inner
+        self._unit = unit
+
+    def __enter__(self) -> DecisionUnit:
+        if self._inner is not None:
+            self._inner.__enter__()
+        return self._unit
+
+    def __exit__(self, kind: Any, error: Any, trace: Any) -> bool:
+        if self._inner is not None:
+            return bool(self._inner.__exit__(kind, error, trace))
+        return False
+
+
+@contextmanager
+def _transaction_unit(store: Any, sink: RecordSink, actor_id: Optional[str], tenant_id: Optional[str]) -> Iterator[DecisionUnit]:
+    with store.unit(actor_id, tenant_id) as inner:
+        yield DecisionUnit(store, sink, inner)

@@ -42,6 +42,7 @@ from .shadow import ShadowPolicy, ShadowVerdict
 from .signature import BundleVerifier, VerificationKeyInput, create_bundle_verifier
 from .store import Amendment, ApprovalReview, ApprovalState, InMemoryStore, StoredDecision
 from .unit import DecisionUnit, run_unit
+from .frozen import fast_init
 
 log = logging.getLogger("veto_crm")
 
@@ -57,6 +58,7 @@ class ActivePolicy:
     evaluator: PolicyEvaluator
 
 
+@fast_init
 @dataclass(frozen=True)
 class EscalationEvent:
     decision: Decision
@@ -236,6 +238,7 @@ def _shadow_verifier(key: Any) -> Optional[BundleVerifier]:
         raise VetoOptionsError(f"create_veto: invalid options: {issue}", [issue]) from None
 
 
+@fast_init
 @dataclass(frozen=True)
 class _Decided:
     decision: Decision
@@ -610,7 +613,7 @@ class Veto:
         # Keyed like the masked values; over the call's canonical JSON, hashed once.
         digest = self._masker.digest_json(checked.json) if isinstance(checked, CheckedCall) else None
         value = checked.call if isinstance(checked, CheckedCall) else checked.partial
-        masked_input, masked = self._masker.mask_input(value, policy.data.sensitive_fields)
+        masked_input, masked = self._masker.mask_input(value, policy.data.sensitive_fields, checked.keys)
         if digest is not None:
             input_digest: Optional[str] = digest
         elif checked.json is None:
@@ -796,7 +799,7 @@ def _check_text(raw: Any, text: Optional[str], limits: InputLimits, amount_names
     except Exception as error:
         checked = check_call(raw, limits, amount_names)
         if isinstance(checked, CheckedCall):
-            return RefusedCall(f"the call's text cannot be read for its amounts: {error}", checked.call, checked.json)
+            return RefusedCall(f"the call's text cannot be read for its amounts: {error}", checked.call, checked.json, keys=checked.keys)
         return checked
     return check_call(raw, limits, amount_names, texts)
 
