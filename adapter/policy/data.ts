@@ -107,6 +107,14 @@ export class DataText {
     target.set(bytes);
   }
 
+  /** Its UTF-8 bytes, fresh (inflated when it is kept deflated: one copy, not two). */
+  bytes(): Uint8Array {
+    if (this.#text !== undefined) return Buffer.from(this.#text, "utf8");
+    const bytes = inflateRawSync(this.#deflated!);
+    if (bytes.length !== this.byteLength) throw new Error("the data document inflated to another length than it had");
+    return bytes;
+  }
+
   /** Its UTF-8 bytes in an ArrayBuffer of their own. */
   toArrayBuffer(): ArrayBuffer {
     const bytes = new Uint8Array(this.byteLength);
