@@ -33,6 +33,9 @@ export interface DataExports {
  */
 export const PIECE_BYTES = 64 * 1024;
 
+/** The scratch buffer's window onto the text: copied into the module's memory a window at a time. */
+const WINDOW_BYTES = 32 * 1024;
+
 const OPEN_BRACE = 0x7b;
 const CLOSE_BRACE = 0x7d;
 const OPEN_BRACKET = 0x5b;
@@ -78,8 +81,12 @@ class PieceLoader {
   readonly #memory: WebAssembly.Memory;
   readonly #bytes: Uint8Array;
   readonly #pieceBytes: number;
+  /** The scratch buffer: a window onto the text, followed by the text of an empty object. */
   #scratch = 0;
   #scratchBytes = 0;
+  /** The text's bytes [#windowStart, #windowEnd) are at #scratch. */
+  #windowStart = 0;
+  #windowEnd = 0;
   #view: Uint8Array | undefined;
   /** Where the last object #object() loaded ends (just past its closing brace). */
   #end = 0;
@@ -113,7 +120,7 @@ class PieceLoader {
    */
   #object(start: number): number {
     const bytes = this.#bytes;
-    const object = this.#parseText(EMPTY_OBJECT);
+    const object = this.#emptyObject();
     let i = skipSpace(bytes, start + 1);
     if (bytes[i] === CLOSE_BRACE) {
       this.#end = i + 1;
@@ -125,6 +132,8 @@ class PieceLoader {
       const keyEnd = this.#stringEnd(i);
       i = skipSpace(bytes, keyEnd);
       if (bytes[i] !== COLON) throw new Error(`the data document's text has no colon at byte ${i}`);
+      // The name first: the window still holds it (the text is read front to back).
+      const path = this.#path(keyStart, keyEnd);
       const valueStart = skipSpace(bytes, i + 1);
       let valueEnd = bytes[valueStart] === OPEN_BRACE ? containerEnd(bytes, valueStart, valueStart + this.#pieceBytes) : this.#valueEnd(valueStart);
       let value: number;
@@ -134,7 +143,11 @@ class PieceLoader {
       } else {
         value = this.#parse(valueStart, valueEnd);
       }
-      this.#insert(object, keyStart, keyEnd, value);
+      // opa_value_add_path inserts the path's element itself as the member's
+      // name; freeing the path then frees the array and its index, not the name.
+      const status = this.#exports.opa_value_add_path(object, path, value);
+      if (status !== 0) throw new Error(`the module could not insert the member at byte ${keyStart} (error ${status})`);
+      this.#exports.opa_value_free(path);
       i = skipSpace(bytes, valueEnd);
       if (bytes[i] === COMMA) {
         i = skipSpace(bytes, i + 1);
@@ -148,54 +161,68 @@ class PieceLoader {
     }
   }
 
-  /** `object[key] = value`, the key parsed from its text (with its quotes) as the parser would. */
-  #insert(object: number, keyStart: number, keyEnd: number, value: number): void {
-    // The path: a one-element array holding the key. opa_value_add_path
-    // inserts that very key value; freeing the array afterwards frees the
-    // array and its index, not its element.
-    const length = keyEnd - keyStart + 2;
-    const view = this.#scratchFor(length);
-    const scratch = this.#scratch;
-    view[scratch] = OPEN_BRACKET;
-    copy(this.#bytes, keyStart, keyEnd, view, scratch + 1);
-    view[scratch + length - 1] = CLOSE_BRACKET;
-    const path = this.#exports.opa_json_parse(scratch, length);
+  /**
+   * The path [name] for the member name at [keyStart, keyEnd) (with its
+   * quotes), parsed as the parser parses a name. The bytes just around the
+   * name in the window (`{` or `,` before, `:` after, or white space) become
+   * the brackets: nothing read later lies there.
+   */
+  #path(keyStart: number, keyEnd: number): number {
+    const address = this.#at(keyStart - 1, keyEnd + 1);
+    const view = this.#viewNow();
+    view[address] = OPEN_BRACKET;
+    view[address + keyEnd - keyStart + 1] = CLOSE_BRACKET;
+    const path = this.#exports.opa_json_parse(address, keyEnd - keyStart + 2);
     if (path === 0) throw new Error(`the module could not parse the member name at byte ${keyStart}`);
-    const status = this.#exports.opa_value_add_path(object, path, value);
-    if (status !== 0) throw new Error(`the module could not insert the member at byte ${keyStart} (error ${status})`);
-    this.#exports.opa_value_free(path);
+    return path;
   }
 
   /** Parse the text [start, end) (one JSON value); returns its address. */
   #parse(start: number, end: number): number {
-    const view = this.#scratchFor(end - start);
-    copy(this.#bytes, start, end, view, this.#scratch);
-    const value = this.#exports.opa_json_parse(this.#scratch, end - start);
+    const value = this.#exports.opa_json_parse(this.#at(start, end), end - start);
     if (value === 0) throw new Error(`the module could not parse the data document's text at byte ${start}`);
     return value;
   }
 
-  #parseText(text: Uint8Array): number {
-    const view = this.#scratchFor(text.length);
-    view.set(text, this.#scratch);
-    const value = this.#exports.opa_json_parse(this.#scratch, text.length);
+  #emptyObject(): number {
+    if (this.#scratch === 0) this.#refill(0, 0);
+    const value = this.#exports.opa_json_parse(this.#scratch + this.#scratchBytes, EMPTY_OBJECT.length);
     if (value === 0) throw new Error("the module could not parse an empty object");
     return value;
   }
 
   /**
-   * A view of the module's memory with a scratch buffer of at least `size`
-   * bytes at this.#scratch. The buffer is allocated once (a few KiB, or the
-   * largest piece that does not split) and reused: the parsed values go past
-   * it. A larger one replaces it, the old one freed for the values to reuse.
+   * Where the text [start, end) is in the module's memory: in the window,
+   * moved forward (one copy of up to a window's length) when it does not
+   * hold them. The text is read front to back, so the window only moves
+   * forward.
    */
-  #scratchFor(size: number): Uint8Array {
-    if (size > this.#scratchBytes) {
+  #at(start: number, end: number): number {
+    if (start < this.#windowStart || end > this.#windowEnd) this.#refill(start, end);
+    return this.#scratch + start - this.#windowStart;
+  }
+
+  /**
+   * Copy the text from `start` into the window, at least up to `end`. The
+   * scratch buffer is allocated once (a window, or the largest piece that
+   * does not split) and reused: the parsed values go past it. A larger one
+   * replaces it, the old one freed for the values to reuse.
+   */
+  #refill(start: number, end: number): void {
+    if (this.#scratch === 0 || end - start > this.#scratchBytes) {
       if (this.#scratch !== 0) this.#exports.opa_free(this.#scratch);
-      this.#scratchBytes = Math.max(size, Math.min(this.#pieceBytes, 4096));
-      this.#scratch = this.#exports.opa_malloc(this.#scratchBytes);
+      this.#scratchBytes = Math.max(end - start, WINDOW_BYTES);
+      this.#scratch = this.#exports.opa_malloc(this.#scratchBytes + EMPTY_OBJECT.length);
+      this.#viewNow().set(EMPTY_OBJECT, this.#scratch + this.#scratchBytes);
     }
-    // When the module grows its memory, the old buffer is detached (length 0) and a new one takes its place.
+    const last = Math.min(this.#bytes.length, start + this.#scratchBytes);
+    this.#viewNow().set(this.#bytes.subarray(start, last), this.#scratch);
+    this.#windowStart = start;
+    this.#windowEnd = last;
+  }
+
+  /** A view of the module's memory (when the module grows it, the old buffer is detached, length 0, and a new one takes its place). */
+  #viewNow(): Uint8Array {
     if (this.#view === undefined || this.#view.length === 0) this.#view = new Uint8Array(this.#memory.buffer);
     return this.#view;
   }
@@ -259,15 +286,6 @@ function containerEnd(bytes: Uint8Array, start: number, limit: number): number {
 }
 
 const EMPTY_OBJECT = new Uint8Array([OPEN_BRACE, CLOSE_BRACE]);
-
-/** `target.set(source.subarray(start, end), at)`, without the view object for short runs (most of them: member names, tenants). */
-function copy(source: Uint8Array, start: number, end: number, target: Uint8Array, at: number): void {
-  if (end - start > 512) {
-    target.set(source.subarray(start, end), at);
-    return;
-  }
-  for (let i = start; i < end; i++) target[at++] = source[i]!;
-}
 
 /** The index just past the string starting (with its quote) at `start`; -1 when the text ends first. */
 function stringEnd(bytes: Uint8Array, start: number): number {
