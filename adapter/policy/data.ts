@@ -107,12 +107,12 @@ export class DataText {
     target.set(bytes);
   }
 
-  /** Its UTF-8 bytes, fresh (inflated when it is kept deflated: one copy, not two). */
-  bytes(): Uint8Array {
-    if (this.#text !== undefined) return Buffer.from(this.#text, "utf8");
+  /** The text itself (inflated again when it is kept deflated). */
+  toText(): string {
+    if (this.#text !== undefined) return this.#text;
     const bytes = inflateRawSync(this.#deflated!);
     if (bytes.length !== this.byteLength) throw new Error("the data document inflated to another length than it had");
-    return bytes;
+    return bytes.toString("utf8");
   }
 
   /** Its UTF-8 bytes in an ArrayBuffer of their own. */

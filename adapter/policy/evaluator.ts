@@ -334,7 +334,7 @@ export function setDataText(policy: LoadedPolicy, data: DataText, pieceBytes = P
     return;
   }
   (heapPtrSet as (address: number) => void)(p.baseHeapPtr);
-  p.dataAddr = loadDataPieces(pieces, p.mem, data.bytes(), pieceBytes);
+  p.dataAddr = loadDataPieces(pieces, p.mem, data.toText(), pieceBytes);
   p.dataHeapPtr = (heapPtrGet as () => number)();
 }
 

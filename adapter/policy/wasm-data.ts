@@ -65,21 +65,34 @@ export function dataExports(exports: Record<string, unknown>): DataExports | und
 }
 
 /**
- * Parse `bytes` (the UTF-8 JSON text of the data document, an object) into
- * the module's memory from its current heap pointer; returns the address of
- * the parsed document. Throws when the text is not JSON the module accepts
- * or a piece cannot be inserted; what was allocated is then garbage the
- * caller discards with the instance (it resets the heap or starts afresh).
+ * Parse `text` (the JSON text of the data document, an object) into the
+ * module's memory from its current heap pointer; returns the address of the
+ * parsed document. Throws when the text is not JSON the module accepts or a
+ * piece cannot be inserted; what was allocated is then garbage the caller
+ * discards with the instance (it resets the heap or starts afresh).
  */
-export function loadDataPieces(exports: DataExports, memory: WebAssembly.Memory, bytes: Uint8Array, pieceBytes = PIECE_BYTES): number {
-  const loader = new PieceLoader(exports, memory, bytes, pieceBytes);
+export function loadDataPieces(exports: DataExports, memory: WebAssembly.Memory, text: string, pieceBytes = PIECE_BYTES): number {
+  const loader = new PieceLoader(exports, memory, byteString(text), pieceBytes);
   return loader.load();
+}
+
+/**
+ * The JSON text as a string of its UTF-8 bytes, one character per byte
+ * (Latin-1): the text itself when it is ASCII (nearly always; then nothing
+ * is copied), else its UTF-8 read back as Latin-1. Offsets in it are offsets
+ * in the UTF-8 text, and a window of it is written into the module's memory
+ * byte for byte (Buffer.write, "latin1"), without a UTF-8 copy of the whole
+ * held beside it.
+ */
+export function byteString(text: string): string {
+  // eslint-disable-next-line no-control-regex -- the test is "anything past ASCII"
+  return /[^\x00-\x7f]/.test(text) ? Buffer.from(text, "utf8").toString("latin1") : text;
 }
 
 class PieceLoader {
   readonly #exports: DataExports;
   readonly #memory: WebAssembly.Memory;
-  readonly #bytes: Uint8Array;
+  readonly #text: string;
   readonly #pieceBytes: number;
   /** The scratch buffer: a window onto the text, followed by the text of an empty object. */
   #scratch = 0;
@@ -91,19 +104,19 @@ class PieceLoader {
   /** Where the last object #object() loaded ends (just past its closing brace). */
   #end = 0;
 
-  constructor(exports: DataExports, memory: WebAssembly.Memory, bytes: Uint8Array, pieceBytes: number) {
+  constructor(exports: DataExports, memory: WebAssembly.Memory, text: string, pieceBytes: number) {
     this.#exports = exports;
     this.#memory = memory;
-    this.#bytes = bytes;
+    this.#text = text;
     this.#pieceBytes = Math.max(2, pieceBytes);
   }
 
   load(): number {
-    const bytes = this.#bytes;
-    const start = skipSpace(bytes, 0);
-    let end = bytes.length;
-    while (end > start && isSpace(bytes[end - 1]!)) end--;
-    if (start >= end || bytes[start] !== OPEN_BRACE) throw new Error("the data document is not a JSON object");
+    const text = this.#text;
+    const start = skipSpace(text, 0);
+    let end = text.length;
+    while (end > start && isSpace(text.charCodeAt(end - 1))) end--;
+    if (start >= end || text.charCodeAt(start) !== OPEN_BRACE) throw new Error("the data document is not a JSON object");
     if (end - start <= this.#pieceBytes) return this.#parse(start, end);
     // The scratch buffer stays allocated: the values were allocated past it.
     const root = this.#object(start);
@@ -119,23 +132,23 @@ class PieceLoader {
    * turn when it is longer.
    */
   #object(start: number): number {
-    const bytes = this.#bytes;
+    const text = this.#text;
     const object = this.#emptyObject();
-    let i = skipSpace(bytes, start + 1);
-    if (bytes[i] === CLOSE_BRACE) {
+    let i = skipSpace(text, start + 1);
+    if (text.charCodeAt(i) === CLOSE_BRACE) {
       this.#end = i + 1;
       return object;
     }
     for (;;) {
-      if (bytes[i] !== QUOTE) throw new Error(`the data document's text has no member name at byte ${i}`);
+      if (text.charCodeAt(i) !== QUOTE) throw new Error(`the data document's text has no member name at byte ${i}`);
       const keyStart = i;
       const keyEnd = this.#stringEnd(i);
-      i = skipSpace(bytes, keyEnd);
-      if (bytes[i] !== COLON) throw new Error(`the data document's text has no colon at byte ${i}`);
+      i = skipSpace(text, keyEnd);
+      if (text.charCodeAt(i) !== COLON) throw new Error(`the data document's text has no colon at byte ${i}`);
       // The name first: the window still holds it (the text is read front to back).
       const path = this.#path(keyStart, keyEnd);
-      const valueStart = skipSpace(bytes, i + 1);
-      let valueEnd = bytes[valueStart] === OPEN_BRACE ? containerEnd(bytes, valueStart, valueStart + this.#pieceBytes) : this.#valueEnd(valueStart);
+      const valueStart = skipSpace(text, i + 1);
+      let valueEnd = text.charCodeAt(valueStart) === OPEN_BRACE ? containerEnd(text, valueStart, valueStart + this.#pieceBytes) : this.#valueEnd(valueStart);
       let value: number;
       if (valueEnd < 0) {
         value = this.#object(valueStart);
@@ -148,12 +161,12 @@ class PieceLoader {
       const status = this.#exports.opa_value_add_path(object, path, value);
       if (status !== 0) throw new Error(`the module could not insert the member at byte ${keyStart} (error ${status})`);
       this.#exports.opa_value_free(path);
-      i = skipSpace(bytes, valueEnd);
-      if (bytes[i] === COMMA) {
-        i = skipSpace(bytes, i + 1);
+      i = skipSpace(text, valueEnd);
+      if (text.charCodeAt(i) === COMMA) {
+        i = skipSpace(text, i + 1);
         continue;
       }
-      if (bytes[i] === CLOSE_BRACE) {
+      if (text.charCodeAt(i) === CLOSE_BRACE) {
         this.#end = i + 1;
         return object;
       }
@@ -215,8 +228,9 @@ class PieceLoader {
       this.#scratch = this.#exports.opa_malloc(this.#scratchBytes + EMPTY_OBJECT.length);
       this.#viewNow().set(EMPTY_OBJECT, this.#scratch + this.#scratchBytes);
     }
-    const last = Math.min(this.#bytes.length, start + this.#scratchBytes);
-    this.#viewNow().set(this.#bytes.subarray(start, last), this.#scratch);
+    const last = Math.min(this.#text.length, start + this.#scratchBytes);
+    // One character per byte (byteString).
+    Buffer.from(this.#memory.buffer, this.#scratch, last - start).write(this.#text.slice(start, last), "latin1");
     this.#windowStart = start;
     this.#windowEnd = last;
   }
@@ -229,24 +243,24 @@ class PieceLoader {
 
   /** The index just past the string starting (with its quote) at `start`. */
   #stringEnd(start: number): number {
-    const end = stringEnd(this.#bytes, start);
+    const end = stringEnd(this.#text, start);
     if (end < 0) throw new Error(`the data document's text ends inside a string at byte ${start}`);
     return end;
   }
 
   /** The index just past the value starting at `start` (a string, an array, a number, true, false or null). */
   #valueEnd(start: number): number {
-    const bytes = this.#bytes;
-    const c = bytes[start];
+    const text = this.#text;
+    const c = text.charCodeAt(start);
     if (c === QUOTE) return this.#stringEnd(start);
     if (c === OPEN_BRACKET) {
-      const end = containerEnd(bytes, start, bytes.length);
+      const end = containerEnd(text, start, text.length);
       if (end < 0) throw new Error(`the data document's text has an unclosed array at byte ${start}`);
       return end;
     }
     let i = start;
-    while (i < bytes.length) {
-      const d = bytes[i]!;
+    while (i < text.length) {
+      const d = text.charCodeAt(i);
       if (d === COMMA || d === CLOSE_BRACE || d === CLOSE_BRACKET || isSpace(d)) break;
       i++;
     }
@@ -256,8 +270,8 @@ class PieceLoader {
 }
 
 /** The index of the first byte at or after `i` that is not JSON white space. */
-function skipSpace(bytes: Uint8Array, i: number): number {
-  while (i < bytes.length && isSpace(bytes[i]!)) i++;
+function skipSpace(text: string, i: number): number {
+  while (i < text.length && isSpace(text.charCodeAt(i))) i++;
   return i;
 }
 
@@ -265,14 +279,14 @@ function skipSpace(bytes: Uint8Array, i: number): number {
  * The index just past the object or array starting at `start`, when it
  * closes before `limit`; -1 otherwise. Brackets inside strings do not count.
  */
-function containerEnd(bytes: Uint8Array, start: number, limit: number): number {
-  if (limit > bytes.length) limit = bytes.length;
+function containerEnd(text: string, start: number, limit: number): number {
+  if (limit > text.length) limit = text.length;
   let depth = 0;
   for (let i = start; i < limit; i++) {
-    const c = bytes[i];
+    const c = text.charCodeAt(i);
     if (c === QUOTE) {
       for (i++; i < limit; i++) {
-        const d = bytes[i];
+        const d = text.charCodeAt(i);
         if (d === BACKSLASH) i++;
         else if (d === QUOTE) break;
       }
@@ -288,9 +302,9 @@ function containerEnd(bytes: Uint8Array, start: number, limit: number): number {
 const EMPTY_OBJECT = new Uint8Array([OPEN_BRACE, CLOSE_BRACE]);
 
 /** The index just past the string starting (with its quote) at `start`; -1 when the text ends first. */
-function stringEnd(bytes: Uint8Array, start: number): number {
-  for (let i = start + 1; i < bytes.length; i++) {
-    const c = bytes[i];
+function stringEnd(text: string, start: number): number {
+  for (let i = start + 1; i < text.length; i++) {
+    const c = text.charCodeAt(i);
     if (c === BACKSLASH) i++;
     else if (c === QUOTE) return i + 1;
   }
