@@ -107,6 +107,14 @@ export class DataText {
     target.set(bytes);
   }
 
+  /** The text itself (inflated again when it is kept deflated). */
+  toText(): string {
+    if (this.#text !== undefined) return this.#text;
+    const bytes = inflateRawSync(this.#deflated!);
+    if (bytes.length !== this.byteLength) throw new Error("the data document inflated to another length than it had");
+    return bytes.toString("utf8");
+  }
+
   /** Its UTF-8 bytes in an ArrayBuffer of their own. */
   toArrayBuffer(): ArrayBuffer {
     const bytes = new Uint8Array(this.byteLength);

@@ -11,6 +11,7 @@ import { DECISION_ENTRYPOINT, DERIVED_ENTRYPOINT, VISIBLE_ENTRYPOINT } from "./b
 import { policyAnswerSchema, visibilitySchema, type PolicyAnswer, type Visibility } from "../common/decision.js";
 import { BundleLoadError, toError } from "../common/errors.js";
 import { DataText } from "./data.js";
+import { PIECE_BYTES, dataExports, loadDataPieces } from "./wasm-data.js";
 
 type LoadedPolicy = Awaited<ReturnType<typeof loadPolicy>>;
 
@@ -412,14 +413,16 @@ function onlyText(value: unknown, depth = 0): boolean {
 }
 
 /**
- * LoadedPolicy.setData, with the text encoded straight into the module's
- * memory (setData wants it as a buffer of its own first: for 100,000
- * tenants a 15 MB copy made and dropped). What the SDK's _loadJSON does
- * otherwise: opa_malloc the text's bytes, opa_json_parse them, and record the
- * parsed value's address and the heap past it. When the SDK is not as
- * expected (another version), setData is used.
+ * LoadedPolicy.setData, without the document's text ever sitting whole in
+ * the module's memory: it is parsed there in pieces through a small scratch
+ * buffer (wasm-data.ts), so the memory holds the parsed tree and not the
+ * text beside it (the module's memory never shrinks: for 100,000 tenants the
+ * text's 14 MB would stay resident). Records the parsed value's address and
+ * the heap past it, as the SDK's setData does. `pieceBytes` at Infinity
+ * parses the text whole (the same tree; tests compare the two). When the SDK
+ * is not as expected (another version), setData is used.
  */
-function setDataText(policy: LoadedPolicy, data: DataText): void {
+export function setDataText(policy: LoadedPolicy, data: DataText, pieceBytes = PIECE_BYTES): void {
   const p = policy as unknown as {
     mem?: unknown;
     baseHeapPtr?: unknown;
@@ -428,14 +431,14 @@ function setDataText(policy: LoadedPolicy, data: DataText): void {
     wasmInstance?: { exports?: Record<string, unknown> };
   };
   const exports = p.wasmInstance?.exports ?? {};
-  const { opa_malloc: malloc, opa_json_parse: parse, opa_heap_ptr_set: heapPtrSet, opa_heap_ptr_get: heapPtrGet } = exports;
+  const pieces = dataExports(exports);
+  const { opa_heap_ptr_set: heapPtrSet, opa_heap_ptr_get: heapPtrGet } = exports;
   if (
     !(p.mem instanceof WebAssembly.Memory) ||
     typeof p.baseHeapPtr !== "number" ||
     typeof p.dataAddr !== "number" ||
     typeof p.dataHeapPtr !== "number" ||
-    typeof malloc !== "function" ||
-    typeof parse !== "function" ||
+    pieces === undefined ||
     typeof heapPtrSet !== "function" ||
     typeof heapPtrGet !== "function"
   ) {
@@ -443,12 +446,7 @@ function setDataText(policy: LoadedPolicy, data: DataText): void {
     return;
   }
   (heapPtrSet as (address: number) => void)(p.baseHeapPtr);
-  const address = (malloc as (size: number) => number)(data.byteLength);
-  // After the malloc: it may have grown the memory (a new buffer).
-  data.writeTo(new Uint8Array(p.mem.buffer, address, data.byteLength));
-  const parsed = (parse as (address: number, length: number) => number)(address, data.byteLength);
-  if (parsed === 0) throw new Error("the module could not parse the data document");
-  p.dataAddr = parsed;
+  p.dataAddr = loadDataPieces(pieces, p.mem, data.toText(), pieceBytes);
   p.dataHeapPtr = (heapPtrGet as () => number)();
 }
 

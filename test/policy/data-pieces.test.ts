@@ -1,0 +1,188 @@
+/**
+ * Loading the data document into the module's memory in pieces
+ * (adapter/policy/wasm-data.ts): the tree is the one the SDK's own setData
+ * makes from the whole text (the module's dump of both is the same, and the
+ * same calls get the same answers), the text no longer sits in the memory
+ * beside it, and text the module does not accept fails the load (fail closed).
+ */
+import { loadPolicy } from "@open-policy-agent/opa-wasm";
+import fc from "fast-check";
+import { beforeAll, describe, expect, it } from "vitest";
+import { BundleLoadError } from "../../adapter/common/errors.js";
+import { loadBundle, type LoadedBundle } from "../../adapter/policy/bundle.js";
+import { DataText, readPolicyData } from "../../adapter/policy/data.js";
+import { PolicyEvaluator, setDataText } from "../../adapter/policy/evaluator.js";
+import { PIECE_BYTES } from "../../adapter/policy/wasm-data.js";
+import { bundleData, read, requireBundle, write } from "../helpers/index.js";
+
+const SEED = Number(process.env["VETO_TEST_SEED"] ?? Date.now() % 2 ** 31);
+
+type Policy = Awaited<ReturnType<typeof loadPolicy>>;
+/** The LoadedPolicy fields the evaluator reads (the SDK keeps them public at run time). */
+interface PolicyState {
+  baseHeapPtr: number;
+  dataAddr: number;
+  dataHeapPtr: number;
+  mem: WebAssembly.Memory;
+  wasmInstance: WebAssembly.Instance;
+}
+const state = (policy: Policy): PolicyState => policy as unknown as PolicyState;
+
+let bundle: LoadedBundle;
+let module: WebAssembly.Module;
+beforeAll(async () => {
+  bundle = await loadBundle(requireBundle());
+  module = await WebAssembly.compile(new Uint8Array(bundle.wasm));
+});
+
+/** The module's own JSON dump of the data document it holds. */
+function dump(policy: Policy): string {
+  const { wasmInstance, dataAddr, mem } = state(policy);
+  const address = (wasmInstance.exports["opa_json_dump"] as (a: number) => number)(dataAddr);
+  const bytes = new Uint8Array(mem.buffer);
+  return new TextDecoder().decode(bytes.subarray(address, bytes.indexOf(0, address)));
+}
+
+/** The SDK's own setData: the whole text copied into the memory and parsed there. */
+async function loadedWhole(text: string): Promise<Policy> {
+  const policy = await loadPolicy(module);
+  policy.setData(new TextEncoder().encode(text).buffer);
+  return policy;
+}
+
+async function loadedInPieces(text: string, pieceBytes: number): Promise<Policy> {
+  const policy = await loadPolicy(module);
+  setDataText(policy, new DataText(text), pieceBytes);
+  return policy;
+}
+
+/** A seeded pseudo-random generator (mulberry32). */
+function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+}
+
+/** The fixture's document with `n` generated tenants of varied shapes, and member names that need escaping. */
+function withTenants(n: number, seed: number): ReturnType<typeof bundleData> {
+  const next = random(seed);
+  const data = bundleData();
+  const tenants = data.veto.config["tenants"] as Record<string, unknown>;
+  for (let i = 0; i < n; i++) {
+    const id = i % 97 === 3 ? `t${i} "quoted" \\ é ${"\u{1F600}"}` : `t${String(i).padStart(6, "0")}`;
+    tenants[id] = {
+      ...(next() < 0.3 ? { actors: [`agent:${id}-sales`, "agent:sales-assistant"] } : {}),
+      approvers: next() < 0.1 ? [] : [`user:owner@${i}.example`, `user:revops@${i}.example`],
+      ...(next() < 0.9 ? { approval_threshold: Math.floor(next() * 50) * 500 } : {}),
+      ...(next() < 0.8 ? { max_amount: next() < 0.5 ? 250_000 : Math.round(next() * 1e6) / 100 } : {}),
+      ...(next() < 0.05 ? { allowed_destinations: ["hooks.example.com"], nested: { a: { b: [1, { c: null }] } } } : {}),
+    };
+  }
+  // An array longer than the loader's window: never split, parsed whole from a scratch buffer grown for it.
+  data.veto.config["reference_hosts"] = Array.from({ length: 1000 + Math.floor(next() * 4000) }, (_, i) => `host-${i}.example.com`);
+  return data;
+}
+
+/** Calls over `tenants`: writes and reads, with amounts around the thresholds, some for unknown tenants. */
+function calls(tenants: readonly string[], count: number, seed: number): string[] {
+  const next = random(seed);
+  const pick = <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)]!;
+  const out: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const tenant = next() < 0.05 ? "nobody" : pick(tenants);
+    const actor = next() < 0.5 ? "agent:sales-assistant" : `agent:${tenant}-sales`;
+    const call =
+      next() < 0.7
+        ? write({ tenantId: tenant, amount: Math.floor(next() * 60_000) }, { tenantId: tenant, actorId: actor })
+        : read({ tenantId: tenant }, { tenantId: tenant, actorId: actor });
+    out.push(JSON.stringify({ ...call, history: { recentDenies: Math.floor(next() * 3) } }));
+  }
+  return out;
+}
+
+function evaluateAll(policy: Policy, inputs: readonly string[]): unknown[] {
+  return inputs.map((input) => policy.evaluate(new TextEncoder().encode(input).buffer, "veto/crm/decision"));
+}
+
+describe("the data document loaded in pieces", () => {
+  it(`holds the tree the whole text parses to, and answers the same calls the same (seed ${SEED})`, async () => {
+    const next = random(SEED);
+    for (const pieceBytes of [2, 40, 300, 4096, PIECE_BYTES]) {
+      const data = withTenants(300 + Math.floor(next() * 1500), Math.floor(next() * 2 ** 31));
+      const text = JSON.stringify(data);
+      const whole = await loadedWhole(text);
+      const pieces = await loadedInPieces(text, pieceBytes);
+      const dumped = dump(pieces);
+      expect(dumped).toBe(dump(whole));
+      expect(JSON.parse(dumped)).toEqual(data);
+      const tenants = Object.keys(data.veto.config["tenants"] as object);
+      const inputs = calls(tenants, 300, Math.floor(next() * 2 ** 31));
+      const answers = evaluateAll(pieces, inputs);
+      expect(answers).toEqual(evaluateAll(whole, inputs));
+      // Not a vacuous comparison: the calls get each kind of verdict.
+      const actions = new Set(answers.map((a) => (a as [{ result: { action: string } }])[0].result.action));
+      expect([...actions].sort()).toEqual(["allow", "deny", "require_approval"]);
+    }
+  });
+
+  it(`holds the same tree for arbitrary JSON documents, split at any size (seed ${SEED})`, async () => {
+    const member = fc.oneof(fc.string({ unit: "binary", maxLength: 6 }), fc.constantFrom("", "__proto__", "a\"b", "\\", "ü", "\u{1F600}"));
+    const document = fc.dictionary(member, fc.jsonValue({ maxDepth: 4 }), { maxKeys: 8 });
+    await fc.assert(
+      fc.asyncProperty(document, fc.integer({ min: 2, max: 200 }), fc.boolean(), async (doc, pieceBytes, spaced) => {
+        const text = JSON.stringify(doc, null, spaced ? 1 : undefined);
+        expect(dump(await loadedInPieces(text, pieceBytes))).toBe(dump(await loadedWhole(text)));
+      }),
+      { seed: SEED, numRuns: 300 },
+    );
+  });
+
+  it("does not keep the text in the module's memory: the heap past the tree is at most one scratch buffer", async () => {
+    const data = withTenants(20_000, SEED);
+    // Without the long array: the scratch buffer would grow to hold it.
+    delete data.veto.config["reference_hosts"];
+    const text = JSON.stringify(data);
+    const whole = state(await loadedWhole(text));
+    const pieces = state(await loadedInPieces(text, PIECE_BYTES));
+    const wholeBytes = whole.dataHeapPtr - whole.baseHeapPtr;
+    const piecesBytes = pieces.dataHeapPtr - pieces.baseHeapPtr;
+    const textBytes = Buffer.byteLength(text);
+    expect(textBytes).toBeGreaterThan(2 * 1024 * 1024);
+    // The whole load holds the text and the tree; the pieces hold the tree and a scratch buffer of at most a piece.
+    expect(piecesBytes).toBeLessThanOrEqual(wholeBytes - textBytes + PIECE_BYTES);
+    expect(piecesBytes).toBeGreaterThan(wholeBytes - textBytes - PIECE_BYTES);
+  });
+
+  it("fails the load when a piece is not JSON the module accepts: create() throws BundleLoadError, a fresh evaluator is not made", async () => {
+    const good = JSON.stringify(withTenants(2000, SEED));
+    const at = good.indexOf('"t001000"');
+    const broken = [
+      good.slice(0, at) + good.slice(at).replace("approvers", "approvers\u0001"), // a control character inside a member name
+      good.slice(0, at) + good.slice(at).replace(/:\[/, ":[tru,"), // a bad literal inside a piece
+      good.slice(0, -1), // the document never closes
+      good + "x", // text after the document
+      good.slice(0, at) + good.slice(at + 10), // a member without its name
+    ];
+    for (const text of broken) {
+      expect(() => JSON.parse(text)).toThrow();
+      let error: unknown;
+      try {
+        await PolicyEvaluator.create(bundle.wasm, new DataText(text), undefined, bundle.entrypoints);
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toBeInstanceOf(BundleLoadError);
+      expect((error as BundleLoadError).code).toBe("bundle_unusable");
+    }
+    // The good document loads through the same path and decides from its tenants.
+    const evaluator = await PolicyEvaluator.create(bundle.wasm, readPolicyData(JSON.parse(good), "under test").text, undefined, bundle.entrypoints);
+    const input = JSON.stringify(write({ tenantId: "acme", amount: 10 }));
+    const answer = await evaluator.evaluateCall(input, 0);
+    expect(answer.ok && answer.answer.action).toBe("allow");
+  });
+});
