@@ -960,7 +960,7 @@ class VetoInstance implements Veto {
       // The record takes its place in the sink's order now; its write is awaited in #decide.
       durable = this.#sink.write(made.record);
     } catch (error) {
-      durable = Promise.reject(error);
+      durable = Promise.reject(toError(error));
     }
     try {
       store.appendDecisionNow(made.stored);
