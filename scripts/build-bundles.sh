@@ -29,8 +29,10 @@ revision="crm-${source_hash}"
 
 common=(-b --revision "$revision" --ignore '*_test.rego' --capabilities "$CAPS")
 # veto/crm/decision first: the decision module is the one the manifest lists
-# for it; veto/crm/visible (tool visibility, docs/contract.md §4b) second.
-"$OPA" build "${common[@]}" -t wasm -e veto/crm/decision -e veto/crm/visible -o "$OUT_DIR/crm.tar.gz" policy
+# for it; veto/crm/visible (tool visibility, docs/contract.md §4b) second;
+# veto/crm/derived (what the adapters compute once per data document and store
+# at data.veto.derived: policy/veto/crm/derived.rego) third.
+"$OPA" build "${common[@]}" -t wasm -e veto/crm/decision -e veto/crm/visible -e veto/crm/derived -o "$OUT_DIR/crm.tar.gz" policy
 "$OPA" build "${common[@]}" -o "$OUT_DIR/crm-rego.tar.gz" policy
 
 echo "revision $revision"

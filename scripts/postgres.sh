@@ -4,7 +4,7 @@
 #   scripts/postgres.sh start   install (apt) when missing, initdb once, start; prints the URL
 #   scripts/postgres.sh stop    stop it (the data directory stays for the next run)
 #   scripts/postgres.sh url     print the connection URL of the running server
-#   scripts/postgres.sh status  "running" (exit 0) or "stopped" (exit 3)
+#   scripts/postgres.sh status  "running" on VETO_PG_PORT (exit 0) or "stopped" (exit 3)
 # The URL is also written to .build/pg/url for the test run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,7 +57,13 @@ start() {
   if [ ! -f "$DATA/PG_VERSION" ]; then
     as_owner "$bin/initdb" -D "$DATA" -U veto --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
   fi
-  if ! as_owner "$bin/pg_ctl" -D "$DATA" status >/dev/null 2>&1; then
+  if as_owner "$bin/pg_ctl" -D "$DATA" status >/dev/null 2>&1; then
+    local port; port=$(server_port)
+    if [ "$port" != "$PORT" ]; then
+      echo "postgres.sh: the server of $DATA listens on port $port, not $PORT (VETO_PG_PORT): stop it first (VETO_PG_PORT=$port scripts/postgres.sh stop) or use that port" >&2
+      exit 1
+    fi
+  else
     as_owner "$bin/pg_ctl" -D "$DATA" -l "$ROOT/server.log" -w -t 60 \
       -o "-c listen_addresses=127.0.0.1 -p $PORT -k $RUN -c fsync=on -c max_connections=200" start >/dev/null
   fi
@@ -76,9 +82,17 @@ stop() {
   rm -f "$ROOT/url"
 }
 
+# The port the running server of $DATA listens on (line 4 of postmaster.pid).
+server_port() {
+  sed -n 4p "$DATA/postmaster.pid" 2>/dev/null || true
+}
+
+# Running, and on this PORT: a server of the same data directory on another
+# port is not the one a URL with this port reaches.
 running() {
   local bin; bin=$(pg_bin)
-  [ -n "$bin" ] && [ -f "$DATA/PG_VERSION" ] && as_owner "$bin/pg_ctl" -D "$DATA" status >/dev/null 2>&1
+  [ -n "$bin" ] && [ -f "$DATA/PG_VERSION" ] && as_owner "$bin/pg_ctl" -D "$DATA" status >/dev/null 2>&1 \
+    && [ "$(server_port)" = "$PORT" ]
 }
 
 case "${1:-}" in

@@ -348,9 +348,10 @@ ${blankRanges
   .map(([lo, hi]) => `\n_blank_beyond_ascii(ch) if {\n\tch >= ${regoString(chr(lo))}\n\tch <= ${regoString(chr(hi))}\n}\n`)
   .join("")}
 # The same characters, for the other characters of a text that starts with a
-# blank one: a set, a lookup each on OPA's Go evaluator, but for the long
-# ranges, compared as ranges.
-_blank_member(ch) if ch in _blank_set
+# blank one: a lookup each (in _blank_set as an object, made once per data
+# document on the WASM evaluator: derived.rego), but for the long ranges,
+# compared as ranges.
+_blank_member(ch) if _blank_lookup[ch]
 ${longBlankRanges.map(([lo, hi]) => `\n_blank_member(ch) if {\n\tch >= ${regoString(chr(lo))}\n\tch <= ${regoString(chr(hi))}\n}\n`).join("")}
 _blank_set := {
 ${packed(blank.filter((cp) => !longBlankRanges.some(([lo, hi]) => cp >= lo && cp <= hi)).map((cp) => regoString(chr(cp))))}

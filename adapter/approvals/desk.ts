@@ -23,7 +23,7 @@ import {
 import type { StoredDecision, VetoStore } from "../history/store.js";
 import { safeLog } from "../common/logger.js";
 import { isBlank } from "../common/text.js";
-import { runUnit } from "../history/unit.js";
+import { runUnit, type DecisionUnit } from "../history/unit.js";
 
 export interface AnswerOptions {
   readonly decisionId: string;
@@ -569,54 +569,67 @@ export class ApprovalDesk {
    * with already_executed, and that refusal is recorded too.
    */
   async #claim(decision: StoredDecision, answer: ApprovalAnswer): Promise<ApprovalAnswer> {
+    await this.#claimOnce(
+      decision,
+      answer.reviewerId,
+      (unit, atMs) => unit.transitionApproval(decision.id, { from: "approved", to: "executed", atMs }),
+      {
+        unclaimed: `the approval of ${decision.id} could not be claimed for execution`,
+        claimedBefore: `the approved call ${decision.id} was already claimed for execution; it runs at most once`,
+      },
+    );
+    return answer;
+  }
+
+  /**
+   * One use-once claim, by `claim` (a compare-and-set in the unit), with its
+   * execution record by `reviewerId`: in the store's transaction the record
+   * first (both commit together); otherwise the claim first, so a record that
+   * cannot be written loses the call (never runs it twice, never unrecorded).
+   * A claim that finds it claimed already is refused with already_executed
+   * (`claimedBefore`), and that refusal is recorded; any other failure is
+   * record_unavailable (`unclaimed`: why).
+   */
+  async #claimOnce(
+    decision: StoredDecision,
+    reviewerId: string,
+    claim: (unit: DecisionUnit, atMs: number) => Promise<boolean>,
+    messages: { unclaimed: string; claimedBefore: string },
+  ): Promise<void> {
     const { store, sink, clock } = this.#deps;
     const decisionId = decision.id;
     const recordOf = (atMs: number, execution: "claimed" | "refused"): ExecutionEventRecord => ({
       type: "execution",
-      ...eventFields(decision, atMs, this.#deps.bundle, answer.reviewerId),
+      ...eventFields(decision, atMs, this.#deps.bundle, reviewerId),
       result: { execution },
     });
-    const refused = async (atMs: number): Promise<never> => {
-      const record = recordOf(atMs, "refused");
-      await sink.write(record).then(
-        () => this.#deps.written(record),
-        (error: unknown) =>
-          safeLog(this.#deps.log, { err: toError(error), decision_id: decisionId }, "refused claim could not be recorded"),
-      );
-      throw new ApprovalError(
-        "already_executed",
-        decisionId,
-        `the approved call ${decisionId} was already claimed for execution; it runs at most once`,
-      );
-    };
     let refusedAt: number | undefined;
     const claimed = await runUnit(store, sink, undefined, async (unit) => {
       const atMs = unit.nowMs ?? clock();
       const record = recordOf(atMs, "claimed");
-      // In the transaction, the record first (both commit together); else the claim first.
       if (unit.recordsInTransaction) await unit.writeRecord(record);
-      if (!(await unit.transitionApproval(decisionId, { from: "approved", to: "executed", atMs }))) {
+      if (!(await claim(unit, atMs))) {
         await unit.rollback();
         refusedAt = atMs;
-        return undefined;
+        return false;
       }
       await unit.commit();
       if (!unit.recordsInTransaction) await unit.writeRecord(record);
       this.#deps.written(record);
-      return answer;
+      return true;
     }).catch((error: unknown): never => {
       if (error instanceof ApprovalError) throw error;
       const cause = toError(error);
-      safeLog(this.#deps.log, { err: cause, decision_id: decisionId }, "approval could not be claimed; the call does not run");
-      throw new ApprovalError(
-        "record_unavailable",
-        decisionId,
-        `the approval of ${decisionId} could not be claimed for execution: ${cause.message}`,
-        { cause },
-      );
+      safeLog(this.#deps.log, { err: cause, decision_id: decisionId }, "the call could not be claimed; it does not run");
+      throw new ApprovalError("record_unavailable", decisionId, `${messages.unclaimed}: ${cause.message}`, { cause });
     });
-    if (claimed === undefined) return await refused(refusedAt ?? clock());
-    return claimed;
+    if (claimed) return;
+    const record = recordOf(refusedAt ?? clock(), "refused");
+    await sink.write(record).then(
+      () => this.#deps.written(record),
+      (error: unknown) => safeLog(this.#deps.log, { err: toError(error), decision_id: decisionId }, "refused claim could not be recorded"),
+    );
+    throw new ApprovalError("already_executed", decisionId, messages.claimedBefore);
   }
 
   /**
@@ -629,51 +642,15 @@ export class ApprovalDesk {
    * decision record it checked.
    */
   async claimAllowedAmendment(decisionId: string): Promise<void> {
-    const { store, sink, clock } = this.#deps;
+    const { store } = this.#deps;
     const decision = await this.#storeCall("approval", decisionId, () => store.getDecision(decisionId));
     if (decision?.action !== "allow" || decision.amendment === undefined) {
       throw new ApprovalError("approval_unverified", decisionId, `decision ${decisionId} is not an allowed amended call`);
     }
-    const by = decision.amendment.by;
-    const recordOf = (atMs: number, execution: "claimed" | "refused"): ExecutionEventRecord => ({
-      type: "execution",
-      ...eventFields(decision, atMs, this.#deps.bundle, by),
-      result: { execution },
+    await this.#claimOnce(decision, decision.amendment.by, (unit, atMs) => unit.claimExecution(decisionId, atMs), {
+      unclaimed: `the amended call ${decisionId} could not be claimed`,
+      claimedBefore: `the amended call ${decisionId} was already claimed for execution; it runs at most once`,
     });
-    let refusedAt: number | undefined;
-    const claimed = await runUnit(store, sink, undefined, async (unit) => {
-      const atMs = unit.nowMs ?? clock();
-      const record = recordOf(atMs, "claimed");
-      // In the transaction, the record first (both commit together); else the claim first.
-      if (unit.recordsInTransaction) await unit.writeRecord(record);
-      if (!(await unit.claimExecution(decisionId, atMs))) {
-        await unit.rollback();
-        refusedAt = atMs;
-        return false;
-      }
-      await unit.commit();
-      if (!unit.recordsInTransaction) await unit.writeRecord(record);
-      this.#deps.written(record);
-      return true;
-    }).catch((error: unknown): never => {
-      if (error instanceof ApprovalError) throw error;
-      const cause = toError(error);
-      safeLog(this.#deps.log, { err: cause, decision_id: decisionId }, "amended call could not be claimed; it does not run");
-      throw new ApprovalError("record_unavailable", decisionId, `the amended call ${decisionId} could not be claimed: ${cause.message}`, {
-        cause,
-      });
-    });
-    if (claimed) return;
-    const record = recordOf(refusedAt ?? clock(), "refused");
-    await sink.write(record).then(
-      () => this.#deps.written(record),
-      (error: unknown) => safeLog(this.#deps.log, { err: toError(error), decision_id: decisionId }, "refused claim could not be recorded"),
-    );
-    throw new ApprovalError(
-      "already_executed",
-      decisionId,
-      `the amended call ${decisionId} was already claimed for execution; it runs at most once`,
-    );
   }
 
   /** Reject every pending wait, and every wait started from now on (used by close()). */

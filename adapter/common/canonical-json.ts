@@ -72,9 +72,105 @@ function writerFor(options: CanonicalJsonOptions | undefined, ancestors: Set<obj
 
 /** The canonical JSON text of `value`. Throws CanonicalJsonError for what has none (see above). */
 export function canonicalJson(value: unknown, options?: CanonicalJsonOptions): string {
+  const twin = sortedTwin(value, 0);
+  if (twin !== NOT_PLAIN) return JSON.stringify(twin);
   const writer = writerFor(options, new Set<object>());
   write(value, "", writer);
   return writer.parts.join("");
+}
+
+/**
+ * The canonical members of the plain object `value` that sort before `key`
+ * and those that sort after it, each as comma-joined text (empty when there
+ * are none), so that `{before,"key":…,after}` is the canonical JSON of
+ * `value` with that member added and `{before,after}` that of `value` as it
+ * is. Written by V8's serializer in two calls. Undefined when `value`
+ * already has `key` or is not plain JSON data that every reading writes the
+ * same way: then canonicalMembers writes it, or says what is wrong.
+ */
+export function canonicalAround(value: object, key: string): [before: string, after: string] | undefined {
+  if (Array.isArray(value)) return undefined;
+  const proto: unknown = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return undefined;
+  const keys = Object.keys(value).sort();
+  const before: Record<string, unknown> = {};
+  const after: Record<string, unknown> = {};
+  for (const k of keys) {
+    if (k === key || !plainKey(k)) return undefined;
+    const twin = sortedTwin((value as Record<string, unknown>)[k], 1);
+    if (twin === NOT_PLAIN) return undefined;
+    if (k < key) before[k] = twin;
+    else after[k] = twin;
+  }
+  return [JSON.stringify(before).slice(1, -1), JSON.stringify(after).slice(1, -1)];
+}
+
+// String.prototype.isWellFormed: ES2024, in every Node this package runs on (>= 20); the lib here is ES2022.
+type WellFormed = { isWellFormed(): boolean };
+const NOT_PLAIN: unique symbol = Symbol("not plain JSON data");
+/** Past this depth sortedTwin gives up and the checked writer takes the value (and names a cycle). */
+const TWIN_DEPTH = 100;
+
+/**
+ * A copy of `value` whose JSON.stringify is its canonical JSON, or NOT_PLAIN.
+ * The copy's objects hold their keys in sorted order, and V8's serializer
+ * (several times faster than writing member by member) writes keys in the
+ * order they were added, strings and keys as this module does, and finite
+ * numbers as Number::toString, the same text the checked writer gives.
+ * Only plain JSON data that every reading writes the same way is copied: no
+ * undefined member, no non-finite number, no lone surrogate, only plain
+ * objects and arrays, no key that an object lists before the others (array
+ * indices) or that assignment does not make a member (`__proto__`), nested
+ * at most TWIN_DEPTH deep. Anything else is NOT_PLAIN, and the checked writer
+ * takes the whole value: it writes what an option allows and refuses the
+ * rest by its JSON pointer. A cycle recurses only to TWIN_DEPTH first.
+ */
+function sortedTwin(value: unknown, depth: number): unknown {
+  switch (typeof value) {
+    case "string":
+      return (value as unknown as WellFormed).isWellFormed() ? value : NOT_PLAIN;
+    case "number":
+      return Number.isFinite(value) ? value : NOT_PLAIN;
+    case "boolean":
+      return value;
+    case "object":
+      break;
+    default:
+      return NOT_PLAIN;
+  }
+  if (value === null) return null;
+  if (depth >= TWIN_DEPTH) return NOT_PLAIN;
+  if (Array.isArray(value)) {
+    const length = value.length;
+    const items = new Array<unknown>(length);
+    for (let i = 0; i < length; i++) {
+      // A hole reads as undefined: NOT_PLAIN like any undefined item.
+      const item = sortedTwin(value[i], depth + 1);
+      if (item === NOT_PLAIN) return NOT_PLAIN;
+      items[i] = item;
+    }
+    return items;
+  }
+  const proto: unknown = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return NOT_PLAIN;
+  const keys = Object.keys(value).sort();
+  const twin: Record<string, unknown> = {};
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i] as string;
+    if (!plainKey(key)) return NOT_PLAIN;
+    const child = sortedTwin((value as Record<string, unknown>)[key], depth + 1);
+    if (child === NOT_PLAIN) return NOT_PLAIN;
+    twin[key] = child;
+  }
+  return twin;
+}
+
+/** A key that, assigned to a new object, becomes a member listed in the order it was added. */
+function plainKey(key: string): boolean {
+  const first = key.charCodeAt(0);
+  // An array index ("0" ... "4294967294") is listed before every other key.
+  if (first >= 48 && first <= 57 && key === String(Number(key) >>> 0) && key !== "4294967295") return false;
+  return key !== "__proto__" && (key as unknown as WellFormed).isWellFormed();
 }
 
 /** One member of a canonical JSON object: its key and its `"key":value` text. */
@@ -93,17 +189,23 @@ export function canonicalMembers(value: object): CanonicalMember[] {
   if (Array.isArray(value)) throw new CanonicalJsonError("", "an array has no members");
   const proto: unknown = Object.getPrototypeOf(value);
   if (proto !== Object.prototype && proto !== null) throw new CanonicalJsonError("", "not a plain object");
+  const keys = Object.keys(value).sort();
+  const members: CanonicalMember[] = [];
+  for (const key of keys) {
+    const twin = plainKey(key) ? sortedTwin((value as Record<string, unknown>)[key], 1) : NOT_PLAIN;
+    if (twin === NOT_PLAIN) break;
+    members.push({ key, text: `${JSON.stringify(key)}:${JSON.stringify(twin)}` });
+  }
+  if (members.length === keys.length) return members;
   const ancestors = new Set<object>([value]);
-  return Object.keys(value)
-    .sort()
-    .map((key) => {
-      const writer = writerFor(undefined, ancestors);
-      const pointer = `/${escapePointerToken(key)}`;
-      writeString(key, pointer, writer);
-      writer.parts.push(":");
-      write((value as Record<string, unknown>)[key], pointer, writer);
-      return { key, text: writer.parts.join("") };
-    });
+  return keys.map((key) => {
+    const writer = writerFor(undefined, ancestors);
+    const pointer = `/${escapePointerToken(key)}`;
+    writeString(key, pointer, writer);
+    writer.parts.push(":");
+    write((value as Record<string, unknown>)[key], pointer, writer);
+    return { key, text: writer.parts.join("") };
+  });
 }
 
 /** The canonical JSON of an object from its members, leaving out the member `omit`. */

@@ -15,6 +15,12 @@ import { verifyBundleSignature, type BundleVerifier, type VerifiedSignature } fr
 export const DECISION_ENTRYPOINT = "veto/crm/decision";
 /** The second entrypoint: whether a tool is offered at all in a context (docs/contract.md §4b). */
 export const VISIBLE_ENTRYPOINT = "veto/crm/visible";
+/**
+ * The third: what the policy derives from the data document alone, which the
+ * evaluator computes once per data document and stores at data.veto.derived
+ * (policy/veto/crm/derived.rego, docs/contract.md §2).
+ */
+export const DERIVED_ENTRYPOINT = "veto/crm/derived";
 
 /** Largest bundle file read from a path, in bytes (what a bundle server may send by default, too). */
 export const MAX_BUNDLE_FILE_BYTES = 64 * 1024 * 1024;

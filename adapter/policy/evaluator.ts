@@ -7,7 +7,7 @@
  */
 import { loadPolicy } from "@open-policy-agent/opa-wasm";
 import { z } from "zod";
-import { DECISION_ENTRYPOINT, VISIBLE_ENTRYPOINT } from "./bundle.js";
+import { DECISION_ENTRYPOINT, DERIVED_ENTRYPOINT, VISIBLE_ENTRYPOINT } from "./bundle.js";
 import { policyAnswerSchema, sealAnswer, visibilitySchema, type PolicyAnswer, type Visibility } from "../common/decision.js";
 import { BundleLoadError, toError } from "../common/errors.js";
 import { DataText } from "./data.js";
@@ -75,6 +75,7 @@ interface DirectEval {
 }
 
 const utf8Encoder = new TextEncoder();
+const utf8Decoder = new TextDecoder();
 const CLOSE_BRACE = 0x7d;
 
 function directEval(policy: LoadedPolicy): DirectEval | undefined {
@@ -373,7 +374,119 @@ function isInputParseAbort(thrown: unknown): boolean {
 async function instantiate(module: WebAssembly.Module, data: DataText): Promise<LoadedPolicy> {
   const policy = await loadPolicy(module, memoryFor(data.byteLength));
   setDataText(policy, data);
+  storeDerived(policy);
   return policy;
+}
+
+/** Where the derived values go in the data document (policy/veto/crm/derived.rego). */
+const DERIVED_PATH = '["veto","derived"]';
+
+/**
+ * Evaluate the module's `veto/crm/derived` once on the data document just
+ * loaded and store the value at data.veto.derived, so that the decision reads
+ * the keys of the configured names instead of deriving them on every call
+ * (policy/veto/crm/derived.rego). Whatever the document held there is removed
+ * first, so the stored value is always this module's, from this document
+ * (docs/contract.md §2). Returns whether a value was stored; without one (a
+ * module without the entrypoint, an SDK not as expected) the policy derives
+ * the same values on each call. Throws when the module fails.
+ */
+export function storeDerived(policy: LoadedPolicy): boolean {
+  const p = policy as unknown as {
+    minorVersion?: unknown;
+    mem?: unknown;
+    dataAddr?: unknown;
+    dataHeapPtr?: unknown;
+    entrypoints?: Record<string, unknown>;
+    wasmInstance?: { exports?: Record<string, unknown> };
+  };
+  const exports = p.wasmInstance?.exports ?? {};
+  const {
+    opa_eval: opaEval,
+    opa_malloc: malloc,
+    opa_json_parse: parse,
+    opa_heap_ptr_set: heapPtrSet,
+    opa_heap_ptr_get: heapPtrGet,
+    opa_value_add_path: addPath,
+    opa_value_remove_path: removePath,
+  } = exports;
+  const entrypoint = p.entrypoints?.[DERIVED_ENTRYPOINT];
+  if (
+    typeof p.minorVersion !== "number" ||
+    p.minorVersion < 2 ||
+    !(p.mem instanceof WebAssembly.Memory) ||
+    typeof p.dataAddr !== "number" ||
+    typeof p.dataHeapPtr !== "number" ||
+    typeof opaEval !== "function" ||
+    typeof malloc !== "function" ||
+    typeof parse !== "function" ||
+    typeof heapPtrSet !== "function" ||
+    typeof heapPtrGet !== "function" ||
+    typeof addPath !== "function" ||
+    typeof removePath !== "function"
+  ) {
+    return false;
+  }
+  const memory = p.mem;
+  const dataAddr = p.dataAddr;
+  const load = (text: string): number => {
+    const bytes = utf8Encoder.encode(text);
+    const address = (malloc as (size: number) => number)(bytes.byteLength);
+    new Uint8Array(memory.buffer, address, bytes.byteLength).set(bytes);
+    const parsed = (parse as (address: number, length: number) => number)(address, bytes.byteLength);
+    if (parsed === 0) throw new Error("the module could not parse a value for the data document");
+    return parsed;
+  };
+  (heapPtrSet as (address: number) => void)(p.dataHeapPtr);
+  const path = load(DERIVED_PATH);
+  // Not found (or data.veto not an object) is no error here: there is nothing to remove.
+  (removePath as (data: number, path: number) => number)(dataAddr, path);
+  const afterPath = (heapPtrGet as () => number)();
+  p.dataHeapPtr = afterPath;
+  if (typeof entrypoint !== "number") return false;
+  // The input is ignored: `{}` just past the path, the evaluation's heap after it (discarded below).
+  const inputAt = afterPath;
+  if (inputAt + 2 > memory.buffer.byteLength) memory.grow(1);
+  new Uint8Array(memory.buffer, inputAt, 2).set([0x7b, 0x7d]);
+  const result = (opaEval as DirectEval["opaEval"])(0, entrypoint, dataAddr, inputAt, 2, inputAt + 2, 0);
+  const bytes = new Uint8Array(memory.buffer);
+  const end = bytes.indexOf(0, result);
+  if (result <= 0 || end < 0) throw new Error(`${DERIVED_ENTRYPOINT} returned no result`);
+  const set: unknown = JSON.parse(utf8Decoder.decode(bytes.subarray(result, end)));
+  (heapPtrSet as (address: number) => void)(afterPath);
+  const value: unknown = Array.isArray(set) && set.length === 1 ? (set[0] as { result?: unknown } | null)?.result : undefined;
+  if (value === null || typeof value !== "object" || Array.isArray(value)) return false;
+  const add = addPath as (data: number, path: number, value: number) => number;
+  if (add(dataAddr, path, load(JSON.stringify(value))) !== 0) {
+    (heapPtrSet as (address: number) => void)(afterPath);
+    return false;
+  }
+  // The policy reads the stored value only when its "from" holds the configured
+  // names (derived.rego), a comparison on every call. The module compares a
+  // value with itself at once: each configured list and the stored value's
+  // "from" are made one value, equal to both (only text, so that nothing is
+  // changed by JSON.parse: a number could be).
+  const from = (value as { from?: unknown }).from;
+  for (const key of SHARED_SOURCES) {
+    const source: unknown = from !== null && typeof from === "object" ? (from as Record<string, unknown>)[key] : undefined;
+    if (!onlyText(source)) continue;
+    const shared = load(JSON.stringify(source));
+    if (add(dataAddr, load(JSON.stringify(["veto", "derived", "from", key])), shared) !== 0) break;
+    add(dataAddr, load(JSON.stringify(["veto", "config", key])), shared);
+  }
+  p.dataHeapPtr = (heapPtrGet as () => number)();
+  return true;
+}
+
+/** The configured lists derived.rego's "from" holds. */
+const SHARED_SOURCES = ["sensitive_fields", "amount_fields"] as const;
+
+/** A string, or an array or object of nothing but strings, arrays and objects (what JSON.parse gives back unchanged). */
+function onlyText(value: unknown, depth = 0): boolean {
+  if (typeof value === "string") return true;
+  if (value === null || typeof value !== "object" || depth > 64) return false;
+  for (const item of Object.values(value)) if (!onlyText(item, depth + 1)) return false;
+  return true;
 }
 
 /**

@@ -22,7 +22,8 @@
  * signed with keys the writer lacks can show that.
  */
 import { answerProblem, type ReadRecord } from "../approvals/evidence.js";
-import type { StoredDecision } from "../history/store.js";
+import { countsTowardsEscalation } from "../common/decision.js";
+import { countsForActor, type StoredDecision } from "../history/store.js";
 import { checkOptions, openPool, quoteIdent, type PostgresOptions } from "./connection.js";
 import { decisionSelectList, toStoredDecision, type DecisionRow } from "./decision-row.js";
 
@@ -76,6 +77,23 @@ function parseLine(line: string): ReadRecord {
   }
 }
 
+/**
+ * Whether a decision record is one that counts towards its actor's
+ * recentDenies: a deny of the policy's (not an outage deny of the adapter's)
+ * for a call the agent made (not a reviewer's amendment).
+ */
+function recordCounts(made: ReadRecord, result: Record<string, unknown>): boolean {
+  const reasons = result["reasons"];
+  return (
+    made["amended_from"] === undefined &&
+    Array.isArray(reasons) &&
+    countsTowardsEscalation({
+      action: result["action"] === "deny" ? "deny" : "allow",
+      reasons: reasons.map((r: unknown) => ({ code: String((r as { code?: unknown } | null)?.code), message: "" })),
+    })
+  );
+}
+
 /** What is wrong with one decision row, given its records in chain order. */
 export function rowProblems(row: StoredDecision, records: readonly ReadRecord[]): string[] {
   const problems: string[] = [];
@@ -98,6 +116,8 @@ export function rowProblems(row: StoredDecision, records: readonly ReadRecord[])
     if (!sameList(result["approvers"], row.approvers))
       differ.push(`approvers (row ${show(row.approvers)}, record ${show(result["approvers"])})`);
     if (differ.length > 0) problems.push(`the row differs from its decision record in ${differ.join(", ")}`);
+    if (row.action === "deny" && !countsForActor(row) && recordCounts(made, result))
+      problems.push("the deny does not count towards escalation, but its decision record is a deny that counts");
   }
   const answers = records.filter((r) => r["type"] === "approval" || r["type"] === "rejection");
   const status = row.approval?.status;

@@ -18,8 +18,8 @@
  * overlong UTF-8, or JSON that is not in canonical form is a failure naming
  * the line, never silently dropped or normalized.
  */
-import { createHash } from "node:crypto";
-import { canonicalMembers, joinMembers, type CanonicalMember } from "../common/canonical-json.js";
+import * as crypto from "node:crypto";
+import { canonicalAround, canonicalMembers, joinMembers, type CanonicalMember } from "../common/canonical-json.js";
 import { HASH_PATTERN, parseCheckpoint, type Checkpoint } from "./checkpoint.js";
 import { CanonicalJsonError } from "./errors.js";
 
@@ -32,8 +32,10 @@ const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 // eslint-disable-next-line no-control-regex -- finding control characters is the point
 const CONTROL = /[\u0000-\u001f]/;
 
+// crypto.hash (Node >= 20.12): one call, no Hash object per digest; createHash on older ones.
+const oneShot = (crypto as { hash?: (algorithm: string, data: string, encoding: "hex") => string }).hash;
 function sha256(text: string): string {
-  return `sha256:${createHash("sha256").update(text, "utf8").digest("hex")}`;
+  return `sha256:${oneShot === undefined ? crypto.createHash("sha256").update(text, "utf8").digest("hex") : oneShot("sha256", text, "hex")}`;
 }
 
 /** A null-prototype copy, so a key such as "__proto__" stays an ordinary field. */
@@ -137,6 +139,13 @@ export function sealCheckpoint(checkpoint: Checkpoint, seq: number, prevHash: st
 function sealEntry(body: Record<string, unknown>, seq: number, prevHash: string): SealedLine {
   body.seq = seq;
   body.prev_hash = prevHash;
+  const around = canonicalAround(body, "hash");
+  if (around !== undefined) {
+    // Plain JSON data: the members before and after the hash's place, written once.
+    const [before, after] = around;
+    const hash = sha256(`{${before}${before !== "" && after !== "" ? "," : ""}${after}}`);
+    return { seq, hash, text: `{${before}${before === "" ? "" : ","}"hash":"${hash}"${after === "" ? "" : ","}${after}}` };
+  }
   // Placeholder of the final length and form; replaced below once the hash is known.
   body.hash = GENESIS_HASH;
   const members = canonicalMembers(body);

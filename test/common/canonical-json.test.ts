@@ -9,13 +9,15 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { DIGEST_READING, canonicalJson } from "../../adapter/common/canonical-json.js";
+import { createHash } from "node:crypto";
+import { DIGEST_READING, canonicalAround, canonicalJson, canonicalMembers, joinMembers } from "../../adapter/common/canonical-json.js";
+import { GENESIS_HASH, sealRecord } from "../../adapter/records/chain.js";
 import { CanonicalJsonError } from "../../adapter/common/errors.js";
 
 const SEED = Number(process.env["VETO_TEST_SEED"] ?? 20261130);
 const RUNS = 600;
 // fast-check prints the seed and the shrunk counterexample on failure.
-const check = (property: fc.IProperty<[unknown]>): void => fc.assert(property, { seed: SEED, numRuns: RUNS });
+const check = <T extends unknown[]>(property: fc.IProperty<T>): void => fc.assert(property, { seed: SEED, numRuns: RUNS });
 
 // ---- The two implementations before they became one (reference only). ----
 
@@ -244,6 +246,107 @@ describe("one canonical JSON for records and digests", () => {
         expect(sortedEverywhere(parsed)).toBe(true);
       }),
     );
+  });
+});
+
+/** Whether some object in `v` has a key that the serializer's path leaves to the checked writer: an array index or `__proto__`. */
+function readSpecially(v: unknown): boolean {
+  if (v === null || typeof v !== "object") return false;
+  if (Array.isArray(v)) return v.some(readSpecially);
+  return Object.keys(v).some(
+    (k) =>
+      (/^(0|[1-9][0-9]*)$/.test(k) && Number(k) < 2 ** 32 - 1) || k === "__proto__" || readSpecially((v as Record<string, unknown>)[k]),
+  );
+}
+
+/** `depth` arrays nested in one another around `inner`. */
+function nested(depth: number, inner: unknown): unknown {
+  let value = inner;
+  for (let i = 0; i < depth; i++) value = [value];
+  return value;
+}
+
+// Plain JSON data is written by V8's serializer over a sorted copy; everything
+// else by the checked writer, which also names what is wrong. Both must give
+// the records' old text, whichever of them a value takes.
+describe("the serializer's path and the checked writer's give one text", () => {
+  const plainObject = jsonish(false).filter((v) => v !== null && typeof v === "object" && !Array.isArray(v)) as fc.Arbitrary<object>;
+  const anyObject = fc
+    .oneof(jsonish(false), jsonish(true), fc.anything())
+    .filter((v) => v !== null && typeof v === "object" && !Array.isArray(v)) as fc.Arbitrary<object>;
+
+  it("writes an object's members as the old writer wrote the object, or refuses it at the same pointer", () => {
+    check(
+      fc.property(anyObject, (value) => {
+        expect(outcome(() => joinMembers(canonicalMembers(value)))).toEqual(outcome(() => oldRecordJson(value)));
+      }),
+    );
+  });
+
+  it("splits an object around a key so that both halves rebuild its text, with and without that member", () => {
+    check(
+      fc.property(plainObject, text, leaf, (value, key, member) => {
+        const around = canonicalAround(value, key);
+        if (Object.prototype.hasOwnProperty.call(value, key)) {
+          expect(around).toBeUndefined();
+          return;
+        }
+        const expected = outcome(() => oldRecordJson(value));
+        if (around === undefined) {
+          // Handed to the checked writer: only what it refuses or reads specially.
+          expect("error" in expected || readSpecially(value) || !wellFormed({ [key]: member })).toBe(true);
+          return;
+        }
+        const [before, after] = around;
+        expect(`{${[before, after].filter((t) => t !== "").join(",")}}`).toBe((expected as { text: string }).text);
+        const added = Object.create(null) as Record<string, unknown>;
+        for (const k of Object.keys(value)) added[k] = (value as Record<string, unknown>)[k];
+        added[key] = member;
+        const withMember = outcome(() => oldRecordJson(added));
+        if ("text" in withMember) {
+          expect(`{${[before, `${JSON.stringify(key)}:${JSON.stringify(member)}`, after].filter((t) => t !== "").join(",")}}`).toBe(
+            withMember.text,
+          );
+        }
+      }),
+    );
+  });
+
+  it("seals a record as the old writer would: the line is its canonical JSON, the hash over it without the hash", () => {
+    check(
+      fc.property(anyObject, fc.integer({ min: 1, max: 2 ** 40 }), (record, seq) => {
+        const sealed = outcome(() => sealRecord(record, seq, GENESIS_HASH).text);
+        const body = Object.create(null) as Record<string, unknown>;
+        for (const k of Object.keys(record)) body[k] = (record as Record<string, unknown>)[k];
+        if (["seq", "prev_hash", "hash", "checkpoint"].some((k) => k in body)) return;
+        body.seq = seq;
+        body.prev_hash = GENESIS_HASH;
+        const unsealed = outcome(() => oldRecordJson(body));
+        if ("error" in unsealed) {
+          expect(sealed).toEqual(unsealed);
+          return;
+        }
+        body.hash = `sha256:${createHash("sha256").update(unsealed.text, "utf8").digest("hex")}`;
+        expect(sealed).toEqual({ text: oldRecordJson(body) });
+      }),
+    );
+  });
+
+  it("takes values nested past the serializer's depth, shared objects and deep cycles as the checked writer does", () => {
+    const shared = { b: [1, "x"], a: null };
+    const cyclicDeep: Record<string, unknown> = { z: 1 };
+    cyclicDeep.a = nested(150, cyclicDeep);
+    for (const value of [
+      nested(99, { k: 1 }),
+      nested(100, { k: 1 }),
+      nested(250, "leaf"),
+      { s: shared, t: [shared, shared] },
+      cyclicDeep,
+    ]) {
+      expect(outcome(() => canonicalJson(value))).toEqual(outcome(() => oldRecordJson(value)));
+      expect(outcome(() => joinMembers(canonicalMembers({ v: value })))).toEqual(outcome(() => oldRecordJson({ v: value })));
+    }
+    expect(outcome(() => canonicalJson(cyclicDeep))).toMatchObject({ error: `/a${"/0".repeat(150)}: cycle` });
   });
 });
 

@@ -1,4 +1,5 @@
 /** Shared bits of the decision-log tests: temp dirs, sample records, file surgery. */
+import { writeSync } from "node:fs";
 import { mkdtemp, open, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -41,7 +42,7 @@ export type Fault = "write" | "datasync" | "sync" | "short-write-then-fail";
  * call number `after` + 1 on (counted over every handle). `fault` can be set
  * later, to make a healthy log fail at a chosen moment.
  */
-export function faultyFs(fault: Fault | null = null, after = 0) {
+export function faultyFs(fault: Fault | null = null, after = 0, { appendNow = false }: { appendNow?: boolean } = {}) {
   const calls = { write: 0, datasync: 0, sync: 0 };
   const control = { fault, after, calls, fs: undefined as unknown as LogFileSystem };
   const eio = () => Object.assign(new Error("EIO: i/o error, injected"), { code: "EIO" });
@@ -74,6 +75,19 @@ export function faultyFs(fault: Fault | null = null, after = 0) {
         truncate: (length) => real.truncate(length),
         close: () => real.close(),
       };
+      if (appendNow) {
+        // The writer's in-turn append (what the default file system does), with the same faults.
+        handle.appendNow = (buffer, offset, length) => {
+          calls.write += 1;
+          if (failing("write", calls.write)) throw eio();
+          if (failing("short-write-then-fail", calls.write)) {
+            if (shortened) throw eio();
+            shortened = true;
+            return writeSync(real.fd, buffer, offset, Math.ceil(length / 2));
+          }
+          return writeSync(real.fd, buffer, offset, length);
+        };
+      }
       return handle;
     },
   };

@@ -7,6 +7,9 @@
 // JSON text, and must give the same result set, whole: verdict, escalation,
 // every reason code and message, approvers, destination hosts, anything else
 // the answer carries. The `visible` entrypoint (docs/contract.md §4b) too.
+// The shipped module runs both ways: with the values it derives from the data
+// document stored once (storeDerived, as the adapters load it) and without
+// them (derived on every call, as for a host that skips that step).
 //
 // The seed is printed on failure; VETO_BASELINE_SEED and VETO_BASELINE_COUNT
 // replay or widen a run.
@@ -15,6 +18,7 @@ import { resolve } from "node:path";
 import { loadPolicy } from "@open-policy-agent/opa-wasm";
 import { beforeAll, describe, expect, it } from "vitest";
 import { DECISION_ENTRYPOINT, VISIBLE_ENTRYPOINT, loadBundle } from "../../adapter/policy/bundle.js";
+import { storeDerived } from "../../adapter/policy/evaluator.js";
 import {
   ALT_CONFIG,
   DESTINATION_CASES,
@@ -63,6 +67,7 @@ function run(policy: Policy, input: string, entrypoint: string): unknown {
 
 let baseline: Record<Config, Policy>;
 let shipped: Record<Config, Policy>;
+let unstored: Record<Config, Policy>;
 
 beforeAll(async () => {
   const current = await loadBundle(requireBundle());
@@ -75,17 +80,19 @@ beforeAll(async () => {
     alt: { veto: { config: ALT_CONFIG } },
     open: { veto: { config: openConfig(fixture) } },
   };
-  const instances = async (wasm: Uint8Array): Promise<Record<Config, Policy>> => {
+  const instances = async (wasm: Uint8Array, derived: boolean): Promise<Record<Config, Policy>> => {
     const out = {} as Record<Config, Policy>;
     for (const config of ["bundle", "alt", "open"] as const) {
       const policy = await loadPolicy(wasm, { initial: 32, maximum: 4096 });
       policy.setData(data[config] as object);
+      if (derived) expect(storeDerived(policy), "the shipped module stores its derived values").toBe(true);
       out[config] = policy;
     }
     return out;
   };
-  baseline = await instances(frozen.wasm);
-  shipped = await instances(current.wasm);
+  baseline = await instances(frozen.wasm, false);
+  shipped = await instances(current.wasm, true);
+  unstored = await instances(current.wasm, false);
 });
 
 describe(`the shipped policy against the baseline bundle (seed ${SEED}, ${cases.length} calls)`, () => {
@@ -96,8 +103,11 @@ describe(`the shipped policy against the baseline bundle (seed ${SEED}, ${cases.
       const input = inputText(c);
       const before = run(baseline[c.config], input, DECISION_ENTRYPOINT);
       const after = run(shipped[c.config], input, DECISION_ENTRYPOINT);
-      if (JSON.stringify(before) !== JSON.stringify(after)) {
-        differences.push(`config ${c.config} input ${input}\n  baseline ${JSON.stringify(before)}\n  shipped  ${JSON.stringify(after)}`);
+      const derivedEachCall = run(unstored[c.config], input, DECISION_ENTRYPOINT);
+      if (JSON.stringify(before) !== JSON.stringify(after) || JSON.stringify(before) !== JSON.stringify(derivedEachCall)) {
+        differences.push(
+          `config ${c.config} input ${input}\n  baseline ${JSON.stringify(before)}\n  shipped  ${JSON.stringify(after)}\n  shipped, derived each call ${JSON.stringify(derivedEachCall)}`,
+        );
       }
       const answer = (after as { result?: { action: string; reasons: { code: string }[] } }[])[0]?.result;
       if (answer !== undefined) {
@@ -119,7 +129,8 @@ describe(`the shipped policy against the baseline bundle (seed ${SEED}, ${cases.
       const input = JSON.stringify({ tool: c.call.tool, context: c.call.context });
       const before = run(baseline[c.config], input, VISIBLE_ENTRYPOINT);
       const after = run(shipped[c.config], input, VISIBLE_ENTRYPOINT);
-      if (JSON.stringify(before) !== JSON.stringify(after)) {
+      const derivedEachCall = run(unstored[c.config], input, VISIBLE_ENTRYPOINT);
+      if (JSON.stringify(before) !== JSON.stringify(after) || JSON.stringify(before) !== JSON.stringify(derivedEachCall)) {
         differences.push(`config ${c.config} input ${input}\n  baseline ${JSON.stringify(before)}\n  shipped  ${JSON.stringify(after)}`);
       }
     }

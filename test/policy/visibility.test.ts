@@ -22,7 +22,7 @@ let veto: Veto;
 
 beforeAll(async () => {
   const loaded = await loadBundle(requireBundle());
-  expect(loaded.entrypoints).toEqual(["veto/crm/decision", "veto/crm/visible"]);
+  expect(loaded.entrypoints).toEqual(["veto/crm/decision", "veto/crm/visible", "veto/crm/derived"]);
   evaluator = await PolicyEvaluator.create(loaded.wasm, loaded.data, undefined, loaded.entrypoints);
   veto = await createVeto({ bundle: requireBundle(), recordSink: new MemorySink() });
 });

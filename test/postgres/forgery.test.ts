@@ -101,14 +101,14 @@ async function instance(schema: string): Promise<{ veto: Veto; logLines: Record<
   return { veto, logLines: lines };
 }
 
-/** Run statements as the owner with the decisions guard off: someone who got around the triggers. */
+/** Run statements as the owner with the decisions table's triggers off: someone who got around the guards. */
 async function aroundTheGuard(schema: string, ...statements: [string, unknown[]?][]): Promise<void> {
   const client = await as("owner").connect();
   try {
     await client.query("BEGIN");
-    await client.query(`ALTER TABLE "${schema}".decisions DISABLE TRIGGER decisions_guard`);
+    await client.query(`ALTER TABLE "${schema}".decisions DISABLE TRIGGER USER`);
     for (const [sql, values] of statements) await client.query(sql, values);
-    await client.query(`ALTER TABLE "${schema}".decisions ENABLE TRIGGER decisions_guard`);
+    await client.query(`ALTER TABLE "${schema}".decisions ENABLE TRIGGER USER`);
     await client.query("COMMIT");
   } catch (error) {
     await client.query("ROLLBACK");
@@ -378,6 +378,40 @@ describe("forgeries, and who catches them", () => {
     const failed = verifyCli(schema);
     expect(failed.status).toBe(1);
     expect(failed.stderr).toContain(`decision ${denies[0]!.id}: the row differs from its decision record in time (row `);
+  });
+
+  it("denies taken out of the count reset escalation: every role is refused, and verify names every one", async () => {
+    const schema = await layout("forge_count");
+    const { veto } = await instance(schema);
+    const actor = "agent:uncounted";
+    const blocked = write({ destination: "gmail.com" }, { actorId: actor });
+    const denies = [await veto.protect(blocked), await veto.protect(blocked), await veto.protect(blocked)];
+    const escalated = await veto.protect(blocked);
+    expect(escalated.escalated).toBe(true);
+    const t = `"${schema}".decisions`;
+    const uncount = `UPDATE ${t} SET counts_towards_escalation = false WHERE actor_id = $1`;
+    // Neither plainly, nor dressed as the deny that replaces a decision whose record could not be written
+    // (its record answers blocked_destination, not record_unavailable), nor by the owner with the triggers on.
+    await refused("instance", uncount, [actor]);
+    await refused("instance", `UPDATE ${t} SET counts_towards_escalation = false, escalated = false WHERE id = $1`, [escalated.id]);
+    await refused("owner", uncount, [actor]);
+    await aroundTheGuard(schema, [uncount, [actor]]);
+    // Escalation was reset by it...
+    const after = await veto.protect(blocked);
+    expect(after.escalated).toBe(false);
+    // ... a row that does not count never starts counting again ...
+    await refused("instance", `UPDATE ${t} SET counts_towards_escalation = true WHERE id = $1`, [denies[0]!.id]);
+    await veto.close();
+    // ... and verify names every deny taken out, not the one after.
+    const checked = await crossCheckPostgresStore({ connectionString: urlAs("auditor"), schema });
+    expect(checked.ok).toBe(false);
+    const named = checked.ok ? [] : checked.mismatches.map((m) => m.decisionId);
+    expect(named.sort()).toEqual([...denies, escalated].map((d) => d.id).sort());
+    const failed = verifyCli(schema);
+    expect(failed.status).toBe(1);
+    expect(failed.stderr).toContain(
+      `decision ${denies[0]!.id}: the deny does not count towards escalation, but its decision record is a deny that counts`,
+    );
   });
 
   it("deny rows deleted reset escalation: only the owner can, and verify names every deny record left without its row", async () => {

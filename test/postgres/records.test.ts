@@ -11,6 +11,7 @@ import {
   PostgresRecordSink,
   PostgresStore,
   defaultMigrationsDir,
+  loadMigrations,
   migrate,
   verifyPostgresLog,
   postgres,
@@ -20,6 +21,20 @@ import { ACTOR, APPROVER, captureLogger, read, requireBundle, requireCli, write 
 import { pgUrl, testDatabase } from "../helpers/postgres.js";
 
 const db = testDatabase();
+
+/** The migrations every later one builds on, by name: a later one is added, never renamed or reordered. */
+const FIRST_TEN = [
+  "001_store.sql",
+  "002_records.sql",
+  "003_decisions_guard.sql",
+  "004_record_checkpoints.sql",
+  "005_outage_denies.sql",
+  "006_approval_review.sql",
+  "007_approval_notifications.sql",
+  "008_used_tokens.sql",
+  "009_record_state.sql",
+  "010_amended_calls.sql",
+];
 let dir: string;
 beforeAll(async () => {
   requireBundle();
@@ -59,27 +74,20 @@ describe("veto db migrate", () => {
     const runs = await Promise.all(Array.from({ length: 6 }, () => cli(["db", "migrate", "--postgres", pgUrl(), "--schema", schema])));
     for (const run of runs) expect(run).toMatchObject({ status: 0, stderr: "" });
     const outputs = runs.map((r) => r.stdout).sort();
+    const shipped = await loadMigrations();
+    const names = shipped.map((m) => m.name);
+    const latest = shipped.at(-1)!.version;
+    expect(names.slice(0, 10)).toEqual(FIRST_TEN);
     expect(outputs).toEqual([
-      `schema ${schema}: applied 001_store.sql, 002_records.sql, 003_decisions_guard.sql, 004_record_checkpoints.sql, 005_outage_denies.sql, 006_approval_review.sql, 007_approval_notifications.sql, 008_used_tokens.sql, 009_record_state.sql, 010_amended_calls.sql (version 10)\n`,
-      ...Array.from({ length: 5 }, () => `schema ${schema}: up to date (version 10)\n`),
+      `schema ${schema}: applied ${names.join(", ")} (version ${latest})\n`,
+      ...Array.from({ length: 5 }, () => `schema ${schema}: up to date (version ${latest})\n`),
     ]);
     const { rows } = await db.pool.query(`SELECT version, name FROM "${schema}".schema_migrations ORDER BY version`);
-    expect(rows).toEqual([
-      { version: 1, name: "001_store.sql" },
-      { version: 2, name: "002_records.sql" },
-      { version: 3, name: "003_decisions_guard.sql" },
-      { version: 4, name: "004_record_checkpoints.sql" },
-      { version: 5, name: "005_outage_denies.sql" },
-      { version: 6, name: "006_approval_review.sql" },
-      { version: 7, name: "007_approval_notifications.sql" },
-      { version: 8, name: "008_used_tokens.sql" },
-      { version: 9, name: "009_record_state.sql" },
-      { version: 10, name: "010_amended_calls.sql" },
-    ]);
+    expect(rows).toEqual(shipped.map(({ version, name }) => ({ version, name })));
     // Taken from the environment when --postgres is not given.
     expect(await cli(["db", "migrate", "--schema", schema], { VETO_POSTGRES_URL: pgUrl() })).toMatchObject({
       status: 0,
-      stdout: `schema ${schema}: up to date (version 10)\n`,
+      stdout: `schema ${schema}: up to date (version ${latest})\n`,
     });
   });
 
@@ -103,20 +111,10 @@ describe("veto db migrate", () => {
     await cp(defaultMigrationsDir(), copy, { recursive: true });
     expect(await migrate({ connectionString: pgUrl(), schema, migrationsDir: copy })).toEqual({
       schema,
-      applied: [
-        "001_store.sql",
-        "002_records.sql",
-        "003_decisions_guard.sql",
-        "004_record_checkpoints.sql",
-        "005_outage_denies.sql",
-        "006_approval_review.sql",
-        "007_approval_notifications.sql",
-        "008_used_tokens.sql",
-        "009_record_state.sql",
-        "010_amended_calls.sql",
-      ],
-      version: 10,
+      applied: (await loadMigrations()).map((m) => m.name),
+      version: (await loadMigrations()).at(-1)!.version,
     });
+
     const file = join(copy, "002_records.sql");
     await writeFile(file, `${await readFile(file, "utf8")}\n-- edited\n`);
     await expect(migrate({ connectionString: pgUrl(), schema, migrationsDir: copy })).rejects.toMatchObject({
@@ -130,7 +128,10 @@ describe("veto db migrate", () => {
     // The checksum 001_store.sql had before its first comment was reworded (listed in migrations.ts).
     const earlier = "sha256:5b9032f985a43d0c5c04bca7c6f9a3c41c8eff8aa2ec90b76676b357172b8ed0";
     await db.pool.query(`UPDATE "${current}".schema_migrations SET checksum = $1 WHERE version = 1`, [earlier]);
-    expect(await migrate({ connectionString: pgUrl(), schema: current })).toMatchObject({ applied: [], version: 10 });
+    expect(await migrate({ connectionString: pgUrl(), schema: current })).toMatchObject({
+      applied: [],
+      version: (await loadMigrations()).at(-1)!.version,
+    });
     await db.pool.query(`UPDATE "${current}".schema_migrations SET checksum = $1 WHERE version = 1`, [`sha256:${"0".repeat(64)}`]);
     await expect(migrate({ connectionString: pgUrl(), schema: current })).rejects.toMatchObject({ code: "migration_changed" });
     // A schema a newer release migrated (a version these files do not have): refused by the migrator and the store.

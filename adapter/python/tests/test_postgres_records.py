@@ -133,18 +133,19 @@ TAMPERING = [
     ("approve without a record", "UPDATE {d} SET approval_status = 'approved', reviewer_id = 'user:sysadmin@globex.example', answered_at_ms = at_ms WHERE id = %s", "require_approval"),
     ("drop an approver", "UPDATE {d} SET approvers = '{{}}' WHERE id = %s", "require_approval"),
     ("change the actor", "UPDATE {d} SET actor_id = 'agent:other' WHERE id = %s", "allow"),
+    ("take a deny out of the count", "UPDATE {d} SET counts_towards_escalation = false WHERE id = %s", "deny"),
 ]
 
 
 def test_both_verifiers_report_the_same_mismatches_between_table_and_records(pg: tuple[str, str], node_workers: list[Any]) -> None:
-    """Seeded tampering with the decisions table: the Python and the TypeScript `log verify --postgres` report the same mismatch lines and exit 1."""
+    """Every kind of tampering with the decisions table, in seeded order: both `log verify --postgres` report the same mismatch lines and exit 1."""
     url, schema = pg
     rng = random.Random(SEED)
     veto, store = python_veto(url, schema)
     node = start_node(node_workers, url, schema)
     made: dict[str, list[str]] = {"allow": [], "deny": [], "require_approval": []}
     try:
-        for i in range(9):
+        for i in range(18):
             args = CALLS[i % 3]
             d = veto.protect(globex(f"agent:t{i}", **args)).to_json() if rng.random() < 0.5 else node.request("protect", calls=[globex(f"agent:t{i}", **args)])[0]
             made[d["action"]].append(d["id"])
@@ -153,7 +154,7 @@ def test_both_verifiers_report_the_same_mismatches_between_table_and_records(pg:
         store.close()
         node.request("close")
     sql(url, f'ALTER TABLE "{schema}".decisions DISABLE TRIGGER USER')
-    chosen = rng.sample(TAMPERING, 3)
+    chosen = rng.sample(TAMPERING, len(TAMPERING))
     for name, statement, action in chosen:
         target = made[action].pop()
         sql(url, statement.format(d=f'"{schema}".decisions'), (target,))
@@ -163,3 +164,4 @@ def test_both_verifiers_report_the_same_mismatches_between_table_and_records(pg:
     assert py.stdout == ts.stdout
     assert py.stderr == ts.stderr, f"seed {SEED} {[c[0] for c in chosen]}"
     assert "mismatches between the store and its records" in py.stderr
+    assert "the deny does not count towards escalation, but its decision record is a deny that counts" in py.stderr

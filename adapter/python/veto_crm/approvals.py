@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional, TypeVar
 
 from .bundle import BundleVersion
 from .decision import AmendedCall, Decision, iso_timestamp
@@ -32,6 +32,8 @@ from .records import RecordSink, amendment_record, answer_record, execution_reco
 from .store import ApprovalTransition, InMemoryStore, StoredDecision
 from .text import is_blank
 from .unit import run_unit
+
+_T = TypeVar("_T")
 
 log = logging.getLogger("veto_crm")
 
@@ -105,12 +107,25 @@ class ApprovalDesk:
         except Exception:
             return self.clock()
 
-    def _answerable_by(self, decision_id: str, reviewer_id: str, act: str) -> StoredDecision:
+    def _store_call(self, kind: str, decision_id: str, run: Callable[[], _T]) -> _T:
+        """
+        A store read before an answer's unit (approvals/desk.ts #storeCall): its failure, not a
+        refusal, is a record_unavailable refusal naming why, never the driver's own exception.
+        """
+        try:
+            return run()
+        except ApprovalError:
+            raise
+        except Exception as error:
+            log.error("%s could not be stored (decision %s): %s", kind, decision_id, error)
+            raise ApprovalError("record_unavailable", decision_id, f"the {kind} could not be stored: {error}") from error
+
+    def _answerable_by(self, decision_id: str, reviewer_id: str, act: str, kind: str = "approval") -> StoredDecision:
         """
         The pending decision ``reviewer_id`` may answer or amend, or ApprovalError: not its own
         call, one of its approvers, not yet settled. ``act`` ends the self-approval message.
         """
-        decision = self.approvable(decision_id)
+        decision = self._store_call(kind, decision_id, lambda: self.approvable(decision_id))
         if reviewer_id == decision.actor_id:
             raise ApprovalError("self_approval", decision_id, f"{reviewer_id} made the call and cannot {act}")
         if reviewer_id not in decision.approvers:
@@ -119,7 +134,7 @@ class ApprovalDesk:
                 decision_id,
                 f"{reviewer_id} is not among this decision's approvers ({', '.join(decision.approvers)})",
             )
-        self._refuse_if_settled(decision, self.now())
+        self._refuse_if_settled(decision, self._store_call(kind, decision_id, self.now))
         return decision
 
     def answer(self, kind: str, decision_id: Any, reviewer_id: Any, note: Any = None) -> ApprovalAnswer:
@@ -128,7 +143,7 @@ class ApprovalDesk:
         reviewer_id = require_text(reviewer_id, "reviewer_id", method)
         if note is not None and not isinstance(note, str):
             raise VetoOptionsError(f"{method}: note must be a string when given")
-        decision = self._answerable_by(decision_id, reviewer_id, "answer its own approval")
+        decision = self._answerable_by(decision_id, reviewer_id, "answer its own approval", kind)
 
         status = "approved" if kind == "approval" else "rejected"
         # Reserve, record, settle: one unit, so with a transactional store the reservation is never seen
@@ -270,13 +285,31 @@ class ApprovalDesk:
         except (CanonicalJsonError, ValueError, TypeError):
             return None
 
+    def _unreadable(self, decision_id: str, error: BaseException) -> ApprovalError:
+        return ApprovalError("record_unavailable", decision_id, f"the approval of {decision_id} cannot be read: {error}")
+
     def wait(self, decision_id: Any, timeout_ms: Optional[float] = None, call: Optional[Mapping[str, Any]] = None, cancel: Optional[threading.Event] = None) -> ApprovalAnswer:
-        decision = self.check_wait(decision_id, timeout_ms, call)
+        try:
+            decision = self.check_wait(decision_id, timeout_ms, call)
+            started_ms = self.now()
+        except (ApprovalError, VetoOptionsError):
+            raise
+        except Exception as error:
+            if self._closed is not None:
+                raise self._closed from error
+            raise self._unreadable(str(decision_id), error) from error
+        approval = decision.approval
+        assert approval is not None
+        # When the approval expires, on this process's monotonic clock from the store's time now: how
+        # long a store that cannot be read is waited for (approvals/desk.ts wait).
+        expires_at = time.monotonic() + (approval.expires_at_ms - started_ms) / 1000
         wake = threading.Event()
         unwatch = self.store.watch_decision(decision.id, wake.set)
         with self._wakers_lock:
             self._wakers.add(wake)
         deadline = None if timeout_ms is None else time.monotonic() + timeout_ms / 1000
+        #: Why the last check could not read the store or the records, until one can again.
+        unread: Optional[Exception] = None
         try:
             while True:
                 if self._closed is not None:
@@ -284,16 +317,28 @@ class ApprovalDesk:
                 if cancel is not None and cancel.is_set():
                     raise ApprovalError("approval_aborted", decision.id, f"waiting for approval of {decision.id} was aborted")
                 wake.clear()
-                answer = self.settled_outcome(decision.id)
+                try:
+                    answer = self.settled_outcome(decision.id)
+                    unread = None
+                except ApprovalError:
+                    raise
+                except Exception as error:
+                    # A lost connection or a failover says nothing about the approval: read again at the
+                    # next poll or notification until its time is up; after that nothing can approve it,
+                    # and the wait ends failing closed (docs/contract.md §9, a wait that cannot read).
+                    if time.monotonic() >= expires_at:
+                        raise self._unreadable(decision.id, error) from error
+                    log.warning("approval could not be read; trying again (decision %s): %s", decision.id, error)
+                    unread, answer = error, None
                 if answer is not None:
                     return answer if call is None else self.execute(decision, answer, call)
-                pause = self.poll_ms / 1000
-                approval = decision.approval
-                if approval is not None:
-                    pause = min(pause, max(0.0, (approval.expires_at_ms - self.now() + 1) / 1000))
+                pause = min(self.poll_ms / 1000, max(0.0, expires_at - time.monotonic() + 0.001))
                 if deadline is not None:
                     left = deadline - time.monotonic()
                     if left <= 0:
+                        if unread is not None:
+                            # Out of time while the approval could not be read: say so, not "no answer".
+                            raise self._unreadable(decision.id, unread) from unread
                         raise ApprovalError("approval_timeout", decision.id, f"no answer for {decision.id} within {js_number(timeout_ms or 0)} ms")
                     pause = min(pause, left)
                 wake.wait(pause)
@@ -391,7 +436,7 @@ class ApprovalDesk:
             log.error("amendment could not be reserved (decision %s): %s", decision_id, error)
             raise ApprovalError("record_unavailable", decision_id, f"the approval could not be stored: {error}") from error
         if not reserved:
-            again = self.store.get_decision(decision_id)
+            again = self._store_call("approval", decision_id, lambda: self.store.get_decision(decision_id))
             if again is not None:
                 self._refuse_if_settled(again, reserved_at)
             raise ApprovalError("already_answered", decision_id, f"decision {decision_id} is already being answered")
@@ -490,6 +535,34 @@ class ApprovalDesk:
         unrecorded. A claim that finds the approval claimed already is refused
         with already_executed, and that refusal is recorded too.
         """
+        self._claim_once(
+            decision,
+            answer.reviewer_id,
+            lambda unit, at_ms: bool(unit.transition_approval(decision.id, ApprovalTransition("approved", "executed", at_ms))),
+            unclaimed=f"the approval of {decision.id} could not be claimed for execution",
+            claimed_before=f"the approved call {decision.id} was already claimed for execution; it runs at most once",
+        )
+        return answer
+
+    def _claim_once(
+        self,
+        decision: StoredDecision,
+        reviewer_id: Optional[str],
+        claim: Callable[[Any, float], bool],
+        *,
+        unclaimed: str,
+        claimed_before: str,
+    ) -> None:
+        """
+        One use-once claim, by ``claim`` (a compare-and-set in the unit) with its
+        execution record by ``reviewer_id``: in the transaction, the record first
+        (both commit together); else the claim first, so a record that cannot be
+        written loses the call, never runs it twice or unrecorded. A claim that
+        finds it claimed already is refused with already_executed (``claimed_before``),
+        and that refusal is recorded; any other failure is record_unavailable
+        (``unclaimed``: why).
+        """
+
         def record(execution: str, at_ms: float) -> dict[str, Any]:
             return execution_record(
                 decision_id=decision.id,
@@ -498,7 +571,7 @@ class ApprovalDesk:
                 actor_id=decision.actor_id,
                 tenant_id=decision.tenant_id,
                 call_digest=decision.call_digest,
-                reviewer_id=answer.reviewer_id,
+                reviewer_id=reviewer_id,
                 execution=execution,
             )
 
@@ -507,11 +580,9 @@ class ApprovalDesk:
             with run_unit(self.store, self.sink, None, None) as unit:
                 at_ms = unit.now_ms if unit.now_ms is not None else self.clock()
                 claimed = record("claimed", at_ms)
-                # In the transaction, the record first (both commit together); else the claim first, so a
-                # record that cannot be written loses the call, never runs it twice or unrecorded.
                 if unit.records_in_transaction:
                     unit.write_record(claimed)
-                if not unit.transition_approval(decision.id, ApprovalTransition("approved", "executed", at_ms)):
+                if not claim(unit, at_ms):
                     unit.rollback()
                     refused_at = at_ms
                 else:
@@ -519,22 +590,18 @@ class ApprovalDesk:
                     if not unit.records_in_transaction:
                         unit.write_record(claimed)
                     self.written.remember(claimed)
-                    return answer
+                    return
         except Exception as error:
-            log.error("approval could not be claimed; the call does not run (decision %s): %s", decision.id, error)
-            raise ApprovalError(
-                "record_unavailable", decision.id, f"the approval of {decision.id} could not be claimed for execution: {error}"
-            ) from error
-        if refused_at is not None:
-            refused = record("refused", refused_at)
-            try:
-                self.sink.write(refused)
-                self.written.remember(refused)
-            except Exception as error:
-                log.error("refused claim could not be recorded (decision %s): %s", decision.id, error)
-        raise ApprovalError(
-            "already_executed", decision.id, f"the approved call {decision.id} was already claimed for execution; it runs at most once"
-        )
+            log.error("the call could not be claimed; it does not run (decision %s): %s", decision.id, error)
+            raise ApprovalError("record_unavailable", decision.id, f"{unclaimed}: {error}") from error
+        assert refused_at is not None
+        refused = record("refused", refused_at)
+        try:
+            self.sink.write(refused)
+            self.written.remember(refused)
+        except Exception as error:
+            log.error("refused claim could not be recorded (decision %s): %s", decision.id, error)
+        raise ApprovalError("already_executed", decision.id, claimed_before)
 
     def claim_allowed_amendment(self, decision_id: str) -> None:
         """
@@ -547,51 +614,15 @@ class ApprovalDesk:
         already_executed, and that refusal is recorded; a record that cannot be
         written loses the call, never runs it twice or unrecorded.
         """
-        decision = self.store.get_decision(decision_id)
+        decision = self._store_call("approval", decision_id, lambda: self.store.get_decision(decision_id))
         if decision is None or decision.action != "allow" or decision.amendment is None:
             raise ApprovalError("approval_unverified", decision_id, f"decision {decision_id} is not an allowed amended call")
-        by = decision.amendment.by
-
-        def record(execution: str, at_ms: float) -> dict[str, Any]:
-            return execution_record(
-                decision_id=decision.id,
-                timestamp=iso_timestamp(at_ms),
-                bundle=self.bundle(),
-                actor_id=decision.actor_id,
-                tenant_id=decision.tenant_id,
-                call_digest=decision.call_digest,
-                reviewer_id=by,
-                execution=execution,
-            )
-
-        refused_at: Optional[float] = None
-        try:
-            with run_unit(self.store, self.sink, None, None) as unit:
-                at_ms = unit.now_ms if unit.now_ms is not None else self.clock()
-                claimed = record("claimed", at_ms)
-                # In the transaction, the record first (both commit together); else the claim first.
-                if unit.records_in_transaction:
-                    unit.write_record(claimed)
-                if not unit.claim_execution(decision_id, at_ms):
-                    unit.rollback()
-                    refused_at = at_ms
-                else:
-                    unit.commit()
-                    if not unit.records_in_transaction:
-                        unit.write_record(claimed)
-                    self.written.remember(claimed)
-                    return
-        except Exception as error:
-            log.error("amended call could not be claimed; it does not run (decision %s): %s", decision_id, error)
-            raise ApprovalError("record_unavailable", decision_id, f"the amended call {decision_id} could not be claimed: {error}") from error
-        refused = record("refused", refused_at)
-        try:
-            self.sink.write(refused)
-            self.written.remember(refused)
-        except Exception as error:
-            log.error("refused claim could not be recorded (decision %s): %s", decision_id, error)
-        raise ApprovalError(
-            "already_executed", decision_id, f"the amended call {decision_id} was already claimed for execution; it runs at most once"
+        self._claim_once(
+            decision,
+            decision.amendment.by,
+            lambda unit, at_ms: bool(unit.claim_execution(decision_id, at_ms)),
+            unclaimed=f"the amended call {decision_id} could not be claimed",
+            claimed_before=f"the amended call {decision_id} was already claimed for execution; it runs at most once",
         )
 
     def close(self, error: Exception) -> None:

@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from .signature import BundleVerifier
 
 DECISION_ENTRYPOINT = "veto/crm/decision"
+#: What the policy derives from the data document alone: evaluated once per instance and stored at
+#: data.veto.derived (policy/veto/crm/derived.rego; evaluator.py).
+DERIVED_ENTRYPOINT = "veto/crm/derived"
 #: Largest total of file contents a bundle may unpack to (guards against gzip bombs).
 MAX_BUNDLE_UNPACKED_BYTES = 64 * 1024 * 1024
 SIGNATURES_FILE = ".signatures.json"

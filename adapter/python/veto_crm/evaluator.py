@@ -9,6 +9,9 @@ with wasmtime, as the TypeScript adapter does it through the JS SDK
 - the same calls in the same order as the SDK's loadPolicy + setData:
   ``builtins()`` dumped, ``{}`` loaded as data, the heap pointer remembered,
   ``entrypoints()`` dumped, then the data document loaded at that pointer;
+- once the data document is loaded, the values the policy derives from it
+  alone (``veto/crm/derived``) evaluated once and stored at data.veto.derived,
+  as the TypeScript adapter does (adapter/policy/evaluator.ts, storeDerived);
 - evaluation through ABI 1.2's ``opa_eval`` (input written just past the
   data, heap right after the input), or for an older module the classic
   ``opa_heap_ptr_set / opa_json_parse / eval / opa_json_dump`` flow;
@@ -38,7 +41,7 @@ from typing import Any, Optional
 
 import wasmtime
 
-from .bundle import DECISION_ENTRYPOINT
+from .bundle import DECISION_ENTRYPOINT, DERIVED_ENTRYPOINT
 from .decision import PolicyAnswer, Reason
 from .errors import BundleLoadError
 from .jsontext import JsonParseError, parse, stringify
@@ -186,6 +189,57 @@ class _Instance:
         self.opa_heap_ptr_set(self.store, self.base_heap)
         self.data_addr = self._load_json(data_json)
         self.data_heap = int(self.opa_heap_ptr_get(self.store))
+        self.derived_stored = self._store_derived(exports)
+
+    def _store_derived(self, exports: Any) -> bool:
+        """
+        Evaluate ``veto/crm/derived`` once on the data document just loaded and store the value at
+        data.veto.derived, whatever the document held there removed first (policy/veto/crm/derived.rego;
+        the same steps as storeDerived in adapter/policy/evaluator.ts). Returns whether a value was stored;
+        without one the policy derives the same values on each call. Raises when the module fails.
+        """
+        add_path = exports.get("opa_value_add_path")
+        remove_path = exports.get("opa_value_remove_path")
+        if self.opa_eval is None or not isinstance(add_path, wasmtime.Func) or not isinstance(remove_path, wasmtime.Func):
+            return False
+        self.opa_heap_ptr_set(self.store, self.data_heap)
+        path = self._load_json(b'["veto","derived"]')
+        # Not found (or data.veto not an object) is no error here: there is nothing to remove.
+        remove_path(self.store, self.data_addr, path)
+        after_path = int(self.opa_heap_ptr_get(self.store))
+        self.data_heap = after_path
+        entrypoint = self.entrypoints.get(DERIVED_ENTRYPOINT)
+        if not isinstance(entrypoint, int):
+            return False
+        # The input is ignored: `{}` just past the path, the evaluation's heap after it (discarded below).
+        if after_path + 2 > self.memory.data_len(self.store):
+            self.memory.grow(self.store, 1)
+        self.memory.write(self.store, b"{}", after_path)
+        result = int(self.opa_eval(self.store, 0, entrypoint, self.data_addr, after_path, 2, after_path + 2, 0))
+        result_set = self._read_json(result)
+        self.opa_heap_ptr_set(self.store, after_path)
+        if not (isinstance(result_set, list) and len(result_set) == 1 and isinstance(result_set[0], dict)):
+            return False
+        value = result_set[0].get("result")
+        if not isinstance(value, dict):
+            return False
+        if int(add_path(self.store, self.data_addr, path, self._load_json(stringify(value).encode("utf-8")))) != 0:
+            self.opa_heap_ptr_set(self.store, after_path)
+            return False
+        # The policy reads the stored value only when its "from" holds the configured lists, a comparison on
+        # every call; the module compares a value with itself at once: each configured list and "from"'s are
+        # made one value, equal to both (only text, which parsing gives back unchanged).
+        source = value.get("from")
+        for key in ("sensitive_fields", "amount_fields"):
+            shared_value = source.get(key) if isinstance(source, dict) else None
+            if not _only_text(shared_value):
+                continue
+            shared = self._load_json(stringify(shared_value).encode("utf-8"))
+            if int(add_path(self.store, self.data_addr, self._load_json(stringify(["veto", "derived", "from", key]).encode("utf-8")), shared)) != 0:
+                break
+            add_path(self.store, self.data_addr, self._load_json(stringify(["veto", "config", key]).encode("utf-8")), shared)
+        self.data_heap = int(self.opa_heap_ptr_get(self.store))
+        return True
 
     # -- host imports ------------------------------------------------------
 
@@ -290,6 +344,19 @@ class _Instance:
         set_entrypoint(self.store, ctx, entrypoint)
         run(self.store, ctx)
         return self._dump(get_result(self.store, ctx))
+
+
+def _only_text(value: Any, depth: int = 0) -> bool:
+    """A string, or a list or dict of nothing but strings, lists and dicts."""
+    if isinstance(value, str):
+        return True
+    if depth > 64:
+        return False
+    if isinstance(value, list):
+        return all(_only_text(item, depth + 1) for item in value)
+    if isinstance(value, dict):
+        return all(_only_text(item, depth + 1) for item in value.values())
+    return False
 
 
 def _c_bytes(base: int, size: int, addr: int) -> bytes:

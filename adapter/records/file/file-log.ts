@@ -4,8 +4,10 @@
  * - Append-only JSON Lines, one canonical JSON record per line, hash-chained
  *   (see chain.ts), one writer per log (see lock.ts).
  * - write() resolves only after the record's bytes are fdatasync'ed.
- *   Records written while a sync is in flight are committed together by the
- *   next one: one write(2) and one fdatasync(2) for the whole group.
+ *   A record written while nothing is in flight is appended and its sync
+ *   started within the write() call; records written while a sync is in
+ *   flight are committed together by the next one: one write(2) and one
+ *   fdatasync(2) for the whole group.
  * - Creating a file (the first one, or a rotation) fsyncs the directory, so
  *   the file's name is as durable as its records.
  * - Rotation by size continues the chain in PATH.1, PATH.2, ...
@@ -48,6 +50,12 @@ import { MAX_RECORD_LINE_BYTES, logFiles, walkChain, type TornTail } from "./seg
 /** The file operations the writer uses; replaceable only to inject faults in tests. */
 export interface LogFileHandle {
   write(buffer: Uint8Array, offset: number, length: number, position: null): Promise<{ bytesWritten: number }>;
+  /**
+   * Optional: append at once and return the bytes written (as write(2)), so
+   * that a commit starts its sync in the same turn. Without it, commits
+   * await write().
+   */
+  appendNow?(buffer: Uint8Array, offset: number, length: number): number;
   datasync(): Promise<void>;
   sync(): Promise<void>;
   truncate(length: number): Promise<void>;
@@ -159,6 +167,7 @@ const nodeFs: LogFileSystem = {
           return Promise.reject(toError(error));
         }
       },
+      appendNow: (buffer, offset, length) => writeSync(fd, buffer, offset, length),
       datasync: () => new Promise<void>((resolve, reject) => fdatasync(fd, (error) => (error === null ? resolve() : reject(error)))),
       sync: () => handle.sync(),
       truncate: (length) => handle.truncate(length),
@@ -168,6 +177,16 @@ const nodeFs: LogFileSystem = {
 };
 // O_NONBLOCK: opening a FIFO swapped in for the log never waits for a reader (a regular file ignores it).
 const APPEND = constants.O_WRONLY | constants.O_APPEND | constants.O_NONBLOCK;
+
+/** writeFully, in the caller's turn, for a handle that can append at once. */
+function appendFully(handle: LogFileHandle & Required<Pick<LogFileHandle, "appendNow">>, bytes: Buffer): void {
+  let offset = 0;
+  while (offset < bytes.length) {
+    const bytesWritten = handle.appendNow(bytes, offset, bytes.length - offset);
+    if (bytesWritten <= 0) throw new Error(`write made no progress at byte ${offset} of ${bytes.length}`);
+    offset += bytesWritten;
+  }
+}
 
 async function writeFully(handle: LogFileHandle, bytes: Buffer): Promise<void> {
   let offset = 0;
@@ -210,7 +229,9 @@ export class FileDecisionLog {
   /** The last entry queued: a record, or a checkpoint and why it was written. */
   #lastEntry: "record" | CheckpointReason | null;
   #queue: Pending[] = [];
+  /** The commit loop while it runs (#drain); null when nothing is queued or in flight. */
   #draining: Promise<void> | null = null;
+  #drainRunning = false;
   #failure: RecordUnavailableError | null = null;
   #closed: Promise<void> | null = null;
   #stats = { records: 0, checkpoints: 0, commits: 0, dataSyncs: 0, directorySyncs: 0, bytes: 0 };
@@ -451,13 +472,16 @@ export class FileDecisionLog {
     let sealed: SealedLine;
     let rotate: Pending["rotate"] = null;
     let closing: SealedLine | null = null;
+    let bytes: Buffer;
     try {
       sealed = sealRecord(record, this.#nextSeq, this.#head);
-      if (this.#planSize > 0 && this.#planSize + Buffer.byteLength(sealed.text) + 1 > this.#maxBytes) {
+      bytes = Buffer.from(`${sealed.text}\n`);
+      if (this.#planSize > 0 && this.#planSize + bytes.length > this.#maxBytes) {
         if (this.#checkpointing !== null) {
           // The file ends with a checkpoint naming it; the record comes after it, in the next file.
           closing = this.#sealCheckpoint("rotation", this.#nextSeq, this.#head);
           sealed = sealRecord(record, this.#nextSeq + 1, closing.hash);
+          bytes = Buffer.from(`${sealed.text}\n`);
         }
         rotate = { closing: closing === null ? null : Buffer.from(`${closing.text}\n`) };
       }
@@ -471,7 +495,7 @@ export class FileDecisionLog {
         }),
       );
     }
-    if (Buffer.byteLength(sealed.text) > MAX_RECORD_LINE_BYTES) {
+    if (bytes.length - 1 > MAX_RECORD_LINE_BYTES) {
       // A reader stops at such a line (segments.ts): it would make the log unverifiable.
       return Promise.reject(
         new RecordUnavailableError(`record not written to ${this.path}: it is longer than ${MAX_RECORD_LINE_BYTES} bytes`, {
@@ -488,7 +512,6 @@ export class FileDecisionLog {
       this.#planSize = 0;
       this.#planAfter = { seq: this.#nextSeq - 1, hash: this.#head };
     }
-    const bytes = Buffer.from(`${sealed.text}\n`);
     this.#planSize += bytes.length;
     this.#advance(sealed, "record");
     const written = new Promise<WrittenRecord>((resolve, reject) => {
@@ -499,7 +522,7 @@ export class FileDecisionLog {
       // Its outcome is the log's: a failure fails the log and every write after it.
       this.#checkpoint("interval").catch(ignore);
     }
-    this.#draining ??= this.#drain();
+    this.#commitSoon();
     return written;
   }
 
@@ -563,15 +586,27 @@ export class FileDecisionLog {
     const done = new Promise<void>((resolve, reject) => {
       this.#queue.push({ kind: "checkpoint", seq: sealed.seq, hash: sealed.hash, bytes, rotate: null, resolve: () => resolve(), reject });
     });
-    this.#draining ??= this.#drain();
+    this.#commitSoon();
     return done;
   }
 
+  /**
+   * Start committing what is queued, unless a commit is in flight (its loop
+   * takes the queue when its sync returns). Nothing waits for a later turn:
+   * with nothing in flight a record's sync starts within its write() call,
+   * so a lone writer pays for one write and one sync, no more; grouping
+   * comes from what arrives while a sync is in flight, which under load is
+   * every record but the first after a pause.
+   */
+  #commitSoon(): void {
+    if (this.#drainRunning) return;
+    const draining = this.#drain();
+    // A loop that ended within the call (every entry refused at once) has nothing left to wait for.
+    this.#draining = this.#drainRunning ? draining : null;
+  }
+
   async #drain(): Promise<void> {
-    // One microtask turn lets writes issued in the same turn (e.g. by the
-    // callers whose previous writes the last commit just acknowledged) join
-    // this commit rather than trail it alone. Cheaper than a macrotask.
-    await Promise.resolve();
+    this.#drainRunning = true;
     while (this.#queue.length > 0) {
       const group = this.#queue;
       this.#queue = [];
@@ -592,16 +627,18 @@ export class FileDecisionLog {
             end += 1;
           }
           const part = group.slice(done, end);
-          await writeFully(
-            this.#handle,
+          const handle = this.#handle;
+          const joined =
             part.length === 1
               ? first.bytes
               : Buffer.concat(
                   part.map((p) => p.bytes),
                   bytes,
-                ),
-          );
-          await this.#handle.datasync();
+                );
+          // Appended in this turn when the handle can, so the sync below starts at once.
+          if (handle.appendNow !== undefined) appendFully(handle as Parameters<typeof appendFully>[0], joined);
+          else await writeFully(handle, joined);
+          await handle.datasync();
           this.#stats.commits += 1;
           this.#stats.dataSyncs += 1;
           this.#stats.bytes += bytes;
@@ -617,6 +654,7 @@ export class FileDecisionLog {
         for (const item of group.slice(done)) item.reject(this.#failure);
       }
     }
+    this.#drainRunning = false;
     this.#draining = null;
   }
 

@@ -9,30 +9,13 @@ package veto.crm
 # "amount", as CRMs name it, and "DİSCOUNT_AMOUNT" is "discount_amount". When
 # amount_fields is not a list of strings, every numeric change counts.
 
-_amount_plain_keys contains _plain_key(name) if {
-	some name in _amount_fields
-	is_string(name)
-}
-
-_amount_fold_keys contains _fold_key(name) if {
-	some name in _amount_fields
-	is_string(name)
-}
-
-_amount_field(name) if lower(name) in _amount_plain_keys
+# The plain and fold keys of amount_fields, and whether it is a list of
+# strings: derived.rego.
+_amount_field(name) if _amount_plain[lower(name)]
 
 _amount_field(name) if {
 	not _ascii(name)
-	_fold_key(name) in _amount_fold_keys
-}
-
-default _amount_fields_usable := false
-
-_amount_fields_usable if {
-	is_array(_amount_fields)
-	every name in _amount_fields {
-		is_string(name)
-	}
+	_amount_fold[_fold_key(name)]
 }
 
 _amount_changes[name] := value if {

@@ -76,10 +76,18 @@ read := {
 	"history": {"recentDenies": 0},
 }
 
-# The one place the fixture is bound; every test decides through it.
+# The one place the fixture is bound; every test decides through it, both
+# ways: with the derived values the adapters store at data.veto.derived
+# (derived.rego) and without them, and the two answers must be the same.
 decide(call) := result if {
 	# regal ignore:with-outside-test-context,external-reference
 	result := crm.decision with input as call with data.veto.config as fixture
+
+	# regal ignore:with-outside-test-context,external-reference
+	stored := crm.derived with data.veto.config as fixture
+
+	# regal ignore:with-outside-test-context,external-reference
+	result == crm.decision with input as call with data.veto.config as fixture with data.veto.derived as stored
 }
 
 patched(call, patch) := object.union(call, patch)

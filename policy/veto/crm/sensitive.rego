@@ -31,42 +31,10 @@ _call_object_key := lower(_call_object)
 
 _call_object_folded contains _fold_key(_call_object) if not _ascii(_call_object)
 
-# The plain keys, which every call needs, are taken from the configured lists
-# directly rather than through _sensitive_lists: adding a list to a set hashes
-# all of its names, for each call on the WASM evaluator.
-_sensitive_plain_keys contains _plain_key(name) if {
-	some name in _sensitive_fields["*"]
-	is_string(name)
-}
-
-_sensitive_plain_keys contains _plain_key(name) if {
-	some object_name, names in _sensitive_fields
-	_plain_key(trim_space(object_name)) == _call_object_key
-	some name in names
-	is_string(name)
-}
-
-_sensitive_plain_keys contains _plain_key(name) if {
-	some folded in _call_object_folded
-	some object_name, names in _sensitive_fields
-	_fold_key(trim_space(object_name)) == folded
-	some name in names
-	is_string(name)
-}
-
 _sensitive_fold_keys contains _fold_key(name) if {
 	some names in _sensitive_lists
 	some name in names
 	is_string(name)
-}
-
-default _sensitive_fields_usable := false
-
-_sensitive_fields_usable if {
-	is_object(_sensitive_fields)
-	every names in _sensitive_fields {
-		is_array(names)
-	}
 }
 
 _touched_fields contains name if {
@@ -80,7 +48,17 @@ _touched_fields contains name if {
 	is_string(name)
 }
 
-_sensitive_field(name) if lower(name) in _sensitive_plain_keys
+# The plain keys of the configured names (derived.rego): those of "*", of the
+# object names with the call's object's plain key, and, for a call's object
+# outside ASCII, of the object names with its fold key.
+_sensitive_field(name) if _sensitive_star[lower(name)]
+
+_sensitive_field(name) if _sensitive_object_keys[lower(name)]
+
+_sensitive_field(name) if {
+	some folded in _call_object_folded
+	_sensitive_folded_object_keys(folded)[lower(name)]
+}
 
 _sensitive_field(name) if {
 	not _ascii(name)

@@ -294,9 +294,10 @@ _blank_beyond_ascii(ch) if {
 }
 
 # The same characters, for the other characters of a text that starts with a
-# blank one: a set, a lookup each on OPA's Go evaluator, but for the long
-# ranges, compared as ranges.
-_blank_member(ch) if ch in _blank_set
+# blank one: a lookup each (in _blank_set as an object, made once per data
+# document on the WASM evaluator: derived.rego), but for the long ranges,
+# compared as ranges.
+_blank_member(ch) if _blank_lookup[ch]
 
 _blank_member(ch) if {
 	ch >= "\udb40\udc00"

@@ -24,8 +24,9 @@ describe("group commit", () => {
     const sink = await openFileLog(log);
     const written = await Promise.all(Array.from({ length: 64 }, (_, i) => sink.write(sampleRecord(i + 1))));
     expect(written.map((w) => w.seq)).toEqual(Array.from({ length: 64 }, (_, i) => i + 1));
-    // Issued in the same turn, all 64 share one commit: one write(2), one fdatasync(2).
-    expect(sink.stats).toMatchObject({ records: 64, commits: 1, dataSyncs: 1 });
+    // The first is appended and its sync started within its write() call; the 63 issued while
+    // that sync runs share the next commit: one write(2), one fdatasync(2).
+    expect(sink.stats).toMatchObject({ records: 64, commits: 2, dataSyncs: 2 });
     await sink.close();
     expect(await verifyLog([log])).toMatchObject({ ok: true, count: 64, head: written[63]?.hash });
   });
@@ -58,39 +59,45 @@ describe("group commit", () => {
 });
 
 describe("fail closed", () => {
-  it.each<[Fault, number]>([
-    ["datasync", 3],
-    ["write", 3],
-    ["short-write-then-fail", 3],
-  ])("a failing %s fails the sink for good: the write in flight and every later one reject", async (fault, after) => {
-    const { fs, calls } = faultyFs(fault, after);
-    const sink = await openFileLog(log, { fs });
-    for (let n = 1; n <= 3; n++) await sink.write(sampleRecord(n));
-    const inFlight = await Promise.allSettled([1, 2, 3].map((i) => sink.write(sampleRecord(3 + i))));
-    for (const outcome of inFlight) {
-      expect(outcome.status).toBe("rejected");
-      const error = (outcome as PromiseRejectedResult).reason as RecordUnavailableError;
-      expect(error).toBeInstanceOf(RecordUnavailableError);
-      expect(error.code).toBe("record_unavailable");
-      expect(error.cause).toMatchObject({ code: "EIO" });
-    }
-    expect(sink.failure).toBeInstanceOf(RecordUnavailableError);
-    const sizeAfterFailure = (await stat(log)).size;
-    const callsAfterFailure = { ...calls };
-    // Never retried: later writes reject at once without touching the file.
-    for (let n = 7; n <= 10; n++) {
-      await expect(sink.write(sampleRecord(n))).rejects.toBe(sink.failure);
-    }
-    expect(calls).toEqual(callsAfterFailure);
-    expect((await stat(log)).size).toBe(sizeAfterFailure);
-    expect(sink.stats.records).toBe(3);
-    await sink.close();
-    // Whatever reached the file, the three acknowledged records are there and the log reopens.
-    const reopened = await openFileLog(log);
-    expect(reopened.recovery.records).toBeGreaterThanOrEqual(3);
-    await reopened.close();
-    expect(await verifyLog([log])).toMatchObject({ ok: true });
-  });
+  it.each<[Fault, number, boolean]>([
+    ["datasync", 3, false],
+    ["write", 3, false],
+    ["short-write-then-fail", 3, false],
+    ["datasync", 3, true],
+    ["write", 3, true],
+    ["short-write-then-fail", 3, true],
+  ])(
+    "a failing %s fails the sink for good: the write in flight and every later one reject (appending at once: %s)",
+    async (fault, after, appendNow) => {
+      const { fs, calls } = faultyFs(fault, after, { appendNow });
+      const sink = await openFileLog(log, { fs });
+      for (let n = 1; n <= 3; n++) await sink.write(sampleRecord(n));
+      const inFlight = await Promise.allSettled([1, 2, 3].map((i) => sink.write(sampleRecord(3 + i))));
+      for (const outcome of inFlight) {
+        expect(outcome.status).toBe("rejected");
+        const error = (outcome as PromiseRejectedResult).reason as RecordUnavailableError;
+        expect(error).toBeInstanceOf(RecordUnavailableError);
+        expect(error.code).toBe("record_unavailable");
+        expect(error.cause).toMatchObject({ code: "EIO" });
+      }
+      expect(sink.failure).toBeInstanceOf(RecordUnavailableError);
+      const sizeAfterFailure = (await stat(log)).size;
+      const callsAfterFailure = { ...calls };
+      // Never retried: later writes reject at once without touching the file.
+      for (let n = 7; n <= 10; n++) {
+        await expect(sink.write(sampleRecord(n))).rejects.toBe(sink.failure);
+      }
+      expect(calls).toEqual(callsAfterFailure);
+      expect((await stat(log)).size).toBe(sizeAfterFailure);
+      expect(sink.stats.records).toBe(3);
+      await sink.close();
+      // Whatever reached the file, the three acknowledged records are there and the log reopens.
+      const reopened = await openFileLog(log);
+      expect(reopened.recovery.records).toBeGreaterThanOrEqual(3);
+      await reopened.close();
+      expect(await verifyLog([log])).toMatchObject({ ok: true });
+    },
+  );
 
   it("a failing directory sync when the log is created refuses to open it", async () => {
     const { fs } = faultyFs("sync", 0);

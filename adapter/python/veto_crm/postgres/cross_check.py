@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Optional
 
-from ..decision import iso_timestamp
+from ..decision import OUTAGE_REASON_CODES, iso_timestamp
 from ..evidence import answer_problem
 from ..jsontext import JsonParseError, parse, stringify
-from ..store import StoredDecision
+from ..store import StoredDecision, counts_for_actor
 from .connection import DEFAULT_SCHEMA, check_schema, check_url, quote_ident
 from .store import READ_COLUMNS, _stored
 
@@ -91,6 +91,17 @@ def _parse_line(line: str) -> dict[str, Any]:
     return parsed if isinstance(parsed, dict) else {}
 
 
+def _record_counts(record: dict[str, Any], result: dict[str, Any]) -> bool:
+    """Whether a decision record counts towards its actor's recentDenies: the policy's deny of the agent's own call."""
+    reasons = result.get("reasons")
+    return (
+        "amended_from" not in record
+        and result.get("action") == "deny"
+        and isinstance(reasons, list)
+        and not any(isinstance(r, dict) and r.get("code") in OUTAGE_REASON_CODES for r in reasons)
+    )
+
+
 def row_problems(row: StoredDecision, records: list[dict[str, Any]]) -> list[str]:
     """What is wrong with one decision row, given its records in chain order (cross-check.ts rowProblems)."""
     problems: list[str] = []
@@ -119,6 +130,8 @@ def row_problems(row: StoredDecision, records: list[dict[str, Any]]) -> list[str
             differ.append(f"approvers (row {_show(row.approvers)}, record {_show(listed)})")
         if differ:
             problems.append(f"the row differs from its decision record in {', '.join(differ)}")
+        if row.action == "deny" and not counts_for_actor(row) and _record_counts(record, result):
+            problems.append("the deny does not count towards escalation, but its decision record is a deny that counts")
     answers = [r for r in records if r.get("type") in ("approval", "rejection")]
     status = None if row.approval is None else row.approval.status
     if status in ("approved", "rejected", "executed"):
