@@ -29,6 +29,7 @@ import {
   ADAPTER_REASON_CODES,
   adapterDeny,
   countsTowardsEscalation,
+  isSealedAnswer,
   type BundleVersion,
   type Decision,
   type PolicyAnswer,
@@ -51,7 +52,8 @@ import { FdRecordSink, defaultLogger } from "./records/fd-sink.js";
 import { RECORD_BUNDLE_NAME, RecordMasker, type DecisionEventRecord, type RecordSink } from "./records/records.js";
 import { createBundleVerifier, isVerificationKeyInput, type VerificationKeyInput } from "./policy/signature.js";
 import { DEFAULT_RECORD_STATE_TIMEOUT_MS, readRecordState, type RecordStateFn } from "./approvals/record-state.js";
-import { InMemoryStore, isStoreFactory, type StoreFactory, type StoredDecision, type VetoStore } from "./history/store.js";
+import { InMemoryStore, isStoreFactory, type HistoryKey, type StoreFactory, type StoredDecision, type VetoStore } from "./history/store.js";
+import type { Evaluation } from "./policy/evaluator.js";
 import { safeLog } from "./common/logger.js";
 import { ShadowPolicy, type ShadowOptions, type ShadowVerdict } from "./policy/shadow.js";
 import { failedUnit, runUnit, type DecisionUnit } from "./history/unit.js";
@@ -398,6 +400,21 @@ export async function createVeto(options: VetoOptions): Promise<Veto> {
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
+const memoryStoreOperations = InMemoryStore.prototype;
+
+/**
+ * Whether the in-memory store's operations a decision uses are its own (none
+ * replaced on the instance), so that their synchronous twins do exactly what
+ * they would.
+ */
+function ownOperations(store: InMemoryStore): boolean {
+  return (
+    store.unit === memoryStoreOperations.unit &&
+    store.countRecentDenies === memoryStoreOperations.countRecentDenies &&
+    store.appendDecision === memoryStoreOperations.appendDecision
+  );
+}
+
 /** What #decide answers: the decision, the call it decided, and why a record_unavailable deny was given. */
 interface DecideResult {
   readonly decision: Decision;
@@ -573,8 +590,17 @@ class VetoInstance implements Veto {
   readonly #desk: ApprovalDesk;
   /** For a sink that cannot be read back: the records an approval check reads, as this process wrote them. */
   readonly #written: WrittenRecords | undefined;
+  /** The bundle version of the last decision, frozen as decisions hold it. */
+  #frozenBundle: { readonly of: BundleVersion; readonly frozen: BundleVersion } | undefined;
   #closed = false;
   readonly #shadow: ShadowPolicy | undefined;
+  /**
+   * The store when decisions can be made without an await (#decideNow): the
+   * built-in in-memory store itself (not a subclass, whose operations may be
+   * its own; and while no operation is replaced on it, see ownOperations),
+   * with no shadow bundle and no record-state reader to wait for.
+   */
+  readonly #syncStore: InMemoryStore | undefined;
 
   constructor(
     o: Omit<z.infer<typeof optionsSchema>, "store" | "data" | "shadow"> & { store: VetoStore | undefined },
@@ -602,6 +628,10 @@ class VetoInstance implements Veto {
     this.#recordState = o.recordState;
     this.#recordStateTimeoutMs = o.recordStateTimeoutMs ?? DEFAULT_RECORD_STATE_TIMEOUT_MS;
     this.#written = isRecordReader(this.#sink) ? undefined : writtenRecordsOf(this.#sink);
+    this.#syncStore =
+      Object.getPrototypeOf(this.#store) === InMemoryStore.prototype && shadow === undefined && o.recordState === undefined
+        ? (this.#store as InMemoryStore)
+        : undefined;
     this.#desk = new ApprovalDesk({
       store: this.#store,
       sink: this.#sink,
@@ -823,15 +853,20 @@ class VetoInstance implements Veto {
         ? undefined
         : { actorId: who.actorId, tenantId: who.tenantId, windowMs: policy.data.windowSeconds * 1000 };
     let decided: Decided;
-    try {
-      const context: DecisionContext = { amendment, policy, raw, clockMs: nowMs, checked, call, who };
-      decided = await runUnit(this.#store, this.#sink, history, (unit) => this.#decideIn(unit, context));
-    } catch (error) {
-      // The store could not give a unit (no connection, BEGIN or the lock
-      // failed): the call cannot be remembered or recorded, so it is denied
-      // with record_unavailable, and that deny is recorded if it can be.
-      decided = await this.#decideIn(failedUnit(toError(error)), { amendment, policy, raw, clockMs: nowMs, checked, call, who });
-    }
+    const context: DecisionContext = { amendment, policy, raw, clockMs: nowMs, checked, call, who };
+    const syncStore = this.#syncStore;
+    const now = syncStore !== undefined && ownOperations(syncStore) ? this.#decideNow(syncStore, context, history) : undefined;
+    if (now !== undefined) {
+      decided = now instanceof Promise ? await now : now;
+    } else
+      try {
+        decided = await runUnit(this.#store, this.#sink, history, (unit) => this.#decideIn(unit, context));
+      } catch (error) {
+        // The store could not give a unit (no connection, BEGIN or the lock
+        // failed): the call cannot be remembered or recorded, so it is denied
+        // with record_unavailable, and that deny is recorded if it can be.
+        decided = await this.#decideIn(failedUnit(toError(error)), { amendment, policy, raw, clockMs: nowMs, checked, call, who });
+      }
     // The record must be durable before the caller hears the decision; when
     // the sink is not part of the store's transaction, that wait happens here,
     // after the unit, so calls of one actor and tenant share the sink's syncs.
@@ -884,23 +919,76 @@ class VetoInstance implements Veto {
     const id = this.#nextId(nowMs);
     let outcome: Outcome =
       context.call === undefined
-        ? {
-            answer: adapterDeny(ADAPTER_REASON_CODES.invalidInput, context.checked.ok ? "" : context.checked.message),
-            evalNs: 0,
-            recentDenies: null,
-          }
+        ? this.#invalidOutcome(context)
         : await this.#evaluate(unit, context.policy, id, context.call, context.checked.ok ? context.checked.json : "", nowMs);
     // Only a require_approval answer, with a record-state reader configured, waits for one more read.
     if (context.call !== undefined && this.#recordState !== undefined && outcome.answer.action === "require_approval") {
       outcome = await this.#bindRecordState(id, context.call, outcome);
     }
+    return await this.#write(unit, this.#make(context, id, nowMs, outcome));
+  }
+
+  /**
+   * #decideIn without a unit of work or an await, for the built-in in-memory
+   * store when no unit of the call's (actor, tenant) is running or waiting:
+   * its operations apply at once, so a decision made from its count to its
+   * append without yielding is a unit of its own, and the caller awaits only
+   * the record's write. Undefined, with nothing done, when the decision
+   * cannot be made so: an evaluator that must make its instance again. (A
+   * shadow bundle or a record-state reader, which are awaited, never come here.)
+   */
+  #decideNow(store: InMemoryStore, context: DecisionContext, history: HistoryKey | undefined): Decided | Promise<Decided> | undefined {
+    if (history !== undefined && !store.unitIdle(history)) return undefined;
+    const { call, policy } = context;
+    const nowMs = context.clockMs;
+    let outcome: Outcome;
+    let id: string;
+    if (call === undefined) {
+      id = this.#nextId(nowMs);
+      outcome = this.#invalidOutcome(context);
+    } else {
+      const sinceMs = nowMs - policy.data.windowSeconds * 1000;
+      const recentDenies = store.countRecentDeniesNow(call.context.actorId, call.context.tenantId, sinceMs);
+      const evaluation = policy.evaluator.evaluateCallNow(context.checked.ok ? context.checked.json : "", recentDenies);
+      if (evaluation === undefined) return undefined;
+      id = this.#nextId(nowMs);
+      outcome = this.#outcomeOf(id, evaluation, recentDenies, undefined);
+    }
+    const made = this.#make(context, id, nowMs, outcome);
+    let durable: Promise<unknown>;
+    try {
+      // The record takes its place in the sink's order now; its write is awaited in #decide.
+      durable = this.#sink.write(made.record);
+    } catch (error) {
+      durable = Promise.reject(toError(error));
+    }
+    try {
+      store.appendDecisionNow(made.stored);
+    } catch (error) {
+      durable.catch(() => {});
+      return made.unrecorded(error).then((result) => ({ result, unrecorded: made.unrecorded }));
+    }
+    return this.#decided(made, durable);
+  }
+
+  /** The answer to a call that is not valid input (context.call undefined). */
+  #invalidOutcome(context: DecisionContext): Outcome {
+    return {
+      answer: adapterDeny(ADAPTER_REASON_CODES.invalidInput, context.checked.ok ? "" : context.checked.message),
+      evalNs: 0,
+      recentDenies: null,
+    };
+  }
+
+  /** The decision made of `outcome`, its record and what the store keeps. */
+  #make(context: DecisionContext, id: string, nowMs: number, outcome: Outcome): MadeDecision {
     const decision = this.#decision(id, nowMs, outcome.answer, context.policy.version);
     const record = this.#decisionRecord(context, decision, outcome);
     // The approval's expiry, in the record too: a report tells expired from pending (docs/contract.md §7).
     if (decision.action === "require_approval") record.expires_at = new Date(nowMs + this.#ttlMs).toISOString();
     const stored = this.#storedDecision(context, decision, record, nowMs);
     const unrecorded = (error: unknown): Promise<DecideResult> => this.#unrecorded(context, record, stored, nowMs, error);
-    return await this.#write(unit, { context, decision, record, stored, outcome, unrecorded });
+    return { context, decision, record, stored, outcome, unrecorded };
   }
 
   /** The decision's record (docs/contract.md §7): the masked call, its digests, the verdict, the bundle. */
@@ -1053,7 +1141,7 @@ class VetoInstance implements Veto {
 
   /** Record, then store, then commit: the caller hears the decision only after both. */
   async #write(unit: DecisionUnit, made: MadeDecision): Promise<Decided> {
-    const { context, decision, record, stored, outcome, unrecorded } = made;
+    const { record, stored, unrecorded } = made;
     let durable: Promise<unknown> | undefined;
     try {
       // The sink gives the record its place in the log now (records keep the
@@ -1069,11 +1157,17 @@ class VetoInstance implements Veto {
       }
       await unit.appendDecision(stored);
       await unit.commit();
-      // Kept for approval checks: require_approval decisions, and amended calls' (their amendment's evidence).
-      if (decision.action === "require_approval" || record.amended_from !== undefined) this.#written?.remember(record);
     } catch (error) {
       return { result: await unrecorded(error), unrecorded };
     }
+    return this.#decided(made, durable);
+  }
+
+  /** A decision whose record and store writes are under way or done: what the caller hears, and the hooks' events. */
+  #decided(made: MadeDecision, durable: Promise<unknown> | undefined): Decided {
+    const { context, decision, record, stored, outcome, unrecorded } = made;
+    // Kept for approval checks: require_approval decisions, and amended calls' (their amendment's evidence).
+    if (decision.action === "require_approval" || record.amended_from !== undefined) this.#written?.remember(record);
     const { who } = context;
     const escalation: EscalationEvent | undefined =
       decision.escalated && this.#onEscalation !== undefined && who.actorId !== undefined && who.tenantId !== undefined
@@ -1125,9 +1219,16 @@ class VetoInstance implements Veto {
         recentDenies: null,
       };
     }
-    const evaluation = await policy.evaluator.evaluateCall(callJson, recentDenies);
+    // Synchronous unless the module's instance must be made again (after a failure).
+    const evaluation =
+      policy.evaluator.evaluateCallNow(callJson, recentDenies) ?? (await policy.evaluator.evaluateCall(callJson, recentDenies));
     // The candidate sees the same call and history; its verdict is only recorded.
     const shadow = this.#shadow === undefined ? undefined : { shadow: await this.#shadow.evaluate(callJson, recentDenies) };
+    return this.#outcomeOf(id, evaluation, recentDenies, shadow);
+  }
+
+  /** The policy's answer, or an evaluation_error deny when it gave none (logged). */
+  #outcomeOf(id: string, evaluation: Evaluation, recentDenies: number, shadow: { shadow: ShadowVerdict } | undefined): Outcome {
     if (!evaluation.ok) {
       safeLog(this.#log, { err: evaluation.error, decision_id: id }, "policy evaluation failed; denying");
       return {
@@ -1141,15 +1242,23 @@ class VetoInstance implements Veto {
   }
 
   #decision(id: string, nowMs: number, answer: PolicyAnswer, bundle: BundleVersion): Decision {
-    // Fresh objects, each frozen as it is made (what deepFreeze would do, without walking them again).
+    // Frozen throughout (what deepFreeze would do, without walking it again):
+    // a sealed answer's reasons and approvers already are, and are shared by
+    // every decision that gets that answer; the bundle's version likewise.
+    const sealed = isSealedAnswer(answer);
+    let frozenBundle = this.#frozenBundle;
+    if (frozenBundle?.of !== bundle) {
+      frozenBundle = { of: bundle, frozen: Object.freeze({ revision: bundle.revision, hash: bundle.hash }) };
+      this.#frozenBundle = frozenBundle;
+    }
     return Object.freeze({
       id,
       action: answer.action,
       escalated: answer.escalated,
       reason: answer.reasons[0]?.message ?? "",
-      reasons: Object.freeze(answer.reasons.map((r) => Object.freeze({ code: r.code, message: r.message }))),
-      approvers: Object.freeze([...answer.approvers]),
-      bundle: Object.freeze({ revision: bundle.revision, hash: bundle.hash }),
+      reasons: sealed ? answer.reasons : Object.freeze(answer.reasons.map((r) => Object.freeze({ code: r.code, message: r.message }))),
+      approvers: sealed ? answer.approvers : Object.freeze([...answer.approvers]),
+      bundle: frozenBundle.frozen,
       timestamp: new Date(nowMs).toISOString(),
     });
   }

@@ -20,9 +20,17 @@ import { policyInput } from "./mix.mjs";
 
 export const ENTRYPOINT = "veto/crm/decision";
 
-/** Keeps the last `size` records, as a sink that ships them elsewhere would hold them briefly. */
+/**
+ * Keeps the last `size` records, as a sink that ships them elsewhere would
+ * hold them briefly. Briefly: a ring of 4,096 (as it was) kept every record
+ * alive across three or four scavenges, so each was copied and then promoted
+ * to the old generation, where it died: +0.6 MB promoted per scavenge (1.26
+ * -> 1.85 MB, bench/tail-point.mjs under --trace-gc-nvp) and more
+ * mark-compacts, a cost of the bench's sink that no sink of the package has
+ * (the file log and PostgreSQL write a record and drop it).
+ */
 export class RingSink {
-  constructor(size = 4096) {
+  constructor(size = 64) {
     this.records = new Array(size);
     this.size = size;
     this.written = 0;

@@ -99,3 +99,31 @@ export function adapterDeny(code: string, detail: string): PolicyAnswer {
   const message = `${ADAPTER_REASON_MESSAGES[code] ?? code}: ${detail}`;
   return { action: "deny", escalated: false, reasons: [{ code, message }], approvers: [] };
 }
+
+const sealedAnswers = new WeakSet<PolicyAnswer>();
+
+/**
+ * `answer` as a frozen copy whose reasons are frozen `{code, message}`
+ * objects and whose lists are frozen: what a decision is made of, so one
+ * answer serves every decision that gets it (the evaluator keeps the answers
+ * it has seen) and a decision takes its reasons and approvers as they are.
+ */
+export function sealAnswer(answer: PolicyAnswer): PolicyAnswer {
+  const sealed: PolicyAnswer = {
+    action: answer.action,
+    escalated: answer.escalated,
+    reasons: Object.freeze(answer.reasons.map((r) => Object.freeze({ code: r.code, message: r.message }))) as PolicyAnswer["reasons"],
+    approvers: Object.freeze([...answer.approvers]) as PolicyAnswer["approvers"],
+  };
+  if (answer.destination_hosts !== undefined) {
+    sealed.destination_hosts = Object.freeze([...answer.destination_hosts]) as NonNullable<PolicyAnswer["destination_hosts"]>;
+  }
+  Object.freeze(sealed);
+  sealedAnswers.add(sealed);
+  return sealed;
+}
+
+/** Whether `answer` came from sealAnswer (its reasons and lists are frozen and of the decision's shape). */
+export function isSealedAnswer(answer: PolicyAnswer): boolean {
+  return sealedAnswers.has(answer);
+}

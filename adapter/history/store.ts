@@ -356,6 +356,11 @@ export class InMemoryStore implements VetoStore {
   }
 
   async appendDecision(decision: StoredDecision): Promise<void> {
+    this.appendDecisionNow(decision);
+  }
+
+  /** appendDecision, done when it returns (the decision flow's synchronous path, adapter/veto.ts). */
+  appendDecisionNow(decision: StoredDecision): void {
     // Stored again under its id (superseded): the earlier version no longer counts.
     const previous = this.#decisions.get(decision.id);
     if (previous !== undefined && counts(previous)) this.#removeDeny(previous.actorId, previous.tenantId, previous.atMs);
@@ -367,6 +372,11 @@ export class InMemoryStore implements VetoStore {
   }
 
   async countRecentDenies(actorId: string, tenantId: string, sinceMs: number): Promise<number> {
+    return this.countRecentDeniesNow(actorId, tenantId, sinceMs);
+  }
+
+  /** countRecentDenies, answered when it returns (the decision flow's synchronous path, adapter/veto.ts). */
+  countRecentDeniesNow(actorId: string, tenantId: string, sinceMs: number): number {
     const times = this.#denies.get(historyKey(actorId, tenantId));
     if (times === undefined) return 0;
     // Sorted: count from the newest back to the first one before sinceMs.
@@ -493,6 +503,16 @@ export class InMemoryStore implements VetoStore {
       if (next !== undefined) next();
       else this.#historyLocks.delete(key);
     }
+  }
+
+  /**
+   * Whether no unit of `history`'s (actor, tenant) is running or waiting. Then
+   * a decision made from countRecentDeniesNow to appendDecisionNow without
+   * yielding is a unit of its own: its operations apply at once and nothing
+   * can run between them (the decision flow's synchronous path, adapter/veto.ts).
+   */
+  unitIdle(history: HistoryKey): boolean {
+    return !this.#historyLocks.has(historyKey(history.actorId, history.tenantId));
   }
 
   async close(): Promise<void> {

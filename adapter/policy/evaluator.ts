@@ -8,7 +8,7 @@
 import { loadPolicy } from "@open-policy-agent/opa-wasm";
 import { z } from "zod";
 import { DECISION_ENTRYPOINT, DERIVED_ENTRYPOINT, VISIBLE_ENTRYPOINT } from "./bundle.js";
-import { policyAnswerSchema, visibilitySchema, type PolicyAnswer, type Visibility } from "../common/decision.js";
+import { policyAnswerSchema, sealAnswer, visibilitySchema, type PolicyAnswer, type Visibility } from "../common/decision.js";
 import { BundleLoadError, toError } from "../common/errors.js";
 import { DataText } from "./data.js";
 import { PIECE_BYTES, dataExports, loadDataPieces } from "./wasm-data.js";
@@ -66,10 +66,18 @@ interface DirectEval {
   readonly dataAddr: number;
   /** Where the input goes: the heap just past the data document (LoadedPolicy's dataHeapPtr). */
   readonly inputAddr: number;
+  /**
+   * Views of the memory, made again only when it grew (a new buffer): the
+   * whole of it as a Buffer (the result is read from it without a view per
+   * call) and from inputAddr on (where the input is encoded).
+   */
+  heap: Buffer;
+  input: Uint8Array;
 }
 
 const utf8Encoder = new TextEncoder();
 const utf8Decoder = new TextDecoder();
+const CLOSE_BRACE = 0x7d;
 
 function directEval(policy: LoadedPolicy): DirectEval | undefined {
   const p = policy as unknown as {
@@ -101,23 +109,55 @@ function directEval(policy: LoadedPolicy): DirectEval | undefined {
     visibleEntrypoint: typeof visible === "number" ? visible : undefined,
     dataAddr: p.dataAddr,
     inputAddr: p.dataHeapPtr,
+    heap: Buffer.from(p.mem.buffer),
+    input: new Uint8Array(p.mem.buffer, p.dataHeapPtr),
   };
 }
 
-/** Evaluate `input` (JSON text) through opa_eval; returns the parsed result set. Throws on any failure. */
-function evaluateDirect(d: DirectEval, input: string, entrypoint = d.entrypoint): unknown {
+/** The memory's views, made again when it has grown since they were made. */
+function viewsOf(d: DirectEval): DirectEval {
+  const buffer = d.memory.buffer;
+  if (d.heap.buffer !== buffer) {
+    d.heap = Buffer.from(buffer);
+    d.input = new Uint8Array(buffer, d.inputAddr);
+  }
+  return d;
+}
+
+/** `,"history":{"recentDenies":N}}` as UTF-8, for the counts a deny history has most often. */
+const historyTails: Uint8Array[] = Array.from({ length: 64 }, (_, n) => historyTailOf(n));
+
+function historyTailOf(recentDenies: number): Uint8Array {
+  return utf8Encoder.encode(`,"history":{"recentDenies":${recentDenies}}}`);
+}
+
+/**
+ * Evaluate `input` (JSON text) through opa_eval; returns the result set's
+ * text. With `tail`, `input` is an object's text whose closing brace `tail`
+ * replaces (members added without building the input's text again). Throws
+ * on any failure.
+ */
+function evaluateDirect(d: DirectEval, input: string, entrypoint = d.entrypoint, tail?: Uint8Array): string {
   // UTF-8 takes at most 3 bytes per UTF-16 code unit.
-  const room = input.length * 3;
-  const short = d.inputAddr + room - d.memory.buffer.byteLength;
+  const room = input.length * 3 + (tail?.length ?? 0);
+  const short = room - viewsOf(d).input.length;
   if (short > 0) d.memory.grow(Math.ceil(short / PAGE));
-  const { read, written } = utf8Encoder.encodeInto(input, new Uint8Array(d.memory.buffer, d.inputAddr, room));
-  if (read !== input.length) throw new Error("the input did not fit in the module's memory");
+  const into = viewsOf(d).input;
+  const encoded = utf8Encoder.encodeInto(input, into);
+  if (encoded.read !== input.length) throw new Error("the input did not fit in the module's memory");
+  let written = encoded.written;
+  if (tail !== undefined) {
+    if (written === 0 || into[written - 1] !== CLOSE_BRACE) throw new Error("the input is not an object's text");
+    into.set(tail, written - 1);
+    written += tail.length - 1;
+  }
   // The heap for the evaluation starts right after the input; opa_eval resets it there.
   const result = d.opaEval(0, entrypoint, d.dataAddr, d.inputAddr, written, d.inputAddr + written, 0);
-  const heap = new Uint8Array(d.memory.buffer);
-  const end = heap.indexOf(0, result);
-  if (result <= 0 || end < 0) throw new Error("opa_eval returned no result");
-  return JSON.parse(utf8Decoder.decode(heap.subarray(result, end)));
+  // The evaluation may have grown the memory.
+  const heap = viewsOf(d).heap;
+  const end = result > 0 ? heap.indexOf(0, result) : -1;
+  if (end < 0) throw new Error("opa_eval returned no result");
+  return heap.toString("utf8", result, end);
 }
 
 export class PolicyEvaluator {
@@ -127,6 +167,8 @@ export class PolicyEvaluator {
   #policy: LoadedPolicy | undefined;
   #direct: DirectEval | undefined;
   #instantiations = 1;
+  /** Answers given, by their result set's text (#answerOf). */
+  readonly #answers = new Map<string, PolicyAnswer>();
 
   private constructor(module: WebAssembly.Module, data: DataText, policy: LoadedPolicy) {
     this.#module = module;
@@ -192,18 +234,37 @@ export class PolicyEvaluator {
    * not serialized again.
    */
   evaluateCall(callJson: string, recentDenies: number): Promise<Evaluation> {
+    const now = this.evaluateCallNow(callJson, recentDenies);
+    return now !== undefined ? Promise.resolve(now) : this.evaluateJson(callInput(callJson, recentDenies));
+  }
+
+  /**
+   * evaluateCall, answered synchronously when the module's instance is ready
+   * (every evaluation but the first after a failure that may have damaged
+   * it); undefined when a new instance must be made first: then call
+   * evaluateCall.
+   */
+  evaluateCallNow(callJson: string, recentDenies: number): Evaluation | undefined {
     // Whatever a store hands back, only a count reaches the policy (fail closed otherwise).
     if (!Number.isSafeInteger(recentDenies) || recentDenies < 0) {
-      return Promise.resolve({ ok: false, error: new Error(`the deny history is not a count: ${String(recentDenies)}`), evalNs: 0 });
+      return { ok: false, error: new Error(`the deny history is not a count: ${String(recentDenies)}`), evalNs: 0 };
     }
-    // `{...}` -> `{...,"history":{"recentDenies":N}}`: the call object has members, so the comma is right.
-    return this.evaluateJson(`${callJson.slice(0, -1)},"history":{"recentDenies":${recentDenies}}}`);
+    const direct = this.#direct;
+    if (this.#policy === undefined || direct === undefined) return undefined;
+    const started = performance.now();
+    try {
+      // `{...}` -> `{...,"history":{"recentDenies":N}}`: the call object has members, so the comma is right.
+      const tail = historyTails[recentDenies] ?? historyTailOf(recentDenies);
+      const answer = this.#answerOf(evaluateDirect(direct, callJson, direct.entrypoint, tail));
+      return { ok: true, answer, evalNs: Math.round((performance.now() - started) * 1e6) };
+    } catch (thrown) {
+      return this.#failed(thrown, started);
+    }
   }
 
   /** Evaluate an input given as JSON text (the whole input document). */
   async evaluateJson(input: string): Promise<Evaluation> {
     const started = performance.now();
-    const elapsed = (): number => Math.round((performance.now() - started) * 1e6);
     try {
       // After a failed evaluation the instance may hold a half-written heap;
       // start again from the compiled module rather than trust it.
@@ -212,23 +273,40 @@ export class PolicyEvaluator {
         this.#instantiations += 1;
         this.#direct = directEval(this.#policy);
       }
-      const resultSet: unknown =
+      const answer =
         this.#direct !== undefined
-          ? evaluateDirect(this.#direct, input)
-          : this.#policy.evaluate(jsonArrayBuffer(input), DECISION_ENTRYPOINT);
-      const answer = readAnswer(resultSet);
-      return { ok: true, answer, evalNs: elapsed() };
+          ? this.#answerOf(evaluateDirect(this.#direct, input))
+          : sealAnswer(readAnswer(this.#policy.evaluate(jsonArrayBuffer(input), DECISION_ENTRYPOINT)));
+      return { ok: true, answer, evalNs: Math.round((performance.now() - started) * 1e6) };
     } catch (thrown) {
-      // The module's JSON parser refusing the input is an answer about the
-      // input, not damage: opa_eval starts every evaluation from a fresh heap,
-      // so the instance stays (instantiating again, with setData, costs as much
-      // as the data document: a DoS lever for inputs made to fail this way).
-      if (!isInputParseAbort(thrown)) {
-        this.#policy = undefined;
-        this.#direct = undefined;
-      }
-      return { ok: false, error: toError(thrown), evalNs: elapsed() };
+      return this.#failed(thrown, started);
     }
+  }
+
+  /**
+   * The answer in a result set's text: one the module gave before is found
+   * by its text (an answer is made of the policy's reasons and the tenant's
+   * approvers, so few are distinct), otherwise parsed and checked, sealed and
+   * kept while fewer than ANSWERS_KEPT are.
+   */
+  #answerOf(text: string): PolicyAnswer {
+    const known = this.#answers.get(text);
+    if (known !== undefined) return known;
+    const answer = sealAnswer(readAnswer(JSON.parse(text)));
+    if (this.#answers.size < ANSWERS_KEPT) this.#answers.set(text, answer);
+    return answer;
+  }
+
+  #failed(thrown: unknown, started: number): Evaluation {
+    // The module's JSON parser refusing the input is an answer about the
+    // input, not damage: opa_eval starts every evaluation from a fresh heap,
+    // so the instance stays (instantiating again, with setData, costs as much
+    // as the data document: a DoS lever for inputs made to fail this way).
+    if (!isInputParseAbort(thrown)) {
+      this.#policy = undefined;
+      this.#direct = undefined;
+    }
+    return { ok: false, error: toError(thrown), evalNs: Math.round((performance.now() - started) * 1e6) };
   }
 
   /** Whether the module has the visibility entrypoint (`veto/crm/visible`, docs/contract.md §4b). */
@@ -258,7 +336,7 @@ export class PolicyEvaluator {
       const visibleEntrypoint = this.#direct?.visibleEntrypoint;
       const resultSet: unknown =
         this.#direct !== undefined && visibleEntrypoint !== undefined
-          ? evaluateDirect(this.#direct, input, visibleEntrypoint)
+          ? JSON.parse(evaluateDirect(this.#direct, input, visibleEntrypoint))
           : this.#policy.evaluate(jsonArrayBuffer(input), VISIBLE_ENTRYPOINT);
       const set = resultSetSchema.safeParse(resultSet);
       if (!set.success) throw new Error(`${VISIBLE_ENTRYPOINT} produced no single result`);
@@ -448,6 +526,14 @@ export function setDataText(policy: LoadedPolicy, data: DataText, pieceBytes = P
   (heapPtrSet as (address: number) => void)(p.baseHeapPtr);
   p.dataAddr = loadDataPieces(pieces, p.mem, data.toText(), pieceBytes);
   p.dataHeapPtr = (heapPtrGet as () => number)();
+}
+
+/** At most this many distinct answers are kept per evaluator (each is a few hundred bytes). */
+const ANSWERS_KEPT = 512;
+
+/** The policy input for a call's JSON text and its deny count. */
+function callInput(callJson: string, recentDenies: number): string {
+  return `${callJson.slice(0, -1)},"history":{"recentDenies":${recentDenies}}}`;
 }
 
 /** JSON text as a fresh ArrayBuffer, the SDK's "already serialized" form. */

@@ -122,24 +122,33 @@ export class RecordMasker {
     const masked: string[] = [];
     const walk = (v: unknown, pointer: string): unknown => {
       if (v === null || typeof v !== "object") return v;
-      if (Array.isArray(v)) return v.map((item, i) => walk(item, `${pointer}/${i}`));
+      if (Array.isArray(v))
+        return v.map((item: unknown, i) => (item === null || typeof item !== "object" ? item : walk(item, `${pointer}/${i}`)));
       const protectedKeys = CONTRACT_KEYS[pointer];
       const out: Record<string, unknown> = {};
-      for (const [key, child] of Object.entries(v)) {
-        const childPointer = `${pointer}/${key.replaceAll("~", "~0").replaceAll("/", "~1")}`;
+      for (const key of Object.keys(v)) {
+        const child: unknown = (v as Record<string, unknown>)[key];
         let copy: unknown;
         if (sensitiveFields.has(foldedKey(key)) && protectedKeys?.has(key) !== true) {
-          masked.push(`/input${childPointer}`);
+          masked.push(`/input${pointer}/${pointerToken(key)}`);
           copy = this.digest(child);
         } else {
-          copy = walk(child, childPointer);
+          // A plain value is its own copy: no pointer to make for it.
+          copy = child === null || typeof child !== "object" ? child : walk(child, `${pointer}/${pointerToken(key)}`);
         }
-        Object.defineProperty(out, key, { value: copy, enumerable: true, writable: true, configurable: true });
+        // "__proto__" as an own member, not the prototype (an unchecked input may carry one).
+        if (key === "__proto__") Object.defineProperty(out, key, { value: copy, enumerable: true, writable: true, configurable: true });
+        else out[key] = copy;
       }
       return out;
     };
     return { input: walk(input, ""), masked };
   }
+}
+
+/** A key as a JSON pointer's reference token (RFC 6901: "~" as "~0", "/" as "~1"). */
+function pointerToken(key: string): string {
+  return key.includes("~") || key.includes("/") ? key.replaceAll("~", "~0").replaceAll("/", "~1") : key;
 }
 
 /** Fold keys of keys, remembered: field names repeat from call to call. Bounded; cleared when full. */
