@@ -185,7 +185,7 @@ describe(`derived values stored or derived each call (seed ${SEED}, ${RUNS} docu
     const policy = await loadPolicy(module, { initial: 32, maximum: 4096 });
     policy.setData({ veto: "not an object" });
     expect(storeDerived(policy)).toBe(false);
-    const result = (policy.evaluate(input({ tool: "crm.update", object: "contact", changes: { ssn: "x" }, fields: undefined, amount: undefined }), DECISION_ENTRYPOINT) as {
+    const result = (policy.evaluate(input({ tool: "crm.update", object: "contact", changes: { ssn: "x" }, fields: undefined, amount: undefined, destination: undefined }), DECISION_ENTRYPOINT) as {
       result: { action: string };
     }[])[0]?.result;
     expect(result?.action).toBe("deny");
