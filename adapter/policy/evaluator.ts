@@ -480,7 +480,7 @@ export function storeDerived(policy: LoadedPolicy): boolean {
 }
 
 /** The configured lists derived.rego's "from" holds. */
-const SHARED_SOURCES = ["sensitive_fields", "amount_fields"] as const;
+const SHARED_SOURCES = ["sensitive_fields", "amount_fields", "blocked_destinations"] as const;
 
 /** A string, or an array or object of nothing but strings, arrays and objects (what JSON.parse gives back unchanged). */
 function onlyText(value: unknown, depth = 0): boolean {

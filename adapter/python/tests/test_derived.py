@@ -2,7 +2,8 @@
 The values the policy derives from the data document alone (policy/veto/crm/derived.rego): the
 evaluator stores them once per instance at data.veto.derived, and an instance without that step
 derives them on every call; on seeded generated data documents (field lists by object, respelled
-names, lists of the wrong shape or left out, a value of the document's own planted at
+names, blocked destination lists and calls with destinations, lists of the wrong shape or left
+out, a value of the document's own planted at
 data.veto.derived) and calls, both give the same answer, whole. The stored value is the one
 the TypeScript adapter stores for the same document (test/policy/derived.test.ts covers that side).
 Failures print the seed: VETO_DERIVED_SEED=<seed> pytest tests/test_derived.py
@@ -53,10 +54,29 @@ def amounts(rng: random.Random) -> Any:
     return [entry(rng) for _ in range(rng.randint(0, 4))]
 
 
-def document(sensitive_fields: Any, amount_fields: Any, derived: Any = None) -> dict[str, Any]:
+BLOCKED_ENTRIES = [
+    "pastebin.com", "gmail.com", "Transfer.SH.", "https://Hooks.Example.com/x", "ops@files.example.net", "[::0:1]",
+    "10.0.0.1:8080", "files.example.net", "", "  ", "mailto:a@x.example",
+]
+DESTINATIONS = [
+    "https://pastebin.com/raw/1", "x@gmail.com", "a.files.example.net", "https://hooks.example.com/x", "https://sub.transfer.sh/x",
+    "http://[::1]/x", "10.0.0.1", "mailto:a@x.example", "https://example.org/x", "https://evil.example\\@pastebin.com/",
+]
+
+
+def blocked(rng: random.Random) -> Any:
+    if rng.random() < 0.15:
+        return rng.choice([None, "pastebin.com", [], {"pastebin.com": True}])
+    return [rng.choice(BLOCKED_ENTRIES) if rng.random() < 0.9 else rng.choice([7, None, ["gmail.com"]]) for _ in range(rng.randint(0, 4))]
+
+
+def document(sensitive_fields: Any, amount_fields: Any, blocked_destinations: Any, derived: Any = None) -> dict[str, Any]:
     config = dict(json.loads(FIXTURE_DATA.read_text())["veto"]["config"])
     config.pop("sensitive_fields", None)
     config.pop("amount_fields", None)
+    config.pop("blocked_destinations", None)
+    if blocked_destinations is not None:
+        config["blocked_destinations"] = blocked_destinations
     if sensitive_fields is not None:
         config["sensitive_fields"] = sensitive_fields
     if amount_fields is not None:
@@ -78,6 +98,8 @@ def call(rng: random.Random) -> dict[str, Any]:
         args["fields"] = [rng.choice(FIELD_NAMES) for _ in range(rng.randint(0, 3))]
     if rng.random() < 0.3:
         args["amount"] = rng.randint(0, 300000)
+    if rng.random() < 0.25:
+        args["destination"] = rng.choice(DESTINATIONS)
     context = {"actorId": ACTOR, "tenantId": "acme", "environment": "production", "reason": "Customer asked"}
     return {"tool": tool, "arguments": args, "context": context, "history": {"recentDenies": 0}}
 
@@ -109,21 +131,22 @@ def test_stored_and_per_call_derived_values_decide_alike(wasm: bytes, monkeypatc
     rng = random.Random(SEED)
     seen: set[str] = set()
     for _ in range(DOCUMENTS):
-        s, a = sensitive(rng), amounts(rng)
+        s, a, b = sensitive(rng), amounts(rng), blocked(rng)
         with monkeypatch.context() as m:
             m.setattr(_Instance, "_store_derived", lambda self, exports: False)
-            each_call = PolicyEvaluator.create(wasm, stringify(document(s, a)))
+            each_call = PolicyEvaluator.create(wasm, stringify(document(s, a, b)))
             own = derived_of(each_call)
-            stale = derived_of(PolicyEvaluator.create(wasm, stringify(document(sensitive(rng), amounts(rng)))))
+            stale = derived_of(PolicyEvaluator.create(wasm, stringify(document(sensitive(rng), amounts(rng), blocked(rng)))))
             # Without the step, a value left from other names is not read either.
-            stale_held = PolicyEvaluator.create(wasm, stringify(document(s, a, stale)))
+            stale_held = PolicyEvaluator.create(wasm, stringify(document(s, a, b, stale)))
         planted: Optional[Any] = rng.choice([
             stale,
             {**own, "sensitive_star": {}, "sensitive_objects": {}, "amount_plain": {"note": True}, "amount_fields_usable": False},
+            {**own, "blocked_hosts": {"hooks.example.com": True}},
             "derived",
             None,
         ])
-        doc = document(s, a, planted)
+        doc = document(s, a, b, planted)
         stored = PolicyEvaluator.create(wasm, stringify(doc))
         assert stored._instance is not None and stored._instance.derived_stored
         assert held(stored) == own, f"seed {SEED}: {doc}"
@@ -133,14 +156,14 @@ def test_stored_and_per_call_derived_values_decide_alike(wasm: bytes, monkeypatc
             assert answer(stored, text) == expected, f"seed {SEED}: {doc}\n{text}"
             assert answer(stale_held, text) == expected, f"seed {SEED}: {doc}\n{text}"
             seen.update(r.code for r in expected.reasons)
-    for code in ["sensitive_field", "production_amount", "low_value", "read_only"]:
+    for code in ["sensitive_field", "production_amount", "low_value", "read_only", "blocked_destination"]:
         assert code in seen, f"seed {SEED}: no call reached {code}"
 
 
 def test_the_stored_value_is_the_typescript_adapters(wasm: bytes, bundle: Path) -> None:
     """Both adapters store the same value for the same document (derived.rego's, through each one's steps)."""
     rng = random.Random(SEED ^ 0x5A5A)
-    docs = [document(sensitive(rng), amounts(rng), {"from": {}}) for _ in range(12)]
+    docs = [document(sensitive(rng), amounts(rng), blocked(rng), {"from": {}}) for _ in range(12)]
     script = """
 import { readFileSync } from "node:fs";
 import { loadPolicy } from "@open-policy-agent/opa-wasm";

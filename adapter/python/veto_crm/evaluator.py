@@ -275,7 +275,7 @@ class _Instance:
         # every call; the module compares a value with itself at once: each configured list and "from"'s are
         # made one value, equal to both (only text, which parsing gives back unchanged).
         source = value.get("from")
-        for key in ("sensitive_fields", "amount_fields"):
+        for key in ("sensitive_fields", "amount_fields", "blocked_destinations"):
             shared_value = source.get(key) if isinstance(source, dict) else None
             if not _only_text(shared_value):
                 continue

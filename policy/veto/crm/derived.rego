@@ -2,8 +2,9 @@ package veto.crm
 
 # What the policy derives from the data document alone: the plain and fold
 # keys of the configured sensitive and amount field names, by object, and
-# whether those lists are usable; and the blank characters (unicode.rego) as an
-# object to look a character up in. On the WASM evaluator every rule is
+# whether those lists are usable; the hosts blocked_destinations names
+# (destination.rego); and the blank characters (unicode.rego) as an object to
+# look a character up in. On the WASM evaluator every rule is
 # evaluated again for each call, so the adapters evaluate `derived` once per
 # data document (at load, and for each new instance) and store its value at
 # data.veto.derived, replacing whatever the document held there
@@ -24,7 +25,11 @@ package veto.crm
 #   adapters do). Its input is ignored.
 # entrypoint: true
 derived := {
-	"from": {"sensitive_fields": _sensitive_fields, "amount_fields": _amount_fields},
+	"from": {
+		"sensitive_fields": _sensitive_fields,
+		"amount_fields": _amount_fields,
+		"blocked_destinations": _blocked_destinations,
+	},
 	"sensitive_fields_usable": _derive_sensitive_fields_usable,
 	"sensitive_star": _derive_sensitive_star,
 	"sensitive_objects": _derive_sensitive_objects,
@@ -33,6 +38,7 @@ derived := {
 	"amount_plain": _plain_keys_of(_amount_fields),
 	"amount_fold": _fold_keys_of(_amount_fields),
 	"blank_characters": {ch: true | some ch in _blank_set},
+	"blocked_hosts": {host: true | some host in _derive_blocked_hosts},
 }
 
 # The stored value, when it was derived from the configured names. Compared
@@ -89,6 +95,16 @@ _amount_fold := value if {
 _blank_lookup := value if {
 	value := _precomputed.blank_characters
 } else := {ch: true | some ch in _blank_set}
+
+# The hosts blocked_destinations names (destination.rego), read only for a
+# call with a destination: so a guard of its own, not _precomputed's, which
+# every call evaluates. Stored when "from" holds the configured list itself,
+# as for the names above.
+_blocked_lookup := value if {
+	stored := data.veto.derived
+	stored.from.blocked_destinations == data.veto.config.blocked_destinations
+	value := stored.blocked_hosts
+} else := {host: true | some host in _derive_blocked_hosts}
 
 # The derivations. Keys are object members (key: true), not sets: a set
 # becomes a list in JSON, and a member is found by its key in one lookup.

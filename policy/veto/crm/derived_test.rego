@@ -6,7 +6,12 @@ import data.veto.crm
 
 test_derived_values_of_the_fixture if {
 	stored := crm.derived with data.veto.config as fixture
-	stored.from == {"sensitive_fields": fixture.sensitive_fields, "amount_fields": fixture.amount_fields}
+	stored.from == {
+		"sensitive_fields": fixture.sensitive_fields,
+		"amount_fields": fixture.amount_fields,
+		"blocked_destinations": fixture.blocked_destinations,
+	}
+	stored.blocked_hosts == {"pastebin.com": true, "gmail.com": true, "dropbox.com": true, "transfer.sh": true}
 	stored.sensitive_fields_usable == true
 	stored.sensitive_star == {"ssn": true, "tax_id": true}
 	stored.sensitive_objects == {
@@ -85,4 +90,68 @@ test_stored_value_from_other_names_is_ignored if {
 		"amount_fields": fixture.amount_fields,
 	}})
 	crm.decision == expected with input as call with data.veto.config as fixture with data.veto.derived as other_names
+}
+
+# The blocked hosts: entries read as destinations, blank and non-string
+# entries naming nothing, a list that is not a list naming nothing (it blocks
+# every destination by a rule of its own, destination.rego).
+test_derived_blocked_hosts if {
+	every entries, hosts in {
+		["https://Hooks.Example.com/x", "ops@files.example.net", "", "  ", 7]: {
+			"hooks.example.com": true,
+			"files.example.net": true,
+		},
+		["[::0:1]", "10.0.0.1:8080"]: {"[::1]": true, "10.0.0.1": true},
+	} {
+		stored := crm.derived with data.veto.config as object.union(fixture, {"blocked_destinations": entries})
+		stored.blocked_hosts == hosts
+	}
+	stored := crm.derived with data.veto.config as object.union(fixture, {"blocked_destinations": "pastebin.com"})
+	stored.blocked_hosts == {}
+}
+
+# A stored value's blocked hosts are read when its "from" holds the configured
+# list, and not otherwise; without one the hosts are derived for the call.
+test_stored_blocked_hosts_read_only_from_the_configured_list if {
+	stored := crm.derived with data.veto.config as fixture
+	blocked := to("https://pastebin.com/raw/1")
+	crm.decision == with_hosts(denied({"blocked_destination"}), ["pastebin.com"]) with input as blocked
+		with data.veto.config as fixture
+		with data.veto.derived as stored
+	clear := to("https://hooks.example.com/x")
+	crm.decision == with_hosts(allowed("low_value"), ["hooks.example.com"]) with input as clear
+		with data.veto.config as fixture
+		with data.veto.derived as stored
+
+	# Forged with the configured list as "from": read (only the adapters write it).
+	forged := object.union(object.remove(stored, ["blocked_hosts"]), {"blocked_hosts": {"example.com": true}})
+	crm.decision == with_hosts(allowed("low_value"), ["pastebin.com"]) with input as blocked
+		with data.veto.config as fixture
+		with data.veto.derived as forged
+	crm.decision == with_hosts(denied({"blocked_destination"}), ["hooks.example.com"]) with input as clear
+		with data.veto.config as fixture
+		with data.veto.derived as forged
+
+	# Left from another list, or with no list configured: the derivation.
+	stale := crm.derived with data.veto.config as object.union(fixture, {"blocked_destinations": ["example.com"]})
+	crm.decision == with_hosts(denied({"blocked_destination"}), ["pastebin.com"]) with input as blocked
+		with data.veto.config as fixture
+		with data.veto.derived as stale
+	unlisted := object.remove(fixture, ["blocked_destinations"])
+	crm.decision == with_hosts(allowed("low_value"), ["pastebin.com"]) with input as blocked
+		with data.veto.config as unlisted
+		with data.veto.derived as forged
+}
+
+# The configured blocked lists of the destination tests decide alike both ways.
+test_blocked_lists_decide_alike_stored_and_derived if {
+	every entries in [["", "  ", 7], ["https://Hooks.Example.com/x", "ops@files.example.net"], "pastebin.com", []] {
+		config := object.union(fixture, {"blocked_destinations": entries})
+		stored := crm.derived with data.veto.config as config
+		every destination in ["hooks.example.com", "a.files.example.net", "https://pastebin.com", "x@gmail.com"] {
+			call := to(destination)
+			derived := crm.decision with input as call with data.veto.config as config
+			derived == crm.decision with input as call with data.veto.config as config with data.veto.derived as stored
+		}
+	}
 }

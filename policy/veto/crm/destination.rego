@@ -22,7 +22,7 @@ _deny contains "blocked_destination" if {
 _deny contains "blocked_destination" if {
 	_has_destination
 	some host in _destination_hosts
-	_within(host, _blocked_hosts)
+	_blocked_host(host)
 }
 
 # A blocked_destinations that is not a list blocks every destination.
@@ -105,9 +105,19 @@ _within(host, domains) if {
 	concat(".", array.slice(labels, i, count(labels))) in domains
 }
 
+# _within for the blocked hosts, looked up as members of the object derived
+# once per data document (derived.rego).
+_blocked_host(host) if {
+	count(host) <= 255
+	labels := split(host, ".")
+	some i in numbers.range(0, count(labels) - 1)
+	_blocked_lookup[concat(".", array.slice(labels, i, count(labels)))]
+}
+
 # Blocked entries are read as destinations, so "Transfer.SH." and
 # "https://pastebin.com" block what they name; blank entries block nothing.
-_blocked_hosts contains host if {
+# Stored by the adapters as _blocked_lookup (derived.rego).
+_derive_blocked_hosts contains host if {
 	some entry in _blocked_destinations
 	is_string(entry)
 	some host in _entry_hosts(entry)
