@@ -214,5 +214,22 @@ export function readBundleLayout(files: readonly BundleFile[], manifest: Manifes
     throw unusable(`.manifest roots ${rootList} do not permit data at path '/${trimmed}'`);
   };
   walk(data, "");
-  return data;
+  // OPA then writes to its store only what lies at each root (the value at
+  // the root's path, under its parents): what the walk let through elsewhere
+  // (empty objects on the way to a root) is not in OPA's data, so not in ours.
+  if (roots.includes("")) return data;
+  const kept: JsonObject = {};
+  for (const root of roots) {
+    const segments = root.split("/");
+    let node: unknown = data;
+    for (const segment of segments) node = isObject(node) && Object.hasOwn(node, segment) ? node[segment] : undefined;
+    if (node === undefined) continue;
+    let target = kept;
+    for (const segment of segments.slice(0, -1)) {
+      if (!Object.hasOwn(target, segment)) put(target, segment, {});
+      target = target[segment] as JsonObject;
+    }
+    put(target, segments.at(-1)!, node);
+  }
+  return kept;
 }

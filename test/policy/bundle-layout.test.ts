@@ -122,6 +122,21 @@ describe("bundle layout: the adapter refuses what OPA refuses and reads data whe
     expect(verdicts.refusedByBoth).toBeLessThan(verdicts.agreed);
   });
 
+  it("data on the way to a root but at none (empty objects) is not in the data, as in OPA's", async () => {
+    const cases: [string[], Record<string, string>][] = [
+      [["veto/crm/decision"], { "veto/config/x/data.json": "{}" }],
+      [["veto/crm/decision", "a/b"], { "data.json": '{"a": {}, "veto": {"config": {}}}' }],
+      [["a/b", "veto"], { "data.json": '{"a": {"b": {"c": 1}}}', "veto/config/data.json": '{"x": {}}' }],
+      [["a/b/c", "veto"], { "a/data.json": '{"b": {}}', "veto/config/data.json": "{}" }],
+    ];
+    for (const [n, [roots, data]] of cases.entries()) {
+      const bytes = await tarball({ "policy.wasm": wasm, ".manifest": manifest(roots), ...data });
+      const opa = opaReads(bytes, `way-${n}`);
+      expect("data" in opa, JSON.stringify(opa)).toBe(true);
+      expect(await oursReads(bytes), `${JSON.stringify(roots)} ${JSON.stringify(data)}`).toEqual(opa);
+    }
+  });
+
   const base = (): Record<string, string | Buffer> => ({ "policy.wasm": wasm, "data.json": JSON.stringify(bundleData()) });
 
   it.each([
