@@ -37,9 +37,9 @@ describe.each(backends)("the store keeps what a reviewer sees (%s)", (_name, mak
     expect(await reader.listApprovals!({ approverIds: ["user:nobody"] })).toEqual([]);
     expect(await reader.listApprovals!({ status: ["approved"] })).toEqual([]);
     expect((await reader.listApprovals!({ approverIds: [OTHER_APPROVER, APPROVER] })).map((d) => d.id)).toContain(decision.id);
-    // Once listening (announced as undefined: "re-read everything", which covers any change made
-    // before), a change by anyone is announced with its id.
-    await expect.poll(() => seen.includes(undefined), { timeout: 10_000 }).toBe(true);
+    // Once listening (PostgreSQL announces it as undefined: "re-read everything", which covers any
+    // change made before), a change by anyone is announced with its id.
+    if (reader instanceof PostgresStore) await expect.poll(() => seen.includes(undefined), { timeout: 10_000 }).toBe(true);
     await reader.transitionApproval(decision.id, { from: "pending", to: "answering", reviewerId: APPROVER, atMs: item!.atMs + 1 });
     await expect.poll(() => seen.includes(decision.id), { timeout: 5000 }).toBe(true);
     stop();
