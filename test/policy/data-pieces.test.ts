@@ -14,6 +14,7 @@ import { DataText, readPolicyData } from "../../adapter/policy/data.js";
 import { PolicyEvaluator, setDataText } from "../../adapter/policy/evaluator.js";
 import { PIECE_BYTES } from "../../adapter/policy/wasm-data.js";
 import { bundleData, read, requireBundle, write } from "../helpers/index.js";
+import { seededRandom } from "../helpers/generate-calls.js";
 
 const SEED = Number(process.env["VETO_TEST_SEED"] ?? Date.now() % 2 ** 31);
 
@@ -56,17 +57,7 @@ async function loadedInPieces(text: string, pieceBytes: number): Promise<Policy>
   return policy;
 }
 
-/** A seeded pseudo-random generator (mulberry32). */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
+const random = seededRandom;
 
 /** The fixture's document with `n` generated tenants of varied shapes, and member names that need escaping. */
 function withTenants(n: number, seed: number): ReturnType<typeof bundleData> {

@@ -9,20 +9,12 @@ import { PostgresStore } from "../../adapter/postgres/store.js";
 import { CredentialError, createApprovalServer } from "../../adapter/server/index.js";
 import { makeVeto } from "../helpers/index.js";
 import { pgUrl, testDatabase } from "../helpers/postgres.js";
+import { seededRandom } from "../helpers/generate-calls.js";
 
 const db = testDatabase();
 afterAll(() => db.dropSchemas());
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
+const prng = seededRandom;
 
 const REVIEWER = "user:pager@acme.example";
 const PEOPLE = [REVIEWER, "user:other@acme.example", "group:owners"];
