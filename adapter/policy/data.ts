@@ -218,6 +218,13 @@ export function readPolicyData(document: unknown, label: string): PolicyData {
     });
   }
   const config = parsed.data.veto.config;
+  // veto.derived is the adapter's to fill (docs/contract.md §2): what a document holds there never
+  // reaches the module, whatever the module and SDK can remove after loading (evaluator.ts storeDerived).
+  const veto = (document as { veto: Record<string, unknown> }).veto;
+  if (Object.hasOwn(veto, "derived")) {
+    const { derived: _reserved, ...rest } = veto;
+    json = JSON.stringify({ ...(document as Record<string, unknown>), veto: rest });
+  }
   return {
     text: new DataText(json),
     windowSeconds: config.escalation?.window_seconds ?? DEFAULT_WINDOW_SECONDS,

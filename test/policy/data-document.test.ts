@@ -159,6 +159,14 @@ describe(`data documents: ${RUNS} generated bad documents (seed ${SEED}, VETO_DA
     }
   });
 
+  it("a document's own veto.derived never reaches the module: the adapter fills it (docs/contract.md §2)", () => {
+    const data = bundleData();
+    const forged = { from: { sensitive_fields: data.veto.config["sensitive_fields"] }, sensitive_star: {}, planted: true };
+    const text = readPolicyData({ ...data, veto: { ...data.veto, derived: forged } }, "forged").text.toText();
+    expect(JSON.parse(text)).toEqual(data);
+    expect(text).toBe(readPolicyData(data, "plain").text.toText());
+  });
+
   it("good documents still load: 0 thresholds, no escalation, extra keys", async () => {
     const data = bundleData();
     (data.veto.config["tenants"] as Record<string, Record<string, unknown>>)["acme"]!["approval_threshold"] = 0;

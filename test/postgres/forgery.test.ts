@@ -401,12 +401,21 @@ describe("forgeries, and who catches them", () => {
     expect(after.escalated).toBe(false);
     // ... a row that does not count never starts counting again ...
     await refused("instance", `UPDATE ${t} SET counts_towards_escalation = true WHERE id = $1`, [denies[0]!.id]);
+    // ... while the adapter's own replacement of a pending approval is taken, its record committed or not
+    // (the answer to a COMMIT that committed can be lost): nothing counted is removed by it.
+    const pending = await veto.protect(NEEDS_APPROVAL);
+    expect(pending.action).toBe("require_approval");
+    await as("instance").query(
+      `UPDATE ${t} SET action = 'deny', approvers = '{}', approval_status = NULL, expires_at_ms = NULL, review = NULL,
+         counts_towards_escalation = false WHERE id = $1`,
+      [pending.id],
+    );
     await veto.close();
     // ... and verify names every deny taken out, not the one after.
     const checked = await crossCheckPostgresStore({ connectionString: urlAs("auditor"), schema });
     expect(checked.ok).toBe(false);
     const named = checked.ok ? [] : checked.mismatches.map((m) => m.decisionId);
-    expect(named.sort()).toEqual([...denies, escalated].map((d) => d.id).sort());
+    expect(named.sort()).toEqual([...denies, escalated, pending].map((d) => d.id).sort());
     const failed = verifyCli(schema);
     expect(failed.status).toBe(1);
     expect(failed.stderr).toContain(

@@ -190,3 +190,14 @@ process.stdout.write(JSON.stringify(out));
         assert evaluator._instance is not None
         assert (evaluator._instance.derived_stored, held(evaluator)) == (ts_stored, ts_value), f"seed {SEED}: {doc}"
         assert ts_value == derived_of(evaluator)
+
+
+def test_a_documents_own_derived_value_never_reaches_the_module() -> None:
+    """veto.derived is the adapter's to fill (docs/contract.md §2): the loaded text is the document without it."""
+    from veto_crm.policy_data import read_policy_data
+
+    data = json.loads(FIXTURE_DATA.read_text())
+    forged = {"from": {"sensitive_fields": data["veto"]["config"].get("sensitive_fields")}, "sensitive_star": {}, "planted": True}
+    planted = {**data, "veto": {**data["veto"], "derived": forged}}
+    assert read_policy_data(planted, "forged").json == read_policy_data(data, "plain").json
+    assert "derived" not in json.loads(read_policy_data(planted, "forged").json)["veto"]

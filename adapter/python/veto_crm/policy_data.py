@@ -194,8 +194,12 @@ def read_policy_data(document: Any, label: str) -> PolicyData:
     non_finite = _first_non_finite(document)
     if non_finite is not None:
         raise BundleLoadError("data_unusable", f"data document {label} is unusable: {non_finite} is not a finite number")
+    # veto.derived is the adapter's to fill (docs/contract.md §2): what a document holds there never
+    # reaches the module, whatever the module can remove after loading (evaluator.py _store_derived).
+    veto = document["veto"]
+    loaded = {**document, "veto": {k: v for k, v in veto.items() if k != "derived"}} if "derived" in veto else document
     try:
-        text = stringify(document)
+        text = stringify(loaded)
     except (TypeError, ValueError, RecursionError) as error:
         raise BundleLoadError("data_unusable", f"data document {label} is unusable: {error}") from None
     config = document.get("veto", {}).get("config", {})
