@@ -50,20 +50,32 @@ describe("protect() with the in-memory store, without awaiting it", () => {
       .filter((c) => c.config === "bundle")
       .map((c) => c.call);
     expect(calls.length).toBeGreaterThan(200);
-    const counted = vi.spyOn(InMemoryStore.prototype, "countRecentDenies");
+    const syncPath = vi.spyOn(InMemoryStore.prototype, "unitIdle");
     const direct = await makeVeto();
     const viaUnit = await makeVeto({ store: new UnitPathStore() });
     const a = await decideAll(direct, calls, false);
-    // The built-in store was never asked through its asynchronous operations.
-    expect(counted).not.toHaveBeenCalled();
+    // The built-in store took the synchronous path (it asks whether the key's unit is idle) ...
+    expect(syncPath).toHaveBeenCalled();
+    syncPath.mockClear();
     const b = await decideAll(viaUnit, calls, false);
-    expect(counted).toHaveBeenCalled();
+    // ... and a subclass never.
+    expect(syncPath).not.toHaveBeenCalled();
     expect(comparable(a, direct.sink.records)).toEqual(comparable(b, viaUnit.sink.records));
     // The generated calls reach escalation and approvals, not only allows and denies.
     expect(a.some((d) => d.escalated)).toBe(true);
     expect(a.some((d) => d.action === "require_approval")).toBe(true);
     await direct.veto.close();
     await viaUnit.veto.close();
+  });
+
+  it("an operation patched on the prototype is honoured: the decision takes the unit path", async () => {
+    const appended = vi.spyOn(InMemoryStore.prototype, "appendDecision");
+    const syncPath = vi.spyOn(InMemoryStore.prototype, "unitIdle");
+    const direct = await makeVeto();
+    await direct.veto.protect(write());
+    expect(appended).toHaveBeenCalledTimes(1);
+    expect(syncPath).not.toHaveBeenCalled();
+    await direct.veto.close();
   });
 
   it("counts denies of calls made at once in the order they were made", async () => {
