@@ -613,7 +613,7 @@ class Veto:
         # Keyed like the masked values; over the call's canonical JSON, hashed once.
         digest = self._masker.digest_json(checked.json) if isinstance(checked, CheckedCall) else None
         value = checked.call if isinstance(checked, CheckedCall) else checked.partial
-        masked_input, masked = self._masker.mask_input(value, policy.data.sensitive_fields, checked.keys)
+        masked_input, masked = self._masker.mask_input(value, policy.data.sensitive_fields, checked.keys, checked.json)
         if digest is not None:
             input_digest: Optional[str] = digest
         elif checked.json is None:
