@@ -206,7 +206,7 @@ def _sensitive_key_written(text: str, sensitive_fields: frozenset[str]) -> bool:
     key is its ASCII lower case (text.py), and in ASCII text each key is
     written as itself between quotes, followed by a colon, which no string
     value can hold unescaped: a key folding to a sensitive name is found by
-    that name, ignoring ASCII case. A name with no ASCII fold (non-ASCII)
+    that name in the text's lower case. A name with no ASCII fold (non-ASCII)
     is no ASCII key's; text with a non-ASCII character may hold one.
     """
     if not text.isascii():
@@ -220,11 +220,12 @@ def _sensitive_key_written(text: str, sensitive_fields: frozenset[str]) -> bool:
         elif not names:
             pattern = _NO_PATTERN
         else:
-            pattern = re.compile('"(?:' + "|".join(re.escape(name) for name in names) + ')":', re.IGNORECASE | re.ASCII)
+            # Matched against the text in lower case: several times faster than ignoring case in the match.
+            pattern = re.compile('"(?:' + "|".join(re.escape(name.lower()) for name in names) + ')":')
         if len(_SENSITIVE_PATTERNS) >= 8:
             _SENSITIVE_PATTERNS.clear()
         _SENSITIVE_PATTERNS[sensitive_fields] = pattern
-    return pattern is None or pattern.search(text) is not None
+    return pattern is None or pattern.search(text.lower()) is not None
 
 
 def _has_maskable(v: Any, sensitive_fields: frozenset[str], pointer: Optional[str], memo: Optional[dict[str, bool]] = None) -> bool:
