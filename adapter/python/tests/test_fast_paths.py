@@ -2,8 +2,8 @@
 The per-call fast paths of protect() against plain reference versions, on
 seeded generated values: the snapshot's inline scalar copy and the keys it
 collects, the day-cached timestamp, the paired ULID time and pooled
-randomness, the memoised sensitive-key test and masking skipped by the keys,
-the call schema's inline leaf checks, the evaluator's answers read once per
+randomness, the memoised sensitive-key test and masking skipped by the keys or the text,
+the call schema's generated check, orjson's copy of a plain call, the evaluator's answers read once per
 text, opa_eval called directly against wasmtime's public call, and the
 frozen dataclasses' direct __init__.
 Each must answer exactly what the plain version answers, refusals included.
@@ -28,6 +28,7 @@ import jsonschema
 import pytest
 
 from veto_crm import evaluator as evaluator_module
+from veto_crm import call_schema as call_schema_module
 from veto_crm import input as input_module
 from veto_crm import records
 from veto_crm.bundle import load_bundle
@@ -286,6 +287,32 @@ def test_schema_check_matches_jsonschema() -> None:
             assert issue is None or issue.message == "must not be blank", f"seed {SEED + 1} case {n}: {issue}"
         else:
             assert issue is not None, f"seed {SEED + 1} case {n}"
+
+
+def test_generated_schema_check_answers_as_the_walk() -> None:
+    """call_schema._generate against _issues (the walk that reports zod's issue), on the call schema and on schemas using every keyword it knows."""
+    rng = random.Random(SEED + 11)
+    schemas: list[dict[str, Any]] = [
+        dict(CALL_SCHEMA),
+        {"type": "object", "properties": {"a": {"type": "integer"}}, "additionalProperties": {"type": "string", "x-veto-not-blank": "blank"}},
+        {"type": "array", "items": {"type": "object", "required": ["x"], "additionalProperties": False, "properties": {"x": {}, "y": {"type": "null"}}}},
+        {"properties": {"n": {"type": "number"}, "b": {"type": "boolean"}, "l": {"type": "array", "items": {}}}},
+        {"type": "string", "x-veto-not-blank": "blank"},
+    ]
+    for schema in schemas:
+        valid = call_schema_module._generate(schema)
+        for n in range(1500):
+            value = _value(rng, 0) if rng.random() < 0.5 else _call(rng)
+            if rng.random() < 0.3:
+                value = {rng.choice(["a", "x", "y", "n", "b", "l", "z"]): _value(rng, 3) for _ in range(rng.randrange(0, 4))}
+                value = [value] if rng.random() < 0.3 else value
+            try:
+                # What the schema is asked about: a snapshot (JSON values, string keys).
+                value = input_module.snapshot(value, InputLimits())[0]
+            except Exception:
+                continue
+            expected = next(call_schema_module._issues(schema, value, ()), None) is None
+            assert valid(value) == expected, f"seed {SEED + 11} schema {schemas.index(schema)} case {n}: {value!r}"
 
 
 def test_iso_timestamp_matches_datetime() -> None:
