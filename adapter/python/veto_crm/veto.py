@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Mapping, Optional, Sequence, TypeVar, Union
+from typing import Any, Awaitable, Callable, ContextManager, Mapping, Optional, Sequence, TypeVar, Union
 
 from .approvals import AmendResult, ApprovalAnswer, ApprovalDesk
 from .bundle import BundleVersion, load_bundle
@@ -560,13 +560,17 @@ class Veto:
         try:
             # count -> evaluate -> record -> append as one unit, exclusive per (actor, tenant) (for a
             # database store, one transaction under the same lock in every process).
-            with run_unit(
-                self._store,
-                self._sink,
-                who.actor_id if call is not None else None,
-                who.tenant_id if call is not None else None,
-                self._plain_unit,
-            ) as unit:
+            plain = self._plain_unit
+            # A store without transactions: its own unit for the key, and the instance's DecisionUnit.
+            held: ContextManager[Any] = (
+                self._store.unit(who.actor_id, who.tenant_id)
+                if plain is not None and call is not None
+                else run_unit(
+                    self._store, self._sink, who.actor_id if call is not None else None, who.tenant_id if call is not None else None, plain
+                )
+            )
+            with held as entered:
+                unit: DecisionUnit = plain if plain is not None and call is not None else entered
                 # The store's clock when it has one (docs/contract.md §6), else this instance's.
                 now_ms = unit.now_ms if unit.now_ms is not None else clock_ms
                 decided = self._decide_in(unit, policy, raw, now_ms, self._next_id(now_ms), checked, call, who, store_ok=True, amendment=amendment)
