@@ -174,6 +174,17 @@ class _Float(float, enum.Enum):
     HALF = 0.5
 
 
+class _Hostile(enum.Enum):
+    """An enum member whose comparison raises: orjson writes its value; what JSON cannot carry is refused, never asked."""
+
+    A = "a"
+
+    def __eq__(self, other: object) -> bool:
+        raise RuntimeError("compared")
+
+    __hash__ = enum.Enum.__hash__
+
+
 #: Values a Python caller may pass that JSON holds as something plainer (or not at all).
 _ODD_VALUES: list[Any] = [
     lambda: _Number.TWO,
@@ -190,6 +201,7 @@ _ODD_VALUES: list[Any] = [
     lambda: 2**53,
     lambda: "😀",
     lambda: {"😀": 1, "\ue000": 2},
+    lambda: _Hostile.A,
 ]
 
 

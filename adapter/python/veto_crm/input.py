@@ -304,7 +304,10 @@ def _plain_snapshot(raw: Any, limits: InputLimits) -> Optional[tuple[dict[str, A
     if not ordered.isascii() and _ASTRAL.search(ordered) is not None:
         return None
     copy = _orjson.loads(ordered)
-    if copy != raw:
+    try:
+        if copy != raw:
+            return None
+    except Exception:  # an enum member's own __eq__ raised: snapshot() refuses the member without asking it
         return None
     return copy, _orjson.dumps(copy, option=_SORTED).decode("utf-8")
 
