@@ -2,8 +2,8 @@
 The per-call fast paths of protect() against plain reference versions, on
 seeded generated values: the snapshot's inline scalar copy and the keys it
 collects, the day-cached timestamp, the paired ULID time and pooled
-randomness, the memoised sensitive-key test and masking skipped by the keys,
-the call schema's inline leaf checks, the evaluator's answers read once per
+randomness, the memoised sensitive-key test and masking skipped by the keys or the text,
+the call schema's generated check, orjson's copy of a plain call, the evaluator's answers read once per
 text, opa_eval called directly against wasmtime's public call, and the
 frozen dataclasses' direct __init__.
 Each must answer exactly what the plain version answers, refusals included.
@@ -12,11 +12,14 @@ Failures print the seed: VETO_FAST_SEED=<seed> pytest tests/test_fast_paths.py
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import enum
 import math
 import os
 import random
 import time
+import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Union
@@ -25,6 +28,8 @@ import jsonschema
 import pytest
 
 from veto_crm import evaluator as evaluator_module
+from veto_crm import call_schema as call_schema_module
+from veto_crm import input as input_module
 from veto_crm import records
 from veto_crm.bundle import load_bundle
 from veto_crm.call_schema import CALL_SCHEMA, first_issue
@@ -67,12 +72,12 @@ def reference_copy(raw: Any, limits: InputLimits) -> Union[str, tuple[Any, str]]
             grow(units(value) + 2)
             if lone(value):
                 raise Refused(f"{where(path)} is not well-formed Unicode (it holds a lone surrogate, which JSON text in UTF-8 cannot carry)")
-            return value
+            return str.__str__(value)
         if isinstance(value, bool) or value is None:
             grow(4)
             return value
         if isinstance(value, (int, float)):
-            number: Any = value
+            number: Any = int.__int__(value) if isinstance(value, int) else float.__float__(value)
             if isinstance(value, int) and abs(value) > MAX_SAFE_INTEGER:
                 try:
                     number = float(value)
@@ -147,9 +152,57 @@ def _value(rng: random.Random, depth: int) -> Any:
         rng.choice([True, False, None]),
         rng.choice([0.5, 1e16, 1e-5, 2.0, -0.0, math.nan, math.inf, 123.456]),
         rng.choice([b"x", object(), {1, 2}]),
+        rng.choice(_ODD_VALUES)(),
     ]
-    weights = [40, 25, 3, 15, 10, 2]
+    weights = [40, 25, 3, 15, 10, 2, 4]
     return rng.choices(choices, weights)[0]
+
+
+class _Number(enum.IntEnum):
+    TWO = 2
+
+
+class _Word(str, enum.Enum):
+    WORD = "word"
+
+
+class _Text(str):
+    pass
+
+
+class _Float(float, enum.Enum):
+    HALF = 0.5
+
+
+class _Hostile(enum.Enum):
+    """An enum member whose comparison raises: orjson writes its value; what JSON cannot carry is refused, never asked."""
+
+    A = "a"
+
+    def __eq__(self, other: object) -> bool:
+        raise RuntimeError("compared")
+
+    __hash__ = enum.Enum.__hash__
+
+
+#: Values a Python caller may pass that JSON holds as something plainer (or not at all).
+_ODD_VALUES: list[Any] = [
+    lambda: _Number.TWO,
+    lambda: _Word.WORD,
+    lambda: _Text("text"),
+    lambda: _Float.HALF,
+    lambda: collections.OrderedDict([("a", 1), ("b", [1])]),
+    lambda: uuid.UUID(int=7),
+    lambda: datetime(2026, 1, 1, tzinfo=timezone.utc),
+    lambda: {_Text("k"): 1},
+    lambda: {"1": "a", "b": 2},
+    lambda: {"a": {"b": {"c": {"d": {"e": {"f": [[[[]]]]}}}}}},
+    lambda: {"text": "say \"a\": {1.5, [2.0]}, \"__proto__\":"},
+    lambda: 2**53,
+    lambda: "😀",
+    lambda: {"😀": 1, "\ue000": 2},
+    lambda: _Hostile.A,
+]
 
 
 def _call(rng: random.Random) -> Any:
@@ -178,7 +231,45 @@ def test_snapshot_matches_the_plain_rule() -> None:
             got = checked.call if checked.ok else checked.partial  # type: ignore[union-attr]
             assert checked.json == text, f"seed {SEED} case {n}"
             assert stringify(got) == stringify(copy) and repr(got) == repr(copy), f"seed {SEED} case {n}"
-            assert checked.keys == _all_keys(copy), f"seed {SEED} case {n}"
+            # Collected by the snapshot; not by the plain path, whose masking reads the text instead.
+            assert checked.keys is None or checked.keys == _all_keys(copy), f"seed {SEED} case {n}"
+            assert all(type(v) in (dict, list, str, int, float, bool, type(None)) for v in _all_values(got)), f"seed {SEED} case {n}"
+
+
+def test_plain_snapshot_answers_as_snapshot(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The orjson path (input._plain_snapshot) against snapshot() alone: the same refusal or the same copy, key order and text."""
+    rng = random.Random(SEED + 10)
+    taken = 0
+    for n in range(4000):
+        raw = _call(rng)
+        limits = InputLimits(max_input_bytes=rng.choice([60, 200, 64 * 1024]), max_depth=rng.choice([3, 5, 12]))
+        if input_module._plain_snapshot(raw, limits) is not None:
+            taken += 1
+        fast = check_call(raw, limits, frozenset({"amount"}))
+        with monkeypatch.context() as patched:
+            patched.setattr(input_module, "_orjson", None)
+            slow = check_call(raw, limits, frozenset({"amount"}))
+        assert type(fast) is type(slow) and fast.json == slow.json, f"seed {SEED + 10} case {n}"
+        if isinstance(slow, RefusedCall):
+            assert isinstance(fast, RefusedCall) and fast.message == slow.message, f"seed {SEED + 10} case {n}"
+        got, want = (fast.call, slow.call) if fast.ok else (fast.partial, slow.partial)  # type: ignore[union-attr]
+        assert repr(got) == repr(want) and stringify(got) == stringify(want), f"seed {SEED + 10} case {n}"
+        assert got is not raw or not isinstance(raw, (dict, list, tuple)), f"seed {SEED + 10} case {n}"
+    # The generator makes mostly plain calls: the orjson path is what is being held to snapshot().
+    assert taken > 200, f"seed {SEED + 10}: only {taken} plain calls"
+
+
+def _all_values(value: Any) -> list[Any]:
+    found: list[Any] = []
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        found.append(item)
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
 
 
 def _all_keys(value: Any) -> frozenset[str]:
@@ -208,6 +299,32 @@ def test_schema_check_matches_jsonschema() -> None:
             assert issue is None or issue.message == "must not be blank", f"seed {SEED + 1} case {n}: {issue}"
         else:
             assert issue is not None, f"seed {SEED + 1} case {n}"
+
+
+def test_generated_schema_check_answers_as_the_walk() -> None:
+    """call_schema._generate against _issues (the walk that reports zod's issue), on the call schema and on schemas using every keyword it knows."""
+    rng = random.Random(SEED + 11)
+    schemas: list[dict[str, Any]] = [
+        dict(CALL_SCHEMA),
+        {"type": "object", "properties": {"a": {"type": "integer"}}, "additionalProperties": {"type": "string", "x-veto-not-blank": "blank"}},
+        {"type": "array", "items": {"type": "object", "required": ["x"], "additionalProperties": False, "properties": {"x": {}, "y": {"type": "null"}}}},
+        {"properties": {"n": {"type": "number"}, "b": {"type": "boolean"}, "l": {"type": "array", "items": {}}}},
+        {"type": "string", "x-veto-not-blank": "blank"},
+    ]
+    for schema in schemas:
+        valid = call_schema_module._generate(schema)
+        for n in range(1500):
+            value = _value(rng, 0) if rng.random() < 0.5 else _call(rng)
+            if rng.random() < 0.3:
+                value = {rng.choice(["a", "x", "y", "n", "b", "l", "z"]): _value(rng, 3) for _ in range(rng.randrange(0, 4))}
+                value = [value] if rng.random() < 0.3 else value
+            try:
+                # What the schema is asked about: a snapshot (JSON values, string keys).
+                value = input_module.snapshot(value, InputLimits())[0]
+            except Exception:
+                continue
+            expected = next(call_schema_module._issues(schema, value, ()), None) is None
+            assert valid(value) == expected, f"seed {SEED + 11} schema {schemas.index(schema)} case {n}: {value!r}"
 
 
 def test_iso_timestamp_matches_datetime() -> None:
@@ -276,7 +393,8 @@ def test_masking_skipped_by_keys_masks_as_the_walk_does() -> None:
     rng = random.Random(SEED + 6)
     sensitive = frozenset({"ssn", "tax_id", "email", "straße", "amount"})
     masker = records.RecordMasker()
-    names = ["SSN", "Email", "STRASSE", "Straße", "amount", "note", "tool", "x", "k"]
+    # "TAX_İD" folds to "tax_id" (an ASCII name) from a non-ASCII key: the text cannot rule it out.
+    names = ["SSN", "Email", "STRASSE", "Straße", "TAX_İD", "tax_ID", "amount", "note", "tool", "x", "k"]
     for n in range(3000):
         raw = _call(rng)
         # Sensitive names at any depth, the contract's own fields among them (never masked themselves).
@@ -286,8 +404,11 @@ def test_masking_skipped_by_keys_masks_as_the_walk_does() -> None:
         value = checked.call if checked.ok else checked.partial  # type: ignore[union-attr]
         if value is None:
             continue
-        assert checked.keys is not None, f"seed {SEED + 6} case {n}"
-        assert masker.mask_input(value, sensitive, checked.keys) == masker.mask_input(value, sensitive), f"seed {SEED + 6} case {n}"
+        plain = masker.mask_input(value, sensitive)
+        assert masker.mask_input(value, sensitive, checked.keys, checked.json) == plain, f"seed {SEED + 6} case {n}"
+        assert masker.mask_input(value, sensitive, None, checked.json) == plain, f"seed {SEED + 6} case {n}"
+        if checked.keys is not None:
+            assert masker.mask_input(value, sensitive, checked.keys) == plain, f"seed {SEED + 6} case {n}"
 
 
 def _bundle_and_data() -> tuple[Any, str]:

@@ -163,75 +163,87 @@ _KIND_TYPES: Mapping[str, Union[type, tuple[type, ...]]] = {
 }
 
 
-def _compile(schema: Mapping[str, Any]) -> Callable[[Any], bool]:
+_MISSING = object()
+
+
+def _generate(schema: Mapping[str, Any]) -> Callable[[Any], bool]:
     """
-    The schema as one function answering only "valid?" (the common case), built from the same keywords as _issues
-    (_type_ok's types, tested inline). Properties whose schema is only ``{"type": "string"}`` are tested in their
-    object's loop, and an object that checks none of its members is not walked.
+    The schema as one generated function answering only "valid?" (the common case), from the same keywords
+    as _issues, each test written out in line: no call per property, and a strict object's unknown keys
+    found by one set comparison. Which test fails first does not matter here (first_issue asks _issues for
+    the issue), so the tests run in whatever order is cheapest.
     """
-    kind = schema.get("type")
-    kind_types = _KIND_TYPES[kind] if kind is not None else None
-    no_bool = kind in ("number", "integer")
-    not_blank = "x-veto-not-blank" in schema
-    items = _compile(schema["items"]) if isinstance(schema.get("items"), dict) else None
-    properties = {name: _compile(child) for name, child in schema.get("properties", {}).items()}
-    plain_strings = frozenset(name for name, child in schema.get("properties", {}).items() if dict(child) == {"type": "string"})
-    required = tuple(schema.get("required", ()))
-    extra = schema.get("additionalProperties")
-    strict = extra is False
-    extra_check = _compile(extra) if isinstance(extra, dict) and extra else None
-    walk_members = bool(properties) or strict or extra_check is not None
-    leaf = items is None and not properties and not required and extra is None
-    # A leaf (a type, perhaps not blank, nothing inside): one test, the one check() below makes for it.
-    if leaf and kind_types is not None and set(schema) - {"x-veto-expected"} <= {"type", "x-veto-not-blank"}:
-        if not_blank and kind == "string":
+    constants: dict[str, Any] = {"is_blank": is_blank, "_MISSING": _MISSING}
+    lines = ["def valid(v0):"]
+    names = iter(range(1, 1_000_000))
 
-            def check_text(value: Any) -> bool:
-                return isinstance(value, str) and not is_blank(value)
+    def constant(value: Any) -> str:
+        name = f"_k{len(constants)}"
+        constants[name] = value
+        return name
 
-            return check_text
-        if not not_blank and not no_bool:
-            leaf_types = kind_types
-
-            def check_type(value: Any) -> bool:
-                return isinstance(value, leaf_types)
-
-            return check_type
-
-    def check(value: Any) -> bool:
-        if kind_types is not None and (not isinstance(value, kind_types) or (no_bool and isinstance(value, bool))):
-            return False
-        if not_blank and isinstance(value, str) and is_blank(value):
-            return False
-        if items is not None and isinstance(value, list):
-            for item in value:
-                if not items(item):
-                    return False
-        if isinstance(value, dict):
+    def emit(node: Mapping[str, Any], var: str, depth: int) -> bool:
+        """Write the tests of ``node`` on ``var``; False when it has none (then only a pass was written)."""
+        pad = "    " * depth
+        start = len(lines)
+        kind = node.get("type")
+        if kind is not None:
+            test = f"not isinstance({var}, {constant(_KIND_TYPES[kind])})"
+            if kind in ("number", "integer"):
+                test += f" or isinstance({var}, bool)"
+            lines.append(f"{pad}if {test}:")
+            lines.append(f"{pad}    return False")
+        if "x-veto-not-blank" in node:
+            lines.append(f"{pad}if isinstance({var}, str) and is_blank({var}):")
+            lines.append(f"{pad}    return False")
+        items = node.get("items")
+        if isinstance(items, dict):
+            item = f"v{next(names)}"
+            lines.append(f"{pad}if isinstance({var}, list):")
+            lines.append(f"{pad}    for {item} in {var}:")
+            emit(items, item, depth + 2)
+        properties: Mapping[str, Any] = node.get("properties", {})
+        required = tuple(node.get("required", ()))
+        extra: Any = node.get("additionalProperties")
+        extra_checked = isinstance(extra, dict) and bool(extra)
+        if properties or required or extra is False or extra_checked:
+            lines.append(f"{pad}if isinstance({var}, dict):")
+            inner = pad + "    "
+            body = len(lines)
             for name in required:
-                if name not in value:
-                    return False
-            if not walk_members:
-                return True
-            for key, child in value.items():
-                if key in plain_strings:
-                    if not isinstance(child, str):
-                        return False
-                    continue
-                child_check = properties.get(key)
-                if child_check is not None:
-                    if not child_check(child):
-                        return False
-                elif strict:
-                    return False
-                elif extra_check is not None and not extra_check(child):
-                    return False
+                lines.append(f"{inner}if {name!r} not in {var}:")
+                lines.append(f"{inner}    return False")
+            if extra is False:
+                lines.append(f"{inner}if not {var}.keys() <= {constant(frozenset(properties))}:")
+                lines.append(f"{inner}    return False")
+            for name, child in properties.items():
+                value = f"v{next(names)}"
+                mark = len(lines)
+                lines.append(f"{inner}{value} = {var}.get({name!r}, _MISSING)")
+                lines.append(f"{inner}if {value} is not _MISSING:")
+                if not emit(child, value, depth + 2):
+                    # The property takes anything: nothing to test.
+                    del lines[mark:]
+            if extra_checked:
+                key, value = f"v{next(names)}", f"v{next(names)}"
+                lines.append(f"{inner}for {key}, {value} in {var}.items():")
+                lines.append(f"{inner}    if {key} not in {constant(frozenset(properties))}:")
+                emit(extra, value, depth + 3)
+            if len(lines) == body:
+                lines.append(f"{inner}pass")
+        if len(lines) == start:
+            lines.append(f"{pad}pass")
+            return False
         return True
 
-    return check
+    emit(schema, "v0", 1)
+    lines.append("    return True")
+    exec("\n".join(lines), constants)  # noqa: S102 - the source is built above from the schema's own keywords
+    valid: Callable[[Any], bool] = constants["valid"]
+    return valid
 
 
-_VALID = _compile(CALL_SCHEMA)
+_VALID = _generate(CALL_SCHEMA)
 
 
 def first_issue(value: Any, schema: Optional[Mapping[str, Any]] = None) -> Optional[Issue]:

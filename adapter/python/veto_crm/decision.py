@@ -101,7 +101,13 @@ OUTAGE_REASON_CODES = frozenset({EVALUATION_ERROR, RECORD_UNAVAILABLE, RECORD_ST
 
 def answer_counts_towards_escalation(action: str, reasons: tuple[Reason, ...]) -> bool:
     """Whether a decision counts towards its actor's deny history: a deny, unless the adapter's own outage answered it."""
-    return action == "deny" and not any(r.code in OUTAGE_REASON_CODES for r in reasons)
+    if action != "deny":
+        return False
+    # A loop, not any() over a generator: this runs for every deny.
+    for r in reasons:
+        if r.code in OUTAGE_REASON_CODES:
+            return False
+    return True
 
 
 #: The messages policy/veto/crm/reasons.rego defines for these codes; the adapter appends the detail.

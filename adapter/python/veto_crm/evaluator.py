@@ -34,6 +34,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import math
+import re
 import struct
 import sys
 import threading
@@ -143,6 +144,17 @@ class _DirectEval:
         self._trap_address = ctypes.addressof(self._trap)
         self._base = 0
         self._size = -1
+        #: The memory's bytes as of the last refresh (None before the first).
+        self.view: Optional[memoryview] = None
+
+    def refresh(self) -> memoryview:
+        """The module's memory as bytes, made again when its size changed (it moves only when it grows)."""
+        size = self._data_size(self._context, self._memory_address)
+        view = self.view
+        if view is None or size != self._size:
+            base, size = self.base_and_size()
+            view = self.view = memoryview((ctypes.c_char * size).from_address(base)).cast("B") if base and size else memoryview(b"")
+        return view
 
     def base_and_size(self) -> tuple[int, int]:
         size = self._data_size(self._context, self._memory_address)
@@ -359,15 +371,22 @@ class _Instance:
         addr = self.data_heap
         length = len(input_json)
         end = addr + length
-        base, size = direct.base_and_size()
-        if end > size:
-            self.memory.grow(self.store, math.ceil((end - size) / PAGE))
-            base, size = direct.base_and_size()
-        ctypes.memmove(base + addr, input_json, length)
+        # The memory as the last call left it (only a call or a grow here changes it), or as it is now.
+        view = direct.view if direct.view is not None else direct.refresh()
+        if end > len(view):
+            self.memory.grow(self.store, math.ceil((end - len(view)) / PAGE))
+            view = direct.refresh()
+        view[addr:end] = input_json
         result = direct.call(0, entrypoint, self.data_addr, addr, length, end, 0)
         # The call may have grown the memory (and moved it).
-        base, size = direct.base_and_size()
-        return _c_bytes(base, size, result)
+        view = direct.refresh()
+        size = len(view)
+        if result <= 0 or result >= size:
+            raise ValueError("the module returned an address outside its memory")
+        nul = _NUL.search(view, result)
+        if nul is None:
+            raise ValueError("the module's answer is not NUL-terminated")
+        return view[result : nul.start()].tobytes()
 
     def evaluate(self, input_json: bytes, entrypoint: int) -> Any:
         if self.direct is not None:
@@ -405,21 +424,7 @@ def _only_text(value: Any, depth: int = 0) -> bool:
     return False
 
 
-def _c_bytes(base: int, size: int, addr: int) -> bytes:
-    """The bytes of a NUL-terminated string at ``addr`` in a memory of ``size`` bytes at ``base``."""
-    if addr <= 0 or addr >= size:
-        raise ValueError("the module returned an address outside its memory")
-    at = addr
-    chunk = 4096
-    while at < size:
-        n = min(chunk, size - at)
-        block = ctypes.string_at(base + at, n)
-        found = block.find(b"\x00")
-        if found >= 0:
-            return ctypes.string_at(base + addr, at + found - addr) if at != addr else block[:found]
-        at += n
-        chunk *= 4
-    raise ValueError("the module's answer is not NUL-terminated")
+_NUL = re.compile(b"\x00")
 
 
 def _error_text(error: BaseException) -> str:
@@ -490,10 +495,13 @@ class PolicyEvaluator:
         """Evaluate a checked call given as its canonical JSON with ``recent_denies``: the call is not serialized again."""
         if isinstance(recent_denies, bool) or not isinstance(recent_denies, int) or recent_denies < 0 or recent_denies > 2**53 - 1:
             return Evaluation(False, 0, error=f"the deny history is not a count: {recent_denies}")
-        return self.evaluate_json(f'{call_json[:-1]},"history":{{"recentDenies":{recent_denies}}}}}')
+        return self._evaluate_bytes(f'{call_json[:-1]},"history":{{"recentDenies":{recent_denies}}}}}'.encode("utf-8"), time.perf_counter_ns())
 
     def evaluate_json(self, input_json: str) -> Evaluation:
         started = time.perf_counter_ns()
+        return self._evaluate_bytes(input_json.encode("utf-8"), started)
+
+    def _evaluate_bytes(self, input_json: bytes, started: int) -> Evaluation:
         with self._lock:
             try:
                 # After a failed evaluation the instance may hold a half-written heap: start again from the module.
@@ -504,7 +512,7 @@ class PolicyEvaluator:
                 if instance.direct is not None:
                     # Most calls get one of a few answers: each answer's text is read and checked once (read_answer is
                     # a function of the text alone), then found by its bytes.
-                    text = instance.evaluate_text(input_json.encode("utf-8"), self._entrypoint)
+                    text = instance.evaluate_text(input_json, self._entrypoint)
                     answer = self._answers.get(text)
                     if answer is None:
                         answer = read_answer(parse(text.decode("utf-8", "replace")))
@@ -512,7 +520,7 @@ class PolicyEvaluator:
                             self._answers.clear()
                         self._answers[text] = answer
                 else:
-                    answer = read_answer(instance.evaluate(input_json.encode("utf-8"), self._entrypoint))
+                    answer = read_answer(instance.evaluate(input_json, self._entrypoint))
                 return Evaluation(True, time.perf_counter_ns() - started, answer=answer)
             except Exception as error:
                 if not (isinstance(error, WasmAbort) and str(error) in INPUT_PARSE_ABORTS):

@@ -21,6 +21,11 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Sequence, Union
 
+try:
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - a runtime dependency; without it every call takes snapshot()
+    _orjson = None  # type: ignore[assignment,unused-ignore]
+
 from .call_schema import first_issue
 from .jsontext import _DIGITS, MAX_SAFE_INTEGER, canonical, has_lone_surrogate, js_key_order, js_number, js_string
 from .text import fold_key, is_blank
@@ -148,17 +153,21 @@ def snapshot(raw: Any, limits: InputLimits) -> tuple[Any, str, frozenset[str]]:
                     raise too_large()
                 if has_lone_surrogate(value):
                     raise _not_unicode(f"{_describe(_path_of(keys))} is")
-                return value
+                # A subclass (a str-valued enum member) is copied as the plain str it holds, as JSON carries it.
+                return value if kind is str else str.__str__(value)
             if isinstance(value, bool):
                 size += 4
                 if size > max_bytes:
                     raise too_large()
                 return value
             if isinstance(value, (int, float)):
-                number: Union[int, float] = value
-                if isinstance(value, int) and not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+                # A subclass (an IntEnum member) is copied as the plain number it holds, as JSON carries it.
+                number: Union[int, float] = (
+                    value if kind is int or kind is float else int.__int__(value) if isinstance(value, int) else float.__float__(value)
+                )
+                if isinstance(number, int) and not -MAX_SAFE_INTEGER <= number <= MAX_SAFE_INTEGER:
                     try:
-                        number = float(value)
+                        number = float(number)
                     except OverflowError:
                         number = math.inf
                 if isinstance(number, float):
@@ -249,6 +258,60 @@ def snapshot(raw: Any, limits: InputLimits) -> tuple[Any, str, frozenset[str]]:
     return value, text, frozenset().union(*key_sets)
 
 
+#: orjson refuses, instead of converting, what snapshot() would copy otherwise: subclasses of dict, list, str, int
+#: and float (an enum member holding a number or a str excepted), dates, dataclasses and integers beyond 2**53 - 1.
+_PLAIN_OPTIONS = (
+    0
+    if _orjson is None
+    else _orjson.OPT_PASSTHROUGH_SUBCLASS | _orjson.OPT_PASSTHROUGH_DATETIME | _orjson.OPT_PASSTHROUGH_DATACLASS | _orjson.OPT_STRICT_INTEGER
+)
+_SORTED = 0 if _orjson is None else _orjson.OPT_SORT_KEYS
+#: In compact JSON text from orjson: a forbidden key, or a key that starts with a digit (perhaps an array index,
+#: which JavaScript lists first); a number with a fraction or an exponent (a float, which JavaScript may print
+#: otherwise; orjson writes every float so); a character beyond U+FFFF in UTF-8 (keys holding one sort otherwise
+#: in UTF-16). Each may match more than it names (inside a string), never less: a match only sends the call to
+#: snapshot(). Each starts with a literal, which the regular expression engine finds fast.
+_PLAIN_KEY_REFUSED = re.compile(rb'"(?:[0-9](?:[^"\\]|\\.)*|__proto__|constructor|prototype)":')
+_FRACTION = re.compile(rb"\.[0-9]")
+_EXPONENT = re.compile(rb"e[-+][0-9]")
+_ASTRAL = re.compile(rb"[\xf0-\xf4]")
+
+
+def _plain_snapshot(raw: Any, limits: InputLimits) -> Optional[tuple[dict[str, Any], str]]:
+    """
+    snapshot() of a plain call, through orjson's encoder and parser, or None
+    (then snapshot() copies it): a dict of dicts, lists, ASCII or BMP strings,
+    safe integers, booleans and null, no forbidden key, no key that starts
+    with a digit, within the limits. For such a call the copy, its key order
+    and its canonical JSON are snapshot()'s exactly: orjson writes strings as
+    JSON.stringify does and sorts keys by code point, the same order as
+    UTF-16's without characters beyond U+FFFF; the size within the limit
+    means no lower bound of it was over either, and no more brackets than
+    the depth limit means no deeper nesting. Whatever orjson would write
+    differently from what it read (NaN and infinities as null, tuples as
+    lists) fails the final comparison.
+    """
+    if type(raw) is not dict:
+        return None
+    try:
+        ordered: bytes = _orjson.dumps(raw, option=_PLAIN_OPTIONS)
+    except Exception:  # anything orjson refuses (a non-str key, a lone surrogate, another type): snapshot() says why
+        return None
+    if len(ordered) > limits.max_input_bytes or ordered.count(b"{") + ordered.count(b"[") > limits.max_depth:
+        return None
+    if _PLAIN_KEY_REFUSED.search(ordered) is not None or _FRACTION.search(ordered) is not None or _EXPONENT.search(ordered) is not None:
+        return None
+    if not ordered.isascii() and _ASTRAL.search(ordered) is not None:
+        return None
+    copy = _orjson.loads(ordered)
+    try:
+        if copy != raw:
+            return None
+    except Exception:  # an enum member's own __eq__ raised: snapshot() refuses the member without asking it
+        return None
+    return copy, _orjson.dumps(copy, option=_SORTED).decode("utf-8")
+
+
 def amount_field_names(amount_fields: Sequence[str]) -> frozenset[str]:
     """The fold keys of ``amount_fields`` (text.py): a key of ``changes`` is an amount field when its fold key is one."""
     return frozenset(fold_key(f) for f in amount_fields)
@@ -312,12 +375,19 @@ def check_call(
     text: ``number_texts`` (by JSON pointer, see number_texts) when the caller
     had the call as text, else the shortest text of the double.
     """
-    try:
-        copy, text, all_keys = snapshot(raw, limits)
-    except _InputRefused as refused:
-        return RefusedCall(str(refused))
-    except Exception as error:  # a __getitem__ or __iter__ of what the caller passed raised
-        return RefusedCall(f"the call cannot be read: {error}")
+    fast = _plain_snapshot(raw, limits) if _orjson is not None else None
+    all_keys: Optional[frozenset[str]]
+    if fast is not None:
+        copy, text = fast
+        # Not collected: the masking reads the keys from the text (records.py).
+        all_keys = None
+    else:
+        try:
+            copy, text, all_keys = snapshot(raw, limits)
+        except _InputRefused as refused:
+            return RefusedCall(str(refused))
+        except Exception as error:  # a __getitem__ or __iter__ of what the caller passed raised
+            return RefusedCall(f"the call cannot be read: {error}")
     if not isinstance(copy, dict):
         return RefusedCall("the call must be an object {tool, arguments, context}", copy, text, keys=all_keys)
     if "history" in copy:

@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import math
 import os
+import re
 import stat
 import sys
 import threading
@@ -101,7 +102,9 @@ class RecordMasker:
         """The digest of {tool, arguments, context} that an approval is bound to and records carry as ``call_digest``."""
         return self.digest({"tool": call.get("tool"), "arguments": call.get("arguments"), "context": call.get("context")})
 
-    def mask_input(self, value: Any, sensitive_fields: frozenset[str], keys: Optional[frozenset[str]] = None) -> tuple[Any, list[str]]:
+    def mask_input(
+        self, value: Any, sensitive_fields: frozenset[str], keys: Optional[frozenset[str]] = None, text: Optional[str] = None
+    ) -> tuple[Any, list[str]]:
         """
         A copy of ``value`` (the call as received, or as much of it as is JSON)
         fit for a record and for replay: the value under every key named
@@ -110,9 +113,14 @@ class RecordMasker:
         replaced, rooted at the record (``/input/arguments/changes/ssn``).
         ``keys``: every object key in ``value`` (input.py's snapshot collects
         them), when known: with no sensitive key among them nothing is walked.
+        ``text``: ``value``'s compact JSON text (the snapshot's canonical JSON),
+        when known: in ASCII text every key is written as itself, so with no
+        sensitive name written as a key there nothing is walked either.
         """
         masked: list[str] = []
         if keys is not None and not _any_sensitive(keys, sensitive_fields):
+            return value, masked
+        if text is not None and not _sensitive_key_written(text, sensitive_fields):
             return value, masked
         if not _has_maskable(value, sensitive_fields, ""):
             return value, masked
@@ -182,6 +190,46 @@ def _any_sensitive(keys: frozenset[str], sensitive_fields: frozenset[str]) -> bo
             safe.clear()
         safe.add(key)
     return False
+
+
+#: Never matches: no sensitive name can be written as a key in ASCII text.
+_NO_PATTERN = re.compile(r"(?!)")
+#: For each set of sensitive fold keys (bounded as _SENSITIVE_MEMOS): what finds any of them written as a key in
+#: compact ASCII JSON text, or None when that cannot be told from the text (a name JSON writes escaped).
+_SENSITIVE_PATTERNS: dict[frozenset[str], Optional[re.Pattern[str]]] = {}
+
+
+def _sensitive_key_written(text: str, sensitive_fields: frozenset[str]) -> bool:
+    """
+    Whether compact JSON ``text`` may hold a key whose fold key is in
+    ``sensitive_fields``; False only when it holds none. An ASCII key's fold
+    key is its ASCII lower case (text.py), and in ASCII text each key is
+    written as itself between quotes, followed by a colon, which no string
+    value can hold unescaped: a key folding to a sensitive name is found by
+    that name in the text's lower case. A name with no ASCII fold (non-ASCII)
+    is no ASCII key's; text with a non-ASCII character may hold one.
+    """
+    if not text.isascii():
+        return True
+    if sensitive_fields in _SENSITIVE_PATTERNS:
+        pattern = _SENSITIVE_PATTERNS[sensitive_fields]
+    else:
+        names = sorted(f for f in sensitive_fields if f.isascii())
+        if any(c in '"\\' or c < " " or c == "\x7f" for name in names for c in name):
+            pattern = None
+        elif not names:
+            pattern = _NO_PATTERN
+        else:
+            # Matched against the text in lower case (several times faster than ignoring case in the match),
+            # the names grouped by their first character (one alternative tried per key, not one per name).
+            groups: dict[str, list[str]] = {}
+            for name in sorted({name.lower() for name in names}):
+                groups.setdefault(name[:1], []).append(re.escape(name[1:]))
+            pattern = re.compile('"(?:' + "|".join(re.escape(first) + "(?:" + "|".join(rest) + ")" for first, rest in groups.items()) + ')":')
+        if len(_SENSITIVE_PATTERNS) >= 8:
+            _SENSITIVE_PATTERNS.clear()
+        _SENSITIVE_PATTERNS[sensitive_fields] = pattern
+    return pattern is None or pattern.search(text.lower()) is not None
 
 
 def _has_maskable(v: Any, sensitive_fields: frozenset[str], pointer: Optional[str], memo: Optional[dict[str, bool]] = None) -> bool:

@@ -189,9 +189,12 @@ class InMemoryStore:
     def append_decision(self, decision: StoredDecision) -> None:
         with self._lock:
             self._decisions[decision.id] = decision
-            self._latest_ms = max(self._latest_ms, decision.at_ms)
-            if counts_towards_escalation(decision):
-                self._add_deny(decision.actor_id, decision.tenant_id, decision.at_ms)
+            at_ms = decision.at_ms
+            if at_ms > self._latest_ms:
+                self._latest_ms = at_ms
+            # counts_towards_escalation(decision), inline.
+            if decision.action == "deny" and decision.counts_towards_escalation and decision.actor_id is not None and decision.tenant_id is not None:
+                self._add_deny(decision.actor_id, decision.tenant_id, at_ms)
             self._evict()
 
     def count_recent_denies(self, actor_id: str, tenant_id: str, since_ms: float) -> int:

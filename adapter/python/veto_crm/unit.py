@@ -76,8 +76,15 @@ def is_transactional(store: Any) -> bool:
     return getattr(store, "transactional", False) is True
 
 
-def run_unit(store: Any, sink: RecordSink, actor_id: Optional[str], tenant_id: Optional[str]) -> ContextManager[DecisionUnit]:
-    """A unit on ``store``: exclusive per (actor, tenant) when both are given; for a database store, one transaction."""
+def run_unit(
+    store: Any, sink: RecordSink, actor_id: Optional[str], tenant_id: Optional[str], plain: Optional[DecisionUnit] = None
+) -> ContextManager[DecisionUnit]:
+    """
+    A unit on ``store``: exclusive per (actor, tenant) when both are given; for a database store, one transaction.
+    ``plain``: a DecisionUnit(store, sink) to use for a store without transactions (one holds nothing of a unit).
+    """
+    if plain is not None:
+        return _Held(None if actor_id is None or tenant_id is None else store.unit(actor_id, tenant_id), plain)
     if is_transactional(store):
         return _transaction_unit(store, sink, actor_id, tenant_id)
     if actor_id is None or tenant_id is None:

@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Mapping, Optional, Sequence, TypeVar, Union
+from typing import Any, Awaitable, Callable, ContextManager, Mapping, Optional, Sequence, TypeVar, Union
 
 from .approvals import AmendResult, ApprovalAnswer, ApprovalDesk
 from .bundle import BundleVersion, load_bundle
@@ -41,7 +41,7 @@ from .records import JsonLinesRecordSink, Record, RecordMasker, RecordSink, deci
 from .shadow import ShadowPolicy, ShadowVerdict
 from .signature import BundleVerifier, VerificationKeyInput, create_bundle_verifier
 from .store import Amendment, ApprovalReview, ApprovalState, InMemoryStore, StoredDecision
-from .unit import DecisionUnit, run_unit
+from .unit import DecisionUnit, is_transactional, run_unit
 from .frozen import fast_init
 
 log = logging.getLogger("veto_crm")
@@ -288,6 +288,8 @@ class Veto:
         self._on_escalation = on_escalation
         self._next_id = monotonic_ulid()
         self._closed = False
+        # A store without transactions: its units share one DecisionUnit (it holds nothing of a decision).
+        self._plain_unit: Optional[DecisionUnit] = None if is_transactional(self._store) else DecisionUnit(self._store, self._sink)
         self._record_state: Optional[Callable[[Mapping[str, Any]], RecordStateReading]] = None
         if record_state is not None:
             state_fn = record_state
@@ -543,9 +545,13 @@ class Veto:
         # One bundle per decision.
         policy = self._policy
         checked: CheckedInput = (
-            _check_text(raw, text, self._limits, policy.data.amount_names) if unreadable is None else RefusedCall(unreadable)
+            RefusedCall(unreadable)
+            if unreadable is not None
+            else check_call(raw, self._limits, policy.data.amount_names)
+            if text is None
+            else _check_text(raw, text, self._limits, policy.data.amount_names)
         )
-        call = checked.call if isinstance(checked, CheckedCall) else None
+        call = checked.call if type(checked) is CheckedCall else None
         if call is None:
             who = partial_context(raw)
         else:
@@ -554,7 +560,17 @@ class Veto:
         try:
             # count -> evaluate -> record -> append as one unit, exclusive per (actor, tenant) (for a
             # database store, one transaction under the same lock in every process).
-            with run_unit(self._store, self._sink, who.actor_id if call is not None else None, who.tenant_id if call is not None else None) as unit:
+            plain = self._plain_unit
+            # A store without transactions: its own unit for the key, and the instance's DecisionUnit.
+            held: ContextManager[Any] = (
+                self._store.unit(who.actor_id, who.tenant_id)
+                if plain is not None and call is not None
+                else run_unit(
+                    self._store, self._sink, who.actor_id if call is not None else None, who.tenant_id if call is not None else None, plain
+                )
+            )
+            with held as entered:
+                unit: DecisionUnit = plain if plain is not None and call is not None else entered
                 # The store's clock when it has one (docs/contract.md §6), else this instance's.
                 now_ms = unit.now_ms if unit.now_ms is not None else clock_ms
                 decided = self._decide_in(unit, policy, raw, now_ms, self._next_id(now_ms), checked, call, who, store_ok=True, amendment=amendment)
@@ -607,13 +623,19 @@ class Veto:
             answer = adapter_deny(INVALID_INPUT, checked.message)
         else:
             answer, eval_ns, recent, shadow = self._evaluate(unit, policy, decision_id, call, checked.json or "", now_ms, store_ok)
-            answer, record_state = self._bind_record_state(decision_id, call, answer)
+            if self._record_state is not None:
+                answer, record_state = self._bind_record_state(decision_id, call, answer)
 
-        decision = self._decision(decision_id, now_ms, answer, policy.version)
+        action = answer.action
+        reasons = answer.reasons
+        # Veto._decision, inline.
+        decision = Decision(
+            decision_id, action, answer.escalated, reasons[0].message if reasons else "", reasons, answer.approvers, policy.version, iso_timestamp(now_ms)
+        )
         # Keyed like the masked values; over the call's canonical JSON, hashed once.
         digest = self._masker.digest_json(checked.json) if isinstance(checked, CheckedCall) else None
         value = checked.call if isinstance(checked, CheckedCall) else checked.partial
-        masked_input, masked = self._masker.mask_input(value, policy.data.sensitive_fields, checked.keys)
+        masked_input, masked = self._masker.mask_input(value, policy.data.sensitive_fields, checked.keys, checked.json)
         if digest is not None:
             input_digest: Optional[str] = digest
         elif checked.json is None:
@@ -632,13 +654,13 @@ class Veto:
             recent_denies=recent,
             eval_ns=eval_ns,
             destination_hosts=answer.destination_hosts,
-            expires_at=iso_timestamp(now_ms + self._ttl_ms) if decision.action == "require_approval" else None,
+            expires_at=iso_timestamp(now_ms + self._ttl_ms) if action == "require_approval" else None,
             shadow=shadow,
             record_state=record_state,
             amended_from=None if amendment is None else amendment[0],
             amended_by=None if amendment is None else amendment[1],
         )
-        needs_approval = decision.action == "require_approval"
+        needs_approval = action == "require_approval"
         review: Optional[ApprovalReview] = None
         if needs_approval and call is not None:
             recorded_input = record.get("input")
@@ -654,19 +676,18 @@ class Veto:
             )
         stored = StoredDecision(
             id=decision_id,
-            action=decision.action,
+            action=action,
             escalated=decision.escalated,
             at_ms=now_ms,
             approvers=decision.approvers,
             actor_id=who.actor_id,
             tenant_id=who.tenant_id,
             call_digest=digest,
-            approval=ApprovalState("pending", now_ms + self._ttl_ms) if decision.action == "require_approval" else None,
+            approval=ApprovalState("pending", now_ms + self._ttl_ms) if needs_approval else None,
             # The adapter's own fail-closed denies are remembered but not counted (docs/contract.md §3);
             # nor is anything that becomes of an amended call (its deny, the rejection of its approval):
             # the reviewer made that call, not the agent (docs/contract.md §6, amend).
-            counts_towards_escalation=amendment is None
-            and (decision.action != "deny" or answer_counts_towards_escalation(decision.action, decision.reasons)),
+            counts_towards_escalation=amendment is None and (action != "deny" or answer_counts_towards_escalation(action, reasons)),
             review=review,
             record_state=record_state if needs_approval else None,
             amendment=None
@@ -685,7 +706,8 @@ class Veto:
             # where the sink writes in the store's transaction.
             unit.write_record(record)
             unit.append_decision(stored)
-            unit.commit()
+            if unit is not self._plain_unit:
+                unit.commit()
             # Kept for approval checks: require_approval decisions, and amended calls' (their amendment's evidence).
             if needs_approval or amendment is not None:
                 self._desk.written.remember(record)
