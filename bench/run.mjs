@@ -134,6 +134,27 @@ await run("protect_memory_cpu", () => {
   if (child.status !== 0) throw new Error(`bench/alloc-point.mjs --cpu exited ${child.status}`);
   return JSON.parse(child.stdout.trim().split("\n").pop());
 });
+// What the slowest calls are and whether they keep time with the kernel's timer tick
+// (bench/tail-point.mjs, a process of its own; a diagnostic, not a target).
+await run("protect_memory_tail", () => {
+  const child = spawnSync(process.execPath, [resolve(ROOT, "bench/tail-point.mjs"), quick ? "20000" : "60000", BUNDLE], {
+    encoding: "utf8",
+    maxBuffer: 4 << 20,
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  if (child.status !== 0) throw new Error(`bench/tail-point.mjs exited ${child.status}`);
+  const out = JSON.parse(child.stdout);
+  return {
+    calls: out.calls,
+    wall_p50_us: out.wall.p50_us,
+    wall_p99_us: out.wall.p99_us,
+    wall_p99_over_p50: out.wall.p99_over_p50,
+    cpu_p99_over_p50: out.cpu.p99_over_p50,
+    slowest_1pct_with_gc: out.wall.slowest_1pct_with_gc,
+    collections: out.collections,
+    ...out.tick,
+  };
+});
 if (results.protect_memory !== undefined && results.protect_memory_alloc?.bytes_per_call !== undefined) {
   results.protect_memory.bytes_per_call = results.protect_memory_alloc.bytes_per_call;
 }
@@ -373,6 +394,11 @@ for (const [name, r] of Object.entries(results)) {
   if (r.error !== undefined) lines.push(`${pad(name, 28)}  error: ${r.error}`);
   else if (r.cpu_p50_us !== undefined)
     lines.push(`${pad(name, 28)}${lpad(r.cpu_p50_us, 10)}${lpad(r.cpu_p99_us, 10)}  (CPU time; wall ${r.wall_p50_us} / ${r.wall_p99_us})`);
+  else if (r.slow_intervals_on_tick_grid_pct !== undefined)
+    lines.push(
+      `${pad(name, 28)}${lpad(r.wall_p50_us, 10)}${lpad(r.wall_p99_us, 10)}  (${r.calls_over_2x_their_verdicts_p50_pct}% of calls over 2 x their verdict's p50; ` +
+        `${r.slow_intervals_on_tick_grid_pct}% of their spacings on the ${r.tick_period_ms} ms tick, ${r.on_grid_pct_if_random}% by chance)`,
+    );
   else if (r.bytes_per_call !== undefined && r.p50_us === undefined)
     lines.push(`${pad(name, 28)}  ${r.bytes_per_call} bytes/call (before: ${r.before_bytes_per_call})`);
   else lines.push(`${pad(name, 28)}${lpad(r.p50_us, 10)}${lpad(r.p99_us, 10)}${lpad(r.ops_per_s, 10)}`);

@@ -7,7 +7,17 @@
  * inside it. Prints one JSON object: p50/p99 overall and per verdict kind
  * (by CPU time, which leaves out time the process was not running), what the
  * slowest 1% are made of, and scavenges per 10,000 calls.
+ *
+ * And whether the slow calls keep time with the kernel's timer tick: the
+ * local timer interrupts this process's CPUs took per second while the loop
+ * ran (/proc/interrupts, "LOC"; a busy CPU takes one per 1/CONFIG_HZ s), and
+ * the intervals between consecutive calls slower than 2 x the p50 of their
+ * verdict (wall clock):
+ * the share that lie within 0.2 ms of a whole number of tick periods, beside
+ * the share expected if they fell at random (0.4 ms out of every period).
  */
+import { readFileSync } from "node:fs";
+import { gunzipSync } from "node:zlib";
 import { PerformanceObserver, constants as perfConstants, performance } from "node:perf_hooks";
 import { resolve } from "node:path";
 import { pino } from "pino";
@@ -39,11 +49,35 @@ const observer = new PerformanceObserver((list) => {
 });
 observer.observe({ entryTypes: ["gc"] });
 
+/** Local timer interrupts so far, per CPU (null where /proc/interrupts cannot be read). */
+const timerInterrupts = () => {
+  try {
+    const line = readFileSync("/proc/interrupts", "utf8")
+      .split("\n")
+      .find((l) => l.trimStart().startsWith("LOC:"));
+    return line === undefined ? null : line.trim().split(/\s+/).slice(1).filter((x) => /^\d+$/.test(x)).map(Number);
+  } catch {
+    return null;
+  }
+};
+
+/** CONFIG_HZ of the running kernel (/proc/config.gz), or null. */
+const kernelHz = () => {
+  try {
+    const m = /^CONFIG_HZ=(\d+)$/m.exec(gunzipSync(readFileSync("/proc/config.gz")).toString("utf8"));
+    return m === null ? null : Number(m[1]);
+  } catch {
+    return null;
+  }
+};
+
 const wall = new Float64Array(N);
 const cpu = new Float64Array(N);
 const startMs = new Float64Array(N);
 const endMs = new Float64Array(N);
 const tags = new Array(N);
+const loc0 = timerInterrupts();
+const loopStart = performance.now();
 for (let n = 0; n < N; n++) {
   const e = mix[i];
   if (++i === mix.length) i = 0;
@@ -58,6 +92,8 @@ for (let n = 0; n < N; n++) {
   cpu[n] = c1.user + c1.system;
   tags[n] = `${d.action}${d.escalated ? "+escalated" : ""}:${d.reasons[0]?.code ?? ""}`;
 }
+const loopMs = performance.now() - loopStart;
+const loc1 = timerInterrupts();
 await new Promise((r) => setTimeout(r, 200));
 observer.disconnect();
 await veto.close();
@@ -108,6 +144,50 @@ const byMetric = (metric) => {
     per_verdict: kinds,
   };
 };
+/**
+ * The kernel's timer tick against the slow calls: ticks per second on the
+ * busiest CPU while the loop ran, and how the slow calls' spacing fits it.
+ */
+const tick = (() => {
+  const perCpu = loc0 !== null && loc1 !== null && loc0.length === loc1.length ? loc1.map((x, k) => x - (loc0[k] ?? 0)) : null;
+  const ticksPerS = perCpu === null ? null : Math.max(...perCpu) / (loopMs / 1000);
+  // The period: 1/CONFIG_HZ from the running kernel's configuration when it is readable, else the
+  // usual HZ value nearest the measured rate (on a busy machine other timers add to that rate).
+  const hz =
+    kernelHz() ??
+    (ticksPerS === null ? 250 : [100, 250, 300, 1000].reduce((a, b) => (Math.abs(b - ticksPerS) < Math.abs(a - ticksPerS) ? b : a)));
+  const periodMs = 1000 / hz;
+  // Slow for its kind: over 2 x the p50 of calls with the same verdict, so the mix's own spread
+  // (some verdicts cost more in the policy) is left out.
+  const byTag = {};
+  for (let n = 0; n < N; n++) (byTag[tags[n]] ??= []).push(wall[n]);
+  const tagP50 = Object.fromEntries(Object.entries(byTag).map(([tag, xs]) => [tag, pct(xs, 0.5)]));
+  const p50 = pct(wall, 0.5);
+  let last = -1;
+  let slow = 0;
+  let intervals = 0;
+  let onGrid = 0;
+  for (let n = 0; n < N; n++) {
+    if (wall[n] <= 2 * (tagP50[tags[n]] ?? p50)) continue;
+    slow += 1;
+    if (last >= 0) {
+      const gap = startMs[n] - startMs[last];
+      const k = Math.round(gap / periodMs);
+      intervals += 1;
+      if (k >= 1 && Math.abs(gap - k * periodMs) <= 0.2) onGrid += 1;
+    }
+    last = n;
+  }
+  return {
+    timer_interrupts_per_s: ticksPerS === null ? null : round(ticksPerS, 0),
+    kernel_hz: hz,
+    tick_period_ms: round(periodMs, 2),
+    calls_over_2x_their_verdicts_p50_pct: round((100 * slow) / N, 2),
+    slow_intervals_on_tick_grid_pct: intervals === 0 ? null : round((100 * onGrid) / intervals, 1),
+    on_grid_pct_if_random: round((100 * 0.4) / periodMs, 1),
+    call_p50_over_tick_period_pct: round((100 * p50) / 1000 / periodMs, 2),
+  };
+})();
 const gcKinds = {};
 for (const e of gcs) gcKinds[kindName(e.kind)] = (gcKinds[kindName(e.kind)] ?? 0) + 1;
 const scavengeMs = gcs.filter((e) => e.kind === perfConstants.NODE_PERFORMANCE_GC_MINOR).map((e) => e.end - e.start);
@@ -119,6 +199,7 @@ process.stdout.write(
       scavenges_per_10k_calls: round(((gcKinds.scavenge ?? 0) * 10_000) / N, 1),
       scavenge_ms_p50: scavengeMs.length ? round(pct(scavengeMs, 0.5), 3) : null,
       calls_with_gc_inside: inGc.reduce((a, b) => a + b, 0),
+      tick,
       cpu: byMetric(cpu),
       wall: byMetric(wall),
     },
