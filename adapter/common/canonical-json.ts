@@ -133,19 +133,45 @@ export function canonicalSplit(
   return [before, after];
 }
 
-/** Canonical texts of deep-frozen values (rememberCanonical), which plainText takes instead of walking the value. */
+/** Canonical texts of deep-frozen values that many records share (rememberCanonical), which plainText takes instead of walking the value. */
 const knownTexts = new WeakMap<object, string>();
 
 /**
  * Remember `text` as the canonical JSON of `value`, so that a record holding
- * `value` (a call's snapshot, recorded as the record's `input`) is written
- * without walking it again. Only for a value that can never change
- * (deep-frozen: a frozen value whose members are all frozen) and whose text
- * is what canonicalJson gives under every reading; `value` itself must be
- * frozen, or nothing is remembered.
+ * `value` is written without walking it again: for a value many records
+ * share (a sealed answer's result, the bundle's version). Only for a value
+ * that can never change (deep-frozen: a frozen value whose members are all
+ * frozen) and whose text is what canonicalJson gives under every reading;
+ * `value` itself must be frozen, or nothing is remembered.
  */
 export function rememberCanonical(value: object, text: string): void {
   if (Object.isFrozen(value)) knownTexts.set(value, text);
+}
+
+/** How many values rememberRecent keeps: enough for the records written in the turn their calls were checked in. */
+const RECENT = 8;
+const recentValues: (object | undefined)[] = new Array<object | undefined>(RECENT).fill(undefined);
+const recentTexts: string[] = new Array<string>(RECENT).fill("");
+let recentAt = 0;
+
+/**
+ * rememberCanonical for a value made for one call (a call's snapshot, recorded
+ * as its record's `input`): kept among the last RECENT values remembered so,
+ * found by identity, with no weak-map entry to make and collect on every
+ * call (the last RECENT are held, no more). A record written later than that
+ * walks the value as any other.
+ */
+export function rememberRecent(value: object, text: string): void {
+  if (!Object.isFrozen(value)) return;
+  recentValues[recentAt] = value;
+  recentTexts[recentAt] = text;
+  recentAt = recentAt === RECENT - 1 ? 0 : recentAt + 1;
+}
+
+/** The remembered canonical text of the object `value`, or undefined. */
+function knownText(value: object): string | undefined {
+  for (let i = 0; i < RECENT; i++) if (recentValues[i] === value) return recentTexts[i];
+  return knownTexts.get(value);
 }
 
 // A string that JSON.stringify writes as it is between quotes has none of these.
@@ -163,7 +189,7 @@ function plainString(text: string): string | typeof NOT_PLAIN {
  * The canonical JSON of `value` written member by member, or NOT_PLAIN. The
  * same values as sortedTwin are plain, less the restrictions its serializer
  * needs (array-index keys and `__proto__` are written here like any key); a
- * value remembered by rememberCanonical is its remembered text.
+ * value remembered by rememberCanonical or rememberRecent is its remembered text.
  */
 function plainText(value: unknown, depth: number): string | typeof NOT_PLAIN {
   switch (typeof value) {
@@ -180,7 +206,7 @@ function plainText(value: unknown, depth: number): string | typeof NOT_PLAIN {
       return NOT_PLAIN;
   }
   if (value === null) return "null";
-  const known = knownTexts.get(value);
+  const known = knownText(value);
   if (known !== undefined) return known;
   if (depth >= TWIN_DEPTH) return NOT_PLAIN;
   if (Array.isArray(value)) {

@@ -17,6 +17,7 @@ import {
   canonicalMembers,
   joinMembers,
   rememberCanonical,
+  rememberRecent,
 } from "../../adapter/common/canonical-json.js";
 import { DEFAULT_INPUT_LIMITS, checkCall } from "../../adapter/call/input.js";
 import { GENESIS_HASH, sealRecord } from "../../adapter/records/chain.js";
@@ -518,9 +519,24 @@ describe("sealing writes each member once, as the checked writer would", () => {
     );
   });
 
-  it("remembers a text only for a frozen value: a value changed after it is written as it is", () => {
+  it("writes a snapshot checked long before its record by walking it, with the same bytes", () => {
+    const snapshots = Array.from({ length: 12 }, (_, i) =>
+      checkCall({ tool: `t${i}`, arguments: { "\u00e9": [i, -0] }, context: {} }, DEFAULT_INPUT_LIMITS, []),
+    );
+    for (const checked of snapshots) {
+      const value = checked.ok ? checked.call : (checked.partial as object);
+      expect(sealRecord({ input: value }, 1, GENESIS_HASH).text).toBe(
+        (sealedOrRefused({ input: value }, 1, GENESIS_HASH) as { text: string }).text,
+      );
+    }
+  });
+
+  it.each([
+    ["rememberCanonical", rememberCanonical],
+    ["rememberRecent", rememberRecent],
+  ])("%s remembers a text only for a frozen value: a value changed after it is written as it is", (_name, remember) => {
     const open = { a: 1 };
-    rememberCanonical(open, '{"a":2}');
+    remember(open, '{"a":2}');
     open.a = 3;
     expect(sealRecord({ input: open }, 1, GENESIS_HASH).text).toBe(
       (sealedOrRefused({ input: open }, 1, GENESIS_HASH) as { text: string }).text,
