@@ -145,8 +145,14 @@ function sealEntry(entry: object, seq: number, prevHash: string): SealedLine {
   if (around !== undefined) {
     // Plain JSON data: the members before and after the hash's place, written once.
     const [before, after] = around;
-    const hash = sha256(`{${before}${before !== "" && after !== "" ? "," : ""}${after}}`);
-    return { seq, hash, text: `{${before}${before === "" ? "" : ","}"hash":"${hash}"${after === "" ? "" : ","}${after}}` };
+    const comma = before !== "" && after !== "" ? "," : "";
+    const unsealed = `{${before}${comma}${after}}`;
+    const hash = sha256(unsealed);
+    // The line is cut from that one text (flattened once, by the hash), not made from the members' pieces again.
+    const at = 1 + before.length;
+    const head = unsealed.slice(0, at);
+    const tail = unsealed.slice(at + comma.length);
+    return { seq, hash, text: `${head}${before === "" ? "" : ","}"hash":"${hash}"${after === "" ? "" : ","}${tail}` };
   }
   // A null-prototype copy: a key such as "__proto__" stays an ordinary field.
   const body = copyFields(entry);
