@@ -37,6 +37,7 @@ import {
 } from "./common/decision.js";
 import { ApprovalError, VetoClosedError, VetoDeniedError, VetoOptionsError, toError } from "./common/errors.js";
 import { monotonicUlid } from "./common/ids.js";
+import { canonicalJson, rememberCanonical } from "./common/canonical-json.js";
 import { numberTexts } from "./call/json-text.js";
 import {
   DEFAULT_INPUT_LIMITS,
@@ -486,6 +487,49 @@ function checkText(raw: unknown, text: string | undefined, limits: InputLimits, 
   return checkCall(raw, limits, amountFields, texts);
 }
 
+/**
+ * `value`, frozen, its canonical JSON remembered (common/canonical-json.ts):
+ * for the members that many records share, which a durable sink then writes
+ * without walking them again. `value`'s own members must be frozen already.
+ * A value with no canonical form is only frozen (the sink refuses its record
+ * as it would anyway).
+ */
+function withText<T extends object>(value: T): T {
+  Object.freeze(value);
+  try {
+    rememberCanonical(value, canonicalJson(value));
+  } catch {
+    // Written, and refused, by the sink as any other value.
+  }
+  return value;
+}
+
+/** The result of every record whose decision got the same sealed answer: made once, shared. */
+const sealedResults = new WeakMap<PolicyAnswer, DecisionEventRecord["result"]>();
+
+/** A decision record's `result` (docs/contract.md §7): the verdict of `decision`, made of `answer`. */
+function recordResult(answer: PolicyAnswer, decision: Decision): DecisionEventRecord["result"] {
+  const shared = isSealedAnswer(answer);
+  if (shared) {
+    const known = sealedResults.get(answer);
+    if (known !== undefined) return known;
+  }
+  // A sealed answer's reasons and approvers are frozen, and are the decision's (#decision).
+  const result = {
+    action: decision.action,
+    escalated: decision.escalated,
+    reason: decision.reason,
+    reasons: decision.reasons,
+    approvers: decision.approvers,
+  };
+  if (!shared) return result;
+  const hosts = answer.destination_hosts;
+  if (hosts !== undefined) withText(hosts);
+  withText(result);
+  sealedResults.set(answer, result);
+  return result;
+}
+
 function digestOfRaw(masker: RecordMasker, raw: unknown): string | null {
   try {
     return masker.digest(raw);
@@ -592,6 +636,8 @@ class VetoInstance implements Veto {
   readonly #written: WrittenRecords | undefined;
   /** The bundle version of the last decision, frozen as decisions hold it. */
   #frozenBundle: { readonly of: BundleVersion; readonly frozen: BundleVersion } | undefined;
+  /** The `bundles` member of the last decision's record, shared by the records of that bundle (withText). */
+  #recordBundles: { readonly of: BundleVersion; readonly bundles: DecisionEventRecord["bundles"] } | undefined;
   #closed = false;
   readonly #shadow: ShadowPolicy | undefined;
   /**
@@ -1009,7 +1055,7 @@ class VetoInstance implements Veto {
       decision_id: decision.id,
       timestamp: decision.timestamp,
       path: DECISION_ENTRYPOINT,
-      bundles: { [RECORD_BUNDLE_NAME]: policy.version },
+      bundles: this.#bundlesOf(policy.version),
       tool: who.tool ?? null,
       actor_id: who.actorId ?? null,
       tenant_id: who.tenantId ?? null,
@@ -1024,13 +1070,7 @@ class VetoInstance implements Veto {
         digest ?? (checked.ok || checked.json === undefined ? digestOfRaw(this.#masker, raw) : this.#masker.digestJson(checked.json)),
       call_digest: digest,
       history: outcome.recentDenies === null ? null : { recent_denies: outcome.recentDenies },
-      result: {
-        action: decision.action,
-        escalated: decision.escalated,
-        reason: decision.reason,
-        reasons: decision.reasons,
-        approvers: decision.approvers,
-      },
+      result: recordResult(outcome.answer, decision),
       metrics: { timer_rego_query_eval_ns: outcome.evalNs },
     };
     // The hosts the policy read, from its own answer: one parser, in the policy (docs/contract.md §4b).
@@ -1043,6 +1083,16 @@ class VetoInstance implements Veto {
       record.amended_by = amendment.by;
     }
     return record;
+  }
+
+  /** The records' `bundles` for `version` (the bundle in force: one object for all its records). */
+  #bundlesOf(version: BundleVersion): DecisionEventRecord["bundles"] {
+    let cached = this.#recordBundles;
+    if (cached?.of !== version) {
+      cached = { of: version, bundles: withText({ [RECORD_BUNDLE_NAME]: version }) };
+      this.#recordBundles = cached;
+    }
+    return cached.bundles;
   }
 
   /** What the store keeps of the decision: the deny history, and the pending approval with what its reviewer sees. */

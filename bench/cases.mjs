@@ -414,6 +414,77 @@ export async function durableAndFloor(bundle, mix, { minMs = 6000, block = 1, wa
   }
 }
 
+/**
+ * A diagnostic beside protect_durable_c1, not a target: what protect() costs
+ * when, as on the durable path, every call starts after the process slept
+ * through a sync. protect() on an in-memory sink, timed in alternating blocks
+ * of `block` calls: back to back (the first of each block left out: it
+ * follows a sync), and each call after an untimed append of a `lineBytes`
+ * line and fdatasync on another file (what fsync_floor does). The ratio of
+ * their p50s is how much a sync's sleep costs protect()'s CPU work on this
+ * machine (caches, branch predictors and TLBs refilled): BENCHMARKS.md,
+ * "protect_durable_c1 against fsync_floor".
+ */
+export async function protectAfterSync(bundle, mix, { minMs = 4000, block = 10, warmupOps = 300, lineBytes = 1386 } = {}) {
+  const { openSync, writeSync, fdatasync, closeSync } = await import("node:fs");
+  const dir = mkdtempSync(join(tmpdir(), "veto-bench-"));
+  try {
+    const veto = await createVeto({ bundle, logger: silent, recordSink: new RingSink(), clock: steppingClock() });
+    const calls = mix.map((e) => e.call);
+    const line = Buffer.from(`${"x".repeat(lineBytes - 1)}\n`);
+    const fd = openSync(join(dir, "floor.log"), "a");
+    const floorOp = () => {
+      writeSync(fd, line);
+      return new Promise((resolve, reject) => fdatasync(fd, (error) => (error ? reject(error) : resolve())));
+    };
+    let i = 0;
+    for (let w = 0; w < warmupOps; w++) {
+      await floorOp();
+      await veto.protect(calls[i++ % calls.length]);
+    }
+    const cap = 200_000;
+    const cold = new Float64Array(cap);
+    const hot = new Float64Array(cap);
+    let nc = 0;
+    let nh = 0;
+    let tc = 0n;
+    let th = 0n;
+    const end = process.hrtime.bigint() + BigInt(minMs) * 1_000_000n;
+    while (process.hrtime.bigint() < end && nc + block <= cap) {
+      for (let k = 0; k < block; k++) {
+        const t0 = process.hrtime.bigint();
+        await veto.protect(calls[i++ % calls.length]);
+        const took = process.hrtime.bigint() - t0;
+        if (k > 0) {
+          hot[nh++] = Number(took);
+          th += took;
+        }
+      }
+      for (let k = 0; k < block; k++) {
+        await floorOp();
+        const t0 = process.hrtime.bigint();
+        await veto.protect(calls[i++ % calls.length]);
+        const took = process.hrtime.bigint() - t0;
+        cold[nc++] = Number(took);
+        tc += took;
+      }
+    }
+    await veto.close();
+    closeSync(fd);
+    const after = summarize(cold, nc, tc);
+    const backToBack = summarize(hot, nh, th);
+    return {
+      ...after,
+      back_to_back_p50_us: backToBack.p50_us,
+      back_to_back_p99_us: backToBack.p99_us,
+      back_to_back_n: backToBack.n,
+      line_bytes: lineBytes,
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** One pg.Pool on a schema of its own with the floor's table: `id` and a small payload. */
 async function floorPool(connectionString, max) {
   const pg = (await import("pg")).default;

@@ -21,6 +21,7 @@ import {
   opaGoEval,
   pgCommitFloorConcurrent,
   postgresAndFloor,
+  protectAfterSync,
   opaServerHttp,
   protectDurable,
   protectMemory,
@@ -170,6 +171,13 @@ if (want("protect_durable_c1") || want("fsync_floor")) {
     results.protect_durable_c1 = results.fsync_floor = { error: String(error instanceof Error ? error.message : error) };
   }
 }
+// A diagnostic, not a target: protect() on an in-memory sink after a floor-sized sync, against back to back.
+await run("protect_memory_after_sync", () =>
+  protectAfterSync(BUNDLE, mix, {
+    ...(quick ? { minMs: 1500 } : {}),
+    ...(typeof results.fsync_floor?.line_bytes === "number" ? { lineBytes: results.fsync_floor.line_bytes } : {}),
+  }),
+);
 // ---- end of durable floors (file log)
 await run("protect_durable_c64", () => protectDurable(BUNDLE, mix, 64, quick ? { minMs: 1500 } : {}));
 // The same with the 1,000-tenant document: ~3,000 (actor, tenant) keys instead of ~56, of which 3
@@ -298,6 +306,15 @@ const ratios = {
   tenants_100000_over_10_p50: ratio(point("tenants", 100_000)?.p50_us, point("tenants", 10)?.p50_us),
   // Durable floors: what protect() costs beyond the one sync or commit it must wait for.
   protect_durable_c1_over_fsync_floor_p50: ratio(p50("protect_durable_c1"), p50("fsync_floor")),
+  // Diagnostics of that ratio: the durable path's time above the floor, and what a sync's sleep does to protect()'s CPU work.
+  protect_durable_c1_minus_fsync_floor_p50_us:
+    typeof p50("protect_durable_c1") === "number" && typeof p50("fsync_floor") === "number"
+      ? round(p50("protect_durable_c1") - p50("fsync_floor"))
+      : null,
+  protect_memory_after_sync_over_back_to_back_p50: ratio(
+    p50("protect_memory_after_sync"),
+    results.protect_memory_after_sync?.back_to_back_p50_us,
+  ),
   protect_postgres_over_pg_commit_floor_p50: ratio(p50("protect_postgres"), p50("pg_commit_floor")),
   protect_postgres_c64_1000_tenants_over_pg_commit_floor_c64_ops: ratio(
     results.protect_postgres_c64_1000_tenants?.ops_per_s,
@@ -401,6 +418,10 @@ for (const [name, r] of Object.entries(results)) {
     );
   else if (r.bytes_per_call !== undefined && r.p50_us === undefined)
     lines.push(`${pad(name, 28)}  ${r.bytes_per_call} bytes/call (before: ${r.before_bytes_per_call})`);
+  else if (r.back_to_back_p50_us !== undefined)
+    lines.push(
+      `${pad(name, 28)}${lpad(r.p50_us, 10)}${lpad(r.p99_us, 10)}  (back to back: ${r.back_to_back_p50_us} / ${r.back_to_back_p99_us})`,
+    );
   else lines.push(`${pad(name, 28)}${lpad(r.p50_us, 10)}${lpad(r.p99_us, 10)}${lpad(r.ops_per_s, 10)}`);
 }
 if (scaling.length > 0) {
@@ -416,6 +437,12 @@ if (scaling.length > 0) {
   }
 }
 lines.push("");
+if (ratios.protect_memory_after_sync_over_back_to_back_p50 !== null) {
+  lines.push(
+    `protect_memory after a sync / back to back (p50): ${ratios.protect_memory_after_sync_over_back_to_back_p50}x; protect_durable_c1 - fsync_floor (p50): ${ratios.protect_durable_c1_minus_fsync_floor_p50_us ?? "n/a"} us`,
+  );
+  lines.push("");
+}
 for (const t of targets) lines.push(`${t.met === null ? "  n/a " : t.met ? "  met " : "MISSED"}  ${pad(t.target, 58)} ${t.shown}`);
 process.stdout.write(`${lines.join("\n")}\n`);
 

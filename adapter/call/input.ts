@@ -8,7 +8,7 @@
  *  2. `callSchema` (zod, strict) checks the contract's types on that copy.
  */
 import { z } from "zod";
-import { canonicalJson } from "../common/canonical-json.js";
+import { canonicalJson, rememberRecent } from "../common/canonical-json.js";
 import { foldKey, isBlank } from "../common/text.js";
 
 export interface InputLimits {
@@ -251,6 +251,10 @@ function snapshot(raw: unknown, limits: InputLimits): { value: JsonValue; json: 
   if (exact > max) {
     throw new InputRefused(`the call is larger than ${max} bytes (${exact})`);
   }
+  // Deep-frozen, and `json` is its canonical JSON under every reading (no
+  // lone surrogate, no undefined member, no non-finite number is copied):
+  // its record's `input` is written from it (common/canonical-json.ts).
+  if (value !== null && typeof value === "object") rememberRecent(value, json);
   return { value, json };
 }
 

@@ -84,25 +84,175 @@ export function canonicalJson(value: unknown, options?: CanonicalJsonOptions): s
  * and those that sort after it, each as comma-joined text (empty when there
  * are none), so that `{before,"key":…,after}` is the canonical JSON of
  * `value` with that member added and `{before,after}` that of `value` as it
- * is. Written by V8's serializer in two calls. Undefined when `value`
- * already has `key` or is not plain JSON data that every reading writes the
- * same way: then canonicalMembers writes it, or says what is wrong.
+ * is. Undefined when `value` already has `key` or is not plain JSON data that
+ * every reading writes the same way: then canonicalMembers writes it, or says
+ * what is wrong.
  */
 export function canonicalAround(value: object, key: string): [before: string, after: string] | undefined {
+  return canonicalSplit(value, key, []);
+}
+
+/**
+ * canonicalAround of `value` with the members `added` added first: each a key
+ * `value` does not have and its value's canonical text, in sorted key order
+ * (the hash chain's `prev_hash` and `seq`). Written member by member in one
+ * pass (plainText), without a copy of `value`; undefined as canonicalAround
+ * says, or when `value` has an added key.
+ */
+export function canonicalSplit(
+  value: object,
+  key: string,
+  added: readonly (readonly [key: string, text: string])[],
+): [before: string, after: string] | undefined {
   if (Array.isArray(value)) return undefined;
   const proto: unknown = Object.getPrototypeOf(value);
   if (proto !== Object.prototype && proto !== null) return undefined;
-  const keys = Object.keys(value).sort();
-  const before: Record<string, unknown> = {};
-  const after: Record<string, unknown> = {};
-  for (const k of keys) {
-    if (k === key || !plainKey(k)) return undefined;
-    const twin = sortedTwin((value as Record<string, unknown>)[k], 1);
-    if (twin === NOT_PLAIN) return undefined;
-    if (k < key) before[k] = twin;
-    else after[k] = twin;
+  const keys = sortedKeys(value);
+  let before = "";
+  let after = "";
+  let next = 0;
+  for (let i = 0; i <= keys.length; i++) {
+    const k = i < keys.length ? (keys[i] as string) : null;
+    // The added members that sort before k (all that are left, after the last key).
+    for (; next < added.length && (k === null || (added[next] as readonly [string, string])[0] < k); next++) {
+      const [name, text] = added[next] as readonly [string, string];
+      const member = `${JSON.stringify(name)}:${text}`;
+      if (name < key) before = before === "" ? member : `${before},${member}`;
+      else after = after === "" ? member : `${after},${member}`;
+    }
+    if (k === null) break;
+    if (k === key || (next < added.length && (added[next] as readonly [string, string])[0] === k)) return undefined;
+    const name = plainString(k);
+    if (name === NOT_PLAIN) return undefined;
+    const text = plainText((value as Record<string, unknown>)[k], 1);
+    if (text === NOT_PLAIN) return undefined;
+    const member = `${name}:${text}`;
+    if (k < key) before = before === "" ? member : `${before},${member}`;
+    else after = after === "" ? member : `${after},${member}`;
   }
-  return [JSON.stringify(before).slice(1, -1), JSON.stringify(after).slice(1, -1)];
+  return [before, after];
+}
+
+/** Canonical texts of deep-frozen values that many records share (rememberCanonical), which plainText takes instead of walking the value. */
+const knownTexts = new WeakMap<object, string>();
+
+/**
+ * Remember `text` as the canonical JSON of `value`, so that a record holding
+ * `value` is written without walking it again: for a value many records
+ * share (a sealed answer's result, the bundle's version). Only for a value
+ * that can never change (deep-frozen: a frozen value whose members are all
+ * frozen) and whose text is what canonicalJson gives under every reading;
+ * `value` itself must be frozen, or nothing is remembered.
+ */
+export function rememberCanonical(value: object, text: string): void {
+  if (Object.isFrozen(value)) knownTexts.set(value, text);
+}
+
+/** How many values rememberRecent keeps: enough for the records written in the turn their calls were checked in. */
+const RECENT = 8;
+const recentValues: (object | undefined)[] = new Array<object | undefined>(RECENT).fill(undefined);
+const recentTexts: string[] = new Array<string>(RECENT).fill("");
+let recentAt = 0;
+
+/**
+ * rememberCanonical for a value made for one call (a call's snapshot, recorded
+ * as its record's `input`): kept among the last RECENT values remembered so,
+ * found by identity, with no weak-map entry to make and collect on every
+ * call (the last RECENT are held, no more). A record written later than that
+ * walks the value as any other.
+ */
+export function rememberRecent(value: object, text: string): void {
+  if (!Object.isFrozen(value)) return;
+  recentValues[recentAt] = value;
+  recentTexts[recentAt] = text;
+  recentAt = recentAt === RECENT - 1 ? 0 : recentAt + 1;
+}
+
+/** The remembered canonical text of the object `value`, or undefined. */
+function knownText(value: object): string | undefined {
+  for (let i = 0; i < RECENT; i++) if (recentValues[i] === value) return recentTexts[i];
+  return knownTexts.get(value);
+}
+
+// A string that JSON.stringify writes as it is between quotes has none of these.
+// eslint-disable-next-line no-control-regex -- control characters are what JSON escapes
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+/** A string's JSON text, or NOT_PLAIN when it holds a lone surrogate. */
+function plainString(text: string): string | typeof NOT_PLAIN {
+  if (!NEEDS_ESCAPE.test(text)) return `"${text}"`;
+  // JSON.stringify escapes quotes, backslashes and control characters as the checked writer does.
+  return (text as unknown as WellFormed).isWellFormed() ? JSON.stringify(text) : NOT_PLAIN;
+}
+
+/**
+ * The canonical JSON of `value` written member by member, or NOT_PLAIN. The
+ * same values as sortedTwin are plain, less the restrictions its serializer
+ * needs (array-index keys and `__proto__` are written here like any key); a
+ * value remembered by rememberCanonical or rememberRecent is its remembered text.
+ */
+function plainText(value: unknown, depth: number): string | typeof NOT_PLAIN {
+  switch (typeof value) {
+    case "string":
+      return plainString(value);
+    case "number":
+      // Number::toString, as JSON.stringify writes a finite number (-0 as 0).
+      return Number.isFinite(value) ? String(value) : NOT_PLAIN;
+    case "boolean":
+      return value ? "true" : "false";
+    case "object":
+      break;
+    default:
+      return NOT_PLAIN;
+  }
+  if (value === null) return "null";
+  const known = knownText(value);
+  if (known !== undefined) return known;
+  if (depth >= TWIN_DEPTH) return NOT_PLAIN;
+  if (Array.isArray(value)) {
+    const length = value.length;
+    let out = "[";
+    for (let i = 0; i < length; i++) {
+      // A hole reads as undefined: NOT_PLAIN like any undefined item.
+      const item = plainText(value[i], depth + 1);
+      if (item === NOT_PLAIN) return NOT_PLAIN;
+      out = i === 0 ? `${out}${item}` : `${out},${item}`;
+    }
+    return `${out}]`;
+  }
+  const proto: unknown = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return NOT_PLAIN;
+  const keys = sortedKeys(value);
+  let out = "{";
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i] as string;
+    const name = plainString(key);
+    if (name === NOT_PLAIN) return NOT_PLAIN;
+    const child = plainText((value as Record<string, unknown>)[key], depth + 1);
+    if (child === NOT_PLAIN) return NOT_PLAIN;
+    out = i === 0 ? `${out}${name}:${child}` : `${out},${name}:${child}`;
+  }
+  return `${out}}`;
+}
+
+/**
+ * An object's own enumerable keys in UTF-16 code-unit order (RFC 8785
+ * section 3.2.3). Objects the adapter builds list their keys in that order
+ * already, and a few members added at the end are moved into place: an
+ * insertion sort, linear on such input, for small objects.
+ */
+function sortedKeys(value: object): string[] {
+  const keys = Object.keys(value);
+  const n = keys.length;
+  if (n > 32) return keys.sort();
+  for (let i = 1; i < n; i++) {
+    const key = keys[i] as string;
+    let j = i - 1;
+    if ((keys[j] as string) <= key) continue;
+    for (; j >= 0 && (keys[j] as string) > key; j--) keys[j + 1] = keys[j] as string;
+    keys[j + 1] = key;
+  }
+  return keys;
 }
 
 // String.prototype.isWellFormed: ES2024, in every Node this package runs on (>= 20); the lib here is ES2022.

@@ -19,7 +19,7 @@
  * the line, never silently dropped or normalized.
  */
 import * as crypto from "node:crypto";
-import { canonicalAround, canonicalMembers, joinMembers, type CanonicalMember } from "../common/canonical-json.js";
+import { canonicalMembers, canonicalSplit, joinMembers, type CanonicalMember } from "../common/canonical-json.js";
 import { HASH_PATTERN, parseCheckpoint, type Checkpoint } from "./checkpoint.js";
 import { CanonicalJsonError } from "./errors.js";
 
@@ -66,7 +66,7 @@ export function sealRecord(record: object, seq: number, prevHash: string): Seale
       throw new CanonicalJsonError(`/${field}`, "field is reserved for the log's hash chain");
     }
   }
-  return sealEntry(copyFields(record), seq, prevHash);
+  return sealEntry(record, seq, prevHash);
 }
 
 /** A record checked and canonicalized once, to be sealed later at the place the chain gives it. */
@@ -136,16 +136,28 @@ export function sealCheckpoint(checkpoint: Checkpoint, seq: number, prevHash: st
   return sealEntry(body, seq, prevHash);
 }
 
-function sealEntry(body: Record<string, unknown>, seq: number, prevHash: string): SealedLine {
-  body.seq = seq;
-  body.prev_hash = prevHash;
-  const around = canonicalAround(body, "hash");
+function sealEntry(entry: object, seq: number, prevHash: string): SealedLine {
+  // The chain's members in their sorted place among the entry's, written in one pass without a copy of the entry.
+  const around = canonicalSplit(entry, "hash", [
+    ["prev_hash", JSON.stringify(prevHash)],
+    ["seq", JSON.stringify(seq)],
+  ]);
   if (around !== undefined) {
     // Plain JSON data: the members before and after the hash's place, written once.
     const [before, after] = around;
-    const hash = sha256(`{${before}${before !== "" && after !== "" ? "," : ""}${after}}`);
-    return { seq, hash, text: `{${before}${before === "" ? "" : ","}"hash":"${hash}"${after === "" ? "" : ","}${after}}` };
+    const comma = before !== "" && after !== "" ? "," : "";
+    const unsealed = `{${before}${comma}${after}}`;
+    const hash = sha256(unsealed);
+    // The line is cut from that one text (flattened once, by the hash), not made from the members' pieces again.
+    const at = 1 + before.length;
+    const head = unsealed.slice(0, at);
+    const tail = unsealed.slice(at + comma.length);
+    return { seq, hash, text: `${head}${before === "" ? "" : ","}"hash":"${hash}"${after === "" ? "" : ","}${tail}` };
   }
+  // A null-prototype copy: a key such as "__proto__" stays an ordinary field.
+  const body = copyFields(entry);
+  body.seq = seq;
+  body.prev_hash = prevHash;
   // Placeholder of the final length and form; replaced below once the hash is known.
   body.hash = GENESIS_HASH;
   const members = canonicalMembers(body);

@@ -10,7 +10,16 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { createHash } from "node:crypto";
-import { DIGEST_READING, canonicalAround, canonicalJson, canonicalMembers, joinMembers } from "../../adapter/common/canonical-json.js";
+import {
+  DIGEST_READING,
+  canonicalAround,
+  canonicalJson,
+  canonicalMembers,
+  joinMembers,
+  rememberCanonical,
+  rememberRecent,
+} from "../../adapter/common/canonical-json.js";
+import { DEFAULT_INPUT_LIMITS, checkCall } from "../../adapter/call/input.js";
 import { GENESIS_HASH, sealRecord } from "../../adapter/records/chain.js";
 import { CanonicalJsonError } from "../../adapter/common/errors.js";
 
@@ -396,3 +405,153 @@ function sortedEverywhere(v: unknown): boolean {
   const ordered = named.every((k, i) => i === 0 || named[i - 1]! < k);
   return ordered && Object.values(v).every(sortedEverywhere);
 }
+
+// Records are sealed member by member in one pass (canonicalSplit), a call's
+// snapshot taken as the text checkCall made of it (rememberCanonical). Every
+// line must be the one the records' old writer gives the record with its chain
+// members, and every refusal the same, at the same pointer.
+describe("sealing writes each member once, as the checked writer would", () => {
+  const sealedOrRefused = (record: object, seq: number, prevHash: string): ReturnType<typeof outcome> => {
+    const body = Object.create(null) as Record<string, unknown>;
+    for (const k of Object.keys(record)) body[k] = (record as Record<string, unknown>)[k];
+    body.seq = seq;
+    body.prev_hash = prevHash;
+    const unsealed = outcome(() => oldRecordJson(body));
+    if ("error" in unsealed) return unsealed;
+    body.hash = `sha256:${createHash("sha256").update(unsealed.text, "utf8").digest("hex")}`;
+    return { text: oldRecordJson(body) };
+  };
+  const prevHash = fc.oneof(
+    fc.constant(GENESIS_HASH),
+    fc.stringMatching(/^[0-9a-f]{64}$/).map((h) => `sha256:${h}`),
+  );
+  const orNull = <T>(a: fc.Arbitrary<T>): fc.Arbitrary<T | null> => fc.oneof(a, fc.constant(null));
+  // A decision record's members (adapter/records/schema.ts), strings drawn from the whole UTF-16 range.
+  const decisionRecord = fc.record(
+    {
+      type: fc.constant("decision"),
+      decision_id: text,
+      timestamp: text,
+      path: text,
+      bundles: fc.dictionary(text, fc.record({ revision: text, hash: text }), { maxKeys: 2 }),
+      actor_id: orNull(text),
+      tenant_id: orNull(text),
+      call_digest: orNull(text),
+      tool: orNull(text),
+      environment: orNull(text),
+      source_system: orNull(text),
+      request_id: orNull(text),
+      session_id: orNull(text),
+      on_behalf_of: orNull(text),
+      input: jsonish(false),
+      masked: fc.array(text, { maxLength: 3 }),
+      input_digest: orNull(text),
+      history: orNull(fc.record({ recent_denies: number })),
+      result: fc.record({
+        action: fc.constantFrom("allow", "deny", "require_approval"),
+        escalated: fc.boolean(),
+        reason: text,
+        reasons: fc.array(fc.record({ code: text, message: text }), { maxLength: 3 }),
+        approvers: fc.array(text, { maxLength: 3 }),
+      }),
+      metrics: fc.record({ timer_rego_query_eval_ns: number }),
+      destination_hosts: fc.array(text, { maxLength: 2 }),
+      expires_at: text,
+      record_state: text,
+      amended_from: text,
+      amended_by: text,
+      shadow: fc.record({ revision: text, hash: text, action: text, reasons: fc.array(text, { maxLength: 2 }) }, { requiredKeys: [] }),
+    },
+    { requiredKeys: ["type", "decision_id", "timestamp", "path", "bundles", "input", "masked", "result", "metrics"] },
+  );
+  // Members in any order (the adapter's own records list theirs sorted), some extra ones, plain or null-prototype.
+  const anyRecord = fc
+    .tuple(decisionRecord, fc.dictionary(text, jsonish(true), { maxKeys: 3 }), fc.integer(), fc.boolean())
+    .map(([record, extra, seed, bare]) => {
+      const merged = Object.create(bare ? null : Object.prototype) as Record<string, unknown>;
+      for (const [k, v] of Object.entries({ ...extra, ...record })) {
+        Object.defineProperty(merged, k, { value: v, enumerable: true, writable: true, configurable: true });
+      }
+      return seed % 3 === 0 ? merged : (reordered(merged, seed) as Record<string, unknown>);
+    });
+
+  it("seals generated decision records, in any member order, as the old writer writes them with seq, prev_hash and hash", () => {
+    check(
+      fc.property(anyRecord, fc.integer({ min: 1, max: 2 ** 53 - 1 }), prevHash, (record, seq, prev) => {
+        if (["seq", "prev_hash", "hash", "checkpoint"].some((k) => Object.prototype.hasOwnProperty.call(record, k))) return;
+        expect(outcome(() => sealRecord(record, seq, prev).text)).toEqual(sealedOrRefused(record, seq, prev));
+      }),
+    );
+  });
+
+  it("writes a call's snapshot as its input from checkCall's text, which is the old writer's text of it", () => {
+    const call = fc.record({
+      tool: text,
+      arguments: fc.dictionary(text, jsonish(false), { maxKeys: 5 }),
+      context: fc.record({ actorId: text, tenantId: text, environment: text }),
+    });
+    check(
+      fc.property(call, decisionRecord, fc.integer({ min: 1, max: 2 ** 40 }), (raw, record, seq) => {
+        const checked = checkCall(raw, DEFAULT_INPUT_LIMITS, []);
+        if (!checked.ok) return;
+        expect(checked.json).toBe(oldRecordJson(checked.call));
+        const withInput = { ...record, input: checked.call };
+        expect(outcome(() => sealRecord(withInput, seq, GENESIS_HASH).text)).toEqual(sealedOrRefused(withInput, seq, GENESIS_HASH));
+      }),
+    );
+  });
+
+  it("sorts objects of any size, nearly sorted or not, as the old writer does", () => {
+    // Both sides of the insertion sort's limit (32 keys).
+    const keys = fc.oneof(fc.uniqueArray(text, { maxLength: 32 }), fc.uniqueArray(text, { minLength: 33, maxLength: 60 }));
+    check(
+      fc.property(keys, fc.integer({ min: 0, max: 5 }), fc.integer(), (names, appended, seed) => {
+        // Sorted, then a few more keys added at the end (how the adapter's records are built), or shuffled.
+        const sorted = [...names].sort();
+        const order = seed % 2 === 0 ? [...sorted.slice(appended), ...sorted.slice(0, appended)] : names;
+        const value: Record<string, unknown> = {};
+        for (const [i, k] of order.entries())
+          Object.defineProperty(value, k, { value: i, enumerable: true, writable: true, configurable: true });
+        expect(outcome(() => sealRecord({ v: value, ...(seed % 3 === 0 ? {} : { w: [value] }) }, 1, GENESIS_HASH).text)).toEqual(
+          sealedOrRefused({ v: value, ...(seed % 3 === 0 ? {} : { w: [value] }) }, 1, GENESIS_HASH),
+        );
+      }),
+    );
+  });
+
+  it("writes a snapshot checked long before its record by walking it, with the same bytes", () => {
+    const snapshots = Array.from({ length: 12 }, (_, i) =>
+      checkCall({ tool: `t${i}`, arguments: { "\u00e9": [i, -0] }, context: {} }, DEFAULT_INPUT_LIMITS, []),
+    );
+    for (const checked of snapshots) {
+      const value = checked.ok ? checked.call : (checked.partial as object);
+      expect(sealRecord({ input: value }, 1, GENESIS_HASH).text).toBe(
+        (sealedOrRefused({ input: value }, 1, GENESIS_HASH) as { text: string }).text,
+      );
+    }
+  });
+
+  it.each([
+    ["rememberCanonical", rememberCanonical],
+    ["rememberRecent", rememberRecent],
+  ])("%s remembers a text only for a frozen value: a value changed after it is written as it is", (_name, remember) => {
+    const open = { a: 1 };
+    remember(open, '{"a":2}');
+    open.a = 3;
+    expect(sealRecord({ input: open }, 1, GENESIS_HASH).text).toBe(
+      (sealedOrRefused({ input: open }, 1, GENESIS_HASH) as { text: string }).text,
+    );
+    expect(sealRecord({ input: open }, 1, GENESIS_HASH).text).toContain('"input":{"a":3}');
+  });
+
+  it("refuses what the old writer refuses, at the same pointer, wherever in the record it is", () => {
+    // eslint-disable-next-line no-sparse-arrays -- the hole is the point
+    for (const bad of ["x\ud800", Number.NaN, undefined, new Date(0), () => 1, 1n, [1, , 2]]) {
+      for (const record of [{ a: bad }, { input: { deep: [{ bad }] } }, { z: { "\u00e9": bad } }]) {
+        const sealed = outcome(() => sealRecord(record, 1, GENESIS_HASH).text);
+        expect(sealed).toEqual(sealedOrRefused(record, 1, GENESIS_HASH));
+        expect(sealed).toHaveProperty("error");
+      }
+    }
+  });
+});
