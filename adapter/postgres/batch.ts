@@ -6,17 +6,19 @@
  * 1. BEGIN; the history lock of every (actor, tenant) in the group, each
  *    taken only if free (pg_try_advisory_xact_lock, in one order: sorted);
  *    the database's clock and each key's deny count, in one statement (run
- *    after the locks are taken, so it sees every commit before them). A
- *    decision whose key another transaction holds (another process, another
- *    language, another group of this one) leaves the group and runs alone:
- *    in a transaction of its own that waits for the lock, after the
- *    decisions of its key that left before it (one connection per waiting
- *    key). Only that key's decisions wait; the group goes on.
+ *    after the locks are taken, so it sees every commit before them; the
+ *    function count_recent_denies of migration 012, whose plan the server
+ *    keeps per session). A decision whose key another transaction holds
+ *    (another process, another language, another group of this one) leaves
+ *    the group and runs alone: in a transaction of its own that waits for
+ *    the lock, after the decisions of its key that left before it (one
+ *    connection per waiting key). Only that key's decisions wait; the group
+ *    goes on.
  * 2. The record chain's lock; the group's records, sealed in group order
- *    after the chain's last entry by the statement that inserts them (each
- *    record's canonical members come from here, the database adds seq,
- *    prev_hash and the SHA-256 hash exactly as chain.ts does); the decision
- *    rows; COMMIT.
+ *    after the chain's last entry by the function that inserts them
+ *    (append_records, migration 012: each record's canonical members come
+ *    from here, the database adds seq, prev_hash and the SHA-256 hash
+ *    exactly as chain.ts does); the decision rows; COMMIT.
  *
  * The chain's lock is held only for the second round trip: other processes'
  * groups (and single units) wait for it only while a group writes. In one
@@ -41,9 +43,9 @@
  * is written, and its locks are released with the rollback.
  */
 import type { Pool, PoolClient } from "pg";
-import { GENESIS_HASH, type PreparedRecord } from "../records/chain.js";
+import type { PreparedRecord } from "../records/chain.js";
 import { countsForActor, type HistoryKey, type StoreUnit, type StoredDecision } from "../history/store.js";
-import { checkout, clientError, historyLockKey, lockSql, quoteIdent, recordsLockKey, releaseClient, tryLockSql } from "./connection.js";
+import { checkout, clientError, historyLockKey, quoteIdent, recordsLockKey, releaseClient, tryLockSql } from "./connection.js";
 import {
   DECISION_WRITE_COLUMNS,
   decisionRowValues,
@@ -201,50 +203,22 @@ const sqlValue = (client: PoolClient, v: SqlValue): string => {
     : `ARRAY[${texts.map((x) => (x === null ? "NULL" : client.escapeLiteral(x))).join(", ")}]::text[]`;
 };
 
-/**
- * One statement that appends records to the chain where it ends (run with the
- * chain's lock held, so it sees the last committed entry): the arrays give,
- * per record in order, its canonical members before "hash", between "hash"
- * and "prev_hash", between "prev_hash" and "seq", after "seq" (see
- * PreparedRecord.parts), its type and decision id. Each record is sealed as
- * chain.ts seals it: seq one past the entry before, prev_hash that entry's
- * hash, hash = "sha256:" + hex SHA-256 of the UTF-8 canonical JSON without
- * the hash member.
- */
-function appendSql(records: string, arrays: readonly string[]): string {
-  const member = (name: string, value: string): string => `'"${name}":' || ${value}`;
-  const body = (hash: string | null): string =>
-    `'{' || array_to_string(ARRAY[x.a, ${hash === null ? "" : `${member("hash", `'"' || ${hash} || '"'`)}, `}x.b, ${member("prev_hash", `'"' || c.hash || '"'`)}, x.c, ${member("seq", "(c.seq + 1)::text")}, x.d], ',') || '}'`;
-  return `WITH RECURSIVE
-    x AS (SELECT * FROM unnest(${arrays.join(", ")}) WITH ORDINALITY AS t(a, b, c, d, type, decision_id, i)),
-    c(i, seq, prev_hash, hash, line, type, decision_id) AS (
-      SELECT 0::bigint, coalesce(l.seq, 0), NULL::text, coalesce(l.hash, '${GENESIS_HASH}'), NULL::text, NULL::text, NULL::text
-        FROM (SELECT NULL) AS one LEFT JOIN (SELECT seq, hash FROM ${records} ORDER BY seq DESC LIMIT 1) AS l ON true
-      UNION ALL
-      SELECT x.i, c.seq + 1, c.hash, h.hash, ${body("h.hash")}, x.type, x.decision_id
-        FROM c JOIN x ON x.i = c.i + 1
-        CROSS JOIN LATERAL (SELECT 'sha256:' || encode(sha256(convert_to(${body(null)}, 'UTF8')), 'hex') AS hash) AS h
-    )
-    INSERT INTO ${records} (seq, prev_hash, hash, type, decision_id, line)
-    SELECT seq, prev_hash, hash, type, decision_id, line FROM c WHERE i > 0 ORDER BY i`;
-}
-
 export class DecisionBatcher {
   readonly #pool: Pool;
   readonly #schema: string;
   readonly #decisions: string;
-  readonly #records: string;
-  readonly #nowSql: string;
+  readonly #countRecentDenies: string;
+  readonly #appendRecords: string;
   /** The group taking members; starts once the group before it is over. */
   #forming: Group | undefined;
   #busy = false;
 
-  constructor(pool: Pool, schema: string, nowSql: string) {
+  constructor(pool: Pool, schema: string) {
     this.#pool = pool;
     this.#schema = schema;
     this.#decisions = `${quoteIdent(schema)}.decisions`;
-    this.#records = `${quoteIdent(schema)}.records`;
-    this.#nowSql = nowSql;
+    this.#countRecentDenies = `${quoteIdent(schema)}.count_recent_denies`;
+    this.#appendRecords = `${quoteIdent(schema)}.append_records`;
   }
 
   /**
@@ -366,16 +340,15 @@ export class DecisionBatcher {
     for (const [text, k] of keys) lockKeys.set(historyLockKey(this.#schema, k.actorId, k.tenantId), text);
     const sorted = [...lockKeys.keys()].sort();
     const locks = sorted.map((k) => tryLockSql(client, k));
-    const rows = [...keys.values()].map(
-      (k, i) =>
-        `(${i}, ${client.escapeLiteral(k.actorId)}, ${client.escapeLiteral(k.tenantId)}, ${sqlValue(client, Math.floor(k.windowMs))}::bigint)`,
-    );
+    const list = (values: readonly string[]): string => sqlValue(client, values);
+    const windows = [...keys.values()].map((k) => sqlValue(client, Math.floor(k.windowMs)));
     const text = [
       "BEGIN",
       ...locks,
-      `WITH n AS (SELECT ${this.#nowSql} AS now_ms)
-       SELECT n.now_ms, k.i, ${recentDeniesSql(this.#decisions, "k.actor_id", "k.tenant_id", "n.now_ms - k.window_ms")} AS n
-       FROM n, (VALUES ${rows.join(", ")}) AS k(i, actor_id, tenant_id, window_ms)`,
+      // The clock and each key's count, after the locks (migration 012, a plan kept per session).
+      `SELECT now_ms, i, n FROM ${this.#countRecentDenies}(${list([...keys.values()].map((k) => k.actorId))}, ${list(
+        [...keys.values()].map((k) => k.tenantId),
+      )}, ARRAY[${windows.join(", ")}]::bigint[])`,
     ].join("; ");
     const results = (await client.query(text)) as unknown as { rows: { now_ms: string; i: number; n: string; got?: boolean }[] }[];
     sorted.forEach((k, j) => {
@@ -405,16 +378,17 @@ export class DecisionBatcher {
     if (records.length > 0) {
       const column = (values: readonly (string | null)[]): string => sqlValue(client, values);
       const part = (k: 0 | 1 | 2 | 3): string => column(records.map((r) => r.prepared.parts[k]));
+      // The chain's lock, then the records sealed after its last entry (migration 012, append_records).
       statements.push(
-        lockSql(client, recordsLockKey(this.#schema)),
-        appendSql(this.#records, [
+        `SELECT ${this.#appendRecords}(${[
+          client.escapeLiteral(recordsLockKey(this.#schema)),
           part(0),
           part(1),
           part(2),
           part(3),
           column(records.map((r) => r.type)),
           column(records.map((r) => r.decisionId)),
-        ]),
+        ].join(", ")})`,
       );
     }
     if (decisions.length > 0) {
