@@ -16,7 +16,9 @@
 --    Whoever owns the table could drop a constraint as well as disable a
 --    trigger; `veto log verify --postgres` checks the rows either way.
 -- 2. count_recent_denies and append_records: the group's two statements as
---    functions, so their plans are kept per session. Both say exactly what
+--    functions, so their plans are kept per session (generic plans: a custom
+--    plan, which PostgreSQL kept choosing for the count, is planned anew on
+--    every call, ~80-125 µs). Both say exactly what
 --    the statements said (adapter/postgres/batch.ts, decision-row.ts
 --    recentDeniesSql); the chain format does not change.
 
@@ -181,7 +183,7 @@ $$;
 -- key's place in the arrays, from 0.
 CREATE FUNCTION count_recent_denies(actors text[], tenants text[], windows_ms bigint[])
 RETURNS TABLE (now_ms bigint, i bigint, n bigint) LANGUAGE plpgsql
-SET search_path FROM CURRENT AS $$
+SET search_path FROM CURRENT SET plan_cache_mode = force_generic_plan AS $$
 #variable_conflict use_column
 DECLARE
   t bigint := floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint;
@@ -208,7 +210,7 @@ $$;
 -- UTF-8 canonical JSON without the hash member.
 CREATE FUNCTION append_records(lock_key text, a text[], b text[], c text[], d text[], types text[], decision_ids text[])
 RETURNS void LANGUAGE plpgsql
-SET search_path FROM CURRENT AS $$
+SET search_path FROM CURRENT SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
   last_seq bigint;
   prev text;
