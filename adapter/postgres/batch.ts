@@ -45,7 +45,16 @@
 import type { Pool, PoolClient } from "pg";
 import type { PreparedRecord } from "../records/chain.js";
 import { countsForActor, type HistoryKey, type StoreUnit, type StoredDecision } from "../history/store.js";
-import { checkout, clientError, historyLockKey, quoteIdent, recordsLockKey, releaseClient, tryLockSql } from "./connection.js";
+import {
+  checkout,
+  clientError,
+  historyLockKey,
+  quoteIdent,
+  quoteLiteral,
+  recordsLockKey,
+  releaseClient,
+  tryLockSql,
+} from "./connection.js";
 import {
   DECISION_WRITE_COLUMNS,
   decisionRowValues,
@@ -189,18 +198,16 @@ class Group {
 
 type SqlValue = string | number | boolean | null | readonly (string | null)[];
 
-const sqlValue = (client: PoolClient, v: SqlValue): string => {
+const sqlValue = (v: SqlValue): string => {
   if (v === null) return "NULL";
   if (typeof v === "boolean") return v ? "TRUE" : "FALSE";
   if (typeof v === "number") {
     if (!Number.isSafeInteger(v)) throw new Error(`not an integer: ${v}`);
     return String(v);
   }
-  if (typeof v === "string") return client.escapeLiteral(v);
+  if (typeof v === "string") return quoteLiteral(v);
   const texts: readonly (string | null)[] = v;
-  return texts.length === 0
-    ? "'{}'::text[]"
-    : `ARRAY[${texts.map((x) => (x === null ? "NULL" : client.escapeLiteral(x))).join(", ")}]::text[]`;
+  return texts.length === 0 ? "'{}'::text[]" : `ARRAY[${texts.map((x) => (x === null ? "NULL" : quoteLiteral(x))).join(", ")}]::text[]`;
 };
 
 export class DecisionBatcher {
@@ -340,8 +347,8 @@ export class DecisionBatcher {
     for (const [text, k] of keys) lockKeys.set(historyLockKey(this.#schema, k.actorId, k.tenantId), text);
     const sorted = [...lockKeys.keys()].sort();
     const locks = sorted.map((k) => tryLockSql(client, k));
-    const list = (values: readonly string[]): string => sqlValue(client, values);
-    const windows = [...keys.values()].map((k) => sqlValue(client, Math.floor(k.windowMs)));
+    const list = (values: readonly string[]): string => sqlValue(values);
+    const windows = [...keys.values()].map((k) => sqlValue(Math.floor(k.windowMs)));
     const text = [
       "BEGIN",
       ...locks,
@@ -371,17 +378,17 @@ export class DecisionBatcher {
       .map(
         (m) =>
           `(${decisionRowValues(m.decision as StoredDecision)
-            .map((v) => sqlValue(client, v))
+            .map((v) => sqlValue(v))
             .join(", ")})`,
       );
     const statements: string[] = [];
     if (records.length > 0) {
-      const column = (values: readonly (string | null)[]): string => sqlValue(client, values);
+      const column = (values: readonly (string | null)[]): string => sqlValue(values);
       const part = (k: 0 | 1 | 2 | 3): string => column(records.map((r) => r.prepared.parts[k]));
       // The chain's lock, then the records sealed after its last entry (migration 012, append_records).
       statements.push(
         `SELECT ${this.#appendRecords}(${[
-          client.escapeLiteral(recordsLockKey(this.#schema)),
+          quoteLiteral(recordsLockKey(this.#schema)),
           part(0),
           part(1),
           part(2),
