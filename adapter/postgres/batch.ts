@@ -5,10 +5,10 @@
  *
  * 1. BEGIN; the history lock of every (actor, tenant) in the group, each
  *    taken only if free (pg_try_advisory_xact_lock, in one order: sorted);
- *    the database's clock and each key's deny count, in one statement (run
- *    after the locks are taken, so it sees every commit before them; the
- *    function count_recent_denies of migration 012, whose plan the server
- *    keeps per session). A decision whose key another transaction holds
+ *    the database's clock and each key's deny count, after the locks (so it
+ *    sees every commit before them): one statement, the function
+ *    lock_and_count of migration 012, whose plans the server keeps per
+ *    session. A decision whose key another transaction holds
  *    (another process, another language, another group of this one) leaves
  *    the group and runs alone: in a transaction of its own that waits for
  *    the lock, after the decisions of its key that left before it (one
@@ -45,16 +45,7 @@
 import type { Pool, PoolClient } from "pg";
 import type { PreparedRecord } from "../records/chain.js";
 import { countsForActor, type HistoryKey, type StoreUnit, type StoredDecision } from "../history/store.js";
-import {
-  checkout,
-  clientError,
-  historyLockKey,
-  quoteIdent,
-  quoteLiteral,
-  recordsLockKey,
-  releaseClient,
-  tryLockSql,
-} from "./connection.js";
+import { checkout, clientError, historyLockKey, quoteIdent, quoteLiteral, recordsLockKey, releaseClient } from "./connection.js";
 import {
   DECISION_WRITE_COLUMNS,
   decisionRowValues,
@@ -214,7 +205,7 @@ export class DecisionBatcher {
   readonly #pool: Pool;
   readonly #schema: string;
   readonly #decisions: string;
-  readonly #countRecentDenies: string;
+  readonly #lockAndCount: string;
   readonly #appendRecords: string;
   /** The group taking members; starts once the group before it is over. */
   #forming: Group | undefined;
@@ -224,7 +215,7 @@ export class DecisionBatcher {
     this.#pool = pool;
     this.#schema = schema;
     this.#decisions = `${quoteIdent(schema)}.decisions`;
-    this.#countRecentDenies = `${quoteIdent(schema)}.count_recent_denies`;
+    this.#lockAndCount = `${quoteIdent(schema)}.lock_and_count`;
     this.#appendRecords = `${quoteIdent(schema)}.append_records`;
   }
 
@@ -346,28 +337,24 @@ export class DecisionBatcher {
     const lockKeys = new Map<string, string>();
     for (const [text, k] of keys) lockKeys.set(historyLockKey(this.#schema, k.actorId, k.tenantId), text);
     const sorted = [...lockKeys.keys()].sort();
-    const locks = sorted.map((k) => tryLockSql(client, k));
+    const inOrder = sorted.map((k) => keys.get(lockKeys.get(k) as string) as BatchKey);
     const list = (values: readonly string[]): string => sqlValue(values);
-    const windows = [...keys.values()].map((k) => sqlValue(Math.floor(k.windowMs)));
-    const text = [
-      "BEGIN",
-      ...locks,
-      // The clock and each key's count, after the locks (migration 012, a plan kept per session).
-      `SELECT now_ms, i, n FROM ${this.#countRecentDenies}(${list([...keys.values()].map((k) => k.actorId))}, ${list(
-        [...keys.values()].map((k) => k.tenantId),
-      )}, ARRAY[${windows.join(", ")}]::bigint[])`,
-    ].join("; ");
-    const results = (await client.query(text)) as unknown as { rows: { now_ms: string; i: number; n: string; got?: boolean }[] }[];
-    sorted.forEach((k, j) => {
-      if (results[1 + j]?.rows[0]?.got === true) group.held.add(lockKeys.get(k) as string);
-    });
+    // The locks, then the clock and each held key's count (migration 012: one statement, a plan kept per session).
+    const text = `BEGIN; SELECT now_ms, i, got, n FROM ${this.#lockAndCount}(${list(sorted)}, ${list(inOrder.map((k) => k.actorId))}, ${list(
+      inOrder.map((k) => k.tenantId),
+    )}, ARRAY[${inOrder.map((k) => sqlValue(Math.floor(k.windowMs))).join(", ")}]::bigint[])`;
+    const results = (await client.query(text)) as unknown as { rows: { now_ms: string; i: string; got: boolean; n: string | null }[] }[];
     const counted = results.at(-1)?.rows ?? [];
     const first = counted[0];
     const nowMs = Number(first?.now_ms);
     if (first === undefined || !Number.isSafeInteger(nowMs)) throw new Error("the database did not tell its time");
     group.nowMs = nowMs;
-    const keyTexts = [...keys.keys()];
-    for (const row of counted) group.counts.set(keyTexts[Number(row.i)] as string, Number(row.n));
+    for (const row of counted) {
+      if (row.got !== true) continue;
+      const keyText = lockKeys.get(sorted[Number(row.i)] as string) as string;
+      group.held.add(keyText);
+      group.counts.set(keyText, Number(row.n));
+    }
   }
 
   async #write(client: PoolClient, group: Group): Promise<void> {

@@ -293,11 +293,6 @@ export function lockSql(client: { escapeLiteral(text: string): string }, key: st
   return `SELECT pg_advisory_xact_lock(hashtextextended(${client.escapeLiteral(key)}, 0))`;
 }
 
-/** Takes `key`'s transaction lock if nobody else holds it, without waiting: the statement answers `got` (true when taken). */
-export function tryLockSql(client: { escapeLiteral(text: string): string }, key: string): string {
-  return `SELECT pg_try_advisory_xact_lock(hashtextextended(${client.escapeLiteral(key)}, 0)) AS got`;
-}
-
 export function historyLockKey(schema: string, actorId: string, tenantId: string): string {
   return JSON.stringify(["veto:history", schema, actorId, tenantId]);
 }

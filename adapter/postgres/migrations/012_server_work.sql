@@ -15,8 +15,9 @@
 --    message; a check that yields null passes, as in a CHECK constraint.
 --    Whoever owns the table could drop a constraint as well as disable a
 --    trigger; `veto log verify --postgres` checks the rows either way.
--- 2. count_recent_denies and append_records: the group's two statements as
---    functions, so their plans are kept per session (generic plans: a custom
+-- 2. lock_and_count and append_records: the group's statements as
+--    functions (the first also takes the keys' locks, one statement for
+--    all of them instead of one each), so their plans are kept per session (generic plans: a custom
 --    plan, which PostgreSQL kept choosing for the count, is planned anew on
 --    every call, ~80-125 µs). Both say exactly what
 --    the statements said (adapter/postgres/batch.ts, decision-row.ts
@@ -175,28 +176,39 @@ BEGIN
 END
 $$;
 
--- The database's clock and, for each (actor, tenant) with its escalation
--- window, its recent denies (decision-row.ts recentDeniesSql: the denies at or
--- after now - window and the rejections answered since then, of the
--- decisions that count). Called after the keys' locks are taken: the count is
--- a statement of its own, so it sees every commit before them. `i` is each
--- key's place in the arrays, from 0.
-CREATE FUNCTION count_recent_denies(actors text[], tenants text[], windows_ms bigint[])
-RETURNS TABLE (now_ms bigint, i bigint, n bigint) LANGUAGE plpgsql
+-- A group's first statement after BEGIN (adapter/postgres/batch.ts): each
+-- (actor, tenant)'s history lock, taken only if free (`lock_keys`, given in
+-- the one order every writer takes several in: sorted), then the database's
+-- clock and, for each key whose lock it got, its recent denies
+-- (decision-row.ts recentDeniesSql: the denies at or after now - window and
+-- the rejections answered since then, of the decisions that count). The
+-- count is a statement of its own after the locks, so it sees every commit
+-- before them. `i` is each key's place in the arrays, from 0; `n` is null
+-- for a key whose lock another transaction holds.
+CREATE FUNCTION lock_and_count(lock_keys text[], actors text[], tenants text[], windows_ms bigint[])
+RETURNS TABLE (now_ms bigint, i bigint, got boolean, n bigint) LANGUAGE plpgsql
 SET search_path FROM CURRENT SET plan_cache_mode = force_generic_plan AS $$
 #variable_conflict use_column
 DECLARE
-  t bigint := floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint;
+  held boolean[] := '{}';
+  k integer;
+  t bigint;
 BEGIN
+  FOR k IN 1 .. coalesce(cardinality(lock_keys), 0) LOOP
+    held[k] := pg_try_advisory_xact_lock(hashtextextended(lock_keys[k], 0));
+  END LOOP;
+  t := floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint;
   RETURN QUERY
-    SELECT t, k.ord - 1,
-      (SELECT count(*) FROM decisions d
-         WHERE d.actor_id = k.actor_id AND d.tenant_id = k.tenant_id AND d.counts_towards_escalation
-           AND d.action = 'deny' AND d.at_ms >= t - k.window_ms)
-      + (SELECT count(*) FROM decisions d
-         WHERE d.actor_id = k.actor_id AND d.tenant_id = k.tenant_id AND d.counts_towards_escalation
-           AND d.approval_status = 'rejected' AND d.answered_at_ms >= t - k.window_ms)
-    FROM unnest(actors, tenants, windows_ms) WITH ORDINALITY AS k(actor_id, tenant_id, window_ms, ord);
+    SELECT t, k.ord - 1, k.held,
+      CASE WHEN k.held THEN
+        (SELECT count(*) FROM decisions d
+           WHERE d.actor_id = k.actor_id AND d.tenant_id = k.tenant_id AND d.counts_towards_escalation
+             AND d.action = 'deny' AND d.at_ms >= t - k.window_ms)
+        + (SELECT count(*) FROM decisions d
+           WHERE d.actor_id = k.actor_id AND d.tenant_id = k.tenant_id AND d.counts_towards_escalation
+             AND d.approval_status = 'rejected' AND d.answered_at_ms >= t - k.window_ms)
+      END
+    FROM unnest(actors, tenants, windows_ms, held) WITH ORDINALITY AS k(actor_id, tenant_id, window_ms, held, ord);
 END
 $$;
 
