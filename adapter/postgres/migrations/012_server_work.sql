@@ -8,19 +8,23 @@
 -- counts, and sealing the records with a recursive query) were parsed and
 -- planned again every time (~400 µs of a decision's server time alone).
 --
--- 1. The nine CHECK constraints of decisions become the first thing the
+-- 1. The nine CHECK constraints of decisions become the last thing the
 --    guard trigger checks (BEFORE INSERT OR UPDATE, every row: what a CHECK
---    constraint sees), a PL/pgSQL function whose expressions are prepared
---    once per session. Same names, SQLSTATE (23514 check_violation) and
---    message; a check that yields null passes, as in a CHECK constraint.
+--    constraint sees), in a PL/pgSQL function whose expressions are
+--    prepared once per session. Same names, SQLSTATE (23514
+--    check_violation) and message; a check that yields null passes, as in a
+--    CHECK constraint. The rule of decisions_record_state_fixed moves into
+--    the same function, between the guard's rules and the checks: each
+--    change is refused by the same rule, with the same error, as before
+--    (the triggers ran guard, then record state, then the constraints).
 --    Whoever owns the table could drop a constraint as well as disable a
 --    trigger; `veto log verify --postgres` checks the rows either way.
 -- 2. lock_and_count and append_records: the group's statements as
---    functions (the first also takes the keys' locks, one statement for
---    all of them instead of one each), so their plans are kept per session (generic plans: a custom
---    plan, which PostgreSQL kept choosing for the count, is planned anew on
---    every call, ~80-125 µs). Both say exactly what
---    the statements said (adapter/postgres/batch.ts, decision-row.ts
+--    functions (the first also takes the keys' locks: one statement for all
+--    of them instead of one each), whose plans are kept per session, and
+--    generic ones: a custom plan, which PostgreSQL kept choosing for the
+--    count, is planned anew on every call (~80-125 µs). Both say exactly
+--    what the statements said (adapter/postgres/batch.ts, decision-row.ts
 --    recentDeniesSql); the chain format does not change.
 
 ALTER TABLE decisions
@@ -34,84 +38,107 @@ ALTER TABLE decisions
   DROP CONSTRAINT amended_names_its_amendment,
   DROP CONSTRAINT amended_calls_never_count;
 
--- The guard of 010, with the row checks first.
+-- The guard of 010, then the rule of 009's record-state trigger, then the row checks.
 CREATE OR REPLACE FUNCTION refuse_decision_change() RETURNS trigger LANGUAGE plpgsql
 SET search_path FROM CURRENT AS $$
 DECLARE
   answer text;
   checked text;
 BEGIN
-  -- The table's row checks of 001, 006, 009 and 010 (CHECK constraints until
-  -- this migration), with the same names, code and message: a false check
-  -- refuses the row, a null one passes, as a CHECK constraint does.
-  IF (NEW.action IN ('allow', 'deny', 'require_approval')) IS FALSE THEN
-    checked := 'decisions_action_check';
-  ELSIF (NEW.approval_status IN ('pending', 'answering', 'approved', 'rejected', 'expired', 'executed', 'amended')) IS FALSE THEN
-    checked := 'decisions_approval_status_check';
-  ELSIF ((NEW.action = 'require_approval') = (NEW.approval_status IS NOT NULL)) IS FALSE THEN
-    checked := 'approval_only_when_required';
-  ELSIF (NEW.approval_status IS NULL OR (NEW.call_digest IS NOT NULL AND NEW.expires_at_ms IS NOT NULL)) IS FALSE THEN
-    checked := 'approval_bound_to_call';
-  ELSIF (NEW.approval_status NOT IN ('approved', 'rejected') OR (NEW.reviewer_id IS NOT NULL AND NEW.answered_at_ms IS NOT NULL)) IS FALSE THEN
-    checked := 'answer_has_reviewer';
-  ELSIF (NEW.approval_status IS NULL OR (NEW.approval_status = 'executed') = (NEW.executed_at_ms IS NOT NULL)) IS FALSE THEN
-    checked := 'executed_has_time';
-  ELSIF (NEW.review IS NULL OR NEW.approval_status IS NOT NULL) IS FALSE THEN
-    checked := 'review_only_when_required';
-  ELSIF (NEW.approval_status IS NULL OR (NEW.approval_status = 'amended') = (NEW.amended_to IS NOT NULL)) IS FALSE THEN
-    checked := 'amended_names_its_amendment';
-  ELSIF (NEW.amendment IS NULL OR NOT NEW.counts_towards_escalation) IS FALSE THEN
-    checked := 'amended_calls_never_count';
-  END IF;
-  IF checked IS NOT NULL THEN
-    RAISE EXCEPTION 'new row for relation "%" violates check constraint "%"', TG_TABLE_NAME, checked
-      USING ERRCODE = 'check_violation', CONSTRAINT = checked, TABLE = TG_TABLE_NAME, SCHEMA = TG_TABLE_SCHEMA;
-  END IF;
+  -- The rules of 010, each refusal as it was; what they let through then passes the row checks.
+  <<transition>>
+  BEGIN
+    IF TG_OP = 'INSERT' THEN
+      IF NEW.approval_status IS DISTINCT FROM 'pending' AND NEW.approval_status IS NOT NULL
+         OR NEW.reviewer_id IS NOT NULL OR NEW.answered_at_ms IS NOT NULL OR NEW.executed_at_ms IS NOT NULL
+         OR NEW.amended_to IS NOT NULL THEN
+        RAISE EXCEPTION 'veto: decision % must be inserted with its approval pending or none', NEW.id
+          USING ERRCODE = 'insufficient_privilege';
+      END IF;
+      EXIT transition;
+    END IF;
 
-  IF TG_OP = 'INSERT' THEN
-    IF NEW.approval_status IS DISTINCT FROM 'pending' AND NEW.approval_status IS NOT NULL
-       OR NEW.reviewer_id IS NOT NULL OR NEW.answered_at_ms IS NOT NULL OR NEW.executed_at_ms IS NOT NULL
-       OR NEW.amended_to IS NOT NULL THEN
-      RAISE EXCEPTION 'veto: decision % must be inserted with its approval pending or none', NEW.id
+    IF (NEW.id, NEW.actor_id, NEW.tenant_id, NEW.at_ms, NEW.call_digest)
+       IS DISTINCT FROM (OLD.id, OLD.actor_id, OLD.tenant_id, OLD.at_ms, OLD.call_digest) THEN
+      RAISE EXCEPTION 'veto: the id, actor, tenant, time and call digest of decision % never change', OLD.id
         USING ERRCODE = 'insufficient_privilege';
     END IF;
-    RETURN NEW;
-  END IF;
 
-  IF (NEW.id, NEW.actor_id, NEW.tenant_id, NEW.at_ms, NEW.call_digest)
-     IS DISTINCT FROM (OLD.id, OLD.actor_id, OLD.tenant_id, OLD.at_ms, OLD.call_digest) THEN
-    RAISE EXCEPTION 'veto: the id, actor, tenant, time and call digest of decision % never change', OLD.id
-      USING ERRCODE = 'insufficient_privilege';
-  END IF;
-
-  IF NEW.amendment IS DISTINCT FROM OLD.amendment THEN
-    RAISE EXCEPTION 'veto: the amendment of decision % never changes', OLD.id
-      USING ERRCODE = 'insufficient_privilege';
-  END IF;
-
-  IF (NEW.action, NEW.escalated, NEW.approvers, NEW.expires_at_ms, NEW.review)
-     IS DISTINCT FROM (OLD.action, OLD.escalated, OLD.approvers, OLD.expires_at_ms, OLD.review) THEN
-    IF NEW.action = 'deny' AND NOT NEW.escalated AND NEW.approvers = '{}'
-       AND NEW.approval_status IS NULL AND NEW.expires_at_ms IS NULL AND NEW.review IS NULL
-       AND NEW.reviewer_id IS NULL AND NEW.note IS NULL AND NEW.answered_at_ms IS NULL
-       AND coalesce(OLD.approval_status, 'pending') = 'pending' THEN
-      RETURN NEW;
-    END IF;
-    RAISE EXCEPTION 'veto: decision % can only be replaced by the deny that superseded it', OLD.id
-      USING ERRCODE = 'insufficient_privilege';
-  END IF;
-
-  IF NEW.approval_status IS DISTINCT FROM OLD.approval_status THEN
-    IF coalesce(OLD.approval_status, '-') || '>' || coalesce(NEW.approval_status, '-') NOT IN
-       ('pending>answering', 'answering>pending', 'answering>approved', 'answering>rejected', 'pending>expired',
-        'approved>executed', 'answering>amended') THEN
-      RAISE EXCEPTION 'veto: the approval of decision % cannot move from % to %',
-        OLD.id, coalesce(OLD.approval_status, 'none'), coalesce(NEW.approval_status, 'none')
+    IF NEW.amendment IS DISTINCT FROM OLD.amendment THEN
+      RAISE EXCEPTION 'veto: the amendment of decision % never changes', OLD.id
         USING ERRCODE = 'insufficient_privilege';
     END IF;
-    IF NEW.approval_status = 'executed' THEN
-      IF (NEW.reviewer_id, NEW.note, NEW.answered_at_ms) IS DISTINCT FROM (OLD.reviewer_id, OLD.note, OLD.answered_at_ms) THEN
-        RAISE EXCEPTION 'veto: the answer of decision % never changes', OLD.id
+
+    IF (NEW.action, NEW.escalated, NEW.approvers, NEW.expires_at_ms, NEW.review)
+       IS DISTINCT FROM (OLD.action, OLD.escalated, OLD.approvers, OLD.expires_at_ms, OLD.review) THEN
+      IF NEW.action = 'deny' AND NOT NEW.escalated AND NEW.approvers = '{}'
+         AND NEW.approval_status IS NULL AND NEW.expires_at_ms IS NULL AND NEW.review IS NULL
+         AND NEW.reviewer_id IS NULL AND NEW.note IS NULL AND NEW.answered_at_ms IS NULL
+         AND coalesce(OLD.approval_status, 'pending') = 'pending' THEN
+        EXIT transition;
+      END IF;
+      RAISE EXCEPTION 'veto: decision % can only be replaced by the deny that superseded it', OLD.id
+        USING ERRCODE = 'insufficient_privilege';
+    END IF;
+
+    IF NEW.approval_status IS DISTINCT FROM OLD.approval_status THEN
+      IF coalesce(OLD.approval_status, '-') || '>' || coalesce(NEW.approval_status, '-') NOT IN
+         ('pending>answering', 'answering>pending', 'answering>approved', 'answering>rejected', 'pending>expired',
+          'approved>executed', 'answering>amended') THEN
+        RAISE EXCEPTION 'veto: the approval of decision % cannot move from % to %',
+          OLD.id, coalesce(OLD.approval_status, 'none'), coalesce(NEW.approval_status, 'none')
+          USING ERRCODE = 'insufficient_privilege';
+      END IF;
+      IF NEW.approval_status = 'executed' THEN
+        IF (NEW.reviewer_id, NEW.note, NEW.answered_at_ms) IS DISTINCT FROM (OLD.reviewer_id, OLD.note, OLD.answered_at_ms) THEN
+          RAISE EXCEPTION 'veto: the answer of decision % never changes', OLD.id
+            USING ERRCODE = 'insufficient_privilege';
+        END IF;
+        IF EXISTS (SELECT 1 FROM records WHERE decision_id = NEW.id AND type = 'decision')
+           AND NOT EXISTS (SELECT 1 FROM records WHERE decision_id = NEW.id AND type = 'execution'
+                             AND line::jsonb -> 'result' ->> 'execution' = 'claimed') THEN
+          RAISE EXCEPTION 'veto: decision % cannot be executed without its execution record', NEW.id
+            USING ERRCODE = 'insufficient_privilege';
+        END IF;
+        EXIT transition;
+      END IF;
+      IF NEW.approval_status = 'amended' THEN
+        IF NEW.amended_to IS NULL THEN
+          RAISE EXCEPTION 'veto: decision % cannot be amended without the amended decision''s id', NEW.id
+            USING ERRCODE = 'insufficient_privilege';
+        END IF;
+        IF EXISTS (SELECT 1 FROM records WHERE decision_id = NEW.id AND type = 'decision')
+           AND NOT EXISTS (SELECT 1 FROM records WHERE decision_id = NEW.id AND type = 'amendment'
+                             AND line::jsonb ->> 'reviewer_id' = NEW.reviewer_id
+                             AND line::jsonb ->> 'amended_to' = NEW.amended_to) THEN
+          RAISE EXCEPTION 'veto: decision % cannot be amended without its amendment record by %', NEW.id, NEW.reviewer_id
+            USING ERRCODE = 'insufficient_privilege';
+        END IF;
+        EXIT transition;
+      END IF;
+      IF NEW.amended_to IS NOT NULL THEN
+        RAISE EXCEPTION 'veto: only the amendment of decision % names its amended decision', OLD.id
+          USING ERRCODE = 'insufficient_privilege';
+      END IF;
+      IF NEW.executed_at_ms IS NOT NULL THEN
+        RAISE EXCEPTION 'veto: only the claim of decision % sets its execution time', OLD.id
+          USING ERRCODE = 'insufficient_privilege';
+      END IF;
+      IF NEW.approval_status IN ('approved', 'rejected')
+         AND EXISTS (SELECT 1 FROM records WHERE decision_id = NEW.id AND type = 'decision') THEN
+        answer := CASE NEW.approval_status WHEN 'approved' THEN 'approval' ELSE 'rejection' END;
+        IF NOT EXISTS (SELECT 1 FROM records WHERE decision_id = NEW.id AND type = answer
+                         AND line::jsonb ->> 'reviewer_id' = NEW.reviewer_id) THEN
+          RAISE EXCEPTION 'veto: decision % cannot be % without its % record by %',
+            NEW.id, NEW.approval_status, answer, NEW.reviewer_id
+            USING ERRCODE = 'insufficient_privilege';
+        END IF;
+      END IF;
+    ELSIF OLD.approval_status IS NULL AND OLD.executed_at_ms IS NULL AND NEW.executed_at_ms IS NOT NULL THEN
+      -- The use-once claim of an amended call the policy allowed: once, with its execution record.
+      IF NEW.action <> 'allow' OR NEW.amendment IS NULL
+         OR (NEW.reviewer_id, NEW.note, NEW.answered_at_ms, NEW.amended_to) IS DISTINCT FROM (OLD.reviewer_id, OLD.note, OLD.answered_at_ms, OLD.amended_to) THEN
+        RAISE EXCEPTION 'veto: only an allowed amended call''s claim sets the execution time of decision %', OLD.id
           USING ERRCODE = 'insufficient_privilege';
       END IF;
       IF EXISTS (SELECT 1 FROM records WHERE decision_id = NEW.id AND type = 'decision')
@@ -120,61 +147,54 @@ BEGIN
         RAISE EXCEPTION 'veto: decision % cannot be executed without its execution record', NEW.id
           USING ERRCODE = 'insufficient_privilege';
       END IF;
-      RETURN NEW;
-    END IF;
-    IF NEW.approval_status = 'amended' THEN
-      IF NEW.amended_to IS NULL THEN
-        RAISE EXCEPTION 'veto: decision % cannot be amended without the amended decision''s id', NEW.id
-          USING ERRCODE = 'insufficient_privilege';
-      END IF;
-      IF EXISTS (SELECT 1 FROM records WHERE decision_id = NEW.id AND type = 'decision')
-         AND NOT EXISTS (SELECT 1 FROM records WHERE decision_id = NEW.id AND type = 'amendment'
-                           AND line::jsonb ->> 'reviewer_id' = NEW.reviewer_id
-                           AND line::jsonb ->> 'amended_to' = NEW.amended_to) THEN
-        RAISE EXCEPTION 'veto: decision % cannot be amended without its amendment record by %', NEW.id, NEW.reviewer_id
-          USING ERRCODE = 'insufficient_privilege';
-      END IF;
-      RETURN NEW;
-    END IF;
-    IF NEW.amended_to IS NOT NULL THEN
-      RAISE EXCEPTION 'veto: only the amendment of decision % names its amended decision', OLD.id
+    ELSIF (NEW.reviewer_id, NEW.note, NEW.answered_at_ms, NEW.executed_at_ms, NEW.amended_to)
+          IS DISTINCT FROM (OLD.reviewer_id, OLD.note, OLD.answered_at_ms, OLD.executed_at_ms, OLD.amended_to) THEN
+      RAISE EXCEPTION 'veto: the answer of decision % never changes', OLD.id
         USING ERRCODE = 'insufficient_privilege';
     END IF;
-    IF NEW.executed_at_ms IS NOT NULL THEN
-      RAISE EXCEPTION 'veto: only the claim of decision % sets its execution time', OLD.id
-        USING ERRCODE = 'insufficient_privilege';
-    END IF;
-    IF NEW.approval_status IN ('approved', 'rejected')
-       AND EXISTS (SELECT 1 FROM records WHERE decision_id = NEW.id AND type = 'decision') THEN
-      answer := CASE NEW.approval_status WHEN 'approved' THEN 'approval' ELSE 'rejection' END;
-      IF NOT EXISTS (SELECT 1 FROM records WHERE decision_id = NEW.id AND type = answer
-                       AND line::jsonb ->> 'reviewer_id' = NEW.reviewer_id) THEN
-        RAISE EXCEPTION 'veto: decision % cannot be % without its % record by %',
-          NEW.id, NEW.approval_status, answer, NEW.reviewer_id
-          USING ERRCODE = 'insufficient_privilege';
-      END IF;
-    END IF;
-  ELSIF OLD.approval_status IS NULL AND OLD.executed_at_ms IS NULL AND NEW.executed_at_ms IS NOT NULL THEN
-    -- The use-once claim of an amended call the policy allowed: once, with its execution record.
-    IF NEW.action <> 'allow' OR NEW.amendment IS NULL
-       OR (NEW.reviewer_id, NEW.note, NEW.answered_at_ms, NEW.amended_to) IS DISTINCT FROM (OLD.reviewer_id, OLD.note, OLD.answered_at_ms, OLD.amended_to) THEN
-      RAISE EXCEPTION 'veto: only an allowed amended call''s claim sets the execution time of decision %', OLD.id
-        USING ERRCODE = 'insufficient_privilege';
-    END IF;
-    IF EXISTS (SELECT 1 FROM records WHERE decision_id = NEW.id AND type = 'decision')
-       AND NOT EXISTS (SELECT 1 FROM records WHERE decision_id = NEW.id AND type = 'execution'
-                         AND line::jsonb -> 'result' ->> 'execution' = 'claimed') THEN
-      RAISE EXCEPTION 'veto: decision % cannot be executed without its execution record', NEW.id
-        USING ERRCODE = 'insufficient_privilege';
-    END IF;
-  ELSIF (NEW.reviewer_id, NEW.note, NEW.answered_at_ms, NEW.executed_at_ms, NEW.amended_to)
-        IS DISTINCT FROM (OLD.reviewer_id, OLD.note, OLD.answered_at_ms, OLD.executed_at_ms, OLD.amended_to) THEN
-    RAISE EXCEPTION 'veto: the answer of decision % never changes', OLD.id
+  END;
+
+  -- The rule of decisions_record_state_fixed (009), the trigger that ran
+  -- after this one, with its refusal.
+  IF TG_OP = 'UPDATE' AND NEW.record_state IS DISTINCT FROM OLD.record_state THEN
+    RAISE EXCEPTION 'veto: the record state of decision % never changes', OLD.id
       USING ERRCODE = 'insufficient_privilege';
+  END IF;
+
+  -- The table's row checks of 001, 006, 009 and 010 (CHECK constraints until
+  -- this migration), after every trigger's rules as they were then, in the
+  -- order PostgreSQL checks a table's constraints (by name), with the same
+  -- names, code and message: a check that is false refuses the row, one that
+  -- is null passes, as a CHECK constraint does.
+  IF (NEW.amendment IS NULL OR NOT NEW.counts_towards_escalation) IS FALSE THEN
+    checked := 'amended_calls_never_count';
+  ELSIF (NEW.approval_status IS NULL OR (NEW.approval_status = 'amended') = (NEW.amended_to IS NOT NULL)) IS FALSE THEN
+    checked := 'amended_names_its_amendment';
+  ELSIF (NEW.approval_status NOT IN ('approved', 'rejected') OR (NEW.reviewer_id IS NOT NULL AND NEW.answered_at_ms IS NOT NULL)) IS FALSE THEN
+    checked := 'answer_has_reviewer';
+  ELSIF (NEW.approval_status IS NULL OR (NEW.call_digest IS NOT NULL AND NEW.expires_at_ms IS NOT NULL)) IS FALSE THEN
+    checked := 'approval_bound_to_call';
+  ELSIF ((NEW.action = 'require_approval') = (NEW.approval_status IS NOT NULL)) IS FALSE THEN
+    checked := 'approval_only_when_required';
+  ELSIF (NEW.action IN ('allow', 'deny', 'require_approval')) IS FALSE THEN
+    checked := 'decisions_action_check';
+  ELSIF (NEW.approval_status IN ('pending', 'answering', 'approved', 'rejected', 'expired', 'executed', 'amended')) IS FALSE THEN
+    checked := 'decisions_approval_status_check';
+  ELSIF (NEW.approval_status IS NULL OR (NEW.approval_status = 'executed') = (NEW.executed_at_ms IS NOT NULL)) IS FALSE THEN
+    checked := 'executed_has_time';
+  ELSIF (NEW.review IS NULL OR NEW.approval_status IS NOT NULL) IS FALSE THEN
+    checked := 'review_only_when_required';
+  END IF;
+  IF checked IS NOT NULL THEN
+    RAISE EXCEPTION 'new row for relation "%" violates check constraint "%"', TG_TABLE_NAME, checked
+      USING ERRCODE = 'check_violation', CONSTRAINT = checked, TABLE = TG_TABLE_NAME, SCHEMA = TG_TABLE_SCHEMA;
   END IF;
   RETURN NEW;
 END
 $$;
+
+DROP TRIGGER decisions_record_state_fixed ON decisions;
+DROP FUNCTION refuse_record_state_change();
 
 -- A group's first statement after BEGIN (adapter/postgres/batch.ts): each
 -- (actor, tenant)'s history lock, taken only if free (`lock_keys`, given in
