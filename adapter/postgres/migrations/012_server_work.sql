@@ -211,11 +211,11 @@ SET search_path FROM CURRENT SET plan_cache_mode = force_generic_plan AS $$
 #variable_conflict use_column
 DECLARE
   held boolean[] := '{}';
-  k integer;
+  j integer;
   t bigint;
 BEGIN
-  FOR k IN 1 .. coalesce(cardinality(lock_keys), 0) LOOP
-    held[k] := pg_try_advisory_xact_lock(hashtextextended(lock_keys[k], 0));
+  FOR j IN 1 .. coalesce(cardinality(lock_keys), 0) LOOP
+    held[j] := pg_try_advisory_xact_lock(hashtextextended(lock_keys[j], 0));
   END LOOP;
   t := floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint;
   RETURN QUERY
