@@ -5,18 +5,20 @@
  *
  * 1. BEGIN; the history lock of every (actor, tenant) in the group, each
  *    taken only if free (pg_try_advisory_xact_lock, in one order: sorted);
- *    the database's clock and each key's deny count, in one statement (run
- *    after the locks are taken, so it sees every commit before them). A
- *    decision whose key another transaction holds (another process, another
- *    language, another group of this one) leaves the group and runs alone:
- *    in a transaction of its own that waits for the lock, after the
- *    decisions of its key that left before it (one connection per waiting
- *    key). Only that key's decisions wait; the group goes on.
+ *    the database's clock and each key's deny count, after the locks (so it
+ *    sees every commit before them): one statement, the function
+ *    lock_and_count of migration 012, whose plans the server keeps per
+ *    session. A decision whose key another transaction holds
+ *    (another process, another language, another group of this one) leaves
+ *    the group and runs alone: in a transaction of its own that waits for
+ *    the lock, after the decisions of its key that left before it (one
+ *    connection per waiting key). Only that key's decisions wait; the group
+ *    goes on.
  * 2. The record chain's lock; the group's records, sealed in group order
- *    after the chain's last entry by the statement that inserts them (each
- *    record's canonical members come from here, the database adds seq,
- *    prev_hash and the SHA-256 hash exactly as chain.ts does); the decision
- *    rows; COMMIT.
+ *    after the chain's last entry by the function that inserts them
+ *    (append_records, migration 012: each record's canonical members come
+ *    from here, the database adds seq, prev_hash and the SHA-256 hash
+ *    exactly as chain.ts does); the decision rows; COMMIT.
  *
  * The chain's lock is held only for the second round trip: other processes'
  * groups (and single units) wait for it only while a group writes. In one
@@ -41,9 +43,9 @@
  * is written, and its locks are released with the rollback.
  */
 import type { Pool, PoolClient } from "pg";
-import { GENESIS_HASH, type PreparedRecord } from "../records/chain.js";
+import type { PreparedRecord } from "../records/chain.js";
 import { countsForActor, type HistoryKey, type StoreUnit, type StoredDecision } from "../history/store.js";
-import { checkout, clientError, historyLockKey, lockSql, quoteIdent, recordsLockKey, releaseClient, tryLockSql } from "./connection.js";
+import { checkout, clientError, historyLockKey, quoteIdent, quoteLiteral, recordsLockKey, releaseClient } from "./connection.js";
 import {
   DECISION_WRITE_COLUMNS,
   decisionRowValues,
@@ -187,64 +189,34 @@ class Group {
 
 type SqlValue = string | number | boolean | null | readonly (string | null)[];
 
-const sqlValue = (client: PoolClient, v: SqlValue): string => {
+const sqlValue = (v: SqlValue): string => {
   if (v === null) return "NULL";
   if (typeof v === "boolean") return v ? "TRUE" : "FALSE";
   if (typeof v === "number") {
     if (!Number.isSafeInteger(v)) throw new Error(`not an integer: ${v}`);
     return String(v);
   }
-  if (typeof v === "string") return client.escapeLiteral(v);
+  if (typeof v === "string") return quoteLiteral(v);
   const texts: readonly (string | null)[] = v;
-  return texts.length === 0
-    ? "'{}'::text[]"
-    : `ARRAY[${texts.map((x) => (x === null ? "NULL" : client.escapeLiteral(x))).join(", ")}]::text[]`;
+  return texts.length === 0 ? "'{}'::text[]" : `ARRAY[${texts.map((x) => (x === null ? "NULL" : quoteLiteral(x))).join(", ")}]::text[]`;
 };
-
-/**
- * One statement that appends records to the chain where it ends (run with the
- * chain's lock held, so it sees the last committed entry): the arrays give,
- * per record in order, its canonical members before "hash", between "hash"
- * and "prev_hash", between "prev_hash" and "seq", after "seq" (see
- * PreparedRecord.parts), its type and decision id. Each record is sealed as
- * chain.ts seals it: seq one past the entry before, prev_hash that entry's
- * hash, hash = "sha256:" + hex SHA-256 of the UTF-8 canonical JSON without
- * the hash member.
- */
-function appendSql(records: string, arrays: readonly string[]): string {
-  const member = (name: string, value: string): string => `'"${name}":' || ${value}`;
-  const body = (hash: string | null): string =>
-    `'{' || array_to_string(ARRAY[x.a, ${hash === null ? "" : `${member("hash", `'"' || ${hash} || '"'`)}, `}x.b, ${member("prev_hash", `'"' || c.hash || '"'`)}, x.c, ${member("seq", "(c.seq + 1)::text")}, x.d], ',') || '}'`;
-  return `WITH RECURSIVE
-    x AS (SELECT * FROM unnest(${arrays.join(", ")}) WITH ORDINALITY AS t(a, b, c, d, type, decision_id, i)),
-    c(i, seq, prev_hash, hash, line, type, decision_id) AS (
-      SELECT 0::bigint, coalesce(l.seq, 0), NULL::text, coalesce(l.hash, '${GENESIS_HASH}'), NULL::text, NULL::text, NULL::text
-        FROM (SELECT NULL) AS one LEFT JOIN (SELECT seq, hash FROM ${records} ORDER BY seq DESC LIMIT 1) AS l ON true
-      UNION ALL
-      SELECT x.i, c.seq + 1, c.hash, h.hash, ${body("h.hash")}, x.type, x.decision_id
-        FROM c JOIN x ON x.i = c.i + 1
-        CROSS JOIN LATERAL (SELECT 'sha256:' || encode(sha256(convert_to(${body(null)}, 'UTF8')), 'hex') AS hash) AS h
-    )
-    INSERT INTO ${records} (seq, prev_hash, hash, type, decision_id, line)
-    SELECT seq, prev_hash, hash, type, decision_id, line FROM c WHERE i > 0 ORDER BY i`;
-}
 
 export class DecisionBatcher {
   readonly #pool: Pool;
   readonly #schema: string;
   readonly #decisions: string;
-  readonly #records: string;
-  readonly #nowSql: string;
+  readonly #lockAndCount: string;
+  readonly #appendRecords: string;
   /** The group taking members; starts once the group before it is over. */
   #forming: Group | undefined;
   #busy = false;
 
-  constructor(pool: Pool, schema: string, nowSql: string) {
+  constructor(pool: Pool, schema: string) {
     this.#pool = pool;
     this.#schema = schema;
     this.#decisions = `${quoteIdent(schema)}.decisions`;
-    this.#records = `${quoteIdent(schema)}.records`;
-    this.#nowSql = nowSql;
+    this.#lockAndCount = `${quoteIdent(schema)}.lock_and_count`;
+    this.#appendRecords = `${quoteIdent(schema)}.append_records`;
   }
 
   /**
@@ -365,29 +337,24 @@ export class DecisionBatcher {
     const lockKeys = new Map<string, string>();
     for (const [text, k] of keys) lockKeys.set(historyLockKey(this.#schema, k.actorId, k.tenantId), text);
     const sorted = [...lockKeys.keys()].sort();
-    const locks = sorted.map((k) => tryLockSql(client, k));
-    const rows = [...keys.values()].map(
-      (k, i) =>
-        `(${i}, ${client.escapeLiteral(k.actorId)}, ${client.escapeLiteral(k.tenantId)}, ${sqlValue(client, Math.floor(k.windowMs))}::bigint)`,
-    );
-    const text = [
-      "BEGIN",
-      ...locks,
-      `WITH n AS (SELECT ${this.#nowSql} AS now_ms)
-       SELECT n.now_ms, k.i, ${recentDeniesSql(this.#decisions, "k.actor_id", "k.tenant_id", "n.now_ms - k.window_ms")} AS n
-       FROM n, (VALUES ${rows.join(", ")}) AS k(i, actor_id, tenant_id, window_ms)`,
-    ].join("; ");
-    const results = (await client.query(text)) as unknown as { rows: { now_ms: string; i: number; n: string; got?: boolean }[] }[];
-    sorted.forEach((k, j) => {
-      if (results[1 + j]?.rows[0]?.got === true) group.held.add(lockKeys.get(k) as string);
-    });
+    const inOrder = sorted.map((k) => keys.get(lockKeys.get(k) as string) as BatchKey);
+    const list = (values: readonly string[]): string => sqlValue(values);
+    // The locks, then the clock and each held key's count (migration 012: one statement, a plan kept per session).
+    const text = `BEGIN; SELECT now_ms, i, got, n FROM ${this.#lockAndCount}(${list(sorted)}, ${list(inOrder.map((k) => k.actorId))}, ${list(
+      inOrder.map((k) => k.tenantId),
+    )}, ARRAY[${inOrder.map((k) => sqlValue(Math.floor(k.windowMs))).join(", ")}]::bigint[])`;
+    const results = (await client.query(text)) as unknown as { rows: { now_ms: string; i: string; got: boolean; n: string | null }[] }[];
     const counted = results.at(-1)?.rows ?? [];
     const first = counted[0];
     const nowMs = Number(first?.now_ms);
     if (first === undefined || !Number.isSafeInteger(nowMs)) throw new Error("the database did not tell its time");
     group.nowMs = nowMs;
-    const keyTexts = [...keys.keys()];
-    for (const row of counted) group.counts.set(keyTexts[Number(row.i)] as string, Number(row.n));
+    for (const row of counted) {
+      if (row.got !== true) continue;
+      const keyText = lockKeys.get(sorted[Number(row.i)] as string) as string;
+      group.held.add(keyText);
+      group.counts.set(keyText, Number(row.n));
+    }
   }
 
   async #write(client: PoolClient, group: Group): Promise<void> {
@@ -398,23 +365,24 @@ export class DecisionBatcher {
       .map(
         (m) =>
           `(${decisionRowValues(m.decision as StoredDecision)
-            .map((v) => sqlValue(client, v))
+            .map((v) => sqlValue(v))
             .join(", ")})`,
       );
     const statements: string[] = [];
     if (records.length > 0) {
-      const column = (values: readonly (string | null)[]): string => sqlValue(client, values);
+      const column = (values: readonly (string | null)[]): string => sqlValue(values);
       const part = (k: 0 | 1 | 2 | 3): string => column(records.map((r) => r.prepared.parts[k]));
+      // The chain's lock, then the records sealed after its last entry (migration 012, append_records).
       statements.push(
-        lockSql(client, recordsLockKey(this.#schema)),
-        appendSql(this.#records, [
+        `SELECT ${this.#appendRecords}(${[
+          quoteLiteral(recordsLockKey(this.#schema)),
           part(0),
           part(1),
           part(2),
           part(3),
           column(records.map((r) => r.type)),
           column(records.map((r) => r.decisionId)),
-        ]),
+        ].join(", ")})`,
       );
     }
     if (decisions.length > 0) {

@@ -272,6 +272,17 @@ export async function queryOnce<R extends object>(
 }
 
 /**
+ * `text` as an SQL string literal: the same text as pg's escapeLiteral
+ * (quotes doubled; with a backslash, backslashes doubled and the literal an
+ * E'' one, so it reads the same whatever standard_conforming_strings says),
+ * built with two native replacements instead of one concatenation per
+ * character (~12 µs and a rope of garbage per record-sized string there).
+ */
+export function quoteLiteral(text: string): string {
+  return text.includes("\\") ? ` E'${text.replaceAll("\\", "\\\\").replaceAll("'", "''")}'` : `'${text.replaceAll("'", "''")}'`;
+}
+
+/**
  * Take a transaction-scoped advisory lock: one 64-bit key per purpose and
  * schema (and history key), hashed by the server. As SQL text (the key an
  * escaped literal) so it can share a round trip with the statement before
@@ -280,11 +291,6 @@ export async function queryOnce<R extends object>(
  */
 export function lockSql(client: { escapeLiteral(text: string): string }, key: string): string {
   return `SELECT pg_advisory_xact_lock(hashtextextended(${client.escapeLiteral(key)}, 0))`;
-}
-
-/** Takes `key`'s transaction lock if nobody else holds it, without waiting: the statement answers `got` (true when taken). */
-export function tryLockSql(client: { escapeLiteral(text: string): string }, key: string): string {
-  return `SELECT pg_try_advisory_xact_lock(hashtextextended(${client.escapeLiteral(key)}, 0)) AS got`;
 }
 
 export function historyLockKey(schema: string, actorId: string, tenantId: string): string {

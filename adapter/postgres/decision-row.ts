@@ -62,7 +62,8 @@ export function decisionRowValues(d: StoredDecision): (string | number | boolean
  * The SQL expression counting an (actor, tenant)'s recent denies: its denies
  * at or after `since`, and the rejections answered since then, of the
  * decisions that count (docs/contract.md §3; an amended call never counts).
- * The arguments are SQL expressions (parameters or columns).
+ * The arguments are SQL expressions (parameters or columns). A group's
+ * counts come from lock_and_count (migration 012), which counts the same.
  */
 export function recentDeniesSql(decisions: string, actor: string, tenant: string, since: string): string {
   const key = `actor_id = ${actor} AND tenant_id = ${tenant} AND counts_towards_escalation`;

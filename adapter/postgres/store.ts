@@ -198,7 +198,7 @@ export class PostgresStore implements VetoStore {
     this.schema = schema;
     this.#sql = new Statements(schema);
     this.#log = log;
-    this.#batcher = new DecisionBatcher(pool, schema, DB_NOW_MS);
+    this.#batcher = new DecisionBatcher(pool, schema);
   }
 
   /**
