@@ -17,6 +17,8 @@
  * (test/policy/data-pieces.test.ts dumps both and compares them).
  */
 
+import { jsonStringEnd } from "./data.js";
+
 /** The module's exports this needs (OPA's WASM ABI 1.x, all exported by every OPA-built module). */
 export interface DataExports {
   readonly opa_malloc: (size: number) => number;
@@ -43,7 +45,6 @@ const CLOSE_BRACE = 0x7d;
 const OPEN_BRACKET = 0x5b;
 const CLOSE_BRACKET = 0x5d;
 const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
 const COLON = 0x3a;
 const COMMA = 0x2c;
 
@@ -311,7 +312,7 @@ class PieceLoader {
 
   /** The index just past the string starting (with its quote) at `start`. */
   #stringEnd(start: number): number {
-    const end = stringEnd(this.#text, start);
+    const end = jsonStringEnd(this.#text, start);
     if (end < 0) throw new Error(`the data document's text ends inside a string at byte ${start}`);
     return end;
   }
@@ -353,11 +354,9 @@ function containerEnd(text: string, start: number, limit: number): number {
   for (let i = start; i < limit; i++) {
     const c = text.charCodeAt(i);
     if (c === QUOTE) {
-      for (i++; i < limit; i++) {
-        const d = text.charCodeAt(i);
-        if (d === BACKSLASH) i++;
-        else if (d === QUOTE) break;
-      }
+      const end = jsonStringEnd(text, i);
+      if (end < 0 || end > limit) return -1;
+      i = end - 1;
     } else if (c === OPEN_BRACE || c === OPEN_BRACKET) {
       depth++;
     } else if ((c === CLOSE_BRACE || c === CLOSE_BRACKET) && --depth === 0) {
@@ -369,15 +368,6 @@ function containerEnd(text: string, start: number, limit: number): number {
 
 const EMPTY_OBJECT = new Uint8Array([OPEN_BRACE, CLOSE_BRACE]);
 
-/** The index just past the string starting (with its quote) at `start`; -1 when the text ends first. */
-function stringEnd(text: string, start: number): number {
-  for (let i = start + 1; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c === BACKSLASH) i++;
-    else if (c === QUOTE) return i + 1;
-  }
-  return -1;
-}
 
 /**
  * The module's value types and number representations (OPA's wasm/src/value.h),
