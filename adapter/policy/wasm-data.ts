@@ -386,8 +386,8 @@ const SHARED_INDEXES = 256;
 /** Strings of at most this many bytes have their text moved into a text block; the size of those blocks. */
 const SHORT_TEXT = 64;
 const TEXT_BLOCK = 64 * 1024;
-/** At most this many distinct member names and distinct numbers are shared (a document of unique values gains nothing). */
-const SHARED_VALUES = 4096;
+/** At most this many distinct member names and numbers, together, are shared (a document of unique values gains nothing). */
+const SHARED_VALUES = 8192;
 
 /**
  * Shares, between the pieces of a large document, the values the module's
@@ -624,7 +624,8 @@ class Compactor {
     const chars = this.#view.getUint32(name + 8, true);
     const length = this.#view.getUint32(name + 4, true);
     const shared = this.#find(this.#names, chars, length, name);
-    // The first of its kind is shared from now on: the module must never free it.
+    // The first of its kind (or one the table had no room for) is marked
+    // interned: shared from now on, the module must never free it.
     if (shared === name) this.#bytes[name] = OPA_STRING_INTERNED;
     return shared;
   }
@@ -639,8 +640,7 @@ class Compactor {
   /**
    * The shared value whose text is the `length` bytes at `chars`; `value`
    * itself when there is none yet, which is then shared, unless
-   * SHARED_VALUES are (then `value` is returned unshared, and the caller
-   * cannot tell: it changes nothing for it either way).
+   * SHARED_VALUES are (then `value` is returned and not remembered).
    */
   #find(table: Map<number, number[]>, chars: number, length: number, value: number): number {
     const b = this.#bytes;
@@ -657,7 +657,7 @@ class Compactor {
         if (i === length) return entries[e]!;
       }
     }
-    if (this.#shared >= 2 * SHARED_VALUES) return value;
+    if (this.#shared >= SHARED_VALUES) return value;
     this.#shared++;
     if (entries === undefined) table.set(hash, [value, chars, length]);
     else entries.push(value, chars, length);
