@@ -11,7 +11,7 @@ import { DECISION_ENTRYPOINT, DERIVED_ENTRYPOINT, VISIBLE_ENTRYPOINT } from "./b
 import { policyAnswerSchema, sealAnswer, visibilitySchema, type PolicyAnswer, type Visibility } from "../common/decision.js";
 import { BundleLoadError, toError } from "../common/errors.js";
 import { DataText } from "./data.js";
-import { PIECE_BYTES, dataExports, loadDataPieces } from "./wasm-data.js";
+import { PIECE_BYTES, dataExports, loadDataPieces, type CompactOptions } from "./wasm-data.js";
 
 type LoadedPolicy = Awaited<ReturnType<typeof loadPolicy>>;
 
@@ -482,6 +482,12 @@ export function storeDerived(policy: LoadedPolicy): boolean {
 /** The configured lists derived.rego's "from" holds. */
 const SHARED_SOURCES = ["sensitive_fields", "amount_fields", "blocked_destinations"] as const;
 
+/**
+ * What storeDerived removes or replaces in the loaded document (the module
+ * then frees it, with everything in it): loadDataPieces shares nothing with them.
+ */
+const REPLACED_AFTER_LOAD: readonly (readonly string[])[] = [["veto", "derived"], ...SHARED_SOURCES.map((key) => ["veto", "config", key])];
+
 /** A string, or an array or object of nothing but strings, arrays and objects (what JSON.parse gives back unchanged). */
 function onlyText(value: unknown, depth = 0): boolean {
   if (typeof value === "string") return true;
@@ -496,11 +502,13 @@ function onlyText(value: unknown, depth = 0): boolean {
  * buffer (wasm-data.ts), so the memory holds the parsed tree and not the
  * text beside it (the module's memory never shrinks: for 100,000 tenants the
  * text's 14 MB would stay resident). Records the parsed value's address and
- * the heap past it, as the SDK's setData does. `pieceBytes` at Infinity
- * parses the text whole (the same tree; tests compare the two). When the SDK
- * is not as expected (another version), setData is used.
+ * the heap past it, as the SDK's setData does. The values repeated between
+ * the pieces are shared (wasm-data.ts, Compactor), except in what
+ * storeDerived replaces. `pieceBytes` at Infinity parses the text whole, and
+ * `options.compact` false shares nothing (the same tree; tests compare them).
+ * When the SDK is not as expected (another version), setData is used.
  */
-export function setDataText(policy: LoadedPolicy, data: DataText, pieceBytes = PIECE_BYTES): void {
+export function setDataText(policy: LoadedPolicy, data: DataText, pieceBytes = PIECE_BYTES, options: CompactOptions = {}): void {
   const p = policy as unknown as {
     mem?: unknown;
     baseHeapPtr?: unknown;
@@ -510,22 +518,19 @@ export function setDataText(policy: LoadedPolicy, data: DataText, pieceBytes = P
   };
   const exports = p.wasmInstance?.exports ?? {};
   const pieces = dataExports(exports);
-  const { opa_heap_ptr_set: heapPtrSet, opa_heap_ptr_get: heapPtrGet } = exports;
   if (
     !(p.mem instanceof WebAssembly.Memory) ||
     typeof p.baseHeapPtr !== "number" ||
     typeof p.dataAddr !== "number" ||
     typeof p.dataHeapPtr !== "number" ||
-    pieces === undefined ||
-    typeof heapPtrSet !== "function" ||
-    typeof heapPtrGet !== "function"
+    pieces === undefined
   ) {
     policy.setData(data.toArrayBuffer());
     return;
   }
-  (heapPtrSet as (address: number) => void)(p.baseHeapPtr);
-  p.dataAddr = loadDataPieces(pieces, p.mem, data.toText(), pieceBytes);
-  p.dataHeapPtr = (heapPtrGet as () => number)();
+  pieces.opa_heap_ptr_set(p.baseHeapPtr);
+  p.dataAddr = loadDataPieces(pieces, p.mem, data.toText(), pieceBytes, { replaced: REPLACED_AFTER_LOAD, ...options });
+  p.dataHeapPtr = pieces.opa_heap_ptr_get();
 }
 
 /** At most this many distinct answers are kept per evaluator (each is a few hundred bytes). */

@@ -10,7 +10,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { createVeto } from "../../adapter/index.js";
 import { loadBundle } from "../../adapter/policy/bundle.js";
-import { DataText, MAX_DATA_DEPTH, jsonNestsDeeperThan, nestsDeeperThan, readPolicyData } from "../../adapter/policy/data.js";
+import { DataText, MAX_DATA_DEPTH, jsonNestsDeeperThan, jsonStringEnd, nestsDeeperThan, readPolicyData } from "../../adapter/policy/data.js";
 import { PolicyEvaluator } from "../../adapter/policy/evaluator.js";
 import { BundleLoadError } from "../../adapter/common/errors.js";
 import { bundleData, captureLogger, requireBundle, write } from "../helpers/index.js";
@@ -52,6 +52,28 @@ describe("the depth limit, read from the text", () => {
         expect(jsonNestsDeeperThan(JSON.stringify(withText), max)).toBe(nestsDeeperThan(withText, max));
       }),
       { seed: SEED, numRuns: 2000 },
+    );
+  });
+
+  it(`jsonStringEnd finds the quote a character-by-character scan finds, on any text (seed ${SEED})`, () => {
+    /** The scan it replaces: a backslash skips the character after it. */
+    const scanned = (text: string, start: number): number => {
+      for (let i = start + 1; i < text.length; i++) {
+        const c = text.charCodeAt(i);
+        if (c === 0x5c) i++;
+        else if (c === 0x22) return i + 1;
+      }
+      return -1;
+    };
+    const text = fc.array(fc.constantFrom('"', "\\", "a", "{", "]", "é"), { maxLength: 24 }).map((parts) => parts.join(""));
+    fc.assert(
+      fc.property(text, fc.nat(), (body, at) => {
+        const quoted = `x"${body}`;
+        const starts = [...quoted].flatMap((c, i) => (c === '"' ? [i] : []));
+        const start = starts[at % starts.length]!;
+        expect(jsonStringEnd(quoted, start)).toBe(scanned(quoted, start));
+      }),
+      { seed: SEED, numRuns: 3000 },
     );
   });
 

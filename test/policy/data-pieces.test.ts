@@ -11,7 +11,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { BundleLoadError } from "../../adapter/common/errors.js";
 import { loadBundle, type LoadedBundle } from "../../adapter/policy/bundle.js";
 import { DataText, readPolicyData } from "../../adapter/policy/data.js";
-import { PolicyEvaluator, setDataText } from "../../adapter/policy/evaluator.js";
+import { PolicyEvaluator, setDataText, storeDerived } from "../../adapter/policy/evaluator.js";
 import { PIECE_BYTES } from "../../adapter/policy/wasm-data.js";
 import { bundleData, read, requireBundle, write } from "../helpers/index.js";
 import { seededRandom } from "../helpers/generate-calls.js";
@@ -51,9 +51,18 @@ async function loadedWhole(text: string): Promise<Policy> {
   return policy;
 }
 
-async function loadedInPieces(text: string, pieceBytes: number): Promise<Policy> {
+/** The document loaded in pieces, sharing repeated values between them unless `compact` is false. */
+async function loadedInPieces(text: string, pieceBytes: number, compact = true): Promise<Policy> {
+  const policy = await loadPolicy(module);
+  setDataText(policy, new DataText(text), pieceBytes, { compact });
+  return policy;
+}
+
+/** As the evaluator loads a document: in pieces (or whole), then the derived values stored. */
+async function loadedForDecisions(text: string, pieceBytes: number): Promise<Policy> {
   const policy = await loadPolicy(module);
   setDataText(policy, new DataText(text), pieceBytes);
+  expect(storeDerived(policy)).toBe(true);
   return policy;
 }
 
@@ -124,29 +133,74 @@ describe("the data document loaded in pieces", () => {
   it(`holds the same tree for arbitrary JSON documents, split at any size (seed ${SEED})`, async () => {
     const member = fc.oneof(fc.string({ unit: "binary", maxLength: 6 }), fc.constantFrom("", "__proto__", "a\"b", "\\", "ü", "\u{1F600}"));
     const document = fc.dictionary(member, fc.jsonValue({ maxDepth: 4 }), { maxKeys: 8 });
+    // Members repeated (the last one wins), here and there in the document.
+    const repeated = fc.array(fc.tuple(member, fc.jsonValue({ maxDepth: 3 })), { maxLength: 3 });
     await fc.assert(
-      fc.asyncProperty(document, fc.integer({ min: 2, max: 200 }), fc.boolean(), async (doc, pieceBytes, spaced) => {
-        const text = JSON.stringify(doc, null, spaced ? 1 : undefined);
-        expect(dump(await loadedInPieces(text, pieceBytes))).toBe(dump(await loadedWhole(text)));
+      fc.asyncProperty(document, repeated, fc.integer({ min: 2, max: 200 }), fc.boolean(), async (doc, again, pieceBytes, spaced) => {
+        let text = JSON.stringify(doc, null, spaced ? 1 : undefined);
+        for (const [name, value] of again) {
+          const names = Object.keys(doc);
+          const target = names.length > 0 && value !== null ? names[name.length % names.length]! : name;
+          text = text === "{}" ? `{${JSON.stringify(target)}:${JSON.stringify(value)}}` : `${text.slice(0, -1)},${JSON.stringify(target)}:${JSON.stringify(value)}}`;
+        }
+        const expected = dump(await loadedWhole(text));
+        expect(dump(await loadedInPieces(text, pieceBytes))).toBe(expected);
+        expect(dump(await loadedInPieces(text, pieceBytes, false))).toBe(expected);
       }),
       { seed: SEED, numRuns: 300 },
     );
   });
 
-  it("does not keep the text in the module's memory: the heap past the tree is at most one scratch buffer", async () => {
+  it("does not keep the text in the module's memory, and shares what repeats: the heap holds the tree, or less, and one scratch buffer", async () => {
     const data = withTenants(20_000, SEED);
     // Without the long array: the scratch buffer would grow to hold it.
     delete data.veto.config["reference_hosts"];
     const text = JSON.stringify(data);
     const whole = state(await loadedWhole(text));
-    const pieces = state(await loadedInPieces(text, PIECE_BYTES));
+    const pieces = state(await loadedInPieces(text, PIECE_BYTES, false));
+    const shared = state(await loadedInPieces(text, PIECE_BYTES));
     const wholeBytes = whole.dataHeapPtr - whole.baseHeapPtr;
     const piecesBytes = pieces.dataHeapPtr - pieces.baseHeapPtr;
+    const sharedBytes = shared.dataHeapPtr - shared.baseHeapPtr;
     const textBytes = Buffer.byteLength(text);
     expect(textBytes).toBeGreaterThan(2 * 1024 * 1024);
     // The whole load holds the text and the tree; the pieces hold the tree and a scratch buffer of at most a piece.
     expect(piecesBytes).toBeLessThanOrEqual(wholeBytes - textBytes + PIECE_BYTES);
     expect(piecesBytes).toBeGreaterThan(wholeBytes - textBytes - PIECE_BYTES);
+    // Shared member names, numbers and array indexes, arrays' storage trimmed, short texts packed: under half the tree.
+    expect(sharedBytes).toBeLessThan((wholeBytes - textBytes) / 2);
+  });
+
+  it(`keeps the shared tree whole through what storeDerived replaces, repeated member names and many evaluations (seed ${SEED})`, async () => {
+    const next = random(SEED ^ 0x5a5a);
+    for (let round = 0; round < 4; round++) {
+      const data = withTenants(500 + Math.floor(next() * 1500), Math.floor(next() * 2 ** 31));
+      const config = data.veto.config;
+      // What storeDerived removes and replaces holds the same names, numbers and arrays as the tenants do.
+      const tenants = config["tenants"] as Record<string, Record<string, unknown>>;
+      const some = Object.values(tenants).slice(0, 50);
+      (data.veto as Record<string, unknown>)["derived"] = { from: { approvers: some.map((t) => t["approvers"]), max_amount: 250_000 }, stale: some };
+      config["sensitive_fields"] = { ...(config["sensitive_fields"] as object), approvers: ["approvers", "max_amount"], max_amount: [] };
+      config["amount_fields"] = ["amount", "max_amount", "approval_threshold"];
+      let text = JSON.stringify(data);
+      if (round % 2 === 1) {
+        // A tenant named twice in the large object, the second one winning (as the module's parser decides).
+        const [name, value] = Object.entries(tenants)[Math.floor(next() * 400)]!;
+        const again = JSON.stringify({ ...value, max_amount: 1, approvers: ["user:again@example.com"] });
+        text = `${text.slice(0, -3)},${JSON.stringify(name)}:${again}}}}`;
+      }
+      const pieceBytes = [PIECE_BYTES, 4096, 300][round % 3]!;
+      const expected = await loadedForDecisions(text, Infinity);
+      const policy = await loadedForDecisions(text, pieceBytes);
+      const dumped = dump(policy);
+      expect(dumped).toBe(dump(expected));
+      const names = Object.keys(tenants);
+      const inputs = calls(names, 400, Math.floor(next() * 2 ** 31));
+      const answers = inputs.map((input) => policy.evaluate(new TextEncoder().encode(input).buffer, "veto/crm/decision"));
+      expect(answers).toEqual(inputs.map((input) => expected.evaluate(new TextEncoder().encode(input).buffer, "veto/crm/decision")));
+      // Evaluations leave the tree as it was.
+      expect(dump(policy)).toBe(dumped);
+    }
   });
 
   it("fails the load when a piece is not JSON the module accepts: create() throws BundleLoadError, a fresh evaluator is not made", async () => {
