@@ -145,7 +145,7 @@ describe("the shared data tree", () => {
   const { value } = fc.letrec((tie) => ({
     value: fc.oneof({ depthSize: "small" }, numberText, stringText, fc.constantFrom("true", "false", "null", "[]", "{}"), tie("array"), tie("object")),
     array: fc.oneof(fc.array(tie("value"), { maxLength: 6 }), fc.array(numberText, { minLength: 250, maxLength: 300 })).map((xs) => `[${xs.join(",")}]`),
-    object: fc.array(fc.tuple(nameText, tie("value")), { maxLength: 6 }).map((ms) => `{${ms.map(([k, v]) => `${k}:${v}`).join(",")}}`),
+    object: fc.array(fc.tuple(nameText, tie("value")), { maxLength: 6 }).map((ms) => `{${ms.map(([k, v]) => `${k}:${String(v)}`).join(",")}}`),
   }));
 
   it(`holds and answers as the whole text does for documents the probe does not anticipate (seed ${SEED})`, async () => {
