@@ -182,6 +182,33 @@ describe("the shared data tree", () => {
     expect(dump(shared)).toBe(expected);
   });
 
+  it("keeps the tree whole when what storeDerived replaces is itself split and holds the tenants' names and numbers", async () => {
+    const module = await WebAssembly.compile(new Uint8Array(bundle.wasm));
+    for (const pieceBytes of [undefined, 300]) {
+      const data = dataWithTenants(bundleData(), 5000) as { veto: { config: Record<string, Record<string, unknown>>; derived?: unknown } };
+      const tenants = Object.values(data.veto.config["tenants"]!);
+      // Larger than a piece: split, with shared values around it but none in it.
+      data.veto.derived = { from: { sensitive_fields: tenants.slice(0, 2000) }, stale: tenants.slice(0, 3000), big: { ...data.veto.config["tenants"] } };
+      const fields = data.veto.config["sensitive_fields"]!;
+      for (let i = 0; i < 300; i++) fields[`obj${i}`] = ["approvers", "max_amount", `f${i % 50}`];
+      (data.veto.config as Record<string, unknown>)["amount_fields"] = Array.from({ length: 300 }, (_, i) => (i % 2 ? "max_amount" : `amount_${i % 40}`));
+      const text = JSON.stringify(data);
+      const shared = await loadPolicy(module);
+      setDataText(shared, new DataText(text), pieceBytes);
+      expect(storeDerived(shared)).toBe(true);
+      const plain = await loadPolicy(module);
+      setDataText(plain, new DataText(text), Infinity, { compact: false });
+      expect(storeDerived(plain)).toBe(true);
+      const loadedTree = dump(plain);
+      expect(dump(shared)).toBe(loadedTree);
+      for (const entry of buildMix(data, { seed: SEED, count: 300 }) as unknown[]) {
+        const input = policyInput(entry) as Record<string, unknown>;
+        expect(JSON.stringify(shared.evaluate(input, "veto/crm/decision"))).toBe(JSON.stringify(plain.evaluate(input, "veto/crm/decision")));
+      }
+      expect(dump(shared)).toBe(loadedTree);
+    }
+  });
+
   it(`gives the bundle's answers for thousands of varied calls as the unshared tree does, through input the module refuses (seed ${SEED})`, async () => {
     const module = await WebAssembly.compile(new Uint8Array(bundle.wasm));
     const data = dataWithTenants(bundleData(), 20_000) as object;
