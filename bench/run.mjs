@@ -411,10 +411,10 @@ for (const [name, r] of Object.entries(results)) {
   if (r.error !== undefined) lines.push(`${pad(name, 28)}  error: ${r.error}`);
   else if (r.cpu_p50_us !== undefined)
     lines.push(`${pad(name, 28)}${lpad(r.cpu_p50_us, 10)}${lpad(r.cpu_p99_us, 10)}  (CPU time; wall ${r.wall_p50_us} / ${r.wall_p99_us})`);
-  else if (r.slow_intervals_on_tick_grid_pct !== undefined)
+  else if (r.slow_in_one_twentieth_of_the_tick_pct !== undefined)
     lines.push(
       `${pad(name, 28)}${lpad(r.wall_p50_us, 10)}${lpad(r.wall_p99_us, 10)}  (${r.calls_over_2x_their_verdicts_p50_pct}% of calls over 2 x their verdict's p50; ` +
-        `${r.slow_intervals_on_tick_grid_pct}% of their spacings on the ${r.tick_period_ms} ms tick, ${r.on_grid_pct_if_random}% by chance)`,
+        `${r.slow_in_one_twentieth_of_the_tick_pct}% of them in one twentieth of the ${r.tick_period_ms} ms tick, ${r.if_random_pct}% by chance)`,
     );
   else if (r.bytes_per_call !== undefined && r.p50_us === undefined)
     lines.push(`${pad(name, 28)}  ${r.bytes_per_call} bytes/call (before: ${r.before_bytes_per_call})`);
