@@ -353,6 +353,23 @@ export async function approvalApi(bundle, mix, connectionString, opts = {}) {
 // ---------------------------------------------------------------------------
 
 /**
+ * The fsync floor's operation on a file of its own in `dir`: append a line of
+ * `lineBytes` with write(2), then fdatasync(2) on libuv's thread pool.
+ */
+async function syncFloor(dir, lineBytes) {
+  const { openSync, writeSync, fdatasync, closeSync } = await import("node:fs");
+  const line = Buffer.from(`${"x".repeat(lineBytes - 1)}\n`);
+  const fd = openSync(join(dir, "floor.log"), "a");
+  return {
+    op: () => {
+      writeSync(fd, line);
+      return new Promise((resolve, reject) => fdatasync(fd, (error) => (error ? reject(error) : resolve())));
+    },
+    close: () => closeSync(fd),
+  };
+}
+
+/**
  * protect_durable_c1 and fsync_floor in one run, on one file system (the same
  * temporary folder), interleaved in blocks of `block` operations: on a shared
  * disk a burst of another process's I/O then lands in both, not in one, and
@@ -361,7 +378,6 @@ export async function approvalApi(bundle, mix, connectionString, opts = {}) {
  * the event loop: the cheapest way a server may sync without stopping).
  */
 export async function durableAndFloor(bundle, mix, { minMs = 6000, block = 1, warmupOps = 300 } = {}) {
-  const { openSync, writeSync, fdatasync, closeSync } = await import("node:fs");
   const dir = mkdtempSync(join(tmpdir(), "veto-bench-"));
   try {
     const log = await openFileLog(join(dir, "decisions.log"));
@@ -370,12 +386,8 @@ export async function durableAndFloor(bundle, mix, { minMs = 6000, block = 1, wa
     let i = 0;
     for (let w = 0; w < warmupOps; w++) await veto.protect(calls[i++ % calls.length]);
     const lineBytes = Math.round(log.stats.bytes / Math.max(1, log.stats.records));
-    const line = Buffer.from(`${"x".repeat(lineBytes - 1)}\n`);
-    const fd = openSync(join(dir, "floor.log"), "a");
-    const floorOp = () => {
-      writeSync(fd, line);
-      return new Promise((resolve, reject) => fdatasync(fd, (error) => (error ? reject(error) : resolve())));
-    };
+    const floor = await syncFloor(dir, lineBytes);
+    const floorOp = floor.op;
     for (let w = 0; w < warmupOps; w++) await floorOp();
     const cap = 400_000;
     const a = new Float64Array(cap);
@@ -404,7 +416,7 @@ export async function durableAndFloor(bundle, mix, { minMs = 6000, block = 1, wa
     await veto.close();
     const stats = log.stats;
     await log.close();
-    closeSync(fd);
+    floor.close();
     return {
       protect_durable_c1: { ...summarize(a, na, ta), records_per_fdatasync: round(stats.records / Math.max(1, stats.dataSyncs), 1) },
       fsync_floor: { ...summarize(b, nb, tb), line_bytes: lineBytes },
@@ -426,17 +438,12 @@ export async function durableAndFloor(bundle, mix, { minMs = 6000, block = 1, wa
  * "protect_durable_c1 against fsync_floor".
  */
 export async function protectAfterSync(bundle, mix, { minMs = 4000, block = 10, warmupOps = 300, lineBytes = 1386 } = {}) {
-  const { openSync, writeSync, fdatasync, closeSync } = await import("node:fs");
   const dir = mkdtempSync(join(tmpdir(), "veto-bench-"));
   try {
     const veto = await createVeto({ bundle, logger: silent, recordSink: new RingSink(), clock: steppingClock() });
     const calls = mix.map((e) => e.call);
-    const line = Buffer.from(`${"x".repeat(lineBytes - 1)}\n`);
-    const fd = openSync(join(dir, "floor.log"), "a");
-    const floorOp = () => {
-      writeSync(fd, line);
-      return new Promise((resolve, reject) => fdatasync(fd, (error) => (error ? reject(error) : resolve())));
-    };
+    const floor = await syncFloor(dir, lineBytes);
+    const floorOp = floor.op;
     let i = 0;
     for (let w = 0; w < warmupOps; w++) {
       await floorOp();
@@ -470,7 +477,7 @@ export async function protectAfterSync(bundle, mix, { minMs = 4000, block = 10, 
       }
     }
     await veto.close();
-    closeSync(fd);
+    floor.close();
     const after = summarize(cold, nc, tc);
     const backToBack = summarize(hot, nh, th);
     return {
