@@ -504,6 +504,13 @@ function withText<T extends object>(value: T): T {
   return value;
 }
 
+/** Per bundle version: its version frozen as decisions hold it, and the records' `bundles` member. */
+interface BundleShared {
+  readonly of: BundleVersion;
+  readonly frozen: BundleVersion;
+  readonly bundles: DecisionEventRecord["bundles"];
+}
+
 /** The result of every record whose decision got the same sealed answer: made once, shared. */
 const sealedResults = new WeakMap<PolicyAnswer, DecisionEventRecord["result"]>();
 
@@ -634,10 +641,12 @@ class VetoInstance implements Veto {
   readonly #desk: ApprovalDesk;
   /** For a sink that cannot be read back: the records an approval check reads, as this process wrote them. */
   readonly #written: WrittenRecords | undefined;
-  /** The bundle version of the last decision, frozen as decisions hold it. */
-  #frozenBundle: { readonly of: BundleVersion; readonly frozen: BundleVersion } | undefined;
-  /** The `bundles` member of the last decision's record, shared by the records of that bundle (withText). */
-  #recordBundles: { readonly of: BundleVersion; readonly bundles: DecisionEventRecord["bundles"] } | undefined;
+  /**
+   * What the decisions and records of the last decision's bundle share: its
+   * version frozen as decisions hold it, and the records' `bundles` member
+   * (withText). Made once per bundle version.
+   */
+  #bundleShared: BundleShared | undefined;
   #closed = false;
   readonly #shadow: ShadowPolicy | undefined;
   /**
@@ -1055,7 +1064,7 @@ class VetoInstance implements Veto {
       decision_id: decision.id,
       timestamp: decision.timestamp,
       path: DECISION_ENTRYPOINT,
-      bundles: this.#bundlesOf(policy.version),
+      bundles: this.#sharedOf(policy.version).bundles,
       tool: who.tool ?? null,
       actor_id: who.actorId ?? null,
       tenant_id: who.tenantId ?? null,
@@ -1085,14 +1094,18 @@ class VetoInstance implements Veto {
     return record;
   }
 
-  /** The records' `bundles` for `version` (the bundle in force: one object for all its records). */
-  #bundlesOf(version: BundleVersion): DecisionEventRecord["bundles"] {
-    let cached = this.#recordBundles;
-    if (cached?.of !== version) {
-      cached = { of: version, bundles: withText({ [RECORD_BUNDLE_NAME]: version }) };
-      this.#recordBundles = cached;
+  /** What the decisions and records of bundle `version` share (one set per bundle in force). */
+  #sharedOf(version: BundleVersion): BundleShared {
+    let shared = this.#bundleShared;
+    if (shared?.of !== version) {
+      shared = {
+        of: version,
+        frozen: Object.freeze({ revision: version.revision, hash: version.hash }),
+        bundles: withText({ [RECORD_BUNDLE_NAME]: version }),
+      };
+      this.#bundleShared = shared;
     }
-    return cached.bundles;
+    return shared;
   }
 
   /** What the store keeps of the decision: the deny history, and the pending approval with what its reviewer sees. */
@@ -1296,11 +1309,6 @@ class VetoInstance implements Veto {
     // a sealed answer's reasons and approvers already are, and are shared by
     // every decision that gets that answer; the bundle's version likewise.
     const sealed = isSealedAnswer(answer);
-    let frozenBundle = this.#frozenBundle;
-    if (frozenBundle?.of !== bundle) {
-      frozenBundle = { of: bundle, frozen: Object.freeze({ revision: bundle.revision, hash: bundle.hash }) };
-      this.#frozenBundle = frozenBundle;
-    }
     return Object.freeze({
       id,
       action: answer.action,
@@ -1308,7 +1316,7 @@ class VetoInstance implements Veto {
       reason: answer.reasons[0]?.message ?? "",
       reasons: sealed ? answer.reasons : Object.freeze(answer.reasons.map((r) => Object.freeze({ code: r.code, message: r.message }))),
       approvers: sealed ? answer.approvers : Object.freeze([...answer.approvers]),
-      bundle: frozenBundle.frozen,
+      bundle: this.#sharedOf(bundle).frozen,
       timestamp: new Date(nowMs).toISOString(),
     });
   }

@@ -338,9 +338,8 @@ export class DecisionBatcher {
     for (const [text, k] of keys) lockKeys.set(historyLockKey(this.#schema, k.actorId, k.tenantId), text);
     const sorted = [...lockKeys.keys()].sort();
     const inOrder = sorted.map((k) => keys.get(lockKeys.get(k) as string) as BatchKey);
-    const list = (values: readonly string[]): string => sqlValue(values);
     // The locks, then the clock and each held key's count (migration 012: one statement, a plan kept per session).
-    const text = `BEGIN; SELECT now_ms, i, got, n FROM ${this.#lockAndCount}(${list(sorted)}, ${list(inOrder.map((k) => k.actorId))}, ${list(
+    const text = `BEGIN; SELECT now_ms, i, got, n FROM ${this.#lockAndCount}(${sqlValue(sorted)}, ${sqlValue(inOrder.map((k) => k.actorId))}, ${sqlValue(
       inOrder.map((k) => k.tenantId),
     )}, ARRAY[${inOrder.map((k) => sqlValue(Math.floor(k.windowMs))).join(", ")}]::bigint[])`;
     const results = (await client.query(text)) as unknown as { rows: { now_ms: string; i: string; got: boolean; n: string | null }[] }[];
@@ -370,8 +369,7 @@ export class DecisionBatcher {
       );
     const statements: string[] = [];
     if (records.length > 0) {
-      const column = (values: readonly (string | null)[]): string => sqlValue(values);
-      const part = (k: 0 | 1 | 2 | 3): string => column(records.map((r) => r.prepared.parts[k]));
+      const part = (k: 0 | 1 | 2 | 3): string => sqlValue(records.map((r) => r.prepared.parts[k]));
       // The chain's lock, then the records sealed after its last entry (migration 012, append_records).
       statements.push(
         `SELECT ${this.#appendRecords}(${[
@@ -380,8 +378,8 @@ export class DecisionBatcher {
           part(1),
           part(2),
           part(3),
-          column(records.map((r) => r.type)),
-          column(records.map((r) => r.decisionId)),
+          sqlValue(records.map((r) => r.type)),
+          sqlValue(records.map((r) => r.decisionId)),
         ].join(", ")})`,
       );
     }

@@ -289,8 +289,8 @@ export function quoteLiteral(text: string): string {
  * it in one simple query; each statement still gets its own snapshot, so
  * the statements after the lock see every commit made before it was granted.
  */
-export function lockSql(client: { escapeLiteral(text: string): string }, key: string): string {
-  return `SELECT pg_advisory_xact_lock(hashtextextended(${client.escapeLiteral(key)}, 0))`;
+export function lockSql(key: string): string {
+  return `SELECT pg_advisory_xact_lock(hashtextextended(${quoteLiteral(key)}, 0))`;
 }
 
 export function historyLockKey(schema: string, actorId: string, tenantId: string): string {

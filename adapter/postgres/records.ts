@@ -137,7 +137,7 @@ async function appendRecord(
   // One round trip: the chain lock, then (a new snapshot) the last entry and, when signing, the last checkpoint.
   const lastCheckpoint = signing === undefined ? "" : `; SELECT max(seq) AS seq FROM ${table} WHERE type = 'checkpoint'`;
   const results = (await client.query(
-    `${lockSql(client, recordsLockKey(schema))}; SELECT seq, hash FROM ${table} ORDER BY seq DESC LIMIT 1${lastCheckpoint}`,
+    `${lockSql(recordsLockKey(schema))}; SELECT seq, hash FROM ${table} ORDER BY seq DESC LIMIT 1${lastCheckpoint}`,
   )) as unknown as { rows: { seq: string | null; hash?: string }[] }[];
   const last = results[1]?.rows[0];
   const prevHash = last?.hash ?? GENESIS_HASH;
@@ -307,7 +307,7 @@ export class PostgresRecordSink implements TransactionalRecordSink {
       await client.query("BEGIN");
       const table = `${quoteIdent(this.schema)}.records`;
       const results = (await client.query(
-        `${lockSql(client, recordsLockKey(this.schema))}; SELECT seq, hash, type FROM ${table} ORDER BY seq DESC LIMIT 1`,
+        `${lockSql(recordsLockKey(this.schema))}; SELECT seq, hash, type FROM ${table} ORDER BY seq DESC LIMIT 1`,
       )) as unknown as { rows: { seq: string; hash: string; type: string }[] }[];
       const last = results[1]?.rows[0];
       if (last !== undefined && last.type !== "checkpoint") {

@@ -306,7 +306,7 @@ export class PostgresStore implements VetoStore {
     const tx = new PostgresTransaction(this.#pool, this.schema, client);
     try {
       const nowMs = await tx.run(async (c) => {
-        const lock = history === undefined ? "" : `; ${lockSql(c, historyLockKey(this.schema, history.actorId, history.tenantId))}`;
+        const lock = history === undefined ? "" : `; ${lockSql(historyLockKey(this.schema, history.actorId, history.tenantId))}`;
         const results = (await c.query(`BEGIN${lock}; SELECT ${DB_NOW_MS} AS now_ms`)) as unknown as { rows: { now_ms?: string }[] }[];
         const ms = Number(results.at(-1)?.rows[0]?.now_ms);
         if (!Number.isSafeInteger(ms)) throw new Error("the database did not tell its time");
