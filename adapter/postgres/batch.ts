@@ -206,6 +206,7 @@ export class DecisionBatcher {
   readonly #schema: string;
   readonly #decisions: string;
   readonly #lockAndCount: string;
+  readonly #countDenies: string;
   readonly #appendRecords: string;
   /** The group taking members; starts once the group before it is over. */
   #forming: Group | undefined;
@@ -216,6 +217,7 @@ export class DecisionBatcher {
     this.#schema = schema;
     this.#decisions = `${quoteIdent(schema)}.decisions`;
     this.#lockAndCount = `${quoteIdent(schema)}.lock_and_count`;
+    this.#countDenies = recentDeniesSql(schema);
     this.#appendRecords = `${quoteIdent(schema)}.append_records`;
   }
 
@@ -404,11 +406,7 @@ export class DecisionBatcher {
       const precounted = group.counts.get(member.keyText);
       if (same && sinceMs === group.nowMs - key.windowMs && precounted !== undefined) return precounted + earlier;
       // Another key or another window: counted now, in the group's transaction (its locks are held).
-      const { rows } = await client.query<{ n: string }>(`SELECT ${recentDeniesSql(this.#decisions, "$1", "$2", "$3")} AS n`, [
-        actorId,
-        tenantId,
-        sinceMs,
-      ]);
+      const { rows } = await client.query<{ n: string }>(this.#countDenies, [actorId, tenantId, sinceMs]);
       return Number(rows[0]?.n ?? 0) + earlier;
     };
     const unsupported = (what: string) => (): Promise<never> =>

@@ -12,6 +12,7 @@ import {
   type StoredDecision,
 } from "../history/store.js";
 import type { Action } from "../common/decision.js";
+import { quoteIdent } from "./connection.js";
 
 /** The columns a decision is written to, in the order the store's upsert binds them. */
 export const DECISION_WRITE_COLUMNS = [
@@ -59,19 +60,16 @@ export function decisionRowValues(d: StoredDecision): (string | number | boolean
 }
 
 /**
- * The SQL expression counting an (actor, tenant)'s recent denies: its denies
- * at or after `since`, and the rejections answered since then, of the
+ * The statement counting an (actor, tenant)'s recent denies ($1, $2): its
+ * denies at or after $3, and the rejections answered since then, of the
  * decisions that count (docs/contract.md §3; an amended call never counts).
- * The arguments are SQL expressions (parameters or columns). A group's
- * counts come from lock_and_count (migration 012), which counts the same.
+ * One count for every writer: the function recent_denies of migration 013,
+ * which a group's lock_and_count calls too.
  */
-export function recentDeniesSql(decisions: string, actor: string, tenant: string, since: string): string {
-  const key = `actor_id = ${actor} AND tenant_id = ${tenant} AND counts_towards_escalation`;
-  return `((SELECT count(*) FROM ${decisions} WHERE ${key} AND action = 'deny' AND at_ms >= ${since})
-      + (SELECT count(*) FROM ${decisions} WHERE ${key} AND approval_status = 'rejected' AND answered_at_ms >= ${since}))`;
+export function recentDeniesSql(schema: string): string {
+  return `SELECT ${quoteIdent(schema)}.recent_denies($1, $2, $3) AS n`;
 }
 
-/** The columns a decision is read from: those written, and the time of its use-once claim. */
 export const DECISION_READ_COLUMNS = [...DECISION_WRITE_COLUMNS, "executed_at_ms", "amended_to"] as const;
 
 /** DECISION_READ_COLUMNS as a select list, each prefixed with `alias.` when one is given. */

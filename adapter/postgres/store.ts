@@ -87,7 +87,7 @@ class Statements {
         .slice(1)
         .map((c) => `${c} = EXCLUDED.${c}`)
         .join(", ")}`;
-    this.countDenies = `SELECT ${recentDeniesSql(decisions, "$1", "$2", "$3")} AS n`;
+    this.countDenies = recentDeniesSql(schema);
     this.selectDecision = `SELECT ${read} FROM ${decisions} WHERE id = $1`;
     // The use-once claim: approved -> executed, the answer kept, timed by $2
     // (the unit's reading of the database's clock) or now.

@@ -82,11 +82,8 @@ class _Statements:
         values = ", ".join(f"%s{casts.get(c, '')}" for c in WRITE_COLUMNS)
         updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in WRITE_COLUMNS[1:])
         self.upsert = f"INSERT INTO {decisions} ({', '.join(WRITE_COLUMNS)}) VALUES ({values}) ON CONFLICT (id) DO UPDATE SET {updates}"
-        self.count_denies = (
-            f"SELECT (SELECT count(*) FROM {decisions} WHERE actor_id = %(a)s AND tenant_id = %(t)s AND action = 'deny' "
-            f"AND counts_towards_escalation AND at_ms >= %(s)s) + (SELECT count(*) FROM {decisions} WHERE actor_id = %(a)s "
-            f"AND tenant_id = %(t)s AND approval_status = 'rejected' AND counts_towards_escalation AND answered_at_ms >= %(s)s)"
-        )
+        # One count for every writer (migration 013, recent_denies; decision-row.ts recentDeniesSql).
+        self.count_denies = f"SELECT {quote_ident(schema)}.recent_denies(%(a)s, %(t)s, %(s)s::bigint)"
         self.select = f"SELECT {', '.join(READ_COLUMNS)} FROM {decisions} WHERE id = %s"
         self.claim = (
             f"UPDATE {decisions} SET approval_status = 'executed', executed_at_ms = coalesce(%(at)s::bigint, {DB_NOW_MS}) "

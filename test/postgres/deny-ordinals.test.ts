@@ -1,0 +1,271 @@
+/**
+ * Migration 013 counts an (actor, tenant)'s recent denies from ordinals
+ * instead of reading every deny in the window (docs/postgres.md, "Counting
+ * denies"). The count must be exactly what counting every row said
+ * (docs/contract.md §3): generated histories, written in any time order,
+ * with denies that stop counting, late denies, rejections and other rows,
+ * are counted both ways at every boundary; so are histories written before
+ * the migration and numbered by it, and denies written at once by writers
+ * that hold no lock.
+ */
+import fc from "fast-check";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadMigrations, migrateWith, type Migration } from "../../adapter/postgres/migrations.js";
+import { testDatabase } from "../helpers/postgres.js";
+
+const SEED = 20261202;
+const db = testDatabase();
+let migrations: Migration[];
+let schema: string;
+
+beforeAll(async () => {
+  migrations = await loadMigrations();
+  expect(migrations.some((m) => m.version === 13)).toBe(true);
+  schema = db.schema("ordinals");
+  await migrateWith(db.pool, schema, migrations);
+});
+
+afterAll(async () => {
+  await db.dropSchemas();
+});
+
+/** What counting every row says: the count before migration 013. */
+function naiveCount(s: string): string {
+  return `SELECT (SELECT count(*) FROM "${s}".decisions WHERE actor_id = $1 AND tenant_id = $2 AND counts_towards_escalation
+                   AND action = 'deny' AND at_ms >= $3)
+             + (SELECT count(*) FROM "${s}".decisions WHERE actor_id = $1 AND tenant_id = $2 AND counts_towards_escalation
+                   AND approval_status = 'rejected' AND answered_at_ms >= $3) AS n`;
+}
+
+type Op =
+  | { kind: "insert"; key: number; action: "allow" | "deny" | "require_approval"; counts: boolean; at: number }
+  | { kind: "replace"; target: number }
+  | { kind: "reject"; target: number; at: number };
+
+const op: fc.Arbitrary<Op> = fc.oneof(
+  {
+    arbitrary: fc.record({
+      kind: fc.constant("insert" as const),
+      key: fc.integer({ min: 0, max: 2 }),
+      action: fc.constantFrom("deny" as const, "deny" as const, "allow" as const, "require_approval" as const),
+      counts: fc.boolean(),
+      // Mostly forward in time, sometimes before what came last (a late deny).
+      at: fc.integer({ min: 0, max: 40 }),
+    }),
+    weight: 6,
+  },
+  { arbitrary: fc.record({ kind: fc.constant("replace" as const), target: fc.nat() }), weight: 1 },
+  { arbitrary: fc.record({ kind: fc.constant("reject" as const), target: fc.nat(), at: fc.integer({ min: 0, max: 40 }) }), weight: 1 },
+);
+
+interface Row {
+  id: string;
+  action: string;
+  counts: boolean;
+  approval: string | null;
+}
+
+/** Applies `ops` to keys of run `run` in schema `s`, through `client`; returns the keys' actor ids. */
+async function apply(client: pg.PoolClient | pg.Pool, s: string, run: string, ops: readonly Op[]): Promise<string[]> {
+  const rows: Row[] = [];
+  let clock = 1_000;
+  for (const [i, o] of ops.entries()) {
+    if (o.kind === "insert") {
+      clock += 1;
+      const at = o.at < 8 ? clock - o.at * 3 : clock + o.at;
+      clock = Math.max(clock, at);
+      const id = `${run}-${i}`;
+      const pending = o.action === "require_approval";
+      await client.query(
+        `INSERT INTO "${s}".decisions (id, action, escalated, actor_id, tenant_id, at_ms, call_digest, approvers,
+           approval_status, expires_at_ms, counts_towards_escalation)
+         VALUES ($1, $2, false, $3, 'acme', $4, $5, '{}', $6, $7, $8)`,
+        [
+          id,
+          o.action,
+          `agent:${run}-${o.key}`,
+          at,
+          pending ? "sha256:d" : null,
+          pending ? "pending" : null,
+          pending ? at + 60_000 : null,
+          o.counts,
+        ],
+      );
+      rows.push({ id, action: o.action, counts: o.counts, approval: pending ? "pending" : null });
+    } else if (o.kind === "replace") {
+      // The record_unavailable deny that replaces a decision under its id, and does not count (migration 011).
+      const row = rows[o.target % Math.max(rows.length, 1)];
+      if (row === undefined || (row.approval !== null && row.approval !== "pending")) continue;
+      await client.query(
+        `UPDATE "${s}".decisions SET action = 'deny', escalated = false, approvers = '{}', approval_status = NULL,
+           expires_at_ms = NULL, counts_towards_escalation = false WHERE id = $1`,
+        [row.id],
+      );
+      Object.assign(row, { action: "deny", counts: false, approval: null });
+    } else {
+      const row = rows[o.target % Math.max(rows.length, 1)];
+      if (row === undefined || row.approval !== "pending") continue;
+      await client.query(`UPDATE "${s}".decisions SET approval_status = 'answering', reviewer_id = 'user:r' WHERE id = $1`, [row.id]);
+      await client.query(`UPDATE "${s}".decisions SET approval_status = 'rejected', answered_at_ms = $2 WHERE id = $1`, [
+        row.id,
+        clock + o.at - 20,
+      ]);
+      row.approval = "rejected";
+    }
+  }
+  return [0, 1, 2].map((k) => `agent:${run}-${k}`);
+}
+
+/** Every boundary that can matter for `actor`: before everything, each time and answer time, one past each, after everything. */
+async function expectSameCounts(s: string, actor: string): Promise<number> {
+  const { rows } = await db.pool.query<{ t: string }>(
+    `SELECT DISTINCT t FROM (SELECT at_ms AS t FROM "${s}".decisions WHERE actor_id = $1
+                             UNION ALL SELECT answered_at_ms FROM "${s}".decisions WHERE actor_id = $1 AND answered_at_ms IS NOT NULL) x`,
+    [actor],
+  );
+  const since = [0, 1e15, ...rows.flatMap((r) => [Number(r.t), Number(r.t) + 1])];
+  let checked = 0;
+  for (const t of since) {
+    const naive = await db.pool.query<{ n: string }>(naiveCount(s), [actor, "acme", t]);
+    const counted = await db.pool.query<{ n: string }>(`SELECT "${s}".recent_denies($1, $2, $3) AS n`, [actor, "acme", t]);
+    expect({ actor, since: t, n: Number(counted.rows[0]?.n) }).toEqual({ actor, since: t, n: Number(naive.rows[0]?.n) });
+    checked += 1;
+  }
+  return checked;
+}
+
+describe("recent denies counted from ordinals (migration 013)", () => {
+  it("count exactly what counting every row counts, for generated histories at every boundary", async () => {
+    let run = 0;
+    let checked = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 40 }), async (ops) => {
+        const name = `g${run++}`;
+        const actors = await apply(db.pool, schema, name, ops);
+        for (const actor of actors) checked += await expectSameCounts(schema, actor);
+      }),
+      { seed: SEED, numRuns: 60 },
+    );
+    expect(checked).toBeGreaterThan(500);
+  });
+
+  it("number the denies written before the migration, in time order, and count them the same", async () => {
+    const older = db.schema("ordinals_012");
+    await migrateWith(
+      db.pool,
+      older,
+      migrations.filter((m) => m.version <= 12),
+    );
+    const ops = fc.sample(fc.array(op, { minLength: 20, maxLength: 60 }), { numRuns: 12, seed: SEED + 1 });
+    const actors = (await Promise.all(ops.map((o, i) => apply(db.pool, older, `m${i}`, o)))).flat();
+    const before = await Promise.all(
+      actors.map(async (a) => Number((await db.pool.query<{ n: string }>(naiveCount(older), [a, "acme", 0])).rows[0]?.n)),
+    );
+    await migrateWith(db.pool, older, migrations);
+    for (const [i, actor] of actors.entries()) {
+      await expectSameCounts(older, actor);
+      const { rows } = await db.pool.query<{ n: string }>(`SELECT "${older}".recent_denies($1, 'acme', 0) AS n`, [actor]);
+      expect(Number(rows[0]?.n)).toBe(before[i]);
+    }
+    // Each key's counted denies are numbered 1..n in (time, id) order.
+    const { rows } = await db.pool.query<{ ok: boolean }>(
+      `SELECT bool_and(deny_ordinal = n) AS ok FROM (
+         SELECT deny_ordinal, row_number() OVER (PARTITION BY actor_id, tenant_id ORDER BY at_ms, id) AS n
+           FROM "${older}".decisions WHERE action = 'deny' AND counts_towards_escalation) x`,
+    );
+    expect(rows[0]?.ok).toBe(true);
+  });
+
+  it("give no two denies one ordinal when writers that hold no lock insert at once", async () => {
+    const writers = 8;
+    const each = 25;
+    const actor = "agent:racing";
+    await Promise.all(
+      Array.from({ length: writers }, async (_, w) => {
+        const client = await db.pool.connect();
+        try {
+          for (let i = 0; i < each; i++) {
+            await client.query("BEGIN");
+            await client.query(
+              `INSERT INTO "${schema}".decisions (id, action, escalated, actor_id, tenant_id, at_ms, approvers, counts_towards_escalation)
+               VALUES ($1, 'deny', false, $2, 'acme', $3, '{}', true)`,
+              [`race-${w}-${i}`, actor, 5_000 + i * writers + w],
+            );
+            await new Promise((r) => setTimeout(r, 1));
+            await client.query("COMMIT");
+          }
+        } finally {
+          client.release();
+        }
+      }),
+    );
+    const { rows } = await db.pool.query<{ numbered: string; distinct_n: string; late: string }>(
+      `SELECT count(deny_ordinal) AS numbered, count(DISTINCT deny_ordinal) AS distinct_n, count(*) FILTER (WHERE deny_ordinal IS NULL) AS late
+         FROM "${schema}".decisions WHERE actor_id = $1`,
+      [actor],
+    );
+    expect(Number(rows[0]?.numbered)).toBe(Number(rows[0]?.distinct_n));
+    expect(Number(rows[0]?.numbered) + Number(rows[0]?.late)).toBe(writers * each);
+    await expectSameCounts(schema, actor);
+  });
+
+  it("never change an ordinal, and number only denies that count", async () => {
+    const actor = "agent:fixed";
+    const insert = (id: string, action: string, counts: boolean, ordinal: number | null) =>
+      db.pool.query(
+        `INSERT INTO "${schema}".decisions (id, action, escalated, actor_id, tenant_id, at_ms, approvers, counts_towards_escalation, deny_ordinal)
+         VALUES ($1, $2, false, $3, 'acme', 9000, '{}', $4, $5)`,
+        [id, action, actor, counts, ordinal],
+      );
+    await insert("fixed-1", "deny", true, 999);
+    await insert("fixed-2", "allow", true, 7);
+    await insert("fixed-3", "deny", false, 8);
+    const { rows } = await db.pool.query<{ id: string; deny_ordinal: string | null }>(
+      `SELECT id, deny_ordinal FROM "${schema}".decisions WHERE actor_id = $1 ORDER BY id`,
+      [actor],
+    );
+    expect(rows).toEqual([
+      { id: "fixed-1", deny_ordinal: "1" },
+      { id: "fixed-2", deny_ordinal: null },
+      { id: "fixed-3", deny_ordinal: null },
+    ]);
+    for (const [id, to] of [
+      ["fixed-1", "2"],
+      ["fixed-1", "NULL"],
+      ["fixed-2", "1"],
+    ] as const) {
+      await expect(db.pool.query(`UPDATE "${schema}".decisions SET deny_ordinal = ${to} WHERE id = $1`, [id])).rejects.toMatchObject({
+        code: "42501",
+        message: expect.stringContaining("never changes"),
+      });
+    }
+    // A deny that stops counting keeps its ordinal, and is no longer counted.
+    await db.pool.query(`UPDATE "${schema}".decisions SET counts_towards_escalation = false WHERE id = 'fixed-1'`);
+    const { rows: after } = await db.pool.query<{ n: string }>(`SELECT "${schema}".recent_denies($1, 'acme', 0) AS n`, [actor]);
+    expect(Number(after[0]?.n)).toBe(0);
+    await expectSameCounts(schema, actor);
+  });
+
+  it("count a long history of one key from a few index entries, not from each deny", async () => {
+    const actor = "agent:long";
+    await db.pool.query(
+      `INSERT INTO "${schema}".decisions (id, action, escalated, actor_id, tenant_id, at_ms, approvers, counts_towards_escalation)
+       SELECT 'long-' || g, 'deny', false, $1, 'acme', 100000 + g, '{}', true FROM generate_series(1, 20000) g`,
+      [actor],
+    );
+    await db.pool.query(`ANALYZE "${schema}".decisions`);
+    const plan = async (sql: string) =>
+      (await db.pool.query<{ "QUERY PLAN": unknown }>(`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${sql}`, [actor, "acme", 100_001]))
+        .rows[0]?.["QUERY PLAN"] as [{ Plan: { "Shared Hit Blocks": number; "Shared Read Blocks": number } }];
+    const buffers = (p: Awaited<ReturnType<typeof plan>>) => p[0].Plan["Shared Hit Blocks"] + p[0].Plan["Shared Read Blocks"];
+    const naive = buffers(await plan(naiveCount(schema)));
+    const counted = buffers(await plan(`SELECT "${schema}".recent_denies($1, $2, $3)`));
+    // Counting each of 20,000 denies reads every index page holding them (and their heap pages);
+    // the ordinals read a handful.
+    expect(naive).toBeGreaterThan(50);
+    expect(counted).toBeLessThan(30);
+    const { rows } = await db.pool.query<{ n: string }>(`SELECT "${schema}".recent_denies($1, 'acme', 100001) AS n`, [actor]);
+    expect(Number(rows[0]?.n)).toBe(20_000);
+  });
+});
