@@ -70,34 +70,32 @@ function writerFor(options: CanonicalJsonOptions | undefined, ancestors: Set<obj
   };
 }
 
-/** The canonical JSON text of `value`. Throws CanonicalJsonError for what has none (see above). */
+/**
+ * The canonical JSON text of `value`. Throws CanonicalJsonError for what has none (see above).
+ *
+ * Plain JSON data that every reading writes the same way is written member by
+ * member (plainText); anything else by the checked writer, which writes what
+ * `options` allow and refuses the rest by its JSON pointer.
+ */
 export function canonicalJson(value: unknown, options?: CanonicalJsonOptions): string {
-  const twin = sortedTwin(value, 0);
-  if (twin !== NOT_PLAIN) return JSON.stringify(twin);
+  const text = plainText(value, 0);
+  if (text !== NOT_PLAIN) return text;
   const writer = writerFor(options, new Set<object>());
   write(value, "", writer);
   return writer.parts.join("");
 }
 
 /**
- * The canonical members of the plain object `value` that sort before `key`
- * and those that sort after it, each as comma-joined text (empty when there
- * are none), so that `{before,"key":…,after}` is the canonical JSON of
- * `value` with that member added and `{before,after}` that of `value` as it
- * is. Undefined when `value` already has `key` or is not plain JSON data that
- * every reading writes the same way: then canonicalMembers writes it, or says
- * what is wrong.
- */
-export function canonicalAround(value: object, key: string): [before: string, after: string] | undefined {
-  return canonicalSplit(value, key, []);
-}
-
-/**
- * canonicalAround of `value` with the members `added` added first: each a key
- * `value` does not have and its value's canonical text, in sorted key order
- * (the hash chain's `prev_hash` and `seq`). Written member by member in one
- * pass (plainText), without a copy of `value`; undefined as canonicalAround
- * says, or when `value` has an added key.
+ * The canonical members of the plain object `value`, with the members `added`
+ * added (each a key `value` does not have and its value's canonical text, in
+ * sorted key order: the hash chain's `prev_hash` and `seq`), that sort before
+ * `key` and those that sort after it, each as comma-joined text (empty when
+ * there are none): `{before,"key":…,after}` is the canonical JSON of that
+ * object with `key` added and `{before,after}` that of it as it is. Written
+ * member by member in one pass (plainText), without a copy of `value`.
+ * Undefined when `value` already has `key` or an added key, or is not plain
+ * JSON data that every reading writes the same way: then canonicalMembers
+ * writes it, or says what is wrong.
  */
 export function canonicalSplit(
   value: object,
@@ -141,8 +139,12 @@ const knownTexts = new WeakMap<object, string>();
  * `value` is written without walking it again: for a value many records
  * share (a sealed answer's result, the bundle's version). Only for a value
  * that can never change (deep-frozen: a frozen value whose members are all
- * frozen) and whose text is what canonicalJson gives under every reading;
- * `value` itself must be frozen, or nothing is remembered.
+ * frozen) and only with the text canonicalJson(value) gives with the default
+ * options. Such a value holds no undefined member, no non-finite number and
+ * no lone surrogate (the default options refuse them), the only things an
+ * option changes, so every reading gives that same text: canonicalJson takes
+ * it whatever options it is called with. `value` itself must be frozen, or
+ * nothing is remembered.
  */
 export function rememberCanonical(value: object, text: string): void {
   if (Object.isFrozen(value)) knownTexts.set(value, text);
@@ -156,10 +158,10 @@ let recentAt = 0;
 
 /**
  * rememberCanonical for a value made for one call (a call's snapshot, recorded
- * as its record's `input`): kept among the last RECENT values remembered so,
- * found by identity, with no weak-map entry to make and collect on every
- * call (the last RECENT are held, no more). A record written later than that
- * walks the value as any other.
+ * as its record's `input`), on the same terms: kept among the last RECENT
+ * values remembered so, found by identity, with no weak-map entry to make and
+ * collect on every call (the last RECENT are held, no more). A record written
+ * later than that walks the value as any other.
  */
 export function rememberRecent(value: object, text: string): void {
   if (!Object.isFrozen(value)) return;
@@ -186,10 +188,16 @@ function plainString(text: string): string | typeof NOT_PLAIN {
 }
 
 /**
- * The canonical JSON of `value` written member by member, or NOT_PLAIN. The
- * same values as sortedTwin are plain, less the restrictions its serializer
- * needs (array-index keys and `__proto__` are written here like any key); a
- * value remembered by rememberCanonical or rememberRecent is its remembered text.
+ * The canonical JSON of `value` written member by member, or NOT_PLAIN.
+ * Only plain JSON data that every reading writes the same way is written:
+ * no undefined member or item, no non-finite number, no lone surrogate, only
+ * plain objects (an own `__proto__` or array-index key is a member like any
+ * other) and arrays, nested less than PLAIN_DEPTH deep. Anything else is
+ * NOT_PLAIN, and the caller hands the whole value to the checked writer,
+ * which writes what an option allows and refuses the rest by its JSON
+ * pointer; a cycle recurses only to PLAIN_DEPTH first. A value remembered by
+ * rememberCanonical or rememberRecent is its remembered text, which is the
+ * same under every reading (rememberCanonical says why).
  */
 function plainText(value: unknown, depth: number): string | typeof NOT_PLAIN {
   switch (typeof value) {
@@ -208,7 +216,7 @@ function plainText(value: unknown, depth: number): string | typeof NOT_PLAIN {
   if (value === null) return "null";
   const known = knownText(value);
   if (known !== undefined) return known;
-  if (depth >= TWIN_DEPTH) return NOT_PLAIN;
+  if (depth >= PLAIN_DEPTH) return NOT_PLAIN;
   if (Array.isArray(value)) {
     const length = value.length;
     let out = "[";
@@ -258,70 +266,8 @@ function sortedKeys(value: object): string[] {
 // String.prototype.isWellFormed: ES2024, in every Node this package runs on (>= 20); the lib here is ES2022.
 type WellFormed = { isWellFormed(): boolean };
 const NOT_PLAIN: unique symbol = Symbol("not plain JSON data");
-/** Past this depth sortedTwin gives up and the checked writer takes the value (and names a cycle). */
-const TWIN_DEPTH = 100;
-
-/**
- * A copy of `value` whose JSON.stringify is its canonical JSON, or NOT_PLAIN.
- * The copy's objects hold their keys in sorted order, and V8's serializer
- * (several times faster than writing member by member) writes keys in the
- * order they were added, strings and keys as this module does, and finite
- * numbers as Number::toString, the same text the checked writer gives.
- * Only plain JSON data that every reading writes the same way is copied: no
- * undefined member, no non-finite number, no lone surrogate, only plain
- * objects and arrays, no key that an object lists before the others (array
- * indices) or that assignment does not make a member (`__proto__`), nested
- * at most TWIN_DEPTH deep. Anything else is NOT_PLAIN, and the checked writer
- * takes the whole value: it writes what an option allows and refuses the
- * rest by its JSON pointer. A cycle recurses only to TWIN_DEPTH first.
- */
-function sortedTwin(value: unknown, depth: number): unknown {
-  switch (typeof value) {
-    case "string":
-      return (value as unknown as WellFormed).isWellFormed() ? value : NOT_PLAIN;
-    case "number":
-      return Number.isFinite(value) ? value : NOT_PLAIN;
-    case "boolean":
-      return value;
-    case "object":
-      break;
-    default:
-      return NOT_PLAIN;
-  }
-  if (value === null) return null;
-  if (depth >= TWIN_DEPTH) return NOT_PLAIN;
-  if (Array.isArray(value)) {
-    const length = value.length;
-    const items = new Array<unknown>(length);
-    for (let i = 0; i < length; i++) {
-      // A hole reads as undefined: NOT_PLAIN like any undefined item.
-      const item = sortedTwin(value[i], depth + 1);
-      if (item === NOT_PLAIN) return NOT_PLAIN;
-      items[i] = item;
-    }
-    return items;
-  }
-  const proto: unknown = Object.getPrototypeOf(value);
-  if (proto !== Object.prototype && proto !== null) return NOT_PLAIN;
-  const keys = Object.keys(value).sort();
-  const twin: Record<string, unknown> = {};
-  for (let i = 0; i < keys.length; i++) {
-    const key = keys[i] as string;
-    if (!plainKey(key)) return NOT_PLAIN;
-    const child = sortedTwin((value as Record<string, unknown>)[key], depth + 1);
-    if (child === NOT_PLAIN) return NOT_PLAIN;
-    twin[key] = child;
-  }
-  return twin;
-}
-
-/** A key that, assigned to a new object, becomes a member listed in the order it was added. */
-function plainKey(key: string): boolean {
-  const first = key.charCodeAt(0);
-  // An array index ("0" ... "4294967294") is listed before every other key.
-  if (first >= 48 && first <= 57 && key === String(Number(key) >>> 0) && key !== "4294967295") return false;
-  return key !== "__proto__" && (key as unknown as WellFormed).isWellFormed();
-}
+/** Past this depth plainText gives up and the checked writer takes the value (and names a cycle). */
+const PLAIN_DEPTH = 100;
 
 /** One member of a canonical JSON object: its key and its `"key":value` text. */
 export interface CanonicalMember {
@@ -339,12 +285,14 @@ export function canonicalMembers(value: object): CanonicalMember[] {
   if (Array.isArray(value)) throw new CanonicalJsonError("", "an array has no members");
   const proto: unknown = Object.getPrototypeOf(value);
   if (proto !== Object.prototype && proto !== null) throw new CanonicalJsonError("", "not a plain object");
-  const keys = Object.keys(value).sort();
+  const keys = sortedKeys(value);
   const members: CanonicalMember[] = [];
   for (const key of keys) {
-    const twin = plainKey(key) ? sortedTwin((value as Record<string, unknown>)[key], 1) : NOT_PLAIN;
-    if (twin === NOT_PLAIN) break;
-    members.push({ key, text: `${JSON.stringify(key)}:${JSON.stringify(twin)}` });
+    const name = plainString(key);
+    if (name === NOT_PLAIN) break;
+    const text = plainText((value as Record<string, unknown>)[key], 1);
+    if (text === NOT_PLAIN) break;
+    members.push({ key, text: `${name}:${text}` });
   }
   if (members.length === keys.length) return members;
   const ancestors = new Set<object>([value]);
