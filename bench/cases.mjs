@@ -573,6 +573,53 @@ export async function pgCommitFloorConcurrent(connectionString, concurrency, opt
   }
 }
 
+/**
+ * The deny count against the history it counts (migration 013): recent_denies
+ * for a key with `small` denies in its window and for one with `large`, on one
+ * schema, one connection, alternating call by call. Rows are inserted
+ * directly (the table's trigger numbers them as it numbers the adapter's).
+ */
+export async function pgDenyCount(connectionString, { small = 10, large = 10_000, rounds = 3000 } = {}) {
+  const pg = (await import("pg")).default;
+  const { migrate } = await import("../dist/postgres.js");
+  const schema = `veto_bench_count_${process.pid}`;
+  await migrate({ connectionString, schema });
+  const client = new pg.Client({ connectionString });
+  await client.connect();
+  try {
+    const now = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
+    for (const [actor, n] of [
+      ["agent:small", small],
+      ["agent:large", large],
+    ]) {
+      await client.query(
+        `INSERT INTO ${schema}.decisions (id, action, escalated, actor_id, tenant_id, at_ms, approvers, counts_towards_escalation)
+         SELECT $1 || g, 'deny', false, $1, 'acme', ${now} - $2::bigint + g, '{}', true FROM generate_series(1, $2::bigint) g`,
+        [actor, n],
+      );
+    }
+    await client.query(`ANALYZE ${schema}.decisions`);
+    const count = { name: "veto_bench_count", text: `SELECT ${schema}.recent_denies($1, 'acme', ${now} - 900000) AS n` };
+    const times = { small: new Float64Array(rounds), large: new Float64Array(rounds) };
+    const seen = {};
+    for (let r = -200; r < rounds; r++) {
+      for (const key of r % 2 === 0 ? ["small", "large"] : ["large", "small"]) {
+        const t0 = process.hrtime.bigint();
+        const { rows } = await client.query(count, [`agent:${key}`]);
+        const t = Number(process.hrtime.bigint() - t0);
+        if (r >= 0) times[key][r] = t;
+        seen[key] = Number(rows[0].n);
+      }
+    }
+    if (seen.small !== small || seen.large !== large) throw new Error(`counted ${JSON.stringify(seen)}, expected ${small} and ${large}`);
+    const p50 = (a) => round(Float64Array.from(a).sort()[a.length >> 1] / 1000);
+    return { small_denies: small, large_denies: large, small_p50_us: p50(times.small), large_p50_us: p50(times.large) };
+  } finally {
+    await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await client.end();
+  }
+}
+
 async function dropSchema(connectionString, schema) {
   const pg = await import("pg");
   const client = new pg.default.Client({ connectionString });

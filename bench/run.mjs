@@ -20,6 +20,7 @@ import {
   durableAndFloor,
   opaGoEval,
   pgCommitFloorConcurrent,
+  pgDenyCount,
   postgresAndFloor,
   protectAfterSync,
   opaServerHttp,
@@ -195,6 +196,7 @@ const PG_CASES = [
   "protect_postgres_c64_1000_tenants",
   "pg_commit_floor_c64",
   "approval_api",
+  "pg_deny_count",
 ];
 const pgUrl = PG_CASES.some(want) ? postgresUrl() : { url: null, why: "not selected" };
 if (pgUrl.url !== null) {
@@ -217,6 +219,7 @@ if (pgUrl.url !== null) {
   );
   // ---- end of durable floors (PostgreSQL)
   await run("protect_postgres_c64", () => protectPostgres(BUNDLE, mix, pgUrl.url, 64, quick ? { minMs: 1000 } : {}));
+  await run("pg_deny_count", () => pgDenyCount(pgUrl.url, quick ? { rounds: 500 } : {}));
   await run("approval_api", () => approvalApi(BUNDLE, mix, pgUrl.url, quick ? { maxOps: 300, warmupOps: 30 } : {}));
   if (pgUrl.stop) spawnSync("bash", [resolve(ROOT, "scripts/postgres.sh"), "stop"], { stdio: "ignore" });
 } else if (PG_CASES.some(want)) {
@@ -320,6 +323,8 @@ const ratios = {
     results.protect_postgres_c64_1000_tenants?.ops_per_s,
     results.pg_commit_floor_c64?.ops_per_s,
   ),
+  // A diagnostic: the deny count's cost does not grow with the key's history.
+  pg_deny_count_large_over_small_p50: ratio(results.pg_deny_count?.large_p50_us, results.pg_deny_count?.small_p50_us),
   mcp_proxy_overhead_p50_us:
     typeof p50("mcp_proxied") === "number" && typeof p50("mcp_direct") === "number" ? round(p50("mcp_proxied") - p50("mcp_direct")) : null,
   mcp_proxy_overhead_p99_us:
@@ -418,6 +423,10 @@ for (const [name, r] of Object.entries(results)) {
     );
   else if (r.bytes_per_call !== undefined && r.p50_us === undefined)
     lines.push(`${pad(name, 28)}  ${r.bytes_per_call} bytes/call (before: ${r.before_bytes_per_call})`);
+  else if (r.large_denies !== undefined)
+    lines.push(
+      `${pad(name, 28)}  p50 ${r.small_p50_us} us at ${r.small_denies} denies, ${r.large_p50_us} us at ${r.large_denies} (one key's window)`,
+    );
   else if (r.back_to_back_p50_us !== undefined)
     lines.push(
       `${pad(name, 28)}${lpad(r.p50_us, 10)}${lpad(r.p99_us, 10)}  (back to back: ${r.back_to_back_p50_us} / ${r.back_to_back_p99_us})`,
