@@ -402,15 +402,9 @@ export function storeDerived(policy: LoadedPolicy): boolean {
     wasmInstance?: { exports?: Record<string, unknown> };
   };
   const exports = p.wasmInstance?.exports ?? {};
-  const {
-    opa_eval: opaEval,
-    opa_malloc: malloc,
-    opa_json_parse: parse,
-    opa_heap_ptr_set: heapPtrSet,
-    opa_heap_ptr_get: heapPtrGet,
-    opa_value_add_path: addPath,
-    opa_value_remove_path: removePath,
-  } = exports;
+  // The exports the data document is loaded with (wasm-data.ts), and the two this needs besides.
+  const abi = dataExports(exports);
+  const { opa_eval: opaEval, opa_value_remove_path: removePath } = exports;
   const entrypoint = p.entrypoints?.[DERIVED_ENTRYPOINT];
   if (
     typeof p.minorVersion !== "number" ||
@@ -418,31 +412,29 @@ export function storeDerived(policy: LoadedPolicy): boolean {
     !(p.mem instanceof WebAssembly.Memory) ||
     typeof p.dataAddr !== "number" ||
     typeof p.dataHeapPtr !== "number" ||
+    abi === undefined ||
     typeof opaEval !== "function" ||
-    typeof malloc !== "function" ||
-    typeof parse !== "function" ||
-    typeof heapPtrSet !== "function" ||
-    typeof heapPtrGet !== "function" ||
-    typeof addPath !== "function" ||
     typeof removePath !== "function"
   ) {
     return false;
   }
   const memory = p.mem;
   const dataAddr = p.dataAddr;
+  const heapPtrSet = abi.opa_heap_ptr_set;
+  const heapPtrGet = abi.opa_heap_ptr_get;
   const load = (text: string): number => {
     const bytes = utf8Encoder.encode(text);
-    const address = (malloc as (size: number) => number)(bytes.byteLength);
+    const address = abi.opa_malloc(bytes.byteLength);
     new Uint8Array(memory.buffer, address, bytes.byteLength).set(bytes);
-    const parsed = (parse as (address: number, length: number) => number)(address, bytes.byteLength);
-    if (parsed === 0) throw new Error("the module could not parse a value for the data document");
+    const parsed = abi.opa_json_parse(address, bytes.byteLength);
+    if (parsed === 0) throw new Error("the abi could not parse a value for the data document");
     return parsed;
   };
-  (heapPtrSet as (address: number) => void)(p.dataHeapPtr);
+  heapPtrSet(p.dataHeapPtr);
   const path = load(DERIVED_PATH);
   // Not found (or data.veto not an object) is no error here: there is nothing to remove.
   (removePath as (data: number, path: number) => number)(dataAddr, path);
-  const afterPath = (heapPtrGet as () => number)();
+  const afterPath = heapPtrGet();
   p.dataHeapPtr = afterPath;
   if (typeof entrypoint !== "number") return false;
   // The input is ignored: `{}` just past the path, the evaluation's heap after it (discarded below).
@@ -454,16 +446,16 @@ export function storeDerived(policy: LoadedPolicy): boolean {
   const end = bytes.indexOf(0, result);
   if (result <= 0 || end < 0) throw new Error(`${DERIVED_ENTRYPOINT} returned no result`);
   const set: unknown = JSON.parse(utf8Decoder.decode(bytes.subarray(result, end)));
-  (heapPtrSet as (address: number) => void)(afterPath);
+  heapPtrSet(afterPath);
   const value: unknown = Array.isArray(set) && set.length === 1 ? (set[0] as { result?: unknown } | null)?.result : undefined;
   if (value === null || typeof value !== "object" || Array.isArray(value)) return false;
-  const add = addPath as (data: number, path: number, value: number) => number;
+  const add = abi.opa_value_add_path;
   if (add(dataAddr, path, load(JSON.stringify(value))) !== 0) {
-    (heapPtrSet as (address: number) => void)(afterPath);
+    heapPtrSet(afterPath);
     return false;
   }
   // The policy reads the stored value only when its "from" holds the configured
-  // names (derived.rego), a comparison on every call. The module compares a
+  // names (derived.rego), a comparison on every call. The abi compares a
   // value with itself at once: each configured list and the stored value's
   // "from" are made one value, equal to both (only text, so that nothing is
   // changed by JSON.parse: a number could be).
@@ -475,7 +467,7 @@ export function storeDerived(policy: LoadedPolicy): boolean {
     if (add(dataAddr, load(JSON.stringify(["veto", "derived", "from", key])), shared) !== 0) break;
     add(dataAddr, load(JSON.stringify(["veto", "config", key])), shared);
   }
-  p.dataHeapPtr = (heapPtrGet as () => number)();
+  p.dataHeapPtr = heapPtrGet();
   return true;
 }
 
