@@ -3,8 +3,9 @@
  * instead of reading every deny in the window (docs/postgres.md, "Counting
  * denies"). The count must be exactly what counting every row said
  * (docs/contract.md §3): generated histories, written in any time order,
- * with denies that stop counting, late denies, rejections and other rows,
- * are counted both ways at every boundary; so are histories written before
+ * with denies that stop counting, late denies, rejections, other rows and
+ * rows deleted (one anywhere, or all before a moment as the retention job
+ * does), are counted both ways at every boundary; so are histories written before
  * the migration and numbered by it, and denies written at once by writers
  * that hold no lock.
  */
@@ -41,7 +42,10 @@ function naiveCount(s: string): string {
 type Op =
   | { kind: "insert"; key: number; action: "allow" | "deny" | "require_approval"; counts: boolean; at: number }
   | { kind: "replace"; target: number }
-  | { kind: "reject"; target: number; at: number };
+  | { kind: "reject"; target: number; at: number }
+  // An owner's DELETE: one row (anywhere in its key's history), or every row of the run older than a moment (retention).
+  | { kind: "delete"; target: number }
+  | { kind: "expire"; back: number };
 
 const op: fc.Arbitrary<Op> = fc.oneof(
   {
@@ -57,6 +61,8 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   },
   { arbitrary: fc.record({ kind: fc.constant("replace" as const), target: fc.nat() }), weight: 1 },
   { arbitrary: fc.record({ kind: fc.constant("reject" as const), target: fc.nat(), at: fc.integer({ min: 0, max: 40 }) }), weight: 1 },
+  { arbitrary: fc.record({ kind: fc.constant("delete" as const), target: fc.nat() }), weight: 1 },
+  { arbitrary: fc.record({ kind: fc.constant("expire" as const), back: fc.integer({ min: 0, max: 800 }) }), weight: 1 },
 );
 
 interface Row {
@@ -103,6 +109,19 @@ async function apply(client: pg.PoolClient | pg.Pool, s: string, run: string, op
         [row.id],
       );
       Object.assign(row, { action: "deny", counts: false, approval: null });
+    } else if (o.kind === "delete") {
+      const at = o.target % Math.max(rows.length, 1);
+      const row = rows[at];
+      if (row === undefined) continue;
+      await client.query(`DELETE FROM "${s}".decisions WHERE id = $1`, [row.id]);
+      rows.splice(at, 1);
+    } else if (o.kind === "expire") {
+      const { rows: gone } = await client.query<{ id: string }>(
+        `DELETE FROM "${s}".decisions WHERE id LIKE $1 AND at_ms < $2 RETURNING id`,
+        [`${run}-%`, clock - o.back],
+      );
+      const ids = new Set(gone.map((g) => g.id));
+      rows.splice(0, rows.length, ...rows.filter((r) => !ids.has(r.id)));
     } else {
       const row = rows[o.target % Math.max(rows.length, 1)];
       if (row === undefined || row.approval !== "pending") continue;
@@ -140,7 +159,7 @@ describe("recent denies counted from ordinals (migration 013)", () => {
     let run = 0;
     let checked = 0;
     await fc.assert(
-      fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 40 }), async (ops) => {
+      fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 40, size: "max" }), async (ops) => {
         const name = `g${run++}`;
         const actors = await apply(db.pool, schema, name, ops);
         for (const actor of actors) checked += await expectSameCounts(schema, actor);
