@@ -229,6 +229,69 @@ describe("recent denies counted from ordinals (migration 013)", () => {
     await expectSameCounts(schema, actor);
   });
 
+  it("number no deny read from an older snapshot, and count it all the same", async () => {
+    for (const isolation of ["REPEATABLE READ", "SERIALIZABLE"]) {
+      const actor = `agent:snapshot-${isolation.split(" ")[0]!.toLowerCase()}`;
+      const insert = (c: pg.PoolClient | pg.Pool, id: string, at: number) =>
+        c.query(
+          `INSERT INTO "${schema}".decisions (id, action, escalated, actor_id, tenant_id, at_ms, approvers, counts_towards_escalation)
+           VALUES ($1, 'deny', false, $2, 'acme', $3, '{}', true)`,
+          [id, actor, at],
+        );
+      await insert(db.pool, `${actor}-0`, 1_000);
+      const client = await db.pool.connect();
+      try {
+        // This transaction's snapshot is taken before another writer numbers a deny of the key.
+        await client.query(`BEGIN ISOLATION LEVEL ${isolation}`);
+        await client.query(`SELECT count(*) FROM "${schema}".decisions WHERE actor_id = $1`, [actor]);
+        await insert(db.pool, `${actor}-1`, 1_001);
+        await insert(client, `${actor}-2`, 1_002);
+        await insert(client, `${actor}-3`, 1_003);
+        await client.query("COMMIT");
+      } finally {
+        client.release();
+      }
+      await insert(db.pool, `${actor}-4`, 1_004);
+      const { rows } = await db.pool.query<{ id: string; deny_ordinal: string | null }>(
+        `SELECT id, deny_ordinal FROM "${schema}".decisions WHERE actor_id = $1 ORDER BY id`,
+        [actor],
+      );
+      expect(rows.map((r) => r.deny_ordinal)).toEqual(["1", "2", null, null, "3"]);
+      await expectSameCounts(schema, actor);
+    }
+  });
+
+  it("take no lock for a deny without its actor or tenant, which no count reads", async () => {
+    const insert = (c: pg.PoolClient, id: string, actor: string | null, tenant: string | null) =>
+      c.query(
+        `INSERT INTO "${schema}".decisions (id, action, escalated, actor_id, tenant_id, at_ms, approvers, counts_towards_escalation)
+         VALUES ($1, 'deny', false, $2, $3, 7000, '{}', true)`,
+        [id, actor, tenant],
+      );
+    const [first, second] = [await db.pool.connect(), await db.pool.connect()];
+    try {
+      for (const [i, [actor, tenant]] of ([[null, "acme"], ["agent:untenanted", null], [null, null]] as const).entries()) {
+        await first.query("BEGIN");
+        await insert(first, `keyless-${i}-a`, actor, tenant);
+        // Another process's deny of the same incomplete key does not wait for the first to commit.
+        await second.query("BEGIN");
+        await second.query("SET LOCAL lock_timeout = '500ms'");
+        await insert(second, `keyless-${i}-b`, actor, tenant);
+        await second.query("COMMIT");
+        await first.query("COMMIT");
+      }
+    } finally {
+      first.release();
+      second.release();
+    }
+    const { rows } = await db.pool.query<{ numbered: string }>(
+      `SELECT count(deny_ordinal) AS numbered FROM "${schema}".decisions WHERE id LIKE 'keyless-%'`,
+    );
+    expect(Number(rows[0]?.numbered)).toBe(0);
+    const counted = await db.pool.query<{ n: string }>(`SELECT "${schema}".recent_denies('agent:untenanted', NULL, 0) AS n`);
+    expect(Number(counted.rows[0]?.n)).toBe(0);
+  });
+
   it("never change an ordinal, and number only denies that count", async () => {
     const actor = "agent:fixed";
     const insert = (id: string, action: string, counts: boolean, ordinal: number | null) =>

@@ -17,7 +17,9 @@
 --   share an ordinal (a unique index).
 -- - A deny timed before the key's last numbered deny (a database clock set
 --   back, a store's caller appending history out of order) is a late deny:
---   no ordinal, counted one by one.
+--   no ordinal, counted one by one; so is a deny written in a transaction
+--   that reads from an older snapshot (REPEATABLE READ, SERIALIZABLE). A
+--   deny without its actor or tenant is never counted, and not numbered.
 -- - A numbered deny that stops counting (replaced by the record_unavailable
 --   deny that does not count: 011) keeps its ordinal and is subtracted, one
 --   by one. Both kinds are rare, and share a small index.
@@ -33,13 +35,14 @@
 
 ALTER TABLE decisions ADD COLUMN deny_ordinal bigint;
 
--- The denies that count today, numbered per key in time order (and by id
--- where two share a time). Only this column changes: the table's triggers
+-- The denies that count today, of keys with an actor and a tenant, numbered
+-- per key in time order (and by id where two share a time). Only this column changes: the table's triggers
 -- (guards and notifications) have nothing to say about it.
 ALTER TABLE decisions DISABLE TRIGGER USER;
 UPDATE decisions d SET deny_ordinal = o.n
   FROM (SELECT id, row_number() OVER (PARTITION BY actor_id, tenant_id ORDER BY at_ms, id) AS n
-          FROM decisions WHERE action = 'deny' AND counts_towards_escalation) o
+          FROM decisions WHERE action = 'deny' AND counts_towards_escalation
+           AND actor_id IS NOT NULL AND tenant_id IS NOT NULL) o
  WHERE d.id = o.id;
 ALTER TABLE decisions ENABLE TRIGGER USER;
 
@@ -110,7 +113,16 @@ BEGIN
     RAISE EXCEPTION 'veto: the deny ordinal of decision % never changes', OLD.id
       USING ERRCODE = 'insufficient_privilege';
   END IF;
-  IF NOT (NEW.action = 'deny' AND NEW.counts_towards_escalation) THEN
+  -- Numbered: a deny that counts, of a whole key (a key without its actor or
+  -- tenant is never counted: every count matches keys by equality, and its
+  -- writers hold no history lock, so they take no lock here either), written
+  -- by a READ COMMITTED statement (which sees, once the lock below is
+  -- granted, every deny numbered before it; an older snapshot, REPEATABLE
+  -- READ or SERIALIZABLE, would give an ordinal already taken). Any other
+  -- deny that counts is counted one by one, like a late deny.
+  IF NOT (NEW.action = 'deny' AND NEW.counts_towards_escalation)
+     OR NEW.actor_id IS NULL OR NEW.tenant_id IS NULL
+     OR current_setting('transaction_isolation') <> 'read committed' THEN
     NEW.deny_ordinal := NULL;
     RETURN NEW;
   END IF;
