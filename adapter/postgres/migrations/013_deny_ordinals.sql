@@ -57,8 +57,9 @@ CREATE INDEX decisions_deny_exceptions ON decisions (actor_id, tenant_id, at_ms)
 DROP INDEX decisions_denies;
 
 -- The ordinals of numbered denies deleted while a lower ordinal of their key
--- remained. Read and written only by the functions below, as the table's
--- owner (SECURITY DEFINER): the roles that write decisions need no grant.
+-- remained. Read and written only by this migration's functions, as the
+-- table's owner (SECURITY DEFINER): the roles that write and count decisions
+-- need no grant on it.
 CREATE TABLE deny_ordinal_gaps (
   actor_id     text NOT NULL,
   tenant_id    text NOT NULL,
@@ -93,17 +94,7 @@ CREATE TRIGGER decisions_deny_gaps
   AFTER DELETE ON decisions REFERENCING OLD TABLE AS gone
   FOR EACH STATEMENT EXECUTE FUNCTION note_deny_gaps();
 
--- The gaps of a key with ordinals above lo, up to hi (null: all of them), and
--- the highest: what recent_denies subtracts and number_denies numbers past.
-CREATE FUNCTION deny_gaps(actor text, tenant text, lo bigint, hi bigint, OUT n bigint, OUT top bigint)
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path FROM CURRENT AS $$
-  SELECT (SELECT count(*) FROM deny_ordinal_gaps g
-           WHERE g.actor_id = actor AND g.tenant_id = tenant AND g.deny_ordinal > lo AND g.deny_ordinal <= hi),
-         (SELECT g.deny_ordinal FROM deny_ordinal_gaps g
-           WHERE g.actor_id = actor AND g.tenant_id = tenant ORDER BY g.deny_ordinal DESC LIMIT 1)
-$$;
-
-CREATE FUNCTION number_denies() RETURNS trigger LANGUAGE plpgsql
+CREATE FUNCTION number_denies() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
 SET search_path FROM CURRENT AS $$
 DECLARE
   last_at bigint;
@@ -129,7 +120,9 @@ BEGIN
   PERFORM pg_advisory_xact_lock(hashtextextended(json_build_array('veto:deny-ordinals', TG_TABLE_SCHEMA, NEW.actor_id, NEW.tenant_id)::text, 0));
   -- The key's last numbered deny and its highest gap, in one snapshot (a
   -- DELETE commits its rows' going and their gaps at once).
-  SELECT l.at_ms, greatest(l.deny_ordinal, (deny_gaps(NEW.actor_id, NEW.tenant_id, NULL, NULL)).top)
+  SELECT l.at_ms, greatest(l.deny_ordinal, (SELECT g.deny_ordinal FROM deny_ordinal_gaps g
+                                              WHERE g.actor_id = NEW.actor_id AND g.tenant_id = NEW.tenant_id
+                                              ORDER BY g.deny_ordinal DESC LIMIT 1))
     INTO last_at, last_n
     FROM (SELECT 1) one LEFT JOIN LATERAL (
       SELECT d.at_ms, d.deny_ordinal FROM decisions d
@@ -158,8 +151,10 @@ CREATE TRIGGER decisions_deny_ordinal_fixed
 -- An (actor, tenant)'s recent denies (docs/contract.md §3): its denies that
 -- count, at or after since_ms, and the rejections answered since then of its
 -- decisions that count. Exact under the key's lock, which every writer of
--- the key's decisions holds (the adapter's stores all do).
-CREATE FUNCTION recent_denies(actor text, tenant text, since_ms bigint) RETURNS bigint LANGUAGE plpgsql STABLE
+-- the key's decisions holds (the adapter's stores all do). As the owner
+-- (for deny_ordinal_gaps): a role that may use the schema may count, as it
+-- may read the decisions.
+CREATE FUNCTION recent_denies(actor text, tenant text, since_ms bigint) RETURNS bigint LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path FROM CURRENT SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
   first_n bigint;
@@ -178,7 +173,9 @@ BEGIN
     -- The ordinals from the first to the last, less the deleted ones among them.
     numbered := last_n - first_n + 1;
     IF last_n > first_n THEN
-      numbered := numbered - (deny_gaps(actor, tenant, first_n, last_n)).n;
+      numbered := numbered - (SELECT count(*) FROM deny_ordinal_gaps g
+                               WHERE g.actor_id = actor AND g.tenant_id = tenant
+                                 AND g.deny_ordinal > first_n AND g.deny_ordinal <= last_n);
     END IF;
   END IF;
   RETURN numbered
