@@ -229,6 +229,79 @@ describe("recent denies counted from ordinals (migration 013)", () => {
     await expectSameCounts(schema, actor);
   });
 
+  it("count exactly while writers insert and an owner deletes rows of the same keys at once", async () => {
+    const actors = ["agent:churn-0", "agent:churn-1"];
+    // Seeded: each writer's times and each deletion's choice come from the seed (the interleaving does not).
+    const plan = fc.sample(
+      fc.record({
+        writes: fc.array(
+          fc.array(
+            fc.record({ key: fc.integer({ min: 0, max: 1 }), back: fc.integer({ min: 0, max: 9 }).map((n) => Math.max(0, n - 7)) }),
+            {
+              minLength: 30,
+              maxLength: 30,
+            },
+          ),
+          {
+            minLength: 4,
+            maxLength: 4,
+          },
+        ),
+        deletes: fc.array(
+          fc.record({
+            key: fc.integer({ min: 0, max: 1 }),
+            pick: fc.integer({ min: 0, max: 999 }).map((n) => n / 1000),
+            prefix: fc.integer({ min: 0, max: 5 }).map((n) => n === 0),
+          }),
+          {
+            minLength: 40,
+            maxLength: 40,
+          },
+        ),
+      }),
+      { numRuns: 1, seed: SEED + 2 },
+    )[0]!;
+    const writers = plan.writes.map(async (writes, w) => {
+      const client = await db.pool.connect();
+      try {
+        for (const [i, { key, back }] of writes.entries()) {
+          await client.query(
+            `INSERT INTO "${schema}".decisions (id, action, escalated, actor_id, tenant_id, at_ms, approvers, counts_towards_escalation)
+             VALUES ($1, 'deny', false, $2, 'acme', $3, '{}', true)`,
+            [`churn-${w}-${i}`, actors[key], 20_000 + i * 10 - back * 15 + w],
+          );
+        }
+      } finally {
+        client.release();
+      }
+    });
+    const owner = (async () => {
+      const client = await db.pool.connect();
+      try {
+        // Deleting once the keys have a history: from its middle as well as its ends.
+        const count = `SELECT count(*) AS n FROM "${schema}".decisions WHERE actor_id = ANY($1)`;
+        while (Number((await client.query<{ n: string }>(count, [actors])).rows[0]?.n) < 40) await new Promise((r) => setTimeout(r, 2));
+        for (const [d, { key, pick, prefix }] of plan.deletes.entries()) {
+          const { rows } = await client.query<{ id: string; at_ms: string }>(
+            `SELECT id, at_ms FROM "${schema}".decisions WHERE actor_id = $1 ORDER BY at_ms, id`,
+            [actors[key]],
+          );
+          const row = rows[Math.floor(pick * rows.length)];
+          await new Promise((r) => setTimeout(r, 2));
+          if (row === undefined) continue;
+          // Retention's cuts in the first half, single rows after them too.
+          if (prefix && d < 20)
+            await client.query(`DELETE FROM "${schema}".decisions WHERE actor_id = $1 AND at_ms < $2`, [actors[key], row.at_ms]);
+          else await client.query(`DELETE FROM "${schema}".decisions WHERE id = $1`, [row.id]);
+        }
+      } finally {
+        client.release();
+      }
+    })();
+    await Promise.all([...writers, owner]);
+    for (const actor of actors) await expectSameCounts(schema, actor);
+  });
+
   it("number no deny read from an older snapshot, and count it all the same", async () => {
     for (const isolation of ["REPEATABLE READ", "SERIALIZABLE"]) {
       const actor = `agent:snapshot-${isolation.split(" ")[0]!.toLowerCase()}`;
@@ -270,7 +343,13 @@ describe("recent denies counted from ordinals (migration 013)", () => {
       );
     const [first, second] = [await db.pool.connect(), await db.pool.connect()];
     try {
-      for (const [i, [actor, tenant]] of ([[null, "acme"], ["agent:untenanted", null], [null, null]] as const).entries()) {
+      for (const [i, [actor, tenant]] of (
+        [
+          [null, "acme"],
+          ["agent:untenanted", null],
+          [null, null],
+        ] as const
+      ).entries()) {
         await first.query("BEGIN");
         await insert(first, `keyless-${i}-a`, actor, tenant);
         // Another process's deny of the same incomplete key does not wait for the first to commit.
