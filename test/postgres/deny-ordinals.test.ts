@@ -371,6 +371,35 @@ describe("recent denies counted from ordinals (migration 013)", () => {
     expect(Number(counted.rows[0]?.n)).toBe(0);
   });
 
+  it("number from this schema's tables whatever temporary tables the writer's session has", async () => {
+    const actor = "agent:shadowed";
+    const client = await db.pool.connect();
+    try {
+      await client.query(`CREATE TEMP TABLE decisions (actor_id text, tenant_id text, at_ms bigint, deny_ordinal bigint)`);
+      await client.query(`CREATE TEMP TABLE deny_ordinal_gaps (actor_id text, tenant_id text, deny_ordinal bigint)`);
+      await client.query(`INSERT INTO pg_temp.decisions VALUES ($1, 'acme', 0, 1000000)`, [actor]);
+      await client.query(`INSERT INTO pg_temp.deny_ordinal_gaps VALUES ($1, 'acme', 2000000)`, [actor]);
+      for (const i of [1, 2]) {
+        await client.query(
+          `INSERT INTO "${schema}".decisions (id, action, escalated, actor_id, tenant_id, at_ms, approvers, counts_towards_escalation)
+           VALUES ($1, 'deny', false, $2, 'acme', $3, '{}', true)`,
+          [`shadowed-${i}`, actor, 8_000 + i],
+        );
+      }
+      const { rows } = await client.query<{ n: string }>(`SELECT "${schema}".recent_denies($1, 'acme', 0) AS n`, [actor]);
+      expect(Number(rows[0]?.n)).toBe(2);
+    } finally {
+      await client.query("DISCARD TEMP").catch(() => {});
+      client.release();
+    }
+    const { rows } = await db.pool.query<{ deny_ordinal: string }>(
+      `SELECT deny_ordinal FROM "${schema}".decisions WHERE actor_id = $1 ORDER BY id`,
+      [actor],
+    );
+    expect(rows.map((r) => r.deny_ordinal)).toEqual(["1", "2"]);
+    await expectSameCounts(schema, actor);
+  });
+
   it("never change an ordinal, and number only denies that count", async () => {
     const actor = "agent:fixed";
     const insert = (id: string, action: string, counts: boolean, ordinal: number | null) =>

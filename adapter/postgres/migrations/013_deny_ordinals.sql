@@ -56,6 +56,11 @@ CREATE INDEX decisions_deny_exceptions ON decisions (actor_id, tenant_id, at_ms)
   WHERE (deny_ordinal IS NULL) = (action = 'deny' AND counts_towards_escalation);
 DROP INDEX decisions_denies;
 
+-- The functions below run as the table's owner (SECURITY DEFINER) and keep
+-- this search path (FROM CURRENT): a caller's temporary tables come last in
+-- it, so none can stand in for this schema's tables.
+SELECT set_config('search_path', current_setting('search_path') || ', pg_temp', true);
+
 -- The ordinals of numbered denies deleted while a lower ordinal of their key
 -- remained. Read and written only by this migration's functions, as the
 -- table's owner (SECURITY DEFINER): the roles that write and count decisions
