@@ -3,8 +3,9 @@
  * instead of reading every deny in the window (docs/postgres.md, "Counting
  * denies"). The count must be exactly what counting every row said
  * (docs/contract.md §3): generated histories, written in any time order,
- * with denies that stop counting, late denies, rejections and other rows,
- * are counted both ways at every boundary; so are histories written before
+ * with denies that stop counting, late denies, rejections, other rows and
+ * rows deleted (one anywhere, or all before a moment as the retention job
+ * does), are counted both ways at every boundary; so are histories written before
  * the migration and numbered by it, and denies written at once by writers
  * that hold no lock.
  */
@@ -41,7 +42,10 @@ function naiveCount(s: string): string {
 type Op =
   | { kind: "insert"; key: number; action: "allow" | "deny" | "require_approval"; counts: boolean; at: number }
   | { kind: "replace"; target: number }
-  | { kind: "reject"; target: number; at: number };
+  | { kind: "reject"; target: number; at: number }
+  // An owner's DELETE: one row (anywhere in its key's history), or every row of the run older than a moment (retention).
+  | { kind: "delete"; target: number }
+  | { kind: "expire"; back: number };
 
 const op: fc.Arbitrary<Op> = fc.oneof(
   {
@@ -57,6 +61,8 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   },
   { arbitrary: fc.record({ kind: fc.constant("replace" as const), target: fc.nat() }), weight: 1 },
   { arbitrary: fc.record({ kind: fc.constant("reject" as const), target: fc.nat(), at: fc.integer({ min: 0, max: 40 }) }), weight: 1 },
+  { arbitrary: fc.record({ kind: fc.constant("delete" as const), target: fc.nat() }), weight: 1 },
+  { arbitrary: fc.record({ kind: fc.constant("expire" as const), back: fc.integer({ min: 0, max: 800 }) }), weight: 1 },
 );
 
 interface Row {
@@ -103,6 +109,19 @@ async function apply(client: pg.PoolClient | pg.Pool, s: string, run: string, op
         [row.id],
       );
       Object.assign(row, { action: "deny", counts: false, approval: null });
+    } else if (o.kind === "delete") {
+      const at = o.target % Math.max(rows.length, 1);
+      const row = rows[at];
+      if (row === undefined) continue;
+      await client.query(`DELETE FROM "${s}".decisions WHERE id = $1`, [row.id]);
+      rows.splice(at, 1);
+    } else if (o.kind === "expire") {
+      const { rows: gone } = await client.query<{ id: string }>(
+        `DELETE FROM "${s}".decisions WHERE id LIKE $1 AND at_ms < $2 RETURNING id`,
+        [`${run}-%`, clock - o.back],
+      );
+      const ids = new Set(gone.map((g) => g.id));
+      rows.splice(0, rows.length, ...rows.filter((r) => !ids.has(r.id)));
     } else {
       const row = rows[o.target % Math.max(rows.length, 1)];
       if (row === undefined || row.approval !== "pending") continue;
@@ -140,7 +159,7 @@ describe("recent denies counted from ordinals (migration 013)", () => {
     let run = 0;
     let checked = 0;
     await fc.assert(
-      fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 40 }), async (ops) => {
+      fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 40, size: "max" }), async (ops) => {
         const name = `g${run++}`;
         const actors = await apply(db.pool, schema, name, ops);
         for (const actor of actors) checked += await expectSameCounts(schema, actor);
@@ -207,6 +226,177 @@ describe("recent denies counted from ordinals (migration 013)", () => {
     );
     expect(Number(rows[0]?.numbered)).toBe(Number(rows[0]?.distinct_n));
     expect(Number(rows[0]?.numbered) + Number(rows[0]?.late)).toBe(writers * each);
+    await expectSameCounts(schema, actor);
+  });
+
+  it("count exactly while writers insert and an owner deletes rows of the same keys at once", async () => {
+    const actors = ["agent:churn-0", "agent:churn-1"];
+    // Seeded: each writer's times and each deletion's choice come from the seed (the interleaving does not).
+    const plan = fc.sample(
+      fc.record({
+        writes: fc.array(
+          fc.array(
+            fc.record({ key: fc.integer({ min: 0, max: 1 }), back: fc.integer({ min: 0, max: 9 }).map((n) => Math.max(0, n - 7)) }),
+            {
+              minLength: 30,
+              maxLength: 30,
+            },
+          ),
+          {
+            minLength: 4,
+            maxLength: 4,
+          },
+        ),
+        deletes: fc.array(
+          fc.record({
+            key: fc.integer({ min: 0, max: 1 }),
+            pick: fc.integer({ min: 0, max: 999 }).map((n) => n / 1000),
+            prefix: fc.integer({ min: 0, max: 5 }).map((n) => n === 0),
+          }),
+          {
+            minLength: 40,
+            maxLength: 40,
+          },
+        ),
+      }),
+      { numRuns: 1, seed: SEED + 2 },
+    )[0]!;
+    const writers = plan.writes.map(async (writes, w) => {
+      const client = await db.pool.connect();
+      try {
+        for (const [i, { key, back }] of writes.entries()) {
+          await client.query(
+            `INSERT INTO "${schema}".decisions (id, action, escalated, actor_id, tenant_id, at_ms, approvers, counts_towards_escalation)
+             VALUES ($1, 'deny', false, $2, 'acme', $3, '{}', true)`,
+            [`churn-${w}-${i}`, actors[key], 20_000 + i * 10 - back * 15 + w],
+          );
+        }
+      } finally {
+        client.release();
+      }
+    });
+    const owner = (async () => {
+      const client = await db.pool.connect();
+      try {
+        // Deleting once the keys have a history: from its middle as well as its ends.
+        const count = `SELECT count(*) AS n FROM "${schema}".decisions WHERE actor_id = ANY($1)`;
+        while (Number((await client.query<{ n: string }>(count, [actors])).rows[0]?.n) < 40) await new Promise((r) => setTimeout(r, 2));
+        for (const [d, { key, pick, prefix }] of plan.deletes.entries()) {
+          const { rows } = await client.query<{ id: string; at_ms: string }>(
+            `SELECT id, at_ms FROM "${schema}".decisions WHERE actor_id = $1 ORDER BY at_ms, id`,
+            [actors[key]],
+          );
+          const row = rows[Math.floor(pick * rows.length)];
+          await new Promise((r) => setTimeout(r, 2));
+          if (row === undefined) continue;
+          // Retention's cuts in the first half, single rows after them too.
+          if (prefix && d < 20)
+            await client.query(`DELETE FROM "${schema}".decisions WHERE actor_id = $1 AND at_ms < $2`, [actors[key], row.at_ms]);
+          else await client.query(`DELETE FROM "${schema}".decisions WHERE id = $1`, [row.id]);
+        }
+      } finally {
+        client.release();
+      }
+    })();
+    await Promise.all([...writers, owner]);
+    for (const actor of actors) await expectSameCounts(schema, actor);
+  });
+
+  it("number no deny read from an older snapshot, and count it all the same", async () => {
+    for (const isolation of ["REPEATABLE READ", "SERIALIZABLE"]) {
+      const actor = `agent:snapshot-${isolation.split(" ")[0]!.toLowerCase()}`;
+      const insert = (c: pg.PoolClient | pg.Pool, id: string, at: number) =>
+        c.query(
+          `INSERT INTO "${schema}".decisions (id, action, escalated, actor_id, tenant_id, at_ms, approvers, counts_towards_escalation)
+           VALUES ($1, 'deny', false, $2, 'acme', $3, '{}', true)`,
+          [id, actor, at],
+        );
+      await insert(db.pool, `${actor}-0`, 1_000);
+      const client = await db.pool.connect();
+      try {
+        // This transaction's snapshot is taken before another writer numbers a deny of the key.
+        await client.query(`BEGIN ISOLATION LEVEL ${isolation}`);
+        await client.query(`SELECT count(*) FROM "${schema}".decisions WHERE actor_id = $1`, [actor]);
+        await insert(db.pool, `${actor}-1`, 1_001);
+        await insert(client, `${actor}-2`, 1_002);
+        await insert(client, `${actor}-3`, 1_003);
+        await client.query("COMMIT");
+      } finally {
+        client.release();
+      }
+      await insert(db.pool, `${actor}-4`, 1_004);
+      const { rows } = await db.pool.query<{ id: string; deny_ordinal: string | null }>(
+        `SELECT id, deny_ordinal FROM "${schema}".decisions WHERE actor_id = $1 ORDER BY id`,
+        [actor],
+      );
+      expect(rows.map((r) => r.deny_ordinal)).toEqual(["1", "2", null, null, "3"]);
+      await expectSameCounts(schema, actor);
+    }
+  });
+
+  it("take no lock for a deny without its actor or tenant, which no count reads", async () => {
+    const insert = (c: pg.PoolClient, id: string, actor: string | null, tenant: string | null) =>
+      c.query(
+        `INSERT INTO "${schema}".decisions (id, action, escalated, actor_id, tenant_id, at_ms, approvers, counts_towards_escalation)
+         VALUES ($1, 'deny', false, $2, $3, 7000, '{}', true)`,
+        [id, actor, tenant],
+      );
+    const [first, second] = [await db.pool.connect(), await db.pool.connect()];
+    try {
+      for (const [i, [actor, tenant]] of (
+        [
+          [null, "acme"],
+          ["agent:untenanted", null],
+          [null, null],
+        ] as const
+      ).entries()) {
+        await first.query("BEGIN");
+        await insert(first, `keyless-${i}-a`, actor, tenant);
+        // Another process's deny of the same incomplete key does not wait for the first to commit.
+        await second.query("BEGIN");
+        await second.query("SET LOCAL lock_timeout = '500ms'");
+        await insert(second, `keyless-${i}-b`, actor, tenant);
+        await second.query("COMMIT");
+        await first.query("COMMIT");
+      }
+    } finally {
+      first.release();
+      second.release();
+    }
+    const { rows } = await db.pool.query<{ numbered: string }>(
+      `SELECT count(deny_ordinal) AS numbered FROM "${schema}".decisions WHERE id LIKE 'keyless-%'`,
+    );
+    expect(Number(rows[0]?.numbered)).toBe(0);
+    const counted = await db.pool.query<{ n: string }>(`SELECT "${schema}".recent_denies('agent:untenanted', NULL, 0) AS n`);
+    expect(Number(counted.rows[0]?.n)).toBe(0);
+  });
+
+  it("number from this schema's tables whatever temporary tables the writer's session has", async () => {
+    const actor = "agent:shadowed";
+    const client = await db.pool.connect();
+    try {
+      await client.query(`CREATE TEMP TABLE decisions (actor_id text, tenant_id text, at_ms bigint, deny_ordinal bigint)`);
+      await client.query(`CREATE TEMP TABLE deny_ordinal_gaps (actor_id text, tenant_id text, deny_ordinal bigint)`);
+      await client.query(`INSERT INTO pg_temp.decisions VALUES ($1, 'acme', 0, 1000000)`, [actor]);
+      await client.query(`INSERT INTO pg_temp.deny_ordinal_gaps VALUES ($1, 'acme', 2000000)`, [actor]);
+      for (const i of [1, 2]) {
+        await client.query(
+          `INSERT INTO "${schema}".decisions (id, action, escalated, actor_id, tenant_id, at_ms, approvers, counts_towards_escalation)
+           VALUES ($1, 'deny', false, $2, 'acme', $3, '{}', true)`,
+          [`shadowed-${i}`, actor, 8_000 + i],
+        );
+      }
+      const { rows } = await client.query<{ n: string }>(`SELECT "${schema}".recent_denies($1, 'acme', 0) AS n`, [actor]);
+      expect(Number(rows[0]?.n)).toBe(2);
+    } finally {
+      await client.query("DISCARD TEMP").catch(() => {});
+      client.release();
+    }
+    const { rows } = await db.pool.query<{ deny_ordinal: string }>(
+      `SELECT deny_ordinal FROM "${schema}".decisions WHERE actor_id = $1 ORDER BY id`,
+      [actor],
+    );
+    expect(rows.map((r) => r.deny_ordinal)).toEqual(["1", "2"]);
     await expectSameCounts(schema, actor);
   });
 
