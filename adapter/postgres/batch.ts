@@ -45,7 +45,7 @@
 import type { Pool, PoolClient } from "pg";
 import type { PreparedRecord } from "../records/chain.js";
 import { countsForActor, type HistoryKey, type StoreUnit, type StoredDecision } from "../history/store.js";
-import { checkout, clientError, historyLockKey, quoteIdent, quoteLiteral, recordsLockKey, releaseClient } from "./connection.js";
+import { BEGIN, checkout, clientError, historyLockKey, quoteIdent, quoteLiteral, recordsLockKey, releaseClient } from "./connection.js";
 import {
   DECISION_WRITE_COLUMNS,
   decisionRowValues,
@@ -341,7 +341,7 @@ export class DecisionBatcher {
     const sorted = [...lockKeys.keys()].sort();
     const inOrder = sorted.map((k) => keys.get(lockKeys.get(k) as string) as BatchKey);
     // The locks, then the clock and each held key's count (migration 012: one statement, a plan kept per session).
-    const text = `BEGIN; SELECT now_ms, i, got, n FROM ${this.#lockAndCount}(${sqlValue(sorted)}, ${sqlValue(inOrder.map((k) => k.actorId))}, ${sqlValue(
+    const text = `${BEGIN}; SELECT now_ms, i, got, n FROM ${this.#lockAndCount}(${sqlValue(sorted)}, ${sqlValue(inOrder.map((k) => k.actorId))}, ${sqlValue(
       inOrder.map((k) => k.tenantId),
     )}, ARRAY[${inOrder.map((k) => sqlValue(Math.floor(k.windowMs))).join(", ")}]::bigint[])`;
     const results = (await client.query(text)) as unknown as { rows: { now_ms: string; i: string; got: boolean; n: string | null }[] }[];

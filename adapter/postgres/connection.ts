@@ -72,6 +72,15 @@ export function isPool(value: unknown): value is Pool {
 }
 
 /** `"schema"`: an identifier the SQL can embed (the pattern already excludes quotes). */
+/**
+ * How every transaction of the stores begins. Counts and the chain's tail are
+ * read by statements that run after a lock is granted, and must see every
+ * commit before it: each statement its own snapshot, READ COMMITTED, whatever
+ * the server's or the role's default (under REPEATABLE READ or SERIALIZABLE
+ * the snapshot would be the first statement's, taken before the lock).
+ */
+export const BEGIN = "BEGIN ISOLATION LEVEL READ COMMITTED";
+
 export function quoteIdent(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
 }

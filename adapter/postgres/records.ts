@@ -28,6 +28,7 @@ import { checkpointOptions, type CheckpointReport, type VerifyOptions } from "..
 import type { VetoRecord } from "../records/records.js";
 import type { TransactionalRecordSink } from "../history/unit.js";
 import {
+  BEGIN,
   lockSql,
   checkOptions,
   checkout,
@@ -224,7 +225,7 @@ export class PostgresRecordSink implements TransactionalRecordSink {
     }
     let broken: unknown;
     try {
-      await client.query("BEGIN");
+      await client.query(BEGIN);
       const written = await appendRecord(client, this.schema, record, this.#signing);
       await client.query("COMMIT");
       return written;
@@ -304,7 +305,7 @@ export class PostgresRecordSink implements TransactionalRecordSink {
     const client = await checkout(this.#pool);
     let broken: unknown;
     try {
-      await client.query("BEGIN");
+      await client.query(BEGIN);
       const table = `${quoteIdent(this.schema)}.records`;
       const results = (await client.query(
         `${lockSql(recordsLockKey(this.schema))}; SELECT seq, hash, type FROM ${table} ORDER BY seq DESC LIMIT 1`,

@@ -27,6 +27,7 @@ import type { Client, Pool } from "pg";
 import { DecisionWatchers, listLimit } from "../history/store.js";
 import type { ListApprovalsOptions, ApprovalTransition, HistoryKey, StoreUnit, StoredDecision, VetoStore } from "../history/store.js";
 import {
+  BEGIN,
   checkout,
   connectionTimeoutMs,
   lockSql,
@@ -307,7 +308,7 @@ export class PostgresStore implements VetoStore {
     try {
       const nowMs = await tx.run(async (c) => {
         const lock = history === undefined ? "" : `; ${lockSql(historyLockKey(this.schema, history.actorId, history.tenantId))}`;
-        const results = (await c.query(`BEGIN${lock}; SELECT ${DB_NOW_MS} AS now_ms`)) as unknown as { rows: { now_ms?: string }[] }[];
+        const results = (await c.query(`${BEGIN}${lock}; SELECT ${DB_NOW_MS} AS now_ms`)) as unknown as { rows: { now_ms?: string }[] }[];
         const ms = Number(results.at(-1)?.rows[0]?.now_ms);
         if (!Number.isSafeInteger(ms)) throw new Error("the database did not tell its time");
         return ms;

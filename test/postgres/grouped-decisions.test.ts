@@ -121,7 +121,7 @@ async function checkChain(schema: string, decisions: readonly Decision[], seed: 
   });
 }
 
-async function run(seed: number): Promise<void> {
+async function run(seed: number, isolation?: string): Promise<void> {
   const random = seededRandom(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)] as T;
   const schema = db.schema("grouped");
@@ -129,7 +129,15 @@ async function run(seed: number): Promise<void> {
   const instances: Veto[] = [];
   const stores: PostgresStore[] = [];
   for (let i = 0; i < 3; i++) {
-    const store = await PostgresStore.connect({ connectionString: pgUrl(), schema, pool: { max: 2 + Math.floor(random() * 7) } });
+    const store = await PostgresStore.connect({
+      connectionString: pgUrl(),
+      schema,
+      pool: {
+        max: 2 + Math.floor(random() * 7),
+        // A server or role whose transactions default to another isolation level.
+        ...(isolation === undefined ? {} : { options: `-c default_transaction_isolation=${isolation.replace(" ", "\\ ")}` }),
+      },
+    });
     stores.push(store);
     instances.push(
       await createVeto({
@@ -172,6 +180,14 @@ describe("PostgreSQL: decisions in groups keep counts exact", () => {
   it(`three instances, one writing one by one, concurrent bursts on a few keys (seeds from ${SEED})`, { timeout: 120_000 }, async () => {
     for (let k = 0; k < 3; k++) await run(SEED + k);
   });
+
+  it.each(["repeatable read", "serializable"])(
+    "the same where transactions default to %s: the stores ask for read committed",
+    { timeout: 120_000 },
+    async (isolation) => {
+      for (let k = 0; k < 2; k++) await run(SEED + 10 + k, isolation);
+    },
+  );
 });
 
 /**

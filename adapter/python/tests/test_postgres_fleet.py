@@ -391,3 +391,27 @@ def test_a_small_pool_never_deadlocks_when_every_record_fails(pg: tuple[str, str
     finally:
         veto.close()
         store.close()
+
+
+@pytest.mark.parametrize("isolation", ["repeatable read", "serializable"])
+def test_escalation_is_exact_where_transactions_default_to_another_isolation(pg: tuple[str, str], isolation: str) -> None:
+    """A server or role whose transactions default to REPEATABLE READ or SERIALIZABLE: the store asks for READ COMMITTED, so each count sees every deny before it."""
+    from urllib.parse import quote
+
+    url, schema = pg
+    options = quote("-c default_transaction_isolation=" + isolation.replace(" ", "\\ "))
+    veto, store = python_veto(url + ("&" if "?" in url else "?") + "options=" + options, schema)
+    try:
+        assert sql(url + ("&" if "?" in url else "?") + "options=" + options, "SHOW default_transaction_isolation") == [(isolation,)]
+        actor = f"agent:isolation-{isolation.split()[0]}"
+        call = globex(actor, destination="https://pastebin.com/x")
+        total = 12
+        with ThreadPoolExecutor(6) as pool:
+            decided = list(pool.map(lambda _: veto.protect(call), range(total)))
+        assert all(d.action == "deny" for d in decided)
+        mine = [r for r in records(url, schema) if r.get("actor_id") == actor and r["type"] == "decision"]
+        assert sorted(r["history"]["recent_denies"] for r in mine) == list(range(total))
+        assert store.count_recent_denies(actor, "globex", 0) == total
+    finally:
+        veto.close()
+        store.close()

@@ -73,6 +73,18 @@ WRITE_COLUMNS = (
 READ_COLUMNS = WRITE_COLUMNS + ("executed_at_ms", "amended_to")
 
 
+def _read_committed(conn: Any) -> None:
+    """
+    Every transaction of the store's connections begins READ COMMITTED (store.ts BEGIN), whatever the
+    server's or the role's default: counts and the chain's tail are read by statements after a lock is
+    granted, and must see every commit before it (under REPEATABLE READ or SERIALIZABLE the snapshot
+    would be the first statement's, taken before the lock).
+    """
+    from .driver import psycopg_module
+
+    conn.isolation_level = psycopg_module().IsolationLevel.READ_COMMITTED
+
+
 class _Statements:
     """The SQL of the store for one schema (store.ts Statements), with psycopg's placeholders."""
 
@@ -452,6 +464,7 @@ class PostgresStore:
             timeout=float(connection_timeout_s),
             open=False,
             kwargs={"autocommit": False},
+            configure=_read_committed,
             name=f"veto-{schema}",
         )
         store = cls(pool, url, schema, float(connection_timeout_s), pool_size)
