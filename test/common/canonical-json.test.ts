@@ -50,64 +50,9 @@ function oldDigestJson(value: unknown): string {
 
 const OLD_LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 const oldPointerToken = (key: string): string => key.replaceAll("~", "~0").replaceAll("/", "~1");
-function oldWriteString(text: string, pointer: string, parts: string[]): void {
-  if (OLD_LONE_SURROGATE.test(text)) throw new CanonicalJsonError(pointer, "string contains a lone surrogate (not I-JSON)");
-  parts.push(JSON.stringify(text));
-}
-/** The records' canonicalJson as it was: refuses whatever has no JSON form. */
+/** The records' canonicalJson as it was: refuses whatever has no JSON form (the checked writer with no option, below). */
 function oldRecordJson(value: unknown): string {
-  const parts: string[] = [];
-  oldWrite(value, "", new Set<object>(), parts);
-  return parts.join("");
-}
-function oldWrite(value: unknown, pointer: string, ancestors: Set<object>, parts: string[]): void {
-  switch (typeof value) {
-    case "string":
-      oldWriteString(value, pointer, parts);
-      return;
-    case "number":
-      if (!Number.isFinite(value)) throw new CanonicalJsonError(pointer, `${value} is not a JSON number`);
-      parts.push(JSON.stringify(value));
-      return;
-    case "boolean":
-      parts.push(value ? "true" : "false");
-      return;
-    case "object":
-      break;
-    default:
-      throw new CanonicalJsonError(pointer, `${typeof value} has no JSON form`);
-  }
-  if (value === null) {
-    parts.push("null");
-    return;
-  }
-  if (ancestors.has(value)) throw new CanonicalJsonError(pointer, "cycle");
-  ancestors.add(value);
-  if (Array.isArray(value)) {
-    parts.push("[");
-    for (let i = 0; i < value.length; i++) {
-      if (i > 0) parts.push(",");
-      oldWrite(value[i], `${pointer}/${i}`, ancestors, parts);
-    }
-    parts.push("]");
-  } else {
-    const proto: unknown = Object.getPrototypeOf(value);
-    if (proto !== Object.prototype && proto !== null) {
-      const kind = (value as { constructor?: { name?: unknown } }).constructor?.name;
-      throw new CanonicalJsonError(pointer, `${typeof kind === "string" && kind !== "" ? kind : "non-plain object"} is not a plain object`);
-    }
-    const keys = Object.keys(value).sort();
-    parts.push("{");
-    keys.forEach((key, i) => {
-      const childPointer = `${pointer}/${oldPointerToken(key)}`;
-      if (i > 0) parts.push(",");
-      oldWriteString(key, childPointer, parts);
-      parts.push(":");
-      oldWrite((value as Record<string, unknown>)[key], childPointer, ancestors, parts);
-    });
-    parts.push("}");
-  }
-  ancestors.delete(value);
+  return checkedJson(value);
 }
 
 // ---- Generated values. ----
