@@ -427,7 +427,7 @@ export function storeDerived(policy: LoadedPolicy): boolean {
     const address = abi.opa_malloc(bytes.byteLength);
     new Uint8Array(memory.buffer, address, bytes.byteLength).set(bytes);
     const parsed = abi.opa_json_parse(address, bytes.byteLength);
-    if (parsed === 0) throw new Error("the abi could not parse a value for the data document");
+    if (parsed === 0) throw new Error("the module could not parse a value for the data document");
     return parsed;
   };
   heapPtrSet(p.dataHeapPtr);
@@ -455,7 +455,7 @@ export function storeDerived(policy: LoadedPolicy): boolean {
     return false;
   }
   // The policy reads the stored value only when its "from" holds the configured
-  // names (derived.rego), a comparison on every call. The abi compares a
+  // names (derived.rego), a comparison on every call. The module compares a
   // value with itself at once: each configured list and the stored value's
   // "from" are made one value, equal to both (only text, so that nothing is
   // changed by JSON.parse: a number could be).

@@ -368,7 +368,6 @@ function containerEnd(text: string, start: number, limit: number): number {
 
 const EMPTY_OBJECT = new Uint8Array([OPEN_BRACE, CLOSE_BRACE]);
 
-
 /**
  * The module's value types and number representations (OPA's wasm/src/value.h),
  * and its allocator's block header (size, then two free-list links).

@@ -7,8 +7,8 @@
  *    taken only if free (pg_try_advisory_xact_lock, in one order: sorted);
  *    the database's clock and each key's deny count, after the locks (so it
  *    sees every commit before them): one statement, the function
- *    lock_and_count of migration 012, whose plans the server keeps per
- *    session. A decision whose key another transaction holds
+ *    lock_and_count of migration 012 (counting with recent_denies, 013),
+ *    whose plans the server keeps per session. A decision whose key another transaction holds
  *    (another process, another language, another group of this one) leaves
  *    the group and runs alone: in a transaction of its own that waits for
  *    the lock, after the decisions of its key that left before it (one
@@ -340,7 +340,7 @@ export class DecisionBatcher {
     for (const [text, k] of keys) lockKeys.set(historyLockKey(this.#schema, k.actorId, k.tenantId), text);
     const sorted = [...lockKeys.keys()].sort();
     const inOrder = sorted.map((k) => keys.get(lockKeys.get(k) as string) as BatchKey);
-    // The locks, then the clock and each held key's count (migration 012: one statement, a plan kept per session).
+    // The locks, then the clock and each held key's count (lock_and_count: one statement, a plan kept per session).
     const text = `${BEGIN}; SELECT now_ms, i, got, n FROM ${this.#lockAndCount}(${sqlValue(sorted)}, ${sqlValue(inOrder.map((k) => k.actorId))}, ${sqlValue(
       inOrder.map((k) => k.tenantId),
     )}, ARRAY[${inOrder.map((k) => sqlValue(Math.floor(k.windowMs))).join(", ")}]::bigint[])`;

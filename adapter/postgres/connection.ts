@@ -71,7 +71,6 @@ export function isPool(value: unknown): value is Pool {
   );
 }
 
-/** `"schema"`: an identifier the SQL can embed (the pattern already excludes quotes). */
 /**
  * How every transaction of the stores begins. Counts and the chain's tail are
  * read by statements that run after a lock is granted, and must see every
@@ -81,6 +80,7 @@ export function isPool(value: unknown): value is Pool {
  */
 export const BEGIN = "BEGIN ISOLATION LEVEL READ COMMITTED";
 
+/** `"schema"`: an identifier the SQL can embed (the pattern already excludes quotes). */
 export function quoteIdent(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
 }

@@ -70,6 +70,7 @@ export function recentDeniesSql(schema: string): string {
   return `SELECT ${quoteIdent(schema)}.recent_denies($1, $2, $3) AS n`;
 }
 
+/** The columns a decision is read from: those written, and the time of its use-once claim. */
 export const DECISION_READ_COLUMNS = [...DECISION_WRITE_COLUMNS, "executed_at_ms", "amended_to"] as const;
 
 /** DECISION_READ_COLUMNS as a select list, each prefixed with `alias.` when one is given. */

@@ -36,8 +36,9 @@
 ALTER TABLE decisions ADD COLUMN deny_ordinal bigint;
 
 -- The denies that count today, of keys with an actor and a tenant, numbered
--- per key in time order (and by id where two share a time). Only this column changes: the table's triggers
--- (guards and notifications) have nothing to say about it.
+-- per key in time order (and by id where two share a time). Only this column
+-- changes: the table's triggers (guards and notifications) have nothing to
+-- say about it.
 ALTER TABLE decisions DISABLE TRIGGER USER;
 UPDATE decisions d SET deny_ordinal = o.n
   FROM (SELECT id, row_number() OVER (PARTITION BY actor_id, tenant_id ORDER BY at_ms, id) AS n

@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Awaitable, Callable, ContextManager, Mapping, Optional, Sequence, TypeVar, Union
+from typing import Any, Awaitable, Callable, Mapping, Optional, Sequence, TypeVar, Union
 
 from .approvals import AmendResult, ApprovalAnswer, ApprovalDesk
 from .bundle import BundleVersion, load_bundle
@@ -560,17 +560,14 @@ class Veto:
         try:
             # count -> evaluate -> record -> append as one unit, exclusive per (actor, tenant) (for a
             # database store, one transaction under the same lock in every process).
-            plain = self._plain_unit
-            # A store without transactions: its own unit for the key, and the instance's DecisionUnit.
-            held: ContextManager[Any] = (
-                self._store.unit(who.actor_id, who.tenant_id)
-                if plain is not None and call is not None
-                else run_unit(
-                    self._store, self._sink, who.actor_id if call is not None else None, who.tenant_id if call is not None else None, plain
-                )
-            )
-            with held as entered:
-                unit: DecisionUnit = plain if plain is not None and call is not None else entered
+            # A store without transactions: its own unit for the key, and the instance's one DecisionUnit.
+            with run_unit(
+                self._store,
+                self._sink,
+                who.actor_id if call is not None else None,
+                who.tenant_id if call is not None else None,
+                self._plain_unit,
+            ) as unit:
                 # The store's clock when it has one (docs/contract.md §6), else this instance's.
                 now_ms = unit.now_ms if unit.now_ms is not None else clock_ms
                 decided = self._decide_in(unit, policy, raw, now_ms, self._next_id(now_ms), checked, call, who, store_ok=True, amendment=amendment)
@@ -626,12 +623,9 @@ class Veto:
             if self._record_state is not None:
                 answer, record_state = self._bind_record_state(decision_id, call, answer)
 
-        action = answer.action
-        reasons = answer.reasons
-        # Veto._decision, inline.
-        decision = Decision(
-            decision_id, action, answer.escalated, reasons[0].message if reasons else "", reasons, answer.approvers, policy.version, iso_timestamp(now_ms)
-        )
+        decision = self._decision(decision_id, now_ms, answer, policy.version)
+        action = decision.action
+        reasons = decision.reasons
         # Keyed like the masked values; over the call's canonical JSON, hashed once.
         digest = self._masker.digest_json(checked.json) if isinstance(checked, CheckedCall) else None
         value = checked.call if isinstance(checked, CheckedCall) else checked.partial
@@ -706,8 +700,7 @@ class Veto:
             # where the sink writes in the store's transaction.
             unit.write_record(record)
             unit.append_decision(stored)
-            if unit is not self._plain_unit:
-                unit.commit()
+            unit.commit()
             # Kept for approval checks: require_approval decisions, and amended calls' (their amendment's evidence).
             if needs_approval or amendment is not None:
                 self._desk.written.remember(record)
