@@ -53,7 +53,15 @@ import { FdRecordSink, defaultLogger } from "./records/fd-sink.js";
 import { RECORD_BUNDLE_NAME, RecordMasker, type DecisionEventRecord, type RecordSink } from "./records/records.js";
 import { createBundleVerifier, isVerificationKeyInput, type VerificationKeyInput } from "./policy/signature.js";
 import { DEFAULT_RECORD_STATE_TIMEOUT_MS, readRecordState, type RecordStateFn } from "./approvals/record-state.js";
-import { InMemoryStore, isStoreFactory, type HistoryKey, type StoreFactory, type StoredDecision, type VetoStore } from "./history/store.js";
+import {
+  InMemoryStore,
+  isStoreFactory,
+  UnitRetry,
+  type HistoryKey,
+  type StoreFactory,
+  type StoredDecision,
+  type VetoStore,
+} from "./history/store.js";
 import type { Evaluation } from "./policy/evaluator.js";
 import { safeLog } from "./common/logger.js";
 import { ShadowPolicy, type ShadowOptions, type ShadowVerdict } from "./policy/shadow.js";
@@ -1221,6 +1229,8 @@ class VetoInstance implements Veto {
       await unit.appendDecision(stored);
       await unit.commit();
     } catch (error) {
+      // The store decides this call again (nothing of it was written).
+      if (error instanceof UnitRetry) throw error;
       return { result: await unrecorded(error), unrecorded };
     }
     return this.#decided(made, durable);
@@ -1275,6 +1285,7 @@ class VetoInstance implements Veto {
       const sinceMs = nowMs - policy.data.windowSeconds * 1000;
       recentDenies = await unit.countRecentDenies(call.context.actorId, call.context.tenantId, sinceMs);
     } catch (error) {
+      if (error instanceof UnitRetry) throw error;
       safeLog(this.#log, { err: toError(error), decision_id: id }, "deny history unavailable; denying");
       return {
         answer: adapterDeny(ADAPTER_REASON_CODES.evaluationError, "the deny history is unavailable"),

@@ -223,6 +223,22 @@ export interface HistoryKey {
   readonly windowMs?: number;
 }
 
+/**
+ * A unit's prediction did not hold (see StoreUnit.commit): the unit wrote
+ * nothing, and its store runs the unit's function again, once, without
+ * predicting. Made only by a store, for the unit it belongs to.
+ */
+export class UnitRetry extends Error {
+  /** The unit it was made for: only that unit's store may act on it. */
+  readonly unit: unknown;
+
+  constructor(unit: unknown, reason: string) {
+    super(`the unit must run again: ${reason}`);
+    this.name = "UnitRetry";
+    this.unit = unit;
+  }
+}
+
 /** The store as seen from inside a unit of work (see VetoStore.unit). */
 export interface StoreUnit {
   countRecentDenies(actorId: string, tenantId: string, sinceMs: number): Promise<number>;
@@ -235,6 +251,12 @@ export interface StoreUnit {
    * Make the unit's writes durable and visible together. The unit is over
    * after it, and after any failed operation (a database transaction is
    * rolled back at once, so its locks never outlive the failure).
+   *
+   * A unit that decided on what the store predicted (the PostgreSQL store's
+   * one-round-trip groups: a remembered count and clock) may reject here, or
+   * from countRecentDenies, with a UnitRetry: nothing of the unit was
+   * written, and the caller lets the error leave `fn` with nothing else
+   * done, so the store runs `fn` again in a unit that predicts nothing.
    */
   commit(): Promise<void>;
   /** End the unit without committing (undone where the store can undo); nothing if it is already over. */

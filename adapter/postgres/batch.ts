@@ -44,7 +44,8 @@
  */
 import type { Pool, PoolClient } from "pg";
 import type { PreparedRecord } from "../records/chain.js";
-import { countsForActor, type HistoryKey, type StoreUnit, type StoredDecision } from "../history/store.js";
+import { performance } from "node:perf_hooks";
+import { countsForActor, UnitRetry, type HistoryKey, type StoreUnit, type StoredDecision } from "../history/store.js";
 import { BEGIN, checkout, clientError, historyLockKey, quoteIdent, quoteLiteral, recordsLockKey, releaseClient } from "./connection.js";
 import {
   DECISION_WRITE_COLUMNS,
@@ -67,6 +68,43 @@ const MAX_GROUP = 256;
  */
 const STALLED_MS = 200;
 
+/**
+ * How far behind the database's clock a one-round-trip group's time may be
+ * when its writes arrive (confirm_counts, migration 014): the time the
+ * group's decisions are recorded at was predicted as it started.
+ */
+const LAG_MS = 5000;
+
+/** How long a key whose remembered count did not hold is decided the two-round-trip way. */
+const COOL_MS = 1000;
+
+/** Most keys whose counts a store remembers; the least recently used are forgotten first. */
+const MAX_KNOWN = 100_000;
+
+/** SQLSTATE of confirm_counts' refusal (migration 014). */
+const STALE = "VS001";
+
+/**
+ * What a store knows of a key's count after its last group: `n` at any time
+ * up to `oldestMs + windowMs` (null: no time bound), unless another writer
+ * changed it since, which confirm_counts finds out.
+ */
+interface Known {
+  readonly n: number;
+  readonly oldestMs: number | null;
+  readonly windowMs: number;
+}
+
+/** What a store's groups of decisions did (PostgresStore.groupStats). */
+export interface GroupStats {
+  /** Groups that read their keys' counts first: two round trips. */
+  readonly counted: number;
+  /** Groups decided on the counts the store knew, confirmed with their writes: one round trip. */
+  readonly predicted: number;
+  /** Of those, groups whose prediction the database refused: their decisions were made again. */
+  readonly refused: number;
+}
+
 /** A history key with the escalation window its count looks back over. */
 export interface BatchKey extends HistoryKey {
   readonly windowMs: number;
@@ -86,10 +124,13 @@ class Member {
   readonly records: { prepared: PreparedRecord; type: string; decisionId: string }[] = [];
   /** Earlier members of the group with the same key. */
   before: Member[] = [];
+  /** Whether this decision is being made again after a prediction failed: its group predicts nothing. */
+  readonly again: boolean;
   readonly #done: { promise: Promise<void>; resolve: () => void };
 
-  constructor(key: BatchKey, group: Group) {
+  constructor(key: BatchKey, group: Group, again: boolean) {
     this.key = key;
+    this.again = again;
     this.keyText = JSON.stringify([key.actorId, key.tenantId]);
     this.group = group;
     let resolve!: () => void;
@@ -138,6 +179,15 @@ class Group {
   client: PoolClient | undefined;
   nowMs = 0;
   counts = new Map<string, number>();
+  /** Per held key, the oldest time its count includes (see Known). */
+  oldest = new Map<string, number | null>();
+  /**
+   * One round trip: the counts and the time were predicted (from what the
+   * store knew), and are confirmed by the writes' first statement.
+   */
+  predicted = false;
+  /** Whether the confirmation refused the predictions: every member decides again. */
+  stale = false;
   /** The keys whose history lock the group holds; a member of any other key leaves the group. */
   readonly held = new Set<string>();
   failure: Error | undefined;
@@ -206,17 +256,32 @@ export class DecisionBatcher {
   readonly #schema: string;
   readonly #decisions: string;
   readonly #lockAndCount: string;
+  readonly #confirmCounts: string;
   readonly #countDenies: string;
   readonly #appendRecords: string;
+  /** Per key (Member.keyText), its count as of this store's last group of it; most recently used last. */
+  readonly #known = new Map<string, Known>();
+  /** Per key whose prediction failed, until when (performance.now()) it is not predicted. */
+  readonly #cooling = new Map<string, number>();
+  /**
+   * The database's clock less performance.now(), as last read (undefined:
+   * never read): a lower bound, since the reading was taken before the
+   * reply arrived, and so a predicted time is never ahead of the database's.
+   */
+  #clockOffset: number | undefined;
+  /** The latest group time this store used: a predicted time is never earlier (times of a key's decisions do not go back). */
+  #lastNowMs = 0;
   /** The group taking members; starts once the group before it is over. */
   #forming: Group | undefined;
   #busy = false;
+  readonly #stats = { counted: 0, predicted: 0, refused: 0 };
 
   constructor(pool: Pool, schema: string) {
     this.#pool = pool;
     this.#schema = schema;
     this.#decisions = `${quoteIdent(schema)}.decisions`;
-    this.#lockAndCount = `${quoteIdent(schema)}.lock_and_count`;
+    this.#lockAndCount = `${quoteIdent(schema)}.lock_and_count_window`;
+    this.#confirmCounts = `${quoteIdent(schema)}.confirm_counts`;
     this.#countDenies = recentDeniesSql(schema);
     this.#appendRecords = `${quoteIdent(schema)}.append_records`;
   }
@@ -232,6 +297,7 @@ export class DecisionBatcher {
     key: BatchKey,
     fn: (unit: StoreUnit) => Promise<T>,
     alone: (fn: (unit: StoreUnit) => Promise<T>) => Promise<T>,
+    again = false,
   ): Promise<T> {
     let group = this.#forming;
     if (group === undefined || group.members.length >= MAX_GROUP) {
@@ -239,21 +305,111 @@ export class DecisionBatcher {
       this.#forming = group;
       group.started = this.#schedule(group);
     }
-    const member = new Member(key, group);
+    const member = new Member(key, group, again);
     group.add(member);
+    let unit: StoreUnit | undefined;
     try {
       await group.started;
       if (group.failure !== undefined) throw group.failure;
       if (!group.held.has(member.keyText)) {
         // Its key is locked elsewhere: the group goes on without it, so only this key waits.
         member.settle("rolled_back");
+        // Written outside the groups: what this store knew of the key's count no longer holds.
+        this.#forget(member.keyText);
         return await this.#alone(member.keyText, () => alone(fn));
       }
-      return await fn(this.#storeUnit(member));
+      unit = this.#storeUnit(member);
+      return await fn(unit);
+    } catch (error) {
+      // The group's prediction did not hold: nothing of this decision was written; made again, predicting nothing.
+      if (error instanceof UnitRetry && error.unit === unit && unit !== undefined && !again) {
+        member.settle("rolled_back");
+        return await this.unit(key, fn, alone, true);
+      }
+      throw error;
     } finally {
       // A unit that ends without commit or rollback gives up its place.
       member.settle("rolled_back");
     }
+  }
+
+  get stats(): GroupStats {
+    return { ...this.#stats };
+  }
+
+  /** Forget what this store knew of a key's count. */
+  #forget(keyText: string): void {
+    this.#known.delete(keyText);
+  }
+
+  /** The database's time now, as this store predicts it; undefined when it cannot. */
+  #predictedNow(): number | undefined {
+    return this.#clockOffset === undefined ? undefined : Math.max(this.#lastNowMs, Math.floor(performance.now() + this.#clockOffset));
+  }
+
+  /** Remember the database's clock `dbMs`, read in a reply that arrived at `arrivedAt` (performance.now()). */
+  #readClock(dbMs: number, arrivedAt: number): void {
+    this.#clockOffset = dbMs - arrivedAt;
+  }
+
+  /**
+   * Whether `group` can be decided in one round trip: it has no decision
+   * made again, and for each of its keys this store knows the count at the
+   * predicted time. Fills the group's time and counts when it can.
+   */
+  #predict(group: Group): boolean {
+    const nowMs = this.#predictedNow();
+    if (nowMs === undefined) return false;
+    const at = performance.now();
+    const counts = new Map<string, number>();
+    const oldest = new Map<string, number | null>();
+    for (const m of group.members) {
+      if (m.again) return false;
+      if (counts.has(m.keyText)) continue;
+      const known = this.#known.get(m.keyText);
+      if (known === undefined || known.windowMs !== m.key.windowMs) return false;
+      if (known.oldestMs !== null && nowMs - known.windowMs > known.oldestMs) return false;
+      const cool = this.#cooling.get(m.keyText);
+      if (cool !== undefined) {
+        if (at < cool) return false;
+        this.#cooling.delete(m.keyText);
+      }
+      counts.set(m.keyText, known.n);
+      oldest.set(m.keyText, known.oldestMs);
+    }
+    group.predicted = true;
+    group.nowMs = nowMs;
+    this.#lastNowMs = nowMs;
+    group.counts = counts;
+    group.oldest = oldest;
+    for (const keyText of counts.keys()) group.held.add(keyText);
+    return true;
+  }
+
+  /**
+   * After `group` committed: each held key's count as it now stands (the
+   * group's count and its own denies), to predict the next group's with.
+   */
+  #learn(group: Group): void {
+    const added = new Map<string, number>();
+    for (const m of group.members) {
+      if (m.state === "committing" && m.counts && m.decision !== undefined) added.set(m.keyText, (added.get(m.keyText) ?? 0) + 1);
+    }
+    for (const keyText of group.held) {
+      const n = group.counts.get(keyText);
+      if (n === undefined) continue;
+      const more = added.get(keyText) ?? 0;
+      const oldest = group.oldest.get(keyText) ?? null;
+      const windowMs = group.members.find((m) => m.keyText === keyText)?.key.windowMs;
+      if (windowMs === undefined) continue;
+      this.#known.delete(keyText);
+      this.#known.set(keyText, {
+        n: n + more,
+        oldestMs: more > 0 && (oldest === null || group.nowMs < oldest) ? group.nowMs : oldest,
+        windowMs,
+      });
+    }
+    while (this.#known.size > MAX_KNOWN) this.#known.delete(this.#known.keys().next().value as string);
   }
 
   /** Per key, the turn of the last decision that left a group; each waits for the one before. */
@@ -293,7 +449,11 @@ export class DecisionBatcher {
     if (this.#forming === group) this.#forming = undefined;
     try {
       group.client = await checkout(this.#pool);
-      await this.#begin(group.client, group);
+      if (this.#predict(group)) this.#stats.predicted += 1;
+      else {
+        this.#stats.counted += 1;
+        await this.#begin(group.client, group);
+      }
     } catch (error) {
       group.failure = toError(error);
     }
@@ -312,7 +472,19 @@ export class DecisionBatcher {
       if (group.failure !== undefined) throw group.failure;
       await this.#write(client as PoolClient, group);
       group.finish(undefined);
+      this.#learn(group);
     } catch (error) {
+      // Whether or not it was written, what this store knew of the group's keys no longer holds.
+      for (const m of group.members) this.#forget(m.keyText);
+      if ((error as { code?: unknown } | null)?.code === STALE) {
+        group.stale = true;
+        this.#stats.refused += 1;
+        // The clock is read again too (the refusal may have been the time's).
+        this.#clockOffset = undefined;
+        const until = performance.now() + COOL_MS;
+        if (this.#cooling.size > MAX_KNOWN) for (const [k, t] of this.#cooling) if (t <= until - COOL_MS) this.#cooling.delete(k);
+        for (const m of group.members) this.#cooling.set(m.keyText, until);
+      }
       group.finish(toError(error));
       if (client !== undefined) {
         broken = clientError(client);
@@ -341,21 +513,50 @@ export class DecisionBatcher {
     const sorted = [...lockKeys.keys()].sort();
     const inOrder = sorted.map((k) => keys.get(lockKeys.get(k) as string) as BatchKey);
     // The locks, then the clock and each held key's count (lock_and_count: one statement, a plan kept per session).
-    const text = `${BEGIN}; SELECT now_ms, i, got, n FROM ${this.#lockAndCount}(${sqlValue(sorted)}, ${sqlValue(inOrder.map((k) => k.actorId))}, ${sqlValue(
-      inOrder.map((k) => k.tenantId),
-    )}, ARRAY[${inOrder.map((k) => sqlValue(Math.floor(k.windowMs))).join(", ")}]::bigint[])`;
-    const results = (await client.query(text)) as unknown as { rows: { now_ms: string; i: string; got: boolean; n: string | null }[] }[];
+    const text = `${BEGIN}; SELECT now_ms, i, got, n, oldest_ms FROM ${this.#lockAndCount}(${this.#keyArguments(sorted, inOrder)})`;
+    const results = (await client.query(text)) as unknown as {
+      rows: { now_ms: string; i: string; got: boolean; n: string | null; oldest_ms: string | null }[];
+    }[];
+    const arrivedAt = performance.now();
     const counted = results.at(-1)?.rows ?? [];
     const first = counted[0];
     const nowMs = Number(first?.now_ms);
     if (first === undefined || !Number.isSafeInteger(nowMs)) throw new Error("the database did not tell its time");
     group.nowMs = nowMs;
+    this.#lastNowMs = Math.max(this.#lastNowMs, nowMs);
+    this.#readClock(nowMs, arrivedAt);
     for (const row of counted) {
       if (row.got !== true) continue;
       const keyText = lockKeys.get(sorted[Number(row.i)] as string) as string;
       group.held.add(keyText);
       group.counts.set(keyText, Number(row.n));
+      group.oldest.set(keyText, row.oldest_ms === null ? null : Number(row.oldest_ms));
     }
+  }
+
+  /** The keys' lock keys (in lock order), actors, tenants and windows: the arguments lock_and_count_window and confirm_counts begin with. */
+  #keyArguments(sorted: readonly string[], inOrder: readonly BatchKey[]): string {
+    return [
+      sqlValue(sorted),
+      sqlValue(inOrder.map((k) => k.actorId)),
+      sqlValue(inOrder.map((k) => k.tenantId)),
+      `ARRAY[${inOrder.map((k) => sqlValue(Math.floor(k.windowMs))).join(", ")}]::bigint[]`,
+    ].join(", ");
+  }
+
+  /** A predicted group's first statement: its keys' locks, clock and counts confirmed (confirm_counts, migration 014). */
+  #confirmation(group: Group, committing: readonly Member[]): string {
+    const keys = new Map<string, BatchKey>();
+    for (const m of committing) keys.set(m.keyText, m.key);
+    const lockKeys = new Map<string, string>();
+    for (const [text, k] of keys) lockKeys.set(historyLockKey(this.#schema, k.actorId, k.tenantId), text);
+    const sorted = [...lockKeys.keys()].sort();
+    const texts = sorted.map((k) => lockKeys.get(k) as string);
+    const expected = texts.map((t) => sqlValue(group.counts.get(t) as number));
+    return `SELECT ${this.#confirmCounts}(${this.#keyArguments(
+      sorted,
+      texts.map((t) => keys.get(t) as BatchKey),
+    )}, ARRAY[${expected.join(", ")}]::bigint[], ${sqlValue(group.nowMs)}, ${LAG_MS}) AS now_ms`;
   }
 
   async #write(client: PoolClient, group: Group): Promise<void> {
@@ -370,6 +571,11 @@ export class DecisionBatcher {
             .join(", ")})`,
       );
     const statements: string[] = [];
+    if (group.predicted) {
+      // Nothing to write: nothing was begun.
+      if (committing.length === 0) return;
+      statements.push(BEGIN, this.#confirmation(group, committing));
+    }
     if (records.length > 0) {
       const part = (k: 0 | 1 | 2 | 3): string => sqlValue(records.map((r) => r.prepared.parts[k]));
       // The chain's lock, then the records sealed after its last entry (migration 012, append_records).
@@ -389,7 +595,11 @@ export class DecisionBatcher {
       statements.push(`INSERT INTO ${this.#decisions} (${DECISION_WRITE_COLUMNS.join(", ")}) VALUES ${decisions.join(", ")}`);
     }
     statements.push("COMMIT");
-    await client.query(statements.join("; "));
+    const results = (await client.query(statements.join("; "))) as unknown as { rows: { now_ms?: string }[] }[];
+    if (group.predicted) {
+      const confirmed = Number(results[1]?.rows[0]?.now_ms);
+      if (Number.isSafeInteger(confirmed)) this.#readClock(confirmed, performance.now());
+    }
   }
 
   /** The unit a member's decision runs in. */
@@ -405,13 +615,15 @@ export class DecisionBatcher {
       const earlier = same ? member.before.filter((m) => m.counts && (m.decision?.atMs ?? -Infinity) >= sinceMs).length : 0;
       const precounted = group.counts.get(member.keyText);
       if (same && sinceMs === group.nowMs - key.windowMs && precounted !== undefined) return precounted + earlier;
-      // Another key or another window: counted now, in the group's transaction (its locks are held).
+      // Another key or another window: counted now, in the group's transaction (its locks are held); a
+      // predicted group has none yet, so the decision is made again in a group that has.
+      if (group.predicted) throw new UnitRetry(unit, "a count the group did not predict");
       const { rows } = await client.query<{ n: string }>(this.#countDenies, [actorId, tenantId, sinceMs]);
       return Number(rows[0]?.n ?? 0) + earlier;
     };
     const unsupported = (what: string) => (): Promise<never> =>
       Promise.reject(new Error(`${what} is not available in a decision's unit on PostgreSQL`));
-    return {
+    const unit: StoreUnit = {
       countRecentDenies: countOne,
       appendDecision: async (decision) => {
         if (!transaction.open) throw new Error("the store transaction is over (committed or rolled back)");
@@ -428,7 +640,12 @@ export class DecisionBatcher {
       commit: async () => {
         if (!transaction.open) throw group.failure ?? new Error("the store transaction is over (committed or rolled back)");
         member.settle("committing");
-        await group.committed;
+        try {
+          await group.committed;
+        } catch (error) {
+          if (group.stale) throw new UnitRetry(unit, toError(error).message);
+          throw error;
+        }
       },
       rollback: async () => {
         member.decision = undefined;
@@ -439,5 +656,6 @@ export class DecisionBatcher {
       transaction,
       nowMs: group.nowMs,
     };
+    return unit;
   }
 }

@@ -15,6 +15,7 @@ export { PostgresRecordSink, verifyPostgresLog } from "./records.js";
 export type { PostgresCheckpointOptions, PostgresVerifyResult, PostgresWrittenRecord } from "./records.js";
 export { APPROVAL_CHANNEL, PostgresStore } from "./store.js";
 export type { PostgresStoreOptions } from "./store.js";
+export type { GroupStats } from "./batch.js";
 export { PostgresTransaction } from "./transaction.js";
 export { PostgresNotificationLedger } from "./notifications.js";
 export type { PostgresNotificationLedgerOptions } from "./notifications.js";

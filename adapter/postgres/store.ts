@@ -49,7 +49,7 @@ import {
 import { openMigrated } from "./migrations.js";
 import { PostgresRecordSink, type PostgresCheckpointOptions } from "./records.js";
 import { PostgresTransaction } from "./transaction.js";
-import { DecisionBatcher } from "./batch.js";
+import { DecisionBatcher, type GroupStats } from "./batch.js";
 import type { RecordSink } from "../records/records.js";
 
 export const APPROVAL_CHANNEL = "veto_approval";
@@ -229,6 +229,17 @@ export class PostgresStore implements VetoStore {
     const sink = new PostgresRecordSink(this.#pool, this.schema, false, checkpoints);
     if (sink.checkpointKeyId !== null) this.#signingSinks.add(sink);
     return sink;
+  }
+
+  /**
+   * What this store's groups of decisions did, since it connected: how many
+   * read their keys' counts first (two round trips), how many were decided on
+   * the counts the store knew and confirmed with their writes (one round
+   * trip), and how many of those the database refused (their decisions were
+   * made again). See docs/postgres.md, "One round trip".
+   */
+  groupStats(): GroupStats {
+    return this.#batcher.stats;
   }
 
   /** The database's clock (docs/contract.md §6): what every instance on it times decisions and approvals by. */

@@ -39,6 +39,14 @@ function naiveCount(s: string): string {
                    AND approval_status = 'rejected' AND answered_at_ms >= $3) AS n`;
 }
 
+/** The earliest time among what the naive count counts (a deny's time, a rejection's answer time). */
+function naiveEarliest(s: string): string {
+  return `SELECT least((SELECT min(at_ms) FROM "${s}".decisions WHERE actor_id = $1 AND tenant_id = $2 AND counts_towards_escalation
+                         AND action = 'deny' AND at_ms >= $3),
+                       (SELECT min(answered_at_ms) FROM "${s}".decisions WHERE actor_id = $1 AND tenant_id = $2 AND counts_towards_escalation
+                         AND approval_status = 'rejected' AND answered_at_ms >= $3))::text AS t`;
+}
+
 type Op =
   | { kind: "insert"; key: number; action: "allow" | "deny" | "require_approval"; counts: boolean; at: number }
   | { kind: "replace"; target: number }
@@ -149,6 +157,22 @@ async function expectSameCounts(s: string, actor: string): Promise<number> {
     const naive = await db.pool.query<{ n: string }>(naiveCount(s), [actor, "acme", t]);
     const counted = await db.pool.query<{ n: string }>(`SELECT "${s}".recent_denies($1, $2, $3) AS n`, [actor, "acme", t]);
     expect({ actor, since: t, n: Number(counted.rows[0]?.n) }).toEqual({ actor, since: t, n: Number(naive.rows[0]?.n) });
+    // Migration 014's deny_window: the same count, and a time no later than the earliest it counts (so the
+    // count holds while the window's start has not passed it), never before the window.
+    const window = await db.pool.query<{ n: string; oldest_ms: string | null }>(`SELECT n, oldest_ms FROM "${s}".deny_window($1, $2, $3)`, [
+      actor,
+      "acme",
+      t,
+    ]);
+    const earliest = await db.pool.query<{ t: string | null }>(naiveEarliest(s), [actor, "acme", t]);
+    const w = window.rows[0];
+    const first = earliest.rows[0]?.t ?? null;
+    expect(Number(w?.n), `deny_window(${actor}, ${t})`).toBe(Number(naive.rows[0]?.n));
+    if (first !== null) {
+      expect(w?.oldest_ms, `deny_window(${actor}, ${t}) names a time`).not.toBeNull();
+      expect(Number(w?.oldest_ms)).toBeLessThanOrEqual(Number(first));
+    }
+    if (w?.oldest_ms != null) expect(Number(w.oldest_ms)).toBeGreaterThanOrEqual(t);
     checked += 1;
   }
   return checked;

@@ -10,6 +10,7 @@
  * records, and the chain verifies.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import pg from "pg";
 import { pino } from "pino";
 import { createVeto, type Decision, type StoreUnit, type Veto, type VetoStore } from "../../adapter/index.js";
 import { PostgresStore, migrate, verifyPostgresLog } from "../../adapter/postgres/index.js";
@@ -365,5 +366,199 @@ describe("PostgreSQL: a grouped decision's unit", () => {
     } finally {
       await store.close();
     }
+  });
+});
+
+/**
+ * Groups decided on the counts their store knows, in one round trip
+ * (migration 014, docs/postgres.md "One round trip"): the database confirms
+ * each count under the key's lock with the writes, and refuses any that
+ * another writer changed, any that a deny leaving the window changed, and
+ * any time that is not its own; the refused decisions are made again, and
+ * every recorded count stays exact.
+ */
+describe("PostgreSQL: one round trip on the counts a store knows", () => {
+  /** Round trips a store's connections send, by what they start with (observed on the real driver). */
+  function watchStatements(): { counts: () => { counted: number; confirmed: number }; stop: () => void } {
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- put back as it was, called with its `this` below
+    const original = pg.Client.prototype.query;
+    let counted = 0;
+    let confirmed = 0;
+    pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+      const text = typeof args[0] === "string" ? args[0] : "";
+      if (text.includes(".lock_and_count_window(")) counted += 1;
+      if (text.includes(".confirm_counts(")) confirmed += 1;
+      return (original as (...a: unknown[]) => unknown).apply(this, args);
+    } as typeof original;
+    return { counts: () => ({ counted, confirmed }), stop: () => void (pg.Client.prototype.query = original) };
+  }
+
+  it("a store's later decisions of a key take one round trip each; its counts are the database's", { timeout: 60_000 }, async () => {
+    const schema = db.schema("one_trip");
+    await migrate({ connectionString: pgUrl(), schema });
+    const store = await PostgresStore.connect({ connectionString: pgUrl(), schema });
+    const veto = await createVeto({ bundle: requireBundle(), logger: pino({ level: "silent" }), store, recordSink: store.recordSink() });
+    const watch = watchStatements();
+    try {
+      const random = seededRandom(SEED + 40);
+      const decisions: Decision[] = [];
+      for (let i = 0; i < 60; i++) decisions.push(await veto.protect(call(`agent:one-trip-${i % 3}`, random() < 0.4 ? "deny" : "allow")));
+      // The first decision of each key reads its count; every later one is confirmed with its writes.
+      expect(store.groupStats()).toEqual({ counted: 3, predicted: 57, refused: 0 });
+      expect(watch.counts()).toEqual({ counted: 3, confirmed: 57 });
+      await checkChain(schema, decisions, SEED + 40);
+    } finally {
+      watch.stop();
+      await veto.close();
+      await store.close();
+    }
+  });
+
+  it(
+    `another process's decisions between a store's: refused, made again, counted exactly (seeds from ${SEED})`,
+    { timeout: 120_000 },
+    async () => {
+      for (let k = 0; k < 4; k++) {
+        const seed = SEED + 50 + k;
+        const random = seededRandom(seed);
+        const schema = db.schema("one_trip_other");
+        await migrate({ connectionString: pgUrl(), schema });
+        const stores = [
+          await PostgresStore.connect({ connectionString: pgUrl(), schema }),
+          await PostgresStore.connect({ connectionString: pgUrl(), schema }),
+        ];
+        const vetos = await Promise.all(
+          stores.map((store) =>
+            createVeto({ bundle: requireBundle(), logger: pino({ level: "silent" }), store, recordSink: store.recordSink() }),
+          ),
+        );
+        try {
+          const decisions: Decision[] = [];
+          const actors = Array.from({ length: 1 + Math.floor(random() * 3) }, (_, i) => `agent:other-${seed}-${i}`);
+          for (let i = 0; i < 80; i++) {
+            const r = random();
+            const kind: Kind = r < 0.1 ? "invalid" : r < 0.55 ? "deny" : "allow";
+            // Mostly the first store; now and then the second, which the first cannot know of.
+            const at = random() < 0.25 ? 1 : 0;
+            decisions.push(await (vetos[at] as Veto).protect(call(actors[Math.floor(random() * actors.length)] as string, kind)));
+          }
+          const stats = stores.map((s) => s.groupStats());
+          expect(stats[0]!.predicted, `seed ${seed}: the first store predicted`).toBeGreaterThan(0);
+          expect(stats[0]!.refused + stats[1]!.refused, `seed ${seed}: some predictions were refused`).toBeGreaterThan(0);
+          await checkChain(schema, decisions, seed);
+        } finally {
+          await Promise.all(vetos.map((v) => v.close()));
+          await Promise.all(stores.map((s) => s.close()));
+        }
+      }
+    },
+  );
+
+  it("a deny written by another writer, and one leaving the window, change the next count exactly", { timeout: 60_000 }, async () => {
+    const schema = db.schema("one_trip_window");
+    await migrate({ connectionString: pgUrl(), schema });
+    const store = await PostgresStore.connect({ connectionString: pgUrl(), schema });
+    const veto = await createVeto({ bundle: requireBundle(), logger: pino({ level: "silent" }), store, recordSink: store.recordSink() });
+    const actor = "agent:window-edge";
+    const recorded = async (d: Decision): Promise<number> => {
+      const { rows } = await db.pool.query<{ line: string }>(`SELECT line FROM "${schema}".records WHERE decision_id = $1`, [d.id]);
+      return (JSON.parse(rows[0]!.line) as Line).history!.recent_denies;
+    };
+    const insertDeny = async (id: string, atMs: number): Promise<void> => {
+      await db.pool.query(
+        `INSERT INTO "${schema}".decisions (id, action, escalated, actor_id, tenant_id, at_ms, approvers, counts_towards_escalation)
+         VALUES ($1, 'deny', false, $2, $3, $4, '{}', true)`,
+        [id, actor, TENANT, atMs],
+      );
+    };
+    try {
+      const windowMs = 900_000;
+      const now = await store.now();
+      // One deny that leaves the window 1.5 s from now (below the threshold: the calls below stay allowed).
+      await insertDeny("old-1", now - windowMs + 1500);
+      expect(await recorded(await veto.protect(call(actor, "allow")))).toBe(1);
+      expect(await recorded(await veto.protect(call(actor, "allow")))).toBe(1);
+      expect(store.groupStats()).toEqual({ counted: 1, predicted: 1, refused: 0 });
+      // Another writer's deny: the store cannot know it; the database refuses its prediction.
+      await insertDeny("other-1", (await store.now()) - 10);
+      expect(await recorded(await veto.protect(call(actor, "allow")))).toBe(2);
+      expect(store.groupStats()).toEqual({ counted: 2, predicted: 2, refused: 1 });
+      // A refused key is counted first for a while (a second process may be deciding it too).
+      expect(await recorded(await veto.protect(call(actor, "allow")))).toBe(2);
+      expect(store.groupStats()).toEqual({ counted: 3, predicted: 2, refused: 1 });
+      // The oldest deny leaves the window: the store knew when, and counts again rather than predict.
+      while ((await store.now()) < now + 1600) await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(await recorded(await veto.protect(call(actor, "allow")))).toBe(1);
+      expect(store.groupStats()).toEqual({ counted: 4, predicted: 2, refused: 1 });
+      expect(await recorded(await veto.protect(call(actor, "allow")))).toBe(1);
+      expect(store.groupStats()).toEqual({ counted: 4, predicted: 3, refused: 1 });
+    } finally {
+      await veto.close();
+      await store.close();
+    }
+  });
+});
+
+/** confirm_counts (migration 014) itself: what it refuses, with SQLSTATE VS001, and what it confirms. */
+describe("PostgreSQL: confirm_counts", () => {
+  it("refuses a count off by any amount, a time ahead or too far behind, a lock held elsewhere; confirms the rest", async () => {
+    const schema = db.schema("confirm");
+    await migrate({ connectionString: pgUrl(), schema });
+    const random = seededRandom(SEED + 60);
+    const actor = "agent:confirm-✓";
+    const lockKey = historyLockKey(schema, actor, TENANT);
+    const denies = 1 + Math.floor(random() * 6);
+    const { rows: clock } = await db.pool.query<{ t: string }>(`SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint AS t`);
+    const base = Number(clock[0]!.t);
+    for (let i = 0; i < denies; i++) {
+      await db.pool.query(
+        `INSERT INTO "${schema}".decisions (id, action, escalated, actor_id, tenant_id, at_ms, approvers, counts_towards_escalation)
+         VALUES ($1, 'deny', false, $2, $3, $4, '{}', true)`,
+        [`c-${i}`, actor, TENANT, base - 1000 * (i + 1)],
+      );
+    }
+    const confirm = async (
+      expected: number,
+      atMs: string,
+      lagMs = 5000,
+    ): Promise<{ ok: true; t: number } | { ok: false; code: string }> => {
+      const client = await db.pool.connect();
+      try {
+        await client.query("BEGIN ISOLATION LEVEL READ COMMITTED");
+        const { rows } = await client.query<{ t: string }>(
+          `SELECT "${schema}".confirm_counts(ARRAY[$1]::text[], ARRAY[$2]::text[], ARRAY[$3]::text[], ARRAY[900000]::bigint[],
+             ARRAY[$4]::bigint[], ${atMs}, $5) AS t`,
+          [lockKey, actor, TENANT, expected, lagMs],
+        );
+        return { ok: true, t: Number(rows[0]!.t) };
+      } catch (error) {
+        return { ok: false, code: (error as { code: string }).code };
+      } finally {
+        await client.query("ROLLBACK");
+        client.release();
+      }
+    };
+    const now = "floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
+    expect(await confirm(denies, now)).toMatchObject({ ok: true });
+    for (let k = 0; k < 12; k++) {
+      const off = (random() < 0.5 ? -1 : 1) * (1 + Math.floor(random() * 5));
+      expect(await confirm(denies + off, now), `off by ${off}`).toEqual({ ok: false, code: "VS001" });
+      const ahead = 1 + Math.floor(random() * 100_000);
+      expect(await confirm(denies, `${now} + ${ahead}`), `${ahead} ms ahead`).toEqual({ ok: false, code: "VS001" });
+      const behind = 5001 + Math.floor(random() * 100_000);
+      expect(await confirm(denies, `${now} - ${behind}`), `${behind} ms behind`).toEqual({ ok: false, code: "VS001" });
+    }
+    expect(await confirm(denies, "NULL")).toEqual({ ok: false, code: "VS001" });
+    expect(await confirm(denies, `${now} - 4000`)).toMatchObject({ ok: true });
+    const holder = await db.pool.connect();
+    try {
+      await holder.query("BEGIN");
+      await holder.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [lockKey]);
+      expect(await confirm(denies, now), "lock held elsewhere").toEqual({ ok: false, code: "VS001" });
+    } finally {
+      await holder.query("ROLLBACK");
+      holder.release();
+    }
+    expect(await confirm(denies, now)).toMatchObject({ ok: true });
   });
 });
