@@ -132,3 +132,74 @@ describe("PostgreSQL: a one-round-trip group and a writer of its key in between"
     }
   });
 });
+
+/**
+ * A refused prediction makes its decisions again (UnitRetry): the caller
+ * still asks the record's state once per call (docs/contract.md §6: asked
+ * once, when the call needed approval) and hears its hooks once.
+ */
+describe("PostgreSQL: a decision made again after a refused prediction", () => {
+  it(`asks recordState once and fires onApprovalRequired once (seeds from ${SEED})`, { timeout: 120_000 }, async () => {
+    for (let k = 0; k < 3; k++) {
+      const seed = SEED + 20 + k;
+      const random = seededRandom(seed);
+      const schema = db.schema("predicted_retry");
+      await migrate({ connectionString: pgUrl(), schema });
+      const stores = [
+        await PostgresStore.connect({ connectionString: pgUrl(), schema }),
+        await PostgresStore.connect({ connectionString: pgUrl(), schema }),
+      ];
+      let asked = 0;
+      let hooked = 0;
+      const vetoA = await createVeto({
+        bundle: requireBundle(),
+        logger: pino({ level: "silent" }),
+        store: stores[0]!,
+        recordSink: stores[0]!.recordSink(),
+        recordState: () => {
+          asked += 1;
+          return `v${asked}`;
+        },
+        onApprovalRequired: () => {
+          hooked += 1;
+        },
+      });
+      const vetoB = await createVeto({
+        bundle: requireBundle(),
+        logger: pino({ level: "silent" }),
+        store: stores[1]!,
+        recordSink: stores[1]!.recordSink(),
+      });
+      try {
+        // A learns the key (and the clock).
+        expect((await vetoA.protect(SLOW)).action, `seed ${seed}`).toBe("require_approval");
+        // Another process's denies of the key (below the threshold): A's next prediction is refused.
+        const denies = 1 + Math.floor(random() * 2);
+        for (let i = 0; i < denies; i++) {
+          const d = await vetoB.protect({
+            ...SLOW,
+            arguments: { object: "opportunity", recordId: "opp_1", tenantId: "acme", destination: "https://pastebin.com/x" },
+          });
+          expect(d.action, `seed ${seed}`).toBe("deny");
+        }
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        asked = 0;
+        hooked = 0;
+        const before = stores[0]!.groupStats();
+        const decided = await vetoA.protect(SLOW);
+        expect(decided.action, `seed ${seed}`).toBe("require_approval");
+        expect(stores[0]!.groupStats().refused, `seed ${seed}: the prediction was refused`).toBe(before.refused + 1);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        expect({ asked, hooked }, `seed ${seed}: once each for one call`).toEqual({ asked: 1, hooked: 1 });
+        const { rows } = await db.pool.query<{ record_state: string | null }>(
+          `SELECT record_state FROM "${schema}".decisions WHERE id = $1`,
+          [decided.id],
+        );
+        expect(rows[0]?.record_state, `seed ${seed}`).toBe("v1");
+      } finally {
+        await Promise.all([vetoA.close(), vetoB.close()]);
+        await Promise.all(stores.map((s) => s.close()));
+      }
+    }
+  });
+});
