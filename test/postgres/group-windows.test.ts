@@ -104,7 +104,7 @@ describe("PostgreSQL: one group, two bundles' windows for one key", () => {
         release();
         await holder;
         await filler;
-        const [a, b] = (await Promise.all([first, second])) as [Decision, Decision];
+        const [a, b] = await Promise.all([first, second]);
         const recorded = async (d: Decision): Promise<number> => {
           const { rows } = await db.pool.query<{ line: string }>(`SELECT line FROM "${schema}".records WHERE decision_id = $1`, [d.id]);
           return (JSON.parse(rows[0]!.line) as { history: { recent_denies: number } }).history.recent_denies;
