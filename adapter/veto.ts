@@ -52,7 +52,7 @@ import {
 import { FdRecordSink, defaultLogger } from "./records/fd-sink.js";
 import { RECORD_BUNDLE_NAME, RecordMasker, type DecisionEventRecord, type RecordSink } from "./records/records.js";
 import { createBundleVerifier, isVerificationKeyInput, type VerificationKeyInput } from "./policy/signature.js";
-import { DEFAULT_RECORD_STATE_TIMEOUT_MS, readRecordState, type RecordStateFn } from "./approvals/record-state.js";
+import { DEFAULT_RECORD_STATE_TIMEOUT_MS, readRecordState, type RecordStateFn, type RecordStateReading } from "./approvals/record-state.js";
 import {
   InMemoryStore,
   isStoreFactory,
@@ -464,6 +464,11 @@ interface DecisionContext {
   /** The checked call; undefined when it is invalid input. */
   readonly call: VetoCall | undefined;
   readonly who: ReturnType<typeof partialContext>;
+  /**
+   * The record's state as read for this call (docs/contract.md §6: asked
+   * once): a decision the store makes again (UnitRetry) reuses it.
+   */
+  recordStateReading?: Promise<RecordStateReading>;
 }
 
 /** A decision made, with its record and what the store keeps, not yet written. */
@@ -986,7 +991,7 @@ class VetoInstance implements Veto {
         : await this.#evaluate(unit, context.policy, id, context.call, context.checked.ok ? context.checked.json : "", nowMs);
     // Only a require_approval answer, with a record-state reader configured, waits for one more read.
     if (context.call !== undefined && this.#recordState !== undefined && outcome.answer.action === "require_approval") {
-      outcome = await this.#bindRecordState(id, context.call, outcome);
+      outcome = await this.#bindRecordState(id, context, context.call, outcome);
     }
     return await this.#write(unit, this.#make(context, id, nowMs, outcome));
   }
@@ -1268,10 +1273,12 @@ class VetoInstance implements Veto {
    * with record_state_unavailable (the adapter's code: not counted towards
    * escalation).
    */
-  async #bindRecordState(id: string, call: VetoCall, outcome: Outcome): Promise<Outcome> {
+  async #bindRecordState(id: string, context: DecisionContext, call: VetoCall, outcome: Outcome): Promise<Outcome> {
     const reader = this.#recordState;
     if (reader === undefined || outcome.answer.action !== "require_approval") return outcome;
-    const reading = await readRecordState(reader, call, this.#recordStateTimeoutMs);
+    // Asked once per call, even when the store makes the decision again.
+    context.recordStateReading ??= readRecordState(reader, call, this.#recordStateTimeoutMs);
+    const reading = await context.recordStateReading;
     if (!reading.ok) {
       safeLog(this.#log, { decision_id: id, problem: reading.problem }, "record state unavailable; denying");
       return { ...outcome, answer: adapterDeny(ADAPTER_REASON_CODES.recordStateUnavailable, reading.problem) };

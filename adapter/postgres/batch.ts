@@ -182,6 +182,12 @@ class Group {
   /** Per held key, the oldest time its count includes (see Known). */
   oldest = new Map<string, number | null>();
   /**
+   * Per held key, the window its count was taken over: its first member's
+   * (a bundle reload may give a later member of the key another window,
+   * whose count is then taken apart).
+   */
+  windows = new Map<string, number>();
+  /**
    * One round trip: the counts and the time were predicted (from what the
    * store knew), and are confirmed by the writes' first statement.
    */
@@ -363,6 +369,7 @@ export class DecisionBatcher {
     const at = performance.now();
     const counts = new Map<string, number>();
     const oldest = new Map<string, number | null>();
+    const windows = new Map<string, number>();
     for (const m of group.members) {
       if (m.again) return false;
       if (counts.has(m.keyText)) continue;
@@ -376,12 +383,14 @@ export class DecisionBatcher {
       }
       counts.set(m.keyText, known.n);
       oldest.set(m.keyText, known.oldestMs);
+      windows.set(m.keyText, known.windowMs);
     }
     group.predicted = true;
     group.nowMs = nowMs;
     this.#lastNowMs = nowMs;
     group.counts = counts;
     group.oldest = oldest;
+    group.windows = windows;
     for (const keyText of counts.keys()) group.held.add(keyText);
     return true;
   }
@@ -400,7 +409,7 @@ export class DecisionBatcher {
       if (n === undefined) continue;
       const more = added.get(keyText) ?? 0;
       const oldest = group.oldest.get(keyText) ?? null;
-      const windowMs = group.members.find((m) => m.keyText === keyText)?.key.windowMs;
+      const windowMs = group.windows.get(keyText);
       if (windowMs === undefined) continue;
       this.#known.delete(keyText);
       this.#known.set(keyText, {
@@ -506,7 +515,8 @@ export class DecisionBatcher {
 
   async #begin(client: PoolClient, group: Group): Promise<void> {
     const keys = new Map<string, BatchKey>();
-    for (const m of group.members) keys.set(m.keyText, m.key);
+    // Each key counted over its first member's window (a later member with another window counts apart).
+    for (const m of group.members) if (!keys.has(m.keyText)) keys.set(m.keyText, m.key);
     // Taken without waiting, in one order: a key held elsewhere is left out (its members decide alone).
     const lockKeys = new Map<string, string>();
     for (const [text, k] of keys) lockKeys.set(historyLockKey(this.#schema, k.actorId, k.tenantId), text);
@@ -529,6 +539,7 @@ export class DecisionBatcher {
       if (row.got !== true) continue;
       const keyText = lockKeys.get(sorted[Number(row.i)] as string) as string;
       group.held.add(keyText);
+      group.windows.set(keyText, (keys.get(keyText) as BatchKey).windowMs);
       group.counts.set(keyText, Number(row.n));
       group.oldest.set(keyText, row.oldest_ms === null ? null : Number(row.oldest_ms));
     }
@@ -547,7 +558,8 @@ export class DecisionBatcher {
   /** A predicted group's first statement: its keys' locks, clock and counts confirmed (confirm_counts, migration 014). */
   #confirmation(group: Group, committing: readonly Member[]): string {
     const keys = new Map<string, BatchKey>();
-    for (const m of committing) keys.set(m.keyText, m.key);
+    // Confirmed over the window each key's count was predicted for.
+    for (const m of committing) keys.set(m.keyText, { ...m.key, windowMs: group.windows.get(m.keyText) as number });
     const lockKeys = new Map<string, string>();
     for (const [text, k] of keys) lockKeys.set(historyLockKey(this.#schema, k.actorId, k.tenantId), text);
     const sorted = [...lockKeys.keys()].sort();
@@ -614,7 +626,9 @@ export class DecisionBatcher {
       if (same) await Promise.all(member.before.map((m) => m.done));
       const earlier = same ? member.before.filter((m) => m.counts && (m.decision?.atMs ?? -Infinity) >= sinceMs).length : 0;
       const precounted = group.counts.get(member.keyText);
-      if (same && sinceMs === group.nowMs - key.windowMs && precounted !== undefined) return precounted + earlier;
+      const counted = group.windows.get(member.keyText);
+      // The group's count, when it was taken over this window (a reload may have given this decision another).
+      if (same && counted !== undefined && sinceMs === group.nowMs - counted && precounted !== undefined) return precounted + earlier;
       // Another key or another window: counted now, in the group's transaction (its locks are held); a
       // predicted group has none yet, so the decision is made again in a group that has.
       if (group.predicted) throw new UnitRetry(unit, "a count the group did not predict");

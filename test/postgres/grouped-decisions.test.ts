@@ -514,7 +514,8 @@ describe("PostgreSQL: confirm_counts", () => {
       await db.pool.query(
         `INSERT INTO "${schema}".decisions (id, action, escalated, actor_id, tenant_id, at_ms, approvers, counts_towards_escalation)
          VALUES ($1, 'deny', false, $2, $3, $4, '{}', true)`,
-        [`c-${i}`, actor, TENANT, base - 1000 * (i + 1)],
+        // Timed before every group time confirmed below (a decision timed after a group's refuses it, migration 015).
+        [`c-${i}`, actor, TENANT, base - 6000 - 1000 * (i + 1)],
       );
     }
     const confirm = async (
@@ -550,6 +551,18 @@ describe("PostgreSQL: confirm_counts", () => {
     }
     expect(await confirm(denies, "NULL")).toEqual({ ok: false, code: "VS001" });
     expect(await confirm(denies, `${now} - 4000`)).toMatchObject({ ok: true });
+    // A group timed before a decision of its key (another writer decided it meanwhile): refused, whatever the count.
+    const between = 1 + Math.floor(random() * 3000);
+    await db.pool.query(
+      `INSERT INTO "${schema}".decisions (id, action, escalated, actor_id, tenant_id, at_ms, approvers, counts_towards_escalation)
+       VALUES ('c-allow', 'allow', false, $1, $2, floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint - $3, '{}', true)`,
+      [actor, TENANT, between],
+    );
+    expect(await confirm(denies, `${now} - ${between + 500}`), `timed before a decision ${between} ms ago`).toEqual({
+      ok: false,
+      code: "VS001",
+    });
+    expect(await confirm(denies, now)).toMatchObject({ ok: true });
     const holder = await db.pool.connect();
     try {
       await holder.query("BEGIN");
