@@ -20,6 +20,16 @@
  *    from here, the database adds seq, prev_hash and the SHA-256 hash
  *    exactly as chain.ts does); the decision rows; COMMIT.
  *
+ * When the store knows every key's count in a group (its last group of the
+ * key left it, and no counted deny has left the window since), step 1 is
+ * left out: the group is timed and counted by what the store knows, and its
+ * writes begin with confirm_counts (migration 014), which takes the keys'
+ * locks (only if free), reads the clock and counts again under them; a
+ * count that differs, a lock held elsewhere, a time that is not the
+ * database's, or a decision of a key timed after the group's, and nothing
+ * of the group is written: each decision is made again (UnitRetry) in a
+ * group that takes step 1 (docs/postgres.md, "One round trip").
+ *
  * The chain's lock is held only for the second round trip: other processes'
  * groups (and single units) wait for it only while a group writes. In one
  * store, a group starts once the group before it has committed (callers

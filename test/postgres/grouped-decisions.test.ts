@@ -514,7 +514,7 @@ describe("PostgreSQL: confirm_counts", () => {
       await db.pool.query(
         `INSERT INTO "${schema}".decisions (id, action, escalated, actor_id, tenant_id, at_ms, approvers, counts_towards_escalation)
          VALUES ($1, 'deny', false, $2, $3, $4, '{}', true)`,
-        // Timed before every group time confirmed below (a decision timed after a group's refuses it, migration 015).
+        // Timed before every group time confirmed below (a decision timed after a group's refuses it, migration 014).
         [`c-${i}`, actor, TENANT, base - 6000 - 1000 * (i + 1)],
       );
     }

@@ -18,6 +18,10 @@
 
 SELECT set_config('search_path', current_setting('search_path') || ', pg_temp', true);
 
+-- Each key's decisions by time: confirm_counts finds a key's latest decision
+-- with one probe (any decision, not only denies: see there).
+CREATE INDEX decisions_key_times ON decisions (actor_id, tenant_id, at_ms);
+
 -- An (actor, tenant)'s recent denies, as recent_denies (013) counts them,
 -- and the earliest time among those it counts (a deny's time, a rejection's
 -- answer time; null when it counts none): the count cannot fall before the
@@ -109,8 +113,12 @@ $$;
 -- the group's time as the store predicted the database's clock, must not be
 -- ahead of the clock read here (a later count by the two-round-trip way,
 -- timed by the clock, would then come before it), nor more than lag_ms
--- behind. Any of these not so: SQLSTATE VS001, and the transaction is over.
--- Returns the clock it read.
+-- behind. No decision of a key may be timed after at_ms: the group held no
+-- lock while its decisions were made, so another writer (another process, a
+-- group of the same store started beside a stalled one) may have decided the
+-- key in between, timed later; an allow changes no count, but the group's
+-- denies, timed before it, would be missing from its count. Any of these not
+-- so: SQLSTATE VS001, and the transaction is over. Returns the clock it read.
 CREATE FUNCTION confirm_counts(lock_keys text[], actors text[], tenants text[], windows_ms bigint[], expected bigint[],
                                at_ms bigint, lag_ms bigint)
 RETURNS bigint LANGUAGE plpgsql
@@ -130,6 +138,9 @@ BEGIN
     RAISE EXCEPTION 'veto: the group''s time % is not the database''s (%)', at_ms, t USING ERRCODE = 'VS001';
   END IF;
   FOR j IN 1 .. coalesce(cardinality(lock_keys), 0) LOOP
+    IF (SELECT max(d.at_ms) FROM decisions d WHERE d.actor_id = actors[j] AND d.tenant_id = tenants[j]) > confirm_counts.at_ms THEN
+      RAISE EXCEPTION 'veto: key % was decided after the group''s time %', j - 1, at_ms USING ERRCODE = 'VS001';
+    END IF;
     counted := recent_denies(actors[j], tenants[j], at_ms - windows_ms[j]);
     IF counted IS DISTINCT FROM expected[j] THEN
       RAISE EXCEPTION 'veto: key % has % recent denies, not %', j - 1, counted, expected[j] USING ERRCODE = 'VS001';
