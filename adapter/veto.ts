@@ -991,7 +991,7 @@ class VetoInstance implements Veto {
         : await this.#evaluate(unit, context.policy, id, context.call, context.checked.ok ? context.checked.json : "", nowMs);
     // Only a require_approval answer, with a record-state reader configured, waits for one more read.
     if (context.call !== undefined && this.#recordState !== undefined && outcome.answer.action === "require_approval") {
-      outcome = await this.#bindRecordState(id, context, context.call, outcome);
+      outcome = await this.#bindRecordState(id, context, outcome);
     }
     return await this.#write(unit, this.#make(context, id, nowMs, outcome));
   }
@@ -1273,9 +1273,10 @@ class VetoInstance implements Veto {
    * with record_state_unavailable (the adapter's code: not counted towards
    * escalation).
    */
-  async #bindRecordState(id: string, context: DecisionContext, call: VetoCall, outcome: Outcome): Promise<Outcome> {
+  async #bindRecordState(id: string, context: DecisionContext, outcome: Outcome): Promise<Outcome> {
     const reader = this.#recordState;
-    if (reader === undefined || outcome.answer.action !== "require_approval") return outcome;
+    const call = context.call;
+    if (reader === undefined || call === undefined || outcome.answer.action !== "require_approval") return outcome;
     // Asked once per call, even when the store makes the decision again.
     context.recordStateReading ??= readRecordState(reader, call, this.#recordStateTimeoutMs);
     const reading = await context.recordStateReading;

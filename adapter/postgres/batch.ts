@@ -95,9 +95,10 @@ const MAX_KNOWN = 100_000;
 const STALE = "VS001";
 
 /**
- * What a store knows of a key's count after its last group: `n` at any time
- * up to `oldestMs + windowMs` (null: no time bound), unless another writer
- * changed it since, which confirm_counts finds out.
+ * A key's count over `windowMs`: in a group, at the group's time; in what a
+ * store remembers after its last group of the key, at any time up to
+ * `oldestMs + windowMs` (null: no time bound), unless another writer changed
+ * it since, which confirm_counts finds out.
  */
 interface Known {
   readonly n: number;
@@ -188,15 +189,14 @@ class Group {
   readonly members: Member[] = [];
   client: PoolClient | undefined;
   nowMs = 0;
-  counts = new Map<string, number>();
-  /** Per held key, the oldest time its count includes (see Known). */
-  oldest = new Map<string, number | null>();
   /**
-   * Per held key, the window its count was taken over: its first member's
-   * (a bundle reload may give a later member of the key another window,
-   * whose count is then taken apart).
+   * The keys whose history lock the group holds (or, predicted, will take),
+   * each with its count at the group's time, the oldest time that count
+   * includes, and the window it was taken over: its first member's (a bundle
+   * reload may give a later member of the key another window, whose count is
+   * then taken apart). A member of any other key leaves the group.
    */
-  windows = new Map<string, number>();
+  held = new Map<string, Known>();
   /**
    * One round trip: the counts and the time were predicted (from what the
    * store knew), and are confirmed by the writes' first statement.
@@ -204,8 +204,6 @@ class Group {
   predicted = false;
   /** Whether the confirmation refused the predictions: every member decides again. */
   stale = false;
-  /** The keys whose history lock the group holds; a member of any other key leaves the group. */
-  readonly held = new Set<string>();
   failure: Error | undefined;
   /** Resolves when the first round trip is done (or failed). */
   started!: Promise<void>;
@@ -377,12 +375,10 @@ export class DecisionBatcher {
     const nowMs = this.#predictedNow();
     if (nowMs === undefined) return false;
     const at = performance.now();
-    const counts = new Map<string, number>();
-    const oldest = new Map<string, number | null>();
-    const windows = new Map<string, number>();
+    const held = new Map<string, Known>();
     for (const m of group.members) {
       if (m.again) return false;
-      if (counts.has(m.keyText)) continue;
+      if (held.has(m.keyText)) continue;
       const known = this.#known.get(m.keyText);
       if (known === undefined || known.windowMs !== m.key.windowMs) return false;
       if (known.oldestMs !== null && nowMs - known.windowMs > known.oldestMs) return false;
@@ -391,17 +387,12 @@ export class DecisionBatcher {
         if (at < cool) return false;
         this.#cooling.delete(m.keyText);
       }
-      counts.set(m.keyText, known.n);
-      oldest.set(m.keyText, known.oldestMs);
-      windows.set(m.keyText, known.windowMs);
+      held.set(m.keyText, known);
     }
     group.predicted = true;
     group.nowMs = nowMs;
     this.#lastNowMs = nowMs;
-    group.counts = counts;
-    group.oldest = oldest;
-    group.windows = windows;
-    for (const keyText of counts.keys()) group.held.add(keyText);
+    group.held = held;
     return true;
   }
 
@@ -414,17 +405,12 @@ export class DecisionBatcher {
     for (const m of group.members) {
       if (m.state === "committing" && m.counts && m.decision !== undefined) added.set(m.keyText, (added.get(m.keyText) ?? 0) + 1);
     }
-    for (const keyText of group.held) {
-      const n = group.counts.get(keyText);
-      if (n === undefined) continue;
+    for (const [keyText, { n, oldestMs, windowMs }] of group.held) {
       const more = added.get(keyText) ?? 0;
-      const oldest = group.oldest.get(keyText) ?? null;
-      const windowMs = group.windows.get(keyText);
-      if (windowMs === undefined) continue;
       this.#known.delete(keyText);
       this.#known.set(keyText, {
         n: n + more,
-        oldestMs: more > 0 && (oldest === null || group.nowMs < oldest) ? group.nowMs : oldest,
+        oldestMs: more > 0 && (oldestMs === null || group.nowMs < oldestMs) ? group.nowMs : oldestMs,
         windowMs,
       });
     }
@@ -548,10 +534,11 @@ export class DecisionBatcher {
     for (const row of counted) {
       if (row.got !== true) continue;
       const keyText = lockKeys.get(sorted[Number(row.i)] as string) as string;
-      group.held.add(keyText);
-      group.windows.set(keyText, (keys.get(keyText) as BatchKey).windowMs);
-      group.counts.set(keyText, Number(row.n));
-      group.oldest.set(keyText, row.oldest_ms === null ? null : Number(row.oldest_ms));
+      group.held.set(keyText, {
+        n: Number(row.n),
+        oldestMs: row.oldest_ms === null ? null : Number(row.oldest_ms),
+        windowMs: (keys.get(keyText) as BatchKey).windowMs,
+      });
     }
   }
 
@@ -569,12 +556,12 @@ export class DecisionBatcher {
   #confirmation(group: Group, committing: readonly Member[]): string {
     const keys = new Map<string, BatchKey>();
     // Confirmed over the window each key's count was predicted for.
-    for (const m of committing) keys.set(m.keyText, { ...m.key, windowMs: group.windows.get(m.keyText) as number });
+    for (const m of committing) keys.set(m.keyText, { ...m.key, windowMs: (group.held.get(m.keyText) as Known).windowMs });
     const lockKeys = new Map<string, string>();
     for (const [text, k] of keys) lockKeys.set(historyLockKey(this.#schema, k.actorId, k.tenantId), text);
     const sorted = [...lockKeys.keys()].sort();
     const texts = sorted.map((k) => lockKeys.get(k) as string);
-    const expected = texts.map((t) => sqlValue(group.counts.get(t) as number));
+    const expected = texts.map((t) => sqlValue((group.held.get(t) as Known).n));
     return `SELECT ${this.#confirmCounts}(${this.#keyArguments(
       sorted,
       texts.map((t) => keys.get(t) as BatchKey),
@@ -635,10 +622,9 @@ export class DecisionBatcher {
       // The decisions of this key before it in the group: stored (or given up) first, then counted in.
       if (same) await Promise.all(member.before.map((m) => m.done));
       const earlier = same ? member.before.filter((m) => m.counts && (m.decision?.atMs ?? -Infinity) >= sinceMs).length : 0;
-      const precounted = group.counts.get(member.keyText);
-      const counted = group.windows.get(member.keyText);
+      const counted = group.held.get(member.keyText);
       // The group's count, when it was taken over this window (a reload may have given this decision another).
-      if (same && counted !== undefined && sinceMs === group.nowMs - counted && precounted !== undefined) return precounted + earlier;
+      if (same && counted !== undefined && sinceMs === group.nowMs - counted.windowMs) return counted.n + earlier;
       // Another key or another window: counted now, in the group's transaction (its locks are held); a
       // predicted group has none yet, so the decision is made again in a group that has.
       if (group.predicted) throw new UnitRetry(unit, "a count the group did not predict");

@@ -71,3 +71,20 @@ export async function expectDecisionsRecorded(q: (sql: string) => Promise<unknow
   ).toEqual([]);
   expect(await q(`SELECT id FROM $S.decisions WHERE approval_status = 'answering'`)).toEqual([]);
 }
+
+/** What a call of `kindCall` is decided: allowed, denied (a blocked destination), or invalid input (counts for its actor). */
+export type CallKind = "allow" | "deny" | "invalid";
+
+/** A call of `actorId` in `tenantId` that the bundle decides as `kind` (below the escalation threshold). */
+export function kindCall(actorId: string, tenantId: string, kind: CallKind, reason: string): Record<string, unknown> {
+  const context = { actorId, tenantId, environment: "production", reason };
+  // Malformed arguments: an invalid_input deny, which counts for the actor and tenant it names (docs/contract.md §3).
+  if (kind === "invalid") return { tool: "crm.update", arguments: "not an object", context };
+  return kind === "deny"
+    ? {
+        tool: "crm.update",
+        arguments: { object: "opportunity", recordId: "opp_1", tenantId, destination: "https://pastebin.com/x" },
+        context,
+      }
+    : { tool: "crm.read", arguments: { object: "opportunity", recordId: "opp_1", tenantId }, context };
+}

@@ -17,7 +17,7 @@ import { PostgresStore, migrate, verifyPostgresLog } from "../../adapter/postgre
 import { historyLockKey } from "../../adapter/postgres/connection.js";
 import { seededRandom } from "../helpers/generate-calls.js";
 import { requireBundle } from "../helpers/index.js";
-import { pgUrl, testDatabase } from "../helpers/postgres.js";
+import { kindCall, pgUrl, testDatabase, type CallKind } from "../helpers/postgres.js";
 import { APP_CONTEXT } from "../integrations/helpers.js";
 
 const SEED = Number(process.env.VETO_GROUP_SEED ?? Date.now() % 2 ** 31);
@@ -48,29 +48,9 @@ class OneByOne implements VetoStore {
   close = (): Promise<void> => this.inner.close();
 }
 
-type Kind = "allow" | "deny" | "invalid";
+type Kind = CallKind;
 
-function call(actorId: string, kind: Kind): Record<string, unknown> {
-  // Malformed arguments: an invalid_input deny, which counts for the actor and tenant it names (docs/contract.md §3).
-  if (kind === "invalid") {
-    return {
-      tool: "crm.update",
-      arguments: "not an object",
-      context: { actorId, tenantId: TENANT, environment: "production", reason: "grouped decisions test" },
-    };
-  }
-  return kind === "deny"
-    ? {
-        tool: "crm.update",
-        arguments: { object: "opportunity", recordId: "opp_1", tenantId: TENANT, destination: "https://pastebin.com/x" },
-        context: { actorId, tenantId: TENANT, environment: "production", reason: "grouped decisions test" },
-      }
-    : {
-        tool: "crm.read",
-        arguments: { object: "opportunity", recordId: "opp_1", tenantId: TENANT },
-        context: { actorId, tenantId: TENANT, environment: "production", reason: "grouped decisions test" },
-      };
-}
+const call = (actorId: string, kind: Kind): Record<string, unknown> => kindCall(actorId, TENANT, kind, "grouped decisions test");
 
 interface Line {
   seq: number;

@@ -14,7 +14,7 @@ import { createVeto, type Veto } from "../../adapter/index.js";
 import { PostgresStore, migrate } from "../../adapter/postgres/index.js";
 import { seededRandom } from "../helpers/generate-calls.js";
 import { requireBundle } from "../helpers/index.js";
-import { pgUrl, testDatabase } from "../helpers/postgres.js";
+import { kindCall, pgUrl, testDatabase } from "../helpers/postgres.js";
 import { APP_CONTEXT } from "../integrations/helpers.js";
 
 const SEED = Number(process.env.VETO_ORDER_SEED ?? Date.now() % 2 ** 31);
@@ -26,19 +26,7 @@ beforeAll(() => {
 });
 afterAll(() => db.dropSchemas());
 
-function call(actorId: string, kind: "allow" | "deny"): Record<string, unknown> {
-  return kind === "deny"
-    ? {
-        tool: "crm.update",
-        arguments: { object: "opportunity", recordId: "opp_1", tenantId: TENANT, destination: "https://pastebin.com/x" },
-        context: { actorId, tenantId: TENANT, environment: "production", reason: "predicted order test" },
-      }
-    : {
-        tool: "crm.read",
-        arguments: { object: "opportunity", recordId: "opp_1", tenantId: TENANT },
-        context: { actorId, tenantId: TENANT, environment: "production", reason: "predicted order test" },
-      };
-}
+const call = (actorId: string, kind: "allow" | "deny"): Record<string, unknown> => kindCall(actorId, TENANT, kind, "predicted order test");
 
 /** A call that needs approval, whose record state is read (and can be held up). */
 const SLOW = {
