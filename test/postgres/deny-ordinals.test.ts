@@ -152,6 +152,8 @@ async function expectSameCounts(s: string, actor: string): Promise<number> {
     [actor],
   );
   const since = [0, 1e15, ...rows.flatMap((r) => [Number(r.t), Number(r.t) + 1])];
+  const naives: number[] = [];
+  const windows: { n: number; oldest_ms: string | null }[] = [];
   let checked = 0;
   for (const t of since) {
     const naive = await db.pool.query<{ n: string }>(naiveCount(s), [actor, "acme", t]);
@@ -173,8 +175,21 @@ async function expectSameCounts(s: string, actor: string): Promise<number> {
       expect(Number(w?.oldest_ms)).toBeLessThanOrEqual(Number(first));
     }
     if (w?.oldest_ms != null) expect(Number(w.oldest_ms)).toBeGreaterThanOrEqual(t);
+    naives.push(Number(naive.rows[0]?.n));
+    windows.push({ n: Number(w?.n), oldest_ms: w?.oldest_ms ?? null });
     checked += 1;
   }
+  // Migration 015's count_windows: every boundary at once, as one group's keys, each row what
+  // deny_window gave for it alone (and null for a key not counted).
+  const counted = [...since.map(() => true), false];
+  const grouped = await db.pool.query<{ j: string; n: string | null; oldest_ms: string | null; later: boolean }>(
+    `SELECT j, n, oldest_ms, later FROM "${s}".count_windows($1, $2, $3, $4, NULL)`,
+    [counted.map(() => actor), counted.map(() => "acme"), [...since, 0], counted],
+  );
+  expect(grouped.rows.map((r) => Number(r.j))).toEqual(counted.map((_, i) => i + 1));
+  expect(grouped.rows.slice(0, -1).map((r) => ({ n: Number(r.n), oldest_ms: r.oldest_ms }))).toEqual(windows);
+  expect(grouped.rows.map((r) => Number(r.n ?? NaN)).slice(0, -1)).toEqual(naives);
+  expect(grouped.rows.at(-1)).toMatchObject({ n: null, oldest_ms: null, later: false });
   return checked;
 }
 
@@ -481,5 +496,32 @@ describe("recent denies counted from ordinals (migration 013)", () => {
     expect(counted).toBeLessThan(30);
     const { rows } = await db.pool.query<{ n: string }>(`SELECT "${schema}".recent_denies($1, 'acme', 100001) AS n`, [actor]);
     expect(Number(rows[0]?.n)).toBe(20_000);
+  });
+});
+
+describe("the counting functions and other roles (migration 015)", () => {
+  it("let another role count with recent_denies, and not call key_window, which reads the gaps as the owner", async () => {
+    const role = `veto_reader_${process.pid}`;
+    await db.pool.query(`DROP ROLE IF EXISTS ${role}`);
+    await db.pool.query(`CREATE ROLE ${role} NOLOGIN`);
+    const client = await db.pool.connect();
+    try {
+      await client.query(`GRANT USAGE ON SCHEMA "${schema}" TO ${role}`);
+      await client.query(`GRANT SELECT ON "${schema}".decisions TO ${role}`);
+      await client.query("BEGIN");
+      await client.query(`SET LOCAL ROLE ${role}`);
+      const { rows } = await client.query<{ n: string }>(`SELECT "${schema}".recent_denies('agent:long', 'acme', 100001) AS n`);
+      expect(Number(rows[0]?.n)).toBe(20_000);
+      await client.query("SAVEPOINT s");
+      await expect(client.query(`SELECT * FROM "${schema}".key_window('agent:long', 'acme', 0)`)).rejects.toMatchObject({ code: "42501" });
+      await client.query("ROLLBACK TO SAVEPOINT s");
+      await expect(client.query(`SELECT * FROM "${schema}".deny_ordinal_gaps`)).rejects.toMatchObject({ code: "42501" });
+      await client.query("ROLLBACK");
+    } finally {
+      await client.query(`REVOKE ALL ON ALL TABLES IN SCHEMA "${schema}" FROM ${role}`).catch(() => undefined);
+      await client.query(`REVOKE ALL ON SCHEMA "${schema}" FROM ${role}`).catch(() => undefined);
+      client.release();
+      await db.pool.query(`DROP ROLE IF EXISTS ${role}`);
+    }
   });
 });
