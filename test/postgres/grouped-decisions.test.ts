@@ -481,77 +481,91 @@ describe("PostgreSQL: one round trip on the counts a store knows", () => {
 
 /** confirm_counts (migration 014) itself: what it refuses, with SQLSTATE VS001, and what it confirms. */
 describe("PostgreSQL: confirm_counts", () => {
-  it("refuses a count off by any amount, a time ahead or too far behind, a lock held elsewhere; confirms the rest", async () => {
-    const schema = db.schema("confirm");
-    await migrate({ connectionString: pgUrl(), schema });
-    const random = seededRandom(SEED + 60);
-    const actor = "agent:confirm-✓";
-    const lockKey = historyLockKey(schema, actor, TENANT);
-    const denies = 1 + Math.floor(random() * 6);
-    const { rows: clock } = await db.pool.query<{ t: string }>(`SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint AS t`);
-    const base = Number(clock[0]!.t);
-    for (let i = 0; i < denies; i++) {
+  // One key (checked on its own, migration 015) and a key among others (all counted in one query).
+  it.each([1, 3])(
+    "refuses a count off by any amount, a time ahead or too far behind, a lock held elsewhere; confirms the rest (%i keys)",
+    async (size) => {
+      const schema = db.schema("confirm");
+      await migrate({ connectionString: pgUrl(), schema });
+      const random = seededRandom(SEED + 60 + size);
+      const { rows: clock } = await db.pool.query<{ t: string }>(`SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint AS t`);
+      const base = Number(clock[0]!.t);
+      // The key under test at a random place among the group's keys; every other key's count is right.
+      const keys = Array.from({ length: size }, (_, k) => ({ actor: `agent:confirm-${k}-✓`, denies: 1 + Math.floor(random() * 6) }));
+      const tested = Math.floor(random() * size);
+      const { actor, denies } = keys[tested]!;
+      const lockKey = historyLockKey(schema, actor, TENANT);
+      for (const key of keys) {
+        for (let i = 0; i < key.denies; i++) {
+          await db.pool.query(
+            `INSERT INTO "${schema}".decisions (id, action, escalated, actor_id, tenant_id, at_ms, approvers, counts_towards_escalation)
+           VALUES ($1, 'deny', false, $2, $3, $4, '{}', true)`,
+            // Timed before every group time confirmed below (a decision timed after a group's refuses it, migration 014).
+            [`c-${key.actor}-${i}`, key.actor, TENANT, base - 6000 - 1000 * (i + 1)],
+          );
+        }
+      }
+      const confirm = async (
+        expected: number,
+        atMs: string,
+        lagMs = 5000,
+      ): Promise<{ ok: true; t: number } | { ok: false; code: string }> => {
+        const client = await db.pool.connect();
+        try {
+          await client.query("BEGIN ISOLATION LEVEL READ COMMITTED");
+          const { rows } = await client.query<{ t: string }>(
+            `SELECT "${schema}".confirm_counts($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], ${atMs}, $6) AS t`,
+            [
+              keys.map((k) => historyLockKey(schema, k.actor, TENANT)),
+              keys.map((k) => k.actor),
+              keys.map(() => TENANT),
+              keys.map(() => 900_000),
+              keys.map((k, i) => (i === tested ? expected : k.denies)),
+              lagMs,
+            ],
+          );
+          return { ok: true, t: Number(rows[0]!.t) };
+        } catch (error) {
+          return { ok: false, code: (error as { code: string }).code };
+        } finally {
+          await client.query("ROLLBACK");
+          client.release();
+        }
+      };
+      const now = "floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
+      expect(await confirm(denies, now)).toMatchObject({ ok: true });
+      for (let k = 0; k < 12; k++) {
+        const off = (random() < 0.5 ? -1 : 1) * (1 + Math.floor(random() * 5));
+        expect(await confirm(denies + off, now), `off by ${off}`).toEqual({ ok: false, code: "VS001" });
+        const ahead = 1 + Math.floor(random() * 100_000);
+        expect(await confirm(denies, `${now} + ${ahead}`), `${ahead} ms ahead`).toEqual({ ok: false, code: "VS001" });
+        const behind = 5001 + Math.floor(random() * 100_000);
+        expect(await confirm(denies, `${now} - ${behind}`), `${behind} ms behind`).toEqual({ ok: false, code: "VS001" });
+      }
+      expect(await confirm(denies, "NULL")).toEqual({ ok: false, code: "VS001" });
+      expect(await confirm(denies, `${now} - 4000`)).toMatchObject({ ok: true });
+      // A group timed before a decision of its key (another writer decided it meanwhile): refused, whatever the count.
+      const between = 1 + Math.floor(random() * 3000);
       await db.pool.query(
         `INSERT INTO "${schema}".decisions (id, action, escalated, actor_id, tenant_id, at_ms, approvers, counts_towards_escalation)
-         VALUES ($1, 'deny', false, $2, $3, $4, '{}', true)`,
-        // Timed before every group time confirmed below (a decision timed after a group's refuses it, migration 014).
-        [`c-${i}`, actor, TENANT, base - 6000 - 1000 * (i + 1)],
-      );
-    }
-    const confirm = async (
-      expected: number,
-      atMs: string,
-      lagMs = 5000,
-    ): Promise<{ ok: true; t: number } | { ok: false; code: string }> => {
-      const client = await db.pool.connect();
-      try {
-        await client.query("BEGIN ISOLATION LEVEL READ COMMITTED");
-        const { rows } = await client.query<{ t: string }>(
-          `SELECT "${schema}".confirm_counts(ARRAY[$1]::text[], ARRAY[$2]::text[], ARRAY[$3]::text[], ARRAY[900000]::bigint[],
-             ARRAY[$4]::bigint[], ${atMs}, $5) AS t`,
-          [lockKey, actor, TENANT, expected, lagMs],
-        );
-        return { ok: true, t: Number(rows[0]!.t) };
-      } catch (error) {
-        return { ok: false, code: (error as { code: string }).code };
-      } finally {
-        await client.query("ROLLBACK");
-        client.release();
-      }
-    };
-    const now = "floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
-    expect(await confirm(denies, now)).toMatchObject({ ok: true });
-    for (let k = 0; k < 12; k++) {
-      const off = (random() < 0.5 ? -1 : 1) * (1 + Math.floor(random() * 5));
-      expect(await confirm(denies + off, now), `off by ${off}`).toEqual({ ok: false, code: "VS001" });
-      const ahead = 1 + Math.floor(random() * 100_000);
-      expect(await confirm(denies, `${now} + ${ahead}`), `${ahead} ms ahead`).toEqual({ ok: false, code: "VS001" });
-      const behind = 5001 + Math.floor(random() * 100_000);
-      expect(await confirm(denies, `${now} - ${behind}`), `${behind} ms behind`).toEqual({ ok: false, code: "VS001" });
-    }
-    expect(await confirm(denies, "NULL")).toEqual({ ok: false, code: "VS001" });
-    expect(await confirm(denies, `${now} - 4000`)).toMatchObject({ ok: true });
-    // A group timed before a decision of its key (another writer decided it meanwhile): refused, whatever the count.
-    const between = 1 + Math.floor(random() * 3000);
-    await db.pool.query(
-      `INSERT INTO "${schema}".decisions (id, action, escalated, actor_id, tenant_id, at_ms, approvers, counts_towards_escalation)
        VALUES ('c-allow', 'allow', false, $1, $2, floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint - $3, '{}', true)`,
-      [actor, TENANT, between],
-    );
-    expect(await confirm(denies, `${now} - ${between + 500}`), `timed before a decision ${between} ms ago`).toEqual({
-      ok: false,
-      code: "VS001",
-    });
-    expect(await confirm(denies, now)).toMatchObject({ ok: true });
-    const holder = await db.pool.connect();
-    try {
-      await holder.query("BEGIN");
-      await holder.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [lockKey]);
-      expect(await confirm(denies, now), "lock held elsewhere").toEqual({ ok: false, code: "VS001" });
-    } finally {
-      await holder.query("ROLLBACK");
-      holder.release();
-    }
-    expect(await confirm(denies, now)).toMatchObject({ ok: true });
-  });
+        [actor, TENANT, between],
+      );
+      expect(await confirm(denies, `${now} - ${between + 500}`), `timed before a decision ${between} ms ago`).toEqual({
+        ok: false,
+        code: "VS001",
+      });
+      expect(await confirm(denies, now)).toMatchObject({ ok: true });
+      const holder = await db.pool.connect();
+      try {
+        await holder.query("BEGIN");
+        await holder.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [lockKey]);
+        expect(await confirm(denies, now), "lock held elsewhere").toEqual({ ok: false, code: "VS001" });
+      } finally {
+        await holder.query("ROLLBACK");
+        holder.release();
+      }
+      expect(await confirm(denies, now)).toMatchObject({ ok: true });
+    },
+  );
 });
