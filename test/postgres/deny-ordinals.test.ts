@@ -182,14 +182,14 @@ async function expectSameCounts(s: string, actor: string): Promise<number> {
   // Migration 015's count_windows: every boundary at once, as one group's keys, each row what
   // deny_window gave for it alone (and null for a key not counted).
   const counted = [...since.map(() => true), false];
-  const grouped = await db.pool.query<{ j: string; n: string | null; oldest_ms: string | null; later: boolean }>(
-    `SELECT j, n, oldest_ms, later FROM "${s}".count_windows($1, $2, $3, $4, NULL)`,
+  const grouped = await db.pool.query<{ j: string; n: string | null; oldest_ms: string | null }>(
+    `SELECT j, n, oldest_ms FROM "${s}".count_windows($1, $2, $3, $4)`,
     [counted.map(() => actor), counted.map(() => "acme"), [...since, 0], counted],
   );
   expect(grouped.rows.map((r) => Number(r.j))).toEqual(counted.map((_, i) => i + 1));
   expect(grouped.rows.slice(0, -1).map((r) => ({ n: Number(r.n), oldest_ms: r.oldest_ms }))).toEqual(windows);
   expect(grouped.rows.map((r) => Number(r.n ?? NaN)).slice(0, -1)).toEqual(naives);
-  expect(grouped.rows.at(-1)).toMatchObject({ n: null, oldest_ms: null, later: false });
+  expect(grouped.rows.at(-1)).toMatchObject({ n: null, oldest_ms: null });
   return checked;
 }
 

@@ -480,6 +480,24 @@ describe("PostgreSQL: one round trip on the counts a store knows", () => {
 });
 
 /** confirm_counts (migration 014) itself: what it refuses, with SQLSTATE VS001, and what it confirms. */
+/**
+ * Each key's counted denies, one second apart, the latest 7 s before the database's clock: before every
+ * group time the confirm_counts tests confirm (a decision timed after a group's refuses it, migration 014).
+ */
+async function insertDenies(schema: string, keys: readonly { actor: string; denies: number }[]): Promise<void> {
+  const { rows } = await db.pool.query<{ t: string }>(`SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint AS t`);
+  const base = Number(rows[0]!.t);
+  for (const key of keys) {
+    for (let i = 0; i < key.denies; i++) {
+      await db.pool.query(
+        `INSERT INTO "${schema}".decisions (id, action, escalated, actor_id, tenant_id, at_ms, approvers, counts_towards_escalation)
+         VALUES ($1, 'deny', false, $2, $3, $4, '{}', true)`,
+        [`c-${key.actor}-${i}`, key.actor, TENANT, base - 6000 - 1000 * (i + 1)],
+      );
+    }
+  }
+}
+
 describe("PostgreSQL: confirm_counts", () => {
   // One key (checked on its own, migration 015) and a key among others (all counted in one query).
   it.each([1, 3])(
@@ -488,23 +506,12 @@ describe("PostgreSQL: confirm_counts", () => {
       const schema = db.schema("confirm");
       await migrate({ connectionString: pgUrl(), schema });
       const random = seededRandom(SEED + 60 + size);
-      const { rows: clock } = await db.pool.query<{ t: string }>(`SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint AS t`);
-      const base = Number(clock[0]!.t);
       // The key under test at a random place among the group's keys; every other key's count is right.
       const keys = Array.from({ length: size }, (_, k) => ({ actor: `agent:confirm-${k}-✓`, denies: 1 + Math.floor(random() * 6) }));
       const tested = Math.floor(random() * size);
       const { actor, denies } = keys[tested]!;
       const lockKey = historyLockKey(schema, actor, TENANT);
-      for (const key of keys) {
-        for (let i = 0; i < key.denies; i++) {
-          await db.pool.query(
-            `INSERT INTO "${schema}".decisions (id, action, escalated, actor_id, tenant_id, at_ms, approvers, counts_towards_escalation)
-           VALUES ($1, 'deny', false, $2, $3, $4, '{}', true)`,
-            // Timed before every group time confirmed below (a decision timed after a group's refuses it, migration 014).
-            [`c-${key.actor}-${i}`, key.actor, TENANT, base - 6000 - 1000 * (i + 1)],
-          );
-        }
-      }
+      await insertDenies(schema, keys);
       const confirm = async (
         expected: number,
         atMs: string,
@@ -568,4 +575,84 @@ describe("PostgreSQL: confirm_counts", () => {
       expect(await confirm(denies, now)).toMatchObject({ ok: true });
     },
   );
+
+  // 014 walked lock_keys and read the other arrays by subscript; 015 reads them all by position. A group
+  // whose arrays disagree (a length, the numbering, a dimension, a null) is refused, never read another way.
+  it("refuses a group whose arrays disagree, and a null lock key; lock_and_count_window rejects the arrays", async () => {
+    const schema = db.schema("shapes");
+    await migrate({ connectionString: pgUrl(), schema });
+    const random = seededRandom(SEED + 70);
+    const size = 1 + Math.floor(random() * 4);
+    const keys = Array.from({ length: size }, (_, k) => ({ actor: `agent:shape-${k}`, denies: Math.floor(random() * 4) }));
+    await insertDenies(schema, keys);
+    type Arrays = [string[], string[], string[], number[], number[]];
+    const good = (): Arrays => [
+      keys.map((k) => historyLockKey(schema, k.actor, TENANT)),
+      keys.map((k) => k.actor),
+      keys.map(() => TENANT),
+      keys.map(() => 900_000),
+      keys.map((k) => k.denies),
+    ];
+    const literal = (a: readonly (string | number | null)[]): string =>
+      `{${a.map((v) => (v === null ? "NULL" : typeof v === "number" ? String(v) : `"${v.replace(/["\\]/g, "\\$&")}"`)).join(",")}}`;
+    // Each array as a literal, one of them possibly reshaped.
+    const run = async (fn: "confirm" | "count", texts: string[]): Promise<{ ok: true } | { ok: false; code: string }> => {
+      const client = await db.pool.connect();
+      try {
+        await client.query("BEGIN ISOLATION LEVEL READ COMMITTED");
+        const [l, a, t, w, e] = texts;
+        await client.query(
+          fn === "confirm"
+            ? `SELECT "${schema}".confirm_counts($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[],
+                 floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint, 5000)`
+            : `SELECT * FROM "${schema}".lock_and_count_window($1::text[], $2::text[], $3::text[], $4::bigint[])`,
+          fn === "confirm" ? [l, a, t, w, e] : [l, a, t, w],
+        );
+        return { ok: true };
+      } catch (error) {
+        return { ok: false, code: (error as { code: string }).code };
+      } finally {
+        await client.query("ROLLBACK");
+        client.release();
+      }
+    };
+    expect(await run("confirm", good().map(literal))).toEqual({ ok: true });
+    expect(await run("count", good().map(literal))).toEqual({ ok: true });
+    const reshapes: [string, (a: (string | number)[]) => string | null][] = [
+      ["one element fewer", (a) => literal(a.slice(1))],
+      ["one element more", (a) => literal([...a, a[0]!])],
+      ["numbered from 0", (a) => `[0:${a.length - 1}]=${literal(a)}`],
+      ["two dimensions", (a) => `{${a.map((v) => literal([v])).join(",")}}`],
+      ["null", () => null],
+    ];
+    for (let k = 0; k < 12; k++) {
+      const [what, reshape] = reshapes[Math.floor(random() * reshapes.length)]!;
+      const which = Math.floor(random() * 5);
+      const texts: (string | null)[] = good().map((a, i) => (i === which ? reshape(a) : literal(a)));
+      expect(await run("confirm", texts as string[]), `confirm_counts, array ${which} ${what}`).toEqual({ ok: false, code: "VS001" });
+      // lock_and_count_window takes no counts: a reshaped fifth array is not passed to it.
+      if (which < 4) {
+        expect(await run("count", texts as string[]), `lock_and_count_window, array ${which} ${what}`).toEqual({
+          ok: false,
+          code: "22023",
+        });
+      }
+    }
+    // A null lock key: confirm_counts refuses (it would confirm a key it never locked); lock_and_count_window
+    // answers that key as not held, uncounted.
+    const nulled = good().map(literal);
+    const at = Math.floor(random() * size);
+    const locks: (string | null)[] = good()[0];
+    locks[at] = null;
+    nulled[0] = literal(locks);
+    expect(await run("confirm", nulled)).toEqual({ ok: false, code: "VS001" });
+    const { rows } = await db.pool.query<{ i: string; got: boolean; n: string | null }>(
+      `SELECT i, got, n FROM "${schema}".lock_and_count_window($1::text[], $2::text[], $3::text[], $4::bigint[])`,
+      nulled.slice(0, 4),
+    );
+    expect(rows.map((r) => ({ i: Number(r.i), got: r.got, counted: r.n !== null }))).toEqual(
+      keys.map((_, i) => ({ i, got: i !== at, counted: i !== at })),
+    );
+    expect(rows.filter((r) => r.n !== null).map((r) => Number(r.n))).toEqual(keys.filter((_, i) => i !== at).map((k) => k.denies));
+  });
 });
