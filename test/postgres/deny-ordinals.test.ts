@@ -152,7 +152,6 @@ async function expectSameCounts(s: string, actor: string): Promise<number> {
     [actor],
   );
   const since = [0, 1e15, ...rows.flatMap((r) => [Number(r.t), Number(r.t) + 1])];
-  const naives: number[] = [];
   const windows: { n: number; oldest_ms: string | null }[] = [];
   let checked = 0;
   for (const t of since) {
@@ -175,12 +174,11 @@ async function expectSameCounts(s: string, actor: string): Promise<number> {
       expect(Number(w?.oldest_ms)).toBeLessThanOrEqual(Number(first));
     }
     if (w?.oldest_ms != null) expect(Number(w.oldest_ms)).toBeGreaterThanOrEqual(t);
-    naives.push(Number(naive.rows[0]?.n));
     windows.push({ n: Number(w?.n), oldest_ms: w?.oldest_ms ?? null });
     checked += 1;
   }
   // Migration 015's count_windows: every boundary at once, as one group's keys, each row what
-  // deny_window gave for it alone (and null for a key not counted).
+  // deny_window gave for it alone, itself held to the naive count above (and null for a key not counted).
   const counted = [...since.map(() => true), false];
   const grouped = await db.pool.query<{ j: string; n: string | null; oldest_ms: string | null }>(
     `SELECT j, n, oldest_ms FROM "${s}".count_windows($1, $2, $3, $4)`,
@@ -188,7 +186,6 @@ async function expectSameCounts(s: string, actor: string): Promise<number> {
   );
   expect(grouped.rows.map((r) => Number(r.j))).toEqual(counted.map((_, i) => i + 1));
   expect(grouped.rows.slice(0, -1).map((r) => ({ n: Number(r.n), oldest_ms: r.oldest_ms }))).toEqual(windows);
-  expect(grouped.rows.map((r) => Number(r.n ?? NaN)).slice(0, -1)).toEqual(naives);
   expect(grouped.rows.at(-1)).toMatchObject({ n: null, oldest_ms: null });
   return checked;
 }
