@@ -32,7 +32,7 @@ import {
 } from "./cases.mjs";
 import { mcpDirect, mcpProxied } from "./mcp.mjs";
 import { round } from "./measure.mjs";
-import { SEED, buildMix, dataWithTenants } from "./mix.mjs";
+import { SEED, buildMix, dataWithTenants, policyInput } from "./mix.mjs";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const BUNDLE = resolve(ROOT, "bundles/crm.tar.gz");
@@ -255,6 +255,42 @@ if (!existsSync(PYTHON)) {
   });
 }
 
+// A diagnostic beside the policy-cost target: the WebAssembly instructions each module executes per
+// decision on the mix (wasmtime's fuel, bench/wasm_fuel.py): the same count on every run and machine.
+if (existsSync(PYTHON)) {
+  await run("wasm_fuel", () => {
+    const dir = mkdtempSync(join(tmpdir(), "veto-bench-fuel-"));
+    try {
+      const mixFile = join(dir, "mix.json");
+      const dataFile = join(dir, "data.json");
+      writeFileSync(mixFile, JSON.stringify(mix.map((e) => ({ kind: e.kind, input: policyInput(e) }))));
+      writeFileSync(dataFile, JSON.stringify(loaded.data));
+      const child = spawnSync(PYTHON, [resolve(ROOT, "bench/wasm_fuel.py"), mixFile, dataFile, BASELINE_BUNDLE, BUNDLE], {
+        encoding: "utf8",
+        maxBuffer: 1 << 20,
+        stdio: ["ignore", "pipe", "inherit"],
+      });
+      if (child.status !== 0) throw new Error(`bench/wasm_fuel.py exited ${child.status}`);
+      const { bundles, same_verdicts } = JSON.parse(child.stdout.trim().split("\n").pop());
+      const shipped = bundles[BUNDLE];
+      const base = bundles[BASELINE_BUNDLE];
+      return {
+        fuel_per_eval: shipped.fuel_per_eval,
+        baseline_fuel_per_eval: base.fuel_per_eval,
+        by_kind: Object.fromEntries(
+          Object.keys(shipped.fuel_per_eval_by_kind).map((k) => [
+            k,
+            { fuel_per_eval: shipped.fuel_per_eval_by_kind[k], baseline_fuel_per_eval: base.fuel_per_eval_by_kind[k] },
+          ]),
+        ),
+        same_verdicts,
+      };
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}
+
 if (!existsSync(OPA)) {
   log(`${OPA} missing (make tools): OPA cases skipped`);
 } else {
@@ -302,6 +338,8 @@ const ratios = {
   python_protect_memory_over_protect_memory_p50: ratio(p50("python_protect_memory"), p50("protect_memory")),
   // --- policy cost and tail
   wasm_evaluate_over_wasm_evaluate_baseline_p50: ratio(p50("wasm_evaluate"), p50("wasm_evaluate_baseline")),
+  // A diagnostic of that target: the modules' instructions per decision, a count rather than a time.
+  wasm_fuel_over_baseline: ratio(results.wasm_fuel?.fuel_per_eval, results.wasm_fuel?.baseline_fuel_per_eval),
   protect_memory_p99_over_p50: ratio(results.protect_memory?.p99_us, p50("protect_memory")),
   protect_memory_p99_over_wasm_evaluate_baseline_p50: ratio(results.protect_memory?.p99_us, p50("wasm_evaluate_baseline")),
   protect_memory_over_wasm_evaluate_baseline_p50: ratio(p50("protect_memory"), p50("wasm_evaluate_baseline")),
@@ -423,6 +461,10 @@ for (const [name, r] of Object.entries(results)) {
     );
   else if (r.bytes_per_call !== undefined && r.p50_us === undefined)
     lines.push(`${pad(name, 28)}  ${r.bytes_per_call} bytes/call (before: ${r.before_bytes_per_call})`);
+  else if (r.baseline_fuel_per_eval !== undefined)
+    lines.push(
+      `${pad(name, 28)}  ${r.fuel_per_eval} instructions/decision (baseline ${r.baseline_fuel_per_eval}; same verdicts: ${r.same_verdicts})`,
+    );
   else if (r.large_denies !== undefined)
     lines.push(
       `${pad(name, 28)}  p50 ${r.small_p50_us} us at ${r.small_denies} denies, ${r.large_p50_us} us at ${r.large_denies} (one key's window)`,
