@@ -135,8 +135,18 @@ $(VENV)/.stamp: scripts/python-venv.sh adapter/python/requirements-dev.txt adapt
 .PHONY: python
 python: $(VENV)/.stamp ## Create .build/venv: the pinned Python dependencies and veto-crm (adapter/python) installed editable
 
+# The compiled build (adapter/python/hatch_build.py): rebuilt when the package's source changes.
+PY_SOURCES := $(shell find adapter/python/veto_crm -name '*.py' -o -name '*.json') adapter/python/hatch_build.py \
+  adapter/python/pyproject.toml $(wildcard adapter/postgres/migrations/*.sql)
+
+.build/pyc/.stamp: $(VENV)/.stamp scripts/python-compiled.sh $(PY_SOURCES)
+	@bash scripts/python-compiled.sh
+
+.PHONY: python-compiled
+python-compiled: .build/pyc/.stamp ## Build veto-crm's compiled wheel (mypyc, gcc) and unpack it into .build/pyc: PYTHONPATH=.build/pyc runs it
+
 .PHONY: test-python
-test-python: $(TOOLS) python build test-bundles ## mypy --strict and pytest: the Python adapter against the conformance vectors and the TypeScript CLI; Node instances and the framework integrations on PostgreSQL
+test-python: $(TOOLS) python python-compiled build test-bundles ## mypy --strict and pytest, on the pure and the compiled build: the Python adapter against the conformance vectors and the TypeScript CLI; Node instances and the framework integrations on PostgreSQL
 	@mkdir -p .build/results
 	@# set +e: a failing pytest must still be counted and PostgreSQL stopped.
 	@# The throwaway PostgreSQL as test-ts starts it: unless one is already running (then left running).
@@ -144,10 +154,13 @@ test-python: $(TOOLS) python build test-bundles ## mypy --strict and pytest: the
 	  was_running=$$(bash scripts/postgres.sh status); \
 	  export VETO_TEST_PG_URL=$$(bash scripts/postgres.sh start) || exit 1; \
 	  (cd adapter/python && ../../$(VENV)/bin/python -m pytest -q -p no:cacheprovider --junitxml=../../.build/pytest.xml); s=$$?; \
+	  (cd adapter/python && VETO_CRM_EXPECT_COMPILED=1 PYTHONPATH=$(CURDIR)/.build/pyc ../../$(VENV)/bin/pytest --import-mode=append \
+	    -q -p no:cacheprovider --junitxml=../../.build/pytest-compiled.xml); sc=$$?; \
 	  [ "$$was_running" = running ] || bash scripts/postgres.sh stop; \
 	  node scripts/count-pytest.mjs .build/pytest.xml pytest; \
+	  node scripts/count-pytest.mjs .build/pytest-compiled.xml pytest-compiled; \
 	  if [ $$m -ne 0 ]; then echo '{"passed":0,"failed":1}' > .build/results/mypy.json; echo "mypy: 1 failed"; fi; \
-	  [ $$s -eq 0 ] && [ $$m -eq 0 ]
+	  [ $$s -eq 0 ] && [ $$sc -eq 0 ] && [ $$m -eq 0 ]
 
 .PHONY: chromium
 chromium: ## Install Debian's Chromium for the browser tests when missing (apt); prints its path
@@ -185,7 +198,7 @@ inbox: ## The demo's CRM agent with the approval inbox on 127.0.0.1 (PORT=8787):
 	@node scripts/demo/inbox.mjs --port $(or $(PORT),8787)
 
 .PHONY: bench
-bench: $(TOOLS) build python ## Benchmark: WASM, protect (memory, durable log, PostgreSQL, Python), the approval API, the MCP proxy, opa bench, OPA server; writes bench/results.json (BENCHMARKS.md)
+bench: $(TOOLS) build python python-compiled ## Benchmark: WASM, protect (memory, durable log, PostgreSQL, Python), the approval API, the MCP proxy, opa bench, OPA server; writes bench/results.json (BENCHMARKS.md)
 	node bench/run.mjs
 
 .PHONY: load

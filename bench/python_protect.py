@@ -3,7 +3,8 @@ The python_protect_memory case of `make bench` (bench/run.mjs): the Python
 adapter's ``protect()`` with the in-memory store and a sink that keeps the
 last records, over the same call mix as protect_memory, timed per call with
 time.perf_counter_ns. Prints one JSON object: p50_us, p99_us, ops_per_s, n,
-verdicts_per_pass.
+verdicts_per_pass, and build: "compiled" (the wheel of adapter/python/hatch_build.py,
+on PYTHONPATH) or "pure".
 
     python bench/python_protect.py MIX.json BUNDLE [MIN_MS] [MIN_OPS]
 """
@@ -15,6 +16,7 @@ import sys
 import time
 from typing import Any
 
+import veto_crm.veto as veto_module
 from veto_crm import create_veto
 
 
@@ -79,7 +81,20 @@ def main() -> None:
     def at(q: float) -> float:
         return round(samples[min(n - 1, int(q * n))] / 1000, 2)
 
-    print(json.dumps({"p50_us": at(0.5), "p99_us": at(0.99), "ops_per_s": round(n / (elapsed / 1e9)), "n": n, "verdicts_per_pass": actions}))
+    # Which build ran (adapter/python/hatch_build.py): the compiled wheel when PYTHONPATH=.build/pyc.
+    compiled = veto_module.__file__ is not None and veto_module.__file__.endswith(".so")
+    print(
+        json.dumps(
+            {
+                "p50_us": at(0.5),
+                "p99_us": at(0.99),
+                "ops_per_s": round(n / (elapsed / 1e9)),
+                "n": n,
+                "verdicts_per_pass": actions,
+                "build": "compiled" if compiled else "pure",
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

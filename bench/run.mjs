@@ -70,6 +70,44 @@ const run = async (name, fn) => {
   }
 };
 
+// The Python adapter (adapter/python) on the same bundle and mix, in its own process: its compiled
+// build (the wheel of adapter/python/hatch_build.py, unpacked in .build/pyc by make python-compiled)
+// for the target, in the rounds beside protect_memory, and the pure Python build once after them
+// (a diagnostic: what compiling bought).
+const PYTHON = resolve(ROOT, ".build/venv/bin/python");
+const COMPILED_PYTHON = resolve(ROOT, ".build/pyc");
+const hasPython = existsSync(PYTHON);
+if (!hasPython && want("python_protect_memory")) log(`${PYTHON} missing (make python): python_protect_memory skipped`);
+const pythonProtect = (build) => {
+  const dir = mkdtempSync(join(tmpdir(), "veto-bench-py-"));
+  try {
+    const mixFile = join(dir, "mix.json");
+    writeFileSync(mixFile, JSON.stringify(mix.map((e) => e.call)));
+    const env = { ...process.env };
+    delete env.PYTHONPATH;
+    if (build === "compiled") {
+      if (!existsSync(join(COMPILED_PYTHON, ".stamp"))) throw new Error(`${COMPILED_PYTHON} missing (make python-compiled)`);
+      env.PYTHONPATH = COMPILED_PYTHON;
+    }
+    const child = spawnSync(
+      PYTHON,
+      [resolve(ROOT, "bench/python_protect.py"), mixFile, BUNDLE, quick ? "500" : "3000", quick ? "2000" : "20000"],
+      { encoding: "utf8", maxBuffer: 1 << 20, stdio: ["ignore", "pipe", "inherit"], env },
+    );
+    if (child.status !== 0) throw new Error(`bench/python_protect.py exited ${child.status}`);
+    const result = JSON.parse(child.stdout.trim().split("\n").pop());
+    if (result.build !== build) throw new Error(`bench/python_protect.py ran the ${result.build} build, not the ${build} one`);
+    // The same bundle and mix must give the same verdicts in both adapters.
+    const ts = rounds.protect_memory[0]?.verdicts_per_pass;
+    return {
+      ...result,
+      same_verdicts_as_protect_memory: ts === undefined ? null : JSON.stringify(ts) === JSON.stringify(result.verdicts_per_pass),
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+};
+
 // The floor and protect_memory alternate, three rounds each, and each reports its median round:
 // on a shared machine a burst of other work then lands in one round of one case, not in a
 // whole case, and the ratio of the two compares like with like.
@@ -79,6 +117,7 @@ const rounds = {
   protect_memory: [],
   protect_memory_shadow: [],
   wasm_evaluate_baseline: [],
+  python_protect_memory: [],
 };
 for (let r = 0; r < 3; r++) {
   // --- policy cost: the baseline bundle's module on the same data and mix, in the same rounds.
@@ -108,6 +147,7 @@ for (let r = 0; r < 3; r++) {
         shadow: { bundle: BUNDLE },
       })),
   );
+  if (hasPython) await run("python_protect_memory", () => (rounds.python_protect_memory[r] = pythonProtect("compiled")));
 }
 for (const [name, list] of Object.entries(rounds)) {
   const done = list.filter((x) => x !== undefined && x.error === undefined);
@@ -226,38 +266,11 @@ if (pgUrl.url !== null) {
   log(`${PG_CASES.join(", ")} skipped: ${pgUrl.why}`);
 }
 
-// The Python adapter (adapter/python) on the same bundle and mix, in its own process.
-const PYTHON = resolve(ROOT, ".build/venv/bin/python");
-if (!existsSync(PYTHON)) {
-  if (want("python_protect_memory")) log(`${PYTHON} missing (make python): python_protect_memory skipped`);
-} else {
-  await run("python_protect_memory", () => {
-    const dir = mkdtempSync(join(tmpdir(), "veto-bench-py-"));
-    try {
-      const mixFile = join(dir, "mix.json");
-      writeFileSync(mixFile, JSON.stringify(mix.map((e) => e.call)));
-      const child = spawnSync(
-        PYTHON,
-        [resolve(ROOT, "bench/python_protect.py"), mixFile, BUNDLE, quick ? "500" : "3000", quick ? "2000" : "20000"],
-        { encoding: "utf8", maxBuffer: 1 << 20, stdio: ["ignore", "pipe", "inherit"] },
-      );
-      if (child.status !== 0) throw new Error(`bench/python_protect.py exited ${child.status}`);
-      const result = JSON.parse(child.stdout.trim().split("\n").pop());
-      // The same bundle and mix must give the same verdicts in both adapters.
-      const ts = rounds.protect_memory[0]?.verdicts_per_pass;
-      return {
-        ...result,
-        same_verdicts_as_protect_memory: ts === undefined ? null : JSON.stringify(ts) === JSON.stringify(result.verdicts_per_pass),
-      };
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
-}
+if (hasPython) await run("python_protect_memory_pure", () => pythonProtect("pure"));
 
 // A diagnostic beside the policy-cost target: the WebAssembly instructions each module executes per
 // decision on the mix (wasmtime's fuel, bench/wasm_fuel.py): the same count on every run and machine.
-if (existsSync(PYTHON)) {
+if (hasPython) {
   await run("wasm_fuel", () => {
     const dir = mkdtempSync(join(tmpdir(), "veto-bench-fuel-"));
     try {
@@ -265,10 +278,14 @@ if (existsSync(PYTHON)) {
       const dataFile = join(dir, "data.json");
       writeFileSync(mixFile, JSON.stringify(mix.map((e) => ({ kind: e.kind, input: policyInput(e) }))));
       writeFileSync(dataFile, JSON.stringify(loaded.data));
+      // The pure Python build: the script swaps the evaluator's engine and stores for counting ones.
+      const env = { ...process.env };
+      delete env.PYTHONPATH;
       const child = spawnSync(PYTHON, [resolve(ROOT, "bench/wasm_fuel.py"), mixFile, dataFile, BASELINE_BUNDLE, BUNDLE], {
         encoding: "utf8",
         maxBuffer: 1 << 20,
         stdio: ["ignore", "pipe", "inherit"],
+        env,
       });
       if (child.status !== 0) throw new Error(`bench/wasm_fuel.py exited ${child.status}`);
       const { bundles, same_verdicts } = JSON.parse(child.stdout.trim().split("\n").pop());
@@ -336,6 +353,8 @@ const ratios = {
   opa_server_http_over_protect_memory_p50: ratio(p50("opa_server_http"), p50("protect_memory")),
   opa_go_eval_over_protect_memory_p50: ratio(p50("opa_go_eval"), p50("protect_memory")),
   python_protect_memory_over_protect_memory_p50: ratio(p50("python_protect_memory"), p50("protect_memory")),
+  // A diagnostic: the pure Python build against the same protect_memory (the target is the compiled build's).
+  python_protect_memory_pure_over_protect_memory_p50: ratio(p50("python_protect_memory_pure"), p50("protect_memory")),
   // --- policy cost and tail
   wasm_evaluate_over_wasm_evaluate_baseline_p50: ratio(p50("wasm_evaluate"), p50("wasm_evaluate_baseline")),
   // A diagnostic of that target: the modules' instructions per decision, a count rather than a time.

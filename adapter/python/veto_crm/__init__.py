@@ -29,7 +29,8 @@ from .log import FileDecisionLog, open_file_log, read_log, verify_log
 from .records import JsonLinesRecordSink, RecordMasker, RecordSink
 from .signature import VerificationKey
 from .store import InMemoryStore
-from .veto import EscalationEvent, Veto, create_veto
+from .factory import create_veto
+from .veto import EscalationEvent, Veto
 
 # A library logs, the application decides where that goes (nowhere until it configures logging).
 logging.getLogger("veto_crm").addHandler(logging.NullHandler())

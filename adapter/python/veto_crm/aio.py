@@ -21,7 +21,8 @@ from .decision import Decision
 from .errors import ApprovalError, VetoDeniedError, VetoOptionsError
 from .jsontext import js_number
 from .record_state import calling_loop
-from .veto import Veto, _Decided, _next_of_amended, create_veto
+from .factory import create_veto
+from .veto import Veto, _Decided, _next_of_amended
 
 R = TypeVar("R")
 

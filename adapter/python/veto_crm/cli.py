@@ -27,7 +27,8 @@ from .log import DEFAULT_CHECKPOINT_EVERY, FileDecisionLog, VerifyResult, expand
 from .policy_data import read_policy_data
 from .records import JsonLinesRecordSink
 from .signature import SIGNING_ALGORITHMS, VerificationKey, create_bundle_verifier
-from .veto import Veto, create_veto
+from .factory import create_veto
+from .veto import Veto
 
 #: Environment variable holding the per-deployment key for record digests (kept out of argv, which ps shows).
 RECORD_KEY_ENV = "VETO_RECORD_KEY"

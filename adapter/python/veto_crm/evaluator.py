@@ -40,7 +40,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 import wasmtime
 
@@ -317,7 +317,8 @@ class _Instance:
         """A NUL-terminated string in the module's memory, read byte by byte as the SDK reads it."""
         end = self._nul(addr)
         # The SDK reads signed bytes into String.fromCharCode: a byte b >= 128 becomes U+FF00 + b.
-        return "".join(chr(b) if b < 128 else chr(b + 0xFF00) for b in self.memory.read(self.store, addr, end))
+        data = bytes(self.memory.read(self.store, addr, end))
+        return "".join(chr(b) if b < 128 else chr(b + 0xFF00) for b in data)
 
     def _abort(self, addr: int) -> None:
         raise WasmAbort(self._c_string(addr))
@@ -436,8 +437,10 @@ def _error_text(error: BaseException) -> str:
 class PolicyEvaluator:
     """The bundle's module, compiled once, and one live instance of it; thread-safe (one evaluation at a time)."""
 
-    _engine: Optional[wasmtime.Engine] = None
-    _engine_lock = threading.Lock()
+    # ClassVar: one engine and one module cache per process, shared by every instance (and class attributes
+    # for mypyc too, should this module be compiled).
+    _engine: ClassVar[Optional[wasmtime.Engine]] = None
+    _engine_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, module: wasmtime.Module, engine: wasmtime.Engine, data_json: bytes, instance: _Instance, entrypoint: int) -> None:
         self._module = module
@@ -457,7 +460,7 @@ class PolicyEvaluator:
                 cls._engine = wasmtime.Engine()
             return cls._engine
 
-    _modules: "dict[bytes, wasmtime.Module]" = {}
+    _modules: "ClassVar[dict[bytes, wasmtime.Module]]" = {}
 
     @classmethod
     def _compiled(cls, engine: wasmtime.Engine, wasm: bytes) -> wasmtime.Module:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import threading
-import weakref
 from typing import Callable
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -25,7 +24,8 @@ TIME_MAX = 2**48 - 1
 _PAIRS = [a + b for a in ALPHABET for b in ALPHABET]
 
 
-def encode_time(ms: int) -> str:
+def encode_time(ms: object) -> str:
+    # object: anything else is refused with ValueError here (compiled, an int annotation would raise TypeError first).
     if not isinstance(ms, int) or ms < 0 or ms > TIME_MAX:
         raise ValueError(f"ULID time out of range: {ms}")
     # TIME_LEN (10) characters of five bits each, most significant first, two at a time.
@@ -38,8 +38,12 @@ POOL_BYTES = 4096
 RANDOM_BYTES = 10  # 80 bits: RANDOM_LEN characters of five bits
 RANDOM_MAX = 2**80 - 1
 
-#: Every generator, so that a forked child draws new randomness instead of its parent's next ids.
-_GENERATORS: "weakref.WeakSet[_MonotonicUlid]" = weakref.WeakSet()
+#: How many forks made this process (counted in the child): a generator last used in an earlier generation
+#: forgets what it drew, so that a forked child draws new randomness instead of its parent's next ids.
+#: A counter rather than a registry of generators: the compiled build's classes take no weak references.
+_fork_generation = 0
+#: Taken by the one thread of a forked child that makes a generator forget (made anew at each fork).
+_fork_lock = threading.Lock()
 
 
 class _MonotonicUlid:
@@ -51,7 +55,7 @@ class _MonotonicUlid:
         self._random = 0
         self._pool = b""
         self._pool_at = 0
-        _GENERATORS.add(self)
+        self._generation = _fork_generation
 
     def _forget(self) -> None:
         """After fork: nothing the parent drew or gave is reused (the same pool would give both processes the same ids)."""
@@ -59,9 +63,14 @@ class _MonotonicUlid:
         self._last_ms = -1
         self._pool = b""
         self._pool_at = 0
+        self._generation = _fork_generation
 
     def __call__(self, now_ms: float) -> str:
         ms = int(now_ms // 1)
+        if self._generation != _fork_generation:
+            with _fork_lock:
+                if self._generation != _fork_generation:
+                    self._forget()
         with self._lock:
             if ms > self._last_ms:
                 time = encode_time(ms)
@@ -95,8 +104,9 @@ class _MonotonicUlid:
 
 
 def _after_fork() -> None:
-    for generator in list(_GENERATORS):
-        generator._forget()
+    global _fork_generation, _fork_lock
+    _fork_lock = threading.Lock()
+    _fork_generation += 1
 
 
 if hasattr(os, "register_at_fork"):

@@ -209,7 +209,8 @@ def snapshot(raw: Any, limits: InputLimits) -> tuple[Any, str, frozenset[str]]:
             return out_list
         out: dict[str, Any] = {}
         # js_key_order, inline (a call per object): array-index keys first only when a key starts with a digit.
-        order = list(value)
+        # Any: a key may be anything a dict holds (compiled, list[str] would be checked before the test below).
+        order: list[Any] = list(value)
         for key in order:
             if key[:1] in _DIGITS:
                 order = js_key_order(order)
@@ -376,6 +377,9 @@ def check_call(
     had the call as text, else the shortest text of the double.
     """
     fast = _plain_snapshot(raw, limits) if _orjson is not None else None
+    # Any: whatever the caller sent (compiled, a narrower type would be checked here, before the refusals below).
+    copy: Any
+    text: str
     all_keys: Optional[frozenset[str]]
     if fast is not None:
         copy, text = fast

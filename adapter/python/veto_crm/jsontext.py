@@ -30,7 +30,8 @@ JsonValue = Union[None, bool, int, float, str, list["JsonValue"], dict[str, "Jso
 MAX_SAFE_INTEGER = 2**53 - 1
 
 _encode_basestring: Callable[[str], str] = json.encoder.encode_basestring
-_SURROGATE = re.compile("[\ud800-\udfff]")
+# Written with chr(): mypyc (veto_crm compiled, hatch_build.py) refuses surrogates in string literals.
+_SURROGATE = re.compile("[" + chr(0xD800) + "-" + chr(0xDFFF) + "]")
 
 
 def has_lone_surrogate(text: str) -> bool:
@@ -113,17 +114,19 @@ def _is_array_index(key: str) -> bool:
 
 def js_key_order(keys: Iterable[str]) -> list[str]:
     """Keys in ``Object.keys`` order: array indices ascending, then the rest as inserted."""
-    keys = list(keys)
-    for key in keys:
+    # Any: a caller's dict may hold a key that is not a str, which fails below as it would in Python
+    # (compiled, list[str] would refuse it first, with another error).
+    items: list[Any] = list(keys)
+    for key in items:
         if key[:1] in _DIGITS:
             break
     else:
-        return keys
-    indices = [k for k in keys if _is_array_index(k)]
+        return items
+    indices = [k for k in items if _is_array_index(k)]
     if not indices:
-        return keys
+        return items
     indices.sort(key=int)
-    return indices + [k for k in keys if not _is_array_index(k)]
+    return indices + [k for k in items if not _is_array_index(k)]
 
 
 def utf16_key(key: str) -> bytes:
@@ -141,10 +144,15 @@ def canonical(value: Any) -> str:
     return _text(value, canonical=True)
 
 
+#: How deep _write recurses before the iterative writer takes over. Counted, not left to the interpreter:
+#: compiled (hatch_build.py), a function calling itself is not stopped by Python's recursion limit.
+NESTING_FOR_RECURSION = 200
+
+
 def _text(value: Any, canonical: bool) -> str:
     parts: list[str] = []
     try:
-        _write(value, parts, canonical)
+        _write(value, parts, canonical, 0)
     except RecursionError:
         # Nested deeper than Python's recursion limit: the same text, without recursion.
         parts = []
@@ -190,10 +198,10 @@ def _write_iteratively(root: Any, parts: list[str], canonical: bool) -> None:
             work.append((2, id(item)))
             stack.extend(reversed(work))
         else:
-            _write(item, parts, canonical)
+            _write(item, parts, canonical, 0)
 
 
-def _write(value: Any, parts: list[str], canonical: bool) -> None:
+def _write(value: Any, parts: list[str], canonical: bool, depth: int) -> None:
     if value is None:
         parts.append("null")
     elif value is True:
@@ -205,13 +213,17 @@ def _write(value: Any, parts: list[str], canonical: bool) -> None:
     elif isinstance(value, (int, float)):
         parts.append(js_number(value))
     elif isinstance(value, (list, tuple)):
+        if depth >= NESTING_FOR_RECURSION:
+            raise RecursionError("nested too deep to write recursively")
         parts.append("[")
         for i, item in enumerate(value):
             if i:
                 parts.append(",")
-            _write(item, parts, canonical)
+            _write(item, parts, canonical, depth + 1)
         parts.append("]")
     elif isinstance(value, dict):
+        if depth >= NESTING_FOR_RECURSION:
+            raise RecursionError("nested too deep to write recursively")
         keys = sorted(value, key=utf16_key) if canonical else js_key_order(value)
         parts.append("{")
         for i, key in enumerate(keys):
@@ -221,7 +233,7 @@ def _write(value: Any, parts: list[str], canonical: bool) -> None:
                 parts.append(",")
             parts.append(js_string(key))
             parts.append(":")
-            _write(value[key], parts, canonical)
+            _write(value[key], parts, canonical, depth + 1)
         parts.append("}")
     else:
         raise TypeError(f"{type(value).__name__} has no JSON form")

@@ -21,30 +21,16 @@ import stat
 import sys
 import threading
 import time
-from typing import Any, Mapping, Optional, Protocol, Sequence, TextIO, Union, runtime_checkable
+from typing import Any, Mapping, Optional, Sequence, TextIO, Union
 
 from .bundle import DECISION_ENTRYPOINT, BundleVersion
 from .call_schema import CALL_SCHEMA
 from .decision import Decision
 from .jsontext import canonical, js_key_order, stringify
+from .sinks import Record as Record, RecordSink as RecordSink  # re-exported: the protocol lives in sinks.py
 from .text import fold_key
 
 RECORD_BUNDLE_NAME = "crm"
-
-Record = dict[str, Any]
-
-
-@runtime_checkable
-class RecordSink(Protocol):
-    """
-    Where records go. ``write`` returns only once the record is as durable as
-    the sink can make it; if it raises, the call it records fails closed
-    (deny with record_unavailable, or the approval is refused).
-    A FileDecisionLog (veto_crm.log) is one.
-    """
-
-    def write(self, record: Record) -> Any: ...
-
 
 #: Keys whose values are never masked: the contract's own fields, which the policy and the adapter read,
 #: named by call.schema.json (generated from the TypeScript callSchema, as the TypeScript masker's are). Their
@@ -64,13 +50,20 @@ def _digest_text(value: Any) -> str:
         return canonical(_finite(value))
 
 
-def _finite(value: Any) -> Any:
+#: How deep _finite copies (deeper values have no digest, as when Python's recursion limit stopped it):
+#: counted, because compiled (hatch_build.py) a function calling itself is not stopped by that limit.
+_FINITE_DEPTH = 900
+
+
+def _finite(value: Any, depth: int = 0) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
+    if isinstance(value, (dict, list, tuple)) and depth >= _FINITE_DEPTH:
+        raise RecursionError("nested too deep to copy")
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: _finite(v, depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
+        return [_finite(v, depth + 1) for v in value]
     return value
 
 

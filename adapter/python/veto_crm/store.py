@@ -26,7 +26,18 @@ import threading
 from collections import OrderedDict
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
-from typing import Any, Callable, ContextManager, Literal, Mapping, Optional, Union
+from typing import Any, Callable, ContextManager, Literal, Mapping, Optional, TypeVar, Union
+
+_T = TypeVar("_T")
+
+try:
+    # The compiled build (hatch_build.py) reads this decorator; at run time it does nothing.
+    from mypy_extensions import mypyc_attr
+except ImportError:  # pragma: no cover - without mypy_extensions (pure Python): the same no-op
+
+    def mypyc_attr(*attrs: str, **kwattrs: object) -> Callable[[_T], _T]:
+        return lambda cls: cls
+
 
 from .bundle import BundleVersion
 from .decision import Decision, Reason
@@ -171,6 +182,7 @@ def unwatcher(
     return unwatch
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class InMemoryStore:
     """The default store. ``history_retention_ms`` may be a function asked at each pruning (retention can follow the bundle in force)."""
 
