@@ -81,7 +81,10 @@ export function numberTexts(text: string, depth: number): Map<string, string> {
       i += 1;
       space();
       for (let index = 0; i < text.length && text[i] !== "]"; index++) {
+        const before = i;
         value(`${pointer}/${index}`, level + 1);
+        // Not JSON (a "}" where a value should be): stop rather than read the same place forever.
+        if (i === before) throw new Error(`not JSON text at offset ${i}`);
         space();
         if (text[i] === ",") i += 1;
       }

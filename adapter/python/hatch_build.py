@@ -55,14 +55,27 @@ class CompiledBuildHook(BuildHookInterface):  # type: ignore[type-arg]
             return
         work = Path(tempfile.mkdtemp(prefix="veto-crm-mypyc-"))
         self._work = work
-        # mypyc writes its C files, its build folder and the extensions beside the modules: in a copy.
-        shutil.copytree(Path(self.root) / "veto_crm", work / "veto_crm")
-        subprocess.run(
-            [sys.executable, "-m", "mypyc", *(f"veto_crm/{name}.py" for name in COMPILED)],
-            cwd=work,
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
+        try:
+            # mypyc writes its C files, its build folder and the extensions beside the modules: in a copy,
+            # type-checked with the project's own mypy settings.
+            shutil.copytree(Path(self.root) / "veto_crm", work / "veto_crm")
+            config = str(Path(self.root) / "pyproject.toml")
+            modules = [f"veto_crm/{name}.py" for name in COMPILED]
+            run = subprocess.run(
+                [sys.executable, "-m", "mypyc", "--config-file", config, *modules],
+                cwd=work,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            if run.returncode != 0:
+                # mypyc prints its type errors and the compiler's on standard output.
+                sys.stderr.write(run.stdout[-20_000:])
+                raise RuntimeError(f"mypyc failed ({run.returncode}): the compiled build needs mypy, a C compiler and Python's headers")
+        except BaseException:
+            # hatchling calls finalize only after a successful initialize.
+            shutil.rmtree(work, ignore_errors=True)
+            raise
         built = sorted(p for p in work.rglob("*.so") if "build" not in p.relative_to(work).parts)
         names = {p.name.split(".", 1)[0] for p in built if p.parent.name == "veto_crm"}
         missing = set(COMPILED) - names

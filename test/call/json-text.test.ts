@@ -27,6 +27,24 @@ describe("numberTexts", () => {
     );
   });
 
+  it("ends on any text, JSON or not: a misplaced closer is an error, not a loop (seeded)", () => {
+    expect(() => numberTexts("[}", 3)).toThrow(/not JSON text at offset 1/);
+    fc.assert(
+      fc.property(fc.jsonValue({ maxDepth: 4 }), fc.nat(), fc.constantFrom("}", "]", ",", ":", "{", "["), (value, at, inserted) => {
+        const text = JSON.stringify(value);
+        const cut = at % (text.length + 1);
+        const broken = `${text.slice(0, cut)}${inserted}${text.slice(cut)}`;
+        // Returns or throws: either way it returns to the caller (a loop would time the test out).
+        try {
+          numberTexts(broken, 3);
+        } catch (error) {
+          expect(error).toBeInstanceOf(Error);
+        }
+      }),
+      { seed: Number(process.env["VETO_JSON_TEXT_SEED"] ?? 7_2026), numRuns: 3000 },
+    );
+  });
+
   it("keeps the number as written, and resolves duplicate keys as JSON.parse does: the last wins, with all under it", () => {
     const text = `{"arguments":{"amount":1,"changes":{"Amount":2}},"arguments":{"amount":250000.00000000001,"changes":{"x":1E+400}},"x":[1e-400,-0]}`;
     expect(numberTexts(text, 3)).toEqual(

@@ -19,8 +19,11 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
-from .conftest import ROOT
+from .conftest import ROOT, MemorySink, write_call
+
+WRITE = write_call()
 
 
 def _compiled_modules() -> tuple[str, ...]:
@@ -93,3 +96,64 @@ def test_endless_or_very_deep_calls_are_denied_not_a_crash(bundle: Path) -> None
     assert compiled is EXPECT_COMPILED
     assert decisions == [["deny", ["invalid_input"], True]] * 4
     assert same_text is True
+
+
+def test_what_an_application_holds_behaves_alike_in_both_builds(bundle: Path) -> None:
+    """Classes an application keeps, copies, shares or weakly references stay Python classes (frozen.python_class)."""
+    import copy
+    import io
+    import pickle
+    import weakref
+
+    from veto_crm import InMemoryStore, JsonLinesRecordSink, VetoOptionsError, create_veto
+    from veto_crm.decision import AmendedCall
+    from veto_crm.input import InputLimits
+    from veto_crm.store import Amendment
+    from veto_crm.veto import ResumedAmendment, ResumedCall
+
+    limits = InputLimits(max_input_bytes=1000, max_depth=5)
+    assert copy.deepcopy(limits) == limits and pickle.loads(pickle.dumps(limits)) == limits
+    resumed = ResumedCall("d1", {"tool": "crm.update", "arguments": {}, "context": {}}, None)
+    assert copy.deepcopy(resumed) == resumed and pickle.loads(pickle.dumps(resumed)) == resumed
+    for cls in (AmendedCall, Amendment, ResumedAmendment):
+        assert not hasattr(cls, "__mypyc_attrs__"), cls
+    # One sink shared by two instances on one store: an approval given through one backs the other's wait.
+    sink = JsonLinesRecordSink(io.StringIO())
+    assert weakref.ref(sink)() is sink
+    store = InMemoryStore()
+    a = create_veto(bundle, store=store, record_sink=sink)
+    b = create_veto(bundle, store=store, record_sink=sink)
+    pending = a.protect({**WRITE, "arguments": {**WRITE["arguments"], "amount": 250_000}})
+    assert pending.action == "require_approval"
+    b.approve(pending.id, pending.approvers[0])
+    assert a.wait_for_approval(pending.id, timeout_ms=0).status == "approved"
+    # Limits from configuration: whole positive numbers, max_depth at most 256, refused by name otherwise.
+    bad: Any
+    for bad in ({"max_input_bytes": 65536.0}, {"max_depth": "12"}, {"max_depth": True}, {"max_depth": 10_000}, {"max_depth": 0}):
+        try:
+            create_veto(bundle, record_sink=MemorySink(), limits=bad)
+            raise AssertionError(f"accepted {bad}")
+        except VetoOptionsError as error:
+            assert "limits.max" in str(error), bad
+
+
+def test_a_keys_own_methods_decide_nothing_and_text_from_outside_is_refused_not_raised(bundle: Path) -> None:
+    """A str subclass key is the plain str it holds (its lower() cannot hide a sensitive field); protect_text's text is checked, not trusted."""
+
+    from veto_crm import create_veto
+
+    class Sly(str):
+        def lower(self) -> str:
+            return "harmless"
+
+    sink = MemorySink()
+    veto = create_veto(bundle, record_sink=sink)
+    call = {**WRITE, "arguments": {**WRITE["arguments"], "changes": {Sly("ssn"): "123-45-6789"}}}
+    decided = veto.protect(call)
+    assert decided.action == "require_approval" and [r.code for r in decided.reasons] == ["sensitive_field"]
+    record = sink.records[-1]
+    assert "/input/arguments/changes/ssn" in record["masked"] and "123-45-6789" not in json.dumps(record)
+    for text in (b'{"tool": "crm.update"}', 5, ["not text"]):
+        denied = veto.protect_text(WRITE, text)
+        assert denied.action == "deny" and [r.code for r in denied.reasons] == ["invalid_input"], text
+        assert sink.records[-1]["decision_id"] == denied.id

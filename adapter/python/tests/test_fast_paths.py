@@ -95,16 +95,18 @@ def reference_copy(raw: Any, limits: InputLimits) -> Union[str, tuple[Any, str]]
         if isinstance(value, (list, tuple)):
             return [copy(item, depth + 1, f"{path}[{i}]") for i, item in enumerate(value)]
         out = {}
-        for key in js_key_order(value):
-            if not isinstance(key, str):
-                raise Refused(f"a key of {where(path)} is not a string ({key!r})")
+        for given in js_key_order(value):
+            if not isinstance(given, str):
+                raise Refused(f"a key of {where(path)} is not a string ({given!r})")
+            # A str subclass is the plain str it holds, as a value is.
+            key = str.__str__(given)
             child = key if path == "" else f"{path}.{key}"
             if key in FORBIDDEN_KEYS:
                 raise Refused(f'{child}: the key "{key}" is not allowed')
             if lone(key):
                 raise Refused(f"a key of {where(path)} is not well-formed Unicode (it holds a lone surrogate, which JSON text in UTF-8 cannot carry)")
             grow(units(key) + 3)
-            out[key] = copy(value[key], depth + 1, child)
+            out[key] = copy(value[given], depth + 1, child)
         return out
 
     try:

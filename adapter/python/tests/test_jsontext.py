@@ -20,7 +20,7 @@ import jsonschema
 
 from veto_crm.call_schema import CALL_SCHEMA, first_issue
 from veto_crm.input import DEFAULT_INPUT_LIMITS, CheckedCall, check_call
-from veto_crm.jsontext import canonical, js_number, js_trim, parse, stringify
+from veto_crm.jsontext import canonical, js_number, js_trim, number_texts, parse, stringify
 
 from .conftest import read_call, write_call
 
@@ -128,3 +128,33 @@ def test_check_call_on_random_calls_never_raises_and_valid_calls_round_trip() ->
             assert canonical(checked.call) == checked.json
         else:
             assert checked.message
+
+
+def _random_json(rng: random.Random, depth: int = 0) -> Any:
+    r = rng.random()
+    if depth < 4 and r < 0.3:
+        return {rng.choice("abc"): _random_json(rng, depth + 1) for _ in range(rng.randrange(0, 4))}
+    if depth < 4 and r < 0.5:
+        return [_random_json(rng, depth + 1) for _ in range(rng.randrange(0, 4))]
+    return rng.choice([1, -2.5, "x", None, True, 1e21])
+
+
+def test_number_texts_ends_on_any_text_json_or_not() -> None:
+    """A misplaced closer is an error, not a loop (adapter/call/json-text.ts does the same): protect_text is public."""
+    try:
+        number_texts("[}", 3)
+        raise AssertionError("no error")
+    except ValueError as error:
+        assert "not JSON text at offset 1" in str(error)
+    rng = random.Random(SEED + 11)
+    refused = 0
+    for n in range(3000):
+        text = stringify(_random_json(rng))
+        cut = rng.randrange(len(text) + 1)
+        broken = text[:cut] + rng.choice("}],:{[") + text[cut:]
+        # Returns what it found or raises ValueError (protect_text's caller refuses the call then): it returns.
+        try:
+            assert isinstance(number_texts(broken, 3), dict), f"seed {SEED + 11} case {n}"
+        except ValueError:
+            refused += 1
+    assert refused > 0, f"seed {SEED + 11}"

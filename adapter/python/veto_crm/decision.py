@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from typing import Any, Literal, Mapping, Optional
 
 from .bundle import BundleVersion
-from .frozen import fast_init
+from .frozen import fast_init, python_class
 
 Action = Literal["allow", "deny", "require_approval"]
 ACTIONS: tuple[str, ...] = ("allow", "deny", "require_approval")
@@ -69,6 +69,7 @@ class Decision:
         }
 
 
+@python_class
 @dataclass(frozen=True)
 class AmendedCall:
     """

@@ -30,14 +30,29 @@ def _record_key_ok(key: Any) -> bool:
     return isinstance(key, (bytes, bytearray)) and len(key) >= 16
 
 
+#: The deepest nesting a call may be allowed: the copy, the masking and the digests walk a call one
+#: call per level, and the compiled build's calls are not stopped by Python's recursion limit
+#: (docs/python.md, "Two builds"). The TypeScript adapter takes any positive integer.
+MAX_DEPTH_LIMIT = 256
+
+
 def _limits(given: Any) -> InputLimits:
     if given is None:
         return DEFAULT_INPUT_LIMITS
     if isinstance(given, InputLimits):
-        return given
-    if isinstance(given, Mapping) and set(given) <= {"max_input_bytes", "max_depth"}:
-        return replace(DEFAULT_INPUT_LIMITS, **dict(given))
-    raise VetoOptionsError("create_veto: limits must be InputLimits or {max_input_bytes?, max_depth?}")
+        limits = given
+    elif isinstance(given, Mapping) and set(given) <= {"max_input_bytes", "max_depth"}:
+        values = dict(given)
+        if not all(_positive_int(v) for v in values.values()):
+            raise VetoOptionsError("create_veto: limits.max_input_bytes and limits.max_depth must be positive integers")
+        limits = replace(DEFAULT_INPUT_LIMITS, **values)
+    else:
+        raise VetoOptionsError("create_veto: limits must be InputLimits or {max_input_bytes?, max_depth?}")
+    if not (_positive_int(limits.max_input_bytes) and _positive_int(limits.max_depth)):
+        raise VetoOptionsError("create_veto: limits.max_input_bytes and limits.max_depth must be positive integers")
+    if limits.max_depth > MAX_DEPTH_LIMIT:
+        raise VetoOptionsError(f"create_veto: limits.max_depth must be at most {MAX_DEPTH_LIMIT}")
+    return limits
 
 
 def _positive_int(value: Any) -> bool:

@@ -58,3 +58,15 @@ def fast_init(cls: type[T]) -> type[T]:
     init.__module__ = cls.__module__
     setattr(cls, "__init__", init)
     return cls
+
+
+def python_class(cls: type[T]) -> type[T]:
+    """
+    Keep ``cls`` a Python class in the compiled build (hatch_build.py). mypyc
+    turns a class with only the decorators it knows into a C type, which
+    cannot be weakly referenced, given attributes, subclassed in Python or,
+    when it is a frozen dataclass, copied or pickled; a class with any other
+    decorator, this one included, stays a Python class. For the classes an
+    application holds, passes around or keeps: both builds then behave alike.
+    """
+    return cls

@@ -29,12 +29,13 @@ except ImportError:  # pragma: no cover - a runtime dependency; without it every
 from .call_schema import first_issue
 from .jsontext import _DIGITS, MAX_SAFE_INTEGER, canonical, has_lone_surrogate, js_key_order, js_number, js_string
 from .text import fold_key, is_blank
-from .frozen import fast_init
+from .frozen import fast_init, python_class
 
 #: Keys that could reach Object.prototype through a careless merge in JavaScript code downstream.
 FORBIDDEN_KEYS = frozenset({"__proto__", "constructor", "prototype"})
 
 
+@python_class
 @dataclass(frozen=True)
 class InputLimits:
     #: Largest call, in UTF-8 bytes of its JSON text.
@@ -215,10 +216,14 @@ def snapshot(raw: Any, limits: InputLimits) -> tuple[Any, str, frozenset[str]]:
             if key[:1] in _DIGITS:
                 order = js_key_order(order)
                 break
-        for key in order:
+        for given in order:
+            key = given
             if type(key) is not str:
                 if not isinstance(key, str):
                     raise _InputRefused(f"a key of {_describe(_path_of(keys))} is not a string ({key!r})")
+                # A str subclass (a str-valued enum member) is copied as the plain str it holds, as JSON
+                # carries it: its own lower() or __eq__ must not decide masking or the messages.
+                key = str.__str__(key)
             if key in FORBIDDEN_KEYS:
                 keys.append(key)
                 raise _InputRefused(f'{_path_of(keys)}: the key "{key}" is not allowed')
@@ -232,7 +237,7 @@ def snapshot(raw: Any, limits: InputLimits) -> tuple[Any, str, frozenset[str]]:
                 size += _utf16_length(key) + 3
             if size > max_bytes:
                 raise too_large()
-            item = value[key]
+            item = value[given]
             kind = type(item)
             if kind is str and item.isascii():
                 size += len(item) + 2

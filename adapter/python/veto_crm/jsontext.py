@@ -53,8 +53,12 @@ def js_number(value: int | float) -> str:
         raise TypeError("a boolean is not a number")
     if isinstance(value, int):
         if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
-            return str(value)
+            # int.__repr__: the number an int subclass (an IntEnum member) holds, not its own str().
+            return int.__repr__(value)
         value = float(value)
+    elif type(value) is not float:
+        # The number a float subclass holds, not its own repr().
+        value = float.__float__(value)
     if not math.isfinite(value):
         raise ValueError(f"{value} is not a JSON number")
     if value == 0:
@@ -102,7 +106,8 @@ def js_number_value(value: int | float) -> int | float:
 _DIGITS = frozenset("0123456789")
 
 
-def _is_array_index(key: str) -> bool:
+def _is_array_index(key: Any) -> bool:
+    # Any: js_key_order meets a caller's keys, whatever they are (compiled, str would be checked first).
     if not key or not ("0" <= key[0] <= "9"):
         return False
     if not key.isdigit() or not key.isascii():
@@ -496,7 +501,11 @@ def number_texts(text: str, depth: int) -> dict[str, str]:
             space()
             index = 0
             while i < n and text[i] != "]":
+                before = i
                 value(f"{pointer}/{index}", level + 1)
+                if i == before:
+                    # Not JSON (a "}" where a value should be): stop rather than read the same place forever.
+                    raise ValueError(f"not JSON text at offset {i}")
                 space()
                 if at(i) == ",":
                     i += 1

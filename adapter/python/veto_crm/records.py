@@ -26,6 +26,7 @@ from typing import Any, Mapping, Optional, Sequence, TextIO, Union
 from .bundle import DECISION_ENTRYPOINT, BundleVersion
 from .call_schema import CALL_SCHEMA
 from .decision import Decision
+from .frozen import python_class
 from .jsontext import canonical, js_key_order, stringify
 from .sinks import Record as Record, RecordSink as RecordSink  # re-exported: the protocol lives in sinks.py
 from .text import fold_key
@@ -50,9 +51,10 @@ def _digest_text(value: Any) -> str:
         return canonical(_finite(value))
 
 
-#: How deep _finite copies (deeper values have no digest, as when Python's recursion limit stopped it):
-#: counted, because compiled (hatch_build.py) a function calling itself is not stopped by that limit.
-_FINITE_DEPTH = 900
+#: How deep _finite copies (a deeper value has no digest, as when Python's recursion limit stopped it,
+#: which its comprehensions reach at about 480 levels): counted, the same in both builds, because
+#: compiled (hatch_build.py) a function calling itself is not stopped by that limit.
+_FINITE_DEPTH = 200
 
 
 def _finite(value: Any, depth: int = 0) -> Any:
@@ -441,6 +443,7 @@ def _cause_text(error: BaseException) -> str:
     return str(error)
 
 
+@python_class
 class JsonLinesRecordSink:
     """
     The default sink: one JSON line per record on a text stream (standard

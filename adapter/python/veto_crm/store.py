@@ -41,7 +41,7 @@ except ImportError:  # pragma: no cover - without mypy_extensions (pure Python):
 
 from .bundle import BundleVersion
 from .decision import Decision, Reason
-from .frozen import fast_init
+from .frozen import fast_init, python_class
 
 #: "executed": approved, then claimed once by the caller about to run the
 #: call (use-once, docs/contract.md §6); no later claim succeeds. "amended": an
@@ -87,6 +87,7 @@ class ApprovalReview:
     context: Optional[Mapping[str, Any]] = None
 
 
+@python_class
 @dataclass(frozen=True)
 class Amendment:
     """What an amended call's decision keeps of its amendment (docs/contract.md §6, amend)."""

@@ -41,13 +41,14 @@ from .shadow import ShadowPolicy, ShadowVerdict
 from .signature import BundleVerifier
 from .store import Amendment, ApprovalReview, ApprovalState, InMemoryStore, StoredDecision
 from .unit import DecisionUnit, is_transactional, run_unit
-from .frozen import fast_init
+from .frozen import fast_init, python_class
 
 log = logging.getLogger("veto_crm")
 
 R = TypeVar("R")
 
 
+@python_class
 @dataclass(frozen=True)
 class ActivePolicy:
     """Everything a decision needs from one bundle, immutable."""
@@ -57,6 +58,7 @@ class ActivePolicy:
     evaluator: PolicyEvaluator
 
 
+@python_class
 @fast_init
 @dataclass(frozen=True)
 class EscalationEvent:
@@ -362,16 +364,17 @@ class Veto:
                     self._desk.claim_allowed_amendment(nxt.decision.id)
                     return ResumedCall(current_id, copy.deepcopy(current_call), amended)
 
-    def protect_unreadable(self, text: Optional[str], problem: str) -> Decision:
+    def protect_unreadable(self, text: Any, problem: str) -> Decision:
         """
         For front ends that parse calls themselves (the command line): a call
         that could not be read, invalid_input, recorded. ``text`` is what was
         received, or None when it was not kept (a line over the input limit;
-        its record then has no input digest).
+        its record then has no input digest). ``text``: typed Any, as every
+        value a front end passes on from outside is (docs/python.md, "Two builds").
         """
         return self._decide(text, problem).decision
 
-    def protect_text(self, call: Any, text: str) -> Decision:
+    def protect_text(self, call: Any, text: Any) -> Decision:
         """
         For front ends that read calls as JSON text (the command line): decide
         ``call``, parsed from ``text``, judging its amounts by their text there
@@ -381,7 +384,7 @@ class Veto:
         return self._decide(call, text=text).decision
 
     def _decide(
-        self, raw: Any, unreadable: Optional[str] = None, text: Optional[str] = None, amendment: Optional[tuple[str, str]] = None
+        self, raw: Any, unreadable: Optional[str] = None, text: Any = None, amendment: Optional[tuple[str, str]] = None
     ) -> _Decided:
         """``amendment``: (the decision amended, its amender) for an amended call (docs/contract.md §6, amend)."""
         if self._closed:
@@ -650,11 +653,13 @@ class Veto:
             log.error("on_escalation hook failed (decision %s)", event.decision.id, exc_info=error)
 
 
-def _check_text(raw: Any, text: Optional[str], limits: InputLimits, amount_names: frozenset[str]) -> CheckedInput:
+def _check_text(raw: Any, text: Any, limits: InputLimits, amount_names: frozenset[str]) -> CheckedInput:
     """check_call, with the amounts judged by their text when the call came as ``text`` (veto.ts checkText)."""
     if text is None:
         return check_call(raw, limits, amount_names)
     try:
+        if not isinstance(text, str):
+            raise TypeError(f"it is a {type(text).__name__}, not JSON text")
         texts = number_texts(text, 3)
     except Exception as error:
         checked = check_call(raw, limits, amount_names)
@@ -674,6 +679,7 @@ def _next_of_amended(error: ApprovalError, hops: int) -> _Decided:
     return _Decided(amended.decision, amended.call)
 
 
+@python_class
 @dataclass(frozen=True)
 class ResumedAmendment:
     """An approver's amendment of a resumed call (docs/contract.md §6, amend)."""
@@ -686,6 +692,7 @@ class ResumedAmendment:
     decision: Decision
 
 
+@python_class
 @dataclass(frozen=True)
 class ResumedCall:
     """What a resumed call runs as (``Veto.resume_approval``)."""
