@@ -78,34 +78,50 @@ const PYTHON = resolve(ROOT, ".build/venv/bin/python");
 const COMPILED_PYTHON = resolve(ROOT, ".build/pyc");
 const hasPython = existsSync(PYTHON);
 if (!hasPython && want("python_protect_memory")) log(`${PYTHON} missing (make python): python_protect_memory skipped`);
-const pythonProtect = (build) => {
+/**
+ * Run a script of bench/ with .build/venv's Python: `files` (name: value) written as JSON in a
+ * folder of its own and passed first, then `args`; PYTHONPATH is `pythonPath` or none (the pure
+ * build). Returns its last line of output, parsed.
+ */
+const pythonJson = (script, files, args, pythonPath) => {
   const dir = mkdtempSync(join(tmpdir(), "veto-bench-py-"));
   try {
-    const mixFile = join(dir, "mix.json");
-    writeFileSync(mixFile, JSON.stringify(mix.map((e) => e.call)));
+    const paths = Object.entries(files).map(([name, value]) => {
+      const path = join(dir, name);
+      writeFileSync(path, JSON.stringify(value));
+      return path;
+    });
     const env = { ...process.env };
     delete env.PYTHONPATH;
-    if (build === "compiled") {
-      if (!existsSync(join(COMPILED_PYTHON, ".stamp"))) throw new Error(`${COMPILED_PYTHON} missing (make python-compiled)`);
-      env.PYTHONPATH = COMPILED_PYTHON;
-    }
-    const child = spawnSync(
-      PYTHON,
-      [resolve(ROOT, "bench/python_protect.py"), mixFile, BUNDLE, quick ? "500" : "3000", quick ? "2000" : "20000"],
-      { encoding: "utf8", maxBuffer: 1 << 20, stdio: ["ignore", "pipe", "inherit"], env },
-    );
-    if (child.status !== 0) throw new Error(`bench/python_protect.py exited ${child.status}`);
-    const result = JSON.parse(child.stdout.trim().split("\n").pop());
-    if (result.build !== build) throw new Error(`bench/python_protect.py ran the ${result.build} build, not the ${build} one`);
-    // The same bundle and mix must give the same verdicts in both adapters.
-    const ts = rounds.protect_memory[0]?.verdicts_per_pass;
-    return {
-      ...result,
-      same_verdicts_as_protect_memory: ts === undefined ? null : JSON.stringify(ts) === JSON.stringify(result.verdicts_per_pass),
-    };
+    if (pythonPath !== undefined) env.PYTHONPATH = pythonPath;
+    const child = spawnSync(PYTHON, [resolve(ROOT, script), ...paths, ...args], {
+      encoding: "utf8",
+      maxBuffer: 1 << 20,
+      stdio: ["ignore", "pipe", "inherit"],
+      env,
+    });
+    if (child.status !== 0) throw new Error(`${script} exited ${child.status}`);
+    return JSON.parse(child.stdout.trim().split("\n").pop());
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+};
+const pythonProtect = (build) => {
+  if (build === "compiled" && !existsSync(join(COMPILED_PYTHON, ".stamp")))
+    throw new Error(`${COMPILED_PYTHON} missing (make python-compiled)`);
+  const result = pythonJson(
+    "bench/python_protect.py",
+    { "mix.json": mix.map((e) => e.call) },
+    [BUNDLE, quick ? "500" : "3000", quick ? "2000" : "20000"],
+    build === "compiled" ? COMPILED_PYTHON : undefined,
+  );
+  if (result.build !== build) throw new Error(`bench/python_protect.py ran the ${result.build} build, not the ${build} one`);
+  // The same bundle and mix must give the same verdicts in both adapters.
+  const ts = rounds.protect_memory[0]?.verdicts_per_pass;
+  return {
+    ...result,
+    same_verdicts_as_protect_memory: ts === undefined ? null : JSON.stringify(ts) === JSON.stringify(result.verdicts_per_pass),
+  };
 };
 
 // The floor and protect_memory alternate, three rounds each, and each reports its median round:
@@ -272,39 +288,25 @@ if (hasPython) await run("python_protect_memory_pure", () => pythonProtect("pure
 // decision on the mix (wasmtime's fuel, bench/wasm_fuel.py): the same count on every run and machine.
 if (hasPython) {
   await run("wasm_fuel", () => {
-    const dir = mkdtempSync(join(tmpdir(), "veto-bench-fuel-"));
-    try {
-      const mixFile = join(dir, "mix.json");
-      const dataFile = join(dir, "data.json");
-      writeFileSync(mixFile, JSON.stringify(mix.map((e) => ({ kind: e.kind, input: policyInput(e) }))));
-      writeFileSync(dataFile, JSON.stringify(loaded.data));
-      // The pure Python build: the script swaps the evaluator's engine and stores for counting ones.
-      const env = { ...process.env };
-      delete env.PYTHONPATH;
-      const child = spawnSync(PYTHON, [resolve(ROOT, "bench/wasm_fuel.py"), mixFile, dataFile, BASELINE_BUNDLE, BUNDLE], {
-        encoding: "utf8",
-        maxBuffer: 1 << 20,
-        stdio: ["ignore", "pipe", "inherit"],
-        env,
-      });
-      if (child.status !== 0) throw new Error(`bench/wasm_fuel.py exited ${child.status}`);
-      const { bundles, same_verdicts } = JSON.parse(child.stdout.trim().split("\n").pop());
-      const shipped = bundles[BUNDLE];
-      const base = bundles[BASELINE_BUNDLE];
-      return {
-        fuel_per_eval: shipped.fuel_per_eval,
-        baseline_fuel_per_eval: base.fuel_per_eval,
-        by_kind: Object.fromEntries(
-          Object.keys(shipped.fuel_per_eval_by_kind).map((k) => [
-            k,
-            { fuel_per_eval: shipped.fuel_per_eval_by_kind[k], baseline_fuel_per_eval: base.fuel_per_eval_by_kind[k] },
-          ]),
-        ),
-        same_verdicts,
-      };
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    // The pure Python build: the script swaps the evaluator's engine and stores for counting ones.
+    const { bundles, same_verdicts } = pythonJson(
+      "bench/wasm_fuel.py",
+      { "mix.json": mix.map((e) => ({ kind: e.kind, input: policyInput(e) })), "data.json": loaded.data },
+      [BASELINE_BUNDLE, BUNDLE],
+    );
+    const shipped = bundles[BUNDLE];
+    const base = bundles[BASELINE_BUNDLE];
+    return {
+      fuel_per_eval: shipped.fuel_per_eval,
+      baseline_fuel_per_eval: base.fuel_per_eval,
+      by_kind: Object.fromEntries(
+        Object.keys(shipped.fuel_per_eval_by_kind).map((k) => [
+          k,
+          { fuel_per_eval: shipped.fuel_per_eval_by_kind[k], baseline_fuel_per_eval: base.fuel_per_eval_by_kind[k] },
+        ]),
+      ),
+      same_verdicts,
+    };
   });
 }
 

@@ -42,10 +42,8 @@ def _limits(given: Any) -> InputLimits:
     if isinstance(given, InputLimits):
         limits = given
     elif isinstance(given, Mapping) and set(given) <= {"max_input_bytes", "max_depth"}:
-        values = dict(given)
-        if not all(_positive_int(v) for v in values.values()):
-            raise VetoOptionsError("create_veto: limits.max_input_bytes and limits.max_depth must be positive integers")
-        limits = replace(DEFAULT_INPUT_LIMITS, **values)
+        # Checked below with the given InputLimits: replace() takes any value.
+        limits = replace(DEFAULT_INPUT_LIMITS, **dict(given))
     else:
         raise VetoOptionsError("create_veto: limits must be InputLimits or {max_input_bytes?, max_depth?}")
     if not (_positive_int(limits.max_input_bytes) and _positive_int(limits.max_depth)):
