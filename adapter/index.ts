@@ -52,6 +52,7 @@ export type {
   StoreFactoryContext,
   StoreUnit,
   StoredDecision,
+  UnitOptions,
   VetoStore,
 } from "./history/store.js";
 export type { DecisionUnit, TransactionalRecordSink } from "./history/unit.js";

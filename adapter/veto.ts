@@ -214,6 +214,9 @@ const hasMethods =
   (v: unknown): boolean =>
     v !== null && typeof v === "object" && names.every((n) => typeof (v as Record<string, unknown>)[n] === "function");
 const positiveInt = z.number().int().positive();
+/** A decision's unit (VetoStore.unit): it counts, evaluates and appends, and transitions or claims nothing. */
+const DECISION_UNIT = Object.freeze({ decision: true });
+
 const STORE_METHODS = ["appendDecision", "countRecentDenies", "getDecision", "transitionApproval", "watchDecision", "close"];
 const isStore = (v: unknown): boolean => isStoreFactory(v) || hasMethods(...STORE_METHODS)(v);
 
@@ -928,7 +931,7 @@ class VetoInstance implements Veto {
       decided = now instanceof Promise ? await now : now;
     } else
       try {
-        decided = await runUnit(this.#store, this.#sink, history, (unit) => this.#decideIn(unit, context));
+        decided = await runUnit(this.#store, this.#sink, history, (unit) => this.#decideIn(unit, context), DECISION_UNIT);
       } catch (error) {
         // The store could not give a unit (no connection, BEGIN or the lock
         // failed): the call cannot be remembered or recorded, so it is denied

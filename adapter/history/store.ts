@@ -207,9 +207,19 @@ export interface VetoStore {
    * transactional store makes the unit's writes visible only at `commit()`
    * and undoes them when `fn` ends without it. A store without `unit` gets
    * no such lock: concurrent calls of one actor may then read the same count.
+   * `options.decision` says the unit makes one decision (count, evaluate,
+   * append; never an approval's transition or claim), with or without
+   * `history`: a store may then write it with others (the PostgreSQL store
+   * groups such units).
    */
-  unit?<T>(history: HistoryKey | undefined, fn: (unit: StoreUnit) => Promise<T>, records?: RecordSink): Promise<T>;
+  unit?<T>(history: HistoryKey | undefined, fn: (unit: StoreUnit) => Promise<T>, records?: RecordSink, options?: UnitOptions): Promise<T>;
   close(): Promise<void>;
+}
+
+/** What a unit of work is for (VetoStore.unit). */
+export interface UnitOptions {
+  /** The unit makes one decision: it counts, evaluates and appends, and transitions or claims nothing. */
+  readonly decision?: boolean;
 }
 
 export interface HistoryKey {

@@ -6,7 +6,15 @@
  * pass-through with no lock, as before.
  */
 import type { RecordSink, VetoRecord } from "../records/records.js";
-import { directUnit, type ApprovalTransition, type HistoryKey, type StoreUnit, type StoredDecision, type VetoStore } from "./store.js";
+import {
+  directUnit,
+  type ApprovalTransition,
+  type HistoryKey,
+  type StoreUnit,
+  type StoredDecision,
+  type UnitOptions,
+  type VetoStore,
+} from "./store.js";
 
 /**
  * A record sink that can write inside a store's transaction (the PostgreSQL
@@ -114,8 +122,9 @@ export async function runUnit<T>(
   sink: RecordSink,
   history: HistoryKey | undefined,
   fn: (unit: DecisionUnit) => Promise<T>,
+  options?: UnitOptions,
 ): Promise<T> {
-  if (store.unit !== undefined) return await store.unit(history, (unit) => fn(new RecordingUnit(unit, sink)), sink);
+  if (store.unit !== undefined) return await store.unit(history, (unit) => fn(new RecordingUnit(unit, sink)), sink, options);
   return await fn(new RecordingUnit(directUnit(store), sink));
 }
 

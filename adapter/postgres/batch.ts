@@ -56,7 +56,17 @@ import type { Pool, PoolClient } from "pg";
 import type { PreparedRecord } from "../records/chain.js";
 import { performance } from "node:perf_hooks";
 import { countsForActor, UnitRetry, type HistoryKey, type StoreUnit, type StoredDecision } from "../history/store.js";
-import { BEGIN, checkout, clientError, historyLockKey, quoteIdent, quoteLiteral, recordsLockKey, releaseClient } from "./connection.js";
+import {
+  BEGIN,
+  checkout,
+  DB_NOW_MS,
+  clientError,
+  historyLockKey,
+  quoteIdent,
+  quoteLiteral,
+  recordsLockKey,
+  releaseClient,
+} from "./connection.js";
 import {
   DECISION_WRITE_COLUMNS,
   decisionRowValues,
@@ -125,24 +135,25 @@ type Settled = "open" | "committing" | "rolled_back";
 
 /** One decision's share of a group: what its unit stores and records. */
 class Member {
-  readonly key: BatchKey;
+  /** Undefined for a decision that names no (actor, tenant): it takes no lock and counts nothing. */
+  readonly key: BatchKey | undefined;
   readonly keyText: string;
   readonly group: Group;
   state: Settled = "open";
   /** Whether this decision, once stored, counts towards its key's escalation. */
   counts = false;
   decision: StoredDecision | undefined;
-  readonly records: { prepared: PreparedRecord; type: string; decisionId: string }[] = [];
+  readonly records: DeferredRecord[] = [];
   /** Earlier members of the group with the same key. */
   before: Member[] = [];
   /** Whether this decision is being made again after a prediction failed: its group predicts nothing. */
   readonly again: boolean;
   readonly #done: { promise: Promise<void>; resolve: () => void };
 
-  constructor(key: BatchKey, group: Group, again: boolean) {
+  constructor(key: BatchKey | undefined, group: Group, again: boolean) {
     this.key = key;
     this.again = again;
-    this.keyText = JSON.stringify([key.actorId, key.tenantId]);
+    this.keyText = key === undefined ? "" : JSON.stringify([key.actorId, key.tenantId]);
     this.group = group;
     let resolve!: () => void;
     const promise = new Promise<void>((r) => (resolve = r));
@@ -178,10 +189,10 @@ export class BatchTransaction {
     return this.#member.state === "open" && this.#member.group.failure === undefined;
   }
 
-  /** Record `prepared` with the group; it is sealed and written when the group commits. */
-  defer(prepared: PreparedRecord, type: string, decisionId: string): void {
+  /** Record `record` with the group; it is sealed and written when the group commits. */
+  defer(record: DeferredRecord): void {
     if (!this.open) throw new Error("the store transaction is over (committed or rolled back)");
-    this.#member.records.push({ prepared, type, decisionId });
+    this.#member.records.push(record);
   }
 }
 
@@ -226,7 +237,7 @@ class Group {
   }
 
   add(member: Member): void {
-    for (const m of this.members) if (m.keyText === member.keyText) member.before.push(m);
+    if (member.key !== undefined) for (const m of this.members) if (m.keyText === member.keyText) member.before.push(m);
     this.members.push(member);
     this.#open += 1;
   }
@@ -265,6 +276,31 @@ const sqlValue = (v: SqlValue): string => {
   return texts.length === 0 ? "'{}'::text[]" : `ARRAY[${texts.map((x) => (x === null ? "NULL" : quoteLiteral(x))).join(", ")}]::text[]`;
 };
 
+/** A record checked and canonicalized, to be sealed and written when its transaction commits. */
+export interface DeferredRecord {
+  readonly prepared: PreparedRecord;
+  readonly type: string;
+  readonly decisionId: string;
+}
+
+/**
+ * The statement that takes the chain's lock and appends `records`, sealed
+ * in order after the chain's last entry (migration 012, append_records): the
+ * lock is held from this statement to the end of its transaction.
+ */
+export function appendRecordsStatement(schema: string, records: readonly DeferredRecord[]): string {
+  const part = (k: 0 | 1 | 2 | 3): string => sqlValue(records.map((r) => r.prepared.parts[k]));
+  return `SELECT ${quoteIdent(schema)}.append_records(${[
+    quoteLiteral(recordsLockKey(schema)),
+    part(0),
+    part(1),
+    part(2),
+    part(3),
+    sqlValue(records.map((r) => r.type)),
+    sqlValue(records.map((r) => r.decisionId)),
+  ].join(", ")})`;
+}
+
 export class DecisionBatcher {
   readonly #pool: Pool;
   readonly #schema: string;
@@ -272,7 +308,6 @@ export class DecisionBatcher {
   readonly #lockAndCount: string;
   readonly #confirmCounts: string;
   readonly #countDenies: string;
-  readonly #appendRecords: string;
   /** Per key (Member.keyText), its count as of this store's last group of it; most recently used last. */
   readonly #known = new Map<string, Known>();
   /** Per key whose prediction failed, until when (performance.now()) it is not predicted. */
@@ -297,7 +332,6 @@ export class DecisionBatcher {
     this.#lockAndCount = `${quoteIdent(schema)}.lock_and_count_window`;
     this.#confirmCounts = `${quoteIdent(schema)}.confirm_counts`;
     this.#countDenies = recentDeniesSql(schema);
-    this.#appendRecords = `${quoteIdent(schema)}.append_records`;
   }
 
   /**
@@ -308,7 +342,7 @@ export class DecisionBatcher {
    * that left before it.
    */
   async unit<T>(
-    key: BatchKey,
+    key: BatchKey | undefined,
     fn: (unit: StoreUnit) => Promise<T>,
     alone: (fn: (unit: StoreUnit) => Promise<T>) => Promise<T>,
     again = false,
@@ -325,7 +359,7 @@ export class DecisionBatcher {
     try {
       await group.started;
       if (group.failure !== undefined) throw group.failure;
-      if (!group.held.has(member.keyText)) {
+      if (member.key !== undefined && !group.held.has(member.keyText)) {
         // Its key is locked elsewhere: the group goes on without it, so only this key waits.
         member.settle("rolled_back");
         // Written outside the groups: what this store knew of the key's count no longer holds.
@@ -378,7 +412,7 @@ export class DecisionBatcher {
     const held = new Map<string, Known>();
     for (const m of group.members) {
       if (m.again) return false;
-      if (held.has(m.keyText)) continue;
+      if (m.key === undefined || held.has(m.keyText)) continue;
       const known = this.#known.get(m.keyText);
       if (known === undefined || known.windowMs !== m.key.windowMs) return false;
       if (known.oldestMs !== null && nowMs - known.windowMs > known.oldestMs) return false;
@@ -403,7 +437,8 @@ export class DecisionBatcher {
   #learn(group: Group): void {
     const added = new Map<string, number>();
     for (const m of group.members) {
-      if (m.state === "committing" && m.counts && m.decision !== undefined) added.set(m.keyText, (added.get(m.keyText) ?? 0) + 1);
+      if (m.key !== undefined && m.state === "committing" && m.counts && m.decision !== undefined)
+        added.set(m.keyText, (added.get(m.keyText) ?? 0) + 1);
     }
     for (const [keyText, { n, oldestMs, windowMs }] of group.held) {
       const more = added.get(keyText) ?? 0;
@@ -512,14 +547,18 @@ export class DecisionBatcher {
   async #begin(client: PoolClient, group: Group): Promise<void> {
     const keys = new Map<string, BatchKey>();
     // Each key counted over its first member's window (a later member with another window counts apart).
-    for (const m of group.members) if (!keys.has(m.keyText)) keys.set(m.keyText, m.key);
+    for (const m of group.members) if (m.key !== undefined && !keys.has(m.keyText)) keys.set(m.keyText, m.key);
     // Taken without waiting, in one order: a key held elsewhere is left out (its members decide alone).
     const lockKeys = new Map<string, string>();
     for (const [text, k] of keys) lockKeys.set(historyLockKey(this.#schema, k.actorId, k.tenantId), text);
     const sorted = [...lockKeys.keys()].sort();
     const inOrder = sorted.map((k) => keys.get(lockKeys.get(k) as string) as BatchKey);
-    // The locks, then the clock and each held key's count (lock_and_count: one statement, a plan kept per session).
-    const text = `${BEGIN}; SELECT now_ms, i, got, n, oldest_ms FROM ${this.#lockAndCount}(${this.#keyArguments(sorted, inOrder)})`;
+    // The locks, then the clock and each held key's count (lock_and_count: one statement, a plan kept per session);
+    // only the clock for a group whose decisions name no key.
+    const text =
+      sorted.length === 0
+        ? `${BEGIN}; SELECT ${DB_NOW_MS} AS now_ms, NULL::bigint AS i, FALSE AS got, NULL::bigint AS n, NULL::bigint AS oldest_ms`
+        : `${BEGIN}; SELECT now_ms, i, got, n, oldest_ms FROM ${this.#lockAndCount}(${this.#keyArguments(sorted, inOrder)})`;
     const results = (await client.query(text)) as unknown as {
       rows: { now_ms: string; i: string; got: boolean; n: string | null; oldest_ms: string | null }[];
     }[];
@@ -556,7 +595,9 @@ export class DecisionBatcher {
   #confirmation(group: Group, committing: readonly Member[]): string {
     const keys = new Map<string, BatchKey>();
     // Confirmed over the window each key's count was predicted for.
-    for (const m of committing) keys.set(m.keyText, { ...m.key, windowMs: (group.held.get(m.keyText) as Known).windowMs });
+    for (const m of committing) {
+      if (m.key !== undefined) keys.set(m.keyText, { ...m.key, windowMs: (group.held.get(m.keyText) as Known).windowMs });
+    }
     const lockKeys = new Map<string, string>();
     for (const [text, k] of keys) lockKeys.set(historyLockKey(this.#schema, k.actorId, k.tenantId), text);
     const sorted = [...lockKeys.keys()].sort();
@@ -585,21 +626,7 @@ export class DecisionBatcher {
       if (committing.length === 0) return;
       statements.push(BEGIN, this.#confirmation(group, committing));
     }
-    if (records.length > 0) {
-      const part = (k: 0 | 1 | 2 | 3): string => sqlValue(records.map((r) => r.prepared.parts[k]));
-      // The chain's lock, then the records sealed after its last entry (migration 012, append_records).
-      statements.push(
-        `SELECT ${this.#appendRecords}(${[
-          quoteLiteral(recordsLockKey(this.#schema)),
-          part(0),
-          part(1),
-          part(2),
-          part(3),
-          sqlValue(records.map((r) => r.type)),
-          sqlValue(records.map((r) => r.decisionId)),
-        ].join(", ")})`,
-      );
-    }
+    if (records.length > 0) statements.push(appendRecordsStatement(this.#schema, records));
     if (decisions.length > 0) {
       statements.push(`INSERT INTO ${this.#decisions} (${DECISION_WRITE_COLUMNS.join(", ")}) VALUES ${decisions.join(", ")}`);
     }
@@ -618,7 +645,7 @@ export class DecisionBatcher {
     const transaction = new BatchTransaction(this.#pool, this.#schema, member);
     const key = member.key;
     const countOne = async (actorId: string, tenantId: string, sinceMs: number): Promise<number> => {
-      const same = actorId === key.actorId && tenantId === key.tenantId;
+      const same = key !== undefined && actorId === key.actorId && tenantId === key.tenantId;
       // The decisions of this key before it in the group: stored (or given up) first, then counted in.
       if (same) await Promise.all(member.before.map((m) => m.done));
       const earlier = same ? member.before.filter((m) => m.counts && (m.decision?.atMs ?? -Infinity) >= sinceMs).length : 0;

@@ -306,6 +306,9 @@ export function historyLockKey(schema: string, actorId: string, tenantId: string
   return JSON.stringify(["veto:history", schema, actorId, tenantId]);
 }
 
+/** The database's clock, in epoch milliseconds, where a statement reads it. */
+export const DB_NOW_MS = "floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
+
 export function recordsLockKey(schema: string): string {
   return JSON.stringify(["veto:records", schema]);
 }

@@ -11,7 +11,8 @@ import { hostname } from "node:os";
 import type { Pool } from "pg";
 import { VetoOptionsError } from "../common/errors.js";
 import { queryOnce, quoteIdent } from "./connection.js";
-import { DB_NOW_MS, type PostgresStore } from "./store.js";
+import { DB_NOW_MS } from "./connection.js";
+import type { PostgresStore } from "./store.js";
 
 export interface PostgresNotificationLedgerOptions {
   /** How long a claim holds before another service may take it, ms: more than one notification can take. Default 600,000. */

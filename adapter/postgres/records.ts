@@ -41,7 +41,7 @@ import {
 import { openMigrated } from "./migrations.js";
 import { readDecisionRecords } from "./record-reader.js";
 import { PostgresTransaction } from "./transaction.js";
-import { BatchTransaction } from "./batch.js";
+import { appendRecordsStatement, BatchTransaction, type DeferredRecord } from "./batch.js";
 
 /** Where a written record sits in the chain. */
 export interface PostgresWrittenRecord {
@@ -160,6 +160,16 @@ async function appendRecord(
   return { seq: sealed.seq, hash: sealed.hash };
 }
 
+/** `record` checked and canonicalized for append_records (batch.ts appendRecordsStatement); throws CanonicalJsonError. */
+function deferred(record: object): DeferredRecord {
+  const fields = record as { type?: unknown; decision_id?: unknown };
+  return {
+    prepared: prepareRecord(record),
+    type: typeof fields.type === "string" ? fields.type : "",
+    decisionId: typeof fields.decision_id === "string" ? fields.decision_id : "",
+  };
+}
+
 /** The sink's errors in the file log's terms: record_invalid (this record only) or record_unavailable. */
 function unavailable(error: unknown, schema: string): RecordUnavailableError {
   if (error instanceof CanonicalJsonError) {
@@ -225,6 +235,17 @@ export class PostgresRecordSink implements TransactionalRecordSink {
     }
     let broken: unknown;
     try {
+      if (this.#signing === undefined) {
+        // One round trip: the chain's lock is held only while the server appends and commits.
+        const prepared = deferred(record);
+        const results = (await client.query(
+          `${BEGIN}; ${appendRecordsStatement(this.schema, [prepared])}; SELECT seq, hash FROM ${quoteIdent(this.schema)}.records ORDER BY seq DESC LIMIT 1; COMMIT`,
+        )) as unknown as { rows: { seq?: string; hash?: string }[] }[];
+        const last = results.at(-2)?.rows[0];
+        const seq = Number(last?.seq);
+        if (!Number.isSafeInteger(seq) || typeof last?.hash !== "string") throw new Error("the appended record was not read back");
+        return { seq, hash: last.hash };
+      }
       await client.query(BEGIN);
       const written = await appendRecord(client, this.schema, record, this.#signing);
       await client.query("COMMIT");
@@ -258,19 +279,25 @@ export class PostgresRecordSink implements TransactionalRecordSink {
     if (transaction instanceof BatchTransaction) {
       try {
         // Checked and canonicalized now; sealed and written when the group commits.
-        const fields = record as { type?: unknown; decision_id?: unknown };
-        transaction.defer(
-          prepareRecord(record),
-          typeof fields.type === "string" ? fields.type : "",
-          typeof fields.decision_id === "string" ? fields.decision_id : "",
-        );
+        transaction.defer(deferred(record));
+      } catch (error) {
+        throw unavailable(error, this.schema);
+      }
+      return;
+    }
+    const tx = transaction as PostgresTransaction;
+    if (this.#signing === undefined) {
+      try {
+        // Checked and canonicalized now; sealed and written with the commit, in its round trip, so the
+        // chain's lock is held only while the server appends and commits.
+        tx.atCommit(appendRecordsStatement(this.schema, [deferred(record)]));
       } catch (error) {
         throw unavailable(error, this.schema);
       }
       return;
     }
     try {
-      await (transaction as PostgresTransaction).run((client) => appendRecord(client, this.schema, record, this.#signing));
+      await tx.run((client) => appendRecord(client, this.schema, record, this.#signing));
     } catch (error) {
       throw unavailable(error, this.schema);
     }

@@ -25,11 +25,20 @@
  */
 import type { Client, Pool } from "pg";
 import { DecisionWatchers, listLimit } from "../history/store.js";
-import type { ListApprovalsOptions, ApprovalTransition, HistoryKey, StoreUnit, StoredDecision, VetoStore } from "../history/store.js";
+import type {
+  ListApprovalsOptions,
+  ApprovalTransition,
+  HistoryKey,
+  StoreUnit,
+  StoredDecision,
+  UnitOptions,
+  VetoStore,
+} from "../history/store.js";
 import {
   BEGIN,
   checkout,
   connectionTimeoutMs,
+  DB_NOW_MS,
   lockSql,
   historyLockKey,
   queryOnce,
@@ -58,9 +67,6 @@ const RECONNECT_MS = 1_000;
 interface Queryable {
   query<R extends object>(text: string, values?: unknown[]): Promise<{ rows: R[]; rowCount: number | null }>;
 }
-
-/** The database's clock, in epoch milliseconds, where a statement reads it. */
-export const DB_NOW_MS = "floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
 
 /** The SQL of the store, for one schema. */
 class Statements {
@@ -298,16 +304,20 @@ export class PostgresStore implements VetoStore {
    * transaction holds its key's lock, it runs here alone instead and waits
    * for the lock, while the group goes on.
    */
-  async unit<T>(history: HistoryKey | undefined, fn: (unit: StoreUnit) => Promise<T>, records?: RecordSink): Promise<T> {
+  async unit<T>(
+    history: HistoryKey | undefined,
+    fn: (unit: StoreUnit) => Promise<T>,
+    records?: RecordSink,
+    options?: UnitOptions,
+  ): Promise<T> {
     if (
-      history?.windowMs !== undefined &&
-      Number.isSafeInteger(history.windowMs) &&
+      (history === undefined ? options?.decision === true : history.windowMs !== undefined && Number.isSafeInteger(history.windowMs)) &&
       records instanceof PostgresRecordSink &&
       records.batchesWith(this.#pool, this.schema)
     ) {
-      return await this.#batcher.unit({ actorId: history.actorId, tenantId: history.tenantId, windowMs: history.windowMs }, fn, (alone) =>
-        this.#unit(history, alone),
-      );
+      const key =
+        history === undefined ? undefined : { actorId: history.actorId, tenantId: history.tenantId, windowMs: history.windowMs as number };
+      return await this.#batcher.unit(key, fn, (alone) => this.#unit(history, alone));
     }
     return await this.#unit(history, fn);
   }

@@ -11,6 +11,8 @@ export class PostgresTransaction {
   readonly pool: Pool;
   readonly schema: string;
   #client: PoolClient | undefined;
+  /** Statements sent with COMMIT, in one round trip (the records' appends: the chain's lock is held only from there). */
+  readonly #atCommit: string[] = [];
 
   constructor(pool: Pool, schema: string, client: PoolClient) {
     this.pool = pool;
@@ -27,6 +29,8 @@ export class PostgresTransaction {
     const client = this.#client;
     if (client === undefined) throw new Error("the store transaction is over (committed or rolled back)");
     try {
+      // What waits for the commit runs first when anything else comes before it: in order, as written.
+      if (this.#atCommit.length > 0) await client.query(this.#flush());
       return await fn(client);
     } catch (error) {
       await this.rollback();
@@ -34,8 +38,28 @@ export class PostgresTransaction {
     }
   }
 
+  /**
+   * Run `statement` (simple-query text, no parameters) in the transaction,
+   * later: in the round trip of the next statement it runs, before that
+   * statement, or of COMMIT. A failure rolls the transaction back where the
+   * statement would have failed. A record's append comes here, so that the
+   * chain's lock is taken in the round trip that commits, when nothing else
+   * follows the record.
+   */
+  atCommit(statement: string): void {
+    if (this.#client === undefined) throw new Error("the store transaction is over (committed or rolled back)");
+    this.#atCommit.push(statement);
+  }
+
+  #flush(): string {
+    const text = this.#atCommit.join("; ");
+    this.#atCommit.length = 0;
+    return text;
+  }
+
   async commit(): Promise<void> {
-    await this.run((client) => client.query("COMMIT"));
+    const text = this.#atCommit.length === 0 ? "COMMIT" : `${this.#flush()}; COMMIT`;
+    await this.run((client) => client.query(text));
     this.#finish(undefined);
   }
 
@@ -43,6 +67,7 @@ export class PostgresTransaction {
     const client = this.#client;
     if (client === undefined) return;
     this.#client = undefined;
+    this.#atCommit.length = 0;
     // A connection that cannot even roll back (it broke: the usual cause) is destroyed, not pooled.
     let broken: unknown;
     try {

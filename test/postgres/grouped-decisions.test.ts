@@ -48,9 +48,13 @@ class OneByOne implements VetoStore {
   close = (): Promise<void> => this.inner.close();
 }
 
-type Kind = CallKind;
+/** CallKind, or "nameless": an invalid call that names no actor or tenant (its decision takes a group's place, no key). */
+type Kind = CallKind | "nameless";
 
-const call = (actorId: string, kind: Kind): Record<string, unknown> => kindCall(actorId, TENANT, kind, "grouped decisions test");
+const call = (actorId: string, kind: Kind): Record<string, unknown> =>
+  kind === "nameless"
+    ? { tool: "crm.update", arguments: { object: "opportunity" }, context: { environment: "production", reason: "grouped decisions test" } }
+    : kindCall(actorId, TENANT, kind, "grouped decisions test");
 
 interface Line {
   seq: number;
@@ -139,7 +143,7 @@ async function run(seed: number, isolation?: string): Promise<void> {
     const denyShare = 0.2 + random() * 0.5;
     const plan = Array.from({ length: 120 }, () => {
       const r = random();
-      const kind: Kind = r < 0.1 ? "invalid" : r < 0.1 + denyShare ? "deny" : "allow";
+      const kind: Kind = r < 0.05 ? "nameless" : r < 0.1 ? "invalid" : r < 0.1 + denyShare ? "deny" : "allow";
       return { veto: pick(instances), actor: pick(actors), kind };
     });
     // Bursts: each a batch of calls started together, some instances' groups forming while others commit.
@@ -192,16 +196,18 @@ async function heldKey(seed: number): Promise<void> {
     await holder.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [historyLockKey(schema, held, TENANT)]);
     const kind = (): Kind => {
       const r = random();
-      return r < 0.1 ? "invalid" : r < 0.6 ? "deny" : "allow";
+      return r < 0.05 ? "nameless" : r < 0.1 ? "invalid" : r < 0.6 ? "deny" : "allow";
     };
     const waiting: Promise<Decision>[] = [];
     let heldDone = 0;
     const others: Decision[] = [];
     for (let wave = 0, waves = 1 + Math.floor(random() * 3); wave < waves; wave++) {
-      const plan = Array.from({ length: 5 + Math.floor(random() * 30) }, () => ({
-        actor: random() < 0.4 ? held : (free[Math.floor(random() * free.length)] as string),
-        kind: kind(),
-      }));
+      const plan = Array.from({ length: 5 + Math.floor(random() * 30) }, () => {
+        const k = kind();
+        // A nameless call takes no key's lock: it finishes while the held key waits, like the free keys'.
+        const actor = k === "nameless" ? "(none)" : random() < 0.4 ? held : (free[Math.floor(random() * free.length)] as string);
+        return { actor, kind: k };
+      });
       const started = plan.map((p) => {
         const d = veto.protect(call(p.actor, p.kind));
         if (p.actor === held)
@@ -287,6 +293,49 @@ describe("PostgreSQL: a decision slow to be made holds up only its own group", (
       await checkChain(schema, [...quick, decided], SEED);
     } finally {
       release();
+      await veto.close();
+      await store.close();
+    }
+  });
+});
+
+describe("PostgreSQL: decisions that name no actor or tenant", () => {
+  it("share the groups (no lock, no count), alone or beside named ones; a keyless unit that is not a decision does not", async () => {
+    const schema = db.schema("grouped_nameless");
+    await migrate({ connectionString: pgUrl(), schema });
+    const store = await PostgresStore.connect({ connectionString: pgUrl(), schema });
+    const veto = await createVeto({ bundle: requireBundle(), logger: pino({ level: "silent" }), store, recordSink: store.recordSink() });
+    try {
+      const random = seededRandom(SEED + 40);
+      const decisions: Decision[] = [];
+      for (let round = 0; round < 6; round++) {
+        // A burst of nameless calls only, then one mixed with named calls of a few keys.
+        const kinds: Kind[] = Array.from({ length: 5 + Math.floor(random() * 30) }, () =>
+          round % 2 === 0 ? "nameless" : ((["nameless", "deny", "allow", "invalid"] as const)[Math.floor(random() * 4)] ?? "nameless"),
+        );
+        const before = store.groupStats();
+        decisions.push(...(await Promise.all(kinds.map((k, i) => veto.protect(call(`agent:nameless-${i % 3}`, k))))));
+        const after = store.groupStats();
+        const groups = after.counted + after.predicted - before.counted - before.predicted;
+        // Started together, they are written together: far fewer groups than decisions (one transaction each before).
+        expect(groups, `seed ${SEED + 40}, round ${round}: ${kinds.length} decisions`).toBeLessThanOrEqual(Math.ceil(kinds.length / 2));
+        if (kinds.every((k) => k === "nameless")) expect(groups, `seed ${SEED + 40}, round ${round}`).toBeGreaterThanOrEqual(1);
+      }
+      for (const d of decisions.filter((x) => x.reasons.some((r) => r.code === "invalid_input"))) expect(d.action).toBe("deny");
+      await checkChain(schema, decisions, SEED + 40);
+      // A keyless unit that is not marked a decision (an approval's, say) still runs in a transaction of its own:
+      // the one-transaction unit offers transitionApproval, which a group's unit refuses.
+      const moved = await store.unit(
+        undefined,
+        async (unit) => {
+          const ok = await unit.transitionApproval("no-such-decision", { from: "pending", to: "expired", atMs: 0 });
+          await unit.commit();
+          return ok;
+        },
+        store.recordSink(),
+      );
+      expect(moved).toBe(false);
+    } finally {
       await veto.close();
       await store.close();
     }

@@ -46,9 +46,15 @@ afterEach(() => {
 
 describe("protect() with the in-memory store, without awaiting it", () => {
   it(`decides generated calls as the unit path does, records and all (seed ${SEED})`, async () => {
-    const calls = generateCases(SEED, 600)
-      .filter((c) => c.config === "bundle")
-      .map((c) => c.call);
+    const calls = [
+      ...generateCases(SEED, 600)
+        .filter((c) => c.config === "bundle")
+        .map((c) => c.call),
+      // Whatever the seed generated, an escalation (four cross-tenant denies of one actor inside the window)
+      // and an approval are among the calls.
+      ...Array.from({ length: 4 }, () => write({ tenantId: "globex" }, { tenantId: "acme", actorId: ACTOR })),
+      write({ amount: 9000 }),
+    ];
     expect(calls.length).toBeGreaterThan(200);
     const syncPath = vi.spyOn(InMemoryStore.prototype, "unitIdle");
     const direct = await makeVeto();

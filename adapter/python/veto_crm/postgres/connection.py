@@ -64,7 +64,7 @@ def migrate_lock_key(schema: str) -> str:
 #: A transaction-scoped advisory lock on one key (connection.ts lockSql).
 LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
 
-#: The database's clock, in epoch milliseconds, where a statement reads it (store.ts DB_NOW_MS).
+#: The database's clock, in epoch milliseconds, where a statement reads it (connection.ts DB_NOW_MS).
 DB_NOW_MS = "floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
 
 #: The channel the decisions table's trigger notifies on: the payload is ``[schema, decision_id]``.
