@@ -98,6 +98,39 @@ export function prepareRecord(record: object): PreparedRecord {
       throw new CanonicalJsonError(`/${field}`, "field is reserved for the log's hash chain");
     }
   }
+  const parts = plainParts(record) ?? checkedParts(record);
+  return { parts, seal: (seq, prevHash) => sealParts(parts, seq, prevHash) };
+}
+
+type Parts = PreparedRecord["parts"];
+
+// Stand-ins for the chain's values while a record is split around them: a raw control character never
+// occurs in canonical JSON (escaped inside strings, absent outside), so each member is found exactly once.
+const PREV_MEMBER = '"prev_hash":\u0000';
+const SEQ_MEMBER = '"seq":\u0001';
+
+/** A record of plain JSON data split around the chain's members in one pass (canonicalSplit), or undefined. */
+function plainParts(record: object): Parts | undefined {
+  const around = canonicalSplit(record, "hash", [
+    ["prev_hash", "\u0000"],
+    ["seq", "\u0001"],
+  ]);
+  if (around === undefined) return undefined;
+  const [before, after] = around;
+  const i = after.indexOf(PREV_MEMBER);
+  const j = after.indexOf(SEQ_MEMBER, i);
+  const cFrom = i + PREV_MEMBER.length + 1;
+  const dFrom = j + SEQ_MEMBER.length + 1;
+  return [
+    before === "" ? null : before,
+    i === 0 ? null : after.slice(0, i - 1),
+    j === cFrom ? null : after.slice(cFrom, j - 1),
+    dFrom > after.length ? null : after.slice(dFrom),
+  ];
+}
+
+/** Any record, through the checked writer, which names what is not canonical JSON (CanonicalJsonError). */
+function checkedParts(record: object): Parts {
   const body = copyFields(record);
   body.seq = 0;
   body.prev_hash = GENESIS_HASH;
@@ -115,18 +148,15 @@ export function prepareRecord(record: object): PreparedRecord {
           .join(",")
       : null;
   // Code-unit order puts "hash" before "prev_hash" before "seq", whatever else the record holds.
-  const parts = [join(0, hashAt), join(hashAt + 1, prevAt), join(prevAt + 1, seqAt), join(seqAt + 1, members.length)] as const;
-  return {
-    parts,
-    seal(seq: number, prevHash: string): SealedLine {
-      const sealed = members.slice();
-      sealed[seqAt] = { key: "seq", text: `"seq":${JSON.stringify(seq)}` };
-      sealed[prevAt] = { key: "prev_hash", text: `"prev_hash":${JSON.stringify(prevHash)}` };
-      const hash = sha256(joinMembers(sealed, "hash"));
-      sealed[hashAt] = { key: "hash", text: `"hash":"${hash}"` };
-      return { seq, hash, text: joinMembers(sealed) };
-    },
-  };
+  return [join(0, hashAt), join(hashAt + 1, prevAt), join(prevAt + 1, seqAt), join(seqAt + 1, members.length)];
+}
+
+/** The line of a prepared record as entry `seq` after `prevHash`: what append_records computes in the database. */
+function sealParts([a, b, c, d]: Parts, seq: number, prevHash: string): SealedLine {
+  const prev = `"prev_hash":${JSON.stringify(prevHash)}`;
+  const at = `"seq":${JSON.stringify(seq)}`;
+  const hash = sha256(`{${[a, b, prev, c, at, d].filter((p) => p !== null).join(",")}}`);
+  return { seq, hash, text: `{${[a, `"hash":"${hash}"`, b, prev, c, at, d].filter((p) => p !== null).join(",")}}` };
 }
 
 /** Seal a checkpoint (checkpoint.ts) as entry `seq` after `prevHash`. */
