@@ -288,9 +288,9 @@ export class PostgresRecordSink implements TransactionalRecordSink {
     const tx = transaction as PostgresTransaction;
     if (this.#signing === undefined) {
       try {
-        // Checked and canonicalized now; sealed and written with the commit, in its round trip, so the
-        // chain's lock is held only while the server appends and commits.
-        tx.atCommit(appendRecordsStatement(this.schema, [deferred(record)]));
+        // Checked and canonicalized now; sealed and appended by the database with the unit's next statement
+        // (or its commit), so the chain's lock is taken no sooner.
+        tx.atCommit(appendRecordsStatement(this.schema, [deferred(record)]), (error) => unavailable(error, this.schema));
       } catch (error) {
         throw unavailable(error, this.schema);
       }

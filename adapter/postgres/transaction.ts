@@ -11,8 +11,8 @@ export class PostgresTransaction {
   readonly pool: Pool;
   readonly schema: string;
   #client: PoolClient | undefined;
-  /** Statements sent with COMMIT, in one round trip (the records' appends: the chain's lock is held only from there). */
-  readonly #atCommit: string[] = [];
+  /** Statements put off to the next statement or COMMIT (records' appends), each with what its failure is reported as. */
+  readonly #atCommit: { statement: string; failure: (error: unknown) => unknown }[] = [];
 
   constructor(pool: Pool, schema: string, client: PoolClient) {
     this.pool = pool;
@@ -29,8 +29,8 @@ export class PostgresTransaction {
     const client = this.#client;
     if (client === undefined) throw new Error("the store transaction is over (committed or rolled back)");
     try {
-      // What waits for the commit runs first when anything else comes before it: in order, as written.
-      if (this.#atCommit.length > 0) await client.query(this.#flush());
+      // What was put off runs first when anything else comes before the commit: in order, as written.
+      if (this.#atCommit.length > 0) await this.#flush(client, "");
       return await fn(client);
     } catch (error) {
       await this.rollback();
@@ -42,24 +42,38 @@ export class PostgresTransaction {
    * Run `statement` (simple-query text, no parameters) in the transaction,
    * later: in the round trip of the next statement it runs, before that
    * statement, or of COMMIT. A failure rolls the transaction back where the
-   * statement would have failed. A record's append comes here, so that the
-   * chain's lock is taken in the round trip that commits, when nothing else
-   * follows the record.
+   * statement would have failed, and rejects with `failure(error)` (a
+   * record's append: the sink's error, as when it was written at once). A
+   * record's append comes here, so that the chain's lock is taken no sooner
+   * than the unit's next statement, or its commit when nothing else follows.
    */
-  atCommit(statement: string): void {
+  atCommit(statement: string, failure: (error: unknown) => unknown = (error) => error): void {
     if (this.#client === undefined) throw new Error("the store transaction is over (committed or rolled back)");
-    this.#atCommit.push(statement);
+    this.#atCommit.push({ statement, failure });
   }
 
-  #flush(): string {
-    const text = this.#atCommit.join("; ");
-    this.#atCommit.length = 0;
-    return text;
+  /** Send what was put off, then `after` (none: ""), in one round trip; a failure is reported as the first put-off statement's. */
+  async #flush(client: PoolClient, after: string): Promise<void> {
+    const pending = this.#atCommit.splice(0);
+    const text = pending.map((p) => p.statement).join("; ");
+    try {
+      await client.query(after === "" ? text : `${text}; ${after}`);
+    } catch (error) {
+      throw (pending[0] as (typeof pending)[number]).failure(error);
+    }
   }
 
   async commit(): Promise<void> {
-    const text = this.#atCommit.length === 0 ? "COMMIT" : `${this.#flush()}; COMMIT`;
-    await this.run((client) => client.query(text));
+    const client = this.#client;
+    if (client === undefined) throw new Error("the store transaction is over (committed or rolled back)");
+    try {
+      // What was put off and COMMIT: one round trip.
+      if (this.#atCommit.length > 0) await this.#flush(client, "COMMIT");
+      else await client.query("COMMIT");
+    } catch (error) {
+      await this.rollback();
+      throw error;
+    }
     this.#finish(undefined);
   }
 

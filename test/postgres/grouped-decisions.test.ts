@@ -320,6 +320,8 @@ describe("PostgreSQL: decisions that name no actor or tenant", () => {
         // Started together, they are written together: far fewer groups than decisions (one transaction each before).
         expect(groups, `seed ${SEED + 40}, round ${round}: ${kinds.length} decisions`).toBeLessThanOrEqual(Math.ceil(kinds.length / 2));
         if (kinds.every((k) => k === "nameless")) expect(groups, `seed ${SEED + 40}, round ${round}`).toBeGreaterThanOrEqual(1);
+        // Whether counted or predicted (a group of nameless decisions only is confirmed with no keys), none was refused.
+        expect(after.refused, `seed ${SEED + 40}, round ${round}`).toBe(before.refused);
       }
       for (const d of decisions.filter((x) => x.reasons.some((r) => r.code === "invalid_input"))) expect(d.action).toBe("deny");
       await checkChain(schema, decisions, SEED + 40);
