@@ -10,8 +10,7 @@ import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import type { Pool } from "pg";
 import { VetoOptionsError } from "../common/errors.js";
-import { queryOnce, quoteIdent } from "./connection.js";
-import { DB_NOW_MS } from "./connection.js";
+import { DB_NOW_MS, queryOnce, quoteIdent } from "./connection.js";
 import type { PostgresStore } from "./store.js";
 
 export interface PostgresNotificationLedgerOptions {

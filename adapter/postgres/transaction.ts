@@ -24,13 +24,20 @@ export class PostgresTransaction {
     return this.#client !== undefined;
   }
 
-  /** Run `fn` on the transaction's connection; if it throws, roll back first. */
+  /** Run `fn` on the transaction's connection, after what was put off (atCommit); if it throws, roll back first. */
   async run<T>(fn: (client: PoolClient) => Promise<T>): Promise<T> {
+    return await this.#within(async (client) => {
+      // What was put off runs first when anything else comes before the commit: in order, as written.
+      if (this.#atCommit.length > 0) await this.#flush(client, "");
+      return await fn(client);
+    });
+  }
+
+  /** `fn` on the transaction's connection; if it throws, roll back first. */
+  async #within<T>(fn: (client: PoolClient) => Promise<T>): Promise<T> {
     const client = this.#client;
     if (client === undefined) throw new Error("the store transaction is over (committed or rolled back)");
     try {
-      // What was put off runs first when anything else comes before the commit: in order, as written.
-      if (this.#atCommit.length > 0) await this.#flush(client, "");
       return await fn(client);
     } catch (error) {
       await this.rollback();
@@ -52,28 +59,29 @@ export class PostgresTransaction {
     this.#atCommit.push({ statement, failure });
   }
 
-  /** Send what was put off, then `after` (none: ""), in one round trip; a failure is reported as the first put-off statement's. */
+  /**
+   * Send what was put off, then `after` (none: ""), in one round trip; a
+   * failure is reported as the first put-off statement's (nothing put off:
+   * `after` alone, its error as it is).
+   */
   async #flush(client: PoolClient, after: string): Promise<void> {
     const pending = this.#atCommit.splice(0);
+    const first = pending[0];
+    if (first === undefined) {
+      await client.query(after);
+      return;
+    }
     const text = pending.map((p) => p.statement).join("; ");
     try {
       await client.query(after === "" ? text : `${text}; ${after}`);
     } catch (error) {
-      throw (pending[0] as (typeof pending)[number]).failure(error);
+      throw first.failure(error);
     }
   }
 
   async commit(): Promise<void> {
-    const client = this.#client;
-    if (client === undefined) throw new Error("the store transaction is over (committed or rolled back)");
-    try {
-      // What was put off and COMMIT: one round trip.
-      if (this.#atCommit.length > 0) await this.#flush(client, "COMMIT");
-      else await client.query("COMMIT");
-    } catch (error) {
-      await this.rollback();
-      throw error;
-    }
+    // What was put off and COMMIT: one round trip.
+    await this.#within((client) => this.#flush(client, "COMMIT"));
     this.#finish(undefined);
   }
 
