@@ -23,9 +23,11 @@
  * When the store knows every key's count in a group (its last group of the
  * key left it, and no counted deny has left the window since), step 1 is
  * left out: the group is timed and counted by what the store knows, and its
- * writes begin with confirm_counts (migration 014), which takes the keys'
- * locks (only if free), reads the clock and counts again under them; a
- * count that differs, a lock held elsewhere, a time that is not the
+ * writes are one prepared statement, its own transaction: write_group
+ * (migration 016), which begins with confirm_counts (migrations 014, 015), taking
+ * the keys' locks (only if free), reading the clock and counting again
+ * under them, then appends the records and inserts the rows as step 2 does;
+ * a count that differs, a lock held elsewhere, a time that is not the
  * database's, or a decision of a key timed after the group's, and nothing
  * of the group is written: each decision is made again (UnitRetry) in a
  * group that takes step 1 (docs/postgres.md, "One round trip").
@@ -54,6 +56,7 @@
  */
 import type { Pool, PoolClient } from "pg";
 import type { PreparedRecord } from "../records/chain.js";
+import { createHash } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { countsForActor, UnitRetry, type HistoryKey, type StoreUnit, type StoredDecision } from "../history/store.js";
 import {
@@ -69,6 +72,7 @@ import {
 } from "./connection.js";
 import {
   DECISION_WRITE_COLUMNS,
+  decisionColumns,
   decisionRowValues,
   decisionSelectList,
   recentDeniesSql,
@@ -103,6 +107,8 @@ const MAX_KNOWN = 100_000;
 
 /** SQLSTATE of confirm_counts' refusal (migration 014). */
 const STALE = "VS001";
+/** SQLSTATE of write_group's refusal of a transaction that is not READ COMMITTED (migration 016). */
+const NOT_READ_COMMITTED = "VS002";
 
 /**
  * A key's count over `windowMs`: in a group, at the group's time; in what a
@@ -301,13 +307,71 @@ export function appendRecordsStatement(schema: string, records: readonly Deferre
   ].join(", ")})`;
 }
 
+/** write_group's arguments: the confirmation's 7, the records' 7, one array per decision column. */
+const WRITE_GROUP_ARGUMENTS = 7 + 7 + DECISION_WRITE_COLUMNS.length;
+
+/**
+ * A predicted group's one statement (migration 016, write_group), named by
+ * its schema's digest so that each connection prepares it once.
+ */
+export function writeGroupStatement(schema: string): { readonly name: string; readonly text: string } {
+  const parameters = Array.from({ length: WRITE_GROUP_ARGUMENTS }, (_, i) => `$${i + 1}`);
+  return {
+    // A server keeps 63 bytes of a name; schemas may be longer, and two that share 63 bytes on one pool would collide.
+    name: `veto.write_group:${createHash("sha256").update(schema).digest("hex").slice(0, 16)}`,
+    text: `SELECT ${quoteIdent(schema)}.write_group(${parameters.join(", ")}) AS now_ms`,
+  };
+}
+
+/** Between two records' parts in write_group's argument, and a null part (migration 016). */
+const PART_SEPARATOR = "\u001e";
+const NULL_PART = "\u001f";
+
+/**
+ * The records' member parts `k` as write_group takes them: joined by
+ * U+001E, a null part U+001F. Canonical JSON holds no raw control
+ * character; a part that does is refused, not split in the wrong place.
+ */
+function joinedParts(records: readonly DeferredRecord[], k: 0 | 1 | 2 | 3): string {
+  let out = "";
+  for (const [i, r] of records.entries()) {
+    const part = r.prepared.parts[k];
+    if (part !== null && (part.includes(PART_SEPARATOR) || part.includes(NULL_PART)))
+      throw new Error(`record ${r.decisionId}: a member part holds U+001E or U+001F`);
+    out += (i > 0 ? PART_SEPARATOR : "") + (part ?? NULL_PART);
+  }
+  return out;
+}
+
+/**
+ * write_group's arguments, in its order: the confirmation (confirm_counts'
+ * seven), the records (the chain's lock key, each member part joined in
+ * one text, types, decision ids), the rows (decisionColumns).
+ */
+export function writeGroupValues(
+  schema: string,
+  confirmation: readonly unknown[],
+  records: readonly DeferredRecord[],
+  decided: readonly StoredDecision[],
+): unknown[] {
+  return [
+    ...confirmation,
+    recordsLockKey(schema),
+    ...([0, 1, 2, 3] as const).map((k) => joinedParts(records, k)),
+    records.map((r) => r.type),
+    records.map((r) => r.decisionId),
+    ...decisionColumns(decided),
+  ];
+}
+
 export class DecisionBatcher {
   readonly #pool: Pool;
   readonly #schema: string;
   readonly #decisions: string;
   readonly #lockAndCount: string;
-  readonly #confirmCounts: string;
   readonly #countDenies: string;
+  /** write_group (migration 016), prepared once per connection under this name. */
+  readonly #writeGroup: { readonly name: string; readonly text: string };
   /** Per key (Member.keyText), its count as of this store's last group of it; most recently used last. */
   readonly #known = new Map<string, Known>();
   /** Per key whose prediction failed, until when (performance.now()) it is not predicted. */
@@ -324,14 +388,16 @@ export class DecisionBatcher {
   #forming: Group | undefined;
   #busy = false;
   readonly #stats = { counted: 0, predicted: 0, refused: 0 };
+  /** False once write_group refused this store's sessions' isolation level (NOT_READ_COMMITTED): every group is counted. */
+  #predicting = true;
 
   constructor(pool: Pool, schema: string) {
     this.#pool = pool;
     this.#schema = schema;
     this.#decisions = `${quoteIdent(schema)}.decisions`;
     this.#lockAndCount = `${quoteIdent(schema)}.lock_and_count_window`;
-    this.#confirmCounts = `${quoteIdent(schema)}.confirm_counts`;
     this.#countDenies = recentDeniesSql(schema);
+    this.#writeGroup = writeGroupStatement(schema);
   }
 
   /**
@@ -406,6 +472,7 @@ export class DecisionBatcher {
    * predicted time. Fills the group's time and counts when it can.
    */
   #predict(group: Group): boolean {
+    if (!this.#predicting) return false;
     const nowMs = this.#predictedNow();
     if (nowMs === undefined) return false;
     const at = performance.now();
@@ -516,7 +583,10 @@ export class DecisionBatcher {
     } catch (error) {
       // Whether or not it was written, what this store knew of the group's keys no longer holds.
       for (const m of group.members) this.#forget(m.keyText);
-      if ((error as { code?: unknown } | null)?.code === STALE) {
+      const code = (error as { code?: unknown } | null)?.code;
+      // The session's transactions default to another level: predicted groups' one statement cannot run.
+      if (code === NOT_READ_COMMITTED) this.#predicting = false;
+      if (code === STALE || code === NOT_READ_COMMITTED) {
         group.stale = true;
         this.#stats.refused += 1;
         // The clock is read again too (the refusal may have been the time's).
@@ -528,7 +598,8 @@ export class DecisionBatcher {
       group.finish(toError(error));
       if (client !== undefined) {
         broken = clientError(client);
-        await client.query("ROLLBACK").catch((e: unknown) => (broken ??= e));
+        // A predicted group began no transaction: its one statement was its own.
+        if (!group.predicted) await client.query("ROLLBACK").catch((e: unknown) => (broken ??= e));
       }
     } finally {
       if (client !== undefined) releaseClient(client, broken);
@@ -591,8 +662,13 @@ export class DecisionBatcher {
     ].join(", ");
   }
 
-  /** A predicted group's first statement: its keys' locks, clock and counts confirmed (confirm_counts, migration 014). */
-  #confirmation(group: Group, committing: readonly Member[]): string {
+  /**
+   * A predicted group's confirmation, as write_group's first seven arguments
+   * (confirm_counts', migration 014): its keys' lock keys (in lock order),
+   * actors, tenants, windows and predicted counts, the group's time and the
+   * lag allowed.
+   */
+  #confirmation(group: Group, committing: readonly Member[]): unknown[] {
     const keys = new Map<string, BatchKey>();
     // Confirmed over the window each key's count was predicted for.
     for (const m of committing) {
@@ -601,41 +677,49 @@ export class DecisionBatcher {
     const lockKeys = new Map<string, string>();
     for (const [text, k] of keys) lockKeys.set(historyLockKey(this.#schema, k.actorId, k.tenantId), text);
     const sorted = [...lockKeys.keys()].sort();
-    const texts = sorted.map((k) => lockKeys.get(k) as string);
-    const expected = texts.map((t) => sqlValue((group.held.get(t) as Known).n));
-    return `SELECT ${this.#confirmCounts}(${this.#keyArguments(
+    const inOrder = sorted.map((k) => keys.get(lockKeys.get(k) as string) as BatchKey);
+    return [
       sorted,
-      texts.map((t) => keys.get(t) as BatchKey),
-    )}, ARRAY[${expected.join(", ")}]::bigint[], ${sqlValue(group.nowMs)}, ${LAG_MS}) AS now_ms`;
+      inOrder.map((k) => k.actorId),
+      inOrder.map((k) => k.tenantId),
+      inOrder.map((k) => Math.floor(k.windowMs)),
+      sorted.map((k) => (group.held.get(lockKeys.get(k) as string) as Known).n),
+      group.nowMs,
+      LAG_MS,
+    ];
   }
 
   async #write(client: PoolClient, group: Group): Promise<void> {
     const committing = group.members.filter((m) => m.state === "committing");
     const records = committing.flatMap((m) => m.records);
-    const decisions = committing
-      .filter((m) => m.decision !== undefined)
-      .map(
-        (m) =>
-          `(${decisionRowValues(m.decision as StoredDecision)
-            .map((v) => sqlValue(v))
-            .join(", ")})`,
-      );
-    const statements: string[] = [];
+    const decided = committing.flatMap((m) => (m.decision === undefined ? [] : [m.decision]));
     if (group.predicted) {
       // Nothing to write: nothing was begun.
       if (committing.length === 0) return;
-      statements.push(BEGIN, this.#confirmation(group, committing));
+      // One prepared statement, its own transaction (migration 016).
+      const { rows } = await client.query<{ now_ms: string }>({
+        name: this.#writeGroup.name,
+        text: this.#writeGroup.text,
+        values: writeGroupValues(this.#schema, this.#confirmation(group, committing), records, decided),
+      });
+      const confirmed = Number(rows[0]?.now_ms);
+      if (Number.isSafeInteger(confirmed)) this.#readClock(confirmed, performance.now());
+      return;
     }
+    // A counted group: its transaction was begun with its keys' locks and counts (#begin).
+    const statements: string[] = [];
     if (records.length > 0) statements.push(appendRecordsStatement(this.#schema, records));
-    if (decisions.length > 0) {
-      statements.push(`INSERT INTO ${this.#decisions} (${DECISION_WRITE_COLUMNS.join(", ")}) VALUES ${decisions.join(", ")}`);
+    if (decided.length > 0) {
+      const rows = decided.map(
+        (d) =>
+          `(${decisionRowValues(d)
+            .map((v) => sqlValue(v))
+            .join(", ")})`,
+      );
+      statements.push(`INSERT INTO ${this.#decisions} (${DECISION_WRITE_COLUMNS.join(", ")}) VALUES ${rows.join(", ")}`);
     }
     statements.push("COMMIT");
-    const results = (await client.query(statements.join("; "))) as unknown as { rows: { now_ms?: string }[] }[];
-    if (group.predicted) {
-      const confirmed = Number(results[1]?.rows[0]?.now_ms);
-      if (Number.isSafeInteger(confirmed)) this.#readClock(confirmed, performance.now());
-    }
+    await client.query(statements.join("; "));
   }
 
   /** The unit a member's decision runs in. */

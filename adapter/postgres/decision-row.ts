@@ -60,6 +60,37 @@ export function decisionRowValues(d: StoredDecision): (string | number | boolean
 }
 
 /**
+ * Decisions as write_group takes their rows (migration 016): one array per
+ * column of DECISION_WRITE_COLUMNS, element k of each the k-th decision's
+ * value; approvers as a text[] literal each.
+ */
+export function decisionColumns(decisions: readonly StoredDecision[]): (string | number | boolean | null)[][] {
+  const columns: (string | number | boolean | null)[][] = DECISION_WRITE_COLUMNS.map(() => []);
+  for (const d of decisions) {
+    for (const [c, v] of decisionRowValues(d).entries()) {
+      if (typeof v === "number" && !Number.isSafeInteger(v)) throw new Error(`not an integer: ${v}`);
+      columns[c]?.push(Array.isArray(v) ? textArrayLiteral(v) : v);
+    }
+  }
+  return columns;
+}
+
+/**
+ * A text[] literal of `texts` (PostgreSQL's array input): each element
+ * double-quoted with `"` and `\` escaped, a null element NULL. Sent as a
+ * parameter's text, it spares the driver's own array writer two passes over
+ * each element (records' members are long and full of quotes).
+ */
+export function textArrayLiteral(texts: readonly (string | null)[]): string {
+  let out = "{";
+  for (const [i, t] of texts.entries()) {
+    if (i > 0) out += ",";
+    out += t === null ? "NULL" : `"${t.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`;
+  }
+  return `${out}}`;
+}
+
+/**
  * The statement counting an (actor, tenant)'s recent denies ($1, $2): its
  * denies at or after $3, and the rejections answered since then, of the
  * decisions that count (docs/contract.md §3; an amended call never counts).

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import pg from "pg";
 import { pino } from "pino";
 import { createVeto, type Decision, type StoreUnit, type Veto, type VetoStore } from "../../adapter/index.js";
-import { PostgresStore, migrate, verifyPostgresLog } from "../../adapter/postgres/index.js";
+import { PostgresStore, migrate, verifyPostgresLog, type GroupStats } from "../../adapter/postgres/index.js";
 import { historyLockKey } from "../../adapter/postgres/connection.js";
 import { seededRandom } from "../helpers/generate-calls.js";
 import { requireBundle } from "../helpers/index.js";
@@ -106,7 +106,8 @@ async function checkChain(schema: string, decisions: readonly Decision[], seed: 
   });
 }
 
-async function run(seed: number, isolation?: string): Promise<void> {
+/** Each grouping store's group counts (the third instance writes one by one). */
+async function run(seed: number, isolation?: string): Promise<GroupStats[]> {
   const random = seededRandom(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)] as T;
   const schema = db.schema("grouped");
@@ -155,6 +156,7 @@ async function run(seed: number, isolation?: string): Promise<void> {
       decisions.push(...(await Promise.all(burst.map((p) => p.veto.protect(call(p.actor, p.kind))))));
     }
     await checkChain(schema, decisions, seed);
+    return stores.slice(0, 2).map((s) => s.groupStats());
   } finally {
     await Promise.all(instances.map((v) => v.close()));
     await Promise.all(stores.map((s) => s.close()));
@@ -170,7 +172,12 @@ describe("PostgreSQL: decisions in groups keep counts exact", () => {
     "the same where transactions default to %s: the stores ask for read committed",
     { timeout: 120_000 },
     async (isolation) => {
-      for (let k = 0; k < 2; k++) await run(SEED + 10 + k, isolation);
+      for (let k = 0; k < 2; k++) {
+        const stats = await run(SEED + 10 + k, isolation);
+        // A predicted group's one statement refuses to run at that level (migration 016, VS002): its
+        // decisions are made again, counted, and the store predicts no more.
+        for (const s of stats) expect([s.refused, s.predicted <= 1], `seed ${SEED + 10 + k}`).toEqual([s.predicted, true]);
+      }
     },
   );
 });
@@ -409,19 +416,29 @@ describe("PostgreSQL: a grouped decision's unit", () => {
  * every recorded count stays exact.
  */
 describe("PostgreSQL: one round trip on the counts a store knows", () => {
-  /** Round trips a store's connections send, by what they start with (observed on the real driver). */
-  function watchStatements(): { counts: () => { counted: number; confirmed: number }; stop: () => void } {
+  /**
+   * Round trips a store's connections send, by what they call (observed on
+   * the real driver): counted (lock_and_count_window), confirmed with the
+   * writes (write_group, migration 016), and of those how many as the named
+   * statement prepared once per connection, alone (no BEGIN or COMMIT around it).
+   */
+  function watchStatements(): { counts: () => { counted: number; confirmed: number; prepared: number }; stop: () => void } {
     // eslint-disable-next-line @typescript-eslint/unbound-method -- put back as it was, called with its `this` below
     const original = pg.Client.prototype.query;
     let counted = 0;
     let confirmed = 0;
+    let prepared = 0;
     pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
-      const text = typeof args[0] === "string" ? args[0] : "";
+      const config = typeof args[0] === "object" && args[0] !== null ? (args[0] as { text?: unknown; name?: unknown }) : {};
+      const text = typeof args[0] === "string" ? args[0] : typeof config.text === "string" ? config.text : "";
       if (text.includes(".lock_and_count_window(")) counted += 1;
-      if (text.includes(".confirm_counts(")) confirmed += 1;
+      if (text.includes(".write_group(")) {
+        confirmed += 1;
+        if (typeof config.name === "string" && /^SELECT [^;]*\.write_group\([^;]*\) AS now_ms$/.test(text)) prepared += 1;
+      }
       return (original as (...a: unknown[]) => unknown).apply(this, args);
     } as typeof original;
-    return { counts: () => ({ counted, confirmed }), stop: () => void (pg.Client.prototype.query = original) };
+    return { counts: () => ({ counted, confirmed, prepared }), stop: () => void (pg.Client.prototype.query = original) };
   }
 
   it("a store's later decisions of a key take one round trip each; its counts are the database's", { timeout: 60_000 }, async () => {
@@ -436,7 +453,7 @@ describe("PostgreSQL: one round trip on the counts a store knows", () => {
       for (let i = 0; i < 60; i++) decisions.push(await veto.protect(call(`agent:one-trip-${i % 3}`, random() < 0.4 ? "deny" : "allow")));
       // The first decision of each key reads its count; every later one is confirmed with its writes.
       expect(store.groupStats()).toEqual({ counted: 3, predicted: 57, refused: 0 });
-      expect(watch.counts()).toEqual({ counted: 3, confirmed: 57 });
+      expect(watch.counts()).toEqual({ counted: 3, confirmed: 57, prepared: 57 });
       await checkChain(schema, decisions, SEED + 40);
     } finally {
       watch.stop();
@@ -444,6 +461,34 @@ describe("PostgreSQL: one round trip on the counts a store knows", () => {
       await store.close();
     }
   });
+
+  it.each(["repeatable read", "serializable"])(
+    "where transactions default to %s: the first prediction is refused and made again, then every group is counted",
+    { timeout: 60_000 },
+    async (isolation) => {
+      const schema = db.schema("one_trip_isolation");
+      await migrate({ connectionString: pgUrl(), schema });
+      const store = await PostgresStore.connect({
+        connectionString: pgUrl(),
+        schema,
+        pool: { options: `-c default_transaction_isolation=${isolation.replace(" ", "\\ ")}` },
+      });
+      const veto = await createVeto({ bundle: requireBundle(), logger: pino({ level: "silent" }), store, recordSink: store.recordSink() });
+      try {
+        const random = seededRandom(SEED + 45);
+        const decisions: Decision[] = [];
+        for (let i = 0; i < 20; i++)
+          decisions.push(await veto.protect(call("agent:one-trip-isolation", random() < 0.4 ? "deny" : "allow")));
+        // The second decision's group is predicted, and write_group refuses to run outside READ COMMITTED
+        // (VS002): made again in a counted group, as is every later one.
+        expect(store.groupStats()).toEqual({ counted: 20, predicted: 1, refused: 1 });
+        await checkChain(schema, decisions, SEED + 45);
+      } finally {
+        await veto.close();
+        await store.close();
+      }
+    },
+  );
 
   it(
     `another process's decisions between a store's: refused, made again, counted exactly (seeds from ${SEED})`,
