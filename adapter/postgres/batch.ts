@@ -109,6 +109,13 @@ const MAX_KNOWN = 100_000;
 const STALE = "VS001";
 /** SQLSTATE of write_group's refusal of a transaction that is not READ COMMITTED (migration 016). */
 const NOT_READ_COMMITTED = "VS002";
+/**
+ * SQLSTATE of a statement the connection has not prepared: a pooler in
+ * transaction mode that does not keep prepared statements (PgBouncer before
+ * 1.21, or without max_prepared_statements) sends write_group's Bind to a
+ * server connection that never saw its Parse. Nothing ran.
+ */
+const NOT_PREPARED = "26000";
 
 /**
  * A key's count over `windowMs`: in a group, at the group's time; in what a
@@ -388,7 +395,7 @@ export class DecisionBatcher {
   #forming: Group | undefined;
   #busy = false;
   readonly #stats = { counted: 0, predicted: 0, refused: 0 };
-  /** False once write_group refused this store's sessions' isolation level (NOT_READ_COMMITTED): every group is counted. */
+  /** False once write_group could not run on this store's connections (NOT_READ_COMMITTED, NOT_PREPARED): every group is counted. */
   #predicting = true;
 
   constructor(pool: Pool, schema: string) {
@@ -584,9 +591,11 @@ export class DecisionBatcher {
       // Whether or not it was written, what this store knew of the group's keys no longer holds.
       for (const m of group.members) this.#forget(m.keyText);
       const code = (error as { code?: unknown } | null)?.code;
-      // The session's transactions default to another level: predicted groups' one statement cannot run.
-      if (code === NOT_READ_COMMITTED) this.#predicting = false;
-      if (code === STALE || code === NOT_READ_COMMITTED) {
+      // The session's transactions default to another level, or a pooler loses prepared statements:
+      // predicted groups' one statement cannot run here. The group's decisions are made again, counted.
+      const unpredictable = group.predicted && (code === NOT_READ_COMMITTED || code === NOT_PREPARED);
+      if (unpredictable) this.#predicting = false;
+      if (code === STALE || unpredictable) {
         group.stale = true;
         this.#stats.refused += 1;
         // The clock is read again too (the refusal may have been the time's).

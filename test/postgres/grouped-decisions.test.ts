@@ -490,6 +490,40 @@ describe("PostgreSQL: one round trip on the counts a store knows", () => {
     },
   );
 
+  it("behind a pooler that loses prepared statements: the write runs nothing, is made again, then every group is counted", async () => {
+    const schema = db.schema("one_trip_pooler");
+    await migrate({ connectionString: pgUrl(), schema });
+    const store = await PostgresStore.connect({ connectionString: pgUrl(), schema, pool: { max: 1 } });
+    const veto = await createVeto({ bundle: requireBundle(), logger: pino({ level: "silent" }), store, recordSink: store.recordSink() });
+    // What PgBouncer in transaction mode does to a prepared statement: the driver sends only the Bind
+    // of a statement it prepared before, to a server connection that never saw the Parse (SQLSTATE 26000).
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- put back as it was, called with its `this` below
+    const original = pg.Client.prototype.query;
+    const run = original as (...a: unknown[]) => Promise<unknown>;
+    let writes = 0;
+    pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+      const name = (args[0] as { name?: unknown } | null)?.name;
+      if (typeof name === "string" && name.startsWith("veto.write_group:") && ++writes === 3) {
+        return run.call(this, "DEALLOCATE ALL").then(() => run.apply(this, args));
+      }
+      return run.apply(this, args);
+    } as typeof original;
+    try {
+      const random = seededRandom(SEED + 46);
+      const decisions: Decision[] = [];
+      for (let i = 0; i < 10; i++) decisions.push(await veto.protect(call("agent:one-trip-pooler", random() < 0.4 ? "deny" : "allow")));
+      // Predicted from the second decision; the fourth's write finds no statement and runs nothing: that
+      // decision is made again, counted, as is every later one. None is a record_unavailable deny (checkChain).
+      expect(writes).toBe(3);
+      expect(store.groupStats()).toEqual({ counted: 8, predicted: 3, refused: 1 });
+      await checkChain(schema, decisions, SEED + 46);
+    } finally {
+      pg.Client.prototype.query = original;
+      await veto.close();
+      await store.close();
+    }
+  });
+
   it(
     `another process's decisions between a store's: refused, made again, counted exactly (seeds from ${SEED})`,
     { timeout: 120_000 },
