@@ -371,6 +371,23 @@ export function writeGroupValues(
   ];
 }
 
+/** A group's key with its history lock key (connection.ts historyLockKey) and its Member.keyText. */
+interface InLockOrder {
+  readonly lockKey: string;
+  readonly keyText: string;
+  readonly key: BatchKey;
+}
+
+/** The four arrays lock_and_count_window and confirm_counts begin with: lock keys, actors, tenants, windows (whole ms). */
+function keyArrays(ordered: readonly InLockOrder[]): [string[], string[], string[], number[]] {
+  return [
+    ordered.map((o) => o.lockKey),
+    ordered.map((o) => o.key.actorId),
+    ordered.map((o) => o.key.tenantId),
+    ordered.map((o) => Math.floor(o.key.windowMs)),
+  ];
+}
+
 export class DecisionBatcher {
   readonly #pool: Pool;
   readonly #schema: string;
@@ -629,16 +646,19 @@ export class DecisionBatcher {
     // Each key counted over its first member's window (a later member with another window counts apart).
     for (const m of group.members) if (m.key !== undefined && !keys.has(m.keyText)) keys.set(m.keyText, m.key);
     // Taken without waiting, in one order: a key held elsewhere is left out (its members decide alone).
-    const lockKeys = new Map<string, string>();
-    for (const [text, k] of keys) lockKeys.set(historyLockKey(this.#schema, k.actorId, k.tenantId), text);
-    const sorted = [...lockKeys.keys()].sort();
-    const inOrder = sorted.map((k) => keys.get(lockKeys.get(k) as string) as BatchKey);
+    const ordered = this.#inLockOrder(keys);
     // The locks, then the clock and each held key's count (lock_and_count: one statement, a plan kept per session);
     // only the clock for a group whose decisions name no key.
+    const [locks, actors, tenants, windows] = keyArrays(ordered);
     const text =
-      sorted.length === 0
+      ordered.length === 0
         ? `${BEGIN}; SELECT ${DB_NOW_MS} AS now_ms, NULL::bigint AS i, FALSE AS got, NULL::bigint AS n, NULL::bigint AS oldest_ms`
-        : `${BEGIN}; SELECT now_ms, i, got, n, oldest_ms FROM ${this.#lockAndCount}(${this.#keyArguments(sorted, inOrder)})`;
+        : `${BEGIN}; SELECT now_ms, i, got, n, oldest_ms FROM ${this.#lockAndCount}(${[
+            sqlValue(locks),
+            sqlValue(actors),
+            sqlValue(tenants),
+            `ARRAY[${windows.map((w) => sqlValue(w)).join(", ")}]::bigint[]`,
+          ].join(", ")})`;
     const results = (await client.query(text)) as unknown as {
       rows: { now_ms: string; i: string; got: boolean; n: string | null; oldest_ms: string | null }[];
     }[];
@@ -652,30 +672,26 @@ export class DecisionBatcher {
     this.#readClock(nowMs, arrivedAt);
     for (const row of counted) {
       if (row.got !== true) continue;
-      const keyText = lockKeys.get(sorted[Number(row.i)] as string) as string;
+      const { keyText, key } = ordered[Number(row.i)] as InLockOrder;
       group.held.set(keyText, {
         n: Number(row.n),
         oldestMs: row.oldest_ms === null ? null : Number(row.oldest_ms),
-        windowMs: (keys.get(keyText) as BatchKey).windowMs,
+        windowMs: key.windowMs,
       });
     }
   }
 
-  /** The keys' lock keys (in lock order), actors, tenants and windows: the arguments lock_and_count_window and confirm_counts begin with. */
-  #keyArguments(sorted: readonly string[], inOrder: readonly BatchKey[]): string {
-    return [
-      sqlValue(sorted),
-      sqlValue(inOrder.map((k) => k.actorId)),
-      sqlValue(inOrder.map((k) => k.tenantId)),
-      `ARRAY[${inOrder.map((k) => sqlValue(Math.floor(k.windowMs))).join(", ")}]::bigint[]`,
-    ].join(", ");
+  /** `keys` (by Member.keyText) in the one order every writer locks several in: by lock key. */
+  #inLockOrder(keys: ReadonlyMap<string, BatchKey>): InLockOrder[] {
+    const ordered = [...keys].map(([keyText, key]) => ({ lockKey: historyLockKey(this.#schema, key.actorId, key.tenantId), keyText, key }));
+    return ordered.sort((a, b) => (a.lockKey < b.lockKey ? -1 : a.lockKey > b.lockKey ? 1 : 0));
   }
 
   /**
    * A predicted group's confirmation, as write_group's first seven arguments
-   * (confirm_counts', migration 014): its keys' lock keys (in lock order),
-   * actors, tenants, windows and predicted counts, the group's time and the
-   * lag allowed.
+   * (confirm_counts', migrations 014, 015): the keys' arrays in lock order
+   * (keyArrays), their predicted counts, the group's time and the lag
+   * allowed.
    */
   #confirmation(group: Group, committing: readonly Member[]): unknown[] {
     const keys = new Map<string, BatchKey>();
@@ -683,19 +699,8 @@ export class DecisionBatcher {
     for (const m of committing) {
       if (m.key !== undefined) keys.set(m.keyText, { ...m.key, windowMs: (group.held.get(m.keyText) as Known).windowMs });
     }
-    const lockKeys = new Map<string, string>();
-    for (const [text, k] of keys) lockKeys.set(historyLockKey(this.#schema, k.actorId, k.tenantId), text);
-    const sorted = [...lockKeys.keys()].sort();
-    const inOrder = sorted.map((k) => keys.get(lockKeys.get(k) as string) as BatchKey);
-    return [
-      sorted,
-      inOrder.map((k) => k.actorId),
-      inOrder.map((k) => k.tenantId),
-      inOrder.map((k) => Math.floor(k.windowMs)),
-      sorted.map((k) => (group.held.get(lockKeys.get(k) as string) as Known).n),
-      group.nowMs,
-      LAG_MS,
-    ];
+    const ordered = this.#inLockOrder(keys);
+    return [...keyArrays(ordered), ordered.map((o) => (group.held.get(o.keyText) as Known).n), group.nowMs, LAG_MS];
   }
 
   async #write(client: PoolClient, group: Group): Promise<void> {

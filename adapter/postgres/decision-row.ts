@@ -77,9 +77,9 @@ export function decisionColumns(decisions: readonly StoredDecision[]): (string |
 
 /**
  * A text[] literal of `texts` (PostgreSQL's array input): each element
- * double-quoted with `"` and `\` escaped, a null element NULL. Sent as a
- * parameter's text, it spares the driver's own array writer two passes over
- * each element (records' members are long and full of quotes).
+ * double-quoted with `"` and `\` escaped, a null element NULL. A row's
+ * approvers go as one element of write_group's approvers column: the driver
+ * writes arrays of arrays only as rectangular ones.
  */
 export function textArrayLiteral(texts: readonly (string | null)[]): string {
   let out = "{";

@@ -417,18 +417,30 @@ describe("PostgreSQL: a grouped decision's unit", () => {
  */
 describe("PostgreSQL: one round trip on the counts a store knows", () => {
   /**
+   * Every query of every pg client goes through `intercept` (given the query's arguments and the
+   * driver's own query on the same client) until the returned function puts the driver's back.
+   */
+  function interceptQueries(intercept: (args: unknown[], query: (...a: unknown[]) => Promise<unknown>) => unknown): () => void {
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- put back as it was, called with its `this` below
+    const original = pg.Client.prototype.query;
+    const query = original as (...a: unknown[]) => Promise<unknown>;
+    pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+      return intercept(args, (...a) => query.apply(this, a));
+    } as typeof original;
+    return () => void (pg.Client.prototype.query = original);
+  }
+
+  /**
    * Round trips a store's connections send, by what they call (observed on
    * the real driver): counted (lock_and_count_window), confirmed with the
    * writes (write_group, migration 016), and of those how many as the named
    * statement prepared once per connection, alone (no BEGIN or COMMIT around it).
    */
   function watchStatements(): { counts: () => { counted: number; confirmed: number; prepared: number }; stop: () => void } {
-    // eslint-disable-next-line @typescript-eslint/unbound-method -- put back as it was, called with its `this` below
-    const original = pg.Client.prototype.query;
     let counted = 0;
     let confirmed = 0;
     let prepared = 0;
-    pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+    const stop = interceptQueries((args, query) => {
       const config = typeof args[0] === "object" && args[0] !== null ? (args[0] as { text?: unknown; name?: unknown }) : {};
       const text = typeof args[0] === "string" ? args[0] : typeof config.text === "string" ? config.text : "";
       if (text.includes(".lock_and_count_window(")) counted += 1;
@@ -436,29 +448,47 @@ describe("PostgreSQL: one round trip on the counts a store knows", () => {
         confirmed += 1;
         if (typeof config.name === "string" && /^SELECT [^;]*\.write_group\([^;]*\) AS now_ms$/.test(text)) prepared += 1;
       }
-      return (original as (...a: unknown[]) => unknown).apply(this, args);
-    } as typeof original;
-    return { counts: () => ({ counted, confirmed, prepared }), stop: () => void (pg.Client.prototype.query = original) };
+      return query(...args);
+    });
+    return { counts: () => ({ counted, confirmed, prepared }), stop };
+  }
+
+  /**
+   * `n` decisions, one after another, of `actor(i)`'s calls (deny or allow, seeded), by one store on a
+   * schema of its own (`pool`: its pool's options); the store's group counts, once the chain is checked.
+   */
+  async function oneAfterAnother(
+    prefix: string,
+    seed: number,
+    n: number,
+    actor: (i: number) => string,
+    pool: pg.PoolConfig = {},
+  ): Promise<GroupStats> {
+    const schema = db.schema(prefix);
+    await migrate({ connectionString: pgUrl(), schema });
+    const store = await PostgresStore.connect({ connectionString: pgUrl(), schema, pool });
+    const veto = await createVeto({ bundle: requireBundle(), logger: pino({ level: "silent" }), store, recordSink: store.recordSink() });
+    try {
+      const random = seededRandom(seed);
+      const decisions: Decision[] = [];
+      for (let i = 0; i < n; i++) decisions.push(await veto.protect(call(actor(i), random() < 0.4 ? "deny" : "allow")));
+      await checkChain(schema, decisions, seed);
+      return store.groupStats();
+    } finally {
+      await veto.close();
+      await store.close();
+    }
   }
 
   it("a store's later decisions of a key take one round trip each; its counts are the database's", { timeout: 60_000 }, async () => {
-    const schema = db.schema("one_trip");
-    await migrate({ connectionString: pgUrl(), schema });
-    const store = await PostgresStore.connect({ connectionString: pgUrl(), schema });
-    const veto = await createVeto({ bundle: requireBundle(), logger: pino({ level: "silent" }), store, recordSink: store.recordSink() });
     const watch = watchStatements();
     try {
-      const random = seededRandom(SEED + 40);
-      const decisions: Decision[] = [];
-      for (let i = 0; i < 60; i++) decisions.push(await veto.protect(call(`agent:one-trip-${i % 3}`, random() < 0.4 ? "deny" : "allow")));
+      const stats = await oneAfterAnother("one_trip", SEED + 40, 60, (i) => `agent:one-trip-${i % 3}`);
       // The first decision of each key reads its count; every later one is confirmed with its writes.
-      expect(store.groupStats()).toEqual({ counted: 3, predicted: 57, refused: 0 });
+      expect(stats).toEqual({ counted: 3, predicted: 57, refused: 0 });
       expect(watch.counts()).toEqual({ counted: 3, confirmed: 57, prepared: 57 });
-      await checkChain(schema, decisions, SEED + 40);
     } finally {
       watch.stop();
-      await veto.close();
-      await store.close();
     }
   });
 
@@ -466,61 +496,34 @@ describe("PostgreSQL: one round trip on the counts a store knows", () => {
     "where transactions default to %s: the first prediction is refused and made again, then every group is counted",
     { timeout: 60_000 },
     async (isolation) => {
-      const schema = db.schema("one_trip_isolation");
-      await migrate({ connectionString: pgUrl(), schema });
-      const store = await PostgresStore.connect({
-        connectionString: pgUrl(),
-        schema,
-        pool: { options: `-c default_transaction_isolation=${isolation.replace(" ", "\\ ")}` },
+      const stats = await oneAfterAnother("one_trip_isolation", SEED + 45, 20, () => "agent:one-trip-isolation", {
+        options: `-c default_transaction_isolation=${isolation.replace(" ", "\\ ")}`,
       });
-      const veto = await createVeto({ bundle: requireBundle(), logger: pino({ level: "silent" }), store, recordSink: store.recordSink() });
-      try {
-        const random = seededRandom(SEED + 45);
-        const decisions: Decision[] = [];
-        for (let i = 0; i < 20; i++)
-          decisions.push(await veto.protect(call("agent:one-trip-isolation", random() < 0.4 ? "deny" : "allow")));
-        // The second decision's group is predicted, and write_group refuses to run outside READ COMMITTED
-        // (VS002): made again in a counted group, as is every later one.
-        expect(store.groupStats()).toEqual({ counted: 20, predicted: 1, refused: 1 });
-        await checkChain(schema, decisions, SEED + 45);
-      } finally {
-        await veto.close();
-        await store.close();
-      }
+      // The second decision's group is predicted, and write_group refuses to run outside READ COMMITTED
+      // (VS002): made again in a counted group, as is every later one.
+      expect(stats).toEqual({ counted: 20, predicted: 1, refused: 1 });
     },
   );
 
   it("behind a pooler that loses prepared statements: the write runs nothing, is made again, then every group is counted", async () => {
-    const schema = db.schema("one_trip_pooler");
-    await migrate({ connectionString: pgUrl(), schema });
-    const store = await PostgresStore.connect({ connectionString: pgUrl(), schema, pool: { max: 1 } });
-    const veto = await createVeto({ bundle: requireBundle(), logger: pino({ level: "silent" }), store, recordSink: store.recordSink() });
     // What PgBouncer in transaction mode does to a prepared statement: the driver sends only the Bind
     // of a statement it prepared before, to a server connection that never saw the Parse (SQLSTATE 26000).
-    // eslint-disable-next-line @typescript-eslint/unbound-method -- put back as it was, called with its `this` below
-    const original = pg.Client.prototype.query;
-    const run = original as (...a: unknown[]) => Promise<unknown>;
     let writes = 0;
-    pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+    const stop = interceptQueries((args, query) => {
       const name = (args[0] as { name?: unknown } | null)?.name;
       if (typeof name === "string" && name.startsWith("veto.write_group:") && ++writes === 3) {
-        return run.call(this, "DEALLOCATE ALL").then(() => run.apply(this, args));
+        return query("DEALLOCATE ALL").then(() => query(...args));
       }
-      return run.apply(this, args);
-    } as typeof original;
+      return query(...args);
+    });
     try {
-      const random = seededRandom(SEED + 46);
-      const decisions: Decision[] = [];
-      for (let i = 0; i < 10; i++) decisions.push(await veto.protect(call("agent:one-trip-pooler", random() < 0.4 ? "deny" : "allow")));
+      const stats = await oneAfterAnother("one_trip_pooler", SEED + 46, 10, () => "agent:one-trip-pooler", { max: 1 });
       // Predicted from the second decision; the fourth's write finds no statement and runs nothing: that
       // decision is made again, counted, as is every later one. None is a record_unavailable deny (checkChain).
       expect(writes).toBe(3);
-      expect(store.groupStats()).toEqual({ counted: 8, predicted: 3, refused: 1 });
-      await checkChain(schema, decisions, SEED + 46);
+      expect(stats).toEqual({ counted: 8, predicted: 3, refused: 1 });
     } finally {
-      pg.Client.prototype.query = original;
-      await veto.close();
-      await store.close();
+      stop();
     }
   });
 
