@@ -182,7 +182,7 @@ test: ## Run every test (Rego, TypeScript and Python); ends with "N passed, N fa
 	  node scripts/test-summary.mjs $$status; exit $$status
 
 .PHONY: test-steps
-test-steps: fmt-check check lint lint-ts check-bundles check-readme test-rego typecheck test-ts test-python
+test-steps: fmt-check check lint lint-ts check-bundles check-readme test-rego typecheck test-ts test-python ## The steps of make test, without its count (make -k test-steps runs them all)
 
 .PHONY: ci
 ci: test ## What CI runs

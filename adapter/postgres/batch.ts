@@ -7,8 +7,9 @@
  *    taken only if free (pg_try_advisory_xact_lock, in one order: sorted);
  *    the database's clock and each key's deny count, after the locks (so it
  *    sees every commit before them): one statement, the function
- *    lock_and_count of migration 012 (counting with recent_denies, 013),
- *    whose plans the server keeps per session. A decision whose key another transaction holds
+ *    lock_and_count_window (migrations 014, 015: counting with deny_window
+ *    for one key, count_windows for several), whose plans the server keeps
+ *    per session. A decision whose key another transaction holds
  *    (another process, another language, another group of this one) leaves
  *    the group and runs alone: in a transaction of its own that waits for
  *    the lock, after the decisions of its key that left before it (one
@@ -24,13 +25,20 @@
  * key left it, and no counted deny has left the window since), step 1 is
  * left out: the group is timed and counted by what the store knows, and its
  * writes are one prepared statement, its own transaction: write_group
- * (migration 016), which begins with confirm_counts (migrations 014, 015), taking
- * the keys' locks (only if free), reading the clock and counting again
- * under them, then appends the records and inserts the rows as step 2 does;
- * a count that differs, a lock held elsewhere, a time that is not the
- * database's, or a decision of a key timed after the group's, and nothing
- * of the group is written: each decision is made again (UnitRetry) in a
- * group that takes step 1 (docs/postgres.md, "One round trip").
+ * (migration 016), which checks that the transaction is READ COMMITTED and
+ * that its arrays agree, then calls confirm_counts (migrations 014, 015),
+ * taking the keys' locks (only if free), reading the clock and counting
+ * again under them, then appends the records and inserts the rows as step
+ * 2 does. Such a group's decisions are made on what the store knew, without
+ * a lock; the lock is taken, and the count checked under it, when the group
+ * writes. A count that differs, a lock held elsewhere, a time that is not
+ * the database's, or a decision of a key timed after the group's (SQLSTATE
+ * VS001), and nothing of the group is written: each decision is made again
+ * (UnitRetry) in a group that takes step 1 (docs/postgres.md, "One round
+ * trip"). So is a group whose statement could not run on this connection:
+ * a session that is not READ COMMITTED (VS002), or a pooler that loses
+ * (26000) or mixes up (42P05) prepared statements; the store then takes
+ * step 1 for every later group.
  *
  * The chain's lock is held only for the second round trip: other processes'
  * groups (and single units) wait for it only while a group writes. In one
@@ -40,9 +48,10 @@
  * next one starts beside it, on a connection of its own, and the slow
  * decision delays only the decisions grouped with it.
  *
- * What makes counts exact is unchanged: every decision is counted, decided
- * and written in a transaction that holds its key's lock from before the
- * count until its commit. Two decisions of one key in one group are counted
+ * What makes counts exact is unchanged: every decision is written in a
+ * transaction that holds its key's lock from before the count it is
+ * recorded with until its commit (a predicted group's count is taken
+ * again under the lock, and the group refused if it differs). Two decisions of one key in one group are counted
  * one after the other: the second waits until the first has stored its
  * decision (or given up) and adds the first's deny to the database's count.
  * Locks are taken keys first, then the chain, as a single decision's unit
@@ -50,9 +59,9 @@
  * two transactions wait for each other: a group never waits for a key's
  * lock, and a decision that waits alone holds no other lock.
  *
- * A failed statement fails the whole group: every decision in it is then a
- * record_unavailable deny (its unit's commit rejects), nothing of the group
- * is written, and its locks are released with the rollback.
+ * Any other failed statement fails the whole group: every decision in it
+ * is then a record_unavailable deny (its unit's commit rejects), nothing of
+ * the group is written, and its locks are released with the rollback.
  */
 import type { Pool, PoolClient } from "pg";
 import type { PreparedRecord } from "../records/chain.js";
@@ -116,6 +125,13 @@ const NOT_READ_COMMITTED = "VS002";
  * server connection that never saw its Parse. Nothing ran.
  */
 const NOT_PREPARED = "26000";
+/**
+ * SQLSTATE of a Parse for a name the server connection already has: the
+ * same pooler sends the Parse of another client connection (to which the
+ * driver's statement is new) to a server connection that one of this
+ * store's connections prepared it on. The Parse fails, so nothing ran.
+ */
+const ALREADY_PREPARED = "42P05";
 
 /**
  * A key's count over `windowMs`: in a group, at the group's time; in what a
@@ -608,9 +624,9 @@ export class DecisionBatcher {
       // Whether or not it was written, what this store knew of the group's keys no longer holds.
       for (const m of group.members) this.#forget(m.keyText);
       const code = (error as { code?: unknown } | null)?.code;
-      // The session's transactions default to another level, or a pooler loses prepared statements:
+      // The session's transactions default to another level, or a pooler loses or mixes up prepared statements:
       // predicted groups' one statement cannot run here. The group's decisions are made again, counted.
-      const unpredictable = group.predicted && (code === NOT_READ_COMMITTED || code === NOT_PREPARED);
+      const unpredictable = group.predicted && (code === NOT_READ_COMMITTED || code === NOT_PREPARED || code === ALREADY_PREPARED);
       if (unpredictable) this.#predicting = false;
       if (code === STALE || unpredictable) {
         group.stale = true;
@@ -647,7 +663,7 @@ export class DecisionBatcher {
     for (const m of group.members) if (m.key !== undefined && !keys.has(m.keyText)) keys.set(m.keyText, m.key);
     // Taken without waiting, in one order: a key held elsewhere is left out (its members decide alone).
     const ordered = this.#inLockOrder(keys);
-    // The locks, then the clock and each held key's count (lock_and_count: one statement, a plan kept per session);
+    // The locks, then the clock and each held key's count (lock_and_count_window: one statement, a plan kept per session);
     // only the clock for a group whose decisions name no key.
     const [locks, actors, tenants, windows] = keyArrays(ordered);
     const text =

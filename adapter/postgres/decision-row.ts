@@ -94,8 +94,8 @@ export function textArrayLiteral(texts: readonly (string | null)[]): string {
  * The statement counting an (actor, tenant)'s recent denies ($1, $2): its
  * denies at or after $3, and the rejections answered since then, of the
  * decisions that count (docs/contract.md §3; an amended call never counts).
- * One count for every writer: the function recent_denies of migration 013,
- * which a group's lock_and_count calls too.
+ * One count for every writer: the function recent_denies (migrations 013,
+ * 015), which counts with key_window as a group's lock_and_count_window does.
  */
 export function recentDeniesSql(schema: string): string {
   return `SELECT ${quoteIdent(schema)}.recent_denies($1, $2, $3) AS n`;

@@ -13,7 +13,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GENESIS_HASH } from "../../adapter/records/chain.js";
 import { sealRecord } from "../../adapter/records/chain.js";
 import { ApprovalError, createVeto, type Decision, type Veto } from "../../adapter/index.js";
-import { crossCheckPostgresStore, migrate, verifyPostgresLog, postgres } from "../../adapter/postgres/index.js";
+import {
+  crossCheckPostgresStore,
+  migrate,
+  PostgresNotificationLedger,
+  PostgresStore,
+  verifyPostgresLog,
+  postgres,
+} from "../../adapter/postgres/index.js";
 import { ACTOR, APPROVER, OTHER_APPROVER, ROOT, captureLogger, read, requireBundle, requireCli, runCli, write } from "../helpers/index.js";
 import { freshSchemaName, pgUrl } from "../helpers/postgres.js";
 
@@ -235,6 +242,30 @@ describe("the least-privilege layout of docs/postgres.md, applied as written", (
     expect(verified.stdout).toMatch(
       new RegExp(`^${schema}\\.records: 6 records, head sha256:[0-9a-f]{64}\\n${schema}\\.decisions: 4 rows match their records\\n$`),
     );
+  });
+
+  it("the approval service works under it too: a sign-in link is spent once, a notification claimed once and settled", async () => {
+    const schema = await layout("lp_service");
+    const { veto } = await instance(schema);
+    const asked = await veto.protect(NEEDS_APPROVAL);
+    await veto.close();
+    const store = await PostgresStore.connect({ connectionString: urlAs("instance"), schema });
+    try {
+      const until = (await store.now()) + 600_000;
+      expect(await store.useToken("sign-in link:lp-1", until)).toBe(true);
+      expect(await store.useToken("sign-in link:lp-1", until)).toBe(false);
+      const ledgers = [new PostgresNotificationLedger(store), new PostgresNotificationLedger(store)];
+      expect(await ledgers[0]!.claim(asked.id)).toBe(true);
+      expect(await ledgers[1]!.claim(asked.id)).toBe(false);
+      await ledgers[0]!.settle(asked.id, true);
+      const { rows } = await as("owner").query(`SELECT delivered FROM "${schema}".approval_notifications`);
+      expect(rows).toEqual([{ delivered: true }]);
+    } finally {
+      await store.close();
+    }
+    // Nothing else of the instance's rights grew: rows and records still cannot be deleted.
+    await refused("instance", `DELETE FROM "${schema}".decisions`);
+    await refused("instance", `DELETE FROM "${schema}".records`);
   });
 
   it("the decisions guard refuses, for the instance role, every change the adapter never makes", async () => {

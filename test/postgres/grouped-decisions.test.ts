@@ -527,6 +527,28 @@ describe("PostgreSQL: one round trip on the counts a store knows", () => {
     }
   });
 
+  it("behind a pooler that shares prepared statements' names: the write runs nothing, is made again, then every group is counted", async () => {
+    // The same pooler the other way round: a client connection new to the statement sends its Parse to a
+    // server connection that another one prepared it on (SQLSTATE 42P05): the Parse fails, nothing runs.
+    let writes = 0;
+    const stop = interceptQueries((args, query) => {
+      const name = (args[0] as { name?: unknown } | null)?.name;
+      if (typeof name === "string" && name.startsWith("veto.write_group:") && ++writes === 1) {
+        return query(`PREPARE "${name}" AS SELECT 1`).then(() => query(...args));
+      }
+      return query(...args);
+    });
+    try {
+      const stats = await oneAfterAnother("one_trip_shared_name", SEED + 47, 10, () => "agent:one-trip-shared-name", { max: 1 });
+      // The second decision's group is the first predicted; its Parse is refused, so it is made again,
+      // counted, as is every later one. None is a record_unavailable deny (checkChain).
+      expect(writes).toBe(1);
+      expect(stats).toEqual({ counted: 10, predicted: 1, refused: 1 });
+    } finally {
+      stop();
+    }
+  });
+
   it(
     `another process's decisions between a store's: refused, made again, counted exactly (seeds from ${SEED})`,
     { timeout: 120_000 },
