@@ -9,7 +9,7 @@ TOOLS := .tools/bin/.opa.stamp .tools/bin/.regal.stamp
 
 .PHONY: help
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(TOOLS) &: scripts/install-tools.sh scripts/tools/regal/go.mod
 	@bash scripts/install-tools.sh
