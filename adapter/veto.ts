@@ -755,10 +755,18 @@ class VetoInstance implements Veto {
     await this.#open();
     const reviewerId = (options as { reviewerId?: unknown } | null)?.reviewerId;
     let actorId: string | undefined;
-    const decision = await this.#desk.amend(options, async (original: StoredDecision, call: AmendedCall) => {
-      actorId = original.actorId;
-      return (await this.#decide(call, undefined, undefined, { from: original.id, by: String(reviewerId) })).decision;
-    });
+    const decision = await this.#desk.amend(
+      options,
+      async (original: StoredDecision, call: AmendedCall) => {
+        actorId = original.actorId;
+        return (await this.#decide(call, undefined, undefined, { from: original.id, by: String(reviewerId) })).decision;
+      },
+      // The checks protect() makes of a call before the policy sees it, under the bundle in force now.
+      (call: AmendedCall) => {
+        const checked = checkText(call, undefined, this.#limits, this.#source.current.data.amountFields);
+        return checked.ok ? undefined : checked.message;
+      },
+    );
     const note = options.note;
     if (
       decision.action === "require_approval" &&

@@ -22,7 +22,7 @@ import {
 } from "../records/records.js";
 import type { StoredDecision, VetoStore } from "../history/store.js";
 import { safeLog } from "../common/logger.js";
-import { isBlank } from "../common/text.js";
+import { isBlank, loneSurrogateAt } from "../common/text.js";
 import { runUnit, type DecisionUnit } from "../history/unit.js";
 
 export interface AnswerOptions {
@@ -136,7 +136,29 @@ function requireString(value: unknown, name: string, method: string): string {
   if (typeof value !== "string" || isBlank(value)) {
     throw new VetoOptionsError(`${method}: ${name} must be a non-empty string`);
   }
+  return requireRecordable(value, name, method);
+}
+
+/**
+ * A string an answer's record holds: text with a UTF-8 form. A lone
+ * surrogate has none, so its record could not be written; refused before
+ * anything is reserved or recorded, naming where.
+ */
+function requireRecordable(value: string, name: string, method: string): string {
+  const at = loneSurrogateAt(value);
+  if (at >= 0) {
+    throw new VetoOptionsError(
+      `${method}: ${name} holds a lone surrogate (code unit ${at}), which no record can hold: send well-formed text`,
+    );
+  }
   return value;
+}
+
+/** An answer's optional note: a string with a UTF-8 form when given. */
+function optionalNote(value: unknown, method: string): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "string") throw new VetoOptionsError(`${method}: note must be a string when given`);
+  return requireRecordable(value, "note", method);
 }
 
 export class ApprovalDesk {
@@ -155,9 +177,7 @@ export class ApprovalDesk {
     }
     const decisionId = requireString(options.decisionId, "decisionId", method);
     const reviewerId = requireString(options.reviewerId, "reviewerId", method);
-    if (options.note !== undefined && typeof options.note !== "string") {
-      throw new VetoOptionsError(`${method}: note must be a string when given`);
-    }
+    optionalNote(options.note, method);
     const { store, clock } = this.#deps;
     const decision = await this.#storeCall(kind, decisionId, () => this.#approvable(decisionId));
     if (reviewerId === decision.actorId) {
@@ -261,23 +281,27 @@ export class ApprovalDesk {
 
   /**
    * Amend a pending call (docs/contract.md §6, amend): the same checks as an
-   * answer (a listed approver, never the actor, once, before expiry), then the
-   * approval is reserved, `decide` makes the amended call's decision (recorded
+   * answer (a listed approver, never the actor, once, before expiry), and
+   * `check` (the input contract: an amended call that breaks it is refused
+   * with VetoOptionsError and nothing changes), then the approval is
+   * reserved, `decide` makes the amended call's decision (recorded
    * and stored before it returns), and the original ends "amended" with its
    * amendment record naming the new decision. A failure before the amendment
    * is settled leaves the original pending (the new decision, if made, stays
    * on record, linked to nothing that can run).
    */
-  async amend(options: AmendOptions, decide: (original: StoredDecision, call: AmendedCall) => Promise<Decision>): Promise<Decision> {
+  async amend(
+    options: AmendOptions,
+    decide: (original: StoredDecision, call: AmendedCall) => Promise<Decision>,
+    check?: (call: AmendedCall) => string | undefined,
+  ): Promise<Decision> {
     const method = "amend";
     if (options === null || typeof options !== "object") {
       throw new VetoOptionsError(`${method}: pass { decisionId, reviewerId, arguments, note? }`);
     }
     const decisionId = requireString(options.decisionId, "decisionId", method);
     const reviewerId = requireString(options.reviewerId, "reviewerId", method);
-    if (options.note !== undefined && typeof options.note !== "string") {
-      throw new VetoOptionsError(`${method}: note must be a string when given`);
-    }
+    optionalNote(options.note, method);
     const args = options.arguments;
     if (args === null || typeof args !== "object" || Array.isArray(args)) {
       throw new VetoOptionsError(`${method}: arguments must be the amended call's arguments object`);
@@ -305,6 +329,11 @@ export class ApprovalDesk {
         `decision ${decisionId} was stored without the context an amendment is decided with`,
       );
     }
+    // A call that breaks the input contract is the amender's mistake to correct, not a decision: refused
+    // with what to fix, and the approval left pending (decided, it would be an invalid_input deny that
+    // used up the approval).
+    const invalid = check?.({ tool, arguments: args, context });
+    if (invalid !== undefined) throw new VetoOptionsError(`${method}: the amended call is not valid input: ${invalid}`);
     // Reserved as an answer is: no approval or second amendment can come in between.
     const reservedAt = await this.#storeCall("approval", decisionId, () => this.#now());
     const reserved = await this.#storeCall("approval", decisionId, () =>

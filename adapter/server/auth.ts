@@ -48,7 +48,17 @@ export class CredentialError extends Error {
   override name = "CredentialError";
 }
 
-export type Authenticate = (headers: Readonly<Record<string, string | string[] | undefined>>) => Promise<Reviewer>;
+/** Where a request came from: the TCP peer's address, as the server's socket reports it. */
+export interface RequestPeer {
+  readonly remoteAddress: string | undefined;
+}
+
+/**
+ * Checks a request's credential: the verified reviewer, or a CredentialError.
+ * `peer` is the connection's own address (never a header), for
+ * authenticators that depend on it (dev login: loopback only).
+ */
+export type Authenticate = (headers: Readonly<Record<string, string | string[] | undefined>>, peer?: RequestPeer) => Promise<Reviewer>;
 
 export function jwtAuthenticator(o: JwtAuthOptions): Authenticate {
   if (typeof o.issuer !== "string" || o.issuer === "") throw new VetoOptionsError("auth.jwt: issuer is required");
@@ -113,7 +123,11 @@ export function jwtAuthenticator(o: JwtAuthOptions): Authenticate {
 
 export function devLoginAuthenticator(o: DevLoginOptions): Authenticate {
   const known = new Set(o.approverIds);
-  return async (headers) => {
+  return async (headers, peer) => {
+    // A header names the reviewer, so only this machine may send it: whatever the server listens on.
+    if (!isLoopback(peer?.remoteAddress?.replace(/^::ffff:/, "") ?? "")) {
+      throw new CredentialError("dev login works only from this machine (a loopback address)");
+    }
     const named = headers["x-veto-dev-reviewer"];
     if (typeof named !== "string" || !known.has(named)) {
       throw new CredentialError("dev login: x-veto-dev-reviewer must name an approver of the data document");

@@ -9,6 +9,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import type { Veto } from "../veto.js";
 import type { StoredDecision, VetoStore, ApprovalStatus } from "../history/store.js";
 import { ApprovalError, VetoOptionsError, toError } from "../common/errors.js";
+import { loneSurrogateAt } from "../common/text.js";
 import {
   CredentialError,
   devLoginAuthenticator,
@@ -168,6 +169,18 @@ const STATUS_OF_ERROR: Readonly<Record<string, number>> = {
   closed: 503,
 };
 
+/**
+ * What a refusal tells the client of an ApprovalError: its message, but for
+ * the server's own failures (5xx), whose messages may name where records are
+ * kept: those are logged, and the client is told what happened only.
+ */
+export function publicMessage(error: ApprovalError, status: number): string {
+  if (status < 500) return error.message;
+  return error.code === "record_unavailable"
+    ? `${error.decisionId}: the answer could not be stored or recorded (the server's log says why)`
+    : `${error.decisionId}: the approval service cannot answer now (${error.code})`;
+}
+
 function refuse(reply: FastifyReply, status: number, code: string, message: string, extra: object = {}): FastifyReply {
   return reply
     .code(status)
@@ -264,7 +277,7 @@ export async function createApprovalServer(options: ApprovalServerOptions): Prom
     // The inbox's pages sign reviewers in with a session of their own (docs/inbox.md).
     if ((request.routeOptions.config as { inbox?: boolean } | undefined)?.inbox === true) return;
     try {
-      request.reviewer = await authenticate(request.headers);
+      request.reviewer = await authenticate(request.headers, { remoteAddress: request.socket.remoteAddress });
     } catch (error) {
       if (!(error instanceof CredentialError)) log?.error({ err: toError(error) }, "authentication failed");
       reply.header("www-authenticate", 'Bearer realm="veto"');
@@ -351,8 +364,8 @@ export async function createApprovalServer(options: ApprovalServerOptions): Prom
           return refuse(reply, 400, "malformed_request", "the body must be a JSON object");
         const given = (body as Record<string, unknown>)["note"];
         if (given !== undefined) {
-          if (typeof given !== "string" || given.length > maxNote) {
-            return refuse(reply, 400, "malformed_request", `note must be a string of at most ${maxNote} characters`);
+          if (typeof given !== "string" || given.length > maxNote || loneSurrogateAt(given) >= 0) {
+            return refuse(reply, 400, "malformed_request", `note must be well-formed text of at most ${maxNote} characters`);
           }
           note = given;
         }
@@ -377,8 +390,10 @@ export async function createApprovalServer(options: ApprovalServerOptions): Prom
           const current = await store.getDecision(d.id).catch(() => undefined);
           const extra = status === 409 && current !== undefined ? { approval: approvalItem(current, await now()) } : {};
           if (status >= 500) log?.error({ err: error, decision_id: d.id }, "answer could not be stored");
-          return refuse(reply, status, error.code, error.message, extra);
+          return refuse(reply, status, error.code, publicMessage(error, status), extra);
         }
+        // What the answer holds cannot be recorded (a note that is not well-formed text): nothing changed.
+        if (error instanceof VetoOptionsError) return refuse(reply, 400, "malformed_request", error.message);
         throw error;
       }
       const settled = await store.getDecision(d.id);
@@ -405,8 +420,8 @@ export async function createApprovalServer(options: ApprovalServerOptions): Prom
       return no(400, "malformed_request", "arguments must be the amended call's arguments object");
     }
     const note = given["note"];
-    if (note !== undefined && (typeof note !== "string" || note.length > maxNote)) {
-      return no(400, "malformed_request", `note must be a string of at most ${maxNote} characters`);
+    if (note !== undefined && (typeof note !== "string" || note.length > maxNote || loneSurrogateAt(note) >= 0)) {
+      return no(400, "malformed_request", `note must be well-formed text of at most ${maxNote} characters`);
     }
     const d = typeof id === "string" && ID.test(id) ? await store.getDecision(id) : undefined;
     if (d === undefined || d.action !== "require_approval" || d.approval === undefined) {
@@ -432,8 +447,10 @@ export async function createApprovalServer(options: ApprovalServerOptions): Prom
       if (error instanceof ApprovalError) {
         const status = STATUS_OF_ERROR[error.code] ?? 400;
         if (status >= 500) log?.error({ err: error, decision_id: d.id }, "amendment could not be stored");
-        return no(status, error.code, error.message);
+        return no(status, error.code, publicMessage(error, status));
       }
+      // The amended call breaks the input contract, or the note cannot be recorded: nothing changed.
+      if (error instanceof VetoOptionsError) return no(400, "invalid_input", error.message);
       throw error;
     }
     const original = await store.getDecision(d.id);
@@ -454,7 +471,13 @@ export async function createApprovalServer(options: ApprovalServerOptions): Prom
   });
   const signIn =
     "devLogin" in options.auth ? { kind: "devLogin" as const, approverIds: options.auth.devLogin.approverIds } : { kind: "token" as const };
-  const rules = { itemOf: approvalItem, mayAnswer, statusOf: (code: string) => STATUS_OF_ERROR[code] ?? 400, amend: amendAs };
+  const rules = {
+    itemOf: approvalItem,
+    mayAnswer,
+    statusOf: (code: string) => STATUS_OF_ERROR[code] ?? 400,
+    publicMessage,
+    amend: amendAs,
+  };
   const inboxContext = { veto, store, authenticate, signIn, maxNoteLength: maxNote, now, log, rules, current };
   app.decorate("signInLinks", options.inbox === false ? undefined : await registerInbox(app, inboxContext, options.inbox));
   return app;

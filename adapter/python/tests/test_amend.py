@@ -134,13 +134,16 @@ def test_to_a_call_the_policy_allows_guard_runs_it_to_one_it_denies_nothing_runs
         assert runs == [] and len(errors) == 1 and isinstance(errors[0], VetoDeniedError)
         assert errors[0].decision.id == high.decision.id
 
-        # Arguments that are not a valid call: denied invalid_input; the waiting guard is told it was amended, nothing runs.
+        # Arguments that are not a valid call: refused with what to fix, and the approval stays pending for the
+        # waiting guard, which runs nothing until it is answered (here: rejected).
         runs, errors, thread, original = _pending_guard(veto, sink)
-        invalid = veto.amend(original, APPROVER, {"object": "opportunity", "recordId": 7})
-        assert codes(invalid.decision) == ["invalid_input"]
+        before = len(sink.records)
+        with pytest.raises(VetoOptionsError, match=r"^amend: the amended call is not valid input: .*recordId"):
+            veto.amend(original, APPROVER, {"object": "opportunity", "recordId": 7})
+        assert len(sink.records) == before
+        veto.reject(original, APPROVER)
         thread.join(10)
-        assert runs == [] and len(errors) == 1 and isinstance(errors[0], ApprovalError) and errors[0].code == "amended"
-        assert errors[0].amended is None
+        assert runs == [] and len(errors) == 1 and isinstance(errors[0], ApprovalError) and errors[0].code == "approval_rejected"
 
 
 def test_is_refused_for_the_actor_a_non_approver_twice_after_expiry_and_for_bad_arguments(bundle: Path) -> None:
@@ -265,6 +268,60 @@ def test_generated_refusals_name_why(bundle: Path) -> None:
                 veto.amend(decision.id, reviewer, args_of(1))
             assert refused.value.code == expected, where
             assert len(sink.records) == before, where
+
+
+def _lone_text(rng: random.Random) -> str:
+    plain = "abc xyz-_.,0123456789"
+    part = lambda: "".join(rng.choice(plain) for _ in range(rng.randrange(0, 12)))  # noqa: E731
+    return part() + chr(rng.randrange(0xD800, 0xE000)) + part()
+
+
+def _bad_arguments(rng: random.Random) -> tuple[str, Any]:
+    """Amended arguments that break the input contract, one way or another (desk.ts check, bad-answers.test.ts)."""
+    base = args_of(7000)
+    kind = rng.choice(["lone value", "lone key", "deep", "proto", "amount"])
+    if kind == "lone value":
+        return kind, {**base, "changes": {"close_date": _lone_text(rng)}}
+    if kind == "lone key":
+        return kind, {**base, "changes": {_lone_text(rng): "2026-12-01"}}
+    if kind == "deep":
+        deep: Any = 1
+        for _ in range(rng.randrange(12, 40)):
+            deep = {"a": deep}
+        return kind, {**base, "changes": {"close_date": "2026-12-01", "deep": deep}}
+    if kind == "proto":
+        return kind, {**base, rng.choice(["__proto__", "constructor", "prototype"]): {"x": 1}}
+    amount = rng.choice([float("inf"), float("-inf"), float("nan"), "7000", 4999.999999999999, None, [7000]])
+    return f"amount {amount!r}", {**base, "amount": amount}
+
+
+def test_generated_bad_input_to_an_answer_raises_vetooptionserror_and_changes_nothing(bundle: Path) -> None:
+    """A note no record can hold, or an amended call that breaks the input contract: refused before anything is reserved or recorded."""
+    rng = random.Random(SEED + 2)
+    sink, store = MemorySink(), InMemoryStore()
+    with create_veto(bundle, record_sink=sink, store=store, clock=FakeClock()) as veto:
+        for case in range(60):
+            decision = veto.protect(NEEDS_APPROVAL)
+            before = len(sink.records)
+            what = rng.choice(["approve", "reject", "amend", "amend arguments"])
+            if what == "amend arguments":
+                kind, bad = _bad_arguments(rng)
+                where = f"seed {SEED + 2}, case {case}: {kind}"
+                with pytest.raises(VetoOptionsError, match=r"^amend: the amended call is not valid input: ") as refused:
+                    veto.amend(decision.id, APPROVER, bad)
+            else:
+                note = _lone_text(rng)
+                where = f"seed {SEED + 2}, case {case}: {what} with note {note!r}"
+                with pytest.raises(VetoOptionsError, match=rf"^{what}: note holds a lone surrogate \(code point \d+\)") as refused:
+                    if what == "amend":
+                        veto.amend(decision.id, APPROVER, args_of(7000), note)
+                    else:
+                        getattr(veto, what)(decision.id, APPROVER, note)
+            assert refused.value is not None, where
+            approval = store.get_decision(decision.id).approval  # type: ignore[union-attr]
+            assert approval is not None and approval.status == "pending", where
+            assert len(sink.records) == before, where
+            assert veto.approve(decision.id, APPROVER).status == "approved", where
 
 
 def test_asyncio_amend_and_the_async_guard_run_the_amended_call(bundle: Path) -> None:

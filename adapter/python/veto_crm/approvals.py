@@ -30,7 +30,7 @@ from .jsontext import js_number, stringify
 from .record_state import RecordStateReading
 from .records import RecordSink, amendment_record, answer_record, execution_record
 from .store import ApprovalTransition, InMemoryStore, StoredDecision
-from .text import is_blank
+from .text import is_blank, lone_surrogate_at
 from .unit import run_unit
 
 _T = TypeVar("_T")
@@ -63,7 +63,28 @@ class AmendResult:
 def require_text(value: Any, name: str, method: str) -> str:
     if not isinstance(value, str) or is_blank(value):
         raise VetoOptionsError(f"{method}: {name} must be a non-empty string")
+    return require_recordable(value, name, method)
+
+
+def require_recordable(value: str, name: str, method: str) -> str:
+    """
+    A str an answer's record holds: text with a UTF-8 form. A lone surrogate
+    has none, so its record could not be written; refused before anything is
+    reserved or recorded, naming where (approvals/desk.ts requireRecordable).
+    """
+    at = lone_surrogate_at(value)
+    if at >= 0:
+        raise VetoOptionsError(f"{method}: {name} holds a lone surrogate (code point {at}), which no record can hold: send well-formed text")
     return value
+
+
+def optional_note(value: Any, method: str) -> Optional[str]:
+    """An answer's optional note: a str with a UTF-8 form when given."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise VetoOptionsError(f"{method}: note must be a string when given")
+    return require_recordable(value, "note", method)
 
 
 class ApprovalDesk:
@@ -141,8 +162,7 @@ class ApprovalDesk:
         method = "approve" if kind == "approval" else "reject"
         decision_id = require_text(decision_id, "decision_id", method)
         reviewer_id = require_text(reviewer_id, "reviewer_id", method)
-        if note is not None and not isinstance(note, str):
-            raise VetoOptionsError(f"{method}: note must be a string when given")
+        optional_note(note, method)
         decision = self._answerable_by(decision_id, reviewer_id, "answer its own approval", kind)
 
         status = "approved" if kind == "approval" else "rejected"
@@ -404,11 +424,14 @@ class ApprovalDesk:
         arguments: Any,
         note: Any,
         decide: Callable[[StoredDecision, dict[str, Any]], Decision],
+        check: Optional[Callable[[dict[str, Any]], Optional[str]]] = None,
     ) -> Decision:
         """
         Amend a pending call (docs/contract.md §6, amend; approvals/desk.ts):
         the same checks as an answer (a listed approver, never the actor, once,
-        before expiry), then the approval is reserved, ``decide`` makes the
+        before expiry), and ``check`` (the input contract: an amended call that
+        breaks it raises VetoOptionsError and nothing changes), then the
+        approval is reserved, ``decide`` makes the
         amended call's decision (recorded and stored before it returns), and
         the original ends "amended" with its amendment record naming the new
         decision. A failure before the amendment is settled leaves the original
@@ -417,8 +440,7 @@ class ApprovalDesk:
         """
         decision_id = require_text(decision_id, "decision_id", "amend")
         reviewer_id = require_text(reviewer_id, "reviewer_id", "amend")
-        if note is not None and not isinstance(note, str):
-            raise VetoOptionsError("amend: note must be a string when given")
+        optional_note(note, "amend")
         if not isinstance(arguments, Mapping):
             raise VetoOptionsError("amend: arguments must be the amended call's arguments object (a dict)")
         original = self._answerable_by(decision_id, reviewer_id, "amend it")
@@ -427,6 +449,13 @@ class ApprovalDesk:
             raise ApprovalError(
                 "not_amendable", decision_id, f"decision {decision_id} was stored without the context an amendment is decided with"
             )
+        # A call that breaks the input contract is the amender's mistake to correct, not a decision:
+        # refused with what to fix, the approval left pending (decided, it would be an invalid_input
+        # deny that used up the approval).
+        if check is not None:
+            invalid = check({"tool": review.tool, "arguments": arguments, "context": review.context})
+            if invalid is not None:
+                raise VetoOptionsError(f"amend: the amended call is not valid input: {invalid}")
         # Reserved as an answer is: no approval or second amendment can come in between. Timed by the
         # store's clock when it has one (the database's: docs/contract.md §6).
         try:

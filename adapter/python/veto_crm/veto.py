@@ -203,7 +203,8 @@ class Veto:
         ``amendment`` record naming the new decision. When the amended call
         needs approval and the amender is among its approvers (never its
         actor), the amendment approves it. Refused with ApprovalError as
-        approve() is; bad arguments raise VetoOptionsError. ``note``: a str or
+        approve() is; bad arguments (not a dict, or an amended call that breaks
+        the input contract: nothing changes) raise VetoOptionsError. ``note``: a str or
         None, typed ``object`` so that the desk's check, not the compiled
         build's own (hatch_build.py), refuses anything else.
         """
@@ -214,7 +215,12 @@ class Veto:
             actor.append(original.actor_id)
             return self._decide(call, amendment=(original.id, str(reviewer_id))).decision
 
-        decision = self._desk.amend(decision_id, reviewer_id, arguments, note, decide)
+        def check(call: dict[str, Any]) -> Optional[str]:
+            # The checks protect() makes of a call before the policy sees it, under the bundle in force now.
+            checked = check_call(call, self._limits, self._policy.data.amount_names)
+            return checked.message if isinstance(checked, RefusedCall) else None
+
+        decision = self._desk.amend(decision_id, reviewer_id, arguments, note, decide, check)
         if decision.action == "require_approval" and reviewer_id != actor[0] and reviewer_id in decision.approvers:
             approval = self._desk.answer("approval", decision.id, reviewer_id, note)
             return AmendResult(decision_id, decision, approval)

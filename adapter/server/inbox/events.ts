@@ -13,6 +13,12 @@ import type { InboxSession } from "./session.js";
 import { SECURITY_HEADERS } from "./headers.js";
 
 const MAX_STREAMS = 1_000;
+/**
+ * Most streams one reviewer holds open (a page per tab): opening one more
+ * ends their oldest, so no reviewer can take the streams every other
+ * reviewer's pages need.
+ */
+export const MAX_STREAMS_PER_REVIEWER = 16;
 const HEARTBEAT_MS = 20_000;
 
 interface Stream {
@@ -40,6 +46,12 @@ export class EventHub {
 
   /** Take over the response as an event stream; false when too many are open. */
   open(request: FastifyRequest, reply: FastifyReply, session: InboxSession): boolean {
+    const theirs = [...this.#streams].filter((s) => s.session.reviewerId === session.reviewerId);
+    if (theirs.length >= MAX_STREAMS_PER_REVIEWER) {
+      const oldest = theirs[0] as Stream;
+      oldest.reply.raw.end();
+      this.#streams.delete(oldest);
+    }
     if (this.#streams.size >= MAX_STREAMS) return false;
     reply.hijack();
     reply.raw.writeHead(200, {

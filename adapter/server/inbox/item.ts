@@ -4,6 +4,7 @@
  * inbox depends on the service only through what createApprovalServer hands
  * it (no import cycle).
  */
+import type { ApprovalError } from "../../common/errors.js";
 import type { StoredDecision } from "../../history/store.js";
 import type { Decision } from "../../common/decision.js";
 import type { Reviewer } from "../auth.js";
@@ -55,6 +56,8 @@ export interface ServiceRules {
   readonly mayAnswer: (reviewer: Reviewer, d: StoredDecision) => boolean;
   /** The HTTP status of an ApprovalError code. */
   readonly statusOf: (code: string) => number;
+  /** What a refusal tells the reviewer of an ApprovalError (a server failure's details stay in the log). */
+  readonly publicMessage: (error: ApprovalError, status: number) => string;
   /** Amend a pending call as this reviewer (the JSON API's rules, checks and answer). */
   readonly amend: AmendAs;
 }

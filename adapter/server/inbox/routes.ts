@@ -178,7 +178,7 @@ export async function registerInbox(app: FastifyInstance, ctx: InboxContext, opt
     if (ctx.signIn.kind !== "token" || request.headers.authorization === undefined) return found;
     let r: Reviewer;
     try {
-      r = await ctx.authenticate(request.headers);
+      r = await ctx.authenticate(request.headers, { remoteAddress: request.socket.remoteAddress });
     } catch {
       return undefined;
     }
@@ -466,6 +466,8 @@ export async function registerInbox(app: FastifyInstance, ctx: InboxContext, opt
           const answer = { decisionId: d.id, reviewerId: as, ...(note === "" ? {} : { note }) };
           await (kind === "approve" ? veto.approve(answer) : veto.reject(answer));
         } catch (error) {
+          // A comment that is not well-formed text cannot be recorded: nothing changed.
+          if (error instanceof VetoOptionsError) return await done(400, { kind: "refused", text: `Not done: ${error.message}.` });
           if (!(error instanceof ApprovalError)) throw error;
           const status = ctx.rules.statusOf(error.code);
           if (status >= 500) log?.error({ err: error, decision_id: d.id }, "inbox: answer could not be stored");
@@ -476,7 +478,7 @@ export async function registerInbox(app: FastifyInstance, ctx: InboxContext, opt
           }
           if (error.code === "approval_expired")
             return await done(410, { kind: "conflict", text: "Expired: this approval can no longer be answered." });
-          return await done(status, { kind: "refused", text: `Not done: ${error.message}.` });
+          return await done(status, { kind: "refused", text: `Not done: ${ctx.rules.publicMessage(error, status)}.` });
         }
         return await done(200, { kind: "answered", text: "" });
       });
