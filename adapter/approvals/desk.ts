@@ -353,6 +353,13 @@ export class ApprovalDesk {
       await release();
       throw error;
     }
+    // The check above and the decision read the call and the bundle apart (a reload, or getters, between
+    // them): an amended call its decision found not valid is refused the same way, the original left pending.
+    const invalidReason = amended.action === "deny" ? amended.reasons.find((r) => r.code === "invalid_input") : undefined;
+    if (invalidReason !== undefined) {
+      await release();
+      throw new VetoOptionsError(`${method}: the amended call is not valid input: ${invalidReason.message}`);
+    }
     try {
       await runUnit(store, this.#deps.sink, undefined, async (unit) => {
         const atMs = unit.nowMs ?? clock();

@@ -125,8 +125,8 @@ export function devLoginAuthenticator(o: DevLoginOptions): Authenticate {
   const known = new Set(o.approverIds);
   return async (headers, peer) => {
     // A header names the reviewer, so only this machine may send it: whatever the server listens on.
-    if (!isLoopback(peer?.remoteAddress?.replace(/^::ffff:/, "") ?? "")) {
-      throw new CredentialError("dev login works only from this machine (a loopback address)");
+    if (!isLocalRequest(peer, headers["host"])) {
+      throw new CredentialError("dev login works only from this machine (a loopback address and Host)");
     }
     const named = headers["x-veto-dev-reviewer"];
     if (typeof named !== "string" || !known.has(named)) {
@@ -134,6 +134,21 @@ export function devLoginAuthenticator(o: DevLoginOptions): Authenticate {
     }
     return { id: named, approverIds: [named] };
   };
+}
+
+/**
+ * Whether a request is this machine's own: its connection's peer is a
+ * loopback address, and so is the host it was sent to (its Host header), so
+ * that a web page whose name was made to resolve to 127.0.0.1 (DNS
+ * rebinding) cannot use it either. A proxy or tunnel on this machine makes
+ * every request look local: dev login is for development only.
+ */
+export function isLocalRequest(peer: RequestPeer | undefined, host: string | string[] | undefined): boolean {
+  if (!isLoopback(peer?.remoteAddress?.replace(/^::ffff:/, "") ?? "")) return false;
+  if (typeof host !== "string") return false;
+  // host[:port], [v6]:port
+  const name = host.startsWith("[") ? host.slice(0, host.indexOf("]") + 1) : host.replace(/:\d*$/, "");
+  return isLoopback(name.toLowerCase());
 }
 
 /** Whether `host` is a loopback address (dev login is refused anywhere else). */

@@ -5,8 +5,8 @@
  */
 export { approvalItem, createApprovalServer } from "./server.js";
 export type { AmendAnswer, AmendRefusal, ApprovalItem, ApprovalServerOptions, ItemStatus } from "./server.js";
-export { CredentialError, DEFAULT_ALGORITHMS, devLoginAuthenticator, isLoopback, jwtAuthenticator } from "./auth.js";
-export type { Authenticate, DevLoginOptions, JwtAuthOptions, Reviewer } from "./auth.js";
+export { CredentialError, DEFAULT_ALGORITHMS, devLoginAuthenticator, isLocalRequest, isLoopback, jwtAuthenticator } from "./auth.js";
+export type { Authenticate, DevLoginOptions, JwtAuthOptions, RequestPeer, Reviewer } from "./auth.js";
 export { approvalLink, itemOfEvent, signWebhook, slackText, SIGNATURE_HEADER, verifyWebhookSignature, webhookNotifier } from "./notify.js";
 export type { ApprovalLink, ApproverLinks, Delivery, VerifyWebhookOptions, WebhookNotifier, WebhookNotifierOptions } from "./notify.js";
 export { memoryLedger, notifyApprovals } from "./notifications.js";

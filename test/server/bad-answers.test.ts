@@ -158,6 +158,24 @@ describe("bad input to an answer changes nothing", () => {
     );
     expect(await state(o, id)).toEqual(before);
   });
+
+  it("arguments that change between the check and the decision (a getter): refused all the same, the approval pending", async () => {
+    const o = await open();
+    const id = await pending(o.veto);
+    let reads = 0;
+    const args = {
+      ...BASE,
+      get amount(): unknown {
+        return reads++ === 0 ? 7000 : "7000";
+      },
+    };
+    await expect(o.veto.amend({ decisionId: id, reviewerId: APPROVER, arguments: args })).rejects.toThrow(
+      /^amend: the amended call is not valid input: .*arguments\.amount/,
+    );
+    expect(reads).toBe(2);
+    expect((await o.store.getDecision(id))?.approval?.status).toBe("pending");
+    expect((await o.veto.approve({ decisionId: id, reviewerId: APPROVER })).status).toBe("approved");
+  });
 });
 
 describe("a server failure's details stay in its log", () => {
@@ -209,6 +227,20 @@ describe("dev login", () => {
       expect(list.statusCode, remoteAddress).toBe(200);
     }
   });
+
+  it("takes it only for a loopback Host too: a page whose name resolves to 127.0.0.1 (DNS rebinding) is refused", async () => {
+    const o = await open();
+    for (const host of ["evil.example", "evil.example:8787", "127.0.0.1.nip.io", "localhost.evil.example", "[::2]:80"]) {
+      const api = await o.app.inject({ method: "GET", url: "/api/approvals", headers: { ...AS_APPROVER, host } });
+      expect(api.statusCode, host).toBe(401);
+      const page = await o.app.inject({ method: "GET", url: `/dev-login?reviewer=${encodeURIComponent(APPROVER)}`, headers: { host } });
+      expect(page.statusCode, host).toBe(403);
+    }
+    for (const host of ["localhost", "localhost:8787", "LOCALHOST:1", "127.0.0.1:8787", "127.1.2.3", "[::1]:8787", "[::1]"]) {
+      const api = await o.app.inject({ method: "GET", url: "/api/approvals", headers: { ...AS_APPROVER, host } });
+      expect(api.statusCode, host).toBe(200);
+    }
+  });
 });
 
 describe("live-update streams", () => {
@@ -219,10 +251,11 @@ describe("live-update streams", () => {
     const mine = await devLogin(o.app, APPROVER);
     const theirs = await devLogin(o.app, OTHER_APPROVER);
     const stream = (cookie: string) =>
-      new Promise<{ res: IncomingMessage; ended: Promise<void> }>((resolve, reject) => {
+      new Promise<{ res: IncomingMessage; ended: Promise<string> }>((resolve, reject) => {
         const req = httpRequest({ host: "127.0.0.1", port, path: "/events", headers: { cookie } }, (res) => {
-          const ended = new Promise<void>((done) => res.on("end", done).on("close", done));
-          res.resume();
+          let text = "";
+          res.setEncoding("utf8").on("data", (chunk: string) => (text += chunk));
+          const ended = new Promise<string>((done) => res.on("end", () => done(text)).on("close", () => done(text)));
           resolve({ res, ended });
         });
         req.on("error", reject);
@@ -231,8 +264,8 @@ describe("live-update streams", () => {
     const opens = [];
     for (let i = 0; i < MAX_STREAMS_PER_REVIEWER + 4; i++) opens.push(await stream(mine));
     expect(opens.every((s) => s.res.statusCode === 200)).toBe(true);
-    // The first four were ended by the server when the later ones opened.
-    await Promise.all(opens.slice(0, 4).map((s) => s.ended));
+    // The first four were ended by the server when the later ones opened, told why (their pages stop listening).
+    for (const text of await Promise.all(opens.slice(0, 4).map((s) => s.ended))) expect(text).toMatch(/event: evicted\ndata: \{\}\n\n$/);
     const other = await stream(theirs);
     expect(other.res.statusCode).toBe(200);
     // The later ones are still open.

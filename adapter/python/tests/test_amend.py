@@ -324,6 +324,23 @@ def test_generated_bad_input_to_an_answer_raises_vetooptionserror_and_changes_no
             assert veto.approve(decision.id, APPROVER).status == "approved", where
 
 
+def test_a_decision_that_finds_the_amended_call_not_valid_is_refused_too(bundle: Path) -> None:
+    """The check before the reservation and the decision read the bundle apart (a reload between them): the decision's own finding refuses it the same way."""
+    sink, store = MemorySink(), InMemoryStore()
+    with create_veto(bundle, record_sink=sink, store=store, clock=FakeClock()) as veto:
+        original = veto.protect(NEEDS_APPROVAL)
+
+        def decide(stored: Any, call: dict[str, Any]) -> Any:
+            return veto._decide(call, amendment=(stored.id, APPROVER)).decision
+
+        # The desk without its check, as if the bundle in force had changed after it passed.
+        with pytest.raises(VetoOptionsError, match=r"^amend: the amended call is not valid input: .*amount"):
+            veto._desk.amend(original.id, APPROVER, {**args_of(1), "amount": "7000"}, None, decide)
+        approval = store.get_decision(original.id).approval  # type: ignore[union-attr]
+        assert approval is not None and approval.status == "pending"
+        assert veto.approve(original.id, APPROVER).status == "approved"
+
+
 def test_asyncio_amend_and_the_async_guard_run_the_amended_call(bundle: Path) -> None:
     async def main() -> None:
         sink = MemorySink()

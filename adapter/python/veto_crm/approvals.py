@@ -481,6 +481,12 @@ class ApprovalDesk:
         except BaseException:
             release()
             raise
+        # The check above and the decision read the call and the bundle apart (a reload between them):
+        # an amended call its decision found not valid is refused the same way, the original left pending.
+        invalid_reason = next((r for r in amended.reasons if r.code == "invalid_input"), None) if amended.action == "deny" else None
+        if invalid_reason is not None:
+            release()
+            raise VetoOptionsError(f"amend: the amended call is not valid input: {invalid_reason.message}")
         try:
             # The amendment record and the move to "amended" as one unit: with a transactional store one
             # transaction, so the original is never amended without its record, nor the record kept

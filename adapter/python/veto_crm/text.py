@@ -80,7 +80,8 @@ def node_error_message(error: OSError, syscall: str = "open") -> str:
     return f"{code}: {description}{where}"
 
 
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# Written with chr(): mypyc (the compiled build) refuses surrogates in string literals.
+_LONE_SURROGATE = re.compile("[" + chr(0xD800) + "-" + chr(0xDFFF) + "]")
 
 
 def lone_surrogate_at(text: str) -> int:

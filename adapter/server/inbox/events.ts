@@ -48,8 +48,9 @@ export class EventHub {
   open(request: FastifyRequest, reply: FastifyReply, session: InboxSession): boolean {
     const theirs = [...this.#streams].filter((s) => s.session.reviewerId === session.reviewerId);
     if (theirs.length >= MAX_STREAMS_PER_REVIEWER) {
+      // Told why before it ends, so that its page does not reconnect (and end the next oldest) until shown again.
       const oldest = theirs[0] as Stream;
-      oldest.reply.raw.end();
+      oldest.reply.raw.end("event: evicted\ndata: {}\n\n");
       this.#streams.delete(oldest);
     }
     if (this.#streams.size >= MAX_STREAMS) return false;

@@ -18,7 +18,7 @@ import type { StoredDecision, VetoStore, ApprovalStatus } from "../../history/st
 import { ApprovalError, VetoOptionsError, toError } from "../../common/errors.js";
 import type { ServiceRules, ShownItem } from "./item.js";
 import type { Authenticate, Reviewer } from "../auth.js";
-import { isLoopback } from "../auth.js";
+import { isLocalRequest } from "../auth.js";
 import { csrfMatches, csrfToken, deriveKeys, secretBytes } from "./keys.js";
 import { LINK_PATH, SignInLinkError, SignInLinks, checkedPublicUrl } from "./links.js";
 import { MAX_SCOPE, cookieName, openSession, readCookie, sealSession, sessionCookie, type InboxSession } from "./session.js";
@@ -292,7 +292,7 @@ export async function registerInbox(app: FastifyInstance, ctx: InboxContext, opt
     if (devIds !== undefined) {
       inbox.get("/dev-login", { config }, async (request, reply) => {
         const nowMs = await now();
-        if (!isLoopback(request.socket.remoteAddress?.replace(/^::ffff:/, "") ?? "")) {
+        if (!isLocalRequest({ remoteAddress: request.socket.remoteAddress }, request.headers.host)) {
           return signInPage(reply, nowMs, 403, "Development sign-in works only from this machine.");
         }
         const reviewer = (request.query as Record<string, unknown>)["reviewer"];

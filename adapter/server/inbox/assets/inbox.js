@@ -165,37 +165,52 @@
     tick();
     window.setInterval(tick, 1000);
     if (typeof EventSource === "function") {
-      var events = new EventSource("/events");
-      // Once the stream is open (and again after each reconnect), re-read the pending cards:
-      // whatever changed before it opened was never sent on it.
-      events.addEventListener("open", function () {
-        body.dataset.live = "1";
-        document.querySelectorAll('article.card[data-status="pending"]').forEach(function (card) {
-          refresh(card.dataset.decisionId, false);
+      var events = null;
+      var connect = function () {
+        events = new EventSource("/events");
+        // Once the stream is open (and again after each reconnect), re-read the pending cards:
+        // whatever changed before it opened was never sent on it.
+        events.addEventListener("open", function () {
+          body.dataset.live = "1";
+          document.querySelectorAll('article.card[data-status="pending"]').forEach(function (card) {
+            refresh(card.dataset.decisionId, false);
+          });
         });
-      });
-      events.addEventListener("error", function () {
-        delete body.dataset.live;
-      });
-      events.addEventListener("approval", function (event) {
-        var data;
-        try {
-          data = JSON.parse(event.data);
-        } catch (e) {
-          return;
-        }
-        var card = cardOf(data.decisionId);
-        if (card ? card.dataset.status === "pending" && data.status !== "pending" : data.status === "pending") {
-          refresh(data.decisionId, false);
-        }
-      });
-      events.addEventListener("refresh", function () {
-        document.querySelectorAll('article.card[data-status="pending"]').forEach(function (card) {
-          refresh(card.dataset.decisionId, false);
+        events.addEventListener("error", function () {
+          delete body.dataset.live;
         });
+        events.addEventListener("approval", function (event) {
+          var data;
+          try {
+            data = JSON.parse(event.data);
+          } catch (e) {
+            return;
+          }
+          var card = cardOf(data.decisionId);
+          if (card ? card.dataset.status === "pending" && data.status !== "pending" : data.status === "pending") {
+            refresh(data.decisionId, false);
+          }
+        });
+        events.addEventListener("refresh", function () {
+          document.querySelectorAll('article.card[data-status="pending"]').forEach(function (card) {
+            refresh(card.dataset.decisionId, false);
+          });
+        });
+        // The reviewer opened more pages than the service keeps streams for, and this one is the
+        // oldest: it stops listening (reconnecting would end another of their pages' streams) until
+        // it is shown again.
+        events.addEventListener("evicted", function () {
+          events.close();
+          events = null;
+          delete body.dataset.live;
+        });
+      };
+      connect();
+      document.addEventListener("visibilitychange", function () {
+        if (document.visibilityState === "visible" && events === null) connect();
       });
       window.addEventListener("pagehide", function () {
-        events.close();
+        if (events !== null) events.close();
       });
     }
   }
