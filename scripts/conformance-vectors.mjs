@@ -242,27 +242,28 @@ export const SUITES = [
       { call: update({ amount: 9000 }) },
       { amend: 4, reviewerId: APPROVER, arguments: update({ amount: 10000000 }).arguments, note: "too much" },
       { execute: 4 },
-      // Amended to arguments that are not a valid call: invalid_input, nothing to run.
+      // Amended to arguments that are not a valid call: refused with what to fix (invalid_options),
+      // nothing recorded, no decision made; the approval is still pending.
       { call: update({ amount: 9000 }) },
       { amend: 6, reviewerId: APPROVER, arguments: { object: "opportunity", recordId: 7 } },
       { execute: 6 },
       // Refused: the actor, a non-approver, a second amendment, an answer after it.
       { call: update({ amount: 9000, recordId: "opp_7" }) },
-      { amend: 8, reviewerId: ACTOR, arguments: update({ amount: 1 }).arguments },
-      { amend: 8, reviewerId: "user:nobody", arguments: update({ amount: 1 }).arguments },
-      { amend: 8, reviewerId: APPROVER, arguments: update({ amount: 7000, recordId: "opp_7" }).arguments },
-      { amend: 8, reviewerId: OTHER_APPROVER, arguments: update({ amount: 6000 }).arguments },
-      { reject: 8, reviewerId: OTHER_APPROVER },
+      { amend: 7, reviewerId: ACTOR, arguments: update({ amount: 1 }).arguments },
+      { amend: 7, reviewerId: "user:nobody", arguments: update({ amount: 1 }).arguments },
+      { amend: 7, reviewerId: APPROVER, arguments: update({ amount: 7000, recordId: "opp_7" }).arguments },
+      { amend: 7, reviewerId: OTHER_APPROVER, arguments: update({ amount: 6000 }).arguments },
+      { reject: 7, reviewerId: OTHER_APPROVER },
       // The amended call is bound to its own record state: changed, it does not run.
       { recordStates: { opp_7: "v8" } },
-      { execute: 9 },
+      { execute: 8 },
       // The amended call, approved by its amender, cannot be amended again; it runs, the original does not.
       { call: update({ amount: 9000 }) },
-      { amend: 10, reviewerId: APPROVER, arguments: update({ amount: 8500 }).arguments },
-      { amend: 11, reviewerId: OTHER_APPROVER, arguments: update({ amount: 8400 }).arguments },
-      { execute: 11 },
+      { amend: 9, reviewerId: APPROVER, arguments: update({ amount: 8500 }).arguments },
+      { amend: 10, reviewerId: OTHER_APPROVER, arguments: update({ amount: 8400 }).arguments },
       { execute: 10 },
-      // Two denies were amended calls': neither counts (recent_denies 0 in this record).
+      { execute: 9 },
+      // One deny was an amended call's: it does not count (recent_denies 0 in this record).
       { call: update({ amount: 9000 }) },
     ],
   },

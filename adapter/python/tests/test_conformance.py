@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from veto_crm import ApprovalAnswer, ApprovalError, Decision, VetoDeniedError, create_veto
+from veto_crm import ApprovalAnswer, ApprovalError, Decision, VetoDeniedError, VetoOptionsError, create_veto
 from veto_crm.jsontext import parse
 from veto_crm.log import GENESIS_HASH, canonical_json, seal_record
 
@@ -107,7 +107,7 @@ def run_suite(suite: dict[str, Any], bundle: Path) -> list[dict[str, Any]]:
                         "decision": normalize_decision(result.decision),
                         "approval": None if result.approval is None else answer_of(result.approval),
                     }
-                except ApprovalError as error:
+                except (ApprovalError, VetoOptionsError) as error:
                     outcome = {"error": error.code}
             elif "resume" in step:
                 # As the integrations resume (Veto.resume_approval): an amendment followed and claimed once.
