@@ -320,8 +320,18 @@ function deepFrozen<T>(value: T): T {
   return value;
 }
 
+/**
+ * Freezes `value` and everything in it, one level after another rather than
+ * by recursion: arguments nested deeper than the stack (an agent's, before
+ * protect() has refused them past limits.maxDepth) must reach the decision,
+ * to be denied and recorded, not end the call with a RangeError.
+ */
 function deepFreeze(value: unknown): void {
-  if (value === null || typeof value !== "object" || Object.isFrozen(value)) return;
-  Object.freeze(value);
-  for (const child of Object.values(value)) deepFreeze(child);
+  const pending: unknown[] = [value];
+  while (pending.length > 0) {
+    const next = pending.pop();
+    if (next === null || typeof next !== "object" || Object.isFrozen(next)) continue;
+    Object.freeze(next);
+    for (const child of Object.values(next)) pending.push(child);
+  }
 }

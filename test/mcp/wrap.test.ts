@@ -56,6 +56,28 @@ describe("governedTool", () => {
     await t.close();
   });
 
+  it("denies arguments nested deeper than the stack invalid_input, recorded; the handler never runs", async () => {
+    const { veto, sink } = await makeVeto();
+    const received: unknown[] = [];
+    const handler = governedTool(veto, "crm.update", (a) => (received.push(a), { content: [{ type: "text", text: "updated" }] }), {
+      context,
+    });
+    for (const depth of [13, 1_000, 20_000, 100_000]) {
+      for (const container of ["array", "object"] as const) {
+        let deep: unknown = 1;
+        for (let i = 0; i < depth; i++) deep = container === "array" ? [deep] : { x: deep };
+        const before = sink.records.length;
+        const result = await handler({ ...args, changes: { deep }, reason: "Customer asked" }, {} as never);
+        expect(result.isError, `${container} ${depth}`).toBe(true);
+        expect(vetoMeta(result)?.["code"] ?? textOf(result), `${container} ${depth}`).toMatch(/invalid_input/);
+        expect(sink.records.length, `${container} ${depth}: recorded`).toBe(before + 1);
+        expect(sink.last()).toMatchObject({ type: "decision", result: { action: "deny", reasons: [{ code: "invalid_input" }] } });
+      }
+    }
+    expect(received).toEqual([]);
+    await veto.close();
+  });
+
   it("answers a deny with isError naming the code; the handler never runs", async () => {
     const t = await serve();
     const result = await t.client.callTool({ name: "crm.update", arguments: args });
