@@ -22,7 +22,8 @@ import {
 } from "../records/records.js";
 import type { StoredDecision, VetoStore } from "../history/store.js";
 import { safeLog } from "../common/logger.js";
-import { isBlank, loneSurrogateAt } from "../common/text.js";
+import { isBlank } from "../common/text.js";
+import { loneSurrogateAt } from "../common/canonical-json.js";
 import { runUnit, type DecisionUnit } from "../history/unit.js";
 
 export interface AnswerOptions {
@@ -332,8 +333,9 @@ export class ApprovalDesk {
     // A call that breaks the input contract is the amender's mistake to correct, not a decision: refused
     // with what to fix, and the approval left pending (decided, it would be an invalid_input deny that
     // used up the approval).
+    const notValid = (why: string) => new VetoOptionsError(`${method}: the amended call is not valid input: ${why}`);
     const invalid = check?.({ tool, arguments: args, context });
-    if (invalid !== undefined) throw new VetoOptionsError(`${method}: the amended call is not valid input: ${invalid}`);
+    if (invalid !== undefined) throw notValid(invalid);
     // Reserved as an answer is: no approval or second amendment can come in between.
     const reservedAt = await this.#storeCall("approval", decisionId, () => this.#now());
     const reserved = await this.#storeCall("approval", decisionId, () =>
@@ -358,7 +360,7 @@ export class ApprovalDesk {
     const invalidReason = amended.action === "deny" ? amended.reasons.find((r) => r.code === "invalid_input") : undefined;
     if (invalidReason !== undefined) {
       await release();
-      throw new VetoOptionsError(`${method}: the amended call is not valid input: ${invalidReason.message}`);
+      throw notValid(invalidReason.message);
     }
     try {
       await runUnit(store, this.#deps.sink, undefined, async (unit) => {

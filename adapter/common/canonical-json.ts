@@ -52,6 +52,14 @@ export const DIGEST_READING: CanonicalJsonOptions = Object.freeze({
 // A high surrogate not followed by a low one, or a low one not preceded by a high one.
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
+/**
+ * Where a string holds a lone surrogate (a code unit index), or -1: such a
+ * string has no UTF-8 form, so no record (canonical JSON) can hold it.
+ */
+export function loneSurrogateAt(text: string): number {
+  return text.search(LONE_SURROGATE);
+}
+
 interface Writer {
   readonly omitUndefined: boolean;
   readonly nullForNonFinite: boolean;

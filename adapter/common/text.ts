@@ -56,14 +56,3 @@ const BLANK = new RegExp(
 export function isBlank(text: string): boolean {
   return BLANK.test(text);
 }
-
-/** A UTF-16 code unit of a surrogate pair without its other half. */
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-
-/**
- * Where a string holds a lone surrogate (a code unit index), or -1: such a
- * string has no UTF-8 form, so no record (canonical JSON) can hold it.
- */
-export function loneSurrogateAt(text: string): number {
-  return text.search(LONE_SURROGATE);
-}

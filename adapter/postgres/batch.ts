@@ -132,6 +132,8 @@ const NOT_PREPARED = "26000";
  * store's connections prepared it on. The Parse fails, so nothing ran.
  */
 const ALREADY_PREPARED = "42P05";
+/** Refusals of a predicted group's one statement that say it cannot run on this store's connections at all. */
+const UNPREDICTABLE: ReadonlySet<unknown> = new Set([NOT_READ_COMMITTED, NOT_PREPARED, ALREADY_PREPARED]);
 
 /**
  * A key's count over `windowMs`: in a group, at the group's time; in what a
@@ -626,7 +628,7 @@ export class DecisionBatcher {
       const code = (error as { code?: unknown } | null)?.code;
       // The session's transactions default to another level, or a pooler loses or mixes up prepared statements:
       // predicted groups' one statement cannot run here. The group's decisions are made again, counted.
-      const unpredictable = group.predicted && (code === NOT_READ_COMMITTED || code === NOT_PREPARED || code === ALREADY_PREPARED);
+      const unpredictable = group.predicted && UNPREDICTABLE.has(code);
       if (unpredictable) this.#predicting = false;
       if (code === STALE || unpredictable) {
         group.stale = true;

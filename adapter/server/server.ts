@@ -9,7 +9,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import type { Veto } from "../veto.js";
 import type { StoredDecision, VetoStore, ApprovalStatus } from "../history/store.js";
 import { ApprovalError, VetoOptionsError, toError } from "../common/errors.js";
-import { loneSurrogateAt } from "../common/text.js";
+import { loneSurrogateAt } from "../common/canonical-json.js";
 import {
   CredentialError,
   devLoginAuthenticator,
@@ -246,6 +246,9 @@ export async function createApprovalServer(options: ApprovalServerOptions): Prom
   }
   const authenticate = authenticatorOf(options.auth);
   const maxNote = options.maxNoteLength ?? 2_000;
+  // What an answer's note must be, both for answers and for amendments: text a record can hold.
+  const isNote = (value: unknown): value is string => typeof value === "string" && value.length <= maxNote && loneSurrogateAt(value) < 0;
+  const noteRule = `note must be well-formed text of at most ${maxNote} characters`;
   const log = options.logger;
   const now = async (): Promise<number> => (store.now === undefined ? Date.now() : await store.now());
   if (options.readRecord !== undefined && typeof options.readRecord !== "function") {
@@ -364,9 +367,7 @@ export async function createApprovalServer(options: ApprovalServerOptions): Prom
           return refuse(reply, 400, "malformed_request", "the body must be a JSON object");
         const given = (body as Record<string, unknown>)["note"];
         if (given !== undefined) {
-          if (typeof given !== "string" || given.length > maxNote || loneSurrogateAt(given) >= 0) {
-            return refuse(reply, 400, "malformed_request", `note must be well-formed text of at most ${maxNote} characters`);
-          }
+          if (!isNote(given)) return refuse(reply, 400, "malformed_request", noteRule);
           note = given;
         }
         // Anything else in the body (a reviewerId, say) is ignored: the reviewer is the credential's.
@@ -420,9 +421,7 @@ export async function createApprovalServer(options: ApprovalServerOptions): Prom
       return no(400, "malformed_request", "arguments must be the amended call's arguments object");
     }
     const note = given["note"];
-    if (note !== undefined && (typeof note !== "string" || note.length > maxNote || loneSurrogateAt(note) >= 0)) {
-      return no(400, "malformed_request", `note must be well-formed text of at most ${maxNote} characters`);
-    }
+    if (note !== undefined && !isNote(note)) return no(400, "malformed_request", noteRule);
     const d = typeof id === "string" && ID.test(id) ? await store.getDecision(id) : undefined;
     if (d === undefined || d.action !== "require_approval" || d.approval === undefined) {
       return no(404, "unknown_decision", "no such approval");
@@ -449,7 +448,7 @@ export async function createApprovalServer(options: ApprovalServerOptions): Prom
         if (status >= 500) log?.error({ err: error, decision_id: d.id }, "amendment could not be stored");
         return no(status, error.code, publicMessage(error, status));
       }
-      // The amended call breaks the input contract, or the note cannot be recorded: nothing changed.
+      // The amended call breaks the input contract (the note was checked above): nothing changed.
       if (error instanceof VetoOptionsError) return no(400, "invalid_input", error.message);
       throw error;
     }

@@ -26,11 +26,11 @@ from .bundle import BundleVersion
 from .decision import AmendedCall, Decision, iso_timestamp
 from .errors import ApprovalError, CanonicalJsonError, VetoOptionsError
 from .evidence import WrittenRecords, approval_problem, written_records_of
-from .jsontext import js_number, stringify
+from .jsontext import js_number, lone_surrogate_at, stringify
 from .record_state import RecordStateReading
 from .records import RecordSink, amendment_record, answer_record, execution_record
 from .store import ApprovalTransition, InMemoryStore, StoredDecision
-from .text import is_blank, lone_surrogate_at
+from .text import is_blank
 from .unit import run_unit
 
 _T = TypeVar("_T")

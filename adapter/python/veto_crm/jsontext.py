@@ -39,6 +39,12 @@ def has_lone_surrogate(text: str) -> bool:
     return _SURROGATE.search(text) is not None
 
 
+def lone_surrogate_at(text: str) -> int:
+    """Where a str holds a lone surrogate (a code point index), or -1: no record (canonical JSON) can hold it."""
+    found = _SURROGATE.search(text)
+    return -1 if found is None else found.start()
+
+
 def js_string(text: str) -> str:
     """``JSON.stringify(text)``."""
     quoted = _encode_basestring(text)

@@ -78,17 +78,3 @@ def node_error_message(error: OSError, syscall: str = "open") -> str:
     description = _NODE_DESCRIPTIONS.get(code, (error.strerror or code).lower())
     where = f", {syscall} '{error.filename}'" if error.filename is not None else f", {syscall}"
     return f"{code}: {description}{where}"
-
-
-# Written with chr(): mypyc (the compiled build) refuses surrogates in string literals.
-_LONE_SURROGATE = re.compile("[" + chr(0xD800) + "-" + chr(0xDFFF) + "]")
-
-
-def lone_surrogate_at(text: str) -> int:
-    """
-    Where a str holds a lone surrogate (a code point index), or -1: such a
-    string has no UTF-8 form, so no record (canonical JSON) can hold it. (A
-    Python str holds a surrogate pair read from JSON as one code point.)
-    """
-    found = _LONE_SURROGATE.search(text)
-    return -1 if found is None else found.start()
