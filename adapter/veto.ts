@@ -562,14 +562,22 @@ function digestOfRaw(masker: RecordMasker, raw: unknown): string | null {
 }
 
 /**
- * For front ends that parse calls themselves (the CLI): decide a call that
- * could not be parsed. `text` is what was received, or undefined when it was
- * not kept (a line over the input limit; its record then has no input digest).
- * Not part of the public API.
+ * For front ends that parse calls themselves (the CLI, the MCP proxy): decide
+ * a call that could not be parsed. `text` is what was received, or undefined
+ * when it was not kept (a line over the input limit; its record then has no
+ * input digest). `from`, when the front end knows it (the MCP proxy's fixed
+ * context), is `{ tool, context }` as far as it is known: the deny is then
+ * attributed, recorded under that actor and tenant and counted towards their
+ * escalation (docs/contract.md §3). Not part of the public API.
  */
-export function protectUnreadable(veto: Veto, text: string | undefined, problem: string): Promise<Decision> {
+export function protectUnreadable(
+  veto: Veto,
+  text: string | undefined,
+  problem: string,
+  from?: { readonly tool?: string | undefined; readonly context: unknown },
+): Promise<Decision> {
   if (!(veto instanceof VetoInstance)) throw new VetoOptionsError("protectUnreadable: pass a veto made by createVeto()");
-  return veto.protectUnreadable(text, problem);
+  return veto.protectUnreadable(text, problem, from);
 }
 
 /**
@@ -890,8 +898,8 @@ class VetoInstance implements Veto {
   }
 
   /** A call that could not even be read (e.g. a line of the CLI that is not JSON): invalid_input, recorded. */
-  async protectUnreadable(text: string | undefined, problem: string): Promise<Decision> {
-    return (await this.#decide(text, problem)).decision;
+  async protectUnreadable(text: string | undefined, problem: string, from?: unknown): Promise<Decision> {
+    return (await this.#decide(text, { problem, from })).decision;
   }
 
   /** A call parsed from `text`: its amounts are judged by their text there. */
@@ -902,7 +910,7 @@ class VetoInstance implements Veto {
   /** `cause`: why a record_unavailable deny was given (the sink's or store's error). */
   async #decide(
     raw: unknown,
-    unreadable?: string,
+    unreadable?: { readonly problem: string; readonly from: unknown },
     text?: string,
     amendment?: { readonly from: string; readonly by: string },
   ): Promise<DecideResult> {
@@ -915,11 +923,11 @@ class VetoInstance implements Veto {
     const checked =
       unreadable === undefined
         ? checkText(raw, text, this.#limits, policy.data.amountFields)
-        : { ok: false as const, message: unreadable, partial: undefined };
+        : { ok: false as const, message: unreadable.problem, partial: undefined };
     const call = checked.ok ? checked.call : undefined;
     const who =
       call === undefined
-        ? partialContext(raw)
+        ? partialContext(unreadable?.from ?? raw)
         : { actorId: call.context.actorId, tenantId: call.context.tenantId, environment: call.context.environment, tool: call.tool };
     // count -> evaluate -> record -> append as one unit, exclusive per (actor,
     // tenant), so concurrent calls (here or, with a shared store, in other

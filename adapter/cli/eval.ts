@@ -7,13 +7,13 @@
  */
 import { parseArgs } from "node:util";
 import { pino } from "pino";
-import { toError } from "../common/errors.js";
+import { jsonSyntaxProblem, toError } from "../common/errors.js";
 import { DEFAULT_INPUT_LIMITS } from "../call/input.js";
 import { DecisionLogError, openFileLog, type FileDecisionLog } from "../audit/index.js";
 import { FdRecordSink, standardLogDestination } from "../records/fd-sink.js";
 import { createVeto, protectText, protectUnreadable, type Veto } from "../veto.js";
 import { UsageError, CliExit, fail, print, readBoundedFile, readDataFile, type Command } from "./common.js";
-import { readLines } from "./line-reader.js";
+import { readLines } from "../common/line-reader.js";
 import { SHADOW_USAGE, readShadowOptions, shadowOptions } from "./shadow-flags.js";
 import { MAX_KEY_FILE_BYTES, VERIFICATION_KEY_USAGE, readVerificationKey, verificationKeyOptions } from "./verification-key.js";
 
@@ -162,7 +162,7 @@ async function decideLines(veto: Veto): Promise<void> {
       try {
         call = JSON.parse(line);
       } catch (error) {
-        problem = `the line is not valid JSON: ${toError(error).message}`;
+        problem = `the line is not valid JSON: ${jsonSyntaxProblem(error)}`;
       }
     }
     // protect() resolves only after the record sink's write did: with --log,

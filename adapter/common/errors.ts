@@ -228,3 +228,16 @@ export function toError(thrown: unknown): Error {
   }
   return new Error(`non-error thrown: ${String(thrown)}`);
 }
+
+/**
+ * Why JSON.parse refused some text, without any of the text. V8 quotes a
+ * window of the input in some messages ("Unexpected token 'x', "..." is not
+ * valid JSON"); passed on, that would put unmasked input into records and
+ * logs. Messages that only give a position are kept as they are.
+ */
+export function jsonSyntaxProblem(thrown: unknown): string {
+  const message = toError(thrown).message;
+  if (message.startsWith("Unexpected token")) return "Unexpected token: a character JSON does not allow there";
+  // Grammar in single quotes ("Expected ',' or '}'") is V8's own; a double quote may open a window of the input.
+  return message.includes('"') ? "not JSON text" : message;
+}

@@ -78,28 +78,27 @@ export class UpstreamFailure extends Error {
   }
 }
 
+/** A refusal's details for programs, under META_KEY: the code and, when one was made, the decision. */
+export function decisionMeta(code: string, decision?: Decision, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    code,
+    ...(decision === undefined
+      ? {}
+      : {
+          decisionId: decision.id,
+          action: decision.action,
+          escalated: decision.escalated,
+          reasons: decision.reasons,
+          approvers: decision.approvers,
+          bundle: decision.bundle,
+        }),
+    ...extra,
+  };
+}
+
 /** An isError result naming the code, the message and the decision; details in `_meta` for programs. */
 export function refusal(code: string, text: string, decision?: Decision, extra: Record<string, unknown> = {}): ToolResult {
-  return {
-    isError: true,
-    content: [{ type: "text", text }],
-    _meta: {
-      [META_KEY]: {
-        code,
-        ...(decision === undefined
-          ? {}
-          : {
-              decisionId: decision.id,
-              action: decision.action,
-              escalated: decision.escalated,
-              reasons: decision.reasons,
-              approvers: decision.approvers,
-              bundle: decision.bundle,
-            }),
-        ...extra,
-      },
-    },
-  };
+  return { isError: true, content: [{ type: "text", text }], _meta: { [META_KEY]: decisionMeta(code, decision, extra) } };
 }
 
 function denied(decision: Decision): ToolResult {

@@ -10,7 +10,6 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
-import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 import {
   CallToolRequestSchema,
@@ -22,10 +21,11 @@ import {
   type JSONRPCMessage,
   type Tool,
 } from "@modelcontextprotocol/sdk/types.js";
-import { toolVisibility } from "../veto.js";
+import { protectUnreadable, toolVisibility } from "../veto.js";
 import { VetoOptionsError, toError } from "../common/errors.js";
 import { safeLog } from "../common/logger.js";
-import { UpstreamFailure, governCall, type CallChannel, type GovernOptions, type ToolResult } from "./govern.js";
+import { META_KEY, UpstreamFailure, decisionMeta, governCall, type CallChannel, type GovernOptions, type ToolResult } from "./govern.js";
+import { HostStdioTransport, type RefusedMessage } from "./host-transport.js";
 import { ToolMap } from "./tool-map.js";
 
 /** Default longest wait for the upstream's answer to one request, ms (the MCP SDK's own default request timeout). */
@@ -120,7 +120,7 @@ export class McpProxy {
   }
 
   /**
-   * Start the upstream, then serve the host on `host` (a StdioServerTransport
+   * Start the upstream, then serve the host on `host` (a HostStdioTransport
    * for the CLI). Rejects when the upstream cannot be started.
    */
   static async start(options: McpProxyOptions, host: Transport): Promise<McpProxy> {
@@ -152,12 +152,16 @@ export class McpProxy {
       proxy.#noteMalformed(message);
       receive?.(message, extra);
     };
+    // A message the transport refused (too long, not JSON, not JSON-RPC) is
+    // logged, and a tools/call among them recorded before it is answered.
+    if (host instanceof HostStdioTransport) host.onrefused = (refused) => proxy.#refused(refused);
+    host.onerror = (error) => safeLog(options.log, { err: error }, "MCP host channel error");
     return proxy;
   }
 
   /** start() on this process's stdin and stdout, the host's end of a stdio MCP server. */
   static startOnStdio(options: McpProxyOptions): Promise<McpProxy> {
-    return McpProxy.start(options, new StdioServerTransport());
+    return McpProxy.start(options, new HostStdioTransport());
   }
 
   /** Resolves once the host is gone and everything is closed. */
@@ -375,6 +379,29 @@ export class McpProxy {
         );
       }
       throw new UpstreamFailure("upstream_error", `The upstream MCP server failed ${name}: ${toError(error).message}.`, { cause: error });
+    }
+  }
+
+  /**
+   * A refused message: logged; a tools/call request (with an id, even an
+   * unusable one) is decided as unreadable input under the proxy's context,
+   * so it is recorded and counts towards escalation like any invalid_input
+   * (docs/contract.md §9); its decision goes in the error's data.
+   */
+  async #refused(refused: RefusedMessage): Promise<Record<string, unknown> | undefined> {
+    const { veto, context, log, toolMap } = this.#options;
+    const { problem, code, id, method, toolName } = refused;
+    log.warn({ code, id, method, tool: toolName, problem }, "MCP message refused");
+    if (method !== "tools/call" || !refused.answered) return undefined;
+    try {
+      const decision = await protectUnreadable(veto, refused.text, problem, {
+        tool: toolName === undefined ? undefined : toolMap.policyTool(toolName),
+        context: { ...context, ...(id === undefined ? {} : { requestId: JSON.stringify(id) }) },
+      });
+      return { [META_KEY]: decisionMeta(decision.reasons[0]?.code ?? "invalid_input", decision) };
+    } catch (error) {
+      safeLog(log, { err: toError(error) }, "refused tools/call could not be recorded");
+      return undefined;
     }
   }
 

@@ -13,7 +13,7 @@ import { pack } from "tar-stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadBundle } from "../../adapter/policy/bundle.js";
 import { MAX_BUNDLE_UNPACKED_BYTES, readTarball } from "../../adapter/policy/bundle-hash.js";
-import { readLines, type InputLine } from "../../adapter/cli/line-reader.js";
+import { readLines, type InputLine } from "../../adapter/common/line-reader.js";
 import { DEFAULT_INPUT_LIMITS } from "../../adapter/call/input.js";
 import { openFileLog, verifyLog } from "../../adapter/audit/index.js";
 import { MAX_RECORD_LINE_BYTES } from "../../adapter/records/file/segments.js";

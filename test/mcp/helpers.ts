@@ -39,6 +39,20 @@ export interface Host {
   close(): Promise<void>;
 }
 
+/** The JSON lines of a file (none when it does not exist yet). */
+function jsonLines<T>(file: string): T[] {
+  if (!existsSync(file)) return [];
+  return readFileSync(file, "utf8")
+    .split("\n")
+    .filter((line) => line !== "")
+    .map((line) => JSON.parse(line) as T);
+}
+
+/** The decision records of a --log file. */
+export function decisionRecords(log: string): Record<string, unknown>[] {
+  return jsonLines<Record<string, unknown>>(log).filter((r) => r["type"] === "decision");
+}
+
 /** Start `veto mcp-proxy FLAGS -- node upstream.mjs` under a real MCP client. */
 export async function startProxy(
   flags: readonly string[],
@@ -75,19 +89,88 @@ export async function startProxy(
     client,
     dir,
     log,
-    calls: () =>
-      existsSync(callsFile)
-        ? readFileSync(callsFile, "utf8")
-            .split("\n")
-            .filter((line) => line !== "")
-            .map((line) => JSON.parse(line) as CountedCall)
-        : [],
+    calls: () => jsonLines<CountedCall>(callsFile),
     stderr: () => stderr,
     close: () => client.close(),
   };
 }
 
-/** The text of a tool result's first content item. */
+/** The proxy spoken to in raw lines on its stdin, as a host would (what an SDK client cannot send). */
+export interface RawProxy {
+  /** Write text to the proxy's stdin as it is (add the "\n"). */
+  write(text: string | Buffer): void;
+  /** Write one message as a line. */
+  send(message: object): void;
+  /** The JSON-RPC messages written to stdout so far. */
+  messages(): Record<string, unknown>[];
+  /** Wait for the message on stdout that answers `id`. */
+  answer(id: string | number): Promise<Record<string, unknown>>;
+  /** Wait until `count` messages have been written to stdout. */
+  written(count: number): Promise<void>;
+  stdout(): string;
+  stderr(): string;
+  /** Every call the upstream received so far, in order. */
+  calls(): CountedCall[];
+  readonly log: string;
+  /** Close stdin; resolves with the exit code. */
+  end(): Promise<number | null>;
+}
+
+/** `veto mcp-proxy FLAGS -- node upstream.mjs` with --log, spoken to in raw lines; initialized. */
+export async function startRawProxy(flags: readonly string[] = []): Promise<RawProxy> {
+  const dir = mkdtempSync(join(tmpdir(), "veto-mcp-raw-"));
+  const log = join(dir, "decisions.jsonl");
+  const callsFile = join(dir, "calls.jsonl");
+  const child = spawn(
+    process.execPath,
+    [requireCli(), "mcp-proxy", "--bundle", requireBundle(), "--log", log, ...CONTEXT_FLAGS, ...flags, "--", process.execPath, UPSTREAM],
+    { cwd: ROOT, env: { ...process.env, VETO_MCP_CALLS: callsFile }, stdio: ["pipe", "pipe", "pipe"] },
+  );
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (c: Buffer) => (stdout += c.toString("utf8")));
+  child.stderr.on("data", (c: Buffer) => (stderr += c.toString("utf8")));
+  const exited = new Promise<number | null>((done) => child.once("exit", done));
+  const messages = (): Record<string, unknown>[] =>
+    stdout
+      .split("\n")
+      .filter((l) => l !== "")
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  const until = async (what: string, done: () => boolean): Promise<void> => {
+    const deadline = Date.now() + 20_000;
+    while (!done()) {
+      if (Date.now() > deadline) throw new Error(`${what}; stdout: ${stdout.slice(0, 4000)}; stderr: ${stderr.slice(0, 4000)}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  const raw: RawProxy = {
+    write: (text) => void child.stdin.write(text),
+    send: (message) => void child.stdin.write(`${JSON.stringify({ jsonrpc: "2.0", ...message })}\n`),
+    messages,
+    answer: async (id) => {
+      await until(`no answer to ${JSON.stringify(id)}`, () => messages().some((m) => m["id"] === id));
+      return messages().find((m) => m["id"] === id)!;
+    },
+    written: (count) => until(`fewer than ${count} messages`, () => messages().length >= count),
+    stdout: () => stdout,
+    stderr: () => stderr,
+    calls: () => jsonLines<CountedCall>(callsFile),
+    log,
+    end: () => {
+      child.stdin.end();
+      return exited;
+    },
+  };
+  raw.send({
+    id: "init",
+    method: "initialize",
+    params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "raw", version: "1" } },
+  });
+  await raw.answer("init");
+  raw.send({ method: "notifications/initialized" });
+  return raw;
+}
+
 /**
  * A --tool-map file in a fresh temporary directory: the MCP tool deal_update ({ deal: { id, tenant,
  * set }, ... }) mapped to crm.update on an opportunity. Its path.
@@ -112,6 +195,7 @@ export function dealToolMap(): string {
   return map;
 }
 
+/** The text of a tool result's first content item. */
 export function textOf(result: unknown): string {
   return ((result as { content?: { text?: string }[] }).content ?? [])[0]?.text ?? "";
 }

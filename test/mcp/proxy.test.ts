@@ -2,11 +2,10 @@
 // the proxy started as the docs start it, a real upstream MCP server process
 // that counts its calls, the test bundle, the file log. Approvals through
 // `veto serve` on PostgreSQL are in approvals.test.ts.
-import { readFileSync } from "node:fs";
 import { CallToolResultSchema, McpError, ResultSchema } from "@modelcontextprotocol/sdk/types.js";
 import { afterEach, describe, expect, it } from "vitest";
 import { seededRandom } from "../helpers/generate-calls.js";
-import { ACTOR, dealToolMap, startProxy, textOf, vetoMeta, type Host } from "./helpers.js";
+import { ACTOR, dealToolMap, startProxy, textOf, vetoMeta, type Host, decisionRecords } from "./helpers.js";
 
 const hosts: Host[] = [];
 afterEach(async () => {
@@ -24,13 +23,6 @@ async function proxyWithLog(flags: string[] = []): Promise<{ host: Host; log: st
   const host = await proxy(flags);
   return { host, log: host.log };
 }
-
-const records = (log: string): Record<string, unknown>[] =>
-  readFileSync(log, "utf8")
-    .split("\n")
-    .filter((l) => l !== "")
-    .map((l) => JSON.parse(l) as Record<string, unknown>)
-    .filter((r) => r["type"] === "decision");
 
 const read = { object: "contact", recordId: "c_1", tenantId: "acme", fields: ["name", "company"] };
 const update = { object: "opportunity", recordId: "opp_1", tenantId: "acme", changes: { close_date: "2027-01-31" } };
@@ -74,7 +66,7 @@ describe("tools/call", () => {
     const result = await host.client.callTool({ name: "crm.update", arguments: { ...update, reason: "Customer asked" } });
     expect(result.isError).toBeFalsy();
     expect(host.calls().map(({ name, arguments: a }) => ({ name, arguments: a }))).toEqual([{ name: "crm.update", arguments: update }]);
-    const [record] = records(log);
+    const [record] = decisionRecords(log);
     expect(record).toMatchObject({ tool: "crm.update", actor_id: ACTOR, result: { action: "allow" } });
     expect((record!["input"] as { context: { reason: string } }).context.reason).toBe("Customer asked");
   });
@@ -108,7 +100,7 @@ describe("tools/call", () => {
     const result = await host.client.callTool({ name: "crm.create", arguments: args });
     expect(result.isError).toBeFalsy();
     expect(host.calls()[0]?.arguments).toEqual(args);
-    expect((records(log)[0]!["input"] as { context: { reason: string } }).context.reason).toBe("New lead from the fair");
+    expect((decisionRecords(log)[0]!["input"] as { context: { reason: string } }).context.reason).toBe("New lead from the fair");
   });
 
   it("answers a deny with isError naming the code; the upstream is never called", async () => {
@@ -183,8 +175,10 @@ describe("tools/call", () => {
     expect(host.calls()).toEqual([]);
     // Recorded (asynchronously beside the SDK's answer): three invalid_input denies and the escalated read.
     const until = Date.now() + 5000;
-    while (records(log).length < 4 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
-    const invalid = records(log).filter((r) => (r["result"] as { reasons: { code: string }[] }).reasons[0]?.code === "invalid_input");
+    while (decisionRecords(log).length < 4 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    const invalid = decisionRecords(log).filter(
+      (r) => (r["result"] as { reasons: { code: string }[] }).reasons[0]?.code === "invalid_input",
+    );
     expect(invalid).toHaveLength(3);
     expect(invalid.every((r) => r["actor_id"] === ACTOR && r["tenant_id"] === "acme")).toBe(true);
   });
@@ -237,7 +231,7 @@ describe("tools/call", () => {
     });
     expect(vetoMeta(wrong).code).toBe("wrong_tenant");
     expect(host.calls().map((c) => c.arguments)).toEqual([small]);
-    const [first] = records(log);
+    const [first] = decisionRecords(log);
     expect(first).toMatchObject({
       tool: "crm.update",
       input: {

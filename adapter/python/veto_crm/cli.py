@@ -177,7 +177,7 @@ def read_data_file(path: str) -> dict[str, Any]:
 def read_lines(fd: int, max_bytes: int) -> Iterator[tuple[Optional[str], Optional[str]]]:
     """
     The lines of a byte stream as the TypeScript CLI reads them
-    (adapter/cli/line-reader.ts), each as (text, None) or (None, why it cannot
+    (adapter/common/line-reader.ts), each as (text, None) or (None, why it cannot
     be read): a line ends at "\n", a "\r" just before it belongs to the line
     ending, a lone "\r" is JSON white space. A line of more than ``max_bytes``
     bytes is answered as soon as the limit is passed and the rest of it is
