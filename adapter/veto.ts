@@ -927,7 +927,7 @@ class VetoInstance implements Veto {
     const call = checked.ok ? checked.call : undefined;
     const who =
       call === undefined
-        ? partialContext(unreadable?.from ?? raw)
+        ? partialContext(unreadable?.from ?? raw, this.#limits.maxInputBytes)
         : { actorId: call.context.actorId, tenantId: call.context.tenantId, environment: call.context.environment, tool: call.tool };
     // count -> evaluate -> record -> append as one unit, exclusive per (actor,
     // tenant), so concurrent calls (here or, with a shared store, in other

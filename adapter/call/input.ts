@@ -8,7 +8,7 @@
  *  2. `callSchema` (zod, strict) checks the contract's types on that copy.
  */
 import { z } from "zod";
-import { canonicalJson, rememberRecent } from "../common/canonical-json.js";
+import { canonicalJson, loneSurrogateAt, rememberRecent } from "../common/canonical-json.js";
 import { foldKey, isBlank } from "../common/text.js";
 
 export interface InputLimits {
@@ -421,21 +421,36 @@ export function quickCallCheck(copy: unknown): boolean {
   return true;
 }
 
-/** The parts of a refused call that are safe to read for history and records. */
-export function partialContext(partial: unknown): { actorId?: string; tenantId?: string; environment?: string; tool?: string } {
+/**
+ * The parts of a refused call that are safe to read for history and records:
+ * the tool, actor, tenant and environment, each only when it is text a valid
+ * call could carry there (non-blank, well-formed, at most `maxBytes` bytes of
+ * UTF-8). Anything else is left out (attributed to no one): the record of a
+ * refused call stays small and writable whatever the call held.
+ */
+export function partialContext(
+  partial: unknown,
+  maxBytes: number,
+): { actorId?: string; tenantId?: string; environment?: string; tool?: string } {
   try {
-    return readPartialContext(partial);
+    return readPartialContext(partial, maxBytes);
   } catch {
     // A getter or proxy in what the agent sent threw: nothing is attributable.
     return {};
   }
 }
 
-function readPartialContext(partial: unknown): { actorId?: string; tenantId?: string; environment?: string; tool?: string } {
+function readPartialContext(
+  partial: unknown,
+  maxBytes: number,
+): { actorId?: string; tenantId?: string; environment?: string; tool?: string } {
   if (partial === null || typeof partial !== "object") return {};
   const p = partial as Record<string, unknown>;
   const context = p["context"] !== null && typeof p["context"] === "object" ? (p["context"] as Record<string, unknown>) : {};
-  const str = (v: unknown): string | undefined => (typeof v === "string" && !isBlank(v) ? v : undefined);
+  const str = (v: unknown): string | undefined =>
+    typeof v === "string" && v.length <= maxBytes && !isBlank(v) && loneSurrogateAt(v) === -1 && Buffer.byteLength(v, "utf8") <= maxBytes
+      ? v
+      : undefined;
   const out: { actorId?: string; tenantId?: string; environment?: string; tool?: string } = {};
   const actorId = str(context["actorId"]);
   const tenantId = str(context["tenantId"]);

@@ -200,3 +200,64 @@ describe("every decision's record verifies (docs/contract.md §7)", () => {
     },
   );
 });
+
+describe("a refused call is attributed only to what a valid call could carry (docs/contract.md §3, §7)", () => {
+  let dir: string;
+  let cleanup: () => Promise<void>;
+  beforeAll(async () => {
+    ({ dir, cleanup } = await tempDir());
+  });
+  afterAll(() => cleanup());
+
+  const LIMIT = 65_536;
+  // Each field: text a valid call could carry, or text no record should take from a refused call.
+  const field = fc.oneof(
+    fc.constantFrom(ACTOR, "acme", "production", "crm.update", "ünïcödé-ключ-名前"),
+    // Within the limit, at it, and past it: in characters, or only in UTF-8 bytes.
+    fc.constantFrom(LIMIT - 1, LIMIT, LIMIT + 1, 4 * LIMIT).map((n) => "a".repeat(n)),
+    fc.constantFrom(LIMIT / 2 - 1, LIMIT / 2 + 1, LIMIT).map((n) => "é".repeat(n)),
+    // Lone surrogates, high or low, at either end or inside.
+    fc
+      .tuple(fc.constantFrom("\uD800", "\uDBFF", "\uDC00", "\uDFFF"), fc.constantFrom("start", "middle", "end"))
+      .map(([s, at]) => (at === "start" ? `${s}agent` : at === "end" ? `agent${s}` : `ag${s}ent`)),
+    fc.constantFrom("", "   ", "\u200B", 7, null),
+  );
+  const recordable = (v: unknown): boolean =>
+    typeof v === "string" &&
+    !BLANK.test(v) &&
+    !/[\uD800-\uDFFF]/.test(v.replace(/[\uD800-\uDBFF][\uDC00-\uDFFF]/g, "")) &&
+    Buffer.byteLength(v, "utf8") <= LIMIT;
+
+  let run = 0;
+  it(
+    `records every such call as invalid_input, never record_unavailable; the log verifies and stays small (seed ${SEED + 7})`,
+    { timeout: 120_000 },
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(field, field, field, field, fc.boolean(), async (actorId, tenantId, environment, tool, oversized) => {
+          const path = join(dir, `refused-${(run += 1)}.jsonl`);
+          const log = await openFileLog(path);
+          const veto = await createVeto({ bundle: requireBundle(), logger: captureLogger().logger, recordSink: log });
+          try {
+            // Refused for its arguments (not an object), or for its size.
+            const args = oversized ? { object: "contact", recordId: "c_1", fields: ["x".repeat(LIMIT)] } : 5;
+            const decision = await veto.protect({ tool, arguments: args, context: { actorId, tenantId, environment } });
+            expect(decision.reasons.map((r) => r.code)).toEqual(["invalid_input"]);
+          } finally {
+            await veto.close();
+            await log.close();
+          }
+          expect(await verifyLog([path])).toMatchObject({ ok: true, count: 1 });
+          const text = await readFile(path, "utf8");
+          expect(text.length).toBeLessThan(6 * LIMIT);
+          const record = JSON.parse(text) as Record<string, unknown>;
+          expect(record["actor_id"]).toBe(recordable(actorId) ? actorId : null);
+          expect(record["tenant_id"]).toBe(recordable(tenantId) ? tenantId : null);
+          expect(record["environment"]).toBe(recordable(environment) ? environment : null);
+          expect(record["tool"]).toBe(recordable(tool) ? tool : null);
+        }),
+        { seed: SEED + 7, numRuns: 80 },
+      );
+    },
+  );
+});

@@ -438,7 +438,11 @@ class PartialContext:
     tool: Optional[str] = None
 
 
-def partial_context(raw: Any) -> PartialContext:
+def partial_context(raw: Any, max_bytes: int) -> PartialContext:
+    """The parts of a refused call safe to read for history and records (input.ts's partialContext):
+    each only when it is text a valid call could carry there (non-blank, well-formed, at most
+    ``max_bytes`` bytes of UTF-8); anything else is attributed to no one, so the record of a refused
+    call stays small and writable whatever the call held."""
     try:
         if not isinstance(raw, dict):
             return PartialContext()
@@ -447,7 +451,9 @@ def partial_context(raw: Any) -> PartialContext:
             context = {}
 
         def text(value: Any) -> Optional[str]:
-            return value if isinstance(value, str) and not is_blank(value) else None
+            if not isinstance(value, str) or len(value) > max_bytes or is_blank(value) or has_lone_surrogate(value):
+                return None
+            return value if len(value.encode("utf-8")) <= max_bytes else None
 
         return PartialContext(
             actor_id=text(context.get("actorId")),

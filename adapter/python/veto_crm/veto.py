@@ -407,7 +407,7 @@ class Veto:
         )
         call = checked.call if type(checked) is CheckedCall else None
         if call is None:
-            who = partial_context(raw)
+            who = partial_context(raw, self._limits.max_input_bytes)
         else:
             ctx = call["context"]
             who = PartialContext(ctx["actorId"], ctx["tenantId"], ctx["environment"], call["tool"])
