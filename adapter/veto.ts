@@ -45,6 +45,7 @@ import {
   type CheckedInput,
   deepFreeze,
   partialContext,
+  type PartialContext,
   type CallContext,
   type InputLimits,
   type VetoCall,
@@ -466,7 +467,7 @@ interface DecisionContext {
   readonly checked: CheckedInput;
   /** The checked call; undefined when it is invalid input. */
   readonly call: VetoCall | undefined;
-  readonly who: ReturnType<typeof partialContext>;
+  readonly who: PartialContext;
   /**
    * The record's state as read for this call (docs/contract.md §6: asked
    * once): a decision the store makes again (UnitRetry) reuses it.
@@ -1101,10 +1102,10 @@ class VetoInstance implements Veto {
       actor_id: who.actorId ?? null,
       tenant_id: who.tenantId ?? null,
       environment: who.environment ?? null,
-      source_system: call?.context.sourceSystem ?? null,
-      request_id: call?.context.requestId ?? null,
-      session_id: call?.context.sessionId ?? null,
-      on_behalf_of: call?.context.onBehalfOf ?? null,
+      source_system: call?.context.sourceSystem ?? who.sourceSystem ?? null,
+      request_id: call?.context.requestId ?? who.requestId ?? null,
+      session_id: call?.context.sessionId ?? who.sessionId ?? null,
+      on_behalf_of: call?.context.onBehalfOf ?? who.onBehalfOf ?? null,
       input,
       masked,
       input_digest:

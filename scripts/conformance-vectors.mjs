@@ -156,6 +156,17 @@ export const SUITES = [
       { call: { tool: "crm.update", arguments: [], context: null } },
       { call: { tool: 5, arguments: "a", context: "c" } },
       { call: update({}, { reason: 9 }) },
+      // A refused call's record keeps only what a valid call could carry: the optional context
+      // (blank allowed) and required text within the limit and well-formed; the rest is null.
+      {
+        call: update(
+          { amount: "9000" },
+          { requestId: "req_7", sessionId: "", sourceSystem: "salesforce", onBehalfOf: "user:ana@acme.example" },
+        ),
+      },
+      { call: update({ amount: "9000" }, { actorId: "a".repeat(2049), requestId: "r".repeat(2049) }) },
+      { call: update({ amount: "9000" }, { actorId: "é".repeat(1025), tenantId: "acme\udc00", requestId: "\ud800" }) },
+      { call: { ...update({ amount: "9000" }, { sessionId: "s_1" }), tool: "t".repeat(2048) } },
     ],
   },
   {

@@ -421,17 +421,27 @@ export function quickCallCheck(copy: unknown): boolean {
   return true;
 }
 
+/** What a refused call names, as far as it can be read (partialContext). */
+export interface PartialContext {
+  actorId?: string;
+  tenantId?: string;
+  environment?: string;
+  tool?: string;
+  sourceSystem?: string;
+  requestId?: string;
+  sessionId?: string;
+  onBehalfOf?: string;
+}
+
 /**
  * The parts of a refused call that are safe to read for history and records:
- * the tool, actor, tenant and environment, each only when it is text a valid
- * call could carry there (non-blank, well-formed, at most `maxBytes` bytes of
- * UTF-8). Anything else is left out (attributed to no one): the record of a
- * refused call stays small and writable whatever the call held.
+ * the tool, the required context and the optional context, each only when it
+ * is text a valid call could carry there (well-formed, at most `maxBytes`
+ * bytes of UTF-8; non-blank where §1 requires it). Anything else is left out
+ * (attributed to no one): the record of a refused call stays small and
+ * writable whatever the call held.
  */
-export function partialContext(
-  partial: unknown,
-  maxBytes: number,
-): { actorId?: string; tenantId?: string; environment?: string; tool?: string } {
+export function partialContext(partial: unknown, maxBytes: number): PartialContext {
   try {
     return readPartialContext(partial, maxBytes);
   } catch {
@@ -440,26 +450,23 @@ export function partialContext(
   }
 }
 
-function readPartialContext(
-  partial: unknown,
-  maxBytes: number,
-): { actorId?: string; tenantId?: string; environment?: string; tool?: string } {
+function readPartialContext(partial: unknown, maxBytes: number): PartialContext {
   if (partial === null || typeof partial !== "object") return {};
   const p = partial as Record<string, unknown>;
   const context = p["context"] !== null && typeof p["context"] === "object" ? (p["context"] as Record<string, unknown>) : {};
-  const str = (v: unknown): string | undefined =>
-    typeof v === "string" && v.length <= maxBytes && !isBlank(v) && loneSurrogateAt(v) === -1 && Buffer.byteLength(v, "utf8") <= maxBytes
-      ? v
-      : undefined;
-  const out: { actorId?: string; tenantId?: string; environment?: string; tool?: string } = {};
-  const actorId = str(context["actorId"]);
-  const tenantId = str(context["tenantId"]);
-  const environment = str(context["environment"]);
-  const tool = str(p["tool"]);
-  if (actorId !== undefined) out.actorId = actorId;
-  if (tenantId !== undefined) out.tenantId = tenantId;
-  if (environment !== undefined) out.environment = environment;
-  if (tool !== undefined) out.tool = tool;
+  const text = (v: unknown): v is string =>
+    typeof v === "string" && v.length <= maxBytes && loneSurrogateAt(v) === -1 && Buffer.byteLength(v, "utf8") <= maxBytes;
+  const out: PartialContext = {};
+  const tool = p["tool"];
+  if (text(tool) && !isBlank(tool)) out.tool = tool;
+  for (const name of REQUIRED_CONTEXT) {
+    const value = context[name];
+    if (text(value) && !isBlank(value)) out[name] = value;
+  }
+  for (const name of OPTIONAL_CONTEXT) {
+    const value = context[name];
+    if (name !== "reason" && text(value)) out[name] = value;
+  }
   return out;
 }
 

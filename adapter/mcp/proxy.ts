@@ -396,7 +396,7 @@ export class McpProxy {
     try {
       const decision = await protectUnreadable(veto, refused.text, problem, {
         tool: toolName === undefined ? undefined : toolMap.policyTool(toolName),
-        context: { ...context, ...(id === undefined ? {} : { requestId: JSON.stringify(id) }) },
+        context: { ...context, ...(id === undefined ? {} : { requestId: String(id) }) },
       });
       return { [META_KEY]: decisionMeta(decision.reasons[0]?.code ?? "invalid_input", decision) };
     } catch (error) {
@@ -406,13 +406,14 @@ export class McpProxy {
   }
 
   #noteMalformed(message: JSONRPCMessage): void {
-    const m = message as { method?: unknown; id?: unknown; params?: unknown };
+    // It passed the SDK's schema: an id is a string or an integer.
+    const m = message as { method?: unknown; id?: string | number; params?: unknown };
     if (m.method !== "tools/call" || m.id === undefined || CallToolRequestSchema.safeParse(message).success) return;
     const params = (m.params ?? {}) as { name?: unknown; arguments?: unknown };
     const tool = typeof params.name === "string" ? this.#options.toolMap.policyTool(params.name) : (params.name ?? null);
     const { veto, context, log } = this.#options;
     veto
-      .protect({ tool, arguments: params.arguments ?? null, context: { ...context, requestId: JSON.stringify(m.id) } })
+      .protect({ tool, arguments: params.arguments ?? null, context: { ...context, requestId: String(m.id) } })
       .catch((error: unknown) => safeLog(log, { err: toError(error) }, "malformed tools/call could not be recorded"));
   }
 }

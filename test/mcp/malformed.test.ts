@@ -112,6 +112,10 @@ describe("veto mcp-proxy on malformed host messages", () => {
     expect(invalid).toHaveLength(refused.length);
     expect(invalid.map((r) => r["tool"]).sort()).toEqual(refused.map((r) => r.tool).sort());
     expect(invalid.every((r) => r["actor_id"] === ACTOR && r["tenant_id"] === "acme" && r["input"] === null)).toBe(true);
+    // Each with the JSON-RPC id it came with, when it had a usable one, as its request_id.
+    expect(invalid.map((r) => r["request_id"]).sort()).toEqual(
+      refused.map((r) => (r.id === undefined ? null : String(r.id as string | number))).sort(),
+    );
     // The line over the limit and the one that is not UTF-8 were never kept as text: no digest of them.
     expect(invalid.filter((r) => r["input_digest"] === null)).toHaveLength(2);
     // Nothing refused was forwarded.

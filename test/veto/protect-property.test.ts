@@ -222,9 +222,10 @@ describe("a refused call is attributed only to what a valid call could carry (do
       .map(([s, at]) => (at === "start" ? `${s}agent` : at === "end" ? `agent${s}` : `ag${s}ent`)),
     fc.constantFrom("", "   ", "\u200B", 7, null),
   );
-  const recordable = (v: unknown): boolean =>
+  /** Text a valid call could carry: well-formed, within the limit; non-blank where required. */
+  const recordable = (v: unknown, required = true): boolean =>
     typeof v === "string" &&
-    !BLANK.test(v) &&
+    !(required && BLANK.test(v)) &&
     !/[\uD800-\uDFFF]/.test(v.replace(/[\uD800-\uDBFF][\uDC00-\uDFFF]/g, "")) &&
     Buffer.byteLength(v, "utf8") <= LIMIT;
 
@@ -234,28 +235,37 @@ describe("a refused call is attributed only to what a valid call could carry (do
     { timeout: 120_000 },
     async () => {
       await fc.assert(
-        fc.asyncProperty(field, field, field, field, fc.boolean(), async (actorId, tenantId, environment, tool, oversized) => {
-          const path = join(dir, `refused-${(run += 1)}.jsonl`);
-          const log = await openFileLog(path);
-          const veto = await createVeto({ bundle: requireBundle(), logger: captureLogger().logger, recordSink: log });
-          try {
-            // Refused for its arguments (not an object), or for its size.
-            const args = oversized ? { object: "contact", recordId: "c_1", fields: ["x".repeat(LIMIT)] } : 5;
-            const decision = await veto.protect({ tool, arguments: args, context: { actorId, tenantId, environment } });
-            expect(decision.reasons.map((r) => r.code)).toEqual(["invalid_input"]);
-          } finally {
-            await veto.close();
-            await log.close();
-          }
-          expect(await verifyLog([path])).toMatchObject({ ok: true, count: 1 });
-          const text = await readFile(path, "utf8");
-          expect(text.length).toBeLessThan(6 * LIMIT);
-          const record = JSON.parse(text) as Record<string, unknown>;
-          expect(record["actor_id"]).toBe(recordable(actorId) ? actorId : null);
-          expect(record["tenant_id"]).toBe(recordable(tenantId) ? tenantId : null);
-          expect(record["environment"]).toBe(recordable(environment) ? environment : null);
-          expect(record["tool"]).toBe(recordable(tool) ? tool : null);
-        }),
+        fc.asyncProperty(
+          field,
+          field,
+          field,
+          field,
+          field,
+          fc.boolean(),
+          async (actorId, tenantId, environment, tool, requestId, oversized) => {
+            const path = join(dir, `refused-${(run += 1)}.jsonl`);
+            const log = await openFileLog(path);
+            const veto = await createVeto({ bundle: requireBundle(), logger: captureLogger().logger, recordSink: log });
+            try {
+              // Refused for its arguments (not an object), or for its size.
+              const args = oversized ? { object: "contact", recordId: "c_1", fields: ["x".repeat(LIMIT)] } : 5;
+              const decision = await veto.protect({ tool, arguments: args, context: { actorId, tenantId, environment, requestId } });
+              expect(decision.reasons.map((r) => r.code)).toEqual(["invalid_input"]);
+            } finally {
+              await veto.close();
+              await log.close();
+            }
+            expect(await verifyLog([path])).toMatchObject({ ok: true, count: 1 });
+            const text = await readFile(path, "utf8");
+            expect(text.length).toBeLessThan(6 * LIMIT);
+            const record = JSON.parse(text) as Record<string, unknown>;
+            expect(record["actor_id"]).toBe(recordable(actorId) ? actorId : null);
+            expect(record["tenant_id"]).toBe(recordable(tenantId) ? tenantId : null);
+            expect(record["environment"]).toBe(recordable(environment) ? environment : null);
+            expect(record["tool"]).toBe(recordable(tool) ? tool : null);
+            expect(record["request_id"]).toBe(recordable(requestId, false) ? requestId : null);
+          },
+        ),
         { seed: SEED + 7, numRuns: 80 },
       );
     },

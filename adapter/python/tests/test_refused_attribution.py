@@ -39,8 +39,9 @@ def _field(rng: random.Random) -> Any:
     return rng.choice(["", "   ", "\u200b", 7, None])
 
 
-def _recordable(value: Any) -> bool:
-    if not isinstance(value, str) or is_blank(value):
+def _recordable(value: Any, required: bool = True) -> bool:
+    """Text a valid call could carry: well-formed, within the limit; non-blank where required."""
+    if not isinstance(value, str) or (required and is_blank(value)):
         return False
     if any(0xD800 <= ord(c) <= 0xDFFF for c in value):
         return False
@@ -50,14 +51,14 @@ def _recordable(value: Any) -> bool:
 def test_refused_calls_are_recorded_invalid_input_and_attributed_only_to_recordable_text(bundle: Path, tmp_path: Path) -> None:
     rng = random.Random(SEED)
     for case in range(60):
-        actor, tenant, environment, tool = (_field(rng) for _ in range(4))
+        actor, tenant, environment, tool, request_id = (_field(rng) for _ in range(5))
         oversized = rng.random() < 0.5
         args: Any = {"object": "contact", "recordId": "c_1", "fields": ["x" * LIMIT]} if oversized else 5
         path = tmp_path / f"refused-{case}.jsonl"
         log = open_file_log(str(path))
         veto = create_veto(bundle, record_sink=log)
         try:
-            decision = veto.protect({"tool": tool, "arguments": args, "context": {"actorId": actor, "tenantId": tenant, "environment": environment}})
+            decision = veto.protect({"tool": tool, "arguments": args, "context": {"actorId": actor, "tenantId": tenant, "environment": environment, "requestId": request_id}})
         finally:
             veto.close()
             log.close()
@@ -69,3 +70,4 @@ def test_refused_calls_are_recorded_invalid_input_and_attributed_only_to_recorda
         record = json.loads(text)
         for key, value in (("actor_id", actor), ("tenant_id", tenant), ("environment", environment), ("tool", tool)):
             assert record[key] == (value if _recordable(value) else None), f"{where}: {key}"
+        assert record["request_id"] == (request_id if _recordable(request_id, False) else None), f"{where}: request_id"

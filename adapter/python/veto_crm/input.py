@@ -430,19 +430,24 @@ def check_call(
 @fast_init
 @dataclass(frozen=True)
 class PartialContext:
-    """The parts of a refused call that are safe to read for history and records."""
+    """What a refused call names, as far as it can be read (partial_context)."""
 
     actor_id: Optional[str] = None
     tenant_id: Optional[str] = None
     environment: Optional[str] = None
     tool: Optional[str] = None
+    source_system: Optional[str] = None
+    request_id: Optional[str] = None
+    session_id: Optional[str] = None
+    on_behalf_of: Optional[str] = None
 
 
 def partial_context(raw: Any, max_bytes: int) -> PartialContext:
     """The parts of a refused call safe to read for history and records (input.ts's partialContext):
-    each only when it is text a valid call could carry there (non-blank, well-formed, at most
-    ``max_bytes`` bytes of UTF-8); anything else is attributed to no one, so the record of a refused
-    call stays small and writable whatever the call held."""
+    the tool, the required and the optional context, each only when it is text a valid call could
+    carry there (well-formed, at most ``max_bytes`` bytes of UTF-8; non-blank where §1 requires it).
+    Anything else is attributed to no one, so the record of a refused call stays small and writable
+    whatever the call held."""
     try:
         if not isinstance(raw, dict):
             return PartialContext()
@@ -451,15 +456,23 @@ def partial_context(raw: Any, max_bytes: int) -> PartialContext:
             context = {}
 
         def text(value: Any) -> Optional[str]:
-            if not isinstance(value, str) or len(value) > max_bytes or is_blank(value) or has_lone_surrogate(value):
+            if not isinstance(value, str) or len(value) > max_bytes or has_lone_surrogate(value):
                 return None
             return value if len(value.encode("utf-8")) <= max_bytes else None
 
+        def required(value: Any) -> Optional[str]:
+            found = text(value)
+            return None if found is None or is_blank(found) else found
+
         return PartialContext(
-            actor_id=text(context.get("actorId")),
-            tenant_id=text(context.get("tenantId")),
-            environment=text(context.get("environment")),
-            tool=text(raw.get("tool")),
+            actor_id=required(context.get("actorId")),
+            tenant_id=required(context.get("tenantId")),
+            environment=required(context.get("environment")),
+            tool=required(raw.get("tool")),
+            source_system=text(context.get("sourceSystem")),
+            request_id=text(context.get("requestId")),
+            session_id=text(context.get("sessionId")),
+            on_behalf_of=text(context.get("onBehalfOf")),
         )
     except Exception:
         # A mapping in what the agent sent raised: nothing is attributable.

@@ -494,7 +494,16 @@ class Veto:
             decision=decision,
             bundle=policy.version,
             who={"tool": who.tool, "actor_id": who.actor_id, "tenant_id": who.tenant_id, "environment": who.environment},
-            context=call["context"] if call is not None else None,
+            context=(
+                call["context"]
+                if call is not None
+                else {
+                    "sourceSystem": who.source_system,
+                    "requestId": who.request_id,
+                    "sessionId": who.session_id,
+                    "onBehalfOf": who.on_behalf_of,
+                }
+            ),
             input=masked_input,
             masked=masked,
             input_digest=input_digest,
